@@ -1,0 +1,7 @@
+module github.com/shadowlane/shadowlane/adapters/nats
+
+go 1.25.0
+
+require github.com/shadowlane/shadowlane v0.0.0
+
+replace github.com/shadowlane/shadowlane => ../..

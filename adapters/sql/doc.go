@@ -1,0 +1,2 @@
+// Package placeholder; see the issue tracker.
+package sql
