@@ -109,11 +109,23 @@ var idByte = func() (t [256]bool) {
 
 type ctxKey struct{}
 
+type ctxValue struct {
+	m     Mark
+	token string
+}
+
 // With returns a copy of ctx carrying m. With(ctx, Mark{}) explicitly marks
 // ctx as production/trunk, hiding any mark a parent context carried.
 // It does not validate m: entries validate what they read from the wire.
 func With(ctx context.Context, m Mark) context.Context {
-	return context.WithValue(ctx, ctxKey{}, m)
+	return context.WithValue(ctx, ctxKey{}, ctxValue{m: m})
+}
+
+// WithToken is [With] that also keeps the signed token the mark arrived
+// with, so outbound hops forward it and downstream edge-mode entries can
+// verify the mark again.
+func WithToken(ctx context.Context, m Mark, token string) context.Context {
+	return context.WithValue(ctx, ctxKey{}, ctxValue{m: m, token: token})
 }
 
 // FromContext returns the mark carried by ctx, or the zero Mark. It does
@@ -122,8 +134,24 @@ func FromContext(ctx context.Context) Mark {
 	if ctx == nil {
 		return Mark{}
 	}
-	m, _ := ctx.Value(ctxKey{}).(Mark)
-	return m
+	v, _ := ctx.Value(ctxKey{}).(ctxValue)
+	return v.m
+}
+
+// TokenFromContext returns the signed token stored by [WithToken], if any.
+func TokenFromContext(ctx context.Context) string {
+	if ctx == nil {
+		return ""
+	}
+	v, _ := ctx.Value(ctxKey{}).(ctxValue)
+	return v.token
+}
+
+// HasMark reports whether ctx (or a parent) had a mark set with [With], even
+// the zero one.
+func HasMark(ctx context.Context) bool {
+	_, ok := ctx.Value(ctxKey{}).(ctxValue)
+	return ok
 }
 
 // IsLoadTest reports whether ctx carries a load-test mark.

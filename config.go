@@ -1,0 +1,341 @@
+package shadowlane
+
+import (
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/shadowlane/shadowlane/propagation"
+)
+
+// Config is shadowlane's configuration: one YAML file (SHADOWLANE_CONFIG),
+// environment variables and options, merged in that order (later wins), then
+// validated as a whole by [Config.Validate].
+type Config struct {
+	// Service names this service in metrics, logs and the drill.
+	Service string `yaml:"service"`
+	// Env is this instance's own environment tag (SHADOWLANE_ENV); empty is trunk.
+	Env string `yaml:"env"`
+	// Trust configures how entries treat incoming marks.
+	Trust TrustConfig `yaml:"trust"`
+	// Headers overrides the header and baggage names of the mark.
+	Headers propagation.Names `yaml:"headers"`
+	// LoadTest is the kill switch.
+	LoadTest LoadTestConfig `yaml:"loadTest"`
+	// Outbound lists the hosts load-test traffic may call, and mocks for the rest.
+	Outbound OutboundConfig `yaml:"outbound"`
+	// Admin configures the admin endpoint (kill switch, status).
+	Admin AdminConfig `yaml:"admin"`
+	// Reload is how often the config file is checked for changes (default
+	// 2s; "0s" turns reloading off).
+	Reload *time.Duration `yaml:"reload"`
+	// InstallPropagator installs shadowlane's propagator into the global
+	// OpenTelemetry TextMapPropagator (default true).
+	InstallPropagator *bool `yaml:"installPropagator"`
+}
+
+// TrustConfig configures edge trust.
+type TrustConfig struct {
+	// Mode is the default trust of this service's entries: "edge" (the
+	// default: load-test marks need a valid signed token) or "internal"
+	// (marks from peers are taken as sent).
+	Mode string `yaml:"mode"`
+	// OnUntrusted is what an edge does with a load-test mark whose token is
+	// missing or invalid: "strip" (default: continue as production) or
+	// "reject" (HTTP 403 / gRPC PermissionDenied).
+	OnUntrusted string `yaml:"onUntrusted"`
+	// Keys are the HMAC keys; the first one signs.
+	Keys []KeyConfig `yaml:"keys"`
+}
+
+// KeyConfig is one token key. The secret is given inline (raw text, or
+// "base64:..." for binary) or, better, named by SecretEnv.
+type KeyConfig struct {
+	ID        string `yaml:"id"`
+	Secret    string `yaml:"secret"`
+	SecretEnv string `yaml:"secretEnv"`
+}
+
+// LoadTestConfig is the kill switch as configured.
+type LoadTestConfig struct {
+	// Enabled admits load-test traffic (default true). False refuses every
+	// marked request at every entry.
+	Enabled *bool `yaml:"enabled"`
+	// Reason is shown to refused callers when Enabled is false.
+	Reason string `yaml:"reason"`
+}
+
+// OutboundConfig controls calls that load-test traffic makes to hosts.
+type OutboundConfig struct {
+	// Allow lists the internal hosts load-test traffic may call: "orders",
+	// "orders:8080", "*.svc.cluster.local", "10.0.0.0/8", "127.0.0.1:9000".
+	// Anything else is blocked or mocked. Production traffic is never affected.
+	Allow []string `yaml:"allow"`
+	// Mocks answer load-test calls to third parties instead of blocking them.
+	Mocks []MockConfig `yaml:"mocks"`
+}
+
+// MockConfig is one mocked third-party response.
+type MockConfig struct {
+	Host    string            `yaml:"host"`   // host or host:port pattern, as in Allow
+	Path    string            `yaml:"path"`   // exact path, or a prefix ending in "*"; empty matches every path
+	Method  string            `yaml:"method"` // empty matches every method
+	Status  int               `yaml:"status"` // default 200
+	Headers map[string]string `yaml:"headers"`
+	Body    string            `yaml:"body"`
+}
+
+// AdminConfig configures the admin endpoint.
+type AdminConfig struct {
+	// Addr to listen on; empty disables the endpoint. A non-loopback address
+	// requires Token.
+	Addr string `yaml:"addr"`
+	// Token (or the environment variable TokenEnv names) protects the
+	// endpoint: requests must send "Authorization: Bearer <token>".
+	Token    string `yaml:"token"`
+	TokenEnv string `yaml:"tokenEnv"`
+}
+
+// ErrConfig is wrapped by every configuration error.
+var ErrConfig = errors.New("shadowlane: invalid config")
+
+// FieldError is one configuration problem, naming the field.
+type FieldError struct {
+	Field string // e.g. "trust.keys[1].secret"
+	Msg   string
+}
+
+func (e *FieldError) Error() string { return "config " + e.Field + ": " + e.Msg }
+func (e *FieldError) Unwrap() error { return ErrConfig }
+
+// LoadFile reads and decodes a YAML config file (strict: unknown fields are
+// errors). It does not validate; see [Config.Validate].
+func LoadFile(path string) (Config, error) {
+	var c Config
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return c, fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	if err := unmarshalYAML(data, &c); err != nil {
+		return c, fmt.Errorf("%w: %s: %w", ErrConfig, path, err)
+	}
+	return c, nil
+}
+
+// ApplyEnv overlays the SHADOWLANE_* environment variables on c:
+// SHADOWLANE_SERVICE, SHADOWLANE_ENV, SHADOWLANE_TRUST (edge|internal),
+// SHADOWLANE_ON_UNTRUSTED (strip|reject), SHADOWLANE_KEYS
+// ("id=secret,id2=secret2"; replaces the keys), SHADOWLANE_LOADTEST
+// (on|off), SHADOWLANE_ALLOW (comma-separated hosts; replaces the list),
+// SHADOWLANE_ADMIN_ADDR, SHADOWLANE_ADMIN_TOKEN.
+func ApplyEnv(c *Config, getenv func(string) string) error {
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	var errs []error
+	set := func(name string, f func(v string)) {
+		if v, ok := lookup(getenv, name); ok {
+			f(v)
+		}
+	}
+	set("SHADOWLANE_SERVICE", func(v string) { c.Service = v })
+	set("SHADOWLANE_ENV", func(v string) { c.Env = v })
+	set("SHADOWLANE_TRUST", func(v string) { c.Trust.Mode = v })
+	set("SHADOWLANE_ON_UNTRUSTED", func(v string) { c.Trust.OnUntrusted = v })
+	set("SHADOWLANE_KEYS", func(v string) {
+		c.Trust.Keys = nil
+		for _, kv := range splitList(v) {
+			id, secret, ok := strings.Cut(kv, "=")
+			if !ok {
+				errs = append(errs, &FieldError{"SHADOWLANE_KEYS", "want id=secret[,id=secret]"})
+				continue
+			}
+			c.Trust.Keys = append(c.Trust.Keys, KeyConfig{ID: id, Secret: secret})
+		}
+	})
+	set("SHADOWLANE_LOADTEST", func(v string) {
+		switch strings.ToLower(v) {
+		case "on", "true", "1", "enabled":
+			t := true
+			c.LoadTest.Enabled = &t
+		case "off", "false", "0", "disabled":
+			f := false
+			c.LoadTest.Enabled = &f
+		default:
+			errs = append(errs, &FieldError{"SHADOWLANE_LOADTEST", fmt.Sprintf("%q: want on or off", v)})
+		}
+	})
+	set("SHADOWLANE_ALLOW", func(v string) { c.Outbound.Allow = splitList(v) })
+	set("SHADOWLANE_ADMIN_ADDR", func(v string) { c.Admin.Addr = v })
+	set("SHADOWLANE_ADMIN_TOKEN", func(v string) { c.Admin.Token = v })
+	return errors.Join(errs...)
+}
+
+func lookup(getenv func(string) string, name string) (string, bool) {
+	v := getenv(name)
+	return v, v != ""
+}
+
+func splitList(v string) []string {
+	var out []string
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// Validate checks every field and returns all problems at once, each a
+// [*FieldError] naming the field (errors.Is(err, ErrConfig) holds).
+func (c *Config) Validate() error {
+	_, err := c.compile(os.Getenv)
+	return err
+}
+
+// compiled is the validated, ready-to-use form of a Config.
+type compiled struct {
+	cfg             Config
+	codec           *propagation.Codec
+	trust           propagation.Trust
+	rejectUntrusted bool
+	keyring         *propagation.Keyring
+	loadTest        bool
+	loadTestReason  string
+	outbound        *outboundRules
+	adminToken      string
+	reload          time.Duration
+	installProp     bool
+}
+
+func (c *Config) compile(getenv func(string) string) (*compiled, error) {
+	var errs []error
+	bad := func(field, format string, a ...any) {
+		errs = append(errs, &FieldError{field, fmt.Sprintf(format, a...)})
+	}
+	out := &compiled{cfg: *c, loadTest: true, reload: 2 * time.Second, installProp: true}
+	if c.Env != "" && !propagation.ValidID(c.Env) {
+		bad("env", "%q must be 1..%d bytes of [A-Za-z0-9_-]", c.Env, propagation.MaxIDLen)
+	}
+	t, err := propagation.ParseTrust(c.Trust.Mode)
+	if err != nil {
+		bad("trust.mode", "%q: want edge or internal", c.Trust.Mode)
+	}
+	out.trust = t
+	switch c.Trust.OnUntrusted {
+	case "", "strip":
+	case "reject":
+		out.rejectUntrusted = true
+	default:
+		bad("trust.onUntrusted", "%q: want strip or reject", c.Trust.OnUntrusted)
+	}
+	var keys []propagation.Key
+	for i, k := range c.Trust.Keys {
+		f := fmt.Sprintf("trust.keys[%d]", i)
+		if !propagation.ValidID(k.ID) {
+			bad(f+".id", "%q must be 1..%d bytes of [A-Za-z0-9_-]", k.ID, propagation.MaxIDLen)
+		}
+		secret := k.Secret
+		if k.SecretEnv != "" {
+			if secret != "" {
+				bad(f, "set secret or secretEnv, not both")
+			}
+			secret = getenv(k.SecretEnv)
+			if secret == "" {
+				bad(f+".secretEnv", "environment variable %s is empty or unset", k.SecretEnv)
+				continue
+			}
+		}
+		raw := []byte(secret)
+		if b64, ok := strings.CutPrefix(secret, "base64:"); ok {
+			raw, err = base64.StdEncoding.DecodeString(b64)
+			if err != nil {
+				bad(f+".secret", "base64: %v", err)
+				continue
+			}
+		}
+		if len(raw) < propagation.MinSecretLen {
+			bad(f+".secret", "%d bytes; a token key needs at least %d", len(raw), propagation.MinSecretLen)
+			continue
+		}
+		keys = append(keys, propagation.Key{ID: k.ID, Secret: raw})
+	}
+	if len(keys) > 0 && len(keys) == len(c.Trust.Keys) {
+		out.keyring, err = propagation.NewKeyring(keys...)
+		if err != nil {
+			bad("trust.keys", "%v", err)
+		}
+	}
+	if t == propagation.Edge && len(c.Trust.Keys) == 0 {
+		bad("trust.keys", "edge mode needs at least one token key to honour load-test marks; add keys, or set trust.mode: internal on services only our own services call")
+	}
+	for field, v := range map[string]string{
+		"headers.run": c.Headers.RunHeader, "headers.env": c.Headers.EnvHeader, "headers.token": c.Headers.TokenHeader,
+		"headers.runMember": c.Headers.RunMember, "headers.envMember": c.Headers.EnvMember, "headers.tokenMember": c.Headers.TokenMember,
+	} {
+		if v != "" && !validToken(v) {
+			bad(field, "%q is not a valid header/baggage key", v)
+		}
+	}
+	out.codec = propagation.NewCodec(c.Headers)
+	if c.LoadTest.Enabled != nil {
+		out.loadTest = *c.LoadTest.Enabled
+	}
+	out.loadTestReason = c.LoadTest.Reason
+	out.outbound, errs = compileOutbound(c.Outbound, errs)
+	if c.Admin.Addr != "" {
+		host, _, err := net.SplitHostPort(c.Admin.Addr)
+		if err != nil {
+			bad("admin.addr", "%q: %v", c.Admin.Addr, err)
+		}
+		tok := c.Admin.Token
+		if c.Admin.TokenEnv != "" {
+			tok = getenv(c.Admin.TokenEnv)
+			if tok == "" {
+				bad("admin.tokenEnv", "environment variable %s is empty or unset", c.Admin.TokenEnv)
+			}
+		}
+		if tok == "" && err == nil && !isLoopback(host) {
+			bad("admin.token", "admin.addr %q is not a loopback address, so the endpoint needs a token", c.Admin.Addr)
+		}
+		if tok != "" && len(tok) < 16 {
+			bad("admin.token", "%d bytes; use at least 16", len(tok))
+		}
+		out.adminToken = tok
+	}
+	if c.Reload != nil {
+		if *c.Reload < 0 {
+			bad("reload", "%s is negative", *c.Reload)
+		}
+		out.reload = *c.Reload
+	}
+	if c.InstallPropagator != nil {
+		out.installProp = *c.InstallPropagator
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return out, nil
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func validToken(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c <= ' ' || c >= 0x7f || strings.IndexByte("\"(),/:;<=>?@[\\]{}", c) >= 0 {
+			return false
+		}
+	}
+	return s != ""
+}

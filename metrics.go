@@ -1,0 +1,227 @@
+package shadowlane
+
+import (
+	"context"
+	"log/slog"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+
+	"github.com/shadowlane/shadowlane/propagation"
+	"github.com/shadowlane/shadowlane/shadow"
+)
+
+const maxLabelValues = 256 // distinct env tags / reasons / hosts counted before "other"
+
+type labelCounters struct {
+	mu sync.RWMutex
+	m  map[string]*atomic.Int64
+}
+
+func (l *labelCounters) add(label string, n int64) {
+	l.mu.RLock()
+	c := l.m[label]
+	l.mu.RUnlock()
+	if c == nil {
+		l.mu.Lock()
+		if l.m == nil {
+			l.m = map[string]*atomic.Int64{}
+		}
+		if c = l.m[label]; c == nil {
+			if len(l.m) >= maxLabelValues {
+				label = "other"
+				c = l.m[label]
+			}
+			if c == nil {
+				c = new(atomic.Int64)
+				l.m[label] = c
+			}
+		}
+		l.mu.Unlock()
+	}
+	c.Add(n)
+}
+
+func (l *labelCounters) snapshot() map[string]int64 {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	out := make(map[string]int64, len(l.m))
+	for k, v := range l.m {
+		out[k] = v.Load()
+	}
+	return out
+}
+
+// counters are plain atomics on the hot path, read by OTel observable
+// instruments at collection time, so counting costs no allocation.
+type counters struct {
+	production  atomic.Int64 // unmarked requests (no mark at all)
+	requests    labelCounters
+	drops       labelCounters
+	tokens      labelCounters
+	outbound    labelCounters
+	killRefused atomic.Int64
+}
+
+func (c *counters) request(m propagation.Mark) {
+	c.requests.add(m.Class()+"|"+m.Env, 1)
+}
+func (c *counters) dropped(reason string)       { c.drops.add(reason, 1) }
+func (c *counters) tokenRejected(reason string) { c.tokens.add(reason, 1) }
+
+// Stats is a snapshot of a runtime's counters.
+type Stats struct {
+	// Requests by "class|env" ("production|" counts unmarked and env-only
+	// production requests of trunk).
+	Requests       map[string]int64 `json:"requests"`
+	MarksDropped   map[string]int64 `json:"marksDropped"`
+	TokensRejected map[string]int64 `json:"tokensRejected"`
+	// Outbound load-test calls by "decision|host".
+	Outbound          map[string]int64 `json:"outbound"`
+	KillSwitchRefused int64            `json:"killSwitchRefused"`
+	LoadTestEnabled   bool             `json:"loadTestEnabled"`
+	LoadTestReason    string           `json:"loadTestReason,omitempty"`
+	Shadow            []shadow.Count   `json:"shadow"`
+	LastReload        *ReloadStatus    `json:"lastReload,omitempty"`
+}
+
+// ReloadStatus is the outcome of the last config reload.
+type ReloadStatus struct {
+	At    time.Time `json:"at"`
+	Error string    `json:"error,omitempty"`
+}
+
+// Stats returns the counters so far.
+func (rt *Runtime) Stats() Stats {
+	req := rt.stats.requests.snapshot()
+	req["production|"] += rt.stats.production.Load()
+	en, reason := rt.LoadTestEnabled()
+	s := Stats{
+		Requests: req, MarksDropped: rt.stats.drops.snapshot(), TokensRejected: rt.stats.tokens.snapshot(),
+		Outbound: rt.stats.outbound.snapshot(), KillSwitchRefused: rt.stats.killRefused.Load(),
+		LoadTestEnabled: en, LoadTestReason: reason, Shadow: shadow.Snapshot(),
+	}
+	if r := rt.reloadErr.Load(); r != nil {
+		s.LastReload = &ReloadStatus{At: r.at}
+		if r.err != nil {
+			s.LastReload.Error = r.err.Error()
+		}
+	}
+	return s
+}
+
+func splitLabel(s string) (string, string) {
+	for i := 0; i < len(s); i++ {
+		if s[i] == '|' {
+			return s[:i], s[i+1:]
+		}
+	}
+	return s, ""
+}
+
+func (rt *Runtime) registerMetrics() error {
+	m := rt.meterOrGlobal().Meter("github.com/shadowlane/shadowlane")
+	reqs, err1 := m.Int64ObservableCounter("shadowlane.requests",
+		metric.WithDescription("Requests admitted by shadowlane entries, by traffic class and env tag."))
+	drops, err2 := m.Int64ObservableCounter("shadowlane.marks.dropped",
+		metric.WithDescription("Malformed mark values dropped at entries, by reason."))
+	toks, err3 := m.Int64ObservableCounter("shadowlane.tokens.rejected",
+		metric.WithDescription("Load-test marks refused at edges for want of a valid token, by reason."))
+	out, err4 := m.Int64ObservableCounter("shadowlane.outbound",
+		metric.WithDescription("Load-test calls to hosts, by decision (allow, mock, block) and host."))
+	kill, err5 := m.Int64ObservableCounter("shadowlane.killswitch.refused",
+		metric.WithDescription("Marked requests refused while load-test traffic was switched off."))
+	sh, err6 := m.Int64ObservableCounter("shadowlane.shadow.decisions",
+		metric.WithDescription("Shadow decisions of store adapters, by store, target and decision."))
+	for _, err := range []error{err1, err2, err3, err4, err5, err6} {
+		if err != nil {
+			return err
+		}
+	}
+	reg, err := m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		s := rt.Stats()
+		for k, v := range s.Requests {
+			class, env := splitLabel(k)
+			o.ObserveInt64(reqs, v, metric.WithAttributes(attribute.String("class", class), attribute.String("env", env)))
+		}
+		for k, v := range s.MarksDropped {
+			o.ObserveInt64(drops, v, metric.WithAttributes(attribute.String("reason", k)))
+		}
+		for k, v := range s.TokensRejected {
+			o.ObserveInt64(toks, v, metric.WithAttributes(attribute.String("reason", k)))
+		}
+		for k, v := range s.Outbound {
+			d, host := splitLabel(k)
+			o.ObserveInt64(out, v, metric.WithAttributes(attribute.String("decision", d), attribute.String("host", host)))
+		}
+		o.ObserveInt64(kill, s.KillSwitchRefused)
+		for _, c := range s.Shadow {
+			o.ObserveInt64(sh, c.N, metric.WithAttributes(attribute.String("store", c.Store),
+				attribute.String("target", c.Target), attribute.String("decision", c.Decision)))
+		}
+		return nil
+	}, reqs, drops, toks, out, kill, sh)
+	if err != nil {
+		return err
+	}
+	rt.metricMu.Lock()
+	rt.reg = reg
+	rt.metricMu.Unlock()
+	return nil
+}
+
+// rateLog logs at most one record per key per interval, and says how many
+// were suppressed in between, so a flood of forged marks cannot flood logs.
+type rateLog struct {
+	l     *slog.Logger
+	every time.Duration
+	now   func() time.Time
+	mu    sync.Mutex
+	seen  map[string]*rateEntry
+}
+
+type rateEntry struct {
+	last       time.Time
+	suppressed int
+}
+
+func newRateLog(l *slog.Logger, every time.Duration, now func() time.Time) *rateLog {
+	return &rateLog{l: l, every: every, now: now, seen: map[string]*rateEntry{}}
+}
+
+func (r *rateLog) warn(key, msg string, args ...any) {
+	now := r.now()
+	r.mu.Lock()
+	e := r.seen[key]
+	if e == nil {
+		if len(r.seen) > 1024 {
+			clear(r.seen)
+		}
+		e = &rateEntry{}
+		r.seen[key] = e
+	} else if now.Sub(e.last) < r.every {
+		e.suppressed++
+		r.mu.Unlock()
+		return
+	}
+	n := e.suppressed
+	e.last, e.suppressed = now, 0
+	r.mu.Unlock()
+	if n > 0 {
+		args = append(args, "suppressed", n)
+	}
+	r.l.Warn(msg, args...)
+}
+
+func sortedKeys(m map[string]int64) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}

@@ -1,0 +1,214 @@
+package shadowlane
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+
+	"github.com/shadowlane/shadowlane/propagation"
+	"github.com/shadowlane/shadowlane/shadow"
+)
+
+// hostPattern matches a request host: exact name, "*.suffix", an IP, a
+// CIDR, each with an optional port.
+type hostPattern struct {
+	name   string // lowercase host, or "" for prefix/cidr patterns
+	suffix string // ".svc.cluster.local" for "*.svc.cluster.local"
+	prefix netip.Prefix
+	port   string // "" matches every port
+	any    bool   // "*"
+}
+
+func parseHostPattern(s string) (hostPattern, error) {
+	var p hostPattern
+	s = strings.TrimSpace(strings.ToLower(s))
+	if s == "" {
+		return p, errors.New("empty host")
+	}
+	if s == "*" {
+		p.any = true
+		return p, nil
+	}
+	if strings.Contains(s, "://") || strings.Contains(s, "/") && !strings.Contains(s, ".") && !strings.Contains(s, ":") {
+		return p, fmt.Errorf("%q: give a host, host:port, *.domain or CIDR, not a URL", s)
+	}
+	host := s
+	if pfx, err := netip.ParsePrefix(s); err == nil {
+		p.prefix = pfx.Masked()
+		return p, nil
+	}
+	if h, port, err := net.SplitHostPort(s); err == nil {
+		host, p.port = h, port
+	}
+	if strings.HasPrefix(host, "*.") {
+		p.suffix = host[1:]
+		if len(p.suffix) < 2 {
+			return p, fmt.Errorf("%q: empty domain after *.", s)
+		}
+		return p, nil
+	}
+	if strings.ContainsAny(host, "*/ ") {
+		return p, fmt.Errorf("%q: wildcards only as a leading *.", s)
+	}
+	p.name = host
+	return p, nil
+}
+
+func (p *hostPattern) match(host, port string) bool {
+	if p.any {
+		return true
+	}
+	if p.port != "" && p.port != port {
+		return false
+	}
+	switch {
+	case p.name != "":
+		return host == p.name
+	case p.suffix != "":
+		return strings.HasSuffix(host, p.suffix)
+	case p.prefix.IsValid():
+		a, err := netip.ParseAddr(host)
+		return err == nil && p.prefix.Contains(a.Unmap())
+	}
+	return false
+}
+
+type mockRule struct {
+	host    hostPattern
+	path    string
+	prefix  bool
+	method  string
+	status  int
+	headers map[string]string
+	body    []byte
+}
+
+type outboundRules struct {
+	allow []hostPattern
+	mocks []mockRule
+}
+
+func compileOutbound(c OutboundConfig, errs []error) (*outboundRules, []error) {
+	o := &outboundRules{}
+	for i, a := range c.Allow {
+		p, err := parseHostPattern(a)
+		if err != nil {
+			errs = append(errs, &FieldError{fmt.Sprintf("outbound.allow[%d]", i), err.Error()})
+			continue
+		}
+		o.allow = append(o.allow, p)
+	}
+	for i, m := range c.Mocks {
+		f := fmt.Sprintf("outbound.mocks[%d]", i)
+		p, err := parseHostPattern(m.Host)
+		if err != nil {
+			errs = append(errs, &FieldError{f + ".host", err.Error()})
+			continue
+		}
+		r := mockRule{host: p, path: m.Path, method: strings.ToUpper(m.Method), status: m.Status, headers: m.Headers, body: []byte(m.Body)}
+		if strings.HasSuffix(r.path, "*") {
+			r.path, r.prefix = strings.TrimSuffix(r.path, "*"), true
+		}
+		if r.path != "" && !strings.HasPrefix(r.path, "/") {
+			errs = append(errs, &FieldError{f + ".path", fmt.Sprintf("%q must start with /", m.Path)})
+		}
+		if r.status == 0 {
+			r.status = 200
+		}
+		if r.status < 100 || r.status > 599 {
+			errs = append(errs, &FieldError{f + ".status", fmt.Sprintf("%d is not an HTTP status", m.Status)})
+		}
+		o.mocks = append(o.mocks, r)
+	}
+	return o, errs
+}
+
+// OutboundDecision is what happens to one load-test call to a host.
+type OutboundDecision uint8
+
+const (
+	OutboundAllow OutboundDecision = iota // internal host: call it
+	OutboundMock                          // third party with a mock: answer with the mock
+	OutboundBlock                         // third party: refuse with shadow.ErrBlocked
+)
+
+func (d OutboundDecision) String() string {
+	switch d {
+	case OutboundAllow:
+		return "allow"
+	case OutboundMock:
+		return "mock"
+	}
+	return "block"
+}
+
+// decide classifies a load-test call. hostport is the URL's host[:port].
+func (o *outboundRules) decide(hostport, method, path string) (OutboundDecision, *mockRule) {
+	host, port := splitHostPort(hostport)
+	for i := range o.mocks {
+		m := &o.mocks[i]
+		if !m.host.match(host, port) || (m.method != "" && m.method != method) {
+			continue
+		}
+		if m.path == "" || path == m.path || (m.prefix && strings.HasPrefix(path, m.path)) {
+			return OutboundMock, m
+		}
+	}
+	for i := range o.allow {
+		if o.allow[i].match(host, port) {
+			return OutboundAllow, nil
+		}
+	}
+	return OutboundBlock, nil
+}
+
+func splitHostPort(hp string) (string, string) {
+	hp = strings.ToLower(hp)
+	if h, p, err := net.SplitHostPort(hp); err == nil {
+		return h, p
+	}
+	return strings.Trim(hp, "[]"), ""
+}
+
+// Outbound decides a call that a request with ctx is about to make to req's
+// host. Production calls (no load-test mark) always proceed: (nil, nil).
+// Load-test calls to allow-listed hosts proceed; calls matching a mock get
+// the mock's response (the caller must not send the request); anything
+// else gets an error wrapping shadow.ErrBlocked. Fail closed.
+func (rt *Runtime) Outbound(ctx context.Context, req *http.Request) (*http.Response, error) {
+	m := propagation.FromContext(ctx)
+	if m.Run == "" {
+		return nil, nil
+	}
+	st := rt.st.Load()
+	host := req.URL.Host
+	if host == "" {
+		host = req.Host
+	}
+	d, mock := st.outbound.decide(host, req.Method, req.URL.Path)
+	rt.stats.outbound.add(d.String()+"|"+strings.ToLower(host), 1)
+	switch d {
+	case OutboundAllow:
+		return nil, nil
+	case OutboundMock:
+		shadow.Record("http", host, shadow.Mock)
+		h := make(http.Header, len(mock.headers)+1)
+		for k, v := range mock.headers {
+			h.Set(k, v)
+		}
+		h.Set("X-Shadowlane-Mock", "true")
+		return &http.Response{
+			Status: fmt.Sprintf("%d %s", mock.status, http.StatusText(mock.status)), StatusCode: mock.status,
+			Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1, Header: h,
+			Body: io.NopCloser(bytes.NewReader(mock.body)), ContentLength: int64(len(mock.body)), Request: req,
+		}, nil
+	}
+	shadow.Record("http", host, shadow.Block)
+	return nil, shadow.Refuse("http", host, "host is not on outbound.allow and has no mock", m, shadow.ErrBlocked)
+}

@@ -1,0 +1,393 @@
+package shadowlane
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/shadowlane/shadowlane/propagation"
+	"github.com/shadowlane/shadowlane/shadow"
+)
+
+// Runtime is one configured instance of shadowlane: the trust policy, the
+// kill switch, the outbound rules and the counters every entry and exit
+// uses. [Init] builds one from the environment and makes it the default;
+// [New] builds one from a Config without touching globals. A Runtime is
+// safe for concurrent use; its config can be replaced with [Runtime.Apply].
+type Runtime struct {
+	st   atomic.Pointer[compiled]
+	kill atomic.Pointer[killState]
+
+	logger *slog.Logger
+	logs   *rateLog
+	now    func() time.Time
+	stats  counters
+
+	meter    metric.MeterProvider
+	metricMu sync.Mutex
+	reg      metric.Registration
+
+	mu        sync.Mutex
+	closers   []func() error
+	file      string
+	reloadErr atomic.Pointer[reloadResult]
+	adminAddr atomic.Value
+}
+
+type killState struct {
+	enabled bool
+	reason  string
+	source  string // "config", "api", "admin"
+}
+
+type reloadResult struct {
+	at  time.Time
+	err error
+}
+
+// Option configures [New] and [Init].
+type Option func(*options)
+
+type options struct {
+	cfg        *Config
+	edit       []func(*Config)
+	file       string
+	noFile     bool
+	logger     *slog.Logger
+	meter      metric.MeterProvider
+	now        func() time.Time
+	getenv     func(string) string
+	noProp     bool
+	noDefault  bool
+	noWatchers bool
+}
+
+// WithConfig starts from c instead of an empty Config (file and environment
+// still overlay it in Init).
+func WithConfig(c Config) Option { return func(o *options) { cc := c; o.cfg = &cc } }
+
+// WithEdit applies f to the merged config last, after file and environment.
+func WithEdit(f func(*Config)) Option { return func(o *options) { o.edit = append(o.edit, f) } }
+
+// WithConfigFile reads path instead of $SHADOWLANE_CONFIG.
+func WithConfigFile(path string) Option { return func(o *options) { o.file = path } }
+
+// WithoutConfigFile ignores $SHADOWLANE_CONFIG.
+func WithoutConfigFile() Option { return func(o *options) { o.noFile = true } }
+
+// WithLogger sets the logger (default slog.Default()).
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
+
+// WithMeterProvider sets the MeterProvider (default: the global one).
+func WithMeterProvider(mp metric.MeterProvider) Option { return func(o *options) { o.meter = mp } }
+
+// WithClock injects the clock used for token expiry (tests).
+func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
+
+// WithGetenv replaces os.Getenv (tests).
+func WithGetenv(f func(string) string) Option { return func(o *options) { o.getenv = f } }
+
+// WithoutPropagator stops Init from installing the global propagator.
+func WithoutPropagator() Option { return func(o *options) { o.noProp = true } }
+
+// WithoutDefault stops Init from making the runtime the default one.
+func WithoutDefault() Option { return func(o *options) { o.noDefault = true } }
+
+// New builds a runtime from cfg and opts, validating the config. It sets
+// no globals and starts nothing.
+func New(cfg Config, opts ...Option) (*Runtime, error) {
+	o := &options{}
+	for _, f := range opts {
+		f(o)
+	}
+	for _, f := range o.edit {
+		f(&cfg)
+	}
+	return newRuntime(cfg, o)
+}
+
+func newRuntime(cfg Config, o *options) (*Runtime, error) {
+	getenv := o.getenv
+	if getenv == nil {
+		getenv = osGetenv
+	}
+	c, err := cfg.compile(getenv)
+	if err != nil {
+		return nil, err
+	}
+	rt := &Runtime{logger: o.logger, now: o.now, meter: o.meter}
+	if rt.logger == nil {
+		rt.logger = slog.Default()
+	}
+	if rt.now == nil {
+		rt.now = time.Now
+	}
+	rt.logs = newRateLog(rt.logger, 10*time.Second, rt.now)
+	rt.st.Store(c)
+	rt.kill.Store(&killState{enabled: c.loadTest, reason: c.loadTestReason, source: "config"})
+	if err := rt.registerMetrics(); err != nil {
+		return nil, err
+	}
+	return rt, nil
+}
+
+// Config returns the config in force.
+func (rt *Runtime) Config() Config { return rt.st.Load().cfg }
+
+// Env returns this instance's own environment tag ("" for trunk).
+func (rt *Runtime) Env() string { return rt.st.Load().cfg.Env }
+
+// Codec returns the codec for the configured header names.
+func (rt *Runtime) Codec() *propagation.Codec { return rt.st.Load().codec }
+
+// Keyring returns the token keyring, nil when no keys are configured.
+func (rt *Runtime) Keyring() *propagation.Keyring { return rt.st.Load().keyring }
+
+// Trust returns the configured default trust of entries.
+func (rt *Runtime) Trust() propagation.Trust { return rt.st.Load().trust }
+
+// Apply validates cfg and, only if it is valid, makes it the config in
+// force. The kill switch follows the new config only when the config's
+// value changed. On error the old config stays and the error names every
+// bad field.
+func (rt *Runtime) Apply(cfg Config) error {
+	c, err := cfg.compile(osGetenv)
+	if err != nil {
+		return err
+	}
+	old := rt.st.Swap(c)
+	if old.loadTest != c.loadTest || old.loadTestReason != c.loadTestReason {
+		rt.kill.Store(&killState{enabled: c.loadTest, reason: c.loadTestReason, source: "config"})
+	}
+	return nil
+}
+
+// SetLoadTest switches load-test traffic on or off at run time (the kill
+// switch). While off, every entry refuses marked requests with HTTP 503 /
+// gRPC Unavailable and reason; production traffic is untouched.
+func (rt *Runtime) SetLoadTest(enabled bool, reason string) {
+	rt.kill.Store(&killState{enabled: enabled, reason: reason, source: "api"})
+	rt.logger.Warn("shadowlane: load-test traffic switched", "enabled", enabled, "reason", reason)
+}
+
+// LoadTestEnabled reports whether load-test traffic is admitted, and the
+// reason given when it is not.
+func (rt *Runtime) LoadTestEnabled() (bool, string) {
+	k := rt.kill.Load()
+	return k.enabled, k.reason
+}
+
+// AddCloser registers f to run at Close.
+func (rt *Runtime) AddCloser(f func() error) {
+	rt.mu.Lock()
+	rt.closers = append(rt.closers, f)
+	rt.mu.Unlock()
+}
+
+// Close stops the reload watcher and the admin endpoint and unregisters
+// the metrics callbacks.
+func (rt *Runtime) Close() error {
+	rt.mu.Lock()
+	cl := rt.closers
+	rt.closers = nil
+	rt.mu.Unlock()
+	var errs []error
+	for i := len(cl) - 1; i >= 0; i-- {
+		errs = append(errs, cl[i]())
+	}
+	rt.metricMu.Lock()
+	if rt.reg != nil {
+		errs = append(errs, rt.reg.Unregister())
+		rt.reg = nil
+	}
+	rt.metricMu.Unlock()
+	return errors.Join(errs...)
+}
+
+// Entry describes one inbound entry for [Runtime.Admit].
+type Entry struct {
+	// Name labels the entry in logs ("http", "gin", "grpc", ...).
+	Name string
+	// Trust overrides the runtime's configured trust for this entry.
+	Trust *propagation.Trust
+	// Lower says the carrier's keys are lowercase (gRPC metadata).
+	Lower bool
+}
+
+// Refusal is an entry's decision not to serve a request.
+type Refusal struct {
+	HTTPStatus int    // 503 (kill switch) or 403 (untrusted, when rejecting)
+	GRPCCode   uint32 // 14 Unavailable or 7 PermissionDenied (google.golang.org/grpc/codes values)
+	Reason     string // short word: "killswitch", "untrusted"
+	Err        error  // wraps shadow.ErrKillSwitch or propagation.ErrUntrusted
+}
+
+// Body is the text sent to refused HTTP callers.
+func (r *Refusal) Body() string { return r.Err.Error() + "\n" }
+
+// Admit is the inbound pipeline every entry runs: read the mark from g,
+// drop malformed values, apply the trust policy, apply the kill switch, and
+// return the context the handler must use. An unmarked request costs a few
+// header look-ups and no allocation.
+func (rt *Runtime) Admit(ctx context.Context, e *Entry, g propagation.Getter) (context.Context, *Refusal) {
+	st := rt.st.Load()
+	var w propagation.Wire
+	if e != nil && e.Lower {
+		w = st.codec.ExtractLower(g)
+	} else {
+		w = st.codec.Extract(g)
+	}
+	if w.Source == propagation.SourceNone && w.Dropped == 0 {
+		rt.stats.production.Add(1)
+		if propagation.HasMark(ctx) { // e.g. set by a propagator before us: the entry decides
+			ctx = propagation.With(ctx, propagation.Mark{})
+		}
+		return ctx, nil
+	}
+	return rt.admitSlow(ctx, e, st, w)
+}
+
+func (rt *Runtime) admitSlow(ctx context.Context, e *Entry, st *compiled, w propagation.Wire) (context.Context, *Refusal) {
+	name := "entry"
+	trust := st.trust
+	if e != nil {
+		if e.Trust != nil {
+			trust = *e.Trust
+		}
+		if e.Name != "" {
+			name = e.Name
+		}
+	}
+	if w.Dropped != 0 {
+		for _, r := range w.Dropped.Reasons() {
+			rt.stats.dropped(r)
+			rt.logs.warn("drop:"+r, "shadowlane: dropped a malformed mark value", "entry", name, "reason", r)
+		}
+	}
+	p := propagation.Policy{Trust: trust, Keyring: st.keyring, Now: rt.now}
+	m, tok, err := p.Decide(w)
+	if err != nil {
+		reason := propagation.TokenReason(err)
+		rt.stats.tokenRejected(reason)
+		rt.logs.warn("token:"+reason, "shadowlane: load-test mark not trusted", "entry", name, "reason", reason, "run", w.Mark.Run)
+		if st.rejectUntrusted {
+			return ctx, &Refusal{HTTPStatus: http.StatusForbidden, GRPCCode: 7, Reason: "untrusted", Err: err}
+		}
+	}
+	if m.Run != "" {
+		if k := rt.kill.Load(); !k.enabled {
+			rt.stats.killRefused.Add(1)
+			msg := "load-test traffic is switched off"
+			if k.reason != "" {
+				msg += ": " + k.reason
+			}
+			return ctx, &Refusal{HTTPStatus: http.StatusServiceUnavailable, GRPCCode: 14, Reason: "killswitch",
+				Err: fmt.Errorf("shadowlane: %s (%w)", msg, shadow.ErrKillSwitch)}
+		}
+	}
+	rt.stats.request(m)
+	if m.IsZero() {
+		if propagation.HasMark(ctx) {
+			ctx = propagation.With(ctx, propagation.Mark{})
+		}
+		return ctx, nil
+	}
+	annotateSpan(ctx, m)
+	return propagation.WithToken(ctx, m, tok), nil
+}
+
+func annotateSpan(ctx context.Context, m propagation.Mark) {
+	span := trace.SpanFromContext(ctx)
+	if !span.IsRecording() {
+		return
+	}
+	if m.Run != "" {
+		span.SetAttributes(attribute.String("shadowlane.run", m.Run))
+	}
+	if m.Env != "" {
+		span.SetAttributes(attribute.String("shadowlane.env", m.Env))
+	}
+}
+
+// Propagator returns an OpenTelemetry propagator bound to this runtime's
+// codec and trust policy (marks extracted through it are counted like
+// marks read by entries).
+func (rt *Runtime) Propagator() propagation.Propagator {
+	st := rt.st.Load()
+	return propagation.Propagator{
+		Codec:  st.codec,
+		Policy: &propagation.Policy{Trust: st.trust, Keyring: st.keyring, Now: rt.now},
+		OnWire: func(w propagation.Wire, err error) {
+			for _, r := range w.Dropped.Reasons() {
+				rt.stats.dropped(r)
+			}
+			if err != nil {
+				rt.stats.tokenRejected(propagation.TokenReason(err))
+			}
+		},
+	}
+}
+
+var (
+	defaultMu sync.Mutex
+	defaultRT atomic.Pointer[Runtime]
+)
+
+// SetDefault makes rt the runtime adapters use when none is given.
+func SetDefault(rt *Runtime) { defaultRT.Store(rt) }
+
+// Default returns the default runtime. Before [Init] (or [SetDefault]) it is
+// a fail-closed runtime: edge trust with no keys and untrusted marks
+// rejected, so load-test traffic is refused rather than treated as
+// production, and production traffic flows.
+func Default() *Runtime {
+	if rt := defaultRT.Load(); rt != nil {
+		return rt
+	}
+	defaultMu.Lock()
+	defer defaultMu.Unlock()
+	if rt := defaultRT.Load(); rt != nil {
+		return rt
+	}
+	rt := uninitialised()
+	defaultRT.Store(rt)
+	return rt
+}
+
+func uninitialised() *Runtime {
+	rt := &Runtime{logger: slog.Default(), now: time.Now}
+	rt.logs = newRateLog(rt.logger, 10*time.Second, rt.now)
+	rt.st.Store(&compiled{codec: propagation.DefaultCodec(), trust: propagation.Edge, rejectUntrusted: true,
+		loadTest: true, outbound: &outboundRules{}})
+	rt.kill.Store(&killState{enabled: true, source: "default"})
+	_ = rt.registerMetrics()
+	return rt
+}
+
+// OrDefault returns rt, or the default runtime when rt is nil. Adapters
+// call it per request so a runtime set by Init after the adapter was built
+// is still used.
+func OrDefault(rt *Runtime) *Runtime {
+	if rt != nil {
+		return rt
+	}
+	return Default()
+}
+
+// meterOrGlobal is the MeterProvider in use.
+func (rt *Runtime) meterOrGlobal() metric.MeterProvider {
+	if rt.meter != nil {
+		return rt.meter
+	}
+	return otel.GetMeterProvider()
+}
