@@ -1,6 +1,8 @@
 package shadowlane
 
-import "encoding/json"
+import "github.com/shadowlane/shadowlane/internal/yamlite"
 
-// TEMPORARY until internal/yamlite lands: JSON (a YAML subset) only.
-func unmarshalYAML(data []byte, v any) error { return json.Unmarshal(data, v) }
+// unmarshalYAML decodes the config file: a strict YAML subset (JSON is a
+// subset too) decoded by internal/yamlite, since the core module takes no
+// dependency beyond the standard library and OpenTelemetry.
+func unmarshalYAML(data []byte, v any) error { return yamlite.Unmarshal(data, v) }
