@@ -5,16 +5,22 @@ go 1.26.0
 require (
 	github.com/alibaba/sentinel-golang v1.0.4
 	github.com/go-kratos/aegis v0.2.0
+	github.com/redis/go-redis/v9 v9.23.0
 	github.com/shadowlane/shadowlane v0.0.0
 	golang.org/x/time v0.16.0
+	google.golang.org/grpc v1.85.0
 )
 
 require (
+	github.com/go-logr/logr v1.4.4 // indirect
+	github.com/go-logr/stdr v1.2.2 // indirect
+	go.opentelemetry.io/auto/sdk v1.2.1 // indirect
+	go.opentelemetry.io/otel/log v1.47.0 // indirect
+	go.opentelemetry.io/otel/metric v1.47.0 // indirect
+	go.uber.org/atomic v1.12.0 // indirect
 	golang.org/x/net v0.60.0 // indirect
 	golang.org/x/text v0.42.0 // indirect
-	google.golang.org/genproto v0.0.0-20261026165753-2ffab32bce7e // indirect
 	google.golang.org/genproto/googleapis/rpc v0.0.0-20261019180522-ce908d29299b // indirect
-	google.golang.org/grpc v1.85.0 // indirect
 )
 
 require (
@@ -31,6 +37,7 @@ require (
 	github.com/prometheus/client_model v0.2.0 // indirect
 	github.com/prometheus/common v0.15.0 // indirect
 	github.com/prometheus/procfs v0.2.0 // indirect
+	github.com/shadowlane/shadowlane/adapters/goredis v0.0.0
 	github.com/shadowlane/shadowlane/adapters/grpc v0.0.0
 	github.com/shirou/gopsutil/v3 v3.23.2 // indirect
 	github.com/tklauser/go-sysconf v0.3.11 // indirect
@@ -46,3 +53,5 @@ require (
 replace github.com/shadowlane/shadowlane => ..
 
 replace github.com/shadowlane/shadowlane/adapters/grpc => ../adapters/grpc
+
+replace github.com/shadowlane/shadowlane/adapters/goredis => ../adapters/goredis

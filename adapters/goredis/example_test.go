@@ -1,0 +1,62 @@
+package goredis_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/shadowlane/shadowlane/adapters/goredis"
+	"github.com/shadowlane/shadowlane/propagation"
+	"github.com/shadowlane/shadowlane/shadow"
+)
+
+func ExampleNewHook() {
+	srv, _ := miniredis.Run() // any Redis server
+	defer srv.Close()
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	defer rdb.Close()
+	rdb.AddHook(goredis.NewHook()) // key mode: prefix "shadow:"
+
+	ctx := context.Background()
+	loadTest := propagation.With(ctx, propagation.Mark{Run: "drill-1"})
+
+	rdb.Set(ctx, "cart:1", "production", 0)
+	rdb.Set(loadTest, "cart:1", "load test", 0)
+
+	fmt.Println(rdb.Get(ctx, "cart:1").Val())
+	fmt.Println(rdb.Get(loadTest, "cart:1").Val())
+	fmt.Println(rdb.Keys(loadTest, "cart:*").Val()) // the application's names
+	fmt.Println(srv.Keys())                         // what the server holds
+
+	err := rdb.FlushDB(loadTest).Err()
+	fmt.Println(errors.Is(err, shadow.ErrBlocked))
+	err = rdb.Get(ctx, "shadow:cart:1").Err()
+	fmt.Println(errors.Is(err, shadow.ErrShadowFromProduction))
+	// Output:
+	// production
+	// load test
+	// [cart:1]
+	// [cart:1 shadow:cart:1]
+	// true
+	// true
+}
+
+func ExampleWithShadowClient() {
+	prod, _ := miniredis.Run()
+	defer prod.Close()
+	shadowSrv, _ := miniredis.Run()
+	defer shadowSrv.Close()
+	shadowRDB := redis.NewClient(&redis.Options{Addr: shadowSrv.Addr()})
+	defer shadowRDB.Close()
+	rdb := redis.NewClient(&redis.Options{Addr: prod.Addr()})
+	defer rdb.Close()
+	rdb.AddHook(goredis.NewHook(goredis.WithShadowClient(shadowRDB)))
+
+	loadTest := propagation.With(context.Background(), propagation.Mark{Run: "drill-1"})
+	rdb.Set(loadTest, "cart:1", "load test", 0)
+	fmt.Println(prod.Keys(), shadowSrv.Keys())
+	// Output: [] [cart:1]
+}

@@ -1,0 +1,61 @@
+package goredis
+
+import (
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/shadowlane/shadowlane/shadow"
+)
+
+// Option configures a [Hook].
+type Option interface{ apply(*config) }
+
+type optionFunc func(*config)
+
+func (f optionFunc) apply(c *config) { f(c) }
+
+type config struct {
+	naming    shadow.Naming
+	namingSet bool
+	client    redis.UniversalClient
+	clientSet bool
+	strict    bool
+	maxTTL    time.Duration
+	guardOff  bool
+}
+
+// WithKeyNaming sets how marked commands rename keys, patterns and
+// channels (key mode). The default, without WithShadowClient, is
+// [shadow.DefaultKey] (prefix "shadow:"). A naming that fails
+// [shadow.Naming.Validate] makes every marked command fail with
+// [shadow.ErrNoShadowTarget]. With WithShadowClient, a naming renames keys
+// on the shadow instance too.
+func WithKeyNaming(n shadow.Naming) Option {
+	return optionFunc(func(c *config) { c.naming, c.namingSet = n, true })
+}
+
+// WithShadowClient sends every marked command to c, a client of a separate
+// shadow instance or database (instance mode); see [ShadowDB] for a DB
+// index on the same server. A nil client makes every marked command fail
+// with [shadow.ErrNoShadowTarget]. Do not add the hook to c as well.
+func WithShadowClient(c redis.UniversalClient) Option {
+	return optionFunc(func(cfg *config) { cfg.client, cfg.clientSet = c, true })
+}
+
+// WithStrictScripts refuses EVAL, EVALSHA and FCALL (and their _RO forms)
+// for marked traffic, since a script can touch keys it does not declare. By
+// default their declared keys are renamed.
+func WithStrictScripts() Option { return optionFunc(func(c *config) { c.strict = true }) }
+
+// WithMaxTTL bounds the life of shadow keys: after every marked command
+// that writes keys, each written key gets PEXPIRE d LT (Redis 7+), so a
+// shadow key never lives longer than d after its last write and keeps a
+// shorter TTL it already has. Zero (the default) sets no bound.
+func WithMaxTTL(d time.Duration) Option { return optionFunc(func(c *config) { c.maxTTL = d }) }
+
+// WithoutGuard turns off the two-way guard, which by default refuses
+// production (unmarked) commands that name a shadow key, channel or pattern
+// and removes shadow names from production KEYS, SCAN and PUBSUB CHANNELS
+// replies.
+func WithoutGuard() Option { return optionFunc(func(c *config) { c.guardOff = true }) }

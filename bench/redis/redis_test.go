@@ -1,0 +1,92 @@
+package redis_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/shadowlane/shadowlane/adapters/goredis"
+	"github.com/shadowlane/shadowlane/internal/testenv"
+	"github.com/shadowlane/shadowlane/propagation"
+)
+
+var (
+	plain  = context.Background()
+	marked = propagation.With(context.Background(), propagation.Mark{Run: "bench"})
+)
+
+func noop(context.Context, redis.Cmder) error { return nil }
+
+// BenchmarkHookOnly measures what the hook adds to one command, without
+// I/O: "bare" calls the next hook directly.
+func BenchmarkHookOnly(b *testing.B) {
+	get := redis.NewStringCmd(plain, "get", "user:42")
+	set := redis.NewStatusCmd(plain, "set", "user:42", "v")
+	guarded := goredis.NewHook().ProcessHook(noop)
+	unguarded := goredis.NewHook(goredis.WithoutGuard()).ProcessHook(noop)
+	for _, c := range []struct {
+		name string
+		cmd  redis.Cmder
+	}{{"GET", get}, {"SET", set}} {
+		b.Run(c.name+"/bare", func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				_ = noop(plain, c.cmd)
+			}
+		})
+		b.Run(c.name+"/unmarked-guard", func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				_ = guarded(plain, c.cmd)
+			}
+		})
+		b.Run(c.name+"/unmarked-noguard", func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				_ = unguarded(plain, c.cmd)
+			}
+		})
+		b.Run(c.name+"/marked", func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				_ = guarded(marked, c.cmd)
+			}
+		})
+	}
+}
+
+// BenchmarkRealRedis runs GET/SET against the real server.
+func BenchmarkRealRedis(b *testing.B) {
+	addr := testenv.Addr("SHADOWLANE_REDIS_ADDR", "127.0.0.1:6379")
+	testenv.Need(b, "Redis", addr)
+	bare := redis.NewClient(&redis.Options{Addr: addr})
+	hooked := redis.NewClient(&redis.Options{Addr: addr})
+	hooked.AddHook(goredis.NewHook())
+	defer bare.Close()
+	defer hooked.Close()
+	const key = "slbench:user:42"
+	defer bare.Del(plain, key, "shadow:"+key)
+	for _, c := range []struct {
+		name string
+		rdb  *redis.Client
+		ctx  context.Context
+	}{{"bare", bare, plain}, {"hook-unmarked", hooked, plain}, {"hook-marked", hooked, marked}} {
+		b.Run("SET/"+c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := c.rdb.Set(c.ctx, key, "v", 0).Err(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run("GET/"+c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := c.rdb.Get(c.ctx, key).Err(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

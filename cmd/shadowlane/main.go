@@ -1,0 +1,208 @@
+// Command shadowlane is the CLI of shadowlane: run the isolation drill, mint
+// load-test tokens, and check a config file before a pressure test.
+//
+//	shadowlane drill [--requests N] [--json]
+//	shadowlane token --run RUN [--env ENV] [--ttl 1h] [--config FILE]
+//	shadowlane check --config FILE
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"time"
+
+	"github.com/shadowlane/shadowlane"
+	"github.com/shadowlane/shadowlane/cmd/shadowlane/drill"
+	"github.com/shadowlane/shadowlane/propagation"
+)
+
+// Exit codes.
+const (
+	exitOK        = 0
+	exitViolation = 1 // drill invariant violated, config invalid
+	exitUsage     = 2 // bad flags or arguments
+	exitSetup     = 3 // the drill could not start, a file could not be read
+)
+
+func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
+
+func usage(w io.Writer) {
+	fmt.Fprint(w, `usage: shadowlane <command> [flags]
+
+commands:
+  drill   run the end-to-end isolation drill on embedded defaults (exit 0 only if every invariant holds)
+  token   mint a signed load-test token for an edge
+  check   validate a config file
+`)
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		usage(stderr)
+		return exitUsage
+	}
+	switch args[0] {
+	case "drill":
+		return cmdDrill(args[1:], stdout, stderr)
+	case "token":
+		return cmdToken(args[1:], stdout, stderr)
+	case "check":
+		return cmdCheck(args[1:], stdout, stderr)
+	case "help", "-h", "--help":
+		usage(stdout)
+		return exitOK
+	}
+	fmt.Fprintf(stderr, "shadowlane: unknown command %q\n", args[0])
+	usage(stderr)
+	return exitUsage
+}
+
+func cmdDrill(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("drill", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	n := fs.Int("requests", 20, "requests per scenario")
+	c := fs.Int("concurrency", 8, "parallel clients")
+	asJSON := fs.Bool("json", false, "print the report as JSON")
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	if *n <= 0 || *c <= 0 {
+		fmt.Fprintln(stderr, "shadowlane drill: --requests and --concurrency must be positive")
+		return exitUsage
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	rep, err := drill.Run(ctx, drill.Options{Requests: *n, Concurrency: *c})
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return exitSetup
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		enc.Encode(rep)
+	} else {
+		rep.Summary(stdout)
+	}
+	if !rep.OK {
+		return exitViolation
+	}
+	return exitOK
+}
+
+func cmdToken(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("token", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	runID := fs.String("run", "", "load-test run id (required)")
+	env := fs.String("env", "", "bind the token to this env tag (optional)")
+	ttl := fs.Duration("ttl", time.Hour, "validity")
+	cfgFile := fs.String("config", os.Getenv("SHADOWLANE_CONFIG"), "config file holding trust.keys (else SHADOWLANE_KEYS)")
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	if *runID == "" {
+		fmt.Fprintln(stderr, "shadowlane token: --run is required")
+		return exitUsage
+	}
+	if *ttl <= 0 {
+		fmt.Fprintln(stderr, "shadowlane token: --ttl must be positive")
+		return exitUsage
+	}
+	var cfg shadowlane.Config
+	if *cfgFile != "" {
+		var err error
+		if cfg, err = shadowlane.LoadFile(*cfgFile); err != nil {
+			fmt.Fprintln(stderr, err)
+			return exitSetup
+		}
+	}
+	if err := shadowlane.ApplyEnv(&cfg, nil); err != nil {
+		fmt.Fprintln(stderr, err)
+		return exitUsage
+	}
+	if len(cfg.Trust.Keys) == 0 {
+		fmt.Fprintln(stderr, "shadowlane token: no keys: give --config with trust.keys, or SHADOWLANE_KEYS=id=secret")
+		return exitUsage
+	}
+	cfg.Trust.Mode = "edge"
+	cfg.Admin = shadowlane.AdminConfig{}
+	rt, err := shadowlane.New(cfg)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return exitViolation
+	}
+	defer rt.Close()
+	tok, err := rt.Keyring().Sign(*runID, *env, time.Now().Add(*ttl))
+	if err != nil {
+		fmt.Fprintln(stderr, "shadowlane token:", err)
+		return exitUsage
+	}
+	fmt.Fprintln(stdout, tok)
+	return exitOK
+}
+
+func cmdCheck(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("check", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfgFile := fs.String("config", os.Getenv("SHADOWLANE_CONFIG"), "config file to check")
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	if *cfgFile == "" {
+		fmt.Fprintln(stderr, "shadowlane check: --config is required")
+		return exitUsage
+	}
+	cfg, err := shadowlane.LoadFile(*cfgFile)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		if errors.Is(err, os.ErrNotExist) {
+			return exitSetup
+		}
+		return exitViolation
+	}
+	if err := cfg.Validate(); err != nil {
+		fmt.Fprintf(stdout, "%s: invalid\n", *cfgFile)
+		for _, line := range strings.Split(err.Error(), "\n") {
+			fmt.Fprintln(stdout, "  -", line)
+		}
+		return exitViolation
+	}
+	for _, w := range warnings(cfg) {
+		fmt.Fprintln(stdout, "  warning:", w)
+	}
+	fmt.Fprintf(stdout, "%s: ok (service %q, trust %s)\n", *cfgFile, cfg.Service, orDefault(cfg.Trust.Mode, "edge"))
+	return exitOK
+}
+
+func warnings(c shadowlane.Config) []string {
+	var w []string
+	for _, a := range c.Outbound.Allow {
+		if strings.TrimSpace(a) == "*" {
+			w = append(w, `outbound.allow contains "*": load-test traffic may call any third party`)
+		}
+	}
+	for i, k := range c.Trust.Keys {
+		if k.Secret != "" && k.SecretEnv == "" {
+			w = append(w, fmt.Sprintf("trust.keys[%d].secret is inline: prefer secretEnv so the key stays out of the file", i))
+		}
+	}
+	if c.Trust.Mode == "internal" {
+		w = append(w, "trust.mode is internal: make sure only your own services can reach this one, or marks can be forged")
+	}
+	_ = propagation.Internal
+	return w
+}
+
+func orDefault(s, d string) string {
+	if s == "" {
+		return d
+	}
+	return s
+}

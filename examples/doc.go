@@ -1,2 +1,0 @@
-// Package placeholder; see the issue tracker.
-package examples

@@ -1,0 +1,213 @@
+package shop
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	"go.opentelemetry.io/otel/baggage"
+	otelprop "go.opentelemetry.io/otel/propagation"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/structpb"
+
+	"github.com/shadowlane/shadowlane"
+	slgin "github.com/shadowlane/shadowlane/adapters/gin"
+	slgrpc "github.com/shadowlane/shadowlane/adapters/grpc"
+	"github.com/shadowlane/shadowlane/middleware"
+	"github.com/shadowlane/shadowlane/propagation"
+	"github.com/shadowlane/shadowlane/shadow"
+)
+
+// ---- gRPC order service (hand-written service descriptor over structpb,
+// so the example needs no code generation) ----
+
+// OrdersServer is the order service's gRPC interface.
+type OrdersServer interface {
+	Place(ctx context.Context, req *structpb.Struct) (*structpb.Struct, error)
+}
+
+// OrdersServiceDesc describes /shop.Orders/Place.
+var OrdersServiceDesc = grpc.ServiceDesc{
+	ServiceName: "shop.Orders",
+	HandlerType: (*OrdersServer)(nil),
+	Methods: []grpc.MethodDesc{{
+		MethodName: "Place",
+		Handler: func(srv any, ctx context.Context, dec func(any) error, in grpc.UnaryServerInterceptor) (any, error) {
+			req := new(structpb.Struct)
+			if err := dec(req); err != nil {
+				return nil, err
+			}
+			if in == nil {
+				return srv.(OrdersServer).Place(ctx, req)
+			}
+			info := &grpc.UnaryServerInfo{Server: srv, FullMethod: "/shop.Orders/Place"}
+			return in(ctx, req, info, func(ctx context.Context, req any) (any, error) {
+				return srv.(OrdersServer).Place(ctx, req.(*structpb.Struct))
+			})
+		},
+	}},
+}
+
+// PlaceOrder calls /shop.Orders/Place on conn.
+func PlaceOrder(ctx context.Context, conn grpc.ClientConnInterface, req *structpb.Struct) (*structpb.Struct, error) {
+	out := new(structpb.Struct)
+	err := conn.Invoke(ctx, "/shop.Orders/Place", req, out)
+	return out, err
+}
+
+// Orders is the order service: it asks inventory (over HTTP, through the
+// relay) to reserve stock and charge the payment provider.
+type Orders struct {
+	Rec       *Recorder
+	Inventory string       // base URL of the relay in front of inventory
+	Client    *http.Client // shadowlane-wrapped client
+}
+
+// Place implements OrdersServer.
+func (o *Orders) Place(ctx context.Context, req *structpb.Struct) (*structpb.Struct, error) {
+	id := req.GetFields()["id"].GetStringValue()
+	o.Rec.Saw("orders", id, propagation.FromContext(ctx))
+	hr, _ := http.NewRequestWithContext(ctx, "POST", o.Inventory+"/reserve?pay="+req.GetFields()["pay"].GetStringValue(), nil)
+	hr.Header.Set(IDHeader, id)
+	resp, err := o.Client.Do(hr)
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "inventory: %v", err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode == http.StatusServiceUnavailable {
+		return nil, status.Error(codes.Unavailable, string(body))
+	}
+	if resp.StatusCode != 200 {
+		return nil, status.Errorf(codes.Internal, "inventory: %d %s", resp.StatusCode, body)
+	}
+	return structpb.NewStruct(map[string]any{"id": id, "payment": string(body)})
+}
+
+// NewOrdersServer returns a gRPC server for o with shadowlane's
+// interceptors (internal trust: only our gateway calls it).
+func NewOrdersServer(rt *shadowlane.Runtime, o *Orders) *grpc.Server {
+	s := grpc.NewServer(slgrpc.ServerOptions(middleware.WithRuntime(rt), middleware.Internal())...)
+	s.RegisterService(&OrdersServiceDesc, o)
+	return s
+}
+
+// ---- gin gateway (edge) ----
+
+// NewGateway returns the edge gateway: POST /orders/:id places an order
+// through the order service.
+func NewGateway(rt *shadowlane.Runtime, rec *Recorder, orders grpc.ClientConnInterface) http.Handler {
+	gin.SetMode(gin.ReleaseMode)
+	r := gin.New()
+	r.Use(slgin.Middleware(middleware.WithRuntime(rt), middleware.Edge()))
+	r.POST("/orders/:id", func(c *gin.Context) {
+		id := c.Param("id")
+		ctx := c.Request.Context()
+		rec.Saw("gateway", id, propagation.FromContext(ctx))
+		req, _ := structpb.NewStruct(map[string]any{"id": id, "pay": c.Query("pay")})
+		ctx = metadata.AppendToOutgoingContext(ctx, "x-drill-id", id)
+		resp, err := PlaceOrder(ctx, orders, req)
+		if err != nil {
+			code := http.StatusBadGateway
+			if status.Code(err) == codes.Unavailable {
+				code = http.StatusServiceUnavailable
+			}
+			c.String(code, "%s", status.Convert(err).Message())
+			return
+		}
+		c.JSON(200, resp.AsMap())
+	})
+	return r
+}
+
+// ---- OpenTelemetry-only relay ----
+
+// NewRelay returns a reverse proxy to target that knows nothing of
+// shadowlane: otelhttp on both sides with TraceContext + Baggage only. The
+// mark crosses it as W3C baggage members.
+func NewRelay(rec *Recorder, target string) http.Handler {
+	props := otelprop.NewCompositeTextMapPropagator(otelprop.TraceContext{}, otelprop.Baggage{})
+	client := &http.Client{Transport: otelhttp.NewTransport(http.DefaultTransport, otelhttp.WithPropagators(props))}
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := r.Header.Get(IDHeader)
+		// It has no shadowlane: record what it forwards as plain W3C baggage.
+		bag := baggage.FromContext(r.Context())
+		rec.Saw("relay", id, propagation.Mark{Run: bag.Member("shadowlane.run").Value(), Env: bag.Member("shadowlane.env").Value()})
+		req, _ := http.NewRequestWithContext(r.Context(), r.Method, target+r.URL.RequestURI(), nil)
+		req.Header.Set(IDHeader, id)
+		resp, err := client.Do(req)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		defer resp.Body.Close()
+		w.WriteHeader(resp.StatusCode)
+		io.Copy(w, resp.Body)
+	})
+	return otelhttp.NewHandler(h, "relay", otelhttp.WithPropagators(props))
+}
+
+// ---- inventory (internal HTTP service) calling the payment provider ----
+
+// NewInventory returns the inventory service. It charges the payment
+// provider at paymentURL (a third party) for every reservation; with
+// ?pay=mock it charges mockURL instead (a third party with a configured
+// mock for load-test traffic).
+func NewInventory(rt *shadowlane.Runtime, rec *Recorder, paymentURL, mockURL string) http.Handler {
+	client := middleware.Client(nil, middleware.WithRuntime(rt))
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := r.Header.Get(IDHeader)
+		m := propagation.FromContext(r.Context())
+		rec.Saw("inventory", id, m)
+		target := paymentURL
+		if r.URL.Query().Get("pay") == "mock" {
+			target = mockURL
+		}
+		req, _ := http.NewRequestWithContext(r.Context(), "POST", target+"/v1/charge", nil)
+		req.Header.Set(IDHeader, id)
+		resp, err := client.Do(req)
+		if errors.Is(err, shadow.ErrBlocked) {
+			rec.Hit("payment:blocked")
+			fmt.Fprint(w, "blocked")
+			return
+		}
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		defer resp.Body.Close()
+		var out struct {
+			Charged bool `json:"charged"`
+			By      string `json:"by"`
+		}
+		_ = json.NewDecoder(resp.Body).Decode(&out)
+		if resp.Header.Get("X-Shadowlane-Mock") == "true" {
+			rec.Hit("payment:mocked")
+		}
+		fmt.Fprint(w, out.By)
+	})
+	return middleware.Handler(h, middleware.WithRuntime(rt), middleware.Internal())
+}
+
+// NewPaymentProvider is the outside payment provider: it counts every
+// charge by the mark headers it received (it has no shadowlane, it just
+// looks).
+func NewPaymentProvider(rec *Recorder, name string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		class := "production"
+		if r.Header.Get("X-Shadowlane-Run") != "" {
+			class = "loadtest"
+		}
+		rec.Hit(name + ":" + class)
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"charged":true,"by":%q}`, name)
+	})
+}

@@ -1,0 +1,47 @@
+// Package limiter is shadowlane's flow-control engine: rate (QPS with burst,
+// warm-up and queueing), concurrency, circuit-breaker and adaptive system
+// limits per resource, scoped to a traffic class, with load-test traffic
+// held to its own budget and shed first.
+//
+// # Resources and the hot path
+//
+// A resource is a named thing to protect: an inbound route
+// ("GET /orders/:id"), a gRPC method ("/order.v1.Orders/Create"), an exit
+// ("redis:GET"). Look its handle up once and keep it:
+//
+//	res := l.Resource("GET /orders/:id") // at route registration
+//	...
+//	tok, err := res.Entry(ctx)           // per request
+//	if err != nil {
+//		return err // a *BlockError: errors.Is(err, limiter.ErrBlocked)
+//	}
+//	defer tok.Exit() // or tok.ExitErr(err) to feed breakers and metrics
+//
+// Rules are matched against resource names when the handle is made and when
+// rules change ([Limiter.SetRules]), never per request. An admitted Entry
+// plus Exit costs a few atomic operations and two monotonic clock reads and
+// does not allocate; a refusal allocates its *BlockError.
+//
+// # Traffic classes
+//
+// Each request's class comes from its [propagation.Mark]: "loadtest" when
+// it carries a run id, else "production"; a rule may be scoped to one class
+// and/or one environment tag. Load-test traffic can be held to a budget of
+// its own (a rule with Class "loadtest"), can be given only a share of a
+// shared rule ([Rule.LoadTestShare]) so it is refused before production as
+// the limit nears, and is shed entirely by system protection
+// ([SystemRule]) before production traffic is touched.
+//
+// # Time
+//
+// Limits are computed on a monotonic nanosecond clock. [WithClock] with a
+// [ManualClock] makes every behaviour deterministic in tests: refill,
+// warm-up, queueing (ManualClock.Sleep advances the clock), breaker
+// timeouts, metric windows.
+//
+// # Metrics
+//
+// Every resource keeps, per class, the last minute of per-second counters
+// (pass, block by reason, dry-run would-block, error, mean latency) and the
+// in-flight count: [Resource.Stats], [Limiter.Snapshot].
+package limiter

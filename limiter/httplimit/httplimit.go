@@ -1,0 +1,158 @@
+package httplimit
+
+import (
+	"errors"
+	"math"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/shadowlane/shadowlane/limiter"
+)
+
+type config struct {
+	key     func(*http.Request) string
+	blocked func(http.ResponseWriter, *http.Request, *limiter.BlockError)
+}
+
+// Option configures [Middleware].
+type Option func(*config)
+
+// WithRouteKey names the resource of each request. Return a low-cardinality
+// name such as a route template ("GET /orders/:id"), never a raw path with
+// ids in it.
+func WithRouteKey(fn func(*http.Request) string) Option {
+	return func(c *config) { c.key = fn }
+}
+
+// WithBlockedHandler replaces the default 429 response. The RateLimit and
+// Retry-After headers are set before it is called.
+func WithBlockedHandler(fn func(http.ResponseWriter, *http.Request, *limiter.BlockError)) Option {
+	return func(c *config) { c.blocked = fn }
+}
+
+// DefaultRouteKey is r.Pattern when a ServeMux has set it, else
+// "METHOD /path".
+func DefaultRouteKey(r *http.Request) string {
+	if r.Pattern != "" {
+		return r.Pattern
+	}
+	return r.Method + " " + r.URL.Path
+}
+
+// Middleware returns net/http middleware that admits every request through
+// l. Requests the limiter refuses with an error other than a
+// *limiter.BlockError (none today) get 503.
+func Middleware(l *limiter.Limiter, opts ...Option) func(http.Handler) http.Handler {
+	c := config{key: DefaultRouteKey, blocked: tooMany}
+	for _, o := range opts {
+		o(&c)
+	}
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			tok, err := l.Admit(r.Context(), c.key(r))
+			if err != nil {
+				var be *limiter.BlockError
+				if !errors.As(err, &be) {
+					http.Error(w, "unavailable", http.StatusServiceUnavailable)
+					return
+				}
+				SetHeaders(w.Header(), be)
+				c.blocked(w, r, be)
+				return
+			}
+			sw := writers.Get().(*statusWriter)
+			sw.ResponseWriter, sw.status = w, 0
+			failed := true
+			defer func() {
+				if failed || sw.status >= 500 {
+					tok.ExitErr(errServer)
+				} else {
+					tok.Exit()
+				}
+				sw.ResponseWriter = nil
+				writers.Put(sw)
+			}()
+			next.ServeHTTP(sw, r)
+			failed = false
+		})
+	}
+}
+
+var errServer = errors.New("httplimit: server error")
+
+var writers = sync.Pool{New: func() any { return new(statusWriter) }}
+
+// statusWriter records the status code. Unwrap lets http.ResponseController
+// reach the underlying writer (Flush, Hijack, deadlines).
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *statusWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+func tooMany(w http.ResponseWriter, _ *http.Request, be *limiter.BlockError) {
+	http.Error(w, "too many requests ("+be.Reason.String()+")", http.StatusTooManyRequests)
+}
+
+// SetHeaders sets Retry-After (whole seconds, at least 1) and the
+// RateLimit / RateLimit-Policy fields of the IETF ratelimit-headers draft
+// for be: the policy is named after the rule; a rate rule announces its
+// quota per 1-second window (q, w), and RateLimit says none remains (r=0)
+// until t seconds from now.
+func SetHeaders(h http.Header, be *limiter.BlockError) {
+	secs := int64(math.Ceil(be.RetryAfter.Seconds()))
+	if secs < 1 {
+		secs = 1
+	}
+	t := strconv.FormatInt(secs, 10)
+	h.Set("Retry-After", t)
+	name := sfString(be.Rule)
+	if be.Reason == limiter.ReasonQPS || be.Reason == limiter.ReasonQueue {
+		h.Set("RateLimit-Policy", name+";q="+strconv.FormatInt(int64(math.Ceil(be.Limit)), 10)+";w=1")
+	}
+	h.Set("RateLimit", name+";r=0;t="+t)
+}
+
+// sfString renders s as an RFC 8941 structured-field string: printable
+// ASCII only, with '"' and '\' escaped.
+func sfString(s string) string {
+	var b strings.Builder
+	b.WriteByte('"')
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '"' || c == '\\':
+			b.WriteByte('\\')
+			b.WriteByte(c)
+		case c < 0x20 || c > 0x7e:
+			b.WriteByte('_')
+		default:
+			b.WriteByte(c)
+		}
+	}
+	b.WriteByte('"')
+	return b.String()
+}

@@ -1,0 +1,145 @@
+package httplimit_test
+
+import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/shadowlane/shadowlane/limiter"
+	"github.com/shadowlane/shadowlane/limiter/httplimit"
+	"github.com/shadowlane/shadowlane/propagation"
+)
+
+func routeKey(r *http.Request) string {
+	if strings.HasPrefix(r.URL.Path, "/orders/") {
+		return r.Method + " /orders/:id"
+	}
+	return r.Method + " " + r.URL.Path
+}
+
+func get(t *testing.T, url string, hdr ...string) *http.Response {
+	t.Helper()
+	req, _ := http.NewRequest("GET", url, nil)
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp
+}
+
+func TestTooManyRequestsHeaders(t *testing.T) {
+	l := limiter.New()
+	if err := l.SetRules([]limiter.Rule{{Name: "orders", Resource: "GET /orders/:id", QPS: 0.5, Burst: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /orders/{id}", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "order "+r.PathValue("id")) })
+	srv := httptest.NewServer(httplimit.Middleware(l, httplimit.WithRouteKey(routeKey))(mux))
+	defer srv.Close()
+
+	if resp := get(t, srv.URL+"/orders/1"); resp.StatusCode != 200 {
+		t.Fatalf("first: %s", resp.Status)
+	}
+	resp := get(t, srv.URL+"/orders/2") // same resource, different id
+	if resp.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("second: %s, want 429", resp.Status)
+	}
+	for k, want := range map[string]string{
+		"Retry-After":      "2",
+		"RateLimit-Policy": `"orders";q=1;w=1`,
+		"RateLimit":        `"orders";r=0;t=2`,
+	} {
+		if got := resp.Header.Get(k); got != want {
+			t.Errorf("%s = %q, want %q", k, got, want)
+		}
+	}
+	if resp := get(t, srv.URL+"/other"); resp.StatusCode != 404 {
+		t.Fatalf("unlimited route: %s", resp.Status)
+	}
+	st := l.Resource("GET /orders/:id").Stats().Classes[0].Sum(time.Time{})
+	if st.Pass != 1 || st.Blocked.QPS != 1 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+func TestServerErrorsTripBreaker(t *testing.T) {
+	l := limiter.New()
+	err := l.SetRules([]limiter.Rule{{Name: "pay-cb", Resource: "*", Breaker: &limiter.BreakerRule{
+		Strategy: limiter.ErrorCount, Threshold: 3, MinRequests: 1, OpenFor: time.Minute,
+	}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := httplimit.Middleware(l)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("panic") != "" {
+			panic(http.ErrAbortHandler)
+		}
+		w.WriteHeader(http.StatusBadGateway)
+	}))
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	get(t, srv.URL+"/pay")
+	get(t, srv.URL+"/pay")
+	// A panic counts as an error (the client may retry the GET once and
+	// see the open breaker's 429).
+	if resp, err := http.Get(srv.URL + "/pay?panic=1"); err == nil {
+		resp.Body.Close()
+	}
+	resp := get(t, srv.URL+"/pay")
+	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("RateLimit") != `"pay-cb";r=0;t=60` || resp.Header.Get("RateLimit-Policy") != "" {
+		t.Fatalf("after 2 502s and a panic: %s %v", resp.Status, resp.Header)
+	}
+	if s, ok := l.BreakerState("GET /pay", "pay-cb"); !ok || s != limiter.Open {
+		t.Fatalf("breaker state %v %v", s, ok)
+	}
+}
+
+func TestLoadTestBudget(t *testing.T) {
+	l := limiter.New()
+	if err := l.SetRules([]limiter.Rule{{Resource: "*", Class: limiter.ClassLoadTest, Concurrency: 1, QPS: 0.001, Burst: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	// Stand-in for the shadowlane entry middleware, which puts the mark in ctx.
+	mark := func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if run := r.Header.Get("X-Run"); run != "" {
+				r = r.WithContext(propagation.With(r.Context(), propagation.Mark{Run: run}))
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+	srv := httptest.NewServer(mark(httplimit.Middleware(l)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))))
+	defer srv.Close()
+	if resp := get(t, srv.URL+"/x", "X-Run", "r1"); resp.StatusCode != 200 {
+		t.Fatal(resp.Status)
+	}
+	if resp := get(t, srv.URL+"/x", "X-Run", "r1"); resp.StatusCode != 429 {
+		t.Fatalf("second load-test request: %s", resp.Status)
+	}
+	for range 5 {
+		if resp := get(t, srv.URL+"/x"); resp.StatusCode != 200 {
+			t.Fatalf("production limited by the load-test budget: %s", resp.Status)
+		}
+	}
+}
+
+func TestMiddlewareAllocs(t *testing.T) {
+	l := limiter.New()
+	if err := l.SetRules([]limiter.Rule{{Resource: "*", QPS: 1e9, Burst: 1e6, Concurrency: 100}}); err != nil {
+		t.Fatal(err)
+	}
+	h := httplimit.Middleware(l, httplimit.WithRouteKey(func(*http.Request) string { return "GET /x" }))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	req := httptest.NewRequest("GET", "/x", nil)
+	w := httptest.NewRecorder()
+	if n := testing.AllocsPerRun(200, func() { h.ServeHTTP(w, req) }); n > 0 {
+		t.Fatalf("middleware allocates %v times per request", n)
+	}
+}

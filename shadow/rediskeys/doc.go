@@ -1,0 +1,38 @@
+// Package rediskeys knows where the keys are in every Redis command and
+// renames them for load-test traffic.
+//
+// The command table (zz_commands.go) is generated from the Redis project's
+// own command metadata (redis-commands.json, the facts of
+// src/commands/*.json: arity, flags and key specifications) by
+// ./internal/gen; run `go generate` in this directory to refresh it. Key
+// positions follow the server's algorithm for key specs (begin_search
+// index/keyword, find_keys range/keynum), the one behind COMMAND GETKEYS, and
+// the tests cross-check them against a real server.
+//
+// On top of the table, [Rewriter] applies the fail-closed policy of
+// shadowlane to one command of marked (load-test) traffic:
+//
+//   - keys (and shard channels) at key-spec positions are renamed with the
+//     configured [shadow.Naming];
+//   - glob patterns (KEYS, SCAN MATCH, PSUBSCRIBE, PUBSUB CHANNELS) and
+//     pub/sub channels (PUBLISH, SUBSCRIBE, PUBSUB NUMSUB) are renamed too;
+//     SCAN without MATCH gets one, so it sees only shadow keys;
+//   - HSCAN/SSCAN/ZSCAN MATCH filters fields or members, not keys, and is left
+//     alone (their key is renamed);
+//   - keyless commands run only when they are on a short allow list (PING,
+//     MULTI/EXEC, CLIENT SETNAME, SCRIPT LOAD, COMMAND ...); everything else
+//     keyless (FLUSHALL, FLUSHDB, SWAPDB, SELECT, CONFIG, DEBUG, ...) is
+//     refused with [shadow.ErrBlocked]; commands the table does not know are
+//     refused with [shadow.ErrUnsupported];
+//   - SORT with BY/GET patterns that read other keys, MIGRATE, MOVE and
+//     COPY ... DB are refused; EVAL/EVALSHA/FCALL get their declared keys
+//     renamed, or are refused when StrictScripts is set.
+//
+// [Rewriter.Guard] is the other direction: a production command that names
+// a shadow key, channel or pattern is refused with
+// [shadow.ErrShadowFromProduction]. It costs a map lookup and a prefix check
+// per key and does not allocate.
+//
+// The package is client-neutral (arguments are go-redis style []any:
+// strings, []byte, integers); adapters/goredis wires it into go-redis hooks.
+package rediskeys
