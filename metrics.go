@@ -59,8 +59,8 @@ func (l *labelCounters) snapshot() map[string]int64 {
 // counters are plain atomics on the hot path, read by OTel observable
 // instruments at collection time, so counting costs no allocation.
 type counters struct {
-	production  atomic.Int64 // unmarked requests (no mark at all)
-	requests    labelCounters
+	production  atomic.Int64     // unmarked requests (no mark at all)
+	requests    [2]labelCounters // by env tag; [0] production, [1] load-test
 	drops       labelCounters
 	tokens      labelCounters
 	outbound    labelCounters
@@ -68,7 +68,11 @@ type counters struct {
 }
 
 func (c *counters) request(m propagation.Mark) {
-	c.requests.add(m.Class()+"|"+m.Env, 1)
+	if m.Run != "" {
+		c.requests[1].add(m.Env, 1)
+	} else {
+		c.requests[0].add(m.Env, 1)
+	}
 }
 func (c *counters) dropped(reason string)       { c.drops.add(reason, 1) }
 func (c *counters) tokenRejected(reason string) { c.tokens.add(reason, 1) }
@@ -97,7 +101,12 @@ type ReloadStatus struct {
 
 // Stats returns the counters so far.
 func (rt *Runtime) Stats() Stats {
-	req := rt.stats.requests.snapshot()
+	req := map[string]int64{}
+	for i, class := range []string{propagation.ClassProduction, propagation.ClassLoadTest} {
+		for env, n := range rt.stats.requests[i].snapshot() {
+			req[class+"|"+env] += n
+		}
+	}
 	req["production|"] += rt.stats.production.Load()
 	en, reason := rt.LoadTestEnabled()
 	s := Stats{

@@ -1,5 +1,32 @@
-// Package envtag routes requests between trunk and project environments:
-// instance labels, the selection rule (match, configured fallback, trunk;
-// strict mode fails instead), the registry seam, and the lane filter that
-// message consumers use ([Lanes]).
+// Package envtag routes requests between trunk and project environments.
+//
+// Every instance belongs to one environment, named by [EnvVar]
+// (SHADOWLANE_ENV; empty = trunk, read with [Self]). Every request carries
+// an environment tag, propagation.FromContext(ctx).Env (empty = untagged).
+// The selection rule, implemented once by [Pool] and used by the gRPC
+// balancer (adapters/grpc/envbalancer) and the HTTP client [Transport]:
+//
+//   - a tagged request goes to a ready instance of its own environment;
+//   - else, unless the service is strict, to the tag's configured fallback
+//     environments in order, then to trunk;
+//   - else it fails with a [*RouteError] (errors.Is [ErrNoLane]).
+//   - An untagged request goes to trunk or fails. It never reaches a
+//     project instance, even when no trunk instance exists; neither does
+//     any request reach an instance whose label is malformed.
+//
+// Rules come from a [Config] validated into a [Policy] (strict mode globally
+// or per service, fallbacks per tag); [SetDefaultPolicy] sets the one used
+// where none is given. Tags enter at the edge from a header, cookie or
+// query parameter ([Extractor]), validated with propagation.ValidID.
+// Instances are found in a [Registry] that is watched, so instances coming
+// and going change routing without restarts: [StaticRegistry],
+// [FileRegistry] (JSON, reloadable) and etcd v3 in the envtag/etcd module.
+//
+// Every pick is counted per downstream service and traffic class: lane
+// hits, fallbacks, trunk picks and misses ([Snapshot]; the OpenTelemetry
+// observable counter shadowlane.envtag.picks).
+//
+// The package also holds the lane filter that message consumers use
+// ([Lanes]): a trunk consumer skips messages of environments that have a
+// live lane consumer of their own.
 package envtag

@@ -1,0 +1,57 @@
+package envbalancer
+
+import (
+	"context"
+	"fmt"
+
+	"google.golang.org/grpc/resolver"
+
+	"github.com/shadowlane/shadowlane/envtag"
+)
+
+// Scheme is the default scheme of [NewResolver]'s builder:
+// "shadowlane:///orders" resolves service "orders" from the registry.
+const Scheme = "shadowlane"
+
+// NewResolver returns a resolver builder that watches a service's endpoints
+// in reg (the service is the target's endpoint: "shadowlane:///orders") and
+// reports each set to gRPC with environment labels, so instances coming
+// and going update routing without restarts. Pass it with
+// grpc.WithResolvers, or register it once with resolver.Register.
+// scheme "" means [Scheme].
+func NewResolver(reg envtag.Registry, scheme string) resolver.Builder {
+	if scheme == "" {
+		scheme = Scheme
+	}
+	return &registryBuilder{reg: reg, scheme: scheme}
+}
+
+type registryBuilder struct {
+	reg    envtag.Registry
+	scheme string
+}
+
+func (b *registryBuilder) Scheme() string { return b.scheme }
+
+func (b *registryBuilder) Build(t resolver.Target, cc resolver.ClientConn, _ resolver.BuildOptions) (resolver.Resolver, error) {
+	service := t.Endpoint()
+	if service == "" {
+		return nil, fmt.Errorf("%s: target %q names no service (want %s:///service)", Name, t.URL.String(), b.scheme)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	err := b.reg.Watch(ctx, service, func(eps []envtag.Endpoint) {
+		if err := cc.UpdateState(resolver.State{Endpoints: Endpoints(eps)}); err != nil && len(eps) > 0 {
+			logger.Infof("service %q: update of %d endpoints: %v", service, len(eps), err)
+		}
+	})
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("%s: watch %q: %w", Name, service, err)
+	}
+	return registryResolver{cancel}, nil
+}
+
+type registryResolver struct{ cancel context.CancelFunc }
+
+func (registryResolver) ResolveNow(resolver.ResolveNowOptions) {}
+func (r registryResolver) Close()                              { r.cancel() }

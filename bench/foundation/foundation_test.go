@@ -1,0 +1,126 @@
+package foundation
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"go.opentelemetry.io/contrib/instrumentation/github.com/gin-gonic/gin/otelgin"
+	otelprop "go.opentelemetry.io/otel/propagation"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
+
+	"github.com/shadowlane/shadowlane"
+	slgin "github.com/shadowlane/shadowlane/adapters/gin"
+	slgrpc "github.com/shadowlane/shadowlane/adapters/grpc"
+	"github.com/shadowlane/shadowlane/middleware"
+	"github.com/shadowlane/shadowlane/propagation"
+)
+
+func init() { gin.SetMode(gin.ReleaseMode) }
+
+func runtimeFor(b *testing.B, mode string) *shadowlane.Runtime {
+	rt, err := shadowlane.New(shadowlane.Config{Trust: shadowlane.TrustConfig{Mode: mode,
+		Keys: []shadowlane.KeyConfig{{ID: "k1", Secret: "0123456789abcdef0123456789abcdef"}}}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { rt.Close() })
+	return rt
+}
+
+func serve(b *testing.B, r *gin.Engine, req *http.Request) {
+	w := httptest.NewRecorder()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		r.ServeHTTP(w, req)
+	}
+}
+
+func engine(mw ...gin.HandlerFunc) *gin.Engine {
+	r := gin.New()
+	r.Use(mw...)
+	r.GET("/orders/:id", func(c *gin.Context) { c.Status(200) })
+	return r
+}
+
+func req(h map[string]string) *http.Request {
+	r := httptest.NewRequest("GET", "/orders/42", nil)
+	r.Header.Set("Accept", "application/json")
+	r.Header.Set("User-Agent", "bench")
+	for k, v := range h {
+		r.Header.Set(k, v)
+	}
+	return r
+}
+
+func BenchmarkGin(b *testing.B) {
+	b.Run("bare", func(b *testing.B) { serve(b, engine(), req(nil)) })
+	b.Run("shadowlane/unmarked", func(b *testing.B) {
+		rt := runtimeFor(b, "internal")
+		serve(b, engine(slgin.Middleware(middleware.WithRuntime(rt))), req(nil))
+	})
+	b.Run("shadowlane/unmarked-with-app-baggage", func(b *testing.B) {
+		rt := runtimeFor(b, "internal")
+		serve(b, engine(slgin.Middleware(middleware.WithRuntime(rt))), req(map[string]string{"Baggage": "userId=alice,tenant=t1"}))
+	})
+	b.Run("shadowlane/marked-header", func(b *testing.B) {
+		rt := runtimeFor(b, "internal")
+		serve(b, engine(slgin.Middleware(middleware.WithRuntime(rt))), req(map[string]string{"X-Shadowlane-Run": "run-1", "X-Shadowlane-Env": "proj-a"}))
+	})
+	b.Run("shadowlane/marked-baggage", func(b *testing.B) {
+		rt := runtimeFor(b, "internal")
+		serve(b, engine(slgin.Middleware(middleware.WithRuntime(rt))), req(map[string]string{"Baggage": "userId=alice,shadowlane.run=run-1,shadowlane.env=proj-a"}))
+	})
+	b.Run("shadowlane/marked-header-edge-token", func(b *testing.B) {
+		rt := runtimeFor(b, "edge")
+		tok, _ := rt.Keyring().Sign("run-1", "", time.Now().Add(time.Hour))
+		serve(b, engine(slgin.Middleware(middleware.WithRuntime(rt))), req(map[string]string{"X-Shadowlane-Run": "run-1", "X-Shadowlane-Token": tok}))
+	})
+	b.Run("otelgin/baggage", func(b *testing.B) {
+		props := otelprop.NewCompositeTextMapPropagator(otelprop.TraceContext{}, otelprop.Baggage{})
+		serve(b, engine(otelgin.Middleware("bench", otelgin.WithPropagators(props))), req(map[string]string{"Baggage": "userId=alice,shadowlane.run=run-1"}))
+	})
+}
+
+func BenchmarkGRPCUnaryServer(b *testing.B) {
+	handler := func(ctx context.Context, req any) (any, error) { return nil, nil }
+	info := &grpc.UnaryServerInfo{FullMethod: "/shop.Orders/Place"}
+	plain := metadata.NewIncomingContext(context.Background(), metadata.MD{"content-type": {"application/grpc"}, ":authority": {"orders"}, "user-agent": {"grpc-go"}})
+	marked := metadata.NewIncomingContext(context.Background(), metadata.MD{"content-type": {"application/grpc"}, "x-shadowlane-run": {"run-1"}, "x-shadowlane-env": {"proj-a"}})
+	b.Run("bare", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			handler(plain, nil)
+		}
+	})
+	for _, tc := range []struct {
+		name string
+		ctx  context.Context
+	}{{"shadowlane/unmarked", plain}, {"shadowlane/marked", marked}} {
+		b.Run(tc.name, func(b *testing.B) {
+			in := slgrpc.UnaryServerInterceptor(middleware.WithRuntime(runtimeFor(b, "internal")))
+			b.ReportAllocs()
+			for b.Loop() {
+				in(tc.ctx, nil, info, handler)
+			}
+		})
+	}
+}
+
+func BenchmarkFromContext(b *testing.B) {
+	ctx := propagation.With(context.Background(), propagation.Mark{Run: "run-1"})
+	for i := 0; i < 5; i++ { // a realistic chain of values above the mark
+		ctx = context.WithValue(ctx, struct{ n int }{i}, i)
+	}
+	b.ReportAllocs()
+	var m propagation.Mark
+	for b.Loop() {
+		m = propagation.FromContext(ctx)
+	}
+	_ = m
+}

@@ -1,0 +1,90 @@
+package envtag_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+
+	"github.com/shadowlane/shadowlane/envtag"
+	"github.com/shadowlane/shadowlane/propagation"
+)
+
+// The selection rule on its own: a Pool of labelled instances.
+func ExamplePool() {
+	policy, _ := envtag.NewPolicy(envtag.Config{
+		StrictServices: []string{"payments"},
+	})
+	members := []envtag.Member[string]{
+		{Env: "", Item: "orders-trunk-1"},
+		{Env: "proj-42", Item: "orders-proj-42-1"},
+	}
+	orders := envtag.NewPool("orders", policy, members)
+	payments := envtag.NewPool("payments", policy, members)
+
+	for _, tag := range []string{"", "proj-42", "proj-7"} {
+		got, _ := orders.Pick(propagation.Mark{Env: tag})
+		fmt.Printf("orders   %-8q -> %s\n", tag, got)
+	}
+	_, err := payments.Pick(propagation.Mark{Env: "proj-7"})
+	fmt.Println("payments \"proj-7\"  ->", err)
+	// Output:
+	// orders   ""       -> orders-trunk-1
+	// orders   "proj-42" -> orders-proj-42-1
+	// orders   "proj-7" -> orders-trunk-1
+	// payments "proj-7"  -> envtag: service "payments": strict: no ready instance in environment "proj-7"
+}
+
+// An HTTP client whose requests to http://orders/... go to the orders
+// instance of the request's environment.
+func ExampleTransport() {
+	serve := func(name string) *httptest.Server {
+		return httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			io.WriteString(w, name)
+		}))
+	}
+	trunk, proj := serve("trunk"), serve("proj-42")
+	defer trunk.Close()
+	defer proj.Close()
+
+	reg, _ := envtag.NewStaticRegistry(map[string][]envtag.Endpoint{
+		"orders": {
+			{Addr: strings.TrimPrefix(trunk.URL, "http://")},
+			{Addr: strings.TrimPrefix(proj.URL, "http://"), Env: "proj-42"},
+		},
+	})
+	tr := envtag.NewTransport(reg, envtag.WithServices("orders"))
+	defer tr.Close()
+	client := &http.Client{Transport: tr}
+
+	for _, tag := range []string{"", "proj-42"} {
+		ctx := propagation.With(context.Background(), propagation.Mark{Env: tag})
+		req, _ := http.NewRequestWithContext(ctx, "GET", "http://orders/items", nil)
+		resp, err := client.Do(req)
+		if err != nil {
+			fmt.Println(err)
+			continue
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		fmt.Printf("%q -> %s\n", tag, b)
+	}
+	// Output:
+	// "" -> trunk
+	// "proj-42" -> proj-42
+}
+
+// Reading the tag at the edge from a query parameter or a cookie.
+func ExampleExtractor() {
+	x, _ := envtag.NewExtractor(envtag.SourceConfig{Cookie: "shadowlane-env", Query: "env"})
+	for _, target := range []string{"/shop?env=proj-42", "/shop", "/shop?env=no%20spaces"} {
+		tag, found, err := x.Tag(httptest.NewRequest("GET", target, nil))
+		fmt.Printf("%s: %q %v %v\n", target, tag, found, err != nil)
+	}
+	// Output:
+	// /shop?env=proj-42: "proj-42" true false
+	// /shop: "" false false
+	// /shop?env=no%20spaces: "" true true
+}

@@ -1,0 +1,169 @@
+package envtag
+
+import (
+	"context"
+	"sort"
+	"sync"
+	"sync/atomic"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+
+	"github.com/shadowlane/shadowlane/propagation"
+)
+
+// Result is what one pick did.
+type Result uint8
+
+const (
+	// Lane: a tagged request served by its own environment.
+	Lane Result = iota
+	// Fallback: a tagged request served by a configured fallback
+	// environment or by trunk.
+	Fallback
+	// TrunkHit: an untagged request served by trunk.
+	TrunkHit
+	// Miss: no instance allowed (the request failed with [ErrNoLane]).
+	Miss
+	numResults
+)
+
+func (r Result) String() string {
+	switch r {
+	case Lane:
+		return "lane"
+	case Fallback:
+		return "fallback"
+	case TrunkHit:
+		return "trunk"
+	case Miss:
+		return "miss"
+	}
+	return "unknown"
+}
+
+// maxServices bounds the number of services counted; further services are
+// counted under "other".
+const maxServices = 1024
+
+type serviceStats struct {
+	n [2][numResults]atomic.Int64 // [class][result]
+}
+
+func (s *serviceStats) add(m propagation.Mark, r Result) {
+	c := 0
+	if m.Run != "" {
+		c = 1
+	}
+	s.n[c][r].Add(1)
+}
+
+var (
+	statsMu  sync.RWMutex
+	statsMap = map[string]*serviceStats{}
+	metrics  sync.Once
+)
+
+// statsFor returns the counters of service; pools resolve it once, so a
+// pick is one atomic add.
+func statsFor(service string) *serviceStats {
+	metrics.Do(registerMetrics)
+	statsMu.RLock()
+	s := statsMap[service]
+	statsMu.RUnlock()
+	if s != nil {
+		return s
+	}
+	statsMu.Lock()
+	defer statsMu.Unlock()
+	if s = statsMap[service]; s == nil {
+		if len(statsMap) >= maxServices {
+			service = "other"
+			s = statsMap[service]
+		}
+		if s == nil {
+			s = new(serviceStats)
+			statsMap[service] = s
+		}
+	}
+	return s
+}
+
+// Count is one row of [Snapshot]: the picks for one service and traffic
+// class (see [propagation.Mark.Class]).
+type Count struct {
+	Service  string `json:"service"`
+	Class    string `json:"class"`
+	Lane     int64  `json:"lane"`
+	Fallback int64  `json:"fallback"`
+	Trunk    int64  `json:"trunk"`
+	Miss     int64  `json:"miss"`
+}
+
+// Snapshot returns the pick counters of every service, sorted by service
+// and class; rows that are all zero are left out.
+func Snapshot() []Count {
+	statsMu.RLock()
+	out := make([]Count, 0, 2*len(statsMap))
+	for svc, s := range statsMap {
+		for c, class := range [2]string{propagation.ClassProduction, propagation.ClassLoadTest} {
+			row := Count{Service: svc, Class: class,
+				Lane: s.n[c][Lane].Load(), Fallback: s.n[c][Fallback].Load(),
+				Trunk: s.n[c][TrunkHit].Load(), Miss: s.n[c][Miss].Load()}
+			if row.Lane|row.Fallback|row.Trunk|row.Miss != 0 {
+				out = append(out, row)
+			}
+		}
+	}
+	statsMu.RUnlock()
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Service != out[j].Service {
+			return out[i].Service < out[j].Service
+		}
+		return out[i].Class < out[j].Class
+	})
+	return out
+}
+
+// Lookup returns the counters of one service and class ("production" or
+// "loadtest"); zero when nothing was counted.
+func Lookup(service, class string) Count {
+	for _, c := range Snapshot() {
+		if c.Service == service && c.Class == class {
+			return c
+		}
+	}
+	return Count{Service: service, Class: class}
+}
+
+// ScopeName is the OpenTelemetry instrumentation scope of envtag's metrics.
+const ScopeName = "github.com/shadowlane/shadowlane/envtag"
+
+// registerMetrics exposes the counters as the observable counter
+// shadowlane.envtag.picks{service, class, result} on the global meter
+// provider (the OTel global delegates to a provider installed later).
+func registerMetrics() {
+	m := otel.Meter(ScopeName)
+	picks, err := m.Int64ObservableCounter("shadowlane.envtag.picks",
+		metric.WithDescription("Instance picks by environment routing, per downstream service, traffic class and result (lane, fallback, trunk, miss)."),
+		metric.WithUnit("{pick}"))
+	if err != nil {
+		otel.Handle(err)
+		return
+	}
+	_, err = m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		for _, c := range Snapshot() {
+			for r, n := range [...]int64{c.Lane, c.Fallback, c.Trunk, c.Miss} {
+				o.ObserveInt64(picks, n, metric.WithAttributes(
+					attribute.String("service", c.Service),
+					attribute.String("class", c.Class),
+					attribute.String("result", Result(r).String())))
+			}
+		}
+		return nil
+	}, picks)
+	if err != nil {
+		otel.Handle(err)
+	}
+}
