@@ -33,6 +33,10 @@ type Config struct {
 	// Reload is how often the config file is checked for changes (default
 	// 2s; "0s" turns reloading off).
 	Reload *time.Duration `yaml:"reload"`
+	// Routing configures environment routing (see package envtag).
+	Routing RoutingConfig `yaml:"routing"`
+	// Limits configures flow control (see package limiter).
+	Limits LimitsConfig `yaml:"limits"`
 	// InstallPropagator installs shadowlane's propagator into the global
 	// OpenTelemetry TextMapPropagator (default true).
 	InstallPropagator *bool `yaml:"installPropagator"`
@@ -210,6 +214,8 @@ type compiled struct {
 	adminToken      string
 	reload          time.Duration
 	installProp     bool
+	routing         *routingState
+	limits          *limitsState
 }
 
 func (c *Config) compile(getenv func(string) string) (*compiled, error) {
@@ -316,6 +322,8 @@ func (c *Config) compile(getenv func(string) string) (*compiled, error) {
 	if c.InstallPropagator != nil {
 		out.installProp = *c.InstallPropagator
 	}
+	out.routing, errs = compileRouting(c.Routing, errs)
+	out.limits, errs = compileLimits(c.Limits, errs)
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}

@@ -138,6 +138,8 @@ func newRuntime(cfg Config, o *options) (*Runtime, error) {
 	if err := rt.registerMetrics(); err != nil {
 		return nil, err
 	}
+	rt.applyRouting(c)
+	rt.applyLimits(c)
 	return rt, nil
 }
 
@@ -166,6 +168,8 @@ func (rt *Runtime) Apply(cfg Config) error {
 		return err
 	}
 	old := rt.st.Swap(c)
+	rt.applyRouting(c)
+	rt.applyLimits(c)
 	if old.loadTest != c.loadTest || old.loadTestReason != c.loadTestReason {
 		rt.kill.Store(&killState{enabled: c.loadTest, reason: c.loadTestReason, source: "config"})
 	}
