@@ -1,2 +1,32 @@
-// Package placeholder; see the issue tracker.
+// Package sqlite is the SQLite dialect of shadowlane's SQL shadowing: a
+// [sqlshadow.Dialect] that finds and renames every table reference of a
+// SQLite statement.
+//
+// It covers the statements applications send: SELECT (joins, subqueries,
+// compound selects, WITH and WITH RECURSIVE, window clauses, VALUES),
+// INSERT/REPLACE (VALUES, SELECT, DEFAULT VALUES, ON CONFLICT upserts,
+// RETURNING), UPDATE (with FROM, RETURNING) and DELETE, plus transaction
+// control (BEGIN, COMMIT, ROLLBACK, SAVEPOINT, RELEASE). DDL, PRAGMA,
+// ATTACH and the like are recognised as [sqlshadow.KindDDL] so load-test
+// traffic is refused. Anything else is a parse error, which load-test
+// traffic also gets refused for: the parser never guesses.
+//
+// Renamed: table names in FROM/JOIN, INSERT INTO, UPDATE, DELETE FROM,
+// "x IN table", and the table part of qualified columns (orders.id,
+// main.orders.id) when the table is referenced by its own name. Never
+// renamed: aliases, CTE names, the upsert pseudo-table "excluded",
+// json_each/json_tree. A qualifier that names nothing in scope, or a body
+// naming a CTE defined later in the same WITH, fails closed.
+//
+// # Why a parser of our own
+//
+// The pure-Go SQLite parser we wanted (github.com/rqlite/sql, and its forks)
+// cannot be fetched through the Go module proxy this project builds with;
+// the remaining pure-Go parsers speak MySQL (they reject RETURNING, ON
+// CONFLICT and double-quoted identifiers that gorm's SQLite driver emits)
+// and the PostgreSQL one is cgo. This package is a small tokenizer and a
+// recursive-descent parser for SQLite's DML grammar, strict on clause
+// structure. Its output is checked against the real SQLite engine
+// (modernc.org/sqlite) in the tests: every rewritten statement prepares
+// against a database that only holds shadow tables.
 package sqlite

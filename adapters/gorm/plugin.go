@@ -1,0 +1,304 @@
+package slgorm
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+
+	"gorm.io/gorm"
+
+	"github.com/shadowlane/shadowlane/propagation"
+	"github.com/shadowlane/shadowlane/shadow"
+	"github.com/shadowlane/shadowlane/shadow/sqlshadow"
+)
+
+// Plugin is the shadowlane gorm plugin. Build it with [New] or
+// [NewDatabase] and register it with db.Use.
+type Plugin struct {
+	rw     *sqlshadow.Rewriter // table mode
+	shadow gorm.ConnPool       // database mode
+	store  string
+}
+
+// New returns a table-mode plugin: marked statements are rewritten by rw.
+func New(rw *sqlshadow.Rewriter) *Plugin {
+	return &Plugin{rw: rw, store: rw.Dialect().Name()}
+}
+
+// NewDatabase returns a database-mode plugin: marked statements run on the
+// pool of shadowDB (opened with the same dialector as production).
+func NewDatabase(shadowDB *gorm.DB) *Plugin {
+	return &Plugin{shadow: shadowDB.ConnPool, store: shadowDB.Dialector.Name()}
+}
+
+// Name implements gorm.Plugin.
+func (p *Plugin) Name() string { return "shadowlane" }
+
+// ErrConfig is returned by Initialize for a plugin built without a target.
+var ErrConfig = errors.New("slgorm: plugin needs a rewriter (New) or a shadow database (NewDatabase)")
+
+// Initialize implements gorm.Plugin.
+func (p *Plugin) Initialize(db *gorm.DB) error {
+	if p == nil || (p.rw == nil && p.shadow == nil) {
+		return ErrConfig
+	}
+	top := &pool{base: db.ConnPool, p: p}
+	db.ConnPool = top
+	if db.Statement != nil {
+		db.Statement.ConnPool = top
+	}
+	cb := db.Callback()
+	if err := cb.Create().Before("gorm:create").Register("shadowlane:create", p.wrap); err != nil {
+		return err
+	}
+	if err := cb.Create().Before("gorm:save_after_associations").Register("shadowlane:create_done", p.unwrap); err != nil {
+		return err
+	}
+	if err := cb.Query().Before("gorm:query").Register("shadowlane:query", p.wrap); err != nil {
+		return err
+	}
+	if err := cb.Query().Before("gorm:preload").Register("shadowlane:query_done", p.unwrap); err != nil {
+		return err
+	}
+	if err := cb.Update().Before("gorm:update").Register("shadowlane:update", p.wrap); err != nil {
+		return err
+	}
+	if err := cb.Update().Before("gorm:save_after_associations").Register("shadowlane:update_done", p.unwrap); err != nil {
+		return err
+	}
+	if err := cb.Delete().Before("gorm:delete").Register("shadowlane:delete", p.wrap); err != nil {
+		return err
+	}
+	if err := cb.Delete().Before("gorm:after_delete").Register("shadowlane:delete_done", p.unwrap); err != nil {
+		return err
+	}
+	if err := cb.Row().Before("gorm:row").Register("shadowlane:row", p.wrap); err != nil {
+		return err
+	}
+	if err := cb.Row().After("gorm:row").Register("shadowlane:row_done", p.unwrap); err != nil {
+		return err
+	}
+	if err := cb.Raw().Before("gorm:raw").Register("shadowlane:raw", p.wrap); err != nil {
+		return err
+	}
+	return cb.Raw().After("gorm:raw").Register("shadowlane:raw_done", p.unwrap)
+}
+
+// wrap installs the statement pool for the statement about to run.
+func (p *Plugin) wrap(db *gorm.DB) {
+	st := db.Statement
+	if db.Error != nil || st == nil || st.ConnPool == nil {
+		return
+	}
+	base := st.ConnPool
+	if sp, ok := base.(*stmtPool); ok {
+		base = sp.orig
+	}
+	m := propagation.FromContext(st.Context)
+	tx, inTx := base.(*txPool)
+	if m.Run == "" && inTx {
+		m = tx.mark // a transaction begun marked stays shadow
+	}
+	sp := &stmtPool{orig: base, target: base, p: p, mark: m}
+	if p.shadow != nil && m.Run != "" {
+		switch {
+		case inTx && tx.mark.Run != "":
+			// already on the shadow database
+		case inTx || isTx(base):
+			db.AddError(shadow.Refuse(p.store, "transaction", "marked statement inside a production transaction cannot reach the shadow database", m, shadow.ErrBlocked))
+			shadow.Record(p.store, "transaction", shadow.Block)
+			return
+		default:
+			sp.target = p.shadow
+			shadow.Record(p.store, "database", shadow.Redirect)
+		}
+	}
+	st.ConnPool = sp
+}
+
+func isTx(c gorm.ConnPool) bool {
+	_, ok := c.(gorm.TxCommitter)
+	return ok
+}
+
+// unwrap restores the pool the statement had, so transactions can commit
+// and later statements start clean.
+func (p *Plugin) unwrap(db *gorm.DB) {
+	if sp, ok := db.Statement.ConnPool.(*stmtPool); ok {
+		db.Statement.ConnPool = sp.orig
+	}
+}
+
+// stmtPool runs one statement: in table mode it rewrites (marked) or guards
+// (unmarked) the final SQL before handing it to target.
+type stmtPool struct {
+	orig, target gorm.ConnPool
+	p            *Plugin
+	mark         propagation.Mark
+}
+
+func (s *stmtPool) text(query string) (string, error) {
+	if s.p.rw == nil {
+		return query, nil // database mode: target already chosen
+	}
+	if s.mark.Run != "" {
+		return s.p.rw.Rewrite(s.mark, query)
+	}
+	return query, s.p.rw.Guard(query)
+}
+
+func (s *stmtPool) PrepareContext(ctx context.Context, query string) (*sql.Stmt, error) {
+	q, err := s.text(query)
+	if err != nil {
+		return nil, err
+	}
+	return s.target.PrepareContext(ctx, q)
+}
+
+func (s *stmtPool) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	q, err := s.text(query)
+	if err != nil {
+		return nil, err
+	}
+	return s.target.ExecContext(ctx, q, args...)
+}
+
+func (s *stmtPool) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	q, err := s.text(query)
+	if err != nil {
+		return nil, err
+	}
+	return s.target.QueryContext(ctx, q, args...)
+}
+
+func (s *stmtPool) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	q, err := s.text(query)
+	if err != nil {
+		return errRow(ctx, err)
+	}
+	return s.target.QueryRowContext(ctx, q, args...)
+}
+
+// errRow returns a *sql.Row whose Scan and Err return err: the statement
+// never reaches a database.
+func errRow(ctx context.Context, err error) *sql.Row {
+	db := sql.OpenDB(errConnector{err})
+	defer db.Close()
+	return db.QueryRowContext(ctx, "refused")
+}
+
+type errConnector struct{ err error }
+
+func (c errConnector) Connect(context.Context) (driver.Conn, error) { return nil, c.err }
+func (c errConnector) Driver() driver.Driver                        { return errDriver{c.err} }
+
+type errDriver struct{ err error }
+
+func (d errDriver) Open(string) (driver.Conn, error) { return nil, d.err }
+
+// pool replaces db.ConnPool so that transactions remember the mark they
+// were begun with (and, in database mode, begin on the shadow database).
+type pool struct {
+	base gorm.ConnPool
+	p    *Plugin
+}
+
+func (c *pool) PrepareContext(ctx context.Context, q string) (*sql.Stmt, error) {
+	return c.base.PrepareContext(ctx, q)
+}
+func (c *pool) ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	return c.base.ExecContext(ctx, q, args...)
+}
+func (c *pool) QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	return c.base.QueryContext(ctx, q, args...)
+}
+func (c *pool) QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row {
+	return c.base.QueryRowContext(ctx, q, args...)
+}
+
+// GetDBConn keeps db.DB() working.
+func (c *pool) GetDBConn() (*sql.DB, error) {
+	switch b := c.base.(type) {
+	case *sql.DB:
+		return b, nil
+	case gorm.GetDBConnector:
+		return b.GetDBConn()
+	}
+	return nil, errors.New("slgorm: underlying pool exposes no *sql.DB")
+}
+
+// BeginTx implements gorm.ConnPoolBeginner.
+func (c *pool) BeginTx(ctx context.Context, opts *sql.TxOptions) (gorm.ConnPool, error) {
+	m := propagation.FromContext(ctx)
+	from := c.base
+	if m.Run != "" && c.p.shadow != nil {
+		from = c.p.shadow
+		shadow.Record(c.p.store, "database", shadow.Redirect)
+	} else if m.Run == "" {
+		m = propagation.Mark{}
+	}
+	var tx gorm.ConnPool
+	var err error
+	switch b := from.(type) {
+	case gorm.TxBeginner:
+		tx, err = b.BeginTx(ctx, opts)
+	case gorm.ConnPoolBeginner:
+		tx, err = b.BeginTx(ctx, opts)
+	default:
+		return nil, gorm.ErrInvalidTransaction
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &txPool{base: tx, mark: m}, nil
+}
+
+// txPool is a transaction with the mark it was begun with.
+type txPool struct {
+	base gorm.ConnPool
+	mark propagation.Mark
+}
+
+func (t *txPool) PrepareContext(ctx context.Context, q string) (*sql.Stmt, error) {
+	return t.base.PrepareContext(ctx, q)
+}
+func (t *txPool) ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	return t.base.ExecContext(ctx, q, args...)
+}
+func (t *txPool) QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	return t.base.QueryContext(ctx, q, args...)
+}
+func (t *txPool) QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row {
+	return t.base.QueryRowContext(ctx, q, args...)
+}
+func (t *txPool) Commit() error {
+	if c, ok := t.base.(gorm.TxCommitter); ok {
+		return c.Commit()
+	}
+	return gorm.ErrInvalidTransaction
+}
+func (t *txPool) Rollback() error {
+	if c, ok := t.base.(gorm.TxCommitter); ok {
+		return c.Rollback()
+	}
+	return gorm.ErrInvalidTransaction
+}
+
+// StmtContext lets gorm's PrepareStmt sessions use the transaction.
+func (t *txPool) StmtContext(ctx context.Context, s *sql.Stmt) *sql.Stmt {
+	if sc, ok := t.base.(interface {
+		StmtContext(context.Context, *sql.Stmt) *sql.Stmt
+	}); ok {
+		return sc.StmtContext(ctx, s)
+	}
+	return s
+}
+
+// GetDBConn keeps db.DB() working inside transactions.
+func (t *txPool) GetDBConn() (*sql.DB, error) {
+	if g, ok := t.base.(gorm.GetDBConnector); ok {
+		return g.GetDBConn()
+	}
+	return nil, nil
+}

@@ -1,0 +1,345 @@
+package slsql
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+
+	"github.com/shadowlane/shadowlane/propagation"
+	"github.com/shadowlane/shadowlane/shadow/sqlshadow"
+)
+
+// NewConnector wraps c so that statements are shadowed by rw (table mode).
+func NewConnector(c driver.Connector, rw *sqlshadow.Rewriter) driver.Connector {
+	return &connector{base: c, rw: rw}
+}
+
+// OpenDB is sql.OpenDB(NewConnector(c, rw)).
+func OpenDB(c driver.Connector, rw *sqlshadow.Rewriter) *sql.DB {
+	return sql.OpenDB(NewConnector(c, rw))
+}
+
+// DSNConnector returns a connector opening dsn with d, for drivers that do
+// not implement [driver.DriverContext].
+func DSNConnector(d driver.Driver, dsn string) (driver.Connector, error) {
+	if dc, ok := d.(driver.DriverContext); ok {
+		return dc.OpenConnector(dsn)
+	}
+	return dsnConnector{d, dsn}, nil
+}
+
+type dsnConnector struct {
+	d   driver.Driver
+	dsn string
+}
+
+func (c dsnConnector) Connect(context.Context) (driver.Conn, error) { return c.d.Open(c.dsn) }
+func (c dsnConnector) Driver() driver.Driver                        { return c.d }
+
+type connector struct {
+	base driver.Connector
+	rw   *sqlshadow.Rewriter
+}
+
+func (c *connector) Connect(ctx context.Context) (driver.Conn, error) {
+	cn, err := c.base.Connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &conn{base: cn, rw: c.rw}, nil
+}
+
+func (c *connector) Driver() driver.Driver { return c.base.Driver() }
+
+// conn wraps one driver connection. database/sql never uses a connection
+// from two goroutines at once, so txMark needs no lock.
+type conn struct {
+	base   driver.Conn
+	rw     *sqlshadow.Rewriter
+	txMark propagation.Mark // mark of the open transaction begun marked
+}
+
+var (
+	_ driver.ExecerContext      = (*conn)(nil)
+	_ driver.QueryerContext     = (*conn)(nil)
+	_ driver.ConnPrepareContext = (*conn)(nil)
+	_ driver.ConnBeginTx        = (*conn)(nil)
+	_ driver.NamedValueChecker  = (*conn)(nil)
+	_ driver.SessionResetter    = (*conn)(nil)
+	_ driver.Validator          = (*conn)(nil)
+	_ driver.Pinger             = (*conn)(nil)
+)
+
+// mark is the mark statements on this connection run under: the context's,
+// or the one of the transaction begun marked.
+func (c *conn) mark(ctx context.Context) propagation.Mark {
+	if m := propagation.FromContext(ctx); m.Run != "" {
+		return m
+	}
+	return c.txMark
+}
+
+// text returns the statement to run for m.
+func (c *conn) text(m propagation.Mark, query string) (string, error) {
+	if m.Run != "" {
+		return c.rw.Rewrite(m, query)
+	}
+	return query, c.rw.Guard(query)
+}
+
+func (c *conn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
+	ex, ok := c.base.(driver.ExecerContext)
+	if !ok {
+		return nil, driver.ErrSkip // database/sql prepares instead: PrepareContext rewrites
+	}
+	q, err := c.text(c.mark(ctx), query)
+	if err != nil {
+		return nil, err
+	}
+	return ex.ExecContext(ctx, q, args)
+}
+
+func (c *conn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
+	qr, ok := c.base.(driver.QueryerContext)
+	if !ok {
+		return nil, driver.ErrSkip
+	}
+	q, err := c.text(c.mark(ctx), query)
+	if err != nil {
+		return nil, err
+	}
+	return qr.QueryContext(ctx, q, args)
+}
+
+func (c *conn) Prepare(query string) (driver.Stmt, error) {
+	return c.PrepareContext(context.Background(), query)
+}
+
+func (c *conn) PrepareContext(ctx context.Context, query string) (driver.Stmt, error) {
+	m := c.mark(ctx)
+	s := &stmt{c: c, query: query}
+	st, err := c.prepare(ctx, m, query)
+	if err != nil {
+		return nil, err
+	}
+	if m.Run != "" {
+		s.shadow = st
+	} else {
+		s.prod = st
+	}
+	return s, nil
+}
+
+func (c *conn) prepare(ctx context.Context, m propagation.Mark, query string) (driver.Stmt, error) {
+	q, err := c.text(m, query)
+	if err != nil {
+		return nil, err
+	}
+	if pc, ok := c.base.(driver.ConnPrepareContext); ok {
+		return pc.PrepareContext(ctx, q)
+	}
+	return c.base.Prepare(q)
+}
+
+func (c *conn) Close() error { return c.base.Close() }
+
+func (c *conn) Begin() (driver.Tx, error) {
+	return c.BeginTx(context.Background(), driver.TxOptions{})
+}
+
+func (c *conn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, error) {
+	var tx driver.Tx
+	var err error
+	if bt, ok := c.base.(driver.ConnBeginTx); ok {
+		tx, err = bt.BeginTx(ctx, opts)
+	} else {
+		if opts.Isolation != 0 || opts.ReadOnly {
+			return nil, errors.New("slsql: driver does not support transaction options")
+		}
+		tx, err = c.base.Begin() //nolint:staticcheck // fallback for old drivers
+	}
+	if err != nil {
+		return nil, err
+	}
+	c.txMark = propagation.FromContext(ctx)
+	if c.txMark.Run == "" {
+		c.txMark = propagation.Mark{}
+	}
+	return &txWrap{base: tx, c: c}, nil
+}
+
+type txWrap struct {
+	base driver.Tx
+	c    *conn
+}
+
+func (t *txWrap) Commit() error   { t.c.txMark = propagation.Mark{}; return t.base.Commit() }
+func (t *txWrap) Rollback() error { t.c.txMark = propagation.Mark{}; return t.base.Rollback() }
+
+func (c *conn) CheckNamedValue(nv *driver.NamedValue) error {
+	if nvc, ok := c.base.(driver.NamedValueChecker); ok {
+		return nvc.CheckNamedValue(nv)
+	}
+	return driver.ErrSkip
+}
+
+func (c *conn) ResetSession(ctx context.Context) error {
+	c.txMark = propagation.Mark{}
+	if sr, ok := c.base.(driver.SessionResetter); ok {
+		return sr.ResetSession(ctx)
+	}
+	return nil
+}
+
+func (c *conn) IsValid() bool {
+	if v, ok := c.base.(driver.Validator); ok {
+		return v.IsValid()
+	}
+	return true
+}
+
+func (c *conn) Ping(ctx context.Context) error {
+	if p, ok := c.base.(driver.Pinger); ok {
+		return p.Ping(ctx)
+	}
+	return nil
+}
+
+// stmt is a prepared statement that remembers its text. It holds at most
+// one driver statement per side (production text, shadow text) and
+// prepares the side a call needs on first use.
+type stmt struct {
+	c            *conn
+	query        string
+	prod, shadow driver.Stmt
+}
+
+var (
+	_ driver.StmtExecContext   = (*stmt)(nil)
+	_ driver.StmtQueryContext  = (*stmt)(nil)
+	_ driver.NamedValueChecker = (*stmt)(nil)
+)
+
+func (s *stmt) side(ctx context.Context) (driver.Stmt, error) {
+	m := s.c.mark(ctx)
+	if m.Run != "" {
+		if s.shadow == nil {
+			st, err := s.c.prepare(ctx, m, s.query)
+			if err != nil {
+				return nil, err
+			}
+			s.shadow = st
+		} else if _, err := s.c.rw.Rewrite(m, s.query); err != nil { // count the decision
+			return nil, err
+		}
+		return s.shadow, nil
+	}
+	if s.prod == nil {
+		st, err := s.c.prepare(ctx, m, s.query)
+		if err != nil {
+			return nil, err
+		}
+		s.prod = st
+	}
+	return s.prod, nil
+}
+
+func (s *stmt) Close() error {
+	var err error
+	if s.prod != nil {
+		err = s.prod.Close()
+	}
+	if s.shadow != nil {
+		if e := s.shadow.Close(); err == nil {
+			err = e
+		}
+	}
+	return err
+}
+
+func (s *stmt) NumInput() int {
+	if s.prod != nil {
+		return s.prod.NumInput()
+	}
+	if s.shadow != nil {
+		return s.shadow.NumInput()
+	}
+	return -1
+}
+
+func (s *stmt) Exec(args []driver.Value) (driver.Result, error) {
+	return s.ExecContext(context.Background(), named(args))
+}
+
+func (s *stmt) Query(args []driver.Value) (driver.Rows, error) {
+	return s.QueryContext(context.Background(), named(args))
+}
+
+func (s *stmt) ExecContext(ctx context.Context, args []driver.NamedValue) (driver.Result, error) {
+	st, err := s.side(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if sc, ok := st.(driver.StmtExecContext); ok {
+		return sc.ExecContext(ctx, args)
+	}
+	v, err := values(args)
+	if err != nil {
+		return nil, err
+	}
+	return st.Exec(v) //nolint:staticcheck // fallback for old drivers
+}
+
+func (s *stmt) QueryContext(ctx context.Context, args []driver.NamedValue) (driver.Rows, error) {
+	st, err := s.side(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if sc, ok := st.(driver.StmtQueryContext); ok {
+		return sc.QueryContext(ctx, args)
+	}
+	v, err := values(args)
+	if err != nil {
+		return nil, err
+	}
+	return st.Query(v) //nolint:staticcheck // fallback for old drivers
+}
+
+func (s *stmt) CheckNamedValue(nv *driver.NamedValue) error {
+	st := s.prod
+	if st == nil {
+		st = s.shadow
+	}
+	if nvc, ok := st.(driver.NamedValueChecker); ok {
+		return nvc.CheckNamedValue(nv)
+	}
+	if cc, ok := st.(driver.ColumnConverter); ok { //nolint:staticcheck // honour old drivers
+		v, err := cc.ColumnConverter(nv.Ordinal - 1).ConvertValue(nv.Value)
+		if err != nil {
+			return err
+		}
+		nv.Value = v
+		return nil
+	}
+	return s.c.CheckNamedValue(nv)
+}
+
+func named(args []driver.Value) []driver.NamedValue {
+	out := make([]driver.NamedValue, len(args))
+	for i, v := range args {
+		out[i] = driver.NamedValue{Ordinal: i + 1, Value: v}
+	}
+	return out
+}
+
+func values(args []driver.NamedValue) ([]driver.Value, error) {
+	out := make([]driver.Value, len(args))
+	for i, a := range args {
+		if a.Name != "" {
+			return nil, errors.New("slsql: driver does not support named parameters")
+		}
+		out[i] = a.Value
+	}
+	return out, nil
+}

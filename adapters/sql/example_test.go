@@ -1,0 +1,47 @@
+package slsql_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	slsql "github.com/shadowlane/shadowlane/adapters/sql"
+	"github.com/shadowlane/shadowlane/dialects/sqlite"
+	"github.com/shadowlane/shadowlane/propagation"
+	"github.com/shadowlane/shadowlane/shadow"
+	"github.com/shadowlane/shadowlane/shadow/sqlshadow"
+)
+
+func ExampleOpenDB() {
+	dir, _ := os.MkdirTemp("", "slsql")
+	defer os.RemoveAll(dir)
+	path := filepath.Join(dir, "shop.db")
+	raw, _ := sql.Open("sqlite", path)
+	defer raw.Close()
+	raw.Exec("CREATE TABLE orders (id INTEGER PRIMARY KEY); CREATE TABLE orders_shadow (id INTEGER PRIMARY KEY)")
+
+	rw, _ := sqlshadow.New(sqlite.New()) // suffix _shadow, guard on
+	base, _ := slsql.DSNConnector(raw.Driver(), path)
+	db := slsql.OpenDB(base, rw)
+	defer db.Close()
+
+	loadTest := propagation.With(context.Background(), propagation.Mark{Run: "run-1"})
+	db.ExecContext(loadTest, "INSERT INTO orders DEFAULT VALUES")
+	db.ExecContext(context.Background(), "INSERT INTO orders DEFAULT VALUES")
+	_, err := db.ExecContext(loadTest, "DROP TABLE orders")
+	fmt.Println(errors.Is(err, shadow.ErrUnsupported))
+	_, err = db.ExecContext(context.Background(), "DELETE FROM orders_shadow")
+	fmt.Println(errors.Is(err, shadow.ErrShadowFromProduction))
+
+	var prod, shadowRows int
+	raw.QueryRow("SELECT count(*) FROM orders").Scan(&prod)
+	raw.QueryRow("SELECT count(*) FROM orders_shadow").Scan(&shadowRows)
+	fmt.Println(prod, shadowRows)
+	// Output:
+	// true
+	// true
+	// 1 1
+}

@@ -1,0 +1,142 @@
+package slsql
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"sync"
+
+	"github.com/shadowlane/shadowlane/propagation"
+	"github.com/shadowlane/shadowlane/shadow"
+)
+
+// Router sends marked (load-test) work to a shadow database and everything
+// else to production (database mode). Both pools are required: a router
+// without a shadow pool cannot be built, so marked work never falls back to
+// production.
+type Router struct {
+	prod, shadow *sql.DB
+	store        string
+}
+
+// ErrNoShadowDB is returned by [NewRouter] when a pool is missing.
+var ErrNoShadowDB = errors.New("slsql: router needs a production and a shadow *sql.DB")
+
+// NewRouter returns a Router; store names the database in errors and
+// decision counts ("mysql", "postgres", "orders-db", ...).
+func NewRouter(store string, prod, shadowDB *sql.DB) (*Router, error) {
+	if prod == nil || shadowDB == nil || prod == shadowDB {
+		return nil, ErrNoShadowDB
+	}
+	return &Router{prod: prod, shadow: shadowDB, store: store}, nil
+}
+
+// DB returns the pool for ctx: the shadow pool for marked contexts.
+func (r *Router) DB(ctx context.Context) *sql.DB {
+	if propagation.FromContext(ctx).Run != "" {
+		shadow.Record(r.store, "database", shadow.Redirect)
+		return r.shadow
+	}
+	return r.prod
+}
+
+// Production and Shadow return the two pools.
+func (r *Router) Production() *sql.DB { return r.prod }
+func (r *Router) Shadow() *sql.DB     { return r.shadow }
+
+func (r *Router) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	return r.DB(ctx).ExecContext(ctx, query, args...)
+}
+
+func (r *Router) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	return r.DB(ctx).QueryContext(ctx, query, args...)
+}
+
+func (r *Router) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	return r.DB(ctx).QueryRowContext(ctx, query, args...)
+}
+
+// PrepareContext prepares query on the pool of ctx. The returned [Stmt]
+// picks the pool again on every call: prepared unmarked and executed
+// marked, it runs on the shadow pool (prepared there on first use), never on
+// production.
+func (r *Router) PrepareContext(ctx context.Context, query string) (*Stmt, error) {
+	s := &Stmt{r: r, query: query}
+	if _, err := s.stmt(ctx); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Stmt is a prepared statement of a [Router].
+type Stmt struct {
+	r            *Router
+	query        string
+	mu           sync.Mutex
+	prod, shadow *sql.Stmt
+	closed       bool
+}
+
+// ErrStmtClosed is returned by a closed [Stmt].
+var ErrStmtClosed = errors.New("slsql: statement is closed")
+
+func (s *Stmt) stmt(ctx context.Context) (*sql.Stmt, error) {
+	db := s.r.DB(ctx)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, ErrStmtClosed
+	}
+	p := &s.prod
+	if db == s.r.shadow {
+		p = &s.shadow
+	}
+	if *p == nil {
+		st, err := db.PrepareContext(ctx, s.query)
+		if err != nil {
+			return nil, err
+		}
+		*p = st
+	}
+	return *p, nil
+}
+
+func (s *Stmt) ExecContext(ctx context.Context, args ...any) (sql.Result, error) {
+	st, err := s.stmt(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return st.ExecContext(ctx, args...)
+}
+
+func (s *Stmt) QueryContext(ctx context.Context, args ...any) (*sql.Rows, error) {
+	st, err := s.stmt(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return st.QueryContext(ctx, args...)
+}
+
+// Close closes the statement on both pools.
+func (s *Stmt) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
+	var errs []error
+	for _, st := range []*sql.Stmt{s.prod, s.shadow} {
+		if st != nil {
+			errs = append(errs, st.Close())
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// BeginTx begins on the pool of ctx: a transaction begun marked stays shadow.
+func (r *Router) BeginTx(ctx context.Context, opts *sql.TxOptions) (*sql.Tx, error) {
+	return r.DB(ctx).BeginTx(ctx, opts)
+}
+
+// Close closes both pools.
+func (r *Router) Close() error {
+	return errors.Join(r.prod.Close(), r.shadow.Close())
+}
