@@ -60,7 +60,20 @@ var (
 func Record(store, target string, d Decision) { RecordN(store, target, d, 1) }
 
 // RecordN counts n decisions at once.
-func RecordN(store, target string, d Decision, n int64) {
+func RecordN(store, target string, d Decision, n int64) { series1(store, target, d).Add(n) }
+
+// Counter is a handle on one (store, target, decision) series, for hot
+// paths that count the same decision often (cache entries keep one):
+// Inc is a single atomic add.
+type Counter struct{ c *atomic.Int64 }
+
+// CounterFor returns the handle of a series (creating it).
+func CounterFor(store, target string, d Decision) Counter { return Counter{series1(store, target, d)} }
+
+// Inc counts one decision.
+func (c Counter) Inc() { c.c.Add(1) }
+
+func series1(store, target string, d Decision) *atomic.Int64 {
 	k := seriesKey{store, target, d}
 	seriesMu.RLock()
 	c := series[k]
@@ -79,7 +92,7 @@ func RecordN(store, target string, d Decision, n int64) {
 		}
 		seriesMu.Unlock()
 	}
-	c.Add(n)
+	return c
 }
 
 // Count is one row of a [Snapshot].
