@@ -1,2 +1,58 @@
-// Package placeholder; see the issue tracker.
+// Package mysql is the MySQL/MariaDB [sqlshadow.Dialect]: it renames every
+// table a statement references so that load-test traffic reads and writes
+// shadow tables, and classifies the statement for the caller's decision.
+//
+// # Parser
+//
+// Statements are parsed by github.com/pingcap/tidb/pkg/parser, the
+// MySQL-compatible yacc parser maintained by PingCAP for TiDB: pure Go (no
+// cgo), released continuously, used by many SQL tools, with a complete AST
+// and a Restore method that writes a tree back as SQL. The vitess parser was
+// the other candidate; it lives inside the whole vitess module (a far larger
+// dependency graph) and its AST is tuned to vitess's own routing needs.
+//
+// # How statements are rewritten
+//
+// The statement is parsed, table references are renamed in the tree and the
+// tree is restored with backquoted identifiers, single-quoted strings with
+// backslashes escaped and upper-case keywords: valid on MySQL 5.7/8 and
+// MariaDB 10+ under the default sql_mode. Comments are dropped and spacing
+// is normalised; ? placeholders are kept in order. Share locks (LOCK IN
+// SHARE MODE, FOR SHARE) are written as FOR UPDATE, because MariaDB has no
+// FOR SHARE and the restorer cannot write the older form.
+//
+// Renamed: tables in FROM and JOIN, subqueries and derived tables, INSERT
+// and REPLACE targets (with SELECT), ON DUPLICATE KEY UPDATE, multi-table
+// UPDATE and DELETE (a DELETE target list naming a table follows its table;
+// one naming an alias stays), SELECT ... FOR UPDATE OF, LOCK TABLES, SHOW
+// ... FROM t, and column qualifiers that name a table referenced by its own
+// name (orders.id, shop.orders.id, orders.*). Schema qualifiers are kept.
+// Never renamed: aliases, derived-table names and CTE names, scoped as MySQL
+// scopes them (a non-recursive CTE is not visible inside its own body, so in
+// WITH orders AS (SELECT * FROM orders) ... the inner orders is the real
+// table and is renamed).
+//
+// Every rewrite is re-parsed and the tables it references are checked
+// against the renamed ones; a mismatch is refused with an error wrapping
+// [sqlshadow.ErrParse]. So are statements the parser rejects (including
+// MariaDB-only syntax such as INSERT ... RETURNING) and text holding more
+// than one statement.
+//
+// # Kinds
+//
+// SELECT, UNION, SHOW and plain EXPLAIN are reads; INSERT, REPLACE, UPDATE,
+// DELETE, LOCK TABLES and locking reads (FOR UPDATE, LOCK IN SHARE MODE) are
+// writes. BEGIN, COMMIT, ROLLBACK, SAVEPOINT, SET, USE, DO and UNLOCK TABLES
+// are KindOther (KindRead when they read a table in a subquery). Everything
+// else is KindDDL, returned unchanged for the caller to refuse: real DDL,
+// GRANT, and statements whose table effects cannot be seen or shadowed
+// (CALL, LOAD DATA, PREPARE/EXECUTE, SELECT ... INTO OUTFILE).
+//
+// Table writes: the target of INSERT/REPLACE; of a single-table UPDATE or
+// DELETE; in a multi-table UPDATE the tables whose columns are assigned (all
+// of them when an assignment is unqualified); in a multi-table DELETE the
+// listed targets; every table of a locking read.
+//
+// Rewrite is pure CPU work of tens of microseconds; callers cache results
+// by statement text (sqlshadow does).
 package mysql

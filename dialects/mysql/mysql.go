@@ -1,0 +1,617 @@
+package mysql
+
+import (
+	"fmt"
+	"strings"
+	"sync"
+
+	"github.com/pingcap/tidb/pkg/parser"
+	"github.com/pingcap/tidb/pkg/parser/ast"
+	"github.com/pingcap/tidb/pkg/parser/format"
+
+	// The parser needs a value-expression driver; test_driver is the
+	// dependency-free one (literals and ? placeholders restore verbatim).
+	_ "github.com/pingcap/tidb/pkg/parser/test_driver"
+
+	"github.com/shadowlane/shadowlane/shadow/sqlshadow"
+)
+
+// restoreFlags writes every identifier in backquotes, strings in single
+// quotes with backslashes escaped (MySQL's and MariaDB's default sql_mode
+// reads backslash escapes), and keywords in upper case. The output is valid
+// for MySQL 5.7+/8 and MariaDB 10+.
+const restoreFlags = format.RestoreStringSingleQuotes |
+	format.RestoreStringEscapeBackslash |
+	format.RestoreKeyWordUppercase |
+	format.RestoreNameBackQuotes |
+	format.RestoreStringWithoutDefaultCharset
+
+// Dialect rewrites MySQL and MariaDB statements. The zero value is not
+// usable; call New. A Dialect is safe for concurrent use.
+type Dialect struct {
+	parsers sync.Pool
+}
+
+var _ sqlshadow.Dialect = (*Dialect)(nil)
+
+// New returns the MySQL/MariaDB dialect. Statements are parsed with the
+// server's default sql_mode (backslash escapes on, "..." is a string).
+func New() *Dialect {
+	d := &Dialect{}
+	d.parsers.New = func() any { return parser.New() }
+	return d
+}
+
+// Name returns "mysql".
+func (*Dialect) Name() string { return "mysql" }
+
+func parseErr(format string, args ...any) error {
+	return fmt.Errorf("%w: mysql: %s", sqlshadow.ErrParse, fmt.Sprintf(format, args...))
+}
+
+func (d *Dialect) parse(query string) (ast.StmtNode, error) {
+	p := d.parsers.Get().(*parser.Parser)
+	defer d.parsers.Put(p)
+	stmts, _, err := p.Parse(query, "", "")
+	if err != nil {
+		// The parser's messages quote the statement near the error; they
+		// never carry bound argument values (those are not in the text).
+		return nil, parseErr("%v", err)
+	}
+	if len(stmts) != 1 {
+		return nil, parseErr("want exactly one statement, got %d", len(stmts))
+	}
+	return stmts[0], nil
+}
+
+// Rewrite implements sqlshadow.Dialect. See the package documentation for
+// what is renamed and how statements are classified.
+func (d *Dialect) Rewrite(query string, rename sqlshadow.RenameFunc) (sqlshadow.Result, error) {
+	stmt, err := d.parse(query)
+	if err != nil {
+		return sqlshadow.Result{}, err
+	}
+	a := newAnalysis()
+	kind := classify(stmt)
+	stmt.Accept(a)
+	if a.locks && kind == sqlshadow.KindRead {
+		kind = sqlshadow.KindWrite
+	}
+	if kind == sqlshadow.KindOther && len(a.refs) > 0 {
+		// SET @x = (SELECT ... FROM t) and the like read tables.
+		kind = sqlshadow.KindRead
+	}
+	if kind == sqlshadow.KindDDL {
+		// Never rewritten: the caller refuses DDL for marked traffic. The
+		// tables are reported (as written) for its decision and counters.
+		return sqlshadow.Result{SQL: query, Kind: kind, Tables: a.ddlTables()}, nil
+	}
+	a.resolveWrites(kind)
+	res := sqlshadow.Result{SQL: query, Kind: kind, Tables: a.uses()}
+	if rename == nil || len(a.refs) == 0 {
+		return res, nil
+	}
+	if err := a.rename(rename); err != nil {
+		return sqlshadow.Result{}, err
+	}
+	var sb strings.Builder
+	sb.Grow(len(query) + 16*len(a.refs))
+	if err := stmt.Restore(format.NewRestoreCtx(restoreFlags, &sb)); err != nil {
+		return sqlshadow.Result{}, parseErr("restore: %v", err)
+	}
+	out := sb.String()
+	if err := d.verify(out, a.want()); err != nil {
+		return sqlshadow.Result{}, err
+	}
+	res.SQL = out
+	return res, nil
+}
+
+// verify re-parses the rewritten statement and checks that the tables it
+// references are exactly the renamed ones: a rewrite that would leave a
+// production table behind, or that does not re-parse, is refused.
+func (d *Dialect) verify(out string, want map[string]int) error {
+	stmt, err := d.parse(out)
+	if err != nil {
+		return fmt.Errorf("rewritten statement does not re-parse: %w", err)
+	}
+	b := newAnalysis()
+	stmt.Accept(b)
+	b.resolveWrites(classify(stmt))
+	for _, r := range b.refs {
+		if r.alias && r.back == nil {
+			return parseErr("rewrite verification failed: %s names no table or alias", r.orig)
+		}
+	}
+	got := map[string]int{}
+	for _, r := range b.refs {
+		if !r.cte && !r.alias {
+			got[r.key()]++
+		}
+	}
+	if len(got) != len(want) {
+		return parseErr("rewrite verification failed: tables %v, want %v", got, want)
+	}
+	for k, n := range want {
+		if got[k] != n {
+			return parseErr("rewrite verification failed: tables %v, want %v", got, want)
+		}
+	}
+	return nil
+}
+
+// classify maps a statement type to a Kind. Anything not known to be a
+// plain read, a plain write or table-free is KindDDL, so that marked traffic
+// is refused rather than passed through unexamined (CALL, LOAD DATA,
+// PREPARE/EXECUTE, SELECT ... INTO OUTFILE, GRANT, ...).
+func classify(stmt ast.StmtNode) sqlshadow.Kind {
+	switch s := stmt.(type) {
+	case *ast.SelectStmt:
+		if s.SelectIntoOpt != nil {
+			return sqlshadow.KindDDL
+		}
+		return sqlshadow.KindRead
+	case *ast.SetOprStmt:
+		return sqlshadow.KindRead
+	case *ast.InsertStmt, *ast.UpdateStmt, *ast.DeleteStmt, *ast.LockTablesStmt:
+		return sqlshadow.KindWrite
+	case *ast.ExplainStmt:
+		if s.Analyze {
+			return classify(s.Stmt)
+		}
+		if classify(s.Stmt) == sqlshadow.KindDDL {
+			return sqlshadow.KindDDL
+		}
+		return sqlshadow.KindRead
+	case *ast.ShowStmt:
+		return sqlshadow.KindRead
+	case *ast.BeginStmt, *ast.CommitStmt, *ast.RollbackStmt, *ast.SavepointStmt,
+		*ast.ReleaseSavepointStmt, *ast.SetStmt, *ast.UseStmt, *ast.UnlockTablesStmt,
+		*ast.DoStmt:
+		return sqlshadow.KindOther
+	}
+	return sqlshadow.KindDDL
+}
+
+// ref is one table reference found in the statement.
+type ref struct {
+	tn    *ast.TableName
+	orig  sqlshadow.Table
+	asOf  string // alias given in FROM, lower case; "" when none
+	cte   bool   // names a CTE in scope: never renamed
+	alias bool   // a DELETE target list or FOR UPDATE OF entry naming an alias
+	write bool
+	// top is the statement (UPDATE/DELETE/INSERT) whose top-level FROM list
+	// holds this reference, nil otherwise.
+	top ast.Node
+	// back points at the base reference a DELETE list or FOR UPDATE OF
+	// entry names, so both get the same new name.
+	back *ref
+	name string // new name after rename
+}
+
+func (r *ref) key() string {
+	return strings.ToLower(sqlshadow.Table{Schema: r.tn.Schema.O, Name: r.tn.Name.O}.String())
+}
+
+type analysis struct {
+	refs    []*ref
+	byNode  map[*ast.TableName]*ref
+	aliases map[string]bool // every alias and derived-table name, lower case
+	refOnly map[*ast.TableName]bool
+	scopes  []map[string]bool // visible CTE names, innermost last
+	owners  []ast.Node        // statement owning each scope
+	cols    []*ast.ColumnName
+	stars   []*ast.WildCardField
+	tops    []ast.Node // INSERT/UPDATE/DELETE statements met
+	// pendingTop maps a table named in a DML statement's own table list to
+	// that statement, recorded before the visitor reaches the table.
+	pendingTop map[*ast.TableName]ast.Node
+	locks      bool
+	err        error
+}
+
+func newAnalysis() *analysis {
+	return &analysis{
+		byNode:  map[*ast.TableName]*ref{},
+		aliases: map[string]bool{},
+		refOnly: map[*ast.TableName]bool{},
+	}
+}
+
+func (a *analysis) pushScope(owner ast.Node) {
+	a.scopes = append(a.scopes, map[string]bool{})
+	a.owners = append(a.owners, owner)
+}
+
+func (a *analysis) isCTE(name string) bool {
+	for i := len(a.scopes) - 1; i >= 0; i-- {
+		if a.scopes[i][name] {
+			return true
+		}
+	}
+	return false
+}
+
+func withOf(n ast.Node) *ast.WithClause {
+	switch s := n.(type) {
+	case *ast.SelectStmt:
+		return s.With
+	case *ast.SetOprStmt:
+		return s.With
+	case *ast.UpdateStmt:
+		return s.With
+	case *ast.DeleteStmt:
+		return s.With
+	}
+	return nil
+}
+
+// Enter implements ast.Visitor.
+func (a *analysis) Enter(n ast.Node) (ast.Node, bool) {
+	if w := withOf(n); w != nil {
+		a.pushScope(n)
+	}
+	switch x := n.(type) {
+	case *ast.CommonTableExpression:
+		if x.IsRecursive || a.recursiveScope() {
+			a.scopes[len(a.scopes)-1][x.Name.L] = true
+		}
+	case *ast.TableSource:
+		if x.AsName.L != "" {
+			a.aliases[x.AsName.L] = true
+		}
+		if tn, ok := x.Source.(*ast.TableName); ok {
+			a.addRef(tn, x.AsName.L)
+		}
+	case *ast.TableName:
+		if _, seen := a.byNode[x]; !seen {
+			a.addRef(x, "")
+		}
+	case *ast.SelectStmt:
+		if x.LockInfo != nil && x.LockInfo.LockType != ast.SelectLockNone {
+			a.locks = true
+			// The restorer writes share locks as FOR SHARE, which MariaDB
+			// does not accept; a stronger lock on shadow rows keeps the
+			// statement valid on both servers with the same results.
+			switch x.LockInfo.LockType {
+			case ast.SelectLockForShare:
+				x.LockInfo.LockType = ast.SelectLockForUpdate
+			case ast.SelectLockForShareNoWait:
+				x.LockInfo.LockType = ast.SelectLockForUpdateNoWait
+			case ast.SelectLockForShareSkipLocked:
+				x.LockInfo.LockType = ast.SelectLockForUpdateSkipLocked
+			}
+			for _, tn := range x.LockInfo.Tables {
+				a.refOnly[tn] = true
+			}
+		}
+	case *ast.DeleteStmt:
+		a.tops = append(a.tops, x)
+		if x.Tables != nil {
+			for _, tn := range x.Tables.Tables {
+				a.refOnly[tn] = true
+			}
+		}
+		a.markTop(x, tableRefs(x.TableRefs))
+	case *ast.UpdateStmt:
+		a.tops = append(a.tops, x)
+		a.markTop(x, tableRefs(x.TableRefs))
+	case *ast.InsertStmt:
+		a.tops = append(a.tops, x)
+		a.markTop(x, tableRefs(x.Table))
+	case *ast.ColumnName:
+		if x.Table.L != "" {
+			a.cols = append(a.cols, x)
+		}
+	case *ast.SelectField:
+		// SelectField.Accept does not visit its wildcard.
+		if x.WildCard != nil && x.WildCard.Table.L != "" {
+			a.stars = append(a.stars, x.WildCard)
+		}
+	}
+	return n, false
+}
+
+// Leave implements ast.Visitor.
+func (a *analysis) Leave(n ast.Node) (ast.Node, bool) {
+	if cte, ok := n.(*ast.CommonTableExpression); ok && len(a.scopes) > 0 {
+		// A non-recursive CTE becomes visible after its own definition.
+		a.scopes[len(a.scopes)-1][cte.Name.L] = true
+	}
+	if k := len(a.owners); k > 0 && a.owners[k-1] == n {
+		a.scopes = a.scopes[:k-1]
+		a.owners = a.owners[:k-1]
+	}
+	return n, true
+}
+
+func (a *analysis) recursiveScope() bool {
+	if k := len(a.owners); k > 0 {
+		if w := withOf(a.owners[k-1]); w != nil {
+			return w.IsRecursive
+		}
+	}
+	return false
+}
+
+// topSource is a table named directly in a DML statement's table list.
+type topSource struct {
+	tn    *ast.TableName
+	alias string
+}
+
+// tableRefs lists the tables named directly in a FROM/UPDATE/INTO table
+// list (through joins and parentheses, not into subqueries).
+func tableRefs(c *ast.TableRefsClause) []topSource {
+	if c == nil || c.TableRefs == nil {
+		return nil
+	}
+	var out []topSource
+	var walk func(n ast.ResultSetNode, alias string)
+	walk = func(n ast.ResultSetNode, alias string) {
+		switch x := n.(type) {
+		case *ast.Join:
+			if x.Left != nil {
+				walk(x.Left, "")
+			}
+			if x.Right != nil {
+				walk(x.Right, "")
+			}
+		case *ast.TableSource:
+			walk(x.Source, x.AsName.L)
+		case *ast.TableName:
+			out = append(out, topSource{x, alias})
+		}
+	}
+	walk(c.TableRefs, "")
+	return out
+}
+
+func (a *analysis) markTop(stmt ast.Node, srcs []topSource) {
+	for _, s := range srcs {
+		a.topOf(s.tn, stmt)
+	}
+}
+
+// topOf records that tn sits in stmt's own table list; the ref is created
+// (or found) when the visitor reaches it.
+func (a *analysis) topOf(tn *ast.TableName, stmt ast.Node) {
+	if a.pendingTop == nil {
+		a.pendingTop = map[*ast.TableName]ast.Node{}
+	}
+	a.pendingTop[tn] = stmt
+}
+
+func (a *analysis) addRef(tn *ast.TableName, alias string) {
+	r := &ref{tn: tn, orig: sqlshadow.Table{Schema: tn.Schema.O, Name: tn.Name.O}, asOf: alias}
+	if a.refOnly[tn] {
+		r.alias = true // resolved against the FROM list later
+	} else if tn.Schema.L == "" && a.isCTE(tn.Name.L) {
+		r.cte = true
+	}
+	if a.pendingTop != nil {
+		r.top = a.pendingTop[tn]
+	}
+	a.byNode[tn] = r
+	a.refs = append(a.refs, r)
+}
+
+// base reports whether r is a real table reference (renamed).
+func (r *ref) base() bool { return !r.cte && !r.alias }
+
+// resolveWrites decides which references are written.
+func (a *analysis) resolveWrites(kind sqlshadow.Kind) {
+	// Resolve DELETE lists and FOR UPDATE OF entries to the references they
+	// name: an alias stays as written, a table name follows its table.
+	for _, r := range a.refs {
+		if !r.alias {
+			continue
+		}
+		for _, b := range a.refs {
+			if !b.base() {
+				continue
+			}
+			if b.asOf != "" && b.asOf == r.tn.Name.L && r.tn.Schema.L == "" {
+				r.back = b
+				break
+			}
+			if b.asOf == "" && b.tn.Name.L == r.tn.Name.L && (r.tn.Schema.L == "" || r.tn.Schema.L == b.tn.Schema.L) {
+				r.back = b
+				break
+			}
+		}
+	}
+	if a.locks || (kind == sqlshadow.KindWrite && len(a.tops) == 0) {
+		// Locking reads, LOCK TABLES: every table counts as written.
+		for _, r := range a.refs {
+			if r.base() {
+				r.write = true
+			}
+		}
+	}
+	for _, stmt := range a.tops {
+		var tops []*ref
+		for _, r := range a.refs {
+			if r.top == stmt && r.base() {
+				tops = append(tops, r)
+			}
+		}
+		switch s := stmt.(type) {
+		case *ast.InsertStmt:
+			markAll(tops)
+		case *ast.DeleteStmt:
+			if s.Tables == nil || len(s.Tables.Tables) == 0 {
+				markAll(tops)
+				continue
+			}
+			for _, tn := range s.Tables.Tables {
+				if r := a.byNode[tn]; r != nil && r.back != nil {
+					r.back.write = true
+				} else {
+					markAll(tops) // unresolved: assume the worst
+				}
+			}
+		case *ast.UpdateStmt:
+			if len(tops) == 1 {
+				markAll(tops)
+				continue
+			}
+			for _, as := range s.List {
+				t := resolveQualifier(tops, as.Column)
+				if t == nil {
+					markAll(tops)
+					continue
+				}
+				t.write = true
+			}
+		}
+	}
+}
+
+func markAll(rs []*ref) {
+	for _, r := range rs {
+		r.write = true
+	}
+}
+
+func resolveQualifier(rs []*ref, c *ast.ColumnName) *ref {
+	if c == nil || c.Table.L == "" {
+		return nil
+	}
+	for _, r := range rs {
+		if r.asOf != "" {
+			if r.asOf == c.Table.L && c.Schema.L == "" {
+				return r
+			}
+			continue
+		}
+		if r.tn.Name.L == c.Table.L && (c.Schema.L == "" || c.Schema.L == r.tn.Schema.L) {
+			return r
+		}
+	}
+	return nil
+}
+
+// uses lists the real tables referenced, in order of appearance,
+// deduplicated by (table, write).
+func (a *analysis) uses() []sqlshadow.Use {
+	var out []sqlshadow.Use
+	seen := map[sqlshadow.Use]bool{}
+	for _, r := range a.refs {
+		if !r.base() {
+			continue
+		}
+		u := sqlshadow.Use{Table: r.orig, Write: r.write}
+		if !seen[u] {
+			seen[u] = true
+			out = append(out, u)
+		}
+	}
+	return out
+}
+
+func (a *analysis) ddlTables() []sqlshadow.Use {
+	var out []sqlshadow.Use
+	seen := map[sqlshadow.Table]bool{}
+	for _, r := range a.refs {
+		if r.cte || seen[r.orig] {
+			continue
+		}
+		seen[r.orig] = true
+		out = append(out, sqlshadow.Use{Table: r.orig, Write: true})
+	}
+	return out
+}
+
+type renameKey struct {
+	t     sqlshadow.Table
+	write bool
+}
+
+// rename asks fn for every real table and rewrites table names, DELETE
+// lists, FOR UPDATE OF lists and column qualifiers in place.
+func (a *analysis) rename(fn sqlshadow.RenameFunc) error {
+	done := map[renameKey]string{}
+	for _, r := range a.refs {
+		if !r.base() {
+			continue
+		}
+		k := renameKey{r.orig, r.write}
+		name, ok := done[k]
+		if !ok {
+			var err error
+			name, err = fn(r.orig, r.write)
+			if err != nil {
+				return err
+			}
+			if name == "" {
+				return fmt.Errorf("mysql: rename of %s returned an empty name", r.orig)
+			}
+			done[k] = name
+		}
+		r.name = name
+	}
+	for _, r := range a.refs {
+		switch {
+		case r.base():
+			r.tn.Name = ast.NewCIStr(r.name)
+		case r.alias && r.back != nil && r.back.asOf == "":
+			r.tn.Name = ast.NewCIStr(r.back.name)
+		case r.alias && r.back == nil:
+			return parseErr("%s names no table or alias of the statement", r.orig)
+		}
+	}
+	for _, c := range a.cols {
+		n, err := a.qualifier(c.Schema.L, c.Table.L)
+		if err != nil {
+			return err
+		}
+		if n != "" {
+			c.Table = ast.NewCIStr(n)
+		}
+	}
+	for _, c := range a.stars {
+		n, err := a.qualifier(c.Schema.L, c.Table.L)
+		if err != nil {
+			return err
+		}
+		if n != "" {
+			c.Table = ast.NewCIStr(n)
+		}
+	}
+	return nil
+}
+
+// qualifier returns the new name for a column qualifier [schema.]table, or
+// "" when it names an alias, a CTE or nothing renamed.
+func (a *analysis) qualifier(schema, table string) (string, error) {
+	if schema == "" && a.aliases[table] {
+		return "", nil
+	}
+	var name string
+	for _, r := range a.refs {
+		if !r.base() || r.asOf != "" || r.tn.Schema.L != schema && schema != "" {
+			continue
+		}
+		if strings.ToLower(r.orig.Name) != table {
+			continue
+		}
+		if name != "" && name != r.name {
+			return "", parseErr("column qualifier %s is ambiguous after renaming (%s, %s)", table, name, r.name)
+		}
+		name = r.name
+	}
+	return name, nil
+}
+
+// want is the multiset of tables the rewritten statement must reference.
+func (a *analysis) want() map[string]int {
+	m := map[string]int{}
+	for _, r := range a.refs {
+		if r.base() {
+			m[strings.ToLower(sqlshadow.Table{Schema: r.tn.Schema.O, Name: r.tn.Name.O}.String())]++
+		}
+	}
+	return m
+}

@@ -1,0 +1,557 @@
+package postgres
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	pg "github.com/pganalyze/pg_query_go/v6"
+	"google.golang.org/protobuf/reflect/protoreflect"
+
+	"github.com/shadowlane/shadowlane/shadow/sqlshadow"
+)
+
+// Dialect rewrites PostgreSQL statements with the PostgreSQL server's own
+// parser (libpg_query). It is stateless and safe for concurrent use.
+type Dialect struct{}
+
+var _ sqlshadow.Dialect = Dialect{}
+
+// New returns the PostgreSQL dialect.
+func New() Dialect { return Dialect{} }
+
+// Name returns "postgres".
+func (Dialect) Name() string { return "postgres" }
+
+func parseErr(format string, args ...any) error {
+	return fmt.Errorf("%w: postgres: %s", sqlshadow.ErrParse, fmt.Sprintf(format, args...))
+}
+
+func parseOne(query string) (*pg.Node, error) {
+	tree, err := pg.Parse(query)
+	if err != nil {
+		return nil, parseErr("%v", err)
+	}
+	if len(tree.Stmts) != 1 || tree.Stmts[0].Stmt == nil {
+		return nil, parseErr("want exactly one statement, got %d", len(tree.Stmts))
+	}
+	return tree.Stmts[0].Stmt, nil
+}
+
+// Rewrite implements sqlshadow.Dialect. See the package documentation for
+// what is renamed and how statements are classified.
+func (Dialect) Rewrite(query string, rename sqlshadow.RenameFunc) (sqlshadow.Result, error) {
+	stmt, err := parseOne(query)
+	if err != nil {
+		return sqlshadow.Result{}, err
+	}
+	a := analyse(stmt)
+	kind := a.kind(stmt)
+	if kind == sqlshadow.KindDDL {
+		// Never rewritten: the caller refuses DDL for marked traffic.
+		return sqlshadow.Result{SQL: query, Kind: kind, Tables: a.uses(true)}, nil
+	}
+	res := sqlshadow.Result{SQL: query, Kind: kind, Tables: a.uses(false)}
+	if rename == nil || len(a.base()) == 0 {
+		return res, nil
+	}
+	out, want, err := a.rewrite(query, rename)
+	if err != nil {
+		return sqlshadow.Result{}, err
+	}
+	if err := verify(out, want); err != nil {
+		return sqlshadow.Result{}, err
+	}
+	res.SQL = out
+	return res, nil
+}
+
+// verify re-parses the rewritten statement and checks that it references
+// exactly the renamed tables: a rewrite that would leave a production table
+// behind, or that does not re-parse, is refused.
+func verify(out string, want map[sqlshadow.Table]int) error {
+	stmt, err := parseOne(out)
+	if err != nil {
+		return fmt.Errorf("rewritten statement does not re-parse: %w", err)
+	}
+	got := map[sqlshadow.Table]int{}
+	for _, r := range analyse(stmt).base() {
+		got[r.table]++
+	}
+	ok := len(got) == len(want)
+	for k, n := range want {
+		ok = ok && got[k] == n
+	}
+	if !ok {
+		return parseErr("rewrite verification failed: tables %v, want %v", got, want)
+	}
+	return nil
+}
+
+// ref is one RangeVar of the statement.
+type ref struct {
+	rv    *pg.RangeVar
+	table sqlshadow.Table // schema (catalog.schema when both) and relation name
+	parts int             // qualifier parts written before the name: 0, 1 or 2
+	cte   bool
+	write bool
+	name  string // new name
+}
+
+type colRef struct {
+	cr     *pg.ColumnRef
+	schema string // "" when the qualifier has no schema part
+	table  string // qualifier naming the table
+	index  int    // position of the table qualifier in cr.Fields
+}
+
+type analysis struct {
+	refs    []*ref
+	cols    []colRef
+	locked  []*pg.RangeVar // FOR UPDATE OF entries
+	aliases map[string]bool
+	scopes  []map[string]bool
+	dml     bool // INSERT/UPDATE/DELETE/MERGE anywhere (data-modifying CTEs too)
+	locks   bool // FOR UPDATE/SHARE anywhere
+}
+
+func analyse(stmt *pg.Node) *analysis {
+	a := &analysis{aliases: map[string]bool{}}
+	a.walk(stmt.ProtoReflect(), false)
+	sort.SliceStable(a.refs, func(i, j int) bool { return a.refs[i].rv.Location < a.refs[j].rv.Location })
+	if a.locks {
+		for _, r := range a.refs {
+			r.write = true
+		}
+	}
+	return a
+}
+
+func (a *analysis) isCTE(name string) bool {
+	for i := len(a.scopes) - 1; i >= 0; i-- {
+		if a.scopes[i][name] {
+			return true
+		}
+	}
+	return false
+}
+
+func withClauseOf(m any) *pg.WithClause {
+	switch s := m.(type) {
+	case *pg.SelectStmt:
+		return s.WithClause
+	case *pg.InsertStmt:
+		return s.WithClause
+	case *pg.UpdateStmt:
+		return s.WithClause
+	case *pg.DeleteStmt:
+		return s.WithClause
+	case *pg.MergeStmt:
+		return s.WithClause
+	}
+	return nil
+}
+
+// walk visits every message of the tree. write is true while inside the
+// target relation of a data-modifying statement.
+func (a *analysis) walk(m protoreflect.Message, write bool) {
+	msg := m.Interface()
+	var target *pg.RangeVar
+	switch x := msg.(type) {
+	case *pg.RangeVar:
+		a.addRef(x, write)
+		if x.Alias != nil {
+			a.aliases[x.Alias.Aliasname] = true
+		}
+		return
+	case *pg.Alias:
+		a.aliases[x.Aliasname] = true
+		return
+	case *pg.ColumnRef:
+		a.addCol(x)
+		return
+	case *pg.LockingClause:
+		// FOR UPDATE OF names FROM items (aliases or tables), not tables.
+		for _, n := range x.LockedRels {
+			if rv := n.GetRangeVar(); rv != nil {
+				a.locked = append(a.locked, rv)
+			}
+		}
+		return
+	case *pg.InsertStmt:
+		a.dml, target = true, x.Relation
+	case *pg.UpdateStmt:
+		a.dml, target = true, x.Relation
+	case *pg.DeleteStmt:
+		a.dml, target = true, x.Relation
+	case *pg.MergeStmt:
+		a.dml, target = true, x.Relation
+	case *pg.SelectStmt:
+		if len(x.LockingClause) > 0 {
+			a.locks = true
+		}
+	}
+	var with *pg.WithClause
+	if w := withClauseOf(msg); w != nil {
+		with = w
+		scope := map[string]bool{}
+		a.scopes = append(a.scopes, scope)
+		defer func() { a.scopes = a.scopes[:len(a.scopes)-1] }()
+		if w.Recursive {
+			for _, c := range w.Ctes {
+				if cte := c.GetCommonTableExpr(); cte != nil {
+					scope[cte.Ctename] = true
+				}
+			}
+		}
+		for _, c := range w.Ctes {
+			cte := c.GetCommonTableExpr()
+			if cte == nil {
+				a.walk(c.ProtoReflect(), false)
+				continue
+			}
+			a.walk(cte.ProtoReflect(), false)
+			scope[cte.Ctename] = true // visible to later CTEs and the body
+		}
+	}
+	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		if fd.Kind() != protoreflect.MessageKind {
+			return true
+		}
+		if fd.IsList() {
+			l := v.List()
+			for i := 0; i < l.Len(); i++ {
+				a.walk(l.Get(i).Message(), write)
+			}
+			return true
+		}
+		if fd.IsMap() {
+			return true
+		}
+		sub := v.Message()
+		if with != nil && sub.Interface() == with {
+			return true // done above
+		}
+		a.walk(sub, write || (target != nil && sub.Interface() == target))
+		return true
+	})
+}
+
+func (a *analysis) addRef(rv *pg.RangeVar, write bool) {
+	r := &ref{rv: rv, write: write}
+	r.table.Name = rv.Relname
+	switch {
+	case rv.Catalogname != "":
+		r.table.Schema = rv.Catalogname + "." + rv.Schemaname
+		r.parts = 2
+	case rv.Schemaname != "":
+		r.table.Schema = rv.Schemaname
+		r.parts = 1
+	}
+	r.cte = r.parts == 0 && a.isCTE(rv.Relname)
+	a.refs = append(a.refs, r)
+}
+
+func (a *analysis) addCol(cr *pg.ColumnRef) {
+	n := len(cr.Fields)
+	if n < 2 {
+		return
+	}
+	c := colRef{cr: cr, index: n - 2}
+	s := cr.Fields[n-2].GetString_()
+	if s == nil {
+		return
+	}
+	c.table = s.Sval
+	if n >= 3 {
+		if sc := cr.Fields[n-3].GetString_(); sc != nil {
+			c.schema = sc.Sval
+		}
+	}
+	a.cols = append(a.cols, c)
+}
+
+func (a *analysis) base() []*ref {
+	var out []*ref
+	for _, r := range a.refs {
+		if !r.cte {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// kind classifies the statement. Anything not known to be a plain read, a
+// plain write or table-free is KindDDL, so that marked traffic is refused
+// rather than passed through unexamined (CALL, DO, COPY, PREPARE/EXECUTE,
+// SELECT INTO, GRANT, ...).
+func (a *analysis) kind(stmt *pg.Node) sqlshadow.Kind {
+	k := classify(stmt)
+	if k == sqlshadow.KindRead && (a.dml || a.locks) {
+		return sqlshadow.KindWrite
+	}
+	if k == sqlshadow.KindWrite && !a.dml {
+		// LOCK TABLE and the like: every table counts as written.
+		for _, r := range a.refs {
+			r.write = true
+		}
+	}
+	if k == sqlshadow.KindOther && len(a.refs) > 0 {
+		return sqlshadow.KindRead
+	}
+	return k
+}
+
+func classify(n *pg.Node) sqlshadow.Kind {
+	switch s := n.Node.(type) {
+	case *pg.Node_SelectStmt:
+		if hasInto(s.SelectStmt) {
+			return sqlshadow.KindDDL
+		}
+		return sqlshadow.KindRead
+	case *pg.Node_InsertStmt, *pg.Node_UpdateStmt, *pg.Node_DeleteStmt, *pg.Node_MergeStmt, *pg.Node_LockStmt:
+		return sqlshadow.KindWrite
+	case *pg.Node_ExplainStmt:
+		inner := classify(s.ExplainStmt.Query)
+		if inner == sqlshadow.KindDDL {
+			return inner
+		}
+		for _, o := range s.ExplainStmt.Options {
+			if d := o.GetDefElem(); d != nil && d.Defname == "analyze" {
+				return inner // EXPLAIN ANALYZE executes the statement
+			}
+		}
+		return sqlshadow.KindRead
+	case *pg.Node_TransactionStmt, *pg.Node_VariableSetStmt, *pg.Node_VariableShowStmt:
+		return sqlshadow.KindOther
+	}
+	return sqlshadow.KindDDL
+}
+
+func hasInto(s *pg.SelectStmt) bool {
+	if s == nil {
+		return false
+	}
+	return s.IntoClause != nil || hasInto(s.Larg) || hasInto(s.Rarg)
+}
+
+// uses lists the real tables in order of appearance, deduplicated by
+// (table, write).
+func (a *analysis) uses(allWrite bool) []sqlshadow.Use {
+	var out []sqlshadow.Use
+	seen := map[sqlshadow.Use]bool{}
+	for _, r := range a.base() {
+		u := sqlshadow.Use{Table: r.table, Write: r.write || allWrite}
+		if !seen[u] {
+			seen[u] = true
+			out = append(out, u)
+		}
+	}
+	return out
+}
+
+type edit struct {
+	start, end int
+	text       string
+}
+
+type renameKey struct {
+	t     sqlshadow.Table
+	write bool
+}
+
+// rewrite renames tables and column qualifiers by replacing the name tokens
+// at the byte offsets the parser reports; everything else in the text
+// (comments, placeholders, spacing, quoting) is kept as written.
+func (a *analysis) rewrite(query string, fn sqlshadow.RenameFunc) (string, map[sqlshadow.Table]int, error) {
+	scan, err := pg.Scan(query)
+	if err != nil {
+		return "", nil, parseErr("scan: %v", err)
+	}
+	toks := scan.Tokens
+	quoted := map[string]string{}
+	quote := func(name string) string {
+		q, ok := quoted[name]
+		if !ok {
+			q = quoteIdent(name)
+			quoted[name] = q
+		}
+		return q
+	}
+	done := map[renameKey]string{}
+	want := map[sqlshadow.Table]int{}
+	var edits []edit
+	for _, r := range a.base() {
+		k := renameKey{r.table, r.write}
+		name, ok := done[k]
+		if !ok {
+			name, err = fn(r.table, r.write)
+			if err != nil {
+				return "", nil, err
+			}
+			if name == "" {
+				return "", nil, fmt.Errorf("postgres: rename of %s returned an empty name", r.table)
+			}
+			done[k] = name
+		}
+		r.name = name
+		want[sqlshadow.Table{Schema: r.table.Schema, Name: name}]++
+		t, err := nameToken(query, toks, int(r.rv.Location), r.parts, r.rv.Relname)
+		if err != nil {
+			return "", nil, err
+		}
+		edits = append(edits, edit{int(t.Start), int(t.End), quote(name)})
+	}
+	for _, c := range a.cols {
+		if c.schema == "" && a.aliases[c.table] {
+			continue
+		}
+		name, err := a.qualifier(c.schema, c.table)
+		if err != nil {
+			return "", nil, err
+		}
+		if name == "" {
+			continue
+		}
+		t, err := nameToken(query, toks, int(c.cr.Location), c.index, c.table)
+		if err != nil {
+			return "", nil, err
+		}
+		edits = append(edits, edit{int(t.Start), int(t.End), quote(name)})
+	}
+	for _, rv := range a.locked {
+		if rv.Catalogname != "" || rv.Schemaname == "" && a.aliases[rv.Relname] {
+			continue
+		}
+		name, err := a.qualifier(rv.Schemaname, rv.Relname)
+		if err != nil {
+			return "", nil, err
+		}
+		if name == "" {
+			continue
+		}
+		parts := 0
+		if rv.Schemaname != "" {
+			parts = 1
+		}
+		t, err := nameToken(query, toks, int(rv.Location), parts, rv.Relname)
+		if err != nil {
+			return "", nil, err
+		}
+		edits = append(edits, edit{int(t.Start), int(t.End), quote(name)})
+	}
+	sort.Slice(edits, func(i, j int) bool { return edits[i].start < edits[j].start })
+	var sb strings.Builder
+	sb.Grow(len(query) + 16*len(edits))
+	last := 0
+	for _, e := range edits {
+		if e.start < last {
+			return "", nil, parseErr("overlapping rename at offset %d", e.start)
+		}
+		sb.WriteString(query[last:e.start])
+		sb.WriteString(e.text)
+		last = e.end
+	}
+	sb.WriteString(query[last:])
+	return sb.String(), want, nil
+}
+
+// qualifier returns the new name for the column qualifier [schema.]table,
+// or "" when it names no renamed table (an alias, a CTE, EXCLUDED, ...).
+func (a *analysis) qualifier(schema, table string) (string, error) {
+	var name string
+	for _, r := range a.base() {
+		if r.rv.Alias != nil || r.rv.Relname != table {
+			continue
+		}
+		if schema != "" && r.rv.Schemaname != schema {
+			continue
+		}
+		if name != "" && name != r.name {
+			return "", parseErr("column qualifier %s is ambiguous after renaming (%s, %s)", table, name, r.name)
+		}
+		name = r.name
+	}
+	return name, nil
+}
+
+// nameToken finds the token of the name part `skip` positions (each a dot
+// and a name) after the token starting at byte offset loc, and checks that
+// it spells want.
+func nameToken(query string, toks []*pg.ScanToken, loc, skip int, want string) (*pg.ScanToken, error) {
+	i := sort.Search(len(toks), func(i int) bool { return int(toks[i].Start) >= loc })
+	if i == len(toks) || int(toks[i].Start) != loc {
+		return nil, parseErr("no token at offset %d", loc)
+	}
+	next := func(i int) int {
+		for i++; i < len(toks); i++ {
+			if t := toks[i].Token; t != pg.Token_SQL_COMMENT && t != pg.Token_C_COMMENT {
+				return i
+			}
+		}
+		return -1
+	}
+	for ; skip > 0; skip-- {
+		if i = next(i); i < 0 || toks[i].Token != pg.Token_ASCII_46 {
+			return nil, parseErr("unexpected qualified name at offset %d", loc)
+		}
+		if i = next(i); i < 0 {
+			return nil, parseErr("unexpected qualified name at offset %d", loc)
+		}
+	}
+	t := toks[i]
+	if !spells(query[t.Start:t.End], want) {
+		return nil, parseErr("name at offset %d is %q, not %q", t.Start, query[t.Start:t.End], want)
+	}
+	return t, nil
+}
+
+// spells reports whether the identifier token text denotes name.
+func spells(text, name string) bool {
+	if len(text) >= 2 && text[0] == '"' {
+		return strings.ReplaceAll(text[1:len(text)-1], `""`, `"`) == name
+	}
+	if len(text) >= 2 && (text[0] == 'U' || text[0] == 'u') && text[1] == '&' {
+		return true // Unicode-escaped identifier: the re-parse check covers it
+	}
+	return foldLower(text) == name
+}
+
+// foldLower folds ASCII letters as PostgreSQL does for unquoted identifiers.
+func foldLower(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
+}
+
+// quoteIdent writes name bare when PostgreSQL reads it back unchanged (a
+// lower-case identifier that is no keyword), quoted otherwise.
+func quoteIdent(name string) string {
+	if plain(name) {
+		if s, err := pg.Scan(name); err == nil && len(s.Tokens) == 1 &&
+			s.Tokens[0].Token == pg.Token_IDENT && s.Tokens[0].KeywordKind == pg.KeywordKind_NO_KEYWORD {
+			return name
+		}
+	}
+	return `"` + strings.ReplaceAll(name, `"`, `""`) + `"`
+}
+
+func plain(s string) bool {
+	if s == "" || len(s) > 63 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z', c == '_':
+		case i > 0 && (c >= '0' && c <= '9' || c == '$'):
+		default:
+			return false
+		}
+	}
+	return true
+}
