@@ -152,6 +152,7 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("check", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	cfgFile := fs.String("config", os.Getenv("SHADOWLANE_CONFIG"), "config file to check")
+	sqlFlags := registerSQLCheckFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
 	}
@@ -178,6 +179,9 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stdout, "  warning:", w)
 	}
 	fmt.Fprintf(stdout, "%s: ok (service %q, trust %s)\n", *cfgFile, cfg.Service, orDefault(cfg.Trust.Mode, "edge"))
+	if code := checkSQL(sqlFlags, stdout, stderr); code != exitOK {
+		return code
+	}
 	return exitOK
 }
 
