@@ -1,2 +1,38 @@
-// Package placeholder; see the issue tracker.
+// Package kafka applies shadowlane's rules to Kafka clients built on
+// franz-go (github.com/twmb/franz-go/pkg/kgo).
+//
+// Produce: a record produced under a load-test mark (see
+// [propagation.With]) goes to the shadow twin of its topic (by default the
+// topic name plus "_shadow", [shadow.DefaultTopic]) and carries the mark in
+// the X-Shadowlane-Run and X-Shadowlane-Env record headers. Shadow twins are
+// configured per topic ([WithShadowTopics], or [WithAllTopics]); a marked
+// record for any other topic is refused with a [*shadow.Error] wrapping
+// [shadow.ErrNoShadowTarget] and never sent. An unmarked record for a shadow
+// topic is refused with [shadow.ErrShadowFromProduction]. Unmarked records
+// keep their topic and lose any stale mark headers, at no allocation.
+//
+// There are two ways to apply the produce rules, best used together:
+// [Producer] wraps a client and reports refusals as typed errors; the
+// [Shadow] itself is a kgo.HookProduceRecordBuffered (install it with
+// kgo.WithHooks), which franz-go runs for every produced record after the
+// default topic is applied and before partitioning, so no produce path of the
+// client can skip it. A hook cannot return an error, so it fails a refused
+// record by emptying its topic (franz-go then fails it before buffering).
+//
+// Consume: [Shadow.Context] rebuilds a consumed record's mark from its
+// headers (validated with [propagation.ValidID]; a record on a shadow topic
+// without a run header is still load-test traffic). [Shadow.Consumer] runs a
+// handler in the production consumer group and, for groups named in
+// [WithShadowGroups], in the shadow group on the shadow topics beside it;
+// records are committed only after the handler returned nil. A record whose
+// mark headers are malformed is never handled: it is counted as a block and
+// passed to the [WithRefused] callback (a dead-letter producer, say).
+//
+// Environment lanes: with [WithEnv] a consumer is a lane consumer; it joins
+// "<group>-<env>" and takes only records tagged with its env. The trunk
+// consumer (no env) skips records whose env has a live lane consumer
+// according to [WithLanes] (an [envtag.Lanes]) and takes them otherwise,
+// untagged ones included.
+//
+// Every decision is counted with [shadow.Record] under store "kafka".
 package kafka

@@ -1,2 +1,24 @@
-// Package placeholder; see the issue tracker.
+// Package sarama applies shadowlane's rules to Kafka clients built on
+// IBM/sarama (github.com/IBM/sarama).
+//
+// Sarama messages carry no context, so the mark is applied by a
+// context-taking wrapper: [Producer.SendMessage] (or [Shadow.Prepare] before
+// any other send) moves a message produced under a load-test mark to the
+// shadow twin of its topic (topic + "_shadow") with the X-Shadowlane-Run and
+// X-Shadowlane-Env headers, and refuses, with a [*shadow.Error], a marked
+// message for a topic without a configured twin
+// ([shadow.ErrNoShadowTarget]) and an unmarked message for a shadow topic
+// ([shadow.ErrShadowFromProduction]).
+//
+// The [Shadow] is also a sarama.ProducerInterceptor (add it to
+// Config.Producer.Interceptors) that enforces the same rules by the mark
+// headers for messages sent without the wrapper; it cannot return an error,
+// so it fails a refused message by emptying its topic.
+//
+// Consume: [Shadow.GroupHandler] wraps a handler as a
+// sarama.ConsumerGroupHandler that rebuilds each message's mark into the
+// handler's context, applies environment lanes ([WithEnv], [WithLanes]) and
+// never hands the handler a message with malformed mark headers. Run the
+// same handler in the shadow group ([Shadow.ShadowGroup]) on the shadow
+// topics ([Shadow.ShadowTopics]) beside the production group.
 package sarama

@@ -1,0 +1,199 @@
+package kafka
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/shadowlane/shadowlane/propagation"
+	"github.com/shadowlane/shadowlane/shadow"
+)
+
+// Prepare applies the produce rules to r in place, using the mark of
+// r.Context when set and of ctx otherwise (the context franz-go itself uses
+// for the record):
+//
+//   - unmarked: r keeps its topic; any mark headers it carries (copied from a
+//     consumed record, say) are removed and the env header is written when
+//     the mark has an env. An unmarked record for a shadow topic is refused
+//     with [shadow.ErrShadowFromProduction].
+//   - marked: r's topic becomes its shadow twin and the mark headers are
+//     written. A record for a topic without a configured shadow twin is
+//     refused with [shadow.ErrNoShadowTarget]; nothing is changed.
+//
+// The error is always a [*shadow.Error]. Unmarked records cost no allocation
+// unless an env header is written.
+func (s *Shadow) Prepare(ctx context.Context, r *kgo.Record) error {
+	rc := r.Context
+	if rc == nil {
+		rc = ctx
+	}
+	if err := s.prepare(propagation.FromContext(rc), r); err != nil {
+		return err
+	}
+	return nil
+}
+
+func (s *Shadow) prepare(m propagation.Mark, r *kgo.Record) *shadow.Error {
+	topic := r.Topic
+	if m.Run == "" {
+		if s.c.topicNaming.IsShadow(topic) {
+			shadow.Record(Store, topic, shadow.Guard)
+			return shadow.Refuse(Store, topic, "unmarked record for a shadow topic", m, shadow.ErrShadowFromProduction)
+		}
+		setHeaders(r, m)
+		return nil
+	}
+	if err := m.Validate(); err != nil {
+		shadow.Record(Store, topic, shadow.Block)
+		return shadow.Refuse(Store, topic, "malformed mark in context", m, shadow.ErrUnsupported)
+	}
+	prod, isShadow := s.c.topicNaming.Production(topic)
+	if !s.hasShadow(prod) {
+		shadow.Record(Store, prod, shadow.Block)
+		return shadow.Refuse(Store, topic, "no shadow topic configured for "+quote(prod), m, shadow.ErrNoShadowTarget)
+	}
+	if !isShadow {
+		r.Topic = s.c.topicNaming.Shadow(prod)
+	}
+	shadow.Record(Store, prod, shadow.Redirect)
+	setHeaders(r, m)
+	return nil
+}
+
+func quote(s string) string { return fmt.Sprintf("%q", s) }
+
+// setHeaders removes every mark header from r, in place, then writes the
+// headers of m. For the zero mark and a record without mark headers it
+// neither writes nor allocates.
+func setHeaders(r *kgo.Record, m propagation.Mark) {
+	hs := r.Headers
+	n := 0
+	for _, h := range hs {
+		if isHeader(h.Key, HeaderRun) || isHeader(h.Key, HeaderEnv) {
+			continue
+		}
+		hs[n] = h
+		n++
+	}
+	if n != len(hs) {
+		clear(hs[n:])
+		hs = hs[:n]
+	}
+	if m.Run != "" {
+		hs = append(hs, kgo.RecordHeader{Key: HeaderRun, Value: []byte(m.Run)})
+	}
+	if m.Env != "" && propagation.ValidID(m.Env) {
+		hs = append(hs, kgo.RecordHeader{Key: HeaderEnv, Value: []byte(m.Env)})
+	}
+	r.Headers = hs
+}
+
+// OnProduceRecordBuffered implements [kgo.HookProduceRecordBuffered], so a
+// Shadow passed to [kgo.WithHooks] enforces the produce rules on every
+// record the client produces, whichever method produced it. The hook runs
+// after franz-go applied the default topic and before partitioning. A hook
+// cannot return an error: a refused record gets an empty topic, which
+// franz-go fails at once (the promise sees franz-go's "no topic" error and
+// nothing is sent); use a [Producer] for typed errors. Install both: the
+// hook then only re-checks what the Producer already decided.
+func (s *Shadow) OnProduceRecordBuffered(r *kgo.Record) {
+	if err := s.prepare(propagation.FromContext(r.Context), r); err != nil {
+		r.Topic = ""
+	}
+}
+
+var _ kgo.HookProduceRecordBuffered = (*Shadow)(nil)
+
+// Producer wraps a franz-go client so that produce calls apply the rules of
+// [Shadow.Prepare] and report refusals as [*shadow.Error].
+type Producer struct {
+	s            *Shadow
+	cl           *kgo.Client
+	defaultTopic string
+}
+
+// Producer wraps cl. It refuses (with [ErrConfig]) a client configured with
+// kgo.DefaultProduceTopicAlways, which would overwrite the shadow topic the
+// wrapper chose; such a client can only be protected by installing the
+// Shadow as a hook.
+func (s *Shadow) Producer(cl *kgo.Client) (*Producer, error) {
+	if always, _ := cl.OptValue(kgo.DefaultProduceTopicAlways).(bool); always {
+		return nil, fmt.Errorf("%w: client uses DefaultProduceTopicAlways, which would overwrite shadow topics; install the Shadow as a kgo hook instead", ErrConfig)
+	}
+	t, _ := cl.OptValue(kgo.DefaultProduceTopic).(string)
+	return &Producer{s: s, cl: cl, defaultTopic: t}, nil
+}
+
+// Client returns the wrapped client.
+func (p *Producer) Client() *kgo.Client { return p.cl }
+
+func (p *Producer) prep(ctx context.Context, r *kgo.Record) error {
+	if r.Topic == "" {
+		r.Topic = p.defaultTopic
+	}
+	return p.s.Prepare(ctx, r)
+}
+
+// Produce is [kgo.Client.Produce] with the rules applied. A refused record
+// is never handed to the client: promise is called at once, on the calling
+// goroutine, with the [*shadow.Error].
+func (p *Producer) Produce(ctx context.Context, r *kgo.Record, promise func(*kgo.Record, error)) {
+	if err := p.prep(ctx, r); err != nil {
+		if promise != nil {
+			promise(r, err)
+		}
+		return
+	}
+	p.cl.Produce(ctx, r, promise)
+}
+
+// TryProduce is [kgo.Client.TryProduce] with the rules applied.
+func (p *Producer) TryProduce(ctx context.Context, r *kgo.Record, promise func(*kgo.Record, error)) {
+	if err := p.prep(ctx, r); err != nil {
+		if promise != nil {
+			promise(r, err)
+		}
+		return
+	}
+	p.cl.TryProduce(ctx, r, promise)
+}
+
+// ProduceSync is [kgo.Client.ProduceSync] with the rules applied (and, like
+// it, without waiting for linger). Refused records are not sent; their
+// results, carrying the [*shadow.Error], come first, followed by franz-go's
+// results for the records sent (in completion order, as franz-go returns
+// them). When nothing is refused it adds no allocation to franz-go's.
+func (p *Producer) ProduceSync(ctx context.Context, rs ...*kgo.Record) kgo.ProduceResults {
+	var refused kgo.ProduceResults
+	for i, r := range rs {
+		if err := p.prep(ctx, r); err != nil {
+			if refused == nil {
+				refused = make(kgo.ProduceResults, 0, len(rs))
+				for _, ok := range rs[:i] {
+					refused = append(refused, kgo.ProduceResult{Record: ok})
+				}
+			}
+			refused = append(refused, kgo.ProduceResult{Record: r, Err: err})
+		} else if refused != nil {
+			refused = append(refused, kgo.ProduceResult{Record: r})
+		}
+	}
+	if refused == nil {
+		return p.cl.ProduceSync(ctx, rs...)
+	}
+	send := make([]*kgo.Record, 0, len(rs))
+	out := make(kgo.ProduceResults, 0, len(rs))
+	for _, pr := range refused {
+		if pr.Err != nil {
+			out = append(out, pr)
+		} else {
+			send = append(send, pr.Record)
+		}
+	}
+	if len(send) > 0 {
+		out = append(out, p.cl.ProduceSync(ctx, send...)...)
+	}
+	return out
+}

@@ -1,0 +1,49 @@
+package nats_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	natsgo "github.com/nats-io/nats.go"
+
+	"github.com/shadowlane/shadowlane/adapters/nats"
+	"github.com/shadowlane/shadowlane/propagation"
+	"github.com/shadowlane/shadowlane/shadow"
+)
+
+// A message published under a load-test mark goes to the shadow subject;
+// the subscriber's handler gets the mark back in its context.
+func Example() {
+	srv, _ := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true})
+	go srv.Start()
+	srv.ReadyForConnections(5 * time.Second)
+	defer srv.Shutdown()
+	nc, _ := natsgo.Connect(srv.ClientURL())
+	defer nc.Close()
+
+	s, err := nats.New(nats.WithShadowSubjects("orders.>"))
+	if err != nil {
+		panic(err)
+	}
+	c := s.Conn(nc)
+	done := make(chan struct{})
+	sub, _ := c.Subscribe("orders.created", func(ctx context.Context, m *natsgo.Msg) {
+		fmt.Println(m.Subject, propagation.FromContext(ctx))
+		close(done)
+	})
+	defer sub.Unsubscribe()
+
+	ctx := propagation.With(context.Background(), propagation.Mark{Run: "run-7"})
+	if err := c.Publish(ctx, "orders.created", []byte("order 1")); err != nil {
+		panic(err)
+	}
+	<-done
+	err = c.Publish(ctx, "payments.settled", nil)
+	fmt.Println(errors.Is(err, shadow.ErrNoShadowTarget))
+	// Output:
+	// shadow.orders.created run=run-7
+	// true
+}

@@ -1,0 +1,34 @@
+package sarama_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/IBM/sarama"
+
+	slsarama "github.com/shadowlane/shadowlane/adapters/sarama"
+	"github.com/shadowlane/shadowlane/propagation"
+	"github.com/shadowlane/shadowlane/shadow"
+)
+
+// Prepare a sarama message under the mark of a context: a marked message
+// moves to the shadow topic with the mark headers.
+func ExampleShadow_Prepare() {
+	s, _ := slsarama.New(slsarama.WithShadowTopics("orders"))
+	ctx := propagation.With(context.Background(), propagation.Mark{Run: "run-7"})
+
+	msg := &sarama.ProducerMessage{Topic: "orders", Value: sarama.StringEncoder("order 1")}
+	if err := s.Prepare(ctx, msg); err != nil {
+		panic(err)
+	}
+	fmt.Println(msg.Topic, string(msg.Headers[0].Key), string(msg.Headers[0].Value))
+
+	err := s.Prepare(ctx, &sarama.ProducerMessage{Topic: "payments"})
+	fmt.Println(errors.Is(err, shadow.ErrNoShadowTarget))
+	fmt.Println(s.ShadowGroup("billing"), s.ShadowTopics("orders", "payments"))
+	// Output:
+	// orders_shadow X-Shadowlane-Run run-7
+	// true
+	// billing_shadow [orders_shadow]
+}
