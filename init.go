@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -140,6 +141,12 @@ func mergeConfig(dst *Config, src Config) {
 	}
 	if src.InstallPropagator != nil {
 		dst.InstallPropagator = src.InstallPropagator
+	}
+	if !src.Routing.IsZero() {
+		dst.Routing = src.Routing
+	}
+	if !reflect.DeepEqual(src.Limits, LimitsConfig{}) {
+		dst.Limits = src.Limits
 	}
 }
 

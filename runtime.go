@@ -251,6 +251,7 @@ func (rt *Runtime) Admit(ctx context.Context, e *Entry, g propagation.Getter) (c
 	} else {
 		w = st.codec.Extract(g)
 	}
+	st.edgeTag(e, g, &w) // routing.tagSource: env tag from a header, cookie or query parameter at edges
 	if w.Source == propagation.SourceNone && w.Dropped == 0 {
 		rt.stats.production.Add(1)
 		if propagation.HasMark(ctx) { // e.g. set by a propagator before us: the entry decides

@@ -16,7 +16,9 @@
 //
 // Rules come from a [Config] validated into a [Policy] (strict mode globally
 // or per service, fallbacks per tag); [SetDefaultPolicy] sets the one used
-// where none is given. Tags enter at the edge from a header, cookie or
+// where none is given (shadowlane.Init does, from the config's routing
+// section), and [WithPolicyFunc] binds a transport to one runtime's
+// policy instead. Tags enter at the edge from a header, cookie or
 // query parameter ([Extractor]), validated with propagation.ValidID.
 // Instances are found in a [Registry] that is watched, so instances coming
 // and going change routing without restarts: [StaticRegistry],

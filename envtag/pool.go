@@ -31,13 +31,14 @@ type Member[T any] struct {
 // Build a new Pool whenever the instances change; Pick is safe for
 // concurrent use and does not allocate when it succeeds.
 type Pool[T any] struct {
-	service string
-	policy  *Policy
-	stats   *serviceStats
-	trunk   *group[T]
-	lanes   map[string]*group[T]
-	few     []lane[T] // the lanes when there are at most maxScan: a scan beats hashing
-	invalid int
+	service  string
+	policy   *Policy
+	policyFn func() *Policy // when policy is nil; nil: DefaultPolicy
+	stats    *serviceStats
+	trunk    *group[T]
+	lanes    map[string]*group[T]
+	few      []lane[T] // the lanes when there are at most maxScan: a scan beats hashing
+	invalid  int
 }
 
 // maxScan is the number of environments up to which a lookup scans a slice
@@ -184,16 +185,13 @@ func (p *Pool[T]) Pick(m propagation.Mark) (T, error) {
 			p.stats.add(m, TrunkHit)
 			return g.pick(), nil
 		}
-		return p.miss(m, p.policy)
+		return p.miss(m, p.currentPolicy())
 	}
 	if g := p.lane(m.Env); g.ok() {
 		p.stats.add(m, Lane)
 		return g.pick(), nil
 	}
-	pol := p.policy
-	if pol == nil {
-		pol = DefaultPolicy()
-	}
+	pol := p.currentPolicy()
 	if pol.Strict(p.service) {
 		return p.miss(m, pol)
 	}
@@ -210,10 +208,18 @@ func (p *Pool[T]) Pick(m propagation.Mark) (T, error) {
 	return p.miss(m, pol)
 }
 
-func (p *Pool[T]) miss(m propagation.Mark, pol *Policy) (T, error) {
-	if pol == nil {
-		pol = DefaultPolicy()
+// currentPolicy is the policy in force for this pick.
+func (p *Pool[T]) currentPolicy() *Policy {
+	if p.policy != nil {
+		return p.policy
 	}
+	if p.policyFn != nil {
+		return p.policyFn()
+	}
+	return DefaultPolicy()
+}
+
+func (p *Pool[T]) miss(m propagation.Mark, pol *Policy) (T, error) {
 	e := &RouteError{Service: p.service, Tag: m.Env, Tried: pol.Chain(p.service, m.Env)}
 	e.Strict = m.Env != "" && pol.Strict(p.service)
 	for _, env := range e.Tried {

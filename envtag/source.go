@@ -53,27 +53,46 @@ func NewExtractor(c SourceConfig) (*Extractor, error) {
 // [propagation.ErrMalformed] that names where it was found; it is never
 // silently treated as untagged.
 func (x *Extractor) Tag(r *http.Request) (tag string, found bool, err error) {
+	var q string
+	if r.URL != nil {
+		q = r.URL.RawQuery
+	}
+	return x.TagFrom(r.Header, q)
+}
+
+// TagFrom is [Extractor.Tag] for callers that hold a request's parts rather
+// than an *http.Request: its header (canonical keys, as net/http builds it)
+// and its raw URL query ("" when unknown: the query source is then not
+// consulted). Same precedence and validation as Tag; no allocation when no
+// tag is present.
+func (x *Extractor) TagFrom(h http.Header, rawQuery string) (tag string, found bool, err error) {
 	if x.header != "" {
-		if v := r.Header[x.header]; len(v) > 0 {
-			return check("header "+x.header, v[0])
+		if v := h[x.header]; len(v) > 0 {
+			return check("header ", x.header, v[0])
 		}
 	}
 	if x.cookie != "" {
-		if v, ok := cookieValue(r.Header["Cookie"], x.cookie); ok {
-			return check("cookie "+x.cookie, v)
+		if v, ok := cookieValue(h["Cookie"], x.cookie); ok {
+			return check("cookie ", x.cookie, v)
 		}
 	}
-	if x.query != "" && r.URL != nil && r.URL.RawQuery != "" {
-		if v, ok := QueryValue(r.URL.RawQuery, x.query); ok {
-			return check("query parameter "+x.query, v)
+	if x.query != "" && rawQuery != "" {
+		if v, ok := QueryValue(rawQuery, x.query); ok {
+			return check("query parameter ", x.query, v)
 		}
 	}
 	return "", false, nil
 }
 
-func check(where, v string) (string, bool, error) {
+// HeaderName returns the canonical name of the header source ("" when the
+// extractor reads no header).
+func (x *Extractor) HeaderName() string { return x.header }
+
+// check validates a found tag; the message is built only on error, so a
+// valid tag costs no allocation.
+func check(kind, name, v string) (string, bool, error) {
 	if !propagation.ValidID(v) {
-		return "", true, fmt.Errorf("envtag: %s: tag %s: %w", where, quote(v), propagation.ErrMalformed)
+		return "", true, fmt.Errorf("envtag: %s%s: tag %s: %w", kind, name, quote(v), propagation.ErrMalformed)
 	}
 	return v, true, nil
 }

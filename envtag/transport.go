@@ -23,6 +23,7 @@ type Transport struct {
 	base     http.RoundTripper
 	reg      Registry
 	policy   *Policy
+	policyFn func() *Policy
 	services map[string]bool // nil: every host
 
 	ctx    context.Context
@@ -48,6 +49,14 @@ func WithBase(rt http.RoundTripper) TransportOption { return func(t *Transport) 
 // WithPolicy sets the routing policy (default: [DefaultPolicy] at each
 // request).
 func WithPolicy(p *Policy) TransportOption { return func(t *Transport) { t.policy = p } }
+
+// WithPolicyFunc makes the transport read its routing policy from f at
+// each request (when no [WithPolicy] is given), so that a policy that is
+// reconfigured at run time applies at once; shadowlane.Runtime.RoutingPolicy
+// is such a function: one runtime's routing config, reloads included.
+func WithPolicyFunc(f func() *Policy) TransportOption {
+	return func(t *Transport) { t.policyFn = f }
+}
 
 // WithServices restricts routing to the named hosts; requests to other
 // hosts go to the base transport unchanged. Without it every host is
@@ -147,7 +156,7 @@ func (t *Transport) start(service string, w *watch) {
 		for i, e := range eps {
 			members[i] = Member[Endpoint]{Env: e.Env, Item: e}
 		}
-		w.pool.Store(NewPool(service, t.policy, members))
+		w.pool.Store(t.newPool(service, members))
 		once.Do(func() { close(w.done) })
 	})
 	if err != nil {
@@ -161,7 +170,13 @@ func (t *Transport) start(service string, w *watch) {
 		return
 	}
 	once.Do(func() { // a registry that broke the contract: fail closed
-		w.pool.Store(NewPool[Endpoint](service, t.policy, nil))
+		w.pool.Store(t.newPool(service, nil))
 		close(w.done)
 	})
+}
+
+func (t *Transport) newPool(service string, members []Member[Endpoint]) *Pool[Endpoint] {
+	p := NewPool(service, t.policy, members)
+	p.policyFn = t.policyFn
+	return p
 }

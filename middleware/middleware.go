@@ -65,7 +65,7 @@ type handler struct {
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ctx0 := r.Context()
-	ctx, ref := h.c.RT().Admit(ctx0, &h.c.Entry, r.Header)
+	ctx, ref := h.c.RT().Admit(ctx0, &h.c.Entry, shadowlane.RequestCarrier(r))
 	if ref != nil {
 		WriteRefusal(w, ref)
 		return

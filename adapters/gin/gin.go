@@ -3,6 +3,7 @@ package slgin
 import (
 	"github.com/gin-gonic/gin"
 
+	"github.com/shadowlane/shadowlane"
 	"github.com/shadowlane/shadowlane/middleware"
 )
 
@@ -19,7 +20,7 @@ func Middleware(opts ...middleware.Option) gin.HandlerFunc {
 	cfg := middleware.NewConfig("gin", opts...)
 	return func(c *gin.Context) {
 		ctx0 := c.Request.Context()
-		ctx, ref := cfg.RT().Admit(ctx0, &cfg.Entry, c.Request.Header)
+		ctx, ref := cfg.RT().Admit(ctx0, &cfg.Entry, shadowlane.RequestCarrier(c.Request))
 		if ref != nil {
 			middleware.WriteRefusal(c.Writer, ref)
 			c.Abort()

@@ -5,6 +5,12 @@
 // outside payment provider. Every piece is wired only through shadowlane's
 // public API, the way a user would wire it.
 //
-// Each hop records the mark it saw per request id (header X-Drill-Id), so
-// the drill can check the invariants at every hop.
+// Inventory may also record each reservation in the ledger service
+// ([WithLedger], [NewLedger]), reached through an environment-routing
+// client, and any service may run as several instances in different
+// environments (trunk and project environments).
+//
+// Each hop records the mark it saw per request id (header X-Drill-Id), and
+// each instance the environment it belongs to ([Recorder.ServedBy]), so the
+// drill can check the invariants at every hop.
 package shop

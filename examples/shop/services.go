@@ -21,6 +21,7 @@ import (
 	"github.com/shadowlane/shadowlane"
 	slgin "github.com/shadowlane/shadowlane/adapters/gin"
 	slgrpc "github.com/shadowlane/shadowlane/adapters/grpc"
+	"github.com/shadowlane/shadowlane/envtag"
 	"github.com/shadowlane/shadowlane/middleware"
 	"github.com/shadowlane/shadowlane/propagation"
 	"github.com/shadowlane/shadowlane/shadow"
@@ -67,14 +68,16 @@ func PlaceOrder(ctx context.Context, conn grpc.ClientConnInterface, req *structp
 // relay) to reserve stock and charge the payment provider.
 type Orders struct {
 	Rec       *Recorder
-	Inventory string       // base URL of the relay in front of inventory
+	Inventory string       // base URL of the relay in front of inventory (or "http://inventory" with a routing client)
 	Client    *http.Client // shadowlane-wrapped client
+	Env       string       // this instance's environment ("" = trunk), recorded per request
 }
 
 // Place implements OrdersServer.
 func (o *Orders) Place(ctx context.Context, req *structpb.Struct) (*structpb.Struct, error) {
 	id := req.GetFields()["id"].GetStringValue()
 	o.Rec.Saw("orders", id, propagation.FromContext(ctx))
+	o.Rec.Served("orders", id, o.Env)
 	hr, _ := http.NewRequestWithContext(ctx, "POST", o.Inventory+"/reserve?pay="+req.GetFields()["pay"].GetStringValue(), nil)
 	hr.Header.Set(IDHeader, id)
 	resp, err := o.Client.Do(hr)
@@ -103,11 +106,17 @@ func NewOrdersServer(rt *shadowlane.Runtime, o *Orders) *grpc.Server {
 // ---- gin gateway (edge) ----
 
 // NewGateway returns the edge gateway: POST /orders/:id places an order
-// through the order service.
+// through the order service (orders may be a connection whose balancer
+// routes by environment).
 func NewGateway(rt *shadowlane.Runtime, rec *Recorder, orders grpc.ClientConnInterface) http.Handler {
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
 	r.Use(slgin.Middleware(middleware.WithRuntime(rt), middleware.Edge()))
+	// GET /mark answers the environment tag the edge admitted for the
+	// request (how the drill checks the configured edge tag source).
+	r.GET("/mark", func(c *gin.Context) {
+		c.String(200, "%s", propagation.FromContext(c.Request.Context()).Env)
+	})
 	r.POST("/orders/:id", func(c *gin.Context) {
 		id := c.Param("id")
 		ctx := c.Request.Context()
@@ -161,12 +170,27 @@ func NewRelay(rec *Recorder, target string) http.Handler {
 // provider at paymentURL (a third party) for every reservation; with
 // ?pay=mock it charges mockURL instead (a third party with a configured
 // mock for load-test traffic).
-func NewInventory(rt *shadowlane.Runtime, rec *Recorder, paymentURL, mockURL string) http.Handler {
+//
+// With [WithLedger] it first records every reservation in the ledger
+// service, reached through an environment-routing client: a tagged request
+// goes to the ledger instance of its environment where there is one.
+func NewInventory(rt *shadowlane.Runtime, rec *Recorder, paymentURL, mockURL string, opts ...InventoryOption) http.Handler {
+	var cfg inventoryOptions
+	for _, o := range opts {
+		o(&cfg)
+	}
 	client := middleware.Client(nil, middleware.WithRuntime(rt))
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id := r.Header.Get(IDHeader)
 		m := propagation.FromContext(r.Context())
 		rec.Saw("inventory", id, m)
+		rec.Served("inventory", id, rt.Env())
+		if cfg.ledger != nil {
+			if code, msg := callLedger(r.Context(), cfg.ledger, id); code != http.StatusOK {
+				http.Error(w, msg, code)
+				return
+			}
+		}
 		target := paymentURL
 		if r.URL.Query().Get("pay") == "mock" {
 			target = mockURL
@@ -185,7 +209,7 @@ func NewInventory(rt *shadowlane.Runtime, rec *Recorder, paymentURL, mockURL str
 		}
 		defer resp.Body.Close()
 		var out struct {
-			Charged bool `json:"charged"`
+			Charged bool   `json:"charged"`
 			By      string `json:"by"`
 		}
 		_ = json.NewDecoder(resp.Body).Decode(&out)
@@ -193,6 +217,58 @@ func NewInventory(rt *shadowlane.Runtime, rec *Recorder, paymentURL, mockURL str
 			rec.Hit("payment:mocked")
 		}
 		fmt.Fprint(w, out.By)
+	})
+	return middleware.Handler(h, middleware.WithRuntime(rt), middleware.Internal())
+}
+
+// InventoryOption configures [NewInventory].
+type InventoryOption func(*inventoryOptions)
+
+type inventoryOptions struct {
+	ledger *http.Client
+}
+
+// LedgerURL is where inventory records reservations: a service name that
+// the ledger client resolves (envtag.Transport).
+const LedgerURL = "http://ledger/v1/entries"
+
+// WithLedger makes inventory record every reservation at [LedgerURL]
+// through client (shadowlane-wrapped, over an envtag.Transport that knows
+// the "ledger" service).
+func WithLedger(client *http.Client) InventoryOption {
+	return func(o *inventoryOptions) { o.ledger = client }
+}
+
+// callLedger records id in the ledger. A request that cannot be routed
+// (a strict ledger with no instance in the request's environment) fails at
+// once with 503, as does a ledger that refuses.
+func callLedger(ctx context.Context, c *http.Client, id string) (int, string) {
+	req, _ := http.NewRequestWithContext(ctx, "POST", LedgerURL, nil)
+	req.Header.Set(IDHeader, id)
+	resp, err := c.Do(req)
+	if errors.Is(err, envtag.ErrNoLane) {
+		return http.StatusServiceUnavailable, "ledger: " + err.Error()
+	}
+	if err != nil {
+		return http.StatusBadGateway, "ledger: " + err.Error()
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return resp.StatusCode, "ledger: " + string(body)
+	}
+	return http.StatusOK, ""
+}
+
+// NewLedger returns the ledger service (internal HTTP): it records the
+// mark and the environment of the instance (rt.Env()) for every entry.
+// The drill runs a trunk and a proj-a instance of it.
+func NewLedger(rt *shadowlane.Runtime, rec *Recorder) http.Handler {
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := r.Header.Get(IDHeader)
+		rec.Saw("ledger", id, propagation.FromContext(r.Context()))
+		rec.Served("ledger", id, rt.Env())
+		fmt.Fprint(w, "recorded")
 	})
 	return middleware.Handler(h, middleware.WithRuntime(rt), middleware.Internal())
 }

@@ -11,14 +11,15 @@ const IDHeader = "X-Drill-Id"
 
 // Recorder keeps the mark each hop saw for each request id.
 type Recorder struct {
-	mu   sync.Mutex
-	seen map[string]map[string]propagation.Mark // hop -> id -> mark
-	hits map[string]int                         // counters: "payment:production", ...
+	mu     sync.Mutex
+	seen   map[string]map[string]propagation.Mark // hop -> id -> mark
+	served map[string]map[string]string           // hop -> id -> env of the instance that served it
+	hits   map[string]int                         // counters: "payment:production", ...
 }
 
 // NewRecorder returns an empty recorder.
 func NewRecorder() *Recorder {
-	return &Recorder{seen: map[string]map[string]propagation.Mark{}, hits: map[string]int{}}
+	return &Recorder{seen: map[string]map[string]propagation.Mark{}, served: map[string]map[string]string{}, hits: map[string]int{}}
 }
 
 // Saw records that hop handled request id under mark m.
@@ -37,6 +38,26 @@ func (r *Recorder) Mark(hop, id string) (propagation.Mark, bool) {
 	defer r.mu.Unlock()
 	m, ok := r.seen[hop][id]
 	return m, ok
+}
+
+// Served records that the instance of hop labelled env ("" = trunk)
+// served request id.
+func (r *Recorder) Served(hop, id, env string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.served[hop] == nil {
+		r.served[hop] = map[string]string{}
+	}
+	r.served[hop][id] = env
+}
+
+// ServedBy returns the environment of the instance of hop that served id,
+// and whether any instance of hop served it.
+func (r *Recorder) ServedBy(hop, id string) (string, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	env, ok := r.served[hop][id]
+	return env, ok
 }
 
 // Hit counts an event.

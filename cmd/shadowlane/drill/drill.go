@@ -4,11 +4,14 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -16,9 +19,14 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/peer"
 
 	"github.com/shadowlane/shadowlane"
 	slgrpc "github.com/shadowlane/shadowlane/adapters/grpc"
+	"github.com/shadowlane/shadowlane/adapters/grpc/envbalancer"
+	"github.com/shadowlane/shadowlane/envtag"
 	"github.com/shadowlane/shadowlane/examples/shop"
 	"github.com/shadowlane/shadowlane/middleware"
 	"github.com/shadowlane/shadowlane/propagation"
@@ -58,14 +66,52 @@ type Report struct {
 	Gateway    shadowlane.Stats  `json:"gatewayStats"`
 	OK         bool              `json:"ok"`
 	Hops       []string          `json:"hops"`
+	Routing    Routing           `json:"routing"`
 	Meta       map[string]string `json:"meta,omitempty"`
+}
+
+// Routing is the "routing per env" part of the report: which instance
+// served each scenario's requests at each routed hop.
+type Routing struct {
+	// Instances lists, per routed hop, the environments that run an
+	// instance of it ("trunk" or the environment tag).
+	Instances map[string][]string `json:"instances"`
+	// Served counts, per scenario and routed hop, the requests served by
+	// each environment's instance.
+	Served []Served `json:"served"`
+	// Picks are envtag's pick counters of the routed services over the
+	// drill (lane, fallback, trunk, miss per traffic class).
+	Picks []envtag.Count `json:"picks"`
+	// EdgeTagSource says whether the gateway's routing.tagSource (cookie
+	// shadowlane-env, query env) fed the mark, per source.
+	EdgeTagSource map[string]bool `json:"edgeTagSource"`
+}
+
+// Served is one scenario's routing outcome.
+type Served struct {
+	Scenario string                    `json:"scenario"`
+	Tag      string                    `json:"tag"` // "" untagged
+	Hops     map[string]map[string]int `json:"hops"`
+}
+
+// routedHops are the hops whose instance is chosen by environment routing.
+var routedHops = []string{"orders", "inventory", "ledger"}
+
+func envName(env string) string {
+	if env == "" {
+		return "trunk"
+	}
+	return env
 }
 
 type topology struct {
 	rec                   *shop.Recorder
 	gw, orders, inventory *shadowlane.Runtime
+	ordersProj            *shadowlane.Runtime // the proj-a instance of orders
+	invCfg                shadowlane.Config   // inventory's config (the drill reconfigures its routing)
 	gwURL, adminAddr      string
 	adminToken            string
+	lanes                 map[string][]string // hop -> environments with an instance ("" = trunk)
 	closers               []func()
 }
 
@@ -82,10 +128,14 @@ func serveHTTP(t *topology, h http.Handler) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	return serveOn(t, ln, h), nil
+}
+
+func serveOn(t *topology, ln net.Listener, h http.Handler) string {
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
 	go srv.Serve(ln)
 	t.closers = append(t.closers, func() { srv.Close() })
-	return "http://" + ln.Addr().String(), nil
+	return "http://" + ln.Addr().String()
 }
 
 func randHex(n int) string {
@@ -94,7 +144,11 @@ func randHex(n int) string {
 	return hex.EncodeToString(b)
 }
 
-func start(o Options) (*topology, error) {
+// The project environment of the drill: orders and ledger have a proj-a
+// instance, inventory (in between) only a trunk one.
+const projEnv = "proj-a"
+
+func start(ctx context.Context, o Options) (*topology, error) {
 	t := &topology{rec: shop.NewRecorder(), adminToken: randHex(16)}
 	logger := o.Logger
 	var err error
@@ -110,43 +164,97 @@ func start(o Options) (*topology, error) {
 	}
 	mockHost := strings.TrimPrefix(mockURL, "http://")
 
-	// inventory: internal; every payment provider is a third party; the wallet has a mock.
-	t.inventory, err = shadowlane.New(shadowlane.Config{Service: "inventory", Trust: shadowlane.TrustConfig{Mode: "internal"},
-		Outbound: shadowlane.OutboundConfig{Mocks: []shadowlane.MockConfig{{Host: mockHost, Path: "/v1/*",
-			Headers: map[string]string{"Content-Type": "application/json"}, Body: `{"charged":true,"by":"mock"}`}}}},
-		shadowlane.WithLogger(logger))
+	// Listen first: the instance registry file lists every address.
+	var invLn, relayLn, ledgerLn, ledgerProjLn net.Listener
+	for _, l := range []*net.Listener{&invLn, &relayLn, &ledgerLn, &ledgerProjLn} {
+		if *l, err = listen(); err != nil {
+			return fail(err)
+		}
+		ln := *l
+		t.closers = append(t.closers, func() { ln.Close() })
+	}
+	dir, err := os.MkdirTemp("", "shadowlane-drill-")
+	if err != nil {
+		return fail(err)
+	}
+	t.closers = append(t.closers, func() { os.RemoveAll(dir) })
+	regFile := filepath.Join(dir, "instances.json")
+	reg := map[string]any{"services": map[string][]envtag.Endpoint{
+		"inventory": {{Addr: relayLn.Addr().String()}}, // the OTel-only relay in front of inventory; trunk only
+		"ledger":    {{Addr: ledgerLn.Addr().String()}, {Addr: ledgerProjLn.Addr().String(), Env: projEnv}},
+	}}
+	js, _ := json.Marshal(reg)
+	if err := os.WriteFile(regFile, js, 0o600); err != nil {
+		return fail(err)
+	}
+	routing := shadowlane.RoutingConfig{Registry: shadowlane.RegistryConfig{File: regFile}}
+	t.lanes = map[string][]string{"orders": {"", projEnv}, "inventory": {""}, "ledger": {"", projEnv}}
+
+	// ledger: internal HTTP, a trunk and a proj-a instance (SHADOWLANE_ENV).
+	for _, inst := range []struct {
+		env string
+		ln  net.Listener
+	}{{"", ledgerLn}, {projEnv, ledgerProjLn}} {
+		lrt, err := shadowlane.New(shadowlane.Config{Service: "ledger", Env: inst.env, Trust: shadowlane.TrustConfig{Mode: "internal"}},
+			shadowlane.WithLogger(logger))
+		if err != nil {
+			return fail(err)
+		}
+		t.closers = append(t.closers, func() { lrt.Close() })
+		serveOn(t, inst.ln, shop.NewLedger(lrt, t.rec))
+	}
+
+	// inventory: internal; every payment provider is a third party; the
+	// wallet has a mock; the ledger is ours, reached by environment routing.
+	t.invCfg = shadowlane.Config{Service: "inventory", Trust: shadowlane.TrustConfig{Mode: "internal"},
+		Outbound: shadowlane.OutboundConfig{Allow: []string{"ledger"}, Mocks: []shadowlane.MockConfig{{Host: mockHost, Path: "/v1/*",
+			Headers: map[string]string{"Content-Type": "application/json"}, Body: `{"charged":true,"by":"mock"}`}}},
+		Routing: routing}
+	t.inventory, err = shadowlane.New(t.invCfg, shadowlane.WithLogger(logger))
 	if err != nil {
 		return fail(err)
 	}
 	t.closers = append(t.closers, func() { t.inventory.Close() })
-	invURL, err := serveHTTP(t, shop.NewInventory(t.inventory, t.rec, payURL, mockURL))
-	if err != nil {
-		return fail(err)
-	}
-	relayURL, err := serveHTTP(t, shop.NewRelay(t.rec, invURL))
-	if err != nil {
-		return fail(err)
-	}
+	ledgerTr := envtag.NewTransport(t.inventory.Registry(), envtag.WithServices("ledger"), envtag.WithPolicyFunc(t.inventory.RoutingPolicy))
+	t.closers = append(t.closers, func() { ledgerTr.Close() })
+	ledger := middleware.Client(&http.Client{Transport: ledgerTr}, middleware.WithRuntime(t.inventory))
+	invURL := serveOn(t, invLn, shop.NewInventory(t.inventory, t.rec, payURL, mockURL, shop.WithLedger(ledger)))
+	serveOn(t, relayLn, shop.NewRelay(t.rec, invURL))
 
-	// orders: internal gRPC; may call the relay (ours).
-	t.orders, err = shadowlane.New(shadowlane.Config{Service: "orders", Trust: shadowlane.TrustConfig{Mode: "internal"},
-		Outbound: shadowlane.OutboundConfig{Allow: []string{strings.TrimPrefix(relayURL, "http://")}}}, shadowlane.WithLogger(logger))
-	if err != nil {
-		return fail(err)
+	// orders: internal gRPC, a trunk and a proj-a instance; each may call
+	// inventory (ours), found in the registry.
+	var orderAddrs [2]string
+	for i, env := range []string{"", projEnv} {
+		ort, err := shadowlane.New(shadowlane.Config{Service: "orders", Env: env, Trust: shadowlane.TrustConfig{Mode: "internal"},
+			Outbound: shadowlane.OutboundConfig{Allow: []string{"inventory"}}, Routing: routing}, shadowlane.WithLogger(logger))
+		if err != nil {
+			return fail(err)
+		}
+		t.closers = append(t.closers, func() { ort.Close() })
+		if env == "" {
+			t.orders = ort
+		} else {
+			t.ordersProj = ort
+		}
+		invTr := envtag.NewTransport(ort.Registry(), envtag.WithServices("inventory"), envtag.WithPolicyFunc(ort.RoutingPolicy))
+		t.closers = append(t.closers, func() { invTr.Close() })
+		gs := shop.NewOrdersServer(ort, &shop.Orders{Rec: t.rec, Inventory: "http://inventory", Env: env,
+			Client: middleware.Client(&http.Client{Transport: invTr}, middleware.WithRuntime(ort))})
+		healthpb.RegisterHealthServer(gs, health.NewServer())
+		gln, err := listen()
+		if err != nil {
+			return fail(err)
+		}
+		go gs.Serve(gln)
+		t.closers = append(t.closers, gs.Stop)
+		orderAddrs[i] = gln.Addr().String()
 	}
-	t.closers = append(t.closers, func() { t.orders.Close() })
-	gs := shop.NewOrdersServer(t.orders, &shop.Orders{Rec: t.rec, Inventory: relayURL, Client: middleware.Client(nil, middleware.WithRuntime(t.orders))})
-	gln, err := listen()
-	if err != nil {
-		return fail(err)
-	}
-	go gs.Serve(gln)
-	t.closers = append(t.closers, gs.Stop)
 
 	// gateway: edge with a fresh signing key and an admin endpoint (kill switch).
 	t.gw, err = shadowlane.Init(shadowlane.WithConfig(shadowlane.Config{Service: "gateway",
-		Trust: shadowlane.TrustConfig{Mode: "edge", Keys: []shadowlane.KeyConfig{{ID: "drill", Secret: randHex(32)}}},
-		Admin: shadowlane.AdminConfig{Addr: "127.0.0.1:0", Token: t.adminToken}}),
+		Trust:   shadowlane.TrustConfig{Mode: "edge", Keys: []shadowlane.KeyConfig{{ID: "drill", Secret: randHex(32)}}},
+		Admin:   shadowlane.AdminConfig{Addr: "127.0.0.1:0", Token: t.adminToken},
+		Routing: shadowlane.RoutingConfig{TagSource: shadowlane.TagSourceConfig{Cookie: "shadowlane-env", Query: "env"}}}),
 		shadowlane.WithoutConfigFile(), shadowlane.WithoutDefault(), shadowlane.WithoutPropagator(),
 		shadowlane.WithLogger(logger), shadowlane.WithGetenv(func(string) string { return "" }))
 	if err != nil {
@@ -154,17 +262,44 @@ func start(o Options) (*topology, error) {
 	}
 	t.closers = append(t.closers, func() { t.gw.Close() })
 	t.adminAddr = t.gw.AdminAddr()
-	conn, err := grpc.NewClient(gln.Addr().String(), append(slgrpc.DialOptions(middleware.WithRuntime(t.gw)),
-		grpc.WithTransportCredentials(insecure.NewCredentials()))...)
+	// One client connection to both orders instances: the envbalancer
+	// picks per call by the mark's environment tag.
+	res := envbalancer.ManualResolver("drill", envtag.Endpoint{Addr: orderAddrs[0]}, envtag.Endpoint{Addr: orderAddrs[1], Env: projEnv})
+	conn, err := grpc.NewClient("drill:///orders", append(slgrpc.DialOptions(middleware.WithRuntime(t.gw)),
+		grpc.WithResolvers(res), envbalancer.DialOption(), grpc.WithTransportCredentials(insecure.NewCredentials()))...)
 	if err != nil {
 		return fail(err)
 	}
 	t.closers = append(t.closers, func() { conn.Close() })
+	if err := waitLane(ctx, conn, orderAddrs[1], o.Timeout); err != nil {
+		return fail(err)
+	}
 	t.gwURL, err = serveHTTP(t, shop.NewGateway(t.gw, t.rec, conn))
 	if err != nil {
 		return fail(err)
 	}
 	return t, nil
+}
+
+// waitLane returns once a proj-a call on conn reaches the proj-a instance
+// at addr: until its connection is ready, proj-a calls fall back to trunk,
+// which would blur the routing counts.
+func waitLane(ctx context.Context, conn *grpc.ClientConn, addr string, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	ctx = propagation.With(ctx, propagation.Mark{Env: projEnv})
+	hc := healthpb.NewHealthClient(conn)
+	for {
+		var p peer.Peer
+		_, err := hc.Check(ctx, &healthpb.HealthCheckRequest{}, grpc.Peer(&p), grpc.WaitForReady(true))
+		if err == nil && p.Addr != nil && p.Addr.String() == addr {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("drill: the %s orders instance did not become ready: %v", projEnv, err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // request is one request a scenario sends.
@@ -183,9 +318,10 @@ type expectation struct {
 	reaches  []string // hops that must see the request (default all three)
 	payClass string   // "production", "loadtest-blocked", "mocked", or "" (no payment)
 	forged   bool
+	strict   bool // sent while the ledger is strict
 }
 
-var hops = []string{"gateway", "orders", "relay", "inventory"}
+var hops = []string{"gateway", "orders", "relay", "inventory", "ledger"}
 
 // Run runs the drill and returns its report; err is for setup failures only
 // (violations are in the report).
@@ -203,7 +339,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	started := time.Now()
-	t, err := start(o)
+	t, err := start(ctx, o)
 	if err != nil {
 		return nil, fmt.Errorf("drill: starting the shop: %w", err)
 	}
@@ -240,6 +376,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		{name: "loadtest-baggage-only", build: simple("loadtest-baggage-only", "", hdr("Baggage", "shadowlane.run="+run+",shadowlane.token="+tok)), want: lt, status: 200, payClass: "loadtest-blocked"},
 		{name: "loadtest-env-bound-token", build: simple("loadtest-env-bound-token", "", hdr("X-Shadowlane-Run", run, "X-Shadowlane-Env", "proj-a", "X-Shadowlane-Token", envTok)), want: propagation.Mark{Run: run, Env: "proj-a"}, status: 200, payClass: "loadtest-blocked"},
 		{name: "env-tagged-production", build: simple("env-tagged-production", "", hdr("X-Shadowlane-Env", "proj-a")), want: propagation.Mark{Env: "proj-a"}, status: 200, payClass: "production"},
+		{name: "env-no-lane-fallback", build: simple("env-no-lane-fallback", "", hdr("X-Shadowlane-Env", "proj-z")), want: propagation.Mark{Env: "proj-z"}, status: 200, payClass: "production"},
 		{name: "forged-no-token", build: simple("forged-no-token", "", hdr("X-Shadowlane-Run", run)), status: 200, payClass: "production", forged: true},
 		{name: "forged-bad-signature", build: simple("forged-bad-signature", "", hdr("X-Shadowlane-Run", run, "X-Shadowlane-Token", badSig)), status: 200, payClass: "production", forged: true},
 		{name: "forged-other-run", build: simple("forged-other-run", "", hdr("X-Shadowlane-Run", run, "X-Shadowlane-Token", otherTok)), status: 200, payClass: "production", forged: true},
@@ -251,7 +388,22 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 
 	client := &http.Client{Timeout: o.Timeout}
 	rep := &Report{Run: run, Started: started, Hops: hops, Meta: map[string]string{"gateway": t.gwURL}}
+	// The edge tag source (routing.tagSource at the gateway): a request
+	// whose cookie or query parameter names proj-a is routed like one with
+	// the mark header. Each source runs when the edge applies it.
+	rep.Routing.EdgeTagSource = map[string]bool{
+		"cookie": probeTag(ctx, client, t.gwURL+"/mark", "Cookie", "shadowlane-env="+projEnv),
+		"query":  probeTag(ctx, client, t.gwURL+"/mark?env="+projEnv, "", ""),
+	}
+	if rep.Routing.EdgeTagSource["cookie"] {
+		scenarios = append(scenarios, expectation{name: "env-from-cookie", build: simple("env-from-cookie", "", hdr("Cookie", "shadowlane-env="+projEnv)), want: propagation.Mark{Env: projEnv}, status: 200, payClass: "production"})
+	}
+	if rep.Routing.EdgeTagSource["query"] {
+		scenarios = append(scenarios, expectation{name: "env-from-query", build: simple("env-from-query", "env="+projEnv, nil), want: propagation.Mark{Env: projEnv}, status: 200, payClass: "production"})
+	}
+	picks0 := envtag.Snapshot()
 	statuses := map[string]map[int]int{}
+	slowest := map[string]time.Duration{}
 	send := func(sc expectation) {
 		st := map[int]int{}
 		var mu sync.Mutex
@@ -264,9 +416,14 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 			go func() {
 				defer wg.Done()
 				defer func() { <-sem }()
+				t0 := time.Now()
 				code := post(ctx, client, t.gwURL, r)
+				d := time.Since(t0)
 				mu.Lock()
 				st[code]++
+				if d > slowest[sc.name] {
+					slowest[sc.name] = d
+				}
 				mu.Unlock()
 			}()
 		}
@@ -296,6 +453,30 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	t.inventory.SetLoadTest(true, "")
 	scenarios = append(scenarios, killEdge, killProd, killInt)
 
+	// Strict mode for one service: inventory's routing config makes the
+	// ledger strict (a config reload). A tag without a ledger lane then
+	// fails at once instead of falling back; proj-a still has its lane. A
+	// reload with an invalid routing section is refused and keeps it.
+	strictCfg := t.invCfg
+	strictCfg.Routing.StrictServices = []string{"ledger"}
+	strictErr := t.inventory.Apply(strictCfg)
+	badCfg := strictCfg
+	badCfg.Routing.Fallback = map[string][]string{"proj-z": {"proj-z"}}
+	badErr := t.inventory.Apply(badCfg)
+	kept := 0
+	if strictErr == nil && badErr != nil && t.inventory.RoutingPolicy().Strict("ledger") {
+		kept = 1
+	}
+	strictMiss := expectation{name: "strict-ledger-no-lane", build: simple("strict-ledger-no-lane", "", hdr("X-Shadowlane-Env", "proj-z")), want: propagation.Mark{Env: "proj-z"}, status: 503,
+		reaches: []string{"gateway", "orders", "relay", "inventory"}, strict: true}
+	strictLane := expectation{name: "strict-ledger-lane", build: simple("strict-ledger-lane", "", hdr("X-Shadowlane-Env", projEnv)), want: propagation.Mark{Env: projEnv}, status: 200, payClass: "production", strict: true}
+	send(strictMiss)
+	send(strictLane)
+	if err := t.inventory.Apply(t.invCfg); err != nil {
+		return nil, fmt.Errorf("drill: restoring inventory's routing: %w", err)
+	}
+	scenarios = append(scenarios, strictMiss, strictLane)
+
 	// ---- invariants ----
 	add := func(name string, want, got int, detail string) {
 		rep.Invariants = append(rep.Invariants, Invariant{Name: name, Expected: want, Observed: got, OK: want == got, Detail: detail})
@@ -303,10 +484,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	payProd, payBlocked, payMocked, forged := 0, 0, 0, 0
 	for _, sc := range scenarios {
 		add(sc.name+": HTTP "+fmt.Sprint(sc.status), o.Requests, statuses[sc.name][sc.status], fmt.Sprint(statuses[sc.name]))
-		reaches := sc.reaches
-		if reaches == nil {
-			reaches = hops
-		}
+		reaches := sc.reachesOr()
 		for _, hop := range hops {
 			should := contains(reaches, hop)
 			want := sc.want // at the OTel-only relay: what its W3C baggage carried
@@ -340,6 +518,38 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 			forged += o.Requests
 		}
 	}
+	routingInvariants(t, rep, scenarios, o.Requests, add, slowest)
+	picks := pickDelta(picks0, envtag.Snapshot())
+	rep.Routing.Picks = picks
+	lanePicks, fallbackOrders, ledgerMiss := 0, 0, 0
+	for _, sc := range scenarios {
+		tag := sc.want.Env
+		if tag == "" || !contains(sc.reachesOr(), "orders") {
+			continue
+		}
+		if contains(t.lanes["orders"], tag) {
+			lanePicks += o.Requests
+		} else {
+			fallbackOrders += o.Requests
+		}
+		if sc.strict && sc.status != 200 {
+			ledgerMiss += o.Requests
+		}
+	}
+	pc := func(svc string, f func(envtag.Count) int64) int {
+		n := 0
+		for _, c := range picks {
+			if c.Service == svc {
+				n += int(f(c))
+			}
+		}
+		return n
+	}
+	add("routing counters: orders lane picks (tagged calls served by their own environment)", lanePicks, pc("orders", func(c envtag.Count) int64 { return c.Lane }), "")
+	add("routing counters: orders fallback picks (tags without an orders lane)", fallbackOrders, pc("orders", func(c envtag.Count) int64 { return c.Fallback }), "")
+	add("routing counters: ledger misses (strict, no lane)", ledgerMiss, pc("ledger", func(c envtag.Count) int64 { return c.Miss }), "")
+	add("routing: a reload with an invalid routing section is refused and keeps the strict ledger", 1, kept, fmt.Sprint(badErr))
+
 	add("third party: load-test calls that reached the payment provider", 0, t.rec.Hits("payment:loadtest")+t.rec.Hits("wallet:loadtest"), "")
 	add("third party: load-test calls blocked with shadow.ErrBlocked", payBlocked, t.rec.Hits("payment:blocked"), "")
 	add("third party: load-test calls answered by the mock", payMocked, t.rec.Hits("payment:mocked"), "")
@@ -361,6 +571,111 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	}
 	rep.DurationMS = time.Since(started).Milliseconds()
 	return rep, nil
+}
+
+func (e expectation) reachesOr() []string {
+	if e.reaches == nil {
+		return hops
+	}
+	return e.reaches
+}
+
+// routingInvariants checks, from what each instance recorded, which
+// environment's instance served every request at every routed hop, and
+// fills the report's routing section.
+func routingInvariants(t *topology, rep *Report, scenarios []expectation, n int, add func(string, int, int, string), slowest map[string]time.Duration) {
+	rep.Routing.Instances = map[string][]string{}
+	for _, hop := range routedHops {
+		for _, env := range t.lanes[hop] {
+			rep.Routing.Instances[hop] = append(rep.Routing.Instances[hop], envName(env))
+		}
+	}
+	untaggedSent, untaggedTrunk, untaggedProject := 0, 0, 0
+	for _, sc := range scenarios {
+		tag := sc.want.Env
+		served := Served{Scenario: sc.name, Tag: tag, Hops: map[string]map[string]int{}}
+		for _, hop := range routedHops {
+			counts := map[string]int{}
+			for i := 0; i < n; i++ {
+				if env, ok := t.rec.ServedBy(hop, sc.build(i).id); ok {
+					counts[envName(env)]++
+				}
+			}
+			if len(counts) > 0 {
+				served.Hops[hop] = counts
+			}
+			reached := contains(sc.reachesOr(), hop)
+			if tag == "" {
+				for env, c := range counts {
+					if env == "trunk" {
+						untaggedTrunk += c
+					} else {
+						untaggedProject += c
+					}
+				}
+				if reached {
+					untaggedSent += n
+				}
+				continue
+			}
+			if !reached {
+				continue
+			}
+			want := ""
+			if contains(t.lanes[hop], tag) {
+				want = tag
+			}
+			add(fmt.Sprintf("%s: %s served by the %s instance", sc.name, hop, envName(want)), n, counts[envName(want)], fmt.Sprint(counts))
+		}
+		rep.Routing.Served = append(rep.Routing.Served, served)
+	}
+	add("routing: untagged requests served by a project instance (any hop)", 0, untaggedProject, "")
+	add("routing: untagged requests served by trunk instances (hop visits)", untaggedSent, untaggedTrunk, "")
+	fast := 0
+	for _, sc := range scenarios {
+		if sc.strict && sc.status != 200 && slowest[sc.name] < time.Second {
+			fast = n
+		}
+	}
+	add("routing: strict misses fail fast (every answer within 1s)", n, fast, fmt.Sprint(slowest["strict-ledger-no-lane"]))
+}
+
+// pickDelta returns after minus before for the routed services.
+func pickDelta(before, after []envtag.Count) []envtag.Count {
+	key := func(c envtag.Count) string { return c.Service + "/" + c.Class }
+	b := map[string]envtag.Count{}
+	for _, c := range before {
+		b[key(c)] = c
+	}
+	var out []envtag.Count
+	for _, c := range after {
+		if !contains(routedHops, c.Service) {
+			continue
+		}
+		p := b[key(c)]
+		d := envtag.Count{Service: c.Service, Class: c.Class, Lane: c.Lane - p.Lane, Fallback: c.Fallback - p.Fallback, Trunk: c.Trunk - p.Trunk, Miss: c.Miss - p.Miss}
+		if d.Lane|d.Fallback|d.Trunk|d.Miss != 0 {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// probeTag asks the gateway which environment tag it admitted for a
+// request carrying only the given header (or query): whether the edge tag
+// source is applied.
+func probeTag(ctx context.Context, c *http.Client, u, header, value string) bool {
+	req, _ := http.NewRequestWithContext(ctx, "GET", u, nil)
+	if header != "" {
+		req.Header.Set(header, value)
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return false
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode == 200 && string(b) == projEnv
 }
 
 func (t *topology) admin(ctx context.Context, on bool, reason string) error {
@@ -416,7 +731,7 @@ func stringKeys(m map[int]int) map[string]int {
 // Summary renders the report for people.
 func (r *Report) Summary(w io.Writer) {
 	fmt.Fprintf(w, "shadowlane drill %s: %d scenarios, %d invariants, %dms\n", r.Run, len(r.Scenarios), len(r.Invariants), r.DurationMS)
-	fmt.Fprintf(w, "topology: gin gateway (edge) -> gRPC orders (internal) -> OTel-only relay -> HTTP inventory (internal) -> payment providers (third party)\n\n")
+	fmt.Fprintf(w, "topology: gin gateway (edge) -> gRPC orders (internal; trunk + proj-a behind one envbalancer conn) -> OTel-only relay -> HTTP inventory (internal; trunk only) -> HTTP ledger (internal; trunk + proj-a, envtag transport) and payment providers (third party)\n\n")
 	failed := 0
 	for _, inv := range r.Invariants {
 		mark := "ok  "
@@ -430,6 +745,7 @@ func (r *Report) Summary(w io.Writer) {
 		}
 		fmt.Fprintln(w)
 	}
+	r.summaryRouting(w)
 	keys := make([]string, 0, len(r.Gateway.TokensRejected))
 	for k := range r.Gateway.TokensRejected {
 		keys = append(keys, k)
@@ -445,4 +761,70 @@ func (r *Report) Summary(w io.Writer) {
 	} else {
 		fmt.Fprintf(w, "\nFAIL: %d of %d invariants violated\n", failed, len(r.Invariants))
 	}
+}
+
+// summaryRouting renders the "routing per env" section.
+func (r *Report) summaryRouting(w io.Writer) {
+	rt := r.Routing
+	fmt.Fprintf(w, "\nrouting per env (instances:")
+	for _, hop := range routedHops {
+		fmt.Fprintf(w, " %s=%s", hop, strings.Join(rt.Instances[hop], "+"))
+	}
+	fmt.Fprintln(w, ")")
+	fmt.Fprintf(w, "  %-32s %-8s", "scenario", "tag")
+	for _, hop := range routedHops {
+		fmt.Fprintf(w, " %-18s", hop)
+	}
+	fmt.Fprintln(w)
+	untagged := map[string]map[string]int{}
+	for _, s := range rt.Served {
+		if s.Tag == "" {
+			for hop, m := range s.Hops {
+				if untagged[hop] == nil {
+					untagged[hop] = map[string]int{}
+				}
+				for env, n := range m {
+					untagged[hop][env] += n
+				}
+			}
+			continue
+		}
+		r.routingRow(w, s.Scenario, s.Tag, s.Hops)
+	}
+	r.routingRow(w, "(all untagged scenarios)", "-", untagged)
+	fmt.Fprintf(w, "  picks (lane/fallback/trunk/miss):")
+	for _, c := range rt.Picks {
+		fmt.Fprintf(w, " %s[%s] %d/%d/%d/%d", c.Service, c.Class, c.Lane, c.Fallback, c.Trunk, c.Miss)
+	}
+	fmt.Fprintln(w)
+	srcs := []string{}
+	for _, k := range []string{"cookie", "query"} {
+		state := "applied"
+		if !rt.EdgeTagSource[k] {
+			state = "NOT applied by this build's edge (scenario skipped)"
+		}
+		srcs = append(srcs, k+" "+state)
+	}
+	fmt.Fprintf(w, "  edge tag source: %s\n", strings.Join(srcs, ", "))
+}
+
+func (r *Report) routingRow(w io.Writer, name, tag string, hopsServed map[string]map[string]int) {
+	fmt.Fprintf(w, "  %-32s %-8s", name, tag)
+	for _, hop := range routedHops {
+		m := hopsServed[hop]
+		envs := make([]string, 0, len(m))
+		for e := range m {
+			envs = append(envs, e)
+		}
+		sort.Strings(envs)
+		cell := []string{}
+		for _, e := range envs {
+			cell = append(cell, fmt.Sprintf("%s=%d", e, m[e]))
+		}
+		if len(cell) == 0 {
+			cell = []string{"-"}
+		}
+		fmt.Fprintf(w, " %-18s", strings.Join(cell, ","))
+	}
+	fmt.Fprintln(w)
 }
