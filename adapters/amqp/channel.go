@@ -35,37 +35,19 @@ func (s *Shadow) Prepare(ctx context.Context, exchange, key string, msg *amqp091
 	if exchange == "" {
 		target = key
 	}
-	if m.Run == "" {
-		if s.c.naming.IsShadow(target) {
-			shadow.Record(Store, target, shadow.Guard)
-			return "", "", shadow.Refuse(Store, target, "unmarked publish to a shadow exchange or queue", m, shadow.ErrShadowFromProduction)
-		}
-		setHeaders(msg, m)
-		return exchange, key, nil
-	}
-	if err := m.Validate(); err != nil {
-		shadow.Record(Store, target, shadow.Block)
-		return "", "", shadow.Refuse(Store, target, "malformed mark in context", m, shadow.ErrUnsupported)
-	}
-	prod, isShadow := s.c.naming.Production(target)
-	var ok bool
+	kind, has := "exchange", s.hasExchange
 	if exchange == "" {
-		ok = s.hasQueue(prod)
+		kind, has = "queue", s.hasQueue
+	}
+	to, err := shadow.Route(Store, kind, s.c.naming, m, target, has, nil)
+	if err != nil {
+		return "", "", err
+	}
+	if exchange == "" {
+		key = to
 	} else {
-		ok = s.hasExchange(prod)
+		exchange = to
 	}
-	if !ok {
-		shadow.Record(Store, prod, shadow.Block)
-		return "", "", shadow.Refuse(Store, target, "no shadow exchange or queue configured for "+prod, m, shadow.ErrNoShadowTarget)
-	}
-	if !isShadow {
-		if exchange == "" {
-			key = s.c.naming.Shadow(prod)
-		} else {
-			exchange = s.c.naming.Shadow(prod)
-		}
-	}
-	shadow.Record(Store, prod, shadow.Redirect)
 	setHeaders(msg, m)
 	return exchange, key, nil
 }

@@ -36,28 +36,11 @@ func (s *Shadow) Prepare(ctx context.Context, r *kgo.Record) error {
 }
 
 func (s *Shadow) prepare(m propagation.Mark, r *kgo.Record) *shadow.Error {
-	topic := r.Topic
-	if m.Run == "" {
-		if s.c.topicNaming.IsShadow(topic) {
-			shadow.Record(Store, topic, shadow.Guard)
-			return shadow.Refuse(Store, topic, "unmarked record for a shadow topic", m, shadow.ErrShadowFromProduction)
-		}
-		setHeaders(r, m)
-		return nil
+	to, err := shadow.Route(Store, "topic", s.c.topicNaming, m, r.Topic, s.hasShadow, nil)
+	if err != nil {
+		return err
 	}
-	if err := m.Validate(); err != nil {
-		shadow.Record(Store, topic, shadow.Block)
-		return shadow.Refuse(Store, topic, "malformed mark in context", m, shadow.ErrUnsupported)
-	}
-	prod, isShadow := s.c.topicNaming.Production(topic)
-	if !s.hasShadow(prod) {
-		shadow.Record(Store, prod, shadow.Block)
-		return shadow.Refuse(Store, topic, "no shadow topic configured for "+quote(prod), m, shadow.ErrNoShadowTarget)
-	}
-	if !isShadow {
-		r.Topic = s.c.topicNaming.Shadow(prod)
-	}
-	shadow.Record(Store, prod, shadow.Redirect)
+	r.Topic = to
 	setHeaders(r, m)
 	return nil
 }

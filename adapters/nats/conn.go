@@ -23,28 +23,12 @@ import (
 // subject is never changed: replies go back to the requester's inbox.
 func (s *Shadow) Prepare(ctx context.Context, msg *natsgo.Msg) error {
 	m := propagation.FromContext(ctx)
-	subj := msg.Subject
-	if m.Run == "" {
-		if s.c.subjects.IsShadow(subj) {
-			shadow.Record(Store, metricTarget(s, subj), shadow.Guard)
-			return shadow.Refuse(Store, subj, "unmarked message for a shadow subject", m, shadow.ErrShadowFromProduction)
-		}
-		setHeaders(msg, m)
-		return nil
+	has := func(prod string) bool { return s.covered(prod) && literal(prod) }
+	to, err := shadow.Route(Store, "subject", s.c.subjects, m, msg.Subject, has, func(n string) string { return metricTarget(s, n) })
+	if err != nil {
+		return err
 	}
-	if err := m.Validate(); err != nil {
-		shadow.Record(Store, metricTarget(s, subj), shadow.Block)
-		return shadow.Refuse(Store, subj, "malformed mark in context", m, shadow.ErrUnsupported)
-	}
-	prod, isShadow := s.c.subjects.Production(subj)
-	if !s.covered(prod) || !literal(prod) {
-		shadow.Record(Store, metricTarget(s, prod), shadow.Block)
-		return shadow.Refuse(Store, subj, "no shadow subject configured for "+prod, m, shadow.ErrNoShadowTarget)
-	}
-	if !isShadow {
-		msg.Subject = s.c.subjects.Shadow(prod)
-	}
-	shadow.Record(Store, metricTarget(s, prod), shadow.Redirect)
+	msg.Subject = to
 	setHeaders(msg, m)
 	return nil
 }

@@ -148,28 +148,11 @@ func (s *Shadow) Prepare(ctx context.Context, msg *sarama.ProducerMessage) error
 }
 
 func (s *Shadow) prepare(m propagation.Mark, msg *sarama.ProducerMessage) error {
-	topic := msg.Topic
-	if m.Run == "" {
-		if s.c.topics.IsShadow(topic) {
-			shadow.Record(Store, topic, shadow.Guard)
-			return shadow.Refuse(Store, topic, "unmarked message for a shadow topic", m, shadow.ErrShadowFromProduction)
-		}
-		setHeaders(msg, m)
-		return nil
+	to, err := shadow.Route(Store, "topic", s.c.topics, m, msg.Topic, s.hasShadow, nil)
+	if err != nil {
+		return err
 	}
-	if err := m.Validate(); err != nil {
-		shadow.Record(Store, topic, shadow.Block)
-		return shadow.Refuse(Store, topic, "malformed mark", m, shadow.ErrUnsupported)
-	}
-	prod, isShadow := s.c.topics.Production(topic)
-	if !s.hasShadow(prod) {
-		shadow.Record(Store, prod, shadow.Block)
-		return shadow.Refuse(Store, topic, "no shadow topic configured for "+prod, m, shadow.ErrNoShadowTarget)
-	}
-	if !isShadow {
-		msg.Topic = s.c.topics.Shadow(prod)
-	}
-	shadow.Record(Store, prod, shadow.Redirect)
+	msg.Topic = to
 	setHeaders(msg, m)
 	return nil
 }
