@@ -377,7 +377,15 @@ func RequestCarrier(r *http.Request) propagation.Getter { return requestCarrier{
 
 type requestCarrier struct{ r *http.Request }
 
-func (c requestCarrier) Get(key string) string { return c.r.Header.Get(key) }
+// Get indexes the header map directly: the codec asks with canonical keys
+// and net/http's server stores canonical keys, so the canonicalisation
+// http.Header.Get would redo on every look-up is skipped.
+func (c requestCarrier) Get(key string) string {
+	if v := c.r.Header[key]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
 
 // edgeTag applies routing.tagSource to a mark just extracted by an entry,
 // before the trust policy sees it: at an edge entry, when the mark carries

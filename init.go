@@ -224,6 +224,7 @@ func (rt *Runtime) watch(o *options, file string, getenv func(string) string, ev
 //
 //	GET  /shadowlane/status                           runtime stats as JSON
 //	POST /shadowlane/loadtest?enabled=false&reason=…  the kill switch
+//	GET  /shadowlane/limits/                          live flow-control page (?format=json for the JSON view)
 //
 // When an admin token is configured every request must carry
 // "Authorization: Bearer <token>".
@@ -235,6 +236,7 @@ func (rt *Runtime) AdminHandler() http.Handler {
 		enc.SetIndent("", "  ")
 		_ = enc.Encode(rt.Stats())
 	})
+	mux.Handle("/shadowlane/limits/", http.StripPrefix("/shadowlane/limits", rt.LimitsHandler()))
 	mux.HandleFunc("POST /shadowlane/loadtest", func(w http.ResponseWriter, r *http.Request) {
 		v := r.URL.Query().Get("enabled")
 		on, err := strconv.ParseBool(v)

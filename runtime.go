@@ -253,10 +253,10 @@ func (rt *Runtime) Admit(ctx context.Context, e *Entry, g propagation.Getter) (c
 	}
 	st.edgeTag(e, g, &w) // routing.tagSource: env tag from a header, cookie or query parameter at edges
 	if w.Source == propagation.SourceNone && w.Dropped == 0 {
+		// Nothing on the carrier: production. A mark already in ctx can only
+		// come from the app itself (a propagator that found one would have
+		// found it on this same carrier), so it is left alone.
 		rt.stats.production.Add(1)
-		if propagation.HasMark(ctx) { // e.g. set by a propagator before us: the entry decides
-			ctx = propagation.With(ctx, propagation.Mark{})
-		}
 		return ctx, nil
 	}
 	return rt.admitSlow(ctx, e, st, w)

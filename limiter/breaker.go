@@ -1,7 +1,6 @@
 package limiter
 
 import (
-	"errors"
 	"fmt"
 	"sync/atomic"
 	"time"
@@ -52,30 +51,39 @@ type BreakerRule struct {
 	Probes      int           // half-open probes, default 1
 }
 
-func (b *BreakerRule) validate() error {
-	var errs []error
+func (b *BreakerRule) validate() []fieldProblem {
+	var errs []fieldProblem
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, fieldProblem{field, fmt.Sprintf(format, args...)})
+	}
 	switch b.Strategy {
 	case ErrorRatio, SlowRatio:
 		if !(b.Threshold > 0 && b.Threshold <= 1) {
-			errs = append(errs, fmt.Errorf("threshold %v: a ratio must be in (0, 1]", b.Threshold))
+			bad("threshold", "%v: a ratio must be in (0, 1]", b.Threshold)
 		}
 	case ErrorCount:
 		if !(b.Threshold >= 1) {
-			errs = append(errs, fmt.Errorf("threshold %v: an error count must be ≥ 1", b.Threshold))
+			bad("threshold", "%v: an error count must be ≥ 1", b.Threshold)
 		}
 	default:
-		errs = append(errs, fmt.Errorf("unknown strategy %d", b.Strategy))
+		bad("strategy", "unknown strategy %d", b.Strategy)
 	}
 	if b.Strategy == SlowRatio && b.SlowCall <= 0 {
-		errs = append(errs, errors.New("slow_ratio needs a positive SlowCall"))
+		bad("slowCall", "slow_ratio needs a positive slow-call duration")
 	}
-	if b.MinRequests < 0 || b.Probes < 0 || b.Window < 0 || b.OpenFor < 0 {
-		errs = append(errs, errors.New("negative MinRequests, Probes, Window or OpenFor"))
+	if b.MinRequests < 0 {
+		bad("minRequests", "negative (%d)", b.MinRequests)
 	}
-	if b.Window > 0 && b.Window < 10*time.Millisecond {
-		errs = append(errs, fmt.Errorf("window %v shorter than 10ms", b.Window))
+	if b.Probes < 0 {
+		bad("probes", "negative (%d)", b.Probes)
 	}
-	return errors.Join(errs...)
+	if b.OpenFor < 0 {
+		bad("openFor", "negative (%v)", b.OpenFor)
+	}
+	if b.Window < 0 || (b.Window > 0 && b.Window < 10*time.Millisecond) {
+		bad("window", "%v: want 0 (default) or at least 10ms", b.Window)
+	}
+	return errs
 }
 
 // State is a circuit breaker's state.

@@ -19,8 +19,8 @@
 //
 // Rules are matched against resource names when the handle is made and when
 // rules change ([Limiter.SetRules]), never per request. An admitted Entry
-// plus Exit costs a few atomic operations and two monotonic clock reads and
-// does not allocate; a refusal allocates its *BlockError.
+// plus Exit costs a few atomic operations and no clock system call (see
+// Time) and does not allocate; a refusal allocates its *BlockError.
 //
 // # Traffic classes
 //
@@ -34,14 +34,41 @@
 //
 // # Time
 //
-// Limits are computed on a monotonic nanosecond clock. [WithClock] with a
+// Limits are computed on a monotonic nanosecond clock. Entry and Exit read
+// a coarse copy of it: one atomic load of a value that a goroutine refreshes
+// every millisecond while requests flow (it stops after a second without
+// any). Readings never run ahead of real time and lag it by about a
+// millisecond (more on a starved machine), which costs nothing in
+// accuracy where it is used: latencies are differences of two coarse
+// readings (quantised, unbiased in the mean), metric and breaker windows
+// are much wider, and a rate check decides every refusal again on the
+// precise clock (a lagging clock can only refuse too much) and reads the
+// precise clock up front whenever its burst tolerance (Burst/QPS) is under
+// 50 ms or it queues (MaxWait). [WithPreciseClock] turns the coarse clock
+// off. [WithClock] with a
 // [ManualClock] makes every behaviour deterministic in tests: refill,
 // warm-up, queueing (ManualClock.Sleep advances the clock), breaker
 // timeouts, metric windows.
 //
-// # Metrics
+// # Hot parameters and callers
+//
+// A rule with a [ParamRule] applies its QPS per value of one request
+// parameter (a header, gRPC metadata key or application argument) with
+// bounded memory; per-caller limits are param rules on the caller's
+// identity. Entries pass values with [Resource.EntryParams].
+//
+// # Metrics and alerts
 //
 // Every resource keeps, per class, the last minute of per-second counters
 // (pass, block by reason, dry-run would-block, error, mean latency) and the
-// in-flight count: [Resource.Stats], [Limiter.Snapshot].
+// in-flight count: [Resource.Stats], [Limiter.Snapshot]; lifetime totals
+// ([Limiter.Totals]) feed OpenTelemetry through [Limiter.RegisterMetrics],
+// and package limiter/dashboard serves a JSON view and a live page.
+// [WithAlertFunc] reports each rule that starts or stops blocking.
+//
+// # Adapters
+//
+// Package limiter/httplimit has net/http server middleware and a client
+// transport; the gin and gRPC adapter modules have Limit middleware and
+// interceptors; limiter/cluster shares limits across processes on Redis.
 package limiter

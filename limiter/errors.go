@@ -30,12 +30,13 @@ const (
 	ReasonBreaker                       // circuit breaker open or probing
 	ReasonSystem                        // adaptive system protection
 	ReasonQueue                         // queue wait would exceed MaxWait or was cancelled
+	ReasonParam                         // hot-parameter (per-value) rate limit
 )
 
-var reasonNames = [...]string{"unknown", "qps", "concurrency", "breaker", "system", "queue"}
+var reasonNames = [...]string{"unknown", "qps", "concurrency", "breaker", "system", "queue", "param"}
 
 // String returns the reason's metric label: "qps", "concurrency", "breaker",
-// "system" or "queue".
+// "system", "queue" or "param".
 func (r Reason) String() string {
 	if int(r) < len(reasonNames) {
 		return reasonNames[r]
@@ -54,6 +55,7 @@ type BlockError struct {
 	Limit      float64       // the rule's limit: QPS, concurrency, error ratio, ...
 	Value      float64       // the measured value that exceeded it (see Reason)
 	RetryAfter time.Duration // a hint: when a retry may pass; 0 = unknown
+	Param      string        // ReasonParam: the parameter value that is over its limit
 }
 
 // Error renders e for logs.

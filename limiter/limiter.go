@@ -15,13 +15,19 @@ import (
 // Limiter holds rules and the resources they apply to. It is safe for
 // concurrent use; the zero value is not usable, use [New].
 type Limiter struct {
-	clock Clock // nil = system clock
-	epoch time.Time
-	mono0 int64 // nanotime() at epoch, for the system clock
+	clock   Clock // nil = system clock
+	precise bool  // never read the coarse clock
+	epoch   time.Time
+	mono0   int64 // nanotime() at epoch, for the system clock
 
-	listeners []func(StateChange)
-	sys       *system
-	maxRes    int
+	listeners  []func(StateChange)
+	alertFns   []func(Alert)
+	alertQuiet int64
+	alerts     alerts
+	sysCfg     *SystemRule // from WithSystem
+	sys        atomic.Pointer[system]
+	sysErr     error // of the WithSystem rule
+	maxRes     int
 
 	fast sync.Map // name -> *Resource, for lock-free lookups
 
@@ -37,6 +43,13 @@ type Option func(*Limiter)
 
 // WithClock makes the limiter read time from c (see [ManualClock]).
 func WithClock(c Clock) Option { return func(l *Limiter) { l.clock = c } }
+
+// WithPreciseClock makes every Entry and Exit read the precise monotonic
+// clock. By default they read a coarse clock (one atomic load, refreshed
+// every millisecond by a goroutine that runs only while requests flow) and
+// only rate checks with a burst tolerance under 50 ms read the precise one;
+// see the package documentation ("Time").
+func WithPreciseClock() Option { return func(l *Limiter) { l.precise = true } }
 
 // WithStateListener registers fn to be called on every circuit-breaker
 // state change, synchronously in the goroutine that caused it: keep it fast.
@@ -63,8 +76,8 @@ func New(opts ...Option) *Limiter {
 	} else {
 		l.epoch, l.mono0 = time.Now(), nanotime()
 	}
-	if l.sys != nil {
-		l.sys.init(l)
+	if l.sysCfg != nil {
+		l.sysErr = l.SetSystem(l.sysCfg)
 	}
 	return l
 }
@@ -75,6 +88,15 @@ func (l *Limiter) now() int64 {
 		return nanotime() - l.mono0
 	}
 	return int64(l.clock.Now().Sub(l.epoch))
+}
+
+// fastNow is now on the coarse clock (see coarseClock), in the same units.
+func (l *Limiter) fastNow() int64 {
+	if l.clock != nil || l.precise {
+		return l.now()
+	}
+	// The coarse clock may lag the limiter's own creation by a tick.
+	return max(0, coarse.read()-l.mono0)
 }
 
 func (l *Limiter) sleep(ctx context.Context, d time.Duration) error {
@@ -105,7 +127,7 @@ func (l *Limiter) SetRules(rules []Rule) error {
 			continue
 		}
 		if j, dup := seen[r.name()]; dup {
-			errs = append(errs, fmt.Errorf("rule %d: %w %q: same name as rule %d", i, ErrInvalidRule, r.name(), j))
+			errs = append(errs, fmt.Errorf("rule %d: %w", i, &RuleError{Rule: r.name(), Field: "name", Msg: fmt.Sprintf("same name as rule %d", j)}))
 		}
 		seen[r.name()] = i
 	}
@@ -185,8 +207,12 @@ func (l *Limiter) LimitFunc(resource func(context.Context) string) func(context.
 
 func (l *Limiter) newResource(name string) *Resource {
 	r := &Resource{name: name, l: l}
+	if len(l.alertFns) > 0 {
+		r.sysAlert = l.alertFor("system", name)
+	}
 	for i := range r.stats {
 		r.stats[i].w = newWindow[field](metricSeconds, int64(time.Second))
+		r.stats[i].w.fold = &r.stats[i].fold
 	}
 	return r
 }
@@ -205,6 +231,9 @@ func (l *Limiter) compile(res *Resource, live map[stateKey]bool) {
 			continue
 		}
 		base := check{rule: r.name(), dry: r.DryRun, env: r.Env}
+		if len(l.alertFns) > 0 {
+			base.alert = l.alertFor(base.rule, res.name)
+		}
 		switch r.Class {
 		case ClassProduction:
 			base.cls = clsProduction
@@ -231,7 +260,22 @@ func (l *Limiter) compile(res *Resource, live map[stateKey]bool) {
 			c.limit = float64(r.Concurrency)
 			set.checks = append(set.checks, c)
 		}
-		if r.QPS > 0 {
+		if r.Param != nil {
+			c := base
+			c.kind = kindParam
+			c.pkey = r.Param.Key
+			c.ps = l.paramState(stateKey{c.rule, res.name, kindParam}, *r.Param, r.QPS, r.Burst, live)
+			c.limit = r.QPS
+			burst := r.Burst
+			if burst == 0 {
+				burst = max(1, int(r.QPS/10))
+			}
+			if float64(burst)/r.QPS*float64(time.Second) < float64(coarseTolerance) {
+				set.precise = true
+			}
+			set.params = true
+			set.checks = append(set.checks, c)
+		} else if r.QPS > 0 {
 			c := base
 			c.kind = kindQPS
 			c.st = l.state(stateKey{c.rule, res.name, kindQPS}, live)
@@ -252,6 +296,10 @@ func (l *Limiter) compile(res *Resource, live map[stateKey]bool) {
 			}
 			c.coldFactor = cf
 			c.limit = r.QPS
+			c.st.rescale(c.interval, l.now())
+			if c.maxWait > 0 || min(c.tau, c.ltTau) < coarseTolerance {
+				set.precise = true
+			}
 			set.checks = append(set.checks, c)
 		}
 	}
@@ -277,6 +325,18 @@ func (l *Limiter) state(k stateKey, live map[stateKey]bool) *state {
 	return s
 }
 
+func (l *Limiter) paramState(k stateKey, pr ParamRule, qps float64, burst int, live map[stateKey]bool) *paramState {
+	if live != nil {
+		live[k] = true
+	}
+	if s, ok := l.states[k]; ok && s.ps != nil && s.ps.sameConfig(pr, qps, burst) {
+		return s.ps
+	}
+	s := &state{ps: newParamState(pr, qps, burst)}
+	l.states[k] = s
+	return s.ps
+}
+
 func (l *Limiter) breakerState(k stateKey, br *BreakerRule, live map[stateKey]bool) *breaker {
 	if live != nil {
 		live[k] = true
@@ -295,6 +355,7 @@ const (
 	kindBreaker kind = iota + 1
 	kindConcurrency
 	kindQPS
+	kindParam
 )
 
 const (
@@ -311,6 +372,22 @@ type state struct {
 	warmStart atomic.Int64 // start of the current warm-up
 	inflight  atomic.Int64
 	br        *breaker
+	ps        *paramState
+	interval  int64 // emission interval tat was built with; guarded by Limiter.mu
+}
+
+// rescale carries a rate check's debt (requests admitted ahead of the
+// sustained rate) across a change of rate: the same number of requests,
+// now spaced by the new interval, so raising a limit takes effect at once
+// and lowering it does not forgive the past.
+func (s *state) rescale(interval, now int64) {
+	if s.interval != 0 && s.interval != interval {
+		if tat := s.tat.Load(); tat > now {
+			debt := float64(tat-now) / float64(s.interval)
+			s.tat.CompareAndSwap(tat, now+int64(debt*float64(interval)))
+		}
+	}
+	s.interval = interval
 }
 
 type check struct {
@@ -320,9 +397,12 @@ type check struct {
 	dry   bool
 	rule  string
 	limit float64
+	alert *alertState
 
-	st *state
-	br *breaker
+	st   *state
+	br   *breaker
+	ps   *paramState
+	pkey string
 
 	conc, ltConc int64 // concurrency limits: all / load-test traffic
 
@@ -336,7 +416,9 @@ type check struct {
 }
 
 type ruleSet struct {
-	checks []check
+	checks  []check
+	precise bool // a rate check needs the precise clock
+	params  bool // a check is a param rule
 }
 
 // Resource is a handle on one named resource. Keep it: Entry on a handle
@@ -346,6 +428,8 @@ type Resource struct {
 	l     *Limiter
 	set   atomic.Pointer[ruleSet]
 	stats [2]classStats // production, load-test
+
+	sysAlert *alertState // refusals by system protection; nil without alert funcs
 }
 
 // Name returns the resource's name.
@@ -359,7 +443,8 @@ type Token struct {
 	r       *Resource
 	set     *ruleSet
 	start   int64
-	entered uint64 // bit i: checks[i] holds a slot (concurrency or breaker probe)
+	sys     *system // system protection that admitted the request, if any
+	entered uint64  // bit i: checks[i] holds a slot (concurrency or breaker probe)
 	cls     uint8
 }
 
@@ -367,19 +452,30 @@ type Token struct {
 // (see [propagation.FromContext]). It returns a *[BlockError] when a rule
 // refuses; when a rate rule has MaxWait it may first wait for a slot (until
 // ctx is done). On success the caller must call Exit or ExitErr on the token.
-func (r *Resource) Entry(ctx context.Context) (Token, error) {
+func (r *Resource) Entry(ctx context.Context) (Token, error) { return r.entry(ctx, nil) }
+
+func (r *Resource) entry(ctx context.Context, p Params) (Token, error) {
 	m := propagation.FromContext(ctx)
 	cls := clsProduction
 	if m.Run != "" {
 		cls = clsLoadTest
 	}
 	l := r.l
-	now := l.now()
 	set := r.set.Load()
-	t := Token{r: r, set: set, start: now, cls: cls}
-	if l.sys != nil {
-		if err := l.sys.admit(r, cls, now); err != nil {
+	// start (coarse) times the request for metrics; now (precise only when
+	// a rate check needs it) decides.
+	start := l.fastNow()
+	now := start
+	coarseNow := l.clock == nil && !l.precise // now may lag the precise clock
+	if set.precise && coarseNow {
+		now, coarseNow = max(start, nanotime()-l.mono0), false
+	}
+	t := Token{r: r, set: set, start: start, cls: cls}
+	if sys := l.sys.Load(); sys != nil {
+		t.sys = sys
+		if err := sys.admit(r, cls, now); err != nil {
 			r.stats[cls-1].block(now, ReasonSystem)
+			l.blocked(r.sysAlert, now, err)
 			return Token{}, err
 		}
 	}
@@ -416,6 +512,12 @@ func (r *Resource) Entry(ctx context.Context) (Token, error) {
 			}
 		case kindQPS:
 			w, ok := c.take(now, cls)
+			if !ok && coarseNow {
+				// A lagging clock only ever refuses too much: decide a
+				// refusal again on the precise clock.
+				now, coarseNow = max(now, nanotime()-l.mono0), false
+				w, ok = c.take(now, cls)
+			}
 			if !ok {
 				if c.dry {
 					r.stats[cls-1].dryRun(now)
@@ -429,6 +531,23 @@ func (r *Resource) Entry(ctx context.Context) (Token, error) {
 				t.entered |= 1 << i
 				wait = max(wait, w)
 			}
+		case kindParam:
+			if p == nil {
+				continue
+			}
+			v := p.Param(c.pkey)
+			if v == "" {
+				continue
+			}
+			e := c.ps.get(v)
+			w, ok := e.take(now)
+			if !ok && coarseNow {
+				now, coarseNow = max(now, nanotime()-l.mono0), false
+				w, ok = e.take(now)
+			}
+			if !ok {
+				be = &BlockError{Reason: ReasonParam, Limit: e.limit, Value: e.limit + 1, RetryAfter: time.Duration(w), Param: v}
+			}
 		}
 		if be != nil {
 			if c.dry {
@@ -438,6 +557,7 @@ func (r *Resource) Entry(ctx context.Context) (Token, error) {
 			t.release(i)
 			be.Resource, be.Rule, be.Class = r.name, c.rule, classNames[cls]
 			r.stats[cls-1].block(now, be.Reason)
+			l.blocked(c.alert, now, be)
 			return Token{}, be
 		}
 	}
@@ -447,7 +567,7 @@ func (r *Resource) Entry(ctx context.Context) (Token, error) {
 			r.stats[cls-1].block(now, ReasonQueue)
 			return Token{}, &BlockError{Resource: r.name, Rule: "queue", Reason: ReasonQueue, Class: classNames[cls], Value: float64(wait) / 1e9}
 		}
-		t.start = l.now()
+		t.start = l.fastNow()
 	}
 	r.stats[cls-1].pass(t.start)
 	return t, nil
@@ -456,8 +576,8 @@ func (r *Resource) Entry(ctx context.Context) (Token, error) {
 // release undoes the slots taken by checks[0:n] (and system protection)
 // after a refusal, giving back rate reservations too.
 func (t *Token) release(n int) {
-	if s := t.r.l.sys; s != nil && s.err == nil {
-		s.inflight.Add(-1)
+	if t.sys != nil {
+		t.sys.inflight.Add(-1)
 	}
 	for i := range n {
 		c := &t.set.checks[i]
@@ -484,8 +604,8 @@ func (t Token) ExitErr(err error) {
 	if t.r == nil {
 		return
 	}
-	now := t.r.l.now()
-	rt := now - t.start
+	now := t.r.l.fastNow()
+	rt := max(0, now-t.start)
 	for i := range t.set.checks {
 		c := &t.set.checks[i]
 		switch c.kind {
@@ -498,8 +618,8 @@ func (t Token) ExitErr(err error) {
 		}
 	}
 	t.r.stats[t.cls-1].exit(now, rt, err != nil)
-	if s := t.r.l.sys; s != nil && s.err == nil {
-		s.exit(now, rt)
+	if t.sys != nil {
+		t.sys.exit(now, rt)
 	}
 }
 

@@ -73,10 +73,14 @@ func TestSetRulesValidatesAndKeepsOld(t *testing.T) {
 	if !errors.Is(err, limiter.ErrInvalidRule) {
 		t.Fatalf("err = %v, want ErrInvalidRule", err)
 	}
-	for _, want := range []string{"empty resource", "qps -1", `class "staging"`, "sets no limit", `env "bad env!"`, "need a qps limit", "pattern", "ratio must be", "same name"} {
+	for _, want := range []string{"resource: empty", "qps: -1", `class: "staging"`, "sets no limit", `env: "bad env!"`, "maxWait: needs a qps limit", "resource: pattern", "breaker.threshold: 2: a ratio must be", "name: same name"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error does not mention %q:\n%v", want, err)
 		}
+	}
+	var re *limiter.RuleError
+	if !errors.As(err, &re) || re.Rule != "" || re.Field != "resource" {
+		t.Errorf("first problem %+v, want a *RuleError on field resource", re)
 	}
 	if r := l.Rules(); len(r) != 1 || r[0].Resource != "a" {
 		t.Fatalf("rules changed after a failed reload: %+v", r)
@@ -394,5 +398,36 @@ func TestEntryExitAllocs(t *testing.T) {
 		}); n != 0 {
 			t.Fatalf("Entry+Exit allocates %v times", n)
 		}
+	}
+}
+
+func TestReloadRescalesRate(t *testing.T) {
+	l, clk := newLimiter(t, limiter.Rule{Name: "r", Resource: "a", QPS: 0.1, Burst: 1})
+	res := l.Resource("a")
+	if _, err := res.Entry(prod); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := res.Entry(prod); err == nil {
+		t.Fatal("want a block at 0.1 QPS")
+	}
+	// Raising the limit takes effect at once: the one request admitted is
+	// a debt of one 1 ms slot at 1000 QPS, not 10 s.
+	if err := l.SetRules([]limiter.Rule{{Name: "r", Resource: "a", QPS: 1000, Burst: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(time.Millisecond)
+	if _, err := res.Entry(prod); err != nil {
+		t.Fatalf("after raising the limit: %v", err)
+	}
+	// Lowering it keeps the debt: one request at 0.5 QPS is 2 s.
+	if err := l.SetRules([]limiter.Rule{{Name: "r", Resource: "a", QPS: 0.5, Burst: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := res.Entry(prod); err == nil {
+		t.Fatal("lowering the limit forgave the past")
+	}
+	clk.Advance(2 * time.Second)
+	if _, err := res.Entry(prod); err != nil {
+		t.Fatalf("after the debt is paid: %v", err)
 	}
 }

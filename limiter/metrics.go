@@ -22,12 +22,18 @@ const (
 	fBlockQueue
 	fDryRun // would have been blocked by a dry-run rule
 	fExited // requests that exited (denominator of fLatency)
+	fBlockParam
 )
+
+// blockField is the counter of each block reason.
+var blockField = [...]field{ReasonQPS: fBlockQPS, ReasonConcurrency: fBlockConcurrency, ReasonBreaker: fBlockBreaker,
+	ReasonSystem: fBlockSystem, ReasonQueue: fBlockQueue, ReasonParam: fBlockParam}
 
 // classStats are the per-second counters of one resource and class.
 type classStats struct {
 	w        *window[field]
 	inflight atomic.Int64
+	fold     [maxFields]atomic.Int64
 }
 
 func (s *classStats) pass(now int64) {
@@ -46,7 +52,7 @@ func (s *classStats) exit(now, rt int64, failed bool) {
 }
 
 func (s *classStats) block(now int64, r Reason) {
-	s.w.bucket(now).v[fBlockQPS+field(r)-1].Add(1)
+	s.w.bucket(now).v[blockField[r]].Add(1)
 }
 
 func (s *classStats) dryRun(now int64) { s.w.bucket(now).v[fDryRun].Add(1) }
@@ -68,10 +74,13 @@ type Blocks struct {
 	Breaker     int64 `json:"breaker"`
 	System      int64 `json:"system"`
 	Queue       int64 `json:"queue"`
+	Param       int64 `json:"param"`
 }
 
 // Total is the sum over all reasons.
-func (b Blocks) Total() int64 { return b.QPS + b.Concurrency + b.Breaker + b.System + b.Queue }
+func (b Blocks) Total() int64 {
+	return b.QPS + b.Concurrency + b.Breaker + b.System + b.Queue + b.Param
+}
 
 // Second holds one second of one resource and class.
 type Second struct {
@@ -107,6 +116,7 @@ func (c ClassStats) Sum(since time.Time) Second {
 		s.Blocked.Breaker += x.Blocked.Breaker
 		s.Blocked.System += x.Blocked.System
 		s.Blocked.Queue += x.Blocked.Queue
+		s.Blocked.Param += x.Blocked.Param
 		lat += x.Latency * time.Duration(x.exited)
 		s.exited += x.exited
 	}
@@ -143,7 +153,7 @@ func (r *Resource) Stats() ResourceStats {
 				Blocked: Blocks{
 					QPS: b.v[fBlockQPS].Load(), Concurrency: b.v[fBlockConcurrency].Load(),
 					Breaker: b.v[fBlockBreaker].Load(), System: b.v[fBlockSystem].Load(),
-					Queue: b.v[fBlockQueue].Load(),
+					Queue: b.v[fBlockQueue].Load(), Param: b.v[fBlockParam].Load(),
 				},
 				DryRun: b.v[fDryRun].Load(),
 				exited: b.v[fExited].Load(),

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"path"
+	"strconv"
 	"strings"
 	"time"
 
@@ -80,6 +81,11 @@ type Rule struct {
 	// Breaker, when non-nil, adds a circuit breaker (see [BreakerRule]).
 	Breaker *BreakerRule
 
+	// Param, when non-nil, makes QPS and Burst apply per value of a
+	// request parameter (hot-parameter and per-caller limits; see
+	// [ParamRule]).
+	Param *ParamRule
+
 	// DryRun makes every check of the rule count what it would block
 	// (see [Limiter.Stats]) and block nothing.
 	DryRun bool
@@ -99,59 +105,94 @@ func (r *Rule) name() string {
 	return s
 }
 
-// Validate reports everything wrong with r, wrapping [ErrInvalidRule].
+// Validate reports everything wrong with r: each problem is a
+// *[RuleError] naming the field, and all wrap [ErrInvalidRule].
 func (r *Rule) Validate() error {
 	var errs []error
-	bad := func(format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%w %q: %s", ErrInvalidRule, r.name(), fmt.Sprintf(format, args...)))
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, &RuleError{Rule: r.name(), Field: field, Msg: fmt.Sprintf(format, args...)})
 	}
 	if r.Resource == "" {
-		bad("empty resource")
+		bad("resource", "empty")
 	} else if err := validPattern(r.Resource); err != nil {
-		bad("resource pattern: %v", err)
+		bad("resource", "pattern: %v", err)
 	}
 	switch r.Class {
 	case "", ClassAll, ClassProduction, ClassLoadTest:
 	default:
-		bad("class %q is not one of all, production, loadtest", r.Class)
+		bad("class", "%q is not one of all, production, loadtest", r.Class)
 	}
 	if r.Env != "" && !propagation.ValidID(r.Env) {
-		bad("env %q is not 1..%d bytes of [A-Za-z0-9_-]", r.Env, propagation.MaxIDLen)
+		bad("env", "%q is not 1..%d bytes of [A-Za-z0-9_-]", r.Env, propagation.MaxIDLen)
 	}
 	if r.QPS < 0 || math.IsNaN(r.QPS) || math.IsInf(r.QPS, 0) || r.QPS > 1e9 {
-		bad("qps %v out of range [0, 1e9]", r.QPS)
+		bad("qps", "%v out of range [0, 1e9]", r.QPS)
 	}
 	if r.Burst < 0 {
-		bad("negative burst %d", r.Burst)
+		bad("burst", "negative (%d)", r.Burst)
 	}
 	if r.MaxWait < 0 {
-		bad("negative max wait %v", r.MaxWait)
+		bad("maxWait", "negative (%v)", r.MaxWait)
 	}
 	if r.WarmUp < 0 {
-		bad("negative warm-up %v", r.WarmUp)
+		bad("warmUp", "negative (%v)", r.WarmUp)
 	}
 	if r.ColdFactor != 0 && !(r.ColdFactor > 1 && r.ColdFactor <= 100) {
-		bad("cold factor %v out of range (1, 100]", r.ColdFactor)
+		bad("coldFactor", "%v out of range (1, 100]", r.ColdFactor)
 	}
-	if (r.WarmUp > 0 || r.MaxWait > 0 || r.Burst > 0) && r.QPS == 0 {
-		bad("burst, max wait and warm-up need a qps limit")
+	if r.QPS == 0 {
+		for _, f := range []struct {
+			name string
+			set  bool
+		}{{"burst", r.Burst > 0}, {"maxWait", r.MaxWait > 0}, {"warmUp", r.WarmUp > 0}} {
+			if f.set {
+				bad(f.name, "needs a qps limit")
+			}
+		}
 	}
 	if r.Concurrency < 0 {
-		bad("negative concurrency %d", r.Concurrency)
+		bad("concurrency", "negative (%d)", r.Concurrency)
 	}
 	if r.LoadTestShare < 0 || r.LoadTestShare > 1 || math.IsNaN(r.LoadTestShare) {
-		bad("load-test share %v out of range (0, 1]", r.LoadTestShare)
+		bad("loadTestShare", "%v out of range (0, 1]", r.LoadTestShare)
 	}
 	if r.Breaker != nil {
-		if err := r.Breaker.validate(); err != nil {
-			bad("breaker: %v", err)
+		for _, e := range r.Breaker.validate() {
+			bad("breaker."+e.field, "%s", e.msg)
+		}
+	}
+	if r.Param != nil {
+		for _, e := range r.Param.validate(r) {
+			bad("param."+e.field, "%s", e.msg)
 		}
 	}
 	if r.QPS == 0 && r.Concurrency == 0 && r.Breaker == nil {
-		bad("sets no limit (qps, concurrency or breaker)")
+		bad("", "sets no limit (qps, concurrency or breaker)")
 	}
 	return errors.Join(errs...)
 }
+
+// RuleError is one problem with a rule, naming the field in the spelling
+// of the YAML config ("qps", "breaker.threshold"); Field is empty for a
+// problem with the rule as a whole. It wraps [ErrInvalidRule].
+type RuleError struct {
+	Rule  string // the rule's name (see Rule.Name)
+	Field string
+	Msg   string
+}
+
+func (e *RuleError) Error() string {
+	s := "shadowlane/limiter: invalid rule " + strconv.Quote(e.Rule) + ": "
+	if e.Field != "" {
+		s += e.Field + ": "
+	}
+	return s + e.Msg
+}
+
+// Unwrap returns [ErrInvalidRule].
+func (e *RuleError) Unwrap() error { return ErrInvalidRule }
+
+type fieldProblem struct{ field, msg string }
 
 // validPattern checks every glob segment of p.
 func validPattern(p string) error {

@@ -33,25 +33,62 @@ type SystemRule struct {
 
 // WithSystem enables adaptive system protection.
 func WithSystem(r SystemRule) Option {
-	return func(l *Limiter) { l.sys = &system{cfg: r} }
+	return func(l *Limiter) { l.sysCfg = &r }
 }
 
 func (r *SystemRule) validate() error {
 	var errs []error
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, &RuleError{Rule: "system", Field: field, Msg: fmt.Sprintf(format, args...)})
+	}
 	if r.CPU < 0 || r.CPU > 1 || math.IsNaN(r.CPU) {
-		errs = append(errs, fmt.Errorf("cpu threshold %v out of range (0, 1]", r.CPU))
+		bad("cpu", "%v out of range (0, 1]", r.CPU)
 	}
 	if r.LoadTestCPU < 0 || r.LoadTestCPU > 1 || math.IsNaN(r.LoadTestCPU) {
-		errs = append(errs, fmt.Errorf("load-test cpu threshold %v out of range (0, 1]", r.LoadTestCPU))
+		bad("loadTestCpu", "%v out of range (0, 1]", r.LoadTestCPU)
 	}
 	if r.CPU > 0 && r.LoadTestCPU > r.CPU {
-		errs = append(errs, fmt.Errorf("load-test cpu threshold %v above the production one %v: load-test traffic must be shed first", r.LoadTestCPU, r.CPU))
+		bad("loadTestCpu", "%v above the production threshold %v: load-test traffic must be shed first", r.LoadTestCPU, r.CPU)
 	}
-	if r.Window < 0 || r.CoolOff < 0 || r.SampleEvery < 0 {
-		errs = append(errs, errors.New("negative Window, CoolOff or SampleEvery"))
+	if r.Window < 0 {
+		bad("window", "negative (%v)", r.Window)
 	}
-	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("%w: system rule: %w", ErrInvalidRule, err)
+	if r.CoolOff < 0 {
+		bad("coolOff", "negative (%v)", r.CoolOff)
+	}
+	if r.SampleEvery < 0 {
+		bad("sampleEvery", "negative (%v)", r.SampleEvery)
+	}
+	return errors.Join(errs...)
+}
+
+// ValidateSystem reports everything wrong with r, each problem a
+// *[RuleError] (Rule "system") naming the field.
+func ValidateSystem(r *SystemRule) error { return r.validate() }
+
+// SetSystem replaces the adaptive system protection rule (nil turns it
+// off). An invalid rule is refused with every problem (each a *RuleError)
+// and the old one stays. Requests in flight finish under the rule that
+// admitted them.
+func (l *Limiter) SetSystem(r *SystemRule) error {
+	if r == nil {
+		l.sys.Store(nil)
+		return nil
+	}
+	if err := r.validate(); err != nil {
+		return err
+	}
+	s := &system{cfg: *r}
+	s.init(l)
+	l.sys.Store(s)
+	return nil
+}
+
+// System returns the system protection rule in force, or nil.
+func (l *Limiter) System() *SystemRule {
+	if s := l.sys.Load(); s != nil {
+		r := s.cfg
+		return &r
 	}
 	return nil
 }
@@ -65,7 +102,6 @@ const (
 
 type system struct {
 	cfg           SystemRule
-	err           error
 	cpu, ltCPU    float64
 	coolOff       int64
 	every         int64
@@ -82,11 +118,6 @@ type system struct {
 func (s *system) init(l *Limiter) {
 	s.l = l
 	c := s.cfg
-	if s.err = c.validate(); s.err != nil {
-		// An invalid rule protects nothing; New has no error to return,
-		// so SystemErr reports it.
-		return
-	}
 	s.cpu = c.CPU
 	if s.cpu == 0 {
 		s.cpu = 0.8
@@ -120,19 +151,15 @@ func (s *system) init(l *Limiter) {
 
 // SystemErr returns the validation error of the [SystemRule] given to
 // [WithSystem], or nil. An invalid system rule is not enforced.
-func (l *Limiter) SystemErr() error {
-	if l.sys == nil {
-		return nil
-	}
-	return l.sys.err
-}
+func (l *Limiter) SystemErr() error { return l.sysErr }
 
 // CPU returns the last CPU reading of system protection (0 when disabled).
 func (l *Limiter) CPU() float64 {
-	if l.sys == nil || l.sys.err != nil {
+	s := l.sys.Load()
+	if s == nil {
 		return 0
 	}
-	return math.Float64frombits(l.sys.usage.Load())
+	return math.Float64frombits(s.usage.Load())
 }
 
 func (s *system) sample(now int64) float64 {
@@ -143,9 +170,6 @@ func (s *system) sample(now int64) float64 {
 }
 
 func (s *system) admit(r *Resource, cls uint8, now int64) *BlockError {
-	if s.err != nil {
-		return nil
-	}
 	cpu := s.sample(now)
 	if cls == clsLoadTest && cpu >= s.ltCPU {
 		return &BlockError{Resource: r.name, Rule: "system", Reason: ReasonSystem, Class: classNames[cls], Limit: s.ltCPU, Value: cpu, RetryAfter: time.Duration(s.every)}

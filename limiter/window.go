@@ -9,9 +9,13 @@ import "sync/atomic"
 type window[F ~int] struct {
 	width   int64 // bucket width, ns
 	buckets []wbucket
+	cur     atomic.Pointer[wbucket] // the bucket last returned, checked first (no division)
+	// fold, when set, receives the counts of every recycled bucket, so
+	// fold + the live buckets are lifetime totals.
+	fold *[maxFields]atomic.Int64
 }
 
-const maxFields = 10
+const maxFields = 11
 
 type wbucket struct {
 	start atomic.Int64 // start time of the interval the counts belong to; -1 = never used
@@ -23,12 +27,21 @@ func newWindow[F ~int](n int, width int64) *window[F] {
 	for i := range w.buckets {
 		w.buckets[i].start.Store(-1)
 	}
+	w.cur.Store(&w.buckets[0])
 	return w
 }
 
 // bucket returns the bucket for time now, recycling it if it holds an old
 // interval.
 func (w *window[F]) bucket(now int64) *wbucket {
+	b := w.cur.Load()
+	if s := b.start.Load(); s >= 0 && now >= s && now-s < w.width {
+		return b
+	}
+	return w.slowBucket(now)
+}
+
+func (w *window[F]) slowBucket(now int64) *wbucket {
 	start := now - now%w.width
 	b := &w.buckets[(now/w.width)%int64(len(w.buckets))]
 	if s := b.start.Load(); s != start {
@@ -36,9 +49,12 @@ func (w *window[F]) bucket(now int64) *wbucket {
 			return b // a newer interval already owns it, or another goroutine recycles it
 		}
 		for i := range b.v {
-			b.v[i].Store(0)
+			if v := b.v[i].Swap(0); v != 0 && w.fold != nil {
+				w.fold[i].Add(v)
+			}
 		}
 	}
+	w.cur.Store(b)
 	return b
 }
 
@@ -68,4 +84,17 @@ func (w *window[F]) reset() {
 			w.buckets[i].v[j].Store(0)
 		}
 	}
+}
+
+// totals returns lifetime totals of every field (needs fold).
+func (w *window[F]) totals() (out [maxFields]int64) {
+	for i := range out {
+		out[i] = w.fold[i].Load()
+	}
+	for i := range w.buckets {
+		for j := range out {
+			out[j] += w.buckets[i].v[j].Load()
+		}
+	}
+	return out
 }

@@ -29,8 +29,8 @@ func (p Propagator) codec() *Codec {
 
 // Inject implements TextMapPropagator.
 func (p Propagator) Inject(ctx context.Context, carrier otelprop.TextMapCarrier) {
-	v, ok := ctx.Value(ctxKey{}).(ctxValue)
-	if !ok || v.m.IsZero() {
+	v, _ := ctx.Value(ctxKey{}).(*ctxValue)
+	if v == nil || v.m.IsZero() {
 		return
 	}
 	p.codec().Inject(v.m, v.token, carrier)

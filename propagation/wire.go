@@ -1,6 +1,7 @@
 package propagation
 
 import (
+	"net/textproto"
 	"net/url"
 	"strings"
 )
@@ -113,6 +114,9 @@ type Codec struct {
 }
 
 // NewCodec returns a codec for names; empty fields take the default names.
+// Header names are used in their canonical MIME form (as net/http's server
+// stores them), so [Codec.Extract] can index a server's http.Header
+// directly.
 func NewCodec(n Names) *Codec {
 	d := DefaultNames
 	def := func(v *string, dv string) {
@@ -126,6 +130,9 @@ func NewCodec(n Names) *Codec {
 	def(&n.RunMember, d.RunMember)
 	def(&n.EnvMember, d.EnvMember)
 	def(&n.TokenMember, d.TokenMember)
+	n.RunHeader = textproto.CanonicalMIMEHeaderKey(n.RunHeader)
+	n.EnvHeader = textproto.CanonicalMIMEHeaderKey(n.EnvHeader)
+	n.TokenHeader = textproto.CanonicalMIMEHeaderKey(n.TokenHeader)
 	c := &Codec{n: n}
 	c.lower = Names{
 		RunHeader: strings.ToLower(n.RunHeader), EnvHeader: strings.ToLower(n.EnvHeader),

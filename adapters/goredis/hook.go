@@ -113,33 +113,48 @@ func (h *Hook) DialHook(next redis.DialHook) redis.DialHook {
 type redirectedKey struct{}
 
 // ProcessHook implements redis.Hook.
+//
+// The unmarked path is the hot one (production traffic): it reads the
+// mark, runs the guard's scan and calls next, keeping nothing alive across
+// calls; everything else is in separate functions.
 func (h *Hook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
-		m := propagation.FromContext(ctx)
-		if m.Run == "" {
-			if !h.guard {
-				return next(ctx, cmd)
-			}
-			reply, err := h.rw.Guard(cmd.Args())
-			if err != nil {
-				return h.refuse(cmd, err, m, shadow.Guard)
-			}
-			if reply == rediskeys.ReplyNone {
-				return next(ctx, cmd)
-			}
-			err = next(ctx, cmd)
-			h.filterProduction(cmd)
-			return err
+		if propagation.FromContext(ctx).Run != "" {
+			return h.processMarkedEntry(ctx, cmd, next)
 		}
-		if ctx.Value(redirectedKey{}) != nil || rediskeys.ConnectionSetup(cmd.Args()) {
-			// Already shadowed by the hook of the production client, or
-			// go-redis setting up the connection it runs on (it sends HELLO,
-			// AUTH, SELECT, CLIENT SETNAME... through hooks, with the context
-			// of the command that needed a new connection).
+		if !h.guard {
 			return next(ctx, cmd)
 		}
-		return h.processMarked(ctx, m, cmd, next)
+		reply, err := h.rw.Guard(cmd.Args())
+		if err == nil && reply == rediskeys.ReplyNone {
+			return next(ctx, cmd)
+		}
+		return h.processGuarded(ctx, cmd, next, reply, err)
 	}
+}
+
+// processGuarded finishes an unmarked command the guard refused, or whose
+// reply may list shadow names.
+func (h *Hook) processGuarded(ctx context.Context, cmd redis.Cmder, next redis.ProcessHook, reply rediskeys.Reply, err error) error {
+	if err != nil {
+		return h.refuse(cmd, err, propagation.FromContext(ctx), shadow.Guard)
+	}
+	err = next(ctx, cmd)
+	if reply != rediskeys.ReplyNone {
+		h.filterProduction(cmd)
+	}
+	return err
+}
+
+func (h *Hook) processMarkedEntry(ctx context.Context, cmd redis.Cmder, next redis.ProcessHook) error {
+	if ctx.Value(redirectedKey{}) != nil || rediskeys.ConnectionSetup(cmd.Args()) {
+		// Already shadowed by the hook of the production client, or
+		// go-redis setting up the connection it runs on (it sends HELLO,
+		// AUTH, SELECT, CLIENT SETNAME... through hooks, with the context
+		// of the command that needed a new connection).
+		return next(ctx, cmd)
+	}
+	return h.processMarked(ctx, propagation.FromContext(ctx), cmd, next)
 }
 
 func (h *Hook) check(args []any) (rediskeys.Result, error) {

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"reflect"
 	"slices"
 	"sort"
 	"strings"
@@ -463,5 +464,36 @@ func TestClusterAndRing(t *testing.T) {
 	}
 	if len(m1.Keys())+len(m2.Keys()) != 20 {
 		t.Fatal("ring lost keys")
+	}
+}
+
+// TestUnmarkedPathCostsNoAllocation: production commands pass the guard
+// without allocating, reach next unchanged, and a shadow key among them is
+// refused before next runs.
+func TestUnmarkedPathCostsNoAllocation(t *testing.T) {
+	ctx := context.Background()
+	calls := 0
+	next := func(context.Context, redis.Cmder) error { calls++; return nil }
+	process := goredis.NewHook().ProcessHook(next)
+	for _, cmd := range []redis.Cmder{
+		redis.NewStringCmd(ctx, "get", "user:42"),
+		redis.NewStringCmd(ctx, "get", "session:42"), // shares the prefix's first byte
+		redis.NewStatusCmd(ctx, "set", "user:42", "shadow:value", "px", 5),
+		redis.NewSliceCmd(ctx, "mget", "a", []byte("b"), "c"),
+		redis.NewIntCmd(ctx, "hset", "h", "f", 1),
+	} {
+		before := slices.Clone(cmd.Args())
+		calls = 0
+		if n := testing.AllocsPerRun(100, func() { _ = process(ctx, cmd) }); n != 0 {
+			t.Errorf("%v: unmarked path allocates %v", cmd.Args(), n)
+		}
+		if calls != 101 || cmd.Err() != nil || !reflect.DeepEqual(before, cmd.Args()) {
+			t.Errorf("%v: next ran %d times, err %v", cmd.Args(), calls, cmd.Err())
+		}
+	}
+	calls = 0
+	bad := redis.NewSliceCmd(ctx, "mget", "a", []byte("shadow:b"))
+	if err := process(ctx, bad); !errors.Is(err, shadow.ErrShadowFromProduction) || calls != 0 {
+		t.Fatalf("production MGET of a shadow key: err %v, next ran %d times", err, calls)
 	}
 }

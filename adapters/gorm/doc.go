@@ -20,7 +20,27 @@
 // mode it is begun on the shadow database; a marked statement inside a
 // production transaction is refused.
 //
-// The callbacks are registered after dbresolver's, so the plugin also wraps
-// the pool dbresolver picked. Register the plugin with db.Use after
-// gorm.Open (and after dbresolver, when used).
+// # With gorm.io/plugin/dbresolver
+//
+// The plugin coexists with dbresolver in either registration order:
+// dbresolver's callbacks run before every other callback ("*"), so they
+// pick the source or replica first and the plugin then rewrites (or, in
+// database mode, redirects) the statement on that pool. Marked reads go to
+// the replica's shadow tables, marked writes to the source's.
+//
+// Register shadowlane first, then dbresolver:
+//
+//	db.Use(slgorm.New(rw))
+//	db.Use(dbresolver.Register(dbresolver.Config{Replicas: ...}))
+//
+// Registered in that order, dbresolver's default source is the plugin's
+// pool, so a transaction begun through dbresolver
+// (db.WithContext(ctx).Clauses(dbresolver.Write).Begin()) remembers its
+// mark like any other. Registered the other way round, or with explicit
+// Sources, such a transaction is begun on dbresolver's own pool: each
+// statement in it is still rewritten or guarded, but by its own context,
+// so statements in it must keep the marked context. Transactions begun
+// with db.Begin or db.Transaction always remember their mark.
+//
+// Register the plugin with db.Use right after gorm.Open.
 package slgorm

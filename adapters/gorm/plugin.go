@@ -96,7 +96,7 @@ func (p *Plugin) wrap(db *gorm.DB) {
 		base = sp.orig
 	}
 	m := propagation.FromContext(st.Context)
-	tx, inTx := base.(*txPool)
+	tx, inTx := ownTx(base)
 	if m.Run == "" && inTx {
 		m = tx.mark // a transaction begun marked stays shadow
 	}
@@ -115,6 +115,20 @@ func (p *Plugin) wrap(db *gorm.DB) {
 		}
 	}
 	st.ConnPool = sp
+}
+
+// ownTx returns the plugin's transaction behind c: c itself, or the
+// transaction of a PreparedStmtTX that gorm (PrepareStmt) or dbresolver
+// built around it.
+func ownTx(c gorm.ConnPool) (*txPool, bool) {
+	switch t := c.(type) {
+	case *txPool:
+		return t, true
+	case *gorm.PreparedStmtTX:
+		tp, ok := t.Tx.(*txPool)
+		return tp, ok
+	}
+	return nil, false
 }
 
 func isTx(c gorm.ConnPool) bool {

@@ -6,8 +6,24 @@ require (
 	github.com/go-sql-driver/mysql v1.10.1
 	github.com/jackc/pgx/v5 v5.12.0
 	github.com/shadowlane/shadowlane v0.0.0
+	github.com/shadowlane/shadowlane/dialects/mysql v0.0.0
+	github.com/shadowlane/shadowlane/dialects/postgres v0.0.0
 	github.com/shadowlane/shadowlane/dialects/sqlite v0.0.0
 	modernc.org/sqlite v1.62.0
+)
+
+require (
+	github.com/coreos/go-semver v0.3.1 // indirect
+	github.com/pganalyze/pg_query_go/v6 v6.2.5 // indirect
+	github.com/pingcap/errors v0.11.5-0.20250523034308-74f78ae071ee // indirect
+	github.com/pingcap/failpoint v0.0.0-20240528011301-b51a646c7c86 // indirect
+	github.com/pingcap/log v1.1.0 // indirect
+	github.com/pingcap/tidb/pkg/parser v0.0.0-20260418072757-ce92298d1124 // indirect
+	go.uber.org/atomic v1.11.0 // indirect
+	go.uber.org/multierr v1.11.0 // indirect
+	go.uber.org/zap v1.27.0 // indirect
+	google.golang.org/protobuf v1.33.0 // indirect
+	gopkg.in/natefinch/lumberjack.v2 v2.2.1 // indirect
 )
 
 require (
@@ -34,3 +50,7 @@ require (
 replace github.com/shadowlane/shadowlane => ../..
 
 replace github.com/shadowlane/shadowlane/dialects/sqlite => ../../dialects/sqlite
+
+replace github.com/shadowlane/shadowlane/dialects/mysql => ../../dialects/mysql
+
+replace github.com/shadowlane/shadowlane/dialects/postgres => ../../dialects/postgres

@@ -38,8 +38,15 @@ func modes(b *testing.B, f func()) {
 
 // BenchmarkShadowlane: Entry+Exit on a resource with one rule holding a QPS
 // and a concurrency limit.
-func BenchmarkShadowlane(b *testing.B) {
-	l := limiter.New()
+func BenchmarkShadowlane(b *testing.B) { benchShadowlane(b) }
+
+// BenchmarkShadowlanePreciseClock is BenchmarkShadowlane reading the
+// precise clock at Entry and at Exit (limiter.WithPreciseClock), to show
+// what the coarse clock saves.
+func BenchmarkShadowlanePreciseClock(b *testing.B) { benchShadowlane(b, limiter.WithPreciseClock()) }
+
+func benchShadowlane(b *testing.B, opts ...limiter.Option) {
+	l := limiter.New(opts...)
 	if err := l.SetRules([]limiter.Rule{{Resource: "GET /orders/:id", QPS: 1e9, Burst: 1 << 30, Concurrency: 1 << 20}}); err != nil {
 		b.Fatal(err)
 	}

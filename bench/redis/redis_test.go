@@ -23,12 +23,14 @@ func noop(context.Context, redis.Cmder) error { return nil }
 func BenchmarkHookOnly(b *testing.B) {
 	get := redis.NewStringCmd(plain, "get", "user:42")
 	set := redis.NewStatusCmd(plain, "set", "user:42", "v")
+	// A key sharing its first byte with the shadow prefix "shadow:".
+	session := redis.NewStringCmd(plain, "get", "session:42")
 	guarded := goredis.NewHook().ProcessHook(noop)
 	unguarded := goredis.NewHook(goredis.WithoutGuard()).ProcessHook(noop)
 	for _, c := range []struct {
 		name string
 		cmd  redis.Cmder
-	}{{"GET", get}, {"SET", set}} {
+	}{{"GET", get}, {"SET", set}, {"GET-session", session}} {
 		b.Run(c.name+"/bare", func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {

@@ -34,19 +34,27 @@
 //
 // Every rewrite is re-parsed and the tables it references are checked
 // against the renamed ones; a mismatch is refused with an error wrapping
-// [sqlshadow.ErrParse]. So are statements the parser rejects (including
-// MariaDB-only syntax such as INSERT ... RETURNING) and text holding more
-// than one statement.
+// [sqlshadow.ErrParse]. So are statements the parser rejects and text
+// holding more than one statement.
+//
+// MariaDB's INSERT/REPLACE/DELETE ... RETURNING, which gorm's MySQL driver
+// sends to MariaDB 10.5+ for every Create, is not in the TiDB grammar. A
+// trailing RETURNING list of plain column names or * (it can name no
+// table) is set aside, the statement is rewritten, and the list is
+// appended unchanged; any other RETURNING list is refused.
 //
 // # Kinds
 //
-// SELECT, UNION, SHOW and plain EXPLAIN are reads; INSERT, REPLACE, UPDATE,
-// DELETE, LOCK TABLES and locking reads (FOR UPDATE, LOCK IN SHARE MODE) are
-// writes. BEGIN, COMMIT, ROLLBACK, SAVEPOINT, SET, USE, DO and UNLOCK TABLES
-// are KindOther (KindRead when they read a table in a subquery). Everything
+// SELECT, UNION and SHOW are reads; INSERT, REPLACE, UPDATE, DELETE, LOCK
+// TABLES and locking reads (FOR UPDATE, LOCK IN SHARE MODE) are writes.
+// BEGIN, COMMIT, ROLLBACK, SAVEPOINT, session SET, DO and UNLOCK TABLES are
+// KindOther (KindRead when they read a table in a subquery). Everything
 // else is KindDDL, returned unchanged for the caller to refuse: real DDL,
-// GRANT, and statements whose table effects cannot be seen or shadowed
-// (CALL, LOAD DATA, PREPARE/EXECUTE, SELECT ... INTO OUTFILE).
+// GRANT, every EXPLAIN/DESCRIBE (EXPLAIN ANALYZE runs its statement), and
+// statements whose effects cannot be seen or shadowed (CALL, LOAD DATA,
+// HANDLER, PREPARE/EXECUTE, SELECT ... INTO anywhere in the statement, USE
+// and SET GLOBAL, which change state that production statements on the
+// same connection or server would inherit).
 //
 // Table writes: the target of INSERT/REPLACE; of a single-table UPDATE or
 // DELETE; in a multi-table UPDATE the tables whose columns are assigned (all

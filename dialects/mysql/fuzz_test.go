@@ -26,6 +26,8 @@ func FuzzRewrite(f *testing.F) {
 		"SHOW COLUMNS FROM t",
 		"LOCK TABLES t WRITE, u READ",
 		"EXPLAIN SELECT * FROM t",
+		"INSERT INTO t (a) VALUES (?) RETURNING `id`, b",
+		"DELETE FROM t RETURNING *",
 		"/* comment */ SELECT 1 -- x",
 	} {
 		f.Add(s)

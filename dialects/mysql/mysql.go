@@ -2,6 +2,7 @@ package mysql
 
 import (
 	"fmt"
+	"regexp"
 	"strings"
 	"sync"
 
@@ -67,13 +68,26 @@ func (d *Dialect) parse(query string) (ast.StmtNode, error) {
 // Rewrite implements sqlshadow.Dialect. See the package documentation for
 // what is renamed and how statements are classified.
 func (d *Dialect) Rewrite(query string, rename sqlshadow.RenameFunc) (sqlshadow.Result, error) {
-	stmt, err := d.parse(query)
+	body, returning := splitReturning(query)
+	stmt, err := d.parse(body)
 	if err != nil {
 		return sqlshadow.Result{}, err
+	}
+	if returning != "" {
+		switch stmt.(type) {
+		case *ast.InsertStmt, *ast.DeleteStmt:
+		default:
+			return sqlshadow.Result{}, parseErr("RETURNING is only understood on INSERT, REPLACE and DELETE")
+		}
 	}
 	a := newAnalysis()
 	kind := classify(stmt)
 	stmt.Accept(a)
+	if a.into {
+		// SELECT ... INTO anywhere (a union arm, a subquery) writes
+		// outside the statement's tables.
+		kind = sqlshadow.KindDDL
+	}
 	if a.locks && kind == sqlshadow.KindRead {
 		kind = sqlshadow.KindWrite
 	}
@@ -103,8 +117,32 @@ func (d *Dialect) Rewrite(query string, rename sqlshadow.RenameFunc) (sqlshadow.
 	if err := d.verify(out, a.want()); err != nil {
 		return sqlshadow.Result{}, err
 	}
+	if returning != "" {
+		out += " RETURNING " + returning
+	}
 	res.SQL = out
 	return res, nil
+}
+
+// returningRE matches a trailing MariaDB RETURNING clause made only of bare
+// or backquoted column names and *, the form gorm's MySQL driver sends to
+// MariaDB 10.5+. Such a list names no table, so it is set aside while the
+// statement is parsed (the TiDB grammar has no RETURNING) and appended to
+// the rewritten statement unchanged. Any other RETURNING list stays in the
+// statement and fails to parse, so it is refused.
+var returningRE = regexp.MustCompile("(?is)^(.*\\S)\\s+RETURNING\\s+((?:`(?:[^`]|``)+`|\\*|[a-z_][a-z0-9_$]*)(?:\\s*,\\s*(?:`(?:[^`]|``)+`|\\*|[a-z_][a-z0-9_$]*))*)\\s*;?\\s*$")
+
+// splitReturning returns the statement without a trailing RETURNING list
+// of plain column names, and that list ("" when there is none).
+func splitReturning(q string) (body, returning string) {
+	if len(q) < 10 || !strings.Contains(strings.ToUpper(q[max(0, len(q)-4096):]), "RETURNING") {
+		return q, ""
+	}
+	m := returningRE.FindStringSubmatch(q)
+	if m == nil {
+		return q, ""
+	}
+	return m[1], m[2]
 }
 
 // verify re-parses the rewritten statement and checks that the tables it
@@ -143,7 +181,11 @@ func (d *Dialect) verify(out string, want map[string]int) error {
 // classify maps a statement type to a Kind. Anything not known to be a
 // plain read, a plain write or table-free is KindDDL, so that marked traffic
 // is refused rather than passed through unexamined (CALL, LOAD DATA,
-// PREPARE/EXECUTE, SELECT ... INTO OUTFILE, GRANT, ...).
+// PREPARE/EXECUTE, SELECT ... INTO OUTFILE, GRANT, ...). EXPLAIN is always
+// KindDDL: EXPLAIN ANALYZE runs its statement, and refusing every EXPLAIN
+// for load-test traffic costs nothing real. So are USE and SET GLOBAL,
+// which change the state of a pooled connection or of the whole server
+// that production statements would inherit.
 func classify(stmt ast.StmtNode) sqlshadow.Kind {
 	switch s := stmt.(type) {
 	case *ast.SelectStmt:
@@ -155,19 +197,17 @@ func classify(stmt ast.StmtNode) sqlshadow.Kind {
 		return sqlshadow.KindRead
 	case *ast.InsertStmt, *ast.UpdateStmt, *ast.DeleteStmt, *ast.LockTablesStmt:
 		return sqlshadow.KindWrite
-	case *ast.ExplainStmt:
-		if s.Analyze {
-			return classify(s.Stmt)
-		}
-		if classify(s.Stmt) == sqlshadow.KindDDL {
-			return sqlshadow.KindDDL
-		}
-		return sqlshadow.KindRead
 	case *ast.ShowStmt:
 		return sqlshadow.KindRead
+	case *ast.SetStmt:
+		for _, v := range s.Variables {
+			if v.IsGlobal || v.IsInstance {
+				return sqlshadow.KindDDL
+			}
+		}
+		return sqlshadow.KindOther
 	case *ast.BeginStmt, *ast.CommitStmt, *ast.RollbackStmt, *ast.SavepointStmt,
-		*ast.ReleaseSavepointStmt, *ast.SetStmt, *ast.UseStmt, *ast.UnlockTablesStmt,
-		*ast.DoStmt:
+		*ast.ReleaseSavepointStmt, *ast.UnlockTablesStmt, *ast.DoStmt:
 		return sqlshadow.KindOther
 	}
 	return sqlshadow.KindDDL
@@ -208,6 +248,7 @@ type analysis struct {
 	// that statement, recorded before the visitor reaches the table.
 	pendingTop map[*ast.TableName]ast.Node
 	locks      bool
+	into       bool // SELECT ... INTO somewhere in the statement
 	err        error
 }
 
@@ -269,6 +310,9 @@ func (a *analysis) Enter(n ast.Node) (ast.Node, bool) {
 			a.addRef(x, "")
 		}
 	case *ast.SelectStmt:
+		if x.SelectIntoOpt != nil {
+			a.into = true
+		}
 		if x.LockInfo != nil && x.LockInfo.LockType != ast.SelectLockNone {
 			a.locks = true
 			// The restorer writes share locks as FOR SHARE, which MariaDB

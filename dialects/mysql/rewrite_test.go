@@ -175,7 +175,9 @@ func TestParseErrors(t *testing.T) {
 		"SELECT * FROM",
 		"SELECT 1; SELECT 2",
 		"DELETE FROM orders; DROP TABLE orders",
-		"INSERT INTO orders VALUES (1) RETURNING id", // MariaDB-only syntax the parser rejects
+		"INSERT INTO orders VALUES (1) RETURNING orders.id", // only plain column lists are set aside
+		"INSERT INTO orders VALUES (1) RETURNING id + 1",
+		"UPDATE orders SET total = 1 RETURNING id",
 		"SELEC 1",
 	} {
 		_, err := d.Rewrite(q, suffix)

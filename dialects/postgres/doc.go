@@ -42,13 +42,17 @@
 //
 // # Kinds
 //
-// SELECT, VALUES, TABLE and plain EXPLAIN are reads; INSERT, UPDATE,
-// DELETE, MERGE, LOCK, locking reads (FOR UPDATE/NO KEY UPDATE/SHARE/KEY
-// SHARE) and any statement holding a data-modifying CTE are writes (EXPLAIN
-// ANALYZE takes its statement's kind). BEGIN/COMMIT/ROLLBACK/SAVEPOINT, SET
-// and SHOW are KindOther. Everything else is KindDDL, returned unchanged for
-// the caller to refuse: real DDL, GRANT, and statements whose table effects
-// cannot be seen or shadowed (CALL, DO, COPY, PREPARE/EXECUTE, SELECT INTO).
+// SELECT, VALUES and TABLE are reads; INSERT, UPDATE, DELETE, MERGE, LOCK,
+// locking reads (FOR UPDATE/NO KEY UPDATE/SHARE/KEY SHARE) and any
+// statement holding a data-modifying CTE are writes. BEGIN/COMMIT/ROLLBACK/
+// SAVEPOINT, SET and SHOW are KindOther. Everything else is KindDDL,
+// returned unchanged for the caller to refuse: real DDL, GRANT, every
+// EXPLAIN in either syntax (EXPLAIN ANALYZE runs its statement), statements
+// whose table effects cannot be seen or shadowed (CALL, DO, COPY,
+// PREPARE/EXECUTE, DECLARE CURSOR, SELECT INTO, REFRESH MATERIALIZED VIEW),
+// and session-level SET/RESET of search_path, role and session
+// authorization, which production statements on the same pooled connection
+// would inherit (SET LOCAL is allowed).
 //
 // Table writes: INSERT/UPDATE/DELETE/MERGE targets (FROM, USING and MERGE
 // sources are reads), every table of a locking read or LOCK.

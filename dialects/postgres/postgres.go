@@ -284,7 +284,7 @@ func (a *analysis) base() []*ref {
 // kind classifies the statement. Anything not known to be a plain read, a
 // plain write or table-free is KindDDL, so that marked traffic is refused
 // rather than passed through unexamined (CALL, DO, COPY, PREPARE/EXECUTE,
-// SELECT INTO, GRANT, ...).
+// SELECT INTO, GRANT, EXPLAIN, ...).
 func (a *analysis) kind(stmt *pg.Node) sqlshadow.Kind {
 	k := classify(stmt)
 	if k == sqlshadow.KindRead && (a.dml || a.locks) {
@@ -312,20 +312,35 @@ func classify(n *pg.Node) sqlshadow.Kind {
 	case *pg.Node_InsertStmt, *pg.Node_UpdateStmt, *pg.Node_DeleteStmt, *pg.Node_MergeStmt, *pg.Node_LockStmt:
 		return sqlshadow.KindWrite
 	case *pg.Node_ExplainStmt:
-		inner := classify(s.ExplainStmt.Query)
-		if inner == sqlshadow.KindDDL {
-			return inner
+		// EXPLAIN ANALYZE runs its statement, whichever of its two forms
+		// (EXPLAIN ANALYZE x, EXPLAIN (ANALYZE) x) or option spelling is
+		// used; refusing every EXPLAIN for load-test traffic is simpler
+		// than proving an option list harmless.
+		return sqlshadow.KindDDL
+	case *pg.Node_VariableSetStmt:
+		if sessionState(s.VariableSetStmt) {
+			return sqlshadow.KindDDL
 		}
-		for _, o := range s.ExplainStmt.Options {
-			if d := o.GetDefElem(); d != nil && d.Defname == "analyze" {
-				return inner // EXPLAIN ANALYZE executes the statement
-			}
-		}
-		return sqlshadow.KindRead
-	case *pg.Node_TransactionStmt, *pg.Node_VariableSetStmt, *pg.Node_VariableShowStmt:
+		return sqlshadow.KindOther
+	case *pg.Node_TransactionStmt, *pg.Node_VariableShowStmt:
 		return sqlshadow.KindOther
 	}
 	return sqlshadow.KindDDL
+}
+
+// sessionState reports whether a SET/RESET changes how later statements on
+// the same pooled connection resolve names or whose privileges they run
+// with: production statements would inherit it after a load-test statement
+// returned the connection. SET LOCAL ends with its transaction.
+func sessionState(v *pg.VariableSetStmt) bool {
+	if v == nil || v.IsLocal {
+		return false
+	}
+	switch strings.ToLower(v.Name) {
+	case "search_path", "role", "session_authorization":
+		return true
+	}
+	return false
 }
 
 func hasInto(s *pg.SelectStmt) bool {

@@ -101,7 +101,8 @@ var cases = []struct {
 	{"trailing semicolon", "DELETE FROM orders WHERE id = $1;",
 		"DELETE FROM orders_shadow WHERE id = $1;", sqlshadow.KindWrite, use{w("orders")}},
 	{"begin", "BEGIN", "BEGIN", sqlshadow.KindOther, nil},
-	{"set", "SET search_path TO public", "SET search_path TO public", sqlshadow.KindOther, nil},
+	{"set", "SET statement_timeout = 1000", "SET statement_timeout = 1000", sqlshadow.KindOther, nil},
+	{"set local search_path", "SET LOCAL search_path TO public", "SET LOCAL search_path TO public", sqlshadow.KindOther, nil},
 }
 
 func TestRewrite(t *testing.T) {
@@ -188,15 +189,32 @@ func TestRefused(t *testing.T) {
 	}
 }
 
+// TestExplain: every EXPLAIN, in both syntaxes and whatever its options, is
+// KindDDL (refused for load-test traffic) and left unchanged, with its
+// tables reported as written for the guard.
 func TestExplain(t *testing.T) {
 	d := postgres.New()
-	res, err := d.Rewrite("EXPLAIN ANALYZE DELETE FROM orders", suffix)
-	if err != nil || res.Kind != sqlshadow.KindWrite || res.SQL != "EXPLAIN ANALYZE DELETE FROM orders_shadow" {
-		t.Fatalf("got %+v, %v", res, err)
-	}
-	res, err = d.Rewrite("EXPLAIN SELECT * FROM orders", suffix)
-	if err != nil || res.Kind != sqlshadow.KindRead || res.SQL != "EXPLAIN SELECT * FROM orders_shadow" {
-		t.Fatalf("got %+v, %v", res, err)
+	for _, q := range []string{
+		"EXPLAIN ANALYZE DELETE FROM orders",
+		"EXPLAIN ANALYSE DELETE FROM orders",
+		"EXPLAIN ANALYZE VERBOSE DELETE FROM orders",
+		"EXPLAIN VERBOSE DELETE FROM orders",
+		"EXPLAIN (ANALYZE) DELETE FROM orders",
+		"EXPLAIN (ANALYZE true, BUFFERS) DELETE FROM orders",
+		"EXPLAIN (ANALYZE 1) DELETE FROM orders",
+		"EXPLAIN (ANALYZE off) DELETE FROM orders",
+		"EXPLAIN (FORMAT json) DELETE FROM orders",
+		"EXPLAIN SELECT * FROM orders",
+		"EXPLAIN ANALYZE WITH x AS (DELETE FROM orders RETURNING *) SELECT * FROM x",
+	} {
+		res, err := d.Rewrite(q, suffix)
+		if err != nil || res.Kind != sqlshadow.KindDDL || res.SQL != q {
+			t.Errorf("%s: got %+v, %v; want ddl, unchanged", q, res, err)
+			continue
+		}
+		if len(res.Tables) != 1 || res.Tables[0] != w("orders") {
+			t.Errorf("%s: tables %v, want orders (written)", q, res.Tables)
+		}
 	}
 }
 

@@ -55,7 +55,8 @@ func (Dialect) Rewrite(query string, rename sqlshadow.RenameFunc) (sqlshadow.Res
 			res.Tables = append(res.Tables, sqlshadow.Use{Table: r.t, Write: r.write})
 		}
 	}
-	if rename == nil || len(p.tables) == 0 {
+	if rename == nil || len(p.tables) == 0 || kind == sqlshadow.KindDDL {
+		// DDL is never rewritten: the caller refuses it for marked traffic.
 		return res, nil
 	}
 	names := make(map[key]string, len(res.Tables))

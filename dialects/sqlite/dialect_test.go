@@ -164,7 +164,10 @@ func TestRefused(t *testing.T) {
 		"WITH a AS (SELECT * FROM b), b AS (SELECT 1) SELECT * FROM a",
 		"SELECT * FROM pragma_table_info('orders')",
 		"SELECT * FROM 'orders'",
-		"EXPLAIN SELECT * FROM orders",
+		"EXPLAIN",
+		"EXPLAIN QUERY SELECT * FROM orders",
+		"EXPLAIN EXPLAIN SELECT * FROM orders",
+		"EXPLAIN SELECT * FROM",
 		"SELECT 'unterminated",
 		"WITH recent AS (SELECT 1) INSERT INTO recent SELECT 1",
 		"SELECT a FROM orders JOIN items ON items.id = x.id",
@@ -229,4 +232,20 @@ func FuzzRewrite(f *testing.F) {
 		}
 		st.Close()
 	})
+}
+
+// TestExplain: EXPLAIN and EXPLAIN QUERY PLAN are parsed (their tables are
+// reported, for the guard) but are KindDDL and never rewritten, so
+// load-test traffic is refused.
+func TestExplain(t *testing.T) {
+	for _, q := range []string{
+		"EXPLAIN DELETE FROM orders",
+		"EXPLAIN QUERY PLAN SELECT * FROM orders",
+		"explain query plan insert into orders select * from orders",
+	} {
+		res, err := sqlite.New().Rewrite(q, suffix)
+		if err != nil || res.Kind != sqlshadow.KindDDL || res.SQL != q || len(res.Tables) == 0 {
+			t.Errorf("%s: got %+v, %v; want ddl, unchanged, with tables", q, res, err)
+		}
+	}
 }

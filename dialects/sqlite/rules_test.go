@@ -83,6 +83,8 @@ func TestGuard(t *testing.T) {
 		"DELETE FROM legacy_copy",
 		"SELECT * FROM orders WHERE id IN (SELECT id FROM items_shadow)",
 		"SELECT * FROM orders_shadow WHERE (", // unparsable and mentions the affix
+		"DROP TABLE orders_shadow",            // DDL: SQLite reports no tables for it
+		"EXPLAIN QUERY PLAN SELECT * FROM orders_shadow",
 	} {
 		_, err := r.Statement(context.Background(), q)
 		var se *shadow.Error
@@ -90,8 +92,8 @@ func TestGuard(t *testing.T) {
 			t.Errorf("%q: err = %v, want ErrShadowFromProduction", q, err)
 		}
 	}
-	if n := shadow.Total("sqlite", shadow.Guard) - before; n != 5 {
-		t.Errorf("guard decisions counted = %d, want 5", n)
+	if n := shadow.Total("sqlite", shadow.Guard) - before; n != 7 {
+		t.Errorf("guard decisions counted = %d, want 7", n)
 	}
 	for _, q := range []string{
 		"SELECT * FROM orders",
@@ -118,6 +120,32 @@ func TestStatementMarked(t *testing.T) {
 	}
 	if shadow.Total("sqlite", shadow.Redirect) == before {
 		t.Fatal("redirect not counted")
+	}
+}
+
+// TestCountsOnCacheHits: every call counts its decisions, from the cache
+// as well as cold, per table and decision.
+func TestCountsOnCacheHits(t *testing.T) {
+	r, _ := sqlshadow.New(sqlite.New(), sqlshadow.WithReadThrough("rates_cnt"))
+	count := func(target string, d shadow.Decision) int64 {
+		for _, c := range shadow.Snapshot() {
+			if c.Store == "sqlite" && c.Target == target && c.Decision == d.String() {
+				return c.N
+			}
+		}
+		return 0
+	}
+	r0, t0, b0 := count("orders_cnt", shadow.Redirect), count("rates_cnt", shadow.ReadThrough), count("rates_cnt", shadow.Block)
+	for range 5 {
+		if _, err := r.Rewrite(marked, "SELECT * FROM orders_cnt JOIN rates_cnt ON rates_cnt.id = orders_cnt.rid"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := r.Rewrite(marked, "DELETE FROM rates_cnt"); !errors.Is(err, shadow.ErrBlocked) {
+			t.Fatal(err)
+		}
+	}
+	if d := [3]int64{count("orders_cnt", shadow.Redirect) - r0, count("rates_cnt", shadow.ReadThrough) - t0, count("rates_cnt", shadow.Block) - b0}; d != [3]int64{5, 5, 5} {
+		t.Fatalf("redirect, read-through, block counted %v, want 5 each", d)
 	}
 }
 

@@ -51,7 +51,7 @@ func Middleware(l *limiter.Limiter, opts ...Option) func(http.Handler) http.Hand
 	}
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			tok, err := l.Admit(r.Context(), c.key(r))
+			tok, err := Admit(l.Resource(c.key(r)), r)
 			if err != nil {
 				var be *limiter.BlockError
 				if !errors.As(err, &be) {
@@ -121,7 +121,9 @@ func tooMany(w http.ResponseWriter, _ *http.Request, be *limiter.BlockError) {
 // RateLimit / RateLimit-Policy fields of the IETF ratelimit-headers draft
 // for be: the policy is named after the rule; a rate rule announces its
 // quota per 1-second window (q, w), and RateLimit says none remains (r=0)
-// until t seconds from now.
+// until t seconds from now. For clients written against the earlier drafts
+// it also sets RateLimit-Limit (rate rules), RateLimit-Remaining (0) and
+// RateLimit-Reset (t).
 func SetHeaders(h http.Header, be *limiter.BlockError) {
 	secs := int64(math.Ceil(be.RetryAfter.Seconds()))
 	if secs < 1 {
@@ -131,9 +133,13 @@ func SetHeaders(h http.Header, be *limiter.BlockError) {
 	h.Set("Retry-After", t)
 	name := sfString(be.Rule)
 	if be.Reason == limiter.ReasonQPS || be.Reason == limiter.ReasonQueue {
-		h.Set("RateLimit-Policy", name+";q="+strconv.FormatInt(int64(math.Ceil(be.Limit)), 10)+";w=1")
+		q := strconv.FormatInt(int64(math.Ceil(be.Limit)), 10)
+		h.Set("RateLimit-Policy", name+";q="+q+";w=1")
+		h.Set("RateLimit-Limit", q)
 	}
 	h.Set("RateLimit", name+";r=0;t="+t)
+	h.Set("RateLimit-Remaining", "0")
+	h.Set("RateLimit-Reset", t)
 }
 
 // sfString renders s as an RFC 8941 structured-field string: printable
@@ -155,4 +161,34 @@ func sfString(s string) string {
 	}
 	b.WriteByte('"')
 	return b.String()
+}
+
+// Admit admits r under res, resolving hot-parameter rules' keys with
+// [RequestParams] when res has any.
+func Admit(res *limiter.Resource, r *http.Request) (limiter.Token, error) {
+	if res.HasParamRules() {
+		return res.EntryParams(r.Context(), RequestParams(r))
+	}
+	return res.Entry(r.Context())
+}
+
+// RequestParams resolves hot-parameter keys against r: "header:<Name>"
+// is the header's first value, "query:<name>" the query parameter's, and
+// "method" and "host" what they say. Other keys resolve to "".
+func RequestParams(r *http.Request) limiter.Params { return requestParams{r} }
+
+type requestParams struct{ r *http.Request }
+
+func (p requestParams) Param(key string) string {
+	switch {
+	case strings.HasPrefix(key, "header:"):
+		return p.r.Header.Get(key[len("header:"):])
+	case strings.HasPrefix(key, "query:"):
+		return p.r.URL.Query().Get(key[len("query:"):])
+	case key == "method":
+		return p.r.Method
+	case key == "host":
+		return p.r.Host
+	}
+	return ""
 }

@@ -1,6 +1,7 @@
 package httplimit_test
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -53,9 +54,12 @@ func TestTooManyRequestsHeaders(t *testing.T) {
 		t.Fatalf("second: %s, want 429", resp.Status)
 	}
 	for k, want := range map[string]string{
-		"Retry-After":      "2",
-		"RateLimit-Policy": `"orders";q=1;w=1`,
-		"RateLimit":        `"orders";r=0;t=2`,
+		"Retry-After":         "2",
+		"RateLimit-Policy":    `"orders";q=1;w=1`,
+		"RateLimit":           `"orders";r=0;t=2`,
+		"RateLimit-Limit":     "1",
+		"RateLimit-Remaining": "0",
+		"RateLimit-Reset":     "2",
 	} {
 		if got := resp.Header.Get(k); got != want {
 			t.Errorf("%s = %q, want %q", k, got, want)
@@ -141,5 +145,22 @@ func TestMiddlewareAllocs(t *testing.T) {
 	w := httptest.NewRecorder()
 	if n := testing.AllocsPerRun(200, func() { h.ServeHTTP(w, req) }); n > 0 {
 		t.Fatalf("middleware allocates %v times per request", n)
+	}
+}
+
+func TestPerCallerHeaderLimit(t *testing.T) {
+	l := limiter.New()
+	if err := l.SetRules([]limiter.Rule{{Name: "per-caller", Resource: "GET /x", QPS: 0.1, Burst: 2,
+		Param: &limiter.ParamRule{Key: "header:X-Caller"}}}); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(httplimit.Middleware(l)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {})))
+	defer srv.Close()
+	codes := map[string][]int{}
+	for _, c := range []string{"alice", "alice", "alice", "bob", "bob", "", "", ""} {
+		codes[c] = append(codes[c], get(t, srv.URL+"/x", "X-Caller", c).StatusCode)
+	}
+	if fmt.Sprint(codes["alice"]) != "[200 200 429]" || fmt.Sprint(codes["bob"]) != "[200 200]" || fmt.Sprint(codes[""]) != "[200 200 200]" {
+		t.Fatalf("codes by caller %v", codes)
 	}
 }

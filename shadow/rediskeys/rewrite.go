@@ -321,84 +321,8 @@ func (rw *Rewriter) ProductionName(s string) (string, bool) {
 	return rw.Naming.Production(s)
 }
 
-// Guard checks an unmarked (production) command: it returns a
-// [*shadow.Error] wrapping [shadow.ErrShadowFromProduction] when a key,
-// channel or pattern of args is a shadow name. Commands the table does not
-// know pass (production traffic is never broken by an old table). The
-// returned Reply is ReplyNameList or ReplyScan for commands whose reply
-// may list shadow names, which the caller should filter out. Guard does not
-// allocate for commands that pass.
-func (rw *Rewriter) Guard(args []any) (Reply, error) {
-	if rw.Naming.Prefix == "" && rw.Naming.Suffix == "" {
-		return ReplyNone, nil
-	}
-	c := FindCommand(args)
-	if c == nil {
-		return ReplyNone, nil
-	}
-	if p := c.single; p > 0 {
-		if p < len(args) {
-			if s, ok := Arg(args[p]); ok && rw.Naming.IsShadow(s) {
-				return ReplyNone, guardErr(c.Name, s)
-			}
-		}
-	} else if len(c.KeySpecs) > 0 {
-		var buf [8]Pos
-		ps, _ := c.KeyPositions(args, buf[:0])
-		for _, p := range ps {
-			if s, ok := Arg(args[p.Index]); ok && rw.Naming.IsShadow(s) {
-				return ReplyNone, guardErr(c.Name, s)
-			}
-		}
-	}
-	if c.Flags&(FlagPatternArg|FlagChannelArg) == 0 {
-		return ReplyNone, nil
-	}
-	return rw.guardSlow(c, args)
-}
-
-func (rw *Rewriter) guardSlow(c *Command, args []any) (Reply, error) {
-	pol := policies[c.Name]
-	from := 0
-	switch pol.kind {
-	case kindKeys, kindChannels1, kindChannel1, kindPatterns1:
-		from = 1
-	case kindPubsubPattern, kindPubsubChannels:
-		from = 2
-	case kindScan:
-		for i := 2; i+1 < len(args); i += 2 {
-			if tok, ok := Arg(args[i]); ok && equalFold(tok, "MATCH") {
-				if s, ok := Arg(args[i+1]); ok && rw.Naming.IsShadow(s) {
-					return ReplyNone, guardErr(c.Name, s)
-				}
-			}
-		}
-		return ReplyScan, nil
-	case kindSort:
-		for i := 2; i < len(args); i++ {
-			if s, ok := Arg(args[i]); ok && rw.Naming.IsShadow(s) {
-				return ReplyNone, guardErr(c.Name, s)
-			}
-		}
-		return ReplyNone, nil
-	default:
-		return ReplyNone, nil
-	}
-	if pol.kind == kindChannel1 && len(args) > 2 {
-		args = args[:2]
-	}
-	for i := from; i < len(args); i++ {
-		if s, ok := Arg(args[i]); ok && rw.Naming.IsShadow(s) {
-			return ReplyNone, guardErr(c.Name, s)
-		}
-	}
-	if pol.reply == ReplyNameList {
-		return ReplyNameList, nil
-	}
-	return ReplyNone, nil
-}
-
-func guardErr(cmd, name string) error {
+func guardErr(cmd string, arg any) error {
+	name, _ := Arg(arg)
 	return &shadow.Error{Store: Store, Target: name, Rule: "production " + cmd + " touched a shadow name (two-way guard)", Err: shadow.ErrShadowFromProduction}
 }
 

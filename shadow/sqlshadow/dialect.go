@@ -22,8 +22,8 @@ type Kind uint8
 const (
 	KindRead  Kind = iota // SELECT, SHOW-like reads, WITH ... SELECT
 	KindWrite             // INSERT, REPLACE, UPDATE, DELETE, MERGE, SELECT ... FOR UPDATE, LOCK
-	KindDDL               // CREATE, ALTER, DROP, TRUNCATE, RENAME, GRANT...: refused for marked traffic
-	KindOther             // BEGIN, COMMIT, ROLLBACK, SAVEPOINT, SET, USE...: no tables involved
+	KindDDL               // CREATE, ALTER, DROP, TRUNCATE, GRANT, EXPLAIN, CALL, COPY, SELECT INTO, USE...: refused for marked traffic
+	KindOther             // BEGIN, COMMIT, ROLLBACK, SAVEPOINT, session SET...: no tables involved
 )
 
 func (k Kind) String() string {

@@ -158,11 +158,11 @@ func (r *Rewriter) Statement(ctx context.Context, query string) (string, error) 
 func (r *Rewriter) Rewrite(m propagation.Mark, query string) (string, error) {
 	e := r.marked.get(query)
 	if e == nil {
-		e = r.rewrite(query)
+		e = r.seal(r.rewrite(query))
 		r.marked.put(query, e)
 	}
-	for _, u := range e.uses {
-		shadow.Record(r.store, u.target, u.d)
+	for _, c := range e.counters {
+		c.Inc()
 	}
 	if e.err != nil {
 		err := *e.err
@@ -183,11 +183,11 @@ func (r *Rewriter) Guard(query string) error {
 	}
 	e := r.guarded.get(query)
 	if e == nil {
-		e = r.check(query)
+		e = r.seal(r.check(query))
 		r.guarded.put(query, e)
 	}
-	for _, u := range e.uses {
-		shadow.Record(r.store, u.target, u.d)
+	for _, c := range e.counters {
+		c.Inc()
 	}
 	if e.err != nil {
 		err := *e.err
@@ -205,11 +205,26 @@ func (r *Rewriter) mentionsShadow(q string) bool {
 	return false
 }
 
-// entry is one cached decision.
+// entry is one cached decision. counters holds the handles of the
+// decision series the statement counts into, resolved once when the entry
+// is built, so a cache hit counts with one atomic add per table and no
+// lock or map lookup.
 type entry struct {
-	sql  string
-	err  *shadow.Error
-	uses []decision
+	sql      string
+	err      *shadow.Error
+	uses     []decision
+	counters []shadow.Counter
+}
+
+// seal resolves the counter handles of e.
+func (r *Rewriter) seal(e *entry) *entry {
+	if len(e.uses) > 0 {
+		e.counters = make([]shadow.Counter, len(e.uses))
+		for i, u := range e.uses {
+			e.counters[i] = shadow.CounterFor(r.store, u.target, u.d)
+		}
+	}
+	return e
 }
 
 type decision struct {
@@ -253,13 +268,17 @@ func (r *Rewriter) rewrite(query string) *entry {
 		return r.refuse(clip(query), r.store+" parser: "+err.Error(), shadow.ErrUnsupported)
 	}
 	if res.Kind == KindDDL {
-		return r.refuse(firstTable(res), "DDL is refused for load-test traffic", shadow.ErrUnsupported)
+		return r.refuse(firstTable(res), refusedKinds, shadow.ErrUnsupported)
 	}
-	// Belt and braces: the output must parse again and name no production
-	// table other than read-through reads.
+	// Belt and braces: the output must parse again, still be a plain read,
+	// write or table-free statement, and name no production table other
+	// than read-through reads.
 	check, err := r.d.Rewrite(res.SQL, nil)
 	if err != nil {
 		return r.refuse(clip(query), "rewritten statement does not parse again: "+err.Error(), shadow.ErrUnsupported)
+	}
+	if check.Kind != res.Kind {
+		return r.refuse(clip(query), "rewritten statement changed kind from "+res.Kind.String()+" to "+check.Kind.String(), shadow.ErrUnsupported)
 	}
 	for _, u := range check.Tables {
 		if r.isShadowName(u.Table) || (!u.Write && r.isReadThrough(u.Table)) {
@@ -270,12 +289,22 @@ func (r *Rewriter) rewrite(query string) *entry {
 	return &entry{sql: res.SQL, uses: uses}
 }
 
+// refusedKinds is the rule of a KindDDL refusal.
+const refusedKinds = "DDL, EXPLAIN and statements whose effects cannot be seen (CALL, COPY, LOAD DATA, SELECT INTO, PREPARE/EXECUTE, USE, SET GLOBAL, ...) are refused for load-test traffic"
+
 func (r *Rewriter) check(query string) *entry {
 	res, err := r.d.Rewrite(query, nil)
 	if err != nil {
 		return &entry{err: &shadow.Error{Store: r.store, Target: clip(query),
 			Rule: "unmarked statement mentions the shadow affix and cannot be parsed", Err: shadow.ErrShadowFromProduction},
 			uses: []decision{{"unparsed", shadow.Guard}}}
+	}
+	if res.Kind == KindDDL && len(res.Tables) == 0 {
+		// The dialect recognised the statement without naming its tables
+		// (SQLite DDL): it mentions the shadow affix, so refuse.
+		return &entry{err: &shadow.Error{Store: r.store, Target: clip(query),
+			Rule: "unmarked DDL statement mentions the shadow affix; run shadow-table DDL through a rewriter built WithoutGuard", Err: shadow.ErrShadowFromProduction},
+			uses: []decision{{"ddl", shadow.Guard}}}
 	}
 	for _, u := range res.Tables {
 		if r.isShadowName(u.Table) {
