@@ -70,6 +70,14 @@ func cmdDrill(args []string, stdout, stderr io.Writer) int {
 	n := fs.Int("requests", 20, "requests per scenario")
 	c := fs.Int("concurrency", 8, "parallel clients")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
+	redisAddr := fs.String("redis", os.Getenv("SHADOWLANE_DRILL_REDIS"), "Redis address to use instead of the embedded miniredis (e.g. 127.0.0.1:6379)")
+	mysqlDSN := fs.String("mysql", os.Getenv("SHADOWLANE_DRILL_MYSQL"), "MySQL/MariaDB DSN to use instead of the embedded SQLite (e.g. 'root@tcp(127.0.0.1:3306)/test')")
+	pgDSN := fs.String("postgres", os.Getenv("SHADOWLANE_DRILL_POSTGRES"), "PostgreSQL DSN to use instead of the embedded SQLite (e.g. 'postgres://postgres@127.0.0.1:5432/test?sslmode=disable')")
+	duration := fs.Duration("duration", 0, "also run a timed phase of mixed traffic this long (e.g. 60s)")
+	rate := fs.Int("rate", 200, "requests per second of the timed phase")
+	mixFlag := fs.String("mix", "production=60,loadtest=25,forged=10,env=5", "traffic mix of the timed phase (parts per class)")
+	reportDir := fs.String("report", "drill-report", "directory for the HTML report (index.html); '' to skip")
+	kafkaSeeds := fs.String("kafka", os.Getenv("SHADOWLANE_DRILL_KAFKA"), "comma-separated Kafka brokers to use instead of the in-process kfake")
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
 	}
@@ -77,9 +85,41 @@ func cmdDrill(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "shadowlane drill: --requests and --concurrency must be positive")
 		return exitUsage
 	}
+	if *mysqlDSN != "" && *pgDSN != "" {
+		fmt.Fprintln(stderr, "shadowlane drill: give --mysql or --postgres, not both")
+		return exitUsage
+	}
+	if *duration < 0 || (*duration > 0 && *rate <= 0) {
+		fmt.Fprintln(stderr, "shadowlane drill: --duration must be >= 0 and --rate positive")
+		return exitUsage
+	}
+	mix, err := drill.ParseMix(*mixFlag)
+	if err != nil {
+		fmt.Fprintln(stderr, "shadowlane drill:", err)
+		return exitUsage
+	}
+	var progress drill.Progress
+	if f, ok := stdout.(*os.File); ok && !*asJSON && isTerminal(f) && *duration > 0 {
+		progress = func(sent, total int, elapsed time.Duration) {
+			const width = 30
+			done := width * sent / max(total, 1)
+			fmt.Fprintf(f, "\r[%s%s] %d/%d requests %5.1fs ", strings.Repeat("=", done), strings.Repeat(" ", width-done), sent, total, elapsed.Seconds())
+			if sent >= total {
+				fmt.Fprint(f, "\r\033[K")
+			}
+		}
+	}
+	var seeds []string
+	for _, s := range strings.Split(*kafkaSeeds, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			seeds = append(seeds, s)
+		}
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	rep, err := drill.Run(ctx, drill.Options{Requests: *n, Concurrency: *c})
+	rep, err := drill.Run(ctx, drill.Options{Requests: *n, Concurrency: *c,
+		Backends: drill.Backends{Redis: *redisAddr, MySQL: *mysqlDSN, Postgres: *pgDSN, Kafka: seeds},
+		Duration: *duration, Rate: *rate, Mix: mix, Progress: progress})
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return exitSetup
@@ -91,10 +131,29 @@ func cmdDrill(args []string, stdout, stderr io.Writer) int {
 	} else {
 		rep.Summary(stdout)
 	}
+	if *reportDir != "" {
+		path, err := rep.WriteReportDir(*reportDir)
+		if err != nil {
+			fmt.Fprintln(stderr, "shadowlane drill: writing the report:", err)
+			return exitSetup
+		}
+		// On stderr with --json, so stdout stays one JSON document.
+		out := stdout
+		if *asJSON {
+			out = stderr
+		}
+		fmt.Fprintln(out, "report:", path)
+	}
 	if !rep.OK {
 		return exitViolation
 	}
 	return exitOK
+}
+
+// isTerminal reports whether f is a character device (a terminal).
+func isTerminal(f *os.File) bool {
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
 
 func cmdToken(args []string, stdout, stderr io.Writer) int {

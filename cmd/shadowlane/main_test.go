@@ -7,14 +7,125 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/shadowlane/shadowlane/cmd/shadowlane/drill"
+	"github.com/shadowlane/shadowlane/internal/testenv"
 	"github.com/shadowlane/shadowlane/propagation"
 )
 
+// assertStoreInvariants checks that the report verified every store from
+// the store itself: the invariants exist and hold, and the isolation table
+// covers each production target and its shadow twin with the accepted
+// orders of its side (n requests per scenario) and nothing else.
+func assertStoreInvariants(t *testing.T, rep *drill.Report, ordersSuffix, topicSuffix string, n int) {
+	t.Helper()
+	byName := map[string]drill.Invariant{}
+	for _, inv := range rep.Invariants {
+		byName[inv.Name] = inv
+	}
+	var orders, topic string
+	for _, in := range rep.Isolation {
+		if in.Store == "sql" && in.Side == "production" && strings.HasSuffix(in.Target, ordersSuffix) {
+			orders = in.Target
+		}
+		if in.Store == "kafka" && in.Side == "production" {
+			topic = in.Target
+		}
+	}
+	if orders == "" || !strings.HasSuffix(topic, topicSuffix) {
+		t.Fatalf("isolation table lacks the orders table or the order-events topic: %+v", rep.Isolation)
+	}
+	for _, want := range []string{
+		"sql " + orders + ": load-test records (must be none)",
+		"sql " + orders + "_shadow: production records (must be none)",
+		"sql " + orders + "_shadow: accepted load-test orders present",
+		"sql " + strings.TrimSuffix(orders, "orders") + "ledger_shadow: accepted load-test orders present",
+		"kafka " + topic + ": end offset (records produced) reconciles with accepted production orders",
+		"kafka " + topic + "_shadow: end offset (records produced) reconciles with accepted load-test orders",
+		"redis: load-test order ids among production keys (full SCAN)",
+		"forged load-test marks: records in any shadow target",
+	} {
+		inv, ok := byName[want]
+		if !ok {
+			t.Errorf("missing store invariant %q", want)
+		} else if !inv.OK {
+			t.Errorf("store invariant failed: %+v", inv)
+		}
+	}
+	if len(rep.Isolation) != 8 {
+		t.Errorf("isolation table has %d rows, want 8 (orders, ledger, order keys, order events; production and shadow)", len(rep.Isolation))
+	}
+	// 14 accepted production scenarios and 4 accepted load-test ones (plus
+	// the cookie/query tag scenarios when the edge applies them).
+	extra := 0
+	for _, applied := range rep.Routing.EdgeTagSource {
+		if applied {
+			extra++
+		}
+	}
+	for _, in := range rep.Isolation {
+		want := (12 + extra) * n
+		if in.Side == "shadow" {
+			want = 4 * n
+		}
+		if !in.OK || in.Expected != want || in.Observed != want || in.Total != want || in.Foreign != 0 || in.Refused != 0 {
+			t.Errorf("isolation %s %s (%s): %+v, want %d accepted orders and nothing else", in.Store, in.Target, in.Side, in, want)
+		}
+	}
+	for _, k := range []string{"sql", "redis", "kafka"} {
+		if rep.Stores[k] == "" {
+			t.Errorf("report does not say which %s store it used", k)
+		}
+	}
+}
+
+// TestDrillRealBackends runs the drill against the real MariaDB,
+// PostgreSQL and Redis on loopback (kfake for Kafka): once with MariaDB,
+// once with PostgreSQL.
+func TestDrillRealBackends(t *testing.T) {
+	redisAddr := testenv.Addr("SHADOWLANE_REDIS_ADDR", "127.0.0.1:6379")
+	mysqlAddr := testenv.Addr("SHADOWLANE_MYSQL_ADDR", "127.0.0.1:3306")
+	pgAddr := testenv.Addr("SHADOWLANE_POSTGRES_ADDR", "127.0.0.1:5432")
+	testenv.Need(t, "Redis", redisAddr)
+	testenv.Need(t, "MariaDB", mysqlAddr)
+	testenv.Need(t, "PostgreSQL", pgAddr)
+	for _, tc := range []struct{ name, flag, dsn string }{
+		{"mariadb", "--mysql", "root@tcp(" + mysqlAddr + ")/test"},
+		{"postgres", "--postgres", "postgres://postgres@" + pgAddr + "/test?sslmode=disable"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var out, errb bytes.Buffer
+			code := run([]string{"drill", "--requests", "4", "--json", "--report", "", "--redis", redisAddr, tc.flag, tc.dsn}, &out, &errb)
+			if code != exitOK {
+				t.Fatalf("exit %d\n%s\n%s", code, out.String(), errb.String())
+			}
+			var rep drill.Report
+			if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+				t.Fatal(err)
+			}
+			if !rep.OK {
+				t.Fatal("report not OK")
+			}
+			if !strings.Contains(rep.Stores["redis"], redisAddr) || !strings.Contains(rep.Stores["sql"], mysqlOrPG(tc.name)) {
+				t.Errorf("stores %v: not the real servers", rep.Stores)
+			}
+			// Per-run names on shared servers: d<hex>_orders.
+			assertStoreInvariants(t, &rep, "_orders", "order-events", 4)
+		})
+	}
+}
+
+func mysqlOrPG(name string) string {
+	if name == "mariadb" {
+		return "MySQL/MariaDB"
+	}
+	return "PostgreSQL"
+}
+
 func TestDrillPasses(t *testing.T) {
 	var out, errb bytes.Buffer
-	if code := run([]string{"drill", "--requests", "5", "--json"}, &out, &errb); code != exitOK {
+	if code := run([]string{"drill", "--requests", "5", "--json", "--report", t.TempDir()}, &out, &errb); code != exitOK {
 		t.Fatalf("exit %d\n%s\n%s", code, out.String(), errb.String())
 	}
 	var rep drill.Report
@@ -103,6 +214,8 @@ func TestDrillPasses(t *testing.T) {
 	if got := strings.Join(rep.Routing.Instances["orders"], "+"); got != "trunk+proj-a" {
 		t.Errorf("orders instances %q", got)
 	}
+	assertStoreInvariants(t, &rep, "orders", "order-events", 5)
+
 	var summary bytes.Buffer
 	rep.Summary(&summary)
 	if !strings.Contains(summary.String(), "routing per env") || !strings.Contains(summary.String(), "env-tagged-production") {
@@ -155,6 +268,52 @@ outbound:
 		code := run(tc.args, &out, &errb)
 		if code != tc.code || !strings.Contains(out.String()+errb.String(), tc.want) {
 			t.Errorf("%v: exit %d (want %d), output %q", tc.args, code, tc.code, out.String()+errb.String())
+		}
+	}
+}
+
+// TestDrillTimedRun: a 5 s timed phase at 300 requests per second of mixed
+// traffic completes, every request is accounted for in the stores, and
+// the report says what was sent.
+func TestDrillTimedRun(t *testing.T) {
+	if testing.Short() {
+		t.Skip("timed run takes 5 s")
+	}
+	var out, errb bytes.Buffer
+	start := time.Now()
+	code := run([]string{"drill", "--requests", "2", "--json", "--report", "", "--duration", "5s", "--rate", "300",
+		"--mix", "production=50,loadtest=30,forged=10,env=10"}, &out, &errb)
+	if code != exitOK {
+		t.Fatalf("exit %d\n%s\n%s", code, out.String(), errb.String())
+	}
+	if d := time.Since(start); d > 40*time.Second {
+		t.Errorf("a 5 s run took %s", d)
+	}
+	var rep drill.Report
+	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+		t.Fatal(err)
+	}
+	if !rep.OK || !strings.HasPrefix(rep.Meta["timed"], "1500 requests") {
+		t.Fatalf("ok=%v timed=%q", rep.OK, rep.Meta["timed"])
+	}
+	sent := map[string]int{}
+	for _, s := range rep.Traffic.Series {
+		for _, n := range s.Sent {
+			sent[s.Class] += n
+		}
+	}
+	// 2 requests per fixed scenario plus the timed share of 1500.
+	if sent["loadtest"] < 450 || sent["forged"] < 150 || sent["env-tagged"] < 150 || sent["production"] < 750 {
+		t.Errorf("traffic by class %v does not hold the timed mix", sent)
+	}
+	for _, in := range rep.Isolation {
+		if in.Side == "shadow" && in.Expected < 450 {
+			t.Errorf("%s %s holds %d load-test orders, want the timed ones too", in.Store, in.Target, in.Expected)
+		}
+	}
+	for _, bad := range [][]string{{"--duration", "-1s"}, {"--duration", "1s", "--rate", "0"}, {"--mix", "production=1,bogus=2"}} {
+		if code := run(append([]string{"drill", "--report", ""}, bad...), &out, &errb); code != exitUsage {
+			t.Errorf("%v: exit %d, want %d", bad, code, exitUsage)
 		}
 	}
 }

@@ -13,4 +13,10 @@
 // Each hop records the mark it saw per request id (header X-Drill-Id), and
 // each instance the environment it belongs to ([Recorder.ServedBy]), so the
 // drill can check the invariants at every hop.
+//
+// With a [Store], the order service records every accepted order in SQL
+// (orders, stock), in a Redis cache and as an order event; the
+// [Store.LedgerHandler] consumer writes a ledger row per event. The shop
+// names only production targets: the shadowlane adapters the Store's
+// clients are wired with send load-test work to the shadow twins.
 package shop

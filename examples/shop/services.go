@@ -71,6 +71,7 @@ type Orders struct {
 	Inventory string       // base URL of the relay in front of inventory (or "http://inventory" with a routing client)
 	Client    *http.Client // shadowlane-wrapped client
 	Env       string       // this instance's environment ("" = trunk), recorded per request
+	Store     *Store       // where accepted orders are recorded (nil: nowhere)
 }
 
 // Place implements OrdersServer.
@@ -91,6 +92,11 @@ func (o *Orders) Place(ctx context.Context, req *structpb.Struct) (*structpb.Str
 	}
 	if resp.StatusCode != 200 {
 		return nil, status.Errorf(codes.Internal, "inventory: %d %s", resp.StatusCode, body)
+	}
+	if o.Store != nil {
+		if err := o.Store.Place(ctx, id); err != nil {
+			return nil, status.Errorf(codes.Internal, "%v", err)
+		}
 	}
 	return structpb.NewStruct(map[string]any{"id": id, "payment": string(body)})
 }

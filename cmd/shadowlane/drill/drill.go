@@ -30,6 +30,7 @@ import (
 	"github.com/shadowlane/shadowlane/examples/shop"
 	"github.com/shadowlane/shadowlane/middleware"
 	"github.com/shadowlane/shadowlane/propagation"
+	"github.com/shadowlane/shadowlane/shadow"
 )
 
 // Options configure a drill.
@@ -38,6 +39,14 @@ type Options struct {
 	Concurrency int           // parallel clients (default 8)
 	Timeout     time.Duration // per request (default 5s)
 	Logger      *slog.Logger  // shadowlane's own logs (default: discarded)
+	Backends    Backends      // real stores and brokers (default: embedded ones)
+
+	// A timed run: besides the fixed scenarios, send Rate requests per
+	// second for Duration, classes mixed by Mix (default DefaultMix).
+	Duration time.Duration
+	Rate     int
+	Mix      Mix
+	Progress Progress // told how the timed run goes (nil: silent)
 }
 
 // Invariant is one checked property with expected and observed counts.
@@ -68,6 +77,18 @@ type Report struct {
 	Hops       []string          `json:"hops"`
 	Routing    Routing           `json:"routing"`
 	Meta       map[string]string `json:"meta,omitempty"`
+	// Stores says which store backs each part of the shop ("sql",
+	// "redis", "kafka").
+	Stores map[string]string `json:"stores"`
+	// Isolation is, per store and target, what the store holds, read back
+	// after the run with a plain client (no shadowlane).
+	Isolation []Isolation `json:"isolation"`
+	// Traffic is the requests sent per class over time.
+	Traffic Traffic `json:"traffic"`
+	// Latency is the gateway round trip per class.
+	Latency []Latency `json:"latency"`
+	// Blocks counts refusals by reason, over every hop and store.
+	Blocks []Block `json:"blocks"`
 }
 
 // Routing is the "routing per env" part of the report: which instance
@@ -148,7 +169,7 @@ func randHex(n int) string {
 // instance, inventory (in between) only a trunk one.
 const projEnv = "proj-a"
 
-func start(ctx context.Context, o Options) (*topology, error) {
+func start(ctx context.Context, o Options, store *shop.Store) (*topology, error) {
 	t := &topology{rec: shop.NewRecorder(), adminToken: randHex(16)}
 	logger := o.Logger
 	var err error
@@ -238,7 +259,7 @@ func start(ctx context.Context, o Options) (*topology, error) {
 		}
 		invTr := envtag.NewTransport(ort.Registry(), envtag.WithServices("inventory"), envtag.WithPolicyFunc(ort.RoutingPolicy))
 		t.closers = append(t.closers, func() { invTr.Close() })
-		gs := shop.NewOrdersServer(ort, &shop.Orders{Rec: t.rec, Inventory: "http://inventory", Env: env,
+		gs := shop.NewOrdersServer(ort, &shop.Orders{Rec: t.rec, Inventory: "http://inventory", Env: env, Store: store,
 			Client: middleware.Client(&http.Client{Transport: invTr}, middleware.WithRuntime(ort))})
 		healthpb.RegisterHealthServer(gs, health.NewServer())
 		gln, err := listen()
@@ -339,7 +360,21 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	started := time.Now()
-	t, err := start(ctx, o)
+	tmp, err := os.MkdirTemp("", "shadowlane-drill-stores-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(tmp)
+	st, err := openStores(ctx, o.Backends, tmp)
+	if err != nil {
+		return nil, fmt.Errorf("drill: opening the stores: %w", err)
+	}
+	defer st.close()
+	if err := st.startConsumer(ctx); err != nil {
+		return nil, fmt.Errorf("drill: starting the ledger consumer: %w", err)
+	}
+	shadow0 := shadow.Snapshot()
+	t, err := start(ctx, o, st.store)
 	if err != nil {
 		return nil, fmt.Errorf("drill: starting the shop: %w", err)
 	}
@@ -401,6 +436,13 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	if rep.Routing.EdgeTagSource["query"] {
 		scenarios = append(scenarios, expectation{name: "env-from-query", build: simple("env-from-query", "env="+projEnv, nil), want: propagation.Mark{Env: projEnv}, status: 200, payClass: "production"})
 	}
+	col := newCollector(time.Now())
+	var timed timedResult
+	if o.Duration > 0 && o.Rate > 0 {
+		timed = runTimed(ctx, o, client, t.gwURL, run, tok, col)
+		rep.Meta["timed"] = fmt.Sprintf("%d requests in %s (%.0f/s asked %d/s)", sumMap(timed.sent), timed.elapsed.Round(time.Millisecond),
+			float64(sumMap(timed.sent))/timed.elapsed.Seconds(), o.Rate)
+	}
 	picks0 := envtag.Snapshot()
 	statuses := map[string]map[int]int{}
 	slowest := map[string]time.Duration{}
@@ -419,6 +461,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 				t0 := time.Now()
 				code := post(ctx, client, t.gwURL, r)
 				d := time.Since(t0)
+				col.add(classOf(sc), t0, d, code)
 				mu.Lock()
 				st[code]++
 				if d > slowest[sc.name] {
@@ -481,6 +524,45 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	add := func(name string, want, got int, detail string) {
 		rep.Invariants = append(rep.Invariants, Invariant{Name: name, Expected: want, Observed: got, OK: want == got, Detail: detail})
 	}
+
+	// The stores, read back with plain clients once the ledger consumer
+	// has caught up.
+	oc := newOutcome(run)
+	for _, sc := range scenarios {
+		for i := 0; i < o.Requests; i++ {
+			id := sc.build(i).id
+			switch {
+			case sc.status != 200:
+				oc.refused[id] = true
+			case sc.want.Run != "":
+				oc.lt[id] = true
+			default:
+				oc.prod[id] = true
+			}
+			if sc.forged {
+				oc.forged[id] = true
+			}
+		}
+	}
+	for class, reqs := range timed.ids {
+		for _, r := range reqs {
+			switch {
+			case r.code != 200:
+				oc.refused[r.id] = true
+			case class == ClassLoadTest:
+				oc.lt[r.id] = true
+			default:
+				oc.prod[r.id] = true
+			}
+			if class == ClassForged {
+				oc.forged[r.id] = true
+			}
+		}
+	}
+	timedInvariants(t, timed, run, add)
+	rep.Stores, rep.Isolation = st.check(ctx, oc, add)
+	rep.Traffic, rep.Latency = col.summary()
+	rep.Blocks = blocks(shadow0, shadow.Snapshot(), t, t.rec)
 	payProd, payBlocked, payMocked, forged := 0, 0, 0, 0
 	for _, sc := range scenarios {
 		add(sc.name+": HTTP "+fmt.Sprint(sc.status), o.Requests, statuses[sc.name][sc.status], fmt.Sprint(statuses[sc.name]))
@@ -518,6 +600,12 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 			forged += o.Requests
 		}
 	}
+	// The timed phase's requests reach the payment provider (production
+	// classes) or are blocked there (load-test), and its forged marks
+	// (no token) are rejected at the edge.
+	payProd += timed.ok[ClassProduction] + timed.ok[ClassForged] + timed.ok[ClassEnv]
+	payBlocked += timed.ok[ClassLoadTest]
+	forged += timed.sent[ClassForged]
 	routingInvariants(t, rep, scenarios, o.Requests, add, slowest)
 	picks := pickDelta(picks0, envtag.Snapshot())
 	rep.Routing.Picks = picks
@@ -732,6 +820,13 @@ func stringKeys(m map[int]int) map[string]int {
 func (r *Report) Summary(w io.Writer) {
 	fmt.Fprintf(w, "shadowlane drill %s: %d scenarios, %d invariants, %dms\n", r.Run, len(r.Scenarios), len(r.Invariants), r.DurationMS)
 	fmt.Fprintf(w, "topology: gin gateway (edge) -> gRPC orders (internal; trunk + proj-a behind one envbalancer conn) -> OTel-only relay -> HTTP inventory (internal; trunk only) -> HTTP ledger (internal; trunk + proj-a, envtag transport) and payment providers (third party)\n\n")
+	if r.Meta["timed"] != "" {
+		fmt.Fprintf(w, "timed phase: %s\n", r.Meta["timed"])
+	}
+	for _, l := range r.Latency {
+		fmt.Fprintf(w, "latency %-11s n=%-6d p50 %6.2fms  p90 %6.2fms  p99 %6.2fms  max %6.2fms\n", l.Class, l.N, l.P50, l.P90, l.P99, l.Max)
+	}
+	fmt.Fprintln(w)
 	failed := 0
 	for _, inv := range r.Invariants {
 		mark := "ok  "
@@ -745,6 +840,7 @@ func (r *Report) Summary(w io.Writer) {
 		}
 		fmt.Fprintln(w)
 	}
+	r.summaryStores(w)
 	r.summaryRouting(w)
 	keys := make([]string, 0, len(r.Gateway.TokensRejected))
 	for k := range r.Gateway.TokensRejected {
@@ -827,4 +923,28 @@ func (r *Report) routingRow(w io.Writer, name, tag string, hopsServed map[string
 		fmt.Fprintf(w, " %-18s", strings.Join(cell, ","))
 	}
 	fmt.Fprintln(w)
+}
+
+// summaryStores renders the isolation table per store.
+func (r *Report) summaryStores(w io.Writer) {
+	if len(r.Isolation) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "\nisolation per store (read back with plain clients: %s; %s; %s)\n", r.Stores["sql"], r.Stores["redis"], r.Stores["kafka"])
+	fmt.Fprintf(w, "  %-6s %-34s %-10s %8s %8s %6s %8s %8s\n", "store", "target", "side", "expected", "observed", "total", "foreign", "refused")
+	for _, in := range r.Isolation {
+		mark := ""
+		if !in.OK {
+			mark = "  FAIL"
+		}
+		fmt.Fprintf(w, "  %-6s %-34s %-10s %8d %8d %6d %8d %8d%s\n", in.Store, in.Target, in.Side, in.Expected, in.Observed, in.Total, in.Foreign, in.Refused, mark)
+	}
+}
+
+func sumMap(m map[string]int) int {
+	n := 0
+	for _, v := range m {
+		n += v
+	}
+	return n
 }

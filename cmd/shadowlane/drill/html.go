@@ -1,0 +1,338 @@
+package drill
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"html"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// WriteHTML writes the report as one self-contained HTML page: inline
+// CSS, inline JavaScript and SVG, no external asset, so it opens offline
+// and can be attached to a ticket. The page renders the summary, the
+// invariants (expected vs observed), traffic by class over time, latency
+// percentiles by class, blocks by reason, the isolation table per store
+// and routing per environment from the report's JSON, embedded in the
+// page. Script errors are shown on the page (element #errors).
+func (r *Report) WriteHTML(w io.Writer) error {
+	data, err := json.Marshal(r) // escapes <, > and & : safe inside <script>
+	if err != nil {
+		return err
+	}
+	status := "PASS"
+	if !r.OK {
+		status = "FAIL"
+	}
+	page := strings.NewReplacer(
+		"{{TITLE}}", html.EscapeString(fmt.Sprintf("shadowlane drill %s: %s", r.Run, status)),
+		"{{DATA}}", string(data),
+	).Replace(pageHTML)
+	_, err = io.WriteString(w, page)
+	return err
+}
+
+// WriteReportDir writes dir/index.html (creating dir) and returns its path.
+func (r *Report) WriteReportDir(dir string) (string, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	var b bytes.Buffer
+	if err := r.WriteHTML(&b); err != nil {
+		return "", err
+	}
+	path := filepath.Join(dir, "index.html")
+	if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
+		return "", err
+	}
+	return path, nil
+}
+
+const pageHTML = `<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{{TITLE}}</title>
+<style>
+:root { --ok:#1a7f37; --fail:#cf222e; --muted:#57606a; --line:#d0d7de; --bg:#f6f8fa; }
+* { box-sizing: border-box; }
+body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 0; color: #1f2328; }
+header { padding: 16px 24px; border-bottom: 1px solid var(--line); background: var(--bg); }
+header h1 { margin: 0 0 4px; font-size: 20px; }
+main { padding: 8px 24px 48px; max-width: 1200px; }
+section { margin-top: 24px; }
+h2 { font-size: 16px; border-bottom: 1px solid var(--line); padding-bottom: 4px; }
+h3 { font-size: 14px; margin: 16px 0 6px; }
+table { border-collapse: collapse; width: 100%; font-size: 13px; }
+th, td { border: 1px solid var(--line); padding: 3px 8px; text-align: left; vertical-align: top; }
+th { background: var(--bg); font-weight: 600; }
+td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
+tr.fail td { background: #ffebe9; }
+.badge { display: inline-block; padding: 1px 8px; border-radius: 10px; color: #fff; font-weight: 600; font-size: 12px; }
+.badge.ok { background: var(--ok); } .badge.fail { background: var(--fail); }
+.cards { display: flex; flex-wrap: wrap; gap: 12px; margin-top: 12px; }
+.card { border: 1px solid var(--line); border-radius: 6px; padding: 8px 14px; min-width: 140px; }
+.card .v { font-size: 22px; font-weight: 600; }
+.card .k { color: var(--muted); font-size: 12px; }
+.legend span { display: inline-block; margin-right: 14px; font-size: 12px; }
+.legend i { display: inline-block; width: 10px; height: 10px; margin-right: 4px; border-radius: 2px; }
+svg text { font: 11px system-ui, sans-serif; fill: #1f2328; }
+svg .axis { stroke: #8c959f; stroke-width: 1; }
+svg .grid { stroke: #eaeef2; stroke-width: 1; }
+#errors { color: var(--fail); }
+.muted { color: var(--muted); }
+label { font-size: 13px; user-select: none; }
+.scroll { max-height: 460px; overflow: auto; border: 1px solid var(--line); margin-top: 6px; }
+.scroll table { border: 0; }
+.scroll thead th { position: sticky; top: 0; }
+</style>
+</head>
+<body>
+<header>
+<h1 id="title">shadowlane drill</h1>
+<div id="subtitle" class="muted">Rendering the report&hellip; (this page needs JavaScript; the raw data is in the page source)</div>
+</header>
+<main>
+<ul id="errors"></ul>
+<section id="summary"><h2>Summary</h2></section>
+<section id="invariants"><h2>Invariants</h2></section>
+<section id="traffic"><h2>Traffic by class over time</h2></section>
+<section id="latency"><h2>Latency percentiles by class</h2></section>
+<section id="blocks"><h2>Blocks by reason</h2></section>
+<section id="isolation"><h2>Isolation per store</h2></section>
+<section id="routing"><h2>Routing per environment</h2></section>
+</main>
+<script type="application/json" id="report-data">{{DATA}}</script>
+<script>
+(function () {
+  "use strict";
+  var errs = document.getElementById("errors");
+  function report(msg) {
+    var li = document.createElement("li");
+    li.className = "page-error";
+    li.textContent = String(msg);
+    errs.appendChild(li);
+  }
+  window.onerror = function (msg, src, line, col) { report(msg + " (" + line + ":" + col + ")"); };
+  window.addEventListener("unhandledrejection", function (e) { report("unhandled rejection: " + e.reason); });
+  var origError = console.error;
+  console.error = function () { report(Array.prototype.join.call(arguments, " ")); if (origError) { origError.apply(console, arguments); } };
+
+  var SVG = "http://www.w3.org/2000/svg";
+  var COLORS = { "production": "#0969da", "loadtest": "#bf8700", "forged": "#cf222e", "env-tagged": "#8250df" };
+  var PCOL = { p50: "#54aeff", p90: "#0969da", p99: "#0a3069", max: "#8c959f" };
+
+  function el(tag, attrs, parent, text) {
+    var e = document.createElement(tag);
+    for (var k in (attrs || {})) { e.setAttribute(k, attrs[k]); }
+    if (text !== undefined) { e.textContent = text; }
+    if (parent) { parent.appendChild(e); }
+    return e;
+  }
+  function sv(tag, attrs, parent, text) {
+    var e = document.createElementNS(SVG, tag);
+    for (var k in (attrs || {})) { e.setAttribute(k, attrs[k]); }
+    if (text !== undefined) { e.textContent = text; }
+    if (parent) { parent.appendChild(e); }
+    return e;
+  }
+  function table(parent, id, head, rows, numCols) {
+    var t = el("table", { id: id }, parent);
+    var tr = el("tr", {}, el("thead", {}, t));
+    head.forEach(function (h, i) { el("th", numCols && numCols.indexOf(i) >= 0 ? { "class": "num" } : {}, tr, h); });
+    var tb = el("tbody", {}, t);
+    rows.forEach(function (r) {
+      var row = el("tr", r.fail ? { "class": "fail" } : {}, tb);
+      r.cells.forEach(function (c, i) {
+        var td = el("td", numCols && numCols.indexOf(i) >= 0 ? { "class": "num" } : {}, row);
+        if (c && c.nodeType) { td.appendChild(c); } else { td.textContent = c; }
+      });
+    });
+    return t;
+  }
+  function badge(ok) { var b = document.createElement("span"); b.className = "badge " + (ok ? "ok" : "fail"); b.textContent = ok ? "pass" : "FAIL"; return b; }
+  function legend(parent, keys, colors) {
+    var d = el("div", { "class": "legend" }, parent);
+    keys.forEach(function (k) { var s = el("span", {}, d); var i = el("i", {}, s); i.style.background = colors[k]; s.appendChild(document.createTextNode(k)); });
+  }
+  function niceMax(v) { if (v <= 0) { return 1; } var p = Math.pow(10, Math.floor(Math.log10(v))); var m = v / p; return (m <= 1 ? 1 : m <= 2 ? 2 : m <= 5 ? 5 : 10) * p; }
+
+  var R = JSON.parse(document.getElementById("report-data").textContent);
+  var inv = R.invariants || [];
+  var failed = inv.filter(function (i) { return !i.ok; });
+
+  // ---- summary ----
+  document.getElementById("title").textContent = "shadowlane drill " + R.run;
+  var sub = document.getElementById("subtitle");
+  sub.textContent = "";
+  sub.appendChild(badge(R.ok));
+  sub.appendChild(document.createTextNode(" " + (R.ok ? "all " + inv.length + " invariants hold" : failed.length + " of " + inv.length + " invariants violated") +
+    " \u00b7 started " + new Date(R.started).toISOString() + " \u00b7 " + (R.durationMs / 1000).toFixed(2) + " s"));
+  var sum = document.getElementById("summary");
+  var cards = el("div", { "class": "cards", id: "summary-cards" }, sum);
+  var sent = 0;
+  (R.scenarios || []).forEach(function (s) { sent += s.sent; });
+  var blocked = 0;
+  (R.blocks || []).forEach(function (b) { blocked += b.n; });
+  [["requests", sent], ["scenarios", (R.scenarios || []).length], ["invariants", inv.length], ["violated", failed.length], ["refusals counted", blocked]].forEach(function (c) {
+    var d = el("div", { "class": "card" }, cards);
+    el("div", { "class": "v" }, d, String(c[1]));
+    el("div", { "class": "k" }, d, c[0]);
+  });
+  var st = R.stores || {};
+  table(sum, "stores-table", ["store", "backend"], Object.keys(st).sort().map(function (k) { return { cells: [k, st[k]] }; }));
+  var scen = (R.scenarios || []).map(function (s) {
+    var codes = Object.keys(s.statuses || {}).sort().map(function (c) { return c + "\u00d7" + s.statuses[c]; }).join(", ");
+    return { cells: [s.name, s.sent, codes] };
+  });
+  el("h3", {}, sum, "Scenarios");
+  table(sum, "scenarios-table", ["scenario", "sent", "HTTP statuses"], scen, [1]);
+
+  // ---- invariants ----
+  var invSec = document.getElementById("invariants");
+  var lab = el("label", {}, invSec);
+  var only = el("input", { type: "checkbox", id: "only-failed" }, lab);
+  lab.appendChild(document.createTextNode(" show only violated invariants (" + failed.length + ")"));
+  var invBox = el("div", { "class": "scroll" }, invSec);
+  var invTable = table(invBox, "invariants-table", ["invariant", "expected", "observed", "result", "detail"], inv.map(function (i) {
+    return { fail: !i.ok, cells: [i.name, i.expected, i.observed, badge(i.ok), i.ok ? "" : (i.detail || "")] };
+  }), [1, 2]);
+  only.addEventListener("change", function () {
+    Array.prototype.forEach.call(invTable.tBodies[0].rows, function (r) { r.style.display = only.checked && r.className !== "fail" ? "none" : ""; });
+  });
+
+  // ---- traffic over time (one line per class) ----
+  var tr = R.traffic || { series: [] };
+  var trSec = document.getElementById("traffic");
+  var series = (tr.series || []).filter(function (s) { return s.sent.some(function (v) { return v > 0; }); });
+  if (series.length === 0) {
+    el("p", { "class": "muted" }, trSec, "no traffic recorded");
+  } else {
+    var W = 900, H = 260, L = 48, B = 30, T = 10, Rm = 10;
+    var n = series[0].sent.length, ymax = 1;
+    series.forEach(function (s) { s.sent.forEach(function (v) { ymax = Math.max(ymax, v); }); });
+    ymax = niceMax(ymax);
+    var svg = sv("svg", { id: "traffic-chart", viewBox: "0 0 " + W + " " + H, width: "100%", role: "img", "aria-label": "requests per class over time" }, trSec);
+    var x = function (i) { return L + (n <= 1 ? 0 : i * (W - L - Rm) / (n - 1)); };
+    var y = function (v) { return H - B - v * (H - B - T) / ymax; };
+    for (var g = 0; g <= 4; g++) {
+      var gv = ymax * g / 4;
+      sv("line", { "class": "grid", x1: L, x2: W - Rm, y1: y(gv), y2: y(gv) }, svg);
+      sv("text", { x: L - 6, y: y(gv) + 4, "text-anchor": "end" }, svg, String(Math.round(gv)));
+    }
+    sv("line", { "class": "axis", x1: L, x2: W - Rm, y1: H - B, y2: H - B }, svg);
+    sv("line", { "class": "axis", x1: L, x2: L, y1: T, y2: H - B }, svg);
+    var ticks = Math.min(n, 8);
+    for (var k = 0; k < ticks; k++) {
+      var i = Math.round(k * (n - 1) / Math.max(ticks - 1, 1));
+      sv("text", { x: x(i), y: H - B + 16, "text-anchor": "middle" }, svg, ((i * tr.bucketMs) / 1000).toFixed(tr.bucketMs < 1000 ? 1 : 0) + "s");
+    }
+    series.forEach(function (s) {
+      var pts = s.sent.map(function (v, i) { return x(i).toFixed(1) + "," + y(v).toFixed(1); }).join(" ");
+      sv("polyline", { "class": "series", "data-class": s.class, points: pts, fill: "none", stroke: COLORS[s.class] || "#333", "stroke-width": 2 }, svg);
+      var refusedPts = s.refused.map(function (v, i) { return x(i).toFixed(1) + "," + y(v).toFixed(1); }).join(" ");
+      if (s.refused.some(function (v) { return v > 0; })) {
+        sv("polyline", { "class": "series-refused", points: refusedPts, fill: "none", stroke: COLORS[s.class] || "#333", "stroke-width": 1, "stroke-dasharray": "4 3" }, svg);
+      }
+    });
+    legend(trSec, series.map(function (s) { return s.class; }), COLORS);
+    el("p", { "class": "muted" }, trSec, "Requests sent per " + tr.bucketMs + " ms, by class; dashed: answered with anything but 200 (refused, killed, strict miss).");
+    table(trSec, "traffic-table", ["class", "sent", "not 200"], series.map(function (s) {
+      var a = 0, b = 0; s.sent.forEach(function (v) { a += v; }); s.refused.forEach(function (v) { b += v; });
+      return { cells: [s.class, a, b] };
+    }), [1, 2]);
+  }
+
+  // ---- latency ----
+  var lat = R.latency || [];
+  var latSec = document.getElementById("latency");
+  if (lat.length) {
+    var W2 = 900, H2 = 220, L2 = 48, B2 = 30, T2 = 10;
+    var keys = ["p50", "p90", "p99", "max"];
+    var lmax = 0.001;
+    lat.forEach(function (l) { keys.forEach(function (k) { lmax = Math.max(lmax, l[k]); }); });
+    lmax = niceMax(lmax);
+    var svg2 = sv("svg", { id: "latency-chart", viewBox: "0 0 " + W2 + " " + H2, width: "100%", role: "img", "aria-label": "latency percentiles per class" }, latSec);
+    var gw = (W2 - L2 - 10) / lat.length, bw = Math.min(28, (gw - 20) / keys.length);
+    var y2 = function (v) { return H2 - B2 - v * (H2 - B2 - T2) / lmax; };
+    for (var g2 = 0; g2 <= 4; g2++) {
+      var v2 = lmax * g2 / 4;
+      sv("line", { "class": "grid", x1: L2, x2: W2 - 10, y1: y2(v2), y2: y2(v2) }, svg2);
+      sv("text", { x: L2 - 6, y: y2(v2) + 4, "text-anchor": "end" }, svg2, v2.toFixed(v2 < 10 ? 1 : 0) + "ms");
+    }
+    lat.forEach(function (l, gi) {
+      var x0 = L2 + gi * gw + (gw - bw * keys.length) / 2;
+      keys.forEach(function (k, ki) {
+        var r = sv("rect", { "class": "bar", x: x0 + ki * bw, y: y2(l[k]), width: bw - 2, height: Math.max(0, H2 - B2 - y2(l[k])), fill: PCOL[k] }, svg2);
+        sv("title", {}, r, l.class + " " + k + ": " + l[k] + " ms");
+      });
+      sv("text", { x: L2 + gi * gw + gw / 2, y: H2 - B2 + 16, "text-anchor": "middle" }, svg2, l.class + " (n=" + l.n + ")");
+    });
+    sv("line", { "class": "axis", x1: L2, x2: W2 - 10, y1: H2 - B2, y2: H2 - B2 }, svg2);
+    legend(latSec, keys, PCOL);
+    table(latSec, "latency-table", ["class", "requests", "p50 ms", "p90 ms", "p99 ms", "max ms"], lat.map(function (l) {
+      return { cells: [l.class, l.n, l.p50.toFixed(2), l.p90.toFixed(2), l.p99.toFixed(2), l.max.toFixed(2)] };
+    }), [1, 2, 3, 4, 5]);
+    el("p", { "class": "muted" }, latSec, "Gateway round trip as seen by the drill's clients, every class, refused requests included.");
+  } else {
+    el("p", { "class": "muted" }, latSec, "no latency recorded");
+  }
+
+  // ---- blocks ----
+  var bl = R.blocks || [];
+  var blSec = document.getElementById("blocks");
+  if (bl.length) {
+    var bmax = 1;
+    bl.forEach(function (b) { bmax = Math.max(bmax, b.n); });
+    var rowH = 20, W3 = 900, L3 = 380;
+    var svg3 = sv("svg", { id: "blocks-chart", viewBox: "0 0 " + W3 + " " + (bl.length * rowH + 10), width: "100%", role: "img", "aria-label": "refusals by reason" }, blSec);
+    bl.forEach(function (b, i) {
+      sv("text", { x: L3 - 8, y: i * rowH + 15, "text-anchor": "end" }, svg3, b.reason);
+      var w = (W3 - L3 - 60) * b.n / bmax;
+      sv("rect", { "class": "bar", x: L3, y: i * rowH + 4, width: Math.max(1, w), height: rowH - 6, fill: "#cf222e" }, svg3);
+      sv("text", { x: L3 + w + 6, y: i * rowH + 15 }, svg3, String(b.n));
+    });
+    table(blSec, "blocks-table", ["reason", "count"], bl.map(function (b) { return { cells: [b.reason, b.n] }; }), [1]);
+  } else {
+    el("p", { "class": "muted" }, blSec, "nothing was refused");
+  }
+
+  // ---- isolation per store ----
+  var iso = R.isolation || [];
+  var isoSec = document.getElementById("isolation");
+  el("p", { "class": "muted" }, isoSec, "Read back after the run with plain clients (no shadowlane). expected: accepted orders of the side; observed: of them, found; foreign: the other side's records (load-test data in production, production data in shadow); refused: records of refused requests.");
+  var stores = [];
+  iso.forEach(function (r) { if (stores.indexOf(r.store) < 0) { stores.push(r.store); } });
+  stores.forEach(function (s) {
+    el("h3", {}, isoSec, s + (st[s] ? " \u2014 " + st[s] : ""));
+    table(isoSec, "isolation-" + s, ["target", "side", "expected", "observed", "total", "foreign", "refused", "result"], iso.filter(function (r) { return r.store === s; }).map(function (r) {
+      return { fail: !r.ok, cells: [r.target, r.side, r.expected, r.observed, r.total, r.foreign, r.refused, badge(r.ok)] };
+    }), [2, 3, 4, 5, 6]);
+  });
+
+  // ---- routing per env ----
+  var ro = R.routing || {};
+  var roSec = document.getElementById("routing");
+  var hopsR = Object.keys(ro.instances || {}).sort();
+  el("p", {}, roSec, "Instances: " + hopsR.map(function (h) { return h + " = " + ro.instances[h].join(" + "); }).join(" \u00b7 "));
+  var cell = function (m) { if (!m) { return "\u2013"; } return Object.keys(m).sort().map(function (e) { return e + "=" + m[e]; }).join(", "); };
+  table(roSec, "routing-table", ["scenario", "tag"].concat(hopsR), (ro.served || []).map(function (s) {
+    return { cells: [s.scenario, s.tag || "\u2013"].concat(hopsR.map(function (h) { return cell(s.hops[h]); })) };
+  }));
+  if ((ro.picks || []).length) {
+    el("h3", {}, roSec, "Pick counters");
+    table(roSec, "picks-table", ["service", "class", "lane", "fallback", "trunk", "miss"], ro.picks.map(function (p) {
+      return { cells: [p.service, p.class, p.lane, p.fallback, p.trunk, p.miss] };
+    }), [2, 3, 4, 5]);
+  }
+
+  el("div", { id: "render-status", "data-state": "rendered", "class": "muted" }, document.querySelector("main"), "Rendered " + inv.length + " invariants.");
+})();
+</script>
+</body>
+</html>
+`

@@ -1,0 +1,82 @@
+package drill
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/shadowlane/shadowlane/propagation"
+)
+
+// The store checks must catch a leak planted behind shadowlane's back with
+// plain clients: a load-test order in production SQL, Redis and Kafka, a
+// production order in a shadow table, and a refused request's row.
+func TestVerifyCatchesPlantedLeaks(t *testing.T) {
+	ctx := context.Background()
+	st, err := openStores(ctx, Backends{}, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.close()
+	o := newOutcome("run-1")
+	o.prod["p-1"], o.lt["l-1"], o.refused["k-1"], o.forged["p-1"] = true, true, true, true
+
+	// The honest path, through the adapters.
+	lt := propagation.With(ctx, propagation.Mark{Run: "run-1"})
+	if err := st.store.Place(ctx, "p-1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.store.Place(lt, "l-1"); err != nil {
+		t.Fatal(err)
+	}
+	// Ledger rows as the consumer would write them.
+	st.db.ExecContext(ctx, "INSERT INTO ledger (order_id, run, env, amount) VALUES ('p-1', '', '', 1)")
+	st.db.ExecContext(lt, "INSERT INTO ledger (order_id, run, env, amount) VALUES ('l-1', 'run-1', '', 1)")
+
+	clean := failed(st, ctx, o)
+	if len(clean) != 0 {
+		t.Fatalf("honest stores fail: %v", clean)
+	}
+
+	// Leaks, written with plain clients (no shadowlane).
+	st.raw.Exec("INSERT INTO orders (id, run, env, sku) VALUES ('l-2', 'run-1', '', 'sku-1')")   // load-test row in production
+	st.raw.Exec("INSERT INTO orders_shadow (id, run, env, sku) VALUES ('p-2', '', '', 'sku-1')") // production row in shadow
+	st.raw.Exec("INSERT INTO ledger_shadow (order_id, run, env, amount) VALUES ('k-1', 'run-1', '', 1)")
+	o.lt["l-2"], o.prod["p-2"] = true, true
+	st.rraw.Set(ctx, "order:l-2", "{}", 0)
+	st.rraw.Set(ctx, "shadow:order:p-1", "{}", 0)
+	cl, _ := kgo.NewClient(kgo.SeedBrokers(st.seeds...))
+	defer cl.Close()
+	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "order-events", Key: []byte("l-1"), Headers: []kgo.RecordHeader{{Key: "X-Shadowlane-Run", Value: []byte("run-1")}}}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Join(failed(st, ctx, o), "\n")
+	for _, want := range []string{
+		"sql orders: load-test records (must be none)",
+		"sql orders: records whose run is not empty",
+		"sql orders_shadow: production records (must be none)",
+		"sql ledger_shadow: records of refused requests (must be none)",
+		"redis order:*: load-test records (must be none)",
+		"redis shadow:order:*: production records (must be none)",
+		"redis: load-test order ids among production keys (full SCAN)",
+		"kafka order-events: load-test records (must be none)",
+		"kafka order-events: records whose run is not empty",
+		"forged load-test marks: records in any shadow target",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("leak not caught: %q\nfailed:\n%s", want, got)
+		}
+	}
+}
+
+func failed(st *stores, ctx context.Context, o *outcome) []string {
+	var out []string
+	st.verify(ctx, o, func(name string, want, got int, detail string) {
+		if want != got {
+			out = append(out, name)
+		}
+	})
+	return out
+}

@@ -1,0 +1,214 @@
+package drill
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/shadowlane/shadowlane/propagation"
+)
+
+// Mix is the share of each traffic class in a timed run, in parts (they
+// need not add up to 100). Keys: production, loadtest, forged, env.
+type Mix map[string]int
+
+// DefaultMix is the timed run's default mix.
+var DefaultMix = Mix{"production": 60, "loadtest": 25, "forged": 10, "env": 5}
+
+// ParseMix parses "production=60,loadtest=25,forged=10,env=5".
+func ParseMix(s string) (Mix, error) {
+	m := Mix{}
+	for _, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		k, v, ok := strings.Cut(part, "=")
+		n, err := strconv.Atoi(strings.TrimSpace(v))
+		k = strings.TrimSpace(k)
+		if !ok || err != nil || n < 0 {
+			return nil, fmt.Errorf("drill: mix %q: want class=parts with parts >= 0", part)
+		}
+		if mixClass(k) == "" {
+			return nil, fmt.Errorf("drill: mix: unknown class %q (production, loadtest, forged, env)", k)
+		}
+		m[k] = n
+	}
+	total := 0
+	for _, n := range m {
+		total += n
+	}
+	if total == 0 {
+		return nil, fmt.Errorf("drill: mix %q sends nothing", s)
+	}
+	return m, nil
+}
+
+func mixClass(k string) string {
+	switch k {
+	case "production":
+		return ClassProduction
+	case "loadtest":
+		return ClassLoadTest
+	case "forged":
+		return ClassForged
+	case "env":
+		return ClassEnv
+	}
+	return ""
+}
+
+// Progress is told how a timed run goes, about four times a second.
+type Progress func(sent, total int, elapsed time.Duration)
+
+// timedResult is what the timed phase sent and got, per class.
+type timedResult struct {
+	sent, ok map[string]int
+	ids      map[string][]timedReq // class -> requests
+	elapsed  time.Duration
+}
+
+type timedReq struct {
+	id   string
+	code int
+}
+
+// runTimed sends o.Rate requests per second for o.Duration, classes
+// interleaved by the mix (deterministically: every window of the mix's
+// total parts holds each class's parts), open loop with at most
+// 4*o.Concurrency (at least 64) requests in flight.
+func runTimed(ctx context.Context, o Options, client *http.Client, gwURL, run, tok string, col *collector) timedResult {
+	mix := o.Mix
+	if len(mix) == 0 {
+		mix = DefaultMix
+	}
+	keys := make([]string, 0, len(mix))
+	for k := range mix {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var wheel []string // one entry per part
+	for {
+		added := false
+		for _, k := range keys {
+			if c := countIn(wheel, mixClass(k)); c < mix[k] {
+				wheel = append(wheel, mixClass(k))
+				added = true
+			}
+		}
+		if !added {
+			break
+		}
+	}
+	total := int(o.Duration.Seconds() * float64(o.Rate))
+	res := timedResult{sent: map[string]int{}, ok: map[string]int{}, ids: map[string][]timedReq{}}
+	inflight := make(chan struct{}, max(64, 4*o.Concurrency))
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		sent atomic.Int64
+	)
+	start := time.Now()
+	stopProgress := make(chan struct{})
+	if o.Progress != nil {
+		go func() {
+			tk := time.NewTicker(250 * time.Millisecond)
+			defer tk.Stop()
+			for {
+				select {
+				case <-tk.C:
+					o.Progress(int(sent.Load()), total, time.Since(start))
+				case <-stopProgress:
+					return
+				}
+			}
+		}()
+	}
+	interval := time.Second / time.Duration(o.Rate)
+	for i := 0; i < total && ctx.Err() == nil; i++ {
+		if d := time.Until(start.Add(time.Duration(i) * interval)); d > 0 {
+			time.Sleep(d)
+		}
+		class := wheel[i%len(wheel)]
+		id := fmt.Sprintf("timed-%s-%d", class, i)
+		var h map[string]string
+		switch class {
+		case ClassLoadTest:
+			h = map[string]string{"X-Shadowlane-Run": run, "X-Shadowlane-Token": tok}
+		case ClassForged:
+			h = map[string]string{"X-Shadowlane-Run": run} // no token: stripped at the edge
+		case ClassEnv:
+			h = map[string]string{"X-Shadowlane-Env": projEnv}
+		}
+		inflight <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-inflight }()
+			t0 := time.Now()
+			code := post(ctx, client, gwURL, request{id: id, headers: h})
+			col.add(class, t0, time.Since(t0), code)
+			sent.Add(1)
+			mu.Lock()
+			res.sent[class]++
+			if code == 200 {
+				res.ok[class]++
+			}
+			res.ids[class] = append(res.ids[class], timedReq{id, code})
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	close(stopProgress)
+	res.elapsed = time.Since(start)
+	if o.Progress != nil {
+		o.Progress(int(sent.Load()), total, res.elapsed)
+	}
+	return res
+}
+
+func countIn(l []string, s string) int {
+	n := 0
+	for _, x := range l {
+		if x == s {
+			n++
+		}
+	}
+	return n
+}
+
+// timedInvariants checks the timed phase: every request answered 200, and
+// every hop saw the mark its class must carry.
+func timedInvariants(t *topology, tr timedResult, run string, add func(string, int, int, string)) {
+	for _, class := range Classes {
+		reqs := tr.ids[class]
+		if len(reqs) == 0 {
+			continue
+		}
+		add(fmt.Sprintf("timed %s: requests answered 200", class), tr.sent[class], tr.ok[class], "")
+		want := propagation.Mark{}
+		switch class {
+		case ClassLoadTest:
+			want.Run = run
+		case ClassEnv:
+			want.Env = projEnv
+		}
+		okMark := 0
+		wrong := ""
+		for _, r := range reqs {
+			m, seen := t.rec.Mark("inventory", r.id)
+			if seen && m == want {
+				okMark++
+			} else if seen && wrong == "" {
+				wrong = fmt.Sprintf("e.g. %s saw %q", r.id, m.String())
+			}
+		}
+		add(fmt.Sprintf("timed %s: inventory saw mark %q", class, want.String()), tr.ok[class], okMark, wrong)
+	}
+}
