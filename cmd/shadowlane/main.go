@@ -1,9 +1,9 @@
 // Command shadowlane is the CLI of shadowlane: run the isolation drill, mint
 // load-test tokens, and check a config file before a pressure test.
 //
-//	shadowlane drill [--requests N] [--json]
+//	shadowlane drill [--requests N] [--json] [--report DIR] [--redis ADDR] [--mysql DSN | --postgres DSN] [--kafka BROKERS] [--duration D --rate N --mix ...]
 //	shadowlane token --run RUN [--env ENV] [--ttl 1h] [--config FILE]
-//	shadowlane check --config FILE
+//	shadowlane check --config FILE [--mysql DSN | --postgres DSN | --sqlite PATH] [--tables a,b]
 package main
 
 import (
@@ -37,9 +37,12 @@ func usage(w io.Writer) {
 	fmt.Fprint(w, `usage: shadowlane <command> [flags]
 
 commands:
-  drill   run the end-to-end isolation drill on embedded defaults (exit 0 only if every invariant holds)
+  drill   run the end-to-end isolation drill (embedded SQLite, miniredis, kfake by default;
+          --redis/--mysql/--postgres/--kafka for real backends); exit 0 only if every invariant holds
   token   mint a signed load-test token for an edge
-  check   validate a config file
+  check   validate a config file and, with --mysql/--postgres/--sqlite, the shadow twins of --tables
+
+run "shadowlane <command> -h" for the flags of a command
 `)
 }
 
