@@ -215,6 +215,7 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	cfgFile := fs.String("config", os.Getenv("SHADOWLANE_CONFIG"), "config file to check")
 	sqlFlags := registerSQLCheckFlags(fs)
+	storeFlags := registerStoreCheckFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
 	}
@@ -242,6 +243,9 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stdout, "%s: ok (service %q, trust %s)\n", *cfgFile, cfg.Service, orDefault(cfg.Trust.Mode, "edge"))
 	if code := checkSQL(sqlFlags, stdout, stderr); code != exitOK {
+		return code
+	}
+	if code := checkStores(cfg, storeFlags, stdout, stderr); code != exitOK {
 		return code
 	}
 	return exitOK
