@@ -182,6 +182,13 @@ func (c *Consumer) run(ctx context.Context, p Plan) error {
 		}
 		// Fetch errors are retried by franz-go; nothing is committed for
 		// partitions that errored, so nothing is lost.
+		if f := c.s.c.fetchErr; f != nil {
+			fs.EachError(func(topic string, partition int32, err error) {
+				if ctx.Err() == nil && !errors.Is(err, context.Canceled) && !errors.Is(err, kgo.ErrClientClosed) {
+					f(p.Group, topic, partition, err)
+				}
+			})
+		}
 		var (
 			done []*kgo.Record
 			herr error
@@ -224,5 +231,35 @@ func (c *Consumer) handle(ctx context.Context, p Plan, r *kgo.Record) error {
 	if !c.s.Takes(c.group, m) {
 		return nil
 	}
-	return c.h(propagation.With(ctx, m), r)
+	mctx := propagation.With(ctx, m)
+	err = c.h(mctx, r)
+	if err == nil || c.s.c.attempts <= 1 {
+		return err
+	}
+	wait := c.s.c.backoff
+	for n := 2; n <= c.s.c.attempts; n++ {
+		if ctx.Err() != nil {
+			return context.Cause(ctx)
+		}
+		if wait > 0 {
+			t := time.NewTimer(wait)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return context.Cause(ctx)
+			case <-t.C:
+			}
+			if wait *= 2; c.s.c.maxBackoff > 0 && wait > c.s.c.maxBackoff {
+				wait = c.s.c.maxBackoff
+			}
+		}
+		if err = c.h(mctx, r); err == nil {
+			return nil
+		}
+	}
+	err = fmt.Errorf("%w (%d attempts): %w", ErrRetriesExhausted, c.s.c.attempts, err)
+	if c.s.c.refused != nil {
+		return c.s.c.refused(mctx, r, err)
+	}
+	return err
 }

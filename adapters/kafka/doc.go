@@ -28,6 +28,14 @@
 // mark headers are malformed is never handled: it is counted as a block and
 // passed to the [WithRefused] callback (a dead-letter producer, say).
 //
+// Failures: by default a handler error stops [Consumer.Run] without
+// committing the record. With [WithRetry] the record is tried again, in
+// place (its partition waits, order is kept), with a doubling backoff; a
+// record that fails on every attempt goes to the [WithRefused] callback
+// under its own mark, with an error wrapping [ErrRetriesExhausted]. Errors
+// franz-go reports in polls (it retries them itself) reach the
+// [WithFetchErrors] callback.
+//
 // Environment lanes: with [WithEnv] a consumer is a lane consumer; it joins
 // "<group>-<env>" and takes only records tagged with its env. The trunk
 // consumer (no env) skips records whose env has a live lane consumer

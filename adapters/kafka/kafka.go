@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -31,14 +32,30 @@ const DefaultFallbackRun = "unattributed"
 
 // Handler handles one consumed record. ctx carries the record's mark
 // (see [propagation.FromContext]). Returning an error stops the consumer
-// without committing the record, so it is delivered again after a restart.
+// without committing the record, so it is delivered again after a restart,
+// unless [WithRetry] is set: then the record is tried again, and after the
+// last attempt it goes to the [WithRefused] callback.
 type Handler func(ctx context.Context, r *kgo.Record) error
 
-// RefusedFunc is told about a consumed record that was refused because its
-// mark headers are malformed. ctx carries no mark. Returning nil lets the
-// consumer commit past the record (it was dead-lettered or may be dropped);
-// returning an error stops the consumer without committing it.
+// RefusedFunc is told about a consumed record that is not handled: its
+// mark headers are malformed (err wraps [shadow.ErrUnsupported]; ctx
+// carries no mark), or its handler failed on every attempt of [WithRetry]
+// (err wraps [ErrRetriesExhausted] and the handler's last error; ctx
+// carries the record's mark, so a dead-letter producer under it sends a
+// load-test record to the shadow twin of the dead-letter topic). Returning
+// nil lets the consumer commit past the record (it was dead-lettered or may
+// be dropped); returning an error stops the consumer without committing it.
 type RefusedFunc func(ctx context.Context, r *kgo.Record, err error) error
+
+// FetchErrorFunc is told about an error franz-go returned in a poll for a
+// partition of a consumer group (topic and partition may be empty and -1
+// for an error of the client as a whole). franz-go keeps retrying; nothing
+// is committed for a partition that errored, so nothing is lost.
+type FetchErrorFunc func(group, topic string, partition int32, err error)
+
+// ErrRetriesExhausted is wrapped by the error a [RefusedFunc] gets for a
+// record whose handler failed on every attempt of [WithRetry].
+var ErrRetriesExhausted = errors.New("shadowlane/kafka: handler failed on every attempt")
 
 // Option configures a [Shadow].
 type Option interface{ apply(*config) }
@@ -57,6 +74,10 @@ type config struct {
 	lanes       envtag.Lanes
 	refused     RefusedFunc
 	fallbackRun string
+	attempts    int
+	backoff     time.Duration
+	maxBackoff  time.Duration
+	fetchErr    FetchErrorFunc
 }
 
 // WithShadowTopics names production topics that have a shadow twin. A marked
@@ -116,6 +137,24 @@ func WithLanes(l envtag.Lanes) Option { return optionFunc(func(c *config) { c.la
 // malformed. By default it is counted as a block and skipped.
 func WithRefused(f RefusedFunc) Option { return optionFunc(func(c *config) { c.refused = f }) }
 
+// WithRetry makes a consumer try a record whose handler failed again, up
+// to attempts times in all, waiting backoff before the second attempt and
+// twice as long before each next one, at most maxBackoff (0: no cap). The
+// record's partition waits meanwhile (order is kept) and rebalances are
+// held back, so keep the total wait well under the group's session and
+// rebalance timeouts. A record that failed on every attempt goes to the
+// [WithRefused] callback with an error wrapping [ErrRetriesExhausted];
+// without a callback it stops the consumer uncommitted, as without retries.
+// When the consumer stops during a wait, the record is not committed.
+func WithRetry(attempts int, backoff, maxBackoff time.Duration) Option {
+	return optionFunc(func(c *config) { c.attempts, c.backoff, c.maxBackoff = attempts, backoff, maxBackoff })
+}
+
+// WithFetchErrors sets a callback for the errors franz-go reports in polls
+// (broker, authorization or partition errors it keeps retrying). By default
+// they are ignored.
+func WithFetchErrors(f FetchErrorFunc) Option { return optionFunc(func(c *config) { c.fetchErr = f }) }
+
 // WithFallbackRun sets the run id of records consumed from a shadow topic
 // without a run header (default [DefaultFallbackRun]).
 func WithFallbackRun(run string) Option {
@@ -150,6 +189,9 @@ func New(opts ...Option) (*Shadow, error) {
 	}
 	if c.env != "" && !propagation.ValidID(c.env) {
 		return nil, fmt.Errorf("%w: env %q is not a valid id", ErrConfig, c.env)
+	}
+	if c.attempts < 0 || c.backoff < 0 || c.maxBackoff < 0 || (c.maxBackoff > 0 && c.maxBackoff < c.backoff) {
+		return nil, fmt.Errorf("%w: retry attempts %d, backoff %s, max %s: want attempts >= 0 and 0 <= backoff <= max (or max 0)", ErrConfig, c.attempts, c.backoff, c.maxBackoff)
 	}
 	if !propagation.ValidID(c.fallbackRun) {
 		return nil, fmt.Errorf("%w: fallback run %q is not a valid id", ErrConfig, c.fallbackRun)

@@ -18,7 +18,11 @@
 // Consume: [Shadow.GroupHandler] wraps a handler as a
 // sarama.ConsumerGroupHandler that rebuilds each message's mark into the
 // handler's context, applies environment lanes ([WithEnv], [WithLanes]) and
-// never hands the handler a message with malformed mark headers. Run the
-// same handler in the shadow group ([Shadow.ShadowGroup]) on the shadow
-// topics ([Shadow.ShadowTopics]) beside the production group.
+// never hands the handler a message with malformed mark headers: it is
+// counted as a block and passed to the [WithRefused] callback (a
+// dead-letter producer, say). [Shadow.Consumer] runs the handler in the
+// production (or lane) group and, for groups named in [WithShadowGroups]
+// only, in the shadow group ([Shadow.ShadowGroup]) on the shadow topics
+// ([Shadow.ShadowTopics]) beside it; a handler error stops it without
+// marking the message, so the next consumer of the group gets it again.
 package sarama

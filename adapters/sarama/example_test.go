@@ -32,3 +32,29 @@ func ExampleShadow_Prepare() {
 	// true
 	// billing_shadow [orders_shadow]
 }
+
+// A consumer runner: the shadow group runs beside the production group
+// only for the groups named in WithShadowGroups.
+func ExampleShadow_Consumer() {
+	s, _ := slsarama.New(slsarama.WithShadowTopics("orders"), slsarama.WithShadowGroups("billing"))
+	h := func(ctx context.Context, msg *sarama.ConsumerMessage) error {
+		// propagation.FromContext(ctx) is the message's mark.
+		return nil
+	}
+	brokers := []string{"127.0.0.1:9092"}
+	for _, group := range []string{"billing", "audit"} {
+		c, err := s.Consumer(brokers, sarama.NewConfig(), group, []string{"orders", "payments"}, h)
+		if err != nil {
+			panic(err)
+		}
+		for _, p := range c.Plans() {
+			fmt.Println(p.Group, p.Topics, p.Shadow)
+		}
+	}
+	// c.Run(ctx) joins the groups and consumes until ctx is done.
+
+	// Output:
+	// billing [orders payments] false
+	// billing_shadow [orders_shadow] true
+	// audit [orders payments] false
+}

@@ -47,6 +47,8 @@ type config struct {
 	env         string
 	lanes       envtag.Lanes
 	fallbackRun string
+	shadowGrps  map[string]struct{}
+	refused     RefusedFunc
 }
 
 // WithShadowTopics names production topics that have a shadow twin.
@@ -76,6 +78,33 @@ func WithEnv(env string) Option { return optionFunc(func(c *config) { c.env = en
 // WithLanes tells trunk consumers which environments have a live lane.
 func WithLanes(l envtag.Lanes) Option { return optionFunc(func(c *config) { c.lanes = l }) }
 
+// WithShadowGroups names the consumer groups that get a shadow consumer
+// (shadow group on the shadow twins of their shadowed topics) beside the
+// production one in a [Consumer]. Groups not named here never consume
+// shadow topics. May be given several times; the sets add up.
+func WithShadowGroups(groups ...string) Option {
+	return optionFunc(func(c *config) {
+		if c.shadowGrps == nil {
+			c.shadowGrps = map[string]struct{}{}
+		}
+		for _, g := range groups {
+			c.shadowGrps[g] = struct{}{}
+		}
+	})
+}
+
+// RefusedFunc is told about a consumed message that was refused because its
+// mark headers are malformed; ctx carries no mark. Returning nil marks the
+// message consumed (it was dead-lettered or may be dropped); returning an
+// error ends the claim without marking it, so it is delivered again (a
+// [Consumer] stops and returns the error).
+type RefusedFunc func(ctx context.Context, msg *sarama.ConsumerMessage, err error) error
+
+// WithRefused sets what happens to a consumed message whose mark headers
+// are malformed. By default it is counted as a block, marked and dropped;
+// the handler never sees it either way.
+func WithRefused(f RefusedFunc) Option { return optionFunc(func(c *config) { c.refused = f }) }
+
 // ErrConfig is wrapped by configuration errors.
 var ErrConfig = errors.New("shadowlane/sarama: invalid configuration")
 
@@ -100,6 +129,11 @@ func New(opts ...Option) (*Shadow, error) {
 	for t := range c.set {
 		if t == "" || c.topics.IsShadow(t) {
 			return nil, fmt.Errorf("%w: %q is empty or already a shadow topic", ErrConfig, t)
+		}
+	}
+	for g := range c.shadowGrps {
+		if g == "" || c.groups.IsShadow(g) {
+			return nil, fmt.Errorf("%w: shadow group list names %q, which is empty or already a shadow name", ErrConfig, g)
 		}
 	}
 	return &Shadow{c: c}, nil
@@ -283,7 +317,8 @@ type MessageHandler func(ctx context.Context, msg *sarama.ConsumerMessage) error
 // group that rebuilds each message's mark into h's context, marks the
 // message consumed after h returned nil, skips (and marks) messages another
 // lane takes, and never hands h a message with malformed mark headers (it is
-// counted as a block, marked and dropped). An error from h ends the claim
+// counted as a block and passed to the [WithRefused] callback, then marked
+// unless the callback failed). An error from h ends the claim
 // without marking the message, so it is delivered again after the session
 // restarts. Use the same handler in the shadow group ([Shadow.ShadowGroup]
 // on [Shadow.ShadowTopics]).
@@ -313,6 +348,11 @@ func (g groupHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim saram
 			if err != nil {
 				prod, _ := g.s.c.topics.Production(msg.Topic)
 				shadow.Record(Store, prod, shadow.Block)
+				if f := g.s.c.refused; f != nil {
+					if err := f(propagation.With(sess.Context(), propagation.Mark{}), msg, err); err != nil {
+						return err
+					}
+				}
 				sess.MarkMessage(msg, "")
 				continue
 			}

@@ -60,6 +60,7 @@ func req(h map[string]string) *http.Request {
 
 func BenchmarkGin(b *testing.B) {
 	b.Run("bare", func(b *testing.B) { serve(b, engine(), req(nil)) })
+	b.Run("bare-with-noop-middleware", func(b *testing.B) { serve(b, engine(func(c *gin.Context) { c.Next() }), req(nil)) })
 	b.Run("shadowlane/unmarked", func(b *testing.B) {
 		rt := runtimeFor(b, "internal")
 		serve(b, engine(slgin.Middleware(middleware.WithRuntime(rt))), req(nil))

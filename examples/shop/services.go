@@ -104,7 +104,7 @@ func (o *Orders) Place(ctx context.Context, req *structpb.Struct) (*structpb.Str
 // NewOrdersServer returns a gRPC server for o with shadowlane's
 // interceptors (internal trust: only our gateway calls it).
 func NewOrdersServer(rt *shadowlane.Runtime, o *Orders) *grpc.Server {
-	s := grpc.NewServer(slgrpc.ServerOptions(middleware.WithRuntime(rt), middleware.Internal())...)
+	s := grpc.NewServer(append(slgrpc.ServerOptions(middleware.WithRuntime(rt), middleware.Internal()), limitServerOption(rt))...)
 	s.RegisterService(&OrdersServiceDesc, o)
 	return s
 }
@@ -117,7 +117,7 @@ func NewOrdersServer(rt *shadowlane.Runtime, o *Orders) *grpc.Server {
 func NewGateway(rt *shadowlane.Runtime, rec *Recorder, orders grpc.ClientConnInterface) http.Handler {
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
-	r.Use(slgin.Middleware(middleware.WithRuntime(rt), middleware.Edge()))
+	r.Use(slgin.Middleware(middleware.WithRuntime(rt), middleware.Edge()), slgin.Limit(nil, slgin.WithLimitRuntime(rt))) // limits: see limits.go
 	// GET /mark answers the environment tag the edge admitted for the
 	// request (how the drill checks the configured edge tag source).
 	r.GET("/mark", func(c *gin.Context) {
@@ -130,6 +130,9 @@ func NewGateway(rt *shadowlane.Runtime, rec *Recorder, orders grpc.ClientConnInt
 		req, _ := structpb.NewStruct(map[string]any{"id": id, "pay": c.Query("pay")})
 		ctx = metadata.AppendToOutgoingContext(ctx, "x-drill-id", id)
 		resp, err := PlaceOrder(ctx, orders, req)
+		if err != nil && limitedCall(c, err) {
+			return
+		}
 		if err != nil {
 			code := http.StatusBadGateway
 			if status.Code(err) == codes.Unavailable {

@@ -134,6 +134,7 @@ type topology struct {
 	adminToken            string
 	lanes                 map[string][]string // hop -> environments with an instance ("" = trunk)
 	closers               []func()
+	downstream            flakySwitch // limits.go: the relay in front of inventory fails while on
 }
 
 func (t *topology) close() {
@@ -240,7 +241,7 @@ func start(ctx context.Context, o Options, store *shop.Store) (*topology, error)
 	t.closers = append(t.closers, func() { ledgerTr.Close() })
 	ledger := middleware.Client(&http.Client{Transport: ledgerTr}, middleware.WithRuntime(t.inventory))
 	invURL := serveOn(t, invLn, shop.NewInventory(t.inventory, t.rec, payURL, mockURL, shop.WithLedger(ledger)))
-	serveOn(t, relayLn, shop.NewRelay(t.rec, invURL))
+	serveOn(t, relayLn, t.downstream.wrap(shop.NewRelay(t.rec, invURL)))
 
 	// orders: internal gRPC, a trunk and a proj-a instance; each may call
 	// inventory (ours), found in the registry.
@@ -286,7 +287,7 @@ func start(ctx context.Context, o Options, store *shop.Store) (*topology, error)
 	// One client connection to both orders instances: the envbalancer
 	// picks per call by the mark's environment tag.
 	res := envbalancer.ManualResolver("drill", envtag.Endpoint{Addr: orderAddrs[0]}, envtag.Endpoint{Addr: orderAddrs[1], Env: projEnv})
-	conn, err := grpc.NewClient("drill:///orders", append(slgrpc.DialOptions(middleware.WithRuntime(t.gw)),
+	conn, err := grpc.NewClient("drill:///orders", append(slgrpc.DialOptions(middleware.WithRuntime(t.gw)), shop.LimitDialOption(t.gw),
 		grpc.WithResolvers(res), envbalancer.DialOption(), grpc.WithTransportCredentials(insecure.NewCredentials()))...)
 	if err != nil {
 		return fail(err)
@@ -359,6 +360,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
+	keepAlive() // timed.go: reuse loopback connections at every hop
 	started := time.Now()
 	tmp, err := os.MkdirTemp("", "shadowlane-drill-stores-")
 	if err != nil {
@@ -370,7 +372,8 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		return nil, fmt.Errorf("drill: opening the stores: %w", err)
 	}
 	defer st.close()
-	if err := st.startConsumer(ctx); err != nil {
+	lanes, err := st.startConsumers(ctx) // trunk ledger writer + proj-a lane (lanes.go)
+	if err != nil {
 		return nil, fmt.Errorf("drill: starting the ledger consumer: %w", err)
 	}
 	shadow0 := shadow.Snapshot()
@@ -561,6 +564,8 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	}
 	timedInvariants(t, timed, run, add)
 	rep.Stores, rep.Isolation = st.check(ctx, oc, add)
+	lanes.goAway(ctx, run, o.Requests, add) // the proj-a lane goes away; a restarted trunk takes proj-a again (lanes.go)
+	lanes.verify(ctx, run, add)
 	rep.Traffic, rep.Latency = col.summary()
 	rep.Blocks = blocks(shadow0, shadow.Snapshot(), t, t.rec)
 	payProd, payBlocked, payMocked, forged := 0, 0, 0, 0
@@ -653,6 +658,9 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	add("internal: load-test requests refused by the kill switch", o.Requests, int(t.inventory.Stats().KillSwitchRefused), "")
 
 	rep.Gateway = gs
+	if err := limitsPhases(ctx, t, rep, client, o, run, tok, add); err != nil { // limits.go; runs last
+		return nil, err
+	}
 	rep.OK = true
 	for _, inv := range rep.Invariants {
 		rep.OK = rep.OK && inv.OK
