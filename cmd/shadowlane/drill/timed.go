@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"runtime/debug"
 	"sort"
 	"strconv"
 	"strings"
@@ -64,6 +65,31 @@ func mixClass(k string) string {
 	return ""
 }
 
+// keepAliveOnce swaps http.DefaultTransport once per process.
+var keepAliveOnce sync.Once
+
+// keepAlive makes the in-process shop reuse its loopback connections. Every
+// hop of the shop (the drill's own client, the relay, the shadowlane-wrapped
+// clients of orders and inventory, the envtag transports) builds on
+// http.DefaultTransport, which keeps only 2 idle connections per host: with
+// dozens of requests in flight most of them dialled a fresh TCP connection
+// and closed it again (a third of the CPU of a timed run went to connect,
+// close and TIME_WAIT). The drill is the whole process of the CLI, so it
+// replaces the default once, before the topology captures it, with a clone
+// that keeps up to maxIdlePerHost idle connections per host.
+func keepAlive() {
+	keepAliveOnce.Do(func() {
+		if t, ok := http.DefaultTransport.(*http.Transport); ok {
+			c := t.Clone()
+			c.MaxIdleConns = 4 * maxIdlePerHost
+			c.MaxIdleConnsPerHost = maxIdlePerHost
+			http.DefaultTransport = c
+		}
+	})
+}
+
+const maxIdlePerHost = 256
+
 // Progress is told how a timed run goes, about four times a second.
 type Progress func(sent, total int, elapsed time.Duration)
 
@@ -107,6 +133,10 @@ func runTimed(ctx context.Context, o Options, client *http.Client, gwURL, run, t
 		}
 	}
 	total := int(o.Duration.Seconds() * float64(o.Rate))
+	// The whole shop runs in this process and allocates per hop; with the
+	// live heap small, the default GOGC=100 collects very often under
+	// load. Collect less often while the timed traffic runs.
+	defer debug.SetGCPercent(debug.SetGCPercent(400))
 	res := timedResult{sent: map[string]int{}, ok: map[string]int{}, ids: map[string][]timedReq{}}
 	inflight := make(chan struct{}, max(64, 4*o.Concurrency))
 	var (
