@@ -1,20 +1,628 @@
 package main
 
 import (
+	"context"
+	"encoding/base64"
+	"errors"
 	"flag"
+	"fmt"
 	"io"
+	"net"
+	"net/url"
+	"os"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	amqp "github.com/rabbitmq/amqp091-go"
+	"github.com/redis/go-redis/v9"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/shadowlane/shadowlane"
+	"github.com/shadowlane/shadowlane/propagation"
+	"github.com/shadowlane/shadowlane/shadow"
 )
 
-// storeCheckFlags are the non-SQL store flags of `shadowlane check`.
-type storeCheckFlags struct{}
+// storeCheckFlags are the non-SQL store flags of `shadowlane check`: which
+// Redis, Kafka, RabbitMQ and NATS servers to look at, which production
+// names to check there, and how their shadow twins are named (the
+// adapters' defaults unless told otherwise).
+type storeCheckFlags struct {
+	redis, keys, keyPrefix string
+	scan                   int
+	kafka, topics          string
+	topicSuffix            string
+	amqp, exchanges        string
+	queues, amqpSuffix     string
+	nats, subjects         string
+	streams                string
+	subjectPrefix          string
+	streamSuffix           string
+	timeout                time.Duration
+}
 
-func registerStoreCheckFlags(fs *flag.FlagSet) *storeCheckFlags { return &storeCheckFlags{} }
+func registerStoreCheckFlags(fs *flag.FlagSet) *storeCheckFlags {
+	f := &storeCheckFlags{}
+	fs.StringVar(&f.redis, "redis", "", "Redis address (host:port or redis:// URL): reachability, version, mode and shadow keys")
+	fs.StringVar(&f.keys, "keys", "", "comma-separated production Redis keys whose shadow twins must exist with the same type (e.g. seeded stock counters)")
+	fs.StringVar(&f.keyPrefix, "key-prefix", shadow.DefaultKey.Prefix, "prefix that names a shadow Redis key")
+	fs.IntVar(&f.scan, "scan", 1000, "at most this many Redis keys are sampled (SCAN) when looking for shadow keys")
+	fs.StringVar(&f.kafka, "kafka", "", "comma-separated Kafka seed brokers whose shadow topics to check")
+	fs.StringVar(&f.topics, "topics", "", "comma-separated production Kafka topics (needed with --kafka)")
+	fs.StringVar(&f.topicSuffix, "topic-suffix", shadow.DefaultTopic.Suffix, "suffix that names a shadow topic")
+	fs.StringVar(&f.amqp, "amqp", "", "AMQP URL (amqp://user:pass@host:5672/vhost) whose shadow exchanges and queues to check")
+	fs.StringVar(&f.exchanges, "exchanges", "", "comma-separated production AMQP exchanges")
+	fs.StringVar(&f.queues, "queues", "", "comma-separated production AMQP queues")
+	fs.StringVar(&f.amqpSuffix, "amqp-suffix", shadow.DefaultTopic.Suffix, "suffix that names a shadow exchange or queue")
+	fs.StringVar(&f.nats, "nats", "", "NATS URL (nats://host:4222) whose shadow streams and subjects to check")
+	fs.StringVar(&f.subjects, "subjects", "", "comma-separated production NATS subjects: if a JetStream stream captures one, one must capture its shadow subject")
+	fs.StringVar(&f.streams, "streams", "", "comma-separated production JetStream streams whose shadow twins to check")
+	fs.StringVar(&f.subjectPrefix, "subject-prefix", shadow.DefaultSubject.Prefix, "prefix that names a shadow NATS subject")
+	fs.StringVar(&f.streamSuffix, "stream-suffix", "_shadow", "suffix that names a shadow JetStream stream")
+	fs.DurationVar(&f.timeout, "store-timeout", 10*time.Second, "time limit for each store's checks")
+	return f
+}
+
+// Severity of a finding. A warning does not fail the check.
+type severity int
+
+const (
+	sevOK severity = iota
+	sevWarning
+	sevError
+)
+
+func (s severity) String() string {
+	return [...]string{"ok", "warning", "error"}[s]
+}
+
+// finding is one line of the report: what was looked at and what was found.
+// unreachable marks the store as not reachable at all (exit code 3).
+type finding struct {
+	sev         severity
+	subject     string
+	msg         string
+	unreachable bool
+}
+
+func findOK(subject, format string, a ...any) finding {
+	return finding{sevOK, subject, fmt.Sprintf(format, a...), false}
+}
+func findWarn(subject, format string, a ...any) finding {
+	return finding{sevWarning, subject, fmt.Sprintf(format, a...), false}
+}
+func findErr(subject, format string, a ...any) finding {
+	return finding{sevError, subject, fmt.Sprintf(format, a...), false}
+}
+func findUnreachable(subject string, err error) finding {
+	return finding{sevError, subject, "unreachable: " + err.Error(), true}
+}
 
 // checkStores reports what in the user's setup is not ready for a pressure
-// test (Redis, topics, queues, streams, token keys, unsafe settings). It
-// returns an exit code.
+// test: unsafe or incomplete settings in the config, then each store given
+// by flag (Redis, Kafka topics, AMQP exchanges and queues, NATS streams and
+// subjects). It prints one line per finding with its severity and returns
+// exitOK when nothing is an error (warnings allowed), exitViolation when a
+// finding is an error, exitSetup when a store cannot be reached, and
+// exitUsage for bad flags.
 func checkStores(cfg shadowlane.Config, f *storeCheckFlags, stdout, stderr io.Writer) int {
-	return exitOK
+	if msg := f.usage(); msg != "" {
+		fmt.Fprintln(stderr, "shadowlane check:", msg)
+		return exitUsage
+	}
+	var all []finding
+	section := func(title string, fs []finding) {
+		fmt.Fprintln(stdout, title)
+		for _, x := range fs {
+			fmt.Fprintf(stdout, "  %-7s %s: %s\n", x.sev, x.subject, x.msg)
+		}
+		all = append(all, fs...)
+	}
+	section("config:", configFindings(cfg, os.Getenv))
+	run := func(title string, check func(ctx context.Context) []finding) {
+		ctx, cancel := context.WithTimeout(context.Background(), f.timeout)
+		defer cancel()
+		section(title, check(ctx))
+	}
+	if f.redis != "" {
+		run("redis "+redactURL(f.redis)+":", func(ctx context.Context) []finding {
+			return checkRedis(ctx, f.redis, splitList(f.keys), shadow.Naming{Prefix: f.keyPrefix}, f.scan, f.timeout)
+		})
+	}
+	if f.kafka != "" {
+		run("kafka "+f.kafka+":", func(ctx context.Context) []finding {
+			return checkKafka(ctx, splitList(f.kafka), splitList(f.topics), shadow.Naming{Suffix: f.topicSuffix}, f.timeout)
+		})
+	}
+	if f.amqp != "" {
+		run("amqp "+redactURL(f.amqp)+":", func(ctx context.Context) []finding {
+			return checkAMQP(ctx, f.amqp, splitList(f.exchanges), splitList(f.queues), shadow.Naming{Suffix: f.amqpSuffix}, f.timeout)
+		})
+	}
+	if f.nats != "" {
+		run("nats "+redactURL(f.nats)+":", func(ctx context.Context) []finding {
+			return checkNATS(ctx, f.nats, splitList(f.streams), splitList(f.subjects),
+				shadow.Naming{Suffix: f.streamSuffix}, shadow.Naming{Prefix: f.subjectPrefix}, f.timeout)
+		})
+	}
+	return exitCode(all)
+}
+
+// usage returns what is wrong with the flags, or "".
+func (f *storeCheckFlags) usage() string {
+	needs := []struct{ list, flag, store string }{
+		{f.keys, "--keys", f.redis}, {f.topics, "--topics", f.kafka},
+		{f.exchanges, "--exchanges", f.amqp}, {f.queues, "--queues", f.amqp},
+		{f.streams, "--streams", f.nats}, {f.subjects, "--subjects", f.nats},
+	}
+	for _, n := range needs {
+		if n.list != "" && n.store == "" {
+			return n.flag + " needs its store flag (--redis, --kafka, --amqp or --nats)"
+		}
+	}
+	if f.kafka != "" && f.topics == "" {
+		return "--topics is required with --kafka"
+	}
+	if f.amqp != "" && f.exchanges == "" && f.queues == "" {
+		return "--exchanges or --queues is required with --amqp"
+	}
+	if f.scan <= 0 || f.timeout <= 0 {
+		return "--scan and --store-timeout must be positive"
+	}
+	for _, n := range []struct {
+		flag   string
+		naming shadow.Naming
+		names  string
+	}{
+		{"--key-prefix", shadow.Naming{Prefix: f.keyPrefix}, f.keys},
+		{"--topic-suffix", shadow.Naming{Suffix: f.topicSuffix}, f.topics},
+		{"--amqp-suffix", shadow.Naming{Suffix: f.amqpSuffix}, f.exchanges + "," + f.queues},
+		{"--stream-suffix", shadow.Naming{Suffix: f.streamSuffix}, f.streams},
+		{"--subject-prefix", shadow.Naming{Prefix: f.subjectPrefix}, f.subjects},
+	} {
+		if err := n.naming.Validate(); err != nil {
+			return fmt.Sprintf("%s: %v", n.flag, err)
+		}
+		for _, name := range splitList(n.names) {
+			if n.naming.IsShadow(name) {
+				return fmt.Sprintf("%q is already a shadow name (%s); list production names", name, n.flag)
+			}
+		}
+	}
+	return ""
+}
+
+func exitCode(fs []finding) int {
+	code := exitOK
+	for _, x := range fs {
+		switch {
+		case x.unreachable:
+			return exitSetup
+		case x.sev == sevError:
+			code = exitViolation
+		}
+	}
+	return code
+}
+
+// redactURL hides the password of a URL (user:***@host).
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil || u.User == nil {
+		return s
+	}
+	if _, has := u.User.Password(); has {
+		u.User = url.UserPassword(u.User.Username(), "***")
+		return strings.Replace(u.String(), "%2A%2A%2A", "***", 1)
+	}
+	return s
+}
+
+// ---- config ----
+
+// configFindings looks for settings that make a pressure test unsafe or
+// fragile. cfg has passed Validate; getenv resolves secretEnv names.
+func configFindings(cfg shadowlane.Config, getenv func(string) string) []finding {
+	var out []finding
+	edge := cfg.Trust.Mode == "" || cfg.Trust.Mode == "edge"
+	switch {
+	case edge && len(cfg.Trust.Keys) == 0:
+		out = append(out, findErr("trust.keys", "edge mode without token keys: no load-test mark can be honoured"))
+	case !edge && len(cfg.Trust.Keys) == 0:
+		out = append(out, findOK("trust.keys", "none (internal mode takes marks from peers as sent)"))
+	}
+	for i, k := range cfg.Trust.Keys {
+		field := fmt.Sprintf("trust.keys[%d] (%s)", i, k.ID)
+		secret, from := k.Secret, "inline"
+		if k.SecretEnv != "" {
+			secret, from = getenv(k.SecretEnv), "$"+k.SecretEnv
+		}
+		n := len(secret)
+		if b64, isB64 := strings.CutPrefix(secret, "base64:"); isB64 {
+			raw, err := base64.StdEncoding.DecodeString(b64)
+			if err != nil {
+				out = append(out, findErr(field, "secret from %s is not valid base64: %v", from, err))
+				continue
+			}
+			n = len(raw)
+		}
+		switch {
+		case n < propagation.MinSecretLen:
+			out = append(out, findErr(field, "secret from %s has %d bytes; a token key needs at least %d", from, n, propagation.MinSecretLen))
+		case k.SecretEnv == "":
+			out = append(out, findWarn(field, "%d-byte secret is inline in the file: anyone who reads the file can sign load-test tokens; use secretEnv", n))
+		default:
+			out = append(out, findOK(field, "%d-byte secret from %s", n, from))
+		}
+	}
+	switch {
+	case !edge:
+		out = append(out, findWarn("trust.mode", "internal: marks from callers are taken as sent; only our own services may reach this one"))
+	case cfg.Trust.OnUntrusted == "":
+		out = append(out, findWarn("trust.onUntrusted", "not set: load-test marks without a valid token are stripped and continue as production traffic (the default); set strip or reject to record the choice"))
+	default:
+		out = append(out, findOK("trust.onUntrusted", "%s", cfg.Trust.OnUntrusted))
+	}
+	wide := ""
+	for _, a := range cfg.Outbound.Allow {
+		switch a = strings.TrimSpace(a); a {
+		case "*", "*.*", "0.0.0.0/0", "::/0":
+			wide = a
+		}
+	}
+	if wide != "" {
+		out = append(out, findErr("outbound.allow", "contains %q: load-test traffic may call any host, including real third parties", wide))
+	} else {
+		out = append(out, findOK("outbound.allow", "%d host pattern(s); load-test calls elsewhere are blocked or mocked", len(cfg.Outbound.Allow)))
+	}
+	if a := cfg.Admin.Addr; a == "" {
+		out = append(out, findOK("admin.addr", "endpoint off"))
+	} else {
+		host, _, _ := net.SplitHostPort(a)
+		ip := net.ParseIP(host)
+		if host == "localhost" || (ip != nil && ip.IsLoopback()) {
+			out = append(out, findOK("admin.addr", "%s (loopback only)", a))
+		} else {
+			out = append(out, findWarn("admin.addr", "%s is reachable off this host: the kill switch and status answer anyone holding the token; prefer a loopback address", a))
+		}
+		if cfg.Admin.Token != "" && cfg.Admin.TokenEnv == "" {
+			out = append(out, findWarn("admin.token", "inline in the file; use tokenEnv"))
+		}
+	}
+	if cfg.LoadTest.Enabled != nil && !*cfg.LoadTest.Enabled {
+		out = append(out, findWarn("loadTest.enabled", "false: the kill switch is on and every load-test request will be refused"))
+	}
+	return out
+}
+
+// ---- Redis ----
+
+func checkRedis(ctx context.Context, addr string, keys []string, naming shadow.Naming, scan int, timeout time.Duration) []finding {
+	opts := &redis.Options{Addr: addr}
+	if strings.Contains(addr, "://") {
+		var err error
+		if opts, err = redis.ParseURL(addr); err != nil {
+			return []finding{findErr("address", "%v", err)}
+		}
+	}
+	opts.DialTimeout, opts.MaxRetries, opts.PoolSize = min(timeout, 5*time.Second), -1, 1
+	c := redis.NewClient(opts)
+	defer c.Close()
+	if err := c.Ping(ctx).Err(); err != nil {
+		return []finding{findUnreachable("reachability", err)}
+	}
+	var out []finding
+	info, err := c.Info(ctx, "server").Result()
+	version, mode := infoField(info, "redis_version"), infoField(info, "redis_mode")
+	switch {
+	case err != nil:
+		out = append(out, findWarn("server", "reachable, but INFO failed (%v): version and mode unknown", err))
+	case mode == "cluster":
+		out = append(out, findWarn("server", "reachable, version %s, mode cluster: this check sees one node only (SCAN samples it alone); use a ClusterClient with the goredis hook", version))
+	case mode == "":
+		out = append(out, findOK("server", "reachable, version %s", version))
+	default:
+		out = append(out, findOK("server", "reachable, version %s, mode %s", version, mode))
+	}
+	// A bounded sample: SCAN COUNT 100 calls until scan keys were examined.
+	found, examined, complete := 0, 0, false
+	var cursor uint64
+	var example string
+	for examined < scan && ctx.Err() == nil {
+		page, next, err := c.Scan(ctx, cursor, "*", int64(min(100, scan))).Result()
+		if err != nil {
+			out = append(out, findErr("shadow keys", "SCAN: %v", err))
+			break
+		}
+		examined += len(page)
+		for _, k := range page {
+			if naming.IsShadow(k) {
+				found++
+				if example == "" {
+					example = k
+				}
+			}
+		}
+		if cursor = next; cursor == 0 {
+			complete = true
+			break
+		}
+	}
+	sample := fmt.Sprintf("a sample of %d keys", examined)
+	if complete {
+		sample = fmt.Sprintf("all %d keys", examined)
+	}
+	if found > 0 {
+		out = append(out, findOK("shadow keys", "%d under %q in %s (e.g. %s)", found, naming.Prefix, sample, example))
+	} else {
+		out = append(out, findWarn("shadow keys", "none under %q in %s: fine before a first run if load-test reads may miss; seed what they must find (list it with --keys)", naming.Prefix, sample))
+	}
+	for _, k := range keys {
+		twin := naming.Shadow(k)
+		pt, err1 := c.Type(ctx, k).Result()
+		st, err2 := c.Type(ctx, twin).Result()
+		if err := errors.Join(err1, err2); err != nil {
+			out = append(out, findErr(k, "TYPE: %v", err))
+			continue
+		}
+		switch {
+		case st == "none" && pt == "none":
+			out = append(out, findErr(k+" -> "+twin, "neither the production key nor its shadow twin exists"))
+		case st == "none":
+			out = append(out, findErr(k+" -> "+twin, "missing: load-test reads of this key will not find it; seed the shadow twin before the run"))
+		case pt == "none":
+			out = append(out, findWarn(k+" -> "+twin, "shadow twin exists (%s) but the production key does not", st))
+		case pt != st:
+			out = append(out, findErr(k+" -> "+twin, "different: type %s in production, %s in shadow", pt, st))
+		default:
+			out = append(out, findOK(k+" -> "+twin, "exists (%s)", st))
+		}
+	}
+	return out
+}
+
+// infoField returns the value of "name:value" in an INFO reply.
+func infoField(info, name string) string {
+	for _, line := range strings.Split(info, "\n") {
+		if v, found := strings.CutPrefix(strings.TrimSpace(line), name+":"); found {
+			return v
+		}
+	}
+	return ""
+}
+
+// ---- Kafka ----
+
+func checkKafka(ctx context.Context, seeds, topics []string, naming shadow.Naming, timeout time.Duration) []finding {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.DialTimeout(min(timeout, 5*time.Second)))
+	if err != nil {
+		return []finding{findErr("client", "%v", err)}
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	names := slices.Clone(topics)
+	for _, t := range topics {
+		names = append(names, naming.Shadow(t))
+	}
+	md, err := adm.Metadata(ctx, names...)
+	if err != nil {
+		return []finding{findUnreachable("reachability", err)}
+	}
+	out := []finding{findOK("cluster", "reachable, %d broker(s)", len(md.Brokers))}
+	for _, t := range topics {
+		twin := naming.Shadow(t)
+		label := t + " -> " + twin
+		p, s := md.Topics[t], md.Topics[twin]
+		switch {
+		case missingTopic(p):
+			out = append(out, findErr(label, "production topic not found"))
+		case p.Err != nil:
+			out = append(out, findErr(label, "production topic: %v", p.Err))
+		case missingTopic(s):
+			out = append(out, findErr(label, "missing: create %s with %d partitions", twin, len(p.Partitions)))
+		case s.Err != nil:
+			out = append(out, findErr(label, "shadow topic: %v", s.Err))
+		case len(p.Partitions) != len(s.Partitions):
+			out = append(out, findErr(label, "different: %d partitions in production, %d in shadow (keyed ordering and consumer parallelism differ)", len(p.Partitions), len(s.Partitions)))
+		case p.Partitions.NumReplicas() != s.Partitions.NumReplicas():
+			out = append(out, findWarn(label, "replication factor %d in production, %d in shadow", p.Partitions.NumReplicas(), s.Partitions.NumReplicas()))
+		default:
+			out = append(out, findOK(label, "exists, %d partition(s)", len(s.Partitions)))
+		}
+	}
+	return out
+}
+
+func missingTopic(d kadm.TopicDetail) bool {
+	return d.Topic == "" || errors.Is(d.Err, kerr.UnknownTopicOrPartition)
+}
+
+// ---- AMQP ----
+
+func checkAMQP(ctx context.Context, uri string, exchanges, queues []string, naming shadow.Naming, timeout time.Duration) []finding {
+	conn, err := amqp.DialConfig(uri, amqp.Config{Dial: amqp.DefaultDial(min(timeout, 5*time.Second))})
+	if err != nil {
+		return []finding{findUnreachable("reachability", err)}
+	}
+	defer conn.Close()
+	props := conn.Properties
+	out := []finding{findOK("server", "reachable, %v %v", props["product"], props["version"])}
+	// A passive declare that fails closes its channel: one throwaway
+	// channel per declare.
+	passive := func(declare func(ch *amqp.Channel) error) error {
+		ch, err := conn.Channel()
+		if err != nil {
+			return err
+		}
+		defer ch.Close()
+		return declare(ch)
+	}
+	notFound := func(err error) bool {
+		var ae *amqp.Error
+		return errors.As(err, &ae) && ae.Code == amqp.NotFound
+	}
+	for _, x := range exchanges {
+		if ctx.Err() != nil {
+			break
+		}
+		twin := naming.Shadow(x)
+		label := "exchange " + x + " -> " + twin
+		exists := func(name string) error {
+			return passive(func(ch *amqp.Channel) error {
+				return ch.ExchangeDeclarePassive(name, amqp.ExchangeDirect, false, false, false, false, nil) // kind and flags are ignored when passive
+			})
+		}
+		perr, serr := exists(x), exists(twin)
+		switch {
+		case notFound(perr):
+			out = append(out, findErr(label, "production exchange not found"))
+		case perr != nil:
+			out = append(out, findErr(label, "production exchange: %v", perr))
+		case notFound(serr):
+			out = append(out, findErr(label, "missing: declare %s like %s (same type and bindings, to shadow queues)", twin, x))
+		case serr != nil:
+			out = append(out, findErr(label, "shadow exchange: %v", serr))
+		default:
+			out = append(out, findOK(label, "exists (type and bindings are not visible over AMQP 0-9-1)"))
+		}
+	}
+	for _, q := range queues {
+		if ctx.Err() != nil {
+			break
+		}
+		twin := naming.Shadow(q)
+		label := "queue " + q + " -> " + twin
+		inspect := func(name string) (st amqp.Queue, err error) {
+			err = passive(func(ch *amqp.Channel) error {
+				st, err = ch.QueueDeclarePassive(name, false, false, false, false, nil)
+				return err
+			})
+			return st, err
+		}
+		p, perr := inspect(q)
+		s, serr := inspect(twin)
+		switch {
+		case notFound(perr):
+			out = append(out, findErr(label, "production queue not found"))
+		case perr != nil:
+			out = append(out, findErr(label, "production queue: %v", perr))
+		case notFound(serr):
+			out = append(out, findErr(label, "missing: declare %s like %s", twin, q))
+		case serr != nil:
+			out = append(out, findErr(label, "shadow queue: %v", serr))
+		case s.Consumers == 0 && p.Consumers > 0:
+			out = append(out, findWarn(label, "exists, but no consumer while production has %d: load-test messages will pile up (%d ready)", p.Consumers, s.Messages))
+		default:
+			out = append(out, findOK(label, "exists, %d consumer(s), %d message(s) ready", s.Consumers, s.Messages))
+		}
+	}
+	if ctx.Err() != nil {
+		out = append(out, findErr("checks", "stopped: %v", ctx.Err()))
+	}
+	return out
+}
+
+// ---- NATS ----
+
+func checkNATS(ctx context.Context, uri string, streams, subjects []string, names, subj shadow.Naming, timeout time.Duration) []finding {
+	nc, err := nats.Connect(uri, nats.Timeout(min(timeout, 5*time.Second)), nats.NoReconnect(), nats.Name("shadowlane check"))
+	if err != nil {
+		return []finding{findUnreachable("reachability", err)}
+	}
+	defer nc.Close()
+	out := []finding{findOK("server", "reachable, version %s", nc.ConnectedServerVersion())}
+	if len(streams) == 0 && len(subjects) == 0 {
+		return out
+	}
+	js, err := jetstream.New(nc)
+	if err == nil {
+		_, err = js.AccountInfo(ctx)
+	}
+	if err != nil {
+		return append(out, findErr("jetstream", "%v", err))
+	}
+	for _, name := range streams {
+		twin := names.Shadow(name)
+		label := "stream " + name + " -> " + twin
+		p, perr := streamConfig(ctx, js, name)
+		s, serr := streamConfig(ctx, js, twin)
+		switch {
+		case errors.Is(perr, jetstream.ErrStreamNotFound):
+			out = append(out, findErr(label, "production stream not found"))
+		case perr != nil:
+			out = append(out, findErr(label, "production stream: %v", perr))
+		case errors.Is(serr, jetstream.ErrStreamNotFound):
+			out = append(out, findErr(label, "missing: create it with subjects %s", strings.Join(shadowSubjects(p.Subjects, subj), ", ")))
+		case serr != nil:
+			out = append(out, findErr(label, "shadow stream: %v", serr))
+		default:
+			out = append(out, compareStreams(label, p, s, subj))
+		}
+	}
+	for _, x := range subjects {
+		twin := subj.Shadow(x)
+		label := "subject " + x + " -> " + twin
+		ps, perr := js.StreamNameBySubject(ctx, x)
+		ss, serr := js.StreamNameBySubject(ctx, twin)
+		switch {
+		case perr != nil && !errors.Is(perr, jetstream.ErrStreamNotFound):
+			out = append(out, findErr(label, "%v", perr))
+		case serr != nil && !errors.Is(serr, jetstream.ErrStreamNotFound):
+			out = append(out, findErr(label, "%v", serr))
+		case ps == "" && ss == "":
+			out = append(out, findOK(label, "core NATS (no stream captures either)"))
+		case ps != "" && ss == "":
+			out = append(out, findErr(label, "stream %s captures the production subject, no stream captures the shadow one: load-test messages would not be persisted", ps))
+		case ps == "":
+			out = append(out, findWarn(label, "stream %s captures the shadow subject, none the production one", ss))
+		case ps == ss:
+			out = append(out, findErr(label, "stream %s captures both: load-test and production messages share one stream", ps))
+		default:
+			out = append(out, findOK(label, "captured by %s and %s", ps, ss))
+		}
+	}
+	return out
+}
+
+func streamConfig(ctx context.Context, js jetstream.JetStream, name string) (jetstream.StreamConfig, error) {
+	st, err := js.Stream(ctx, name)
+	if err != nil {
+		return jetstream.StreamConfig{}, err
+	}
+	return st.CachedInfo().Config, nil
+}
+
+func shadowSubjects(subjects []string, n shadow.Naming) []string {
+	out := make([]string, len(subjects))
+	for i, s := range subjects {
+		out[i] = n.Shadow(s)
+	}
+	return out
+}
+
+// compareStreams checks that the shadow stream captures exactly the shadow
+// subjects of the production stream, and no production subject, with the
+// same retention and storage.
+func compareStreams(label string, p, s jetstream.StreamConfig, subj shadow.Naming) finding {
+	want := shadowSubjects(p.Subjects, subj)
+	got := slices.Clone(s.Subjects)
+	sort.Strings(want)
+	sort.Strings(got)
+	for _, x := range got {
+		if !subj.IsShadow(x) {
+			return findErr(label, "captures the production subject %q: production messages would land in the shadow stream", x)
+		}
+	}
+	if !slices.Equal(want, got) {
+		return findErr(label, "different: subjects [%s] expected, [%s] in shadow", strings.Join(want, ", "), strings.Join(got, ", "))
+	}
+	if p.Retention != s.Retention || p.Storage != s.Storage {
+		return findWarn(label, "retention %s/%s storage %s/%s (production/shadow)", p.Retention, s.Retention, p.Storage, s.Storage)
+	}
+	return findOK(label, "exists, subjects %s", strings.Join(got, ", "))
 }

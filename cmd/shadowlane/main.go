@@ -20,7 +20,6 @@ import (
 
 	"github.com/shadowlane/shadowlane"
 	"github.com/shadowlane/shadowlane/cmd/shadowlane/drill"
-	"github.com/shadowlane/shadowlane/propagation"
 )
 
 // Exit codes.
@@ -238,36 +237,20 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 		}
 		return exitViolation
 	}
-	for _, w := range warnings(cfg) {
-		fmt.Fprintln(stdout, "  warning:", w)
-	}
-	fmt.Fprintf(stdout, "%s: ok (service %q, trust %s)\n", *cfgFile, cfg.Service, orDefault(cfg.Trust.Mode, "edge"))
-	if code := checkSQL(sqlFlags, stdout, stderr); code != exitOK {
-		return code
-	}
-	if code := checkStores(cfg, storeFlags, stdout, stderr); code != exitOK {
-		return code
-	}
-	return exitOK
+	fmt.Fprintf(stdout, "%s: valid (service %q, trust %s)\n", *cfgFile, cfg.Service, orDefault(cfg.Trust.Mode, "edge"))
+	// Every check runs; the exit code is the worst: 3 (a store unreachable)
+	// over 1 (something missing or different) over 0.
+	return worst(checkSQL(sqlFlags, stdout, stderr), checkStores(cfg, storeFlags, stdout, stderr))
 }
 
-func warnings(c shadowlane.Config) []string {
-	var w []string
-	for _, a := range c.Outbound.Allow {
-		if strings.TrimSpace(a) == "*" {
-			w = append(w, `outbound.allow contains "*": load-test traffic may call any third party`)
+func worst(codes ...int) int {
+	out := exitOK
+	for _, c := range codes {
+		if c == exitSetup || (c == exitViolation && out != exitSetup) || (c == exitUsage && out == exitOK) {
+			out = c
 		}
 	}
-	for i, k := range c.Trust.Keys {
-		if k.Secret != "" && k.SecretEnv == "" {
-			w = append(w, fmt.Sprintf("trust.keys[%d].secret is inline: prefer secretEnv so the key stays out of the file", i))
-		}
-	}
-	if c.Trust.Mode == "internal" {
-		w = append(w, "trust.mode is internal: make sure only your own services can reach this one, or marks can be forged")
-	}
-	_ = propagation.Internal
-	return w
+	return out
 }
 
 func orDefault(s, d string) string {
