@@ -161,7 +161,7 @@ func TestDrillPasses(t *testing.T) {
 		"strict-ledger-no-lane: HTTP 503",
 		"strict-ledger-no-lane: ledger never reached",
 		"strict-ledger-lane: ledger served by the proj-a instance",
-		"routing: strict misses fail fast (every answer within 1s)",
+		"routing: strict misses fail fast (every answer within 2.5s, the timeout is 5s)",
 		"routing: a reload with an invalid routing section is refused and keeps the strict ledger",
 		"routing counters: orders lane picks (tagged calls served by their own environment)",
 	} {

@@ -729,11 +729,13 @@ func routingInvariants(t *topology, rep *Report, scenarios []expectation, n int,
 	add("routing: untagged requests served by trunk instances (hop visits)", untaggedSent, untaggedTrunk, "")
 	fast := 0
 	for _, sc := range scenarios {
-		if sc.strict && sc.status != 200 && slowest[sc.name] < time.Second {
+		// "fast" is against the 5 s request timeout a blocking pick would
+		// wait out; the margin keeps a loaded CI machine from failing it.
+		if sc.strict && sc.status != 200 && slowest[sc.name] < 2500*time.Millisecond {
 			fast = n
 		}
 	}
-	add("routing: strict misses fail fast (every answer within 1s)", n, fast, fmt.Sprint(slowest["strict-ledger-no-lane"]))
+	add("routing: strict misses fail fast (every answer within 2.5s, the timeout is 5s)", n, fast, fmt.Sprint(slowest["strict-ledger-no-lane"]))
 }
 
 // pickDelta returns after minus before for the routed services.
