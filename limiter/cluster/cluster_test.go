@@ -100,11 +100,14 @@ func TestRedisDownDoesNotStall(t *testing.T) {
 			ok++
 		}
 	}
-	if d := time.Since(start); d > time.Second {
+	d := time.Since(start)
+	if d > time.Second {
 		t.Fatalf("200 calls took %v with Redis down", d)
 	}
-	if ok < 1 || ok > 3 {
-		t.Fatalf("%d passed under a 10 QPS fallback (burst 1)", ok)
+	// burst 1 + 10/s for however long the calls took (+1 for a refill at
+	// the edge), so a slow machine cannot fail a correct limiter.
+	if bound := 2 + int(10*d.Seconds()); ok < 1 || ok > bound {
+		t.Fatalf("%d passed in %v under a 10 QPS fallback (burst 1), want 1..%d", ok, d, bound)
 	}
 	if l.Fallbacks() != 200 {
 		t.Fatalf("fallbacks = %d", l.Fallbacks())
