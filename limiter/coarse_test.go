@@ -22,7 +22,7 @@ func TestCoarseClock(t *testing.T) {
 		time.Sleep(50 * time.Microsecond)
 	}
 	// One tick plus scheduling delay; generous for a loaded CI machine.
-	if worst > int64(100*time.Millisecond) {
+	if worst > int64(500*time.Millisecond) {
 		t.Fatalf("coarse clock lagged by %v", time.Duration(worst))
 	}
 	t.Logf("worst lag %v", time.Duration(worst))
