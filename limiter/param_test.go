@@ -85,13 +85,18 @@ func TestParamMemoryBounded(t *testing.T) {
 	if n := limiter.ParamValues(l, "r", "p"); n > 64+16 || n < 16 {
 		t.Fatalf("%d values tracked, want about 64", n)
 	}
-	// A hot value stays tracked (and limited) while cold ones churn.
+	// A hot value stays tracked (and limited) while cold ones churn. The
+	// LRU is per shard (64 values over 16 shards: 4 each), so the hot value
+	// is touched after every 2 cold ones: at most 2 newer values can land
+	// in its shard between touches, and it can never be the eviction
+	// victim, whatever the hash seed. (Touching it every 8 cold ones let 4
+	// land in its shard now and then: a flaky test, not a bug.)
 	if _, err := res.EntryParams(prod, caller("hot")); err != nil {
 		t.Fatal(err)
 	}
 	for i := range 1000 {
 		res.EntryParams(prod, caller(fmt.Sprint("x", i)))
-		if i%8 == 0 {
+		if i%2 == 1 {
 			if _, err := res.EntryParams(prod, caller("hot")); err == nil {
 				t.Fatalf("hot value forgotten after %d cold ones", i)
 			}
