@@ -24,8 +24,8 @@ const (
 
 // Budgets of the limits phase.
 const (
-	ltQPS, ltBurst     = 20, 5     // load-test traffic's own budget on the order route
-	prodQPS, prodBurst = 2000, 500 // production's budget: far above what the phase sends
+	ltQPS, ltBurst     = 20, 5       // load-test traffic's own budget on the order route
+	prodQPS, prodBurst = 2000, 500   // production's budget: far above what the phase sends
 	breakerOpenFor     = time.Second // long enough that the refusals below finish inside it on a loaded CI machine
 	breakerMinRequests = 5
 )
