@@ -5,7 +5,6 @@ import (
 	"errors"
 	"net"
 	"strings"
-	"sync"
 	"sync/atomic"
 
 	"github.com/redis/go-redis/v9"
@@ -39,7 +38,7 @@ type LimitHook struct {
 	l       *limiter.Limiter
 	rt      *shadowlane.Runtime
 	failure func(error) bool
-	cache   atomic.Pointer[cmdCache]
+	cache   atomic.Pointer[limiter.Names]
 }
 
 // LimitOption configures a [LimitHook].
@@ -82,39 +81,17 @@ var _ redis.Hook = (*LimitHook)(nil)
 // distinct names the rest share "redis:_other".
 const maxCommands = 512
 
-// cmdCache maps lowercase command names to resource handles of one limiter.
-type cmdCache struct {
-	l     *limiter.Limiter
-	m     sync.Map // name -> *limiter.Resource
-	n     atomic.Int32
-	other *limiter.Resource
-}
-
-func (h *LimitHook) cmds() *cmdCache {
+func (h *LimitHook) cmds() *limiter.Names {
 	l := h.l
 	if l == nil {
 		l = shadowlane.OrDefault(h.rt).Limiter()
 	}
 	c := h.cache.Load()
-	if c == nil || c.l != l {
-		c = &cmdCache{l: l, other: l.Resource("redis:_other")}
+	if c == nil || c.Limiter() != l {
+		c = l.Names("redis:", maxCommands, strings.ToUpper)
 		h.cache.Store(c)
 	}
 	return c
-}
-
-func (c *cmdCache) resource(name string) *limiter.Resource {
-	if r, ok := c.m.Load(name); ok {
-		return r.(*limiter.Resource)
-	}
-	if name == "" || c.n.Load() >= maxCommands {
-		return c.other
-	}
-	r := c.l.Resource("redis:" + strings.ToUpper(name))
-	if _, loaded := c.m.LoadOrStore(name, r); !loaded {
-		c.n.Add(1)
-	}
-	return r
 }
 
 // DialHook implements redis.Hook (it does nothing).
@@ -131,7 +108,7 @@ func (h *LimitHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 		if rediskeys.ConnectionSetup(cmd.Args()) {
 			return next(ctx, cmd) // go-redis's own connection setup, not the caller's work
 		}
-		tok, err := h.cmds().resource(cmd.Name()).Entry(ctx)
+		tok, err := h.cmds().Resource(cmd.Name()).Entry(ctx)
 		if err != nil {
 			cmd.SetErr(err)
 			return err
@@ -163,7 +140,7 @@ func (h *LimitHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Pr
 				toks = append(toks, limiter.Token{})
 				continue
 			}
-			tok, err := c.resource(name).Entry(ctx)
+			tok, err := c.Resource(name).Entry(ctx)
 			if err != nil {
 				for _, t := range toks {
 					t.Exit() // admitted but never sent

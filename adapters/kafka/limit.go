@@ -42,7 +42,7 @@ type ProduceLimiter struct {
 	l       *limiter.Limiter
 	rt      *shadowlane.Runtime
 	failure func(error) bool
-	cache   atomic.Pointer[topicCache]
+	cache   atomic.Pointer[limiter.Names]
 }
 
 // LimitOption configures a [ProduceLimiter].
@@ -87,42 +87,26 @@ func NewProduceLimiter(l *limiter.Limiter, opts ...LimitOption) *ProduceLimiter 
 // topics share "kafka:_other".
 const maxTopics = 1024
 
-type topicCache struct {
-	l     *limiter.Limiter
-	m     sync.Map // topic -> *limiter.Resource
-	n     atomic.Int32
-	other *limiter.Resource
-}
-
-func (p *ProduceLimiter) topics() *topicCache {
+func (p *ProduceLimiter) topics() *limiter.Names {
 	l := p.l
 	if l == nil {
 		l = shadowlane.OrDefault(p.rt).Limiter()
 	}
 	c := p.cache.Load()
-	if c == nil || c.l != l {
-		c = &topicCache{l: l, other: l.Resource("kafka:_other")}
+	if c == nil || c.Limiter() != l {
+		c = l.Names("kafka:", maxTopics, defaultTopic)
 		p.cache.Store(c)
 	}
 	return c
 }
 
-func (c *topicCache) resource(topic string) *limiter.Resource {
-	if r, ok := c.m.Load(topic); ok {
-		return r.(*limiter.Resource)
+// defaultTopic names the resource of records with no topic (the client's
+// default produce topic).
+func defaultTopic(topic string) string {
+	if topic == "" {
+		return "_default"
 	}
-	if c.n.Load() >= maxTopics {
-		return c.other
-	}
-	name := topic
-	if name == "" {
-		name = "_default"
-	}
-	r := c.l.Resource("kafka:" + name)
-	if _, loaded := c.m.LoadOrStore(topic, r); !loaded {
-		c.n.Add(1)
-	}
-	return r
+	return topic
 }
 
 // Admit admits one record of r's topic with the traffic class of ctx. On
@@ -130,7 +114,7 @@ func (c *topicCache) resource(topic string) *limiter.Resource {
 // record's produce outcome is known. It does not allocate for a known
 // topic; [ProduceLimiter.Produce] wraps it around a produce call.
 func (p *ProduceLimiter) Admit(ctx context.Context, r *kgo.Record) (limiter.Token, error) {
-	return p.topics().resource(r.Topic).Entry(ctx)
+	return p.topics().Resource(r.Topic).Entry(ctx)
 }
 
 // Produce admits r and hands it to to; the admission is exited with the
