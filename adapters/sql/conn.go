@@ -47,7 +47,7 @@ func (c *connector) Connect(ctx context.Context) (driver.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &conn{base: cn, rw: c.rw}, nil
+	return &conn{passConn: passConn{cn}, rw: c.rw}, nil
 }
 
 func (c *connector) Driver() driver.Driver { return c.base.Driver() }
@@ -55,7 +55,7 @@ func (c *connector) Driver() driver.Driver { return c.base.Driver() }
 // conn wraps one driver connection. database/sql never uses a connection
 // from two goroutines at once, so txMark needs no lock.
 type conn struct {
-	base   driver.Conn
+	passConn
 	rw     *sqlshadow.Rewriter
 	txMark propagation.Mark // mark of the open transaction begun marked
 }
@@ -142,8 +142,6 @@ func (c *conn) prepare(ctx context.Context, m propagation.Mark, query string) (d
 	return c.base.Prepare(q)
 }
 
-func (c *conn) Close() error { return c.base.Close() }
-
 func (c *conn) Begin() (driver.Tx, error) {
 	return c.BeginTx(context.Background(), driver.TxOptions{})
 }
@@ -177,29 +175,39 @@ type txWrap struct {
 func (t *txWrap) Commit() error   { t.c.txMark = propagation.Mark{}; return t.base.Commit() }
 func (t *txWrap) Rollback() error { t.c.txMark = propagation.Mark{}; return t.base.Rollback() }
 
-func (c *conn) CheckNamedValue(nv *driver.NamedValue) error {
+func (c *conn) ResetSession(ctx context.Context) error {
+	c.txMark = propagation.Mark{}
+	return c.passConn.ResetSession(ctx)
+}
+
+// passConn forwards the optional driver.Conn interfaces both wrappers
+// (shadowing and limiting) pass through unchanged.
+type passConn struct{ base driver.Conn }
+
+func (c *passConn) Close() error { return c.base.Close() }
+
+func (c *passConn) CheckNamedValue(nv *driver.NamedValue) error {
 	if nvc, ok := c.base.(driver.NamedValueChecker); ok {
 		return nvc.CheckNamedValue(nv)
 	}
 	return driver.ErrSkip
 }
 
-func (c *conn) ResetSession(ctx context.Context) error {
-	c.txMark = propagation.Mark{}
+func (c *passConn) ResetSession(ctx context.Context) error {
 	if sr, ok := c.base.(driver.SessionResetter); ok {
 		return sr.ResetSession(ctx)
 	}
 	return nil
 }
 
-func (c *conn) IsValid() bool {
+func (c *passConn) IsValid() bool {
 	if v, ok := c.base.(driver.Validator); ok {
 		return v.IsValid()
 	}
 	return true
 }
 
-func (c *conn) Ping(ctx context.Context) error {
+func (c *passConn) Ping(ctx context.Context) error {
 	if p, ok := c.base.(driver.Pinger); ok {
 		return p.Ping(ctx)
 	}

@@ -158,7 +158,7 @@ func (c *limitConnector) Connect(ctx context.Context) (driver.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &limitConn{base: cn, c: c}, nil
+	return &limitConn{passConn: passConn{cn}, c: c}, nil
 }
 
 func (c *limitConnector) Driver() driver.Driver { return c.base.Driver() }
@@ -185,8 +185,8 @@ func (c *limitConnector) exit(tok limiter.Token, err error) {
 }
 
 type limitConn struct {
-	base driver.Conn
-	c    *limitConnector
+	passConn
+	c *limitConnector
 }
 
 var (
@@ -254,8 +254,6 @@ func (c *limitConn) PrepareContext(ctx context.Context, query string) (driver.St
 	return &limitStmt{base: st, c: c, kind: kindOf(query)}, nil
 }
 
-func (c *limitConn) Close() error { return c.base.Close() }
-
 func (c *limitConn) Begin() (driver.Tx, error) {
 	return c.BeginTx(context.Background(), driver.TxOptions{})
 }
@@ -265,34 +263,6 @@ func (c *limitConn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.
 		return bt.BeginTx(ctx, opts)
 	}
 	return c.base.Begin() //nolint:staticcheck // fallback for old drivers
-}
-
-func (c *limitConn) CheckNamedValue(nv *driver.NamedValue) error {
-	if nvc, ok := c.base.(driver.NamedValueChecker); ok {
-		return nvc.CheckNamedValue(nv)
-	}
-	return driver.ErrSkip
-}
-
-func (c *limitConn) ResetSession(ctx context.Context) error {
-	if sr, ok := c.base.(driver.SessionResetter); ok {
-		return sr.ResetSession(ctx)
-	}
-	return nil
-}
-
-func (c *limitConn) IsValid() bool {
-	if v, ok := c.base.(driver.Validator); ok {
-		return v.IsValid()
-	}
-	return true
-}
-
-func (c *limitConn) Ping(ctx context.Context) error {
-	if p, ok := c.base.(driver.Pinger); ok {
-		return p.Ping(ctx)
-	}
-	return nil
 }
 
 // limitStmt admits each execution of a prepared statement.
