@@ -12,6 +12,7 @@ require (
 	github.com/shadowlane/shadowlane/examples v0.0.0
 	google.golang.org/grpc v1.85.0
 	modernc.org/sqlite v1.62.0
+	github.com/nats-io/nats-server/v2 v2.15.2
 )
 
 require (

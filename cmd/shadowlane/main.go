@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
 	"time"
 
@@ -74,6 +75,9 @@ func cmdDrill(args []string, stdout, stderr io.Writer) int {
 	mixFlag := fs.String("mix", "production=60,loadtest=25,forged=10,env=5", "traffic mix of the timed phase (parts per class)")
 	reportDir := fs.String("report", "drill-report", "directory for the HTML report (index.html); '' to skip")
 	kafkaSeeds := fs.String("kafka", os.Getenv("SHADOWLANE_DRILL_KAFKA"), "comma-separated Kafka brokers to use instead of the in-process kfake")
+	natsURL := fs.String("nats", os.Getenv("SHADOWLANE_DRILL_NATS"), "NATS URL (JetStream enabled) to use instead of the embedded nats-server (e.g. nats://127.0.0.1:4222)")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the drill to this file (for diagnosing the drill's own cost)")
+	amqpURL := fs.String("amqp", os.Getenv("SHADOWLANE_DRILL_AMQP"), "RabbitMQ URL for the fulfilment bus (e.g. amqp://guest:guest@127.0.0.1:5672/); without it that bus is left out")
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
 	}
@@ -111,10 +115,23 @@ func cmdDrill(args []string, stdout, stderr io.Writer) int {
 			seeds = append(seeds, s)
 		}
 	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			fmt.Fprintln(stderr, "shadowlane drill:", err)
+			return exitSetup
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(stderr, "shadowlane drill:", err)
+			return exitSetup
+		}
+		defer pprof.StopCPUProfile()
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	rep, err := drill.Run(ctx, drill.Options{Requests: *n, Concurrency: *c,
-		Backends: drill.Backends{Redis: *redisAddr, MySQL: *mysqlDSN, Postgres: *pgDSN, Kafka: seeds},
+		Backends: drill.Backends{Redis: *redisAddr, MySQL: *mysqlDSN, Postgres: *pgDSN, Kafka: seeds, NATS: *natsURL, AMQP: *amqpURL},
 		Duration: *duration, Rate: *rate, Mix: mix, Progress: progress})
 	if err != nil {
 		fmt.Fprintln(stderr, err)

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,7 +19,7 @@ import (
 // the store itself: the invariants exist and hold, and the isolation table
 // covers each production target and its shadow twin with the accepted
 // orders of its side (n requests per scenario) and nothing else.
-func assertStoreInvariants(t *testing.T, rep *drill.Report, ordersSuffix, topicSuffix string, n int) {
+func assertStoreInvariants(t *testing.T, rep *drill.Report, ordersSuffix, topicSuffix string, n int, withAMQP bool) {
 	t.Helper()
 	byName := map[string]drill.Invariant{}
 	for _, inv := range rep.Invariants {
@@ -53,8 +54,18 @@ func assertStoreInvariants(t *testing.T, rep *drill.Report, ordersSuffix, topicS
 			t.Errorf("store invariant failed: %+v", inv)
 		}
 	}
-	if len(rep.Isolation) != 8 {
-		t.Errorf("isolation table has %d rows, want 8 (orders, ledger, order keys, order events; production and shadow)", len(rep.Isolation))
+	// orders, ledger, order keys, order events, shipment stream and
+	// shipment keys (and fulfilment exchange and keys): production and shadow.
+	rows := map[string]int{}
+	for _, in := range rep.Isolation {
+		rows[in.Store]++
+	}
+	want := map[string]int{"sql": 4, "redis": 4, "kafka": 2, "nats": 2}
+	if withAMQP {
+		want["redis"], want["amqp"] = 6, 2
+	}
+	if fmt.Sprint(rows) != fmt.Sprint(want) {
+		t.Errorf("isolation rows per store %v, want %v", rows, want)
 	}
 	// 14 accepted production scenarios and 4 accepted load-test ones (plus
 	// the cookie/query tag scenarios when the edge applies them).
@@ -73,7 +84,7 @@ func assertStoreInvariants(t *testing.T, rep *drill.Report, ordersSuffix, topicS
 			t.Errorf("isolation %s %s (%s): %+v, want %d accepted orders and nothing else", in.Store, in.Target, in.Side, in, want)
 		}
 	}
-	for _, k := range []string{"sql", "redis", "kafka"} {
+	for _, k := range []string{"sql", "redis", "kafka", "nats", "amqp"} {
 		if rep.Stores[k] == "" {
 			t.Errorf("report does not say which %s store it used", k)
 		}
@@ -81,22 +92,27 @@ func assertStoreInvariants(t *testing.T, rep *drill.Report, ordersSuffix, topicS
 }
 
 // TestDrillRealBackends runs the drill against the real MariaDB,
-// PostgreSQL and Redis on loopback (kfake for Kafka): once with MariaDB,
-// once with PostgreSQL.
+// PostgreSQL, Redis, NATS (JetStream) and RabbitMQ on loopback (kfake for
+// Kafka): once with MariaDB, once with PostgreSQL.
 func TestDrillRealBackends(t *testing.T) {
 	redisAddr := testenv.Addr("SHADOWLANE_REDIS_ADDR", "127.0.0.1:6379")
 	mysqlAddr := testenv.Addr("SHADOWLANE_MYSQL_ADDR", "127.0.0.1:3306")
 	pgAddr := testenv.Addr("SHADOWLANE_POSTGRES_ADDR", "127.0.0.1:5432")
+	natsAddr := testenv.Addr("SHADOWLANE_NATS_ADDR", "127.0.0.1:4222")
+	amqpAddr := testenv.Addr("SHADOWLANE_AMQP_ADDR", "127.0.0.1:5672")
 	testenv.Need(t, "Redis", redisAddr)
 	testenv.Need(t, "MariaDB", mysqlAddr)
 	testenv.Need(t, "PostgreSQL", pgAddr)
+	testenv.Need(t, "NATS", natsAddr)
+	testenv.Need(t, "RabbitMQ", amqpAddr)
 	for _, tc := range []struct{ name, flag, dsn string }{
 		{"mariadb", "--mysql", "root@tcp(" + mysqlAddr + ")/test"},
 		{"postgres", "--postgres", "postgres://postgres@" + pgAddr + "/test?sslmode=disable"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var out, errb bytes.Buffer
-			code := run([]string{"drill", "--requests", "4", "--json", "--report", "", "--redis", redisAddr, tc.flag, tc.dsn}, &out, &errb)
+			code := run([]string{"drill", "--requests", "4", "--json", "--report", "", "--redis", redisAddr, tc.flag, tc.dsn,
+				"--nats", "nats://" + natsAddr, "--amqp", "amqp://guest:guest@" + amqpAddr + "/"}, &out, &errb)
 			if code != exitOK {
 				t.Fatalf("exit %d\n%s\n%s", code, out.String(), errb.String())
 			}
@@ -107,11 +123,12 @@ func TestDrillRealBackends(t *testing.T) {
 			if !rep.OK {
 				t.Fatal("report not OK")
 			}
-			if !strings.Contains(rep.Stores["redis"], redisAddr) || !strings.Contains(rep.Stores["sql"], mysqlOrPG(tc.name)) {
+			if !strings.Contains(rep.Stores["redis"], redisAddr) || !strings.Contains(rep.Stores["sql"], mysqlOrPG(tc.name)) ||
+				!strings.Contains(rep.Stores["nats"], natsAddr) || !strings.Contains(rep.Stores["amqp"], amqpAddr) {
 				t.Errorf("stores %v: not the real servers", rep.Stores)
 			}
 			// Per-run names on shared servers: d<hex>_orders.
-			assertStoreInvariants(t, &rep, "_orders", "order-events", 4)
+			assertStoreInvariants(t, &rep, "_orders", "order-events", 4, true)
 		})
 	}
 }
@@ -214,7 +231,7 @@ func TestDrillPasses(t *testing.T) {
 	if got := strings.Join(rep.Routing.Instances["orders"], "+"); got != "trunk+proj-a" {
 		t.Errorf("orders instances %q", got)
 	}
-	assertStoreInvariants(t, &rep, "orders", "order-events", 5)
+	assertStoreInvariants(t, &rep, "orders", "order-events", 5, false)
 
 	var summary bytes.Buffer
 	rep.Summary(&summary)

@@ -8,10 +8,15 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	amqp091 "github.com/rabbitmq/amqp091-go"
 	"github.com/redis/go-redis/v9"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	slamqp "github.com/shadowlane/shadowlane/adapters/amqp"
 	"github.com/shadowlane/shadowlane/adapters/kafka"
+	slnats "github.com/shadowlane/shadowlane/adapters/nats"
 	"github.com/shadowlane/shadowlane/propagation"
 	"github.com/shadowlane/shadowlane/shadow"
 )
@@ -25,13 +30,29 @@ type Names struct {
 	KeyPrefix             string // Redis key prefix ("" or e.g. "d1f2:"); keys are <prefix>order:<id> and <prefix>stock:<sku>
 	Topic                 string // order events topic
 	SKU                   string // the one article the shop sells
+
+	// Shipments is the NATS JetStream subject of shipment requests
+	// (stream ShipStream), read by the shipping service.
+	Shipments, ShipStream string
+	// Exchange is the RabbitMQ exchange of fulfilment requests (routing
+	// key FulfilKey), bound to the queue Fulfilment that the fulfilment
+	// service consumes.
+	Exchange, FulfilKey, Fulfilment string
 }
 
 // DefaultNames are the names the drill uses on embedded stores.
-var DefaultNames = Names{Orders: "orders", Stock: "stock", Ledger: "ledger", Topic: "order-events", SKU: "sku-1"}
+var DefaultNames = Names{Orders: "orders", Stock: "stock", Ledger: "ledger", Topic: "order-events", SKU: "sku-1",
+	Shipments: "shop.shipments", ShipStream: "SHIPMENTS", Exchange: "shop", FulfilKey: "fulfil", Fulfilment: "fulfilment"}
 
 // OrderKey is the Redis key of an order's cache entry.
 func (n Names) OrderKey(id string) string { return n.KeyPrefix + "order:" + id }
+
+// ShipmentKey is the Redis key the shipping service writes for an order.
+func (n Names) ShipmentKey(id string) string { return n.KeyPrefix + "shipment:" + id }
+
+// FulfilmentKey is the Redis key the fulfilment service writes for an
+// order.
+func (n Names) FulfilmentKey(id string) string { return n.KeyPrefix + "fulfilment:" + id }
 
 // StockKey is the Redis key of the stock counter.
 func (n Names) StockKey() string { return n.KeyPrefix + "stock:" + n.SKU }
@@ -39,13 +60,21 @@ func (n Names) StockKey() string { return n.KeyPrefix + "stock:" + n.SKU }
 // Store is the order service's storage: SQL through a shadowlane-wrapped
 // *sql.DB (adapters/sql), a Redis cache through a go-redis client with the
 // shadowlane hook (adapters/goredis), and order events through a
-// shadowlane Producer (adapters/kafka). The shop writes with the request's
-// context and production names; the adapters do the shadowing.
+// shadowlane Producer (adapters/kafka); optionally shipment requests on
+// NATS JetStream (adapters/nats) and fulfilment requests on RabbitMQ
+// (adapters/amqp). The shop writes with the request's context and
+// production names; the adapters do the shadowing.
 type Store struct {
 	DB     *sql.DB               // slsql.OpenDB(...)
 	Redis  redis.UniversalClient // with goredis.NewHook()
 	Events *kafka.Producer       // from kafka.Shadow.Producer
-	Names  Names
+	// NATS and JS publish shipment requests (nil: none): NATS.Prepare
+	// shadows the message, JS publishes it.
+	NATS *slnats.Shadow
+	JS   jetstream.JetStream
+	// AMQP publishes fulfilment requests (nil: none).
+	AMQP  *slamqp.Channel
+	Names Names
 	// Dollar selects PostgreSQL placeholders ($1) instead of ?.
 	Dollar bool
 }
@@ -108,7 +137,84 @@ func (s *Store) Place(ctx context.Context, id string) error {
 	if err := s.Events.ProduceSync(ctx, &kgo.Record{Topic: s.Names.Topic, Key: []byte(id), Value: val}).FirstErr(); err != nil {
 		return fmt.Errorf("orders: event: %w", err)
 	}
+	if s.JS != nil {
+		msg := &nats.Msg{Subject: s.Names.Shipments, Data: val, Header: nats.Header{}}
+		msg.Header.Set(jetstream.MsgIDHeader, id)
+		if err := s.NATS.Prepare(ctx, msg); err != nil {
+			return fmt.Errorf("orders: shipment: %w", err)
+		}
+		if _, err := s.JS.PublishMsg(ctx, msg); err != nil {
+			return fmt.Errorf("orders: shipment: %w", err)
+		}
+	}
+	if s.AMQP != nil {
+		err := s.AMQP.PublishWithContext(ctx, s.Names.Exchange, s.Names.FulfilKey, false, false,
+			amqp091.Publishing{MessageId: id, ContentType: "application/json", Body: val})
+		if err != nil {
+			return fmt.Errorf("orders: fulfilment: %w", err)
+		}
+	}
 	return nil
+}
+
+// Task is what the shipping and fulfilment services record for an order
+// in Redis: the run and env of the mark the message adapter rebuilt.
+type Task struct {
+	Run string `json:"run,omitempty"`
+	Env string `json:"env,omitempty"`
+}
+
+// record writes key = Task{mark} through the hooked Redis client, so a
+// load-test message's record lands on a shadow key.
+func (s *Store) record(ctx context.Context, key string) error {
+	m := propagation.FromContext(ctx)
+	val, _ := json.Marshal(Task{Run: m.Run, Env: m.Env})
+	return s.Redis.Set(ctx, key, val, 0).Err()
+}
+
+// ShippingHandler is the shipping service: for every shipment request
+// (JetStream, through adapters/nats) it records the order under
+// [Names.ShipmentKey] in Redis. A malformed request is passed to refused
+// and acknowledged; a Redis error naks it for redelivery.
+func (s *Store) ShippingHandler(refused func(error)) slnats.JSHandler {
+	return func(ctx context.Context, msg jetstream.Msg) error {
+		var ev Event
+		if err := json.Unmarshal(msg.Data(), &ev); err != nil || ev.ID == "" {
+			if refused != nil {
+				refused(fmt.Errorf("shipping: bad request %q: %v", msg.Data(), err))
+			}
+			return nil
+		}
+		return s.refusable(s.record(ctx, s.Names.ShipmentKey(ev.ID)), refused)
+	}
+}
+
+// FulfilmentHandler is the fulfilment service: for every fulfilment
+// request (RabbitMQ, through adapters/amqp) it records the order under
+// [Names.FulfilmentKey] in Redis.
+func (s *Store) FulfilmentHandler(refused func(error)) slamqp.Handler {
+	return func(ctx context.Context, d *amqp091.Delivery) error {
+		if d.MessageId == "" {
+			if refused != nil {
+				refused(fmt.Errorf("fulfilment: request without a message id"))
+			}
+			return nil
+		}
+		return s.refusable(s.record(ctx, s.Names.FulfilmentKey(d.MessageId)), refused)
+	}
+}
+
+// refusable reports a [*shadow.Error] to refused and swallows it (a
+// refused write is never retried); other errors are returned.
+func (s *Store) refusable(err error, refused func(error)) error {
+	var se *shadow.Error
+	if errors.As(err, &se) {
+		if refused != nil {
+			refused(err)
+		}
+		return nil
+	}
+	return err
 }
 
 // LedgerHandler is the consumer service: for every order event it writes

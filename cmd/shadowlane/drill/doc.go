@@ -31,20 +31,43 @@
 // order-events_shadow) writes a ledger row per event through the SQL
 // adapter, with the mark rebuilt from the record headers. The shadow
 // twins (orders_shadow, stock_shadow, ledger_shadow, order-events_shadow)
-// are created at start. Embedded defaults: a temp-file SQLite database
-// (modernc.org/sqlite), miniredis and kfake; [Backends] points the drill at
-// real MySQL/MariaDB or PostgreSQL, Redis and Kafka instead, with names
-// unique to the run (d<hex>_orders, d<hex>:order:<id>, d<hex>_order-events)
-// that are dropped afterwards.
+// are created at start.
+//
+// Two more buses carry work to two more consumer services. Every order
+// publishes a shipment request on NATS JetStream (subject shop.shipments,
+// stream SHIPMENTS; the adapters/nats Prepare rule sends load-test requests
+// to shadow.shop.shipments in SHIPMENTS_shadow, which the adapter derived
+// from the production stream); the shipping service (the adapter's
+// JetStream consumer on both streams) records shipment:<id> in Redis. With
+// a RabbitMQ URL every order also publishes a fulfilment request (exchange
+// shop, key fulfil, queue fulfilment; twins shop_shadow and
+// fulfilment_shadow declared by the adapter's Declare); the fulfilment
+// service (the adapter's consumer) records fulfilment:<id> in Redis. Both
+// record the run of the mark the adapter rebuilt from the message
+// headers, so a consumed load-test message lands on a shadow key with its
+// run. The drill binds two audit queues of its own (plain amqp091) to the
+// production and the shadow exchange: the broker keeps a copy of
+// everything routed to either side for the read-back.
+//
+// Embedded defaults: a temp-file SQLite database (modernc.org/sqlite),
+// miniredis, kfake and an in-process nats-server with JetStream; RabbitMQ
+// has no embedded stand-in, so without [Backends.AMQP] the fulfilment bus
+// is left out and the report says so. [Backends] points the drill at real
+// MySQL/MariaDB or PostgreSQL, Redis, Kafka, NATS and RabbitMQ instead,
+// with names unique to the run (d<hex>_orders, d<hex>:order:<id>,
+// d<hex>_order-events, D<HEX>_SHIPMENTS, d<hex>_shop) that are deleted
+// afterwards.
 //
 // After the traffic the drill reads every store back with plain clients
 // (no shadowlane) and checks, with expected and observed counts, that
-// production tables, keys and topics hold exactly the accepted production
-// orders and no load-test data, that their shadow twins hold exactly the
+// production tables, keys, topics, streams and exchanges hold exactly the
+// accepted production orders and no load-test data, that their shadow twins hold exactly the
 // accepted load-test orders and no production data, that the run carried
 // with each row and record matches its side, that stock counters moved by
 // exactly one per accepted order per side, that the end offsets of
-// order-events and order-events_shadow reconcile with what was produced,
+// order-events and order-events_shadow and the message counts of both
+// streams reconcile with what was produced, that the fulfilment queues
+// were drained,
 // and that requests refused by a kill switch or a strict route wrote
 // nothing anywhere (forged marks are stripped at the edge, so those
 // requests are production orders and never reach a shadow target).

@@ -376,6 +376,12 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	if err != nil {
 		return nil, fmt.Errorf("drill: starting the ledger consumer: %w", err)
 	}
+	if err := st.startShipping(ctx); err != nil { // buses.go
+		return nil, err
+	}
+	if err := st.startFulfilment(ctx); err != nil {
+		return nil, err
+	}
 	shadow0 := shadow.Snapshot()
 	t, err := start(ctx, o, st.store)
 	if err != nil {
@@ -940,7 +946,7 @@ func (r *Report) summaryStores(w io.Writer) {
 	if len(r.Isolation) == 0 {
 		return
 	}
-	fmt.Fprintf(w, "\nisolation per store (read back with plain clients: %s; %s; %s)\n", r.Stores["sql"], r.Stores["redis"], r.Stores["kafka"])
+	fmt.Fprintf(w, "\nisolation per store (read back with plain clients: %s; %s; %s; %s; amqp %s)\n", r.Stores["sql"], r.Stores["redis"], r.Stores["kafka"], r.Stores["nats"], r.Stores["amqp"])
 	fmt.Fprintf(w, "  %-6s %-34s %-10s %8s %8s %6s %8s %8s\n", "store", "target", "side", "expected", "observed", "total", "foreign", "refused")
 	for _, in := range r.Isolation {
 		mark := ""

@@ -47,7 +47,7 @@ func TestHTMLReportRendersInChromium(t *testing.T) {
 		`<svg id="traffic-chart"`, `class="series" data-class="production"`, `data-class="loadtest"`,
 		`<svg id="latency-chart"`, `class="bar"`,
 		`<svg id="blocks-chart"`,
-		`id="invariants-table"`, `id="isolation-sql"`, `id="isolation-redis"`, `id="isolation-kafka"`,
+		`id="invariants-table"`, `id="isolation-sql"`, `id="isolation-redis"`, `id="isolation-kafka"`, `id="isolation-nats"`, `SHIPMENTS_shadow`,
 		`id="routing-table"`, `id="latency-table"`, `id="blocks-table"`, `id="summary-cards"`,
 		`orders_shadow`, `order-events_shadow`, `kill switch: gateway (edge)`,
 	} {

@@ -119,10 +119,7 @@ func (s *stores) startConsumers(ctx context.Context) (*laneDrill, error) {
 // handler is the shop's ledger handler preceded by the consumption record.
 func (l *laneDrill) handler(consumer string) kafka.Handler {
 	s := l.s
-	refused := func(err error) {
-		s.refused.Add(1)
-		s.refusedErr.Store(err.Error())
-	}
+	refused := s.refuse
 	ledger := s.store.LedgerHandler(refused)
 	q := "INSERT INTO " + l.table + " (order_id, run, env, consumer) VALUES (?, ?, ?, ?)"
 	if s.dollar {

@@ -32,13 +32,17 @@ import (
 )
 
 // Backends says where the drill keeps the shop's data. Empty fields mean
-// the embedded default: a temp-file SQLite database (pure Go), miniredis
-// and an in-process Kafka cluster (kfake).
+// the embedded default: a temp-file SQLite database (pure Go), miniredis,
+// an in-process Kafka cluster (kfake) and an in-process nats-server with
+// JetStream. RabbitMQ has no embedded stand-in: without AMQP the shop's
+// fulfilment bus is left out (and the report says so).
 type Backends struct {
 	Redis    string   // Redis address, e.g. 127.0.0.1:6379
 	MySQL    string   // go-sql-driver DSN, e.g. root@tcp(127.0.0.1:3306)/test
 	Postgres string   // pgx DSN, e.g. postgres://postgres@127.0.0.1:5432/test?sslmode=disable
 	Kafka    []string // seed brokers
+	NATS     string   // NATS URL with JetStream, e.g. nats://127.0.0.1:4222 (default: an embedded nats-server)
+	AMQP     string   // RabbitMQ URL, e.g. amqp://guest:guest@127.0.0.1:5672/ (default: none; the fulfilment bus is left out)
 }
 
 // Shadow twins, as the adapters' default naming makes them.
@@ -70,10 +74,18 @@ type stores struct {
 	refused      atomic.Int64 // ledger statements the SQL adapter refused
 	refusedErr   atomic.Value
 
+	bus buses // NATS and RabbitMQ (buses.go)
+
 	closers []func()
 }
 
 const initialStock = 1_000_000
+
+// refuse counts a statement or command an adapter refused in a consumer.
+func (s *stores) refuse(err error) {
+	s.refused.Add(1)
+	s.refusedErr.Store(err.Error())
+}
 
 func (s *stores) close() {
 	for i := len(s.closers) - 1; i >= 0; i-- {
@@ -106,7 +118,17 @@ func openStores(ctx context.Context, b Backends, tmp string) (*stores, error) {
 	if err := s.openKafka(ctx, b); err != nil {
 		return fail(err)
 	}
-	s.store = &shop.Store{DB: s.db, Redis: s.rdb, Names: s.names, Dollar: s.dollar}
+	if err := s.openNATS(ctx, b, tmp, uniq); err != nil {
+		return fail(err)
+	}
+	s.desc["amqp"] = "not used (no embedded RabbitMQ; give --amqp)"
+	if err := s.openAMQP(ctx, b, uniq); err != nil {
+		return fail(err)
+	}
+	s.store = &shop.Store{DB: s.db, Redis: s.rdb, Names: s.names, Dollar: s.dollar, NATS: s.bus.ns, JS: s.bus.js}
+	if s.bus.as != nil {
+		s.store.AMQP = s.bus.as.Channel(s.bus.apub)
+	}
 	p, err := s.ks.Producer(s.kcl)
 	if err != nil {
 		return fail(err)
@@ -289,10 +311,7 @@ func (s *stores) openKafka(ctx context.Context, b Backends) error {
 // runner, in the production group on order-events and the shadow group on
 // order-events_shadow, writing the ledger table through the SQL adapter.
 func (s *stores) startConsumer(ctx context.Context) error {
-	h := s.store.LedgerHandler(func(err error) {
-		s.refused.Add(1)
-		s.refusedErr.Store(err.Error())
-	})
+	h := s.store.LedgerHandler(s.refuse)
 	c, err := s.ks.Consumer(s.group, []string{s.names.Topic}, h,
 		kgo.SeedBrokers(s.seeds...), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	if err != nil {
@@ -472,6 +491,10 @@ func (s *stores) verify(ctx context.Context, o *outcome, add func(name string, w
 	var iso []Isolation
 	forgedInShadow := 0
 	target := func(store, name, side string, rows []row, err error) {
+		// Rows carry the run (SQL columns, message headers, the mark the
+		// consumer services recorded) except the order cache, whose key's
+		// side is the only fact.
+		runs := !(store == "redis" && strings.Contains(name, "order:"))
 		want := o.prod
 		if side == "shadow" {
 			want = o.lt
@@ -503,7 +526,7 @@ func (s *stores) verify(ctx context.Context, o *outcome, add func(name string, w
 		// The run carried with the data says the same (SQL rows, Kafka
 		// headers): production rows carry none, shadow rows this run.
 		wrongRun := 0
-		if store != "redis" {
+		if runs {
 			for _, r := range rows {
 				if (side == "production") != (r.run == "") || (side == "shadow" && r.run != o.run) {
 					wrongRun++
@@ -527,7 +550,7 @@ func (s *stores) verify(ctx context.Context, o *outcome, add func(name string, w
 		add(fmt.Sprintf("%s %s: %s records (must be none)", store, name, other), 0, in.Foreign, detail)
 		add(fmt.Sprintf("%s %s: records of refused requests (must be none)", store, name), 0, in.Refused, "")
 		add(fmt.Sprintf("%s %s: records in all", store, name), in.Expected, in.Total, "")
-		if store != "redis" {
+		if runs {
 			add(fmt.Sprintf("%s %s: records whose run is not %s", store, name, map[string]string{"production": "empty", "shadow": o.run}[side]), 0, wrongRun, "")
 		}
 		in.OK = err == nil && in.Observed == in.Expected && in.Foreign == 0 && in.Refused == 0 && in.Total == in.Expected && wrongRun == 0
@@ -568,6 +591,7 @@ func (s *stores) verify(ctx context.Context, o *outcome, add func(name string, w
 		target("kafka", topic, side, rows, err)
 		add(fmt.Sprintf("kafka %s: end offset (records produced) reconciles with accepted %s orders", topic, map[string]string{"production": "production", "shadow": "load-test"}[side]), len(map[bool]map[string]bool{true: o.lt, false: o.prod}[side == "shadow"]), int(end), "")
 	}
+	s.verifyBuses(ctx, o, target, add) // NATS and RabbitMQ (buses.go)
 	// Stock: one article per accepted order, per side, in SQL and Redis.
 	for _, side := range []string{"production", "shadow"} {
 		want := len(o.prod)
@@ -587,17 +611,15 @@ func (s *stores) verify(ctx context.Context, o *outcome, add func(name string, w
 	stray := 0
 	for _, k := range all {
 		pk := strings.TrimPrefix(k, shadowKey(""))
-		if !strings.HasPrefix(pk, s.names.KeyPrefix+"order:") && pk != s.names.StockKey() {
-			continue
-		}
-		id := strings.TrimPrefix(pk, s.names.OrderKey(""))
-		if k == pk && o.lt[id] {
-			stray++
+		for _, p := range []string{s.names.OrderKey(""), s.names.ShipmentKey(""), s.names.FulfilmentKey("")} {
+			if id, ok := strings.CutPrefix(pk, p); ok && k == pk && o.lt[id] {
+				stray++
+			}
 		}
 	}
 	add("redis: load-test order ids among production keys (full SCAN)", 0, stray, errString(err))
 	add("forged load-test marks: records in any shadow target", 0, forgedInShadow, "")
-	add("sql ledger: statements the SQL adapter refused in the consumer", 0, int(s.refused.Load()), fmt.Sprint(s.refusedErr.Load()))
+	add("consumers: statements and commands the SQL and Redis adapters refused (ledger, shipping, fulfilment)", 0, int(s.refused.Load()), fmt.Sprint(s.refusedErr.Load()))
 	return iso
 }
 
@@ -633,10 +655,15 @@ func idsOf(m map[string]bool) []string {
 // verifies every store.
 func (s *stores) check(ctx context.Context, o *outcome, add func(string, int, int, string)) (map[string]string, []Isolation) {
 	s.waitLedger(ctx, len(o.prod), len(o.lt), 15*time.Second)
+	s.waitTasks(ctx, len(o.prod)+len(o.lt), 15*time.Second)
 	// Let a stray extra record (there must be none) land before reading.
 	time.Sleep(50 * time.Millisecond)
 	if err := s.stopConsumer(); err != nil {
 		add("kafka ledger consumer: stopped cleanly", 1, 0, err.Error())
+	}
+	s.stopShipping()
+	if err := s.stopFulfilment(); err != nil {
+		add("amqp fulfilment consumer: stopped cleanly", 1, 0, err.Error())
 	}
 	return s.desc, s.verify(ctx, o, add)
 }

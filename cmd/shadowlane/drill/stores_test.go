@@ -4,6 +4,9 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -23,7 +26,10 @@ func TestVerifyCatchesPlantedLeaks(t *testing.T) {
 	o := newOutcome("run-1")
 	o.prod["p-1"], o.lt["l-1"], o.refused["k-1"], o.forged["p-1"] = true, true, true, true
 
-	// The honest path, through the adapters.
+	// The honest path, through the adapters (and the shipping service).
+	if err := st.startShipping(ctx); err != nil {
+		t.Fatal(err)
+	}
 	lt := propagation.With(ctx, propagation.Mark{Run: "run-1"})
 	if err := st.store.Place(ctx, "p-1"); err != nil {
 		t.Fatal(err)
@@ -35,6 +41,8 @@ func TestVerifyCatchesPlantedLeaks(t *testing.T) {
 	st.db.ExecContext(ctx, "INSERT INTO ledger (order_id, run, env, amount) VALUES ('p-1', '', '', 1)")
 	st.db.ExecContext(lt, "INSERT INTO ledger (order_id, run, env, amount) VALUES ('l-1', 'run-1', '', 1)")
 
+	st.waitTasks(ctx, 2, 10*time.Second)
+	st.stopShipping()
 	clean := failed(st, ctx, o)
 	if len(clean) != 0 {
 		t.Fatalf("honest stores fail: %v", clean)
@@ -52,6 +60,15 @@ func TestVerifyCatchesPlantedLeaks(t *testing.T) {
 	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "order-events", Key: []byte("l-1"), Headers: []kgo.RecordHeader{{Key: "X-Shadowlane-Run", Value: []byte("run-1")}}}).FirstErr(); err != nil {
 		t.Fatal(err)
 	}
+	// A load-test shipment request on the production subject, a
+	// shipment recorded on a production key for a load-test order.
+	msg := nats.NewMsg("shop.shipments")
+	msg.Data = []byte(`{"id":"l-2"}`)
+	msg.Header.Set("X-Shadowlane-Run", "run-1")
+	if _, err := st.bus.js.PublishMsg(ctx, msg); err != nil {
+		t.Fatal(err)
+	}
+	st.rraw.Set(ctx, "shipment:l-1", `{"run":"run-1"}`, 0)
 	got := strings.Join(failed(st, ctx, o), "\n")
 	for _, want := range []string{
 		"sql orders: load-test records (must be none)",
@@ -64,6 +81,9 @@ func TestVerifyCatchesPlantedLeaks(t *testing.T) {
 		"kafka order-events: load-test records (must be none)",
 		"kafka order-events: records whose run is not empty",
 		"forged load-test marks: records in any shadow target",
+		"nats stream SHIPMENTS: load-test records (must be none)",
+		"nats stream SHIPMENTS: records whose run is not empty",
+		"redis shipment:*: load-test records (must be none)",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("leak not caught: %q\nfailed:\n%s", want, got)

@@ -108,7 +108,7 @@ type timedReq struct {
 // runTimed sends o.Rate requests per second for o.Duration, classes
 // interleaved by the mix (deterministically: every window of the mix's
 // total parts holds each class's parts), open loop with at most
-// 4*o.Concurrency (at least 64) requests in flight.
+// 4*o.Concurrency (at least 256) requests in flight.
 func runTimed(ctx context.Context, o Options, client *http.Client, gwURL, run, tok string, col *collector) timedResult {
 	mix := o.Mix
 	if len(mix) == 0 {
@@ -138,7 +138,7 @@ func runTimed(ctx context.Context, o Options, client *http.Client, gwURL, run, t
 	// load. Collect less often while the timed traffic runs.
 	defer debug.SetGCPercent(debug.SetGCPercent(400))
 	res := timedResult{sent: map[string]int{}, ok: map[string]int{}, ids: map[string][]timedReq{}}
-	inflight := make(chan struct{}, max(64, 4*o.Concurrency))
+	inflight := make(chan struct{}, max(256, 4*o.Concurrency))
 	var (
 		wg   sync.WaitGroup
 		mu   sync.Mutex

@@ -1,0 +1,436 @@
+package drill
+
+// The shop's other two buses, beside the Kafka order events:
+//
+//   - shipment requests on NATS JetStream (stream SHIPMENTS, subject
+//     shop.shipments; shadow twins SHIPMENTS_shadow and
+//     shadow.shop.shipments), consumed by the shipping service through
+//     adapters/nats, which records each order in Redis (shipment:<id>);
+//     embedded nats-server by default, --nats for a real one;
+//   - fulfilment requests on RabbitMQ (exchange shop, key fulfil, queue
+//     fulfilment; twins shop_shadow and fulfilment_shadow), consumed by the
+//     fulfilment service through adapters/amqp, which records each order in
+//     Redis (fulfilment:<id>); only with --amqp (there is no embedded
+//     RabbitMQ).
+//
+// After the run the drill reads the brokers back with plain clients: the
+// JetStream streams message by message, and, for RabbitMQ, two audit
+// queues it bound itself (plain amqp091, no shadowlane) to the production
+// and the shadow exchange, which hold a copy of everything routed there.
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	amqp091 "github.com/rabbitmq/amqp091-go"
+
+	slamqp "github.com/shadowlane/shadowlane/adapters/amqp"
+	slnats "github.com/shadowlane/shadowlane/adapters/nats"
+)
+
+// buses is the NATS and RabbitMQ part of one drill's stores.
+type buses struct {
+	nc     *nats.Conn // plain, shared by the adapter (publish, consume) and the read-back
+	js     jetstream.JetStream
+	ns     *slnats.Shadow
+	ship   *slnats.Consumption
+	shipSh string // shadow stream name
+
+	aconn     *amqp091.Connection
+	as        *slamqp.Shadow
+	apub      *amqp091.Channel // wrapped for the shop's publishes
+	astop     context.CancelFunc
+	adone     chan error
+	audit     [2]string // audit queues: production, shadow exchange
+	shadowExc string
+	shadowQ   string
+
+	// Messages the consumer services handled (both sides), to know when
+	// they caught up; the verification reads the stores, not these.
+	shipped, fulfilled atomic.Int64
+}
+
+func (s *stores) openNATS(ctx context.Context, b Backends, tmp, uniq string) error {
+	uri := b.NATS
+	if uri == "" {
+		srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true,
+			StoreDir: filepath.Join(tmp, "nats"), NoLog: true, NoSigs: true})
+		if err != nil {
+			return fmt.Errorf("drill: embedded nats-server: %w", err)
+		}
+		go srv.Start()
+		if !srv.ReadyForConnections(10 * time.Second) {
+			srv.Shutdown()
+			return errors.New("drill: embedded nats-server did not start within 10s")
+		}
+		s.closers = append(s.closers, func() { srv.Shutdown(); srv.WaitForShutdown() })
+		uri = srv.ClientURL()
+		s.desc["nats"] = "nats-server (embedded, JetStream)"
+	} else {
+		s.desc["nats"] = "NATS " + redactURL(uri)
+		// Unique names on a shared server. Stream names cannot hold '.'.
+		u := strings.TrimSuffix(uniq, "_")
+		s.names.Shipments, s.names.ShipStream = u+"."+s.names.Shipments, strings.ToUpper(u)+"_"+s.names.ShipStream
+	}
+	nc, err := nats.Connect(uri, nats.Name("shadowlane drill"), nats.Timeout(5*time.Second))
+	if err != nil {
+		return fmt.Errorf("drill: nats %s: %w", s.desc["nats"], err)
+	}
+	s.closers = append(s.closers, nc.Close)
+	s.bus.nc = nc
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return fmt.Errorf("drill: nats: %w", err)
+	}
+	s.bus.js = js
+	ns, err := slnats.New(slnats.WithShadowSubjects(s.names.Shipments))
+	if err != nil {
+		return err
+	}
+	s.bus.ns = ns
+	// The production stream (as the app's migration would create it) and
+	// its twin, derived by the adapter. Memory storage: drill data is
+	// thrown away.
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if _, err := js.CreateStream(cctx, jetstream.StreamConfig{Name: s.names.ShipStream, Subjects: []string{s.names.Shipments}, Storage: jetstream.MemoryStorage}); err != nil {
+		return fmt.Errorf("drill: nats create stream %s: %w", s.names.ShipStream, err)
+	}
+	s.bus.shipSh = ns.StreamName(s.names.ShipStream)
+	s.closers = append(s.closers, func() {
+		dctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		js.DeleteStream(dctx, s.names.ShipStream)
+		js.DeleteStream(dctx, s.bus.shipSh)
+	})
+	if _, err := ns.CreateShadowStream(cctx, js, s.names.ShipStream); err != nil {
+		return fmt.Errorf("drill: nats shadow stream: %w", err)
+	}
+	return nil
+}
+
+// startShipping runs the shipping service: the adapter's JetStream
+// consumer on the production stream and its shadow twin.
+func (s *stores) startShipping(ctx context.Context) error {
+	sh := s.store.ShippingHandler(s.refuse)
+	h := func(ctx context.Context, m jetstream.Msg) error {
+		err := sh(ctx, m)
+		if err == nil {
+			s.bus.shipped.Add(1)
+		}
+		return err
+	}
+	c, err := s.bus.ns.ConsumeJetStream(context.WithoutCancel(ctx), s.bus.js, s.names.ShipStream,
+		jetstream.ConsumerConfig{Durable: "shipping", AckPolicy: jetstream.AckExplicitPolicy, MaxAckPending: 4096}, h)
+	if err != nil {
+		return fmt.Errorf("drill: shipping consumer: %w", err)
+	}
+	s.bus.ship = c
+	s.closers = append(s.closers, s.stopShipping)
+	return nil
+}
+
+func (s *stores) stopShipping() {
+	if s.bus.ship != nil {
+		s.bus.ship.Stop()
+		s.bus.ship = nil
+	}
+}
+
+func (s *stores) openAMQP(ctx context.Context, b Backends, uniq string) error {
+	if b.AMQP == "" {
+		return nil
+	}
+	s.desc["amqp"] = "RabbitMQ " + redactURL(b.AMQP)
+	s.names.Exchange, s.names.Fulfilment = uniq+s.names.Exchange, uniq+s.names.Fulfilment
+	conn, err := amqp091.DialConfig(b.AMQP, amqp091.Config{Dial: amqp091.DefaultDial(5 * time.Second)})
+	if err != nil {
+		return fmt.Errorf("drill: amqp %s: %w", s.desc["amqp"], err)
+	}
+	s.bus.aconn = conn
+	s.closers = append(s.closers, func() { conn.Close() })
+	as, err := slamqp.New(slamqp.WithShadowExchanges(s.names.Exchange), slamqp.WithShadowQueues(s.names.Fulfilment))
+	if err != nil {
+		return err
+	}
+	s.bus.as = as
+	s.bus.shadowExc, s.bus.shadowQ = as.ShadowName(s.names.Exchange), as.ShadowName(s.names.Fulfilment)
+	ch, err := conn.Channel()
+	if err != nil {
+		return fmt.Errorf("drill: amqp channel: %w", err)
+	}
+	topo := slamqp.Topology{
+		Exchanges: []slamqp.Exchange{{Name: s.names.Exchange, Kind: amqp091.ExchangeDirect}},
+		Queues:    []slamqp.Queue{{Name: s.names.Fulfilment}},
+		Bindings:  []slamqp.Binding{{Queue: s.names.Fulfilment, Exchange: s.names.Exchange, Key: s.names.FulfilKey}},
+	}
+	s.closers = append(s.closers, func() {
+		// Leave nothing behind on the shared server.
+		if c, err := conn.Channel(); err == nil {
+			for _, q := range []string{s.names.Fulfilment, s.bus.shadowQ, s.bus.audit[0], s.bus.audit[1]} {
+				if q != "" {
+					c.QueueDelete(q, false, false, false)
+				}
+			}
+			c.ExchangeDelete(s.names.Exchange, false, false)
+			c.ExchangeDelete(s.bus.shadowExc, false, false)
+			c.Close()
+		}
+	})
+	if err := as.Declare(ch, topo); err != nil {
+		return fmt.Errorf("drill: amqp declare: %w", err)
+	}
+	// The audit taps: plain queues bound to both exchanges, so the broker
+	// keeps a copy of everything routed to either side.
+	for i, ex := range []string{s.names.Exchange, s.bus.shadowExc} {
+		q := fmt.Sprintf("%saudit-%d", uniq, i)
+		if _, err := ch.QueueDeclare(q, false, false, false, false, nil); err != nil {
+			return fmt.Errorf("drill: amqp audit queue: %w", err)
+		}
+		s.bus.audit[i] = q
+		if err := ch.QueueBind(q, s.names.FulfilKey, ex, false, nil); err != nil {
+			return fmt.Errorf("drill: amqp audit binding: %w", err)
+		}
+	}
+	s.bus.apub = ch
+	return nil
+}
+
+// startFulfilment runs the fulfilment service: the adapter's consumer of
+// the production queue and its twin, on its own channel.
+func (s *stores) startFulfilment(ctx context.Context) error {
+	if s.bus.as == nil {
+		return nil
+	}
+	ch, err := s.bus.aconn.Channel()
+	if err != nil {
+		return fmt.Errorf("drill: amqp consumer channel: %w", err)
+	}
+	if err := ch.Qos(512, 0, false); err != nil {
+		return err
+	}
+	cctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	s.bus.astop, s.bus.adone = cancel, make(chan error, 1)
+	fh := s.store.FulfilmentHandler(s.refuse)
+	h := func(ctx context.Context, d *amqp091.Delivery) error {
+		err := fh(ctx, d)
+		if err == nil {
+			s.bus.fulfilled.Add(1)
+		}
+		return err
+	}
+	go func() { s.bus.adone <- s.bus.as.Channel(ch).Consume(cctx, s.names.Fulfilment, h) }()
+	s.closers = append(s.closers, func() { s.stopFulfilment() })
+	return nil
+}
+
+func (s *stores) stopFulfilment() error {
+	if s.bus.astop == nil {
+		return nil
+	}
+	s.bus.astop()
+	s.bus.astop = nil
+	select {
+	case err := <-s.bus.adone:
+		return err
+	case <-time.After(10 * time.Second):
+		return errors.New("fulfilment consumer did not stop within 10s")
+	}
+}
+
+// streamRecords reads every message of a JetStream stream with a plain
+// ordered consumer: the order id (from the body) and the run header.
+func (s *stores) streamRecords(ctx context.Context, stream string) (rows []row, msgs uint64, err error) {
+	st, err := s.bus.js.Stream(ctx, stream)
+	if err != nil {
+		return nil, 0, err
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		return nil, 0, err
+	}
+	msgs = info.State.Msgs
+	if msgs == 0 {
+		return nil, 0, nil
+	}
+	c, err := st.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		return nil, msgs, err
+	}
+	rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	for uint64(len(rows)) < msgs && rctx.Err() == nil {
+		batch, err := c.Fetch(1000, jetstream.FetchMaxWait(time.Second))
+		if err != nil {
+			return rows, msgs, err
+		}
+		for m := range batch.Messages() {
+			var ev struct {
+				ID string `json:"id"`
+			}
+			json.Unmarshal(m.Data(), &ev)
+			rows = append(rows, row{id: ev.ID, run: m.Headers().Get(slnats.HeaderRun)})
+		}
+		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) {
+			return rows, msgs, err
+		}
+	}
+	return rows, msgs, rctx.Err()
+}
+
+// auditRecords drains an audit queue with a plain channel: the order id
+// (message id) and the run header of every message routed to its
+// exchange.
+func (s *stores) auditRecords(ctx context.Context, queue string) ([]row, error) {
+	ch, err := s.bus.aconn.Channel()
+	if err != nil {
+		return nil, err
+	}
+	defer ch.Close()
+	q, err := ch.QueueDeclarePassive(queue, false, false, false, false, nil)
+	if err != nil {
+		return nil, err
+	}
+	var rows []row
+	if q.Messages == 0 {
+		return nil, nil
+	}
+	if err := ch.Qos(2048, 0, false); err != nil {
+		return nil, err
+	}
+	ds, err := ch.Consume(queue, "", true, true, false, false, nil)
+	if err != nil {
+		return nil, err
+	}
+	timeout := time.After(30 * time.Second)
+	for len(rows) < q.Messages {
+		select {
+		case d, ok := <-ds:
+			if !ok {
+				return rows, errors.New("audit channel closed")
+			}
+			run, _ := d.Headers[slamqp.HeaderRun].(string)
+			rows = append(rows, row{id: d.MessageId, run: run})
+		case <-timeout:
+			return rows, fmt.Errorf("read %d of %d messages within 30s", len(rows), q.Messages)
+		case <-ctx.Done():
+			return rows, ctx.Err()
+		}
+	}
+	return rows, nil
+}
+
+// queueDepth is a queue's ready message count, read passively.
+func (s *stores) queueDepth(queue string) (int, error) {
+	ch, err := s.bus.aconn.Channel()
+	if err != nil {
+		return 0, err
+	}
+	defer ch.Close()
+	q, err := ch.QueueDeclarePassive(queue, false, false, false, false, nil)
+	return q.Messages, err
+}
+
+// redisTasks reads back the keys a consumer service wrote: <key prefix>*
+// on one side, with the run from the recorded mark.
+func (s *stores) redisTasks(ctx context.Context, prefix string, shadowSide bool) ([]row, error) {
+	if shadowSide {
+		prefix = shadowKey(prefix)
+	}
+	keys, err := scanAll(ctx, s.rraw, prefix+"*")
+	if err != nil {
+		return nil, err
+	}
+	var out []row
+	for i := 0; i < len(keys); i += 500 {
+		chunk := keys[i:min(i+500, len(keys))]
+		vals, err := s.rraw.MGet(ctx, chunk...).Result()
+		if err != nil {
+			return out, err
+		}
+		for j, v := range vals {
+			var t struct{ Run string }
+			if str, ok := v.(string); ok {
+				json.Unmarshal([]byte(str), &t)
+			}
+			out = append(out, row{id: strings.TrimPrefix(chunk[j], prefix), run: t.Run})
+		}
+	}
+	return out, nil
+}
+
+// waitTasks waits (bounded) until the consumer services handled at
+// least n messages each.
+func (s *stores) waitTasks(ctx context.Context, n int, max time.Duration) {
+	deadline := time.Now().Add(max)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		if (s.bus.js == nil || s.bus.shipped.Load() >= int64(n)) && (s.bus.as == nil || s.bus.fulfilled.Load() >= int64(n)) {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// verifyBuses reads the NATS and RabbitMQ side back (see the file comment).
+func (s *stores) verifyBuses(ctx context.Context, o *outcome, target func(store, name, side string, rows []row, err error), add func(string, int, int, string)) {
+	label := map[string]string{"production": "production", "shadow": "load-test"}
+	want := map[string]int{"production": len(o.prod), "shadow": len(o.lt)}
+	if s.bus.js != nil {
+		for _, side := range []string{"production", "shadow"} {
+			stream := s.names.ShipStream
+			if side == "shadow" {
+				stream = s.bus.shipSh
+			}
+			rows, msgs, err := s.streamRecords(ctx, stream)
+			target("nats", "stream "+stream, side, rows, err)
+			add(fmt.Sprintf("nats stream %s: messages stored reconcile with accepted %s orders", stream, label[side]), want[side], int(msgs), "")
+			rows, err = s.redisTasks(ctx, s.names.ShipmentKey(""), side == "shadow")
+			p := s.names.ShipmentKey("*")
+			if side == "shadow" {
+				p = shadowKey(p)
+			}
+			target("redis", p, side, rows, err)
+		}
+	}
+	if s.bus.as != nil {
+		for i, side := range []string{"production", "shadow"} {
+			rows, err := s.auditRecords(ctx, s.bus.audit[i])
+			ex := s.names.Exchange
+			q := s.names.Fulfilment
+			if side == "shadow" {
+				ex, q = s.bus.shadowExc, s.bus.shadowQ
+			}
+			target("amqp", "exchange "+ex, side, rows, err)
+			n, err := s.queueDepth(q)
+			add(fmt.Sprintf("amqp queue %s: left unconsumed by the fulfilment service", q), 0, n, errString(err))
+			rows, err = s.redisTasks(ctx, s.names.FulfilmentKey(""), side == "shadow")
+			p := s.names.FulfilmentKey("*")
+			if side == "shadow" {
+				p = shadowKey(p)
+			}
+			target("redis", p, side, rows, err)
+		}
+	}
+}
+
+// redactURL drops the password of a URL for the report.
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil || u.User == nil {
+		return s
+	}
+	if _, ok := u.User.Password(); ok {
+		u.User = url.UserPassword(u.User.Username(), "***")
+	}
+	return u.String()
+}
