@@ -37,6 +37,9 @@ type Config struct {
 	Routing RoutingConfig `yaml:"routing"`
 	// Limits configures flow control (see package limiter).
 	Limits LimitsConfig `yaml:"limits"`
+	// Stores names the stores `shadowlane check` connects to (the runtime
+	// ignores it).
+	Stores StoresConfig `yaml:"stores"`
 	// InstallPropagator installs shadowlane's propagator into the global
 	// OpenTelemetry TextMapPropagator (default true).
 	InstallPropagator *bool `yaml:"installPropagator"`
@@ -324,6 +327,7 @@ func (c *Config) compile(getenv func(string) string) (*compiled, error) {
 	}
 	out.routing, errs = compileRouting(c.Routing, errs)
 	out.limits, errs = compileLimits(c.Limits, errs)
+	c.Stores.validate(bad)
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}

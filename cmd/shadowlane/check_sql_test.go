@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/shadowlane/shadowlane"
 	"github.com/shadowlane/shadowlane/internal/testenv"
 )
 
@@ -206,5 +207,66 @@ func TestCheckCommandSQL(t *testing.T) {
 	code = run([]string{"check", "--config", cfg, "--sqlite", dbPath, "--tables", "orders,stock"}, &out, &errb)
 	if code != exitViolation || !strings.Contains(out.String(), "stock -> stock_shadow: missing") {
 		t.Fatalf("exit %d\n%s%s", code, out.String(), errb.String())
+	}
+}
+
+// TestCheckCommandStoresFromConfig names the database only in the
+// config's stores section: the check connects to it from there, and a
+// flag replaces the config's table list.
+func TestCheckCommandStoresFromConfig(t *testing.T) {
+	dir := t.TempDir()
+	dbPath := filepath.Join(dir, "shop.db")
+	db, err := sql.Open("sqlite", dbPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for _, q := range []string{
+		"CREATE TABLE orders (id INTEGER PRIMARY KEY, total INT NOT NULL)",
+		"CREATE TABLE orders_shadow (id INTEGER PRIMARY KEY, total INT NOT NULL)",
+		"CREATE TABLE stock (sku TEXT PRIMARY KEY, n INT)",
+	} {
+		if _, err := db.ExecContext(context.Background(), q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := filepath.Join(dir, "shadowlane.yaml")
+	write := func(body string) {
+		if err := os.WriteFile(cfg, []byte("service: shop\ntrust:\n  mode: internal\n"+body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("stores:\n  sqlite: " + dbPath + "\n  tables: [orders, stock]\n")
+	var out, errb bytes.Buffer
+	code := run([]string{"check", "--config", cfg}, &out, &errb)
+	if code != exitViolation || !strings.Contains(out.String(), "orders -> orders_shadow: ok") || !strings.Contains(out.String(), "stock -> stock_shadow: missing") {
+		t.Fatalf("config stores: exit %d\n%s%s", code, out.String(), errb.String())
+	}
+	out.Reset()
+	code = run([]string{"check", "--config", cfg, "--tables", "orders"}, &out, &errb)
+	if code != exitOK || strings.Contains(out.String(), "stock") {
+		t.Fatalf("--tables over the config's: exit %d\n%s%s", code, out.String(), errb.String())
+	}
+	// A target list without its store is a config error, named by field.
+	write("stores:\n  tables: [orders]\n  topics: [order-events]\n")
+	out.Reset()
+	code = run([]string{"check", "--config", cfg}, &out, &errb)
+	if code != exitViolation || !strings.Contains(out.String(), "config stores.tables: listed without a database") || !strings.Contains(out.String(), "config stores.topics: listed without stores.kafka") {
+		t.Fatalf("incomplete stores section: exit %d\n%s%s", code, out.String(), errb.String())
+	}
+}
+
+func TestApplyStoresConfigExpandsEnv(t *testing.T) {
+	var sq sqlCheckFlags
+	var f storeCheckFlags
+	st := shadowlane.StoresConfig{MySQL: "app:${DB_PW}@tcp(db:3306)/shop", Tables: []string{"orders", "stock"},
+		Redis: "redis:6379", Kafka: []string{"k1:9092", "k2:9092"}, Topics: []string{"t"}, AMQP: "amqp://app:$MQ_PW@mq:5672/", Queues: []string{"q"}}
+	env := map[string]string{"DB_PW": "s3cret", "MQ_PW": "p4ss"}
+	applyStoresConfig(st, map[string]bool{"redis": true}, &sq, &f, func(k string) string { return env[k] })
+	if sq.mysql != "app:s3cret@tcp(db:3306)/shop" || sq.tables != "orders,stock" {
+		t.Errorf("sql: %+v", sq)
+	}
+	if f.redis != "" || f.kafka != "k1:9092,k2:9092" || f.topics != "t" || f.amqp != "amqp://app:p4ss@mq:5672/" || f.queues != "q" {
+		t.Errorf("stores: %+v (a set --redis flag must win, even when empty)", f)
 	}
 }

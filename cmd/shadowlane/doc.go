@@ -1,7 +1,15 @@
 // Command shadowlane is the CLI of shadowlane: run the isolation drill, mint
-// load-test tokens, and check a config file before a pressure test.
+// load-test tokens, and check a config file and its stores before a
+// pressure test.
 //
-//	shadowlane drill [--requests N] [--json] [--report DIR] [--redis ADDR] [--mysql DSN | --postgres DSN] [--kafka BROKERS] [--duration D --rate N --mix ...]
+//	shadowlane drill [--requests N] [--json] [--report DIR] [--redis ADDR] [--mysql DSN | --postgres DSN]
+//	                 [--kafka BROKERS] [--nats URL] [--amqp URL] [--duration D --rate N --mix ...]
 //	shadowlane token --run RUN [--env ENV] [--ttl 1h] [--config FILE]
 //	shadowlane check --config FILE [--mysql DSN | --postgres DSN | --sqlite PATH] [--tables a,b]
+//	                 [--redis ADDR] [--kafka BROKERS --topics t] [--amqp URL --exchanges e --queues q]
+//	                 [--nats URL --streams s --subjects s]
+//
+// check also connects to the stores named in the config's stores section
+// (see shadowlane.StoresConfig); flags override it. Exit codes: 0 ready,
+// 1 something missing, different or unsafe, 2 usage, 3 a store unreachable.
 package main

@@ -249,9 +249,45 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 		return exitViolation
 	}
 	fmt.Fprintf(stdout, "%s: valid (service %q, trust %s)\n", *cfgFile, cfg.Service, orDefault(cfg.Trust.Mode, "edge"))
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	applyStoresConfig(cfg.Stores, set, sqlFlags, storeFlags, os.Getenv)
 	// Every check runs; the exit code is the worst: 3 (a store unreachable)
 	// over 1 (something missing or different) over 0.
 	return worst(checkSQL(sqlFlags, stdout, stderr), checkStores(cfg, storeFlags, stdout, stderr))
+}
+
+// applyStoresConfig fills the store flags the command line left unset from
+// the config's stores section, with $NAME/${NAME} expanded in DSNs and
+// URLs. A database or store given on the command line replaces the
+// config's (with its target list, when that is given too).
+func applyStoresConfig(st shadowlane.StoresConfig, set map[string]bool, sq *sqlCheckFlags, f *storeCheckFlags, getenv func(string) string) {
+	expand := func(s string) string { return os.Expand(s, getenv) }
+	list := func(flagName string, dst *string, names []string) {
+		if !set[flagName] && len(names) > 0 {
+			*dst = strings.Join(names, ",")
+		}
+	}
+	if !set["mysql"] && !set["postgres"] && !set["sqlite"] {
+		sq.mysql, sq.postgres, sq.sqlite = expand(st.MySQL), expand(st.Postgres), st.SQLite
+	}
+	list("tables", &sq.tables, st.Tables)
+	if !set["redis"] {
+		f.redis = expand(st.Redis)
+	}
+	list("keys", &f.keys, st.Keys)
+	list("kafka", &f.kafka, st.Kafka)
+	list("topics", &f.topics, st.Topics)
+	if !set["amqp"] {
+		f.amqp = expand(st.AMQP)
+	}
+	list("exchanges", &f.exchanges, st.Exchanges)
+	list("queues", &f.queues, st.Queues)
+	if !set["nats"] {
+		f.nats = expand(st.NATS)
+	}
+	list("streams", &f.streams, st.Streams)
+	list("subjects", &f.subjects, st.Subjects)
 }
 
 func worst(codes ...int) int {

@@ -1,0 +1,94 @@
+package shadowlane
+
+import (
+	"fmt"
+	"strings"
+)
+
+// StoresConfig names the stores of the service and the production targets
+// in them whose shadow twins must exist before a pressure test. It is read
+// by `shadowlane check --config`, which connects to each store and reports
+// what is missing or different; the runtime itself ignores it
+// (applications wire their own clients through the adapters).
+//
+// DSNs and URLs may refer to environment variables as $NAME or ${NAME}
+// (expanded by the check, so passwords stay out of the file). Command-line
+// flags of the check override these values.
+//
+//	stores:
+//	  mysql: "app:${SHOP_DB_PASSWORD}@tcp(db:3306)/shop"
+//	  tables: [orders, stock, ledger]
+//	  redis: redis:6379
+//	  keys: [stock:sku-1]
+//	  kafka: [kafka-1:9092, kafka-2:9092]
+//	  topics: [order-events]
+//	  amqp: amqp://app:${MQ_PASSWORD}@rabbit:5672/
+//	  exchanges: [shop]
+//	  queues: [fulfilment]
+//	  nats: nats://nats:4222
+//	  streams: [SHIPMENTS]
+//	  subjects: [shop.shipments]
+type StoresConfig struct {
+	// SQL: one of MySQL (go-sql-driver DSN), Postgres (pgx DSN) or SQLite
+	// (file path), and the production tables to check.
+	MySQL    string   `yaml:"mysql"`
+	Postgres string   `yaml:"postgres"`
+	SQLite   string   `yaml:"sqlite"`
+	Tables   []string `yaml:"tables"`
+	// Redis address (host:port or redis:// URL) and production keys whose
+	// shadow twins must exist with the same type.
+	Redis string   `yaml:"redis"`
+	Keys  []string `yaml:"keys"`
+	// Kafka seed brokers and production topics.
+	Kafka  []string `yaml:"kafka"`
+	Topics []string `yaml:"topics"`
+	// RabbitMQ URL and production exchanges and queues.
+	AMQP      string   `yaml:"amqp"`
+	Exchanges []string `yaml:"exchanges"`
+	Queues    []string `yaml:"queues"`
+	// NATS URL, production JetStream streams and subjects.
+	NATS     string   `yaml:"nats"`
+	Streams  []string `yaml:"streams"`
+	Subjects []string `yaml:"subjects"`
+}
+
+// validate reports targets listed without the store that holds them and
+// blank names.
+func (s StoresConfig) validate(bad func(field, format string, a ...any)) {
+	sqls := 0
+	for _, d := range []string{s.MySQL, s.Postgres, s.SQLite} {
+		if d != "" {
+			sqls++
+		}
+	}
+	if sqls > 1 {
+		bad("stores", "give one of mysql, postgres and sqlite")
+	}
+	need := func(field string, names []string, store string, have bool) {
+		for i, n := range names {
+			if strings.TrimSpace(n) == "" {
+				bad(fmt.Sprintf("stores.%s[%d]", field, i), "empty name")
+			}
+		}
+		if len(names) > 0 && !have {
+			bad("stores."+field, "listed without %s", store)
+		}
+	}
+	need("tables", s.Tables, "a database (mysql, postgres or sqlite)", sqls > 0)
+	if sqls > 0 && len(s.Tables) == 0 {
+		bad("stores.tables", "a database is given but no tables to check")
+	}
+	need("keys", s.Keys, "stores.redis", s.Redis != "")
+	need("kafka", s.Kafka, "", true)
+	need("topics", s.Topics, "stores.kafka", len(s.Kafka) > 0)
+	if len(s.Kafka) > 0 && len(s.Topics) == 0 {
+		bad("stores.topics", "kafka brokers are given but no topics to check")
+	}
+	need("exchanges", s.Exchanges, "stores.amqp", s.AMQP != "")
+	need("queues", s.Queues, "stores.amqp", s.AMQP != "")
+	if s.AMQP != "" && len(s.Exchanges)+len(s.Queues) == 0 {
+		bad("stores.amqp", "given but no exchanges or queues to check")
+	}
+	need("streams", s.Streams, "stores.nats", s.NATS != "")
+	need("subjects", s.Subjects, "stores.nats", s.NATS != "")
+}
