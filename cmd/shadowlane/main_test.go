@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -9,6 +10,10 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/shadowlane/shadowlane/cmd/shadowlane/drill"
 	"github.com/shadowlane/shadowlane/internal/testenv"
@@ -332,5 +337,55 @@ func TestDrillTimedRun(t *testing.T) {
 		if code := run(append([]string{"drill", "--report", ""}, bad...), &out, &errb); code != exitUsage {
 			t.Errorf("%v: exit %d, want %d", bad, code, exitUsage)
 		}
+	}
+}
+
+// TestDrillKafkaFlag points --kafka at a Kafka cluster outside the drill
+// (kfake, listening on loopback, standing in for a real broker): the drill
+// creates its own uniquely named topics there, passes, and deletes them
+// and its consumer groups afterwards.
+func TestDrillKafkaFlag(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	addr := c.ListenAddrs()[0]
+	var out, errb bytes.Buffer
+	if code := run([]string{"drill", "--requests", "3", "--json", "--report", "", "--kafka", addr}, &out, &errb); code != exitOK {
+		t.Fatalf("exit %d\n%s\n%s", code, out.String(), errb.String())
+	}
+	var rep drill.Report
+	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+		t.Fatal(err)
+	}
+	if !rep.OK || !strings.Contains(rep.Stores["kafka"], addr) {
+		t.Fatalf("ok=%v stores=%v", rep.OK, rep.Stores)
+	}
+	topics := 0
+	for _, in := range rep.Isolation {
+		if in.Store == "kafka" {
+			topics++
+			if !strings.HasPrefix(in.Target, "d") || !strings.Contains(in.Target, "_order-events") {
+				t.Errorf("kafka target %q: not a per-run topic name", in.Target)
+			}
+		}
+	}
+	if topics != 2 {
+		t.Errorf("%d kafka isolation rows, want 2", topics)
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	left, err := kadm.NewClient(cl).ListTopics(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if names := left.Names(); len(names) != 0 {
+		t.Errorf("the drill left topics behind: %v", names)
 	}
 }
