@@ -423,14 +423,11 @@ func (s *stores) verifyBuses(ctx context.Context, o *outcome, target func(store,
 	}
 }
 
-// redactURL drops the password of a URL for the report.
+// redactURL hides the password of a URL for the report.
 func redactURL(s string) string {
 	u, err := url.Parse(s)
-	if err != nil || u.User == nil {
+	if err != nil {
 		return s
 	}
-	if _, ok := u.User.Password(); ok {
-		u.User = url.UserPassword(u.User.Username(), "***")
-	}
-	return u.String()
+	return u.Redacted()
 }
