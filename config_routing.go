@@ -368,6 +368,23 @@ func (rt *Runtime) RoutingPolicy() *envtag.Policy {
 
 // ---- the edge tag source ----
 
+// EdgeTagHeader returns the name of routing.tagSource's header source, or
+// "" when none is configured; lowercased when lower is set (gRPC
+// metadata). An entry that hands [Runtime.Admit] an empty carrier for
+// requests without mark keys (to skip the look-ups) must still pass the
+// real carrier when this header is present, or an edge would never read
+// the tag.
+func (rt *Runtime) EdgeTagHeader(lower bool) string {
+	st := rt.st.Load()
+	if st.routing == nil || st.routing.tags == nil {
+		return ""
+	}
+	if lower {
+		return st.routing.tagHeaderL
+	}
+	return st.routing.tags.HeaderName()
+}
+
 // RequestCarrier returns the carrier HTTP entries pass to [Runtime.Admit]
 // for r: it reads headers like r.Header does and, in addition, lets the
 // configured routing.tagSource query parameter be read. (Passing r.Header

@@ -46,21 +46,71 @@ func (m MD) Keys() []string {
 	return out
 }
 
-func admit(ctx context.Context, cfg *middleware.Config) (context.Context, error) {
-	rt := cfg.RT()
-	n := rt.Codec().LowerNames()
-	// Fast path: no mark keys and no baggage -> no allocation.
-	if metadata.ValueFromIncomingContext(ctx, n.RunHeader) == nil &&
-		metadata.ValueFromIncomingContext(ctx, n.EnvHeader) == nil &&
-		metadata.ValueFromIncomingContext(ctx, "baggage") == nil {
-		ctx, _ = rt.Admit(ctx, &cfg.Entry, noValues{}) // never refuses: nothing to refuse
-		return ctx, nil
-	}
-	ctx2, ref := rt.Admit(ctx, &cfg.Entry, &incoming{ctx})
+// entry is the state one server interceptor shares between its calls.
+type entry struct {
+	cfg  *middleware.Config
+	key  any // incomingKey, or nil to look keys up one by one
+	keys markKeysCache
+}
+
+func newEntry(opts []middleware.Option) *entry {
+	return &entry{cfg: newCfg("grpc", opts), key: incomingKey}
+}
+
+// admit runs the call through rt.Admit.
+func (e *entry) admit(ctx context.Context) (context.Context, error) {
+	rt := e.cfg.RT()
+	ctx2, ref := rt.Admit(ctx, &e.cfg.Entry, e.carrier(ctx, rt.Codec(), rt.EdgeTagHeader(true))) // with noValues it never refuses: nothing to refuse
 	if ref != nil {
 		return ctx, status.Error(codes.Code(ref.GRPCCode), ref.Err.Error())
 	}
 	return ctx2, nil
+}
+
+// carrier returns what admit reads the mark from. A call whose metadata
+// has none of the run header, the env header or "baggage" (keys compared
+// as metadata.ValueFromIncomingContext compares them: exactly, else under
+// Unicode case folding), nor the routing.tagSource header when one is
+// configured, is production and gets the empty carrier, without
+// allocating; any other call gets its metadata. tag is the lowercase
+// tagSource header ("" for none).
+func (e *entry) carrier(ctx context.Context, c *propagation.Codec, tag string) propagation.Getter {
+	if e.key != nil {
+		md, _ := ctx.Value(e.key).(metadata.MD) // uncopied: read only
+		if len(md) == 0 || (!e.keys.get(c).present(md) && !tagPresent(ctx, md, tag)) {
+			return noValues{}
+		}
+		if plainKeys(md) {
+			return plainMD(md)
+		}
+		return mdGetter(md)
+	}
+	if presentByLookup(ctx, c.LowerNames()) || tagPresent(ctx, nil, tag) {
+		return &incoming{ctx}
+	}
+	return noValues{}
+}
+
+// tagPresent reports whether the call carries the routing.tagSource
+// header (read from md when it is the uncopied map, else looked up).
+func tagPresent(ctx context.Context, md metadata.MD, name string) bool {
+	if name == "" {
+		return false
+	}
+	if md != nil {
+		if _, ok := md[name]; ok {
+			return true
+		}
+	}
+	return metadata.ValueFromIncomingContext(ctx, name) != nil
+}
+
+// presentByLookup is carrier's decision when the metadata map cannot be
+// read directly (see incomingKey): three ValueFromIncomingContext look-ups.
+func presentByLookup(ctx context.Context, n propagation.Names) bool {
+	return metadata.ValueFromIncomingContext(ctx, n.RunHeader) != nil ||
+		metadata.ValueFromIncomingContext(ctx, n.EnvHeader) != nil ||
+		metadata.ValueFromIncomingContext(ctx, "baggage") != nil
 }
 
 type noValues struct{}
@@ -76,14 +126,15 @@ func newCfg(name string, opts []middleware.Option) *middleware.Config {
 // UnaryServerInterceptor admits unary calls through shadowlane (mark,
 // edge trust, kill switch: Unavailable while load-test traffic is off).
 func UnaryServerInterceptor(opts ...middleware.Option) grpc.UnaryServerInterceptor {
-	cfg := newCfg("grpc", opts)
-	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-		ctx, err := admit(ctx, cfg)
-		if err != nil {
-			return nil, err
-		}
-		return handler(ctx, req)
+	return newEntry(opts).unary
+}
+
+func (e *entry) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	ctx, err := e.admit(ctx)
+	if err != nil {
+		return nil, err
 	}
+	return handler(ctx, req)
 }
 
 type serverStream struct {
@@ -95,18 +146,19 @@ func (s *serverStream) Context() context.Context { return s.ctx }
 
 // StreamServerInterceptor is UnaryServerInterceptor for streams.
 func StreamServerInterceptor(opts ...middleware.Option) grpc.StreamServerInterceptor {
-	cfg := newCfg("grpc", opts)
-	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-		ctx0 := ss.Context()
-		ctx, err := admit(ctx0, cfg)
-		if err != nil {
-			return err
-		}
-		if ctx != ctx0 {
-			ss = &serverStream{ss, ctx}
-		}
-		return handler(srv, ss)
+	return newEntry(opts).stream
+}
+
+func (e *entry) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	ctx0 := ss.Context()
+	ctx, err := e.admit(ctx0)
+	if err != nil {
+		return err
 	}
+	if ctx != ctx0 {
+		ss = &serverStream{ss, ctx}
+	}
+	return handler(srv, ss)
 }
 
 // outgoing adds the context's mark to the outgoing metadata (own keys and

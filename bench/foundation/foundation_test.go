@@ -88,11 +88,26 @@ func BenchmarkGin(b *testing.B) {
 	})
 }
 
+// serverCtx puts md where a grpc-go server's handler context has it: under
+// the values the server adds for each call (server, transport stream, RPC
+// info).
+func serverCtx(md metadata.MD) context.Context {
+	ctx := metadata.NewIncomingContext(context.Background(), md)
+	for i := 0; i < 3; i++ {
+		ctx = context.WithValue(ctx, struct{ n int }{i}, i)
+	}
+	return ctx
+}
+
+// BenchmarkGRPCUnaryServer measures the unary server interceptor that
+// slgrpc.ServerOptions installs, called directly (a loopback call costs tens
+// of microseconds, which would bury the interceptor's cost).
 func BenchmarkGRPCUnaryServer(b *testing.B) {
 	handler := func(ctx context.Context, req any) (any, error) { return nil, nil }
 	info := &grpc.UnaryServerInfo{FullMethod: "/shop.Orders/Place"}
 	plain := metadata.NewIncomingContext(context.Background(), metadata.MD{"content-type": {"application/grpc"}, ":authority": {"orders"}, "user-agent": {"grpc-go"}})
 	marked := metadata.NewIncomingContext(context.Background(), metadata.MD{"content-type": {"application/grpc"}, "x-shadowlane-run": {"run-1"}, "x-shadowlane-env": {"proj-a"}})
+	server := metadata.MD{"content-type": {"application/grpc"}, ":authority": {"orders"}, "user-agent": {"grpc-go/1.85.0"}, "grpc-accept-encoding": {"gzip"}}
 	b.Run("bare", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
@@ -102,7 +117,13 @@ func BenchmarkGRPCUnaryServer(b *testing.B) {
 	for _, tc := range []struct {
 		name string
 		ctx  context.Context
-	}{{"shadowlane/unmarked", plain}, {"shadowlane/marked", marked}} {
+	}{
+		{"shadowlane/unmarked", plain},
+		{"shadowlane/unmarked-server-ctx", serverCtx(server)},
+		{"shadowlane/unmarked-with-app-baggage", serverCtx(metadata.Join(server, metadata.MD{"baggage": {"userId=alice,tenant=t1"}}))},
+		{"shadowlane/marked", marked},
+		{"shadowlane/marked-baggage", serverCtx(metadata.Join(server, metadata.MD{"baggage": {"userId=alice,shadowlane.run=run-1,shadowlane.env=proj-a"}}))},
+	} {
 		b.Run(tc.name, func(b *testing.B) {
 			in := slgrpc.UnaryServerInterceptor(middleware.WithRuntime(runtimeFor(b, "internal")))
 			b.ReportAllocs()
