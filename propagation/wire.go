@@ -165,7 +165,16 @@ func (c *Codec) Present(h map[string][]string) bool {
 		return true
 	}
 	b := h["Baggage"]
-	return len(b) > 0 && c.common != "" && strings.Contains(b[0], c.common)
+	return len(b) > 0 && c.BaggageMayCarry(b[0])
+}
+
+// BaggageMayCarry reports whether a baggage header value may hold the
+// mark's members, by a substring test without parsing: false means it
+// certainly holds none (application baggage only), so an entry can treat
+// the request as unmarked without extracting. [Codec.Extract] reads such a
+// value as no mark.
+func (c *Codec) BaggageMayCarry(v string) bool {
+	return v != "" && (c.common == "" || strings.Contains(v, c.common))
 }
 
 // Strip removes the mark's own headers and baggage members from h (a
@@ -211,7 +220,7 @@ func (c *Codec) extract(g Getter, n *Names, baggageKey string) Wire {
 		}
 	} else {
 		b := g.Get(baggageKey)
-		if b == "" || (c.common != "" && !strings.Contains(b, c.common)) {
+		if !c.BaggageMayCarry(b) {
 			return w
 		}
 		if len(b) > MaxBaggageBytes {

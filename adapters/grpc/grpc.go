@@ -85,7 +85,7 @@ func (e *entry) carrier(ctx context.Context, c *propagation.Codec, tag string) p
 		}
 		return mdGetter(md)
 	}
-	if presentByLookup(ctx, c.LowerNames()) || tagPresent(ctx, nil, tag) {
+	if presentByLookup(ctx, c) || tagPresent(ctx, nil, tag) {
 		return &incoming{ctx}
 	}
 	return noValues{}
@@ -106,11 +106,15 @@ func tagPresent(ctx context.Context, md metadata.MD, name string) bool {
 }
 
 // presentByLookup is carrier's decision when the metadata map cannot be
-// read directly (see incomingKey): three ValueFromIncomingContext look-ups.
-func presentByLookup(ctx context.Context, n propagation.Names) bool {
-	return metadata.ValueFromIncomingContext(ctx, n.RunHeader) != nil ||
-		metadata.ValueFromIncomingContext(ctx, n.EnvHeader) != nil ||
-		metadata.ValueFromIncomingContext(ctx, "baggage") != nil
+// read directly (see incomingKey): ValueFromIncomingContext look-ups of
+// the run and env headers and of a baggage value that may hold the mark.
+func presentByLookup(ctx context.Context, c *propagation.Codec) bool {
+	n := c.LowerNames()
+	if metadata.ValueFromIncomingContext(ctx, n.RunHeader) != nil || metadata.ValueFromIncomingContext(ctx, n.EnvHeader) != nil {
+		return true
+	}
+	b := metadata.ValueFromIncomingContext(ctx, "baggage")
+	return len(b) > 0 && c.BaggageMayCarry(b[0])
 }
 
 type noValues struct{}

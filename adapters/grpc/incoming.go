@@ -179,7 +179,9 @@ func foldLenRange(name string) (lo, hi int, ok bool) {
 	return lo, hi, true
 }
 
-// present reports whether md has a key that fold-equals one of the names.
+// present reports whether md has a key that fold-equals the run or the
+// env header, or one that fold-equals "baggage" whose first value may hold
+// the mark's members (Codec.BaggageMayCarry).
 func (mk *markKeys) present(md metadata.MD) bool {
 	for k := range md {
 		if l := len(k); l < 64 {
@@ -189,7 +191,12 @@ func (mk *markKeys) present(md metadata.MD) bool {
 		} else if !mk.long {
 			continue
 		}
-		if strings.EqualFold(k, mk.names[0]) || strings.EqualFold(k, mk.names[1]) || strings.EqualFold(k, mk.names[2]) {
+		if strings.EqualFold(k, mk.names[0]) || strings.EqualFold(k, mk.names[1]) {
+			return true
+		}
+		// Baggage counts only when it may hold the mark's members:
+		// application baggage alone is production.
+		if v := md[k]; len(v) > 0 && strings.EqualFold(k, mk.names[2]) && mk.codec.BaggageMayCarry(v[0]) {
 			return true
 		}
 	}

@@ -102,7 +102,10 @@ func TestCarrierMatchesLookup(t *testing.T) {
 		t.Helper()
 		g := e.carrier(ctx, c, "")
 		_, production := g.(noValues)
-		if production == presentByLookup(ctx, c.LowerNames()) {
+		// Never production where the look-ups see a mark; where two keys
+		// fold to "baggage" the single pass may see one the look-up
+		// skipped (it then sends the call through Admit: safe).
+		if lookup := presentByLookup(ctx, c); production == lookup && (lookup || !ambiguous(md)) {
 			t.Fatalf("codec %v, keys %q: production=%v, look-ups disagree", c.LowerNames(), keysOf(md), production)
 		}
 		if production || ambiguous(md) {
