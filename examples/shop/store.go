@@ -162,21 +162,23 @@ func (s *Store) Place(ctx context.Context, id string) error {
 type Task struct {
 	Run string `json:"run,omitempty"`
 	Env string `json:"env,omitempty"`
+	By  string `json:"by,omitempty"` // the consuming instance's environment ("" trunk)
 }
 
-// record writes key = Task{mark} through the hooked Redis client, so a
+// record writes key = Task{mark, by} through the hooked Redis client, so a
 // load-test message's record lands on a shadow key.
-func (s *Store) record(ctx context.Context, key string) error {
+func (s *Store) record(ctx context.Context, key, by string) error {
 	m := propagation.FromContext(ctx)
-	val, _ := json.Marshal(Task{Run: m.Run, Env: m.Env})
+	val, _ := json.Marshal(Task{Run: m.Run, Env: m.Env, By: by})
 	return s.Redis.Set(ctx, key, val, 0).Err()
 }
 
-// ShippingHandler is the shipping service: for every shipment request
-// (JetStream, through adapters/nats) it records the order under
-// [Names.ShipmentKey] in Redis. A malformed request is passed to refused
-// and acknowledged; a Redis error naks it for redelivery.
-func (s *Store) ShippingHandler(refused func(error)) slnats.JSHandler {
+// ShippingHandler is the shipping service instance of environment env
+// ("" trunk): for every shipment request (JetStream, through adapters/nats)
+// it records the order under [Names.ShipmentKey] in Redis, with env as the
+// consumer. A malformed request is passed to refused and acknowledged; a
+// Redis error naks it for redelivery.
+func (s *Store) ShippingHandler(env string, refused func(error)) slnats.JSHandler {
 	return func(ctx context.Context, msg jetstream.Msg) error {
 		var ev Event
 		if err := json.Unmarshal(msg.Data(), &ev); err != nil || ev.ID == "" {
@@ -185,7 +187,7 @@ func (s *Store) ShippingHandler(refused func(error)) slnats.JSHandler {
 			}
 			return nil
 		}
-		return s.refusable(s.record(ctx, s.Names.ShipmentKey(ev.ID)), refused)
+		return s.refusable(s.record(ctx, s.Names.ShipmentKey(ev.ID), env), refused)
 	}
 }
 
@@ -200,7 +202,7 @@ func (s *Store) FulfilmentHandler(refused func(error)) slamqp.Handler {
 			}
 			return nil
 		}
-		return s.refusable(s.record(ctx, s.Names.FulfilmentKey(d.MessageId)), refused)
+		return s.refusable(s.record(ctx, s.Names.FulfilmentKey(d.MessageId), ""), refused)
 	}
 }
 

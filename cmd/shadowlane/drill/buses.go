@@ -6,7 +6,9 @@ package drill
 //     shop.shipments; shadow twins SHIPMENTS_shadow and
 //     shadow.shop.shipments), consumed by the shipping service through
 //     adapters/nats, which records each order in Redis (shipment:<id>);
-//     embedded nats-server by default, --nats for a real one;
+//     the service runs a trunk and a proj-a lane instance (environment
+//     lanes: proj-a-tagged requests are the lane's); embedded nats-server
+//     by default, --nats for a real one;
 //   - fulfilment requests on RabbitMQ (exchange shop, key fulfil, queue
 //     fulfilment; twins shop_shadow and fulfilment_shadow), consumed by the
 //     fulfilment service through adapters/amqp, which records each order in
@@ -36,6 +38,7 @@ import (
 
 	slamqp "github.com/shadowlane/shadowlane/adapters/amqp"
 	slnats "github.com/shadowlane/shadowlane/adapters/nats"
+	"github.com/shadowlane/shadowlane/envtag"
 )
 
 // buses is the NATS and RabbitMQ part of one drill's stores.
@@ -43,7 +46,7 @@ type buses struct {
 	nc     *nats.Conn // plain, shared by the adapter (publish, consume) and the read-back
 	js     jetstream.JetStream
 	ns     *slnats.Shadow
-	ship   *slnats.Consumption
+	ship   []*slnats.Consumption // trunk and proj-a lane
 	shipSh string // shadow stream name
 
 	aconn     *amqp091.Connection
@@ -119,32 +122,53 @@ func (s *stores) openNATS(ctx context.Context, b Backends, tmp, uniq string) err
 	return nil
 }
 
-// startShipping runs the shipping service: the adapter's JetStream
-// consumer on the production stream and its shadow twin.
+// shippingDurable is the shipping service's durable consumer (and the
+// name its environment lanes are keyed by).
+const shippingDurable = "shipping"
+
+// startShipping runs the shipping service: a trunk instance and a proj-a
+// lane instance, each the adapter's JetStream consumer on the production
+// stream and its shadow twin. The trunk's lanes say proj-a has a lane for
+// "shipping", so proj-a-tagged requests are the lane's and everything else
+// the trunk's.
 func (s *stores) startShipping(ctx context.Context) error {
-	sh := s.store.ShippingHandler(s.refuse)
-	h := func(ctx context.Context, m jetstream.Msg) error {
-		err := sh(ctx, m)
-		if err == nil {
-			s.bus.shipped.Add(1)
+	counted := func(h slnats.JSHandler) slnats.JSHandler {
+		return func(ctx context.Context, m jetstream.Msg) error {
+			err := h(ctx, m)
+			if err == nil {
+				s.bus.shipped.Add(1)
+			}
+			return err
 		}
+	}
+	trunk, err := slnats.New(slnats.WithShadowSubjects(s.names.Shipments), slnats.WithLanes(envtag.StaticLanes{shippingDurable: {projEnv}}))
+	if err != nil {
 		return err
 	}
-	c, err := s.bus.ns.ConsumeJetStream(context.WithoutCancel(ctx), s.bus.js, s.names.ShipStream,
-		jetstream.ConsumerConfig{Durable: "shipping", AckPolicy: jetstream.AckExplicitPolicy, MaxAckPending: 4096}, h)
+	lane, err := slnats.New(slnats.WithShadowSubjects(s.names.Shipments), slnats.WithEnv(projEnv))
 	if err != nil {
-		return fmt.Errorf("drill: shipping consumer: %w", err)
+		return err
 	}
-	s.bus.ship = c
+	cfg := jetstream.ConsumerConfig{Durable: shippingDurable, AckPolicy: jetstream.AckExplicitPolicy, MaxAckPending: 4096}
+	for _, in := range []struct {
+		ns  *slnats.Shadow
+		env string
+	}{{trunk, ""}, {lane, projEnv}} {
+		c, err := in.ns.ConsumeJetStream(context.WithoutCancel(ctx), s.bus.js, s.names.ShipStream, cfg, counted(s.store.ShippingHandler(in.env, s.refuse)))
+		if err != nil {
+			return fmt.Errorf("drill: shipping consumer %q: %w", in.env, err)
+		}
+		s.bus.ship = append(s.bus.ship, c)
+	}
 	s.closers = append(s.closers, s.stopShipping)
 	return nil
 }
 
 func (s *stores) stopShipping() {
-	if s.bus.ship != nil {
-		s.bus.ship.Stop()
-		s.bus.ship = nil
+	for _, c := range s.bus.ship {
+		c.Stop()
 	}
+	s.bus.ship = nil
 }
 
 func (s *stores) openAMQP(ctx context.Context, b Backends, uniq string) error {
@@ -401,6 +425,7 @@ func (s *stores) verifyBuses(ctx context.Context, o *outcome, target func(store,
 			}
 			target("redis", p, side, rows, err)
 		}
+		s.verifyShippingLanes(ctx, add)
 	}
 	if s.bus.as != nil {
 		for i, side := range []string{"production", "shadow"} {
@@ -421,6 +446,85 @@ func (s *stores) verifyBuses(ctx context.Context, o *outcome, target func(store,
 			target("redis", p, side, rows, err)
 		}
 	}
+}
+
+// verifyShippingLanes checks who handled each accepted order's shipment
+// request: the proj-a lane for proj-a-tagged orders, the trunk for the
+// rest, on both sides. The orders' tags come from the SQL orders tables,
+// the handling instance from what it recorded in Redis.
+func (s *stores) verifyShippingLanes(ctx context.Context, add func(string, int, int, string)) {
+	for _, side := range []string{"production", "shadow"} {
+		orders, label := s.names.Orders, "production"
+		if side == "shadow" {
+			orders, label = shadowTable(orders), "load-test"
+		}
+		envOf := map[string]string{}
+		rs, err := s.raw.QueryContext(ctx, "SELECT id, env FROM "+orders)
+		if err == nil {
+			for rs.Next() {
+				var id, env string
+				if err = rs.Scan(&id, &env); err != nil {
+					break
+				}
+				envOf[id] = env
+			}
+			rs.Close()
+		}
+		by, err2 := s.redisTaskBy(ctx, s.names.ShipmentKey(""), side == "shadow")
+		if err == nil {
+			err = err2
+		}
+		var laneN, laneOK, trunkN, trunkOK, wrong int
+		for id, env := range envOf {
+			want := ""
+			if env == projEnv {
+				want = projEnv
+				laneN++
+			} else {
+				trunkN++
+			}
+			got, ok := by[id]
+			switch {
+			case ok && got == want && want == projEnv:
+				laneOK++
+			case ok && got == want:
+				trunkOK++
+			case ok:
+				wrong++
+			}
+		}
+		add(fmt.Sprintf("nats lanes: proj-a-tagged %s shipment requests handled by the proj-a lane", label), laneN, laneOK, errString(err))
+		add(fmt.Sprintf("nats lanes: untagged and other-tag %s shipment requests handled by the trunk", label), trunkN, trunkOK, "")
+		add(fmt.Sprintf("nats lanes: %s shipment requests handled by the other instance (must be none)", label), 0, wrong, "")
+		add(fmt.Sprintf("nats lanes: proj-a-tagged %s orders sent (the drill sends some)", label), 1, oneIf(laneN > 0), "")
+	}
+}
+
+// redisTaskBy reads, per order id, which instance recorded the task.
+func (s *stores) redisTaskBy(ctx context.Context, prefix string, shadowSide bool) (map[string]string, error) {
+	if shadowSide {
+		prefix = shadowKey(prefix)
+	}
+	keys, err := scanAll(ctx, s.rraw, prefix+"*")
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]string{}
+	for i := 0; i < len(keys); i += 500 {
+		chunk := keys[i:min(i+500, len(keys))]
+		vals, err := s.rraw.MGet(ctx, chunk...).Result()
+		if err != nil {
+			return out, err
+		}
+		for j, v := range vals {
+			var t struct{ By string }
+			if str, ok := v.(string); ok {
+				json.Unmarshal([]byte(str), &t)
+			}
+			out[strings.TrimPrefix(chunk[j], prefix)] = t.By
+		}
+	}
+	return out, nil
 }
 
 // redactURL hides the password of a URL for the report.

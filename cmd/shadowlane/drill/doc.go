@@ -38,7 +38,10 @@
 // stream SHIPMENTS; the adapters/nats Prepare rule sends load-test requests
 // to shadow.shop.shipments in SHIPMENTS_shadow, which the adapter derived
 // from the production stream); the shipping service (the adapter's
-// JetStream consumer on both streams) records shipment:<id> in Redis. With
+// JetStream consumer on both streams) records shipment:<id> in Redis. It
+// runs a trunk and a proj-a lane instance: the drill checks that every
+// proj-a-tagged request, production or load-test, was handled by the lane
+// and every other one by the trunk. With
 // a RabbitMQ URL every order also publishes a fulfilment request (exchange
 // shop, key fulfil, queue fulfilment; twins shop_shadow and
 // fulfilment_shadow declared by the adapter's Declare); the fulfilment

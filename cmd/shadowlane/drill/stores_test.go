@@ -25,6 +25,7 @@ func TestVerifyCatchesPlantedLeaks(t *testing.T) {
 	defer st.close()
 	o := newOutcome("run-1")
 	o.prod["p-1"], o.lt["l-1"], o.refused["k-1"], o.forged["p-1"] = true, true, true, true
+	o.prod["p-a"], o.lt["l-a"] = true, true // tagged proj-a: the shipping lane's
 
 	// The honest path, through the adapters (and the shipping service).
 	if err := st.startShipping(ctx); err != nil {
@@ -37,11 +38,21 @@ func TestVerifyCatchesPlantedLeaks(t *testing.T) {
 	if err := st.store.Place(lt, "l-1"); err != nil {
 		t.Fatal(err)
 	}
+	pa := propagation.With(ctx, propagation.Mark{Env: projEnv})
+	la := propagation.With(ctx, propagation.Mark{Run: "run-1", Env: projEnv})
+	if err := st.store.Place(pa, "p-a"); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.store.Place(la, "l-a"); err != nil {
+		t.Fatal(err)
+	}
 	// Ledger rows as the consumer would write them.
 	st.db.ExecContext(ctx, "INSERT INTO ledger (order_id, run, env, amount) VALUES ('p-1', '', '', 1)")
 	st.db.ExecContext(lt, "INSERT INTO ledger (order_id, run, env, amount) VALUES ('l-1', 'run-1', '', 1)")
+	st.db.ExecContext(pa, "INSERT INTO ledger (order_id, run, env, amount) VALUES ('p-a', '', 'proj-a', 1)")
+	st.db.ExecContext(la, "INSERT INTO ledger (order_id, run, env, amount) VALUES ('l-a', 'run-1', 'proj-a', 1)")
 
-	st.waitTasks(ctx, 2, 10*time.Second)
+	st.waitTasks(ctx, 4, 10*time.Second)
 	st.stopShipping()
 	clean := failed(st, ctx, o)
 	if len(clean) != 0 {
@@ -69,6 +80,7 @@ func TestVerifyCatchesPlantedLeaks(t *testing.T) {
 		t.Fatal(err)
 	}
 	st.rraw.Set(ctx, "shipment:l-1", `{"run":"run-1"}`, 0)
+	st.rraw.Set(ctx, "shipment:p-a", `{}`, 0) // as if the trunk had taken the lane's request
 	got := strings.Join(failed(st, ctx, o), "\n")
 	for _, want := range []string{
 		"sql orders: load-test records (must be none)",
@@ -84,6 +96,7 @@ func TestVerifyCatchesPlantedLeaks(t *testing.T) {
 		"nats stream SHIPMENTS: load-test records (must be none)",
 		"nats stream SHIPMENTS: records whose run is not empty",
 		"redis shipment:*: load-test records (must be none)",
+		"nats lanes: production shipment requests handled by the other instance (must be none)",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("leak not caught: %q\nfailed:\n%s", want, got)
