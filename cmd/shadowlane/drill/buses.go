@@ -47,7 +47,7 @@ type buses struct {
 	js     jetstream.JetStream
 	ns     *slnats.Shadow
 	ship   []*slnats.Consumption // trunk and proj-a lane
-	shipSh string // shadow stream name
+	shipSh string                // shadow stream name
 
 	aconn     *amqp091.Connection
 	as        *slamqp.Shadow
