@@ -224,7 +224,7 @@ func TestCheckAMQP(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
+	t.Cleanup(func() { conn.Close() }) // after the clean-up below (a deferred close would run before it)
 	ch, err := conn.Channel()
 	if err != nil {
 		t.Fatal(err)
@@ -295,7 +295,7 @@ func TestCheckNATS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer nc.Close()
+	t.Cleanup(nc.Close) // after the stream clean-up below
 	js, err := jetstream.New(nc)
 	if err != nil {
 		t.Fatal(err)

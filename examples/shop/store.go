@@ -191,10 +191,11 @@ func (s *Store) ShippingHandler(env string, refused func(error)) slnats.JSHandle
 	}
 }
 
-// FulfilmentHandler is the fulfilment service: for every fulfilment
-// request (RabbitMQ, through adapters/amqp) it records the order under
-// [Names.FulfilmentKey] in Redis.
-func (s *Store) FulfilmentHandler(refused func(error)) slamqp.Handler {
+// FulfilmentHandler is the fulfilment service instance of environment env
+// ("" trunk): for every fulfilment request (RabbitMQ, through
+// adapters/amqp) it records the order under [Names.FulfilmentKey] in
+// Redis, with env as the consumer.
+func (s *Store) FulfilmentHandler(env string, refused func(error)) slamqp.Handler {
 	return func(ctx context.Context, d *amqp091.Delivery) error {
 		if d.MessageId == "" {
 			if refused != nil {
@@ -202,7 +203,7 @@ func (s *Store) FulfilmentHandler(refused func(error)) slamqp.Handler {
 			}
 			return nil
 		}
-		return s.refusable(s.record(ctx, s.Names.FulfilmentKey(d.MessageId), ""), refused)
+		return s.refusable(s.record(ctx, s.Names.FulfilmentKey(d.MessageId), env), refused)
 	}
 }
 

@@ -50,10 +50,13 @@ type buses struct {
 	shipSh string                // shadow stream name
 
 	aconn     *amqp091.Connection
-	as        *slamqp.Shadow
+	as        *slamqp.Shadow   // the trunk's (also publishes)
+	aslane    *slamqp.Shadow   // the proj-a lane instance's
+	laneQs    []string         // the lane's queues (production and shadow)
 	apub      *amqp091.Channel // wrapped for the shop's publishes
 	astop     context.CancelFunc
 	adone     chan error
+	consumers int       // fulfilment consumers running
 	audit     [2]string // audit queues: production, shadow exchange
 	shadowExc string
 	shadowQ   string
@@ -183,11 +186,16 @@ func (s *stores) openAMQP(ctx context.Context, b Backends, uniq string) error {
 	}
 	s.bus.aconn = conn
 	s.closers = append(s.closers, func() { conn.Close() })
-	as, err := slamqp.New(slamqp.WithShadowExchanges(s.names.Exchange), slamqp.WithShadowQueues(s.names.Fulfilment))
+	as, err := slamqp.New(slamqp.WithShadowExchanges(s.names.Exchange), slamqp.WithShadowQueues(s.names.Fulfilment),
+		slamqp.WithLanes(envtag.StaticLanes{s.names.Fulfilment: {projEnv}}))
 	if err != nil {
 		return err
 	}
-	s.bus.as = as
+	lane, err := slamqp.New(slamqp.WithShadowExchanges(s.names.Exchange), slamqp.WithShadowQueues(s.names.Fulfilment), slamqp.WithEnv(projEnv))
+	if err != nil {
+		return err
+	}
+	s.bus.as, s.bus.aslane = as, lane
 	s.bus.shadowExc, s.bus.shadowQ = as.ShadowName(s.names.Exchange), as.ShadowName(s.names.Fulfilment)
 	ch, err := conn.Channel()
 	if err != nil {
@@ -201,7 +209,7 @@ func (s *stores) openAMQP(ctx context.Context, b Backends, uniq string) error {
 	s.closers = append(s.closers, func() {
 		// Leave nothing behind on the shared server.
 		if c, err := conn.Channel(); err == nil {
-			for _, q := range []string{s.names.Fulfilment, s.bus.shadowQ, s.bus.audit[0], s.bus.audit[1]} {
+			for _, q := range append([]string{s.names.Fulfilment, s.bus.shadowQ, s.bus.audit[0], s.bus.audit[1]}, s.bus.laneQs...) {
 				if q != "" {
 					c.QueueDelete(q, false, false, false)
 				}
@@ -211,8 +219,21 @@ func (s *stores) openAMQP(ctx context.Context, b Backends, uniq string) error {
 			c.Close()
 		}
 	})
+	for _, q := range lane.LaneTopology(topo).Queues { // the production queue and its lane copy
+		if q.Name != s.names.Fulfilment {
+			s.bus.laneQs = append(s.bus.laneQs, q.Name, lane.ShadowName(q.Name))
+		}
+	}
+	if len(s.bus.laneQs) != 2 {
+		return fmt.Errorf("drill: amqp: the proj-a lane has queues %v, want one and its twin", s.bus.laneQs)
+	}
+	// The trunk's topology and twins, then the lane's queues (same
+	// bindings) and theirs, as each instance would declare at start.
 	if err := as.Declare(ch, topo); err != nil {
 		return fmt.Errorf("drill: amqp declare: %w", err)
+	}
+	if err := lane.Declare(ch, topo); err != nil {
+		return fmt.Errorf("drill: amqp declare (proj-a lane): %w", err)
 	}
 	// The audit taps: plain queues bound to both exchanges, so the broker
 	// keeps a copy of everything routed to either side.
@@ -230,31 +251,38 @@ func (s *stores) openAMQP(ctx context.Context, b Backends, uniq string) error {
 	return nil
 }
 
-// startFulfilment runs the fulfilment service: the adapter's consumer of
-// the production queue and its twin, on its own channel.
+// startFulfilment runs the fulfilment service: a trunk and a proj-a lane
+// instance, each the adapter's consumer of its queue and the queue's
+// twin, on its own channel.
 func (s *stores) startFulfilment(ctx context.Context) error {
 	if s.bus.as == nil {
 		return nil
 	}
-	ch, err := s.bus.aconn.Channel()
-	if err != nil {
-		return fmt.Errorf("drill: amqp consumer channel: %w", err)
-	}
-	if err := ch.Qos(512, 0, false); err != nil {
-		return err
-	}
 	cctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	s.bus.astop, s.bus.adone = cancel, make(chan error, 1)
-	fh := s.store.FulfilmentHandler(s.refuse)
-	h := func(ctx context.Context, d *amqp091.Delivery) error {
-		err := fh(ctx, d)
-		if err == nil {
-			s.bus.fulfilled.Add(1)
-		}
-		return err
-	}
-	go func() { s.bus.adone <- s.bus.as.Channel(ch).Consume(cctx, s.names.Fulfilment, h) }()
+	s.bus.astop, s.bus.adone = cancel, make(chan error, 2)
 	s.closers = append(s.closers, func() { s.stopFulfilment() })
+	for _, in := range []struct {
+		as  *slamqp.Shadow
+		env string
+	}{{s.bus.as, ""}, {s.bus.aslane, projEnv}} {
+		ch, err := s.bus.aconn.Channel()
+		if err != nil {
+			return fmt.Errorf("drill: amqp consumer channel: %w", err)
+		}
+		if err := ch.Qos(512, 0, false); err != nil {
+			return err
+		}
+		fh := s.store.FulfilmentHandler(in.env, s.refuse)
+		h := func(ctx context.Context, d *amqp091.Delivery) error {
+			err := fh(ctx, d)
+			if err == nil {
+				s.bus.fulfilled.Add(1)
+			}
+			return err
+		}
+		s.bus.consumers++
+		go func() { s.bus.adone <- in.as.Channel(ch).Consume(cctx, s.names.Fulfilment, h) }()
+	}
 	return nil
 }
 
@@ -264,12 +292,17 @@ func (s *stores) stopFulfilment() error {
 	}
 	s.bus.astop()
 	s.bus.astop = nil
-	select {
-	case err := <-s.bus.adone:
-		return err
-	case <-time.After(10 * time.Second):
-		return errors.New("fulfilment consumer did not stop within 10s")
+	var errs []error
+	timeout := time.After(10 * time.Second)
+	for ; s.bus.consumers > 0; s.bus.consumers-- {
+		select {
+		case err := <-s.bus.adone:
+			errs = append(errs, err)
+		case <-timeout:
+			return errors.New("fulfilment consumers did not stop within 10s")
+		}
 	}
+	return errors.Join(errs...)
 }
 
 // streamRecords reads every message of a JetStream stream with a plain
@@ -425,7 +458,7 @@ func (s *stores) verifyBuses(ctx context.Context, o *outcome, target func(store,
 			}
 			target("redis", p, side, rows, err)
 		}
-		s.verifyShippingLanes(ctx, add)
+		s.verifyLanes(ctx, "nats", "shipment", s.names.ShipmentKey(""), add)
 	}
 	if s.bus.as != nil {
 		for i, side := range []string{"production", "shadow"} {
@@ -436,8 +469,10 @@ func (s *stores) verifyBuses(ctx context.Context, o *outcome, target func(store,
 				ex, q = s.bus.shadowExc, s.bus.shadowQ
 			}
 			target("amqp", "exchange "+ex, side, rows, err)
-			n, err := s.queueDepth(q)
-			add(fmt.Sprintf("amqp queue %s: left unconsumed by the fulfilment service", q), 0, n, errString(err))
+			for _, q := range []string{q, s.bus.laneQs[i]} {
+				n, err := s.queueDepth(q)
+				add(fmt.Sprintf("amqp queue %s: left unconsumed by the fulfilment service", q), 0, n, errString(err))
+			}
 			rows, err = s.redisTasks(ctx, s.names.FulfilmentKey(""), side == "shadow")
 			p := s.names.FulfilmentKey("*")
 			if side == "shadow" {
@@ -445,14 +480,15 @@ func (s *stores) verifyBuses(ctx context.Context, o *outcome, target func(store,
 			}
 			target("redis", p, side, rows, err)
 		}
+		s.verifyLanes(ctx, "amqp", "fulfilment", s.names.FulfilmentKey(""), add)
 	}
 }
 
-// verifyShippingLanes checks who handled each accepted order's shipment
-// request: the proj-a lane for proj-a-tagged orders, the trunk for the
-// rest, on both sides. The orders' tags come from the SQL orders tables,
-// the handling instance from what it recorded in Redis.
-func (s *stores) verifyShippingLanes(ctx context.Context, add func(string, int, int, string)) {
+// verifyLanes checks who handled each accepted order's request on a bus
+// (the consumer service records itself under keyPrefix<id>): the proj-a
+// lane for proj-a-tagged orders, the trunk for the rest, on both sides.
+// The orders' tags come from the SQL orders tables.
+func (s *stores) verifyLanes(ctx context.Context, bus, what, keyPrefix string, add func(string, int, int, string)) {
 	for _, side := range []string{"production", "shadow"} {
 		orders, label := s.names.Orders, "production"
 		if side == "shadow" {
@@ -470,7 +506,7 @@ func (s *stores) verifyShippingLanes(ctx context.Context, add func(string, int, 
 			}
 			rs.Close()
 		}
-		by, err2 := s.redisTaskBy(ctx, s.names.ShipmentKey(""), side == "shadow")
+		by, err2 := s.redisTaskBy(ctx, keyPrefix, side == "shadow")
 		if err == nil {
 			err = err2
 		}
@@ -493,10 +529,10 @@ func (s *stores) verifyShippingLanes(ctx context.Context, add func(string, int, 
 				wrong++
 			}
 		}
-		add(fmt.Sprintf("nats lanes: proj-a-tagged %s shipment requests handled by the proj-a lane", label), laneN, laneOK, errString(err))
-		add(fmt.Sprintf("nats lanes: untagged and other-tag %s shipment requests handled by the trunk", label), trunkN, trunkOK, "")
-		add(fmt.Sprintf("nats lanes: %s shipment requests handled by the other instance (must be none)", label), 0, wrong, "")
-		add(fmt.Sprintf("nats lanes: proj-a-tagged %s orders sent (the drill sends some)", label), 1, oneIf(laneN > 0), "")
+		add(fmt.Sprintf("%s lanes: proj-a-tagged %s %s requests handled by the proj-a lane", bus, label, what), laneN, laneOK, errString(err))
+		add(fmt.Sprintf("%s lanes: untagged and other-tag %s %s requests handled by the trunk", bus, label, what), trunkN, trunkOK, "")
+		add(fmt.Sprintf("%s lanes: %s %s requests handled by the other instance (must be none)", bus, label, what), 0, wrong, "")
+		add(fmt.Sprintf("%s lanes: proj-a-tagged %s orders sent (the drill sends some)", bus, label), 1, oneIf(laneN > 0), "")
 	}
 }
 
