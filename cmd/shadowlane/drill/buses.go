@@ -510,7 +510,7 @@ func (s *stores) verifyLanes(ctx context.Context, bus, what, keyPrefix string, a
 		if err == nil {
 			err = err2
 		}
-		var laneN, laneOK, trunkN, trunkOK, wrong int
+		var laneN, laneOK, trunkN, trunkOK, wrong, wrongLane int
 		for id, env := range envOf {
 			want := ""
 			if env == projEnv {
@@ -527,8 +527,14 @@ func (s *stores) verifyLanes(ctx context.Context, bus, what, keyPrefix string, a
 				trunkOK++
 			case ok:
 				wrong++
+				if want == projEnv {
+					wrongLane++
+				}
 			}
 		}
+		s.consumed = append(s.consumed,
+			Consumed{Bus: bus, Side: label, Class: "proj-a-tagged", Want: projEnv, Orders: laneN, ByWant: laneOK, ByOther: wrongLane},
+			Consumed{Bus: bus, Side: label, Class: "untagged and other-tag", Want: trunkConsumer, Orders: trunkN, ByWant: trunkOK, ByOther: wrong - wrongLane})
 		add(fmt.Sprintf("%s lanes: proj-a-tagged %s %s requests handled by the proj-a lane", bus, label, what), laneN, laneOK, errString(err))
 		add(fmt.Sprintf("%s lanes: untagged and other-tag %s %s requests handled by the trunk", bus, label, what), trunkN, trunkOK, "")
 		add(fmt.Sprintf("%s lanes: %s %s requests handled by the other instance (must be none)", bus, label, what), 0, wrong, "")

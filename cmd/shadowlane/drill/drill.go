@@ -106,6 +106,21 @@ type Routing struct {
 	// EdgeTagSource says whether the gateway's routing.tagSource (cookie
 	// shadowlane-env, query env) fed the mark, per source.
 	EdgeTagSource map[string]bool `json:"edgeTagSource"`
+	// Consumers is environment routing on the message buses: which
+	// consumer instance (trunk or proj-a lane) handled the accepted
+	// orders' messages, per bus, side and class of order.
+	Consumers []Consumed `json:"consumers"`
+}
+
+// Consumed is one row of [Routing.Consumers].
+type Consumed struct {
+	Bus     string `json:"bus"`     // kafka, nats, amqp
+	Side    string `json:"side"`    // production, load-test
+	Class   string `json:"class"`   // which orders, e.g. "proj-a-tagged"
+	Want    string `json:"want"`    // the instance that must handle them: trunk or proj-a
+	Orders  int    `json:"orders"`  // accepted orders of the class
+	ByWant  int    `json:"byWant"`  // of them, handled (exactly once) by Want
+	ByOther int    `json:"byOther"` // handlings by any other instance (must be 0)
 }
 
 // Served is one scenario's routing outcome.
@@ -572,6 +587,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	rep.Stores, rep.Isolation = st.check(ctx, oc, add)
 	lanes.goAway(ctx, run, o.Requests, add) // the proj-a lane goes away; a restarted trunk takes proj-a again (lanes.go)
 	lanes.verify(ctx, run, add)
+	rep.Routing.Consumers = st.consumed
 	rep.Traffic, rep.Latency = col.summary()
 	rep.Blocks = blocks(shadow0, shadow.Snapshot(), t, t.rec)
 	payProd, payBlocked, payMocked, forged := 0, 0, 0, 0
@@ -918,6 +934,12 @@ func (r *Report) summaryRouting(w io.Writer) {
 		srcs = append(srcs, k+" "+state)
 	}
 	fmt.Fprintf(w, "  edge tag source: %s\n", strings.Join(srcs, ", "))
+	if len(rt.Consumers) > 0 {
+		fmt.Fprintf(w, "  message bus consumers (orders handled by the instance that must / by another):\n")
+		for _, c := range rt.Consumers {
+			fmt.Fprintf(w, "    %-5s %-10s %-40s -> %-6s %d/%d, other %d\n", c.Bus, c.Side, c.Class, c.Want, c.ByWant, c.Orders, c.ByOther)
+		}
+	}
 }
 
 func (r *Report) routingRow(w io.Writer, name, tag string, hopsServed map[string]map[string]int) {

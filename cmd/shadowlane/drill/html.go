@@ -323,6 +323,12 @@ label { font-size: 13px; user-select: none; }
   table(roSec, "routing-table", ["scenario", "tag"].concat(hopsR), (ro.served || []).map(function (s) {
     return { cells: [s.scenario, s.tag || "\u2013"].concat(hopsR.map(function (h) { return cell(s.hops[h]); })) };
   }));
+  if ((ro.consumers || []).length) {
+    el("h3", {}, roSec, "Message bus consumers");
+    table(roSec, "consumers-table", ["bus", "side", "orders", "must be handled by", "accepted", "handled by it", "by another"], ro.consumers.map(function (c) {
+      return { fail: c.byWant !== c.orders || c.byOther !== 0, cells: [c.bus, c.side, c.class, c.want, c.orders, c.byWant, c.byOther] };
+    }), [4, 5, 6]);
+  }
   if ((ro.picks || []).length) {
     el("h3", {}, roSec, "Pick counters");
     table(roSec, "picks-table", ["service", "class", "lane", "fallback", "trunk", "miss"], ro.picks.map(function (p) {

@@ -48,7 +48,7 @@ func TestHTMLReportRendersInChromium(t *testing.T) {
 		`<svg id="latency-chart"`, `class="bar"`,
 		`<svg id="blocks-chart"`,
 		`id="invariants-table"`, `id="isolation-sql"`, `id="isolation-redis"`, `id="isolation-kafka"`, `id="isolation-nats"`, `SHIPMENTS_shadow`,
-		`id="routing-table"`, `id="latency-table"`, `id="blocks-table"`, `id="summary-cards"`,
+		`id="routing-table"`, `id="consumers-table"`, `id="latency-table"`, `id="blocks-table"`, `id="summary-cards"`,
 		`orders_shadow`, `order-events_shadow`, `kill switch: gateway (edge)`,
 	} {
 		if !strings.Contains(dom, want) {

@@ -354,6 +354,7 @@ func (l *laneDrill) verify(ctx context.Context, run string, add func(string, int
 			}
 		}
 		for _, c := range []*class{lane, trunk, gone} {
+			s.consumed = append(s.consumed, Consumed{Bus: "kafka", Side: label, Class: c.name, Want: c.want, Orders: c.n, ByWant: c.once, ByOther: c.others})
 			other := map[string]string{projEnv: "the trunk", trunkConsumer: "the proj-a lane"}[c.want]
 			add(fmt.Sprintf("kafka lanes: %s %s events consumed exactly once by %s", c.name, label, map[string]string{projEnv: "the proj-a lane", trunkConsumer: "the trunk"}[c.want]), c.n, c.once, "")
 			add(fmt.Sprintf("kafka lanes: %s %s events consumed by %s (must be none)", c.name, label, other), 0, c.others, "")

@@ -76,6 +76,8 @@ type stores struct {
 
 	bus buses // NATS and RabbitMQ (buses.go)
 
+	consumed []Consumed // lane outcomes per bus, for the report
+
 	closers []func()
 }
 
