@@ -14,9 +14,10 @@
 //
 // Key positions come from the generated command table of
 // [github.com/shadowlane/shadowlane/shadow/rediskeys]; patterns (KEYS, SCAN
-// MATCH, PSUBSCRIBE) and channels (PUBLISH, PUBSUB) are renamed too, and
-// replies that carry key names (KEYS, SCAN, BLPOP, BZPOPMIN, BLMPOP, XREAD,
-// PUBSUB CHANNELS/NUMSUB, ...) come back with the application's names.
+// MATCH, PUBSUB CHANNELS) and channels (PUBLISH, SPUBLISH, PUBSUB NUMSUB)
+// are renamed too, and replies that carry key names (KEYS, SCAN, BLPOP,
+// BZPOPMIN, BLMPOP, XREAD, PUBSUB CHANNELS/NUMSUB, ...) come back with the
+// application's names.
 //
 // Fail closed: a marked command the table does not know, a keyless command
 // off the allow list (FLUSHALL, FLUSHDB, SWAPDB, CONFIG, DEBUG, ...), SORT
@@ -31,6 +32,54 @@
 // other commands pass unchanged: go-redis sends them through hooks while it
 // opens a connection, with the context of the command that needed it.
 //
-// go-redis's PubSub (Subscribe, PSubscribe) bypasses hooks: subscribe to
-// [Hook.Name] of the channel to follow marked traffic.
+// # Pub/sub
+//
+// A marked PUBLISH or SPUBLISH goes to the shadow channel ("shadow:orders").
+// go-redis's PubSub (rdb.Subscribe, PSubscribe, SSubscribe and the methods
+// of *redis.PubSub) does not go through hooks; subscribe with
+// [Hook.Subscribe], [Hook.PSubscribe] or [Hook.SSubscribe] instead:
+//
+//	h := goredis.Instrument(rdb)
+//	sub, err := h.Subscribe(ctx, rdb, []string{"orders"}, func(ctx context.Context, msg *goredis.Message) {
+//		// msg.Channel == "orders"; ctx is marked for load-test messages
+//	})
+//	defer sub.Close()
+//
+// Each production channel or pattern is subscribed together with its
+// shadow twin. Production messages reach the handler with an unmarked ctx,
+// load-test messages with a marked one (run [DefaultFallbackRun], or
+// [WithFallbackRun]: pub/sub carries no headers, so the run and env of the
+// publisher are unknown), msg.Channel and msg.Pattern being the
+// application's names either way (msg.WireChannel is the channel Redis
+// reported). The guard works on both sides: a production channel or
+// pattern that is a shadow name is refused, and a production pattern that
+// matches shadow channels ("*", "*orders*") never hands the handler a
+// load-test message: it is dropped and counted ([shadow.Record], target
+// "PSUBSCRIBE", decision guard). [WithProductionOnly] subscribes without
+// the twins, for services that take no part in load tests. A subscription
+// made under a load-test mark follows only the shadow channels. ctx
+// cancellation or Close ends a subscription; receive errors are retried
+// (go-redis reconnects) and reported to [WithReceiveErrors].
+//
+// In instance mode the twins are subscribed on the shadow client, where
+// marked PUBLISH goes, under their shadow names when [WithKeyNaming] is set
+// too and under the production names otherwise. Pub/sub channels belong to
+// the server, not to a database: with a shadow database on the production
+// server ([ShadowDB]) and no naming, a marked PUBLISH would reach
+// production subscribers of the channel. So without WithKeyNaming a marked
+// PUBLISH or SPUBLISH in instance mode is refused
+// ([shadow.ErrNoShadowTarget]) unless [Instrument] saw the shadow client
+// on another server; [Hook.Subscribe] likewise refuses to pair such
+// channels. Set WithKeyNaming as well to publish under shadow names.
+//
+// Not covered: a subscription made with go-redis directly (rdb.Subscribe,
+// rdb.PSubscribe, ...) stays unguarded, since go-redis gives hooks no
+// access to pub/sub: a broad pattern there receives load-test messages
+// published on shadow channels. SUBSCRIBE, PSUBSCRIBE, SSUBSCRIBE and their
+// UNSUBSCRIBE forms sent as commands under a mark (rdb.Do) are refused
+// with [shadow.ErrUnsupported]: they would leave a pooled connection
+// subscribed. On a *redis.Ring go-redis routes each subscription to the
+// shard of its first channel, and (*redis.Ring).Publish goes straight to a
+// shard client without the ring's hooks (rdb.Do(ctx, "publish", ...) goes
+// through them); the helpers refuse shadow twins on a Ring.
 package goredis

@@ -60,3 +60,44 @@ func ExampleWithShadowClient() {
 	fmt.Println(prod.Keys(), shadowSrv.Keys())
 	// Output: [] [cart:1]
 }
+
+func ExampleHook_Subscribe() {
+	srv, _ := miniredis.Run() // any Redis server
+	defer srv.Close()
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	defer rdb.Close()
+	h := goredis.Instrument(rdb) // key mode: prefix "shadow:"
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel() // ends the subscriptions too
+	seen := make(chan string, 10)
+	sub, err := h.Subscribe(ctx, rdb, []string{"orders"}, func(ctx context.Context, msg *goredis.Message) {
+		seen <- fmt.Sprintf("%v: %s on %s (wire %s)", propagation.FromContext(ctx), msg.Payload, msg.Channel, msg.WireChannel)
+	})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer sub.Close()
+	// A production pattern through the helper never sees load-test messages.
+	broad := make(chan string, 10)
+	all, err := h.PSubscribe(ctx, rdb, []string{"*"}, func(ctx context.Context, msg *goredis.Message) {
+		broad <- fmt.Sprintf("%v: %s on %s", propagation.FromContext(ctx), msg.Payload, msg.Channel)
+	}, goredis.WithProductionOnly())
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer all.Close()
+
+	loadTest := propagation.With(ctx, propagation.Mark{Run: "drill-1"})
+	rdb.Publish(loadTest, "orders", "test order") // goes to "shadow:orders"
+	fmt.Println(<-seen)
+	rdb.Publish(ctx, "orders", "real order")
+	fmt.Println(<-seen)
+	fmt.Println(<-broad) // the load-test message before it was dropped
+	// Output:
+	// run=unattributed: test order on orders (wire shadow:orders)
+	// production: real order on orders (wire orders)
+	// production: real order on orders
+}

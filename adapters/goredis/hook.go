@@ -29,6 +29,11 @@ type Hook struct {
 	guard    bool
 	maxTTL   time.Duration
 	err      error // configuration problem: marked commands fail closed
+	// ownChannels: in instance mode without naming, the shadow client is
+	// known to be another server (Instrument compared the two clients),
+	// so publishing under production channel names there reaches no
+	// production subscriber.
+	ownChannels bool
 }
 
 var _ redis.Hook = (*Hook)(nil)
@@ -75,8 +80,21 @@ func (h *Hook) Err() error { return h.err }
 // *redis.ClusterClient or *redis.Ring) and returns it.
 func Instrument(rdb redis.UniversalClient, opts ...Option) *Hook {
 	h := NewHook(opts...)
+	h.ownChannels = h.instance && otherServer(rdb, h.client)
 	rdb.AddHook(h)
 	return h
+}
+
+// otherServer reports whether shadow is known to be a different Redis
+// server from prod (two plain clients with different addresses).
+func otherServer(prod, shadow redis.UniversalClient) bool {
+	a, ok := prod.(*redis.Client)
+	b, ok2 := shadow.(*redis.Client)
+	if !ok || !ok2 || a == b {
+		return false
+	}
+	oa, ob := a.Options(), b.Options()
+	return oa.Network != ob.Network || oa.Addr != ob.Addr
 }
 
 // ShadowDB returns a new client with rdb's options but database db, for
@@ -88,10 +106,11 @@ func ShadowDB(rdb *redis.Client, db int) *redis.Client {
 	return redis.NewClient(&opt)
 }
 
-// Name returns the name marked work must use for name (a channel to
-// subscribe to with go-redis's PubSub, which bypasses hooks): the shadow
-// name for a marked ctx, name itself otherwise. It fails closed when the
-// hook has no naming.
+// Name returns the name marked work must use for name: the shadow name
+// for a marked ctx, name itself otherwise. It fails closed when the hook
+// has no naming. To follow pub/sub channels use [Hook.Subscribe] (and
+// PSubscribe, SSubscribe), which subscribes to production channels and
+// their shadow twins and marks load-test messages.
 func (h *Hook) Name(ctx context.Context, name string) (string, error) {
 	m := propagation.FromContext(ctx)
 	if m.Run == "" {
@@ -164,6 +183,23 @@ func (h *Hook) check(args []any) (rediskeys.Result, error) {
 	res, err := h.rw.Rewrite(args)
 	if err != nil {
 		return res, err
+	}
+	switch res.Command.Name {
+	case "SUBSCRIBE", "PSUBSCRIBE", "SSUBSCRIBE", "UNSUBSCRIBE", "PUNSUBSCRIBE", "SUNSUBSCRIBE":
+		// Sent as a command (rdb.Do), it would leave a pooled connection
+		// subscribed, its replies out of step with the commands that
+		// use it next.
+		res.Restore(args)
+		return rediskeys.Result{}, &shadow.Error{Store: Store, Target: res.Command.Name, Rule: "pub/sub subscriptions do not go through the command path; use Hook.Subscribe, PSubscribe or SSubscribe", Err: shadow.ErrUnsupported}
+	}
+	if h.instance && !h.rw.Renames() && !h.ownChannels && (res.Command.Name == "PUBLISH" || res.Command.Name == "SPUBLISH") {
+		// Pub/sub channels belong to the server, not to a database: on a
+		// shadow database of the production server (ShadowDB) a message
+		// under the production channel name reaches production
+		// subscribers. Unless Instrument saw the shadow client on another
+		// server, this fails closed.
+		res.Restore(args)
+		return rediskeys.Result{}, &shadow.Error{Store: Store, Target: res.Command.Name, Rule: "instance mode without key naming: pub/sub channels are server-wide, and the shadow client is not known to be another server (a shadow database would publish to production subscribers); add WithKeyNaming, or use Instrument with a shadow client on another server", Err: shadow.ErrNoShadowTarget}
 	}
 	if h.instance && (res.Command.Name == "WATCH") {
 		res.Restore(args)
