@@ -235,6 +235,9 @@ func TestLimitsFromYAMLAndReload(t *testing.T) {
 }
 
 func TestLimitAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts are not exact under -race (sync.Pool drops items at random); run without -race, or see bench/")
+	}
 	l := limiter.New()
 	if err := l.SetRules([]limiter.Rule{{Resource: "GET /orders/:id", QPS: 1e9, Burst: 1e6, Concurrency: 100}}); err != nil {
 		t.Fatal(err)
