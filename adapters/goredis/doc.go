@@ -79,7 +79,11 @@
 // UNSUBSCRIBE forms sent as commands under a mark (rdb.Do) are refused
 // with [shadow.ErrUnsupported]: they would leave a pooled connection
 // subscribed. On a *redis.Ring go-redis routes each subscription to the
-// shard of its first channel, and (*redis.Ring).Publish goes straight to a
-// shard client without the ring's hooks (rdb.Do(ctx, "publish", ...) goes
-// through them); the helpers refuse shadow twins on a Ring.
+// shard of its first channel, so the helpers refuse shadow twins there.
+// (*redis.Ring).Publish goes straight to a shard client, past the ring's
+// hooks: [Instrument] also guards the ring's shard clients, so a marked
+// Ring.Publish is refused ([shadow.ErrUnsupported]; publish with
+// rdb.Do(ctx, "publish", channel, message), which goes through the hooks)
+// and an unmarked one to a shadow channel is guarded. A hook added to a
+// Ring by hand (AddHook) has no such guard: use Instrument for rings.
 package goredis

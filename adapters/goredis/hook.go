@@ -77,11 +77,18 @@ func NewHook(opts ...Option) *Hook {
 func (h *Hook) Err() error { return h.err }
 
 // Instrument adds a new hook configured by opts to rdb (a *redis.Client,
-// *redis.ClusterClient or *redis.Ring) and returns it.
+// *redis.ClusterClient or *redis.Ring) and returns it. On a Ring it also
+// guards the shard clients, present and future, against
+// (*redis.Ring).Publish, which skips the ring's hooks; call it right after
+// redis.NewRing. In instance mode it notes whether the shadow client is on
+// another server (see the pub/sub section of the package doc).
 func Instrument(rdb redis.UniversalClient, opts ...Option) *Hook {
 	h := NewHook(opts...)
 	h.ownChannels = h.instance && otherServer(rdb, h.client)
 	rdb.AddHook(h)
+	if ring, ok := rdb.(*redis.Ring); ok {
+		guardRing(ring, h) // ring.go: Ring.Publish skips the ring's hooks
+	}
 	return h
 }
 

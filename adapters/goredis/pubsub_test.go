@@ -641,3 +641,57 @@ func TestPublishInstanceModeChannelsServerWide(t *testing.T) {
 		t.Errorf("instance mode with naming: %v", err)
 	}
 }
+
+// (*redis.Ring).Publish goes straight to a shard client, past the ring's
+// hooks; Instrument guards the shard clients too: a marked Ring.Publish is
+// refused (it would go out under the production channel), an unmarked one
+// to a shadow channel is guarded, and publishing through the ring's
+// command path is shadowed as usual.
+func TestRingPublishBypassGuarded(t *testing.T) {
+	m1, m2 := miniredis.RunT(t), miniredis.RunT(t)
+	ring := redis.NewRing(&redis.RingOptions{Addrs: map[string]string{"s1": m1.Addr(), "s2": m2.Addr()}})
+	t.Cleanup(func() { ring.Close() })
+	goredis.Instrument(ring)
+	ctx := context.Background()
+
+	// Production subscribers on both shards see what reaches "orders".
+	var subs []*redis.PubSub
+	for _, m := range []*miniredis.Miniredis{m1, m2} {
+		c := redis.NewClient(&redis.Options{Addr: m.Addr()})
+		t.Cleanup(func() { c.Close() })
+		ps := c.Subscribe(ctx, "orders")
+		if _, err := ps.Receive(ctx); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { ps.Close() })
+		subs = append(subs, ps)
+	}
+
+	wantShadowErr(t, ring.Publish(marked, "orders", "lt").Err(), shadow.ErrUnsupported)
+	wantShadowErr(t, ring.Publish(ctx, "shadow:orders", "sneak").Err(), shadow.ErrShadowFromProduction)
+	if err := ring.Do(marked, "publish", "orders", "lt-ok").Err(); err != nil {
+		t.Fatalf("marked publish through the ring's command path: %v", err)
+	}
+	if err := ring.Publish(ctx, "orders", "prod").Err(); err != nil {
+		t.Fatalf("production publish: %v", err)
+	}
+	// Exactly the production message reaches the production subscribers.
+	got := 0
+	for _, ps := range subs {
+		rctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+		for {
+			msg, err := ps.ReceiveMessage(rctx)
+			if err != nil {
+				break
+			}
+			if msg.Payload != "prod" {
+				t.Errorf("production subscriber got %q on %s", msg.Payload, msg.Channel)
+			}
+			got++
+		}
+		cancel()
+	}
+	if got != 1 {
+		t.Errorf("production subscribers got %d messages, want 1", got)
+	}
+}
