@@ -282,8 +282,8 @@ func (h *Hook) pubsubTarget(rdb redis.UniversalClient, kind subKind, m propagati
 	target := rdb
 	if h.instance {
 		target = h.client
-		if !h.rw.Renames() && sameServer(rdb, h.client) {
-			return nil, refuse("pub/sub channels belong to the server, not to a database, and the shadow client is on the production server: add WithKeyNaming so shadow channels get their own names", shadow.ErrNoShadowTarget)
+		if !h.rw.Renames() && !otherServer(rdb, h.client) {
+			return nil, refuse("pub/sub channels belong to the server, not to a database, and the shadow client is not known to be another server: add WithKeyNaming so shadow channels get their own names", shadow.ErrNoShadowTarget)
 		}
 	} else if !h.rw.Renames() {
 		return nil, refuse("no shadow key naming configured", shadow.ErrNoShadowTarget)
@@ -292,20 +292,6 @@ func (h *Hook) pubsubTarget(rdb redis.UniversalClient, kind subKind, m propagati
 		return nil, refuse("go-redis routes pub/sub on a Ring by channel to one shard; subscribe on a shard client", shadow.ErrUnsupported)
 	}
 	return target, nil
-}
-
-// sameServer reports whether two clients surely talk to the same server.
-func sameServer(a, b redis.UniversalClient) bool {
-	if a == b {
-		return true
-	}
-	ca, ok := a.(*redis.Client)
-	cb, ok2 := b.(*redis.Client)
-	if !ok || !ok2 {
-		return false
-	}
-	oa, ob := ca.Options(), cb.Options()
-	return oa.Network == ob.Network && oa.Addr == ob.Addr
 }
 
 // wireName is the name subscribed on the wire for the application's name n.

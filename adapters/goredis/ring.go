@@ -49,8 +49,8 @@ func (g ringShardGuard) check(ctx context.Context, cmd redis.Cmder) error {
 		return nil
 	}
 	name, _ := args[0].(string)
-	if !strings.EqualFold(name, "publish") && !strings.EqualFold(name, "spublish") {
-		return nil
+	if (len(name) != 7 || !strings.EqualFold(name, "publish")) && (len(name) != 8 || !strings.EqualFold(name, "spublish")) {
+		return nil // every other command on a shard passes at the cost of a length check
 	}
 	ch, isString := args[1].(string)
 	h := g.h
