@@ -187,7 +187,7 @@ func (s *Store) ShippingHandler(env string, refused func(error)) slnats.JSHandle
 			}
 			return nil
 		}
-		return s.refusable(s.record(ctx, s.Names.ShipmentKey(ev.ID), env), refused)
+		return refusable(s.record(ctx, s.Names.ShipmentKey(ev.ID), env), refused)
 	}
 }
 
@@ -203,13 +203,13 @@ func (s *Store) FulfilmentHandler(env string, refused func(error)) slamqp.Handle
 			}
 			return nil
 		}
-		return s.refusable(s.record(ctx, s.Names.FulfilmentKey(d.MessageId), env), refused)
+		return refusable(s.record(ctx, s.Names.FulfilmentKey(d.MessageId), env), refused)
 	}
 }
 
 // refusable reports a [*shadow.Error] to refused and swallows it (a
 // refused write is never retried); other errors are returned.
-func (s *Store) refusable(err error, refused func(error)) error {
+func refusable(err error, refused func(error)) error {
 	var se *shadow.Error
 	if errors.As(err, &se) {
 		if refused != nil {
@@ -237,13 +237,6 @@ func (s *Store) LedgerHandler(refused func(error)) kafka.Handler {
 		}
 		m := propagation.FromContext(ctx)
 		_, err := s.DB.ExecContext(ctx, s.q("INSERT INTO "+s.Names.Ledger+" (order_id, run, env, amount) VALUES (?, ?, ?, ?)"), ev.ID, m.Run, m.Env, 1)
-		var se *shadow.Error
-		if errors.As(err, &se) {
-			if refused != nil {
-				refused(err)
-			}
-			return nil
-		}
-		return err
+		return refusable(err, refused)
 	}
 }

@@ -39,6 +39,7 @@ import (
 	slamqp "github.com/shadowlane/shadowlane/adapters/amqp"
 	slnats "github.com/shadowlane/shadowlane/adapters/nats"
 	"github.com/shadowlane/shadowlane/envtag"
+	"github.com/shadowlane/shadowlane/examples/shop"
 )
 
 // buses is the NATS and RabbitMQ part of one drill's stores.
@@ -399,7 +400,8 @@ func (s *stores) queueDepth(queue string) (int, error) {
 }
 
 // redisTasks reads back the keys a consumer service wrote: <key prefix>*
-// on one side, with the run from the recorded mark.
+// on one side, with the run of the recorded mark and the instance that
+// recorded it.
 func (s *stores) redisTasks(ctx context.Context, prefix string, shadowSide bool) ([]row, error) {
 	if shadowSide {
 		prefix = shadowKey(prefix)
@@ -416,11 +418,11 @@ func (s *stores) redisTasks(ctx context.Context, prefix string, shadowSide bool)
 			return out, err
 		}
 		for j, v := range vals {
-			var t struct{ Run string }
+			var t shop.Task
 			if str, ok := v.(string); ok {
 				json.Unmarshal([]byte(str), &t)
 			}
-			out = append(out, row{id: strings.TrimPrefix(chunk[j], prefix), run: t.Run})
+			out = append(out, row{id: strings.TrimPrefix(chunk[j], prefix), run: t.Run, by: t.By})
 		}
 	}
 	return out, nil
@@ -439,9 +441,41 @@ func (s *stores) waitTasks(ctx context.Context, n int, max time.Duration) {
 }
 
 // verifyBuses reads the NATS and RabbitMQ side back (see the file comment).
-func (s *stores) verifyBuses(ctx context.Context, o *outcome, target func(store, name, side string, rows []row, err error), add func(string, int, int, string)) {
+func (s *stores) verifyBuses(ctx context.Context, o *outcome, target targetFunc, add func(string, int, int, string)) {
+	if s.bus.js == nil && s.bus.as == nil {
+		return
+	}
 	label := map[string]string{"production": "production", "shadow": "load-test"}
 	want := map[string]int{"production": len(o.prod), "shadow": len(o.lt)}
+	// The accepted orders' env tags, per side, for the lane checks.
+	envs := map[string]map[string]string{}
+	var envErr error
+	for _, side := range []string{"production", "shadow"} {
+		t := s.names.Orders
+		if side == "shadow" {
+			t = shadowTable(t)
+		}
+		var err error
+		if envs[side], err = s.orderEnvs(ctx, t); err != nil {
+			envErr = err
+		}
+	}
+	// tasks checks what a consumer service recorded in Redis, per side,
+	// and who recorded it.
+	tasks := func(bus, what, prefix string) {
+		for _, side := range []string{"production", "shadow"} {
+			rows, err := s.redisTasks(ctx, prefix, side == "shadow")
+			p := prefix + "*"
+			if side == "shadow" {
+				p = shadowKey(p)
+			}
+			target("redis", p, side, rows, err, true)
+			if err == nil {
+				err = envErr
+			}
+			s.verifyLanes(bus, what, label[side], envs[side], rows, err, add)
+		}
+	}
 	if s.bus.js != nil {
 		for _, side := range []string{"production", "shadow"} {
 			stream := s.names.ShipStream
@@ -449,124 +483,63 @@ func (s *stores) verifyBuses(ctx context.Context, o *outcome, target func(store,
 				stream = s.bus.shipSh
 			}
 			rows, msgs, err := s.streamRecords(ctx, stream)
-			target("nats", "stream "+stream, side, rows, err)
+			target("nats", "stream "+stream, side, rows, err, true)
 			add(fmt.Sprintf("nats stream %s: messages stored reconcile with accepted %s orders", stream, label[side]), want[side], int(msgs), "")
-			rows, err = s.redisTasks(ctx, s.names.ShipmentKey(""), side == "shadow")
-			p := s.names.ShipmentKey("*")
-			if side == "shadow" {
-				p = shadowKey(p)
-			}
-			target("redis", p, side, rows, err)
 		}
-		s.verifyLanes(ctx, "nats", "shipment", s.names.ShipmentKey(""), add)
+		tasks("nats", "shipment", s.names.ShipmentKey(""))
 	}
 	if s.bus.as != nil {
 		for i, side := range []string{"production", "shadow"} {
 			rows, err := s.auditRecords(ctx, s.bus.audit[i])
-			ex := s.names.Exchange
-			q := s.names.Fulfilment
+			ex, q := s.names.Exchange, s.names.Fulfilment
 			if side == "shadow" {
 				ex, q = s.bus.shadowExc, s.bus.shadowQ
 			}
-			target("amqp", "exchange "+ex, side, rows, err)
+			target("amqp", "exchange "+ex, side, rows, err, true)
 			for _, q := range []string{q, s.bus.laneQs[i]} {
 				n, err := s.queueDepth(q)
 				add(fmt.Sprintf("amqp queue %s: left unconsumed by the fulfilment service", q), 0, n, errString(err))
 			}
-			rows, err = s.redisTasks(ctx, s.names.FulfilmentKey(""), side == "shadow")
-			p := s.names.FulfilmentKey("*")
-			if side == "shadow" {
-				p = shadowKey(p)
-			}
-			target("redis", p, side, rows, err)
 		}
-		s.verifyLanes(ctx, "amqp", "fulfilment", s.names.FulfilmentKey(""), add)
+		tasks("amqp", "fulfilment", s.names.FulfilmentKey(""))
 	}
 }
 
-// verifyLanes checks who handled each accepted order's request on a bus
-// (the consumer service records itself under keyPrefix<id>): the proj-a
-// lane for proj-a-tagged orders, the trunk for the rest, on both sides.
-// The orders' tags come from the SQL orders tables.
-func (s *stores) verifyLanes(ctx context.Context, bus, what, keyPrefix string, add func(string, int, int, string)) {
-	for _, side := range []string{"production", "shadow"} {
-		orders, label := s.names.Orders, "production"
-		if side == "shadow" {
-			orders, label = shadowTable(orders), "load-test"
-		}
-		envOf := map[string]string{}
-		rs, err := s.raw.QueryContext(ctx, "SELECT id, env FROM "+orders)
-		if err == nil {
-			for rs.Next() {
-				var id, env string
-				if err = rs.Scan(&id, &env); err != nil {
-					break
-				}
-				envOf[id] = env
-			}
-			rs.Close()
-		}
-		by, err2 := s.redisTaskBy(ctx, keyPrefix, side == "shadow")
-		if err == nil {
-			err = err2
-		}
-		var laneN, laneOK, trunkN, trunkOK, wrong, wrongLane int
-		for id, env := range envOf {
-			want := ""
-			if env == projEnv {
-				want = projEnv
-				laneN++
-			} else {
-				trunkN++
-			}
-			got, ok := by[id]
-			switch {
-			case ok && got == want && want == projEnv:
+// verifyLanes checks who handled each accepted order's request on a bus,
+// on one side: the proj-a lane for proj-a-tagged orders (envOf, from the
+// SQL orders table), the trunk for the rest (rows: what the consumer
+// instances recorded).
+func (s *stores) verifyLanes(bus, what, label string, envOf map[string]string, rows []row, err error, add func(string, int, int, string)) {
+	by := make(map[string]string, len(rows))
+	for _, r := range rows {
+		by[r.id] = r.by
+	}
+	var laneN, laneOK, trunkN, trunkOK, wrongLane, wrongTrunk int
+	for id, env := range envOf {
+		got, ok := by[id]
+		if env == projEnv {
+			laneN++
+			if ok && got == projEnv {
 				laneOK++
-			case ok && got == want:
-				trunkOK++
-			case ok:
-				wrong++
-				if want == projEnv {
-					wrongLane++
-				}
+			} else if ok {
+				wrongLane++
 			}
+			continue
 		}
-		s.consumed = append(s.consumed,
-			Consumed{Bus: bus, Side: label, Class: "proj-a-tagged", Want: projEnv, Orders: laneN, ByWant: laneOK, ByOther: wrongLane},
-			Consumed{Bus: bus, Side: label, Class: "untagged and other-tag", Want: trunkConsumer, Orders: trunkN, ByWant: trunkOK, ByOther: wrong - wrongLane})
-		add(fmt.Sprintf("%s lanes: proj-a-tagged %s %s requests handled by the proj-a lane", bus, label, what), laneN, laneOK, errString(err))
-		add(fmt.Sprintf("%s lanes: untagged and other-tag %s %s requests handled by the trunk", bus, label, what), trunkN, trunkOK, "")
-		add(fmt.Sprintf("%s lanes: %s %s requests handled by the other instance (must be none)", bus, label, what), 0, wrong, "")
-		add(fmt.Sprintf("%s lanes: proj-a-tagged %s orders sent (the drill sends some)", bus, label), 1, oneIf(laneN > 0), "")
-	}
-}
-
-// redisTaskBy reads, per order id, which instance recorded the task.
-func (s *stores) redisTaskBy(ctx context.Context, prefix string, shadowSide bool) (map[string]string, error) {
-	if shadowSide {
-		prefix = shadowKey(prefix)
-	}
-	keys, err := scanAll(ctx, s.rraw, prefix+"*")
-	if err != nil {
-		return nil, err
-	}
-	out := map[string]string{}
-	for i := 0; i < len(keys); i += 500 {
-		chunk := keys[i:min(i+500, len(keys))]
-		vals, err := s.rraw.MGet(ctx, chunk...).Result()
-		if err != nil {
-			return out, err
-		}
-		for j, v := range vals {
-			var t struct{ By string }
-			if str, ok := v.(string); ok {
-				json.Unmarshal([]byte(str), &t)
-			}
-			out[strings.TrimPrefix(chunk[j], prefix)] = t.By
+		trunkN++
+		if ok && got == "" {
+			trunkOK++
+		} else if ok {
+			wrongTrunk++
 		}
 	}
-	return out, nil
+	s.consumed = append(s.consumed,
+		Consumed{Bus: bus, Side: label, Class: "proj-a-tagged", Want: projEnv, Orders: laneN, ByWant: laneOK, ByOther: wrongLane},
+		Consumed{Bus: bus, Side: label, Class: "untagged and other-tag", Want: trunkConsumer, Orders: trunkN, ByWant: trunkOK, ByOther: wrongTrunk})
+	add(fmt.Sprintf("%s lanes: proj-a-tagged %s %s requests handled by the proj-a lane", bus, label, what), laneN, laneOK, errString(err))
+	add(fmt.Sprintf("%s lanes: untagged and other-tag %s %s requests handled by the trunk", bus, label, what), trunkN, trunkOK, "")
+	add(fmt.Sprintf("%s lanes: %s %s requests handled by the other instance (must be none)", bus, label, what), 0, wrongLane+wrongTrunk, "")
+	add(fmt.Sprintf("%s lanes: proj-a-tagged %s orders sent (the drill sends some)", bus, label), 1, oneIf(laneN > 0), "")
 }
 
 // redactURL hides the password of a URL for the report.

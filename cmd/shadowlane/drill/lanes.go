@@ -277,25 +277,14 @@ func (l *laneDrill) verify(ctx context.Context, run string, add func(string, int
 			orders, table, topic, label = shadowTable(orders), shadowTable(table), shadowTopic(topic), "load-test"
 		}
 		// What was produced: the accepted orders and the env of their mark.
-		envOf := map[string]string{}
-		rs, err := s.raw.QueryContext(ctx, "SELECT id, env FROM "+orders)
-		if err == nil {
-			for rs.Next() {
-				var id, env string
-				if err = rs.Scan(&id, &env); err != nil {
-					break
-				}
-				envOf[id] = env
-			}
-			rs.Close()
-		}
+		envOf, err := s.orderEnvs(ctx, orders)
 		if err != nil {
 			add(fmt.Sprintf("kafka lanes: read %s", orders), 1, 0, err.Error())
 			continue
 		}
 		// Who consumed it.
 		var rows []consumption
-		rs, err = s.raw.QueryContext(ctx, "SELECT order_id, run, env, consumer FROM "+table)
+		rs, err := s.raw.QueryContext(ctx, "SELECT order_id, run, env, consumer FROM "+table)
 		if err == nil {
 			for rs.Next() {
 				var c consumption

@@ -369,7 +369,25 @@ func (s *stores) count(ctx context.Context, table string) (int, error) {
 
 // row is one record read back from a store: the order id and the run id
 // it carries ("" = production).
-type row struct{ id, run string }
+type row struct{ id, run, by string } // by: the consumer instance that recorded it (consumer services' Redis records)
+
+// orderEnvs reads the env tag of every order in an orders table.
+func (s *stores) orderEnvs(ctx context.Context, table string) (map[string]string, error) {
+	rs, err := s.raw.QueryContext(ctx, "SELECT id, env FROM "+table)
+	if err != nil {
+		return nil, err
+	}
+	defer rs.Close()
+	out := map[string]string{}
+	for rs.Next() {
+		var id, env string
+		if err := rs.Scan(&id, &env); err != nil {
+			return out, err
+		}
+		out[id] = env
+	}
+	return out, rs.Err()
+}
 
 func (s *stores) readRows(ctx context.Context, table, idCol string) ([]row, error) {
 	rs, err := s.raw.QueryContext(ctx, "SELECT "+idCol+", run FROM "+table)
@@ -461,6 +479,10 @@ func (s *stores) topicRecords(ctx context.Context, topic string) (records []row,
 	return records, end, nil
 }
 
+// targetFunc checks one store target's rows against the outcome (see
+// stores.verify).
+type targetFunc func(store, name, side string, rows []row, err error, runs bool)
+
 // Isolation is one row of the per-store isolation table: what one target
 // holds, read back from the store with a plain client.
 type Isolation struct {
@@ -492,11 +514,10 @@ func newOutcome(run string) *outcome {
 func (s *stores) verify(ctx context.Context, o *outcome, add func(name string, want, got int, detail string)) []Isolation {
 	var iso []Isolation
 	forgedInShadow := 0
-	target := func(store, name, side string, rows []row, err error) {
-		// Rows carry the run (SQL columns, message headers, the mark the
-		// consumer services recorded) except the order cache, whose key's
-		// side is the only fact.
-		runs := !(store == "redis" && strings.Contains(name, "order:"))
+	// runs: the rows carry the run (SQL columns, message headers, the mark
+	// the consumer services recorded); the order cache does not (its
+	// key's side is the only fact).
+	target := func(store, name, side string, rows []row, err error, runs bool) {
 		want := o.prod
 		if side == "shadow" {
 			want = o.lt
@@ -566,7 +587,7 @@ func (s *stores) verify(ctx context.Context, o *outcome, add func(name string, w
 			return t
 		}
 		rows, err := s.readRows(ctx, name(s.names.Orders), "id")
-		target("sql", name(s.names.Orders), side, rows, err)
+		target("sql", name(s.names.Orders), side, rows, err, true)
 	}
 	for _, side := range []string{"production", "shadow"} {
 		name := s.names.Ledger
@@ -574,7 +595,7 @@ func (s *stores) verify(ctx context.Context, o *outcome, add func(name string, w
 			name = shadowTable(name)
 		}
 		rows, err := s.readRows(ctx, name, "order_id")
-		target("sql", name, side, rows, err)
+		target("sql", name, side, rows, err, true)
 	}
 	for _, side := range []string{"production", "shadow"} {
 		rows, err := s.redisOrders(ctx, side == "shadow")
@@ -582,7 +603,7 @@ func (s *stores) verify(ctx context.Context, o *outcome, add func(name string, w
 		if side == "shadow" {
 			p = shadowKey(p)
 		}
-		target("redis", p, side, rows, err)
+		target("redis", p, side, rows, err, false)
 	}
 	for _, side := range []string{"production", "shadow"} {
 		topic := s.names.Topic
@@ -590,7 +611,7 @@ func (s *stores) verify(ctx context.Context, o *outcome, add func(name string, w
 			topic = shadowTopic(topic)
 		}
 		rows, end, err := s.topicRecords(ctx, topic)
-		target("kafka", topic, side, rows, err)
+		target("kafka", topic, side, rows, err, true)
 		add(fmt.Sprintf("kafka %s: end offset (records produced) reconciles with accepted %s orders", topic, map[string]string{"production": "production", "shadow": "load-test"}[side]), len(map[bool]map[string]bool{true: o.lt, false: o.prod}[side == "shadow"]), int(end), "")
 	}
 	s.verifyBuses(ctx, o, target, add) // NATS and RabbitMQ (buses.go)
