@@ -261,8 +261,8 @@ func (h *Hook) written(args []any, res *rediskeys.Result) []any {
 		return nil
 	}
 	var out []any
-	for _, p := range res.Keys {
-		if p.Flags.Writes() && p.Flags&rediskeys.KeyNotKey == 0 {
+	for k := 0; k < res.NumKeys(); k++ {
+		if p := res.Key(k); p.Flags.Writes() && p.Flags&rediskeys.KeyNotKey == 0 {
 			out = append(out, args[p.Index])
 		}
 	}
