@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -556,23 +555,66 @@ func (h *Hook) restoreReply(cmd redis.Cmder, reply rediskeys.Reply) {
 }
 
 // filterProduction removes shadow names from the reply of a production
-// KEYS, SCAN or PUBSUB CHANNELS.
+// KEYS, SCAN or PUBSUB CHANNELS (typed commands and rdb.Do alike), and
+// counts them (decision "filter", target the command). A SCAN page may
+// then hold fewer names than COUNT, or none, with a cursor that is not 0:
+// callers already loop until the cursor is 0.
 func (h *Hook) filterProduction(cmd redis.Cmder) {
 	if cmd.Err() != nil {
 		return
 	}
-	keep := func(s string) bool { return !h.rw.Naming.IsShadow(s) }
+	removed := 0
+	keep := func(s string) bool {
+		if h.rw.Naming.IsShadow(s) {
+			removed++
+			return false
+		}
+		return true
+	}
+	name := rediskeys.CommandName(cmd.Args())
+	switch name {
+	case "KEYS", "SCAN", "PUBSUB CHANNELS", "PUBSUB SHARDCHANNELS":
+	default:
+		return
+	}
 	switch c := cmd.(type) {
 	case *redis.StringSliceCmd:
-		if c.FullName() == "keys" || strings.HasPrefix(c.FullName(), "pubsub") {
+		if name != "SCAN" {
 			c.SetVal(mapNames(c.Val(), nil, keep))
 		}
 	case *redis.ScanCmd:
-		if c.Name() == "scan" {
+		if name == "SCAN" {
 			keys, cursor := c.Val()
 			c.SetVal(mapNames(keys, nil, keep), cursor)
 		}
+	case *redis.Cmd:
+		switch v := c.Val().(type) {
+		case []any:
+			if name != "SCAN" {
+				c.SetVal(filterAny(v, keep))
+			} else if len(v) == 2 {
+				if page, ok := v[1].([]any); ok {
+					c.SetVal([]any{v[0], filterAny(page, keep)})
+				}
+			}
+		}
 	}
+	if removed > 0 {
+		shadow.RecordN(Store, name, shadow.Filter, int64(removed))
+	}
+}
+
+// filterAny returns the elements of list that are not strings keep
+// refuses.
+func filterAny(list []any, keep func(string) bool) []any {
+	out := list[:0:0]
+	for _, e := range list {
+		if s, ok := e.(string); ok && !keep(s) {
+			continue
+		}
+		out = append(out, e)
+	}
+	return out
 }
 
 func mapNames(in []string, f func(string) string, keep func(string) bool) []string {
