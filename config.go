@@ -37,6 +37,8 @@ type Config struct {
 	Routing RoutingConfig `yaml:"routing"`
 	// Limits configures flow control (see package limiter).
 	Limits LimitsConfig `yaml:"limits"`
+	// Redis configures the shadowing of Redis commands (adapters/goredis).
+	Redis RedisConfig `yaml:"redis"`
 	// Stores names the stores `shadowlane check` connects to (the runtime
 	// ignores it).
 	Stores StoresConfig `yaml:"stores"`
@@ -138,7 +140,8 @@ func LoadFile(path string) (Config, error) {
 // SHADOWLANE_ON_UNTRUSTED (strip|reject), SHADOWLANE_KEYS
 // ("id=secret,id2=secret2"; replaces the keys), SHADOWLANE_LOADTEST
 // (on|off), SHADOWLANE_ALLOW (comma-separated hosts; replaces the list),
-// SHADOWLANE_ADMIN_ADDR, SHADOWLANE_ADMIN_TOKEN.
+// SHADOWLANE_ADMIN_ADDR, SHADOWLANE_ADMIN_TOKEN, SHADOWLANE_REDIS_SCRIPTS
+// (allow|refuse).
 func ApplyEnv(c *Config, getenv func(string) string) error {
 	if getenv == nil {
 		getenv = os.Getenv
@@ -179,6 +182,7 @@ func ApplyEnv(c *Config, getenv func(string) string) error {
 	set("SHADOWLANE_ALLOW", func(v string) { c.Outbound.Allow = splitList(v) })
 	set("SHADOWLANE_ADMIN_ADDR", func(v string) { c.Admin.Addr = v })
 	set("SHADOWLANE_ADMIN_TOKEN", func(v string) { c.Admin.Token = v })
+	set("SHADOWLANE_REDIS_SCRIPTS", func(v string) { c.Redis.Scripts = v })
 	return errors.Join(errs...)
 }
 
@@ -328,6 +332,7 @@ func (c *Config) compile(getenv func(string) string) (*compiled, error) {
 	out.routing, errs = compileRouting(c.Routing, errs)
 	out.limits, errs = compileLimits(c.Limits, errs)
 	c.Stores.validate(bad)
+	c.Redis.validate(bad)
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}

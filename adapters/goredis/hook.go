@@ -9,6 +9,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/shadowlane/shadowlane"
 	"github.com/shadowlane/shadowlane/propagation"
 	"github.com/shadowlane/shadowlane/shadow"
 	"github.com/shadowlane/shadowlane/shadow/rediskeys"
@@ -27,7 +28,8 @@ type Hook struct {
 	instance bool
 	guard    bool
 	maxTTL   time.Duration
-	err      error // configuration problem: marked commands fail closed
+	rt       *shadowlane.Runtime // nil: the default runtime
+	err      error               // configuration problem: marked commands fail closed
 	// ownChannels: in instance mode without naming, the shadow client is
 	// known to be another server (Instrument compared the two clients),
 	// so publishing under production channel names there reaches no
@@ -46,7 +48,7 @@ func NewHook(opts ...Option) *Hook {
 	for _, o := range opts {
 		o.apply(&c)
 	}
-	h := &Hook{maxTTL: c.maxTTL}
+	h := &Hook{maxTTL: c.maxTTL, rt: c.rt}
 	h.rw.StrictScripts = c.strict
 	switch {
 	case c.clientSet:
@@ -189,6 +191,10 @@ func (h *Hook) check(args []any) (rediskeys.Result, error) {
 	res, err := h.rw.Rewrite(args)
 	if err != nil {
 		return res, err
+	}
+	if res.Command.Scripts() && shadowlane.OrDefault(h.rt).Config().Redis.RefusesScripts() {
+		res.Restore(args)
+		return rediskeys.Result{}, &shadow.Error{Store: Store, Target: res.Command.Name, Rule: "redis.scripts: refuse (a script may touch keys it does not declare)", Err: shadow.ErrBlocked}
 	}
 	switch res.Command.Name {
 	case "SUBSCRIBE", "PSUBSCRIBE", "SSUBSCRIBE", "UNSUBSCRIBE", "PUNSUBSCRIBE", "SUNSUBSCRIBE":
