@@ -27,8 +27,9 @@ type SystemRule struct {
 	SampleEvery time.Duration // how often CPU usage is read; default 500ms
 	// CPUUsage returns the CPU usage in [0, 1] of the process's cgroup (or
 	// the machine) since its previous call. Nil uses [CgroupCPU]. Tests
-	// inject a reading here to simulate pressure.
-	CPUUsage func() float64
+	// inject a reading here to simulate pressure. It is not encoded (a
+	// func has no JSON form).
+	CPUUsage func() float64 `json:"-"`
 }
 
 // WithSystem enables adaptive system protection.

@@ -1,6 +1,7 @@
 package dashboard
 
 import (
+	"bytes"
 	_ "embed"
 	"encoding/json"
 	"net/http"
@@ -83,10 +84,17 @@ func Handler(l *limiter.Limiter) http.Handler {
 		w.Header().Set("Cache-Control", "no-store")
 		w.Header().Set("X-Content-Type-Options", "nosniff")
 		if r.URL.Query().Get("format") == "json" {
-			w.Header().Set("Content-Type", "application/json")
-			enc := json.NewEncoder(w)
+			// Encode first: a view that cannot be encoded is a 500 with
+			// the reason, never a 200 with an empty body.
+			var buf bytes.Buffer
+			enc := json.NewEncoder(&buf)
 			enc.SetIndent("", " ")
-			enc.Encode(Snapshot(l))
+			if err := enc.Encode(Snapshot(l)); err != nil {
+				http.Error(w, "shadowlane/limiter/dashboard: encoding the view: "+err.Error(), http.StatusInternalServerError)
+				return
+			}
+			w.Header().Set("Content-Type", "application/json")
+			w.Write(buf.Bytes())
 			return
 		}
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")

@@ -163,3 +163,30 @@ func TestLivePageReportsErrors(t *testing.T) {
 }
 
 var _ = errors.New
+
+// TestJSONViewWithSystem: a system rule (whose CPUUsage is a func) is part
+// of the JSON view, which used to fail to encode and answer 200 with an
+// empty body.
+func TestJSONViewWithSystem(t *testing.T) {
+	l := limiter.New(limiter.WithSystem(limiter.SystemRule{CPU: 0.8, LoadTestCPU: 0.5, CPUUsage: func() float64 { return 0.3 }}))
+	if err := l.SetRules([]limiter.Rule{{Resource: "a", QPS: 10}}); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(dashboard.Handler(l))
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/?format=json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	var v dashboard.View
+	if err := json.NewDecoder(resp.Body).Decode(&v); err != nil {
+		t.Fatalf("decoding the view: %v", err)
+	}
+	if v.System == nil || v.System.CPU != 0.8 || v.System.LoadTestCPU != 0.5 || len(v.Rules) != 1 {
+		t.Fatalf("view: system %+v, %d rules", v.System, len(v.Rules))
+	}
+}
