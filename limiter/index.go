@@ -39,7 +39,7 @@ type pglob struct {
 }
 
 func newIndex(rules []Rule) *ruleIndex {
-	ix := &ruleIndex{rules: rules, names: make([]string, len(rules)), exact: map[string][]int{},
+	ix := &ruleIndex{rules: rules, names: make([]string, len(rules)), exact: make(map[string][]int, len(rules)),
 		trie: &pnode{}, named: make(map[string]bool, len(rules))}
 	for i := range rules {
 		r := &rules[i]

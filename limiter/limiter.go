@@ -4,7 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"sort"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -47,6 +47,7 @@ type Limiter struct {
 	// compiled; a compile holds it for the rules matching one resource.
 	smu    sync.Mutex
 	states map[stateKey]*state
+	gen    atomic.Uint64 // SetRules generation: marks the states a compile used
 }
 
 // Option configures a [Limiter].
@@ -153,22 +154,31 @@ func (l *Limiter) SetRules(rules []Rule) error {
 	defer l.reload.Unlock()
 	l.idx.Store(ix)
 	res := l.resourceList()
-	live := map[stateKey]bool{}
-	inList := make(map[string]bool, len(res))
+	gen := l.gen.Add(1)
 	for _, r := range res {
-		inList[r.name] = true
-		r.set.Store(l.compile(ix, r.name, live))
+		r.set.Store(l.compile(ix, r.name, gen))
 	}
-	// Drop the state of rules that no longer apply. State of resources
-	// made concurrently (not in res) is kept while its rule exists.
+	// Drop the state of rules that no longer apply to a resource: state
+	// this reload did not touch, unless its resource was made concurrently
+	// (after res was listed) and its rule still exists.
 	l.smu.Lock()
-	for k := range l.states {
-		if !live[k] && (inList[k.resource] || !ix.named[k.rule]) {
+	for k, s := range l.states {
+		if s.gen != gen && (!ix.named[k.rule] || l.listed(k.resource)) {
 			delete(l.states, k)
 		}
 	}
 	l.smu.Unlock()
 	return nil
+}
+
+// listed reports whether a resource handle called name exists.
+func (l *Limiter) listed(name string) bool {
+	if _, ok := l.fast.Load(name); ok {
+		return true
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.overflow != nil && l.overflow.name == name
 }
 
 // resourceList returns every resource handle (the overflow one too).
@@ -204,7 +214,7 @@ func (l *Limiter) Resource(name string) *Resource {
 		defer l.mu.Unlock()
 		if l.overflow == nil {
 			o := l.newResource("_other")
-			o.set.Store(l.compile(l.idx.Load(), o.name, nil))
+			o.set.Store(l.compile(l.idx.Load(), o.name, l.gen.Load()))
 			l.overflow = o
 		}
 		return l.overflow
@@ -214,7 +224,7 @@ func (l *Limiter) Resource(name string) *Resource {
 	// can match name.
 	ix := l.idx.Load()
 	r := l.newResource(name)
-	r.set.Store(l.compile(ix, name, nil))
+	r.set.Store(l.compile(ix, name, l.gen.Load()))
 	l.mu.Lock()
 	if old, ok := l.resources[name]; ok {
 		l.mu.Unlock()
@@ -227,7 +237,7 @@ func (l *Limiter) Resource(name string) *Resource {
 		// Rules changed while r was compiled, maybe before SetRules
 		// listed r: compile it again under the reload lock.
 		l.reload.Lock()
-		r.set.Store(l.compile(l.idx.Load(), r.name, nil))
+		r.set.Store(l.compile(l.idx.Load(), r.name, l.gen.Load()))
 		l.reload.Unlock()
 	}
 	return r
@@ -276,7 +286,7 @@ type stateKey struct {
 
 // compile builds the check list of the resource called name from the
 // rules of ix that can match it. It takes l.smu for the rule state.
-func (l *Limiter) compile(ix *ruleIndex, name string, live map[stateKey]bool) *ruleSet {
+func (l *Limiter) compile(ix *ruleIndex, name string, gen uint64) *ruleSet {
 	set := &ruleSet{}
 	matched := ix.lookup(name)
 	if len(matched) == 0 {
@@ -301,14 +311,14 @@ func (l *Limiter) compile(ix *ruleIndex, name string, live map[stateKey]bool) *r
 		if r.Breaker != nil {
 			c := base
 			c.kind = kindBreaker
-			c.br = l.breakerState(stateKey{c.rule, name, kindBreaker}, r.Breaker, live)
+			c.br = l.breakerState(stateKey{c.rule, name, kindBreaker}, r.Breaker, gen)
 			c.limit = r.Breaker.Threshold
 			set.checks = append(set.checks, c)
 		}
 		if r.Concurrency > 0 {
 			c := base
 			c.kind = kindConcurrency
-			c.st = l.state(stateKey{c.rule, name, kindConcurrency}, live)
+			c.st = l.state(stateKey{c.rule, name, kindConcurrency}, gen)
 			c.conc = int64(r.Concurrency)
 			c.ltConc = shareOf(r.Concurrency, share)
 			c.limit = float64(r.Concurrency)
@@ -318,7 +328,7 @@ func (l *Limiter) compile(ix *ruleIndex, name string, live map[stateKey]bool) *r
 			c := base
 			c.kind = kindParam
 			c.pkey = r.Param.Key
-			c.ps = l.paramState(stateKey{c.rule, name, kindParam}, *r.Param, r.QPS, r.Burst, live)
+			c.ps = l.paramState(stateKey{c.rule, name, kindParam}, *r.Param, r.QPS, r.Burst, gen)
 			c.limit = r.QPS
 			if float64(r.burst())/r.QPS*float64(time.Second) < float64(coarseTolerance) {
 				set.precise = true
@@ -331,11 +341,11 @@ func (l *Limiter) compile(ix *ruleIndex, name string, live map[stateKey]bool) *r
 			c.limit = r.QPS
 			c.maxWait = int64(r.MaxWait)
 			if r.WarmUp > 0 && r.warmUpMode() == WarmUpToken {
-				c.tw = l.tokenWarmState(stateKey{c.rule, name, kindQPS}, r, share, live)
+				c.tw = l.tokenWarmState(stateKey{c.rule, name, kindQPS}, r, share, gen)
 				set.checks = append(set.checks, c)
 				continue
 			}
-			c.st = l.state(stateKey{c.rule, name, kindQPS}, live)
+			c.st = l.state(stateKey{c.rule, name, kindQPS}, gen)
 			burst := r.burst()
 			c.burst = float64(burst)
 			c.interval = int64(math.Max(1, float64(time.Second)/r.QPS))
@@ -365,7 +375,7 @@ func (l *Limiter) compile(ix *ruleIndex, name string, live map[stateKey]bool) *r
 	}
 	// Breakers first (cheap reads), then concurrency (reversible), then
 	// rate checks (which reserve time).
-	sort.SliceStable(set.checks, func(i, j int) bool { return set.checks[i].kind < set.checks[j].kind })
+	slices.SortStableFunc(set.checks, func(a, b check) int { return int(a.kind) - int(b.kind) })
 	return set
 }
 
@@ -375,53 +385,49 @@ func shareOf(n int, share float64) int64 {
 	return int64(math.Max(1, math.Floor(float64(n)*share)))
 }
 
-func (l *Limiter) state(k stateKey, live map[stateKey]bool) *state {
-	if live != nil {
-		live[k] = true
+// The state helpers return the state of k when it can be kept for the
+// rule's configuration, else a fresh one, and mark it used by generation
+// gen. l.smu is held.
+
+func (l *Limiter) state(k stateKey, gen uint64) *state {
+	s, ok := l.states[k]
+	if !ok || s.br != nil || s.ps != nil || s.tw != nil {
+		s = &state{}
+		s.tat.Store(math.MinInt64 / 2)
+		s.ltTat.Store(math.MinInt64 / 2)
+		l.states[k] = s
 	}
-	if s, ok := l.states[k]; ok && s.br == nil && s.ps == nil && s.tw == nil {
-		return s
-	}
-	s := &state{}
-	s.tat.Store(math.MinInt64 / 2)
-	s.ltTat.Store(math.MinInt64 / 2)
-	l.states[k] = s
+	s.gen = gen
 	return s
 }
 
-func (l *Limiter) tokenWarmState(k stateKey, r *Rule, share float64, live map[stateKey]bool) *tokenWarm {
-	if live != nil {
-		live[k] = true
+func (l *Limiter) tokenWarmState(k stateKey, r *Rule, share float64, gen uint64) *tokenWarm {
+	s, ok := l.states[k]
+	if !ok || s.tw == nil || !s.tw.sameConfig(r, share) {
+		s = &state{tw: newTokenWarm(r, share)}
+		l.states[k] = s
 	}
-	if s, ok := l.states[k]; ok && s.tw != nil && s.tw.sameConfig(r, share) {
-		return s.tw
-	}
-	s := &state{tw: newTokenWarm(r, share)}
-	l.states[k] = s
+	s.gen = gen
 	return s.tw
 }
 
-func (l *Limiter) paramState(k stateKey, pr ParamRule, qps float64, burst int, live map[stateKey]bool) *paramState {
-	if live != nil {
-		live[k] = true
+func (l *Limiter) paramState(k stateKey, pr ParamRule, qps float64, burst int, gen uint64) *paramState {
+	s, ok := l.states[k]
+	if !ok || s.ps == nil || !s.ps.sameConfig(pr, qps, burst) {
+		s = &state{ps: newParamState(pr, qps, burst)}
+		l.states[k] = s
 	}
-	if s, ok := l.states[k]; ok && s.ps != nil && s.ps.sameConfig(pr, qps, burst) {
-		return s.ps
-	}
-	s := &state{ps: newParamState(pr, qps, burst)}
-	l.states[k] = s
+	s.gen = gen
 	return s.ps
 }
 
-func (l *Limiter) breakerState(k stateKey, br *BreakerRule, live map[stateKey]bool) *breaker {
-	if live != nil {
-		live[k] = true
+func (l *Limiter) breakerState(k stateKey, br *BreakerRule, gen uint64) *breaker {
+	s, ok := l.states[k]
+	if !ok || s.br == nil || s.br.cfg != *br {
+		s = &state{br: newBreaker(l, *br, k.resource, k.rule)}
+		l.states[k] = s
 	}
-	if s, ok := l.states[k]; ok && s.br != nil && s.br.cfg == *br {
-		return s.br
-	}
-	s := &state{br: newBreaker(l, *br, k.resource, k.rule)}
-	l.states[k] = s
+	s.gen = gen
 	return s.br
 }
 
@@ -451,8 +457,9 @@ type state struct {
 	br         *breaker
 	ps         *paramState
 	tw         *tokenWarm
-	interval   int64 // emission interval tat was built with; guarded by Limiter.smu
-	ltInterval int64 // emission interval ltTat was built with; guarded by Limiter.smu
+	gen        uint64 // the last compile generation that used it; guarded by Limiter.smu
+	interval   int64  // emission interval tat was built with; guarded by Limiter.smu
+	ltInterval int64  // emission interval ltTat was built with; guarded by Limiter.smu
 }
 
 // rescale carries a rate check's debt (requests admitted ahead of the

@@ -195,7 +195,7 @@ func (s *system) maxInFlight(now int64) int64 {
 	minRT := math.Inf(1)
 	for i := range s.w.buckets {
 		b := &s.w.buckets[i]
-		st := b.start.Load()
+		st := b.begin()
 		if st < 0 || st <= now-span || st > now || st+s.w.width > now {
 			continue // unused, too old, or the bucket still filling
 		}
