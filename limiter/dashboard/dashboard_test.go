@@ -135,7 +135,11 @@ func TestLivePageInChromium(t *testing.T) {
 			t.Fatalf("a chart has no data points: %v\n%s", charts, dom)
 		}
 	}
-	for _, want := range []string{"GET /orders/:id", "POST /pay", "pay-lt blocks POST /pay (concurrency, loadtest, 3 so far)", "orders"} {
+	for _, want := range []string{"GET /orders/:id", "POST /pay", "pay-lt blocks POST /pay (concurrency, loadtest, 3 so far)", "orders",
+		">-30 s</text>", " UTC</text>", // the traffic chart's time axis
+		"load-test share", "<td>loadtest</td>", // the rules table: scope and share
+		`<td class="n lt">`, // top resources split by class
+	} {
 		if !strings.Contains(dom, want) {
 			t.Errorf("page lacks %q:\n%s", want, dom)
 		}
