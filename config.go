@@ -105,6 +105,15 @@ type MockConfig struct {
 	Status  int               `yaml:"status"` // default 200
 	Headers map[string]string `yaml:"headers"`
 	Body    string            `yaml:"body"`
+
+	// GRPCMethod makes this a gRPC mock: the full method
+	// ("/pay.v1.Payments/Charge", or a prefix ending in "*") of calls
+	// through the slgrpc client interceptors to Host (the target's
+	// authority). Body is then the response message in protobuf JSON, and
+	// a non-zero GRPCCode fails the call with that code and Body as the
+	// message. Path, Method, Status and Headers do not apply.
+	GRPCMethod string `yaml:"grpcMethod"`
+	GRPCCode   int    `yaml:"grpcCode"`
 }
 
 // AdminConfig configures the admin endpoint.

@@ -80,7 +80,8 @@ func dial(t *testing.T, addr string, opts ...middleware.Option) healthpb.HealthC
 }
 
 func TestGRPCChain(t *testing.T) {
-	edge, err := shadowlane.New(shadowlane.Config{Trust: shadowlane.TrustConfig{Keys: []shadowlane.KeyConfig{{ID: "k1", Secret: secret}}}})
+	edge, err := shadowlane.New(shadowlane.Config{Trust: shadowlane.TrustConfig{Keys: []shadowlane.KeyConfig{{ID: "k1", Secret: secret}}},
+		Outbound: shadowlane.OutboundConfig{Allow: []string{"127.0.0.1"}}})
 	if err != nil {
 		t.Fatal(err)
 	}
