@@ -88,11 +88,11 @@ func TestConfigFindings(t *testing.T) {
 			[]want{{"ok", "trust.keys[0] (k1)", "40-byte secret from $GOOD_KEY"}, {"ok", "trust.onUntrusted", "reject"},
 				{"ok", "outbound.allow", "1 host pattern"}, {"ok", "admin.addr", "loopback only"}}},
 		{"inline and unconsidered", shadowlane.Config{Trust: shadowlane.TrustConfig{Keys: []shadowlane.KeyConfig{{ID: "k1", Secret: long}}}},
-			[]want{{"warning", "trust.keys[0] (k1)", "inline"}, {"warning", "trust.onUntrusted", "not set"}, {"ok", "admin.addr", "endpoint off"}}},
+			[]want{{"warning", "trust.keys[0] (k1)", "inline"}, {"ok", "trust.onUntrusted", "not set: reject"}, {"ok", "admin.addr", "endpoint off"}}},
 		{"short keys", shadowlane.Config{Trust: shadowlane.TrustConfig{OnUntrusted: "strip", Keys: []shadowlane.KeyConfig{
 			{ID: "a", SecretEnv: "SHORT_KEY"}, {ID: "b", Secret: "base64:c2hvcnQ="}, {ID: "c", SecretEnv: "UNSET"}}}},
 			[]want{{"error", "trust.keys[0] (a)", "5 bytes"}, {"error", "trust.keys[1] (b)", "5 bytes"}, {"error", "trust.keys[2] (c)", "0 bytes"}}},
-		{"edge without keys", shadowlane.Config{}, []want{{"error", "trust.keys", "edge mode without token keys"}}},
+		{"edge without keys", shadowlane.Config{}, []want{{"warning", "trust.keys", "edge mode without token keys"}}},
 		{"wide open", shadowlane.Config{Trust: shadowlane.TrustConfig{Mode: "internal"},
 			Outbound: shadowlane.OutboundConfig{Allow: []string{"orders", " * "}},
 			Admin:    shadowlane.AdminConfig{Addr: "0.0.0.0:9901", Token: "0123456789abcdef"}, LoadTest: shadowlane.LoadTestConfig{Enabled: &off}},
