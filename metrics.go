@@ -89,8 +89,11 @@ type Stats struct {
 	KillSwitchRefused int64            `json:"killSwitchRefused"`
 	LoadTestEnabled   bool             `json:"loadTestEnabled"`
 	LoadTestReason    string           `json:"loadTestReason,omitempty"`
-	Shadow            []shadow.Count   `json:"shadow"`
-	LastReload        *ReloadStatus    `json:"lastReload,omitempty"`
+	// LoadTestBy says who set the kill switch last: "config", "api",
+	// "admin" or "default". An "off" by api or admin holds over reloads.
+	LoadTestBy string         `json:"loadTestBy,omitempty"`
+	Shadow     []shadow.Count `json:"shadow"`
+	LastReload *ReloadStatus  `json:"lastReload,omitempty"`
 }
 
 // ReloadStatus is the outcome of the last config reload.
@@ -113,6 +116,9 @@ func (rt *Runtime) Stats() Stats {
 		Requests: req, MarksDropped: rt.stats.drops.snapshot(), TokensRejected: rt.stats.tokens.snapshot(),
 		Outbound: rt.stats.outbound.snapshot(), KillSwitchRefused: rt.stats.killRefused.Load(),
 		LoadTestEnabled: en, LoadTestReason: reason, Shadow: shadow.Snapshot(),
+	}
+	if k := rt.kill.Load(); k != nil {
+		s.LoadTestBy = k.source
 	}
 	if r := rt.reloadErr.Load(); r != nil {
 		s.LastReload = &ReloadStatus{At: r.at}
