@@ -93,7 +93,7 @@ func TestConfigFindings(t *testing.T) {
 			{ID: "a", SecretEnv: "SHORT_KEY"}, {ID: "b", Secret: "base64:c2hvcnQ="}, {ID: "c", SecretEnv: "UNSET"}}}},
 			[]want{{"error", "trust.keys[0] (a)", "5 bytes"}, {"error", "trust.keys[1] (b)", "5 bytes"}, {"error", "trust.keys[2] (c)", "0 bytes"}}},
 		{"edge without keys", shadowlane.Config{}, []want{{"warning", "trust.keys", "edge mode without token keys"}}},
-				{"redis scripts allowed", shadowlane.Config{Trust: shadowlane.TrustConfig{Mode: "internal"}, Redis: shadowlane.RedisConfig{Scripts: "allow"}},
+		{"redis scripts allowed", shadowlane.Config{Trust: shadowlane.TrustConfig{Mode: "internal"}, Redis: shadowlane.RedisConfig{Scripts: "allow"}},
 			[]want{{"warning", "redis.scripts", "touches production keys"}}},
 		{"redis scripts by default", shadowlane.Config{Trust: shadowlane.TrustConfig{Mode: "internal"}, Stores: shadowlane.StoresConfig{Redis: "r:6379"}},
 			[]want{{"warning", "redis.scripts", "allowed by default"}}},
