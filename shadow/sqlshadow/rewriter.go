@@ -108,7 +108,7 @@ type Rewriter struct {
 	shadows map[string]bool   // lower-cased explicit shadow names
 	read    map[string]bool   // lower-cased read-through names (bare and qualified)
 	guard   bool
-	needles []string // lower-case substrings whose absence proves a statement names no shadow table
+	needles []string          // lower-case substrings whose absence proves a statement names no shadow table
 	funcs   map[string]string // lower-cased function (bare or qualified) -> twin
 	twins   map[string]bool   // lower-cased twin names
 	roFuncs map[string]bool   // lower-cased read-only functions (bare or qualified)
