@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -114,13 +115,34 @@ type AdminConfig struct {
 // ErrConfig is wrapped by every configuration error.
 var ErrConfig = errors.New("shadowlane: invalid config")
 
-// FieldError is one configuration problem, naming the field.
+// FieldError is one configuration problem, naming the field and, for a
+// problem found while decoding the file, where it is in the file.
 type FieldError struct {
-	Field string // e.g. "trust.keys[1].secret"
+	Field string // e.g. "trust.keys[1].secret"; "" for the file as a whole
 	Msg   string
+	Line  int // 1-based line in the config file; 0 when not from the file
+	Col   int // 1-based column on Line; 0 when unknown
 }
 
-func (e *FieldError) Error() string { return "config " + e.Field + ": " + e.Msg }
+// Error reads "config trust.mode: ..." or, for a problem in the file,
+// "config line 12, column 5, trust.keys[1].secret: ...".
+func (e *FieldError) Error() string {
+	var b strings.Builder
+	b.WriteString("config ")
+	if e.Line > 0 {
+		b.WriteString("line " + strconv.Itoa(e.Line))
+		if e.Col > 0 {
+			b.WriteString(", column " + strconv.Itoa(e.Col))
+		}
+		if e.Field != "" {
+			b.WriteString(", ")
+		}
+	}
+	b.WriteString(e.Field)
+	b.WriteString(": ")
+	b.WriteString(e.Msg)
+	return b.String()
+}
 func (e *FieldError) Unwrap() error { return ErrConfig }
 
 // LoadFile reads and decodes a YAML config file (strict: unknown fields are
@@ -167,7 +189,7 @@ func ApplyEnv(c *Config, getenv func(string) string) error {
 		for _, kv := range splitList(v) {
 			id, secret, ok := strings.Cut(kv, "=")
 			if !ok {
-				errs = append(errs, &FieldError{"SHADOWLANE_KEYS", "want id=secret[,id=secret]"})
+				errs = append(errs, &FieldError{Field: "SHADOWLANE_KEYS", Msg: "want id=secret[,id=secret]"})
 				continue
 			}
 			c.Trust.Keys = append(c.Trust.Keys, KeyConfig{ID: id, Secret: secret})
@@ -182,7 +204,7 @@ func ApplyEnv(c *Config, getenv func(string) string) error {
 			f := false
 			c.LoadTest.Enabled = &f
 		default:
-			errs = append(errs, &FieldError{"SHADOWLANE_LOADTEST", fmt.Sprintf("%q: want on or off", v)})
+			errs = append(errs, &FieldError{Field: "SHADOWLANE_LOADTEST", Msg: fmt.Sprintf("%q: want on or off", v)})
 		}
 	})
 	set("SHADOWLANE_ALLOW", func(v string) { c.Outbound.Allow = splitList(v) })
@@ -235,7 +257,7 @@ type compiled struct {
 func (c *Config) compile(getenv func(string) string) (*compiled, error) {
 	var errs []error
 	bad := func(field, format string, a ...any) {
-		errs = append(errs, &FieldError{field, fmt.Sprintf(format, a...)})
+		errs = append(errs, &FieldError{Field: field, Msg: fmt.Sprintf(format, a...)})
 	}
 	out := &compiled{cfg: *c, loadTest: true, reload: 2 * time.Second, installProp: true}
 	if c.Env != "" && !propagation.ValidID(c.Env) {
