@@ -38,6 +38,8 @@ type Config struct {
 	Routing RoutingConfig `yaml:"routing"`
 	// Limits configures flow control (see package limiter).
 	Limits LimitsConfig `yaml:"limits"`
+	// Redis configures the shadowing of Redis commands (adapters/goredis).
+	Redis RedisConfig `yaml:"redis"`
 	// Stores names the stores `shadowlane check` connects to (the runtime
 	// ignores it).
 	Stores StoresConfig `yaml:"stores"`
@@ -52,10 +54,21 @@ type TrustConfig struct {
 	// default: load-test marks need a valid signed token) or "internal"
 	// (marks from peers are taken as sent).
 	Mode string `yaml:"mode"`
-	// OnUntrusted is what an edge does with a load-test mark whose token is
-	// missing or invalid: "strip" (default: continue as production) or
-	// "reject" (HTTP 403 / gRPC PermissionDenied).
+	// OnUntrusted is what an edge does with a request that carries any
+	// load-test indicator (run or token, header or baggage) but fails
+	// verification (token missing, expired, tampered, for another run or
+	// env; carriers that disagree; a malformed run): "reject" (the
+	// default: HTTP 403 with the reason / gRPC PermissionDenied, counted,
+	// logged rate-limited) or "strip" (continue as production). Strip is
+	// risky: an expiring token during a long test silently turns the load
+	// into production load on real data and real third parties.
 	OnUntrusted string `yaml:"onUntrusted"`
+	// RequireEnvBinding makes the token decide the env tag of load-test
+	// traffic at an edge: a request whose env tag is not the one its token
+	// is bound to is untrusted. For teams that route load-test traffic by
+	// env; the trade-off is one token per env. Default false: a token not
+	// bound to an env may be combined with any env tag.
+	RequireEnvBinding bool `yaml:"requireEnvBinding"`
 	// Keys are the HMAC keys; the first one signs.
 	Keys []KeyConfig `yaml:"keys"`
 }
@@ -95,6 +108,15 @@ type MockConfig struct {
 	Status  int               `yaml:"status"` // default 200
 	Headers map[string]string `yaml:"headers"`
 	Body    string            `yaml:"body"`
+
+	// GRPCMethod makes this a gRPC mock: the full method
+	// ("/pay.v1.Payments/Charge", or a prefix ending in "*") of calls
+	// through the slgrpc client interceptors to Host (the target's
+	// authority). Body is then the response message in protobuf JSON, and
+	// a non-zero GRPCCode fails the call with that code and Body as the
+	// message. Path, Method, Status and Headers do not apply.
+	GRPCMethod string `yaml:"grpcMethod"`
+	GRPCCode   int    `yaml:"grpcCode"`
 }
 
 // AdminConfig configures the admin endpoint.
@@ -111,6 +133,11 @@ type AdminConfig struct {
 	// DNS rebinding), e.g. the pod's DNS name.
 	Hosts []string `yaml:"hosts"`
 }
+
+// WarnNoTokenKeys is the warning a runtime gives (logged once, shown in
+// Stats().Warnings and /shadowlane/status) when it runs edge trust without
+// token keys: every load-test request at an edge is refused.
+const WarnNoTokenKeys = "trust: edge mode without token keys: every load-test request at an edge entry is refused (fail closed); add trust.keys (or SHADOWLANE_KEYS), or set trust.mode: internal on services only our own services call"
 
 // ErrConfig is wrapped by every configuration error.
 var ErrConfig = errors.New("shadowlane: invalid config")
@@ -166,10 +193,11 @@ func decodeConfig(name string, data []byte) (Config, error) {
 
 // ApplyEnv overlays the SHADOWLANE_* environment variables on c:
 // SHADOWLANE_SERVICE, SHADOWLANE_ENV, SHADOWLANE_TRUST (edge|internal),
-// SHADOWLANE_ON_UNTRUSTED (strip|reject), SHADOWLANE_KEYS
+// SHADOWLANE_ON_UNTRUSTED (reject|strip), SHADOWLANE_KEYS
 // ("id=secret,id2=secret2"; replaces the keys), SHADOWLANE_LOADTEST
 // (on|off), SHADOWLANE_ALLOW (comma-separated hosts; replaces the list),
-// SHADOWLANE_ADMIN_ADDR, SHADOWLANE_ADMIN_TOKEN.
+// SHADOWLANE_ADMIN_ADDR, SHADOWLANE_ADMIN_TOKEN, SHADOWLANE_REDIS_SCRIPTS
+// (allow|refuse).
 func ApplyEnv(c *Config, getenv func(string) string) error {
 	if getenv == nil {
 		getenv = os.Getenv
@@ -210,6 +238,7 @@ func ApplyEnv(c *Config, getenv func(string) string) error {
 	set("SHADOWLANE_ALLOW", func(v string) { c.Outbound.Allow = splitList(v) })
 	set("SHADOWLANE_ADMIN_ADDR", func(v string) { c.Admin.Addr = v })
 	set("SHADOWLANE_ADMIN_TOKEN", func(v string) { c.Admin.Token = v })
+	set("SHADOWLANE_REDIS_SCRIPTS", func(v string) { c.Redis.Scripts = v })
 	return errors.Join(errs...)
 }
 
@@ -252,6 +281,11 @@ type compiled struct {
 	installProp     bool
 	routing         *routingState
 	limits          *limitsState
+
+	// requireEnvBinding is trust.requireEnvBinding.
+	requireEnvBinding bool
+	// warnings are problems that do not stop the service (shown in Stats).
+	warnings []string
 }
 
 func (c *Config) compile(getenv func(string) string) (*compiled, error) {
@@ -269,8 +303,8 @@ func (c *Config) compile(getenv func(string) string) (*compiled, error) {
 	}
 	out.trust = t
 	switch c.Trust.OnUntrusted {
-	case "", "strip":
-	case "reject":
+	case "strip":
+	case "", "reject":
 		out.rejectUntrusted = true
 	default:
 		bad("trust.onUntrusted", "%q: want strip or reject", c.Trust.OnUntrusted)
@@ -312,8 +346,10 @@ func (c *Config) compile(getenv func(string) string) (*compiled, error) {
 			bad("trust.keys", "%v", err)
 		}
 	}
+	out.requireEnvBinding = c.Trust.RequireEnvBinding
 	if t == propagation.Edge && len(c.Trust.Keys) == 0 {
-		bad("trust.keys", "edge mode needs at least one token key to honour load-test marks; add keys, or set trust.mode: internal on services only our own services call")
+		// Absent, not invalid: the service starts and fails closed.
+		out.warnings = append(out.warnings, WarnNoTokenKeys)
 	}
 	validateNames(c.Headers, bad)
 	out.codec = propagation.NewCodec(c.Headers)
@@ -369,6 +405,7 @@ func (c *Config) compile(getenv func(string) string) (*compiled, error) {
 	out.routing, errs = compileRouting(c.Routing, errs)
 	out.limits, errs = compileLimits(c.Limits, errs)
 	c.Stores.validate(bad)
+	c.Redis.validate(bad)
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}

@@ -148,6 +148,9 @@ func mergeConfig(dst *Config, src Config) {
 	if !reflect.DeepEqual(src.Limits, LimitsConfig{}) {
 		dst.Limits = src.Limits
 	}
+	if src.Redis != (RedisConfig{}) {
+		dst.Redis = src.Redis
+	}
 }
 
 // InstallPropagator sets the global OpenTelemetry propagator to

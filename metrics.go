@@ -65,6 +65,8 @@ type counters struct {
 	tokens      labelCounters
 	outbound    labelCounters
 	killRefused atomic.Int64
+
+	untrustedRefused atomic.Int64 // refused at an edge: load-test indicator without a valid token
 }
 
 func (c *counters) request(m propagation.Mark) {
@@ -94,6 +96,13 @@ type Stats struct {
 	LoadTestBy string         `json:"loadTestBy,omitempty"`
 	Shadow     []shadow.Count `json:"shadow"`
 	LastReload *ReloadStatus  `json:"lastReload,omitempty"`
+
+	// UntrustedRefused counts requests refused (403 / PermissionDenied)
+	// because they carried a load-test indicator that failed verification.
+	UntrustedRefused int64 `json:"untrustedRefused"`
+	// Warnings are problems that do not stop the service, such as edge
+	// trust without token keys (every load-test request refused).
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // ReloadStatus is the outcome of the last config reload.
@@ -116,6 +125,7 @@ func (rt *Runtime) Stats() Stats {
 		Requests: req, MarksDropped: rt.stats.drops.snapshot(), TokensRejected: rt.stats.tokens.snapshot(),
 		Outbound: rt.stats.outbound.snapshot(), KillSwitchRefused: rt.stats.killRefused.Load(),
 		LoadTestEnabled: en, LoadTestReason: reason, Shadow: shadow.Snapshot(),
+		UntrustedRefused: rt.stats.untrustedRefused.Load(), Warnings: rt.st.Load().warnings,
 	}
 	if k := rt.kill.Load(); k != nil {
 		s.LoadTestBy = k.source

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -141,6 +142,7 @@ func newRuntime(cfg Config, o *options) (*Runtime, error) {
 	}
 	rt.logs = newRateLog(rt.logger, 10*time.Second, rt.now)
 	rt.st.Store(c)
+	rt.logWarnings(nil, c)
 	rt.kill.Store(&killState{enabled: c.loadTest, reason: c.loadTestReason, source: "config"})
 	if err := rt.registerMetrics(); err != nil {
 		return nil, err
@@ -148,6 +150,16 @@ func newRuntime(cfg Config, o *options) (*Runtime, error) {
 	rt.applyRouting(c)
 	rt.applyLimits(c)
 	return rt, nil
+}
+
+// logWarnings logs each warning of c that old did not have: once per
+// runtime, not per request.
+func (rt *Runtime) logWarnings(old, c *compiled) {
+	for _, w := range c.warnings {
+		if old == nil || !slices.Contains(old.warnings, w) {
+			rt.logger.Warn("shadowlane: " + w)
+		}
+	}
 }
 
 // Config returns the config in force.
@@ -194,6 +206,7 @@ func (rt *Runtime) Apply(cfg Config) error {
 		c.loadTest, c.loadTestReason = old.loadTest, old.loadTestReason
 	}
 	rt.st.Store(c)
+	rt.logWarnings(old, c)
 	rt.applyRouting(c)
 	rt.applyLimits(c)
 	if c.loadTestSet && (old.loadTest != c.loadTest || old.loadTestReason != c.loadTestReason) {
@@ -287,26 +300,64 @@ type Refusal struct {
 func (r *Refusal) Body() string { return r.Err.Error() + "\n" }
 
 // Admit is the inbound pipeline every entry runs: read the mark from g,
-// drop malformed values, apply the trust policy, apply the kill switch, and
-// return the context the handler must use. An unmarked request costs a few
-// header look-ups and no allocation.
+// apply the trust policy, apply the kill switch, and return the context the
+// handler must use. An unmarked request costs one pass over the carrier's
+// keys (or a few look-ups) and no allocation.
+//
+// At an edge (the default) a request with any load-test indicator — a run
+// or token header or baggage member, on any line, in any letter case of the
+// header name — is load-test traffic only with a token that verifies (the
+// token alone is enough: run and env come from it). Otherwise it is refused
+// with HTTP 403 / gRPC PermissionDenied and the reason (trust.onUntrusted:
+// reject, the default), or continues as production when the config says
+// strip. Refusals are counted (Stats().TokensRejected) and logged without
+// flooding.
+//
+// A header-map carrier ([RequestCarrier], http.Header,
+// propagation.HeaderMap) is read whole; when g is a [RequestCarrier], Admit
+// also removes every mark carrier from the request's headers, so the
+// handler, a reverse proxy or a client that copies inbound headers cannot
+// forward an unverified mark: only the decided mark travels on, in the
+// context. Entries on other carriers strip them themselves (the gRPC
+// interceptors do).
 func (rt *Runtime) Admit(ctx context.Context, e *Entry, g propagation.Getter) (context.Context, *Refusal) {
 	st := rt.st.Load()
 	var w propagation.Wire
-	if e != nil && e.Lower {
+	h, isMap := propagation.AsHeaderMap(g)
+	present := false
+	switch {
+	case isMap:
+		if present = st.codec.Present(h); present {
+			w = st.codec.ExtractHeader(h)
+		}
+	case e != nil && e.Lower:
 		w = st.codec.ExtractLower(g)
-	} else {
+	default:
 		w = st.codec.Extract(g)
 	}
 	st.edgeTag(e, g, &w) // routing.tagSource: env tag from a header, cookie or query parameter at edges
-	if w.Source == propagation.SourceNone && w.Dropped == 0 {
+	if w.Source == propagation.SourceNone && w.Dropped == 0 && !w.LoadTest {
 		// Nothing on the carrier: production. A mark already in ctx can only
 		// come from the app itself (a propagator that found one would have
 		// found it on this same carrier), so it is left alone.
+		if present {
+			stripCarrier(g, st.codec)
+		}
 		rt.stats.production.Add(1)
 		return ctx, nil
 	}
-	return rt.admitSlow(ctx, e, st, w)
+	ctx, ref := rt.admitSlow(ctx, e, st, w)
+	if present {
+		stripCarrier(g, st.codec)
+	}
+	return ctx, ref
+}
+
+// stripCarrier removes the mark carriers from an HTTP request's headers.
+func stripCarrier(g propagation.Getter, c *propagation.Codec) {
+	if rc, ok := g.(requestCarrier); ok {
+		c.Strip(rc.r.Header)
+	}
 }
 
 func (rt *Runtime) admitSlow(ctx context.Context, e *Entry, st *compiled, w propagation.Wire) (context.Context, *Refusal) {
@@ -326,15 +377,17 @@ func (rt *Runtime) admitSlow(ctx context.Context, e *Entry, st *compiled, w prop
 			rt.logs.warn("drop:"+r, "shadowlane: dropped a malformed mark value", "entry", name, "reason", r)
 		}
 	}
-	p := propagation.Policy{Trust: trust, Keyring: st.keyring, Now: rt.now}
+	p := propagation.Policy{Trust: trust, Keyring: st.keyring, Now: rt.now, RequireEnvBinding: st.requireEnvBinding}
 	m, tok, err := p.Decide(w)
 	if err != nil {
 		reason := propagation.TokenReason(err)
 		rt.stats.tokenRejected(reason)
-		rt.logs.warn("token:"+reason, "shadowlane: load-test mark not trusted", "entry", name, "reason", reason, "run", w.Mark.Run)
 		if st.rejectUntrusted {
+			rt.stats.untrustedRefused.Add(1)
+			rt.logs.warn("token:"+reason, "shadowlane: load-test request refused: mark not trusted", "entry", name, "reason", reason, "run", w.Mark.Run, "error", err.Error())
 			return ctx, &Refusal{HTTPStatus: http.StatusForbidden, GRPCCode: 7, Reason: "untrusted", Err: err}
 		}
+		rt.logs.warn("token:"+reason, "shadowlane: load-test mark not trusted; continuing as production (trust.onUntrusted: strip)", "entry", name, "reason", reason, "run", w.Mark.Run, "error", err.Error())
 	}
 	if m.Run != "" {
 		if k := rt.kill.Load(); !k.enabled {
@@ -378,7 +431,7 @@ func (rt *Runtime) Propagator() propagation.Propagator {
 	st := rt.st.Load()
 	return propagation.Propagator{
 		Codec:  st.codec,
-		Policy: &propagation.Policy{Trust: st.trust, Keyring: st.keyring, Now: rt.now},
+		Policy: &propagation.Policy{Trust: st.trust, Keyring: st.keyring, Now: rt.now, RequireEnvBinding: st.requireEnvBinding},
 		OnWire: func(w propagation.Wire, err error) {
 			for _, r := range w.Dropped.Reasons() {
 				rt.stats.dropped(r)
@@ -420,7 +473,7 @@ func uninitialised() *Runtime {
 	rt := &Runtime{logger: slog.Default(), now: time.Now}
 	rt.logs = newRateLog(rt.logger, 10*time.Second, rt.now)
 	rt.st.Store(&compiled{codec: propagation.DefaultCodec(), trust: propagation.Edge, rejectUntrusted: true,
-		loadTest: true, outbound: &outboundRules{}})
+		loadTest: true, outbound: &outboundRules{}, warnings: []string{WarnNoTokenKeys}})
 	rt.kill.Store(&killState{enabled: true, source: "default"})
 	_ = rt.registerMetrics()
 	return rt
