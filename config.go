@@ -142,18 +142,27 @@ const WarnNoTokenKeys = "trust: edge mode without token keys: every load-test re
 // ErrConfig is wrapped by every configuration error.
 var ErrConfig = errors.New("shadowlane: invalid config")
 
-// FieldError is one configuration problem, naming the field and, for a
-// problem found while decoding the file, where it is in the file.
+// FieldError is one configuration problem, naming the field.
 type FieldError struct {
-	Field string // e.g. "trust.keys[1].secret"; "" for the file as a whole
+	Field string // e.g. "trust.keys[1].secret"
 	Msg   string
-	Line  int // 1-based line in the config file; 0 when not from the file
-	Col   int // 1-based column on Line; 0 when unknown
 }
 
-// Error reads "config trust.mode: ..." or, for a problem in the file,
-// "config line 12, column 5, trust.keys[1].secret: ...".
-func (e *FieldError) Error() string {
+func (e *FieldError) Error() string { return "config " + e.Field + ": " + e.Msg }
+func (e *FieldError) Unwrap() error { return ErrConfig }
+
+// DecodeError is a problem in the config file itself (syntax, an unknown
+// field, a value of the wrong type): the [FieldError] (errors.As finds it;
+// Field is "" when the problem is not one field's) and where it is in the
+// file.
+type DecodeError struct {
+	Line int // 1-based line in the file; 0 when the decoder does not say
+	Col  int // 1-based column on Line; 0 when unknown
+	FieldError
+}
+
+// Error reads "config line 12, column 5, trust.keys[1].secret: ...".
+func (e *DecodeError) Error() string {
 	var b strings.Builder
 	b.WriteString("config ")
 	if e.Line > 0 {
@@ -170,7 +179,9 @@ func (e *FieldError) Error() string {
 	b.WriteString(e.Msg)
 	return b.String()
 }
-func (e *FieldError) Unwrap() error { return ErrConfig }
+
+// Unwrap returns the FieldError (which wraps ErrConfig).
+func (e *DecodeError) Unwrap() error { return &e.FieldError }
 
 // LoadFile reads and decodes a YAML config file (strict: unknown fields are
 // errors). It does not validate; see [Config.Validate].

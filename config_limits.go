@@ -114,7 +114,7 @@ var strategies = map[string]limiter.Strategy{
 // ("limits.rules[2].qps").
 func compileLimits(c LimitsConfig, errs []error) (*limitsState, []error) {
 	st := &limitsState{}
-	bad := func(field, msg string) { errs = append(errs, &FieldError{Field: field, Msg: msg}) }
+	bad := func(field, msg string) { errs = append(errs, &FieldError{field, msg}) }
 	names := map[string]int{}
 	for i, rc := range c.Rules {
 		f := fmt.Sprintf("limits.rules[%d]", i)

@@ -15,7 +15,7 @@ import (
 // unmarshalYAML decodes the config file with go.yaml.in/yaml/v3, strictly:
 // exactly one document, unknown fields and duplicate keys refused. Anchors,
 // aliases and merge keys work (YAML 1.1 booleans such as yes/off are read
-// into bool fields, as yaml.v3 does). Every error is a [*FieldError] with
+// into bool fields, as yaml.v3 does). Every error is a [*DecodeError] with
 // the line, the column and the config path of the offending value, as far
 // as the document tells them; an error inside an anchored node names the
 // place where the anchor is written.
@@ -33,7 +33,7 @@ func unmarshalYAML(data []byte, v any) error {
 		if err != nil {
 			return syntaxError(data, err)
 		}
-		return &FieldError{Line: extra.Line, Col: extra.Column, Msg: "a second YAML document; the config is one document"}
+		return &DecodeError{Line: extra.Line, Col: extra.Column, FieldError: FieldError{Msg: "a second YAML document; the config is one document"}}
 	}
 	strict := yaml.NewDecoder(bytes.NewReader(data))
 	strict.KnownFields(true)
@@ -56,10 +56,10 @@ func unmarshalYAML(data []byte, v any) error {
 var lineRE = regexp.MustCompile(`^(?:yaml: )?line (\d+): `)
 
 // syntaxError turns yaml.v3's "yaml: line 3: did not find expected key"
-// into a FieldError with the line (yaml.v3 gives no column here).
-func syntaxError(data []byte, err error) *FieldError {
+// into a DecodeError with the line (yaml.v3 gives no column here).
+func syntaxError(data []byte, err error) *DecodeError {
 	msg := err.Error()
-	fe := &FieldError{}
+	fe := &DecodeError{}
 	if m := lineRE.FindStringSubmatch(msg); m != nil {
 		fe.Line, _ = strconv.Atoi(m[1])
 		msg = msg[len(m[0]):]
@@ -129,8 +129,8 @@ var (
 )
 
 // fieldError places one of yaml.v3's "line N: ..." decoding messages.
-func (idx nodeIndex) fieldError(m string) *FieldError {
-	fe := &FieldError{Msg: m}
+func (idx nodeIndex) fieldError(m string) *DecodeError {
+	fe := &DecodeError{FieldError: FieldError{Msg: m}}
 	if s := lineRE.FindStringSubmatch(m); s != nil {
 		fe.Line, _ = strconv.Atoi(s[1])
 		fe.Msg = m[len(s[0]):]

@@ -116,9 +116,10 @@ func TestDecodeErrorsNameLineColumnAndPath(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := decodeConfig("f.yaml", []byte(tc.yaml))
-			var fe *FieldError
-			if !errors.Is(err, ErrConfig) || !errors.As(err, &fe) {
-				t.Fatalf("want a FieldError wrapping ErrConfig, got %v", err)
+			var fe *DecodeError
+			var field *FieldError
+			if !errors.Is(err, ErrConfig) || !errors.As(err, &fe) || !errors.As(err, &field) || field.Field != fe.Field {
+				t.Fatalf("want a DecodeError (and its FieldError) wrapping ErrConfig, got %v", err)
 			}
 			if (tc.line >= 0 && fe.Line != tc.line || tc.line < 0 && fe.Line < 1) || tc.col != 0 && fe.Col != tc.col || fe.Field != tc.field || !strings.Contains(fe.Msg, tc.text) {
 				t.Fatalf("got line %d col %d field %q msg %q (%v); want line %d col %d field %q containing %q",
@@ -171,7 +172,7 @@ func TestDecodeYAMLBehaviour(t *testing.T) {
 	}
 }
 
-// FuzzDecodeConfig: no input panics; every error is a *FieldError that
+// FuzzDecodeConfig: no input panics or hangs; every error is a *DecodeError that
 // wraps ErrConfig and has a message, and one naming a field also names a
 // line; a decoded config survives a round trip through yaml.Marshal.
 func FuzzDecodeConfig(f *testing.F) {
@@ -201,9 +202,9 @@ func FuzzDecodeConfig(f *testing.F) {
 func checkDecode(data []byte) string {
 	c, err := decodeConfig("fuzz.yaml", data)
 	if err != nil {
-		var fe *FieldError
+		var fe *DecodeError
 		if !errors.Is(err, ErrConfig) || !errors.As(err, &fe) || fe.Msg == "" {
-			return fmt.Sprintf("error %v (%T) is not a FieldError wrapping ErrConfig", err, err)
+			return fmt.Sprintf("error %v (%T) is not a DecodeError wrapping ErrConfig", err, err)
 		}
 		if fe.Field != "" && fe.Line < 1 {
 			return fmt.Sprintf("error names %q but no line: %v", fe.Field, err)
