@@ -32,7 +32,8 @@ type Config struct {
 	// Admin configures the admin endpoint (kill switch, status).
 	Admin AdminConfig `yaml:"admin"`
 	// Reload is how often the config file is checked for changes (default
-	// 2s; "0s" turns reloading off).
+	// 2s, at least 100ms; "0s" turns reloading off). A change applies once
+	// two checks in a row read the same bytes.
 	Reload *time.Duration `yaml:"reload"`
 	// Routing configures environment routing (see package envtag).
 	Routing RoutingConfig `yaml:"routing"`
@@ -84,7 +85,9 @@ type KeyConfig struct {
 // LoadTestConfig is the kill switch as configured.
 type LoadTestConfig struct {
 	// Enabled admits load-test traffic (default true). False refuses every
-	// marked request at every entry.
+	// marked request at every entry. On reload an absent value leaves the
+	// switch as it is, and an "off" set through the API or the admin
+	// endpoint holds whatever the file says (see [Runtime.Apply]).
 	Enabled *bool `yaml:"enabled"`
 	// Reason is shown to refused callers when Enabled is false.
 	Reason string `yaml:"reason"`
@@ -183,8 +186,11 @@ func (e *DecodeError) Error() string {
 // Unwrap returns the FieldError (which wraps ErrConfig).
 func (e *DecodeError) Unwrap() error { return &e.FieldError }
 
-// LoadFile reads and decodes a YAML config file (strict: unknown fields are
-// errors). It does not validate; see [Config.Validate].
+// LoadFile reads and decodes a YAML config file of at most
+// [MaxConfigFileSize] bytes (strict: unknown fields and duplicate keys are
+// errors, each a [*DecodeError] with its line, column and path). It does
+// not validate; see [Config.Validate], which the runtime and `shadowlane
+// check` both use.
 func LoadFile(path string) (Config, error) {
 	data, err := readConfigFile(path)
 	if err != nil {
