@@ -100,7 +100,7 @@ type routingState struct {
 
 func compileRouting(c RoutingConfig, errs []error) (*routingState, []error) {
 	bad := func(field, format string, a ...any) {
-		errs = append(errs, &FieldError{field, fmt.Sprintf(format, a...)})
+		errs = append(errs, &FieldError{Field: field, Msg: fmt.Sprintf(format, a...)})
 	}
 	n := len(errs)
 	rs := &routingState{configured: !c.IsZero(), regReload: 2 * time.Second}

@@ -28,12 +28,12 @@ type Setter interface {
 
 // Names are the header and baggage-member names a mark travels under.
 type Names struct {
-	RunHeader   string `json:"run"`
-	EnvHeader   string `json:"env"`
-	TokenHeader string `json:"token"`
-	RunMember   string `json:"runMember"`
-	EnvMember   string `json:"envMember"`
-	TokenMember string `json:"tokenMember"`
+	RunHeader   string `json:"run" yaml:"run"`
+	EnvHeader   string `json:"env" yaml:"env"`
+	TokenHeader string `json:"token" yaml:"token"`
+	RunMember   string `json:"runMember" yaml:"runMember"`
+	EnvMember   string `json:"envMember" yaml:"envMember"`
+	TokenMember string `json:"tokenMember" yaml:"tokenMember"`
 }
 
 // DefaultNames are shadowlane's own header and baggage names.
