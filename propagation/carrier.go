@@ -137,10 +137,9 @@ func AsHeaderMap(g Getter) (map[string][]string, bool) {
 
 func headerMap(g Getter) (map[string][]string, bool) { return AsHeaderMap(g) }
 
-// Present reports whether h holds a mark carrier that may carry something:
-// an own header (run, env or token, any case, any line, also behind
-// [GRPCGatewayPrefix]) or a baggage line that may hold the mark's members
-// ([Codec.BaggageMayCarry]). It does not allocate. When Present is false,
+// Present reports whether h holds a mark carrier: an own header (run, env
+// or token, any case, any line, also behind [GRPCGatewayPrefix]) or a
+// baggage line holding one of the mark's members. It does not allocate. When Present is false,
 // [Codec.ExtractHeader] finds nothing and [Codec.Strip] removes nothing but
 // application baggage members it would keep anyway.
 func (c *Codec) Present(h map[string][]string) bool {
@@ -152,11 +151,31 @@ func (c *Codec) Present(h map[string][]string) bool {
 		case kindNone:
 		case kindBaggage:
 			for _, line := range v {
-				if c.BaggageMayCarry(line) {
+				if c.baggageHasMember(line) {
 					return true
 				}
 			}
 		default:
+			return true
+		}
+	}
+	return false
+}
+
+// baggageHasMember reports whether a baggage line holds one of the mark's
+// members (a substring test first, then the member keys; no allocation).
+func (c *Codec) baggageHasMember(line string) bool {
+	if !c.BaggageMayCarry(line) {
+		return false
+	}
+	for len(line) > 0 {
+		var m string
+		if i := strings.IndexByte(line, ','); i >= 0 {
+			m, line = line[:i], line[i+1:]
+		} else {
+			m, line = line, ""
+		}
+		if c.memberKind(m) != kindNone {
 			return true
 		}
 	}
