@@ -81,11 +81,11 @@ func FuzzEdgeHeaders(f *testing.F) {
 	now := time.Unix(1_800_000_000, 0)
 	good, _ := kr.Sign("r1", "", now.Add(time.Hour))
 	expired, _ := kr.Sign("r1", "", now.Add(-time.Second))
-	f.Add("X-Shadowlane-Token", good, "", "", "", "")                                      // token only
-	f.Add("x-shadowlane-token", good, "X-SHADOWLANE-RUN", "r1", "", "")                    // mixed case
-	f.Add("X-Shadowlane-Run", "r1", "X-Shadowlane-Run", "evil", "a=1", "")                 // repeated lines (same canonical key)
-	f.Add("X-Shadowlane-Token", good, "", "", "a=1", "shadowlane.run=evil")                // second baggage line
-	f.Add("X-Shadowlane-Token", expired, "", "", "", "")                                   // expired
+	f.Add("X-Shadowlane-Token", good, "", "", "", "")                                     // token only
+	f.Add("x-shadowlane-token", good, "X-SHADOWLANE-RUN", "r1", "", "")                   // mixed case
+	f.Add("X-Shadowlane-Run", "r1", "X-Shadowlane-Run", "evil", "a=1", "")                // repeated lines (same canonical key)
+	f.Add("X-Shadowlane-Token", good, "", "", "a=1", "shadowlane.run=evil")               // second baggage line
+	f.Add("X-Shadowlane-Token", expired, "", "", "", "")                                  // expired
 	f.Add("Grpc-Metadata-X-Shadowlane-Run", "r1", "grpc-metadata-baggage", "a=1", "", "") // gateway form
 	f.Add("X-Shadowlane-Run", "r1, r1", "X-Shadowlane-Token", good, "", "shadowlane.env=e1")
 	f.Add("Baggage", "shadowlane.token="+good, "", "", "x=1,shadowlane.run=r1;p", "")
