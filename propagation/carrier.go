@@ -42,9 +42,10 @@ const (
 // fold-equal a name (long: a name can match keys of 64 bytes or more), so
 // most keys are dismissed without comparing bytes.
 type keySet struct {
-	names [8]string // run, env, token, baggage; then the same behind GRPCGatewayPrefix
-	lens  uint64
-	long  bool
+	names  [8]string // run, env, token, baggage; then the same behind GRPCGatewayPrefix
+	lo, hi [8]int    // byte lengths a key folding to names[i] can have (hi < 0: any)
+	lens   uint64
+	long   bool
 }
 
 func newKeySet(lower Names) keySet {
@@ -54,9 +55,11 @@ func newKeySet(lower Names) keySet {
 		ks.names[i] = n
 		ks.names[i+4] = GRPCGatewayPrefix + n
 	}
-	for _, name := range ks.names {
+	for i, name := range ks.names {
 		lo, hi, ok := foldLenRange(name)
+		ks.lo[i], ks.hi[i] = lo, hi
 		if !ok {
+			ks.lo[i], ks.hi[i] = 0, -1
 			ks.lens, ks.long = ^uint64(0), true
 			continue
 		}
@@ -80,7 +83,16 @@ func (ks *keySet) kind(k string) int {
 	} else if !ks.long {
 		return kindNone
 	}
+	l := len(k)
 	for i := range ks.names {
+		if ks.hi[i] >= 0 && (l < ks.lo[i] || l > ks.hi[i]) {
+			continue
+		}
+		// ASCII first bytes must match case-insensitively (a non-ASCII
+		// first byte may still fold to an ASCII letter: EqualFold decides)
+		if n := ks.names[i]; n != "" && k[0] < utf8.RuneSelf && k[0]|0x20 != n[0]|0x20 {
+			continue
+		}
 		if strings.EqualFold(k, ks.names[i]) {
 			return i & 3
 		}
@@ -146,11 +158,11 @@ func (c *Codec) Present(h map[string][]string) bool {
 	if len(h) == 0 {
 		return false
 	}
-	for k, v := range h {
+	for k := range h {
 		switch c.keys.kind(k) {
 		case kindNone:
 		case kindBaggage:
-			for _, line := range v {
+			for _, line := range h[k] {
 				if c.baggageHasMember(line) {
 					return true
 				}
