@@ -91,8 +91,11 @@ type Stats struct {
 	KillSwitchRefused int64            `json:"killSwitchRefused"`
 	LoadTestEnabled   bool             `json:"loadTestEnabled"`
 	LoadTestReason    string           `json:"loadTestReason,omitempty"`
-	Shadow            []shadow.Count   `json:"shadow"`
-	LastReload        *ReloadStatus    `json:"lastReload,omitempty"`
+	// LoadTestBy says who set the kill switch last: "config", "api",
+	// "admin" or "default". An "off" by api or admin holds over reloads.
+	LoadTestBy string         `json:"loadTestBy,omitempty"`
+	Shadow     []shadow.Count `json:"shadow"`
+	LastReload *ReloadStatus  `json:"lastReload,omitempty"`
 
 	// UntrustedRefused counts requests refused (403 / PermissionDenied)
 	// because they carried a load-test indicator that failed verification.
@@ -123,6 +126,9 @@ func (rt *Runtime) Stats() Stats {
 		Outbound: rt.stats.outbound.snapshot(), KillSwitchRefused: rt.stats.killRefused.Load(),
 		LoadTestEnabled: en, LoadTestReason: reason, Shadow: shadow.Snapshot(),
 		UntrustedRefused: rt.stats.untrustedRefused.Load(), Warnings: rt.st.Load().warnings,
+	}
+	if k := rt.kill.Load(); k != nil {
+		s.LoadTestBy = k.source
 	}
 	if r := rt.reloadErr.Load(); r != nil {
 		s.LastReload = &ReloadStatus{At: r.at}

@@ -51,6 +51,9 @@ func parseHostPattern(s string) (hostPattern, error) {
 		if len(p.suffix) < 2 {
 			return p, fmt.Errorf("%q: empty domain after *.", s)
 		}
+		if strings.ContainsAny(p.suffix, "*/ ") {
+			return p, fmt.Errorf("%q: wildcards only as a leading *.", s)
+		}
 		return p, nil
 	}
 	if strings.ContainsAny(host, "*/ ") {
@@ -100,6 +103,9 @@ func compileOutbound(c OutboundConfig, errs []error) (*outboundRules, []error) {
 	o := &outboundRules{}
 	for i, a := range c.Allow {
 		p, err := parseHostPattern(a)
+		if err == nil && (p.any || p.prefix.IsValid() && p.prefix.Bits() == 0) {
+			err = fmt.Errorf("%q allows every host: load-test traffic could reach real third parties and cloud metadata; list the internal hosts instead", a)
+		}
 		if err != nil {
 			errs = append(errs, &FieldError{fmt.Sprintf("outbound.allow[%d]", i), err.Error()})
 			continue

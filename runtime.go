@@ -41,14 +41,21 @@ type Runtime struct {
 	mu        sync.Mutex
 	closers   []func() error
 	file      string
+	opts      *options            // Init's or New's options; Reload merges with them
+	getenv    func(string) string // from WithGetenv, else os.Getenv
 	reloadErr atomic.Pointer[reloadResult]
-	adminAddr atomic.Value
+
+	// adminMu serialises Apply (config swap and admin listener changes).
+	adminMu      sync.Mutex
+	adminManaged bool         // Init started the endpoint: Apply moves it
+	admin        *adminServer // the listener in use, nil when off
+	adminAddr    atomic.Value
 }
 
 type killState struct {
 	enabled bool
 	reason  string
-	source  string // "config", "api", "admin"
+	source  string // "config", "api", "admin", "default"
 }
 
 type reloadResult struct {
@@ -126,7 +133,7 @@ func newRuntime(cfg Config, o *options) (*Runtime, error) {
 	if err != nil {
 		return nil, err
 	}
-	rt := &Runtime{logger: o.logger, now: o.now, meter: o.meter}
+	rt := &Runtime{logger: o.logger, now: o.now, meter: o.meter, opts: o, getenv: getenv}
 	if rt.logger == nil {
 		rt.logger = slog.Default()
 	}
@@ -171,30 +178,70 @@ func (rt *Runtime) Keyring() *propagation.Keyring { return rt.st.Load().keyring 
 func (rt *Runtime) Trust() propagation.Trust { return rt.st.Load().trust }
 
 // Apply validates cfg and, only if it is valid, makes it the config in
-// force. The kill switch follows the new config only when the config's
-// value changed. On error the old config stays and the error names every
-// bad field.
+// force. On error the old config stays and the error names every bad
+// field. A config that moves admin.addr of the endpoint Init started takes
+// effect fully (new listener up, old one closed) or not at all (the error
+// says why).
+//
+// The kill switch follows the config only when the config's own value
+// changed, and by these rules of precedence:
+//   - loadTest.enabled absent leaves the switch as it is (a file caught
+//     half-written never turns load tests back on);
+//   - an "off" set through [Runtime.SetLoadTest] or the admin endpoint
+//     holds until it is turned on the same way, whatever a reload says;
+//   - otherwise the config's value applies, "off" and "on" alike.
 func (rt *Runtime) Apply(cfg Config) error {
-	c, err := cfg.compile(osGetenv)
+	c, err := cfg.compile(rt.getenvOrOS())
 	if err != nil {
 		return err
 	}
-	old := rt.st.Swap(c)
+	rt.adminMu.Lock()
+	defer rt.adminMu.Unlock()
+	commit, err := rt.prepareAdmin(c)
+	if err != nil {
+		return err
+	}
+	old := rt.st.Load()
+	if !c.loadTestSet {
+		c.loadTest, c.loadTestReason = old.loadTest, old.loadTestReason
+	}
+	rt.st.Store(c)
 	rt.logWarnings(old, c)
 	rt.applyRouting(c)
 	rt.applyLimits(c)
-	if old.loadTest != c.loadTest || old.loadTestReason != c.loadTestReason {
-		rt.kill.Store(&killState{enabled: c.loadTest, reason: c.loadTestReason, source: "config"})
+	if c.loadTestSet && (old.loadTest != c.loadTest || old.loadTestReason != c.loadTestReason) {
+		k := rt.kill.Load()
+		switch latched := !k.enabled && (k.source == "api" || k.source == "admin"); {
+		case !latched:
+			rt.kill.Store(&killState{enabled: c.loadTest, reason: c.loadTestReason, source: "config"})
+		case c.loadTest:
+			rt.logger.Warn("shadowlane: config turns load tests on, but they were turned off through the "+k.source+"; they stay off until turned on the same way",
+				"reason", k.reason)
+		}
 	}
+	commit()
 	return nil
+}
+
+func (rt *Runtime) getenvOrOS() func(string) string {
+	if rt.getenv != nil {
+		return rt.getenv
+	}
+	return osGetenv
 }
 
 // SetLoadTest switches load-test traffic on or off at run time (the kill
 // switch). While off, every entry refuses marked requests with HTTP 503 /
-// gRPC Unavailable and reason; production traffic is untouched.
+// gRPC Unavailable and reason; production traffic is untouched. An "off"
+// set here holds until SetLoadTest (or the admin endpoint) turns load tests
+// on again: a config reload cannot (see [Runtime.Apply]).
 func (rt *Runtime) SetLoadTest(enabled bool, reason string) {
-	rt.kill.Store(&killState{enabled: enabled, reason: reason, source: "api"})
-	rt.logger.Warn("shadowlane: load-test traffic switched", "enabled", enabled, "reason", reason)
+	rt.setLoadTest(enabled, reason, "api")
+}
+
+func (rt *Runtime) setLoadTest(enabled bool, reason, source string) {
+	rt.kill.Store(&killState{enabled: enabled, reason: reason, source: source})
+	rt.logger.Warn("shadowlane: load-test traffic switched", "enabled", enabled, "reason", reason, "by", source)
 }
 
 // LoadTestEnabled reports whether load-test traffic is admitted, and the

@@ -70,7 +70,7 @@ func TestInitFileEnvAndReload(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	write(`{"service": "orders", "trust": {"mode": "internal"}, "loadTest": {"enabled": true}, "reload": "20ms"}`)
+	write(`{"service": "orders", "trust": {"mode": "internal"}, "loadTest": {"enabled": true}, "reload": "100ms"}`)
 	env := map[string]string{"SHADOWLANE_CONFIG": file, "SHADOWLANE_ENV": "proj-a", "SHADOWLANE_ALLOW": "inventory:8080, *.internal"}
 	logs := &lockedBuffer{}
 	rt, err := shadowlane.Init(shadowlane.WithGetenv(func(k string) string { return env[k] }), shadowlane.WithoutDefault(),
@@ -83,14 +83,14 @@ func TestInitFileEnvAndReload(t *testing.T) {
 		t.Fatalf("merged config: %+v", c)
 	}
 	// an invalid file keeps the old config and says why
-	write(`{"service": "orders", "trust": {"mode": "sometimes"}, "reload": "20ms"}`)
+	write(`{"service": "orders", "trust": {"mode": "sometimes"}, "reload": "100ms"}`)
 	waitFor(t, func() bool { s := rt.Stats(); return s.LastReload != nil && s.LastReload.Error != "" })
 	if rt.Trust() != propagation.Internal || !strings.Contains(rt.Stats().LastReload.Error, "trust.mode") {
 		t.Fatalf("bad reload changed config: %v / %+v", rt.Trust(), rt.Stats().LastReload)
 	}
 	waitFor(t, func() bool { return strings.Contains(logs.String(), "keeping the previous config") })
 	// a valid change applies, including the kill switch
-	write(`{"service": "orders", "trust": {"mode": "internal"}, "loadTest": {"enabled": false, "reason": "incident 42"}, "reload": "20ms"}`)
+	write(`{"service": "orders", "trust": {"mode": "internal"}, "loadTest": {"enabled": false, "reason": "incident 42"}, "reload": "100ms"}`)
 	waitFor(t, func() bool { on, _ := rt.LoadTestEnabled(); return !on })
 	if _, reason := rt.LoadTestEnabled(); reason != "incident 42" {
 		t.Fatalf("reason %q", reason)

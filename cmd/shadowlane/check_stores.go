@@ -131,7 +131,11 @@ func checkStores(cfg shadowlane.Config, f *storeCheckFlags, stdout, stderr io.Wr
 	}
 	if f.redis != "" {
 		run("redis "+redactURL(f.redis)+":", func(ctx context.Context) []finding {
-			return checkRedis(ctx, f.redis, splitList(f.keys), shadow.Naming{Prefix: f.keyPrefix}, f.scan, f.timeout)
+			fs := checkRedis(ctx, f.redis, splitList(f.keys), shadow.Naming{Prefix: f.keyPrefix}, f.scan, f.timeout)
+			if cfg.Redis.Scripts == "" && cfg.Stores.Redis == "" { // not said in the config section already
+				fs = append(fs, scriptsFinding(cfg))
+			}
+			return fs
 		})
 	}
 	if f.kafka != "" {
@@ -299,7 +303,23 @@ func configFindings(cfg shadowlane.Config, getenv func(string) string) []finding
 	if cfg.LoadTest.Enabled != nil && !*cfg.LoadTest.Enabled {
 		out = append(out, findWarn("loadTest.enabled", "false: the kill switch is on and every load-test request will be refused"))
 	}
+	if cfg.Redis.Scripts != "" || cfg.Stores.Redis != "" {
+		out = append(out, scriptsFinding(cfg))
+	}
 	return out
+}
+
+// scriptsFinding says whether marked Redis scripts are allowed: a script
+// can build key names itself, and then reads or writes production keys.
+func scriptsFinding(cfg shadowlane.Config) finding {
+	if cfg.Redis.RefusesScripts() {
+		return findOK("redis.scripts", "refuse: marked EVAL/EVALSHA/FCALL are refused")
+	}
+	how := "allow"
+	if cfg.Redis.Scripts == "" {
+		how = "not set, allowed by default"
+	}
+	return findWarn("redis.scripts", "%s: marked EVAL/EVALSHA/FCALL run with their declared keys renamed, but a script that builds key names itself touches production keys; set redis.scripts: refuse unless every script declares every key it touches", how)
 }
 
 // ---- Redis ----
