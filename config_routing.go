@@ -404,6 +404,10 @@ func RequestCarrier(r *http.Request) propagation.Getter { return requestCarrier{
 
 type requestCarrier struct{ r *http.Request }
 
+// HeaderMap lets [Runtime.Admit] read every line and letter case of the
+// mark carriers (propagation.HeaderMap).
+func (c requestCarrier) HeaderMap() map[string][]string { return c.r.Header }
+
 // Get indexes the header map directly: the codec asks with canonical keys
 // and net/http's server stores canonical keys, so the canonicalisation
 // http.Header.Get would redo on every look-up is skipped.

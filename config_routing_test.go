@@ -322,6 +322,12 @@ func TestEdgeTagSourceThroughAdmit(t *testing.T) {
 			r.Header.Set(k, v)
 		}
 		ctx, ref := rt.Admit(context.Background(), tc.entry, shadowlane.RequestCarrier(r))
+		if strings.HasSuffix(tc.name, "untrusted") { // refused: trust.onUntrusted defaults to reject
+			if ref == nil || ref.HTTPStatus != 403 {
+				t.Errorf("%s: not refused: %v %+v", tc.name, ref, propagation.FromContext(ctx))
+			}
+			continue
+		}
 		if ref != nil {
 			t.Errorf("%s: refused: %v", tc.name, ref.Err)
 			continue
