@@ -503,6 +503,21 @@ func (r *Rewriter) check(query string) *entry {
 	return &entry{}
 }
 
+// ProductionTable returns the production table whose shadow is the bare
+// name, and whether name is a shadow table at all (explicit maps first,
+// then the naming; case-insensitive).
+func (r *Rewriter) ProductionTable(name string) (string, bool) {
+	for k, v := range r.tables {
+		if strings.EqualFold(v, name) {
+			return k, true
+		}
+	}
+	if r.naming != nil && isShadowFold(*r.naming, name) {
+		return name[len(r.naming.Prefix) : len(name)-len(r.naming.Suffix)], true
+	}
+	return "", false
+}
+
 // IsShadow reports whether t is a shadow table under the rules of r.
 func (r *Rewriter) IsShadow(t Table) bool { return r.isShadowName(t) }
 
