@@ -127,7 +127,7 @@ type Rewriter struct {
 	read    map[string]bool   // lower-cased read-through names (bare and qualified)
 	guard   bool
 	dbMode  bool
-	dbNames map[string]bool // lower-cased schemas marked statements may qualify with (database mode)
+	dbNames map[string]bool   // lower-cased schemas marked statements may qualify with (database mode)
 	needles []string          // lower-case substrings whose absence proves a statement names no shadow table
 	funcs   map[string]string // lower-cased function (bare or qualified) -> twin
 	twins   map[string]bool   // lower-cased twin names
