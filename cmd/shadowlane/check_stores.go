@@ -236,7 +236,7 @@ func configFindings(cfg shadowlane.Config, getenv func(string) string) []finding
 	edge := cfg.Trust.Mode == "" || cfg.Trust.Mode == "edge"
 	switch {
 	case edge && len(cfg.Trust.Keys) == 0:
-		out = append(out, findErr("trust.keys", "edge mode without token keys: no load-test mark can be honoured"))
+		out = append(out, findWarn("trust.keys", "edge mode without token keys: the service starts, but every load-test request at an edge is refused (fail closed); add keys, or trust.mode: internal on services only our own services call"))
 	case !edge && len(cfg.Trust.Keys) == 0:
 		out = append(out, findOK("trust.keys", "none (internal mode takes marks from peers as sent)"))
 	}
@@ -268,7 +268,9 @@ func configFindings(cfg shadowlane.Config, getenv func(string) string) []finding
 	case !edge:
 		out = append(out, findWarn("trust.mode", "internal: marks from callers are taken as sent; only our own services may reach this one"))
 	case cfg.Trust.OnUntrusted == "":
-		out = append(out, findWarn("trust.onUntrusted", "not set: load-test marks without a valid token are stripped and continue as production traffic (the default); set strip or reject to record the choice"))
+		out = append(out, findOK("trust.onUntrusted", "not set: reject (the default): load-test requests without a valid token are refused with 403 / PermissionDenied"))
+	case cfg.Trust.OnUntrusted == "strip":
+		out = append(out, findWarn("trust.onUntrusted", "strip: load-test requests whose token is missing, expired or invalid continue as production traffic (an expiring token turns the load into production load on real data and third parties); prefer reject"))
 	default:
 		out = append(out, findOK("trust.onUntrusted", "%s", cfg.Trust.OnUntrusted))
 	}
