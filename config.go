@@ -281,6 +281,14 @@ func (c *Config) Validate() error {
 	return err
 }
 
+// ValidateEnv is [Config.Validate] reading environment variables (secretEnv,
+// tokenEnv) through getenv: the validator the runtime runs at Init, Apply
+// and reload, and `shadowlane check` runs on a file.
+func (c *Config) ValidateEnv(getenv func(string) string) error {
+	_, err := c.compile(getenv)
+	return err
+}
+
 // compiled is the validated, ready-to-use form of a Config.
 type compiled struct {
 	cfg             Config
