@@ -48,7 +48,8 @@ type RoutingConfig struct {
 	// ConnectGrace is how long a call waits for instances of its allowed
 	// environments that are still connecting (a server that accepts but
 	// never answers) before failing with envtag.ErrNoLane / Unavailable
-	// instead of waiting out its deadline (default 1s; gRPC balancer).
+	// instead of waiting out its deadline (default 1s; gRPC balancer and
+	// envtag HTTP transport).
 	ConnectGrace time.Duration `yaml:"connectGrace"`
 	// TagSource names where edge entries also read the environment tag:
 	// a header, a cookie and/or a query parameter (checked in that order),
