@@ -90,7 +90,11 @@
 //	                                                                    load-test traffic shed at a lower CPU threshold
 //
 // Param (hot-parameter) rules are per-value GCRA buckets with the Burst
-// above; they are not covered by the side-by-side tests.
+// above, not Sentinel's hotspot token counters (which refill a value's
+// tokens in one lump once DurationInSec has passed): per-second counts
+// agree when a value's requests arrive on the 1/QPS grid, and ours can
+// be one lower in a second when they arrive off it (a late request is
+// not credited its lateness). No Sentinel semantics are claimed for them.
 //
 // # Hot parameters and callers
 //

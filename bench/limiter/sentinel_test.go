@@ -280,3 +280,4 @@ func TestSideBySideSlowRatioBreaker(t *testing.T) {
 	}
 	t.Logf("both: %v", ours)
 }
+
