@@ -281,7 +281,6 @@ func TestSideBySideSlowRatioBreaker(t *testing.T) {
 	t.Logf("both: %v", ours)
 }
 
-
 // TestSideBySideQueueing: a rate rule with Burst 1 and MaxWait paces
 // exactly as Sentinel's Throttling behaviour. Each side has its own clock
 // here, because a queued caller sleeps (advancing only its own time); the
