@@ -61,6 +61,43 @@
 // of them when an assignment is unqualified); in a multi-table DELETE the
 // listed targets; every table of a locking read.
 //
+// # Functions, sequences, session state, executable comments
+//
+// Every FuncCallExpr is reported in Result.Funcs and can be renamed to a
+// twin; Safe when unqualified and on the allow-list generated from MariaDB
+// 10.11 (funcs_gen.go: the function topics of the server's help tables,
+// each confirmed native by calling it on the server, minus GET_LOCK,
+// RELEASE_LOCK, SLEEP, BENCHMARK, LOAD_FILE, replication waits and the
+// sequence functions), or one of the names the parser gives built-in
+// syntax (DATE_ADD, EXTRACT, POSITION, CHAR, IF, ...). Aggregates and
+// window functions are grammar, hence built-in. Schema-qualified calls are
+// user functions.
+//
+// NEXTVAL(seq), SETVAL(seq, n), LASTVAL(seq) and NEXT VALUE FOR seq take a
+// sequence name, renamed like a table (NEXTVAL and SETVAL write it).
+//
+// Session state (Result.Session): every SET but SET GLOBAL (which is
+// KindDDL) — session and system variables, user variables, NAMES,
+// CHARACTER SET, even SET TRANSACTION, which applies to the connection's
+// next transaction — user-variable assignment in expressions (@x := ...),
+// LAST_INSERT_ID(expr) and LOCK TABLES. MySQL has no SET LOCAL.
+//
+// Executable comments (/*! ... */, /*!50100 ... */, /*M! ... */,
+// /*M!100100 ... */) are returned in Result.ExecComments by
+// [ExecComments], a lexer that skips strings, quoted names and ordinary
+// comments as the server does; the parser treats some of them as plain
+// comments (dropping code the server runs), so a statement holding one is
+// never rewritten and sqlshadow refuses it for load-test traffic.
+//
+// Not supported, refused for load-test traffic (issue 19, item 7): a
+// RETURNING list with expressions or qualified columns (RETURNING id + 1,
+// RETURNING orders.id), JSON_TABLE and SELECT ... INTO @v. The TiDB grammar
+// has neither MariaDB's RETURNING nor JSON_TABLE nor INTO @v; the plain
+// column list gorm sends is set aside and re-appended (it can name no
+// table), but an expression list can hold subqueries and functions that
+// would then go unchecked. SELECT ... INTO @v assigns session variables,
+// which load-test statements may not do anyway.
+//
 // Rewrite is pure CPU work of tens of microseconds; callers cache results
 // by statement text (sqlshadow does).
 package mysql
