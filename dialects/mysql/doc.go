@@ -41,7 +41,7 @@
 // sends to MariaDB 10.5+ for every Create, is not in the TiDB grammar. A
 // trailing RETURNING list of plain column names or * (it can name no
 // table) is set aside, the statement is rewritten, and the list is
-// appended unchanged; any other RETURNING list is refused.
+// appended unchanged; other RETURNING lists are analysed (see below).
 //
 // # Kinds
 //
@@ -89,14 +89,17 @@
 // comments (dropping code the server runs), so a statement holding one is
 // never rewritten and sqlshadow refuses it for load-test traffic.
 //
-// Not supported, refused for load-test traffic (issue 19, item 7): a
-// RETURNING list with expressions or qualified columns (RETURNING id + 1,
-// RETURNING orders.id), JSON_TABLE and SELECT ... INTO @v. The TiDB grammar
-// has neither MariaDB's RETURNING nor JSON_TABLE nor INTO @v; the plain
-// column list gorm sends is set aside and re-appended (it can name no
-// table), but an expression list can hold subqueries and functions that
-// would then go unchecked. SELECT ... INTO @v assigns session variables,
-// which load-test statements may not do anyway.
+// MariaDB RETURNING with expressions, qualified columns or subqueries
+// (RETURNING id + 1, orders.id, (SELECT ...)) on a single-table INSERT,
+// REPLACE or DELETE is analysed as SELECT <list> FROM <target>: the list
+// is renamed with the statement (orders.id -> orders_shadow.id) and its
+// functions, subqueries and assignments are checked like any other, then
+// written back after the restored statement.
+//
+// Not supported, refused for load-test traffic: JSON_TABLE (the TiDB
+// grammar lacks it, so the statement does not parse) and SELECT ... INTO
+// @v (it assigns session variables, which load-test statements may not do
+// anyway; the grammar lacks it too).
 //
 // Rewrite is pure CPU work of tens of microseconds; callers cache results
 // by statement text (sqlshadow does).
