@@ -375,6 +375,22 @@ func TestAdminReloadMovesOrRefuses(t *testing.T) {
 	if on, _ := rt.LoadTestEnabled(); !on {
 		t.Fatal("load tests switched off by a refused request")
 	}
+
+	// 5. The admin section added back: a listener starts, with the token.
+	third := freeAddr(t)
+	writeFile(t, file, "trust: {mode: internal}\nreload: 0s\nadmin:\n  addr: "+third+"\n  token: "+tok+"\n")
+	if err := rt.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if code, err := (adminCall{method: "POST", addr: third, path: "/shadowlane/loadtest?enabled=false", custom: true}).do(t); err != nil || code != 401 {
+		t.Fatalf("re-added endpoint without the token: %d %v", code, err)
+	}
+	if code, err := (adminCall{method: "POST", addr: third, path: "/shadowlane/loadtest?enabled=false", token: tok}).do(t); err != nil || code != 200 {
+		t.Fatalf("re-added endpoint with the token: %d %v", code, err)
+	}
+	if on, _ := rt.LoadTestEnabled(); on {
+		t.Fatal("admin off did not switch load tests off")
+	}
 }
 
 // TestAdminHostOriginAndReason: the DNS-rebinding guard (Host), the

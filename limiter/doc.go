@@ -75,7 +75,9 @@
 //	warm-up "linear"          —                                         option: rate ramps linearly in time; only a whole
 //	                                                                    idle WarmUp period makes it cold again
 //	concurrency               isolation rule                            same admitted calls (tested)
-//	breaker evaluation        on every completion, ratio ≥ threshold    same (tested, error ratio)
+//	queueing                  Throttling: paces at 1/QPS, waits up to   MaxWait: GCRA pacing, Burst may pass at once;
+//	                          MaxQueueingTimeMs                         not covered by the side-by-side tests
+//	breaker evaluation        on every completion, ratio ≥ threshold    same (tested: error ratio, slow ratio)
 //	breaker late completions  counted in the current window; any        ignored unless the call was admitted in the
 //	                          completion decides a half-open breaker    current state period; only probes decide
 //	MinRequests 0             no minimum                                no minimum

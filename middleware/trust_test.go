@@ -361,7 +361,7 @@ func TestInitWithoutKeysFailsClosed(t *testing.T) {
 		t.Errorf("warning logged %d times, want once:\n%s", n, logs.String())
 	}
 	w := httptest.NewRecorder()
-	rt.AdminHandler().ServeHTTP(w, httptest.NewRequest("GET", "/shadowlane/status", nil))
+	rt.AdminHandler().ServeHTTP(w, httptest.NewRequest("GET", "http://127.0.0.1/shadowlane/status", nil)) // the admin endpoint answers to IP/localhost Hosts
 	var st shadowlane.Stats
 	if err := json.Unmarshal(w.Body.Bytes(), &st); err != nil || len(st.Warnings) != 1 || !strings.Contains(st.Warnings[0], "without token keys") {
 		t.Errorf("status: %v %s", err, w.Body.String())

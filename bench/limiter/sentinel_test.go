@@ -239,3 +239,44 @@ func TestSideBySideErrorRatioBreaker(t *testing.T) {
 	}
 	t.Logf("both: %v", ours)
 }
+
+// TestSideBySideSlowRatioBreaker: the slow-ratio breaker trips, refuses,
+// probes and closes on the same calls as Sentinel's SlowRequestRatio.
+func TestSideBySideSlowRatioBreaker(t *testing.T) {
+	const name = "side-slow"
+	clk, l := sideBySide(t, limiter.Rule{Resource: name, Breaker: &limiter.BreakerRule{Strategy: limiter.SlowRatio,
+		SlowCall: 50 * time.Millisecond, Threshold: 0.5, MinRequests: 5, Window: 10 * time.Second, OpenFor: 3 * time.Second, Probes: 1}})
+	if _, err := circuitbreaker.LoadRulesOfResource(name, []*circuitbreaker.Rule{{Resource: name, Strategy: circuitbreaker.SlowRequestRatio,
+		RetryTimeoutMs: 3000, MinRequestAmount: 5, StatIntervalMs: 10000, StatSlidingWindowBucketCount: 10, MaxAllowedRtMs: 50, Threshold: 0.5, ProbeNum: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	res := l.Resource(name)
+	slow := func(i int) bool { return (i >= 3 && i < 8) || (i >= 30 && i%4 != 0) }
+	var ours, theirs []string
+	for i := range 60 {
+		rt := 10 * time.Millisecond
+		if slow(i) {
+			rt = 80 * time.Millisecond
+		}
+		tok, berr := res.Entry(prod)
+		e, be := sentinel.Entry(name, sentinel.WithTrafficType(base.Inbound))
+		clk.Advance(rt)
+		if berr != nil {
+			ours = append(ours, "B")
+		} else {
+			ours = append(ours, map[bool]string{true: "L", false: "F"}[slow(i)])
+			tok.Exit()
+		}
+		if be != nil {
+			theirs = append(theirs, "B")
+		} else {
+			theirs = append(theirs, map[bool]string{true: "L", false: "F"}[slow(i)])
+			e.Exit()
+		}
+		clk.Advance(200 * time.Millisecond)
+	}
+	if fmt.Sprint(ours) != fmt.Sprint(theirs) {
+		t.Fatalf("calls differ (F fast, L slow, B blocked)\nshadowlane %v\nsentinel   %v", ours, theirs)
+	}
+	t.Logf("both: %v", ours)
+}
