@@ -18,7 +18,7 @@ import (
 // production order in a shadow table, and a refused request's row.
 func TestVerifyCatchesPlantedLeaks(t *testing.T) {
 	ctx := context.Background()
-	st, err := openStores(ctx, Backends{}, t.TempDir())
+	st, err := openStores(ctx, Backends{}, t.TempDir(), false)
 	if err != nil {
 		t.Fatal(err)
 	}
