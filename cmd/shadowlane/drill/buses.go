@@ -56,9 +56,9 @@ type buses struct {
 	aurl      string              // the shop's URL: through the fault proxy with --faults
 	pub       amqpPub             // the shop's publisher (redials)
 	as        *slamqp.Shadow      // the trunk's (also publishes)
-	aslane    *slamqp.Shadow   // the proj-a lane instance's
-	laneQs    []string         // the lane's queues (production and shadow)
-	apub      *amqp091.Channel // wrapped for the shop's publishes
+	aslane    *slamqp.Shadow      // the proj-a lane instance's
+	laneQs    []string            // the lane's queues (production and shadow)
+	apub      *amqp091.Channel    // wrapped for the shop's publishes
 	astop     context.CancelFunc
 	adone     chan error
 	consumers int       // fulfilment consumers running
@@ -118,7 +118,8 @@ func (s *stores) openNATS(ctx context.Context, b Backends, tmp, uniq string) err
 		// Reconnect for ever, and notice a blackholed connection within
 		// a few seconds.
 		pnc, err := nats.Connect(u.String(), nats.Name("shadowlane drill shop"), nats.Timeout(2*time.Second),
-			nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond), nats.PingInterval(time.Second), nats.MaxPingsOutstanding(3))
+			nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond), nats.PingInterval(time.Second), nats.MaxPingsOutstanding(3),
+			nats.ErrorHandler(func(*nats.Conn, *nats.Subscription, error) {})) // broken connections are the point here
 		if err != nil {
 			return fmt.Errorf("drill: nats through the fault proxy: %w", err)
 		}

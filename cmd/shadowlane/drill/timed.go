@@ -96,9 +96,9 @@ type Progress func(sent, total int, elapsed time.Duration)
 // timedResult is what the timed phase sent and got, per class.
 type timedResult struct {
 	sent, ok         map[string]int
-	refused, unknown map[string]int // 429/503 refusals; no answer or 5xx other than 503
-	ids      map[string][]timedReq // class -> requests
-	elapsed  time.Duration
+	refused, unknown map[string]int        // 429/503 refusals; no answer or 5xx other than 503
+	ids              map[string][]timedReq // class -> requests
+	elapsed          time.Duration
 }
 
 type timedReq struct {
