@@ -660,6 +660,11 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	lanes.verify(ctx, oc, add)
 	rep.Routing.Consumers = st.consumed
 	rep.Traffic, rep.Latency = col.summary()
+	margin := time.Second
+	for _, l := range rep.Latency {
+		margin = max(margin, time.Duration(l.P99*float64(time.Millisecond)))
+	}
+	t.deadlines.invariants(margin, add)
 	rep.Blocks = blocks(shadow0, shadow.Snapshot(), t, t.rec)
 	var payProd, payBlocked, payMocked, forged span
 	// answered: the requests of a scenario that got an answer before
