@@ -660,9 +660,11 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	lanes.verify(ctx, oc, add)
 	rep.Routing.Consumers = st.consumed
 	rep.Traffic, rep.Latency = col.summary()
+	// The margin past a deadline: twice the slowest class's median round
+	// trip (what the machine takes for ordinary work now), at least 1s.
 	margin := time.Second
 	for _, l := range rep.Latency {
-		margin = max(margin, time.Duration(l.P99*float64(time.Millisecond)))
+		margin = max(margin, 2*time.Duration(l.P50*float64(time.Millisecond)))
 	}
 	t.deadlines.invariants(margin, add)
 	rep.Blocks = blocks(shadow0, shadow.Snapshot(), t, t.rec)
