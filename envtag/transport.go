@@ -3,9 +3,9 @@ package envtag
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"sync"
-	"sync/atomic"
 
 	"github.com/shadowlane/shadowlane/propagation"
 )
@@ -17,6 +17,11 @@ import (
 // (see [Pool]). Endpoint sets are watched, so instances coming and going
 // change routing without restarts. The Host header keeps the service name.
 //
+// The transport is health-aware (see [HealthConfig]): instances whose
+// connections fail are ejected and re-probed, and a request that failed to
+// connect is retried on another instance of the same lane; it never
+// crosses to another environment except by the selection rule itself.
+//
 // A request that cannot be routed fails with a [*RouteError] (errors.Is
 // [ErrNoLane]) before anything is sent. Close stops the watches.
 type Transport struct {
@@ -25,18 +30,14 @@ type Transport struct {
 	policy   *Policy
 	policyFn func() *Policy
 	services map[string]bool // nil: every host
+	health   HealthConfig    // as given
+	hc       HealthConfig    // with defaults
 
 	ctx    context.Context
 	cancel context.CancelFunc
 
 	mu      sync.Mutex
 	watches map[string]*watch
-}
-
-type watch struct {
-	done chan struct{} // closed once the first set arrived (or err is set)
-	err  error
-	pool atomic.Pointer[Pool[Endpoint]]
 }
 
 // TransportOption configures a [Transport].
@@ -76,13 +77,20 @@ func NewTransport(reg Registry, opts ...TransportOption) *Transport {
 	for _, o := range opts {
 		o(t)
 	}
+	t.hc = t.health.withDefaults()
 	t.ctx, t.cancel = context.WithCancel(context.Background())
 	return t
 }
 
-// Close stops watching the registry. Requests after Close fail.
+// Close stops watching the registry and re-probing instances. Requests
+// after Close fail.
 func (t *Transport) Close() error {
 	t.cancel()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, w := range t.watches {
+		w.close()
+	}
 	return nil
 }
 
@@ -98,18 +106,74 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		return nil, err
 	}
-	pool, err := t.pool(req.Context(), service)
+	w, err := t.watch(req.Context(), service)
 	if err != nil {
 		return fail(err)
 	}
-	ep, err := pool.Pick(propagation.FromContext(req.Context()))
+	tg, env, err := w.pool.Load().PickEnv(propagation.FromContext(req.Context()))
 	if err != nil {
 		return fail(err)
 	}
+	resp, err := t.send(req, req.Body, tg)
+	if err == nil {
+		w.succeeded(tg.h)
+		return resp, nil
+	}
+	connFail := isConnFailure(err) && req.Context().Err() == nil
+	if connFail {
+		w.connFailed(tg.h)
+	}
+	if t.hc.Retries == 0 || req.Context().Err() != nil || !replayable(req) || !(connFail || idempotent(req)) {
+		return nil, err
+	}
+	// Retry on other instances of the same lane only.
+	var tried [4]*instHealth
+	seen := append(tried[:0], tg.h)
+	for i := 0; i < t.hc.Retries; i++ {
+		next, ok := w.pool.Load().Another(env, func(c *target) bool {
+			for _, h := range seen {
+				if h == c.h {
+					return true
+				}
+			}
+			return false
+		})
+		if !ok {
+			break
+		}
+		body := req.Body
+		if req.Body != nil && req.Body != http.NoBody {
+			b, gerr := req.GetBody()
+			if gerr != nil {
+				break
+			}
+			body = b
+		}
+		statsFor(service).retries.Add(1)
+		seen = append(seen, next.h)
+		resp, err = t.send(req, body, next)
+		if err == nil {
+			w.succeeded(next.h)
+			return resp, nil
+		}
+		connFail = isConnFailure(err) && req.Context().Err() == nil
+		if connFail {
+			w.connFailed(next.h)
+		}
+		if req.Context().Err() != nil || !(connFail || idempotent(req)) {
+			break
+		}
+	}
+	return nil, err
+}
+
+// send sends a copy of req with body to tg.
+func (t *Transport) send(req *http.Request, body io.ReadCloser, tg *target) (*http.Response, error) {
 	out := new(http.Request)
 	*out = *req
+	out.Body = body
 	u := *req.URL
-	u.Host = ep.Addr
+	u.Host = tg.ep.Addr
 	out.URL = &u
 	if out.Host == "" {
 		out.Host = req.URL.Host
@@ -117,13 +181,27 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	return t.base.RoundTrip(out)
 }
 
-// Pool returns the current routing snapshot of service, starting to watch
-// it on first use.
+// Pool returns the current routing snapshot of service (ejected instances
+// left out), starting to watch it on first use.
 func (t *Transport) Pool(ctx context.Context, service string) (*Pool[Endpoint], error) {
-	return t.pool(ctx, service)
+	w, err := t.watch(ctx, service)
+	if err != nil {
+		return nil, err
+	}
+	w.mu.Lock()
+	members := make([]Member[Endpoint], 0, len(w.eps))
+	for _, e := range w.eps {
+		if h := w.health[AddrKey(e.Addr)]; h == nil || !h.ejected {
+			members = append(members, Member[Endpoint]{Env: e.Env, Item: e})
+		}
+	}
+	w.mu.Unlock()
+	p := NewPool(service, t.policy, members)
+	p.policyFn = t.policyFn
+	return p, nil
 }
 
-func (t *Transport) pool(ctx context.Context, service string) (*Pool[Endpoint], error) {
+func (t *Transport) watch(ctx context.Context, service string) (*watch, error) {
 	t.mu.Lock()
 	w := t.watches[service]
 	if w == nil {
@@ -131,7 +209,7 @@ func (t *Transport) pool(ctx context.Context, service string) (*Pool[Endpoint], 
 			t.mu.Unlock()
 			return nil, fmt.Errorf("envtag: transport closed")
 		}
-		w = &watch{done: make(chan struct{})}
+		w = &watch{t: t, service: service, done: make(chan struct{})}
 		t.watches[service] = w
 		t.mu.Unlock()
 		t.start(service, w)
@@ -146,17 +224,13 @@ func (t *Transport) pool(ctx context.Context, service string) (*Pool[Endpoint], 
 	if w.err != nil {
 		return nil, w.err
 	}
-	return w.pool.Load(), nil
+	return w, nil
 }
 
 func (t *Transport) start(service string, w *watch) {
 	var once sync.Once
 	err := t.reg.Watch(t.ctx, service, func(eps []Endpoint) {
-		members := make([]Member[Endpoint], len(eps))
-		for i, e := range eps {
-			members[i] = Member[Endpoint]{Env: e.Env, Item: e}
-		}
-		w.pool.Store(t.newPool(service, members))
+		w.setEndpoints(eps)
 		once.Do(func() { close(w.done) })
 	})
 	if err != nil {
@@ -170,13 +244,7 @@ func (t *Transport) start(service string, w *watch) {
 		return
 	}
 	once.Do(func() { // a registry that broke the contract: fail closed
-		w.pool.Store(t.newPool(service, nil))
+		w.setEndpoints(nil)
 		close(w.done)
 	})
-}
-
-func (t *Transport) newPool(service string, members []Member[Endpoint]) *Pool[Endpoint] {
-	p := NewPool(service, t.policy, members)
-	p.policyFn = t.policyFn
-	return p
 }

@@ -33,7 +33,7 @@ func FuzzExtract(f *testing.F) {
 		if err := w.Mark.Validate(); err != nil {
 			t.Fatalf("extracted invalid mark %+v: %v", w.Mark, err)
 		}
-		if w.Mark.IsZero() != (w.Source == propagation.SourceNone) {
+		if (w.Mark.IsZero() && w.Token == "") != (w.Source == propagation.SourceNone) {
 			t.Fatalf("source %v for %+v", w.Source, w.Mark)
 		}
 		if w.Mark.IsZero() {

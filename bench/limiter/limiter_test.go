@@ -3,6 +3,7 @@ package limiter_test
 import (
 	"context"
 	"os"
+	"sync"
 	"testing"
 
 	sentinel "github.com/alibaba/sentinel-golang/api"
@@ -61,15 +62,20 @@ func benchShadowlane(b *testing.B, opts ...limiter.Option) {
 	})
 }
 
-var sentinelReady = func() error {
+// sentinelInit initialises sentinel-golang once per process.
+var sentinelInit = sync.OnceValue(func() error {
 	cfg := config.NewDefaultConfig()
 	cfg.Sentinel.Log.Logger = logging.NewConsoleLogger()
 	cfg.Sentinel.Log.Dir = os.TempDir()
 	cfg.Sentinel.Log.Metric.FlushIntervalSec = 0
-	if err := sentinel.InitWithConfig(cfg); err != nil {
+	return sentinel.InitWithConfig(cfg)
+})
+
+var sentinelReady = func() error {
+	if err := sentinelInit(); err != nil {
 		return err
 	}
-	_, err := flow.LoadRules([]*flow.Rule{{
+	_, err := flow.LoadRulesOfResource("GET /orders/:id", []*flow.Rule{{
 		Resource:               "GET /orders/:id",
 		TokenCalculateStrategy: flow.Direct,
 		ControlBehavior:        flow.Reject,

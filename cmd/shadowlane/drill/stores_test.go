@@ -29,7 +29,7 @@ func TestVerifyCatchesPlantedLeaks(t *testing.T) {
 	defer st.close()
 	o := newOutcome("run-1")
 	o.prod["p-1"], o.lt["l-1"], o.refused["k-1"], o.forged["p-1"] = true, true, true, true
-	o.prod["p-a"], o.lt["l-a"] = true, true // tagged proj-a: the shipping lane's
+	o.prod["p-a"], o.lt["l-a"] = true, true       // tagged proj-a: the shipping lane's
 	o.unkProd["u-1"], o.unkLT["u-2"] = true, true // unknown outcome: u-1 went through, u-2 did not
 
 	// The honest path, through the adapters (and the shipping service).

@@ -173,7 +173,7 @@ func runTimed(ctx context.Context, o Options, client *http.Client, gwURL, run, t
 		case ClassLoadTest:
 			h = map[string]string{"X-Shadowlane-Run": run, "X-Shadowlane-Token": tok}
 		case ClassForged:
-			h = map[string]string{"X-Shadowlane-Run": run} // no token: stripped at the edge
+			h = map[string]string{"X-Shadowlane-Run": run} // no token: refused at the edge
 		case ClassEnv:
 			h = map[string]string{"X-Shadowlane-Env": projEnv}
 		}
@@ -188,7 +188,7 @@ func runTimed(ctx context.Context, o Options, client *http.Client, gwURL, run, t
 			sent.Add(1)
 			mu.Lock()
 			res.sent[class]++
-			switch classify(code, http.StatusServiceUnavailable) {
+			switch classify(code, timedRefusal(class)) {
 			case outAnswered:
 				res.ok[class]++
 			case outRefused:
@@ -230,10 +230,17 @@ func timedInvariants(t *topology, tr timedResult, run string, faults bool, add f
 		if len(reqs) == 0 {
 			continue
 		}
-		errs, deadline, other := 0, 0, map[int]int{}
+		// Forged marks (no token) are refused at the edge with 403; the
+		// rest is accepted.
+		okCode := 200
+		if class == ClassForged {
+			okCode = http.StatusForbidden
+		}
+		errs, deadline, other, good := 0, 0, map[int]int{}, 0
 		for _, r := range reqs {
 			switch r.code {
-			case 200:
+			case okCode:
+				good++
 			case 0, http.StatusGatewayTimeout:
 				deadline++
 			case http.StatusBadGateway:
@@ -243,11 +250,11 @@ func timedInvariants(t *topology, tr timedResult, run string, faults bool, add f
 			}
 		}
 		detail := fmt.Sprintf("%d sent: %d answered 200, %d refused, %d unknown (%d at the deadline, %d failed writes)", tr.sent[class], tr.ok[class], tr.refused[class], tr.unknown[class], deadline, errs)
-		add(fmt.Sprintf("timed %s: answered with a status other than 200, 502 or 504", class), 0, sumMap(stringKeys(other)), fmt.Sprint(other))
+		add(fmt.Sprintf("timed %s: answered with a status other than %d, 502 or 504", class, okCode), 0, sumMap(stringKeys(other)), fmt.Sprint(other))
 		if !faults {
 			add(fmt.Sprintf("timed %s: failed writes (502) without faults", class), 0, errs, detail)
 		}
-		add(fmt.Sprintf("timed %s: requests accepted (at least one)", class), 1, oneIf(tr.ok[class] > 0), detail)
+		add(fmt.Sprintf("timed %s: requests answered %d (at least one)", class, okCode), 1, oneIf(good > 0), detail)
 		want := propagation.Mark{}
 		switch class {
 		case ClassLoadTest:
@@ -271,4 +278,13 @@ func timedInvariants(t *topology, tr timedResult, run string, faults bool, add f
 		add(fmt.Sprintf("timed %s: inventory saw mark %q (accepted requests)", class, want.String()), tr.ok[class], okMark, wrong)
 		add(fmt.Sprintf("timed %s: inventory saw another mark (any request)", class), 0, wrongN, wrong)
 	}
+}
+
+// timedRefusal is the status that refuses a timed request of class by
+// policy: 403 for forged marks at the edge, else 503 (a kill switch).
+func timedRefusal(class string) int {
+	if class == ClassForged {
+		return http.StatusForbidden
+	}
+	return http.StatusServiceUnavailable
 }
