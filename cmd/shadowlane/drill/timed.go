@@ -96,9 +96,13 @@ type Progress func(sent, total int, elapsed time.Duration)
 // timedResult is what the timed phase sent and got, per class.
 type timedResult struct {
 	sent, ok         map[string]int
-	refused, unknown map[string]int        // 429/503 refusals; no answer or 5xx other than 503
+	refused, unknown map[string]int        // policy refusals (429, 403 forged, 503); no answer, 502, 504
 	ids              map[string][]timedReq // class -> requests
 	elapsed          time.Duration
+	// capped is how long the sender waited for a free in-flight slot:
+	// the shop, not the sender, set the pace then.
+	capped   time.Duration
+	inflight int // the in-flight cap
 }
 
 type timedReq struct {
@@ -177,7 +181,13 @@ func runTimed(ctx context.Context, o Options, client *http.Client, gwURL, run, t
 		case ClassEnv:
 			h = map[string]string{"X-Shadowlane-Env": projEnv}
 		}
-		inflight <- struct{}{}
+		select {
+		case inflight <- struct{}{}:
+		default:
+			tb := time.Now()
+			inflight <- struct{}{}
+			res.capped += time.Since(tb)
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -203,6 +213,7 @@ func runTimed(ctx context.Context, o Options, client *http.Client, gwURL, run, t
 	wg.Wait()
 	close(stopProgress)
 	res.elapsed = time.Since(start)
+	res.inflight = cap(inflight)
 	if o.Progress != nil {
 		o.Progress(int(sent.Load()), total, res.elapsed)
 	}
