@@ -47,8 +47,8 @@ func assertStoreInvariants(t *testing.T, rep *drill.Report, ordersSuffix, topicS
 		"sql " + orders + "_shadow: production records (must be none)",
 		"sql " + orders + "_shadow: accepted load-test orders present",
 		"sql " + strings.TrimSuffix(orders, "orders") + "ledger_shadow: accepted load-test orders present",
-		"kafka " + topic + ": end offset (records produced) reconciles with accepted production orders",
-		"kafka " + topic + "_shadow: end offset (records produced) reconciles with accepted load-test orders",
+		"kafka " + topic + ": end offset (records produced) = accepted production orders + unknown-outcome ones recorded",
+		"kafka " + topic + "_shadow: end offset (records produced) = accepted load-test orders + unknown-outcome ones recorded",
 		"redis: load-test order ids among production keys (full SCAN)",
 		"forged load-test marks: records in any shadow target",
 	} {
@@ -171,30 +171,35 @@ func TestDrillPasses(t *testing.T) {
 	}
 	for _, want := range []string{
 		"third party: load-test calls that reached the payment provider",
-		"loadtest-baggage-only: relay saw mark \"run=" + rep.Run + "\"",
-		"forged-no-token: HTTP 403",
+		"loadtest-baggage-only: relay saw mark \"run=" + rep.Run + "\" (answered requests)",
+		"loadtest-baggage-only: relay saw another mark (any request)",
+		"forged-no-token: answered requests answered HTTP 403",
 		"forged-no-token: inventory never reached",
-		"loadtest-token-only: ledger saw mark \"run=" + rep.Run + "\"",
-		"forged-expired-token-only: HTTP 403",
+		"loadtest-token-only: ledger saw mark \"run=" + rep.Run + "\" (answered requests)",
+		"forged-expired-token-only: answered requests answered HTTP 403",
 		"killswitch-edge-loadtest: inventory never reached",
 		// environment routing: proj-a hits orders@proj-a, inventory@trunk,
 		// then ledger@proj-a again; untagged never reaches a project
 		// instance; a tag without a lane falls back to trunk everywhere;
 		// a strict ledger fails fast; load-test + env routes the same way.
-		"env-tagged-production: orders served by the proj-a instance",
-		"env-tagged-production: inventory served by the trunk instance",
-		"env-tagged-production: ledger served by the proj-a instance",
-		"env-tagged-production: ledger saw mark \"env=proj-a\"",
-		"loadtest-env-bound-token: orders served by the proj-a instance",
-		"loadtest-env-bound-token: ledger served by the proj-a instance",
-		"env-no-lane-fallback: orders served by the trunk instance",
-		"env-no-lane-fallback: ledger served by the trunk instance",
+		"env-tagged-production: orders served by the proj-a instance (answered requests)",
+		"env-tagged-production: orders served by another instance (any request)",
+		"env-tagged-production: inventory served by the trunk instance (answered requests)",
+		"env-tagged-production: ledger served by the proj-a instance (answered requests)",
+		"env-tagged-production: ledger saw mark \"env=proj-a\" (answered requests)",
+		"loadtest-env-bound-token: orders served by the proj-a instance (answered requests)",
+		"loadtest-env-bound-token: ledger served by the proj-a instance (answered requests)",
+		"env-no-lane-fallback: orders served by the trunk instance (answered requests)",
+		"env-no-lane-fallback: ledger served by the trunk instance (answered requests)",
 		"routing: untagged requests served by a project instance (any hop)",
-		"routing: untagged requests served by trunk instances (hop visits)",
-		"strict-ledger-no-lane: HTTP 503",
+		"routing: answered untagged requests served by trunk instances (hop visits)",
+		"strict-ledger-no-lane: answered requests answered HTTP 503",
 		"strict-ledger-no-lane: ledger never reached",
-		"strict-ledger-lane: ledger served by the proj-a instance",
-		"routing: strict misses fail fast (every answer within 2.5s, the timeout is 5s)",
+		"strict-ledger-lane: ledger served by the proj-a instance (answered requests)",
+		"routing counters: ledger misses (strict, no lane) = strict-miss requests that reached inventory",
+		"deadlines: order-service calls without the caller's deadline",
+		"consumers ledger_consumers: accepted production orders' events consumed exactly once",
+		"consumers ledger_consumers_shadow: events consumed more than once (must be none)",
 		"routing: a reload with an invalid routing section is refused and keeps the strict ledger",
 		"routing counters: orders lane picks (tagged calls served by their own environment)",
 	} {
@@ -203,7 +208,7 @@ func TestDrillPasses(t *testing.T) {
 		}
 	}
 	for src, applied := range rep.Routing.EdgeTagSource {
-		if want := "env-from-" + src + ": orders served by the proj-a instance"; applied && !names[want] {
+		if want := "env-from-" + src + ": orders served by the proj-a instance (answered requests)"; applied && !names[want] {
 			t.Errorf("edge tag source %s applied, but missing invariant %q", src, want)
 		}
 	}
