@@ -270,7 +270,9 @@ func (l *Limiter) LimitFunc(resource func(context.Context) string) func(context.
 func (l *Limiter) newResource(name string) *Resource {
 	r := &Resource{name: name, l: l}
 	if len(l.alertFns) > 0 {
+		l.smu.Lock()
 		r.sysAlert = l.alertFor("system", name)
+		l.smu.Unlock()
 	}
 	for i := range r.stats {
 		r.stats[i].w = newWindow[field](metricSeconds, int64(time.Second))
