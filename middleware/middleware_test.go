@@ -105,7 +105,7 @@ func newChain(t *testing.T) *chain {
 		otelOnly.Inject(ctx, otelprop.HeaderCarrier(req.Header))
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
-			http.Error(w, err.Error(), 502)
+			http.Error(w, err.Error(), http.StatusBadGateway)
 			return
 		}
 		defer resp.Body.Close()
@@ -118,7 +118,7 @@ func newChain(t *testing.T) *chain {
 		req, _ := http.NewRequestWithContext(r.Context(), "GET", c.relay.URL+"/?"+r.URL.RawQuery, nil)
 		resp, err := gwClient.Do(req)
 		if err != nil {
-			http.Error(w, err.Error(), 502)
+			http.Error(w, err.Error(), http.StatusBadGateway)
 			return
 		}
 		defer resp.Body.Close()

@@ -244,16 +244,16 @@ func TestNoForgedMarkThroughProxies(t *testing.T) {
 	defer internalSrv.Close()
 	// a hop that joins repeated header lines into one (as some proxies do)
 	internalURL, _ := url.Parse(internalSrv.URL)
-	joiner := httputil.NewSingleHostReverseProxy(internalURL)
-	d := joiner.Director
-	joiner.Director = func(r *http.Request) {
-		d(r)
-		for k, v := range r.Header {
+	joiner := &httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) {
+		pr.SetURL(internalURL)
+		pr.Out.Host = pr.In.Host
+		pr.SetXForwarded()
+		for k, v := range pr.Out.Header {
 			if len(v) > 1 {
-				r.Header[k] = []string{strings.Join(v, ", ")}
+				pr.Out.Header[k] = []string{strings.Join(v, ", ")}
 			}
 		}
-	}
+	}}
 	joinSrv := httptest.NewServer(joiner)
 	defer joinSrv.Close()
 
@@ -273,7 +273,7 @@ func TestNoForgedMarkThroughProxies(t *testing.T) {
 			}
 			resp, err := rt.RoundTrip(req)
 			if err != nil {
-				http.Error(w, err.Error(), 502)
+				http.Error(w, err.Error(), http.StatusBadGateway)
 				return
 			}
 			defer resp.Body.Close()

@@ -220,7 +220,7 @@ func errRow(ctx context.Context, err error) *sql.Row {
 type errConnector struct{ err error }
 
 func (c errConnector) Connect(context.Context) (driver.Conn, error) { return nil, c.err }
-func (c errConnector) Driver() driver.Driver                        { return errDriver{c.err} }
+func (c errConnector) Driver() driver.Driver                        { return errDriver(c) }
 
 type errDriver struct{ err error }
 

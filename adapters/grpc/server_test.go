@@ -156,7 +156,7 @@ func TestInterceptorsFoldKeyCase(t *testing.T) {
 		{metadata.MD{}, propagation.Mark{}},
 	} {
 		ctx := metadata.NewIncomingContext(context.Background(), tc.md)
-		ctx = context.WithValue(ctx, struct{}{}, 1) // the MD is not the top value in a server's context
+		ctx = context.WithValue(ctx, otherKey{}, 1) // the MD is not the top value in a server's context
 		for name, in := range unaries {
 			var got propagation.Mark
 			if _, err := in(ctx, nil, &grpc.UnaryServerInfo{FullMethod: "/x/y"}, func(ctx context.Context, _ any) (any, error) {
@@ -201,7 +201,7 @@ func TestServerInterceptorsUnmarkedAllocs(t *testing.T) {
 		{"fast/app-baggage", withBaggage, unary, stream},
 		{"lookup", serverMD, lu, ls},
 	} {
-		ctx := context.WithValue(metadata.NewIncomingContext(context.Background(), tc.md), struct{}{}, 1)
+		ctx := context.WithValue(metadata.NewIncomingContext(context.Background(), tc.md), otherKey{}, 1)
 		ss := &fakeStream{ctx: ctx}
 		if n := testing.AllocsPerRun(200, func() { tc.u(ctx, nil, ui, uh) }); n != 0 {
 			t.Errorf("%s: unmarked unary interceptor allocates %v", tc.name, n)
@@ -264,3 +264,6 @@ func TestServerEdgeTagHeader(t *testing.T) {
 		})
 	}
 }
+
+// otherKey is an unrelated context key put above the incoming metadata.
+type otherKey struct{}

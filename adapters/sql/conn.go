@@ -162,7 +162,8 @@ func (c *conn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, e
 		if opts.Isolation != 0 || opts.ReadOnly {
 			return nil, errors.New("slsql: driver does not support transaction options")
 		}
-		tx, err = c.base.Begin() //nolint:staticcheck // fallback for old drivers
+		//lint:ignore SA1019 the wrapped driver may predate the context interfaces; database/sql itself falls back the same way
+		tx, err = c.base.Begin()
 	}
 	if err != nil {
 		return nil, err
@@ -304,7 +305,8 @@ func (s *stmt) ExecContext(ctx context.Context, args []driver.NamedValue) (drive
 	if err != nil {
 		return nil, err
 	}
-	return st.Exec(v) //nolint:staticcheck // fallback for old drivers
+	//lint:ignore SA1019 the wrapped driver may predate the context interfaces; database/sql itself falls back the same way
+	return st.Exec(v)
 }
 
 func (s *stmt) QueryContext(ctx context.Context, args []driver.NamedValue) (driver.Rows, error) {
@@ -320,7 +322,8 @@ func (s *stmt) QueryContext(ctx context.Context, args []driver.NamedValue) (driv
 	if err != nil {
 		return nil, err
 	}
-	return st.Query(v) //nolint:staticcheck // fallback for old drivers
+	//lint:ignore SA1019 the wrapped driver may predate the context interfaces; database/sql itself falls back the same way
+	return st.Query(v)
 }
 
 func (s *stmt) CheckNamedValue(nv *driver.NamedValue) error {
@@ -331,7 +334,8 @@ func (s *stmt) CheckNamedValue(nv *driver.NamedValue) error {
 	if nvc, ok := st.(driver.NamedValueChecker); ok {
 		return nvc.CheckNamedValue(nv)
 	}
-	if cc, ok := st.(driver.ColumnConverter); ok { //nolint:staticcheck // honour old drivers
+	//lint:ignore SA1019 a wrapped driver that only implements ColumnConverter must keep its conversions, as database/sql would apply them
+	if cc, ok := st.(driver.ColumnConverter); ok {
 		v, err := cc.ColumnConverter(nv.Ordinal - 1).ConvertValue(nv.Value)
 		if err != nil {
 			return err

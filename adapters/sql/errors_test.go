@@ -2,7 +2,6 @@ package slsql_test
 
 import (
 	"database/sql"
-	"database/sql/driver"
 	"errors"
 	"path/filepath"
 	"strings"
@@ -68,7 +67,7 @@ func TestMissingShadowTable(t *testing.T) {
 			if _, err := admin.Exec("CREATE TABLE " + table + " (id INT)"); err != nil {
 				t.Fatal(err)
 			}
-			c, err := slsql.DSNConnector(stdlib.GetDefaultDriver().(driver.Driver), s.dsn)
+			c, err := slsql.DSNConnector(stdlib.GetDefaultDriver(), s.dsn)
 			if err != nil {
 				t.Fatal(err)
 			}

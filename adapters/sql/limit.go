@@ -262,7 +262,8 @@ func (c *limitConn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.
 	if bt, ok := c.base.(driver.ConnBeginTx); ok {
 		return bt.BeginTx(ctx, opts)
 	}
-	return c.base.Begin() //nolint:staticcheck // fallback for old drivers
+	//lint:ignore SA1019 the wrapped driver may predate the context interfaces; database/sql itself falls back the same way
+	return c.base.Begin()
 }
 
 // limitStmt admits each execution of a prepared statement.
@@ -300,7 +301,8 @@ func (s *limitStmt) ExecContext(ctx context.Context, args []driver.NamedValue) (
 	} else {
 		var v []driver.Value
 		if v, err = values(args); err == nil {
-			res, err = s.base.Exec(v) //nolint:staticcheck // fallback for old drivers
+			//lint:ignore SA1019 the wrapped driver may predate the context interfaces; database/sql itself falls back the same way
+			res, err = s.base.Exec(v)
 		}
 	}
 	s.c.c.exit(tok, err)
@@ -318,7 +320,8 @@ func (s *limitStmt) QueryContext(ctx context.Context, args []driver.NamedValue) 
 	} else {
 		var v []driver.Value
 		if v, err = values(args); err == nil {
-			rows, err = s.base.Query(v) //nolint:staticcheck // fallback for old drivers
+			//lint:ignore SA1019 the wrapped driver may predate the context interfaces; database/sql itself falls back the same way
+			rows, err = s.base.Query(v)
 		}
 	}
 	s.c.c.exit(tok, err)
@@ -329,7 +332,8 @@ func (s *limitStmt) CheckNamedValue(nv *driver.NamedValue) error {
 	if nvc, ok := s.base.(driver.NamedValueChecker); ok {
 		return nvc.CheckNamedValue(nv)
 	}
-	if cc, ok := s.base.(driver.ColumnConverter); ok { //nolint:staticcheck // honour old drivers
+	//lint:ignore SA1019 a wrapped driver that only implements ColumnConverter must keep its conversions, as database/sql would apply them
+	if cc, ok := s.base.(driver.ColumnConverter); ok {
 		v, err := cc.ColumnConverter(nv.Ordinal - 1).ConvertValue(nv.Value)
 		if err != nil {
 			return err

@@ -58,7 +58,7 @@ func TestCheckedRouter(t *testing.T) {
 		func(t *testing.T) *setup {
 			s := postgres(t)
 			schema := "sl_shadow_" + sfx
-			c, err := slsql.DSNConnector(stdlib.GetDefaultDriver().(driver.Driver), s.dsn+"&search_path="+schema)
+			c, err := slsql.DSNConnector(stdlib.GetDefaultDriver(), s.dsn+"&search_path="+schema)
 			if err != nil {
 				t.Fatal(err)
 			}

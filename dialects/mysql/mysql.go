@@ -562,7 +562,6 @@ type analysis struct {
 	pendingTop map[*ast.TableName]ast.Node
 	locks      bool
 	into       bool // SELECT ... INTO somewhere in the statement
-	err        error
 	funcs      []funcRef
 	seqWrite   map[*ast.TableName]bool // sequences advanced by NEXTVAL/SETVAL
 	session    string

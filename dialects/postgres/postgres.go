@@ -131,7 +131,6 @@ type funcRef struct {
 	loc   int
 	parts int // qualifier parts before the name
 	f     sqlshadow.Func
-	name  string // new name
 }
 
 // seqRef is a relation named in a string literal: the sequence argument of
