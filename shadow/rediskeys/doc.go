@@ -2,7 +2,7 @@
 // renames them for load-test traffic.
 //
 // The command table (zz_commands.go) is generated from the Redis project's
-// own command metadata (redis-commands.json, the facts of
+// own command metadata (internal/gen/redis-commands.json, the facts of
 // src/commands/*.json: arity, flags and key specifications) by
 // ./internal/gen; run `go generate` in this directory to refresh it. Key
 // positions follow the server's algorithm for key specs (begin_search

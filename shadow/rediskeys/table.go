@@ -1,6 +1,6 @@
 package rediskeys
 
-//go:generate go run ./internal/gen/cmd -in ../../../shared/data/redis-commands.json -out zz_commands.go
+//go:generate go run ./internal/gen/cmd -in internal/gen/redis-commands.json -out zz_commands.go
 
 import (
 	"errors"

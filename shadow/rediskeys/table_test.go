@@ -13,17 +13,17 @@ import (
 	"github.com/shadowlane/shadowlane/shadow/rediskeys/internal/gen"
 )
 
-// commandsJSON finds ../shared/data/redis-commands.json relative to the repo
-// root (SHADOWLANE_REDIS_COMMANDS overrides it).
+// commandsJSON reads the committed generator input,
+// internal/gen/redis-commands.json (SHADOWLANE_REDIS_COMMANDS overrides it).
 func commandsJSON(t testing.TB) []byte {
 	t.Helper()
 	p := os.Getenv("SHADOWLANE_REDIS_COMMANDS")
 	if p == "" {
-		p = filepath.Join("..", "..", "..", "shared", "data", "redis-commands.json")
+		p = filepath.Join("internal", "gen", "redis-commands.json")
 	}
 	b, err := os.ReadFile(p)
 	if err != nil {
-		t.Skipf("redis-commands.json not available (%v): generated table not re-checked", err)
+		t.Fatalf("redis-commands.json, the input of go generate, is missing: %v", err)
 	}
 	return b
 }

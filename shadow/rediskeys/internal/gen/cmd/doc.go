@@ -1,4 +1,5 @@
 // Command gen writes the rediskeys command table from redis-commands.json.
+// Run from shadow/rediskeys (go generate does):
 //
-//	go run ./internal/gen/cmd -in ../../../shared/data/redis-commands.json -out zz_commands.go
+//	go run ./internal/gen/cmd -in internal/gen/redis-commands.json -out zz_commands.go
 package main
