@@ -42,6 +42,7 @@ type Limiter struct {
 	demand       int64         // decisions since the last lease request
 	lastAsk      time.Time     // when the last lease request started
 	rate         float64       // smoothed decisions per second of this handle
+	lastGrant    int           // tokens of the last lease
 }
 
 type options struct {
@@ -223,7 +224,7 @@ func (l *Limiter) lease(ctx context.Context, now time.Time) error {
 	}
 	// A late lease replaces what is left: the tokens of the old one expired
 	// (that is why this call was made) or were used.
-	l.tokens, l.expires = granted-1, done.Add(life)
+	l.tokens, l.expires, l.lastGrant = granted-1, done.Add(life), granted
 	return nil
 }
 
@@ -243,8 +244,8 @@ type answer struct {
 
 // takeUpTo is GCRA (the same state as github.com/go-redis/redis_rate: the
 // theoretical arrival time in seconds since 2017-01-01, so both can share a
-// key) taking as many whole tokens as are available, at most ARGV[4], in
-// one call. It returns {granted, retry_after_seconds}; retry_after is when
+// key) taking whole tokens in one call: at most ARGV[4] and at most half of
+// those available, but at least one when one is available. It returns {granted, retry_after_seconds}; retry_after is when
 // one token will be available, when none was granted.
 var takeUpTo = redis.NewScript(`
 redis.replicate_commands()
@@ -260,7 +261,11 @@ now = (now[1] - 1483228800) + (now[2] / 1000000)
 local tat = tonumber(redis.call("GET", key)) or now
 tat = math.max(tat, now)
 local avail = math.floor((burst_offset - (tat - now)) / interval + 1e-9)
-local n = math.min(want, avail)
+-- A lease takes at most half of what is left (and at least the one
+-- token its decision needs), so leases taken in advance leave tokens for
+-- the decisions of the others.
+local n = math.min(want, math.max(1, math.floor(avail / 2)))
+if avail < 1 then n = 0 end
 if n < 1 then
   return {0, tostring(tat + interval - burst_offset - now)}
 end
