@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -31,12 +32,15 @@ type Config struct {
 	// Admin configures the admin endpoint (kill switch, status).
 	Admin AdminConfig `yaml:"admin"`
 	// Reload is how often the config file is checked for changes (default
-	// 2s; "0s" turns reloading off).
+	// 2s, at least 100ms; "0s" turns reloading off). A change applies once
+	// two checks in a row read the same bytes.
 	Reload *time.Duration `yaml:"reload"`
 	// Routing configures environment routing (see package envtag).
 	Routing RoutingConfig `yaml:"routing"`
 	// Limits configures flow control (see package limiter).
 	Limits LimitsConfig `yaml:"limits"`
+	// Redis configures the shadowing of Redis commands (adapters/goredis).
+	Redis RedisConfig `yaml:"redis"`
 	// Stores names the stores `shadowlane check` connects to (the runtime
 	// ignores it).
 	Stores StoresConfig `yaml:"stores"`
@@ -51,10 +55,21 @@ type TrustConfig struct {
 	// default: load-test marks need a valid signed token) or "internal"
 	// (marks from peers are taken as sent).
 	Mode string `yaml:"mode"`
-	// OnUntrusted is what an edge does with a load-test mark whose token is
-	// missing or invalid: "strip" (default: continue as production) or
-	// "reject" (HTTP 403 / gRPC PermissionDenied).
+	// OnUntrusted is what an edge does with a request that carries any
+	// load-test indicator (run or token, header or baggage) but fails
+	// verification (token missing, expired, tampered, for another run or
+	// env; carriers that disagree; a malformed run): "reject" (the
+	// default: HTTP 403 with the reason / gRPC PermissionDenied, counted,
+	// logged rate-limited) or "strip" (continue as production). Strip is
+	// risky: an expiring token during a long test silently turns the load
+	// into production load on real data and real third parties.
 	OnUntrusted string `yaml:"onUntrusted"`
+	// RequireEnvBinding makes the token decide the env tag of load-test
+	// traffic at an edge: a request whose env tag is not the one its token
+	// is bound to is untrusted. For teams that route load-test traffic by
+	// env; the trade-off is one token per env. Default false: a token not
+	// bound to an env may be combined with any env tag.
+	RequireEnvBinding bool `yaml:"requireEnvBinding"`
 	// Keys are the HMAC keys; the first one signs.
 	Keys []KeyConfig `yaml:"keys"`
 }
@@ -70,7 +85,9 @@ type KeyConfig struct {
 // LoadTestConfig is the kill switch as configured.
 type LoadTestConfig struct {
 	// Enabled admits load-test traffic (default true). False refuses every
-	// marked request at every entry.
+	// marked request at every entry. On reload an absent value leaves the
+	// switch as it is, and an "off" set through the API or the admin
+	// endpoint holds whatever the file says (see [Runtime.Apply]).
 	Enabled *bool `yaml:"enabled"`
 	// Reason is shown to refused callers when Enabled is false.
 	Reason string `yaml:"reason"`
@@ -94,6 +111,15 @@ type MockConfig struct {
 	Status  int               `yaml:"status"` // default 200
 	Headers map[string]string `yaml:"headers"`
 	Body    string            `yaml:"body"`
+
+	// GRPCMethod makes this a gRPC mock: the full method
+	// ("/pay.v1.Payments/Charge", or a prefix ending in "*") of calls
+	// through the slgrpc client interceptors to Host (the target's
+	// authority). Body is then the response message in protobuf JSON, and
+	// a non-zero GRPCCode fails the call with that code and Body as the
+	// message. Path, Method, Status and Headers do not apply.
+	GRPCMethod string `yaml:"grpcMethod"`
+	GRPCCode   int    `yaml:"grpcCode"`
 }
 
 // AdminConfig configures the admin endpoint.
@@ -105,7 +131,16 @@ type AdminConfig struct {
 	// endpoint: requests must send "Authorization: Bearer <token>".
 	Token    string `yaml:"token"`
 	TokenEnv string `yaml:"tokenEnv"`
+	// Hosts lists the host names the endpoint answers to besides IP
+	// addresses and localhost (the Host header check that guards against
+	// DNS rebinding), e.g. the pod's DNS name.
+	Hosts []string `yaml:"hosts"`
 }
+
+// WarnNoTokenKeys is the warning a runtime gives (logged once, shown in
+// Stats().Warnings and /shadowlane/status) when it runs edge trust without
+// token keys: every load-test request at an edge is refused.
+const WarnNoTokenKeys = "trust: edge mode without token keys: every load-test request at an edge entry is refused (fail closed); add trust.keys (or SHADOWLANE_KEYS), or set trust.mode: internal on services only our own services call"
 
 // ErrConfig is wrapped by every configuration error.
 var ErrConfig = errors.New("shadowlane: invalid config")
@@ -119,26 +154,67 @@ type FieldError struct {
 func (e *FieldError) Error() string { return "config " + e.Field + ": " + e.Msg }
 func (e *FieldError) Unwrap() error { return ErrConfig }
 
-// LoadFile reads and decodes a YAML config file (strict: unknown fields are
-// errors). It does not validate; see [Config.Validate].
-func LoadFile(path string) (Config, error) {
-	var c Config
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return c, fmt.Errorf("%w: %w", ErrConfig, err)
+// DecodeError is a problem in the config file itself (syntax, an unknown
+// field, a value of the wrong type): the [FieldError] (errors.As finds it;
+// Field is "" when the problem is not one field's) and where it is in the
+// file.
+type DecodeError struct {
+	Line int // 1-based line in the file; 0 when the decoder does not say
+	Col  int // 1-based column on Line; 0 when unknown
+	FieldError
+}
+
+// Error reads "config line 12, column 5, trust.keys[1].secret: ...".
+func (e *DecodeError) Error() string {
+	var b strings.Builder
+	b.WriteString("config ")
+	if e.Line > 0 {
+		b.WriteString("line " + strconv.Itoa(e.Line))
+		if e.Col > 0 {
+			b.WriteString(", column " + strconv.Itoa(e.Col))
+		}
+		if e.Field != "" {
+			b.WriteString(", ")
+		}
 	}
+	b.WriteString(e.Field)
+	b.WriteString(": ")
+	b.WriteString(e.Msg)
+	return b.String()
+}
+
+// Unwrap returns the FieldError (which wraps ErrConfig).
+func (e *DecodeError) Unwrap() error { return &e.FieldError }
+
+// LoadFile reads and decodes a YAML config file of at most
+// [MaxConfigFileSize] bytes (strict: unknown fields and duplicate keys are
+// errors, each a [*DecodeError] with its line, column and path). It does
+// not validate; see [Config.Validate], which the runtime and `shadowlane
+// check` both use.
+func LoadFile(path string) (Config, error) {
+	data, err := readConfigFile(path)
+	if err != nil {
+		return Config{}, err
+	}
+	return decodeConfig(path, data)
+}
+
+// decodeConfig decodes the content of the config file named name.
+func decodeConfig(name string, data []byte) (Config, error) {
+	var c Config
 	if err := unmarshalYAML(data, &c); err != nil {
-		return c, fmt.Errorf("%w: %s: %w", ErrConfig, path, err)
+		return c, fmt.Errorf("%w: %s: %w", ErrConfig, name, err)
 	}
 	return c, nil
 }
 
 // ApplyEnv overlays the SHADOWLANE_* environment variables on c:
 // SHADOWLANE_SERVICE, SHADOWLANE_ENV, SHADOWLANE_TRUST (edge|internal),
-// SHADOWLANE_ON_UNTRUSTED (strip|reject), SHADOWLANE_KEYS
+// SHADOWLANE_ON_UNTRUSTED (reject|strip), SHADOWLANE_KEYS
 // ("id=secret,id2=secret2"; replaces the keys), SHADOWLANE_LOADTEST
 // (on|off), SHADOWLANE_ALLOW (comma-separated hosts; replaces the list),
-// SHADOWLANE_ADMIN_ADDR, SHADOWLANE_ADMIN_TOKEN.
+// SHADOWLANE_ADMIN_ADDR, SHADOWLANE_ADMIN_TOKEN, SHADOWLANE_REDIS_SCRIPTS
+// (allow|refuse).
 func ApplyEnv(c *Config, getenv func(string) string) error {
 	if getenv == nil {
 		getenv = os.Getenv
@@ -158,7 +234,7 @@ func ApplyEnv(c *Config, getenv func(string) string) error {
 		for _, kv := range splitList(v) {
 			id, secret, ok := strings.Cut(kv, "=")
 			if !ok {
-				errs = append(errs, &FieldError{"SHADOWLANE_KEYS", "want id=secret[,id=secret]"})
+				errs = append(errs, &FieldError{Field: "SHADOWLANE_KEYS", Msg: "want id=secret[,id=secret]"})
 				continue
 			}
 			c.Trust.Keys = append(c.Trust.Keys, KeyConfig{ID: id, Secret: secret})
@@ -173,12 +249,13 @@ func ApplyEnv(c *Config, getenv func(string) string) error {
 			f := false
 			c.LoadTest.Enabled = &f
 		default:
-			errs = append(errs, &FieldError{"SHADOWLANE_LOADTEST", fmt.Sprintf("%q: want on or off", v)})
+			errs = append(errs, &FieldError{Field: "SHADOWLANE_LOADTEST", Msg: fmt.Sprintf("%q: want on or off", v)})
 		}
 	})
 	set("SHADOWLANE_ALLOW", func(v string) { c.Outbound.Allow = splitList(v) })
 	set("SHADOWLANE_ADMIN_ADDR", func(v string) { c.Admin.Addr = v })
 	set("SHADOWLANE_ADMIN_TOKEN", func(v string) { c.Admin.Token = v })
+	set("SHADOWLANE_REDIS_SCRIPTS", func(v string) { c.Redis.Scripts = v })
 	return errors.Join(errs...)
 }
 
@@ -212,19 +289,26 @@ type compiled struct {
 	rejectUntrusted bool
 	keyring         *propagation.Keyring
 	loadTest        bool
+	loadTestSet     bool // loadTest.enabled was given
 	loadTestReason  string
 	outbound        *outboundRules
 	adminToken      string
+	admin           *adminSettings
 	reload          time.Duration
 	installProp     bool
 	routing         *routingState
 	limits          *limitsState
+
+	// requireEnvBinding is trust.requireEnvBinding.
+	requireEnvBinding bool
+	// warnings are problems that do not stop the service (shown in Stats).
+	warnings []string
 }
 
 func (c *Config) compile(getenv func(string) string) (*compiled, error) {
 	var errs []error
 	bad := func(field, format string, a ...any) {
-		errs = append(errs, &FieldError{field, fmt.Sprintf(format, a...)})
+		errs = append(errs, &FieldError{Field: field, Msg: fmt.Sprintf(format, a...)})
 	}
 	out := &compiled{cfg: *c, loadTest: true, reload: 2 * time.Second, installProp: true}
 	if c.Env != "" && !propagation.ValidID(c.Env) {
@@ -236,8 +320,8 @@ func (c *Config) compile(getenv func(string) string) (*compiled, error) {
 	}
 	out.trust = t
 	switch c.Trust.OnUntrusted {
-	case "", "strip":
-	case "reject":
+	case "strip":
+	case "", "reject":
 		out.rejectUntrusted = true
 	default:
 		bad("trust.onUntrusted", "%q: want strip or reject", c.Trust.OnUntrusted)
@@ -279,22 +363,20 @@ func (c *Config) compile(getenv func(string) string) (*compiled, error) {
 			bad("trust.keys", "%v", err)
 		}
 	}
+	out.requireEnvBinding = c.Trust.RequireEnvBinding
 	if t == propagation.Edge && len(c.Trust.Keys) == 0 {
-		bad("trust.keys", "edge mode needs at least one token key to honour load-test marks; add keys, or set trust.mode: internal on services only our own services call")
+		// Absent, not invalid: the service starts and fails closed.
+		out.warnings = append(out.warnings, WarnNoTokenKeys)
 	}
-	for field, v := range map[string]string{
-		"headers.run": c.Headers.RunHeader, "headers.env": c.Headers.EnvHeader, "headers.token": c.Headers.TokenHeader,
-		"headers.runMember": c.Headers.RunMember, "headers.envMember": c.Headers.EnvMember, "headers.tokenMember": c.Headers.TokenMember,
-	} {
-		if v != "" && !validToken(v) {
-			bad(field, "%q is not a valid header/baggage key", v)
-		}
-	}
+	validateNames(c.Headers, bad)
 	out.codec = propagation.NewCodec(c.Headers)
 	if c.LoadTest.Enabled != nil {
-		out.loadTest = *c.LoadTest.Enabled
+		out.loadTest, out.loadTestSet = *c.LoadTest.Enabled, true
 	}
 	out.loadTestReason = c.LoadTest.Reason
+	if len(c.LoadTest.Reason) > MaxReasonLen {
+		bad("loadTest.reason", "%d bytes; at most %d", len(c.LoadTest.Reason), MaxReasonLen)
+	}
 	out.outbound, errs = compileOutbound(c.Outbound, errs)
 	if c.Admin.Addr != "" {
 		host, _, err := net.SplitHostPort(c.Admin.Addr)
@@ -316,9 +398,21 @@ func (c *Config) compile(getenv func(string) string) (*compiled, error) {
 		}
 		out.adminToken = tok
 	}
+	out.admin = &adminSettings{token: out.adminToken}
+	for i, h := range c.Admin.Hosts {
+		h = strings.ToLower(strings.TrimSuffix(strings.TrimSpace(h), "."))
+		if h == "" || strings.ContainsAny(h, "*/:@ ") {
+			bad(fmt.Sprintf("admin.hosts[%d]", i), "%q: want a host name, without port or wildcard", c.Admin.Hosts[i])
+			continue
+		}
+		out.admin.hosts = append(out.admin.hosts, h)
+	}
 	if c.Reload != nil {
-		if *c.Reload < 0 {
-			bad("reload", "%s is negative", *c.Reload)
+		switch d := *c.Reload; {
+		case d < 0:
+			bad("reload", "%s is negative", d)
+		case d > 0 && d < MinReloadInterval:
+			bad("reload", "%s is too often: at least %s (0s turns reloading off)", d, MinReloadInterval)
 		}
 		out.reload = *c.Reload
 	}
@@ -328,10 +422,60 @@ func (c *Config) compile(getenv func(string) string) (*compiled, error) {
 	out.routing, errs = compileRouting(c.Routing, errs)
 	out.limits, errs = compileLimits(c.Limits, errs)
 	c.Stores.validate(bad)
+	c.Redis.validate(bad)
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
 	return out, nil
+}
+
+// MinReloadInterval is the shortest reload interval the config accepts.
+const MinReloadInterval = 100 * time.Millisecond
+
+// validateNames refuses header and baggage names that cannot work: invalid
+// keys, two mark fields on one name (a run read as an env, or the other way
+// round), and a mark header named like the W3C baggage header itself.
+func validateNames(n propagation.Names, bad func(field, format string, a ...any)) {
+	d := propagation.DefaultNames
+	or := func(v, dv string) string {
+		if v == "" {
+			return dv
+		}
+		return v
+	}
+	headers := []struct{ field, v string }{
+		{"headers.run", or(n.RunHeader, d.RunHeader)},
+		{"headers.env", or(n.EnvHeader, d.EnvHeader)},
+		{"headers.token", or(n.TokenHeader, d.TokenHeader)},
+	}
+	members := []struct{ field, v string }{
+		{"headers.runMember", or(n.RunMember, d.RunMember)},
+		{"headers.envMember", or(n.EnvMember, d.EnvMember)},
+		{"headers.tokenMember", or(n.TokenMember, d.TokenMember)},
+	}
+	for i, h := range headers {
+		switch {
+		case !validToken(h.v):
+			bad(h.field, "%q is not a valid header name", h.v)
+		case strings.EqualFold(h.v, "baggage"):
+			bad(h.field, "%q is the W3C baggage header; name a header of its own (the mark also travels as baggage members, see headers.runMember)", h.v)
+		}
+		for _, o := range headers[:i] {
+			if strings.EqualFold(h.v, o.v) {
+				bad(h.field, "%q is also %s (header names are case-insensitive): each mark field needs its own header", h.v, o.field)
+			}
+		}
+	}
+	for i, m := range members {
+		if !validToken(m.v) {
+			bad(m.field, "%q is not a valid baggage key", m.v)
+		}
+		for _, o := range members[:i] {
+			if m.v == o.v {
+				bad(m.field, "%q is also %s: each mark field needs its own baggage member", m.v, o.field)
+			}
+		}
+	}
 }
 
 func isLoopback(host string) bool {

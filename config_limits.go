@@ -21,12 +21,15 @@ import (
 //	      qps: 200
 //	      burst: 20
 //	      concurrency: 50
-//	      loadTestShare: 0.5              # load-test traffic may use half
+//	      loadTestShare: 0.5              # load-test traffic alone: at most 100/s, burst 10, 25 in flight
 //	    - resource: "GET /orders/:id"
 //	      class: loadtest                 # load-test traffic's own budget
 //	      qps: 50
 //	    - resource: "http:*"
-//	      breaker: {strategy: error_ratio, threshold: 0.5, openFor: 10s}
+//	      breaker: {strategy: error_ratio, threshold: 0.5, minRequests: 5, openFor: 10s}
+//	    - resource: "POST /checkout"
+//	      qps: 500
+//	      warmUp: 10s                     # Sentinel's token warm-up from 500/3 per second
 //	    - name: per-caller
 //	      resource: "POST /orders"
 //	      qps: 5                          # per value of the header
@@ -54,6 +57,7 @@ type LimitRuleConfig struct {
 	MaxWait       time.Duration  `yaml:"maxWait"`
 	WarmUp        time.Duration  `yaml:"warmUp"`
 	ColdFactor    float64        `yaml:"coldFactor"`
+	WarmUpMode    string         `yaml:"warmUpMode"` // token (default, Sentinel's) or linear
 	Concurrency   int            `yaml:"concurrency"`
 	LoadTestShare float64        `yaml:"loadTestShare"`
 	DryRun        bool           `yaml:"dryRun"`
@@ -116,7 +120,7 @@ func compileLimits(c LimitsConfig, errs []error) (*limitsState, []error) {
 		f := fmt.Sprintf("limits.rules[%d]", i)
 		r := limiter.Rule{
 			Name: rc.Name, Resource: rc.Resource, Class: rc.Class, Env: rc.Env,
-			QPS: rc.QPS, Burst: rc.Burst, MaxWait: rc.MaxWait, WarmUp: rc.WarmUp, ColdFactor: rc.ColdFactor,
+			QPS: rc.QPS, Burst: rc.Burst, MaxWait: rc.MaxWait, WarmUp: rc.WarmUp, ColdFactor: rc.ColdFactor, WarmUpMode: rc.WarmUpMode,
 			Concurrency: rc.Concurrency, LoadTestShare: rc.LoadTestShare, DryRun: rc.DryRun,
 		}
 		if p := rc.Param; p != nil {

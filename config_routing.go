@@ -23,6 +23,7 @@ import (
 //	  strictServices: [payments]      # fail instead of falling back to trunk
 //	  fallback:
 //	    proj-b: [proj-a]              # proj-b requests try proj-a before trunk
+//	  connectGrace: 1s                # wait this long for a connecting lane, then fail
 //	  tagSource:                      # edges also read the tag from here
 //	    cookie: shadowlane-env
 //	    query: env
@@ -44,6 +45,12 @@ type RoutingConfig struct {
 	// applies to every tag without an entry. Trunk is always the last
 	// resort of a non-strict service and is not listed.
 	Fallback map[string][]string `yaml:"fallback"`
+	// ConnectGrace is how long a call waits for instances of its allowed
+	// environments that are still connecting (a server that accepts but
+	// never answers) before failing with envtag.ErrNoLane / Unavailable
+	// instead of waiting out its deadline (default 1s; gRPC balancer and
+	// envtag HTTP transport).
+	ConnectGrace time.Duration `yaml:"connectGrace"`
 	// TagSource names where edge entries also read the environment tag:
 	// a header, a cookie and/or a query parameter (checked in that order),
 	// for callers that cannot send the mark headers (browsers, curl). The
@@ -75,7 +82,7 @@ type RegistryConfig struct {
 
 // IsZero reports whether c configures nothing.
 func (c RoutingConfig) IsZero() bool {
-	return !c.Strict && len(c.StrictServices) == 0 && len(c.Fallback) == 0 &&
+	return !c.Strict && len(c.StrictServices) == 0 && len(c.Fallback) == 0 && c.ConnectGrace == 0 &&
 		c.TagSource == (TagSourceConfig{}) && c.Registry.File == "" && c.Registry.Reload == nil
 }
 
@@ -94,7 +101,7 @@ type routingState struct {
 
 func compileRouting(c RoutingConfig, errs []error) (*routingState, []error) {
 	bad := func(field, format string, a ...any) {
-		errs = append(errs, &FieldError{field, fmt.Sprintf(format, a...)})
+		errs = append(errs, &FieldError{Field: field, Msg: fmt.Sprintf(format, a...)})
 	}
 	n := len(errs)
 	rs := &routingState{configured: !c.IsZero(), regReload: 2 * time.Second}
@@ -136,11 +143,15 @@ func compileRouting(c RoutingConfig, errs []error) (*routingState, []error) {
 			dup[e] = true
 		}
 	}
+	if c.ConnectGrace < 0 {
+		bad("routing.connectGrace", "%v is negative", c.ConnectGrace)
+	}
 	if len(errs) == n {
-		p, err := envtag.NewPolicy(envtag.Config{Strict: c.Strict, StrictServices: c.StrictServices, Fallback: c.Fallback})
+		p, err := envtag.NewPolicy(envtag.Config{Strict: c.Strict, StrictServices: c.StrictServices, Fallback: c.Fallback,
+			ConnectGrace: envtag.Duration(c.ConnectGrace)})
 		if err != nil {
 			bad("routing", "%v", err)
-		} else if c.Strict || len(c.StrictServices) > 0 || len(c.Fallback) > 0 {
+		} else if c.Strict || len(c.StrictServices) > 0 || len(c.Fallback) > 0 || c.ConnectGrace != 0 {
 			rs.policy = p
 		}
 	}
@@ -393,6 +404,10 @@ func (rt *Runtime) EdgeTagHeader(lower bool) string {
 func RequestCarrier(r *http.Request) propagation.Getter { return requestCarrier{r} }
 
 type requestCarrier struct{ r *http.Request }
+
+// HeaderMap lets [Runtime.Admit] read every line and letter case of the
+// mark carriers (propagation.HeaderMap).
+func (c requestCarrier) HeaderMap() map[string][]string { return c.r.Header }
 
 // Get indexes the header map directly: the codec asks with canonical keys
 // and net/http's server stores canonical keys, so the canonicalisation

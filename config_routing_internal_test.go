@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -73,6 +74,12 @@ func TestEdgeTagHook(t *testing.T) {
 			g = r.Header
 		}
 		ctx, ref := admitWithTag(rt, context.Background(), tc.entry, g)
+		if strings.HasSuffix(tc.name, "untrusted") { // refused: trust.onUntrusted defaults to reject
+			if ref == nil || ref.HTTPStatus != 403 {
+				t.Errorf("%s: not refused: %v %+v", tc.name, ref, propagation.FromContext(ctx))
+			}
+			continue
+		}
 		if ref != nil {
 			t.Errorf("%s: refused: %v", tc.name, ref.Err)
 			continue

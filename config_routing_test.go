@@ -34,6 +34,7 @@ routing:
   fallback:
     proj-b: [proj-a]
     "*": [proj-shared]
+  connectGrace: 250ms
   tagSource:
     cookie: shadowlane-env
     query: env
@@ -62,6 +63,9 @@ routing:
 	}
 	if got := p.Chain("orders", "proj-9"); strings.Join(got, ",") != "proj-9,proj-shared," {
 		t.Errorf("chain proj-9 = %q", got)
+	}
+	if p.ConnectGrace() != 250*time.Millisecond {
+		t.Errorf("connectGrace = %v", p.ConnectGrace())
 	}
 	if envtag.DefaultPolicy() != p {
 		t.Errorf("the process-wide policy is not the configured one")
@@ -118,6 +122,7 @@ func TestRoutingValidationNamesFields(t *testing.T) {
 		{"registry file missing", shadowlane.RoutingConfig{Registry: shadowlane.RegistryConfig{File: filepath.Join(dir, "missing.json")}}, "routing.registry.file"},
 		{"registry file invalid", shadowlane.RoutingConfig{Registry: shadowlane.RegistryConfig{File: badReg}}, "routing.registry.file"},
 		{"registry reload negative", shadowlane.RoutingConfig{Registry: shadowlane.RegistryConfig{File: badReg, Reload: ms(-time.Second)}}, "routing.registry.reload"},
+		{"negative connect grace", shadowlane.RoutingConfig{ConnectGrace: -time.Second}, "routing.connectGrace"},
 		{"registry reload without file", shadowlane.RoutingConfig{Registry: shadowlane.RegistryConfig{Reload: ms(time.Second)}}, "routing.registry.reload"},
 	} {
 		c := edgeConfig()
@@ -317,6 +322,12 @@ func TestEdgeTagSourceThroughAdmit(t *testing.T) {
 			r.Header.Set(k, v)
 		}
 		ctx, ref := rt.Admit(context.Background(), tc.entry, shadowlane.RequestCarrier(r))
+		if strings.HasSuffix(tc.name, "untrusted") { // refused: trust.onUntrusted defaults to reject
+			if ref == nil || ref.HTTPStatus != 403 {
+				t.Errorf("%s: not refused: %v %+v", tc.name, ref, propagation.FromContext(ctx))
+			}
+			continue
+		}
 		if ref != nil {
 			t.Errorf("%s: refused: %v", tc.name, ref.Err)
 			continue

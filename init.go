@@ -1,19 +1,8 @@
 package shadowlane
 
 import (
-	"context"
-	"crypto/sha256"
-	"crypto/subtle"
-	"encoding/json"
-	"errors"
-	"fmt"
-	"net"
-	"net/http"
 	"os"
 	"reflect"
-	"strconv"
-	"strings"
-	"time"
 
 	"go.opentelemetry.io/otel"
 	otelprop "go.opentelemetry.io/otel/propagation"
@@ -46,7 +35,7 @@ func Init(opts ...Option) (*Runtime, error) {
 	if file == "" && !o.noFile {
 		file = getenv("SHADOWLANE_CONFIG")
 	}
-	cfg, err := loadMerged(o, file, getenv)
+	cfg, data, err := loadMerged(o, file, getenv)
 	if err != nil {
 		return nil, err
 	}
@@ -59,14 +48,12 @@ func Init(opts ...Option) (*Runtime, error) {
 	if st.installProp && !o.noProp {
 		InstallPropagator(rt)
 	}
-	if st.cfg.Admin.Addr != "" {
-		if err := rt.startAdmin(st.cfg.Admin.Addr); err != nil {
-			rt.Close()
-			return nil, err
-		}
+	if err := rt.startAdmin(st); err != nil {
+		rt.Close()
+		return nil, err
 	}
 	if file != "" && st.reload > 0 {
-		rt.watch(o, file, getenv, st.reload)
+		rt.watch(st.reload, data)
 	}
 	if !o.noDefault {
 		SetDefault(rt)
@@ -79,13 +66,29 @@ func Init(opts ...Option) (*Runtime, error) {
 	return rt, nil
 }
 
-func loadMerged(o *options, file string, getenv func(string) string) (Config, error) {
+// loadMerged reads file once it has settled and merges it (see
+// loadMergedData); it returns the file's content too.
+func loadMerged(o *options, file string, getenv func(string) string) (Config, []byte, error) {
+	var data []byte
+	if file != "" {
+		var err error
+		if data, err = readStable(file, settleTime); err != nil {
+			return Config{}, nil, err
+		}
+	}
+	cfg, err := loadMergedData(o, file, data, getenv)
+	return cfg, data, err
+}
+
+// loadMergedData merges o's config, the file content data (when file is
+// set), the environment and o's edits, in that order.
+func loadMergedData(o *options, file string, data []byte, getenv func(string) string) (Config, error) {
 	var cfg Config
 	if o.cfg != nil {
 		cfg = *o.cfg
 	}
 	if file != "" {
-		fc, err := LoadFile(file)
+		fc, err := decodeConfig(file, data)
 		if err != nil {
 			return cfg, err
 		}
@@ -148,6 +151,9 @@ func mergeConfig(dst *Config, src Config) {
 	if !reflect.DeepEqual(src.Limits, LimitsConfig{}) {
 		dst.Limits = src.Limits
 	}
+	if src.Redis != (RedisConfig{}) {
+		dst.Redis = src.Redis
+	}
 }
 
 // InstallPropagator sets the global OpenTelemetry propagator to
@@ -160,126 +166,4 @@ func InstallPropagator(rt *Runtime) {
 		base = otelprop.NewCompositeTextMapPropagator(otelprop.TraceContext{}, otelprop.Baggage{})
 	}
 	otel.SetTextMapPropagator(otelprop.NewCompositeTextMapPropagator(base, rt.Propagator()))
-}
-
-// Reload re-reads the config file now. On error the old config stays and
-// the error names the bad fields; the outcome shows in Stats().LastReload.
-func (rt *Runtime) Reload() error {
-	if rt.file == "" {
-		return errors.New("shadowlane: no config file to reload")
-	}
-	return rt.reloadFrom(&options{}, rt.file, os.Getenv)
-}
-
-func (rt *Runtime) reloadFrom(o *options, file string, getenv func(string) string) error {
-	cfg, err := loadMerged(o, file, getenv)
-	if err == nil {
-		err = rt.Apply(cfg)
-	}
-	rt.reloadErr.Store(&reloadResult{at: rt.now(), err: err})
-	if err != nil {
-		rt.logger.Error("shadowlane: config reload failed; keeping the previous config", "file", file, "error", err)
-		return err
-	}
-	rt.logger.Info("shadowlane: config reloaded", "file", file)
-	return nil
-}
-
-func fileDigest(path string) ([32]byte, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return [32]byte{}, err
-	}
-	return sha256.Sum256(b), nil
-}
-
-// watch polls file every interval (no fsnotify in the core module: polling
-// a small file is cheap and works on every filesystem and ConfigMap mount).
-func (rt *Runtime) watch(o *options, file string, getenv func(string) string, every time.Duration) {
-	last, _ := fileDigest(file)
-	stop := make(chan struct{})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		t := time.NewTicker(every)
-		defer t.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-t.C:
-				d, err := fileDigest(file)
-				if err != nil || d == last {
-					continue
-				}
-				last = d
-				_ = rt.reloadFrom(o, file, getenv)
-			}
-		}
-	}()
-	rt.AddCloser(func() error { close(stop); <-done; return nil })
-}
-
-// AdminHandler serves the admin API:
-//
-//	GET  /shadowlane/status                           runtime stats as JSON
-//	POST /shadowlane/loadtest?enabled=false&reason=…  the kill switch
-//	GET  /shadowlane/limits/                          live flow-control page (?format=json for the JSON view)
-//
-// When an admin token is configured every request must carry
-// "Authorization: Bearer <token>".
-func (rt *Runtime) AdminHandler() http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /shadowlane/status", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		_ = enc.Encode(rt.Stats())
-	})
-	mux.Handle("/shadowlane/limits/", http.StripPrefix("/shadowlane/limits", rt.LimitsHandler()))
-	mux.HandleFunc("POST /shadowlane/loadtest", func(w http.ResponseWriter, r *http.Request) {
-		v := r.URL.Query().Get("enabled")
-		on, err := strconv.ParseBool(v)
-		if err != nil {
-			http.Error(w, "enabled must be true or false", http.StatusBadRequest)
-			return
-		}
-		rt.SetLoadTest(on, r.URL.Query().Get("reason"))
-		w.Header().Set("Content-Type", "application/json")
-		fmt.Fprintf(w, "{\"loadTestEnabled\":%t}\n", on)
-	})
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if tok := rt.st.Load().adminToken; tok != "" {
-			got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-			if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(tok)) != 1 {
-				http.Error(w, "shadowlane admin: missing or wrong bearer token", http.StatusUnauthorized)
-				return
-			}
-		}
-		mux.ServeHTTP(w, r)
-	})
-}
-
-func (rt *Runtime) startAdmin(addr string) error {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return fmt.Errorf("shadowlane: admin endpoint: %w", err)
-	}
-	srv := &http.Server{Handler: rt.AdminHandler(), ReadHeaderTimeout: 5 * time.Second}
-	go srv.Serve(ln)
-	rt.adminAddr.Store(ln.Addr().String())
-	rt.AddCloser(func() error {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		return srv.Shutdown(ctx)
-	})
-	return nil
-}
-
-// AdminAddr returns the address the admin endpoint listens on ("" when off).
-func (rt *Runtime) AdminAddr() string {
-	if a := rt.adminAddr.Load(); a != nil {
-		return a.(string)
-	}
-	return ""
 }

@@ -65,6 +65,8 @@ type counters struct {
 	tokens      labelCounters
 	outbound    labelCounters
 	killRefused atomic.Int64
+
+	untrustedRefused atomic.Int64 // refused at an edge: load-test indicator without a valid token
 }
 
 func (c *counters) request(m propagation.Mark) {
@@ -89,8 +91,18 @@ type Stats struct {
 	KillSwitchRefused int64            `json:"killSwitchRefused"`
 	LoadTestEnabled   bool             `json:"loadTestEnabled"`
 	LoadTestReason    string           `json:"loadTestReason,omitempty"`
-	Shadow            []shadow.Count   `json:"shadow"`
-	LastReload        *ReloadStatus    `json:"lastReload,omitempty"`
+	// LoadTestBy says who set the kill switch last: "config", "api",
+	// "admin" or "default". An "off" by api or admin holds over reloads.
+	LoadTestBy string         `json:"loadTestBy,omitempty"`
+	Shadow     []shadow.Count `json:"shadow"`
+	LastReload *ReloadStatus  `json:"lastReload,omitempty"`
+
+	// UntrustedRefused counts requests refused (403 / PermissionDenied)
+	// because they carried a load-test indicator that failed verification.
+	UntrustedRefused int64 `json:"untrustedRefused"`
+	// Warnings are problems that do not stop the service, such as edge
+	// trust without token keys (every load-test request refused).
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // ReloadStatus is the outcome of the last config reload.
@@ -113,6 +125,10 @@ func (rt *Runtime) Stats() Stats {
 		Requests: req, MarksDropped: rt.stats.drops.snapshot(), TokensRejected: rt.stats.tokens.snapshot(),
 		Outbound: rt.stats.outbound.snapshot(), KillSwitchRefused: rt.stats.killRefused.Load(),
 		LoadTestEnabled: en, LoadTestReason: reason, Shadow: shadow.Snapshot(),
+		UntrustedRefused: rt.stats.untrustedRefused.Load(), Warnings: rt.st.Load().warnings,
+	}
+	if k := rt.kill.Load(); k != nil {
+		s.LoadTestBy = k.source
 	}
 	if r := rt.reloadErr.Load(); r != nil {
 		s.LastReload = &ReloadStatus{At: r.at}

@@ -51,6 +51,9 @@ func parseHostPattern(s string) (hostPattern, error) {
 		if len(p.suffix) < 2 {
 			return p, fmt.Errorf("%q: empty domain after *.", s)
 		}
+		if strings.ContainsAny(p.suffix, "*/ ") {
+			return p, fmt.Errorf("%q: wildcards only as a leading *.", s)
+		}
 		return p, nil
 	}
 	if strings.ContainsAny(host, "*/ ") {
@@ -80,6 +83,8 @@ func (p *hostPattern) match(host, port string) bool {
 }
 
 type mockRule struct {
+	grpc    bool // a gRPC mock: path is the full method
+	code    int  // gRPC status code (grpc mocks)
 	host    hostPattern
 	path    string
 	prefix  bool
@@ -98,8 +103,11 @@ func compileOutbound(c OutboundConfig, errs []error) (*outboundRules, []error) {
 	o := &outboundRules{}
 	for i, a := range c.Allow {
 		p, err := parseHostPattern(a)
+		if err == nil && (p.any || p.prefix.IsValid() && p.prefix.Bits() == 0) {
+			err = fmt.Errorf("%q allows every host: load-test traffic could reach real third parties and cloud metadata; list the internal hosts instead", a)
+		}
 		if err != nil {
-			errs = append(errs, &FieldError{fmt.Sprintf("outbound.allow[%d]", i), err.Error()})
+			errs = append(errs, &FieldError{Field: fmt.Sprintf("outbound.allow[%d]", i), Msg: err.Error()})
 			continue
 		}
 		o.allow = append(o.allow, p)
@@ -108,21 +116,41 @@ func compileOutbound(c OutboundConfig, errs []error) (*outboundRules, []error) {
 		f := fmt.Sprintf("outbound.mocks[%d]", i)
 		p, err := parseHostPattern(m.Host)
 		if err != nil {
-			errs = append(errs, &FieldError{f + ".host", err.Error()})
+			errs = append(errs, &FieldError{Field: f + ".host", Msg: err.Error()})
 			continue
+		}
+		if m.GRPCMethod != "" {
+			r := mockRule{grpc: true, host: p, path: m.GRPCMethod, code: m.GRPCCode, body: []byte(m.Body)}
+			if strings.HasSuffix(r.path, "*") {
+				r.path, r.prefix = strings.TrimSuffix(r.path, "*"), true
+			}
+			if !strings.HasPrefix(m.GRPCMethod, "/") {
+				errs = append(errs, &FieldError{f + ".grpcMethod", fmt.Sprintf("%q must be a full method: /package.Service/Method (or a prefix ending in *)", m.GRPCMethod)})
+			}
+			if m.GRPCCode < 0 || m.GRPCCode > 16 {
+				errs = append(errs, &FieldError{f + ".grpcCode", fmt.Sprintf("%d is not a gRPC status code (0..16)", m.GRPCCode)})
+			}
+			if m.Path != "" || m.Method != "" || m.Status != 0 || len(m.Headers) > 0 {
+				errs = append(errs, &FieldError{f, "a gRPC mock (grpcMethod) takes no path, method, status or headers"})
+			}
+			o.mocks = append(o.mocks, r)
+			continue
+		}
+		if m.GRPCCode != 0 {
+			errs = append(errs, &FieldError{f + ".grpcCode", "set only with grpcMethod"})
 		}
 		r := mockRule{host: p, path: m.Path, method: strings.ToUpper(m.Method), status: m.Status, headers: m.Headers, body: []byte(m.Body)}
 		if strings.HasSuffix(r.path, "*") {
 			r.path, r.prefix = strings.TrimSuffix(r.path, "*"), true
 		}
 		if r.path != "" && !strings.HasPrefix(r.path, "/") {
-			errs = append(errs, &FieldError{f + ".path", fmt.Sprintf("%q must start with /", m.Path)})
+			errs = append(errs, &FieldError{Field: f + ".path", Msg: fmt.Sprintf("%q must start with /", m.Path)})
 		}
 		if r.status == 0 {
 			r.status = 200
 		}
 		if r.status < 100 || r.status > 599 {
-			errs = append(errs, &FieldError{f + ".status", fmt.Sprintf("%d is not an HTTP status", m.Status)})
+			errs = append(errs, &FieldError{Field: f + ".status", Msg: fmt.Sprintf("%d is not an HTTP status", m.Status)})
 		}
 		o.mocks = append(o.mocks, r)
 	}
@@ -153,7 +181,7 @@ func (o *outboundRules) decide(hostport, method, path string) (OutboundDecision,
 	host, port := splitHostPort(hostport)
 	for i := range o.mocks {
 		m := &o.mocks[i]
-		if !m.host.match(host, port) || (m.method != "" && m.method != method) {
+		if m.grpc || !m.host.match(host, port) || (m.method != "" && m.method != method) {
 			continue
 		}
 		if m.path == "" || path == m.path || (m.prefix && strings.HasPrefix(path, m.path)) {
@@ -211,4 +239,79 @@ func (rt *Runtime) Outbound(ctx context.Context, req *http.Request) (*http.Respo
 	}
 	shadow.Record("http", host, shadow.Block)
 	return nil, shadow.Refuse("http", host, "host is not on outbound.allow and has no mock", m, shadow.ErrBlocked)
+}
+
+// decideGRPC classifies a load-test gRPC call to authority (host[:port])
+// for fullMethod.
+func (o *outboundRules) decideGRPC(authority, fullMethod string) (OutboundDecision, *mockRule) {
+	host, port := splitHostPort(authority)
+	for i := range o.mocks {
+		m := &o.mocks[i]
+		if !m.grpc || !m.host.match(host, port) {
+			continue
+		}
+		if fullMethod == m.path || (m.prefix && strings.HasPrefix(fullMethod, m.path)) {
+			return OutboundMock, m
+		}
+	}
+	for i := range o.allow {
+		if o.allow[i].match(host, port) {
+			return OutboundAllow, nil
+		}
+	}
+	return OutboundBlock, nil
+}
+
+// GRPCMock is a configured answer to a load-test gRPC call
+// (outbound.mocks[] with grpcMethod).
+type GRPCMock struct {
+	Code uint32 // gRPC status code; 0: answer with Body
+	Body []byte // response message in protobuf JSON, or the status message when Code != 0
+}
+
+// GRPCAuthority returns the authority (host[:port]) of a gRPC dial target:
+// "dns:///pay.example.com:443" and "dns://8.8.8.8/pay.example.com:443"
+// give "pay.example.com:443", "passthrough:///10.0.0.5:50051" gives
+// "10.0.0.5:50051", "orders:9000" stays as it is, "unix:///run/s.sock"
+// gives "/run/s.sock".
+func GRPCAuthority(target string) string {
+	if i := strings.Index(target, "://"); i >= 0 {
+		rest := target[i+3:]
+		if j := strings.IndexByte(rest, '/'); j >= 0 {
+			rest = rest[j+1:]
+		}
+		if strings.HasPrefix(target[:i], "unix") {
+			return "/" + strings.TrimPrefix(rest, "/")
+		}
+		return rest
+	}
+	return target
+}
+
+// OutboundGRPC decides a gRPC call that a request with ctx is about to
+// make to target (the dial target, see [GRPCAuthority]) for fullMethod,
+// under the same outbound.allow list as HTTP. Production calls always
+// proceed: (nil, nil). Load-test calls to an allow-listed authority
+// proceed; a call matching a gRPC mock (outbound.mocks[].grpcMethod) gets
+// the mock (the caller must not send the call); anything else gets an
+// error wrapping shadow.ErrBlocked (the slgrpc client interceptors return
+// it as codes.PermissionDenied). Fail closed.
+func (rt *Runtime) OutboundGRPC(ctx context.Context, target, fullMethod string) (*GRPCMock, error) {
+	m := propagation.FromContext(ctx)
+	if m.Run == "" {
+		return nil, nil
+	}
+	st := rt.st.Load()
+	host := GRPCAuthority(target)
+	d, mock := st.outbound.decideGRPC(host, fullMethod)
+	rt.stats.outbound.add(d.String()+"|"+strings.ToLower(host), 1)
+	switch d {
+	case OutboundAllow:
+		return nil, nil
+	case OutboundMock:
+		shadow.Record("grpc", host, shadow.Mock)
+		return &GRPCMock{Code: uint32(mock.code), Body: mock.body}, nil
+	}
+	shadow.Record("grpc", host, shadow.Block)
+	return nil, shadow.Refuse("grpc", host+fullMethod, "authority is not on outbound.allow and the method has no gRPC mock", m, shadow.ErrBlocked)
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -40,14 +41,21 @@ type Runtime struct {
 	mu        sync.Mutex
 	closers   []func() error
 	file      string
+	opts      *options            // Init's or New's options; Reload merges with them
+	getenv    func(string) string // from WithGetenv, else os.Getenv
 	reloadErr atomic.Pointer[reloadResult]
-	adminAddr atomic.Value
+
+	// adminMu serialises Apply (config swap and admin listener changes).
+	adminMu      sync.Mutex
+	adminManaged bool         // Init started the endpoint: Apply moves it
+	admin        *adminServer // the listener in use, nil when off
+	adminAddr    atomic.Value
 }
 
 type killState struct {
 	enabled bool
 	reason  string
-	source  string // "config", "api", "admin"
+	source  string // "config", "api", "admin", "default"
 }
 
 type reloadResult struct {
@@ -125,7 +133,7 @@ func newRuntime(cfg Config, o *options) (*Runtime, error) {
 	if err != nil {
 		return nil, err
 	}
-	rt := &Runtime{logger: o.logger, now: o.now, meter: o.meter}
+	rt := &Runtime{logger: o.logger, now: o.now, meter: o.meter, opts: o, getenv: getenv}
 	if rt.logger == nil {
 		rt.logger = slog.Default()
 	}
@@ -134,6 +142,7 @@ func newRuntime(cfg Config, o *options) (*Runtime, error) {
 	}
 	rt.logs = newRateLog(rt.logger, 10*time.Second, rt.now)
 	rt.st.Store(c)
+	rt.logWarnings(nil, c)
 	rt.kill.Store(&killState{enabled: c.loadTest, reason: c.loadTestReason, source: "config"})
 	if err := rt.registerMetrics(); err != nil {
 		return nil, err
@@ -141,6 +150,16 @@ func newRuntime(cfg Config, o *options) (*Runtime, error) {
 	rt.applyRouting(c)
 	rt.applyLimits(c)
 	return rt, nil
+}
+
+// logWarnings logs each warning of c that old did not have: once per
+// runtime, not per request.
+func (rt *Runtime) logWarnings(old, c *compiled) {
+	for _, w := range c.warnings {
+		if old == nil || !slices.Contains(old.warnings, w) {
+			rt.logger.Warn("shadowlane: " + w)
+		}
+	}
 }
 
 // Config returns the config in force.
@@ -159,29 +178,70 @@ func (rt *Runtime) Keyring() *propagation.Keyring { return rt.st.Load().keyring 
 func (rt *Runtime) Trust() propagation.Trust { return rt.st.Load().trust }
 
 // Apply validates cfg and, only if it is valid, makes it the config in
-// force. The kill switch follows the new config only when the config's
-// value changed. On error the old config stays and the error names every
-// bad field.
+// force. On error the old config stays and the error names every bad
+// field. A config that moves admin.addr of the endpoint Init started takes
+// effect fully (new listener up, old one closed) or not at all (the error
+// says why).
+//
+// The kill switch follows the config only when the config's own value
+// changed, and by these rules of precedence:
+//   - loadTest.enabled absent leaves the switch as it is (a file caught
+//     half-written never turns load tests back on);
+//   - an "off" set through [Runtime.SetLoadTest] or the admin endpoint
+//     holds until it is turned on the same way, whatever a reload says;
+//   - otherwise the config's value applies, "off" and "on" alike.
 func (rt *Runtime) Apply(cfg Config) error {
-	c, err := cfg.compile(osGetenv)
+	c, err := cfg.compile(rt.getenvOrOS())
 	if err != nil {
 		return err
 	}
-	old := rt.st.Swap(c)
+	rt.adminMu.Lock()
+	defer rt.adminMu.Unlock()
+	commit, err := rt.prepareAdmin(c)
+	if err != nil {
+		return err
+	}
+	old := rt.st.Load()
+	if !c.loadTestSet {
+		c.loadTest, c.loadTestReason = old.loadTest, old.loadTestReason
+	}
+	rt.st.Store(c)
+	rt.logWarnings(old, c)
 	rt.applyRouting(c)
 	rt.applyLimits(c)
-	if old.loadTest != c.loadTest || old.loadTestReason != c.loadTestReason {
-		rt.kill.Store(&killState{enabled: c.loadTest, reason: c.loadTestReason, source: "config"})
+	if c.loadTestSet && (old.loadTest != c.loadTest || old.loadTestReason != c.loadTestReason) {
+		k := rt.kill.Load()
+		switch latched := !k.enabled && (k.source == "api" || k.source == "admin"); {
+		case !latched:
+			rt.kill.Store(&killState{enabled: c.loadTest, reason: c.loadTestReason, source: "config"})
+		case c.loadTest:
+			rt.logger.Warn("shadowlane: config turns load tests on, but they were turned off through the "+k.source+"; they stay off until turned on the same way",
+				"reason", k.reason)
+		}
 	}
+	commit()
 	return nil
+}
+
+func (rt *Runtime) getenvOrOS() func(string) string {
+	if rt.getenv != nil {
+		return rt.getenv
+	}
+	return osGetenv
 }
 
 // SetLoadTest switches load-test traffic on or off at run time (the kill
 // switch). While off, every entry refuses marked requests with HTTP 503 /
-// gRPC Unavailable and reason; production traffic is untouched.
+// gRPC Unavailable and reason; production traffic is untouched. An "off"
+// set here holds until SetLoadTest (or the admin endpoint) turns load tests
+// on again: a config reload cannot (see [Runtime.Apply]).
 func (rt *Runtime) SetLoadTest(enabled bool, reason string) {
-	rt.kill.Store(&killState{enabled: enabled, reason: reason, source: "api"})
-	rt.logger.Warn("shadowlane: load-test traffic switched", "enabled", enabled, "reason", reason)
+	rt.setLoadTest(enabled, reason, "api")
+}
+
+func (rt *Runtime) setLoadTest(enabled bool, reason, source string) {
+	rt.kill.Store(&killState{enabled: enabled, reason: reason, source: source})
+	rt.logger.Warn("shadowlane: load-test traffic switched", "enabled", enabled, "reason", reason, "by", source)
 }
 
 // LoadTestEnabled reports whether load-test traffic is admitted, and the
@@ -240,26 +300,68 @@ type Refusal struct {
 func (r *Refusal) Body() string { return r.Err.Error() + "\n" }
 
 // Admit is the inbound pipeline every entry runs: read the mark from g,
-// drop malformed values, apply the trust policy, apply the kill switch, and
-// return the context the handler must use. An unmarked request costs a few
-// header look-ups and no allocation.
+// apply the trust policy, apply the kill switch, and return the context the
+// handler must use. An unmarked request costs one pass over the carrier's
+// keys (or a few look-ups) and no allocation.
+//
+// At an edge (the default) a request with any load-test indicator — a run
+// or token header or baggage member, on any line, in any letter case of the
+// header name — is load-test traffic only with a token that verifies (the
+// token alone is enough: run and env come from it). Otherwise it is refused
+// with HTTP 403 / gRPC PermissionDenied and the reason (trust.onUntrusted:
+// reject, the default), or continues as production when the config says
+// strip. Refusals are counted (Stats().TokensRejected) and logged without
+// flooding.
+//
+// A header-map carrier ([RequestCarrier], http.Header,
+// propagation.HeaderMap) is read whole; when g is a [RequestCarrier], Admit
+// also removes every mark carrier from the request's headers, so the
+// handler, a reverse proxy or a client that copies inbound headers cannot
+// forward an unverified mark: only the decided mark travels on, in the
+// context. Entries on other carriers strip them themselves (the gRPC
+// interceptors do).
 func (rt *Runtime) Admit(ctx context.Context, e *Entry, g propagation.Getter) (context.Context, *Refusal) {
 	st := rt.st.Load()
 	var w propagation.Wire
-	if e != nil && e.Lower {
-		w = st.codec.ExtractLower(g)
+	var h map[string][]string
+	isMap := false
+	if rc, ok := g.(requestCarrier); ok { // the HTTP entries' carrier: no interface assertion
+		h, isMap = rc.r.Header, true
 	} else {
-		w = st.codec.Extract(g)
+		h, isMap = propagation.AsHeaderMap(g)
+	}
+	present := false
+	switch {
+	case isMap:
+		if present = st.codec.Present(h); present {
+			w = st.codec.ExtractHeader(h)
+		}
+	default:
+		w = st.codec.ExtractGetter(g, e != nil && e.Lower)
 	}
 	st.edgeTag(e, g, &w) // routing.tagSource: env tag from a header, cookie or query parameter at edges
-	if w.Source == propagation.SourceNone && w.Dropped == 0 {
+	if w.Source == propagation.SourceNone && w.Dropped == 0 && !w.LoadTest {
 		// Nothing on the carrier: production. A mark already in ctx can only
 		// come from the app itself (a propagator that found one would have
 		// found it on this same carrier), so it is left alone.
+		if present {
+			stripCarrier(g, st.codec)
+		}
 		rt.stats.production.Add(1)
 		return ctx, nil
 	}
-	return rt.admitSlow(ctx, e, st, w)
+	ctx, ref := rt.admitSlow(ctx, e, st, w)
+	if present {
+		stripCarrier(g, st.codec)
+	}
+	return ctx, ref
+}
+
+// stripCarrier removes the mark carriers from an HTTP request's headers.
+func stripCarrier(g propagation.Getter, c *propagation.Codec) {
+	if rc, ok := g.(requestCarrier); ok {
+		c.Strip(rc.r.Header)
+	}
 }
 
 func (rt *Runtime) admitSlow(ctx context.Context, e *Entry, st *compiled, w propagation.Wire) (context.Context, *Refusal) {
@@ -279,15 +381,17 @@ func (rt *Runtime) admitSlow(ctx context.Context, e *Entry, st *compiled, w prop
 			rt.logs.warn("drop:"+r, "shadowlane: dropped a malformed mark value", "entry", name, "reason", r)
 		}
 	}
-	p := propagation.Policy{Trust: trust, Keyring: st.keyring, Now: rt.now}
+	p := propagation.Policy{Trust: trust, Keyring: st.keyring, Now: rt.now, RequireEnvBinding: st.requireEnvBinding}
 	m, tok, err := p.Decide(w)
 	if err != nil {
 		reason := propagation.TokenReason(err)
 		rt.stats.tokenRejected(reason)
-		rt.logs.warn("token:"+reason, "shadowlane: load-test mark not trusted", "entry", name, "reason", reason, "run", w.Mark.Run)
 		if st.rejectUntrusted {
+			rt.stats.untrustedRefused.Add(1)
+			rt.logs.warn("token:"+reason, "shadowlane: load-test request refused: mark not trusted", "entry", name, "reason", reason, "run", w.Mark.Run, "error", err.Error())
 			return ctx, &Refusal{HTTPStatus: http.StatusForbidden, GRPCCode: 7, Reason: "untrusted", Err: err}
 		}
+		rt.logs.warn("token:"+reason, "shadowlane: load-test mark not trusted; continuing as production (trust.onUntrusted: strip)", "entry", name, "reason", reason, "run", w.Mark.Run, "error", err.Error())
 	}
 	if m.Run != "" {
 		if k := rt.kill.Load(); !k.enabled {
@@ -331,7 +435,7 @@ func (rt *Runtime) Propagator() propagation.Propagator {
 	st := rt.st.Load()
 	return propagation.Propagator{
 		Codec:  st.codec,
-		Policy: &propagation.Policy{Trust: st.trust, Keyring: st.keyring, Now: rt.now},
+		Policy: &propagation.Policy{Trust: st.trust, Keyring: st.keyring, Now: rt.now, RequireEnvBinding: st.requireEnvBinding},
 		OnWire: func(w propagation.Wire, err error) {
 			for _, r := range w.Dropped.Reasons() {
 				rt.stats.dropped(r)
@@ -373,7 +477,7 @@ func uninitialised() *Runtime {
 	rt := &Runtime{logger: slog.Default(), now: time.Now}
 	rt.logs = newRateLog(rt.logger, 10*time.Second, rt.now)
 	rt.st.Store(&compiled{codec: propagation.DefaultCodec(), trust: propagation.Edge, rejectUntrusted: true,
-		loadTest: true, outbound: &outboundRules{}})
+		loadTest: true, outbound: &outboundRules{}, warnings: []string{WarnNoTokenKeys}})
 	rt.kill.Store(&killState{enabled: true, source: "default"})
 	_ = rt.registerMetrics()
 	return rt

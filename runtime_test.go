@@ -52,8 +52,9 @@ func TestValidateNamesEveryBadField(t *testing.T) {
 	if !errors.As(err, &fe) {
 		t.Error("not a FieldError")
 	}
-	// edge mode without keys is refused with advice
-	if err := (&shadowlane.Config{}).Validate(); err == nil || !strings.Contains(err.Error(), "trust.mode: internal") {
+	// edge mode without keys is valid (absent, not invalid): it starts,
+	// fails closed and says so
+	if err := (&shadowlane.Config{}).Validate(); err != nil {
 		t.Errorf("edge without keys: %v", err)
 	}
 	if err := (&shadowlane.Config{Trust: shadowlane.TrustConfig{Mode: "internal"}}).Validate(); err != nil {
@@ -69,7 +70,7 @@ func TestInitFileEnvAndReload(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	write(`{"service": "orders", "trust": {"mode": "internal"}, "loadTest": {"enabled": true}, "reload": "20ms"}`)
+	write(`{"service": "orders", "trust": {"mode": "internal"}, "loadTest": {"enabled": true}, "reload": "100ms"}`)
 	env := map[string]string{"SHADOWLANE_CONFIG": file, "SHADOWLANE_ENV": "proj-a", "SHADOWLANE_ALLOW": "inventory:8080, *.internal"}
 	logs := &lockedBuffer{}
 	rt, err := shadowlane.Init(shadowlane.WithGetenv(func(k string) string { return env[k] }), shadowlane.WithoutDefault(),
@@ -82,14 +83,14 @@ func TestInitFileEnvAndReload(t *testing.T) {
 		t.Fatalf("merged config: %+v", c)
 	}
 	// an invalid file keeps the old config and says why
-	write(`{"service": "orders", "trust": {"mode": "sometimes"}, "reload": "20ms"}`)
+	write(`{"service": "orders", "trust": {"mode": "sometimes"}, "reload": "100ms"}`)
 	waitFor(t, func() bool { s := rt.Stats(); return s.LastReload != nil && s.LastReload.Error != "" })
 	if rt.Trust() != propagation.Internal || !strings.Contains(rt.Stats().LastReload.Error, "trust.mode") {
 		t.Fatalf("bad reload changed config: %v / %+v", rt.Trust(), rt.Stats().LastReload)
 	}
 	waitFor(t, func() bool { return strings.Contains(logs.String(), "keeping the previous config") })
 	// a valid change applies, including the kill switch
-	write(`{"service": "orders", "trust": {"mode": "internal"}, "loadTest": {"enabled": false, "reason": "incident 42"}, "reload": "20ms"}`)
+	write(`{"service": "orders", "trust": {"mode": "internal"}, "loadTest": {"enabled": false, "reason": "incident 42"}, "reload": "100ms"}`)
 	waitFor(t, func() bool { on, _ := rt.LoadTestEnabled(); return !on })
 	if _, reason := rt.LoadTestEnabled(); reason != "incident 42" {
 		t.Fatalf("reason %q", reason)
@@ -142,17 +143,27 @@ func TestAdmitEdgeTrustAndKillSwitch(t *testing.T) {
 	if m, ref := admit(t, rt, signed); ref != nil || m.Run != "r1" {
 		t.Fatalf("signed: %v %v", m, ref)
 	}
-	if m, ref := admit(t, rt, forged); ref != nil || !m.IsZero() {
-		t.Fatalf("forged must be stripped: %v %v", m, ref)
+	// default (trust.onUntrusted unset = reject): forged refused with 403
+	if _, ref := admit(t, rt, forged); ref == nil || ref.HTTPStatus != 403 || ref.GRPCCode != 7 || !errors.Is(ref.Err, propagation.ErrUntrusted) {
+		t.Fatalf("forged must be refused by default: %+v", ref)
 	}
 	if m, ref := admit(t, rt, http.Header{"X-Shadowlane-Env": {"proj-a"}}); ref != nil || m.Env != "proj-a" {
 		t.Fatalf("env only: %v %v", m, ref)
 	}
-	if rt.Stats().TokensRejected["bad_signature"] != 1 {
+	if s := rt.Stats(); s.TokensRejected["bad_signature"] != 1 || s.UntrustedRefused != 1 {
 		t.Fatalf("stats: %+v", rt.Stats())
 	}
-	// a mark a propagator put into the context from the same carrier is
-	// replaced by the entry's own decision (here: forged, stripped)
+	// strip, by explicit choice: forged continues as production, and a mark
+	// a propagator put into the context from the same carrier is replaced
+	// by the entry's own decision
+	sc := edgeConfig()
+	sc.Trust.OnUntrusted = "strip"
+	if err := rt.Apply(sc); err != nil {
+		t.Fatal(err)
+	}
+	if m, ref := admit(t, rt, forged); ref != nil || !m.IsZero() {
+		t.Fatalf("strip: forged must continue as production: %v %v", m, ref)
+	}
 	ctx := propagation.With(context.Background(), propagation.Mark{Run: "r1"})
 	ctx, _ = rt.Admit(ctx, nil, forged)
 	if !propagation.FromContext(ctx).IsZero() {
@@ -312,7 +323,9 @@ func TestLogHandlerAndMetrics(t *testing.T) {
 			}
 		}
 	}
-	if got["shadowlane.requests"] != 3 || got["shadowlane.marks.dropped"] != 1 || got["shadowlane.tokens.rejected"] != 1 {
+	// the two untrusted load-test requests are refused (not served, so not
+	// counted as requests), each counted as a rejected token
+	if got["shadowlane.requests"] != 1 || got["shadowlane.marks.dropped"] != 1 || got["shadowlane.tokens.rejected"] != 2 {
 		t.Fatalf("metrics: %v", got)
 	}
 }

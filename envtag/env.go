@@ -1,8 +1,11 @@
 package envtag
 
 import (
+	"errors"
 	"fmt"
+	"net/netip"
 	"os"
+	"strings"
 
 	"github.com/shadowlane/shadowlane/propagation"
 )
@@ -52,6 +55,66 @@ func (e Endpoint) Validate() error {
 	}
 	if _, err := ParseEnv(e.Env); err != nil {
 		return fmt.Errorf("envtag: endpoint %s: %w", e.Addr, err)
+	}
+	return nil
+}
+
+// ErrConflict is wrapped by every error about one address listed under two
+// environments in one set of endpoints. Such a set is refused whole: the
+// instance behind the address belongs to one environment only, and routing
+// it under both would send untagged traffic to a project instance (or one
+// project's traffic to another's).
+var ErrConflict = errors.New("envtag: address listed under two environments")
+
+// ConflictError names an address that a set of endpoints lists under two
+// environment labels. errors.Is(err, [ErrConflict]) holds.
+type ConflictError struct {
+	Addr string    // the address as first listed
+	Envs [2]string // the two labels ("" = trunk), in the order listed
+}
+
+func (e *ConflictError) Error() string {
+	a, b := e.Envs[0], e.Envs[1]
+	if a == Trunk {
+		a = "trunk"
+	}
+	if b == Trunk {
+		b = "trunk"
+	}
+	return fmt.Sprintf("envtag: address %s is listed under two environments (%s and %s)", quote(e.Addr), quote(a), quote(b))
+}
+
+// Unwrap returns [ErrConflict].
+func (e *ConflictError) Unwrap() error { return ErrConflict }
+
+// AddrKey returns the form of addr under which two listings are compared:
+// host names lowercased, IP addresses in canonical form ("[::1]:80",
+// IPv4-mapped IPv6 unmapped), so that one instance written two ways is
+// still one instance.
+func AddrKey(addr string) string {
+	if ap, err := netip.ParseAddrPort(addr); err == nil {
+		return netip.AddrPortFrom(ap.Addr().Unmap().WithZone(ap.Addr().Zone()), ap.Port()).String()
+	}
+	return strings.ToLower(addr)
+}
+
+// CheckConflicts reports the first address that eps lists under two
+// different environment labels, as a [*ConflictError]. Listing the same
+// address twice under the same label is not a conflict.
+func CheckConflicts(eps []Endpoint) error {
+	if len(eps) < 2 {
+		return nil
+	}
+	seen := make(map[string]int, len(eps))
+	for i, e := range eps {
+		k := AddrKey(e.Addr)
+		if j, ok := seen[k]; ok {
+			if eps[j].Env != e.Env {
+				return &ConflictError{Addr: eps[j].Addr, Envs: [2]string{eps[j].Env, e.Env}}
+			}
+			continue
+		}
+		seen[k] = i
 	}
 	return nil
 }

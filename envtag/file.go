@@ -21,8 +21,9 @@ var ErrBadFile = errors.New("envtag: bad registry file")
 //	{"services": {"orders": [{"addr": "10.0.0.7:8080"},
 //	                         {"addr": "10.0.3.9:8080", "env": "proj-42"}]}}
 //
-// Unknown fields, endpoints without an address and malformed labels are
-// errors (wrapping [ErrBadFile]) that name the service.
+// Unknown fields, endpoints without an address, malformed labels and an
+// address listed under two environments of one service (also wrapping
+// [ErrConflict]) are errors (wrapping [ErrBadFile]) that name the service.
 func ParseFile(data []byte) (map[string][]Endpoint, error) {
 	var f struct {
 		Services map[string][]Endpoint `json:"services"`
@@ -37,7 +38,7 @@ func ParseFile(data []byte) (map[string][]Endpoint, error) {
 	}
 	for s, eps := range f.Services {
 		if err := validateSet(s, eps); err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrBadFile, err)
+			return nil, fmt.Errorf("%w: %w", ErrBadFile, err)
 		}
 	}
 	if f.Services == nil {

@@ -33,6 +33,8 @@ func FuzzParseFile(f *testing.F) {
 	f.Add([]byte(`{"services":{"orders":[{"addr":"127.0.0.1:1"},{"addr":"h:2","env":"proj-a"}]}}`))
 	f.Add([]byte(`{"services":{"a":[]}}`))
 	f.Add([]byte(`{"services":{"a":[{"addr":"x","env":"\u0000"}]}}`))
+	f.Add([]byte(`{"services":{"a":[{"addr":"h:1"},{"addr":"H:1","env":"p"}]}}`))
+	f.Add([]byte(`{"services":{"a":[{"addr":"[::1]:1","env":"q"},{"addr":"[0::1]:1","env":"p"}]}}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		s, err := envtag.ParseFile(data)
 		if err != nil {
@@ -42,6 +44,9 @@ func FuzzParseFile(f *testing.F) {
 			return
 		}
 		for name, eps := range s {
+			if err := envtag.CheckConflicts(eps); err != nil {
+				t.Fatalf("accepted conflicting set %q: %v", name, err)
+			}
 			for _, e := range eps {
 				if name == "" || e.Validate() != nil {
 					t.Fatalf("accepted bad endpoint %q %+v", name, e)

@@ -1,9 +1,11 @@
 package envtag
 
 import (
+	"encoding/json"
 	"fmt"
 	"sort"
 	"sync/atomic"
+	"time"
 
 	"github.com/shadowlane/shadowlane/propagation"
 )
@@ -23,6 +25,39 @@ type Config struct {
 	// "*" applies to every tag without an entry of its own. Trunk is always
 	// the last resort of a non-strict service and needs no entry.
 	Fallback map[string][]string `json:"fallback,omitempty"`
+	// ConnectGrace is how long a request waits for instances of its
+	// allowed environments that are still connecting before it fails with
+	// [ErrNoLane] (gRPC: codes.Unavailable) instead of waiting out its
+	// whole deadline. The gRPC balancer stops counting an endpoint that
+	// has been CONNECTING (a server that accepts but never answers) for
+	// longer; the HTTP [Transport] abandons a TCP connect that takes
+	// longer (a connection failure: ejected, retried on the same lane).
+	// 0 means [DefaultConnectGrace]; in JSON a duration string ("500ms").
+	ConnectGrace Duration `json:"connectGrace,omitempty"`
+}
+
+// DefaultConnectGrace is the connect grace of a [Config] that sets none.
+const DefaultConnectGrace = time.Second
+
+// Duration is a time.Duration written in JSON as a duration string
+// ("1.5s", see time.ParseDuration).
+type Duration time.Duration
+
+// MarshalJSON implements json.Marshaler.
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("envtag: duration: want a string such as \"500ms\": %w", err)
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("envtag: duration: %w", err)
+	}
+	*d = Duration(v)
+	return nil
 }
 
 // AnyTag is the [Config.Fallback] key that applies to every tag.
@@ -34,13 +69,17 @@ type Policy struct {
 	strict    bool
 	strictSvc map[string]bool
 	fallback  map[string][]string
+	grace     time.Duration
 }
 
 // NewPolicy validates c and returns its Policy. Every tag and fallback
 // environment must satisfy [propagation.ValidID] (fallback keys may also be
 // [AnyTag]); a tag may not fall back to itself.
 func NewPolicy(c Config) (*Policy, error) {
-	p := &Policy{strict: c.Strict}
+	p := &Policy{strict: c.Strict, grace: time.Duration(c.ConnectGrace)}
+	if p.grace < 0 {
+		return nil, fmt.Errorf("envtag: connectGrace %v: negative", p.grace)
+	}
 	for _, s := range c.StrictServices {
 		if s == "" {
 			return nil, fmt.Errorf("envtag: strictServices: empty service name")
@@ -83,6 +122,15 @@ func (p *Policy) Strict(service string) bool {
 		return false
 	}
 	return p.strict || (p.strictSvc != nil && p.strictSvc[service])
+}
+
+// ConnectGrace returns how long a request may wait for instances that are
+// still connecting before it fails (see [Config.ConnectGrace]).
+func (p *Policy) ConnectGrace() time.Duration {
+	if p == nil || p.grace == 0 {
+		return DefaultConnectGrace
+	}
+	return p.grace
 }
 
 // Fallbacks returns the environments tried for tag, in order, after the

@@ -176,20 +176,28 @@ func (p *Pool[T]) lane(env string) *group[T] {
 // The error is a [*RouteError] (errors.Is [ErrNoLane], and [ErrPending]
 // when instances are still connecting).
 func (p *Pool[T]) Pick(m propagation.Mark) (T, error) {
+	item, _, err := p.PickEnv(m)
+	return item, err
+}
+
+// PickEnv is [Pool.Pick] that also returns the environment label of the
+// chosen instance ("" = trunk), the lane that a retry must stay in (see
+// [Pool.Another]).
+func (p *Pool[T]) PickEnv(m propagation.Mark) (T, string, error) {
 	if p == nil {
 		var zero T
-		return zero, &RouteError{Tag: m.Env, Tried: []string{Trunk}}
+		return zero, "", &RouteError{Tag: m.Env, Tried: []string{Trunk}}
 	}
 	if m.Env == Trunk {
 		if g := p.trunk; g.ok() {
 			p.stats.add(m, TrunkHit)
-			return g.pick(), nil
+			return g.pick(), Trunk, nil
 		}
 		return p.miss(m, p.currentPolicy())
 	}
 	if g := p.lane(m.Env); g.ok() {
 		p.stats.add(m, Lane)
-		return g.pick(), nil
+		return g.pick(), m.Env, nil
 	}
 	pol := p.currentPolicy()
 	if pol.Strict(p.service) {
@@ -198,14 +206,37 @@ func (p *Pool[T]) Pick(m propagation.Mark) (T, error) {
 	for _, f := range pol.Fallbacks(m.Env) {
 		if g := p.lane(f); g.ok() {
 			p.stats.add(m, Fallback)
-			return g.pick(), nil
+			return g.pick(), f, nil
 		}
 	}
 	if g := p.trunk; g.ok() {
 		p.stats.add(m, Fallback)
-		return g.pick(), nil
+		return g.pick(), Trunk, nil
 	}
 	return p.miss(m, pol)
+}
+
+// Another returns a ready instance labelled env (exactly that label: ""
+// is trunk) for which skip reports false, continuing the round robin; ok
+// is false when there is none. It is how a request that failed on one
+// instance is retried on another instance of the same lane, never in
+// another environment. It is not counted as a pick.
+func (p *Pool[T]) Another(env string, skip func(T) bool) (item T, ok bool) {
+	if p == nil {
+		return item, false
+	}
+	g := p.group(env)
+	if !g.ok() {
+		return item, false
+	}
+	n := len(g.ready)
+	start := int(g.next.Add(1) % uint32(n))
+	for i := 0; i < n; i++ {
+		if c := g.ready[(start+i)%n]; skip == nil || !skip(c) {
+			return c, true
+		}
+	}
+	return item, false
 }
 
 // currentPolicy is the policy in force for this pick.
@@ -219,7 +250,7 @@ func (p *Pool[T]) currentPolicy() *Policy {
 	return DefaultPolicy()
 }
 
-func (p *Pool[T]) miss(m propagation.Mark, pol *Policy) (T, error) {
+func (p *Pool[T]) miss(m propagation.Mark, pol *Policy) (T, string, error) {
 	e := &RouteError{Service: p.service, Tag: m.Env, Tried: pol.Chain(p.service, m.Env)}
 	e.Strict = m.Env != "" && pol.Strict(p.service)
 	for _, env := range e.Tried {
@@ -231,5 +262,5 @@ func (p *Pool[T]) miss(m propagation.Mark, pol *Policy) (T, error) {
 		p.stats.add(m, Miss)
 	}
 	var zero T
-	return zero, e
+	return zero, "", e
 }

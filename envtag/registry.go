@@ -49,11 +49,16 @@ func validateSet(service string, eps []Endpoint) error {
 			return fmt.Errorf("envtag: registry: service %q: %w", service, err)
 		}
 	}
+	if err := CheckConflicts(eps); err != nil {
+		return fmt.Errorf("envtag: registry: service %q: %w (update refused, the previous set stays in force)", service, err)
+	}
 	return nil
 }
 
 // Set replaces the endpoints of one service (nil or empty removes it).
-// A malformed endpoint rejects the whole update and keeps the old set.
+// A malformed endpoint, or an address listed under two environments
+// (errors.Is [ErrConflict]), rejects the whole update and keeps the old
+// set.
 func (r *StaticRegistry) Set(service string, eps []Endpoint) error {
 	if err := validateSet(service, eps); err != nil {
 		return err
@@ -73,7 +78,8 @@ func (r *StaticRegistry) Set(service string, eps []Endpoint) error {
 	return nil
 }
 
-// Replace replaces the whole content. A malformed endpoint anywhere rejects
+// Replace replaces the whole content. A malformed endpoint or an address
+// listed under two environments (errors.Is [ErrConflict]) anywhere rejects
 // the update and keeps the old content.
 func (r *StaticRegistry) Replace(services map[string][]Endpoint) error {
 	next := make(map[string][]Endpoint, len(services))

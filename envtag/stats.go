@@ -49,6 +49,44 @@ const maxServices = 1024
 
 type serviceStats struct {
 	n [2][numResults]atomic.Int64 // [class][result]
+
+	// passive health of the HTTP transport (see [HealthConfig])
+	ejections, readmissions, retries, connFailures atomic.Int64
+}
+
+// HealthCount is the passive-health record of one downstream service in
+// the HTTP [Transport]s of this process (see [HealthConfig]).
+type HealthCount struct {
+	Service string `json:"service"`
+	// ConnFailures counts requests whose connection to an instance failed
+	// (nothing was sent).
+	ConnFailures int64 `json:"connFailures"`
+	// Ejections counts instances taken out of rotation (after Failures
+	// consecutive connection failures, or a failed re-probe).
+	Ejections int64 `json:"ejections"`
+	// Readmissions counts ejected instances put back after a successful
+	// re-probe.
+	Readmissions int64 `json:"readmissions"`
+	// Retries counts requests sent again to another instance of the same
+	// lane after a failed attempt.
+	Retries int64 `json:"retries"`
+}
+
+// Health returns the passive-health counters of service (zero when
+// nothing was counted).
+func Health(service string) HealthCount {
+	statsMu.RLock()
+	s := statsMap[service]
+	statsMu.RUnlock()
+	if s == nil {
+		return HealthCount{Service: service}
+	}
+	return s.health(service)
+}
+
+func (s *serviceStats) health(service string) HealthCount {
+	return HealthCount{Service: service, ConnFailures: s.connFailures.Load(), Ejections: s.ejections.Load(),
+		Readmissions: s.readmissions.Load(), Retries: s.retries.Load()}
 }
 
 func (s *serviceStats) add(m propagation.Mark, r Result) {
@@ -163,6 +201,32 @@ func registerMetrics() {
 		}
 		return nil
 	}, picks)
+	if err != nil {
+		otel.Handle(err)
+	}
+	hc, err := m.Int64ObservableCounter("shadowlane.envtag.health",
+		metric.WithDescription("Passive health of the HTTP transport per downstream service: connection failures, ejections, readmissions and retries (attribute event)."),
+		metric.WithUnit("{event}"))
+	if err != nil {
+		otel.Handle(err)
+		return
+	}
+	_, err = m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		statsMu.RLock()
+		rows := make([]HealthCount, 0, len(statsMap))
+		for svc, s := range statsMap {
+			rows = append(rows, s.health(svc))
+		}
+		statsMu.RUnlock()
+		for _, h := range rows {
+			for ev, n := range map[string]int64{"conn_failure": h.ConnFailures, "ejection": h.Ejections, "readmission": h.Readmissions, "retry": h.Retries} {
+				if n != 0 {
+					o.ObserveInt64(hc, n, metric.WithAttributes(attribute.String("service", h.Service), attribute.String("event", ev)))
+				}
+			}
+		}
+		return nil
+	}, hc)
 	if err != nil {
 		otel.Handle(err)
 	}

@@ -2,10 +2,14 @@ package envtag
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
+	"net/http/httptrace"
 	"sync"
-	"sync/atomic"
+	"time"
 
 	"github.com/shadowlane/shadowlane/propagation"
 )
@@ -17,6 +21,11 @@ import (
 // (see [Pool]). Endpoint sets are watched, so instances coming and going
 // change routing without restarts. The Host header keeps the service name.
 //
+// The transport is health-aware (see [HealthConfig]): instances whose
+// connections fail are ejected and re-probed, and a request that failed to
+// connect is retried on another instance of the same lane; it never
+// crosses to another environment except by the selection rule itself.
+//
 // A request that cannot be routed fails with a [*RouteError] (errors.Is
 // [ErrNoLane]) before anything is sent. Close stops the watches.
 type Transport struct {
@@ -25,18 +34,14 @@ type Transport struct {
 	policy   *Policy
 	policyFn func() *Policy
 	services map[string]bool // nil: every host
+	health   HealthConfig    // as given
+	hc       HealthConfig    // with defaults
 
 	ctx    context.Context
 	cancel context.CancelFunc
 
 	mu      sync.Mutex
 	watches map[string]*watch
-}
-
-type watch struct {
-	done chan struct{} // closed once the first set arrived (or err is set)
-	err  error
-	pool atomic.Pointer[Pool[Endpoint]]
 }
 
 // TransportOption configures a [Transport].
@@ -76,13 +81,20 @@ func NewTransport(reg Registry, opts ...TransportOption) *Transport {
 	for _, o := range opts {
 		o(t)
 	}
+	t.hc = t.health.withDefaults()
 	t.ctx, t.cancel = context.WithCancel(context.Background())
 	return t
 }
 
-// Close stops watching the registry. Requests after Close fail.
+// Close stops watching the registry and re-probing instances. Requests
+// after Close fail.
 func (t *Transport) Close() error {
 	t.cancel()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, w := range t.watches {
+		w.close()
+	}
 	return nil
 }
 
@@ -98,32 +110,178 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		return nil, err
 	}
-	pool, err := t.pool(req.Context(), service)
+	w, err := t.watch(req.Context(), service)
 	if err != nil {
 		return fail(err)
 	}
-	ep, err := pool.Pick(propagation.FromContext(req.Context()))
+	pool := w.pool.Load()
+	tg, env, err := pool.PickEnv(propagation.FromContext(req.Context()))
 	if err != nil {
 		return fail(err)
 	}
+	grace := pool.currentPolicy().ConnectGrace()
+	resp, err := t.send(req, req.Body, tg, grace)
+	if err == nil {
+		w.succeeded(tg.h)
+		return resp, nil
+	}
+	connFail := isConnFailure(err) && req.Context().Err() == nil
+	if connFail {
+		w.connFailed(tg.h)
+	}
+	if t.hc.Retries == 0 || req.Context().Err() != nil || !replayable(req) || !(connFail || idempotent(req)) {
+		return nil, err
+	}
+	// Retry on other instances of the same lane only.
+	var tried [4]*instHealth
+	seen := append(tried[:0], tg.h)
+	for i := 0; i < t.hc.Retries; i++ {
+		next, ok := w.pool.Load().Another(env, func(c *target) bool {
+			for _, h := range seen {
+				if h == c.h {
+					return true
+				}
+			}
+			return false
+		})
+		if !ok {
+			break
+		}
+		body := req.Body
+		if req.Body != nil && req.Body != http.NoBody {
+			b, gerr := req.GetBody()
+			if gerr != nil {
+				break
+			}
+			body = b
+		}
+		statsFor(service).retries.Add(1)
+		seen = append(seen, next.h)
+		resp, err = t.send(req, body, next, grace)
+		if err == nil {
+			w.succeeded(next.h)
+			return resp, nil
+		}
+		connFail = isConnFailure(err) && req.Context().Err() == nil
+		if connFail {
+			w.connFailed(next.h)
+		}
+		if req.Context().Err() != nil || !(connFail || idempotent(req)) {
+			break
+		}
+	}
+	return nil, err
+}
+
+// send sends a copy of req with body to tg. A TCP connect to the instance
+// that takes longer than the policy's connect grace is abandoned: the
+// attempt fails with an error that [isConnFailure] recognises (nothing was
+// sent), so the instance is counted as failing and the request may be
+// retried on another instance of its lane.
+func (t *Transport) send(req *http.Request, body io.ReadCloser, tg *target, grace time.Duration) (*http.Response, error) {
 	out := new(http.Request)
 	*out = *req
+	out.Body = body
 	u := *req.URL
-	u.Host = ep.Addr
+	u.Host = tg.ep.Addr
 	out.URL = &u
 	if out.Host == "" {
 		out.Host = req.URL.Host
 	}
-	return t.base.RoundTrip(out)
+	if grace <= 0 {
+		return t.base.RoundTrip(out)
+	}
+	ctx, cancel := context.WithCancelCause(req.Context())
+	g := &connectGuard{cancel: cancel, grace: grace, addr: tg.ep.Addr}
+	out = out.WithContext(httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+		ConnectStart: g.start,
+		ConnectDone:  g.done,
+	}))
+	resp, err := t.base.RoundTrip(out)
+	if err != nil {
+		cancel(nil)
+		if cause := context.Cause(ctx); errors.Is(cause, errConnectGrace) && req.Context().Err() == nil {
+			return nil, cause
+		}
+		return nil, err
+	}
+	g.stop()
+	resp.Body = &cancelOnClose{ReadCloser: resp.Body, cancel: cancel}
+	return resp, nil
 }
 
-// Pool returns the current routing snapshot of service, starting to watch
-// it on first use.
+var errConnectGrace = errors.New("envtag: connect grace exceeded")
+
+// connectGuard abandons an attempt whose TCP connect outlasts the grace.
+type connectGuard struct {
+	cancel context.CancelCauseFunc
+	grace  time.Duration
+	addr   string
+	mu     sync.Mutex
+	timer  *time.Timer
+	open   int // connects in progress (several with dual-stack dialing)
+}
+
+func (g *connectGuard) start(network, addr string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.open++
+	if g.timer == nil {
+		g.timer = time.AfterFunc(g.grace, func() {
+			g.cancel(&net.OpError{Op: "dial", Net: "tcp", Err: fmt.Errorf("%w: %s did not accept the connection within %v (%w)", errConnectGrace, g.addr, g.grace, ErrNoLane)})
+		})
+	}
+}
+
+func (g *connectGuard) done(network, addr string, err error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.open--; g.open <= 0 && g.timer != nil {
+		g.timer.Stop()
+	}
+}
+
+func (g *connectGuard) stop() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.timer != nil {
+		g.timer.Stop()
+	}
+}
+
+// cancelOnClose releases an attempt's context when the body is closed.
+type cancelOnClose struct {
+	io.ReadCloser
+	cancel context.CancelCauseFunc
+}
+
+func (c *cancelOnClose) Close() error {
+	err := c.ReadCloser.Close()
+	c.cancel(nil)
+	return err
+}
+
+// Pool returns the current routing snapshot of service (ejected instances
+// left out), starting to watch it on first use.
 func (t *Transport) Pool(ctx context.Context, service string) (*Pool[Endpoint], error) {
-	return t.pool(ctx, service)
+	w, err := t.watch(ctx, service)
+	if err != nil {
+		return nil, err
+	}
+	w.mu.Lock()
+	members := make([]Member[Endpoint], 0, len(w.eps))
+	for _, e := range w.eps {
+		if h := w.health[AddrKey(e.Addr)]; h == nil || !h.ejected {
+			members = append(members, Member[Endpoint]{Env: e.Env, Item: e})
+		}
+	}
+	w.mu.Unlock()
+	p := NewPool(service, t.policy, members)
+	p.policyFn = t.policyFn
+	return p, nil
 }
 
-func (t *Transport) pool(ctx context.Context, service string) (*Pool[Endpoint], error) {
+func (t *Transport) watch(ctx context.Context, service string) (*watch, error) {
 	t.mu.Lock()
 	w := t.watches[service]
 	if w == nil {
@@ -131,7 +289,7 @@ func (t *Transport) pool(ctx context.Context, service string) (*Pool[Endpoint], 
 			t.mu.Unlock()
 			return nil, fmt.Errorf("envtag: transport closed")
 		}
-		w = &watch{done: make(chan struct{})}
+		w = &watch{t: t, service: service, done: make(chan struct{})}
 		t.watches[service] = w
 		t.mu.Unlock()
 		t.start(service, w)
@@ -146,17 +304,13 @@ func (t *Transport) pool(ctx context.Context, service string) (*Pool[Endpoint], 
 	if w.err != nil {
 		return nil, w.err
 	}
-	return w.pool.Load(), nil
+	return w, nil
 }
 
 func (t *Transport) start(service string, w *watch) {
 	var once sync.Once
 	err := t.reg.Watch(t.ctx, service, func(eps []Endpoint) {
-		members := make([]Member[Endpoint], len(eps))
-		for i, e := range eps {
-			members[i] = Member[Endpoint]{Env: e.Env, Item: e}
-		}
-		w.pool.Store(t.newPool(service, members))
+		w.setEndpoints(eps)
 		once.Do(func() { close(w.done) })
 	})
 	if err != nil {
@@ -170,13 +324,7 @@ func (t *Transport) start(service string, w *watch) {
 		return
 	}
 	once.Do(func() { // a registry that broke the contract: fail closed
-		w.pool.Store(t.newPool(service, nil))
+		w.setEndpoints(nil)
 		close(w.done)
 	})
-}
-
-func (t *Transport) newPool(service string, members []Member[Endpoint]) *Pool[Endpoint] {
-	p := NewPool(service, t.policy, members)
-	p.policyFn = t.policyFn
-	return p
 }

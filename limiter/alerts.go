@@ -54,10 +54,10 @@ type alerts struct {
 	mu      sync.Mutex
 	active  []*alertState
 	running bool
-	states  map[[2]string]*alertState // (rule, resource) -> state; guarded by Limiter.mu
+	states  map[[2]string]*alertState // (rule, resource) -> state; guarded by Limiter.smu
 }
 
-// alertFor returns the alert state of (rule, resource). l.mu is held.
+// alertFor returns the alert state of (rule, resource). l.smu is held.
 func (l *Limiter) alertFor(rule, resource string) *alertState {
 	k := [2]string{rule, resource}
 	if a, ok := l.alerts.states[k]; ok {

@@ -35,17 +35,26 @@ func (s Strategy) String() string {
 // BreakerRule configures a circuit breaker on the resources a [Rule]
 // matches.
 //
-// Closed, it passes everything and measures outcomes over a sliding Window.
-// When at least MinRequests completed in the window and the measure reaches
-// Threshold, it opens and refuses everything (with [ErrCircuitOpen]) for
-// OpenFor. Then it is half-open: it admits up to Probes requests; if all of
-// them succeed it closes (with fresh statistics), if any fails it opens
-// again for another OpenFor.
+// Closed, it passes everything and measures outcomes over a sliding Window;
+// it is judged on every completion: when at least MinRequests completed in
+// the window and the measure reaches Threshold, it opens and refuses
+// everything (with [ErrCircuitOpen]) for OpenFor. Then it is half-open: it
+// admits up to Probes requests; if all of them succeed it closes (with
+// fresh statistics), if any fails it opens again for another OpenFor.
+//
+// A completion counts only for the state period its call was admitted in:
+// calls admitted while closed that complete after a trip, and calls from
+// before a close that complete after it, are ignored (Sentinel instead
+// counts them in whatever window is current, and lets any completion
+// decide a half-open breaker).
 type BreakerRule struct {
-	Strategy    Strategy
-	Threshold   float64       // ratio in (0, 1] or an error count ≥ 1
-	SlowCall    time.Duration // SlowRatio: a call taking longer is slow
-	MinRequests int           // default 5
+	Strategy  Strategy
+	Threshold float64       // ratio in (0, 1] or an error count ≥ 1
+	SlowCall  time.Duration // SlowRatio: a call taking longer is slow
+	// MinRequests is how many completions the window must hold before the
+	// measure is judged; 0 means no minimum (the first completion is
+	// judged), as in Sentinel's MinRequestAmount.
+	MinRequests int
 	Window      time.Duration // statistics window, default 10s (10 buckets)
 	OpenFor     time.Duration // default 5s
 	Probes      int           // half-open probes, default 1
@@ -147,9 +156,6 @@ type breaker struct {
 func newBreaker(l *Limiter, cfg BreakerRule, resource, rule string) *breaker {
 	b := &breaker{l: l, cfg: cfg, resource: resource, rule: rule,
 		minReq: int64(cfg.MinRequests), openFor: int64(cfg.OpenFor), probes: int32(cfg.Probes)}
-	if b.minReq == 0 {
-		b.minReq = 5
-	}
 	if b.openFor == 0 {
 		b.openFor = int64(5 * time.Second)
 	}
@@ -212,8 +218,15 @@ func (b *breaker) blocked(retry int64) *BlockError {
 // cancelProbe gives back a probe slot that a later check refused.
 func (b *breaker) cancelProbe() { b.issued.Add(-1) }
 
-// done records an outcome at exit.
-func (b *breaker) done(now, rt int64, failed, probe bool) {
+// done records an outcome at exit; start is when the call was admitted.
+//
+// The breaker is evaluated on every completion (a success that brings the
+// window up to MinRequests can trip it). A completion counts only toward
+// the state period in which its call was admitted: calls admitted before
+// the breaker last changed state (late completions from before a trip,
+// or from before a half-open probe closed it) count for nothing, so they
+// can neither re-trip a fresh window nor decide a probe.
+func (b *breaker) done(now, rt, start int64, failed, probe bool) {
 	bad := failed
 	if b.cfg.Strategy == SlowRatio {
 		bad = rt > int64(b.cfg.SlowCall)
@@ -233,22 +246,21 @@ func (b *breaker) done(now, rt int64, failed, probe bool) {
 		}
 		return
 	}
-	if State(w&3) != Closed {
+	if State(w&3) != Closed || start < w>>2 {
 		return
 	}
 	bk := b.w.bucket(now)
 	bk.v[bTotal].Add(1)
-	if !bad {
-		return
-	}
-	if b.cfg.Strategy == SlowRatio {
-		bk.v[bSlow].Add(1)
-	} else {
-		bk.v[bErr].Add(1)
+	if bad {
+		if b.cfg.Strategy == SlowRatio {
+			bk.v[bSlow].Add(1)
+		} else {
+			bk.v[bErr].Add(1)
+		}
 	}
 	s := b.w.sum(now, bTotal, bErr, bSlow)
 	total := s[bTotal]
-	if total < b.minReq {
+	if total == 0 || total < b.minReq {
 		return
 	}
 	var v float64
@@ -278,9 +290,9 @@ func (b *breaker) notify(from, to State, now int64, v float64) {
 // BreakerState returns the state of the breaker that rule (by name) keeps
 // for resource, and false when there is none.
 func (l *Limiter) BreakerState(resource, rule string) (State, bool) {
-	l.mu.Lock()
+	l.smu.Lock()
 	s, ok := l.states[stateKey{rule, resource, kindBreaker}]
-	l.mu.Unlock()
+	l.smu.Unlock()
 	if !ok || s.br == nil {
 		return 0, false
 	}

@@ -2,6 +2,7 @@ package limiter_test
 
 import (
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -190,5 +191,75 @@ func TestBreakerConcurrentProbes(t *testing.T) {
 	}
 	if err := call(res, clk, 0, nil); err != nil {
 		t.Fatalf("not closed after 3 good probes: %v", err)
+	}
+}
+
+// TestBreakerJudgedOnEveryCompletion: a success that brings the window up
+// to MinRequests trips the breaker when the ratio is already reached (it
+// used to wait for the next failure).
+func TestBreakerJudgedOnEveryCompletion(t *testing.T) {
+	res, clk, tr := breakerLimiter(t, limiter.BreakerRule{Strategy: limiter.ErrorRatio, Threshold: 0.5, MinRequests: 4, OpenFor: time.Second})
+	for _, e := range []error{errDown, errDown, nil} {
+		if err := call(res, clk, time.Millisecond, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if tr.String() != "" {
+		t.Fatalf("tripped below MinRequests: %s", tr)
+	}
+	if err := call(res, clk, time.Millisecond, nil); err != nil { // 2 of 4 failed: 0.5
+		t.Fatal(err)
+	}
+	if tr.String() != "closed>open " {
+		t.Fatalf("after the 4th completion (a success, ratio 0.5): %q, want closed>open", tr)
+	}
+}
+
+// TestBreakerMinRequestsZero: MinRequests 0 means no minimum.
+func TestBreakerMinRequestsZero(t *testing.T) {
+	res, clk, tr := breakerLimiter(t, limiter.BreakerRule{Strategy: limiter.ErrorRatio, Threshold: 0.5})
+	if err := call(res, clk, time.Millisecond, errDown); err != nil {
+		t.Fatal(err)
+	}
+	if tr.String() != "closed>open " {
+		t.Fatalf("first completion failed with MinRequests 0: %q, want closed>open", tr)
+	}
+}
+
+// TestBreakerLateCompletions: completions of calls admitted before a state
+// change count for nothing: a slow failure admitted before the trip
+// neither decides the half-open probe nor re-trips the fresh window.
+func TestBreakerLateCompletions(t *testing.T) {
+	res, clk, tr := breakerLimiter(t, limiter.BreakerRule{Strategy: limiter.ErrorCount, Threshold: 1, MinRequests: 1, OpenFor: time.Second})
+	slow1, err1 := res.Entry(prod)
+	slow2, err2 := res.Entry(prod)
+	if err1 != nil || err2 != nil {
+		t.Fatal(err1, err2)
+	}
+	if err := call(res, clk, time.Millisecond, errDown); err != nil { // trips
+		t.Fatal(err)
+	}
+	clk.Advance(time.Second)
+	probe, err := res.Entry(prod) // half-open probe
+	if err != nil {
+		t.Fatalf("probe refused: %v", err)
+	}
+	slow1.ExitErr(errDown) // late: admitted while closed, before the trip
+	if tr.String() != "closed>open open>half-open " {
+		t.Fatalf("a late failure decided the half-open breaker: %s", tr)
+	}
+	probe.Exit()
+	if tr.String() != "closed>open open>half-open half-open>closed " {
+		t.Fatalf("probe success: %s", tr)
+	}
+	slow2.ExitErr(errDown) // late again: the fresh window must not count it
+	if tr.String() != "closed>open open>half-open half-open>closed " {
+		t.Fatalf("a late failure re-tripped the fresh window: %s", tr)
+	}
+	if err := call(res, clk, time.Millisecond, errDown); err != nil { // a current failure does
+		t.Fatal(err)
+	}
+	if !strings.HasSuffix(tr.String(), "half-open>closed closed>open ") {
+		t.Fatalf("a current failure did not trip: %s", tr)
 	}
 }

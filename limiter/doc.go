@@ -18,7 +18,11 @@
 //	defer tok.Exit() // or tok.ExitErr(err) to feed breakers and metrics
 //
 // Rules are matched against resource names when the handle is made and when
-// rules change ([Limiter.SetRules]), never per request. An admitted Entry
+// rules change ([Limiter.SetRules]), never per request. Rules are indexed
+// (exact names in a map, patterns in a trie compiled once per SetRules), so
+// a resource is compiled against only the rules that can match it, and
+// outside the lock that guards the resource table; there is no limit on
+// the number of checks per resource. An admitted Entry
 // plus Exit costs a few atomic operations and no clock system call (see
 // Time) and does not allocate; a refusal allocates its *BlockError.
 //
@@ -28,8 +32,9 @@
 // it carries a run id, else "production"; a rule may be scoped to one class
 // and/or one environment tag. Load-test traffic can be held to a budget of
 // its own (a rule with Class "loadtest"), can be given only a share of a
-// shared rule ([Rule.LoadTestShare]) so it is refused before production as
-// the limit nears, and is shed entirely by system protection
+// shared rule ([Rule.LoadTestShare]: at most that share of the rate, burst
+// and concurrency, never below one request, and refused before production
+// as the limit nears), and is shed entirely by system protection
 // ([SystemRule]) before production traffic is touched.
 //
 // # Time
@@ -49,6 +54,43 @@
 // [ManualClock] makes every behaviour deterministic in tests: refill,
 // warm-up, queueing (ManualClock.Sleep advances the clock), breaker
 // timeouts, metric windows.
+//
+// # Semantics next to Sentinel
+//
+// Teams move here from Sentinel (sentinel-golang, AHAS). Where this
+// package claims Sentinel's semantics, bench/limiter drives both
+// (sentinel-golang v1.0.4) on one fake clock with the same traffic and
+// checks that they admit the same series (TestSideBySide*). Every
+// intended difference:
+//
+//	topic                     Sentinel v1.0.4                           shadowlane
+//	------------------------  ----------------------------------------  ------------------------------------------------
+//	plain QPS                 window of 2×500 ms buckets: a second's    GCRA: the same count per second under steady
+//	                          quota may pass at once                    over-limit load (tested), spaced by 1/QPS with at
+//	                                                                    most Burst (default QPS/10) at once
+//	warm-up (default "token") WarmUp strategy (Guava SmoothWarmingUp)   same per-second series, cold again below
+//	                                                                    QPS/coldFactor (tested); seconds count from the
+//	                                                                    limiter's creation, not the Unix epoch; no
+//	                                                                    queueing (maxWait refused with token warm-up)
+//	warm-up "linear"          —                                         option: rate ramps linearly in time; only a whole
+//	                                                                    idle WarmUp period makes it cold again
+//	concurrency               isolation rule                            same admitted calls (tested)
+//	queueing                  Throttling: paces at 1/QPS, waits up to   MaxWait: GCRA pacing, Burst may pass at once;
+//	                          MaxQueueingTimeMs                         not covered by the side-by-side tests
+//	breaker evaluation        on every completion, ratio ≥ threshold    same (tested: error ratio, slow ratio)
+//	breaker late completions  counted in the current window; any        ignored unless the call was admitted in the
+//	                          completion decides a half-open breaker    current state period; only probes decide
+//	MinRequests 0             no minimum                                no minimum
+//	breaker window            StatIntervalMs, bucket count              Window in 10 buckets
+//	traffic classes           —                                         Class, Env, LoadTestShare: the load-test class's
+//	                                                                    share of rate, burst and concurrency (never below
+//	                                                                    one request), shed first
+//	rule matching             exact resource names                      exact names and patterns (":id", globs, "*")
+//	system protection         load / CPU / RT / concurrency rules       CPU threshold + BBR-style in-flight bound, with
+//	                                                                    load-test traffic shed at a lower CPU threshold
+//
+// Param (hot-parameter) rules are per-value GCRA buckets with the Burst
+// above; they are not covered by the side-by-side tests.
 //
 // # Hot parameters and callers
 //

@@ -4,7 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"sort"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -31,11 +31,23 @@ type Limiter struct {
 
 	fast sync.Map // name -> *Resource, for lock-free lookups
 
+	idx atomic.Pointer[ruleIndex] // the rules in force, indexed
+
+	// reload serialises rule changes and the recompiles that follow them;
+	// no request path takes it.
+	reload sync.Mutex
+
+	// mu guards the resource table only: it is held for map operations,
+	// never while rules are matched or checks compiled.
 	mu        sync.Mutex
-	rules     []Rule
 	resources map[string]*Resource
 	overflow  *Resource
-	states    map[stateKey]*state
+
+	// smu guards rule state (states) and alert states while a resource is
+	// compiled; a compile holds it for the rules matching one resource.
+	smu    sync.Mutex
+	states map[stateKey]*state
+	gen    atomic.Uint64 // SetRules generation: marks the states a compile used
 }
 
 // Option configures a [Limiter].
@@ -68,6 +80,7 @@ func WithMaxResources(n int) Option { return func(l *Limiter) { l.maxRes = n } }
 // [Limiter.SetRules] installs some.
 func New(opts ...Option) *Limiter {
 	l := &Limiter{maxRes: 10000, resources: map[string]*Resource{}, states: map[stateKey]*state{}}
+	l.idx.Store(newIndex(nil))
 	for _, o := range opts {
 		o(l)
 	}
@@ -108,17 +121,19 @@ func (l *Limiter) sleep(ctx context.Context, d time.Duration) error {
 
 // Rules returns a copy of the rules in force.
 func (l *Limiter) Rules() []Rule {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return append([]Rule(nil), l.rules...)
+	return append([]Rule(nil), l.idx.Load().rules...)
 }
 
 // SetRules validates rules and, when all are valid, replaces the rules in
 // force. On error nothing changes: the old rules stay and the error lists
 // every problem, wrapping [ErrInvalidRule]. Rule state (buckets, in-flight
 // counts, breaker state) carries over for rules whose name is unchanged.
+//
+// The rules are indexed once (exact names in a map, patterns in a trie),
+// so each resource is compiled against only the rules that can match it;
+// requests keep flowing on the old checks while the new ones are built.
 func (l *Limiter) SetRules(rules []Rule) error {
-	seen := map[string]int{}
+	seen := make(map[string]int, len(rules))
 	var errs []error
 	for i := range rules {
 		r := &rules[i]
@@ -134,22 +149,50 @@ func (l *Limiter) SetRules(rules []Rule) error {
 	if len(errs) > 0 {
 		return joinErrs(errs)
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.rules = append([]Rule(nil), rules...)
-	live := map[stateKey]bool{}
-	for _, res := range l.resources {
-		l.compile(res, live)
+	ix := newIndex(append([]Rule(nil), rules...))
+	l.reload.Lock()
+	defer l.reload.Unlock()
+	l.idx.Store(ix)
+	res := l.resourceList()
+	gen := l.gen.Add(1)
+	for _, r := range res {
+		r.set.Store(l.compile(ix, r.name, gen))
 	}
-	if l.overflow != nil {
-		l.compile(l.overflow, live)
-	}
-	for k := range l.states {
-		if !live[k] {
+	// Drop the state of rules that no longer apply to a resource: state
+	// this reload did not touch, unless its resource was made concurrently
+	// (after res was listed) and its rule still exists.
+	l.smu.Lock()
+	for k, s := range l.states {
+		if s.gen != gen && (!ix.named[k.rule] || l.listed(k.resource)) {
 			delete(l.states, k)
 		}
 	}
+	l.smu.Unlock()
 	return nil
+}
+
+// listed reports whether a resource handle called name exists.
+func (l *Limiter) listed(name string) bool {
+	if _, ok := l.fast.Load(name); ok {
+		return true
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.overflow != nil && l.overflow.name == name
+}
+
+// resourceList returns every resource handle (the overflow one too).
+func (l *Limiter) resourceList() []*Resource {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	res := make([]*Resource, 0, len(l.resources)+1)
+	for _, r := range l.resources {
+		res = append(res, r)
+	}
+	if l.overflow != nil {
+		res = append(res, l.overflow)
+	}
+	return res
 }
 
 // Resource returns the handle for the resource called name, creating it on
@@ -163,21 +206,40 @@ func (l *Limiter) Resource(name string) *Resource {
 		return r.(*Resource)
 	}
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	if r, ok := l.resources[name]; ok {
+		l.mu.Unlock()
 		return r
 	}
 	if len(l.resources) >= l.maxRes {
+		defer l.mu.Unlock()
 		if l.overflow == nil {
-			l.overflow = l.newResource("_other")
-			l.compile(l.overflow, nil)
+			o := l.newResource("_other")
+			o.set.Store(l.compile(l.idx.Load(), o.name, l.gen.Load()))
+			l.overflow = o
 		}
 		return l.overflow
 	}
+	l.mu.Unlock()
+	// Compile outside the resource table's lock, against the rules that
+	// can match name.
+	ix := l.idx.Load()
 	r := l.newResource(name)
-	l.compile(r, nil)
+	r.set.Store(l.compile(ix, name, l.gen.Load()))
+	l.mu.Lock()
+	if old, ok := l.resources[name]; ok {
+		l.mu.Unlock()
+		return old
+	}
 	l.resources[name] = r
 	l.fast.Store(name, r)
+	l.mu.Unlock()
+	if l.idx.Load() != ix {
+		// Rules changed while r was compiled, maybe before SetRules
+		// listed r: compile it again under the reload lock.
+		l.reload.Lock()
+		r.set.Store(l.compile(l.idx.Load(), r.name, l.gen.Load()))
+		l.reload.Unlock()
+	}
 	return r
 }
 
@@ -208,7 +270,9 @@ func (l *Limiter) LimitFunc(resource func(context.Context) string) func(context.
 func (l *Limiter) newResource(name string) *Resource {
 	r := &Resource{name: name, l: l}
 	if len(l.alertFns) > 0 {
+		l.smu.Lock()
 		r.sysAlert = l.alertFor("system", name)
+		l.smu.Unlock()
 	}
 	for i := range r.stats {
 		r.stats[i].w = newWindow[field](metricSeconds, int64(time.Second))
@@ -222,17 +286,22 @@ type stateKey struct {
 	kind           kind
 }
 
-// compile builds the check list of res from l.rules. l.mu is held.
-func (l *Limiter) compile(res *Resource, live map[stateKey]bool) {
+// compile builds the check list of the resource called name from the
+// rules of ix that can match it. It takes l.smu for the rule state.
+func (l *Limiter) compile(ix *ruleIndex, name string, gen uint64) *ruleSet {
 	set := &ruleSet{}
-	for i := range l.rules {
-		r := &l.rules[i]
-		if !Match(r.Resource, res.name) {
-			continue
-		}
-		base := check{rule: r.name(), dry: r.DryRun, env: r.Env}
+	matched := ix.lookup(name)
+	if len(matched) == 0 {
+		return set
+	}
+	now := l.now()
+	l.smu.Lock()
+	defer l.smu.Unlock()
+	for _, i := range matched {
+		r := &ix.rules[i]
+		base := check{rule: ix.names[i], dry: r.DryRun, env: r.Env}
 		if len(l.alertFns) > 0 {
-			base.alert = l.alertFor(base.rule, res.name)
+			base.alert = l.alertFor(base.rule, name)
 		}
 		switch r.Class {
 		case ClassProduction:
@@ -240,23 +309,20 @@ func (l *Limiter) compile(res *Resource, live map[stateKey]bool) {
 		case ClassLoadTest:
 			base.cls = clsLoadTest
 		}
-		share := r.LoadTestShare
-		if share == 0 || base.cls != clsAll {
-			share = 1
-		}
+		share := r.share()
 		if r.Breaker != nil {
 			c := base
 			c.kind = kindBreaker
-			c.br = l.breakerState(stateKey{c.rule, res.name, kindBreaker}, r.Breaker, live)
+			c.br = l.breakerState(stateKey{c.rule, name, kindBreaker}, r.Breaker, gen)
 			c.limit = r.Breaker.Threshold
 			set.checks = append(set.checks, c)
 		}
 		if r.Concurrency > 0 {
 			c := base
 			c.kind = kindConcurrency
-			c.st = l.state(stateKey{c.rule, res.name, kindConcurrency}, live)
+			c.st = l.state(stateKey{c.rule, name, kindConcurrency}, gen)
 			c.conc = int64(r.Concurrency)
-			c.ltConc = int64(math.Max(1, math.Floor(float64(r.Concurrency)*share)))
+			c.ltConc = shareOf(r.Concurrency, share)
 			c.limit = float64(r.Concurrency)
 			set.checks = append(set.checks, c)
 		}
@@ -264,13 +330,9 @@ func (l *Limiter) compile(res *Resource, live map[stateKey]bool) {
 			c := base
 			c.kind = kindParam
 			c.pkey = r.Param.Key
-			c.ps = l.paramState(stateKey{c.rule, res.name, kindParam}, *r.Param, r.QPS, r.Burst, live)
+			c.ps = l.paramState(stateKey{c.rule, name, kindParam}, *r.Param, r.QPS, r.Burst, gen)
 			c.limit = r.QPS
-			burst := r.Burst
-			if burst == 0 {
-				burst = max(1, int(r.QPS/10))
-			}
-			if float64(burst)/r.QPS*float64(time.Second) < float64(coarseTolerance) {
+			if float64(r.burst())/r.QPS*float64(time.Second) < float64(coarseTolerance) {
 				set.precise = true
 			}
 			set.params = true
@@ -278,26 +340,36 @@ func (l *Limiter) compile(res *Resource, live map[stateKey]bool) {
 		} else if r.QPS > 0 {
 			c := base
 			c.kind = kindQPS
-			c.st = l.state(stateKey{c.rule, res.name, kindQPS}, live)
-			burst := r.Burst
-			if burst == 0 {
-				burst = max(1, int(r.QPS/10))
+			c.limit = r.QPS
+			c.maxWait = int64(r.MaxWait)
+			if r.WarmUp > 0 && r.warmUpMode() == WarmUpToken {
+				c.tw = l.tokenWarmState(stateKey{c.rule, name, kindQPS}, r, share, gen)
+				set.checks = append(set.checks, c)
+				continue
 			}
+			c.st = l.state(stateKey{c.rule, name, kindQPS}, gen)
+			burst := r.burst()
 			c.burst = float64(burst)
 			c.interval = int64(math.Max(1, float64(time.Second)/r.QPS))
 			c.tau = c.interval * int64(burst)
-			// Load-test traffic must leave (1-share) of the burst unused.
-			c.ltTau = c.tau - int64(float64(c.tau)*(1-share))
-			c.maxWait = int64(r.MaxWait)
-			c.warm = int64(r.WarmUp)
-			cf := r.ColdFactor
-			if cf == 0 {
-				cf = 3
+			c.ltTau = c.tau
+			if share < 1 {
+				// Load-test traffic passes two buckets: the shared one, in
+				// which it may use only its share of the burst (so it is
+				// refused first as the limit nears), and its own, at its
+				// share of the rate and of the burst. Neither rounds below
+				// one request.
+				c.ltBurst = shareOf(burst, share)
+				c.ltTau = c.interval * c.ltBurst
+				c.ltInterval = int64(math.Max(1, float64(time.Second)/(r.QPS*share)))
+				c.ltOwnTau = c.ltInterval * c.ltBurst
+				c.st.rescaleLT(c.ltInterval, now)
 			}
-			c.coldFactor = cf
-			c.limit = r.QPS
-			c.st.rescale(c.interval, l.now())
-			if c.maxWait > 0 || min(c.tau, c.ltTau) < coarseTolerance {
+			c.warm = int64(r.WarmUp)
+			c.coldFactor = r.coldFactor()
+			c.share = share
+			c.st.rescale(c.interval, now)
+			if c.maxWait > 0 || min(c.tau, c.ltTau) < coarseTolerance || (c.ltOwnTau > 0 && c.ltOwnTau < coarseTolerance) {
 				set.precise = true
 			}
 			set.checks = append(set.checks, c)
@@ -305,47 +377,59 @@ func (l *Limiter) compile(res *Resource, live map[stateKey]bool) {
 	}
 	// Breakers first (cheap reads), then concurrency (reversible), then
 	// rate checks (which reserve time).
-	sort.SliceStable(set.checks, func(i, j int) bool { return set.checks[i].kind < set.checks[j].kind })
-	if len(set.checks) > 64 {
-		set.checks = set.checks[:64]
-	}
-	res.set.Store(set)
+	slices.SortStableFunc(set.checks, func(a, b check) int { return int(a.kind) - int(b.kind) })
+	return set
 }
 
-func (l *Limiter) state(k stateKey, live map[stateKey]bool) *state {
-	if live != nil {
-		live[k] = true
+// shareOf is the load-test class's part of n: floor(n*share), never
+// below one.
+func shareOf(n int, share float64) int64 {
+	return int64(math.Max(1, math.Floor(float64(n)*share)))
+}
+
+// The state helpers return the state of k when it can be kept for the
+// rule's configuration, else a fresh one, and mark it used by generation
+// gen. l.smu is held.
+
+func (l *Limiter) state(k stateKey, gen uint64) *state {
+	s, ok := l.states[k]
+	if !ok || s.br != nil || s.ps != nil || s.tw != nil {
+		s = &state{}
+		s.tat.Store(math.MinInt64 / 2)
+		s.ltTat.Store(math.MinInt64 / 2)
+		l.states[k] = s
 	}
-	if s, ok := l.states[k]; ok && s.br == nil {
-		return s
-	}
-	s := &state{}
-	s.tat.Store(math.MinInt64 / 2)
-	l.states[k] = s
+	s.gen = gen
 	return s
 }
 
-func (l *Limiter) paramState(k stateKey, pr ParamRule, qps float64, burst int, live map[stateKey]bool) *paramState {
-	if live != nil {
-		live[k] = true
+func (l *Limiter) tokenWarmState(k stateKey, r *Rule, share float64, gen uint64) *tokenWarm {
+	s, ok := l.states[k]
+	if !ok || s.tw == nil || !s.tw.sameConfig(r, share) {
+		s = &state{tw: newTokenWarm(r, share)}
+		l.states[k] = s
 	}
-	if s, ok := l.states[k]; ok && s.ps != nil && s.ps.sameConfig(pr, qps, burst) {
-		return s.ps
+	s.gen = gen
+	return s.tw
+}
+
+func (l *Limiter) paramState(k stateKey, pr ParamRule, qps float64, burst int, gen uint64) *paramState {
+	s, ok := l.states[k]
+	if !ok || s.ps == nil || !s.ps.sameConfig(pr, qps, burst) {
+		s = &state{ps: newParamState(pr, qps, burst)}
+		l.states[k] = s
 	}
-	s := &state{ps: newParamState(pr, qps, burst)}
-	l.states[k] = s
+	s.gen = gen
 	return s.ps
 }
 
-func (l *Limiter) breakerState(k stateKey, br *BreakerRule, live map[stateKey]bool) *breaker {
-	if live != nil {
-		live[k] = true
+func (l *Limiter) breakerState(k stateKey, br *BreakerRule, gen uint64) *breaker {
+	s, ok := l.states[k]
+	if !ok || s.br == nil || s.br.cfg != *br {
+		s = &state{br: newBreaker(l, *br, k.resource, k.rule)}
+		l.states[k] = s
 	}
-	if s, ok := l.states[k]; ok && s.br != nil && s.br.cfg == *br {
-		return s.br
-	}
-	s := &state{br: newBreaker(l, *br, k.resource, k.rule)}
-	l.states[k] = s
+	s.gen = gen
 	return s.br
 }
 
@@ -368,12 +452,16 @@ var classNames = [...]string{"all", ClassProduction, ClassLoadTest}
 
 // state is the mutable part of a check, kept across rule reloads.
 type state struct {
-	tat       atomic.Int64 // GCRA theoretical arrival time, ns since epoch
-	warmStart atomic.Int64 // start of the current warm-up
-	inflight  atomic.Int64
-	br        *breaker
-	ps        *paramState
-	interval  int64 // emission interval tat was built with; guarded by Limiter.mu
+	tat        atomic.Int64 // GCRA theoretical arrival time, ns since epoch
+	ltTat      atomic.Int64 // the load-test class's own bucket (LoadTestShare < 1)
+	warmStart  atomic.Int64 // start of the current (linear) warm-up
+	inflight   atomic.Int64
+	br         *breaker
+	ps         *paramState
+	tw         *tokenWarm
+	gen        uint64 // the last compile generation that used it; guarded by Limiter.smu
+	interval   int64  // emission interval tat was built with; guarded by Limiter.smu
+	ltInterval int64  // emission interval ltTat was built with; guarded by Limiter.smu
 }
 
 // rescale carries a rate check's debt (requests admitted ahead of the
@@ -388,6 +476,17 @@ func (s *state) rescale(interval, now int64) {
 		}
 	}
 	s.interval = interval
+}
+
+// rescaleLT is rescale for the load-test bucket.
+func (s *state) rescaleLT(interval, now int64) {
+	if s.ltInterval != 0 && s.ltInterval != interval {
+		if tat := s.ltTat.Load(); tat > now {
+			debt := float64(tat-now) / float64(s.ltInterval)
+			s.ltTat.CompareAndSwap(tat, now+int64(debt*float64(interval)))
+		}
+	}
+	s.ltInterval = interval
 }
 
 type check struct {
@@ -408,11 +507,18 @@ type check struct {
 
 	interval   int64 // GCRA emission interval at full rate, ns
 	tau        int64 // burst tolerance, ns
-	ltTau      int64 // tolerance load-test traffic may use
+	ltTau      int64 // tolerance load-test traffic may use in the shared bucket
 	burst      float64
 	maxWait    int64
-	warm       int64
+	warm       int64 // linear warm-up period
 	coldFactor float64
+	tw         *tokenWarm // token-bucket (Sentinel) warm-up, instead of GCRA
+
+	// The load-test class's own bucket when LoadTestShare < 1 (else 0).
+	share      float64
+	ltBurst    int64
+	ltInterval int64
+	ltOwnTau   int64
 }
 
 type ruleSet struct {
@@ -443,9 +549,31 @@ type Token struct {
 	r       *Resource
 	set     *ruleSet
 	start   int64
-	sys     *system // system protection that admitted the request, if any
-	entered uint64  // bit i: checks[i] holds a slot (concurrency or breaker probe)
+	sys     *system   // system protection that admitted the request, if any
+	entered uint64    // bit i: checks[i] holds a slot (concurrency, rate reservation or breaker probe)
+	ext     *[]uint64 // the same for checks[64:], allocated only when used
 	cls     uint8
+}
+
+// enter records that checks[i] holds a slot.
+func (t *Token) enter(i int) {
+	if i < 64 {
+		t.entered |= 1 << i
+		return
+	}
+	if t.ext == nil {
+		b := make([]uint64, (len(t.set.checks)+63)/64)
+		t.ext = &b
+	}
+	(*t.ext)[i/64] |= 1 << (i % 64)
+}
+
+// in reports whether checks[i] holds a slot.
+func (t *Token) in(i int) bool {
+	if i < 64 {
+		return t.entered&(1<<i) != 0
+	}
+	return t.ext != nil && (*t.ext)[i/64]&(1<<(i%64)) != 0
 }
 
 // Entry admits or refuses one request of the traffic class carried by ctx
@@ -493,7 +621,7 @@ func (r *Resource) entry(ctx context.Context, p Params) (Token, error) {
 			if err != nil {
 				be = err
 			} else if probe {
-				t.entered |= 1 << i
+				t.enter(i)
 			}
 		case kindConcurrency:
 			limit := c.conc
@@ -508,7 +636,7 @@ func (r *Resource) entry(ctx context.Context, p Params) (Token, error) {
 				if n > limit {
 					r.stats[cls-1].dryRun(now)
 				}
-				t.entered |= 1 << i
+				t.enter(i)
 			}
 		case kindQPS:
 			w, ok := c.take(now, cls)
@@ -528,7 +656,7 @@ func (r *Resource) entry(ctx context.Context, p Params) (Token, error) {
 					be.Reason = ReasonQueue
 				}
 			} else {
-				t.entered |= 1 << i
+				t.enter(i)
 				wait = max(wait, w)
 			}
 		case kindParam:
@@ -581,14 +709,14 @@ func (t *Token) release(n int) {
 	}
 	for i := range n {
 		c := &t.set.checks[i]
-		if t.entered&(1<<i) != 0 {
+		if t.in(i) {
 			switch c.kind {
 			case kindConcurrency:
 				c.st.inflight.Add(-1)
 			case kindBreaker:
 				c.br.cancelProbe()
 			case kindQPS:
-				c.st.tat.Add(-c.interval)
+				c.unTake(t.cls, t.start)
 			}
 		}
 	}
@@ -610,11 +738,11 @@ func (t Token) ExitErr(err error) {
 		c := &t.set.checks[i]
 		switch c.kind {
 		case kindConcurrency:
-			if t.entered&(1<<i) != 0 {
+			if t.in(i) {
 				c.st.inflight.Add(-1)
 			}
 		case kindBreaker:
-			c.br.done(now, rt, err != nil, t.entered&(1<<i) != 0)
+			c.br.done(now, rt, t.start, err != nil, t.in(i))
 		}
 	}
 	t.r.stats[t.cls-1].exit(now, rt, err != nil)
@@ -623,33 +751,63 @@ func (t Token) ExitErr(err error) {
 	}
 }
 
-// take runs the GCRA rate check at now. It returns (wait, true) when the
+// take runs the rate check at now. It returns (wait, true) when the
 // request may pass after waiting wait ns (0 = now), or (retryAfter, false).
 func (c *check) take(now int64, cls uint8) (int64, bool) {
-	st := c.st
+	if c.tw != nil {
+		return c.tw.take(now, cls)
+	}
 	T, tau := c.interval, c.tau
+	ltT, ltTau := c.ltInterval, c.ltOwnTau
 	if cls == clsLoadTest {
 		tau = c.ltTau
 	}
 	if c.warm > 0 {
-		T, tau = c.warmInterval(now, cls)
+		T, tau, ltT, ltTau = c.warmInterval(now, cls)
 	}
+	w, ok := c.gcra(&c.st.tat, now, T, tau)
+	if !ok || cls != clsLoadTest || ltT == 0 {
+		return w, ok
+	}
+	w2, ok := c.gcra(&c.st.ltTat, now, ltT, ltTau)
+	if !ok {
+		c.st.tat.Add(-T)
+		return w2, false
+	}
+	return max(w, w2), true
+}
+
+// unTake gives back a rate reservation after a later check refused.
+func (c *check) unTake(cls uint8, start int64) {
+	if c.tw != nil {
+		c.tw.untake(start, cls)
+		return
+	}
+	c.st.tat.Add(-c.interval)
+	if cls == clsLoadTest && c.ltInterval > 0 {
+		c.st.ltTat.Add(-c.ltInterval)
+	}
+}
+
+// gcra reserves one emission interval T in the bucket *tat with tolerance
+// tau.
+func (c *check) gcra(tat *atomic.Int64, now, T, tau int64) (int64, bool) {
 	for {
-		tat := st.tat.Load()
-		base := max(tat, now)
-		newTat := base + T
+		old := tat.Load()
+		newTat := max(old, now) + T
 		wait := newTat - tau - now
 		if wait > 0 && (wait > c.maxWait || c.dry) {
 			return wait, false
 		}
-		if st.tat.CompareAndSwap(tat, newTat) {
+		if tat.CompareAndSwap(old, newTat) {
 			return max(wait, 0), true
 		}
 	}
 }
 
-// warmInterval returns the emission interval and tolerance during warm-up.
-func (c *check) warmInterval(now int64, cls uint8) (int64, int64) {
+// warmInterval returns the emission intervals and tolerances (shared
+// bucket, load-test bucket) during a linear warm-up.
+func (c *check) warmInterval(now int64, cls uint8) (T, tau, ltT, ltTau int64) {
 	st := c.st
 	ws := st.warmStart.Load()
 	if tat := st.tat.Load(); now-tat > c.warm {
@@ -662,19 +820,23 @@ func (c *check) warmInterval(now int64, cls uint8) (int64, int64) {
 	el := now - ws
 	if el >= c.warm || el < 0 {
 		if cls == clsLoadTest {
-			return c.interval, c.ltTau
+			return c.interval, c.ltTau, c.ltInterval, c.ltOwnTau
 		}
-		return c.interval, c.tau
+		return c.interval, c.tau, 0, 0
 	}
 	full := float64(time.Second) / float64(c.interval)
 	cold := full / c.coldFactor
 	rate := cold + (full-cold)*float64(el)/float64(c.warm)
-	T := int64(float64(time.Second) / rate)
-	tau := int64(float64(T) * c.burst)
+	T = int64(float64(time.Second) / rate)
+	tau = int64(float64(T) * c.burst)
 	if cls == clsLoadTest {
-		tau = int64(float64(tau) * float64(c.ltTau) / float64(c.tau))
+		tau = T * c.ltTau / c.interval
+		if c.ltInterval > 0 {
+			ltT = int64(float64(T) / c.share)
+			ltTau = ltT * c.ltBurst
+		}
 	}
-	return T, tau
+	return T, tau, ltT, ltTau
 }
 
 func joinErrs(errs []error) error {

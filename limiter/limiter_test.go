@@ -283,7 +283,7 @@ type frozen struct{ *limiter.ManualClock }
 func (frozen) Sleep(ctx context.Context, d time.Duration) error { return ctx.Err() }
 
 func TestWarmUp(t *testing.T) {
-	l, clk := newLimiter(t, limiter.Rule{Resource: "w", QPS: 300, Burst: 2, WarmUp: 10 * time.Second})
+	l, clk := newLimiter(t, limiter.Rule{Resource: "w", QPS: 300, Burst: 2, WarmUp: 10 * time.Second, WarmUpMode: limiter.WarmUpLinear})
 	res := l.Resource("w")
 	// count admissions in one second of demand at 1 request / 100 µs.
 	second := func() int {

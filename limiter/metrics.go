@@ -142,7 +142,7 @@ func (r *Resource) Stats() ResourceStats {
 		w := cs.w
 		for i := range w.buckets {
 			b := &w.buckets[i]
-			start := b.start.Load()
+			start := b.begin()
 			if start < 0 || start <= now-int64(metricSeconds)*w.width || start > now {
 				continue
 			}

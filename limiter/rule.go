@@ -60,22 +60,31 @@ type Rule struct {
 	// when the wait is at most MaxWait. 0 refuses at once.
 	MaxWait time.Duration
 
-	// WarmUp ramps the rate limit linearly from QPS/ColdFactor to QPS over
-	// this period, starting with the rule's first request and again
-	// whenever the rule has passed no request for a whole WarmUp period.
-	// ColdFactor 0 means 3.
+	// WarmUp makes a cold rule start at QPS/ColdFactor and reach QPS over
+	// about this period (ColdFactor 0 means 3); WarmUpMode says how.
 	WarmUp     time.Duration
 	ColdFactor float64
+	// WarmUpMode is WarmUpToken (the default, "" or "token"): Sentinel's
+	// token-bucket warm-up (Guava's SmoothWarmingUp), which also goes cold
+	// again while traffic stays below QPS/ColdFactor; or WarmUpLinear
+	// ("linear"): the rate ramps linearly in time from the first request,
+	// and again after a whole WarmUp period without a request. See
+	// [WarmUpToken] for the exact semantics.
+	WarmUpMode string
 
 	// Concurrency caps requests in flight (between Entry and Exit); 0
 	// disables the check.
 	Concurrency int
 
-	// LoadTestShare, in (0, 1], is the fraction of this rule's burst and
-	// concurrency that load-test traffic may use when the rule applies to
-	// both classes; production traffic may use all of it. With a share
-	// below 1, load-test traffic is refused first as the limit is
-	// approached. 0 means 1 (no preference).
+	// LoadTestShare, in (0, 1], is the load-test class's share of this
+	// rule when it applies to both classes: load-test traffic alone gets
+	// at most share×QPS, share×Burst and share×Concurrency (each rounded
+	// down but never below one request), while production traffic may use
+	// all of the rule. Load-test traffic is also refused first as the
+	// limit nears: in the rate bucket both classes share, it may use only
+	// its share of the burst, and its in-flight slots count against the
+	// shared concurrency. 0 means 1 (no preference). A rule scoped to one
+	// class, or a param rule, may not set it.
 	LoadTestShare float64
 
 	// Breaker, when non-nil, adds a circuit breaker (see [BreakerRule]).
@@ -89,6 +98,61 @@ type Rule struct {
 	// DryRun makes every check of the rule count what it would block
 	// (see [Limiter.Stats]) and block nothing.
 	DryRun bool
+}
+
+// Warm-up modes (Rule.WarmUpMode).
+const (
+	// WarmUpToken is Sentinel's warm-up (its WarmUp token calculate
+	// strategy, after Guava's SmoothWarmingUp), second by second on the
+	// limiter's clock, counted from the limiter's creation: the rule keeps
+	// stored tokens, at most maxToken = warningToken +
+	// 2·W·QPS/(1+coldFactor) with warningToken = W·QPS/(coldFactor-1) (W is
+	// WarmUp in seconds); at each new second it adds QPS tokens per
+	// elapsed second (while stored < warningToken, or above it while the
+	// previous second passed fewer than ⌊⌊QPS⌋/coldFactor⌋) and removes
+	// the previous second's passed requests. Its threshold is QPS while
+	// stored < warningToken, else 1/((stored-warningToken)·slope + 1/QPS)
+	// with slope = (coldFactor-1)/QPS/(maxToken-warningToken): QPS/coldFactor
+	// when full. A request passes while the requests passed in the last
+	// second (two 500 ms buckets, as Sentinel's default statistic) plus one
+	// do not exceed the threshold. A new rule starts cold (full), and the
+	// rule cools again whenever traffic stays below QPS/coldFactor.
+	WarmUpToken = "token"
+	// WarmUpLinear ramps the GCRA rate linearly in time from QPS/coldFactor
+	// to QPS over WarmUp, from the first request and again after a whole
+	// WarmUp period without one; low but steady traffic keeps it warm.
+	WarmUpLinear = "linear"
+)
+
+func (r *Rule) warmUpMode() string {
+	if r.WarmUpMode == "" {
+		return WarmUpToken
+	}
+	return r.WarmUpMode
+}
+
+func (r *Rule) coldFactor() float64 {
+	if r.ColdFactor == 0 {
+		return 3
+	}
+	return r.ColdFactor
+}
+
+// share is the load-test share in force: 1 unless the rule applies to both
+// classes and sets one.
+func (r *Rule) share() float64 {
+	if r.LoadTestShare == 0 || (r.Class != "" && r.Class != ClassAll) {
+		return 1
+	}
+	return r.LoadTestShare
+}
+
+// burst is Burst, or its default max(1, QPS/10).
+func (r *Rule) burst() int {
+	if r.Burst > 0 {
+		return r.Burst
+	}
+	return max(1, int(r.QPS/10))
 }
 
 func (r *Rule) name() string {
@@ -155,6 +219,36 @@ func (r *Rule) Validate() error {
 	}
 	if r.LoadTestShare < 0 || r.LoadTestShare > 1 || math.IsNaN(r.LoadTestShare) {
 		bad("loadTestShare", "%v out of range (0, 1]", r.LoadTestShare)
+	}
+	if r.LoadTestShare != 0 && r.LoadTestShare != 1 {
+		if r.Class != "" && r.Class != ClassAll {
+			bad("loadTestShare", "applies only to a rule for both classes (class is %q)", r.Class)
+		}
+		if r.Param != nil {
+			bad("loadTestShare", "not supported on a param rule")
+		}
+	}
+	switch r.WarmUpMode {
+	case "", WarmUpToken, WarmUpLinear:
+	default:
+		bad("warmUpMode", "%q is not one of token, linear", r.WarmUpMode)
+	}
+	if r.WarmUp > 0 && r.QPS > 0 && r.warmUpMode() == WarmUpToken {
+		// Sentinel's warm-up admits while passed+1 <= the current
+		// threshold, which starts at QPS/coldFactor: below one request
+		// per second, nothing ever passes and the rule never warms.
+		cf := r.coldFactor()
+		if r.QPS/cf < 1 {
+			bad("warmUp", "cold threshold qps/coldFactor = %.3g is below 1 request per second: the rule would never pass a request (raise qps, lower coldFactor or use warmUpMode: linear)", r.QPS/cf)
+		} else if sh := r.share(); sh < 1 && r.QPS*sh/cf < 1 {
+			bad("loadTestShare", "load-test cold threshold qps×share/coldFactor = %.3g is below 1 request per second: load-test traffic would never pass (raise the share or use warmUpMode: linear)", r.QPS*sh/cf)
+		}
+		if r.MaxWait > 0 {
+			bad("maxWait", "token warm-up does not queue; use warmUpMode: linear to queue during warm-up")
+		}
+		if r.WarmUp < time.Second {
+			bad("warmUp", "%v: token warm-up works in whole seconds; want at least 1s", r.WarmUp)
+		}
 	}
 	if r.Breaker != nil {
 		for _, e := range r.Breaker.validate() {

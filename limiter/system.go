@@ -27,8 +27,9 @@ type SystemRule struct {
 	SampleEvery time.Duration // how often CPU usage is read; default 500ms
 	// CPUUsage returns the CPU usage in [0, 1] of the process's cgroup (or
 	// the machine) since its previous call. Nil uses [CgroupCPU]. Tests
-	// inject a reading here to simulate pressure.
-	CPUUsage func() float64
+	// inject a reading here to simulate pressure. It is not encoded (a
+	// func has no JSON form).
+	CPUUsage func() float64 `json:"-"`
 }
 
 // WithSystem enables adaptive system protection.
@@ -194,7 +195,7 @@ func (s *system) maxInFlight(now int64) int64 {
 	minRT := math.Inf(1)
 	for i := range s.w.buckets {
 		b := &s.w.buckets[i]
-		st := b.start.Load()
+		st := b.begin()
 		if st < 0 || st <= now-span || st > now || st+s.w.width > now {
 			continue // unused, too old, or the bucket still filling
 		}

@@ -18,15 +18,17 @@ type window[F ~int] struct {
 const maxFields = 11
 
 type wbucket struct {
-	start atomic.Int64 // start time of the interval the counts belong to; -1 = never used
-	v     [maxFields]atomic.Int64
+	// at is the start time of the interval the counts belong to, plus one:
+	// 0 (zeroed memory) is never used, so a new window costs no stores.
+	at atomic.Int64
+	v  [maxFields]atomic.Int64
 }
+
+// begin returns the bucket's start time, -1 when never used.
+func (b *wbucket) begin() int64 { return b.at.Load() - 1 }
 
 func newWindow[F ~int](n int, width int64) *window[F] {
 	w := &window[F]{width: width, buckets: make([]wbucket, n)}
-	for i := range w.buckets {
-		w.buckets[i].start.Store(-1)
-	}
 	w.cur.Store(&w.buckets[0])
 	return w
 }
@@ -35,7 +37,7 @@ func newWindow[F ~int](n int, width int64) *window[F] {
 // interval.
 func (w *window[F]) bucket(now int64) *wbucket {
 	b := w.cur.Load()
-	if s := b.start.Load(); s >= 0 && now >= s && now-s < w.width {
+	if s := b.begin(); s >= 0 && now >= s && now-s < w.width {
 		return b
 	}
 	return w.slowBucket(now)
@@ -44,8 +46,8 @@ func (w *window[F]) bucket(now int64) *wbucket {
 func (w *window[F]) slowBucket(now int64) *wbucket {
 	start := now - now%w.width
 	b := &w.buckets[(now/w.width)%int64(len(w.buckets))]
-	if s := b.start.Load(); s != start {
-		if s > start || !b.start.CompareAndSwap(s, start) {
+	if s := b.begin(); s != start {
+		if s > start || !b.at.CompareAndSwap(s+1, start+1) {
 			return b // a newer interval already owns it, or another goroutine recycles it
 		}
 		for i := range b.v {
@@ -58,14 +60,12 @@ func (w *window[F]) slowBucket(now int64) *wbucket {
 	return b
 }
 
-func (w *window[F]) add(now int64, f F, n int64) { w.bucket(now).v[f].Add(n) }
-
 // sum adds field f over the buckets inside (now-span, now].
 func (w *window[F]) sum(now int64, fields ...F) (out [maxFields]int64) {
 	span := w.width * int64(len(w.buckets))
 	for i := range w.buckets {
 		b := &w.buckets[i]
-		s := b.start.Load()
+		s := b.begin()
 		if s < 0 || s <= now-span || s > now {
 			continue
 		}
@@ -79,7 +79,7 @@ func (w *window[F]) sum(now int64, fields ...F) (out [maxFields]int64) {
 // reset zeroes every bucket.
 func (w *window[F]) reset() {
 	for i := range w.buckets {
-		w.buckets[i].start.Store(-1)
+		w.buckets[i].at.Store(0)
 		for j := range w.buckets[i].v {
 			w.buckets[i].v[j].Store(0)
 		}

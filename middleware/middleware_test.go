@@ -182,7 +182,9 @@ func TestThreeHopChain(t *testing.T) {
 		t.Fatalf("mock: %q", body)
 	}
 
-	// forged: no token, bad token, token of another run -> stripped at the edge, production everywhere
+	// forged: no token, bad token, token of another run -> refused at the
+	// edge (403 with the reason), never production
+	hits = c.thirdHits()
 	for _, h := range []map[string]string{
 		{"X-Shadowlane-Run": "run-7"},
 		{"X-Shadowlane-Run": "run-7", "X-Shadowlane-Token": tok[:len(tok)-1] + "x"},
@@ -190,9 +192,12 @@ func TestThreeHopChain(t *testing.T) {
 		{"Baggage": "shadowlane.run=run-7"},
 	} {
 		code, body = c.get(t, "", h)
-		if code != 200 || body != "real-payment" || !c.seen.last("gw").IsZero() || !c.seen.last("svc").IsZero() {
-			t.Fatalf("forged %v: %d %q gw=%v svc=%v", h, code, body, c.seen.last("gw"), c.seen.last("svc"))
+		if code != 403 || !strings.Contains(body, "untrusted load-test mark") {
+			t.Fatalf("forged %v: %d %q", h, code, body)
 		}
+	}
+	if c.thirdHits() != hits {
+		t.Fatal("a refused forged request reached the third party")
 	}
 	if n := c.edge.Stats().TokensRejected; n["missing"] < 2 || n["bad_signature"] != 1 || n["mismatch"] != 1 {
 		t.Fatalf("token rejections %v", n)

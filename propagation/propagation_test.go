@@ -64,12 +64,14 @@ func TestExtractHeaders(t *testing.T) {
 	// malformed values are dropped and reported, the good one kept
 	h.Set("X-Shadowlane-Run", "r1;drop table")
 	w = c.Extract(h)
-	if w.Mark.Run != "" || w.Mark.Env != "proj-a" || w.Dropped&propagation.DropMalformedRun == 0 || w.Token != "" {
+	if w.Mark.Run != "" || w.Mark.Env != "proj-a" || w.Dropped&propagation.DropMalformedRun == 0 || w.Token != "t" || !w.LoadTest {
 		t.Fatalf("malformed run: %+v", w)
 	}
 	h.Set("X-Shadowlane-Env", strings.Repeat("e", 65))
 	w = c.Extract(h)
-	if !w.Mark.IsZero() || w.Source != propagation.SourceNone || w.Dropped != propagation.DropMalformedRun|propagation.DropMalformedEnv {
+	h.Del("X-Shadowlane-Token")
+	w = c.Extract(h)
+	if !w.Mark.IsZero() || w.Source != propagation.SourceNone || w.Dropped != propagation.DropMalformedRun|propagation.DropMalformedEnv || !w.LoadTest {
 		t.Fatalf("both malformed: %+v", w)
 	}
 	plain := http.Header{"Accept": {"x"}, "Baggage": {"userId=alice"}}
@@ -86,10 +88,14 @@ func TestExtractBaggage(t *testing.T) {
 	if w.Mark != (propagation.Mark{Run: "r2", Env: "proj-b"}) || w.Source != propagation.SourceBaggage || w.Token != "v1.k.x" {
 		t.Fatalf("got %+v", w)
 	}
-	// own headers win over baggage
+	// own headers and baggage that disagree are a conflict, never a choice
 	h.Set("X-Shadowlane-Run", "r1")
-	if w := c.Extract(h); w.Mark.Run != "r1" || w.Source != propagation.SourceHeader {
-		t.Fatalf("header precedence: %+v", w)
+	if w := c.Extract(h); w.Mark.Run != "" || w.Dropped&propagation.DropConflict == 0 || !w.LoadTest {
+		t.Fatalf("header vs baggage: %+v", w)
+	}
+	h.Set("X-Shadowlane-Run", "r2")
+	if w := c.Extract(h); w.Mark.Run != "r2" || w.Dropped != 0 || w.Source != propagation.SourceHeader {
+		t.Fatalf("header and baggage agreeing: %+v", w)
 	}
 	// baggage over the W3C limits is not used
 	big := http.Header{}
@@ -103,7 +109,7 @@ func TestExtractBaggage(t *testing.T) {
 	}
 	// lowercase carriers (gRPC metadata)
 	md := otelprop.MapCarrier{"x-shadowlane-run": "r4", "baggage": "shadowlane.env=e"}
-	if w := c.ExtractLower(md); w.Mark.Run != "r4" || w.Mark.Env != "" {
+	if w := c.ExtractLower(md); w.Mark.Run != "r4" || w.Mark.Env != "e" {
 		t.Fatalf("lower: %+v", w)
 	}
 }

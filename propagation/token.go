@@ -22,6 +22,12 @@ var (
 	ErrTokenExpired    = errors.New("shadowlane: load-test token expired")
 	ErrTokenMismatch   = errors.New("shadowlane: load-test token does not cover this mark")
 	ErrNoKeys          = errors.New("shadowlane: no token keys configured")
+	// ErrConflict: the request's carriers (repeated lines, letter cases of
+	// a header name, own header and baggage) name different values.
+	ErrConflict = errors.New("shadowlane: mark carriers disagree")
+	// ErrEnvNotBound: trust.requireEnvBinding is set and the request's env
+	// tag is not the one its token is bound to.
+	ErrEnvNotBound = errors.New("shadowlane: env tag not bound by the load-test token")
 )
 
 // TokenReason maps a token error to a short reason for metrics and logs.
@@ -43,6 +49,12 @@ func TokenReason(err error) string {
 		return "mismatch"
 	case errors.Is(err, ErrNoKeys):
 		return "no_keys"
+	case errors.Is(err, ErrConflict):
+		return "conflict"
+	case errors.Is(err, ErrMalformed):
+		return "malformed_mark"
+	case errors.Is(err, ErrEnvNotBound):
+		return "env_not_bound"
 	}
 	return "invalid"
 }
@@ -168,6 +180,23 @@ func ParseToken(tok string) (c Claims, body, sig string, err error) {
 // known key (constant-time compare), it has not expired, its run equals
 // m.Run, and its env (when the token names one) equals m.Env.
 func (k *Keyring) Verify(tok string, m Mark, now time.Time) (Claims, error) {
+	c, err := k.VerifyClaims(tok, now)
+	if err != nil {
+		return Claims{}, err
+	}
+	if c.Run != m.Run {
+		return Claims{}, fmt.Errorf("%w: token is for run %q, request claims %q", ErrTokenMismatch, c.Run, m.Run)
+	}
+	if c.Env != "" && c.Env != m.Env {
+		return Claims{}, fmt.Errorf("%w: token is for env %q, request claims %q", ErrTokenMismatch, c.Env, m.Env)
+	}
+	return c, nil
+}
+
+// VerifyClaims checks tok's MAC (a known key, constant-time compare) and
+// expiry at now, and returns what it vouches for: a valid token alone
+// carries its mark.
+func (k *Keyring) VerifyClaims(tok string, now time.Time) (Claims, error) {
 	if k == nil || len(k.keys) == 0 {
 		return Claims{}, ErrNoKeys
 	}
@@ -194,12 +223,6 @@ func (k *Keyring) Verify(tok string, m Mark, now time.Time) (Claims, error) {
 	}
 	if !now.Before(c.Expires) {
 		return Claims{}, fmt.Errorf("%w at %s", ErrTokenExpired, c.Expires.UTC().Format(time.RFC3339))
-	}
-	if c.Run != m.Run {
-		return Claims{}, fmt.Errorf("%w: token is for run %q, request claims %q", ErrTokenMismatch, c.Run, m.Run)
-	}
-	if c.Env != "" && c.Env != m.Env {
-		return Claims{}, fmt.Errorf("%w: token is for env %q, request claims %q", ErrTokenMismatch, c.Env, m.Env)
 	}
 	if !hit {
 		k.mu.Lock()

@@ -28,12 +28,12 @@ type Setter interface {
 
 // Names are the header and baggage-member names a mark travels under.
 type Names struct {
-	RunHeader   string `json:"run"`
-	EnvHeader   string `json:"env"`
-	TokenHeader string `json:"token"`
-	RunMember   string `json:"runMember"`
-	EnvMember   string `json:"envMember"`
-	TokenMember string `json:"tokenMember"`
+	RunHeader   string `json:"run" yaml:"run"`
+	EnvHeader   string `json:"env" yaml:"env"`
+	TokenHeader string `json:"token" yaml:"token"`
+	RunMember   string `json:"runMember" yaml:"runMember"`
+	EnvMember   string `json:"envMember" yaml:"envMember"`
+	TokenMember string `json:"tokenMember" yaml:"tokenMember"`
 }
 
 // DefaultNames are shadowlane's own header and baggage names.
@@ -73,6 +73,7 @@ const (
 	DropMalformedEnv                    // env tag outside the charset or too long
 	DropMalformedToken                  // token too long to be ours
 	DropBaggageLimit                    // baggage over the W3C limits: ignored
+	DropConflict                        // carriers disagree (lines, letter cases, header vs baggage)
 )
 
 // Reasons lists the reasons in d as metric-friendly words.
@@ -90,6 +91,9 @@ func (d Drop) Reasons() []string {
 	if d&DropBaggageLimit != 0 {
 		r = append(r, "baggage_limit")
 	}
+	if d&DropConflict != 0 {
+		r = append(r, "conflict")
+	}
 	return r
 }
 
@@ -100,6 +104,11 @@ type Wire struct {
 	Token   string
 	Source  Source
 	Dropped Drop
+	// LoadTest is set when the carrier holds any load-test indicator: a
+	// run or token header or baggage member, on any line, in any letter
+	// case of the header name, well formed or not. An edge that cannot
+	// verify such a request refuses it (see [Policy.Decide]).
+	LoadTest bool
 }
 
 // maxTokenLen bounds the token we are willing to look at.
@@ -111,6 +120,7 @@ type Codec struct {
 	n      Names
 	lower  Names // the same names lowercased, for carriers with lowercase keys (gRPC metadata)
 	common string
+	keys   keySet // every header key that carries the mark (see keySet)
 }
 
 // NewCodec returns a codec for names; empty fields take the default names.
@@ -139,7 +149,8 @@ func NewCodec(n Names) *Codec {
 		TokenHeader: strings.ToLower(n.TokenHeader),
 		RunMember:   n.RunMember, EnvMember: n.EnvMember, TokenMember: n.TokenMember,
 	}
-	c.common = commonPrefix(n.RunMember, n.EnvMember)
+	c.common = commonPrefix(commonPrefix(n.RunMember, n.EnvMember), n.TokenMember)
+	c.keys = newKeySet(c.lower)
 	return c
 }
 
@@ -155,44 +166,6 @@ func (c *Codec) Names() Names { return c.n }
 // carries them.
 func (c *Codec) LowerNames() Names { return c.lower }
 
-// Present reports whether h carries any of the mark's own headers or a
-// baggage header that may hold its members, without allocating.
-func (c *Codec) Present(h map[string][]string) bool {
-	if len(h) == 0 {
-		return false
-	}
-	if len(h[c.n.RunHeader]) > 0 || len(h[c.n.EnvHeader]) > 0 || len(h[c.n.TokenHeader]) > 0 {
-		return true
-	}
-	b := h["Baggage"]
-	return len(b) > 0 && c.BaggageMayCarry(b[0])
-}
-
-// BaggageMayCarry reports whether a baggage header value may hold the
-// mark's members, by a substring test without parsing: false means it
-// certainly holds none (application baggage only), so an entry can treat
-// the request as unmarked without extracting. [Codec.Extract] reads such a
-// value as no mark.
-func (c *Codec) BaggageMayCarry(v string) bool {
-	return v != "" && (c.common == "" || strings.Contains(v, c.common))
-}
-
-// Strip removes the mark's own headers and baggage members from h (a
-// canonical http.Header), keeping the rest of the baggage.
-func (c *Codec) Strip(h map[string][]string) {
-	delete(h, c.n.RunHeader)
-	delete(h, c.n.EnvHeader)
-	delete(h, c.n.TokenHeader)
-	if b := h["Baggage"]; len(b) > 0 {
-		rest, _ := c.MergeBaggage(strings.Join(b, ","), Mark{}, "")
-		if rest == "" {
-			delete(h, "Baggage")
-		} else {
-			h["Baggage"] = []string{rest}
-		}
-	}
-}
-
 func commonPrefix(a, b string) string {
 	i := 0
 	for i < len(a) && i < len(b) && a[i] == b[i] {
@@ -201,104 +174,57 @@ func commonPrefix(a, b string) string {
 	return a[:i]
 }
 
-// Extract reads a mark from g using canonical header names (http.Header,
-// OTel's HeaderCarrier and MapCarrier built from them).
-func (c *Codec) Extract(g Getter) Wire { return c.extract(g, &c.n, "Baggage") }
-
-// ExtractLower reads a mark from a carrier whose keys are lowercase (gRPC
-// metadata).
-func (c *Codec) ExtractLower(g Getter) Wire { return c.extract(g, &c.lower, "baggage") }
-
-func (c *Codec) extract(g Getter, n *Names, baggageKey string) Wire {
-	var w Wire
-	run, env := g.Get(n.RunHeader), g.Get(n.EnvHeader)
-	var tok string
-	if run != "" || env != "" {
-		w.Source = SourceHeader
-		if run != "" {
-			tok = g.Get(n.TokenHeader)
-		}
-	} else {
-		b := g.Get(baggageKey)
-		if !c.BaggageMayCarry(b) {
-			return w
-		}
-		if len(b) > MaxBaggageBytes {
-			w.Dropped |= DropBaggageLimit
-			return w
-		}
-		var ok bool
-		run, env, tok, ok = c.scanBaggage(b)
-		if !ok {
-			w.Dropped |= DropBaggageLimit
-			return w
-		}
-		if run == "" && env == "" {
-			return w
-		}
-		w.Source = SourceBaggage
+// Extract reads a mark from g. A header map (http.Header, or any carrier
+// implementing [HeaderMap]) is read whole: every key that names a mark
+// carrier in any letter case (and in grpc-gateway's "Grpc-Metadata-" form),
+// every line of it, and the mark's members on every baggage line; values
+// that disagree are a conflict ([DropConflict]). Other carriers are asked
+// for the canonical names with Get (first value only).
+func (c *Codec) Extract(g Getter) Wire {
+	if h, ok := headerMap(g); ok {
+		return c.ExtractHeader(h)
 	}
-	if run != "" {
-		if ValidID(run) {
-			w.Mark.Run = run
-		} else {
-			w.Dropped |= DropMalformedRun
-		}
-	}
-	if env != "" {
-		if ValidID(env) {
-			w.Mark.Env = env
-		} else {
-			w.Dropped |= DropMalformedEnv
-		}
-	}
-	if w.Mark.Run != "" && tok != "" {
-		if len(tok) <= maxTokenLen {
-			w.Token = tok
-		} else {
-			w.Dropped |= DropMalformedToken
-		}
-	}
-	if w.Mark.IsZero() {
-		w.Source = SourceNone
-	}
-	return w
+	return c.extract(g, &c.n, "Baggage")
 }
 
-// scanBaggage finds our members in a W3C baggage string without building a
-// baggage value. ok is false when the string has more members than the W3C
-// limit. Properties after ';' are ignored; values are percent-decoded.
-func (c *Codec) scanBaggage(b string) (run, env, tok string, ok bool) {
-	members := 0
-	for len(b) > 0 {
-		var m string
-		if i := strings.IndexByte(b, ','); i >= 0 {
-			m, b = b[:i], b[i+1:]
-		} else {
-			m, b = b, ""
-		}
-		members++
-		if members > MaxBaggageMembers {
-			return "", "", "", false
-		}
-		if i := strings.IndexByte(m, ';'); i >= 0 {
-			m = m[:i]
-		}
-		eq := strings.IndexByte(m, '=')
-		if eq < 0 {
-			continue
-		}
-		k, v := trimOWS(m[:eq]), trimOWS(m[eq+1:])
-		switch k {
-		case c.n.RunMember:
-			run = unescape(v)
-		case c.n.EnvMember:
-			env = unescape(v)
-		case c.n.TokenMember:
-			tok = unescape(v)
-		}
+// ExtractLower reads a mark from a carrier whose keys are lowercase (gRPC
+// metadata); header maps are read as by [Codec.Extract].
+func (c *Codec) ExtractLower(g Getter) Wire {
+	if h, ok := headerMap(g); ok {
+		return c.ExtractHeader(h)
 	}
-	return run, env, tok, true
+	return c.extract(g, &c.lower, "baggage")
+}
+
+// ExtractGetter reads a mark from g with Get look-ups only (first values),
+// under the canonical names or, with lower, the lowercase ones; callers
+// that already know g is no header map use it to skip the type check.
+func (c *Codec) ExtractGetter(g Getter, lower bool) Wire {
+	if lower {
+		return c.extract(g, &c.lower, "baggage")
+	}
+	return c.extract(g, &c.n, "Baggage")
+}
+
+func (c *Codec) extract(g Getter, n *Names, baggageKey string) Wire {
+	run, env, tok, b := g.Get(n.RunHeader), g.Get(n.EnvHeader), g.Get(n.TokenHeader), g.Get(baggageKey)
+	if run == "" && env == "" && tok == "" && !c.BaggageMayCarry(b) {
+		return Wire{}
+	}
+	var a acc
+	if run != "" {
+		c.addHeader(&a, kindRun, run)
+	}
+	if env != "" {
+		c.addHeader(&a, kindEnv, env)
+	}
+	if tok != "" {
+		c.addHeader(&a, kindToken, tok)
+	}
+	if c.BaggageMayCarry(b) {
+		c.addBaggage(&a, b)
+	}
+	return a.wire()
 }
 
 func trimOWS(s string) string {

@@ -21,6 +21,9 @@ const (
 	ReadThrough
 	// Mock: load-test work answered by a configured mock.
 	Mock
+	// Filter: shadow names removed from the reply of a production
+	// operation (Redis KEYS, SCAN, PUBSUB CHANNELS); counted per name.
+	Filter
 	numDecisions
 )
 
@@ -36,6 +39,8 @@ func (d Decision) String() string {
 		return "read_through"
 	case Mock:
 		return "mock"
+	case Filter:
+		return "filter"
 	}
 	return "unknown"
 }

@@ -32,9 +32,16 @@ func ExampleMiddleware() {
 	})
 
 	req := httptest.NewRequest("GET", "/orders/1", nil)
-	req.Header.Set("X-Shadowlane-Run", "run-1") // no token: stripped at the edge
+	req.Header.Set("X-Shadowlane-Run", "run-1") // no token: refused at the edge
 	w := httptest.NewRecorder()
 	r.ServeHTTP(w, req)
-	fmt.Println(w.Body.String())
-	// Output: production
+	fmt.Print(w.Code, " ", w.Body.String())
+
+	req = httptest.NewRequest("GET", "/orders/1", nil) // no mark at all: production
+	w = httptest.NewRecorder()
+	r.ServeHTTP(w, req)
+	fmt.Println(w.Code, w.Body.String())
+	// Output:
+	// 403 shadowlane: untrusted load-test mark: shadowlane: load-test token missing
+	// 200 production
 }

@@ -58,8 +58,8 @@ func TestGinMiddleware(t *testing.T) {
 	if code, _ := do(map[string]string{"X-Shadowlane-Run": "r1", "X-Shadowlane-Env": "proj-a", "X-Shadowlane-Token": tok}); code != 200 || got != (propagation.Mark{Run: "r1", Env: "proj-a"}) {
 		t.Fatalf("signed: %d %v", code, got)
 	}
-	if code, _ := do(map[string]string{"X-Shadowlane-Run": "r1", "X-Shadowlane-Env": "proj-b", "X-Shadowlane-Token": tok}); code != 200 || !got.IsZero() {
-		t.Fatalf("env not covered by the token must be stripped: %d %v", code, got)
+	if code, _ := do(map[string]string{"X-Shadowlane-Run": "r1", "X-Shadowlane-Env": "proj-b", "X-Shadowlane-Token": tok}); code != 403 {
+		t.Fatalf("env not covered by the token must be refused: %d %v", code, got)
 	}
 	rt.SetLoadTest(false, "maintenance")
 	got = propagation.Mark{Run: "untouched"}

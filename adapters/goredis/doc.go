@@ -27,6 +27,32 @@
 // runs none. Production commands naming a shadow key are refused too (the
 // two-way guard; [WithoutGuard] turns it off).
 //
+// Arguments are seen as go-redis writes them ([rediskeys.AppendArg]
+// follows go-redis's own argument writer): a key or a command name given
+// as a *string, an encoding.BinaryMarshaler, a net.IP, a pointer to a
+// number, a uint64 above 2^63 or a time.Time is renamed (marked) and
+// guarded (production) by the text the server receives. Types go-redis
+// cannot send are refused for marked commands.
+//
+// Production listings of the whole keyspace: in key mode shadow keys live
+// beside production keys, so a production KEYS, SCAN (with or without
+// MATCH, typed or through rdb.Do, alone or in a pipeline) or PUBSUB
+// CHANNELS reply has every shadow name removed before the application sees
+// it, and each removed name is counted ([shadow.Record], target "KEYS",
+// "SCAN" or "PUBSUB CHANNELS", decision "filter"). A SCAN page may then
+// come back shorter than COUNT, even empty, with a cursor that is not 0;
+// loops over the cursor (and go-redis's ScanIterator) handle that. The
+// server still walks the shadow keys: a pressure test with many shadow
+// keys makes production KEYS and SCAN slower. Instance mode keeps shadow
+// keys out of the production keyspace altogether.
+//
+// Scripts: a marked EVAL, EVALSHA or FCALL gets its declared keys renamed,
+// but a script can build key names itself (redis.call('SET', 'orders:' ..
+// ARGV[1])) and would then write production keys. [WithStrictScripts], or
+// the config field redis.scripts: refuse read through [WithRuntime],
+// refuses marked scripts instead; `shadowlane check` warns while they are
+// allowed.
+//
 // Connection setup commands (HELLO, AUTH, SELECT, READONLY, CLIENT
 // SETNAME/SETINFO/TRACKING/MAINT_NOTIFICATIONS) sent outside a pipeline of
 // other commands pass unchanged: go-redis sends them through hooks while it

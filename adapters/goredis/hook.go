@@ -5,11 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/shadowlane/shadowlane"
 	"github.com/shadowlane/shadowlane/propagation"
 	"github.com/shadowlane/shadowlane/shadow"
 	"github.com/shadowlane/shadowlane/shadow/rediskeys"
@@ -28,7 +28,8 @@ type Hook struct {
 	instance bool
 	guard    bool
 	maxTTL   time.Duration
-	err      error // configuration problem: marked commands fail closed
+	rt       *shadowlane.Runtime // nil: the default runtime
+	err      error               // configuration problem: marked commands fail closed
 	// ownChannels: in instance mode without naming, the shadow client is
 	// known to be another server (Instrument compared the two clients),
 	// so publishing under production channel names there reaches no
@@ -47,7 +48,7 @@ func NewHook(opts ...Option) *Hook {
 	for _, o := range opts {
 		o.apply(&c)
 	}
-	h := &Hook{maxTTL: c.maxTTL}
+	h := &Hook{maxTTL: c.maxTTL, rt: c.rt}
 	h.rw.StrictScripts = c.strict
 	switch {
 	case c.clientSet:
@@ -191,6 +192,10 @@ func (h *Hook) check(args []any) (rediskeys.Result, error) {
 	if err != nil {
 		return res, err
 	}
+	if res.Command.Scripts() && shadowlane.OrDefault(h.rt).Config().Redis.RefusesScripts() {
+		res.Restore(args)
+		return rediskeys.Result{}, &shadow.Error{Store: Store, Target: res.Command.Name, Rule: "redis.scripts: refuse (a script may touch keys it does not declare)", Err: shadow.ErrBlocked}
+	}
 	switch res.Command.Name {
 	case "SUBSCRIBE", "PSUBSCRIBE", "SSUBSCRIBE", "UNSUBSCRIBE", "PUNSUBSCRIBE", "SUNSUBSCRIBE":
 		// Sent as a command (rdb.Do), it would leave a pooled connection
@@ -261,8 +266,8 @@ func (h *Hook) written(args []any, res *rediskeys.Result) []any {
 		return nil
 	}
 	var out []any
-	for _, p := range res.Keys {
-		if p.Flags.Writes() && p.Flags&rediskeys.KeyNotKey == 0 {
+	for k := 0; k < res.NumKeys(); k++ {
+		if p := res.Key(k); p.Flags.Writes() && p.Flags&rediskeys.KeyNotKey == 0 {
 			out = append(out, args[p.Index])
 		}
 	}
@@ -556,23 +561,66 @@ func (h *Hook) restoreReply(cmd redis.Cmder, reply rediskeys.Reply) {
 }
 
 // filterProduction removes shadow names from the reply of a production
-// KEYS, SCAN or PUBSUB CHANNELS.
+// KEYS, SCAN or PUBSUB CHANNELS (typed commands and rdb.Do alike), and
+// counts them (decision "filter", target the command). A SCAN page may
+// then hold fewer names than COUNT, or none, with a cursor that is not 0:
+// callers already loop until the cursor is 0.
 func (h *Hook) filterProduction(cmd redis.Cmder) {
 	if cmd.Err() != nil {
 		return
 	}
-	keep := func(s string) bool { return !h.rw.Naming.IsShadow(s) }
+	removed := 0
+	keep := func(s string) bool {
+		if h.rw.Naming.IsShadow(s) {
+			removed++
+			return false
+		}
+		return true
+	}
+	name := rediskeys.CommandName(cmd.Args())
+	switch name {
+	case "KEYS", "SCAN", "PUBSUB CHANNELS", "PUBSUB SHARDCHANNELS":
+	default:
+		return
+	}
 	switch c := cmd.(type) {
 	case *redis.StringSliceCmd:
-		if c.FullName() == "keys" || strings.HasPrefix(c.FullName(), "pubsub") {
+		if name != "SCAN" {
 			c.SetVal(mapNames(c.Val(), nil, keep))
 		}
 	case *redis.ScanCmd:
-		if c.Name() == "scan" {
+		if name == "SCAN" {
 			keys, cursor := c.Val()
 			c.SetVal(mapNames(keys, nil, keep), cursor)
 		}
+	case *redis.Cmd:
+		switch v := c.Val().(type) {
+		case []any:
+			if name != "SCAN" {
+				c.SetVal(filterAny(v, keep))
+			} else if len(v) == 2 {
+				if page, ok := v[1].([]any); ok {
+					c.SetVal([]any{v[0], filterAny(page, keep)})
+				}
+			}
+		}
 	}
+	if removed > 0 {
+		shadow.RecordN(Store, name, shadow.Filter, int64(removed))
+	}
+}
+
+// filterAny returns the elements of list that are not strings keep
+// refuses.
+func filterAny(list []any, keep func(string) bool) []any {
+	out := list[:0:0]
+	for _, e := range list {
+		if s, ok := e.(string); ok && !keep(s) {
+			continue
+		}
+		out = append(out, e)
+	}
+	return out
 }
 
 func mapNames(in []string, f func(string) string, keep func(string) bool) []string {

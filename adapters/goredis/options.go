@@ -5,6 +5,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/shadowlane/shadowlane"
 	"github.com/shadowlane/shadowlane/shadow"
 )
 
@@ -23,6 +24,7 @@ type config struct {
 	strict    bool
 	maxTTL    time.Duration
 	guardOff  bool
+	rt        *shadowlane.Runtime
 }
 
 // WithKeyNaming sets how marked commands rename keys, patterns and
@@ -45,8 +47,16 @@ func WithShadowClient(c redis.UniversalClient) Option {
 
 // WithStrictScripts refuses EVAL, EVALSHA and FCALL (and their _RO forms)
 // for marked traffic, since a script can touch keys it does not declare. By
-// default their declared keys are renamed.
+// default their declared keys are renamed. The config field
+// redis.scripts: refuse (see [WithRuntime]) does the same from config.
 func WithStrictScripts() Option { return optionFunc(func(c *config) { c.strict = true }) }
+
+// WithRuntime takes the settings of the "redis:" config section from rt:
+// with redis.scripts: refuse, marked scripts are refused as with
+// [WithStrictScripts]. The section is read per marked script, so a config
+// reload applies at once. Without this option (or with nil) the hook reads
+// the default runtime, the one [shadowlane.Init] sets.
+func WithRuntime(rt *shadowlane.Runtime) Option { return optionFunc(func(c *config) { c.rt = rt }) }
 
 // WithMaxTTL bounds the life of shadow keys: after every marked command
 // that writes keys, each written key gets PEXPIRE d LT (Redis 7+), so a

@@ -43,10 +43,20 @@ func (p *Plugin) Initialize(db *gorm.DB) error {
 	if p == nil || (p.rw == nil && p.shadow == nil) {
 		return ErrConfig
 	}
-	top := &pool{base: db.ConnPool, p: p}
-	db.ConnPool = top
-	if db.Statement != nil {
-		db.Statement.ConnPool = top
+	if ps, ok := db.ConnPool.(*gorm.PreparedStmtDB); ok {
+		// PrepareStmt: true. Keep gorm's own *gorm.PreparedStmtDB where
+		// the application finds it (db.ConnPool: Close, Reset, Stmts) and
+		// wrap the pool it prepares on instead. Sessions with PrepareStmt
+		// share it (gorm caches it), so they are covered too.
+		if _, done := ps.ConnPool.(*pool); !done {
+			ps.ConnPool = &pool{base: ps.ConnPool, p: p}
+		}
+	} else {
+		top := &pool{base: db.ConnPool, p: p}
+		db.ConnPool = top
+		if db.Statement != nil {
+			db.Statement.ConnPool = top
+		}
 	}
 	cb := db.Callback()
 	if err := cb.Create().Before("gorm:create").Register("shadowlane:create", p.wrap); err != nil {

@@ -16,9 +16,11 @@ import (
 )
 
 // An internal gRPC service and a client: the client's context mark reaches
-// the server's handler.
+// the server's handler. Load-test calls go only to authorities on
+// outbound.allow (here the loopback server).
 func Example() {
-	rt, _ := shadowlane.New(shadowlane.Config{Service: "orders", Trust: shadowlane.TrustConfig{Mode: "internal"}})
+	rt, _ := shadowlane.New(shadowlane.Config{Service: "orders", Trust: shadowlane.TrustConfig{Mode: "internal"},
+		Outbound: shadowlane.OutboundConfig{Allow: []string{"127.0.0.1"}}})
 	defer rt.Close()
 
 	h := &health{}

@@ -48,36 +48,48 @@ func (m MD) Keys() []string {
 
 // entry is the state one server interceptor shares between its calls.
 type entry struct {
-	cfg  *middleware.Config
-	key  any // incomingKey, or nil to look keys up one by one
-	keys markKeysCache
+	cfg *middleware.Config
+	key any // incomingKey, or nil to look keys up one by one
 }
 
 func newEntry(opts []middleware.Option) *entry {
 	return &entry{cfg: newCfg("grpc", opts), key: incomingKey}
 }
 
-// admit runs the call through rt.Admit.
+// admit runs the call through rt.Admit. A call that carried mark carriers
+// gets a context whose incoming metadata no longer holds them (any case,
+// any line, baggage members, grpc-gateway's "grpc-metadata-" form), so the
+// handler, or a proxy that forwards incoming metadata, cannot pass an
+// unverified mark on: only the decided mark travels, in the context.
 func (e *entry) admit(ctx context.Context) (context.Context, error) {
 	rt := e.cfg.RT()
-	ctx2, ref := rt.Admit(ctx, &e.cfg.Entry, e.carrier(ctx, rt.Codec(), rt.EdgeTagHeader(true))) // with noValues it never refuses: nothing to refuse
+	codec := rt.Codec()
+	g := e.carrier(ctx, codec, rt.EdgeTagHeader(true))
+	ctx2, ref := rt.Admit(ctx, &e.cfg.Entry, g) // with noValues it never refuses: nothing to refuse
 	if ref != nil {
 		return ctx, status.Error(codes.Code(ref.GRPCCode), ref.Err.Error())
+	}
+	if h, ok := propagation.AsHeaderMap(g); ok && codec.Present(h) {
+		md := metadata.MD(h).Copy()
+		codec.Strip(md)
+		ctx2 = metadata.NewIncomingContext(ctx2, md)
 	}
 	return ctx2, nil
 }
 
 // carrier returns what admit reads the mark from. A call whose metadata
-// has none of the run header, the env header or "baggage" (keys compared
-// as metadata.ValueFromIncomingContext compares them: exactly, else under
-// Unicode case folding), nor the routing.tagSource header when one is
-// configured, is production and gets the empty carrier, without
-// allocating; any other call gets its metadata. tag is the lowercase
+// holds no mark carrier (propagation.Codec.Present: the run, env or token
+// header or "baggage" that may hold the members, keys compared under
+// Unicode case folding as metadata.ValueFromIncomingContext compares them,
+// also behind grpc-gateway's "grpc-metadata-" prefix), nor the
+// routing.tagSource header when one is configured, is production and gets
+// the empty carrier, without allocating; any other call gets its metadata
+// (read whole by Admit: every key, every line). tag is the lowercase
 // tagSource header ("" for none).
 func (e *entry) carrier(ctx context.Context, c *propagation.Codec, tag string) propagation.Getter {
 	if e.key != nil {
 		md, _ := ctx.Value(e.key).(metadata.MD) // uncopied: read only
-		if len(md) == 0 || (!e.keys.get(c).present(md) && !tagPresent(ctx, md, tag)) {
+		if len(md) == 0 || (!c.Present(md) && !tagPresent(ctx, md, tag)) {
 			return noValues{}
 		}
 		if plainKeys(md) {
@@ -86,7 +98,8 @@ func (e *entry) carrier(ctx context.Context, c *propagation.Codec, tag string) p
 		return mdGetter(md)
 	}
 	if presentByLookup(ctx, c) || tagPresent(ctx, nil, tag) {
-		return &incoming{ctx}
+		md, _ := metadata.FromIncomingContext(ctx)
+		return mdGetter(md)
 	}
 	return noValues{}
 }
@@ -107,14 +120,23 @@ func tagPresent(ctx context.Context, md metadata.MD, name string) bool {
 
 // presentByLookup is carrier's decision when the metadata map cannot be
 // read directly (see incomingKey): ValueFromIncomingContext look-ups of
-// the run and env headers and of a baggage value that may hold the mark.
+// the run, env and token headers and of baggage lines that may hold the
+// mark, bare and behind grpc-gateway's prefix.
 func presentByLookup(ctx context.Context, c *propagation.Codec) bool {
 	n := c.LowerNames()
-	if metadata.ValueFromIncomingContext(ctx, n.RunHeader) != nil || metadata.ValueFromIncomingContext(ctx, n.EnvHeader) != nil {
-		return true
+	for _, p := range [...]string{"", propagation.GRPCGatewayPrefix} {
+		for _, k := range [...]string{n.RunHeader, n.EnvHeader, n.TokenHeader} {
+			if metadata.ValueFromIncomingContext(ctx, p+k) != nil {
+				return true
+			}
+		}
+		for _, b := range metadata.ValueFromIncomingContext(ctx, p+"baggage") {
+			if c.BaggageMayCarry(b) {
+				return true
+			}
+		}
 	}
-	b := metadata.ValueFromIncomingContext(ctx, "baggage")
-	return len(b) > 0 && c.BaggageMayCarry(b[0])
+	return false
 }
 
 type noValues struct{}
@@ -165,35 +187,82 @@ func (e *entry) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInf
 	return handler(srv, ss)
 }
 
-// outgoing adds the context's mark to the outgoing metadata (own keys and
-// baggage members merged into any baggage already there).
+// outgoing prepares the outgoing metadata of a client call: a marked call
+// carries its mark (own keys and baggage members merged into any baggage
+// already there) after every stale carrier is removed; an unmarked call
+// carries no mark carrier at all (say, one a handler copied from incoming
+// metadata, as a gRPC proxy does), so no forged mark reaches the next hop.
+// A call without outgoing metadata costs one context look-up.
 func outgoing(ctx context.Context, rt *shadowlane.Runtime) context.Context {
 	m := propagation.FromContext(ctx)
+	codec := rt.Codec()
 	if m.IsZero() {
-		return ctx
+		if outgoingKey != nil && ctx.Value(outgoingKey) == nil {
+			return ctx
+		}
+		md, ok := metadata.FromOutgoingContext(ctx)
+		if !ok || !codec.Present(md) {
+			return ctx
+		}
+		codec.Strip(md)
+		return metadata.NewOutgoingContext(ctx, md)
 	}
 	md, ok := metadata.FromOutgoingContext(ctx)
 	if !ok {
 		md = metadata.MD{}
 	}
-	rt.Codec().InjectLower(m, propagation.TokenFromContext(ctx), MD(md))
+	codec.Strip(md)
+	codec.InjectLower(m, propagation.TokenFromContext(ctx), MD(md))
 	return metadata.NewOutgoingContext(ctx, md)
 }
 
+// blockedStatus turns an outbound refusal into codes.PermissionDenied.
+func blockedStatus(err error) error {
+	return status.Error(codes.PermissionDenied, err.Error())
+}
+
 // UnaryClientInterceptor carries the mark of the call's context to the
-// server.
+// server and applies the outbound rules to load-test calls: a call to a
+// target whose authority is not on outbound.allow fails with
+// codes.PermissionDenied (the message names shadow.ErrBlocked's rule), or
+// is answered by the configured gRPC mock for its full method; it never
+// reaches the server. Unmarked calls lose any stale mark carriers.
 func UnaryClientInterceptor(opts ...middleware.Option) grpc.UnaryClientInterceptor {
 	cfg := newCfg("grpc-client", opts)
 	return func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, o ...grpc.CallOption) error {
-		return invoker(outgoing(ctx, cfg.RT()), method, req, reply, cc, o...)
+		rt := cfg.RT()
+		if propagation.IsLoadTest(ctx) {
+			mock, err := rt.OutboundGRPC(ctx, cc.Target(), method)
+			if err != nil {
+				return blockedStatus(err)
+			}
+			if mock != nil {
+				return answerUnary(mock, reply)
+			}
+		}
+		return invoker(outgoing(ctx, rt), method, req, reply, cc, o...)
 	}
 }
 
-// StreamClientInterceptor carries the mark of the stream's context.
+// StreamClientInterceptor is UnaryClientInterceptor for streams: a mocked
+// stream answers each receive with the mock's message once, then io.EOF.
 func StreamClientInterceptor(opts ...middleware.Option) grpc.StreamClientInterceptor {
 	cfg := newCfg("grpc-client", opts)
 	return func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, o ...grpc.CallOption) (grpc.ClientStream, error) {
-		return streamer(outgoing(ctx, cfg.RT()), desc, cc, method, o...)
+		rt := cfg.RT()
+		if propagation.IsLoadTest(ctx) {
+			mock, err := rt.OutboundGRPC(ctx, cc.Target(), method)
+			if err != nil {
+				return nil, blockedStatus(err)
+			}
+			if mock != nil {
+				if mock.Code != 0 {
+					return nil, status.Error(codes.Code(mock.Code), string(mock.Body))
+				}
+				return &mockStream{ctx: ctx, body: mock.Body}, nil
+			}
+		}
+		return streamer(outgoing(ctx, rt), desc, cc, method, o...)
 	}
 }
 

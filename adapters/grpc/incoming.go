@@ -4,13 +4,9 @@ import (
 	"context"
 	"reflect"
 	"strings"
-	"sync/atomic"
-	"unicode"
 	"unicode/utf8"
 
 	"google.golang.org/grpc/metadata"
-
-	"github.com/shadowlane/shadowlane/propagation"
 )
 
 // The server interceptors decide "production or not" from the incoming
@@ -32,6 +28,28 @@ import (
 // grpc-go that stores metadata differently), incomingKey is nil and the
 // interceptors use ValueFromIncomingContext as before: slower, never wrong.
 var incomingKey = learnIncomingKey()
+
+// outgoingKey is the context key of outgoing metadata, learned the same
+// way: an unmarked client call whose context has none costs one look-up.
+// nil when it cannot be learned (then every unmarked call with outgoing
+// metadata is checked through a copy).
+var outgoingKey = learnOutgoingKey()
+
+func learnOutgoingKey() any {
+	p := &keyProbe{Context: context.Background()}
+	if metadata.ValueFromOutgoingContext(p, "shadowlane-probe") != nil || len(p.keys) != 1 {
+		return nil
+	}
+	key := p.keys[0]
+	if key == nil || !reflect.TypeOf(key).Comparable() {
+		return nil
+	}
+	if metadata.NewOutgoingContext(context.Background(), metadata.MD{"a": {"1"}}).Value(key) == nil ||
+		metadata.AppendToOutgoingContext(context.Background(), "a", "1").Value(key) == nil {
+		return nil
+	}
+	return key
+}
 
 type keyProbe struct {
 	context.Context
@@ -68,6 +86,12 @@ func learnIncomingKey() any {
 // metadata.ValueFromIncomingContext does (the exact key, else the first key
 // equal under Unicode case folding), without copying the values.
 type mdGetter metadata.MD
+
+// HeaderMap lets Admit read every key and line (propagation.HeaderMap).
+func (m mdGetter) HeaderMap() map[string][]string { return m }
+
+// HeaderMap lets Admit read every key and line (propagation.HeaderMap).
+func (m plainMD) HeaderMap() map[string][]string { return m }
 
 func (m mdGetter) Get(k string) string {
 	v, ok := m[k]
@@ -120,98 +144,4 @@ func plainKeys(md metadata.MD) bool {
 		}
 	}
 	return true
-}
-
-// markKeys is the set of metadata keys whose presence sends a call through
-// the full Admit pipeline: the codec's run and env headers and "baggage".
-// A key k is one of them when strings.EqualFold(k, name) holds for a name,
-// as it is for ValueFromIncomingContext. lens prefilters by byte length:
-// bit l is set when a key of l bytes can fold-equal a name (long covers
-// 64 bytes and more), so most keys are dismissed without comparing bytes.
-type markKeys struct {
-	codec *propagation.Codec
-	names [3]string
-	lens  uint64
-	long  bool
-}
-
-func newMarkKeys(c *propagation.Codec) *markKeys {
-	n := c.LowerNames()
-	mk := &markKeys{codec: c, names: [3]string{n.RunHeader, n.EnvHeader, "baggage"}}
-	for _, name := range mk.names {
-		lo, hi, ok := foldLenRange(name)
-		if !ok {
-			mk.lens, mk.long = ^uint64(0), true
-			continue
-		}
-		for l := lo; l <= hi; l++ {
-			if l < 64 {
-				mk.lens |= 1 << l
-			} else {
-				mk.long = true
-			}
-		}
-	}
-	return mk
-}
-
-// foldLenRange bounds the byte length of the strings s for which
-// strings.EqualFold(s, name) holds. EqualFold pairs the runes of s with
-// the runes of name and accepts a pair when one is in the other's
-// unicode.SimpleFold orbit, so for an ASCII name s has len(name) runes,
-// each at least one byte and at most as long as the longest rune in the
-// orbit of the name byte it pairs with (Kelvin sign K for 'k' is three
-// bytes, long s ſ for 's' two). ok is false for a name that is not ASCII;
-// callers then treat every length as possible.
-func foldLenRange(name string) (lo, hi int, ok bool) {
-	for i := 0; i < len(name); i++ {
-		b := rune(name[i])
-		if b >= utf8.RuneSelf {
-			return 0, 0, false
-		}
-		longest := 1
-		for r := unicode.SimpleFold(b); r != b; r = unicode.SimpleFold(r) {
-			longest = max(longest, utf8.RuneLen(r))
-		}
-		lo++
-		hi += longest
-	}
-	return lo, hi, true
-}
-
-// present reports whether md has a key that fold-equals the run or the
-// env header, or one that fold-equals "baggage" whose first value may hold
-// the mark's members (Codec.BaggageMayCarry).
-func (mk *markKeys) present(md metadata.MD) bool {
-	for k := range md {
-		if l := len(k); l < 64 {
-			if mk.lens&(1<<l) == 0 {
-				continue
-			}
-		} else if !mk.long {
-			continue
-		}
-		if strings.EqualFold(k, mk.names[0]) || strings.EqualFold(k, mk.names[1]) {
-			return true
-		}
-		// Baggage counts only when it may hold the mark's members:
-		// application baggage alone is production.
-		if v := md[k]; len(v) > 0 && strings.EqualFold(k, mk.names[2]) && mk.codec.BaggageMayCarry(v[0]) {
-			return true
-		}
-	}
-	return false
-}
-
-// markKeysCache holds the markKeys of the last codec seen (a runtime's codec
-// only changes when its config is applied again).
-type markKeysCache struct{ p atomic.Pointer[markKeys] }
-
-func (c *markKeysCache) get(codec *propagation.Codec) *markKeys {
-	if mk := c.p.Load(); mk != nil && mk.codec == codec {
-		return mk
-	}
-	mk := newMarkKeys(codec)
-	c.p.Store(mk)
-	return mk
 }

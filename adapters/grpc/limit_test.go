@@ -46,7 +46,7 @@ func TestServerLimitLoadTestBudget(t *testing.T) {
 		t.Fatal(err)
 	}
 	addr := serveLimited(t, &health{}, l, middleware.Internal())
-	c := dial(t, addr)
+	c := healthpb.NewHealthClient(mustConn(t, addr)) // a peer sending raw mark metadata
 	lt := metadata.AppendToOutgoingContext(context.Background(), "x-shadowlane-run", "drill-1")
 	if _, err := c.Check(lt, &healthpb.HealthCheckRequest{}); err != nil {
 		t.Fatal(err)

@@ -16,6 +16,13 @@
 // load-test traffic. A transaction begun with a marked context stays shadow
 // for every statement run in it, whatever the statement's context says.
 //
+// The driver's own connection: (*sql.Conn).Raw hands over the wrapper,
+// so pgx's CopyFrom or SQLite's backup API are out of reach through it.
+// [Raw] hands production work the driver's connection (peeling the
+// limiter's wrapper too) and refuses load-test work, by the context or by a
+// transaction begun marked on the connection, with [shadow.ErrBlocked]:
+// text sent through the driver's own API is never rewritten.
+//
 // Database mode: a [Router] holds the production and the shadow *sql.DB and
 // hands out the shadow one for marked contexts. It needs no parser.
 package slsql

@@ -131,7 +131,11 @@ func checkStores(cfg shadowlane.Config, f *storeCheckFlags, stdout, stderr io.Wr
 	}
 	if f.redis != "" {
 		run("redis "+redactURL(f.redis)+":", func(ctx context.Context) []finding {
-			return checkRedis(ctx, f.redis, splitList(f.keys), shadow.Naming{Prefix: f.keyPrefix}, f.scan, f.timeout)
+			fs := checkRedis(ctx, f.redis, splitList(f.keys), shadow.Naming{Prefix: f.keyPrefix}, f.scan, f.timeout)
+			if cfg.Redis.Scripts == "" && cfg.Stores.Redis == "" { // not said in the config section already
+				fs = append(fs, scriptsFinding(cfg))
+			}
+			return fs
 		})
 	}
 	if f.kafka != "" {
@@ -232,7 +236,7 @@ func configFindings(cfg shadowlane.Config, getenv func(string) string) []finding
 	edge := cfg.Trust.Mode == "" || cfg.Trust.Mode == "edge"
 	switch {
 	case edge && len(cfg.Trust.Keys) == 0:
-		out = append(out, findErr("trust.keys", "edge mode without token keys: no load-test mark can be honoured"))
+		out = append(out, findWarn("trust.keys", "edge mode without token keys: the service starts, but every load-test request at an edge is refused (fail closed); add keys, or trust.mode: internal on services only our own services call"))
 	case !edge && len(cfg.Trust.Keys) == 0:
 		out = append(out, findOK("trust.keys", "none (internal mode takes marks from peers as sent)"))
 	}
@@ -264,7 +268,9 @@ func configFindings(cfg shadowlane.Config, getenv func(string) string) []finding
 	case !edge:
 		out = append(out, findWarn("trust.mode", "internal: marks from callers are taken as sent; only our own services may reach this one"))
 	case cfg.Trust.OnUntrusted == "":
-		out = append(out, findWarn("trust.onUntrusted", "not set: load-test marks without a valid token are stripped and continue as production traffic (the default); set strip or reject to record the choice"))
+		out = append(out, findOK("trust.onUntrusted", "not set: reject (the default): load-test requests without a valid token are refused with 403 / PermissionDenied"))
+	case cfg.Trust.OnUntrusted == "strip":
+		out = append(out, findWarn("trust.onUntrusted", "strip: load-test requests whose token is missing, expired or invalid continue as production traffic (an expiring token turns the load into production load on real data and third parties); prefer reject"))
 	default:
 		out = append(out, findOK("trust.onUntrusted", "%s", cfg.Trust.OnUntrusted))
 	}
@@ -297,7 +303,23 @@ func configFindings(cfg shadowlane.Config, getenv func(string) string) []finding
 	if cfg.LoadTest.Enabled != nil && !*cfg.LoadTest.Enabled {
 		out = append(out, findWarn("loadTest.enabled", "false: the kill switch is on and every load-test request will be refused"))
 	}
+	if cfg.Redis.Scripts != "" || cfg.Stores.Redis != "" {
+		out = append(out, scriptsFinding(cfg))
+	}
 	return out
+}
+
+// scriptsFinding says whether marked Redis scripts are allowed: a script
+// can build key names itself, and then reads or writes production keys.
+func scriptsFinding(cfg shadowlane.Config) finding {
+	if cfg.Redis.RefusesScripts() {
+		return findOK("redis.scripts", "refuse: marked EVAL/EVALSHA/FCALL are refused")
+	}
+	how := "allow"
+	if cfg.Redis.Scripts == "" {
+		how = "not set, allowed by default"
+	}
+	return findWarn("redis.scripts", "%s: marked EVAL/EVALSHA/FCALL run with their declared keys renamed, but a script that builds key names itself touches production keys; set redis.scripts: refuse unless every script declares every key it touches", how)
 }
 
 // ---- Redis ----

@@ -33,7 +33,8 @@ func usage(w io.Writer) {
 commands:
   drill   run the end-to-end isolation drill (embedded SQLite, miniredis, kfake by default;
           --redis/--mysql/--postgres/--kafka for real backends); exit 0 only if every invariant holds
-  token   mint a signed load-test token for an edge
+  token   mint a signed load-test token for an edge, printed ready to use
+          (--format token|header|curl|hey|vegeta|k6|env), with its expiry
   check   validate a config file and, with --mysql/--postgres/--sqlite, the shadow twins of --tables
 
 run "shadowlane <command> -h" for the flags of a command
@@ -167,57 +168,6 @@ func cmdDrill(args []string, stdout, stderr io.Writer) int {
 func isTerminal(f *os.File) bool {
 	fi, err := f.Stat()
 	return err == nil && fi.Mode()&os.ModeCharDevice != 0
-}
-
-func cmdToken(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("token", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	runID := fs.String("run", "", "load-test run id (required)")
-	env := fs.String("env", "", "bind the token to this env tag (optional)")
-	ttl := fs.Duration("ttl", time.Hour, "validity")
-	cfgFile := fs.String("config", os.Getenv("SHADOWLANE_CONFIG"), "config file holding trust.keys (else SHADOWLANE_KEYS)")
-	if err := fs.Parse(args); err != nil {
-		return exitUsage
-	}
-	if *runID == "" {
-		fmt.Fprintln(stderr, "shadowlane token: --run is required")
-		return exitUsage
-	}
-	if *ttl <= 0 {
-		fmt.Fprintln(stderr, "shadowlane token: --ttl must be positive")
-		return exitUsage
-	}
-	var cfg shadowlane.Config
-	if *cfgFile != "" {
-		var err error
-		if cfg, err = shadowlane.LoadFile(*cfgFile); err != nil {
-			fmt.Fprintln(stderr, err)
-			return exitSetup
-		}
-	}
-	if err := shadowlane.ApplyEnv(&cfg, nil); err != nil {
-		fmt.Fprintln(stderr, err)
-		return exitUsage
-	}
-	if len(cfg.Trust.Keys) == 0 {
-		fmt.Fprintln(stderr, "shadowlane token: no keys: give --config with trust.keys, or SHADOWLANE_KEYS=id=secret")
-		return exitUsage
-	}
-	cfg.Trust.Mode = "edge"
-	cfg.Admin = shadowlane.AdminConfig{}
-	rt, err := shadowlane.New(cfg)
-	if err != nil {
-		fmt.Fprintln(stderr, err)
-		return exitViolation
-	}
-	defer rt.Close()
-	tok, err := rt.Keyring().Sign(*runID, *env, time.Now().Add(*ttl))
-	if err != nil {
-		fmt.Fprintln(stderr, "shadowlane token:", err)
-		return exitUsage
-	}
-	fmt.Fprintln(stdout, tok)
-	return exitOK
 }
 
 func cmdCheck(args []string, stdout, stderr io.Writer) int {

@@ -72,8 +72,9 @@ func assertStoreInvariants(t *testing.T, rep *drill.Report, ordersSuffix, topicS
 	if fmt.Sprint(rows) != fmt.Sprint(want) {
 		t.Errorf("isolation rows per store %v, want %v", rows, want)
 	}
-	// 14 accepted production scenarios and 4 accepted load-test ones (plus
-	// the cookie/query tag scenarios when the edge applies them).
+	// 5 accepted production scenarios and 5 accepted load-test ones (plus
+	// the cookie/query tag scenarios when the edge applies them); the forged
+	// and malformed ones are refused at the edge and write nothing.
 	extra := 0
 	for _, applied := range rep.Routing.EdgeTagSource {
 		if applied {
@@ -81,9 +82,9 @@ func assertStoreInvariants(t *testing.T, rep *drill.Report, ordersSuffix, topicS
 		}
 	}
 	for _, in := range rep.Isolation {
-		want := (12 + extra) * n
+		want := (5 + extra) * n
 		if in.Side == "shadow" {
-			want = 4 * n
+			want = 5 * n
 		}
 		if !in.OK || in.Expected != want || in.Observed != want || in.Total != want || in.Foreign != 0 || in.Refused != 0 {
 			t.Errorf("isolation %s %s (%s): %+v, want %d accepted orders and nothing else", in.Store, in.Target, in.Side, in, want)
@@ -164,7 +165,10 @@ func TestDrillPasses(t *testing.T) {
 	for _, want := range []string{
 		"third party: load-test calls that reached the payment provider",
 		"loadtest-baggage-only: relay saw mark \"run=" + rep.Run + "\"",
-		"forged-no-token: inventory saw mark \"production\"",
+		"forged-no-token: HTTP 403",
+		"forged-no-token: inventory never reached",
+		"loadtest-token-only: ledger saw mark \"run=" + rep.Run + "\"",
+		"forged-expired-token-only: HTTP 403",
 		"killswitch-edge-loadtest: inventory never reached",
 		// environment routing: proj-a hits orders@proj-a, inventory@trunk,
 		// then ledger@proj-a again; untagged never reaches a project

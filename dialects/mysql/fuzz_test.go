@@ -44,7 +44,7 @@ func FuzzRewrite(f *testing.F) {
 			}
 			return
 		}
-		if len(res.Tables) > 0 && res.SQL == q {
+		if len(res.Tables) > 0 && res.SQL == q && len(res.ExecComments) == 0 {
 			t.Fatalf("tables %v but statement unchanged: %q", res.Tables, q)
 		}
 		again, err := d.Rewrite(res.SQL, nil)

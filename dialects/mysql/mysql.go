@@ -68,6 +68,13 @@ func (d *Dialect) parse(query string) (ast.StmtNode, error) {
 // Rewrite implements sqlshadow.Dialect. See the package documentation for
 // what is renamed and how statements are classified.
 func (d *Dialect) Rewrite(query string, rename sqlshadow.RenameFunc) (sqlshadow.Result, error) {
+	return d.RewriteFuncs(query, rename, nil)
+}
+
+// RewriteFuncs implements sqlshadow.FuncDialect: Rewrite that also renames
+// function calls with funcs.
+func (d *Dialect) RewriteFuncs(query string, rename sqlshadow.RenameFunc, funcs sqlshadow.FuncRenameFunc) (sqlshadow.Result, error) {
+	execs := ExecComments(query)
 	body, returning := splitReturning(query)
 	stmt, err := d.parse(body)
 	if err != nil {
@@ -98,15 +105,39 @@ func (d *Dialect) Rewrite(query string, rename sqlshadow.RenameFunc) (sqlshadow.
 	if kind == sqlshadow.KindDDL {
 		// Never rewritten: the caller refuses DDL for marked traffic. The
 		// tables are reported (as written) for its decision and counters.
-		return sqlshadow.Result{SQL: query, Kind: kind, Tables: a.ddlTables()}, nil
+		return sqlshadow.Result{SQL: query, Kind: kind, Tables: a.ddlTables(), Funcs: a.funcList(), ExecComments: execs}, nil
 	}
 	a.resolveWrites(kind)
-	res := sqlshadow.Result{SQL: query, Kind: kind, Tables: a.uses()}
-	if rename == nil || len(a.refs) == 0 {
+	session := a.session
+	if session == "" {
+		session = sessionChange(stmt)
+	}
+	res := sqlshadow.Result{SQL: query, Kind: kind, Tables: a.uses(), Funcs: a.funcList(), Session: session, ExecComments: execs}
+	if (rename == nil && funcs == nil) || (len(a.refs) == 0 && len(a.funcs) == 0) || len(execs) > 0 {
+		// A statement with executable comments is never rewritten: the
+		// restorer would drop the comments (the caller refuses it).
 		return res, nil
+	}
+	if rename == nil {
+		rename = func(t sqlshadow.Table, _ bool) (string, error) { return t.Name, nil }
 	}
 	if err := a.rename(rename); err != nil {
 		return sqlshadow.Result{}, err
+	}
+	if funcs != nil {
+		for _, f := range a.funcs {
+			name, err := funcs(f.f)
+			if err != nil {
+				return sqlshadow.Result{}, err
+			}
+			if name == f.f.Name {
+				continue
+			}
+			if !plainIdent(name) {
+				return sqlshadow.Result{}, parseErr("function twin name %q must be a plain identifier", name)
+			}
+			f.fc.FnName = ast.NewCIStr(name)
+		}
 	}
 	var sb strings.Builder
 	sb.Grow(len(query) + 16*len(a.refs))
@@ -205,12 +236,115 @@ func classify(stmt ast.StmtNode) sqlshadow.Kind {
 				return sqlshadow.KindDDL
 			}
 		}
-		return sqlshadow.KindOther
+		return sqlshadow.KindOther // session state: see sessionChange
 	case *ast.BeginStmt, *ast.CommitStmt, *ast.RollbackStmt, *ast.SavepointStmt,
 		*ast.ReleaseSavepointStmt, *ast.UnlockTablesStmt, *ast.DoStmt:
 		return sqlshadow.KindOther
 	}
 	return sqlshadow.KindDDL
+}
+
+// sessionChange describes how stmt changes the state of its connection
+// beyond itself ("" when it does not). MySQL has no SET LOCAL: every SET
+// (session system variables, user variables, NAMES, CHARACTER SET, even
+// SET TRANSACTION, which applies to the connection's next transaction) and
+// LOCK TABLES (the locks outlive the statement and restrict every later
+// statement of the connection) change it.
+func sessionChange(stmt ast.StmtNode) string {
+	switch s := stmt.(type) {
+	case *ast.SetStmt:
+		for _, v := range s.Variables {
+			switch {
+			case v.Name == ast.SetNames || v.Name == ast.SetCharset:
+				return "SET NAMES / CHARACTER SET"
+			case v.IsSystem:
+				return "SET SESSION " + v.Name
+			default:
+				return "SET @" + v.Name
+			}
+		}
+		return "SET"
+	case *ast.LockTablesStmt:
+		return "LOCK TABLES"
+	}
+	return ""
+}
+
+// funcRef is one function call of the statement.
+type funcRef struct {
+	fc *ast.FuncCallExpr
+	f  sqlshadow.Func
+}
+
+// seqFuncs are the MariaDB sequence functions; true when they advance the
+// sequence. Their sequence argument is a table name, renamed like a table.
+var seqFuncs = map[string]bool{"nextval": true, "setval": true, "lastval": false}
+
+// grammarFuncs are functions the parser produces for built-in syntax
+// (DATE_ADD(x, INTERVAL ...), EXTRACT(... FROM ...), POSITION(... IN
+// ...), CHAR(...), IF(...), ...) under names the generated list cannot
+// confirm by a plain call on the server.
+var grammarFuncs = map[string]bool{
+	"char_func": true, "date_add": true, "date_sub": true, "extract": true, "position": true,
+	"timestampadd": true, "timestampdiff": true, "get_format": true, "if": true, "cast": true,
+	"adddate": true, "subdate": true, "trim": true, "substring": true, "convert": true,
+	"current_timestamp": true, "current_date": true, "current_time": true, "localtime": true,
+	"localtimestamp": true, "utc_timestamp": true, "utc_date": true, "utc_time": true,
+	"weight_string": true, "json_value": true, "json_query": true,
+}
+
+func (a *analysis) addFunc(fc *ast.FuncCallExpr) {
+	name := fc.FnName.L
+	if fc.Schema.L == "" {
+		if write, ok := seqFuncs[name]; ok && len(fc.Args) > 0 {
+			if tn, ok := fc.Args[0].(*ast.TableNameExpr); ok && tn.Name != nil {
+				if write {
+					if a.seqWrite == nil {
+						a.seqWrite = map[*ast.TableName]bool{}
+					}
+					a.seqWrite[tn.Name] = true
+				}
+				return // the sequence is renamed like a table
+			}
+		}
+		if name == "last_insert_id" && len(fc.Args) > 0 {
+			a.session = "LAST_INSERT_ID(expr)"
+		}
+	}
+	f := sqlshadow.Func{Schema: fc.Schema.O, Name: fc.FnName.O}
+	if fc.Schema.L == "" {
+		_, safe := safeFuncs[name]
+		f.Safe = safe || grammarFuncs[name]
+	}
+	a.funcs = append(a.funcs, funcRef{fc, f})
+}
+
+func (a *analysis) funcList() []sqlshadow.Func {
+	var out []sqlshadow.Func
+	seen := map[sqlshadow.Func]bool{}
+	for _, f := range a.funcs {
+		if !seen[f.f] {
+			seen[f.f] = true
+			out = append(out, f.f)
+		}
+	}
+	return out
+}
+
+func plainIdent(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c == '_':
+		case i > 0 && c >= '0' && c <= '9':
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // ref is one table reference found in the statement.
@@ -250,6 +384,9 @@ type analysis struct {
 	locks      bool
 	into       bool // SELECT ... INTO somewhere in the statement
 	err        error
+	funcs      []funcRef
+	seqWrite   map[*ast.TableName]bool // sequences advanced by NEXTVAL/SETVAL
+	session    string
 }
 
 func newAnalysis() *analysis {
@@ -347,6 +484,12 @@ func (a *analysis) Enter(n ast.Node) (ast.Node, bool) {
 	case *ast.ColumnName:
 		if x.Table.L != "" {
 			a.cols = append(a.cols, x)
+		}
+	case *ast.FuncCallExpr:
+		a.addFunc(x)
+	case *ast.VariableExpr:
+		if x.Value != nil {
+			a.session = "assignment to @" + x.Name
 		}
 	case *ast.SelectField:
 		// SelectField.Accept does not visit its wildcard.
@@ -464,6 +607,11 @@ func (a *analysis) resolveWrites(kind sqlshadow.Kind) {
 				r.back = b
 				break
 			}
+		}
+	}
+	for _, r := range a.refs {
+		if a.seqWrite[r.tn] && r.base() {
+			r.write = true
 		}
 	}
 	if a.locks || (kind == sqlshadow.KindWrite && len(a.tops) == 0) {

@@ -40,7 +40,13 @@ func parseOne(query string) (*pg.Node, error) {
 
 // Rewrite implements sqlshadow.Dialect. See the package documentation for
 // what is renamed and how statements are classified.
-func (Dialect) Rewrite(query string, rename sqlshadow.RenameFunc) (sqlshadow.Result, error) {
+func (d Dialect) Rewrite(query string, rename sqlshadow.RenameFunc) (sqlshadow.Result, error) {
+	return d.RewriteFuncs(query, rename, nil)
+}
+
+// RewriteFuncs implements sqlshadow.FuncDialect: Rewrite that also renames
+// function calls with funcs.
+func (Dialect) RewriteFuncs(query string, rename sqlshadow.RenameFunc, funcs sqlshadow.FuncRenameFunc) (sqlshadow.Result, error) {
 	stmt, err := parseOne(query)
 	if err != nil {
 		return sqlshadow.Result{}, err
@@ -49,13 +55,24 @@ func (Dialect) Rewrite(query string, rename sqlshadow.RenameFunc) (sqlshadow.Res
 	kind := a.kind(stmt)
 	if kind == sqlshadow.KindDDL {
 		// Never rewritten: the caller refuses DDL for marked traffic.
-		return sqlshadow.Result{SQL: query, Kind: kind, Tables: a.uses(true)}, nil
+		return sqlshadow.Result{SQL: query, Kind: kind, Tables: a.uses(true), Funcs: a.funcList()}, nil
 	}
-	res := sqlshadow.Result{SQL: query, Kind: kind, Tables: a.uses(false)}
-	if rename == nil || len(a.base()) == 0 {
+	res := sqlshadow.Result{SQL: query, Kind: kind, Tables: a.uses(false), Funcs: a.funcList(), Session: a.session}
+	if rename == nil && funcs == nil {
 		return res, nil
 	}
-	out, want, err := a.rewrite(query, rename)
+	if rename == nil {
+		rename = func(t sqlshadow.Table, _ bool) (string, error) { return t.Name, nil }
+	}
+	for _, s := range a.seqs {
+		if s.bad != "" {
+			return sqlshadow.Result{}, parseErr("%s", s.bad)
+		}
+	}
+	if len(a.base()) == 0 && len(a.seqs) == 0 && len(a.funcs) == 0 {
+		return res, nil
+	}
+	out, want, err := a.rewrite(query, rename, funcs)
 	if err != nil {
 		return sqlshadow.Result{}, err
 	}
@@ -75,8 +92,12 @@ func verify(out string, want map[sqlshadow.Table]int) error {
 		return fmt.Errorf("rewritten statement does not re-parse: %w", err)
 	}
 	got := map[sqlshadow.Table]int{}
-	for _, r := range analyse(stmt).base() {
+	b := analyse(stmt)
+	for _, r := range b.base() {
 		got[r.table]++
+	}
+	for _, s := range b.seqs {
+		got[s.table]++
 	}
 	ok := len(got) == len(want)
 	for k, n := range want {
@@ -105,7 +126,29 @@ type colRef struct {
 	index  int    // position of the table qualifier in cr.Fields
 }
 
+// funcRef is one function call.
+type funcRef struct {
+	loc   int
+	parts int // qualifier parts before the name
+	f     sqlshadow.Func
+	name  string // new name
+}
+
+// seqRef is a relation named in a string literal: the sequence argument of
+// nextval/setval/currval or a 'name'::regclass cast.
+type seqRef struct {
+	loc   int // the string literal
+	sval  string
+	table sqlshadow.Table
+	write bool
+	bad   string // why the literal cannot be renamed ("" when it can)
+}
+
 type analysis struct {
+	funcs   []funcRef
+	seqs    []seqRef
+	used    map[*pg.A_Const]bool // literals taken as sequence arguments
+	session string
 	refs    []*ref
 	cols    []colRef
 	locked  []*pg.RangeVar // FOR UPDATE OF entries
@@ -116,7 +159,10 @@ type analysis struct {
 }
 
 func analyse(stmt *pg.Node) *analysis {
-	a := &analysis{aliases: map[string]bool{}}
+	a := &analysis{aliases: map[string]bool{}, used: map[*pg.A_Const]bool{}}
+	if v := stmt.GetVariableSetStmt(); v != nil {
+		a.session = sessionChange(v)
+	}
 	a.walk(stmt.ProtoReflect(), false)
 	sort.SliceStable(a.refs, func(i, j int) bool { return a.refs[i].rv.Location < a.refs[j].rv.Location })
 	if a.locks {
@@ -190,6 +236,21 @@ func (a *analysis) walk(m protoreflect.Message, write bool) {
 		if len(x.LockingClause) > 0 {
 			a.locks = true
 		}
+	case *pg.FuncCall:
+		a.addFunc(x)
+	case *pg.TypeCast:
+		if c := regclassLiteral(x); c != nil && !a.used[c] {
+			a.addSeq(c, false)
+		}
+	case *pg.A_Expr:
+		// OPERATOR(schema.op): an operator outside pg_catalog runs a
+		// function shadowlane cannot see.
+		if len(x.Name) == 2 {
+			sc, op := x.Name[0].GetString_(), x.Name[1].GetString_()
+			if sc != nil && op != nil && sc.Sval != "pg_catalog" {
+				a.funcs = append(a.funcs, funcRef{loc: -1, f: sqlshadow.Func{Schema: sc.Sval, Name: "OPERATOR(" + op.Sval + ")"}})
+			}
+		}
 	}
 	var with *pg.WithClause
 	if w := withClauseOf(msg); w != nil {
@@ -250,6 +311,167 @@ func (a *analysis) addRef(rv *pg.RangeVar, write bool) {
 	}
 	r.cte = r.parts == 0 && a.isCTE(rv.Relname)
 	a.refs = append(a.refs, r)
+}
+
+// seqFuncs are the sequence functions whose first argument names a
+// sequence, and whether they advance it.
+var seqFuncs = map[string]bool{"nextval": true, "setval": true, "currval": false}
+
+func (a *analysis) addFunc(fc *pg.FuncCall) {
+	var parts []string
+	for _, n := range fc.Funcname {
+		s := n.GetString_()
+		if s == nil {
+			a.funcs = append(a.funcs, funcRef{loc: -1, f: sqlshadow.Func{Name: "?"}})
+			return
+		}
+		parts = append(parts, s.Sval)
+	}
+	if len(parts) == 0 {
+		return
+	}
+	f := sqlshadow.Func{Name: parts[len(parts)-1]}
+	if len(parts) > 1 {
+		f.Schema = strings.Join(parts[:len(parts)-1], ".")
+	}
+	builtin := f.Schema == "" || f.Schema == "pg_catalog"
+	if write, ok := seqFuncs[f.Name]; ok && builtin && len(fc.Args) > 0 {
+		c := fc.Args[0].GetAConst()
+		if tc := fc.Args[0].GetTypeCast(); tc != nil {
+			c = regclassLiteral(tc)
+		}
+		if c != nil && c.GetSval() != nil {
+			a.used[c] = true
+			a.addSeq(c, write)
+			return // the sequence is renamed like a table; the call itself is safe then
+		}
+	}
+	if builtin {
+		_, f.Safe = safeFuncs[f.Name]
+		if f.Name == "set_config" {
+			// set_config(name, value, is_local): local settings end with
+			// the transaction, like SET LOCAL.
+			f.Safe = len(fc.Args) == 3 && isTrue(fc.Args[2])
+			if !f.Safe {
+				a.session = "set_config(..., false)"
+			}
+		}
+	}
+	a.funcs = append(a.funcs, funcRef{loc: int(fc.Location), parts: len(parts) - 1, f: f})
+}
+
+func isTrue(n *pg.Node) bool {
+	c := n.GetAConst()
+	if tc := n.GetTypeCast(); tc != nil {
+		c = tc.Arg.GetAConst()
+	}
+	if c == nil {
+		return false
+	}
+	if b := c.GetBoolval(); b != nil {
+		return b.Boolval
+	}
+	if s := c.GetSval(); s != nil {
+		switch strings.ToLower(s.Sval) {
+		case "t", "true", "on", "yes", "y", "1":
+			return true
+		}
+	}
+	return false
+}
+
+// regclassLiteral returns the string literal of a 'name'::regclass cast.
+func regclassLiteral(tc *pg.TypeCast) *pg.A_Const {
+	if tc == nil || tc.TypeName == nil || len(tc.TypeName.Names) == 0 || tc.Arg == nil {
+		return nil
+	}
+	last := tc.TypeName.Names[len(tc.TypeName.Names)-1].GetString_()
+	if last == nil || last.Sval != "regclass" {
+		return nil
+	}
+	if c := tc.Arg.GetAConst(); c != nil && c.GetSval() != nil {
+		return c
+	}
+	return nil
+}
+
+func (a *analysis) addSeq(c *pg.A_Const, write bool) {
+	a.used[c] = true
+	sv := c.GetSval().Sval
+	s := seqRef{loc: int(c.Location), sval: sv, write: write}
+	t, ok := parseRelName(sv)
+	if !ok {
+		s.bad = fmt.Sprintf("relation name %q in a string cannot be renamed safely", sv)
+	}
+	s.table = t
+	a.seqs = append(a.seqs, s)
+}
+
+// parseRelName reads a relation name as regclass input does: dot-separated
+// parts, unquoted parts folded to lower case, "quoted" parts as written.
+func parseRelName(s string) (sqlshadow.Table, bool) {
+	var parts []string
+	for len(s) > 0 {
+		var p string
+		if s[0] == '"' {
+			i := 1
+			var b strings.Builder
+			for ; i < len(s); i++ {
+				if s[i] == '"' {
+					if i+1 < len(s) && s[i+1] == '"' {
+						b.WriteByte('"')
+						i++
+						continue
+					}
+					break
+				}
+				b.WriteByte(s[i])
+			}
+			if i >= len(s) {
+				return sqlshadow.Table{}, false
+			}
+			p, s = b.String(), s[i+1:]
+		} else {
+			i := strings.IndexByte(s, '.')
+			if i < 0 {
+				i = len(s)
+			}
+			p, s = foldLower(s[:i]), s[i:]
+			if !plain(p) {
+				return sqlshadow.Table{}, false
+			}
+		}
+		if p == "" {
+			return sqlshadow.Table{}, false
+		}
+		parts = append(parts, p)
+		if len(s) > 0 {
+			if s[0] != '.' || len(s) == 1 {
+				return sqlshadow.Table{}, false
+			}
+			s = s[1:]
+		}
+	}
+	switch len(parts) {
+	case 1:
+		return sqlshadow.Table{Name: parts[0]}, true
+	case 2:
+		return sqlshadow.Table{Schema: parts[0], Name: parts[1]}, true
+	}
+	return sqlshadow.Table{}, false
+}
+
+// funcList lists the functions called, deduplicated, in order.
+func (a *analysis) funcList() []sqlshadow.Func {
+	var out []sqlshadow.Func
+	seen := map[sqlshadow.Func]bool{}
+	for _, f := range a.funcs {
+		if !seen[f.f] {
+			seen[f.f] = true
+			out = append(out, f.f)
+		}
+	}
+	return out
 }
 
 func (a *analysis) addCol(cr *pg.ColumnRef) {
@@ -317,30 +539,30 @@ func classify(n *pg.Node) sqlshadow.Kind {
 		// used; refusing every EXPLAIN for load-test traffic is simpler
 		// than proving an option list harmless.
 		return sqlshadow.KindDDL
-	case *pg.Node_VariableSetStmt:
-		if sessionState(s.VariableSetStmt) {
-			return sqlshadow.KindDDL
-		}
-		return sqlshadow.KindOther
-	case *pg.Node_TransactionStmt, *pg.Node_VariableShowStmt:
+	case *pg.Node_TransactionStmt, *pg.Node_VariableSetStmt, *pg.Node_VariableShowStmt:
 		return sqlshadow.KindOther
 	}
 	return sqlshadow.KindDDL
 }
 
-// sessionState reports whether a SET/RESET changes how later statements on
-// the same pooled connection resolve names or whose privileges they run
-// with: production statements would inherit it after a load-test statement
-// returned the connection. SET LOCAL ends with its transaction.
-func sessionState(v *pg.VariableSetStmt) bool {
-	if v == nil || v.IsLocal {
-		return false
+// sessionChange describes how a SET/RESET changes the state of its
+// pooled connection beyond the statement ("" when it does not): production
+// statements would inherit it after a load-test statement returned the
+// connection. SET LOCAL and SET TRANSACTION end with their transaction.
+func sessionChange(v *pg.VariableSetStmt) string {
+	if v.IsLocal {
+		return ""
 	}
-	switch strings.ToLower(v.Name) {
-	case "search_path", "role", "session_authorization":
-		return true
+	if v.Kind == pg.VariableSetKind_VAR_SET_MULTI && (v.Name == "TRANSACTION" || v.Name == "TRANSACTION SNAPSHOT") {
+		return ""
 	}
-	return false
+	switch v.Kind {
+	case pg.VariableSetKind_VAR_RESET:
+		return "RESET " + v.Name
+	case pg.VariableSetKind_VAR_RESET_ALL:
+		return "RESET ALL"
+	}
+	return "SET " + v.Name
 }
 
 func hasInto(s *pg.SelectStmt) bool {
@@ -362,6 +584,13 @@ func (a *analysis) uses(allWrite bool) []sqlshadow.Use {
 			out = append(out, u)
 		}
 	}
+	for _, s := range a.seqs {
+		u := sqlshadow.Use{Table: s.table, Write: s.write || allWrite}
+		if !seen[u] {
+			seen[u] = true
+			out = append(out, u)
+		}
+	}
 	return out
 }
 
@@ -378,7 +607,7 @@ type renameKey struct {
 // rewrite renames tables and column qualifiers by replacing the name tokens
 // at the byte offsets the parser reports; everything else in the text
 // (comments, placeholders, spacing, quoting) is kept as written.
-func (a *analysis) rewrite(query string, fn sqlshadow.RenameFunc) (string, map[sqlshadow.Table]int, error) {
+func (a *analysis) rewrite(query string, fn sqlshadow.RenameFunc, funcs sqlshadow.FuncRenameFunc) (string, map[sqlshadow.Table]int, error) {
 	scan, err := pg.Scan(query)
 	if err != nil {
 		return "", nil, parseErr("scan: %v", err)
@@ -411,11 +640,65 @@ func (a *analysis) rewrite(query string, fn sqlshadow.RenameFunc) (string, map[s
 		}
 		r.name = name
 		want[sqlshadow.Table{Schema: r.table.Schema, Name: name}]++
+		if name == r.rv.Relname {
+			continue
+		}
 		t, err := nameToken(query, toks, int(r.rv.Location), r.parts, r.rv.Relname)
 		if err != nil {
 			return "", nil, err
 		}
 		edits = append(edits, edit{int(t.Start), int(t.End), quote(name)})
+	}
+	for _, s := range a.seqs {
+		k := renameKey{s.table, s.write}
+		name, ok := done[k]
+		if !ok {
+			name, err = fn(s.table, s.write)
+			if err != nil {
+				return "", nil, err
+			}
+			if name == "" {
+				return "", nil, fmt.Errorf("postgres: rename of %s returned an empty name", s.table)
+			}
+			done[k] = name
+		}
+		want[sqlshadow.Table{Schema: s.table.Schema, Name: name}]++
+		if name == s.table.Name {
+			continue
+		}
+		i := sort.Search(len(toks), func(i int) bool { return int(toks[i].Start) >= s.loc })
+		if i == len(toks) || int(toks[i].Start) != s.loc || toks[i].Token != pg.Token_SCONST ||
+			query[toks[i].Start] != '\'' || strings.ReplaceAll(query[toks[i].Start+1:toks[i].End-1], "''", "'") != s.sval {
+			return "", nil, parseErr("relation name literal at offset %d cannot be renamed safely", s.loc)
+		}
+		lit := name
+		if !plain(name) {
+			lit = quoteIdent(name)
+		}
+		if s.table.Schema != "" {
+			lit = quoteIdent(s.table.Schema) + "." + quoteIdent(name)
+		}
+		edits = append(edits, edit{int(toks[i].Start), int(toks[i].End), "'" + strings.ReplaceAll(lit, "'", "''") + "'"})
+	}
+	if funcs != nil {
+		for i := range a.funcs {
+			f := &a.funcs[i]
+			name, err := funcs(f.f)
+			if err != nil {
+				return "", nil, err
+			}
+			if name == f.f.Name {
+				continue
+			}
+			if f.loc < 0 || name == "" {
+				return "", nil, parseErr("function %s cannot be renamed", f.f)
+			}
+			t, err := nameToken(query, toks, f.loc, f.parts, f.f.Name)
+			if err != nil {
+				return "", nil, err
+			}
+			edits = append(edits, edit{int(t.Start), int(t.End), quote(name)})
+		}
 	}
 	for _, c := range a.cols {
 		if c.schema == "" && a.aliases[c.table] {
@@ -425,7 +708,7 @@ func (a *analysis) rewrite(query string, fn sqlshadow.RenameFunc) (string, map[s
 		if err != nil {
 			return "", nil, err
 		}
-		if name == "" {
+		if name == "" || name == c.table {
 			continue
 		}
 		t, err := nameToken(query, toks, int(c.cr.Location), c.index, c.table)
@@ -442,7 +725,7 @@ func (a *analysis) rewrite(query string, fn sqlshadow.RenameFunc) (string, map[s
 		if err != nil {
 			return "", nil, err
 		}
-		if name == "" {
+		if name == "" || name == rv.Relname {
 			continue
 		}
 		parts := 0

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -20,9 +21,11 @@ const DefaultPrefix = "/shadowlane/services/"
 // Registry is an envtag.Registry backed by etcd v3. It is safe for
 // concurrent use; it does not own the client.
 type Registry struct {
-	cli    *clientv3.Client
-	prefix string
-	retry  time.Duration
+	cli         *clientv3.Client
+	prefix      string
+	retry       time.Duration
+	readTimeout time.Duration
+	onError     func(error)
 }
 
 // Option configures a [Registry].
@@ -32,13 +35,23 @@ type Option func(*Registry)
 // in "/".
 func WithPrefix(p string) Option { return func(r *Registry) { r.prefix = p } }
 
-// WithRetry sets the pause before a broken watch is re-established
-// (default 500 ms).
+// WithRetry sets the pause before a broken watch is re-established, and
+// before a lost registration is written again (default 500 ms).
 func WithRetry(d time.Duration) Option { return func(r *Registry) { r.retry = d } }
+
+// WithReadTimeout bounds the first read of [Registry.Watch] (default 5 s):
+// an etcd that cannot be reached makes Watch fail instead of hanging.
+func WithReadTimeout(d time.Duration) Option { return func(r *Registry) { r.readTimeout = d } }
+
+// WithOnError receives the problems the registry works around without
+// failing: an address claimed under two environments (withheld, see
+// [Registry.Watch]), a broken watch, a lost registration being written
+// again. Default: dropped.
+func WithOnError(f func(error)) Option { return func(r *Registry) { r.onError = f } }
 
 // New returns a registry reading and writing through cli.
 func New(cli *clientv3.Client, opts ...Option) *Registry {
-	r := &Registry{cli: cli, prefix: DefaultPrefix, retry: 500 * time.Millisecond}
+	r := &Registry{cli: cli, prefix: DefaultPrefix, retry: 500 * time.Millisecond, readTimeout: 5 * time.Second}
 	for _, o := range opts {
 		o(r)
 	}
@@ -47,12 +60,24 @@ func New(cli *clientv3.Client, opts ...Option) *Registry {
 
 var _ envtag.Registry = (*Registry)(nil)
 
+func (r *Registry) report(err error) {
+	if r.onError != nil {
+		r.onError(err)
+	}
+}
+
 func (r *Registry) servicePrefix(service string) string { return r.prefix + service + "/" }
 
 // Register writes the instance id of service under a lease of ttl that is
 // kept alive until ctx is done or the returned function is called (which
 // deletes the key at once). Use envtag.Self for ep.Env so the instance is
 // registered in the environment it runs in.
+//
+// A registration whose lease is lost while the instance lives (the lease
+// expired during a network partition or a long etcd outage, or was revoked
+// by someone else) is written again under a new lease, retrying every
+// [WithRetry] interval until ctx is done: a living instance does not
+// silently vanish from routing.
 func (r *Registry) Register(ctx context.Context, service, id string, ep envtag.Endpoint, ttl time.Duration) (unregister func(context.Context) error, err error) {
 	if service == "" || strings.Contains(service, "/") || id == "" || strings.Contains(id, "/") {
 		return nil, fmt.Errorf("envtag/etcd: register: bad service %q or instance id %q", service, id)
@@ -64,46 +89,121 @@ func (r *Registry) Register(ctx context.Context, service, id string, ep envtag.E
 	if secs < 1 {
 		secs = 1
 	}
-	lease, err := r.cli.Grant(ctx, secs)
-	if err != nil {
-		return nil, fmt.Errorf("envtag/etcd: register %s/%s: lease: %w", service, id, err)
-	}
 	val, _ := json.Marshal(ep)
 	key := r.servicePrefix(service) + id
-	if _, err := r.cli.Put(ctx, key, string(val), clientv3.WithLease(lease.ID)); err != nil {
-		return nil, fmt.Errorf("envtag/etcd: register %s: %w", key, err)
-	}
 	kctx, cancel := context.WithCancel(ctx)
-	ka, err := r.cli.KeepAlive(kctx, lease.ID)
+	reg := &registration{r: r, key: key, val: string(val), secs: secs}
+	ka, err := reg.put(kctx)
 	if err != nil {
 		cancel()
-		return nil, fmt.Errorf("envtag/etcd: register %s: keepalive: %w", key, err)
+		return nil, err
 	}
+	done := make(chan struct{})
 	go func() {
-		for range ka { // drain keepalive responses until cancelled
-		}
+		defer close(done)
+		reg.keep(kctx, ka)
 	}()
 	return func(ctx context.Context) error {
 		cancel()
-		_, err := r.cli.Revoke(ctx, lease.ID)
+		<-done
+		reg.mu.Lock()
+		lease := reg.lease
+		reg.mu.Unlock()
+		if lease == clientv3.NoLease {
+			return nil
+		}
+		_, err := r.cli.Revoke(ctx, lease)
 		return err
 	}, nil
 }
 
+type registration struct {
+	r    *Registry
+	key  string
+	val  string
+	secs int64
+
+	mu    sync.Mutex
+	lease clientv3.LeaseID
+}
+
+// put grants a lease, writes the key under it and starts keeping it alive.
+func (g *registration) put(ctx context.Context) (<-chan *clientv3.LeaseKeepAliveResponse, error) {
+	lease, err := g.r.cli.Grant(ctx, g.secs)
+	if err != nil {
+		return nil, fmt.Errorf("envtag/etcd: register %s: lease: %w", g.key, err)
+	}
+	revoke := func() {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+		g.r.cli.Revoke(rctx, lease.ID)
+		cancel()
+	}
+	if _, err := g.r.cli.Put(ctx, g.key, g.val, clientv3.WithLease(lease.ID)); err != nil {
+		revoke()
+		return nil, fmt.Errorf("envtag/etcd: register %s: %w", g.key, err)
+	}
+	ka, err := g.r.cli.KeepAlive(ctx, lease.ID)
+	if err != nil {
+		revoke()
+		return nil, fmt.Errorf("envtag/etcd: register %s: keepalive: %w", g.key, err)
+	}
+	g.mu.Lock()
+	g.lease = lease.ID
+	g.mu.Unlock()
+	return ka, nil
+}
+
+// keep drains keepalive responses; when the channel closes while ctx is
+// alive the lease is gone, and the key is written again.
+func (g *registration) keep(ctx context.Context, ka <-chan *clientv3.LeaseKeepAliveResponse) {
+	for {
+		for range ka {
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		g.r.report(fmt.Errorf("envtag/etcd: register %s: lease lost, registering again", g.key))
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(g.r.retry):
+			}
+			var err error
+			if ka, err = g.put(ctx); err == nil {
+				break
+			}
+			g.r.report(err)
+		}
+	}
+}
+
 // Watch implements envtag.Registry: it reads service's instances, delivers
 // them, then follows changes with an etcd watch (re-reading everything
-// after a broken or compacted watch). Values that are not a valid endpoint
-// are left out: an instance with an unreadable label gets no traffic.
+// after a broken or compacted watch; during the gap the last set stays in
+// force). Values that are not a valid endpoint are left out: an instance
+// with an unreadable label gets no traffic.
+//
+// An address claimed by keys with two different environment labels (an
+// operator's typo, or an instance that came back under a new label while
+// its old key still lives) is withheld from the set — no traffic at all,
+// since either label may be the wrong one and untagged traffic must never
+// reach a project instance — until only one label claims it; the rest of
+// the set follows as usual, and [WithOnError] receives an error (errors.Is
+// envtag.ErrConflict) naming the address and the keys. Keys claiming one
+// address under the same label are delivered once.
 func (r *Registry) Watch(ctx context.Context, service string, update func([]envtag.Endpoint)) error {
 	if service == "" || strings.Contains(service, "/") {
 		return fmt.Errorf("envtag/etcd: watch: bad service name %q", service)
 	}
 	prefix := r.servicePrefix(service)
-	set, rev, err := r.load(ctx, prefix)
+	rctx, cancel := context.WithTimeout(ctx, r.readTimeout)
+	set, rev, err := r.load(rctx, prefix)
+	cancel()
 	if err != nil {
 		return err
 	}
-	update(set.list())
+	r.deliver(set, update)
 	go r.follow(ctx, prefix, set, rev, update)
 	return nil
 }
@@ -119,17 +219,46 @@ func (s endpointSet) apply(key string, val []byte) {
 	s[key] = ep
 }
 
-func (s endpointSet) list() []envtag.Endpoint {
+// list returns the endpoints sorted by key, one per address, leaving out
+// the addresses claimed under two labels (reported as conflicts).
+func (s endpointSet) list() ([]envtag.Endpoint, []error) {
 	keys := make([]string, 0, len(s))
 	for k := range s {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
-	out := make([]envtag.Endpoint, len(keys))
-	for i, k := range keys {
-		out[i] = s[k]
+	first := map[string]string{} // address key -> first key claiming it
+	bad := map[string]bool{}
+	var errs []error
+	for _, k := range keys {
+		a := envtag.AddrKey(s[k].Addr)
+		f, ok := first[a]
+		if !ok {
+			first[a] = k
+			continue
+		}
+		if s[f].Env != s[k].Env && !bad[a] {
+			bad[a] = true
+			errs = append(errs, fmt.Errorf("envtag/etcd: keys %s and %s: %w (address withheld until one claim goes)",
+				f, k, &envtag.ConflictError{Addr: s[f].Addr, Envs: [2]string{s[f].Env, s[k].Env}}))
+		}
 	}
-	return out
+	out := make([]envtag.Endpoint, 0, len(keys))
+	for _, k := range keys {
+		a := envtag.AddrKey(s[k].Addr)
+		if !bad[a] && first[a] == k {
+			out = append(out, s[k])
+		}
+	}
+	return out, errs
+}
+
+func (r *Registry) deliver(set endpointSet, update func([]envtag.Endpoint)) {
+	eps, errs := set.list()
+	for _, err := range errs {
+		r.report(err)
+	}
+	update(eps)
 }
 
 func (r *Registry) load(ctx context.Context, prefix string) (endpointSet, int64, error) {
@@ -146,9 +275,11 @@ func (r *Registry) load(ctx context.Context, prefix string) (endpointSet, int64,
 
 func (r *Registry) follow(ctx context.Context, prefix string, set endpointSet, rev int64, update func([]envtag.Endpoint)) {
 	for ctx.Err() == nil {
-		wch := r.cli.Watch(clientv3.WithRequireLeader(ctx), prefix, clientv3.WithPrefix(), clientv3.WithRev(rev+1))
+		wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
+		wch := r.cli.Watch(wctx, prefix, clientv3.WithPrefix(), clientv3.WithRev(rev+1))
 		for resp := range wch {
-			if resp.Err() != nil {
+			if err := resp.Err(); err != nil {
+				r.report(fmt.Errorf("envtag/etcd: watch %s: %w (reading again)", prefix, err))
 				break
 			}
 			for _, ev := range resp.Events {
@@ -160,23 +291,29 @@ func (r *Registry) follow(ctx context.Context, prefix string, set endpointSet, r
 			}
 			rev = resp.Header.Revision
 			if len(resp.Events) > 0 && ctx.Err() == nil {
-				update(set.list())
+				r.deliver(set, update)
 			}
 		}
-		// The watch broke (compaction, lost leader, closed client): start
-		// over from a fresh read.
+		cancel() // the watch broke (compaction, lost leader, closed client)
+		// Start over from a fresh read; until it succeeds the last set
+		// stays in force.
 		for ctx.Err() == nil {
 			select {
 			case <-ctx.Done():
 				return
 			case <-time.After(r.retry):
 			}
-			s, rv, err := r.load(ctx, prefix)
+			rctx, rcancel := context.WithTimeout(ctx, r.readTimeout)
+			s, rv, err := r.load(rctx, prefix)
+			rcancel()
 			if err == nil {
 				set, rev = s, rv
-				update(set.list())
+				if ctx.Err() == nil {
+					r.deliver(set, update)
+				}
 				break
 			}
+			r.report(err)
 		}
 	}
 }

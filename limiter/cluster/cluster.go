@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-redis/redis_rate/v10"
@@ -23,6 +24,8 @@ type Limiter struct {
 	timeout  time.Duration
 	backoff  time.Duration
 	fallback *limiter.Resource
+
+	calling atomic.Bool // a Redis call is in flight (possibly abandoned)
 
 	mu        sync.Mutex
 	tokens    int
@@ -117,15 +120,7 @@ func (l *Limiter) Allow(ctx context.Context) error {
 	// One Redis call at a time per process; others wait on the mutex, which
 	// the timeout bounds.
 	defer l.mu.Unlock()
-	// AllowN is all-or-nothing: take a whole batch, else a single token.
-	// (AllowAtMost would be one call, but it charges fractional tokens it
-	// does not grant, losing up to a token per call near the limit.)
-	cctx, cancel := context.WithTimeout(ctx, l.timeout)
-	res, err := l.rl.AllowN(cctx, l.key, l.limit, l.batch)
-	if err == nil && res.Allowed == 0 && l.batch > 1 {
-		res, err = l.rl.AllowN(cctx, l.key, l.limit, 1)
-	}
-	cancel()
+	res, err := l.ask(ctx)
 	if err != nil {
 		l.downUntil = time.Now().Add(l.backoff)
 		l.fallbacks++
@@ -137,6 +132,52 @@ func (l *Limiter) Allow(ctx context.Context) error {
 	}
 	l.tokens, l.expires = res.Allowed-1, time.Now().Add(l.ttl)
 	return nil
+}
+
+// errTimeout is the error of a Redis call that did not answer in time.
+var errTimeout = errors.New("shadowlane/limiter/cluster: Redis did not answer within the timeout")
+
+type answer struct {
+	res *redis_rate.Result
+	err error
+}
+
+// ask takes tokens from Redis within l.timeout, whatever the client's
+// options: go-redis honours a context deadline on reads only with
+// ContextTimeoutEnabled (off by default), else it waits for its own
+// ReadTimeout (3 s by default) on a server that stopped answering. So the
+// call runs in its own goroutine and ask returns at the deadline; a call
+// left behind still holds its connection until the client gives up, and
+// while it does no new call starts (the local fallback answers), so a
+// blackholed Redis costs at most one stuck connection per limiter.
+func (l *Limiter) ask(ctx context.Context) (*redis_rate.Result, error) {
+	if !l.calling.CompareAndSwap(false, true) {
+		return nil, errTimeout // the last call is still stuck
+	}
+	cctx, cancel := context.WithTimeout(ctx, l.timeout)
+	defer cancel()
+	ch := make(chan answer, 1)
+	go func() {
+		// AllowN is all-or-nothing: take a whole batch, else a single
+		// token. (AllowAtMost would be one call, but it charges fractional
+		// tokens it does not grant, losing up to a token per call near the
+		// limit.)
+		res, err := l.rl.AllowN(cctx, l.key, l.limit, l.batch)
+		if err == nil && res.Allowed == 0 && l.batch > 1 {
+			res, err = l.rl.AllowN(cctx, l.key, l.limit, 1)
+		}
+		l.calling.Store(false) // before the answer: the next call may start at once
+		ch <- answer{res, err}
+	}()
+	select {
+	case a := <-ch:
+		return a.res, a.err
+	case <-cctx.Done():
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		return nil, errTimeout
+	}
 }
 
 func (l *Limiter) local(ctx context.Context) error {

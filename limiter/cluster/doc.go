@@ -9,5 +9,10 @@
 // When Redis is slow or down, the call that notices it — bounded by
 // Timeout — falls back to a local limit (FallbackQPS, typically the
 // cluster limit divided by the fleet size) and later calls skip Redis for
-// Backoff, so requests never stall on an unreachable Redis.
+// Backoff, so requests never stall on an unreachable Redis. The timeout is
+// enforced by the limiter itself, whatever the go-redis client's options
+// (a client without ContextTimeoutEnabled would otherwise wait for its
+// ReadTimeout, 3 s by default, on a Redis that accepts but never answers).
+// Tokens a late answer grants are dropped: a stall costs under-admission,
+// never over-admission.
 package cluster

@@ -135,7 +135,11 @@ func TestLivePageInChromium(t *testing.T) {
 			t.Fatalf("a chart has no data points: %v\n%s", charts, dom)
 		}
 	}
-	for _, want := range []string{"GET /orders/:id", "POST /pay", "pay-lt blocks POST /pay (concurrency, loadtest, 3 so far)", "orders"} {
+	for _, want := range []string{"GET /orders/:id", "POST /pay", "pay-lt blocks POST /pay (concurrency, loadtest, 3 so far)", "orders",
+		">-30 s</text>", " UTC</text>", // the traffic chart's time axis
+		"load-test share", "<td>loadtest</td>", // the rules table: scope and share
+		`<td class="n lt">`, // top resources split by class
+	} {
 		if !strings.Contains(dom, want) {
 			t.Errorf("page lacks %q:\n%s", want, dom)
 		}
@@ -163,3 +167,30 @@ func TestLivePageReportsErrors(t *testing.T) {
 }
 
 var _ = errors.New
+
+// TestJSONViewWithSystem: a system rule (whose CPUUsage is a func) is part
+// of the JSON view, which used to fail to encode and answer 200 with an
+// empty body.
+func TestJSONViewWithSystem(t *testing.T) {
+	l := limiter.New(limiter.WithSystem(limiter.SystemRule{CPU: 0.8, LoadTestCPU: 0.5, CPUUsage: func() float64 { return 0.3 }}))
+	if err := l.SetRules([]limiter.Rule{{Resource: "a", QPS: 10}}); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(dashboard.Handler(l))
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/?format=json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	var v dashboard.View
+	if err := json.NewDecoder(resp.Body).Decode(&v); err != nil {
+		t.Fatalf("decoding the view: %v", err)
+	}
+	if v.System == nil || v.System.CPU != 0.8 || v.System.LoadTestCPU != 0.5 || len(v.Rules) != 1 {
+		t.Fatalf("view: system %+v, %d rules", v.System, len(v.Rules))
+	}
+}

@@ -32,7 +32,10 @@ func (rw *Rewriter) Guard(args []any) (Reply, error) {
 		return rw.guardGeneral(args)
 	}
 	// Prefix only (the default naming): a length and first-byte test per
-	// argument.
+	// string or []byte argument. Plain numbers cannot be shadow names
+	// unless the prefix starts like one; any other type (a *string, an
+	// encoding.BinaryMarshaler, a net.IP, nil...) is rare and takes the
+	// reference guard, which renders it as go-redis does.
 	c := p[0]
 	for i := 1; i < len(args); i++ {
 		if v, ok := args[i].(string); ok {
@@ -43,6 +46,8 @@ func (rw *Rewriter) Guard(args []any) (Reply, error) {
 			if len(v) >= len(p) && v[0] == c && hasPrefixBytes(v, p) {
 				return rw.guardRef(args)
 			}
+		} else if !plainNumber(args[i]) || numbersMayShadow(p, "") {
+			return rw.guardRef(args)
 		}
 	}
 	if name, ok := args[0].(string); ok && (len(name) >= 64 || guardReplyLens&(1<<len(name)) == 0) {
@@ -97,6 +102,8 @@ func (rw *Rewriter) guardGeneral(args []any) (Reply, error) {
 				continue
 			}
 			b0, b1 = v[0], v[len(v)-1]
+		} else if !plainNumber(args[i]) || numbersMayShadow(p, s) {
+			return rw.guardRef(args) // see Guard
 		} else {
 			continue
 		}
@@ -230,7 +237,7 @@ func (rw *Rewriter) guardSlow(c *Command, args []any) (Reply, error) {
 		from = 2
 	case kindScan:
 		for i := 2; i+1 < len(args); i += 2 {
-			if tok, ok := Arg(args[i]); ok && equalFold(tok, "MATCH") {
+			if argIs(args[i], "MATCH") {
 				if rw.isShadowArg(args[i+1]) {
 					return ReplyNone, guardErr(c.Name, args[i+1])
 				}
@@ -261,16 +268,21 @@ func (rw *Rewriter) guardSlow(c *Command, args []any) (Reply, error) {
 	return ReplyNone, nil
 }
 
-// isShadowArg reports whether a (a string or []byte argument) is a shadow
-// name, without allocating.
+// isShadowArg reports whether a, rendered as go-redis sends it (see
+// [AppendArg]), is a shadow name. It does not allocate for strings, []byte,
+// *string and numbers.
 func (rw *Rewriter) isShadowArg(a any) bool {
 	switch v := a.(type) {
 	case string:
 		return rw.Naming.IsShadow(v)
 	case []byte:
 		return isShadowBytes(rw.Naming.Prefix, rw.Naming.Suffix, v)
+	case *string:
+		return v != nil && rw.Naming.IsShadow(*v)
 	}
-	return false
+	var buf [64]byte
+	b, ok := AppendArg(buf[:0], a)
+	return ok && isShadowBytes(rw.Naming.Prefix, rw.Naming.Suffix, b)
 }
 
 // isShadowBytes is [shadow.Naming.IsShadow] for a []byte name and a

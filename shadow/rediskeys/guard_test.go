@@ -165,7 +165,8 @@ func TestGuardRefusesShadowKeyAtEveryKeyPosition(t *testing.T) {
 }
 
 // FuzzGuardMatchesReference: for any command of the table and any
-// arguments (strings, []byte, integers), Guard agrees with the reference
+// arguments (strings, []byte, *string, encoding.BinaryMarshaler,
+// integers; a *string command name), Guard agrees with the reference
 // guard under every naming of guardNamings.
 func FuzzGuardMatchesReference(f *testing.F) {
 	f.Add(uint16(0), "k", uint8(0))
@@ -174,6 +175,8 @@ func FuzzGuardMatchesReference(f *testing.F) {
 	f.Add(uint16(300), "streams s1 shadow:s2 0 0", uint8(4))
 	f.Add(uint16(50), "0 match shadow:* count 10", uint8(0))
 	f.Add(uint16(9), "k_shadow p*k_s", uint8(7))
+	f.Add(uint16(120), "shadow:k v", uint8(0x42))
+	f.Add(uint16(120), "v shadow:k", uint8(0x0c))
 	f.Fuzz(func(t *testing.T, idx uint16, rest string, kinds uint8) {
 		name := fuzzNames[int(idx)%len(fuzzNames)]
 		var args []any
@@ -181,15 +184,23 @@ func FuzzGuardMatchesReference(f *testing.F) {
 			args = append(args, strings.ToLower(w))
 		}
 		for i, w := range strings.Split(rest, " ") {
-			switch kinds >> (i % 8) & 1 {
+			// Two bits per argument: the types go-redis writes as text.
+			switch kinds >> (2 * (i % 4)) & 3 {
 			case 0:
 				args = append(args, w)
-			default:
+			case 1:
 				args = append(args, []byte(w))
+			case 2:
+				args = append(args, ptr(w))
+			default:
+				args = append(args, textKey(w))
 			}
 		}
 		if kinds&0x80 != 0 && len(args) > 0 {
 			args[len(args)-1] = int64(len(rest))
+		}
+		if kinds&0x40 != 0 && len(args) > 0 {
+			args[0] = ptr(fmt.Sprint(args[0]))
 		}
 		for _, rw := range guardNamings {
 			sameGuard(t, rw, args)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"unsafe"
 
 	"github.com/shadowlane/shadowlane/shadow"
 )
@@ -35,29 +36,71 @@ type Saved struct {
 	Value any
 }
 
-// Result describes a rewritten command.
+// Result describes a rewritten command. It keeps the first key and the
+// first replaced argument inline, so that a single-key command costs no
+// allocation beyond its shadow name.
 type Result struct {
 	// Command is the table entry (never nil on success).
 	Command *Command
 	// Reply says whether the reply carries shadow names to give back.
 	Reply Reply
-	// Keys are the positions of the renamed keys (with their spec flags).
-	Keys []Pos
-	// Saved holds the replaced arguments; Restore puts them back.
-	Saved []Saved
 	// Append, when not nil, are arguments the command needs at its end (a
 	// MATCH for SCAN, a pattern for PUBSUB CHANNELS) so that it sees only
 	// shadow names. The caller must send args followed by Append.
 	Append []any
+
+	key0   Pos   // the first key position, when nkeys > 0
+	keys   []Pos // every key position, when nkeys > 1
+	nkeys  int
+	saved0 Saved   // the first replaced argument, when nsaved > 0
+	saved  []Saved // the others
+	nsaved int
+}
+
+// NumKeys returns the number of key positions of the command (with
+// [Result.Key]: the renamed keys, or with a dedicated instance the keys
+// the command touches there).
+func (r *Result) NumKeys() int { return r.nkeys }
+
+// Key returns the i-th key position (0 <= i < NumKeys) with its spec
+// flags.
+func (r *Result) Key(i int) Pos {
+	if r.nkeys == 1 {
+		return r.key0
+	}
+	return r.keys[i]
 }
 
 // Restore puts the original arguments back into args.
 func (r *Result) Restore(args []any) {
-	for k := len(r.Saved) - 1; k >= 0; k-- {
-		if s := r.Saved[k]; s.Index < len(args) {
+	for k := len(r.saved) - 1; k >= 0; k-- {
+		if s := r.saved[k]; s.Index < len(args) {
 			args[s.Index] = s.Value
 		}
 	}
+	if r.nsaved > 0 && r.saved0.Index < len(args) {
+		args[r.saved0.Index] = r.saved0.Value
+	}
+}
+
+func (r *Result) setKeys(ps []Pos) {
+	r.nkeys = len(ps)
+	switch len(ps) {
+	case 0:
+	case 1:
+		r.key0 = ps[0]
+	default:
+		r.keys = ps
+	}
+}
+
+func (r *Result) save(i int, v any) {
+	if r.nsaved == 0 {
+		r.saved0 = Saved{Index: i, Value: v}
+	} else {
+		r.saved = append(r.saved, Saved{Index: i, Value: v})
+	}
+	r.nsaved++
 }
 
 // Renames reports whether marked commands are renamed (key mode).
@@ -188,51 +231,182 @@ func (rw *Rewriter) Rewrite(args []any) (Result, error) {
 		}
 	}
 	if len(c.KeySpecs) > 0 && pol.kind != kindSort {
-		ps, err := c.KeyPositions(args, nil)
-		if err != nil {
-			return Result{}, refuse(c.Name, "cannot find every key: "+err.Error(), shadow.ErrUnsupported)
-		}
-		res.Keys = ps
-	next:
-		for _, p := range ps {
-			for _, i := range names {
-				if i == p.Index {
-					continue next
-				}
+		if p := c.single; p > 0 && p < len(args) {
+			// One key at a fixed position (GET, SET, HSET...): no slice.
+			res.key0, res.nkeys = Pos{Index: p, Flags: c.KeySpecs[0].Flags}, 1
+		} else {
+			var buf [8]Pos // copied out: stays on the stack
+			ps, err := c.KeyPositions(args, buf[:0])
+			if err != nil {
+				return Result{}, refuse(c.Name, "cannot find every key: "+err.Error(), shadow.ErrUnsupported)
 			}
-			names = append(names, p.Index)
+			switch res.nkeys = len(ps); {
+			case len(ps) == 1:
+				res.key0 = ps[0]
+			case len(ps) > 1:
+				res.keys = append([]Pos(nil), ps...)
+			}
 		}
 	} else if pol.kind == kindSort {
-		res.Keys = []Pos{{Index: 1, Flags: KeyRO}}
+		ps := make([]Pos, 0, len(names))
+		ps = append(ps, Pos{Index: 1, Flags: KeyRO})
 		for _, i := range names[1:] {
-			res.Keys = append(res.Keys, Pos{Index: i, Flags: KeyOW})
+			ps = append(ps, Pos{Index: i, Flags: KeyOW})
 		}
+		res.setKeys(ps)
+		names = nil // the keys
 	}
 	if !rename {
 		return res, nil
 	}
-	// Compute every new value first: a refusal leaves args untouched.
-	newVals := make([]any, 0, len(names)+len(patterns))
-	for _, i := range names {
-		v, ok := rw.shadowArg(args[i])
-		if !ok {
-			return Result{}, refuse(c.Name, fmt.Sprintf("argument %d of type %T cannot be renamed", i, args[i]), shadow.ErrUnsupported)
-		}
-		newVals = append(newVals, v)
-	}
-	for _, i := range patterns {
-		s, ok := Arg(args[i])
-		if !ok {
-			return Result{}, refuse(c.Name, fmt.Sprintf("pattern argument %d of type %T", i, args[i]), shadow.ErrUnsupported)
-		}
-		newVals = append(newVals, rw.ShadowPattern(s))
-	}
-	res.Saved = make([]Saved, 0, len(newVals))
-	for k, i := range append(names, patterns...) {
-		res.Saved = append(res.Saved, Saved{Index: i, Value: args[i]})
-		args[i] = newVals[k]
+	if err := rw.rename(&res, c, args, names, patterns); err != nil {
+		return Result{}, err
 	}
 	return res, nil
+}
+
+// rename renames, in args, the keys of res and the names and patterns at
+// the given positions, each position once, saving the originals in res.
+// On a refusal args are left as they were. The work is linear in the
+// number of arguments.
+func (rw *Rewriter) rename(res *Result, c *Command, args []any, names, patterns []int) error {
+	// Check first that every argument can be rendered: a refusal leaves
+	// args untouched.
+	for k := 0; k < res.nkeys; k++ {
+		if i := res.Key(k).Index; !renderable(args[i]) {
+			return refuse(c.Name, fmt.Sprintf("argument %d of type %T cannot be renamed", i, args[i]), shadow.ErrUnsupported)
+		}
+	}
+	for _, i := range names {
+		if !renderable(args[i]) {
+			return refuse(c.Name, fmt.Sprintf("argument %d of type %T cannot be renamed", i, args[i]), shadow.ErrUnsupported)
+		}
+	}
+	for _, i := range patterns {
+		if !renderable(args[i]) {
+			return refuse(c.Name, fmt.Sprintf("pattern argument %d of type %T", i, args[i]), shadow.ErrUnsupported)
+		}
+	}
+	// A position named twice (by two key specs, or by a key spec and the
+	// policy) is renamed once. Several key specs or an extra list are rare:
+	// only then a bit set of the argument positions is kept.
+	var seen bitset
+	dedup := len(c.KeySpecs) > 1 || (res.nkeys > 0 && len(names)+len(patterns) > 0)
+	if dedup {
+		seen = newBitset(len(args))
+	}
+	var arena []byte // the shadow names of a multi-key command, in one allocation
+	if n := res.nkeys + len(names) + len(patterns); n > 1 {
+		res.saved = make([]Saved, 0, n-1)
+		size := 0
+		for k := 0; k < res.nkeys; k++ {
+			size += textLen(args[res.Key(k).Index])
+		}
+		for _, i := range names {
+			size += textLen(args[i])
+		}
+		arena = make([]byte, 0, size+(res.nkeys+len(names))*(len(rw.Naming.Prefix)+len(rw.Naming.Suffix)))
+	}
+	one := func(i int, pattern bool) error {
+		if dedup && !seen.add(i) {
+			return nil
+		}
+		var v any
+		ok := true
+		if pattern {
+			v, ok = rw.shadowArg(args[i], true)
+		} else if t, isText := text(args[i]); isText && len(arena)+len(t)+len(rw.Naming.Prefix)+len(rw.Naming.Suffix) <= cap(arena) {
+			start := len(arena)
+			arena = append(append(append(arena, rw.Naming.Prefix...), t...), rw.Naming.Suffix...)
+			// The arena never grows (checked above) and is never written
+			// again where a name was taken.
+			v = unsafe.String(&arena[start], len(arena)-start)
+		} else {
+			v, ok = rw.shadowArg(args[i], false)
+		}
+		if !ok {
+			// MarshalBinary failed: undo what was renamed.
+			res.Restore(args)
+			return refuse(c.Name, fmt.Sprintf("argument %d of type %T cannot be rendered", i, args[i]), shadow.ErrUnsupported)
+		}
+		res.save(i, args[i])
+		args[i] = v
+		return nil
+	}
+	for k := 0; k < res.nkeys; k++ {
+		if err := one(res.Key(k).Index, false); err != nil {
+			return err
+		}
+	}
+	for _, i := range names {
+		if err := one(i, false); err != nil {
+			return err
+		}
+	}
+	for _, i := range patterns {
+		if err := one(i, true); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// text returns the bytes of a string or []byte argument.
+func text(a any) (string, bool) {
+	switch v := a.(type) {
+	case string:
+		return v, true
+	case []byte:
+		return unsafe.String(unsafe.SliceData(v), len(v)), true // only read
+	}
+	return "", false
+}
+
+// textLen is the length of a string or []byte argument, 0 otherwise.
+func textLen(a any) int {
+	t, _ := text(a)
+	return len(t)
+}
+
+// bitset is a set of argument positions: one word on the stack for short
+// argvs, a slice for long ones.
+type bitset struct {
+	w0   uint64
+	more []uint64
+}
+
+func newBitset(n int) bitset {
+	if n <= 64 {
+		return bitset{}
+	}
+	return bitset{more: make([]uint64, (n+63)/64)}
+}
+
+// add adds i and reports whether it was new.
+func (b *bitset) add(i int) bool {
+	w, bit := &b.w0, uint64(1)<<(i%64)
+	if b.more != nil {
+		w = &b.more[i/64]
+	}
+	if *w&bit != 0 {
+		return false
+	}
+	*w |= bit
+	return true
+}
+
+// renderable reports whether go-redis can send a (see [AppendArg]),
+// without rendering it.
+func renderable(a any) bool {
+	switch a.(type) {
+	case string, []byte, nil, *string:
+		return true
+	}
+	if plainNumber(a) {
+		return true
+	}
+	_, ok := AppendArg(nil, a) // rare types; MarshalBinary may fail later too
+	return ok
 }
 
 // sortArgs checks SORT's options: BY and GET patterns read keys named by
@@ -277,17 +451,27 @@ func (rw *Rewriter) sortArgs(c *Command, args []any, names *[]int) error {
 	return nil
 }
 
-func (rw *Rewriter) shadowArg(a any) (string, bool) {
+// shadowArg returns the shadow name (or, for a pattern, the shadow
+// pattern) of argument a, rendered as go-redis would send it.
+func (rw *Rewriter) shadowArg(a any, pattern bool) (any, bool) {
+	var s string
 	switch v := a.(type) {
 	case string:
-		return rw.Naming.Shadow(v), true
+		s = v
 	case []byte:
-		return rw.Naming.Shadow(string(v)), true
+		s = string(v)
+	default:
+		var buf [64]byte
+		b, ok := AppendArg(buf[:0], a)
+		if !ok {
+			return nil, false
+		}
+		s = string(b)
 	}
-	if n, ok := intArg(a); ok {
-		return rw.Naming.Shadow(strconv.FormatInt(n, 10)), true
+	if pattern {
+		return rw.ShadowPattern(s), true
 	}
-	return "", false
+	return rw.Naming.Shadow(s), true
 }
 
 // ShadowPattern returns the glob pattern that matches the shadow names of

@@ -238,16 +238,24 @@ func FindCommand(args []any) *Command {
 	return c.Subcommands[string(buf[:n])]
 }
 
-// Arg returns the text of a go-redis style argument when it is a string or
-// a []byte.
+// Arg returns the text go-redis sends for the argument a (see
+// [AppendArg]), and whether go-redis can send it at all. Strings and
+// []byte are the common case; other types are rendered (and allocate).
 func Arg(a any) (string, bool) {
 	switch v := a.(type) {
 	case string:
 		return v, true
 	case []byte:
 		return string(v), true
+	case *string:
+		if v == nil {
+			return "", true
+		}
+		return *v, true
 	}
-	return "", false
+	var buf [64]byte
+	b, ok := AppendArg(buf[:0], a)
+	return string(b), ok
 }
 
 // Pos is the position of one key in argv and the flags of its key spec.
@@ -290,7 +298,7 @@ func (c *Command) KeyPositions(args []any, dst []Pos) ([]Pos, error) {
 				if j >= argc || j < 0 {
 					break
 				}
-				if s, ok := Arg(args[j]); ok && equalFold(s, ks.Keyword) {
+				if argIs(args[j], ks.Keyword) {
 					first = j + 1
 					break
 				}
@@ -327,13 +335,12 @@ func (c *Command) KeyPositions(args []any, dst []Pos) ([]Pos, error) {
 				}
 				return dst, ErrBadArgs
 			}
-			s, ok := Arg(args[first+ks.KeyNumIdx])
-			if !ok {
-				if n, ok := intArg(args[first+ks.KeyNumIdx]); ok {
-					s = strconv.FormatInt(n, 10)
-				}
+			var buf [24]byte
+			b, ok := AppendArg(buf[:0], args[first+ks.KeyNumIdx])
+			if !ok || len(b) > len(buf) {
+				return dst, ErrBadArgs
 			}
-			n, err := strconv.ParseInt(s, 10, 64)
+			n, err := strconv.ParseInt(string(b), 10, 64)
 			if err != nil || n < 0 || n > int64(argc) {
 				return dst, ErrBadArgs
 			}
@@ -358,35 +365,6 @@ func (c *Command) KeyPositions(args []any, dst []Pos) ([]Pos, error) {
 		}
 	}
 	return dst, nil
-}
-
-func intArg(a any) (int64, bool) {
-	switch v := a.(type) {
-	case int:
-		return int64(v), true
-	case int64:
-		return v, true
-	case int32:
-		return int64(v), true
-	case int16:
-		return int64(v), true
-	case int8:
-		return int64(v), true
-	case uint:
-		return int64(v), true
-	case uint32:
-		return int64(v), true
-	case uint16:
-		return int64(v), true
-	case uint8:
-		return int64(v), true
-	case uint64:
-		if v > 1<<62 {
-			return 0, false
-		}
-		return int64(v), true
-	}
-	return 0, false
 }
 
 func equalFold(a, b string) bool {

@@ -40,9 +40,46 @@ func (k Kind) String() string {
 
 // Use is one table a statement touches; Write is true when the statement
 // writes to it (INSERT/REPLACE/UPDATE/DELETE target, SELECT ... FOR UPDATE).
+// A sequence named in a string (PostgreSQL nextval('orders_id_seq'),
+// 'orders_id_seq'::regclass) is a Use too, written by nextval and setval:
+// it is renamed with the same rules as tables (see the package
+// documentation).
 type Use struct {
 	Table Table
 	Write bool
+}
+
+// Func is one function a statement calls. Schema is empty when the call is
+// not qualified.
+type Func struct {
+	Schema string
+	Name   string
+	// Safe is true when the dialect knows the function as a built-in
+	// without side effects: it is on the allow-list generated from the
+	// server's catalog (see each dialect's funcs_gen.go).
+	Safe bool
+}
+
+func (f Func) String() string {
+	if f.Schema == "" {
+		return f.Name
+	}
+	return f.Schema + "." + f.Name
+}
+
+// FuncRenameFunc returns the name to call in place of f (f.Name keeps the
+// call as written). Returning an error aborts the rewrite with that error.
+type FuncRenameFunc func(f Func) (string, error)
+
+// FuncDialect is implemented by dialects that can rename function calls
+// (to shadow twins). All dialects of this repository implement it; a
+// [Rewriter] on a dialect without it refuses marked statements that call
+// a function mapped to a twin.
+type FuncDialect interface {
+	Dialect
+	// RewriteFuncs is Rewrite that also asks funcs for the name of every
+	// function call reported in Result.Funcs (nil funcs keeps them).
+	RewriteFuncs(query string, rename RenameFunc, funcs FuncRenameFunc) (Result, error)
 }
 
 // RenameFunc returns the name to write in place of t (the bare table name;
@@ -55,6 +92,19 @@ type Result struct {
 	SQL    string // the rewritten statement (equal to the input when nothing was renamed)
 	Kind   Kind
 	Tables []Use // every real table referenced (aliases and CTE names excluded), in order of appearance, deduplicated by (table, write)
+	// Funcs lists every function the statement calls (built-in or not,
+	// except sequence functions whose sequence is reported in Tables),
+	// in order of appearance, deduplicated.
+	Funcs []Func
+	// Session, when not empty, says how the statement changes the state of
+	// its connection beyond itself (SET SESSION, SET ROLE, user variables,
+	// LOCK TABLES, ...): later statements on the same pooled connection,
+	// production ones included, would inherit it.
+	Session string
+	// ExecComments holds the contents of executable comments (MySQL /*!
+	// ... */ and /*!50100 ... */, MariaDB /*M! ... */), which the server
+	// runs as code.
+	ExecComments []string
 }
 
 // Dialect parses and rewrites statements of one SQL dialect. Implementations

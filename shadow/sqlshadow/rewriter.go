@@ -20,6 +20,10 @@ type config struct {
 	readThrough []string
 	guard       bool
 	cacheSize   int
+	funcs       map[string]string
+	readOnly    []string
+	database    []string
+	dbMode      bool
 }
 
 // WithNaming sets the naming that derives a shadow table from a production
@@ -46,6 +50,48 @@ func WithTables(m map[string]string) Option {
 // [shadow.ErrBlocked].
 func WithReadThrough(tables ...string) Option {
 	return func(c *config) { c.readThrough = append(c.readThrough, tables...) }
+}
+
+// WithFunctions maps functions to shadow twins: a marked statement calling
+// a key ("f_bump" or "app.f_bump") calls the value instead (renamed like a
+// table; the schema qualifier, if any, is kept). The twin must exist on the
+// server and write only shadow tables; shadowlane cannot see inside it.
+// Unmarked statements calling a twin are refused by the guard. Lookups try
+// the exact name, then its lower-case form.
+func WithFunctions(m map[string]string) Option {
+	return func(c *config) {
+		if c.funcs == nil {
+			c.funcs = make(map[string]string, len(m))
+		}
+		for k, v := range m {
+			c.funcs[k] = v
+		}
+	}
+}
+
+// WithReadOnlyFunctions declares functions ("f_price" or "app.f_price")
+// that marked statements may call as they are: the application vouches
+// that they change nothing (no writes, no session state). Built-ins known
+// to be side-effect free need no declaration; every other function called
+// by a marked statement is refused.
+func WithReadOnlyFunctions(names ...string) Option {
+	return func(c *config) { c.readOnly = append(c.readOnly, names...) }
+}
+
+// WithDatabase puts the Rewriter in database mode: load-test work runs on
+// a separate shadow database (or PostgreSQL schema), so statements are not
+// renamed, but marked statements are still parsed and refused when they
+// reference a table qualified with any database/schema not listed here
+// (system catalogs may be read), call a function not known to be
+// side-effect free, change session state, hold executable comments, or
+// are DDL or unparsable. List the shadow database (MySQL: "shop_shadow")
+// or, for PostgreSQL, the schemas of the shadow database marked statements
+// may name ("public", or the shadow schema of the search_path variant).
+// With no names every qualified reference is refused. The unmarked guard
+// is off in database mode (production statements never reach the shadow
+// pool). Use it on the shadow pool: slsql.NewCheckedRouter.
+func WithDatabase(schemas ...string) Option {
+	return func(c *config) { c.dbMode = true; c.database = append(c.database, schemas...) }
 }
 
 // WithoutGuard turns the two-way guard off: unmarked statements are no
@@ -80,7 +126,13 @@ type Rewriter struct {
 	shadows map[string]bool   // lower-cased explicit shadow names
 	read    map[string]bool   // lower-cased read-through names (bare and qualified)
 	guard   bool
-	needles []string // lower-case substrings whose absence proves a statement names no shadow table
+	dbMode  bool
+	dbNames map[string]bool   // lower-cased schemas marked statements may qualify with (database mode)
+	needles []string          // lower-case substrings whose absence proves a statement names no shadow table
+	funcs   map[string]string // lower-cased function (bare or qualified) -> twin
+	twins   map[string]bool   // lower-cased twin names
+	roFuncs map[string]bool   // lower-cased read-only functions (bare or qualified)
+	catalog func(Table) bool
 	marked  cache
 	guarded cache
 }
@@ -118,6 +170,38 @@ func New(d Dialect, opts ...Option) (*Rewriter, error) {
 		r.ltables[strings.ToLower(k)] = v
 		r.shadows[strings.ToLower(v)] = true
 		r.needles = append(r.needles, strings.ToLower(v))
+	}
+	r.funcs, r.twins, r.roFuncs = map[string]string{}, map[string]bool{}, map[string]bool{}
+	for k, v := range c.funcs {
+		if k == "" || v == "" || strings.EqualFold(k, v) {
+			return nil, fmt.Errorf("%w: function map entry %q -> %q", ErrConfig, k, v)
+		}
+		r.funcs[strings.ToLower(k)] = v
+		r.twins[strings.ToLower(v)] = true
+		r.needles = append(r.needles, strings.ToLower(v))
+	}
+	for _, f := range c.readOnly {
+		if f == "" {
+			return nil, fmt.Errorf("%w: empty read-only function", ErrConfig)
+		}
+		if r.twins[strings.ToLower(f)] {
+			return nil, fmt.Errorf("%w: read-only function %q is a shadow twin", ErrConfig, f)
+		}
+		r.roFuncs[strings.ToLower(f)] = true
+	}
+	r.catalog = catalogOf(r.store)
+	if c.dbMode {
+		if c.tables != nil || len(c.readThrough) > 0 || len(c.funcs) > 0 {
+			return nil, fmt.Errorf("%w: database mode renames nothing: WithTables, WithReadThrough and WithFunctions do not apply", ErrConfig)
+		}
+		r.dbMode, r.guard, r.naming, r.needles = true, false, nil, nil
+		r.dbNames = map[string]bool{}
+		for _, s := range c.database {
+			if s == "" {
+				return nil, fmt.Errorf("%w: empty database name", ErrConfig)
+			}
+			r.dbNames[strings.ToLower(s)] = true
+		}
 	}
 	for _, t := range c.readThrough {
 		if t == "" {
@@ -241,8 +325,19 @@ func (r *Rewriter) rewrite(query string) *entry {
 	var uses []decision
 	var refusal *entry
 	rename := func(t Table, write bool) (string, error) {
+		if r.dbMode {
+			return r.databaseName(t, write, &uses, &refusal)
+		}
 		if r.isShadowName(t) {
 			uses = append(uses, decision{t.String(), shadow.Redirect})
+			return t.Name, nil
+		}
+		if r.catalog(t) {
+			if write {
+				refusal = r.refuse(t.String(), "system catalog "+t.String()+": load-test traffic may read it, never write it", shadow.ErrBlocked)
+				return "", shadow.ErrBlocked
+			}
+			uses = append(uses, decision{t.String(), shadow.ReadThrough})
 			return t.Name, nil
 		}
 		if r.isReadThrough(t) {
@@ -260,15 +355,48 @@ func (r *Rewriter) rewrite(query string) *entry {
 		refusal = r.refuse(t.String(), "no shadow table configured for "+t.String(), shadow.ErrNoShadowTarget)
 		return "", shadow.ErrNoShadowTarget
 	}
-	res, err := r.d.Rewrite(query, rename)
+	funcs := func(f Func) (string, error) {
+		if twin, ok := r.funcTwin(f); ok {
+			uses = append(uses, decision{"function " + f.String(), shadow.Redirect})
+			return twin, nil
+		}
+		if f.Safe || r.isReadOnlyFunc(f) || r.isTwin(f) {
+			return f.Name, nil
+		}
+		refusal = r.refuse("function "+f.String(), "function "+f.String()+" is not known to be side-effect free: map it to a shadow twin (sqlshadow.WithFunctions) or declare it read-only (sqlshadow.WithReadOnlyFunctions)", shadow.ErrUnsupported)
+		return "", shadow.ErrUnsupported
+	}
+	var res Result
+	var err error
+	if fd, ok := r.d.(FuncDialect); ok {
+		res, err = fd.RewriteFuncs(query, rename, funcs)
+	} else {
+		res, err = r.d.Rewrite(query, rename)
+		if err == nil && refusal == nil {
+			for _, f := range res.Funcs {
+				if _, ok := r.funcTwin(f); ok {
+					return r.refuse("function "+f.String(), "the "+r.store+" dialect cannot rename function calls to their twins", shadow.ErrUnsupported)
+				}
+				if _, ferr := funcs(f); ferr != nil {
+					break
+				}
+			}
+		}
+	}
 	if refusal != nil {
 		return refusal
 	}
 	if err != nil {
 		return r.refuse(clip(query), r.store+" parser: "+err.Error(), shadow.ErrUnsupported)
 	}
+	if len(res.ExecComments) > 0 {
+		return r.refuse(clip(query), "executable comments (/*! ... */, /*M! ... */) run as code the rewrite cannot see: load-test statements may not contain them", shadow.ErrUnsupported)
+	}
 	if res.Kind == KindDDL {
 		return r.refuse(firstTable(res), refusedKinds, shadow.ErrUnsupported)
+	}
+	if res.Session != "" {
+		return r.refuse(clip(query), "statement changes session state ("+res.Session+") that later production statements on the same connection would inherit; only SET LOCAL / transaction-scoped settings are allowed for load-test traffic", shadow.ErrUnsupported)
 	}
 	// Belt and braces: the output must parse again, still be a plain read,
 	// write or table-free statement, and name no production table other
@@ -280,13 +408,127 @@ func (r *Rewriter) rewrite(query string) *entry {
 	if check.Kind != res.Kind {
 		return r.refuse(clip(query), "rewritten statement changed kind from "+res.Kind.String()+" to "+check.Kind.String(), shadow.ErrUnsupported)
 	}
+	if check.Session != "" || len(check.ExecComments) > 0 {
+		return r.refuse(clip(query), "rewritten statement changes session state or holds executable comments", shadow.ErrUnsupported)
+	}
 	for _, u := range check.Tables {
-		if r.isShadowName(u.Table) || (!u.Write && r.isReadThrough(u.Table)) {
+		if r.dbMode && r.inShadowDatabase(u.Table) {
+			continue
+		}
+		if r.isShadowName(u.Table) || (!u.Write && (r.isReadThrough(u.Table) || r.catalog(u.Table))) {
 			continue
 		}
 		return r.refuse(u.Table.String(), "rewritten statement still names production table "+u.Table.String(), shadow.ErrUnsupported)
 	}
+	for _, f := range check.Funcs {
+		if f.Safe || r.isReadOnlyFunc(f) || r.isTwin(f) {
+			continue
+		}
+		return r.refuse("function "+f.String(), "rewritten statement still calls function "+f.String(), shadow.ErrUnsupported)
+	}
+	if r.dbMode {
+		// Nothing is renamed: the statement runs as the application wrote
+		// it, on the shadow database.
+		return &entry{sql: query, uses: uses}
+	}
 	return &entry{sql: res.SQL, uses: uses}
+}
+
+// databaseName decides a table reference in database mode.
+func (r *Rewriter) databaseName(t Table, write bool, uses *[]decision, refusal **entry) (string, error) {
+	if t.Schema != "" && r.catalog(t) {
+		if write {
+			*refusal = r.refuse(t.String(), "system catalog "+t.String()+": load-test traffic may read it, never write it", shadow.ErrBlocked)
+			return "", shadow.ErrBlocked
+		}
+		*uses = append(*uses, decision{t.String(), shadow.ReadThrough})
+		return t.Name, nil
+	}
+	if !r.inShadowDatabase(t) {
+		*refusal = r.refuse(t.String(), "database mode: "+t.String()+" is qualified with "+t.Schema+", not the shadow database (sqlshadow.WithDatabase): load-test statements may name only tables of the shadow database", shadow.ErrBlocked)
+		return "", shadow.ErrBlocked
+	}
+	*uses = append(*uses, decision{t.String(), shadow.Redirect})
+	return t.Name, nil
+}
+
+// inShadowDatabase reports whether t is unqualified or qualified with a
+// database/schema listed by WithDatabase.
+func (r *Rewriter) inShadowDatabase(t Table) bool {
+	return t.Schema == "" || r.dbNames[strings.ToLower(t.Schema)]
+}
+
+// DatabaseMode reports whether r was built WithDatabase.
+func (r *Rewriter) DatabaseMode() bool { return r.dbMode }
+
+func (r *Rewriter) funcTwin(f Func) (string, bool) {
+	if len(r.funcs) == 0 {
+		return "", false
+	}
+	if f.Schema != "" {
+		if t, ok := r.funcs[strings.ToLower(f.String())]; ok {
+			return t, true
+		}
+	}
+	t, ok := r.funcs[strings.ToLower(f.Name)]
+	return t, ok
+}
+
+func (r *Rewriter) isTwin(f Func) bool {
+	return len(r.twins) > 0 && (r.twins[strings.ToLower(f.Name)] || (f.Schema != "" && r.twins[strings.ToLower(f.String())]))
+}
+
+func (r *Rewriter) isReadOnlyFunc(f Func) bool {
+	return len(r.roFuncs) > 0 && (r.roFuncs[strings.ToLower(f.Name)] || (f.Schema != "" && r.roFuncs[strings.ToLower(f.String())]))
+}
+
+// IsCatalog reports whether t is a system catalog relation of the named
+// dialect ("mysql", "postgres", "sqlite"): information_schema,
+// performance_schema, mysql and sys on MySQL/MariaDB; pg_catalog,
+// information_schema and unqualified pg_* names on PostgreSQL; sqlite_schema
+// and its kin on SQLite. Marked reads of catalogs pass unrenamed; marked
+// writes to them are refused.
+func IsCatalog(dialect string, t Table) bool { return catalogOf(dialect)(t) }
+
+// catalogOf returns the system-catalog test of a dialect. Catalog reads by
+// load-test statements pass unrenamed (there is no shadow catalog); writes
+// to them are refused.
+func catalogOf(dialect string) func(Table) bool {
+	switch dialect {
+	case "mysql":
+		return func(t Table) bool {
+			switch strings.ToLower(t.Schema) {
+			case "information_schema", "performance_schema", "mysql", "sys":
+				return true
+			}
+			return false
+		}
+	case "postgres":
+		return func(t Table) bool {
+			s := strings.ToLower(t.Schema)
+			if i := strings.LastIndexByte(s, '.'); i >= 0 {
+				s = s[i+1:] // catalog.schema
+			}
+			switch s {
+			case "pg_catalog", "information_schema", "pg_toast":
+				return true
+			case "":
+				// pg_catalog is searched first, so unqualified pg_* names
+				// (pg_class, pg_stat_activity, ...) are catalog relations.
+				return len(t.Name) > 3 && strings.EqualFold(t.Name[:3], "pg_")
+			}
+			return false
+		}
+	case "sqlite":
+		return func(t Table) bool {
+			switch strings.ToLower(t.Name) {
+			case "sqlite_master", "sqlite_schema", "sqlite_temp_master", "sqlite_temp_schema", "sqlite_sequence", "sqlite_stat1", "sqlite_stat4":
+				return true
+			}
+			return false
+		}
+	}
+	return func(Table) bool { return false }
 }
 
 // refusedKinds is the rule of a KindDDL refusal.
@@ -313,7 +555,38 @@ func (r *Rewriter) check(query string) *entry {
 				uses: []decision{{u.Table.String(), shadow.Guard}}}
 		}
 	}
+	for _, f := range res.Funcs {
+		if r.isTwin(f) {
+			return &entry{err: &shadow.Error{Store: r.store, Target: "function " + f.String(),
+				Rule: "unmarked (production) statement calls shadow twin function " + f.String(), Err: shadow.ErrShadowFromProduction},
+				uses: []decision{{"function " + f.String(), shadow.Guard}}}
+		}
+	}
+	for _, c := range res.ExecComments {
+		if r.mentionsShadow(c) {
+			// The server runs the comment as code; the parser may not have
+			// seen its tables. A shadow name inside is refused.
+			return &entry{err: &shadow.Error{Store: r.store, Target: clip(query),
+				Rule: "unmarked (production) statement names a shadow target inside an executable comment", Err: shadow.ErrShadowFromProduction},
+				uses: []decision{{"executable comment", shadow.Guard}}}
+		}
+	}
 	return &entry{}
+}
+
+// ProductionTable returns the production table whose shadow is the bare
+// name, and whether name is a shadow table at all (explicit maps first,
+// then the naming; case-insensitive).
+func (r *Rewriter) ProductionTable(name string) (string, bool) {
+	for k, v := range r.tables {
+		if strings.EqualFold(v, name) {
+			return k, true
+		}
+	}
+	if r.naming != nil && isShadowFold(*r.naming, name) {
+		return name[len(r.naming.Prefix) : len(name)-len(r.naming.Suffix)], true
+	}
+	return "", false
 }
 
 // IsShadow reports whether t is a shadow table under the rules of r.

@@ -4,14 +4,18 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
+	"time"
 
 	"google.golang.org/grpc/balancer"
+	"google.golang.org/grpc/balancer/base"
 	"google.golang.org/grpc/balancer/endpointsharding"
 	"google.golang.org/grpc/balancer/pickfirst"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/grpclog"
+	"google.golang.org/grpc/resolver"
 	"google.golang.org/grpc/serviceconfig"
 	"google.golang.org/grpc/status"
 
@@ -57,7 +61,7 @@ func (builder) ParseConfig(js json.RawMessage) (serviceconfig.LoadBalancingConfi
 			return nil, fmt.Errorf("%s: bad config: %w", Name, err)
 		}
 	}
-	if c.Strict || len(c.StrictServices) > 0 || len(c.Fallback) > 0 {
+	if c.Strict || len(c.StrictServices) > 0 || len(c.Fallback) > 0 || c.ConnectGrace != 0 {
 		p, err := envtag.NewPolicy(c.Config)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", Name, err)
@@ -68,7 +72,7 @@ func (builder) ParseConfig(js json.RawMessage) (serviceconfig.LoadBalancingConfi
 }
 
 func (builder) Build(cc balancer.ClientConn, opts balancer.BuildOptions) balancer.Balancer {
-	b := &envBalancer{cc: cc, service: opts.Target.Endpoint()}
+	b := &envBalancer{cc: cc, service: opts.Target.Endpoint(), since: map[string]time.Time{}}
 	b.Balancer = endpointsharding.NewBalancer(&ccWrapper{ClientConn: cc, b: b}, opts,
 		balancer.Get(pickfirst.Name).Build, endpointsharding.Options{})
 	return b
@@ -85,22 +89,80 @@ type envBalancer struct {
 	service string
 	policy  *envtag.Policy // nil: envtag.DefaultPolicy at each pick
 	invalid int            // last count of endpoints with a malformed label
+	// connect grace (envtag.Config.ConnectGrace)
+	last   *balancer.State      // endpointsharding's last aggregated state
+	since  map[string]time.Time // child key -> when it started connecting
+	timer  *time.Timer          // rebuilds the picker when a grace ends
+	valid  bool                 // a resolver state was accepted
+	closed bool
 }
 
 func (b *envBalancer) UpdateClientConnState(s balancer.ClientConnState) error {
+	b.mu.Lock()
 	if c, ok := s.BalancerConfig.(*Config); ok {
-		b.mu.Lock()
 		if c.Service != "" {
 			b.service = c.Service
 		}
 		b.policy = c.policy
-		b.mu.Unlock()
 	}
+	service, valid := b.service, b.valid
+	b.mu.Unlock()
+	// One address under two labels: refuse the update, keep the previous
+	// endpoints (none yet: fail every call fast, naming the conflict).
+	if err := conflicts(s.ResolverState.Endpoints); err != nil {
+		err = fmt.Errorf("%s: service %q: resolver update refused, the previous endpoints stay in force: %w", Name, service, err)
+		logger.Warning(err)
+		if !valid {
+			b.cc.UpdateState(balancer.State{ConnectivityState: connectivity.TransientFailure,
+				Picker: base.NewErrPicker(status.Error(codes.Unavailable, err.Error()))})
+		}
+		return balancer.ErrBadResolverState
+	}
+	b.mu.Lock()
+	b.valid = true
+	b.mu.Unlock()
 	// The children are pick_first: they get only the resolver state, with
 	// the health listener enabled as round_robin does.
 	return b.Balancer.UpdateClientConnState(balancer.ClientConnState{
 		ResolverState: pickfirst.EnableHealthListener(s.ResolverState),
 	})
+}
+
+// ResolverError fails every call fast, saying why, while no resolver state
+// was ever accepted; after that the children keep their endpoints.
+func (b *envBalancer) ResolverError(err error) {
+	b.mu.Lock()
+	valid := b.valid
+	b.mu.Unlock()
+	if !valid {
+		b.cc.UpdateState(balancer.State{ConnectivityState: connectivity.TransientFailure,
+			Picker: base.NewErrPicker(status.Error(codes.Unavailable, err.Error()))})
+		return
+	}
+	b.Balancer.ResolverError(err)
+}
+
+func (b *envBalancer) Close() {
+	b.mu.Lock()
+	b.closed = true
+	if b.timer != nil {
+		b.timer.Stop()
+	}
+	b.mu.Unlock()
+	b.Balancer.Close()
+}
+
+// conflicts reports an address that endpoints list under two environment
+// labels (see envtag.CheckConflicts).
+func conflicts(eps []resolver.Endpoint) error {
+	var flat []envtag.Endpoint
+	for _, ep := range eps {
+		env := labelOf(ep)
+		for _, a := range ep.Addresses {
+			flat = append(flat, envtag.Endpoint{Addr: a.Addr, Env: env})
+		}
+	}
+	return envtag.CheckConflicts(flat)
 }
 
 // ccWrapper intercepts endpointsharding's aggregated state updates.
@@ -110,21 +172,90 @@ type ccWrapper struct {
 }
 
 func (w *ccWrapper) UpdateState(s balancer.State) {
+	b := w.b
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return
+	}
+	b.last = &s
+	b.publishLocked()
+}
+
+// childKey identifies a child across updates by its addresses and label.
+func childKey(ep resolver.Endpoint) string {
+	var k strings.Builder
+	k.WriteString(labelOf(ep))
+	for _, a := range ep.Addresses {
+		k.WriteByte('|')
+		k.WriteString(a.Addr)
+	}
+	return k.String()
+}
+
+// publishLocked builds the picker from the last aggregated state. A child
+// that has been connecting for longer than the connect grace stops
+// counting as pending: a call whose allowed environments have nothing
+// else fails at once (Unavailable) instead of waiting out its deadline
+// for an instance that accepts connections but never answers. A timer
+// republishes when the next grace ends.
+func (b *envBalancer) publishLocked() {
+	s := *b.last
+	pol := b.policy
+	if pol == nil {
+		pol = envtag.DefaultPolicy()
+	}
+	grace := pol.ConnectGrace()
+	now := time.Now()
+	var next time.Time
+	seen := make(map[string]bool, len(b.since))
 	children := endpointsharding.ChildStatesFromPicker(s.Picker)
 	members := make([]envtag.Member[balancer.Picker], 0, len(children))
 	for _, c := range children {
 		m := envtag.Member[balancer.Picker]{Env: labelOf(c.Endpoint), Item: c.State.Picker}
+		key := childKey(c.Endpoint)
 		switch c.State.ConnectivityState {
 		case connectivity.Ready:
 		case connectivity.Connecting, connectivity.Idle:
+			seen[key] = true
+			t0, ok := b.since[key]
+			if !ok {
+				t0 = now
+				b.since[key] = now
+			}
+			end := t0.Add(grace)
+			if !now.Before(end) {
+				continue // connecting past its grace: not a candidate
+			}
+			if next.IsZero() || end.Before(next) {
+				next = end
+			}
 			m.Pending = true
 		default: // TransientFailure, Shutdown: not a candidate
+		}
+		if c.State.ConnectivityState == connectivity.TransientFailure || c.State.ConnectivityState == connectivity.Shutdown {
 			continue
 		}
 		members = append(members, m)
 	}
-	b := w.b
-	b.mu.Lock()
+	for k := range b.since {
+		if !seen[k] {
+			delete(b.since, k) // ready, failed or gone: a later connect starts a new grace
+		}
+	}
+	if b.timer != nil {
+		b.timer.Stop()
+		b.timer = nil
+	}
+	if !next.IsZero() {
+		b.timer = time.AfterFunc(next.Sub(now)+time.Millisecond, func() {
+			b.mu.Lock()
+			defer b.mu.Unlock()
+			if !b.closed && b.last != nil {
+				b.publishLocked()
+			}
+		})
+	}
 	pool := envtag.NewPool(b.service, b.policy, members)
 	if n := pool.Invalid(); n != b.invalid {
 		b.invalid = n
@@ -132,8 +263,7 @@ func (w *ccWrapper) UpdateState(s balancer.State) {
 			logger.Warningf("service %q: %d endpoint(s) with a malformed %s label get no traffic", b.service, n, envtag.LabelKey)
 		}
 	}
-	b.mu.Unlock()
-	w.ClientConn.UpdateState(balancer.State{ConnectivityState: s.ConnectivityState, Picker: &picker{pool: pool}})
+	b.cc.UpdateState(balancer.State{ConnectivityState: s.ConnectivityState, Picker: &picker{pool: pool}})
 }
 
 // picker routes each call by the environment tag of its context.

@@ -22,6 +22,21 @@
 // (or reconnecting), non-strict calls for its tag are served by the
 // fallback environments or trunk.
 //
+// Connect grace: an endpoint that stays CONNECTING (its server accepts the
+// connection but never answers, so gRPC would keep it connecting for its
+// ~20 s connect timeout) counts as pending for envtag.Config.ConnectGrace
+// only (default envtag.DefaultConnectGrace, 1 s; "connectGrace":"300ms" in
+// the balancer config, routing.connectGrace in shadowlane's YAML). After
+// that it is no candidate until it turns READY, so a strict call whose
+// lane has nothing else fails with codes.Unavailable (envtag.ErrNoLane's
+// message) instead of waiting out its deadline, wait-for-ready or not.
+//
+// Conflicts: a resolver update that lists one address under two
+// environment labels is refused (balancer.ErrBadResolverState, logged
+// naming the address) and the previous endpoints stay in force; with none
+// yet, calls fail fast with Unavailable naming the conflict. [NewResolver]
+// refuses such a set from its registry the same way, before gRPC sees it.
+//
 // Endpoints come from any resolver that labels them: [NewResolver] watches
 // an envtag.Registry (static, file or etcd), [ManualResolver] serves a fixed
 // or test-driven set. Routing rules are envtag.Policy values: from the

@@ -39,7 +39,19 @@ func (b *registryBuilder) Build(t resolver.Target, cc resolver.ClientConn, _ res
 		return nil, fmt.Errorf("%s: target %q names no service (want %s:///service)", Name, t.URL.String(), b.scheme)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
+	accepted := false // a set was passed on (updates are never concurrent)
 	err := b.reg.Watch(ctx, service, func(eps []envtag.Endpoint) {
+		if err := envtag.CheckConflicts(eps); err != nil {
+			// A registry that does not check: refuse the set, keep the
+			// previous one; with none yet, calls fail fast saying why.
+			err = fmt.Errorf("%s: service %q: registry update refused, the previous endpoints stay in force: %w", Name, service, err)
+			logger.Warning(err)
+			if !accepted {
+				cc.ReportError(err)
+			}
+			return
+		}
+		accepted = true
 		if err := cc.UpdateState(resolver.State{Endpoints: Endpoints(eps)}); err != nil && len(eps) > 0 {
 			logger.Infof("service %q: update of %d endpoints: %v", service, len(eps), err)
 		}

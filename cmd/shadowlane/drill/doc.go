@@ -72,8 +72,9 @@
 // streams reconcile with what was produced, that the fulfilment queues
 // were drained,
 // and that requests refused by a kill switch or a strict route wrote
-// nothing anywhere (forged marks are stripped at the edge, so those
-// requests are production orders and never reach a shadow target).
+// nothing anywhere (forged, expired or otherwise unverifiable load-test
+// marks are refused at the edge with 403, so they are neither production
+// orders nor shadow ones; a valid token alone is load-test traffic).
 //
 // # Report
 //

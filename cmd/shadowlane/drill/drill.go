@@ -289,9 +289,11 @@ func start(ctx context.Context, o Options, store *shop.Store) (*topology, error)
 
 	// gateway: edge with a fresh signing key and an admin endpoint (kill switch).
 	t.gw, err = shadowlane.Init(shadowlane.WithConfig(shadowlane.Config{Service: "gateway",
-		Trust:   shadowlane.TrustConfig{Mode: "edge", Keys: []shadowlane.KeyConfig{{ID: "drill", Secret: randHex(32)}}},
-		Admin:   shadowlane.AdminConfig{Addr: "127.0.0.1:0", Token: t.adminToken},
-		Routing: shadowlane.RoutingConfig{TagSource: shadowlane.TagSourceConfig{Cookie: "shadowlane-env", Query: "env"}}}),
+		Trust: shadowlane.TrustConfig{Mode: "edge", Keys: []shadowlane.KeyConfig{{ID: "drill", Secret: randHex(32)}}},
+		Admin: shadowlane.AdminConfig{Addr: "127.0.0.1:0", Token: t.adminToken},
+		// load-test gRPC calls go only to allow-listed authorities
+		Outbound: shadowlane.OutboundConfig{Allow: []string{"orders"}},
+		Routing:  shadowlane.RoutingConfig{TagSource: shadowlane.TagSourceConfig{Cookie: "shadowlane-env", Query: "env"}}}),
 		shadowlane.WithoutConfigFile(), shadowlane.WithoutDefault(), shadowlane.WithoutPropagator(),
 		shadowlane.WithLogger(logger), shadowlane.WithGetenv(func(string) string { return "" }))
 	if err != nil {
@@ -433,16 +435,21 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		{name: "loadtest-signed", build: simple("loadtest-signed", "", hdr("X-Shadowlane-Run", run, "X-Shadowlane-Token", tok)), want: lt, status: 200, payClass: "loadtest-blocked"},
 		{name: "loadtest-mocked-provider", build: simple("loadtest-mocked-provider", "pay=mock", hdr("X-Shadowlane-Run", run, "X-Shadowlane-Token", tok)), want: lt, status: 200, payClass: "mocked"},
 		{name: "loadtest-baggage-only", build: simple("loadtest-baggage-only", "", hdr("Baggage", "shadowlane.run="+run+",shadowlane.token="+tok)), want: lt, status: 200, payClass: "loadtest-blocked"},
+		{name: "loadtest-token-only", build: simple("loadtest-token-only", "", hdr("X-Shadowlane-Token", tok)), want: lt, status: 200, payClass: "loadtest-blocked"},
 		{name: "loadtest-env-bound-token", build: simple("loadtest-env-bound-token", "", hdr("X-Shadowlane-Run", run, "X-Shadowlane-Env", "proj-a", "X-Shadowlane-Token", envTok)), want: propagation.Mark{Run: run, Env: "proj-a"}, status: 200, payClass: "loadtest-blocked"},
 		{name: "env-tagged-production", build: simple("env-tagged-production", "", hdr("X-Shadowlane-Env", "proj-a")), want: propagation.Mark{Env: "proj-a"}, status: 200, payClass: "production"},
 		{name: "env-no-lane-fallback", build: simple("env-no-lane-fallback", "", hdr("X-Shadowlane-Env", "proj-z")), want: propagation.Mark{Env: "proj-z"}, status: 200, payClass: "production"},
-		{name: "forged-no-token", build: simple("forged-no-token", "", hdr("X-Shadowlane-Run", run)), status: 200, payClass: "production", forged: true},
-		{name: "forged-bad-signature", build: simple("forged-bad-signature", "", hdr("X-Shadowlane-Run", run, "X-Shadowlane-Token", badSig)), status: 200, payClass: "production", forged: true},
-		{name: "forged-other-run", build: simple("forged-other-run", "", hdr("X-Shadowlane-Run", run, "X-Shadowlane-Token", otherTok)), status: 200, payClass: "production", forged: true},
-		{name: "forged-expired", build: simple("forged-expired", "", hdr("X-Shadowlane-Run", run, "X-Shadowlane-Token", expiredTok)), status: 200, payClass: "production", forged: true},
-		{name: "forged-env-not-in-token", build: simple("forged-env-not-in-token", "", hdr("X-Shadowlane-Run", run, "X-Shadowlane-Env", "proj-b", "X-Shadowlane-Token", envTok)), status: 200, payClass: "production", forged: true},
-		{name: "forged-baggage-no-token", build: simple("forged-baggage-no-token", "", hdr("Baggage", "shadowlane.run="+run)), status: 200, payClass: "production", forged: true},
-		{name: "malformed-run-id", build: simple("malformed-run-id", "", hdr("X-Shadowlane-Run", "r1;DROP TABLE orders", "X-Shadowlane-Token", tok)), status: 200, payClass: "production"},
+		// Every forged or unverifiable load-test indicator is refused at the
+		// edge (trust.onUntrusted defaults to reject): never production.
+		{name: "forged-no-token", build: simple("forged-no-token", "", hdr("X-Shadowlane-Run", run)), status: 403, reaches: []string{}, forged: true},
+		{name: "forged-bad-signature", build: simple("forged-bad-signature", "", hdr("X-Shadowlane-Run", run, "X-Shadowlane-Token", badSig)), status: 403, reaches: []string{}, forged: true},
+		{name: "forged-other-run", build: simple("forged-other-run", "", hdr("X-Shadowlane-Run", run, "X-Shadowlane-Token", otherTok)), status: 403, reaches: []string{}, forged: true},
+		{name: "forged-expired", build: simple("forged-expired", "", hdr("X-Shadowlane-Run", run, "X-Shadowlane-Token", expiredTok)), status: 403, reaches: []string{}, forged: true},
+		{name: "forged-env-not-in-token", build: simple("forged-env-not-in-token", "", hdr("X-Shadowlane-Run", run, "X-Shadowlane-Env", "proj-b", "X-Shadowlane-Token", envTok)), status: 403, reaches: []string{}, forged: true},
+		{name: "forged-baggage-no-token", build: simple("forged-baggage-no-token", "", hdr("Baggage", "shadowlane.run="+run)), status: 403, reaches: []string{}, forged: true},
+		{name: "forged-expired-token-only", build: simple("forged-expired-token-only", "", hdr("X-Shadowlane-Token", expiredTok)), status: 403, reaches: []string{}, forged: true},
+		{name: "forged-conflicting-baggage", build: simple("forged-conflicting-baggage", "", hdr("X-Shadowlane-Run", run, "X-Shadowlane-Token", tok, "Baggage", "a=1, shadowlane.run="+run+"-other")), status: 403, reaches: []string{}, forged: true},
+		{name: "malformed-run-id", build: simple("malformed-run-id", "", hdr("X-Shadowlane-Run", "r1;DROP TABLE orders", "X-Shadowlane-Token", tok)), status: 403, reaches: []string{}, forged: true},
 	}
 
 	client := &http.Client{Timeout: o.Timeout}

@@ -172,7 +172,7 @@ func runTimed(ctx context.Context, o Options, client *http.Client, gwURL, run, t
 		case ClassLoadTest:
 			h = map[string]string{"X-Shadowlane-Run": run, "X-Shadowlane-Token": tok}
 		case ClassForged:
-			h = map[string]string{"X-Shadowlane-Run": run} // no token: stripped at the edge
+			h = map[string]string{"X-Shadowlane-Run": run} // no token: refused at the edge
 		case ClassEnv:
 			h = map[string]string{"X-Shadowlane-Env": projEnv}
 		}
@@ -221,7 +221,17 @@ func timedInvariants(t *topology, tr timedResult, run string, add func(string, i
 		if len(reqs) == 0 {
 			continue
 		}
-		add(fmt.Sprintf("timed %s: requests answered 200", class), tr.sent[class], tr.ok[class], "")
+		if class == ClassForged { // no token: refused at the edge
+			refused := 0
+			for _, r := range reqs {
+				if r.code == 403 {
+					refused++
+				}
+			}
+			add("timed forged: requests refused with 403", tr.sent[class], refused, "")
+		} else {
+			add(fmt.Sprintf("timed %s: requests answered 200", class), tr.sent[class], tr.ok[class], "")
+		}
 		want := propagation.Mark{}
 		switch class {
 		case ClassLoadTest:

@@ -1,0 +1,56 @@
+package shadowlane_test
+
+import (
+	"errors"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/shadowlane/shadowlane"
+)
+
+func TestRedisScriptsConfig(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "c.yaml")
+	writeFile(t, file, "trust:\n  mode: internal\nredis:\n  scripts: refuse\n")
+	cfg, err := shadowlane.LoadFile(file)
+	if err != nil || !cfg.Redis.RefusesScripts() {
+		t.Fatalf("LoadFile: %+v %v", cfg.Redis, err)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range []string{"", "allow"} {
+		c := shadowlane.Config{Trust: shadowlane.TrustConfig{Mode: "internal"}, Redis: shadowlane.RedisConfig{Scripts: v}}
+		if err := c.Validate(); err != nil || c.Redis.RefusesScripts() {
+			t.Errorf("scripts %q: %v", v, err)
+		}
+	}
+	bad := shadowlane.Config{Trust: shadowlane.TrustConfig{Mode: "internal"}, Redis: shadowlane.RedisConfig{Scripts: "Refuse"}}
+	var fe *shadowlane.FieldError
+	if err := bad.Validate(); !errors.As(err, &fe) || fe.Field != "redis.scripts" {
+		t.Fatalf("bad scripts value: %v", err)
+	}
+	// The environment variable, and a file section merged over WithConfig.
+	var env shadowlane.Config
+	if err := shadowlane.ApplyEnv(&env, func(k string) string {
+		if k == "SHADOWLANE_REDIS_SCRIPTS" {
+			return "refuse"
+		}
+		return ""
+	}); err != nil || !env.Redis.RefusesScripts() {
+		t.Fatalf("env: %+v %v", env.Redis, err)
+	}
+	rt, err := shadowlane.Init(shadowlane.WithConfig(shadowlane.Config{Service: "s"}), shadowlane.WithConfigFile(file),
+		shadowlane.WithGetenv(func(string) string { return "" }), shadowlane.WithoutDefault(), shadowlane.WithoutPropagator())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rt.Close()
+	if c := rt.Config(); !c.Redis.RefusesScripts() || c.Service != "s" {
+		t.Fatalf("merged config: %+v", c)
+	}
+	if !strings.Contains(bad.Validate().Error(), "allow or refuse") {
+		t.Error("message")
+	}
+}

@@ -1,0 +1,5 @@
+//go:build race
+
+package envtag_test
+
+const raceEnabled = true
