@@ -127,7 +127,10 @@ func openStores(ctx context.Context, b Backends, tmp string) (*stores, error) {
 	if err := s.openAMQP(ctx, b, uniq); err != nil {
 		return fail(err)
 	}
-	s.store = &shop.Store{DB: s.db, Redis: s.rdb, Names: s.names, Dollar: s.dollar, NATS: s.bus.ns, JS: s.bus.js}
+	s.store = &shop.Store{DB: s.db, Redis: s.rdb, Names: s.names, Dollar: s.dollar}
+	if s.bus.ns != nil && s.bus.js != nil {
+		s.store.Shipments = s.bus.ns.JetStream(s.bus.js)
+	}
 	if s.bus.as != nil {
 		s.store.AMQP = s.bus.as.Channel(s.bus.apub)
 	}
