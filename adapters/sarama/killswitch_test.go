@@ -2,6 +2,7 @@ package sarama_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -14,6 +15,7 @@ import (
 	"github.com/shadowlane/shadowlane"
 	slsarama "github.com/shadowlane/shadowlane/adapters/sarama"
 	"github.com/shadowlane/shadowlane/propagation"
+	"github.com/shadowlane/shadowlane/shadow"
 )
 
 // The kill switch toggled mid-stream (sarama): marked messages that arrive
@@ -133,5 +135,74 @@ func TestKillSwitchHoldsMarkedMessages(t *testing.T) {
 	}
 	if len(n) != 260 {
 		t.Errorf("handled %d distinct, want 260", len(n))
+	}
+}
+
+// A poison message is tried a bounded number of times, then refused once;
+// it does not stop the consumer or starve the others. A run mark on the
+// production topic is refused (an anomaly), never handled.
+func TestRetryThenRefuse(t *testing.T) {
+	addrs := newCluster(t)
+	var (
+		mu      sync.Mutex
+		tries   = map[string]int{}
+		refused = map[string][]error{}
+	)
+	s, err := slsarama.New(slsarama.WithShadowTopics("orders"), slsarama.WithRetry(3, 5*time.Millisecond, 0),
+		slsarama.WithRefused(func(ctx context.Context, msg *sarama.ConsumerMessage, err error) error {
+			mu.Lock()
+			refused[string(msg.Value)] = append(refused[string(msg.Value)], err)
+			mu.Unlock()
+			return nil
+		}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sp, err := sarama.NewSyncProducer(addrs, config())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sp.Close()
+	send := func(v string, hs ...sarama.RecordHeader) {
+		if _, _, err := sp.SendMessage(&sarama.ProducerMessage{Topic: "orders", Value: sarama.StringEncoder(v), Headers: hs}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send("poison")
+	send("forged", sarama.RecordHeader{Key: []byte("x-shadowlane-run"), Value: []byte("evil")})
+	for i := range 20 {
+		send(fmt.Sprintf("ok-%02d", i))
+	}
+	c, err := s.Consumer(addrs, config(), "svc", []string{"orders"}, func(ctx context.Context, msg *sarama.ConsumerMessage) error {
+		mu.Lock()
+		defer mu.Unlock()
+		tries[string(msg.Value)]++
+		if string(msg.Value) == "poison" {
+			return fmt.Errorf("always fails")
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := runUntil(t, c, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return tries["ok-19"] > 0
+	}); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if tries["poison"] != 3 || len(refused["poison"]) != 1 || !errors.Is(refused["poison"][0], slsarama.ErrRetriesExhausted) {
+		t.Errorf("poison: %d tries, refused %v", tries["poison"], refused["poison"])
+	}
+	if tries["forged"] != 0 || len(refused["forged"]) != 1 || !errors.Is(refused["forged"][0], shadow.ErrBlocked) {
+		t.Errorf("forged: %d tries, refused %v", tries["forged"], refused["forged"])
+	}
+	for i := range 20 {
+		if v := fmt.Sprintf("ok-%02d", i); tries[v] != 1 {
+			t.Errorf("%s handled %d times", v, tries[v])
+		}
 	}
 }

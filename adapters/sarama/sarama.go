@@ -48,7 +48,26 @@ type config struct {
 	refused    RefusedFunc
 	rt         *shadowlane.Runtime
 	poll       time.Duration
+	attempts   int
+	backoff    time.Duration
+	maxBackoff time.Duration
 }
+
+// WithRetry makes a claim try a message whose handler failed again, up to
+// attempts times in all, waiting backoff before the second attempt and
+// twice as long before each next one, at most maxBackoff (0: no cap). The
+// partition waits meanwhile (order is kept). A message that failed on every
+// attempt goes to the [WithRefused] callback with an error wrapping
+// [ErrRetriesExhausted] (ctx carries its mark); without a callback the
+// claim ends unmarked, as without retries. When the session ends during a
+// wait, the message is not marked.
+func WithRetry(attempts int, backoff, maxBackoff time.Duration) Option {
+	return optionFunc(func(c *config) { c.attempts, c.backoff, c.maxBackoff = attempts, backoff, maxBackoff })
+}
+
+// ErrRetriesExhausted is wrapped by the error a [RefusedFunc] gets for a
+// message whose handler failed on every attempt of [WithRetry].
+var ErrRetriesExhausted = errors.New("shadowlane/sarama: handler failed on every attempt")
 
 // WithShadowTopics names production topics that have a shadow twin.
 func WithShadowTopics(topics ...string) Option {
@@ -136,6 +155,9 @@ func New(opts ...Option) (*Shadow, error) {
 	}
 	if err := c.groups.Validate(); err != nil {
 		return nil, fmt.Errorf("%w: group naming: %w", ErrConfig, err)
+	}
+	if c.attempts < 0 || c.backoff < 0 || c.maxBackoff < 0 || (c.maxBackoff > 0 && c.maxBackoff < c.backoff) {
+		return nil, fmt.Errorf("%w: retry attempts %d, backoff %s, max %s: want attempts >= 0 and 0 <= backoff <= max (or max 0)", ErrConfig, c.attempts, c.backoff, c.maxBackoff)
 	}
 	for g := range c.shadowGrps {
 		if g == "" || c.groups.IsShadow(g) {
@@ -357,13 +379,50 @@ func (g groupHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim saram
 					}
 				}
 			case bus.Handle:
-				if err := g.h(propagation.With(sess.Context(), dec.Mark), msg); err != nil {
+				if err := g.handle(sess.Context(), msg, dec.Mark); err != nil {
 					return err
 				}
 			}
 			sess.MarkMessage(msg, "")
 		}
 	}
+}
+
+// handle runs the handler with the retries of [WithRetry]; after the last
+// failed attempt the message goes to the refusal callback.
+func (g groupHandler) handle(ctx context.Context, msg *sarama.ConsumerMessage, m propagation.Mark) error {
+	c := &g.s.c
+	mctx := propagation.With(ctx, m)
+	err := g.h(mctx, msg)
+	if err == nil || c.attempts <= 1 {
+		return err
+	}
+	wait := c.backoff
+	for n := 2; n <= c.attempts; n++ {
+		if wait > 0 {
+			t := time.NewTimer(wait)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return ctx.Err()
+			case <-t.C:
+			}
+			if wait *= 2; c.maxBackoff > 0 && wait > c.maxBackoff {
+				wait = c.maxBackoff
+			}
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if err = g.h(mctx, msg); err == nil {
+			return nil
+		}
+	}
+	err = fmt.Errorf("%w (%d attempts): %w", ErrRetriesExhausted, c.attempts, err)
+	if c.refused != nil {
+		return c.refused(mctx, msg, err)
+	}
+	return err
 }
 
 // wait waits until a claim that waited on d may take messages again; false
