@@ -138,3 +138,75 @@ func TestLaneLeavesStopsAndHandsBack(t *testing.T) {
 	}
 	t.Logf("slow lane handled %d of 200 before leaving; %d handed back uncommitted (they wait in its group)", len(byLane), 200-len(byLane))
 }
+
+// A record with a malformed mark, and one with a run mark on the
+// production topic (an anomaly), reach WithRefused once, from the trunk,
+// although the trunk and a lane group both read them; neither is handled.
+func TestRefusedOnceAcrossGroups(t *testing.T) {
+	addrs := newCluster(t)
+	var (
+		mu      sync.Mutex
+		refused = map[string]int{}
+		handled = map[string]int{}
+	)
+	onRefused := kafka.WithRefused(func(ctx context.Context, r *kgo.Record, err error) error {
+		mu.Lock()
+		refused[string(r.Value)]++
+		mu.Unlock()
+		return nil
+	})
+	h := func(ctx context.Context, r *kgo.Record) error {
+		mu.Lock()
+		handled[string(r.Value)]++
+		mu.Unlock()
+		return nil
+	}
+	trunk := newShadow(t, kafka.WithShadowTopics("orders"), onRefused)
+	lane := newShadow(t, kafka.WithShadowTopics("orders"), kafka.WithEnv("proj-a"), onRefused)
+	opts := []kgo.Opt{kgo.SeedBrokers(addrs...), kgo.FetchMaxWait(50 * time.Millisecond)}
+	tc, err := trunk.Consumer("svc", []string{"orders"}, h, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lc, err := lane.Consumer("svc", []string{"orders"}, h, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stopT := runConsumer(t, tc)
+	stopL := runConsumer(t, lc)
+	waitStarted(t, lc, stopL)
+	raw := newClient(t, addrs)
+	for _, r := range []*kgo.Record{
+		{Topic: "orders", Value: []byte("malformed"), Headers: []kgo.RecordHeader{{Key: "X-Shadowlane-Env", Value: []byte("proj a")}}},
+		{Topic: "orders", Value: []byte("conflict"), Headers: []kgo.RecordHeader{{Key: "X-Shadowlane-Env", Value: []byte("proj-a")}, {Key: "x-SHADOWLANE-env", Value: []byte("proj-b")}}},
+		{Topic: "orders", Value: []byte("forged"), Headers: []kgo.RecordHeader{{Key: "x-shadowlane-run", Value: []byte("evil")}, {Key: "X-Shadowlane-Env", Value: []byte("proj-a")}}},
+		{Topic: "orders", Value: []byte("last"), Headers: []kgo.RecordHeader{{Key: "X-Shadowlane-Env", Value: []byte("proj-a")}}},
+	} {
+		if err := raw.ProduceSync(context.Background(), r).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		mu.Lock()
+		n := handled["last"]
+		mu.Unlock()
+		if n >= 2 || time.Now().After(deadline) { // trunk (no lanes configured) and lane
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(200 * time.Millisecond)
+	stopL()
+	stopT()
+	mu.Lock()
+	defer mu.Unlock()
+	for _, v := range []string{"malformed", "conflict", "forged"} {
+		if refused[v] != 1 || handled[v] != 0 {
+			t.Errorf("%s: refused %d times, handled %d times; want refused once, never handled", v, refused[v], handled[v])
+		}
+	}
+	if handled["last"] != 2 {
+		t.Errorf("the control record was handled %d times, want 2 (trunk and lane)", handled["last"])
+	}
+}
