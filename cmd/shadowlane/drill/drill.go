@@ -510,8 +510,8 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		}
 		timed = runTimed(ctx, o, client, t.gwURL, run, tok, col)
 		fcancel()
-		rep.Meta["timed"] = fmt.Sprintf("%d requests in %s (%.0f/s asked %d/s); in-flight cap %d reached %.0f%% of the time", sumMap(timed.sent), timed.elapsed.Round(time.Millisecond),
-			float64(sumMap(timed.sent))/timed.elapsed.Seconds(), o.Rate, timed.inflight, 100*timed.capped.Seconds()/timed.elapsed.Seconds())
+		rep.Meta["timed"] = fmt.Sprintf("%d requests in %s (%.0f/s asked %d/s); in-flight cap %d reached %.0f%% of the time (adaptive, lowest %d)", sumMap(timed.sent), timed.elapsed.Round(time.Millisecond),
+			float64(sumMap(timed.sent))/timed.elapsed.Seconds(), o.Rate, timed.inflight, 100*timed.capped.Seconds()/timed.elapsed.Seconds(), timed.lowest)
 		if fdone != nil {
 			rep.Faults = <-fdone
 			// Let the clients' pools and reconnects settle before the
