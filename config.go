@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -31,7 +32,8 @@ type Config struct {
 	// Admin configures the admin endpoint (kill switch, status).
 	Admin AdminConfig `yaml:"admin"`
 	// Reload is how often the config file is checked for changes (default
-	// 2s; "0s" turns reloading off).
+	// 2s, at least 100ms; "0s" turns reloading off), read at Init. A change
+	// applies once two checks in a row read the same bytes.
 	Reload *time.Duration `yaml:"reload"`
 	// Routing configures environment routing (see package envtag).
 	Routing RoutingConfig `yaml:"routing"`
@@ -83,7 +85,9 @@ type KeyConfig struct {
 // LoadTestConfig is the kill switch as configured.
 type LoadTestConfig struct {
 	// Enabled admits load-test traffic (default true). False refuses every
-	// marked request at every entry.
+	// marked request at every entry. On reload an absent value leaves the
+	// switch as it is, and an "off" set through the API or the admin
+	// endpoint holds whatever the file says (see [Runtime.Apply]).
 	Enabled *bool `yaml:"enabled"`
 	// Reason is shown to refused callers when Enabled is false.
 	Reason string `yaml:"reason"`
@@ -150,8 +154,43 @@ type FieldError struct {
 func (e *FieldError) Error() string { return "config " + e.Field + ": " + e.Msg }
 func (e *FieldError) Unwrap() error { return ErrConfig }
 
-// LoadFile reads and decodes a YAML config file (strict: unknown fields are
-// errors). It does not validate; see [Config.Validate].
+// DecodeError is a problem in the config file itself (syntax, an unknown
+// field, a value of the wrong type): the [FieldError] (errors.As finds it;
+// Field is "" when the problem is not one field's) and where it is in the
+// file.
+type DecodeError struct {
+	Line int // 1-based line in the file; 0 when the decoder does not say
+	Col  int // 1-based column on Line; 0 when unknown
+	FieldError
+}
+
+// Error reads "config line 12, column 5, trust.keys[1].secret: ...".
+func (e *DecodeError) Error() string {
+	var b strings.Builder
+	b.WriteString("config ")
+	if e.Line > 0 {
+		b.WriteString("line " + strconv.Itoa(e.Line))
+		if e.Col > 0 {
+			b.WriteString(", column " + strconv.Itoa(e.Col))
+		}
+		if e.Field != "" {
+			b.WriteString(", ")
+		}
+	}
+	b.WriteString(e.Field)
+	b.WriteString(": ")
+	b.WriteString(e.Msg)
+	return b.String()
+}
+
+// Unwrap returns the FieldError (which wraps ErrConfig).
+func (e *DecodeError) Unwrap() error { return &e.FieldError }
+
+// LoadFile reads and decodes a YAML config file of at most
+// [MaxConfigFileSize] bytes (strict: unknown fields and duplicate keys are
+// errors, each a [*DecodeError] with its line, column and path). It does
+// not validate; see [Config.Validate], which the runtime and `shadowlane
+// check` both use.
 func LoadFile(path string) (Config, error) {
 	data, err := readConfigFile(path)
 	if err != nil {
@@ -195,7 +234,7 @@ func ApplyEnv(c *Config, getenv func(string) string) error {
 		for _, kv := range splitList(v) {
 			id, secret, ok := strings.Cut(kv, "=")
 			if !ok {
-				errs = append(errs, &FieldError{"SHADOWLANE_KEYS", "want id=secret[,id=secret]"})
+				errs = append(errs, &FieldError{Field: "SHADOWLANE_KEYS", Msg: "want id=secret[,id=secret]"})
 				continue
 			}
 			c.Trust.Keys = append(c.Trust.Keys, KeyConfig{ID: id, Secret: secret})
@@ -210,7 +249,7 @@ func ApplyEnv(c *Config, getenv func(string) string) error {
 			f := false
 			c.LoadTest.Enabled = &f
 		default:
-			errs = append(errs, &FieldError{"SHADOWLANE_LOADTEST", fmt.Sprintf("%q: want on or off", v)})
+			errs = append(errs, &FieldError{Field: "SHADOWLANE_LOADTEST", Msg: fmt.Sprintf("%q: want on or off", v)})
 		}
 	})
 	set("SHADOWLANE_ALLOW", func(v string) { c.Outbound.Allow = splitList(v) })
@@ -242,6 +281,14 @@ func (c *Config) Validate() error {
 	return err
 }
 
+// ValidateEnv is [Config.Validate] reading environment variables (secretEnv,
+// tokenEnv) through getenv: the validator the runtime runs at Init, Apply
+// and reload, and `shadowlane check` runs on a file.
+func (c *Config) ValidateEnv(getenv func(string) string) error {
+	_, err := c.compile(getenv)
+	return err
+}
+
 // compiled is the validated, ready-to-use form of a Config.
 type compiled struct {
 	cfg             Config
@@ -269,7 +316,7 @@ type compiled struct {
 func (c *Config) compile(getenv func(string) string) (*compiled, error) {
 	var errs []error
 	bad := func(field, format string, a ...any) {
-		errs = append(errs, &FieldError{field, fmt.Sprintf(format, a...)})
+		errs = append(errs, &FieldError{Field: field, Msg: fmt.Sprintf(format, a...)})
 	}
 	out := &compiled{cfg: *c, loadTest: true, reload: 2 * time.Second, installProp: true}
 	if c.Env != "" && !propagation.ValidID(c.Env) {

@@ -48,7 +48,8 @@ type RoutingConfig struct {
 	// ConnectGrace is how long a call waits for instances of its allowed
 	// environments that are still connecting (a server that accepts but
 	// never answers) before failing with envtag.ErrNoLane / Unavailable
-	// instead of waiting out its deadline (default 1s; gRPC balancer).
+	// instead of waiting out its deadline (default 1s; gRPC balancer and
+	// envtag HTTP transport).
 	ConnectGrace time.Duration `yaml:"connectGrace"`
 	// TagSource names where edge entries also read the environment tag:
 	// a header, a cookie and/or a query parameter (checked in that order),
@@ -100,7 +101,7 @@ type routingState struct {
 
 func compileRouting(c RoutingConfig, errs []error) (*routingState, []error) {
 	bad := func(field, format string, a ...any) {
-		errs = append(errs, &FieldError{field, fmt.Sprintf(format, a...)})
+		errs = append(errs, &FieldError{Field: field, Msg: fmt.Sprintf(format, a...)})
 	}
 	n := len(errs)
 	rs := &routingState{configured: !c.IsZero(), regReload: 2 * time.Second}

@@ -35,7 +35,7 @@ func Init(opts ...Option) (*Runtime, error) {
 	if file == "" && !o.noFile {
 		file = getenv("SHADOWLANE_CONFIG")
 	}
-	cfg, err := loadMerged(o, file, getenv)
+	cfg, data, err := loadMerged(o, file, getenv)
 	if err != nil {
 		return nil, err
 	}
@@ -53,7 +53,7 @@ func Init(opts ...Option) (*Runtime, error) {
 		return nil, err
 	}
 	if file != "" && st.reload > 0 {
-		rt.watch(st.reload)
+		rt.watch(st.reload, data)
 	}
 	if !o.noDefault {
 		SetDefault(rt)
@@ -66,15 +66,18 @@ func Init(opts ...Option) (*Runtime, error) {
 	return rt, nil
 }
 
-func loadMerged(o *options, file string, getenv func(string) string) (Config, error) {
+// loadMerged reads file once it has settled and merges it (see
+// loadMergedData); it returns the file's content too.
+func loadMerged(o *options, file string, getenv func(string) string) (Config, []byte, error) {
 	var data []byte
 	if file != "" {
 		var err error
 		if data, err = readStable(file, settleTime); err != nil {
-			return Config{}, err
+			return Config{}, nil, err
 		}
 	}
-	return loadMergedData(o, file, data, getenv)
+	cfg, err := loadMergedData(o, file, data, getenv)
+	return cfg, data, err
 }
 
 // loadMergedData merges o's config, the file content data (when file is
@@ -117,6 +120,9 @@ func mergeConfig(dst *Config, src Config) {
 	}
 	if src.Trust.OnUntrusted != "" {
 		dst.Trust.OnUntrusted = src.Trust.OnUntrusted
+	}
+	if src.Trust.RequireEnvBinding {
+		dst.Trust.RequireEnvBinding = true
 	}
 	if len(src.Trust.Keys) > 0 {
 		dst.Trust.Keys = src.Trust.Keys

@@ -49,15 +49,15 @@ func parseHostPattern(s string) (hostPattern, error) {
 	if strings.HasPrefix(host, "*.") {
 		p.suffix = host[1:]
 		if len(p.suffix) < 2 {
-			return p, fmt.Errorf("%q: empty domain after *.", s)
+			return p, fmt.Errorf("%q: empty domain after \"*.\"", s)
 		}
 		if strings.ContainsAny(p.suffix, "*/ ") {
-			return p, fmt.Errorf("%q: wildcards only as a leading *.", s)
+			return p, fmt.Errorf("%q: wildcards only as a leading \"*.\"", s)
 		}
 		return p, nil
 	}
 	if strings.ContainsAny(host, "*/ ") {
-		return p, fmt.Errorf("%q: wildcards only as a leading *.", s)
+		return p, fmt.Errorf("%q: wildcards only as a leading \"*.\"", s)
 	}
 	p.name = host
 	return p, nil
@@ -107,7 +107,7 @@ func compileOutbound(c OutboundConfig, errs []error) (*outboundRules, []error) {
 			err = fmt.Errorf("%q allows every host: load-test traffic could reach real third parties and cloud metadata; list the internal hosts instead", a)
 		}
 		if err != nil {
-			errs = append(errs, &FieldError{fmt.Sprintf("outbound.allow[%d]", i), err.Error()})
+			errs = append(errs, &FieldError{Field: fmt.Sprintf("outbound.allow[%d]", i), Msg: err.Error()})
 			continue
 		}
 		o.allow = append(o.allow, p)
@@ -116,7 +116,7 @@ func compileOutbound(c OutboundConfig, errs []error) (*outboundRules, []error) {
 		f := fmt.Sprintf("outbound.mocks[%d]", i)
 		p, err := parseHostPattern(m.Host)
 		if err != nil {
-			errs = append(errs, &FieldError{f + ".host", err.Error()})
+			errs = append(errs, &FieldError{Field: f + ".host", Msg: err.Error()})
 			continue
 		}
 		if m.GRPCMethod != "" {
@@ -144,13 +144,13 @@ func compileOutbound(c OutboundConfig, errs []error) (*outboundRules, []error) {
 			r.path, r.prefix = strings.TrimSuffix(r.path, "*"), true
 		}
 		if r.path != "" && !strings.HasPrefix(r.path, "/") {
-			errs = append(errs, &FieldError{f + ".path", fmt.Sprintf("%q must start with /", m.Path)})
+			errs = append(errs, &FieldError{Field: f + ".path", Msg: fmt.Sprintf("%q must start with /", m.Path)})
 		}
 		if r.status == 0 {
 			r.status = 200
 		}
 		if r.status < 100 || r.status > 599 {
-			errs = append(errs, &FieldError{f + ".status", fmt.Sprintf("%d is not an HTTP status", m.Status)})
+			errs = append(errs, &FieldError{Field: f + ".status", Msg: fmt.Sprintf("%d is not an HTTP status", m.Status)})
 		}
 		o.mocks = append(o.mocks, r)
 	}

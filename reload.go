@@ -109,14 +109,13 @@ func (rt *Runtime) reloaded(file string, err error) {
 
 // watch polls the file every interval (no fsnotify in the core module:
 // polling a small file is cheap and works on every filesystem and ConfigMap
-// mount). New content applies only once two polls an interval apart read
-// the same bytes, so a file caught in the middle of a rewrite is never
-// applied while it is still changing.
-func (rt *Runtime) watch(every time.Duration) {
-	var applied, pending [32]byte
-	if b, err := readConfigFile(rt.file); err == nil {
-		applied = sha256.Sum256(b)
-	}
+// mount), starting from content, the bytes Init applied. New content
+// applies only once two polls an interval apart read the same bytes, so a
+// file caught in the middle of a rewrite is never applied while it is
+// still changing. The interval is the one Init read: a reloaded file
+// cannot change it (a torn "reload: 100ms" reads "reload: 100m").
+func (rt *Runtime) watch(every time.Duration, content []byte) {
+	applied, pending := sha256.Sum256(content), [32]byte{}
 	stop := make(chan struct{})
 	done := make(chan struct{})
 	go func() {

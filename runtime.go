@@ -67,17 +67,16 @@ type reloadResult struct {
 type Option func(*options)
 
 type options struct {
-	cfg        *Config
-	edit       []func(*Config)
-	file       string
-	noFile     bool
-	logger     *slog.Logger
-	meter      metric.MeterProvider
-	now        func() time.Time
-	getenv     func(string) string
-	noProp     bool
-	noDefault  bool
-	noWatchers bool
+	cfg       *Config
+	edit      []func(*Config)
+	file      string
+	noFile    bool
+	logger    *slog.Logger
+	meter     metric.MeterProvider
+	now       func() time.Time
+	getenv    func(string) string
+	noProp    bool
+	noDefault bool
 }
 
 // WithConfig starts from c instead of an empty Config (file and environment
@@ -323,17 +322,21 @@ func (r *Refusal) Body() string { return r.Err.Error() + "\n" }
 func (rt *Runtime) Admit(ctx context.Context, e *Entry, g propagation.Getter) (context.Context, *Refusal) {
 	st := rt.st.Load()
 	var w propagation.Wire
-	h, isMap := propagation.AsHeaderMap(g)
+	var h map[string][]string
+	isMap := false
+	if rc, ok := g.(requestCarrier); ok { // the HTTP entries' carrier: no interface assertion
+		h, isMap = rc.r.Header, true
+	} else {
+		h, isMap = propagation.AsHeaderMap(g)
+	}
 	present := false
 	switch {
 	case isMap:
 		if present = st.codec.Present(h); present {
 			w = st.codec.ExtractHeader(h)
 		}
-	case e != nil && e.Lower:
-		w = st.codec.ExtractLower(g)
 	default:
-		w = st.codec.Extract(g)
+		w = st.codec.ExtractGetter(g, e != nil && e.Lower)
 	}
 	st.edgeTag(e, g, &w) // routing.tagSource: env tag from a header, cookie or query parameter at edges
 	if w.Source == propagation.SourceNone && w.Dropped == 0 && !w.LoadTest {

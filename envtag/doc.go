@@ -24,6 +24,15 @@
 // and going change routing without restarts: [StaticRegistry],
 // [FileRegistry] (JSON, reloadable) and etcd v3 in the envtag/etcd module.
 //
+// A registry never holds one address under two environments: a set that
+// lists one does not load ([ErrConflict], naming the address; static and
+// file registries keep the previous set, etcd withholds the address).
+// The HTTP [Transport] is health-aware ([HealthConfig]): instances whose
+// connections fail are ejected and re-probed, and a request that failed
+// to connect is retried on another instance of the same lane, never in
+// another environment. [Config.ConnectGrace] bounds how long a balancer
+// waits for instances still connecting before failing with [ErrNoLane].
+//
 // Every pick is counted per downstream service and traffic class: lane
 // hits, fallbacks, trunk picks and misses ([Snapshot]; the OpenTelemetry
 // observable counter shadowlane.envtag.picks).

@@ -2,11 +2,13 @@ package envtag_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"time"
 
 	"github.com/shadowlane/shadowlane/envtag"
 	"github.com/shadowlane/shadowlane/propagation"
@@ -87,4 +89,40 @@ func ExampleExtractor() {
 	// /shop?env=proj-42: "proj-42" true false
 	// /shop: "" false false
 	// /shop?env=no%20spaces: "" true true
+}
+
+// A registry update that lists one address under two environments is
+// refused, naming the address; the previous set stays in force.
+func ExampleStaticRegistry_Set() {
+	reg, _ := envtag.NewStaticRegistry(map[string][]envtag.Endpoint{
+		"orders": {{Addr: "10.0.0.7:8080"}, {Addr: "10.0.3.9:8080", Env: "proj-42"}},
+	})
+	err := reg.Set("orders", []envtag.Endpoint{
+		{Addr: "10.0.0.7:8080"}, {Addr: "10.0.3.9:8080", Env: "proj-42"},
+		{Addr: "10.0.3.9:8080"}, // typo: the proj-42 instance under trunk too
+	})
+	fmt.Println(errors.Is(err, envtag.ErrConflict))
+	fmt.Println(err)
+	fmt.Println(reg.Endpoints("orders"))
+	// Output:
+	// true
+	// envtag: registry: service "orders": envtag: address "10.0.3.9:8080" is listed under two environments ("proj-42" and "trunk") (update refused, the previous set stays in force)
+	// [{10.0.0.7:8080 } {10.0.3.9:8080 proj-42}]
+}
+
+// A transport whose dead instances are ejected after one connection
+// failure and re-probed every 2 s at first (up to 30 s); a request that
+// fails to connect is tried on up to 3 other instances of its lane.
+func ExampleWithHealth() {
+	reg, _ := envtag.NewStaticRegistry(nil)
+	tr := envtag.NewTransport(reg, envtag.WithHealth(envtag.HealthConfig{
+		Failures:    1,
+		Ejection:    2 * time.Second,
+		MaxEjection: 30 * time.Second,
+		Retries:     3,
+	}))
+	defer tr.Close()
+	h := envtag.Health("orders") // counters per service
+	fmt.Println(h.Ejections, h.Retries)
+	// Output: 0 0
 }

@@ -14,7 +14,8 @@ import (
 // [WithHealth]; the zero value means the defaults).
 //
 // An instance whose connections fail Failures times in a row (the dial
-// failed: refused, unreachable, timed out; nothing was sent) is ejected:
+// failed: refused, unreachable, timed out, or not done within the policy's
+// connect grace, see [Config.ConnectGrace]; nothing was sent) is ejected:
 // it leaves the rotation of its environment, exactly as if it had left the
 // registry, so a tagged request whose lane has no other instance follows
 // the configured fallback rule (or fails under strict mode), and an

@@ -26,9 +26,12 @@ type Config struct {
 	// the last resort of a non-strict service and needs no entry.
 	Fallback map[string][]string `json:"fallback,omitempty"`
 	// ConnectGrace is how long a request waits for instances of its
-	// allowed environments that are still connecting (accepted by a
-	// balancer but not ready) before it fails with [ErrNoLane] (gRPC:
-	// codes.Unavailable) instead of waiting out its whole deadline.
+	// allowed environments that are still connecting before it fails with
+	// [ErrNoLane] (gRPC: codes.Unavailable) instead of waiting out its
+	// whole deadline. The gRPC balancer stops counting an endpoint that
+	// has been CONNECTING (a server that accepts but never answers) for
+	// longer; the HTTP [Transport] abandons a TCP connect that takes
+	// longer (a connection failure: ejected, retried on the same lane).
 	// 0 means [DefaultConnectGrace]; in JSON a duration string ("500ms").
 	ConnectGrace Duration `json:"connectGrace,omitempty"`
 }

@@ -2,10 +2,14 @@ package envtag
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/http/httptrace"
 	"sync"
+	"time"
 
 	"github.com/shadowlane/shadowlane/propagation"
 )
@@ -110,11 +114,13 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err != nil {
 		return fail(err)
 	}
-	tg, env, err := w.pool.Load().PickEnv(propagation.FromContext(req.Context()))
+	pool := w.pool.Load()
+	tg, env, err := pool.PickEnv(propagation.FromContext(req.Context()))
 	if err != nil {
 		return fail(err)
 	}
-	resp, err := t.send(req, req.Body, tg)
+	grace := pool.currentPolicy().ConnectGrace()
+	resp, err := t.send(req, req.Body, tg, grace)
 	if err == nil {
 		w.succeeded(tg.h)
 		return resp, nil
@@ -151,7 +157,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		statsFor(service).retries.Add(1)
 		seen = append(seen, next.h)
-		resp, err = t.send(req, body, next)
+		resp, err = t.send(req, body, next, grace)
 		if err == nil {
 			w.succeeded(next.h)
 			return resp, nil
@@ -167,8 +173,12 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	return nil, err
 }
 
-// send sends a copy of req with body to tg.
-func (t *Transport) send(req *http.Request, body io.ReadCloser, tg *target) (*http.Response, error) {
+// send sends a copy of req with body to tg. A TCP connect to the instance
+// that takes longer than the policy's connect grace is abandoned: the
+// attempt fails with an error that [isConnFailure] recognises (nothing was
+// sent), so the instance is counted as failing and the request may be
+// retried on another instance of its lane.
+func (t *Transport) send(req *http.Request, body io.ReadCloser, tg *target, grace time.Duration) (*http.Response, error) {
 	out := new(http.Request)
 	*out = *req
 	out.Body = body
@@ -178,7 +188,77 @@ func (t *Transport) send(req *http.Request, body io.ReadCloser, tg *target) (*ht
 	if out.Host == "" {
 		out.Host = req.URL.Host
 	}
-	return t.base.RoundTrip(out)
+	if grace <= 0 {
+		return t.base.RoundTrip(out)
+	}
+	ctx, cancel := context.WithCancelCause(req.Context())
+	g := &connectGuard{cancel: cancel, grace: grace, addr: tg.ep.Addr}
+	out = out.WithContext(httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+		ConnectStart: g.start,
+		ConnectDone:  g.done,
+	}))
+	resp, err := t.base.RoundTrip(out)
+	if err != nil {
+		cancel(nil)
+		if cause := context.Cause(ctx); errors.Is(cause, errConnectGrace) && req.Context().Err() == nil {
+			return nil, cause
+		}
+		return nil, err
+	}
+	g.stop()
+	resp.Body = &cancelOnClose{ReadCloser: resp.Body, cancel: cancel}
+	return resp, nil
+}
+
+var errConnectGrace = errors.New("envtag: connect grace exceeded")
+
+// connectGuard abandons an attempt whose TCP connect outlasts the grace.
+type connectGuard struct {
+	cancel context.CancelCauseFunc
+	grace  time.Duration
+	addr   string
+	mu     sync.Mutex
+	timer  *time.Timer
+	open   int // connects in progress (several with dual-stack dialing)
+}
+
+func (g *connectGuard) start(network, addr string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.open++
+	if g.timer == nil {
+		g.timer = time.AfterFunc(g.grace, func() {
+			g.cancel(&net.OpError{Op: "dial", Net: "tcp", Err: fmt.Errorf("%w: %s did not accept the connection within %v (%w)", errConnectGrace, g.addr, g.grace, ErrNoLane)})
+		})
+	}
+}
+
+func (g *connectGuard) done(network, addr string, err error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.open--; g.open <= 0 && g.timer != nil {
+		g.timer.Stop()
+	}
+}
+
+func (g *connectGuard) stop() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.timer != nil {
+		g.timer.Stop()
+	}
+}
+
+// cancelOnClose releases an attempt's context when the body is closed.
+type cancelOnClose struct {
+	io.ReadCloser
+	cancel context.CancelCauseFunc
+}
+
+func (c *cancelOnClose) Close() error {
+	err := c.ReadCloser.Close()
+	c.cancel(nil)
+	return err
 }
 
 // Pool returns the current routing snapshot of service (ejected instances

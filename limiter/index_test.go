@@ -48,3 +48,24 @@ func TestIndexMatchesMatch(t *testing.T) {
 		}
 	}
 }
+
+// FuzzIndex: for any rule pattern and resource name, the index finds the
+// rule exactly when Match does.
+func FuzzIndex(f *testing.F) {
+	for _, s := range [][2]string{
+		{"GET /orders/:id", "GET /orders/42"}, {"*", "x"}, {"a/*", "a/"}, {"redis:[GS]ET", "redis:GET"},
+		{"x\\*", "x*"}, {"*/b", "/b"}, {"a*b/:c/*", "axb/1/2/3"}, {":a", ""}, {"[", "["},
+	} {
+		f.Add(s[0], s[1])
+	}
+	f.Fuzz(func(t *testing.T, pattern, name string) {
+		if validPattern(pattern) != nil {
+			return
+		}
+		ix := newIndex([]Rule{{Resource: pattern, QPS: 1}})
+		got := len(ix.lookup(name)) == 1
+		if want := Match(pattern, name); got != want {
+			t.Fatalf("pattern %q name %q: index %v, Match %v", pattern, name, got, want)
+		}
+	})
+}

@@ -42,9 +42,10 @@ const (
 // fold-equal a name (long: a name can match keys of 64 bytes or more), so
 // most keys are dismissed without comparing bytes.
 type keySet struct {
-	names [8]string // run, env, token, baggage; then the same behind GRPCGatewayPrefix
-	lens  uint64
-	long  bool
+	names  [8]string // run, env, token, baggage; then the same behind GRPCGatewayPrefix
+	lo, hi [8]int    // byte lengths a key folding to names[i] can have (hi < 0: any)
+	lens   uint64
+	long   bool
 }
 
 func newKeySet(lower Names) keySet {
@@ -54,9 +55,11 @@ func newKeySet(lower Names) keySet {
 		ks.names[i] = n
 		ks.names[i+4] = GRPCGatewayPrefix + n
 	}
-	for _, name := range ks.names {
+	for i, name := range ks.names {
 		lo, hi, ok := foldLenRange(name)
+		ks.lo[i], ks.hi[i] = lo, hi
 		if !ok {
+			ks.lo[i], ks.hi[i] = 0, -1
 			ks.lens, ks.long = ^uint64(0), true
 			continue
 		}
@@ -80,7 +83,16 @@ func (ks *keySet) kind(k string) int {
 	} else if !ks.long {
 		return kindNone
 	}
+	l := len(k)
 	for i := range ks.names {
+		if ks.hi[i] >= 0 && (l < ks.lo[i] || l > ks.hi[i]) {
+			continue
+		}
+		// ASCII first bytes must match case-insensitively (a non-ASCII
+		// first byte may still fold to an ASCII letter: EqualFold decides)
+		if n := ks.names[i]; n != "" && k[0] < utf8.RuneSelf && k[0]|0x20 != n[0]|0x20 {
+			continue
+		}
 		if strings.EqualFold(k, ks.names[i]) {
 			return i & 3
 		}
@@ -137,26 +149,45 @@ func AsHeaderMap(g Getter) (map[string][]string, bool) {
 
 func headerMap(g Getter) (map[string][]string, bool) { return AsHeaderMap(g) }
 
-// Present reports whether h holds a mark carrier that may carry something:
-// an own header (run, env or token, any case, any line, also behind
-// [GRPCGatewayPrefix]) or a baggage line that may hold the mark's members
-// ([Codec.BaggageMayCarry]). It does not allocate. When Present is false,
+// Present reports whether h holds a mark carrier: an own header (run, env
+// or token, any case, any line, also behind [GRPCGatewayPrefix]) or a
+// baggage line holding one of the mark's members. It does not allocate. When Present is false,
 // [Codec.ExtractHeader] finds nothing and [Codec.Strip] removes nothing but
 // application baggage members it would keep anyway.
 func (c *Codec) Present(h map[string][]string) bool {
 	if len(h) == 0 {
 		return false
 	}
-	for k, v := range h {
+	for k := range h {
 		switch c.keys.kind(k) {
 		case kindNone:
 		case kindBaggage:
-			for _, line := range v {
-				if c.BaggageMayCarry(line) {
+			for _, line := range h[k] {
+				if c.baggageHasMember(line) {
 					return true
 				}
 			}
 		default:
+			return true
+		}
+	}
+	return false
+}
+
+// baggageHasMember reports whether a baggage line holds one of the mark's
+// members (a substring test first, then the member keys; no allocation).
+func (c *Codec) baggageHasMember(line string) bool {
+	if !c.BaggageMayCarry(line) {
+		return false
+	}
+	for len(line) > 0 {
+		var m string
+		if i := strings.IndexByte(line, ','); i >= 0 {
+			m, line = line[:i], line[i+1:]
+		} else {
+			m, line = line, ""
+		}
+		if c.memberKind(m) != kindNone {
 			return true
 		}
 	}

@@ -28,12 +28,12 @@ type Setter interface {
 
 // Names are the header and baggage-member names a mark travels under.
 type Names struct {
-	RunHeader   string `json:"run"`
-	EnvHeader   string `json:"env"`
-	TokenHeader string `json:"token"`
-	RunMember   string `json:"runMember"`
-	EnvMember   string `json:"envMember"`
-	TokenMember string `json:"tokenMember"`
+	RunHeader   string `json:"run" yaml:"run"`
+	EnvHeader   string `json:"env" yaml:"env"`
+	TokenHeader string `json:"token" yaml:"token"`
+	RunMember   string `json:"runMember" yaml:"runMember"`
+	EnvMember   string `json:"envMember" yaml:"envMember"`
+	TokenMember string `json:"tokenMember" yaml:"tokenMember"`
 }
 
 // DefaultNames are shadowlane's own header and baggage names.
@@ -196,18 +196,32 @@ func (c *Codec) ExtractLower(g Getter) Wire {
 	return c.extract(g, &c.lower, "baggage")
 }
 
+// ExtractGetter reads a mark from g with Get look-ups only (first values),
+// under the canonical names or, with lower, the lowercase ones; callers
+// that already know g is no header map use it to skip the type check.
+func (c *Codec) ExtractGetter(g Getter, lower bool) Wire {
+	if lower {
+		return c.extract(g, &c.lower, "baggage")
+	}
+	return c.extract(g, &c.n, "Baggage")
+}
+
 func (c *Codec) extract(g Getter, n *Names, baggageKey string) Wire {
+	run, env, tok, b := g.Get(n.RunHeader), g.Get(n.EnvHeader), g.Get(n.TokenHeader), g.Get(baggageKey)
+	if run == "" && env == "" && tok == "" && !c.BaggageMayCarry(b) {
+		return Wire{}
+	}
 	var a acc
-	if v := g.Get(n.RunHeader); v != "" {
-		c.addHeader(&a, kindRun, v)
+	if run != "" {
+		c.addHeader(&a, kindRun, run)
 	}
-	if v := g.Get(n.EnvHeader); v != "" {
-		c.addHeader(&a, kindEnv, v)
+	if env != "" {
+		c.addHeader(&a, kindEnv, env)
 	}
-	if v := g.Get(n.TokenHeader); v != "" {
-		c.addHeader(&a, kindToken, v)
+	if tok != "" {
+		c.addHeader(&a, kindToken, tok)
 	}
-	if b := g.Get(baggageKey); c.BaggageMayCarry(b) {
+	if c.BaggageMayCarry(b) {
 		c.addBaggage(&a, b)
 	}
 	return a.wire()

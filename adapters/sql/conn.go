@@ -93,11 +93,13 @@ func (c *conn) ExecContext(ctx context.Context, query string, args []driver.Name
 	if !ok {
 		return nil, driver.ErrSkip // database/sql prepares instead: PrepareContext rewrites
 	}
-	q, err := c.text(c.mark(ctx), query)
+	m := c.mark(ctx)
+	q, err := c.text(m, query)
 	if err != nil {
 		return nil, err
 	}
-	return ex.ExecContext(ctx, q, args)
+	res, err := ex.ExecContext(ctx, q, args)
+	return res, c.mapErr(m, err)
 }
 
 func (c *conn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
@@ -105,11 +107,13 @@ func (c *conn) QueryContext(ctx context.Context, query string, args []driver.Nam
 	if !ok {
 		return nil, driver.ErrSkip
 	}
-	q, err := c.text(c.mark(ctx), query)
+	m := c.mark(ctx)
+	q, err := c.text(m, query)
 	if err != nil {
 		return nil, err
 	}
-	return qr.QueryContext(ctx, q, args)
+	rows, err := qr.QueryContext(ctx, q, args)
+	return rows, c.mapErr(m, err)
 }
 
 func (c *conn) Prepare(query string) (driver.Stmt, error) {
@@ -136,10 +140,13 @@ func (c *conn) prepare(ctx context.Context, m propagation.Mark, query string) (d
 	if err != nil {
 		return nil, err
 	}
+	var st driver.Stmt
 	if pc, ok := c.base.(driver.ConnPrepareContext); ok {
-		return pc.PrepareContext(ctx, q)
+		st, err = pc.PrepareContext(ctx, q)
+	} else {
+		st, err = c.base.Prepare(q)
 	}
-	return c.base.Prepare(q)
+	return st, c.mapErr(m, err)
 }
 
 func (c *conn) Begin() (driver.Tx, error) {
@@ -290,7 +297,8 @@ func (s *stmt) ExecContext(ctx context.Context, args []driver.NamedValue) (drive
 		return nil, err
 	}
 	if sc, ok := st.(driver.StmtExecContext); ok {
-		return sc.ExecContext(ctx, args)
+		res, err := sc.ExecContext(ctx, args)
+		return res, s.c.mapErr(s.c.mark(ctx), err)
 	}
 	v, err := values(args)
 	if err != nil {
@@ -305,7 +313,8 @@ func (s *stmt) QueryContext(ctx context.Context, args []driver.NamedValue) (driv
 		return nil, err
 	}
 	if sc, ok := st.(driver.StmtQueryContext); ok {
-		return sc.QueryContext(ctx, args)
+		rows, err := sc.QueryContext(ctx, args)
+		return rows, s.c.mapErr(s.c.mark(ctx), err)
 	}
 	v, err := values(args)
 	if err != nil {

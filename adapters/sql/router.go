@@ -3,11 +3,14 @@ package slsql
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
+	"fmt"
 	"sync"
 
 	"github.com/shadowlane/shadowlane/propagation"
 	"github.com/shadowlane/shadowlane/shadow"
+	"github.com/shadowlane/shadowlane/shadow/sqlshadow"
 )
 
 // Router sends marked (load-test) work to a shadow database and everything
@@ -22,8 +25,36 @@ type Router struct {
 // ErrNoShadowDB is returned by [NewRouter] when a pool is missing.
 var ErrNoShadowDB = errors.New("slsql: router needs a production and a shadow *sql.DB")
 
+// NewCheckedRouter returns a Router whose shadow pool inspects every marked
+// statement before it runs: shadow is the connector of the shadow database
+// and rw a Rewriter built [sqlshadow.WithDatabase] naming it. A marked
+// statement that references a table qualified with another database or
+// schema (INSERT INTO proddb.orders, DROP TABLE proddb.orders), calls a
+// function not known to be side-effect free, changes session state, holds
+// executable comments, is DDL, or does not parse is refused with a
+// *shadow.Error before reaching the server. Every path through the shadow
+// pool is checked (Router methods, DB(ctx), Shadow(), transactions and
+// prepared statements), because the checks sit in the pool's connector.
+// The strongest protection remains a shadow user that has no privilege on
+// production databases at all: `shadowlane check` reports the privileges.
+func NewCheckedRouter(store string, prod *sql.DB, shadow driver.Connector, rw *sqlshadow.Rewriter) (*Router, error) {
+	if prod == nil || shadow == nil {
+		return nil, ErrNoShadowDB
+	}
+	if rw == nil || !rw.DatabaseMode() {
+		return nil, fmt.Errorf("%w: NewCheckedRouter needs a Rewriter built with sqlshadow.WithDatabase", sqlshadow.ErrConfig)
+	}
+	return &Router{prod: prod, shadow: OpenDB(shadow, rw), store: store}, nil
+}
+
 // NewRouter returns a Router; store names the database in errors and
 // decision counts ("mysql", "postgres", "orders-db", ...).
+//
+// The statements NewRouter sends to shadowDB are not inspected: a marked
+// statement naming a production database explicitly (proddb.orders) runs
+// there if the shadow pool's user may. Prefer [NewCheckedRouter], or open
+// shadowDB yourself with [OpenDB] and a Rewriter built
+// [sqlshadow.WithDatabase].
 func NewRouter(store string, prod, shadowDB *sql.DB) (*Router, error) {
 	if prod == nil || shadowDB == nil || prod == shadowDB {
 		return nil, ErrNoShadowDB

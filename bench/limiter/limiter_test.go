@@ -41,6 +41,25 @@ func modes(b *testing.B, f func()) {
 // and a concurrency limit.
 func BenchmarkShadowlane(b *testing.B) { benchShadowlane(b) }
 
+// BenchmarkShadowlaneQPS: Entry+Exit on a resource with one plain QPS rule,
+// the comparison with x/time/rate's Allow (issue 13: within 1.2× its
+// instructions; measure with callgrind, see RESULTS in the note).
+func BenchmarkShadowlaneQPS(b *testing.B) {
+	l := limiter.New()
+	if err := l.SetRules([]limiter.Rule{{Resource: "GET /orders/:id", QPS: 1e9, Burst: 1 << 30}}); err != nil {
+		b.Fatal(err)
+	}
+	res := l.Resource("GET /orders/:id")
+	ctx := context.Background()
+	modes(b, func() {
+		tok, err := res.Entry(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		tok.Exit()
+	})
+}
+
 // BenchmarkShadowlanePreciseClock is BenchmarkShadowlane reading the
 // precise clock at Entry and at Exit (limiter.WithPreciseClock), to show
 // what the coarse clock saves.

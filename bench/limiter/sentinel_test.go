@@ -239,3 +239,103 @@ func TestSideBySideErrorRatioBreaker(t *testing.T) {
 	}
 	t.Logf("both: %v", ours)
 }
+
+// TestSideBySideSlowRatioBreaker: the slow-ratio breaker trips, refuses,
+// probes and closes on the same calls as Sentinel's SlowRequestRatio.
+func TestSideBySideSlowRatioBreaker(t *testing.T) {
+	const name = "side-slow"
+	clk, l := sideBySide(t, limiter.Rule{Resource: name, Breaker: &limiter.BreakerRule{Strategy: limiter.SlowRatio,
+		SlowCall: 50 * time.Millisecond, Threshold: 0.5, MinRequests: 5, Window: 10 * time.Second, OpenFor: 3 * time.Second, Probes: 1}})
+	if _, err := circuitbreaker.LoadRulesOfResource(name, []*circuitbreaker.Rule{{Resource: name, Strategy: circuitbreaker.SlowRequestRatio,
+		RetryTimeoutMs: 3000, MinRequestAmount: 5, StatIntervalMs: 10000, StatSlidingWindowBucketCount: 10, MaxAllowedRtMs: 50, Threshold: 0.5, ProbeNum: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	res := l.Resource(name)
+	slow := func(i int) bool { return (i >= 3 && i < 8) || (i >= 30 && i%4 != 0) }
+	var ours, theirs []string
+	for i := range 60 {
+		rt := 10 * time.Millisecond
+		if slow(i) {
+			rt = 80 * time.Millisecond
+		}
+		tok, berr := res.Entry(prod)
+		e, be := sentinel.Entry(name, sentinel.WithTrafficType(base.Inbound))
+		clk.Advance(rt)
+		if berr != nil {
+			ours = append(ours, "B")
+		} else {
+			ours = append(ours, map[bool]string{true: "L", false: "F"}[slow(i)])
+			tok.Exit()
+		}
+		if be != nil {
+			theirs = append(theirs, "B")
+		} else {
+			theirs = append(theirs, map[bool]string{true: "L", false: "F"}[slow(i)])
+			e.Exit()
+		}
+		clk.Advance(200 * time.Millisecond)
+	}
+	if fmt.Sprint(ours) != fmt.Sprint(theirs) {
+		t.Fatalf("calls differ (F fast, L slow, B blocked)\nshadowlane %v\nsentinel   %v", ours, theirs)
+	}
+	t.Logf("both: %v", ours)
+}
+
+// TestSideBySideQueueing: a rate rule with Burst 1 and MaxWait paces
+// exactly as Sentinel's Throttling behaviour. Each side has its own clock
+// here, because a queued caller sleeps (advancing only its own time); the
+// driver advances both by the same step between requests.
+func TestSideBySideQueueing(t *testing.T) {
+	const name = "side-queue"
+	sclk, _ := sideBySide(t)
+	oclk := &fakeClock{now: sclk.Now()}
+	l := limiter.New(limiter.WithClock(limiterClock{oclk}))
+	if err := l.SetRules([]limiter.Rule{{Resource: name, QPS: 50, Burst: 1, MaxWait: 8 * time.Millisecond}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := flow.LoadRulesOfResource(name, []*flow.Rule{{Resource: name, TokenCalculateStrategy: flow.Direct,
+		ControlBehavior: flow.Throttling, Threshold: 50, MaxQueueingTimeMs: 8, StatIntervalInMs: 1000}}); err != nil {
+		t.Fatal(err)
+	}
+	res := l.Resource(name)
+	var ours, theirs []string
+	outcome := func(ok bool, waited time.Duration) string {
+		if !ok {
+			return "B"
+		}
+		return fmt.Sprint(waited.Milliseconds())
+	}
+	for i := range 400 {
+		// Requests 5, 9, 4 and 30 ms apart (interval 20 ms, wait at most
+		// 8 ms): some pass at once, some wait, some are refused.
+		step := []time.Duration{5, 9, 4, 30, 2, 15}[i%6] * time.Millisecond
+		before := oclk.Now()
+		tok, err := res.Entry(prod)
+		ours = append(ours, outcome(err == nil, oclk.Now().Sub(before)))
+		if err == nil {
+			tok.Exit()
+		}
+		before = sclk.Now()
+		e, be := sentinel.Entry(name, sentinel.WithTrafficType(base.Inbound))
+		theirs = append(theirs, outcome(be == nil, sclk.Now().Sub(before)))
+		if be == nil {
+			e.Exit()
+		}
+		oclk.Advance(step)
+		sclk.Advance(step)
+	}
+	if fmt.Sprint(ours) != fmt.Sprint(theirs) {
+		t.Fatalf("queueing differs (ms waited, B blocked)\nshadowlane %v\nsentinel   %v", ours, theirs)
+	}
+	if !oclk.Now().Equal(sclk.Now()) {
+		t.Fatalf("clocks drifted apart: %v vs %v", oclk.Now(), sclk.Now())
+	}
+	counts := map[string]int{}
+	for _, o := range ours {
+		counts[o]++
+	}
+	if counts["B"] == 0 || counts["0"] == 0 || len(counts) < 3 {
+		t.Fatalf("traffic did not exercise pass, wait and refuse: %v", counts)
+	}
+	t.Logf("both: %v (outcome counts %v)", ours[:24], counts)
+}

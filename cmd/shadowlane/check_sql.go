@@ -26,6 +26,9 @@ type sqlCheckFlags struct {
 	tables                  string
 	prefix, suffix          string
 	timeout                 time.Duration
+	// database mode: DSNs of the shadow pool's user, whose privileges on
+	// production are reported
+	shadowMySQL, shadowPostgres string
 }
 
 func registerSQLCheckFlags(fs *flag.FlagSet) *sqlCheckFlags {
@@ -37,6 +40,8 @@ func registerSQLCheckFlags(fs *flag.FlagSet) *sqlCheckFlags {
 	fs.StringVar(&f.prefix, "shadow-prefix", shadow.DefaultTable.Prefix, "prefix that names a shadow table")
 	fs.StringVar(&f.suffix, "shadow-suffix", shadow.DefaultTable.Suffix, "suffix that names a shadow table")
 	fs.DurationVar(&f.timeout, "db-timeout", 10*time.Second, "time limit for the database checks")
+	fs.StringVar(&f.shadowMySQL, "shadow-mysql", "", "database mode: MySQL/MariaDB DSN of the shadow pool (its user and shadow database); reports privileges that user holds outside the shadow database")
+	fs.StringVar(&f.shadowPostgres, "shadow-postgres", "", "database mode: PostgreSQL DSN of the shadow pool; reports privileges its role holds on other databases and on tables outside its current schema")
 	return f
 }
 
@@ -57,12 +62,18 @@ func checkSQL(f *sqlCheckFlags, stdout, stderr io.Writer) int {
 		}
 	}
 	tables := splitList(f.tables)
+	grantCode := exitOK
+	if f.shadowMySQL != "" || f.shadowPostgres != "" {
+		ctx, cancel := context.WithTimeout(context.Background(), f.timeout)
+		grantCode = checkShadowGrants(ctx, f.shadowMySQL, f.shadowPostgres, stdout, stderr)
+		cancel()
+	}
 	if len(targets) == 0 {
 		if len(tables) > 0 {
 			fmt.Fprintln(stderr, "shadowlane check: --tables needs --mysql, --postgres or --sqlite")
 			return exitUsage
 		}
-		return exitOK
+		return grantCode
 	}
 	if len(tables) == 0 {
 		fmt.Fprintln(stderr, "shadowlane check: --tables is required with --mysql, --postgres or --sqlite")
@@ -81,7 +92,7 @@ func checkSQL(f *sqlCheckFlags, stdout, stderr io.Writer) int {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), f.timeout)
 	defer cancel()
-	code := exitOK
+	code := grantCode
 	for _, t := range targets {
 		c := checkDatabase(ctx, t.driver, t.dsn, tables, naming, stdout, stderr)
 		if c == exitSetup || (c == exitViolation && code == exitOK) {

@@ -19,7 +19,13 @@ var _ sqlshadow.Dialect = Dialect{}
 func (Dialect) Name() string { return "sqlite" }
 
 // Rewrite implements [sqlshadow.Dialect].
-func (Dialect) Rewrite(query string, rename sqlshadow.RenameFunc) (sqlshadow.Result, error) {
+func (d Dialect) Rewrite(query string, rename sqlshadow.RenameFunc) (sqlshadow.Result, error) {
+	return d.RewriteFuncs(query, rename, nil)
+}
+
+// RewriteFuncs implements [sqlshadow.FuncDialect]: Rewrite that also
+// renames function calls with funcs.
+func (Dialect) RewriteFuncs(query string, rename sqlshadow.RenameFunc, funcs sqlshadow.FuncRenameFunc) (sqlshadow.Result, error) {
 	toks, err := lex(query)
 	if err != nil {
 		return sqlshadow.Result{}, err
@@ -55,9 +61,20 @@ func (Dialect) Rewrite(query string, rename sqlshadow.RenameFunc) (sqlshadow.Res
 			res.Tables = append(res.Tables, sqlshadow.Use{Table: r.t, Write: r.write})
 		}
 	}
-	if rename == nil || len(p.tables) == 0 || kind == sqlshadow.KindDDL {
+	fseen := map[sqlshadow.Func]bool{}
+	for _, ft := range p.funcs {
+		f := funcOf(toks[ft])
+		if !fseen[f] {
+			fseen[f] = true
+			res.Funcs = append(res.Funcs, f)
+		}
+	}
+	if (rename == nil && funcs == nil) || (len(p.tables) == 0 && len(p.funcs) == 0) || kind == sqlshadow.KindDDL {
 		// DDL is never rewritten: the caller refuses it for marked traffic.
 		return res, nil
+	}
+	if rename == nil {
+		rename = func(t sqlshadow.Table, _ bool) (string, error) { return t.Name, nil }
 	}
 	names := make(map[key]string, len(res.Tables))
 	for _, u := range res.Tables {
@@ -79,6 +96,21 @@ func (Dialect) Rewrite(query string, rename sqlshadow.RenameFunc) (sqlshadow.Res
 		r := p.tables[ti]
 		repl[tok] = names[key{r.t, r.write}]
 	}
+	if funcs != nil {
+		for _, ft := range p.funcs {
+			f := funcOf(toks[ft])
+			n, err := funcs(f)
+			if err != nil {
+				return sqlshadow.Result{}, err
+			}
+			if n == "" {
+				return sqlshadow.Result{}, parseErr("empty new name for function %s", f)
+			}
+			if n != f.Name {
+				repl[ft] = n
+			}
+		}
+	}
 	var b strings.Builder
 	b.Grow(len(query) + 16*len(repl))
 	last := 0
@@ -94,6 +126,13 @@ func (Dialect) Rewrite(query string, rename sqlshadow.RenameFunc) (sqlshadow.Res
 	b.WriteString(query[last:])
 	res.SQL = b.String()
 	return res, nil
+}
+
+// funcOf is the function a call's name token names.
+func funcOf(t token) sqlshadow.Func {
+	f := sqlshadow.Func{Name: t.val}
+	_, f.Safe = safeFuncs[strings.ToLower(t.val)]
+	return f
 }
 
 // writeIdent writes name as an identifier, in the quote style of the token

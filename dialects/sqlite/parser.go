@@ -37,6 +37,7 @@ type parser struct {
 	pos     int
 	tables  []tableRef
 	refs    []qref
+	funcs   []int    // name tokens of function calls
 	cteVis  []string // CTE names visible here
 	ctePend []string // CTE names of the WITH clause being parsed, defined later
 }
@@ -812,6 +813,16 @@ func (p *parser) paren(sc *scope) error {
 	}
 }
 
+// notFuncs are keywords a "(" may follow in an expression without making
+// a function call.
+var notFuncs = map[string]bool{
+	"IN": true, "EXISTS": true, "CAST": true, "NOT": true, "AND": true, "OR": true,
+	"CASE": true, "WHEN": true, "THEN": true, "ELSE": true, "END": true, "IS": true,
+	"BETWEEN": true, "OVER": true, "FILTER": true, "AS": true, "ON": true, "USING": true,
+	"WHERE": true, "DISTINCT": true, "ALL": true, "ESCAPE": true, "COLLATE": true,
+	"VALUES": true, "SET": true, "BY": true, "ISNULL": true, "NOTNULL": true,
+}
+
 // term consumes an identifier-led term: a keyword, a column, a qualified
 // column, a function call, or "IN table".
 func (p *parser) term(sc *scope) error {
@@ -837,6 +848,9 @@ func (p *parser) term(sc *scope) error {
 		}
 	}
 	if p.peek().kind == tLParen { // function call
+		if !notFuncs[t.kw()] {
+			p.funcs = append(p.funcs, p.pos-1)
+		}
 		p.next()
 		return p.paren(sc)
 	}

@@ -22,6 +22,8 @@ type config struct {
 	cacheSize   int
 	funcs       map[string]string
 	readOnly    []string
+	database    []string
+	dbMode      bool
 }
 
 // WithNaming sets the naming that derives a shadow table from a production
@@ -76,6 +78,22 @@ func WithReadOnlyFunctions(names ...string) Option {
 	return func(c *config) { c.readOnly = append(c.readOnly, names...) }
 }
 
+// WithDatabase puts the Rewriter in database mode: load-test work runs on
+// a separate shadow database (or PostgreSQL schema), so statements are not
+// renamed, but marked statements are still parsed and refused when they
+// reference a table qualified with any database/schema not listed here
+// (system catalogs may be read), call a function not known to be
+// side-effect free, change session state, hold executable comments, or
+// are DDL or unparsable. List the shadow database (MySQL: "shop_shadow")
+// or, for PostgreSQL, the schemas of the shadow database marked statements
+// may name ("public", or the shadow schema of the search_path variant).
+// With no names every qualified reference is refused. The unmarked guard
+// is off in database mode (production statements never reach the shadow
+// pool). Use it on the shadow pool: slsql.NewCheckedRouter.
+func WithDatabase(schemas ...string) Option {
+	return func(c *config) { c.dbMode = true; c.database = append(c.database, schemas...) }
+}
+
 // WithoutGuard turns the two-way guard off: unmarked statements are no
 // longer checked for shadow tables. Only for migrations and tooling that
 // manage shadow tables on purpose.
@@ -108,6 +126,8 @@ type Rewriter struct {
 	shadows map[string]bool   // lower-cased explicit shadow names
 	read    map[string]bool   // lower-cased read-through names (bare and qualified)
 	guard   bool
+	dbMode  bool
+	dbNames map[string]bool   // lower-cased schemas marked statements may qualify with (database mode)
 	needles []string          // lower-case substrings whose absence proves a statement names no shadow table
 	funcs   map[string]string // lower-cased function (bare or qualified) -> twin
 	twins   map[string]bool   // lower-cased twin names
@@ -170,6 +190,19 @@ func New(d Dialect, opts ...Option) (*Rewriter, error) {
 		r.roFuncs[strings.ToLower(f)] = true
 	}
 	r.catalog = catalogOf(r.store)
+	if c.dbMode {
+		if c.tables != nil || len(c.readThrough) > 0 || len(c.funcs) > 0 {
+			return nil, fmt.Errorf("%w: database mode renames nothing: WithTables, WithReadThrough and WithFunctions do not apply", ErrConfig)
+		}
+		r.dbMode, r.guard, r.naming, r.needles = true, false, nil, nil
+		r.dbNames = map[string]bool{}
+		for _, s := range c.database {
+			if s == "" {
+				return nil, fmt.Errorf("%w: empty database name", ErrConfig)
+			}
+			r.dbNames[strings.ToLower(s)] = true
+		}
+	}
 	for _, t := range c.readThrough {
 		if t == "" {
 			return nil, fmt.Errorf("%w: empty read-through table", ErrConfig)
@@ -292,6 +325,9 @@ func (r *Rewriter) rewrite(query string) *entry {
 	var uses []decision
 	var refusal *entry
 	rename := func(t Table, write bool) (string, error) {
+		if r.dbMode {
+			return r.databaseName(t, write, &uses, &refusal)
+		}
 		if r.isShadowName(t) {
 			uses = append(uses, decision{t.String(), shadow.Redirect})
 			return t.Name, nil
@@ -376,6 +412,9 @@ func (r *Rewriter) rewrite(query string) *entry {
 		return r.refuse(clip(query), "rewritten statement changes session state or holds executable comments", shadow.ErrUnsupported)
 	}
 	for _, u := range check.Tables {
+		if r.dbMode && r.inShadowDatabase(u.Table) {
+			continue
+		}
 		if r.isShadowName(u.Table) || (!u.Write && (r.isReadThrough(u.Table) || r.catalog(u.Table))) {
 			continue
 		}
@@ -387,8 +426,40 @@ func (r *Rewriter) rewrite(query string) *entry {
 		}
 		return r.refuse("function "+f.String(), "rewritten statement still calls function "+f.String(), shadow.ErrUnsupported)
 	}
+	if r.dbMode {
+		// Nothing is renamed: the statement runs as the application wrote
+		// it, on the shadow database.
+		return &entry{sql: query, uses: uses}
+	}
 	return &entry{sql: res.SQL, uses: uses}
 }
+
+// databaseName decides a table reference in database mode.
+func (r *Rewriter) databaseName(t Table, write bool, uses *[]decision, refusal **entry) (string, error) {
+	if t.Schema != "" && r.catalog(t) {
+		if write {
+			*refusal = r.refuse(t.String(), "system catalog "+t.String()+": load-test traffic may read it, never write it", shadow.ErrBlocked)
+			return "", shadow.ErrBlocked
+		}
+		*uses = append(*uses, decision{t.String(), shadow.ReadThrough})
+		return t.Name, nil
+	}
+	if !r.inShadowDatabase(t) {
+		*refusal = r.refuse(t.String(), "database mode: "+t.String()+" is qualified with "+t.Schema+", not the shadow database (sqlshadow.WithDatabase): load-test statements may name only tables of the shadow database", shadow.ErrBlocked)
+		return "", shadow.ErrBlocked
+	}
+	*uses = append(*uses, decision{t.String(), shadow.Redirect})
+	return t.Name, nil
+}
+
+// inShadowDatabase reports whether t is unqualified or qualified with a
+// database/schema listed by WithDatabase.
+func (r *Rewriter) inShadowDatabase(t Table) bool {
+	return t.Schema == "" || r.dbNames[strings.ToLower(t.Schema)]
+}
+
+// DatabaseMode reports whether r was built WithDatabase.
+func (r *Rewriter) DatabaseMode() bool { return r.dbMode }
 
 func (r *Rewriter) funcTwin(f Func) (string, bool) {
 	if len(r.funcs) == 0 {
@@ -501,6 +572,21 @@ func (r *Rewriter) check(query string) *entry {
 		}
 	}
 	return &entry{}
+}
+
+// ProductionTable returns the production table whose shadow is the bare
+// name, and whether name is a shadow table at all (explicit maps first,
+// then the naming; case-insensitive).
+func (r *Rewriter) ProductionTable(name string) (string, bool) {
+	for k, v := range r.tables {
+		if strings.EqualFold(v, name) {
+			return k, true
+		}
+	}
+	if r.naming != nil && isShadowFold(*r.naming, name) {
+		return name[len(r.naming.Prefix) : len(name)-len(r.naming.Suffix)], true
+	}
+	return "", false
 }
 
 // IsShadow reports whether t is a shadow table under the rules of r.

@@ -51,8 +51,15 @@ func TestConflictingUpdateRefused(t *testing.T) {
 	until(t, c, "", "trunk", neverProject(t))
 	until(t, c, "proj-a", "proj-a", nil)
 
-	envbalancer.Update(r, a.ep(""), trunk.ep(""), a.ep("proj-a"))
-	for i := 0; i < 200; i++ {
+	orders := [][]envtag.Endpoint{ // every order: which copy grpc keeps depends on it
+		{a.ep(""), trunk.ep(""), a.ep("proj-a")}, {trunk.ep(""), a.ep(""), a.ep("proj-a")},
+		{a.ep(""), a.ep("proj-a"), trunk.ep("")}, {a.ep("proj-a"), a.ep(""), trunk.ep("")},
+		{trunk.ep(""), a.ep("proj-a"), a.ep("")}, {a.ep("proj-a"), trunk.ep(""), a.ep("")},
+	}
+	for i := 0; i < 240; i++ {
+		if i%20 == 0 {
+			envbalancer.Update(r, orders[i/20%len(orders)]...)
+		}
 		got, err := call(c, "", "", 2*time.Second)
 		if err != nil || got != "trunk" {
 			t.Fatalf("untagged call #%d after a conflicting update: %q, %v; want trunk only", i, got, err)
@@ -77,8 +84,15 @@ func TestRegistryResolverRefusesConflict(t *testing.T) {
 	c := dial(t, envbalancer.NewResolver(reg, ""), "shadowlane:///"+uniq("orders"), "")
 	until(t, c, "", "trunk", neverProject(t))
 	until(t, c, "proj-a", "proj-a", nil)
-	reg.set(a.ep(""), trunk.ep(""), a.ep("proj-a"))
-	for i := 0; i < 200; i++ {
+	orders := [][]envtag.Endpoint{
+		{a.ep(""), trunk.ep(""), a.ep("proj-a")}, {trunk.ep(""), a.ep(""), a.ep("proj-a")},
+		{a.ep(""), a.ep("proj-a"), trunk.ep("")}, {a.ep("proj-a"), a.ep(""), trunk.ep("")},
+		{trunk.ep(""), a.ep("proj-a"), a.ep("")}, {a.ep("proj-a"), trunk.ep(""), a.ep("")},
+	}
+	for i := 0; i < 240; i++ {
+		if i%20 == 0 {
+			reg.set(orders[i/20%len(orders)]...)
+		}
 		if got, err := call(c, "", "", 2*time.Second); err != nil || got != "trunk" {
 			t.Fatalf("untagged call #%d after a conflicting registry set: %q, %v", i, got, err)
 		}

@@ -1,0 +1,5 @@
+//go:build race
+
+package envbalancer_test
+
+const raceEnabled = true

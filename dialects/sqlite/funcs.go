@@ -1,0 +1,3 @@
+package sqlite
+
+//go:generate go run ./internal/funcgen/gen -o funcs_gen.go
