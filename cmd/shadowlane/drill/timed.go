@@ -173,7 +173,8 @@ type timedReq struct {
 // runTimed sends o.Rate requests per second for o.Duration, classes
 // interleaved by the mix (deterministically: every window of the mix's
 // total parts holds each class's parts), open loop with at most
-// 4*o.Concurrency (at least 256) requests in flight.
+// 4*o.Concurrency (at least 256) requests in flight, fewer while the shop
+// falls behind (aimd), and stops sending when o.Duration is up.
 func runTimed(ctx context.Context, o Options, client *http.Client, gwURL, run, tok string, col *collector) timedResult {
 	mix := o.Mix
 	if len(mix) == 0 {
@@ -226,7 +227,10 @@ func runTimed(ctx context.Context, o Options, client *http.Client, gwURL, run, t
 		}()
 	}
 	interval := time.Second / time.Duration(o.Rate)
-	for i := 0; i < total && ctx.Err() == nil; i++ {
+	// The phase lasts Duration: on a shop slower than the asked rate the
+	// requests not sent by then are not sent (the adaptive cap keeps the
+	// sender at what the shop answers in time).
+	for i := 0; i < total && ctx.Err() == nil && time.Since(start) < o.Duration; i++ {
 		if d := time.Until(start.Add(time.Duration(i) * interval)); d > 0 {
 			time.Sleep(d)
 		}
