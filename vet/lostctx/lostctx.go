@@ -86,7 +86,7 @@ func run(pass *analysis.Pass) (any, error) {
 		if strings.HasSuffix(name, "_test.go") || ast.IsGenerated(f) {
 			continue
 		}
-		c := &checker{pass: pass, file: f}
+		c := &checker{pass: pass, file: f, ok: okLines(pass.Fset, f)}
 		c.assigns = collectAssigns(pass, f)
 		ins.WithStack([]ast.Node{(*ast.CallExpr)(nil), (*ast.FuncDecl)(nil), (*ast.FuncLit)(nil)}, func(n ast.Node, push bool, stack []ast.Node) bool {
 			if !push || !within(f, n) {
@@ -137,6 +137,7 @@ func hasFuncDecl(stack []ast.Node) bool {
 type checker struct {
 	pass    *analysis.Pass
 	file    *ast.File
+	ok      map[int]bool                // lines covered by a //lostctx:ok directive
 	assigns map[types.Object][]ast.Expr // local variable -> every value assigned to it
 }
 
@@ -367,7 +368,7 @@ func (c *checker) background(call *ast.CallExpr, fn *types.Func, src ctxSource, 
 	if inGo {
 		where = "in a goroutine started in a function with " + src.what
 	}
-	c.pass.Report(analysis.Diagnostic{
+	c.report(analysis.Diagnostic{
 		Pos: call.Pos(), End: call.End(), Category: "background",
 		Message: fmt.Sprintf("context.%s() %s drops the shadowlane mark: use %s", fn.Name(), where, repl),
 		SuggestedFixes: []analysis.SuggestedFix{{
@@ -433,7 +434,7 @@ func (c *checker) noContext(call *ast.CallExpr, fn *types.Func, src ctxSource, f
 	if fixable && edits != nil {
 		d.SuggestedFixes = []analysis.SuggestedFix{{Message: "pass " + src.expr, TextEdits: edits}}
 	}
-	c.pass.Report(d)
+	c.report(d)
 }
 
 func sepIfArgs(call *ast.CallExpr) string {
@@ -458,7 +459,7 @@ func (c *checker) gorm(call *ast.CallExpr, fn *types.Func, src ctxSource) {
 	if has {
 		return
 	}
-	c.pass.Report(analysis.Diagnostic{
+	c.report(analysis.Diagnostic{
 		Pos: call.Pos(), End: call.End(), Category: "gorm",
 		Message: fmt.Sprintf("gorm chain runs %s without WithContext, so the shadowlane mark is lost: add .WithContext(%s)", fn.Name(), src.expr),
 		SuggestedFixes: []analysis.SuggestedFix{{
@@ -619,7 +620,10 @@ func (c *checker) clients(body *ast.BlockStmt) {
 		if c.wiredLater(m.call, parents, body, strings.HasPrefix(m.kind, "redis.")) {
 			continue
 		}
-		c.pass.Report(analysis.Diagnostic{
+		if strings.HasPrefix(m.kind, "kgo.") && c.adminOnly(m.call, parents, body) {
+			continue
+		}
+		c.report(analysis.Diagnostic{
 			Pos: m.call.Pos(), End: m.call.End(), Category: "unwired",
 			Message: fmt.Sprintf("%s client without shadowlane wiring: load-test work through it reaches production; %s", m.kind, m.fix),
 		})
@@ -677,10 +681,60 @@ func (c *checker) saramaInterceptors(body *ast.BlockStmt) bool {
 // shadowlane function, or the variable/field it is stored in is later
 // passed to one (or, for Redis, gets AddHook).
 func (c *checker) wiredLater(call *ast.CallExpr, parents map[ast.Node]ast.Node, body *ast.BlockStmt, redis bool) bool {
-	var target ast.Expr
+	target, direct := c.binding(call, parents)
+	if direct != nil {
+		return c.isShadowlaneCall(direct)
+	}
+	return target != nil && c.passedTo(target, body, redis, c.isShadowlaneCall)
+}
+
+// adminOnly reports whether a kgo client is handed to kadm (an admin
+// client: it creates and deletes topics and groups, it never carries a
+// request's records) and used for nothing else in the function.
+func (c *checker) adminOnly(call *ast.CallExpr, parents map[ast.Node]ast.Node, body *ast.BlockStmt) bool {
+	isKadm := func(cl *ast.CallExpr) bool {
+		fn := c.callee(cl)
+		return fn != nil && fn.Pkg() != nil && fn.Pkg().Path() == "github.com/twmb/franz-go/pkg/kadm"
+	}
+	target, direct := c.binding(call, parents)
+	if direct != nil {
+		return isKadm(direct)
+	}
+	if target == nil || !c.passedTo(target, body, false, isKadm) {
+		return false
+	}
+	// Any other use than Close and the kadm call: not admin-only.
+	same := c.sameRef(target)
+	other := false
+	ast.Inspect(body, func(n ast.Node) bool {
+		if other {
+			return false
+		}
+		switch n := n.(type) {
+		case *ast.SelectorExpr:
+			if same(n.X) && n.Sel.Name != "Close" {
+				other = true
+			}
+		case *ast.CallExpr:
+			if !isKadm(n) {
+				for _, a := range n.Args {
+					if same(a) {
+						other = true
+					}
+				}
+			}
+		}
+		return !other
+	})
+	return !other
+}
+
+// binding returns where a constructor's result goes: the variable or field
+// it is stored in, or the call it is passed to directly.
+func (c *checker) binding(call *ast.CallExpr, parents map[ast.Node]ast.Node) (target ast.Expr, direct *ast.CallExpr) {
 	switch p := parents[call].(type) {
 	case *ast.CallExpr:
-		return c.isShadowlaneCall(p)
+		return nil, p
 	case *ast.AssignStmt:
 		for i, r := range p.Rhs {
 			if r == call && i < len(p.Lhs) {
@@ -695,9 +749,12 @@ func (c *checker) wiredLater(call *ast.CallExpr, parents map[ast.Node]ast.Node, 
 			target = p.Names[0]
 		}
 	}
-	if target == nil {
-		return false // returned or stored somewhere we cannot follow
-	}
+	return target, nil
+}
+
+// passedTo reports whether target is passed to a call accepted by want in
+// body (or, with addHook, given AddHook with a shadowlane hook).
+func (c *checker) passedTo(target ast.Expr, body *ast.BlockStmt, addHook bool, want func(*ast.CallExpr) bool) bool {
 	same := c.sameRef(target)
 	wired := false
 	ast.Inspect(body, func(n ast.Node) bool {
@@ -708,7 +765,7 @@ func (c *checker) wiredLater(call *ast.CallExpr, parents map[ast.Node]ast.Node, 
 		if !ok {
 			return true
 		}
-		if redis {
+		if addHook {
 			if s, ok := ast.Unparen(cl.Fun).(*ast.SelectorExpr); ok && s.Sel.Name == "AddHook" && same(s.X) {
 				for _, a := range cl.Args {
 					if fromShadowlane(c.pass.TypesInfo.TypeOf(a)) {
@@ -718,7 +775,7 @@ func (c *checker) wiredLater(call *ast.CallExpr, parents map[ast.Node]ast.Node, 
 				}
 			}
 		}
-		if c.isShadowlaneCall(cl) {
+		if want(cl) {
 			for _, a := range cl.Args {
 				if same(a) {
 					wired = true
@@ -756,4 +813,28 @@ func render(fset *token.FileSet, e ast.Expr) string {
 func (c *checker) isShadowlaneCall(call *ast.CallExpr) bool {
 	fn := c.callee(call)
 	return fn != nil && fn.Pkg() != nil && isShadowlanePkg(fn.Pkg().Path())
+}
+
+// directive marks a deliberate exception: on the line of a finding or the
+// line above it, "//lostctx:ok <reason>" silences that finding.
+const directive = "//lostctx:ok"
+
+func okLines(fset *token.FileSet, f *ast.File) map[int]bool {
+	m := map[int]bool{}
+	for _, cg := range f.Comments {
+		for _, cm := range cg.List {
+			if strings.HasPrefix(cm.Text, directive) {
+				line := fset.Position(cm.Slash).Line
+				m[line], m[line+1] = true, true
+			}
+		}
+	}
+	return m
+}
+
+func (c *checker) report(d analysis.Diagnostic) {
+	if c.ok[c.pass.Fset.Position(d.Pos).Line] {
+		return
+	}
+	c.pass.Report(d)
 }

@@ -3,6 +3,7 @@ package clients
 import (
 	"github.com/IBM/sarama"
 	"github.com/redis/go-redis/v9"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/shadowlane/shadowlane/adapters/goredis"
@@ -58,4 +59,30 @@ func wired() error {
 	ap, _ := sarama.NewAsyncProducer(nil, cfg)
 	_ = ap
 	return nil
+}
+
+// An admin client (kadm) never carries a request's records.
+func admin() {
+	cl, _ := kgo.NewClient(kgo.SeedBrokers("k:9092"))
+	defer cl.Close()
+	kadm.NewClient(cl).DeleteTopics("t")
+	_ = kadm.NewClient(nil)
+}
+
+// An admin client also used to produce is not admin-only.
+func adminAndMore() {
+	cl, _ := kgo.NewClient(kgo.SeedBrokers("k:9092")) // want `kgo.NewClient client without shadowlane wiring`
+	kadm.NewClient(cl)
+	use(cl)
+}
+
+func use(cl *kgo.Client) {}
+
+// A deliberate exception carries a directive with its reason.
+func probe() {
+	//lostctx:ok a health probe reads the real store on purpose
+	r := redis.NewClient(&redis.Options{})
+	_ = r
+	r2 := redis.NewClient(&redis.Options{}) //lostctx:ok same-line form
+	_ = r2
 }

@@ -14,3 +14,4 @@ type Client struct{}
 func NewClient(opts ...Opt) (*Client, error) { return &Client{}, nil }
 func SeedBrokers(b ...string) Opt            { return opt{} }
 func WithHooks(h ...Hook) Opt                { return opt{} }
+func (c *Client) Close()                     {}
