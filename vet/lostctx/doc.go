@@ -32,13 +32,20 @@
 //     request but must keep its mark.
 //   - unwired: a go-redis NewClient/NewClusterClient/NewRing/NewFailover*/
 //     NewUniversalClient whose result is neither passed to a shadowlane
-//     function (goredis.Instrument) nor given AddHook with a shadowlane hook in the same function; a
-//     franz-go kgo.NewClient without kgo.WithHooks holding a shadowlane value
-//     (options passed as opts... are trusted) and not handed to a shadowlane
-//     function; a sarama Sync/Async producer not handed to a shadowlane
-//     function ((*sarama.Shadow).SyncProducer) while no shadowlane value is set
-//     in a Producer.Interceptors field in the same function. Turn the rule off
-//     with -wiring=false (for example when Orchestrion wires clients).
+//     function (goredis.Instrument) nor given AddHook with a shadowlane hook
+//     in the same function; a franz-go kgo.NewClient without kgo.WithHooks
+//     holding a shadowlane value (options passed as opts... are trusted),
+//     not handed to a shadowlane function and not used only as an admin
+//     client (kadm); a sarama Sync/Async producer not handed to a shadowlane
+//     function ((*sarama.Shadow).SyncProducer) while no shadowlane value is
+//     set in a Producer.Interceptors field in the same function. Turn the
+//     rule off with -wiring=false (for example when Orchestrion wires the
+//     clients).
+//
+// A deliberate exception (a probe or a drill that reads the real store on
+// purpose, cleanup after a test run) is silenced by a comment starting with
+// "//lostctx:ok", followed by the reason, on the finding's line or the line
+// above it.
 //
 // Not reported: test files, generated files, main and init themselves (a
 // handler literal inside main is checked), calls that already pass a
