@@ -88,6 +88,9 @@ func run(pass *analysis.Pass) (any, error) {
 		}
 		c := &checker{pass: pass, file: f, ok: okLines(pass.Fset, f)}
 		c.assigns = collectAssigns(pass, f)
+		// shadowlane's own packages build the clients they wire (a shadow
+		// instance, a probe): the unwired rule is for applications.
+		wiring := wiring && !isShadowlanePkg(pass.Pkg.Path())
 		ins.WithStack([]ast.Node{(*ast.CallExpr)(nil), (*ast.FuncDecl)(nil), (*ast.FuncLit)(nil)}, func(n ast.Node, push bool, stack []ast.Node) bool {
 			if !push || !within(f, n) {
 				return push
@@ -185,6 +188,8 @@ func (c *checker) fromParams(fl *ast.FieldList) (ctxSource, bool) {
 				continue
 			}
 			switch {
+			case fromPkg(t, "testing"):
+				// *testing.T has Context(), but a test helper is no request.
 			case isContext(t):
 				return ctxSource{expr: name.Name, what: "context.Context " + name.Name}, true
 			case isNamed(t, ginPath, "Context", true):
@@ -256,6 +261,15 @@ func fromShadowlane(t types.Type) bool {
 	}
 	n, ok := types.Unalias(t).(*types.Named)
 	return ok && n.Obj().Pkg() != nil && isShadowlanePkg(n.Obj().Pkg().Path())
+}
+
+// fromPkg reports whether t (or what it points to) is declared in path.
+func fromPkg(t types.Type, path string) bool {
+	if p, ok := types.Unalias(t).(*types.Pointer); ok {
+		t = p.Elem()
+	}
+	n, ok := types.Unalias(t).(*types.Named)
+	return ok && n.Obj().Pkg() != nil && n.Obj().Pkg().Path() == path
 }
 
 func isShadowlanePkg(path string) bool {
