@@ -90,7 +90,7 @@ func run(pass *analysis.Pass) (any, error) {
 		c.assigns = collectAssigns(pass, f)
 		// shadowlane's own packages build the clients they wire (a shadow
 		// instance, a probe): the unwired rule is for applications.
-		wiring := wiring && !isShadowlanePkg(pass.Pkg.Path())
+		wiring := wiring && !isShadowlaneLib(pass.Pkg.Path())
 		ins.WithStack([]ast.Node{(*ast.CallExpr)(nil), (*ast.FuncDecl)(nil), (*ast.FuncLit)(nil)}, func(n ast.Node, push bool, stack []ast.Node) bool {
 			if !push || !within(f, n) {
 				return push
@@ -270,6 +270,14 @@ func fromPkg(t types.Type, path string) bool {
 	}
 	n, ok := types.Unalias(t).(*types.Named)
 	return ok && n.Obj().Pkg() != nil && n.Obj().Pkg().Path() == path
+}
+
+// isShadowlaneLib reports whether path is one of shadowlane's library
+// packages (not its CLI or examples, which are applications).
+func isShadowlaneLib(path string) bool {
+	return isShadowlanePkg(path) &&
+		!strings.HasPrefix(path, shadowlanePath+"/cmd/") &&
+		!strings.HasPrefix(path, shadowlanePath+"/examples")
 }
 
 func isShadowlanePkg(path string) bool {
