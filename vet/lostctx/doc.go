@@ -14,7 +14,8 @@
 //     the same *http.Client methods, and http.NewRequest, called where a
 //     context is in scope. Suggested fix: the Context form with the context
 //     in scope (ExecContext(ctx, ...), BeginTx(ctx, nil),
-//     NewRequestWithContext(r.Context(), ...)); the http.Get family gets a
+//     NewRequestWithContext(r.Context(), ...); inside a go statement the
+//     context is context.WithoutCancel(ctx)); the http.Get family gets a
 //     message only (the rewrite needs a request and Do). With -everywhere the
 //     rule also reports these calls in functions without a context (main, init
 //     and test files excepted), without a fix.

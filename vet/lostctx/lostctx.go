@@ -353,6 +353,9 @@ func (c *checker) call(call *ast.CallExpr, stack []ast.Node) {
 	}
 	if !ok {
 		src = ctxSource{expr: "ctx"}
+	} else if inGo {
+		// A goroutine outlives the request: keep the mark, drop the cancel.
+		src.expr = c.qualify("context") + ".WithoutCancel(" + src.expr + ")"
 	}
 	c.noContext(call, fn, src, ok)
 	if ok {

@@ -79,6 +79,9 @@ func (s *store) background(ctx context.Context) {
 	go func() {
 		s.db.ExecContext(context.Background(), "INSERT INTO audit VALUES (1)") // want `context.Background\(\) in a goroutine started in a function with context.Context ctx drops the shadowlane mark: use context.WithoutCancel\(ctx\)`
 	}()
+	go func() {
+		s.db.Exec("INSERT INTO audit VALUES (3)") // want `\(\*sql.DB\).Exec has no context, so the shadowlane mark is lost: use ExecContext\(context.WithoutCancel\(ctx\), ...\)`
+	}()
 	go s.worker(context.Background()) // want `in a goroutine started in a function`
 	// The right way to move work off the request: fine.
 	go s.worker(context.WithoutCancel(ctx))
