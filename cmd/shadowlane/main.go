@@ -36,6 +36,7 @@ commands:
   token   mint a signed load-test token for an edge, printed ready to use
           (--format token|header|curl|hey|vegeta|k6|env), with its expiry
   check   validate a config file and, with --mysql/--postgres/--sqlite, the shadow twins of --tables
+  vet     report code that loses the mark (runs shadowlane-vet; see "shadowlane vet -h")
 
 run "shadowlane <command> -h" for the flags of a command
 `)
@@ -53,6 +54,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdToken(args[1:], stdout, stderr)
 	case "check":
 		return cmdCheck(args[1:], stdout, stderr)
+	case "vet":
+		return cmdVet(args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		usage(stdout)
 		return exitOK
