@@ -389,7 +389,8 @@ func databaseModeChecked(t *testing.T, s *checkedSetup, prepare bool) {
 }
 
 // TestNewDatabaseConfig: database mode without a database-mode Rewriter,
-// or with production as the shadow, cannot be registered.
+// or with production as the shadow (also through a shared *gorm.Config),
+// cannot be registered.
 func TestNewDatabaseConfig(t *testing.T) {
 	dir := t.TempDir()
 	open := func(name string) *gorm.DB {
@@ -412,6 +413,23 @@ func TestNewDatabaseConfig(t *testing.T) {
 	dbMode, err := sqlshadow.New(sqlitedialect.New(), sqlshadow.WithDatabase("main"))
 	if err != nil {
 		t.Fatal(err)
+	}
+	// gorm keeps the pool in its *gorm.Config: two Opens sharing one
+	// config share the last pool, so the "shadow" is production.
+	shared := quiet()
+	sharedProd, err := gorm.Open(sqlite.Open(filepath.Join(dir, "p2.db")), shared)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sharedShadow, err := gorm.Open(sqlite.Open(filepath.Join(dir, "s2.db")), shared)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sharedProd.Use(slgorm.NewDatabase(sharedShadow, dbMode)); !errors.Is(err, slgorm.ErrConfig) {
+		t.Errorf("shared *gorm.Config: Use = %v, want ErrConfig", err)
+	}
+	if d, err := sharedShadow.DB(); err == nil {
+		d.Close()
 	}
 	for name, pl := range map[string]*slgorm.Plugin{
 		"no rewriter":          slgorm.NewDatabase(shadowDB, nil),

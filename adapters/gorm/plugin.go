@@ -46,7 +46,10 @@ func New(rw *sqlshadow.Rewriter) *Plugin {
 // (`shadowlane check --shadow-mysql` / `--shadow-postgres`).
 //
 // Without a database-mode rw (nil, or a table-mode Rewriter) db.Use fails
-// with [ErrConfig]: there is no unchecked database mode.
+// with [ErrConfig]: there is no unchecked database mode. So it does when
+// the shadow pool is production's, as happens when both were opened with
+// the same *gorm.Config (gorm keeps the pool in it): give each gorm.Open
+// its own config.
 func NewDatabase(shadowDB *gorm.DB, rw *sqlshadow.Rewriter) *Plugin {
 	switch {
 	case shadowDB == nil || shadowDB.ConnPool == nil:
