@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/shadowlane/shadowlane/internal/testenv"
 	"github.com/shadowlane/shadowlane/propagation"
@@ -438,5 +439,95 @@ func TestSQLiteRenameDDL(t *testing.T) {
 	got, err = sqliteRenameDDL(`CREATE UNIQUE INDEX IF NOT EXISTS ix ON ord (a) WHERE a > 0`, shadow.DefaultTable, nil)
 	if err != nil || got != `CREATE UNIQUE INDEX IF NOT EXISTS "ix_shadow" ON "ord_shadow" (a) WHERE a > 0` {
 		t.Fatalf("index: %s %v", got, err)
+	}
+}
+
+// TestShadowRedisSeedAndPurge: on a real Redis, create copies the seed keys
+// (any type) to their shadow names with the TTL asked for and keeps shadow
+// keys that exist; purge counts, then deletes only shadow keys by SCAN.
+func TestShadowRedisSeedAndPurge(t *testing.T) {
+	addr := testenv.Addr("SHADOWLANE_REDIS_ADDR", "127.0.0.1:6379")
+	testenv.Need(t, "Redis", addr)
+	c, err := redisClient(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+	r := randSuffix()
+	prod, pre := "slseed"+r+":", "slsh"+r+":"
+	t.Cleanup(func() {
+		for _, pat := range []string{prod + "*", pre + "*"} {
+			keys, _ := c.Keys(ctx, pat).Result()
+			if len(keys) > 0 {
+				c.Del(ctx, keys...)
+			}
+		}
+	})
+	c.Set(ctx, prod+"stock:1", "42", 0)
+	c.HSet(ctx, prod+"cart:1", "sku", "3")
+	c.Set(ctx, prod+"other", "x", 0)
+	args := []string{"--redis", addr, "--keys", prod + "stock:*," + prod + "cart:*", "--key-prefix", pre}
+	code, out, errs := runCLI(t, append([]string{"shadow", "plan"}, args...)...)
+	if code != exitOK || !strings.Contains(out, "would copy "+prod+"stock:1 -> "+pre+prod+"stock:1") {
+		t.Fatalf("plan: exit %d\n%s%s", code, out, errs)
+	}
+	if n := c.Exists(ctx, pre+prod+"stock:1").Val(); n != 0 {
+		t.Fatal("plan copied a key")
+	}
+	code, out, errs = runCLI(t, append([]string{"shadow", "create", "--seed-ttl", "1h"}, args...)...)
+	if code != exitOK || !strings.Contains(out, "copied 2 seed key(s)") {
+		t.Fatalf("create: exit %d\n%s%s", code, out, errs)
+	}
+	if v := c.Get(ctx, pre+prod+"stock:1").Val(); v != "42" {
+		t.Errorf("shadow stock %q, want 42", v)
+	}
+	if v := c.HGet(ctx, pre+prod+"cart:1", "sku").Val(); v != "3" {
+		t.Errorf("shadow cart sku %q, want 3", v)
+	}
+	if ttl := c.TTL(ctx, pre+prod+"stock:1").Val(); ttl <= 0 || ttl > time.Hour {
+		t.Errorf("shadow TTL %v, want (0, 1h]", ttl)
+	}
+	if c.Exists(ctx, pre+prod+"other").Val() != 0 {
+		t.Error("a key outside the patterns was copied")
+	}
+	c.Set(ctx, pre+prod+"stock:1", "7", 0)
+	code, out, _ = runCLI(t, append([]string{"shadow", "create"}, args...)...)
+	if code != exitOK || !strings.Contains(out, "kept 2 existing") || c.Get(ctx, pre+prod+"stock:1").Val() != "7" {
+		t.Fatalf("second create reset a shadow key: exit %d\n%s", code, out)
+	}
+	purge := []string{"shadow", "purge", "--redis", addr, "--key-prefix", pre}
+	code, out, _ = runCLI(t, append(purge, "--run", "r1")...)
+	if code != exitOK || !strings.Contains(out, "carry no run id") {
+		t.Fatalf("purge --run: exit %d\n%s", code, out)
+	}
+	code, out, _ = runCLI(t, append(purge, "--all")...)
+	if code != exitOK || !strings.Contains(out, "would delete 2 shadow key(s)") || c.Exists(ctx, pre+prod+"stock:1").Val() != 1 {
+		t.Fatalf("purge dry run: exit %d\n%s", code, out)
+	}
+	code, out, _ = runCLI(t, append(purge, "--all", "--yes")...)
+	if code != exitOK || !strings.Contains(out, "deleted 2 shadow key(s)") {
+		t.Fatalf("purge: exit %d\n%s", code, out)
+	}
+	if n := c.Exists(ctx, pre+prod+"stock:1", pre+prod+"cart:1").Val(); n != 0 {
+		t.Errorf("%d shadow keys left", n)
+	}
+	if c.Get(ctx, prod+"stock:1").Val() != "42" || c.HGet(ctx, prod+"cart:1", "sku").Val() != "3" || c.Get(ctx, prod+"other").Val() != "x" {
+		t.Error("purge touched production keys")
+	}
+}
+
+func TestShadowUsage(t *testing.T) {
+	for _, args := range [][]string{
+		{"shadow"},
+		{"shadow", "bogus"},
+		{"shadow", "plan"},
+		{"shadow", "purge", "--redis", "127.0.0.1:1"},
+		{"shadow", "purge", "--redis", "127.0.0.1:1", "--run", "r", "--all"},
+		{"shadow", "plan", "--sqlite", "x.db", "--tables", "orders_shadow"},
+	} {
+		if code, out, errs := runCLI(t, args...); code != exitUsage {
+			t.Errorf("%v: exit %d, want %d\n%s%s", args, code, exitUsage, out, errs)
+		}
 	}
 }
