@@ -32,8 +32,8 @@ type Config struct {
 	// Admin configures the admin endpoint (kill switch, status).
 	Admin AdminConfig `yaml:"admin"`
 	// Reload is how often the config file is checked for changes (default
-	// 2s, at least 100ms; "0s" turns reloading off). A change applies once
-	// two checks in a row read the same bytes.
+	// 2s, at least 100ms; "0s" turns reloading off), read at Init. A change
+	// applies once two checks in a row read the same bytes.
 	Reload *time.Duration `yaml:"reload"`
 	// Routing configures environment routing (see package envtag).
 	Routing RoutingConfig `yaml:"routing"`
@@ -278,6 +278,14 @@ func splitList(v string) []string {
 // [*FieldError] naming the field (errors.Is(err, ErrConfig) holds).
 func (c *Config) Validate() error {
 	_, err := c.compile(os.Getenv)
+	return err
+}
+
+// ValidateEnv is [Config.Validate] reading environment variables (secretEnv,
+// tokenEnv) through getenv: the validator the runtime runs at Init, Apply
+// and reload, and `shadowlane check` runs on a file.
+func (c *Config) ValidateEnv(getenv func(string) string) error {
+	_, err := c.compile(getenv)
 	return err
 }
 

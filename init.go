@@ -121,6 +121,9 @@ func mergeConfig(dst *Config, src Config) {
 	if src.Trust.OnUntrusted != "" {
 		dst.Trust.OnUntrusted = src.Trust.OnUntrusted
 	}
+	if src.Trust.RequireEnvBinding {
+		dst.Trust.RequireEnvBinding = true
+	}
 	if len(src.Trust.Keys) > 0 {
 		dst.Trust.Keys = src.Trust.Keys
 	}

@@ -112,8 +112,8 @@ func (rt *Runtime) reloaded(file string, err error) {
 // mount), starting from content, the bytes Init applied. New content
 // applies only once two polls an interval apart read the same bytes, so a
 // file caught in the middle of a rewrite is never applied while it is
-// still changing. A reload that changes the interval changes the polling;
-// "0s" stops it until the next Init.
+// still changing. The interval is the one Init read: a reloaded file
+// cannot change it (a torn "reload: 100ms" reads "reload: 100m").
 func (rt *Runtime) watch(every time.Duration, content []byte) {
 	applied, pending := sha256.Sum256(content), [32]byte{}
 	stop := make(chan struct{})
@@ -142,17 +142,7 @@ func (rt *Runtime) watch(every time.Duration, content []byte) {
 					continue
 				}
 				applied, pending = d, [32]byte{}
-				if rt.reloadData(b) != nil {
-					continue
-				}
-				switch next := rt.st.Load().reload; {
-				case next == 0:
-					rt.logger.Warn("shadowlane: reload: 0s; the config file is no longer watched", "file", rt.file)
-					return
-				case next != every:
-					every = next
-					t.Reset(every)
-				}
+				_ = rt.reloadData(b)
 			}
 		}
 	}()

@@ -75,8 +75,9 @@
 //	warm-up "linear"          —                                         option: rate ramps linearly in time; only a whole
 //	                                                                    idle WarmUp period makes it cold again
 //	concurrency               isolation rule                            same admitted calls (tested)
-//	queueing                  Throttling: paces at 1/QPS, waits up to   MaxWait: GCRA pacing, Burst may pass at once;
-//	                          MaxQueueingTimeMs                         not covered by the side-by-side tests
+//	queueing                  Throttling: paces at 1/QPS, waits up to   MaxWait with Burst 1: the same pass / wait /
+//	                          MaxQueueingTimeMs                         refuse series and waits (tested); a larger Burst
+//	                                                                    lets Burst requests pass at once
 //	breaker evaluation        on every completion, ratio ≥ threshold    same (tested: error ratio, slow ratio)
 //	breaker late completions  counted in the current window; any        ignored unless the call was admitted in the
 //	                          completion decides a half-open breaker    current state period; only probes decide
@@ -90,7 +91,11 @@
 //	                                                                    load-test traffic shed at a lower CPU threshold
 //
 // Param (hot-parameter) rules are per-value GCRA buckets with the Burst
-// above; they are not covered by the side-by-side tests.
+// above, not Sentinel's hotspot token counters (which refill a value's
+// tokens in one lump once DurationInSec has passed): per-second counts
+// agree when a value's requests arrive on the 1/QPS grid, and ours can
+// be one lower in a second when they arrive off it (a late request is
+// not credited its lateness). No Sentinel semantics are claimed for them.
 //
 // # Hot parameters and callers
 //

@@ -378,6 +378,12 @@ func (l *Limiter) compile(ix *ruleIndex, name string, gen uint64) *ruleSet {
 	// Breakers first (cheap reads), then concurrency (reversible), then
 	// rate checks (which reserve time).
 	slices.SortStableFunc(set.checks, func(a, b check) int { return int(a.kind) - int(b.kind) })
+	for _, c := range set.checks {
+		if c.kind == kindConcurrency || c.kind == kindBreaker {
+			set.exitN = len(set.checks)
+			break
+		}
+	}
 	return set
 }
 
@@ -522,7 +528,10 @@ type check struct {
 }
 
 type ruleSet struct {
-	checks  []check
+	checks []check
+	// exitN is len(checks) when a concurrency or breaker check needs
+	// Exit, else 0: Exit of a rate-only set skips the loop.
+	exitN   int
 	precise bool // a rate check needs the precise clock
 	params  bool // a check is a param rule
 }
@@ -734,7 +743,7 @@ func (t Token) ExitErr(err error) {
 	}
 	now := t.r.l.fastNow()
 	rt := max(0, now-t.start)
-	for i := range t.set.checks {
+	for i := range t.set.exitN {
 		c := &t.set.checks[i]
 		switch c.kind {
 		case kindConcurrency:

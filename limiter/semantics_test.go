@@ -230,3 +230,42 @@ func TestWarmUpTokenLoadTestShare(t *testing.T) {
 		t.Fatalf("cold load-test second: %d passed, want 50", n)
 	}
 }
+
+// TestReloadWhileResourcesAreMade: resources made while rules change end
+// up compiled against the last rules (the reload and the first use of a
+// resource do not share a lock; a resource made during a reload is
+// recompiled).
+func TestReloadWhileResourcesAreMade(t *testing.T) {
+	l, _ := newLimiter(t)
+	loose := []limiter.Rule{{Name: "x", Resource: "r*", Concurrency: 1000}}
+	tight := []limiter.Rule{{Name: "x", Resource: "r*", QPS: 1, Burst: 1}}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range 200 {
+			rules := loose
+			if i%2 == 1 {
+				rules = tight
+			}
+			if err := l.SetRules(rules); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	var made []*limiter.Resource
+	for i := range 2000 {
+		made = append(made, l.Resource(fmt.Sprint("r", i)))
+	}
+	<-done
+	for _, res := range made {
+		if tok, err := res.Entry(prod); err != nil {
+			t.Fatalf("%s: first entry: %v", res.Name(), err)
+		} else {
+			tok.Exit()
+		}
+		if _, err := res.Entry(prod); err == nil {
+			t.Fatalf("%s: compiled against stale rules (second entry passed a QPS-1 rule)", res.Name())
+		}
+	}
+}

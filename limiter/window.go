@@ -37,7 +37,9 @@ func newWindow[F ~int](n int, width int64) *window[F] {
 // interval.
 func (w *window[F]) bucket(now int64) *wbucket {
 	b := w.cur.Load()
-	if s := b.begin(); s >= 0 && now >= s && now-s < w.width {
+	// One unsigned comparison: now lies in [start, start+width). An
+	// unused bucket (at 0) never matches: now ≥ 0 > start.
+	if at := b.at.Load(); at != 0 && uint64(now-(at-1)) < uint64(w.width) {
 		return b
 	}
 	return w.slowBucket(now)

@@ -411,3 +411,22 @@ func TestRequireEnvBinding(t *testing.T) {
 	}
 	_ = context.Background
 }
+
+// The unmarked entry stays allocation-free with realistic headers,
+// application baggage included.
+func TestEntryUnmarkedAllocs(t *testing.T) {
+	rt := edgeRuntime(t, nil)
+	h := middleware.Handler(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}), middleware.WithRuntime(rt))
+	req := httptest.NewRequest("GET", "/orders/1", nil)
+	for k, v := range map[string]string{"Accept": "*/*", "User-Agent": "hey/0.0.1", "Baggage": "userId=alice,tenant=t1",
+		"Traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", "X-Request-Id": "abc", "Grpc-Accept-Encoding": "gzip"} {
+		req.Header.Set(k, v)
+	}
+	w := httptest.NewRecorder()
+	if n := testing.AllocsPerRun(200, func() { h.ServeHTTP(w, req) }); n != 0 {
+		t.Fatalf("unmarked entry allocates %v", n)
+	}
+	if len(req.Header) != 6 || req.Header.Get("Baggage") != "userId=alice,tenant=t1" {
+		t.Fatalf("unmarked request's headers changed: %v", req.Header)
+	}
+}

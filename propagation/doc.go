@@ -10,9 +10,29 @@
 // TextMapPropagator that reads and writes both forms.
 //
 // Load-test marks arriving at an edge are honoured only with a valid signed
-// token ([Keyring], [Sign], [Keyring.Verify]); see the trust rules in
-// [Codec.Extract].
+// token ([Keyring], [Keyring.Sign], [Keyring.VerifyClaims]); [Policy.Decide]
+// holds the rules:
 //
-// Reading a mark ([FromContext]) never allocates; an unmarked request costs a
-// few header look-ups.
+//	carrier on an inbound request          edge entry (default)                    internal entry
+//	nothing                                production                              production
+//	valid token (alone, or with a          load-test, run/env from the token       load-test
+//	  matching run/env)
+//	run/token/baggage member failing       refused: 403 / PermissionDenied         as sent (disagreeing
+//	  verification, any case, any line       (strip only by explicit choice)         runs refused)
+//	env tag only                           env routing, production                 env routing
+//
+// The default refuses because a request carrying a load-test indicator was
+// meant as load-test traffic: continuing it as production (strip) turns an
+// expired token into production load on real data and third parties.
+//
+// [Codec.Extract], [Codec.Present] and [Codec.Strip] agree on what a
+// carrier is: the own headers in any letter case and behind grpc-gateway's
+// "Grpc-Metadata-" prefix, on every line (values also split at commas, so a
+// hop that joins lines hides nothing), and the members on every baggage
+// line. Values that disagree are a conflict ([DropConflict], [ErrConflict]).
+// Entries strip every carrier after deciding, so only the decided mark
+// travels on, in the context.
+//
+// Reading a mark ([FromContext]) never allocates; an unmarked request costs
+// one pass over its header keys and no allocation.
 package propagation

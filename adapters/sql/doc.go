@@ -23,6 +23,18 @@
 // transaction begun marked on the connection, with [shadow.ErrBlocked]:
 // text sent through the driver's own API is never rewritten.
 //
-// Database mode: a [Router] holds the production and the shadow *sql.DB and
-// hands out the shadow one for marked contexts. It needs no parser.
+// A marked statement whose shadow table does not exist fails with a
+// [*shadow.Error] wrapping [shadow.ErrNoShadowTarget] that names the table
+// and how to create it, instead of the driver's raw error ([MapError]:
+// PostgreSQL 42P01, MySQL 1146, SQLite "no such table").
+//
+// Database mode: a [Router] holds the production and the shadow pool and
+// hands out the shadow one for marked contexts. Build it with
+// [NewCheckedRouter]: the shadow pool's connector parses every marked
+// statement with a Rewriter built [sqlshadow.WithDatabase] and refuses
+// references to any other database or schema (INSERT INTO proddb.orders,
+// DROP TABLE proddb.orders), DDL, unknown functions and session changes.
+// [NewRouter] (two plain pools) inspects nothing; the strongest protection
+// in either case is a shadow user without privileges on production, which
+// `shadowlane check --shadow-mysql/--shadow-postgres` reports.
 package slsql

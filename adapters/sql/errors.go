@@ -45,7 +45,7 @@ func MapError(rw *sqlshadow.Rewriter, m propagation.Mark, err error) error {
 	case "mysql":
 		how = "CREATE TABLE " + bare + " LIKE " + prod
 	case "postgres":
-		how = "CREATE TABLE " + bare + " (LIKE " + prod + " INCLUDING ALL)"
+		how = "CREATE TABLE " + bare + " (LIKE " + prod + " INCLUDING ALL), then point its nextval() defaults at the shadow sequences (<sequence>" + "_shadow under the default naming), or they advance production's"
 	case "sqlite":
 		how = "CREATE TABLE " + bare + " with the columns of " + prod + " (see sqlite_schema)"
 	}

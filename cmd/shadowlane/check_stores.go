@@ -274,16 +274,21 @@ func configFindings(cfg shadowlane.Config, getenv func(string) string) []finding
 	default:
 		out = append(out, findOK("trust.onUntrusted", "%s", cfg.Trust.OnUntrusted))
 	}
-	wide := ""
-	for _, a := range cfg.Outbound.Allow {
-		switch a = strings.TrimSpace(a); a {
-		case "*", "*.*", "0.0.0.0/0", "::/0":
-			wide = a
+	// The outbound rules are judged by the runtime's own validator (an
+	// allow-list entry that allows every host is refused there), so check
+	// and the runtime cannot disagree.
+	outboundOK := true
+	var fes interface{ Unwrap() []error }
+	if errors.As(cfg.ValidateEnv(getenv), &fes) {
+		for _, e := range fes.Unwrap() {
+			var fe *shadowlane.FieldError
+			if errors.As(e, &fe) && strings.HasPrefix(fe.Field, "outbound.") {
+				out = append(out, findErr(fe.Field, "%s", fe.Msg))
+				outboundOK = false
+			}
 		}
 	}
-	if wide != "" {
-		out = append(out, findErr("outbound.allow", "contains %q: load-test traffic may call any host, including real third parties", wide))
-	} else {
+	if outboundOK {
 		out = append(out, findOK("outbound.allow", "%d host pattern(s); load-test calls elsewhere are blocked or mocked", len(cfg.Outbound.Allow)))
 	}
 	if a := cfg.Admin.Addr; a == "" {

@@ -102,7 +102,7 @@ func TestConfigFindings(t *testing.T) {
 		{"wide open", shadowlane.Config{Trust: shadowlane.TrustConfig{Mode: "internal"},
 			Outbound: shadowlane.OutboundConfig{Allow: []string{"orders", " * "}},
 			Admin:    shadowlane.AdminConfig{Addr: "0.0.0.0:9901", Token: "0123456789abcdef"}, LoadTest: shadowlane.LoadTestConfig{Enabled: &off}},
-			[]want{{"error", "outbound.allow", `contains "*"`}, {"warning", "trust.mode", "internal"}, {"warning", "admin.addr", "off this host"},
+			[]want{{"error", "outbound.allow[1]", `allows every host`}, {"warning", "trust.mode", "internal"}, {"warning", "admin.addr", "off this host"},
 				{"warning", "admin.token", "inline"}, {"warning", "loadTest.enabled", "refused"}, {"ok", "trust.keys", "none"}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -3,11 +3,16 @@
 // pressure test.
 //
 //	shadowlane drill [--requests N] [--json] [--report DIR] [--redis ADDR] [--mysql DSN | --postgres DSN]
-//	                 [--kafka BROKERS] [--nats URL] [--amqp URL] [--duration D --rate N --mix ...]
+//	                 [--kafka BROKERS] [--nats URL] [--amqp URL] [--duration D --rate N --mix ...] [--faults]
 //	shadowlane token --run RUN [--env ENV] [--ttl 1h] [--config FILE]
 //	shadowlane check --config FILE [--mysql DSN | --postgres DSN | --sqlite PATH] [--tables a,b]
 //	                 [--redis ADDR] [--kafka BROKERS --topics t] [--amqp URL --exchanges e --queues q]
 //	                 [--nats URL --streams s --subjects s]
+//
+// drill --faults puts a TCP fault proxy in front of every store and broker
+// and kills, blackholes and slows each in turn during the timed phase
+// (--duration, 20s by default with --faults), then checks the same
+// invariants.
 //
 // check also connects to the stores named in the config's stores section
 // (see shadowlane.StoresConfig); flags override it. Exit codes: 0 ready,

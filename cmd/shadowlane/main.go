@@ -82,6 +82,7 @@ func cmdDrill(args []string, stdout, stderr io.Writer) int {
 	kafkaSeeds := fs.String("kafka", os.Getenv("SHADOWLANE_DRILL_KAFKA"), "comma-separated Kafka brokers to use instead of the in-process kfake")
 	natsURL := fs.String("nats", os.Getenv("SHADOWLANE_DRILL_NATS"), "NATS URL (JetStream enabled) to use instead of the embedded nats-server (e.g. nats://127.0.0.1:4222)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the drill to this file (for diagnosing the drill's own cost)")
+	faults := fs.Bool("faults", false, "put a TCP fault proxy in front of every store and broker and kill, blackhole and slow each in turn during the timed phase (default --duration 20s)")
 	amqpURL := fs.String("amqp", os.Getenv("SHADOWLANE_DRILL_AMQP"), "RabbitMQ URL for the fulfilment bus (e.g. amqp://guest:guest@127.0.0.1:5672/); without it that bus is left out")
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
@@ -97,6 +98,9 @@ func cmdDrill(args []string, stdout, stderr io.Writer) int {
 	if *duration < 0 || (*duration > 0 && *rate <= 0) {
 		fmt.Fprintln(stderr, "shadowlane drill: --duration must be >= 0 and --rate positive")
 		return exitUsage
+	}
+	if *faults && *duration == 0 {
+		*duration = 20 * time.Second
 	}
 	mix, err := drill.ParseMix(*mixFlag)
 	if err != nil {
@@ -133,11 +137,15 @@ func cmdDrill(args []string, stdout, stderr io.Writer) int {
 		}
 		defer pprof.StopCPUProfile()
 	}
+	notes := stdout // the fault schedule, before the run
+	if *asJSON {
+		notes = stderr
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	rep, err := drill.Run(ctx, drill.Options{Requests: *n, Concurrency: *c,
 		Backends: drill.Backends{Redis: *redisAddr, MySQL: *mysqlDSN, Postgres: *pgDSN, Kafka: seeds, NATS: *natsURL, AMQP: *amqpURL},
-		Duration: *duration, Rate: *rate, Mix: mix, Progress: progress})
+		Duration: *duration, Rate: *rate, Mix: mix, Progress: progress, Faults: *faults, Notes: notes})
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return exitSetup

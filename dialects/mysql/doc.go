@@ -41,7 +41,7 @@
 // sends to MariaDB 10.5+ for every Create, is not in the TiDB grammar. A
 // trailing RETURNING list of plain column names or * (it can name no
 // table) is set aside, the statement is rewritten, and the list is
-// appended unchanged; any other RETURNING list is refused.
+// appended unchanged; other RETURNING lists are analysed (see below).
 //
 // # Kinds
 //
@@ -60,6 +60,46 @@
 // DELETE; in a multi-table UPDATE the tables whose columns are assigned (all
 // of them when an assignment is unqualified); in a multi-table DELETE the
 // listed targets; every table of a locking read.
+//
+// # Functions, sequences, session state, executable comments
+//
+// Every FuncCallExpr is reported in Result.Funcs and can be renamed to a
+// twin; Safe when unqualified and on the allow-list generated from MariaDB
+// 10.11 (funcs_gen.go: the function topics of the server's help tables,
+// each confirmed native by calling it on the server, minus GET_LOCK,
+// RELEASE_LOCK, SLEEP, BENCHMARK, LOAD_FILE, replication waits and the
+// sequence functions), or one of the names the parser gives built-in
+// syntax (DATE_ADD, EXTRACT, POSITION, CHAR, IF, ...). Aggregates and
+// window functions are grammar, hence built-in. Schema-qualified calls are
+// user functions.
+//
+// NEXTVAL(seq), SETVAL(seq, n), LASTVAL(seq) and NEXT VALUE FOR seq take a
+// sequence name, renamed like a table (NEXTVAL and SETVAL write it).
+//
+// Session state (Result.Session): every SET but SET GLOBAL (which is
+// KindDDL) — session and system variables, user variables, NAMES,
+// CHARACTER SET, even SET TRANSACTION, which applies to the connection's
+// next transaction — user-variable assignment in expressions (@x := ...),
+// LAST_INSERT_ID(expr) and LOCK TABLES. MySQL has no SET LOCAL.
+//
+// Executable comments (/*! ... */, /*!50100 ... */, /*M! ... */,
+// /*M!100100 ... */) are returned in Result.ExecComments by
+// [ExecComments], a lexer that skips strings, quoted names and ordinary
+// comments as the server does; the parser treats some of them as plain
+// comments (dropping code the server runs), so a statement holding one is
+// never rewritten and sqlshadow refuses it for load-test traffic.
+//
+// MariaDB RETURNING with expressions, qualified columns or subqueries
+// (RETURNING id + 1, orders.id, (SELECT ...)) on a single-table INSERT,
+// REPLACE or DELETE is analysed as SELECT <list> FROM <target>: the list
+// is renamed with the statement (orders.id -> orders_shadow.id) and its
+// functions, subqueries and assignments are checked like any other, then
+// written back after the restored statement.
+//
+// Not supported, refused for load-test traffic: JSON_TABLE (the TiDB
+// grammar lacks it, so the statement does not parse) and SELECT ... INTO
+// @v (it assigns session variables, which load-test statements may not do
+// anyway; the grammar lacks it too).
 //
 // Rewrite is pure CPU work of tens of microseconds; callers cache results
 // by statement text (sqlshadow does).

@@ -28,6 +28,8 @@ func FuzzRewrite(f *testing.F) {
 		"EXPLAIN SELECT * FROM t",
 		"INSERT INTO t (a) VALUES (?) RETURNING `id`, b",
 		"DELETE FROM t RETURNING *",
+		"INSERT INTO t (a) VALUES (1) RETURNING a + 1, t.b, (SELECT c FROM u)",
+		"DELETE FROM t WHERE a = 1 RETURNING t.a, f(b)",
 		"/* comment */ SELECT 1 -- x",
 	} {
 		f.Add(s)

@@ -76,11 +76,17 @@ func (d *Dialect) Rewrite(query string, rename sqlshadow.RenameFunc) (sqlshadow.
 func (d *Dialect) RewriteFuncs(query string, rename sqlshadow.RenameFunc, funcs sqlshadow.FuncRenameFunc) (sqlshadow.Result, error) {
 	execs := ExecComments(query)
 	body, returning := splitReturning(query)
+	var retExpr string
+	if returning == "" {
+		if b, list, ok := splitReturningExpr(query); ok {
+			body, retExpr = b, list
+		}
+	}
 	stmt, err := d.parse(body)
 	if err != nil {
 		return sqlshadow.Result{}, err
 	}
-	if returning != "" {
+	if returning != "" || retExpr != "" {
 		switch stmt.(type) {
 		case *ast.InsertStmt, *ast.DeleteStmt:
 		default:
@@ -113,7 +119,18 @@ func (d *Dialect) RewriteFuncs(query string, rename sqlshadow.RenameFunc, funcs 
 		session = sessionChange(stmt)
 	}
 	res := sqlshadow.Result{SQL: query, Kind: kind, Tables: a.uses(), Funcs: a.funcList(), Session: session, ExecComments: execs}
-	if (rename == nil && funcs == nil) || (len(a.refs) == 0 && len(a.funcs) == 0) || len(execs) > 0 {
+	var ret *returningPart
+	if retExpr != "" {
+		if ret, err = d.returning(stmt, retExpr); err != nil {
+			return sqlshadow.Result{}, err
+		}
+		res.Tables = mergeUses(res.Tables, ret.a.uses())
+		res.Funcs = mergeFuncs(res.Funcs, ret.a.funcList())
+		if res.Session == "" {
+			res.Session = ret.a.session
+		}
+	}
+	if (rename == nil && funcs == nil) || (len(a.refs) == 0 && len(a.funcs) == 0 && ret == nil) || len(execs) > 0 {
 		// A statement with executable comments is never rewritten: the
 		// restorer would drop the comments (the caller refuses it).
 		return res, nil
@@ -124,8 +141,15 @@ func (d *Dialect) RewriteFuncs(query string, rename sqlshadow.RenameFunc, funcs 
 	if err := a.rename(rename); err != nil {
 		return sqlshadow.Result{}, err
 	}
+	allFuncs := a.funcs
+	if ret != nil {
+		if err := ret.a.rename(rename); err != nil {
+			return sqlshadow.Result{}, err
+		}
+		allFuncs = append(allFuncs[:len(allFuncs):len(allFuncs)], ret.a.funcs...)
+	}
 	if funcs != nil {
-		for _, f := range a.funcs {
+		for _, f := range allFuncs {
 			name, err := funcs(f.f)
 			if err != nil {
 				return sqlshadow.Result{}, err
@@ -151,8 +175,163 @@ func (d *Dialect) RewriteFuncs(query string, rename sqlshadow.RenameFunc, funcs 
 	if returning != "" {
 		out += " RETURNING " + returning
 	}
+	if ret != nil {
+		list, err := d.restoreReturning(ret)
+		if err != nil {
+			return sqlshadow.Result{}, err
+		}
+		out += " RETURNING " + list
+	}
 	res.SQL = out
 	return res, nil
+}
+
+// returningPart is a MariaDB RETURNING list of expressions, analysed as
+// the field list of SELECT <list> FROM <target>: qualified columns of the
+// target follow its rename, and subqueries and functions are checked like
+// any other.
+type returningPart struct {
+	sel *ast.SelectStmt
+	a   *analysis
+}
+
+// returning parses list as the RETURNING list of stmt (a single-table
+// INSERT, REPLACE or DELETE).
+func (d *Dialect) returning(stmt ast.StmtNode, list string) (*returningPart, error) {
+	var srcs []topSource
+	switch s := stmt.(type) {
+	case *ast.InsertStmt:
+		srcs = tableRefs(s.Table)
+	case *ast.DeleteStmt:
+		if s.IsMultiTable {
+			return nil, parseErr("RETURNING on a multi-table DELETE")
+		}
+		srcs = tableRefs(s.TableRefs)
+	}
+	if len(srcs) != 1 {
+		return nil, parseErr("RETURNING needs a single target table")
+	}
+	from := quoteBack(srcs[0].tn.Name.O)
+	if srcs[0].tn.Schema.O != "" {
+		from = quoteBack(srcs[0].tn.Schema.O) + "." + from
+	}
+	if srcs[0].alias != "" {
+		from += " AS " + quoteBack(srcs[0].alias)
+	}
+	st, err := d.parse("SELECT " + list + " FROM " + from)
+	if err != nil {
+		return nil, parseErr("RETURNING list: %v", err)
+	}
+	sel, ok := st.(*ast.SelectStmt)
+	if !ok || sel.Fields == nil || sel.From == nil || sel.Where != nil || sel.GroupBy != nil || sel.Having != nil ||
+		sel.OrderBy != nil || sel.Limit != nil || sel.LockInfo != nil || sel.SelectIntoOpt != nil || sel.With != nil {
+		return nil, parseErr("RETURNING list is not a plain expression list")
+	}
+	a := newAnalysis()
+	sel.Accept(a)
+	if a.into || a.locks {
+		return nil, parseErr("RETURNING list holds SELECT ... INTO or a locking read")
+	}
+	a.resolveWrites(sqlshadow.KindRead)
+	return &returningPart{sel: sel, a: a}, nil
+}
+
+// restoreReturning writes the renamed RETURNING list, after checking that
+// the whole synthetic SELECT re-parses with exactly the renamed tables.
+func (d *Dialect) restoreReturning(r *returningPart) (string, error) {
+	var full strings.Builder
+	if err := r.sel.Restore(format.NewRestoreCtx(restoreFlags, &full)); err != nil {
+		return "", parseErr("restore RETURNING: %v", err)
+	}
+	if err := d.verify(full.String(), r.a.want()); err != nil {
+		return "", err
+	}
+	var sb strings.Builder
+	if err := r.sel.Fields.Restore(format.NewRestoreCtx(restoreFlags, &sb)); err != nil {
+		return "", parseErr("restore RETURNING: %v", err)
+	}
+	return sb.String(), nil
+}
+
+func quoteBack(s string) string { return "`" + strings.ReplaceAll(s, "`", "``") + "`" }
+
+func mergeUses(a, b []sqlshadow.Use) []sqlshadow.Use {
+	seen := map[sqlshadow.Use]bool{}
+	for _, u := range a {
+		seen[u] = true
+	}
+	for _, u := range b {
+		if !seen[u] {
+			seen[u] = true
+			a = append(a, u)
+		}
+	}
+	return a
+}
+
+func mergeFuncs(a, b []sqlshadow.Func) []sqlshadow.Func {
+	seen := map[sqlshadow.Func]bool{}
+	for _, f := range a {
+		seen[f] = true
+	}
+	for _, f := range b {
+		if !seen[f] {
+			seen[f] = true
+			a = append(a, f)
+		}
+	}
+	return a
+}
+
+// splitReturningExpr finds a top-level RETURNING keyword (outside strings,
+// comments and parentheses) and returns the statement before it and the
+// list after it (without a trailing semicolon).
+func splitReturningExpr(q string) (body, list string, ok bool) {
+	pos := -1
+	depth := 0
+	n := len(q)
+	for i := 0; i < n; {
+		c := q[i]
+		switch {
+		case c == '\'' || c == '"' || c == '`':
+			i = skipQuoted(q, i)
+			continue
+		case c == '#':
+			i = skipLine(q, i)
+			continue
+		case c == '-' && i+2 < n && q[i+1] == '-' && q[i+2] <= ' ':
+			i = skipLine(q, i)
+			continue
+		case c == '/' && i+1 < n && q[i+1] == '*':
+			k := indexFrom(q, i+2, "*/")
+			if k < 0 {
+				return "", "", false
+			}
+			i = k + 2
+			continue
+		case c == '(':
+			depth++
+		case c == ')':
+			depth--
+		case depth == 0 && (c == 'r' || c == 'R') && i+9 <= n && strings.EqualFold(q[i:i+9], "RETURNING") &&
+			(i == 0 || !isWordByte(q[i-1])) && (i+9 == n || !isWordByte(q[i+9])):
+			pos = i
+			i += 9
+			continue
+		}
+		i++
+	}
+	if pos <= 0 {
+		return "", "", false
+	}
+	list = strings.TrimSpace(q[pos+9:])
+	list = strings.TrimSpace(strings.TrimSuffix(list, ";"))
+	body = strings.TrimSpace(q[:pos])
+	return body, list, list != "" && body != ""
+}
+
+func isWordByte(c byte) bool {
+	return c == '_' || c == '$' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= 0x80
 }
 
 // returningRE matches a trailing MariaDB RETURNING clause made only of bare

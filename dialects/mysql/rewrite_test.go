@@ -175,8 +175,8 @@ func TestParseErrors(t *testing.T) {
 		"SELECT * FROM",
 		"SELECT 1; SELECT 2",
 		"DELETE FROM orders; DROP TABLE orders",
-		"INSERT INTO orders VALUES (1) RETURNING orders.id", // only plain column lists are set aside
-		"INSERT INTO orders VALUES (1) RETURNING id + 1",
+		"INSERT INTO orders VALUES (1) RETURNING id +",
+		"INSERT INTO orders VALUES (1), (2) RETURNING id FROM x",
 		"UPDATE orders SET total = 1 RETURNING id",
 		"SELEC 1",
 	} {

@@ -49,17 +49,40 @@
 // returned unchanged for the caller to refuse: real DDL, GRANT, every
 // EXPLAIN in either syntax (EXPLAIN ANALYZE runs its statement), statements
 // whose table effects cannot be seen or shadowed (CALL, DO, COPY,
-// PREPARE/EXECUTE, DECLARE CURSOR, SELECT INTO, REFRESH MATERIALIZED VIEW),
-// and session-level SET/RESET of search_path, role and session
-// authorization, which production statements on the same pooled connection
-// would inherit (SET LOCAL is allowed).
+// PREPARE/EXECUTE, DECLARE CURSOR, SELECT INTO, REFRESH MATERIALIZED VIEW,
+// LISTEN, DISCARD).
+//
+// Session state: every SET/RESET that outlives its statement (SET, SET
+// SESSION, RESET, RESET ALL, SET ROLE, SET SESSION AUTHORIZATION, SET TIME
+// ZONE, SET SESSION CHARACTERISTICS) and set_config(..., false) (or with a
+// non-constant is_local) are reported in Result.Session, and sqlshadow
+// refuses them for load-test traffic: production statements on the same
+// pooled connection would inherit them. SET LOCAL, SET TRANSACTION and
+// set_config(..., true) end with their transaction and are allowed.
+//
+// Functions: every FuncCall is reported in Result.Funcs; Safe when it is
+// unqualified or in pg_catalog and on the allow-list generated from
+// PostgreSQL 15's pg_proc (funcs_gen.go; internal/funcgen holds the
+// volatility filter and the denylist). OPERATOR(schema.op) outside
+// pg_catalog is reported as an unsafe function. Unqualified user-defined
+// operators, casts and type input functions are not seen.
+//
+// Sequences and relations named in strings: the first argument of
+// nextval, setval and currval (a string literal, or one cast to regclass)
+// and every 'name'::regclass literal is parsed as regclass input does
+// (dots separate schema and name, unquoted parts fold to lower case) and
+// renamed with the table rules; the literal is rewritten in place
+// ('orders_id_seq' -> 'orders_id_seq_shadow'). nextval and setval write
+// the sequence. A literal that cannot be renamed safely (E'...', $$...$$,
+// three-part names) makes the statement an error.
 //
 // Table writes: INSERT/UPDATE/DELETE/MERGE targets (FROM, USING and MERGE
 // sources are reads), every table of a locking read or LOCK.
 //
-// Known limits: names inside strings are not seen (nextval('orders_id_seq'),
-// 'orders'::regclass), and ON CONFLICT ON CONSTRAINT keeps the constraint
-// name, which must therefore exist on the shadow table.
+// Known limits: relation names inside strings other than the ones above
+// (to_regclass('orders'), format('... %I', 'orders') for dynamic SQL in a
+// function) are not seen, and ON CONFLICT ON CONSTRAINT keeps the
+// constraint name, which must therefore exist on the shadow table.
 //
 // Rewrite costs tens of microseconds (a cgo parse, a scan and a verifying
 // re-parse); callers cache results by statement text (sqlshadow does).

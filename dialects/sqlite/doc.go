@@ -19,6 +19,19 @@
 // json_each/json_tree. A qualifier that names nothing in scope, or a body
 // naming a CTE defined later in the same WITH, fails closed.
 //
+// # Functions
+//
+// Every function call (a name followed by "(" in an expression) is
+// reported in Result.Funcs and can be renamed to a twin; Safe when the
+// name is on the allow-list generated from the pragma_function_list of the
+// SQLite compiled into modernc.org/sqlite (funcs_gen.go): the functions
+// SQLite flags SQLITE_INNOCUOUS and not SQLITE_DIRECTONLY, minus
+// load_extension and kin. Application functions registered with the driver
+// are refused for load-test traffic unless declared read-only or mapped to
+// a twin. sqlite_schema, sqlite_sequence and the stat tables are catalogs:
+// read in place, never written. PRAGMA, ATTACH and temporary tables are
+// KindDDL (refused).
+//
 // # Why a parser of our own
 //
 // The pure-Go SQLite parser we wanted (github.com/rqlite/sql, and its forks)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"time"
 
 	"github.com/gin-gonic/gin"
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
@@ -72,16 +73,25 @@ type Orders struct {
 	Client    *http.Client // shadowlane-wrapped client
 	Env       string       // this instance's environment ("" = trunk), recorded per request
 	Store     *Store       // where accepted orders are recorded (nil: nowhere)
+	// Finished, if set, is told when each call ends: its context (with
+	// the caller's deadline) and when it started.
+	Finished func(ctx context.Context, id string, started time.Time)
 }
 
 // Place implements OrdersServer.
 func (o *Orders) Place(ctx context.Context, req *structpb.Struct) (*structpb.Struct, error) {
 	id := req.GetFields()["id"].GetStringValue()
+	if o.Finished != nil {
+		defer o.Finished(ctx, id, time.Now())
+	}
 	o.Rec.Saw("orders", id, propagation.FromContext(ctx))
 	o.Rec.Served("orders", id, o.Env)
 	hr, _ := http.NewRequestWithContext(ctx, "POST", o.Inventory+"/reserve?pay="+req.GetFields()["pay"].GetStringValue(), nil)
 	hr.Header.Set(IDHeader, id)
 	resp, err := o.Client.Do(hr)
+	if err != nil && ctx.Err() != nil {
+		return nil, status.FromContextError(ctx.Err()).Err() // the caller's deadline: 504 at the gateway
+	}
 	if err != nil {
 		return nil, status.Errorf(codes.Internal, "inventory: %v", err)
 	}
@@ -95,6 +105,9 @@ func (o *Orders) Place(ctx context.Context, req *structpb.Struct) (*structpb.Str
 	}
 	if o.Store != nil {
 		if err := o.Store.Place(ctx, id); err != nil {
+			if ctx.Err() != nil {
+				return nil, status.FromContextError(ctx.Err()).Err()
+			}
 			return nil, status.Errorf(codes.Internal, "%v", err)
 		}
 	}
@@ -135,8 +148,11 @@ func NewGateway(rt *shadowlane.Runtime, rec *Recorder, orders grpc.ClientConnInt
 		}
 		if err != nil {
 			code := http.StatusBadGateway
-			if status.Code(err) == codes.Unavailable {
+			switch status.Code(err) {
+			case codes.Unavailable:
 				code = http.StatusServiceUnavailable
+			case codes.DeadlineExceeded:
+				code = http.StatusGatewayTimeout
 			}
 			c.String(code, "%s", status.Convert(err).Message())
 			return

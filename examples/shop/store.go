@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -54,6 +55,11 @@ func (n Names) ShipmentKey(id string) string { return n.KeyPrefix + "shipment:" 
 // order.
 func (n Names) FulfilmentKey(id string) string { return n.KeyPrefix + "fulfilment:" + id }
 
+// LedgerLog is the ledger writers' consumption table: one row per
+// consumed order event (order id, run, env, consumer), written in the
+// ledger row's transaction.
+func (n Names) LedgerLog() string { return n.Ledger + "_consumers" }
+
 // StockKey is the Redis key of the stock counter.
 func (n Names) StockKey() string { return n.KeyPrefix + "stock:" + n.SKU }
 
@@ -72,11 +78,16 @@ type Store struct {
 	// shadows the message, JS publishes it.
 	NATS *slnats.Shadow
 	JS   jetstream.JetStream
-	// AMQP publishes fulfilment requests (nil: none).
-	AMQP  *slamqp.Channel
+	// AMQP publishes fulfilment requests (nil: none): a *slamqp.Channel,
+	// or anything that publishes through one (e.g. one that redials after
+	// the connection broke).
+	AMQP  Publisher
 	Names Names
 	// Dollar selects PostgreSQL placeholders ($1) instead of ?.
 	Dollar bool
+	// Retried, if set, is told about every transient error a consumer
+	// retries (what: "ledger", "shipping", "fulfilment").
+	Retried func(what string, err error)
 }
 
 func (s *Store) q(query string) string {
@@ -94,6 +105,11 @@ func (s *Store) q(query string) string {
 		b.WriteByte(query[i])
 	}
 	return b.String()
+}
+
+// Publisher publishes a RabbitMQ message; [*slamqp.Channel] is one.
+type Publisher interface {
+	PublishWithContext(ctx context.Context, exchange, key string, mandatory, immediate bool, msg amqp091.Publishing) error
 }
 
 // Event is the value of an order-events record.
@@ -126,7 +142,10 @@ func (s *Store) Place(ctx context.Context, id string) error {
 		return fmt.Errorf("orders: commit: %w", err)
 	}
 	val, _ := json.Marshal(Event{ID: id, SKU: s.Names.SKU, Env: m.Env})
-	_, err = s.Redis.Pipelined(ctx, func(p redis.Pipeliner) error {
+	// MULTI/EXEC: the cache entry and the counter move together, so the
+	// counter always equals the cached orders, even when a connection
+	// breaks mid-request.
+	_, err = s.Redis.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		p.Set(ctx, s.Names.OrderKey(id), val, 0)
 		p.Decr(ctx, s.Names.StockKey())
 		return nil
@@ -173,11 +192,62 @@ func (s *Store) record(ctx context.Context, key, by string) error {
 	return s.Redis.Set(ctx, key, val, 0).Err()
 }
 
+// Retry policy of the consumers: a transient store error (anything but a
+// refusal by a shadowlane adapter) is retried after ConsumerRetryFirst,
+// doubling up to ConsumerRetryMax between attempts, for at most
+// ConsumerRetryFor; then the message goes to the refusal path.
+var (
+	ConsumerRetryFirst = 10 * time.Millisecond
+	ConsumerRetryMax   = time.Second
+	ConsumerRetryFor   = 2 * time.Minute
+)
+
+// retry runs f until it succeeds, is refused, the consumer stops (ctx
+// done: the error is returned, so nothing is committed or acknowledged
+// and the message comes back after a restart) or ConsumerRetryFor has
+// passed (refused). A [*shadow.Error] is a refusal: never retried.
+func (s *Store) retry(ctx context.Context, what string, refused func(error), f func() error) error {
+	delay, start := ConsumerRetryFirst, time.Now()
+	for {
+		err := f()
+		if err == nil {
+			return nil
+		}
+		var se *shadow.Error
+		if errors.As(err, &se) {
+			if refused != nil {
+				refused(err)
+			}
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if time.Since(start) > ConsumerRetryFor {
+			if refused != nil {
+				refused(fmt.Errorf("%s: giving up after %s: %w", what, ConsumerRetryFor, err))
+			}
+			return nil
+		}
+		if s.Retried != nil {
+			s.Retried(what, err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, ConsumerRetryMax)
+	}
+}
+
 // ShippingHandler is the shipping service instance of environment env
 // ("" trunk): for every shipment request (JetStream, through adapters/nats)
 // it records the order under [Names.ShipmentKey] in Redis, with env as the
-// consumer. A malformed request is passed to refused and acknowledged; a
-// Redis error naks it for redelivery.
+// consumer. The record is idempotent (the same value for the same
+// request), so a redelivery changes nothing. A malformed request (poison)
+// is passed to refused and acknowledged; a transient Redis error is
+// retried with bounded backoff (see [ConsumerRetryFirst]).
 func (s *Store) ShippingHandler(env string, refused func(error)) slnats.JSHandler {
 	return func(ctx context.Context, msg jetstream.Msg) error {
 		var ev Event
@@ -187,14 +257,15 @@ func (s *Store) ShippingHandler(env string, refused func(error)) slnats.JSHandle
 			}
 			return nil
 		}
-		return refusable(s.record(ctx, s.Names.ShipmentKey(ev.ID), env), refused)
+		return s.retry(ctx, "shipping", refused, func() error { return s.record(ctx, s.Names.ShipmentKey(ev.ID), env) })
 	}
 }
 
 // FulfilmentHandler is the fulfilment service instance of environment env
 // ("" trunk): for every fulfilment request (RabbitMQ, through
 // adapters/amqp) it records the order under [Names.FulfilmentKey] in
-// Redis, with env as the consumer.
+// Redis, with env as the consumer; idempotent and retried like
+// [Store.ShippingHandler].
 func (s *Store) FulfilmentHandler(env string, refused func(error)) slamqp.Handler {
 	return func(ctx context.Context, d *amqp091.Delivery) error {
 		if d.MessageId == "" {
@@ -203,30 +274,24 @@ func (s *Store) FulfilmentHandler(env string, refused func(error)) slamqp.Handle
 			}
 			return nil
 		}
-		return refusable(s.record(ctx, s.Names.FulfilmentKey(d.MessageId), env), refused)
+		return s.retry(ctx, "fulfilment", refused, func() error { return s.record(ctx, s.Names.FulfilmentKey(d.MessageId), env) })
 	}
 }
 
-// refusable reports a [*shadow.Error] to refused and swallows it (a
-// refused write is never retried); other errors are returned.
-func refusable(err error, refused func(error)) error {
-	var se *shadow.Error
-	if errors.As(err, &se) {
-		if refused != nil {
-			refused(err)
-		}
-		return nil
-	}
-	return err
-}
-
-// LedgerHandler is the consumer service: for every order event it writes
-// a ledger row with the context the kafka adapter rebuilt from the
-// record's headers, so load-test events land in the shadow ledger. A
-// statement the SQL adapter refuses (a [*shadow.Error]) is counted in
-// refused and skipped rather than retried forever; any other error stops
-// the consumer without committing the record.
-func (s *Store) LedgerHandler(refused func(error)) kafka.Handler {
+// LedgerHandler is the ledger writer instance named consumer (its
+// environment, or "trunk"): for every order event it writes, in one SQL
+// transaction, a ledger row and a consumption row (table
+// [Names.LedgerLog]: order id, run, env, consumer), with the context the
+// kafka adapter rebuilt from the record's headers, so load-test events
+// land in the shadow tables. It is idempotent by event id: the ledger's
+// primary key is the order id, and an event already applied (a
+// redelivery, or a retry whose commit went through) rolls back without a
+// second consumption row. A transient store error is retried with bounded
+// backoff; a statement the SQL adapter refuses (a [*shadow.Error]) and a
+// malformed event (poison) go to refused and are skipped. It returns an
+// error only when ctx ends first: then the record is not committed, and a
+// restarted consumer handles it again.
+func (s *Store) LedgerHandler(consumer string, refused func(error)) kafka.Handler {
 	return func(ctx context.Context, r *kgo.Record) error {
 		var ev Event
 		if err := json.Unmarshal(r.Value, &ev); err != nil || ev.ID == "" {
@@ -236,7 +301,34 @@ func (s *Store) LedgerHandler(refused func(error)) kafka.Handler {
 			return nil
 		}
 		m := propagation.FromContext(ctx)
-		_, err := s.DB.ExecContext(ctx, s.q("INSERT INTO "+s.Names.Ledger+" (order_id, run, env, amount) VALUES (?, ?, ?, ?)"), ev.ID, m.Run, m.Env, 1)
-		return refusable(err, refused)
+		return s.retry(ctx, "ledger", refused, func() error { return s.applyLedger(ctx, ev.ID, m, consumer) })
 	}
+}
+
+func (s *Store) applyLedger(ctx context.Context, id string, m propagation.Mark, consumer string) error {
+	tx, err := s.DB.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	_, err = tx.ExecContext(ctx, s.q("INSERT INTO "+s.Names.Ledger+" (order_id, run, env, amount) VALUES (?, ?, ?, ?)"), id, m.Run, m.Env, 1)
+	if err == nil {
+		_, err = tx.ExecContext(ctx, s.q("INSERT INTO "+s.Names.LedgerLog()+" (order_id, run, env, consumer) VALUES (?, ?, ?, ?)"), id, m.Run, m.Env, consumer)
+	}
+	if err != nil {
+		tx.Rollback()
+		if isDuplicate(err) {
+			return nil // applied before: nothing to do
+		}
+		return err
+	}
+	return tx.Commit()
+}
+
+// isDuplicate reports whether err is a unique-key violation (PostgreSQL
+// 23505, MySQL/MariaDB 1062, SQLite UNIQUE/PRIMARY KEY constraint).
+func isDuplicate(err error) bool {
+	msg := err.Error()
+	return strings.Contains(msg, "23505") || strings.Contains(msg, "duplicate key value") ||
+		strings.Contains(msg, "Error 1062") || strings.Contains(msg, "Duplicate entry") ||
+		strings.Contains(msg, "UNIQUE constraint failed") || strings.Contains(msg, "PRIMARY KEY constraint failed")
 }

@@ -37,7 +37,8 @@ type RuleView struct {
 	Conc     int     `json:"concurrency,omitempty"`
 	// LoadTestShare is the load-test class's share of the rule (rate,
 	// burst, concurrency); 1 when the rule applies to both classes without
-	// a preference, 0 when it is scoped to one class.
+	// a preference, 0 when no share applies (a rule scoped to one class, a
+	// param rule, a breaker-only rule).
 	LoadTestShare float64 `json:"loadTestShare"`
 	WarmUp        string  `json:"warmUp,omitempty"`     // e.g. "10s"
 	WarmUpMode    string  `json:"warmUpMode,omitempty"` // token or linear
@@ -54,8 +55,8 @@ func ruleView(r limiter.Rule) RuleView {
 	if rv.Class == "" {
 		rv.Class = limiter.ClassAll
 	}
-	if rv.Class != limiter.ClassAll {
-		rv.LoadTestShare = 0
+	if rv.Class != limiter.ClassAll || r.Param != nil || (r.QPS == 0 && r.Concurrency == 0) {
+		rv.LoadTestShare = 0 // no share applies
 	} else if rv.LoadTestShare == 0 {
 		rv.LoadTestShare = 1
 	}

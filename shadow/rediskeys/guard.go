@@ -46,12 +46,65 @@ func (rw *Rewriter) Guard(args []any) (Reply, error) {
 			if len(v) >= len(p) && v[0] == c && hasPrefixBytes(v, p) {
 				return rw.guardRef(args)
 			}
-		} else if !plainNumber(args[i]) || numbersMayShadow(p, "") {
-			return rw.guardRef(args)
+		} else if usualNumber(args[i]) {
+			if numberStart[c] {
+				return rw.guardRef(args)
+			}
+		} else {
+			return rw.guardPrefixFrom(args, i)
 		}
 	}
 	if name, ok := args[0].(string); ok && (len(name) >= 64 || guardReplyLens&(1<<len(name)) == 0) {
 		return ReplyNone, nil
+	}
+	return rw.guardNoShadow(args)
+}
+
+// numberStart holds the bytes a number's text can start with (see
+// numbersMayShadow).
+var numberStart = [256]bool{'0': true, '1': true, '2': true, '3': true, '4': true, '5': true, '6': true,
+	'7': true, '8': true, '9': true, '-': true, '+': true, 'N': true}
+
+// usualNumber reports whether a is an int64, an int or a float64 (one
+// compare of the type word each, inlined).
+func usualNumber(a any) bool {
+	if _, ok := a.(int64); ok {
+		return true
+	}
+	if _, ok := a.(int); ok {
+		return true
+	}
+	_, ok := a.(float64)
+	return ok
+}
+
+// guardPrefixFrom is Guard's prefix-only scan from args[i], an argument
+// that is neither a string nor a []byte: plain numbers pass unless the
+// prefix starts like a number, anything else takes the reference guard.
+// Kept out of Guard so that its loop makes no call that returns to it.
+func (rw *Rewriter) guardPrefixFrom(args []any, i int) (Reply, error) {
+	p := rw.Naming.Prefix
+	numbers := numbersMayShadow(p, "")
+	for ; i < len(args); i++ {
+		if v, ok := args[i].(string); ok {
+			if len(v) >= len(p) && v[0] == p[0] && hasPrefix(v, p) {
+				return rw.guardRef(args)
+			}
+		} else if v, ok := args[i].([]byte); ok {
+			if len(v) >= len(p) && v[0] == p[0] && hasPrefixBytes(v, p) {
+				return rw.guardRef(args)
+			}
+		} else if numbers {
+			return rw.guardRef(args)
+		} else {
+			switch args[i].(type) {
+			case int, int64, float64: // the usual numbers, compared inline
+			default:
+				if !plainNumber(args[i]) {
+					return rw.guardRef(args)
+				}
+			}
+		}
 	}
 	return rw.guardNoShadow(args)
 }

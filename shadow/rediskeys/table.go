@@ -242,9 +242,14 @@ func FindCommand(args []any) *Command {
 // [AppendArg]), and whether go-redis can send it at all. Strings and
 // []byte are the common case; other types are rendered (and allocate).
 func Arg(a any) (string, bool) {
+	if s, ok := a.(string); ok { // inlined
+		return s, true
+	}
+	return argSlow(a)
+}
+
+func argSlow(a any) (string, bool) {
 	switch v := a.(type) {
-	case string:
-		return v, true
 	case []byte:
 		return string(v), true
 	case *string:

@@ -76,6 +76,44 @@
 // marks are refused at the edge with 403, so they are neither production
 // orders nor shadow ones; a valid token alone is load-test traffic).
 //
+// # What the client knows: answered, refused, unknown
+//
+// Every request carries a client-generated id (header X-Drill-Id, the
+// order id) that ends up in every record it causes. The drill counts each
+// request by what its client knows: answered (accepted: every effect must
+// be present, once, on its own side), refused by policy (kill switch,
+// strict route, forged mark, limiter: nothing anywhere) or unknown (no
+// answer before the deadline, a 504 at the deadline, or a 502 after a
+// failed write: its effects may be present or absent, but only on its own
+// side and at most once per store). Invariants are stated over the three
+// separately and the report shows all three per class; counts that
+// unknown requests may or may not have moved are checked as ranges. No
+// invariant is a wall time: the gateway gives every request a deadline
+// (Options.Timeout) that travels with it to every store call, the client
+// waits a grace period longer, and the order service's calls must end
+// within the deadline plus a margin of twice the observed median latency.
+//
+// # Consumers that survive
+//
+// The shop's consumers are idempotent (the ledger writer applies an event
+// in one transaction: the ledger row, keyed by order id, and a row in the
+// consumption table; an event applied before rolls back; the shipping and
+// fulfilment services write the same value for the same request), retry
+// transient store errors with bounded backoff, send poison records to the
+// refusal path and resume after a restart. The drill checks from the
+// consumption tables that every accepted order's event was consumed
+// exactly once, on its own side, by the right lane.
+//
+// # Faults
+//
+// With [Options.Faults] (shadowlane drill --faults) a loopback TCP fault
+// proxy sits in front of every store and broker the shop reaches over TCP
+// (faults.go), and during the timed phase each is killed, blackholed and
+// slowed in turn on a printed schedule; the read-back after the run goes
+// around the proxies. The same invariants must hold, the consumers must
+// catch up once the faults heal, and the report draws the fault timeline
+// under the traffic chart.
+//
 // # Report
 //
 // [Report.Summary] prints the result, [Report.WriteHTML] writes a

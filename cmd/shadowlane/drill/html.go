@@ -159,6 +159,22 @@ label { font-size: 13px; user-select: none; }
     var d = el("div", { "class": "legend" }, parent);
     keys.forEach(function (k) { var s = el("span", {}, d); var i = el("i", {}, s); i.style.background = colors[k]; s.appendChild(document.createTextNode(k)); });
   }
+  // timeTicks returns round tick positions (ms) over [0, spanMs], at most
+  // max of them, and a label function whose labels are distinct.
+  function timeTicks(spanMs, max) {
+    var steps = [10, 20, 50, 100, 200, 250, 500, 1000, 2000, 5000, 10000, 15000, 30000, 60000, 120000, 300000, 600000, 900000, 1800000, 3600000, 7200000];
+    var step = steps[steps.length - 1];
+    for (var si = 0; si < steps.length; si++) { if (spanMs / steps[si] <= max - 1) { step = steps[si]; break; } }
+    var values = [];
+    for (var v = 0; v <= spanMs + 1e-9; v += step) { values.push(v); }
+    var label = function (ms) {
+      if (step >= 60000) { var m = Math.floor(ms / 60000), sec = Math.round((ms % 60000) / 1000); return m + ":" + (sec < 10 ? "0" : "") + sec; }
+      var dec = step >= 1000 ? 0 : step >= 100 ? 1 : 2;
+      if (step === 250) { dec = 2; }
+      return (ms / 1000).toFixed(dec) + "s";
+    };
+    return { step: step, values: values, label: label };
+  }
   function niceMax(v) { if (v <= 0) { return 1; } var p = Math.pow(10, Math.floor(Math.log10(v))); var m = v / p; return (m <= 1 ? 1 : m <= 2 ? 2 : m <= 5 ? 5 : 10) * p; }
 
   var R = JSON.parse(document.getElementById("report-data").textContent);
@@ -226,11 +242,15 @@ label { font-size: 13px; user-select: none; }
     }
     sv("line", { "class": "axis", x1: L, x2: W - Rm, y1: H - B, y2: H - B }, svg);
     sv("line", { "class": "axis", x1: L, x2: L, y1: T, y2: H - B }, svg);
-    var ticks = Math.min(n, 8);
-    for (var k = 0; k < ticks; k++) {
-      var i = Math.round(k * (n - 1) / Math.max(ticks - 1, 1));
-      sv("text", { x: x(i), y: H - B + 16, "text-anchor": "middle" }, svg, ((i * tr.bucketMs) / 1000).toFixed(tr.bucketMs < 1000 ? 1 : 0) + "s");
-    }
+    // Time ticks: a round step giving at most 8 labels, each distinct.
+    var spanMs = Math.max(1, (n - 1) * tr.bucketMs);
+    var tk = timeTicks(spanMs, 8);
+    tk.values.forEach(function (ms) {
+      var xi = x(ms / tr.bucketMs);
+      sv("line", { "class": "grid", x1: xi, x2: xi, y1: T, y2: H - B }, svg);
+      sv("line", { "class": "axis", x1: xi, x2: xi, y1: H - B, y2: H - B + 4 }, svg);
+      sv("text", { "class": "xtick", x: xi, y: H - B + 16, "text-anchor": "middle" }, svg, tk.label(ms));
+    });
     series.forEach(function (s) {
       var pts = s.sent.map(function (v, i) { return x(i).toFixed(1) + "," + y(v).toFixed(1); }).join(" ");
       sv("polyline", { "class": "series", "data-class": s.class, points: pts, fill: "none", stroke: COLORS[s.class] || "#333", "stroke-width": 2 }, svg);
@@ -240,6 +260,44 @@ label { font-size: 13px; user-select: none; }
       }
     });
     legend(trSec, series.map(function (s) { return s.class; }), COLORS);
+    // ---- fault timeline (--faults): one row per proxied store, on the
+    // traffic chart's time axis ----
+    var faults = R.faults || [];
+    if (faults.length) {
+      var FCOL = { kill: "#cf222e", blackhole: "#24292f", slow: "#bf8700" };
+      var targets = [];
+      faults.forEach(function (f) { if (targets.indexOf(f.target) < 0) { targets.push(f.target); } });
+      var rowH = 22, FH = targets.length * rowH + 28;
+      el("h3", {}, trSec, "Fault timeline");
+      var fsvg = sv("svg", { id: "fault-timeline", viewBox: "0 0 " + W + " " + FH, width: "100%", role: "img", "aria-label": "faults injected over time" }, trSec);
+      var fx = function (ms) { return x(Math.min(ms, spanMs) / tr.bucketMs); };
+      tk.values.forEach(function (ms) {
+        sv("line", { "class": "grid", x1: fx(ms), x2: fx(ms), y1: 0, y2: FH - 24 }, fsvg);
+        sv("text", { x: fx(ms), y: FH - 8, "text-anchor": "middle" }, fsvg, tk.label(ms));
+      });
+      targets.forEach(function (tg, ri) {
+        sv("text", { x: L - 6, y: ri * rowH + 15, "text-anchor": "end" }, fsvg, tg);
+        sv("line", { "class": "axis", x1: L, x2: W - Rm, y1: ri * rowH + rowH - 2, y2: ri * rowH + rowH - 2 }, fsvg);
+      });
+      faults.forEach(function (f) {
+        var ri = targets.indexOf(f.target);
+        var x0 = fx(f.startMs), x1 = fx(f.endMs);
+        var r = sv("rect", { "class": "fault", "data-kind": f.kind, x: x0, y: ri * rowH + 3, width: Math.max(2, x1 - x0), height: rowH - 8, fill: FCOL[f.kind] || "#333" }, fsvg);
+        sv("title", {}, r, f.kind + " " + f.target + " " + (f.startMs / 1000).toFixed(1) + "s-" + (f.endMs / 1000).toFixed(1) + "s, " + f.conns + " connections");
+        if (x1 - x0 > 46) { sv("text", { x: x0 + 4, y: ri * rowH + 15, fill: "#fff", style: "fill:#fff" }, fsvg, f.kind); }
+      });
+      legend(trSec, ["kill", "blackhole", "slow"], FCOL);
+      el("p", { "class": "muted" }, trSec, "kill: connections reset, new ones refused; blackhole: accepted, nothing forwarded; slow: " + "every chunk delayed. The shop's clients and consumers go through the fault proxies; the read-back after the run does not.");
+    }
+    // ---- outcomes: what the client knows of each request ----
+    var oc = R.outcomes || [];
+    if (oc.length) {
+      el("h3", {}, trSec, "Requests by outcome");
+      var ta = 0, tr2 = 0, tu = 0;
+      var orows = oc.map(function (c) { ta += c.answered; tr2 += c.refused; tu += c.unknown; return { cells: [c.class, c.answered, c.refused, c.unknown] }; });
+      orows.push({ cells: ["all", ta, tr2, tu] });
+      table(trSec, "outcomes-table", ["class", "answered (accepted)", "refused (wrote nothing)", "unknown (no answer in time, or failed: effects may be present, own side, at most once)"], orows, [1, 2, 3]);
+    }
     el("p", { "class": "muted" }, trSec, "Requests sent per " + tr.bucketMs + " ms, by class; dashed: answered with anything but 200 (refused, killed, strict miss).");
     table(trSec, "traffic-table", ["class", "sent", "not 200"], series.map(function (s) {
       var a = 0, b = 0; s.sent.forEach(function (v) { a += v; }); s.refused.forEach(function (v) { b += v; });

@@ -5,9 +5,12 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/url"
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -78,7 +81,39 @@ type stores struct {
 
 	consumed []Consumed // lane outcomes per bus, for the report
 
+	faults  bool          // put a fault proxy in front of every TCP store (faults.go)
+	proxies []*faultProxy // in front of: sql, redis, nats, amqp
+	retries sync.Map      // consumer -> *atomic.Int64: transient errors retried
+
 	closers []func()
+}
+
+// proxy returns the address the shop's clients use for the store at
+// hostport: a fault proxy's with faults on, else hostport itself.
+func (s *stores) proxy(name, hostport string) (string, error) {
+	if !s.faults {
+		return hostport, nil
+	}
+	p, err := newFaultProxy(name, hostport)
+	if err != nil {
+		return "", fmt.Errorf("drill: fault proxy for %s: %w", name, err)
+	}
+	s.proxies = append(s.proxies, p)
+	s.closers = append(s.closers, p.close)
+	return p.Addr(), nil
+}
+
+// retried counts a transient error a consumer retried.
+func (s *stores) retried(what string, _ error) {
+	v, _ := s.retries.LoadOrStore(what, new(atomic.Int64))
+	v.(*atomic.Int64).Add(1)
+}
+
+// retryCounts returns the retries per consumer.
+func (s *stores) retryCounts() map[string]int64 {
+	out := map[string]int64{}
+	s.retries.Range(func(k, v any) bool { out[k.(string)] = v.(*atomic.Int64).Load(); return true })
+	return out
 }
 
 const initialStock = 1_000_000
@@ -95,8 +130,9 @@ func (s *stores) close() {
 	}
 }
 
-func openStores(ctx context.Context, b Backends, tmp string) (*stores, error) {
-	s := &stores{names: shop.DefaultNames, desc: map[string]string{}}
+func openStores(ctx context.Context, b Backends, tmp string, faults bool) (*stores, error) {
+	s := &stores{names: shop.DefaultNames, desc: map[string]string{}, faults: faults}
+	s.bus.pub.s = s
 	fail := func(err error) (*stores, error) { s.close(); return nil, err }
 	// Unique names on shared servers, so repeated drills never collide.
 	uniq := "d" + randHex(3) + "_"
@@ -127,9 +163,9 @@ func openStores(ctx context.Context, b Backends, tmp string) (*stores, error) {
 	if err := s.openAMQP(ctx, b, uniq); err != nil {
 		return fail(err)
 	}
-	s.store = &shop.Store{DB: s.db, Redis: s.rdb, Names: s.names, Dollar: s.dollar, NATS: s.bus.ns, JS: s.bus.js}
+	s.store = &shop.Store{DB: s.db, Redis: s.rdb, Names: s.names, Dollar: s.dollar, NATS: s.bus.ns, JS: s.bus.pjs, Retried: s.retried}
 	if s.bus.as != nil {
-		s.store.AMQP = s.bus.as.Channel(s.bus.apub)
+		s.store.AMQP = &s.bus.pub
 	}
 	p, err := s.ks.Producer(s.kcl)
 	if err != nil {
@@ -173,7 +209,13 @@ func (s *stores) openSQL(ctx context.Context, b Backends, tmp string) error {
 	if err != nil {
 		return err
 	}
-	base, err := slsql.DSNConnector(raw.Driver(), dsn)
+	sdsn := dsn
+	if s.sqlKind != "sqlite" {
+		if sdsn, err = s.proxyDSN(dsn); err != nil {
+			return err
+		}
+	}
+	base, err := slsql.DSNConnector(raw.Driver(), sdsn)
 	if err != nil {
 		return err
 	}
@@ -214,6 +256,33 @@ func (s *stores) openSQL(ctx context.Context, b Backends, tmp string) error {
 	return nil
 }
 
+// proxyDSN returns dsn with its host:port replaced by a fault proxy's
+// (a PostgreSQL URL or a go-sql-driver "tcp(host:port)" DSN).
+func (s *stores) proxyDSN(dsn string) (string, error) {
+	if !s.faults {
+		return dsn, nil
+	}
+	if i := strings.Index(dsn, "tcp("); i >= 0 {
+		j := strings.Index(dsn[i:], ")")
+		if j < 0 {
+			return "", fmt.Errorf("drill: DSN %q: unterminated tcp(", redactDSN(dsn))
+		}
+		addr, err := s.proxy("sql", dsn[i+4:i+j])
+		return dsn[:i+4] + addr + dsn[i+j:], err
+	}
+	u, err := url.Parse(dsn)
+	if err != nil || u.Host == "" {
+		return "", fmt.Errorf("drill: DSN %q: no host to put a fault proxy in front of", redactDSN(dsn))
+	}
+	host := u.Host
+	if u.Port() == "" {
+		host += ":5432"
+	}
+	addr, err := s.proxy("sql", host)
+	u.Host = addr
+	return u.String(), err
+}
+
 func (s *stores) tables() []string {
 	var out []string
 	for _, t := range []string{s.names.Orders, s.names.Stock, s.names.Ledger} {
@@ -237,7 +306,13 @@ func (s *stores) openRedis(ctx context.Context, b Backends) error {
 	}
 	s.rraw = redis.NewClient(&redis.Options{Addr: addr})
 	s.closers = append(s.closers, func() { s.rraw.Close() })
-	s.rdb = redis.NewClient(&redis.Options{Addr: addr, PoolSize: 32})
+	paddr, err := s.proxy("redis", addr)
+	if err != nil {
+		return err
+	}
+	// ContextTimeoutEnabled: every command obeys its request's deadline
+	// (else a blackholed server holds it for the read timeout).
+	s.rdb = redis.NewClient(&redis.Options{Addr: paddr, PoolSize: 32, ContextTimeoutEnabled: true})
 	s.closers = append(s.closers, func() { s.rdb.Close() })
 	s.rdb.AddHook(goredis.NewHook()) // key mode, prefix "shadow:"
 	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
@@ -306,24 +381,6 @@ func (s *stores) openKafka(ctx context.Context, b Backends) error {
 		return err
 	}
 	s.closers = append(s.closers, s.kcl.Close)
-	return nil
-}
-
-// startConsumer runs the ledger writer: the kafka adapter's consumer
-// runner, in the production group on order-events and the shadow group on
-// order-events_shadow, writing the ledger table through the SQL adapter.
-func (s *stores) startConsumer(ctx context.Context) error {
-	h := s.store.LedgerHandler(s.refuse)
-	c, err := s.ks.Consumer(s.group, []string{s.names.Topic}, h,
-		kgo.SeedBrokers(s.seeds...), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	if err != nil {
-		return err
-	}
-	cctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	s.consumerStop = cancel
-	s.consumerDone = make(chan error, 1)
-	go func() { s.consumerDone <- c.Run(cctx) }()
-	s.closers = append(s.closers, func() { s.stopConsumer() })
 	return nil
 }
 
@@ -480,8 +537,8 @@ func (s *stores) topicRecords(ctx context.Context, topic string) (records []row,
 }
 
 // targetFunc checks one store target's rows against the outcome (see
-// stores.verify).
-type targetFunc func(store, name, side string, rows []row, err error, runs bool)
+// stores.verify) and returns its row of the isolation table.
+type targetFunc func(store, name, side string, rows []row, err error, runs bool) Isolation
 
 // Isolation is one row of the per-store isolation table: what one target
 // holds, read back from the store with a plain client.
@@ -491,22 +548,89 @@ type Isolation struct {
 	Side     string `json:"side"`     // production or shadow
 	Expected int    `json:"expected"` // accepted orders of this side
 	Observed int    `json:"observed"` // of them, found in the target
+	Unknown  int    `json:"unknown"`  // records of this side's requests whose outcome the client does not know (allowed: at most once each)
 	Total    int    `json:"total"`    // everything the target holds for this drill
 	Foreign  int    `json:"foreign"`  // records of the other side (load-test data in production, production data in shadow)
 	Refused  int    `json:"refused"`  // records of refused requests (kill switch, strict miss): must be 0
+	Dup      int    `json:"dup"`      // second and later records of one request: must be 0
 	OK       bool   `json:"ok"`
 }
 
-// outcome is what the traffic asked the stores to hold.
+// outcome is what the traffic asked the stores to hold, by what the
+// client knows of each request: answered (accepted: its effects must be
+// present, once, on its side), refused (a refusal by policy before any
+// write: nothing anywhere) or unknown (no answer within the deadline, or
+// an error after which the effects are unknown: they may be present or
+// absent, but only on the request's own side and at most once per store).
 type outcome struct {
-	run      string
-	prod, lt map[string]bool // accepted order ids per side
-	refused  map[string]bool // refused requests (must have written nothing)
-	forged   map[string]bool // forged load-test marks (stripped: production orders)
+	run            string
+	prod, lt       map[string]bool // accepted order ids per side
+	unkProd, unkLT map[string]bool // unknown outcome, per side
+	refused        map[string]bool // refused requests (must have written nothing)
+	forged         map[string]bool // forged load-test marks (stripped: production orders)
 }
 
 func newOutcome(run string) *outcome {
-	return &outcome{run: run, prod: map[string]bool{}, lt: map[string]bool{}, refused: map[string]bool{}, forged: map[string]bool{}}
+	return &outcome{run: run, prod: map[string]bool{}, lt: map[string]bool{}, unkProd: map[string]bool{}, unkLT: map[string]bool{},
+		refused: map[string]bool{}, forged: map[string]bool{}}
+}
+
+// accepted and unknown return the order ids of one side ("production" or
+// "shadow").
+func (o *outcome) accepted(side string) map[string]bool {
+	if side == "shadow" {
+		return o.lt
+	}
+	return o.prod
+}
+
+func (o *outcome) unknown(side string) map[string]bool {
+	if side == "shadow" {
+		return o.unkLT
+	}
+	return o.unkProd
+}
+
+// Request outcomes as the client knows them.
+const (
+	outAnswered = "answered"
+	outRefused  = "refused"
+	outUnknown  = "unknown"
+)
+
+// classify says what the client knows of a request from its HTTP status
+// (0: no answer). refusal is the status a policy refusal of the request
+// answers (kill switch, strict route: 503; 0 when it must be accepted);
+// 429 is always a refusal (the limiter refuses before any work).
+// Everything else (no answer, 504 at the deadline, 502 after a failed
+// write) leaves the effects unknown.
+func classify(code, refusal int) string {
+	switch {
+	case code == 200:
+		return outAnswered
+	case code == http.StatusTooManyRequests || (refusal != 0 && code == refusal):
+		return outRefused
+	}
+	return outUnknown
+}
+
+// add records one request's outcome.
+func (o *outcome) add(id, out string, loadTest, forged bool) {
+	switch {
+	case out == outRefused:
+		o.refused[id] = true
+	case out == outAnswered && loadTest:
+		o.lt[id] = true
+	case out == outAnswered:
+		o.prod[id] = true
+	case loadTest:
+		o.unkLT[id] = true
+	default:
+		o.unkProd[id] = true
+	}
+	if forged {
+		o.forged[id] = true
+	}
 }
 
 // verify reads every store back with plain clients and returns the
@@ -514,30 +638,35 @@ func newOutcome(run string) *outcome {
 func (s *stores) verify(ctx context.Context, o *outcome, add func(name string, want, got int, detail string)) []Isolation {
 	var iso []Isolation
 	forgedInShadow := 0
+	label := map[string]string{"production": "production", "shadow": "load-test"}
 	// runs: the rows carry the run (SQL columns, message headers, the mark
 	// the consumer services recorded); the order cache does not (its
 	// key's side is the only fact).
-	target := func(store, name, side string, rows []row, err error, runs bool) {
-		want := o.prod
-		if side == "shadow" {
-			want = o.lt
-		}
+	target := func(store, name, side string, rows []row, err error, runs bool) Isolation {
+		want, maybe := o.accepted(side), o.unknown(side)
 		in := Isolation{Store: store, Target: name, Side: side, Expected: len(want), Total: len(rows)}
-		var foreignEx []string
+		var foreignEx, dupEx []string
 		seen := map[string]bool{}
 		for _, r := range rows {
 			switch {
 			case o.refused[r.id]:
 				in.Refused++
-			case want[r.id] && !seen[r.id]:
+			case (want[r.id] || maybe[r.id]) && seen[r.id]:
+				in.Dup++
+				if len(dupEx) < 3 {
+					dupEx = append(dupEx, r.id)
+				}
+			case want[r.id]:
 				in.Observed++
-				seen[r.id] = true
+			case maybe[r.id]:
+				in.Unknown++
 			default:
 				in.Foreign++
 				if len(foreignEx) < 3 {
 					foreignEx = append(foreignEx, r.id)
 				}
 			}
+			seen[r.id] = true
 		}
 		if side == "shadow" {
 			for _, r := range rows {
@@ -561,24 +690,38 @@ func (s *stores) verify(ctx context.Context, o *outcome, add func(name string, w
 			detail = "read error: " + err.Error()
 			in.Observed = -1
 		}
-		if len(foreignEx) > 0 {
-			detail += fmt.Sprintf(" e.g. %v", foreignEx)
+		missing := ""
+		if in.Observed >= 0 && in.Observed < in.Expected {
+			var ex []string
+			for id := range want {
+				if !seen[id] {
+					if ex = append(ex, id); len(ex) == 3 {
+						break
+					}
+				}
+			}
+			missing = fmt.Sprintf(" missing e.g. %v", ex)
 		}
 		other := "load-test"
 		if side == "shadow" {
 			other = "production"
 		}
-		label := map[string]string{"production": "production", "shadow": "load-test"}[side]
-		add(fmt.Sprintf("%s %s: accepted %s orders present", store, name, label), in.Expected, in.Observed, detail)
-		add(fmt.Sprintf("%s %s: %s records (must be none)", store, name, other), 0, in.Foreign, detail)
+		add(fmt.Sprintf("%s %s: accepted %s orders present", store, name, label[side]), in.Expected, in.Observed, detail+missing)
+		fd := detail
+		if len(foreignEx) > 0 {
+			fd += fmt.Sprintf(" e.g. %v", foreignEx)
+		}
+		add(fmt.Sprintf("%s %s: %s records (must be none)", store, name, other), 0, in.Foreign, fd)
 		add(fmt.Sprintf("%s %s: records of refused requests (must be none)", store, name), 0, in.Refused, "")
-		add(fmt.Sprintf("%s %s: records in all", store, name), in.Expected, in.Total, "")
+		add(fmt.Sprintf("%s %s: requests recorded more than once (must be none)", store, name), 0, in.Dup, fmt.Sprintf("e.g. %v", dupEx))
 		if runs {
 			add(fmt.Sprintf("%s %s: records whose run is not %s", store, name, map[string]string{"production": "empty", "shadow": o.run}[side]), 0, wrongRun, "")
 		}
-		in.OK = err == nil && in.Observed == in.Expected && in.Foreign == 0 && in.Refused == 0 && in.Total == in.Expected && wrongRun == 0
+		in.OK = err == nil && in.Observed == in.Expected && in.Foreign == 0 && in.Refused == 0 && in.Dup == 0 && wrongRun == 0
 		iso = append(iso, in)
+		return in
 	}
+	present := map[string]int{} // "orders/side", "cache/side": this drill's own records (accepted + unknown present)
 	for _, side := range []string{"production", "shadow"} {
 		name := func(t string) string {
 			if side == "shadow" {
@@ -587,7 +730,8 @@ func (s *stores) verify(ctx context.Context, o *outcome, add func(name string, w
 			return t
 		}
 		rows, err := s.readRows(ctx, name(s.names.Orders), "id")
-		target("sql", name(s.names.Orders), side, rows, err, true)
+		in := target("sql", name(s.names.Orders), side, rows, err, true)
+		present["orders/"+side] = in.Observed + in.Unknown
 	}
 	for _, side := range []string{"production", "shadow"} {
 		name := s.names.Ledger
@@ -597,13 +741,15 @@ func (s *stores) verify(ctx context.Context, o *outcome, add func(name string, w
 		rows, err := s.readRows(ctx, name, "order_id")
 		target("sql", name, side, rows, err, true)
 	}
+	s.verifyConsumptions(ctx, o, add)
 	for _, side := range []string{"production", "shadow"} {
 		rows, err := s.redisOrders(ctx, side == "shadow")
 		p := s.names.OrderKey("*")
 		if side == "shadow" {
 			p = shadowKey(p)
 		}
-		target("redis", p, side, rows, err, false)
+		in := target("redis", p, side, rows, err, false)
+		present["cache/"+side] = in.Observed + in.Unknown
 	}
 	for _, side := range []string{"production", "shadow"} {
 		topic := s.names.Topic
@@ -611,21 +757,21 @@ func (s *stores) verify(ctx context.Context, o *outcome, add func(name string, w
 			topic = shadowTopic(topic)
 		}
 		rows, end, err := s.topicRecords(ctx, topic)
-		target("kafka", topic, side, rows, err, true)
-		add(fmt.Sprintf("kafka %s: end offset (records produced) reconciles with accepted %s orders", topic, map[string]string{"production": "production", "shadow": "load-test"}[side]), len(map[bool]map[string]bool{true: o.lt, false: o.prod}[side == "shadow"]), int(end), "")
+		in := target("kafka", topic, side, rows, err, true)
+		add(fmt.Sprintf("kafka %s: end offset (records produced) = accepted %s orders + unknown-outcome ones recorded", topic, label[side]), in.Observed+in.Unknown+in.Dup+in.Foreign+in.Refused, int(end), "")
 	}
 	s.verifyBuses(ctx, o, target, add) // NATS and RabbitMQ (buses.go)
-	// Stock: one article per accepted order, per side, in SQL and Redis.
+	// Stock: one article per order recorded, per side: in SQL in the
+	// order row's transaction, in Redis in the cache entry's MULTI/EXEC.
 	for _, side := range []string{"production", "shadow"} {
-		want := len(o.prod)
 		st, key := s.names.Stock, s.names.StockKey()
 		if side == "shadow" {
-			want, st, key = len(o.lt), shadowTable(st), shadowKey(key)
+			st, key = shadowTable(st), shadowKey(key)
 		}
 		q, err := s.stockQty(ctx, st)
-		add(fmt.Sprintf("sql %s: stock taken = accepted %s orders", st, map[string]string{"production": "production", "shadow": "load-test"}[side]), want, initialStock-q, errString(err))
+		add(fmt.Sprintf("sql %s: stock taken = %s orders recorded (accepted + unknown outcome)", st, label[side]), present["orders/"+side], initialStock-q, errString(err))
 		r, err := s.rraw.Get(ctx, key).Int()
-		add(fmt.Sprintf("redis %s: counter taken = accepted %s orders", key, map[string]string{"production": "production", "shadow": "load-test"}[side]), want, initialStock-r, errString(err))
+		add(fmt.Sprintf("redis %s: counter taken = %s orders cached (accepted + unknown outcome)", key, label[side]), present["cache/"+side], initialStock-r, errString(err))
 	}
 	// No load-test key among production keys, whatever its name: every key
 	// of this drill is either a production name or a shadow name, and the
@@ -635,15 +781,63 @@ func (s *stores) verify(ctx context.Context, o *outcome, add func(name string, w
 	for _, k := range all {
 		pk := strings.TrimPrefix(k, shadowKey(""))
 		for _, p := range []string{s.names.OrderKey(""), s.names.ShipmentKey(""), s.names.FulfilmentKey("")} {
-			if id, ok := strings.CutPrefix(pk, p); ok && k == pk && o.lt[id] {
+			if id, ok := strings.CutPrefix(pk, p); ok && k == pk && (o.lt[id] || o.unkLT[id]) {
 				stray++
 			}
 		}
 	}
 	add("redis: load-test order ids among production keys (full SCAN)", 0, stray, errString(err))
 	add("forged load-test marks: records in any shadow target", 0, forgedInShadow, "")
-	add("consumers: statements and commands the SQL and Redis adapters refused (ledger, shipping, fulfilment)", 0, int(s.refused.Load()), fmt.Sprint(s.refusedErr.Load()))
+	add("consumers: messages refused or given up (adapter refusals, poison, retries exhausted)", 0, int(s.refused.Load()), fmt.Sprint(s.refusedErr.Load()))
 	return iso
+}
+
+// verifyConsumptions checks the ledger writers' consumption tables (one
+// row per applied event, written in the ledger row's transaction): every
+// accepted order's event was consumed exactly once on its side, an
+// unknown-outcome order's at most once, and nothing else.
+func (s *stores) verifyConsumptions(ctx context.Context, o *outcome, add func(string, int, int, string)) {
+	label := map[string]string{"production": "production", "shadow": "load-test"}
+	for _, side := range []string{"production", "shadow"} {
+		table := s.names.LedgerLog()
+		if side == "shadow" {
+			table = shadowTable(table)
+		}
+		rows, err := s.readRows(ctx, table, "order_id")
+		n := map[string]int{}
+		for _, r := range rows {
+			n[r.id]++
+		}
+		want, maybe := o.accepted(side), o.unknown(side)
+		once, lost, dup, foreign := 0, 0, 0, 0
+		var lostEx, dupEx []string
+		for id := range want {
+			switch n[id] {
+			case 0:
+				lost++
+				if len(lostEx) < 3 {
+					lostEx = append(lostEx, id)
+				}
+			case 1:
+				once++
+			}
+		}
+		for id, c := range n {
+			if c > 1 && (want[id] || maybe[id]) {
+				dup += c - 1
+				if len(dupEx) < 3 {
+					dupEx = append(dupEx, id)
+				}
+			}
+			if !want[id] && !maybe[id] {
+				foreign += c
+			}
+		}
+		add(fmt.Sprintf("consumers %s: accepted %s orders' events consumed exactly once", table, label[side]), len(want), once, errString(err))
+		add(fmt.Sprintf("consumers %s: accepted %s orders' events lost (never consumed)", table, label[side]), 0, lost, fmt.Sprintf("e.g. %v", lostEx))
+		add(fmt.Sprintf("consumers %s: events consumed more than once (must be none)", table), 0, dup, fmt.Sprintf("e.g. %v", dupEx))
+		add(fmt.Sprintf("consumers %s: consumptions of other orders (the other side, refused, unknown; must be none)", table), 0, foreign, "")
+	}
 }
 
 func errString(err error) string {
@@ -677,8 +871,8 @@ func idsOf(m map[string]bool) []string {
 // check waits for the ledger consumer to catch up (bounded), stops it and
 // verifies every store.
 func (s *stores) check(ctx context.Context, o *outcome, add func(string, int, int, string)) (map[string]string, []Isolation) {
-	s.waitLedger(ctx, len(o.prod), len(o.lt), 15*time.Second)
-	s.waitTasks(ctx, len(o.prod)+len(o.lt), 15*time.Second)
+	s.waitLedger(ctx, len(o.prod), len(o.lt), 30*time.Second)
+	s.waitTasks(ctx, len(o.prod)+len(o.lt), 30*time.Second)
 	// Let a stray extra record (there must be none) land before reading.
 	time.Sleep(50 * time.Millisecond)
 	if err := s.stopConsumer(); err != nil {

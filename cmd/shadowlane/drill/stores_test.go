@@ -15,20 +15,29 @@ import (
 
 // The store checks must catch a leak planted behind shadowlane's back with
 // plain clients: a load-test order in production SQL, Redis and Kafka, a
-// production order in a shadow table, and a refused request's row.
+// production order in a shadow table, a refused request's row, an
+// accepted order's event that no consumer applied (lost), an event applied
+// twice (duplicate consumption) and a request of unknown outcome recorded
+// twice; while orders of unknown outcome, present or absent on their own
+// side, are no violation.
 func TestVerifyCatchesPlantedLeaks(t *testing.T) {
 	ctx := context.Background()
-	st, err := openStores(ctx, Backends{}, t.TempDir())
+	st, err := openStores(ctx, Backends{}, t.TempDir(), false)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer st.close()
 	o := newOutcome("run-1")
 	o.prod["p-1"], o.lt["l-1"], o.refused["k-1"], o.forged["p-1"] = true, true, true, true
-	o.prod["p-a"], o.lt["l-a"] = true, true // tagged proj-a: the shipping lane's
+	o.prod["p-a"], o.lt["l-a"] = true, true       // tagged proj-a: the shipping lane's
+	o.unkProd["u-1"], o.unkLT["u-2"] = true, true // unknown outcome: u-1 went through, u-2 did not
 
 	// The honest path, through the adapters (and the shipping service).
 	if err := st.startShipping(ctx); err != nil {
+		t.Fatal(err)
+	}
+	lanes, err := st.startConsumers(ctx) // the ledger writers (trunk and proj-a lane)
+	if err != nil {
 		t.Fatal(err)
 	}
 	lt := propagation.With(ctx, propagation.Mark{Run: "run-1"})
@@ -46,14 +55,20 @@ func TestVerifyCatchesPlantedLeaks(t *testing.T) {
 	if err := st.store.Place(la, "l-a"); err != nil {
 		t.Fatal(err)
 	}
-	// Ledger rows as the consumer would write them.
-	st.db.ExecContext(ctx, "INSERT INTO ledger (order_id, run, env, amount) VALUES ('p-1', '', '', 1)")
-	st.db.ExecContext(lt, "INSERT INTO ledger (order_id, run, env, amount) VALUES ('l-1', 'run-1', '', 1)")
-	st.db.ExecContext(pa, "INSERT INTO ledger (order_id, run, env, amount) VALUES ('p-a', '', 'proj-a', 1)")
-	st.db.ExecContext(la, "INSERT INTO ledger (order_id, run, env, amount) VALUES ('l-a', 'run-1', 'proj-a', 1)")
-
-	st.waitTasks(ctx, 4, 10*time.Second)
+	if err := st.store.Place(ctx, "u-1"); err != nil {
+		t.Fatal(err)
+	}
+	if ok, why := lanes.caughtUp(ctx, lanes.plans, 30*time.Second); !ok {
+		t.Fatalf("ledger writers did not catch up: %s", why)
+	}
+	st.waitTasks(ctx, 5, 10*time.Second)
 	st.stopShipping()
+	if err := st.stopConsumer(); err != nil {
+		t.Fatal(err)
+	}
+	if err := lanes.stopLane(); err != nil {
+		t.Fatal(err)
+	}
 	clean := failed(st, ctx, o)
 	if len(clean) != 0 {
 		t.Fatalf("honest stores fail: %v", clean)
@@ -81,6 +96,15 @@ func TestVerifyCatchesPlantedLeaks(t *testing.T) {
 	}
 	st.rraw.Set(ctx, "shipment:l-1", `{"run":"run-1"}`, 0)
 	st.rraw.Set(ctx, "shipment:p-a", `{}`, 0) // as if the trunk had taken the lane's request
+	// A lost consumer event: p-1's ledger row and consumption are gone.
+	st.raw.Exec("DELETE FROM ledger WHERE order_id = 'p-1'")
+	st.raw.Exec("DELETE FROM ledger_consumers WHERE order_id = 'p-1'")
+	// A duplicate consumption: l-1's event applied twice.
+	st.raw.Exec("INSERT INTO ledger_consumers_shadow (order_id, run, env, consumer) VALUES ('l-1', 'run-1', '', 'trunk')")
+	// An unknown-outcome request recorded twice on its side.
+	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "order-events", Key: []byte("u-1")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
 	got := strings.Join(failed(st, ctx, o), "\n")
 	for _, want := range []string{
 		"sql orders: load-test records (must be none)",
@@ -97,6 +121,11 @@ func TestVerifyCatchesPlantedLeaks(t *testing.T) {
 		"nats stream SHIPMENTS: records whose run is not empty",
 		"redis shipment:*: load-test records (must be none)",
 		"nats lanes: production shipment requests handled by the other instance (must be none)",
+		"sql ledger: accepted production orders present",
+		"consumers ledger_consumers: accepted production orders' events lost (never consumed)",
+		"consumers ledger_consumers: accepted production orders' events consumed exactly once",
+		"consumers ledger_consumers_shadow: events consumed more than once (must be none)",
+		"kafka order-events: requests recorded more than once (must be none)",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("leak not caught: %q\nfailed:\n%s", want, got)

@@ -95,9 +95,14 @@ type Progress func(sent, total int, elapsed time.Duration)
 
 // timedResult is what the timed phase sent and got, per class.
 type timedResult struct {
-	sent, ok map[string]int
-	ids      map[string][]timedReq // class -> requests
-	elapsed  time.Duration
+	sent, ok         map[string]int
+	refused, unknown map[string]int        // policy refusals (429, 403 forged, 503); no answer, 502, 504
+	ids              map[string][]timedReq // class -> requests
+	elapsed          time.Duration
+	// capped is how long the sender waited for a free in-flight slot:
+	// the shop, not the sender, set the pace then.
+	capped   time.Duration
+	inflight int // the in-flight cap
 }
 
 type timedReq struct {
@@ -137,7 +142,7 @@ func runTimed(ctx context.Context, o Options, client *http.Client, gwURL, run, t
 	// live heap small, the default GOGC=100 collects very often under
 	// load. Collect less often while the timed traffic runs.
 	defer debug.SetGCPercent(debug.SetGCPercent(400))
-	res := timedResult{sent: map[string]int{}, ok: map[string]int{}, ids: map[string][]timedReq{}}
+	res := timedResult{sent: map[string]int{}, ok: map[string]int{}, refused: map[string]int{}, unknown: map[string]int{}, ids: map[string][]timedReq{}}
 	inflight := make(chan struct{}, max(256, 4*o.Concurrency))
 	var (
 		wg   sync.WaitGroup
@@ -176,7 +181,13 @@ func runTimed(ctx context.Context, o Options, client *http.Client, gwURL, run, t
 		case ClassEnv:
 			h = map[string]string{"X-Shadowlane-Env": projEnv}
 		}
-		inflight <- struct{}{}
+		select {
+		case inflight <- struct{}{}:
+		default:
+			tb := time.Now()
+			inflight <- struct{}{}
+			res.capped += time.Since(tb)
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -187,8 +198,13 @@ func runTimed(ctx context.Context, o Options, client *http.Client, gwURL, run, t
 			sent.Add(1)
 			mu.Lock()
 			res.sent[class]++
-			if code == 200 {
+			switch classify(code, timedRefusal(class)) {
+			case outAnswered:
 				res.ok[class]++
+			case outRefused:
+				res.refused[class]++
+			default:
+				res.unknown[class]++
 			}
 			res.ids[class] = append(res.ids[class], timedReq{id, code})
 			mu.Unlock()
@@ -197,6 +213,7 @@ func runTimed(ctx context.Context, o Options, client *http.Client, gwURL, run, t
 	wg.Wait()
 	close(stopProgress)
 	res.elapsed = time.Since(start)
+	res.inflight = cap(inflight)
 	if o.Progress != nil {
 		o.Progress(int(sent.Load()), total, res.elapsed)
 	}
@@ -213,25 +230,42 @@ func countIn(l []string, s string) int {
 	return n
 }
 
-// timedInvariants checks the timed phase: every request answered 200, and
-// every hop saw the mark its class must carry.
-func timedInvariants(t *topology, tr timedResult, run string, add func(string, int, int, string)) {
+// timedInvariants checks the timed phase: every request the shop
+// answered was accepted (under faults: answered 200 or failed, never
+// anything else), and every hop saw the mark its class must carry. A
+// request without an answer before its deadline is unknown, never a
+// violation by itself.
+func timedInvariants(t *topology, tr timedResult, run string, faults bool, add func(string, int, int, string)) {
 	for _, class := range Classes {
 		reqs := tr.ids[class]
 		if len(reqs) == 0 {
 			continue
 		}
-		if class == ClassForged { // no token: refused at the edge
-			refused := 0
-			for _, r := range reqs {
-				if r.code == 403 {
-					refused++
-				}
-			}
-			add("timed forged: requests refused with 403", tr.sent[class], refused, "")
-		} else {
-			add(fmt.Sprintf("timed %s: requests answered 200", class), tr.sent[class], tr.ok[class], "")
+		// Forged marks (no token) are refused at the edge with 403; the
+		// rest is accepted.
+		okCode := 200
+		if class == ClassForged {
+			okCode = http.StatusForbidden
 		}
+		errs, deadline, other, good := 0, 0, map[int]int{}, 0
+		for _, r := range reqs {
+			switch r.code {
+			case okCode:
+				good++
+			case 0, http.StatusGatewayTimeout:
+				deadline++
+			case http.StatusBadGateway:
+				errs++
+			default:
+				other[r.code]++
+			}
+		}
+		detail := fmt.Sprintf("%d sent: %d answered 200, %d refused, %d unknown (%d at the deadline, %d failed writes)", tr.sent[class], tr.ok[class], tr.refused[class], tr.unknown[class], deadline, errs)
+		add(fmt.Sprintf("timed %s: answered with a status other than %d, 502 or 504", class, okCode), 0, sumMap(stringKeys(other)), fmt.Sprint(other))
+		if !faults {
+			add(fmt.Sprintf("timed %s: failed writes (502) without faults", class), 0, errs, detail)
+		}
+		add(fmt.Sprintf("timed %s: requests answered %d (at least one)", class, okCode), 1, oneIf(good > 0), detail)
 		want := propagation.Mark{}
 		switch class {
 		case ClassLoadTest:
@@ -239,16 +273,29 @@ func timedInvariants(t *topology, tr timedResult, run string, add func(string, i
 		case ClassEnv:
 			want.Env = projEnv
 		}
-		okMark := 0
+		okMark, wrongN := 0, 0
 		wrong := ""
 		for _, r := range reqs {
 			m, seen := t.rec.Mark("inventory", r.id)
 			if seen && m == want {
-				okMark++
-			} else if seen && wrong == "" {
-				wrong = fmt.Sprintf("e.g. %s saw %q", r.id, m.String())
+				okMark += oneIf(r.code == 200)
+			} else if seen {
+				wrongN++
+				if wrong == "" {
+					wrong = fmt.Sprintf("e.g. %s saw %q", r.id, m.String())
+				}
 			}
 		}
-		add(fmt.Sprintf("timed %s: inventory saw mark %q", class, want.String()), tr.ok[class], okMark, wrong)
+		add(fmt.Sprintf("timed %s: inventory saw mark %q (accepted requests)", class, want.String()), tr.ok[class], okMark, wrong)
+		add(fmt.Sprintf("timed %s: inventory saw another mark (any request)", class), 0, wrongN, wrong)
 	}
+}
+
+// timedRefusal is the status that refuses a timed request of class by
+// policy: 403 for forged marks at the edge, else 503 (a kill switch).
+func timedRefusal(class string) int {
+	if class == ClassForged {
+		return http.StatusForbidden
+	}
+	return http.StatusServiceUnavailable
 }

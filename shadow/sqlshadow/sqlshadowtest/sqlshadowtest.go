@@ -129,6 +129,8 @@ type ServerCase struct {
 	// Refused is the sentinel the refusal must wrap; nil means the
 	// statement is rewritten and run.
 	Refused error
+	// MustRun: the rewritten statement must succeed on the server.
+	MustRun bool
 }
 
 // RunServer runs every case as load-test traffic through rw on ONE
@@ -179,7 +181,9 @@ func RunServer(t *testing.T, db *sql.DB, rw *sqlshadow.Rewriter, state []string,
 				qerr = rows.Err()
 				rows.Close()
 			}
-			if qerr != nil {
+			if qerr != nil && c.MustRun {
+				t.Errorf("%s -> %s: server error: %v", c.SQL, out, qerr)
+			} else if qerr != nil {
 				t.Logf("%s -> %s: server error (allowed): %v", c.SQL, out, qerr)
 			}
 		}
