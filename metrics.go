@@ -3,7 +3,6 @@ package shadowlane
 import (
 	"context"
 	"log/slog"
-	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -240,13 +239,4 @@ func (r *rateLog) warn(key, msg string, args ...any) {
 		args = append(args, "suppressed", n)
 	}
 	r.l.Warn(msg, args...)
-}
-
-func sortedKeys(m map[string]int64) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }

@@ -49,15 +49,15 @@ func parseHostPattern(s string) (hostPattern, error) {
 	if strings.HasPrefix(host, "*.") {
 		p.suffix = host[1:]
 		if len(p.suffix) < 2 {
-			return p, fmt.Errorf("%q: empty domain after *.", s)
+			return p, fmt.Errorf("%q: empty domain after \"*.\"", s)
 		}
 		if strings.ContainsAny(p.suffix, "*/ ") {
-			return p, fmt.Errorf("%q: wildcards only as a leading *.", s)
+			return p, fmt.Errorf("%q: wildcards only as a leading \"*.\"", s)
 		}
 		return p, nil
 	}
 	if strings.ContainsAny(host, "*/ ") {
-		return p, fmt.Errorf("%q: wildcards only as a leading *.", s)
+		return p, fmt.Errorf("%q: wildcards only as a leading \"*.\"", s)
 	}
 	p.name = host
 	return p, nil

@@ -67,17 +67,16 @@ type reloadResult struct {
 type Option func(*options)
 
 type options struct {
-	cfg        *Config
-	edit       []func(*Config)
-	file       string
-	noFile     bool
-	logger     *slog.Logger
-	meter      metric.MeterProvider
-	now        func() time.Time
-	getenv     func(string) string
-	noProp     bool
-	noDefault  bool
-	noWatchers bool
+	cfg       *Config
+	edit      []func(*Config)
+	file      string
+	noFile    bool
+	logger    *slog.Logger
+	meter     metric.MeterProvider
+	now       func() time.Time
+	getenv    func(string) string
+	noProp    bool
+	noDefault bool
 }
 
 // WithConfig starts from c instead of an empty Config (file and environment
