@@ -37,12 +37,14 @@ type lifecycleServer struct {
 	nextval string
 }
 
+// view is the fixture view over p_ord and p_cust.
+func view(p string) string {
+	return "CREATE VIEW " + p + "_big AS SELECT o.id, o.total, c.email FROM " + p + "_ord o JOIN " + p + "_cust c ON c.id = o.cust_id WHERE o.total > 100"
+}
+
 func lifecycleServers(t *testing.T) []lifecycleServer {
 	my := testenv.Addr("SHADOWLANE_MYSQL_ADDR", "127.0.0.1:3306")
 	pg := testenv.Addr("SHADOWLANE_POSTGRES_ADDR", "127.0.0.1:5432")
-	view := func(p string) string {
-		return "CREATE VIEW " + p + "_big AS SELECT o.id, o.total, c.email FROM " + p + "_ord o JOIN " + p + "_cust c ON c.id = o.cust_id WHERE o.total > 100"
-	}
 	tables := []string{"_aud", "_pay", "_led", "_ord", "_cust"}
 	return []lifecycleServer{
 		{
@@ -203,6 +205,8 @@ func TestShadowLifecycle(t *testing.T) {
 			for _, q := range s.ddl(p) {
 				exec(q)
 			}
+			// A hand-made view twin that still reads production.
+			exec(strings.Replace(view(p), p+"_big AS", p+"_big_shadow AS", 1))
 			exec("INSERT INTO " + p + "_cust (email) VALUES ('a@example'), ('b@example')")
 			exec("INSERT INTO " + p + "_ord (cust_id, total) VALUES (1, 50), (2, 150), (2, 250)")
 			exec("INSERT INTO " + p + "_led (amount) VALUES (5), (6)")
@@ -223,7 +227,7 @@ func TestShadowLifecycle(t *testing.T) {
 			if code != exitViolation {
 				t.Fatalf("check before create: exit %d\n%s%s", code, out, errs)
 			}
-			for _, want := range []string{p + "_ord -> " + p + "_ord_shadow: missing", "CREATE TABLE IF NOT EXISTS", p + "_ord_shadow: shadow table missing", p + "_big_shadow"} {
+			for _, want := range []string{p + "_ord -> " + p + "_ord_shadow: missing", "CREATE TABLE IF NOT EXISTS", p + "_ord_shadow: shadow table missing", p + "_big_shadow: shadow view reads production table(s)"} {
 				if !strings.Contains(out, want) {
 					t.Errorf("check before create lacks %q\n%s", want, out)
 				}
