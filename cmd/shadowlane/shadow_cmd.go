@@ -122,8 +122,32 @@ func cmdShadow(args []string, stdout, stderr io.Writer) int {
 		}
 		code = worst(code, c)
 	}
-	if st.kafka != "" || st.amqp != "" || st.nats != "" {
-		fmt.Fprintln(stdout, "note: message twins (Kafka topics, RabbitMQ exchanges/queues, NATS streams) are not handled by `shadow` yet; `shadowlane check` reports them")
+	if st.kafka != "" && st.topics != "" {
+		did = true
+		topicNaming := shadow.Naming{Suffix: st.topicSuffix}
+		switch {
+		case sub != "purge":
+			code = worst(code, kafkaTwins(ctx, splitList(st.kafka), splitList(st.topics), topicNaming, sub == "create", stdout, stderr))
+		case *all:
+			code = worst(code, kafkaPurge(ctx, splitList(st.kafka), splitList(st.topics), topicNaming, *yes, stdout, stderr))
+		default:
+			fmt.Fprintln(stdout, "kafka: records carry the run in headers only: skipped (use --all to empty the shadow topics)")
+		}
+	}
+	if st.nats != "" && st.streams != "" {
+		did = true
+		streamNaming, subjNaming := shadow.Naming{Suffix: st.streamSuffix}, shadow.Naming{Prefix: st.subjectPrefix}
+		switch {
+		case sub != "purge":
+			code = worst(code, natsTwins(ctx, st.nats, splitList(st.streams), streamNaming, subjNaming, sub == "create", stdout, stderr))
+		case *all:
+			code = worst(code, natsPurge(ctx, st.nats, splitList(st.streams), streamNaming, *yes, stdout, stderr))
+		default:
+			fmt.Fprintln(stdout, "nats: messages carry the run in headers only: skipped (use --all to purge the shadow streams)")
+		}
+	}
+	if st.amqp != "" {
+		fmt.Fprintln(stdout, "note: RabbitMQ twins (exchanges, queues, bindings) are not made by `shadow` (AMQP cannot list bindings); `shadowlane check` reports them")
 	}
 	if !did {
 		fmt.Fprintln(stderr, "shadowlane shadow: no store given (--config with a stores: section, or --mysql/--postgres/--sqlite with --tables, --redis)")
