@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"database/sql"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -533,5 +534,40 @@ func TestShadowUsage(t *testing.T) {
 		if code, out, errs := runCLI(t, args...); code != exitUsage {
 			t.Errorf("%v: exit %d, want %d\n%s%s", args, code, exitUsage, out, errs)
 		}
+	}
+}
+
+// TestShadowFromConfig: `shadow create --config` takes the database and
+// tables from the config's stores: section, and `check --config` passes
+// afterwards.
+func TestShadowFromConfig(t *testing.T) {
+	dir := t.TempDir()
+	dbPath := filepath.Join(dir, "shop.db")
+	db, err := sql.Open("sqlite", dbPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for _, q := range []string{
+		"CREATE TABLE customers (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL)",
+		"CREATE TABLE orders (id INTEGER PRIMARY KEY AUTOINCREMENT, customer_id INTEGER REFERENCES customers(id), total INT NOT NULL CHECK (total >= 0))",
+		"CREATE INDEX orders_customer ON orders (customer_id)",
+	} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := filepath.Join(dir, "shadowlane.yaml")
+	if err := os.WriteFile(cfg, []byte("service: shop\ntrust:\n  mode: internal\nstores:\n  sqlite: "+dbPath+"\n  tables: [orders]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, _ := runCLI(t, "check", "--config", cfg); code != exitViolation || !strings.Contains(out, "CREATE TABLE IF NOT EXISTS \"orders_shadow\"") {
+		t.Fatalf("check before create: exit %d\n%s", code, out)
+	}
+	if code, out, errs := runCLI(t, "shadow", "create", "--config", cfg); code != exitOK || !strings.Contains(out, "created customers_shadow") {
+		t.Fatalf("create: exit %d\n%s%s", code, out, errs)
+	}
+	if code, out, errs := runCLI(t, "check", "--config", cfg); code != exitOK {
+		t.Fatalf("check after create: exit %d\n%s%s", code, out, errs)
 	}
 }
