@@ -8,6 +8,7 @@ import (
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/shadowlane/shadowlane"
 	"github.com/shadowlane/shadowlane/adapters/goredis"
 	"github.com/shadowlane/shadowlane/propagation"
 	"github.com/shadowlane/shadowlane/shadow"
@@ -100,4 +101,27 @@ func ExampleHook_Subscribe() {
 	// run=unattributed: test order on orders (wire shadow:orders)
 	// production: real order on orders (wire orders)
 	// production: real order on orders
+}
+
+// Refusing marked scripts from config: redis.scripts: refuse in the
+// runtime's config (a YAML file, SHADOWLANE_REDIS_SCRIPTS, or code).
+func ExampleWithRuntime() {
+	rt, _ := shadowlane.New(shadowlane.Config{
+		Trust: shadowlane.TrustConfig{Mode: "internal"},
+		Redis: shadowlane.RedisConfig{Scripts: "refuse"},
+	}, shadowlane.WithoutDefault())
+	defer rt.Close()
+	srv, _ := miniredis.Run()
+	defer srv.Close()
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	defer rdb.Close()
+	goredis.Instrument(rdb, goredis.WithRuntime(rt))
+
+	loadTest := propagation.With(context.Background(), propagation.Mark{Run: "run-1"})
+	err := rdb.Eval(loadTest, "return redis.call('incr', KEYS[1])", []string{"hits"}).Err()
+	fmt.Println(errors.Is(err, shadow.ErrBlocked))
+	fmt.Println(rdb.Eval(context.Background(), "return redis.call('incr', KEYS[1])", []string{"hits"}).Val())
+	// Output:
+	// true
+	// 1
 }

@@ -114,7 +114,12 @@ func (p *Plugin) wrap(db *gorm.DB) {
 	if p.shadow != nil && m.Run != "" {
 		switch {
 		case inTx && tx.mark.Run != "":
-			// already on the shadow database
+			// Already on the shadow database. Run on the plugin's
+			// transaction itself, not through a *gorm.PreparedStmtTX around
+			// it (PrepareStmt): that one prepares through the production
+			// pool's statement cache, which would hand a statement of the
+			// shadow database to a later production transaction.
+			sp.target = tx
 		case inTx || isTx(base):
 			db.AddError(shadow.Refuse(p.store, "transaction", "marked statement inside a production transaction cannot reach the shadow database", m, shadow.ErrBlocked))
 			shadow.Record(p.store, "transaction", shadow.Block)

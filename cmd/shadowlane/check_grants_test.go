@@ -79,3 +79,41 @@ func TestCheckShadowGrants(t *testing.T) {
 		}
 	})
 }
+
+// TestCheckSQLSequenceDefaults: a PostgreSQL shadow table copied with LIKE
+// ... INCLUDING ALL keeps DEFAULT nextval('<production sequence>'); check
+// reports it, and passes once the default names the shadow sequence.
+func TestCheckSQLSequenceDefaults(t *testing.T) {
+	pg := testenv.Addr("SHADOWLANE_POSTGRES_ADDR", "127.0.0.1:5432")
+	testenv.Need(t, "PostgreSQL", pg)
+	dsn := "postgres://postgres@" + pg + "/test?sslmode=disable"
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	tb := "seqchk_" + strings.ReplaceAll(time.Now().Format("150405.000000"), ".", "")
+	for _, q := range []string{
+		"CREATE TABLE " + tb + " (id serial PRIMARY KEY, note text)",
+		"CREATE TABLE " + tb + "_shadow (LIKE " + tb + " INCLUDING ALL)",
+		"CREATE SEQUENCE " + tb + "_id_seq_shadow",
+	} {
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	defer db.Exec("DROP TABLE IF EXISTS " + tb + "_shadow, " + tb)
+	defer db.Exec("DROP SEQUENCE IF EXISTS " + tb + "_id_seq_shadow")
+	code, out, errs := runCheckSQL(t, "--postgres", dsn, "--tables", tb)
+	if code != exitViolation || !strings.Contains(out, "production sequence "+tb+"_id_seq") {
+		t.Fatalf("copied default: code %d\n%s%s", code, out, errs)
+	}
+	if _, err := db.ExecContext(ctx, "ALTER TABLE "+tb+"_shadow ALTER COLUMN id SET DEFAULT nextval('"+tb+"_id_seq_shadow')"); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, errs := runCheckSQL(t, "--postgres", dsn, "--tables", tb); code != exitOK {
+		t.Fatalf("shadow default: code %d\n%s%s", code, out, errs)
+	}
+}

@@ -167,6 +167,21 @@ func checkDatabase(ctx context.Context, driver, dsn string, tables []string, nam
 			sh, err = in.inspect(ctx, db, twin)
 			if err == nil {
 				status, diffs := compareTables(prod, sh)
+				if driver == "pgx" && sh.exists {
+					seqs, err := pgDefaultSequences(ctx, db, twin)
+					if err != nil {
+						fmt.Fprintf(stderr, "shadowlane check: %s: table %s: %v\n", in.label, twin, err)
+						return exitSetup
+					}
+					for _, cs := range seqs {
+						if !naming.IsShadow(cs[1]) {
+							diffs = append(diffs, fmt.Sprintf("column %s defaults to nextval of production sequence %s: load-test inserts would advance it (ALTER TABLE %s ALTER COLUMN %s SET DEFAULT nextval('%s'))", cs[0], cs[1], twin, cs[0], naming.Shadow(cs[1])))
+							if status == "ok" {
+								status = "different"
+							}
+						}
+					}
+				}
 				fmt.Fprintf(stdout, "  %s -> %s: %s\n", t, twin, status)
 				for _, d := range diffs {
 					fmt.Fprintf(stdout, "      - %s\n", d)
@@ -422,6 +437,31 @@ func inspectPostgres(ctx context.Context, db *sql.DB, table string) (tableInfo, 
 	}
 	sort.Strings(ti.indexes)
 	return ti, nil
+}
+
+// pgDefaultSequences lists (column, sequence) pairs of the column defaults
+// of table that depend on a sequence (DEFAULT nextval('...')), as
+// CREATE TABLE ... (LIKE ... INCLUDING ALL) copies them from production.
+func pgDefaultSequences(ctx context.Context, db *sql.DB, table string) ([][2]string, error) {
+	rows, err := db.QueryContext(ctx, `SELECT a.attname, s.relname
+		FROM pg_attrdef d
+		JOIN pg_attribute a ON a.attrelid = d.adrelid AND a.attnum = d.adnum
+		JOIN pg_depend dep ON dep.classid = 'pg_attrdef'::regclass AND dep.objid = d.oid AND dep.refclassid = 'pg_class'::regclass
+		JOIN pg_class s ON s.oid = dep.refobjid AND s.relkind = 'S'
+		WHERE d.adrelid = to_regclass(quote_ident($1)) ORDER BY a.attnum`, table)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out [][2]string
+	for rows.Next() {
+		var c [2]string
+		if err := rows.Scan(&c[0], &c[1]); err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
 }
 
 // inspectSQLite reads a table of the main database with PRAGMA

@@ -38,6 +38,20 @@
 // the same answer as the table-driven reference for every argv (tests and
 // a fuzz target compare them command by command).
 //
-// The package is client-neutral (arguments are go-redis style []any:
-// strings, []byte, integers); adapters/goredis wires it into go-redis hooks.
+// Arguments are go-redis style []any, seen as go-redis writes them on the
+// wire ([AppendArg] follows go-redis v9's argument writer case by case): a
+// key, pattern, keyword or command name may be a string, []byte, *string,
+// net.IP, encoding.BinaryMarshaler, any integer (unsigned ones stay
+// unsigned), float, bool, time.Time or time.Duration, or a pointer to one;
+// the rewriter renames the text the server would receive and the guard
+// checks it. The guard's fast path still looks only at strings and []byte
+// (and at int64, int and float64, which cannot carry a shadow name unless
+// the prefix starts like a number); any other type sends the command to
+// the reference guard. The marked path is linear in the number of keys:
+// one pass to find them, a bit set only when two key specs could name the
+// same position, and the shadow names of a multi-key command in one
+// allocation.
+//
+// The package is client-neutral; adapters/goredis wires it into go-redis
+// hooks.
 package rediskeys

@@ -65,16 +65,17 @@ func (rw *Rewriter) Guard(args []any) (Reply, error) {
 var numberStart = [256]bool{'0': true, '1': true, '2': true, '3': true, '4': true, '5': true, '6': true,
 	'7': true, '8': true, '9': true, '-': true, '+': true, 'N': true}
 
-// usualNumber reports whether a is an int64, an int or a float64 (one
-// compare of the type word each, inlined).
+// usualNumber reports whether a is an int64, a float64 or an int (one
+// compare of the type word each, inlined; go-redis's typed API sends int64
+// and float64).
 func usualNumber(a any) bool {
 	if _, ok := a.(int64); ok {
 		return true
 	}
-	if _, ok := a.(int); ok {
+	if _, ok := a.(float64); ok {
 		return true
 	}
-	_, ok := a.(float64)
+	_, ok := a.(int)
 	return ok
 }
 

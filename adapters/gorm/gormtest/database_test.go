@@ -14,7 +14,10 @@ import (
 )
 
 // TestDatabaseMode: marked statements run on a shadow database of the same
-// server (MariaDB and PostgreSQL), read back from both databases.
+// server (MariaDB and PostgreSQL), with and without PrepareStmt, read back
+// from both databases. With PrepareStmt, a production transaction running
+// the text a marked transaction ran before must not pick up a statement
+// prepared on the shadow database (gorm caches statements by text).
 func TestDatabaseMode(t *testing.T) {
 	type srv struct {
 		name string
@@ -29,80 +32,94 @@ func TestDatabaseMode(t *testing.T) {
 			return postgres.Open("postgres://postgres@" + pg + "/" + db + "?sslmode=disable")
 		}},
 	} {
-		t.Run(s.name, func(t *testing.T) {
-			testenv.Need(t, s.name, s.addr)
-			prod, err := gorm.Open(s.open("test"), quiet())
-			if err != nil {
-				testenv.Missing(t, s.name, s.addr, err)
+		for _, prepare := range []bool{false, true} {
+			name := s.name
+			if prepare {
+				name += "/PrepareStmt"
 			}
-			sfx := suffix()
-			shadowName, table := "sl_gshadow_"+sfx, "orders_"+sfx
-			if err := prod.Exec("CREATE DATABASE " + shadowName).Error; err != nil {
-				t.Fatal(err)
-			}
-			shadowDB, err := gorm.Open(s.open(shadowName), quiet())
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() {
-				if d, err := shadowDB.DB(); err == nil {
-					d.Close()
+			t.Run(name, func(t *testing.T) {
+				testenv.Need(t, s.name, s.addr)
+				prod, err := gorm.Open(s.open("test"), quiet())
+				if err != nil {
+					testenv.Missing(t, s.name, s.addr, err)
 				}
-				prod.Exec("DROP TABLE " + table)
-				if s.name == "PostgreSQL" {
-					prod.Exec("DROP DATABASE " + shadowName + " WITH (FORCE)")
-				} else {
-					prod.Exec("DROP DATABASE " + shadowName)
-				}
-				if d, err := prod.DB(); err == nil {
-					d.Close()
-				}
-			})
-			for _, d := range []*gorm.DB{prod, shadowDB} {
-				if err := d.Table(table).AutoMigrate(&Order{}); err != nil {
+				sfx := suffix()
+				shadowName, table := "sl_gshadow_"+sfx, "orders_"+sfx
+				if err := prod.Exec("CREATE DATABASE " + shadowName).Error; err != nil {
 					t.Fatal(err)
 				}
-			}
-			db, err := gorm.Open(s.open("test"), quiet())
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() {
-				if d, err := db.DB(); err == nil {
-					d.Close()
+				shadowDB, err := gorm.Open(s.open(shadowName), quiet())
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() {
+					if d, err := shadowDB.DB(); err == nil {
+						d.Close()
+					}
+					prod.Exec("DROP TABLE " + table)
+					if s.name == "PostgreSQL" {
+						prod.Exec("DROP DATABASE " + shadowName + " WITH (FORCE)")
+					} else {
+						prod.Exec("DROP DATABASE " + shadowName)
+					}
+					if d, err := prod.DB(); err == nil {
+						d.Close()
+					}
+				})
+				for _, d := range []*gorm.DB{prod, shadowDB} {
+					if err := d.Table(table).AutoMigrate(&Order{}); err != nil {
+						t.Fatal(err)
+					}
+				}
+				cfg := quiet()
+				cfg.PrepareStmt = prepare
+				db, err := gorm.Open(s.open("test"), cfg)
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() {
+					if d, err := db.DB(); err == nil {
+						d.Close()
+					}
+				})
+				if err := db.Use(slgorm.NewDatabase(shadowDB)); err != nil {
+					t.Fatal(err)
+				}
+				if err := db.Table(table).Create(&Order{Total: 1}).Error; err != nil {
+					t.Fatal(err)
+				}
+				if err := db.WithContext(marked).Table(table).Create(&Order{Total: 2}).Error; err != nil {
+					t.Fatal(err)
+				}
+				err = db.WithContext(marked).Transaction(func(tx *gorm.DB) error {
+					return tx.WithContext(bg).Table(table).Create(&Order{Total: 3}).Error
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+				err = db.Transaction(func(tx *gorm.DB) error {
+					return tx.Table(table).Create(&Order{Total: 5}).Error
+				})
+				if err != nil {
+					t.Fatalf("production transaction after a marked one: %v", err)
+				}
+				if err := db.WithContext(marked).Exec("UPDATE " + table + " SET total = total * 10").Error; err != nil {
+					t.Fatal(err)
+				}
+				// a marked statement inside a production transaction is refused
+				err = db.Transaction(func(tx *gorm.DB) error {
+					return tx.WithContext(marked).Table(table).Create(&Order{Total: 4}).Error
+				})
+				if !errors.Is(err, shadow.ErrBlocked) {
+					t.Fatalf("marked statement in production tx: %v", err)
+				}
+				var p, sh []int
+				prod.Table(table).Order("total").Pluck("total", &p)
+				shadowDB.Table(table).Order("total").Pluck("total", &sh)
+				if len(p) != 2 || p[0] != 1 || p[1] != 5 || len(sh) != 2 || sh[0] != 20 || sh[1] != 30 {
+					t.Fatalf("production %v, shadow %v; want [1 5] and [20 30]", p, sh)
 				}
 			})
-			if err := db.Use(slgorm.NewDatabase(shadowDB)); err != nil {
-				t.Fatal(err)
-			}
-			if err := db.Table(table).Create(&Order{Total: 1}).Error; err != nil {
-				t.Fatal(err)
-			}
-			if err := db.WithContext(marked).Table(table).Create(&Order{Total: 2}).Error; err != nil {
-				t.Fatal(err)
-			}
-			err = db.WithContext(marked).Transaction(func(tx *gorm.DB) error {
-				return tx.WithContext(bg).Table(table).Create(&Order{Total: 3}).Error
-			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := db.WithContext(marked).Exec("UPDATE " + table + " SET total = total * 10").Error; err != nil {
-				t.Fatal(err)
-			}
-			// a marked statement inside a production transaction is refused
-			err = db.Transaction(func(tx *gorm.DB) error {
-				return tx.WithContext(marked).Table(table).Create(&Order{Total: 4}).Error
-			})
-			if !errors.Is(err, shadow.ErrBlocked) {
-				t.Fatalf("marked statement in production tx: %v", err)
-			}
-			var p, sh []int
-			prod.Table(table).Order("total").Pluck("total", &p)
-			shadowDB.Table(table).Order("total").Pluck("total", &sh)
-			if len(p) != 1 || p[0] != 1 || len(sh) != 2 || sh[0] != 20 || sh[1] != 30 {
-				t.Fatalf("production %v, shadow %v; want [1] and [20 30]", p, sh)
-			}
-		})
+		}
 	}
 }
