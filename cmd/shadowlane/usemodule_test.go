@@ -130,3 +130,31 @@ func TestUseFromOwnModule(t *testing.T) {
 		})
 	}
 }
+
+// TestAdaptersRequireNoDialects: no adapter module requires a SQL dialect
+// module or another adapter (an application requires the one dialect it
+// uses). Tests that need real dialects or drivers live in the nested test
+// modules adapters/sql/sqltest and adapters/gorm/gormtest.
+func TestAdaptersRequireNoDialects(t *testing.T) {
+	mods, err := filepath.Glob("../../adapters/*/go.mod")
+	if err != nil || len(mods) == 0 {
+		t.Fatalf("no adapter go.mod found: %v", err)
+	}
+	for _, m := range mods {
+		b, err := os.ReadFile(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		self := filepath.Base(filepath.Dir(m))
+		for _, line := range strings.Split(string(b), "\n") {
+			f := strings.Fields(strings.TrimPrefix(strings.TrimSpace(line), "require "))
+			if len(f) < 2 || !strings.HasPrefix(f[0], "github.com/shadowlane/shadowlane/") || strings.HasPrefix(strings.TrimSpace(line), "module ") {
+				continue
+			}
+			path := strings.TrimPrefix(f[0], "github.com/shadowlane/shadowlane/")
+			if strings.HasPrefix(path, "dialects/") || (strings.HasPrefix(path, "adapters/") && path != "adapters/"+self) {
+				t.Errorf("%s requires %s: applications requiring this adapter would have to resolve it; move the tests that need it to a nested test module (see adapters/sql/sqltest)", m, f[0])
+			}
+		}
+	}
+}
