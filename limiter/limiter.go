@@ -45,6 +45,7 @@ type Limiter struct {
 
 	// smu guards rule state (states) and alert states while a resource is
 	// compiled; a compile holds it for the rules matching one resource.
+	// Lock order: reload, then mu, then smu.
 	smu    sync.Mutex
 	states map[stateKey]*state
 	gen    atomic.Uint64 // SetRules generation: marks the states a compile used
@@ -171,14 +172,14 @@ func (l *Limiter) SetRules(rules []Rule) error {
 	return nil
 }
 
-// listed reports whether a resource handle called name exists.
+// listed reports whether a resource handle called name may exist ("_other"
+// is the overflow handle's). It takes no lock: SetRules calls it holding
+// l.smu, and l.mu is taken before l.smu elsewhere.
 func (l *Limiter) listed(name string) bool {
 	if _, ok := l.fast.Load(name); ok {
 		return true
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.overflow != nil && l.overflow.name == name
+	return name == "_other"
 }
 
 // resourceList returns every resource handle (the overflow one too).

@@ -269,3 +269,42 @@ func TestReloadWhileResourcesAreMade(t *testing.T) {
 		}
 	}
 }
+
+// TestReloadWithOverflow: reloads racing with resources past
+// WithMaxResources (the shared "_other" handle) neither deadlock nor leave
+// "_other" on stale rules.
+func TestReloadWithOverflow(t *testing.T) {
+	l := limiter.New(limiter.WithClock(limiter.NewManualClock(t0)), limiter.WithMaxResources(10))
+	loose := []limiter.Rule{{Name: "x", Resource: "*", Concurrency: 1000}}
+	tight := []limiter.Rule{{Name: "x", Resource: "*", QPS: 1, Burst: 1}}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range 100 {
+			rules := loose
+			if i%2 == 1 {
+				rules = tight
+			}
+			if err := l.SetRules(rules); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	var other *limiter.Resource
+	for i := range 500 {
+		other = l.Resource(fmt.Sprint("r", i))
+	}
+	<-done
+	if other.Name() != "_other" {
+		t.Fatalf("past the bound: %q", other.Name())
+	}
+	if tok, err := other.Entry(prod); err != nil {
+		t.Fatal(err)
+	} else {
+		tok.Exit()
+	}
+	if _, err := other.Entry(prod); err == nil {
+		t.Fatal("_other compiled against stale rules")
+	}
+}

@@ -9,8 +9,11 @@ import (
 	"gorm.io/gorm"
 
 	slgorm "github.com/shadowlane/shadowlane/adapters/gorm"
+	mysqldialect "github.com/shadowlane/shadowlane/dialects/mysql"
+	pgdialect "github.com/shadowlane/shadowlane/dialects/postgres"
 	"github.com/shadowlane/shadowlane/internal/testenv"
 	"github.com/shadowlane/shadowlane/shadow"
+	"github.com/shadowlane/shadowlane/shadow/sqlshadow"
 )
 
 // TestDatabaseMode: marked statements run on a shadow database of the same
@@ -23,13 +26,19 @@ func TestDatabaseMode(t *testing.T) {
 		name string
 		addr string
 		open func(db string) gorm.Dialector
+		rw   func(shadowDB string) (*sqlshadow.Rewriter, error) // the check of marked statements
 	}
 	my := testenv.Addr("SHADOWLANE_MYSQL_ADDR", "127.0.0.1:3306")
 	pg := testenv.Addr("SHADOWLANE_POSTGRES_ADDR", "127.0.0.1:5432")
 	for _, s := range []srv{
-		{"MariaDB", my, func(db string) gorm.Dialector { return mysql.Open("root@tcp(" + my + ")/" + db) }},
+		{"MariaDB", my, func(db string) gorm.Dialector { return mysql.Open("root@tcp(" + my + ")/" + db) },
+			func(shadowDB string) (*sqlshadow.Rewriter, error) {
+				return sqlshadow.New(mysqldialect.New(), sqlshadow.WithDatabase(shadowDB))
+			}},
 		{"PostgreSQL", pg, func(db string) gorm.Dialector {
 			return postgres.Open("postgres://postgres@" + pg + "/" + db + "?sslmode=disable")
+		}, func(string) (*sqlshadow.Rewriter, error) {
+			return sqlshadow.New(pgdialect.New(), sqlshadow.WithDatabase("public"))
 		}},
 	} {
 		for _, prepare := range []bool{false, true} {
@@ -82,7 +91,11 @@ func TestDatabaseMode(t *testing.T) {
 						d.Close()
 					}
 				})
-				if err := db.Use(slgorm.NewDatabase(shadowDB)); err != nil {
+				rw, err := s.rw(shadowName)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := db.Use(slgorm.NewDatabase(shadowDB, rw)); err != nil {
 					t.Fatal(err)
 				}
 				if err := db.Table(table).Create(&Order{Total: 1}).Error; err != nil {

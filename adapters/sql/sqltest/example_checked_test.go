@@ -18,7 +18,7 @@ import (
 // Database mode with checks: marked work runs on the shadow database as
 // written, but a marked statement naming another database is refused
 // before it reaches the server.
-func Example_newCheckedRouter() {
+func Example_newRouter() {
 	dir, _ := os.MkdirTemp("", "slsql")
 	defer os.RemoveAll(dir)
 	prodPath, shadowPath := filepath.Join(dir, "shop.db"), filepath.Join(dir, "shop_shadow.db")
@@ -30,7 +30,7 @@ func Example_newCheckedRouter() {
 	prod, _ := sql.Open("sqlite", prodPath)
 	shadowConn, _ := slsql.DSNConnector(prod.Driver(), shadowPath)
 	rw, _ := sqlshadow.New(sqlite.New(), sqlshadow.WithDatabase("main"))
-	r, err := slsql.NewCheckedRouter("sqlite", prod, shadowConn, rw)
+	r, err := slsql.NewRouter("sqlite", prod, shadowConn, rw)
 	if err != nil {
 		fmt.Println(err)
 		return

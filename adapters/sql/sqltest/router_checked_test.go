@@ -86,7 +86,7 @@ func TestCheckedRouter(t *testing.T) {
 					s.prod.Exec(q)
 				}
 			}()
-			r, err := slsql.NewCheckedRouter(s.name, s.prod, s.connector, s.rw)
+			r, err := slsql.NewRouter(s.name, s.prod, s.connector, s.rw)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -153,7 +153,7 @@ func TestCheckedRouter(t *testing.T) {
 			}
 		})
 	}
-	if _, err := slsql.NewCheckedRouter("x", &sql.DB{}, nil, nil); !errors.Is(err, slsql.ErrNoShadowDB) {
+	if _, err := slsql.NewRouter("x", &sql.DB{}, nil, nil); !errors.Is(err, slsql.ErrNoShadowDB) {
 		t.Errorf("missing shadow connector: %v", err)
 	}
 }

@@ -11,6 +11,8 @@ import (
 	"github.com/jackc/pgx/v5/stdlib"
 
 	slsql "github.com/shadowlane/shadowlane/adapters/sql"
+	mysqldialect "github.com/shadowlane/shadowlane/dialects/mysql"
+	pgdialect "github.com/shadowlane/shadowlane/dialects/postgres"
 	"github.com/shadowlane/shadowlane/dialects/sqlite"
 	"github.com/shadowlane/shadowlane/internal/testenv"
 	"github.com/shadowlane/shadowlane/shadow"
@@ -50,81 +52,146 @@ func open(t *testing.T, driverName, dsn string) *sql.DB {
 }
 
 // TestRouterDatabaseMode: marked work goes to another database on the same
-// server, unmarked work stays in production; read back from both.
+// server, unmarked work stays in production; read back from both. Both
+// constructors route the same way; only NewRouter inspects: a marked
+// statement naming the production database is refused by it and, as
+// NewUncheckedRouter documents, runs on production through the opt-out.
 func TestRouterDatabaseMode(t *testing.T) {
 	for _, srv := range []func(*testing.T) server{mariadb, postgres} {
-		s := srv(t)
-		t.Run(s.name, func(t *testing.T) {
-			admin := open(t, s.driver, s.dsn)
-			defer admin.Close()
-			sfx := suffix()
-			shadowName := "sl_shadow_" + sfx
-			if _, err := admin.Exec("CREATE DATABASE " + shadowName); err != nil {
-				t.Fatal(err)
+		for _, checked := range []bool{true, false} {
+			s := srv(t)
+			name := s.name + "/checked"
+			if !checked {
+				name = s.name + "/unchecked"
 			}
-			table := "orders_" + sfx
-			ddl := "CREATE TABLE " + table + " (id INT PRIMARY KEY, total INT)"
-			if _, err := admin.Exec(ddl); err != nil {
-				t.Fatal(err)
-			}
-			prod := open(t, s.driver, s.dsn)
-			shadowDB := open(t, s.driver, s.dsnFor(shadowName))
-			t.Cleanup(func() {
-				admin.Exec("DROP TABLE " + table)
-				if s.name == "postgres" {
-					admin.Exec("DROP DATABASE " + shadowName + " WITH (FORCE)")
-				} else {
-					admin.Exec("DROP DATABASE " + shadowName)
-				}
-			})
-			if _, err := shadowDB.Exec(ddl); err != nil {
-				t.Fatal(err)
-			}
-			r, err := slsql.NewRouter(s.name, prod, shadowDB)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer r.Close()
-			ins := fmt.Sprintf("INSERT INTO %s (id, total) VALUES (%s, %s)", table, s.param(1), s.param(2))
-			if _, err := r.ExecContext(bg, ins, 1, 10); err != nil {
-				t.Fatal(err)
-			}
-			if _, err := r.ExecContext(marked, ins, 2, 20); err != nil {
-				t.Fatal(err)
-			}
-			// prepared unmarked, executed marked: shadow database
-			st, err := r.PrepareContext(bg, ins)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := st.ExecContext(marked, 3, 30); err != nil {
-				t.Fatal(err)
-			}
-			st.Close()
-			tx, err := r.BeginTx(marked, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := tx.ExecContext(bg, ins, 4, 40); err != nil {
-				t.Fatal(err)
-			}
-			if err := tx.Commit(); err != nil {
-				t.Fatal(err)
-			}
-			var p, sh int
-			admin.QueryRow("SELECT count(*) FROM " + table).Scan(&p)
-			shadowDB.QueryRow("SELECT count(*) FROM " + table).Scan(&sh)
-			if p != 1 || sh != 3 {
-				t.Fatalf("production rows %d, shadow rows %d; want 1 and 3", p, sh)
-			}
-			var total int
-			if err := r.QueryRowContext(marked, "SELECT sum(total) FROM "+table).Scan(&total); err != nil || total != 90 {
-				t.Fatalf("marked sum = %d, %v", total, err)
-			}
-		})
+			t.Run(name, func(t *testing.T) { routerDatabaseMode(t, s, checked) })
+		}
 	}
-	if _, err := slsql.NewRouter("x", nil, nil); !errors.Is(err, slsql.ErrNoShadowDB) {
+	if _, err := slsql.NewUncheckedRouter("x", nil, nil); !errors.Is(err, slsql.ErrNoShadowDB) {
 		t.Fatal("router without shadow pool was built")
+	}
+	if _, err := slsql.NewRouter("x", nil, nil, nil); !errors.Is(err, slsql.ErrNoShadowDB) {
+		t.Fatal("router without shadow pool was built")
+	}
+	// NewRouter needs a database-mode Rewriter: a table-mode one (or none)
+	// is a configuration error, never an unchecked shadow pool.
+	db, _ := sql.Open("sqlite", ":memory:")
+	defer db.Close()
+	conn, err := slsql.DSNConnector(db.Driver(), ":memory:")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tableMode, err := sqlshadow.New(sqlite.New())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, rw := range []*sqlshadow.Rewriter{nil, tableMode} {
+		if _, err := slsql.NewRouter("x", db, conn, rw); !errors.Is(err, sqlshadow.ErrConfig) {
+			t.Errorf("NewRouter with rewriter %v: %v, want ErrConfig", rw, err)
+		}
+	}
+}
+
+func routerDatabaseMode(t *testing.T, s server, checked bool) {
+	admin := open(t, s.driver, s.dsn)
+	defer admin.Close()
+	sfx := suffix()
+	shadowName := "sl_shadow_" + sfx
+	if _, err := admin.Exec("CREATE DATABASE " + shadowName); err != nil {
+		t.Fatal(err)
+	}
+	table := "orders_" + sfx
+	ddl := "CREATE TABLE " + table + " (id INT PRIMARY KEY, total INT)"
+	if _, err := admin.Exec(ddl); err != nil {
+		t.Fatal(err)
+	}
+	prod := open(t, s.driver, s.dsn)
+	shadowDB := open(t, s.driver, s.dsnFor(shadowName))
+	t.Cleanup(func() {
+		shadowDB.Close()
+		admin.Exec("DROP TABLE " + table)
+		if s.name == "postgres" {
+			admin.Exec("DROP DATABASE " + shadowName + " WITH (FORCE)")
+		} else {
+			admin.Exec("DROP DATABASE " + shadowName)
+		}
+	})
+	if _, err := shadowDB.Exec(ddl); err != nil {
+		t.Fatal(err)
+	}
+	var r *slsql.Router
+	var err error
+	if checked {
+		var rw *sqlshadow.Rewriter
+		if s.name == "postgres" {
+			rw, err = sqlshadow.New(pgdialect.New(), sqlshadow.WithDatabase("public"))
+		} else {
+			rw, err = sqlshadow.New(mysqldialect.New(), sqlshadow.WithDatabase(shadowName))
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := slsql.DSNConnector(prod.Driver(), s.dsnFor(shadowName))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err = slsql.NewRouter(s.name, prod, c, rw)
+	} else {
+		r, err = slsql.NewUncheckedRouter(s.name, prod, shadowDB)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	ins := fmt.Sprintf("INSERT INTO %s (id, total) VALUES (%s, %s)", table, s.param(1), s.param(2))
+	if _, err := r.ExecContext(bg, ins, 1, 10); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.ExecContext(marked, ins, 2, 20); err != nil {
+		t.Fatal(err)
+	}
+	// prepared unmarked, executed marked: shadow database
+	st, err := r.PrepareContext(bg, ins)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.ExecContext(marked, 3, 30); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	tx, err := r.BeginTx(marked, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.ExecContext(bg, ins, 4, 40); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	var p, sh int
+	admin.QueryRow("SELECT count(*) FROM " + table).Scan(&p)
+	shadowDB.QueryRow("SELECT count(*) FROM " + table).Scan(&sh)
+	if p != 1 || sh != 3 {
+		t.Fatalf("production rows %d, shadow rows %d; want 1 and 3", p, sh)
+	}
+	var total int
+	if err := r.QueryRowContext(marked, "SELECT sum(total) FROM "+table).Scan(&total); err != nil || total != 90 {
+		t.Fatalf("marked sum = %d, %v", total, err)
+	}
+	if s.name == "mariadb" {
+		// The production database named explicitly by a marked statement.
+		q := "INSERT INTO test." + table + " (id, total) VALUES (9, 90)"
+		_, err := r.ExecContext(marked, q)
+		var n int
+		admin.QueryRow("SELECT count(*) FROM " + table + " WHERE id = 9").Scan(&n)
+		var se *shadow.Error
+		if checked && (!errors.As(err, &se) || n != 0) {
+			t.Fatalf("checked router: %s: %v, %d production rows; want a *shadow.Error and none", q, err, n)
+		}
+		if !checked && (err != nil || n != 1) {
+			t.Fatalf("unchecked router: %s: %v, %d production rows; the documented risk did not show", q, err, n)
+		}
 	}
 }
 

@@ -106,6 +106,17 @@ func (s *stores) startConsumers(ctx context.Context) (*laneDrill, error) {
 	l.stop, l.done = lcancel, make(chan error, 1)
 	go func() { l.done <- lc.Run(lctx) }()
 	s.closers = append(s.closers, func() { l.stopLane() })
+	// A lane group starts at the end of the topic: traffic waits until the
+	// lane has fixed its start, so no proj-a order falls between the trunk's
+	// hand-over and the lane.
+	select {
+	case <-lc.Started():
+	case err := <-l.done:
+		l.done <- err
+		return nil, fmt.Errorf("drill: lane consumer did not start: %v", err)
+	case <-time.After(30 * time.Second):
+		return nil, errors.New("drill: lane consumer did not start within 30s")
+	}
 
 	// The trunk consumer, run exactly like startConsumer's (check stops it).
 	cctx, cancel := context.WithCancel(context.WithoutCancel(ctx))

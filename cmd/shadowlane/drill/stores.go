@@ -163,7 +163,10 @@ func openStores(ctx context.Context, b Backends, tmp string, faults bool) (*stor
 	if err := s.openAMQP(ctx, b, uniq); err != nil {
 		return fail(err)
 	}
-	s.store = &shop.Store{DB: s.db, Redis: s.rdb, Names: s.names, Dollar: s.dollar, NATS: s.bus.ns, JS: s.bus.pjs, Retried: s.retried}
+	s.store = &shop.Store{DB: s.db, Redis: s.rdb, Names: s.names, Dollar: s.dollar, Retried: s.retried}
+	if s.bus.ns != nil && s.bus.pjs != nil {
+		s.store.Shipments = s.bus.ns.JetStream(s.bus.pjs)
+	}
 	if s.bus.as != nil {
 		s.store.AMQP = &s.bus.pub
 	}
