@@ -1,4 +1,4 @@
-package slsql_test
+package sqltest_test
 
 import (
 	"context"

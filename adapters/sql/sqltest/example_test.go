@@ -1,4 +1,4 @@
-package slsql_test
+package sqltest_test
 
 import (
 	"context"
@@ -17,7 +17,7 @@ import (
 	"github.com/shadowlane/shadowlane/shadow/sqlshadow"
 )
 
-func ExampleOpenDB() {
+func Example_openDB() {
 	dir, _ := os.MkdirTemp("", "slsql")
 	defer os.RemoveAll(dir)
 	path := filepath.Join(dir, "shop.db")
@@ -50,7 +50,7 @@ func ExampleOpenDB() {
 
 // The driver's own connection for production work (here SQLite's backup
 // API); load-test work is refused.
-func ExampleRaw() {
+func Example_raw() {
 	dir, _ := os.MkdirTemp("", "slsql")
 	defer os.RemoveAll(dir)
 	path := filepath.Join(dir, "shop.db")

@@ -1,4 +1,4 @@
-package slgorm_test
+package gormtest_test
 
 import (
 	"database/sql"

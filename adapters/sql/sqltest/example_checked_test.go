@@ -1,4 +1,4 @@
-package slsql_test
+package sqltest_test
 
 import (
 	"context"
@@ -18,7 +18,7 @@ import (
 // Database mode with checks: marked work runs on the shadow database as
 // written, but a marked statement naming another database is refused
 // before it reaches the server.
-func ExampleNewRouter() {
+func Example_newRouter() {
 	dir, _ := os.MkdirTemp("", "slsql")
 	defer os.RemoveAll(dir)
 	prodPath, shadowPath := filepath.Join(dir, "shop.db"), filepath.Join(dir, "shop_shadow.db")
@@ -57,7 +57,7 @@ func ExampleNewRouter() {
 
 // MapError turns the server's "no such table" for a shadow table into a
 // typed refusal that says how to create it.
-func ExampleMapError() {
+func Example_mapError() {
 	rw, _ := sqlshadow.New(sqlite.New())
 	err := slsql.MapError(rw, propagation.Mark{Run: "run-1"}, errors.New("SQL logic error: no such table: orders_shadow (1)"))
 	var se *shadow.Error

@@ -1,4 +1,4 @@
-package slgorm_test
+package gormtest_test
 
 import (
 	"context"
@@ -16,7 +16,7 @@ import (
 	"github.com/shadowlane/shadowlane/shadow/sqlshadow"
 )
 
-func ExampleNew() {
+func Example_new() {
 	dir, _ := os.MkdirTemp("", "slgorm")
 	defer os.RemoveAll(dir)
 	db, _ := gorm.Open(sqlite.Open(filepath.Join(dir, "shop.db")), &gorm.Config{Logger: logger.Discard})

@@ -1,4 +1,4 @@
-package slgorm_test
+package gormtest_test
 
 import (
 	"context"
@@ -21,7 +21,7 @@ import (
 // Database mode: marked work runs on a separate shadow database, and every
 // marked statement is inspected first, so one naming another database is
 // refused before it reaches the server.
-func ExampleNewDatabase() {
+func Example_newDatabase() {
 	dir, _ := os.MkdirTemp("", "slgorm")
 	defer os.RemoveAll(dir)
 	// One *gorm.Config per gorm.Open: gorm keeps the pool in it.

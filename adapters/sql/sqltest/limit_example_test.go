@@ -1,4 +1,4 @@
-package slsql_test
+package sqltest_test
 
 import (
 	"context"
@@ -17,7 +17,7 @@ import (
 	"github.com/shadowlane/shadowlane/shadow/sqlshadow"
 )
 
-func ExampleNewLimitConnector() {
+func Example_newLimitConnector() {
 	dir, _ := os.MkdirTemp("", "slsql-example-")
 	defer os.RemoveAll(dir)
 	path := filepath.Join(dir, "shop.db")
