@@ -35,4 +35,25 @@
 //
 // Reading a mark ([FromContext]) never allocates; an unmarked request costs
 // one pass over its header keys and no allocation.
+//
+// # Work moved off the request
+//
+// The mark lives only in the context, so work that leaves the request's
+// goroutine keeps it only if it takes the context along:
+//
+//   - Work that must outlive the request (an audit write after the response,
+//     a cache refresh) runs under [context.WithoutCancel](ctx): it keeps the
+//     mark and every other value, and is not canceled with the request. Add
+//     a deadline with context.WithTimeout(context.WithoutCancel(ctx), d).
+//   - Worker pools and in-process queues carry the context in the job (a
+//     ctx field of the job struct, or a func(context.Context) task called
+//     with it); a worker runs each job under the job's context, never under
+//     one of its own.
+//   - context.Background() or context.TODO() where a request context is in
+//     scope starts production work: a go func() that uses them inside a
+//     handler sends the load test's writes to production tables, keys and
+//     topics as if they were production.
+//
+// shadowlane-vet (`shadowlane vet`, module github.com/shadowlane/shadowlane/vet)
+// reports these mistakes, and calls without a context, with fixes.
 package propagation

@@ -6,14 +6,17 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"maps"
 	"strings"
 	"sync"
+	"time"
 
 	amqp091 "github.com/rabbitmq/amqp091-go"
 
 	"github.com/shadowlane/shadowlane/propagation"
 	"github.com/shadowlane/shadowlane/shadow"
+	"github.com/shadowlane/shadowlane/shadow/bus"
 )
 
 // Prepare applies the publish rules for a publish of msg to exchange with
@@ -31,21 +34,17 @@ import (
 //     [shadow.ErrNoShadowTarget]. The mark headers are written.
 func (s *Shadow) Prepare(ctx context.Context, exchange, key string, msg *amqp091.Publishing) (string, string, error) {
 	m := propagation.FromContext(ctx)
-	target := exchange
 	if exchange == "" {
-		target = key
-	}
-	kind, has := "exchange", s.hasExchange
-	if exchange == "" {
-		kind, has = "queue", s.hasQueue
-	}
-	to, err := shadow.Route(Store, kind, s.c.naming, m, target, has, nil)
-	if err != nil {
-		return "", "", err
-	}
-	if exchange == "" {
+		to, err := s.rq.Produce(m, key)
+		if err != nil {
+			return "", "", err
+		}
 		key = to
 	} else {
+		to, err := s.rx.Produce(m, exchange)
+		if err != nil {
+			return "", "", err
+		}
 		exchange = to
 	}
 	setHeaders(msg, m)
@@ -53,28 +52,28 @@ func (s *Shadow) Prepare(ctx context.Context, exchange, key string, msg *amqp091
 }
 
 func setHeaders(msg *amqp091.Publishing, m propagation.Mark) {
-	env := m.Env != "" && propagation.ValidID(m.Env)
+	run, env := bus.Values(m)
 	stale := false
 	for k := range msg.Headers {
-		if strings.EqualFold(k, HeaderRun) || strings.EqualFold(k, HeaderEnv) {
+		if bus.IsMarkHeader(k) {
 			stale = true
 			break
 		}
 	}
-	if !stale && m.Run == "" && !env {
+	if !stale && run == "" && env == "" {
 		return
 	}
 	t := make(amqp091.Table, len(msg.Headers)+2)
 	for k, v := range msg.Headers {
-		if !strings.EqualFold(k, HeaderRun) && !strings.EqualFold(k, HeaderEnv) {
+		if !bus.IsMarkHeader(k) {
 			t[k] = v
 		}
 	}
-	if m.Run != "" {
-		t[HeaderRun] = m.Run
+	if run != "" {
+		t[HeaderRun] = run
 	}
-	if env {
-		t[HeaderEnv] = m.Env
+	if env != "" {
+		t[HeaderEnv] = env
 	}
 	msg.Headers = t
 }
@@ -82,145 +81,301 @@ func setHeaders(msg *amqp091.Publishing, m propagation.Mark) {
 // Channel wraps an amqp091-go channel so that publishes and consumers
 // follow shadowlane's rules.
 type Channel struct {
-	s  *Shadow
-	ch *amqp091.Channel
+	s   *Shadow
+	ch  *amqp091.Channel
+	err error // confirm mode could not be set
 }
 
-// Channel wraps ch.
-func (s *Shadow) Channel(ch *amqp091.Channel) *Channel { return &Channel{s: s, ch: ch} }
+// Channel wraps ch. With [WithConfirms] it puts ch in publisher confirm
+// mode; when that fails, every publish returns the error.
+func (s *Shadow) Channel(ch *amqp091.Channel) *Channel {
+	c := &Channel{s: s, ch: ch}
+	if s.c.confirms {
+		if err := ch.Confirm(false); err != nil {
+			c.err = fmt.Errorf("%w: confirm mode: %w", ErrNotConfirmed, err)
+		}
+	}
+	return c
+}
 
 // AMQP returns the wrapped channel.
 func (c *Channel) AMQP() *amqp091.Channel { return c.ch }
 
 // PublishWithContext is amqp091's PublishWithContext with the rules of
-// [Shadow.Prepare]; a refused publish is a [*shadow.Error] and sends nothing.
+// [Shadow.Prepare]; a refused publish is a [*shadow.Error] and sends
+// nothing. With [WithConfirms] it waits for the broker's confirmation.
 func (c *Channel) PublishWithContext(ctx context.Context, exchange, key string, mandatory, immediate bool, msg amqp091.Publishing) error {
+	if c.err != nil {
+		return c.err
+	}
 	exchange, key, err := c.s.Prepare(ctx, exchange, key, &msg)
 	if err != nil {
 		return err
 	}
-	return c.ch.PublishWithContext(ctx, exchange, key, mandatory, immediate, msg)
+	if !c.s.c.confirms {
+		return c.ch.PublishWithContext(ctx, exchange, key, mandatory, immediate, msg)
+	}
+	dc, err := c.ch.PublishWithDeferredConfirmWithContext(ctx, exchange, key, mandatory, immediate, msg)
+	if err != nil {
+		return err
+	}
+	ok, err := dc.WaitContext(ctx)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return fmt.Errorf("%w: exchange %q, key %q (nacked, or the channel closed: is the exchange declared?)", ErrNotConfirmed, exchange, key)
+	}
+	return nil
 }
 
-// Mark returns the mark of a delivery from queue: its headers, validated,
-// or for a delivery from a shadow queue without a run header the fallback
-// run. Malformed headers are a [*shadow.Error] wrapping
-// [shadow.ErrUnsupported].
+// Mark returns the mark of a delivery from queue: its headers (the rules
+// of package shadow/bus), or for a delivery from a shadow queue without a
+// run header the fallback run. Malformed headers ([shadow.ErrUnsupported])
+// and a run mark on a production queue (an anomaly, [shadow.ErrBlocked])
+// are a [*shadow.Error].
 func (s *Shadow) Mark(queue string, headers amqp091.Table) (propagation.Mark, error) {
-	m, bad := tableMark(headers)
-	if bad != "" {
-		return propagation.Mark{}, shadow.Refuse(Store, queue, "malformed or conflicting "+bad+" header", propagation.Mark{}, shadow.ErrUnsupported)
-	}
-	if m.Run == "" && s.c.naming.IsShadow(queue) {
-		m.Run = s.c.fallbackRun
+	d := decode(headers)
+	m, bad := d.Mark()
+	switch {
+	case bad != bus.NoField:
+		return propagation.Mark{}, shadow.Refuse(Store, queue, "malformed or conflicting "+bad.Name()+" header", propagation.Mark{}, shadow.ErrUnsupported)
+	case m.Run != "" && !s.rq.IsShadow(queue):
+		return propagation.Mark{}, shadow.Refuse(Store, queue, "run mark on a production queue (an anomaly)", m, shadow.ErrBlocked)
+	case m.Run == "" && s.rq.IsShadow(queue):
+		m.Run = s.rq.Config().FallbackRun
 	}
 	return m, nil
 }
 
 // Takes reports whether a consumer of this Shadow's environment for the
 // production queue takes a message marked m.
-func (s *Shadow) Takes(queue string, m propagation.Mark) bool {
-	if s.c.env != "" {
-		return m.Env == s.c.env
-	}
-	return m.Env == "" || s.c.lanes == nil || !s.c.lanes.HasLane(queue, m.Env)
-}
+func (s *Shadow) Takes(queue string, m propagation.Mark) bool { return s.rq.Takes(queue, m) }
 
 // Queues returns the queues [Channel.Consume] reads for the production
 // queue: the (lane) queue and, when configured, its shadow twin.
 func (s *Shadow) Queues(queue string) []string {
 	q := []string{s.laneQueue(queue)}
 	if s.hasQueue(queue) {
-		q = append(q, s.c.naming.Shadow(s.laneQueue(queue)))
+		q = append(q, s.rq.ShadowName(s.laneQueue(queue)))
 	}
 	return q
 }
 
 // Consume consumes the production queue (for a lane instance
 // "<queue>-<env>") and, when the queue has a shadow twin, the shadow queue,
-// with manual acknowledgements, until ctx is done (it then cancels the
-// consumers and returns nil) or the channel closes (it returns an error).
-// The handler's nil acks a delivery, an error nacks it with requeue. A
-// delivery with malformed mark headers is never handled: it is counted and
-// nacked without requeue (dead-lettered when the queue has a dead-letter
-// exchange; see [WithRequeueRefused]). A lane's or another lane's message is
-// acked and skipped. A shadow queue name is refused: production consumers
-// never read shadow queues.
+// with manual acknowledgements and the prefetch of [WithPrefetch], until
+// ctx is done (it then cancels the consumers and returns nil) or the
+// channel closes (it returns an error). The handler's nil acks a delivery;
+// an error nacks it with requeue after a short pause, until it failed
+// [WithMaxDeliveries] times: then it goes to [WithRefused] and is nacked
+// without requeue (dead-lettered when the queue has a dead-letter
+// exchange). A delivery refused for its mark (malformed, or a run mark on a
+// production queue) is never handled: counted once and nacked without
+// requeue (see [WithRequeueRefused]). A lane's or another lane's message is
+// acked and skipped. While the kill switch is off (or this lane is not
+// live) a consumer hands its deliveries back (nack with requeue), cancels
+// itself on that queue and consumes again when it may. A shadow queue name
+// is refused: production consumers never read shadow queues.
 func (c *Channel) Consume(ctx context.Context, queue string, h Handler) error {
-	if h == nil || queue == "" || c.s.c.naming.IsShadow(queue) {
+	if h == nil || queue == "" || c.s.rq.IsShadow(queue) || c.s.rq.IsLaneName(queue) {
 		return fmt.Errorf("%w: consume needs a handler and a production queue (got %q)", ErrConfig, queue)
 	}
-	type sub struct {
-		queue, tag string
-		ds         <-chan amqp091.Delivery
-	}
-	var subs []sub
-	cancelAll := func() {
-		for _, s := range subs {
-			_ = c.ch.Cancel(s.tag, false)
-		}
-	}
-	for _, q := range c.s.Queues(queue) {
-		tag := consumerTag()
-		ds, err := c.ch.Consume(q, tag, false, false, false, false, nil)
-		if err != nil {
-			cancelAll()
-			return err
-		}
-		subs = append(subs, sub{q, tag, ds})
+	if err := c.ch.Qos(c.s.c.prefetch, 0, false); err != nil {
+		return err
 	}
 	var (
 		wg   sync.WaitGroup
 		mu   sync.Mutex
 		errs []error
 	)
+	fail := func(err error) {
+		mu.Lock()
+		errs = append(errs, err)
+		mu.Unlock()
+	}
+	subs := make([]*sub, 0, 2)
+	for _, q := range c.s.Queues(queue) {
+		sb := &sub{c: c, prod: queue, queue: q, tries: map[string]int{}}
+		if err := sb.start(); err != nil {
+			for _, o := range subs {
+				o.cancel()
+			}
+			return err
+		}
+		subs = append(subs, sb)
+	}
 	for _, sb := range subs {
 		wg.Go(func() {
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case d, ok := <-sb.ds:
-					if !ok {
-						if ctx.Err() == nil {
-							mu.Lock()
-							errs = append(errs, fmt.Errorf("shadowlane/amqp: deliveries of %q closed: %w", sb.queue, amqp091.ErrClosed))
-							mu.Unlock()
-						}
-						return
-					}
-					if err := c.s.deliver(ctx, queue, sb.queue, &d, h); err != nil {
-						mu.Lock()
-						errs = append(errs, err)
-						mu.Unlock()
-						return
-					}
-				}
+			if err := sb.run(ctx, h); err != nil {
+				fail(err)
 			}
 		})
 	}
 	wg.Wait()
-	cancelAll()
+	for _, sb := range subs {
+		sb.cancel()
+	}
 	return errors.Join(errs...)
 }
 
-// deliver handles one delivery; it returns only acknowledgement errors.
-func (s *Shadow) deliver(ctx context.Context, prodQueue, fromQueue string, d *amqp091.Delivery, h Handler) error {
-	m, err := s.Mark(fromQueue, d.Headers)
+// sub is one consumer (basic.consume) of one queue.
+type sub struct {
+	c           *Channel
+	prod, queue string
+	tag         string
+	ds          <-chan amqp091.Delivery
+	tries       map[string]int // failures per message, when the broker does not count
+}
+
+func (sb *sub) start() error {
+	sb.tag = consumerTag()
+	ds, err := sb.c.ch.Consume(sb.queue, sb.tag, false, false, false, false, nil)
 	if err != nil {
-		shadow.Record(Store, prodQueue, shadow.Block)
+		return err
+	}
+	sb.ds = ds
+	return nil
+}
+
+func (sb *sub) cancel() {
+	if sb.tag != "" {
+		_ = sb.c.ch.Cancel(sb.tag, false)
+		sb.tag = ""
+	}
+}
+
+func (sb *sub) run(ctx context.Context, h Handler) error {
+	s := sb.c.s
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case d, ok := <-sb.ds:
+			if !ok {
+				if ctx.Err() == nil {
+					return fmt.Errorf("shadowlane/amqp: deliveries of %q closed: %w", sb.queue, amqp091.ErrClosed)
+				}
+				return nil
+			}
+			dec := s.decide(sb.prod, sb.queue, &d)
+			if dec.Action != bus.Wait {
+				if err := sb.deliver(ctx, &d, dec, h); err != nil {
+					return err
+				}
+				continue
+			}
+			// Hand back this delivery and every one already sent to us,
+			// stop consuming (so nothing spins), wait, consume again.
+			if err := d.Nack(false, true); err != nil {
+				return err
+			}
+			tag := sb.tag
+			sb.tag = ""
+			if err := sb.c.ch.Cancel(tag, false); err != nil {
+				return err
+			}
+			for d := range sb.ds {
+				if err := d.Nack(false, true); err != nil {
+					return err
+				}
+			}
+			if !s.wait(ctx, sb.prod, dec) {
+				return nil
+			}
+			if err := sb.start(); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+func (s *Shadow) decide(prodQueue, fromQueue string, d *amqp091.Delivery) bus.Decision {
+	dd := decode(d.Headers)
+	return s.rq.Consume(prodQueue, fromQueue, &dd)
+}
+
+// wait waits until a consumer that waited on d may consume again; false
+// when ctx ended first.
+func (s *Shadow) wait(ctx context.Context, queue string, d bus.Decision) bool {
+	t := time.NewTicker(s.c.poll)
+	defer t.Stop()
+	for !s.rq.Ready(queue, d) {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-t.C:
+		}
+	}
+	return true
+}
+
+// deliver handles one delivery; it returns only acknowledgement errors.
+func (sb *sub) deliver(ctx context.Context, d *amqp091.Delivery, dec bus.Decision, h Handler) error {
+	s := sb.c.s
+	switch dec.Action {
+	case bus.Skip:
+		return d.Ack(false)
+	case bus.Refuse:
 		if s.c.refused != nil {
-			s.c.refused(propagation.With(ctx, propagation.Mark{}), d, err)
+			s.c.refused(propagation.With(ctx, propagation.Mark{}), d, dec.Err)
 		}
 		return d.Nack(false, s.c.requeueBad)
 	}
-	if !s.Takes(prodQueue, m) {
+	mctx := propagation.With(ctx, dec.Mark)
+	herr := h(mctx, d)
+	key := deliveryKey(d)
+	if herr == nil {
+		delete(sb.tries, key)
 		return d.Ack(false)
 	}
-	if err := h(propagation.With(ctx, m), d); err != nil {
-		return d.Nack(false, true)
+	n := deliveries(d, sb.tries, key)
+	if n >= s.c.maxDeliver {
+		delete(sb.tries, key)
+		if s.c.refused != nil {
+			s.c.refused(mctx, d, fmt.Errorf("%w (%d deliveries): %w", ErrDeliveriesExhausted, n, herr))
+		}
+		return d.Nack(false, false)
 	}
-	return d.Ack(false)
+	pause := time.Duration(min(1<<min(n, 6), 20)) * 25 * time.Millisecond
+	t := time.NewTimer(pause)
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+	t.Stop()
+	return d.Nack(false, true)
+}
+
+// deliveries returns how often d has been delivered and failed, counting
+// this failure: the broker's x-delivery-count (quorum queues count the
+// earlier deliveries) when present, else our own count.
+func deliveries(d *amqp091.Delivery, tries map[string]int, key string) int {
+	switch v := d.Headers["x-delivery-count"].(type) {
+	case int64:
+		return int(v) + 1
+	case int32:
+		return int(v) + 1
+	case int:
+		return v + 1
+	}
+	if len(tries) > 10000 {
+		clear(tries)
+	}
+	tries[key]++
+	return tries[key]
+}
+
+func deliveryKey(d *amqp091.Delivery) string {
+	if d.MessageId != "" {
+		return "id:" + d.MessageId
+	}
+	h := fnv.New64a()
+	h.Write(d.Body)
+	for k, v := range d.Headers {
+		fmt.Fprintf(h, "|%s=%v", k, v)
+	}
+	return fmt.Sprintf("body:%x", h.Sum64())
 }
 
 func consumerTag() string {
@@ -261,21 +416,39 @@ var exchangeArgs = []string{"x-dead-letter-exchange", "alternate-exchange"}
 // LaneTopology returns t with, for a lane instance, every queue copied to
 // "<queue>-<env>" with the same bindings; for the trunk it returns t.
 func (s *Shadow) LaneTopology(t Topology) Topology {
-	if s.c.env == "" {
+	if s.rq.Env() == "" {
 		return t
 	}
 	out := Topology{Exchanges: t.Exchanges}
+	seenQ := map[string]bool{}
+	addQ := func(q Queue) {
+		if !seenQ[q.Name] {
+			seenQ[q.Name] = true
+			out.Queues = append(out.Queues, q)
+		}
+	}
+	type bkey struct{ q, x, k string }
+	seenB := map[bkey]bool{}
+	addB := func(b Binding) {
+		if k := (bkey{b.Queue, b.Exchange, b.Key}); !seenB[k] {
+			seenB[k] = true
+			out.Bindings = append(out.Bindings, b)
+		}
+	}
+	// Applied to a topology that already holds the lane queues (twice, or
+	// by Declare after the caller did), it adds nothing: the lane suffix
+	// is never applied twice.
 	for _, q := range t.Queues {
-		out.Queues = append(out.Queues, q)
+		addQ(q)
 		lq := q
 		lq.Name = s.laneQueue(q.Name)
-		out.Queues = append(out.Queues, lq)
+		addQ(lq)
 	}
 	for _, b := range t.Bindings {
-		out.Bindings = append(out.Bindings, b)
+		addB(b)
 		lb := b
 		lb.Queue = s.laneQueue(b.Queue)
-		out.Bindings = append(out.Bindings, lb)
+		addB(lb)
 	}
 	return out
 }
@@ -303,7 +476,7 @@ func (s *Shadow) ShadowTopology(t Topology) (Topology, error) {
 			if ex == "" || !s.hasExchange(ex) {
 				return nil, shadow.Refuse(Store, owner, fmt.Sprintf("argument %s names %v, which has no shadow exchange", k, v), propagation.Mark{}, shadow.ErrNoShadowTarget)
 			}
-			a[k] = s.c.naming.Shadow(ex)
+			a[k] = s.rq.ShadowName(ex)
 		}
 		return a, nil
 	}
@@ -312,7 +485,7 @@ func (s *Shadow) ShadowTopology(t Topology) (Topology, error) {
 			continue
 		}
 		se := e
-		se.Name = s.c.naming.Shadow(e.Name)
+		se.Name = s.rq.ShadowName(e.Name)
 		var err error
 		if se.Args, err = args(e.Name, e.Args); err != nil {
 			return Topology{}, err
@@ -320,11 +493,11 @@ func (s *Shadow) ShadowTopology(t Topology) (Topology, error) {
 		out.Exchanges = append(out.Exchanges, se)
 	}
 	queueOK := func(q string) (string, bool) {
-		prod := strings.TrimSuffix(q, "-"+s.c.env)
-		if s.c.env == "" {
-			prod = q
+		prod := q
+		if s.rq.IsLaneName(q) {
+			prod = strings.TrimSuffix(q, "-"+s.rq.Env())
 		}
-		return s.c.naming.Shadow(q), s.hasQueue(prod) || s.hasQueue(q)
+		return s.rq.ShadowName(q), s.hasQueue(prod) || s.hasQueue(q)
 	}
 	for _, q := range t.Queues {
 		name, ok := queueOK(q.Name)
@@ -344,7 +517,7 @@ func (s *Shadow) ShadowTopology(t Topology) (Topology, error) {
 		if !ok || !s.hasExchange(b.Exchange) {
 			continue
 		}
-		out.Bindings = append(out.Bindings, Binding{Queue: qn, Exchange: s.c.naming.Shadow(b.Exchange), Key: b.Key, Args: b.Args})
+		out.Bindings = append(out.Bindings, Binding{Queue: qn, Exchange: s.rq.ShadowName(b.Exchange), Key: b.Key, Args: b.Args})
 	}
 	return out, nil
 }

@@ -42,5 +42,26 @@
 // so statements in it must keep the marked context. Transactions begun
 // with db.Begin or db.Transaction always remember their mark.
 //
+// # Database mode
+//
+// [NewDatabase] sends marked statements to a separate shadow database
+// (another database on the same server, a PostgreSQL schema reached
+// through search_path, or another SQLite file) and inspects each one first
+// with a Rewriter built [sqlshadow.WithDatabase]:
+//
+//	rw, _ := sqlshadow.New(mysql.New(), sqlshadow.WithDatabase("shop_shadow"))
+//	db.Use(slgorm.NewDatabase(shadowDB, rw))
+//
+// The check wraps the shadow pool itself, so every statement that reaches
+// it through the plugin (ORM statements, Raw/Exec/Row, every statement of a
+// transaction begun marked, prepared or not) is parsed before it runs. A
+// statement naming another database or schema (INSERT INTO proddb.orders,
+// DROP TABLE proddb.orders), DDL, a function not known to be side-effect
+// free, a session change, executable comments or text the dialect cannot
+// parse is refused with a *shadow.Error. There is no unchecked database
+// mode: without a database-mode Rewriter db.Use fails with [ErrConfig].
+// The strongest protection remains a shadow user without privileges on
+// production (`shadowlane check --shadow-mysql` / `--shadow-postgres`).
+//
 // Register the plugin with db.Use right after gorm.Open.
 package slgorm

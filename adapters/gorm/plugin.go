@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"database/sql/driver"
 	"errors"
+	"fmt"
 
 	"gorm.io/gorm"
 
@@ -17,8 +18,10 @@ import (
 // [NewDatabase] and register it with db.Use.
 type Plugin struct {
 	rw     *sqlshadow.Rewriter // table mode
-	shadow gorm.ConnPool       // database mode
+	shadow gorm.ConnPool       // database mode: the checked shadow pool
+	check  *sqlshadow.Rewriter // database mode: inspects what reaches shadow
 	store  string
+	cfgErr error // reported by Initialize
 }
 
 // New returns a table-mode plugin: marked statements are rewritten by rw.
@@ -27,9 +30,34 @@ func New(rw *sqlshadow.Rewriter) *Plugin {
 }
 
 // NewDatabase returns a database-mode plugin: marked statements run on the
-// pool of shadowDB (opened with the same dialector as production).
-func NewDatabase(shadowDB *gorm.DB) *Plugin {
-	return &Plugin{shadow: shadowDB.ConnPool, store: shadowDB.Dialector.Name()}
+// pool of shadowDB (opened with the same dialector as production), after
+// rw, a Rewriter built [sqlshadow.WithDatabase] naming the shadow database
+// (MySQL/MariaDB), the schemas marked statements may name (PostgreSQL) or
+// "main" (SQLite), has inspected them.
+//
+// Every statement that reaches the shadow pool through the plugin (ORM
+// statements, Raw/Exec/Row, and every statement of a transaction begun
+// marked) is parsed first. A statement that references a table qualified
+// with another database or schema (INSERT INTO proddb.orders, DROP TABLE
+// proddb.orders), calls a function not known to be side-effect free,
+// changes session state, holds executable comments, is DDL, or does not
+// parse is refused with a *shadow.Error and never runs. The strongest
+// protection remains a shadow user without privileges on production
+// (`shadowlane check --shadow-mysql` / `--shadow-postgres`).
+//
+// Without a database-mode rw (nil, or a table-mode Rewriter) db.Use fails
+// with [ErrConfig]: there is no unchecked database mode. So it does when
+// the shadow pool is production's, as happens when both were opened with
+// the same *gorm.Config (gorm keeps the pool in it): give each gorm.Open
+// its own config.
+func NewDatabase(shadowDB *gorm.DB, rw *sqlshadow.Rewriter) *Plugin {
+	switch {
+	case shadowDB == nil || shadowDB.ConnPool == nil:
+		return &Plugin{cfgErr: fmt.Errorf("%w: NewDatabase needs an open shadow *gorm.DB", ErrConfig)}
+	case rw == nil || !rw.DatabaseMode():
+		return &Plugin{cfgErr: fmt.Errorf("%w: NewDatabase needs a Rewriter built with sqlshadow.WithDatabase", ErrConfig)}
+	}
+	return &Plugin{shadow: &checkedPool{base: shadowDB.ConnPool, rw: rw}, check: rw, store: shadowDB.Dialector.Name()}
 }
 
 // Name implements gorm.Plugin.
@@ -42,6 +70,12 @@ var ErrConfig = errors.New("slgorm: plugin needs a rewriter (New) or a shadow da
 func (p *Plugin) Initialize(db *gorm.DB) error {
 	if p == nil || (p.rw == nil && p.shadow == nil) {
 		return ErrConfig
+	}
+	if p.cfgErr != nil {
+		return p.cfgErr
+	}
+	if p.shadow != nil && samePool(db.ConnPool, p.shadow.(*checkedPool).base) {
+		return fmt.Errorf("%w: the shadow database of NewDatabase is the production pool", ErrConfig)
 	}
 	if ps, ok := db.ConnPool.(*gorm.PreparedStmtDB); ok {
 		// PrepareStmt: true. Keep gorm's own *gorm.PreparedStmtDB where
@@ -331,3 +365,153 @@ func (t *txPool) GetDBConn() (*sql.DB, error) {
 	}
 	return nil, nil
 }
+
+// samePool reports whether a and b hand out the same *sql.DB.
+func samePool(a, b gorm.ConnPool) bool {
+	da, ea := dbOf(a)
+	db, eb := dbOf(b)
+	return ea == nil && eb == nil && da != nil && da == db
+}
+
+func dbOf(c gorm.ConnPool) (*sql.DB, error) {
+	switch b := c.(type) {
+	case *sql.DB:
+		return b, nil
+	case gorm.GetDBConnector:
+		return b.GetDBConn()
+	}
+	return nil, errors.New("no *sql.DB")
+}
+
+// checkedPool is the shadow database's pool in database mode, and every
+// transaction begun on it: each statement is inspected by the plugin's
+// database-mode Rewriter before it runs. Everything reaching this pool is
+// load-test work (the plugin sends nothing else here), so every statement
+// is checked, whatever its context says; mark is the one of the
+// transaction, for errors of statements run with an unmarked context.
+type checkedPool struct {
+	base gorm.ConnPool
+	rw   *sqlshadow.Rewriter
+	mark propagation.Mark
+}
+
+func (c *checkedPool) check(ctx context.Context, q string) error {
+	m := propagation.FromContext(ctx)
+	if m.Run == "" {
+		m = c.mark
+	}
+	_, err := c.rw.Rewrite(m, q)
+	return err
+}
+
+func (c *checkedPool) PrepareContext(ctx context.Context, q string) (*sql.Stmt, error) {
+	if err := c.check(ctx, q); err != nil {
+		return nil, err
+	}
+	return c.base.PrepareContext(ctx, q)
+}
+
+func (c *checkedPool) ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	if err := c.check(ctx, q); err != nil {
+		return nil, err
+	}
+	return c.base.ExecContext(ctx, q, args...)
+}
+
+func (c *checkedPool) QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	if err := c.check(ctx, q); err != nil {
+		return nil, err
+	}
+	return c.base.QueryContext(ctx, q, args...)
+}
+
+func (c *checkedPool) QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row {
+	if err := c.check(ctx, q); err != nil {
+		return errRow(ctx, err)
+	}
+	return c.base.QueryRowContext(ctx, q, args...)
+}
+
+// GetDBConn keeps db.DB() working.
+func (c *checkedPool) GetDBConn() (*sql.DB, error) { return dbOf(c.base) }
+
+// BeginTx begins on the shadow database; the transaction stays checked.
+func (c *checkedPool) BeginTx(ctx context.Context, opts *sql.TxOptions) (gorm.ConnPool, error) {
+	var tx gorm.ConnPool
+	var err error
+	switch b := c.base.(type) {
+	case gorm.TxBeginner:
+		tx, err = b.BeginTx(ctx, opts)
+	case gorm.ConnPoolBeginner:
+		tx, err = b.BeginTx(ctx, opts)
+	default:
+		return nil, gorm.ErrInvalidTransaction
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &checkedTx{checkedPool{base: tx, rw: c.rw, mark: propagation.FromContext(ctx)}}, nil
+}
+
+// checkedTx is a transaction on the shadow database.
+type checkedTx struct{ checkedPool }
+
+func (t *checkedTx) Commit() error {
+	if c, ok := t.base.(gorm.TxCommitter); ok {
+		return c.Commit()
+	}
+	return gorm.ErrInvalidTransaction
+}
+
+func (t *checkedTx) Rollback() error {
+	if c, ok := t.base.(gorm.TxCommitter); ok {
+		return c.Rollback()
+	}
+	return gorm.ErrInvalidTransaction
+}
+
+// StmtContext binds a statement prepared earlier (gorm's PrepareStmt
+// cache) to the transaction. Its text was checked when it was prepared on
+// the shadow database; database/sql refuses a statement of another pool
+// (production). A transaction that cannot bind statements gets one that
+// refuses every use, never the statement unbound (it would run outside the
+// transaction, on the pool it was prepared on).
+func (t *checkedTx) StmtContext(ctx context.Context, s *sql.Stmt) *sql.Stmt {
+	base := t.base
+	if ps, ok := base.(*gorm.PreparedStmtTX); ok {
+		base = ps.Tx
+	}
+	if sc, ok := base.(interface {
+		StmtContext(context.Context, *sql.Stmt) *sql.Stmt
+	}); ok {
+		return sc.StmtContext(ctx, s)
+	}
+	return refusedStmt(ctx, shadow.Refuse(t.rw.Dialect().Name(), "transaction", "the shadow transaction cannot bind a prepared statement", t.mark, shadow.ErrUnsupported))
+}
+
+// refusedStmt returns a *sql.Stmt every use of which fails with err.
+func refusedStmt(ctx context.Context, err error) *sql.Stmt {
+	st, perr := sql.OpenDB(refuseConnector{err}).PrepareContext(ctx, "refused")
+	if perr != nil {
+		panic("slgorm: refusing statement: " + perr.Error()) // the refusing driver's Prepare cannot fail
+	}
+	return st
+}
+
+type refuseConnector struct{ err error }
+
+func (c refuseConnector) Connect(context.Context) (driver.Conn, error) { return refuseConn(c), nil }
+func (c refuseConnector) Driver() driver.Driver                        { return errDriver(c) }
+
+type refuseConn struct{ err error }
+
+func (c refuseConn) Prepare(string) (driver.Stmt, error) { return refuseStmt(c), nil }
+func (c refuseConn) Close() error                        { return nil }
+func (c refuseConn) Begin() (driver.Tx, error)           { return nil, c.err }
+
+type refuseStmt struct{ err error }
+
+func (s refuseStmt) Close() error                               { return nil }
+func (s refuseStmt) NumInput() int                              { return -1 }
+func (s refuseStmt) Exec([]driver.Value) (driver.Result, error) { return nil, s.err }
+func (s refuseStmt) Query([]driver.Value) (driver.Rows, error)  { return nil, s.err }

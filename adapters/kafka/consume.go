@@ -12,45 +12,37 @@ import (
 
 	"github.com/shadowlane/shadowlane/propagation"
 	"github.com/shadowlane/shadowlane/shadow"
+	"github.com/shadowlane/shadowlane/shadow/bus"
 )
 
-// headerMark reads the mark headers. A header present more than once with
-// different values, an empty value or a value that is not a valid id is an
-// error naming the header: the record must not be handled as production.
-func headerMark(hs []kgo.RecordHeader) (m propagation.Mark, bad string) {
-	var seenRun, seenEnv bool
-	for _, h := range hs {
-		switch {
-		case isHeader(h.Key, HeaderRun):
-			v := string(h.Value)
-			if !propagation.ValidID(v) || (seenRun && v != m.Run) {
-				return propagation.Mark{}, HeaderRun
-			}
-			m.Run, seenRun = v, true
-		case isHeader(h.Key, HeaderEnv):
-			v := string(h.Value)
-			if !propagation.ValidID(v) || (seenEnv && v != m.Env) {
-				return propagation.Mark{}, HeaderEnv
-			}
-			m.Env, seenEnv = v, true
+// decode feeds the mark headers of r to a decoder.
+func decode(r *kgo.Record) bus.Decoder {
+	var d bus.Decoder
+	for _, h := range r.Headers {
+		if f := bus.FieldOf(h.Key); f != bus.NoField {
+			d.Add(f, string(h.Value), true)
 		}
 	}
-	return m, ""
+	return d
 }
 
-// Mark returns the mark of a consumed record: the run and env headers,
-// validated with [propagation.ValidID]. A record read from a shadow topic
-// without a run header gets the fallback run id (see [WithFallbackRun]): the
-// topic alone makes it load-test traffic. A malformed or conflicting mark
-// header is a [*shadow.Error] wrapping [shadow.ErrUnsupported], and the
-// record must not be handled.
+// Mark returns the mark of a consumed record: the run and env headers
+// (names in any letter case; see [bus.Decoder] for the rule). A record read
+// from a shadow topic without a run header gets the fallback run id (see
+// [WithFallbackRun]): the topic alone makes it load-test traffic. A
+// malformed or conflicting mark header ([shadow.ErrUnsupported]) and a run
+// mark on a production topic (an anomaly, [shadow.ErrBlocked]) are a
+// [*shadow.Error], and the record must not be handled.
 func (s *Shadow) Mark(r *kgo.Record) (propagation.Mark, error) {
-	m, bad := headerMark(r.Headers)
-	if bad != "" {
-		return propagation.Mark{}, shadow.Refuse(Store, r.Topic, "malformed or conflicting "+bad+" header", propagation.Mark{}, shadow.ErrUnsupported)
-	}
-	if m.Run == "" && s.c.topicNaming.IsShadow(r.Topic) {
-		m.Run = s.c.fallbackRun
+	d := decode(r)
+	m, bad := d.Mark()
+	switch {
+	case bad != bus.NoField:
+		return propagation.Mark{}, shadow.Refuse(Store, r.Topic, "malformed or conflicting "+bad.Name()+" header", propagation.Mark{}, shadow.ErrUnsupported)
+	case m.Run != "" && !s.r.IsShadow(r.Topic):
+		return propagation.Mark{}, shadow.Refuse(Store, r.Topic, "run mark on a production topic (an anomaly)", m, shadow.ErrBlocked)
+	case m.Run == "" && s.r.IsShadow(r.Topic):
+		m.Run = s.r.Config().FallbackRun
 	}
 	return m, nil
 }
@@ -70,12 +62,7 @@ func (s *Shadow) Context(parent context.Context, r *kgo.Record) (context.Context
 // ([WithEnv]) for the production group takes a record marked m: a lane
 // consumer takes only its own env; the trunk takes every record except
 // those whose env has a live lane consumer ([WithLanes]).
-func (s *Shadow) Takes(group string, m propagation.Mark) bool {
-	if s.c.env != "" {
-		return m.Env == s.c.env
-	}
-	return m.Env == "" || s.c.lanes == nil || !s.c.lanes.HasLane(group, m.Env)
-}
+func (s *Shadow) Takes(group string, m propagation.Mark) bool { return s.r.Takes(group, m) }
 
 // Plan is one consumer group a [Consumer] runs.
 type Plan struct {
@@ -92,7 +79,18 @@ type Consumer struct {
 	h     Handler
 	base  []kgo.Opt
 	plans []Plan
+
+	started     chan struct{}
+	startedOnce sync.Once
 }
+
+// Started is closed once Run has fixed where every group starts: at once
+// for the trunk; for a lane instance after the lane groups without
+// committed offsets had the current end of their topics committed. Publish
+// a lane as live in the lanes the trunk reads ([WithLanes]) only after
+// Started: the trunk hands over from then on, and the lane takes every
+// record produced after it.
+func (c *Consumer) Started() <-chan struct{} { return c.started }
 
 // Consumer prepares a consumer of topics in group (the production group
 // name; a lane instance joins "<group>-<env>"). When group was named in
@@ -106,8 +104,8 @@ type Consumer struct {
 // Production topics that are already shadow names are refused: production
 // consumers never read shadow topics.
 func (s *Shadow) Consumer(group string, topics []string, h Handler, opts ...kgo.Opt) (*Consumer, error) {
-	if group == "" || s.c.groupNaming.IsShadow(group) {
-		return nil, fmt.Errorf("%w: consumer group %q is empty or a shadow name", ErrConfig, group)
+	if group == "" || s.c.groupNaming.IsShadow(group) || s.r.IsLaneName(group) {
+		return nil, fmt.Errorf("%w: consumer group %q is empty, a shadow name or a lane name; give the production group", ErrConfig, group)
 	}
 	if len(topics) == 0 {
 		return nil, fmt.Errorf("%w: no topics for group %q", ErrConfig, group)
@@ -117,18 +115,15 @@ func (s *Shadow) Consumer(group string, topics []string, h Handler, opts ...kgo.
 	}
 	var shadows []string
 	for _, t := range topics {
-		if t == "" || s.c.topicNaming.IsShadow(t) {
+		if t == "" || s.r.IsShadow(t) {
 			return nil, fmt.Errorf("%w: topic %q is empty or a shadow topic; production consumers never read shadow topics", ErrConfig, t)
 		}
 		if st, ok := s.ShadowTopic(t); ok {
 			shadows = append(shadows, st)
 		}
 	}
-	g := group
-	if s.c.env != "" {
-		g = group + "-" + s.c.env
-	}
-	c := &Consumer{s: s, group: group, h: h, base: slices.Clone(opts)}
+	g := s.r.LaneName(group)
+	c := &Consumer{s: s, group: group, h: h, base: slices.Clone(opts), started: make(chan struct{})}
 	c.plans = append(c.plans, Plan{Group: g, Topics: slices.Clone(topics)})
 	if _, ok := s.c.groups[group]; ok && len(shadows) > 0 {
 		c.plans = append(c.plans, Plan{Group: s.c.groupNaming.Shadow(g), Topics: shadows, Shadow: true})
@@ -151,6 +146,17 @@ func (c *Consumer) Run(ctx context.Context) error {
 		once  sync.Once
 		first error
 	)
+	if c.s.r.Env() != "" {
+		for _, p := range c.plans {
+			if err := pinStart(ctx, c.base, p.Group, p.Topics); err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				return fmt.Errorf("shadowlane/kafka: group %q: fix the lane's start: %w", p.Group, err)
+			}
+		}
+	}
+	c.startedOnce.Do(func() { close(c.started) })
 	for _, p := range c.plans {
 		wg.Go(func() {
 			if err := c.run(ctx, p); err != nil {
@@ -170,6 +176,12 @@ func (c *Consumer) run(ctx context.Context, p Plan) error {
 		kgo.DisableAutoCommit(),
 		kgo.BlockRebalanceOnPoll(),
 	)
+	if c.s.r.Env() != "" {
+		// A new lane group starts at the end of its topics, never at the
+		// beginning: the trunk handled what came before (issue 18 item 1).
+		// A lane group that committed resumes where it left off.
+		opts = append(opts, kgo.ConsumeResetOffset(kgo.NewOffset().AtEnd()))
+	}
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return fmt.Errorf("shadowlane/kafka: group %q: %w", p.Group, err)
@@ -190,15 +202,37 @@ func (c *Consumer) run(ctx context.Context, p Plan) error {
 			})
 		}
 		var (
-			done []*kgo.Record
-			herr error
+			done   []*kgo.Record
+			herr   error
+			wait   *bus.Decision
+			rewind map[string]map[int32]kgo.EpochOffset
 		)
 		for it := fs.RecordIter(); !it.Done(); {
 			r := it.Next()
-			if herr = c.handle(ctx, p, r); herr != nil {
-				break
+			if wait == nil {
+				d := c.s.r.Consume(c.group, r.Topic, ptr(decode(r)))
+				if d.Action == bus.Wait {
+					wait = &d
+				} else {
+					if herr = c.handle(ctx, r, d); herr != nil {
+						break
+					}
+					done = append(done, r)
+					continue
+				}
 			}
-			done = append(done, r)
+			// From the first record that must wait on, nothing of this
+			// poll is handled: each partition is rewound to its first
+			// record not handled.
+			if rewind == nil {
+				rewind = map[string]map[int32]kgo.EpochOffset{}
+			}
+			if rewind[r.Topic] == nil {
+				rewind[r.Topic] = map[int32]kgo.EpochOffset{}
+			}
+			if _, ok := rewind[r.Topic][r.Partition]; !ok {
+				rewind[r.Topic][r.Partition] = kgo.EpochOffset{Epoch: r.LeaderEpoch, Offset: r.Offset}
+			}
 		}
 		if len(done) > 0 {
 			cctx, ccancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
@@ -208,6 +242,19 @@ func (c *Consumer) run(ctx context.Context, p Plan) error {
 				cl.AllowRebalance()
 				return fmt.Errorf("shadowlane/kafka: group %q: commit: %w", p.Group, err)
 			}
+		}
+		if wait != nil && herr == nil {
+			// Hand back what was not committed and wait, holding nothing:
+			// the topics are paused, the partitions rewound, and
+			// rebalances are allowed meanwhile.
+			cl.PauseFetchTopics(p.Topics...)
+			cl.SetOffsets(rewind)
+			cl.AllowRebalance()
+			if !c.waitReady(ctx, *wait) {
+				return nil
+			}
+			cl.ResumeFetchTopics(p.Topics...)
+			continue
 		}
 		cl.AllowRebalance()
 		if herr != nil {
@@ -219,20 +266,36 @@ func (c *Consumer) run(ctx context.Context, p Plan) error {
 	}
 }
 
-func (c *Consumer) handle(ctx context.Context, p Plan, r *kgo.Record) error {
-	m, err := c.s.Mark(r)
-	if err != nil {
-		shadow.Record(Store, c.s.ProductionTopic(r.Topic), shadow.Block)
+func ptr[T any](v T) *T { return &v }
+
+// waitReady waits until the rules let a consumer that waited on d take
+// records again; false when ctx ended first.
+func (c *Consumer) waitReady(ctx context.Context, d bus.Decision) bool {
+	t := time.NewTicker(c.s.c.poll)
+	defer t.Stop()
+	for !c.s.r.Ready(c.group, d) {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-t.C:
+		}
+	}
+	return true
+}
+
+func (c *Consumer) handle(ctx context.Context, r *kgo.Record, d bus.Decision) error {
+	switch d.Action {
+	case bus.Skip:
+		return nil
+	case bus.Refuse:
 		if c.s.c.refused != nil {
-			return c.s.c.refused(propagation.With(ctx, propagation.Mark{}), r, err)
+			return c.s.c.refused(propagation.With(ctx, propagation.Mark{}), r, d.Err)
 		}
 		return nil
 	}
-	if !c.s.Takes(c.group, m) {
-		return nil
-	}
+	m := d.Mark
 	mctx := propagation.With(ctx, m)
-	err = c.h(mctx, r)
+	err := c.h(mctx, r)
 	if err == nil || c.s.c.attempts <= 1 {
 		return err
 	}

@@ -15,8 +15,9 @@ func FuzzHeaderMark(f *testing.F) {
 	f.Add("X-Shadowlane-Run", "a", "x-shadowlane-run", "a")
 	f.Fuzz(func(t *testing.T, k1, v1, k2, v2 string) {
 		hs := []kgo.RecordHeader{{Key: k1, Value: []byte(v1)}, {Key: k2, Value: []byte(v2)}}
-		m, bad := headerMark(hs)
-		if bad != "" {
+		d := decode(&kgo.Record{Headers: hs})
+		m, bad := d.Mark()
+		if bad != 0 {
 			if !m.IsZero() {
 				t.Fatalf("refused headers returned mark %v", m)
 			}
@@ -27,8 +28,9 @@ func FuzzHeaderMark(f *testing.F) {
 		}
 		r := &kgo.Record{Headers: hs}
 		setHeaders(r, m)
-		back, bad := headerMark(r.Headers)
-		if bad != "" || back != m {
+		d = decode(r)
+		back, bad := d.Mark()
+		if bad != 0 || back != m {
 			t.Fatalf("round trip: %v -> %v (%q)", m, back, bad)
 		}
 		if m.IsZero() && len(r.Headers) > 2 {

@@ -4,21 +4,22 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/shadowlane/shadowlane"
 	"github.com/shadowlane/shadowlane/envtag"
-	"github.com/shadowlane/shadowlane/propagation"
 	"github.com/shadowlane/shadowlane/shadow"
+	"github.com/shadowlane/shadowlane/shadow/bus"
 )
 
-// Header names the mark travels under in Kafka record headers. They are
-// written exactly like this; on read the comparison ignores ASCII case.
+// Header names the mark travels under in Kafka record headers (the names
+// of every bus, [bus.HeaderRun] and [bus.HeaderEnv]). They are written
+// exactly like this; on read the comparison ignores ASCII case.
 const (
-	HeaderRun = "X-Shadowlane-Run"
-	HeaderEnv = "X-Shadowlane-Env"
+	HeaderRun = bus.HeaderRun
+	HeaderEnv = bus.HeaderEnv
 )
 
 // Store is the store name on every [*shadow.Error] and decision counter of
@@ -28,7 +29,7 @@ const Store = "kafka"
 // DefaultFallbackRun is the run id given to a record consumed from a shadow
 // topic that carries no run header: the topic alone proves it is load-test
 // traffic, so it is never handled as production.
-const DefaultFallbackRun = "unattributed"
+const DefaultFallbackRun = bus.DefaultFallbackRun
 
 // Handler handles one consumed record. ctx carries the record's mark
 // (see [propagation.FromContext]). Returning an error stops the consumer
@@ -65,42 +66,32 @@ type optionFunc func(*config)
 func (f optionFunc) apply(c *config) { f(c) }
 
 type config struct {
-	topicNaming shadow.Naming
+	bus         bus.Config
 	groupNaming shadow.Naming
-	allTopics   bool
-	topics      map[string]struct{}
 	groups      map[string]struct{}
-	env         string
-	lanes       envtag.Lanes
 	refused     RefusedFunc
-	fallbackRun string
 	attempts    int
 	backoff     time.Duration
 	maxBackoff  time.Duration
 	fetchErr    FetchErrorFunc
+	rt          *shadowlane.Runtime
+	poll        time.Duration
 }
 
 // WithShadowTopics names production topics that have a shadow twin. A marked
 // record for any other topic is refused with [shadow.ErrNoShadowTarget].
 // May be given several times; the sets add up.
 func WithShadowTopics(topics ...string) Option {
-	return optionFunc(func(c *config) {
-		if c.topics == nil {
-			c.topics = map[string]struct{}{}
-		}
-		for _, t := range topics {
-			c.topics[t] = struct{}{}
-		}
-	})
+	return optionFunc(func(c *config) { c.bus.Names.Add(topics...) })
 }
 
-// WithAllTopics declares that every production topic has a shadow twin.
-func WithAllTopics() Option { return optionFunc(func(c *config) { c.allTopics = true }) }
+// WithAll declares that every production topic has a shadow twin.
+func WithAll() Option { return optionFunc(func(c *config) { c.bus.Names.SetAll() }) }
 
-// WithTopicNaming sets how shadow topic names are derived
+// WithNaming sets how shadow topic names are derived
 // (default [shadow.DefaultTopic], suffix "_shadow").
-func WithTopicNaming(n shadow.Naming) Option {
-	return optionFunc(func(c *config) { c.topicNaming = n })
+func WithNaming(n shadow.Naming) Option {
+	return optionFunc(func(c *config) { c.bus.Naming = n })
 }
 
 // WithGroupNaming sets how shadow consumer group names are derived
@@ -123,18 +114,29 @@ func WithShadowGroups(groups ...string) Option {
 	})
 }
 
+// WithRuntime takes the kill switch from rt: while rt says load-test
+// traffic is off, consumers hold marked records back (uncommitted) and
+// handle them once it is on again. Default: the default runtime
+// ([shadowlane.Default]), looked up per record.
+func WithRuntime(rt *shadowlane.Runtime) Option { return optionFunc(func(c *config) { c.rt = rt }) }
+
 // WithEnv sets the environment of this instance. A non-empty env makes every
 // consumer a lane consumer: its group is "<group>-<env>" and it takes only
 // records tagged with env. Empty (the default) is the trunk.
-func WithEnv(env string) Option { return optionFunc(func(c *config) { c.env = env }) }
+func WithEnv(env string) Option { return optionFunc(func(c *config) { c.bus.Env = env }) }
 
-// WithLanes tells trunk consumers which environments have a live lane
-// consumer of their own; their records are skipped by the trunk. Without it
-// the trunk takes every record.
-func WithLanes(l envtag.Lanes) Option { return optionFunc(func(c *config) { c.lanes = l }) }
+// WithLanes tells consumers which environments have a live lane consumer
+// of their own (keyed by production group): the trunk skips their records;
+// a lane instance whose env is not (or no longer) listed takes nothing and
+// hands back what it has not committed. Without it the trunk takes every
+// record and lane instances are always live.
+func WithLanes(l envtag.Lanes) Option { return optionFunc(func(c *config) { c.bus.Lanes = l }) }
 
-// WithRefused sets what happens to a consumed record whose mark headers are
-// malformed. By default it is counted as a block and skipped.
+// WithRefused sets what happens to a consumed record that is refused: its
+// mark headers are malformed, or it carries a run mark on a production
+// topic (an anomaly). It is counted as a block, once (by the trunk
+// consumer; lanes skip their copy), and never handled. By default it is
+// then skipped.
 func WithRefused(f RefusedFunc) Option { return optionFunc(func(c *config) { c.refused = f }) }
 
 // WithRetry makes a consumer try a record whose handler failed again, up
@@ -158,7 +160,7 @@ func WithFetchErrors(f FetchErrorFunc) Option { return optionFunc(func(c *config
 // WithFallbackRun sets the run id of records consumed from a shadow topic
 // without a run header (default [DefaultFallbackRun]).
 func WithFallbackRun(run string) Option {
-	return optionFunc(func(c *config) { c.fallbackRun = run })
+	return optionFunc(func(c *config) { c.bus.FallbackRun = run })
 }
 
 // ErrConfig is wrapped by the error [New] returns for a bad configuration.
@@ -169,72 +171,47 @@ var ErrConfig = errors.New("shadowlane/kafka: invalid configuration")
 // records carry their mark into the handler's context, and lane consumers
 // take only their environment's records. A Shadow is immutable and safe for
 // concurrent use.
-type Shadow struct{ c config }
+type Shadow struct {
+	c config
+	r *bus.Rules
+}
 
 // New builds a Shadow. It fails when a naming is empty or a name is invalid.
 func New(opts ...Option) (*Shadow, error) {
 	c := config{
-		topicNaming: shadow.DefaultTopic,
+		bus:         bus.Config{Store: Store, Kind: "topic", Naming: shadow.DefaultTopic},
 		groupNaming: shadow.DefaultGroup,
-		fallbackRun: DefaultFallbackRun,
+		poll:        50 * time.Millisecond,
 	}
 	for _, o := range opts {
 		o.apply(&c)
 	}
-	if err := c.topicNaming.Validate(); err != nil {
-		return nil, fmt.Errorf("%w: topic naming: %w", ErrConfig, err)
+	c.bus.LoadTest = func() bool { on, _ := shadowlane.OrDefault(c.rt).LoadTestEnabled(); return on }
+	r, err := bus.New(c.bus)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 	}
 	if err := c.groupNaming.Validate(); err != nil {
 		return nil, fmt.Errorf("%w: group naming: %w", ErrConfig, err)
 	}
-	if c.env != "" && !propagation.ValidID(c.env) {
-		return nil, fmt.Errorf("%w: env %q is not a valid id", ErrConfig, c.env)
-	}
 	if c.attempts < 0 || c.backoff < 0 || c.maxBackoff < 0 || (c.maxBackoff > 0 && c.maxBackoff < c.backoff) {
 		return nil, fmt.Errorf("%w: retry attempts %d, backoff %s, max %s: want attempts >= 0 and 0 <= backoff <= max (or max 0)", ErrConfig, c.attempts, c.backoff, c.maxBackoff)
-	}
-	if !propagation.ValidID(c.fallbackRun) {
-		return nil, fmt.Errorf("%w: fallback run %q is not a valid id", ErrConfig, c.fallbackRun)
-	}
-	for t := range c.topics {
-		if t == "" || c.topicNaming.IsShadow(t) {
-			return nil, fmt.Errorf("%w: shadow topic list names %q, which is empty or already a shadow name", ErrConfig, t)
-		}
 	}
 	for g := range c.groups {
 		if g == "" || c.groupNaming.IsShadow(g) {
 			return nil, fmt.Errorf("%w: shadow group list names %q, which is empty or already a shadow name", ErrConfig, g)
 		}
 	}
-	return &Shadow{c: c}, nil
+	return &Shadow{c: c, r: r}, nil
 }
+
+// Rules returns the message-system rules this Shadow applies.
+func (s *Shadow) Rules() *bus.Rules { return s.r }
 
 // ShadowTopic returns the shadow twin of a production topic and whether the
 // topic has one configured.
-func (s *Shadow) ShadowTopic(topic string) (string, bool) {
-	if !s.hasShadow(topic) {
-		return "", false
-	}
-	return s.c.topicNaming.Shadow(topic), true
-}
+func (s *Shadow) ShadowTopic(topic string) (string, bool) { return s.r.Shadow(topic) }
 
 // ProductionTopic returns the production topic a topic stands for: the
 // topic itself, or the production twin of a shadow topic.
-func (s *Shadow) ProductionTopic(topic string) string {
-	p, _ := s.c.topicNaming.Production(topic)
-	return p
-}
-
-func (s *Shadow) hasShadow(topic string) bool {
-	if topic == "" || s.c.topicNaming.IsShadow(topic) {
-		return false
-	}
-	if s.c.allTopics {
-		return true
-	}
-	_, ok := s.c.topics[topic]
-	return ok
-}
-
-// isHeader reports whether key equals name ignoring ASCII case.
-func isHeader(key, name string) bool { return strings.EqualFold(key, name) }
+func (s *Shadow) ProductionTopic(topic string) string { return s.r.Production(topic) }

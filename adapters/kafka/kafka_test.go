@@ -92,11 +92,11 @@ func marked(run, env string) context.Context {
 
 func TestNewRejectsBadConfig(t *testing.T) {
 	for name, opts := range map[string][]kafka.Option{
-		"empty topic naming":  {kafka.WithTopicNaming(shadow.Naming{})},
+		"empty topic naming":  {kafka.WithNaming(shadow.Naming{})},
 		"empty group naming":  {kafka.WithGroupNaming(shadow.Naming{})},
 		"shadow topic listed": {kafka.WithShadowTopics("orders_shadow")},
 		"bad env":             {kafka.WithEnv("proj a")},
-		"bad fallback run":    {kafka.WithFallbackRun("")},
+		"bad fallback run":    {kafka.WithFallbackRun("not an id")},
 	} {
 		if _, err := kafka.New(opts...); !errors.Is(err, kafka.ErrConfig) {
 			t.Errorf("%s: err = %v, want ErrConfig", name, err)
@@ -297,6 +297,16 @@ func runConsumer(t testing.TB, c *kafka.Consumer) (stop func() error) {
 	return stop
 }
 
+// waitStarted waits until c fixed where its groups start.
+func waitStarted(t testing.TB, c *kafka.Consumer, stop func() error) {
+	t.Helper()
+	select {
+	case <-c.Started():
+	case <-time.After(30 * time.Second):
+		t.Fatalf("consumer did not start: %v", stop())
+	}
+}
+
 func TestConsumerRebuildsMark(t *testing.T) {
 	addrs := newCluster(t)
 	var refusedMu sync.Mutex
@@ -489,12 +499,6 @@ func TestLanes(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	produce("", "", "untagged")
-	produce("", "proj-a", "a")
-	produce("", "proj-b", "b")
-	produce("r1", "proj-a", "load-a")
-	produce("r1", "", "load-trunk")
-
 	opts := []kgo.Opt{kgo.SeedBrokers(addrs...), kgo.FetchMaxWait(100 * time.Millisecond)}
 	ts, ls := newSeen(), newSeen()
 	tc, err := trunk.Consumer("svc", []string{"orders"}, handlerInto(ts, "trunk"), opts...)
@@ -510,6 +514,12 @@ func TestLanes(t *testing.T) {
 	}
 	stopTrunk := runConsumer(t, tc)
 	stopLane := runConsumer(t, lc)
+	waitStarted(t, lc, stopLane) // a lane starts at the end of its topics: produce after it started
+	produce("", "", "untagged")
+	produce("", "proj-a", "a")
+	produce("", "proj-b", "b")
+	produce("r1", "proj-a", "load-a")
+	produce("r1", "", "load-trunk")
 
 	byValue := func(gs []got) map[string]propagation.Mark {
 		m := map[string]propagation.Mark{}

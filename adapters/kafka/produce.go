@@ -8,6 +8,7 @@ import (
 
 	"github.com/shadowlane/shadowlane/propagation"
 	"github.com/shadowlane/shadowlane/shadow"
+	"github.com/shadowlane/shadowlane/shadow/bus"
 )
 
 // Prepare applies the produce rules to r in place, using the mark of
@@ -36,7 +37,7 @@ func (s *Shadow) Prepare(ctx context.Context, r *kgo.Record) error {
 }
 
 func (s *Shadow) prepare(m propagation.Mark, r *kgo.Record) *shadow.Error {
-	to, err := shadow.Route(Store, "topic", s.c.topicNaming, m, r.Topic, s.hasShadow, nil)
+	to, err := s.r.Produce(m, r.Topic)
 	if err != nil {
 		return err
 	}
@@ -45,16 +46,14 @@ func (s *Shadow) prepare(m propagation.Mark, r *kgo.Record) *shadow.Error {
 	return nil
 }
 
-func quote(s string) string { return fmt.Sprintf("%q", s) }
-
-// setHeaders removes every mark header from r, in place, then writes the
-// headers of m. For the zero mark and a record without mark headers it
-// neither writes nor allocates.
+// setHeaders removes every mark header from r (any letter case), in place,
+// then writes the headers of m. For the zero mark and a record without mark
+// headers it neither writes nor allocates.
 func setHeaders(r *kgo.Record, m propagation.Mark) {
 	hs := r.Headers
 	n := 0
 	for _, h := range hs {
-		if isHeader(h.Key, HeaderRun) || isHeader(h.Key, HeaderEnv) {
+		if bus.IsMarkHeader(h.Key) {
 			continue
 		}
 		hs[n] = h
@@ -64,11 +63,12 @@ func setHeaders(r *kgo.Record, m propagation.Mark) {
 		clear(hs[n:])
 		hs = hs[:n]
 	}
-	if m.Run != "" {
-		hs = append(hs, kgo.RecordHeader{Key: HeaderRun, Value: []byte(m.Run)})
+	run, env := bus.Values(m)
+	if run != "" {
+		hs = append(hs, kgo.RecordHeader{Key: HeaderRun, Value: []byte(run)})
 	}
-	if m.Env != "" && propagation.ValidID(m.Env) {
-		hs = append(hs, kgo.RecordHeader{Key: HeaderEnv, Value: []byte(m.Env)})
+	if env != "" {
+		hs = append(hs, kgo.RecordHeader{Key: HeaderEnv, Value: []byte(env)})
 	}
 	r.Headers = hs
 }
@@ -78,13 +78,43 @@ func setHeaders(r *kgo.Record, m propagation.Mark) {
 // record the client produces, whichever method produced it. The hook runs
 // after franz-go applied the default topic and before partitioning. A hook
 // cannot return an error: a refused record gets an empty topic, which
-// franz-go fails at once (the promise sees franz-go's "no topic" error and
-// nothing is sent); use a [Producer] for typed errors. Install both: the
-// hook then only re-checks what the Producer already decided.
+// franz-go fails at once with its own "no topic" error, and nothing is
+// sent; [ProduceError] turns that error back into the [*shadow.Error] (or
+// use a [Producer], which returns it directly). Install both: the hook then
+// only re-checks what the Producer already decided, and a record is
+// counted once.
 func (s *Shadow) OnProduceRecordBuffered(r *kgo.Record) {
-	if err := s.prepare(propagation.FromContext(r.Context), r); err != nil {
+	m := propagation.FromContext(r.Context)
+	to, err := s.r.Recheck(m, r.Topic)
+	if err != nil {
 		r.Topic = ""
+		parent := r.Context
+		if parent == nil {
+			parent = context.Background()
+		}
+		r.Context = context.WithValue(parent, refusedKey{}, err)
+		return
 	}
+	r.Topic = to
+	setHeaders(r, m)
+}
+
+type refusedKey struct{}
+
+// ProduceError returns the [*shadow.Error] for which the hook
+// ([Shadow.OnProduceRecordBuffered]) refused r, when err is the error
+// franz-go reported for r; otherwise err itself. Use it in a produce
+// promise of a raw client (or on ProduceSync results) to get typed errors:
+//
+//	cl.Produce(ctx, r, func(r *kgo.Record, err error) { err = kafka.ProduceError(r, err) })
+func ProduceError(r *kgo.Record, err error) error {
+	if err == nil || r == nil || r.Context == nil || r.Topic != "" {
+		return err
+	}
+	if se, ok := r.Context.Value(refusedKey{}).(*shadow.Error); ok {
+		return se
+	}
+	return err
 }
 
 var _ kgo.HookProduceRecordBuffered = (*Shadow)(nil)

@@ -8,9 +8,10 @@ import (
 
 	"github.com/shadowlane/shadowlane/propagation"
 	"github.com/shadowlane/shadowlane/shadow"
+	"github.com/shadowlane/shadowlane/shadow/bus"
 )
 
-// Prepare applies the publish rules to msg in place, using the mark of ctx:
+// prepare applies the publish rules to msg in place, using the mark of ctx:
 //
 //   - unmarked: msg keeps its subject and loses any mark headers it carries
 //     (the env header is written for an env-only mark); an unmarked message
@@ -19,12 +20,16 @@ import (
 //     written; a subject with no configured shadow twin is refused with
 //     [shadow.ErrNoShadowTarget] and msg is left unchanged.
 //
-// Use it before publishing through any API, JetStream's included. The reply
-// subject is never changed: replies go back to the requester's inbox.
-func (s *Shadow) Prepare(ctx context.Context, msg *natsgo.Msg) error {
+// It is applied by every publish of [Conn] and [JetStream]: there is no
+// separate step to forget. The reply subject is never changed: replies go
+// back to the requester's inbox.
+func (s *Shadow) prepare(ctx context.Context, msg *natsgo.Msg) error {
 	m := propagation.FromContext(ctx)
-	has := func(prod string) bool { return s.covered(prod) && literal(prod) }
-	to, err := shadow.Route(Store, "subject", s.c.subjects, m, msg.Subject, has, func(n string) string { return metricTarget(s, n) })
+	if m.Run != "" && !literal(msg.Subject) {
+		shadow.Record(Store, firstToken(s.r.Production(msg.Subject)), shadow.Block)
+		return shadow.Refuse(Store, msg.Subject, "a message needs a literal subject", m, shadow.ErrUnsupported)
+	}
+	to, err := s.r.Produce(m, msg.Subject)
 	if err != nil {
 		return err
 	}
@@ -44,24 +49,23 @@ func literal(subj string) bool {
 }
 
 func setHeaders(msg *natsgo.Msg, m propagation.Mark) {
-	if msg.Header != nil {
-		delete(msg.Header, HeaderRun)
-		delete(msg.Header, headerRunLower)
-		delete(msg.Header, HeaderEnv)
-		delete(msg.Header, headerEnvLower)
+	for k := range msg.Header {
+		if bus.IsMarkHeader(k) {
+			delete(msg.Header, k)
+		}
 	}
-	env := m.Env != "" && propagation.ValidID(m.Env)
-	if m.Run == "" && !env {
+	run, env := bus.Values(m)
+	if run == "" && env == "" {
 		return
 	}
 	if msg.Header == nil {
 		msg.Header = natsgo.Header{}
 	}
-	if m.Run != "" {
-		msg.Header[HeaderRun] = []string{m.Run}
+	if run != "" {
+		msg.Header[HeaderRun] = []string{run}
 	}
-	if env {
-		msg.Header[HeaderEnv] = []string{m.Env}
+	if env != "" {
+		msg.Header[HeaderEnv] = []string{env}
 	}
 }
 
@@ -79,18 +83,18 @@ func (s *Shadow) Conn(nc *natsgo.Conn) *Conn { return &Conn{s: s, nc: nc} }
 func (c *Conn) NATS() *natsgo.Conn { return c.nc }
 
 // Publish publishes data to subj under the mark of ctx (see
-// [Shadow.Prepare]). An unmarked publish to a production subject is a plain
+// the publish rules). An unmarked publish to a production subject is a plain
 // nc.Publish: no message or header is built.
 func (c *Conn) Publish(ctx context.Context, subj string, data []byte) error {
-	if m := propagation.FromContext(ctx); m.IsZero() && !c.s.c.subjects.IsShadow(subj) {
+	if m := propagation.FromContext(ctx); m.IsZero() && !c.s.r.IsShadow(subj) {
 		return c.nc.Publish(subj, data)
 	}
 	return c.PublishMsg(ctx, &natsgo.Msg{Subject: subj, Data: data})
 }
 
-// PublishMsg publishes msg under the mark of ctx (see [Shadow.Prepare]).
+// PublishMsg publishes msg under the mark of ctx (see the publish rules).
 func (c *Conn) PublishMsg(ctx context.Context, msg *natsgo.Msg) error {
-	if err := c.s.Prepare(ctx, msg); err != nil {
+	if err := c.s.prepare(ctx, msg); err != nil {
 		return err
 	}
 	return c.nc.PublishMsg(msg)
@@ -99,7 +103,7 @@ func (c *Conn) PublishMsg(ctx context.Context, msg *natsgo.Msg) error {
 // RequestMsg sends msg as a request under the mark of ctx and waits for the
 // reply (nc.RequestMsgWithContext).
 func (c *Conn) RequestMsg(ctx context.Context, msg *natsgo.Msg) (*natsgo.Msg, error) {
-	if err := c.s.Prepare(ctx, msg); err != nil {
+	if err := c.s.prepare(ctx, msg); err != nil {
 		return nil, err
 	}
 	return c.nc.RequestMsgWithContext(ctx, msg)
@@ -153,7 +157,7 @@ func (c *Conn) subscribe(subj, queue string, h Handler) (*Subscription, error) {
 	if h == nil {
 		return nil, errors.Join(ErrConfig, errors.New("nil handler"))
 	}
-	if _, ok := tokens(subj); !ok || c.s.c.subjects.IsShadow(subj) {
+	if _, ok := tokens(subj); !ok || c.s.r.IsShadow(subj) {
 		return nil, errors.Join(ErrConfig, errors.New("subject "+subj+" is invalid or a shadow subject; subscribe to production subjects"))
 	}
 	if queue != "" && c.s.c.queues.IsShadow(queue) {
@@ -186,37 +190,35 @@ func (c *Conn) subscribe(subj, queue string, h Handler) (*Subscription, error) {
 
 func (s *Shadow) msgHandler(lanesKey string, shadowSide bool, h Handler) natsgo.MsgHandler {
 	return func(msg *natsgo.Msg) {
-		if !shadowSide && s.c.subjects.IsShadow(msg.Subject) {
+		if !shadowSide && s.r.IsShadow(msg.Subject) {
 			shadow.Record(Store, metricTarget(s, msg.Subject), shadow.Guard)
 			return
 		}
-		m, err := s.Mark(msg.Subject, msg.Header)
-		if err != nil {
-			s.refuse(msg, err)
-			return
+		d := decode(msg.Header)
+		dec := s.r.Consume(lanesKey, msg.Subject, &d)
+		switch dec.Action {
+		case bus.Skip:
+		case bus.Refuse:
+			s.refuse(context.Background(), msg, dec.Err)
+		case bus.Wait:
+			// Core NATS cannot hold a message back: a message the kill
+			// switch stops is refused (counted), never handled.
+			if errors.Is(dec.Err, shadow.ErrKillSwitch) {
+				shadow.Record(Store, metricTarget(s, msg.Subject), shadow.Block)
+				s.refuse(context.Background(), msg, dec.Err)
+			}
+		case bus.Handle:
+			h(propagation.With(context.Background(), dec.Mark), msg)
 		}
-		if !s.Takes(lanesKey, m) {
-			return
-		}
-		h(propagation.With(context.Background(), m), msg)
 	}
 }
 
-func (s *Shadow) refuse(msg *natsgo.Msg, err error) {
-	shadow.Record(Store, metricTarget(s, msg.Subject), shadow.Block)
+func (s *Shadow) refuse(ctx context.Context, msg *natsgo.Msg, err error) {
 	if s.c.refused != nil {
-		s.c.refused(propagation.With(context.Background(), propagation.Mark{}), msg, err)
+		s.c.refused(propagation.With(ctx, propagation.Mark{}), msg, err)
 	}
 }
 
 // metricTarget is the low-cardinality counter target of a subject: the first
-// token of its production subject (subjects often embed ids).
-func metricTarget(s *Shadow, subj string) string {
-	prod, _ := s.c.subjects.Production(subj)
-	for i := 0; i < len(prod); i++ {
-		if prod[i] == '.' {
-			return prod[:i]
-		}
-	}
-	return prod
-}
+// token of its production subject.
+func metricTarget(s *Shadow, subj string) string { return firstToken(s.r.Production(subj)) }

@@ -17,8 +17,9 @@ func FuzzHeaderMark(f *testing.F) {
 		h := natsgo.Header{}
 		h.Add(k1, v1)
 		h.Add(k2, v2)
-		m, bad := headerMark(h)
-		if bad != "" {
+		d := decode(h)
+		m, bad := d.Mark()
+		if bad != 0 {
 			if !m.IsZero() {
 				t.Fatalf("refused headers gave mark %v", m)
 			}
@@ -29,7 +30,8 @@ func FuzzHeaderMark(f *testing.F) {
 		}
 		msg := &natsgo.Msg{Header: h}
 		setHeaders(msg, m)
-		if back, bad := headerMark(msg.Header); bad != "" || back != m {
+		d = decode(msg.Header)
+		if back, bad := d.Mark(); bad != 0 || back != m {
 			t.Fatalf("round trip %v -> %v %q", m, back, bad)
 		}
 	})

@@ -122,8 +122,8 @@ func (s *sink) wait(t testing.TB, n int) map[string]got {
 
 func TestNewRejectsBadConfig(t *testing.T) {
 	for name, opts := range map[string][]nats.Option{
-		"empty subject naming": {nats.WithSubjectNaming(shadow.Naming{})},
-		"dot in stream naming": {nats.WithNameNaming(shadow.Naming{Suffix: ".shadow"})},
+		"empty subject naming": {nats.WithNaming(shadow.Naming{})},
+		"dot in stream naming": {nats.WithStreamNaming(shadow.Naming{Suffix: ".shadow"})},
 		"bad pattern":          {nats.WithShadowSubjects("orders.>.x")},
 		"shadow pattern":       {nats.WithShadowSubjects("shadow.orders")},
 		"bad env":              {nats.WithEnv("a.b")},
@@ -358,11 +358,7 @@ func TestJetStream(t *testing.T) {
 		subj := p + ".orders.created"
 		publish := func(ctx context.Context, data string) {
 			t.Helper()
-			m := &natsgo.Msg{Subject: subj, Data: []byte(data)}
-			if err := s.Prepare(ctx, m); err != nil {
-				t.Fatal(err)
-			}
-			if _, err := js.PublishMsg(ctx, m); err != nil {
+			if _, err := s.JetStream(js).Publish(ctx, subj, []byte(data)); err != nil {
 				t.Fatal(err)
 			}
 		}

@@ -38,7 +38,7 @@ type Consumer struct {
 // are already shadow names are refused: production consumers never read
 // shadow topics.
 func (s *Shadow) Consumer(addrs []string, cfg *sarama.Config, group string, topics []string, h MessageHandler) (*Consumer, error) {
-	if group == "" || s.c.groups.IsShadow(group) {
+	if group == "" || s.c.groups.IsShadow(group) || s.r.IsLaneName(group) {
 		return nil, fmt.Errorf("%w: consumer group %q is empty or a shadow name", ErrConfig, group)
 	}
 	if len(topics) == 0 {
@@ -51,12 +51,20 @@ func (s *Shadow) Consumer(addrs []string, cfg *sarama.Config, group string, topi
 		return nil, fmt.Errorf("%w: no broker addresses", ErrConfig)
 	}
 	for _, t := range topics {
-		if t == "" || s.c.topics.IsShadow(t) {
+		if t == "" || s.r.IsShadow(t) {
 			return nil, fmt.Errorf("%w: topic %q is empty or a shadow topic; production consumers never read shadow topics", ErrConfig, t)
 		}
 	}
 	if cfg == nil {
 		cfg = sarama.NewConfig()
+	}
+	if s.r.Env() != "" {
+		// A new lane group starts at the newest offset, never at the
+		// beginning: the trunk handled what came before (issue 18 item 1).
+		// A lane group that committed resumes where it left off.
+		lc := *cfg
+		lc.Consumer.Offsets.Initial = sarama.OffsetNewest
+		cfg = &lc
 	}
 	c := &Consumer{s: s, group: group, h: h, addrs: slices.Clone(addrs), cfg: cfg}
 	c.plans = append(c.plans, Plan{Group: s.Group(group), Topics: slices.Clone(topics)})

@@ -25,4 +25,16 @@
 // only, in the shadow group ([Shadow.ShadowGroup]) on the shadow topics
 // ([Shadow.ShadowTopics]) beside it; a handler error stops it without
 // marking the message, so the next consumer of the group gets it again.
+//
+// The rules are those of package shadow/bus, the same for every bus:
+// header names in any letter case (two spellings with different values are
+// malformed); a run mark on a production topic is an anomaly, refused, never
+// handled; a refused message reaches [WithRefused] once, from the trunk's
+// group (lane groups skip their copy); a new lane group starts at the
+// newest offset, never at the beginning. Kill switch: while the runtime
+// ([WithRuntime], default the default runtime) says load-test traffic is
+// off, a claim that meets a marked message waits without marking it, and
+// handles it once the switch is on again (or leaves it to the next session
+// when the session ends); nothing is lost or handled as production. A lane
+// instance whose env leaves the [WithLanes] set waits the same way.
 package sarama

@@ -1,23 +1,25 @@
 package sarama
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/IBM/sarama"
 
+	"github.com/shadowlane/shadowlane"
 	"github.com/shadowlane/shadowlane/envtag"
 	"github.com/shadowlane/shadowlane/propagation"
 	"github.com/shadowlane/shadowlane/shadow"
+	"github.com/shadowlane/shadowlane/shadow/bus"
 )
 
-// Header names the mark travels under in Kafka record headers; written
-// exactly so, read ignoring ASCII case.
+// Header names the mark travels under in Kafka record headers (the names
+// of every bus); written exactly so, read ignoring ASCII case.
 const (
-	HeaderRun = "X-Shadowlane-Run"
-	HeaderEnv = "X-Shadowlane-Env"
+	HeaderRun = bus.HeaderRun
+	HeaderEnv = bus.HeaderEnv
 )
 
 // Store is the store name on every [*shadow.Error] and decision counter.
@@ -25,7 +27,7 @@ const Store = "kafka"
 
 // DefaultFallbackRun is the run id of a message consumed from a shadow
 // topic without a run header.
-const DefaultFallbackRun = "unattributed"
+const DefaultFallbackRun = bus.DefaultFallbackRun
 
 var (
 	hRun = []byte(HeaderRun)
@@ -40,43 +42,66 @@ type optionFunc func(*config)
 func (f optionFunc) apply(c *config) { f(c) }
 
 type config struct {
-	topics      shadow.Naming
-	groups      shadow.Naming
-	all         bool
-	set         map[string]struct{}
-	env         string
-	lanes       envtag.Lanes
-	fallbackRun string
-	shadowGrps  map[string]struct{}
-	refused     RefusedFunc
+	bus        bus.Config
+	groups     shadow.Naming
+	shadowGrps map[string]struct{}
+	refused    RefusedFunc
+	rt         *shadowlane.Runtime
+	poll       time.Duration
+	attempts   int
+	backoff    time.Duration
+	maxBackoff time.Duration
 }
+
+// WithRetry makes a claim try a message whose handler failed again, up to
+// attempts times in all, waiting backoff before the second attempt and
+// twice as long before each next one, at most maxBackoff (0: no cap). The
+// partition waits meanwhile (order is kept). A message that failed on every
+// attempt goes to the [WithRefused] callback with an error wrapping
+// [ErrRetriesExhausted] (ctx carries its mark); without a callback the
+// claim ends unmarked, as without retries. When the session ends during a
+// wait, the message is not marked.
+func WithRetry(attempts int, backoff, maxBackoff time.Duration) Option {
+	return optionFunc(func(c *config) { c.attempts, c.backoff, c.maxBackoff = attempts, backoff, maxBackoff })
+}
+
+// ErrRetriesExhausted is wrapped by the error a [RefusedFunc] gets for a
+// message whose handler failed on every attempt of [WithRetry].
+var ErrRetriesExhausted = errors.New("shadowlane/sarama: handler failed on every attempt")
 
 // WithShadowTopics names production topics that have a shadow twin.
 func WithShadowTopics(topics ...string) Option {
-	return optionFunc(func(c *config) {
-		if c.set == nil {
-			c.set = map[string]struct{}{}
-		}
-		for _, t := range topics {
-			c.set[t] = struct{}{}
-		}
-	})
+	return optionFunc(func(c *config) { c.bus.Names.Add(topics...) })
 }
 
-// WithAllTopics declares that every production topic has a shadow twin.
-func WithAllTopics() Option { return optionFunc(func(c *config) { c.all = true }) }
+// WithAll declares that every production topic has a shadow twin.
+func WithAll() Option { return optionFunc(func(c *config) { c.bus.Names.SetAll() }) }
 
-// WithTopicNaming sets the shadow topic naming (default [shadow.DefaultTopic]).
-func WithTopicNaming(n shadow.Naming) Option { return optionFunc(func(c *config) { c.topics = n }) }
+// WithNaming sets the shadow topic naming (default [shadow.DefaultTopic]).
+func WithNaming(n shadow.Naming) Option { return optionFunc(func(c *config) { c.bus.Naming = n }) }
 
 // WithGroupNaming sets the shadow group naming (default [shadow.DefaultGroup]).
 func WithGroupNaming(n shadow.Naming) Option { return optionFunc(func(c *config) { c.groups = n }) }
 
 // WithEnv makes this instance a lane instance of env.
-func WithEnv(env string) Option { return optionFunc(func(c *config) { c.env = env }) }
+func WithEnv(env string) Option { return optionFunc(func(c *config) { c.bus.Env = env }) }
 
-// WithLanes tells trunk consumers which environments have a live lane.
-func WithLanes(l envtag.Lanes) Option { return optionFunc(func(c *config) { c.lanes = l }) }
+// WithLanes tells consumers which environments have a live lane (keyed by
+// production group): the trunk skips their messages; a lane instance whose
+// env is not listed takes nothing and leaves its messages unmarked.
+func WithLanes(l envtag.Lanes) Option { return optionFunc(func(c *config) { c.bus.Lanes = l }) }
+
+// WithFallbackRun sets the run id of messages consumed from a shadow topic
+// without a run header (default [DefaultFallbackRun]).
+func WithFallbackRun(run string) Option {
+	return optionFunc(func(c *config) { c.bus.FallbackRun = run })
+}
+
+// WithRuntime takes the kill switch from rt: while rt says load-test
+// traffic is off, a claim that meets a marked message waits (the message
+// is not marked) until it is on again or the session ends. Default: the
+// default runtime ([shadowlane.Default]), looked up per message.
+func WithRuntime(rt *shadowlane.Runtime) Option { return optionFunc(func(c *config) { c.rt = rt }) }
 
 // WithShadowGroups names the consumer groups that get a shadow consumer
 // (shadow group on the shadow twins of their shadowed topics) beside the
@@ -93,59 +118,59 @@ func WithShadowGroups(groups ...string) Option {
 	})
 }
 
-// RefusedFunc is told about a consumed message that was refused because its
-// mark headers are malformed; ctx carries no mark. Returning nil marks the
-// message consumed (it was dead-lettered or may be dropped); returning an
-// error ends the claim without marking it, so it is delivered again (a
-// [Consumer] stops and returns the error).
+// RefusedFunc is told about a consumed message that was refused: its mark
+// headers are malformed, or it carries a run mark on a production topic (an
+// anomaly); ctx carries no mark. It is told once, by the trunk's group
+// (lane groups skip their copy). Returning nil marks the message consumed
+// (it was dead-lettered or may be dropped); returning an error ends the
+// claim without marking it, so it is delivered again (a [Consumer] stops
+// and returns the error).
 type RefusedFunc func(ctx context.Context, msg *sarama.ConsumerMessage, err error) error
 
-// WithRefused sets what happens to a consumed message whose mark headers
-// are malformed. By default it is counted as a block, marked and dropped;
-// the handler never sees it either way.
+// WithRefused sets what happens to a refused message. By default it is
+// counted as a block, marked and dropped; the handler never sees it either
+// way.
 func WithRefused(f RefusedFunc) Option { return optionFunc(func(c *config) { c.refused = f }) }
 
 // ErrConfig is wrapped by configuration errors.
 var ErrConfig = errors.New("shadowlane/sarama: invalid configuration")
 
-// Shadow applies shadowlane's rules to sarama producers and consumers.
-type Shadow struct{ c config }
+// Shadow applies shadowlane's rules (package shadow/bus) to sarama
+// producers and consumers.
+type Shadow struct {
+	c config
+	r *bus.Rules
+}
 
 // New builds a Shadow.
 func New(opts ...Option) (*Shadow, error) {
-	c := config{topics: shadow.DefaultTopic, groups: shadow.DefaultGroup, fallbackRun: DefaultFallbackRun}
+	c := config{bus: bus.Config{Store: Store, Kind: "topic", Naming: shadow.DefaultTopic}, groups: shadow.DefaultGroup, poll: 50 * time.Millisecond}
 	for _, o := range opts {
 		o.apply(&c)
 	}
-	if err := c.topics.Validate(); err != nil {
-		return nil, fmt.Errorf("%w: topic naming: %w", ErrConfig, err)
+	c.bus.LoadTest = func() bool { on, _ := shadowlane.OrDefault(c.rt).LoadTestEnabled(); return on }
+	r, err := bus.New(c.bus)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 	}
 	if err := c.groups.Validate(); err != nil {
 		return nil, fmt.Errorf("%w: group naming: %w", ErrConfig, err)
 	}
-	if c.env != "" && !propagation.ValidID(c.env) {
-		return nil, fmt.Errorf("%w: env %q is not a valid id", ErrConfig, c.env)
-	}
-	for t := range c.set {
-		if t == "" || c.topics.IsShadow(t) {
-			return nil, fmt.Errorf("%w: %q is empty or already a shadow topic", ErrConfig, t)
-		}
+	if c.attempts < 0 || c.backoff < 0 || c.maxBackoff < 0 || (c.maxBackoff > 0 && c.maxBackoff < c.backoff) {
+		return nil, fmt.Errorf("%w: retry attempts %d, backoff %s, max %s: want attempts >= 0 and 0 <= backoff <= max (or max 0)", ErrConfig, c.attempts, c.backoff, c.maxBackoff)
 	}
 	for g := range c.shadowGrps {
 		if g == "" || c.groups.IsShadow(g) {
 			return nil, fmt.Errorf("%w: shadow group list names %q, which is empty or already a shadow name", ErrConfig, g)
 		}
 	}
-	return &Shadow{c: c}, nil
+	return &Shadow{c: c, r: r}, nil
 }
 
-func (s *Shadow) hasShadow(topic string) bool {
-	if topic == "" || s.c.topics.IsShadow(topic) {
-		return false
-	}
-	_, ok := s.c.set[topic]
-	return s.c.all || ok
-}
+// Rules returns the message-system rules this Shadow applies.
+func (s *Shadow) Rules() *bus.Rules { return s.r }
+
+func (s *Shadow) hasShadow(topic string) bool { return s.r.Has(topic) }
 
 // ShadowTopics returns the shadow twins of those topics that have one: the
 // topics of the shadow consumer group.
@@ -153,7 +178,7 @@ func (s *Shadow) ShadowTopics(topics ...string) []string {
 	var out []string
 	for _, t := range topics {
 		if s.hasShadow(t) {
-			out = append(out, s.c.topics.Shadow(t))
+			out = append(out, s.r.ShadowName(t))
 		}
 	}
 	return out
@@ -161,12 +186,7 @@ func (s *Shadow) ShadowTopics(topics ...string) []string {
 
 // Group returns the consumer group this instance joins for the production
 // group: group itself for the trunk, "<group>-<env>" for a lane.
-func (s *Shadow) Group(group string) string {
-	if s.c.env == "" {
-		return group
-	}
-	return group + "-" + s.c.env
-}
+func (s *Shadow) Group(group string) string { return s.r.LaneName(group) }
 
 // ShadowGroup returns the shadow group name for the production group.
 func (s *Shadow) ShadowGroup(group string) string { return s.c.groups.Shadow(s.Group(group)) }
@@ -182,7 +202,7 @@ func (s *Shadow) Prepare(ctx context.Context, msg *sarama.ProducerMessage) error
 }
 
 func (s *Shadow) prepare(m propagation.Mark, msg *sarama.ProducerMessage) error {
-	to, err := shadow.Route(Store, "topic", s.c.topics, m, msg.Topic, s.hasShadow, nil)
+	to, err := s.r.Produce(m, msg.Topic)
 	if err != nil {
 		return err
 	}
@@ -191,7 +211,7 @@ func (s *Shadow) prepare(m propagation.Mark, msg *sarama.ProducerMessage) error 
 	return nil
 }
 
-func isMarkHeader(k []byte) bool { return bytes.EqualFold(k, hRun) || bytes.EqualFold(k, hEnv) }
+func isMarkHeader(k []byte) bool { return bus.FieldOfBytes(k) != bus.NoField }
 
 func setHeaders(msg *sarama.ProducerMessage, m propagation.Mark) {
 	hs := msg.Headers
@@ -207,38 +227,29 @@ func setHeaders(msg *sarama.ProducerMessage, m propagation.Mark) {
 		clear(hs[n:])
 		hs = hs[:n]
 	}
-	if m.Run != "" {
-		hs = append(hs, sarama.RecordHeader{Key: hRun, Value: []byte(m.Run)})
+	run, env := bus.Values(m)
+	if run != "" {
+		hs = append(hs, sarama.RecordHeader{Key: hRun, Value: []byte(run)})
 	}
-	if m.Env != "" && propagation.ValidID(m.Env) {
-		hs = append(hs, sarama.RecordHeader{Key: hEnv, Value: []byte(m.Env)})
+	if env != "" {
+		hs = append(hs, sarama.RecordHeader{Key: hEnv, Value: []byte(env)})
 	}
 	msg.Headers = hs
 }
 
-// headerMark reads the mark headers of a consumed or produced message.
-func headerMark(hs []*sarama.RecordHeader) (m propagation.Mark, bad string) {
-	var seenRun, seenEnv bool
+// decode feeds the mark headers of a consumed or produced message to a
+// decoder.
+func decode(hs []*sarama.RecordHeader) bus.Decoder {
+	var d bus.Decoder
 	for _, h := range hs {
 		if h == nil {
 			continue
 		}
-		switch {
-		case bytes.EqualFold(h.Key, hRun):
-			v := string(h.Value)
-			if !propagation.ValidID(v) || (seenRun && v != m.Run) {
-				return propagation.Mark{}, HeaderRun
-			}
-			m.Run, seenRun = v, true
-		case bytes.EqualFold(h.Key, hEnv):
-			v := string(h.Value)
-			if !propagation.ValidID(v) || (seenEnv && v != m.Env) {
-				return propagation.Mark{}, HeaderEnv
-			}
-			m.Env, seenEnv = v, true
+		if f := bus.FieldOfBytes(h.Key); f != bus.NoField {
+			d.Add(f, string(h.Value), true)
 		}
 	}
-	return m, ""
+	return d
 }
 
 // OnSend implements [sarama.ProducerInterceptor], the safety net for
@@ -255,15 +266,20 @@ func (s *Shadow) OnSend(msg *sarama.ProducerMessage) {
 			hs = append(hs, &msg.Headers[i])
 		}
 	}
-	m, bad := headerMark(hs)
-	if bad != "" {
+	d := decode(hs)
+	m, bad := d.Mark()
+	if bad != bus.NoField {
 		shadow.Record(Store, msg.Topic, shadow.Block)
 		msg.Topic = ""
 		return
 	}
-	if err := s.prepare(m, msg); err != nil {
+	to, err := s.r.Recheck(m, msg.Topic)
+	if err != nil {
 		msg.Topic = ""
+		return
 	}
+	msg.Topic = to
+	setHeaders(msg, m)
 }
 
 var _ sarama.ProducerInterceptor = (*Shadow)(nil)
@@ -286,29 +302,28 @@ func (p *Producer) SendMessage(ctx context.Context, msg *sarama.ProducerMessage)
 	return p.p.SendMessage(msg)
 }
 
-// Mark returns the mark of a consumed message (see the kafka adapter's
-// rules: headers validated; a shadow-topic message without a run header is
-// load-test traffic). Malformed headers are a [*shadow.Error] wrapping
-// [shadow.ErrUnsupported].
+// Mark returns the mark of a consumed message (the rules of package
+// shadow/bus: headers in any letter case, validated; a shadow-topic message
+// without a run header is load-test traffic). Malformed headers
+// ([shadow.ErrUnsupported]) and a run mark on a production topic (an
+// anomaly, [shadow.ErrBlocked]) are a [*shadow.Error].
 func (s *Shadow) Mark(msg *sarama.ConsumerMessage) (propagation.Mark, error) {
-	m, bad := headerMark(msg.Headers)
-	if bad != "" {
-		return propagation.Mark{}, shadow.Refuse(Store, msg.Topic, "malformed or conflicting "+bad+" header", propagation.Mark{}, shadow.ErrUnsupported)
-	}
-	if m.Run == "" && s.c.topics.IsShadow(msg.Topic) {
-		m.Run = s.c.fallbackRun
+	d := decode(msg.Headers)
+	m, bad := d.Mark()
+	switch {
+	case bad != bus.NoField:
+		return propagation.Mark{}, shadow.Refuse(Store, msg.Topic, "malformed or conflicting "+bad.Name()+" header", propagation.Mark{}, shadow.ErrUnsupported)
+	case m.Run != "" && !s.r.IsShadow(msg.Topic):
+		return propagation.Mark{}, shadow.Refuse(Store, msg.Topic, "run mark on a production topic (an anomaly)", m, shadow.ErrBlocked)
+	case m.Run == "" && s.r.IsShadow(msg.Topic):
+		m.Run = s.r.Config().FallbackRun
 	}
 	return m, nil
 }
 
 // Takes reports whether this instance's consumer of the production group
 // takes a message marked m (lanes).
-func (s *Shadow) Takes(group string, m propagation.Mark) bool {
-	if s.c.env != "" {
-		return m.Env == s.c.env
-	}
-	return m.Env == "" || s.c.lanes == nil || !s.c.lanes.HasLane(group, m.Env)
-}
+func (s *Shadow) Takes(group string, m propagation.Mark) bool { return s.r.Takes(group, m) }
 
 // MessageHandler handles one consumed message; ctx carries its mark.
 type MessageHandler func(ctx context.Context, msg *sarama.ConsumerMessage) error
@@ -344,24 +359,83 @@ func (g groupHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim saram
 			if !ok {
 				return nil
 			}
-			m, err := g.s.Mark(msg)
-			if err != nil {
-				prod, _ := g.s.c.topics.Production(msg.Topic)
-				shadow.Record(Store, prod, shadow.Block)
+			d := decode(msg.Headers)
+			dec := g.s.r.Consume(g.group, msg.Topic, &d)
+			for dec.Action == bus.Wait {
+				// Kill switch off, or this lane is not live: the message
+				// is not marked; wait here until it may be taken, or the
+				// session ends (then it is delivered again).
+				if !g.s.wait(sess.Context(), g.group, dec) {
+					return nil
+				}
+				d = decode(msg.Headers)
+				dec = g.s.r.Consume(g.group, msg.Topic, &d)
+			}
+			switch dec.Action {
+			case bus.Refuse:
 				if f := g.s.c.refused; f != nil {
-					if err := f(propagation.With(sess.Context(), propagation.Mark{}), msg, err); err != nil {
+					if err := f(propagation.With(sess.Context(), propagation.Mark{}), msg, dec.Err); err != nil {
 						return err
 					}
 				}
-				sess.MarkMessage(msg, "")
-				continue
-			}
-			if g.s.Takes(g.group, m) {
-				if err := g.h(propagation.With(sess.Context(), m), msg); err != nil {
+			case bus.Handle:
+				if err := g.handle(sess.Context(), msg, dec.Mark); err != nil {
 					return err
 				}
 			}
 			sess.MarkMessage(msg, "")
 		}
 	}
+}
+
+// handle runs the handler with the retries of [WithRetry]; after the last
+// failed attempt the message goes to the refusal callback.
+func (g groupHandler) handle(ctx context.Context, msg *sarama.ConsumerMessage, m propagation.Mark) error {
+	c := &g.s.c
+	mctx := propagation.With(ctx, m)
+	err := g.h(mctx, msg)
+	if err == nil || c.attempts <= 1 {
+		return err
+	}
+	wait := c.backoff
+	for n := 2; n <= c.attempts; n++ {
+		if wait > 0 {
+			t := time.NewTimer(wait)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return ctx.Err()
+			case <-t.C:
+			}
+			if wait *= 2; c.maxBackoff > 0 && wait > c.maxBackoff {
+				wait = c.maxBackoff
+			}
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if err = g.h(mctx, msg); err == nil {
+			return nil
+		}
+	}
+	err = fmt.Errorf("%w (%d attempts): %w", ErrRetriesExhausted, c.attempts, err)
+	if c.refused != nil {
+		return c.refused(mctx, msg, err)
+	}
+	return err
+}
+
+// wait waits until a claim that waited on d may take messages again; false
+// when ctx ended first.
+func (s *Shadow) wait(ctx context.Context, group string, d bus.Decision) bool {
+	t := time.NewTicker(s.c.poll)
+	defer t.Stop()
+	for !s.r.Ready(group, d) {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-t.C:
+		}
+	}
+	return true
 }

@@ -29,12 +29,21 @@
 // PostgreSQL 42P01, MySQL 1146, SQLite "no such table").
 //
 // Database mode: a [Router] holds the production and the shadow pool and
-// hands out the shadow one for marked contexts. Build it with
-// [NewCheckedRouter]: the shadow pool's connector parses every marked
-// statement with a Rewriter built [sqlshadow.WithDatabase] and refuses
+// hands out the shadow one for marked contexts. [NewRouter] takes the
+// shadow database's connector and a Rewriter built [sqlshadow.WithDatabase]:
+// the shadow pool's connector parses every marked statement and refuses
 // references to any other database or schema (INSERT INTO proddb.orders,
-// DROP TABLE proddb.orders), DDL, unknown functions and session changes.
-// [NewRouter] (two plain pools) inspects nothing; the strongest protection
-// in either case is a shadow user without privileges on production, which
+// DROP TABLE proddb.orders), DDL, unknown functions, session changes,
+// executable comments and anything the dialect cannot parse, with a
+// [*shadow.Error], before it reaches the server.
+//
+//	rw, _ := sqlshadow.New(mysql.New(), sqlshadow.WithDatabase("shop_shadow"))
+//	shadowConn, _ := slsql.DSNConnector(prod.Driver(), "app@tcp(db)/shop_shadow")
+//	r, _ := slsql.NewRouter("mysql", prod, shadowConn, rw)
+//
+// [NewUncheckedRouter] (two plain pools) is the explicit opt-out: it
+// inspects nothing, so a marked statement naming production explicitly
+// runs there if the shadow user may. The strongest protection in either
+// case is a shadow user without privileges on production, which
 // `shadowlane check --shadow-mysql/--shadow-postgres` reports.
 package slsql

@@ -22,40 +22,54 @@ type Router struct {
 	store        string
 }
 
-// ErrNoShadowDB is returned by [NewRouter] when a pool is missing.
-var ErrNoShadowDB = errors.New("slsql: router needs a production and a shadow *sql.DB")
+// ErrNoShadowDB is returned by [NewRouter] and [NewUncheckedRouter] when a
+// pool is missing.
+var ErrNoShadowDB = errors.New("slsql: router needs a production pool and a shadow database")
 
-// NewCheckedRouter returns a Router whose shadow pool inspects every marked
-// statement before it runs: shadow is the connector of the shadow database
-// and rw a Rewriter built [sqlshadow.WithDatabase] naming it. A marked
-// statement that references a table qualified with another database or
-// schema (INSERT INTO proddb.orders, DROP TABLE proddb.orders), calls a
-// function not known to be side-effect free, changes session state, holds
-// executable comments, is DDL, or does not parse is refused with a
-// *shadow.Error before reaching the server. Every path through the shadow
-// pool is checked (Router methods, DB(ctx), Shadow(), transactions and
-// prepared statements), because the checks sit in the pool's connector.
+// NewRouter returns a Router (database mode) whose shadow pool inspects
+// every marked statement before it runs. store names the database in errors
+// and decision counts ("mysql", "postgres", "orders-db", ...), prod is the
+// production pool, shadow the connector of the shadow database (for a
+// driver name and DSN: [DSNConnector]) and rw a Rewriter built
+// [sqlshadow.WithDatabase] naming the shadow database (MySQL/MariaDB) or the
+// schemas marked statements may name (PostgreSQL).
+//
+// A marked statement that references a table qualified with another
+// database or schema (INSERT INTO proddb.orders, DROP TABLE proddb.orders),
+// calls a function not known to be side-effect free, changes session
+// state, holds executable comments, is DDL, or does not parse is refused
+// with a *shadow.Error before reaching the server. Every marked path
+// through the shadow pool is checked (Router methods, DB(ctx), Shadow(),
+// prepared statements, and every statement of a transaction begun marked),
+// because the checks sit in the pool's connector. Unmarked statements sent
+// to Shadow() on purpose (tooling that creates shadow tables) are not
+// inspected.
 // The strongest protection remains a shadow user that has no privilege on
-// production databases at all: `shadowlane check` reports the privileges.
-func NewCheckedRouter(store string, prod *sql.DB, shadow driver.Connector, rw *sqlshadow.Rewriter) (*Router, error) {
+// production databases at all: `shadowlane check --shadow-mysql` /
+// `--shadow-postgres` reports the privileges it holds.
+func NewRouter(store string, prod *sql.DB, shadow driver.Connector, rw *sqlshadow.Rewriter) (*Router, error) {
 	if prod == nil || shadow == nil {
 		return nil, ErrNoShadowDB
 	}
 	if rw == nil || !rw.DatabaseMode() {
-		return nil, fmt.Errorf("%w: NewCheckedRouter needs a Rewriter built with sqlshadow.WithDatabase", sqlshadow.ErrConfig)
+		return nil, fmt.Errorf("%w: slsql.NewRouter needs a Rewriter built with sqlshadow.WithDatabase", sqlshadow.ErrConfig)
 	}
 	return &Router{prod: prod, shadow: OpenDB(shadow, rw), store: store}, nil
 }
 
-// NewRouter returns a Router; store names the database in errors and
-// decision counts ("mysql", "postgres", "orders-db", ...).
+// NewUncheckedRouter returns a Router whose shadow pool is shadowDB as it
+// is: an explicit opt-out of the checks of [NewRouter], for shadow
+// databases on a separate server whose credentials cannot reach production,
+// or statements the dialect cannot parse.
 //
-// The statements NewRouter sends to shadowDB are not inspected: a marked
-// statement naming a production database explicitly (proddb.orders) runs
-// there if the shadow pool's user may. Prefer [NewCheckedRouter], or open
-// shadowDB yourself with [OpenDB] and a Rewriter built
-// [sqlshadow.WithDatabase].
-func NewRouter(store string, prod, shadowDB *sql.DB) (*Router, error) {
+// Risk: nothing inspects the statements sent to shadowDB. A marked
+// statement naming a production database explicitly (INSERT INTO
+// proddb.orders, DROP TABLE proddb.orders), a function that writes
+// production, or a session change runs exactly as written, and changes
+// production whenever the shadow pool's user may. Use it only with a shadow
+// user that holds no privilege on production (verify with `shadowlane
+// check --shadow-mysql` / `--shadow-postgres`).
+func NewUncheckedRouter(store string, prod, shadowDB *sql.DB) (*Router, error) {
 	if prod == nil || shadowDB == nil || prod == shadowDB {
 		return nil, ErrNoShadowDB
 	}

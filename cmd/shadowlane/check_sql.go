@@ -199,6 +199,9 @@ func checkDatabase(ctx context.Context, driver, dsn string, tables []string, nam
 		fmt.Fprintf(stdout, "  %s -> %s: production table not found\n", t, twin)
 		code = exitViolation
 	}
+	if code == exitOK || code == exitViolation {
+		code = worst(code, checkSchemaFindings(ctx, driver, db, tables, naming, stdout))
+	}
 	return code
 }
 

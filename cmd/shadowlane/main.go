@@ -36,6 +36,9 @@ commands:
   token   mint a signed load-test token for an edge, printed ready to use
           (--format token|header|curl|hey|vegeta|k6|env), with its expiry
   check   validate a config file and, with --mysql/--postgres/--sqlite, the shadow twins of --tables
+  shadow  plan|create|purge the shadow twins of the config's stores (tables with their own
+          sequences, foreign keys, views; Redis seed keys); purge --run R | --all [--yes]
+  vet     report code that loses the mark (runs shadowlane-vet; see "shadowlane vet -h")
 
 run "shadowlane <command> -h" for the flags of a command
 `)
@@ -53,6 +56,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdToken(args[1:], stdout, stderr)
 	case "check":
 		return cmdCheck(args[1:], stdout, stderr)
+	case "shadow":
+		return cmdShadow(args[1:], stdout, stderr)
+	case "vet":
+		return cmdVet(args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		usage(stdout)
 		return exitOK

@@ -327,7 +327,10 @@ func TestDrillTimedRun(t *testing.T) {
 	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
 		t.Fatal(err)
 	}
-	if !rep.OK || !strings.HasPrefix(rep.Meta["timed"], "1500 requests") {
+	// At most 1500 timed requests: on a loaded machine the drill sends
+	// what the shop answers in time within the 5 s (never a violation).
+	var timedN int
+	if _, err := fmt.Sscanf(rep.Meta["timed"], "%d requests", &timedN); err != nil || !rep.OK || timedN < 20 || timedN > 1500 {
 		t.Fatalf("ok=%v timed=%q", rep.OK, rep.Meta["timed"])
 	}
 	sent := map[string]int{}
@@ -336,9 +339,12 @@ func TestDrillTimedRun(t *testing.T) {
 			sent[s.Class] += n
 		}
 	}
-	// 2 requests per fixed scenario plus the timed share of 1500.
-	if sent["loadtest"] < 450 || sent["forged"] < 150 || sent["env-tagged"] < 150 || sent["production"] < 750 {
-		t.Errorf("traffic by class %v does not hold the timed mix", sent)
+	// 2 requests per fixed scenario plus the timed share (the mix is
+	// interleaved in windows of 100: each class gets its parts of every
+	// full window).
+	windows := timedN / 100
+	if sent["loadtest"] < 30*windows || sent["forged"] < 10*windows || sent["env-tagged"] < 10*windows || sent["production"] < 50*windows {
+		t.Errorf("traffic by class %v does not hold the timed mix of %d requests", sent, timedN)
 	}
 	// Every load-test request is accounted for: answered (accepted),
 	// refused or of unknown outcome (the machine may be too slow to answer
@@ -350,8 +356,8 @@ func TestDrillTimedRun(t *testing.T) {
 			lt = c
 		}
 	}
-	if lt.Answered+lt.Unknown+lt.Refused < 450 || lt.Answered == 0 {
-		t.Errorf("load-test outcomes %+v do not account for the 450 timed requests", lt)
+	if lt.Answered+lt.Unknown+lt.Refused < 30*windows || lt.Answered == 0 {
+		t.Errorf("load-test outcomes %+v do not account for the %d timed ones", lt, 30*windows)
 	}
 	for _, in := range rep.Isolation {
 		if in.Side == "shadow" && (in.Expected != lt.Answered || in.Observed != in.Expected) {

@@ -17,7 +17,7 @@
 // With a [Store], the order service records every accepted order in SQL
 // (orders, stock), in a Redis cache and as an order event; the
 // [Store.LedgerHandler] consumer writes a ledger row per event. With
-// [Store.JS] it also publishes a shipment request on NATS JetStream, read
+// [Store.Shipments] it also publishes a shipment request on NATS JetStream, read
 // by [Store.ShippingHandler], and with [Store.AMQP] a fulfilment request on
 // RabbitMQ, read by [Store.FulfilmentHandler]; both consumers record the
 // order in Redis under the mark rebuilt from the message. The shop

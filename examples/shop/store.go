@@ -74,10 +74,9 @@ type Store struct {
 	DB     *sql.DB               // slsql.OpenDB(...)
 	Redis  redis.UniversalClient // with goredis.NewHook()
 	Events *kafka.Producer       // from kafka.Shadow.Producer
-	// NATS and JS publish shipment requests (nil: none): NATS.Prepare
-	// shadows the message, JS publishes it.
-	NATS *slnats.Shadow
-	JS   jetstream.JetStream
+	// Shipments publishes shipment requests on JetStream through the
+	// shadowing wrapper (nil: none).
+	Shipments *slnats.JetStream
 	// AMQP publishes fulfilment requests (nil: none): a *slamqp.Channel,
 	// or anything that publishes through one (e.g. one that redials after
 	// the connection broke).
@@ -156,13 +155,10 @@ func (s *Store) Place(ctx context.Context, id string) error {
 	if err := s.Events.ProduceSync(ctx, &kgo.Record{Topic: s.Names.Topic, Key: []byte(id), Value: val}).FirstErr(); err != nil {
 		return fmt.Errorf("orders: event: %w", err)
 	}
-	if s.JS != nil {
+	if s.Shipments != nil {
 		msg := &nats.Msg{Subject: s.Names.Shipments, Data: val, Header: nats.Header{}}
 		msg.Header.Set(jetstream.MsgIDHeader, id)
-		if err := s.NATS.Prepare(ctx, msg); err != nil {
-			return fmt.Errorf("orders: shipment: %w", err)
-		}
-		if _, err := s.JS.PublishMsg(ctx, msg); err != nil {
+		if _, err := s.Shipments.PublishMsg(ctx, msg); err != nil {
 			return fmt.Errorf("orders: shipment: %w", err)
 		}
 	}

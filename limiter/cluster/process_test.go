@@ -40,7 +40,10 @@ func worker(key string) int {
 		fmt.Fprintln(os.Stderr, "bad deadline:", err)
 		return 2
 	}
-	l, err := cluster.New(client(nil, addr), key, processQPS, cluster.WithBurst(processBurst), cluster.WithBatch(10),
+	var rt roundTrips
+	rdb := client(nil, addr)
+	rdb.AddHook(&rt)
+	l, err := cluster.New(rdb, key, processQPS, cluster.WithBurst(processBurst), cluster.WithBatch(10),
 		cluster.WithTimeout(500*time.Millisecond), cluster.WithFallbackQPS(processFallbackQPS))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -49,6 +52,7 @@ func worker(key string) int {
 	var (
 		mu            sync.Mutex
 		passed, first int64
+		decisions     int64
 		wg            sync.WaitGroup
 		failed        error
 	)
@@ -56,6 +60,9 @@ func worker(key string) int {
 		wg.Go(func() {
 			for time.Now().UnixNano() < until {
 				err := l.Allow(context.Background())
+				mu.Lock()
+				decisions++
+				mu.Unlock()
 				if err == nil {
 					mu.Lock()
 					passed++
@@ -81,7 +88,7 @@ func worker(key string) int {
 		fmt.Fprintln(os.Stderr, failed)
 		return 1
 	}
-	fmt.Printf("passed %d first %d fallbacks %d\n", passed, first, l.Fallbacks())
+	fmt.Printf("passed %d first %d fallbacks %d decisions %d trips %d\n", passed, first, l.Fallbacks(), decisions, rt.n.Load())
 	return 0
 }
 
@@ -118,7 +125,7 @@ func TestSharedLimitAcrossProcesses(t *testing.T) {
 	}
 	wg.Wait()
 	window := time.Since(start).Seconds()
-	var passed, first, fallbacks int64
+	var passed, first, fallbacks, decisions, trips int64
 	for i := range procs {
 		if errs[i] != nil {
 			var ee *exec.ExitError
@@ -127,18 +134,25 @@ func TestSharedLimitAcrossProcesses(t *testing.T) {
 			}
 			t.Fatalf("process %d: %v", i, errs[i])
 		}
-		var n, f, fb int64
-		if _, err := fmt.Sscanf(strings.TrimSpace(outs[i]), "passed %d first %d fallbacks %d", &n, &f, &fb); err != nil {
+		var n, f, fb, d, rt int64
+		if _, err := fmt.Sscanf(strings.TrimSpace(outs[i]), "passed %d first %d fallbacks %d decisions %d trips %d", &n, &f, &fb, &d, &rt); err != nil {
 			t.Fatalf("process %d printed %q: %v", i, outs[i], err)
 		}
 		passed += n
 		fallbacks += fb
+		decisions += d
+		trips += rt
 		if f != 0 && (first == 0 || f < first) {
 			first = f
 		}
 	}
 	if first == 0 {
 		t.Fatal("no process passed a single request")
+	}
+	// Above the limit every refused decision may cost a round trip; never more.
+	t.Logf("%d processes: %d decisions, %d round trips (%.3f per decision)", procs, decisions, trips, float64(trips)/float64(decisions))
+	if trips > decisions+procs*4 { // +connection set-up and a NOSCRIPT per process
+		t.Fatalf("%d round trips for %d decisions", trips, decisions)
 	}
 	checkShared(t, passed, processQPS, processBurst, window, float64(until-first)/1e9, procs, processFallbackQPS, fallbacks)
 }

@@ -89,7 +89,7 @@ func WithReadOnlyFunctions(names ...string) Option {
 // may name ("public", or the shadow schema of the search_path variant).
 // With no names every qualified reference is refused. The unmarked guard
 // is off in database mode (production statements never reach the shadow
-// pool). Use it on the shadow pool: slsql.NewCheckedRouter.
+// pool). Use it on the shadow pool: slsql.NewRouter.
 func WithDatabase(schemas ...string) Option {
 	return func(c *config) { c.dbMode = true; c.database = append(c.database, schemas...) }
 }

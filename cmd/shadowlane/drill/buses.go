@@ -143,6 +143,7 @@ func (s *stores) openNATS(ctx context.Context, b Backends, tmp, uniq string) err
 	}
 	s.bus.shipSh = ns.StreamName(s.names.ShipStream)
 	s.closers = append(s.closers, func() {
+		//lostctx:ok clean-up after the drill: the setup context may be done, and nothing here is marked
 		dctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		js.DeleteStream(dctx, s.names.ShipStream)

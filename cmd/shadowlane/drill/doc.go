@@ -35,7 +35,7 @@
 //
 // Two more buses carry work to two more consumer services. Every order
 // publishes a shipment request on NATS JetStream (subject shop.shipments,
-// stream SHIPMENTS; the adapters/nats Prepare rule sends load-test requests
+// stream SHIPMENTS; the adapters/nats JetStream wrapper sends load-test requests
 // to shadow.shop.shipments in SHIPMENTS_shadow, which the adapter derived
 // from the production stream); the shipping service (the adapter's
 // JetStream consumer on both streams) records shipment:<id> in Redis. It

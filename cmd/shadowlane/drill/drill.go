@@ -510,8 +510,8 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		}
 		timed = runTimed(ctx, o, client, t.gwURL, run, tok, col)
 		fcancel()
-		rep.Meta["timed"] = fmt.Sprintf("%d requests in %s (%.0f/s asked %d/s); in-flight cap %d reached %.0f%% of the time", sumMap(timed.sent), timed.elapsed.Round(time.Millisecond),
-			float64(sumMap(timed.sent))/timed.elapsed.Seconds(), o.Rate, timed.inflight, 100*timed.capped.Seconds()/timed.elapsed.Seconds())
+		rep.Meta["timed"] = fmt.Sprintf("%d requests in %s (%.0f/s asked %d/s); in-flight cap %d reached %.0f%% of the time (adaptive, lowest %d)", sumMap(timed.sent), timed.elapsed.Round(time.Millisecond),
+			float64(sumMap(timed.sent))/timed.elapsed.Seconds(), o.Rate, timed.inflight, 100*timed.capped.Seconds()/timed.elapsed.Seconds(), timed.lowest)
 		if fdone != nil {
 			rep.Faults = <-fdone
 			// Let the clients' pools and reconnects settle before the
@@ -1118,13 +1118,13 @@ func (r *Report) summaryStores(w io.Writer) {
 		return
 	}
 	fmt.Fprintf(w, "\nisolation per store (read back with plain clients: %s; %s; %s; %s; amqp %s)\n", r.Stores["sql"], r.Stores["redis"], r.Stores["kafka"], r.Stores["nats"], r.Stores["amqp"])
-	fmt.Fprintf(w, "  %-6s %-34s %-10s %8s %8s %6s %8s %8s\n", "store", "target", "side", "expected", "observed", "total", "foreign", "refused")
+	fmt.Fprintf(w, "  %-6s %-34s %-10s %8s %8s %7s %6s %8s %8s %5s\n", "store", "target", "side", "expected", "observed", "unknown", "total", "foreign", "refused", "dup")
 	for _, in := range r.Isolation {
 		mark := ""
 		if !in.OK {
 			mark = "  FAIL"
 		}
-		fmt.Fprintf(w, "  %-6s %-34s %-10s %8d %8d %6d %8d %8d%s\n", in.Store, in.Target, in.Side, in.Expected, in.Observed, in.Total, in.Foreign, in.Refused, mark)
+		fmt.Fprintf(w, "  %-6s %-34s %-10s %8d %8d %7d %6d %8d %8d %5d%s\n", in.Store, in.Target, in.Side, in.Expected, in.Observed, in.Unknown, in.Total, in.Foreign, in.Refused, in.Dup, mark)
 	}
 }
 

@@ -362,14 +362,14 @@ label { font-size: 13px; user-select: none; }
   // ---- isolation per store ----
   var iso = R.isolation || [];
   var isoSec = document.getElementById("isolation");
-  el("p", { "class": "muted" }, isoSec, "Read back after the run with plain clients (no shadowlane). expected: accepted orders of the side; observed: of them, found; foreign: the other side's records (load-test data in production, production data in shadow); refused: records of refused requests.");
+  el("p", { "class": "muted" }, isoSec, "Read back after the run with plain clients (no shadowlane). expected: accepted orders of the side; observed: of them, found; unknown: records of requests whose outcome the client does not know (allowed once each, on their side); dup: a request recorded twice; foreign: the other side's records (load-test data in production, production data in shadow); refused: records of refused requests.");
   var stores = [];
   iso.forEach(function (r) { if (stores.indexOf(r.store) < 0) { stores.push(r.store); } });
   stores.forEach(function (s) {
     el("h3", {}, isoSec, s + (st[s] ? " \u2014 " + st[s] : ""));
-    table(isoSec, "isolation-" + s, ["target", "side", "expected", "observed", "total", "foreign", "refused", "result"], iso.filter(function (r) { return r.store === s; }).map(function (r) {
-      return { fail: !r.ok, cells: [r.target, r.side, r.expected, r.observed, r.total, r.foreign, r.refused, badge(r.ok)] };
-    }), [2, 3, 4, 5, 6]);
+    table(isoSec, "isolation-" + s, ["target", "side", "expected", "observed", "unknown", "total", "foreign", "refused", "dup", "result"], iso.filter(function (r) { return r.store === s; }).map(function (r) {
+      return { fail: !r.ok, cells: [r.target, r.side, r.expected, r.observed, r.unknown || 0, r.total, r.foreign, r.refused, r.dup || 0, badge(r.ok)] };
+    }), [2, 3, 4, 5, 6, 7, 8]);
   });
 
   // ---- routing per env ----

@@ -65,6 +65,7 @@ func (s *stores) startConsumers(ctx context.Context) (*laneDrill, error) {
 			return nil, fmt.Errorf("drill: sql setup %s: %w", t, err)
 		}
 		if s.sqlKind != "sqlite" {
+			//lostctx:ok clean-up of the drill's own tables after the run, unmarked by design
 			s.closers = append(s.closers, func() { s.raw.Exec("DROP TABLE IF EXISTS " + t) })
 		}
 	}
@@ -95,6 +96,7 @@ func (s *stores) startConsumers(ctx context.Context) (*laneDrill, error) {
 				return
 			}
 			defer cl.Close()
+			//lostctx:ok clean-up after the drill: the setup context may be done, and nothing here is marked
 			cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
 			kadm.NewClient(cl).DeleteGroups(cctx, lc.Plans()[0].Group, lc.Plans()[len(lc.Plans())-1].Group)
@@ -106,6 +108,17 @@ func (s *stores) startConsumers(ctx context.Context) (*laneDrill, error) {
 	l.stop, l.done = lcancel, make(chan error, 1)
 	go func() { l.done <- lc.Run(lctx) }()
 	s.closers = append(s.closers, func() { l.stopLane() })
+	// A lane group starts at the end of the topic: traffic waits until the
+	// lane has fixed its start, so no proj-a order falls between the trunk's
+	// hand-over and the lane.
+	select {
+	case <-lc.Started():
+	case err := <-l.done:
+		l.done <- err
+		return nil, fmt.Errorf("drill: lane consumer did not start: %v", err)
+	case <-time.After(30 * time.Second):
+		return nil, errors.New("drill: lane consumer did not start within 30s")
+	}
 
 	// The trunk consumer, run exactly like startConsumer's (check stops it).
 	cctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
@@ -371,6 +384,7 @@ func taggedWithEvent(envOf, recs map[string]string) int {
 // topicEnvs reads every record of topic with a plain client and returns
 // the env header per record key.
 func (l *laneDrill) topicEnvs(ctx context.Context, topic string) (map[string]string, error) {
+	//lostctx:ok the drill reads the broker back with a plain client on purpose: verification must not go through shadowlane
 	cl, err := kgo.NewClient(kgo.SeedBrokers(l.s.seeds...), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	if err != nil {
 		return nil, err

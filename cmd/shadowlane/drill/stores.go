@@ -163,7 +163,10 @@ func openStores(ctx context.Context, b Backends, tmp string, faults bool) (*stor
 	if err := s.openAMQP(ctx, b, uniq); err != nil {
 		return fail(err)
 	}
-	s.store = &shop.Store{DB: s.db, Redis: s.rdb, Names: s.names, Dollar: s.dollar, NATS: s.bus.ns, JS: s.bus.pjs, Retried: s.retried}
+	s.store = &shop.Store{DB: s.db, Redis: s.rdb, Names: s.names, Dollar: s.dollar, Retried: s.retried}
+	if s.bus.ns != nil && s.bus.pjs != nil {
+		s.store.Shipments = s.bus.ns.JetStream(s.bus.pjs)
+	}
 	if s.bus.as != nil {
 		s.store.AMQP = &s.bus.pub
 	}
@@ -244,6 +247,7 @@ func (s *stores) openSQL(ctx context.Context, b Backends, tmp string) error {
 	if s.sqlKind != "sqlite" {
 		s.closers = append(s.closers, func() {
 			for _, t := range s.tables() {
+				//lostctx:ok clean-up of the drill's own tables after the run, unmarked by design
 				raw.Exec("DROP TABLE IF EXISTS " + t)
 			}
 		})
@@ -322,6 +326,7 @@ func (s *stores) openRedis(ctx context.Context, b Backends) error {
 	}
 	if b.Redis != "" {
 		s.closers = append(s.closers, func() {
+			//lostctx:ok clean-up after the drill: the setup context may be done, and nothing here is marked
 			cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
 			for _, p := range []string{s.names.KeyPrefix + "*", shadowKey(s.names.KeyPrefix) + "*"} {
@@ -359,6 +364,7 @@ func (s *stores) openKafka(ctx context.Context, b Backends) error {
 		}
 		adm := kadm.NewClient(cl)
 		s.closers = append(s.closers, func() {
+			//lostctx:ok clean-up after the drill: the setup context may be done, and nothing here is marked
 			cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
 			adm.DeleteGroups(cctx, s.group, shadow.DefaultGroup.Shadow(s.group))
@@ -505,6 +511,7 @@ func (s *stores) redisOrders(ctx context.Context, shadowSide bool) ([]row, error
 // topicRecords reads every record of topic with a plain client (no
 // shadowlane): the order id (record key) and the run header.
 func (s *stores) topicRecords(ctx context.Context, topic string) (records []row, end int64, err error) {
+	//lostctx:ok the drill reads the broker back with a plain client on purpose: verification must not go through shadowlane
 	cl, err := kgo.NewClient(kgo.SeedBrokers(s.seeds...), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	if err != nil {
 		return nil, 0, err

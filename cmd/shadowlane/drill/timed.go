@@ -103,6 +103,66 @@ type timedResult struct {
 	// the shop, not the sender, set the pace then.
 	capped   time.Duration
 	inflight int // the in-flight cap
+	lowest   int // the lowest the adaptive cap went
+}
+
+// aimd is the timed phase's in-flight cap: up to max requests in flight,
+// halved (not below min, at most every slow/2) when an answer took longer
+// than slow (half the deadline: the shop is falling behind), and raised by
+// one for every cap's worth of timely answers. A sender that kept every
+// slot full on a shop slower than the asked rate would queue requests
+// until every one of them waited out its deadline (and the shop's work
+// with them); the cap keeps the sender at what the shop answers in time.
+type aimd struct {
+	mu                   sync.Mutex
+	cond                 *sync.Cond
+	cur, limit, min, max int
+	lowest, acc          int
+	slow                 time.Duration
+	lastCut              time.Time
+}
+
+func newAIMD(maxN, minN int, slow time.Duration) *aimd {
+	a := &aimd{limit: maxN, max: maxN, min: min(minN, maxN), lowest: maxN, slow: max(slow, 50*time.Millisecond)}
+	a.cond = sync.NewCond(&a.mu)
+	return a
+}
+
+// acquire takes a slot, waiting while the cap is reached; it returns how
+// long it waited.
+func (a *aimd) acquire() time.Duration {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.cur < a.limit {
+		a.cur++
+		return 0
+	}
+	t0 := time.Now()
+	for a.cur >= a.limit {
+		a.cond.Wait()
+	}
+	a.cur++
+	return time.Since(t0)
+}
+
+// release frees a slot after an answer that took took.
+func (a *aimd) release(took time.Duration) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.cur--
+	if took > a.slow {
+		if time.Since(a.lastCut) > a.slow/2 {
+			a.limit = max(a.min, a.limit/2)
+			a.lowest = min(a.lowest, a.limit)
+			a.lastCut = time.Now()
+		}
+	} else if a.limit < a.max {
+		if a.acc++; a.acc >= a.limit {
+			a.limit++
+			a.acc = 0
+		}
+	}
+	a.cond.Broadcast()
 }
 
 type timedReq struct {
@@ -113,7 +173,8 @@ type timedReq struct {
 // runTimed sends o.Rate requests per second for o.Duration, classes
 // interleaved by the mix (deterministically: every window of the mix's
 // total parts holds each class's parts), open loop with at most
-// 4*o.Concurrency (at least 256) requests in flight.
+// 4*o.Concurrency (at least 256) requests in flight, fewer while the shop
+// falls behind (aimd), and stops sending when o.Duration is up.
 func runTimed(ctx context.Context, o Options, client *http.Client, gwURL, run, tok string, col *collector) timedResult {
 	mix := o.Mix
 	if len(mix) == 0 {
@@ -143,7 +204,7 @@ func runTimed(ctx context.Context, o Options, client *http.Client, gwURL, run, t
 	// load. Collect less often while the timed traffic runs.
 	defer debug.SetGCPercent(debug.SetGCPercent(400))
 	res := timedResult{sent: map[string]int{}, ok: map[string]int{}, refused: map[string]int{}, unknown: map[string]int{}, ids: map[string][]timedReq{}}
-	inflight := make(chan struct{}, max(256, 4*o.Concurrency))
+	inflight := newAIMD(max(256, 4*o.Concurrency), max(4, o.Concurrency), o.Timeout/2)
 	var (
 		wg   sync.WaitGroup
 		mu   sync.Mutex
@@ -166,7 +227,10 @@ func runTimed(ctx context.Context, o Options, client *http.Client, gwURL, run, t
 		}()
 	}
 	interval := time.Second / time.Duration(o.Rate)
-	for i := 0; i < total && ctx.Err() == nil; i++ {
+	// The phase lasts Duration: on a shop slower than the asked rate the
+	// requests not sent by then are not sent (the adaptive cap keeps the
+	// sender at what the shop answers in time).
+	for i := 0; i < total && ctx.Err() == nil && time.Since(start) < o.Duration; i++ {
 		if d := time.Until(start.Add(time.Duration(i) * interval)); d > 0 {
 			time.Sleep(d)
 		}
@@ -181,17 +245,12 @@ func runTimed(ctx context.Context, o Options, client *http.Client, gwURL, run, t
 		case ClassEnv:
 			h = map[string]string{"X-Shadowlane-Env": projEnv}
 		}
-		select {
-		case inflight <- struct{}{}:
-		default:
-			tb := time.Now()
-			inflight <- struct{}{}
-			res.capped += time.Since(tb)
-		}
+		res.capped += inflight.acquire()
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			defer func() { <-inflight }()
+			t1 := time.Now()
+			defer func() { inflight.release(time.Since(t1)) }()
 			t0 := time.Now()
 			code := post(ctx, client, gwURL, request{id: id, headers: h})
 			col.add(class, t0, time.Since(t0), code)
@@ -213,7 +272,8 @@ func runTimed(ctx context.Context, o Options, client *http.Client, gwURL, run, t
 	wg.Wait()
 	close(stopProgress)
 	res.elapsed = time.Since(start)
-	res.inflight = cap(inflight)
+	res.inflight = inflight.max
+	res.lowest = inflight.lowest
 	if o.Progress != nil {
 		o.Progress(int(sent.Load()), total, res.elapsed)
 	}

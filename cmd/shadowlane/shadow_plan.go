@@ -1,0 +1,168 @@
+package main
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+
+	"github.com/shadowlane/shadowlane/dialects/mysql"
+	"github.com/shadowlane/shadowlane/dialects/postgres"
+	"github.com/shadowlane/shadowlane/dialects/sqlite"
+	"github.com/shadowlane/shadowlane/shadow"
+	"github.com/shadowlane/shadowlane/shadow/sqlshadow"
+)
+
+// schemaAction is one step of a shadow-schema plan: statements that create
+// or fix a shadow object. Actions only ever create shadow objects or alter
+// shadow objects; no statement of a plan names a production object as its
+// target (production objects appear only as the source of LIKE).
+type schemaAction struct {
+	Table  string   // production table the action belongs to
+	Object string   // the shadow object created or fixed
+	Why    string   // what is missing or wrong, as `check` reports it
+	SQL    []string // statements, in order
+}
+
+// schemaReview is an object the tool will not create: triggers and the
+// functions they run, whose bodies may write production tables. The DDL is
+// a starting point for a human to review and apply.
+type schemaReview struct {
+	Table, Object, Why string
+	SQL                []string
+}
+
+// schemaPlan is what `shadow plan` prints and `shadow create` applies.
+type schemaPlan struct {
+	Dialect string
+	Actions []schemaAction
+	Reviews []schemaReview
+	Notes   []string // information that needs no action
+	// Tables is the list the plan covers: the requested tables plus the
+	// tables their foreign keys reference (whose twins the shadow foreign
+	// keys point at).
+	Tables []string
+}
+
+func (p *schemaPlan) add(a schemaAction) { p.Actions = append(p.Actions, a) }
+
+// planner inspects one database and returns the plan for the twins of
+// tables.
+type planner func(ctx context.Context, db *sql.DB, tables []string, naming shadow.Naming) (*schemaPlan, error)
+
+var planners = map[string]planner{"pgx": planPostgres, "mysql": planMySQL, "sqlite": planSQLite}
+
+// writePlan prints p as an SQL script: actions as statements, reviews as
+// comments the user must read before running them.
+func writePlan(w io.Writer, p *schemaPlan) {
+	if len(p.Actions) == 0 {
+		fmt.Fprintf(w, "-- %s: shadow twins of %s are complete; nothing to do\n", p.Dialect, strings.Join(p.Tables, ", "))
+	}
+	for _, a := range p.Actions {
+		fmt.Fprintf(w, "-- %s: %s\n", a.Object, a.Why)
+		for _, s := range a.SQL {
+			fmt.Fprintf(w, "%s;\n", s)
+		}
+	}
+	for _, n := range p.Notes {
+		fmt.Fprintf(w, "-- note: %s\n", n)
+	}
+	for _, r := range p.Reviews {
+		fmt.Fprintf(w, "-- REVIEW %s (%s): %s\n-- not applied by `shadow create`; check the body writes only shadow tables, then run:\n", r.Object, r.Table, r.Why)
+		for _, s := range r.SQL {
+			for _, line := range strings.Split(strings.TrimRight(s, ";\n "), "\n") {
+				fmt.Fprintf(w, "--   %s\n", line)
+			}
+			fmt.Fprintln(w, "--   ;")
+		}
+	}
+}
+
+// viewRewrite renames, in a view's SELECT, every table of set to its twin
+// with the runtime's own SQL rewriter dialect. It returns the rewritten
+// SELECT and the production tables outside set the view still reads.
+func viewRewrite(d sqlshadow.Dialect, query string, set map[string]bool, naming shadow.Naming) (string, []string, error) {
+	var outside []string
+	res, err := d.Rewrite(query, func(t sqlshadow.Table, _ bool) (string, error) {
+		if set[t.Name] {
+			return naming.Shadow(t.Name), nil
+		}
+		if !naming.IsShadow(t.Name) && !slices.Contains(outside, t.Name) {
+			outside = append(outside, t.Name)
+		}
+		return t.Name, nil
+	})
+	if err != nil {
+		return "", nil, err
+	}
+	return res.SQL, outside, nil
+}
+
+var (
+	pgDialect     = postgres.New()
+	mysqlDialect  = mysql.New()
+	sqliteDialect = sqlite.New()
+)
+
+// tableSet tracks the tables a plan covers, growing with the parents that
+// foreign keys reference.
+type tableSet struct {
+	list []string
+	in   map[string]bool
+}
+
+func newTableSet(tables []string) *tableSet {
+	s := &tableSet{in: map[string]bool{}}
+	for _, t := range tables {
+		s.addTable(t)
+	}
+	return s
+}
+
+func (s *tableSet) addTable(t string) bool {
+	if s.in[t] {
+		return false
+	}
+	s.in[t] = true
+	s.list = append(s.list, t)
+	return true
+}
+
+func qPG(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
+func qMy(s string) string { return "`" + strings.ReplaceAll(s, "`", "``") + "`" }
+func qLit(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", "''") + "'"
+}
+
+// queryStrings runs q and returns its rows of string columns.
+func queryStrings(ctx context.Context, db *sql.DB, q string, args ...any) ([][]string, error) {
+	rows, err := db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	cols, err := rows.Columns()
+	if err != nil {
+		rows.Close()
+		return nil, err
+	}
+	var out [][]string
+	for rows.Next() {
+		vals := make([]sql.NullString, len(cols))
+		ptrs := make([]any, len(cols))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		row := make([]string, len(cols))
+		for i, v := range vals {
+			row[i] = v.String
+		}
+		out = append(out, row)
+	}
+	return out, closeRows(rows)
+}

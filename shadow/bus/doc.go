@@ -1,0 +1,34 @@
+// Package bus holds the client-neutral rules of shadowlane for message
+// systems (Kafka, RabbitMQ, NATS, ...), as package rediskeys does for Redis
+// and package sqlshadow for SQL. Adapters (adapters/kafka, adapters/sarama,
+// adapters/amqp, adapters/nats) keep only client glue: they convert their
+// client's header type and call these rules.
+//
+// What is written here once, for every bus:
+//
+//   - Header names and the mark codec ([HeaderRun], [HeaderEnv], [FieldOf],
+//     [Decoder]): names are matched ignoring ASCII case; the same header
+//     given twice (in any spelling) with different values, an empty value or
+//     a value that is not a valid id is malformed, and a malformed message is
+//     never handled.
+//   - Shadow-name sets ([Names]) with one "all" switch, and the naming of
+//     shadow targets ([shadow.Naming]).
+//   - Environment lanes: [Rules.LaneName] ("<name>-<env>" for a lane
+//     instance) and [Rules.Takes] (a lane takes only its env; the trunk
+//     takes everything except the envs that have a live lane).
+//   - The produce rule ([Rules.Produce], built on [shadow.Route]): marked
+//     work goes to the shadow twin or is refused with a typed error.
+//   - The consume rule ([Rules.Consume]): one [Decision] per received
+//     message — handle it under its mark, skip it (another lane's), refuse
+//     it (malformed mark, or a run mark on a production target: an anomaly,
+//     never handled as load test nor as production), or let it wait (the
+//     kill switch is off, or this lane left the lane set: it is neither
+//     handled nor acknowledged, and is handled later).
+//   - Counting each decision once: refusals are counted by the trunk
+//     consumer only (each lane sees its own copy of a malformed message;
+//     the trunk refuses it once); a produce rule re-applied to a message the
+//     wrapper already prepared is not counted again ([Rules.Recheck]).
+//
+// Every decision is counted with [shadow.Record] under the store the
+// adapter names ([Config.Store]).
+package bus

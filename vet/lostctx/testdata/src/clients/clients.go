@@ -1,0 +1,88 @@
+package clients
+
+import (
+	"github.com/IBM/sarama"
+	"github.com/redis/go-redis/v9"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/shadowlane/shadowlane/adapters/goredis"
+	"github.com/shadowlane/shadowlane/adapters/kafka"
+	slsarama "github.com/shadowlane/shadowlane/adapters/sarama"
+)
+
+type app struct {
+	rdb *redis.Client
+}
+
+func unwired() {
+	r := redis.NewClient(&redis.Options{}) // want `redis.NewClient client without shadowlane wiring`
+	_ = r
+	redis.NewClusterClient(&redis.ClusterOptions{})   // want `redis.NewClusterClient client without shadowlane wiring`
+	redis.NewRing(&redis.RingOptions{})               // want `redis.NewRing client without shadowlane wiring`
+	cl, _ := kgo.NewClient(kgo.SeedBrokers("k:9092")) // want `kgo.NewClient client without shadowlane wiring`
+	_ = cl
+	p, _ := sarama.NewSyncProducer(nil, sarama.NewConfig()) // want `sarama.NewSyncProducer client without shadowlane wiring`
+	_ = p
+	var other struct{ h redis.Hook }
+	r2 := redis.NewClient(&redis.Options{}) // want `redis.NewClient client without shadowlane wiring`
+	r.AddHook(other.h)                      // a hook that is not shadowlane's does not wire r
+	_ = r2
+}
+
+func wired() error {
+	r := redis.NewClient(&redis.Options{})
+	goredis.Instrument(r)
+	r2 := redis.NewClient(&redis.Options{})
+	r2.AddHook(goredis.NewHook())
+	goredis.Instrument(redis.NewRing(&redis.RingOptions{}))
+
+	a := &app{}
+	a.rdb = redis.NewClient(&redis.Options{})
+	goredis.Instrument(a.rdb)
+
+	s, _ := kafka.New()
+	cl, _ := kgo.NewClient(kgo.SeedBrokers("k:9092"), kgo.WithHooks(s))
+	_ = cl
+	cl2, _ := kgo.NewClient(kgo.SeedBrokers("k:9092"))
+	if _, err := s.Producer(cl2); err != nil {
+		return err
+	}
+	var opts []kgo.Opt
+	kgo.NewClient(opts...) // options we cannot see are trusted
+
+	ss, _ := slsarama.New()
+	p, _ := sarama.NewSyncProducer(nil, sarama.NewConfig())
+	_ = ss.SyncProducer(p)
+	cfg := sarama.NewConfig()
+	cfg.Producer.Interceptors = []sarama.ProducerInterceptor{ss}
+	ap, _ := sarama.NewAsyncProducer(nil, cfg)
+	_ = ap
+	return nil
+}
+
+// An admin client (kadm) never carries a request's records.
+func admin() {
+	cl, _ := kgo.NewClient(kgo.SeedBrokers("k:9092"))
+	defer cl.Close()
+	kadm.NewClient(cl).DeleteTopics("t")
+	_ = kadm.NewClient(nil)
+}
+
+// An admin client also used to produce is not admin-only.
+func adminAndMore() {
+	cl, _ := kgo.NewClient(kgo.SeedBrokers("k:9092")) // want `kgo.NewClient client without shadowlane wiring`
+	kadm.NewClient(cl)
+	use(cl)
+}
+
+func use(cl *kgo.Client) {}
+
+// A deliberate exception carries a directive with its reason.
+func probe() {
+	//lostctx:ok a health probe reads the real store on purpose
+	r := redis.NewClient(&redis.Options{})
+	_ = r
+	r2 := redis.NewClient(&redis.Options{}) //lostctx:ok same-line form
+	_ = r2
+}
