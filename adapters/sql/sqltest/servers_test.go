@@ -131,9 +131,9 @@ func routerDatabaseMode(t *testing.T, s server, checked bool) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		c, err := slsql.DSNConnector(prod.Driver(), s.dsnFor(shadowName))
-		if err != nil {
-			t.Fatal(err)
+		c, cerr := slsql.DSNConnector(prod.Driver(), s.dsnFor(shadowName))
+		if cerr != nil {
+			t.Fatal(cerr)
 		}
 		r, err = slsql.NewRouter(s.name, prod, c, rw)
 	} else {
