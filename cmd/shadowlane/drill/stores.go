@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/url"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -863,16 +862,6 @@ func redactDSN(dsn string) string {
 		}
 	}
 	return dsn
-}
-
-// idsOf lists the ids of a set, sorted (for details).
-func idsOf(m map[string]bool) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
 
 // check waits for the ledger consumer to catch up (bounded), stops it and
