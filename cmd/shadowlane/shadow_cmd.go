@@ -321,6 +321,7 @@ func redisClient(addr string) (*redis.Client, error) {
 		}
 	}
 	opts.MaxRetries, opts.PoolSize = -1, 2
+	//lostctx:ok the shadow tooling names production and shadow keys itself and must not be rewritten by a hook
 	return redis.NewClient(opts), nil
 }
 
