@@ -335,17 +335,20 @@ func (t *txPool) QueryContext(ctx context.Context, q string, args ...any) (*sql.
 func (t *txPool) QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row {
 	return t.base.QueryRowContext(ctx, q, args...)
 }
-func (t *txPool) Commit() error {
-	if c, ok := t.base.(gorm.TxCommitter); ok {
+func (t *txPool) Commit() error   { return endTx(t.base, true) }
+func (t *txPool) Rollback() error { return endTx(t.base, false) }
+
+// endTx commits (or rolls back) base when it is a transaction.
+func endTx(base gorm.ConnPool, commit bool) error {
+	c, ok := base.(gorm.TxCommitter)
+	switch {
+	case !ok:
+		return gorm.ErrInvalidTransaction
+	case commit:
 		return c.Commit()
-	}
-	return gorm.ErrInvalidTransaction
-}
-func (t *txPool) Rollback() error {
-	if c, ok := t.base.(gorm.TxCommitter); ok {
+	default:
 		return c.Rollback()
 	}
-	return gorm.ErrInvalidTransaction
 }
 
 // StmtContext lets gorm's PrepareStmt sessions use the transaction.
@@ -456,19 +459,8 @@ func (c *checkedPool) BeginTx(ctx context.Context, opts *sql.TxOptions) (gorm.Co
 // checkedTx is a transaction on the shadow database.
 type checkedTx struct{ checkedPool }
 
-func (t *checkedTx) Commit() error {
-	if c, ok := t.base.(gorm.TxCommitter); ok {
-		return c.Commit()
-	}
-	return gorm.ErrInvalidTransaction
-}
-
-func (t *checkedTx) Rollback() error {
-	if c, ok := t.base.(gorm.TxCommitter); ok {
-		return c.Rollback()
-	}
-	return gorm.ErrInvalidTransaction
-}
+func (t *checkedTx) Commit() error   { return endTx(t.base, true) }
+func (t *checkedTx) Rollback() error { return endTx(t.base, false) }
 
 // StmtContext binds a statement prepared earlier (gorm's PrepareStmt
 // cache) to the transaction. Its text was checked when it was prepared on
