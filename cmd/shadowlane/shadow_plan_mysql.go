@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"maps"
 	"regexp"
 	"slices"
 	"strings"
@@ -100,12 +101,7 @@ func planMySQL(ctx context.Context, db *sql.DB, tables []string, naming shadow.N
 				return nil, err
 			}
 		}
-		cols := make([]string, 0, len(prodSeqs))
-		for c := range prodSeqs {
-			cols = append(cols, c)
-		}
-		slices.Sort(cols)
-		for _, c := range cols {
+		for _, c := range slices.Sorted(maps.Keys(prodSeqs)) {
 			ps, want := prodSeqs[c], naming.Shadow(prodSeqs[c])
 			if twinSeqs[c] == want {
 				continue

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"maps"
 	"regexp"
 	"slices"
 	"strings"
@@ -108,12 +109,7 @@ func planPostgres(ctx context.Context, db *sql.DB, tables []string, naming shado
 				return nil, err
 			}
 		}
-		cols := make([]string, 0, len(prodSeqs))
-		for c := range prodSeqs {
-			cols = append(cols, c)
-		}
-		slices.Sort(cols)
-		for _, c := range cols {
+		for _, c := range slices.Sorted(maps.Keys(prodSeqs)) {
 			ps := prodSeqs[c]
 			want := naming.Shadow(ps[1])
 			ts, has := twinSeqs[c]
