@@ -106,25 +106,7 @@ func (s *stores) openNATS(ctx context.Context, b Backends, tmp, uniq string) err
 	}
 	s.bus.js, s.bus.pjs = js, js
 	if s.faults {
-		u, err := url.Parse(uri)
-		if err != nil {
-			return fmt.Errorf("drill: nats URL: %w", err)
-		}
-		addr, err := s.proxy("nats", u.Host)
-		if err != nil {
-			return err
-		}
-		u.Host = addr
-		// Reconnect for ever, and notice a blackholed connection within
-		// a few seconds.
-		pnc, err := nats.Connect(u.String(), nats.Name("shadowlane drill shop"), nats.Timeout(2*time.Second),
-			nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond), nats.PingInterval(time.Second), nats.MaxPingsOutstanding(3),
-			nats.ErrorHandler(func(*nats.Conn, *nats.Subscription, error) {})) // broken connections are the point here
-		if err != nil {
-			return fmt.Errorf("drill: nats through the fault proxy: %w", err)
-		}
-		s.closers = append(s.closers, pnc.Close)
-		if s.bus.pjs, err = jetstream.New(pnc); err != nil {
+		if s.bus.pjs, err = s.natsThroughProxy(uri); err != nil {
 			return err
 		}
 	}
@@ -153,6 +135,30 @@ func (s *stores) openNATS(ctx context.Context, b Backends, tmp, uniq string) err
 		return fmt.Errorf("drill: nats shadow stream: %w", err)
 	}
 	return nil
+}
+
+// natsThroughProxy connects the shop's publisher to the NATS server at uri
+// through a fault proxy.
+func (s *stores) natsThroughProxy(uri string) (jetstream.JetStream, error) {
+	u, err := url.Parse(uri)
+	if err != nil {
+		return nil, fmt.Errorf("drill: nats URL: %w", err)
+	}
+	addr, err := s.proxy("nats", u.Host)
+	if err != nil {
+		return nil, err
+	}
+	u.Host = addr
+	// Reconnect for ever, and notice a blackholed connection within
+	// a few seconds.
+	pnc, err := nats.Connect(u.String(), nats.Name("shadowlane drill shop"), nats.Timeout(2*time.Second),
+		nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond), nats.PingInterval(time.Second), nats.MaxPingsOutstanding(3),
+		nats.ErrorHandler(func(*nats.Conn, *nats.Subscription, error) {})) // broken connections are the point here
+	if err != nil {
+		return nil, fmt.Errorf("drill: nats through the fault proxy: %w", err)
+	}
+	s.closers = append(s.closers, pnc.Close)
+	return jetstream.New(pnc)
 }
 
 // shippingDurable is the shipping service's durable consumer (and the
@@ -216,22 +222,8 @@ func (s *stores) openAMQP(ctx context.Context, b Backends, uniq string) error {
 	}
 	s.bus.aconn = conn
 	s.closers = append(s.closers, func() { conn.Close() })
-	s.bus.aurl = b.AMQP
-	if s.faults {
-		u, err := url.Parse(b.AMQP)
-		if err != nil {
-			return fmt.Errorf("drill: amqp URL: %w", err)
-		}
-		host := u.Host
-		if u.Port() == "" {
-			host += ":5672"
-		}
-		addr, err := s.proxy("amqp", host)
-		if err != nil {
-			return err
-		}
-		u.Host = addr
-		s.bus.aurl = u.String()
+	if s.bus.aurl, err = s.amqpURL(b.AMQP); err != nil {
+		return err
 	}
 	s.closers = append(s.closers, s.bus.pub.close)
 	as, err := slamqp.New(slamqp.WithShadowExchanges(s.names.Exchange), slamqp.WithShadowQueues(s.names.Fulfilment),
@@ -283,8 +275,39 @@ func (s *stores) openAMQP(ctx context.Context, b Backends, uniq string) error {
 	if err := lane.Declare(ch, topo); err != nil {
 		return fmt.Errorf("drill: amqp declare (proj-a lane): %w", err)
 	}
-	// The audit taps: plain queues bound to both exchanges, so the broker
-	// keeps a copy of everything routed to either side.
+	if err := s.auditTaps(ch, uniq); err != nil {
+		return err
+	}
+	s.bus.apub = ch
+	return nil
+}
+
+// amqpURL is the URL the shop's RabbitMQ clients dial: raw, or with
+// --faults a fault proxy in front of its host.
+func (s *stores) amqpURL(raw string) (string, error) {
+	if !s.faults {
+		return raw, nil
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "", fmt.Errorf("drill: amqp URL: %w", err)
+	}
+	host := u.Host
+	if u.Port() == "" {
+		host += ":5672"
+	}
+	addr, err := s.proxy("amqp", host)
+	if err != nil {
+		return "", err
+	}
+	u.Host = addr
+	return u.String(), nil
+}
+
+// auditTaps declares the audit taps: plain queues bound to both
+// exchanges, so the broker keeps a copy of everything routed to either
+// side.
+func (s *stores) auditTaps(ch *amqp091.Channel, uniq string) error {
 	for i, ex := range []string{s.names.Exchange, s.bus.shadowExc} {
 		q := fmt.Sprintf("%saudit-%d", uniq, i)
 		if _, err := ch.QueueDeclare(q, false, false, false, false, nil); err != nil {
@@ -295,7 +318,6 @@ func (s *stores) openAMQP(ctx context.Context, b Backends, uniq string) error {
 			return fmt.Errorf("drill: amqp audit binding: %w", err)
 		}
 	}
-	s.bus.apub = ch
 	return nil
 }
 

@@ -265,107 +265,126 @@ type consumption struct{ id, run, env, consumer string }
 // verify checks, once the trunk consumer stopped (stores.check), who
 // consumed every accepted order's event.
 func (l *laneDrill) verify(ctx context.Context, o *outcome, add func(string, int, int, string)) {
-	s, run := l.s, o.run
 	for _, side := range []string{"production", "shadow"} {
-		orders, table, topic := s.names.Orders, l.table, s.names.Topic
-		label := "production"
-		if side == "shadow" {
-			orders, table, topic, label = shadowTable(orders), shadowTable(table), shadowTopic(topic), "load-test"
+		l.verifySide(ctx, o, side, add)
+	}
+}
+
+// consumerClass is a class of orders whose events one consumer must
+// take.
+type consumerClass struct {
+	name            string
+	want            string // expected consumer
+	n, once, others int    // orders, consumed exactly once by want, consumptions by anyone else
+}
+
+// verifySide checks one side's consumptions (see verify).
+func (l *laneDrill) verifySide(ctx context.Context, o *outcome, side string, add func(string, int, int, string)) {
+	s, run := l.s, o.run
+	orders, table, topic := s.names.Orders, l.table, s.names.Topic
+	label := "production"
+	if side == "shadow" {
+		orders, table, topic, label = shadowTable(orders), shadowTable(table), shadowTopic(topic), "load-test"
+	}
+	// What was produced: the accepted orders and the env of their mark.
+	envOf, err := s.orderEnvs(ctx, orders)
+	if err != nil {
+		add(fmt.Sprintf("kafka lanes: read %s", orders), 1, 0, err.Error())
+		return
+	}
+	// Who consumed it.
+	rows, err := l.consumptions(ctx, table)
+	if err != nil {
+		add(fmt.Sprintf("kafka lanes: read %s", table), 1, 0, err.Error())
+		return
+	}
+	by := map[string][]string{}
+	wrongRun, unknown := 0, 0
+	for _, c := range rows {
+		by[c.id] = append(by[c.id], c.consumer)
+		if _, ok := envOf[c.id]; !ok {
+			unknown++
 		}
-		// What was produced: the accepted orders and the env of their mark.
-		envOf, err := s.orderEnvs(ctx, orders)
-		if err != nil {
-			add(fmt.Sprintf("kafka lanes: read %s", orders), 1, 0, err.Error())
-			continue
-		}
-		// Who consumed it.
-		var rows []consumption
-		rs, err := s.raw.QueryContext(ctx, "SELECT order_id, run, env, consumer FROM "+table)
-		if err == nil {
-			for rs.Next() {
-				var c consumption
-				if err = rs.Scan(&c.id, &c.run, &c.env, &c.consumer); err != nil {
-					break
-				}
-				rows = append(rows, c)
-			}
-			rs.Close()
-		}
-		if err != nil {
-			add(fmt.Sprintf("kafka lanes: read %s", table), 1, 0, err.Error())
-			continue
-		}
-		by := map[string][]string{}
-		wrongRun, unknown := 0, 0
-		for _, c := range rows {
-			by[c.id] = append(by[c.id], c.consumer)
-			if _, ok := envOf[c.id]; !ok {
-				unknown++
-			}
-			if (side == "production") != (c.run == "") || (side == "shadow" && c.run != run) {
-				wrongRun++
-			}
-		}
-		// Expected consumer per order: proj-a while the lane was live,
-		// trunk for everything else and for proj-a after it went away.
-		type class struct {
-			name            string
-			want            string // expected consumer
-			n, once, others int    // orders, consumed exactly once by want, consumptions by anyone else
-		}
-		lane := &class{name: "proj-a-tagged while the lane was live", want: projEnv}
-		trunk := &class{name: "untagged and other-tag", want: trunkConsumer}
-		gone := &class{name: "proj-a-tagged after the lane went away", want: trunkConsumer}
-		tagged := 0
-		accepted := o.accepted(side)
-		for id, env := range envOf {
-			c := trunk
-			switch {
-			case l.gone[id]:
-				c = gone
-			case env == projEnv:
-				c = lane
-			}
-			if env == projEnv {
-				tagged++
-			}
-			// An order of unknown outcome may have no event; if it has
-			// one, the right instance consumed it (at most once:
-			// stores.verifyConsumptions).
-			if accepted[id] || l.gone[id] {
-				c.n++
-				if len(by[id]) == 1 && by[id][0] == c.want {
-					c.once++
-				}
-			}
-			for _, who := range by[id] {
-				if who != c.want {
-					c.others++
-				}
-			}
-		}
-		for _, c := range []*class{lane, trunk, gone} {
-			s.consumed = append(s.consumed, Consumed{Bus: "kafka", Side: label, Class: c.name, Want: c.want, Orders: c.n, ByWant: c.once, ByOther: c.others})
-			other := map[string]string{projEnv: "the trunk", trunkConsumer: "the proj-a lane"}[c.want]
-			add(fmt.Sprintf("kafka lanes: %s %s events consumed exactly once by %s", c.name, label, map[string]string{projEnv: "the proj-a lane", trunkConsumer: "the trunk"}[c.want]), c.n, c.once, "")
-			add(fmt.Sprintf("kafka lanes: %s %s events consumed by %s (must be none)", c.name, label, other), 0, c.others, "")
-		}
-		add(fmt.Sprintf("kafka lanes: %s consumptions of unknown orders or with the wrong run (must be none)", label), 0, unknown+wrongRun, "")
-		// The broker says the same: proj-a-tagged records on the topic.
-		recs, err := l.topicEnvs(ctx, topic)
-		onTopic := 0
-		for _, env := range recs {
-			if env == projEnv {
-				onTopic++
-			}
-		}
-		add(fmt.Sprintf("kafka %s: proj-a-tagged records = proj-a %s orders with an event", topic, label), taggedWithEvent(envOf, recs), onTopic, errString(err))
-		if side == "production" {
-			add("kafka lanes: production proj-a orders while the lane was live (the drill sends some)", 1, oneIf(lane.n > 0), "")
-		} else {
-			add("kafka lanes: load-test proj-a orders while the lane was live (the drill sends some)", 1, oneIf(lane.n > 0), "")
+		if (side == "production") != (c.run == "") || (side == "shadow" && c.run != run) {
+			wrongRun++
 		}
 	}
+	classes := l.consumerClasses(envOf, by, o.accepted(side))
+	for _, c := range classes {
+		s.consumed = append(s.consumed, Consumed{Bus: "kafka", Side: label, Class: c.name, Want: c.want, Orders: c.n, ByWant: c.once, ByOther: c.others})
+		other := map[string]string{projEnv: "the trunk", trunkConsumer: "the proj-a lane"}[c.want]
+		add(fmt.Sprintf("kafka lanes: %s %s events consumed exactly once by %s", c.name, label, map[string]string{projEnv: "the proj-a lane", trunkConsumer: "the trunk"}[c.want]), c.n, c.once, "")
+		add(fmt.Sprintf("kafka lanes: %s %s events consumed by %s (must be none)", c.name, label, other), 0, c.others, "")
+	}
+	add(fmt.Sprintf("kafka lanes: %s consumptions of unknown orders or with the wrong run (must be none)", label), 0, unknown+wrongRun, "")
+	// The broker says the same: proj-a-tagged records on the topic.
+	recs, err := l.topicEnvs(ctx, topic)
+	onTopic := 0
+	for _, env := range recs {
+		if env == projEnv {
+			onTopic++
+		}
+	}
+	add(fmt.Sprintf("kafka %s: proj-a-tagged records = proj-a %s orders with an event", topic, label), taggedWithEvent(envOf, recs), onTopic, errString(err))
+	if side == "production" {
+		add("kafka lanes: production proj-a orders while the lane was live (the drill sends some)", 1, oneIf(classes[0].n > 0), "")
+	} else {
+		add("kafka lanes: load-test proj-a orders while the lane was live (the drill sends some)", 1, oneIf(classes[0].n > 0), "")
+	}
+}
+
+// consumptions reads a consumption table with the plain client.
+func (l *laneDrill) consumptions(ctx context.Context, table string) ([]consumption, error) {
+	var rows []consumption
+	rs, err := l.s.raw.QueryContext(ctx, "SELECT order_id, run, env, consumer FROM "+table)
+	if err != nil {
+		return nil, err
+	}
+	defer rs.Close()
+	for rs.Next() {
+		var c consumption
+		if err = rs.Scan(&c.id, &c.run, &c.env, &c.consumer); err != nil {
+			return nil, err
+		}
+		rows = append(rows, c)
+	}
+	return rows, nil
+}
+
+// consumerClasses sorts the orders (envOf: order id -> env of its mark)
+// into the proj-a orders while the lane was live, the untagged and
+// other-tag ones, and the proj-a ones after the lane went away, and
+// counts who consumed their events (by: order id -> consumers).
+func (l *laneDrill) consumerClasses(envOf map[string]string, by map[string][]string, accepted map[string]bool) []*consumerClass {
+	// Expected consumer per order: proj-a while the lane was live,
+	// trunk for everything else and for proj-a after it went away.
+	lane := &consumerClass{name: "proj-a-tagged while the lane was live", want: projEnv}
+	trunk := &consumerClass{name: "untagged and other-tag", want: trunkConsumer}
+	gone := &consumerClass{name: "proj-a-tagged after the lane went away", want: trunkConsumer}
+	for id, env := range envOf {
+		c := trunk
+		switch {
+		case l.gone[id]:
+			c = gone
+		case env == projEnv:
+			c = lane
+		}
+		// An order of unknown outcome may have no event; if it has
+		// one, the right instance consumed it (at most once:
+		// stores.verifyConsumptions).
+		if accepted[id] || l.gone[id] {
+			c.n++
+			if len(by[id]) == 1 && by[id][0] == c.want {
+				c.once++
+			}
+		}
+		for _, who := range by[id] {
+			if who != c.want {
+				c.others++
+			}
+		}
+	}
+	return []*consumerClass{lane, trunk, gone}
 }
 
 // taggedWithEvent counts the proj-a orders (envOf, from the orders table)

@@ -230,8 +230,13 @@ func (s *stores) openSQL(ctx context.Context, b Backends, tmp string) error {
 	} else {
 		s.db.SetMaxOpenConns(16)
 	}
-	// Production tables and their shadow twins, created by the drill (as
-	// a migration would), seeded with the same stock.
+	return s.createTables(ctx)
+}
+
+// createTables creates the production tables and their shadow twins (as
+// a migration would), seeded with the same stock.
+func (s *stores) createTables(ctx context.Context) error {
+	raw := s.raw
 	var ddl []string
 	for _, t := range []string{s.names.Orders, shadowTable(s.names.Orders)} {
 		ddl = append(ddl, "CREATE TABLE "+t+" (id VARCHAR(128) PRIMARY KEY, run VARCHAR(64) NOT NULL, env VARCHAR(64) NOT NULL, sku VARCHAR(32) NOT NULL)")
@@ -639,146 +644,119 @@ func (o *outcome) add(id, out string, loadTest, forged bool) {
 	}
 }
 
+// verifier checks store targets against the outcome and collects the
+// isolation table.
+type verifier struct {
+	o              *outcome
+	add            func(name string, want, got int, detail string)
+	iso            []Isolation
+	forgedInShadow int // forged load-test marks recorded in any shadow target
+}
+
+// sideLabel names the traffic of a side ("production", "shadow").
+var sideLabel = map[string]string{"production": "production", "shadow": "load-test"}
+
+// target checks one store target's rows against the outcome and returns
+// its row of the isolation table (a targetFunc). runs: the rows carry the
+// run (SQL columns, message headers, the mark the consumer services
+// recorded); the order cache does not (its key's side is the only fact).
+func (v *verifier) target(store, name, side string, rows []row, err error, runs bool) Isolation {
+	o, add := v.o, v.add
+	want := o.accepted(side)
+	in := Isolation{Store: store, Target: name, Side: side, Expected: len(want), Total: len(rows)}
+	seen, foreignEx, dupEx := v.tally(&in, side, rows)
+	// The run carried with the data says the same (SQL rows, Kafka
+	// headers): production rows carry none, shadow rows this run.
+	wrongRun := 0
+	if runs {
+		for _, r := range rows {
+			if (side == "production") != (r.run == "") || (side == "shadow" && r.run != o.run) {
+				wrongRun++
+			}
+		}
+	}
+	detail := ""
+	if err != nil {
+		detail = "read error: " + err.Error()
+		in.Observed = -1
+	}
+	missing := ""
+	if in.Observed >= 0 && in.Observed < in.Expected {
+		var ex []string
+		for id := range want {
+			if !seen[id] {
+				if ex = append(ex, id); len(ex) == 3 {
+					break
+				}
+			}
+		}
+		missing = fmt.Sprintf(" missing e.g. %v", ex)
+	}
+	other := "load-test"
+	if side == "shadow" {
+		other = "production"
+	}
+	add(fmt.Sprintf("%s %s: accepted %s orders present", store, name, sideLabel[side]), in.Expected, in.Observed, detail+missing)
+	fd := detail
+	if len(foreignEx) > 0 {
+		fd += fmt.Sprintf(" e.g. %v", foreignEx)
+	}
+	add(fmt.Sprintf("%s %s: %s records (must be none)", store, name, other), 0, in.Foreign, fd)
+	add(fmt.Sprintf("%s %s: records of refused requests (must be none)", store, name), 0, in.Refused, "")
+	add(fmt.Sprintf("%s %s: requests recorded more than once (must be none)", store, name), 0, in.Dup, fmt.Sprintf("e.g. %v", dupEx))
+	if runs {
+		add(fmt.Sprintf("%s %s: records whose run is not %s", store, name, map[string]string{"production": "empty", "shadow": o.run}[side]), 0, wrongRun, "")
+	}
+	in.OK = err == nil && in.Observed == in.Expected && in.Foreign == 0 && in.Refused == 0 && in.Dup == 0 && wrongRun == 0
+	v.iso = append(v.iso, in)
+	return in
+}
+
+// tally sorts a target's rows into in's counts (observed, unknown,
+// refused, duplicate, foreign) and returns the ids seen and a few
+// examples of foreign and duplicate rows.
+func (v *verifier) tally(in *Isolation, side string, rows []row) (seen map[string]bool, foreignEx, dupEx []string) {
+	o := v.o
+	want, maybe := o.accepted(side), o.unknown(side)
+	seen = map[string]bool{}
+	for _, r := range rows {
+		switch {
+		case o.refused[r.id]:
+			in.Refused++
+		case (want[r.id] || maybe[r.id]) && seen[r.id]:
+			in.Dup++
+			if len(dupEx) < 3 {
+				dupEx = append(dupEx, r.id)
+			}
+		case want[r.id]:
+			in.Observed++
+		case maybe[r.id]:
+			in.Unknown++
+		default:
+			in.Foreign++
+			if len(foreignEx) < 3 {
+				foreignEx = append(foreignEx, r.id)
+			}
+		}
+		seen[r.id] = true
+	}
+	if side == "shadow" {
+		for _, r := range rows {
+			if o.forged[r.id] {
+				v.forgedInShadow++
+			}
+		}
+	}
+	return seen, foreignEx, dupEx
+}
+
 // verify reads every store back with plain clients and returns the
 // invariants and the isolation table.
 func (s *stores) verify(ctx context.Context, o *outcome, add func(name string, want, got int, detail string)) []Isolation {
-	var iso []Isolation
-	forgedInShadow := 0
-	label := map[string]string{"production": "production", "shadow": "load-test"}
-	// runs: the rows carry the run (SQL columns, message headers, the mark
-	// the consumer services recorded); the order cache does not (its
-	// key's side is the only fact).
-	target := func(store, name, side string, rows []row, err error, runs bool) Isolation {
-		want, maybe := o.accepted(side), o.unknown(side)
-		in := Isolation{Store: store, Target: name, Side: side, Expected: len(want), Total: len(rows)}
-		var foreignEx, dupEx []string
-		seen := map[string]bool{}
-		for _, r := range rows {
-			switch {
-			case o.refused[r.id]:
-				in.Refused++
-			case (want[r.id] || maybe[r.id]) && seen[r.id]:
-				in.Dup++
-				if len(dupEx) < 3 {
-					dupEx = append(dupEx, r.id)
-				}
-			case want[r.id]:
-				in.Observed++
-			case maybe[r.id]:
-				in.Unknown++
-			default:
-				in.Foreign++
-				if len(foreignEx) < 3 {
-					foreignEx = append(foreignEx, r.id)
-				}
-			}
-			seen[r.id] = true
-		}
-		if side == "shadow" {
-			for _, r := range rows {
-				if o.forged[r.id] {
-					forgedInShadow++
-				}
-			}
-		}
-		// The run carried with the data says the same (SQL rows, Kafka
-		// headers): production rows carry none, shadow rows this run.
-		wrongRun := 0
-		if runs {
-			for _, r := range rows {
-				if (side == "production") != (r.run == "") || (side == "shadow" && r.run != o.run) {
-					wrongRun++
-				}
-			}
-		}
-		detail := ""
-		if err != nil {
-			detail = "read error: " + err.Error()
-			in.Observed = -1
-		}
-		missing := ""
-		if in.Observed >= 0 && in.Observed < in.Expected {
-			var ex []string
-			for id := range want {
-				if !seen[id] {
-					if ex = append(ex, id); len(ex) == 3 {
-						break
-					}
-				}
-			}
-			missing = fmt.Sprintf(" missing e.g. %v", ex)
-		}
-		other := "load-test"
-		if side == "shadow" {
-			other = "production"
-		}
-		add(fmt.Sprintf("%s %s: accepted %s orders present", store, name, label[side]), in.Expected, in.Observed, detail+missing)
-		fd := detail
-		if len(foreignEx) > 0 {
-			fd += fmt.Sprintf(" e.g. %v", foreignEx)
-		}
-		add(fmt.Sprintf("%s %s: %s records (must be none)", store, name, other), 0, in.Foreign, fd)
-		add(fmt.Sprintf("%s %s: records of refused requests (must be none)", store, name), 0, in.Refused, "")
-		add(fmt.Sprintf("%s %s: requests recorded more than once (must be none)", store, name), 0, in.Dup, fmt.Sprintf("e.g. %v", dupEx))
-		if runs {
-			add(fmt.Sprintf("%s %s: records whose run is not %s", store, name, map[string]string{"production": "empty", "shadow": o.run}[side]), 0, wrongRun, "")
-		}
-		in.OK = err == nil && in.Observed == in.Expected && in.Foreign == 0 && in.Refused == 0 && in.Dup == 0 && wrongRun == 0
-		iso = append(iso, in)
-		return in
-	}
-	present := map[string]int{} // "orders/side", "cache/side": this drill's own records (accepted + unknown present)
-	for _, side := range []string{"production", "shadow"} {
-		name := func(t string) string {
-			if side == "shadow" {
-				return shadowTable(t)
-			}
-			return t
-		}
-		rows, err := s.readRows(ctx, name(s.names.Orders), "id")
-		in := target("sql", name(s.names.Orders), side, rows, err, true)
-		present["orders/"+side] = in.Observed + in.Unknown
-	}
-	for _, side := range []string{"production", "shadow"} {
-		name := s.names.Ledger
-		if side == "shadow" {
-			name = shadowTable(name)
-		}
-		rows, err := s.readRows(ctx, name, "order_id")
-		target("sql", name, side, rows, err, true)
-	}
-	s.verifyConsumptions(ctx, o, add)
-	for _, side := range []string{"production", "shadow"} {
-		rows, err := s.redisOrders(ctx, side == "shadow")
-		p := s.names.OrderKey("*")
-		if side == "shadow" {
-			p = shadowKey(p)
-		}
-		in := target("redis", p, side, rows, err, false)
-		present["cache/"+side] = in.Observed + in.Unknown
-	}
-	for _, side := range []string{"production", "shadow"} {
-		topic := s.names.Topic
-		if side == "shadow" {
-			topic = shadowTopic(topic)
-		}
-		rows, end, err := s.topicRecords(ctx, topic)
-		in := target("kafka", topic, side, rows, err, true)
-		add(fmt.Sprintf("kafka %s: end offset (records produced) = accepted %s orders + unknown-outcome ones recorded", topic, label[side]), in.Observed+in.Unknown+in.Dup+in.Foreign+in.Refused, int(end), "")
-	}
-	s.verifyBuses(ctx, o, target, add) // NATS and RabbitMQ (buses.go)
-	// Stock: one article per order recorded, per side: in SQL in the
-	// order row's transaction, in Redis in the cache entry's MULTI/EXEC.
-	for _, side := range []string{"production", "shadow"} {
-		st, key := s.names.Stock, s.names.StockKey()
-		if side == "shadow" {
-			st, key = shadowTable(st), shadowKey(key)
-		}
-		q, err := s.stockQty(ctx, st)
-		add(fmt.Sprintf("sql %s: stock taken = %s orders recorded (accepted + unknown outcome)", st, label[side]), present["orders/"+side], initialStock-q, errString(err))
-		r, err := s.rraw.Get(ctx, key).Int()
-		add(fmt.Sprintf("redis %s: counter taken = %s orders cached (accepted + unknown outcome)", key, label[side]), present["cache/"+side], initialStock-r, errString(err))
-	}
+	v := &verifier{o: o, add: add}
+	present := s.verifyTables(ctx, v)    // "orders/side", "cache/side": this drill's own records (accepted + unknown present)
+	s.verifyBuses(ctx, o, v.target, add) // NATS and RabbitMQ (buses.go)
+	s.verifyStock(ctx, present, add)
 	// No load-test key among production keys, whatever its name: every key
 	// of this drill is either a production name or a shadow name, and the
 	// production names hold production orders only (checked above).
@@ -793,9 +771,72 @@ func (s *stores) verify(ctx context.Context, o *outcome, add func(name string, w
 		}
 	}
 	add("redis: load-test order ids among production keys (full SCAN)", 0, stray, errString(err))
-	add("forged load-test marks: records in any shadow target", 0, forgedInShadow, "")
+	add("forged load-test marks: records in any shadow target", 0, v.forgedInShadow, "")
 	add("consumers: messages refused or given up (adapter refusals, poison, retries exhausted)", 0, int(s.refused.Load()), fmt.Sprint(s.refusedErr.Load()))
-	return iso
+	return v.iso
+}
+
+// verifyTables checks the SQL orders and ledger tables, the consumption
+// tables, the order cache and the order-events topics, and returns, per
+// "orders/side" and "cache/side", the drill's own records present
+// (accepted + unknown outcome).
+func (s *stores) verifyTables(ctx context.Context, v *verifier) map[string]int {
+	present := map[string]int{}
+	for _, side := range []string{"production", "shadow"} {
+		name := func(t string) string {
+			if side == "shadow" {
+				return shadowTable(t)
+			}
+			return t
+		}
+		rows, err := s.readRows(ctx, name(s.names.Orders), "id")
+		in := v.target("sql", name(s.names.Orders), side, rows, err, true)
+		present["orders/"+side] = in.Observed + in.Unknown
+	}
+	for _, side := range []string{"production", "shadow"} {
+		name := s.names.Ledger
+		if side == "shadow" {
+			name = shadowTable(name)
+		}
+		rows, err := s.readRows(ctx, name, "order_id")
+		v.target("sql", name, side, rows, err, true)
+	}
+	s.verifyConsumptions(ctx, v.o, v.add)
+	for _, side := range []string{"production", "shadow"} {
+		rows, err := s.redisOrders(ctx, side == "shadow")
+		p := s.names.OrderKey("*")
+		if side == "shadow" {
+			p = shadowKey(p)
+		}
+		in := v.target("redis", p, side, rows, err, false)
+		present["cache/"+side] = in.Observed + in.Unknown
+	}
+	for _, side := range []string{"production", "shadow"} {
+		topic := s.names.Topic
+		if side == "shadow" {
+			topic = shadowTopic(topic)
+		}
+		rows, end, err := s.topicRecords(ctx, topic)
+		in := v.target("kafka", topic, side, rows, err, true)
+		v.add(fmt.Sprintf("kafka %s: end offset (records produced) = accepted %s orders + unknown-outcome ones recorded", topic, sideLabel[side]), in.Observed+in.Unknown+in.Dup+in.Foreign+in.Refused, int(end), "")
+	}
+	return present
+}
+
+// verifyStock checks the stock: one article per order recorded, per side:
+// in SQL in the order row's transaction, in Redis in the cache entry's
+// MULTI/EXEC.
+func (s *stores) verifyStock(ctx context.Context, present map[string]int, add func(string, int, int, string)) {
+	for _, side := range []string{"production", "shadow"} {
+		st, key := s.names.Stock, s.names.StockKey()
+		if side == "shadow" {
+			st, key = shadowTable(st), shadowKey(key)
+		}
+		q, err := s.stockQty(ctx, st)
+		add(fmt.Sprintf("sql %s: stock taken = %s orders recorded (accepted + unknown outcome)", st, sideLabel[side]), present["orders/"+side], initialStock-q, errString(err))
+		r, err := s.rraw.Get(ctx, key).Int()
+		add(fmt.Sprintf("redis %s: counter taken = %s orders cached (accepted + unknown outcome)", key, sideLabel[side]), present["cache/"+side], initialStock-r, errString(err))
+	}
 }
 
 // verifyConsumptions checks the ledger writers' consumption tables (one

@@ -176,28 +176,7 @@ type timedReq struct {
 // 4*o.Concurrency (at least 256) requests in flight, fewer while the shop
 // falls behind (aimd), and stops sending when o.Duration is up.
 func runTimed(ctx context.Context, o Options, client *http.Client, gwURL, run, tok string, col *collector) timedResult {
-	mix := o.Mix
-	if len(mix) == 0 {
-		mix = DefaultMix
-	}
-	keys := make([]string, 0, len(mix))
-	for k := range mix {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	var wheel []string // one entry per part
-	for {
-		added := false
-		for _, k := range keys {
-			if c := countIn(wheel, mixClass(k)); c < mix[k] {
-				wheel = append(wheel, mixClass(k))
-				added = true
-			}
-		}
-		if !added {
-			break
-		}
-	}
+	wheel := mixWheel(o.Mix)
 	total := int(o.Duration.Seconds() * float64(o.Rate))
 	// The whole shop runs in this process and allocates per hop; with the
 	// live heap small, the default GOGC=100 collects very often under
@@ -211,21 +190,7 @@ func runTimed(ctx context.Context, o Options, client *http.Client, gwURL, run, t
 		sent atomic.Int64
 	)
 	start := time.Now()
-	stopProgress := make(chan struct{})
-	if o.Progress != nil {
-		go func() {
-			tk := time.NewTicker(250 * time.Millisecond)
-			defer tk.Stop()
-			for {
-				select {
-				case <-tk.C:
-					o.Progress(int(sent.Load()), total, time.Since(start))
-				case <-stopProgress:
-					return
-				}
-			}
-		}()
-	}
+	stopProgress := reportProgress(o.Progress, &sent, total, start)
 	interval := time.Second / time.Duration(o.Rate)
 	// The phase lasts Duration: on a shop slower than the asked rate the
 	// requests not sent by then are not sent (the adaptive cap keeps the
@@ -236,15 +201,7 @@ func runTimed(ctx context.Context, o Options, client *http.Client, gwURL, run, t
 		}
 		class := wheel[i%len(wheel)]
 		id := fmt.Sprintf("timed-%s-%d", class, i)
-		var h map[string]string
-		switch class {
-		case ClassLoadTest:
-			h = map[string]string{"X-Shadowlane-Run": run, "X-Shadowlane-Token": tok}
-		case ClassForged:
-			h = map[string]string{"X-Shadowlane-Run": run} // no token: refused at the edge
-		case ClassEnv:
-			h = map[string]string{"X-Shadowlane-Env": projEnv}
-		}
+		h := timedHeaders(class, run, tok)
 		res.capped += inflight.acquire()
 		wg.Add(1)
 		go func() {
@@ -278,6 +235,68 @@ func runTimed(ctx context.Context, o Options, client *http.Client, gwURL, run, t
 		o.Progress(int(sent.Load()), total, res.elapsed)
 	}
 	return res
+}
+
+// mixWheel interleaves the mix's classes: one entry per part, every
+// window of the mix's total parts holding each class's parts (default
+// DefaultMix).
+func mixWheel(mix Mix) []string {
+	if len(mix) == 0 {
+		mix = DefaultMix
+	}
+	keys := make([]string, 0, len(mix))
+	for k := range mix {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var wheel []string // one entry per part
+	for {
+		added := false
+		for _, k := range keys {
+			if c := countIn(wheel, mixClass(k)); c < mix[k] {
+				wheel = append(wheel, mixClass(k))
+				added = true
+			}
+		}
+		if !added {
+			return wheel
+		}
+	}
+}
+
+// reportProgress tells progress (nil: nobody) how the timed phase goes,
+// every 250ms, until the returned channel is closed.
+func reportProgress(progress Progress, sent *atomic.Int64, total int, start time.Time) chan struct{} {
+	stop := make(chan struct{})
+	if progress == nil {
+		return stop
+	}
+	go func() {
+		tk := time.NewTicker(250 * time.Millisecond)
+		defer tk.Stop()
+		for {
+			select {
+			case <-tk.C:
+				progress(int(sent.Load()), total, time.Since(start))
+			case <-stop:
+				return
+			}
+		}
+	}()
+	return stop
+}
+
+// timedHeaders are the headers of a timed request of class.
+func timedHeaders(class, run, tok string) map[string]string {
+	switch class {
+	case ClassLoadTest:
+		return map[string]string{"X-Shadowlane-Run": run, "X-Shadowlane-Token": tok}
+	case ClassForged:
+		return map[string]string{"X-Shadowlane-Run": run} // no token: refused at the edge
+	case ClassEnv:
+		return map[string]string{"X-Shadowlane-Env": projEnv}
+	}
+	return nil
 }
 
 func countIn(l []string, s string) int {
