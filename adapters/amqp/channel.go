@@ -259,7 +259,9 @@ func (s *Shadow) Queues(queue string) []string {
 // Consume consumes the production queue (for a lane instance
 // "<queue>-<env>") and, when the queue has a shadow twin, the shadow queue,
 // with manual acknowledgements and the prefetch of [WithPrefetch], until
-// ctx is done (it then cancels the consumers and returns nil) or the
+// ctx is done (it then cancels the consumers, hands back the deliveries
+// it had received but not handled — nack with requeue, so none stays
+// stranded on a channel that stays open — and returns nil) or the
 // channel closes (it returns an error). The handler's nil acks a delivery;
 // an error nacks it with requeue after a short pause, until it failed
 // [WithMaxDeliveries] times: then it goes to [WithRefused] and is nacked
@@ -308,7 +310,9 @@ func (c *Channel) Consume(ctx context.Context, queue string, h Handler) error {
 	}
 	wg.Wait()
 	for _, sb := range subs {
-		sb.cancel()
+		if err := sb.handBack(); err != nil && !errors.Is(err, amqp091.ErrClosed) {
+			fail(err)
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -330,6 +334,21 @@ func (sb *sub) start() error {
 	}
 	sb.ds = ds
 	return nil
+}
+
+// handBack cancels the consumer and nacks with requeue every delivery
+// the broker had already sent it (the prefetch) that was not handled, so
+// a consumer stopped on a channel that stays open strands nothing: the
+// broker redelivers them to the queue's other (or next) consumers.
+func (sb *sub) handBack() error {
+	sb.cancel()
+	var first error
+	for d := range sb.ds {
+		if err := d.Nack(false, true); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
 }
 
 func (sb *sub) cancel() {
