@@ -1,6 +1,7 @@
 package amqp
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -83,19 +84,95 @@ func setHeaders(msg *amqp091.Publishing, m propagation.Mark) {
 type Channel struct {
 	s   *Shadow
 	ch  *amqp091.Channel
-	err error // confirm mode could not be set
+	err error    // confirm mode could not be set
+	ret *returns // basic.return of mandatory publishes (confirm mode)
 }
 
+// ErrUnroutable is wrapped by the error of a mandatory publish the broker
+// returned (basic.return: no queue is bound for its routing key), with
+// [WithConfirms]. For a marked publish the error is also a
+// [*shadow.Error] wrapping [shadow.ErrNoShadowTarget]: the shadow twin
+// exists but nothing is bound to it.
+var ErrUnroutable = errors.New("shadowlane/amqp: mandatory publish returned unroutable")
+
 // Channel wraps ch. With [WithConfirms] it puts ch in publisher confirm
-// mode; when that fails, every publish returns the error.
+// mode and listens for returned messages ([amqp091.Channel.NotifyReturn]);
+// when confirm mode cannot be set, every publish returns the error.
 func (s *Shadow) Channel(ch *amqp091.Channel) *Channel {
 	c := &Channel{s: s, ch: ch}
 	if s.c.confirms {
 		if err := ch.Confirm(false); err != nil {
 			c.err = fmt.Errorf("%w: confirm mode: %w", ErrNotConfirmed, err)
+			return c
 		}
+		c.ret = &returns{rc: ch.NotifyReturn(make(chan amqp091.Return, 64))}
+		go c.ret.run()
 	}
 	return c
+}
+
+// returns collects the channel's basic.return messages. The broker sends a
+// mandatory message's basic.return before its basic.ack, and amqp091-go
+// hands both over in that order from one goroutine, so once a publish is
+// confirmed its return (if any) is in rc or in got. Only draining under mu
+// keeps that true for the publisher that looks. Returns nobody claims (a
+// mandatory publish on the raw channel) are kept, bounded, then forgotten.
+type returns struct {
+	mu  sync.Mutex
+	rc  chan amqp091.Return
+	got []amqp091.Return
+}
+
+const maxUnclaimedReturns = 256
+
+// drain moves what rc holds into got; false once rc is closed (the
+// channel closed).
+func (r *returns) drain() bool {
+	for {
+		select {
+		case x, ok := <-r.rc:
+			if !ok {
+				return false
+			}
+			if len(r.got) == maxUnclaimedReturns {
+				r.got = append(r.got[:0], r.got[1:]...)
+			}
+			r.got = append(r.got, x)
+		default:
+			return true
+		}
+	}
+}
+
+// run keeps rc from filling up (which would stall the connection) until
+// the channel closes.
+func (r *returns) run() {
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	for range t.C {
+		r.mu.Lock()
+		open := r.drain()
+		r.mu.Unlock()
+		if !open {
+			return
+		}
+	}
+}
+
+// claim removes and returns the return of a confirmed publish of msg to
+// exchange and key, if the broker returned it. Identical messages
+// published concurrently to the same place are interchangeable.
+func (r *returns) claim(exchange, key string, msg *amqp091.Publishing) (amqp091.Return, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.drain()
+	for i, x := range r.got {
+		if x.Exchange == exchange && x.RoutingKey == key && x.MessageId == msg.MessageId && x.CorrelationId == msg.CorrelationId && bytes.Equal(x.Body, msg.Body) {
+			r.got = append(r.got[:i], r.got[i+1:]...)
+			return x, true
+		}
+	}
+	return amqp091.Return{}, false
 }
 
 // AMQP returns the wrapped channel.
@@ -103,7 +180,11 @@ func (c *Channel) AMQP() *amqp091.Channel { return c.ch }
 
 // PublishWithContext is amqp091's PublishWithContext with the rules of
 // [Shadow.Prepare]; a refused publish is a [*shadow.Error] and sends
-// nothing. With [WithConfirms] it waits for the broker's confirmation.
+// nothing. With [WithConfirms] it waits for the broker's confirmation, and
+// a mandatory publish the broker returned (unroutable) is an error wrapping
+// [ErrUnroutable] (for a marked publish also a [*shadow.Error] wrapping
+// [shadow.ErrNoShadowTarget]). Without confirms a returned message is not
+// reported by the wrapper.
 func (c *Channel) PublishWithContext(ctx context.Context, exchange, key string, mandatory, immediate bool, msg amqp091.Publishing) error {
 	if c.err != nil {
 		return c.err
@@ -125,6 +206,19 @@ func (c *Channel) PublishWithContext(ctx context.Context, exchange, key string, 
 	}
 	if !ok {
 		return fmt.Errorf("%w: exchange %q, key %q (nacked, or the channel closed: is the exchange declared?)", ErrNotConfirmed, exchange, key)
+	}
+	if mandatory && c.ret != nil {
+		if r, returned := c.ret.claim(exchange, key, &msg); returned {
+			err := fmt.Errorf("%w: exchange %q, key %q: %d %s", ErrUnroutable, exchange, key, r.ReplyCode, r.ReplyText)
+			if m := propagation.FromContext(ctx); m.Run != "" {
+				target := exchange
+				if exchange == "" {
+					target = key
+				}
+				return shadow.Refuse(Store, target, err.Error(), m, errors.Join(shadow.ErrNoShadowTarget, ErrUnroutable))
+			}
+			return err
+		}
 	}
 	return nil
 }
@@ -165,7 +259,9 @@ func (s *Shadow) Queues(queue string) []string {
 // Consume consumes the production queue (for a lane instance
 // "<queue>-<env>") and, when the queue has a shadow twin, the shadow queue,
 // with manual acknowledgements and the prefetch of [WithPrefetch], until
-// ctx is done (it then cancels the consumers and returns nil) or the
+// ctx is done (it then cancels the consumers, hands back the deliveries
+// it had received but not handled — nack with requeue, so none stays
+// stranded on a channel that stays open — and returns nil) or the
 // channel closes (it returns an error). The handler's nil acks a delivery;
 // an error nacks it with requeue after a short pause, until it failed
 // [WithMaxDeliveries] times: then it goes to [WithRefused] and is nacked
@@ -214,7 +310,9 @@ func (c *Channel) Consume(ctx context.Context, queue string, h Handler) error {
 	}
 	wg.Wait()
 	for _, sb := range subs {
-		sb.cancel()
+		if err := sb.handBack(); err != nil && !errors.Is(err, amqp091.ErrClosed) {
+			fail(err)
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -236,6 +334,21 @@ func (sb *sub) start() error {
 	}
 	sb.ds = ds
 	return nil
+}
+
+// handBack cancels the consumer and nacks with requeue every delivery
+// the broker had already sent it (the prefetch) that was not handled, so
+// a consumer stopped on a channel that stays open strands nothing: the
+// broker redelivers them to the queue's other (or next) consumers.
+func (sb *sub) handBack() error {
+	sb.cancel()
+	var first error
+	for d := range sb.ds {
+		if err := d.Nack(false, true); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
 }
 
 func (sb *sub) cancel() {

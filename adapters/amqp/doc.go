@@ -38,7 +38,11 @@
 // message is written; a publish to an undeclared (shadow) exchange is only
 // reported by the broker closing the channel later, and an unroutable
 // message is dropped silently. With [WithConfirms] the wrapper waits for
-// the broker's confirmation and returns [ErrNotConfirmed] otherwise.
+// the broker's confirmation and returns [ErrNotConfirmed] otherwise, and a
+// mandatory publish the broker returns (basic.return, which RabbitMQ sends
+// before the confirmation) is an error wrapping [ErrUnroutable] — for a
+// marked publish also a [*shadow.Error] wrapping [shadow.ErrNoShadowTarget]
+// (the twin exists, nothing is bound to it).
 //
 // Topology: [Shadow.Declare] declares production exchanges, queues and
 // bindings and their shadow twins, mirroring them; dead-letter and alternate

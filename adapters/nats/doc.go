@@ -15,6 +15,15 @@
 // [shadow.ErrShadowFromProduction]. An unmarked publish to a production
 // subject is a plain nc.Publish.
 //
+// What the wrapper cannot see: nats.go has no publish hook (unlike
+// go-redis or franz-go), so a message published on the raw *nats.Conn or
+// jetstream.JetStream (nc.Publish, js.PublishMsg, also through
+// [Conn.NATS] or [JetStream.JS]) bypasses every rule: under a marked
+// context it lands on the production subject, unmarked, and consumers
+// handle it as production. Publish only through the wrappers; `shadowlane
+// vet` (the lostctx analyzer's unwired rule) reports raw publishes and
+// requests in application code.
+//
 // The rules are those of package shadow/bus, the same for every bus: header
 // names are read in any letter case (NATS headers are case-sensitive maps;
 // two spellings with different values are a conflict), a malformed mark or a

@@ -243,6 +243,66 @@ type jsRun struct {
 	mu      sync.Mutex
 	cc      jetstream.ConsumeContext
 	advisor *natsgo.Subscription
+	settled settledSeqs // guarded by mu
+}
+
+// settledSeqs remembers the stream sequences of the last messages this
+// run settled (acknowledged after handling, terminated, or dropped by the
+// server after MaxDeliver): a later delivery of one of them — a
+// redelivery the client had buffered behind a slow handler, or the copy
+// the server sent before it dropped the message — is neither handled nor
+// refused again. Bounded: the oldest are forgotten first.
+type settledSeqs struct {
+	set  map[uint64]struct{}
+	ring []uint64
+	next int
+}
+
+const settledMax = 4096
+
+func (s *settledSeqs) add(seq uint64) {
+	if s.set == nil {
+		s.set = make(map[uint64]struct{}, 64)
+		s.ring = make([]uint64, settledMax)
+	}
+	if _, ok := s.set[seq]; ok {
+		return
+	}
+	if old := s.ring[s.next]; old != 0 {
+		delete(s.set, old)
+	}
+	s.ring[s.next] = seq
+	s.next = (s.next + 1) % settledMax
+	s.set[seq] = struct{}{}
+}
+
+func (s *settledSeqs) has(seq uint64) bool {
+	_, ok := s.set[seq]
+	return ok
+}
+
+// settle records seq as settled; false when it already was (the caller
+// then neither handles nor refuses it again).
+func (r *jsRun) settle(seq uint64) bool {
+	if seq == 0 {
+		return true
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.settled.has(seq) {
+		return false
+	}
+	r.settled.add(seq)
+	return true
+}
+
+func (r *jsRun) isSettled(seq uint64) bool {
+	if seq == 0 {
+		return false
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.settled.has(seq)
 }
 
 func (r *jsRun) start() error {
@@ -296,7 +356,7 @@ func (r *jsRun) watchDrops(js jetstream.JetStream, stream, consumer string) erro
 			StreamSeq  uint64 `json:"stream_seq"`
 			Deliveries int    `json:"deliveries"`
 		}
-		if json.Unmarshal(m.Data, &adv) != nil || adv.StreamSeq == 0 {
+		if json.Unmarshal(m.Data, &adv) != nil || adv.StreamSeq == 0 || !r.settle(adv.StreamSeq) {
 			return
 		}
 		st, err := js.Stream(r.ctx, stream)
@@ -323,6 +383,16 @@ func (r *jsRun) watchDrops(js jetstream.JetStream, stream, consumer string) erro
 func (r *jsRun) handle(msg jetstream.Msg) {
 	s := r.s
 	subj := msg.Subject()
+	var seq uint64
+	n := 1
+	if md, err := msg.Metadata(); err == nil {
+		seq, n = md.Sequence.Stream, int(md.NumDelivered)
+	}
+	if r.isSettled(seq) {
+		// Already handled, refused or dropped here: a stale copy.
+		_ = msg.Term()
+		return
+	}
 	if !r.shadowSide && s.r.IsShadow(subj) {
 		shadow.Record(Store, metricTarget(s, subj), shadow.Guard)
 		_ = msg.Term()
@@ -345,21 +415,24 @@ func (r *jsRun) handle(msg jetstream.Msg) {
 	case bus.Skip:
 		_ = msg.Ack()
 	case bus.Refuse:
-		s.refuse(r.ctx, &natsgo.Msg{Subject: subj, Header: msg.Headers(), Data: msg.Data()}, dec.Err)
+		if r.settle(seq) {
+			s.refuse(r.ctx, &natsgo.Msg{Subject: subj, Header: msg.Headers(), Data: msg.Data()}, dec.Err)
+		}
 		_ = msg.Term()
 	case bus.Handle:
 		mctx := propagation.With(r.ctx, dec.Mark)
 		err := r.h(mctx, msg)
 		if err == nil {
+			r.settle(seq)
 			_ = msg.Ack()
 			return
 		}
-		n := 1
-		if md, merr := msg.Metadata(); merr == nil {
-			n = int(md.NumDelivered)
+		if r.isSettled(seq) {
+			// Dropped by the server (and refused) while the handler ran.
+			return
 		}
 		if r.maxDeliver > 0 && n >= r.maxDeliver {
-			if s.c.refused != nil {
+			if r.settle(seq) && s.c.refused != nil {
 				s.c.refused(mctx, &natsgo.Msg{Subject: subj, Header: msg.Headers(), Data: msg.Data()}, fmt.Errorf("%w (%d deliveries): %w", ErrDeliveriesExhausted, n, err))
 			}
 			_ = msg.Term()

@@ -39,9 +39,14 @@
 //     not handed to a shadowlane function and not used only as an admin
 //     client (kadm); a sarama Sync/Async producer not handed to a shadowlane
 //     function ((*sarama.Shadow).SyncProducer) while no shadowlane value is
-//     set in a Producer.Interceptors field in the same function. Turn the
-//     rule off with -wiring=false (for example when Orchestrion wires the
-//     clients).
+//     set in a Producer.Interceptors field in the same function; a message
+//     sent with nats.go itself — a *nats.Conn Publish, PublishMsg,
+//     PublishRequest or Request*, a JetStream Publish* (package jetstream,
+//     or the legacy nats.JetStream) — wherever it is called, because nats.go
+//     has no publish hook: only the adapters/nats wrappers
+//     ((*nats.Shadow).Conn, (*nats.Shadow).JetStream) route a marked message
+//     to its shadow subject. Turn the rule off with -wiring=false (for
+//     example when Orchestrion wires the clients).
 //
 // A deliberate exception (a probe or a drill that reads the real store on
 // purpose, cleanup after a test run) is silenced by a comment starting with

@@ -46,6 +46,8 @@ const (
 	gormPath       = "gorm.io/gorm"
 	ginPath        = "github.com/gin-gonic/gin"
 	kgoPath        = "github.com/twmb/franz-go/pkg/kgo"
+	natsPath       = "github.com/nats-io/nats.go"
+	jetstreamPath  = "github.com/nats-io/nats.go/jetstream"
 )
 
 var redisPaths = map[string]bool{"github.com/redis/go-redis/v9": true, "github.com/go-redis/redis/v8": true}
@@ -97,6 +99,9 @@ func run(pass *analysis.Pass) (any, error) {
 			}
 			switch n := n.(type) {
 			case *ast.CallExpr:
+				if wiring {
+					c.natsPublish(n)
+				}
 				c.call(n, stack)
 			case *ast.FuncDecl:
 				if wiring && n.Body != nil {
@@ -855,6 +860,40 @@ func okLines(fset *token.FileSet, f *ast.File) map[int]bool {
 		}
 	}
 	return m
+}
+
+// natsSends are the nats.go methods that send a message (core NATS
+// publish and request, JetStream publish).
+var natsSends = map[string]bool{
+	"Publish": true, "PublishMsg": true, "PublishRequest": true, "PublishAsync": true, "PublishMsgAsync": true,
+	"Request": true, "RequestMsg": true, "RequestWithContext": true, "RequestMsgWithContext": true,
+}
+
+// natsPublish reports a message sent with nats.go itself: a *nats.Conn
+// publish or request, or a JetStream publish (package jetstream's
+// Publisher or the legacy nats.JetStream). nats.go has no publish hook, so
+// such a message keeps its production subject and carries no mark even
+// when the context is marked; only the adapter's wrappers apply the rules.
+func (c *checker) natsPublish(call *ast.CallExpr) {
+	fn := c.callee(call)
+	if fn == nil || fn.Pkg() == nil || !natsSends[fn.Name()] {
+		return
+	}
+	path, recv := recvNamed(fn)
+	switch {
+	case path == natsPath && (recv == "Conn" || recv == "JetStream" || recv == "JetStreamContext"):
+	case path == jetstreamPath && (recv == "Publisher" || recv == "JetStream"):
+	default:
+		return
+	}
+	pkg := path[strings.LastIndex(path, "/")+1:]
+	if pkg == "nats.go" {
+		pkg = "nats"
+	}
+	c.report(analysis.Diagnostic{
+		Pos: call.Pos(), End: call.End(), Category: "unwired",
+		Message: fmt.Sprintf("raw NATS publish (%s.%s.%s): nats.go has no publish hook, so a marked message would reach the production subject unmarked; publish through (*nats.Shadow).Conn(nc) or (*nats.Shadow).JetStream(js) from adapters/nats", pkg, recv, fn.Name()),
+	})
 }
 
 func (c *checker) report(d analysis.Diagnostic) {

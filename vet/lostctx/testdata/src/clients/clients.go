@@ -1,13 +1,18 @@
 package clients
 
 import (
+	"context"
+
 	"github.com/IBM/sarama"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/redis/go-redis/v9"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/shadowlane/shadowlane/adapters/goredis"
 	"github.com/shadowlane/shadowlane/adapters/kafka"
+	slnats "github.com/shadowlane/shadowlane/adapters/nats"
 	slsarama "github.com/shadowlane/shadowlane/adapters/sarama"
 )
 
@@ -85,4 +90,27 @@ func probe() {
 	_ = r
 	r2 := redis.NewClient(&redis.Options{}) //lostctx:ok same-line form
 	_ = r2
+}
+
+// A raw NATS or JetStream publish has no hook in nats.go: a marked message
+// would land on the production subject unmarked.
+func rawNATS(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, legacy nats.JetStreamContext) {
+	nc.Publish("orders", nil)                        // want `raw NATS publish \(nats.Conn.Publish\)`
+	nc.PublishMsg(&nats.Msg{Subject: "orders"})      // want `raw NATS publish \(nats.Conn.PublishMsg\)`
+	nc.Request("orders", nil, 0)                     // want `raw NATS publish \(nats.Conn.Request\)`
+	js.PublishMsg(ctx, &nats.Msg{Subject: "orders"}) // want `raw NATS publish \(jetstream.Publisher.PublishMsg\)`
+	js.Publish(ctx, "orders", nil)                   // want `raw NATS publish \(jetstream.Publisher.Publish\)`
+	legacy.Publish("orders", nil)                    // want `raw NATS publish \(nats.JetStream.Publish\)`
+	s, _ := slnats.New()
+	s.Conn(nc).NATS().Publish("orders", nil) // want `raw NATS publish \(nats.Conn.Publish\)`
+	js.Conn().Publish("orders", nil)         // want `raw NATS publish \(nats.Conn.Publish\)`
+	_ = nc.Flush()
+}
+
+func wrappedNATS(ctx context.Context, nc *nats.Conn, js jetstream.JetStream) {
+	s, _ := slnats.New()
+	_ = s.Conn(nc).Publish(ctx, "orders", nil)
+	_, _ = s.JetStream(js).PublishMsg(ctx, &nats.Msg{Subject: "orders"})
+	//lostctx:ok a probe that publishes to production on purpose
+	_ = nc.Publish("health", nil)
 }
