@@ -66,7 +66,7 @@ func TestCacheHitRatio(t *testing.T) {
 	for _, distinct := range []int{10_000, 100_000} {
 		for _, s := range []float64{0, 1.01, 1.2} {
 			t.Run(fmt.Sprintf("%d/s=%.2f", distinct, s), func(t *testing.T) {
-				acc := workload(distinct, 100_000, s)
+				acc := workload(distinct, 60_000, s)
 				ref := &lru{max: size, l: list.New(), m: map[string]*list.Element{}}
 				var c cache
 				c.init(size)
