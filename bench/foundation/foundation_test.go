@@ -2,8 +2,10 @@ package foundation
 
 import (
 	"context"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -11,6 +13,9 @@ import (
 	"go.opentelemetry.io/contrib/instrumentation/github.com/gin-gonic/gin/otelgin"
 	otelprop "go.opentelemetry.io/otel/propagation"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
 
 	"github.com/shadowlane/shadowlane"
@@ -99,6 +104,41 @@ func serverCtx(md metadata.MD) context.Context {
 	return ctx
 }
 
+// transportCtx returns the handler context of a real loopback call that
+// carried md: its incoming metadata is the map grpc-go's HTTP/2 transport
+// built, with the transport stream above it, as in production.
+func transportCtx(b *testing.B, md metadata.MD) context.Context {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	got := make(chan context.Context, 1)
+	srv := grpc.NewServer(grpc.UnaryInterceptor(func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+		got <- ctx
+		return h(ctx, req)
+	}))
+	healthpb.RegisterHealthServer(srv, health.NewServer())
+	go srv.Serve(lis)
+	b.Cleanup(srv.Stop)
+	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close()
+	out := metadata.MD{}
+	for k, v := range md {
+		if !strings.HasPrefix(k, ":") && k != "content-type" && k != "user-agent" {
+			out[k] = v
+		}
+	}
+	ctx, cancel := context.WithTimeout(metadata.NewOutgoingContext(context.Background(), out), 30*time.Second)
+	defer cancel()
+	if _, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{}); err != nil {
+		b.Fatal(err)
+	}
+	return <-got
+}
+
 // BenchmarkGRPCUnaryServer measures the unary server interceptor that
 // slgrpc.ServerOptions installs, called directly (a loopback call costs tens
 // of microseconds, which would bury the interceptor's cost).
@@ -120,6 +160,7 @@ func BenchmarkGRPCUnaryServer(b *testing.B) {
 	}{
 		{"shadowlane/unmarked", plain},
 		{"shadowlane/unmarked-server-ctx", serverCtx(server)},
+		{"shadowlane/unmarked-transport-ctx", transportCtx(b, server)},
 		{"shadowlane/unmarked-with-app-baggage", serverCtx(metadata.Join(server, metadata.MD{"baggage": {"userId=alice,tenant=t1"}}))},
 		{"shadowlane/marked", marked},
 		{"shadowlane/marked-baggage", serverCtx(metadata.Join(server, metadata.MD{"baggage": {"userId=alice,shadowlane.run=run-1,shadowlane.env=proj-a"}}))},

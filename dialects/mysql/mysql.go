@@ -93,32 +93,11 @@ func (d *Dialect) RewriteFuncs(query string, rename sqlshadow.RenameFunc, funcs 
 			return sqlshadow.Result{}, parseErr("RETURNING is only understood on INSERT, REPLACE and DELETE")
 		}
 	}
-	a := newAnalysis()
-	kind := classify(stmt)
-	stmt.Accept(a)
-	if a.into {
-		// SELECT ... INTO anywhere (a union arm, a subquery) writes
-		// outside the statement's tables.
-		kind = sqlshadow.KindDDL
+	a, res := analyseStmt(query, stmt, execs)
+	if res.Kind == sqlshadow.KindDDL {
+		// Never rewritten: the caller refuses DDL for marked traffic.
+		return res, nil
 	}
-	if a.locks && kind == sqlshadow.KindRead {
-		kind = sqlshadow.KindWrite
-	}
-	if kind == sqlshadow.KindOther && len(a.refs) > 0 {
-		// SET @x = (SELECT ... FROM t) and the like read tables.
-		kind = sqlshadow.KindRead
-	}
-	if kind == sqlshadow.KindDDL {
-		// Never rewritten: the caller refuses DDL for marked traffic. The
-		// tables are reported (as written) for its decision and counters.
-		return sqlshadow.Result{SQL: query, Kind: kind, Tables: a.ddlTables(), Funcs: a.funcList(), ExecComments: execs}, nil
-	}
-	a.resolveWrites(kind)
-	session := a.session
-	if session == "" {
-		session = sessionChange(stmt)
-	}
-	res := sqlshadow.Result{SQL: query, Kind: kind, Tables: a.uses(), Funcs: a.funcList(), Session: session, ExecComments: execs}
 	var ret *returningPart
 	if retExpr != "" {
 		if ret, err = d.returning(stmt, retExpr); err != nil {
@@ -132,7 +111,13 @@ func (d *Dialect) RewriteFuncs(query string, rename sqlshadow.RenameFunc, funcs 
 	}
 	if (rename == nil && funcs == nil) || (len(a.refs) == 0 && len(a.funcs) == 0 && ret == nil) || len(execs) > 0 {
 		// A statement with executable comments is never rewritten: the
-		// restorer would drop the comments (the caller refuses it).
+		// restorer would drop the comments (the caller refuses it). The
+		// statement is unchanged: this analysis is what a re-parse of it
+		// would give.
+		if rename != nil || funcs != nil {
+			v := res
+			res.Verified = &v
+		}
 		return res, nil
 	}
 	if rename == nil {
@@ -169,8 +154,14 @@ func (d *Dialect) RewriteFuncs(query string, rename sqlshadow.RenameFunc, funcs 
 		return sqlshadow.Result{}, parseErr("restore: %v", err)
 	}
 	out := sb.String()
-	if err := d.verify(out, a.want()); err != nil {
+	verified, err := d.verify(out, a.want())
+	if err != nil {
 		return sqlshadow.Result{}, err
+	}
+	if returning == "" && ret == nil {
+		// verify parsed out itself: hand its analysis to the caller,
+		// which checks it instead of parsing out once more.
+		res.Verified = verified
 	}
 	if returning != "" {
 		out += " RETURNING " + returning
@@ -243,7 +234,7 @@ func (d *Dialect) restoreReturning(r *returningPart) (string, error) {
 	if err := r.sel.Restore(format.NewRestoreCtx(restoreFlags, &full)); err != nil {
 		return "", parseErr("restore RETURNING: %v", err)
 	}
-	if err := d.verify(full.String(), r.a.want()); err != nil {
+	if _, err := d.verify(full.String(), r.a.want()); err != nil {
 		return "", err
 	}
 	var sb strings.Builder
@@ -355,20 +346,56 @@ func splitReturning(q string) (body, returning string) {
 	return m[1], m[2]
 }
 
+// analyseStmt is the analysis of a parsed statement: its classification and
+// the Result that Rewrite(query, nil) returns.
+func analyseStmt(query string, stmt ast.StmtNode, execs []string) (*analysis, sqlshadow.Result) {
+	a := newAnalysis()
+	kind := classify(stmt)
+	stmt.Accept(a)
+	if a.into {
+		// SELECT ... INTO anywhere (a union arm, a subquery) writes
+		// outside the statement's tables.
+		kind = sqlshadow.KindDDL
+	}
+	if a.locks && kind == sqlshadow.KindRead {
+		kind = sqlshadow.KindWrite
+	}
+	if kind == sqlshadow.KindOther && len(a.refs) > 0 {
+		// SET @x = (SELECT ... FROM t) and the like read tables.
+		kind = sqlshadow.KindRead
+	}
+	if kind == sqlshadow.KindDDL {
+		// The tables are reported (as written) for the caller's decision
+		// and counters.
+		return a, sqlshadow.Result{SQL: query, Kind: kind, Tables: a.ddlTables(), Funcs: a.funcList(), ExecComments: execs}
+	}
+	a.resolveWrites(kind)
+	session := a.session
+	if session == "" {
+		session = sessionChange(stmt)
+	}
+	return a, sqlshadow.Result{SQL: query, Kind: kind, Tables: a.uses(), Funcs: a.funcList(), Session: session, ExecComments: execs}
+}
+
 // verify re-parses the rewritten statement and checks that the tables it
 // references are exactly the renamed ones: a rewrite that would leave a
-// production table behind, or that does not re-parse, is refused.
-func (d *Dialect) verify(out string, want map[string]int) error {
+// production table behind, or that does not re-parse, is refused. It
+// returns the analysis of out, exactly what Rewrite(out, nil) returns, or
+// nil when Rewrite would not parse out as a whole (a RETURNING list it
+// sets aside).
+func (d *Dialect) verify(out string, want map[string]int) (*sqlshadow.Result, error) {
 	stmt, err := d.parse(out)
 	if err != nil {
-		return fmt.Errorf("rewritten statement does not re-parse: %w", err)
+		return nil, fmt.Errorf("rewritten statement does not re-parse: %w", err)
 	}
-	b := newAnalysis()
-	stmt.Accept(b)
-	b.resolveWrites(classify(stmt))
+	b, res := analyseStmt(out, stmt, ExecComments(out))
+	if res.Kind == sqlshadow.KindDDL {
+		// analyseStmt does not resolve DDL references.
+		b.resolveWrites(res.Kind)
+	}
 	for _, r := range b.refs {
 		if r.alias && r.back == nil {
-			return parseErr("rewrite verification failed: %s names no table or alias", r.orig)
+			return nil, parseErr("rewrite verification failed: %s names no table or alias", r.orig)
 		}
 	}
 	got := map[string]int{}
@@ -378,14 +405,20 @@ func (d *Dialect) verify(out string, want map[string]int) error {
 		}
 	}
 	if len(got) != len(want) {
-		return parseErr("rewrite verification failed: tables %v, want %v", got, want)
+		return nil, parseErr("rewrite verification failed: tables %v, want %v", got, want)
 	}
 	for k, n := range want {
 		if got[k] != n {
-			return parseErr("rewrite verification failed: tables %v, want %v", got, want)
+			return nil, parseErr("rewrite verification failed: tables %v, want %v", got, want)
 		}
 	}
-	return nil
+	if body, returning := splitReturning(out); body != out || returning != "" {
+		return nil, nil
+	}
+	if _, _, ok := splitReturningExpr(out); ok {
+		return nil, nil
+	}
+	return &res, nil
 }
 
 // classify maps a statement type to a Kind. Anything not known to be a

@@ -1,6 +1,7 @@
 package postgres_test
 
 import (
+	"reflect"
 	"strings"
 	"testing"
 
@@ -48,6 +49,11 @@ func FuzzRewrite(f *testing.F) {
 		again, err := d.Rewrite(res.SQL, nil)
 		if err != nil {
 			t.Fatalf("output does not re-parse: %q -> %q: %v", q, res.SQL, err)
+		}
+		if res.Verified != nil && !reflect.DeepEqual(*res.Verified, again) {
+			// The Rewriter checks Verified instead of re-parsing: it must
+			// be exactly the analysis of the output.
+			t.Fatalf("%q -> %q: Verified %+v, re-parse %+v", q, res.SQL, *res.Verified, again)
 		}
 		prod := map[sqlshadow.Table]bool{}
 		for _, u := range res.Tables {

@@ -51,13 +51,11 @@ func (Dialect) RewriteFuncs(query string, rename sqlshadow.RenameFunc, funcs sql
 	if err != nil {
 		return sqlshadow.Result{}, err
 	}
-	a := analyse(stmt)
-	kind := a.kind(stmt)
-	if kind == sqlshadow.KindDDL {
+	a, res := analyseResult(query, stmt)
+	if res.Kind == sqlshadow.KindDDL {
 		// Never rewritten: the caller refuses DDL for marked traffic.
-		return sqlshadow.Result{SQL: query, Kind: kind, Tables: a.uses(true), Funcs: a.funcList()}, nil
+		return res, nil
 	}
-	res := sqlshadow.Result{SQL: query, Kind: kind, Tables: a.uses(false), Funcs: a.funcList(), Session: a.session}
 	if rename == nil && funcs == nil {
 		return res, nil
 	}
@@ -70,29 +68,48 @@ func (Dialect) RewriteFuncs(query string, rename sqlshadow.RenameFunc, funcs sql
 		}
 	}
 	if len(a.base()) == 0 && len(a.seqs) == 0 && len(a.funcs) == 0 {
+		// Unchanged: this analysis is what a re-parse would give.
+		v := res
+		res.Verified = &v
 		return res, nil
 	}
 	out, want, err := a.rewrite(query, rename, funcs)
 	if err != nil {
 		return sqlshadow.Result{}, err
 	}
-	if err := verify(out, want); err != nil {
+	verified, err := verify(out, want)
+	if err != nil {
 		return sqlshadow.Result{}, err
 	}
 	res.SQL = out
+	// verify parsed out: the caller checks its analysis instead of
+	// parsing out once more.
+	res.Verified = verified
 	return res, nil
+}
+
+// analyseResult analyses a parsed statement: the Result is what
+// Rewrite(query, nil) returns.
+func analyseResult(query string, stmt *pg.Node) (*analysis, sqlshadow.Result) {
+	a := analyse(stmt)
+	kind := a.kind(stmt)
+	if kind == sqlshadow.KindDDL {
+		return a, sqlshadow.Result{SQL: query, Kind: kind, Tables: a.uses(true), Funcs: a.funcList()}
+	}
+	return a, sqlshadow.Result{SQL: query, Kind: kind, Tables: a.uses(false), Funcs: a.funcList(), Session: a.session}
 }
 
 // verify re-parses the rewritten statement and checks that it references
 // exactly the renamed tables: a rewrite that would leave a production table
-// behind, or that does not re-parse, is refused.
-func verify(out string, want map[sqlshadow.Table]int) error {
+// behind, or that does not re-parse, is refused. It returns the analysis
+// of out: exactly what Rewrite(out, nil) returns.
+func verify(out string, want map[sqlshadow.Table]int) (*sqlshadow.Result, error) {
 	stmt, err := parseOne(out)
 	if err != nil {
-		return fmt.Errorf("rewritten statement does not re-parse: %w", err)
+		return nil, fmt.Errorf("rewritten statement does not re-parse: %w", err)
 	}
 	got := map[sqlshadow.Table]int{}
-	b := analyse(stmt)
+	b, res := analyseResult(out, stmt)
 	for _, r := range b.base() {
 		got[r.table]++
 	}
@@ -104,9 +121,9 @@ func verify(out string, want map[sqlshadow.Table]int) error {
 		ok = ok && got[k] == n
 	}
 	if !ok {
-		return parseErr("rewrite verification failed: tables %v, want %v", got, want)
+		return nil, parseErr("rewrite verification failed: tables %v, want %v", got, want)
 	}
-	return nil
+	return &res, nil
 }
 
 // ref is one RangeVar of the statement.

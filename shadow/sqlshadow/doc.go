@@ -74,7 +74,10 @@
 //
 // # Cost
 //
-// Decisions are cached per statement text. A cache hit costs one map
-// lookup and counter increments, without allocating; an unmarked statement
-// costs one case-insensitive substring scan for the shadow affix.
+// Decisions are cached per statement text. A cache hit costs one lock-free
+// map lookup and counter increments, without allocating; an unmarked
+// statement costs one case-insensitive substring scan for the shadow affix.
+// The cache is bounded ([WithCacheSize], default 4096) and evicts one entry
+// at a time with CLOCK, an approximation of LRU; concurrent misses on the
+// same text parse it once.
 package sqlshadow

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 
 	"github.com/shadowlane/shadowlane/propagation"
 	"github.com/shadowlane/shadowlane/shadow"
@@ -99,8 +98,10 @@ func WithDatabase(schemas ...string) Option {
 // manage shadow tables on purpose.
 func WithoutGuard() Option { return func(c *config) { c.guard = false } }
 
-// WithCacheSize bounds the number of rewritten statements kept (default
-// 4096). Zero or less keeps the default.
+// WithCacheSize bounds the number of statements whose decision is kept
+// (default 4096, for marked statements and again for guarded unmarked
+// ones). The cache evicts with CLOCK, an approximation of LRU, one entry
+// at a time; hits take no lock. Zero or less keeps the default.
 func WithCacheSize(n int) Option {
 	return func(c *config) {
 		if n > 0 {
@@ -242,8 +243,7 @@ func (r *Rewriter) Statement(ctx context.Context, query string) (string, error) 
 func (r *Rewriter) Rewrite(m propagation.Mark, query string) (string, error) {
 	e := r.marked.get(query)
 	if e == nil {
-		e = r.seal(r.rewrite(query))
-		r.marked.put(query, e)
+		e = r.marked.getOrCompute(query, func() *entry { return r.seal(r.rewrite(query)) })
 	}
 	for _, c := range e.counters {
 		c.Inc()
@@ -267,8 +267,7 @@ func (r *Rewriter) Guard(query string) error {
 	}
 	e := r.guarded.get(query)
 	if e == nil {
-		e = r.seal(r.check(query))
-		r.guarded.put(query, e)
+		e = r.guarded.getOrCompute(query, func() *entry { return r.seal(r.check(query)) })
 	}
 	for _, c := range e.counters {
 		c.Inc()
@@ -401,8 +400,12 @@ func (r *Rewriter) rewrite(query string) *entry {
 	// Belt and braces: the output must parse again, still be a plain read,
 	// write or table-free statement, and name no production table other
 	// than read-through reads.
-	check, err := r.d.Rewrite(res.SQL, nil)
-	if err != nil {
+	// The dialect's own verification re-parsed the output already when it
+	// hands back that analysis: check it rather than parsing a third time.
+	var check Result
+	if res.Verified != nil && res.Verified.SQL == res.SQL {
+		check = *res.Verified
+	} else if check, err = r.d.Rewrite(res.SQL, nil); err != nil {
 		return r.refuse(clip(query), "rewritten statement does not parse again: "+err.Error(), shadow.ErrUnsupported)
 	}
 	if check.Kind != res.Kind {
@@ -722,50 +725,5 @@ func indexFoldFrom(s, needle string, first byte) bool {
 	return false
 }
 
-// cache is a bounded map of decisions. When full, it drops about half of
-// its entries (map iteration order picks them) so a flood of distinct
-// statements cannot grow memory without bound.
-type cache struct {
-	mu  sync.RWMutex
-	max int
-	m   map[string]*entry
-}
-
-func (c *cache) init(max int) {
-	c.max = max
-	c.m = make(map[string]*entry)
-}
-
-func (c *cache) get(k string) *entry {
-	c.mu.RLock()
-	e := c.m[k]
-	c.mu.RUnlock()
-	return e
-}
-
-func (c *cache) put(k string, e *entry) {
-	c.mu.Lock()
-	if len(c.m) >= c.max {
-		drop := len(c.m) / 2
-		for k := range c.m {
-			if drop <= 0 {
-				break
-			}
-			delete(c.m, k)
-			drop--
-		}
-	}
-	c.m[k] = e
-	c.mu.Unlock()
-}
-
 // Len returns the number of cached decisions (marked and guarded).
-func (r *Rewriter) Len() int {
-	r.marked.mu.RLock()
-	n := len(r.marked.m)
-	r.marked.mu.RUnlock()
-	r.guarded.mu.RLock()
-	n += len(r.guarded.m)
-	r.guarded.mu.RUnlock()
-	return n
-}
+func (r *Rewriter) Len() int { return r.marked.len() + r.guarded.len() }

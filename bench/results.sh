@@ -1,0 +1,193 @@
+#!/usr/bin/env bash
+# bench/results.sh writes bench/RESULTS.md: every comparison of issue 13
+# side by side in one run, as instructions per operation (callgrind; exact
+# and repeatable on a shared, noisy machine) and as the median ns/op of
+# ROUNDS timing rounds that alternate between the rows of a comparison
+# (A/B/A/B), with allocations per operation.
+#
+#   bash bench/results.sh                 # all comparisons
+#   ONLY=grpc bash bench/results.sh       # comparisons whose id contains "grpc"
+#   ROUNDS=7 BENCHTIME=500ms bash bench/results.sh
+#
+# Instructions per op: the benchmark runs twice under
+# valgrind --tool=callgrind, with N1 and N2 iterations, collecting only
+# inside the benchmark's closures (--toggle-collect); (Ir(N2) - Ir(N1)) /
+# (N2 - N1) cancels setup and start-up. GODEBUG=asyncpreemptoff=1 keeps
+# callgrind clear of Go's preemption signals. Without valgrind the column
+# says "n/a". Benchmarks that need a service (Redis) skip when it is down,
+# and their rows say so.
+set -euo pipefail
+cd "$(dirname "$0")"
+ROUNDS=${ROUNDS:-5}
+BENCHTIME=${BENCHTIME:-200ms}
+ONLY=${ONLY:-}
+OUT=${OUT:-RESULTS.md}
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"' EXIT
+
+# id|title|package|benchmark path|N1|N2   (rows of one id form one table;
+# the first row is the baseline of the ratio column)
+SPEC='
+sql-mysql|Cold SQL rewrite, MySQL (TiDB parser)|sqlrewrite|BenchmarkParse/mysql/select|50|250
+sql-mysql||sqlrewrite|BenchmarkRewriteCold/mysql/select|50|250
+sql-mysql||sqlrewrite|BenchmarkRewriterMiss/mysql/select|50|250
+sql-mysql||sqlrewrite|BenchmarkParse/mysql/join|50|250
+sql-mysql||sqlrewrite|BenchmarkRewriteCold/mysql/join|50|250
+sql-mysql||sqlrewrite|BenchmarkRewriterMiss/mysql/join|50|250
+sql-mysql||sqlrewrite|BenchmarkParse/mysql/upsert|50|250
+sql-mysql||sqlrewrite|BenchmarkRewriteCold/mysql/upsert|50|250
+sql-mysql||sqlrewrite|BenchmarkRewriterMiss/mysql/upsert|50|250
+sql-mysql||sqlrewrite|BenchmarkParse/mysql/update_join|50|250
+sql-mysql||sqlrewrite|BenchmarkRewriteCold/mysql/update_join|50|250
+sql-mysql||sqlrewrite|BenchmarkRewriterMiss/mysql/update_join|50|250
+sql-postgres|Cold SQL rewrite, PostgreSQL (pg_query)|sqlrewrite|BenchmarkParse/postgres/select|50|250
+sql-postgres||sqlrewrite|BenchmarkRewriteCold/postgres/select|50|250
+sql-postgres||sqlrewrite|BenchmarkRewriterMiss/postgres/select|50|250
+sql-postgres||sqlrewrite|BenchmarkParse/postgres/join|50|250
+sql-postgres||sqlrewrite|BenchmarkRewriteCold/postgres/join|50|250
+sql-postgres||sqlrewrite|BenchmarkRewriterMiss/postgres/join|50|250
+sql-postgres||sqlrewrite|BenchmarkParse/postgres/upsert|50|250
+sql-postgres||sqlrewrite|BenchmarkRewriteCold/postgres/upsert|50|250
+sql-postgres||sqlrewrite|BenchmarkRewriterMiss/postgres/upsert|50|250
+sql-postgres||sqlrewrite|BenchmarkParse/postgres/update_from|50|250
+sql-postgres||sqlrewrite|BenchmarkRewriteCold/postgres/update_from|50|250
+sql-postgres||sqlrewrite|BenchmarkRewriterMiss/postgres/update_from|50|250
+cache-zipf10k|Statement cache, Zipf 1.01 over 10k statements, 4096 entries (hit% in the last column)|cache|BenchmarkCache/zipf-10k/golang-lru|10000|60000
+cache-zipf10k||cache|BenchmarkCache/zipf-10k/shadowlane|10000|60000
+cache-zipf10k||cache|BenchmarkCache/zipf-10k/otter|10000|60000
+cache-zipf10k||cache|BenchmarkCache/zipf-10k/ristretto|10000|60000
+cache-zipf100k|Statement cache, Zipf 1.01 over 100k statements, 4096 entries|cache|BenchmarkCache/zipf-100k/golang-lru|10000|60000
+cache-zipf100k||cache|BenchmarkCache/zipf-100k/shadowlane|10000|60000
+cache-zipf100k||cache|BenchmarkCache/zipf-100k/otter|10000|60000
+cache-zipf100k||cache|BenchmarkCache/zipf-100k/ristretto|10000|60000
+cache-uniform|Statement cache, uniform over 10k statements, 4096 entries|cache|BenchmarkCache/uniform-10k/golang-lru|10000|60000
+cache-uniform||cache|BenchmarkCache/uniform-10k/shadowlane|10000|60000
+cache-uniform||cache|BenchmarkCache/uniform-10k/otter|10000|60000
+cache-uniform||cache|BenchmarkCache/uniform-10k/ristretto|10000|60000
+cache-parallel|Statement cache, parallel hits on 1000 resident statements (timing only)|cache|BenchmarkCacheHitParallel/golang-lru|0|0
+cache-parallel||cache|BenchmarkCacheHitParallel/shadowlane|0|0
+cache-parallel||cache|BenchmarkCacheHitParallel/otter|0|0
+cache-parallel||cache|BenchmarkCacheHitParallel/ristretto|0|0
+sql-hit|SQL cache hit and unmarked guard (SQLite dialect)|sql|BenchmarkRewriteHit|20000|220000
+sql-hit||sql|BenchmarkGuardUnmarked|20000|220000
+grpc|gRPC unary server interceptor, unmarked|foundation|BenchmarkGRPCUnaryServer/bare|20000|220000
+grpc||foundation|BenchmarkGRPCUnaryServer/shadowlane/unmarked|20000|220000
+grpc||foundation|BenchmarkGRPCUnaryServer/shadowlane/unmarked-server-ctx|20000|220000
+grpc||foundation|BenchmarkGRPCUnaryServer/shadowlane/unmarked-transport-ctx|20000|220000
+grpc||foundation|BenchmarkGRPCUnaryServer/shadowlane/marked|20000|220000
+gin|gin entry|foundation|BenchmarkGin/bare|20000|120000
+gin||foundation|BenchmarkGin/shadowlane/unmarked|20000|120000
+gin||foundation|BenchmarkGin/shadowlane/marked-header|20000|120000
+redis|Redis hook (no I/O)|redis|BenchmarkHookOnly/GET/bare|20000|220000
+redis||redis|BenchmarkHookOnly/GET/unmarked-guard|20000|220000
+redis||redis|BenchmarkHookOnly/GET/marked|20000|220000
+service|Whole service: gin + Redis GET (loopback) + SQL SELECT (embedded SQLite), per request|service|BenchmarkService/bare|300|1300
+service||service|BenchmarkService/unmarked|300|1300
+service||service|BenchmarkService/marked50|300|1300
+'
+
+rows() { printf '%s\n' "$SPEC" | grep -v '^$' | { if [ -n "$ONLY" ]; then awk -F'|' -v o="$ONLY" 'index($1, o)'; else cat; fi; }; }
+
+# regex turns a benchmark path into an anchored -test.bench pattern.
+regex() {
+	local IFS=/ out="" part
+	for part in $1; do
+		part=$(printf '%s' "$part" | sed 's/[][\.*^$()+?{}|]/\\&/g')
+		out="${out:+$out/}^${part}\$"
+	done
+	printf '%s' "$out"
+}
+
+echo "building test binaries..." >&2
+for pkg in $(rows | cut -d'|' -f3 | sort -u); do
+	nice go test -c -o "$WORK/$pkg.test" "./$pkg" >&2
+done
+
+have_valgrind=false
+command -v valgrind >/dev/null && have_valgrind=true
+
+# ir BIN PATH N1 N2 prints instructions per op, or n/a / skipped.
+ir() {
+	local bin=$1 path=$2 n1=$3 n2=$4 top=${2%%/*} a b n toggle
+	if ! $have_valgrind || [ "$n1" = 0 ]; then echo "n/a"; return; fi
+	# sub-benchmarks loop in closures of the top function; a plain
+	# benchmark loops in the function itself
+	toggle="*${top}.func*"
+	[ "$path" = "$top" ] && toggle="*.${top}"
+	for n in "$n1" "$n2"; do
+		if ! (cd "$WORK" && GODEBUG=asyncpreemptoff=1 nice valgrind --tool=callgrind \
+			--toggle-collect="$toggle" --callgrind-out-file="$WORK/cg.$n" \
+			"$bin" -test.run='^$' -test.bench="$(regex "$path")" -test.benchtime="${n}x" \
+			>"$WORK/cg.$n.log" 2>&1); then
+			echo "failed"; return
+		fi
+		if grep -q -- '--- SKIP' "$WORK/cg.$n.log"; then echo "skipped"; return; fi
+	done
+	a=$(awk '/^totals:/ {print $2}' "$WORK/cg.$n1")
+	b=$(awk '/^totals:/ {print $2}' "$WORK/cg.$n2")
+	awk -v a="$a" -v b="$b" -v n1="$n1" -v n2="$n2" 'BEGIN { printf "%d", (b - a) / (n2 - n1) }'
+}
+
+median() { sort -g | awk '{v[NR]=$1} END { if (NR == 0) print "-"; else if (NR % 2) print v[(NR+1)/2]; else printf "%.4g\n", (v[NR/2] + v[NR/2+1]) / 2 }'; }
+
+{
+	echo "# Benchmark results"
+	echo
+	echo "Generated by \`bash bench/results.sh\` (ROUNDS=$ROUNDS, BENCHTIME=$BENCHTIME) on $(date -u '+%Y-%m-%d %H:%M UTC')."
+	echo
+	echo "Machine: $(nproc) CPUs, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo 2>/dev/null || echo unknown), $(go version | cut -d' ' -f3-4), load average $(cut -d' ' -f1-3 /proc/loadavg) at start."
+	echo "$( $have_valgrind && valgrind --version || echo 'valgrind: not installed (no instruction counts)')."
+	echo
+	echo "**Ir/op** is instructions per operation under callgrind ((Ir(N2) - Ir(N1)) / (N2 - N1), collected inside the benchmark closures only): exact and repeatable, the figure to compare on a shared machine. **ns/op** is the median of $ROUNDS timing rounds that alternate between the rows of a table (A/B/A/B), each \`-test.benchtime=$BENCHTIME\`; it moves with the machine's load. Ratios are to the first row of each table."
+	echo
+} >"$WORK/out.md"
+
+for id in $(rows | cut -d'|' -f1 | awk '!seen[$0]++'); do
+	mapfile -t group < <(rows | awk -F'|' -v id="$id" '$1 == id')
+	title=$(printf '%s\n' "${group[0]}" | cut -d'|' -f2)
+	pkg=$(printf '%s\n' "${group[0]}" | cut -d'|' -f3)
+	echo "== $id" >&2
+	# timing: ROUNDS rounds, each running every row once
+	for ((r = 1; r <= ROUNDS; r++)); do
+		for row in "${group[@]}"; do
+			IFS='|' read -r _ _ p path _ _ <<<"$row"
+			(cd "$WORK" && nice "$WORK/$p.test" -test.run='^$' -test.bench="$(regex "$path")" \
+				-test.benchtime="$BENCHTIME" -test.benchmem 2>&1 || true) >>"$WORK/time.$id.log"
+		done
+	done
+	{
+		echo "## $title"
+		echo
+		echo "| benchmark | Ir/op | Ir ratio | ns/op (median) | allocs/op | extra |"
+		echo "|---|---:|---:|---:|---:|---|"
+	} >>"$WORK/out.md"
+	base=""
+	for row in "${group[@]}"; do
+		IFS='|' read -r _ _ p path n1 n2 <<<"$row"
+		count=$(ir "$WORK/$p.test" "$path" "$n1" "$n2")
+		# result lines: Benchmark<path>-<procs> N x ns/op [metric unit]... B/op allocs/op
+		lines=$(grep -E "^${path//\//\\/}(-[0-9]+)?[[:space:]]" "$WORK/time.$id.log" || true)
+		ns=$(printf '%s\n' "$lines" | awk '{for (i=1;i<NF;i++) if ($(i+1)=="ns/op") print $i}' | median)
+		allocs=$(printf '%s\n' "$lines" | awk '{for (i=1;i<NF;i++) if ($(i+1)=="allocs/op") print $i}' | median)
+		extra=$(printf '%s\n' "$lines" | awk '{for (i=1;i<NF;i++) if ($(i+1)=="hit%") print $i}' | median)
+		[ "$extra" = "-" ] && extra="" || extra="hit ${extra}%"
+		if [ -z "$lines" ]; then ns="skipped"; fi
+		ratio=""
+		if [[ "$count" =~ ^[0-9]+$ ]]; then
+			if [ -z "$base" ]; then base=$count; fi
+			ratio=$(awk -v a="$count" -v b="$base" 'BEGIN { printf "%.2f×", a / b }')
+		fi
+		echo "| \`$path\` | $count | $ratio | $ns | $allocs | $extra |" >>"$WORK/out.md"
+	done
+	echo >>"$WORK/out.md"
+done
+
+{
+	echo "Commands: \`go test -c\` per package, then for each row"
+	echo "\`GODEBUG=asyncpreemptoff=1 valgrind --tool=callgrind --toggle-collect='*<Benchmark>.func*' ./<pkg>.test -test.run='^\$' -test.bench=<row> -test.benchtime=<N>x\`"
+	echo "(toggle \`'*.<Benchmark>'\` for a benchmark without sub-benchmarks)"
+	echo "at N1 and N2 (see the SPEC table in bench/results.sh), and"
+	echo "\`./<pkg>.test -test.run='^\$' -test.bench=<row> -test.benchtime=$BENCHTIME -test.benchmem\` $ROUNDS times, rows alternating."
+} >>"$WORK/out.md"
+cp "$WORK/out.md" "$OUT"
+echo "wrote bench/$OUT" >&2
