@@ -41,6 +41,9 @@ type Config struct {
 	Limits LimitsConfig `yaml:"limits"`
 	// Redis configures the shadowing of Redis commands (adapters/goredis).
 	Redis RedisConfig `yaml:"redis"`
+	// TestData says what only load-test data looks like: the runtime
+	// lost-mark guard of the exits (see [TestDataConfig]).
+	TestData TestDataConfig `yaml:"testData"`
 	// Stores names the stores `shadowlane check` connects to (the runtime
 	// ignores it).
 	Stores StoresConfig `yaml:"stores"`
@@ -306,6 +309,7 @@ type compiled struct {
 	installProp     bool
 	routing         *routingState
 	limits          *limitsState
+	testData        *TestData // nil: no testData rules, the exits skip the lost-mark guard
 
 	// requireEnvBinding is trust.requireEnvBinding.
 	requireEnvBinding bool
@@ -429,6 +433,7 @@ func (c *Config) compile(getenv func(string) string) (*compiled, error) {
 	}
 	out.routing, errs = compileRouting(c.Routing, errs)
 	out.limits, errs = compileLimits(c.Limits, errs)
+	out.testData = c.TestData.compile(bad)
 	c.Stores.validate(bad)
 	c.Redis.validate(bad)
 	if len(errs) > 0 {

@@ -66,6 +66,8 @@ type counters struct {
 	killRefused atomic.Int64
 
 	untrustedRefused atomic.Int64 // refused at an edge: load-test indicator without a valid token
+
+	lostMarks labelCounters // lost-mark guard catches, by exit (lostmark.go)
 }
 
 func (c *counters) request(m propagation.Mark) {
@@ -102,6 +104,10 @@ type Stats struct {
 	// Warnings are problems that do not stop the service, such as edge
 	// trust without token keys (every load-test request refused).
 	Warnings []string `json:"warnings,omitempty"`
+	// LostMarks counts, per exit ("redis", "sqlite", "kafka", "http"...),
+	// unmarked operations the lost-mark guard found carrying load-test data
+	// (testData:), refused or alerted.
+	LostMarks map[string]int64 `json:"lostMarks,omitempty"`
 }
 
 // ReloadStatus is the outcome of the last config reload.
@@ -125,6 +131,9 @@ func (rt *Runtime) Stats() Stats {
 		Outbound: rt.stats.outbound.snapshot(), KillSwitchRefused: rt.stats.killRefused.Load(),
 		LoadTestEnabled: en, LoadTestReason: reason, Shadow: shadow.Snapshot(),
 		UntrustedRefused: rt.stats.untrustedRefused.Load(), Warnings: rt.st.Load().warnings,
+	}
+	if lm := rt.stats.lostMarks.snapshot(); len(lm) > 0 {
+		s.LostMarks = lm
 	}
 	if k := rt.kill.Load(); k != nil {
 		s.LoadTestBy = k.source
@@ -161,7 +170,9 @@ func (rt *Runtime) registerMetrics() error {
 		metric.WithDescription("Marked requests refused while load-test traffic was switched off."))
 	sh, err6 := m.Int64ObservableCounter("shadowlane.shadow.decisions",
 		metric.WithDescription("Shadow decisions of store adapters, by store, target and decision."))
-	for _, err := range []error{err1, err2, err3, err4, err5, err6} {
+	lost, err7 := m.Int64ObservableCounter("shadowlane.lostmark",
+		metric.WithDescription("Unmarked operations carrying load-test data (testData), caught at exits, by exit."))
+	for _, err := range []error{err1, err2, err3, err4, err5, err6, err7} {
 		if err != nil {
 			return err
 		}
@@ -187,8 +198,11 @@ func (rt *Runtime) registerMetrics() error {
 			o.ObserveInt64(sh, c.N, metric.WithAttributes(attribute.String("store", c.Store),
 				attribute.String("target", c.Target), attribute.String("decision", c.Decision)))
 		}
+		for k, v := range s.LostMarks {
+			o.ObserveInt64(lost, v, metric.WithAttributes(attribute.String("exit", k)))
+		}
 		return nil
-	}, reqs, drops, toks, out, kill, sh)
+	}, reqs, drops, toks, out, kill, sh, lost)
 	if err != nil {
 		return err
 	}

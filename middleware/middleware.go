@@ -115,6 +115,14 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	m := propagation.FromContext(ctx)
 	rt := t.c.RT()
 	codec := rt.Codec()
+	if m.Run == "" && rt.TestData() != nil { // the lost-mark guard (testData:)
+		if err := rt.CheckOutboundHTTP(req); err != nil {
+			if req.Body != nil {
+				req.Body.Close()
+			}
+			return nil, err
+		}
+	}
 	if m.IsZero() {
 		if !codec.Present(req.Header) {
 			return t.base.RoundTrip(req)

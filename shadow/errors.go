@@ -23,6 +23,11 @@ var (
 	// ErrShadowFromProduction: production (unmarked) traffic touched a shadow
 	// target. The two-way guard refused it.
 	ErrShadowFromProduction = errors.New("production traffic touched a shadow target")
+	// ErrLostMark: an unmarked (production) operation carried data that only
+	// load-test traffic uses (config testData:): a load-test datum reached
+	// an exit without its mark, through a dropped context or an unwired
+	// client. The lost-mark guard refused it.
+	ErrLostMark = errors.New("load-test data without a load-test mark")
 	// ErrKillSwitch: load-test traffic is switched off.
 	ErrKillSwitch = errors.New("load-test traffic is switched off")
 )

@@ -149,6 +149,9 @@ func (h *Hook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 		if propagation.FromContext(ctx).Run != "" {
 			return h.processMarkedEntry(ctx, cmd, next)
 		}
+		if err := h.lostMark(ctx, cmd); err != nil { // lostmark.go (testData:)
+			return err
+		}
 		if !h.guard {
 			return next(ctx, cmd)
 		}
@@ -289,6 +292,14 @@ func (h *Hook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Process
 	return func(ctx context.Context, cmds []redis.Cmder) error {
 		m := propagation.FromContext(ctx)
 		if m.Run == "" {
+			for _, c := range cmds { // lostmark.go (testData:): none runs when one carries load-test data
+				if err := h.lostMark(ctx, c); err != nil {
+					for _, o := range cmds {
+						o.SetErr(err)
+					}
+					return err
+				}
+			}
 			if !h.guard {
 				return next(ctx, cmds)
 			}

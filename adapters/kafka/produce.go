@@ -85,6 +85,9 @@ func setHeaders(r *kgo.Record, m propagation.Mark) {
 // counted once.
 func (s *Shadow) OnProduceRecordBuffered(r *kgo.Record) {
 	m := propagation.FromContext(r.Context)
+	if s.lostMark(m, r) { // lostmark.go (testData:)
+		return
+	}
 	to, err := s.r.Recheck(m, r.Topic)
 	if err != nil {
 		r.Topic = ""

@@ -94,6 +94,9 @@ func (c *conn) ExecContext(ctx context.Context, query string, args []driver.Name
 		return nil, driver.ErrSkip // database/sql prepares instead: PrepareContext rewrites
 	}
 	m := c.mark(ctx)
+	if err := c.lostMark(ctx, m, query, args); err != nil { // lostmark.go (testData:)
+		return nil, err
+	}
 	q, err := c.text(m, query)
 	if err != nil {
 		return nil, err
@@ -108,6 +111,9 @@ func (c *conn) QueryContext(ctx context.Context, query string, args []driver.Nam
 		return nil, driver.ErrSkip
 	}
 	m := c.mark(ctx)
+	if err := c.lostMark(ctx, m, query, args); err != nil { // lostmark.go (testData:)
+		return nil, err
+	}
 	q, err := c.text(m, query)
 	if err != nil {
 		return nil, err
@@ -293,6 +299,9 @@ func (s *stmt) Query(args []driver.Value) (driver.Rows, error) {
 }
 
 func (s *stmt) ExecContext(ctx context.Context, args []driver.NamedValue) (driver.Result, error) {
+	if err := s.c.lostMark(ctx, s.c.mark(ctx), s.query, args); err != nil { // lostmark.go (testData:)
+		return nil, err
+	}
 	st, err := s.side(ctx)
 	if err != nil {
 		return nil, err
@@ -310,6 +319,9 @@ func (s *stmt) ExecContext(ctx context.Context, args []driver.NamedValue) (drive
 }
 
 func (s *stmt) QueryContext(ctx context.Context, args []driver.NamedValue) (driver.Rows, error) {
+	if err := s.c.lostMark(ctx, s.c.mark(ctx), s.query, args); err != nil { // lostmark.go (testData:)
+		return nil, err
+	}
 	st, err := s.side(ctx)
 	if err != nil {
 		return nil, err

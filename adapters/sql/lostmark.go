@@ -1,0 +1,36 @@
+package slsql
+
+import (
+	"context"
+	"database/sql/driver"
+
+	"github.com/shadowlane/shadowlane"
+	"github.com/shadowlane/shadowlane/propagation"
+)
+
+// lostMark is the lost-mark guard of this exit (config testData:, see
+// [shadowlane.TestDataConfig]): an unmarked statement whose string or
+// numeric literals or arguments look like load-test data is refused with a
+// [*shadow.Error] wrapping [shadow.ErrLostMark] (or only reported, with
+// testData.action: alert), counted under the dialect's store name
+// ("sqlite", "postgres", "mysql"). It uses the default runtime (the one
+// [shadowlane.Init] sets); without testData rules it costs one pointer
+// load.
+func (c *conn) lostMark(ctx context.Context, m propagation.Mark, query string, args []driver.NamedValue) error {
+	if m.Run != "" {
+		return nil
+	}
+	rt := shadowlane.Default()
+	td := rt.TestData()
+	if td == nil {
+		return nil
+	}
+	rule, ok := td.MatchSQL(query)
+	for i := 0; !ok && i < len(args); i++ {
+		rule, ok = td.MatchValue(args[i].Value)
+	}
+	if !ok {
+		return nil
+	}
+	return rt.LostMark(c.rw.Dialect().Name(), Kind(query), rule)
+}
