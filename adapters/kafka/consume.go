@@ -169,7 +169,41 @@ func (c *Consumer) Run(ctx context.Context) error {
 	return first
 }
 
+// run runs one plan's group. A trunk consumer hands the backlog of a lane
+// that left over to itself (handover.go); a lane instance whose env
+// leaves the lanes leaves its group (its committed offsets are the
+// hand-over point) and joins it again once the env is back.
 func (c *Consumer) run(ctx context.Context, p Plan) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	var h *handovers
+	if c.s.r.Env() == "" {
+		h = newHandovers()
+	}
+	defer func() {
+		cancel(nil)
+		if h != nil {
+			h.wg.Wait()
+		}
+	}()
+	for {
+		left, err := c.runClient(ctx, p, h, func(err error) { cancel(err) })
+		if err == nil && ctx.Err() != nil {
+			if cause := context.Cause(ctx); !errors.Is(cause, ctx.Err()) && !errors.Is(cause, context.Canceled) && !errors.Is(cause, context.DeadlineExceeded) {
+				return cause // a hand-over failed
+			}
+		}
+		if err != nil || !left {
+			return err
+		}
+		if !c.waitReady(ctx, bus.Decision{}) {
+			return nil
+		}
+	}
+}
+
+// runClient consumes p's group with one client until ctx is done, an
+// error, or (left) this lane instance's env left the lanes.
+func (c *Consumer) runClient(ctx context.Context, p Plan, h *handovers, fail func(error)) (left bool, err error) {
 	opts := append(slices.Clone(c.base),
 		kgo.ConsumerGroup(p.Group),
 		kgo.ConsumeTopics(p.Topics...),
@@ -184,19 +218,25 @@ func (c *Consumer) run(ctx context.Context, p Plan) error {
 	}
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
-		return fmt.Errorf("shadowlane/kafka: group %q: %w", p.Group, err)
+		return false, fmt.Errorf("shadowlane/kafka: group %q: %w", p.Group, err)
 	}
 	defer cl.CloseAllowingRebalance()
 	for {
-		fs := cl.PollRecords(ctx, 1000)
+		pctx, pcancel := ctx, context.CancelFunc(func() {})
+		if h != nil && h.tracking() {
+			// Notice a lane leaving without new records.
+			pctx, pcancel = context.WithTimeout(ctx, 4*c.s.c.poll)
+		}
+		fs := cl.PollRecords(pctx, 1000)
+		pcancel()
 		if fs.IsClientClosed() || ctx.Err() != nil {
-			return nil
+			return false, nil
 		}
 		// Fetch errors are retried by franz-go; nothing is committed for
 		// partitions that errored, so nothing is lost.
 		if f := c.s.c.fetchErr; f != nil {
 			fs.EachError(func(topic string, partition int32, err error) {
-				if ctx.Err() == nil && !errors.Is(err, context.Canceled) && !errors.Is(err, kgo.ErrClientClosed) {
+				if ctx.Err() == nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, kgo.ErrClientClosed) {
 					f(p.Group, topic, partition, err)
 				}
 			})
@@ -211,6 +251,13 @@ func (c *Consumer) run(ctx context.Context, p Plan) error {
 			r := it.Next()
 			if wait == nil {
 				d := c.s.r.Consume(c.group, r.Topic, ptr(decode(r)))
+				if h != nil && d.Mark.Env != "" {
+					if d.Action == bus.Skip {
+						h.skip(d.Mark.Env, r) // its lane is live
+					} else {
+						h.left(d.Mark.Env) // the trunk takes the env again
+					}
+				}
 				if d.Action == bus.Wait {
 					wait = &d
 				} else {
@@ -240,8 +287,17 @@ func (c *Consumer) run(ctx context.Context, p Plan) error {
 			ccancel()
 			if err != nil {
 				cl.AllowRebalance()
-				return fmt.Errorf("shadowlane/kafka: group %q: commit: %w", p.Group, err)
+				return false, fmt.Errorf("shadowlane/kafka: group %q: commit: %w", p.Group, err)
 			}
+		}
+		if h != nil && h.tracking() {
+			c.checkHandovers(ctx, p, h, fail)
+		}
+		if wait != nil && herr == nil && c.s.r.Env() != "" && !c.s.r.Live(c.group) {
+			// This lane left: leave the group (the deferred close), so that
+			// the trunk takes over its backlog from the committed offsets.
+			cl.AllowRebalance()
+			return true, nil
 		}
 		if wait != nil && herr == nil {
 			// Hand back what was not committed and wait, holding nothing:
@@ -251,7 +307,7 @@ func (c *Consumer) run(ctx context.Context, p Plan) error {
 			cl.SetOffsets(rewind)
 			cl.AllowRebalance()
 			if !c.waitReady(ctx, *wait) {
-				return nil
+				return false, nil
 			}
 			cl.ResumeFetchTopics(p.Topics...)
 			continue
@@ -259,9 +315,9 @@ func (c *Consumer) run(ctx context.Context, p Plan) error {
 		cl.AllowRebalance()
 		if herr != nil {
 			if ctx.Err() != nil && errors.Is(herr, context.Cause(ctx)) {
-				return nil
+				return false, nil
 			}
-			return herr
+			return false, herr
 		}
 	}
 }

@@ -53,12 +53,23 @@
 // "<group>-<env>" and takes only records tagged with its env. A new lane
 // group starts at the end of its topics (pinned by a commit before it
 // joins, see [Consumer.Started]), never at the beginning: the trunk
-// handled what came before. A lane instance whose env leaves the
-// [WithLanes] set stops taking records and hands back (rewinds) what it
-// has not committed. The trunk
-// consumer (no env) skips records whose env has a live lane consumer
-// according to [WithLanes] (an [envtag.Lanes]) and takes them otherwise,
-// untagged ones included.
+// handled what came before. The trunk consumer (no env) skips records
+// whose env has a live lane consumer according to [WithLanes] (an
+// [envtag.Lanes]) and takes them otherwise, untagged ones included.
+//
+// Hand-over: a lane instance whose env leaves the [WithLanes] set stops
+// taking records at once and leaves its group, handing back what it has
+// not committed; it joins again when the env is back. Its group's
+// committed offsets are the hand-over point: the trunk consumer that
+// skipped the env's records joins the lane's group, handles the env's
+// records from there up to the last one it skipped, commits them in the
+// lane's group and leaves. Every record of the env is handled once, by
+// the lane or by the trunk. Limits: the trunk remembers what it skipped
+// in memory, so a trunk restarted between the lane leaving and the
+// hand-over finishing forgets the backlog (it waits in the lane's group
+// for the lane, as before); and a lane that comes back resumes at its
+// group's offsets, so the env's records the trunk took while the lane was
+// away (after the hand-over point) are handled again by the lane.
 //
 // Every decision is counted with [shadow.Record] under store "kafka".
 package kafka

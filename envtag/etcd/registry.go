@@ -25,6 +25,7 @@ type Registry struct {
 	prefix      string
 	retry       time.Duration
 	readTimeout time.Duration
+	deleteGrace time.Duration
 	onError     func(error)
 }
 
@@ -43,6 +44,18 @@ func WithRetry(d time.Duration) Option { return func(r *Registry) { r.retry = d 
 // an etcd that cannot be reached makes Watch fail instead of hanging.
 func WithReadTimeout(d time.Duration) Option { return func(r *Registry) { r.readTimeout = d } }
 
+// WithDeleteGrace holds the removal of an instance whose key went away
+// (deleted, or its lease expired) for d before watchers drop it; a key
+// written again within d never leaves the set (default 1 s; 0 drops at
+// once). After an etcd restart longer than the leases' TTL, the restored
+// old leases expire before the registering clients (reconnecting with
+// gRPC's backoff) have written their keys again under new leases: without
+// the grace a watcher sees every instance leave and come back a moment
+// later, and tagged calls fail with envtag.ErrNoLane in between. Only
+// removals wait; new and changed keys apply at once, so a label change
+// never routes by the old label for longer.
+func WithDeleteGrace(d time.Duration) Option { return func(r *Registry) { r.deleteGrace = max(d, 0) } }
+
 // WithOnError receives the problems the registry works around without
 // failing: an address claimed under two environments (withheld, see
 // [Registry.Watch]), a broken watch, a lost registration being written
@@ -51,7 +64,7 @@ func WithOnError(f func(error)) Option { return func(r *Registry) { r.onError = 
 
 // New returns a registry reading and writing through cli.
 func New(cli *clientv3.Client, opts ...Option) *Registry {
-	r := &Registry{cli: cli, prefix: DefaultPrefix, retry: 500 * time.Millisecond, readTimeout: 5 * time.Second}
+	r := &Registry{cli: cli, prefix: DefaultPrefix, retry: 500 * time.Millisecond, readTimeout: 5 * time.Second, deleteGrace: time.Second}
 	for _, o := range opts {
 		o(r)
 	}
@@ -273,27 +286,95 @@ func (r *Registry) load(ctx context.Context, prefix string) (endpointSet, int64,
 	return set, resp.Header.Revision, nil
 }
 
+// follower is one Watch's state: the keys etcd holds and the keys gone
+// within the delete grace (still delivered).
+type follower struct {
+	r      *Registry
+	set    endpointSet
+	held   map[string]heldKey
+	update func([]envtag.Endpoint)
+}
+
+// heldKey is a removed key kept in the set until its grace ends.
+type heldKey struct {
+	ep    envtag.Endpoint
+	until time.Time
+}
+
+// remove takes key out of the set, holding it for the delete grace.
+func (f *follower) remove(key string) {
+	ep, ok := f.set[key]
+	if !ok {
+		return
+	}
+	delete(f.set, key)
+	if f.r.deleteGrace > 0 {
+		f.held[key] = heldKey{ep: ep, until: time.Now().Add(f.r.deleteGrace)}
+	}
+}
+
+// put applies a written key; a held key that comes back is no longer held.
+func (f *follower) put(key string, val []byte) {
+	delete(f.held, key)
+	f.set.apply(key, val)
+}
+
+// replace takes a fresh read: keys it lacks are removed (held).
+func (f *follower) replace(s endpointSet) {
+	for k := range f.set {
+		if _, ok := s[k]; !ok {
+			f.remove(k)
+		}
+	}
+	for k, ep := range s {
+		delete(f.held, k)
+		f.set[k] = ep
+	}
+}
+
+// expire drops the held keys whose grace ended and returns whether any
+// did, and when the next one ends (zero: none held).
+func (f *follower) expire(now time.Time) (changed bool, next time.Time) {
+	for k, h := range f.held {
+		if !now.Before(h.until) {
+			delete(f.held, k)
+			changed = true
+		} else if next.IsZero() || h.until.Before(next) {
+			next = h.until
+		}
+	}
+	return changed, next
+}
+
+// deliver hands the set and the held keys to the watcher.
+func (f *follower) deliver() {
+	all := make(endpointSet, len(f.set)+len(f.held))
+	for k, h := range f.held {
+		all[k] = h.ep
+	}
+	for k, ep := range f.set {
+		all[k] = ep
+	}
+	f.r.deliver(all, f.update)
+}
+
+// timer returns a channel that fires when the next held key's grace ends
+// (nil: none held).
+func (f *follower) timer() (<-chan time.Time, func()) {
+	_, next := f.expire(time.Now())
+	if next.IsZero() {
+		return nil, func() {}
+	}
+	t := time.NewTimer(time.Until(next))
+	return t.C, func() { t.Stop() }
+}
+
 func (r *Registry) follow(ctx context.Context, prefix string, set endpointSet, rev int64, update func([]envtag.Endpoint)) {
+	f := &follower{r: r, set: set, held: map[string]heldKey{}, update: update}
 	for ctx.Err() == nil {
 		wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
 		wch := r.cli.Watch(wctx, prefix, clientv3.WithPrefix(), clientv3.WithRev(rev+1))
-		for resp := range wch {
-			if err := resp.Err(); err != nil {
-				r.report(fmt.Errorf("envtag/etcd: watch %s: %w (reading again)", prefix, err))
-				break
-			}
-			for _, ev := range resp.Events {
-				if ev.Type == clientv3.EventTypeDelete {
-					delete(set, string(ev.Kv.Key))
-				} else {
-					set.apply(string(ev.Kv.Key), ev.Kv.Value)
-				}
-			}
-			rev = resp.Header.Revision
-			if len(resp.Events) > 0 && ctx.Err() == nil {
-				r.deliver(set, update)
-			}
-		}
+		rev = f.watch(ctx, prefix, wch, rev)
 		cancel() // the watch broke (compaction, lost leader, closed client)
 		// Start over from a fresh read; until it succeeds the last set
 		// stays in force.
@@ -303,17 +384,56 @@ func (r *Registry) follow(ctx context.Context, prefix string, set endpointSet, r
 				return
 			case <-time.After(r.retry):
 			}
+			if changed, _ := f.expire(time.Now()); changed {
+				f.deliver()
+			}
 			rctx, rcancel := context.WithTimeout(ctx, r.readTimeout)
 			s, rv, err := r.load(rctx, prefix)
 			rcancel()
 			if err == nil {
-				set, rev = s, rv
+				f.replace(s)
+				rev = rv
 				if ctx.Err() == nil {
-					r.deliver(set, update)
+					f.deliver()
 				}
 				break
 			}
 			r.report(err)
+		}
+	}
+}
+
+// watch follows wch until it breaks and returns the last revision seen.
+func (f *follower) watch(ctx context.Context, prefix string, wch clientv3.WatchChan, rev int64) int64 {
+	for {
+		tc, stop := f.timer()
+		select {
+		case <-tc:
+			stop()
+			if changed, _ := f.expire(time.Now()); changed && ctx.Err() == nil {
+				f.deliver()
+			}
+			continue
+		case resp, ok := <-wch:
+			stop()
+			if !ok {
+				return rev
+			}
+			if err := resp.Err(); err != nil {
+				f.r.report(fmt.Errorf("envtag/etcd: watch %s: %w (reading again)", prefix, err))
+				return rev
+			}
+			for _, ev := range resp.Events {
+				if ev.Type == clientv3.EventTypeDelete {
+					f.remove(string(ev.Kv.Key))
+				} else {
+					f.put(string(ev.Kv.Key), ev.Kv.Value)
+				}
+			}
+			rev = resp.Header.Revision
+			if len(resp.Events) > 0 && ctx.Err() == nil {
+				f.deliver()
+			}
 		}
 	}
 }
