@@ -117,7 +117,7 @@ func TestReconcileKafka(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer cluster.Close()
+	t.Cleanup(cluster.Close) // after the consumers' clean-ups
 	addrs := cluster.ListenAddrs()
 	// Once armed, the next offset commit of group "svc" is rejected.
 	var armed, rejected atomic.Bool

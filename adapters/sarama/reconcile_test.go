@@ -111,7 +111,7 @@ func TestReconcileSarama(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer cluster.Close()
+	t.Cleanup(cluster.Close) // after the consumers' clean-ups
 	addrs := cluster.ListenAddrs()
 	// While armed, offset commits of group "svc" are rejected.
 	var armed atomic.Bool
@@ -161,6 +161,7 @@ func TestReconcileSarama(t *testing.T) {
 		c := config()
 		c.Consumer.Offsets.AutoCommit.Interval = 200 * time.Millisecond
 		c.Consumer.MaxWaitTime = 50 * time.Millisecond
+		c.Consumer.Offsets.Retry.Max = 1
 		return c
 	}
 
@@ -304,9 +305,9 @@ func TestReconcileSarama(t *testing.T) {
 		p, m []string
 	}
 	var bg sync.WaitGroup
-	for w := range 2 {
+	for w := range 4 {
 		bg.Go(func() {
-			for i := w; i < quarter; i += 2 {
+			for i := w; i < quarter; i += 4 {
 				pid, mid := fmt.Sprintf("P-%05d", i), fmt.Sprintf("M-%05d", i)
 				send(ctx, pid)
 				send(run, mid)
@@ -320,9 +321,19 @@ func TestReconcileSarama(t *testing.T) {
 	var a1, a2, b1, b2 []string
 	for i := range half {
 		a1, b1 = append(a1, fmt.Sprintf("A-%05d", i)), append(b1, fmt.Sprintf("B-%05d", i))
-		send(envA, a1[i])
-		send(envB, b1[i])
 	}
+	var ph sync.WaitGroup
+	ph.Go(func() {
+		for _, id := range a1 {
+			send(envA, id)
+		}
+	})
+	ph.Go(func() {
+		for _, id := range b1 {
+			send(envB, id)
+		}
+	})
+	ph.Wait()
 	// The first trunk instance handles while its commits are rejected,
 	// then stops: what it handled since its last commit comes again.
 	deadline := time.Now().Add(45 * time.Second)
@@ -362,14 +373,20 @@ func TestReconcileSarama(t *testing.T) {
 		bad = append(bad, f, c)
 	}
 	for i := half; i < quarter; i++ {
-		a, b := fmt.Sprintf("A-%05d", i), fmt.Sprintf("B-%05d", i)
-		a2, b2 = append(a2, a), append(b2, b)
-		send(envA, a)
-		send(envB, b)
-		if i == half+half/2 {
-			start(trunk, handler("trunk", nil))
+		a2, b2 = append(a2, fmt.Sprintf("A-%05d", i)), append(b2, fmt.Sprintf("B-%05d", i))
+	}
+	ph.Go(func() {
+		for _, id := range b2 {
+			send(envB, id)
+		}
+	})
+	for i, id := range a2 {
+		send(envA, id)
+		if i == len(a2)/2 {
+			start(trunk, handler("trunk", nil)) // a third instance joins
 		}
 	}
+	ph.Wait()
 	bg.Wait()
 	all := append([]string{"X-P-0", "X-M-0"}, bad...)
 	for _, s := range [][]string{pm.p, pm.m, a1, a2, b1, b2} {
