@@ -47,7 +47,10 @@
 // consumer on the shadow stream with the same handler: nil acknowledges,
 // an error naks for a delayed redelivery, bounded by MaxDeliver
 // ([DefaultMaxDeliver] when unset); the last failure, and a message the
-// server drops after MaxDeliver (its advisory), reach [WithRefused]. While
+// server drops after MaxDeliver (its advisory), reach [WithRefused], once
+// per consumer instance: a later copy of a message the instance already
+// handled, refused or saw dropped (a redelivery it had buffered behind a
+// slow handler) is terminated, not handled again. While
 // the kill switch ([WithRuntime]) is off, a consumer that gets a marked
 // message pauses and holds it (in progress) until the switch is on again.
 //

@@ -61,7 +61,8 @@ func (s *Shadow) Consumer(addrs []string, cfg *sarama.Config, group string, topi
 	if s.r.Env() != "" {
 		// A new lane group starts at the newest offset, never at the
 		// beginning: the trunk handled what came before (issue 18 item 1).
-		// A lane group that committed resumes where it left off.
+		// Run commits that start before it joins (pinStart); a lane
+		// group that committed resumes where it left off.
 		lc := *cfg
 		lc.Consumer.Offsets.Initial = sarama.OffsetNewest
 		cfg = &lc
@@ -102,6 +103,13 @@ func (c *Consumer) Run(ctx context.Context) error {
 	fail := func(err error) {
 		once.Do(func() { first = err })
 		cancel(err)
+	}
+	if c.s.r.Env() != "" {
+		for _, p := range c.plans {
+			if err := pinStart(c.addrs, c.cfg, p.Group, p.Topics); err != nil {
+				return fmt.Errorf("shadowlane/sarama: group %q: fix the lane's start: %w", p.Group, err)
+			}
+		}
 	}
 	for _, p := range c.plans {
 		cg, err := sarama.NewConsumerGroup(c.addrs, p.Group, c.cfg)
@@ -150,4 +158,62 @@ func (h runHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.
 		h.fail(err)
 	}
 	return err
+}
+
+// pinStart fixes where a lane group starts: every partition of topics
+// without a committed offset in group gets its current newest offset
+// committed before the group is joined. Without it a lane group that
+// restarts before it marked anything on a partition would start at the
+// newest offset again and skip what came meanwhile (which the trunk
+// skipped as the lane's). Groups that committed keep their offsets; a
+// commit the broker refuses (the lane's group already has members, which
+// fixed the start) leaves the group's own start (the newest offset).
+func pinStart(addrs []string, cfg *sarama.Config, group string, topics []string) error {
+	cl, err := sarama.NewClient(addrs, cfg)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	want := map[string][]int32{}
+	for _, topic := range topics {
+		parts, err := cl.Partitions(topic)
+		if err != nil {
+			return err
+		}
+		want[topic] = parts
+	}
+	adm, err := sarama.NewClusterAdminFromClient(cl)
+	if err != nil {
+		return err
+	}
+	committed, err := adm.ListConsumerGroupOffsets(group, want)
+	if err != nil && !errors.Is(err, sarama.ErrGroupIDNotFound) {
+		return err
+	}
+	req := sarama.NewOffsetCommitRequest(cfg, group)
+	pinned := false
+	for topic, parts := range want {
+		for _, part := range parts {
+			if committed != nil {
+				if b := committed.GetBlock(topic, part); b != nil && b.Offset >= 0 {
+					continue
+				}
+			}
+			end, err := cl.GetOffset(topic, part, sarama.OffsetNewest)
+			if err != nil {
+				return err
+			}
+			req.AddBlock(topic, part, end, 0, "")
+			pinned = true
+		}
+	}
+	if !pinned {
+		return nil
+	}
+	coord, err := cl.Coordinator(group)
+	if err != nil {
+		return err
+	}
+	_, _ = coord.CommitOffset(req) // refused while the group has members
+	return nil
 }
