@@ -665,6 +665,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	rep.Stores, rep.Isolation = st.check(ctx, oc, add)
 	lanes.goAway(ctx, run, o.Requests, add) // the proj-a lane goes away; a restarted trunk takes proj-a again (lanes.go)
 	lanes.verify(ctx, oc, add)
+	lostMark(ctx, st, run, o.Requests, rep, add) // lostmark.go: the lost-mark guard (testData:)
 	rep.Routing.Consumers = st.consumed
 	rep.Traffic, rep.Latency = col.summary()
 	// The margin past a deadline: twice the slowest class's median round
