@@ -58,6 +58,10 @@ type conn struct {
 	passConn
 	rw     *sqlshadow.Rewriter
 	txMark propagation.Mark // mark of the open transaction begun marked
+	// alerted is the statement the lost-mark guard last let through
+	// (testData.action: alert), so that the prepared fallback after
+	// driver.ErrSkip does not count it twice (lostmark.go).
+	alerted string
 }
 
 var (
@@ -299,7 +303,7 @@ func (s *stmt) Query(args []driver.Value) (driver.Rows, error) {
 }
 
 func (s *stmt) ExecContext(ctx context.Context, args []driver.NamedValue) (driver.Result, error) {
-	if err := s.c.lostMark(ctx, s.c.mark(ctx), s.query, args); err != nil { // lostmark.go (testData:)
+	if err := s.c.lostMarkStmt(ctx, s.query, args); err != nil { // lostmark.go (testData:)
 		return nil, err
 	}
 	st, err := s.side(ctx)
@@ -319,7 +323,7 @@ func (s *stmt) ExecContext(ctx context.Context, args []driver.NamedValue) (drive
 }
 
 func (s *stmt) QueryContext(ctx context.Context, args []driver.NamedValue) (driver.Rows, error) {
-	if err := s.c.lostMark(ctx, s.c.mark(ctx), s.query, args); err != nil { // lostmark.go (testData:)
+	if err := s.c.lostMarkStmt(ctx, s.query, args); err != nil { // lostmark.go (testData:)
 		return nil, err
 	}
 	st, err := s.side(ctx)

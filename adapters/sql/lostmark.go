@@ -32,5 +32,20 @@ func (c *conn) lostMark(ctx context.Context, m propagation.Mark, query string, a
 	if !ok {
 		return nil
 	}
-	return rt.LostMark(c.rw.Dialect().Name(), Kind(query), rule)
+	err := rt.LostMark(c.rw.Dialect().Name(), Kind(query), rule)
+	if err == nil {
+		// alert: a driver that answers driver.ErrSkip makes database/sql
+		// prepare the same statement next; count it once.
+		c.alerted = query
+	}
+	return err
+}
+
+// lostMarkStmt is lostMark for a prepared statement's execution.
+func (c *conn) lostMarkStmt(ctx context.Context, query string, args []driver.NamedValue) error {
+	if c.alerted != "" && c.alerted == query {
+		c.alerted = ""
+		return nil
+	}
+	return c.lostMark(ctx, c.mark(ctx), query, args)
 }

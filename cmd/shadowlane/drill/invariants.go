@@ -123,6 +123,7 @@ func (d *drillRun) checkStores(ctx context.Context, lanes *laneDrill) {
 	d.rep.Stores, d.rep.Isolation = d.st.check(ctx, oc, d.add)
 	lanes.goAway(ctx, d.run, d.o.Requests, d.add) // the proj-a lane goes away; a restarted trunk takes proj-a again (lanes.go)
 	lanes.verify(ctx, oc, d.add)
+	lostMark(ctx, d.st, d.run, d.o.Requests, d.rep, d.add) // lostmark.go: the lost-mark guard (testData:)
 	d.rep.Routing.Consumers = d.st.consumed
 	d.rep.Traffic, d.rep.Latency = d.col.summary()
 	// The margin past a deadline: twice the slowest class's median round
