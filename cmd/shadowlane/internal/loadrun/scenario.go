@@ -373,7 +373,7 @@ func (s *Scenario) validate() []*ScenarioError {
 	if len(s.Stages) == 0 {
 		bad("stages", "at least one stage is needed, e.g. {duration: 30s, rate: 100}")
 	}
-	var total time.Duration
+	var total float64 // seconds: a sum of durations could overflow
 	for i, st := range s.Stages {
 		f := fmt.Sprintf("stages[%d]", i)
 		if st.Duration <= 0 {
@@ -382,10 +382,10 @@ func (s *Scenario) validate() []*ScenarioError {
 		if st.Rate < 0 || st.Rate > 1e6 || st.Rate != st.Rate {
 			bad(f+".rate", "must be in 0..1000000 requests per second")
 		}
-		total += st.Duration
+		total += st.Duration.Seconds()
 	}
-	if total > 7*24*time.Hour {
-		bad("stages", "the stages last %s: at most a week", total)
+	if total > (7 * 24 * time.Hour).Seconds() {
+		bad("stages", "the stages last %.0fh: at most a week", total/3600)
 	}
 	a := &s.Abort
 	if a.ErrorRate < 0 || a.ErrorRate > 1 {
