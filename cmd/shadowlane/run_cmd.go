@@ -228,7 +228,7 @@ func progressPrinter(w io.Writer) func(loadrun.Progress) {
 	f, ok := w.(*os.File)
 	tty := ok && isTerminal(f)
 	return func(p loadrun.Progress) {
-		line := fmt.Sprintf("%5.0fs/%.0fs sent %s (%.0f/s, asked %.0f/s) failed %s, p99 %s over %d", p.Elapsed.Seconds(), p.Total.Seconds(),
+		line := fmt.Sprintf("%5.0fs/%.0fs answered %s (%.0f/s, asked %.0f/s) failed %s, p99 %s over %d", p.Elapsed.Seconds(), p.Total.Seconds(),
 			group(p.Sent), p.Rate, p.AskedRate, group(p.Errors), p.P99.Round(10*time.Microsecond), p.Window)
 		if tty {
 			fmt.Fprint(w, "\r\033[K"+line)

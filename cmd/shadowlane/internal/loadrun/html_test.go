@@ -30,7 +30,7 @@ func syntheticReport(t *testing.T) *Report {
 			}
 		}
 		add(Line{Kind: "start", V: ResultsVersion, Run: "run-html", Scenario: "checkout", Part: part, Parts: 2, Host: "lg" + itoa(uint64(part)),
-			Bucket: time.Second, Stages: []Stage{{5 * time.Second, 40}, {5 * time.Second, 40}}, Targets: targets, T: t0.UnixNano()})
+			Bucket: time.Second, Stages: []Stage{{Duration: 5 * time.Second, Rate: 40}, {Duration: 5 * time.Second, Rate: 40}}, Targets: targets, T: t0.UnixNano()})
 		add(Line{Kind: "token", T: t0.UnixNano(), Exp: t0.Add(time.Minute).Unix()})
 		for i := range 150 {
 			at := t0.Add(time.Duration(i) * 60 * time.Millisecond)

@@ -33,6 +33,9 @@ func newStagePacer(stages []Stage, scale float64) *stagePacer {
 	var at time.Duration
 	hits := 0.0
 	for _, st := range stages {
+		if st.From != nil {
+			prev = *st.From
+		}
 		ps := pacedStage{start: at, length: st.Duration, before: hits, r0: prev / scale, r1: st.Rate / scale}
 		if ps.r0 == ps.r1 && ps.r0 > 0 {
 			ps.hold = constantPacer(ps.r0)

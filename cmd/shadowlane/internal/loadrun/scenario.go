@@ -68,11 +68,15 @@ type headerTmpl struct {
 	tmpl *template.Template
 }
 
-// Stage is one segment of the arrival rate: from the previous stage's
-// rate (0 before the first) to Rate over Duration, linearly.
+// Stage is one segment of the arrival rate: from From (default: the
+// previous stage's rate, 0 before the first) to Rate over Duration,
+// linearly. {duration: 1m, rate: 100} after a stage at 100 holds 100/s;
+// as the first stage it ramps up from 0; {duration: 1m, from: 100, rate:
+// 100} holds 100/s from the start.
 type Stage struct {
-	Duration time.Duration `yaml:"duration"`
-	Rate     float64       `yaml:"rate"` // requests per second at the end of the stage (all targets)
+	Duration time.Duration `yaml:"duration" json:"duration"`
+	Rate     float64       `yaml:"rate" json:"rate"`                     // requests per second at the end of the stage (all targets)
+	From     *float64      `yaml:"from,omitempty" json:"from,omitempty"` // requests per second at its start
 }
 
 // AbortSpec stops the run early. Error rate and p99 are evaluated every
@@ -381,6 +385,9 @@ func (s *Scenario) validate() []*ScenarioError {
 		}
 		if st.Rate < 0 || st.Rate > 1e6 || st.Rate != st.Rate {
 			bad(f+".rate", "must be in 0..1000000 requests per second")
+		}
+		if st.From != nil && (*st.From < 0 || *st.From > 1e6 || *st.From != *st.From) {
+			bad(f+".from", "must be in 0..1000000 requests per second")
 		}
 		total += st.Duration.Seconds()
 	}

@@ -99,7 +99,7 @@ func FuzzDecodeScenario(f *testing.F) {
 }
 
 func TestStagePacerExpected(t *testing.T) {
-	p := newStagePacer([]Stage{{2 * time.Second, 100}, {2 * time.Second, 100}, {time.Second, 0}}, 1)
+	p := newStagePacer([]Stage{{2 * time.Second, 100, nil}, {2 * time.Second, 100, nil}, {time.Second, 0, nil}}, 1)
 	for _, c := range []struct {
 		at   time.Duration
 		want float64
@@ -108,7 +108,7 @@ func TestStagePacerExpected(t *testing.T) {
 			t.Errorf("expected hits at %s: %.1f, want %.0f", c.at, got, c.want)
 		}
 	}
-	half := newStagePacer([]Stage{{2 * time.Second, 100}}, 2)
+	half := newStagePacer([]Stage{{2 * time.Second, 100, nil}}, 2)
 	if got := half.Expected(2 * time.Second); got < 49 || got > 51 {
 		t.Errorf("part of 2: %.1f, want 50 (a ramp from 0 to 50/s over 2s)", got)
 	}
@@ -118,11 +118,12 @@ func TestStagePacerExpected(t *testing.T) {
 // each hit exactly when due: the count at every point follows the stages.
 func TestStagePacerPaces(t *testing.T) {
 	for _, stages := range [][]Stage{
-		{{time.Second, 5}},
-		{{20 * time.Second, 50}},
-		{{2 * time.Second, 100}, {2 * time.Second, 100}, {time.Second, 0}},
-		{{time.Second, 10}, {time.Second, 0}, {time.Second, 0}, {time.Second, 30}},
-		{{time.Second, 2.5}, {3 * time.Second, 2.5}},
+		{{time.Second, 5, nil}},
+		{{20 * time.Second, 50, nil}},
+		{{2 * time.Second, 100, nil}, {2 * time.Second, 100, nil}, {time.Second, 0, nil}},
+		{{time.Second, 10, nil}, {time.Second, 0, nil}, {time.Second, 0, nil}, {time.Second, 30, nil}},
+		{{time.Second, 2.5, nil}, {3 * time.Second, 2.5, nil}},
+		{{2 * time.Second, 80, ptr(80.0)}, {time.Second, 20, nil}, {time.Second, 0, ptr(40.0)}},
 	} {
 		p := newStagePacer(stages, 1)
 		var el time.Duration
@@ -141,5 +142,14 @@ func TestStagePacerPaces(t *testing.T) {
 		if want := p.Expected(p.end); float64(hits) < want-1.5 || float64(hits) > want+1.5 {
 			t.Errorf("%v: %d hits in all, the stages ask for %.1f", stages, hits, want)
 		}
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func TestStageFrom(t *testing.T) {
+	p := newStagePacer([]Stage{{2 * time.Second, 80, ptr(80.0)}}, 1)
+	if got := p.Expected(2 * time.Second); got < 159 || got > 161 {
+		t.Errorf("a hold from the start: %.1f hits in 2s at 80/s", got)
 	}
 }
