@@ -337,6 +337,14 @@ func (sh *routingShared) poll(ctx context.Context, file string, every time.Durat
 // through it is unknown and requests to it fail with envtag.ErrNoLane.
 func (rt *Runtime) Registry() envtag.Registry { return &rt.routingShared(true).reg }
 
+// RoutingStats returns this runtime's routing counters (picks per
+// downstream service and passive health): pass envtag.WithStats or
+// envtag.PoolStats to count a transport or pool here. Transports and
+// balancers given none count in the default runtime's. They are exported
+// as shadowlane.envtag.picks and shadowlane.envtag.health on the runtime's
+// MeterProvider.
+func (rt *Runtime) RoutingStats() *envtag.Stats { return rt.rstats }
+
 // RoutingPolicy returns the routing policy of this runtime's config in
 // force (nil: the default rule). Pass the method value to
 // envtag.WithPolicyFunc to bind a transport to this runtime's routing,

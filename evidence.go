@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/shadowlane/shadowlane/envtag"
 	"github.com/shadowlane/shadowlane/propagation"
 	"github.com/shadowlane/shadowlane/shadow"
 )
@@ -52,6 +53,7 @@ func evidenceRuns(n int) int {
 func (rt *Runtime) initState(runs int) {
 	rt.runs = newRunBook(evidenceRuns(runs), rt.now)
 	rt.decisions = shadow.NewSeries(rt.runs.decision)
+	rt.rstats = envtag.NewStats()
 }
 
 // Decisions returns the series the store adapters bound to this runtime

@@ -98,6 +98,22 @@ func TestTwoRuntimesDoNotInterfere(t *testing.T) {
 	if envtag.DefaultPolicy() != defaultPolicy {
 		t.Fatal("a runtime that is not the default changed envtag.DefaultPolicy")
 	}
+	// Routing counters: picks of a pool bound to a count in a only.
+	pool := envtag.NewPool("ledger-"+t.Name(), a.RoutingPolicy(), []envtag.Member[int]{{Item: 1}}, envtag.PoolStats(a.RoutingStats()))
+	for range 3 {
+		if _, err := pool.Pick(propagation.Mark{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := a.RoutingStats().Lookup("ledger-"+t.Name(), propagation.ClassProduction).Trunk; n != 3 {
+		t.Fatalf("a counted %d picks, want 3", n)
+	}
+	if n := b.RoutingStats().Lookup("ledger-"+t.Name(), propagation.ClassProduction).Trunk; n != 0 {
+		t.Fatalf("b counted %d of a's picks", n)
+	}
+	if n := envtag.Lookup("ledger-"+t.Name(), propagation.ClassProduction).Trunk; n != 0 {
+		t.Fatalf("the default counters got %d of a's picks", n)
+	}
 
 	// Kill switch: off on a only.
 	a.SetLoadTest(false, "incident")

@@ -10,6 +10,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 
+	"github.com/shadowlane/shadowlane/envtag"
 	"github.com/shadowlane/shadowlane/propagation"
 	"github.com/shadowlane/shadowlane/shadow"
 )
@@ -203,8 +204,14 @@ func (rt *Runtime) registerMetrics() error {
 	if err != nil {
 		return err
 	}
+	ereg, err := rt.rstats.RegisterMetrics(rt.meterOrGlobal().Meter(envtag.ScopeName))
+	if err != nil {
+		_ = reg.Unregister()
+		return err
+	}
 	rt.metricMu.Lock()
 	rt.reg = reg
+	rt.ereg = ereg
 	rt.metricMu.Unlock()
 	return nil
 }

@@ -40,6 +40,7 @@ type Runtime struct {
 	// State every adapter and entry bound to this runtime shares; none of
 	// it is package-level, so two runtimes in one process never mix.
 	decisions *shadow.Series // store adapters' decisions (and, per run, into runs)
+	rstats    *envtag.Stats  // routing picks and passive health
 	runs      *runBook       // per-run evidence of the last runs
 	limMu     sync.Mutex     // creates lim
 	lim       atomic.Pointer[limiter.Limiter]
@@ -49,6 +50,7 @@ type Runtime struct {
 	meter    metric.MeterProvider
 	metricMu sync.Mutex
 	reg      metric.Registration
+	ereg     metric.Registration // routing stats
 
 	mu        sync.Mutex
 	closers   []func() error
@@ -287,6 +289,10 @@ func (rt *Runtime) Close() error {
 		errs = append(errs, rt.reg.Unregister())
 		rt.reg = nil
 	}
+	if rt.ereg != nil {
+		errs = append(errs, rt.ereg.Unregister())
+		rt.ereg = nil
+	}
 	rt.metricMu.Unlock()
 	return errors.Join(errs...)
 }
@@ -488,7 +494,8 @@ var (
 // SetDefault makes rt the runtime adapters use when none is given. The
 // package-level helpers of the core packages follow it: shadow.Record and
 // shadow.Snapshot count in its [Runtime.Decisions], envtag.DefaultPolicy is
-// its [Runtime.RoutingPolicy].
+// its [Runtime.RoutingPolicy], envtag.Snapshot reads its
+// [Runtime.RoutingStats].
 func SetDefault(rt *Runtime) { defaultRT.Store(rt) }
 
 // The default runtime is the only package-level state: the core packages
@@ -497,6 +504,7 @@ func SetDefault(rt *Runtime) { defaultRT.Store(rt) }
 func init() {
 	shadow.SetDefault(func() *shadow.Series { return Default().decisions })
 	envtag.SetDefaultPolicyFunc(func() *envtag.Policy { return Default().RoutingPolicy() })
+	envtag.SetDefaultStats(func() *envtag.Stats { return Default().rstats })
 }
 
 // Default returns the default runtime. Before [Init] (or [SetDefault]) it is
