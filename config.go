@@ -44,6 +44,9 @@ type Config struct {
 	// TestData says what only load-test data looks like: the runtime
 	// lost-mark guard of the exits (see [TestDataConfig]).
 	TestData TestDataConfig `yaml:"testData"`
+	// Evidence configures the per-run evidence kept for the admin
+	// endpoint's /shadowlane/status?run=R.
+	Evidence EvidenceConfig `yaml:"evidence"`
 	// Stores names the stores `shadowlane check` connects to (the runtime
 	// ignores it).
 	Stores StoresConfig `yaml:"stores"`
@@ -436,6 +439,7 @@ func (c *Config) compile(getenv func(string) string) (*compiled, error) {
 	out.testData = c.TestData.compile(bad)
 	c.Stores.validate(bad)
 	c.Redis.validate(bad)
+	c.Evidence.validate(bad)
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
