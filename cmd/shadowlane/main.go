@@ -41,6 +41,10 @@ commands:
   verify  after a run: check from the stores that the run's rows, keys and messages are in the
           shadow twins and none in production (--run R; exit 0 ok, 1 leak, 3 unreachable)
   vet     report code that loses the mark (runs shadowlane-vet; see "shadowlane vet -h")
+  run     pressure-test your own HTTP entry points from a scenario file: paced load-test requests with
+          the run's token (re-minted before expiry), production probes, abort conditions, per-service
+          evidence (--services), results as JSON lines and an HTML report; --part i/n on several machines
+  report  merge the results files of the parts of a run into one report (report merge FILE...)
 
 run "shadowlane <command> -h" for the flags of a command
 `)
@@ -64,6 +68,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdVerify(args[1:], stdout, stderr)
 	case "vet":
 		return cmdVet(args[1:], stdout, stderr)
+	case "run":
+		return cmdRun(args[1:], stdout, stderr)
+	case "report":
+		return cmdReport(args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		usage(stdout)
 		return exitOK

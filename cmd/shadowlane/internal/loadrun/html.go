@@ -1,0 +1,304 @@
+package loadrun
+
+import (
+	"encoding/json"
+	"fmt"
+	"html"
+	"io"
+	"strings"
+)
+
+// WriteHTML writes the report as one self-contained HTML page (inline CSS,
+// JavaScript and SVG, no external asset; it opens offline): summary,
+// aborts, asked vs sent rate and per-target throughput over time, latency
+// percentiles per target over time, status codes, errors, per-service
+// evidence and the parts. The chart code follows the drill's report
+// (cmd/shadowlane/drill/html.go). Script errors are shown on the page.
+func (r *Report) WriteHTML(w io.Writer) error {
+	data, err := json.Marshal(r) // escapes <, > and &: safe inside <script>
+	if err != nil {
+		return err
+	}
+	status := "OK"
+	if !r.OK {
+		status = "ABORTED"
+		if len(r.Leaks) > 0 {
+			status = "LEAK"
+		}
+	}
+	page := strings.NewReplacer(
+		"{{TITLE}}", html.EscapeString(fmt.Sprintf("shadowlane run %s: %s", r.Run, status)),
+		"{{DATA}}", string(data),
+	).Replace(runPageHTML)
+	_, err = io.WriteString(w, page)
+	return err
+}
+
+const runPageHTML = `<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{{TITLE}}</title>
+<style>
+:root { --ok:#1a7f37; --fail:#cf222e; --muted:#57606a; --line:#d0d7de; --bg:#f6f8fa; }
+* { box-sizing: border-box; }
+body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 0; color: #1f2328; }
+header { padding: 16px 24px; border-bottom: 1px solid var(--line); background: var(--bg); }
+header h1 { margin: 0 0 4px; font-size: 20px; }
+main { padding: 8px 24px 48px; max-width: 1200px; }
+section { margin-top: 24px; }
+h2 { font-size: 16px; border-bottom: 1px solid var(--line); padding-bottom: 4px; }
+h3 { font-size: 14px; margin: 16px 0 6px; }
+table { border-collapse: collapse; width: 100%; font-size: 13px; }
+th, td { border: 1px solid var(--line); padding: 3px 8px; text-align: left; vertical-align: top; }
+th { background: var(--bg); font-weight: 600; }
+td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
+tr.fail td { background: #ffebe9; }
+.badge { display: inline-block; padding: 1px 8px; border-radius: 10px; color: #fff; font-weight: 600; font-size: 12px; }
+.badge.ok { background: var(--ok); } .badge.fail { background: var(--fail); }
+.cards { display: flex; flex-wrap: wrap; gap: 12px; margin-top: 12px; }
+.card { border: 1px solid var(--line); border-radius: 6px; padding: 8px 14px; min-width: 140px; }
+.card .v { font-size: 22px; font-weight: 600; }
+.card .k { color: var(--muted); font-size: 12px; }
+.legend span { display: inline-block; margin-right: 14px; font-size: 12px; }
+.legend i { display: inline-block; width: 10px; height: 10px; margin-right: 4px; border-radius: 2px; }
+svg text { font: 11px system-ui, sans-serif; fill: #1f2328; }
+svg .axis { stroke: #8c959f; stroke-width: 1; }
+svg .grid { stroke: #eaeef2; stroke-width: 1; }
+#errors { color: var(--fail); }
+.muted { color: var(--muted); }
+label { font-size: 13px; user-select: none; }
+.scroll { max-height: 460px; overflow: auto; border: 1px solid var(--line); margin-top: 6px; }
+.scroll table { border: 0; }
+.scroll thead th { position: sticky; top: 0; }
+</style>
+</head>
+<body>
+<header>
+<h1 id="title">shadowlane run</h1>
+<div id="subtitle" class="muted">Rendering the report&hellip; (this page needs JavaScript; the raw data is in the page source)</div>
+</header>
+<main>
+<ul id="errors"></ul>
+<section id="summary"><h2>Summary</h2></section>
+<section id="aborts"><h2>Aborts</h2></section>
+<section id="throughput"><h2>Throughput over time</h2></section>
+<section id="latency"><h2>Latency percentiles per target over time</h2></section>
+<section id="targets"><h2>Targets</h2></section>
+<section id="statuses"><h2>Status codes and errors</h2></section>
+<section id="services"><h2>Evidence from the services</h2></section>
+<section id="parts"><h2>Load machines</h2></section>
+</main>
+<script type="application/json" id="report-data">{{DATA}}</script>
+<script>
+(function () {
+  "use strict";
+  var errs = document.getElementById("errors");
+  function report(msg) {
+    var li = document.createElement("li");
+    li.className = "page-error";
+    li.textContent = String(msg);
+    errs.appendChild(li);
+  }
+  window.onerror = function (msg, src, line, col) { report(msg + " (" + line + ":" + col + ")"); };
+  window.addEventListener("unhandledrejection", function (e) { report("unhandled rejection: " + e.reason); });
+  var origError = console.error;
+  console.error = function () { report(Array.prototype.join.call(arguments, " ")); if (origError) { origError.apply(console, arguments); } };
+
+  var SVG = "http://www.w3.org/2000/svg";
+  var COLORS = { "production": "#0969da", "loadtest": "#bf8700", "forged": "#cf222e", "env-tagged": "#8250df" };
+  var PCOL = { p50: "#54aeff", p90: "#0969da", p99: "#0a3069", max: "#8c959f" };
+
+  function el(tag, attrs, parent, text) {
+    var e = document.createElement(tag);
+    for (var k in (attrs || {})) { e.setAttribute(k, attrs[k]); }
+    if (text !== undefined) { e.textContent = text; }
+    if (parent) { parent.appendChild(e); }
+    return e;
+  }
+  function sv(tag, attrs, parent, text) {
+    var e = document.createElementNS(SVG, tag);
+    for (var k in (attrs || {})) { e.setAttribute(k, attrs[k]); }
+    if (text !== undefined) { e.textContent = text; }
+    if (parent) { parent.appendChild(e); }
+    return e;
+  }
+  function table(parent, id, head, rows, numCols) {
+    var t = el("table", { id: id }, parent);
+    var tr = el("tr", {}, el("thead", {}, t));
+    head.forEach(function (h, i) { el("th", numCols && numCols.indexOf(i) >= 0 ? { "class": "num" } : {}, tr, h); });
+    var tb = el("tbody", {}, t);
+    rows.forEach(function (r) {
+      var row = el("tr", r.fail ? { "class": "fail" } : {}, tb);
+      r.cells.forEach(function (c, i) {
+        var td = el("td", numCols && numCols.indexOf(i) >= 0 ? { "class": "num" } : {}, row);
+        if (c && c.nodeType) { td.appendChild(c); } else { td.textContent = c; }
+      });
+    });
+    return t;
+  }
+  function badge(ok) { var b = document.createElement("span"); b.className = "badge " + (ok ? "ok" : "fail"); b.textContent = ok ? "pass" : "FAIL"; return b; }
+  function legend(parent, keys, colors) {
+    var d = el("div", { "class": "legend" }, parent);
+    keys.forEach(function (k) { var s = el("span", {}, d); var i = el("i", {}, s); i.style.background = colors[k]; s.appendChild(document.createTextNode(k)); });
+  }
+  // timeTicks returns round tick positions (ms) over [0, spanMs], at most
+  // max of them, and a label function whose labels are distinct.
+  function timeTicks(spanMs, max) {
+    var steps = [10, 20, 50, 100, 200, 250, 500, 1000, 2000, 5000, 10000, 15000, 30000, 60000, 120000, 300000, 600000, 900000, 1800000, 3600000, 7200000];
+    var step = steps[steps.length - 1];
+    for (var si = 0; si < steps.length; si++) { if (spanMs / steps[si] <= max - 1) { step = steps[si]; break; } }
+    var values = [];
+    for (var v = 0; v <= spanMs + 1e-9; v += step) { values.push(v); }
+    var label = function (ms) {
+      if (step >= 60000) { var m = Math.floor(ms / 60000), sec = Math.round((ms % 60000) / 1000); return m + ":" + (sec < 10 ? "0" : "") + sec; }
+      var dec = step >= 1000 ? 0 : step >= 100 ? 1 : 2;
+      if (step === 250) { dec = 2; }
+      return (ms / 1000).toFixed(dec) + "s";
+    };
+    return { step: step, values: values, label: label };
+  }
+  function niceMax(v) { if (v <= 0) { return 1; } var p = Math.pow(10, Math.floor(Math.log10(v))); var m = v / p; return (m <= 1 ? 1 : m <= 2 ? 2 : m <= 5 ? 5 : 10) * p; }
+
+  var PAL = ["#0969da", "#bf8700", "#1a7f37", "#8250df", "#cf222e", "#0a3069", "#953800", "#57606a"];
+  var R = JSON.parse(document.getElementById("report-data").textContent);
+  var targets = R.targets || [];
+  var tcolor = {};
+  targets.forEach(function (t, i) { tcolor[t.name] = PAL[i % PAL.length]; });
+  function fmtN(n) { return Number(n).toLocaleString("en-US"); }
+
+  // lineChart draws series [{key, values, color, dash}] over buckets.
+  function lineChart(parent, id, label, series, unit) {
+    var W = 900, H = 240, L = 56, B = 30, T = 10, Rm = 10;
+    var n = 0, ymax = 0;
+    series.forEach(function (s) { n = Math.max(n, s.values.length); s.values.forEach(function (v) { ymax = Math.max(ymax, v); }); });
+    ymax = niceMax(ymax);
+    var svg = sv("svg", { id: id, viewBox: "0 0 " + W + " " + H, width: "100%", role: "img", "aria-label": label }, parent);
+    var x = function (i) { return L + (n <= 1 ? 0 : i * (W - L - Rm) / (n - 1)); };
+    var y = function (v) { return H - B - v * (H - B - T) / ymax; };
+    for (var g = 0; g <= 4; g++) {
+      var gv = ymax * g / 4;
+      sv("line", { "class": "grid", x1: L, x2: W - Rm, y1: y(gv), y2: y(gv) }, svg);
+      sv("text", { x: L - 6, y: y(gv) + 4, "text-anchor": "end" }, svg, (gv < 10 && gv > 0 ? gv.toFixed(1) : String(Math.round(gv))) + unit);
+    }
+    sv("line", { "class": "axis", x1: L, x2: W - Rm, y1: H - B, y2: H - B }, svg);
+    sv("line", { "class": "axis", x1: L, x2: L, y1: T, y2: H - B }, svg);
+    var spanMs = Math.max(1, (n - 1) * R.bucketMs);
+    var tk = timeTicks(spanMs, 8);
+    tk.values.forEach(function (ms) {
+      var xi = x(ms / R.bucketMs);
+      sv("line", { "class": "grid", x1: xi, x2: xi, y1: T, y2: H - B }, svg);
+      sv("text", { "class": "xtick", x: xi, y: H - B + 16, "text-anchor": "middle" }, svg, tk.label(ms));
+    });
+    (R.aborts || []).forEach(function (a) {
+      var xa = x(a.atMs / R.bucketMs);
+      var l = sv("line", { "class": "abort-mark", x1: xa, x2: xa, y1: T, y2: H - B, stroke: "#cf222e", "stroke-width": 2, "stroke-dasharray": "6 3" }, svg);
+      sv("title", {}, l, "abort: " + a.reason);
+    });
+    series.forEach(function (s) {
+      var pts = s.values.map(function (v, i) { return x(i).toFixed(1) + "," + y(v).toFixed(1); }).join(" ");
+      var attrs = { "class": "series", "data-key": s.key, points: pts, fill: "none", stroke: s.color, "stroke-width": s.width || 2 };
+      if (s.dash) { attrs["stroke-dasharray"] = s.dash; }
+      sv("polyline", attrs, svg);
+    });
+    return svg;
+  }
+
+  // ---- summary ----
+  var status = R.ok ? "completed" : (R.leaks && R.leaks.length ? "LEAK ALARM" : "aborted");
+  document.getElementById("title").textContent = "shadowlane run " + R.run + (R.scenario ? " \u00b7 " + R.scenario : "");
+  var sub = document.getElementById("subtitle");
+  sub.textContent = "";
+  sub.appendChild(badge(R.ok));
+  sub.appendChild(document.createTextNode(" " + status + " \u00b7 started " + new Date(R.started).toISOString() + " \u00b7 " + (R.durationMs / 1000).toFixed(1) + " s \u00b7 " + (R.parts || []).length + " load machine(s)"));
+  var sum = document.getElementById("summary");
+  var cards = el("div", { "class": "cards", id: "summary-cards" }, sum);
+  [["requests sent", fmtN(R.sent)], ["asked", fmtN(Math.round(R.asked))], ["asked rate /s", R.askedRps.toFixed(1)], ["achieved rate /s", R.sentRps.toFixed(1)],
+   ["failed", fmtN(R.errors)], ["production probes", fmtN(R.probes)], ["tokens minted", R.tokenMints], ["aborts", (R.aborts || []).length]].forEach(function (c) {
+    var d = el("div", { "class": "card" }, cards);
+    el("div", { "class": "v" }, d, String(c[1]));
+    el("div", { "class": "k" }, d, c[0]);
+  });
+
+  // ---- aborts ----
+  var abSec = document.getElementById("aborts");
+  if ((R.aborts || []).length) {
+    table(abSec, "aborts-table", ["at", "part", "reason"], R.aborts.map(function (a) { return { fail: true, cells: [(a.atMs / 1000).toFixed(1) + " s", a.part, a.reason] }; }), [0, 1]);
+  } else {
+    el("p", { "class": "muted", id: "no-aborts" }, abSec, "the run was not aborted");
+  }
+  if ((R.leaks || []).length) {
+    table(abSec, "leaks-table", ["leak alarm"], R.leaks.map(function (l) { return { fail: true, cells: [l] }; }));
+  }
+
+  // ---- throughput ----
+  var thSec = document.getElementById("throughput");
+  var ts = [{ key: "asked", values: R.askedSeries || [], color: "#8c959f", dash: "5 4" }, { key: "sent (all)", values: R.sentSeries || [], color: "#24292f" }];
+  targets.forEach(function (t) { ts.push({ key: t.name, values: t.series.sent.map(function (v) { return v * 1000 / R.bucketMs; }), color: tcolor[t.name], width: 1.5 }); });
+  lineChart(thSec, "throughput-chart", "requests per second over time", ts, "");
+  var tcol = { "asked": "#8c959f", "sent (all)": "#24292f" };
+  targets.forEach(function (t) { tcol[t.name] = tcolor[t.name]; });
+  legend(thSec, Object.keys(tcol), tcol);
+  el("p", { "class": "muted" }, thSec, "Requests per second sent, per " + R.bucketMs + " ms bucket; dashed grey: the rate the stages asked for (all parts); red dashed verticals: aborts.");
+
+  // ---- latency ----
+  var laSec = document.getElementById("latency");
+  targets.forEach(function (t, i) {
+    el("h3", {}, laSec, t.name + (t.probe ? " (production probe)" : "") + " \u2014 " + t.method + " " + t.url);
+    lineChart(laSec, "latency-chart-" + i, "latency percentiles of " + t.name, [
+      { key: "p50", values: t.series.p50, color: PCOL.p50 }, { key: "p90", values: t.series.p90, color: PCOL.p90 }, { key: "p99", values: t.series.p99, color: PCOL.p99 }], "ms");
+  });
+  legend(laSec, ["p50", "p90", "p99"], PCOL);
+
+  // ---- targets ----
+  var tSec = document.getElementById("targets");
+  table(tSec, "targets-table", ["target", "kind", "sent", "rate /s", "failed", "p50 ms", "p90 ms", "p99 ms", "max ms", "mean ms"], targets.map(function (t) {
+    return { fail: t.errors > 0, cells: [t.name, t.probe ? "production probe" : "load test", fmtN(t.sent), t.rps.toFixed(1), fmtN(t.errors), t.p50.toFixed(2), t.p90.toFixed(2), t.p99.toFixed(2), t.max.toFixed(2), t.mean.toFixed(2)] };
+  }), [2, 3, 4, 5, 6, 7, 8, 9]);
+
+  // ---- statuses ----
+  var stSec = document.getElementById("statuses");
+  var codes = Object.keys(R.statuses || {}).sort();
+  var cmax = 1;
+  codes.forEach(function (c) { cmax = Math.max(cmax, R.statuses[c]); });
+  var rowH = 20, W3 = 900, L3 = 120;
+  var svg3 = sv("svg", { id: "status-chart", viewBox: "0 0 " + W3 + " " + (codes.length * rowH + 10), width: "100%", role: "img", "aria-label": "responses by status code" }, stSec);
+  codes.forEach(function (c, i) {
+    sv("text", { x: L3 - 8, y: i * rowH + 15, "text-anchor": "end" }, svg3, c === "0" ? "no answer" : c);
+    var w = (W3 - L3 - 80) * R.statuses[c] / cmax;
+    sv("rect", { "class": "bar", x: L3, y: i * rowH + 4, width: Math.max(1, w), height: rowH - 6, fill: c >= "400" || c === "0" ? "#cf222e" : "#1a7f37" }, svg3);
+    sv("text", { x: L3 + w + 6, y: i * rowH + 15 }, svg3, fmtN(R.statuses[c]));
+  });
+  table(stSec, "status-table", ["target"].concat(codes.map(function (c) { return c === "0" ? "no answer" : c; })), targets.map(function (t) {
+    return { cells: [t.name].concat(codes.map(function (c) { return fmtN((t.statuses || {})[c] || 0); })) };
+  }), codes.map(function (c, i) { return i + 1; }));
+  var errRows = [];
+  targets.forEach(function (t) { (t.errTop || []).forEach(function (e) { errRows.push({ cells: [t.name, e.err, fmtN(e.n)] }); }); });
+  if (errRows.length) { el("h3", {}, stSec, "Transport errors"); table(stSec, "errors-table", ["target", "error", "count"], errRows, [2]); }
+
+  // ---- services ----
+  var svSec = document.getElementById("services");
+  var svcs = R.services || [];
+  if (!svcs.length) {
+    el("p", { "class": "muted" }, svSec, "no services named (shadowlane run --services http://admin:9464,...)");
+  } else {
+    table(svSec, "services-table", ["service", "admin", "what it saw of this run"], svcs.map(function (s) {
+      var d = document.createElement("div");
+      (s.err ? ["unreadable: " + s.err] : []).concat(s.lines || []).concat((s.leaks || []).map(function (l) { return "LEAK: " + l; })).forEach(function (l) { el("div", {}, d, l); });
+      return { fail: !!s.err || (s.leaks || []).length > 0, cells: [s.label || s.url, s.url, d] };
+    }));
+  }
+
+  // ---- parts ----
+  var pSec = document.getElementById("parts");
+  table(pSec, "parts-table", ["part", "host", "started", "sent", "aborted"], (R.parts || []).map(function (p) {
+    return { fail: p.aborted, cells: [p.part + "/" + p.parts, p.host, new Date(p.started).toISOString(), fmtN(p.sent), p.aborted ? "yes" : "no"] };
+  }), [3]);
+
+  el("div", { id: "render-status", "data-state": "rendered", "class": "muted" }, document.querySelector("main"), "Rendered " + targets.length + " targets.");
+})();
+</script>
+</body>
+</html>
+`
