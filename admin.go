@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/shadowlane/shadowlane/propagation"
 )
 
 // AdminHeader is the header a state-changing admin request (POST) must
@@ -62,7 +64,8 @@ func (s *adminSettings) hostAllowed(hostport string) bool {
 
 // AdminHandler serves the admin API:
 //
-//	GET  /shadowlane/status                           runtime stats as JSON
+//	GET  /shadowlane/status                           runtime stats as JSON (with "runs": the runs kept)
+//	GET  /shadowlane/status?run=R                     the evidence of run R ([Runtime.RunStatus])
 //	POST /shadowlane/loadtest?enabled=false&reason=…  the kill switch
 //	GET  /shadowlane/limits/                          live flow-control page (?format=json for the JSON view)
 //
@@ -84,10 +87,18 @@ func (rt *Runtime) AdminHandler() http.Handler {
 func (rt *Runtime) adminHandler(settings func() *adminSettings) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /shadowlane/status", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		_ = enc.Encode(rt.Stats())
+		var v any
+		if q := r.URL.Query(); q.Has("run") {
+			run := q.Get("run")
+			if !propagation.ValidID(run) {
+				http.Error(w, fmt.Sprintf("run %q is not a run id (1..%d bytes of [A-Za-z0-9_-])", run, propagation.MaxIDLen), http.StatusBadRequest)
+				return
+			}
+			v = rt.RunStatus(run)
+		} else {
+			v = rt.Stats()
+		}
+		writeJSON(w, v)
 	})
 	mux.Handle("/shadowlane/limits/", http.StripPrefix("/shadowlane/limits", rt.LimitsHandler()))
 	mux.HandleFunc("POST /shadowlane/loadtest", func(w http.ResponseWriter, r *http.Request) {
@@ -141,6 +152,18 @@ func (rt *Runtime) adminHandler(settings func() *adminSettings) http.Handler {
 		}
 		mux.ServeHTTP(w, r)
 	})
+}
+
+// writeJSON encodes v in full before writing, so an encoding error is a
+// 500 with a message, never a 200 with an empty or cut body.
+func writeJSON(w http.ResponseWriter, v any) {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		http.Error(w, "shadowlane admin: "+err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(append(b, '\n'))
 }
 
 // adminServer is one listener of the admin endpoint started by Init.

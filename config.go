@@ -41,6 +41,9 @@ type Config struct {
 	Limits LimitsConfig `yaml:"limits"`
 	// Redis configures the shadowing of Redis commands (adapters/goredis).
 	Redis RedisConfig `yaml:"redis"`
+	// Evidence configures the per-run evidence kept for the admin
+	// endpoint's /shadowlane/status?run=R.
+	Evidence EvidenceConfig `yaml:"evidence"`
 	// Stores names the stores `shadowlane check` connects to (the runtime
 	// ignores it).
 	Stores StoresConfig `yaml:"stores"`
@@ -431,6 +434,7 @@ func (c *Config) compile(getenv func(string) string) (*compiled, error) {
 	out.limits, errs = compileLimits(c.Limits, errs)
 	c.Stores.validate(bad)
 	c.Redis.validate(bad)
+	c.Evidence.validate(bad)
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"sync"
 	"time"
 
 	"github.com/shadowlane/shadowlane/limiter"
@@ -204,36 +203,34 @@ func ruleProblems(err error) []*limiter.RuleError {
 	return out
 }
 
-// limiters holds each runtime's flow limiter: one per runtime for its
-// whole life, so reloads keep rule state.
-var limiters sync.Map // *Runtime -> *limiter.Limiter
-
 // Limiter returns the runtime's flow limiter, whose rules and system
 // protection come from the "limits:" config section and follow reloads.
-// Its counters are exported as OpenTelemetry metrics through the runtime's
-// MeterProvider (see limiter.Limiter.RegisterMetrics), and a rule that
-// starts or stops blocking is logged (rate-limited) as a warning.
-// Entries built with a nil limiter (slgin.Limit(nil), the gRPC limit
-// interceptors) use the default runtime's. It is never nil.
+// It is created on first use and kept for the runtime's whole life, so
+// reloads keep rule state. Its counters are exported as OpenTelemetry
+// metrics through the runtime's MeterProvider (see
+// limiter.Limiter.RegisterMetrics), and a rule that starts or stops
+// blocking is logged (rate-limited) as a warning. Entries built with a nil
+// limiter (slgin.Limit(nil), the gRPC limit interceptors) use the default
+// runtime's. It is never nil.
 func (rt *Runtime) Limiter() *limiter.Limiter {
-	if l, ok := limiters.Load(rt); ok {
-		return l.(*limiter.Limiter)
+	if l := rt.lim.Load(); l != nil {
+		return l
 	}
-	l, loaded := limiters.LoadOrStore(rt, rt.newLimiter())
-	if !loaded {
-		reg, err := l.(*limiter.Limiter).RegisterMetrics(rt.meterOrGlobal().Meter("github.com/shadowlane/shadowlane/limiter"))
-		if err != nil {
-			rt.logger.Error("shadowlane: limiter metrics not registered", "err", err)
-		}
-		rt.AddCloser(func() error {
-			limiters.Delete(rt)
-			if reg != nil {
-				return reg.Unregister()
-			}
-			return nil
-		})
+	rt.limMu.Lock()
+	defer rt.limMu.Unlock()
+	if l := rt.lim.Load(); l != nil {
+		return l
 	}
-	return l.(*limiter.Limiter)
+	l := rt.newLimiter()
+	reg, err := l.RegisterMetrics(rt.meterOrGlobal().Meter("github.com/shadowlane/shadowlane/limiter"))
+	if err != nil {
+		rt.logger.Error("shadowlane: limiter metrics not registered", "err", err)
+	}
+	if reg != nil {
+		rt.AddCloser(reg.Unregister)
+	}
+	rt.lim.Store(l)
+	return l
 }
 
 // LimitsHandler serves the live view of the runtime's limiter: a page

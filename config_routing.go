@@ -211,19 +211,11 @@ func isPrint(s string) bool {
 
 // ---- applying ----
 
-// The process-wide routing policy (envtag.DefaultPolicy, which the gRPC
-// balancer and the HTTP transport use unless given one) follows the
-// routing section of the runtime that configured one: the single runtime
-// Init builds, in a normal process. A runtime without a routing section
-// leaves it alone, unless it set it before (a reload that removed the
-// section resets it to the default rule).
-var (
-	policyOwnerMu sync.Mutex
-	policyOwner   *Runtime
-)
-
 // routingShared is the part of a runtime's routing that lives across
 // config reloads: the registry its watchers hold, and the file poller.
+// The routing policy itself is the config's (Runtime.RoutingPolicy):
+// envtag.DefaultPolicy follows the default runtime's, so no runtime ever
+// writes process-wide routing state.
 type routingShared struct {
 	rt  *Runtime
 	reg envtag.StaticRegistry
@@ -237,19 +229,16 @@ type routingShared struct {
 	pollCount int // polls done (tests)
 }
 
-var routingShares sync.Map // *Runtime -> *routingShared
-
+// routingShared returns the runtime's registry state, creating it (and
+// its closer) when create is set.
 func (rt *Runtime) routingShared(create bool) *routingShared {
-	if v, ok := routingShares.Load(rt); ok {
-		return v.(*routingShared)
-	}
-	if !create {
-		return nil
+	rt.routeMu.Lock()
+	defer rt.routeMu.Unlock()
+	if rt.route != nil || !create {
+		return rt.route
 	}
 	sh := &routingShared{rt: rt}
-	if v, loaded := routingShares.LoadOrStore(rt, sh); loaded {
-		return v.(*routingShared)
-	}
+	rt.route = sh
 	rt.AddCloser(func() error {
 		sh.mu.Lock()
 		sh.closed = true
@@ -258,13 +247,6 @@ func (rt *Runtime) routingShared(create bool) *routingShared {
 			sh.stop = nil
 		}
 		sh.mu.Unlock()
-		routingShares.Delete(rt)
-		policyOwnerMu.Lock()
-		if policyOwner == rt {
-			policyOwner = nil
-			envtag.SetDefaultPolicy(nil)
-		}
-		policyOwnerMu.Unlock()
 		return nil
 	})
 	return sh
@@ -276,17 +258,6 @@ func (rt *Runtime) applyRouting(c *compiled) {
 	if rs == nil {
 		return
 	}
-	policyOwnerMu.Lock()
-	if rs.configured || policyOwner == rt {
-		envtag.SetDefaultPolicy(rs.policy)
-		if rs.configured {
-			policyOwner = rt
-		} else {
-			policyOwner = nil
-		}
-	}
-	policyOwnerMu.Unlock()
-
 	sh := rt.routingShared(rs.regFile != "" || rs.configured)
 	if sh == nil {
 		return
@@ -365,6 +336,14 @@ func (sh *routingShared) poll(ctx context.Context, file string, every time.Durat
 // restarts. Without a registry file it is empty: every service routed
 // through it is unknown and requests to it fail with envtag.ErrNoLane.
 func (rt *Runtime) Registry() envtag.Registry { return &rt.routingShared(true).reg }
+
+// RoutingStats returns this runtime's routing counters (picks per
+// downstream service and passive health): pass envtag.WithStats or
+// envtag.PoolStats to count a transport or pool here. Transports and
+// balancers given none count in the default runtime's. They are exported
+// as shadowlane.envtag.picks and shadowlane.envtag.health on the runtime's
+// MeterProvider.
+func (rt *Runtime) RoutingStats() *envtag.Stats { return rt.rstats }
 
 // RoutingPolicy returns the routing policy of this runtime's config in
 // force (nil: the default rule). Pass the method value to

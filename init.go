@@ -157,6 +157,9 @@ func mergeConfig(dst *Config, src Config) {
 	if src.Redis != (RedisConfig{}) {
 		dst.Redis = src.Redis
 	}
+	if src.Evidence != (EvidenceConfig{}) {
+		dst.Evidence = src.Evidence
+	}
 }
 
 // InstallPropagator sets the global OpenTelemetry propagator to

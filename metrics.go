@@ -10,6 +10,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 
+	"github.com/shadowlane/shadowlane/envtag"
 	"github.com/shadowlane/shadowlane/propagation"
 	"github.com/shadowlane/shadowlane/shadow"
 )
@@ -95,6 +96,10 @@ type Stats struct {
 	LoadTestBy string         `json:"loadTestBy,omitempty"`
 	Shadow     []shadow.Count `json:"shadow"`
 	LastReload *ReloadStatus  `json:"lastReload,omitempty"`
+	// Runs are the load-test runs whose evidence is kept (the last
+	// evidence.runs), the most recently seen first: GET
+	// /shadowlane/status?run=R serves each.
+	Runs []string `json:"runs"`
 
 	// UntrustedRefused counts requests refused (403 / PermissionDenied)
 	// because they carried a load-test indicator that failed verification.
@@ -123,7 +128,7 @@ func (rt *Runtime) Stats() Stats {
 	s := Stats{
 		Requests: req, MarksDropped: rt.stats.drops.snapshot(), TokensRejected: rt.stats.tokens.snapshot(),
 		Outbound: rt.stats.outbound.snapshot(), KillSwitchRefused: rt.stats.killRefused.Load(),
-		LoadTestEnabled: en, LoadTestReason: reason, Shadow: shadow.Snapshot(),
+		LoadTestEnabled: en, LoadTestReason: reason, Shadow: rt.decisions.Snapshot(), Runs: rt.runs.list(),
 		UntrustedRefused: rt.stats.untrustedRefused.Load(), Warnings: rt.st.Load().warnings,
 	}
 	if k := rt.kill.Load(); k != nil {
@@ -161,7 +166,13 @@ func (rt *Runtime) registerMetrics() error {
 		metric.WithDescription("Marked requests refused while load-test traffic was switched off."))
 	sh, err6 := m.Int64ObservableCounter("shadowlane.shadow.decisions",
 		metric.WithDescription("Shadow decisions of store adapters, by store, target and decision."))
-	for _, err := range []error{err1, err2, err3, err4, err5, err6} {
+	runReqs, err7 := m.Int64ObservableCounter("shadowlane.run.requests",
+		metric.WithDescription("Marked requests of the last evidence.runs load-test runs, by run, entry, route and outcome (admitted, refused)."))
+	runDecs, err8 := m.Int64ObservableCounter("shadowlane.run.decisions",
+		metric.WithDescription("Shadow decisions of the last evidence.runs load-test runs, by run, store, target and decision."))
+	runErrs, err9 := m.Int64ObservableCounter("shadowlane.run.errors",
+		metric.WithDescription("Errors of the last evidence.runs load-test runs, by run and reason."))
+	for _, err := range []error{err1, err2, err3, err4, err5, err6, err7, err8, err9} {
 		if err != nil {
 			return err
 		}
@@ -187,15 +198,47 @@ func (rt *Runtime) registerMetrics() error {
 			o.ObserveInt64(sh, c.N, metric.WithAttributes(attribute.String("store", c.Store),
 				attribute.String("target", c.Target), attribute.String("decision", c.Decision)))
 		}
+		rt.observeRuns(o, runReqs, runDecs, runErrs)
 		return nil
-	}, reqs, drops, toks, out, kill, sh)
+	}, reqs, drops, toks, out, kill, sh, runReqs, runDecs, runErrs)
 	if err != nil {
+		return err
+	}
+	ereg, err := rt.rstats.RegisterMetrics(rt.meterOrGlobal().Meter(envtag.ScopeName))
+	if err != nil {
+		_ = reg.Unregister()
 		return err
 	}
 	rt.metricMu.Lock()
 	rt.reg = reg
+	rt.ereg = ereg
 	rt.metricMu.Unlock()
 	return nil
+}
+
+// observeRuns reports the evidence of the runs kept: the run attribute
+// takes at most evidence.runs values.
+func (rt *Runtime) observeRuns(o metric.Observer, reqs, decs, errs metric.Int64Observable) {
+	for _, r := range rt.runs.records() {
+		var s RunStatus
+		r.fill(&s)
+		run := attribute.String("run", r.run)
+		for _, e := range s.Entries {
+			for outcome, n := range map[string]int64{"admitted": e.Marked, "refused": e.Refused} {
+				if n != 0 {
+					o.ObserveInt64(reqs, n, metric.WithAttributes(run, attribute.String("entry", e.Entry),
+						attribute.String("route", e.Route), attribute.String("outcome", outcome)))
+				}
+			}
+		}
+		for _, d := range s.Decisions {
+			o.ObserveInt64(decs, d.N, metric.WithAttributes(run, attribute.String("store", d.Store),
+				attribute.String("target", d.Target), attribute.String("decision", d.Decision)))
+		}
+		for _, e := range s.Errors {
+			o.ObserveInt64(errs, e.N, metric.WithAttributes(run, attribute.String("reason", e.Reason)))
+		}
+	}
 }
 
 // rateLog logs at most one record per key per interval, and says how many

@@ -223,9 +223,10 @@ func (rt *Runtime) Outbound(ctx context.Context, req *http.Request) (*http.Respo
 	rt.stats.outbound.add(d.String()+"|"+strings.ToLower(host), 1)
 	switch d {
 	case OutboundAllow:
+		rt.decisions.AddRun(m.Run, "http", host, host, shadow.ReadThrough, 1) // evidence: "pass"
 		return nil, nil
 	case OutboundMock:
-		shadow.Record("http", host, shadow.Mock)
+		rt.decisions.Record(m.Run, "http", host, shadow.Mock)
 		h := make(http.Header, len(mock.headers)+1)
 		for k, v := range mock.headers {
 			h.Set(k, v)
@@ -237,7 +238,7 @@ func (rt *Runtime) Outbound(ctx context.Context, req *http.Request) (*http.Respo
 			Body: io.NopCloser(bytes.NewReader(mock.body)), ContentLength: int64(len(mock.body)), Request: req,
 		}, nil
 	}
-	shadow.Record("http", host, shadow.Block)
+	rt.decisions.Record(m.Run, "http", host, shadow.Block)
 	return nil, shadow.Refuse("http", host, "host is not on outbound.allow and has no mock", m, shadow.ErrBlocked)
 }
 
@@ -307,11 +308,12 @@ func (rt *Runtime) OutboundGRPC(ctx context.Context, target, fullMethod string) 
 	rt.stats.outbound.add(d.String()+"|"+strings.ToLower(host), 1)
 	switch d {
 	case OutboundAllow:
+		rt.decisions.AddRun(m.Run, "grpc", host, host, shadow.ReadThrough, 1) // evidence: "pass"
 		return nil, nil
 	case OutboundMock:
-		shadow.Record("grpc", host, shadow.Mock)
+		rt.decisions.Record(m.Run, "grpc", host, shadow.Mock)
 		return &GRPCMock{Code: uint32(mock.code), Body: mock.body}, nil
 	}
-	shadow.Record("grpc", host, shadow.Block)
+	rt.decisions.Record(m.Run, "grpc", host, shadow.Block)
 	return nil, shadow.Refuse("grpc", host+fullMethod, "authority is not on outbound.allow and the method has no gRPC mock", m, shadow.ErrBlocked)
 }

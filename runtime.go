@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -16,6 +17,8 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/shadowlane/shadowlane/envtag"
+	"github.com/shadowlane/shadowlane/limiter"
 	"github.com/shadowlane/shadowlane/propagation"
 	"github.com/shadowlane/shadowlane/shadow"
 )
@@ -34,9 +37,20 @@ type Runtime struct {
 	now    func() time.Time
 	stats  counters
 
+	// State every adapter and entry bound to this runtime shares; none of
+	// it is package-level, so two runtimes in one process never mix.
+	decisions *shadow.Series // store adapters' decisions (and, per run, into runs)
+	rstats    *envtag.Stats  // routing picks and passive health
+	runs      *runBook       // per-run evidence of the last runs
+	limMu     sync.Mutex     // creates lim
+	lim       atomic.Pointer[limiter.Limiter]
+	routeMu   sync.Mutex     // creates route
+	route     *routingShared // registry and its file poller, created on first use
+
 	meter    metric.MeterProvider
 	metricMu sync.Mutex
 	reg      metric.Registration
+	ereg     metric.Registration // routing stats
 
 	mu        sync.Mutex
 	closers   []func() error
@@ -139,6 +153,7 @@ func newRuntime(cfg Config, o *options) (*Runtime, error) {
 	if rt.now == nil {
 		rt.now = time.Now
 	}
+	rt.initState(c.cfg.Evidence.Runs)
 	rt.logs = newRateLog(rt.logger, 10*time.Second, rt.now)
 	rt.st.Store(c)
 	rt.logWarnings(nil, c)
@@ -208,6 +223,7 @@ func (rt *Runtime) Apply(cfg Config) error {
 	rt.logWarnings(old, c)
 	rt.applyRouting(c)
 	rt.applyLimits(c)
+	rt.runs.setMax(evidenceRuns(c.cfg.Evidence.Runs))
 	if c.loadTestSet && (old.loadTest != c.loadTest || old.loadTestReason != c.loadTestReason) {
 		k := rt.kill.Load()
 		switch latched := !k.enabled && (k.source == "api" || k.source == "admin"); {
@@ -272,6 +288,10 @@ func (rt *Runtime) Close() error {
 	if rt.reg != nil {
 		errs = append(errs, rt.reg.Unregister())
 		rt.reg = nil
+	}
+	if rt.ereg != nil {
+		errs = append(errs, rt.ereg.Unregister())
+		rt.ereg = nil
 	}
 	rt.metricMu.Unlock()
 	return errors.Join(errs...)
@@ -349,7 +369,7 @@ func (rt *Runtime) Admit(ctx context.Context, e *Entry, g propagation.Getter) (c
 		rt.stats.production.Add(1)
 		return ctx, nil
 	}
-	ctx, ref := rt.admitSlow(ctx, e, st, w)
+	ctx, ref := rt.admitSlow(ctx, e, st, w, g)
 	if present {
 		stripCarrier(g, st.codec)
 	}
@@ -363,7 +383,7 @@ func stripCarrier(g propagation.Getter, c *propagation.Codec) {
 	}
 }
 
-func (rt *Runtime) admitSlow(ctx context.Context, e *Entry, st *compiled, w propagation.Wire) (context.Context, *Refusal) {
+func (rt *Runtime) admitSlow(ctx context.Context, e *Entry, st *compiled, w propagation.Wire, g propagation.Getter) (context.Context, *Refusal) {
 	name := "entry"
 	trust := st.trust
 	if e != nil {
@@ -394,6 +414,7 @@ func (rt *Runtime) admitSlow(ctx context.Context, e *Entry, st *compiled, w prop
 	}
 	if m.Run != "" {
 		if k := rt.kill.Load(); !k.enabled {
+			rt.runs.entry(m.Run, name, routeOf(g), true)
 			rt.stats.killRefused.Add(1)
 			msg := "load-test traffic is switched off"
 			if k.reason != "" {
@@ -404,6 +425,9 @@ func (rt *Runtime) admitSlow(ctx context.Context, e *Entry, st *compiled, w prop
 		}
 	}
 	rt.stats.request(m)
+	if m.Run != "" {
+		rt.runs.entry(m.Run, name, routeOf(g), false)
+	}
 	if m.IsZero() {
 		if propagation.HasMark(ctx) {
 			ctx = propagation.With(ctx, propagation.Mark{})
@@ -412,6 +436,22 @@ func (rt *Runtime) admitSlow(ctx context.Context, e *Entry, st *compiled, w prop
 	}
 	annotateSpan(ctx, m)
 	return propagation.WithToken(ctx, m, tok), nil
+}
+
+// routeOf names the route of a request for the per-run evidence: the
+// method and the net/http ServeMux pattern of an HTTP request, "" when the
+// carrier does not say (the pattern, not the path: bounded).
+func routeOf(g propagation.Getter) string {
+	if rc, ok := g.(requestCarrier); ok && rc.r != nil {
+		if p := rc.r.Pattern; p != "" {
+			if strings.IndexByte(p, ' ') >= 0 { // "POST /orders" patterns name their method
+				return p
+			}
+			return rc.r.Method + " " + p
+		}
+		return rc.r.Method
+	}
+	return ""
 }
 
 func annotateSpan(ctx context.Context, m propagation.Mark) {
@@ -451,8 +491,21 @@ var (
 	defaultRT atomic.Pointer[Runtime]
 )
 
-// SetDefault makes rt the runtime adapters use when none is given.
+// SetDefault makes rt the runtime adapters use when none is given. The
+// package-level helpers of the core packages follow it: shadow.Record and
+// shadow.Snapshot count in its [Runtime.Decisions], envtag.DefaultPolicy is
+// its [Runtime.RoutingPolicy], envtag.Snapshot reads its
+// [Runtime.RoutingStats].
 func SetDefault(rt *Runtime) { defaultRT.Store(rt) }
+
+// The default runtime is the only package-level state: the core packages
+// that cannot import this one reach it through these functions, installed
+// once, so their package-level helpers delegate to it.
+func init() {
+	shadow.SetDefault(func() *shadow.Series { return Default().decisions })
+	envtag.SetDefaultPolicyFunc(func() *envtag.Policy { return Default().RoutingPolicy() })
+	envtag.SetDefaultStats(func() *envtag.Stats { return Default().rstats })
+}
 
 // Default returns the default runtime. Before [Init] (or [SetDefault]) it is
 // a fail-closed runtime: edge trust with no keys and untrusted marks
@@ -474,6 +527,7 @@ func Default() *Runtime {
 
 func uninitialised() *Runtime {
 	rt := &Runtime{logger: slog.Default(), now: time.Now}
+	rt.initState(0)
 	rt.logs = newRateLog(rt.logger, 10*time.Second, rt.now)
 	rt.st.Store(&compiled{codec: propagation.DefaultCodec(), trust: propagation.Edge, rejectUntrusted: true,
 		loadTest: true, outbound: &outboundRules{}, warnings: []string{WarnNoTokenKeys}})

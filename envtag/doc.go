@@ -15,10 +15,10 @@
 //     any request reach an instance whose label is malformed.
 //
 // Rules come from a [Config] validated into a [Policy] (strict mode globally
-// or per service, fallbacks per tag); [SetDefaultPolicy] sets the one used
-// where none is given (shadowlane.Init does, from the config's routing
-// section), and [WithPolicyFunc] binds a transport to one runtime's
-// policy instead. Tags enter at the edge from a header, cookie or
+// or per service, fallbacks per tag); [DefaultPolicy], used where none is
+// given, is the default shadowlane Runtime's routing policy (installed
+// with [SetDefaultPolicyFunc]; [SetDefaultPolicy] overrides it), and
+// [WithPolicyFunc] binds a transport to one runtime's policy instead. Tags enter at the edge from a header, cookie or
 // query parameter ([Extractor]), validated with propagation.ValidID.
 // Instances are found in a [Registry] that is watched, so instances coming
 // and going change routing without restarts: [StaticRegistry],
@@ -34,8 +34,10 @@
 // waits for instances still connecting before failing with [ErrNoLane].
 //
 // Every pick is counted per downstream service and traffic class: lane
-// hits, fallbacks, trunk picks and misses ([Snapshot]; the OpenTelemetry
-// observable counter shadowlane.envtag.picks).
+// hits, fallbacks, trunk picks and misses, in a [Stats] (one per
+// shadowlane Runtime, given with [WithStats] / [PoolStats], else the
+// default Runtime's: [Snapshot]; a Runtime exports its own as the
+// OpenTelemetry observable counter shadowlane.envtag.picks).
 //
 // The package also holds the lane filter that message consumers use
 // ([Lanes]): a trunk consumer skips messages of environments that have a

@@ -156,7 +156,7 @@ func (w *watch) rebuildLocked() {
 		}
 		members = append(members, Member[*target]{Env: e.Env, Item: &target{ep: e, h: h}})
 	}
-	p := NewPool(w.service, w.t.policy, members)
+	p := NewPool(w.service, w.t.policy, members, PoolStats(w.t.statsOf()))
 	p.policyFn = w.t.policyFn
 	w.pool.Store(p)
 }
@@ -172,7 +172,7 @@ func (w *watch) succeeded(h *instHealth) {
 // connFailed records a connection failure to h and ejects it at the
 // threshold.
 func (w *watch) connFailed(h *instHealth) {
-	st := statsFor(w.service)
+	st := w.t.statsOf().service(w.service)
 	st.connFailures.Add(1)
 	if w.t.hc.Disabled {
 		return
@@ -214,7 +214,7 @@ func (w *watch) probe(h *instHealth) {
 	if w.closed || w.health[h.key] != h || !h.ejected {
 		return
 	}
-	st := statsFor(w.service)
+	st := w.t.statsOf().service(w.service)
 	if err != nil {
 		st.ejections.Add(1)
 		w.scheduleProbeLocked(h)

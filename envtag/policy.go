@@ -165,12 +165,41 @@ func (p *Policy) Chain(service, tag string) []string {
 	return append(out, Trunk)
 }
 
-var defaultPolicy atomic.Pointer[Policy]
+// The default policy: an override set with SetDefaultPolicy, else the
+// function the shadowlane package installs at init (its default Runtime's
+// routing policy). envtag keeps no policy of its own.
+var (
+	policyOverride atomic.Pointer[Policy]
+	policyFunc     atomic.Pointer[func() *Policy]
+)
 
-// DefaultPolicy returns the policy used where none is given (nil until
-// [SetDefaultPolicy] is called: the default rule).
-func DefaultPolicy() *Policy { return defaultPolicy.Load() }
+// DefaultPolicy returns the policy used where none is given: the one set
+// with [SetDefaultPolicy], else the default shadowlane Runtime's routing
+// policy (when the shadowlane package is linked in), else nil (the default
+// rule).
+func DefaultPolicy() *Policy {
+	if p := policyOverride.Load(); p != nil {
+		return p
+	}
+	if f := policyFunc.Load(); f != nil {
+		return (*f)()
+	}
+	return nil
+}
 
-// SetDefaultPolicy replaces the default policy; routing components that use
-// the default see the change at their next pick. shadowlane.Init calls it.
-func SetDefaultPolicy(p *Policy) { defaultPolicy.Store(p) }
+// SetDefaultPolicy overrides the default policy for the whole process;
+// routing components that use the default see the change at their next
+// pick. nil removes the override. Prefer binding transports and balancers
+// to a Runtime's policy (WithPolicyFunc(rt.RoutingPolicy)).
+func SetDefaultPolicy(p *Policy) { policyOverride.Store(p) }
+
+// SetDefaultPolicyFunc installs the function [DefaultPolicy] falls back
+// to. The shadowlane package calls it at init with its default Runtime's
+// routing policy; applications have no reason to.
+func SetDefaultPolicyFunc(f func() *Policy) {
+	if f == nil {
+		policyFunc.Store(nil)
+		return
+	}
+	policyFunc.Store(&f)
+}

@@ -65,13 +65,33 @@ func (g *group[T]) pick() T {
 	return g.ready[g.next.Add(1)%uint32(len(g.ready))]
 }
 
+// PoolOption configures [NewPool].
+type PoolOption func(*poolConfig)
+
+type poolConfig struct{ stats *Stats }
+
+// PoolStats makes the pool count its picks in st (a Runtime's
+// RoutingStats) instead of [DefaultStats].
+func PoolStats(st *Stats) PoolOption { return func(c *poolConfig) { c.stats = st } }
+
 // NewPool groups members for service. policy nil means [DefaultPolicy], read
 // at every pick (pass &Policy{} to pin the default rule). Members whose Env
 // is not a valid label (see [ParseEnv]) are left out of every group,
 // trunk included: an instance with an untrustworthy label never receives
 // untagged traffic. [Pool.Invalid] counts them.
-func NewPool[T any](service string, policy *Policy, members []Member[T]) *Pool[T] {
-	p := &Pool[T]{service: service, policy: policy, stats: statsFor(service)}
+//
+// Picks are counted in the [Stats] given with [PoolStats], else in
+// [DefaultStats] as it is now.
+func NewPool[T any](service string, policy *Policy, members []Member[T], opts ...PoolOption) *Pool[T] {
+	var c poolConfig
+	for _, o := range opts {
+		o(&c)
+	}
+	st := c.stats
+	if st == nil {
+		st = DefaultStats()
+	}
+	p := &Pool[T]{service: service, policy: policy, stats: st.service(service)}
 	for _, m := range members {
 		if _, err := ParseEnv(m.Env); err != nil {
 			p.invalid++

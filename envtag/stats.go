@@ -6,7 +6,6 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 
@@ -72,12 +71,19 @@ type HealthCount struct {
 	Retries int64 `json:"retries"`
 }
 
+// Health returns the passive-health counters of service in the default
+// [Stats] (zero when nothing was counted).
+func Health(service string) HealthCount { return DefaultStats().Health(service) }
+
 // Health returns the passive-health counters of service (zero when
 // nothing was counted).
-func Health(service string) HealthCount {
-	statsMu.RLock()
-	s := statsMap[service]
-	statsMu.RUnlock()
+func (st *Stats) Health(service string) HealthCount {
+	if st == nil {
+		return HealthCount{Service: service}
+	}
+	st.mu.RLock()
+	s := st.m[service]
+	st.mu.RUnlock()
 	if s == nil {
 		return HealthCount{Service: service}
 	}
@@ -97,32 +103,69 @@ func (s *serviceStats) add(m propagation.Mark, r Result) {
 	s.n[c][r].Add(1)
 }
 
-var (
-	statsMu  sync.RWMutex
-	statsMap = map[string]*serviceStats{}
-	metrics  sync.Once
-)
+// Stats is one set of pick and passive-health counters. Each shadowlane
+// Runtime owns one (Runtime.RoutingStats); transports and pools count in
+// the one given with [WithStats] / [PoolStats], else in [DefaultStats]
+// (the default Runtime's) as it is when the pool is built. A nil *Stats
+// counts nothing. It is safe for concurrent use.
+type Stats struct {
+	mu sync.RWMutex
+	m  map[string]*serviceStats
+}
 
-// statsFor returns the counters of service; pools resolve it once, so a
-// pick is one atomic add.
-func statsFor(service string) *serviceStats {
-	metrics.Do(registerMetrics)
-	statsMu.RLock()
-	s := statsMap[service]
-	statsMu.RUnlock()
+// NewStats returns an empty set of counters.
+func NewStats() *Stats { return &Stats{m: map[string]*serviceStats{}} }
+
+// The default stats: the function the shadowlane package installs at init
+// (its default Runtime's counters). envtag keeps no counters of its own.
+var defaultStats atomic.Pointer[func() *Stats]
+
+// SetDefaultStats installs the function [DefaultStats] returns the
+// counters of. The shadowlane package calls it at init with its default
+// Runtime's; applications have no reason to.
+func SetDefaultStats(f func() *Stats) {
+	if f == nil {
+		defaultStats.Store(nil)
+		return
+	}
+	defaultStats.Store(&f)
+}
+
+// DefaultStats returns the counters used where none are given: the
+// default shadowlane Runtime's (nil, counting nothing, when the shadowlane
+// package is not linked in and no function was installed).
+func DefaultStats() *Stats {
+	if f := defaultStats.Load(); f != nil {
+		return (*f)()
+	}
+	return nil
+}
+
+// service returns the counters of service; pools resolve it once, so a
+// pick is one atomic add. A nil st gives counters nobody reads.
+func (st *Stats) service(service string) *serviceStats {
+	if st == nil {
+		return new(serviceStats)
+	}
+	st.mu.RLock()
+	s := st.m[service]
+	st.mu.RUnlock()
 	if s != nil {
 		return s
 	}
-	statsMu.Lock()
-	defer statsMu.Unlock()
-	if s = statsMap[service]; s == nil {
-		if len(statsMap) >= maxServices {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.m == nil {
+		st.m = map[string]*serviceStats{}
+	}
+	if s = st.m[service]; s == nil {
+		if len(st.m) >= maxServices {
 			service = "other"
-			s = statsMap[service]
+			s = st.m[service]
 		}
 		if s == nil {
 			s = new(serviceStats)
-			statsMap[service] = s
+			st.m[service] = s
 		}
 	}
 	return s
@@ -139,12 +182,19 @@ type Count struct {
 	Miss     int64  `json:"miss"`
 }
 
+// Snapshot returns the pick counters of every service in the default
+// [Stats] (see [Stats.Snapshot]).
+func Snapshot() []Count { return DefaultStats().Snapshot() }
+
 // Snapshot returns the pick counters of every service, sorted by service
 // and class; rows that are all zero are left out.
-func Snapshot() []Count {
-	statsMu.RLock()
-	out := make([]Count, 0, 2*len(statsMap))
-	for svc, s := range statsMap {
+func (st *Stats) Snapshot() []Count {
+	if st == nil {
+		return []Count{}
+	}
+	st.mu.RLock()
+	out := make([]Count, 0, 2*len(st.m))
+	for svc, s := range st.m {
 		for c, class := range [2]string{propagation.ClassProduction, propagation.ClassLoadTest} {
 			row := Count{Service: svc, Class: class,
 				Lane: s.n[c][Lane].Load(), Fallback: s.n[c][Fallback].Load(),
@@ -154,7 +204,7 @@ func Snapshot() []Count {
 			}
 		}
 	}
-	statsMu.RUnlock()
+	st.mu.RUnlock()
 	sort.Slice(out, func(i, j int) bool {
 		if out[i].Service != out[j].Service {
 			return out[i].Service < out[j].Service
@@ -164,10 +214,14 @@ func Snapshot() []Count {
 	return out
 }
 
+// Lookup returns the counters of one service and class in the default
+// [Stats] (see [Stats.Lookup]).
+func Lookup(service, class string) Count { return DefaultStats().Lookup(service, class) }
+
 // Lookup returns the counters of one service and class ("production" or
 // "loadtest"); zero when nothing was counted.
-func Lookup(service, class string) Count {
-	for _, c := range Snapshot() {
+func (st *Stats) Lookup(service, class string) Count {
+	for _, c := range st.Snapshot() {
 		if c.Service == service && c.Class == class {
 			return c
 		}
@@ -178,20 +232,26 @@ func Lookup(service, class string) Count {
 // ScopeName is the OpenTelemetry instrumentation scope of envtag's metrics.
 const ScopeName = "github.com/shadowlane/shadowlane/envtag"
 
-// registerMetrics exposes the counters as the observable counter
-// shadowlane.envtag.picks{service, class, result} on the global meter
-// provider (the OTel global delegates to a provider installed later).
-func registerMetrics() {
-	m := otel.Meter(ScopeName)
+// RegisterMetrics exposes st as the observable counters
+// shadowlane.envtag.picks{service, class, result} and
+// shadowlane.envtag.health{service, event} on m (a shadowlane Runtime
+// registers its own on its MeterProvider). Unregister the returned
+// registration to stop.
+func (st *Stats) RegisterMetrics(m metric.Meter) (metric.Registration, error) {
 	picks, err := m.Int64ObservableCounter("shadowlane.envtag.picks",
 		metric.WithDescription("Instance picks by environment routing, per downstream service, traffic class and result (lane, fallback, trunk, miss)."),
 		metric.WithUnit("{pick}"))
 	if err != nil {
-		otel.Handle(err)
-		return
+		return nil, err
 	}
-	_, err = m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
-		for _, c := range Snapshot() {
+	hc, err := m.Int64ObservableCounter("shadowlane.envtag.health",
+		metric.WithDescription("Passive health of the HTTP transport per downstream service: connection failures, ejections, readmissions and retries (attribute event)."),
+		metric.WithUnit("{event}"))
+	if err != nil {
+		return nil, err
+	}
+	return m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		for _, c := range st.Snapshot() {
 			for r, n := range [...]int64{c.Lane, c.Fallback, c.Trunk, c.Miss} {
 				o.ObserveInt64(picks, n, metric.WithAttributes(
 					attribute.String("service", c.Service),
@@ -199,25 +259,12 @@ func registerMetrics() {
 					attribute.String("result", Result(r).String())))
 			}
 		}
-		return nil
-	}, picks)
-	if err != nil {
-		otel.Handle(err)
-	}
-	hc, err := m.Int64ObservableCounter("shadowlane.envtag.health",
-		metric.WithDescription("Passive health of the HTTP transport per downstream service: connection failures, ejections, readmissions and retries (attribute event)."),
-		metric.WithUnit("{event}"))
-	if err != nil {
-		otel.Handle(err)
-		return
-	}
-	_, err = m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
-		statsMu.RLock()
-		rows := make([]HealthCount, 0, len(statsMap))
-		for svc, s := range statsMap {
+		st.mu.RLock()
+		rows := make([]HealthCount, 0, len(st.m))
+		for svc, s := range st.m {
 			rows = append(rows, s.health(svc))
 		}
-		statsMu.RUnlock()
+		st.mu.RUnlock()
 		for _, h := range rows {
 			for ev, n := range map[string]int64{"conn_failure": h.ConnFailures, "ejection": h.Ejections, "readmission": h.Readmissions, "retry": h.Retries} {
 				if n != 0 {
@@ -226,8 +273,5 @@ func registerMetrics() {
 			}
 		}
 		return nil
-	}, hc)
-	if err != nil {
-		otel.Handle(err)
-	}
+	}, picks, hc)
 }

@@ -33,6 +33,7 @@ type Transport struct {
 	reg      Registry
 	policy   *Policy
 	policyFn func() *Policy
+	stats    *Stats          // nil: DefaultStats at each use
 	services map[string]bool // nil: every host
 	health   HealthConfig    // as given
 	hc       HealthConfig    // with defaults
@@ -50,6 +51,18 @@ type TransportOption func(*Transport)
 // WithBase sets the RoundTripper that sends the routed requests
 // (default http.DefaultTransport).
 func WithBase(rt http.RoundTripper) TransportOption { return func(t *Transport) { t.base = rt } }
+
+// WithStats makes the transport count its picks and passive health in st
+// (a Runtime's RoutingStats) instead of [DefaultStats].
+func WithStats(st *Stats) TransportOption { return func(t *Transport) { t.stats = st } }
+
+// statsOf is the transport's counters.
+func (t *Transport) statsOf() *Stats {
+	if t.stats != nil {
+		return t.stats
+	}
+	return DefaultStats()
+}
 
 // WithPolicy sets the routing policy (default: [DefaultPolicy] at each
 // request).
@@ -155,7 +168,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			}
 			body = b
 		}
-		statsFor(service).retries.Add(1)
+		t.statsOf().service(service).retries.Add(1)
 		seen = append(seen, next.h)
 		resp, err = t.send(req, body, next, grace)
 		if err == nil {
@@ -276,7 +289,7 @@ func (t *Transport) Pool(ctx context.Context, service string) (*Pool[Endpoint], 
 		}
 	}
 	w.mu.Unlock()
-	p := NewPool(service, t.policy, members)
+	p := NewPool(service, t.policy, members, PoolStats(t.statsOf()))
 	p.policyFn = t.policyFn
 	return p, nil
 }

@@ -1,7 +1,8 @@
 // Package shadow holds what every store adapter shares when it keeps
 // load-test work away from production data: shadow naming ([Naming]), the
 // typed errors of fail-closed decisions ([Error] and the sentinel errors) and
-// the per-store decision counters ([Record], [Snapshot]).
+// the per-store decision counters ([Series]: each shadowlane Runtime owns
+// one; [Record] and [Snapshot] delegate to the default Runtime's).
 //
 // The rules every adapter follows:
 //   - marked (load-test) work goes to a shadow target or fails with an

@@ -54,53 +54,100 @@ type seriesKey struct {
 	decision      Decision
 }
 
-var (
-	seriesMu sync.RWMutex
-	series   = map[seriesKey]*atomic.Int64{}
-)
+// RunFunc receives every decision made for the work of a load-test run:
+// the run, the store, the low-cardinality target, the shadow target the
+// work went to when the adapter knows it ("" otherwise), the decision and
+// how many. A shadowlane Runtime uses it for its per-run evidence.
+type RunFunc func(run, store, target, to string, d Decision, n int64)
+
+// Series is one set of decision counters: the decisions of the store
+// adapters bound to one shadowlane Runtime (each Runtime owns one; see
+// shadowlane.Runtime.Decisions). Counting is an atomic add once a series
+// exists. A nil *Series counts nothing. It is safe for concurrent use.
+type Series struct {
+	mu    sync.RWMutex
+	m     map[seriesKey]*atomic.Int64
+	onRun RunFunc
+}
+
+// NewSeries returns an empty series; onRun, when not nil, also receives
+// every decision recorded with a run.
+func NewSeries(onRun RunFunc) *Series {
+	return &Series{m: map[seriesKey]*atomic.Int64{}, onRun: onRun}
+}
 
 // Record counts one decision for store and target. Adapters pass a low
 // cardinality target (a table, a topic, a Redis command name, a host), never
-// a raw key or statement.
-func Record(store, target string, d Decision) { RecordN(store, target, d, 1) }
+// a raw key or statement; run is the run of the work ("" for production
+// work).
+func (s *Series) Record(run, store, target string, d Decision) { s.Add(run, store, target, "", d, 1) }
 
-// RecordN counts n decisions at once.
-func RecordN(store, target string, d Decision, n int64) { series1(store, target, d).Add(n) }
+// Add counts n decisions at once; to is the shadow target the work went
+// to, when known ("" otherwise), for the per-run evidence.
+func (s *Series) Add(run, store, target, to string, d Decision, n int64) {
+	if s == nil {
+		return
+	}
+	s.series(store, target, d).Add(n)
+	if run != "" && s.onRun != nil {
+		s.onRun(run, store, target, to, d, n)
+	}
+}
+
+// AddRun counts decisions of a run in the per-run evidence only: for
+// callers that counted them already through a [Counter].
+func (s *Series) AddRun(run, store, target, to string, d Decision, n int64) {
+	if s != nil && run != "" && s.onRun != nil {
+		s.onRun(run, store, target, to, d, n)
+	}
+}
 
 // Counter is a handle on one (store, target, decision) series, for hot
 // paths that count the same decision often (cache entries keep one):
 // Inc is a single atomic add.
 type Counter struct{ c *atomic.Int64 }
 
-// CounterFor returns the handle of a series (creating it).
-func CounterFor(store, target string, d Decision) Counter { return Counter{series1(store, target, d)} }
+// Counter returns the handle of a series (creating it).
+func (s *Series) Counter(store, target string, d Decision) Counter {
+	if s == nil {
+		return Counter{}
+	}
+	return Counter{s.series(store, target, d)}
+}
 
 // Inc counts one decision.
-func (c Counter) Inc() { c.c.Add(1) }
+func (c Counter) Inc() {
+	if c.c != nil {
+		c.c.Add(1)
+	}
+}
 
-func series1(store, target string, d Decision) *atomic.Int64 {
+func (s *Series) series(store, target string, d Decision) *atomic.Int64 {
 	k := seriesKey{store, target, d}
-	seriesMu.RLock()
-	c := series[k]
-	seriesMu.RUnlock()
+	s.mu.RLock()
+	c := s.m[k]
+	s.mu.RUnlock()
 	if c == nil {
-		seriesMu.Lock()
-		if c = series[k]; c == nil {
-			if len(series) >= maxSeries {
+		s.mu.Lock()
+		if s.m == nil {
+			s.m = map[seriesKey]*atomic.Int64{}
+		}
+		if c = s.m[k]; c == nil {
+			if len(s.m) >= maxSeries {
 				k.target = "other"
-				c = series[k]
+				c = s.m[k]
 			}
 			if c == nil {
 				c = new(atomic.Int64)
-				series[k] = c
+				s.m[k] = c
 			}
 		}
-		seriesMu.Unlock()
+		s.mu.Unlock()
 	}
 	return c
 }
 
-// Count is one row of a [Snapshot].
+// Count is one row of a [Series.Snapshot].
 type Count struct {
 	Store    string `json:"store"`
 	Target   string `json:"target"`
@@ -110,13 +157,16 @@ type Count struct {
 
 // Snapshot returns every decision counted so far, sorted by store, target
 // and decision.
-func Snapshot() []Count {
-	seriesMu.RLock()
-	out := make([]Count, 0, len(series))
-	for k, c := range series {
+func (s *Series) Snapshot() []Count {
+	if s == nil {
+		return []Count{}
+	}
+	s.mu.RLock()
+	out := make([]Count, 0, len(s.m))
+	for k, c := range s.m {
 		out = append(out, Count{k.store, k.target, k.decision.String(), c.Load()})
 	}
-	seriesMu.RUnlock()
+	s.mu.RUnlock()
 	sort.Slice(out, func(i, j int) bool {
 		a, b := out[i], out[j]
 		if a.Store != b.Store {
@@ -132,14 +182,65 @@ func Snapshot() []Count {
 
 // Total returns the sum of the counts of store and decision over all targets
 // (store "" matches every store).
-func Total(store string, d Decision) int64 {
+func (s *Series) Total(store string, d Decision) int64 {
+	if s == nil {
+		return 0
+	}
 	var n int64
-	seriesMu.RLock()
-	for k, c := range series {
+	s.mu.RLock()
+	for k, c := range s.m {
 		if (store == "" || k.store == store) && k.decision == d {
 			n += c.Load()
 		}
 	}
-	seriesMu.RUnlock()
+	s.mu.RUnlock()
 	return n
 }
+
+// ---- the default series: the default shadowlane Runtime's ----
+
+// defaultSeries returns the default Runtime's series. It is the only
+// package-level state of this package: the root package installs it once,
+// at init, as a function that looks up its default Runtime, so the
+// package-level helpers below delegate to that Runtime and never hold
+// counters of their own.
+var defaultSeries atomic.Pointer[func() *Series]
+
+// SetDefault installs the function that returns the default series (the
+// default shadowlane Runtime's). The shadowlane package calls it at init;
+// applications have no reason to.
+func SetDefault(f func() *Series) {
+	if f == nil {
+		defaultSeries.Store(nil)
+		return
+	}
+	defaultSeries.Store(&f)
+}
+
+// Default returns the default Runtime's series (nil when the shadowlane
+// package is not linked in: nothing is counted then).
+func Default() *Series {
+	if f := defaultSeries.Load(); f != nil {
+		return (*f)()
+	}
+	return nil
+}
+
+// Record counts one production-side decision in the default Runtime's
+// series (see [Series.Record]). Adapters bound to a Runtime count in its
+// series instead.
+func Record(store, target string, d Decision) { Default().Add("", store, target, "", d, 1) }
+
+// RecordN counts n decisions at once in the default Runtime's series.
+func RecordN(store, target string, d Decision, n int64) { Default().Add("", store, target, "", d, n) }
+
+// CounterFor returns the handle of a series of the default Runtime.
+func CounterFor(store, target string, d Decision) Counter { return Default().Counter(store, target, d) }
+
+// Snapshot returns the default Runtime's decision counts (see
+// [Series.Snapshot]).
+func Snapshot() []Count { return Default().Snapshot() }
+
+// Total returns a total of the default Runtime's series (see
+// [Series.Total]).
+func Total(store string, d Decision) int64 { return Default().Total(store, d) }

@@ -19,30 +19,32 @@ import (
 //
 // kind names the destination in rule texts ("topic", "subject", ...);
 // target maps a name to a low-cardinality counter target (nil: the name).
-// The returned error is nil exactly when the operation may proceed.
-func Route(store, kind string, n Naming, m propagation.Mark, name string, has func(prod string) bool, target func(string) string) (string, *Error) {
+// The returned error is nil exactly when the operation may proceed. The
+// decision is counted in s (nil: not counted), with the run of m.
+func Route(s *Series, store, kind string, n Naming, m propagation.Mark, name string, has func(prod string) bool, target func(string) string) (string, *Error) {
 	if target == nil {
 		target = func(s string) string { return s }
 	}
 	if m.Run == "" {
 		if n.IsShadow(name) {
-			Record(store, target(name), Guard)
+			s.Record("", store, target(name), Guard)
 			return name, Refuse(store, name, "unmarked work for a shadow "+kind, m, ErrShadowFromProduction)
 		}
 		return name, nil
 	}
 	if err := m.Validate(); err != nil {
-		Record(store, target(name), Block)
+		s.Record("", store, target(name), Block) // the run is malformed: not evidence of any run
 		return name, Refuse(store, name, "malformed mark in context", m, ErrUnsupported)
 	}
 	prod, isShadow := n.Production(name)
 	if has == nil || !has(prod) {
-		Record(store, target(prod), Block)
+		s.Record(m.Run, store, target(prod), Block)
 		return name, Refuse(store, name, "no shadow "+kind+" configured for "+strconv.Quote(prod), m, ErrNoShadowTarget)
 	}
-	Record(store, target(prod), Redirect)
-	if isShadow {
-		return name, nil
+	to := name
+	if !isShadow {
+		to = n.Shadow(prod)
 	}
-	return n.Shadow(prod), nil
+	s.Add(m.Run, store, target(prod), to, Redirect, 1)
+	return to, nil
 }

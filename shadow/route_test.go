@@ -26,7 +26,7 @@ func TestRoute(t *testing.T) {
 		{lt, "payments_shadow", "", shadow.ErrNoShadowTarget},
 		{propagation.Mark{Run: "bad run"}, "orders", "", shadow.ErrUnsupported},
 	} {
-		got, err := shadow.Route("test-route", "topic", shadow.DefaultTopic, tc.m, tc.name, has, nil)
+		got, err := shadow.Route(nil, "test-route", "topic", shadow.DefaultTopic, tc.m, tc.name, has, nil)
 		if tc.wantErr != nil {
 			if !errors.Is(err, tc.wantErr) || err.Store != "test-route" {
 				t.Errorf("%v %q: err %v, want %v", tc.m, tc.name, err, tc.wantErr)
@@ -37,7 +37,7 @@ func TestRoute(t *testing.T) {
 			t.Errorf("%v %q: got %q %v, want %q", tc.m, tc.name, got, err, tc.want)
 		}
 	}
-	if _, err := shadow.Route("test-route", "topic", shadow.DefaultTopic, lt, "orders", nil, nil); !errors.Is(err, shadow.ErrNoShadowTarget) {
+	if _, err := shadow.Route(nil, "test-route", "topic", shadow.DefaultTopic, lt, "orders", nil, nil); !errors.Is(err, shadow.ErrNoShadowTarget) {
 		t.Errorf("nil has must fail closed: %v", err)
 	}
 }

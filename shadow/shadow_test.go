@@ -45,18 +45,36 @@ func TestErrorAndCounters(t *testing.T) {
 		t.Fatalf("error: %v", err)
 	}
 	store := fmt.Sprintf("test-%p", t)
-	shadow.Record(store, "orders", shadow.Redirect)
-	c := shadow.CounterFor(store, "orders", shadow.Redirect)
-	c.Inc()
-	shadow.RecordN(store, "orders", shadow.Block, 3)
-	if shadow.Total(store, shadow.Redirect) != 2 || shadow.Total(store, shadow.Block) != 3 {
-		t.Fatalf("totals %d %d", shadow.Total(store, shadow.Redirect), shadow.Total(store, shadow.Block))
+	type runRow struct {
+		run, target, to string
+		d               shadow.Decision
+		n               int64
 	}
+	var runs []runRow
+	s := shadow.NewSeries(func(run, _, target, to string, d shadow.Decision, n int64) {
+		runs = append(runs, runRow{run, target, to, d, n})
+	})
+	s.Record("", store, "orders", shadow.Redirect)
+	c := s.Counter(store, "orders", shadow.Redirect)
+	c.Inc()
+	s.Add("r1", store, "orders", "orders_shadow", shadow.Block, 3)
+	if s.Total(store, shadow.Redirect) != 2 || s.Total(store, shadow.Block) != 3 {
+		t.Fatalf("totals %d %d", s.Total(store, shadow.Redirect), s.Total(store, shadow.Block))
+	}
+	if len(runs) != 1 || runs[0] != (runRow{"r1", "orders", "orders_shadow", shadow.Block, 3}) {
+		t.Fatalf("per-run decisions %+v", runs)
+	}
+	if other := shadow.NewSeries(nil); other.Total(store, shadow.Block) != 0 || len(other.Snapshot()) != 0 {
+		t.Fatal("two series share counters")
+	}
+	var none *shadow.Series
+	none.Record("r1", store, "orders", shadow.Block) // a nil series counts nothing
+	none.Counter(store, "orders", shadow.Block).Inc()
 	if n := testing.AllocsPerRun(100, c.Inc); n != 0 {
 		t.Fatalf("Inc allocates %v", n)
 	}
 	found := false
-	for _, row := range shadow.Snapshot() {
+	for _, row := range s.Snapshot() {
 		if row.Store == store && row.Target == "orders" && row.Decision == "block" && row.N == 3 {
 			found = true
 		}

@@ -234,7 +234,7 @@ func (h *Hook) processMarked(ctx context.Context, m propagation.Mark, cmd redis.
 		}
 	}
 	written := h.written(args, &res)
-	shadow.Record(Store, res.Command.Name, shadow.Redirect)
+	h.decisions().Record(m.Run, Store, res.Command.Name, shadow.Redirect)
 	if h.instance {
 		err = h.client.Process(context.WithValue(ctx, redirectedKey{}, true), run)
 	} else {
@@ -342,8 +342,9 @@ func (h *Hook) pipelineMarked(ctx context.Context, m propagation.Mark, cmds []re
 		results[i] = res
 		written = append(written, h.written(c.Args(), &results[i])...)
 	}
+	dec := h.decisions()
 	for i := range cmds {
-		shadow.Record(Store, results[i].Command.Name, shadow.Redirect)
+		dec.Record(m.Run, Store, results[i].Command.Name, shadow.Redirect)
 	}
 	if len(written) > 0 {
 		tx := isTx(wire)
@@ -407,12 +408,16 @@ func (h *Hook) execShadow(ctx context.Context, cmds []redis.Cmder) error {
 	return err
 }
 
+// decisions is the series of the hook's runtime (its decisions and, per
+// run, its evidence).
+func (h *Hook) decisions() *shadow.Series { return shadowlane.OrDefault(h.rt).Decisions() }
+
 func (h *Hook) refuse(cmd redis.Cmder, err error, m propagation.Mark, d shadow.Decision) error {
 	var se *shadow.Error
 	if errors.As(err, &se) {
 		se.Mark = m
 	}
-	shadow.Record(Store, rediskeys.CommandName(cmd.Args()), d)
+	h.decisions().Record(m.Run, Store, rediskeys.CommandName(cmd.Args()), d)
 	cmd.SetErr(err)
 	return err
 }
@@ -606,7 +611,7 @@ func (h *Hook) filterProduction(cmd redis.Cmder) {
 		}
 	}
 	if removed > 0 {
-		shadow.RecordN(Store, name, shadow.Filter, int64(removed))
+		h.decisions().Add("", Store, name, "", shadow.Filter, int64(removed))
 	}
 }
 

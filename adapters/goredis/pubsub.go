@@ -218,7 +218,7 @@ func (h *Hook) subscribe(ctx context.Context, rdb redis.UniversalClient, kind su
 	m := propagation.FromContext(ctx)
 	loadTest := m.Run != ""
 	if loadTest && c.productionOnly {
-		shadow.Record(Store, kind.command(), shadow.Block)
+		h.decisions().Record(m.Run, Store, kind.command(), shadow.Block)
 		return nil, &shadow.Error{Store: Store, Target: kind.command(), Rule: "a load-test subscription cannot follow production channels only", Mark: m, Err: shadow.ErrBlocked}
 	}
 	if !loadTest && h.guard {
@@ -228,7 +228,7 @@ func (h *Hook) subscribe(ctx context.Context, rdb redis.UniversalClient, kind su
 			args = append(args, n)
 		}
 		if _, err := h.rw.Guard(args); err != nil {
-			shadow.Record(Store, kind.command(), shadow.Guard)
+			h.decisions().Record("", Store, kind.command(), shadow.Guard)
 			return nil, err
 		}
 	}
@@ -236,7 +236,7 @@ func (h *Hook) subscribe(ctx context.Context, rdb redis.UniversalClient, kind su
 	if !c.productionOnly {
 		var err error
 		if shadowRDB, err = h.pubsubTarget(rdb, kind, m); err != nil {
-			shadow.Record(Store, kind.command(), shadow.Block)
+			h.decisions().Record(m.Run, Store, kind.command(), shadow.Block)
 			return nil, err
 		}
 	}
@@ -450,7 +450,7 @@ func (s *Subscription) dispatch(l *leg, m *redis.Message) {
 		}
 	} else if s.h.guard && s.h.rw.Naming.IsShadow(m.Channel) {
 		// A production pattern caught a shadow channel.
-		shadow.Record(Store, s.kind.command(), shadow.Guard)
+		s.h.decisions().Record("", Store, s.kind.command(), shadow.Guard)
 		return
 	}
 	s.hmu.Lock()

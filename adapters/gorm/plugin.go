@@ -156,11 +156,11 @@ func (p *Plugin) wrap(db *gorm.DB) {
 			sp.target = tx
 		case inTx || isTx(base):
 			db.AddError(shadow.Refuse(p.store, "transaction", "marked statement inside a production transaction cannot reach the shadow database", m, shadow.ErrBlocked))
-			shadow.Record(p.store, "transaction", shadow.Block)
+			shadow.Default().Record(m.Run, p.store, "transaction", shadow.Block)
 			return
 		default:
 			sp.target = p.shadow
-			shadow.Record(p.store, "database", shadow.Redirect)
+			shadow.Default().Add(m.Run, p.store, "database", "shadow database", shadow.Redirect, 1)
 		}
 	}
 	st.ConnPool = sp
@@ -297,7 +297,7 @@ func (c *pool) BeginTx(ctx context.Context, opts *sql.TxOptions) (gorm.ConnPool,
 	from := c.base
 	if m.Run != "" && c.p.shadow != nil {
 		from = c.p.shadow
-		shadow.Record(c.p.store, "database", shadow.Redirect)
+		shadow.Default().Add(m.Run, c.p.store, "database", "shadow database", shadow.Redirect, 1)
 	} else if m.Run == "" {
 		m = propagation.Mark{}
 	}

@@ -187,6 +187,7 @@ func New(opts ...Option) (*Shadow, error) {
 		o.apply(&c)
 	}
 	c.bus.LoadTest = func() bool { on, _ := shadowlane.OrDefault(c.rt).LoadTestEnabled(); return on }
+	c.bus.Decisions = func() *shadow.Series { return shadowlane.OrDefault(c.rt).Decisions() }
 	r, err := bus.New(c.bus)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrConfig, err)

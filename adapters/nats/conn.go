@@ -26,7 +26,7 @@ import (
 func (s *Shadow) prepare(ctx context.Context, msg *natsgo.Msg) error {
 	m := propagation.FromContext(ctx)
 	if m.Run != "" && !literal(msg.Subject) {
-		shadow.Record(Store, firstToken(s.r.Production(msg.Subject)), shadow.Block)
+		s.decisions().Record(m.Run, Store, firstToken(s.r.Production(msg.Subject)), shadow.Block)
 		return shadow.Refuse(Store, msg.Subject, "a message needs a literal subject", m, shadow.ErrUnsupported)
 	}
 	to, err := s.r.Produce(m, msg.Subject)
@@ -191,7 +191,7 @@ func (c *Conn) subscribe(subj, queue string, h Handler) (*Subscription, error) {
 func (s *Shadow) msgHandler(lanesKey string, shadowSide bool, h Handler) natsgo.MsgHandler {
 	return func(msg *natsgo.Msg) {
 		if !shadowSide && s.r.IsShadow(msg.Subject) {
-			shadow.Record(Store, metricTarget(s, msg.Subject), shadow.Guard)
+			s.decisions().Record("", Store, metricTarget(s, msg.Subject), shadow.Guard)
 			return
 		}
 		d := decode(msg.Header)
@@ -204,7 +204,7 @@ func (s *Shadow) msgHandler(lanesKey string, shadowSide bool, h Handler) natsgo.
 			// Core NATS cannot hold a message back: a message the kill
 			// switch stops is refused (counted), never handled.
 			if errors.Is(dec.Err, shadow.ErrKillSwitch) {
-				shadow.Record(Store, metricTarget(s, msg.Subject), shadow.Block)
+				s.decisions().Record(dec.Mark.Run, Store, metricTarget(s, msg.Subject), shadow.Block)
 				s.refuse(context.Background(), msg, dec.Err)
 			}
 		case bus.Handle:

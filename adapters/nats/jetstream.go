@@ -324,7 +324,7 @@ func (r *jsRun) handle(msg jetstream.Msg) {
 	s := r.s
 	subj := msg.Subject()
 	if !r.shadowSide && s.r.IsShadow(subj) {
-		shadow.Record(Store, metricTarget(s, subj), shadow.Guard)
+		s.decisions().Record("", Store, metricTarget(s, subj), shadow.Guard)
 		_ = msg.Term()
 		return
 	}

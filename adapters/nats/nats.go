@@ -148,6 +148,9 @@ type Shadow struct {
 	r *bus.Rules
 }
 
+// decisions is the series of the adapter's runtime.
+func (s *Shadow) decisions() *shadow.Series { return shadowlane.OrDefault(s.c.rt).Decisions() }
+
 // New builds a Shadow.
 func New(opts ...Option) (*Shadow, error) {
 	c := config{
@@ -185,6 +188,7 @@ func New(opts ...Option) (*Shadow, error) {
 		return false
 	})
 	c.bus.LoadTest = func() bool { on, _ := shadowlane.OrDefault(c.rt).LoadTestEnabled(); return on }
+	c.bus.Decisions = func() *shadow.Series { return shadowlane.OrDefault(c.rt).Decisions() }
 	s := &Shadow{c: c}
 	c.bus.Target = func(prod string) string { return firstToken(prod) }
 	r, err := bus.New(c.bus)

@@ -149,6 +149,7 @@ func New(opts ...Option) (*Shadow, error) {
 		o.apply(&c)
 	}
 	c.bus.LoadTest = func() bool { on, _ := shadowlane.OrDefault(c.rt).LoadTestEnabled(); return on }
+	c.bus.Decisions = func() *shadow.Series { return shadowlane.OrDefault(c.rt).Decisions() }
 	r, err := bus.New(c.bus)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
@@ -269,7 +270,7 @@ func (s *Shadow) OnSend(msg *sarama.ProducerMessage) {
 	d := decode(hs)
 	m, bad := d.Mark()
 	if bad != bus.NoField {
-		shadow.Record(Store, msg.Topic, shadow.Block)
+		s.decisions().Record("", Store, msg.Topic, shadow.Block) // malformed mark: no run to trust
 		msg.Topic = ""
 		return
 	}
@@ -289,6 +290,9 @@ type Producer struct {
 	s *Shadow
 	p sarama.SyncProducer
 }
+
+// decisions is the series of the adapter's runtime.
+func (s *Shadow) decisions() *shadow.Series { return shadowlane.OrDefault(s.c.rt).Decisions() }
 
 // SyncProducer wraps p.
 func (s *Shadow) SyncProducer(p sarama.SyncProducer) *Producer { return &Producer{s: s, p: p} }

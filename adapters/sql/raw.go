@@ -55,7 +55,7 @@ func unwrapDriverConn(ctx context.Context, dc any) (any, error) {
 				if w.rw != nil {
 					store = w.rw.Dialect().Name()
 				}
-				shadow.Record(store, "raw", shadow.Block)
+				shadow.Default().Record(m.Run, store, "raw", shadow.Block)
 				return nil, shadow.Refuse(store, "raw", "the driver's own connection runs statements no rewriter sees; load-test work must use ordinary (shadowed) statements or the shadow database", m, shadow.ErrBlocked)
 			}
 			dc = w.base

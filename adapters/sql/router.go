@@ -78,8 +78,8 @@ func NewUncheckedRouter(store string, prod, shadowDB *sql.DB) (*Router, error) {
 
 // DB returns the pool for ctx: the shadow pool for marked contexts.
 func (r *Router) DB(ctx context.Context) *sql.DB {
-	if propagation.FromContext(ctx).Run != "" {
-		shadow.Record(r.store, "database", shadow.Redirect)
+	if run := propagation.FromContext(ctx).Run; run != "" {
+		shadow.Default().Add(run, r.store, "database", "shadow database", shadow.Redirect, 1)
 		return r.shadow
 	}
 	return r.prod

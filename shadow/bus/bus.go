@@ -93,6 +93,11 @@ type Config struct {
 	// Target maps a production name to a low-cardinality counter target
 	// (nil: the name itself).
 	Target func(name string) string
+	// Decisions returns the decision series the rules count in: the
+	// adapter's Runtime's (shadowlane.OrDefault(rt).Decisions), looked up
+	// per decision so a Runtime set by Init after the adapter was built is
+	// used. nil: the default Runtime's ([shadow.Default]).
+	Decisions func() *shadow.Series
 }
 
 // Rules are the produce and consume rules for one kind of destination. A
@@ -197,6 +202,13 @@ func (r *Rules) Live(consumer string) bool {
 // handled.
 func (r *Rules) LoadTestOn() bool { return r.c.LoadTest == nil || r.c.LoadTest() }
 
+func (r *Rules) decisions() *shadow.Series {
+	if r.c.Decisions != nil {
+		return r.c.Decisions()
+	}
+	return shadow.Default()
+}
+
 func (r *Rules) target(name string) string {
 	p := r.Production(name)
 	if r.c.Target != nil {
@@ -210,7 +222,7 @@ func (r *Rules) target(name string) string {
 // use, or a [*shadow.Error]. The caller then removes every mark header and
 // writes the [Values] of m.
 func (r *Rules) Produce(m propagation.Mark, name string) (string, *shadow.Error) {
-	return shadow.Route(r.c.Store, r.c.Kind, r.c.Naming, m, name, r.Has, r.c.Target)
+	return shadow.Route(r.decisions(), r.c.Store, r.c.Kind, r.c.Naming, m, name, r.Has, r.c.Target)
 }
 
 // Recheck is [Rules.Produce] for a second seam that sees a message a
@@ -300,7 +312,7 @@ func (r *Rules) Consume(consumer, source string, d *Decoder) Decision {
 		if r.c.Env != "" {
 			return Decision{Action: Skip, Mark: m}
 		}
-		shadow.Record(r.c.Store, r.target(source), shadow.Block)
+		r.decisions().Record("", r.c.Store, r.target(source), shadow.Block) // refused before any run is trusted
 		return Decision{Action: Refuse, Mark: m, Err: refuse}
 	}
 	if onShadow && m.Run == "" {

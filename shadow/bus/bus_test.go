@@ -54,8 +54,14 @@ func TestDecoderOneRuleForEveryBus(t *testing.T) {
 	}
 }
 
+// decisions is the series the test rules count in.
+var decisions = shadow.NewSeries(nil)
+
 func rules(t *testing.T, c bus.Config) *bus.Rules {
 	t.Helper()
+	if c.Decisions == nil {
+		c.Decisions = func() *shadow.Series { return decisions }
+	}
 	if c.Store == "" {
 		c.Store = fmt.Sprintf("bus-test-%p", t)
 	}
@@ -123,10 +129,10 @@ func TestConsumeRule(t *testing.T) {
 	}
 	// refusals are counted once: by the trunk
 	st := trunk.Config().Store
-	before := shadow.Total(st, shadow.Block)
+	before := decisions.Total(st, shadow.Block)
 	trunk.Consume("g", "orders", decode("X-Shadowlane-Run", "r 1"))
 	lane.Consume("g", "orders", decode("X-Shadowlane-Run", "r 1"))
-	if n := shadow.Total(st, shadow.Block) - before; n != 1 {
+	if n := decisions.Total(st, shadow.Block) - before; n != 1 {
 		t.Fatalf("one malformed message counted %d times", n)
 	}
 }
@@ -143,7 +149,7 @@ func TestProduceCountsOnce(t *testing.T) {
 	if to2, err := r.Recheck(m, to); err != nil || to2 != to {
 		t.Fatal(to2, err)
 	}
-	if n := shadow.Total(r.Config().Store, shadow.Redirect); n != 1 {
+	if n := decisions.Total(r.Config().Store, shadow.Redirect); n != 1 {
 		t.Fatalf("one record counted %d times", n)
 	}
 	if _, err := r.Recheck(m, "payments"); !errors.Is(err, shadow.ErrNoShadowTarget) {

@@ -29,6 +29,6 @@
 //     the trunk refuses it once); a produce rule re-applied to a message the
 //     wrapper already prepared is not counted again ([Rules.Recheck]).
 //
-// Every decision is counted with [shadow.Record] under the store the
-// adapter names ([Config.Store]).
+// Every decision is counted in the series [Config.Decisions] returns (the
+// adapter's Runtime's), under the store the adapter names ([Config.Store]).
 package bus

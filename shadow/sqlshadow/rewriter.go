@@ -24,6 +24,7 @@ type config struct {
 	readOnly    []string
 	database    []string
 	dbMode      bool
+	decisions   func() *shadow.Series
 }
 
 // WithNaming sets the naming that derives a shadow table from a production
@@ -94,6 +95,13 @@ func WithDatabase(schemas ...string) Option {
 	return func(c *config) { c.dbMode = true; c.database = append(c.database, schemas...) }
 }
 
+// WithDecisions makes the Rewriter count its decisions in the series f
+// returns (called per statement, so it may follow a Runtime set later):
+// an adapter passes its Runtime's, func() *shadow.Series { return
+// shadowlane.OrDefault(rt).Decisions() }. Without it decisions are counted
+// in the default Runtime's series ([shadow.Default]).
+func WithDecisions(f func() *shadow.Series) Option { return func(c *config) { c.decisions = f } }
+
 // WithoutGuard turns the two-way guard off: unmarked statements are no
 // longer checked for shadow tables. Only for migrations and tooling that
 // manage shadow tables on purpose.
@@ -133,8 +141,11 @@ type Rewriter struct {
 	twins   map[string]bool   // lower-cased twin names
 	roFuncs map[string]bool   // lower-cased read-only functions (bare or qualified)
 	catalog func(Table) bool
-	marked  cache
-	guarded cache
+	// decisions returns the series decisions are counted in (nil: the
+	// default Runtime's).
+	decisions func() *shadow.Series
+	marked    cache
+	guarded   cache
 }
 
 // New returns a Rewriter for dialect d. Without options every table is
@@ -151,7 +162,7 @@ func New(d Dialect, opts ...Option) (*Rewriter, error) {
 		n := shadow.DefaultTable
 		c.naming = &n
 	}
-	r := &Rewriter{d: d, store: d.Name(), naming: c.naming, guard: c.guard,
+	r := &Rewriter{d: d, store: d.Name(), naming: c.naming, guard: c.guard, decisions: c.decisions,
 		tables: c.tables, ltables: map[string]string{}, shadows: map[string]bool{}, read: map[string]bool{}}
 	if c.naming != nil {
 		if err := c.naming.Validate(); err != nil {
@@ -240,14 +251,13 @@ func (r *Rewriter) Statement(ctx context.Context, query string) (string, error) 
 // tables without a shadow target ([shadow.ErrNoShadowTarget]) and writes to
 // read-through tables ([shadow.ErrBlocked]).
 func (r *Rewriter) Rewrite(m propagation.Mark, query string) (string, error) {
+	s := r.series()
 	e := r.marked.get(query)
 	if e == nil {
-		e = r.seal(r.rewrite(query))
+		e = r.seal(r.rewrite(query), s)
 		r.marked.put(query, e)
 	}
-	for _, c := range e.counters {
-		c.Inc()
-	}
+	r.count(e, s, m.Run)
 	if e.err != nil {
 		err := *e.err
 		err.Mark = m
@@ -265,14 +275,13 @@ func (r *Rewriter) Guard(query string) error {
 	if !r.guard || !r.mentionsShadow(query) {
 		return nil
 	}
+	s := r.series()
 	e := r.guarded.get(query)
 	if e == nil {
-		e = r.seal(r.check(query))
+		e = r.seal(r.check(query), s)
 		r.guarded.put(query, e)
 	}
-	for _, c := range e.counters {
-		c.Inc()
-	}
+	r.count(e, s, "")
 	if e.err != nil {
 		err := *e.err
 		return &err
@@ -298,27 +307,57 @@ type entry struct {
 	err      *shadow.Error
 	uses     []decision
 	counters []shadow.Counter
+	owner    *shadow.Series // the series counters belong to
 }
 
-// seal resolves the counter handles of e.
-func (r *Rewriter) seal(e *entry) *entry {
+// seal resolves the counter handles of e in s.
+func (r *Rewriter) seal(e *entry, s *shadow.Series) *entry {
+	e.owner = s
 	if len(e.uses) > 0 {
 		e.counters = make([]shadow.Counter, len(e.uses))
 		for i, u := range e.uses {
-			e.counters[i] = shadow.CounterFor(r.store, u.target, u.d)
+			e.counters[i] = s.Counter(r.store, u.target, u.d)
 		}
 	}
 	return e
 }
 
+// count counts e's decisions in s (the series in force), for run ("" for
+// production work): with the cached handles when they belong to s.
+func (r *Rewriter) count(e *entry, s *shadow.Series, run string) {
+	if e.owner == s {
+		for _, c := range e.counters {
+			c.Inc()
+		}
+	} else {
+		for _, u := range e.uses {
+			s.Add("", r.store, u.target, "", u.d, 1)
+		}
+	}
+	if run != "" {
+		for _, u := range e.uses {
+			s.AddRun(run, r.store, u.target, u.to, u.d, 1)
+		}
+	}
+}
+
+// series is the decision series in force.
+func (r *Rewriter) series() *shadow.Series {
+	if r.decisions != nil {
+		return r.decisions()
+	}
+	return shadow.Default()
+}
+
 type decision struct {
 	target string
 	d      shadow.Decision
+	to     string // the shadow table (or twin) of a redirect, for the per-run evidence
 }
 
 func (r *Rewriter) refuse(target, rule string, err error) *entry {
 	return &entry{err: &shadow.Error{Store: r.store, Target: target, Rule: rule, Err: err},
-		uses: []decision{{target, shadow.Block}}}
+		uses: []decision{{target, shadow.Block, ""}}}
 }
 
 func (r *Rewriter) rewrite(query string) *entry {
@@ -329,7 +368,7 @@ func (r *Rewriter) rewrite(query string) *entry {
 			return r.databaseName(t, write, &uses, &refusal)
 		}
 		if r.isShadowName(t) {
-			uses = append(uses, decision{t.String(), shadow.Redirect})
+			uses = append(uses, decision{t.String(), shadow.Redirect, t.String()})
 			return t.Name, nil
 		}
 		if r.catalog(t) {
@@ -337,7 +376,7 @@ func (r *Rewriter) rewrite(query string) *entry {
 				refusal = r.refuse(t.String(), "system catalog "+t.String()+": load-test traffic may read it, never write it", shadow.ErrBlocked)
 				return "", shadow.ErrBlocked
 			}
-			uses = append(uses, decision{t.String(), shadow.ReadThrough})
+			uses = append(uses, decision{t.String(), shadow.ReadThrough, ""})
 			return t.Name, nil
 		}
 		if r.isReadThrough(t) {
@@ -345,11 +384,11 @@ func (r *Rewriter) rewrite(query string) *entry {
 				refusal = r.refuse(t.String(), "table "+t.String()+" is read-through: load-test traffic may read it, never write it", shadow.ErrBlocked)
 				return "", shadow.ErrBlocked
 			}
-			uses = append(uses, decision{t.String(), shadow.ReadThrough})
+			uses = append(uses, decision{t.String(), shadow.ReadThrough, ""})
 			return t.Name, nil
 		}
 		if s, ok := r.shadowName(t); ok {
-			uses = append(uses, decision{t.String(), shadow.Redirect})
+			uses = append(uses, decision{t.String(), shadow.Redirect, s})
 			return s, nil
 		}
 		refusal = r.refuse(t.String(), "no shadow table configured for "+t.String(), shadow.ErrNoShadowTarget)
@@ -357,7 +396,7 @@ func (r *Rewriter) rewrite(query string) *entry {
 	}
 	funcs := func(f Func) (string, error) {
 		if twin, ok := r.funcTwin(f); ok {
-			uses = append(uses, decision{"function " + f.String(), shadow.Redirect})
+			uses = append(uses, decision{"function " + f.String(), shadow.Redirect, twin})
 			return twin, nil
 		}
 		if f.Safe || r.isReadOnlyFunc(f) || r.isTwin(f) {
@@ -441,14 +480,14 @@ func (r *Rewriter) databaseName(t Table, write bool, uses *[]decision, refusal *
 			*refusal = r.refuse(t.String(), "system catalog "+t.String()+": load-test traffic may read it, never write it", shadow.ErrBlocked)
 			return "", shadow.ErrBlocked
 		}
-		*uses = append(*uses, decision{t.String(), shadow.ReadThrough})
+		*uses = append(*uses, decision{t.String(), shadow.ReadThrough, ""})
 		return t.Name, nil
 	}
 	if !r.inShadowDatabase(t) {
 		*refusal = r.refuse(t.String(), "database mode: "+t.String()+" is qualified with "+t.Schema+", not the shadow database (sqlshadow.WithDatabase): load-test statements may name only tables of the shadow database", shadow.ErrBlocked)
 		return "", shadow.ErrBlocked
 	}
-	*uses = append(*uses, decision{t.String(), shadow.Redirect})
+	*uses = append(*uses, decision{t.String(), shadow.Redirect, t.String()})
 	return t.Name, nil
 }
 
@@ -539,27 +578,27 @@ func (r *Rewriter) check(query string) *entry {
 	if err != nil {
 		return &entry{err: &shadow.Error{Store: r.store, Target: clip(query),
 			Rule: "unmarked statement mentions the shadow affix and cannot be parsed", Err: shadow.ErrShadowFromProduction},
-			uses: []decision{{"unparsed", shadow.Guard}}}
+			uses: []decision{{"unparsed", shadow.Guard, ""}}}
 	}
 	if res.Kind == KindDDL && len(res.Tables) == 0 {
 		// The dialect recognised the statement without naming its tables
 		// (SQLite DDL): it mentions the shadow affix, so refuse.
 		return &entry{err: &shadow.Error{Store: r.store, Target: clip(query),
 			Rule: "unmarked DDL statement mentions the shadow affix; run shadow-table DDL through a rewriter built WithoutGuard", Err: shadow.ErrShadowFromProduction},
-			uses: []decision{{"ddl", shadow.Guard}}}
+			uses: []decision{{"ddl", shadow.Guard, ""}}}
 	}
 	for _, u := range res.Tables {
 		if r.isShadowName(u.Table) {
 			return &entry{err: &shadow.Error{Store: r.store, Target: u.Table.String(),
 				Rule: "unmarked (production) statement touches shadow table " + u.Table.String(), Err: shadow.ErrShadowFromProduction},
-				uses: []decision{{u.Table.String(), shadow.Guard}}}
+				uses: []decision{{u.Table.String(), shadow.Guard, ""}}}
 		}
 	}
 	for _, f := range res.Funcs {
 		if r.isTwin(f) {
 			return &entry{err: &shadow.Error{Store: r.store, Target: "function " + f.String(),
 				Rule: "unmarked (production) statement calls shadow twin function " + f.String(), Err: shadow.ErrShadowFromProduction},
-				uses: []decision{{"function " + f.String(), shadow.Guard}}}
+				uses: []decision{{"function " + f.String(), shadow.Guard, ""}}}
 		}
 	}
 	for _, c := range res.ExecComments {
@@ -568,7 +607,7 @@ func (r *Rewriter) check(query string) *entry {
 			// seen its tables. A shadow name inside is refused.
 			return &entry{err: &shadow.Error{Store: r.store, Target: clip(query),
 				Rule: "unmarked (production) statement names a shadow target inside an executable comment", Err: shadow.ErrShadowFromProduction},
-				uses: []decision{{"executable comment", shadow.Guard}}}
+				uses: []decision{{"executable comment", shadow.Guard, ""}}}
 		}
 	}
 	return &entry{}
