@@ -46,10 +46,102 @@ type StoresConfig struct {
 	AMQP      string   `yaml:"amqp"`
 	Exchanges []string `yaml:"exchanges"`
 	Queues    []string `yaml:"queues"`
+	// AMQPTopology describes the production exchanges, queues and bindings
+	// whose twins `shadowlane shadow create` declares: AMQP 0-9-1 cannot
+	// read an exchange's type or bindings back from the server (that needs
+	// the management plugin), so they are written here.
+	AMQPTopology AMQPTopology `yaml:"amqpTopology"`
 	// NATS URL, production JetStream streams and subjects.
 	NATS     string   `yaml:"nats"`
 	Streams  []string `yaml:"streams"`
 	Subjects []string `yaml:"subjects"`
+}
+
+// AMQPTopology is the production RabbitMQ topology of a service (see
+// [StoresConfig.AMQPTopology]).
+//
+//	amqpTopology:
+//	  exchanges: [{name: shop, kind: topic, durable: true}]
+//	  queues:    [{name: fulfilment, durable: true, args: {x-dead-letter-exchange: shop}}]
+//	  bindings:  [{exchange: shop, queue: fulfilment, key: "fulfil.#"}]
+type AMQPTopology struct {
+	Exchanges []AMQPExchange `yaml:"exchanges"`
+	Queues    []AMQPQueue    `yaml:"queues"`
+	Bindings  []AMQPBinding  `yaml:"bindings"`
+}
+
+// AMQPExchange is one production exchange: its name, kind (direct,
+// fanout, topic, headers or a plugin's x- kind) and flags.
+type AMQPExchange struct {
+	Name       string         `yaml:"name"`
+	Kind       string         `yaml:"kind"`
+	Durable    bool           `yaml:"durable"`
+	AutoDelete bool           `yaml:"autoDelete"`
+	Internal   bool           `yaml:"internal"`
+	Args       map[string]any `yaml:"args"`
+}
+
+// AMQPQueue is one production queue (exclusive queues belong to one
+// connection and have no declared twin).
+type AMQPQueue struct {
+	Name       string         `yaml:"name"`
+	Durable    bool           `yaml:"durable"`
+	AutoDelete bool           `yaml:"autoDelete"`
+	Args       map[string]any `yaml:"args"`
+}
+
+// AMQPBinding binds a queue to an exchange with a routing key (and
+// headers-exchange arguments).
+type AMQPBinding struct {
+	Exchange string         `yaml:"exchange"`
+	Queue    string         `yaml:"queue"`
+	Key      string         `yaml:"key"`
+	Args     map[string]any `yaml:"args"`
+}
+
+// empty reports whether t describes nothing.
+func (t AMQPTopology) empty() bool {
+	return len(t.Exchanges)+len(t.Queues)+len(t.Bindings) == 0
+}
+
+func (t AMQPTopology) validate(bad func(field, format string, a ...any)) {
+	xs, qs := map[string]bool{}, map[string]bool{}
+	for i, x := range t.Exchanges {
+		f := fmt.Sprintf("stores.amqpTopology.exchanges[%d]", i)
+		switch {
+		case strings.TrimSpace(x.Name) == "":
+			bad(f+".name", "empty name")
+		case xs[x.Name]:
+			bad(f+".name", "exchange %q described twice", x.Name)
+		}
+		xs[x.Name] = true
+		switch x.Kind {
+		case "direct", "fanout", "topic", "headers":
+		default:
+			if !strings.HasPrefix(x.Kind, "x-") {
+				bad(f+".kind", "%q: want direct, fanout, topic, headers or a plugin's x- kind", x.Kind)
+			}
+		}
+	}
+	for i, q := range t.Queues {
+		f := fmt.Sprintf("stores.amqpTopology.queues[%d]", i)
+		switch {
+		case strings.TrimSpace(q.Name) == "":
+			bad(f+".name", "empty name")
+		case qs[q.Name]:
+			bad(f+".name", "queue %q described twice", q.Name)
+		}
+		qs[q.Name] = true
+	}
+	for i, b := range t.Bindings {
+		f := fmt.Sprintf("stores.amqpTopology.bindings[%d]", i)
+		if !xs[b.Exchange] {
+			bad(f+".exchange", "%q is not described under amqpTopology.exchanges", b.Exchange)
+		}
+		if !qs[b.Queue] {
+			bad(f+".queue", "%q is not described under amqpTopology.queues", b.Queue)
+		}
+	}
 }
 
 // validate reports targets listed without the store that holds them and
@@ -86,9 +178,13 @@ func (s StoresConfig) validate(bad func(field, format string, a ...any)) {
 	}
 	need("exchanges", s.Exchanges, "stores.amqp", s.AMQP != "")
 	need("queues", s.Queues, "stores.amqp", s.AMQP != "")
-	if s.AMQP != "" && len(s.Exchanges)+len(s.Queues) == 0 {
+	if s.AMQP != "" && len(s.Exchanges)+len(s.Queues) == 0 && s.AMQPTopology.empty() {
 		bad("stores.amqp", "given but no exchanges or queues to check")
 	}
+	if !s.AMQPTopology.empty() && s.AMQP == "" {
+		bad("stores.amqpTopology", "listed without stores.amqp")
+	}
+	s.AMQPTopology.validate(bad)
 	need("streams", s.Streams, "stores.nats", s.NATS != "")
 	need("subjects", s.Subjects, "stores.nats", s.NATS != "")
 }

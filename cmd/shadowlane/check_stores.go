@@ -24,6 +24,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/shadowlane/shadowlane"
+	slamqp "github.com/shadowlane/shadowlane/adapters/amqp"
 	"github.com/shadowlane/shadowlane/propagation"
 	"github.com/shadowlane/shadowlane/shadow"
 )
@@ -145,7 +146,8 @@ func checkStores(cfg shadowlane.Config, f *storeCheckFlags, stdout, stderr io.Wr
 	}
 	if f.amqp != "" {
 		run("amqp "+redactURL(f.amqp)+":", func(ctx context.Context) []finding {
-			return checkAMQP(ctx, f.amqp, splitList(f.exchanges), splitList(f.queues), shadow.Naming{Suffix: f.amqpSuffix}, f.timeout)
+			top := cfg.Stores.AMQPTopology
+			return checkAMQP(ctx, f.amqp, amqpExchangeNames(splitList(f.exchanges), top), amqpQueueNames(splitList(f.queues), top), top, shadow.Naming{Suffix: f.amqpSuffix}, f.timeout)
 		})
 	}
 	if f.nats != "" {
@@ -390,7 +392,34 @@ func checkRedis(ctx context.Context, addr string, keys []string, naming shadow.N
 	} else {
 		out = append(out, findWarn("shadow keys", "none under %q in %s: fine before a first run if load-test reads may miss; seed what they must find (list it with --keys)", naming.Prefix, sample))
 	}
+	// A key with glob characters is a pattern (as `shadow create --keys`
+	// takes it): every production key it matches (SCAN, at most scan of
+	// them) must have its twin.
+	var expanded []string
 	for _, k := range keys {
+		if !strings.ContainsAny(k, "*?[") {
+			expanded = append(expanded, k)
+			continue
+		}
+		var matched []string
+		it := c.Scan(ctx, 0, k, 500).Iterator()
+		for it.Next(ctx) && len(matched) < scan {
+			if !naming.IsShadow(it.Val()) {
+				matched = append(matched, it.Val())
+			}
+		}
+		if err := it.Err(); err != nil {
+			out = append(out, findErr(k, "SCAN: %v", err))
+			continue
+		}
+		if len(matched) == 0 {
+			out = append(out, findErr(k, "no production key matches the pattern"))
+			continue
+		}
+		sort.Strings(matched)
+		expanded = append(expanded, matched...)
+	}
+	for _, k := range expanded {
 		twin := naming.Shadow(k)
 		pt, err1 := c.Type(ctx, k).Result()
 		st, err2 := c.Type(ctx, twin).Result()
@@ -472,7 +501,22 @@ func missingTopic(d kadm.TopicDetail) bool {
 
 // ---- AMQP ----
 
-func checkAMQP(ctx context.Context, uri string, exchanges, queues []string, naming shadow.Naming, timeout time.Duration) []finding {
+// checkAMQP checks that the twin of every exchange and queue exists and,
+// for those described in top, that it has the described attributes (an
+// existing twin is redeclared with them: a no-op when they agree).
+func checkAMQP(ctx context.Context, uri string, exchanges, queues []string, top shadowlane.AMQPTopology, naming shadow.Naming, timeout time.Duration) []finding {
+	_, twins, terr := shadowTopology(top, naming)
+	if terr != nil {
+		twins = slamqp.Topology{}
+	}
+	twinX := map[string]slamqp.Exchange{}
+	for _, x := range twins.Exchanges {
+		twinX[x.Name] = x
+	}
+	twinQ := map[string]slamqp.Queue{}
+	for _, q := range twins.Queues {
+		twinQ[q.Name] = q
+	}
 	conn, err := amqp.DialConfig(uri, amqp.Config{Dial: amqp.DefaultDial(min(timeout, 5*time.Second))})
 	if err != nil {
 		return []finding{findUnreachable("reachability", err)}
@@ -516,7 +560,22 @@ func checkAMQP(ctx context.Context, uri string, exchanges, queues []string, nami
 		case serr != nil:
 			out = append(out, findErr(label, "shadow exchange: %v", serr))
 		default:
-			out = append(out, findOK(label, "exists (type and bindings are not visible over AMQP 0-9-1)"))
+			d, ok := twinX[twin]
+			if !ok {
+				out = append(out, findOK(label, "exists (type and bindings are not visible over AMQP 0-9-1; describe it under stores.amqpTopology to check them)"))
+				break
+			}
+			diff, err := amqpTwinDiffers(ctx, conn, func(ch *amqp.Channel) error {
+				return ch.ExchangeDeclare(d.Name, d.Kind, d.Durable, d.AutoDelete, d.Internal, false, d.Args)
+			})
+			switch {
+			case err != nil:
+				out = append(out, findErr(label, "shadow exchange: %v", err))
+			case diff != "":
+				out = append(out, findErr(label, "differs from stores.amqpTopology: %s", diff))
+			default:
+				out = append(out, findOK(label, "exists, %s as described (bindings are not visible over AMQP 0-9-1)", d.Kind))
+			}
 		}
 	}
 	for _, q := range queues {
@@ -534,6 +593,10 @@ func checkAMQP(ctx context.Context, uri string, exchanges, queues []string, nami
 		}
 		p, perr := inspect(q)
 		s, serr := inspect(twin)
+		qdiff := ""
+		if d, ok := twinQ[twin]; ok && perr == nil && serr == nil {
+			qdiff = amqpQueueDiff(ctx, conn, d)
+		}
 		switch {
 		case notFound(perr):
 			out = append(out, findErr(label, "production queue not found"))
@@ -543,16 +606,34 @@ func checkAMQP(ctx context.Context, uri string, exchanges, queues []string, nami
 			out = append(out, findErr(label, "missing: declare %s like %s", twin, q))
 		case serr != nil:
 			out = append(out, findErr(label, "shadow queue: %v", serr))
+		case qdiff != "":
+			out = append(out, findErr(label, "differs from stores.amqpTopology: %s", qdiff))
 		case s.Consumers == 0 && p.Consumers > 0:
 			out = append(out, findWarn(label, "exists, but no consumer while production has %d: load-test messages will pile up (%d ready)", p.Consumers, s.Messages))
 		default:
 			out = append(out, findOK(label, "exists, %d consumer(s), %d message(s) ready", s.Consumers, s.Messages))
 		}
 	}
+	if terr != nil {
+		out = append(out, findErr("amqpTopology", "%v", terr))
+	}
 	if ctx.Err() != nil {
 		out = append(out, findErr("checks", "stopped: %v", ctx.Err()))
 	}
 	return out
+}
+
+// amqpQueueDiff returns how the existing twin q differs from its
+// description ("" when it agrees or cannot be compared).
+func amqpQueueDiff(ctx context.Context, conn *amqp.Connection, q slamqp.Queue) string {
+	diff, err := amqpTwinDiffers(ctx, conn, func(ch *amqp.Channel) error {
+		_, err := ch.QueueDeclare(q.Name, q.Durable, q.AutoDelete, false, false, q.Args)
+		return err
+	})
+	if err != nil {
+		return err.Error()
+	}
+	return diff
 }
 
 // ---- NATS ----

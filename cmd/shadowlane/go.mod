@@ -9,6 +9,7 @@ require (
 	github.com/nats-io/nats.go v1.55.0
 	github.com/rabbitmq/amqp091-go v1.16.0
 	github.com/shadowlane/shadowlane v0.0.0
+	github.com/shadowlane/shadowlane/adapters/amqp v0.0.0
 	github.com/shadowlane/shadowlane/adapters/grpc v0.0.0
 	github.com/shadowlane/shadowlane/examples v0.0.0
 	google.golang.org/grpc v1.85.0
@@ -123,6 +124,8 @@ replace (
 )
 
 replace github.com/shadowlane/shadowlane/adapters/goredis => ../../adapters/goredis
+
+replace github.com/shadowlane/shadowlane/adapters/amqp => ../../adapters/amqp
 
 replace github.com/shadowlane/shadowlane/adapters/kafka => ../../adapters/kafka
 

@@ -38,6 +38,8 @@ commands:
   check   validate a config file and, with --mysql/--postgres/--sqlite, the shadow twins of --tables
   shadow  plan|create|purge the shadow twins of the config's stores (tables with their own
           sequences, foreign keys, views; Redis seed keys); purge --run R | --all [--yes]
+  verify  after a run: check from the stores that the run's rows, keys and messages are in the
+          shadow twins and none in production (--run R; exit 0 ok, 1 leak, 3 unreachable)
   vet     report code that loses the mark (runs shadowlane-vet; see "shadowlane vet -h")
   run     pressure-test your own HTTP entry points from a scenario file: paced load-test requests with
           the run's token (re-minted before expiry), production probes, abort conditions, per-service
@@ -62,6 +64,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdCheck(args[1:], stdout, stderr)
 	case "shadow":
 		return cmdShadow(args[1:], stdout, stderr)
+	case "verify":
+		return cmdVerify(args[1:], stdout, stderr)
 	case "vet":
 		return cmdVet(args[1:], stdout, stderr)
 	case "run":
@@ -254,8 +258,8 @@ func applyStoresConfig(st shadowlane.StoresConfig, set map[string]bool, sq *sqlC
 	if !set["amqp"] {
 		f.amqp = expand(st.AMQP)
 	}
-	list("exchanges", &f.exchanges, st.Exchanges)
-	list("queues", &f.queues, st.Queues)
+	list("exchanges", &f.exchanges, amqpExchangeNames(st.Exchanges, st.AMQPTopology))
+	list("queues", &f.queues, amqpQueueNames(st.Queues, st.AMQPTopology))
 	if !set["nats"] {
 		f.nats = expand(st.NATS)
 	}

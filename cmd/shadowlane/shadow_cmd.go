@@ -27,7 +27,8 @@ func cmdShadow(args []string, stdout, stderr io.Writer) int {
           copies the Redis seed keys (--keys patterns) to their shadow names
   purge   count (dry run) or, with --yes, delete the load-test data in the shadow twins:
           --run R deletes the rows of run R where the twin has the run column (--run-column),
-          --all empties every twin and deletes every shadow Redis key
+          --all empties every twin, deletes every shadow Redis key, empties the shadow
+          Kafka topics, NATS streams and RabbitMQ queues
 `)
 		return exitUsage
 	}
@@ -47,6 +48,7 @@ func cmdShadow(args []string, stdout, stderr io.Writer) int {
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	var amqpTop shadowlane.AMQPTopology
 	if *cfgFile != "" {
 		cfg, err := shadowlane.LoadFile(*cfgFile)
 		if err != nil {
@@ -56,7 +58,12 @@ func cmdShadow(args []string, stdout, stderr io.Writer) int {
 			}
 			return exitViolation
 		}
+		if err := cfg.Validate(); err != nil {
+			fmt.Fprintf(stderr, "%s: invalid\n%v\n", *cfgFile, err)
+			return exitViolation
+		}
 		applyStoresConfig(cfg.Stores, set, sq, st, os.Getenv)
+		amqpTop = cfg.Stores.AMQPTopology
 	}
 	naming := shadow.Naming{Prefix: sq.prefix, Suffix: sq.suffix}
 	keyNaming := shadow.Naming{Prefix: st.keyPrefix}
@@ -147,10 +154,23 @@ func cmdShadow(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	if st.amqp != "" {
-		fmt.Fprintln(stdout, "note: RabbitMQ twins (exchanges, queues, bindings) are not made by `shadow` (AMQP cannot list bindings); `shadowlane check` reports them")
+		did = true
+		amqpNaming := shadow.Naming{Suffix: st.amqpSuffix}
+		if err := amqpNaming.Validate(); err != nil {
+			fmt.Fprintln(stderr, "shadowlane shadow: --amqp-suffix:", err)
+			return exitUsage
+		}
+		switch {
+		case sub != "purge":
+			code = worst(code, amqpTwins(st.amqp, splitList(st.exchanges), splitList(st.queues), amqpTop, amqpNaming, st.timeout, sub == "create", stdout, stderr))
+		case *all:
+			code = worst(code, amqpPurge(st.amqp, amqpQueueNames(splitList(st.queues), amqpTop), amqpNaming, st.timeout, *yes, stdout, stderr))
+		default:
+			fmt.Fprintln(stdout, "amqp: messages carry the run in headers only: skipped (use --all to purge the shadow queues)")
+		}
 	}
 	if !did {
-		fmt.Fprintln(stderr, "shadowlane shadow: no store given (--config with a stores: section, or --mysql/--postgres/--sqlite with --tables, --redis)")
+		fmt.Fprintln(stderr, "shadowlane shadow: no store given (--config with a stores: section, or --mysql/--postgres/--sqlite with --tables, --redis, --kafka with --topics, --nats with --streams, --amqp)")
 		return exitUsage
 	}
 	return code

@@ -1,0 +1,248 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	_ "github.com/glebarez/go-sqlite" // database/sql driver "sqlite", for reading the stores directly
+	natsgo "github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/shadowlane/shadowlane"
+)
+
+// cli builds the shadowlane command once per test binary run.
+func cli(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "shadowlane")
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/shadowlane/shadowlane/cmd/shadowlane")
+	cmd.Dir = "../.."
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("building the shadowlane command: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// step runs one walk-through command and checks its exit code.
+func step(t *testing.T, bin string, want int, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, args...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("shadowlane %s: %v", strings.Join(args, " "), err)
+	}
+	t.Logf("$ shadowlane %s  (exit %d)\n%s", strings.Join(args, " "), code, out.String())
+	if code != want {
+		t.Fatalf("shadowlane %s: exit %d, want %d\n%s", strings.Join(args, " "), code, want, out.String())
+	}
+	return out.String()
+}
+
+func postOrder(t *testing.T, base, token, sku string) (int, map[string]any) {
+	t.Helper()
+	req, _ := http.NewRequest("POST", base+"/orders", strings.NewReader(`{"sku":"`+sku+`","qty":1}`))
+	req.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		req.Header.Set("X-Shadowlane-Token", token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	var m map[string]any
+	json.Unmarshal(body, &m)
+	return resp.StatusCode, m
+}
+
+// storeState is everything production holds, hashed: the rows of
+// qs_orders, its AUTOINCREMENT counter, the production Redis keys and
+// values, and the production stream's state.
+func storeState(t *testing.T, db *sql.DB, rdb *redis.Client, js jetstream.JetStream) string {
+	t.Helper()
+	ctx := context.Background()
+	h := sha256.New()
+	rows, err := db.Query("SELECT id, sku, qty, COALESCE(shadowlane_run, '') FROM qs_orders ORDER BY id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for rows.Next() {
+		var id, qty int
+		var sku, run string
+		rows.Scan(&id, &sku, &qty, &run)
+		fmt.Fprintln(h, id, sku, qty, run)
+		n++
+	}
+	rows.Close()
+	var seq int64
+	db.QueryRow("SELECT seq FROM sqlite_sequence WHERE name = 'qs_orders'").Scan(&seq)
+	keys, err := rdb.Keys(ctx, "quickstart:*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		fmt.Fprintln(h, k, rdb.Get(ctx, k).Val())
+	}
+	st, err := js.Stream(ctx, OrdersStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, _ := st.Info(ctx)
+	return fmt.Sprintf("%d rows, seq %d, %d keys, %d msgs (last %d), %x", n, seq, len(keys), info.State.Msgs, info.State.LastSeq, h.Sum(nil)[:8])
+}
+
+// TestWalkThrough runs the README's "Pressure-test your own service" on
+// the embedded defaults: the app (both services, SQLite file, miniredis,
+// nats-server) and the shadowlane command as a user runs it.
+func TestWalkThrough(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the shadowlane command")
+	}
+	bin := cli(t)
+	dir := t.TempDir()
+	t.Setenv("SHADOWLANE_QS_KEY", "walk-through-key-0123456789abcdef0123456789")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	app, err := Start(ctx, Options{
+		GatewayConfig: "gateway.yaml", OrdersConfig: "orders.yaml",
+		HTTPAddr: "127.0.0.1:0", GRPCAddr: "127.0.0.1:0",
+		DataDir: dir, EmbeddedRedis: "127.0.0.1:0", EmbeddedNATS: "127.0.0.1:-1",
+		Edit: func(_ string, c *shadowlane.Config) { c.Admin.Addr = "127.0.0.1:0" },
+		Log:  slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer app.Close()
+	base := "http://" + app.HTTPAddr
+	// The stores, read directly (no shadowlane in the way).
+	db, err := sql.Open("sqlite", app.SQLite)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	rdb := redis.NewClient(&redis.Options{Addr: app.RedisAddr}) //lostctx:ok the test reads production and shadow keys by their real names
+	defer rdb.Close()
+	nc, err := natsgo.Connect(app.NATSURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+
+	// Production traffic before the test.
+	for i := 0; i < 5; i++ {
+		if code, body := postOrder(t, base, "", SKUs[i%len(SKUs)]); code != 201 {
+			t.Fatalf("production order: %d %v", code, body)
+		}
+	}
+	// The CLI reads orders.yaml's stores: with the embedded stores'
+	// real addresses (the test's are on free ports).
+	stores := []string{"--config", "orders.yaml", "--sqlite", app.SQLite, "--redis", app.RedisAddr, "--nats", app.NATSURL}
+	with := func(args ...string) []string { return append(args, stores...) }
+
+	out := step(t, bin, 1, with("check")...)
+	if !strings.Contains(out, `CREATE TABLE IF NOT EXISTS "qs_orders_shadow"`) {
+		t.Fatalf("check did not print the DDL of the missing twin")
+	}
+	step(t, bin, 0, with("shadow", "create")...)
+	step(t, bin, 0, with("check")...)
+	before := storeState(t, db, rdb, js)
+	var prodSeq int64
+	db.QueryRow("SELECT seq FROM sqlite_sequence WHERE name = 'qs_orders'").Scan(&prodSeq)
+
+	// The load test: a token for the run, requests carrying it.
+	const run = "qs-walk-1"
+	tok := strings.TrimSpace(step(t, bin, 0, "token", "--config", "gateway.yaml", "--run", run, "--ttl", "10m"))
+	const n = 20
+	for i := 0; i < n; i++ {
+		if code, body := postOrder(t, base, tok, SKUs[i%len(SKUs)]); code != 201 {
+			t.Fatalf("load-test order %d: %d %v", i, code, body)
+		}
+	}
+	// A forged token is refused at the edge and writes nothing.
+	if code, _ := postOrder(t, base, tok+"x", "sku-1"); code != 403 {
+		t.Fatalf("forged token: %d, want 403", code)
+	}
+
+	// The twin took its ids from its own sequence: 1..n, while
+	// production's counter did not move.
+	var cnt, minID, maxID int64
+	if err := db.QueryRow("SELECT COUNT(*), MIN(id), MAX(id) FROM qs_orders_shadow WHERE shadowlane_run = ?", run).Scan(&cnt, &minID, &maxID); err != nil {
+		t.Fatal(err)
+	}
+	if cnt != n || minID != 1 || maxID != n {
+		t.Fatalf("shadow rows: %d ids %d..%d, want %d ids 1..%d (own sequence)", cnt, minID, maxID, n, n)
+	}
+	var seqNow int64
+	db.QueryRow("SELECT seq FROM sqlite_sequence WHERE name = 'qs_orders'").Scan(&seqNow)
+	if seqNow != prodSeq {
+		t.Fatalf("production sequence moved: %d -> %d", prodSeq, seqNow)
+	}
+	if after := storeState(t, db, rdb, js); after != before {
+		t.Fatalf("production changed during the load test:\n before %s\n after  %s", before, after)
+	}
+
+	out = step(t, bin, 0, with("verify", "--run", run, "--keys", "quickstart:order:*")...)
+	for _, want := range []string{
+		"0 row(s) of run " + run + " in production, 20 in qs_orders_shadow",
+		"0 key(s) of run " + run + " in production, 20 in shadow keys",
+		"0 message(s) of run " + run + " in production, 20 in QS_ORDERS_shadow",
+		"PASS run " + run,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("verify: no %q", want)
+		}
+	}
+
+	out = step(t, bin, 0, with("shadow", "purge", "--run", run)...)
+	if !strings.Contains(out, "would delete 20 row(s)") {
+		t.Errorf("purge dry run: no count of the run's rows")
+	}
+	step(t, bin, 0, with("shadow", "purge", "--run", run, "--yes")...)
+	step(t, bin, 0, with("shadow", "purge", "--all", "--yes")...)
+
+	// The twins are empty, production is as it was.
+	db.QueryRow("SELECT COUNT(*) FROM qs_orders_shadow").Scan(&cnt)
+	if cnt != 0 {
+		t.Errorf("%d rows left in qs_orders_shadow", cnt)
+	}
+	if keys := rdb.Keys(ctx, "shadow:*").Val(); len(keys) != 0 {
+		t.Errorf("shadow keys left: %v", keys)
+	}
+	if st, err := js.Stream(ctx, OrdersStream+"_shadow"); err != nil {
+		t.Error(err)
+	} else if info, _ := st.Info(ctx); info.State.Msgs != 0 {
+		t.Errorf("%d messages left in the shadow stream", info.State.Msgs)
+	}
+	if after := storeState(t, db, rdb, js); after != before {
+		t.Fatalf("production changed by the purge:\n before %s\n after  %s", before, after)
+	}
+	step(t, bin, 1, with("verify", "--run", run, "--keys", "quickstart:order:*")...) // nothing of the run is left anywhere
+}
