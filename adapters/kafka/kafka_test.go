@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -51,21 +52,28 @@ func newShadow(t testing.TB, opts ...kafka.Option) *kafka.Shadow {
 }
 
 // readAll reads every record of topic from the start, without a group,
-// stopping once the topic has been quiet for a moment.
+// up to the end offsets an admin client lists (a quiet period is no proof
+// of the end on a loaded machine).
 func readAll(t testing.TB, addrs []string, topic string) []*kgo.Record {
 	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ends, err := kadm.NewClient(newClient(t, addrs)).ListEndOffsets(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := int64(0)
+	ends.Each(func(o kadm.ListedOffset) { want += o.Offset })
 	cl := newClient(t, addrs, kgo.ConsumeTopics(topic), kgo.FetchMaxWait(100*time.Millisecond))
 	var out []*kgo.Record
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 700*time.Millisecond)
+	for int64(len(out)) < want {
 		fs := cl.PollFetches(ctx)
-		cancel()
-		n := 0
-		fs.EachRecord(func(r *kgo.Record) { out = append(out, r); n++ })
-		if n == 0 {
-			return out
+		if ctx.Err() != nil {
+			t.Fatalf("read %d of %d records of %s", len(out), want, topic)
 		}
+		fs.EachRecord(func(r *kgo.Record) { out = append(out, r) })
 	}
+	return out
 }
 
 func header(r *kgo.Record, key string) (string, bool) {

@@ -415,7 +415,7 @@ func TestReconcileKafka(t *testing.T) {
 		topic string
 		into  map[string]*kgo.Record
 	}{{"orders", prod}, {"orders_shadow", sh}} {
-		for _, r := range readTo(t, addrs, adm, x.topic) {
+		for _, r := range readAll(t, addrs, x.topic) {
 			if _, dup := x.into[string(r.Value)]; dup {
 				t.Errorf("broker: %s stored twice in %s", r.Value, x.topic)
 			}
@@ -439,28 +439,4 @@ func TestReconcileKafka(t *testing.T) {
 	}
 	t.Logf("kafka reconcile: sent %d (production %d, marked %d, proj-a %d+%d, proj-b %d+%d, poison 2, malformed %d); broker: production topic %d, shadow topic %d, %d groups at the end; handled %d ids, at-least-once duplicates %d (rejected commit); refused %d",
 		wantProd+len(sh), len(pm.p), len(pm.m), len(a1), len(a2), len(b1), len(b2), len(bad), len(prod), len(sh), len(groups), len(lg.handled), dups, len(lg.refused))
-}
-
-// readTo reads topic from the start with a plain client (no group) until
-// it has every record below the end offsets an admin client lists.
-func readTo(t *testing.T, addrs []string, adm *kadm.Client, topic string) []*kgo.Record {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	ends, err := adm.ListEndOffsets(ctx, topic)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := int64(0)
-	ends.Each(func(o kadm.ListedOffset) { want += o.Offset })
-	cl := newClient(t, addrs, kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(100*time.Millisecond))
-	var out []*kgo.Record
-	for int64(len(out)) < want {
-		fs := cl.PollFetches(ctx)
-		if ctx.Err() != nil {
-			t.Fatalf("broker: read %d of %d records of %s", len(out), want, topic)
-		}
-		fs.EachRecord(func(r *kgo.Record) { out = append(out, r) })
-	}
-	return out
 }
