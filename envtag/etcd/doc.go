@@ -9,7 +9,10 @@
 // lives (expired during a partition or an etcd outage longer than its TTL,
 // revoked by someone else) is written again under a new lease; a watch
 // that breaks (lost leader, etcd restart, compaction past its revision)
-// reads everything again, and until it can the last set stays in force; an
+// reads everything again, and until it can the last set stays in force; a
+// removed key stays in the set for [WithDeleteGrace] (default 1 s), so
+// that the keys clients write again after an etcd restart never leave
+// routing in between; an
 // address claimed under two environment labels is withheld (no traffic)
 // until one claim goes, so that untagged traffic never reaches an instance
 // that may now serve a project. [WithOnError] receives what was worked

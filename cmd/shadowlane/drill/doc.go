@@ -110,7 +110,10 @@
 // proxy sits in front of every store and broker the shop reaches over TCP
 // (faults.go), and during the timed phase each is killed, blackholed and
 // slowed in turn on a printed schedule; the read-back after the run goes
-// around the proxies. The same invariants must hold, the consumers must
+// around the proxies. Kafka is proxied when the drill runs against real
+// brokers (--kafka): one proxy per broker, reading the Kafka protocol to
+// rewrite the broker addresses in Metadata and FindCoordinator responses
+// (kafkaproxy.go); the embedded kfake runs in process and is not. The same invariants must hold, the consumers must
 // catch up once the faults heal, and the report draws the fault timeline
 // under the traffic chart.
 //

@@ -15,9 +15,10 @@ package drill
 //     network partition heals);
 //   - slow: every chunk forwarded either way waits slowDelay first.
 //
-// Kafka is not proxied: its brokers advertise their own addresses in
-// metadata, so clients would bypass a proxy without metadata rewriting
-// (the embedded one is kfake, in process).
+// Kafka is proxied when the drill runs against real brokers (--kafka):
+// its brokers advertise their own addresses in metadata, so its proxies
+// read the Kafka protocol and rewrite them (kafkaproxy.go). The embedded
+// kfake runs in process and is not proxied.
 
 import (
 	"context"
@@ -43,7 +44,7 @@ const slowDelay = 25 * time.Millisecond
 // Fault is one injected fault: which proxy, what, and when (milliseconds
 // from the start of the drill's traffic, the traffic chart's origin).
 type Fault struct {
-	Target  string `json:"target"` // sql, redis, nats, amqp
+	Target  string `json:"target"` // sql, redis, nats, amqp, kafka (kafka2, ... per further broker)
 	Kind    string `json:"kind"`   // kill, blackhole, slow
 	StartMS int64  `json:"startMs"`
 	EndMS   int64  `json:"endMs"`
@@ -65,16 +66,23 @@ type faultProxy struct {
 	hit   int // connections the current fault hit
 	done  bool
 	wg    sync.WaitGroup
+	kafka *kafkaProxies // set: a Kafka broker's proxy, which rewrites broker addresses (kafkaproxy.go)
 }
 
 type proxied struct{ client, server net.Conn }
 
 func newFaultProxy(name, upstream string) (*faultProxy, error) {
+	return startFaultProxy(name, upstream, nil)
+}
+
+// startFaultProxy starts a fault proxy; with k it is a Kafka broker's
+// (kafkaproxy.go).
+func startFaultProxy(name, upstream string, k *kafkaProxies) (*faultProxy, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
 	}
-	p := &faultProxy{name: name, upstream: upstream, ln: ln, conns: map[*proxied]struct{}{}, heal: make(chan struct{})}
+	p := &faultProxy{name: name, upstream: upstream, ln: ln, conns: map[*proxied]struct{}{}, heal: make(chan struct{}), kafka: k}
 	p.wg.Add(1)
 	go p.accept()
 	return p, nil
@@ -132,8 +140,14 @@ func (p *faultProxy) serve(c net.Conn) {
 	p.mu.Unlock()
 	var wg sync.WaitGroup
 	wg.Add(2)
-	go func() { defer wg.Done(); p.pipe(s, c) }()
-	go func() { defer wg.Done(); p.pipe(c, s) }()
+	if p.kafka != nil {
+		kc := &kafkaConn{k: p.kafka, inflight: map[int32][2]int16{}}
+		go func() { defer wg.Done(); p.pipeFrames(s, c, kc.request) }()
+		go func() { defer wg.Done(); p.pipeFrames(c, s, kc.response) }()
+	} else {
+		go func() { defer wg.Done(); p.pipe(s, c) }()
+		go func() { defer wg.Done(); p.pipe(c, s) }()
+	}
 	wg.Wait()
 	p.mu.Lock()
 	delete(p.conns, pc)
@@ -266,7 +280,13 @@ func (pl faultPlan) print(w io.Writer) {
 	for _, p := range pl.proxies {
 		names = append(names, fmt.Sprintf("%s %s -> %s", p.name, p.Addr(), p.upstream))
 	}
-	fmt.Fprintf(w, "fault proxies: %s (kafka not proxied)\n", strings.Join(names, ", "))
+	kafka := " (kafka not proxied: in process)"
+	for _, p := range pl.proxies {
+		if p.kafka != nil {
+			kafka = ""
+		}
+	}
+	fmt.Fprintf(w, "fault proxies: %s%s\n", strings.Join(names, ", "), kafka)
 	fmt.Fprintf(w, "fault schedule (from the start of the timed phase):\n")
 	for _, f := range pl.steps {
 		fmt.Fprintf(w, "  %6.1fs - %6.1fs  %-9s %s\n", float64(f.StartMS)/1000, float64(f.EndMS)/1000, f.Kind, f.Target)

@@ -70,7 +70,7 @@ func (s *stores) startConsumers(ctx context.Context) (*laneDrill, error) {
 		}
 	}
 	l.lanes.Store(envtag.StaticLanes{s.group: {projEnv}})
-	opts := []kgo.Opt{kgo.SeedBrokers(s.seeds...), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart())}
+	opts := []kgo.Opt{kgo.SeedBrokers(s.kseed...), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart())}
 
 	trunk, err := kafka.New(kafka.WithShadowTopics(s.names.Topic), kafka.WithShadowGroups(s.group), kafka.WithLanes(&l.lanes))
 	if err != nil {

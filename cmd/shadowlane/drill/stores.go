@@ -5,9 +5,11 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/url"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -65,7 +67,8 @@ type stores struct {
 	db    *sql.DB       // slsql-wrapped
 	rraw  *redis.Client // plain
 	rdb   *redis.Client // with the goredis hook
-	seeds []string
+	seeds []string      // the brokers, for the drill's plain read-back clients
+	kseed []string      // the brokers for the shop's clients: through the Kafka fault proxies with --faults and --kafka
 	ks    *kafka.Shadow
 	kcl   *kgo.Client // producer, with the kafka Shadow as hook
 	group string
@@ -381,16 +384,52 @@ func (s *stores) openKafka(ctx context.Context, b Backends) error {
 			return fmt.Errorf("drill: kafka create topics: %w", err)
 		}
 	}
+	s.kseed = s.seeds
+	if s.faults && len(b.Kafka) > 0 {
+		if err := s.proxyKafka(ctx); err != nil {
+			return err
+		}
+	}
 	ks, err := kafka.New(kafka.WithShadowTopics(s.names.Topic), kafka.WithShadowGroups(s.group))
 	if err != nil {
 		return err
 	}
 	s.ks = ks
-	s.kcl, err = kgo.NewClient(kgo.SeedBrokers(s.seeds...), kgo.WithHooks(ks), kgo.ProducerLinger(0))
+	s.kcl, err = kgo.NewClient(kgo.SeedBrokers(s.kseed...), kgo.WithHooks(ks), kgo.ProducerLinger(0))
 	if err != nil {
 		return err
 	}
 	s.closers = append(s.closers, s.kcl.Close)
+	return nil
+}
+
+// proxyKafka puts a Kafka fault proxy in front of every broker of the
+// cluster (kafkaproxy.go) and points the shop's clients at them.
+func (s *stores) proxyKafka(ctx context.Context) error {
+	kp := newKafkaProxies()
+	s.closers = append(s.closers, kp.close)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(s.seeds...))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	mctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	brokers, err := kadm.NewClient(cl).ListBrokers(mctx)
+	if err != nil {
+		return fmt.Errorf("drill: kafka brokers: %w", err)
+	}
+	s.kseed = nil
+	for _, b := range brokers {
+		p, fresh, err := kp.proxyFor(net.JoinHostPort(b.Host, strconv.Itoa(int(b.Port))))
+		if err != nil {
+			return fmt.Errorf("drill: fault proxy for kafka: %w", err)
+		}
+		if fresh {
+			s.proxies = append(s.proxies, p)
+		}
+		s.kseed = append(s.kseed, p.Addr())
+	}
 	return nil
 }
 
