@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -439,15 +438,14 @@ func (rt *Runtime) admitSlow(ctx context.Context, e *Entry, st *compiled, w prop
 }
 
 // routeOf names the route of a request for the per-run evidence: the
-// method and the net/http ServeMux pattern of an HTTP request, "" when the
-// carrier does not say (the pattern, not the path: bounded).
+// net/http ServeMux pattern when the request was already routed (it names
+// the method when the pattern does), else the method; "" when the carrier
+// does not say. Never the path: the route is a bounded label. It does not
+// allocate.
 func routeOf(g propagation.Getter) string {
 	if rc, ok := g.(requestCarrier); ok && rc.r != nil {
-		if p := rc.r.Pattern; p != "" {
-			if strings.IndexByte(p, ' ') >= 0 { // "POST /orders" patterns name their method
-				return p
-			}
-			return rc.r.Method + " " + p
+		if rc.r.Pattern != "" {
+			return rc.r.Pattern
 		}
 		return rc.r.Method
 	}
