@@ -21,8 +21,8 @@ func ExampleNewLimitHook() {
 
 	l := limiter.New() // or rt.Limiter(), with rules from the "limits:" config
 	l.SetRules([]limiter.Rule{{Resource: "redis:*", Class: limiter.ClassLoadTest, QPS: 1, Burst: 1}})
-	rdb.AddHook(goredis.NewHook())       // shadow keys
-	rdb.AddHook(goredis.NewLimitHook(l)) // hold load-test commands to their budget
+	rdb.AddHook(goredis.NewHook())                            // shadow keys
+	rdb.AddHook(goredis.NewLimitHook(goredis.WithLimiter(l))) // hold load-test commands to their budget
 
 	loadTest := propagation.With(context.Background(), propagation.Mark{Run: "drill-1"})
 	fmt.Println(rdb.Set(loadTest, "cart:1", "x", 0).Err())
