@@ -254,7 +254,7 @@ func (h *Hook) processMarked(ctx context.Context, m propagation.Mark, cmd redis.
 				err = next(ctx, ttl)
 			}
 			if err != nil {
-				return fmt.Errorf("shadowlane: redis: bounding the TTL of a shadow key: %w", err)
+				return fmt.Errorf("slredis: bounding the TTL of a shadow key: %w", err)
 			}
 		}
 	}

@@ -152,7 +152,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 				if ctx.Err() != nil {
 					return nil
 				}
-				return fmt.Errorf("shadowlane/kafka: group %q: fix the lane's start: %w", p.Group, err)
+				return fmt.Errorf("slkafka: group %q: fix the lane's start: %w", p.Group, err)
 			}
 		}
 	}
@@ -184,7 +184,7 @@ func (c *Consumer) run(ctx context.Context, p Plan) error {
 	}
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
-		return fmt.Errorf("shadowlane/kafka: group %q: %w", p.Group, err)
+		return fmt.Errorf("slkafka: group %q: %w", p.Group, err)
 	}
 	defer cl.CloseAllowingRebalance()
 	for {
@@ -240,7 +240,7 @@ func (c *Consumer) run(ctx context.Context, p Plan) error {
 			ccancel()
 			if err != nil {
 				cl.AllowRebalance()
-				return fmt.Errorf("shadowlane/kafka: group %q: commit: %w", p.Group, err)
+				return fmt.Errorf("slkafka: group %q: commit: %w", p.Group, err)
 			}
 		}
 		if wait != nil && herr == nil {
