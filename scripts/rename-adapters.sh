@@ -94,11 +94,11 @@ for old in "${!pkg[@]}"; do
 			for f in "$d"/*.go; do
 				[ -e "$f" ] || continue
 				before=$(cksum <"$f")
-				perl -pi -e "s/^package ${old}(_test)?(\\s)/package ${new}\$1\$2/" "$f"
+				perl -pi -e "s/^package ${old}(_test)?(\\s)/package ${new}\$1\$2/; s/^\\/\\/ Package ${old} /\\/\\/ Package ${new} /" "$f"
 				if [ "$old" != sarama ]; then
 					# In its own files old.X can only be this package (the
 					# wrapped library is imported under another name).
-					perl -pi -e "s/(?<![A-Za-z0-9_.\"\\/])${old}\\.(?=[A-Z])/${new}./g" "$f"
+					perl -pi -e "s/(?<![A-Za-z0-9_\"\\/])(?<!\\w\\.)${old}\\.(?=[A-Z])/${new}./g" "$f"
 				fi
 				[ "$before" = "$(cksum <"$f")" ] || echo "$f" >>"$changed"
 			done
@@ -107,14 +107,14 @@ for old in "${!pkg[@]}"; do
 	(git grep -lIP "^\\s*(import\\s+)?\"[^\"]*/adapters/$newdir\"" -- '*.go' 2>/dev/null || true) |
 		while read -r f; do
 			before=$(cksum <"$f")
-			perl -pi -e "s/(?<![A-Za-z0-9_.\"\\/])${old}\\.(?=[A-Z])/${new}./g" "$f"
+			perl -pi -e "s/(?<![A-Za-z0-9_\"\\/])(?<!\\w\\.)${old}\\.(?=[A-Z])/${new}./g" "$f"
 			[ "$before" = "$(cksum <"$f")" ] || echo "$f" >>"$changed"
 		done
 done
 
 # goredis.X in prose (README, docs): unambiguous, go-redis is package redis.
-(git grep -lIP '(?<![A-Za-z0-9_./])goredis\.(?=[A-Z])' -- '*.md' 2>/dev/null || true) |
-	while read -r f; do perl -pi -e 's/(?<![A-Za-z0-9_.\/])goredis\.(?=[A-Z])/slredis./g' "$f"; done
+(git grep -lIP '(?<![A-Za-z0-9_/])(?<!\w\.)goredis\.(?=[A-Z])' -- '*.md' 2>/dev/null || true) |
+	while read -r f; do perl -pi -e 's/(?<![A-Za-z0-9_\/])(?<!\w\.)goredis\.(?=[A-Z])/slredis./g' "$f"; done
 
 # 5. gofmt what changed (an import path change can reorder imports).
 { sort -u "$changed" | grep '\.go$' || true; } | while read -r f; do
