@@ -42,8 +42,7 @@ func TestUseFromOwnModule(t *testing.T) {
 
 	"github.com/shadowlane/shadowlane"
 	slgin "github.com/shadowlane/shadowlane/adapters/gin"
-	"github.com/shadowlane/shadowlane/adapters/goredis"
-	"github.com/shadowlane/shadowlane/middleware"`,
+	"github.com/shadowlane/shadowlane/adapters/goredis"`,
 			body: `rt, err := shadowlane.New(shadowlane.Config{Service: "shop", Trust: shadowlane.TrustConfig{Mode: "internal"}})
 	if err != nil {
 		panic(err)
@@ -52,7 +51,7 @@ func TestUseFromOwnModule(t *testing.T) {
 	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379"})
 	rdb.AddHook(goredis.NewHook())
 	r := gin.New()
-	r.Use(slgin.Middleware(middleware.WithRuntime(rt)))`,
+	r.Use(slgin.Middleware(slgin.WithRuntime(rt)))`,
 			unwanted: []string{
 				"github.com/shadowlane/shadowlane/dialects/",
 				"github.com/shadowlane/shadowlane/adapters/sql",
@@ -79,7 +78,7 @@ func TestUseFromOwnModule(t *testing.T) {
 	if err != nil {
 		panic(err)
 	}
-	_ = slgorm.New(rw)`,
+	_, _ = slgorm.New(rw)`,
 			unwanted: []string{
 				"github.com/shadowlane/shadowlane/dialects/mysql",
 				"github.com/shadowlane/shadowlane/dialects/sqlite",
