@@ -94,14 +94,33 @@ func (p *Plugin) Initialize(db *gorm.DB) error {
 		}
 	}
 	for _, h := range callbacks {
-		if err := h.at(db).Register("shadowlane:"+h.op, p.wrap); err != nil {
+		if err := h.point(db, h.at, false).Register("shadowlane:"+h.op, p.wrap); err != nil {
 			return err
 		}
-		if err := h.done(db).Register("shadowlane:"+h.op+"_done", p.unwrap); err != nil {
+		if err := h.point(db, h.done, h.doneAfter).Register("shadowlane:"+h.op+"_done", p.unwrap); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// callbacks is where the plugin enters each of gorm's operations: wrap
+// ("shadowlane:<op>") right before the operation's own callback (at),
+// unwrap ("shadowlane:<op>_done") once its statements ran (before done, or
+// after it): before the associations are saved or preloaded (they are
+// operations of their own), or right after a Row/Raw statement.
+var callbacks = [...]hook{
+	{"create", "gorm:create", "gorm:save_after_associations", false},
+	{"query", "gorm:query", "gorm:preload", false},
+	{"update", "gorm:update", "gorm:save_after_associations", false},
+	{"delete", "gorm:delete", "gorm:after_delete", false},
+	{"row", "gorm:row", "gorm:row", true},
+	{"raw", "gorm:raw", "gorm:raw", true},
+}
+
+type hook struct {
+	op, at, done string
+	doneAfter    bool
 }
 
 // registrar is a point in one of gorm's callback chains.
@@ -109,33 +128,34 @@ type registrar interface {
 	Register(name string, fn func(*gorm.DB)) error
 }
 
-// callbacks is where the plugin enters each of gorm's operations: wrap
-// ("shadowlane:<op>") right before the operation's own callback, unwrap
-// ("shadowlane:<op>_done") once its statements ran: before the
-// associations are saved or preloaded (they are operations of their own),
-// or right after a Row/Raw statement.
-var callbacks = [...]struct {
-	op       string
-	at, done func(*gorm.DB) registrar
-}{
-	{"create",
-		func(db *gorm.DB) registrar { return db.Callback().Create().Before("gorm:create") },
-		func(db *gorm.DB) registrar { return db.Callback().Create().Before("gorm:save_after_associations") }},
-	{"query",
-		func(db *gorm.DB) registrar { return db.Callback().Query().Before("gorm:query") },
-		func(db *gorm.DB) registrar { return db.Callback().Query().Before("gorm:preload") }},
-	{"update",
-		func(db *gorm.DB) registrar { return db.Callback().Update().Before("gorm:update") },
-		func(db *gorm.DB) registrar { return db.Callback().Update().Before("gorm:save_after_associations") }},
-	{"delete",
-		func(db *gorm.DB) registrar { return db.Callback().Delete().Before("gorm:delete") },
-		func(db *gorm.DB) registrar { return db.Callback().Delete().Before("gorm:after_delete") }},
-	{"row",
-		func(db *gorm.DB) registrar { return db.Callback().Row().Before("gorm:row") },
-		func(db *gorm.DB) registrar { return db.Callback().Row().After("gorm:row") }},
-	{"raw",
-		func(db *gorm.DB) registrar { return db.Callback().Raw().Before("gorm:raw") },
-		func(db *gorm.DB) registrar { return db.Callback().Raw().After("gorm:raw") }},
+// point returns the point before (or after) the callback named name in
+// the chain of h's operation.
+func (h hook) point(db *gorm.DB, name string, after bool) registrar {
+	cb := db.Callback()
+	switch h.op {
+	case "create":
+		return beside(cb.Create(), name, after)
+	case "query":
+		return beside(cb.Query(), name, after)
+	case "update":
+		return beside(cb.Update(), name, after)
+	case "delete":
+		return beside(cb.Delete(), name, after)
+	case "row":
+		return beside(cb.Row(), name, after)
+	}
+	return beside(cb.Raw(), name, after)
+}
+
+// beside is p.Before(name) or p.After(name) for a gorm processor p.
+func beside[C registrar](p interface {
+	Before(string) C
+	After(string) C
+}, name string, after bool) registrar {
+	if after {
+		return p.After(name)
+	}
+	return p.Before(name)
 }
 
 // wrap installs the statement pool for the statement about to run.
