@@ -19,9 +19,9 @@ import (
 const Store = rediskeys.Store
 
 // Hook is a go-redis hook that shadows load-test commands. Add it with
-// rdb.AddHook(goredis.NewHook(...)) to a *redis.Client, *redis.ClusterClient
+// [Instrument], or rdb.AddHook with a hook from [NewHook], to a *redis.Client, *redis.ClusterClient
 // or *redis.Ring (for a cluster, to the ClusterClient itself, so that slots
-// are computed from the shadow keys), or use [Instrument].
+// are computed from the shadow keys).
 type Hook struct {
 	rw       rediskeys.Rewriter
 	client   redis.UniversalClient // instance mode
@@ -41,9 +41,8 @@ var _ redis.Hook = (*Hook)(nil)
 
 // NewHook returns a hook configured by opts. Without options it renames
 // marked keys with [shadow.DefaultKey]. A configuration it cannot use is
-// reported by [Hook.Err] and makes every marked command fail with
-// [shadow.ErrNoShadowTarget]; it never lets them through.
-func NewHook(opts ...Option) *Hook {
+// refused with a [*shadow.Error] wrapping [shadow.ErrNoShadowTarget].
+func NewHook(opts ...Option) (*Hook, error) {
 	var c config
 	for _, o := range opts {
 		o.apply(&c)
@@ -71,11 +70,11 @@ func NewHook(opts ...Option) *Hook {
 		h.err = fmt.Errorf("WithMaxTTL(%v): negative", c.maxTTL)
 	}
 	h.guard = !c.guardOff && h.rw.Renames()
-	return h
+	if h.err != nil {
+		return nil, &shadow.Error{Store: Store, Target: "hook", Rule: "slredis: hook misconfigured: " + h.err.Error(), Err: shadow.ErrNoShadowTarget}
+	}
+	return h, nil
 }
-
-// Err reports a configuration problem (nil when the hook can shadow).
-func (h *Hook) Err() error { return h.err }
 
 // Instrument adds a new hook configured by opts to rdb (a *redis.Client,
 // *redis.ClusterClient or *redis.Ring) and returns it. On a Ring it also
@@ -83,14 +82,17 @@ func (h *Hook) Err() error { return h.err }
 // (*redis.Ring).Publish, which skips the ring's hooks; call it right after
 // redis.NewRing. In instance mode it notes whether the shadow client is on
 // another server (see the pub/sub section of the package doc).
-func Instrument(rdb redis.UniversalClient, opts ...Option) *Hook {
-	h := NewHook(opts...)
+func Instrument(rdb redis.UniversalClient, opts ...Option) (*Hook, error) {
+	h, err := NewHook(opts...)
+	if err != nil {
+		return nil, err
+	}
 	h.ownChannels = h.instance && otherServer(rdb, h.client)
 	rdb.AddHook(h)
 	if ring, ok := rdb.(*redis.Ring); ok {
 		guardRing(ring, h) // ring.go: Ring.Publish skips the ring's hooks
 	}
-	return h
+	return h, nil
 }
 
 // otherServer reports whether shadow is known to be a different Redis

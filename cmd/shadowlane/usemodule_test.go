@@ -49,7 +49,9 @@ func TestUseFromOwnModule(t *testing.T) {
 	}
 	defer rt.Close()
 	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379"})
-	rdb.AddHook(goredis.NewHook())
+	if _, err := goredis.Instrument(rdb); err != nil {
+		panic(err)
+	}
 	r := gin.New()
 	r.Use(slgin.Middleware(slgin.WithRuntime(rt)))`,
 			unwanted: []string{
