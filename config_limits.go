@@ -209,8 +209,9 @@ func ruleProblems(err error) []*limiter.RuleError {
 // reloads keep rule state. Its counters are exported as OpenTelemetry
 // metrics through the runtime's MeterProvider (see
 // limiter.Limiter.RegisterMetrics), and a rule that starts or stops
-// blocking is logged (rate-limited) as a warning. Entries built with a nil
-// limiter (slgin.Limit(nil), the gRPC limit interceptors) use the default
+// blocking is logged (rate-limited) as a warning.
+// Adapters given WithRuntime(rt) (slgin.Limit, the gRPC limit
+// interceptors, slsql, goredis, kafka) use it; without, the default
 // runtime's. It is never nil.
 func (rt *Runtime) Limiter() *limiter.Limiter {
 	if l := rt.lim.Load(); l != nil {

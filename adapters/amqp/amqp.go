@@ -52,7 +52,7 @@ type RefusedFunc func(ctx context.Context, d *amqp091.Delivery, err error)
 
 // ErrDeliveriesExhausted is wrapped by the error a [RefusedFunc] gets for
 // a delivery whose handler failed on every delivery.
-var ErrDeliveriesExhausted = errors.New("shadowlane/amqp: handler failed on every delivery")
+var ErrDeliveriesExhausted = errors.New("slamqp: handler failed on every delivery")
 
 // Option configures a [Shadow].
 type Option interface{ apply(*config) }
@@ -157,10 +157,10 @@ func WithConfirms() Option { return optionFunc(func(c *config) { c.confirms = tr
 
 // ErrNotConfirmed is wrapped by the error of a publish the broker did not
 // confirm (see [WithConfirms]).
-var ErrNotConfirmed = errors.New("shadowlane/amqp: publish not confirmed by the broker")
+var ErrNotConfirmed = errors.New("slamqp: publish not confirmed by the broker")
 
 // ErrConfig is wrapped by configuration errors.
-var ErrConfig = errors.New("shadowlane/amqp: invalid configuration")
+var ErrConfig = errors.New("slamqp: invalid configuration")
 
 // Shadow applies shadowlane's rules (package shadow/bus) to amqp091-go
 // channels. It is immutable and safe for concurrent use.

@@ -367,7 +367,7 @@ func (sb *sub) run(ctx context.Context, h Handler) error {
 		case d, ok := <-sb.ds:
 			if !ok {
 				if ctx.Err() == nil {
-					return fmt.Errorf("shadowlane/amqp: deliveries of %q closed: %w", sb.queue, amqp091.ErrClosed)
+					return fmt.Errorf("slamqp: deliveries of %q closed: %w", sb.queue, amqp091.ErrClosed)
 				}
 				return nil
 			}

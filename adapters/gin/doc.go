@@ -4,7 +4,7 @@
 //
 //	rt, _ := shadowlane.Init()
 //	r := gin.New()
-//	r.Use(slgin.Middleware(middleware.Edge()))
+//	r.Use(slgin.Middleware(slgin.WithRuntime(rt), slgin.Edge()), slgin.Limit(slgin.WithRuntime(rt)))
 //	r.GET("/orders/:id", func(c *gin.Context) {
 //		ctx := c.Request.Context() // carries the mark to Redis, SQL, HTTP and gRPC calls
 //		...

@@ -8,7 +8,6 @@ import (
 
 	"github.com/shadowlane/shadowlane"
 	slgin "github.com/shadowlane/shadowlane/adapters/gin"
-	"github.com/shadowlane/shadowlane/middleware"
 	"github.com/shadowlane/shadowlane/propagation"
 )
 
@@ -26,7 +25,7 @@ func ExampleMiddleware() {
 	defer rt.Close()
 
 	r := gin.New()
-	r.Use(slgin.Middleware(middleware.WithRuntime(rt), middleware.Edge()))
+	r.Use(slgin.Middleware(slgin.WithRuntime(rt), slgin.Edge()))
 	r.GET("/orders/:id", func(c *gin.Context) {
 		c.String(200, "%s", propagation.FromContext(c.Request.Context()))
 	})

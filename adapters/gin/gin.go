@@ -15,9 +15,9 @@ import (
 // switched off).
 //
 //	r := gin.New()
-//	r.Use(slgin.Middleware(middleware.Edge()))
-func Middleware(opts ...middleware.Option) gin.HandlerFunc {
-	cfg := middleware.NewConfig("gin", opts...)
+//	r.Use(slgin.Middleware(slgin.WithRuntime(rt), slgin.Edge()))
+func Middleware(opts ...Option) gin.HandlerFunc {
+	cfg := middleware.NewConfig("gin", newConfig(opts).entry...)
 	return func(c *gin.Context) {
 		ctx0 := c.Request.Context()
 		ctx, ref := cfg.RT().Admit(ctx0, &cfg.Entry, shadowlane.RequestCarrier(c.Request))

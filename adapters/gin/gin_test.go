@@ -11,7 +11,6 @@ import (
 
 	"github.com/shadowlane/shadowlane"
 	slgin "github.com/shadowlane/shadowlane/adapters/gin"
-	"github.com/shadowlane/shadowlane/middleware"
 	"github.com/shadowlane/shadowlane/propagation"
 )
 
@@ -19,7 +18,7 @@ func init() { gin.SetMode(gin.ReleaseMode) }
 
 func newRouter(t *testing.T, rt *shadowlane.Runtime, got *propagation.Mark) *httptest.Server {
 	r := gin.New()
-	r.Use(slgin.Middleware(middleware.WithRuntime(rt), middleware.Edge()))
+	r.Use(slgin.Middleware(slgin.WithRuntime(rt), slgin.Edge()))
 	r.GET("/orders/:id", func(c *gin.Context) {
 		*got = propagation.FromContext(c.Request.Context())
 		c.String(200, "ok")
@@ -72,7 +71,7 @@ func TestGinMiddleware(t *testing.T) {
 func BenchmarkGinUnmarked(b *testing.B) {
 	rt, _ := shadowlane.New(shadowlane.Config{Trust: shadowlane.TrustConfig{Mode: "internal"}})
 	r := gin.New()
-	r.Use(slgin.Middleware(middleware.WithRuntime(rt)))
+	r.Use(slgin.Middleware(slgin.WithRuntime(rt)))
 	r.GET("/orders/:id", func(c *gin.Context) { c.Status(200) })
 	req := httptest.NewRequest("GET", "/orders/1", nil)
 	w := httptest.NewRecorder()

@@ -13,58 +13,27 @@ import (
 	"github.com/shadowlane/shadowlane/limiter/httplimit"
 )
 
-type limitConfig struct {
-	rt      *shadowlane.Runtime
-	blocked func(*gin.Context, *limiter.BlockError)
-	failure func(*gin.Context) bool
-}
-
-// LimitOption configures [Limit].
-type LimitOption func(*limitConfig)
-
-// WithLimitRuntime takes the limiter from rt (its rules come from the
-// "limits:" config section) when [Limit] is given a nil limiter. The
-// default is the default runtime, looked up per request.
-func WithLimitRuntime(rt *shadowlane.Runtime) LimitOption {
-	return func(c *limitConfig) { c.rt = rt }
-}
-
-// WithBlockedHandler replaces the default refusal (429 with a short text
-// body). Retry-After and the RateLimit headers are set before it is called;
-// it must abort the context.
-func WithBlockedHandler(fn func(*gin.Context, *limiter.BlockError)) LimitOption {
-	return func(c *limitConfig) { c.blocked = fn }
-}
-
-// WithFailure decides which completed requests count as errors for
-// breakers and metrics (default: status ≥ 500; a panic always counts).
-func WithFailure(fn func(*gin.Context) bool) LimitOption {
-	return func(c *limitConfig) { c.failure = fn }
-}
-
 // Unmatched is the route part of the resource name of requests that match
 // no route: "GET _unmatched".
 const Unmatched = "_unmatched"
 
-// Limit returns gin middleware that admits every request through the flow
-// limiter l under the resource "METHOD route", with the route template
+// Limit returns gin middleware that admits every request through a flow
+// limiter under the resource "METHOD route", with the route template
 // from c.FullPath() ("GET /orders/:id"). Register it after [Middleware] so
 // the request's traffic class (production or load-test) is known:
 //
-//	r.Use(slgin.Middleware(middleware.Edge()), slgin.Limit(nil))
+//	r.Use(slgin.Middleware(slgin.WithRuntime(rt)), slgin.Limit(slgin.WithRuntime(rt)))
 //
-// With l nil it uses the limiter of the runtime (see [WithLimitRuntime]),
-// configured by the "limits:" section. A refused request is aborted with
+// It uses the limiter of the runtime (see [WithRuntime]), configured by
+// its "limits:" section, or the one given [WithLimiter]. A refused request is aborted with
 // HTTP 429, Retry-After and RateLimit headers (see httplimit.SetHeaders);
 // an admitted one is exited when the rest of the chain returns. Resource
 // handles are cached per route, so an admitted request does not allocate.
 // Hot-parameter rules (limiter.ParamRule) resolve "header:<Name>" and
 // "query:<name>" keys against the request (see httplimit.RequestParams).
-func Limit(l *limiter.Limiter, opts ...LimitOption) gin.HandlerFunc {
-	cfg := limitConfig{blocked: tooMany, failure: serverError}
-	for _, o := range opts {
-		o(&cfg)
-	}
+func Limit(opts ...Option) gin.HandlerFunc {
+	cfg := newConfig(opts)
+	l := cfg.l
 	var cache atomic.Pointer[routeCache]
 	return func(c *gin.Context) {
 		lim := l

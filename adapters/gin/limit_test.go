@@ -17,7 +17,6 @@ import (
 	"github.com/shadowlane/shadowlane"
 	slgin "github.com/shadowlane/shadowlane/adapters/gin"
 	"github.com/shadowlane/shadowlane/limiter"
-	"github.com/shadowlane/shadowlane/middleware"
 )
 
 func call(t *testing.T, method, url string, hdr ...string) *http.Response {
@@ -55,7 +54,7 @@ func TestLimitRouteTemplate(t *testing.T) {
 	}
 	rt := internalRuntime(t, shadowlane.LimitsConfig{})
 	r := gin.New()
-	r.Use(slgin.Middleware(middleware.WithRuntime(rt)), slgin.Limit(l))
+	r.Use(slgin.Middleware(slgin.WithRuntime(rt)), slgin.Limit(slgin.WithLimiter(l)))
 	r.GET("/orders/:id", func(c *gin.Context) { c.String(200, "order "+c.Param("id")) })
 	r.GET("/health", func(c *gin.Context) { c.String(200, "ok") })
 	srv := httptest.NewServer(r)
@@ -108,7 +107,7 @@ func TestLimitLoadTestShedAndBreaker(t *testing.T) {
 	}})
 	fail := false
 	r := gin.New()
-	r.Use(slgin.Middleware(middleware.WithRuntime(rt)), slgin.Limit(nil, slgin.WithLimitRuntime(rt)))
+	r.Use(slgin.Middleware(slgin.WithRuntime(rt)), slgin.Limit(slgin.WithRuntime(rt)))
 	r.POST("/pay", func(c *gin.Context) {
 		if fail {
 			c.String(500, "down")
@@ -173,7 +172,7 @@ func TestLimitsFromYAMLAndReload(t *testing.T) {
 		t.Fatalf("system rule %+v", s)
 	}
 	r := gin.New()
-	r.Use(slgin.Middleware(middleware.WithRuntime(rt)), slgin.Limit(nil, slgin.WithLimitRuntime(rt)))
+	r.Use(slgin.Middleware(slgin.WithRuntime(rt)), slgin.Limit(slgin.WithRuntime(rt)))
 	r.GET("/orders/:id", func(c *gin.Context) { c.String(200, "ok") })
 	srv := httptest.NewServer(r)
 	defer srv.Close()
@@ -251,7 +250,7 @@ func TestLimitAllocs(t *testing.T) {
 		w := httptest.NewRecorder()
 		return testing.AllocsPerRun(200, func() { r.ServeHTTP(w, req) })
 	}
-	base, with := measure(), measure(slgin.Limit(l))
+	base, with := measure(), measure(slgin.Limit(slgin.WithLimiter(l)))
 	if with > base {
 		t.Fatalf("Limit adds %v allocations per request (%v without, %v with)", with-base, base, with)
 	}
@@ -261,7 +260,7 @@ func ExampleLimit() {
 	l := limiter.New()
 	_ = l.SetRules([]limiter.Rule{{Resource: "GET /orders/:id", QPS: 1, Burst: 1}})
 	r := gin.New()
-	r.Use(slgin.Middleware(), slgin.Limit(l)) // resource "GET /orders/:id"
+	r.Use(slgin.Middleware(), slgin.Limit(slgin.WithLimiter(l))) // resource "GET /orders/:id"
 	r.GET("/orders/:id", func(c *gin.Context) { c.String(200, "ok") })
 
 	for range 2 {
@@ -299,7 +298,7 @@ limits:
 	}
 	defer rt.Close()
 	r := gin.New()
-	r.Use(slgin.Middleware(middleware.WithRuntime(rt)), slgin.Limit(nil, slgin.WithLimitRuntime(rt)))
+	r.Use(slgin.Middleware(slgin.WithRuntime(rt)), slgin.Limit(slgin.WithRuntime(rt)))
 	r.POST("/orders", func(c *gin.Context) { c.Status(201) })
 	srv := httptest.NewServer(r)
 	defer srv.Close()

@@ -12,7 +12,6 @@ import (
 
 	"github.com/shadowlane/shadowlane"
 	slgin "github.com/shadowlane/shadowlane/adapters/gin"
-	"github.com/shadowlane/shadowlane/middleware"
 	"github.com/shadowlane/shadowlane/propagation"
 )
 
@@ -29,7 +28,7 @@ func TestGinTrust(t *testing.T) {
 	var mark propagation.Mark
 	var hdr http.Header
 	r := gin.New()
-	r.Use(slgin.Middleware(middleware.WithRuntime(rt)))
+	r.Use(slgin.Middleware(slgin.WithRuntime(rt)))
 	r.GET("/x", func(c *gin.Context) {
 		mark, hdr = propagation.FromContext(c.Request.Context()), c.Request.Header.Clone()
 		c.String(200, "ok")

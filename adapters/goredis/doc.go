@@ -4,8 +4,8 @@
 // to a shadow instance, and nothing else does.
 //
 //	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379"})
-//	rdb.AddHook(goredis.NewHook())                      // key mode, prefix "shadow:"
-//	rdb.AddHook(goredis.NewHook(goredis.WithShadowClient(shadowRDB))) // instance mode
+//	h, err := goredis.Instrument(rdb, goredis.WithRuntime(rt)) // key mode, prefix "shadow:"
+//	h, err := goredis.Instrument(rdb, goredis.WithShadowClient(shadowRDB)) // instance mode
 //
 // The hook works on *redis.Client, *redis.ClusterClient (add it to the
 // cluster client itself: slots are then computed from the shadow keys) and
@@ -65,7 +65,7 @@
 // of *redis.PubSub) does not go through hooks; subscribe with
 // [Hook.Subscribe], [Hook.PSubscribe] or [Hook.SSubscribe] instead:
 //
-//	h := goredis.Instrument(rdb)
+//	h, err := goredis.Instrument(rdb)
 //	sub, err := h.Subscribe(ctx, rdb, []string{"orders"}, func(ctx context.Context, msg *goredis.Message) {
 //		// msg.Channel == "orders"; ctx is marked for load-test messages
 //	})

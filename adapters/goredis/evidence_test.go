@@ -30,7 +30,9 @@ func TestRunEvidence(t *testing.T) {
 	defer other.Close()
 	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
 	defer rdb.Close()
-	rdb.AddHook(goredis.NewHook(goredis.WithRuntime(rt)))
+	if _, err := goredis.Instrument(rdb, goredis.WithRuntime(rt)); err != nil {
+		t.Fatal(err)
+	}
 
 	ctx := context.Background()
 	r1 := propagation.With(ctx, propagation.Mark{Run: "ev-r1"})

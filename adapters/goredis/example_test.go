@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log"
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
@@ -19,7 +20,9 @@ func ExampleNewHook() {
 	defer srv.Close()
 	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
 	defer rdb.Close()
-	rdb.AddHook(goredis.NewHook()) // key mode: prefix "shadow:"
+	if _, err := goredis.Instrument(rdb); err != nil { // key mode: prefix "shadow:"
+		log.Fatal(err)
+	}
 
 	ctx := context.Background()
 	loadTest := propagation.With(ctx, propagation.Mark{Run: "drill-1"})
@@ -54,7 +57,9 @@ func ExampleWithShadowClient() {
 	defer shadowRDB.Close()
 	rdb := redis.NewClient(&redis.Options{Addr: prod.Addr()})
 	defer rdb.Close()
-	rdb.AddHook(goredis.NewHook(goredis.WithShadowClient(shadowRDB)))
+	if _, err := goredis.Instrument(rdb, goredis.WithShadowClient(shadowRDB)); err != nil {
+		log.Fatal(err)
+	}
 
 	loadTest := propagation.With(context.Background(), propagation.Mark{Run: "drill-1"})
 	rdb.Set(loadTest, "cart:1", "load test", 0)
@@ -67,7 +72,10 @@ func ExampleHook_Subscribe() {
 	defer srv.Close()
 	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
 	defer rdb.Close()
-	h := goredis.Instrument(rdb) // key mode: prefix "shadow:"
+	h, err := goredis.Instrument(rdb) // key mode: prefix "shadow:"
+	if err != nil {
+		log.Fatal(err)
+	}
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel() // ends the subscriptions too

@@ -19,9 +19,9 @@ import (
 const Store = rediskeys.Store
 
 // Hook is a go-redis hook that shadows load-test commands. Add it with
-// rdb.AddHook(goredis.NewHook(...)) to a *redis.Client, *redis.ClusterClient
+// [Instrument], or rdb.AddHook with a hook from [NewHook], to a *redis.Client, *redis.ClusterClient
 // or *redis.Ring (for a cluster, to the ClusterClient itself, so that slots
-// are computed from the shadow keys), or use [Instrument].
+// are computed from the shadow keys).
 type Hook struct {
 	rw       rediskeys.Rewriter
 	client   redis.UniversalClient // instance mode
@@ -41,9 +41,8 @@ var _ redis.Hook = (*Hook)(nil)
 
 // NewHook returns a hook configured by opts. Without options it renames
 // marked keys with [shadow.DefaultKey]. A configuration it cannot use is
-// reported by [Hook.Err] and makes every marked command fail with
-// [shadow.ErrNoShadowTarget]; it never lets them through.
-func NewHook(opts ...Option) *Hook {
+// refused with a [*shadow.Error] wrapping [shadow.ErrNoShadowTarget].
+func NewHook(opts ...Option) (*Hook, error) {
 	var c config
 	for _, o := range opts {
 		o.apply(&c)
@@ -71,11 +70,11 @@ func NewHook(opts ...Option) *Hook {
 		h.err = fmt.Errorf("WithMaxTTL(%v): negative", c.maxTTL)
 	}
 	h.guard = !c.guardOff && h.rw.Renames()
-	return h
+	if h.err != nil {
+		return nil, &shadow.Error{Store: Store, Target: "hook", Rule: "slredis: hook misconfigured: " + h.err.Error(), Err: shadow.ErrNoShadowTarget}
+	}
+	return h, nil
 }
-
-// Err reports a configuration problem (nil when the hook can shadow).
-func (h *Hook) Err() error { return h.err }
 
 // Instrument adds a new hook configured by opts to rdb (a *redis.Client,
 // *redis.ClusterClient or *redis.Ring) and returns it. On a Ring it also
@@ -83,14 +82,17 @@ func (h *Hook) Err() error { return h.err }
 // (*redis.Ring).Publish, which skips the ring's hooks; call it right after
 // redis.NewRing. In instance mode it notes whether the shadow client is on
 // another server (see the pub/sub section of the package doc).
-func Instrument(rdb redis.UniversalClient, opts ...Option) *Hook {
-	h := NewHook(opts...)
+func Instrument(rdb redis.UniversalClient, opts ...Option) (*Hook, error) {
+	h, err := NewHook(opts...)
+	if err != nil {
+		return nil, err
+	}
 	h.ownChannels = h.instance && otherServer(rdb, h.client)
 	rdb.AddHook(h)
 	if ring, ok := rdb.(*redis.Ring); ok {
 		guardRing(ring, h) // ring.go: Ring.Publish skips the ring's hooks
 	}
-	return h
+	return h, nil
 }
 
 // otherServer reports whether shadow is known to be a different Redis
@@ -257,7 +259,7 @@ func (h *Hook) processMarked(ctx context.Context, m propagation.Mark, cmd redis.
 				err = next(ctx, ttl)
 			}
 			if err != nil {
-				return fmt.Errorf("shadowlane: redis: bounding the TTL of a shadow key: %w", err)
+				return fmt.Errorf("slredis: bounding the TTL of a shadow key: %w", err)
 			}
 		}
 	}
@@ -285,140 +287,6 @@ func (h *Hook) ttlCmd(ctx context.Context, key any) *redis.IntCmd {
 	return redis.NewIntCmd(ctx, "pexpire", key, ms, "lt")
 }
 
-// ProcessPipelineHook implements redis.Hook, for pipelines and MULTI/EXEC
-// transactions. A marked pipeline is shadowed as a whole: when one command
-// cannot be shadowed, none runs.
-func (h *Hook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error {
-		m := propagation.FromContext(ctx)
-		if m.Run == "" {
-			for _, c := range cmds { // lostmark.go (testData:): none runs when one carries load-test data
-				if err := h.lostMark(ctx, c); err != nil {
-					for _, o := range cmds {
-						o.SetErr(err)
-					}
-					return err
-				}
-			}
-			if !h.guard {
-				return next(ctx, cmds)
-			}
-			filter := false
-			for _, c := range cmds {
-				reply, err := h.rw.Guard(c.Args())
-				if err != nil {
-					return h.refuseAll(cmds, c, err, m, shadow.Guard)
-				}
-				filter = filter || reply != rediskeys.ReplyNone
-			}
-			err := next(ctx, cmds)
-			if filter {
-				for _, c := range cmds {
-					h.filterProduction(c)
-				}
-			}
-			return err
-		}
-		if ctx.Value(redirectedKey{}) != nil || allSetup(cmds) {
-			return next(ctx, cmds)
-		}
-		return h.pipelineMarked(ctx, m, cmds, next)
-	}
-}
-
-func (h *Hook) pipelineMarked(ctx context.Context, m propagation.Mark, cmds []redis.Cmder, next redis.ProcessPipelineHook) error {
-	results := make([]rediskeys.Result, len(cmds))
-	restore := func(n int) {
-		for i := 0; i < n; i++ {
-			results[i].Restore(cmds[i].Args())
-		}
-	}
-	wire := append(make([]redis.Cmder, 0, len(cmds)+2), cmds...)
-	var written []any
-	for i, c := range cmds {
-		res, err := h.check(c.Args())
-		if err == nil && res.Append != nil {
-			var sub redis.Cmder
-			if sub, err = substitute(ctx, c, res.Append); err == nil {
-				wire[i] = sub
-			}
-			if err != nil {
-				res.Restore(c.Args())
-			}
-		}
-		if err != nil {
-			restore(i)
-			return h.refuseAll(cmds, c, err, m, shadow.Block)
-		}
-		results[i] = res
-		written = append(written, h.written(c.Args(), &results[i])...)
-	}
-	dec := h.decisions()
-	for i := range cmds {
-		dec.Record(m.Run, Store, results[i].Command.Name, shadow.Redirect)
-	}
-	if len(written) > 0 {
-		tx := isTx(wire)
-		var exec redis.Cmder
-		if tx {
-			exec, wire = wire[len(wire)-1], wire[:len(wire)-1]
-		}
-		for _, k := range written {
-			wire = append(wire, h.ttlCmd(ctx, k))
-		}
-		if tx {
-			wire = append(wire, exec)
-		}
-	}
-	var err error
-	if h.instance {
-		err = h.execShadow(context.WithValue(ctx, redirectedKey{}, true), wire)
-	} else {
-		err = next(ctx, wire)
-	}
-	for i, c := range cmds {
-		if wire[i] != c {
-			copyBack(wire[i], c)
-		}
-	}
-	restore(len(cmds))
-	for i, c := range cmds {
-		h.restoreReply(c, results[i].Reply)
-	}
-	return err
-}
-
-func allSetup(cmds []redis.Cmder) bool {
-	for _, c := range cmds {
-		if !rediskeys.ConnectionSetup(c.Args()) {
-			return false
-		}
-	}
-	return len(cmds) > 0
-}
-
-func isTx(cmds []redis.Cmder) bool {
-	return len(cmds) >= 2 && cmds[0].Name() == "multi" && cmds[len(cmds)-1].Name() == "exec"
-}
-
-// execShadow runs a pipeline (or MULTI/EXEC transaction) on the shadow
-// client, as one pipeline, so marked commands never mix with production
-// ones.
-func (h *Hook) execShadow(ctx context.Context, cmds []redis.Cmder) error {
-	var p redis.Pipeliner
-	if isTx(cmds) {
-		p = h.client.TxPipeline()
-		cmds = cmds[1 : len(cmds)-1]
-	} else {
-		p = h.client.Pipeline()
-	}
-	for _, c := range cmds {
-		_ = p.Process(ctx, c)
-	}
-	_, err := p.Exec(ctx)
-	return err
-}
-
 // decisions is the series of the hook's runtime (its decisions and, per
 // run, its evidence).
 func (h *Hook) decisions() *shadow.Series { return shadowlane.OrDefault(h.rt).Decisions() }
@@ -431,239 +299,4 @@ func (h *Hook) refuse(cmd redis.Cmder, err error, m propagation.Mark, d shadow.D
 	h.decisions().Record(m.Run, Store, rediskeys.CommandName(cmd.Args()), d)
 	cmd.SetErr(err)
 	return err
-}
-
-func (h *Hook) refuseAll(cmds []redis.Cmder, bad redis.Cmder, err error, m propagation.Mark, d shadow.Decision) error {
-	err = h.refuse(bad, err, m, d)
-	for _, c := range cmds {
-		if c != bad {
-			c.SetErr(err)
-		}
-	}
-	return err
-}
-
-// substitute builds a command of the same type as cmd with extra arguments
-// at the end (SCAN's MATCH, PUBSUB CHANNELS' pattern).
-func substitute(ctx context.Context, cmd redis.Cmder, extra []any) (redis.Cmder, error) {
-	args := append(append(make([]any, 0, len(cmd.Args())+len(extra)), cmd.Args()...), extra...)
-	switch cmd.(type) {
-	case *redis.ScanCmd:
-		return redis.NewScanCmd(ctx, nil, args...), nil
-	case *redis.StringSliceCmd:
-		return redis.NewStringSliceCmd(ctx, args...), nil
-	case *redis.Cmd:
-		return redis.NewCmd(ctx, args...), nil
-	}
-	return nil, &shadow.Error{Store: Store, Target: rediskeys.CommandName(cmd.Args()), Rule: fmt.Sprintf("cannot add a shadow pattern to a %T", cmd), Err: shadow.ErrUnsupported}
-}
-
-func copyBack(from, to redis.Cmder) {
-	switch f := from.(type) {
-	case *redis.ScanCmd:
-		keys, cursor := f.Val()
-		to.(*redis.ScanCmd).SetVal(keys, cursor)
-	case *redis.StringSliceCmd:
-		to.(*redis.StringSliceCmd).SetVal(f.Val())
-	case *redis.Cmd:
-		to.(*redis.Cmd).SetVal(f.Val())
-	}
-	to.SetErr(from.Err())
-}
-
-// restoreReply gives a marked command's reply the application's own names.
-func (h *Hook) restoreReply(cmd redis.Cmder, reply rediskeys.Reply) {
-	if reply == rediskeys.ReplyNone || !h.rw.Renames() || cmd.Err() != nil {
-		return
-	}
-	prod := func(s string) string { p, _ := h.rw.ProductionName(s); return p }
-	switch reply {
-	case rediskeys.ReplyNameList:
-		switch c := cmd.(type) {
-		case *redis.StringSliceCmd:
-			c.SetVal(mapNames(c.Val(), prod, nil))
-		case *redis.Cmd:
-			c.SetVal(mapAny(c.Val(), prod))
-		}
-	case rediskeys.ReplyScan:
-		switch c := cmd.(type) {
-		case *redis.ScanCmd:
-			keys, cursor := c.Val()
-			c.SetVal(mapNames(keys, prod, nil), cursor)
-		case *redis.Cmd:
-			if v, ok := c.Val().([]any); ok && len(v) == 2 {
-				c.SetVal([]any{v[0], mapAny(v[1], prod)})
-			}
-		}
-	case rediskeys.ReplyName:
-		switch c := cmd.(type) {
-		case *redis.StringCmd:
-			c.SetVal(prod(c.Val()))
-		case *redis.Cmd:
-			if s, ok := c.Val().(string); ok {
-				c.SetVal(prod(s))
-			}
-		}
-	case rediskeys.ReplyFirstName:
-		switch c := cmd.(type) {
-		case *redis.StringSliceCmd:
-			if v := c.Val(); len(v) > 0 {
-				v[0] = prod(v[0])
-			}
-		case *redis.ZWithKeyCmd:
-			if v := c.Val(); v != nil {
-				v.Key = prod(v.Key)
-			}
-		case *redis.KeyValuesCmd:
-			k, v := c.Val()
-			c.SetVal(prod(k), v)
-		case *redis.ZSliceWithKeyCmd:
-			k, v := c.Val()
-			c.SetVal(prod(k), v)
-		case *redis.Cmd:
-			if v, ok := c.Val().([]any); ok && len(v) > 0 {
-				if s, ok := v[0].(string); ok {
-					v[0] = prod(s)
-				}
-			}
-		}
-	case rediskeys.ReplyStreams:
-		switch c := cmd.(type) {
-		case *redis.XStreamSliceCmd:
-			v := c.Val()
-			for i := range v {
-				v[i].Stream = prod(v[i].Stream)
-			}
-		case *redis.Cmd:
-			switch v := c.Val().(type) {
-			case []any:
-				for _, e := range v {
-					if pair, ok := e.([]any); ok && len(pair) > 0 {
-						if s, ok := pair[0].(string); ok {
-							pair[0] = prod(s)
-						}
-					}
-				}
-			case map[any]any:
-				out := make(map[any]any, len(v))
-				for k, e := range v {
-					if s, ok := k.(string); ok {
-						k = prod(s)
-					}
-					out[k] = e
-				}
-				c.SetVal(out)
-			}
-		}
-	case rediskeys.ReplyNameCounts:
-		switch c := cmd.(type) {
-		case *redis.MapStringIntCmd:
-			v := c.Val()
-			out := make(map[string]int64, len(v))
-			for k, n := range v {
-				out[prod(k)] = n
-			}
-			c.SetVal(out)
-		case *redis.Cmd:
-			if v, ok := c.Val().([]any); ok {
-				for i := 0; i < len(v); i += 2 {
-					if s, ok := v[i].(string); ok {
-						v[i] = prod(s)
-					}
-				}
-			}
-		}
-	}
-}
-
-// filterProduction removes shadow names from the reply of a production
-// KEYS, SCAN or PUBSUB CHANNELS (typed commands and rdb.Do alike), and
-// counts them (decision "filter", target the command). A SCAN page may
-// then hold fewer names than COUNT, or none, with a cursor that is not 0:
-// callers already loop until the cursor is 0.
-func (h *Hook) filterProduction(cmd redis.Cmder) {
-	if cmd.Err() != nil {
-		return
-	}
-	removed := 0
-	keep := func(s string) bool {
-		if h.rw.Naming.IsShadow(s) {
-			removed++
-			return false
-		}
-		return true
-	}
-	name := rediskeys.CommandName(cmd.Args())
-	switch name {
-	case "KEYS", "SCAN", "PUBSUB CHANNELS", "PUBSUB SHARDCHANNELS":
-	default:
-		return
-	}
-	switch c := cmd.(type) {
-	case *redis.StringSliceCmd:
-		if name != "SCAN" {
-			c.SetVal(mapNames(c.Val(), nil, keep))
-		}
-	case *redis.ScanCmd:
-		if name == "SCAN" {
-			keys, cursor := c.Val()
-			c.SetVal(mapNames(keys, nil, keep), cursor)
-		}
-	case *redis.Cmd:
-		switch v := c.Val().(type) {
-		case []any:
-			if name != "SCAN" {
-				c.SetVal(filterAny(v, keep))
-			} else if len(v) == 2 {
-				if page, ok := v[1].([]any); ok {
-					c.SetVal([]any{v[0], filterAny(page, keep)})
-				}
-			}
-		}
-	}
-	if removed > 0 {
-		h.decisions().Add("", Store, name, "", shadow.Filter, int64(removed))
-	}
-}
-
-// filterAny returns the elements of list that are not strings keep
-// refuses.
-func filterAny(list []any, keep func(string) bool) []any {
-	out := list[:0:0]
-	for _, e := range list {
-		if s, ok := e.(string); ok && !keep(s) {
-			continue
-		}
-		out = append(out, e)
-	}
-	return out
-}
-
-func mapNames(in []string, f func(string) string, keep func(string) bool) []string {
-	out := in[:0:0]
-	for _, s := range in {
-		if keep != nil && !keep(s) {
-			continue
-		}
-		if f != nil {
-			s = f(s)
-		}
-		out = append(out, s)
-	}
-	return out
-}
-
-func mapAny(v any, f func(string) string) any {
-	list, ok := v.([]any)
-	if !ok {
-		return v
-	}
-	out := make([]any, len(list))
-	for i, e := range list {
-		if s, ok := e.(string); ok {
-			e = f(s)
-		}
-		out[i] = e
-	}
-	return out
 }

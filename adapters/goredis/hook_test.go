@@ -38,7 +38,7 @@ func realRedis(t *testing.T, opts ...goredis.Option) (hooked, bare *redis.Client
 	ns = uniq(t)
 	hooked = redis.NewClient(&redis.Options{Addr: addr})
 	bare = redis.NewClient(&redis.Options{Addr: addr})
-	hooked.AddHook(goredis.NewHook(opts...))
+	hooked.AddHook(must(goredis.NewHook(opts...)))
 	t.Cleanup(func() {
 		ctx := context.Background()
 		for _, p := range []string{ns + "*", "shadow:" + ns + "*"} {
@@ -57,7 +57,7 @@ func mini(t *testing.T, opts ...goredis.Option) (*redis.Client, *miniredis.Minir
 	t.Helper()
 	m := miniredis.RunT(t)
 	c := redis.NewClient(&redis.Options{Addr: m.Addr()})
-	c.AddHook(goredis.NewHook(opts...))
+	c.AddHook(must(goredis.NewHook(opts...)))
 	t.Cleanup(func() { c.Close() })
 	return c, m
 }
@@ -172,24 +172,27 @@ func TestRefusals(t *testing.T) {
 	wantShadowErr(t, strict.Eval(marked, "return 1", []string{"k"}).Err(), shadow.ErrBlocked)
 }
 
+// A configuration the hook cannot use is refused at construction, by
+// NewHook and Instrument, so no client ever carries a hook that could let
+// marked commands through.
 func TestMisconfiguredFailsClosed(t *testing.T) {
 	for _, opts := range [][]goredis.Option{
 		{goredis.WithKeyNaming(shadow.Naming{})},
 		{goredis.WithShadowClient(nil)},
 		{goredis.WithMaxTTL(-time.Second)},
 	} {
-		h := goredis.NewHook(opts...)
-		if h.Err() == nil {
-			t.Errorf("%v: no configuration error", opts)
+		h, err := goredis.NewHook(opts...)
+		if h != nil {
+			t.Errorf("%v: got a hook", opts)
 		}
+		wantShadowErr(t, err, shadow.ErrNoShadowTarget)
 		m := miniredis.RunT(t)
 		c := redis.NewClient(&redis.Options{Addr: m.Addr()})
-		c.AddHook(h)
-		wantShadowErr(t, c.Set(marked, "k", "v", 0).Err(), shadow.ErrNoShadowTarget)
-		_, err := c.Pipelined(marked, func(p redis.Pipeliner) error { p.Set(marked, "k", "v", 0); return nil })
-		wantShadowErr(t, err, shadow.ErrNoShadowTarget)
-		if len(m.Keys()) != 0 {
-			t.Errorf("misconfigured hook wrote %v", m.Keys())
+		if h, err := goredis.Instrument(c, opts...); h != nil || err == nil {
+			t.Errorf("%v: Instrument = %v, %v", opts, h, err)
+		}
+		if err := c.Set(marked, "k", "v", 0).Err(); err != nil { // no hook added: nothing shadowed
+			t.Fatal(err)
 		}
 		c.Close()
 	}
@@ -324,7 +327,7 @@ func TestKeyNameRepliesRealRedis(t *testing.T) {
 func TestPublishShadowChannelRealRedis(t *testing.T) {
 	rdb, bare, ns := realRedis(t)
 	ctx := context.Background()
-	h := goredis.NewHook()
+	h := must(goredis.NewHook())
 	ch, err := h.Name(marked, ns+"news")
 	if err != nil || ch != "shadow:"+ns+"news" {
 		t.Fatalf("Name = %q %v", ch, err)
@@ -381,7 +384,7 @@ func TestInstanceModeRealRedis(t *testing.T) {
 	testenv.Need(t, "Redis", addr)
 	prod := redis.NewClient(&redis.Options{Addr: addr})
 	shadowDB := goredis.ShadowDB(prod, 9)
-	prod.AddHook(goredis.NewHook(goredis.WithShadowClient(shadowDB)))
+	prod.AddHook(must(goredis.NewHook(goredis.WithShadowClient(shadowDB))))
 	ns := uniq(t)
 	ctx := context.Background()
 	t.Cleanup(func() {
@@ -474,7 +477,7 @@ func TestUnmarkedPathCostsNoAllocation(t *testing.T) {
 	ctx := context.Background()
 	calls := 0
 	next := func(context.Context, redis.Cmder) error { calls++; return nil }
-	process := goredis.NewHook().ProcessHook(next)
+	process := must(goredis.NewHook()).ProcessHook(next)
 	for _, cmd := range []redis.Cmder{
 		redis.NewStringCmd(ctx, "get", "user:42"),
 		redis.NewStringCmd(ctx, "get", "session:42"), // shares the prefix's first byte

@@ -26,7 +26,8 @@ import (
 // hold Redis calls to a budget or stop calling a failing server. A refused
 // command is not sent: it fails with the *limiter.BlockError
 // (errors.Is(err, limiter.ErrBlocked)), set on the command too. Add it
-// with rdb.AddHook(goredis.NewLimitHook(l)); it is independent of [Hook]
+// with rdb.AddHook(goredis.NewLimitHook(goredis.WithRuntime(rt))); it is
+// independent of [Hook]
 // and may be added before or after it. go-redis's own connection setup
 // (HELLO, AUTH, SELECT, CLIENT SETINFO, ...) is never limited.
 //
@@ -41,20 +42,18 @@ type LimitHook struct {
 	cache   atomic.Pointer[limiter.Names]
 }
 
-// LimitOption configures a [LimitHook].
-type LimitOption func(*LimitHook)
-
-// WithLimitRuntime takes the limiter from rt (its rules come from the
-// "limits:" config section) when [NewLimitHook] is given a nil limiter;
-// the default is the default runtime, looked up per command.
-func WithLimitRuntime(rt *shadowlane.Runtime) LimitOption {
-	return func(h *LimitHook) { h.rt = rt }
+// WithLimiter makes [NewLimitHook] admit commands through l instead of
+// the runtime's limiter (see [WithRuntime]). Hooks built by [NewHook] and
+// [Instrument] ignore it.
+func WithLimiter(l *limiter.Limiter) Option {
+	return optionFunc(func(c *config) { c.limiter = l })
 }
 
-// WithLimitFailure decides which command errors count as failures for
-// breakers and metrics (default [IsFailure]).
-func WithLimitFailure(fn func(error) bool) LimitOption {
-	return func(h *LimitHook) { h.failure = fn }
+// WithFailure decides which command errors count as failures for breakers
+// and metrics (default [IsFailure]). Hooks built by [NewHook] and
+// [Instrument] ignore it.
+func WithFailure(fn func(error) bool) Option {
+	return optionFunc(func(c *config) { c.failure = fn })
 }
 
 // IsFailure reports whether a command error is a failure of the server or
@@ -64,12 +63,18 @@ func IsFailure(err error) bool {
 	return err != nil && err != redis.Nil && !errors.Is(err, limiter.ErrBlocked) && !errors.Is(err, context.Canceled)
 }
 
-// NewLimitHook returns a hook that admits commands through l (nil: the
-// runtime's limiter, see [WithLimitRuntime]).
-func NewLimitHook(l *limiter.Limiter, opts ...LimitOption) *LimitHook {
-	h := &LimitHook{l: l, failure: IsFailure}
+// NewLimitHook returns a hook that admits commands through the limiter of
+// the runtime (see [WithRuntime]; rules from its "limits:" config section,
+// looked up per command) or through the one given [WithLimiter]. Of the
+// other options it uses [WithFailure].
+func NewLimitHook(opts ...Option) *LimitHook {
+	var c config
 	for _, o := range opts {
-		o(h)
+		o.apply(&c)
+	}
+	h := &LimitHook{l: c.limiter, rt: c.rt, failure: c.failure}
+	if h.failure == nil {
+		h.failure = IsFailure
 	}
 	return h
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log"
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
@@ -21,8 +22,10 @@ func ExampleNewLimitHook() {
 
 	l := limiter.New() // or rt.Limiter(), with rules from the "limits:" config
 	l.SetRules([]limiter.Rule{{Resource: "redis:*", Class: limiter.ClassLoadTest, QPS: 1, Burst: 1}})
-	rdb.AddHook(goredis.NewHook())       // shadow keys
-	rdb.AddHook(goredis.NewLimitHook(l)) // hold load-test commands to their budget
+	if _, err := goredis.Instrument(rdb); err != nil { // shadow keys
+		log.Fatal(err)
+	}
+	rdb.AddHook(goredis.NewLimitHook(goredis.WithLimiter(l))) // hold load-test commands to their budget
 
 	loadTest := propagation.With(context.Background(), propagation.Mark{Run: "drill-1"})
 	fmt.Println(rdb.Set(loadTest, "cart:1", "x", 0).Err())

@@ -20,7 +20,7 @@ import (
 func limited(t *testing.T, l *limiter.Limiter) (*redis.Client, *redis.Client, string) {
 	t.Helper()
 	hooked, bare, ns := realRedis(t)
-	hooked.AddHook(goredis.NewLimitHook(l))
+	hooked.AddHook(goredis.NewLimitHook(goredis.WithLimiter(l)))
 	return hooked, bare, ns
 }
 
@@ -129,7 +129,7 @@ func TestLimitHookBreaker(t *testing.T) {
 			return (&net.Dialer{}).DialContext(ctx, network, addr)
 		}})
 	t.Cleanup(func() { rdb.Close() })
-	rdb.AddHook(goredis.NewLimitHook(l))
+	rdb.AddHook(goredis.NewLimitHook(goredis.WithLimiter(l)))
 	ctx := context.Background()
 	for range 2 {
 		if err := rdb.Get(ctx, "k").Err(); err == nil || errors.Is(err, limiter.ErrBlocked) {
@@ -152,7 +152,7 @@ func TestLimitHookBreaker(t *testing.T) {
 	testenv.Need(t, "Redis", addr)
 	live := redis.NewClient(&redis.Options{Addr: addr})
 	t.Cleanup(func() { live.Close() })
-	live.AddHook(goredis.NewLimitHook(l)) // same limiter, same breaker
+	live.AddHook(goredis.NewLimitHook(goredis.WithLimiter(l))) // same limiter, same breaker
 	if err := live.Get(ctx, uniq(t)+"k").Err(); !errors.Is(err, limiter.ErrCircuitOpen) {
 		t.Fatalf("GET while open: %v, want ErrCircuitOpen", err)
 	}
@@ -169,7 +169,7 @@ func TestLimitHookBreaker(t *testing.T) {
 // share one resource.
 func TestLimitHookResourceNames(t *testing.T) {
 	l, _ := newLimiter(t)
-	h := goredis.NewLimitHook(l)
+	h := goredis.NewLimitHook(goredis.WithLimiter(l))
 	next := h.ProcessHook(func(context.Context, redis.Cmder) error { return nil })
 	ctx := context.Background()
 	for _, name := range []string{"get", "GET", "Set"} {
@@ -197,7 +197,7 @@ func TestLimitHookResourceNames(t *testing.T) {
 // An admitted command costs no allocation.
 func TestLimitHookAllocs(t *testing.T) {
 	l, _ := newLimiter(t, limiter.Rule{Resource: "redis:*", QPS: 1e9, Concurrency: 1000})
-	h := goredis.NewLimitHook(l)
+	h := goredis.NewLimitHook(goredis.WithLimiter(l))
 	next := h.ProcessHook(func(context.Context, redis.Cmder) error { return nil })
 	ctx := context.Background()
 	cmd := redis.NewStringCmd(ctx, "get", "k")

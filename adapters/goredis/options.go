@@ -6,10 +6,12 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/shadowlane/shadowlane"
+	"github.com/shadowlane/shadowlane/limiter"
 	"github.com/shadowlane/shadowlane/shadow"
 )
 
-// Option configures a [Hook].
+// Option configures a [Hook] ([NewHook], [Instrument]) or a [LimitHook]
+// ([NewLimitHook]).
 type Option interface{ apply(*config) }
 
 type optionFunc func(*config)
@@ -25,6 +27,8 @@ type config struct {
 	maxTTL    time.Duration
 	guardOff  bool
 	rt        *shadowlane.Runtime
+	limiter   *limiter.Limiter // NewLimitHook
+	failure   func(error) bool // NewLimitHook
 }
 
 // WithKeyNaming sets how marked commands rename keys, patterns and
@@ -51,11 +55,13 @@ func WithShadowClient(c redis.UniversalClient) Option {
 // redis.scripts: refuse (see [WithRuntime]) does the same from config.
 func WithStrictScripts() Option { return optionFunc(func(c *config) { c.strict = true }) }
 
-// WithRuntime takes the settings of the "redis:" config section from rt:
-// with redis.scripts: refuse, marked scripts are refused as with
-// [WithStrictScripts]. The section is read per marked script, so a config
-// reload applies at once. Without this option (or with nil) the hook reads
-// the default runtime, the one [shadowlane.Init] sets.
+// WithRuntime names the runtime a hook works for. A [Hook] takes the
+// settings of the "redis:" config section from rt: with redis.scripts:
+// refuse, marked scripts are refused as with [WithStrictScripts]. A
+// [LimitHook] admits commands through rt's limiter (rules from its
+// "limits:" section). Both read rt per command, so a config reload applies
+// at once. Without this option (or with nil) hooks use the default
+// runtime, the one [shadowlane.Init] sets.
 func WithRuntime(rt *shadowlane.Runtime) Option { return optionFunc(func(c *config) { c.rt = rt }) }
 
 // WithMaxTTL bounds the life of shadow keys: after every marked command

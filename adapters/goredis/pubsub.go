@@ -206,13 +206,13 @@ func (h *Hook) subscribe(ctx context.Context, rdb redis.UniversalClient, kind su
 	}
 	switch {
 	case rdb == nil:
-		return nil, errors.New("shadowlane: redis: " + kind.command() + ": nil client")
+		return nil, errors.New("slredis: " + kind.command() + ": nil client")
 	case handler == nil:
-		return nil, errors.New("shadowlane: redis: " + kind.command() + ": nil handler")
+		return nil, errors.New("slredis: " + kind.command() + ": nil handler")
 	case len(names) == 0:
-		return nil, errors.New("shadowlane: redis: " + kind.command() + ": no channel or pattern")
+		return nil, errors.New("slredis: " + kind.command() + ": no channel or pattern")
 	case !propagation.ValidID(c.fallbackRun):
-		return nil, fmt.Errorf("shadowlane: redis: %s: fallback run %q is not a valid id", kind.command(), c.fallbackRun)
+		return nil, fmt.Errorf("slredis: %s: fallback run %q is not a valid id", kind.command(), c.fallbackRun)
 	}
 	names = dedupe(names)
 	m := propagation.FromContext(ctx)
@@ -343,7 +343,7 @@ func (s *Subscription) open(ctx context.Context, rdb redis.UniversalClient, shad
 			if ctx.Err() != nil {
 				err = ctx.Err()
 			}
-			return fmt.Errorf("shadowlane: redis: %s %s: %w", s.kind.command(), side(shadowSide), err)
+			return fmt.Errorf("slredis: %s %s: %w", s.kind.command(), side(shadowSide), err)
 		}
 		switch v := v.(type) {
 		case *redis.Subscription:
@@ -386,10 +386,10 @@ func (s *Subscription) receive(l *leg) {
 		}
 		if err != nil {
 			if errors.Is(err, redis.ErrClosed) {
-				s.shutdown(fmt.Errorf("shadowlane: redis: %s %s: %w", s.kind.command(), side(l.shadow), err))
+				s.shutdown(fmt.Errorf("slredis: %s %s: %w", s.kind.command(), side(l.shadow), err))
 				return
 			}
-			s.report(fmt.Errorf("shadowlane: redis: %s %s: receive: %w", s.kind.command(), side(l.shadow), err))
+			s.report(fmt.Errorf("slredis: %s %s: receive: %w", s.kind.command(), side(l.shadow), err))
 			// The first retry is at once: go-redis has reconnected.
 			if backoff > 0 {
 				select {
@@ -429,7 +429,7 @@ func (s *Subscription) health(l *leg) {
 			err := l.ps.Ping(pctx)
 			cancel()
 			if err != nil && s.ctx.Err() == nil {
-				s.report(fmt.Errorf("shadowlane: redis: %s %s: health-check ping: %w", s.kind.command(), side(l.shadow), err))
+				s.report(fmt.Errorf("slredis: %s %s: health-check ping: %w", s.kind.command(), side(l.shadow), err))
 			}
 		}
 		t.Reset(s.every)
@@ -470,7 +470,7 @@ func (s *Subscription) report(err error) {
 		s.onError(err)
 		return
 	}
-	slog.Default().Warn("shadowlane: redis pub/sub subscription error, retrying", "err", err)
+	slog.Default().Warn("slredis: pub/sub subscription error, retrying", "err", err)
 }
 
 // shutdown stops the subscription for reason err (nil: Close) and closes
@@ -515,7 +515,7 @@ func (s *Subscription) Unsubscribe(ctx context.Context, names ...string) error {
 			err = l.ps.Unsubscribe(ctx, wire...)
 		}
 		if err != nil {
-			errs = append(errs, fmt.Errorf("shadowlane: redis: unsubscribing %s: %w", side(l.shadow), err))
+			errs = append(errs, fmt.Errorf("slredis: unsubscribing %s: %w", side(l.shadow), err))
 		}
 	}
 	return errors.Join(errs...)

@@ -3,8 +3,15 @@
 // (table mode, [New]) or to a shadow database (database mode,
 // [NewDatabase]), and never to production.
 //
-//	rw, _ := sqlshadow.New(mysql.Dialect{}) // or sqlite.New(), postgres...
-//	db.Use(slgorm.New(rw))
+//	rw, err := sqlshadow.New(mysql.New()) // or sqlite.New(), postgres.New()
+//	if err != nil {
+//		return err
+//	}
+//	plugin, err := slgorm.New(rw)
+//	if err != nil {
+//		return err
+//	}
+//	return db.Use(plugin)
 //
 // Table mode runs the final SQL of every statement through a
 // [sqlshadow.Rewriter] right before it reaches the connection pool, so
@@ -30,7 +37,7 @@
 //
 // Register shadowlane first, then dbresolver:
 //
-//	db.Use(slgorm.New(rw))
+//	db.Use(plugin) // plugin, _ := slgorm.New(rw)
 //	db.Use(dbresolver.Register(dbresolver.Config{Replicas: ...}))
 //
 // Registered in that order, dbresolver's default source is the plugin's
@@ -50,7 +57,11 @@
 // with a Rewriter built [sqlshadow.WithDatabase]:
 //
 //	rw, _ := sqlshadow.New(mysql.New(), sqlshadow.WithDatabase("shop_shadow"))
-//	db.Use(slgorm.NewDatabase(shadowDB, rw))
+//	plugin, err := slgorm.NewDatabase(shadowDB, rw)
+//	if err != nil {
+//		return err
+//	}
+//	return db.Use(plugin)
 //
 // The check wraps the shadow pool itself, so every statement that reaches
 // it through the plugin (ORM statements, Raw/Exec/Row, every statement of a
@@ -59,7 +70,7 @@
 // DROP TABLE proddb.orders), DDL, a function not known to be side-effect
 // free, a session change, executable comments or text the dialect cannot
 // parse is refused with a *shadow.Error. There is no unchecked database
-// mode: without a database-mode Rewriter db.Use fails with [ErrConfig].
+// mode: without a database-mode Rewriter NewDatabase fails with [ErrConfig].
 // The strongest protection remains a shadow user without privileges on
 // production (`shadowlane check --shadow-mysql` / `--shadow-postgres`).
 //

@@ -21,12 +21,15 @@ type Plugin struct {
 	shadow gorm.ConnPool       // database mode: the checked shadow pool
 	check  *sqlshadow.Rewriter // database mode: inspects what reaches shadow
 	store  string
-	cfgErr error // reported by Initialize
 }
 
 // New returns a table-mode plugin: marked statements are rewritten by rw.
-func New(rw *sqlshadow.Rewriter) *Plugin {
-	return &Plugin{rw: rw, store: rw.Dialect().Name()}
+// A nil rw is refused with [ErrConfig].
+func New(rw *sqlshadow.Rewriter) (*Plugin, error) {
+	if rw == nil {
+		return nil, fmt.Errorf("%w: New needs a Rewriter", ErrConfig)
+	}
+	return &Plugin{rw: rw, store: rw.Dialect().Name()}, nil
 }
 
 // NewDatabase returns a database-mode plugin: marked statements run on the
@@ -45,34 +48,32 @@ func New(rw *sqlshadow.Rewriter) *Plugin {
 // protection remains a shadow user without privileges on production
 // (`shadowlane check --shadow-mysql` / `--shadow-postgres`).
 //
-// Without a database-mode rw (nil, or a table-mode Rewriter) db.Use fails
-// with [ErrConfig]: there is no unchecked database mode. So it does when
-// the shadow pool is production's, as happens when both were opened with
+// Without a database-mode rw (nil, or a table-mode Rewriter) or without a
+// shadowDB, NewDatabase returns [ErrConfig]: there is no unchecked database
+// mode. db.Use fails with ErrConfig when the shadow pool is production's, as happens when both were opened with
 // the same *gorm.Config (gorm keeps the pool in it): give each gorm.Open
 // its own config.
-func NewDatabase(shadowDB *gorm.DB, rw *sqlshadow.Rewriter) *Plugin {
+func NewDatabase(shadowDB *gorm.DB, rw *sqlshadow.Rewriter) (*Plugin, error) {
 	switch {
 	case shadowDB == nil || shadowDB.ConnPool == nil:
-		return &Plugin{cfgErr: fmt.Errorf("%w: NewDatabase needs an open shadow *gorm.DB", ErrConfig)}
+		return nil, fmt.Errorf("%w: NewDatabase needs an open shadow *gorm.DB", ErrConfig)
 	case rw == nil || !rw.DatabaseMode():
-		return &Plugin{cfgErr: fmt.Errorf("%w: NewDatabase needs a Rewriter built with sqlshadow.WithDatabase", ErrConfig)}
+		return nil, fmt.Errorf("%w: NewDatabase needs a Rewriter built with sqlshadow.WithDatabase", ErrConfig)
 	}
-	return &Plugin{shadow: &checkedPool{base: shadowDB.ConnPool, rw: rw}, check: rw, store: shadowDB.Dialector.Name()}
+	return &Plugin{shadow: &checkedPool{base: shadowDB.ConnPool, rw: rw}, check: rw, store: shadowDB.Dialector.Name()}, nil
 }
 
 // Name implements gorm.Plugin.
 func (p *Plugin) Name() string { return "shadowlane" }
 
-// ErrConfig is returned by Initialize for a plugin built without a target.
+// ErrConfig: a plugin without a target (returned by [New] and
+// [NewDatabase]), or whose shadow pool is production's (returned by db.Use).
 var ErrConfig = errors.New("slgorm: plugin needs a rewriter (New) or a shadow database (NewDatabase)")
 
 // Initialize implements gorm.Plugin.
 func (p *Plugin) Initialize(db *gorm.DB) error {
 	if p == nil || (p.rw == nil && p.shadow == nil) {
-		return ErrConfig
-	}
-	if p.cfgErr != nil {
-		return p.cfgErr
+		return ErrConfig // a zero Plugin, not built by New or NewDatabase
 	}
 	if p.shadow != nil && samePool(db.ConnPool, p.shadow.(*checkedPool).base) {
 		return fmt.Errorf("%w: the shadow database of NewDatabase is the production pool", ErrConfig)
@@ -92,41 +93,69 @@ func (p *Plugin) Initialize(db *gorm.DB) error {
 			db.Statement.ConnPool = top
 		}
 	}
+	for _, h := range callbacks {
+		if err := h.point(db, h.at, false).Register("shadowlane:"+h.op, p.wrap); err != nil {
+			return err
+		}
+		if err := h.point(db, h.done, h.doneAfter).Register("shadowlane:"+h.op+"_done", p.unwrap); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// callbacks is where the plugin enters each of gorm's operations: wrap
+// ("shadowlane:<op>") right before the operation's own callback (at),
+// unwrap ("shadowlane:<op>_done") once its statements ran (before done, or
+// after it): before the associations are saved or preloaded (they are
+// operations of their own), or right after a Row/Raw statement.
+var callbacks = [...]hook{
+	{"create", "gorm:create", "gorm:save_after_associations", false},
+	{"query", "gorm:query", "gorm:preload", false},
+	{"update", "gorm:update", "gorm:save_after_associations", false},
+	{"delete", "gorm:delete", "gorm:after_delete", false},
+	{"row", "gorm:row", "gorm:row", true},
+	{"raw", "gorm:raw", "gorm:raw", true},
+}
+
+type hook struct {
+	op, at, done string
+	doneAfter    bool
+}
+
+// registrar is a point in one of gorm's callback chains.
+type registrar interface {
+	Register(name string, fn func(*gorm.DB)) error
+}
+
+// point returns the point before (or after) the callback named name in
+// the chain of h's operation.
+func (h hook) point(db *gorm.DB, name string, after bool) registrar {
 	cb := db.Callback()
-	if err := cb.Create().Before("gorm:create").Register("shadowlane:create", p.wrap); err != nil {
-		return err
+	switch h.op {
+	case "create":
+		return beside(cb.Create(), name, after)
+	case "query":
+		return beside(cb.Query(), name, after)
+	case "update":
+		return beside(cb.Update(), name, after)
+	case "delete":
+		return beside(cb.Delete(), name, after)
+	case "row":
+		return beside(cb.Row(), name, after)
 	}
-	if err := cb.Create().Before("gorm:save_after_associations").Register("shadowlane:create_done", p.unwrap); err != nil {
-		return err
+	return beside(cb.Raw(), name, after)
+}
+
+// beside is p.Before(name) or p.After(name) for a gorm processor p.
+func beside[C registrar](p interface {
+	Before(string) C
+	After(string) C
+}, name string, after bool) registrar {
+	if after {
+		return p.After(name)
 	}
-	if err := cb.Query().Before("gorm:query").Register("shadowlane:query", p.wrap); err != nil {
-		return err
-	}
-	if err := cb.Query().Before("gorm:preload").Register("shadowlane:query_done", p.unwrap); err != nil {
-		return err
-	}
-	if err := cb.Update().Before("gorm:update").Register("shadowlane:update", p.wrap); err != nil {
-		return err
-	}
-	if err := cb.Update().Before("gorm:save_after_associations").Register("shadowlane:update_done", p.unwrap); err != nil {
-		return err
-	}
-	if err := cb.Delete().Before("gorm:delete").Register("shadowlane:delete", p.wrap); err != nil {
-		return err
-	}
-	if err := cb.Delete().Before("gorm:after_delete").Register("shadowlane:delete_done", p.unwrap); err != nil {
-		return err
-	}
-	if err := cb.Row().Before("gorm:row").Register("shadowlane:row", p.wrap); err != nil {
-		return err
-	}
-	if err := cb.Row().After("gorm:row").Register("shadowlane:row_done", p.unwrap); err != nil {
-		return err
-	}
-	if err := cb.Raw().Before("gorm:raw").Register("shadowlane:raw", p.wrap); err != nil {
-		return err
-	}
-	return cb.Raw().After("gorm:raw").Register("shadowlane:raw_done", p.unwrap)
+	return p.Before(name)
 }
 
 // wrap installs the statement pool for the statement about to run.

@@ -28,7 +28,11 @@ func WiredOpen(db *gorm.DB, err error) (*gorm.DB, error) {
 	} else {
 		rw, _ = sqlshadow.New(refuseDialect{name}, sqlshadow.WithoutGuard())
 	}
-	if err := db.Use(New(rw)); err != nil {
+	p, err := New(rw)
+	if err != nil {
+		return nil, fmt.Errorf("shadowlane zero-code wiring of gorm.Open: %w", err)
+	}
+	if err := db.Use(p); err != nil {
 		return nil, fmt.Errorf("shadowlane zero-code wiring of gorm.Open: %w", err)
 	}
 	return db, nil

@@ -3,7 +3,7 @@
 // interceptors carry the mark in metadata (own keys and W3C baggage
 // members), [ServerOptions] and [DialOptions] bundle them.
 //
-//	srv := grpc.NewServer(slgrpc.ServerOptions(middleware.Internal())...)
+//	srv := grpc.NewServer(slgrpc.ServerOptions(slgrpc.Internal())...)
 //	conn, _ := grpc.NewClient(addr, append(slgrpc.DialOptions(), grpc.WithTransportCredentials(insecure.NewCredentials()))...)
 //
 // The server interceptors read incoming metadata in place, without copying

@@ -11,7 +11,6 @@ import (
 
 	"github.com/shadowlane/shadowlane"
 	slgrpc "github.com/shadowlane/shadowlane/adapters/grpc"
-	"github.com/shadowlane/shadowlane/middleware"
 	"github.com/shadowlane/shadowlane/propagation"
 )
 
@@ -24,14 +23,14 @@ func Example() {
 	defer rt.Close()
 
 	h := &health{}
-	srv := grpc.NewServer(slgrpc.ServerOptions(middleware.WithRuntime(rt))...)
+	srv := grpc.NewServer(slgrpc.ServerOptions(slgrpc.WithRuntime(rt))...)
 	healthpb.RegisterHealthServer(srv, h)
 	ln, _ := net.Listen("tcp", "127.0.0.1:0")
 	go srv.Serve(ln)
 	defer srv.Stop()
 
 	conn, _ := grpc.NewClient(ln.Addr().String(),
-		append(slgrpc.DialOptions(middleware.WithRuntime(rt)), grpc.WithTransportCredentials(insecure.NewCredentials()))...)
+		append(slgrpc.DialOptions(slgrpc.WithRuntime(rt)), grpc.WithTransportCredentials(insecure.NewCredentials()))...)
 	defer conn.Close()
 
 	ctx := propagation.With(context.Background(), propagation.Mark{Run: "run-1", Env: "proj-a"})

@@ -2,8 +2,6 @@ package slgrpc
 
 import (
 	"google.golang.org/grpc"
-
-	"github.com/shadowlane/shadowlane/middleware"
 )
 
 // IncomingKeyLearned reports whether the interceptors read the metadata map
@@ -12,7 +10,7 @@ func IncomingKeyLearned() bool { return incomingKey != nil }
 
 // LookupServerInterceptors are the server interceptors forced onto the
 // ValueFromIncomingContext path, as when incomingKey cannot be learned.
-func LookupServerInterceptors(opts ...middleware.Option) (grpc.UnaryServerInterceptor, grpc.StreamServerInterceptor) {
+func LookupServerInterceptors(opts ...Option) (grpc.UnaryServerInterceptor, grpc.StreamServerInterceptor) {
 	u, s := newEntry(opts), newEntry(opts)
 	u.key, s.key = nil, nil
 	return u.unary, s.stream

@@ -54,7 +54,7 @@ type entry struct {
 	direct atomic.Pointer[directKeys]
 }
 
-func newEntry(opts []middleware.Option) *entry {
+func newEntry(opts []Option) *entry {
 	return &entry{cfg: newCfg("grpc", opts), key: incomingKey}
 }
 
@@ -165,15 +165,15 @@ type noValues struct{}
 
 func (noValues) Get(string) string { return "" }
 
-func newCfg(name string, opts []middleware.Option) *middleware.Config {
-	c := middleware.NewConfig(name, opts...)
+func newCfg(name string, opts []Option) *middleware.Config {
+	c := middleware.NewConfig(name, newConfig(opts).entry...)
 	c.Entry.Lower = true
 	return c
 }
 
 // UnaryServerInterceptor admits unary calls through shadowlane (mark,
 // edge trust, kill switch: Unavailable while load-test traffic is off).
-func UnaryServerInterceptor(opts ...middleware.Option) grpc.UnaryServerInterceptor {
+func UnaryServerInterceptor(opts ...Option) grpc.UnaryServerInterceptor {
 	return newEntry(opts).unary
 }
 
@@ -193,7 +193,7 @@ type serverStream struct {
 func (s *serverStream) Context() context.Context { return s.ctx }
 
 // StreamServerInterceptor is UnaryServerInterceptor for streams.
-func StreamServerInterceptor(opts ...middleware.Option) grpc.StreamServerInterceptor {
+func StreamServerInterceptor(opts ...Option) grpc.StreamServerInterceptor {
 	return newEntry(opts).stream
 }
 
@@ -249,7 +249,7 @@ func blockedStatus(err error) error {
 // codes.PermissionDenied (the message names shadow.ErrBlocked's rule), or
 // is answered by the configured gRPC mock for its full method; it never
 // reaches the server. Unmarked calls lose any stale mark carriers.
-func UnaryClientInterceptor(opts ...middleware.Option) grpc.UnaryClientInterceptor {
+func UnaryClientInterceptor(opts ...Option) grpc.UnaryClientInterceptor {
 	cfg := newCfg("grpc-client", opts)
 	return func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, o ...grpc.CallOption) error {
 		rt := cfg.RT()
@@ -268,7 +268,7 @@ func UnaryClientInterceptor(opts ...middleware.Option) grpc.UnaryClientIntercept
 
 // StreamClientInterceptor is UnaryClientInterceptor for streams: a mocked
 // stream answers each receive with the mock's message once, then io.EOF.
-func StreamClientInterceptor(opts ...middleware.Option) grpc.StreamClientInterceptor {
+func StreamClientInterceptor(opts ...Option) grpc.StreamClientInterceptor {
 	cfg := newCfg("grpc-client", opts)
 	return func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, o ...grpc.CallOption) (grpc.ClientStream, error) {
 		rt := cfg.RT()
@@ -289,8 +289,8 @@ func StreamClientInterceptor(opts ...middleware.Option) grpc.StreamClientInterce
 }
 
 // ServerOptions returns the unary and stream server interceptors as server
-// options: grpc.NewServer(slgrpc.ServerOptions(middleware.Internal())...).
-func ServerOptions(opts ...middleware.Option) []grpc.ServerOption {
+// options: grpc.NewServer(slgrpc.ServerOptions(slgrpc.Internal())...).
+func ServerOptions(opts ...Option) []grpc.ServerOption {
 	return []grpc.ServerOption{
 		grpc.ChainUnaryInterceptor(UnaryServerInterceptor(opts...)),
 		grpc.ChainStreamInterceptor(StreamServerInterceptor(opts...)),
@@ -298,7 +298,7 @@ func ServerOptions(opts ...middleware.Option) []grpc.ServerOption {
 }
 
 // DialOptions returns the client interceptors as dial options.
-func DialOptions(opts ...middleware.Option) []grpc.DialOption {
+func DialOptions(opts ...Option) []grpc.DialOption {
 	return []grpc.DialOption{
 		grpc.WithChainUnaryInterceptor(UnaryClientInterceptor(opts...)),
 		grpc.WithChainStreamInterceptor(StreamClientInterceptor(opts...)),

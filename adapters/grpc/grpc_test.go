@@ -16,7 +16,6 @@ import (
 
 	"github.com/shadowlane/shadowlane"
 	slgrpc "github.com/shadowlane/shadowlane/adapters/grpc"
-	"github.com/shadowlane/shadowlane/middleware"
 	"github.com/shadowlane/shadowlane/propagation"
 )
 
@@ -58,7 +57,7 @@ func (h *health) Watch(_ *healthpb.HealthCheckRequest, s grpc.ServerStreamingSer
 	return s.Send(&healthpb.HealthCheckResponse{Status: healthpb.HealthCheckResponse_SERVING})
 }
 
-func serve(t *testing.T, h *health, opts ...middleware.Option) string {
+func serve(t *testing.T, h *health, opts ...slgrpc.Option) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -70,7 +69,7 @@ func serve(t *testing.T, h *health, opts ...middleware.Option) string {
 	return ln.Addr().String()
 }
 
-func dial(t *testing.T, addr string, opts ...middleware.Option) healthpb.HealthClient {
+func dial(t *testing.T, addr string, opts ...slgrpc.Option) healthpb.HealthClient {
 	conn, err := grpc.NewClient(addr, append(slgrpc.DialOptions(opts...), grpc.WithTransportCredentials(insecure.NewCredentials()))...)
 	if err != nil {
 		t.Fatal(err)
@@ -90,9 +89,9 @@ func TestGRPCChain(t *testing.T) {
 	defer internal.Close()
 
 	down := &health{}
-	downAddr := serve(t, down, middleware.WithRuntime(internal))
-	up := &health{next: dial(t, downAddr, middleware.WithRuntime(edge))}
-	upAddr := serve(t, up, middleware.WithRuntime(edge), middleware.Edge())
+	downAddr := serve(t, down, slgrpc.WithRuntime(internal))
+	up := &health{next: dial(t, downAddr, slgrpc.WithRuntime(edge))}
+	upAddr := serve(t, up, slgrpc.WithRuntime(edge), slgrpc.Edge())
 	client := healthpb.NewHealthClient(mustConn(t, upAddr)) // an outside caller: raw metadata, no shadowlane
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -147,7 +146,7 @@ func mustConn(t *testing.T, addr string) *grpc.ClientConn {
 
 func TestUnaryInterceptorUnmarkedAllocs(t *testing.T) {
 	rt, _ := shadowlane.New(shadowlane.Config{Trust: shadowlane.TrustConfig{Mode: "internal"}})
-	in := slgrpc.UnaryServerInterceptor(middleware.WithRuntime(rt))
+	in := slgrpc.UnaryServerInterceptor(slgrpc.WithRuntime(rt))
 	ctx := metadata.NewIncomingContext(context.Background(), metadata.MD{"content-type": {"application/grpc"}})
 	handler := func(ctx context.Context, req any) (any, error) { return nil, nil }
 	info := &grpc.UnaryServerInfo{FullMethod: "/x/y"}

@@ -16,27 +16,6 @@ import (
 	"github.com/shadowlane/shadowlane/limiter"
 )
 
-type limitConfig struct {
-	rt      *shadowlane.Runtime
-	failure func(error) bool
-}
-
-// LimitOption configures the limit interceptors.
-type LimitOption func(*limitConfig)
-
-// WithLimitRuntime takes the limiter from rt (rules from its "limits:"
-// config section) when the interceptor is given a nil limiter; the default
-// is the default runtime, looked up per call.
-func WithLimitRuntime(rt *shadowlane.Runtime) LimitOption {
-	return func(c *limitConfig) { c.rt = rt }
-}
-
-// WithFailure decides which call errors count as failures for breakers
-// and metrics (default [IsServerFailure]).
-func WithFailure(fn func(error) bool) LimitOption {
-	return func(c *limitConfig) { c.failure = fn }
-}
-
 // IsServerFailure reports whether err is a failure of the callee rather
 // than of the request: status Unknown, DeadlineExceeded, Internal,
 // Unavailable or DataLoss.
@@ -51,22 +30,14 @@ func IsServerFailure(err error) bool {
 	return false
 }
 
-func newLimitCfg(opts []LimitOption) *limitConfig {
-	c := &limitConfig{failure: IsServerFailure}
-	for _, o := range opts {
-		o(c)
-	}
-	return c
-}
-
-func (c *limitConfig) limiter(l *limiter.Limiter) *limiter.Limiter {
-	if l != nil {
-		return l
+func (c *config) limiter() *limiter.Limiter {
+	if c.l != nil {
+		return c.l
 	}
 	return shadowlane.OrDefault(c.rt).Limiter()
 }
 
-func (c *limitConfig) exit(tok limiter.Token, err error) {
+func (c *config) exit(tok limiter.Token, err error) {
 	if c.failure(err) {
 		tok.ExitErr(err)
 	} else {
@@ -129,18 +100,18 @@ func clientBlocked(err error) error {
 	return err
 }
 
-// UnaryServerLimit admits each unary call through the flow limiter l
-// (nil: the runtime's, see [WithLimitRuntime]) under the resource named by
+// UnaryServerLimit admits each unary call through the flow limiter of
+// the runtime (see [WithRuntime]) or the one given [WithLimiter], under the resource named by
 // the full method, "/pkg.Service/Method". A refused call fails with
 // codes.ResourceExhausted and the block (rule, reason, retry hint) in the
 // message. Chain it after [UnaryServerInterceptor] so the traffic class is
 // known. Hot-parameter rules (limiter.ParamRule) resolve "metadata:<key>"
 // keys against the incoming metadata (per-caller limits: a param rule on
 // the caller's metadata key).
-func UnaryServerLimit(l *limiter.Limiter, opts ...LimitOption) grpc.UnaryServerInterceptor {
-	cfg := newLimitCfg(opts)
+func UnaryServerLimit(opts ...Option) grpc.UnaryServerInterceptor {
+	cfg := newConfig(opts)
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-		tok, err := admitServer(cfg.limiter(l), ctx, info.FullMethod)
+		tok, err := admitServer(cfg.limiter(), ctx, info.FullMethod)
 		if err != nil {
 			return nil, serverBlocked(err)
 		}
@@ -152,10 +123,10 @@ func UnaryServerLimit(l *limiter.Limiter, opts ...LimitOption) grpc.UnaryServerI
 
 // StreamServerLimit is [UnaryServerLimit] for streams: a stream holds its
 // admission (a concurrency slot) until the handler returns.
-func StreamServerLimit(l *limiter.Limiter, opts ...LimitOption) grpc.StreamServerInterceptor {
-	cfg := newLimitCfg(opts)
+func StreamServerLimit(opts ...Option) grpc.StreamServerInterceptor {
+	cfg := newConfig(opts)
 	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-		tok, err := admitServer(cfg.limiter(l), ss.Context(), info.FullMethod)
+		tok, err := admitServer(cfg.limiter(), ss.Context(), info.FullMethod)
 		if err != nil {
 			return serverBlocked(err)
 		}
@@ -169,10 +140,10 @@ func StreamServerLimit(l *limiter.Limiter, opts ...LimitOption) grpc.StreamServe
 // resource named by the full method. A refused call is not sent: it fails
 // with a [BlockedError] (a *limiter.BlockError with status
 // ResourceExhausted).
-func UnaryClientLimit(l *limiter.Limiter, opts ...LimitOption) grpc.UnaryClientInterceptor {
-	cfg := newLimitCfg(opts)
+func UnaryClientLimit(opts ...Option) grpc.UnaryClientInterceptor {
+	cfg := newConfig(opts)
 	return func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, o ...grpc.CallOption) error {
-		tok, err := cfg.limiter(l).Admit(ctx, method)
+		tok, err := cfg.limiter().Admit(ctx, method)
 		if err != nil {
 			return clientBlocked(err)
 		}
@@ -185,10 +156,10 @@ func UnaryClientLimit(l *limiter.Limiter, opts ...LimitOption) grpc.UnaryClientI
 // StreamClientLimit is [UnaryClientLimit] for streams. The admission is
 // held until the stream ends: RecvMsg returns an error (io.EOF counts as
 // success), SendMsg fails, or the stream's context is done.
-func StreamClientLimit(l *limiter.Limiter, opts ...LimitOption) grpc.StreamClientInterceptor {
-	cfg := newLimitCfg(opts)
+func StreamClientLimit(opts ...Option) grpc.StreamClientInterceptor {
+	cfg := newConfig(opts)
 	return func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, o ...grpc.CallOption) (grpc.ClientStream, error) {
-		tok, err := cfg.limiter(l).Admit(ctx, method)
+		tok, err := cfg.limiter().Admit(ctx, method)
 		if err != nil {
 			return nil, clientBlocked(err)
 		}
@@ -208,7 +179,7 @@ func StreamClientLimit(l *limiter.Limiter, opts ...LimitOption) grpc.StreamClien
 type limitedStream struct {
 	grpc.ClientStream
 	tok  limiter.Token
-	cfg  *limitConfig
+	cfg  *config
 	done atomic.Bool
 }
 

@@ -19,20 +19,19 @@ import (
 	"github.com/shadowlane/shadowlane"
 	slgrpc "github.com/shadowlane/shadowlane/adapters/grpc"
 	"github.com/shadowlane/shadowlane/limiter"
-	"github.com/shadowlane/shadowlane/middleware"
 )
 
 var zero time.Time
 
-func serveLimited(t *testing.T, h *health, l *limiter.Limiter, opts ...middleware.Option) string {
+func serveLimited(t *testing.T, h *health, l *limiter.Limiter, opts ...slgrpc.Option) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	s := grpc.NewServer(
-		grpc.ChainUnaryInterceptor(slgrpc.UnaryServerInterceptor(opts...), slgrpc.UnaryServerLimit(l)),
-		grpc.ChainStreamInterceptor(slgrpc.StreamServerInterceptor(opts...), slgrpc.StreamServerLimit(l)),
+		grpc.ChainUnaryInterceptor(slgrpc.UnaryServerInterceptor(opts...), slgrpc.UnaryServerLimit(slgrpc.WithLimiter(l))),
+		grpc.ChainStreamInterceptor(slgrpc.StreamServerInterceptor(opts...), slgrpc.StreamServerLimit(slgrpc.WithLimiter(l))),
 	)
 	healthpb.RegisterHealthServer(s, h)
 	go s.Serve(ln)
@@ -45,7 +44,7 @@ func TestServerLimitLoadTestBudget(t *testing.T) {
 	if err := l.SetRules([]limiter.Rule{{Name: "health-lt", Resource: "/grpc.health.v1.Health/*", Class: limiter.ClassLoadTest, QPS: 0.1, Burst: 1}}); err != nil {
 		t.Fatal(err)
 	}
-	addr := serveLimited(t, &health{}, l, middleware.Internal())
+	addr := serveLimited(t, &health{}, l, slgrpc.Internal())
 	c := healthpb.NewHealthClient(mustConn(t, addr)) // a peer sending raw mark metadata
 	lt := metadata.AppendToOutgoingContext(context.Background(), "x-shadowlane-run", "drill-1")
 	if _, err := c.Check(lt, &healthpb.HealthCheckRequest{}); err != nil {
@@ -84,14 +83,14 @@ func TestServerLimitLoadTestBudget(t *testing.T) {
 
 func TestClientLimitTypedError(t *testing.T) {
 	h := &health{}
-	addr := serve(t, h, middleware.Internal())
+	addr := serve(t, h, slgrpc.Internal())
 	l := limiter.New()
 	if err := l.SetRules([]limiter.Rule{{Name: "out", Resource: "/grpc.health.v1.Health/Check", Concurrency: 1}}); err != nil {
 		t.Fatal(err)
 	}
 	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithChainUnaryInterceptor(slgrpc.UnaryClientLimit(l)),
-		grpc.WithChainStreamInterceptor(slgrpc.StreamClientLimit(l)))
+		grpc.WithChainUnaryInterceptor(slgrpc.UnaryClientLimit(slgrpc.WithLimiter(l))),
+		grpc.WithChainStreamInterceptor(slgrpc.StreamClientLimit(slgrpc.WithLimiter(l))))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,7 +148,7 @@ func TestLimitFromRuntimeConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := grpc.NewServer(grpc.ChainUnaryInterceptor(slgrpc.UnaryServerLimit(nil, slgrpc.WithLimitRuntime(rt))))
+	s := grpc.NewServer(grpc.ChainUnaryInterceptor(slgrpc.UnaryServerLimit(slgrpc.WithRuntime(rt))))
 	healthpb.RegisterHealthServer(s, &health{})
 	go s.Serve(ln)
 	defer s.Stop()
@@ -170,7 +169,7 @@ func TestServerLimitPerCallerMetadata(t *testing.T) {
 		Param: &limiter.ParamRule{Key: "metadata:x-caller"}}}); err != nil {
 		t.Fatal(err)
 	}
-	c := dial(t, serveLimited(t, &health{}, l, middleware.Internal()))
+	c := dial(t, serveLimited(t, &health{}, l, slgrpc.Internal()))
 	call := func(caller string) codes.Code {
 		ctx := context.Background()
 		if caller != "" {
@@ -192,8 +191,8 @@ func ExampleUnaryServerLimit() {
 	l := limiter.New()
 	_ = l.SetRules([]limiter.Rule{{Resource: "/grpc.health.v1.Health/*", QPS: 100, Concurrency: 10}})
 	s := grpc.NewServer(
-		grpc.ChainUnaryInterceptor(slgrpc.UnaryServerInterceptor(), slgrpc.UnaryServerLimit(l)),
-		grpc.ChainStreamInterceptor(slgrpc.StreamServerInterceptor(), slgrpc.StreamServerLimit(l)),
+		grpc.ChainUnaryInterceptor(slgrpc.UnaryServerInterceptor(), slgrpc.UnaryServerLimit(slgrpc.WithLimiter(l))),
+		grpc.ChainStreamInterceptor(slgrpc.StreamServerInterceptor(), slgrpc.StreamServerLimit(slgrpc.WithLimiter(l))),
 	)
 	defer s.Stop()
 

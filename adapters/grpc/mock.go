@@ -24,14 +24,14 @@ func answerUnary(m *shadowlane.GRPCMock, reply any) error {
 func unmarshalMock(body []byte, reply any) error {
 	msg, ok := reply.(proto.Message)
 	if !ok {
-		return status.Errorf(codes.Internal, "shadowlane: gRPC mock: reply type %T is not a protobuf message", reply)
+		return status.Errorf(codes.Internal, "slgrpc: mock: reply type %T is not a protobuf message", reply)
 	}
 	if len(body) == 0 {
 		proto.Reset(msg)
 		return nil
 	}
 	if err := protojson.Unmarshal(body, msg); err != nil {
-		return status.Errorf(codes.Internal, "shadowlane: gRPC mock body does not decode into %T: %v", reply, err)
+		return status.Errorf(codes.Internal, "slgrpc: mock body does not decode into %T: %v", reply, err)
 	}
 	return nil
 }

@@ -14,7 +14,6 @@ import (
 
 	"github.com/shadowlane/shadowlane"
 	slgrpc "github.com/shadowlane/shadowlane/adapters/grpc"
-	"github.com/shadowlane/shadowlane/middleware"
 	"github.com/shadowlane/shadowlane/propagation"
 )
 
@@ -32,16 +31,16 @@ func internalRT(t testing.TB) *shadowlane.Runtime {
 // ValueFromIncomingContext path (a grpc-go whose metadata key is unknown).
 var serverModes = []struct {
 	name string
-	opts func(...middleware.Option) []grpc.ServerOption
+	opts func(...slgrpc.Option) []grpc.ServerOption
 }{
 	{"ServerOptions", slgrpc.ServerOptions},
-	{"standalone", func(o ...middleware.Option) []grpc.ServerOption {
+	{"standalone", func(o ...slgrpc.Option) []grpc.ServerOption {
 		return []grpc.ServerOption{
 			grpc.UnaryInterceptor(slgrpc.UnaryServerInterceptor(o...)),
 			grpc.StreamInterceptor(slgrpc.StreamServerInterceptor(o...)),
 		}
 	}},
-	{"lookup", func(o ...middleware.Option) []grpc.ServerOption {
+	{"lookup", func(o ...slgrpc.Option) []grpc.ServerOption {
 		u, s := slgrpc.LookupServerInterceptors(o...)
 		return []grpc.ServerOption{grpc.ChainUnaryInterceptor(u), grpc.ChainStreamInterceptor(s)}
 	}},
@@ -66,7 +65,7 @@ func TestServerAdmitsMarks(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			s := grpc.NewServer(mode.opts(middleware.WithRuntime(rt))...)
+			s := grpc.NewServer(mode.opts(slgrpc.WithRuntime(rt))...)
 			healthpb.RegisterHealthServer(s, h)
 			go s.Serve(ln)
 			t.Cleanup(s.Stop)
@@ -140,9 +139,9 @@ func (s *fakeStream) Context() context.Context { return s.ctx }
 // them, Unicode case folding included.
 func TestInterceptorsFoldKeyCase(t *testing.T) {
 	rt := internalRT(t)
-	lu, ls := slgrpc.LookupServerInterceptors(middleware.WithRuntime(rt))
-	unaries := map[string]grpc.UnaryServerInterceptor{"fast": slgrpc.UnaryServerInterceptor(middleware.WithRuntime(rt)), "lookup": lu}
-	streams := map[string]grpc.StreamServerInterceptor{"fast": slgrpc.StreamServerInterceptor(middleware.WithRuntime(rt)), "lookup": ls}
+	lu, ls := slgrpc.LookupServerInterceptors(slgrpc.WithRuntime(rt))
+	unaries := map[string]grpc.UnaryServerInterceptor{"fast": slgrpc.UnaryServerInterceptor(slgrpc.WithRuntime(rt)), "lookup": lu}
+	streams := map[string]grpc.StreamServerInterceptor{"fast": slgrpc.StreamServerInterceptor(slgrpc.WithRuntime(rt)), "lookup": ls}
 	for _, tc := range []struct {
 		md   metadata.MD
 		want propagation.Mark
@@ -184,9 +183,9 @@ func TestServerInterceptorsUnmarkedAllocs(t *testing.T) {
 	rt := internalRT(t)
 	serverMD := metadata.MD{":authority": {"orders"}, "content-type": {"application/grpc"}, "user-agent": {"grpc-go/1.85.0"}, "grpc-accept-encoding": {"gzip"}}
 	withBaggage := metadata.Join(serverMD, metadata.MD{"baggage": {"userId=alice,tenant=t1"}})
-	lu, ls := slgrpc.LookupServerInterceptors(middleware.WithRuntime(rt))
-	unary := slgrpc.UnaryServerInterceptor(middleware.WithRuntime(rt))
-	stream := slgrpc.StreamServerInterceptor(middleware.WithRuntime(rt))
+	lu, ls := slgrpc.LookupServerInterceptors(slgrpc.WithRuntime(rt))
+	unary := slgrpc.UnaryServerInterceptor(slgrpc.WithRuntime(rt))
+	stream := slgrpc.StreamServerInterceptor(slgrpc.WithRuntime(rt))
 	uh := func(ctx context.Context, req any) (any, error) { return nil, nil }
 	sh := func(any, grpc.ServerStream) error { return nil }
 	ui := &grpc.UnaryServerInfo{FullMethod: "/x/y"}
@@ -238,7 +237,7 @@ func TestServerEdgeTagHeader(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			s := grpc.NewServer(mode.opts(middleware.WithRuntime(rt), middleware.Edge())...)
+			s := grpc.NewServer(mode.opts(slgrpc.WithRuntime(rt), slgrpc.Edge())...)
 			healthpb.RegisterHealthServer(s, h)
 			go s.Serve(ln)
 			t.Cleanup(s.Stop)

@@ -21,7 +21,6 @@ import (
 
 	"github.com/shadowlane/shadowlane"
 	slgrpc "github.com/shadowlane/shadowlane/adapters/grpc"
-	"github.com/shadowlane/shadowlane/middleware"
 	"github.com/shadowlane/shadowlane/propagation"
 )
 
@@ -76,7 +75,7 @@ func (h *mdHealth) Watch(_ *healthpb.HealthCheckRequest, s grpc.ServerStreamingS
 	return s.Send(&healthpb.HealthCheckResponse{Status: healthpb.HealthCheckResponse_SERVING})
 }
 
-func serveMD(t *testing.T, h *mdHealth, opts ...middleware.Option) string {
+func serveMD(t *testing.T, h *mdHealth, opts ...slgrpc.Option) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -122,11 +121,11 @@ func TestGRPCProxyForwardsNoForgedMark(t *testing.T) {
 		Outbound: shadowlane.OutboundConfig{Allow: []string{"127.0.0.1"}}})
 	defer stripRT.Close()
 	down := &mdHealth{}
-	downAddr := serveMD(t, down, middleware.WithRuntime(internalRT(t)))
+	downAddr := serveMD(t, down, slgrpc.WithRuntime(internalRT(t)))
 
 	proxy := func(rt *shadowlane.Runtime) (*mdHealth, healthpb.HealthClient) {
-		up := &mdHealth{next: dial(t, downAddr, middleware.WithRuntime(rt)), forward: true}
-		addr := serveMD(t, up, middleware.WithRuntime(rt), middleware.Edge())
+		up := &mdHealth{next: dial(t, downAddr, slgrpc.WithRuntime(rt)), forward: true}
+		addr := serveMD(t, up, slgrpc.WithRuntime(rt), slgrpc.Edge())
 		return up, healthpb.NewHealthClient(mustConn(t, addr)) // outside callers: raw metadata
 	}
 	upReject, clientReject := proxy(edgeRT)
@@ -204,10 +203,10 @@ func TestGRPCProxyForwardsNoForgedMark(t *testing.T) {
 func TestClientStripsUnmarkedCarriers(t *testing.T) {
 	rt := internalRT(t)
 	down := &mdHealth{}
-	downAddr := serveMD(t, down, middleware.WithRuntime(rt))
-	up := &mdHealth{next: dial(t, downAddr, middleware.WithRuntime(rt)),
+	downAddr := serveMD(t, down, slgrpc.WithRuntime(rt))
+	up := &mdHealth{next: dial(t, downAddr, slgrpc.WithRuntime(rt)),
 		inject: metadata.MD{"x-shadowlane-run": {"evil"}, "baggage": {"a=1", "shadowlane.run=evil"}, "grpc-metadata-x-shadowlane-env": {"proj-x"}, "x-app": {"kept"}}}
-	upAddr := serveMD(t, up, middleware.WithRuntime(rt))
+	upAddr := serveMD(t, up, slgrpc.WithRuntime(rt))
 	c := healthpb.NewHealthClient(mustConn(t, upAddr))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -221,8 +220,8 @@ func TestClientStripsUnmarkedCarriers(t *testing.T) {
 	// marked call (the internal runtime has no allow-list entry needed: set one)
 	rt2, _ := shadowlane.New(shadowlane.Config{Trust: shadowlane.TrustConfig{Mode: "internal"}, Outbound: shadowlane.OutboundConfig{Allow: []string{"127.0.0.1"}}})
 	defer rt2.Close()
-	up2 := &mdHealth{next: dial(t, downAddr, middleware.WithRuntime(rt2)), inject: up.inject}
-	c2 := healthpb.NewHealthClient(mustConn(t, serveMD(t, up2, middleware.WithRuntime(rt2))))
+	up2 := &mdHealth{next: dial(t, downAddr, slgrpc.WithRuntime(rt2)), inject: up.inject}
+	c2 := healthpb.NewHealthClient(mustConn(t, serveMD(t, up2, slgrpc.WithRuntime(rt2))))
 	if _, err := c2.Check(metadata.AppendToOutgoingContext(ctx, "x-shadowlane-run", "r7"), &healthpb.HealthCheckRequest{}); err != nil {
 		t.Fatal(err)
 	}
@@ -247,7 +246,7 @@ func TestClientStripsUnmarkedCarriers(t *testing.T) {
 		{rt, ctx, map[string]string{"baggage": "a=1", "x-app": "kept"}},
 		{rt2, propagation.With(ctx, propagation.Mark{Run: "r7"}), map[string]string{"x-shadowlane-run": "r7", "baggage": "a=1,shadowlane.run=r7", "x-app": "kept"}},
 	} {
-		c := dial(t, ln.Addr().String(), middleware.WithRuntime(tc.rt))
+		c := dial(t, ln.Addr().String(), slgrpc.WithRuntime(tc.rt))
 		if _, err := c.Check(metadata.NewOutgoingContext(tc.ctx, up.inject.Copy()), &healthpb.HealthCheckRequest{}); err != nil {
 			t.Fatal(err)
 		}
@@ -268,7 +267,7 @@ func TestClientStripsUnmarkedCarriers(t *testing.T) {
 // never affected.
 func TestGRPCOutboundAllowAndMocks(t *testing.T) {
 	srv := &mdHealth{}
-	addr := serveMD(t, srv, middleware.WithRuntime(internalRT(t)))
+	addr := serveMD(t, srv, slgrpc.WithRuntime(internalRT(t)))
 	_, port, _ := net.SplitHostPort(addr)
 	rt, err := shadowlane.New(shadowlane.Config{Trust: shadowlane.TrustConfig{Mode: "internal"},
 		Outbound: shadowlane.OutboundConfig{Allow: []string{"orders"}, Mocks: []shadowlane.MockConfig{
@@ -282,7 +281,7 @@ func TestGRPCOutboundAllowAndMocks(t *testing.T) {
 	defer rt.Close()
 	conn := func(target string) healthpb.HealthClient {
 		t.Helper()
-		cc, err := grpc.NewClient(target, append(slgrpc.DialOptions(middleware.WithRuntime(rt)), grpc.WithTransportCredentials(insecureCreds()))...)
+		cc, err := grpc.NewClient(target, append(slgrpc.DialOptions(slgrpc.WithRuntime(rt)), grpc.WithTransportCredentials(insecureCreds()))...)
 		if err != nil {
 			t.Fatal(err)
 		}

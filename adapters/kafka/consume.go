@@ -152,7 +152,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 				if ctx.Err() != nil {
 					return nil
 				}
-				return fmt.Errorf("shadowlane/kafka: group %q: fix the lane's start: %w", p.Group, err)
+				return fmt.Errorf("slkafka: group %q: fix the lane's start: %w", p.Group, err)
 			}
 		}
 	}
@@ -218,7 +218,7 @@ func (c *Consumer) runClient(ctx context.Context, p Plan, h *handovers, fail fun
 	}
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
-		return false, fmt.Errorf("shadowlane/kafka: group %q: %w", p.Group, err)
+		return false, fmt.Errorf("slkafka: group %q: %w", p.Group, err)
 	}
 	defer cl.CloseAllowingRebalance()
 	for {
@@ -287,7 +287,7 @@ func (c *Consumer) runClient(ctx context.Context, p Plan, h *handovers, fail fun
 			ccancel()
 			if err != nil {
 				cl.AllowRebalance()
-				return false, fmt.Errorf("shadowlane/kafka: group %q: commit: %w", p.Group, err)
+				return false, fmt.Errorf("slkafka: group %q: commit: %w", p.Group, err)
 			}
 		}
 		if h != nil && h.tracking() {

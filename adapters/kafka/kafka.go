@@ -10,6 +10,7 @@ import (
 
 	"github.com/shadowlane/shadowlane"
 	"github.com/shadowlane/shadowlane/envtag"
+	"github.com/shadowlane/shadowlane/limiter"
 	"github.com/shadowlane/shadowlane/shadow"
 	"github.com/shadowlane/shadowlane/shadow/bus"
 )
@@ -56,9 +57,10 @@ type FetchErrorFunc func(group, topic string, partition int32, err error)
 
 // ErrRetriesExhausted is wrapped by the error a [RefusedFunc] gets for a
 // record whose handler failed on every attempt of [WithRetry].
-var ErrRetriesExhausted = errors.New("shadowlane/kafka: handler failed on every attempt")
+var ErrRetriesExhausted = errors.New("slkafka: handler failed on every attempt")
 
-// Option configures a [Shadow].
+// Option configures a [Shadow] ([New]) or a [ProduceLimiter]
+// ([NewProduceLimiter]).
 type Option interface{ apply(*config) }
 
 type optionFunc func(*config)
@@ -76,6 +78,8 @@ type config struct {
 	fetchErr    FetchErrorFunc
 	rt          *shadowlane.Runtime
 	poll        time.Duration
+	limiter     *limiter.Limiter // NewProduceLimiter
+	failure     func(error) bool // NewProduceLimiter
 }
 
 // WithShadowTopics names production topics that have a shadow twin. A marked
@@ -114,10 +118,12 @@ func WithShadowGroups(groups ...string) Option {
 	})
 }
 
-// WithRuntime takes the kill switch from rt: while rt says load-test
+// WithRuntime names the runtime the Shadow and the [ProduceLimiter] work
+// for. A Shadow takes the kill switch from rt: while rt says load-test
 // traffic is off, consumers hold marked records back (uncommitted) and
-// handle them once it is on again. Default: the default runtime
-// ([shadowlane.Default]), looked up per record.
+// handle them once it is on again. A ProduceLimiter admits records through
+// rt's limiter (rules from its "limits:" section). Default: the default
+// runtime ([shadowlane.Default]), looked up per record.
 func WithRuntime(rt *shadowlane.Runtime) Option { return optionFunc(func(c *config) { c.rt = rt }) }
 
 // WithEnv sets the environment of this instance. A non-empty env makes every
@@ -164,7 +170,7 @@ func WithFallbackRun(run string) Option {
 }
 
 // ErrConfig is wrapped by the error [New] returns for a bad configuration.
-var ErrConfig = errors.New("shadowlane/kafka: invalid configuration")
+var ErrConfig = errors.New("slkafka: invalid configuration")
 
 // Shadow applies shadowlane's rules to franz-go producers and consumers:
 // marked records go to shadow topics with the mark in headers, consumed

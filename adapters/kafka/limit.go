@@ -45,20 +45,16 @@ type ProduceLimiter struct {
 	cache   atomic.Pointer[limiter.Names]
 }
 
-// LimitOption configures a [ProduceLimiter].
-type LimitOption func(*ProduceLimiter)
-
-// WithLimitRuntime takes the limiter from rt (rules from its "limits:"
-// config section) when [NewProduceLimiter] is given a nil limiter; the
-// default is the default runtime, looked up per record.
-func WithLimitRuntime(rt *shadowlane.Runtime) LimitOption {
-	return func(p *ProduceLimiter) { p.rt = rt }
+// WithLimiter makes [NewProduceLimiter] admit records through l instead
+// of the runtime's limiter (see [WithRuntime]). [New] ignores it.
+func WithLimiter(l *limiter.Limiter) Option {
+	return optionFunc(func(c *config) { c.limiter = l })
 }
 
-// WithLimitFailure decides which produce errors count as failures for
-// breakers and metrics (default [IsProduceFailure]).
-func WithLimitFailure(fn func(error) bool) LimitOption {
-	return func(p *ProduceLimiter) { p.failure = fn }
+// WithFailure decides which produce errors count as failures for breakers
+// and metrics (default [IsProduceFailure]). [New] ignores it.
+func WithFailure(fn func(error) bool) Option {
+	return optionFunc(func(c *config) { c.failure = fn })
 }
 
 // IsProduceFailure reports whether a produce error is a failure of the
@@ -73,12 +69,18 @@ func IsProduceFailure(err error) bool {
 	return !errors.As(err, &se)
 }
 
-// NewProduceLimiter returns a produce limiter on l (nil: the runtime's
-// limiter, see [WithLimitRuntime]).
-func NewProduceLimiter(l *limiter.Limiter, opts ...LimitOption) *ProduceLimiter {
-	p := &ProduceLimiter{l: l, failure: IsProduceFailure}
+// NewProduceLimiter returns a produce limiter on the limiter of the
+// runtime (see [WithRuntime]; rules from its "limits:" config section,
+// looked up per record) or on the one given [WithLimiter]. Of the other
+// options it uses [WithFailure].
+func NewProduceLimiter(opts ...Option) *ProduceLimiter {
+	var c config
 	for _, o := range opts {
-		o(p)
+		o.apply(&c)
+	}
+	p := &ProduceLimiter{l: c.limiter, rt: c.rt, failure: c.failure}
+	if p.failure == nil {
+		p.failure = IsProduceFailure
 	}
 	return p
 }

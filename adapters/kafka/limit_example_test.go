@@ -23,7 +23,7 @@ func ExampleNewProduceLimiter() {
 
 	l := limiter.New() // or rt.Limiter(), with rules from the "limits:" config
 	l.SetRules([]limiter.Rule{{Resource: "kafka:*", Class: limiter.ClassLoadTest, QPS: 1, Burst: 1}})
-	pl := kafka.NewProduceLimiter(l)
+	pl := kafka.NewProduceLimiter(kafka.WithLimiter(l))
 
 	loadTest := propagation.With(context.Background(), propagation.Mark{Run: "drill-1"})
 	fmt.Println(pl.ProduceSync(loadTest, p, &kgo.Record{Topic: "orders"}).FirstErr())

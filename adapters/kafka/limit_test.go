@@ -32,7 +32,7 @@ func TestProduceLimiterBudget(t *testing.T) {
 		t.Fatal(err)
 	}
 	l, clk := manualLimiter(t, limiter.Rule{Name: "lt-orders", Resource: "kafka:orders", Class: limiter.ClassLoadTest, QPS: 1, Burst: 2})
-	pl := kafka.NewProduceLimiter(l)
+	pl := kafka.NewProduceLimiter(kafka.WithLimiter(l))
 	lt := marked("run-1", "")
 	res := pl.ProduceSync(lt, p, &kgo.Record{Topic: "orders", Value: []byte("a")}, &kgo.Record{Topic: "orders", Value: []byte("b")}, &kgo.Record{Topic: "orders", Value: []byte("c")})
 	var refused int
@@ -85,7 +85,7 @@ func TestProduceLimiterBreaker(t *testing.T) {
 	cl := newClient(t, addrs, kgo.UnknownTopicRetries(0), kgo.ProducerLinger(0))
 	l, clk := manualLimiter(t, limiter.Rule{Name: "br", Resource: "kafka:*", Breaker: &limiter.BreakerRule{
 		Strategy: limiter.ErrorCount, Threshold: 2, MinRequests: 2, OpenFor: time.Second}})
-	pl := kafka.NewProduceLimiter(l)
+	pl := kafka.NewProduceLimiter(kafka.WithLimiter(l))
 	ctx := context.Background()
 	for range 2 {
 		if err := pl.ProduceSync(ctx, cl, &kgo.Record{Topic: "missing-topic"}).FirstErr(); err == nil || errors.Is(err, limiter.ErrBlocked) {
@@ -114,7 +114,7 @@ func TestProduceLimiterBreaker(t *testing.T) {
 // Admitting a record of a known topic does not allocate.
 func TestProduceLimiterAllocs(t *testing.T) {
 	l, _ := manualLimiter(t, limiter.Rule{Resource: "kafka:*", QPS: 1e9, Concurrency: 1000})
-	pl := kafka.NewProduceLimiter(l)
+	pl := kafka.NewProduceLimiter(kafka.WithLimiter(l))
 	ctx := context.Background()
 	r := &kgo.Record{Topic: "orders"}
 	if n := testing.AllocsPerRun(1000, func() {

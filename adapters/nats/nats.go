@@ -52,7 +52,7 @@ type RefusedFunc func(ctx context.Context, m *natsgo.Msg, err error)
 
 // ErrDeliveriesExhausted is wrapped by the error a [RefusedFunc] gets for
 // a JetStream message whose handler failed on its last delivery.
-var ErrDeliveriesExhausted = errors.New("shadowlane/nats: handler failed on every delivery")
+var ErrDeliveriesExhausted = errors.New("slnats: handler failed on every delivery")
 
 // Option configures a [Shadow].
 type Option interface{ apply(*config) }
@@ -139,7 +139,7 @@ func WithFallbackRun(run string) Option {
 func WithRuntime(rt *shadowlane.Runtime) Option { return optionFunc(func(c *config) { c.rt = rt }) }
 
 // ErrConfig is wrapped by configuration errors.
-var ErrConfig = errors.New("shadowlane/nats: invalid configuration")
+var ErrConfig = errors.New("slnats: invalid configuration")
 
 // Shadow applies shadowlane's rules (package shadow/bus) to NATS
 // publishers and subscribers. It is immutable and safe for concurrent use.

@@ -114,7 +114,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 	for _, p := range c.plans {
 		cg, err := sarama.NewConsumerGroup(c.addrs, p.Group, c.cfg)
 		if err != nil {
-			fail(fmt.Errorf("shadowlane/sarama: group %q: %w", p.Group, err))
+			fail(fmt.Errorf("slsarama: group %q: %w", p.Group, err))
 			break
 		}
 		if c.cfg.Consumer.Return.Errors {
@@ -133,7 +133,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 				}
 				if err != nil {
 					if !errors.Is(err, sarama.ErrClosedConsumerGroup) {
-						err = fmt.Errorf("shadowlane/sarama: group %q: %w", p.Group, err)
+						err = fmt.Errorf("slsarama: group %q: %w", p.Group, err)
 					}
 					fail(err)
 					return

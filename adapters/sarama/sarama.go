@@ -67,7 +67,7 @@ func WithRetry(attempts int, backoff, maxBackoff time.Duration) Option {
 
 // ErrRetriesExhausted is wrapped by the error a [RefusedFunc] gets for a
 // message whose handler failed on every attempt of [WithRetry].
-var ErrRetriesExhausted = errors.New("shadowlane/sarama: handler failed on every attempt")
+var ErrRetriesExhausted = errors.New("slsarama: handler failed on every attempt")
 
 // WithShadowTopics names production topics that have a shadow twin.
 func WithShadowTopics(topics ...string) Option {
@@ -133,7 +133,7 @@ type RefusedFunc func(ctx context.Context, msg *sarama.ConsumerMessage, err erro
 func WithRefused(f RefusedFunc) Option { return optionFunc(func(c *config) { c.refused = f }) }
 
 // ErrConfig is wrapped by configuration errors.
-var ErrConfig = errors.New("shadowlane/sarama: invalid configuration")
+var ErrConfig = errors.New("slsarama: invalid configuration")
 
 // Shadow applies shadowlane's rules (package shadow/bus) to sarama
 // producers and consumers.

@@ -6,19 +6,45 @@ import (
 	"database/sql/driver"
 	"errors"
 
+	"github.com/shadowlane/shadowlane/limiter"
 	"github.com/shadowlane/shadowlane/propagation"
 	"github.com/shadowlane/shadowlane/shadow/sqlshadow"
 )
 
-// NewConnector wraps c so that statements are shadowed by rw (table mode).
-func NewConnector(c driver.Connector, rw *sqlshadow.Rewriter) driver.Connector {
-	return &connector{base: c, rw: rw}
+// NewConnector wraps c in slsql's driver wrapper: statements are shadowed
+// by rw (table mode: marked statements rewritten onto shadow tables,
+// unmarked ones checked by the two-way guard) and, with [WithLimits] or
+// [WithLimiter], admitted through a flow limiter under the resource
+// "sql:<KIND>" (see [Kind]). One wrapper does both: a statement is
+// rewritten (or refused) first, then admitted, then sent.
+//
+// rw may be nil only when limiting is on (a pool that serves no load-test
+// traffic); a connector with neither is refused with [ErrConfig].
+func NewConnector(c driver.Connector, rw *sqlshadow.Rewriter, opts ...Option) (driver.Connector, error) {
+	cfg := newConfig(opts)
+	if c == nil || (rw == nil && !cfg.limit) {
+		return nil, ErrConfig
+	}
+	cn := &connector{base: c, rw: rw}
+	if cfg.limit {
+		cn.lim = newLimits(cfg)
+	}
+	return cn, nil
 }
 
-// OpenDB is sql.OpenDB(NewConnector(c, rw)).
-func OpenDB(c driver.Connector, rw *sqlshadow.Rewriter) *sql.DB {
-	return sql.OpenDB(NewConnector(c, rw))
+// OpenDB is sql.OpenDB(NewConnector(c, rw, opts...)). Like sql.OpenDB it
+// returns no error: it panics with [ErrConfig] where NewConnector would
+// return it (a nil connector or rewriter), a programming error.
+func OpenDB(c driver.Connector, rw *sqlshadow.Rewriter, opts ...Option) *sql.DB {
+	cn, err := NewConnector(c, rw, opts...)
+	if err != nil {
+		panic(err)
+	}
+	return sql.OpenDB(cn)
 }
+
+// ErrConfig: [NewConnector] needs a connector and a rewriter (or limiting).
+var ErrConfig = errors.New("slsql: NewConnector needs a connector and a rewriter (or WithLimits/WithLimiter for limiting alone)")
 
 // DSNConnector returns a connector opening dsn with d, for drivers that do
 // not implement [driver.DriverContext].
@@ -39,7 +65,8 @@ func (c dsnConnector) Driver() driver.Driver                        { return c.d
 
 type connector struct {
 	base driver.Connector
-	rw   *sqlshadow.Rewriter
+	rw   *sqlshadow.Rewriter // nil: no shadowing
+	lim  *limits             // nil: no limiting
 }
 
 func (c *connector) Connect(ctx context.Context) (driver.Conn, error) {
@@ -47,7 +74,7 @@ func (c *connector) Connect(ctx context.Context) (driver.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &conn{passConn: passConn{cn}, rw: c.rw}, nil
+	return &conn{base: cn, rw: c.rw, lim: c.lim}, nil
 }
 
 func (c *connector) Driver() driver.Driver { return c.base.Driver() }
@@ -55,9 +82,10 @@ func (c *connector) Driver() driver.Driver { return c.base.Driver() }
 // conn wraps one driver connection. database/sql never uses a connection
 // from two goroutines at once, so txMark needs no lock.
 type conn struct {
-	passConn
-	rw     *sqlshadow.Rewriter
-	txMark propagation.Mark // mark of the open transaction begun marked
+	base   driver.Conn
+	rw     *sqlshadow.Rewriter // nil: no shadowing
+	lim    *limits             // nil: no limiting
+	txMark propagation.Mark    // mark of the open transaction begun marked
 	// alerted is the statement the lost-mark guard last let through
 	// (testData.action: alert), so that the prepared fallback after
 	// driver.ErrSkip does not count it twice (lostmark.go).
@@ -86,10 +114,27 @@ func (c *conn) mark(ctx context.Context) propagation.Mark {
 
 // text returns the statement to run for m.
 func (c *conn) text(m propagation.Mark, query string) (string, error) {
+	if c.rw == nil {
+		return query, nil
+	}
 	if m.Run != "" {
 		return c.rw.Rewrite(m, query)
 	}
 	return query, c.rw.Guard(query)
+}
+
+// statement returns the mark a statement runs under and its text. Without
+// a rewriter (limiting alone) it does not look the mark up.
+func (c *conn) statement(ctx context.Context, query string, args []driver.NamedValue) (propagation.Mark, string, error) {
+	if c.rw == nil {
+		return propagation.Mark{}, query, nil
+	}
+	m := c.mark(ctx)
+	if err := c.lostMark(ctx, m, query, args); err != nil { // lostmark.go (testData:)
+		return m, "", err
+	}
+	q, err := c.text(m, query)
+	return m, q, err
 }
 
 func (c *conn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
@@ -97,15 +142,20 @@ func (c *conn) ExecContext(ctx context.Context, query string, args []driver.Name
 	if !ok {
 		return nil, driver.ErrSkip // database/sql prepares instead: PrepareContext rewrites
 	}
-	m := c.mark(ctx)
-	if err := c.lostMark(ctx, m, query, args); err != nil { // lostmark.go (testData:)
+	m, q, err := c.statement(ctx, query, args)
+	if err != nil {
 		return nil, err
 	}
-	q, err := c.text(m, query)
+	if c.lim == nil {
+		res, err := ex.ExecContext(ctx, q, args)
+		return res, c.mapErr(m, err)
+	}
+	tok, err := c.lim.resource(kindOf(query)).Entry(ctx)
 	if err != nil {
 		return nil, err
 	}
 	res, err := ex.ExecContext(ctx, q, args)
+	c.lim.exit(tok, err)
 	return res, c.mapErr(m, err)
 }
 
@@ -114,15 +164,20 @@ func (c *conn) QueryContext(ctx context.Context, query string, args []driver.Nam
 	if !ok {
 		return nil, driver.ErrSkip
 	}
-	m := c.mark(ctx)
-	if err := c.lostMark(ctx, m, query, args); err != nil { // lostmark.go (testData:)
+	m, q, err := c.statement(ctx, query, args)
+	if err != nil {
 		return nil, err
 	}
-	q, err := c.text(m, query)
+	if c.lim == nil {
+		rows, err := qr.QueryContext(ctx, q, args)
+		return rows, c.mapErr(m, err)
+	}
+	tok, err := c.lim.resource(kindOf(query)).Entry(ctx)
 	if err != nil {
 		return nil, err
 	}
 	rows, err := qr.QueryContext(ctx, q, args)
+	c.lim.exit(tok, err)
 	return rows, c.mapErr(m, err)
 }
 
@@ -132,7 +187,7 @@ func (c *conn) Prepare(query string) (driver.Stmt, error) {
 
 func (c *conn) PrepareContext(ctx context.Context, query string) (driver.Stmt, error) {
 	m := c.mark(ctx)
-	s := &stmt{c: c, query: query}
+	s := &stmt{c: c, query: query, kind: kindOf(query)}
 	st, err := c.prepare(ctx, m, query)
 	if err != nil {
 		return nil, err
@@ -195,37 +250,31 @@ func (t *txWrap) Rollback() error { t.c.txMark = propagation.Mark{}; return t.ba
 
 func (c *conn) ResetSession(ctx context.Context) error {
 	c.txMark = propagation.Mark{}
-	return c.passConn.ResetSession(ctx)
-}
-
-// passConn forwards the optional driver.Conn interfaces both wrappers
-// (shadowing and limiting) pass through unchanged.
-type passConn struct{ base driver.Conn }
-
-func (c *passConn) Close() error { return c.base.Close() }
-
-func (c *passConn) CheckNamedValue(nv *driver.NamedValue) error {
-	if nvc, ok := c.base.(driver.NamedValueChecker); ok {
-		return nvc.CheckNamedValue(nv)
-	}
-	return driver.ErrSkip
-}
-
-func (c *passConn) ResetSession(ctx context.Context) error {
 	if sr, ok := c.base.(driver.SessionResetter); ok {
 		return sr.ResetSession(ctx)
 	}
 	return nil
 }
 
-func (c *passConn) IsValid() bool {
+// The optional driver.Conn interfaces the wrapper passes through unchanged.
+
+func (c *conn) Close() error { return c.base.Close() }
+
+func (c *conn) CheckNamedValue(nv *driver.NamedValue) error {
+	if nvc, ok := c.base.(driver.NamedValueChecker); ok {
+		return nvc.CheckNamedValue(nv)
+	}
+	return driver.ErrSkip
+}
+
+func (c *conn) IsValid() bool {
 	if v, ok := c.base.(driver.Validator); ok {
 		return v.IsValid()
 	}
 	return true
 }
 
-func (c *passConn) Ping(ctx context.Context) error {
+func (c *conn) Ping(ctx context.Context) error {
 	if p, ok := c.base.(driver.Pinger); ok {
 		return p.Ping(ctx)
 	}
@@ -238,6 +287,7 @@ func (c *passConn) Ping(ctx context.Context) error {
 type stmt struct {
 	c            *conn
 	query        string
+	kind         int // limiter resource, see kindOf
 	prod, shadow driver.Stmt
 }
 
@@ -249,7 +299,7 @@ var (
 
 func (s *stmt) side(ctx context.Context) (driver.Stmt, error) {
 	m := s.c.mark(ctx)
-	if m.Run != "" {
+	if m.Run != "" && s.c.rw != nil {
 		if s.shadow == nil {
 			st, err := s.c.prepare(ctx, m, s.query)
 			if err != nil {
@@ -306,40 +356,55 @@ func (s *stmt) ExecContext(ctx context.Context, args []driver.NamedValue) (drive
 	if err := s.c.lostMarkStmt(ctx, s.query, args); err != nil { // lostmark.go (testData:)
 		return nil, err
 	}
-	st, err := s.side(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if sc, ok := st.(driver.StmtExecContext); ok {
-		res, err := sc.ExecContext(ctx, args)
-		return res, s.c.mapErr(s.c.mark(ctx), err)
-	}
-	v, err := values(args)
-	if err != nil {
-		return nil, err
-	}
-	//lint:ignore SA1019 the wrapped driver may predate the context interfaces; database/sql itself falls back the same way
-	return st.Exec(v)
+	return runStmt(s, ctx, func(st driver.Stmt) (driver.Result, error) {
+		if sc, ok := st.(driver.StmtExecContext); ok {
+			return sc.ExecContext(ctx, args)
+		}
+		v, err := values(args)
+		if err != nil {
+			return nil, err
+		}
+		//lint:ignore SA1019 the wrapped driver may predate the context interfaces; database/sql itself falls back the same way
+		return st.Exec(v)
+	})
 }
 
 func (s *stmt) QueryContext(ctx context.Context, args []driver.NamedValue) (driver.Rows, error) {
 	if err := s.c.lostMarkStmt(ctx, s.query, args); err != nil { // lostmark.go (testData:)
 		return nil, err
 	}
+	return runStmt(s, ctx, func(st driver.Stmt) (driver.Rows, error) {
+		if sc, ok := st.(driver.StmtQueryContext); ok {
+			return sc.QueryContext(ctx, args)
+		}
+		v, err := values(args)
+		if err != nil {
+			return nil, err
+		}
+		//lint:ignore SA1019 the wrapped driver may predate the context interfaces; database/sql itself falls back the same way
+		return st.Query(v)
+	})
+}
+
+// runStmt runs one execution of s: on the side ctx needs (prepared on
+// first use), admitted by the limiter when the connector limits.
+func runStmt[R any](s *stmt, ctx context.Context, run func(driver.Stmt) (R, error)) (R, error) {
+	var zero R
 	st, err := s.side(ctx)
 	if err != nil {
-		return nil, err
+		return zero, err
 	}
-	if sc, ok := st.(driver.StmtQueryContext); ok {
-		rows, err := sc.QueryContext(ctx, args)
-		return rows, s.c.mapErr(s.c.mark(ctx), err)
+	var tok limiter.Token
+	if s.c.lim != nil {
+		if tok, err = s.c.lim.resource(s.kind).Entry(ctx); err != nil {
+			return zero, err
+		}
 	}
-	v, err := values(args)
-	if err != nil {
-		return nil, err
+	r, err := run(st)
+	if s.c.lim != nil {
+		s.c.lim.exit(tok, err)
 	}
-	//lint:ignore SA1019 the wrapped driver may predate the context interfaces; database/sql itself falls back the same way
-	return st.Query(v)
+	return r, s.c.mapErr(s.c.mark(ctx), err)
 }
 
 func (s *stmt) CheckNamedValue(nv *driver.NamedValue) error {

@@ -6,9 +6,21 @@
 // statement is checked by the two-way guard. Statements refused by the
 // rules fail with a [*shadow.Error]; they never run in production.
 //
-//	rw, _ := sqlshadow.New(sqlite.New())
-//	db := slsql.OpenDB(base, rw)
+//	rw, err := sqlshadow.New(sqlite.New())
+//	if err != nil {
+//		return err
+//	}
+//	c, err := slsql.NewConnector(base, rw, slsql.WithRuntime(rt), slsql.WithLimits())
+//	if err != nil {
+//		return err
+//	}
+//	db := sql.OpenDB(c)
 //	db.ExecContext(propagation.With(ctx, mark), "INSERT INTO orders ...") // -> orders_shadow
+//
+// The same wrapper limits, with [WithLimits] (the runtime's limiter) or
+// [WithLimiter]: every statement is admitted under "sql:<KIND>" (see
+// [Kind]) after it is rewritten, so a statement the rules refuse costs no
+// budget.
 //
 // A prepared statement remembers its text: prepared unmarked and executed
 // with a marked context, it is prepared again with the shadow text on the
@@ -18,8 +30,7 @@
 //
 // The driver's own connection: (*sql.Conn).Raw hands over the wrapper,
 // so pgx's CopyFrom or SQLite's backup API are out of reach through it.
-// [Raw] hands production work the driver's connection (peeling the
-// limiter's wrapper too) and refuses load-test work, by the context or by a
+// [Raw] hands production work the driver's connection and refuses load-test work, by the context or by a
 // transaction begun marked on the connection, with [shadow.ErrBlocked]:
 // text sent through the driver's own API is never rewritten.
 //

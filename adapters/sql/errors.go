@@ -107,7 +107,7 @@ func quoted(msg, prefix string, end byte) (string, bool) {
 
 // mapErr maps a driver error of a marked statement (see [MapError]).
 func (c *conn) mapErr(m propagation.Mark, err error) error {
-	if err == nil || m.Run == "" {
+	if err == nil || m.Run == "" || c.rw == nil {
 		return err
 	}
 	return MapError(c.rw, m, err)

@@ -75,25 +75,55 @@ func equalFoldASCII(a, upper string) bool {
 	return true
 }
 
-type limitConfig struct {
+type config struct {
 	rt      *shadowlane.Runtime
+	l       *limiter.Limiter
+	limit   bool
 	failure func(error) bool
 }
 
-// LimitOption configures [NewLimitConnector].
-type LimitOption func(*limitConfig)
-
-// WithLimitRuntime takes the limiter from rt (rules from its "limits:"
-// config section) when [NewLimitConnector] is given a nil limiter; the
-// default is the default runtime, looked up per statement.
-func WithLimitRuntime(rt *shadowlane.Runtime) LimitOption {
-	return func(c *limitConfig) { c.rt = rt }
+func newConfig(opts []Option) *config {
+	cfg := &config{failure: IsFailure}
+	for _, o := range opts {
+		o.apply(cfg)
+	}
+	return cfg
 }
 
-// WithLimitFailure decides which statement errors count as failures for
+// Option configures [NewConnector] and [OpenDB].
+type Option interface{ apply(*config) }
+
+type optionFunc func(*config)
+
+func (f optionFunc) apply(c *config) { f(c) }
+
+// WithRuntime names the runtime whose limiter [WithLimits] admits
+// statements through (rules from its "limits:" config section). The
+// default is the default runtime, looked up per statement.
+func WithRuntime(rt *shadowlane.Runtime) Option {
+	return optionFunc(func(c *config) { c.rt = rt })
+}
+
+// WithLimits turns limiting on: every statement is admitted through the
+// runtime's flow limiter (see [WithRuntime]) under the resource
+// "sql:<KIND>" ("sql:SELECT", "sql:INSERT", ...; see [Kind]).
+func WithLimits() Option {
+	return optionFunc(func(c *config) { c.limit = true })
+}
+
+// WithLimiter turns limiting on with l instead of the runtime's limiter.
+func WithLimiter(l *limiter.Limiter) Option {
+	return optionFunc(func(c *config) { c.l, c.limit = l, l != nil || c.limit })
+}
+
+// WithFailure decides which statement errors count as failures for
 // breakers and metrics (default [IsFailure]).
-func WithLimitFailure(fn func(error) bool) LimitOption {
-	return func(c *limitConfig) { c.failure = fn }
+func WithFailure(fn func(error) bool) Option {
+	return optionFunc(func(c *config) {
+		if fn != nil {
+			c.failure = fn
+		}
+	})
 }
 
 // IsFailure reports whether a statement error is a failure of the
@@ -108,29 +138,25 @@ func IsFailure(err error) bool {
 	return !errors.As(err, &se)
 }
 
-// NewLimitConnector wraps c so that every statement is admitted through
-// the flow limiter l (nil: the runtime's, see [WithLimitRuntime]) under
-// the resource "sql:<KIND>" ("sql:SELECT", "sql:INSERT", ...; see [Kind]).
-// A refused statement is not sent: it fails with the *limiter.BlockError
-// (errors.Is(err, limiter.ErrBlocked)). Compose it with the shadowing
-// connector in either order:
-//
-//	db := sql.OpenDB(slsql.NewLimitConnector(slsql.NewConnector(base, rw), rt.Limiter()))
-//
-// A query is exited when the driver returns its rows, so a concurrency
-// rule bounds statements waiting for the database, not rows being read.
-// Prepared statements are admitted per execution, under the kind of their
-// text. An admitted statement adds no allocation.
-func NewLimitConnector(c driver.Connector, l *limiter.Limiter, opts ...LimitOption) driver.Connector {
-	cfg := &limitConfig{failure: IsFailure}
-	for _, o := range opts {
-		o(cfg)
+// limits admits the statements of one connector. A refused statement is
+// not sent: it fails with the *limiter.BlockError (errors.Is(err,
+// limiter.ErrBlocked)). A query is exited when the driver returns its rows,
+// so a concurrency rule bounds statements waiting for the database, not
+// rows being read. Prepared statements are admitted per execution, under
+// the kind of their text. An admitted statement adds no allocation.
+type limits struct {
+	l   *limiter.Limiter // nil: the runtime's, looked up per statement
+	rt  *shadowlane.Runtime
+	cfg *config
+	res atomic.Pointer[kindResources]
+}
+
+func newLimits(cfg *config) *limits {
+	lm := &limits{l: cfg.l, rt: cfg.rt, cfg: cfg}
+	if cfg.l != nil {
+		lm.res.Store(newKindResources(cfg.l))
 	}
-	lc := &limitConnector{base: c, l: l, cfg: cfg}
-	if l != nil {
-		lc.res.Store(newKindResources(l))
-	}
-	return lc
+	return lm
 }
 
 type kindResources struct {
@@ -146,28 +172,11 @@ func newKindResources(l *limiter.Limiter) *kindResources {
 	return kr
 }
 
-type limitConnector struct {
-	base driver.Connector
-	l    *limiter.Limiter
-	cfg  *limitConfig
-	res  atomic.Pointer[kindResources]
-}
-
-func (c *limitConnector) Connect(ctx context.Context) (driver.Conn, error) {
-	cn, err := c.base.Connect(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return &limitConn{passConn: passConn{cn}, c: c}, nil
-}
-
-func (c *limitConnector) Driver() driver.Driver { return c.base.Driver() }
-
 // resource returns the handle of kind k.
-func (c *limitConnector) resource(k int) *limiter.Resource {
+func (c *limits) resource(k int) *limiter.Resource {
 	kr := c.res.Load()
 	if c.l == nil {
-		l := shadowlane.OrDefault(c.cfg.rt).Limiter()
+		l := shadowlane.OrDefault(c.rt).Limiter()
 		if kr == nil || kr.l != l {
 			kr = newKindResources(l)
 			c.res.Store(kr)
@@ -176,170 +185,12 @@ func (c *limitConnector) resource(k int) *limiter.Resource {
 	return kr.res[k]
 }
 
-func (c *limitConnector) exit(tok limiter.Token, err error) {
-	if c.cfg.failure(err) {
+// exit ends an admitted statement; driver.ErrSkip (database/sql prepares
+// instead and admits there) and non-failures exit clean.
+func (c *limits) exit(tok limiter.Token, err error) {
+	if err != driver.ErrSkip && c.cfg.failure(err) {
 		tok.ExitErr(err)
 	} else {
 		tok.Exit()
 	}
-}
-
-type limitConn struct {
-	passConn
-	c *limitConnector
-}
-
-var (
-	_ driver.ExecerContext      = (*limitConn)(nil)
-	_ driver.QueryerContext     = (*limitConn)(nil)
-	_ driver.ConnPrepareContext = (*limitConn)(nil)
-	_ driver.ConnBeginTx        = (*limitConn)(nil)
-	_ driver.NamedValueChecker  = (*limitConn)(nil)
-	_ driver.SessionResetter    = (*limitConn)(nil)
-	_ driver.Validator          = (*limitConn)(nil)
-	_ driver.Pinger             = (*limitConn)(nil)
-)
-
-func (c *limitConn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
-	ex, ok := c.base.(driver.ExecerContext)
-	if !ok {
-		return nil, driver.ErrSkip // database/sql prepares: the statement is admitted there
-	}
-	tok, err := c.c.resource(kindOf(query)).Entry(ctx)
-	if err != nil {
-		return nil, err
-	}
-	res, err := ex.ExecContext(ctx, query, args)
-	if err != driver.ErrSkip {
-		c.c.exit(tok, err)
-	} else {
-		tok.Exit()
-	}
-	return res, err
-}
-
-func (c *limitConn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
-	qr, ok := c.base.(driver.QueryerContext)
-	if !ok {
-		return nil, driver.ErrSkip
-	}
-	tok, err := c.c.resource(kindOf(query)).Entry(ctx)
-	if err != nil {
-		return nil, err
-	}
-	rows, err := qr.QueryContext(ctx, query, args)
-	if err != driver.ErrSkip {
-		c.c.exit(tok, err)
-	} else {
-		tok.Exit()
-	}
-	return rows, err
-}
-
-func (c *limitConn) Prepare(query string) (driver.Stmt, error) {
-	return c.PrepareContext(context.Background(), query)
-}
-
-func (c *limitConn) PrepareContext(ctx context.Context, query string) (driver.Stmt, error) {
-	var st driver.Stmt
-	var err error
-	if pc, ok := c.base.(driver.ConnPrepareContext); ok {
-		st, err = pc.PrepareContext(ctx, query)
-	} else {
-		st, err = c.base.Prepare(query)
-	}
-	if err != nil {
-		return nil, err
-	}
-	return &limitStmt{base: st, c: c, kind: kindOf(query)}, nil
-}
-
-func (c *limitConn) Begin() (driver.Tx, error) {
-	return c.BeginTx(context.Background(), driver.TxOptions{})
-}
-
-func (c *limitConn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, error) {
-	if bt, ok := c.base.(driver.ConnBeginTx); ok {
-		return bt.BeginTx(ctx, opts)
-	}
-	//lint:ignore SA1019 the wrapped driver may predate the context interfaces; database/sql itself falls back the same way
-	return c.base.Begin()
-}
-
-// limitStmt admits each execution of a prepared statement.
-type limitStmt struct {
-	base driver.Stmt
-	c    *limitConn
-	kind int
-}
-
-var (
-	_ driver.StmtExecContext   = (*limitStmt)(nil)
-	_ driver.StmtQueryContext  = (*limitStmt)(nil)
-	_ driver.NamedValueChecker = (*limitStmt)(nil)
-)
-
-func (s *limitStmt) Close() error  { return s.base.Close() }
-func (s *limitStmt) NumInput() int { return s.base.NumInput() }
-
-func (s *limitStmt) Exec(args []driver.Value) (driver.Result, error) {
-	return s.ExecContext(context.Background(), named(args))
-}
-
-func (s *limitStmt) Query(args []driver.Value) (driver.Rows, error) {
-	return s.QueryContext(context.Background(), named(args))
-}
-
-func (s *limitStmt) ExecContext(ctx context.Context, args []driver.NamedValue) (driver.Result, error) {
-	tok, err := s.c.c.resource(s.kind).Entry(ctx)
-	if err != nil {
-		return nil, err
-	}
-	var res driver.Result
-	if sc, ok := s.base.(driver.StmtExecContext); ok {
-		res, err = sc.ExecContext(ctx, args)
-	} else {
-		var v []driver.Value
-		if v, err = values(args); err == nil {
-			//lint:ignore SA1019 the wrapped driver may predate the context interfaces; database/sql itself falls back the same way
-			res, err = s.base.Exec(v)
-		}
-	}
-	s.c.c.exit(tok, err)
-	return res, err
-}
-
-func (s *limitStmt) QueryContext(ctx context.Context, args []driver.NamedValue) (driver.Rows, error) {
-	tok, err := s.c.c.resource(s.kind).Entry(ctx)
-	if err != nil {
-		return nil, err
-	}
-	var rows driver.Rows
-	if sc, ok := s.base.(driver.StmtQueryContext); ok {
-		rows, err = sc.QueryContext(ctx, args)
-	} else {
-		var v []driver.Value
-		if v, err = values(args); err == nil {
-			//lint:ignore SA1019 the wrapped driver may predate the context interfaces; database/sql itself falls back the same way
-			rows, err = s.base.Query(v)
-		}
-	}
-	s.c.c.exit(tok, err)
-	return rows, err
-}
-
-func (s *limitStmt) CheckNamedValue(nv *driver.NamedValue) error {
-	if nvc, ok := s.base.(driver.NamedValueChecker); ok {
-		return nvc.CheckNamedValue(nv)
-	}
-	//lint:ignore SA1019 a wrapped driver that only implements ColumnConverter must keep its conversions, as database/sql would apply them
-	if cc, ok := s.base.(driver.ColumnConverter); ok {
-		v, err := cc.ColumnConverter(nv.Ordinal - 1).ConvertValue(nv.Value)
-		if err != nil {
-			return err
-		}
-		nv.Value = v
-		return nil
-	}
-	return s.c.CheckNamedValue(nv)
 }

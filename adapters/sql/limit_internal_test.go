@@ -25,7 +25,11 @@ func TestLimitConnAllocs(t *testing.T) {
 	if err := l.SetRules([]limiter.Rule{{Resource: "sql:*", QPS: 1e9, Concurrency: 1000}}); err != nil {
 		t.Fatal(err)
 	}
-	cn, _ := NewLimitConnector(nopConnector{}, l).Connect(context.Background())
+	c, err := NewConnector(nopConnector{}, nil, WithLimiter(l))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cn, _ := c.Connect(context.Background())
 	ex := cn.(driver.ExecerContext)
 	ctx := context.Background()
 	if n := testing.AllocsPerRun(1000, func() { ex.ExecContext(ctx, "INSERT INTO t VALUES (1)", nil) }); n != 0 {

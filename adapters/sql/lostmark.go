@@ -17,7 +17,7 @@ import (
 // [shadowlane.Init] sets); without testData rules it costs one pointer
 // load.
 func (c *conn) lostMark(ctx context.Context, m propagation.Mark, query string, args []driver.NamedValue) error {
-	if m.Run != "" {
+	if m.Run != "" || c.rw == nil { // limiting alone: no dialect, no guard
 		return nil
 	}
 	rt := shadowlane.Default()

@@ -28,8 +28,8 @@ import (
 // [*shadow.Error] wrapping [shadow.ErrBlocked] (counted as a block,
 // target "raw"). Pass the request's context: a marked COPY must be written
 // with ordinary statements, which are shadowed, or run on the shadow
-// database ([Router]). The limiter's wrapper ([NewLimitConnector]) is
-// peeled too; a connection slsql does not wrap is handed over as it is.
+// database ([Router]). A connection slsql does not wrap is handed over as
+// it is.
 func Raw(ctx context.Context, c *sql.Conn, f func(driverConn any) error) error {
 	return c.Raw(func(dc any) error {
 		base, err := unwrapDriverConn(ctx, dc)
@@ -58,8 +58,6 @@ func unwrapDriverConn(ctx context.Context, dc any) (any, error) {
 				shadow.Default().Record(m.Run, store, "raw", shadow.Block)
 				return nil, shadow.Refuse(store, "raw", "the driver's own connection runs statements no rewriter sees; load-test work must use ordinary (shadowed) statements or the shadow database", m, shadow.ErrBlocked)
 			}
-			dc = w.base
-		case *limitConn:
 			dc = w.base
 		default:
 			return dc, nil

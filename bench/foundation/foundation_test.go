@@ -21,7 +21,6 @@ import (
 	"github.com/shadowlane/shadowlane"
 	slgin "github.com/shadowlane/shadowlane/adapters/gin"
 	slgrpc "github.com/shadowlane/shadowlane/adapters/grpc"
-	"github.com/shadowlane/shadowlane/middleware"
 	"github.com/shadowlane/shadowlane/propagation"
 )
 
@@ -68,24 +67,24 @@ func BenchmarkGin(b *testing.B) {
 	b.Run("bare-with-noop-middleware", func(b *testing.B) { serve(b, engine(func(c *gin.Context) { c.Next() }), req(nil)) })
 	b.Run("shadowlane/unmarked", func(b *testing.B) {
 		rt := runtimeFor(b, "internal")
-		serve(b, engine(slgin.Middleware(middleware.WithRuntime(rt))), req(nil))
+		serve(b, engine(slgin.Middleware(slgin.WithRuntime(rt))), req(nil))
 	})
 	b.Run("shadowlane/unmarked-with-app-baggage", func(b *testing.B) {
 		rt := runtimeFor(b, "internal")
-		serve(b, engine(slgin.Middleware(middleware.WithRuntime(rt))), req(map[string]string{"Baggage": "userId=alice,tenant=t1"}))
+		serve(b, engine(slgin.Middleware(slgin.WithRuntime(rt))), req(map[string]string{"Baggage": "userId=alice,tenant=t1"}))
 	})
 	b.Run("shadowlane/marked-header", func(b *testing.B) {
 		rt := runtimeFor(b, "internal")
-		serve(b, engine(slgin.Middleware(middleware.WithRuntime(rt))), req(map[string]string{"X-Shadowlane-Run": "run-1", "X-Shadowlane-Env": "proj-a"}))
+		serve(b, engine(slgin.Middleware(slgin.WithRuntime(rt))), req(map[string]string{"X-Shadowlane-Run": "run-1", "X-Shadowlane-Env": "proj-a"}))
 	})
 	b.Run("shadowlane/marked-baggage", func(b *testing.B) {
 		rt := runtimeFor(b, "internal")
-		serve(b, engine(slgin.Middleware(middleware.WithRuntime(rt))), req(map[string]string{"Baggage": "userId=alice,shadowlane.run=run-1,shadowlane.env=proj-a"}))
+		serve(b, engine(slgin.Middleware(slgin.WithRuntime(rt))), req(map[string]string{"Baggage": "userId=alice,shadowlane.run=run-1,shadowlane.env=proj-a"}))
 	})
 	b.Run("shadowlane/marked-header-edge-token", func(b *testing.B) {
 		rt := runtimeFor(b, "edge")
 		tok, _ := rt.Keyring().Sign("run-1", "", time.Now().Add(time.Hour))
-		serve(b, engine(slgin.Middleware(middleware.WithRuntime(rt))), req(map[string]string{"X-Shadowlane-Run": "run-1", "X-Shadowlane-Token": tok}))
+		serve(b, engine(slgin.Middleware(slgin.WithRuntime(rt))), req(map[string]string{"X-Shadowlane-Run": "run-1", "X-Shadowlane-Token": tok}))
 	})
 	b.Run("otelgin/baggage", func(b *testing.B) {
 		props := otelprop.NewCompositeTextMapPropagator(otelprop.TraceContext{}, otelprop.Baggage{})
@@ -166,7 +165,7 @@ func BenchmarkGRPCUnaryServer(b *testing.B) {
 		{"shadowlane/marked-baggage", serverCtx(metadata.Join(server, metadata.MD{"baggage": {"userId=alice,shadowlane.run=run-1,shadowlane.env=proj-a"}}))},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
-			in := slgrpc.UnaryServerInterceptor(middleware.WithRuntime(runtimeFor(b, "internal")))
+			in := slgrpc.UnaryServerInterceptor(slgrpc.WithRuntime(runtimeFor(b, "internal")))
 			b.ReportAllocs()
 			for b.Loop() {
 				in(tc.ctx, nil, info, handler)

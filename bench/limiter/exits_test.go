@@ -27,14 +27,14 @@ func exitLimiter(b *testing.B, pattern string) *limiter.Limiter {
 }
 
 func BenchmarkExitRedisHook(b *testing.B) {
-	next := goredis.NewLimitHook(exitLimiter(b, "redis:*")).ProcessHook(func(context.Context, redis.Cmder) error { return nil })
+	next := goredis.NewLimitHook(goredis.WithLimiter(exitLimiter(b, "redis:*"))).ProcessHook(func(context.Context, redis.Cmder) error { return nil })
 	ctx := context.Background()
 	cmd := redis.NewStringCmd(ctx, "get", "k")
 	run(b, false, func() { next(ctx, cmd) })
 }
 
 func BenchmarkExitRedisHookParallel(b *testing.B) {
-	next := goredis.NewLimitHook(exitLimiter(b, "redis:*")).ProcessHook(func(context.Context, redis.Cmder) error { return nil })
+	next := goredis.NewLimitHook(goredis.WithLimiter(exitLimiter(b, "redis:*"))).ProcessHook(func(context.Context, redis.Cmder) error { return nil })
 	ctx := context.Background()
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
@@ -57,14 +57,18 @@ func (nopConnector) Connect(context.Context) (driver.Conn, error) { return nopCo
 func (nopConnector) Driver() driver.Driver                        { return nil }
 
 func BenchmarkExitSQL(b *testing.B) {
-	cn, _ := slsql.NewLimitConnector(nopConnector{}, exitLimiter(b, "sql:*")).Connect(context.Background())
+	c, err := slsql.NewConnector(nopConnector{}, nil, slsql.WithLimiter(exitLimiter(b, "sql:*")))
+	if err != nil {
+		b.Fatal(err)
+	}
+	cn, _ := c.Connect(context.Background())
 	ex := cn.(driver.ExecerContext)
 	ctx := context.Background()
 	run(b, false, func() { ex.ExecContext(ctx, "INSERT INTO orders (id) VALUES (?)", nil) })
 }
 
 func BenchmarkExitKafkaAdmit(b *testing.B) {
-	pl := kafka.NewProduceLimiter(exitLimiter(b, "kafka:*"))
+	pl := kafka.NewProduceLimiter(kafka.WithLimiter(exitLimiter(b, "kafka:*")))
 	ctx := context.Background()
 	r := &kgo.Record{Topic: "orders"}
 	run(b, false, func() {
@@ -81,7 +85,7 @@ func (nopProducer) Produce(_ context.Context, r *kgo.Record, promise func(*kgo.R
 }
 
 func BenchmarkExitKafkaProduce(b *testing.B) {
-	pl := kafka.NewProduceLimiter(exitLimiter(b, "kafka:*"))
+	pl := kafka.NewProduceLimiter(kafka.WithLimiter(exitLimiter(b, "kafka:*")))
 	ctx := context.Background()
 	r := &kgo.Record{Topic: "orders"}
 	run(b, false, func() { pl.Produce(ctx, nopProducer{}, r, nil) })

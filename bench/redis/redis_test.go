@@ -25,8 +25,8 @@ func BenchmarkHookOnly(b *testing.B) {
 	set := redis.NewStatusCmd(plain, "set", "user:42", "v")
 	// A key sharing its first byte with the shadow prefix "shadow:".
 	session := redis.NewStringCmd(plain, "get", "session:42")
-	guarded := goredis.NewHook().ProcessHook(noop)
-	unguarded := goredis.NewHook(goredis.WithoutGuard()).ProcessHook(noop)
+	guarded := must(goredis.NewHook()).ProcessHook(noop)
+	unguarded := must(goredis.NewHook(goredis.WithoutGuard())).ProcessHook(noop)
 	for _, c := range []struct {
 		name string
 		cmd  redis.Cmder
@@ -64,7 +64,7 @@ func BenchmarkRealRedis(b *testing.B) {
 	testenv.Need(b, "Redis", addr)
 	bare := redis.NewClient(&redis.Options{Addr: addr})
 	hooked := redis.NewClient(&redis.Options{Addr: addr})
-	hooked.AddHook(goredis.NewHook())
+	hooked.AddHook(must(goredis.NewHook()))
 	defer bare.Close()
 	defer hooked.Close()
 	const key = "slbench:user:42"
@@ -91,4 +91,12 @@ func BenchmarkRealRedis(b *testing.B) {
 			}
 		})
 	}
+}
+
+// must returns v, panicking on a construction error.
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
 }

@@ -22,7 +22,6 @@ import (
 	slsql "github.com/shadowlane/shadowlane/adapters/sql"
 	sqlitedialect "github.com/shadowlane/shadowlane/dialects/sqlite"
 	"github.com/shadowlane/shadowlane/internal/testenv"
-	"github.com/shadowlane/shadowlane/middleware"
 	"github.com/shadowlane/shadowlane/shadow/sqlshadow"
 )
 
@@ -78,7 +77,9 @@ func newService(b *testing.B, withShadowlane bool) *service {
 			b.Fatal(err)
 		}
 		b.Cleanup(func() { rt.Close() })
-		rdb.AddHook(goredis.NewHook(goredis.WithRuntime(rt)))
+		if _, err := goredis.Instrument(rdb, goredis.WithRuntime(rt)); err != nil {
+			b.Fatal(err)
+		}
 		rw, err := sqlshadow.New(sqlitedialect.New())
 		if err != nil {
 			b.Fatal(err)
@@ -89,7 +90,7 @@ func newService(b *testing.B, withShadowlane bool) *service {
 		}
 		db = slsql.OpenDB(c, rw)
 		b.Cleanup(func() { db.Close() })
-		r.Use(slgin.Middleware(middleware.WithRuntime(rt)))
+		r.Use(slgin.Middleware(slgin.WithRuntime(rt)))
 	}
 	db.SetMaxOpenConns(1)
 	r.GET("/orders/:id", func(c *gin.Context) {

@@ -77,7 +77,11 @@ func gormDB(b *testing.B, plugin bool) *gorm.DB {
 	db.Table("orders_shadow").AutoMigrate(&Order{})
 	if plugin {
 		rw, _ := sqlshadow.New(sqlitedialect.New())
-		if err := db.Use(slgorm.New(rw)); err != nil {
+		p, err := slgorm.New(rw)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := db.Use(p); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -42,17 +42,18 @@ func TestUseFromOwnModule(t *testing.T) {
 
 	"github.com/shadowlane/shadowlane"
 	slgin "github.com/shadowlane/shadowlane/adapters/gin"
-	"github.com/shadowlane/shadowlane/adapters/goredis"
-	"github.com/shadowlane/shadowlane/middleware"`,
+	"github.com/shadowlane/shadowlane/adapters/goredis"`,
 			body: `rt, err := shadowlane.New(shadowlane.Config{Service: "shop", Trust: shadowlane.TrustConfig{Mode: "internal"}})
 	if err != nil {
 		panic(err)
 	}
 	defer rt.Close()
 	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379"})
-	rdb.AddHook(goredis.NewHook())
+	if _, err := goredis.Instrument(rdb); err != nil {
+		panic(err)
+	}
 	r := gin.New()
-	r.Use(slgin.Middleware(middleware.WithRuntime(rt)))`,
+	r.Use(slgin.Middleware(slgin.WithRuntime(rt)))`,
 			unwanted: []string{
 				"github.com/shadowlane/shadowlane/dialects/",
 				"github.com/shadowlane/shadowlane/adapters/sql",
@@ -79,7 +80,7 @@ func TestUseFromOwnModule(t *testing.T) {
 	if err != nil {
 		panic(err)
 	}
-	_ = slgorm.New(rw)`,
+	_, _ = slgorm.New(rw)`,
 			unwanted: []string{
 				"github.com/shadowlane/shadowlane/dialects/mysql",
 				"github.com/shadowlane/shadowlane/dialects/sqlite",

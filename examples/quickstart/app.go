@@ -37,7 +37,6 @@ import (
 	slnats "github.com/shadowlane/shadowlane/adapters/nats"
 	pgdialect "github.com/shadowlane/shadowlane/dialects/postgres"
 	sqlitedialect "github.com/shadowlane/shadowlane/dialects/sqlite"
-	"github.com/shadowlane/shadowlane/middleware"
 	"github.com/shadowlane/shadowlane/propagation"
 	"github.com/shadowlane/shadowlane/shadow/sqlshadow"
 )
@@ -279,7 +278,11 @@ func (a *App) startOrders(ctx context.Context, o Options, isDefault bool) error 
 	if err != nil {
 		return err
 	}
-	if err := db.Use(slgorm.New(rw)); err != nil {
+	plugin, err := slgorm.New(rw)
+	if err != nil {
+		return err
+	}
+	if err := db.Use(plugin); err != nil {
 		return err
 	}
 
@@ -316,7 +319,7 @@ func (a *App) startOrders(ctx context.Context, o Options, isDefault bool) error 
 	// gRPC server: internal trust (only our gateway calls it); the mark
 	// arrives in the metadata and lands in every handler's context.
 	svc := &ordersService{db: db, rdb: rdb, js: bus.JetStream(js)}
-	srv := grpc.NewServer(slgrpc.ServerOptions(middleware.WithRuntime(rt), middleware.Internal())...)
+	srv := grpc.NewServer(slgrpc.ServerOptions(slgrpc.WithRuntime(rt), slgrpc.Internal())...)
 	srv.RegisterService(&ordersDesc, svc)
 	ln, err := net.Listen("tcp", o.GRPCAddr)
 	if err != nil {
@@ -387,7 +390,7 @@ func (a *App) startGateway(o Options, ordersAddr string) error {
 	goredis.Instrument(rdb, goredis.WithRuntime(rt)) // marked: shadow:quickstart:stock:<sku>, seeded by `shadow create`
 	a.onClose(func() { rdb.Close() })
 
-	conn, err := grpc.NewClient(ordersAddr, append(slgrpc.DialOptions(middleware.WithRuntime(rt)), grpc.WithTransportCredentials(insecure.NewCredentials()))...)
+	conn, err := grpc.NewClient(ordersAddr, append(slgrpc.DialOptions(slgrpc.WithRuntime(rt)), grpc.WithTransportCredentials(insecure.NewCredentials()))...)
 	if err != nil {
 		return err
 	}
@@ -395,7 +398,7 @@ func (a *App) startGateway(o Options, ordersAddr string) error {
 
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
-	r.Use(gin.Recovery(), slgin.Middleware(middleware.WithRuntime(rt), middleware.Edge())) // load-test marks need a signed token
+	r.Use(gin.Recovery(), slgin.Middleware(slgin.WithRuntime(rt), slgin.Edge())) // load-test marks need a signed token
 	r.GET("/healthz", func(c *gin.Context) { c.String(200, "ok") })
 	r.POST("/orders", func(c *gin.Context) {
 		var in struct {

@@ -28,13 +28,13 @@ import (
 // LimitDialOption returns the gRPC client limit interceptor on rt's
 // limiter, for the gateway's connection to the order service.
 func LimitDialOption(rt *shadowlane.Runtime) grpc.DialOption {
-	return grpc.WithChainUnaryInterceptor(slgrpc.UnaryClientLimit(nil, slgrpc.WithLimitRuntime(rt)))
+	return grpc.WithChainUnaryInterceptor(slgrpc.UnaryClientLimit(slgrpc.WithRuntime(rt)))
 }
 
 // limitServerOption is the server limit interceptor on rt's limiter;
 // chained after the shadowlane interceptor, so the traffic class is known.
 func limitServerOption(rt *shadowlane.Runtime) grpc.ServerOption {
-	return grpc.ChainUnaryInterceptor(slgrpc.UnaryServerLimit(nil, slgrpc.WithLimitRuntime(rt)))
+	return grpc.ChainUnaryInterceptor(slgrpc.UnaryServerLimit(slgrpc.WithRuntime(rt)))
 }
 
 // limitedCall answers a call to the order service that the gateway's exit

@@ -117,7 +117,7 @@ func (o *Orders) Place(ctx context.Context, req *structpb.Struct) (*structpb.Str
 // NewOrdersServer returns a gRPC server for o with shadowlane's
 // interceptors (internal trust: only our gateway calls it).
 func NewOrdersServer(rt *shadowlane.Runtime, o *Orders) *grpc.Server {
-	s := grpc.NewServer(append(slgrpc.ServerOptions(middleware.WithRuntime(rt), middleware.Internal()), limitServerOption(rt))...)
+	s := grpc.NewServer(append(slgrpc.ServerOptions(slgrpc.WithRuntime(rt), slgrpc.Internal()), limitServerOption(rt))...)
 	s.RegisterService(&OrdersServiceDesc, o)
 	return s
 }
@@ -130,7 +130,7 @@ func NewOrdersServer(rt *shadowlane.Runtime, o *Orders) *grpc.Server {
 func NewGateway(rt *shadowlane.Runtime, rec *Recorder, orders grpc.ClientConnInterface) http.Handler {
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
-	r.Use(slgin.Middleware(middleware.WithRuntime(rt), middleware.Edge()), slgin.Limit(nil, slgin.WithLimitRuntime(rt))) // limits: see limits.go
+	r.Use(slgin.Middleware(slgin.WithRuntime(rt), slgin.Edge()), slgin.Limit(slgin.WithRuntime(rt))) // limits: see limits.go
 	// GET /mark answers the environment tag the edge admitted for the
 	// request (how the drill checks the configured edge tag source).
 	r.GET("/mark", func(c *gin.Context) {

@@ -72,7 +72,7 @@ func (n Names) StockKey() string { return n.KeyPrefix + "stock:" + n.SKU }
 // production names; the adapters do the shadowing.
 type Store struct {
 	DB     *sql.DB               // slsql.OpenDB(...)
-	Redis  redis.UniversalClient // with goredis.NewHook()
+	Redis  redis.UniversalClient // with goredis.Instrument(...)
 	Events *kafka.Producer       // from kafka.Shadow.Producer
 	// Shipments publishes shipment requests on JetStream through the
 	// shadowing wrapper (nil: none).

@@ -254,7 +254,7 @@ func databaseModeChecked(t *testing.T, s *checkedSetup, prepare bool) {
 		t.Fatalf("production checksum %s", before)
 	}
 
-	if err := db.Use(slgorm.NewDatabase(shadowDB, s.rw)); err != nil {
+	if err := db.Use(must(slgorm.NewDatabase(shadowDB, s.rw))); err != nil {
 		t.Fatal(err)
 	}
 	lt := db.WithContext(marked)
@@ -425,20 +425,22 @@ func TestNewDatabaseConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := sharedProd.Use(slgorm.NewDatabase(sharedShadow, dbMode)); !errors.Is(err, slgorm.ErrConfig) {
+	if err := sharedProd.Use(must(slgorm.NewDatabase(sharedShadow, dbMode))); !errors.Is(err, slgorm.ErrConfig) {
 		t.Errorf("shared *gorm.Config: Use = %v, want ErrConfig", err)
 	}
 	if d, err := sharedShadow.DB(); err == nil {
 		d.Close()
 	}
-	for name, pl := range map[string]*slgorm.Plugin{
-		"no rewriter":          slgorm.NewDatabase(shadowDB, nil),
-		"table-mode rewriter":  slgorm.NewDatabase(shadowDB, tableMode),
-		"no shadow database":   slgorm.NewDatabase(nil, dbMode),
-		"production as shadow": slgorm.NewDatabase(prod, dbMode),
+	for name, mk := range map[string]func() (*slgorm.Plugin, error){
+		"no rewriter":         func() (*slgorm.Plugin, error) { return slgorm.NewDatabase(shadowDB, nil) },
+		"table-mode rewriter": func() (*slgorm.Plugin, error) { return slgorm.NewDatabase(shadowDB, tableMode) },
+		"no shadow database":  func() (*slgorm.Plugin, error) { return slgorm.NewDatabase(nil, dbMode) },
 	} {
-		if err := prod.Use(pl); !errors.Is(err, slgorm.ErrConfig) {
-			t.Errorf("%s: Use = %v, want ErrConfig", name, err)
+		if _, err := mk(); !errors.Is(err, slgorm.ErrConfig) {
+			t.Errorf("%s: NewDatabase = %v, want ErrConfig", name, err)
 		}
+	}
+	if err := prod.Use(must(slgorm.NewDatabase(prod, dbMode))); !errors.Is(err, slgorm.ErrConfig) {
+		t.Errorf("production as shadow: Use = %v, want ErrConfig", err)
 	}
 }

@@ -95,7 +95,7 @@ func TestDatabaseMode(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if err := db.Use(slgorm.NewDatabase(shadowDB, rw)); err != nil {
+				if err := db.Use(must(slgorm.NewDatabase(shadowDB, rw))); err != nil {
 					t.Fatal(err)
 				}
 				if err := db.Table(table).Create(&Order{Total: 1}).Error; err != nil {

@@ -55,7 +55,7 @@ func TestDBResolver(t *testing.T) {
 				t.Fatal(err)
 			}
 			resolver := dbresolver.Register(dbresolver.Config{Replicas: []gorm.Dialector{sqlite.Open(repPath)}})
-			plugins := []gorm.Plugin{resolver, slgorm.New(rw)}
+			plugins := []gorm.Plugin{resolver, must(slgorm.New(rw))}
 			if !c.resolverFirst {
 				plugins[0], plugins[1] = plugins[1], plugins[0]
 			}

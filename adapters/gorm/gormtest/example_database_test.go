@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log"
 	"os"
 	"path/filepath"
 
@@ -31,16 +32,22 @@ func Example_newDatabase() {
 		d.Exec("CREATE TABLE orders (id INTEGER PRIMARY KEY, user_id INT, total INT)")
 	}
 
-	rw, _ := sqlshadow.New(sqlitedialect.New(), sqlshadow.WithDatabase("main"))
-	if err := db.Use(slgorm.NewDatabase(shadowDB, rw)); err != nil {
-		fmt.Println(err)
-		return
+	rw, err := sqlshadow.New(sqlitedialect.New(), sqlshadow.WithDatabase("main"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	plugin, err := slgorm.NewDatabase(shadowDB, rw)
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := db.Use(plugin); err != nil {
+		log.Fatal(err)
 	}
 
 	loadTest := propagation.With(context.Background(), propagation.Mark{Run: "run-1"})
 	db.WithContext(loadTest).Create(&Order{Total: 42}) // -> shop_shadow.db
 	db.Create(&Order{Total: 7})                        // -> shop.db
-	err := db.WithContext(loadTest).Exec("DELETE FROM prod.orders").Error
+	err = db.WithContext(loadTest).Exec("DELETE FROM prod.orders").Error
 	fmt.Println(errors.Is(err, shadow.ErrBlocked))
 
 	var shadowTotal, prodTotal int

@@ -3,6 +3,7 @@ package gormtest_test
 import (
 	"context"
 	"fmt"
+	"log"
 	"os"
 	"path/filepath"
 
@@ -23,8 +24,17 @@ func Example_new() {
 	db.Exec("CREATE TABLE orders (id INTEGER PRIMARY KEY, user_id INT, total INT)")
 	db.Exec("CREATE TABLE orders_shadow (id INTEGER PRIMARY KEY, user_id INT, total INT)")
 
-	rw, _ := sqlshadow.New(sqlitedialect.New())
-	db.Use(slgorm.New(rw))
+	rw, err := sqlshadow.New(sqlitedialect.New())
+	if err != nil {
+		log.Fatal(err)
+	}
+	plugin, err := slgorm.New(rw)
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := db.Use(plugin); err != nil {
+		log.Fatal(err)
+	}
 
 	loadTest := propagation.With(context.Background(), propagation.Mark{Run: "run-1"})
 	db.WithContext(loadTest).Create(&Order{Total: 42}) // -> orders_shadow

@@ -65,7 +65,7 @@ func open(t *testing.T, prepare bool) (raw, db *gorm.DB) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := db.Use(slgorm.New(rw)); err != nil {
+	if err := db.Use(must(slgorm.New(rw))); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {

@@ -93,7 +93,7 @@ func serverDBs(t *testing.T, s server, prepare bool, opts ...gorm.Option) (raw, 
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := db.Use(slgorm.New(rw)); err != nil {
+	if err := db.Use(must(slgorm.New(rw))); err != nil {
 		t.Fatal(err)
 	}
 	return raw, db, prefix

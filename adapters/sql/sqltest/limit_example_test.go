@@ -30,7 +30,7 @@ func Example_newLimitConnector() {
 	l.SetRules([]limiter.Rule{{Resource: "sql:INSERT", Class: limiter.ClassLoadTest, QPS: 1, Burst: 1}})
 	rw, _ := sqlshadow.New(sqlite.New())
 	base, _ := slsql.DSNConnector(raw.Driver(), path)
-	db := sql.OpenDB(slsql.NewLimitConnector(slsql.NewConnector(base, rw), l))
+	db := slsql.OpenDB(base, rw, slsql.WithLimiter(l))
 	defer db.Close()
 
 	loadTest := propagation.With(context.Background(), propagation.Mark{Run: "drill-1"})

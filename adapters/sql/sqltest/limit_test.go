@@ -44,7 +44,7 @@ func limitedDB(t *testing.T, rules ...limiter.Rule) (raw, db *sql.DB, clk *limit
 	if err := l.SetRules(rules); err != nil {
 		t.Fatal(err)
 	}
-	db = sql.OpenDB(slsql.NewLimitConnector(slsql.NewConnector(c, rw), l))
+	db = slsql.OpenDB(c, rw, slsql.WithLimiter(l))
 	t.Cleanup(func() { db.Close() })
 	return raw, db, clk, l
 }

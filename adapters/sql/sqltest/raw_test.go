@@ -2,7 +2,6 @@ package sqltest_test
 
 import (
 	"database/sql"
-	"database/sql/driver"
 	"errors"
 	"path/filepath"
 	"testing"
@@ -143,12 +142,9 @@ func TestRawSQLiteBackup(t *testing.T) {
 		}
 		return b.Finish()
 	}
-	// Both orders of the two wrappers.
-	for _, c := range []driver.Connector{
-		slsql.NewConnector(slsql.NewLimitConnector(base, limiter.New()), rw),
-		slsql.NewLimitConnector(slsql.NewConnector(base, rw), limiter.New()),
-	} {
-		db := sql.OpenDB(c)
+	// Shadowing alone, and shadowing with limiting (one wrapper).
+	for _, opts := range [][]slsql.Option{nil, {slsql.WithLimiter(limiter.New())}} {
+		db := slsql.OpenDB(base, rw, opts...)
 		defer db.Close()
 		conn, err := db.Conn(bg)
 		if err != nil {

@@ -325,7 +325,9 @@ func (s *stores) openRedis(ctx context.Context, b Backends) error {
 	// (else a blackholed server holds it for the read timeout).
 	s.rdb = redis.NewClient(&redis.Options{Addr: paddr, PoolSize: 32, ContextTimeoutEnabled: true})
 	s.closers = append(s.closers, func() { s.rdb.Close() })
-	s.rdb.AddHook(goredis.NewHook()) // key mode, prefix "shadow:"
+	if _, err := goredis.Instrument(s.rdb); err != nil { // key mode, prefix "shadow:"
+		return err
+	}
 	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	if err := s.rraw.Ping(pctx).Err(); err != nil {

@@ -258,7 +258,7 @@ func (t *topology) startGateway(ctx context.Context, o Options, orderAddrs [2]st
 	// One client connection to both orders instances: the envbalancer
 	// picks per call by the mark's environment tag.
 	res := envbalancer.ManualResolver("drill", envtag.Endpoint{Addr: orderAddrs[0]}, envtag.Endpoint{Addr: orderAddrs[1], Env: projEnv})
-	conn, err := grpc.NewClient("drill:///orders", append(slgrpc.DialOptions(middleware.WithRuntime(t.gw)), shop.LimitDialOption(t.gw),
+	conn, err := grpc.NewClient("drill:///orders", append(slgrpc.DialOptions(slgrpc.WithRuntime(t.gw)), shop.LimitDialOption(t.gw),
 		grpc.WithResolvers(res), envbalancer.DialOption(), grpc.WithTransportCredentials(insecure.NewCredentials()))...)
 	if err != nil {
 		return err
