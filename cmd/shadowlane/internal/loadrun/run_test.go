@@ -376,7 +376,7 @@ stages:
 
 // TestRunEvidenceAndLeakAbort: the run reads each service's evidence
 // before and after; a service reporting a production write of the run's
-// traffic (a "pass" decision of a data store) aborts it.
+// traffic (an error of kind leak) aborts it.
 func TestRunEvidenceAndLeakAbort(t *testing.T) {
 	s := newShop(t)
 	var leak atomic.Bool
@@ -388,10 +388,11 @@ func TestRunEvidenceAndLeakAbort(t *testing.T) {
 		n := s.marked["/buy"]
 		s.mu.Unlock()
 		dec := `{"store":"sql","target":"orders","decision":"redirect","to":"orders_shadow","n":` + itoa(uint64(n)) + `}`
+		errs := ""
 		if leak.Load() {
-			dec += `,{"store":"sql","target":"orders","decision":"pass","to":"orders","n":` + itoa(uint64(k)) + `}`
+			errs = `{"reason":"leak: a marked write reached production","n":` + itoa(uint64(k)) + `}`
 		}
-		io.WriteString(w, `{"service":"orders","env":"","instance":"h:1","run":"`+run+`","known":true,"entries":[{"entry":"http","route":"POST /buy","marked":`+itoa(uint64(n))+`}],"decisions":[`+dec+`],"errors":[]}`)
+		io.WriteString(w, `{"service":"orders","env":"","instance":"h:1","run":"`+run+`","known":true,"entries":[{"entry":"http","route":"POST /buy","marked":`+itoa(uint64(n))+`}],"decisions":[`+dec+`],"errors":[`+errs+`]}`)
 	}))
 	defer admin.Close()
 	sc := scenario(t, shopScenario(s.srv.URL, `
