@@ -101,3 +101,14 @@ func TestRunCommandUsage(t *testing.T) {
 		}
 	}
 }
+
+// TestExampleScenarioDecodes: the README's example scenario file is valid.
+func TestExampleScenarioDecodes(t *testing.T) {
+	sc, err := loadrun.LoadScenario("testdata/run/checkout.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sc.Name != "checkout" || len(sc.Targets) != 3 || len(sc.Stages) != 3 {
+		t.Errorf("example scenario: %+v", sc)
+	}
+}

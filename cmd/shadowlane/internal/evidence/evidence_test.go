@@ -58,10 +58,16 @@ func TestFetchDiffLines(t *testing.T) {
 	if l := Leaks(d); len(l) != 0 {
 		t.Errorf("an allowed outbound pass is no leak: %q", l)
 	}
-	d.Decisions = append(d.Decisions, Decision{Store: "redis", Target: "stock:1", Decision: "pass", N: 1})
-	d.Errors = append(d.Errors, Error{Reason: "leak: unmarked write of a marked request", N: 1})
-	if l := Leaks(d); len(l) != 2 {
-		t.Errorf("leaks %q, want the redis pass and the leak error", l)
+	d.Decisions = append(d.Decisions, Decision{Store: "redis", Target: "stock:1", Decision: "pass", To: "stock:1", N: 1})
+	if l := Leaks(d); len(l) != 0 {
+		t.Errorf("a read-through pass is no leak: %q", l)
+	}
+	d.Errors = append(d.Errors, Error{Reason: "leak: unmarked write of a marked request", N: 2})
+	if l := Leaks(d); len(l) != 1 {
+		t.Errorf("leaks %q, want the leak error", l)
+	}
+	if lines := Lines(d); !contains(lines, "orders@trunk: 1 load-test Redis commands 1 -> stock:1 (pass: read-through / allowed), 2 to production, 0 refused") {
+		t.Errorf("lines %q", lines)
 	}
 	if _, err := Fetch(ctx, srv.URL, "other-run"); err == nil {
 		t.Error("a 404 is no evidence")

@@ -366,6 +366,10 @@ func newTargeter(s *Scenario, o Options, tok *tokenBox) *targeter {
 // and an HTTP client never sends a URL's fragment.
 const fragment = "#shadowlane="
 
+// refusedHeader is the header a shadowlane entry sets on a refusal
+// (middleware.WriteRefusal), with the reason.
+const refusedHeader = "X-Shadowlane-Refused"
+
 func (tg *targeter) target(vt *vegeta.Target) error {
 	local := tg.n.Add(1) - 1
 	seq := local*uint64(tg.o.Parts) + uint64(tg.o.Part-1)
@@ -414,6 +418,10 @@ func (tg *targeter) line(res *vegeta.Result) *Line {
 	l := &Line{Kind: "req", T: res.Timestamp.UnixNano(), Code: int(res.Code), Lat: int64(res.Latency), Err: res.Error, In: res.BytesIn, Out: res.BytesOut}
 	if l.Code > 0 && l.Err == strconv.Itoa(l.Code)+" "+http.StatusText(l.Code) {
 		l.Err = "" // vegeta names a status >= 400 as an error: the code says it
+	}
+	if reason := res.Headers.Get(refusedHeader); reason != "" {
+		// An entry refused it (bad or expired token, kill switch): say why.
+		l.Err = fmt.Sprintf("%d refused by shadowlane: %s", l.Code, reason)
 	}
 	if i := strings.LastIndex(res.URL, fragment); i >= 0 {
 		idx, seq, _ := strings.Cut(res.URL[i+len(fragment):], ".")

@@ -376,7 +376,7 @@ stages:
 
 // TestRunEvidenceAndLeakAbort: the run reads each service's evidence
 // before and after; a service reporting a production write of the run's
-// traffic (a "pass" decision of a data store) aborts it.
+// traffic (an error of kind leak) aborts it.
 func TestRunEvidenceAndLeakAbort(t *testing.T) {
 	s := newShop(t)
 	var leak atomic.Bool
@@ -388,10 +388,11 @@ func TestRunEvidenceAndLeakAbort(t *testing.T) {
 		n := s.marked["/buy"]
 		s.mu.Unlock()
 		dec := `{"store":"sql","target":"orders","decision":"redirect","to":"orders_shadow","n":` + itoa(uint64(n)) + `}`
+		errs := ""
 		if leak.Load() {
-			dec += `,{"store":"sql","target":"orders","decision":"pass","to":"orders","n":` + itoa(uint64(k)) + `}`
+			errs = `{"reason":"leak: a marked write reached production","n":` + itoa(uint64(k)) + `}`
 		}
-		io.WriteString(w, `{"service":"orders","env":"","instance":"h:1","run":"`+run+`","known":true,"entries":[{"entry":"http","route":"POST /buy","marked":`+itoa(uint64(n))+`}],"decisions":[`+dec+`],"errors":[]}`)
+		io.WriteString(w, `{"service":"orders","env":"","instance":"h:1","run":"`+run+`","known":true,"entries":[{"entry":"http","route":"POST /buy","marked":`+itoa(uint64(n))+`}],"decisions":[`+dec+`],"errors":[`+errs+`]}`)
 	}))
 	defer admin.Close()
 	sc := scenario(t, shopScenario(s.srv.URL, `
@@ -443,4 +444,42 @@ func slicesContains(l []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// TestRunShowsRefusals: a token the service does not accept (signed with
+// another key) gets every load-test request refused; the report says why,
+// and the probes are served as production.
+func TestRunShowsRefusals(t *testing.T) {
+	s := newShop(t)
+	other, err := shadowlane.New(shadowlane.Config{Trust: shadowlane.TrustConfig{Keys: []shadowlane.KeyConfig{{ID: "k1", Secret: "another-secret-another-secret-another-secret"}}}},
+		shadowlane.WithoutPropagator(), shadowlane.WithoutDefault(), shadowlane.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	sc := scenario(t, shopScenario(s.srv.URL, `
+stages:
+  - {duration: 1s, from: 30, rate: 30}
+`))
+	o := s.options(t, sc, "run-refused-1")
+	o.Mint = other.Keyring().Sign
+	rep, err := Run(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	buy, probe := target(t, rep, "buy"), target(t, rep, "probe")
+	if buy.Sent == 0 || buy.Statuses["403"] != buy.Sent || buy.Errors != buy.Sent {
+		t.Fatalf("buy: sent %d statuses %v errors %d, want all 403", buy.Sent, buy.Statuses, buy.Errors)
+	}
+	if len(buy.ErrTop) == 0 || !strings.Contains(buy.ErrTop[0].Err, "403 refused by shadowlane: ") {
+		t.Errorf("errors %+v lack the refusal reason", buy.ErrTop)
+	}
+	if probe.Errors != 0 {
+		t.Errorf("probes failed: %+v", probe)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.marked["/buy"] != 0 || s.prod["/buy"] != 0 {
+		t.Errorf("a refused request reached the handler: marked %d production %d", s.marked["/buy"], s.prod["/buy"])
+	}
 }
