@@ -275,7 +275,7 @@ func (a *App) startOrders(ctx context.Context, o Options, isDefault bool) error 
 	if err := db.WithContext(ctx).Exec(schema[kind]).Error; err != nil {
 		return fmt.Errorf("quickstart: production schema: %w", err)
 	}
-	rw, err := sqlshadow.New(d)
+	rw, err := sqlshadow.New(d, sqlshadow.WithDecisions(rt.Decisions)) // count its decisions in this service's evidence
 	if err != nil {
 		return err
 	}
