@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
@@ -182,6 +183,19 @@ func splitHostPort(addr string) (string, int, error) {
 	return h, n, err
 }
 
+// newRedis connects to addr: host:port or a redis:// URL (with a database
+// number, e.g. redis://127.0.0.1:6379/9). The caller instruments it.
+func newRedis(addr string) (*redis.Client, error) {
+	if strings.Contains(addr, "://") {
+		opts, err := redis.ParseURL(addr)
+		if err != nil {
+			return nil, err
+		}
+		return redis.NewClient(opts), nil //lostctx:ok instrumented by the caller (goredis.Instrument)
+	}
+	return redis.NewClient(&redis.Options{Addr: addr}), nil //lostctx:ok instrumented by the caller (goredis.Instrument)
+}
+
 // initRuntime is the one shadowlane call of each service. In one process
 // running both, the order service's runtime is not made the default and
 // does not install the OTel propagator a second time: every client below
@@ -274,7 +288,7 @@ func (a *App) startOrders(ctx context.Context, o Options, isDefault bool) error 
 	if err := db.WithContext(ctx).Exec(schema[kind]).Error; err != nil {
 		return fmt.Errorf("quickstart: production schema: %w", err)
 	}
-	rw, err := sqlshadow.New(d)
+	rw, err := sqlshadow.New(d, sqlshadow.WithDecisions(rt.Decisions)) // count its decisions in this service's evidence
 	if err != nil {
 		return err
 	}
@@ -288,7 +302,10 @@ func (a *App) startOrders(ctx context.Context, o Options, isDefault bool) error 
 
 	// Redis: the hook sends the keys of marked commands to their shadow
 	// names (quickstart:order:1 -> shadow:quickstart:order:1).
-	rdb := redis.NewClient(&redis.Options{Addr: a.RedisAddr})
+	rdb, err := newRedis(a.RedisAddr)
+	if err != nil {
+		return err
+	}
 	goredis.Instrument(rdb, goredis.WithRuntime(rt))
 	a.onClose(func() { rdb.Close() })
 	for _, sku := range SKUs { // production stock, seeded once
@@ -386,7 +403,10 @@ func (a *App) startGateway(o Options, ordersAddr string) error {
 	a.Gateway = rt
 	a.onClose(func() { rt.Close() })
 
-	rdb := redis.NewClient(&redis.Options{Addr: a.RedisAddr})
+	rdb, err := newRedis(a.RedisAddr)
+	if err != nil {
+		return err
+	}
 	goredis.Instrument(rdb, goredis.WithRuntime(rt)) // marked: shadow:quickstart:stock:<sku>, seeded by `shadow create`
 	a.onClose(func() { rdb.Close() })
 

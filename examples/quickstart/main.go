@@ -19,7 +19,7 @@ func main() {
 	flag.StringVar(&o.GRPCAddr, "grpc", "127.0.0.1:9090", "order service gRPC address")
 	flag.StringVar(&o.OrdersAddr, "orders", "", "where the gateway finds the order service (default -grpc)")
 	flag.StringVar(&o.Postgres, "postgres", os.Getenv("QUICKSTART_POSTGRES"), "PostgreSQL DSN; default an SQLite file in -data")
-	flag.StringVar(&o.Redis, "redis", os.Getenv("QUICKSTART_REDIS"), "Redis address; default an embedded miniredis on -embedded-redis")
+	flag.StringVar(&o.Redis, "redis", os.Getenv("QUICKSTART_REDIS"), "Redis address or redis:// URL (e.g. redis://127.0.0.1:6379/9); default an embedded miniredis on -embedded-redis")
 	flag.StringVar(&o.NATS, "nats", os.Getenv("QUICKSTART_NATS"), "NATS URL with JetStream; default an embedded nats-server on -embedded-nats")
 	flag.StringVar(&o.DataDir, "data", "quickstart-data", "directory of the SQLite file and the embedded JetStream store")
 	flag.StringVar(&o.EmbeddedRedis, "embedded-redis", "127.0.0.1:16379", "address of the embedded miniredis")

@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
@@ -17,7 +18,8 @@ import (
 	"testing"
 	"time"
 
-	_ "github.com/glebarez/go-sqlite" // database/sql driver "sqlite", for reading the stores directly
+	_ "github.com/glebarez/go-sqlite"  // database/sql driver "sqlite", for reading the stores directly
+	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
 	natsgo "github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/redis/go-redis/v9"
@@ -82,7 +84,7 @@ func postOrder(t *testing.T, base, token, sku string) (int, map[string]any) {
 // storeState is everything production holds, hashed: the rows of
 // qs_orders, its AUTOINCREMENT counter, the production Redis keys and
 // values, and the production stream's state.
-func storeState(t *testing.T, db *sql.DB, rdb *redis.Client, js jetstream.JetStream) string {
+func storeState(t *testing.T, db *sql.DB, pg bool, rdb *redis.Client, js jetstream.JetStream) string {
 	t.Helper()
 	ctx := context.Background()
 	h := sha256.New()
@@ -99,8 +101,7 @@ func storeState(t *testing.T, db *sql.DB, rdb *redis.Client, js jetstream.JetStr
 		n++
 	}
 	rows.Close()
-	var seq int64
-	db.QueryRow("SELECT seq FROM sqlite_sequence WHERE name = 'qs_orders'").Scan(&seq)
+	seq := counter(t, db, pg, OrdersTable)
 	keys, err := rdb.Keys(ctx, "quickstart:*").Result()
 	if err != nil {
 		t.Fatal(err)
@@ -117,9 +118,31 @@ func storeState(t *testing.T, db *sql.DB, rdb *redis.Client, js jetstream.JetStr
 	return fmt.Sprintf("%d rows, seq %d, %d keys, %d msgs (last %d), %x", n, seq, len(keys), info.State.Msgs, info.State.LastSeq, h.Sum(nil)[:8])
 }
 
+// counter is the numbering state of table: its AUTOINCREMENT counter
+// (SQLite) or its id sequence's last value (PostgreSQL; the twin's
+// sequence is qs_orders_id_seq_shadow).
+func counter(t *testing.T, db *sql.DB, pg bool, table string) int64 {
+	t.Helper()
+	var n sql.NullInt64
+	q := "SELECT seq FROM sqlite_sequence WHERE name = '" + table + "'"
+	if pg {
+		seq := "qs_orders_id_seq"
+		if table != OrdersTable {
+			seq += "_shadow"
+		}
+		q = "SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM " + seq
+	}
+	if err := db.QueryRow(q).Scan(&n); err != nil && err != sql.ErrNoRows {
+		t.Fatalf("%s: %v", q, err)
+	}
+	return n.Int64
+}
+
 // TestWalkThrough runs the README's "Pressure-test your own service" on
 // the embedded defaults: the app (both services, SQLite file, miniredis,
-// nats-server) and the shadowlane command as a user runs it.
+// nats-server) and the shadowlane command as a user runs it. With
+// QUICKSTART_POSTGRES, QUICKSTART_REDIS and QUICKSTART_NATS set (as CI
+// does) it runs against those real services instead.
 func TestWalkThrough(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the shadowlane command")
@@ -129,7 +152,10 @@ func TestWalkThrough(t *testing.T) {
 	t.Setenv("SHADOWLANE_QS_KEY", "walk-through-key-0123456789abcdef0123456789")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
+	pgDSN := os.Getenv("QUICKSTART_POSTGRES")
+	pg := pgDSN != ""
 	app, err := Start(ctx, Options{
+		Postgres: pgDSN, Redis: os.Getenv("QUICKSTART_REDIS"), NATS: os.Getenv("QUICKSTART_NATS"),
 		GatewayConfig: "gateway.yaml", OrdersConfig: "orders.yaml",
 		HTTPAddr: "127.0.0.1:0", GRPCAddr: "127.0.0.1:0",
 		DataDir: dir, EmbeddedRedis: "127.0.0.1:0", EmbeddedNATS: "127.0.0.1:-1",
@@ -142,12 +168,19 @@ func TestWalkThrough(t *testing.T) {
 	defer app.Close()
 	base := "http://" + app.HTTPAddr
 	// The stores, read directly (no shadowlane in the way).
-	db, err := sql.Open("sqlite", app.SQLite)
+	driver, dsn, ph := "sqlite", app.SQLite, "?"
+	if pg {
+		driver, dsn, ph = "pgx", pgDSN, "$1"
+	}
+	db, err := sql.Open(driver, dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	rdb := redis.NewClient(&redis.Options{Addr: app.RedisAddr}) //lostctx:ok the test reads production and shadow keys by their real names
+	rdb, err := newRedis(app.RedisAddr) // plain: the test reads production and shadow keys by their real names
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer rdb.Close()
 	nc, err := natsgo.Connect(app.NATSURL)
 	if err != nil {
@@ -165,55 +198,89 @@ func TestWalkThrough(t *testing.T) {
 	// The CLI reads orders.yaml's stores: with the embedded stores'
 	// real addresses (the test's are on free ports).
 	stores := []string{"--config", "orders.yaml", "--sqlite", app.SQLite, "--redis", app.RedisAddr, "--nats", app.NATSURL}
+	if pg {
+		stores[2], stores[3] = "--postgres", pgDSN
+	}
 	with := func(args ...string) []string { return append(args, stores...) }
 
-	out := step(t, bin, 1, with("check")...)
-	if !strings.Contains(out, `CREATE TABLE IF NOT EXISTS "qs_orders_shadow"`) {
-		t.Fatalf("check did not print the DDL of the missing twin")
+	var twinBefore int64 = -1 // the twin exists from an earlier run (real services): its counter
+	if pg {
+		var exists bool
+		db.QueryRow("SELECT to_regclass('qs_orders_shadow') IS NOT NULL").Scan(&exists)
+		if exists {
+			twinBefore = counter(t, db, pg, OrdersTable+"_shadow")
+		}
+	}
+	if twinBefore < 0 {
+		out := step(t, bin, 1, with("check")...)
+		if !strings.Contains(out, `CREATE TABLE IF NOT EXISTS `) || !strings.Contains(out, `"qs_orders_shadow"`) {
+			t.Fatalf("check did not print the DDL of the missing twin")
+		}
+		twinBefore = 0
 	}
 	step(t, bin, 0, with("shadow", "create")...)
 	step(t, bin, 0, with("check")...)
-	before := storeState(t, db, rdb, js)
-	var prodSeq int64
-	db.QueryRow("SELECT seq FROM sqlite_sequence WHERE name = 'qs_orders'").Scan(&prodSeq)
+	before := storeState(t, db, pg, rdb, js)
+	prodSeq := counter(t, db, pg, OrdersTable)
 
-	// The load test: a token for the run, requests carrying it.
+	// The load test: `shadowlane run` with the README's scenario (pointed
+	// at this test's gateway, shortened), reading both services' evidence.
 	const run = "qs-walk-1"
-	tok := strings.TrimSpace(step(t, bin, 0, "token", "--config", "gateway.yaml", "--run", run, "--ttl", "10m"))
-	const n = 20
-	for i := 0; i < n; i++ {
-		if code, body := postOrder(t, base, tok, SKUs[i%len(SKUs)]); code != 201 {
-			t.Fatalf("load-test order %d: %d %v", i, code, body)
+	scen, err := os.ReadFile("scenario.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := strings.ReplaceAll(string(scen), "127.0.0.1:8080", app.HTTPAddr)
+	sc = strings.NewReplacer("duration: 5s", "duration: 2s", "duration: 10s", "duration: 3s", "rate: 50}", "rate: 20}").Replace(sc)
+	scenFile := filepath.Join(dir, "scenario.yaml")
+	if err := os.WriteFile(scenFile, []byte(sc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	services := "http://" + app.Gateway.AdminAddr() + ",http://" + app.Orders.AdminAddr()
+	out := step(t, bin, 0, "run", "--config", "gateway.yaml", "--run", run, "--services", services, "--out", filepath.Join(dir, "run-report"), scenFile)
+	for _, want := range []string{"gateway@trunk:", "orders@trunk:", "0 to production"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("run report: no per-service evidence %q", want)
 		}
 	}
+	if _, err := os.Stat(filepath.Join(dir, "run-report", "index.html")); err != nil {
+		t.Errorf("run report: %v", err)
+	}
 	// A forged token is refused at the edge and writes nothing.
+	var tok string
+	for _, f := range strings.Fields(step(t, bin, 0, "token", "--config", "gateway.yaml", "--run", run, "--ttl", "10m")) {
+		if strings.HasPrefix(f, "v1.") {
+			tok = f
+		}
+	}
 	if code, _ := postOrder(t, base, tok+"x", "sku-1"); code != 403 {
 		t.Fatalf("forged token: %d, want 403", code)
 	}
 
-	// The twin took its ids from its own sequence: 1..n, while
-	// production's counter did not move.
+	// The twin took its ids from its own sequence (the next ones after
+	// its counter, no gap: 1..n on a fresh twin), while production's
+	// counter did not move.
 	var cnt, minID, maxID int64
-	if err := db.QueryRow("SELECT COUNT(*), MIN(id), MAX(id) FROM qs_orders_shadow WHERE shadowlane_run = ?", run).Scan(&cnt, &minID, &maxID); err != nil {
+	if err := db.QueryRow("SELECT COUNT(*), COALESCE(MIN(id), 0), COALESCE(MAX(id), 0) FROM qs_orders_shadow WHERE shadowlane_run = "+ph, run).Scan(&cnt, &minID, &maxID); err != nil {
 		t.Fatal(err)
 	}
-	if cnt != n || minID != 1 || maxID != n {
-		t.Fatalf("shadow rows: %d ids %d..%d, want %d ids 1..%d (own sequence)", cnt, minID, maxID, n, n)
+	twinSeq := counter(t, db, pg, OrdersTable+"_shadow")
+	if cnt == 0 || minID != twinBefore+1 || maxID != twinBefore+cnt || twinSeq != maxID {
+		t.Fatalf("shadow rows: %d ids %d..%d, twin counter %d (was %d): want ids %d..%d from the twin's own sequence", cnt, minID, maxID, twinSeq, twinBefore, twinBefore+1, twinBefore+cnt)
 	}
-	var seqNow int64
-	db.QueryRow("SELECT seq FROM sqlite_sequence WHERE name = 'qs_orders'").Scan(&seqNow)
-	if seqNow != prodSeq {
+	t.Logf("%d load-test orders in qs_orders_shadow, ids %d..%d; production counter still %d", cnt, minID, maxID, prodSeq)
+	if seqNow := counter(t, db, pg, OrdersTable); seqNow != prodSeq {
 		t.Fatalf("production sequence moved: %d -> %d", prodSeq, seqNow)
 	}
-	if after := storeState(t, db, rdb, js); after != before {
+	if after := storeState(t, db, pg, rdb, js); after != before {
 		t.Fatalf("production changed during the load test:\n before %s\n after  %s", before, after)
 	}
 
 	out = step(t, bin, 0, with("verify", "--run", run, "--keys", "quickstart:order:*")...)
 	for _, want := range []string{
-		"0 row(s) of run " + run + " in production, 20 in qs_orders_shadow",
-		"0 key(s) of run " + run + " in production, 20 in shadow keys",
-		"0 message(s) of run " + run + " in production, 20 in QS_ORDERS_shadow",
+		fmt.Sprintf("0 row(s) of run %s in production, %d in qs_orders_shadow", run, cnt),
+		fmt.Sprintf("0 key(s) of run %s in production, %d in shadow keys", run, cnt),
+		fmt.Sprintf("0 message(s) of run %s in production, %d in QS_ORDERS_shadow", run, cnt),
 		"PASS run " + run,
 	} {
 		if !strings.Contains(out, want) {
@@ -222,7 +289,7 @@ func TestWalkThrough(t *testing.T) {
 	}
 
 	out = step(t, bin, 0, with("shadow", "purge", "--run", run)...)
-	if !strings.Contains(out, "would delete 20 row(s)") {
+	if !strings.Contains(out, fmt.Sprintf("would delete %d row(s)", cnt)) {
 		t.Errorf("purge dry run: no count of the run's rows")
 	}
 	step(t, bin, 0, with("shadow", "purge", "--run", run, "--yes")...)
@@ -233,7 +300,7 @@ func TestWalkThrough(t *testing.T) {
 	if cnt != 0 {
 		t.Errorf("%d rows left in qs_orders_shadow", cnt)
 	}
-	if keys := rdb.Keys(ctx, "shadow:*").Val(); len(keys) != 0 {
+	if keys := rdb.Keys(ctx, "shadow:quickstart:*").Val(); len(keys) != 0 {
 		t.Errorf("shadow keys left: %v", keys)
 	}
 	if st, err := js.Stream(ctx, OrdersStream+"_shadow"); err != nil {
@@ -241,7 +308,7 @@ func TestWalkThrough(t *testing.T) {
 	} else if info, _ := st.Info(ctx); info.State.Msgs != 0 {
 		t.Errorf("%d messages left in the shadow stream", info.State.Msgs)
 	}
-	if after := storeState(t, db, rdb, js); after != before {
+	if after := storeState(t, db, pg, rdb, js); after != before {
 		t.Fatalf("production changed by the purge:\n before %s\n after  %s", before, after)
 	}
 	step(t, bin, 1, with("verify", "--run", run, "--keys", "quickstart:order:*")...) // nothing of the run is left anywhere
