@@ -2,7 +2,6 @@ package slgrpc
 
 import (
 	"context"
-	"sync/atomic"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -49,9 +48,8 @@ func (m MD) Keys() []string {
 
 // entry is the state one server interceptor shares between its calls.
 type entry struct {
-	cfg    *middleware.Config
-	key    any // incomingKey, or nil to look keys up one by one
-	direct atomic.Pointer[directKeys]
+	cfg *middleware.Config
+	key any // incomingKey, or nil to look keys up one by one
 }
 
 func newEntry(opts []Option) *entry {
@@ -91,17 +89,7 @@ func (e *entry) admit(ctx context.Context) (context.Context, error) {
 func (e *entry) carrier(ctx context.Context, c *propagation.Codec, tag string) propagation.Getter {
 	if e.key != nil {
 		md, _ := ctx.Value(e.key).(metadata.MD) // uncopied: read only
-		if len(md) == 0 {
-			return noValues{}
-		}
-		if d := e.directKeys(c); d.ok && fromTransport(ctx, e.key, md) {
-			// Keys checked on the wire: look ours up, no scan.
-			if !d.present(md) && !tagPresent(ctx, md, tag) {
-				return noValues{}
-			}
-			return plainMD(md)
-		}
-		if !c.Present(md) && !tagPresent(ctx, md, tag) {
+		if len(md) == 0 || (!c.Present(md) && !tagPresent(ctx, md, tag)) {
 			return noValues{}
 		}
 		if plainKeys(md) {
@@ -114,16 +102,6 @@ func (e *entry) carrier(ctx context.Context, c *propagation.Codec, tag string) p
 		return mdGetter(md)
 	}
 	return noValues{}
-}
-
-// directKeys returns the lower-case carrier keys of codec c.
-func (e *entry) directKeys(c *propagation.Codec) *directKeys {
-	if d := e.direct.Load(); d != nil && d.codec == c {
-		return d
-	}
-	d := newDirectKeys(c)
-	e.direct.Store(d)
-	return d
 }
 
 // tagPresent reports whether the call carries the routing.tagSource

@@ -4,13 +4,9 @@ import (
 	"context"
 	"reflect"
 	"strings"
-	"sync/atomic"
 	"unicode/utf8"
 
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
-
-	"github.com/shadowlane/shadowlane/propagation"
 )
 
 // The server interceptors decide "production or not" from the incoming
@@ -148,87 +144,4 @@ func plainKeys(md metadata.MD) bool {
 		}
 	}
 	return true
-}
-
-// Direct look-ups. grpc-go's HTTP/2 transport builds the incoming metadata
-// from header fields that golang.org/x/net/http2 accepted only as
-// lower-case ASCII tokens (an upper-case or non-token name is a protocol
-// error before grpc-go sees it). When the map in the context is that very
-// map, no key can fold to a mark carrier without being equal to its
-// lower-case name, so carrier looks our keys up directly instead of
-// scanning every key. Any other map (built in process, by a test or an
-// interceptor: keys may be in any case) is scanned as before.
-
-// transportType is the type of grpc-go's server transport stream, learned
-// from the first call that carries it.
-var transportType atomic.Value // reflect.Type
-
-// isTransportStream reports whether st is grpc-go's HTTP/2 server stream.
-func isTransportStream(st grpc.ServerTransportStream) bool {
-	t := reflect.TypeOf(st)
-	if known, _ := transportType.Load().(reflect.Type); known != nil {
-		return t == known
-	}
-	if t.Kind() != reflect.Pointer || t.Elem().Name() != "ServerStream" ||
-		t.Elem().PkgPath() != "google.golang.org/grpc/internal/transport" {
-		return false
-	}
-	transportType.Store(t)
-	return true
-}
-
-// fromTransport reports whether md, read from ctx under key, is the map
-// grpc-go's transport built for this call.
-func fromTransport(ctx context.Context, key any, md metadata.MD) bool {
-	st := grpc.ServerTransportStreamFromContext(ctx)
-	if st == nil || !isTransportStream(st) {
-		return false
-	}
-	cs, ok := st.(interface{ Context() context.Context })
-	if !ok {
-		return false
-	}
-	orig, _ := cs.Context().Value(key).(metadata.MD)
-	return orig != nil && reflect.ValueOf(orig).UnsafePointer() == reflect.ValueOf(md).UnsafePointer()
-}
-
-// directKeys are the lower-case carrier keys of one codec: run, env and
-// token headers, then baggage, each bare and behind grpc-gateway's prefix.
-type directKeys struct {
-	codec   *propagation.Codec
-	ok      bool // every name is ASCII: a plain key folds to it only when equal
-	own     [6]string
-	baggage [2]string
-}
-
-func newDirectKeys(c *propagation.Codec) *directKeys {
-	n := c.LowerNames()
-	d := &directKeys{codec: c, ok: true}
-	for i, k := range [...]string{n.RunHeader, n.EnvHeader, n.TokenHeader} {
-		d.own[i], d.own[i+3] = k, propagation.GRPCGatewayPrefix+k
-		for j := 0; j < len(k); j++ {
-			if k[j] >= utf8.RuneSelf {
-				d.ok = false
-			}
-		}
-	}
-	d.baggage = [2]string{"baggage", propagation.GRPCGatewayPrefix + "baggage"}
-	return d
-}
-
-// present is c.Present(md) for a map whose keys are all plain.
-func (d *directKeys) present(md metadata.MD) bool {
-	for _, k := range d.own {
-		if _, ok := md[k]; ok {
-			return true
-		}
-	}
-	for _, k := range d.baggage {
-		for _, line := range md[k] {
-			if d.codec.BaggageMayCarry(line) {
-				return d.codec.Present(md) // the exact member test
-			}
-		}
-	}
-	return false
 }

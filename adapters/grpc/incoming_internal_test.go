@@ -3,15 +3,9 @@ package slgrpc
 import (
 	"context"
 	"math/rand/v2"
-	"net"
 	"strings"
 	"testing"
-	"time"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/health"
-	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
 
 	"github.com/shadowlane/shadowlane/propagation"
@@ -122,83 +116,4 @@ func keysOf(md metadata.MD) []string {
 		out = append(out, k)
 	}
 	return out
-}
-
-// transportCtx returns the handler context of a real loopback call that
-// carried md: the incoming metadata is the map grpc-go's transport built.
-func transportCtx(t testing.TB, md metadata.MD) context.Context {
-	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := make(chan context.Context, 1)
-	srv := grpc.NewServer(grpc.UnaryInterceptor(func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
-		got <- ctx
-		return h(ctx, req)
-	}))
-	healthpb.RegisterHealthServer(srv, health.NewServer())
-	go srv.Serve(lis)
-	t.Cleanup(srv.Stop)
-	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	ctx, cancel := context.WithTimeout(metadata.NewOutgoingContext(context.Background(), md), 30*time.Second)
-	defer cancel()
-	if _, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{}); err != nil {
-		t.Fatal(err)
-	}
-	return <-got
-}
-
-// On a real call the metadata map is the transport's: carrier looks our
-// keys up directly and decides as the scan does; a map an interceptor
-// put in place of it (keys in any case) is scanned.
-func TestCarrierTransportDirect(t *testing.T) {
-	if incomingKey == nil {
-		t.Skip("incoming key unknown")
-	}
-	c := propagation.DefaultCodec()
-	e := &entry{key: incomingKey}
-	for _, tc := range []struct {
-		md     metadata.MD
-		marked bool
-	}{
-		{metadata.MD{"x-app": {"1"}}, false},
-		{metadata.MD{"baggage": {"userId=alice"}}, false},
-		{metadata.MD{"baggage": {"userId=alice,shadowlane.run=r1"}}, true},
-		{metadata.MD{"baggage": {"userId=alice", "shadowlane.run=r1"}}, true},
-		{metadata.MD{"baggage": {"shadowlane.runs=r1"}}, false},
-		{metadata.MD{"x-shadowlane-run": {"r1"}}, true},
-		{metadata.MD{"x-shadowlane-run": {"r1", "r2"}}, true}, // repeated: Admit refuses it as malformed
-		{metadata.MD{"x-shadowlane-env": {""}}, true},
-		{metadata.MD{"x-shadowlane-token": {"t"}}, true},
-		{metadata.MD{"grpc-metadata-x-shadowlane-run": {"r1"}}, true},
-		{metadata.MD{"grpc-metadata-baggage": {"shadowlane.run=r1"}}, true},
-		{metadata.MD{"x-shadowlane-runs": {"r1"}}, false},
-	} {
-		ctx := transportCtx(t, tc.md)
-		md, _ := ctx.Value(incomingKey).(metadata.MD)
-		if !fromTransport(ctx, incomingKey, md) {
-			t.Fatalf("%v: the transport's map is not recognised", tc.md)
-		}
-		_, production := e.carrier(ctx, c, "").(noValues)
-		if production == tc.marked || c.Present(md) != tc.marked {
-			t.Errorf("%v: production=%v, scan says marked=%v", tc.md, production, c.Present(md))
-		}
-		// An interceptor replacing the metadata: scanned, any case.
-		ctx2 := metadata.NewIncomingContext(ctx, metadata.MD{"X-Shadowlane-Run": {"r1"}})
-		if fromTransport(ctx2, incomingKey, metadata.MD{"X-Shadowlane-Run": {"r1"}}) {
-			t.Fatal("a replaced map taken for the transport's")
-		}
-		if _, production := e.carrier(ctx2, c, "").(noValues); production {
-			t.Errorf("%v: replaced metadata with X-Shadowlane-Run read as production", tc.md)
-		}
-	}
-	ctx := transportCtx(t, metadata.MD{"x-app": {"1"}})
-	if n := testing.AllocsPerRun(100, func() { e.carrier(ctx, c, "") }); n != 0 {
-		t.Errorf("direct carrier allocates %.0f times", n)
-	}
 }

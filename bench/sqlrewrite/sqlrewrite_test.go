@@ -1,6 +1,7 @@
 package sqlrewrite
 
 import (
+	"strings"
 	"testing"
 
 	pgquery "github.com/pganalyze/pg_query_go/v6"
@@ -104,8 +105,8 @@ func BenchmarkParse(b *testing.B) {
 
 // BenchmarkRewriterMiss is a full cache miss of sqlshadow.Rewriter: the
 // dialect's rewrite, its verification and the Rewriter's checks. The cache
-// holds one statement and the loop alternates two texts that differ by a
-// trailing space, so every call misses.
+// holds one statement and the loop cycles through 64 texts that differ by
+// trailing spaces, so (nearly) every call misses, with any cache policy.
 func BenchmarkRewriterMiss(b *testing.B) {
 	mark := propagation.Mark{Run: "bench"}
 	run := func(b *testing.B, d sqlshadow.Dialect, q string) {
@@ -113,11 +114,14 @@ func BenchmarkRewriterMiss(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		qs := [2]string{q, q + " "}
+		var qs [64]string
+		for i := range qs {
+			qs[i] = q + strings.Repeat(" ", i)
+		}
 		b.ReportAllocs()
 		i := 0
 		for b.Loop() {
-			if _, err := rw.Rewrite(mark, qs[i&1]); err != nil {
+			if _, err := rw.Rewrite(mark, qs[i&63]); err != nil {
 				b.Fatal(err)
 			}
 			i++
