@@ -72,11 +72,11 @@ func TestRewriterMapOnlyFailsClosed(t *testing.T) {
 }
 
 func TestGuard(t *testing.T) {
-	r, err := sqlshadow.New(sqlite.New(), sqlshadow.WithTables(map[string]string{"legacy": "legacy_copy"}), sqlshadow.WithNaming(shadow.DefaultTable))
+	r, err := sqlshadow.New(sqlite.New(), sqlshadow.WithTables(map[string]string{"legacy": "legacy_copy"}), sqlshadow.WithNaming(shadow.DefaultTable), withSeries)
 	if err != nil {
 		t.Fatal(err)
 	}
-	before := shadow.Total("sqlite", shadow.Guard)
+	before := series.Total("sqlite", shadow.Guard)
 	for _, q := range []string{
 		"SELECT * FROM orders_shadow",
 		"SELECT * FROM ORDERS_SHADOW",
@@ -92,7 +92,7 @@ func TestGuard(t *testing.T) {
 			t.Errorf("%q: err = %v, want ErrShadowFromProduction", q, err)
 		}
 	}
-	if n := shadow.Total("sqlite", shadow.Guard) - before; n != 7 {
+	if n := series.Total("sqlite", shadow.Guard) - before; n != 7 {
 		t.Errorf("guard decisions counted = %d, want 7", n)
 	}
 	for _, q := range []string{
@@ -111,14 +111,14 @@ func TestGuard(t *testing.T) {
 }
 
 func TestStatementMarked(t *testing.T) {
-	r, _ := sqlshadow.New(sqlite.New())
+	r, _ := sqlshadow.New(sqlite.New(), withSeries)
 	ctx := propagation.With(context.Background(), marked)
-	before := shadow.Total("sqlite", shadow.Redirect)
+	before := series.Total("sqlite", shadow.Redirect)
 	got, err := r.Statement(ctx, "SELECT * FROM orders")
 	if err != nil || got != "SELECT * FROM orders_shadow" {
 		t.Fatalf("got %q, %v", got, err)
 	}
-	if shadow.Total("sqlite", shadow.Redirect) == before {
+	if series.Total("sqlite", shadow.Redirect) == before {
 		t.Fatal("redirect not counted")
 	}
 }
@@ -126,9 +126,9 @@ func TestStatementMarked(t *testing.T) {
 // TestCountsOnCacheHits: every call counts its decisions, from the cache
 // as well as cold, per table and decision.
 func TestCountsOnCacheHits(t *testing.T) {
-	r, _ := sqlshadow.New(sqlite.New(), sqlshadow.WithReadThrough("rates_cnt"))
+	r, _ := sqlshadow.New(sqlite.New(), sqlshadow.WithReadThrough("rates_cnt"), withSeries)
 	count := func(target string, d shadow.Decision) int64 {
-		for _, c := range shadow.Snapshot() {
+		for _, c := range series.Snapshot() {
 			if c.Store == "sqlite" && c.Target == target && c.Decision == d.String() {
 				return c.N
 			}
@@ -196,3 +196,10 @@ func BenchmarkGuardUnmarked(b *testing.B) {
 		r.Statement(ctx, q)
 	}
 }
+
+// series holds the decisions these tests count: a Rewriter bound to its
+// own series, as adapters bind theirs to a Runtime's (without the root
+// package linked in, the default series is nil and counts nothing).
+var series = shadow.NewSeries(nil)
+
+var withSeries = sqlshadow.WithDecisions(func() *shadow.Series { return series })
