@@ -39,7 +39,7 @@ type Config struct {
 	Routing RoutingConfig `yaml:"routing"`
 	// Limits configures flow control (see package limiter).
 	Limits LimitsConfig `yaml:"limits"`
-	// Redis configures the shadowing of Redis commands (adapters/goredis).
+	// Redis configures the shadowing of Redis commands (adapters/slredis).
 	Redis RedisConfig `yaml:"redis"`
 	// TestData says what only load-test data looks like: the runtime
 	// lost-mark guard of the exits (see [TestDataConfig]).

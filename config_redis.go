@@ -1,7 +1,7 @@
 package shadowlane
 
 // RedisConfig configures how Redis commands of load-test traffic are
-// shadowed by adapters/goredis (hooks built with its WithRuntime option,
+// shadowed by adapters/slredis (hooks built with its WithRuntime option,
 // or with none: the default runtime that [Init] sets).
 //
 //	redis:

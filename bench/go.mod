@@ -9,7 +9,7 @@ require (
 	github.com/go-kratos/aegis v0.2.0
 	github.com/redis/go-redis/v9 v9.23.0
 	github.com/shadowlane/shadowlane v0.0.0
-	github.com/shadowlane/shadowlane/adapters/kafka v0.0.0
+	github.com/shadowlane/shadowlane/adapters/slkafka v0.0.0
 	github.com/shadowlane/shadowlane/dialects/mysql v0.0.0
 	github.com/shadowlane/shadowlane/dialects/postgres v0.0.0
 	github.com/twmb/franz-go v1.22.2
@@ -96,10 +96,10 @@ require (
 	github.com/prometheus/client_model v0.2.0 // indirect
 	github.com/prometheus/common v0.15.0 // indirect
 	github.com/prometheus/procfs v0.2.0 // indirect
-	github.com/shadowlane/shadowlane/adapters/gin v0.0.0
-	github.com/shadowlane/shadowlane/adapters/goredis v0.0.0
-	github.com/shadowlane/shadowlane/adapters/gorm v0.0.0
-	github.com/shadowlane/shadowlane/adapters/grpc v0.0.0
+	github.com/shadowlane/shadowlane/adapters/slgin v0.0.0
+	github.com/shadowlane/shadowlane/adapters/slredis v0.0.0
+	github.com/shadowlane/shadowlane/adapters/slgorm v0.0.0
+	github.com/shadowlane/shadowlane/adapters/slgrpc v0.0.0
 	github.com/shadowlane/shadowlane/dialects/sqlite v0.0.0
 	github.com/shirou/gopsutil/v3 v3.23.2 // indirect
 	github.com/tklauser/go-sysconf v0.3.11 // indirect
@@ -114,18 +114,18 @@ require (
 
 replace github.com/shadowlane/shadowlane => ..
 
-replace github.com/shadowlane/shadowlane/adapters/grpc => ../adapters/grpc
+replace github.com/shadowlane/shadowlane/adapters/slgrpc => ../adapters/slgrpc
 
-replace github.com/shadowlane/shadowlane/adapters/goredis => ../adapters/goredis
+replace github.com/shadowlane/shadowlane/adapters/slredis => ../adapters/slredis
 
-replace github.com/shadowlane/shadowlane/adapters/gin => ../adapters/gin
+replace github.com/shadowlane/shadowlane/adapters/slgin => ../adapters/slgin
 
 replace github.com/shadowlane/shadowlane/dialects/mysql => ../dialects/mysql
 
 replace github.com/shadowlane/shadowlane/dialects/postgres => ../dialects/postgres
 
-replace github.com/shadowlane/shadowlane/adapters/gorm => ../adapters/gorm
+replace github.com/shadowlane/shadowlane/adapters/slgorm => ../adapters/slgorm
 
 replace github.com/shadowlane/shadowlane/dialects/sqlite => ../dialects/sqlite
 
-replace github.com/shadowlane/shadowlane/adapters/kafka => ../adapters/kafka
+replace github.com/shadowlane/shadowlane/adapters/slkafka => ../adapters/slkafka

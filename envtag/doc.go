@@ -4,7 +4,7 @@
 // (SHADOWLANE_ENV; empty = trunk, read with [Self]). Every request carries
 // an environment tag, propagation.FromContext(ctx).Env (empty = untagged).
 // The selection rule, implemented once by [Pool] and used by the gRPC
-// balancer (adapters/grpc/envbalancer) and the HTTP client [Transport]:
+// balancer (adapters/slgrpc/envbalancer) and the HTTP client [Transport]:
 //
 //   - a tagged request goes to a ready instance of its own environment;
 //   - else, unless the service is strict, to the tag's configured fallback

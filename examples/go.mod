@@ -55,9 +55,9 @@ replace github.com/shadowlane/shadowlane => ..
 require (
 	github.com/gin-gonic/gin v1.12.0
 	github.com/redis/go-redis/v9 v9.23.0
-	github.com/shadowlane/shadowlane/adapters/gin v0.0.0
-	github.com/shadowlane/shadowlane/adapters/grpc v0.0.0
-	github.com/shadowlane/shadowlane/adapters/kafka v0.0.0
+	github.com/shadowlane/shadowlane/adapters/slgin v0.0.0
+	github.com/shadowlane/shadowlane/adapters/slgrpc v0.0.0
+	github.com/shadowlane/shadowlane/adapters/slkafka v0.0.0
 	github.com/twmb/franz-go v1.22.2
 	go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp v0.72.0
 	go.opentelemetry.io/otel v1.47.0
@@ -66,11 +66,11 @@ require (
 )
 
 replace (
-	github.com/shadowlane/shadowlane/adapters/gin => ../adapters/gin
-	github.com/shadowlane/shadowlane/adapters/grpc => ../adapters/grpc
+	github.com/shadowlane/shadowlane/adapters/slgin => ../adapters/slgin
+	github.com/shadowlane/shadowlane/adapters/slgrpc => ../adapters/slgrpc
 )
 
 replace (
-	github.com/shadowlane/shadowlane/adapters/goredis => ../adapters/goredis
-	github.com/shadowlane/shadowlane/adapters/kafka => ../adapters/kafka
+	github.com/shadowlane/shadowlane/adapters/slredis => ../adapters/slredis
+	github.com/shadowlane/shadowlane/adapters/slkafka => ../adapters/slkafka
 )

@@ -16,7 +16,7 @@ const (
 )
 
 // Getter reads one value from a carrier. http.Header, every OpenTelemetry
-// TextMapCarrier and the gRPC metadata carrier of adapters/grpc satisfy it.
+// TextMapCarrier and the gRPC metadata carrier of adapters/slgrpc satisfy it.
 type Getter interface {
 	Get(key string) string
 }

@@ -24,16 +24,16 @@
 //     and every client without its own transport carry the mark);
 //   - middleware: the handler of http.ListenAndServe(TLS), http.Serve(TLS)
 //     and of every http.Server literal behind middleware.Wired;
-//   - adapters/gin: gin.New and gin.Default get slgin.Middleware;
-//   - adapters/grpc: grpc.NewServer gets the server interceptors;
+//   - adapters/slgin: gin.New and gin.Default get slgin.Middleware;
+//   - adapters/slgrpc: grpc.NewServer gets the server interceptors;
 //     grpc.NewClient, grpc.Dial and grpc.DialContext the client ones;
-//   - adapters/goredis: redis.NewClient, NewClusterClient, NewRing,
+//   - adapters/slredis: redis.NewClient, NewClusterClient, NewRing,
 //     NewFailoverClient, NewFailoverClusterClient and NewUniversalClient
 //     instrumented (goredis.Instrument);
-//   - adapters/sql: sql.Open and sql.OpenDB open table-mode databases with
+//   - adapters/slsql: sql.Open and sql.OpenDB open table-mode databases with
 //     the dialect a dialect module registered (fail closed without one);
-//   - adapters/gorm: gorm.Open gets the plugin, same dialect rule;
-//   - adapters/kafka: kgo.NewClient gets the produce hook (no shadow
+//   - adapters/slgorm: gorm.Open gets the plugin, same dialect rule;
+//   - adapters/slkafka: kgo.NewClient gets the produce hook (no shadow
 //     twins until the code names them: marked records are refused);
 //   - dialects/<db>: registers the dialect at start-up.
 //

@@ -4,12 +4,12 @@ go 1.26.0
 
 require (
 	github.com/shadowlane/shadowlane v0.0.0
-	github.com/shadowlane/shadowlane/adapters/gin v0.0.0
-	github.com/shadowlane/shadowlane/adapters/goredis v0.0.0
-	github.com/shadowlane/shadowlane/adapters/gorm v0.0.0
-	github.com/shadowlane/shadowlane/adapters/grpc v0.0.0
-	github.com/shadowlane/shadowlane/adapters/kafka v0.0.0
-	github.com/shadowlane/shadowlane/adapters/sql v0.0.0
+	github.com/shadowlane/shadowlane/adapters/slgin v0.0.0
+	github.com/shadowlane/shadowlane/adapters/slredis v0.0.0
+	github.com/shadowlane/shadowlane/adapters/slgorm v0.0.0
+	github.com/shadowlane/shadowlane/adapters/slgrpc v0.0.0
+	github.com/shadowlane/shadowlane/adapters/slkafka v0.0.0
+	github.com/shadowlane/shadowlane/adapters/slsql v0.0.0
 )
 
 require (
@@ -68,10 +68,10 @@ require (
 
 replace (
 	github.com/shadowlane/shadowlane => ..
-	github.com/shadowlane/shadowlane/adapters/gin => ../adapters/gin
-	github.com/shadowlane/shadowlane/adapters/goredis => ../adapters/goredis
-	github.com/shadowlane/shadowlane/adapters/gorm => ../adapters/gorm
-	github.com/shadowlane/shadowlane/adapters/grpc => ../adapters/grpc
-	github.com/shadowlane/shadowlane/adapters/kafka => ../adapters/kafka
-	github.com/shadowlane/shadowlane/adapters/sql => ../adapters/sql
+	github.com/shadowlane/shadowlane/adapters/slgin => ../adapters/slgin
+	github.com/shadowlane/shadowlane/adapters/slredis => ../adapters/slredis
+	github.com/shadowlane/shadowlane/adapters/slgorm => ../adapters/slgorm
+	github.com/shadowlane/shadowlane/adapters/slgrpc => ../adapters/slgrpc
+	github.com/shadowlane/shadowlane/adapters/slkafka => ../adapters/slkafka
+	github.com/shadowlane/shadowlane/adapters/slsql => ../adapters/slsql
 )

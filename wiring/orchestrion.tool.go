@@ -6,11 +6,11 @@ package wiring
 // orchestrion.yml. Never compiled (build tag tools).
 import (
 	_ "github.com/shadowlane/shadowlane"
-	_ "github.com/shadowlane/shadowlane/adapters/gin"
-	_ "github.com/shadowlane/shadowlane/adapters/goredis"
-	_ "github.com/shadowlane/shadowlane/adapters/gorm"
-	_ "github.com/shadowlane/shadowlane/adapters/grpc"
-	_ "github.com/shadowlane/shadowlane/adapters/kafka"
-	_ "github.com/shadowlane/shadowlane/adapters/sql"
+	_ "github.com/shadowlane/shadowlane/adapters/slgin"
+	_ "github.com/shadowlane/shadowlane/adapters/slgorm"
+	_ "github.com/shadowlane/shadowlane/adapters/slgrpc"
+	_ "github.com/shadowlane/shadowlane/adapters/slkafka"
+	_ "github.com/shadowlane/shadowlane/adapters/slredis"
+	_ "github.com/shadowlane/shadowlane/adapters/slsql"
 	_ "github.com/shadowlane/shadowlane/middleware"
 )

@@ -13,7 +13,7 @@ import (
 	estats "google.golang.org/grpc/experimental/stats"
 	"google.golang.org/grpc/resolver"
 
-	"github.com/shadowlane/shadowlane/adapters/grpc/envbalancer"
+	"github.com/shadowlane/shadowlane/adapters/slgrpc/envbalancer"
 	"github.com/shadowlane/shadowlane/envtag"
 	"github.com/shadowlane/shadowlane/propagation"
 )

@@ -19,8 +19,8 @@ import (
 	"google.golang.org/grpc/metadata"
 
 	"github.com/shadowlane/shadowlane"
-	slgin "github.com/shadowlane/shadowlane/adapters/gin"
-	slgrpc "github.com/shadowlane/shadowlane/adapters/grpc"
+	slgin "github.com/shadowlane/shadowlane/adapters/slgin"
+	slgrpc "github.com/shadowlane/shadowlane/adapters/slgrpc"
 	"github.com/shadowlane/shadowlane/propagation"
 )
 

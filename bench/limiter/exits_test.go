@@ -8,9 +8,9 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/shadowlane/shadowlane/adapters/goredis"
-	"github.com/shadowlane/shadowlane/adapters/kafka"
-	slsql "github.com/shadowlane/shadowlane/adapters/sql"
+	"github.com/shadowlane/shadowlane/adapters/slkafka"
+	"github.com/shadowlane/shadowlane/adapters/slredis"
+	slsql "github.com/shadowlane/shadowlane/adapters/slsql"
 	"github.com/shadowlane/shadowlane/limiter"
 )
 
@@ -27,14 +27,14 @@ func exitLimiter(b *testing.B, pattern string) *limiter.Limiter {
 }
 
 func BenchmarkExitRedisHook(b *testing.B) {
-	next := goredis.NewLimitHook(goredis.WithLimiter(exitLimiter(b, "redis:*"))).ProcessHook(func(context.Context, redis.Cmder) error { return nil })
+	next := slredis.NewLimitHook(slredis.WithLimiter(exitLimiter(b, "redis:*"))).ProcessHook(func(context.Context, redis.Cmder) error { return nil })
 	ctx := context.Background()
 	cmd := redis.NewStringCmd(ctx, "get", "k")
 	run(b, false, func() { next(ctx, cmd) })
 }
 
 func BenchmarkExitRedisHookParallel(b *testing.B) {
-	next := goredis.NewLimitHook(goredis.WithLimiter(exitLimiter(b, "redis:*"))).ProcessHook(func(context.Context, redis.Cmder) error { return nil })
+	next := slredis.NewLimitHook(slredis.WithLimiter(exitLimiter(b, "redis:*"))).ProcessHook(func(context.Context, redis.Cmder) error { return nil })
 	ctx := context.Background()
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
@@ -68,7 +68,7 @@ func BenchmarkExitSQL(b *testing.B) {
 }
 
 func BenchmarkExitKafkaAdmit(b *testing.B) {
-	pl := kafka.NewProduceLimiter(kafka.WithLimiter(exitLimiter(b, "kafka:*")))
+	pl := slkafka.NewProduceLimiter(slkafka.WithLimiter(exitLimiter(b, "kafka:*")))
 	ctx := context.Background()
 	r := &kgo.Record{Topic: "orders"}
 	run(b, false, func() {
@@ -85,7 +85,7 @@ func (nopProducer) Produce(_ context.Context, r *kgo.Record, promise func(*kgo.R
 }
 
 func BenchmarkExitKafkaProduce(b *testing.B) {
-	pl := kafka.NewProduceLimiter(kafka.WithLimiter(exitLimiter(b, "kafka:*")))
+	pl := slkafka.NewProduceLimiter(slkafka.WithLimiter(exitLimiter(b, "kafka:*")))
 	ctx := context.Background()
 	r := &kgo.Record{Topic: "orders"}
 	run(b, false, func() { pl.Produce(ctx, nopProducer{}, r, nil) })

@@ -1,4 +1,4 @@
 // Package messaging benchmarks shadowlane's Kafka produce path
-// (adapters/kafka on franz-go) against the bare franz-go client, on an
+// (adapters/slkafka on franz-go) against the bare franz-go client, on an
 // in-process kfake cluster.
 package messaging

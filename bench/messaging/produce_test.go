@@ -7,7 +7,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/shadowlane/shadowlane/adapters/kafka"
+	"github.com/shadowlane/shadowlane/adapters/slkafka"
 	"github.com/shadowlane/shadowlane/propagation"
 )
 
@@ -15,7 +15,7 @@ var value = make([]byte, 128)
 
 // BenchmarkPrepare is the per-record cost of the produce rules alone.
 func BenchmarkPrepare(b *testing.B) {
-	s, err := kafka.New(kafka.WithShadowTopics("orders"))
+	s, err := slkafka.New(slkafka.WithShadowTopics("orders"))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -46,7 +46,7 @@ func BenchmarkProduceSync(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer cluster.Close()
-	s, err := kafka.New(kafka.WithShadowTopics("orders"))
+	s, err := slkafka.New(slkafka.WithShadowTopics("orders"))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -6,7 +6,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/shadowlane/shadowlane/adapters/goredis"
+	"github.com/shadowlane/shadowlane/adapters/slredis"
 	"github.com/shadowlane/shadowlane/internal/testenv"
 	"github.com/shadowlane/shadowlane/propagation"
 )
@@ -25,8 +25,8 @@ func BenchmarkHookOnly(b *testing.B) {
 	set := redis.NewStatusCmd(plain, "set", "user:42", "v")
 	// A key sharing its first byte with the shadow prefix "shadow:".
 	session := redis.NewStringCmd(plain, "get", "session:42")
-	guarded := must(goredis.NewHook()).ProcessHook(noop)
-	unguarded := must(goredis.NewHook(goredis.WithoutGuard())).ProcessHook(noop)
+	guarded := must(slredis.NewHook()).ProcessHook(noop)
+	unguarded := must(slredis.NewHook(slredis.WithoutGuard())).ProcessHook(noop)
 	for _, c := range []struct {
 		name string
 		cmd  redis.Cmder
@@ -64,7 +64,7 @@ func BenchmarkRealRedis(b *testing.B) {
 	testenv.Need(b, "Redis", addr)
 	bare := redis.NewClient(&redis.Options{Addr: addr})
 	hooked := redis.NewClient(&redis.Options{Addr: addr})
-	hooked.AddHook(must(goredis.NewHook()))
+	hooked.AddHook(must(slredis.NewHook()))
 	defer bare.Close()
 	defer hooked.Close()
 	const key = "slbench:user:42"

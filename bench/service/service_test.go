@@ -17,9 +17,9 @@ import (
 	"gorm.io/gorm/logger"
 
 	"github.com/shadowlane/shadowlane"
-	slgin "github.com/shadowlane/shadowlane/adapters/gin"
-	"github.com/shadowlane/shadowlane/adapters/goredis"
-	slsql "github.com/shadowlane/shadowlane/adapters/sql"
+	slgin "github.com/shadowlane/shadowlane/adapters/slgin"
+	"github.com/shadowlane/shadowlane/adapters/slredis"
+	slsql "github.com/shadowlane/shadowlane/adapters/slsql"
 	sqlitedialect "github.com/shadowlane/shadowlane/dialects/sqlite"
 	"github.com/shadowlane/shadowlane/internal/testenv"
 	"github.com/shadowlane/shadowlane/shadow/sqlshadow"
@@ -77,7 +77,7 @@ func newService(b *testing.B, withShadowlane bool) *service {
 			b.Fatal(err)
 		}
 		b.Cleanup(func() { rt.Close() })
-		if _, err := goredis.Instrument(rdb, goredis.WithRuntime(rt)); err != nil {
+		if _, err := slredis.Instrument(rdb, slredis.WithRuntime(rt)); err != nil {
 			b.Fatal(err)
 		}
 		rw, err := sqlshadow.New(sqlitedialect.New())

@@ -10,7 +10,7 @@ import (
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
 
-	slgorm "github.com/shadowlane/shadowlane/adapters/gorm"
+	slgorm "github.com/shadowlane/shadowlane/adapters/slgorm"
 	sqlitedialect "github.com/shadowlane/shadowlane/dialects/sqlite"
 	"github.com/shadowlane/shadowlane/propagation"
 	"github.com/shadowlane/shadowlane/shadow/sqlshadow"

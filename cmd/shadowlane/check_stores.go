@@ -24,7 +24,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/shadowlane/shadowlane"
-	slamqp "github.com/shadowlane/shadowlane/adapters/amqp"
+	slamqp "github.com/shadowlane/shadowlane/adapters/slamqp"
 	"github.com/shadowlane/shadowlane/propagation"
 	"github.com/shadowlane/shadowlane/shadow"
 )

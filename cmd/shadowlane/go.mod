@@ -9,8 +9,8 @@ require (
 	github.com/nats-io/nats.go v1.55.0
 	github.com/rabbitmq/amqp091-go v1.16.0
 	github.com/shadowlane/shadowlane v0.0.0
-	github.com/shadowlane/shadowlane/adapters/amqp v0.0.0
-	github.com/shadowlane/shadowlane/adapters/grpc v0.0.0
+	github.com/shadowlane/shadowlane/adapters/slamqp v0.0.0
+	github.com/shadowlane/shadowlane/adapters/slgrpc v0.0.0
 	github.com/shadowlane/shadowlane/examples v0.0.0
 	google.golang.org/grpc v1.85.0
 	modernc.org/sqlite v1.62.0
@@ -84,10 +84,10 @@ require (
 	github.com/quic-go/quic-go v0.59.0 // indirect
 	github.com/redis/go-redis/v9 v9.23.0
 	github.com/remyoudompheng/bigfft v0.0.0-20230129092748-24d4a6f8daec // indirect
-	github.com/shadowlane/shadowlane/adapters/gin v0.0.0 // indirect
-	github.com/shadowlane/shadowlane/adapters/goredis v0.0.0
-	github.com/shadowlane/shadowlane/adapters/kafka v0.0.0
-	github.com/shadowlane/shadowlane/adapters/sql v0.0.0
+	github.com/shadowlane/shadowlane/adapters/slgin v0.0.0 // indirect
+	github.com/shadowlane/shadowlane/adapters/slredis v0.0.0
+	github.com/shadowlane/shadowlane/adapters/slkafka v0.0.0
+	github.com/shadowlane/shadowlane/adapters/slsql v0.0.0
 	github.com/shadowlane/shadowlane/dialects/mysql v0.0.0
 	github.com/shadowlane/shadowlane/dialects/postgres v0.0.0
 	github.com/shadowlane/shadowlane/dialects/sqlite v0.0.0
@@ -118,18 +118,18 @@ require (
 
 replace (
 	github.com/shadowlane/shadowlane => ../..
-	github.com/shadowlane/shadowlane/adapters/gin => ../../adapters/gin
-	github.com/shadowlane/shadowlane/adapters/grpc => ../../adapters/grpc
+	github.com/shadowlane/shadowlane/adapters/slgin => ../../adapters/slgin
+	github.com/shadowlane/shadowlane/adapters/slgrpc => ../../adapters/slgrpc
 	github.com/shadowlane/shadowlane/examples => ../../examples
 )
 
-replace github.com/shadowlane/shadowlane/adapters/goredis => ../../adapters/goredis
+replace github.com/shadowlane/shadowlane/adapters/slredis => ../../adapters/slredis
 
-replace github.com/shadowlane/shadowlane/adapters/amqp => ../../adapters/amqp
+replace github.com/shadowlane/shadowlane/adapters/slamqp => ../../adapters/slamqp
 
-replace github.com/shadowlane/shadowlane/adapters/kafka => ../../adapters/kafka
+replace github.com/shadowlane/shadowlane/adapters/slkafka => ../../adapters/slkafka
 
-replace github.com/shadowlane/shadowlane/adapters/sql => ../../adapters/sql
+replace github.com/shadowlane/shadowlane/adapters/slsql => ../../adapters/slsql
 
 replace github.com/shadowlane/shadowlane/dialects/sqlite => ../../dialects/sqlite
 

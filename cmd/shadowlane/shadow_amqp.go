@@ -10,7 +10,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/shadowlane/shadowlane"
-	slamqp "github.com/shadowlane/shadowlane/adapters/amqp"
+	slamqp "github.com/shadowlane/shadowlane/adapters/slamqp"
 	"github.com/shadowlane/shadowlane/shadow"
 )
 

@@ -36,33 +36,33 @@ func TestUseFromOwnModule(t *testing.T) {
 	}{
 		{
 			name:    "gin+goredis",
-			modules: []string{"adapters/gin", "adapters/goredis"},
+			modules: []string{"adapters/slgin", "adapters/slredis"},
 			imports: `"github.com/gin-gonic/gin"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/shadowlane/shadowlane"
-	slgin "github.com/shadowlane/shadowlane/adapters/gin"
-	"github.com/shadowlane/shadowlane/adapters/goredis"`,
+	slgin "github.com/shadowlane/shadowlane/adapters/slgin"
+	"github.com/shadowlane/shadowlane/adapters/slredis"`,
 			body: `rt, err := shadowlane.New(shadowlane.Config{Service: "shop", Trust: shadowlane.TrustConfig{Mode: "internal"}})
 	if err != nil {
 		panic(err)
 	}
 	defer rt.Close()
 	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379"})
-	if _, err := goredis.Instrument(rdb); err != nil {
+	if _, err := slredis.Instrument(rdb); err != nil {
 		panic(err)
 	}
 	r := gin.New()
 	r.Use(slgin.Middleware(slgin.WithRuntime(rt)))`,
 			unwanted: []string{
 				"github.com/shadowlane/shadowlane/dialects/",
-				"github.com/shadowlane/shadowlane/adapters/sql",
-				"github.com/shadowlane/shadowlane/adapters/gorm",
-				"github.com/shadowlane/shadowlane/adapters/grpc",
-				"github.com/shadowlane/shadowlane/adapters/kafka",
-				"github.com/shadowlane/shadowlane/adapters/nats",
-				"github.com/shadowlane/shadowlane/adapters/amqp",
-				"github.com/shadowlane/shadowlane/adapters/sarama",
+				"github.com/shadowlane/shadowlane/adapters/slsql",
+				"github.com/shadowlane/shadowlane/adapters/slgorm",
+				"github.com/shadowlane/shadowlane/adapters/slgrpc",
+				"github.com/shadowlane/shadowlane/adapters/slkafka",
+				"github.com/shadowlane/shadowlane/adapters/slnats",
+				"github.com/shadowlane/shadowlane/adapters/slamqp",
+				"github.com/shadowlane/shadowlane/adapters/slsarama",
 				"gorm.io/gorm",
 				"github.com/pganalyze/pg_query_go",
 				"github.com/pingcap/tidb",
@@ -72,8 +72,8 @@ func TestUseFromOwnModule(t *testing.T) {
 			// The case of the issue: gorm on PostgreSQL must not need the
 			// MySQL and SQLite dialects (their tests live in gormtest).
 			name:    "gorm+postgres",
-			modules: []string{"adapters/gorm", "dialects/postgres"},
-			imports: `slgorm "github.com/shadowlane/shadowlane/adapters/gorm"
+			modules: []string{"adapters/slgorm", "dialects/postgres"},
+			imports: `slgorm "github.com/shadowlane/shadowlane/adapters/slgorm"
 	"github.com/shadowlane/shadowlane/dialects/postgres"
 	"github.com/shadowlane/shadowlane/shadow/sqlshadow"`,
 			body: `rw, err := sqlshadow.New(postgres.New())
@@ -135,7 +135,7 @@ func TestUseFromOwnModule(t *testing.T) {
 // TestAdaptersRequireNoDialects: no adapter module requires a SQL dialect
 // module or another adapter (an application requires the one dialect it
 // uses). Tests that need real dialects or drivers live in the nested test
-// modules adapters/sql/sqltest and adapters/gorm/gormtest.
+// modules adapters/slsql/sqltest and adapters/slgorm/gormtest.
 func TestAdaptersRequireNoDialects(t *testing.T) {
 	mods, err := filepath.Glob("../../adapters/*/go.mod")
 	if err != nil || len(mods) == 0 {
@@ -154,7 +154,7 @@ func TestAdaptersRequireNoDialects(t *testing.T) {
 			}
 			path := strings.TrimPrefix(f[0], "github.com/shadowlane/shadowlane/")
 			if strings.HasPrefix(path, "dialects/") || (strings.HasPrefix(path, "adapters/") && path != "adapters/"+self) {
-				t.Errorf("%s requires %s: applications requiring this adapter would have to resolve it; move the tests that need it to a nested test module (see adapters/sql/sqltest)", m, f[0])
+				t.Errorf("%s requires %s: applications requiring this adapter would have to resolve it; move the tests that need it to a nested test module (see adapters/slsql/sqltest)", m, f[0])
 			}
 		}
 	}

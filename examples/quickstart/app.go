@@ -31,11 +31,11 @@ import (
 	"gorm.io/gorm/logger"
 
 	"github.com/shadowlane/shadowlane"
-	slgin "github.com/shadowlane/shadowlane/adapters/gin"
-	"github.com/shadowlane/shadowlane/adapters/goredis"
-	slgorm "github.com/shadowlane/shadowlane/adapters/gorm"
-	slgrpc "github.com/shadowlane/shadowlane/adapters/grpc"
-	slnats "github.com/shadowlane/shadowlane/adapters/nats"
+	slgin "github.com/shadowlane/shadowlane/adapters/slgin"
+	slgorm "github.com/shadowlane/shadowlane/adapters/slgorm"
+	slgrpc "github.com/shadowlane/shadowlane/adapters/slgrpc"
+	slnats "github.com/shadowlane/shadowlane/adapters/slnats"
+	"github.com/shadowlane/shadowlane/adapters/slredis"
 	pgdialect "github.com/shadowlane/shadowlane/dialects/postgres"
 	sqlitedialect "github.com/shadowlane/shadowlane/dialects/sqlite"
 	"github.com/shadowlane/shadowlane/propagation"
@@ -191,9 +191,9 @@ func newRedis(addr string) (*redis.Client, error) {
 		if err != nil {
 			return nil, err
 		}
-		return redis.NewClient(opts), nil //lostctx:ok instrumented by the caller (goredis.Instrument)
+		return redis.NewClient(opts), nil //lostctx:ok instrumented by the caller (slredis.Instrument)
 	}
-	return redis.NewClient(&redis.Options{Addr: addr}), nil //lostctx:ok instrumented by the caller (goredis.Instrument)
+	return redis.NewClient(&redis.Options{Addr: addr}), nil //lostctx:ok instrumented by the caller (slredis.Instrument)
 }
 
 // initRuntime is the one shadowlane call of each service. In one process
@@ -306,7 +306,7 @@ func (a *App) startOrders(ctx context.Context, o Options, isDefault bool) error 
 	if err != nil {
 		return err
 	}
-	goredis.Instrument(rdb, goredis.WithRuntime(rt))
+	slredis.Instrument(rdb, slredis.WithRuntime(rt))
 	a.onClose(func() { rdb.Close() })
 	for _, sku := range SKUs { // production stock, seeded once
 		if err := rdb.SetNX(ctx, StockKey+sku, seedStock, 0).Err(); err != nil {
@@ -407,7 +407,7 @@ func (a *App) startGateway(o Options, ordersAddr string) error {
 	if err != nil {
 		return err
 	}
-	goredis.Instrument(rdb, goredis.WithRuntime(rt)) // marked: shadow:quickstart:stock:<sku>, seeded by `shadow create`
+	slredis.Instrument(rdb, slredis.WithRuntime(rt)) // marked: shadow:quickstart:stock:<sku>, seeded by `shadow create`
 	a.onClose(func() { rdb.Close() })
 
 	conn, err := grpc.NewClient(ordersAddr, append(slgrpc.DialOptions(slgrpc.WithRuntime(rt)), grpc.WithTransportCredentials(insecure.NewCredentials()))...)

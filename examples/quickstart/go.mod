@@ -12,11 +12,11 @@ require (
 	github.com/nats-io/nats.go v1.55.0
 	github.com/redis/go-redis/v9 v9.23.0
 	github.com/shadowlane/shadowlane v0.0.0
-	github.com/shadowlane/shadowlane/adapters/gin v0.0.0
-	github.com/shadowlane/shadowlane/adapters/goredis v0.0.0
-	github.com/shadowlane/shadowlane/adapters/gorm v0.0.0
-	github.com/shadowlane/shadowlane/adapters/grpc v0.0.0
-	github.com/shadowlane/shadowlane/adapters/nats v0.0.0
+	github.com/shadowlane/shadowlane/adapters/slgin v0.0.0
+	github.com/shadowlane/shadowlane/adapters/slredis v0.0.0
+	github.com/shadowlane/shadowlane/adapters/slgorm v0.0.0
+	github.com/shadowlane/shadowlane/adapters/slgrpc v0.0.0
+	github.com/shadowlane/shadowlane/adapters/slnats v0.0.0
 	github.com/shadowlane/shadowlane/dialects/postgres v0.0.0
 	github.com/shadowlane/shadowlane/dialects/sqlite v0.0.0
 	google.golang.org/grpc v1.85.0
@@ -93,11 +93,11 @@ require (
 
 replace (
 	github.com/shadowlane/shadowlane => ../..
-	github.com/shadowlane/shadowlane/adapters/gin => ../../adapters/gin
-	github.com/shadowlane/shadowlane/adapters/goredis => ../../adapters/goredis
-	github.com/shadowlane/shadowlane/adapters/gorm => ../../adapters/gorm
-	github.com/shadowlane/shadowlane/adapters/grpc => ../../adapters/grpc
-	github.com/shadowlane/shadowlane/adapters/nats => ../../adapters/nats
+	github.com/shadowlane/shadowlane/adapters/slgin => ../../adapters/slgin
+	github.com/shadowlane/shadowlane/adapters/slredis => ../../adapters/slredis
+	github.com/shadowlane/shadowlane/adapters/slgorm => ../../adapters/slgorm
+	github.com/shadowlane/shadowlane/adapters/slgrpc => ../../adapters/slgrpc
+	github.com/shadowlane/shadowlane/adapters/slnats => ../../adapters/slnats
 	github.com/shadowlane/shadowlane/dialects/postgres => ../../dialects/postgres
 	github.com/shadowlane/shadowlane/dialects/sqlite => ../../dialects/sqlite
 )

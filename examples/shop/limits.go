@@ -8,7 +8,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/shadowlane/shadowlane"
-	slgrpc "github.com/shadowlane/shadowlane/adapters/grpc"
+	slgrpc "github.com/shadowlane/shadowlane/adapters/slgrpc"
 	"github.com/shadowlane/shadowlane/limiter"
 	"github.com/shadowlane/shadowlane/limiter/httplimit"
 )

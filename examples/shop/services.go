@@ -20,8 +20,8 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/shadowlane/shadowlane"
-	slgin "github.com/shadowlane/shadowlane/adapters/gin"
-	slgrpc "github.com/shadowlane/shadowlane/adapters/grpc"
+	slgin "github.com/shadowlane/shadowlane/adapters/slgin"
+	slgrpc "github.com/shadowlane/shadowlane/adapters/slgrpc"
 	"github.com/shadowlane/shadowlane/envtag"
 	"github.com/shadowlane/shadowlane/middleware"
 	"github.com/shadowlane/shadowlane/propagation"

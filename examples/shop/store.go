@@ -15,9 +15,9 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	slamqp "github.com/shadowlane/shadowlane/adapters/amqp"
-	"github.com/shadowlane/shadowlane/adapters/kafka"
-	slnats "github.com/shadowlane/shadowlane/adapters/nats"
+	slamqp "github.com/shadowlane/shadowlane/adapters/slamqp"
+	"github.com/shadowlane/shadowlane/adapters/slkafka"
+	slnats "github.com/shadowlane/shadowlane/adapters/slnats"
 	"github.com/shadowlane/shadowlane/propagation"
 	"github.com/shadowlane/shadowlane/shadow"
 )
@@ -64,16 +64,16 @@ func (n Names) LedgerLog() string { return n.Ledger + "_consumers" }
 func (n Names) StockKey() string { return n.KeyPrefix + "stock:" + n.SKU }
 
 // Store is the order service's storage: SQL through a shadowlane-wrapped
-// *sql.DB (adapters/sql), a Redis cache through a go-redis client with the
-// shadowlane hook (adapters/goredis), and order events through a
-// shadowlane Producer (adapters/kafka); optionally shipment requests on
-// NATS JetStream (adapters/nats) and fulfilment requests on RabbitMQ
-// (adapters/amqp). The shop writes with the request's context and
+// *sql.DB (adapters/slsql), a Redis cache through a go-redis client with the
+// shadowlane hook (adapters/slredis), and order events through a
+// shadowlane Producer (adapters/slkafka); optionally shipment requests on
+// NATS JetStream (adapters/slnats) and fulfilment requests on RabbitMQ
+// (adapters/slamqp). The shop writes with the request's context and
 // production names; the adapters do the shadowing.
 type Store struct {
 	DB     *sql.DB               // slsql.OpenDB(...)
 	Redis  redis.UniversalClient // with goredis.Instrument(...)
-	Events *kafka.Producer       // from kafka.Shadow.Producer
+	Events *slkafka.Producer     // from slkafka.Shadow.Producer
 	// Shipments publishes shipment requests on JetStream through the
 	// shadowing wrapper (nil: none).
 	Shipments *slnats.JetStream
@@ -238,7 +238,7 @@ func (s *Store) retry(ctx context.Context, what string, refused func(error), f f
 }
 
 // ShippingHandler is the shipping service instance of environment env
-// ("" trunk): for every shipment request (JetStream, through adapters/nats)
+// ("" trunk): for every shipment request (JetStream, through adapters/slnats)
 // it records the order under [Names.ShipmentKey] in Redis, with env as the
 // consumer. The record is idempotent (the same value for the same
 // request), so a redelivery changes nothing. A malformed request (poison)
@@ -259,7 +259,7 @@ func (s *Store) ShippingHandler(env string, refused func(error)) slnats.JSHandle
 
 // FulfilmentHandler is the fulfilment service instance of environment env
 // ("" trunk): for every fulfilment request (RabbitMQ, through
-// adapters/amqp) it records the order under [Names.FulfilmentKey] in
+// adapters/slamqp) it records the order under [Names.FulfilmentKey] in
 // Redis, with env as the consumer; idempotent and retried like
 // [Store.ShippingHandler].
 func (s *Store) FulfilmentHandler(env string, refused func(error)) slamqp.Handler {
@@ -287,7 +287,7 @@ func (s *Store) FulfilmentHandler(env string, refused func(error)) slamqp.Handle
 // malformed event (poison) go to refused and are skipped. It returns an
 // error only when ctx ends first: then the record is not committed, and a
 // restarted consumer handles it again.
-func (s *Store) LedgerHandler(consumer string, refused func(error)) kafka.Handler {
+func (s *Store) LedgerHandler(consumer string, refused func(error)) slkafka.Handler {
 	return func(ctx context.Context, r *kgo.Record) error {
 		var ev Event
 		if err := json.Unmarshal(r.Value, &ev); err != nil || ev.ID == "" {

@@ -105,12 +105,12 @@ require (
 	github.com/russross/blackfriday/v2 v2.1.0 // indirect
 	github.com/secure-systems-lab/go-securesystemslib v0.11.1 // indirect
 	github.com/shadowlane/shadowlane v0.0.0 // indirect
-	github.com/shadowlane/shadowlane/adapters/gin v0.0.0 // indirect
-	github.com/shadowlane/shadowlane/adapters/goredis v0.0.0 // indirect
-	github.com/shadowlane/shadowlane/adapters/gorm v0.0.0 // indirect
-	github.com/shadowlane/shadowlane/adapters/grpc v0.0.0 // indirect
-	github.com/shadowlane/shadowlane/adapters/kafka v0.0.0 // indirect
-	github.com/shadowlane/shadowlane/adapters/sql v0.0.0 // indirect
+	github.com/shadowlane/shadowlane/adapters/slgin v0.0.0 // indirect
+	github.com/shadowlane/shadowlane/adapters/slredis v0.0.0 // indirect
+	github.com/shadowlane/shadowlane/adapters/slgorm v0.0.0 // indirect
+	github.com/shadowlane/shadowlane/adapters/slgrpc v0.0.0 // indirect
+	github.com/shadowlane/shadowlane/adapters/slkafka v0.0.0 // indirect
+	github.com/shadowlane/shadowlane/adapters/slsql v0.0.0 // indirect
 	github.com/shirou/gopsutil/v4 v4.26.8 // indirect
 	github.com/tinylib/msgp v1.6.4 // indirect
 	github.com/tklauser/go-sysconf v0.4.0 // indirect
@@ -167,12 +167,12 @@ require (
 
 replace (
 	github.com/shadowlane/shadowlane => ../..
-	github.com/shadowlane/shadowlane/adapters/gin => ../../adapters/gin
-	github.com/shadowlane/shadowlane/adapters/goredis => ../../adapters/goredis
-	github.com/shadowlane/shadowlane/adapters/gorm => ../../adapters/gorm
-	github.com/shadowlane/shadowlane/adapters/grpc => ../../adapters/grpc
-	github.com/shadowlane/shadowlane/adapters/kafka => ../../adapters/kafka
-	github.com/shadowlane/shadowlane/adapters/sql => ../../adapters/sql
+	github.com/shadowlane/shadowlane/adapters/slgin => ../../adapters/slgin
+	github.com/shadowlane/shadowlane/adapters/slredis => ../../adapters/slredis
+	github.com/shadowlane/shadowlane/adapters/slgorm => ../../adapters/slgorm
+	github.com/shadowlane/shadowlane/adapters/slgrpc => ../../adapters/slgrpc
+	github.com/shadowlane/shadowlane/adapters/slkafka => ../../adapters/slkafka
+	github.com/shadowlane/shadowlane/adapters/slsql => ../../adapters/slsql
 	github.com/shadowlane/shadowlane/dialects/sqlite => ../../dialects/sqlite
 	github.com/shadowlane/shadowlane/wiring => ../../wiring
 )

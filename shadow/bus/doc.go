@@ -1,7 +1,7 @@
 // Package bus holds the client-neutral rules of shadowlane for message
 // systems (Kafka, RabbitMQ, NATS, ...), as package rediskeys does for Redis
-// and package sqlshadow for SQL. Adapters (adapters/kafka, adapters/sarama,
-// adapters/amqp, adapters/nats) keep only client glue: they convert their
+// and package sqlshadow for SQL. Adapters (adapters/slkafka, adapters/slsarama,
+// adapters/slamqp, adapters/slnats) keep only client glue: they convert their
 // client's header type and call these rules.
 //
 // What is written here once, for every bus:

@@ -33,7 +33,7 @@ type namedString string
 func ptr[T any](v T) *T { return &v }
 
 // argCases are arguments and the text go-redis v9.23's Writer.WriteArg
-// sends for them (adapters/goredis checks the same table against a real
+// sends for them (adapters/slredis checks the same table against a real
 // server with ECHO).
 var argCases = []struct {
 	arg  any

@@ -52,6 +52,6 @@
 // same position, and the shadow names of a multi-key command in one
 // allocation.
 //
-// The package is client-neutral; adapters/goredis wires it into go-redis
+// The package is client-neutral; adapters/slredis wires it into go-redis
 // hooks.
 package rediskeys

@@ -43,7 +43,7 @@
 //     sent with nats.go itself — a *nats.Conn Publish, PublishMsg,
 //     PublishRequest or Request*, a JetStream Publish* (package jetstream,
 //     or the legacy nats.JetStream) — wherever it is called, because nats.go
-//     has no publish hook: only the adapters/nats wrappers
+//     has no publish hook: only the adapters/slnats wrappers
 //     ((*nats.Shadow).Conn, (*nats.Shadow).JetStream) route a marked message
 //     to its shadow subject. Turn the rule off with -wiring=false (for
 //     example when Orchestrion wires the clients).

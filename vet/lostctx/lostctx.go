@@ -632,10 +632,10 @@ func (c *checker) clients(body *ast.BlockStmt) {
 			constructed = append(constructed, made{call, "redis." + fn.Name(), "pass it to goredis.Instrument (or AddHook a shadowlane hook)"})
 		case isFunc(fn, kgoPath, "NewClient"):
 			if !c.kgoHooked(call) {
-				constructed = append(constructed, made{call, "kgo.NewClient", "add kgo.WithHooks(shadow) with a *kafka.Shadow from adapters/kafka"})
+				constructed = append(constructed, made{call, "kgo.NewClient", "add kgo.WithHooks(shadow) with a *kafka.Shadow from adapters/slkafka"})
 			}
 		case saramaPaths[path] && isFunc(fn, path, "NewSyncProducer", "NewAsyncProducer", "NewSyncProducerFromClient", "NewAsyncProducerFromClient"):
-			constructed = append(constructed, made{call, "sarama." + fn.Name(), "wrap it with (*sarama.Shadow).SyncProducer from adapters/sarama, or add the Shadow to Config.Producer.Interceptors"})
+			constructed = append(constructed, made{call, "sarama." + fn.Name(), "wrap it with (*sarama.Shadow).SyncProducer from adapters/slsarama, or add the Shadow to Config.Producer.Interceptors"})
 		}
 		return true
 	})
@@ -892,7 +892,7 @@ func (c *checker) natsPublish(call *ast.CallExpr) {
 	}
 	c.report(analysis.Diagnostic{
 		Pos: call.Pos(), End: call.End(), Category: "unwired",
-		Message: fmt.Sprintf("raw NATS publish (%s.%s.%s): nats.go has no publish hook, so a marked message would reach the production subject unmarked; publish through (*nats.Shadow).Conn(nc) or (*nats.Shadow).JetStream(js) from adapters/nats", pkg, recv, fn.Name()),
+		Message: fmt.Sprintf("raw NATS publish (%s.%s.%s): nats.go has no publish hook, so a marked message would reach the production subject unmarked; publish through (*nats.Shadow).Conn(nc) or (*nats.Shadow).JetStream(js) from adapters/slnats", pkg, recv, fn.Name()),
 	})
 }
 

@@ -15,7 +15,7 @@ func TestFindings(t *testing.T) {
 func TestClients(t *testing.T) {
 	analysistest.Run(t, analysistest.TestData(), lostctx.Analyzer, "clients",
 		// shadowlane's own packages build the clients they wire.
-		"github.com/shadowlane/shadowlane/adapters/goredis",
+		"github.com/shadowlane/shadowlane/adapters/slredis",
 		// ... but its examples and CLI are applications.
 		"github.com/shadowlane/shadowlane/examples/shop")
 }

@@ -5,13 +5,13 @@ package drill
 //   - shipment requests on NATS JetStream (stream SHIPMENTS, subject
 //     shop.shipments; shadow twins SHIPMENTS_shadow and
 //     shadow.shop.shipments), consumed by the shipping service through
-//     adapters/nats, which records each order in Redis (shipment:<id>);
+//     adapters/slnats, which records each order in Redis (shipment:<id>);
 //     the service runs a trunk and a proj-a lane instance (environment
 //     lanes: proj-a-tagged requests are the lane's); embedded nats-server
 //     by default, --nats for a real one;
 //   - fulfilment requests on RabbitMQ (exchange shop, key fulfil, queue
 //     fulfilment; twins shop_shadow and fulfilment_shadow), consumed by the
-//     fulfilment service through adapters/amqp, which records each order in
+//     fulfilment service through adapters/slamqp, which records each order in
 //     Redis (fulfilment:<id>); only with --amqp (there is no embedded
 //     RabbitMQ).
 //
@@ -37,8 +37,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	amqp091 "github.com/rabbitmq/amqp091-go"
 
-	slamqp "github.com/shadowlane/shadowlane/adapters/amqp"
-	slnats "github.com/shadowlane/shadowlane/adapters/nats"
+	slamqp "github.com/shadowlane/shadowlane/adapters/slamqp"
+	slnats "github.com/shadowlane/shadowlane/adapters/slnats"
 	"github.com/shadowlane/shadowlane/envtag"
 	"github.com/shadowlane/shadowlane/examples/shop"
 )

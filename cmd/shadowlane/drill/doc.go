@@ -22,10 +22,10 @@
 //
 // The order service records every accepted order for real: in one SQL
 // transaction an orders row and a stock decrement (database/sql wrapped by
-// adapters/sql, table mode with the dialect of the database), then a
+// adapters/slsql, table mode with the dialect of the database), then a
 // Redis cache entry order:<id> and a stock counter (go-redis with the
-// adapters/goredis hook, key mode, prefix "shadow:"), then an
-// order-events record (franz-go with the adapters/kafka hook and
+// adapters/slredis hook, key mode, prefix "shadow:"), then an
+// order-events record (franz-go with the adapters/slkafka hook and
 // Producer). A ledger writer (the kafka adapter's consumer runner, a
 // production group on order-events and a shadow group on
 // order-events_shadow) writes a ledger row per event through the SQL
@@ -35,7 +35,7 @@
 //
 // Two more buses carry work to two more consumer services. Every order
 // publishes a shipment request on NATS JetStream (subject shop.shipments,
-// stream SHIPMENTS; the adapters/nats JetStream wrapper sends load-test requests
+// stream SHIPMENTS; the adapters/slnats JetStream wrapper sends load-test requests
 // to shadow.shop.shipments in SHIPMENTS_shadow, which the adapter derived
 // from the production stream); the shipping service (the adapter's
 // JetStream consumer on both streams) records shipment:<id> in Redis. It

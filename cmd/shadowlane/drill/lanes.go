@@ -11,8 +11,8 @@ package drill
 // has no key: an event applied twice (a consumer that is not idempotent)
 // shows as two rows.
 //
-// Phase 1 (lane live): the trunk's kafka.WithLanes says proj-a has a lane
-// for the ledger-writer group; the lane consumer (kafka.WithEnv("proj-a"))
+// Phase 1 (lane live): the trunk's slkafka.WithLanes says proj-a has a lane
+// for the ledger-writer group; the lane consumer (slkafka.WithEnv("proj-a"))
 // joins ledger-writer-proj-a on order-events and ledger-writer-proj-a_shadow
 // on order-events_shadow. Phase 2 (lane gone): once every group has
 // committed up to the end offsets, the lane consumer stops, proj-a is
@@ -33,7 +33,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/shadowlane/shadowlane/adapters/kafka"
+	"github.com/shadowlane/shadowlane/adapters/slkafka"
 	"github.com/shadowlane/shadowlane/envtag"
 	"github.com/shadowlane/shadowlane/propagation"
 )
@@ -45,9 +45,9 @@ const trunkConsumer = "trunk"
 type laneDrill struct {
 	s      *stores
 	lanes  envtag.SwapLanes
-	table  string          // consumption table (production name)
-	plans  []kafka.Plan    // every group of both consumers
-	trunk  *kafka.Consumer // the trunk ledger writer
+	table  string            // consumption table (production name)
+	plans  []slkafka.Plan    // every group of both consumers
+	trunk  *slkafka.Consumer // the trunk ledger writer
 	stop   context.CancelFunc
 	done   chan error
 	gone   map[string]bool // order ids placed after the lane went away
@@ -72,7 +72,7 @@ func (s *stores) startConsumers(ctx context.Context) (*laneDrill, error) {
 	l.lanes.Store(envtag.StaticLanes{s.group: {projEnv}})
 	opts := []kgo.Opt{kgo.SeedBrokers(s.kseed...), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart())}
 
-	trunk, err := kafka.New(kafka.WithShadowTopics(s.names.Topic), kafka.WithShadowGroups(s.group), kafka.WithLanes(&l.lanes))
+	trunk, err := slkafka.New(slkafka.WithShadowTopics(s.names.Topic), slkafka.WithShadowGroups(s.group), slkafka.WithLanes(&l.lanes))
 	if err != nil {
 		return nil, err
 	}
@@ -80,7 +80,7 @@ func (s *stores) startConsumers(ctx context.Context) (*laneDrill, error) {
 	if err != nil {
 		return nil, err
 	}
-	lane, err := kafka.New(kafka.WithShadowTopics(s.names.Topic), kafka.WithShadowGroups(s.group), kafka.WithEnv(projEnv))
+	lane, err := slkafka.New(slkafka.WithShadowTopics(s.names.Topic), slkafka.WithShadowGroups(s.group), slkafka.WithEnv(projEnv))
 	if err != nil {
 		return nil, err
 	}
@@ -132,7 +132,7 @@ func (s *stores) startConsumers(ctx context.Context) (*laneDrill, error) {
 // handler is the shop's ledger writer instance named consumer: the ledger
 // row and the consumption row in one transaction, idempotent by order id,
 // transient errors retried (shop.Store.LedgerHandler).
-func (l *laneDrill) handler(consumer string) kafka.Handler {
+func (l *laneDrill) handler(consumer string) slkafka.Handler {
 	return l.s.store.LedgerHandler(consumer, l.s.refuse)
 }
 
@@ -152,7 +152,7 @@ func (l *laneDrill) stopLane() error {
 
 // caughtUp waits (bounded) until every group of plans has committed up to the end offsets of its topics: from then on no record
 // produced so far is handed to anyone.
-func (l *laneDrill) caughtUp(ctx context.Context, plans []kafka.Plan, max time.Duration) (bool, string) {
+func (l *laneDrill) caughtUp(ctx context.Context, plans []slkafka.Plan, max time.Duration) (bool, string) {
 	cl, err := kgo.NewClient(kgo.SeedBrokers(l.s.seeds...))
 	if err != nil {
 		return false, err.Error()
@@ -427,7 +427,7 @@ func (l *laneDrill) topicEnvs(ctx context.Context, topic string) (map[string]str
 			n++
 			env := ""
 			for _, h := range r.Headers {
-				if strings.EqualFold(h.Key, kafka.HeaderEnv) {
+				if strings.EqualFold(h.Key, slkafka.HeaderEnv) {
 					env = string(h.Value)
 				}
 			}

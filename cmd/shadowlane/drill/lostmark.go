@@ -13,7 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/shadowlane/shadowlane"
-	"github.com/shadowlane/shadowlane/adapters/goredis"
+	"github.com/shadowlane/shadowlane/adapters/slredis"
 	"github.com/shadowlane/shadowlane/middleware"
 	"github.com/shadowlane/shadowlane/propagation"
 	"github.com/shadowlane/shadowlane/shadow"
@@ -55,7 +55,7 @@ func lostMark(ctx context.Context, st *stores, run string, n int, rep *Report, a
 			continue
 		}
 		rdb := redis.NewClient(&redis.Options{Addr: raw.Options().Addr})
-		goredis.Instrument(rdb, goredis.WithRuntime(rt))
+		slredis.Instrument(rdb, slredis.WithRuntime(rt))
 		h := middleware.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			user := r.URL.Query().Get("user")
 			// The mistake under test: the request's context (and its mark)

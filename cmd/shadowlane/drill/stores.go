@@ -24,9 +24,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	_ "modernc.org/sqlite" // embedded default
 
-	"github.com/shadowlane/shadowlane/adapters/goredis"
-	"github.com/shadowlane/shadowlane/adapters/kafka"
-	slsql "github.com/shadowlane/shadowlane/adapters/sql"
+	"github.com/shadowlane/shadowlane/adapters/slkafka"
+	"github.com/shadowlane/shadowlane/adapters/slredis"
+	slsql "github.com/shadowlane/shadowlane/adapters/slsql"
 	"github.com/shadowlane/shadowlane/dialects/mysql"
 	"github.com/shadowlane/shadowlane/dialects/postgres"
 	"github.com/shadowlane/shadowlane/dialects/sqlite"
@@ -69,7 +69,7 @@ type stores struct {
 	rdb   *redis.Client // with the goredis hook
 	seeds []string      // the brokers, for the drill's plain read-back clients
 	kseed []string      // the brokers for the shop's clients: through the Kafka fault proxies with --faults and --kafka
-	ks    *kafka.Shadow
+	ks    *slkafka.Shadow
 	kcl   *kgo.Client // producer, with the kafka Shadow as hook
 	group string
 	store *shop.Store
@@ -325,7 +325,7 @@ func (s *stores) openRedis(ctx context.Context, b Backends) error {
 	// (else a blackholed server holds it for the read timeout).
 	s.rdb = redis.NewClient(&redis.Options{Addr: paddr, PoolSize: 32, ContextTimeoutEnabled: true})
 	s.closers = append(s.closers, func() { s.rdb.Close() })
-	if _, err := goredis.Instrument(s.rdb); err != nil { // key mode, prefix "shadow:"
+	if _, err := slredis.Instrument(s.rdb); err != nil { // key mode, prefix "shadow:"
 		return err
 	}
 	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
@@ -392,7 +392,7 @@ func (s *stores) openKafka(ctx context.Context, b Backends) error {
 			return err
 		}
 	}
-	ks, err := kafka.New(kafka.WithShadowTopics(s.names.Topic), kafka.WithShadowGroups(s.group))
+	ks, err := slkafka.New(slkafka.WithShadowTopics(s.names.Topic), slkafka.WithShadowGroups(s.group))
 	if err != nil {
 		return err
 	}

@@ -26,8 +26,8 @@ import (
 	"google.golang.org/grpc/peer"
 
 	"github.com/shadowlane/shadowlane"
-	slgrpc "github.com/shadowlane/shadowlane/adapters/grpc"
-	"github.com/shadowlane/shadowlane/adapters/grpc/envbalancer"
+	slgrpc "github.com/shadowlane/shadowlane/adapters/slgrpc"
+	"github.com/shadowlane/shadowlane/adapters/slgrpc/envbalancer"
 	"github.com/shadowlane/shadowlane/envtag"
 	"github.com/shadowlane/shadowlane/examples/shop"
 	"github.com/shadowlane/shadowlane/middleware"

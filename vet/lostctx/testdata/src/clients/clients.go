@@ -10,10 +10,10 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/shadowlane/shadowlane/adapters/goredis"
-	"github.com/shadowlane/shadowlane/adapters/kafka"
-	slnats "github.com/shadowlane/shadowlane/adapters/nats"
-	slsarama "github.com/shadowlane/shadowlane/adapters/sarama"
+	"github.com/shadowlane/shadowlane/adapters/slkafka"
+	slnats "github.com/shadowlane/shadowlane/adapters/slnats"
+	"github.com/shadowlane/shadowlane/adapters/slredis"
+	slsarama "github.com/shadowlane/shadowlane/adapters/slsarama"
 )
 
 type app struct {
@@ -37,16 +37,16 @@ func unwired() {
 
 func wired() error {
 	r := redis.NewClient(&redis.Options{})
-	goredis.Instrument(r)
+	slredis.Instrument(r)
 	r2 := redis.NewClient(&redis.Options{})
-	r2.AddHook(goredis.NewHook())
-	goredis.Instrument(redis.NewRing(&redis.RingOptions{}))
+	r2.AddHook(slredis.NewHook())
+	slredis.Instrument(redis.NewRing(&redis.RingOptions{}))
 
 	a := &app{}
 	a.rdb = redis.NewClient(&redis.Options{})
-	goredis.Instrument(a.rdb)
+	slredis.Instrument(a.rdb)
 
-	s, _ := kafka.New()
+	s, _ := slkafka.New()
 	cl, _ := kgo.NewClient(kgo.SeedBrokers("k:9092"), kgo.WithHooks(s))
 	_ = cl
 	cl2, _ := kgo.NewClient(kgo.SeedBrokers("k:9092"))

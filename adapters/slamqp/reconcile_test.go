@@ -1,0 +1,460 @@
+package slamqp_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	amqp091 "github.com/rabbitmq/amqp091-go"
+
+	"github.com/shadowlane/shadowlane/adapters/slamqp"
+	"github.com/shadowlane/shadowlane/envtag"
+	"github.com/shadowlane/shadowlane/propagation"
+	"github.com/shadowlane/shadowlane/shadow"
+)
+
+// reconcileN is how many messages a reconciliation test sends in all: 2,000
+// by default, 10,000 with SHADOWLANE_LONG=1, 400 under -short.
+func reconcileN() int {
+	switch {
+	case os.Getenv("SHADOWLANE_LONG") == "1":
+		return 10000
+	case testing.Short():
+		return 400
+	}
+	return 2000
+}
+
+// ledger records, per message id, every successful handling (by whom,
+// under which mark), every attempt and every refusal.
+type ledger struct {
+	mu       sync.Mutex
+	handled  map[string][]handling
+	attempts map[string]int
+	refused  map[string][]error
+	total    atomic.Int64
+}
+
+type handling struct {
+	by   string
+	mark propagation.Mark
+}
+
+func newLedger() *ledger {
+	return &ledger{handled: map[string][]handling{}, attempts: map[string]int{}, refused: map[string][]error{}}
+}
+
+func (l *ledger) attempt(id string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.attempts[id]++
+	return l.attempts[id]
+}
+
+func (l *ledger) handle(id, by string, m propagation.Mark) {
+	l.mu.Lock()
+	l.handled[id] = append(l.handled[id], handling{by, m})
+	l.mu.Unlock()
+	l.total.Add(1)
+}
+
+func (l *ledger) refuse(id string, err error) {
+	l.mu.Lock()
+	l.refused[id] = append(l.refused[id], err)
+	l.mu.Unlock()
+}
+
+func (l *ledger) waitIDs(t *testing.T, what string, ids []string) {
+	t.Helper()
+	deadline := time.Now().Add(45 * time.Second)
+	for {
+		l.mu.Lock()
+		missing, first := 0, ""
+		for _, id := range ids {
+			if len(l.handled[id]) == 0 && len(l.refused[id]) == 0 {
+				if missing == 0 {
+					first = id
+				}
+				missing++
+			}
+		}
+		l.mu.Unlock()
+		if missing == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %d of %d messages neither handled nor refused (first %s)", what, missing, len(ids), first)
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+}
+
+// consumer runs Consume on its own connection until stop or the
+// connection dies; done gets Consume's error.
+type consumer struct {
+	conn   *amqp091.Connection
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func startConsumer(t *testing.T, s *slamqp.Shadow, queue string, h slamqp.Handler) *consumer {
+	t.Helper()
+	return startConsumerOn(t, dial(t), s, queue, h)
+}
+
+// startConsumerOn consumes on a new channel of conn; stop leaves the
+// channel open (a consumer stopped while its process goes on).
+func startConsumerOn(t *testing.T, conn *amqp091.Connection, s *slamqp.Shadow, queue string, h slamqp.Handler) *consumer {
+	t.Helper()
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	c := &consumer{conn: conn, cancel: cancel, done: make(chan error, 1)}
+	go func() { c.done <- s.Channel(ch).Consume(ctx, queue, h) }()
+	return c
+}
+
+func (c *consumer) stop() error {
+	c.cancel()
+	return <-c.done
+}
+
+// TestReconcileRabbitMQ sends production, marked and env-tagged messages
+// with known ids through a topic exchange on the loopback RabbitMQ and
+// consumes them with a trunk consumer, a lane (proj-b) dropped half-way
+// and a lane (proj-a) whose queue is declared late, through a trunk crash
+// (its connection closed mid-batch; the broker requeues what it held),
+// handler errors (nack with requeue), poison messages and malformed
+// marks. It reconciles by id from the consumer side (each message handled
+// once by the right consumer under the right mark, the crash's
+// at-least-once duplicates counted and bounded, refusals exactly once,
+// other messages flowing while the poison is retried) and from the broker
+// side (plain audit queues bound to both exchanges, the consumers' queues
+// empty, the dead-letter queues holding exactly the refused messages).
+func TestReconcileRabbitMQ(t *testing.T) {
+	admin := dial(t)
+	n := reconcileN()
+	p := "buses" + uniq()
+	x, dlx := p+".orders", p+".dlx"
+	q, dead := p+".work", p+".dead"
+	audit, auditSh := p+".audit", p+".audit_sh"
+	cleanup(t, admin, []string{q, q + "_shadow", q + "-proj-a", q + "-proj-a_shadow", q + "-proj-b", q + "-proj-b_shadow", dead, dead + "_shadow", audit, auditSh}, []string{x, x + "_shadow", dlx, dlx + "_shadow"})
+
+	lg := newLedger()
+	var lanes envtag.SwapLanes
+	lanes.Store(envtag.StaticLanes{q: {"proj-b"}})
+	opts := []slamqp.Option{
+		slamqp.WithShadowExchanges(x, dlx), slamqp.WithShadowQueues(q, dead), slamqp.WithLanes(&lanes), slamqp.WithMaxDeliveries(3),
+		slamqp.WithRefused(func(ctx context.Context, d *amqp091.Delivery, err error) { lg.refuse(string(d.Body), err) }),
+	}
+	trunk, err := slamqp.New(append(opts, slamqp.WithConfirms())...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	laneA, err := slamqp.New(append(opts, slamqp.WithEnv("proj-a"))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	laneB, err := slamqp.New(append(opts, slamqp.WithEnv("proj-b"))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	topo := slamqp.Topology{
+		Exchanges: []slamqp.Exchange{{Name: x, Kind: "topic"}, {Name: dlx, Kind: "fanout"}},
+		Queues:    []slamqp.Queue{{Name: q, Args: amqp091.Table{"x-dead-letter-exchange": dlx}}, {Name: dead}},
+		Bindings:  []slamqp.Binding{{Queue: q, Exchange: x, Key: "order.#"}, {Queue: dead, Exchange: dlx}},
+	}
+	raw := channel(t, admin)
+	if err := trunk.Declare(raw, topo); err != nil {
+		t.Fatal(err)
+	}
+	if err := laneB.Declare(raw, slamqp.Topology{Queues: topo.Queues[:1], Bindings: topo.Bindings[:1]}); err != nil {
+		t.Fatal(err)
+	}
+	// Audit queues: plain queues bound to both exchanges, read at the end
+	// by a client that knows nothing of shadowlane.
+	for _, a := range [][2]string{{audit, x}, {auditSh, x + "_shadow"}} {
+		if _, err := raw.QueueDeclare(a[0], false, false, false, false, nil); err != nil {
+			t.Fatal(err)
+		}
+		if err := raw.QueueBind(a[0], "#", a[1], false, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	var poisonFirst, poisonLast atomic.Int64
+	handler := func(who string, crash func()) slamqp.Handler {
+		return func(ctx context.Context, d *amqp091.Delivery) error {
+			id := string(d.Body)
+			a := lg.attempt(who + "/" + id)
+			if strings.HasPrefix(id, "X-") {
+				if poisonFirst.Load() == 0 {
+					poisonFirst.Store(lg.total.Load() + 1)
+				}
+				poisonLast.Store(lg.total.Load() + 1)
+				return errors.New("poison")
+			}
+			if a == 1 && strings.HasSuffix(id, "7") {
+				return errors.New("transient")
+			}
+			lg.handle(id, who, propagation.FromContext(ctx))
+			if crash != nil {
+				crash()
+			}
+			return nil
+		}
+	}
+	var (
+		handledT1 atomic.Int64
+		crashOnce sync.Once
+		crashed   = make(chan struct{})
+		t1        *consumer
+	)
+	crash := func() {
+		if handledT1.Add(1) == int64(n/8) {
+			crashOnce.Do(func() {
+				t1.conn.Close() // mid-batch: the broker requeues the unacked
+				close(crashed)
+			})
+		}
+	}
+	t1 = startConsumer(t, trunk, q, handler("trunk", crash))
+	lb := startConsumer(t, laneB, q, handler("lane-b", nil))
+
+	pub := trunk.Channel(channel(t, admin))
+	ctx := context.Background()
+	send := func(ctx context.Context, id string) {
+		if err := pub.PublishWithContext(ctx, x, "order.created", true, false, amqp091.Publishing{MessageId: id, Body: []byte(id)}); err != nil {
+			t.Errorf("publish %s: %v", id, err)
+		}
+	}
+	rawPub := func(id string, h amqp091.Table) {
+		if err := raw.PublishWithContext(ctx, x, "order.created", false, false, amqp091.Publishing{MessageId: id, Body: []byte(id), Headers: h}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	run := propagation.With(ctx, propagation.Mark{Run: "r1"})
+	envA := propagation.With(ctx, propagation.Mark{Env: "proj-a"})
+	envB := propagation.With(ctx, propagation.Mark{Env: "proj-b"})
+
+	quarter := n / 4
+	var pm struct {
+		sync.Mutex
+		p, m []string
+	}
+	var bg sync.WaitGroup
+	bg.Go(func() {
+		for i := range quarter {
+			pid, mid := fmt.Sprintf("P-%05d", i), fmt.Sprintf("M-%05d", i)
+			send(ctx, pid)
+			send(run, mid)
+			pm.Lock()
+			pm.p, pm.m = append(pm.p, pid), append(pm.m, mid)
+			pm.Unlock()
+		}
+	})
+	send(ctx, "X-P-0")
+	send(run, "X-M-0")
+	var bad []string
+	for i := range 5 {
+		f, c := fmt.Sprintf("F-%d", i), fmt.Sprintf("C-%d", i)
+		rawPub(f, amqp091.Table{"X-SHADOWLANE-RUN": "forged"})
+		rawPub(c, amqp091.Table{"X-Shadowlane-Env": "proj-a", "x-shadowlane-env": "proj-b"})
+		bad = append(bad, f, c)
+	}
+	half := quarter / 2
+	var a1, a2, b1, b2 []string
+	for i := range half {
+		a1, b1 = append(a1, fmt.Sprintf("A-%05d", i)), append(b1, fmt.Sprintf("B-%05d", i))
+		send(envA, a1[i])
+		send(envB, b1[i])
+	}
+	select {
+	case <-crashed:
+	case <-time.After(45 * time.Second):
+		t.Fatal("the trunk never reached its crash point")
+	}
+	if err := <-t1.done; err == nil {
+		t.Error("the crashed consumer's Consume returned nil")
+	}
+	var (
+		handledT2 atomic.Int64
+		stopOnce  sync.Once
+		stopAt    = make(chan struct{})
+	)
+	conn2 := dial(t)
+	t2 := startConsumerOn(t, conn2, trunk, q, handler("trunk", func() {
+		if handledT2.Add(1) == int64(n/4) {
+			stopOnce.Do(func() { close(stopAt) })
+		}
+	}))
+	lg.waitIDs(t, "phase 1", append(append([]string{}, a1...), b1...))
+
+	// Hand-over: proj-a's lane queue is declared (bound) and consumed,
+	// then listed; proj-b's lane is unlisted, then stopped.
+	if err := laneA.Declare(raw, slamqp.Topology{Queues: topo.Queues[:1], Bindings: topo.Bindings[:1]}); err != nil {
+		t.Fatal(err)
+	}
+	la := startConsumer(t, laneA, q, handler("lane-a", nil))
+	defer la.stop()
+	lanes.Store(envtag.StaticLanes{q: {"proj-a"}})
+	if err := lb.stop(); err != nil {
+		t.Error(err)
+	}
+	for i := half; i < quarter; i++ {
+		a, b := fmt.Sprintf("A-%05d", i), fmt.Sprintf("B-%05d", i)
+		a2, b2 = append(a2, a), append(b2, b)
+		send(envA, a)
+		send(envB, b)
+	}
+	// A graceful stop mid-batch (its prefetched deliveries not handled
+	// yet), the channel left open, and a new consumer on the same
+	// connection: what the stopped one held must flow to the new one.
+	select {
+	case <-stopAt:
+	case <-time.After(45 * time.Second):
+		t.Fatal("the second trunk never reached its stop point")
+	}
+	if err := t2.stop(); err != nil {
+		t.Error(err)
+	}
+	t3 := startConsumerOn(t, conn2, trunk, q, handler("trunk", nil))
+	defer t3.stop()
+	bg.Wait()
+	all := append([]string{"X-P-0", "X-M-0"}, bad...)
+	for _, s := range [][]string{pm.p, pm.m, a1, a2, b1, b2} {
+		all = append(all, s...)
+	}
+	lg.waitIDs(t, "all", all)
+	// Broker side: the consumers' queues drain (everything settled).
+	ch := channel(t, admin)
+	deadline := time.Now().Add(30 * time.Second)
+	for _, name := range []string{q, q + "_shadow", q + "-proj-a", q + "-proj-a_shadow"} {
+		for {
+			qi, err := ch.QueueDeclarePassive(name, false, false, false, false, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if qi.Messages == 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("broker: %s still holds %d messages", name, qi.Messages)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	time.Sleep(500 * time.Millisecond) // unacked redeliveries in flight
+
+	lg.mu.Lock()
+	defer lg.mu.Unlock()
+	dups := 0
+	check := func(list []string, by, run, env string) {
+		for _, id := range list {
+			hs := lg.handled[id]
+			if len(hs) == 0 {
+				t.Errorf("%s: lost (never handled)", id)
+				continue
+			}
+			if len(lg.refused[id]) != 0 {
+				t.Errorf("%s: handled and refused %v", id, lg.refused[id])
+			}
+			dups += len(hs) - 1
+			if len(hs) > 1 {
+				t.Logf("duplicate %s: %+v", id, hs)
+			}
+			for _, h := range hs {
+				if h.by != by || h.mark.Run != run || h.mark.Env != env {
+					t.Errorf("%s: handled by %s under %+v, want %s under run %q env %q", id, h.by, h.mark, by, run, env)
+				}
+			}
+		}
+	}
+	check(pm.p, "trunk", "", "")
+	check(pm.m, "trunk", "r1", "")
+	check(a1, "trunk", "", "proj-a")
+	check(a2, "lane-a", "", "proj-a")
+	check(b1, "lane-b", "", "proj-b")
+	check(b2, "trunk", "", "proj-b")
+	// A crash redelivers what the consumer handled but could not
+	// acknowledge: bounded by what the two queues' consumers held
+	// (prefetch each) when the connection went.
+	if dups > 2*slamqp.DefaultPrefetch {
+		t.Errorf("%d duplicates, want at most %d (the crashed consumer's handled but unacknowledged deliveries)", dups, 2*slamqp.DefaultPrefetch)
+	}
+	for _, id := range []string{"X-P-0", "X-M-0"} {
+		if len(lg.handled[id]) != 0 || len(lg.refused[id]) != 1 || !errors.Is(lg.refused[id][0], slamqp.ErrDeliveriesExhausted) {
+			t.Errorf("poison %s: handled %d, refused %v", id, len(lg.handled[id]), lg.refused[id])
+		}
+		// The consumer counts deliveries itself (classic queue): a crash
+		// resets the count, so at most twice the bound.
+		if a := lg.attempts["trunk/"+id]; a < 1 || a > 6 {
+			t.Errorf("poison %s tried %d times", id, a)
+		}
+	}
+	if poisonLast.Load() <= poisonFirst.Load() {
+		t.Error("no other message was handled while the poison messages were retried (starved)")
+	}
+	for _, id := range bad {
+		want := shadow.ErrBlocked
+		if id[0] == 'C' {
+			want = shadow.ErrUnsupported
+		}
+		if len(lg.handled[id]) != 0 || len(lg.refused[id]) != 1 || !errors.Is(lg.refused[id][0], want) {
+			t.Errorf("malformed %s: handled %d, refused %v", id, len(lg.handled[id]), lg.refused[id])
+		}
+	}
+
+	// Broker side: audit queues hold each id once, on its side.
+	seen := func(queue string) map[string]amqp091.Table {
+		out := map[string]amqp091.Table{}
+		for _, d := range get(t, ch, queue) {
+			if _, dup := out[string(d.Body)]; dup {
+				t.Errorf("broker: %s routed twice to %s", d.Body, queue)
+			}
+			out[string(d.Body)] = d.Headers
+		}
+		return out
+	}
+	prod, sh := seen(audit), seen(auditSh)
+	for id, h := range prod {
+		if strings.HasPrefix(id, "M-") || id == "X-M-0" {
+			t.Errorf("broker: marked %s reached the production exchange", id)
+		}
+		if _, marked := h[slamqp.HeaderRun]; marked {
+			t.Errorf("broker: %s carries a run header on the production exchange", id)
+		}
+	}
+	for id, h := range sh {
+		if !strings.HasPrefix(id, "M-") && id != "X-M-0" {
+			t.Errorf("broker: %s reached the shadow exchange", id)
+		}
+		if h[slamqp.HeaderRun] != "r1" {
+			t.Errorf("broker: %s on the shadow exchange has run %v", id, h[slamqp.HeaderRun])
+		}
+	}
+	wantProd := len(pm.p) + len(a1) + len(a2) + len(b1) + len(b2) + 1 + len(bad)
+	if len(prod) != wantProd || len(sh) != len(pm.m)+1 {
+		t.Errorf("broker: production exchange routed %d ids (want %d), shadow exchange %d (want %d)", len(prod), wantProd, len(sh), len(pm.m)+1)
+	}
+	deadP, deadS := seen(dead), seen(dead+"_shadow")
+	if len(deadP) != 1+len(bad) || deadP["X-P-0"] == nil && len(deadP) > 0 {
+		t.Errorf("broker: production dead letters %d, want %d (poison + malformed, once each)", len(deadP), 1+len(bad))
+	}
+	if _, ok := deadP["X-P-0"]; !ok {
+		t.Error("broker: the production poison message is not dead-lettered")
+	}
+	if _, ok := deadS["X-M-0"]; !ok || len(deadS) != 1 {
+		t.Errorf("broker: shadow dead letters %v, want only X-M-0", deadS)
+	}
+	t.Logf("amqp reconcile: sent %d (production %d, marked %d, proj-a %d+%d, proj-b %d+%d, poison 2, malformed %d); broker: production exchange %d, shadow exchange %d, dead letters %d+%d; handled %d ids, at-least-once duplicates %d (crash); refused %d",
+		wantProd+len(sh), len(pm.p), len(pm.m), len(a1), len(a2), len(b1), len(b2), len(bad), len(prod), len(sh), len(deadP), len(deadS), len(lg.handled), dups, len(lg.refused))
+}

@@ -1,0 +1,384 @@
+package slkafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/shadowlane/shadowlane/propagation"
+	"github.com/shadowlane/shadowlane/shadow"
+	"github.com/shadowlane/shadowlane/shadow/bus"
+)
+
+// decode feeds the mark headers of r to a decoder.
+func decode(r *kgo.Record) bus.Decoder {
+	var d bus.Decoder
+	for _, h := range r.Headers {
+		if f := bus.FieldOf(h.Key); f != bus.NoField {
+			d.Add(f, string(h.Value), true)
+		}
+	}
+	return d
+}
+
+// Mark returns the mark of a consumed record: the run and env headers
+// (names in any letter case; see [bus.Decoder] for the rule). A record read
+// from a shadow topic without a run header gets the fallback run id (see
+// [WithFallbackRun]): the topic alone makes it load-test traffic. A
+// malformed or conflicting mark header ([shadow.ErrUnsupported]) and a run
+// mark on a production topic (an anomaly, [shadow.ErrBlocked]) are a
+// [*shadow.Error], and the record must not be handled.
+func (s *Shadow) Mark(r *kgo.Record) (propagation.Mark, error) {
+	d := decode(r)
+	m, bad := d.Mark()
+	switch {
+	case bad != bus.NoField:
+		return propagation.Mark{}, shadow.Refuse(Store, r.Topic, "malformed or conflicting "+bad.Name()+" header", propagation.Mark{}, shadow.ErrUnsupported)
+	case m.Run != "" && !s.r.IsShadow(r.Topic):
+		return propagation.Mark{}, shadow.Refuse(Store, r.Topic, "run mark on a production topic (an anomaly)", m, shadow.ErrBlocked)
+	case m.Run == "" && s.r.IsShadow(r.Topic):
+		m.Run = s.r.Config().FallbackRun
+	}
+	return m, nil
+}
+
+// Context returns parent carrying the mark of r (see [Shadow.Mark]). It
+// always sets the mark, so an unmarked record is handled as production even
+// when parent carried a mark.
+func (s *Shadow) Context(parent context.Context, r *kgo.Record) (context.Context, error) {
+	m, err := s.Mark(r)
+	if err != nil {
+		return parent, err
+	}
+	return propagation.With(parent, m), nil
+}
+
+// Takes reports whether a consumer of this Shadow's environment
+// ([WithEnv]) for the production group takes a record marked m: a lane
+// consumer takes only its own env; the trunk takes every record except
+// those whose env has a live lane consumer ([WithLanes]).
+func (s *Shadow) Takes(group string, m propagation.Mark) bool { return s.r.Takes(group, m) }
+
+// Plan is one consumer group a [Consumer] runs.
+type Plan struct {
+	Group  string   // the consumer group joined
+	Topics []string // the topics consumed
+	Shadow bool     // shadow group on shadow topics
+}
+
+// Consumer runs a handler in a production (or lane) consumer group and,
+// when configured, in the shadow group on the shadow topics beside it.
+type Consumer struct {
+	s     *Shadow
+	group string
+	h     Handler
+	base  []kgo.Opt
+	plans []Plan
+
+	started     chan struct{}
+	startedOnce sync.Once
+}
+
+// Started is closed once Run has fixed where every group starts: at once
+// for the trunk; for a lane instance after the lane groups without
+// committed offsets had the current end of their topics committed. Publish
+// a lane as live in the lanes the trunk reads ([WithLanes]) only after
+// Started: the trunk hands over from then on, and the lane takes every
+// record produced after it.
+func (c *Consumer) Started() <-chan struct{} { return c.started }
+
+// Consumer prepares a consumer of topics in group (the production group
+// name; a lane instance joins "<group>-<env>"). When group was named in
+// [WithShadowGroups], a second consumer runs the same handler in the shadow
+// group on the shadow twins of those topics that have one; otherwise no
+// shadow topic is ever consumed. opts are the franz-go options of both
+// clients (brokers, TLS, ...); the Consumer adds the group, the topics,
+// kgo.DisableAutoCommit and kgo.BlockRebalanceOnPoll, and commits each
+// record only after the handler (or the refusal callback) returned nil.
+//
+// Production topics that are already shadow names are refused: production
+// consumers never read shadow topics.
+func (s *Shadow) Consumer(group string, topics []string, h Handler, opts ...kgo.Opt) (*Consumer, error) {
+	if group == "" || s.c.groupNaming.IsShadow(group) || s.r.IsLaneName(group) {
+		return nil, fmt.Errorf("%w: consumer group %q is empty, a shadow name or a lane name; give the production group", ErrConfig, group)
+	}
+	if len(topics) == 0 {
+		return nil, fmt.Errorf("%w: no topics for group %q", ErrConfig, group)
+	}
+	if h == nil {
+		return nil, fmt.Errorf("%w: nil handler", ErrConfig)
+	}
+	var shadows []string
+	for _, t := range topics {
+		if t == "" || s.r.IsShadow(t) {
+			return nil, fmt.Errorf("%w: topic %q is empty or a shadow topic; production consumers never read shadow topics", ErrConfig, t)
+		}
+		if st, ok := s.ShadowTopic(t); ok {
+			shadows = append(shadows, st)
+		}
+	}
+	g := s.r.LaneName(group)
+	c := &Consumer{s: s, group: group, h: h, base: slices.Clone(opts), started: make(chan struct{})}
+	c.plans = append(c.plans, Plan{Group: g, Topics: slices.Clone(topics)})
+	if _, ok := s.c.groups[group]; ok && len(shadows) > 0 {
+		c.plans = append(c.plans, Plan{Group: s.c.groupNaming.Shadow(g), Topics: shadows, Shadow: true})
+	}
+	return c, nil
+}
+
+// Plans returns the consumer groups Run joins.
+func (c *Consumer) Plans() []Plan { return slices.Clone(c.plans) }
+
+// Run consumes until ctx is done (then it returns nil) or a handler, a
+// refusal callback or a commit fails (then every group is left and the
+// first error is returned; the failed record is not committed and is
+// delivered again to the next consumer of the group).
+func (c *Consumer) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var (
+		wg    sync.WaitGroup
+		once  sync.Once
+		first error
+	)
+	if c.s.r.Env() != "" {
+		for _, p := range c.plans {
+			if err := pinStart(ctx, c.base, p.Group, p.Topics); err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				return fmt.Errorf("slkafka: group %q: fix the lane's start: %w", p.Group, err)
+			}
+		}
+	}
+	c.startedOnce.Do(func() { close(c.started) })
+	for _, p := range c.plans {
+		wg.Go(func() {
+			if err := c.run(ctx, p); err != nil {
+				once.Do(func() { first = err })
+				cancel(err)
+			}
+		})
+	}
+	wg.Wait()
+	return first
+}
+
+// run runs one plan's group. A trunk consumer hands the backlog of a lane
+// that left over to itself (handover.go); a lane instance whose env
+// leaves the lanes leaves its group (its committed offsets are the
+// hand-over point) and joins it again once the env is back.
+func (c *Consumer) run(ctx context.Context, p Plan) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	var h *handovers
+	if c.s.r.Env() == "" {
+		h = newHandovers()
+	}
+	defer func() {
+		cancel(nil)
+		if h != nil {
+			h.wg.Wait()
+		}
+	}()
+	for {
+		left, err := c.runClient(ctx, p, h, func(err error) { cancel(err) })
+		if err == nil && ctx.Err() != nil {
+			if cause := context.Cause(ctx); !errors.Is(cause, ctx.Err()) && !errors.Is(cause, context.Canceled) && !errors.Is(cause, context.DeadlineExceeded) {
+				return cause // a hand-over failed
+			}
+		}
+		if err != nil || !left {
+			return err
+		}
+		if !c.waitReady(ctx, bus.Decision{}) {
+			return nil
+		}
+	}
+}
+
+// runClient consumes p's group with one client until ctx is done, an
+// error, or (left) this lane instance's env left the lanes.
+func (c *Consumer) runClient(ctx context.Context, p Plan, h *handovers, fail func(error)) (left bool, err error) {
+	opts := append(slices.Clone(c.base),
+		kgo.ConsumerGroup(p.Group),
+		kgo.ConsumeTopics(p.Topics...),
+		kgo.DisableAutoCommit(),
+		kgo.BlockRebalanceOnPoll(),
+	)
+	if c.s.r.Env() != "" {
+		// A new lane group starts at the end of its topics, never at the
+		// beginning: the trunk handled what came before (issue 18 item 1).
+		// A lane group that committed resumes where it left off.
+		opts = append(opts, kgo.ConsumeResetOffset(kgo.NewOffset().AtEnd()))
+	}
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return false, fmt.Errorf("slkafka: group %q: %w", p.Group, err)
+	}
+	defer cl.CloseAllowingRebalance()
+	for {
+		pctx, pcancel := ctx, context.CancelFunc(func() {})
+		if h != nil && h.tracking() {
+			// Notice a lane leaving without new records.
+			pctx, pcancel = context.WithTimeout(ctx, 4*c.s.c.poll)
+		}
+		fs := cl.PollRecords(pctx, 1000)
+		pcancel()
+		if fs.IsClientClosed() || ctx.Err() != nil {
+			return false, nil
+		}
+		// Fetch errors are retried by franz-go; nothing is committed for
+		// partitions that errored, so nothing is lost.
+		if f := c.s.c.fetchErr; f != nil {
+			fs.EachError(func(topic string, partition int32, err error) {
+				if ctx.Err() == nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, kgo.ErrClientClosed) {
+					f(p.Group, topic, partition, err)
+				}
+			})
+		}
+		var (
+			done   []*kgo.Record
+			herr   error
+			wait   *bus.Decision
+			rewind map[string]map[int32]kgo.EpochOffset
+		)
+		for it := fs.RecordIter(); !it.Done(); {
+			r := it.Next()
+			if wait == nil {
+				d := c.s.r.Consume(c.group, r.Topic, ptr(decode(r)))
+				if h != nil && d.Mark.Env != "" {
+					if d.Action == bus.Skip {
+						h.skip(d.Mark.Env, r) // its lane is live
+					} else {
+						h.left(d.Mark.Env) // the trunk takes the env again
+					}
+				}
+				if d.Action == bus.Wait {
+					wait = &d
+				} else {
+					if herr = c.handle(ctx, r, d); herr != nil {
+						break
+					}
+					done = append(done, r)
+					continue
+				}
+			}
+			// From the first record that must wait on, nothing of this
+			// poll is handled: each partition is rewound to its first
+			// record not handled.
+			if rewind == nil {
+				rewind = map[string]map[int32]kgo.EpochOffset{}
+			}
+			if rewind[r.Topic] == nil {
+				rewind[r.Topic] = map[int32]kgo.EpochOffset{}
+			}
+			if _, ok := rewind[r.Topic][r.Partition]; !ok {
+				rewind[r.Topic][r.Partition] = kgo.EpochOffset{Epoch: r.LeaderEpoch, Offset: r.Offset}
+			}
+		}
+		if len(done) > 0 {
+			cctx, ccancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+			err := cl.CommitRecords(cctx, done...)
+			ccancel()
+			if err != nil {
+				cl.AllowRebalance()
+				return false, fmt.Errorf("slkafka: group %q: commit: %w", p.Group, err)
+			}
+		}
+		if h != nil && h.tracking() {
+			c.checkHandovers(ctx, p, h, fail)
+		}
+		if wait != nil && herr == nil && c.s.r.Env() != "" && !c.s.r.Live(c.group) {
+			// This lane left: leave the group (the deferred close), so that
+			// the trunk takes over its backlog from the committed offsets.
+			cl.AllowRebalance()
+			return true, nil
+		}
+		if wait != nil && herr == nil {
+			// Hand back what was not committed and wait, holding nothing:
+			// the topics are paused, the partitions rewound, and
+			// rebalances are allowed meanwhile.
+			cl.PauseFetchTopics(p.Topics...)
+			cl.SetOffsets(rewind)
+			cl.AllowRebalance()
+			if !c.waitReady(ctx, *wait) {
+				return false, nil
+			}
+			cl.ResumeFetchTopics(p.Topics...)
+			continue
+		}
+		cl.AllowRebalance()
+		if herr != nil {
+			if ctx.Err() != nil && errors.Is(herr, context.Cause(ctx)) {
+				return false, nil
+			}
+			return false, herr
+		}
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// waitReady waits until the rules let a consumer that waited on d take
+// records again; false when ctx ended first.
+func (c *Consumer) waitReady(ctx context.Context, d bus.Decision) bool {
+	t := time.NewTicker(c.s.c.poll)
+	defer t.Stop()
+	for !c.s.r.Ready(c.group, d) {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-t.C:
+		}
+	}
+	return true
+}
+
+func (c *Consumer) handle(ctx context.Context, r *kgo.Record, d bus.Decision) error {
+	switch d.Action {
+	case bus.Skip:
+		return nil
+	case bus.Refuse:
+		if c.s.c.refused != nil {
+			return c.s.c.refused(propagation.With(ctx, propagation.Mark{}), r, d.Err)
+		}
+		return nil
+	}
+	m := d.Mark
+	mctx := propagation.With(ctx, m)
+	err := c.h(mctx, r)
+	if err == nil || c.s.c.attempts <= 1 {
+		return err
+	}
+	wait := c.s.c.backoff
+	for n := 2; n <= c.s.c.attempts; n++ {
+		if ctx.Err() != nil {
+			return context.Cause(ctx)
+		}
+		if wait > 0 {
+			t := time.NewTimer(wait)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return context.Cause(ctx)
+			case <-t.C:
+			}
+			if wait *= 2; c.s.c.maxBackoff > 0 && wait > c.s.c.maxBackoff {
+				wait = c.s.c.maxBackoff
+			}
+		}
+		if err = c.h(mctx, r); err == nil {
+			return nil
+		}
+	}
+	err = fmt.Errorf("%w (%d attempts): %w", ErrRetriesExhausted, c.s.c.attempts, err)
+	if c.s.c.refused != nil {
+		return c.s.c.refused(mctx, r, err)
+	}
+	return err
+}

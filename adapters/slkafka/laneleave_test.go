@@ -1,0 +1,232 @@
+package slkafka_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/shadowlane/shadowlane/adapters/slkafka"
+	"github.com/shadowlane/shadowlane/envtag"
+	"github.com/shadowlane/shadowlane/propagation"
+)
+
+// A slow lane consumer whose env leaves the lanes stops taking records at
+// once: it handles nothing produced after it left (the trunk takes those,
+// each once), and it hands back what it has not committed: the trunk
+// takes its backlog over from the lane group's committed offsets. Every
+// proj-a record is handled exactly once overall, by the lane or by the
+// trunk, none is lost, and the lane group's committed offsets (read with
+// a plain admin client) end past the whole backlog.
+func TestLaneLeavesStopsAndHandsBack(t *testing.T) {
+	addrs := newCluster(t)
+	var lanes envtag.SwapLanes
+	lanes.Store(envtag.StaticLanes{"svc": {"proj-a"}})
+	trunk := newShadow(t, slkafka.WithShadowTopics("orders"), slkafka.WithLanes(&lanes))
+	lane := newShadow(t, slkafka.WithShadowTopics("orders"), slkafka.WithEnv("proj-a"), slkafka.WithLanes(&lanes))
+	p, err := trunk.Producer(newClient(t, addrs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var (
+		mu      sync.Mutex
+		byLane  = map[string]int{}
+		byTrunk = map[string]int{}
+	)
+	opts := []kgo.Opt{kgo.SeedBrokers(addrs...), kgo.FetchMaxWait(50 * time.Millisecond)}
+	tc, err := trunk.Consumer("svc", []string{"orders"}, func(ctx context.Context, r *kgo.Record) error {
+		mu.Lock()
+		byTrunk[string(r.Value)]++
+		mu.Unlock()
+		return nil
+	}, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lc, err := lane.Consumer("svc", []string{"orders"}, func(ctx context.Context, r *kgo.Record) error {
+		time.Sleep(10 * time.Millisecond) // slow: it falls behind
+		mu.Lock()
+		byLane[string(r.Value)]++
+		mu.Unlock()
+		return nil
+	}, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stopT := runConsumer(t, tc)
+	stopL := runConsumer(t, lc)
+	waitStarted(t, lc, stopL)
+	envA := propagation.With(context.Background(), propagation.Mark{Env: "proj-a"})
+	produce := func(prefix string, n int) {
+		rs := make([]*kgo.Record, n)
+		for i := range rs {
+			rs[i] = &kgo.Record{Topic: "orders", Value: fmt.Appendf(nil, "%s%03d", prefix, i)}
+		}
+		if err := p.ProduceSync(envA, rs...).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	produce("before-", 200)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		mu.Lock()
+		n := len(byLane)
+		mu.Unlock()
+		if n >= 30 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	lanes.Store(envtag.StaticLanes{}) // proj-a leaves the lanes
+	time.Sleep(100 * time.Millisecond)
+	mu.Lock()
+	handledAtLeave := len(byLane)
+	mu.Unlock()
+	produce("after-", 50)
+	deadline = time.Now().Add(30 * time.Second)
+	for {
+		mu.Lock()
+		n := 0
+		for v := range byTrunk {
+			if strings.HasPrefix(v, "after-") {
+				n++
+			}
+		}
+		backlog := 0
+		for i := range 200 {
+			v := fmt.Sprintf("before-%03d", i)
+			if byLane[v]+byTrunk[v] > 0 {
+				backlog++
+			}
+		}
+		mu.Unlock()
+		if (n == 50 && backlog == 200) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if err := stopL(); err != nil {
+		t.Fatal(err)
+	}
+	if err := stopT(); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for v, n := range byLane {
+		if n != 1 || strings.HasPrefix(v, "after-") {
+			t.Errorf("lane handled %s %d times after leaving or twice", v, n)
+		}
+		if byTrunk[v] != 0 {
+			t.Errorf("%s handled by both the lane and the trunk", v)
+		}
+	}
+	for i := range 50 {
+		if v := fmt.Sprintf("after-%03d", i); byTrunk[v] != 1 {
+			t.Errorf("trunk handled %s %d times", v, byTrunk[v])
+		}
+	}
+	handedOver := 0
+	for i := range 200 {
+		v := fmt.Sprintf("before-%03d", i)
+		if n := byLane[v] + byTrunk[v]; n != 1 {
+			t.Errorf("%s handled %d times overall (lane %d, trunk %d), want exactly once", v, n, byLane[v], byTrunk[v])
+		}
+		handedOver += byTrunk[v]
+	}
+	if handedOver == 0 {
+		t.Errorf("the trunk took none of the lane's backlog (the lane handled %d of 200 before leaving)", len(byLane))
+	}
+	if len(byLane) >= 200 || len(byLane) > handledAtLeave+1 {
+		t.Errorf("the lane kept taking records after it left: %d handled, %d when it left", len(byLane), handledAtLeave)
+	}
+	// broker side: the lane's group committed exactly what it handled
+	cl := newClient(t, addrs)
+	offs, err := kadm.NewClient(cl).FetchOffsets(context.Background(), "svc-proj-a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, _ := offs.Lookup("orders", 0)
+	if o.At < 200 {
+		t.Errorf("lane group committed offset %d after the hand-over, want past the 200 records of the backlog", o.At)
+	}
+	t.Logf("slow lane handled %d of 200 before leaving; the trunk took over the other %d (lane group committed offset %d)", len(byLane), handedOver, o.At)
+}
+
+// A record with a malformed mark, and one with a run mark on the
+// production topic (an anomaly), reach WithRefused once, from the trunk,
+// although the trunk and a lane group both read them; neither is handled.
+func TestRefusedOnceAcrossGroups(t *testing.T) {
+	addrs := newCluster(t)
+	var (
+		mu      sync.Mutex
+		refused = map[string]int{}
+		handled = map[string]int{}
+	)
+	onRefused := slkafka.WithRefused(func(ctx context.Context, r *kgo.Record, err error) error {
+		mu.Lock()
+		refused[string(r.Value)]++
+		mu.Unlock()
+		return nil
+	})
+	h := func(ctx context.Context, r *kgo.Record) error {
+		mu.Lock()
+		handled[string(r.Value)]++
+		mu.Unlock()
+		return nil
+	}
+	trunk := newShadow(t, slkafka.WithShadowTopics("orders"), onRefused)
+	lane := newShadow(t, slkafka.WithShadowTopics("orders"), slkafka.WithEnv("proj-a"), onRefused)
+	opts := []kgo.Opt{kgo.SeedBrokers(addrs...), kgo.FetchMaxWait(50 * time.Millisecond)}
+	tc, err := trunk.Consumer("svc", []string{"orders"}, h, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lc, err := lane.Consumer("svc", []string{"orders"}, h, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stopT := runConsumer(t, tc)
+	stopL := runConsumer(t, lc)
+	waitStarted(t, lc, stopL)
+	raw := newClient(t, addrs)
+	for _, r := range []*kgo.Record{
+		{Topic: "orders", Value: []byte("malformed"), Headers: []kgo.RecordHeader{{Key: "X-Shadowlane-Env", Value: []byte("proj a")}}},
+		{Topic: "orders", Value: []byte("conflict"), Headers: []kgo.RecordHeader{{Key: "X-Shadowlane-Env", Value: []byte("proj-a")}, {Key: "x-SHADOWLANE-env", Value: []byte("proj-b")}}},
+		{Topic: "orders", Value: []byte("forged"), Headers: []kgo.RecordHeader{{Key: "x-shadowlane-run", Value: []byte("evil")}, {Key: "X-Shadowlane-Env", Value: []byte("proj-a")}}},
+		{Topic: "orders", Value: []byte("last"), Headers: []kgo.RecordHeader{{Key: "X-Shadowlane-Env", Value: []byte("proj-a")}}},
+	} {
+		if err := raw.ProduceSync(context.Background(), r).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		mu.Lock()
+		n := handled["last"]
+		mu.Unlock()
+		if n >= 2 || time.Now().After(deadline) { // trunk (no lanes configured) and lane
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(200 * time.Millisecond)
+	stopL()
+	stopT()
+	mu.Lock()
+	defer mu.Unlock()
+	for _, v := range []string{"malformed", "conflict", "forged"} {
+		if refused[v] != 1 || handled[v] != 0 {
+			t.Errorf("%s: refused %d times, handled %d times; want refused once, never handled", v, refused[v], handled[v])
+		}
+	}
+	if handled["last"] != 2 {
+		t.Errorf("the control record was handled %d times, want 2 (trunk and lane)", handled["last"])
+	}
+}

@@ -1,0 +1,442 @@
+package slkafka_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/shadowlane/shadowlane/adapters/slkafka"
+	"github.com/shadowlane/shadowlane/envtag"
+	"github.com/shadowlane/shadowlane/propagation"
+	"github.com/shadowlane/shadowlane/shadow"
+)
+
+// reconcileN is how many messages a reconciliation test sends in all: 2,000
+// by default, 10,000 with SHADOWLANE_LONG=1, 400 under -short.
+func reconcileN() int {
+	switch {
+	case os.Getenv("SHADOWLANE_LONG") == "1":
+		return 10000
+	case testing.Short():
+		return 400
+	}
+	return 2000
+}
+
+// ledger records, per message id, every successful handling (by whom,
+// under which mark), every attempt and every refusal.
+type ledger struct {
+	mu       sync.Mutex
+	handled  map[string][]handling
+	attempts map[string]int
+	refused  map[string][]error
+	total    atomic.Int64
+}
+
+type handling struct {
+	by   string
+	mark propagation.Mark
+}
+
+func newLedger() *ledger {
+	return &ledger{handled: map[string][]handling{}, attempts: map[string]int{}, refused: map[string][]error{}}
+}
+
+func (l *ledger) attempt(id string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.attempts[id]++
+	return l.attempts[id]
+}
+
+func (l *ledger) handle(id, by string, m propagation.Mark) {
+	l.mu.Lock()
+	l.handled[id] = append(l.handled[id], handling{by, m})
+	l.mu.Unlock()
+	l.total.Add(1)
+}
+
+func (l *ledger) refuse(id string, err error) {
+	l.mu.Lock()
+	l.refused[id] = append(l.refused[id], err)
+	l.mu.Unlock()
+}
+
+func (l *ledger) waitIDs(t *testing.T, what string, ids []string) {
+	t.Helper()
+	deadline := time.Now().Add(45 * time.Second)
+	for {
+		l.mu.Lock()
+		missing, first := 0, ""
+		for _, id := range ids {
+			if len(l.handled[id]) == 0 && len(l.refused[id]) == 0 {
+				if missing == 0 {
+					first = id
+				}
+				missing++
+			}
+		}
+		l.mu.Unlock()
+		if missing == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %d of %d messages neither handled nor refused (first %s)", what, missing, len(ids), first)
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+}
+
+// TestReconcileKafka sends production, marked and env-tagged records with
+// known ids to a 4-partition topic on kfake through the franz-go
+// Producer and consumes them with trunk instances of group "svc", a lane
+// (proj-b) dropped half-way and a lane (proj-a) that starts late, through
+// a rejected offset commit (the first trunk instance fails mid-batch with
+// records handled but not committed, and leaves), group rebalances (a
+// second and a third instance join), handler errors (retries), poison
+// records and malformed marks. It reconciles by id from the consumer side
+// (each record handled once by the right consumer under the right mark,
+// the rejected commit's at-least-once duplicates counted and bounded,
+// refusals exactly once, other records flowing while the poison is
+// retried) and from the broker side (a plain client reads both topics; an
+// admin client finds every group committed to the end).
+func TestReconcileKafka(t *testing.T) {
+	n := reconcileN()
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(4, "orders", "orders_shadow"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cluster.Close) // after the consumers' clean-ups
+	addrs := cluster.ListenAddrs()
+	// Once armed, the next offset commit of group "svc" is rejected.
+	var armed, rejected atomic.Bool
+	cluster.ControlKey(int16(kmsg.OffsetCommit), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		cluster.KeepControl()
+		oc := req.(*kmsg.OffsetCommitRequest)
+		if oc.Group != "svc" || !armed.Load() || !rejected.CompareAndSwap(false, true) {
+			return nil, nil, false
+		}
+		resp := oc.ResponseKind().(*kmsg.OffsetCommitResponse)
+		for _, rt := range oc.Topics {
+			st := kmsg.NewOffsetCommitResponseTopic()
+			st.Topic = rt.Topic
+			for _, rp := range rt.Partitions {
+				sp := kmsg.NewOffsetCommitResponseTopicPartition()
+				sp.Partition = rp.Partition
+				sp.ErrorCode = 30 // GROUP_AUTHORIZATION_FAILED
+				st.Partitions = append(st.Partitions, sp)
+			}
+			resp.Topics = append(resp.Topics, st)
+		}
+		return resp, nil, true
+	})
+
+	lg := newLedger()
+	var lanes envtag.SwapLanes
+	lanes.Store(envtag.StaticLanes{"svc": {"proj-b"}})
+	opts := []slkafka.Option{
+		slkafka.WithShadowTopics("orders"), slkafka.WithShadowGroups("svc"), slkafka.WithLanes(&lanes),
+		slkafka.WithRetry(3, 100*time.Millisecond, 200*time.Millisecond),
+		slkafka.WithRefused(func(ctx context.Context, r *kgo.Record, err error) error {
+			lg.refuse(string(r.Value), err)
+			return nil
+		}),
+	}
+	trunk := newShadow(t, opts...)
+	laneA := newShadow(t, append(opts, slkafka.WithEnv("proj-a"))...)
+	laneB := newShadow(t, append(opts, slkafka.WithEnv("proj-b"))...)
+	copts := []kgo.Opt{kgo.SeedBrokers(addrs...), kgo.FetchMaxWait(50 * time.Millisecond)}
+
+	handler := func(who string, after func()) slkafka.Handler {
+		return func(ctx context.Context, r *kgo.Record) error {
+			id := string(r.Value)
+			a := lg.attempt(who + "/" + id)
+			if strings.HasPrefix(id, "X-") {
+				return errors.New("poison")
+			}
+			if a == 1 && strings.HasSuffix(id, "37") {
+				return errors.New("transient")
+			}
+			lg.handle(id, who, propagation.FromContext(ctx))
+			if after != nil {
+				after()
+			}
+			return nil
+		}
+	}
+	// start runs a consumer; done is closed when Run returned, stop
+	// cancels it and returns Run's error.
+	start := func(s *slkafka.Shadow, h slkafka.Handler) (c *slkafka.Consumer, done chan struct{}, stop func() error) {
+		c, err := s.Consumer("svc", []string{"orders"}, h, copts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done = make(chan struct{})
+		var runErr error
+		go func() { runErr = c.Run(ctx); close(done) }()
+		stop = func() error { cancel(); <-done; return runErr }
+		t.Cleanup(func() { stop() })
+		select {
+		case <-c.Started():
+		case <-time.After(30 * time.Second):
+			t.Fatal("consumer not started")
+		}
+		return c, done, stop
+	}
+
+	// atEnd waits until every group committed to the end of its topic
+	// (read with an admin client).
+	adm := kadm.NewClient(newClient(t, addrs))
+	atEnd := func(groups map[string]string) {
+		ctx := context.Background()
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for g, topic := range groups {
+			for {
+				ends, err := adm.ListEndOffsets(ctx, topic)
+				if err != nil {
+					t.Fatal(err)
+				}
+				offs, err := adm.FetchOffsets(ctx, g)
+				if err != nil {
+					t.Fatal(err)
+				}
+				lag := int64(0)
+				ends.Each(func(o kadm.ListedOffset) {
+					c, _ := offs.Lookup(o.Topic, o.Partition)
+					lag += o.Offset - max(c.At, 0)
+				})
+				if lag == 0 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("broker: group %s has %d records not committed on %s", g, lag, topic)
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+		}
+	}
+	var handledT1 atomic.Int64
+	_, t1done, t1stop := start(trunk, handler("trunk", func() {
+		if handledT1.Add(1) == int64(n/8) {
+			armed.Store(true)
+		}
+	}))
+	_, _, lbStop := start(laneB, handler("lane-b", nil))
+
+	p, err := trunk.Producer(newClient(t, addrs, kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	var inflight sync.WaitGroup
+	send := func(ctx context.Context, id string) {
+		inflight.Add(1)
+		p.Produce(ctx, &kgo.Record{Topic: "orders", Key: []byte(id), Value: []byte(id)}, func(_ *kgo.Record, err error) {
+			defer inflight.Done()
+			if err != nil {
+				t.Errorf("produce %s: %v", id, err)
+			}
+		})
+	}
+	rawCl := newClient(t, addrs)
+	rawSend := func(id string, hs ...kgo.RecordHeader) {
+		if err := rawCl.ProduceSync(ctx, &kgo.Record{Topic: "orders", Key: []byte(id), Value: []byte(id), Headers: hs}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	run := propagation.With(ctx, propagation.Mark{Run: "r1"})
+	envA := propagation.With(ctx, propagation.Mark{Env: "proj-a"})
+	envB := propagation.With(ctx, propagation.Mark{Env: "proj-b"})
+
+	quarter := n / 4
+	var pm struct {
+		sync.Mutex
+		p, m []string
+	}
+	var bg sync.WaitGroup
+	bg.Go(func() {
+		for i := range quarter {
+			pid, mid := fmt.Sprintf("P-%05d", i), fmt.Sprintf("M-%05d", i)
+			send(ctx, pid)
+			send(run, mid)
+			pm.Lock()
+			pm.p, pm.m = append(pm.p, pid), append(pm.m, mid)
+			pm.Unlock()
+			if i%50 == 0 {
+				time.Sleep(5 * time.Millisecond) // spread over the phases
+			}
+		}
+	})
+	half := quarter / 2
+	var a1, a2, b1, b2 []string
+	for i := range half {
+		a1, b1 = append(a1, fmt.Sprintf("A-%05d", i)), append(b1, fmt.Sprintf("B-%05d", i))
+		send(envA, a1[i])
+		send(envB, b1[i])
+	}
+	// The first trunk instance's commit is rejected: it fails with
+	// records handled but not committed and leaves the group.
+	select {
+	case <-t1done:
+		err := t1stop()
+		if err == nil {
+			t.Fatal("the first trunk instance stopped without the commit error")
+		}
+		t.Logf("first trunk instance: %v", err)
+	case <-time.After(45 * time.Second):
+		t.Fatal("the first trunk instance's commit was never rejected")
+	}
+	start(trunk, handler("trunk", nil))
+	lg.waitIDs(t, "phase 1", append(append([]string{}, a1...), b1...))
+	// The hand-over starts once the trunk settled what the failed
+	// instance handed back: a redelivered proj-b record decided after
+	// proj-b left the lanes would be handled by the trunk too (see the
+	// note on lane changes and redeliveries).
+	atEnd(map[string]string{"svc": "orders"})
+
+	// Hand-over: proj-a's lane starts (its groups pinned at the end),
+	// then is listed; proj-b's lane is unlisted, then stopped. A third
+	// trunk instance joins (a rebalance), poison and malformed records
+	// arrive.
+	start(laneA, handler("lane-a", nil))
+	lanes.Store(envtag.StaticLanes{"svc": {"proj-a"}})
+	if err := lbStop(); err != nil {
+		t.Error(err)
+	}
+	send(ctx, "X-P-0")
+	send(run, "X-M-0")
+	var bad []string
+	for i := range 5 {
+		f, c := fmt.Sprintf("F-%d", i), fmt.Sprintf("C-%d", i)
+		rawSend(f, kgo.RecordHeader{Key: "X-SHADOWLANE-RUN", Value: []byte("forged")})
+		rawSend(c, kgo.RecordHeader{Key: "X-Shadowlane-Env", Value: []byte("proj-a")}, kgo.RecordHeader{Key: "x-shadowlane-env", Value: []byte("proj-b")})
+		bad = append(bad, f, c)
+	}
+	for i := half; i < quarter; i++ {
+		a, b := fmt.Sprintf("A-%05d", i), fmt.Sprintf("B-%05d", i)
+		a2, b2 = append(a2, a), append(b2, b)
+		send(envA, a)
+		send(envB, b)
+		if i == half+half/2 {
+			start(trunk, handler("trunk", nil))
+		}
+	}
+	bg.Wait()
+	inflight.Wait()
+	all := append([]string{"X-P-0", "X-M-0"}, bad...)
+	for _, s := range [][]string{pm.p, pm.m, a1, a2, b1, b2} {
+		all = append(all, s...)
+	}
+	lg.waitIDs(t, "all", all)
+
+	// Broker side: every live group committed to the end of its topic.
+	groups := map[string]string{}
+	for _, s := range []*slkafka.Shadow{trunk, laneA} {
+		c, err := s.Consumer("svc", []string{"orders"}, func(context.Context, *kgo.Record) error { return nil })
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, pl := range c.Plans() {
+			groups[pl.Group] = pl.Topics[0]
+		}
+	}
+	atEnd(groups)
+	time.Sleep(300 * time.Millisecond)
+
+	lg.mu.Lock()
+	defer lg.mu.Unlock()
+	dups := 0
+	check := func(list []string, by, run, env string) {
+		for _, id := range list {
+			hs := lg.handled[id]
+			if len(hs) == 0 {
+				t.Errorf("%s: lost (never handled)", id)
+				continue
+			}
+			if len(lg.refused[id]) != 0 {
+				t.Errorf("%s: handled and refused %v", id, lg.refused[id])
+			}
+			dups += len(hs) - 1
+			for _, h := range hs {
+				if h.by != by || h.mark.Run != run || h.mark.Env != env {
+					t.Errorf("%s: handled by %s under %+v, want %s under run %q env %q", id, h.by, h.mark, by, run, env)
+				}
+			}
+		}
+	}
+	check(pm.p, "trunk", "", "")
+	check(pm.m, "trunk", "r1", "")
+	check(a1, "trunk", "", "proj-a")
+	check(a2, "lane-a", "", "proj-a")
+	check(b1, "lane-b", "", "proj-b")
+	check(b2, "trunk", "", "proj-b")
+	// The rejected commit redelivers the batch the first instance had
+	// handled: at most one poll (1,000 records).
+	if dups > 1000 {
+		t.Errorf("%d duplicates, want at most one poll's worth (the rejected commit's batch)", dups)
+	}
+	for _, id := range []string{"X-P-0", "X-M-0"} {
+		if len(lg.handled[id]) != 0 || len(lg.refused[id]) != 1 || !errors.Is(lg.refused[id][0], slkafka.ErrRetriesExhausted) {
+			t.Errorf("poison %s: handled %d, refused %v", id, len(lg.handled[id]), lg.refused[id])
+		}
+		if a := lg.attempts["trunk/"+id]; a != 3 {
+			t.Errorf("poison %s tried %d times, want 3", id, a)
+		}
+	}
+	// No starvation: a poison record holds its partition (the consumer's
+	// poll) for the bounded retry budget only; then it is refused and
+	// everything behind it is handled (checked above: nothing lost).
+	for _, id := range bad {
+		want := shadow.ErrBlocked
+		if id[0] == 'C' {
+			want = shadow.ErrUnsupported
+		}
+		if len(lg.handled[id]) != 0 || len(lg.refused[id]) != 1 || !errors.Is(lg.refused[id][0], want) {
+			t.Errorf("malformed %s: handled %d, refused %v", id, len(lg.handled[id]), lg.refused[id])
+		}
+	}
+
+	// Broker side: a plain client reads both topics.
+	prod, sh := map[string]*kgo.Record{}, map[string]*kgo.Record{}
+	for _, x := range []struct {
+		topic string
+		into  map[string]*kgo.Record
+	}{{"orders", prod}, {"orders_shadow", sh}} {
+		for _, r := range readAll(t, addrs, x.topic) {
+			if _, dup := x.into[string(r.Value)]; dup {
+				t.Errorf("broker: %s stored twice in %s", r.Value, x.topic)
+			}
+			x.into[string(r.Value)] = r
+		}
+	}
+	for id, r := range prod {
+		_, marked := header(r, slkafka.HeaderRun)
+		if strings.HasPrefix(id, "M-") || id == "X-M-0" || marked {
+			t.Errorf("broker: %s on the production topic (run header %v)", id, marked)
+		}
+	}
+	for id, r := range sh {
+		if run, _ := header(r, slkafka.HeaderRun); run != "r1" || (!strings.HasPrefix(id, "M-") && id != "X-M-0") {
+			t.Errorf("broker: %s on the shadow topic with run %q", id, run)
+		}
+	}
+	wantProd := len(pm.p) + len(a1) + len(a2) + len(b1) + len(b2) + 1 + len(bad)
+	if len(prod) != wantProd || len(sh) != len(pm.m)+1 {
+		t.Errorf("broker: production topic %d ids (want %d), shadow topic %d (want %d)", len(prod), wantProd, len(sh), len(pm.m)+1)
+	}
+	t.Logf("kafka reconcile: sent %d (production %d, marked %d, proj-a %d+%d, proj-b %d+%d, poison 2, malformed %d); broker: production topic %d, shadow topic %d, %d groups at the end; handled %d ids, at-least-once duplicates %d (rejected commit); refused %d",
+		wantProd+len(sh), len(pm.p), len(pm.m), len(a1), len(a2), len(b1), len(b2), len(bad), len(prod), len(sh), len(groups), len(lg.handled), dups, len(lg.refused))
+}

@@ -1,0 +1,62 @@
+// Package slnats applies shadowlane's rules to NATS clients built on nats.go
+// (github.com/nats-io/nats.go), core NATS and JetStream.
+//
+// Publish: [Conn.Publish] and [Conn.PublishMsg] (core NATS) and
+// [JetStream.Publish] and [JetStream.PublishMsg] (JetStream, wrap the
+// context with [Shadow.JetStream]) send a message published under a
+// load-test mark (see [propagation.With]) to the shadow twin of its subject
+// (by default "shadow." + subject, [shadow.DefaultSubject]) with the mark in
+// the X-Shadowlane-Run and X-Shadowlane-Env headers. The wrapped publish is
+// the whole step: there is no separate "prepare" call to forget. Shadow
+// twins exist only for subjects inside the configured patterns
+// ([WithShadowSubjects], [WithAll]); a marked message for any other subject
+// is refused with a [*shadow.Error] wrapping [shadow.ErrNoShadowTarget]. An
+// unmarked message for a shadow subject is refused with
+// [shadow.ErrShadowFromProduction]. An unmarked publish to a production
+// subject is a plain nc.Publish.
+//
+// What the wrapper cannot see: nats.go has no publish hook (unlike
+// go-redis or franz-go), so a message published on the raw *slnats.Conn or
+// jetstream.JetStream (nc.Publish, js.PublishMsg, also through
+// [Conn.NATS] or [JetStream.JS]) bypasses every rule: under a marked
+// context it lands on the production subject, unmarked, and consumers
+// handle it as production. Publish only through the wrappers; `shadowlane
+// vet` (the lostctx analyzer's unwired rule) reports raw publishes and
+// requests in application code.
+//
+// The rules are those of package shadow/bus, the same for every bus: header
+// names are read in any letter case (NATS headers are case-sensitive maps;
+// two spellings with different values are a conflict), a malformed mark or a
+// run mark on a production subject (an anomaly: marked messages only go to
+// shadow subjects) is refused — counted once, by the trunk (lanes skip their
+// copy), passed to [WithRefused], never handled.
+//
+// Subscribe: [Conn.Subscribe] and [Conn.QueueSubscribe] subscribe the
+// handler to the production subject and, when it has a shadow twin, to the
+// shadow subject too (the shadow queue group is the queue's shadow name,
+// [WithGroupNaming]). The handler's context carries each message's mark; a
+// message on a shadow subject without a run header is still load-test
+// traffic. A production wildcard subscription that catches a shadow subject
+// drops the message. Core NATS cannot hold a message back: one that arrives
+// while the kill switch is off is refused (counted, [WithRefused]).
+//
+// JetStream: [Shadow.ShadowStream] and [Shadow.CreateShadowStream] derive
+// the shadow twin of a stream (name + "_shadow", [WithStreamNaming]; shadow
+// subjects). [Shadow.ConsumeJetStream] runs a pull consumer on the
+// production stream and, when its subjects have shadow twins, the shadow
+// consumer on the shadow stream with the same handler: nil acknowledges,
+// an error naks for a delayed redelivery, bounded by MaxDeliver
+// ([DefaultMaxDeliver] when unset); the last failure, and a message the
+// server drops after MaxDeliver (its advisory), reach [WithRefused], once
+// per consumer instance: a later copy of a message the instance already
+// handled, refused or saw dropped (a redelivery it had buffered behind a
+// slow handler) is terminated, not handled again. While
+// the kill switch ([WithRuntime]) is off, a consumer that gets a marked
+// message pauses and holds it (in progress) until the switch is on again.
+//
+// Environment lanes: with [WithEnv] a subscription is a lane subscription
+// (queue "<queue>-<env>", consumer "<durable>-<env>", created to deliver
+// new messages only) that handles only its env's messages; the trunk skips
+// envs that have a live lane according to [WithLanes] and takes everything
+// else, untagged messages included.
+package slnats

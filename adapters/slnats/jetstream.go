@@ -1,0 +1,502 @@
+package slnats
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sync"
+	"time"
+
+	natsgo "github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/shadowlane/shadowlane/propagation"
+	"github.com/shadowlane/shadowlane/shadow"
+	"github.com/shadowlane/shadowlane/shadow/bus"
+)
+
+// StreamName returns the shadow name of a JetStream stream or consumer
+// (default: name + "_shadow").
+func (s *Shadow) StreamName(name string) string { return s.c.names.Shadow(name) }
+
+// ShadowStream derives the shadow twin of a production stream
+// configuration: the name is shadowed and every subject becomes its shadow
+// subject. Every subject must lie inside the configured shadow subjects
+// ([shadow.ErrNoShadowTarget] otherwise); mirrors, sources, subject
+// transforms and republish are refused ([shadow.ErrUnsupported]) because
+// they could pull production data into the shadow stream or push shadow
+// data out of it.
+func (s *Shadow) ShadowStream(cfg jetstream.StreamConfig) (jetstream.StreamConfig, error) {
+	if cfg.Name == "" || s.c.names.IsShadow(cfg.Name) {
+		return cfg, shadow.Refuse(Store, cfg.Name, "stream name is empty or already a shadow name", propagation.Mark{}, shadow.ErrUnsupported)
+	}
+	if cfg.Mirror != nil || len(cfg.Sources) > 0 || cfg.SubjectTransform != nil || cfg.RePublish != nil {
+		return cfg, shadow.Refuse(Store, cfg.Name, "streams with mirror, sources, subject transform or republish are not shadowed", propagation.Mark{}, shadow.ErrUnsupported)
+	}
+	out := cfg
+	out.Name = s.c.names.Shadow(cfg.Name)
+	out.Subjects = make([]string, len(cfg.Subjects))
+	for i, subj := range cfg.Subjects {
+		st, ok := s.ShadowSubject(subj)
+		if !ok {
+			return cfg, shadow.Refuse(Store, subj, "no shadow subject configured for stream "+cfg.Name, propagation.Mark{}, shadow.ErrNoShadowTarget)
+		}
+		out.Subjects[i] = st
+	}
+	return out, nil
+}
+
+// CreateShadowStream reads the production stream's configuration and
+// creates or updates its shadow twin (see [Shadow.ShadowStream]).
+func (s *Shadow) CreateShadowStream(ctx context.Context, js jetstream.JetStream, stream string) (jetstream.Stream, error) {
+	st, err := js.Stream(ctx, stream)
+	if err != nil {
+		return nil, err
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := s.ShadowStream(info.Config)
+	if err != nil {
+		return nil, err
+	}
+	return js.CreateOrUpdateStream(ctx, cfg)
+}
+
+// consumerConfigs returns the production (lane-named) consumer config and
+// its shadow twin; hasShadow is false when a filter subject has no shadow
+// twin (or, without filters, one of streamSubjects has none).
+func (s *Shadow) consumerConfigs(cfg jetstream.ConsumerConfig, streamSubjects []string) (prod, sh jetstream.ConsumerConfig, hasShadow bool, err error) {
+	if cfg.DeliverSubject != "" || cfg.DeliverGroup != "" {
+		return cfg, cfg, false, fmt.Errorf("%w: push consumers (DeliverSubject) are not supported; use pull consumers", ErrConfig)
+	}
+	name := cfg.Durable
+	if name == "" {
+		name = cfg.Name
+	}
+	if name == "" || s.c.names.IsShadow(name) {
+		return cfg, cfg, false, fmt.Errorf("%w: consumer needs a durable name that is not a shadow name (got %q)", ErrConfig, name)
+	}
+	prod = cfg
+	setName(&prod, s.laneName(name))
+	sh = prod
+	setName(&sh, s.c.names.Shadow(s.laneName(name)))
+	filters := cfg.FilterSubjects
+	if cfg.FilterSubject != "" {
+		filters = []string{cfg.FilterSubject}
+	}
+	check := filters
+	if len(check) == 0 {
+		check = streamSubjects
+	}
+	hasShadow = len(check) > 0
+	for _, f := range check {
+		if _, ok := s.ShadowSubject(f); !ok {
+			hasShadow = false
+		}
+	}
+	if hasShadow && len(filters) > 0 {
+		sh.FilterSubject, sh.FilterSubjects = "", make([]string, len(filters))
+		for i, f := range filters {
+			sh.FilterSubjects[i], _ = s.ShadowSubject(f)
+		}
+		if len(filters) == 1 {
+			sh.FilterSubject, sh.FilterSubjects = sh.FilterSubjects[0], nil
+		}
+	}
+	return prod, sh, hasShadow, nil
+}
+
+func setName(c *jetstream.ConsumerConfig, n string) {
+	if c.Durable != "" {
+		c.Durable = n
+	}
+	if c.Name != "" {
+		c.Name = n
+	}
+}
+
+// JSHandler handles one JetStream message; ctx carries its mark. Returning
+// nil acknowledges the message; an error naks it for redelivery after a
+// growing delay, until its last delivery (the consumer's MaxDeliver,
+// [DefaultMaxDeliver] when unset): then it goes to [WithRefused] and is
+// terminated.
+type JSHandler func(ctx context.Context, msg jetstream.Msg) error
+
+// Consumption is a running production consumer and, when configured, its
+// shadow twin.
+type Consumption struct {
+	runs []*jsRun
+	// Consumers are the names of the durable consumers, production first.
+	Consumers []string
+}
+
+// Stop stops consuming.
+func (c *Consumption) Stop() {
+	for _, r := range c.runs {
+		r.stop()
+	}
+}
+
+// ConsumeJetStream creates (or updates) the pull consumer cfg on stream and
+// consumes it with h. A lane instance ([WithEnv]) names its consumer
+// "<durable>-<env>" and, unless cfg says otherwise, creates it to deliver
+// only new messages (a new lane never handles what the trunk handled
+// before it). A consumer without MaxDeliver gets [DefaultMaxDeliver]. When
+// the consumer's filter subjects (or, without filters, the stream's
+// subjects) all have shadow twins, the shadow consumer (shadow name, shadow
+// filters) is created on the shadow stream, which must exist (see
+// [Shadow.CreateShadowStream]), and consumed with the same h.
+//
+// Each message's mark comes from its headers (the rules of package
+// shadow/bus; a shadow-stream message without a run header is still
+// load-test traffic). A malformed mark, or a run mark on a production
+// subject (an anomaly), terminates the message (counted once, never
+// handled, passed to [WithRefused] by the trunk; lanes acknowledge their
+// copy); messages another environment's lane takes are acknowledged and
+// skipped. A message whose handler fails is redelivered with a growing
+// delay; on its last delivery it goes to [WithRefused] and is terminated.
+// A message the server drops after MaxDeliver deliveries without our
+// knowing (its consumer crashed or timed out on the last one) reaches
+// [WithRefused] too, through the server's max-deliveries advisory (one
+// instance of the consumer gets it).
+//
+// Kill switch: while the runtime says load-test traffic is off (or this
+// lane is not live), a consumer that gets a marked message stops pulling,
+// holds that message (telling the server it is in progress, so it is not
+// redelivered) until it may handle it, then handles it and consumes again.
+// Messages the client had buffered are redelivered after their ack wait,
+// which costs each of them one delivery.
+func (s *Shadow) ConsumeJetStream(ctx context.Context, js jetstream.JetStream, stream string, cfg jetstream.ConsumerConfig, h JSHandler) (*Consumption, error) {
+	if h == nil {
+		return nil, fmt.Errorf("%w: nil handler", ErrConfig)
+	}
+	if s.c.names.IsShadow(stream) {
+		return nil, fmt.Errorf("%w: stream %q is a shadow stream; consume the production stream", ErrConfig, stream)
+	}
+	st, err := js.Stream(ctx, stream)
+	if err != nil {
+		return nil, err
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.MaxDeliver == 0 {
+		cfg.MaxDeliver = DefaultMaxDeliver
+	}
+	if s.r.Env() != "" && cfg.DeliverPolicy == jetstream.DeliverAllPolicy {
+		cfg.DeliverPolicy = jetstream.DeliverNewPolicy
+	}
+	prod, sh, hasShadow, err := s.consumerConfigs(cfg, info.Config.Subjects)
+	if err != nil {
+		return nil, err
+	}
+	lanesKey := cfg.Durable
+	if lanesKey == "" {
+		lanesKey = cfg.Name
+	}
+	out := &Consumption{}
+	start := func(stream string, cc jetstream.ConsumerConfig, shadowSide bool) error {
+		cons, err := js.CreateOrUpdateConsumer(ctx, stream, cc)
+		if err != nil {
+			return err
+		}
+		name := cons.CachedInfo().Name
+		r := &jsRun{s: s, cons: cons, lanesKey: lanesKey, shadowSide: shadowSide, h: h, maxDeliver: cons.CachedInfo().Config.MaxDeliver}
+		r.ctx, r.cancel = context.WithCancel(context.WithoutCancel(ctx))
+		out.runs = append(out.runs, r)
+		if err := r.watchDrops(js, stream, name); err != nil {
+			return err
+		}
+		if err := r.start(); err != nil {
+			return err
+		}
+		out.Consumers = append(out.Consumers, name)
+		return nil
+	}
+	if err := start(stream, prod, false); err != nil {
+		out.Stop()
+		return nil, err
+	}
+	if hasShadow {
+		if err := start(s.c.names.Shadow(stream), sh, true); err != nil {
+			out.Stop()
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// jsRun consumes one durable consumer.
+type jsRun struct {
+	s          *Shadow
+	cons       jetstream.Consumer
+	lanesKey   string
+	shadowSide bool
+	h          JSHandler
+	maxDeliver int
+	ctx        context.Context
+	cancel     context.CancelFunc
+
+	mu      sync.Mutex
+	cc      jetstream.ConsumeContext
+	advisor *natsgo.Subscription
+	settled settledSeqs // guarded by mu
+}
+
+// settledSeqs remembers the stream sequences of the last messages this
+// run settled (acknowledged after handling, terminated, or dropped by the
+// server after MaxDeliver): a later delivery of one of them — a
+// redelivery the client had buffered behind a slow handler, or the copy
+// the server sent before it dropped the message — is neither handled nor
+// refused again. Bounded: the oldest are forgotten first.
+type settledSeqs struct {
+	set  map[uint64]struct{}
+	ring []uint64
+	next int
+}
+
+const settledMax = 4096
+
+func (s *settledSeqs) add(seq uint64) {
+	if s.set == nil {
+		s.set = make(map[uint64]struct{}, 64)
+		s.ring = make([]uint64, settledMax)
+	}
+	if _, ok := s.set[seq]; ok {
+		return
+	}
+	if old := s.ring[s.next]; old != 0 {
+		delete(s.set, old)
+	}
+	s.ring[s.next] = seq
+	s.next = (s.next + 1) % settledMax
+	s.set[seq] = struct{}{}
+}
+
+func (s *settledSeqs) has(seq uint64) bool {
+	_, ok := s.set[seq]
+	return ok
+}
+
+// settle records seq as settled; false when it already was (the caller
+// then neither handles nor refuses it again).
+func (r *jsRun) settle(seq uint64) bool {
+	if seq == 0 {
+		return true
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.settled.has(seq) {
+		return false
+	}
+	r.settled.add(seq)
+	return true
+}
+
+func (r *jsRun) isSettled(seq uint64) bool {
+	if seq == 0 {
+		return false
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.settled.has(seq)
+}
+
+func (r *jsRun) start() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.ctx.Err() != nil {
+		return nil
+	}
+	cc, err := r.cons.Consume(r.handle)
+	if err != nil {
+		return err
+	}
+	r.cc = cc
+	return nil
+}
+
+func (r *jsRun) pause() {
+	r.mu.Lock()
+	if r.cc != nil {
+		r.cc.Stop()
+		r.cc = nil
+	}
+	r.mu.Unlock()
+}
+
+func (r *jsRun) stop() {
+	r.cancel()
+	r.pause()
+	r.mu.Lock()
+	if r.advisor != nil {
+		_ = r.advisor.Unsubscribe()
+		r.advisor = nil
+	}
+	r.mu.Unlock()
+}
+
+// watchDrops subscribes (in a queue group per consumer, so one instance
+// answers) to the server's advisory for messages dropped after MaxDeliver
+// deliveries, and passes each dropped message to the refusal callback.
+func (r *jsRun) watchDrops(js jetstream.JetStream, stream, consumer string) error {
+	if r.s.c.refused == nil || r.maxDeliver <= 0 {
+		return nil
+	}
+	nc := js.Conn()
+	if nc == nil {
+		return nil
+	}
+	subj := "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES." + stream + "." + consumer
+	sub, err := nc.QueueSubscribe(subj, "shadowlane-"+consumer, func(m *natsgo.Msg) {
+		var adv struct {
+			StreamSeq  uint64 `json:"stream_seq"`
+			Deliveries int    `json:"deliveries"`
+		}
+		if json.Unmarshal(m.Data, &adv) != nil || adv.StreamSeq == 0 || !r.settle(adv.StreamSeq) {
+			return
+		}
+		st, err := js.Stream(r.ctx, stream)
+		if err != nil {
+			return
+		}
+		raw, err := st.GetMsg(r.ctx, adv.StreamSeq)
+		if err != nil {
+			return
+		}
+		msg := &natsgo.Msg{Subject: raw.Subject, Header: raw.Header, Data: raw.Data}
+		mk, _ := r.s.Mark(raw.Subject, raw.Header)
+		r.s.c.refused(propagation.With(r.ctx, mk), msg, fmt.Errorf("%w (%d deliveries, dropped by the server)", ErrDeliveriesExhausted, adv.Deliveries))
+	})
+	if err != nil {
+		return err
+	}
+	r.mu.Lock()
+	r.advisor = sub
+	r.mu.Unlock()
+	return nil
+}
+
+func (r *jsRun) handle(msg jetstream.Msg) {
+	s := r.s
+	subj := msg.Subject()
+	var seq uint64
+	n := 1
+	if md, err := msg.Metadata(); err == nil {
+		seq, n = md.Sequence.Stream, int(md.NumDelivered)
+	}
+	if r.isSettled(seq) {
+		// Already handled, refused or dropped here: a stale copy.
+		_ = msg.Term()
+		return
+	}
+	if !r.shadowSide && s.r.IsShadow(subj) {
+		s.decisions().Record("", Store, metricTarget(s, subj), shadow.Guard)
+		_ = msg.Term()
+		return
+	}
+	d := decode(msg.Headers())
+	dec := s.r.Consume(r.lanesKey, subj, &d)
+	if dec.Action == bus.Wait {
+		r.pause()
+		for dec.Action == bus.Wait {
+			if !r.hold(msg, dec) {
+				return // stopped: not acknowledged, redelivered later
+			}
+			d = decode(msg.Headers())
+			dec = s.r.Consume(r.lanesKey, subj, &d)
+		}
+		defer func() { _ = r.start() }()
+	}
+	switch dec.Action {
+	case bus.Skip:
+		_ = msg.Ack()
+	case bus.Refuse:
+		if r.settle(seq) {
+			s.refuse(r.ctx, &natsgo.Msg{Subject: subj, Header: msg.Headers(), Data: msg.Data()}, dec.Err)
+		}
+		_ = msg.Term()
+	case bus.Handle:
+		mctx := propagation.With(r.ctx, dec.Mark)
+		err := r.h(mctx, msg)
+		if err == nil {
+			r.settle(seq)
+			_ = msg.Ack()
+			return
+		}
+		if r.isSettled(seq) {
+			// Dropped by the server (and refused) while the handler ran.
+			return
+		}
+		if r.maxDeliver > 0 && n >= r.maxDeliver {
+			if r.settle(seq) && s.c.refused != nil {
+				s.c.refused(mctx, &natsgo.Msg{Subject: subj, Header: msg.Headers(), Data: msg.Data()}, fmt.Errorf("%w (%d deliveries): %w", ErrDeliveriesExhausted, n, err))
+			}
+			_ = msg.Term()
+			return
+		}
+		_ = msg.NakWithDelay(time.Duration(min(1<<min(n, 6), 40)) * 25 * time.Millisecond)
+	}
+}
+
+// hold keeps msg in progress (no redelivery) until the rules let the
+// consumer take it; false when the consumption was stopped first.
+func (r *jsRun) hold(msg jetstream.Msg, dec bus.Decision) bool {
+	tick := time.NewTicker(r.s.c.poll)
+	defer tick.Stop()
+	last := time.Now()
+	_ = msg.InProgress()
+	for !r.s.r.Ready(r.lanesKey, dec) {
+		select {
+		case <-r.ctx.Done():
+			return false
+		case <-tick.C:
+		}
+		if time.Since(last) > time.Second {
+			_ = msg.InProgress()
+			last = time.Now()
+		}
+	}
+	return true
+}
+
+// JetStream wraps a JetStream context so that publishing follows
+// shadowlane's rules in one call: there is no separate Prepare step to
+// forget. A marked message goes to the shadow twin of its subject with the
+// mark headers, or is refused with a [*shadow.Error] and never sent.
+type JetStream struct {
+	s  *Shadow
+	js jetstream.JetStream
+}
+
+// JetStream wraps js.
+func (s *Shadow) JetStream(js jetstream.JetStream) *JetStream { return &JetStream{s: s, js: js} }
+
+// JS returns the wrapped JetStream context (for streams and consumers;
+// publish through the wrapper).
+func (j *JetStream) JS() jetstream.JetStream { return j.js }
+
+// Publish publishes data to subj under the mark of ctx.
+func (j *JetStream) Publish(ctx context.Context, subj string, data []byte, opts ...jetstream.PublishOpt) (*jetstream.PubAck, error) {
+	return j.PublishMsg(ctx, &natsgo.Msg{Subject: subj, Data: data}, opts...)
+}
+
+// PublishMsg publishes msg under the mark of ctx (the rules of [Conn.PublishMsg]).
+func (j *JetStream) PublishMsg(ctx context.Context, msg *natsgo.Msg, opts ...jetstream.PublishOpt) (*jetstream.PubAck, error) {
+	if err := j.s.prepare(ctx, msg); err != nil {
+		return nil, err
+	}
+	return j.js.PublishMsg(ctx, msg, opts...)
+}
+
+// PublishMsgAsync publishes msg asynchronously under the mark of ctx; a
+// refused message is an error at once and is not sent.
+func (j *JetStream) PublishMsgAsync(ctx context.Context, msg *natsgo.Msg, opts ...jetstream.PublishOpt) (jetstream.PubAckFuture, error) {
+	if err := j.s.prepare(ctx, msg); err != nil {
+		return nil, err
+	}
+	return j.js.PublishMsgAsync(msg, opts...)
+}

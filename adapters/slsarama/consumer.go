@@ -1,0 +1,219 @@
+package slsarama
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+
+	"github.com/IBM/sarama"
+)
+
+// Plan is one consumer group a [Consumer] runs.
+type Plan struct {
+	Group  string   // the consumer group joined
+	Topics []string // the topics consumed
+	Shadow bool     // shadow group on shadow topics
+}
+
+// Consumer runs a [MessageHandler] in a production (or lane) consumer group
+// and, for groups named in [WithShadowGroups], in the shadow group on the
+// shadow topics beside it, through [Shadow.GroupHandler].
+type Consumer struct {
+	s     *Shadow
+	group string
+	h     MessageHandler
+	addrs []string
+	cfg   *sarama.Config
+	plans []Plan
+}
+
+// Consumer prepares a consumer of topics in group (the production group
+// name; a lane instance joins "<group>-<env>", see [Shadow.Group]) on the
+// brokers addrs with cfg (nil: sarama.NewConfig()). When group was named in
+// [WithShadowGroups], a second consumer group runs the same handler in the
+// shadow group ([Shadow.ShadowGroup]) on the shadow twins of those topics
+// that have one; otherwise no shadow topic is ever consumed. Topics that
+// are already shadow names are refused: production consumers never read
+// shadow topics.
+func (s *Shadow) Consumer(addrs []string, cfg *sarama.Config, group string, topics []string, h MessageHandler) (*Consumer, error) {
+	if group == "" || s.c.groups.IsShadow(group) || s.r.IsLaneName(group) {
+		return nil, fmt.Errorf("%w: consumer group %q is empty or a shadow name", ErrConfig, group)
+	}
+	if len(topics) == 0 {
+		return nil, fmt.Errorf("%w: no topics for group %q", ErrConfig, group)
+	}
+	if h == nil {
+		return nil, fmt.Errorf("%w: nil handler", ErrConfig)
+	}
+	if len(addrs) == 0 {
+		return nil, fmt.Errorf("%w: no broker addresses", ErrConfig)
+	}
+	for _, t := range topics {
+		if t == "" || s.r.IsShadow(t) {
+			return nil, fmt.Errorf("%w: topic %q is empty or a shadow topic; production consumers never read shadow topics", ErrConfig, t)
+		}
+	}
+	if cfg == nil {
+		cfg = sarama.NewConfig()
+	}
+	if s.r.Env() != "" {
+		// A new lane group starts at the newest offset, never at the
+		// beginning: the trunk handled what came before (issue 18 item 1).
+		// Run commits that start before it joins (pinStart); a lane
+		// group that committed resumes where it left off.
+		lc := *cfg
+		lc.Consumer.Offsets.Initial = sarama.OffsetNewest
+		cfg = &lc
+	}
+	c := &Consumer{s: s, group: group, h: h, addrs: slices.Clone(addrs), cfg: cfg}
+	c.plans = append(c.plans, Plan{Group: s.Group(group), Topics: slices.Clone(topics)})
+	if _, ok := s.c.shadowGrps[group]; ok {
+		if st := s.ShadowTopics(topics...); len(st) > 0 {
+			c.plans = append(c.plans, Plan{Group: s.ShadowGroup(group), Topics: st, Shadow: true})
+		}
+	}
+	return c, nil
+}
+
+// Plans returns the consumer groups Run joins.
+func (c *Consumer) Plans() []Plan {
+	out := slices.Clone(c.plans)
+	for i := range out {
+		out[i].Topics = slices.Clone(out[i].Topics)
+	}
+	return out
+}
+
+// Run consumes until ctx is done (then it returns nil) or a handler, the
+// refusal callback ([WithRefused]) or sarama's Consume fails: then every
+// group is left and the first error is returned. A message whose handler
+// failed is not marked, so it is delivered again to the next consumer of
+// the group. With cfg.Consumer.Return.Errors set, sarama's error channel is
+// drained (and its errors dropped: sarama retries them itself).
+func (c *Consumer) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var (
+		wg    sync.WaitGroup
+		once  sync.Once
+		first error
+	)
+	fail := func(err error) {
+		once.Do(func() { first = err })
+		cancel(err)
+	}
+	if c.s.r.Env() != "" {
+		for _, p := range c.plans {
+			if err := pinStart(c.addrs, c.cfg, p.Group, p.Topics); err != nil {
+				return fmt.Errorf("shadowlane/sarama: group %q: fix the lane's start: %w", p.Group, err)
+			}
+		}
+	}
+	for _, p := range c.plans {
+		cg, err := sarama.NewConsumerGroup(c.addrs, p.Group, c.cfg)
+		if err != nil {
+			fail(fmt.Errorf("slsarama: group %q: %w", p.Group, err))
+			break
+		}
+		if c.cfg.Consumer.Return.Errors {
+			wg.Go(func() {
+				for range cg.Errors() {
+				}
+			})
+		}
+		h := runHandler{ConsumerGroupHandler: c.s.GroupHandler(c.group, c.h), fail: fail}
+		wg.Go(func() {
+			defer cg.Close()
+			for ctx.Err() == nil {
+				err := cg.Consume(ctx, p.Topics, h)
+				if ctx.Err() != nil {
+					return
+				}
+				if err != nil {
+					if !errors.Is(err, sarama.ErrClosedConsumerGroup) {
+						err = fmt.Errorf("slsarama: group %q: %w", p.Group, err)
+					}
+					fail(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return first
+}
+
+// runHandler stops the whole Consumer on the first error of a claim (sarama
+// itself only logs it and keeps the session).
+type runHandler struct {
+	sarama.ConsumerGroupHandler
+	fail func(error)
+}
+
+func (h runHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
+	err := h.ConsumerGroupHandler.ConsumeClaim(sess, claim)
+	if err != nil && sess.Context().Err() == nil {
+		h.fail(err)
+	}
+	return err
+}
+
+// pinStart fixes where a lane group starts: every partition of topics
+// without a committed offset in group gets its current newest offset
+// committed before the group is joined. Without it a lane group that
+// restarts before it marked anything on a partition would start at the
+// newest offset again and skip what came meanwhile (which the trunk
+// skipped as the lane's). Groups that committed keep their offsets; a
+// commit the broker refuses (the lane's group already has members, which
+// fixed the start) leaves the group's own start (the newest offset).
+func pinStart(addrs []string, cfg *sarama.Config, group string, topics []string) error {
+	cl, err := sarama.NewClient(addrs, cfg)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	want := map[string][]int32{}
+	for _, topic := range topics {
+		parts, err := cl.Partitions(topic)
+		if err != nil {
+			return err
+		}
+		want[topic] = parts
+	}
+	adm, err := sarama.NewClusterAdminFromClient(cl)
+	if err != nil {
+		return err
+	}
+	committed, err := adm.ListConsumerGroupOffsets(group, want)
+	if err != nil && !errors.Is(err, sarama.ErrGroupIDNotFound) {
+		return err
+	}
+	req := sarama.NewOffsetCommitRequest(cfg, group)
+	pinned := false
+	for topic, parts := range want {
+		for _, part := range parts {
+			if committed != nil {
+				if b := committed.GetBlock(topic, part); b != nil && b.Offset >= 0 {
+					continue
+				}
+			}
+			end, err := cl.GetOffset(topic, part, sarama.OffsetNewest)
+			if err != nil {
+				return err
+			}
+			req.AddBlock(topic, part, end, 0, "")
+			pinned = true
+		}
+	}
+	if !pinned {
+		return nil
+	}
+	coord, err := cl.Coordinator(group)
+	if err != nil {
+		return err
+	}
+	_, _ = coord.CommitOffset(req) // refused while the group has members
+	return nil
+}

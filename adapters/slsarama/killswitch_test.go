@@ -1,0 +1,208 @@
+package slsarama_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/shadowlane/shadowlane"
+	slsarama "github.com/shadowlane/shadowlane/adapters/slsarama"
+	"github.com/shadowlane/shadowlane/propagation"
+	"github.com/shadowlane/shadowlane/shadow"
+)
+
+// The kill switch toggled mid-stream (sarama): marked messages that arrive
+// while load tests are off are not handled (not marked) until the switch is
+// on again; then each is handled exactly once. Production flows all along.
+func TestKillSwitchHoldsMarkedMessages(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, "orders", "orders_shadow"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	addrs := c.ListenAddrs()
+	rt, err := shadowlane.New(shadowlane.Config{Service: "bus-test", Trust: shadowlane.TrustConfig{Mode: "internal"}}, shadowlane.WithoutDefault())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rt.Close()
+	s, err := slsarama.New(slsarama.WithShadowTopics("orders"), slsarama.WithShadowGroups("svc"), slsarama.WithRuntime(rt))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sp, err := sarama.NewSyncProducer(addrs, config())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sp.Close()
+	p := s.SyncProducer(sp)
+
+	var (
+		mu      sync.Mutex
+		n       = map[string]int{}
+		whileOf = map[string]bool{}
+		gate    sync.RWMutex
+	)
+	count := func(prefix string) (d int) {
+		mu.Lock()
+		defer mu.Unlock()
+		for v := range n {
+			if strings.HasPrefix(v, prefix) {
+				d++
+			}
+		}
+		return d
+	}
+	waitFor := func(prefix string, want int) {
+		t.Helper()
+		deadline := time.Now().Add(60 * time.Second)
+		for count(prefix) < want {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: handled %d, want %d", prefix, count(prefix), want)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	cons, err := s.Consumer(addrs, config(), "svc", []string{"orders"}, func(ctx context.Context, msg *sarama.ConsumerMessage) error {
+		gate.RLock()
+		defer gate.RUnlock()
+		on, _ := rt.LoadTestEnabled()
+		mu.Lock()
+		n[string(msg.Value)]++
+		if propagation.IsLoadTest(ctx) && !on {
+			whileOf[string(msg.Value)] = true
+		}
+		mu.Unlock()
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- cons.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+	produce := func(ctx context.Context, prefix string, k int) {
+		for i := range k {
+			if _, _, err := p.SendMessage(ctx, &sarama.ProducerMessage{Topic: "orders", Key: sarama.StringEncoder(fmt.Sprint(i)), Value: sarama.StringEncoder(fmt.Sprintf("%s%03d", prefix, i))}); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}
+	lt := propagation.With(context.Background(), propagation.Mark{Run: "r1"})
+	var wg sync.WaitGroup
+	wg.Go(func() { produce(lt, "stream-", 200) })
+	produce(lt, "a-", 20)
+	waitFor("a-", 20)
+	gate.Lock()
+	rt.SetLoadTest(false, "test")
+	gate.Unlock()
+	produce(lt, "off-", 30)
+	produce(context.Background(), "poff-", 10)
+	waitFor("poff-", 10)
+	time.Sleep(500 * time.Millisecond)
+	if d := count("off-"); d != 0 {
+		t.Fatalf("%d marked messages produced while off were handled while off", d)
+	}
+	wg.Wait()
+	gate.Lock()
+	rt.SetLoadTest(true, "")
+	gate.Unlock()
+	waitFor("off-", 30)
+	waitFor("stream-", 200)
+	mu.Lock()
+	defer mu.Unlock()
+	for v, k := range n {
+		if k != 1 {
+			t.Errorf("%s handled %d times", v, k)
+		}
+		if whileOf[v] {
+			t.Errorf("%s handled while off", v)
+		}
+	}
+	if len(n) != 260 {
+		t.Errorf("handled %d distinct, want 260", len(n))
+	}
+}
+
+// A poison message is tried a bounded number of times, then refused once;
+// it does not stop the consumer or starve the others. A run mark on the
+// production topic is refused (an anomaly), never handled.
+func TestRetryThenRefuse(t *testing.T) {
+	addrs := newCluster(t)
+	var (
+		mu      sync.Mutex
+		tries   = map[string]int{}
+		refused = map[string][]error{}
+	)
+	s, err := slsarama.New(slsarama.WithShadowTopics("orders"), slsarama.WithRetry(3, 5*time.Millisecond, 0),
+		slsarama.WithRefused(func(ctx context.Context, msg *sarama.ConsumerMessage, err error) error {
+			mu.Lock()
+			refused[string(msg.Value)] = append(refused[string(msg.Value)], err)
+			mu.Unlock()
+			return nil
+		}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sp, err := sarama.NewSyncProducer(addrs, config())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sp.Close()
+	send := func(v string, hs ...sarama.RecordHeader) {
+		if _, _, err := sp.SendMessage(&sarama.ProducerMessage{Topic: "orders", Value: sarama.StringEncoder(v), Headers: hs}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send("poison")
+	send("forged", sarama.RecordHeader{Key: []byte("x-shadowlane-run"), Value: []byte("evil")})
+	for i := range 20 {
+		send(fmt.Sprintf("ok-%02d", i))
+	}
+	c, err := s.Consumer(addrs, config(), "svc", []string{"orders"}, func(ctx context.Context, msg *sarama.ConsumerMessage) error {
+		mu.Lock()
+		defer mu.Unlock()
+		tries[string(msg.Value)]++
+		if string(msg.Value) == "poison" {
+			return fmt.Errorf("always fails")
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := runUntil(t, c, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return tries["ok-19"] > 0
+	}); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if tries["poison"] != 3 || len(refused["poison"]) != 1 || !errors.Is(refused["poison"][0], slsarama.ErrRetriesExhausted) {
+		t.Errorf("poison: %d tries, refused %v", tries["poison"], refused["poison"])
+	}
+	if tries["forged"] != 0 || len(refused["forged"]) != 1 || !errors.Is(refused["forged"][0], shadow.ErrBlocked) {
+		t.Errorf("forged: %d tries, refused %v", tries["forged"], refused["forged"])
+	}
+	for i := range 20 {
+		if v := fmt.Sprintf("ok-%02d", i); tries[v] != 1 {
+			t.Errorf("%s handled %d times", v, tries[v])
+		}
+	}
+}

@@ -1,0 +1,509 @@
+package slsarama_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	slsarama "github.com/shadowlane/shadowlane/adapters/slsarama"
+	"github.com/shadowlane/shadowlane/envtag"
+	"github.com/shadowlane/shadowlane/propagation"
+	"github.com/shadowlane/shadowlane/shadow"
+)
+
+// reconcileN is how many messages a reconciliation test sends in all: 2,000
+// by default, 10,000 with SHADOWLANE_LONG=1, 400 under -short.
+func reconcileN() int {
+	switch {
+	case os.Getenv("SHADOWLANE_LONG") == "1":
+		return 10000
+	case testing.Short():
+		return 400
+	}
+	return 2000
+}
+
+type handling struct {
+	by   string
+	mark propagation.Mark
+}
+
+// ledger records, per message id, every successful handling (by whom,
+// under which mark), every attempt and every refusal.
+type ledger struct {
+	mu       sync.Mutex
+	handled  map[string][]handling
+	attempts map[string]int
+	refused  map[string][]error
+	total    atomic.Int64
+}
+
+func newLedger() *ledger {
+	return &ledger{handled: map[string][]handling{}, attempts: map[string]int{}, refused: map[string][]error{}}
+}
+
+func (l *ledger) attempt(id string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.attempts[id]++
+	return l.attempts[id]
+}
+
+func (l *ledger) handle(id, by string, m propagation.Mark) {
+	l.mu.Lock()
+	l.handled[id] = append(l.handled[id], handling{by, m})
+	l.mu.Unlock()
+	l.total.Add(1)
+}
+
+func (l *ledger) refuse(id string, err error) {
+	l.mu.Lock()
+	l.refused[id] = append(l.refused[id], err)
+	l.mu.Unlock()
+}
+
+func (l *ledger) waitIDs(t *testing.T, what string, ids []string) {
+	t.Helper()
+	deadline := time.Now().Add(50 * time.Second)
+	for {
+		l.mu.Lock()
+		missing, first := 0, ""
+		for _, id := range ids {
+			if len(l.handled[id]) == 0 && len(l.refused[id]) == 0 {
+				if missing == 0 {
+					first = id
+				}
+				missing++
+			}
+		}
+		l.mu.Unlock()
+		if missing == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %d of %d messages neither handled nor refused (first %s)", what, missing, len(ids), first)
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+}
+
+// TestReconcileSarama is the reconciliation of TestReconcileKafka for
+// sarama on kfake (4 partitions): production, marked and env-tagged
+// messages with known ids through rejected offset commits (the first trunk
+// instance handles while its commits fail, then stops: what it marked
+// comes again), rebalances (instances join), handler errors (retries), a
+// late lane (proj-a), a dropped lane (proj-b), poison messages and
+// malformed marks; judged from the consumer side and from the broker side
+// (plain sarama consumer on both topics, committed offsets at the end).
+func TestReconcileSarama(t *testing.T) {
+	n := reconcileN()
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(4, "orders", "orders_shadow"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cluster.Close) // after the consumers' clean-ups
+	addrs := cluster.ListenAddrs()
+	// While armed, offset commits of group "svc" are rejected.
+	var armed atomic.Bool
+	var rejectedCommits atomic.Int64
+	cluster.ControlKey(int16(kmsg.OffsetCommit), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		cluster.KeepControl()
+		oc := req.(*kmsg.OffsetCommitRequest)
+		if oc.Group != "svc" || !armed.Load() {
+			return nil, nil, false
+		}
+		rejectedCommits.Add(1)
+		resp := oc.ResponseKind().(*kmsg.OffsetCommitResponse)
+		for _, rt := range oc.Topics {
+			st := kmsg.NewOffsetCommitResponseTopic()
+			st.Topic = rt.Topic
+			for _, rp := range rt.Partitions {
+				sp := kmsg.NewOffsetCommitResponseTopicPartition()
+				sp.Partition = rp.Partition
+				sp.ErrorCode = 30 // GROUP_AUTHORIZATION_FAILED
+				st.Partitions = append(st.Partitions, sp)
+			}
+			resp.Topics = append(resp.Topics, st)
+		}
+		return resp, nil, true
+	})
+
+	lg := newLedger()
+	var lanes envtag.SwapLanes
+	lanes.Store(envtag.StaticLanes{"svc": {"proj-b"}})
+	opts := []slsarama.Option{
+		slsarama.WithShadowTopics("orders"), slsarama.WithShadowGroups("svc"), slsarama.WithLanes(&lanes),
+		slsarama.WithRetry(3, 100*time.Millisecond, 200*time.Millisecond),
+		slsarama.WithRefused(func(ctx context.Context, msg *sarama.ConsumerMessage, err error) error {
+			lg.refuse(string(msg.Value), err)
+			return nil
+		}),
+	}
+	newS := func(extra ...slsarama.Option) *slsarama.Shadow {
+		s, err := slsarama.New(append(append([]slsarama.Option{}, opts...), extra...)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	trunk, laneA, laneB := newS(), newS(slsarama.WithEnv("proj-a")), newS(slsarama.WithEnv("proj-b"))
+	ccfg := func() *sarama.Config {
+		c := config()
+		c.Consumer.Offsets.AutoCommit.Interval = 200 * time.Millisecond
+		c.Consumer.MaxWaitTime = 50 * time.Millisecond
+		c.Consumer.Offsets.Retry.Max = 1
+		return c
+	}
+
+	handler := func(who string, after func()) slsarama.MessageHandler {
+		return func(ctx context.Context, msg *sarama.ConsumerMessage) error {
+			id := string(msg.Value)
+			a := lg.attempt(who + "/" + id)
+			if strings.HasPrefix(id, "X-") {
+				return errors.New("poison")
+			}
+			if a == 1 && strings.HasSuffix(id, "37") {
+				return errors.New("transient")
+			}
+			lg.handle(id, who, propagation.FromContext(ctx))
+			if after != nil {
+				after()
+			}
+			return nil
+		}
+	}
+	adm, err := sarama.NewClusterAdmin(addrs, config())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer adm.Close()
+	// waitJoined waits until group is stable with members (its claims,
+	// and a new lane group's start at the newest offset, are then fixed).
+	waitJoined := func(group string, members int) {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			gs, err := adm.DescribeConsumerGroups([]string{group})
+			if err == nil && len(gs) == 1 && gs[0].State == "Stable" && len(gs[0].Members) == members {
+				time.Sleep(300 * time.Millisecond) // claims start after the join
+				return
+			}
+			if time.Now().After(deadline) {
+				state := fmt.Sprint(err)
+				if err == nil && len(gs) == 1 {
+					state = fmt.Sprintf("%s with %d members", gs[0].State, len(gs[0].Members))
+				}
+				t.Fatalf("group %s never became stable with %d members (%s)", group, members, state)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	// start runs a consumer; stop cancels it and returns Run's error.
+	start := func(s *slsarama.Shadow, h slsarama.MessageHandler) (stop func() error) {
+		c, err := s.Consumer(addrs, ccfg(), "svc", []string{"orders"}, h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		var runErr error
+		go func() {
+			runErr = c.Run(ctx)
+			if runErr != nil && ctx.Err() == nil {
+				t.Logf("consumer stopped: %v", runErr)
+			}
+			close(done)
+		}()
+		stop = func() error { cancel(); <-done; return runErr }
+		t.Cleanup(func() { stop() })
+		return stop
+	}
+
+	cl, err := sarama.NewClient(addrs, config())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	// atEnd waits until every group committed to the end of its topic.
+	atEnd := func(groups map[string]string) {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for g, topic := range groups {
+			for {
+				offs, err := adm.ListConsumerGroupOffsets(g, map[string][]int32{topic: {0, 1, 2, 3}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				lag := int64(0)
+				for part := range int32(4) {
+					end, err := cl.GetOffset(topic, part, sarama.OffsetNewest)
+					if err != nil {
+						t.Fatal(err)
+					}
+					at := int64(0)
+					if b := offs.GetBlock(topic, part); b != nil && b.Offset > 0 {
+						at = b.Offset
+					}
+					lag += end - at
+				}
+				if lag == 0 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("broker: group %s has %d messages not committed on %s", g, lag, topic)
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+		}
+	}
+	var handledT1 atomic.Int64
+	t1stop := start(trunk, handler("trunk", func() {
+		if handledT1.Add(1) == int64(n/16) {
+			armed.Store(true)
+		}
+	}))
+	lbStop := start(laneB, handler("lane-b", nil))
+	waitJoined("svc", 1)
+	waitJoined(laneB.Group("svc"), 1)
+
+	pcfg := config()
+	pcfg.Producer.Partitioner = sarama.NewHashPartitioner
+	sp, err := sarama.NewSyncProducer(addrs, pcfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sp.Close()
+	p := trunk.SyncProducer(sp)
+	ctx := context.Background()
+	send := func(ctx context.Context, id string) {
+		if _, _, err := p.SendMessage(ctx, &sarama.ProducerMessage{Topic: "orders", Key: sarama.StringEncoder(id), Value: sarama.StringEncoder(id)}); err != nil {
+			t.Errorf("send %s: %v", id, err)
+		}
+	}
+	rawSend := func(id string, hs ...sarama.RecordHeader) {
+		if _, _, err := sp.SendMessage(&sarama.ProducerMessage{Topic: "orders", Key: sarama.StringEncoder(id), Value: sarama.StringEncoder(id), Headers: hs}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	run := propagation.With(ctx, propagation.Mark{Run: "r1"})
+	envA := propagation.With(ctx, propagation.Mark{Env: "proj-a"})
+	envB := propagation.With(ctx, propagation.Mark{Env: "proj-b"})
+
+	quarter := n / 4
+	var pm struct {
+		sync.Mutex
+		p, m []string
+	}
+	var bg sync.WaitGroup
+	for w := range 4 {
+		bg.Go(func() {
+			for i := w; i < quarter; i += 4 {
+				pid, mid := fmt.Sprintf("P-%05d", i), fmt.Sprintf("M-%05d", i)
+				send(ctx, pid)
+				send(run, mid)
+				pm.Lock()
+				pm.p, pm.m = append(pm.p, pid), append(pm.m, mid)
+				pm.Unlock()
+			}
+		})
+	}
+	half := quarter / 2
+	var a1, a2, b1, b2 []string
+	for i := range half {
+		a1, b1 = append(a1, fmt.Sprintf("A-%05d", i)), append(b1, fmt.Sprintf("B-%05d", i))
+	}
+	var ph sync.WaitGroup
+	ph.Go(func() {
+		for _, id := range a1 {
+			send(envA, id)
+		}
+	})
+	ph.Go(func() {
+		for _, id := range b1 {
+			send(envB, id)
+		}
+	})
+	ph.Wait()
+	// The first trunk instance handles while its commits are rejected,
+	// then stops: what it handled since its last commit comes again.
+	deadline := time.Now().Add(45 * time.Second)
+	for rejectedCommits.Load() < 2 {
+		if time.Now().After(deadline) {
+			t.Fatal("no commit of the first trunk instance was rejected")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := t1stop(); err != nil {
+		t.Logf("first trunk instance: %v", err)
+	}
+	armed.Store(false)
+	start(trunk, handler("trunk", nil))
+	lg.waitIDs(t, "phase 1", append(append([]string{}, a1...), b1...))
+	// The hand-over starts once the trunk settled what the first
+	// instance handed back (a redelivered proj-b message decided after
+	// proj-b left the lanes would be handled by the trunk too).
+	atEnd(map[string]string{"svc": "orders"})
+
+	// Hand-over: proj-a's lane joins (new group: newest offset), then is
+	// listed; proj-b's lane is unlisted, then stopped. A third trunk
+	// instance joins mid-phase (a rebalance).
+	start(laneA, handler("lane-a", nil))
+	waitJoined(laneA.Group("svc"), 1)
+	lanes.Store(envtag.StaticLanes{"svc": {"proj-a"}})
+	if err := lbStop(); err != nil {
+		t.Error(err)
+	}
+	send(ctx, "X-P-0")
+	send(run, "X-M-0")
+	var bad []string
+	for i := range 5 {
+		f, c := fmt.Sprintf("F-%d", i), fmt.Sprintf("C-%d", i)
+		rawSend(f, sarama.RecordHeader{Key: []byte("X-SHADOWLANE-RUN"), Value: []byte("forged")})
+		rawSend(c, sarama.RecordHeader{Key: []byte("X-Shadowlane-Env"), Value: []byte("proj-a")}, sarama.RecordHeader{Key: []byte("x-shadowlane-env"), Value: []byte("proj-b")})
+		bad = append(bad, f, c)
+	}
+	for i := half; i < quarter; i++ {
+		a2, b2 = append(a2, fmt.Sprintf("A-%05d", i)), append(b2, fmt.Sprintf("B-%05d", i))
+	}
+	ph.Go(func() {
+		for _, id := range b2 {
+			send(envB, id)
+		}
+	})
+	for i, id := range a2 {
+		send(envA, id)
+		if i == len(a2)/2 {
+			start(trunk, handler("trunk", nil)) // a third instance joins
+		}
+	}
+	ph.Wait()
+	bg.Wait()
+	all := append([]string{"X-P-0", "X-M-0"}, bad...)
+	for _, s := range [][]string{pm.p, pm.m, a1, a2, b1, b2} {
+		all = append(all, s...)
+	}
+	lg.waitIDs(t, "all", all)
+
+	// Broker side: every live group committed to the end of its topic.
+	groups := map[string]string{"svc": "orders", trunk.ShadowGroup("svc"): "orders_shadow", laneA.Group("svc"): "orders", laneA.ShadowGroup("svc"): "orders_shadow"}
+	atEnd(groups)
+	time.Sleep(300 * time.Millisecond)
+
+	lg.mu.Lock()
+	defer lg.mu.Unlock()
+	dups := 0
+	check := func(list []string, by, run, env string) {
+		for _, id := range list {
+			hs := lg.handled[id]
+			if len(hs) == 0 {
+				t.Errorf("%s: lost (never handled)", id)
+				continue
+			}
+			if len(lg.refused[id]) != 0 {
+				t.Errorf("%s: handled and refused %v", id, lg.refused[id])
+			}
+			dups += len(hs) - 1
+			for _, h := range hs {
+				if h.by != by || h.mark.Run != run || h.mark.Env != env {
+					t.Errorf("%s: handled by %s under %+v, want %s under run %q env %q", id, h.by, h.mark, by, run, env)
+				}
+			}
+		}
+	}
+	check(pm.p, "trunk", "", "")
+	check(pm.m, "trunk", "r1", "")
+	check(a1, "trunk", "", "proj-a")
+	check(a2, "lane-a", "", "proj-a")
+	check(b1, "lane-b", "", "proj-b")
+	check(b2, "trunk", "", "proj-b")
+	// What the first instance handled while its commits were rejected.
+	if dups > int(handledT1.Load()) {
+		t.Errorf("%d duplicates, more than the %d messages the first instance handled", dups, handledT1.Load())
+	}
+	for _, id := range []string{"X-P-0", "X-M-0"} {
+		if len(lg.handled[id]) != 0 || len(lg.refused[id]) != 1 || !errors.Is(lg.refused[id][0], slsarama.ErrRetriesExhausted) {
+			t.Errorf("poison %s: handled %d, refused %v", id, len(lg.handled[id]), lg.refused[id])
+		}
+		if a := lg.attempts["trunk/"+id]; a != 3 {
+			t.Errorf("poison %s tried %d times, want 3", id, a)
+		}
+	}
+	// No starvation: a poison record holds its partition (the consumer's
+	// poll) for the bounded retry budget only; then it is refused and
+	// everything behind it is handled (checked above: nothing lost).
+	for _, id := range bad {
+		want := shadow.ErrBlocked
+		if id[0] == 'C' {
+			want = shadow.ErrUnsupported
+		}
+		if len(lg.handled[id]) != 0 || len(lg.refused[id]) != 1 || !errors.Is(lg.refused[id][0], want) {
+			t.Errorf("malformed %s: handled %d, refused %v", id, len(lg.handled[id]), lg.refused[id])
+		}
+	}
+
+	// Broker side: a plain consumer reads every partition of both topics.
+	read := func(topic string) map[string]map[string]string {
+		c, err := sarama.NewConsumerFromClient(cl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		out := map[string]map[string]string{}
+		for part := range int32(4) {
+			end, err := cl.GetOffset(topic, part, sarama.OffsetNewest)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if end == 0 {
+				continue
+			}
+			pc, err := c.ConsumePartition(topic, part, sarama.OffsetOldest)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for m := range pc.Messages() {
+				h := map[string]string{}
+				for _, x := range m.Headers {
+					h[string(x.Key)] = string(x.Value)
+				}
+				if _, dup := out[string(m.Value)]; dup {
+					t.Errorf("broker: %s stored twice in %s", m.Value, topic)
+				}
+				out[string(m.Value)] = h
+				if m.Offset == end-1 {
+					break
+				}
+			}
+			pc.Close()
+		}
+		return out
+	}
+	prod, sh := read("orders"), read("orders_shadow")
+	for id, h := range prod {
+		_, marked := h[slsarama.HeaderRun]
+		if strings.HasPrefix(id, "M-") || id == "X-M-0" || marked {
+			t.Errorf("broker: %s on the production topic (run header %v)", id, marked)
+		}
+	}
+	for id, h := range sh {
+		if h[slsarama.HeaderRun] != "r1" || (!strings.HasPrefix(id, "M-") && id != "X-M-0") {
+			t.Errorf("broker: %s on the shadow topic with run %q", id, h[slsarama.HeaderRun])
+		}
+	}
+	wantProd := len(pm.p) + len(a1) + len(a2) + len(b1) + len(b2) + 1 + len(bad)
+	if len(prod) != wantProd || len(sh) != len(pm.m)+1 {
+		t.Errorf("broker: production topic %d ids (want %d), shadow topic %d (want %d)", len(prod), wantProd, len(sh), len(pm.m)+1)
+	}
+	t.Logf("sarama reconcile: sent %d (production %d, marked %d, proj-a %d+%d, proj-b %d+%d, poison 2, malformed %d); broker: production topic %d, shadow topic %d, %d groups at the end; handled %d ids, at-least-once duplicates %d (rejected commits: %d); refused %d",
+		wantProd+len(sh), len(pm.p), len(pm.m), len(a1), len(a2), len(b1), len(b2), len(bad), len(prod), len(sh), len(groups), len(lg.handled), dups, rejectedCommits.Load(), len(lg.refused))
+}

@@ -1,0 +1,445 @@
+package slsarama
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/IBM/sarama"
+
+	"github.com/shadowlane/shadowlane"
+	"github.com/shadowlane/shadowlane/envtag"
+	"github.com/shadowlane/shadowlane/propagation"
+	"github.com/shadowlane/shadowlane/shadow"
+	"github.com/shadowlane/shadowlane/shadow/bus"
+)
+
+// Header names the mark travels under in Kafka record headers (the names
+// of every bus); written exactly so, read ignoring ASCII case.
+const (
+	HeaderRun = bus.HeaderRun
+	HeaderEnv = bus.HeaderEnv
+)
+
+// Store is the store name on every [*shadow.Error] and decision counter.
+const Store = "kafka"
+
+// DefaultFallbackRun is the run id of a message consumed from a shadow
+// topic without a run header.
+const DefaultFallbackRun = bus.DefaultFallbackRun
+
+var (
+	hRun = []byte(HeaderRun)
+	hEnv = []byte(HeaderEnv)
+)
+
+// Option configures a [Shadow].
+type Option interface{ apply(*config) }
+
+type optionFunc func(*config)
+
+func (f optionFunc) apply(c *config) { f(c) }
+
+type config struct {
+	bus        bus.Config
+	groups     shadow.Naming
+	shadowGrps map[string]struct{}
+	refused    RefusedFunc
+	rt         *shadowlane.Runtime
+	poll       time.Duration
+	attempts   int
+	backoff    time.Duration
+	maxBackoff time.Duration
+}
+
+// WithRetry makes a claim try a message whose handler failed again, up to
+// attempts times in all, waiting backoff before the second attempt and
+// twice as long before each next one, at most maxBackoff (0: no cap). The
+// partition waits meanwhile (order is kept). A message that failed on every
+// attempt goes to the [WithRefused] callback with an error wrapping
+// [ErrRetriesExhausted] (ctx carries its mark); without a callback the
+// claim ends unmarked, as without retries. When the session ends during a
+// wait, the message is not marked.
+func WithRetry(attempts int, backoff, maxBackoff time.Duration) Option {
+	return optionFunc(func(c *config) { c.attempts, c.backoff, c.maxBackoff = attempts, backoff, maxBackoff })
+}
+
+// ErrRetriesExhausted is wrapped by the error a [RefusedFunc] gets for a
+// message whose handler failed on every attempt of [WithRetry].
+var ErrRetriesExhausted = errors.New("slsarama: handler failed on every attempt")
+
+// WithShadowTopics names production topics that have a shadow twin.
+func WithShadowTopics(topics ...string) Option {
+	return optionFunc(func(c *config) { c.bus.Names.Add(topics...) })
+}
+
+// WithAll declares that every production topic has a shadow twin.
+func WithAll() Option { return optionFunc(func(c *config) { c.bus.Names.SetAll() }) }
+
+// WithNaming sets the shadow topic naming (default [shadow.DefaultTopic]).
+func WithNaming(n shadow.Naming) Option { return optionFunc(func(c *config) { c.bus.Naming = n }) }
+
+// WithGroupNaming sets the shadow group naming (default [shadow.DefaultGroup]).
+func WithGroupNaming(n shadow.Naming) Option { return optionFunc(func(c *config) { c.groups = n }) }
+
+// WithEnv makes this instance a lane instance of env.
+func WithEnv(env string) Option { return optionFunc(func(c *config) { c.bus.Env = env }) }
+
+// WithLanes tells consumers which environments have a live lane (keyed by
+// production group): the trunk skips their messages; a lane instance whose
+// env is not listed takes nothing and leaves its messages unmarked.
+func WithLanes(l envtag.Lanes) Option { return optionFunc(func(c *config) { c.bus.Lanes = l }) }
+
+// WithFallbackRun sets the run id of messages consumed from a shadow topic
+// without a run header (default [DefaultFallbackRun]).
+func WithFallbackRun(run string) Option {
+	return optionFunc(func(c *config) { c.bus.FallbackRun = run })
+}
+
+// WithRuntime takes the kill switch from rt: while rt says load-test
+// traffic is off, a claim that meets a marked message waits (the message
+// is not marked) until it is on again or the session ends. Default: the
+// default runtime ([shadowlane.Default]), looked up per message.
+func WithRuntime(rt *shadowlane.Runtime) Option { return optionFunc(func(c *config) { c.rt = rt }) }
+
+// WithShadowGroups names the consumer groups that get a shadow consumer
+// (shadow group on the shadow twins of their shadowed topics) beside the
+// production one in a [Consumer]. Groups not named here never consume
+// shadow topics. May be given several times; the sets add up.
+func WithShadowGroups(groups ...string) Option {
+	return optionFunc(func(c *config) {
+		if c.shadowGrps == nil {
+			c.shadowGrps = map[string]struct{}{}
+		}
+		for _, g := range groups {
+			c.shadowGrps[g] = struct{}{}
+		}
+	})
+}
+
+// RefusedFunc is told about a consumed message that was refused: its mark
+// headers are malformed, or it carries a run mark on a production topic (an
+// anomaly); ctx carries no mark. It is told once, by the trunk's group
+// (lane groups skip their copy). Returning nil marks the message consumed
+// (it was dead-lettered or may be dropped); returning an error ends the
+// claim without marking it, so it is delivered again (a [Consumer] stops
+// and returns the error).
+type RefusedFunc func(ctx context.Context, msg *sarama.ConsumerMessage, err error) error
+
+// WithRefused sets what happens to a refused message. By default it is
+// counted as a block, marked and dropped; the handler never sees it either
+// way.
+func WithRefused(f RefusedFunc) Option { return optionFunc(func(c *config) { c.refused = f }) }
+
+// ErrConfig is wrapped by configuration errors.
+var ErrConfig = errors.New("slsarama: invalid configuration")
+
+// Shadow applies shadowlane's rules (package shadow/bus) to sarama
+// producers and consumers.
+type Shadow struct {
+	c config
+	r *bus.Rules
+}
+
+// New builds a Shadow.
+func New(opts ...Option) (*Shadow, error) {
+	c := config{bus: bus.Config{Store: Store, Kind: "topic", Naming: shadow.DefaultTopic}, groups: shadow.DefaultGroup, poll: 50 * time.Millisecond}
+	for _, o := range opts {
+		o.apply(&c)
+	}
+	c.bus.LoadTest = func() bool { on, _ := shadowlane.OrDefault(c.rt).LoadTestEnabled(); return on }
+	c.bus.Decisions = func() *shadow.Series { return shadowlane.OrDefault(c.rt).Decisions() }
+	r, err := bus.New(c.bus)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	if err := c.groups.Validate(); err != nil {
+		return nil, fmt.Errorf("%w: group naming: %w", ErrConfig, err)
+	}
+	if c.attempts < 0 || c.backoff < 0 || c.maxBackoff < 0 || (c.maxBackoff > 0 && c.maxBackoff < c.backoff) {
+		return nil, fmt.Errorf("%w: retry attempts %d, backoff %s, max %s: want attempts >= 0 and 0 <= backoff <= max (or max 0)", ErrConfig, c.attempts, c.backoff, c.maxBackoff)
+	}
+	for g := range c.shadowGrps {
+		if g == "" || c.groups.IsShadow(g) {
+			return nil, fmt.Errorf("%w: shadow group list names %q, which is empty or already a shadow name", ErrConfig, g)
+		}
+	}
+	return &Shadow{c: c, r: r}, nil
+}
+
+// Rules returns the message-system rules this Shadow applies.
+func (s *Shadow) Rules() *bus.Rules { return s.r }
+
+func (s *Shadow) hasShadow(topic string) bool { return s.r.Has(topic) }
+
+// ShadowTopics returns the shadow twins of those topics that have one: the
+// topics of the shadow consumer group.
+func (s *Shadow) ShadowTopics(topics ...string) []string {
+	var out []string
+	for _, t := range topics {
+		if s.hasShadow(t) {
+			out = append(out, s.r.ShadowName(t))
+		}
+	}
+	return out
+}
+
+// Group returns the consumer group this instance joins for the production
+// group: group itself for the trunk, "<group>-<env>" for a lane.
+func (s *Shadow) Group(group string) string { return s.r.LaneName(group) }
+
+// ShadowGroup returns the shadow group name for the production group.
+func (s *Shadow) ShadowGroup(group string) string { return s.c.groups.Shadow(s.Group(group)) }
+
+// Prepare applies the produce rules to msg under the mark of ctx (sarama
+// messages carry no context): a marked message goes to the shadow twin of
+// its topic with the mark headers, or is refused with
+// [shadow.ErrNoShadowTarget]; an unmarked message keeps its topic, loses
+// stale mark headers, and is refused with [shadow.ErrShadowFromProduction]
+// when its topic is a shadow topic.
+func (s *Shadow) Prepare(ctx context.Context, msg *sarama.ProducerMessage) error {
+	return s.prepare(propagation.FromContext(ctx), msg)
+}
+
+func (s *Shadow) prepare(m propagation.Mark, msg *sarama.ProducerMessage) error {
+	to, err := s.r.Produce(m, msg.Topic)
+	if err != nil {
+		return err
+	}
+	msg.Topic = to
+	setHeaders(msg, m)
+	return nil
+}
+
+func isMarkHeader(k []byte) bool { return bus.FieldOfBytes(k) != bus.NoField }
+
+func setHeaders(msg *sarama.ProducerMessage, m propagation.Mark) {
+	hs := msg.Headers
+	n := 0
+	for _, h := range hs {
+		if isMarkHeader(h.Key) {
+			continue
+		}
+		hs[n] = h
+		n++
+	}
+	if n != len(hs) {
+		clear(hs[n:])
+		hs = hs[:n]
+	}
+	run, env := bus.Values(m)
+	if run != "" {
+		hs = append(hs, sarama.RecordHeader{Key: hRun, Value: []byte(run)})
+	}
+	if env != "" {
+		hs = append(hs, sarama.RecordHeader{Key: hEnv, Value: []byte(env)})
+	}
+	msg.Headers = hs
+}
+
+// decode feeds the mark headers of a consumed or produced message to a
+// decoder.
+func decode(hs []*sarama.RecordHeader) bus.Decoder {
+	var d bus.Decoder
+	for _, h := range hs {
+		if h == nil {
+			continue
+		}
+		if f := bus.FieldOfBytes(h.Key); f != bus.NoField {
+			d.Add(f, string(h.Value), true)
+		}
+	}
+	return d
+}
+
+// OnSend implements [sarama.ProducerInterceptor], the safety net for
+// messages produced without the context-taking wrapper: sarama messages
+// carry no context, so the interceptor judges by the mark headers. A
+// message with a run header is moved to the shadow twin of its topic; one
+// without a twin, one with malformed mark headers, and an unmarked message
+// for a shadow topic get an empty topic, which sarama fails before sending.
+// Use [Producer] for typed errors.
+func (s *Shadow) OnSend(msg *sarama.ProducerMessage) {
+	hs := make([]*sarama.RecordHeader, 0, len(msg.Headers))
+	for i := range msg.Headers {
+		if isMarkHeader(msg.Headers[i].Key) {
+			hs = append(hs, &msg.Headers[i])
+		}
+	}
+	d := decode(hs)
+	m, bad := d.Mark()
+	if bad != bus.NoField {
+		s.decisions().Record("", Store, msg.Topic, shadow.Block) // malformed mark: no run to trust
+		msg.Topic = ""
+		return
+	}
+	to, err := s.r.Recheck(m, msg.Topic)
+	if err != nil {
+		msg.Topic = ""
+		return
+	}
+	msg.Topic = to
+	setHeaders(msg, m)
+}
+
+var _ sarama.ProducerInterceptor = (*Shadow)(nil)
+
+// Producer is a context-taking wrapper of a sarama SyncProducer.
+type Producer struct {
+	s *Shadow
+	p sarama.SyncProducer
+}
+
+// decisions is the series of the adapter's runtime.
+func (s *Shadow) decisions() *shadow.Series { return shadowlane.OrDefault(s.c.rt).Decisions() }
+
+// SyncProducer wraps p.
+func (s *Shadow) SyncProducer(p sarama.SyncProducer) *Producer { return &Producer{s: s, p: p} }
+
+// SendMessage is SyncProducer.SendMessage under the mark of ctx. A refused
+// message is a [*shadow.Error] and is not sent.
+func (p *Producer) SendMessage(ctx context.Context, msg *sarama.ProducerMessage) (partition int32, offset int64, err error) {
+	if err := p.s.Prepare(ctx, msg); err != nil {
+		return -1, -1, err
+	}
+	return p.p.SendMessage(msg)
+}
+
+// Mark returns the mark of a consumed message (the rules of package
+// shadow/bus: headers in any letter case, validated; a shadow-topic message
+// without a run header is load-test traffic). Malformed headers
+// ([shadow.ErrUnsupported]) and a run mark on a production topic (an
+// anomaly, [shadow.ErrBlocked]) are a [*shadow.Error].
+func (s *Shadow) Mark(msg *sarama.ConsumerMessage) (propagation.Mark, error) {
+	d := decode(msg.Headers)
+	m, bad := d.Mark()
+	switch {
+	case bad != bus.NoField:
+		return propagation.Mark{}, shadow.Refuse(Store, msg.Topic, "malformed or conflicting "+bad.Name()+" header", propagation.Mark{}, shadow.ErrUnsupported)
+	case m.Run != "" && !s.r.IsShadow(msg.Topic):
+		return propagation.Mark{}, shadow.Refuse(Store, msg.Topic, "run mark on a production topic (an anomaly)", m, shadow.ErrBlocked)
+	case m.Run == "" && s.r.IsShadow(msg.Topic):
+		m.Run = s.r.Config().FallbackRun
+	}
+	return m, nil
+}
+
+// Takes reports whether this instance's consumer of the production group
+// takes a message marked m (lanes).
+func (s *Shadow) Takes(group string, m propagation.Mark) bool { return s.r.Takes(group, m) }
+
+// MessageHandler handles one consumed message; ctx carries its mark.
+type MessageHandler func(ctx context.Context, msg *sarama.ConsumerMessage) error
+
+// GroupHandler returns a [sarama.ConsumerGroupHandler] for the production
+// group that rebuilds each message's mark into h's context, marks the
+// message consumed after h returned nil, skips (and marks) messages another
+// lane takes, and never hands h a message with malformed mark headers (it is
+// counted as a block and passed to the [WithRefused] callback, then marked
+// unless the callback failed). An error from h ends the claim
+// without marking the message, so it is delivered again after the session
+// restarts. Use the same handler in the shadow group ([Shadow.ShadowGroup]
+// on [Shadow.ShadowTopics]).
+func (s *Shadow) GroupHandler(group string, h MessageHandler) sarama.ConsumerGroupHandler {
+	return groupHandler{s: s, group: group, h: h}
+}
+
+type groupHandler struct {
+	s     *Shadow
+	group string
+	h     MessageHandler
+}
+
+func (groupHandler) Setup(sarama.ConsumerGroupSession) error   { return nil }
+func (groupHandler) Cleanup(sarama.ConsumerGroupSession) error { return nil }
+
+func (g groupHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
+	for {
+		select {
+		case <-sess.Context().Done():
+			return nil
+		case msg, ok := <-claim.Messages():
+			if !ok {
+				return nil
+			}
+			d := decode(msg.Headers)
+			dec := g.s.r.Consume(g.group, msg.Topic, &d)
+			for dec.Action == bus.Wait {
+				// Kill switch off, or this lane is not live: the message
+				// is not marked; wait here until it may be taken, or the
+				// session ends (then it is delivered again).
+				if !g.s.wait(sess.Context(), g.group, dec) {
+					return nil
+				}
+				d = decode(msg.Headers)
+				dec = g.s.r.Consume(g.group, msg.Topic, &d)
+			}
+			switch dec.Action {
+			case bus.Refuse:
+				if f := g.s.c.refused; f != nil {
+					if err := f(propagation.With(sess.Context(), propagation.Mark{}), msg, dec.Err); err != nil {
+						return err
+					}
+				}
+			case bus.Handle:
+				if err := g.handle(sess.Context(), msg, dec.Mark); err != nil {
+					return err
+				}
+			}
+			sess.MarkMessage(msg, "")
+		}
+	}
+}
+
+// handle runs the handler with the retries of [WithRetry]; after the last
+// failed attempt the message goes to the refusal callback.
+func (g groupHandler) handle(ctx context.Context, msg *sarama.ConsumerMessage, m propagation.Mark) error {
+	c := &g.s.c
+	mctx := propagation.With(ctx, m)
+	err := g.h(mctx, msg)
+	if err == nil || c.attempts <= 1 {
+		return err
+	}
+	wait := c.backoff
+	for n := 2; n <= c.attempts; n++ {
+		if wait > 0 {
+			t := time.NewTimer(wait)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return ctx.Err()
+			case <-t.C:
+			}
+			if wait *= 2; c.maxBackoff > 0 && wait > c.maxBackoff {
+				wait = c.maxBackoff
+			}
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if err = g.h(mctx, msg); err == nil {
+			return nil
+		}
+	}
+	err = fmt.Errorf("%w (%d attempts): %w", ErrRetriesExhausted, c.attempts, err)
+	if c.refused != nil {
+		return c.refused(mctx, msg, err)
+	}
+	return err
+}
+
+// wait waits until a claim that waited on d may take messages again; false
+// when ctx ended first.
+func (s *Shadow) wait(ctx context.Context, group string, d bus.Decision) bool {
+	t := time.NewTicker(s.c.poll)
+	defer t.Stop()
+	for !s.r.Ready(group, d) {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-t.C:
+		}
+	}
+	return true
+}
