@@ -100,6 +100,11 @@ func (o *Orders) Place(ctx context.Context, req *structpb.Struct) (*structpb.Str
 	if resp.StatusCode == http.StatusServiceUnavailable {
 		return nil, status.Error(codes.Unavailable, string(body))
 	}
+	if resp.StatusCode == http.StatusGatewayTimeout {
+		// A hop behind us ran out of its time: the outcome is unknown
+		// (504 at the gateway), not a failed write.
+		return nil, status.Error(codes.DeadlineExceeded, string(body))
+	}
 	if resp.StatusCode != 200 {
 		return nil, status.Errorf(codes.Internal, "inventory: %d %s", resp.StatusCode, body)
 	}
@@ -179,7 +184,7 @@ func NewRelay(rec *Recorder, target string) http.Handler {
 		req.Header.Set(IDHeader, id)
 		resp, err := client.Do(req)
 		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadGateway)
+			http.Error(w, err.Error(), failedCall(r.Context(), err))
 			return
 		}
 		defer resp.Body.Close()
@@ -187,6 +192,17 @@ func NewRelay(rec *Recorder, target string) http.Handler {
 		io.Copy(w, resp.Body)
 	})
 	return otelhttp.NewHandler(h, "relay", otelhttp.WithPropagators(props))
+}
+
+// failedCall is the status for a downstream call that failed with err:
+// 504 when the time ran out (the request's own deadline or the client's
+// timeout; the outcome is unknown), 502 otherwise.
+func failedCall(ctx context.Context, err error) int {
+	var ne interface{ Timeout() bool }
+	if ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
+		return http.StatusGatewayTimeout
+	}
+	return http.StatusBadGateway
 }
 
 // ---- inventory (internal HTTP service) calling the payment provider ----
@@ -229,7 +245,7 @@ func NewInventory(rt *shadowlane.Runtime, rec *Recorder, paymentURL, mockURL str
 			return
 		}
 		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadGateway)
+			http.Error(w, err.Error(), failedCall(r.Context(), err))
 			return
 		}
 		defer resp.Body.Close()
@@ -275,7 +291,7 @@ func callLedger(ctx context.Context, c *http.Client, id string) (int, string) {
 		return http.StatusServiceUnavailable, "ledger: " + err.Error()
 	}
 	if err != nil {
-		return http.StatusBadGateway, "ledger: " + err.Error()
+		return failedCall(ctx, err), "ledger: " + err.Error()
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
