@@ -95,6 +95,49 @@ func (l *ledger) waitIDs(t *testing.T, what string, ids []string) {
 	}
 }
 
+// waitRefused waits until every id reached the refusal callback.
+func (l *ledger) waitRefused(t *testing.T, ids ...string) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		l.mu.Lock()
+		missing := ""
+		for _, id := range ids {
+			if len(l.refused[id]) == 0 {
+				missing = id
+			}
+		}
+		l.mu.Unlock()
+		if missing == "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s never refused", missing)
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+}
+
+// waitQueueEmpty waits until the broker holds no ready message in queue.
+func waitQueueEmpty(t *testing.T, conn *amqp091.Connection, queue string) {
+	t.Helper()
+	ch := channel(t, conn)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		qi, err := ch.QueueDeclarePassive(queue, false, false, false, false, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if qi.Messages == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("broker: %s still holds %d messages", queue, qi.Messages)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 // consumer runs Consume on its own connection until stop or the
 // connection dies; done gets Consume's error.
 type consumer struct {
@@ -297,6 +340,16 @@ func TestReconcileRabbitMQ(t *testing.T) {
 		}
 	}))
 	lg.waitIDs(t, "phase 1", append(append([]string{}, a1...), b1...))
+	// Nothing of proj-b may still be in flight at the trunk when its lane
+	// is dropped: the crashed consumer's requeued deliveries, which the
+	// trunk skips while the lane is live, would be taken after the
+	// hand-over (the documented limit of a lane dropped during
+	// redelivery). Let the production traffic end, the poison settle and
+	// the trunk's queue drain first.
+	bg.Wait()
+	lg.waitRefused(t, "X-P-0")
+	waitQueueEmpty(t, admin, q)
+	time.Sleep(500 * time.Millisecond) // the prefetched deliveries in hand
 
 	// Hand-over: proj-a's lane queue is declared (bound) and consumed,
 	// then listed; proj-b's lane is unlisted, then stopped.
