@@ -197,6 +197,12 @@ func (s *Shadow) ConsumeJetStream(ctx context.Context, js jetstream.JetStream, s
 	if lanesKey == "" {
 		lanesKey = cfg.Name
 	}
+	var kv jetstream.KeyValue
+	if s.c.bus.Lanes != nil {
+		if kv, err = openLaneBucket(ctx, js, s.c.laneBucket); err != nil {
+			return nil, err
+		}
+	}
 	out := &Consumption{}
 	start := func(stream string, cc jetstream.ConsumerConfig, shadowSide bool) error {
 		cons, err := js.CreateOrUpdateConsumer(ctx, stream, cc)
@@ -207,11 +213,22 @@ func (s *Shadow) ConsumeJetStream(ctx context.Context, js jetstream.JetStream, s
 		r := &jsRun{s: s, cons: cons, lanesKey: lanesKey, shadowSide: shadowSide, h: h, maxDeliver: cons.CachedInfo().Config.MaxDeliver}
 		r.ctx, r.cancel = context.WithCancel(context.WithoutCancel(ctx))
 		out.runs = append(out.runs, r)
+		if kv != nil {
+			r.lanes = s.runLanes(kv, js, stream, lanesKey, shadowSide)
+		}
 		if err := r.watchDrops(js, stream, name); err != nil {
 			return err
 		}
+		if r.lanes != nil && s.r.Env() != "" && s.r.Live(lanesKey) {
+			if _, err := r.lanes.sync(ctx, s.r.Env(), true); err != nil {
+				return err
+			}
+		}
 		if err := r.start(); err != nil {
 			return err
+		}
+		if r.lanes != nil && s.r.Env() == "" {
+			r.wg.Go(r.watchLanes)
 		}
 		out.Consumers = append(out.Consumers, name)
 		return nil
@@ -240,10 +257,15 @@ type jsRun struct {
 	ctx        context.Context
 	cancel     context.CancelFunc
 
+	lanes *lanes // nil without WithLanes
+	wg    sync.WaitGroup
+
 	mu      sync.Mutex
 	cc      jetstream.ConsumeContext
 	advisor *natsgo.Subscription
-	settled settledSeqs // guarded by mu
+	settled settledSeqs     // guarded by mu
+	parked  bool            // a lane not live: stopped pulling, waits to be live
+	handing map[string]bool // trunk: envs whose backlog is being handed over
 }
 
 // settledSeqs remembers the stream sequences of the last messages this
@@ -337,6 +359,7 @@ func (r *jsRun) stop() {
 		r.advisor = nil
 	}
 	r.mu.Unlock()
+	r.wg.Wait()
 }
 
 // watchDrops subscribes (in a queue group per consumer, so one instance
@@ -400,6 +423,17 @@ func (r *jsRun) handle(msg jetstream.Msg) {
 	}
 	d := decode(msg.Headers())
 	dec := s.r.Consume(r.lanesKey, subj, &d)
+	if dec.Action == bus.Wait && r.lanes != nil && s.r.Env() != "" && !s.r.Live(r.lanesKey) {
+		// This lane left the lanes: close its epoch, hand the message
+		// back at once and stop pulling until it is live again; the
+		// trunk hands the backlog over meanwhile.
+		if _, err := r.lanes.sync(r.ctx, s.r.Env(), false); err != nil {
+			s.laneError(err)
+		}
+		_ = msg.Nak()
+		r.park()
+		return
+	}
 	if dec.Action == bus.Wait {
 		r.pause()
 		for dec.Action == bus.Wait {
@@ -411,6 +445,13 @@ func (r *jsRun) handle(msg jetstream.Msg) {
 		}
 		defer func() { _ = r.start() }()
 	}
+	dec, err := r.laneDecision(seq, dec)
+	if err != nil {
+		// The owner cannot be read: not handled now.
+		s.laneError(err)
+		_ = msg.NakWithDelay(4 * s.c.poll)
+		return
+	}
 	switch dec.Action {
 	case bus.Skip:
 		_ = msg.Ack()
@@ -420,26 +461,35 @@ func (r *jsRun) handle(msg jetstream.Msg) {
 		}
 		_ = msg.Term()
 	case bus.Handle:
-		mctx := propagation.With(r.ctx, dec.Mark)
-		err := r.h(mctx, msg)
-		if err == nil {
-			r.settle(seq)
-			_ = msg.Ack()
-			return
-		}
-		if r.isSettled(seq) {
-			// Dropped by the server (and refused) while the handler ran.
-			return
-		}
-		if r.maxDeliver > 0 && n >= r.maxDeliver {
-			if r.settle(seq) && s.c.refused != nil {
-				s.c.refused(mctx, &natsgo.Msg{Subject: subj, Header: msg.Headers(), Data: msg.Data()}, fmt.Errorf("%w (%d deliveries): %w", ErrDeliveriesExhausted, n, err))
-			}
-			_ = msg.Term()
-			return
-		}
-		_ = msg.NakWithDelay(time.Duration(min(1<<min(n, 6), 40)) * 25 * time.Millisecond)
+		r.process(msg, seq, n, dec)
 	}
+}
+
+// process hands msg to the handler under dec's mark and settles it: nil
+// acknowledges; an error naks it for a delayed redelivery, or on its last
+// delivery refuses and terminates it.
+func (r *jsRun) process(msg jetstream.Msg, seq uint64, n int, dec bus.Decision) {
+	s := r.s
+	subj := msg.Subject()
+	mctx := propagation.With(r.ctx, dec.Mark)
+	err := r.h(mctx, msg)
+	if err == nil {
+		r.settle(seq)
+		_ = msg.Ack()
+		return
+	}
+	if r.isSettled(seq) {
+		// Dropped by the server (and refused) while the handler ran.
+		return
+	}
+	if r.maxDeliver > 0 && n >= r.maxDeliver {
+		if r.settle(seq) && s.c.refused != nil {
+			s.c.refused(mctx, &natsgo.Msg{Subject: subj, Header: msg.Headers(), Data: msg.Data()}, fmt.Errorf("%w (%d deliveries): %w", ErrDeliveriesExhausted, n, err))
+		}
+		_ = msg.Term()
+		return
+	}
+	_ = msg.NakWithDelay(time.Duration(min(1<<min(n, 6), 40)) * 25 * time.Millisecond)
 }
 
 // hold keeps msg in progress (no redelivery) until the rules let the

@@ -70,6 +70,9 @@ type config struct {
 	rt       *shadowlane.Runtime
 	poll     time.Duration
 	err      error
+
+	laneBucket string
+	laneErrors func(error)
 }
 
 // WithShadowSubjects names the production subjects that have a shadow twin,
@@ -158,6 +161,8 @@ func New(opts ...Option) (*Shadow, error) {
 		names:  shadow.Naming{Suffix: "_shadow"},
 		queues: shadow.DefaultGroup,
 		poll:   50 * time.Millisecond,
+
+		laneBucket: DefaultLaneBucket,
 	}
 	for _, o := range opts {
 		o.apply(&c)
