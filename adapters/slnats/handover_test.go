@@ -223,4 +223,3 @@ func (l *ledger) count(by string) int {
 	}
 	return n
 }
-

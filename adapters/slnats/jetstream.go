@@ -264,6 +264,7 @@ type jsRun struct {
 	cc      jetstream.ConsumeContext
 	advisor *natsgo.Subscription
 	settled settledSeqs     // guarded by mu
+	failed  settledSeqs     // guarded by mu: sequences this run naked after a handler error
 	parked  bool            // a lane not live: stopped pulling, waits to be live
 	handing map[string]bool // trunk: envs whose backlog is being handed over
 }
@@ -468,7 +469,7 @@ func (r *jsRun) handle(msg jetstream.Msg) {
 // process hands msg to the handler under dec's mark and settles it: nil
 // acknowledges; an error naks it for a delayed redelivery, or on its last
 // delivery refuses and terminates it.
-func (r *jsRun) process(msg jetstream.Msg, seq uint64, n int, dec bus.Decision) {
+func (r *jsRun) process(msg jetstream.Msg, seq uint64, n int, dec bus.Decision) (handled bool) {
 	s := r.s
 	subj := msg.Subject()
 	mctx := propagation.With(r.ctx, dec.Mark)
@@ -476,20 +477,35 @@ func (r *jsRun) process(msg jetstream.Msg, seq uint64, n int, dec bus.Decision) 
 	if err == nil {
 		r.settle(seq)
 		_ = msg.Ack()
-		return
+		if n > 1 && !r.hadFailed(seq) {
+			s.counts.Redelivered()
+		}
+		return true
 	}
 	if r.isSettled(seq) {
 		// Dropped by the server (and refused) while the handler ran.
-		return
+		return false
 	}
+	r.mu.Lock()
+	r.failed.add(seq)
+	r.mu.Unlock()
 	if r.maxDeliver > 0 && n >= r.maxDeliver {
 		if r.settle(seq) && s.c.refused != nil {
 			s.c.refused(mctx, &natsgo.Msg{Subject: subj, Header: msg.Headers(), Data: msg.Data()}, fmt.Errorf("%w (%d deliveries): %w", ErrDeliveriesExhausted, n, err))
 		}
 		_ = msg.Term()
-		return
+		return false
 	}
 	_ = msg.NakWithDelay(time.Duration(min(1<<min(n, 6), 40)) * 25 * time.Millisecond)
+	return false
+}
+
+// hadFailed reports whether this run naked seq after a handler error (so
+// its redelivery was asked for).
+func (r *jsRun) hadFailed(seq uint64) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.failed.has(seq)
 }
 
 // hold keeps msg in progress (no redelivery) until the rules let the

@@ -448,7 +448,9 @@ func (r *jsRun) handOverMsg(env string, e bus.Epochs, msg jetstream.Msg) bool {
 		_ = msg.Ack()
 		return true
 	}
-	r.process(msg, seq, int(md.NumDelivered), dec)
+	if r.process(msg, seq, int(md.NumDelivered), dec) {
+		r.s.counts.HandedOver()
+	}
 	return true
 }
 
