@@ -165,10 +165,18 @@ var ErrConfig = errors.New("slamqp: invalid configuration")
 // Shadow applies shadowlane's rules (package shadow/bus) to amqp091-go
 // channels. It is immutable and safe for concurrent use.
 type Shadow struct {
-	c  config
-	rq *bus.Rules // queues (publish through the default exchange, consume)
-	rx *bus.Rules // exchanges
+	c      config
+	rq     *bus.Rules // queues (publish through the default exchange, consume)
+	rx     *bus.Rules // exchanges
+	counts *bus.Counters
 }
+
+// Stats returns what the consumers of s counted: messages a trunk passed
+// on to a live lane's queue, messages it handled from a left lane's queue
+// (the hand-over), and messages handled on a redelivery they did not ask
+// for (a crash or a lost acknowledgement: every at-least-once duplicate
+// is among them).
+func (s *Shadow) Stats() bus.Stats { return s.counts.Snapshot() }
 
 // New builds a Shadow.
 func New(opts ...Option) (*Shadow, error) {
@@ -196,7 +204,7 @@ func New(opts ...Option) (*Shadow, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 	}
-	return &Shadow{c: c, rq: rq, rx: rx}, nil
+	return &Shadow{c: c, rq: rq, rx: rx, counts: &bus.Counters{}}, nil
 }
 
 // Rules returns the message-system rules of queues and of exchanges.

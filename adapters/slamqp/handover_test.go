@@ -1,0 +1,203 @@
+package slamqp_test
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	amqp091 "github.com/rabbitmq/amqp091-go"
+
+	"github.com/shadowlane/shadowlane/adapters/slamqp"
+	"github.com/shadowlane/shadowlane/envtag"
+	"github.com/shadowlane/shadowlane/propagation"
+)
+
+func (l *ledger) count(by string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, hs := range l.handled {
+		for _, h := range hs {
+			if h.by == by {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// waitQueuesEmpty waits until the broker holds no message (ready or
+// unacknowledged) in any of queues.
+func waitQueuesEmpty(t *testing.T, conn *amqp091.Connection, queues ...string) {
+	t.Helper()
+	ch := channel(t, conn)
+	deadline := time.Now().Add(20 * time.Second)
+	for _, q := range queues {
+		for {
+			qi, err := ch.QueueDeclarePassive(q, false, false, false, false, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if qi.Messages == 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("broker: %s still holds %d messages", q, qi.Messages)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+}
+
+// TestLaneHandOverRabbitMQ: a slow proj-a lane falls behind (its queue
+// holds what the trunk passed on and it has not handled); proj-a is
+// removed from the lanes; the lane hands back what it holds and stops,
+// and the trunk takes the lane queue's backlog over: every proj-a message
+// is handled exactly once, by the lane or by the trunk, and those sent
+// after the drop by the trunk. Broker side: every queue drains, and audit
+// queues show each message routed once.
+func TestLaneHandOverRabbitMQ(t *testing.T) {
+	admin := dial(t)
+	p := "mqbus" + uniq()
+	x, q := p+".orders", p+".work"
+	audit := p + ".audit"
+	cleanup(t, admin, []string{q, q + "_shadow", q + "-proj-a", q + "-proj-a_shadow", audit}, []string{x, x + "_shadow"})
+	var lanes envtag.SwapLanes
+	lanes.Store(envtag.StaticLanes{q: {"proj-a"}})
+	opts := []slamqp.Option{slamqp.WithShadowExchanges(x), slamqp.WithShadowQueues(q), slamqp.WithLanes(&lanes)}
+	trunk, err := slamqp.New(opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lane, err := slamqp.New(append(opts, slamqp.WithEnv("proj-a"))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	topo := slamqp.Topology{
+		Exchanges: []slamqp.Exchange{{Name: x, Kind: "topic"}},
+		Queues:    []slamqp.Queue{{Name: q}},
+		Bindings:  []slamqp.Binding{{Queue: q, Exchange: x, Key: "order.#"}},
+	}
+	raw := channel(t, admin)
+	if err := trunk.Declare(raw, topo); err != nil {
+		t.Fatal(err)
+	}
+	if err := lane.Declare(raw, topo); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := raw.QueueDeclare(audit, false, false, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := raw.QueueBind(audit, "#", x, false, nil); err != nil {
+		t.Fatal(err)
+	}
+
+	lg := newLedger()
+	var dropped atomic.Bool
+	var laneAfterDrop atomic.Int64
+	handler := func(who string, delay time.Duration) slamqp.Handler {
+		return func(ctx context.Context, d *amqp091.Delivery) error {
+			if delay > 0 {
+				time.Sleep(delay)
+			}
+			if who == "lane" && dropped.Load() {
+				laneAfterDrop.Add(1)
+			}
+			if d.Exchange == "" || d.RoutingKey != "order.created" {
+				t.Errorf("%s got %s from exchange %q key %q", who, d.Body, d.Exchange, d.RoutingKey)
+			}
+			lg.handle(string(d.Body), who, propagation.FromContext(ctx))
+			return nil
+		}
+	}
+	tc := startConsumer(t, trunk, q, handler("trunk", 0))
+	defer tc.stop()
+	lc := startConsumer(t, lane, q, handler("lane", 15*time.Millisecond))
+	defer lc.stop()
+
+	pub := trunk.Channel(channel(t, admin))
+	ctx := context.Background()
+	send := func(ctx context.Context, id string) {
+		t.Helper()
+		if err := pub.PublishWithContext(ctx, x, "order.created", false, false, amqp091.Publishing{MessageId: id, Body: []byte(id)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	envA := propagation.With(ctx, propagation.Mark{Env: "proj-a"})
+	marked := propagation.With(ctx, propagation.Mark{Run: "r1", Env: "proj-a"})
+	var before, after, prod []string
+	const n = 200
+	for i := range n {
+		a, m, pr := fmt.Sprintf("A-%04d", i), fmt.Sprintf("M-%04d", i), fmt.Sprintf("P-%04d", i)
+		send(envA, a)
+		send(marked, m)
+		send(ctx, pr)
+		before, prod = append(before, a, m), append(prod, pr)
+	}
+	lg.waitIDs(t, "production", prod)
+	deadline := time.Now().Add(30 * time.Second)
+	for lg.count("lane") < 20 {
+		if time.Now().After(deadline) {
+			t.Fatal("the lane handled nothing")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	lanes.Store(envtag.StaticLanes{})
+	dropped.Store(true)
+	byLaneAtDrop := lg.count("lane")
+	for i := n; i < n+50; i++ {
+		a, m := fmt.Sprintf("A-%04d", i), fmt.Sprintf("M-%04d", i)
+		send(envA, a)
+		send(marked, m)
+		after = append(after, a, m)
+	}
+	lg.waitIDs(t, "proj-a", append(append([]string{}, before...), after...))
+	waitQueuesEmpty(t, admin, q, q+"_shadow", q+"-proj-a", q+"-proj-a_shadow")
+	time.Sleep(300 * time.Millisecond) // late duplicates, if any
+
+	// Broker side: the production exchange routed each id once (the
+	// audit queue), and passing on added no copy there.
+	routed := map[string]int{}
+	for _, d := range get(t, channel(t, admin), audit) {
+		routed[string(d.Body)]++
+	}
+	lg.mu.Lock()
+	defer lg.mu.Unlock()
+	byLane := 0
+	for _, id := range append(append([]string{}, before...), after...) {
+		hs := lg.handled[id]
+		if len(hs) != 1 {
+			t.Errorf("%s handled %d times: %+v", id, len(hs), hs)
+			continue
+		}
+		h := hs[0]
+		if h.mark.Env != "proj-a" || (h.mark.Run == "") != (id[0] == 'A') {
+			t.Errorf("%s handled under %+v", id, h.mark)
+		}
+		if h.by == "lane" {
+			byLane++
+		}
+		if id[0] == 'A' && routed[id] != 1 {
+			t.Errorf("broker: %s routed %d times to the production exchange's audit queue", id, routed[id])
+		}
+	}
+	for _, id := range after {
+		if hs := lg.handled[id]; len(hs) == 1 && hs[0].by != "trunk" {
+			t.Errorf("%s, sent after the drop, handled by %s", id, hs[0].by)
+		}
+	}
+	if la := laneAfterDrop.Load(); la > 2 {
+		t.Errorf("the lane handled %d messages after it was dropped", la)
+	}
+	if byLane < byLaneAtDrop || byLane >= len(before) {
+		t.Errorf("lane handled %d (at the drop %d) of %d: it was not behind", byLane, byLaneAtDrop, len(before))
+	}
+	st := trunk.Stats()
+	if st.HandedOver != int64(len(before)-byLane) || st.Forwarded < int64(len(before)) {
+		t.Errorf("stats %+v: want %d handed over, at least %d passed on", st, len(before)-byLane, len(before))
+	}
+	t.Logf("rabbitmq hand-over: %d proj-a messages before the drop (lane %d, trunk %d by hand-over), %d after (trunk); 0 lost, 0 twice; trunk stats %+v",
+		len(before), byLane, len(before)-byLane, len(after), st)
+}
