@@ -288,10 +288,15 @@ func (c *Channel) Consume(ctx context.Context, queue string, h Handler) error {
 		mu   sync.Mutex
 		errs []error
 	)
+	// The consumers end together: when one fails (the channel closed),
+	// the others and the lane watcher stop too.
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
 	fail := func(err error) {
 		mu.Lock()
 		errs = append(errs, err)
 		mu.Unlock()
+		stop()
 	}
 	var lanes *laneSet
 	if c.s.rq.Env() == "" && c.s.rq.Config().Lanes != nil {
@@ -318,10 +323,13 @@ func (c *Channel) Consume(ctx context.Context, queue string, h Handler) error {
 			}
 		})
 	}
+	var lw sync.WaitGroup
 	if lanes != nil {
-		wg.Go(func() { c.watchLanes(ctx, queue, lanes, h, &wg, fail) })
+		lw.Go(func() { c.watchLanes(ctx, queue, lanes, h, &lw, fail) })
 	}
 	wg.Wait()
+	stop()
+	lw.Wait()
 	for _, sb := range subs {
 		if err := sb.handBack(); err != nil && !errors.Is(err, amqp091.ErrClosed) {
 			fail(err)
@@ -441,6 +449,9 @@ func (s *Shadow) wait(ctx context.Context, queue string, d bus.Decision) bool {
 // deliver handles one delivery; it returns only acknowledgement errors.
 func (sb *sub) deliver(ctx context.Context, d *amqp091.Delivery, dec bus.Decision, h Handler) error {
 	s := sb.c.s
+	if _, ok := d.Headers[headerProbe]; ok {
+		return d.Ack(false) // a trunk's probe of a lane queue
+	}
 	onLaneQueue := sb.handover != "" || s.rq.Env() != ""
 	if onLaneQueue && s.rq.Config().Lanes != nil && dec.Action != bus.Refuse && !restore(d) {
 		// A copy the trunk did not pass on (a lane queue still bound
@@ -465,6 +476,11 @@ func (sb *sub) deliver(ctx context.Context, d *amqp091.Delivery, dec bus.Decisio
 			s.c.refused(propagation.With(ctx, propagation.Mark{}), d, dec.Err)
 		}
 		return d.Nack(false, s.c.requeueBad)
+	}
+	if sb.lanes != nil && sb.handover == "" && dec.Mark.Env != "" {
+		if err := sb.probe(ctx, dec.Mark.Env); err != nil {
+			return err
+		}
 	}
 	return sb.handle(ctx, d, dec, h)
 }

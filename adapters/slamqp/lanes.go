@@ -41,6 +41,10 @@ const (
 	headerExchange   = "x-shadowlane-exchange"
 	headerRoutingKey = "x-shadowlane-routing-key"
 	headerUserID     = "x-shadowlane-user-id"
+	// headerProbe marks the empty message a trunk sends to find out
+	// whether a lane queue exists (consumers of lane queues acknowledge
+	// it without handling it).
+	headerProbe = "x-shadowlane-probe"
 )
 
 // errHandOverEnds stops a hand-over consumer whose lane is live again.
@@ -154,7 +158,60 @@ func (sb *sub) pause(ctx context.Context, n int) {
 type laneSet struct {
 	mu      sync.Mutex
 	envOf   map[string]string             // lane queue -> env
+	absent  map[string]bool               // lane queues a probe found missing
 	handing map[string]context.CancelFunc // lane queue -> its hand-over consumer
+}
+
+// known reports whether lq was passed on to or probed already.
+func (l *laneSet) known(lq string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	_, ok := l.envOf[lq]
+	return ok || l.absent[lq]
+}
+
+func (l *laneSet) missing(lq string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.absent == nil {
+		l.absent = map[string]bool{}
+	}
+	l.absent[lq] = true
+}
+
+// probe finds out, once per Consume, whether env's lane queues (for the
+// production queue and its shadow twin) exist, when the trunk handles an
+// env message without having passed any on: a lane dropped before this
+// trunk started (or while it was down) may have left a backlog there,
+// which the hand-over then takes.
+func (sb *sub) probe(ctx context.Context, env string) error {
+	s := sb.c.s
+	lqs := []string{bus.LaneNameFor(sb.prod, env)}
+	if s.hasQueue(sb.prod) {
+		lqs = append(lqs, s.rq.ShadowName(lqs[0]))
+	}
+	for _, lq := range lqs {
+		if sb.lanes.known(lq) {
+			continue
+		}
+		pub := amqp091.Publishing{Headers: amqp091.Table{headerProbe: env}, MessageId: "shadowlane-probe-" + consumerTag()}
+		dc, err := sb.c.ch.PublishWithDeferredConfirmWithContext(ctx, "", lq, true, false, pub)
+		if err != nil {
+			return err
+		}
+		if dc == nil {
+			return fmt.Errorf("%w: channel not in confirm mode", ErrNotConfirmed)
+		}
+		if ok, err := dc.WaitContext(ctx); err != nil || !ok {
+			continue // tried again with the next message of env
+		}
+		if _, returned := sb.c.ret.claim("", lq, &pub); returned {
+			sb.lanes.missing(lq)
+		} else {
+			sb.lanes.passed(lq, env)
+		}
+	}
+	return nil
 }
 
 func (l *laneSet) passed(lq, env string) {
