@@ -168,7 +168,7 @@ type Shadow struct {
 	c      config
 	rq     *bus.Rules // queues (publish through the default exchange, consume)
 	rx     *bus.Rules // exchanges
-	counts *bus.Counters
+	counts *bus.LaneCounters
 }
 
 // Stats returns what the consumers of s counted: messages a trunk passed
@@ -176,7 +176,7 @@ type Shadow struct {
 // (the hand-over), and messages handled on a redelivery they did not ask
 // for (a crash or a lost acknowledgement: every at-least-once duplicate
 // is among them).
-func (s *Shadow) Stats() bus.Stats { return s.counts.Snapshot() }
+func (s *Shadow) Stats() bus.LaneStats { return s.counts.Snapshot() }
 
 // New builds a Shadow.
 func New(opts ...Option) (*Shadow, error) {
@@ -204,7 +204,7 @@ func New(opts ...Option) (*Shadow, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 	}
-	return &Shadow{c: c, rq: rq, rx: rx, counts: &bus.Counters{}}, nil
+	return &Shadow{c: c, rq: rq, rx: rx, counts: bus.NewLaneCounters(Store)}, nil
 }
 
 // Rules returns the message-system rules of queues and of exchanges.

@@ -105,3 +105,17 @@ func FuzzParseEpochs(f *testing.F) {
 		}
 	})
 }
+
+func TestLaneCounters(t *testing.T) {
+	c := NewLaneCounters("test")
+	c.Forwarded()
+	c.Forwarded()
+	c.HandedOver()
+	c.Redelivered()
+	if got := c.Snapshot(); got != (LaneStats{Forwarded: 2, HandedOver: 1, Redelivered: 1}) {
+		t.Errorf("snapshot %+v", got)
+	}
+	if n := testing.AllocsPerRun(100, c.Forwarded); n != 0 {
+		t.Errorf("Forwarded allocates %v", n)
+	}
+}
