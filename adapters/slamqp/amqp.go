@@ -102,11 +102,12 @@ func WithNaming(n shadow.Naming) Option { return optionFunc(func(c *config) { c.
 func WithEnv(env string) Option { return optionFunc(func(c *config) { c.bus.Env = env }) }
 
 // WithLanes tells consumers (keyed by production queue name) which
-// environments have a live lane consumer: the trunk acks and skips their
-// messages, since the lane queue got its own copy; a lane instance whose
-// env is not listed takes nothing (it cancels its consumer, hands its
-// unacknowledged deliveries back with a requeue, and consumes again once
-// listed).
+// environments have a live lane consumer: the trunk passes their messages
+// on to the lane's queue (confirmed, then acks the original), and hands a
+// lane's queue over (consumes it) once its env leaves; a lane instance
+// whose env is not listed takes nothing (it cancels its consumer, hands
+// its unacknowledged deliveries back with a requeue, and consumes again
+// once listed). Give the trunk and every lane instance the same lanes.
 func WithLanes(l envtag.Lanes) Option { return optionFunc(func(c *config) { c.bus.Lanes = l }) }
 
 // WithRefused sets a callback for refused deliveries.

@@ -233,14 +233,9 @@ func (c *Channel) PublishWithContext(ctx context.Context, exchange, key string, 
 // are a [*shadow.Error].
 func (s *Shadow) Mark(queue string, headers amqp091.Table) (propagation.Mark, error) {
 	d := decode(headers)
-	m, bad := d.Mark()
-	switch {
-	case bad != bus.NoField:
-		return propagation.Mark{}, shadow.Refuse(Store, queue, "malformed or conflicting "+bad.Name()+" header", propagation.Mark{}, shadow.ErrUnsupported)
-	case m.Run != "" && !s.rq.IsShadow(queue):
-		return propagation.Mark{}, shadow.Refuse(Store, queue, "run mark on a production queue (an anomaly)", m, shadow.ErrBlocked)
-	case m.Run == "" && s.rq.IsShadow(queue):
-		m.Run = s.rq.Config().FallbackRun
+	m, refuse := s.rq.Mark(queue, &d)
+	if refuse != nil {
+		return propagation.Mark{}, refuse
 	}
 	return m, nil
 }
@@ -271,8 +266,10 @@ func (s *Shadow) Queues(queue string) []string {
 // without requeue (dead-lettered when the queue has a dead-letter
 // exchange). A delivery refused for its mark (malformed, or a run mark on a
 // production queue) is never handled: counted once and nacked without
-// requeue (see [WithRequeueRefused]). A lane's or another lane's message is
-// acked and skipped. While the kill switch is off (or this lane is not
+// requeue (see [WithRequeueRefused]). With [WithLanes] the trunk passes a
+// live lane's message on to the lane's queue and consumes the queue of a
+// lane that left (see the package doc); a lane instance acks and skips a
+// message that is not its env's. While the kill switch is off (or this lane is not
 // live) a consumer hands its deliveries back (nack with requeue), cancels
 // itself on that queue and consumes again when it may. A shadow queue name
 // is refused: production consumers never read shadow queues.

@@ -12,21 +12,8 @@ import (
 	"github.com/shadowlane/shadowlane/adapters/slamqp"
 	"github.com/shadowlane/shadowlane/envtag"
 	"github.com/shadowlane/shadowlane/propagation"
+	"github.com/shadowlane/shadowlane/shadow/bus/bustest"
 )
-
-func (l *ledger) count(by string) int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	n := 0
-	for _, hs := range l.handled {
-		for _, h := range hs {
-			if h.by == by {
-				n++
-			}
-		}
-	}
-	return n
-}
 
 // waitQueuesEmpty waits until the broker holds no message (ready or
 // unacknowledged) in any of queues.
@@ -94,7 +81,7 @@ func TestLaneHandOverRabbitMQ(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	lg := newLedger()
+	lg := bustest.NewLedger()
 	var dropped atomic.Bool
 	var laneAfterDrop atomic.Int64
 	handler := func(who string, delay time.Duration) slamqp.Handler {
@@ -108,7 +95,7 @@ func TestLaneHandOverRabbitMQ(t *testing.T) {
 			if d.Exchange == "" || d.RoutingKey != "order.created" {
 				t.Errorf("%s got %s from exchange %q key %q", who, d.Body, d.Exchange, d.RoutingKey)
 			}
-			lg.handle(string(d.Body), who, propagation.FromContext(ctx))
+			lg.Handle(string(d.Body), who, propagation.FromContext(ctx))
 			return nil
 		}
 	}
@@ -136,9 +123,9 @@ func TestLaneHandOverRabbitMQ(t *testing.T) {
 		send(ctx, pr)
 		before, prod = append(before, a, m), append(prod, pr)
 	}
-	lg.waitIDs(t, "production", prod)
+	lg.WaitIDs(t, "production", prod)
 	deadline := time.Now().Add(30 * time.Second)
-	for lg.count("lane") < 20 {
+	for lg.Count("lane") < 20 {
 		if time.Now().After(deadline) {
 			t.Fatal("the lane handled nothing")
 		}
@@ -146,14 +133,14 @@ func TestLaneHandOverRabbitMQ(t *testing.T) {
 	}
 	lanes.Store(envtag.StaticLanes{})
 	dropped.Store(true)
-	byLaneAtDrop := lg.count("lane")
+	byLaneAtDrop := lg.Count("lane")
 	for i := n; i < n+50; i++ {
 		a, m := fmt.Sprintf("A-%04d", i), fmt.Sprintf("M-%04d", i)
 		send(envA, a)
 		send(marked, m)
 		after = append(after, a, m)
 	}
-	lg.waitIDs(t, "proj-a", append(append([]string{}, before...), after...))
+	lg.WaitIDs(t, "proj-a", append(append([]string{}, before...), after...))
 	waitQueuesEmpty(t, admin, q, q+"_shadow", q+"-proj-a", q+"-proj-a_shadow")
 	time.Sleep(300 * time.Millisecond) // late duplicates, if any
 
@@ -163,29 +150,32 @@ func TestLaneHandOverRabbitMQ(t *testing.T) {
 	for _, d := range get(t, channel(t, admin), audit) {
 		routed[string(d.Body)]++
 	}
-	lg.mu.Lock()
-	defer lg.mu.Unlock()
-	byLane := 0
-	for _, id := range append(append([]string{}, before...), after...) {
-		hs := lg.handled[id]
-		if len(hs) != 1 {
-			t.Errorf("%s handled %d times: %+v", id, len(hs), hs)
-			continue
-		}
-		h := hs[0]
-		if h.mark.Env != "proj-a" || (h.mark.Run == "") != (id[0] == 'A') {
-			t.Errorf("%s handled under %+v", id, h.mark)
-		}
-		if h.by == "lane" {
-			byLane++
-		}
-		if id[0] == 'A' && routed[id] != 1 {
-			t.Errorf("broker: %s routed %d times to the production exchange's audit queue", id, routed[id])
+	var beforeA, beforeM, afterA, afterM []string
+	for _, id := range before {
+		if id[0] == 'A' {
+			beforeA = append(beforeA, id)
+		} else {
+			beforeM = append(beforeM, id)
 		}
 	}
 	for _, id := range after {
-		if hs := lg.handled[id]; len(hs) == 1 && hs[0].by != "trunk" {
-			t.Errorf("%s, sent after the drop, handled by %s", id, hs[0].by)
+		if id[0] == 'A' {
+			afterA = append(afterA, id)
+		} else {
+			afterM = append(afterM, id)
+		}
+	}
+	dA, firstA := lg.Check(t, beforeA, "lane|trunk", "", "proj-a")
+	dM, firstM := lg.Check(t, beforeM, "lane|trunk", "r1", "proj-a")
+	dAA, _ := lg.Check(t, afterA, "trunk", "", "proj-a") // sent after the drop
+	dAM, _ := lg.Check(t, afterM, "trunk", "r1", "proj-a")
+	if d := dA + dM + dAA + dAM; d != 0 {
+		t.Errorf("%d messages handled twice", d)
+	}
+	byLane := firstA["lane"] + firstM["lane"]
+	for _, id := range before {
+		if id[0] == 'A' && routed[id] != 1 {
+			t.Errorf("broker: %s routed %d times to the production exchange's audit queue", id, routed[id])
 		}
 	}
 	if la := laneAfterDrop.Load(); la > 2 {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -18,6 +17,7 @@ import (
 	"github.com/shadowlane/shadowlane/envtag"
 	"github.com/shadowlane/shadowlane/propagation"
 	"github.com/shadowlane/shadowlane/shadow"
+	"github.com/shadowlane/shadowlane/shadow/bus/bustest"
 )
 
 // reconcileN is how many messages a reconciliation test sends in all: 2,000
@@ -30,93 +30,6 @@ func reconcileN() int {
 		return 400
 	}
 	return 2000
-}
-
-// ledger records, per message id, every successful handling (by whom,
-// under which mark), every attempt and every refusal.
-type ledger struct {
-	mu       sync.Mutex
-	handled  map[string][]handling
-	attempts map[string]int
-	refused  map[string][]error
-	total    atomic.Int64
-}
-
-type handling struct {
-	by   string
-	mark propagation.Mark
-}
-
-func newLedger() *ledger {
-	return &ledger{handled: map[string][]handling{}, attempts: map[string]int{}, refused: map[string][]error{}}
-}
-
-func (l *ledger) attempt(id string) int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.attempts[id]++
-	return l.attempts[id]
-}
-
-func (l *ledger) handle(id, by string, m propagation.Mark) {
-	l.mu.Lock()
-	l.handled[id] = append(l.handled[id], handling{by, m})
-	l.mu.Unlock()
-	l.total.Add(1)
-}
-
-func (l *ledger) refuse(id string, err error) {
-	l.mu.Lock()
-	l.refused[id] = append(l.refused[id], err)
-	l.mu.Unlock()
-}
-
-func (l *ledger) waitIDs(t *testing.T, what string, ids []string) {
-	t.Helper()
-	deadline := time.Now().Add(45 * time.Second)
-	for {
-		l.mu.Lock()
-		missing, first := 0, ""
-		for _, id := range ids {
-			if len(l.handled[id]) == 0 && len(l.refused[id]) == 0 {
-				if missing == 0 {
-					first = id
-				}
-				missing++
-			}
-		}
-		l.mu.Unlock()
-		if missing == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: %d of %d messages neither handled nor refused (first %s)", what, missing, len(ids), first)
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
-}
-
-// waitRefused waits until every id reached the refusal callback.
-func (l *ledger) waitRefused(t *testing.T, ids ...string) {
-	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		l.mu.Lock()
-		missing := ""
-		for _, id := range ids {
-			if len(l.refused[id]) == 0 {
-				missing = id
-			}
-		}
-		l.mu.Unlock()
-		if missing == "" {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s never refused", missing)
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
 }
 
 // waitQueueEmpty waits until the broker holds no ready message in queue.
@@ -192,12 +105,12 @@ func TestReconcileRabbitMQ(t *testing.T) {
 	audit, auditSh := p+".audit", p+".audit_sh"
 	cleanup(t, admin, []string{q, q + "_shadow", q + "-proj-a", q + "-proj-a_shadow", q + "-proj-b", q + "-proj-b_shadow", dead, dead + "_shadow", audit, auditSh}, []string{x, x + "_shadow", dlx, dlx + "_shadow"})
 
-	lg := newLedger()
+	lg := bustest.NewLedger()
 	var lanes envtag.SwapLanes
 	lanes.Store(envtag.StaticLanes{q: {"proj-b"}})
 	opts := []slamqp.Option{
 		slamqp.WithShadowExchanges(x, dlx), slamqp.WithShadowQueues(q, dead), slamqp.WithLanes(&lanes), slamqp.WithMaxDeliveries(3),
-		slamqp.WithRefused(func(ctx context.Context, d *amqp091.Delivery, err error) { lg.refuse(string(d.Body), err) }),
+		slamqp.WithRefused(func(ctx context.Context, d *amqp091.Delivery, err error) { lg.Refuse(string(d.Body), err) }),
 	}
 	trunk, err := slamqp.New(append(opts, slamqp.WithConfirms())...)
 	if err != nil {
@@ -238,18 +151,18 @@ func TestReconcileRabbitMQ(t *testing.T) {
 	handler := func(who string, crash func()) slamqp.Handler {
 		return func(ctx context.Context, d *amqp091.Delivery) error {
 			id := string(d.Body)
-			a := lg.attempt(who + "/" + id)
+			a := lg.Attempt(who + "/" + id)
 			if strings.HasPrefix(id, "X-") {
 				if poisonFirst.Load() == 0 {
-					poisonFirst.Store(lg.total.Load() + 1)
+					poisonFirst.Store(lg.Total() + 1)
 				}
-				poisonLast.Store(lg.total.Load() + 1)
+				poisonLast.Store(lg.Total() + 1)
 				return errors.New("poison")
 			}
 			if a == 1 && strings.HasSuffix(id, "7") {
 				return errors.New("transient")
 			}
-			lg.handle(id, who, propagation.FromContext(ctx))
+			lg.Handle(id, who, propagation.FromContext(ctx))
 			if crash != nil {
 				crash()
 			}
@@ -391,7 +304,7 @@ func TestReconcileRabbitMQ(t *testing.T) {
 	for _, s := range [][]string{pm.p, pm.m, a1, a2, b1, b2} {
 		all = append(all, s...)
 	}
-	lg.waitIDs(t, "all", all)
+	lg.WaitIDs(t, "all", all)
 	// Broker side: the consumers' queues drain (everything settled).
 	ch := channel(t, admin)
 	deadline := time.Now().Add(30 * time.Second)
@@ -412,70 +325,39 @@ func TestReconcileRabbitMQ(t *testing.T) {
 	}
 	time.Sleep(500 * time.Millisecond) // unacked redeliveries in flight
 
-	lg.mu.Lock()
-	defer lg.mu.Unlock()
 	dups := 0
-	check := func(list []string, by, run, env string) {
-		for _, id := range list {
-			hs := lg.handled[id]
-			if len(hs) == 0 {
-				t.Errorf("%s: lost (never handled)", id)
-				continue
-			}
-			if len(lg.refused[id]) != 0 {
-				t.Errorf("%s: handled and refused %v", id, lg.refused[id])
-			}
-			dups += len(hs) - 1
-			if len(hs) > 1 {
-				t.Logf("duplicate %s: %+v", id, hs)
-			}
-			for _, h := range hs {
-				if !slices.Contains(strings.Split(by, "|"), h.by) || h.mark.Run != run || h.mark.Env != env {
-					t.Errorf("%s: handled by %s under %+v, want %s under run %q env %q", id, h.by, h.mark, by, run, env)
-				}
-			}
-		}
+	check := func(list []string, by, run, env string) map[string]int {
+		d, first := lg.Check(t, list, by, run, env)
+		dups += d
+		return first
 	}
+	dupsBefore := dups
 	check(pm.p, "trunk", "", "")
 	check(pm.m, "trunk", "r1", "")
-	check(a1, "trunk|lane-a", "", "proj-a") // the late lane's once the trunk, behind after its crash, saw it listed
-	check(a2, "lane-a|trunk", "", "proj-a") // the trunk's until it saw the lane listed
-	check(b1, "lane-b|trunk", "", "proj-b") // the trunk's: the dropped lane's backlog
+	prodDups := dups - dupsBefore
+	check(a1, "trunk|lane-a", "", "proj-a")                      // the late lane's once the trunk, behind after its crash, saw it listed
+	byLaneA := check(a2, "lane-a|trunk", "", "proj-a")["lane-a"] // the trunk's until it saw the lane listed
+	byLaneB := check(b1, "lane-b|trunk", "", "proj-b")["lane-b"] // the trunk's: the dropped lane's backlog
 	check(b2, "trunk", "", "proj-b")
+	lanesDups := dups - prodDups
 	// A crash redelivers what the consumer handled but could not
 	// acknowledge: bounded by what the two queues' consumers held
-	// (prefetch each) when the connection went.
-	// Each is counted as a redelivery the consumer did not ask for.
+	// (prefetch each) when the connection went. Each is counted as a
+	// redelivery the consumer did not ask for.
 	st := trunk.Stats()
 	if dups > 2*slamqp.DefaultPrefetch || int64(dups) > st.Redelivered {
 		t.Errorf("%d duplicates, %d counted redeliveries: want at most %d (the crashed consumer's handled but unacknowledged deliveries), all counted", dups, st.Redelivered, 2*slamqp.DefaultPrefetch)
-	}
-	lanesDups, byLaneA, byLaneB := 0, 0, 0
-	for _, list := range [][]string{a1, a2, b1, b2} {
-		for _, id := range list {
-			lanesDups += max(len(lg.handled[id])-1, 0)
-		}
-	}
-	for _, id := range a2 {
-		if hs := lg.handled[id]; len(hs) > 0 && hs[0].by == "lane-a" {
-			byLaneA++
-		}
-	}
-	for _, id := range b1 {
-		if hs := lg.handled[id]; len(hs) > 0 && hs[0].by == "lane-b" {
-			byLaneB++
-		}
 	}
 	if byLaneA == 0 {
 		t.Error("the late lane handled none of its messages")
 	}
 	for _, id := range []string{"X-P-0", "X-M-0"} {
-		if len(lg.handled[id]) != 0 || len(lg.refused[id]) != 1 || !errors.Is(lg.refused[id][0], slamqp.ErrDeliveriesExhausted) {
-			t.Errorf("poison %s: handled %d, refused %v", id, len(lg.handled[id]), lg.refused[id])
+		if len(lg.Handled(id)) != 0 || len(lg.Refused(id)) != 1 || !errors.Is(lg.Refused(id)[0], slamqp.ErrDeliveriesExhausted) {
+			t.Errorf("poison %s: handled %d, refused %v", id, len(lg.Handled(id)), lg.Refused(id))
 		}
 		// The consumer counts deliveries itself (classic queue): a crash
 		// resets the count, so at most twice the bound.
-		if a := lg.attempts["trunk/"+id]; a < 1 || a > 6 {
+		if a := lg.Attempts("trunk/" + id); a < 1 || a > 6 {
 			t.Errorf("poison %s tried %d times", id, a)
 		}
 	}
@@ -487,8 +369,8 @@ func TestReconcileRabbitMQ(t *testing.T) {
 		if id[0] == 'C' {
 			want = shadow.ErrUnsupported
 		}
-		if len(lg.handled[id]) != 0 || len(lg.refused[id]) != 1 || !errors.Is(lg.refused[id][0], want) {
-			t.Errorf("malformed %s: handled %d, refused %v", id, len(lg.handled[id]), lg.refused[id])
+		if len(lg.Handled(id)) != 0 || len(lg.Refused(id)) != 1 || !errors.Is(lg.Refused(id)[0], want) {
+			t.Errorf("malformed %s: handled %d, refused %v", id, len(lg.Handled(id)), lg.Refused(id))
 		}
 	}
 
@@ -535,5 +417,5 @@ func TestReconcileRabbitMQ(t *testing.T) {
 		t.Errorf("broker: shadow dead letters %v, want only X-M-0", deadS)
 	}
 	t.Logf("amqp reconcile: sent %d (production %d, marked %d, proj-a %d+%d, proj-b %d+%d, poison 2, malformed %d); broker: production exchange %d, shadow exchange %d, dead letters %d+%d; handled %d ids, at-least-once duplicates %d (crash; %d counted redeliveries), of them on lane messages %d; dropped lane handled %d of %d (the trunk the rest); late lane took %d of %d; trunk stats %+v; refused %d",
-		wantProd+len(sh), len(pm.p), len(pm.m), len(a1), len(a2), len(b1), len(b2), len(bad), len(prod), len(sh), len(deadP), len(deadS), len(lg.handled), dups, st.Redelivered, lanesDups, byLaneB, len(b1), byLaneA, len(a2), st, len(lg.refused))
+		wantProd+len(sh), len(pm.p), len(pm.m), len(a1), len(a2), len(b1), len(b2), len(bad), len(prod), len(sh), len(deadP), len(deadS), lg.Ids(), dups, st.Redelivered, lanesDups, byLaneB, len(b1), byLaneA, len(a2), st, lg.RefusedIds())
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/shadowlane/shadowlane/internal/testenv"
 	"github.com/shadowlane/shadowlane/propagation"
 	"github.com/shadowlane/shadowlane/shadow/bus"
+	"github.com/shadowlane/shadowlane/shadow/bus/bustest"
 )
 
 // mqbusJetStream connects to the loopback NATS and creates a stream (and
@@ -55,7 +56,7 @@ func TestLaneHandOverJetStream(t *testing.T) {
 	ctx := context.Background()
 	var lanes envtag.SwapLanes
 	lanes.Store(envtag.StaticLanes{"work": {"proj-a"}})
-	lg := newLedger()
+	lg := bustest.NewLedger()
 	var laneErrs atomic.Int64
 	opts := []slnats.Option{slnats.WithShadowSubjects(p + ".orders.>"), slnats.WithLanes(&lanes), slnats.WithLaneBucket(bucket),
 		slnats.WithLaneErrors(func(err error) { laneErrs.Add(1); t.Logf("lane store: %v", err) })}
@@ -81,7 +82,7 @@ func TestLaneHandOverJetStream(t *testing.T) {
 			if who == "lane" && dropped.Load() {
 				laneAfterDrop.Add(1)
 			}
-			lg.handle(string(msg.Data()), who, propagation.FromContext(ctx))
+			lg.Handle(string(msg.Data()), who, propagation.FromContext(ctx))
 			return nil
 		}
 	}
@@ -118,9 +119,9 @@ func TestLaneHandOverJetStream(t *testing.T) {
 	}
 	// The trunk is through (production handled, proj-a skipped); the slow
 	// lane is far behind.
-	lg.waitIDs(t, "production", prod)
+	lg.WaitIDs(t, "production", prod)
 	deadline := time.Now().Add(30 * time.Second)
-	for lg.count("lane") < 20 {
+	for lg.Count("lane") < 20 {
 		if time.Now().After(deadline) {
 			t.Fatal("the lane handled nothing")
 		}
@@ -128,14 +129,14 @@ func TestLaneHandOverJetStream(t *testing.T) {
 	}
 	lanes.Store(envtag.StaticLanes{})
 	dropped.Store(true)
-	byLaneAtDrop := lg.count("lane")
+	byLaneAtDrop := lg.Count("lane")
 	for i := n; i < n+50; i++ {
 		a, m := fmt.Sprintf("A-%04d", i), fmt.Sprintf("M-%04d", i)
 		send(envA, a)
 		send(marked, m)
 		after = append(after, a, m)
 	}
-	lg.waitIDs(t, "proj-a", append(append([]string{}, before...), after...))
+	lg.WaitIDs(t, "proj-a", append(append([]string{}, before...), after...))
 	time.Sleep(300 * time.Millisecond) // late duplicates, if any
 
 	// Broker side: the lane's consumers hold nothing unacknowledged; the
@@ -174,30 +175,29 @@ func TestLaneHandOverJetStream(t *testing.T) {
 		}
 	}
 
-	lg.mu.Lock()
-	defer lg.mu.Unlock()
-	byLane, byTrunk := 0, 0
-	for _, id := range append(append([]string{}, before...), after...) {
-		hs := lg.handled[id]
-		if len(hs) != 1 {
-			t.Errorf("%s handled %d times: %+v", id, len(hs), hs)
-			continue
-		}
-		h := hs[0]
-		if h.mark.Env != "proj-a" || (h.mark.Run == "") != (id[0] == 'A') {
-			t.Errorf("%s handled under %+v", id, h.mark)
-		}
-		if h.by == "lane" {
-			byLane++
+	var beforeA, beforeM, afterA, afterM []string
+	for _, id := range before {
+		if id[0] == 'A' {
+			beforeA = append(beforeA, id)
 		} else {
-			byTrunk++
+			beforeM = append(beforeM, id)
 		}
 	}
 	for _, id := range after {
-		if hs := lg.handled[id]; len(hs) == 1 && hs[0].by != "trunk" {
-			t.Errorf("%s, sent after the drop, handled by %s", id, hs[0].by)
+		if id[0] == 'A' {
+			afterA = append(afterA, id)
+		} else {
+			afterM = append(afterM, id)
 		}
 	}
+	dA, firstA := lg.Check(t, beforeA, "lane|trunk", "", "proj-a")
+	dM, firstM := lg.Check(t, beforeM, "lane|trunk", "r1", "proj-a")
+	dAA, _ := lg.Check(t, afterA, "trunk", "", "proj-a") // sent after the drop
+	dAM, _ := lg.Check(t, afterM, "trunk", "r1", "proj-a")
+	if d := dA + dM + dAA + dAM; d != 0 {
+		t.Errorf("%d messages handled twice", d)
+	}
+	byLane := firstA["lane"] + firstM["lane"]
 	// The lane finishes at most what was in its handler when it saw the
 	// drop (one per side).
 	if la := laneAfterDrop.Load(); la > 2 {
@@ -208,18 +208,4 @@ func TestLaneHandOverJetStream(t *testing.T) {
 	}
 	t.Logf("jetstream hand-over: %d proj-a messages before the drop (lane %d, trunk %d by hand-over), %d after (trunk); 0 lost, 0 twice; lane store errors %d",
 		len(before), byLane, len(before)-byLane, len(after), laneErrs.Load())
-}
-
-func (l *ledger) count(by string) int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	n := 0
-	for _, hs := range l.handled {
-		for _, h := range hs {
-			if h.by == by {
-				n++
-			}
-		}
-	}
-	return n
 }

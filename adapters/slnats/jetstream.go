@@ -162,8 +162,13 @@ func (c *Consumption) Stop() {
 // [WithRefused] too, through the server's max-deliveries advisory (one
 // instance of the consumer gets it).
 //
-// Kill switch: while the runtime says load-test traffic is off (or this
-// lane is not live), a consumer that gets a marked message stops pulling,
+// Lanes ([WithLanes]): who takes an env's message follows the lane epochs
+// (see the package doc); a lane instance that is not live stops pulling,
+// naks what it holds and consumes again once listed; the trunk hands the
+// backlog of a lane that left over.
+//
+// Kill switch: while the runtime says load-test traffic is off, a
+// consumer that gets a marked message stops pulling,
 // holds that message (telling the server it is in progress, so it is not
 // redelivered) until it may handle it, then handles it and consumes again.
 // Messages the client had buffered are redelivered after their ack wait,

@@ -119,7 +119,11 @@ func WithEnv(env string) Option { return optionFunc(func(c *config) { c.bus.Env 
 // WithLanes tells subscriptions which environments have a live lane
 // consumer of their own (asked with the queue group, durable name or, for a
 // plain subscription, the subject): the trunk skips their messages; a lane
-// instance whose env is not listed takes nothing (JetStream messages wait).
+// instance whose env is not listed takes nothing. On JetStream, ownership
+// follows the lane epochs in [WithLaneBucket]'s bucket (see the package
+// doc): a lane that leaves stops pulling and naks what it holds, and the
+// trunk hands its backlog over. Give the trunk and every lane instance the
+// same lanes.
 func WithLanes(l envtag.Lanes) Option { return optionFunc(func(c *config) { c.bus.Lanes = l }) }
 
 // WithRefused sets a callback for refused messages (a dead-letter
@@ -308,14 +312,9 @@ func decode(h natsgo.Header) bus.Decoder {
 // a [*shadow.Error].
 func (s *Shadow) Mark(subject string, h natsgo.Header) (propagation.Mark, error) {
 	d := decode(h)
-	m, bad := d.Mark()
-	switch {
-	case bad != bus.NoField:
-		return propagation.Mark{}, shadow.Refuse(Store, subject, "malformed or conflicting "+bad.Name()+" header", propagation.Mark{}, shadow.ErrUnsupported)
-	case m.Run != "" && !s.r.IsShadow(subject):
-		return propagation.Mark{}, shadow.Refuse(Store, subject, "run mark on a production subject (an anomaly)", m, shadow.ErrBlocked)
-	case m.Run == "" && s.r.IsShadow(subject):
-		m.Run = s.r.Config().FallbackRun
+	m, refuse := s.r.Mark(subject, &d)
+	if refuse != nil {
+		return propagation.Mark{}, refuse
 	}
 	return m, nil
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -20,6 +19,7 @@ import (
 	"github.com/shadowlane/shadowlane/internal/testenv"
 	"github.com/shadowlane/shadowlane/propagation"
 	"github.com/shadowlane/shadowlane/shadow"
+	"github.com/shadowlane/shadowlane/shadow/bus/bustest"
 )
 
 // reconcileN is how many messages a reconciliation test sends in all: 2,000
@@ -32,72 +32,6 @@ func reconcileN() int {
 		return 400
 	}
 	return 2000
-}
-
-// ledger records, per message id, every successful handling (by whom,
-// under which mark), every attempt and every refusal.
-type ledger struct {
-	mu       sync.Mutex
-	handled  map[string][]handling
-	attempts map[string]int
-	refused  map[string][]error
-	total    atomic.Int64 // successful handlings, all ids
-}
-
-type handling struct {
-	by   string
-	mark propagation.Mark
-}
-
-func newLedger() *ledger {
-	return &ledger{handled: map[string][]handling{}, attempts: map[string]int{}, refused: map[string][]error{}}
-}
-
-func (l *ledger) attempt(id string) int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.attempts[id]++
-	return l.attempts[id]
-}
-
-func (l *ledger) handle(id, by string, m propagation.Mark) {
-	l.mu.Lock()
-	l.handled[id] = append(l.handled[id], handling{by, m})
-	l.mu.Unlock()
-	l.total.Add(1)
-}
-
-func (l *ledger) refuse(id string, err error) {
-	l.mu.Lock()
-	l.refused[id] = append(l.refused[id], err)
-	l.mu.Unlock()
-}
-
-// waitIDs waits until every id is handled or refused.
-func (l *ledger) waitIDs(t *testing.T, what string, ids []string) {
-	t.Helper()
-	deadline := time.Now().Add(45 * time.Second)
-	for {
-		l.mu.Lock()
-		missing := 0
-		first := ""
-		for _, id := range ids {
-			if len(l.handled[id]) == 0 && len(l.refused[id]) == 0 {
-				if missing == 0 {
-					first = id
-				}
-				missing++
-			}
-		}
-		l.mu.Unlock()
-		if missing == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: %d of %d messages neither handled nor refused (first %s)", what, missing, len(ids), first)
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
 }
 
 // mutableLanes is an envtag.Lanes the test changes while consumers run.
@@ -125,8 +59,8 @@ func TestReconcileJetStream(t *testing.T) {
 	stream := strings.ToUpper(p)
 	subj := p + ".orders.created"
 
-	lg := newLedger()
-	refused := func(ctx context.Context, m *natsgo.Msg, err error) { lg.refuse(string(m.Data), err) }
+	lg := bustest.NewLedger()
+	refused := func(ctx context.Context, m *natsgo.Msg, err error) { lg.Refuse(string(m.Data), err) }
 	var lanes mutableLanes
 	lanes.set("proj-b")
 	opts := []slnats.Option{slnats.WithShadowSubjects(p + ".orders.>"), slnats.WithRefused(refused), slnats.WithLanes(&lanes), slnats.WithLaneBucket(p + "_lanes")}
@@ -168,18 +102,18 @@ func TestReconcileJetStream(t *testing.T) {
 	handler := func(who string, crash func(id string)) slnats.JSHandler {
 		return func(ctx context.Context, msg jetstream.Msg) error {
 			id := string(msg.Data())
-			a := lg.attempt(who + "/" + id)
+			a := lg.Attempt(who + "/" + id)
 			if strings.HasPrefix(id, "X-") {
 				if a == 1 && id == "X-P-0" {
-					poisonFirst.Store(lg.total.Load())
+					poisonFirst.Store(lg.Total())
 				}
-				poisonLast.Store(lg.total.Load())
+				poisonLast.Store(lg.Total())
 				return errors.New("poison")
 			}
 			if a == 1 && strings.HasSuffix(id, "7") && strings.Contains(id, "-0") {
 				return errors.New("transient")
 			}
-			lg.handle(id, who, propagation.FromContext(ctx))
+			lg.Handle(id, who, propagation.FromContext(ctx))
 			if crash != nil {
 				crash(id)
 			}
@@ -330,50 +264,25 @@ func TestReconcileJetStream(t *testing.T) {
 	for _, s := range [][]string{ids.p, ids.m, ids.a1, ids.a2, ids.b1, ids.b2} {
 		all = append(all, s...)
 	}
-	lg.waitIDs(t, "all", all)
+	lg.WaitIDs(t, "all", all)
 	// Let late redeliveries (the crash's unacked messages) arrive.
 	waitConsumersIdle(t, ajs, stream, trunk.StreamName(stream), []string{"work", "work-proj-a"}, []string{"work_shadow", "work-proj-a_shadow"})
 
 	// Consumer side.
-	lg.mu.Lock()
-	defer lg.mu.Unlock()
 	dups := 0
-	check := func(list []string, by string, run string, env string) {
-		for _, id := range list {
-			hs := lg.handled[id]
-			if len(hs) == 0 {
-				t.Errorf("%s: lost (never handled)", id)
-				continue
-			}
-			if len(lg.refused[id]) != 0 {
-				t.Errorf("%s: handled and refused %v", id, lg.refused[id])
-			}
-			dups += len(hs) - 1
-			for _, h := range hs {
-				if !slices.Contains(strings.Split(by, "|"), h.by) || h.mark.Run != run || h.mark.Env != env {
-					t.Errorf("%s: handled by %s under %+v, want %s under run %q env %q", id, h.by, h.mark, by, run, env)
-				}
-			}
-		}
+	check := func(list []string, by, run, env string) map[string]int {
+		d, first := lg.Check(t, list, by, run, env)
+		dups += d
+		return first
 	}
 	check(ids.p, "trunk", "", "")
 	check(ids.m, "trunk", "r1", "")
+	prodDups := dups
 	check(ids.a1, "trunk", "", "proj-a")
-	check(ids.a2, "lane-a|trunk", "", "proj-a") // the trunk's until the lane's epoch opened
-	check(ids.b1, "lane-b|trunk", "", "proj-b") // the trunk's: the dropped lane's backlog
+	byLaneA := check(ids.a2, "lane-a|trunk", "", "proj-a")["lane-a"] // the trunk's until the lane's epoch opened
+	check(ids.b1, "lane-b|trunk", "", "proj-b")                      // the trunk's: the dropped lane's backlog
 	check(ids.b2, "trunk", "", "proj-b")
-	lanesDups := 0
-	for _, list := range [][]string{ids.a1, ids.a2, ids.b1, ids.b2} {
-		for _, id := range list {
-			lanesDups += max(len(lg.handled[id])-1, 0)
-		}
-	}
-	byLaneA := 0
-	for _, id := range ids.a2 {
-		if hs := lg.handled[id]; len(hs) > 0 && hs[0].by == "lane-a" {
-			byLaneA++
-		}
-	}
+	lanesDups := dups - prodDups
 	if byLaneA == 0 {
 		t.Error("the late lane handled none of its messages")
 	}
@@ -386,10 +295,10 @@ func TestReconcileJetStream(t *testing.T) {
 		t.Errorf("%d duplicates, %d counted redeliveries: want at most 8, all counted", dups, st.Redelivered)
 	}
 	for _, id := range []string{"X-P-0", "X-M-0"} {
-		if len(lg.handled[id]) != 0 || len(lg.refused[id]) != 1 || !errors.Is(lg.refused[id][0], slnats.ErrDeliveriesExhausted) {
-			t.Errorf("poison %s: handled %d, refused %v", id, len(lg.handled[id]), lg.refused[id])
+		if len(lg.Handled(id)) != 0 || len(lg.Refused(id)) != 1 || !errors.Is(lg.Refused(id)[0], slnats.ErrDeliveriesExhausted) {
+			t.Errorf("poison %s: handled %d, refused %v", id, len(lg.Handled(id)), lg.Refused(id))
 		}
-		if a := lg.attempts["trunk/"+id]; a < 1 || a > cfg.MaxDeliver {
+		if a := lg.Attempts("trunk/" + id); a < 1 || a > cfg.MaxDeliver {
 			t.Errorf("poison %s tried %d times, want 1..%d (MaxDeliver)", id, a, cfg.MaxDeliver)
 		}
 	}
@@ -398,11 +307,11 @@ func TestReconcileJetStream(t *testing.T) {
 	}
 	for i := range 5 {
 		f, c := fmt.Sprintf("F-%d", i), fmt.Sprintf("C-%d", i)
-		if len(lg.handled[f]) != 0 || len(lg.refused[f]) != 1 || !errors.Is(lg.refused[f][0], shadow.ErrBlocked) {
-			t.Errorf("forged %s: handled %d, refused %v", f, len(lg.handled[f]), lg.refused[f])
+		if len(lg.Handled(f)) != 0 || len(lg.Refused(f)) != 1 || !errors.Is(lg.Refused(f)[0], shadow.ErrBlocked) {
+			t.Errorf("forged %s: handled %d, refused %v", f, len(lg.Handled(f)), lg.Refused(f))
 		}
-		if len(lg.handled[c]) != 0 || len(lg.refused[c]) != 1 || !errors.Is(lg.refused[c][0], shadow.ErrUnsupported) {
-			t.Errorf("conflict %s: handled %d, refused %v", c, len(lg.handled[c]), lg.refused[c])
+		if len(lg.Handled(c)) != 0 || len(lg.Refused(c)) != 1 || !errors.Is(lg.Refused(c)[0], shadow.ErrUnsupported) {
+			t.Errorf("conflict %s: handled %d, refused %v", c, len(lg.Handled(c)), lg.Refused(c))
 		}
 	}
 
@@ -432,7 +341,7 @@ func TestReconcileJetStream(t *testing.T) {
 		t.Errorf("broker: production stream %d ids (want %d), shadow stream %d (want %d)", len(prodIDs), wantProd, len(shadowIDs), wantShadow)
 	}
 	t.Logf("nats reconcile: sent %d (production %d, marked %d, proj-a %d+%d, proj-b %d+%d, poison 2, malformed 10); broker: production stream %d, shadow stream %d; handled once %d, at-least-once duplicates %d (crash; %d counted redeliveries), of them on lane messages %d; late lane took %d of %d; handed over %d; refused %d",
-		wantProd+wantShadow, len(ids.p), len(ids.m), len(ids.a1), len(ids.a2), len(ids.b1), len(ids.b2), len(prodIDs), len(shadowIDs), len(lg.handled)-0, dups, st.Redelivered, lanesDups, byLaneA, len(ids.a2), st.HandedOver, len(lg.refused))
+		wantProd+wantShadow, len(ids.p), len(ids.m), len(ids.a1), len(ids.a2), len(ids.b1), len(ids.b2), len(prodIDs), len(shadowIDs), lg.Ids()-0, dups, st.Redelivered, lanesDups, byLaneA, len(ids.a2), st.HandedOver, lg.RefusedIds())
 }
 
 // readStream reads every message of stream with a plain ordered consumer
