@@ -450,7 +450,7 @@ func (sb *sub) deliver(ctx context.Context, d *amqp091.Delivery, dec bus.Decisio
 		return d.Ack(false) // a trunk's probe of a lane queue
 	}
 	onLaneQueue := sb.handover != "" || s.rq.Env() != ""
-	if onLaneQueue && s.rq.Config().Lanes != nil && dec.Action != bus.Refuse && !restore(d) {
+	if onLaneQueue && dec.Action != bus.Refuse && !restore(d) {
 		// A copy the trunk did not pass on (a lane queue still bound
 		// by an older version): the trunk decides on its own copy.
 		return d.Ack(false)
