@@ -317,7 +317,7 @@ func (r *jsRun) park() {
 // gets its open epoch closed and its backlog handed over even when no
 // message of it comes to the trunk.
 func (r *jsRun) watchLanes() {
-	t := time.NewTicker(4 * r.s.c.poll)
+	t := time.NewTicker(20 * r.s.c.poll) // a key listing per second; messages of a left env trigger it at once
 	defer t.Stop()
 	for {
 		select {
