@@ -97,7 +97,8 @@ func WithAll() Option {
 func WithNaming(n shadow.Naming) Option { return optionFunc(func(c *config) { c.bus.Naming = n }) }
 
 // WithEnv makes this instance a lane instance of env: it consumes
-// "<queue>-<env>" (declared by [Shadow.Declare]) and handles only messages
+// "<queue>-<env>" (declared by [Shadow.Declare], not bound: it holds what
+// a trunk with [WithLanes] passes on to it) and handles only messages
 // tagged env.
 func WithEnv(env string) Option { return optionFunc(func(c *config) { c.bus.Env = env }) }
 
