@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	amqp091 "github.com/rabbitmq/amqp091-go"
@@ -171,6 +172,9 @@ type Shadow struct {
 	rq     *bus.Rules // queues (publish through the default exchange, consume)
 	rx     *bus.Rules // exchanges
 	counts *bus.LaneCounters
+
+	lqMu sync.Mutex
+	lq   map[string]*laneQueues // production queue -> its lane queues (trunk)
 }
 
 // Stats returns what the consumers of s counted: messages a trunk passed

@@ -300,7 +300,7 @@ func (c *Channel) Consume(ctx context.Context, queue string, h Handler) error {
 		if err := c.forwarding(); err != nil {
 			return err
 		}
-		lanes = &laneSet{}
+		lanes = &laneSet{laneQueues: c.s.laneQueuesOf(queue)}
 	}
 	subs := make([]*sub, 0, 2)
 	for _, q := range c.s.Queues(queue) {

@@ -153,30 +153,47 @@ func (sb *sub) pause(ctx context.Context, n int) {
 	}
 }
 
-// laneSet is a trunk Consume's knowledge of the lane queues it passed
-// messages on to, and the hand-over consumers it runs on them.
+// laneQueues is what a Shadow's trunk consumers know of lane queues: the
+// ones messages were passed on to or a probe found (by env), and the ones
+// a probe found missing. It outlives a Consume, so a trunk consumer that
+// is restarted in the same process hands over what its predecessor passed
+// on.
+type laneQueues struct {
+	mu     sync.Mutex
+	envOf  map[string]string // lane queue -> env
+	absent map[string]bool   // lane queues a probe found missing
+}
+
+// laneSet is a trunk Consume's view of the lane queues and the hand-over
+// consumers it runs on them.
 type laneSet struct {
-	mu      sync.Mutex
-	envOf   map[string]string             // lane queue -> env
-	absent  map[string]bool               // lane queues a probe found missing
+	*laneQueues
+	hmu     sync.Mutex
 	handing map[string]context.CancelFunc // lane queue -> its hand-over consumer
 }
 
 // known reports whether lq was passed on to or probed already.
-func (l *laneSet) known(lq string) bool {
+func (l *laneQueues) known(lq string) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	_, ok := l.envOf[lq]
 	return ok || l.absent[lq]
 }
 
-func (l *laneSet) missing(lq string) {
+func (l *laneQueues) missing(lq string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.absent == nil {
 		l.absent = map[string]bool{}
 	}
 	l.absent[lq] = true
+}
+
+// queues returns the known lane queues and their envs.
+func (l *laneQueues) queues() map[string]string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return maps.Clone(l.envOf)
 }
 
 // probe finds out, once per Consume, whether env's lane queues (for the
@@ -214,16 +231,30 @@ func (sb *sub) probe(ctx context.Context, env string) error {
 	return nil
 }
 
-func (l *laneSet) passed(lq, env string) {
-	if l == nil {
-		return
-	}
+func (l *laneQueues) passed(lq, env string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.envOf == nil {
 		l.envOf = map[string]string{}
 	}
 	l.envOf[lq] = env
+	delete(l.absent, lq)
+}
+
+// laneQueuesOf returns the lane queue knowledge of the trunk consumers of
+// the production queue prod.
+func (s *Shadow) laneQueuesOf(prod string) *laneQueues {
+	s.lqMu.Lock()
+	defer s.lqMu.Unlock()
+	if s.lq == nil {
+		s.lq = map[string]*laneQueues{}
+	}
+	l := s.lq[prod]
+	if l == nil {
+		l = &laneQueues{}
+		s.lq[prod] = l
+	}
+	return l
 }
 
 // watch runs until ctx ends: every few polls it starts a hand-over
@@ -238,8 +269,8 @@ func (c *Channel) watchLanes(ctx context.Context, prod string, l *laneSet, h Han
 			return
 		case <-t.C:
 		}
-		l.mu.Lock()
-		for lq, env := range l.envOf {
+		l.hmu.Lock()
+		for lq, env := range l.queues() {
 			listed := !c.s.rq.Takes(prod, propagation.Mark{Env: env})
 			cancel, running := l.handing[lq]
 			switch {
@@ -254,6 +285,7 @@ func (c *Channel) watchLanes(ctx context.Context, prod string, l *laneSet, h Han
 				sb := &sub{c: c, prod: prod, queue: lq, tries: map[string]int{}, handover: env}
 				if err := sb.start(); err != nil {
 					hcancel()
+					l.hmu.Unlock()
 					fail(err)
 					return
 				}
@@ -263,11 +295,11 @@ func (c *Channel) watchLanes(ctx context.Context, prod string, l *laneSet, h Han
 					if herr := sb.handBack(); herr != nil && !errors.Is(herr, amqp091.ErrClosed) && err == nil {
 						err = herr
 					}
-					l.mu.Lock()
+					l.hmu.Lock()
 					if l.handing[lq] != nil && hctx.Err() == nil {
 						delete(l.handing, lq)
 					}
-					l.mu.Unlock()
+					l.hmu.Unlock()
 					hcancel()
 					if err != nil && !errors.Is(err, errHandOverEnds) {
 						fail(err)
@@ -275,6 +307,6 @@ func (c *Channel) watchLanes(ctx context.Context, prod string, l *laneSet, h Han
 				})
 			}
 		}
-		l.mu.Unlock()
+		l.hmu.Unlock()
 	}
 }

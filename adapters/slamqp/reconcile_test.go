@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -19,38 +18,6 @@ import (
 	"github.com/shadowlane/shadowlane/shadow"
 	"github.com/shadowlane/shadowlane/shadow/bus/bustest"
 )
-
-// reconcileN is how many messages a reconciliation test sends in all: 2,000
-// by default, 10,000 with SHADOWLANE_LONG=1, 400 under -short.
-func reconcileN() int {
-	switch {
-	case os.Getenv("SHADOWLANE_LONG") == "1":
-		return 10000
-	case testing.Short():
-		return 400
-	}
-	return 2000
-}
-
-// waitQueueEmpty waits until the broker holds no ready message in queue.
-func waitQueueEmpty(t *testing.T, conn *amqp091.Connection, queue string) {
-	t.Helper()
-	ch := channel(t, conn)
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		qi, err := ch.QueueDeclarePassive(queue, false, false, false, false, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if qi.Messages == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("broker: %s still holds %d messages", queue, qi.Messages)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
 
 // consumer runs Consume on its own connection until stop or the
 // connection dies; done gets Consume's error.
@@ -98,7 +65,7 @@ func (c *consumer) stop() error {
 // empty, the dead-letter queues holding exactly the refused messages).
 func TestReconcileRabbitMQ(t *testing.T) {
 	admin := dial(t)
-	n := reconcileN()
+	n := bustest.Messages()
 	p := "mqbus" + uniq()
 	x, dlx := p+".orders", p+".dlx"
 	q, dead := p+".work", p+".dead"
@@ -306,23 +273,8 @@ func TestReconcileRabbitMQ(t *testing.T) {
 	}
 	lg.WaitIDs(t, "all", all)
 	// Broker side: the consumers' queues drain (everything settled).
+	waitQueuesEmpty(t, admin, q, q+"_shadow", q+"-proj-a", q+"-proj-a_shadow", q+"-proj-b", q+"-proj-b_shadow")
 	ch := channel(t, admin)
-	deadline := time.Now().Add(30 * time.Second)
-	for _, name := range []string{q, q + "_shadow", q + "-proj-a", q + "-proj-a_shadow", q + "-proj-b", q + "-proj-b_shadow"} {
-		for {
-			qi, err := ch.QueueDeclarePassive(name, false, false, false, false, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if qi.Messages == 0 {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("broker: %s still holds %d messages", name, qi.Messages)
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-	}
 	time.Sleep(500 * time.Millisecond) // unacked redeliveries in flight
 
 	dups := 0

@@ -175,21 +175,9 @@ func TestLaneHandOverJetStream(t *testing.T) {
 		}
 	}
 
-	var beforeA, beforeM, afterA, afterM []string
-	for _, id := range before {
-		if id[0] == 'A' {
-			beforeA = append(beforeA, id)
-		} else {
-			beforeM = append(beforeM, id)
-		}
-	}
-	for _, id := range after {
-		if id[0] == 'A' {
-			afterA = append(afterA, id)
-		} else {
-			afterM = append(afterM, id)
-		}
-	}
+	isA := func(id string) bool { return id[0] == 'A' }
+	beforeA, beforeM := bustest.Split(before, isA)
+	afterA, afterM := bustest.Split(after, isA)
 	dA, firstA := lg.Check(t, beforeA, "lane|trunk", "", "proj-a")
 	dM, firstM := lg.Check(t, beforeM, "lane|trunk", "r1", "proj-a")
 	dAA, _ := lg.Check(t, afterA, "trunk", "", "proj-a") // sent after the drop

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -21,18 +20,6 @@ import (
 	"github.com/shadowlane/shadowlane/shadow"
 	"github.com/shadowlane/shadowlane/shadow/bus/bustest"
 )
-
-// reconcileN is how many messages a reconciliation test sends in all: 2,000
-// by default, 10,000 with SHADOWLANE_LONG=1, 400 under -short.
-func reconcileN() int {
-	switch {
-	case os.Getenv("SHADOWLANE_LONG") == "1":
-		return 10000
-	case testing.Short():
-		return 400
-	}
-	return 2000
-}
 
 // mutableLanes is an envtag.Lanes the test changes while consumers run.
 type mutableLanes struct{ envtag.SwapLanes }
@@ -54,7 +41,7 @@ func TestReconcileJetStream(t *testing.T) {
 	addr := testenv.Addr("SHADOWLANE_NATS_ADDR", "127.0.0.1:4222")
 	testenv.Need(t, "NATS", addr)
 	url := "nats://" + addr
-	n := reconcileN()
+	n := bustest.Messages()
 	p := "mqbus" + uniq()
 	stream := strings.ToUpper(p)
 	subj := p + ".orders.created"

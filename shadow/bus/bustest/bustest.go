@@ -1,6 +1,7 @@
 package bustest
 
 import (
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -195,4 +196,28 @@ func Wait(t testing.TB, timeout time.Duration, ok func() bool, what func() strin
 		}
 		time.Sleep(25 * time.Millisecond)
 	}
+}
+
+// Messages is how many messages a reconciliation test sends in all: 2,000
+// by default, 10,000 with SHADOWLANE_LONG=1, 400 under -short.
+func Messages() int {
+	switch {
+	case os.Getenv("SHADOWLANE_LONG") == "1":
+		return 10000
+	case testing.Short():
+		return 400
+	}
+	return 2000
+}
+
+// Split returns the ids of list that keep reports true, and the others.
+func Split(list []string, keep func(id string) bool) (kept, other []string) {
+	for _, id := range list {
+		if keep(id) {
+			kept = append(kept, id)
+		} else {
+			other = append(other, id)
+		}
+	}
+	return kept, other
 }
