@@ -62,11 +62,13 @@
 // never lost. When an environment leaves the lanes, its lane consumer hands
 // back what it holds (nack with requeue), stops and waits to be listed
 // again; the trunk consumes the lane queue (the hand-over) until then, so
-// the lane's backlog is handled once, by the trunk. A trunk that did not
-// pass messages on to a lane queue itself (it started after the lane was
-// dropped) finds the queue with an empty probe message the first time it
-// handles a message of that environment. A lane queue that is missing
-// (the publish is returned) leaves the message with the trunk.
+// the lane's backlog is handled once, by the trunk. The lane queues a
+// trunk passed messages on to are known to its [Shadow], so a trunk
+// consumer restarted in the same process hands them over; a new trunk
+// process finds a lane queue with an empty probe message the first time
+// it handles a message of that environment (until then, a dropped lane's
+// backlog waits in its queue). A lane queue that is missing (the publish
+// is returned) leaves the message with the trunk.
 // [Shadow.LaneTopology] is idempotent (never "<queue>-<env>-<env>"), and
 // [Shadow.Declare] unbinds lane queues an older version had bound.
 //
