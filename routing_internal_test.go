@@ -12,7 +12,7 @@ import (
 )
 
 // admitWithTag is Runtime.Admit with the edgeTag call in place, exactly as
-// runtime.go is to call it (right after extracting the wire mark).
+// admission.go is to call it (right after extracting the wire mark).
 func admitWithTag(rt *Runtime, ctx context.Context, e *Entry, g propagation.Getter) (context.Context, *Refusal) {
 	st := rt.st.Load()
 	var w propagation.Wire

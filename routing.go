@@ -375,29 +375,6 @@ func (rt *Runtime) EdgeTagHeader(lower bool) string {
 	return st.routing.tags.HeaderName()
 }
 
-// RequestCarrier returns the carrier HTTP entries pass to [Runtime.Admit]
-// for r: it reads headers like r.Header does and, in addition, lets the
-// configured routing.tagSource query parameter be read. (Passing r.Header
-// works too; only the query source is then unavailable.) It does not
-// allocate.
-func RequestCarrier(r *http.Request) propagation.Getter { return requestCarrier{r} }
-
-type requestCarrier struct{ r *http.Request }
-
-// HeaderMap lets [Runtime.Admit] read every line and letter case of the
-// mark carriers (propagation.HeaderMap).
-func (c requestCarrier) HeaderMap() map[string][]string { return c.r.Header }
-
-// Get indexes the header map directly: the codec asks with canonical keys
-// and net/http's server stores canonical keys, so the canonicalisation
-// http.Header.Get would redo on every look-up is skipped.
-func (c requestCarrier) Get(key string) string {
-	if v := c.r.Header[key]; len(v) > 0 {
-		return v[0]
-	}
-	return ""
-}
-
 // edgeTag applies routing.tagSource to a mark just extracted by an entry,
 // before the trust policy sees it: at an edge entry, when the mark carries
 // no environment tag of its own, the tag from the configured header,
