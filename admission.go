@@ -18,8 +18,10 @@ type Entry struct {
 	Name string
 	// Trust overrides the runtime's configured trust for this entry.
 	Trust *propagation.Trust
-	// Lower says the carrier's keys are lowercase (gRPC metadata).
-	Lower bool
+
+	// lower says the carrier's keys are lowercase (gRPC metadata); set
+	// through internal/edge.LowerKeys.
+	lower bool
 }
 
 // Refusal is an entry's decision not to serve a request.
@@ -94,7 +96,7 @@ func (rt *Runtime) Admit(ctx context.Context, e *Entry, g propagation.Getter) (c
 			w = st.codec.ExtractHeader(h)
 		}
 	default:
-		w = st.codec.ExtractGetter(g, e != nil && e.Lower)
+		w = st.codec.ExtractGetter(g, e != nil && e.lower)
 	}
 	st.edgeTag(e, g, &w) // routing.tagSource: env tag from a header, cookie or query parameter at edges
 	if w.Source == propagation.SourceNone && w.Dropped == 0 && !w.LoadTest {
