@@ -81,7 +81,8 @@
 // the rest) until nothing below the epoch's end is unacknowledged, or the
 // lane is back. A message whose owner cannot be read (the bucket is
 // unreachable) is not handled: it is redelivered after a pause
-// ([WithLaneErrors] is told).
+// ([WithLaneErrors] is told); each pause costs a delivery, so a store that
+// stays away sends it the refusal path after MaxDeliver.
 //
 // What stays at least once, counted in [Shadow.Stats] (also the OTel
 // counter shadowlane.bus.lane_deliveries) as redeliveries not asked for: a
