@@ -270,6 +270,7 @@ type jsRun struct {
 	advisor *natsgo.Subscription
 	settled settledSeqs     // guarded by mu
 	failed  settledSeqs     // guarded by mu: sequences this run naked after a handler error
+	running map[uint64]int  // guarded by mu: sequences in a handler -> deliveries a drop advisory reported (0: none)
 	parked  bool            // a lane not live: stopped pulling, waits to be live
 	handing map[string]bool // trunk: envs whose backlog is being handed over
 }
@@ -385,20 +386,22 @@ func (r *jsRun) watchDrops(js jetstream.JetStream, stream, consumer string) erro
 			StreamSeq  uint64 `json:"stream_seq"`
 			Deliveries int    `json:"deliveries"`
 		}
-		if json.Unmarshal(m.Data, &adv) != nil || adv.StreamSeq == 0 || !r.settle(adv.StreamSeq) {
+		if json.Unmarshal(m.Data, &adv) != nil || adv.StreamSeq == 0 {
 			return
 		}
-		st, err := js.Stream(r.ctx, stream)
-		if err != nil {
+		if r.dropWhileRunning(adv.StreamSeq, adv.Deliveries) {
+			// Its handler is running: its outcome decides (handled,
+			// or refused once it fails). A handler still running a
+			// moment later is taken as stuck (a crash): refused then,
+			// so what waits behind it is not held up longer.
+			time.AfterFunc(4*r.s.c.poll, func() {
+				if r.stillRunning(adv.StreamSeq) {
+					r.refuseDropped(js, stream, adv.StreamSeq, adv.Deliveries)
+				}
+			})
 			return
 		}
-		raw, err := st.GetMsg(r.ctx, adv.StreamSeq)
-		if err != nil {
-			return
-		}
-		msg := &natsgo.Msg{Subject: raw.Subject, Header: raw.Header, Data: raw.Data}
-		mk, _ := r.s.Mark(raw.Subject, raw.Header)
-		r.s.c.refused(propagation.With(r.ctx, mk), msg, fmt.Errorf("%w (%d deliveries, dropped by the server)", ErrDeliveriesExhausted, adv.Deliveries))
+		r.refuseDropped(js, stream, adv.StreamSeq, adv.Deliveries)
 	})
 	if err != nil {
 		return err
@@ -407,6 +410,71 @@ func (r *jsRun) watchDrops(js jetstream.JetStream, stream, consumer string) erro
 	r.advisor = sub
 	r.mu.Unlock()
 	return nil
+}
+
+// refuseDropped passes a message the server dropped after its last
+// delivery to the refusal callback, unless it is settled already.
+func (r *jsRun) refuseDropped(js jetstream.JetStream, stream string, seq uint64, deliveries int) {
+	if !r.settle(seq) {
+		return
+	}
+	st, err := js.Stream(r.ctx, stream)
+	if err != nil {
+		return
+	}
+	raw, err := st.GetMsg(r.ctx, seq)
+	if err != nil {
+		return
+	}
+	msg := &natsgo.Msg{Subject: raw.Subject, Header: raw.Header, Data: raw.Data}
+	mk, _ := r.s.Mark(raw.Subject, raw.Header)
+	r.s.c.refused(propagation.With(r.ctx, mk), msg, fmt.Errorf("%w (%d deliveries, dropped by the server)", ErrDeliveriesExhausted, deliveries))
+}
+
+// dropWhileRunning records a drop advisory for seq when its handler is
+// running (true), so the handler's outcome decides.
+func (r *jsRun) dropWhileRunning(seq uint64, deliveries int) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, ok := r.running[seq]; !ok {
+		return false
+	}
+	r.running[seq] = max(deliveries, 1)
+	return true
+}
+
+func (r *jsRun) stillRunning(seq uint64) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	_, ok := r.running[seq]
+	return ok
+}
+
+// begin marks seq's handler running; false when seq is settled already.
+func (r *jsRun) begin(seq uint64) bool {
+	if seq == 0 {
+		return true
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.settled.has(seq) {
+		return false
+	}
+	if r.running == nil {
+		r.running = map[uint64]int{}
+	}
+	r.running[seq] = 0
+	return true
+}
+
+// end clears seq's running mark; dropped is the deliveries a drop
+// advisory reported meanwhile (0: none).
+func (r *jsRun) end(seq uint64) (dropped int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	dropped = r.running[seq]
+	delete(r.running, seq)
+	return dropped
 }
 
 func (r *jsRun) handle(msg jetstream.Msg) {
@@ -478,7 +546,12 @@ func (r *jsRun) process(msg jetstream.Msg, seq uint64, n int, dec bus.Decision) 
 	s := r.s
 	subj := msg.Subject()
 	mctx := propagation.With(r.ctx, dec.Mark)
+	if !r.begin(seq) {
+		_ = msg.Term() // settled meanwhile (dropped by the server and refused)
+		return false
+	}
 	err := r.h(mctx, msg)
+	dropped := r.end(seq)
 	if err == nil {
 		r.settle(seq)
 		_ = msg.Ack()
@@ -486,6 +559,14 @@ func (r *jsRun) process(msg jetstream.Msg, seq uint64, n int, dec bus.Decision) 
 			s.counts.Redelivered()
 		}
 		return true
+	}
+	if dropped > 0 {
+		// The server dropped it while the handler ran: this failure
+		// was its last chance.
+		if r.settle(seq) && s.c.refused != nil {
+			s.c.refused(mctx, &natsgo.Msg{Subject: subj, Header: msg.Headers(), Data: msg.Data()}, fmt.Errorf("%w (%d deliveries, dropped by the server): %w", ErrDeliveriesExhausted, dropped, err))
+		}
+		return false
 	}
 	if r.isSettled(seq) {
 		// Dropped by the server (and refused) while the handler ran.
