@@ -1,0 +1,231 @@
+package slrocketmq_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+
+	"github.com/apache/rocketmq-client-go/v2/consumer"
+	"github.com/apache/rocketmq-client-go/v2/primitive"
+
+	"github.com/shadowlane/shadowlane/adapters/slrocketmq"
+	"github.com/shadowlane/shadowlane/adapters/slrocketmq/internal/rmqfake"
+	"github.com/shadowlane/shadowlane/envtag"
+	"github.com/shadowlane/shadowlane/propagation"
+	"github.com/shadowlane/shadowlane/shadow"
+)
+
+// committed is the sum of the offsets group committed on the two queues of
+// topic: the number of messages it is past.
+func committed(srv *rmqfake.Server, group, topic string) int {
+	var sum int64
+	for q := range 2 {
+		o, _ := srv.Offset(group, topic, q)
+		sum += o
+	}
+	return int(sum)
+}
+
+// refusals records what the refused callback got.
+type refusals struct {
+	mu sync.Mutex
+	m  map[string][]error
+}
+
+func (r *refusals) add(_ context.Context, m *primitive.MessageExt, err error) {
+	r.mu.Lock()
+	if r.m == nil {
+		r.m = map[string][]error{}
+	}
+	r.m[string(m.Body)] = append(r.m[string(m.Body)], err)
+	r.mu.Unlock()
+}
+
+func (r *refusals) get(body string) []error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]error(nil), r.m[body]...)
+}
+
+func (r *refusals) n() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.m)
+}
+
+// The real push consumer, production and shadow group, through the
+// interceptor: production messages are handled unmarked, shadow ones under
+// their mark (the fallback run without a run property); malformed,
+// conflicting and anomalous marks put on the broker by a raw producer are
+// refused once and never handled; the offsets of both groups move past
+// everything.
+func TestPushConsumerHandlesByMark(t *testing.T) {
+	srv := fixture(t, "orders", "orders_shadow")
+	rt := testRuntime(t)
+	var ref refusals
+	s := newShadow(t, slrocketmq.WithShadowTopics("orders"), slrocketmq.WithShadowGroups("billing"),
+		slrocketmq.WithRuntime(rt), slrocketmq.WithRefused(ref.add))
+	p := newProducer(t, s, srv)
+	raw := newProducer(t, nil, srv)
+	ctx := context.Background()
+
+	for _, c := range []struct {
+		ctx  context.Context
+		body string
+	}{
+		{ctx, "prod-1"}, {ctx, "prod-2"}, {marked("r1", ""), "run-1"}, {marked("r2", "proj-a"), "runenv-1"}, {marked("", "proj-a"), "env-1"},
+	} {
+		if _, err := p.SendSync(c.ctx, msg("orders", c.body)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// anomalies, written around the interceptor
+	bad := map[string]error{
+		"anomaly-run-on-prod": shadow.ErrBlocked,
+		"malformed-run":       shadow.ErrUnsupported,
+		"conflict-case":       shadow.ErrUnsupported,
+		"malformed-env":       shadow.ErrUnsupported,
+	}
+	for _, m := range []*primitive.Message{
+		msg("orders", "anomaly-run-on-prod", "X-Shadowlane-Run", "r1"),
+		msg("orders_shadow", "malformed-run", "X-Shadowlane-Run", "r 1"),
+		msg("orders_shadow", "conflict-case", "X-Shadowlane-Run", "r1", "x-shadowlane-run", "r2"),
+		msg("orders", "malformed-env", "x-shadowlane-env", "a/b"),
+	} {
+		if _, err := raw.SendSync(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := raw.SendSync(ctx, msg("orders_shadow", "shadow-no-run")); err != nil {
+		t.Fatal(err)
+	}
+
+	sn := newSeen()
+	c, err := s.NewPushConsumer("billing", consumerOpts(t, srv)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Subscribe("orders", consumer.MessageSelector{}, sn.handler(nil)); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]propagation.Mark{
+		"prod-1": {}, "prod-2": {}, "env-1": {Env: "proj-a"},
+		"run-1": {Run: "r1"}, "runenv-1": {Run: "r2", Env: "proj-a"}, "shadow-no-run": {Run: slrocketmq.DefaultFallbackRun},
+	}
+	waitFor(t, "every message handled or refused", func() bool { return len(sn.bodies()) >= len(want) && ref.n() >= len(bad) })
+	// both groups commit (with their pulls) past every message
+	waitFor(t, "offsets past every message", func() bool {
+		return committed(srv, "billing", "orders") == len(srv.Messages("orders")) &&
+			committed(srv, "billing_shadow", "orders_shadow") == len(srv.Messages("orders_shadow"))
+	})
+	if err := c.Shutdown(); err != nil {
+		t.Fatal(err)
+	}
+	for body, mk := range want {
+		if got := sn.get(body); len(got) != 1 || got[0] != mk {
+			t.Errorf("%s handled with marks %v, want once with %v", body, got, mk)
+		}
+	}
+	if got := sn.bodies(); len(got) != len(want) {
+		t.Errorf("handled %v, want exactly %d bodies", got, len(want))
+	}
+	for body, werr := range bad {
+		errs := ref.get(body)
+		var se *shadow.Error
+		if len(errs) != 1 || !errors.Is(errs[0], werr) || !errors.As(errs[0], &se) {
+			t.Errorf("%s refused with %v, want once with a *shadow.Error wrapping %v", body, errs, werr)
+		}
+	}
+	if b := rt.Decisions().Total(slrocketmq.Store, shadow.Block); b != int64(len(bad)) {
+		t.Errorf("blocks counted: %d, want %d", b, len(bad))
+	}
+	t.Logf("requests %v", srv.Requests())
+	if n := len(srv.Messages("%RETRY%billing")) + len(srv.Messages("%RETRY%billing_shadow")); n != 0 {
+		t.Errorf("%d messages were sent back for retry", n)
+	}
+}
+
+// Lanes: a lane instance (WithEnv) consumes in "<group>-<env>" and handles
+// only its env's messages; the trunk skips the env while it has a live lane
+// and handles everything else. Each message is handled once in all.
+func TestLanesSplitByEnv(t *testing.T) {
+	srv := fixture(t, "orders", "orders_shadow")
+	lanes := envtag.StaticLanes{"billing": {"proj-a"}}
+	trunk := newShadow(t, slrocketmq.WithShadowTopics("orders"), slrocketmq.WithShadowGroups("billing"), slrocketmq.WithLanes(lanes))
+	lane := newShadow(t, slrocketmq.WithShadowTopics("orders"), slrocketmq.WithShadowGroups("billing"), slrocketmq.WithLanes(lanes), slrocketmq.WithEnv("proj-a"))
+	p := newProducer(t, trunk, srv)
+	bodies := map[string]context.Context{
+		"prod": context.Background(), "prod-a": marked("", "proj-a"), "prod-b": marked("", "proj-b"),
+		"run": marked("r1", ""), "run-a": marked("r1", "proj-a"), "run-b": marked("r1", "proj-b"),
+	}
+	for body, ctx := range bodies {
+		if _, err := p.SendSync(ctx, msg("orders", body)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st, sl := newSeen(), newSeen()
+	for _, x := range []struct {
+		s  *slrocketmq.Shadow
+		sn *seen
+	}{{trunk, st}, {lane, sl}} {
+		c, err := x.s.NewPushConsumer("billing", consumerOpts(t, srv)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Subscribe("orders", consumer.MessageSelector{}, x.sn.handler(nil)); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Shutdown() })
+	}
+	// every group committed past every message: each one was decided
+	groups := map[string]string{"billing": "orders", "billing_shadow": "orders_shadow", "billing-proj-a": "orders", "billing-proj-a_shadow": "orders_shadow"}
+	waitFor(t, "every group past every message", func() bool {
+		for g, topic := range groups {
+			if committed(srv, g, topic) != len(srv.Messages(topic)) {
+				return false
+			}
+		}
+		return true
+	})
+	wantLane := map[string]bool{"prod-a": true, "run-a": true}
+	for body := range bodies {
+		nt, nl := len(st.get(body)), len(sl.get(body))
+		if wantLane[body] && (nl != 1 || nt != 0) || !wantLane[body] && (nt != 1 || nl != 0) {
+			t.Errorf("%s handled %d times by the trunk and %d by the lane", body, nt, nl)
+		}
+	}
+	if g := sl.get("run-a"); len(g) == 1 && g[0] != (propagation.Mark{Run: "r1", Env: "proj-a"}) {
+		t.Errorf("lane handled run-a under %v", g[0])
+	}
+}
+
+// Configuration errors wrap ErrConfig.
+func TestConfigErrors(t *testing.T) {
+	for name, opts := range map[string][]slrocketmq.Option{
+		"bad topic":         {slrocketmq.WithShadowTopics("a b")},
+		"shadow topic":      {slrocketmq.WithShadowTopics("orders_shadow")},
+		"namespaced topic":  {slrocketmq.WithShadowTopics("ns%orders")},
+		"bad naming":        {slrocketmq.WithNaming(shadow.Naming{Suffix: ".shadow"})},
+		"shadow group":      {slrocketmq.WithShadowGroups("g_shadow")},
+		"bad env":           {slrocketmq.WithEnv("a b")},
+		"negative hold":     {slrocketmq.WithHold(-1)},
+		"empty group namin": {slrocketmq.WithGroupNaming(shadow.Naming{})},
+	} {
+		if _, err := slrocketmq.New(opts...); !errors.Is(err, slrocketmq.ErrConfig) {
+			t.Errorf("%s: %v, want ErrConfig", name, err)
+		}
+	}
+	s := newShadow(t, slrocketmq.WithShadowTopics("orders"))
+	for _, g := range []string{"", "billing_shadow", "a%b"} {
+		if _, err := s.NewPushConsumer(g); !errors.Is(err, slrocketmq.ErrConfig) {
+			t.Errorf("group %q: %v, want ErrConfig", g, err)
+		}
+	}
+}
