@@ -3,8 +3,11 @@ package slrocketmq_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/apache/rocketmq-client-go/v2/consumer"
 	"github.com/apache/rocketmq-client-go/v2/primitive"
@@ -227,5 +230,95 @@ func TestConfigErrors(t *testing.T) {
 		if _, err := s.NewPushConsumer(g); !errors.Is(err, slrocketmq.ErrConfig) {
 			t.Errorf("group %q: %v, want ErrConfig", g, err)
 		}
+	}
+}
+
+// The kill switch: marked messages that arrive while load tests are off are
+// held, then handed back to the broker (retry topic) and held again, never
+// handled while off; production flows meanwhile. Once the switch is on each
+// marked message is handled exactly once, under its mark, from the shadow
+// topic it was sent to (the retry copy keeps it).
+func TestKillSwitchHoldsMarkedMessages(t *testing.T) {
+	srv := fixture(t, "orders", "orders_shadow")
+	rt := testRuntime(t)
+	s := newShadow(t, slrocketmq.WithShadowTopics("orders"), slrocketmq.WithShadowGroups("billing"),
+		slrocketmq.WithRuntime(rt), slrocketmq.WithHold(150*time.Millisecond))
+	p := newProducer(t, s, srv)
+	var gate sync.RWMutex // held across a flip, so no handler is mid-flight across it
+	var whileOff atomic.Int64
+	sn := newSeen()
+	h := sn.handler(func(ctx context.Context, m *primitive.MessageExt) {
+		if on, _ := rt.LoadTestEnabled(); propagation.IsLoadTest(ctx) && !on {
+			whileOff.Add(1)
+		}
+	})
+	c, err := s.NewPushConsumer("billing", consumerOpts(t, srv)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Subscribe("orders", consumer.MessageSelector{}, func(ctx context.Context, msgs ...*primitive.MessageExt) (consumer.ConsumeResult, error) {
+		gate.RLock()
+		defer gate.RUnlock()
+		return h(ctx, msgs...)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Shutdown() })
+
+	send := func(ctx context.Context, prefix string, n int) {
+		t.Helper()
+		for i := range n {
+			if _, err := p.SendSync(ctx, msg("orders", fmt.Sprintf("%s%02d", prefix, i))); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	handled := func(prefix string, n int) func() bool {
+		return func() bool {
+			for i := range n {
+				if len(sn.get(fmt.Sprintf("%s%02d", prefix, i))) == 0 {
+					return false
+				}
+			}
+			return true
+		}
+	}
+	lt := marked("r1", "")
+	send(lt, "on-", 5)
+	waitFor(t, "marked messages while on", handled("on-", 5))
+
+	gate.Lock()
+	rt.SetLoadTest(false, "test")
+	gate.Unlock()
+	send(lt, "off-", 10)
+	send(context.Background(), "prod-", 10)
+	waitFor(t, "production while off", handled("prod-", 10))
+	waitFor(t, "held messages handed back to the broker", func() bool { return len(srv.Messages("%RETRY%billing_shadow")) >= 10 })
+	for i := range 10 {
+		if got := sn.get(fmt.Sprintf("off-%02d", i)); len(got) != 0 {
+			t.Fatalf("off-%02d handled while the switch was off: %v", i, got)
+		}
+	}
+	gate.Lock()
+	rt.SetLoadTest(true, "")
+	gate.Unlock()
+	waitFor(t, "held messages after the switch is on", handled("off-", 10))
+	time.Sleep(300 * time.Millisecond) // a second delivery would show by now
+	for i := range 10 {
+		if got := sn.get(fmt.Sprintf("off-%02d", i)); len(got) != 1 || got[0] != (propagation.Mark{Run: "r1"}) {
+			t.Errorf("off-%02d handled with %v, want once under run r1", i, got)
+		}
+	}
+	if n := whileOff.Load(); n != 0 {
+		t.Errorf("%d marked messages handled while off", n)
+	}
+	if n := len(srv.Messages("%DLQ%billing_shadow")); n != 0 {
+		t.Errorf("%d messages dead-lettered", n)
+	}
+	if n := len(srv.Messages("%RETRY%billing")); n != 0 {
+		t.Errorf("%d production messages sent back", n)
 	}
 }

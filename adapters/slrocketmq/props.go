@@ -135,6 +135,9 @@ func rewriteBatch(body []byte, m propagation.Mark) ([]byte, error) {
 			return nil, err
 		}
 		if changed || mark != "" {
+			if kept != "" && kept[len(kept)-1] != propertySeparator {
+				kept += string(propertySeparator) // the client ends every property with one; a batch built otherwise must not glue the mark to its last
+			}
 			np := kept + mark
 			if len(np) > 0xFFFF {
 				return nil, fmt.Errorf("%w: properties of %d bytes", errBatch, len(np))
@@ -186,19 +189,4 @@ func stripMarks(raw string) (kept string, changed bool, err error) {
 		b.WriteByte(propertySeparator)
 	}
 	return b.String(), changed, nil
-}
-
-// parseProperties parses a property string as the client does
-// (primitive.Message.UnmarshalProperties): items split on \x02, name and
-// value on \x01; an item with other than exactly one \x01 is skipped; a
-// later item overwrites an earlier one.
-func parseProperties(raw string) map[string]string {
-	out := map[string]string{}
-	for _, item := range strings.Split(raw, string(propertySeparator)) {
-		kv := strings.Split(item, string(nameValueSeparator))
-		if len(kv) == 2 {
-			out[kv[0]] = kv[1]
-		}
-	}
-	return out
 }
