@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	rocketmq "github.com/apache/rocketmq-client-go/v2"
@@ -194,6 +196,9 @@ func (s *Shadow) hold(group string, ds []bus.Decision, stop <-chan struct{}) {
 	}
 }
 
+// instances numbers the client instances of shadow consumers.
+var instances atomic.Int64
+
 // PushConsumer runs one consumer group with the consume rules: the
 // production (or lane) consumer and, for groups named in
 // [WithShadowGroups], the shadow consumer on the shadow twins of the
@@ -214,7 +219,8 @@ type PushConsumer struct {
 // group from the client's options opts (name server, consume-from, batch
 // size...): the production consumer (group "<group>-<env>" for a lane
 // instance) and, when group is named in [WithShadowGroups], the shadow
-// consumer in [Shadow.ShadowGroup]. Both run [Shadow.ConsumerInterceptor],
+// consumer in [Shadow.ShadowGroup], on a client instance of its own (the
+// instance name in opts is replaced by a unique one). Both run [Shadow.ConsumerInterceptor],
 // installed after the interceptors opts install; the group options set
 // here override any in opts.
 func (s *Shadow) NewPushConsumer(group string, opts ...consumer.Option) (*PushConsumer, error) {
@@ -230,7 +236,13 @@ func (s *Shadow) NewPushConsumer(group string, opts ...consumer.Option) (*PushCo
 	}
 	c.prod = prod
 	if sg, ok := s.ShadowGroup(group); ok {
-		sh, err := rocketmq.NewPushConsumer(append(base, consumer.WithGroupName(sg), icp)...)
+		// its own client instance: the client rebalances every consumer of
+		// an instance from a goroutine each Start launches, which reads a
+		// consumer the next Start is still writing (a data race in the
+		// client when two consumers of one instance start one after the
+		// other)
+		inst := fmt.Sprintf("%s-%d-%d", sg, os.Getpid(), instances.Add(1))
+		sh, err := rocketmq.NewPushConsumer(append(base, consumer.WithGroupName(sg), consumer.WithInstance(inst), icp)...)
 		if err != nil {
 			return nil, wrapClientErr(fmt.Sprintf("group %q: new shadow push consumer", sg), err)
 		}

@@ -115,6 +115,8 @@ func TestPushConsumerHandlesByMark(t *testing.T) {
 	if err := c.Start(); err != nil {
 		t.Fatal(err)
 	}
+	settle(t, srv, "billing", "orders")
+	settle(t, srv, "billing_shadow", "orders_shadow")
 	want := map[string]propagation.Mark{
 		"prod-1": {}, "prod-2": {}, "env-1": {Env: "proj-a"},
 		"run-1": {Run: "r1"}, "runenv-1": {Run: "r2", Env: "proj-a"}, "shadow-no-run": {Run: slrocketmq.DefaultFallbackRun},
@@ -185,6 +187,9 @@ func TestLanesSplitByEnv(t *testing.T) {
 		if err := c.Start(); err != nil {
 			t.Fatal(err)
 		}
+		g, _ := x.s.ShadowGroup("billing")
+		settle(t, srv, x.s.Rules().LaneName("billing"), "orders")
+		settle(t, srv, g, "orders_shadow")
 		t.Cleanup(func() { c.Shutdown() })
 	}
 	// every group committed past every message: each one was decided
@@ -266,6 +271,8 @@ func TestKillSwitchHoldsMarkedMessages(t *testing.T) {
 	if err := c.Start(); err != nil {
 		t.Fatal(err)
 	}
+	settle(t, srv, "billing", "orders")
+	settle(t, srv, "billing_shadow", "orders_shadow")
 	t.Cleanup(func() { c.Shutdown() })
 
 	send := func(ctx context.Context, prefix string, n int) {

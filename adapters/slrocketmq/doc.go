@@ -61,6 +61,14 @@
 // application; use [Shadow.Decide] (or [Shadow.Mark]) on each pulled
 // message.
 //
+// Client races: rocketmq-client-go v2 starts a rebalance in the
+// background in every consumer Start, and its Shutdown writes state that
+// goroutine (and the client's periodic tasks) read without
+// synchronization; the race detector reports it when a consumer is shut
+// down right after it started. [Shadow.NewPushConsumer] gives the shadow
+// consumer a client instance of its own, so that starting the two
+// consumers one after the other does not race in the same way.
+//
 // Every decision is counted with [shadow.Record] under store "rocketmq".
 //
 // The package is tested against the real client over TCP, with a loopback

@@ -172,3 +172,14 @@ func msg(topic, body string, props ...string) *primitive.Message {
 	}
 	return m
 }
+
+// settle waits until group pulls from every queue of topics and of its
+// retry topic: the client's start-up rebalance, which runs in the
+// background, is then over. rocketmq-client-go races (a data race, under
+// -race) when a consumer is shut down while that rebalance still runs.
+func settle(t testing.TB, srv *rmqfake.Server, group string, topics ...string) {
+	t.Helper()
+	topics = append(topics[:len(topics):len(topics)], "%RETRY%"+group)
+	waitFor(t, group+" rebalanced", func() bool { return srv.Pulled(group, topics...) })
+	time.Sleep(20 * time.Millisecond) // the rest of the rebalance is local work
+}

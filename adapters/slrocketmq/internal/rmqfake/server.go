@@ -103,6 +103,7 @@ type Server struct {
 	topics   map[string][][]*Message // topic -> queues -> messages
 	log      []*Message              // commit log: index = commit-log offset
 	offsets  map[offsetKey]int64
+	pulled   map[offsetKey]bool
 	members  map[string]map[string]*conn // group -> client id -> connection
 	notify   chan struct{}               // closed and replaced on every append
 	requests map[int]int
@@ -133,6 +134,7 @@ func New(logf func(format string, args ...any)) (*Server, error) {
 		maxHold:  defaultMaxHold,
 		topics:   map[string][][]*Message{},
 		offsets:  map[offsetKey]int64{},
+		pulled:   map[offsetKey]bool{},
 		members:  map[string]map[string]*conn{},
 		notify:   make(chan struct{}),
 		requests: map[int]int{},
@@ -207,6 +209,26 @@ func (s *Server) Offset(group, topic string, queue int) (int64, bool) {
 	defer s.mu.Unlock()
 	o, ok := s.offsets[offsetKey{group, topic, queue}]
 	return o, ok
+}
+
+// Pulled reports whether group has pulled from every queue of each of
+// topics at least once (a consumer that has, has finished its start-up
+// rebalance for them).
+func (s *Server) Pulled(group string, topics ...string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, t := range topics {
+		q, ok := s.topics[t]
+		if !ok {
+			return false
+		}
+		for i := range q {
+			if !s.pulled[offsetKey{group, t, i}] {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // Members returns the client ids that are members of group, sorted.
@@ -710,6 +732,7 @@ func (s *Server) pull(f map[string]string) *command {
 	}
 	match := tagFilter(f["subscription"])
 	s.mu.Lock()
+	s.pulled[offsetKey{group, topic, qid}] = true
 	hold := s.maxHold
 	s.mu.Unlock()
 	if d := time.Duration(suspend) * time.Millisecond; d < hold {

@@ -87,6 +87,12 @@ func TestRoundTrip(t *testing.T) {
 		mu.Lock()
 		t.Fatalf("consumed %d of %d", len(seen), n)
 	}
+	// let the client's background start-up rebalance finish: it races
+	// with a Shutdown during it
+	for !srv.Pulled("rt-cg", "rt-orders", "%RETRY%rt-cg") {
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(20 * time.Millisecond)
 	c.Shutdown()
 	if u := srv.Unknown(); len(u) != 0 {
 		t.Errorf("client sent request codes the fixture does not serve: %v", u)
