@@ -100,7 +100,11 @@ func (s *Shadow) consumeInterceptor(group string, stop <-chan struct{}) primitiv
 }
 
 func (s *Shadow) consume(ctx context.Context, group string, msgs []*primitive.MessageExt, holder *consumer.ConsumeResultHolder, next primitive.Invoker, stop <-chan struct{}) error {
-	ds := make([]bus.Decision, len(msgs))
+	var one [1]bus.Decision
+	ds := one[:]
+	if len(msgs) != 1 {
+		ds = make([]bus.Decision, len(msgs))
+	}
 	waiting := 0
 	for i, m := range msgs {
 		if ds[i] = s.Decide(group, m); ds[i].Action == bus.Wait { // a refusal is counted here, once
@@ -126,6 +130,9 @@ func (s *Shadow) consume(ctx context.Context, group string, msgs []*primitive.Me
 		}
 	}
 	holder.ConsumeResult = consumer.ConsumeSuccess
+	if all(ds) { // the usual case: one mark, nothing left out
+		return unstop(s.handle(ctx, ds[0].Mark, msgs, holder, next))
+	}
 	var run []*primitive.MessageExt
 	var runMark propagation.Mark
 	flush := func() error {
@@ -134,13 +141,7 @@ func (s *Shadow) consume(ctx context.Context, group string, msgs []*primitive.Me
 		}
 		batch := run
 		run = nil
-		if err := next(propagation.With(ctx, runMark), batch, holder); err != nil {
-			return err
-		}
-		if holder.ConsumeResult != consumer.ConsumeSuccess && holder.ConsumeResult != consumer.Commit {
-			return errStopped
-		}
-		return nil
+		return s.handle(ctx, runMark, batch, holder, next)
 	}
 	for i, m := range msgs {
 		d := ds[i]
@@ -159,6 +160,31 @@ func (s *Shadow) consume(ctx context.Context, group string, msgs []*primitive.Me
 		}
 	}
 	return unstop(flush())
+}
+
+// all reports whether every decision is Handle, under one mark.
+func all(ds []bus.Decision) bool {
+	for _, d := range ds {
+		if d.Action != bus.Handle || d.Mark != ds[0].Mark {
+			return false
+		}
+	}
+	return true
+}
+
+// handle hands msgs, all marked m, to the callback; errStopped when it did
+// not succeed.
+func (s *Shadow) handle(ctx context.Context, m propagation.Mark, msgs []*primitive.MessageExt, holder *consumer.ConsumeResultHolder, next primitive.Invoker) error {
+	if m != propagation.FromContext(ctx) {
+		ctx = propagation.With(ctx, m)
+	}
+	if err := next(ctx, msgs, holder); err != nil {
+		return err
+	}
+	if holder.ConsumeResult != consumer.ConsumeSuccess && holder.ConsumeResult != consumer.Commit {
+		return errStopped
+	}
+	return nil
 }
 
 // errStopped stops a consume call after a callback that did not succeed.
