@@ -13,7 +13,7 @@ import (
 	"github.com/apache/rocketmq-client-go/v2/primitive"
 
 	"github.com/shadowlane/shadowlane/adapters/slrocketmq"
-	"github.com/shadowlane/shadowlane/adapters/slrocketmq/internal/rmqfake"
+	"github.com/shadowlane/shadowlane/adapters/slrocketmq/rmqfake"
 	"github.com/shadowlane/shadowlane/envtag"
 	"github.com/shadowlane/shadowlane/propagation"
 	"github.com/shadowlane/shadowlane/shadow"

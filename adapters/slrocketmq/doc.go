@@ -73,6 +73,6 @@
 //
 // The package is tested against the real client over TCP, with a loopback
 // fixture that speaks the client's subset of the remoting protocol (there
-// is no RocketMQ broker on the test machines); see internal/rmqfake for
+// is no RocketMQ broker on the test machines); see package rmqfake for
 // what it covers and what it does not.
 package slrocketmq

@@ -14,7 +14,7 @@ import (
 
 	"github.com/shadowlane/shadowlane"
 	"github.com/shadowlane/shadowlane/adapters/slrocketmq"
-	"github.com/shadowlane/shadowlane/adapters/slrocketmq/internal/rmqfake"
+	"github.com/shadowlane/shadowlane/adapters/slrocketmq/rmqfake"
 	"github.com/shadowlane/shadowlane/propagation"
 	"github.com/shadowlane/shadowlane/shadow"
 )

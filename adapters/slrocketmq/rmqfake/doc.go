@@ -49,5 +49,6 @@
 // REQUEST_CODE_NOT_SUPPORTED and counted in [Server.Unknown], so a test can
 // assert that the client used nothing the fixture does not serve.
 //
-// This package is test-only: nothing outside the adapter's tests imports it.
+// This package is test-only: only tests import it (the adapter's, and
+// those of `shadowlane check`).
 package rmqfake

@@ -14,7 +14,7 @@ import (
 
 	rocketmq "github.com/apache/rocketmq-client-go/v2"
 
-	"github.com/shadowlane/shadowlane/adapters/slrocketmq/internal/rmqfake"
+	"github.com/shadowlane/shadowlane/adapters/slrocketmq/rmqfake"
 )
 
 func init() { rlog.SetLogLevel("error") }
