@@ -231,6 +231,18 @@ func (s *Server) Pulled(group string, topics ...string) bool {
 	return true
 }
 
+// AddMember makes clientID a member of group without a client connection
+// (a consumer online elsewhere, for tests of tools that ask the broker);
+// it stays until [Server.Close].
+func (s *Server) AddMember(group, clientID string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.members[group] == nil {
+		s.members[group] = map[string]*conn{}
+	}
+	s.members[group][clientID] = nil
+}
+
 // Members returns the client ids that are members of group, sorted.
 func (s *Server) Members(group string) []string {
 	s.mu.Lock()
@@ -874,7 +886,9 @@ func (s *Server) notifyGroup(group string) {
 	s.mu.Lock()
 	var cs []*conn
 	for _, c := range s.members[group] {
-		cs = append(cs, c)
+		if c != nil { // AddMember's members have no connection
+			cs = append(cs, c)
+		}
 	}
 	s.opaque++
 	op := s.opaque
