@@ -329,3 +329,89 @@ func TestKillSwitchHoldsMarkedMessages(t *testing.T) {
 		t.Errorf("%d production messages sent back", n)
 	}
 }
+
+// An orderly push consumer runs the same interceptor: marks reach the
+// handler, and while the kill switch is off a marked message is held in its
+// queue (suspended, retried locally: never sent back) and handled once after.
+func TestOrderlyConsumer(t *testing.T) {
+	if raceDetector {
+		t.Skip("rocketmq-client-go's orderly consumer has a data race of its own (processQueue's tree map: putMessage against Empty); run this test without -race")
+	}
+	srv := fixture(t, "orders", "orders_shadow")
+	rt := testRuntime(t)
+	s := newShadow(t, slrocketmq.WithShadowTopics("orders"), slrocketmq.WithShadowGroups("billing"),
+		slrocketmq.WithRuntime(rt), slrocketmq.WithHold(100*time.Millisecond))
+	p := newProducer(t, s, srv)
+	var whileOff atomic.Int64
+	var gate sync.RWMutex
+	sn := newSeen()
+	h := sn.handler(func(ctx context.Context, m *primitive.MessageExt) {
+		if on, _ := rt.LoadTestEnabled(); propagation.IsLoadTest(ctx) && !on {
+			whileOff.Add(1)
+		}
+	})
+	c, err := s.NewPushConsumer("billing", append(consumerOpts(t, srv), consumer.WithConsumerOrder(true))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Subscribe("orders", consumer.MessageSelector{}, func(ctx context.Context, msgs ...*primitive.MessageExt) (consumer.ConsumeResult, error) {
+		gate.RLock()
+		defer gate.RUnlock()
+		return h(ctx, msgs...)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	settle(t, srv, "billing", "orders")
+	settle(t, srv, "billing_shadow", "orders_shadow")
+	t.Cleanup(func() { c.Shutdown() })
+
+	gate.Lock()
+	rt.SetLoadTest(false, "test")
+	gate.Unlock()
+	for i := range 6 {
+		if _, err := p.SendSync(marked("r1", "proj-a"), msg("orders", fmt.Sprintf("ord-run-%d", i))); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := p.SendSync(context.Background(), msg("orders", fmt.Sprintf("ord-prod-%d", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "production while off", func() bool {
+		for i := range 6 {
+			if len(sn.get(fmt.Sprintf("ord-prod-%d", i))) == 0 {
+				return false
+			}
+		}
+		return true
+	})
+	time.Sleep(300 * time.Millisecond) // several holds run out meanwhile
+	gate.Lock()
+	rt.SetLoadTest(true, "")
+	gate.Unlock()
+	waitFor(t, "held marked messages", func() bool {
+		for i := range 6 {
+			if len(sn.get(fmt.Sprintf("ord-run-%d", i))) == 0 {
+				return false
+			}
+		}
+		return true
+	})
+	time.Sleep(200 * time.Millisecond)
+	for i := range 6 {
+		if got := sn.get(fmt.Sprintf("ord-run-%d", i)); len(got) != 1 || got[0] != (propagation.Mark{Run: "r1", Env: "proj-a"}) {
+			t.Errorf("ord-run-%d handled with %v, want once under r1/proj-a", i, got)
+		}
+		if got := sn.get(fmt.Sprintf("ord-prod-%d", i)); len(got) != 1 || !got[0].IsZero() {
+			t.Errorf("ord-prod-%d handled with %v, want once unmarked", i, got)
+		}
+	}
+	if n := whileOff.Load(); n != 0 {
+		t.Errorf("%d marked messages handled while off", n)
+	}
+	if n := len(srv.Messages("%RETRY%billing_shadow")); n != 0 {
+		t.Errorf("an orderly consumer sent %d messages back", n)
+	}
+}

@@ -67,7 +67,9 @@
 // synchronization; the race detector reports it when a consumer is shut
 // down right after it started. [Shadow.NewPushConsumer] gives the shadow
 // consumer a client instance of its own, so that starting the two
-// consumers one after the other does not race in the same way.
+// consumers one after the other does not race in the same way. Its
+// orderly consumer also races (in its process queue); the orderly test
+// here runs without the race detector only.
 //
 // Every decision is counted with [shadow.Record] under store "rocketmq".
 //

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -403,7 +404,7 @@ func (s *Server) serve(c *conn) {
 	for {
 		cmd, err := readCommand(r)
 		if err != nil {
-			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
+			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && !errors.Is(err, syscall.ECONNRESET) {
 				s.mu.Lock()
 				closed := s.closed
 				s.mu.Unlock()
