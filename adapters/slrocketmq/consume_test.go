@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	rocketmq "github.com/apache/rocketmq-client-go/v2"
 	"github.com/apache/rocketmq-client-go/v2/consumer"
 	"github.com/apache/rocketmq-client-go/v2/primitive"
 
@@ -17,6 +18,7 @@ import (
 	"github.com/shadowlane/shadowlane/envtag"
 	"github.com/shadowlane/shadowlane/propagation"
 	"github.com/shadowlane/shadowlane/shadow"
+	"github.com/shadowlane/shadowlane/shadow/bus"
 )
 
 // committed is the sum of the offsets group committed on the two queues of
@@ -413,5 +415,83 @@ func TestOrderlyConsumer(t *testing.T) {
 	}
 	if n := len(srv.Messages("%RETRY%billing_shadow")); n != 0 {
 		t.Errorf("an orderly consumer sent %d messages back", n)
+	}
+}
+
+// A pull consumer (whose interceptors only observe) decides with
+// Shadow.Decide: the real client's Poll delivers what the fixture stored,
+// and Decide hands marks out, refuses malformed and anomalous marks once.
+func TestPullConsumerDecide(t *testing.T) {
+	srv := fixture(t, "orders", "orders_shadow")
+	rt := testRuntime(t)
+	s := newShadow(t, slrocketmq.WithShadowTopics("orders"), slrocketmq.WithRuntime(rt))
+	p := newProducer(t, s, srv)
+	raw := newProducer(t, nil, srv)
+	for _, c := range []struct {
+		ctx  context.Context
+		body string
+	}{{context.Background(), "prod"}, {marked("r1", "proj-a"), "run"}} {
+		if _, err := p.SendSync(c.ctx, msg("orders", c.body)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, m := range []*primitive.Message{
+		msg("orders", "anomaly", "x-shadowlane-run", "r1"),
+		msg("orders_shadow", "malformed", "X-Shadowlane-Env", "no way"),
+		msg("orders_shadow", "fallback"),
+	} {
+		if _, err := raw.SendSync(context.Background(), m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pc, err := rocketmq.NewPullConsumer(append(consumerOpts(t, srv), consumer.WithGroupName("audit"),
+		consumer.WithInterceptor(s.ConsumerInterceptor()))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, topic := range []string{"orders", "orders_shadow"} {
+		if err := pc.Subscribe(topic, consumer.MessageSelector{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := pc.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Shutdown()
+	got := map[string]bus.Decision{}
+	deadline := time.Now().Add(30 * time.Second)
+	for len(got) < 5 && time.Now().Before(deadline) {
+		cr, err := pc.Poll(context.Background(), time.Second)
+		if err != nil {
+			continue // nothing within the timeout
+		}
+		for _, m := range cr.GetMsgList() {
+			got[string(m.Body)] = s.Decide("audit", m)
+		}
+		pc.ACK(context.Background(), cr, consumer.ConsumeSuccess)
+	}
+	want := map[string]struct {
+		a  bus.Action
+		m  propagation.Mark
+		is error
+	}{
+		"prod":      {bus.Handle, propagation.Mark{}, nil},
+		"run":       {bus.Handle, propagation.Mark{Run: "r1", Env: "proj-a"}, nil},
+		"fallback":  {bus.Handle, propagation.Mark{Run: slrocketmq.DefaultFallbackRun}, nil},
+		"anomaly":   {bus.Refuse, propagation.Mark{Run: "r1"}, shadow.ErrBlocked},
+		"malformed": {bus.Refuse, propagation.Mark{}, shadow.ErrUnsupported},
+	}
+	for body, w := range want {
+		d, ok := got[body]
+		if !ok {
+			t.Errorf("%s never pulled", body)
+			continue
+		}
+		if d.Action != w.a || d.Mark != w.m || (w.is != nil && !errors.Is(d.Err, w.is)) {
+			t.Errorf("%s: decided %v %v %v, want %v %v %v", body, d.Action, d.Mark, d.Err, w.a, w.m, w.is)
+		}
+	}
+	if b := rt.Decisions().Total(slrocketmq.Store, shadow.Block); b != 2 {
+		t.Errorf("blocks counted: %d, want 2", b)
 	}
 }
