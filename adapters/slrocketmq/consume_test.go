@@ -470,6 +470,7 @@ func TestPullConsumerDecide(t *testing.T) {
 		}
 		pc.ACK(context.Background(), cr, consumer.ConsumeSuccess)
 	}
+	settle(t, srv, "audit", "orders", "orders_shadow") // before the deferred Shutdown
 	want := map[string]struct {
 		a  bus.Action
 		m  propagation.Mark

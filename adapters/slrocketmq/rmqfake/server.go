@@ -445,7 +445,7 @@ func (s *Server) drop(c *conn) {
 	}
 	s.mu.Unlock()
 	for _, g := range changed {
-		s.notifyGroup(g)
+		s.notifyGroup(g, nil)
 	}
 }
 
@@ -876,18 +876,21 @@ func (s *Server) heartbeat(c *conn, body []byte) *command {
 	}
 	s.mu.Unlock()
 	for _, g := range changed {
-		s.notifyGroup(g)
+		s.notifyGroup(g, c)
 	}
 	return success(nil, nil)
 }
 
-// notifyGroup tells every member of group that its membership changed
-// (NOTIFY_CONSUMER_IDS_CHANGED, one-way), so they rebalance now.
-func (s *Server) notifyGroup(group string) {
+// notifyGroup tells every member of group but the one on skip that its
+// membership changed (NOTIFY_CONSUMER_IDS_CHANGED, one-way), so they
+// rebalance now. (A real broker tells the new member too; its client
+// rebalances at start anyway, and the extra rebalance would race with a
+// quick Shutdown in the client.)
+func (s *Server) notifyGroup(group string, skip *conn) {
 	s.mu.Lock()
 	var cs []*conn
 	for _, c := range s.members[group] {
-		if c != nil { // AddMember's members have no connection
+		if c != nil && c != skip { // AddMember's members have no connection
 			cs = append(cs, c)
 		}
 	}
