@@ -20,6 +20,14 @@
 // is refused ([shadow.ErrUnsupported]). A client namespace ("ns%topic")
 // is kept: the rules see the topic without it.
 //
+// Queue selection: the client names the queue's topic, not the message's,
+// on the wire. A message's Queue (the manual queue selector) moves to the
+// shadow topic with the message; a Queue naming another topic than the
+// message is refused. A custom producer.QueueSelector must pick one of the
+// queues it is given (those of the shadow topic for a marked message): a
+// selector that returns a queue of its own making can send a marked message
+// to any topic, and the interceptor cannot see that.
+//
 // Consume: [Shadow.ConsumerInterceptor] applies the consume rule of package
 // [github.com/shadowlane/shadowlane/shadow/bus] to every message a push
 // consumer delivers, before the callback sees it: the callback's context

@@ -2,6 +2,7 @@ package slrocketmq
 
 import (
 	"context"
+	"fmt"
 
 	rocketmq "github.com/apache/rocketmq-client-go/v2"
 	"github.com/apache/rocketmq-client-go/v2/primitive"
@@ -64,6 +65,16 @@ func (s *Shadow) prepare(m propagation.Mark, msg *primitive.Message) error {
 		props = msg.GetProperties()
 		err = checkProperties(props)
 	}
+	var qns string
+	if err == nil && msg.Queue != nil {
+		// the manual queue selector sends to msg.Queue, and the request
+		// names msg.Queue.Topic: it must be the message's topic, and it
+		// moves with it
+		var qt string
+		if qns, qt = splitNamespace(msg.Queue.Topic); qt != topic {
+			err = fmt.Errorf("the message's Queue names topic %q, not the message's %q", msg.Queue.Topic, msg.Topic)
+		}
+	}
 	if err != nil {
 		s.decisions().Record(m.Run, Store, s.r.Production(topic), shadow.Block)
 		return shadow.Refuse(Store, topic, err.Error(), m, shadow.ErrUnsupported)
@@ -78,6 +89,11 @@ func (s *Shadow) prepare(m propagation.Mark, msg *primitive.Message) error {
 		writeProperties(msg, props, m)
 	}
 	msg.Topic = ns + to
+	if msg.Queue != nil && to != topic {
+		q := *msg.Queue // the caller's MessageQueue stays as it was
+		q.Topic = qns + to
+		msg.Queue = &q
+	}
 	return nil
 }
 

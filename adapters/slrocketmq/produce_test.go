@@ -6,8 +6,10 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/apache/rocketmq-client-go/v2/primitive"
+	"github.com/apache/rocketmq-client-go/v2/producer"
 
 	"github.com/shadowlane/shadowlane/adapters/slrocketmq"
 	"github.com/shadowlane/shadowlane/adapters/slrocketmq/rmqfake"
@@ -163,5 +165,64 @@ func TestProduceKeepsNamespace(t *testing.T) {
 	}
 	if n := len(srv.Messages("ns1%orders")); n != 0 {
 		t.Fatalf("production topic holds %d messages", n)
+	}
+}
+
+// With the manual queue selector the client sends to msg.Queue and names
+// msg.Queue.Topic on the wire: the interceptor moves the queue with the
+// message, and refuses a Queue that names another topic.
+func TestProduceManualQueue(t *testing.T) {
+	srv := fixture(t, "orders", "orders_shadow", "payments")
+	s := newShadow(t, slrocketmq.WithShadowTopics("orders"))
+	p, err := s.NewProducer(producer.WithNameServer([]string{srv.Addr()}), producer.WithGroupName("rocket15-pg"),
+		producer.WithInstanceName(instanceName(t)), producer.WithRetry(0), producer.WithQueueSelector(producer.NewManualQueueSelector()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer p.Shutdown()
+	q := &primitive.MessageQueue{Topic: "orders", BrokerName: "rmqfake-broker", QueueId: 1}
+	for _, c := range []struct {
+		ctx  context.Context
+		body string
+	}{{marked("r1", ""), "mq-run"}, {context.Background(), "mq-prod"}} {
+		m := msg("orders", c.body)
+		m.Queue = q
+		if _, err := p.SendSync(c.ctx, m); err != nil {
+			t.Fatalf("%s: %v", c.body, err)
+		}
+	}
+	if q.Topic != "orders" {
+		t.Errorf("the caller's MessageQueue was changed to %q", q.Topic)
+	}
+	sh, pr := srv.Messages("orders_shadow"), srv.Messages("orders")
+	if len(sh) != 1 || string(sh[0].Body) != "mq-run" || sh[0].QueueID != 1 || len(pr) != 1 || string(pr[0].Body) != "mq-prod" || pr[0].QueueID != 1 {
+		t.Fatalf("shadow topic holds %v, production %v", sh, pr)
+	}
+	m := msg("orders", "mq-other")
+	m.Queue = &primitive.MessageQueue{Topic: "payments", BrokerName: "rmqfake-broker"}
+	if _, err := p.SendSync(marked("r1", ""), m); !errors.Is(err, shadow.ErrUnsupported) {
+		t.Fatalf("a Queue of another topic: %v", err)
+	}
+	if n := len(srv.Messages("payments")); n != 0 {
+		t.Fatalf("payments holds %d messages", n)
+	}
+}
+
+// RequestAsync sends whatever the interceptor returned (the client ignores
+// its error there): a refused message has lost its topic, so nothing is
+// sent.
+func TestProduceRequestAsyncRefused(t *testing.T) {
+	srv := fixture(t, "orders", "orders_shadow", "payments")
+	s := newShadow(t, slrocketmq.WithShadowTopics("orders"))
+	p := newProducer(t, s, srv)
+	err := p.RequestAsync(marked("r1", ""), time.Second, func(context.Context, *primitive.Message, error) {}, msg("payments", "req-async"))
+	if err == nil {
+		t.Error("RequestAsync of a refused message reported no error")
+	}
+	if n := len(srv.Messages("payments")); n != 0 {
+		t.Fatalf("payments holds %d messages", n)
 	}
 }
