@@ -30,6 +30,24 @@ type Handler func(ctx context.Context, msgs ...*primitive.MessageExt) (consumer.
 // and a run mark on a production topic (an anomaly, [shadow.ErrBlocked])
 // are a [*shadow.Error]. Mark counts nothing; [Shadow.Decide] does.
 func (s *Shadow) Mark(m *primitive.MessageExt) (propagation.Mark, error) {
+	return s.markOf(&m.Message)
+}
+
+// Context returns ctx carrying the mark of a message the producer
+// interceptor prepared or a consumer received (see [Shadow.Mark]), for
+// code the client calls without a context: a transaction listener's
+// ExecuteLocalTransaction and CheckLocalTransaction (pass &ext.Message)
+// must run their local transaction under the message's mark, or a
+// load-test message's local writes would be production writes.
+func (s *Shadow) Context(ctx context.Context, m *primitive.Message) (context.Context, error) {
+	mk, err := s.markOf(m)
+	if err != nil {
+		return ctx, err
+	}
+	return propagation.With(ctx, mk), nil
+}
+
+func (s *Shadow) markOf(m *primitive.Message) (propagation.Mark, error) {
 	_, topic := splitNamespace(m.Topic)
 	d := decodeProperties(m.GetProperties())
 	mk, bad := d.Mark()

@@ -20,6 +20,13 @@
 // is refused ([shadow.ErrUnsupported]). A client namespace ("ns%topic")
 // is kept: the rules see the topic without it.
 //
+// Transactions: a transaction producer sends through the same interceptor,
+// but the client calls its listener (ExecuteLocalTransaction,
+// CheckLocalTransaction) without a context: the listener must run its local
+// transaction under [Shadow.Context] of the message, so that a load-test
+// message's local writes are shadowed too. Untested against the fixture,
+// which does not serve END_TRANSACTION.
+//
 // Queue selection: the client names the queue's topic, not the message's,
 // on the wire. A message's Queue (the manual queue selector) moves to the
 // shadow topic with the message; a Queue naming another topic than the
@@ -63,6 +70,10 @@
 // of the env's messages (they wait, then are handed back to the broker)
 // while the trunk takes the env's new messages; a lane that comes back
 // handles its held copies, which the trunk may have handled already.
+//
+// Broadcasting consumers: the client drops a broadcast message whose
+// consume call did not succeed, so a marked message still waiting when the
+// hold runs out is lost to that consumer (never handled as production).
 //
 // Pull consumers: the client runs interceptors of a pull consumer after
 // the messages were handed out, so they cannot keep a message from the

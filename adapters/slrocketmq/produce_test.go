@@ -13,6 +13,7 @@ import (
 
 	"github.com/shadowlane/shadowlane/adapters/slrocketmq"
 	"github.com/shadowlane/shadowlane/adapters/slrocketmq/rmqfake"
+	"github.com/shadowlane/shadowlane/propagation"
 	"github.com/shadowlane/shadowlane/shadow"
 )
 
@@ -224,5 +225,27 @@ func TestProduceRequestAsyncRefused(t *testing.T) {
 	}
 	if n := len(srv.Messages("payments")); n != 0 {
 		t.Fatalf("payments holds %d messages", n)
+	}
+}
+
+// Context gives code the client calls without a context (a transaction
+// listener) the mark of the message the interceptor prepared.
+func TestContextOfPreparedMessage(t *testing.T) {
+	srv := fixture(t, "orders", "orders_shadow")
+	s := newShadow(t, slrocketmq.WithShadowTopics("orders"))
+	p := newProducer(t, s, srv)
+	for _, mk := range []propagation.Mark{{Run: "r1", Env: "proj-a"}, {}, {Env: "proj-b"}} {
+		m := msg("orders", "tx")
+		if _, err := p.SendSync(propagation.With(context.Background(), mk), m); err != nil {
+			t.Fatal(err)
+		}
+		ctx, err := s.Context(context.Background(), m)
+		if err != nil || propagation.FromContext(ctx) != mk {
+			t.Errorf("sent under %v: context carries %v (%v)", mk, propagation.FromContext(ctx), err)
+		}
+	}
+	m := msg("orders", "anomaly", slrocketmq.PropertyRun, "r1")
+	if _, err := s.Context(context.Background(), m); !errors.Is(err, shadow.ErrBlocked) {
+		t.Errorf("run property on a production topic: %v", err)
 	}
 }
