@@ -102,10 +102,17 @@ func (s *Shadow) ConsumerInterceptor() primitive.Interceptor {
 
 func (s *Shadow) consumeInterceptor(group string, stop <-chan struct{}) primitive.Interceptor {
 	return func(ctx context.Context, req, reply any, next primitive.Invoker) error {
+		if reply == nil {
+			return next(ctx, req, reply) // pull consumer: after the fact
+		}
 		msgs, ok := req.([]*primitive.MessageExt)
 		holder, hok := reply.(*consumer.ConsumeResultHolder)
 		if !ok || !hok || holder == nil {
-			return next(ctx, req, reply) // pull consumer: after the fact
+			// a call this interceptor does not know: handle nothing
+			if hok && holder != nil {
+				holder.ConsumeResult = consumer.ConsumeRetryLater
+			}
+			return fmt.Errorf("%w: consumer interceptor called with %T and %T", ErrUnknownCall, req, reply)
 		}
 		g := group
 		if g == "" {
@@ -204,6 +211,11 @@ func (s *Shadow) handle(ctx context.Context, m propagation.Mark, msgs []*primiti
 	}
 	return nil
 }
+
+// ErrUnknownCall is returned by the consumer interceptor for a call whose
+// request or reply type it does not know (another client version, say):
+// it hands nothing to the callback.
+var ErrUnknownCall = errors.New("slrocketmq: unknown interceptor call")
 
 // errStopped stops a consume call after a callback that did not succeed.
 var errStopped = errors.New("slrocketmq: callback did not succeed")

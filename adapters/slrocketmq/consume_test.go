@@ -496,3 +496,25 @@ func TestPullConsumerDecide(t *testing.T) {
 		t.Errorf("blocks counted: %d, want 2", b)
 	}
 }
+
+// The consumer interceptor hands nothing on for a call it does not know,
+// and passes the pull consumer's after-the-fact calls (nil reply) through.
+func TestConsumerInterceptorUnknownCall(t *testing.T) {
+	s := newShadow(t, slrocketmq.WithShadowTopics("orders"))
+	icp := s.ConsumerInterceptor()
+	called := 0
+	next := func(context.Context, any, any) error { called++; return nil }
+	var h consumer.ConsumeResultHolder
+	if err := icp(context.Background(), []*primitive.Message{}, &h, next); !errors.Is(err, slrocketmq.ErrUnknownCall) || h.ConsumeResult != consumer.ConsumeRetryLater {
+		t.Errorf("unknown request: %v, result %v", err, h.ConsumeResult)
+	}
+	if err := icp(context.Background(), []*primitive.MessageExt{}, "reply", next); !errors.Is(err, slrocketmq.ErrUnknownCall) {
+		t.Errorf("unknown reply: %v", err)
+	}
+	if called != 0 {
+		t.Fatalf("next called %d times for unknown calls", called)
+	}
+	if err := icp(context.Background(), []*primitive.MessageExt{}, nil, next); err != nil || called != 1 {
+		t.Errorf("pull call: %v, next called %d times", err, called)
+	}
+}
