@@ -174,9 +174,19 @@ func (c *rmqConn) route(topic string) (*rmqRoute, error) {
 	case resp.Code != rmqSuccess:
 		return nil, fmt.Errorf("route of %s: code %d: %s", topic, resp.Code, resp.Remark)
 	}
+	r, err := parseRoute(body)
+	if err != nil {
+		return nil, fmt.Errorf("route of %s: %w", topic, err)
+	}
+	return r, nil
+}
+
+// parseRoute parses a route body, JSON but for the name server's bare
+// integer keys.
+func parseRoute(body []byte) (*rmqRoute, error) {
 	var r rmqRoute
 	if err := json.Unmarshal(bareIntKey.ReplaceAll(body, []byte(`$1"$2"$3`)), &r); err != nil {
-		return nil, fmt.Errorf("route of %s: %w", topic, err)
+		return nil, err
 	}
 	return &r, nil
 }

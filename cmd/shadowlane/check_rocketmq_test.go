@@ -72,13 +72,26 @@ func TestCheckRocketMQ(t *testing.T) {
 // The Java name server writes broker ids as bare integer keys; the route
 // parser accepts them.
 func TestRocketMQRouteBareKeys(t *testing.T) {
-	body := []byte(`{"brokerDatas":[{"brokerAddrs":{0:"10.0.0.1:10911",1:"10.0.0.2:10911"},"brokerName":"b-a","cluster":"c"}],"queueDatas":[{"brokerName":"b-a","perm":6,"readQueueNums":8,"topicSysFlag":0,"writeQueueNums":8}]}`)
-	fixed := bareIntKey.ReplaceAll(body, []byte(`$1"$2"$3`))
-	var r rmqRoute
-	if err := json.Unmarshal(fixed, &r); err != nil {
+	r, err := parseRoute([]byte(`{"brokerDatas":[{"brokerAddrs":{0:"10.0.0.1:10911",1:"10.0.0.2:10911"},"brokerName":"b-a","cluster":"c"}],"queueDatas":[{"brokerName":"b-a","perm":6,"readQueueNums":8,"topicSysFlag":0,"writeQueueNums":8}]}`))
+	if err != nil {
 		t.Fatal(err)
 	}
 	if r.writeQueues() != 8 || len(r.masters()) != 1 || r.masters()[0] != "10.0.0.1:10911" {
 		t.Fatalf("parsed %+v", r)
 	}
+}
+
+// FuzzRocketMQRoute: the route parser never panics, and a body that is
+// already JSON parses as JSON does.
+func FuzzRocketMQRoute(f *testing.F) {
+	f.Add([]byte(`{"brokerDatas":[{"brokerAddrs":{0:"10.0.0.1:10911"},"brokerName":"b"}],"queueDatas":[{"brokerName":"b","writeQueueNums":4}]}`))
+	f.Add([]byte(`{"brokerDatas":[{"brokerAddrs":{"0":"a:1"}}],"queueDatas":[]}`))
+	f.Add([]byte(`{"queueDatas":[{"brokerName":"x,1:","writeQueueNums":-1}]}`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		r, err := parseRoute(body)
+		var plain rmqRoute
+		if json.Unmarshal(body, &plain) == nil && err == nil && r.writeQueues() != plain.writeQueues() {
+			t.Fatalf("JSON body %q: %d write queues, plain JSON %d", body, r.writeQueues(), plain.writeQueues())
+		}
+	})
 }
