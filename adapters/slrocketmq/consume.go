@@ -120,11 +120,12 @@ func (s *Shadow) consumeInterceptor(group string, stop <-chan struct{}) primitiv
 				g = s.productionGroup(mc.ConsumerGroup)
 			}
 		}
-		return s.consume(ctx, g, msgs, holder, next, stop)
+		return s.consume(ctx, g, req, msgs, holder, next, stop)
 	}
 }
 
-func (s *Shadow) consume(ctx context.Context, group string, msgs []*primitive.MessageExt, holder *consumer.ConsumeResultHolder, next primitive.Invoker, stop <-chan struct{}) error {
+// consume applies the rules to msgs (req, as the client passed it).
+func (s *Shadow) consume(ctx context.Context, group string, req any, msgs []*primitive.MessageExt, holder *consumer.ConsumeResultHolder, next primitive.Invoker, stop <-chan struct{}) error {
 	var one [1]bus.Decision
 	ds := one[:]
 	if len(msgs) != 1 {
@@ -156,7 +157,7 @@ func (s *Shadow) consume(ctx context.Context, group string, msgs []*primitive.Me
 	}
 	holder.ConsumeResult = consumer.ConsumeSuccess
 	if all(ds) { // the usual case: one mark, nothing left out
-		return unstop(s.handle(ctx, ds[0].Mark, msgs, holder, next))
+		return unstop(s.handle(ctx, ds[0].Mark, req, holder, next))
 	}
 	var run []*primitive.MessageExt
 	var runMark propagation.Mark
@@ -166,7 +167,7 @@ func (s *Shadow) consume(ctx context.Context, group string, msgs []*primitive.Me
 		}
 		batch := run
 		run = nil
-		return s.handle(ctx, runMark, batch, holder, next)
+		return s.handle(ctx, runMark, batch, holder, next) // a new slice: boxed once
 	}
 	for i, m := range msgs {
 		d := ds[i]
@@ -197,9 +198,9 @@ func all(ds []bus.Decision) bool {
 	return true
 }
 
-// handle hands msgs, all marked m, to the callback; errStopped when it did
-// not succeed.
-func (s *Shadow) handle(ctx context.Context, m propagation.Mark, msgs []*primitive.MessageExt, holder *consumer.ConsumeResultHolder, next primitive.Invoker) error {
+// handle hands msgs (a []*primitive.MessageExt), all marked m, to the
+// callback; errStopped when it did not succeed.
+func (s *Shadow) handle(ctx context.Context, m propagation.Mark, msgs any, holder *consumer.ConsumeResultHolder, next primitive.Invoker) error {
 	if m != propagation.FromContext(ctx) {
 		ctx = propagation.With(ctx, m)
 	}
