@@ -59,10 +59,56 @@ var OrdersServiceDesc = grpc.ServiceDesc{
 }
 
 // PlaceOrder calls /shop.Orders/Place on conn.
-func PlaceOrder(ctx context.Context, conn grpc.ClientConnInterface, req *structpb.Struct) (*structpb.Struct, error) {
+func PlaceOrder(ctx context.Context, conn grpc.ClientConnInterface, req *structpb.Struct, opts ...grpc.CallOption) (*structpb.Struct, error) {
 	out := new(structpb.Struct)
-	err := conn.Invoke(ctx, "/shop.Orders/Place", req, out)
+	err := conn.Invoke(ctx, "/shop.Orders/Place", req, out, opts...)
 	return out, err
+}
+
+// hopError is a gRPC status error of the order service that names the hop
+// that produced it (the order service itself, or a hop behind it).
+type hopError struct {
+	hop string
+	err error // a status error
+}
+
+func (e *hopError) Error() string              { return e.err.Error() }
+func (e *hopError) Unwrap() error              { return e.err }
+func (e *hopError) GRPCStatus() *status.Status { return status.Convert(e.err) }
+
+// at names hop as the producer of err.
+func at(hop string, err error) error { return &hopError{hop: hop, err: err} }
+
+// hopInterceptor sends, with every error of the order service, the hop
+// that produced it as the trailer hopTrailer: the one a hopError names,
+// else the order service (its interceptors refused the call, say). It is
+// the outermost interceptor, so it sees every error.
+func hopInterceptor(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	resp, err := handler(ctx, req)
+	if err != nil {
+		hop := "orders"
+		var he *hopError
+		if errors.As(err, &he) {
+			hop = he.hop
+		}
+		grpc.SetTrailer(ctx, metadata.Pairs(hopTrailer, hop))
+	}
+	return resp, err
+}
+
+// failedHop is the hop that produced resp, a failed answer of the service
+// next: the one resp names, else next itself.
+func failedHop(resp *http.Response, next string) string {
+	if h := resp.Header.Get(HopHeader); h != "" {
+		return h
+	}
+	return next
+}
+
+// httpFail answers a failure produced at hop.
+func httpFail(w http.ResponseWriter, hop, msg string, code int) {
+	w.Header().Set(HopHeader, hop)
+	http.Error(w, msg, code)
 }
 
 // Orders is the order service: it asks inventory (over HTTP, through the
@@ -90,30 +136,30 @@ func (o *Orders) Place(ctx context.Context, req *structpb.Struct) (*structpb.Str
 	hr.Header.Set(IDHeader, id)
 	resp, err := o.Client.Do(hr)
 	if err != nil && ctx.Err() != nil {
-		return nil, status.FromContextError(ctx.Err()).Err() // the caller's deadline: 504 at the gateway
+		return nil, at("orders", status.FromContextError(ctx.Err()).Err()) // the caller's deadline: 504 at the gateway
 	}
 	if err != nil {
-		return nil, status.Errorf(codes.Internal, "inventory: %v", err)
+		return nil, at("orders", status.Errorf(codes.Internal, "inventory: %v", err))
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode == http.StatusServiceUnavailable {
-		return nil, status.Error(codes.Unavailable, string(body))
+		return nil, at(failedHop(resp, "relay"), status.Error(codes.Unavailable, string(body)))
 	}
 	if resp.StatusCode == http.StatusGatewayTimeout {
 		// A hop behind us ran out of its time: the outcome is unknown
 		// (504 at the gateway), not a failed write.
-		return nil, status.Error(codes.DeadlineExceeded, string(body))
+		return nil, at(failedHop(resp, "relay"), status.Error(codes.DeadlineExceeded, string(body)))
 	}
 	if resp.StatusCode != 200 {
-		return nil, status.Errorf(codes.Internal, "inventory: %d %s", resp.StatusCode, body)
+		return nil, at(failedHop(resp, "relay"), status.Errorf(codes.Internal, "inventory: %d %s", resp.StatusCode, body))
 	}
 	if o.Store != nil {
 		if err := o.Store.Place(ctx, id); err != nil {
 			if ctx.Err() != nil {
-				return nil, status.FromContextError(ctx.Err()).Err()
+				return nil, at("orders", status.FromContextError(ctx.Err()).Err())
 			}
-			return nil, status.Errorf(codes.Internal, "%v", err)
+			return nil, at("orders", status.Errorf(codes.Internal, "%v", err))
 		}
 	}
 	return structpb.NewStruct(map[string]any{"id": id, "payment": string(body)})
@@ -122,7 +168,8 @@ func (o *Orders) Place(ctx context.Context, req *structpb.Struct) (*structpb.Str
 // NewOrdersServer returns a gRPC server for o with shadowlane's
 // interceptors (internal trust: only our gateway calls it).
 func NewOrdersServer(rt *shadowlane.Runtime, o *Orders) *grpc.Server {
-	s := grpc.NewServer(append(slgrpc.ServerOptions(slgrpc.WithRuntime(rt), slgrpc.Internal()), limitServerOption(rt))...)
+	opts := append([]grpc.ServerOption{grpc.ChainUnaryInterceptor(hopInterceptor)}, slgrpc.ServerOptions(slgrpc.WithRuntime(rt), slgrpc.Internal())...)
+	s := grpc.NewServer(append(opts, limitServerOption(rt))...)
 	s.RegisterService(&OrdersServiceDesc, o)
 	return s
 }
@@ -147,7 +194,18 @@ func NewGateway(rt *shadowlane.Runtime, rec *Recorder, orders grpc.ClientConnInt
 		rec.Saw("gateway", id, propagation.FromContext(ctx))
 		req, _ := structpb.NewStruct(map[string]any{"id": id, "pay": c.Query("pay")})
 		ctx = metadata.AppendToOutgoingContext(ctx, "x-drill-id", id)
-		resp, err := PlaceOrder(ctx, orders, req)
+		var trailer metadata.MD
+		resp, err := PlaceOrder(ctx, orders, req, grpc.Trailer(&trailer))
+		if err != nil {
+			// The hop that produced the error: the one the order service
+			// names, else the gateway (its client: the limiter, the
+			// balancer, the connection, the deadline).
+			hop := "gateway"
+			if h := trailer.Get(hopTrailer); len(h) > 0 {
+				hop = h[0]
+			}
+			c.Header(HopHeader, hop)
+		}
 		if err != nil && limitedCall(c, err) {
 			return
 		}
@@ -184,10 +242,13 @@ func NewRelay(rec *Recorder, target string) http.Handler {
 		req.Header.Set(IDHeader, id)
 		resp, err := client.Do(req)
 		if err != nil {
-			http.Error(w, err.Error(), failedCall(r.Context(), err))
+			httpFail(w, "relay", err.Error(), failedCall(r.Context(), err))
 			return
 		}
 		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			w.Header().Set(HopHeader, failedHop(resp, "inventory"))
+		}
 		w.WriteHeader(resp.StatusCode)
 		io.Copy(w, resp.Body)
 	})
@@ -227,8 +288,8 @@ func NewInventory(rt *shadowlane.Runtime, rec *Recorder, paymentURL, mockURL str
 		rec.Saw("inventory", id, m)
 		rec.Served("inventory", id, rt.Env())
 		if cfg.ledger != nil {
-			if code, msg := callLedger(r.Context(), cfg.ledger, id); code != http.StatusOK {
-				http.Error(w, msg, code)
+			if code, hop, msg := callLedger(r.Context(), cfg.ledger, id); code != http.StatusOK {
+				httpFail(w, hop, msg, code)
 				return
 			}
 		}
@@ -245,7 +306,7 @@ func NewInventory(rt *shadowlane.Runtime, rec *Recorder, paymentURL, mockURL str
 			return
 		}
 		if err != nil {
-			http.Error(w, err.Error(), failedCall(r.Context(), err))
+			httpFail(w, "inventory", "payment: "+err.Error(), failedCall(r.Context(), err))
 			return
 		}
 		defer resp.Body.Close()
@@ -282,23 +343,24 @@ func WithLedger(client *http.Client) InventoryOption {
 
 // callLedger records id in the ledger. A request that cannot be routed
 // (a strict ledger with no instance in the request's environment) fails at
-// once with 503, as does a ledger that refuses.
-func callLedger(ctx context.Context, c *http.Client, id string) (int, string) {
+// once with 503, as does a ledger that refuses. It returns the status, and
+// for a failure the hop that produced it and why.
+func callLedger(ctx context.Context, c *http.Client, id string) (int, string, string) {
 	req, _ := http.NewRequestWithContext(ctx, "POST", LedgerURL, nil)
 	req.Header.Set(IDHeader, id)
 	resp, err := c.Do(req)
 	if errors.Is(err, envtag.ErrNoLane) {
-		return http.StatusServiceUnavailable, "ledger: " + err.Error()
+		return http.StatusServiceUnavailable, "inventory", "ledger: " + err.Error()
 	}
 	if err != nil {
-		return failedCall(ctx, err), "ledger: " + err.Error()
+		return failedCall(ctx, err), "inventory", "ledger: " + err.Error()
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode != http.StatusOK {
-		return resp.StatusCode, "ledger: " + string(body)
+		return resp.StatusCode, failedHop(resp, "ledger"), "ledger: " + string(body)
 	}
-	return http.StatusOK, ""
+	return http.StatusOK, "", ""
 }
 
 // NewLedger returns the ledger service (internal HTTP): it records the

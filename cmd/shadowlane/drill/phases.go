@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/shadowlane/shadowlane/envtag"
+	"github.com/shadowlane/shadowlane/examples/shop"
 	"github.com/shadowlane/shadowlane/propagation"
 )
 
@@ -187,7 +188,7 @@ func (d *drillRun) send(ctx context.Context, sc expectation) {
 			defer wg.Done()
 			defer func() { <-sem }()
 			t0 := time.Now()
-			code := post(ctx, d.client, d.t.gwURL, r)
+			code := post(ctx, d.client, d.t.gwURL, r).code
 			dur := time.Since(t0)
 			d.col.add(classOf(sc), t0, dur, code)
 			mu.Lock()
@@ -284,7 +285,30 @@ func probeTag(ctx context.Context, c *http.Client, u, header, value string) bool
 	return resp.StatusCode == 200 && string(b) == projEnv
 }
 
-func post(ctx context.Context, c *http.Client, base string, r request) int {
+// maxBody is how much of a failed request's body the drill keeps.
+const maxBody = 512
+
+// reply is what the drill's client got for one request.
+type reply struct {
+	code int    // HTTP status; 0: no answer
+	hop  string // the hop that produced a failure (shop.HopHeader), if any
+	body string // the first maxBody bytes of the body of an answer other than 200
+	err  error  // why there was no answer (code 0)
+}
+
+// String describes a failed reply for an invariant's detail.
+func (r reply) String() string {
+	if r.code == 0 {
+		return fmt.Sprintf("no answer: %v", r.err)
+	}
+	hop := r.hop
+	if hop == "" {
+		hop = "?"
+	}
+	return fmt.Sprintf("%d from %s: %s", r.code, hop, strings.TrimSpace(r.body))
+}
+
+func post(ctx context.Context, c *http.Client, base string, r request) reply {
 	u := base + "/orders/" + r.id
 	if r.query != "" {
 		u += "?" + r.query
@@ -295,9 +319,14 @@ func post(ctx context.Context, c *http.Client, base string, r request) int {
 	}
 	resp, err := c.Do(req)
 	if err != nil {
-		return 0
+		return reply{err: err}
+	}
+	defer resp.Body.Close()
+	rp := reply{code: resp.StatusCode, hop: resp.Header.Get(shop.HopHeader)}
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, maxBody))
+		rp.body = string(b)
 	}
 	io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	return resp.StatusCode
+	return rp
 }

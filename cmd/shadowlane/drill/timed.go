@@ -166,8 +166,8 @@ func (a *aimd) release(took time.Duration) {
 }
 
 type timedReq struct {
-	id   string
-	code int
+	id string
+	reply
 }
 
 // runTimed sends o.Rate requests per second for o.Duration, classes
@@ -209,7 +209,8 @@ func runTimed(ctx context.Context, o Options, client *http.Client, gwURL, run, t
 			t1 := time.Now()
 			defer func() { inflight.release(time.Since(t1)) }()
 			t0 := time.Now()
-			code := post(ctx, client, gwURL, request{id: id, headers: h})
+			rp := post(ctx, client, gwURL, request{id: id, headers: h})
+			code := rp.code
 			col.add(class, t0, time.Since(t0), code)
 			sent.Add(1)
 			mu.Lock()
@@ -222,7 +223,7 @@ func runTimed(ctx context.Context, o Options, client *http.Client, gwURL, run, t
 			default:
 				res.unknown[class]++
 			}
-			res.ids[class] = append(res.ids[class], timedReq{id, code})
+			res.ids[class] = append(res.ids[class], timedReq{id, rp})
 			mu.Unlock()
 		}()
 	}
@@ -327,6 +328,7 @@ func timedInvariants(t *topology, tr timedResult, run string, faults bool, add f
 			okCode = http.StatusForbidden
 		}
 		errs, deadline, other, good := 0, 0, map[int]int{}, 0
+		var failed, odd examples
 		for _, r := range reqs {
 			switch r.code {
 			case okCode:
@@ -335,14 +337,16 @@ func timedInvariants(t *topology, tr timedResult, run string, faults bool, add f
 				deadline++
 			case http.StatusBadGateway:
 				errs++
+				failed.add(r)
 			default:
 				other[r.code]++
+				odd.add(r)
 			}
 		}
 		detail := fmt.Sprintf("%d sent: %d answered 200, %d refused, %d unknown (%d at the deadline, %d failed writes)", tr.sent[class], tr.ok[class], tr.refused[class], tr.unknown[class], deadline, errs)
-		add(fmt.Sprintf("timed %s: answered with a status other than %d, 502 or 504", class, okCode), 0, sumMap(stringKeys(other)), fmt.Sprint(other))
+		add(fmt.Sprintf("timed %s: answered with a status other than %d, 502 or 504", class, okCode), 0, sumMap(stringKeys(other)), fmt.Sprint(other)+odd.String())
 		if !faults {
-			add(fmt.Sprintf("timed %s: failed writes (502) without faults", class), 0, errs, detail)
+			add(fmt.Sprintf("timed %s: failed writes (502) without faults", class), 0, errs, detail+failed.String())
 		}
 		add(fmt.Sprintf("timed %s: requests answered %d (at least one)", class, okCode), 1, oneIf(good > 0), detail)
 		want := propagation.Mark{}
@@ -377,4 +381,31 @@ func timedRefusal(class string) int {
 		return http.StatusForbidden
 	}
 	return http.StatusServiceUnavailable
+}
+
+// examples keeps the first few failed replies of an invariant, so its
+// detail says why they failed.
+type examples struct {
+	n    int
+	list []string
+}
+
+const maxExamples = 5
+
+func (e *examples) add(r timedReq) {
+	e.n++
+	if len(e.list) < maxExamples {
+		e.list = append(e.list, r.id+": "+r.reply.String())
+	}
+}
+
+func (e examples) String() string {
+	if e.n == 0 {
+		return ""
+	}
+	s := "; " + strings.Join(e.list, "; ")
+	if e.n > len(e.list) {
+		s += fmt.Sprintf("; and %d more", e.n-len(e.list))
+	}
+	return s
 }
