@@ -155,7 +155,7 @@ func (d *drillRun) markInvariants() {
 	n := d.o.Requests
 	for _, sc := range d.scenarios {
 		na, ans := d.answered(sc)
-		d.add(sc.name+": answered requests answered HTTP "+fmt.Sprint(sc.status), na, d.statuses[sc.name][sc.status], fmt.Sprintf("%v; %d of %d without an answer before the deadline", d.statuses[sc.name], n-na, n))
+		d.add(sc.name+": answered requests answered HTTP "+fmt.Sprint(sc.status), na, d.statuses[sc.name][sc.status], fmt.Sprintf("%v; %d of %d without an answer before the deadline%s", d.statuses[sc.name], n-na, n, d.odd[sc.name]))
 		d.add(sc.name+": requests answered (at least one)", 1, oneIf(na > 0), "")
 		reaches := sc.reachesOr()
 		for _, hop := range hops {

@@ -54,6 +54,7 @@ type drillRun struct {
 	statuses  map[string]map[int]int   // scenario -> HTTP status -> requests
 	codes     map[string]int           // request id -> HTTP status (0: no answer)
 	slowest   map[string]time.Duration // scenario -> slowest round trip
+	odd       map[string]*examples     // scenario -> answers other than its status (why they failed)
 	timed     timedResult
 	plan      faultPlan
 	picks0    []envtag.Count // envtag's pick counters before the fixed scenarios
@@ -87,7 +88,7 @@ func newDrillRun(ctx context.Context, o Options, t *topology, st *stores, starte
 	d := &drillRun{o: o, t: t, st: st, run: run, tok: tok,
 		client:   &http.Client{Timeout: o.Timeout + clientGrace(o.Timeout)},
 		rep:      &Report{Run: run, Started: started, Hops: hops, Meta: map[string]string{"gateway": t.gwURL}},
-		statuses: map[string]map[int]int{}, codes: map[string]int{}, slowest: map[string]time.Duration{}}
+		statuses: map[string]map[int]int{}, codes: map[string]int{}, slowest: map[string]time.Duration{}, odd: map[string]*examples{}}
 	d.scenarios = d.fixedScenarios()
 	// The edge tag source (routing.tagSource at the gateway): a request
 	// whose cookie or query parameter names proj-a is routed like one with
@@ -163,8 +164,8 @@ func (d *drillRun) timedPhase(ctx context.Context) {
 	timed := runTimed(ctx, o, d.client, d.t.gwURL, d.run, d.tok, d.col)
 	d.timed = timed
 	fcancel()
-	d.rep.Meta["timed"] = fmt.Sprintf("%d requests in %s (%.0f/s asked %d/s); in-flight cap %d reached %.0f%% of the time (adaptive, lowest %d)", sumMap(timed.sent), timed.elapsed.Round(time.Millisecond),
-		float64(sumMap(timed.sent))/timed.elapsed.Seconds(), o.Rate, timed.inflight, 100*timed.capped.Seconds()/timed.elapsed.Seconds(), timed.lowest)
+	d.rep.Meta["timed"] = fmt.Sprintf("%d requests in %s (%.0f/s asked %d/s); in-flight cap %d reached %.0f%% of the time (adaptive: from %d, highest %d)", sumMap(timed.sent), timed.elapsed.Round(time.Millisecond),
+		float64(sumMap(timed.sent))/timed.elapsed.Seconds(), o.Rate, timed.inflight, 100*timed.capped.Seconds()/timed.elapsed.Seconds(), timed.least, timed.highest)
 	if fdone != nil {
 		d.rep.Faults = <-fdone
 		// Let the clients' pools and reconnects settle before the
@@ -188,12 +189,19 @@ func (d *drillRun) send(ctx context.Context, sc expectation) {
 			defer wg.Done()
 			defer func() { <-sem }()
 			t0 := time.Now()
-			code := post(ctx, d.client, d.t.gwURL, r).code
+			rp := post(ctx, d.client, d.t.gwURL, r)
+			code := rp.code
 			dur := time.Since(t0)
 			d.col.add(classOf(sc), t0, dur, code)
 			mu.Lock()
 			st[code]++
 			d.codes[r.id] = code
+			if code != sc.status {
+				if d.odd[sc.name] == nil {
+					d.odd[sc.name] = &examples{}
+				}
+				d.odd[sc.name].add(timedReq{r.id, rp})
+			}
 			if dur > d.slowest[sc.name] {
 				d.slowest[sc.name] = dur
 			}

@@ -102,28 +102,36 @@ type timedResult struct {
 	// capped is how long the sender waited for a free in-flight slot:
 	// the shop, not the sender, set the pace then.
 	capped   time.Duration
-	inflight int // the in-flight cap
-	lowest   int // the lowest the adaptive cap went
+	inflight int // the in-flight cap's most
+	least    int // the in-flight cap's least, where it starts
+	highest  int // the highest it went
 }
 
-// aimd is the timed phase's in-flight cap: up to max requests in flight,
-// halved (not below min, at most every slow/2) when an answer took longer
-// than slow (half the deadline: the shop is falling behind), and raised by
-// one for every cap's worth of timely answers. A sender that kept every
-// slot full on a shop slower than the asked rate would queue requests
-// until every one of them waited out its deadline (and the shop's work
-// with them); the cap keeps the sender at what the shop answers in time.
+// aimd is the timed phase's in-flight cap. It starts at min and, like
+// TCP's slow start, grows by one for every timely answer (doubling per
+// round trip) up to max; once an answer took longer than slow (half the
+// deadline: the shop is falling behind) it is halved (not below min, at
+// most every slow/2) and from then on grows by one for every cap's worth
+// of timely answers.
+// A sender that kept every slot full on a shop slower than the asked rate
+// would queue requests until every one of them waited out its deadline
+// (and the shop's work with them); starting at max did exactly that on a
+// starved machine, where the first answer came back only after the
+// deadline with max requests already in flight. The cap keeps the sender
+// at what the shop answers in time.
 type aimd struct {
 	mu                   sync.Mutex
 	cond                 *sync.Cond
 	cur, limit, min, max int
-	lowest, acc          int
+	ssthresh             int // slow start below this cap
+	highest, acc         int
 	slow                 time.Duration
 	lastCut              time.Time
 }
 
 func newAIMD(maxN, minN int, slow time.Duration) *aimd {
-	a := &aimd{limit: maxN, max: maxN, min: min(minN, maxN), lowest: maxN, slow: max(slow, 50*time.Millisecond)}
+	minN = min(minN, maxN)
+	a := &aimd{limit: minN, max: maxN, min: minN, ssthresh: maxN, slow: max(slow, 50*time.Millisecond)}
 	a.cond = sync.NewCond(&a.mu)
 	return a
 }
@@ -150,18 +158,24 @@ func (a *aimd) release(took time.Duration) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.cur--
-	if took > a.slow {
+	switch {
+	case took > a.slow:
 		if time.Since(a.lastCut) > a.slow/2 {
 			a.limit = max(a.min, a.limit/2)
-			a.lowest = min(a.lowest, a.limit)
+			a.ssthresh = a.limit
 			a.lastCut = time.Now()
+			a.acc = 0
 		}
-	} else if a.limit < a.max {
+	case a.limit >= a.max:
+	case a.limit < a.ssthresh:
+		a.limit++
+	default:
 		if a.acc++; a.acc >= a.limit {
 			a.limit++
 			a.acc = 0
 		}
 	}
+	a.highest = max(a.highest, a.limit)
 	a.cond.Broadcast()
 }
 
@@ -231,7 +245,8 @@ func runTimed(ctx context.Context, o Options, client *http.Client, gwURL, run, t
 	close(stopProgress)
 	res.elapsed = time.Since(start)
 	res.inflight = inflight.max
-	res.lowest = inflight.lowest
+	res.least = inflight.min
+	res.highest = max(inflight.highest, inflight.min)
 	if o.Progress != nil {
 		o.Progress(int(sent.Load()), total, res.elapsed)
 	}
@@ -399,8 +414,8 @@ func (e *examples) add(r timedReq) {
 	}
 }
 
-func (e examples) String() string {
-	if e.n == 0 {
+func (e *examples) String() string {
+	if e == nil || e.n == 0 {
 		return ""
 	}
 	s := "; " + strings.Join(e.list, "; ")
