@@ -6,7 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"strings"
+	"syscall"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -135,31 +138,20 @@ func (o *Orders) Place(ctx context.Context, req *structpb.Struct) (*structpb.Str
 	hr, _ := http.NewRequestWithContext(ctx, "POST", o.Inventory+"/reserve?pay="+req.GetFields()["pay"].GetStringValue(), nil)
 	hr.Header.Set(IDHeader, id)
 	resp, err := o.Client.Do(hr)
-	if err != nil && ctx.Err() != nil {
-		return nil, at("orders", status.FromContextError(ctx.Err()).Err()) // the caller's deadline: 504 at the gateway
-	}
 	if err != nil {
-		return nil, at("orders", status.Errorf(codes.Internal, "inventory: %v", err))
+		return nil, at("orders", status.Error(callCode(ctx, err), "inventory: "+err.Error()))
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode == http.StatusServiceUnavailable {
-		return nil, at(failedHop(resp, "relay"), status.Error(codes.Unavailable, string(body)))
-	}
-	if resp.StatusCode == http.StatusGatewayTimeout {
-		// A hop behind us ran out of its time: the outcome is unknown
-		// (504 at the gateway), not a failed write.
-		return nil, at(failedHop(resp, "relay"), status.Error(codes.DeadlineExceeded, string(body)))
-	}
 	if resp.StatusCode != 200 {
-		return nil, at(failedHop(resp, "relay"), status.Errorf(codes.Internal, "inventory: %d %s", resp.StatusCode, body))
+		// A hop behind us failed: 503 a refusal, 504 it ran out of its
+		// time, 502 a broken call (both: the outcome is unknown), 500 it
+		// failed.
+		return nil, at(failedHop(resp, "relay"), status.Error(httpCode(resp.StatusCode), "inventory: "+strings.TrimSpace(string(body))))
 	}
 	if o.Store != nil {
 		if err := o.Store.Place(ctx, id); err != nil {
-			if ctx.Err() != nil {
-				return nil, at("orders", status.FromContextError(ctx.Err()).Err())
-			}
-			return nil, at("orders", status.Errorf(codes.Internal, "%v", err))
+			return nil, at("orders", status.Error(callCode(ctx, err), err.Error()))
 		}
 	}
 	return structpb.NewStruct(map[string]any{"id": id, "payment": string(body)})
@@ -201,23 +193,15 @@ func NewGateway(rt *shadowlane.Runtime, rec *Recorder, orders grpc.ClientConnInt
 			// names, else the gateway (its client: the limiter, the
 			// balancer, the connection, the deadline).
 			hop := "gateway"
-			if h := trailer.Get(hopTrailer); len(h) > 0 {
+			h := trailer.Get(hopTrailer)
+			if len(h) > 0 {
 				hop = h[0]
 			}
 			c.Header(HopHeader, hop)
-		}
-		if err != nil && limitedCall(c, err) {
-			return
-		}
-		if err != nil {
-			code := http.StatusBadGateway
-			switch status.Code(err) {
-			case codes.Unavailable:
-				code = http.StatusServiceUnavailable
-			case codes.DeadlineExceeded:
-				code = http.StatusGatewayTimeout
+			if limitedCall(c, err) {
+				return
 			}
-			c.String(code, "%s", status.Convert(err).Message())
+			c.String(gatewayStatus(err, len(h) > 0), "%s", status.Convert(err).Message())
 			return
 		}
 		c.JSON(200, resp.AsMap())
@@ -255,13 +239,97 @@ func NewRelay(rec *Recorder, target string) http.Handler {
 	return otelhttp.NewHandler(h, "relay", otelhttp.WithPropagators(props))
 }
 
-// failedCall is the status for a downstream call that failed with err:
-// 504 when the time ran out (the request's own deadline or the client's
-// timeout; the outcome is unknown), 502 otherwise.
-func failedCall(ctx context.Context, err error) int {
+// What a failed call tells of its outcome. A hop that called another (a
+// service or a store) and got an error knows one of:
+//   - refused: nothing was sent (no instance to route to: envtag.ErrNoLane);
+//   - unknown: the call may have taken effect, but no answer came (the
+//     time ran out, or the connection broke after the call was sent:
+//     reset, EOF, broken pipe);
+//   - failed: the callee answered with an error, or the connection could
+//     not be made (nothing was sent).
+//
+// The shop answers them 503, 504 (time) or 502 (broken call), and 500. The
+// drill counts 500s in a run without faults as failures; the others are
+// refusals and unknown outcomes.
+
+// timedOut reports whether err says that the time ran out: the request's
+// own deadline, or a client's timeout.
+func timedOut(ctx context.Context, err error) bool {
 	var ne interface{ Timeout() bool }
-	if ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
+	return ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) || (errors.As(err, &ne) && ne.Timeout())
+}
+
+// brokenCall reports whether err says that the connection broke while a
+// call was under way (it may have been sent and taken effect).
+func brokenCall(err error) bool {
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" {
+		return false // nothing was sent
+	}
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, syscall.EPIPE) || errors.Is(err, net.ErrClosed) || strings.Contains(err.Error(), "server closed idle connection")
+}
+
+// failedCall is the HTTP status for a downstream call that failed with err
+// (see above).
+func failedCall(ctx context.Context, err error) int {
+	switch {
+	case timedOut(ctx, err):
 		return http.StatusGatewayTimeout
+	case errors.Is(err, envtag.ErrNoLane):
+		return http.StatusServiceUnavailable
+	case brokenCall(err):
+		return http.StatusBadGateway
+	}
+	return http.StatusInternalServerError
+}
+
+// callCode is the gRPC code for a call that failed with err (see above).
+func callCode(ctx context.Context, err error) codes.Code {
+	return httpCode(failedCall(ctx, err))
+}
+
+// httpCode is the gRPC code for a failed answer's HTTP status, and
+// gatewayStatus the HTTP status for an order service's code: they map
+// 503, 504, 502 and 500 onto Unavailable, DeadlineExceeded, Unknown and
+// Internal and back.
+func httpCode(code int) codes.Code {
+	switch code {
+	case http.StatusServiceUnavailable:
+		return codes.Unavailable
+	case http.StatusGatewayTimeout:
+		return codes.DeadlineExceeded
+	case http.StatusInternalServerError:
+		return codes.Internal
+	case http.StatusTooManyRequests:
+		return codes.ResourceExhausted
+	}
+	return codes.Unknown
+}
+
+// gatewayStatus is the gateway's answer for an error of the order
+// service. fromServer says the order service produced it (it named the
+// hop): its code says what happened. An error of the gateway's own gRPC
+// client is a timeout (504), a routing refusal of the balancer (503, the
+// call was not sent), or a broken call (502: the call may have reached
+// the order service).
+func gatewayStatus(err error, fromServer bool) int {
+	st := status.Convert(err)
+	switch st.Code() {
+	case codes.DeadlineExceeded, codes.Canceled:
+		return http.StatusGatewayTimeout
+	case codes.Unavailable:
+		if fromServer || strings.HasPrefix(st.Message(), "envtag: ") {
+			return http.StatusServiceUnavailable
+		}
+	case codes.Internal:
+		if fromServer {
+			return http.StatusInternalServerError
+		}
+	case codes.ResourceExhausted:
+		if fromServer {
+			return http.StatusTooManyRequests
+		}
 	}
 	return http.StatusBadGateway
 }

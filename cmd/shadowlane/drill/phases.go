@@ -166,6 +166,7 @@ func (d *drillRun) timedPhase(ctx context.Context) {
 	fcancel()
 	d.rep.Meta["timed"] = fmt.Sprintf("%d requests in %s (%.0f/s asked %d/s); in-flight cap %d reached %.0f%% of the time (adaptive: from %d, highest %d)", sumMap(timed.sent), timed.elapsed.Round(time.Millisecond),
 		float64(sumMap(timed.sent))/timed.elapsed.Seconds(), o.Rate, timed.inflight, 100*timed.capped.Seconds()/timed.elapsed.Seconds(), timed.least, timed.highest)
+	d.rep.Meta["routing health"] = routingHealth()
 	if fdone != nil {
 		d.rep.Faults = <-fdone
 		// Let the clients' pools and reconnects settle before the
@@ -337,4 +338,16 @@ func post(ctx context.Context, c *http.Client, base string, r request) reply {
 	}
 	io.Copy(io.Discard, resp.Body)
 	return rp
+}
+
+// routingHealth sums up the passive health of the routing clients (to
+// inventory, to the ledger) after the timed phase: connection failures,
+// ejections, readmissions and retries.
+func routingHealth() string {
+	var parts []string
+	for _, svc := range []string{"inventory", "ledger"} {
+		h := envtag.Health(svc)
+		parts = append(parts, fmt.Sprintf("%s: %d connection failures, %d ejections, %d readmissions, %d retries", svc, h.ConnFailures, h.Ejections, h.Readmissions, h.Retries))
+	}
+	return strings.Join(parts, "; ")
 }
