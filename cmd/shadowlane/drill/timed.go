@@ -197,7 +197,10 @@ func runTimed(ctx context.Context, o Options, client *http.Client, gwURL, run, t
 	// load. Collect less often while the timed traffic runs.
 	defer debug.SetGCPercent(debug.SetGCPercent(400))
 	res := timedResult{sent: map[string]int{}, ok: map[string]int{}, refused: map[string]int{}, unknown: map[string]int{}, ids: map[string][]timedReq{}}
-	inflight := newAIMD(max(256, 4*o.Concurrency), max(4, o.Concurrency), o.Timeout/2)
+	// From 2 in flight: on a starved machine the shop's throughput is set
+	// by its CPU share, and every request in flight beyond what it serves
+	// only adds latency (at 8 in flight, 4 s a request at 2/s).
+	inflight := newAIMD(max(256, 4*o.Concurrency), 2, o.Timeout/2)
 	var (
 		wg   sync.WaitGroup
 		mu   sync.Mutex
