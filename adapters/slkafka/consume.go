@@ -216,14 +216,18 @@ func (c *Consumer) runClient(ctx context.Context, p Plan, h *handovers, fail fun
 		// A lane group that committed resumes where it left off.
 		opts = append(opts, kgo.ConsumeResetOffset(kgo.NewOffset().AtEnd()))
 	}
+	if h != nil {
+		opts = append(opts, kgo.OnPartitionsAssigned(h.onAssigned))
+	}
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return false, fmt.Errorf("slkafka: group %q: %w", p.Group, err)
 	}
 	defer cl.CloseAllowingRebalance()
+	lanes := c.s.r.Config().Lanes != nil
 	for {
 		pctx, pcancel := ctx, context.CancelFunc(func() {})
-		if h != nil && h.tracking() {
+		if h != nil && h.Tracking() {
 			// Notice a lane leaving without new records.
 			pctx, pcancel = context.WithTimeout(ctx, 4*c.s.c.poll)
 		}
@@ -231,6 +235,15 @@ func (c *Consumer) runClient(ctx context.Context, p Plan, h *handovers, fail fun
 		pcancel()
 		if fs.IsClientClosed() || ctx.Err() != nil {
 			return false, nil
+		}
+		if h != nil {
+			if err := c.loadAssigned(ctx, cl, p.Group, h); err != nil {
+				cl.AllowRebalance()
+				if ctx.Err() != nil {
+					return false, nil
+				}
+				return false, err
+			}
 		}
 		// Fetch errors are retried by franz-go; nothing is committed for
 		// partitions that errored, so nothing is lost.
@@ -242,7 +255,7 @@ func (c *Consumer) runClient(ctx context.Context, p Plan, h *handovers, fail fun
 			})
 		}
 		var (
-			done   []*kgo.Record
+			b      batch
 			herr   error
 			wait   *bus.Decision
 			rewind map[string]map[int32]kgo.EpochOffset
@@ -252,10 +265,27 @@ func (c *Consumer) runClient(ctx context.Context, p Plan, h *handovers, fail fun
 			if wait == nil {
 				d := c.s.r.Consume(c.group, r.Topic, ptr(decode(r)))
 				if h != nil && d.Mark.Env != "" {
-					if d.Action == bus.Skip {
-						h.skip(d.Mark.Env, r) // its lane is live
-					} else {
-						h.left(d.Mark.Env) // the trunk takes the env again
+					switch d.Action {
+					case bus.Skip:
+						h.Skip(d.Mark.Env, part(r), r.Offset) // its lane is live
+					case bus.Handle:
+						h.Left(d.Mark.Env) // the trunk takes the env again
+						if lanes {
+							at, ferr := c.floor(ctx, p, h, d.Mark.Env, r)
+							if ferr != nil {
+								herr = ferr
+								break
+							}
+							if r.Offset < at {
+								// The lane handled it (a redelivery
+								// after its env left): pass it over.
+								c.s.counts.FloorSkipped(1)
+								d.Action = bus.Skip
+							}
+						}
+					}
+					if herr != nil {
+						break
 					}
 				}
 				if d.Action == bus.Wait {
@@ -264,7 +294,15 @@ func (c *Consumer) runClient(ctx context.Context, p Plan, h *handovers, fail fun
 					if herr = c.handle(ctx, r, d); herr != nil {
 						break
 					}
-					done = append(done, r)
+					b.add(r, d.Action)
+					if d.Action == bus.Refuse {
+						// A refusal is committed at once (retrying a
+						// rejected commit), so that it reaches the
+						// callback once even when a later commit fails.
+						if herr = c.commit(ctx, cl, p.Group, h, &b, 3); herr != nil {
+							break
+						}
+					}
 					continue
 				}
 			}
@@ -281,16 +319,12 @@ func (c *Consumer) runClient(ctx context.Context, p Plan, h *handovers, fail fun
 				rewind[r.Topic][r.Partition] = kgo.EpochOffset{Epoch: r.LeaderEpoch, Offset: r.Offset}
 			}
 		}
-		if len(done) > 0 {
-			cctx, ccancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-			err := cl.CommitRecords(cctx, done...)
-			ccancel()
-			if err != nil {
-				cl.AllowRebalance()
-				return false, fmt.Errorf("slkafka: group %q: commit: %w", p.Group, err)
-			}
+		// What was handled before a handler failed is committed too.
+		if err := c.commit(ctx, cl, p.Group, h, &b, 1); err != nil && herr == nil {
+			cl.AllowRebalance()
+			return false, err
 		}
-		if h != nil && h.tracking() {
+		if h != nil && h.Tracking() {
 			c.checkHandovers(ctx, p, h, fail)
 		}
 		if wait != nil && herr == nil && c.s.r.Env() != "" && !c.s.r.Live(c.group) {
@@ -320,6 +354,52 @@ func (c *Consumer) runClient(ctx context.Context, p Plan, h *handovers, fail fun
 			return false, herr
 		}
 	}
+}
+
+// batch is the records of a poll decided and not committed yet.
+type batch struct {
+	done             []*kgo.Record
+	handled, refused int
+}
+
+func (b *batch) add(r *kgo.Record, a bus.Action) {
+	b.done = append(b.done, r)
+	switch a {
+	case bus.Handle:
+		b.handled++
+	case bus.Refuse:
+		b.refused++
+	}
+}
+
+// commit commits b's records (with the hand-over spans in the metadata,
+// for the trunk), trying up to attempts times with a short backoff, and
+// empties b. A commit that failed on every attempt is counted: its
+// handled and refused records come again to the next consumer of the
+// group (the documented at-least-once duplicates).
+func (c *Consumer) commit(ctx context.Context, cl *kgo.Client, group string, h *handovers, b *batch, attempts int) error {
+	if len(b.done) == 0 {
+		return nil
+	}
+	var err error
+	wait := 100 * time.Millisecond
+	for n := 1; n <= attempts; n++ {
+		cctx, ccancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		err = cl.CommitRecords(c.commitCtx(cctx, h), b.done...)
+		ccancel()
+		if err == nil || n == attempts || ctx.Err() != nil {
+			break
+		}
+		time.Sleep(wait)
+		wait *= 2
+	}
+	if err != nil {
+		c.s.counts.Uncommitted(b.handled, b.refused)
+		*b = batch{}
+		return fmt.Errorf("slkafka: group %q: commit: %w", group, err)
+	}
+	*b = batch{}
+	return nil
 }
 
 func ptr[T any](v T) *T { return &v }

@@ -178,8 +178,9 @@ var ErrConfig = errors.New("slkafka: invalid configuration")
 // take only their environment's records. A Shadow is immutable and safe for
 // concurrent use.
 type Shadow struct {
-	c config
-	r *bus.Rules
+	c      config
+	r      *bus.Rules
+	counts *bus.Counters
 }
 
 // New builds a Shadow. It fails when a naming is empty or a name is invalid.
@@ -209,8 +210,13 @@ func New(opts ...Option) (*Shadow, error) {
 			return nil, fmt.Errorf("%w: shadow group list names %q, which is empty or already a shadow name", ErrConfig, g)
 		}
 	}
-	return &Shadow{c: c, r: r}, nil
+	return &Shadow{c: c, r: r, counts: bus.NewCounters(Store)}, nil
 }
+
+// Stats returns what this Shadow's consumers counted around commits and
+// lane hand-overs (see [bus.Stats]): among them the at-least-once
+// duplicates a failed commit causes.
+func (s *Shadow) Stats() bus.Stats { return s.counts.Snapshot() }
 
 // Rules returns the message-system rules this Shadow applies.
 func (s *Shadow) Rules() *bus.Rules { return s.r }
