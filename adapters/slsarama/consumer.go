@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/IBM/sarama"
+
+	"github.com/shadowlane/shadowlane/shadow/bus"
 )
 
 // Plan is one consumer group a [Consumer] runs.
@@ -92,6 +95,11 @@ func (c *Consumer) Plans() []Plan {
 // failed is not marked, so it is delivered again to the next consumer of
 // the group. With cfg.Consumer.Return.Errors set, sarama's error channel is
 // drained (and its errors dropped: sarama retries them itself).
+//
+// A lane instance whose env leaves the lanes ([WithLanes]) stops taking
+// messages at once, commits what it marked and leaves its group (handing
+// back what it had not marked); it joins again once the env is back. The
+// trunk hands the lane's backlog over to itself (see the package doc).
 func (c *Consumer) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -104,37 +112,30 @@ func (c *Consumer) Run(ctx context.Context) error {
 		once.Do(func() { first = err })
 		cancel(err)
 	}
-	if c.s.r.Env() != "" {
-		for _, p := range c.plans {
-			if err := pinStart(c.addrs, c.cfg, p.Group, p.Topics); err != nil {
-				return fmt.Errorf("shadowlane/sarama: group %q: fix the lane's start: %w", p.Group, err)
-			}
+	var cl sarama.Client
+	if c.s.r.Env() == "" {
+		var err error
+		if cl, err = sarama.NewClient(c.addrs, c.cfg); err != nil {
+			return fmt.Errorf("slsarama: client: %w", err)
 		}
+		defer cl.Close()
 	}
 	for _, p := range c.plans {
-		cg, err := sarama.NewConsumerGroup(c.addrs, p.Group, c.cfg)
-		if err != nil {
-			fail(fmt.Errorf("slsarama: group %q: %w", p.Group, err))
-			break
+		var tp *trunkPlan
+		if cl != nil {
+			tp = &trunkPlan{c: c, p: p, cl: cl, skips: bus.NewSkips()}
+			if c.s.r.Config().Lanes != nil {
+				wg.Go(func() { tp.watch(ctx, fail) })
+			}
 		}
-		if c.cfg.Consumer.Return.Errors {
-			wg.Go(func() {
-				for range cg.Errors() {
-				}
-			})
-		}
-		h := runHandler{ConsumerGroupHandler: c.s.GroupHandler(c.group, c.h), fail: fail}
+		h := runHandler{ConsumerGroupHandler: groupHandler{s: c.s, group: c.group, h: c.h, tp: tp}, fail: fail}
 		wg.Go(func() {
-			defer cg.Close()
-			for ctx.Err() == nil {
-				err := cg.Consume(ctx, p.Topics, h)
-				if ctx.Err() != nil {
+			for rejoin := false; ctx.Err() == nil; rejoin = true {
+				// A lane that left joins again once its env is back.
+				if rejoin && c.s.r.Env() != "" && !c.s.wait(ctx, c.group, bus.Decision{}) {
 					return
 				}
-				if err != nil {
-					if !errors.Is(err, sarama.ErrClosedConsumerGroup) {
-						err = fmt.Errorf("slsarama: group %q: %w", p.Group, err)
-					}
+				if err := c.join(ctx, p, h); err != nil {
 					fail(err)
 					return
 				}
@@ -143,6 +144,66 @@ func (c *Consumer) Run(ctx context.Context) error {
 	}
 	wg.Wait()
 	return first
+}
+
+// join consumes p's group until ctx is done, an error, or (for a lane
+// instance) its env left the lanes: then the group is left.
+func (c *Consumer) join(ctx context.Context, p Plan, h runHandler) error {
+	if c.s.r.Env() != "" {
+		if err := pinStart(c.addrs, c.cfg, p.Group, p.Topics); err != nil {
+			return fmt.Errorf("slsarama: group %q: fix the lane's start: %w", p.Group, err)
+		}
+	}
+	cg, err := sarama.NewConsumerGroup(c.addrs, p.Group, c.cfg)
+	if err != nil {
+		return fmt.Errorf("slsarama: group %q: %w", p.Group, err)
+	}
+	defer cg.Close() // leaves the group
+	if c.cfg.Consumer.Return.Errors {
+		go func() {
+			for range cg.Errors() {
+			}
+		}()
+	}
+	sctx, scancel := context.WithCancel(ctx)
+	defer scancel()
+	if c.s.r.Env() != "" {
+		// Leave at once when the env leaves the lanes: the claims stop
+		// (a message waiting for the lane is not marked), the session
+		// commits what was marked, and Close leaves the group. A lane
+		// started before it is listed joins (its start is fixed) and
+		// waits in its claims until it is listed.
+		go func() {
+			t := time.NewTicker(c.s.c.poll)
+			defer t.Stop()
+			for listed := false; ; {
+				live := c.s.r.Live(c.group)
+				if !live && listed {
+					scancel()
+					return
+				}
+				listed = listed || live
+				select {
+				case <-sctx.Done():
+					return
+				case <-t.C:
+				}
+			}
+		}()
+	}
+	for sctx.Err() == nil {
+		err := cg.Consume(sctx, p.Topics, h)
+		if sctx.Err() != nil {
+			return nil
+		}
+		if err != nil {
+			if !errors.Is(err, sarama.ErrClosedConsumerGroup) {
+				err = fmt.Errorf("slsarama: group %q: %w", p.Group, err)
+			}
+			return err
+		}
+	}
+	return nil
 }
 
 // runHandler stops the whole Consumer on the first error of a claim (sarama

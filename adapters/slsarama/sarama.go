@@ -138,8 +138,9 @@ var ErrConfig = errors.New("slsarama: invalid configuration")
 // Shadow applies shadowlane's rules (package shadow/bus) to sarama
 // producers and consumers.
 type Shadow struct {
-	c config
-	r *bus.Rules
+	c      config
+	r      *bus.Rules
+	counts *bus.Counters
 }
 
 // New builds a Shadow.
@@ -165,8 +166,12 @@ func New(opts ...Option) (*Shadow, error) {
 			return nil, fmt.Errorf("%w: shadow group list names %q, which is empty or already a shadow name", ErrConfig, g)
 		}
 	}
-	return &Shadow{c: c, r: r}, nil
+	return &Shadow{c: c, r: r, counts: bus.NewCounters(Store)}, nil
 }
+
+// Stats returns what this Shadow's consumers counted around commits and
+// lane hand-overs (see [bus.Stats]).
+func (s *Shadow) Stats() bus.Stats { return s.counts.Snapshot() }
 
 // Rules returns the message-system rules this Shadow applies.
 func (s *Shadow) Rules() *bus.Rules { return s.r }
@@ -349,10 +354,31 @@ type groupHandler struct {
 	s     *Shadow
 	group string
 	h     MessageHandler
+	tp    *trunkPlan // a Consumer's trunk plan: hand-over ledger, floors, refusal commits
 }
 
-func (groupHandler) Setup(sarama.ConsumerGroupSession) error   { return nil }
+func (g groupHandler) Setup(sess sarama.ConsumerGroupSession) error {
+	if g.tp != nil {
+		return g.tp.load(sess.Claims())
+	}
+	return nil
+}
+
 func (groupHandler) Cleanup(sarama.ConsumerGroupSession) error { return nil }
+
+// mark marks msg consumed, with the hand-over spans of its partition in
+// the metadata for a Consumer's trunk.
+func (g groupHandler) mark(sess sarama.ConsumerGroupSession, msg *sarama.ConsumerMessage) string {
+	meta := ""
+	if g.tp != nil {
+		var ok bool
+		if meta, ok = g.tp.skips.Metadata(partOf(msg)); !ok {
+			g.s.counts.Unpersisted()
+		}
+	}
+	sess.MarkMessage(msg, meta)
+	return meta
+}
 
 func (g groupHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
 	for {
@@ -375,6 +401,26 @@ func (g groupHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim saram
 				d = decode(msg.Headers)
 				dec = g.s.r.Consume(g.group, msg.Topic, &d)
 			}
+			if g.tp != nil && dec.Mark.Env != "" {
+				switch dec.Action {
+				case bus.Skip:
+					g.tp.skips.Skip(dec.Mark.Env, partOf(msg), msg.Offset) // its lane is live
+				case bus.Handle:
+					g.tp.skips.Left(dec.Mark.Env) // the trunk takes the env again
+					if g.s.r.Config().Lanes != nil {
+						at, err := g.tp.floor(sess.Context(), dec.Mark.Env, partOf(msg))
+						if err != nil {
+							return err
+						}
+						if msg.Offset < at {
+							// The lane handled it (a redelivery after
+							// its env left): pass it over.
+							g.s.counts.FloorSkipped(1)
+							dec.Action = bus.Skip
+						}
+					}
+				}
+			}
 			switch dec.Action {
 			case bus.Refuse:
 				if f := g.s.c.refused; f != nil {
@@ -382,12 +428,17 @@ func (g groupHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim saram
 						return err
 					}
 				}
+				meta := g.mark(sess, msg)
+				if g.tp != nil {
+					g.tp.commitRefusal(sess, g.tp.p.Group, msg, meta)
+				}
+				continue
 			case bus.Handle:
 				if err := g.handle(sess.Context(), msg, dec.Mark); err != nil {
 					return err
 				}
 			}
-			sess.MarkMessage(msg, "")
+			g.mark(sess, msg)
 		}
 	}
 }
