@@ -27,6 +27,7 @@ package bus
 // can hold such records), so the trunk passes over it.
 
 import (
+	"cmp"
 	"slices"
 	"strconv"
 	"strings"
@@ -155,7 +156,7 @@ func addSpan(list []Span, sp Span) []Span {
 		sp = Span{min(sp.From, x.From), max(sp.To, x.To)}
 	}
 	out = append(out, sp)
-	slices.SortFunc(out, func(a, b Span) int { return int(a.From - b.From) })
+	slices.SortFunc(out, func(a, b Span) int { return cmp.Compare(a.From, b.From) })
 	return out
 }
 
