@@ -227,8 +227,9 @@ func (c *Consumer) runClient(ctx context.Context, p Plan, h *handovers, fail fun
 	lanes := c.s.r.Config().Lanes != nil
 	for {
 		pctx, pcancel := ctx, context.CancelFunc(func() {})
-		if h != nil && h.Tracking() {
-			// Notice a lane leaving without new records.
+		if h != nil && lanes {
+			// Notice a lane leaving, and load the spans of partitions
+			// assigned meanwhile, without new records.
 			pctx, pcancel = context.WithTimeout(ctx, 4*c.s.c.poll)
 		}
 		fs := cl.PollRecords(pctx, 1000)
