@@ -209,3 +209,134 @@ func TestLaneLeavesStopsAndHandsBack(t *testing.T) {
 	}
 	t.Logf("slow sarama lane handled %d of 200 before leaving; the trunk took over the other %d", len(byLane), handedOver)
 }
+
+// The hand-over survives a trunk restart: the trunk skips a slow lane's
+// messages (the spans travel in the metadata of its commits) and is
+// stopped; the lane's env then leaves; a new trunk instance reads the
+// spans back from the trunk group's committed metadata and hands the
+// backlog over. Every message handled exactly once.
+func TestHandOverSurvivesTrunkRestart(t *testing.T) {
+	addrs := newCluster(t)
+	var lanes envtag.SwapLanes
+	lanes.Store(envtag.StaticLanes{"svc": {"proj-a"}})
+	newS := func(opts ...slsarama.Option) *slsarama.Shadow {
+		s, err := slsarama.New(append([]slsarama.Option{slsarama.WithShadowTopics("orders"), slsarama.WithLanes(&lanes)}, opts...)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	var (
+		mu  sync.Mutex
+		byL = map[string]int{}
+		byT = map[string]int{}
+	)
+	count := func(m map[string]int, slow bool) slsarama.MessageHandler {
+		return func(ctx context.Context, msg *sarama.ConsumerMessage) error {
+			if slow {
+				time.Sleep(10 * time.Millisecond)
+			}
+			mu.Lock()
+			m[string(msg.Value)]++
+			mu.Unlock()
+			return nil
+		}
+	}
+	ccfg := config()
+	ccfg.Consumer.MaxWaitTime = 50 * time.Millisecond
+	ccfg.Consumer.Offsets.AutoCommit.Interval = 100 * time.Millisecond
+	consumer := func(s *slsarama.Shadow, h slsarama.MessageHandler) *slsarama.Consumer {
+		c, err := s.Consumer(addrs, ccfg, "svc", []string{"orders"}, h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	adm, err := sarama.NewClusterAdmin(addrs, config())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer adm.Close()
+	committed := func(group string) int64 {
+		offs, err := adm.ListConsumerGroupOffsets(group, map[string][]int32{"orders": {0}})
+		if err != nil {
+			return -1
+		}
+		if b := offs.GetBlock("orders", 0); b != nil {
+			return b.Offset
+		}
+		return -1
+	}
+	trunk1, lane := newS(), newS(slsarama.WithEnv("proj-a"))
+	stopT := startRun(t, consumer(trunk1, count(byT, false)))
+	stopL := startRun(t, consumer(lane, count(byL, true)))
+	waitStable(t, adm, "svc", 1)
+	waitStable(t, adm, "svc-proj-a", 1)
+	sp, err := sarama.NewSyncProducer(addrs, config())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sp.Close()
+	const n = 200
+	msgs := make([]*sarama.ProducerMessage, n)
+	for i := range msgs {
+		msgs[i] = &sarama.ProducerMessage{Topic: "orders", Value: sarama.StringEncoder(fmt.Sprintf("a-%03d", i))}
+		if err := trunk1.Prepare(marked("", "proj-a"), msgs[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := sp.SendMessages(msgs); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the trunk commits past the lane's messages", func() bool { return committed("svc") >= n })
+	waitFor(t, "the lane handles 20", func() bool { mu.Lock(); defer mu.Unlock(); return len(byL) >= 20 })
+	if err := stopT(); err != nil {
+		t.Fatal(err)
+	}
+	lanes.Store(envtag.StaticLanes{}) // proj-a leaves while no trunk runs
+	time.Sleep(300 * time.Millisecond)
+	mu.Lock()
+	atLeave := len(byL)
+	mu.Unlock()
+	if atLeave >= n {
+		t.Fatalf("the lane handled all %d before it left: no backlog to hand over", n)
+	}
+	trunk2 := newS()
+	stopT2 := startRun(t, consumer(trunk2, count(byT, false)))
+	waitFor(t, "every message handled", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		all := 0
+		for i := range n {
+			v := fmt.Sprintf("a-%03d", i)
+			if byL[v]+byT[v] > 0 {
+				all++
+			}
+		}
+		return all == n
+	})
+	time.Sleep(500 * time.Millisecond)
+	if err := stopT2(); err != nil {
+		t.Fatal(err)
+	}
+	if err := stopL(); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	taken := 0
+	for i := range n {
+		v := fmt.Sprintf("a-%03d", i)
+		if c := byL[v] + byT[v]; c != 1 {
+			t.Errorf("%s handled %d times (lane %d, trunk %d), want exactly once", v, c, byL[v], byT[v])
+		}
+		taken += byT[v]
+	}
+	if st := trunk2.Stats(); st.HandedOver != int64(taken) || taken != n-len(byL) {
+		t.Errorf("restarted trunk handed over %d (stats %d), lane handled %d of %d", taken, st.HandedOver, len(byL), n)
+	}
+	if at := committed("svc-proj-a"); at < n {
+		t.Errorf("lane group committed %d after the hand-over, want %d", at, n)
+	}
+	t.Logf("lane handled %d of %d before leaving; the restarted trunk handed over %d", len(byL), n, taken)
+}
