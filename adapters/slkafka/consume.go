@@ -292,11 +292,15 @@ func (c *Consumer) runClient(ctx context.Context, p Plan, h *handovers, fail fun
 				if d.Action == bus.Wait {
 					wait = &d
 				} else {
-					if herr = c.handle(ctx, r, d); herr != nil {
+					refused, err := c.handle(ctx, r, d)
+					if herr = err; herr != nil {
 						break
 					}
+					if refused {
+						d.Action = bus.Refuse
+					}
 					b.add(r, d.Action)
-					if d.Action == bus.Refuse {
+					if refused {
 						// A refusal is committed at once (retrying a
 						// rejected commit), so that it reaches the
 						// callback once even when a later commit fails.
@@ -420,46 +424,29 @@ func (c *Consumer) waitReady(ctx context.Context, d bus.Decision) bool {
 	return true
 }
 
-func (c *Consumer) handle(ctx context.Context, r *kgo.Record, d bus.Decision) error {
+// handle carries out decision d on r: the refusal callback for Refuse,
+// the handler with the retries of [WithRetry] for Handle (a record that
+// failed on every attempt goes to the refusal callback). refused reports
+// that r reached the refusal callback and it returned nil.
+func (c *Consumer) handle(ctx context.Context, r *kgo.Record, d bus.Decision) (refused bool, err error) {
 	switch d.Action {
 	case bus.Skip:
-		return nil
+		return false, nil
 	case bus.Refuse:
 		if c.s.c.refused != nil {
-			return c.s.c.refused(propagation.With(ctx, propagation.Mark{}), r, d.Err)
+			err = c.s.c.refused(propagation.With(ctx, propagation.Mark{}), r, d.Err)
 		}
-		return nil
+		return err == nil, err
 	}
-	m := d.Mark
-	mctx := propagation.With(ctx, m)
-	err := c.h(mctx, r)
-	if err == nil || c.s.c.attempts <= 1 {
-		return err
+	mctx := propagation.With(ctx, d.Mark)
+	exhausted, err := c.s.c.retry.Do(ctx, func() error { return c.h(mctx, r) })
+	if !exhausted {
+		return false, err
 	}
-	wait := c.s.c.backoff
-	for n := 2; n <= c.s.c.attempts; n++ {
-		if ctx.Err() != nil {
-			return context.Cause(ctx)
-		}
-		if wait > 0 {
-			t := time.NewTimer(wait)
-			select {
-			case <-ctx.Done():
-				t.Stop()
-				return context.Cause(ctx)
-			case <-t.C:
-			}
-			if wait *= 2; c.s.c.maxBackoff > 0 && wait > c.s.c.maxBackoff {
-				wait = c.s.c.maxBackoff
-			}
-		}
-		if err = c.h(mctx, r); err == nil {
-			return nil
-		}
-	}
-	err = fmt.Errorf("%w (%d attempts): %w", ErrRetriesExhausted, c.s.c.attempts, err)
+	err = fmt.Errorf("%w (%d attempts): %w", ErrRetriesExhausted, c.s.c.retry.Attempts, err)
 	if c.s.c.refused != nil {
-		return c.s.c.refused(mctx, r, err)
+		err = c.s.c.refused(mctx, r, err)
+		return err == nil, err
 	}
-	return err
+	return false, err
 }

@@ -254,7 +254,7 @@ func (c *Consumer) handOverPoll(ctx context.Context, cl *kgo.Client, g, env stri
 				stop = true
 				break
 			}
-			if err = c.handle(ctx, r, d); err != nil {
+			if _, err = c.handle(ctx, r, d); err != nil {
 				break
 			}
 			handled++

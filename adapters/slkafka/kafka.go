@@ -72,9 +72,7 @@ type config struct {
 	groupNaming shadow.Naming
 	groups      map[string]struct{}
 	refused     RefusedFunc
-	attempts    int
-	backoff     time.Duration
-	maxBackoff  time.Duration
+	retry       bus.Retry
 	fetchErr    FetchErrorFunc
 	rt          *shadowlane.Runtime
 	poll        time.Duration
@@ -155,7 +153,7 @@ func WithRefused(f RefusedFunc) Option { return optionFunc(func(c *config) { c.r
 // without a callback it stops the consumer uncommitted, as without retries.
 // When the consumer stops during a wait, the record is not committed.
 func WithRetry(attempts int, backoff, maxBackoff time.Duration) Option {
-	return optionFunc(func(c *config) { c.attempts, c.backoff, c.maxBackoff = attempts, backoff, maxBackoff })
+	return optionFunc(func(c *config) { c.retry = bus.Retry{Attempts: attempts, Backoff: backoff, MaxBackoff: maxBackoff} })
 }
 
 // WithFetchErrors sets a callback for the errors franz-go reports in polls
@@ -202,8 +200,8 @@ func New(opts ...Option) (*Shadow, error) {
 	if err := c.groupNaming.Validate(); err != nil {
 		return nil, fmt.Errorf("%w: group naming: %w", ErrConfig, err)
 	}
-	if c.attempts < 0 || c.backoff < 0 || c.maxBackoff < 0 || (c.maxBackoff > 0 && c.maxBackoff < c.backoff) {
-		return nil, fmt.Errorf("%w: retry attempts %d, backoff %s, max %s: want attempts >= 0 and 0 <= backoff <= max (or max 0)", ErrConfig, c.attempts, c.backoff, c.maxBackoff)
+	if err := c.retry.Validate(); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 	}
 	for g := range c.groups {
 		if g == "" || c.groupNaming.IsShadow(g) {
