@@ -128,14 +128,15 @@ func (c *Consumer) Run(ctx context.Context) error {
 				wg.Go(func() { tp.watch(ctx, fail) })
 			}
 		}
-		h := runHandler{ConsumerGroupHandler: groupHandler{s: c.s, group: c.group, h: c.h, tp: tp}, fail: fail}
+		log := &handledLog{}
+		h := runHandler{ConsumerGroupHandler: groupHandler{s: c.s, group: c.group, h: c.h, tp: tp, log: log}, fail: fail}
 		wg.Go(func() {
 			for rejoin := false; ctx.Err() == nil; rejoin = true {
 				// A lane that left joins again once its env is back.
 				if rejoin && c.s.r.Env() != "" && !c.s.wait(ctx, c.group, bus.Decision{}) {
 					return
 				}
-				if err := c.join(ctx, p, h); err != nil {
+				if err := c.join(ctx, p, h, log); err != nil {
 					fail(err)
 					return
 				}
@@ -148,7 +149,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 
 // join consumes p's group until ctx is done, an error, or (for a lane
 // instance) its env left the lanes: then the group is left.
-func (c *Consumer) join(ctx context.Context, p Plan, h runHandler) error {
+func (c *Consumer) join(ctx context.Context, p Plan, h runHandler, log *handledLog) error {
 	if c.s.r.Env() != "" {
 		if err := pinStart(c.addrs, c.cfg, p.Group, p.Topics); err != nil {
 			return fmt.Errorf("slsarama: group %q: fix the lane's start: %w", p.Group, err)
@@ -193,6 +194,9 @@ func (c *Consumer) join(ctx context.Context, p Plan, h runHandler) error {
 	}
 	for sctx.Err() == nil {
 		err := cg.Consume(sctx, p.Topics, h)
+		// The session ended (and flushed its marks): count what it
+		// handled and could not commit.
+		c.settleSession(p, log)
 		if sctx.Err() != nil {
 			return nil
 		}

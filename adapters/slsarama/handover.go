@@ -263,7 +263,7 @@ func (hh *handOverHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim 
 					hh.done() // the lane is back, or the kill switch holds it
 					return nil
 				}
-				if err := hh.g.handle(sess.Context(), msg, dec.Mark); err != nil {
+				if _, err := hh.g.handle(sess.Context(), msg, dec.Mark); err != nil {
 					hh.mu.Lock()
 					hh.failed = err
 					hh.mu.Unlock()
@@ -318,4 +318,78 @@ func (tp *trunkPlan) commitOnce(sess sarama.ConsumerGroupSession, group string, 
 		return kerr
 	}
 	return nil
+}
+
+// handledLog notes the offsets a Consumer's group handled in its current
+// session (as spans), so that what the session could not commit is
+// counted when it ends: sarama commits asynchronously, and a handled
+// message whose commit failed comes again to the next consumer (the
+// documented at-least-once duplicate).
+type handledLog struct {
+	mu sync.Mutex
+	m  map[bus.Partition][]bus.Span
+}
+
+// maxLogSpans bounds the spans kept per partition; older ones were
+// committed by sarama's periodic commits long before.
+const maxLogSpans = 4096
+
+func (l *handledLog) add(p bus.Partition, off int64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.m == nil {
+		l.m = map[bus.Partition][]bus.Span{}
+	}
+	list := l.m[p]
+	if n := len(list); n > 0 && list[n-1].To == off {
+		list[n-1].To = off + 1
+		return
+	}
+	if len(list) >= maxLogSpans {
+		list = list[1:]
+	}
+	l.m[p] = append(list, bus.Span{From: off, To: off + 1})
+}
+
+// settle counts the logged offsets at or above each partition's committed
+// offset and empties the log.
+func (l *handledLog) settle(committed func(bus.Partition) int64) int {
+	l.mu.Lock()
+	m := l.m
+	l.m = nil
+	l.mu.Unlock()
+	n := 0
+	for p, list := range m {
+		at := committed(p)
+		for _, sp := range list {
+			if sp.To > at {
+				n += int(sp.To - max(sp.From, at))
+			}
+		}
+	}
+	return n
+}
+
+// settleSession counts what the session of group that just ended handled
+// and could not commit (read back from the broker).
+func (c *Consumer) settleSession(p Plan, log *handledLog) {
+	cl, err := sarama.NewClient(c.addrs, c.cfg)
+	if err != nil {
+		return
+	}
+	defer cl.Close()
+	tp := &trunkPlan{c: c, p: p, cl: cl}
+	offs, err := tp.committed(p.Group)
+	if err != nil {
+		return
+	}
+	n := log.settle(func(part bus.Partition) int64 {
+		if offs != nil {
+			if b := offs.GetBlock(part.Topic, part.Partition); b != nil && b.Err == sarama.ErrNoError && b.Offset >= 0 {
+				return b.Offset
+			}
+		}
+		return 0
+	})
+	c.s.counts.Uncommitted(n, 0)
 }

@@ -48,9 +48,7 @@ type config struct {
 	refused    RefusedFunc
 	rt         *shadowlane.Runtime
 	poll       time.Duration
-	attempts   int
-	backoff    time.Duration
-	maxBackoff time.Duration
+	retry      bus.Retry
 }
 
 // WithRetry makes a claim try a message whose handler failed again, up to
@@ -62,7 +60,7 @@ type config struct {
 // claim ends unmarked, as without retries. When the session ends during a
 // wait, the message is not marked.
 func WithRetry(attempts int, backoff, maxBackoff time.Duration) Option {
-	return optionFunc(func(c *config) { c.attempts, c.backoff, c.maxBackoff = attempts, backoff, maxBackoff })
+	return optionFunc(func(c *config) { c.retry = bus.Retry{Attempts: attempts, Backoff: backoff, MaxBackoff: maxBackoff} })
 }
 
 // ErrRetriesExhausted is wrapped by the error a [RefusedFunc] gets for a
@@ -158,8 +156,8 @@ func New(opts ...Option) (*Shadow, error) {
 	if err := c.groups.Validate(); err != nil {
 		return nil, fmt.Errorf("%w: group naming: %w", ErrConfig, err)
 	}
-	if c.attempts < 0 || c.backoff < 0 || c.maxBackoff < 0 || (c.maxBackoff > 0 && c.maxBackoff < c.backoff) {
-		return nil, fmt.Errorf("%w: retry attempts %d, backoff %s, max %s: want attempts >= 0 and 0 <= backoff <= max (or max 0)", ErrConfig, c.attempts, c.backoff, c.maxBackoff)
+	if err := c.retry.Validate(); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 	}
 	for g := range c.shadowGrps {
 		if g == "" || c.groups.IsShadow(g) {
@@ -355,6 +353,7 @@ type groupHandler struct {
 	group string
 	h     MessageHandler
 	tp    *trunkPlan // a Consumer's trunk plan: hand-over ledger, floors, refusal commits
+	log   *handledLog
 }
 
 func (g groupHandler) Setup(sess sarama.ConsumerGroupSession) error {
@@ -421,6 +420,7 @@ func (g groupHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim saram
 					}
 				}
 			}
+			refused := false
 			switch dec.Action {
 			case bus.Refuse:
 				if f := g.s.c.refused; f != nil {
@@ -428,56 +428,43 @@ func (g groupHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim saram
 						return err
 					}
 				}
-				meta := g.mark(sess, msg)
-				if g.tp != nil {
-					g.tp.commitRefusal(sess, g.tp.p.Group, msg, meta)
-				}
-				continue
+				refused = true
 			case bus.Handle:
-				if err := g.handle(sess.Context(), msg, dec.Mark); err != nil {
+				r, err := g.handle(sess.Context(), msg, dec.Mark)
+				if err != nil {
 					return err
 				}
+				if refused = r; !r && g.log != nil {
+					g.log.add(partOf(msg), msg.Offset)
+				}
 			}
-			g.mark(sess, msg)
+			meta := g.mark(sess, msg)
+			if refused && g.tp != nil {
+				// A refusal is committed at once (retrying a rejected
+				// commit), so that it reaches the callback once even when
+				// a later commit of the session fails.
+				g.tp.commitRefusal(sess, g.tp.p.Group, msg, meta)
+			}
 		}
 	}
 }
 
 // handle runs the handler with the retries of [WithRetry]; after the last
-// failed attempt the message goes to the refusal callback.
-func (g groupHandler) handle(ctx context.Context, msg *sarama.ConsumerMessage, m propagation.Mark) error {
+// failed attempt the message goes to the refusal callback (refused: it
+// did, and the callback returned nil).
+func (g groupHandler) handle(ctx context.Context, msg *sarama.ConsumerMessage, m propagation.Mark) (refused bool, err error) {
 	c := &g.s.c
 	mctx := propagation.With(ctx, m)
-	err := g.h(mctx, msg)
-	if err == nil || c.attempts <= 1 {
-		return err
+	exhausted, err := c.retry.Do(ctx, func() error { return g.h(mctx, msg) })
+	if !exhausted {
+		return false, err
 	}
-	wait := c.backoff
-	for n := 2; n <= c.attempts; n++ {
-		if wait > 0 {
-			t := time.NewTimer(wait)
-			select {
-			case <-ctx.Done():
-				t.Stop()
-				return ctx.Err()
-			case <-t.C:
-			}
-			if wait *= 2; c.maxBackoff > 0 && wait > c.maxBackoff {
-				wait = c.maxBackoff
-			}
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		if err = g.h(mctx, msg); err == nil {
-			return nil
-		}
-	}
-	err = fmt.Errorf("%w (%d attempts): %w", ErrRetriesExhausted, c.attempts, err)
+	err = fmt.Errorf("%w (%d attempts): %w", ErrRetriesExhausted, c.retry.Attempts, err)
 	if c.refused != nil {
-		return c.refused(mctx, msg, err)
+		err = c.refused(mctx, msg, err)
+		return err == nil, err
 	}
-	return err
+	return false, err
 }
 
 // wait waits until a claim that waited on d may take messages again; false
