@@ -216,8 +216,13 @@ func (c *Consumer) runClient(ctx context.Context, p Plan, h *handovers, fail fun
 		// A lane group that committed resumes where it left off.
 		opts = append(opts, kgo.ConsumeResetOffset(kgo.NewOffset().AtEnd()))
 	}
-	if h != nil {
+	var w *window
+	switch {
+	case h != nil:
 		opts = append(opts, kgo.OnPartitionsAssigned(h.onAssigned))
+	case c.s.r.Env() != "" && c.s.r.Config().Lanes != nil:
+		w = newWindow()
+		opts = append(opts, kgo.OnPartitionsAssigned(w.onAssigned))
 	}
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
@@ -236,6 +241,15 @@ func (c *Consumer) runClient(ctx context.Context, p Plan, h *handovers, fail fun
 		pcancel()
 		if fs.IsClientClosed() || ctx.Err() != nil {
 			return false, nil
+		}
+		if w != nil {
+			if err := c.loadWindow(ctx, cl, p.Group, w); err != nil {
+				cl.AllowRebalance()
+				if ctx.Err() != nil {
+					return false, nil
+				}
+				return false, err
+			}
 		}
 		if h != nil {
 			if err := c.loadAssigned(ctx, cl, p.Group, h); err != nil {
@@ -289,6 +303,18 @@ func (c *Consumer) runClient(ctx context.Context, p Plan, h *handovers, fail fun
 						break
 					}
 				}
+				if w != nil && d.Action == bus.Handle && w.isOpen(part(r)) {
+					skipped, err := c.trunkSkipped(ctx, cl, p, w, d.Mark.Env, r)
+					if herr = err; herr != nil {
+						break
+					}
+					if skipped {
+						w.close(part(r)) // the trunk skips from here on
+					} else {
+						c.s.counts.StartSkipped(1) // the trunk handled it
+						d.Action = bus.Skip
+					}
+				}
 				if d.Action == bus.Wait {
 					wait = &d
 				} else {
@@ -304,7 +330,7 @@ func (c *Consumer) runClient(ctx context.Context, p Plan, h *handovers, fail fun
 						// A refusal is committed at once (retrying a
 						// rejected commit), so that it reaches the
 						// callback once even when a later commit fails.
-						if herr = c.commit(ctx, cl, p.Group, h, &b, 3); herr != nil {
+						if herr = c.commit(ctx, cl, p.Group, c.metaOf(h, w), &b, 3); herr != nil {
 							break
 						}
 					}
@@ -325,7 +351,7 @@ func (c *Consumer) runClient(ctx context.Context, p Plan, h *handovers, fail fun
 			}
 		}
 		// What was handled before a handler failed is committed too.
-		if err := c.commit(ctx, cl, p.Group, h, &b, 1); err != nil && herr == nil {
+		if err := c.commit(ctx, cl, p.Group, c.metaOf(h, w), &b, 1); err != nil && herr == nil {
 			cl.AllowRebalance()
 			return false, err
 		}
@@ -382,7 +408,7 @@ func (b *batch) add(r *kgo.Record, a bus.Action) {
 // empties b. A commit that failed on every attempt is counted: its
 // handled and refused records come again to the next consumer of the
 // group (the documented at-least-once duplicates).
-func (c *Consumer) commit(ctx context.Context, cl *kgo.Client, group string, h *handovers, b *batch, attempts int) error {
+func (c *Consumer) commit(ctx context.Context, cl *kgo.Client, group string, meta func(bus.Partition) string, b *batch, attempts int) error {
 	if len(b.done) == 0 {
 		return nil
 	}
@@ -390,7 +416,7 @@ func (c *Consumer) commit(ctx context.Context, cl *kgo.Client, group string, h *
 	wait := 100 * time.Millisecond
 	for n := 1; n <= attempts; n++ {
 		cctx, ccancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		err = cl.CommitRecords(c.commitCtx(cctx, h), b.done...)
+		err = cl.CommitRecords(commitCtx(cctx, meta), b.done...)
 		ccancel()
 		if err == nil || n == attempts || ctx.Err() != nil {
 			break

@@ -92,21 +92,36 @@ func (c *Consumer) loadAssigned(ctx context.Context, cl *kgo.Client, group strin
 	return nil
 }
 
+// metaOf returns the commit metadata of a partition: the trunk's spans
+// (h), a lane's start window (w), or nil (franz-go's default).
+func (c *Consumer) metaOf(h *handovers, w *window) func(bus.Partition) string {
+	switch {
+	case h != nil:
+		return func(p bus.Partition) string {
+			meta, ok := h.Metadata(p)
+			if !ok {
+				c.s.counts.Unpersisted()
+			}
+			return meta
+		}
+	case w != nil:
+		return w.meta
+	}
+	return nil
+}
+
 // commitCtx returns ctx carrying the hook that writes each partition's
-// spans into the commit's metadata.
-func (c *Consumer) commitCtx(ctx context.Context, h *handovers) context.Context {
-	if h == nil {
+// metadata (meta) into the commit.
+func commitCtx(ctx context.Context, meta func(bus.Partition) string) context.Context {
+	if meta == nil {
 		return ctx
 	}
 	return kgo.PreCommitFnContext(ctx, func(req *kmsg.OffsetCommitRequest) error {
 		for i := range req.Topics {
 			t := &req.Topics[i]
 			for j := range t.Partitions {
-				meta, ok := h.Metadata(bus.Partition{Topic: t.Topic, Partition: t.Partitions[j].Partition})
-				if !ok {
-					c.s.counts.Unpersisted()
-				}
-				t.Partitions[j].Metadata = &meta
+				m := meta(bus.Partition{Topic: t.Topic, Partition: t.Partitions[j].Partition})
+				t.Partitions[j].Metadata = &m
 			}
 		}
 		return nil

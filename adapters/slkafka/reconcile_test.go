@@ -273,6 +273,8 @@ func TestReconcileKafka(t *testing.T) {
 
 	// A poison record first: its refusal's commit is rejected once.
 	send(ctx, "X-R-0")
+	inflight.Wait()
+	lg.waitIDs(t, "the first poison", []string{"X-R-0"})
 	quarter := n / 4
 	var pm struct {
 		sync.Mutex

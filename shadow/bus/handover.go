@@ -360,3 +360,30 @@ func covered(list []Span, sp Span) bool {
 	}
 	return false
 }
+
+// StartMetadata is the commit metadata a new lane group's start is
+// pinned with (and that the lane keeps writing for a partition while its
+// start window is open): the lane's first records of that partition may
+// have been handled by the trunk before the trunk saw the lane listed, so
+// the lane checks each against the trunk's commits ([TrunkDecision])
+// until the first one the trunk skipped.
+const StartMetadata = "shadowlane.start/1"
+
+// TrunkDecision reads, from the trunk group's commit of a partition
+// (committed: its offset, ok false when it has none; meta: its metadata),
+// what the trunk did with env's record at off: decided is false while the
+// trunk has not committed past it; skipped reports that it lies in one of
+// the spans the trunk skipped for env (the lane's to handle) and not that
+// the trunk handled it.
+func TrunkDecision(committed int64, ok bool, meta, env string, off int64) (skipped, decided bool) {
+	if !ok || committed <= off {
+		return false, false
+	}
+	spans, _ := ParseMetadata(meta)
+	for _, sp := range spans[env] {
+		if off >= sp.From && off < sp.To {
+			return true, true
+		}
+	}
+	return false, true
+}

@@ -144,3 +144,26 @@ func FuzzParseMetadata(f *testing.F) {
 		}
 	})
 }
+
+func TestTrunkDecision(t *testing.T) {
+	meta := "shadowlane.skips/1;proj-a=10-20;proj-b=5-6"
+	for _, c := range []struct {
+		committed        int64
+		ok               bool
+		meta, env        string
+		off              int64
+		skipped, decided bool
+	}{
+		{0, false, "", "proj-a", 3, false, false},    // the trunk never committed
+		{12, true, meta, "proj-a", 12, false, false}, // not past it yet
+		{30, true, meta, "proj-a", 12, true, true},   // skipped for the lane
+		{30, true, meta, "proj-a", 25, false, true},  // handled by the trunk
+		{30, true, meta, "proj-b", 12, false, true},  // another env's span
+		{30, true, "", "proj-a", 12, false, true},    // no spans: the trunk's
+	} {
+		s, d := bus.TrunkDecision(c.committed, c.ok, c.meta, c.env, c.off)
+		if s != c.skipped || d != c.decided {
+			t.Errorf("%+v: skipped %v decided %v", c, s, d)
+		}
+	}
+}
