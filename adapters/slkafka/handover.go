@@ -129,8 +129,10 @@ func commitCtx(ctx context.Context, meta func(bus.Partition) string) context.Con
 }
 
 // floor returns the lane floor of env on r's partition (see
-// [bus.Skips.Floor]), reading the lane group's committed offsets once its
-// group has no members (the lane left; bounded wait).
+// [bus.Skips.Floor]), reading the lane group's committed offsets; when the
+// trunk skipped env's records (its lane was live) it first waits until the
+// lane's group has no members (the lane left; bounded wait), so that the
+// lane's last commit is in.
 func (c *Consumer) floor(ctx context.Context, p Plan, h *handovers, env string, r *kgo.Record) (int64, error) {
 	if at, known := h.Floor(env, part(r)); known {
 		return at, nil
@@ -145,7 +147,7 @@ func (c *Consumer) floor(ctx context.Context, p Plan, h *handovers, env string, 
 	fctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 wait:
-	for {
+	for h.Has(env) { // a lane that skipped nothing for the trunk handled nothing: no need to wait
 		ds, err := adm.DescribeGroups(fctx, g)
 		if err != nil {
 			break // read the offsets as they are

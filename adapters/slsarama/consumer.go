@@ -112,24 +112,28 @@ func (c *Consumer) Run(ctx context.Context) error {
 		once.Do(func() { first = err })
 		cancel(err)
 	}
-	var cl sarama.Client
-	if c.s.r.Env() == "" {
-		var err error
-		if cl, err = sarama.NewClient(c.addrs, c.cfg); err != nil {
-			return fmt.Errorf("slsarama: client: %w", err)
-		}
-		defer cl.Close()
+	cl, err := sarama.NewClient(c.addrs, c.cfg)
+	if err != nil {
+		return fmt.Errorf("slsarama: client: %w", err)
 	}
+	defer cl.Close()
+	lanes := c.s.r.Config().Lanes != nil
 	for _, p := range c.plans {
-		var tp *trunkPlan
-		if cl != nil {
+		var (
+			tp  *trunkPlan
+			win *laneWindow
+		)
+		switch {
+		case c.s.r.Env() == "":
 			tp = &trunkPlan{c: c, p: p, cl: cl, skips: bus.NewSkips()}
-			if c.s.r.Config().Lanes != nil {
+			if lanes {
 				wg.Go(func() { tp.watch(ctx, fail) })
 			}
+		case lanes:
+			win = &laneWindow{c: c, p: p, cl: cl, open: map[bus.Partition]bool{}}
 		}
 		log := &handledLog{}
-		h := runHandler{ConsumerGroupHandler: groupHandler{s: c.s, group: c.group, h: c.h, tp: tp, log: log}, fail: fail}
+		h := runHandler{ConsumerGroupHandler: groupHandler{s: c.s, group: c.group, h: c.h, tp: tp, win: win, log: log}, fail: fail}
 		wg.Go(func() {
 			for rejoin := false; ctx.Err() == nil; rejoin = true {
 				// A lane that left joins again once its env is back.
@@ -268,7 +272,7 @@ func pinStart(addrs []string, cfg *sarama.Config, group string, topics []string)
 			if err != nil {
 				return err
 			}
-			req.AddBlock(topic, part, end, 0, "")
+			req.AddBlock(topic, part, end, 0, bus.StartMetadata)
 			pinned = true
 		}
 	}

@@ -86,8 +86,10 @@ func (tp *trunkPlan) load(claims map[string][]int32) error {
 }
 
 // floor returns the lane floor of env on p (see [bus.Skips.Floor]),
-// reading the lane group's committed offsets once the group has no
-// members (the lane left; bounded wait).
+// reading the lane group's committed offsets; when the trunk skipped
+// env's messages (its lane was live) it first waits until the lane's group
+// has no members (the lane left; bounded wait), so that the lane's last
+// commit is in.
 func (tp *trunkPlan) floor(ctx context.Context, env string, p bus.Partition) (int64, error) {
 	if at, known := tp.skips.Floor(env, p); known {
 		return at, nil
@@ -98,7 +100,7 @@ func (tp *trunkPlan) floor(ctx context.Context, env string, p bus.Partition) (in
 		return 0, err
 	}
 	deadline := time.Now().Add(15 * time.Second)
-	for time.Now().Before(deadline) && ctx.Err() == nil {
+	for tp.skips.Has(env) && time.Now().Before(deadline) && ctx.Err() == nil {
 		ds, err := adm.DescribeConsumerGroups([]string{g})
 		if err != nil || len(ds) != 1 || len(ds[0].Members) == 0 {
 			break

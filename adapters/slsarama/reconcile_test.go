@@ -308,6 +308,7 @@ func TestReconcileSarama(t *testing.T) {
 	envB := propagation.With(ctx, propagation.Mark{Env: "proj-b"})
 
 	send(ctx, "X-R-0") // a poison first: its refusal's commit is rejected once
+	lg.waitIDs(t, "the first poison", []string{"X-R-0"})
 	quarter := n / 4
 	var pm struct {
 		sync.Mutex

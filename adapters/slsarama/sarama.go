@@ -352,13 +352,17 @@ type groupHandler struct {
 	s     *Shadow
 	group string
 	h     MessageHandler
-	tp    *trunkPlan // a Consumer's trunk plan: hand-over ledger, floors, refusal commits
+	tp    *trunkPlan  // a Consumer's trunk plan: hand-over ledger, floors, refusal commits
+	win   *laneWindow // a Consumer's lane plan: the start window
 	log   *handledLog
 }
 
 func (g groupHandler) Setup(sess sarama.ConsumerGroupSession) error {
-	if g.tp != nil {
+	switch {
+	case g.tp != nil:
 		return g.tp.load(sess.Claims())
+	case g.win != nil:
+		return g.win.load(sess.Claims())
 	}
 	return nil
 }
@@ -369,11 +373,14 @@ func (groupHandler) Cleanup(sarama.ConsumerGroupSession) error { return nil }
 // the metadata for a Consumer's trunk.
 func (g groupHandler) mark(sess sarama.ConsumerGroupSession, msg *sarama.ConsumerMessage) string {
 	meta := ""
-	if g.tp != nil {
+	switch {
+	case g.tp != nil:
 		var ok bool
 		if meta, ok = g.tp.skips.Metadata(partOf(msg)); !ok {
 			g.s.counts.Unpersisted()
 		}
+	case g.win != nil:
+		meta = g.win.meta(partOf(msg))
 	}
 	sess.MarkMessage(msg, meta)
 	return meta
@@ -418,6 +425,18 @@ func (g groupHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim saram
 							dec.Action = bus.Skip
 						}
 					}
+				}
+			}
+			if g.win != nil && dec.Action == bus.Handle && g.win.isOpen(partOf(msg)) {
+				skipped, err := g.win.trunkSkipped(sess.Context(), dec.Mark.Env, msg)
+				if err != nil {
+					return err
+				}
+				if skipped {
+					g.win.close(partOf(msg)) // the trunk skips from here on
+				} else {
+					g.s.counts.StartSkipped(1) // the trunk handled it
+					dec.Action = bus.Skip
 				}
 			}
 			refused := false

@@ -168,6 +168,15 @@ func (s *Skips) Tracking() bool {
 	return len(s.open) > 0 || len(s.closed) > 0 || len(s.running) > 0
 }
 
+// Has reports whether the ledger holds spans of env: the trunk skipped
+// env's records for a live lane, so the lane may be leaving now (a trunk
+// reading the lane's floor then waits for the lane to leave its group).
+func (s *Skips) Has(env string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.open[env]) > 0 || len(s.closed[env]) > 0 || len(s.running[env]) > 0
+}
+
 // Due closes the open spans of every env that takes reports the trunk
 // takes again, and returns the backlog of each env to hand over now
 // (closed spans, no hand-over of the env running, and takes(env) true);
