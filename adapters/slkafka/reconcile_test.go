@@ -326,10 +326,19 @@ func TestReconcileKafka(t *testing.T) {
 	start(trunk, handler("trunk", nil))
 	lg.waitIDs(t, "phase 1", append(append([]string{}, a1...), b1...))
 
-	// proj-a's lane starts (its groups pinned at the end), then is
-	// listed. A third trunk instance joins (a rebalance), poison and
-	// malformed records arrive.
+	// proj-a's lane starts (its groups pinned at the end); proj-a records
+	// sent before it is listed are the trunk's, and the lane passes over
+	// them in its start window (issue 18: a late lane's start window);
+	// then it is listed. A third trunk instance joins (a rebalance),
+	// poison and malformed records arrive.
 	start(laneA, handler("lane-a", nil))
+	var aw []string
+	for i := range 20 {
+		aw = append(aw, fmt.Sprintf("W-%05d", i))
+		send(envA, aw[i])
+	}
+	inflight.Wait()
+	lg.waitIDs(t, "proj-a before its lane is listed", aw)
 	lanes.Store(envtag.StaticLanes{"svc": {"proj-a"}})
 	send(ctx, "X-P-0")
 	send(run, "X-M-0")
@@ -352,7 +361,7 @@ func TestReconcileKafka(t *testing.T) {
 	bg.Wait()
 	inflight.Wait()
 	all := append([]string{"X-R-0", "X-P-0", "X-M-0"}, bad...)
-	for _, s := range [][]string{pm.p, pm.m, a1, a2, b1, b2} {
+	for _, s := range [][]string{pm.p, pm.m, a1, aw, a2, b1, b2} {
 		all = append(all, s...)
 	}
 	lg.waitIDs(t, "all", all)
@@ -395,6 +404,7 @@ func TestReconcileKafka(t *testing.T) {
 	check(pm.p, "trunk", "", "")
 	check(pm.m, "trunk", "r1", "")
 	check(a1, "trunk", "", "proj-a")
+	check(aw, "trunk", "", "proj-a")
 	check(a2, "lane-a", "", "proj-a")
 	check(b1, "lane-b", "", "proj-b")
 	check(b2, "trunk", "", "proj-b")
@@ -453,10 +463,10 @@ func TestReconcileKafka(t *testing.T) {
 			t.Errorf("broker: %s on the shadow topic with run %q", id, run)
 		}
 	}
-	wantProd := len(pm.p) + len(a1) + len(a2) + len(b1) + len(b2) + 2 + len(bad)
+	wantProd := len(pm.p) + len(a1) + len(aw) + len(a2) + len(b1) + len(b2) + 2 + len(bad)
 	if len(prod) != wantProd || len(sh) != len(pm.m)+1 {
 		t.Errorf("broker: production topic %d ids (want %d), shadow topic %d (want %d)", len(prod), wantProd, len(sh), len(pm.m)+1)
 	}
-	t.Logf("kafka reconcile: sent %d (production %d, marked %d, proj-a %d+%d, proj-b %d+%d, poison 3, malformed %d); broker: production topic %d, shadow topic %d, %d groups at the end; handled %d ids, at-least-once duplicates %d (rejected commit; counted %d); refused %d; passed over below the dropped lane's floor %d",
-		wantProd+len(sh), len(pm.p), len(pm.m), len(a1), len(a2), len(b1), len(b2), len(bad), len(prod), len(sh), len(groups), len(lg.handled), dups, st.Uncommitted, len(lg.refused), st.FloorSkipped)
+	t.Logf("kafka reconcile: sent %d (production %d, marked %d, proj-a %d+%d+%d, proj-b %d+%d, poison 3, malformed %d); broker: production topic %d, shadow topic %d, %d groups at the end; handled %d ids, at-least-once duplicates %d (rejected commit; counted %d); refused %d; passed over below the dropped lane's floor %d; passed over in the late lane's start window %d",
+		wantProd+len(sh), len(pm.p), len(pm.m), len(a1), len(aw), len(a2), len(b1), len(b2), len(bad), len(prod), len(sh), len(groups), len(lg.handled), dups, st.Uncommitted, len(lg.refused), st.FloorSkipped, laneA.Stats().StartSkipped)
 }

@@ -372,8 +372,17 @@ func TestReconcileSarama(t *testing.T) {
 
 	// proj-a's lane joins (new group: newest offset), then is listed. A
 	// third trunk instance joins mid-phase (a rebalance).
+	// proj-a messages sent before it is listed are the trunk's; the lane
+	// passes over them in its start window (issue 18: a late lane's start
+	// window).
 	start(laneA, handler("lane-a", nil))
 	waitJoined(laneA.Group("svc"), 1)
+	var aw []string
+	for i := range 20 {
+		aw = append(aw, fmt.Sprintf("W-%05d", i))
+		send(envA, aw[i])
+	}
+	lg.waitIDs(t, "proj-a before its lane is listed", aw)
 	lanes.Store(envtag.StaticLanes{"svc": {"proj-a"}})
 	send(ctx, "X-P-0")
 	send(run, "X-M-0")
@@ -401,7 +410,7 @@ func TestReconcileSarama(t *testing.T) {
 	ph.Wait()
 	bg.Wait()
 	all := append([]string{"X-R-0", "X-P-0", "X-M-0"}, bad...)
-	for _, s := range [][]string{pm.p, pm.m, a1, a2, b1, b2} {
+	for _, s := range [][]string{pm.p, pm.m, a1, aw, a2, b1, b2} {
 		all = append(all, s...)
 	}
 	lg.waitIDs(t, "all", all)
@@ -435,6 +444,7 @@ func TestReconcileSarama(t *testing.T) {
 	check(pm.p, "trunk", "", "")
 	check(pm.m, "trunk", "r1", "")
 	check(a1, "trunk", "", "proj-a")
+	check(aw, "trunk", "", "proj-a")
 	check(a2, "lane-a", "", "proj-a")
 	check(b1, "lane-b", "", "proj-b")
 	check(b2, "trunk", "", "proj-b")
@@ -517,10 +527,10 @@ func TestReconcileSarama(t *testing.T) {
 			t.Errorf("broker: %s on the shadow topic with run %q", id, h[slsarama.HeaderRun])
 		}
 	}
-	wantProd := len(pm.p) + len(a1) + len(a2) + len(b1) + len(b2) + 2 + len(bad)
+	wantProd := len(pm.p) + len(a1) + len(aw) + len(a2) + len(b1) + len(b2) + 2 + len(bad)
 	if len(prod) != wantProd || len(sh) != len(pm.m)+1 {
 		t.Errorf("broker: production topic %d ids (want %d), shadow topic %d (want %d)", len(prod), wantProd, len(sh), len(pm.m)+1)
 	}
-	t.Logf("sarama reconcile: sent %d (production %d, marked %d, proj-a %d+%d, proj-b %d+%d, poison 3, malformed %d); broker: production topic %d, shadow topic %d, %d groups at the end; handled %d ids, at-least-once duplicates %d (rejected commits: %d; counted %d); refused %d; passed over below the dropped lane's floor %d",
-		wantProd+len(sh), len(pm.p), len(pm.m), len(a1), len(a2), len(b1), len(b2), len(bad), len(prod), len(sh), len(groups), len(lg.handled), dups, rejectedCommits.Load(), st.Uncommitted, len(lg.refused), st.FloorSkipped)
+	t.Logf("sarama reconcile: sent %d (production %d, marked %d, proj-a %d+%d+%d, proj-b %d+%d, poison 3, malformed %d); broker: production topic %d, shadow topic %d, %d groups at the end; handled %d ids, at-least-once duplicates %d (rejected commits: %d; counted %d); refused %d; passed over below the dropped lane's floor %d; passed over in the late lane's start window %d",
+		wantProd+len(sh), len(pm.p), len(pm.m), len(a1), len(aw), len(a2), len(b1), len(b2), len(bad), len(prod), len(sh), len(groups), len(lg.handled), dups, rejectedCommits.Load(), st.Uncommitted, len(lg.refused), st.FloorSkipped, laneA.Stats().StartSkipped)
 }
