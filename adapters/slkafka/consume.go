@@ -11,7 +11,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/shadowlane/shadowlane/propagation"
-	"github.com/shadowlane/shadowlane/shadow"
 	"github.com/shadowlane/shadowlane/shadow/bus"
 )
 
@@ -34,15 +33,9 @@ func decode(r *kgo.Record) bus.Decoder {
 // mark on a production topic (an anomaly, [shadow.ErrBlocked]) are a
 // [*shadow.Error], and the record must not be handled.
 func (s *Shadow) Mark(r *kgo.Record) (propagation.Mark, error) {
-	d := decode(r)
-	m, bad := d.Mark()
-	switch {
-	case bad != bus.NoField:
-		return propagation.Mark{}, shadow.Refuse(Store, r.Topic, "malformed or conflicting "+bad.Name()+" header", propagation.Mark{}, shadow.ErrUnsupported)
-	case m.Run != "" && !s.r.IsShadow(r.Topic):
-		return propagation.Mark{}, shadow.Refuse(Store, r.Topic, "run mark on a production topic (an anomaly)", m, shadow.ErrBlocked)
-	case m.Run == "" && s.r.IsShadow(r.Topic):
-		m.Run = s.r.Config().FallbackRun
+	m, err := s.r.Mark(r.Topic, ptr(decode(r)))
+	if err != nil {
+		return propagation.Mark{}, err
 	}
 	return m, nil
 }
@@ -65,11 +58,7 @@ func (s *Shadow) Context(parent context.Context, r *kgo.Record) (context.Context
 func (s *Shadow) Takes(group string, m propagation.Mark) bool { return s.r.Takes(group, m) }
 
 // Plan is one consumer group a [Consumer] runs.
-type Plan struct {
-	Group  string   // the consumer group joined
-	Topics []string // the topics consumed
-	Shadow bool     // shadow group on shadow topics
-}
+type Plan = bus.Plan
 
 // Consumer runs a handler in a production (or lane) consumer group and,
 // when configured, in the shadow group on the shadow topics beside it.
@@ -104,31 +93,14 @@ func (c *Consumer) Started() <-chan struct{} { return c.started }
 // Production topics that are already shadow names are refused: production
 // consumers never read shadow topics.
 func (s *Shadow) Consumer(group string, topics []string, h Handler, opts ...kgo.Opt) (*Consumer, error) {
-	if group == "" || s.c.groupNaming.IsShadow(group) || s.r.IsLaneName(group) {
-		return nil, fmt.Errorf("%w: consumer group %q is empty, a shadow name or a lane name; give the production group", ErrConfig, group)
-	}
-	if len(topics) == 0 {
-		return nil, fmt.Errorf("%w: no topics for group %q", ErrConfig, group)
-	}
 	if h == nil {
 		return nil, fmt.Errorf("%w: nil handler", ErrConfig)
 	}
-	var shadows []string
-	for _, t := range topics {
-		if t == "" || s.r.IsShadow(t) {
-			return nil, fmt.Errorf("%w: topic %q is empty or a shadow topic; production consumers never read shadow topics", ErrConfig, t)
-		}
-		if st, ok := s.ShadowTopic(t); ok {
-			shadows = append(shadows, st)
-		}
+	plans, err := s.r.Plans(s.c.groups, group, topics)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 	}
-	g := s.r.LaneName(group)
-	c := &Consumer{s: s, group: group, h: h, base: slices.Clone(opts), started: make(chan struct{})}
-	c.plans = append(c.plans, Plan{Group: g, Topics: slices.Clone(topics)})
-	if _, ok := s.c.groups[group]; ok && len(shadows) > 0 {
-		c.plans = append(c.plans, Plan{Group: s.c.groupNaming.Shadow(g), Topics: shadows, Shadow: true})
-	}
-	return c, nil
+	return &Consumer{s: s, group: group, h: h, base: slices.Clone(opts), started: make(chan struct{}), plans: plans}, nil
 }
 
 // Plans returns the consumer groups Run joins.
@@ -216,13 +188,20 @@ func (c *Consumer) runClient(ctx context.Context, p Plan, h *handovers, fail fun
 		// A lane group that committed resumes where it left off.
 		opts = append(opts, kgo.ConsumeResetOffset(kgo.NewOffset().AtEnd()))
 	}
-	var w *window
+	var (
+		w    *window
+		as   *assigned
+		load func(bus.Partition, string)
+	)
 	switch {
 	case h != nil:
-		opts = append(opts, kgo.OnPartitionsAssigned(h.onAssigned))
+		as, load = &assigned{}, func(p bus.Partition, meta string) { h.Load(p, meta) }
 	case c.s.r.Env() != "" && c.s.r.Config().Lanes != nil:
-		w = newWindow()
-		opts = append(opts, kgo.OnPartitionsAssigned(w.onAssigned))
+		w = &window{}
+		as, load = &assigned{}, w.Load
+	}
+	if as != nil {
+		opts = append(opts, kgo.OnPartitionsAssigned(as.onAssigned))
 	}
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
@@ -242,17 +221,8 @@ func (c *Consumer) runClient(ctx context.Context, p Plan, h *handovers, fail fun
 		if fs.IsClientClosed() || ctx.Err() != nil {
 			return false, nil
 		}
-		if w != nil {
-			if err := c.loadWindow(ctx, cl, p.Group, w); err != nil {
-				cl.AllowRebalance()
-				if ctx.Err() != nil {
-					return false, nil
-				}
-				return false, err
-			}
-		}
-		if h != nil {
-			if err := c.loadAssigned(ctx, cl, p.Group, h); err != nil {
+		if as != nil {
+			if err := loadCommitted(ctx, cl, p.Group, as, load); err != nil {
 				cl.AllowRebalance()
 				if ctx.Err() != nil {
 					return false, nil
@@ -303,13 +273,13 @@ func (c *Consumer) runClient(ctx context.Context, p Plan, h *handovers, fail fun
 						break
 					}
 				}
-				if w != nil && d.Action == bus.Handle && w.isOpen(part(r)) {
+				if w != nil && d.Action == bus.Handle && w.IsOpen(part(r)) {
 					skipped, err := c.trunkSkipped(ctx, cl, p, w, d.Mark.Env, r)
 					if herr = err; herr != nil {
 						break
 					}
 					if skipped {
-						w.close(part(r)) // the trunk skips from here on
+						w.Close(part(r)) // the trunk skips from here on
 					} else {
 						c.s.counts.StartSkipped(1) // the trunk handled it
 						d.Action = bus.Skip

@@ -41,35 +41,38 @@ import (
 type handovers struct {
 	*bus.Skips
 	wg sync.WaitGroup
-
-	mu       sync.Mutex
-	assigned map[string][]int32 // partitions whose committed spans are not loaded yet
 }
 
 func newHandovers() *handovers { return &handovers{Skips: bus.NewSkips()} }
 
 func part(r *kgo.Record) bus.Partition { return bus.Partition{Topic: r.Topic, Partition: r.Partition} }
 
-// onAssigned notes partitions to load the spans of (kgo's
-// OnPartitionsAssigned; the poll loop loads them).
-func (h *handovers) onAssigned(_ context.Context, _ *kgo.Client, m map[string][]int32) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.assigned == nil {
-		h.assigned = map[string][]int32{}
+// assigned queues the partitions franz-go assigned (OnPartitionsAssigned)
+// until the poll loop reads their committed metadata (loadCommitted).
+type assigned struct {
+	mu sync.Mutex
+	m  map[string][]int32
+}
+
+func (a *assigned) onAssigned(_ context.Context, _ *kgo.Client, m map[string][]int32) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.m == nil {
+		a.m = map[string][]int32{}
 	}
 	for t, ps := range m {
-		h.assigned[t] = append(h.assigned[t], ps...)
+		a.m[t] = append(a.m[t], ps...)
 	}
 }
 
-// loadAssigned reads the committed metadata of the partitions assigned
-// since the last call and loads their spans.
-func (c *Consumer) loadAssigned(ctx context.Context, cl *kgo.Client, group string, h *handovers) error {
-	h.mu.Lock()
-	as := h.assigned
-	h.assigned = nil
-	h.mu.Unlock()
+// loadCommitted reads group's commits of the partitions assigned since
+// the last call and hands the metadata of each to load: the trunk's spans
+// (a partition taken over, a restart), a lane's start window.
+func loadCommitted(ctx context.Context, cl *kgo.Client, group string, a *assigned, load func(bus.Partition, string)) error {
+	a.mu.Lock()
+	as := a.m
+	a.m = nil
+	a.mu.Unlock()
 	if len(as) == 0 {
 		return nil
 	}
@@ -80,12 +83,12 @@ func (c *Consumer) loadAssigned(ctx context.Context, cl *kgo.Client, group strin
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("slkafka: group %q: read the hand-over spans: %w", group, err)
+		return fmt.Errorf("slkafka: group %q: read the committed metadata: %w", group, err)
 	}
 	for t, ps := range as {
 		for _, p := range ps {
 			if o, ok := offs.Lookup(t, p); ok && o.Err == nil && o.Metadata != "" {
-				h.Load(bus.Partition{Topic: t, Partition: p}, o.Metadata)
+				load(bus.Partition{Topic: t, Partition: p}, o.Metadata)
 			}
 		}
 	}
@@ -105,7 +108,7 @@ func (c *Consumer) metaOf(h *handovers, w *window) func(bus.Partition) string {
 			return meta
 		}
 	case w != nil:
-		return w.meta
+		return w.Metadata
 	}
 	return nil
 }
@@ -188,11 +191,7 @@ wait:
 // (see [bus.Rules.LaneName]: "<group>-<env>", and its shadow name for the
 // shadow plan).
 func (c *Consumer) laneGroup(p Plan, env string) string {
-	g := c.group + "-" + env
-	if p.Shadow {
-		g = c.s.c.groupNaming.Shadow(g)
-	}
-	return g
+	return c.s.c.groups.LaneGroup(c.group, env, p)
 }
 
 // checkHandovers starts the hand-over of every env whose lane left (the

@@ -25,74 +25,9 @@ import (
 // window stays open across restarts (the lane's commits carry the
 // metadata while it is open).
 type window struct {
-	mu       sync.Mutex
-	open     map[bus.Partition]bool
-	assigned map[string][]int32
-	trunk    kadm.OffsetResponses // the trunk group's last read commits
-}
-
-func newWindow() *window { return &window{open: map[bus.Partition]bool{}} }
-
-func (w *window) onAssigned(_ context.Context, _ *kgo.Client, m map[string][]int32) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.assigned == nil {
-		w.assigned = map[string][]int32{}
-	}
-	for t, ps := range m {
-		w.assigned[t] = append(w.assigned[t], ps...)
-	}
-}
-
-func (w *window) isOpen(p bus.Partition) bool {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.open[p]
-}
-
-func (w *window) close(p bus.Partition) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	delete(w.open, p)
-}
-
-// meta is the lane's commit metadata of p.
-func (w *window) meta(p bus.Partition) string {
-	if w.isOpen(p) {
-		return bus.StartMetadata
-	}
-	return ""
-}
-
-// loadWindow opens the window of the partitions assigned since the last
-// call whose commit carries [bus.StartMetadata].
-func (c *Consumer) loadWindow(ctx context.Context, cl *kgo.Client, group string, w *window) error {
-	w.mu.Lock()
-	as := w.assigned
-	w.assigned = nil
-	w.mu.Unlock()
-	if len(as) == 0 {
-		return nil
-	}
-	fctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-	defer cancel()
-	offs, err := kadm.NewClient(cl).FetchOffsets(fctx, group)
-	if errors.Is(err, kerr.GroupIDNotFound) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("slkafka: group %q: read the start window: %w", group, err)
-	}
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	for t, ps := range as {
-		for _, p := range ps {
-			if o, ok := offs.Lookup(t, p); ok && o.Err == nil && o.Metadata == bus.StartMetadata {
-				w.open[bus.Partition{Topic: t, Partition: p}] = true
-			}
-		}
-	}
-	return nil
+	bus.StartWindow
+	mu    sync.Mutex
+	trunk kadm.OffsetResponses // the trunk group's last read commits
 }
 
 // trunkSkipped reports whether the trunk skipped the lane's record r (the
@@ -100,10 +35,7 @@ func (c *Consumer) loadWindow(ctx context.Context, cl *kgo.Client, group string,
 // trunk group committed past it. A partition the trunk never committed
 // has no trunk: the lane's.
 func (c *Consumer) trunkSkipped(ctx context.Context, cl *kgo.Client, p Plan, w *window, env string, r *kgo.Record) (bool, error) {
-	g := c.group
-	if p.Shadow {
-		g = c.s.c.groupNaming.Shadow(g)
-	}
+	g := c.s.c.groups.TrunkGroup(c.group, p)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		w.mu.Lock()

@@ -14,11 +14,7 @@ import (
 )
 
 // Plan is one consumer group a [Consumer] runs.
-type Plan struct {
-	Group  string   // the consumer group joined
-	Topics []string // the topics consumed
-	Shadow bool     // shadow group on shadow topics
-}
+type Plan = bus.Plan
 
 // Consumer runs a [MessageHandler] in a production (or lane) consumer group
 // and, for groups named in [WithShadowGroups], in the shadow group on the
@@ -41,22 +37,15 @@ type Consumer struct {
 // are already shadow names are refused: production consumers never read
 // shadow topics.
 func (s *Shadow) Consumer(addrs []string, cfg *sarama.Config, group string, topics []string, h MessageHandler) (*Consumer, error) {
-	if group == "" || s.c.groups.IsShadow(group) || s.r.IsLaneName(group) {
-		return nil, fmt.Errorf("%w: consumer group %q is empty or a shadow name", ErrConfig, group)
-	}
-	if len(topics) == 0 {
-		return nil, fmt.Errorf("%w: no topics for group %q", ErrConfig, group)
-	}
 	if h == nil {
 		return nil, fmt.Errorf("%w: nil handler", ErrConfig)
 	}
 	if len(addrs) == 0 {
 		return nil, fmt.Errorf("%w: no broker addresses", ErrConfig)
 	}
-	for _, t := range topics {
-		if t == "" || s.r.IsShadow(t) {
-			return nil, fmt.Errorf("%w: topic %q is empty or a shadow topic; production consumers never read shadow topics", ErrConfig, t)
-		}
+	plans, err := s.r.Plans(s.c.groups, group, topics)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 	}
 	if cfg == nil {
 		cfg = sarama.NewConfig()
@@ -70,14 +59,7 @@ func (s *Shadow) Consumer(addrs []string, cfg *sarama.Config, group string, topi
 		lc.Consumer.Offsets.Initial = sarama.OffsetNewest
 		cfg = &lc
 	}
-	c := &Consumer{s: s, group: group, h: h, addrs: slices.Clone(addrs), cfg: cfg}
-	c.plans = append(c.plans, Plan{Group: s.Group(group), Topics: slices.Clone(topics)})
-	if _, ok := s.c.shadowGrps[group]; ok {
-		if st := s.ShadowTopics(topics...); len(st) > 0 {
-			c.plans = append(c.plans, Plan{Group: s.ShadowGroup(group), Topics: st, Shadow: true})
-		}
-	}
-	return c, nil
+	return &Consumer{s: s, group: group, h: h, addrs: slices.Clone(addrs), cfg: cfg, plans: plans}, nil
 }
 
 // Plans returns the consumer groups Run joins.
@@ -130,7 +112,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 				wg.Go(func() { tp.watch(ctx, fail) })
 			}
 		case lanes:
-			win = &laneWindow{c: c, p: p, cl: cl, open: map[bus.Partition]bool{}}
+			win = &laneWindow{c: c, p: p, cl: cl}
 		}
 		log := &handledLog{}
 		h := runHandler{ConsumerGroupHandler: groupHandler{s: c.s, group: c.group, h: c.h, tp: tp, win: win, log: log}, fail: fail}

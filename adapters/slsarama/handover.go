@@ -37,11 +37,7 @@ func partOf(msg *sarama.ConsumerMessage) bus.Partition {
 
 // laneGroup is the group of env's lane instance for the trunk's plan.
 func (tp *trunkPlan) laneGroup(env string) string {
-	g := tp.c.group + "-" + env
-	if tp.p.Shadow {
-		g = tp.c.s.c.groups.Shadow(g)
-	}
-	return g
+	return tp.c.s.c.groups.LaneGroup(tp.c.group, env, tp.p)
 }
 
 // committed returns group's committed offsets (and metadata) of the

@@ -42,13 +42,12 @@ type optionFunc func(*config)
 func (f optionFunc) apply(c *config) { f(c) }
 
 type config struct {
-	bus        bus.Config
-	groups     shadow.Naming
-	shadowGrps map[string]struct{}
-	refused    RefusedFunc
-	rt         *shadowlane.Runtime
-	poll       time.Duration
-	retry      bus.Retry
+	bus     bus.Config
+	groups  bus.Groups
+	refused RefusedFunc
+	rt      *shadowlane.Runtime
+	poll    time.Duration
+	retry   bus.Retry
 }
 
 // WithRetry makes a claim try a message whose handler failed again, up to
@@ -79,7 +78,9 @@ func WithAll() Option { return optionFunc(func(c *config) { c.bus.Names.SetAll()
 func WithNaming(n shadow.Naming) Option { return optionFunc(func(c *config) { c.bus.Naming = n }) }
 
 // WithGroupNaming sets the shadow group naming (default [shadow.DefaultGroup]).
-func WithGroupNaming(n shadow.Naming) Option { return optionFunc(func(c *config) { c.groups = n }) }
+func WithGroupNaming(n shadow.Naming) Option {
+	return optionFunc(func(c *config) { c.groups.Naming = n })
+}
 
 // WithEnv makes this instance a lane instance of env.
 func WithEnv(env string) Option { return optionFunc(func(c *config) { c.bus.Env = env }) }
@@ -106,14 +107,7 @@ func WithRuntime(rt *shadowlane.Runtime) Option { return optionFunc(func(c *conf
 // production one in a [Consumer]. Groups not named here never consume
 // shadow topics. May be given several times; the sets add up.
 func WithShadowGroups(groups ...string) Option {
-	return optionFunc(func(c *config) {
-		if c.shadowGrps == nil {
-			c.shadowGrps = map[string]struct{}{}
-		}
-		for _, g := range groups {
-			c.shadowGrps[g] = struct{}{}
-		}
-	})
+	return optionFunc(func(c *config) { c.groups.Shadowed.Add(groups...) })
 }
 
 // RefusedFunc is told about a consumed message that was refused: its mark
@@ -143,26 +137,15 @@ type Shadow struct {
 
 // New builds a Shadow.
 func New(opts ...Option) (*Shadow, error) {
-	c := config{bus: bus.Config{Store: Store, Kind: "topic", Naming: shadow.DefaultTopic}, groups: shadow.DefaultGroup, poll: 50 * time.Millisecond}
+	c := config{bus: bus.Config{Store: Store, Kind: "topic", Naming: shadow.DefaultTopic}, groups: bus.Groups{Naming: shadow.DefaultGroup}, poll: 50 * time.Millisecond}
 	for _, o := range opts {
 		o.apply(&c)
 	}
 	c.bus.LoadTest = func() bool { on, _ := shadowlane.OrDefault(c.rt).LoadTestEnabled(); return on }
 	c.bus.Decisions = func() *shadow.Series { return shadowlane.OrDefault(c.rt).Decisions() }
-	r, err := bus.New(c.bus)
+	r, err := bus.NewGrouped(c.bus, c.groups, c.retry)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
-	}
-	if err := c.groups.Validate(); err != nil {
-		return nil, fmt.Errorf("%w: group naming: %w", ErrConfig, err)
-	}
-	if err := c.retry.Validate(); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
-	}
-	for g := range c.shadowGrps {
-		if g == "" || c.groups.IsShadow(g) {
-			return nil, fmt.Errorf("%w: shadow group list names %q, which is empty or already a shadow name", ErrConfig, g)
-		}
 	}
 	return &Shadow{c: c, r: r, counts: bus.NewCounters(Store)}, nil
 }
@@ -193,7 +176,7 @@ func (s *Shadow) ShadowTopics(topics ...string) []string {
 func (s *Shadow) Group(group string) string { return s.r.LaneName(group) }
 
 // ShadowGroup returns the shadow group name for the production group.
-func (s *Shadow) ShadowGroup(group string) string { return s.c.groups.Shadow(s.Group(group)) }
+func (s *Shadow) ShadowGroup(group string) string { return s.c.groups.Naming.Shadow(s.Group(group)) }
 
 // Prepare applies the produce rules to msg under the mark of ctx (sarama
 // messages carry no context): a marked message goes to the shadow twin of
@@ -218,27 +201,17 @@ func (s *Shadow) prepare(m propagation.Mark, msg *sarama.ProducerMessage) error 
 func isMarkHeader(k []byte) bool { return bus.FieldOfBytes(k) != bus.NoField }
 
 func setHeaders(msg *sarama.ProducerMessage, m propagation.Mark) {
-	hs := msg.Headers
-	n := 0
-	for _, h := range hs {
-		if isMarkHeader(h.Key) {
-			continue
-		}
-		hs[n] = h
-		n++
+	msg.Headers = bus.SetMarkHeaders(msg.Headers, m, isMarkRecordHeader, header)
+}
+
+func isMarkRecordHeader(h *sarama.RecordHeader) bool { return isMarkHeader(h.Key) }
+
+func header(key, value string) sarama.RecordHeader {
+	k := hRun
+	if key == HeaderEnv {
+		k = hEnv
 	}
-	if n != len(hs) {
-		clear(hs[n:])
-		hs = hs[:n]
-	}
-	run, env := bus.Values(m)
-	if run != "" {
-		hs = append(hs, sarama.RecordHeader{Key: hRun, Value: []byte(run)})
-	}
-	if env != "" {
-		hs = append(hs, sarama.RecordHeader{Key: hEnv, Value: []byte(env)})
-	}
-	msg.Headers = hs
+	return sarama.RecordHeader{Key: k, Value: []byte(value)}
 }
 
 // decode feeds the mark headers of a consumed or produced message to a
@@ -316,14 +289,9 @@ func (p *Producer) SendMessage(ctx context.Context, msg *sarama.ProducerMessage)
 // anomaly, [shadow.ErrBlocked]) are a [*shadow.Error].
 func (s *Shadow) Mark(msg *sarama.ConsumerMessage) (propagation.Mark, error) {
 	d := decode(msg.Headers)
-	m, bad := d.Mark()
-	switch {
-	case bad != bus.NoField:
-		return propagation.Mark{}, shadow.Refuse(Store, msg.Topic, "malformed or conflicting "+bad.Name()+" header", propagation.Mark{}, shadow.ErrUnsupported)
-	case m.Run != "" && !s.r.IsShadow(msg.Topic):
-		return propagation.Mark{}, shadow.Refuse(Store, msg.Topic, "run mark on a production topic (an anomaly)", m, shadow.ErrBlocked)
-	case m.Run == "" && s.r.IsShadow(msg.Topic):
-		m.Run = s.r.Config().FallbackRun
+	m, err := s.r.Mark(msg.Topic, &d)
+	if err != nil {
+		return propagation.Mark{}, err
 	}
 	return m, nil
 }
@@ -380,7 +348,7 @@ func (g groupHandler) mark(sess sarama.ConsumerGroupSession, msg *sarama.Consume
 			g.s.counts.Unpersisted()
 		}
 	case g.win != nil:
-		meta = g.win.meta(partOf(msg))
+		meta = g.win.Metadata(partOf(msg))
 	}
 	sess.MarkMessage(msg, meta)
 	return meta
@@ -427,13 +395,13 @@ func (g groupHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim saram
 					}
 				}
 			}
-			if g.win != nil && dec.Action == bus.Handle && g.win.isOpen(partOf(msg)) {
+			if g.win != nil && dec.Action == bus.Handle && g.win.IsOpen(partOf(msg)) {
 				skipped, err := g.win.trunkSkipped(sess.Context(), dec.Mark.Env, msg)
 				if err != nil {
 					return err
 				}
 				if skipped {
-					g.win.close(partOf(msg)) // the trunk skips from here on
+					g.win.Close(partOf(msg)) // the trunk skips from here on
 				} else {
 					g.s.counts.StartSkipped(1) // the trunk handled it
 					dec.Action = bus.Skip

@@ -22,32 +22,13 @@ import (
 // skipped closes the window. The lane's marks carry the metadata while
 // the window is open, so it survives a restart.
 type laneWindow struct {
+	bus.StartWindow
 	c  *Consumer
 	p  Plan
 	cl sarama.Client
 
 	mu    sync.Mutex
-	open  map[bus.Partition]bool
 	trunk *sarama.OffsetFetchResponse
-}
-
-func (w *laneWindow) isOpen(p bus.Partition) bool {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.open[p]
-}
-
-func (w *laneWindow) close(p bus.Partition) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	delete(w.open, p)
-}
-
-func (w *laneWindow) meta(p bus.Partition) string {
-	if w.isOpen(p) {
-		return bus.StartMetadata
-	}
-	return ""
 }
 
 // load opens the window of the claimed partitions whose commit carries
@@ -58,12 +39,10 @@ func (w *laneWindow) load(claims map[string][]int32) error {
 	if err != nil || offs == nil {
 		return err
 	}
-	w.mu.Lock()
-	defer w.mu.Unlock()
 	for t, ps := range claims {
 		for _, p := range ps {
-			if b := offs.GetBlock(t, p); b != nil && b.Err == sarama.ErrNoError && b.Metadata == bus.StartMetadata {
-				w.open[bus.Partition{Topic: t, Partition: p}] = true
+			if b := offs.GetBlock(t, p); b != nil && b.Err == sarama.ErrNoError {
+				w.Load(bus.Partition{Topic: t, Partition: p}, b.Metadata)
 			}
 		}
 	}
@@ -75,10 +54,7 @@ func (w *laneWindow) load(claims map[string][]int32) error {
 // trunk group committed past it. A partition the trunk never committed
 // has no trunk: the lane's.
 func (w *laneWindow) trunkSkipped(ctx context.Context, env string, msg *sarama.ConsumerMessage) (bool, error) {
-	g := w.c.group
-	if w.p.Shadow {
-		g = w.c.s.c.groups.Shadow(g)
-	}
+	g := w.c.s.c.groups.TrunkGroup(w.c.group, w.p)
 	tp := &trunkPlan{c: w.c, p: w.p, cl: w.cl}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
