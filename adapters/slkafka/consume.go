@@ -331,6 +331,12 @@ func (c *Consumer) runClient(ctx context.Context, p Plan, h *handovers, fail fun
 		if wait != nil && herr == nil && c.s.r.Env() != "" && !c.s.r.Live(c.group) {
 			// This lane left: leave the group (the deferred close), so that
 			// the trunk takes over its backlog from the committed offsets.
+			// The start window is opened again on every partition: the
+			// trunk takes the env's records while the lane is away, and
+			// the lane passes over those when it comes back.
+			if w != nil {
+				reopenWindow(ctx, cl)
+			}
 			cl.AllowRebalance()
 			return true, nil
 		}

@@ -78,3 +78,18 @@ func (c *Consumer) trunkSkipped(ctx context.Context, cl *kgo.Client, p Plan, w *
 		}
 	}
 }
+
+// reopenWindow commits a leaving lane's committed offsets again with
+// [bus.StartMetadata], so that its start window is open on every partition
+// when it (or another instance of it) joins again. A failure leaves the
+// window closed: the lane then handles again what the trunk took while it
+// was away (the documented limit).
+func reopenWindow(ctx context.Context, cl *kgo.Client) {
+	offs := cl.CommittedOffsets()
+	if len(offs) == 0 {
+		return
+	}
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	cl.CommitOffsetsSync(commitCtx(cctx, func(bus.Partition) string { return bus.StartMetadata }), offs, nil)
+}

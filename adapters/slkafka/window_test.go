@@ -114,3 +114,103 @@ func TestLateLaneStartWindow(t *testing.T) {
 	}
 	t.Logf("start window: the trunk handled %d early records, the lane passed over %d of them and handled the %d late ones", n, lane.Stats().StartSkipped, n)
 }
+
+// A lane that leaves and comes back passes over the records the trunk
+// took while it was away: it reopens its start window when it leaves.
+// On the code before, it resumed at its committed offsets and handled
+// them a second time.
+func TestLaneReturnsAfterLeaving(t *testing.T) {
+	addrs := newCluster(t)
+	var lanes envtag.SwapLanes
+	lanes.Store(envtag.StaticLanes{"svc": {"proj-a"}})
+	trunk := newShadow(t, slkafka.WithShadowTopics("orders"), slkafka.WithLanes(&lanes))
+	lane := newShadow(t, slkafka.WithShadowTopics("orders"), slkafka.WithEnv("proj-a"), slkafka.WithLanes(&lanes))
+	var (
+		mu  sync.Mutex
+		byL = map[string]int{}
+		byT = map[string]int{}
+	)
+	count := func(m map[string]int) slkafka.Handler {
+		return func(ctx context.Context, r *kgo.Record) error {
+			mu.Lock()
+			m[string(r.Value)]++
+			mu.Unlock()
+			return nil
+		}
+	}
+	opts := []kgo.Opt{kgo.SeedBrokers(addrs...), kgo.FetchMaxWait(50 * time.Millisecond)}
+	tc, err := trunk.Consumer("svc", []string{"orders"}, count(byT), opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lc, err := lane.Consumer("svc", []string{"orders"}, count(byL), opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stopT := runConsumer(t, tc)
+	stopL := runConsumer(t, lc)
+	waitStarted(t, lc, stopL)
+	p, err := trunk.Producer(newClient(t, addrs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	produce := func(prefix string) {
+		rs := make([]*kgo.Record, 50)
+		for i := range rs {
+			rs[i] = &kgo.Record{Topic: "orders", Value: fmt.Appendf(nil, "%s%03d", prefix, i)}
+		}
+		if err := p.ProduceSync(marked("", "proj-a"), rs...).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wait := func(what string, m map[string]int, prefix string) {
+		t.Helper()
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			mu.Lock()
+			c := 0
+			for v := range m {
+				if strings.HasPrefix(v, prefix) {
+					c++
+				}
+			}
+			mu.Unlock()
+			if c >= 50 {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: %d of 50", what, c)
+			}
+		}
+	}
+	produce("first-")
+	wait("the lane handles the first records", byL, "first-")
+	time.Sleep(200 * time.Millisecond)
+	lanes.Store(envtag.StaticLanes{}) // the lane leaves
+	produce("away-")
+	wait("the trunk handles the records while the lane is away", byT, "away-")
+	time.Sleep(300 * time.Millisecond) // the trunk commits
+	lanes.Store(envtag.StaticLanes{"svc": {"proj-a"}})
+	produce("back-")
+	wait("the lane handles the records after it came back", byL, "back-")
+	time.Sleep(300 * time.Millisecond)
+	if err := stopL(); err != nil {
+		t.Fatal(err)
+	}
+	if err := stopT(); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for i := range 50 {
+		for _, c := range []struct {
+			prefix string
+			lane   int
+		}{{"first-", 1}, {"away-", 0}, {"back-", 1}} {
+			v := fmt.Sprintf("%s%03d", c.prefix, i)
+			if byL[v] != c.lane || byT[v] != 1-c.lane {
+				t.Errorf("%s handled by the lane %d times and by the trunk %d times, want the %s once", v, byL[v], byT[v], map[int]string{0: "trunk", 1: "lane"}[c.lane])
+			}
+		}
+	}
+	t.Logf("the returning lane passed over %d records the trunk took while it was away", lane.Stats().StartSkipped)
+}

@@ -355,6 +355,17 @@ func (g groupHandler) mark(sess sarama.ConsumerGroupSession, msg *sarama.Consume
 }
 
 func (g groupHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
+	next := claim.InitialOffset()
+	if g.win != nil {
+		// A lane that leaves opens its start window again on the
+		// partition: the trunk takes the env's messages while the lane is
+		// away, and the lane passes over those when it comes back.
+		defer func() {
+			if next >= 0 && !g.s.r.Live(g.group) {
+				sess.ResetOffset(claim.Topic(), claim.Partition(), next, bus.StartMetadata)
+			}
+		}()
+	}
 	for {
 		select {
 		case <-sess.Context().Done():
@@ -426,6 +437,7 @@ func (g groupHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim saram
 				}
 			}
 			meta := g.mark(sess, msg)
+			next = msg.Offset + 1
 			if refused && g.tp != nil {
 				// A refusal is committed at once (retrying a rejected
 				// commit), so that it reaches the callback once even when

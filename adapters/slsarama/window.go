@@ -57,24 +57,24 @@ func (w *laneWindow) trunkSkipped(ctx context.Context, env string, msg *sarama.C
 	g := w.c.s.c.groups.TrunkGroup(w.c.group, w.p)
 	tp := &trunkPlan{c: w.c, p: w.p, cl: w.cl}
 	deadline := time.Now().Add(10 * time.Second)
-	for {
+	for fresh := false; ; fresh = true {
 		w.mu.Lock()
 		offs := w.trunk
 		w.mu.Unlock()
 		if offs != nil {
 			if b := offs.GetBlock(msg.Topic, msg.Partition); b != nil && b.Err == sarama.ErrNoError {
-				if b.Offset < 0 {
-					return true, nil // no trunk on this partition
-				}
-				if skipped, decided := bus.TrunkDecision(b.Offset, true, b.Metadata, env, msg.Offset); decided {
+				if skipped, decided := bus.TrunkDecision(b.Offset, b.Offset >= 0, b.Metadata, env, msg.Offset); decided {
 					return skipped, nil
+				}
+				if fresh && b.Offset < 0 {
+					return true, nil // no trunk on this partition
 				}
 			}
 		}
 		if time.Now().After(deadline) {
 			return true, nil // the trunk did not get there: the lane's
 		}
-		if offs != nil {
+		if fresh {
 			t := time.NewTimer(w.c.s.c.poll)
 			select {
 			case <-ctx.Done():
