@@ -178,7 +178,7 @@ wait:
 	}
 	m := map[bus.Partition]int64{}
 	committed.Each(func(o kadm.OffsetResponse) {
-		if o.Err == nil && o.At >= 0 {
+		if o.Err == nil && o.At >= 0 && bus.IsFloor(o.Metadata) {
 			m[bus.Partition{Topic: o.Topic, Partition: o.Partition}] = o.At
 		}
 	})
@@ -282,7 +282,9 @@ func (c *Consumer) handOverPoll(ctx context.Context, cl *kgo.Client, g, env stri
 	}
 	if len(done) > 0 {
 		cctx, ccancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		cerr := cl.CommitRecords(cctx, done...)
+		// The lane's start window stays open (see reopenWindow): when the
+		// lane comes back it passes over what the trunk takes meanwhile.
+		cerr := cl.CommitRecords(commitCtx(cctx, func(bus.Partition) string { return bus.ReopenMetadata }), done...)
 		ccancel()
 		if cerr != nil && err == nil {
 			c.s.counts.Uncommitted(handled, 0)

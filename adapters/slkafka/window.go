@@ -80,7 +80,7 @@ func (c *Consumer) trunkSkipped(ctx context.Context, cl *kgo.Client, p Plan, w *
 }
 
 // reopenWindow commits a leaving lane's committed offsets again with
-// [bus.StartMetadata], so that its start window is open on every partition
+// [bus.ReopenMetadata], so that its start window is open on every partition
 // when it (or another instance of it) joins again. A failure leaves the
 // window closed: the lane then handles again what the trunk took while it
 // was away (the documented limit).
@@ -91,5 +91,5 @@ func reopenWindow(ctx context.Context, cl *kgo.Client) {
 	}
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	cl.CommitOffsetsSync(commitCtx(cctx, func(bus.Partition) string { return bus.StartMetadata }), offs, nil)
+	cl.CommitOffsetsSync(commitCtx(cctx, func(bus.Partition) string { return bus.ReopenMetadata }), offs, nil)
 }

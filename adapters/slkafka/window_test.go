@@ -214,3 +214,63 @@ func TestLaneReturnsAfterLeaving(t *testing.T) {
 	}
 	t.Logf("the returning lane passed over %d records the trunk took while it was away", lane.Stats().StartSkipped)
 }
+
+// A new lane's pinned start is no floor: the trunk, behind, meets records
+// of the lane's env below the lane's pinned start before the lane is
+// listed; it handles them (the lane never did). On the code that read any
+// lane commit as a floor, the trunk passed over them and they were lost.
+func TestPinnedStartIsNoFloor(t *testing.T) {
+	addrs := newCluster(t)
+	var lanes envtag.SwapLanes
+	lanes.Store(envtag.StaticLanes{})
+	trunk := newShadow(t, slkafka.WithShadowTopics("orders"), slkafka.WithLanes(&lanes))
+	lane := newShadow(t, slkafka.WithShadowTopics("orders"), slkafka.WithEnv("proj-a"), slkafka.WithLanes(&lanes))
+	var (
+		mu  sync.Mutex
+		byT = map[string]int{}
+	)
+	opts := []kgo.Opt{kgo.SeedBrokers(addrs...), kgo.FetchMaxWait(50 * time.Millisecond)}
+	p, err := trunk.Producer(newClient(t, addrs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs := make([]*kgo.Record, 50)
+	for i := range rs {
+		rs[i] = &kgo.Record{Topic: "orders", Value: fmt.Appendf(nil, "a-%03d", i)}
+	}
+	if err := p.ProduceSync(marked("", "proj-a"), rs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	lc, err := lane.Consumer("svc", []string{"orders"}, func(context.Context, *kgo.Record) error { return nil }, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stopL := runConsumer(t, lc)
+	waitStarted(t, lc, stopL) // pinned at 50, not listed
+	tc, err := trunk.Consumer("svc", []string{"orders"}, func(ctx context.Context, r *kgo.Record) error {
+		mu.Lock()
+		byT[string(r.Value)]++
+		mu.Unlock()
+		return nil
+	}, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stopT := runConsumer(t, tc)
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		mu.Lock()
+		n := len(byT)
+		mu.Unlock()
+		if n == 50 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the trunk handled %d of the 50 records below the lane's pinned start (passed over: %d)", n, trunk.Stats().FloorSkipped)
+		}
+	}
+	stopT()
+	stopL()
+	if st := trunk.Stats(); st.FloorSkipped != 0 {
+		t.Errorf("the trunk passed over %d records below a pinned start", st.FloorSkipped)
+	}
+}

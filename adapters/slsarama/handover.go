@@ -111,7 +111,7 @@ func (tp *trunkPlan) floor(ctx context.Context, env string, p bus.Partition) (in
 	if offs != nil {
 		for t, ps := range offs.Blocks {
 			for part, b := range ps {
-				if b != nil && b.Err == sarama.ErrNoError && b.Offset >= 0 {
+				if b != nil && b.Err == sarama.ErrNoError && b.Offset >= 0 && bus.IsFloor(b.Metadata) {
 					m[bus.Partition{Topic: t, Partition: part}] = b.Offset
 				}
 			}
@@ -270,7 +270,9 @@ func (hh *handOverHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim 
 				}
 				hh.g.s.counts.HandedOver(1)
 			}
-			sess.MarkMessage(msg, "")
+			// The lane's start window stays open: when the lane comes
+			// back it passes over what the trunk takes meanwhile.
+			sess.MarkMessage(msg, bus.ReopenMetadata)
 			if msg.Offset+1 >= e {
 				drop()
 				return nil

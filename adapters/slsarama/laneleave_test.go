@@ -161,6 +161,23 @@ func TestLaneLeavesStopsAndHandsBack(t *testing.T) {
 		return n == 50 && backlog == 200
 	})
 	time.Sleep(500 * time.Millisecond) // strays
+	// The lane comes back: it passes over what the trunk took while it was
+	// away (the hand-over kept its start window open) and takes the new
+	// messages.
+	lanes.Store(envtag.StaticLanes{"svc": {"proj-a"}})
+	produce("back-", 20)
+	waitFor(t, "the returning lane handles the new messages", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		n := 0
+		for v := range byLane {
+			if strings.HasPrefix(v, "back-") {
+				n++
+			}
+		}
+		return n == 20
+	})
+	time.Sleep(300 * time.Millisecond)
 	if err := stopL(); err != nil {
 		t.Fatal(err)
 	}
@@ -169,6 +186,12 @@ func TestLaneLeavesStopsAndHandsBack(t *testing.T) {
 	}
 	mu.Lock()
 	defer mu.Unlock()
+	for i := range 20 {
+		if v := fmt.Sprintf("back-%03d", i); byLane[v] != 1 || byTrunk[v] != 0 {
+			t.Errorf("%s handled by the returning lane %d times, by the trunk %d times", v, byLane[v], byTrunk[v])
+		}
+		delete(byLane, fmt.Sprintf("back-%03d", i))
+	}
 	for v, n := range byLane {
 		if n != 1 || strings.HasPrefix(v, "after-") {
 			t.Errorf("lane handled %s %d times (after leaving, or twice)", v, n)

@@ -362,7 +362,7 @@ func (g groupHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim saram
 		// away, and the lane passes over those when it comes back.
 		defer func() {
 			if next >= 0 && !g.s.r.Live(g.group) {
-				sess.ResetOffset(claim.Topic(), claim.Partition(), next, bus.StartMetadata)
+				sess.ResetOffset(claim.Topic(), claim.Partition(), next, bus.ReopenMetadata)
 			}
 		}()
 	}

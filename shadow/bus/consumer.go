@@ -144,30 +144,32 @@ func (g Groups) TrunkGroup(group string, p Plan) string {
 }
 
 // StartWindow is the set of partitions whose start window is open on a
-// lane instance (see [StartMetadata]). It is safe for concurrent use.
+// lane instance (see [StartMetadata], [ReopenMetadata]). It is safe for
+// concurrent use.
 type StartWindow struct {
 	mu   sync.Mutex
-	open map[Partition]bool
+	open map[Partition]string // the metadata that opened it
 }
 
-// Load opens p's window when its commit metadata is [StartMetadata].
+// Load opens p's window when its commit metadata is [StartMetadata] or
+// [ReopenMetadata].
 func (w *StartWindow) Load(p Partition, meta string) {
-	if meta != StartMetadata {
+	if meta != StartMetadata && meta != ReopenMetadata {
 		return
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.open == nil {
-		w.open = map[Partition]bool{}
+		w.open = map[Partition]string{}
 	}
-	w.open[p] = true
+	w.open[p] = meta
 }
 
 // IsOpen reports whether p's window is open.
 func (w *StartWindow) IsOpen(p Partition) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return w.open[p]
+	return w.open[p] != ""
 }
 
 // Close closes p's window: the trunk skips the lane's records from here.
@@ -177,13 +179,12 @@ func (w *StartWindow) Close(p Partition) {
 	delete(w.open, p)
 }
 
-// Metadata is the lane's commit metadata of p: [StartMetadata] while its
-// window is open.
+// Metadata is the lane's commit metadata of p: the metadata that opened
+// its window while it is open, "" after.
 func (w *StartWindow) Metadata(p Partition) string {
-	if w.IsOpen(p) {
-		return StartMetadata
-	}
-	return ""
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.open[p]
 }
 
 // NewGrouped is [New] for a bus with consumer groups and in-place retries

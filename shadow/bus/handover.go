@@ -378,6 +378,20 @@ func covered(list []Span, sp Span) bool {
 // until the first one the trunk skipped.
 const StartMetadata = "shadowlane.start/1"
 
+// ReopenMetadata is the commit metadata of a lane group whose start
+// window is open again: the lane left (it writes it on its way out, and
+// the trunk's hand-over keeps it), and when it comes back it passes over
+// what the trunk took meanwhile. Unlike [StartMetadata], the offset it is
+// committed with is a floor: the lane (or the hand-over) handled what lies
+// below it.
+const ReopenMetadata = "shadowlane.start/1;reopened"
+
+// IsFloor reports whether a lane group's commit with metadata meta is a
+// floor (what lies below was handled by the lane or a hand-over): every
+// commit but a pinned start ([StartMetadata]), below which the lane
+// handled nothing.
+func IsFloor(meta string) bool { return meta != StartMetadata }
+
 // TrunkDecision reads, from the trunk group's commit of a partition
 // (committed: its offset, ok false when it has none; meta: its metadata),
 // what the trunk did with env's record at off: decided is false while the
