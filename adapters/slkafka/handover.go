@@ -147,11 +147,11 @@ func (c *Consumer) floor(ctx context.Context, p Plan, h *handovers, env string, 
 	}
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
-	fctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-	defer cancel()
+	wctx, wcancel := context.WithTimeout(ctx, 15*time.Second)
+	defer wcancel()
 wait:
 	for h.Has(env) { // a lane that skipped nothing for the trunk handled nothing: no need to wait
-		ds, err := adm.DescribeGroups(fctx, g)
+		ds, err := adm.DescribeGroups(wctx, g)
 		if err != nil {
 			break // read the offsets as they are
 		}
@@ -160,12 +160,14 @@ wait:
 		}
 		t := time.NewTimer(c.s.c.poll)
 		select {
-		case <-fctx.Done():
+		case <-wctx.Done():
 			t.Stop()
 			break wait // the lane did not leave in time: read the offsets as they are
 		case <-t.C:
 		}
 	}
+	fctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
 	committed, err := adm.FetchOffsets(fctx, g)
 	if errors.Is(err, kerr.GroupIDNotFound) {
 		committed, err = nil, nil
