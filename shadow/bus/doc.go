@@ -42,4 +42,14 @@
 //
 // Every decision is counted in the series [Config.Decisions] returns (the
 // adapter's Runtime's), under the store the adapter names ([Config.Store]).
+//
+// For partitioned logs with consumer groups (Kafka, through franz-go or
+// sarama) the lane coordination is written here once as well: the
+// trunk's ledger of skipped spans, carried in its commit metadata
+// ([Skips], [Backlog]: the hand-over of a removed lane's backlog, which
+// survives a trunk restart), the lane floor, a new or returning lane's
+// start window ([StartMetadata], [TrunkDecision], [StartWindow]), the
+// consumer-group plans ([Groups], [Rules.Plans]), the bounded in-place
+// retry ([Retry]) and the counters of what can only be at least once
+// ([Counters]: a failed commit's records, counted where they arise).
 package bus
