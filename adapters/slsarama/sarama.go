@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -140,6 +142,11 @@ var ErrConfig = errors.New("slsarama: invalid configuration")
 type Shadow struct {
 	c config
 	r *bus.Rules
+
+	// the lost-mark guard's alert bookkeeping (lostmark.go)
+	intercepting atomic.Bool  // OnSend has run
+	alerted      sync.Map     // *sarama.ProducerMessage the wrapper alerted on, while sent
+	pending      atomic.Int32 // entries in alerted
 }
 
 // New builds a Shadow.
@@ -197,14 +204,18 @@ func (s *Shadow) ShadowGroup(group string) string { return s.c.groups.Shadow(s.G
 // its topic with the mark headers, or is refused with
 // [shadow.ErrNoShadowTarget]; an unmarked message keeps its topic, loses
 // stale mark headers, and is refused with [shadow.ErrShadowFromProduction]
-// when its topic is a shadow topic.
+// when its topic is a shadow topic, or with [shadow.ErrLostMark] when its
+// key or headers look like load-test data (config testData:).
 func (s *Shadow) Prepare(ctx context.Context, msg *sarama.ProducerMessage) error {
-	return s.prepare(propagation.FromContext(ctx), msg)
+	return s.prepare(propagation.FromContext(ctx), msg, fromPrepare)
 }
 
-func (s *Shadow) prepare(m propagation.Mark, msg *sarama.ProducerMessage) error {
+func (s *Shadow) prepare(m propagation.Mark, msg *sarama.ProducerMessage, from seam) error {
 	to, err := s.r.Produce(m, msg.Topic)
 	if err != nil {
+		return err
+	}
+	if err := s.lostMark(m, msg, from); err != nil { // lostmark.go (testData:)
 		return err
 	}
 	msg.Topic = to
@@ -257,10 +268,14 @@ func decode(hs []*sarama.RecordHeader) bus.Decoder {
 // messages produced without the context-taking wrapper: sarama messages
 // carry no context, so the interceptor judges by the mark headers. A
 // message with a run header is moved to the shadow twin of its topic; one
-// without a twin, one with malformed mark headers, and an unmarked message
-// for a shadow topic get an empty topic, which sarama fails before sending.
-// Use [Producer] for typed errors.
+// without a twin, one with malformed mark headers, an unmarked message
+// for a shadow topic, and an unmarked message whose key or headers look like
+// load-test data (the lost-mark guard, config testData:) get an empty
+// topic, which sarama fails before sending. Use [Producer] for typed errors.
 func (s *Shadow) OnSend(msg *sarama.ProducerMessage) {
+	if !s.intercepting.Load() {
+		s.intercepting.Store(true)
+	}
 	hs := make([]*sarama.RecordHeader, 0, len(msg.Headers))
 	for i := range msg.Headers {
 		if isMarkHeader(msg.Headers[i].Key) {
@@ -275,7 +290,7 @@ func (s *Shadow) OnSend(msg *sarama.ProducerMessage) {
 		return
 	}
 	to, err := s.r.Recheck(m, msg.Topic)
-	if err != nil {
+	if err != nil || s.lostMark(m, msg, fromInterceptor) != nil { // lostmark.go (testData:)
 		msg.Topic = ""
 		return
 	}
@@ -300,9 +315,10 @@ func (s *Shadow) SyncProducer(p sarama.SyncProducer) *Producer { return &Produce
 // SendMessage is SyncProducer.SendMessage under the mark of ctx. A refused
 // message is a [*shadow.Error] and is not sent.
 func (p *Producer) SendMessage(ctx context.Context, msg *sarama.ProducerMessage) (partition int32, offset int64, err error) {
-	if err := p.s.Prepare(ctx, msg); err != nil {
+	if err := p.s.prepare(propagation.FromContext(ctx), msg, fromWrapper); err != nil {
 		return -1, -1, err
 	}
+	defer p.s.sent(msg) // lostmark.go
 	return p.p.SendMessage(msg)
 }
 
