@@ -526,11 +526,10 @@ func (rt *Runtime) LostMark(exit, target, rule string) error {
 	rt.logs.warn("lostmark:"+exit+"|"+target,
 		"shadowlane: a load-test datum reached production without its mark at "+st.cfg.Service+"/"+exit,
 		"service", st.cfg.Service, "exit", exit, "target", target, "rule", rule, "action", action)
+	rt.decisions.Record("", exit, target, shadow.Guard) // this runtime's series, not the default's
 	if !refuse {
-		shadow.Record(exit, target, shadow.Guard)
 		return nil
 	}
-	shadow.Record(exit, target, shadow.Guard)
 	return shadow.Refuse(exit, target, "an unmarked operation carries load-test data ("+rule+", testData) at "+st.cfg.Service+"/"+exit+": a dropped context or an unwired client", propagation.Mark{}, shadow.ErrLostMark)
 }
 

@@ -6,6 +6,7 @@ import (
 	"database/sql/driver"
 	"errors"
 
+	"github.com/shadowlane/shadowlane"
 	"github.com/shadowlane/shadowlane/limiter"
 	"github.com/shadowlane/shadowlane/propagation"
 	"github.com/shadowlane/shadowlane/shadow/sqlshadow"
@@ -25,7 +26,7 @@ func NewConnector(c driver.Connector, rw *sqlshadow.Rewriter, opts ...Option) (d
 	if c == nil || (rw == nil && !cfg.limit) {
 		return nil, ErrConfig
 	}
-	cn := &connector{base: c, rw: rw}
+	cn := &connector{base: c, rw: rw, rt: cfg.rt}
 	if cfg.limit {
 		cn.lim = newLimits(cfg)
 	}
@@ -67,6 +68,7 @@ type connector struct {
 	base driver.Connector
 	rw   *sqlshadow.Rewriter // nil: no shadowing
 	lim  *limits             // nil: no limiting
+	rt   *shadowlane.Runtime // WithRuntime; nil: the default, looked up per use
 }
 
 func (c *connector) Connect(ctx context.Context) (driver.Conn, error) {
@@ -74,7 +76,7 @@ func (c *connector) Connect(ctx context.Context) (driver.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &conn{base: cn, rw: c.rw, lim: c.lim}, nil
+	return &conn{base: cn, rw: c.rw, lim: c.lim, rt: c.rt}, nil
 }
 
 func (c *connector) Driver() driver.Driver { return c.base.Driver() }
@@ -85,6 +87,7 @@ type conn struct {
 	base   driver.Conn
 	rw     *sqlshadow.Rewriter // nil: no shadowing
 	lim    *limits             // nil: no limiting
+	rt     *shadowlane.Runtime // WithRuntime; nil: the default
 	txMark propagation.Mark    // mark of the open transaction begun marked
 	// alerted is the statement the lost-mark guard last let through
 	// (testData.action: alert), so that the prepared fallback after

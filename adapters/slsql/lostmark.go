@@ -5,6 +5,7 @@ import (
 	"database/sql/driver"
 
 	"github.com/shadowlane/shadowlane"
+	"github.com/shadowlane/shadowlane/internal/lostmark"
 	"github.com/shadowlane/shadowlane/propagation"
 )
 
@@ -13,14 +14,14 @@ import (
 // numeric literals or arguments look like load-test data is refused with a
 // [*shadow.Error] wrapping [shadow.ErrLostMark] (or only reported, with
 // testData.action: alert), counted under the dialect's store name
-// ("sqlite", "postgres", "mysql"). It uses the default runtime (the one
-// [shadowlane.Init] sets); without testData rules it costs one pointer
-// load.
+// ("sqlite", "postgres", "mysql"). It uses the runtime of [WithRuntime],
+// else the default one (the one [shadowlane.Init] sets), looked up per
+// statement; without testData rules it costs one pointer load.
 func (c *conn) lostMark(ctx context.Context, m propagation.Mark, query string, args []driver.NamedValue) error {
 	if m.Run != "" || c.rw == nil { // limiting alone: no dialect, no guard
 		return nil
 	}
-	rt := shadowlane.Default()
+	rt := shadowlane.OrDefault(c.rt)
 	td := rt.TestData()
 	if td == nil {
 		return nil
@@ -29,7 +30,7 @@ func (c *conn) lostMark(ctx context.Context, m propagation.Mark, query string, a
 	for i := 0; !ok && i < len(args); i++ {
 		rule, ok = td.MatchValue(args[i].Value)
 	}
-	if !ok {
+	if !ok || lostmark.IsCounted(ctx) { // the gorm plugin above counted it (alert)
 		return nil
 	}
 	err := rt.LostMark(c.rw.Dialect().Name(), Kind(query), rule)
