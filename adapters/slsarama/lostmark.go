@@ -48,7 +48,7 @@ func (s *Shadow) lostMark(m propagation.Mark, msg *sarama.ProducerMessage, from 
 		if isMarkHeader(h.Key) {
 			continue
 		}
-		rule, ok = td.MatchHeader(string(h.Key), string(h.Value))
+		rule, ok = td.MatchHeaderBytes(string(h.Key), h.Value)
 	}
 	if !ok {
 		return nil
