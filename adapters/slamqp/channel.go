@@ -51,8 +51,10 @@ func (s *Shadow) Prepare(ctx context.Context, exchange, key string, msg *amqp091
 		}
 		exchange = to
 	}
-	if err := s.lostMark(m, exchange, key, msg); err != nil { // lostmark.go (testData:)
-		return "", "", err
+	if td := s.testData(); td != nil && m.Run == "" {
+		if err := s.lostMark(td, exchange, key, msg); err != nil { // lostmark.go (testData:)
+			return "", "", err
+		}
 	}
 	setHeaders(msg, m)
 	return exchange, key, nil

@@ -4,29 +4,20 @@ import (
 	amqp091 "github.com/rabbitmq/amqp091-go"
 
 	"github.com/shadowlane/shadowlane"
-	"github.com/shadowlane/shadowlane/propagation"
 	"github.com/shadowlane/shadowlane/shadow/bus"
 )
 
 // lostMark is the lost-mark guard of this exit (config testData:, see
 // [shadowlane.TestDataConfig]), run by [Shadow.Prepare] (and so by every
-// publish of [Channel]) on an unmarked publish: one whose routing key,
+// publish of [Channel]) on every unmarked publish: one whose routing key,
 // message id, correlation id or header values (mark headers aside; nested
 // tables and arrays too) look like load-test data is refused with a
 // [*shadow.Error] wrapping [shadow.ErrLostMark], or only reported with
 // testData.action: alert, counted under "amqp" with the exchange (the
 // queue for the default exchange). The body is not read: testData has no
-// rule for message bodies. Without testData rules it costs one pointer
-// load.
-func (s *Shadow) lostMark(m propagation.Mark, exchange, key string, msg *amqp091.Publishing) error {
-	if m.Run != "" {
-		return nil
-	}
-	rt := shadowlane.OrDefault(s.c.rt)
-	td := rt.TestData()
-	if td == nil {
-		return nil
-	}
+// rule for message bodies. td is [Shadow.testData], checked by the caller:
+// without testData rules the guard costs one pointer load, inline.
+func (s *Shadow) lostMark(td *shadowlane.TestData, exchange, key string, msg *amqp091.Publishing) error {
 	rule, ok := td.Match(key)
 	if !ok {
 		rule, ok = td.Match(msg.MessageId)
@@ -44,8 +35,12 @@ func (s *Shadow) lostMark(m propagation.Mark, exchange, key string, msg *amqp091
 	if exchange == "" {
 		target = key
 	}
-	return rt.LostMark(Store, target, rule)
+	return shadowlane.OrDefault(s.c.rt).LostMark(Store, target, rule)
 }
+
+// testData is the lost-mark guard's matcher of the adapter's runtime, nil
+// when testData is not configured (inlined at the call).
+func (s *Shadow) testData() *shadowlane.TestData { return shadowlane.OrDefault(s.c.rt).TestData() }
 
 // maxTableDepth bounds the walk through nested header tables.
 const maxTableDepth = 8

@@ -8,6 +8,10 @@ import (
 	"github.com/shadowlane/shadowlane/shadow"
 )
 
+// testData is the lost-mark guard's matcher of the plugin's runtime, nil
+// when testData is not configured (inlined at the call).
+func (p *Plugin) testData() *shadowlane.TestData { return shadowlane.OrDefault(p.rt).TestData() }
+
 // decisions is the series of the plugin's runtime.
 func (p *Plugin) decisions() *shadow.Series { return shadowlane.OrDefault(p.rt).Decisions() }
 
@@ -21,16 +25,9 @@ func (p *Plugin) decisions() *shadow.Series { return shadowlane.OrDefault(p.rt).
 // statement's table ("raw" for Raw/Exec without one). gorm opens its own database/sql pool, so slsql's guard
 // does not see these statements unless that pool is slsql's too (zero-code
 // wiring wraps both): then an alerted statement is counted here only.
-// Without testData rules it costs one pointer load.
-func (s *stmtPool) lostMark(ctx context.Context, query string, args []any) (context.Context, error) {
-	if s.mark.Run != "" {
-		return ctx, nil
-	}
-	rt := shadowlane.OrDefault(s.p.rt)
-	td := rt.TestData()
-	if td == nil {
-		return ctx, nil
-	}
+// td is [Plugin.testData], checked by the caller: without testData rules the
+// guard costs one pointer load, inline.
+func (s *stmtPool) lostMark(ctx context.Context, td *shadowlane.TestData, query string, args []any) (context.Context, error) {
 	rule, ok := td.MatchSQL(query)
 	for i := 0; !ok && i < len(args); i++ {
 		rule, ok = td.MatchValue(args[i])
@@ -42,7 +39,7 @@ func (s *stmtPool) lostMark(ctx context.Context, query string, args []any) (cont
 	if target == "" {
 		target = "raw"
 	}
-	if err := rt.LostMark(s.p.store, target, rule); err != nil {
+	if err := shadowlane.OrDefault(s.p.rt).LostMark(s.p.store, target, rule); err != nil {
 		return ctx, err
 	}
 	return lostmark.Counted(ctx), nil

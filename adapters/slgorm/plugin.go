@@ -285,9 +285,11 @@ func (s *stmtPool) QueryRowContext(ctx context.Context, query string, args ...an
 
 // statement is the lost-mark guard, then the text to run.
 func (s *stmtPool) statement(ctx context.Context, query string, args []any) (context.Context, string, error) {
-	ctx, err := s.lostMark(ctx, query, args)
-	if err != nil {
-		return ctx, "", err
+	if td := s.p.testData(); td != nil && s.mark.Run == "" {
+		var err error
+		if ctx, err = s.lostMark(ctx, td, query, args); err != nil { // lostmark.go (testData:)
+			return ctx, "", err
+		}
 	}
 	q, err := s.text(query)
 	return ctx, q, err

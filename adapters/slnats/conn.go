@@ -35,8 +35,10 @@ func (s *Shadow) prepare(ctx context.Context, msg *natsgo.Msg) error {
 	if err != nil {
 		return err
 	}
-	if err := s.lostMark(m, msg.Subject, msg.Header); err != nil { // lostmark.go (testData:)
-		return err
+	if td := s.testData(); td != nil && m.Run == "" {
+		if err := s.lostMark(td, msg.Subject, msg.Header); err != nil { // lostmark.go (testData:)
+			return err
+		}
 	}
 	msg.Subject = to
 	setHeaders(msg, m)
@@ -92,8 +94,10 @@ func (c *Conn) NATS() *natsgo.Conn { return c.nc }
 // nc.Publish: no message or header is built.
 func (c *Conn) Publish(ctx context.Context, subj string, data []byte) error {
 	if m := propagation.FromContext(ctx); m.IsZero() && !c.s.r.IsShadow(subj) {
-		if err := c.s.lostMark(m, subj, nil); err != nil { // lostmark.go (testData:)
-			return err
+		if td := c.s.testData(); td != nil {
+			if err := c.s.lostMark(td, subj, nil); err != nil { // lostmark.go (testData:)
+				return err
+			}
 		}
 		return c.nc.Publish(subj, data)
 	}

@@ -4,7 +4,6 @@ import (
 	natsgo "github.com/nats-io/nats.go"
 
 	"github.com/shadowlane/shadowlane"
-	"github.com/shadowlane/shadowlane/propagation"
 	"github.com/shadowlane/shadowlane/shadow/bus"
 )
 
@@ -15,16 +14,9 @@ import (
 // [*shadow.Error] wrapping [shadow.ErrLostMark], or only reported with
 // testData.action: alert, counted under "nats" with the first token of the
 // subject. Message data is not read: testData has no rule for message
-// bodies. Without testData rules it costs one pointer load.
-func (s *Shadow) lostMark(m propagation.Mark, subj string, h natsgo.Header) error {
-	if m.Run != "" {
-		return nil
-	}
-	rt := shadowlane.OrDefault(s.c.rt)
-	td := rt.TestData()
-	if td == nil {
-		return nil
-	}
+// bodies. td is [Shadow.testData], checked by the caller: without testData
+// rules the guard costs one pointer load, inline.
+func (s *Shadow) lostMark(td *shadowlane.TestData, subj string, h natsgo.Header) error {
 	rule, ok := td.Match(subj)
 	for k, vs := range h {
 		if ok {
@@ -42,5 +34,9 @@ func (s *Shadow) lostMark(m propagation.Mark, subj string, h natsgo.Header) erro
 	if !ok {
 		return nil
 	}
-	return rt.LostMark(Store, metricTarget(s, subj), rule)
+	return shadowlane.OrDefault(s.c.rt).LostMark(Store, metricTarget(s, subj), rule)
 }
+
+// testData is the lost-mark guard's matcher of the adapter's runtime, nil
+// when testData is not configured (inlined at the call).
+func (s *Shadow) testData() *shadowlane.TestData { return shadowlane.OrDefault(s.c.rt).TestData() }

@@ -4,7 +4,6 @@ import (
 	"github.com/IBM/sarama"
 
 	"github.com/shadowlane/shadowlane"
-	"github.com/shadowlane/shadowlane/propagation"
 )
 
 // seam is where the lost-mark guard runs.
@@ -23,7 +22,7 @@ const (
 // the message's topic. The error is a [*shadow.Error] wrapping
 // [shadow.ErrLostMark] when testData.action is refuse, nil when it is
 // alert or nothing matched. Message values are not read (testData has no
-// rule for bodies). Without testData rules it costs one pointer load.
+// rule for bodies).
 //
 // Every seam runs it: [Producer.SendMessage] and [Shadow.Prepare] return
 // the error; the interceptor ([Shadow.OnSend]) empties the topic, which
@@ -33,15 +32,10 @@ const (
 // flight, and Prepare leaves alerts to the interceptor once it has run
 // (before that, a message prepared and then sent through a producer with
 // the interceptor is counted twice).
-func (s *Shadow) lostMark(m propagation.Mark, msg *sarama.ProducerMessage, from seam) error {
-	if m.Run != "" {
-		return nil
-	}
-	rt := shadowlane.OrDefault(s.c.rt)
-	td := rt.TestData()
-	if td == nil {
-		return nil
-	}
+//
+// td is [Shadow.testData], checked by the caller: without testData rules the
+// guard costs one pointer load, inline.
+func (s *Shadow) lostMark(td *shadowlane.TestData, msg *sarama.ProducerMessage, from seam) error {
 	rule, ok := matchKey(td, msg.Key)
 	for i := 0; !ok && i < len(msg.Headers); i++ {
 		h := &msg.Headers[i]
@@ -68,8 +62,12 @@ func (s *Shadow) lostMark(m propagation.Mark, msg *sarama.ProducerMessage, from 
 			}
 		}
 	}
-	return rt.LostMark(Store, msg.Topic, rule)
+	return shadowlane.OrDefault(s.c.rt).LostMark(Store, msg.Topic, rule)
 }
+
+// testData is the lost-mark guard's matcher of the adapter's runtime, nil
+// when testData is not configured (inlined at the call).
+func (s *Shadow) testData() *shadowlane.TestData { return shadowlane.OrDefault(s.c.rt).TestData() }
 
 // sent ends the wrapper's send of msg: it forgets msg if the wrapper
 // alerted on it. One atomic load when nothing is pending.
