@@ -100,6 +100,7 @@ func handwiredShop(t *testing.T, dir string) string {
 func drive(t *testing.T, s *shop, n int, run, tok, tag string) {
 	t.Helper()
 	var next, failed atomic.Int64
+	var firstErr atomic.Value
 	var wg sync.WaitGroup
 	for w := 0; w < 4; w++ {
 		wg.Add(1)
@@ -117,7 +118,9 @@ func drive(t *testing.T, s *shop, n int, run, tok, tag string) {
 				}
 				resp, err := http.DefaultClient.Do(req)
 				if err != nil || resp.StatusCode != http.StatusOK {
-					failed.Add(1)
+					if failed.Add(1) == 1 {
+						firstErr.Store(fmt.Sprint(err, " ", statusOf(resp)))
+					}
 				}
 				if err == nil {
 					resp.Body.Close()
@@ -127,8 +130,15 @@ func drive(t *testing.T, s *shop, n int, run, tok, tag string) {
 	}
 	wg.Wait()
 	if f := failed.Load(); f > 0 {
-		t.Fatalf("%d of %d requests failed\n%s", f, n, s.logs.String())
+		t.Fatalf("%d of %d requests failed (first: %v)\n%s", f, n, firstErr.Load(), s.logs.String())
 	}
+}
+
+func statusOf(resp *http.Response) string {
+	if resp == nil {
+		return ""
+	}
+	return resp.Status
 }
 
 // clockTicks is USER_HZ, the unit of /proc/<pid>/stat's CPU times (100 on

@@ -135,6 +135,12 @@ func newStores(t *testing.T, dir string) *stores {
 	return st
 }
 
+// dsn is the shop's data source: the file, waiting for the write lock
+// rather than failing with SQLITE_BUSY when orders arrive concurrently.
+func (st *stores) dsn() string {
+	return "file:" + st.dbPath + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)"
+}
+
 // rows counts the rows of table whose user_id starts with prefix.
 func (st *stores) rows(t *testing.T, table, prefix string) int {
 	t.Helper()
@@ -208,7 +214,7 @@ func startShop(t *testing.T, bin string, st *stores) *shop {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(bin)
-	cmd.Env = append(os.Environ(), "ZC_ADDR="+s.addr, "ZC_PRICING_ADDR="+freeAddr(t), "ZC_DB="+st.dbPath, "ZC_NS="+st.ns,
+	cmd.Env = append(os.Environ(), "ZC_ADDR="+s.addr, "ZC_PRICING_ADDR="+freeAddr(t), "ZC_DB="+st.dsn(), "ZC_NS="+st.ns,
 		"ZC_REDIS="+redisAddr, "SHADOWLANE_CONFIG="+cfg, "GIN_MODE=release")
 	cmd.Stdout, cmd.Stderr = s.logs, s.logs
 	if err := cmd.Start(); err != nil {
