@@ -133,8 +133,10 @@ func (c *conn) statement(ctx context.Context, query string, args []driver.NamedV
 		return propagation.Mark{}, query, nil
 	}
 	m := c.mark(ctx)
-	if err := c.lostMark(ctx, m, query, args); err != nil { // lostmark.go (testData:)
-		return m, "", err
+	if td := c.testData(); td != nil && m.Run == "" {
+		if err := c.lostMark(ctx, td, query, args); err != nil { // lostmark.go (testData:)
+			return m, "", err
+		}
 	}
 	q, err := c.text(m, query)
 	return m, q, err
@@ -356,8 +358,10 @@ func (s *stmt) Query(args []driver.Value) (driver.Rows, error) {
 }
 
 func (s *stmt) ExecContext(ctx context.Context, args []driver.NamedValue) (driver.Result, error) {
-	if err := s.c.lostMarkStmt(ctx, s.query, args); err != nil { // lostmark.go (testData:)
-		return nil, err
+	if td := s.c.testData(); td != nil {
+		if err := s.c.lostMarkStmt(ctx, td, s.query, args); err != nil { // lostmark.go (testData:)
+			return nil, err
+		}
 	}
 	return runStmt(s, ctx, func(st driver.Stmt) (driver.Result, error) {
 		if sc, ok := st.(driver.StmtExecContext); ok {
@@ -373,8 +377,10 @@ func (s *stmt) ExecContext(ctx context.Context, args []driver.NamedValue) (drive
 }
 
 func (s *stmt) QueryContext(ctx context.Context, args []driver.NamedValue) (driver.Rows, error) {
-	if err := s.c.lostMarkStmt(ctx, s.query, args); err != nil { // lostmark.go (testData:)
-		return nil, err
+	if td := s.c.testData(); td != nil {
+		if err := s.c.lostMarkStmt(ctx, td, s.query, args); err != nil { // lostmark.go (testData:)
+			return nil, err
+		}
 	}
 	return runStmt(s, ctx, func(st driver.Stmt) (driver.Rows, error) {
 		if sc, ok := st.(driver.StmtQueryContext); ok {
