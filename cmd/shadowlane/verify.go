@@ -17,7 +17,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/shadowlane/shadowlane"
 	"github.com/shadowlane/shadowlane/propagation"
 	"github.com/shadowlane/shadowlane/shadow"
 	"github.com/shadowlane/shadowlane/shadow/bus"
@@ -70,7 +69,7 @@ func cmdVerify(args []string, stdout, stderr io.Writer) int {
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	if *cfgFile != "" {
-		cfg, err := shadowlane.LoadFile(*cfgFile)
+		_, stores, err := loadConfig(*cfgFile)
 		if err != nil {
 			fmt.Fprintln(stderr, err)
 			if errors.Is(err, os.ErrNotExist) {
@@ -78,7 +77,7 @@ func cmdVerify(args []string, stdout, stderr io.Writer) int {
 			}
 			return exitViolation
 		}
-		applyStoresConfig(cfg.Stores, set, sq, st, os.Getenv)
+		applyStoresConfig(stores, set, sq, st, os.Getenv)
 	}
 	if msg := st.usage(); msg != "" {
 		fmt.Fprintln(stderr, "shadowlane verify:", msg)
