@@ -265,7 +265,8 @@ func (s *shop) stats(t *testing.T) shadowlane.Stats {
 	t.Helper()
 	resp, err := http.Get("http://" + s.admin + "/shadowlane/status")
 	if err != nil {
-		t.Fatal(err)
+		t.Errorf("shop counters: %v (an unwired build has no admin endpoint)", err)
+		return shadowlane.Stats{}
 	}
 	defer resp.Body.Close()
 	var st shadowlane.Stats
@@ -282,11 +283,12 @@ func (s *shop) setLoadTest(t *testing.T, on bool) {
 	req.Header.Set(shadowlane.AdminHeader, "1")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		t.Fatal(err)
+		t.Errorf("kill switch: %v (an unwired build has no admin endpoint)", err)
+		return
 	}
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("kill switch: HTTP %d", resp.StatusCode)
+		t.Errorf("kill switch: HTTP %d", resp.StatusCode)
 	}
 }
 
