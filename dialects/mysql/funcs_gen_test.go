@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/shadowlane/shadowlane/dialects/mysql/internal/funcgen"
+	"github.com/shadowlane/shadowlane/internal/funclist"
 	"github.com/shadowlane/shadowlane/internal/testenv"
 )
 
@@ -27,7 +28,7 @@ func TestFuncsGenerated(t *testing.T) {
 		}
 		t.Skipf("funcs_gen.go is generated from MariaDB 10.11, the server is %s", version)
 	}
-	got, err := funcgen.Generate(ctx, db)
+	got, err := funclist.Generate(ctx, db, funcgen.Read)
 	if err != nil {
 		t.Fatal(err)
 	}

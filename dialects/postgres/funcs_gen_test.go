@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/shadowlane/shadowlane/dialects/postgres/internal/funcgen"
+	"github.com/shadowlane/shadowlane/internal/funclist"
 	"github.com/shadowlane/shadowlane/internal/testenv"
 )
 
@@ -26,7 +27,7 @@ func TestFuncsGenerated(t *testing.T) {
 		}
 		t.Skipf("funcs_gen.go is generated from PostgreSQL 15, the server is %d", major)
 	}
-	got, err := funcgen.Generate(ctx, db)
+	got, err := funclist.Generate(ctx, db, funcgen.Read)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/shadowlane/shadowlane/dialects/sqlite"
 	"github.com/shadowlane/shadowlane/dialects/sqlite/internal/funcgen"
+	"github.com/shadowlane/shadowlane/internal/funclist"
 	"github.com/shadowlane/shadowlane/shadow"
 	"github.com/shadowlane/shadowlane/shadow/sqlshadow"
 	"github.com/shadowlane/shadowlane/shadow/sqlshadow/sqlshadowtest"
@@ -94,7 +95,7 @@ func TestFuncsGenerated(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	got, err := funcgen.Generate(context.Background(), db)
+	got, err := funclist.Generate(context.Background(), db, funcgen.Read)
 	if err != nil {
 		t.Fatal(err)
 	}
