@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/shadowlane/shadowlane/dialects/mysql/internal/funcgen"
-	"github.com/shadowlane/shadowlane/internal/funclist"
 	"github.com/shadowlane/shadowlane/internal/testenv"
 )
 
@@ -28,7 +27,7 @@ func TestFuncsGenerated(t *testing.T) {
 		}
 		t.Skipf("funcs_gen.go is generated from MariaDB 10.11, the server is %s", version)
 	}
-	got, err := funclist.Generate(ctx, db, funcgen.Read)
+	got, err := funcgen.Generator.Generate(ctx, db)
 	if err != nil {
 		t.Fatal(err)
 	}

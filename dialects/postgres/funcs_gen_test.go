@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/shadowlane/shadowlane/dialects/postgres/internal/funcgen"
-	"github.com/shadowlane/shadowlane/internal/funclist"
 	"github.com/shadowlane/shadowlane/internal/testenv"
 )
 
@@ -27,7 +26,7 @@ func TestFuncsGenerated(t *testing.T) {
 		}
 		t.Skipf("funcs_gen.go is generated from PostgreSQL 15, the server is %d", major)
 	}
-	got, err := funclist.Generate(ctx, db, funcgen.Read)
+	got, err := funcgen.Generator.Generate(ctx, db)
 	if err != nil {
 		t.Fatal(err)
 	}

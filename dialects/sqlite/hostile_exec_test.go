@@ -14,7 +14,6 @@ import (
 
 	"github.com/shadowlane/shadowlane/dialects/sqlite"
 	"github.com/shadowlane/shadowlane/dialects/sqlite/internal/funcgen"
-	"github.com/shadowlane/shadowlane/internal/funclist"
 	"github.com/shadowlane/shadowlane/shadow"
 	"github.com/shadowlane/shadowlane/shadow/sqlshadow"
 	"github.com/shadowlane/shadowlane/shadow/sqlshadow/sqlshadowtest"
@@ -95,7 +94,7 @@ func TestFuncsGenerated(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	got, err := funclist.Generate(context.Background(), db, funcgen.Read)
+	got, err := funcgen.Generator.Generate(context.Background(), db)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -31,9 +31,18 @@ var Denied = []string{
 
 var ident = regexp.MustCompile(`^[a-z_][a-z0-9_]*$`)
 
-// Read reads the help tables of db and confirms each candidate on the
+// Generator generates the list from a MariaDB server (by its help
+// tables, each name confirmed on the server).
+var Generator = funclist.Generator{
+	Package: "mysql", Driver: "mysql", DSNEnv: "SHADOWLANE_MYSQL_DSN", DefaultDSN: "root@tcp(127.0.0.1:3306)/test",
+	ServerDoc: "the server the list was generated from",
+	Doc:       []string{"safeFuncs are the native functions load-test statements may call", "(see internal/funcgen)."},
+	Read:      read,
+}
+
+// read reads the help tables of db and confirms each candidate on the
 // server.
-func Read(ctx context.Context, db *sql.DB) (funclist.List, error) {
+func read(ctx context.Context, db *sql.DB) (funclist.List, error) {
 	var version string
 	if err := db.QueryRowContext(ctx, "SELECT VERSION()").Scan(&version); err != nil {
 		return funclist.List{}, err
@@ -77,14 +86,7 @@ func Read(ctx context.Context, db *sql.DB) (funclist.List, error) {
 			names = append(names, n)
 		}
 	}
-	return funclist.List{
-		Package:   "mysql",
-		From:      "MariaDB " + major + "'s help tables, confirmed on the server",
-		Server:    major,
-		ServerDoc: "the server the list was generated from",
-		Doc:       []string{"safeFuncs are the native functions load-test statements may call", "(see internal/funcgen)."},
-		Names:     names,
-	}, nil
+	return funclist.List{From: "MariaDB " + major + "'s help tables, confirmed on the server", Server: major, Names: names}, nil
 }
 
 // native calls name with zero, then one argument, inside a read-only

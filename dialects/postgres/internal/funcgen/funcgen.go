@@ -38,8 +38,17 @@ var Volatile = []string{
 	"uuid_generate_v4", "txid_current", "pg_current_xact_id",
 }
 
-// Read reads the list from db's pg_catalog.pg_proc.
-func Read(ctx context.Context, db *sql.DB) (funclist.List, error) {
+// Generator generates the list from a PostgreSQL server's catalog.
+var Generator = funclist.Generator{
+	Package: "postgres", Driver: "pgx", DSNEnv: "SHADOWLANE_PG_DSN", DefaultDSN: "postgres://postgres@127.0.0.1:5432/test?sslmode=disable",
+	ServerDoc: "the server the list was generated from",
+	Doc: []string{"safeFuncs are the pg_catalog functions load-test statements may call:",
+		"every overload immutable or stable, not denied (see internal/funcgen)."},
+	Read: read,
+}
+
+// read reads the list from db's pg_catalog.pg_proc.
+func read(ctx context.Context, db *sql.DB) (funclist.List, error) {
 	var major int
 	if err := db.QueryRowContext(ctx, "SELECT current_setting('server_version_num')::int / 10000").Scan(&major); err != nil {
 		return funclist.List{}, err
@@ -66,15 +75,7 @@ func Read(ctx context.Context, db *sql.DB) (funclist.List, error) {
 	if err := rows.Err(); err != nil {
 		return funclist.List{}, err
 	}
-	return funclist.List{
-		Package:   "postgres",
-		From:      fmt.Sprintf("PostgreSQL %d's pg_catalog.pg_proc", major),
-		Server:    major,
-		ServerDoc: "the server the list was generated from",
-		Doc: []string{"safeFuncs are the pg_catalog functions load-test statements may call:",
-			"every overload immutable or stable, not denied (see internal/funcgen)."},
-		Names: names,
-	}, nil
+	return funclist.List{From: fmt.Sprintf("PostgreSQL %d's pg_catalog.pg_proc", major), Server: major, Names: names}, nil
 }
 
 func denied(name string) bool {

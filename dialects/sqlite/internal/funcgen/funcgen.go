@@ -20,8 +20,17 @@ const (
 // Denied are functions never allowed whatever their flags.
 var Denied = []string{"load_extension", "fts3_tokenizer", "sqlite_log", "readfile", "writefile", "edit"}
 
-// Read reads the list from db's pragma_function_list.
-func Read(ctx context.Context, db *sql.DB) (funclist.List, error) {
+// Generator generates the list from the SQLite compiled into
+// modernc.org/sqlite.
+var Generator = funclist.Generator{
+	Package: "sqlite", Driver: "sqlite", DefaultDSN: ":memory:",
+	ServerDoc: "the SQLite version the list was generated from",
+	Doc:       []string{"safeFuncs are the functions load-test statements may call (see", "internal/funcgen)."},
+	Read:      read,
+}
+
+// read reads the list from db's pragma_function_list.
+func read(ctx context.Context, db *sql.DB) (funclist.List, error) {
 	var version string
 	if err := db.QueryRowContext(ctx, "SELECT sqlite_version()").Scan(&version); err != nil {
 		return funclist.List{}, err
@@ -58,12 +67,5 @@ func Read(ctx context.Context, db *sql.DB) (funclist.List, error) {
 			names = append(names, n)
 		}
 	}
-	return funclist.List{
-		Package:   "sqlite",
-		From:      "SQLite " + version + "'s pragma_function_list (modernc.org/sqlite)",
-		Server:    version,
-		ServerDoc: "the SQLite version the list was generated from",
-		Doc:       []string{"safeFuncs are the functions load-test statements may call (see", "internal/funcgen)."},
-		Names:     names,
-	}, nil
+	return funclist.List{From: "SQLite " + version + "'s pragma_function_list (modernc.org/sqlite)", Server: version, Names: names}, nil
 }

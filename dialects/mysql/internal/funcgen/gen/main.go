@@ -7,10 +7,6 @@ import (
 	_ "github.com/go-sql-driver/mysql"
 
 	"github.com/shadowlane/shadowlane/dialects/mysql/internal/funcgen"
-	"github.com/shadowlane/shadowlane/internal/funclist"
 )
 
-func main() {
-	funclist.Main(funclist.Generator{Driver: "mysql", DSNEnv: "SHADOWLANE_MYSQL_DSN",
-		DefaultDSN: "root@tcp(127.0.0.1:3306)/test", Read: funcgen.Read})
-}
+func main() { funcgen.Generator.Main() }

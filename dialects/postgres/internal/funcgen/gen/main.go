@@ -7,10 +7,6 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/shadowlane/shadowlane/dialects/postgres/internal/funcgen"
-	"github.com/shadowlane/shadowlane/internal/funclist"
 )
 
-func main() {
-	funclist.Main(funclist.Generator{Driver: "pgx", DSNEnv: "SHADOWLANE_PG_DSN",
-		DefaultDSN: "postgres://postgres@127.0.0.1:5432/test?sslmode=disable", Read: funcgen.Read})
-}
+func main() { funcgen.Generator.Main() }

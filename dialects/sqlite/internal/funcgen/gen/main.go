@@ -6,9 +6,6 @@ import (
 	_ "modernc.org/sqlite"
 
 	"github.com/shadowlane/shadowlane/dialects/sqlite/internal/funcgen"
-	"github.com/shadowlane/shadowlane/internal/funclist"
 )
 
-func main() {
-	funclist.Main(funclist.Generator{Driver: "sqlite", DefaultDSN: ":memory:", Read: funcgen.Read})
-}
+func main() { funcgen.Generator.Main() }
