@@ -14,6 +14,7 @@ import (
 
 	"github.com/shadowlane/shadowlane/envtag"
 	"github.com/shadowlane/shadowlane/internal/edge"
+	"github.com/shadowlane/shadowlane/internal/tick"
 	"github.com/shadowlane/shadowlane/propagation"
 )
 
@@ -295,24 +296,17 @@ func (rt *Runtime) applyRouting(c *compiled) {
 // poll re-reads the registry file every interval; an invalid file keeps
 // the previous content and logs why.
 func (sh *routingShared) poll(ctx context.Context, file string, every time.Duration) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	tick.Every(ctx, every, func() bool {
 		data, err := os.ReadFile(file)
 		sh.mu.Lock()
 		if ctx.Err() != nil {
 			sh.mu.Unlock()
-			return
+			return false
 		}
 		sh.pollCount++
 		if err == nil && bytes.Equal(data, sh.last) {
 			sh.mu.Unlock()
-			continue
+			return true
 		}
 		if err == nil {
 			var svc map[string][]envtag.Endpoint
@@ -326,7 +320,8 @@ func (sh *routingShared) poll(ctx context.Context, file string, every time.Durat
 		if err != nil {
 			sh.rt.logs.warn("routing-registry", "shadowlane: registry file not reloaded; keeping the previous content", "file", file, "error", err.Error())
 		}
-	}
+		return true
+	})
 }
 
 // Registry returns this runtime's instance registry: the content of

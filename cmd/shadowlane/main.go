@@ -211,13 +211,9 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "shadowlane check: --config is required")
 		return exitUsage
 	}
-	cfg, stores, err := loadConfig(*cfgFile)
-	if err != nil {
-		fmt.Fprintln(stderr, err)
-		if errors.Is(err, os.ErrNotExist) {
-			return exitSetup
-		}
-		return exitViolation
+	cfg, stores, code := loadConfig(*cfgFile, stderr)
+	if code != exitOK {
+		return code
 	}
 	if err := errors.Join(cfg.Validate(), stores.Validate()); err != nil {
 		fmt.Fprintf(stdout, "%s: invalid\n", *cfgFile)
@@ -238,13 +234,22 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 // loadConfig reads the config file twice over: the runtime's part, as the
 // runtime reads it (shadowlane.LoadFile skips the stores section), and the
 // stores section, which is this command's.
-func loadConfig(path string) (shadowlane.Config, storecfg.Stores, error) {
+// On failure it prints the error to stderr and returns the exit code: 3
+// (setup) for a missing file, 1 for one that does not read; else exitOK.
+func loadConfig(path string, stderr io.Writer) (shadowlane.Config, storecfg.Stores, int) {
 	cfg, err := shadowlane.LoadFile(path)
-	if err != nil {
-		return cfg, storecfg.Stores{}, err
+	var st storecfg.Stores
+	if err == nil {
+		st, err = storecfg.Load(path)
 	}
-	st, err := storecfg.Load(path)
-	return cfg, st, err
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		if errors.Is(err, os.ErrNotExist) {
+			return cfg, st, exitSetup
+		}
+		return cfg, st, exitViolation
+	}
+	return cfg, st, exitOK
 }
 
 // applyStoresConfig fills the store flags the command line left unset from
