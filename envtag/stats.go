@@ -47,7 +47,8 @@ func (r Result) String() string {
 const maxServices = 1024
 
 type serviceStats struct {
-	n [2][numResults]atomic.Int64 // [class][result]
+	n    [2][numResults]atomic.Int64 // [class][result]
+	zone [2][2]atomic.Int64          // [class][same zone, spilled]
 
 	// passive health of the HTTP transport (see [HealthConfig])
 	ejections, readmissions, retries, connFailures atomic.Int64
