@@ -193,6 +193,9 @@ func TestTransportZone(t *testing.T) {
 	if z := st.Zone(svc, propagation.ClassLoadTest); z.Spilled == 0 {
 		t.Fatalf("no spilled picks counted: %+v", z)
 	}
+	if row, z := st.Lookup(svc, propagation.ClassLoadTest), st.Zone(svc, propagation.ClassLoadTest); row.SameZone != z.SameZone || row.Spilled != z.Spilled || row.Lane != z.SameZone+z.Spilled {
+		t.Fatalf("snapshot row %+v, zone %+v: every lane pick is same-zone or spilled", row, z)
+	}
 
 	// Trunk zone a gone: untagged traffic spills to trunk zone b and
 	// never reaches proj-x.
