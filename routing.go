@@ -53,7 +53,8 @@ type RoutingConfig struct {
 	// envtag HTTP transport).
 	ConnectGrace time.Duration `yaml:"connectGrace"`
 	// Zone is the zone (room, availability zone) this process runs in;
-	// empty: the SHADOWLANE_ZONE environment variable, else none. Within
+	// the SHADOWLANE_ZONE environment variable overrides it (see
+	// ApplyEnv); empty: no zone preference. Within
 	// the environment lane the env rule chose, picks prefer instances whose
 	// registry entry carries the same "zone" label; zone never moves a
 	// request to another lane.
@@ -160,15 +161,8 @@ func compileRouting(c RoutingConfig, errs []error) (*routingState, []error) {
 		bad("routing.connectGrace", "%v is negative", c.ConnectGrace)
 	}
 	zone := c.Zone
-	if zone == "" {
-		zone = os.Getenv(envtag.ZoneEnvVar)
-	}
 	if _, err := envtag.ParseZone(zone); err != nil {
-		f := "routing.zone"
-		if c.Zone == "" {
-			f = envtag.ZoneEnvVar
-		}
-		bad(f, "%q must be 1..%d bytes of [A-Za-z0-9_-]", zone, propagation.MaxIDLen)
+		bad("routing.zone", "%q must be 1..%d bytes of [A-Za-z0-9_-]", zone, propagation.MaxIDLen)
 	}
 	if c.ZoneSpill < 0 || c.ZoneSpill > 1 || c.ZoneSpill != c.ZoneSpill {
 		bad("routing.zoneSpill", "%v is not a fraction in [0, 1]", c.ZoneSpill)

@@ -10,8 +10,8 @@ import (
 )
 
 // ZoneEnvVar is the environment variable that names the zone (room, rack,
-// availability zone) this process runs in, when the routing config sets
-// none (shadowlane's routing.zone wins).
+// availability zone) this process runs in; the shadowlane package overlays
+// it on routing.zone, like its other SHADOWLANE_* variables.
 const ZoneEnvVar = "SHADOWLANE_ZONE"
 
 // ZoneLabelKey is the metadata key under which registries and resolvers
