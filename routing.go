@@ -25,6 +25,8 @@ import (
 //	  fallback:
 //	    proj-b: [proj-a]              # proj-b requests try proj-a before trunk
 //	  connectGrace: 1s                # wait this long for a connecting lane, then fail
+//	  zone: room-a                    # prefer instances labelled "zone": room-a within the lane
+//	  zoneSpill: 0.5                  # ... until fewer than half of the lane's healthy ones are local
 //	  tagSource:                      # edges also read the tag from here
 //	    cookie: shadowlane-env
 //	    query: env
