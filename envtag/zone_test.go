@@ -206,3 +206,34 @@ func TestTransportZone(t *testing.T) {
 	only(served(40, prod), "tb1", "tb2")
 	only(served(20, other), "tb1", "tb2")
 }
+
+func TestPoolZonePickNoAlloc(t *testing.T) {
+	pol, _ := envtag.NewPolicy(envtag.Config{Zone: "a", ZoneSpill: 0.5})
+	p := envtag.NewPool("svc", pol, []envtag.Member[string]{
+		{Env: "p", Zone: "a", Item: "pa1"}, {Env: "p", Zone: "a", Item: "pa2"}, {Env: "p", Zone: "b", Item: "pb1"},
+	}, envtag.PoolStats(envtag.NewStats()))
+	m := propagation.Mark{Env: "p"}
+	if n := testing.AllocsPerRun(100, func() { p.Pick(m) }); n != 0 {
+		t.Fatalf("zoned Pick allocates %v times", n)
+	}
+}
+
+func BenchmarkPoolPick(b *testing.B) {
+	pol, _ := envtag.NewPolicy(envtag.Config{Zone: "a", ZoneSpill: 0.5})
+	for _, tc := range []struct {
+		name  string
+		zones [4]string
+	}{{"unzoned", [4]string{}}, {"zoned", [4]string{"a", "a", "b", "b"}}} {
+		var ms []envtag.Member[int]
+		for i, z := range tc.zones {
+			ms = append(ms, envtag.Member[int]{Env: "p", Zone: z, Item: i})
+		}
+		p := envtag.NewPool("svc", pol, ms, envtag.PoolStats(envtag.NewStats()))
+		m := propagation.Mark{Env: "p"}
+		b.Run(tc.name, func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				p.Pick(m)
+			}
+		})
+	}
+}
