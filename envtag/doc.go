@@ -41,7 +41,7 @@
 // its healthy instances falls below [Config.ZoneSpill] ([ZoneSpills]
 // states the rule). Zone only orders instances within a lane: it never
 // changes which environment serves a request. Retries ([Pool.Another])
-// go round robin over the whole lane.
+// try the other local instances of the lane first, then the rest of it.
 //
 // Every pick is counted per downstream service and traffic class: lane
 // hits, fallbacks, trunk picks and misses, in a [Stats] (one per

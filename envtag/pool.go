@@ -254,7 +254,8 @@ func (p *Pool[T]) PickEnv(m propagation.Mark) (T, string, error) {
 
 // Another returns a ready instance labelled env (exactly that label: ""
 // is trunk) for which skip reports false, continuing the round robin; ok
-// is false when there is none. It is how a request that failed on one
+// is false when there is none; with a caller zone (see [ZoneSpills]) the
+// other instances of that zone come first. It is how a request that failed on one
 // instance is retried on another instance of the same lane, never in
 // another environment. It is not counted as a pick.
 func (p *Pool[T]) Another(env string, skip func(T) bool) (item T, ok bool) {
@@ -264,6 +265,9 @@ func (p *Pool[T]) Another(env string, skip func(T) bool) (item T, ok bool) {
 	g := p.group(env)
 	if !g.ok() {
 		return item, false
+	}
+	if c, ok := p.anotherLocal(g, skip); ok {
+		return c, true
 	}
 	n := len(g.ready)
 	start := int(g.next.Add(1) % uint32(n))

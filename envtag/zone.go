@@ -14,10 +14,6 @@ import (
 // it on routing.zone, like its other SHADOWLANE_* variables.
 const ZoneEnvVar = "SHADOWLANE_ZONE"
 
-// ZoneLabelKey is the metadata key under which registries and resolvers
-// store an instance's zone label.
-const ZoneLabelKey = "shadowlane.zone"
-
 // SelfZone returns this process's zone from [ZoneEnvVar] ("" = none). A
 // value that is not 1..64 bytes of [A-Za-z0-9_-] is an error wrapping
 // [propagation.ErrMalformed].
@@ -194,4 +190,29 @@ func (st *Stats) Zone(service, class string) ZoneCount {
 	}
 	out.SameZone, out.Spilled = s.zone[c][0].Load(), s.zone[c][1].Load()
 	return out
+}
+
+// anotherLocal is [Pool.Another] within the caller's zone of g: a retry
+// tries the other local instances of the lane before the rest of it.
+func (p *Pool[T]) anotherLocal(g *group[T], skip func(T) bool) (item T, ok bool) {
+	if g.byZone == nil {
+		return item, false
+	}
+	z := p.currentPolicy().Zone()
+	if z == "" {
+		return item, false
+	}
+	for i := range g.byZone {
+		if l := &g.byZone[i]; l.zone == z {
+			n := len(l.ready)
+			start := int(l.next.Add(1) % uint32(n))
+			for j := 0; j < n; j++ {
+				if c := l.ready[(start+j)%n]; skip == nil || !skip(c) {
+					return c, true
+				}
+			}
+			break
+		}
+	}
+	return item, false
 }

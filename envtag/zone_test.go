@@ -237,3 +237,19 @@ func BenchmarkPoolPick(b *testing.B) {
 		})
 	}
 }
+
+func TestPoolAnotherLocalFirst(t *testing.T) {
+	pol, _ := envtag.NewPolicy(envtag.Config{Zone: "a"})
+	p := envtag.NewPool("svc", pol, []envtag.Member[string]{
+		{Env: "p", Zone: "a", Item: "pa1"}, {Env: "p", Zone: "a", Item: "pa2"}, {Env: "p", Zone: "b", Item: "pb1"}, {Env: "q", Zone: "a", Item: "qa1"},
+	})
+	for i := 0; i < 10; i++ {
+		if c, ok := p.Another("p", func(s string) bool { return s == "pa1" }); !ok || c != "pa2" {
+			t.Fatalf("retry after pa1: %q %v, want pa2 (same zone first)", c, ok)
+		}
+		c, ok := p.Another("p", func(s string) bool { return s != "pb1" })
+		if !ok || c != "pb1" {
+			t.Fatalf("retry with zone a exhausted: %q %v, want pb1 (same lane, never q)", c, ok)
+		}
+	}
+}
