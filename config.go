@@ -272,7 +272,7 @@ func init() { cfgfile.Load = loadInto }
 // ("id=secret,id2=secret2"; replaces the keys), SHADOWLANE_LOADTEST
 // (on|off), SHADOWLANE_ALLOW (comma-separated hosts; replaces the list),
 // SHADOWLANE_ADMIN_ADDR, SHADOWLANE_ADMIN_TOKEN, SHADOWLANE_REDIS_SCRIPTS
-// (allow|refuse).
+// (allow|refuse), SHADOWLANE_ZONE (routing.zone).
 func ApplyEnv(c *Config, getenv func(string) string) error {
 	if getenv == nil {
 		getenv = os.Getenv
@@ -314,6 +314,7 @@ func ApplyEnv(c *Config, getenv func(string) string) error {
 	set("SHADOWLANE_ADMIN_ADDR", func(v string) { c.Admin.Addr = v })
 	set("SHADOWLANE_ADMIN_TOKEN", func(v string) { c.Admin.Token = v })
 	set("SHADOWLANE_REDIS_SCRIPTS", func(v string) { c.Redis.Scripts = v })
+	set("SHADOWLANE_ZONE", func(v string) { c.Routing.Zone = v }) // envtag.ZoneEnvVar
 	return errors.Join(errs...)
 }
 

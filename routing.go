@@ -26,6 +26,8 @@ import (
 //	  fallback:
 //	    proj-b: [proj-a]              # proj-b requests try proj-a before trunk
 //	  connectGrace: 1s                # wait this long for a connecting lane, then fail
+//	  zone: room-a                    # prefer instances labelled "zone": room-a within the lane
+//	  zoneSpill: 0.5                  # ... until fewer than half of the lane's healthy ones are local
 //	  tagSource:                      # edges also read the tag from here
 //	    cookie: shadowlane-env
 //	    query: env
@@ -53,6 +55,19 @@ type RoutingConfig struct {
 	// instead of waiting out its deadline (default 1s; gRPC balancer and
 	// envtag HTTP transport).
 	ConnectGrace time.Duration `yaml:"connectGrace"`
+	// Zone is the zone (room, availability zone) this process runs in;
+	// the SHADOWLANE_ZONE environment variable overrides it (see
+	// ApplyEnv); empty: no zone preference. Within
+	// the environment lane the env rule chose, picks prefer instances whose
+	// registry entry carries the same "zone" label; zone never moves a
+	// request to another lane.
+	Zone string `yaml:"zone"`
+	// ZoneSpill is the fraction in [0, 1] below which the local zone's
+	// share of the lane's healthy instances (local < zoneSpill × healthy,
+	// or no local instance at all) makes picks spill round robin over
+	// every zone of the lane; 0 (default) spills only when the local zone
+	// has no healthy instance left (see envtag.ZoneSpills).
+	ZoneSpill float64 `yaml:"zoneSpill"`
 	// TagSource names where edge entries also read the environment tag:
 	// a header, a cookie and/or a query parameter (checked in that order),
 	// for callers that cannot send the mark headers (browsers, curl). The
@@ -85,7 +100,7 @@ type RegistryConfig struct {
 // IsZero reports whether c configures nothing.
 func (c RoutingConfig) IsZero() bool {
 	return !c.Strict && len(c.StrictServices) == 0 && len(c.Fallback) == 0 && c.ConnectGrace == 0 &&
-		c.TagSource == (TagSourceConfig{}) && c.Registry.File == "" && c.Registry.Reload == nil
+		c.Zone == "" && c.ZoneSpill == 0 && c.TagSource == (TagSourceConfig{}) && c.Registry.File == "" && c.Registry.Reload == nil
 }
 
 // routingState is the compiled routing section.
@@ -148,12 +163,19 @@ func compileRouting(c RoutingConfig, errs []error) (*routingState, []error) {
 	if c.ConnectGrace < 0 {
 		bad("routing.connectGrace", "%v is negative", c.ConnectGrace)
 	}
+	zone := c.Zone
+	if _, err := envtag.ParseZone(zone); err != nil {
+		bad("routing.zone", "%q must be 1..%d bytes of [A-Za-z0-9_-]", zone, propagation.MaxIDLen)
+	}
+	if c.ZoneSpill < 0 || c.ZoneSpill > 1 || c.ZoneSpill != c.ZoneSpill {
+		bad("routing.zoneSpill", "%v is not a fraction in [0, 1]", c.ZoneSpill)
+	}
 	if len(errs) == n {
 		p, err := envtag.NewPolicy(envtag.Config{Strict: c.Strict, StrictServices: c.StrictServices, Fallback: c.Fallback,
-			ConnectGrace: envtag.Duration(c.ConnectGrace)})
+			ConnectGrace: envtag.Duration(c.ConnectGrace), Zone: zone, ZoneSpill: c.ZoneSpill})
 		if err != nil {
 			bad("routing", "%v", err)
-		} else if c.Strict || len(c.StrictServices) > 0 || len(c.Fallback) > 0 || c.ConnectGrace != 0 {
+		} else if c.Strict || len(c.StrictServices) > 0 || len(c.Fallback) > 0 || c.ConnectGrace != 0 || zone != "" {
 			rs.policy = p
 		}
 	}

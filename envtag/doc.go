@@ -33,11 +33,23 @@
 // another environment. [Config.ConnectGrace] bounds how long a balancer
 // waits for instances still connecting before failing with [ErrNoLane].
 //
+// Same zone first: an instance may carry a zone label ([Endpoint].Zone,
+// "zone" in registry files, envbalancer.WithZone for gRPC resolvers). With
+// [Config.Zone] set (shadowlane: routing.zone or SHADOWLANE_ZONE), a pick
+// within the lane the rule above chose prefers the caller's zone, and
+// spills round robin over every zone of that lane when the local share of
+// its healthy instances falls below [Config.ZoneSpill] ([ZoneSpills]
+// states the rule). Zone only orders instances within a lane: it never
+// changes which environment serves a request. Retries ([Pool.Another])
+// try the other local instances of the lane first, then the rest of it.
+//
 // Every pick is counted per downstream service and traffic class: lane
 // hits, fallbacks, trunk picks and misses, in a [Stats] (one per
 // shadowlane Runtime, given with [WithStats] / [PoolStats], else the
 // default Runtime's: [Snapshot]; a Runtime exports its own as the
-// OpenTelemetry observable counter shadowlane.envtag.picks).
+// OpenTelemetry observable counter shadowlane.envtag.picks); picks by a
+// caller with a zone are also counted as same-zone or spilled
+// ([Stats.Zone], [Count].SameZone/Spilled, shadowlane.envtag.zone_picks).
 //
 // The package also holds the lane filter that message consumers use
 // ([Lanes]): a trunk consumer skips messages of environments that have a

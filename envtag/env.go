@@ -46,6 +46,9 @@ func ParseEnv(v string) (string, error) {
 type Endpoint struct {
 	Addr string `json:"addr"`
 	Env  string `json:"env,omitempty"`
+	// Zone is the instance's zone label ("" = none), a routing preference
+	// within its environment lane (see [ZoneSpills]).
+	Zone string `json:"zone,omitempty"`
 }
 
 // Validate reports an endpoint without an address or with a malformed label.
@@ -54,6 +57,9 @@ func (e Endpoint) Validate() error {
 		return fmt.Errorf("envtag: endpoint without address (env %q)", e.Env)
 	}
 	if _, err := ParseEnv(e.Env); err != nil {
+		return fmt.Errorf("envtag: endpoint %s: %w", e.Addr, err)
+	}
+	if _, err := ParseZone(e.Zone); err != nil {
 		return fmt.Errorf("envtag: endpoint %s: %w", e.Addr, err)
 	}
 	return nil

@@ -107,7 +107,7 @@ func ExampleStaticRegistry_Set() {
 	// Output:
 	// true
 	// envtag: registry: service "orders": envtag: address "10.0.3.9:8080" is listed under two environments ("proj-42" and "trunk") (update refused, the previous set stays in force)
-	// [{10.0.0.7:8080 } {10.0.3.9:8080 proj-42}]
+	// [{10.0.0.7:8080  } {10.0.3.9:8080 proj-42 }]
 }
 
 // A transport whose dead instances are ejected after one connection

@@ -16,10 +16,14 @@ func TestParseFile(t *testing.T) {
 	if err != nil || len(got["orders"]) != 2 || got["orders"][1].Env != "proj-a" {
 		t.Fatalf("%v %v", got, err)
 	}
+	if z, err := envtag.ParseFile([]byte(`{"services":{"orders":[{"addr":"x:1","env":"p","zone":"room-b"}]}}`)); err != nil || z["orders"][0].Zone != "room-b" {
+		t.Fatalf("zone label: %v %v", z, err)
+	}
 	for _, bad := range []string{
 		``, `{`, `[]`, `{"services":{"orders":[{"env":"proj-a"}]}}`,
 		`{"services":{"orders":[{"addr":"x","env":"proj a"}]}}`,
-		`{"services":{"orders":[{"addr":"x","zone":"b"}]}}`,
+		`{"services":{"orders":[{"addr":"x","weight":2}]}}`,
+		`{"services":{"orders":[{"addr":"x","zone":"room b"}]}}`,
 		`{"services":{"":[{"addr":"x"}]}}`,
 		`{"services":{}} {}`,
 	} {

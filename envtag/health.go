@@ -154,7 +154,7 @@ func (w *watch) rebuildLocked() {
 		if h.ejected {
 			continue
 		}
-		members = append(members, Member[*target]{Env: e.Env, Item: &target{ep: e, h: h}})
+		members = append(members, Member[*target]{Env: e.Env, Zone: e.Zone, Item: &target{ep: e, h: h}})
 	}
 	p := NewPool(w.service, w.t.policy, members, PoolStats(w.t.statsOf()))
 	p.policyFn = w.t.policyFn

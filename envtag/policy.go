@@ -34,6 +34,15 @@ type Config struct {
 	// longer (a connection failure: ejected, retried on the same lane).
 	// 0 means [DefaultConnectGrace]; in JSON a duration string ("500ms").
 	ConnectGrace Duration `json:"connectGrace,omitempty"`
+	// Zone is the caller's zone: within the lane the env rule chose, picks
+	// prefer instances labelled with this zone (see [ZoneSpills]). "" means
+	// no zone preference.
+	Zone string `json:"zone,omitempty"`
+	// ZoneSpill is the fraction in [0, 1] below which the caller zone's
+	// share of the lane's healthy instances makes picks spill to every
+	// zone of the lane (see [ZoneSpills]); 0 spills only when no local
+	// instance is left.
+	ZoneSpill float64 `json:"zoneSpill,omitempty"`
 }
 
 // DefaultConnectGrace is the connect grace of a [Config] that sets none.
@@ -70,6 +79,8 @@ type Policy struct {
 	strictSvc map[string]bool
 	fallback  map[string][]string
 	grace     time.Duration
+	zone      string
+	zoneSpill float64
 }
 
 // NewPolicy validates c and returns its Policy. Every tag and fallback
@@ -79,6 +90,9 @@ func NewPolicy(c Config) (*Policy, error) {
 	p := &Policy{strict: c.Strict, grace: time.Duration(c.ConnectGrace)}
 	if p.grace < 0 {
 		return nil, fmt.Errorf("envtag: connectGrace %v: negative", p.grace)
+	}
+	if err := p.setZone(c); err != nil {
+		return nil, err
 	}
 	for _, s := range c.StrictServices {
 		if s == "" {

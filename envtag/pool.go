@@ -18,6 +18,10 @@ type Member[T any] struct {
 	Env     string
 	Item    T
 	Pending bool
+	// Zone is the instance's zone label ("" = none; a malformed label
+	// counts as none): within its lane, picks prefer the caller's zone
+	// (see [ZoneSpills]).
+	Zone string
 }
 
 // Pool is an immutable snapshot of one service's instances grouped by
@@ -54,6 +58,8 @@ type group[T any] struct {
 	ready   []T
 	pending int
 	next    atomic.Uint32
+	zones   []string     // zone of each ready member; nil when none has one
+	byZone  []zoneSet[T] // ready members per zone; nil when none has one
 }
 
 func (g *group[T]) ok() bool { return g != nil && len(g.ready) > 0 }
@@ -116,6 +122,11 @@ func NewPool[T any](service string, policy *Policy, members []Member[T], opts ..
 			g.pending++
 		} else {
 			g.ready = append(g.ready, m.Item)
+			if z, err := ParseZone(m.Zone); err == nil {
+				g.addZoned(z, m.Item)
+			} else {
+				g.addZoned("", m.Item)
+			}
 		}
 	}
 	if len(p.lanes) <= maxScan {
@@ -128,6 +139,11 @@ func NewPool[T any](service string, policy *Policy, members []Member[T], opts ..
 	p.each(func(g *group[T]) {
 		if n := len(g.ready); n > 1 {
 			g.next.Store(uint32(rand.IntN(n)))
+		}
+		for i := range g.byZone {
+			if n := len(g.byZone[i].ready); n > 1 {
+				g.byZone[i].next.Store(uint32(rand.IntN(n)))
+			}
 		}
 	})
 	return p
@@ -211,13 +227,13 @@ func (p *Pool[T]) PickEnv(m propagation.Mark) (T, string, error) {
 	if m.Env == Trunk {
 		if g := p.trunk; g.ok() {
 			p.stats.add(m, TrunkHit)
-			return g.pick(), Trunk, nil
+			return p.pickIn(g, m, nil), Trunk, nil
 		}
 		return p.miss(m, p.currentPolicy())
 	}
 	if g := p.lane(m.Env); g.ok() {
 		p.stats.add(m, Lane)
-		return g.pick(), m.Env, nil
+		return p.pickIn(g, m, nil), m.Env, nil
 	}
 	pol := p.currentPolicy()
 	if pol.Strict(p.service) {
@@ -226,19 +242,20 @@ func (p *Pool[T]) PickEnv(m propagation.Mark) (T, string, error) {
 	for _, f := range pol.Fallbacks(m.Env) {
 		if g := p.lane(f); g.ok() {
 			p.stats.add(m, Fallback)
-			return g.pick(), f, nil
+			return p.pickIn(g, m, pol), f, nil
 		}
 	}
 	if g := p.trunk; g.ok() {
 		p.stats.add(m, Fallback)
-		return g.pick(), Trunk, nil
+		return p.pickIn(g, m, pol), Trunk, nil
 	}
 	return p.miss(m, pol)
 }
 
 // Another returns a ready instance labelled env (exactly that label: ""
 // is trunk) for which skip reports false, continuing the round robin; ok
-// is false when there is none. It is how a request that failed on one
+// is false when there is none; with a caller zone (see [ZoneSpills]) the
+// other instances of that zone come first. It is how a request that failed on one
 // instance is retried on another instance of the same lane, never in
 // another environment. It is not counted as a pick.
 func (p *Pool[T]) Another(env string, skip func(T) bool) (item T, ok bool) {
@@ -248,6 +265,9 @@ func (p *Pool[T]) Another(env string, skip func(T) bool) (item T, ok bool) {
 	g := p.group(env)
 	if !g.ok() {
 		return item, false
+	}
+	if c, ok := p.anotherLocal(g, skip); ok {
+		return c, true
 	}
 	n := len(g.ready)
 	start := int(g.next.Add(1) % uint32(n))

@@ -47,7 +47,8 @@ func (r Result) String() string {
 const maxServices = 1024
 
 type serviceStats struct {
-	n [2][numResults]atomic.Int64 // [class][result]
+	n    [2][numResults]atomic.Int64 // [class][result]
+	zone [2][2]atomic.Int64          // [class][same zone, spilled]
 
 	// passive health of the HTTP transport (see [HealthConfig])
 	ejections, readmissions, retries, connFailures atomic.Int64
@@ -180,6 +181,11 @@ type Count struct {
 	Fallback int64  `json:"fallback"`
 	Trunk    int64  `json:"trunk"`
 	Miss     int64  `json:"miss"`
+	// SameZone and Spilled split the picks of a caller with a zone (see
+	// [ZoneSpills]) into those served in its zone and those spilled to
+	// another; zero without zone labels.
+	SameZone int64 `json:"sameZone,omitempty"`
+	Spilled  int64 `json:"spilled,omitempty"`
 }
 
 // Snapshot returns the pick counters of every service in the default
@@ -198,7 +204,8 @@ func (st *Stats) Snapshot() []Count {
 		for c, class := range [2]string{propagation.ClassProduction, propagation.ClassLoadTest} {
 			row := Count{Service: svc, Class: class,
 				Lane: s.n[c][Lane].Load(), Fallback: s.n[c][Fallback].Load(),
-				Trunk: s.n[c][TrunkHit].Load(), Miss: s.n[c][Miss].Load()}
+				Trunk: s.n[c][TrunkHit].Load(), Miss: s.n[c][Miss].Load(),
+				SameZone: s.zone[c][0].Load(), Spilled: s.zone[c][1].Load()}
 			if row.Lane|row.Fallback|row.Trunk|row.Miss != 0 {
 				out = append(out, row)
 			}
@@ -250,8 +257,22 @@ func (st *Stats) RegisterMetrics(m metric.Meter) (metric.Registration, error) {
 	if err != nil {
 		return nil, err
 	}
+	zc, err := m.Int64ObservableCounter("shadowlane.envtag.zone_picks",
+		metric.WithDescription("Picks by a caller with a zone, per downstream service and traffic class, served in its zone (zone=same) or spilled to another (zone=spilled)."),
+		metric.WithUnit("{pick}"))
+	if err != nil {
+		return nil, err
+	}
 	return m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
 		for _, c := range st.Snapshot() {
+			if c.SameZone|c.Spilled != 0 {
+				for z, n := range [2]int64{c.SameZone, c.Spilled} {
+					o.ObserveInt64(zc, n, metric.WithAttributes(
+						attribute.String("service", c.Service),
+						attribute.String("class", c.Class),
+						attribute.String("zone", [2]string{"same", "spilled"}[z])))
+				}
+			}
 			for r, n := range [...]int64{c.Lane, c.Fallback, c.Trunk, c.Miss} {
 				o.ObserveInt64(picks, n, metric.WithAttributes(
 					attribute.String("service", c.Service),
@@ -273,5 +294,5 @@ func (st *Stats) RegisterMetrics(m metric.Meter) (metric.Registration, error) {
 			}
 		}
 		return nil
-	}, picks, hc)
+	}, picks, hc, zc)
 }

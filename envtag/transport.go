@@ -301,7 +301,7 @@ func (t *Transport) Pool(ctx context.Context, service string) (*Pool[Endpoint], 
 	members := make([]Member[Endpoint], 0, len(w.eps))
 	for _, e := range w.eps {
 		if h := w.health[AddrKey(e.Addr)]; h == nil || !h.ejected {
-			members = append(members, Member[Endpoint]{Env: e.Env, Item: e})
+			members = append(members, Member[Endpoint]{Env: e.Env, Zone: e.Zone, Item: e})
 		}
 	}
 	w.mu.Unlock()

@@ -61,7 +61,7 @@ func (builder) ParseConfig(js json.RawMessage) (serviceconfig.LoadBalancingConfi
 			return nil, fmt.Errorf("%s: bad config: %w", Name, err)
 		}
 	}
-	if c.Strict || len(c.StrictServices) > 0 || len(c.Fallback) > 0 || c.ConnectGrace != 0 {
+	if c.Strict || len(c.StrictServices) > 0 || len(c.Fallback) > 0 || c.ConnectGrace != 0 || c.Zone != "" || c.ZoneSpill != 0 {
 		p, err := envtag.NewPolicy(c.Config)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", Name, err)
@@ -212,7 +212,7 @@ func (b *envBalancer) publishLocked() {
 	children := endpointsharding.ChildStatesFromPicker(s.Picker)
 	members := make([]envtag.Member[balancer.Picker], 0, len(children))
 	for _, c := range children {
-		m := envtag.Member[balancer.Picker]{Env: labelOf(c.Endpoint), Item: c.State.Picker}
+		m := envtag.Member[balancer.Picker]{Env: labelOf(c.Endpoint), Zone: ZoneOf(c.Endpoint), Item: c.State.Picker}
 		key := childKey(c.Endpoint)
 		switch c.State.ConnectivityState {
 		case connectivity.Ready:

@@ -61,6 +61,9 @@ func Endpoints(eps []envtag.Endpoint) []resolver.Endpoint {
 	out := make([]resolver.Endpoint, len(eps))
 	for i, e := range eps {
 		out[i] = Endpoint(e.Env, e.Addr)
+		if e.Zone != "" {
+			out[i] = WithZone(out[i], e.Zone)
+		}
 	}
 	return out
 }
