@@ -38,19 +38,50 @@ type ident struct {
 	val        string
 }
 
+// Byte classes of the plain lexical rules.
+const (
+	cBad   = iota // anything not plain: " # @ $ \ { } [ ] control bytes, non-ASCII
+	cSpace        // space, tab, newline, carriage return
+	cIdent        // letters and _
+	cDigit
+	cPunct // ? = < > ! | & ^ ~ + * % ( ) , ; :
+	cBack  // `
+	cQuote // '
+	cMinus
+	cSlash
+	cDot
+)
+
+var byteClass = func() (t [256]uint8) {
+	for _, c := range " \t\n\r" {
+		t[c] = cSpace
+	}
+	for c := 'a'; c <= 'z'; c++ {
+		t[c], t[c-32] = cIdent, cIdent
+	}
+	t['_'] = cIdent
+	for c := '0'; c <= '9'; c++ {
+		t[c] = cDigit
+	}
+	for _, c := range "?=<>!|&^~+*%(),;:" {
+		t[c] = cPunct
+	}
+	t['`'], t['\''], t['-'], t['/'], t['.'] = cBack, cQuote, cMinus, cSlash, cDot
+	return t
+}()
+
 // simpleIdents returns the identifier tokens of q, and false when q holds
 // anything outside the plain lexical rules of the in-place rewrite.
 func simpleIdents(q string, buf []ident) ([]ident, bool) {
 	out := buf[:0]
 	n := len(q)
 	for i := 0; i < n; {
-		c := q[i]
-		switch {
-		case c == ' ' || c == '\t' || c == '\n' || c == '\r':
+		switch byteClass[q[i]] {
+		case cSpace, cPunct:
 			i++
-		case c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '_':
+		case cIdent:
 			j := i + 1
-			for j < n && isPlainIdentByte(q[j]) {
+			for j < n && (byteClass[q[j]] == cIdent || byteClass[q[j]] == cDigit) {
 				j++
 			}
 			if j < n && (q[j] == '$' || q[j] >= 0x80) {
@@ -58,21 +89,21 @@ func simpleIdents(q string, buf []ident) ([]ident, bool) {
 			}
 			out = append(out, ident{i, j, q[i:j]})
 			i = j
-		case c >= '0' && c <= '9':
+		case cDigit:
 			j := i + 1
-			for j < n && q[j] >= '0' && q[j] <= '9' {
+			for j < n && byteClass[q[j]] == cDigit {
 				j++
 			}
-			if j+1 < n && q[j] == '.' && q[j+1] >= '0' && q[j+1] <= '9' {
-				for j++; j < n && q[j] >= '0' && q[j] <= '9'; j++ {
+			if j+1 < n && q[j] == '.' && byteClass[q[j+1]] == cDigit {
+				for j++; j < n && byteClass[q[j]] == cDigit; j++ {
 				}
 			}
-			if j < n && (isPlainIdentByte(q[j]) || q[j] == '$' || q[j] >= 0x80 || q[j] == '.') {
+			if j < n && (byteClass[q[j]] == cIdent || byteClass[q[j]] == cDigit || q[j] == '$' || q[j] >= 0x80 || q[j] == '.') {
 				// 1e5, 0x1f, 2abc (an identifier), 1.e5: not plain
 				return nil, false
 			}
 			i = j
-		case c == '`':
+		case cBack:
 			k := strings.IndexByte(q[i+1:], '`')
 			if k <= 0 {
 				return nil, false // unterminated or empty
@@ -88,58 +119,50 @@ func simpleIdents(q string, buf []ident) ([]ident, bool) {
 			}
 			out = append(out, ident{i, j + 1, q[i+1 : j]})
 			i = j + 1
-		case c == '\'':
+		case cQuote:
 			j := i + 1
 			for {
-				if j >= n {
+				k := strings.IndexByte(q[j:], '\'')
+				if k < 0 {
 					return nil, false // unterminated
 				}
-				if q[j] == '\\' {
+				if strings.IndexByte(q[j:j+k], '\\') >= 0 {
 					return nil, false
 				}
-				if q[j] == '\'' {
-					if j+1 < n && q[j+1] == '\'' {
-						j += 2
-						continue
-					}
-					break
+				j += k
+				if j+1 < n && q[j+1] == '\'' {
+					j += 2
+					continue
 				}
-				j++
+				break
 			}
 			i = j + 1
-		case c == '-':
+		case cMinus:
 			if i+1 < n && q[i+1] == '-' {
 				return nil, false // a comment, or two minus signs
 			}
 			i++
-		case c == '/':
+		case cSlash:
 			if i+1 < n && q[i+1] == '*' {
 				return nil, false // a comment, maybe executable
 			}
 			i++
-		case c == '.':
+		case cDot:
 			// After a name and a dot, TiDB reads digits as a name (t.5,
 			// t. 5); before them, .5 is a number: neither is plain.
 			j := i + 1
-			for j < n && (q[j] == ' ' || q[j] == '\t' || q[j] == '\n' || q[j] == '\r') {
+			for j < n && byteClass[q[j]] == cSpace {
 				j++
 			}
-			if j < n && q[j] >= '0' && q[j] <= '9' {
+			if j < n && byteClass[q[j]] == cDigit {
 				return nil, false
 			}
 			i++
-		case strings.IndexByte("?=<>!|&^~+*%(),;:", c) >= 0:
-			i++
 		default:
-			// " # @ $ \ { } [ ] control bytes, non-ASCII
 			return nil, false
 		}
 	}
 	return out, true
-}
-
-func isPlainIdentByte(c byte) bool {
-	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_'
 }
 
 // site is one name of the tree that the rename may change: old is the
@@ -203,6 +226,13 @@ func (a *analysis) inPlace(query string, toks []ident) (out string, fresh, ok bo
 	}
 	fresh = true
 	for i := range r {
+		for k := 0; k < len(r[i].new); k++ {
+			if r[i].new[k] >= 0x80 {
+				// Unicode folding may equate names of other lengths:
+				// the length test below would not hold.
+				fresh = false
+			}
+		}
 		for j := i + 1; j < len(r); j++ {
 			if strings.EqualFold(r[i].old, r[j].old) || strings.EqualFold(r[i].new, r[j].new) {
 				fresh = false
@@ -222,12 +252,21 @@ func (a *analysis) inPlace(query string, toks []ident) (out string, fresh, ok bo
 	}
 	grow := 0
 	for ti, t := range toks {
+		l := len(t.val)
 		for i := range r {
-			if r[i].old == t.val {
-				r[i].toks++
-				match[ti] = uint8(i + 1)
-				grow += len(r[i].new) + 2 - (t.end - t.start)
-			} else if strings.EqualFold(r[i].old, t.val) || strings.EqualFold(r[i].new, t.val) {
+			g := &r[i]
+			if len(g.old) == l && g.old[0]|0x20 == t.val[0]|0x20 {
+				if g.old == t.val {
+					g.toks++
+					match[ti] = uint8(i + 1)
+					grow += len(g.new) + 2 - (t.end - t.start)
+					continue
+				}
+				if strings.EqualFold(g.old, t.val) {
+					fresh = false
+				}
+			}
+			if len(g.new) == l && g.new[0]|0x20 == t.val[0]|0x20 && strings.EqualFold(g.new, t.val) {
 				fresh = false
 			}
 		}
@@ -257,23 +296,4 @@ func (a *analysis) inPlace(query string, toks []ident) (out string, fresh, ok bo
 	}
 	sb.WriteString(query[last:])
 	return sb.String(), fresh, true
-}
-
-// containsFoldASCII reports whether s contains the lower-case ASCII word
-// needle in any letter case.
-func containsFoldASCII(s, needle string) bool {
-	n := len(needle)
-	for i := 0; i+n <= len(s); i++ {
-		if s[i]|0x20 != needle[0] {
-			continue
-		}
-		j := 1
-		for j < n && s[i+j]|0x20 == needle[j] {
-			j++
-		}
-		if j == n {
-			return true
-		}
-	}
-	return false
 }

@@ -76,11 +76,16 @@ func (d *Dialect) Rewrite(query string, rename sqlshadow.RenameFunc) (sqlshadow.
 // function calls with funcs.
 func (d *Dialect) RewriteFuncs(query string, rename sqlshadow.RenameFunc, funcs sqlshadow.FuncRenameFunc) (sqlshadow.Result, error) {
 	// A statement in plain lexical terms (see inplace.go) holds no
-	// comment, so no executable one, and one without the word RETURNING
-	// has no RETURNING clause to set aside: the scans for both are skipped.
+	// comment, so no executable one, and one without the keyword
+	// RETURNING has no RETURNING clause to set aside: the scans for both
+	// are skipped.
 	var buf [32]ident
 	toks, simple := simpleIdents(query, buf[:0])
-	simple = simple && !containsFoldASCII(query, "returning")
+	for _, t := range toks {
+		if len(t.val) == 9 && t.start < len(query) && query[t.start] != '`' && strings.EqualFold(t.val, "returning") {
+			simple = false
+		}
+	}
 	var execs []string
 	body, returning, retExpr := query, "", ""
 	if !simple {
@@ -601,6 +606,7 @@ func plainIdent(s string) bool {
 type ref struct {
 	tn    *ast.TableName
 	orig  sqlshadow.Table
+	origL string // orig.Name in lower case
 	asOf  string // alias given in FROM, lower case; "" when none
 	cte   bool   // names a CTE in scope: never renamed
 	alias bool   // a DELETE target list or FOR UPDATE OF entry naming an alias
@@ -859,7 +865,7 @@ func (a *analysis) addRef(tn *ast.TableName, alias string) {
 	} else {
 		r = new(ref)
 	}
-	*r = ref{tn: tn, orig: sqlshadow.Table{Schema: tn.Schema.O, Name: tn.Name.O}, asOf: alias}
+	*r = ref{tn: tn, orig: sqlshadow.Table{Schema: tn.Schema.O, Name: tn.Name.O}, origL: tn.Name.L, asOf: alias}
 	if a.refOnly[tn] {
 		r.alias = true // resolved against the FROM list later
 	} else if tn.Schema.L == "" && a.isCTE(tn.Name.L) {
@@ -1129,7 +1135,7 @@ func (a *analysis) qualifier(schema, table string) (string, error) {
 		if !r.base() || r.asOf != "" || r.tn.Schema.L != schema && schema != "" {
 			continue
 		}
-		if strings.ToLower(r.orig.Name) != table {
+		if r.origL != table {
 			continue
 		}
 		if name != "" && name != r.name {
