@@ -44,6 +44,7 @@ func FuzzRewrite(f *testing.F) {
 		"SELECT * FROM t AS t_shadow WHERE t.id = 1",
 		"UPDATE t, u SET t.a = u.b, u.c = 1",
 		"SELECT * FROM t WHERE a = 'x\\' OR b = 'it''s'",
+		"SELECT a`b` FROM t`u` WHERE u.a = 1",
 	} {
 		f.Add(s)
 	}

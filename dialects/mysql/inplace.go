@@ -285,6 +285,11 @@ func (a *analysis) inPlace(query string, toks []ident) (out string, fresh, ok bo
 		}
 		g := &r[match[ti]-1]
 		sb.WriteString(query[last:t.start])
+		if t.start > 0 && query[t.start-1] == '`' {
+			// `x`orders: the new `orders_shadow` would join `x` into
+			// one name (a doubled backquote); a space keeps them apart.
+			sb.WriteByte(' ')
+		}
 		sb.WriteByte('`')
 		if strings.IndexByte(g.new, '`') >= 0 {
 			sb.WriteString(strings.ReplaceAll(g.new, "`", "``"))
@@ -292,6 +297,9 @@ func (a *analysis) inPlace(query string, toks []ident) (out string, fresh, ok bo
 			sb.WriteString(g.new)
 		}
 		sb.WriteByte('`')
+		if t.end < len(query) && query[t.end] == '`' {
+			sb.WriteByte(' ')
+		}
 		last = t.end
 	}
 	sb.WriteString(query[last:])
