@@ -152,7 +152,9 @@ func (Dialect) RewriteFuncs(query string, rename sqlshadow.RenameFunc, funcs sql
 		// the names replaced, so its analysis is this one with the new
 		// names. FuzzRewrite checks it against a fresh parse.
 		v := sqlshadow.Result{SQL: res.SQL, Kind: kind}
-		v.Tables = make([]sqlshadow.Use, 0, len(res.Tables))
+		if len(res.Tables) > 0 {
+			v.Tables = make([]sqlshadow.Use, 0, len(res.Tables))
+		}
 		for _, r := range p.tables {
 			u := sqlshadow.Use{Table: sqlshadow.Table{Schema: r.t.Schema, Name: nameOf(r)}, Write: r.write}
 			if !slices.Contains(v.Tables, u) {
