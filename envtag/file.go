@@ -10,6 +10,8 @@ import (
 	"os"
 	"sync"
 	"time"
+
+	"github.com/shadowlane/shadowlane/internal/tick"
 )
 
 // ErrBadFile is wrapped by every error about the content of a registry
@@ -94,16 +96,10 @@ func (f *FileRegistry) Reload() (changed bool, err error) {
 // Poll reloads the file every interval until ctx is done, passing errors
 // to onError (which may be nil). Watchers see each change.
 func (f *FileRegistry) Poll(ctx context.Context, interval time.Duration, onError func(error)) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	tick.Every(ctx, interval, func() bool {
 		if _, err := f.Reload(); err != nil && onError != nil {
 			onError(err)
 		}
-	}
+		return true
+	})
 }

@@ -171,16 +171,7 @@ func (r *Resource) Stats() ResourceStats {
 
 // Snapshot returns the stats of every resource, sorted by name.
 func (l *Limiter) Snapshot() []ResourceStats {
-	l.mu.Lock()
-	res := make([]*Resource, 0, len(l.resources)+1)
-	for _, r := range l.resources {
-		res = append(res, r)
-	}
-	if l.overflow != nil {
-		res = append(res, l.overflow)
-	}
-	l.mu.Unlock()
-	sort.Slice(res, func(i, j int) bool { return res[i].name < res[j].name })
+	res := l.resourcesSorted()
 	out := make([]ResourceStats, len(res))
 	for i, r := range res {
 		out[i] = r.Stats()

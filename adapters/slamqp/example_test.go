@@ -7,6 +7,7 @@ import (
 
 	amqp091 "github.com/rabbitmq/amqp091-go"
 
+	"github.com/shadowlane/shadowlane"
 	"github.com/shadowlane/shadowlane/adapters/slamqp"
 	"github.com/shadowlane/shadowlane/propagation"
 )
@@ -14,17 +15,22 @@ import (
 // Wrap a channel, declare the topology with its shadow twins, publish and
 // consume. (Needs a RabbitMQ, so it is compiled but not run.)
 func Example() {
+	rt, err := shadowlane.Init(shadowlane.WithConfig(shadowlane.Config{Service: "billing"}))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer rt.Close()
+	s, err := slamqp.New(slamqp.WithRuntime(rt), slamqp.WithShadowExchanges("orders"), slamqp.WithShadowQueues("billing"))
+	if err != nil {
+		log.Fatal(err)
+	}
+
 	conn, err := amqp091.Dial("amqp://guest:guest@127.0.0.1:5672/")
 	if err != nil {
 		log.Fatal(err)
 	}
 	defer conn.Close()
 	ch, _ := conn.Channel()
-
-	s, err := slamqp.New(slamqp.WithShadowExchanges("orders"), slamqp.WithShadowQueues("billing"))
-	if err != nil {
-		log.Fatal(err)
-	}
 	err = s.Declare(ch, slamqp.Topology{
 		Exchanges: []slamqp.Exchange{{Name: "orders", Kind: "topic", Durable: true}},
 		Queues:    []slamqp.Queue{{Name: "billing", Durable: true}},

@@ -13,12 +13,12 @@ import (
 
 // A gateway facing the internet: load-test marks need a signed token.
 func ExampleMiddleware() {
-	// A real service calls shadowlane.Init() and keeps the key in an
-	// environment variable (trust.keys[].secretEnv).
-	rt, err := shadowlane.New(shadowlane.Config{
+	// A real service keeps the key in an environment variable
+	// (trust.keys[].secretEnv).
+	rt, err := shadowlane.Init(shadowlane.WithConfig(shadowlane.Config{
 		Service: "gateway",
 		Trust:   shadowlane.TrustConfig{Mode: "edge", Keys: []shadowlane.KeyConfig{{ID: "k1", Secret: "example-secret-example-secret-32b"}}},
-	})
+	}))
 	if err != nil {
 		panic(err)
 	}

@@ -18,8 +18,11 @@ import (
 // the server's handler. Load-test calls go only to authorities on
 // outbound.allow (here the loopback server).
 func Example() {
-	rt, _ := shadowlane.New(shadowlane.Config{Service: "orders", Trust: shadowlane.TrustConfig{Mode: "internal"},
-		Outbound: shadowlane.OutboundConfig{Allow: []string{"127.0.0.1"}}})
+	rt, err := shadowlane.Init(shadowlane.WithConfig(shadowlane.Config{Service: "orders", Trust: shadowlane.TrustConfig{Mode: "internal"},
+		Outbound: shadowlane.OutboundConfig{Allow: []string{"127.0.0.1"}}}))
+	if err != nil {
+		panic(err)
+	}
 	defer rt.Close()
 
 	h := &health{}

@@ -9,6 +9,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/shadowlane/shadowlane"
 	"github.com/shadowlane/shadowlane/adapters/slkafka"
 	"github.com/shadowlane/shadowlane/propagation"
 	"github.com/shadowlane/shadowlane/shadow"
@@ -21,7 +22,12 @@ func Example() {
 	cluster, _ := kfake.NewCluster(kfake.SeedTopics(1, "orders", "orders_shadow", "payments"))
 	defer cluster.Close()
 
-	s, err := slkafka.New(slkafka.WithShadowTopics("orders"))
+	rt, err := shadowlane.Init(shadowlane.WithConfig(shadowlane.Config{Service: "billing"}))
+	if err != nil {
+		panic(err)
+	}
+	defer rt.Close()
+	s, err := slkafka.New(slkafka.WithRuntime(rt), slkafka.WithShadowTopics("orders"))
 	if err != nil {
 		panic(err)
 	}

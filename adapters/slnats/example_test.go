@@ -11,6 +11,7 @@ import (
 	natsgo "github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/shadowlane/shadowlane"
 	"github.com/shadowlane/shadowlane/adapters/slnats"
 	"github.com/shadowlane/shadowlane/propagation"
 	"github.com/shadowlane/shadowlane/shadow"
@@ -26,7 +27,12 @@ func Example() {
 	nc, _ := natsgo.Connect(srv.ClientURL())
 	defer nc.Close()
 
-	s, err := slnats.New(slnats.WithShadowSubjects("orders.>"))
+	rt, err := shadowlane.Init(shadowlane.WithConfig(shadowlane.Config{Service: "billing"}))
+	if err != nil {
+		panic(err)
+	}
+	defer rt.Close()
+	s, err := slnats.New(slnats.WithRuntime(rt), slnats.WithShadowSubjects("orders.>"))
 	if err != nil {
 		panic(err)
 	}

@@ -114,10 +114,13 @@ func ExampleHook_Subscribe() {
 // Refusing marked scripts from config: redis.scripts: refuse in the
 // runtime's config (a YAML file, SHADOWLANE_REDIS_SCRIPTS, or code).
 func ExampleWithRuntime() {
-	rt, _ := shadowlane.New(shadowlane.Config{
+	rt, err := shadowlane.Init(shadowlane.WithConfig(shadowlane.Config{
 		Trust: shadowlane.TrustConfig{Mode: "internal"},
 		Redis: shadowlane.RedisConfig{Scripts: "refuse"},
-	}, shadowlane.WithoutDefault())
+	}), shadowlane.WithoutDefault())
+	if err != nil {
+		panic(err)
+	}
 	defer rt.Close()
 	srv, _ := miniredis.Run()
 	defer srv.Close()
@@ -126,7 +129,7 @@ func ExampleWithRuntime() {
 	slredis.Instrument(rdb, slredis.WithRuntime(rt))
 
 	loadTest := propagation.With(context.Background(), propagation.Mark{Run: "run-1"})
-	err := rdb.Eval(loadTest, "return redis.call('incr', KEYS[1])", []string{"hits"}).Err()
+	err = rdb.Eval(loadTest, "return redis.call('incr', KEYS[1])", []string{"hits"}).Err()
 	fmt.Println(errors.Is(err, shadow.ErrBlocked))
 	fmt.Println(rdb.Eval(context.Background(), "return redis.call('incr', KEYS[1])", []string{"hits"}).Val())
 	// Output:

@@ -7,6 +7,7 @@ import (
 
 	"github.com/IBM/sarama"
 
+	"github.com/shadowlane/shadowlane"
 	slsarama "github.com/shadowlane/shadowlane/adapters/slsarama"
 	"github.com/shadowlane/shadowlane/propagation"
 	"github.com/shadowlane/shadowlane/shadow"
@@ -15,7 +16,15 @@ import (
 // Prepare a sarama message under the mark of a context: a marked message
 // moves to the shadow topic with the mark headers.
 func ExampleShadow_Prepare() {
-	s, _ := slsarama.New(slsarama.WithShadowTopics("orders"))
+	rt, err := shadowlane.Init(shadowlane.WithConfig(shadowlane.Config{Service: "billing"}))
+	if err != nil {
+		panic(err)
+	}
+	defer rt.Close()
+	s, err := slsarama.New(slsarama.WithRuntime(rt), slsarama.WithShadowTopics("orders"))
+	if err != nil {
+		panic(err)
+	}
 	ctx := propagation.With(context.Background(), propagation.Mark{Run: "run-7"})
 
 	msg := &sarama.ProducerMessage{Topic: "orders", Value: sarama.StringEncoder("order 1")}
@@ -24,7 +33,7 @@ func ExampleShadow_Prepare() {
 	}
 	fmt.Println(msg.Topic, string(msg.Headers[0].Key), string(msg.Headers[0].Value))
 
-	err := s.Prepare(ctx, &sarama.ProducerMessage{Topic: "payments"})
+	err = s.Prepare(ctx, &sarama.ProducerMessage{Topic: "payments"})
 	fmt.Println(errors.Is(err, shadow.ErrNoShadowTarget))
 	fmt.Println(s.ShadowGroup("billing"), s.ShadowTopics("orders", "payments"))
 	// Output:

@@ -295,6 +295,16 @@ func multisetDiff(what string, prod, sh []string) []string {
 	return out
 }
 
+// columnsRead closes the rows the columns were read from and sets
+// exists: false (with the error, if any) ends the inspection.
+func (ti *tableInfo) columnsRead(rows *sql.Rows) (bool, error) {
+	if err := closeRows(rows); err != nil {
+		return false, err
+	}
+	ti.exists = len(ti.columns) > 0
+	return ti.exists, nil
+}
+
 // inspectMySQL reads a table of the connection's database from
 // information_schema. Index signatures: "primary|unique|non-unique [method]
 // (col, col(prefix), ...)".
@@ -315,12 +325,8 @@ func inspectMySQL(ctx context.Context, db *sql.DB, table string) (tableInfo, err
 		c.nullable = null == "YES"
 		ti.columns = append(ti.columns, c)
 	}
-	if err := closeRows(rows); err != nil {
+	if ok, err := ti.columnsRead(rows); !ok {
 		return ti, err
-	}
-	ti.exists = len(ti.columns) > 0
-	if !ti.exists {
-		return ti, nil
 	}
 	rows, err = db.QueryContext(ctx, `SELECT INDEX_NAME, NON_UNIQUE, INDEX_TYPE, COLUMN_NAME, COALESCE(SUB_PART, 0)
 		FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?
@@ -492,12 +498,8 @@ func inspectSQLite(ctx context.Context, db *sql.DB, table string) (tableInfo, er
 		}
 		ti.columns = append(ti.columns, c)
 	}
-	if err := closeRows(rows); err != nil {
+	if ok, err := ti.columnsRead(rows); !ok {
 		return ti, err
-	}
-	ti.exists = len(ti.columns) > 0
-	if !ti.exists {
-		return ti, nil
 	}
 	sort.Slice(pks, func(i, j int) bool { return pkOrder[pks[i]] < pkOrder[pks[j]] })
 	rows, err = db.QueryContext(ctx, `SELECT name, "unique", origin, partial FROM pragma_index_list(?)`, table)

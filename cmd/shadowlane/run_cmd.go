@@ -15,7 +15,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/shadowlane/shadowlane"
+	"github.com/shadowlane/shadowlane/cmd/shadowlane/internal/evidence"
 	"github.com/shadowlane/shadowlane/cmd/shadowlane/internal/loadrun"
 )
 
@@ -76,27 +76,9 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	}
 
 	// The token: signed with the config's keys, as `shadowlane token` does.
-	var cfg shadowlane.Config
-	if *cfgFile != "" {
-		if cfg, err = shadowlane.LoadFile(*cfgFile); err != nil {
-			fmt.Fprintln(stderr, err)
-			return exitSetup
-		}
-	}
-	if err := shadowlane.ApplyEnv(&cfg, nil); err != nil {
-		fmt.Fprintln(stderr, err)
-		return exitUsage
-	}
-	if len(cfg.Trust.Keys) == 0 {
-		fmt.Fprintln(stderr, "shadowlane run: no keys to mint the run's token: give --config with trust.keys, or SHADOWLANE_KEYS=id=secret")
-		return exitUsage
-	}
-	cfg.Trust.Mode = "edge"
-	cfg.Admin = shadowlane.AdminConfig{}
-	rt, err := shadowlane.New(cfg, shadowlane.WithLogger(discardLogger()))
-	if err != nil {
-		fmt.Fprintln(stderr, err)
-		return exitViolation
+	rt, code := signer(*cfgFile, "shadowlane run: no keys to mint the run's token: give --config with trust.keys, or SHADOWLANE_KEYS=id=secret", stderr)
+	if rt == nil {
+		return code
 	}
 	defer rt.Close()
 	names := rt.Codec().Names()
@@ -180,7 +162,7 @@ func writeRunSummary(w io.Writer, r *loadrun.Report) {
 	}
 	fmt.Fprintf(w, "run %s (scenario %s%s): %s\n", r.Run, r.Scenario, partsNote, state)
 	fmt.Fprintf(w, "  sent %s of %s asked in %.1fs: %.1f/s achieved, %.1f/s asked; %s failed; %s production probes; %d token(s) minted\n",
-		group(r.Sent), group(int64(r.Asked+0.5)), r.DurationMs/1000, r.SentRPS, r.AskedRPS, group(r.Errors), group(r.Probes), r.TokenMints)
+		evidence.Group(r.Sent), evidence.Group(int64(r.Asked+0.5)), r.DurationMs/1000, r.SentRPS, r.AskedRPS, evidence.Group(r.Errors), evidence.Group(r.Probes), r.TokenMints)
 	for _, t := range r.Targets {
 		kind := "load test"
 		if t.Probe {
@@ -195,12 +177,12 @@ func writeRunSummary(w io.Writer, r *loadrun.Report) {
 		})
 		var cs []string
 		for _, c := range codes {
-			cs = append(cs, c+"x"+group(t.Statuses[c]))
+			cs = append(cs, c+"x"+evidence.Group(t.Statuses[c]))
 		}
 		fmt.Fprintf(w, "  %s (%s): %s sent, %.1f/s, %s failed, p50 %.2fms p90 %.2fms p99 %.2fms max %.2fms, statuses %s\n",
-			t.Name, kind, group(t.Sent), t.RPS, group(t.Errors), t.P50, t.P90, t.P99, t.Max, strings.Join(cs, " "))
+			t.Name, kind, evidence.Group(t.Sent), t.RPS, evidence.Group(t.Errors), t.P50, t.P90, t.P99, t.Max, strings.Join(cs, " "))
 		for _, e := range t.ErrTop {
-			fmt.Fprintf(w, "    error x%s: %s\n", group(e.N), e.Err)
+			fmt.Fprintf(w, "    error x%s: %s\n", evidence.Group(e.N), e.Err)
 		}
 	}
 	for _, a := range r.Aborts {
@@ -229,7 +211,7 @@ func progressPrinter(w io.Writer) func(loadrun.Progress) {
 	tty := ok && isTerminal(f)
 	return func(p loadrun.Progress) {
 		line := fmt.Sprintf("%5.0fs/%.0fs answered %s (%.0f/s, asked %.0f/s) failed %s, p99 %s over %d", p.Elapsed.Seconds(), p.Total.Seconds(),
-			group(p.Sent), p.Rate, p.AskedRate, group(p.Errors), p.P99.Round(10*time.Microsecond), p.Window)
+			evidence.Group(p.Sent), p.Rate, p.AskedRate, evidence.Group(p.Errors), p.P99.Round(10*time.Microsecond), p.Window)
 		if tty {
 			fmt.Fprint(w, "\r\033[K"+line)
 			if p.Elapsed >= p.Total {
@@ -316,22 +298,4 @@ func parsePart(s string) (int, int, error) {
 		return 0, 0, fmt.Errorf("--part %q: want i/n with 1 <= i <= n, e.g. 2/4", s)
 	}
 	return i, n, nil
-}
-
-// group formats n with thousands separators.
-func group(n int64) string {
-	s := strconv.FormatInt(n, 10)
-	neg := strings.HasPrefix(s, "-")
-	s = strings.TrimPrefix(s, "-")
-	var b strings.Builder
-	for i, c := range s {
-		if i > 0 && (len(s)-i)%3 == 0 {
-			b.WriteByte(',')
-		}
-		b.WriteRune(c)
-	}
-	if neg {
-		return "-" + b.String()
-	}
-	return b.String()
 }

@@ -13,7 +13,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/shadowlane/shadowlane"
+	"github.com/shadowlane/shadowlane/cmd/shadowlane/internal/storecfg"
 	"github.com/shadowlane/shadowlane/shadow"
 )
 
@@ -48,37 +48,27 @@ func cmdShadow(args []string, stdout, stderr io.Writer) int {
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	var amqpTop shadowlane.AMQPTopology
+	var amqpTop storecfg.AMQPTopology
 	if *cfgFile != "" {
-		cfg, err := shadowlane.LoadFile(*cfgFile)
-		if err != nil {
-			fmt.Fprintln(stderr, err)
-			if errors.Is(err, os.ErrNotExist) {
-				return exitSetup
-			}
-			return exitViolation
+		cfg, stores, code := loadConfig(*cfgFile, stderr)
+		if code != exitOK {
+			return code
 		}
-		if err := cfg.Validate(); err != nil {
+		if err := errors.Join(cfg.Validate(), stores.Validate()); err != nil {
 			fmt.Fprintf(stderr, "%s: invalid\n%v\n", *cfgFile, err)
 			return exitViolation
 		}
-		applyStoresConfig(cfg.Stores, set, sq, st, os.Getenv)
-		amqpTop = cfg.Stores.AMQPTopology
+		applyStoresConfig(stores, set, sq, st, os.Getenv)
+		amqpTop = stores.AMQPTopology
 	}
-	naming := shadow.Naming{Prefix: sq.prefix, Suffix: sq.suffix}
 	keyNaming := shadow.Naming{Prefix: st.keyPrefix}
-	for _, n := range []shadow.Naming{naming, keyNaming} {
-		if err := n.Validate(); err != nil {
-			fmt.Fprintln(stderr, "shadowlane shadow:", err)
-			return exitUsage
-		}
+	if err := keyNaming.Validate(); err != nil {
+		fmt.Fprintln(stderr, "shadowlane shadow:", err)
+		return exitUsage
 	}
-	tables := splitList(sq.tables)
-	for _, t := range tables {
-		if naming.IsShadow(t) {
-			fmt.Fprintf(stderr, "shadowlane shadow: %q is already a shadow table name; list production tables\n", t)
-			return exitUsage
-		}
+	naming, tables, ok := productionTables("shadowlane shadow", sq, stderr)
+	if !ok {
+		return exitUsage
 	}
 	if sub == "purge" {
 		if (*runID == "") == !*all {
@@ -403,4 +393,23 @@ func seedRedis(ctx context.Context, addr string, patterns []string, naming shado
 		fmt.Fprintf(stdout, "redis: copied %d seed key(s) to shadow names, kept %d existing\n", copied, kept)
 	}
 	return exitOK
+}
+
+// productionTables returns the SQL naming of the flags and their --tables,
+// all production names. On a bad naming or a shadow name in the list it
+// prints why, prefixed by cmd, and returns false.
+func productionTables(cmd string, sq *sqlCheckFlags, stderr io.Writer) (shadow.Naming, []string, bool) {
+	naming := shadow.Naming{Prefix: sq.prefix, Suffix: sq.suffix}
+	if err := naming.Validate(); err != nil {
+		fmt.Fprintln(stderr, cmd+":", err)
+		return naming, nil, false
+	}
+	tables := splitList(sq.tables)
+	for _, t := range tables {
+		if naming.IsShadow(t) {
+			fmt.Fprintf(stderr, "%s: %q is already a shadow table name; list production tables\n", cmd, t)
+			return naming, nil, false
+		}
+	}
+	return naming, tables, true
 }

@@ -83,6 +83,36 @@ func writePlan(w io.Writer, p *schemaPlan) {
 // viewRewrite renames, in a view's SELECT, every table of set to its twin
 // with the runtime's own SQL rewriter dialect. It returns the rewritten
 // SELECT and the production tables outside set the view still reads.
+// viewReads returns the tables of set the view name reads (its query in
+// the dialect d). A query d does not understand reads nothing and adds a
+// note to check the view by hand.
+func (p *schemaPlan) viewReads(d sqlshadow.Dialect, name, query string, set map[string]bool) []string {
+	res, err := d.Rewrite(query, nil)
+	if err != nil {
+		p.Notes = append(p.Notes, fmt.Sprintf("view %s not understood (%v): check by hand whether it needs a twin", name, err))
+		return nil
+	}
+	var reads []string
+	for _, u := range res.Tables {
+		if set[u.Table.Name] {
+			reads = append(reads, u.Table.Name)
+		}
+	}
+	return reads
+}
+
+// seqDefaults reads the sequence defaults of the production table and,
+// when it exists, of its twin (else the twin's are the production's, as
+// its CREATE ... LIKE would copy them).
+func seqDefaults[T any, S any](ctx context.Context, db *sql.DB, read func(context.Context, *sql.DB, T) (map[string]S, error), prod, twin T, twinOK bool) (map[string]S, map[string]S, error) {
+	prodSeqs, err := read(ctx, db, prod)
+	if err != nil || !twinOK {
+		return prodSeqs, prodSeqs, err
+	}
+	twinSeqs, err := read(ctx, db, twin)
+	return prodSeqs, twinSeqs, err
+}
+
 func viewRewrite(d sqlshadow.Dialect, query string, set map[string]bool, naming shadow.Naming) (string, []string, error) {
 	var outside []string
 	res, err := d.Rewrite(query, func(t sqlshadow.Table, _ bool) (string, error) {

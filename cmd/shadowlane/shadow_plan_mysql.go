@@ -91,15 +91,9 @@ func planMySQL(ctx context.Context, db *sql.DB, tables []string, naming shadow.N
 				SQL: []string{fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s LIKE %s", qMy(twin), qMy(t))}})
 		}
 		// MariaDB sequences: DEFAULT NEXTVAL(prod_seq) is copied by LIKE.
-		prodSeqs, err := mySeqDefaults(ctx, db, t)
+		prodSeqs, twinSeqs, err := seqDefaults(ctx, db, mySeqDefaults, t, twin, twinOK)
 		if err != nil {
 			return nil, err
-		}
-		twinSeqs := prodSeqs
-		if twinOK {
-			if twinSeqs, err = mySeqDefaults(ctx, db, twin); err != nil {
-				return nil, err
-			}
 		}
 		for _, c := range slices.Sorted(maps.Keys(prodSeqs)) {
 			ps, want := prodSeqs[c], naming.Shadow(prodSeqs[c])
@@ -205,17 +199,7 @@ func planMySQL(ctx context.Context, db *sql.DB, tables []string, naming shadow.N
 		if naming.IsShadow(v[0]) {
 			continue
 		}
-		res, err := mysqlDialect.Rewrite(v[1], nil)
-		if err != nil {
-			p.Notes = append(p.Notes, fmt.Sprintf("view %s not understood (%v): check by hand whether it needs a twin", v[0], err))
-			continue
-		}
-		var reads []string
-		for _, u := range res.Tables {
-			if set.in[u.Table.Name] {
-				reads = append(reads, u.Table.Name)
-			}
-		}
+		reads := p.viewReads(mysqlDialect, v[0], v[1], set.in)
 		if len(reads) == 0 {
 			continue
 		}

@@ -99,15 +99,9 @@ func planPostgres(ctx context.Context, db *sql.DB, tables []string, naming shado
 		// so the twin would draw ids from production's sequence. The twin
 		// gets its own sequence, named as the SQL rewriter renames a
 		// marked nextval('prod_seq').
-		prodSeqs, err := pgSeqDefaults(ctx, db, prod)
+		prodSeqs, twinSeqs, err := seqDefaults(ctx, db, pgSeqDefaults, prod, twin, twinOK)
 		if err != nil {
 			return nil, err
-		}
-		twinSeqs := prodSeqs
-		if twinOK {
-			if twinSeqs, err = pgSeqDefaults(ctx, db, twin); err != nil {
-				return nil, err
-			}
 		}
 		for _, c := range slices.Sorted(maps.Keys(prodSeqs)) {
 			ps := prodSeqs[c]

@@ -322,17 +322,7 @@ func planSQLite(ctx context.Context, db *sql.DB, tables []string, naming shadow.
 		if !ok {
 			continue
 		}
-		res, err := sqliteDialect.Rewrite(body, nil)
-		if err != nil {
-			p.Notes = append(p.Notes, fmt.Sprintf("view %s not understood (%v): check by hand whether it needs a twin", v[0], err))
-			continue
-		}
-		var reads []string
-		for _, u := range res.Tables {
-			if set.in[u.Table.Name] {
-				reads = append(reads, u.Table.Name)
-			}
-		}
+		reads := p.viewReads(sqliteDialect, v[0], body, set.in)
 		if len(reads) == 0 {
 			continue
 		}

@@ -43,28 +43,9 @@ func cmdToken(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "shadowlane token: --format %q: want one of %s\n", *format, strings.Join(tokenFormats, ", "))
 		return exitUsage
 	}
-	var cfg shadowlane.Config
-	if *cfgFile != "" {
-		var err error
-		if cfg, err = shadowlane.LoadFile(*cfgFile); err != nil {
-			fmt.Fprintln(stderr, err)
-			return exitSetup
-		}
-	}
-	if err := shadowlane.ApplyEnv(&cfg, nil); err != nil {
-		fmt.Fprintln(stderr, err)
-		return exitUsage
-	}
-	if len(cfg.Trust.Keys) == 0 {
-		fmt.Fprintln(stderr, "shadowlane token: no keys: give --config with trust.keys, or SHADOWLANE_KEYS=id=secret")
-		return exitUsage
-	}
-	cfg.Trust.Mode = "edge"
-	cfg.Admin = shadowlane.AdminConfig{}
-	rt, err := shadowlane.New(cfg, shadowlane.WithLogger(discardLogger()))
-	if err != nil {
-		fmt.Fprintln(stderr, err)
-		return exitViolation
+	rt, code := signer(*cfgFile, "shadowlane token: no keys: give --config with trust.keys, or SHADOWLANE_KEYS=id=secret", stderr)
+	if rt == nil {
+		return code
 	}
 	defer rt.Close()
 	exp := time.Now().Add(*ttl).Truncate(time.Second)
@@ -129,5 +110,36 @@ export default function () {
 func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 
 func contains(l []string, s string) bool { return slices.Contains(l, s) }
+
+// signer opens the Runtime that signs a run's tokens with the keys of
+// cfgFile (else SHADOWLANE_KEYS): edge trust, no admin endpoint, logs
+// discarded. On failure it prints why to stderr and returns nil and the
+// exit code; noKeys is the message when there are no keys.
+func signer(cfgFile, noKeys string, stderr io.Writer) (*shadowlane.Runtime, int) {
+	var cfg shadowlane.Config
+	if cfgFile != "" {
+		var err error
+		if cfg, err = shadowlane.LoadFile(cfgFile); err != nil {
+			fmt.Fprintln(stderr, err)
+			return nil, exitSetup
+		}
+	}
+	if err := shadowlane.ApplyEnv(&cfg, nil); err != nil {
+		fmt.Fprintln(stderr, err)
+		return nil, exitUsage
+	}
+	if len(cfg.Trust.Keys) == 0 {
+		fmt.Fprintln(stderr, noKeys)
+		return nil, exitUsage
+	}
+	cfg.Trust.Mode = "edge"
+	cfg.Admin = shadowlane.AdminConfig{}
+	rt, err := shadowlane.New(cfg, shadowlane.WithLogger(discardLogger()))
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return nil, exitViolation
+	}
+	return rt, exitOK
+}
 
 func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }

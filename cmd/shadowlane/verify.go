@@ -17,7 +17,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/shadowlane/shadowlane"
 	"github.com/shadowlane/shadowlane/propagation"
 	"github.com/shadowlane/shadowlane/shadow"
 	"github.com/shadowlane/shadowlane/shadow/bus"
@@ -70,31 +69,19 @@ func cmdVerify(args []string, stdout, stderr io.Writer) int {
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	if *cfgFile != "" {
-		cfg, err := shadowlane.LoadFile(*cfgFile)
-		if err != nil {
-			fmt.Fprintln(stderr, err)
-			if errors.Is(err, os.ErrNotExist) {
-				return exitSetup
-			}
-			return exitViolation
+		_, stores, code := loadConfig(*cfgFile, stderr)
+		if code != exitOK {
+			return code
 		}
-		applyStoresConfig(cfg.Stores, set, sq, st, os.Getenv)
+		applyStoresConfig(stores, set, sq, st, os.Getenv)
 	}
 	if msg := st.usage(); msg != "" {
 		fmt.Fprintln(stderr, "shadowlane verify:", msg)
 		return exitUsage
 	}
-	naming := shadow.Naming{Prefix: sq.prefix, Suffix: sq.suffix}
-	if err := naming.Validate(); err != nil {
-		fmt.Fprintln(stderr, "shadowlane verify:", err)
+	naming, tables, ok := productionTables("shadowlane verify", sq, stderr)
+	if !ok {
 		return exitUsage
-	}
-	tables := splitList(sq.tables)
-	for _, t := range tables {
-		if naming.IsShadow(t) {
-			fmt.Fprintf(stderr, "shadowlane verify: %q is already a shadow table name; list production tables\n", t)
-			return exitUsage
-		}
 	}
 	v := verifier{run: *runID, runCol: *runCol, limit: *limit, stdout: stdout}
 	did := false

@@ -27,7 +27,7 @@ func TestFuncsGenerated(t *testing.T) {
 		}
 		t.Skipf("funcs_gen.go is generated from MariaDB 10.11, the server is %s", version)
 	}
-	got, err := funcgen.Generate(ctx, db)
+	got, err := funcgen.Generator.Generate(ctx, db)
 	if err != nil {
 		t.Fatal(err)
 	}

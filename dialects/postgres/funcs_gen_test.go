@@ -26,7 +26,7 @@ func TestFuncsGenerated(t *testing.T) {
 		}
 		t.Skipf("funcs_gen.go is generated from PostgreSQL 15, the server is %d", major)
 	}
-	got, err := funcgen.Generate(ctx, db)
+	got, err := funcgen.Generator.Generate(ctx, db)
 	if err != nil {
 		t.Fatal(err)
 	}

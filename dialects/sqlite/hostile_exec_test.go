@@ -94,7 +94,7 @@ func TestFuncsGenerated(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	got, err := funcgen.Generate(context.Background(), db)
+	got, err := funcgen.Generator.Generate(context.Background(), db)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,10 @@ import (
 
 type tokKind uint8
 
+// punctKinds are the kinds of the one-character punctuation tokens; 0 for
+// any other byte.
+var punctKinds = [256]tokKind{'(': tLParen, ')': tRParen, ',': tComma, '.': tDot, ';': tSemi}
+
 const (
 	tEOF    tokKind = iota
 	tIdent          // bare or quoted identifier (bare ones may be keywords)
@@ -119,20 +123,8 @@ func lex(s string) ([]token, error) {
 			}
 			toks = append(toks, token{kind: tParam, start: i, end: j})
 			i = j
-		case c == '(':
-			toks = append(toks, token{kind: tLParen, start: i, end: i + 1})
-			i++
-		case c == ')':
-			toks = append(toks, token{kind: tRParen, start: i, end: i + 1})
-			i++
-		case c == ',':
-			toks = append(toks, token{kind: tComma, start: i, end: i + 1})
-			i++
-		case c == '.':
-			toks = append(toks, token{kind: tDot, start: i, end: i + 1})
-			i++
-		case c == ';':
-			toks = append(toks, token{kind: tSemi, start: i, end: i + 1})
+		case punctKinds[c] != 0:
+			toks = append(toks, token{kind: punctKinds[c], start: i, end: i + 1})
 			i++
 		default:
 			n := opLen(s[i:])

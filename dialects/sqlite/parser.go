@@ -453,11 +453,17 @@ func (p *parser) tableOrSubquery(sc *scope) error {
 		}
 		return p.alias(sc, -1, "", name)
 	}
-	idx, err := p.addTable(schema, nameTok, false)
+	return p.namedTable(sc, schema, nameTok, false)
+}
+
+// namedTable adds the table named at nameTok (a CTE use unless write) to
+// sc, with its optional alias and INDEXED BY / NOT INDEXED.
+func (p *parser) namedTable(sc *scope, schema string, nameTok int, write bool) error {
+	idx, err := p.addTable(schema, nameTok, write)
 	if err != nil {
 		return err
 	}
-	if err := p.alias(sc, idx, schema, name); err != nil {
+	if err := p.alias(sc, idx, schema, p.toks[nameTok].val); err != nil {
 		return err
 	}
 	if p.accept("INDEXED") {
@@ -691,23 +697,7 @@ func (p *parser) target(sc *scope) error {
 	if err != nil {
 		return err
 	}
-	idx, err := p.addTable(schema, nameTok, true)
-	if err != nil {
-		return err
-	}
-	if err := p.alias(sc, idx, schema, p.toks[nameTok].val); err != nil {
-		return err
-	}
-	if p.accept("INDEXED") {
-		if err := p.expect("BY"); err != nil {
-			return err
-		}
-		return p.expectKind(tIdent, "an index name")
-	}
-	if p.isKw("NOT") && p.peekN(1).kw() == "INDEXED" {
-		p.pos += 2
-	}
-	return nil
+	return p.namedTable(sc, schema, nameTok, true)
 }
 
 func (p *parser) whereReturning(sc *scope) error {

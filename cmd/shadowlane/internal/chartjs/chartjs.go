@@ -1,5 +1,65 @@
 package chartjs
 
+import "strings"
+
+// Page assembles a report page: the shared head, styles and header with
+// h1 as its heading (the page's {{TITLE}} and {{DATA}} stay for the
+// caller to fill), then body, the page's own sections and script, with
+// [Lib] spliced in where body says {{CHARTJS}}.
+func Page(h1, body string) string {
+	return strings.Replace(strings.Replace(head, "{{H1}}", h1, 1)+body, "{{CHARTJS}}", Lib, 1)
+}
+
+// head opens every report page, up to and with its error list.
+const head = `<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{{TITLE}}</title>
+<style>
+:root { --ok:#1a7f37; --fail:#cf222e; --muted:#57606a; --line:#d0d7de; --bg:#f6f8fa; }
+* { box-sizing: border-box; }
+body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 0; color: #1f2328; }
+header { padding: 16px 24px; border-bottom: 1px solid var(--line); background: var(--bg); }
+header h1 { margin: 0 0 4px; font-size: 20px; }
+main { padding: 8px 24px 48px; max-width: 1200px; }
+section { margin-top: 24px; }
+h2 { font-size: 16px; border-bottom: 1px solid var(--line); padding-bottom: 4px; }
+h3 { font-size: 14px; margin: 16px 0 6px; }
+table { border-collapse: collapse; width: 100%; font-size: 13px; }
+th, td { border: 1px solid var(--line); padding: 3px 8px; text-align: left; vertical-align: top; }
+th { background: var(--bg); font-weight: 600; }
+td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
+tr.fail td { background: #ffebe9; }
+.badge { display: inline-block; padding: 1px 8px; border-radius: 10px; color: #fff; font-weight: 600; font-size: 12px; }
+.badge.ok { background: var(--ok); } .badge.fail { background: var(--fail); }
+.cards { display: flex; flex-wrap: wrap; gap: 12px; margin-top: 12px; }
+.card { border: 1px solid var(--line); border-radius: 6px; padding: 8px 14px; min-width: 140px; }
+.card .v { font-size: 22px; font-weight: 600; }
+.card .k { color: var(--muted); font-size: 12px; }
+.legend span { display: inline-block; margin-right: 14px; font-size: 12px; }
+.legend i { display: inline-block; width: 10px; height: 10px; margin-right: 4px; border-radius: 2px; }
+svg text { font: 11px system-ui, sans-serif; fill: #1f2328; }
+svg .axis { stroke: #8c959f; stroke-width: 1; }
+svg .grid { stroke: #eaeef2; stroke-width: 1; }
+#errors { color: var(--fail); }
+.muted { color: var(--muted); }
+label { font-size: 13px; user-select: none; }
+.scroll { max-height: 460px; overflow: auto; border: 1px solid var(--line); margin-top: 6px; }
+.scroll table { border: 0; }
+.scroll thead th { position: sticky; top: 0; }
+</style>
+</head>
+<body>
+<header>
+<h1 id="title">{{H1}}</h1>
+<div id="subtitle" class="muted">Rendering the report&hellip; (this page needs JavaScript; the raw data is in the page source)</div>
+</header>
+<main>
+<ul id="errors"></ul>
+`
+
 // Lib is the page tail both reports share, spliced in where a page says
 // {{CHARTJS}}: the end of <main>, the report data (the page's {{DATA}}),
 // and the opening of its script with the error capture, the SVG line

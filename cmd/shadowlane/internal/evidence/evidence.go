@@ -167,7 +167,7 @@ func Leaks(s Status) []string {
 	var out []string
 	for _, e := range s.Errors {
 		if isLeak(e.Reason) && e.N > 0 {
-			out = append(out, fmt.Sprintf("error %q x%s", e.Reason, group(e.N)))
+			out = append(out, fmt.Sprintf("error %q x%s", e.Reason, Group(e.N)))
 		}
 	}
 	return out
@@ -211,14 +211,14 @@ func Lines(s Status) []string {
 	for _, e := range s.Entries {
 		marked += e.Marked
 		refused += e.Refused
-		routes = append(routes, fmt.Sprintf("%s %s", orDash(e.Route), group(e.Marked)))
+		routes = append(routes, fmt.Sprintf("%s %s", orDash(e.Route), Group(e.Marked)))
 	}
-	head := fmt.Sprintf("%s: %s marked requests", label, group(marked))
+	head := fmt.Sprintf("%s: %s marked requests", label, Group(marked))
 	if len(routes) > 0 {
 		head += " (" + strings.Join(routes, ", ") + ")"
 	}
 	if refused > 0 {
-		head += fmt.Sprintf(", %s refused at the entry", group(refused))
+		head += fmt.Sprintf(", %s refused at the entry", Group(refused))
 	}
 	out = append(out, head)
 	stores := map[string][]Decision{}
@@ -236,7 +236,7 @@ func Lines(s Status) []string {
 		if isLeak(e.Reason) {
 			leaked += e.N
 		}
-		reasons = append(reasons, fmt.Sprintf("%s x%s", e.Reason, group(e.N)))
+		reasons = append(reasons, fmt.Sprintf("%s x%s", e.Reason, Group(e.N)))
 	}
 	for _, st := range order {
 		var total, ref int64
@@ -245,22 +245,22 @@ func Lines(s Status) []string {
 			total += d.N
 			switch d.Decision {
 			case "pass":
-				parts = append(parts, fmt.Sprintf("%s -> %s (pass: read-through / allowed)", group(d.N), orDash(firstNonEmpty(d.To, d.Target))))
+				parts = append(parts, fmt.Sprintf("%s -> %s (pass: read-through / allowed)", Group(d.N), orDash(firstNonEmpty(d.To, d.Target))))
 			case "refuse":
 				ref += d.N
 			default:
-				parts = append(parts, fmt.Sprintf("%s -> %s (%s)", group(d.N), orDash(firstNonEmpty(d.To, d.Target)), d.Decision))
+				parts = append(parts, fmt.Sprintf("%s -> %s (%s)", Group(d.N), orDash(firstNonEmpty(d.To, d.Target)), d.Decision))
 			}
 		}
 		noun := storeNoun[st]
 		if noun == "" {
 			noun = st + " operations"
 		}
-		line := fmt.Sprintf("%s: %s load-test %s", label, group(total), noun)
+		line := fmt.Sprintf("%s: %s load-test %s", label, Group(total), noun)
 		if len(parts) > 0 {
 			line += " " + strings.Join(parts, ", ")
 		}
-		line += fmt.Sprintf(", %s to production, %s refused", group(leaked), group(ref))
+		line += fmt.Sprintf(", %s to production, %s refused", Group(leaked), Group(ref))
 		if ref > 0 && len(reasons) > 0 {
 			line += " (" + strings.Join(reasons, "; ") + ")"
 		}
@@ -286,8 +286,9 @@ func orDash(s string) string {
 	return s
 }
 
-// group formats n with thousands separators: 6001 -> "6,001".
-func group(n int64) string {
+// Group formats n with thousands separators, as the evidence lines and
+// the run's summary print counts: 6001 -> "6,001".
+func Group(n int64) string {
 	s := strconv.FormatInt(n, 10)
 	neg := strings.HasPrefix(s, "-")
 	s = strings.TrimPrefix(s, "-")

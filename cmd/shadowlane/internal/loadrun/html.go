@@ -36,56 +36,9 @@ func (r *Report) WriteHTML(w io.Writer) error {
 }
 
 // runPageWithCharts is runPageHTML with the shared chart script spliced in.
-var runPageWithCharts = strings.Replace(runPageHTML, "{{CHARTJS}}", chartjs.Lib, 1)
+var runPageWithCharts = chartjs.Page("shadowlane run", runPageHTML)
 
-const runPageHTML = `<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{{TITLE}}</title>
-<style>
-:root { --ok:#1a7f37; --fail:#cf222e; --muted:#57606a; --line:#d0d7de; --bg:#f6f8fa; }
-* { box-sizing: border-box; }
-body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 0; color: #1f2328; }
-header { padding: 16px 24px; border-bottom: 1px solid var(--line); background: var(--bg); }
-header h1 { margin: 0 0 4px; font-size: 20px; }
-main { padding: 8px 24px 48px; max-width: 1200px; }
-section { margin-top: 24px; }
-h2 { font-size: 16px; border-bottom: 1px solid var(--line); padding-bottom: 4px; }
-h3 { font-size: 14px; margin: 16px 0 6px; }
-table { border-collapse: collapse; width: 100%; font-size: 13px; }
-th, td { border: 1px solid var(--line); padding: 3px 8px; text-align: left; vertical-align: top; }
-th { background: var(--bg); font-weight: 600; }
-td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
-tr.fail td { background: #ffebe9; }
-.badge { display: inline-block; padding: 1px 8px; border-radius: 10px; color: #fff; font-weight: 600; font-size: 12px; }
-.badge.ok { background: var(--ok); } .badge.fail { background: var(--fail); }
-.cards { display: flex; flex-wrap: wrap; gap: 12px; margin-top: 12px; }
-.card { border: 1px solid var(--line); border-radius: 6px; padding: 8px 14px; min-width: 140px; }
-.card .v { font-size: 22px; font-weight: 600; }
-.card .k { color: var(--muted); font-size: 12px; }
-.legend span { display: inline-block; margin-right: 14px; font-size: 12px; }
-.legend i { display: inline-block; width: 10px; height: 10px; margin-right: 4px; border-radius: 2px; }
-svg text { font: 11px system-ui, sans-serif; fill: #1f2328; }
-svg .axis { stroke: #8c959f; stroke-width: 1; }
-svg .grid { stroke: #eaeef2; stroke-width: 1; }
-#errors { color: var(--fail); }
-.muted { color: var(--muted); }
-label { font-size: 13px; user-select: none; }
-.scroll { max-height: 460px; overflow: auto; border: 1px solid var(--line); margin-top: 6px; }
-.scroll table { border: 0; }
-.scroll thead th { position: sticky; top: 0; }
-</style>
-</head>
-<body>
-<header>
-<h1 id="title">shadowlane run</h1>
-<div id="subtitle" class="muted">Rendering the report&hellip; (this page needs JavaScript; the raw data is in the page source)</div>
-</header>
-<main>
-<ul id="errors"></ul>
-<section id="summary"><h2>Summary</h2></section>
+const runPageHTML = `<section id="summary"><h2>Summary</h2></section>
 <section id="aborts"><h2>Aborts</h2></section>
 <section id="throughput"><h2>Throughput over time</h2></section>
 <section id="latency"><h2>Latency percentiles per target over time</h2></section>

@@ -19,6 +19,7 @@ import (
 	vegeta "github.com/tsenart/vegeta/v12/lib"
 
 	"github.com/shadowlane/shadowlane/cmd/shadowlane/internal/evidence"
+	"github.com/shadowlane/shadowlane/internal/tick"
 )
 
 // Minter signs a load-test token for run (and env, when not empty) valid
@@ -311,14 +312,7 @@ func (t *tokenBox) loop(ctx context.Context, minted func(time.Time), abort func(
 
 // watchLeaks polls every service during the run and aborts on a leak alarm.
 func watchLeaks(ctx context.Context, o Options, before []evidence.Status, beforeErr []error, abort func(string)) {
-	t := time.NewTicker(o.EvidencePoll)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	tick.Every(ctx, o.EvidencePoll, func() bool {
 		for i, u := range o.Services {
 			if beforeErr[i] != nil {
 				continue
@@ -329,10 +323,11 @@ func watchLeaks(ctx context.Context, o Options, before []evidence.Status, before
 			}
 			if leaks := evidence.Leaks(evidence.Diff(before[i], after)); len(leaks) > 0 {
 				abort(fmt.Sprintf("leak alarm from %s: %s", evidence.Label(after), strings.Join(leaks, "; ")))
-				return
+				return false
 			}
 		}
-	}
+		return true
+	})
 }
 
 // targeter builds each request: the target by the seeded mix, the
