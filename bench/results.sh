@@ -35,35 +35,45 @@ fi
 # id|title|package|benchmark path|N1|N2[|whole]   (rows of one id form one
 # table; the first row with a count is the baseline of the ratio column).
 # "whole" counts the whole program instead of the benchmark closures: the
-# toggle loses track across cgo calls (pg_query runs C code on the system
-# stack) and flips twice when a benchmark's closure calls another closure
-# of the same function (BenchmarkRewriterMiss), so those rows are measured
-# whole, with the start-up cancelled by the N1/N2 difference.
+# toggle flips twice when a benchmark's closure calls another closure of
+# the same function (BenchmarkRewriterMiss), so those rows are measured
+# whole, with the start-up cancelled by the N1/N2 difference. "nogc" counts
+# the closures with GOGC=off: the pg_query rows allocate much and their
+# counts otherwise move by ±10% with the collector's timing (the C code
+# pg_query runs is counted: the toggle follows the cgo calls).
 SPEC='
-sql-mysql|Cold SQL rewrite, MySQL (TiDB parser)|sqlrewrite|BenchmarkParse/mysql/select|0|0
-sql-mysql||sqlrewrite|BenchmarkRewriteCold/mysql/select|0|0
+sql-mysql|Cold SQL rewrite, MySQL (TiDB parser)|sqlrewrite|BenchmarkParse/mysql/select|20|120
+sql-mysql||sqlrewrite|BenchmarkRewriteCold/mysql/select|20|120
 sql-mysql||sqlrewrite|BenchmarkRewriterMiss/mysql/select|0|0
 sql-mysql||sqlrewrite|BenchmarkParse/mysql/join|20|120
 sql-mysql||sqlrewrite|BenchmarkRewriteCold/mysql/join|20|120
 sql-mysql||sqlrewrite|BenchmarkRewriterMiss/mysql/join|20|320|whole
-sql-mysql||sqlrewrite|BenchmarkParse/mysql/upsert|0|0
-sql-mysql||sqlrewrite|BenchmarkRewriteCold/mysql/upsert|0|0
+sql-mysql||sqlrewrite|BenchmarkParse/mysql/upsert|20|120
+sql-mysql||sqlrewrite|BenchmarkRewriteCold/mysql/upsert|20|120
 sql-mysql||sqlrewrite|BenchmarkRewriterMiss/mysql/upsert|0|0
-sql-mysql||sqlrewrite|BenchmarkParse/mysql/update_join|0|0
-sql-mysql||sqlrewrite|BenchmarkRewriteCold/mysql/update_join|0|0
+sql-mysql||sqlrewrite|BenchmarkParse/mysql/update_join|20|120
+sql-mysql||sqlrewrite|BenchmarkRewriteCold/mysql/update_join|20|120
 sql-mysql||sqlrewrite|BenchmarkRewriterMiss/mysql/update_join|0|0
-sql-postgres|Cold SQL rewrite, PostgreSQL (pg_query)|sqlrewrite|BenchmarkParse/postgres/select|0|0
-sql-postgres||sqlrewrite|BenchmarkRewriteCold/postgres/select|0|0
+sql-postgres|Cold SQL rewrite, PostgreSQL (pg_query; counted with GOGC=off, see below)|sqlrewrite|BenchmarkParse/postgres/select|20|120|nogc
+sql-postgres||sqlrewrite|BenchmarkRewriteCold/postgres/select|20|120|nogc
 sql-postgres||sqlrewrite|BenchmarkRewriterMiss/postgres/select|0|0
-sql-postgres||sqlrewrite|BenchmarkParse/postgres/join|10|60|whole
-sql-postgres||sqlrewrite|BenchmarkRewriteCold/postgres/join|10|60|whole
-sql-postgres||sqlrewrite|BenchmarkRewriterMiss/postgres/join|10|60|whole
-sql-postgres||sqlrewrite|BenchmarkParse/postgres/upsert|0|0
-sql-postgres||sqlrewrite|BenchmarkRewriteCold/postgres/upsert|0|0
+sql-postgres||sqlrewrite|BenchmarkParse/postgres/join|20|120|nogc
+sql-postgres||sqlrewrite|BenchmarkRewriteCold/postgres/join|20|120|nogc
+sql-postgres||sqlrewrite|BenchmarkRewriterMiss/postgres/join|0|0
+sql-postgres||sqlrewrite|BenchmarkParse/postgres/upsert|20|120|nogc
+sql-postgres||sqlrewrite|BenchmarkRewriteCold/postgres/upsert|20|120|nogc
 sql-postgres||sqlrewrite|BenchmarkRewriterMiss/postgres/upsert|0|0
-sql-postgres||sqlrewrite|BenchmarkParse/postgres/update_from|0|0
-sql-postgres||sqlrewrite|BenchmarkRewriteCold/postgres/update_from|0|0
+sql-postgres||sqlrewrite|BenchmarkParse/postgres/update_from|20|120|nogc
+sql-postgres||sqlrewrite|BenchmarkRewriteCold/postgres/update_from|20|120|nogc
 sql-postgres||sqlrewrite|BenchmarkRewriterMiss/postgres/update_from|0|0
+sql-sqlite|Cold SQL rewrite, SQLite (own parser; the bare parser is the analysis, Rewrite with a nil rename; counted inside Dialect.RewriteFuncs)|sqlrewrite|BenchmarkParse/sqlite/select|20|120|fn=*sqlite.Dialect.RewriteFuncs
+sql-sqlite||sqlrewrite|BenchmarkRewriteCold/sqlite/select|20|120|fn=*sqlite.Dialect.RewriteFuncs
+sql-sqlite||sqlrewrite|BenchmarkParse/sqlite/join|20|120|fn=*sqlite.Dialect.RewriteFuncs
+sql-sqlite||sqlrewrite|BenchmarkRewriteCold/sqlite/join|20|120|fn=*sqlite.Dialect.RewriteFuncs
+sql-sqlite||sqlrewrite|BenchmarkParse/sqlite/upsert|20|120|fn=*sqlite.Dialect.RewriteFuncs
+sql-sqlite||sqlrewrite|BenchmarkRewriteCold/sqlite/upsert|20|120|fn=*sqlite.Dialect.RewriteFuncs
+sql-sqlite||sqlrewrite|BenchmarkParse/sqlite/update_from|20|120|fn=*sqlite.Dialect.RewriteFuncs
+sql-sqlite||sqlrewrite|BenchmarkRewriteCold/sqlite/update_from|20|120|fn=*sqlite.Dialect.RewriteFuncs
 cache-zipf10k|Statement cache, Zipf 1.01 over 10k statements, 4096 entries (hit% in the last column)|cache|BenchmarkCache/zipf-10k/golang-lru|2000|12000
 cache-zipf10k||cache|BenchmarkCache/zipf-10k/shadowlane|2000|12000
 cache-zipf10k||cache|BenchmarkCache/zipf-10k/otter|0|0
@@ -128,9 +138,16 @@ ir() {
 	toggle="--toggle-collect=*${top}.func*"
 	[ "$path" = "$top" ] && toggle="--toggle-collect=*.${top}"
 	[ "$whole" = whole ] && toggle="--collect-atstart=yes"
+	# nogc: GOGC=off, for cgo rows whose garbage collection cost, which
+	# varies from run to run, would drown the difference
+	local gogc=${GOGC:-100}
+	[ "$whole" = nogc ] && gogc=off
+	# fn=PATTERN: count inside the functions PATTERN matches (the SQLite
+	# closures do not toggle cleanly)
+	[ "${whole#fn=}" != "$whole" ] && toggle="--toggle-collect=${whole#fn=}"
 	# both runs at once: valgrind's start-up dominates on a loaded machine
 	for n in "$n1" "$n2"; do
-		(cd "$WORK" && GODEBUG=asyncpreemptoff=1 nice valgrind --tool=callgrind \
+		(cd "$WORK" && GOGC=$gogc GODEBUG=asyncpreemptoff=1 nice valgrind --tool=callgrind \
 			"$toggle" --callgrind-out-file="$cg.$n" \
 			"$bin" -test.run='^$' -test.bench="$(regex "$path")" -test.benchtime="${n}x" \
 			>"$cg.$n.log" 2>&1; echo $? >"$cg.$n.rc") &
@@ -155,7 +172,7 @@ median() { sort -g | awk '{v[NR]=$1} END { if (NR == 0) print "-"; else if (NR %
 	echo "Machine: $(nproc) CPUs, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo 2>/dev/null || echo unknown), $(go version | cut -d' ' -f3-4), load average $(cut -d' ' -f1-3 /proc/loadavg) at start."
 	echo "$( $have_valgrind && valgrind --version || echo 'valgrind: not installed (no instruction counts)')."
 	echo
-	echo "**Ir/op** is instructions per operation under callgrind ((Ir(N2) - Ir(N1)) / (N2 - N1), collected inside the benchmark closures only, or over the whole program for rows marked whole in the script): exact and repeatable for 0-allocation pure-Go paths; rows that allocate heavily, call cgo (pg_query), do network I/O (the whole service) or are counted whole-program carry GC, scheduler and start-up noise of ±30% or more ("noise" marks a negative difference), so compare them only within one table. **ns/op** is the median of $ROUNDS timing rounds that alternate between the rows of a table (A/B/A/B), each \`-test.benchtime=$BENCHTIME\`; it moves with the machine's load. Ratios are to the first row of each table."
+	echo "**Ir/op** is instructions per operation under callgrind ((Ir(N2) - Ir(N1)) / (N2 - N1), collected inside the benchmark closures only, or over the whole program for rows marked whole in the script): exact and repeatable for 0-allocation pure-Go paths; rows that allocate heavily, call cgo (pg_query), do network I/O (the whole service) or are counted whole-program carry GC, scheduler and start-up noise of ±30% or more ("noise" marks a negative difference), so compare them only within one table; the pg_query rows (marked nogc in the script) are counted with GOGC=off, the same for parser and rewrite. **ns/op** is the median of $ROUNDS timing rounds that alternate between the rows of a table (A/B/A/B), each \`-test.benchtime=$BENCHTIME\`; it moves with the machine's load. Ratios are to the first row of each table (in the SQL tables: to the bare parser row of the same statement)."
 	echo
 } >"$WORK/out.md"
 
@@ -194,7 +211,8 @@ section() {
 		if [ -z "$lines" ]; then ns="skipped"; fi
 		ratio=""
 		if [[ "$count" =~ ^[0-9]+$ ]]; then
-			if [ -z "$base" ]; then base=$count; fi
+			# the SQL tables compare each rewrite with its own bare parser
+			if [ -z "$base" ] || [[ "$path" == BenchmarkParse/* ]]; then base=$count; fi
 			ratio=$(awk -v a="$count" -v b="$base" 'BEGIN { printf "%.2f×", a / b }')
 		fi
 		echo "| \`$path\` | $count | $ratio | $ns | $allocs | $extra |" >>"$sec"
@@ -216,7 +234,7 @@ for id in $ids; do cat "$WORK/sec.$id.md" >>"$WORK/out.md"; done
 	echo "Commands: \`go test -c\` per package, then for each row"
 	echo "\`GODEBUG=asyncpreemptoff=1 valgrind --tool=callgrind --toggle-collect='*<Benchmark>.func*' ./<pkg>.test -test.run='^\$' -test.bench=<row> -test.benchtime=<N>x\`"
 	echo "(toggle \`'*.<Benchmark>'\` for a benchmark without sub-benchmarks)"
-	echo "at N1 and N2 (see the SPEC table in bench/results.sh; rows marked whole, the cgo pg_query ones, count the whole program), and"
+	echo "at N1 and N2 (see the SPEC table in bench/results.sh; rows marked whole count the whole program, rows marked nogc run with GOGC=off), and"
 	echo "\`./<pkg>.test -test.run='^\$' -test.bench=<row> -test.benchtime=$BENCHTIME -test.benchmem\` $ROUNDS times, rows alternating."
 } >>"$WORK/out.md"
 cp "$WORK/out.md" "$OUT"

@@ -13,13 +13,20 @@
 //
 // # How statements are rewritten
 //
-// The statement is parsed, table references are renamed in the tree and the
-// tree is restored with backquoted identifiers, single-quoted strings with
-// backslashes escaped and upper-case keywords: valid on MySQL 5.7/8 and
-// MariaDB 10+ under the default sql_mode. Comments are dropped and spacing
-// is normalised; ? placeholders are kept in order. Share locks (LOCK IN
-// SHARE MODE, FOR SHARE) are written as FOR UPDATE, because MariaDB has no
-// FOR SHARE and the restorer cannot write the older form.
+// The statement is parsed once and table references are renamed in the
+// tree. A statement in plain lexical terms (names, `quoted names`, '...'
+// strings without backslashes, numbers, ? placeholders, operators; no
+// comments) whose renamed names each match as many tokens of the text as
+// the tree has sites for them is rewritten in place: the new names are
+// written, in backquotes, over those tokens and the rest of the text is
+// kept as written (see inplace.go for why that needs no second parse).
+// Any other statement takes the general path: the tree is restored with
+// backquoted identifiers, single-quoted strings with backslashes escaped
+// and upper-case keywords, valid on MySQL 5.7/8 and MariaDB 10+ under the
+// default sql_mode. Comments are dropped and spacing is normalised; ?
+// placeholders are kept in order. Share locks (LOCK IN SHARE MODE, FOR
+// SHARE) are written as FOR UPDATE there, because MariaDB has no FOR SHARE
+// and the restorer cannot write the older form.
 //
 // Renamed: tables in FROM and JOIN, subqueries and derived tables, INSERT
 // and REPLACE targets (with SELECT), ON DUPLICATE KEY UPDATE, multi-table
@@ -32,9 +39,10 @@
 // WITH orders AS (SELECT * FROM orders) ... the inner orders is the real
 // table and is renamed).
 //
-// Every rewrite is re-parsed and the tables it references are checked
-// against the renamed ones; a mismatch is refused with an error wrapping
-// [sqlshadow.ErrParse]. So are statements the parser rejects and text
+// Every rewrite of the general path is re-parsed and the tables it
+// references are checked against the renamed ones (an in-place rewrite
+// checks the renamed tree, which is what its text parses to); a mismatch
+// is refused with an error wrapping [sqlshadow.ErrParse]. So are statements the parser rejects and text
 // holding more than one statement.
 //
 // MariaDB's INSERT/REPLACE/DELETE ... RETURNING, which gorm's MySQL driver

@@ -20,7 +20,7 @@ func Example() {
 	fmt.Println(res.SQL)
 	fmt.Println(res.Kind, res.Tables)
 	// Output:
-	// UPDATE `orders_shadow` AS `o` JOIN `users_shadow` ON `users_shadow`.`id`=`o`.`uid` SET `o`.`total`=? WHERE `users_shadow`.`name`=?
+	// UPDATE `orders_shadow` o JOIN `users_shadow` ON `users_shadow`.id = o.uid SET o.total = ? WHERE `users_shadow`.name = ?
 	// write [{orders true} {users false}]
 }
 

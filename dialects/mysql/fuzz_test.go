@@ -32,6 +32,19 @@ func FuzzRewrite(f *testing.F) {
 		"INSERT INTO t (a) VALUES (1) RETURNING a + 1, t.b, (SELECT c FROM u)",
 		"DELETE FROM t WHERE a = 1 RETURNING t.a, f(b)",
 		"/* comment */ SELECT 1 -- x",
+		// in-place rewrite edges (inplace.go): names spelled like a
+		// table, digits after a dot, introducers, keywords as names
+		"SELECT orders FROM orders",
+		"SELECT o.orders FROM orders o JOIN orders ON orders.id = o.id",
+		"SELECT `5` FROM db.5",
+		"SELECT t. 5 FROM t",
+		"SELECT 1.5, .5e3, x'41', _utf8mb4'a' FROM x",
+		"SELECT `status`.id FROM status JOIN `Status` USING (id)",
+		"WITH t_shadow AS (SELECT 1) SELECT * FROM t, t_shadow",
+		"SELECT * FROM t AS t_shadow WHERE t.id = 1",
+		"UPDATE t, u SET t.a = u.b, u.c = 1",
+		"SELECT * FROM t WHERE a = 'x\\' OR b = 'it''s'",
+		"SELECT a`b` FROM t`u` WHERE u.a = 1",
 	} {
 		f.Add(s)
 	}

@@ -3,6 +3,7 @@ package mysql
 import (
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 
@@ -74,12 +75,26 @@ func (d *Dialect) Rewrite(query string, rename sqlshadow.RenameFunc) (sqlshadow.
 // RewriteFuncs implements sqlshadow.FuncDialect: Rewrite that also renames
 // function calls with funcs.
 func (d *Dialect) RewriteFuncs(query string, rename sqlshadow.RenameFunc, funcs sqlshadow.FuncRenameFunc) (sqlshadow.Result, error) {
-	execs := ExecComments(query)
-	body, returning := splitReturning(query)
-	var retExpr string
-	if returning == "" {
-		if b, list, ok := splitReturningExpr(query); ok {
-			body, retExpr = b, list
+	// A statement in plain lexical terms (see inplace.go) holds no
+	// comment, so no executable one, and one without the keyword
+	// RETURNING has no RETURNING clause to set aside: the scans for both
+	// are skipped.
+	var buf [32]ident
+	toks, simple := simpleIdents(query, buf[:0])
+	for _, t := range toks {
+		if len(t.val) == 9 && t.start < len(query) && query[t.start] != '`' && strings.EqualFold(t.val, "returning") {
+			simple = false
+		}
+	}
+	var execs []string
+	body, returning, retExpr := query, "", ""
+	if !simple {
+		execs = ExecComments(query)
+		body, returning = splitReturning(query)
+		if returning == "" {
+			if b, list, ok := splitReturningExpr(query); ok {
+				body, retExpr = b, list
+			}
 		}
 	}
 	stmt, err := d.parse(body)
@@ -93,7 +108,9 @@ func (d *Dialect) RewriteFuncs(query string, rename sqlshadow.RenameFunc, funcs 
 			return sqlshadow.Result{}, parseErr("RETURNING is only understood on INSERT, REPLACE and DELETE")
 		}
 	}
-	a, res := analyseStmt(query, stmt, execs)
+	a := getAnalysis()
+	defer putAnalysis(a)
+	res := analyseStmt(a, query, stmt, execs)
 	if res.Kind == sqlshadow.KindDDL {
 		// Never rewritten: the caller refuses DDL for marked traffic.
 		return res, nil
@@ -133,6 +150,7 @@ func (d *Dialect) RewriteFuncs(query string, rename sqlshadow.RenameFunc, funcs 
 		}
 		allFuncs = append(allFuncs[:len(allFuncs):len(allFuncs)], ret.a.funcs...)
 	}
+	funcRenamed := false
 	if funcs != nil {
 		for _, f := range allFuncs {
 			name, err := funcs(f.f)
@@ -146,6 +164,22 @@ func (d *Dialect) RewriteFuncs(query string, rename sqlshadow.RenameFunc, funcs 
 				return sqlshadow.Result{}, parseErr("function twin name %q must be a plain identifier", name)
 			}
 			f.fc.FnName = ast.NewCIStr(name)
+			funcRenamed = true
+		}
+	}
+	if simple && ret == nil && !funcRenamed {
+		if out, fresh, ok := a.inPlace(query, toks); ok {
+			// The text of out parses to the renamed tree (inplace.go).
+			var verified *sqlshadow.Result
+			if fresh {
+				// Its analysis is this one with the names replaced.
+				verified = &sqlshadow.Result{SQL: out, Kind: res.Kind, Tables: a.renamedUses(res.Tables),
+					Funcs: res.Funcs, Session: res.Session}
+			} else if verified, err = checkRewrite(out, stmt, nil, a.want()); err != nil {
+				return sqlshadow.Result{}, err
+			}
+			res.SQL, res.Verified = out, verified
+			return res, nil
 		}
 	}
 	var sb strings.Builder
@@ -348,8 +382,7 @@ func splitReturning(q string) (body, returning string) {
 
 // analyseStmt is the analysis of a parsed statement: its classification and
 // the Result that Rewrite(query, nil) returns.
-func analyseStmt(query string, stmt ast.StmtNode, execs []string) (*analysis, sqlshadow.Result) {
-	a := newAnalysis()
+func analyseStmt(a *analysis, query string, stmt ast.StmtNode, execs []string) sqlshadow.Result {
 	kind := classify(stmt)
 	stmt.Accept(a)
 	if a.into {
@@ -367,14 +400,14 @@ func analyseStmt(query string, stmt ast.StmtNode, execs []string) (*analysis, sq
 	if kind == sqlshadow.KindDDL {
 		// The tables are reported (as written) for the caller's decision
 		// and counters.
-		return a, sqlshadow.Result{SQL: query, Kind: kind, Tables: a.ddlTables(), Funcs: a.funcList(), ExecComments: execs}
+		return sqlshadow.Result{SQL: query, Kind: kind, Tables: a.ddlTables(), Funcs: a.funcList(), ExecComments: execs}
 	}
 	a.resolveWrites(kind)
 	session := a.session
 	if session == "" {
 		session = sessionChange(stmt)
 	}
-	return a, sqlshadow.Result{SQL: query, Kind: kind, Tables: a.uses(), Funcs: a.funcList(), Session: session, ExecComments: execs}
+	return sqlshadow.Result{SQL: query, Kind: kind, Tables: a.uses(), Funcs: a.funcList(), Session: session, ExecComments: execs}
 }
 
 // verify re-parses the rewritten statement and checks that the tables it
@@ -388,7 +421,25 @@ func (d *Dialect) verify(out string, want map[string]int) (*sqlshadow.Result, er
 	if err != nil {
 		return nil, fmt.Errorf("rewritten statement does not re-parse: %w", err)
 	}
-	b, res := analyseStmt(out, stmt, ExecComments(out))
+	verified, err := checkRewrite(out, stmt, ExecComments(out), want)
+	if verified == nil || err != nil {
+		return nil, err
+	}
+	if body, returning := splitReturning(out); body != out || returning != "" {
+		return nil, nil
+	}
+	if _, _, ok := splitReturningExpr(out); ok {
+		return nil, nil
+	}
+	return verified, nil
+}
+
+// checkRewrite analyses stmt, the tree of the rewritten statement out, and
+// checks that the tables it references are exactly want.
+func checkRewrite(out string, stmt ast.StmtNode, execs []string, want map[string]int) (*sqlshadow.Result, error) {
+	b := getAnalysis()
+	defer putAnalysis(b)
+	res := analyseStmt(b, out, stmt, execs)
 	if res.Kind == sqlshadow.KindDDL {
 		// analyseStmt does not resolve DDL references.
 		b.resolveWrites(res.Kind)
@@ -411,12 +462,6 @@ func (d *Dialect) verify(out string, want map[string]int) (*sqlshadow.Result, er
 		if got[k] != n {
 			return nil, parseErr("rewrite verification failed: tables %v, want %v", got, want)
 		}
-	}
-	if body, returning := splitReturning(out); body != out || returning != "" {
-		return nil, nil
-	}
-	if _, _, ok := splitReturningExpr(out); ok {
-		return nil, nil
 	}
 	return &res, nil
 }
@@ -533,10 +578,8 @@ func (a *analysis) addFunc(fc *ast.FuncCallExpr) {
 
 func (a *analysis) funcList() []sqlshadow.Func {
 	var out []sqlshadow.Func
-	seen := map[sqlshadow.Func]bool{}
 	for _, f := range a.funcs {
-		if !seen[f.f] {
-			seen[f.f] = true
+		if !slices.Contains(out, f.f) {
 			out = append(out, f.f)
 		}
 	}
@@ -563,6 +606,7 @@ func plainIdent(s string) bool {
 type ref struct {
 	tn    *ast.TableName
 	orig  sqlshadow.Table
+	origL string // orig.Name in lower case
 	asOf  string // alias given in FROM, lower case; "" when none
 	cte   bool   // names a CTE in scope: never renamed
 	alias bool   // a DELETE target list or FOR UPDATE OF entry naming an alias
@@ -598,6 +642,10 @@ type analysis struct {
 	funcs      []funcRef
 	seqWrite   map[*ast.TableName]bool // sequences advanced by NEXTVAL/SETVAL
 	session    string
+	// sites are the names rename may have changed, old and new, for the
+	// in-place rewrite (inplace.go).
+	sites []site
+	slab  []ref // storage of the first refs
 }
 
 func newAnalysis() *analysis {
@@ -605,7 +653,35 @@ func newAnalysis() *analysis {
 		byNode:  map[*ast.TableName]*ref{},
 		aliases: map[string]bool{},
 		refOnly: map[*ast.TableName]bool{},
+		slab:    make([]ref, 0, 16),
 	}
+}
+
+// analyses recycles analyses: a cold rewrite allocates little besides
+// what the parser does.
+var analyses = sync.Pool{New: func() any { return newAnalysis() }}
+
+func getAnalysis() *analysis { return analyses.Get().(*analysis) }
+
+// putAnalysis resets a and returns it to the pool; nothing of a may be
+// used afterwards.
+func putAnalysis(a *analysis) {
+	clear(a.byNode)
+	clear(a.aliases)
+	clear(a.refOnly)
+	clear(a.pendingTop)
+	clear(a.seqWrite)
+	clear(a.refs)
+	clear(a.slab)
+	clear(a.cols)
+	clear(a.stars)
+	clear(a.tops)
+	clear(a.funcs)
+	clear(a.owners)
+	*a = analysis{byNode: a.byNode, aliases: a.aliases, refOnly: a.refOnly, pendingTop: a.pendingTop,
+		seqWrite: a.seqWrite, refs: a.refs[:0], slab: a.slab[:0], cols: a.cols[:0], stars: a.stars[:0],
+		tops: a.tops[:0], funcs: a.funcs[:0], scopes: a.scopes[:0], owners: a.owners[:0], sites: a.sites[:0]}
+	analyses.Put(a)
 }
 
 func (a *analysis) pushScope(owner ast.Node) {
@@ -782,7 +858,14 @@ func (a *analysis) topOf(tn *ast.TableName, stmt ast.Node) {
 }
 
 func (a *analysis) addRef(tn *ast.TableName, alias string) {
-	r := &ref{tn: tn, orig: sqlshadow.Table{Schema: tn.Schema.O, Name: tn.Name.O}, asOf: alias}
+	var r *ref
+	if len(a.slab) < cap(a.slab) {
+		a.slab = append(a.slab, ref{})
+		r = &a.slab[len(a.slab)-1]
+	} else {
+		r = new(ref)
+	}
+	*r = ref{tn: tn, orig: sqlshadow.Table{Schema: tn.Schema.O, Name: tn.Name.O}, origL: tn.Name.L, asOf: alias}
 	if a.refOnly[tn] {
 		r.alias = true // resolved against the FROM list later
 	} else if tn.Schema.L == "" && a.isCTE(tn.Name.L) {
@@ -900,18 +983,55 @@ func resolveQualifier(rs []*ref, c *ast.ColumnName) *ref {
 // deduplicated by (table, write).
 func (a *analysis) uses() []sqlshadow.Use {
 	var out []sqlshadow.Use
-	seen := map[sqlshadow.Use]bool{}
-	for _, r := range a.refs {
-		if !r.base() {
-			continue
+	if len(a.refs) > 64 {
+		seen := map[sqlshadow.Use]bool{}
+		for _, r := range a.refs {
+			if u := (sqlshadow.Use{Table: r.orig, Write: r.write}); r.base() && !seen[u] {
+				seen[u] = true
+				out = append(out, u)
+			}
 		}
-		u := sqlshadow.Use{Table: r.orig, Write: r.write}
-		if !seen[u] {
-			seen[u] = true
-			out = append(out, u)
+		return out
+	}
+	for _, r := range a.refs {
+		if r.base() {
+			out = appendUse(out, sqlshadow.Use{Table: r.orig, Write: r.write})
 		}
 	}
 	return out
+}
+
+// renamedUses is uses, given as us, with the new names of rename.
+func (a *analysis) renamedUses(us []sqlshadow.Use) []sqlshadow.Use {
+	out := make([]sqlshadow.Use, 0, len(us))
+	if len(a.refs) > 64 {
+		seen := map[sqlshadow.Use]bool{}
+		for _, r := range a.refs {
+			if u := (sqlshadow.Use{Table: sqlshadow.Table{Schema: r.orig.Schema, Name: r.name}, Write: r.write}); r.base() && !seen[u] {
+				seen[u] = true
+				out = append(out, u)
+			}
+		}
+		return out
+	}
+	for _, r := range a.refs {
+		if r.base() {
+			out = appendUse(out, sqlshadow.Use{Table: sqlshadow.Table{Schema: r.orig.Schema, Name: r.name}, Write: r.write})
+		}
+	}
+	return out
+}
+
+// appendUse appends u to us unless us holds it already (a linear search:
+// statements with more than a few dozen distinct tables are rare, and
+// then a map is used).
+func appendUse(us []sqlshadow.Use, u sqlshadow.Use) []sqlshadow.Use {
+	for _, v := range us {
+		if v == u {
+			return us
+		}
+	}
+	return append(us, u)
 }
 
 func (a *analysis) ddlTables() []sqlshadow.Use {
@@ -935,13 +1055,24 @@ type renameKey struct {
 // rename asks fn for every real table and rewrites table names, DELETE
 // lists, FOR UPDATE OF lists and column qualifiers in place.
 func (a *analysis) rename(fn sqlshadow.RenameFunc) error {
-	done := map[renameKey]string{}
+	type named struct {
+		k    renameKey
+		name string
+	}
+	var buf [8]named
+	done := buf[:0]
 	for _, r := range a.refs {
 		if !r.base() {
 			continue
 		}
 		k := renameKey{r.orig, r.write}
-		name, ok := done[k]
+		name, ok := "", false
+		for _, d := range done {
+			if d.k == k {
+				name, ok = d.name, true
+				break
+			}
+		}
 		if !ok {
 			var err error
 			name, err = fn(r.orig, r.write)
@@ -951,11 +1082,13 @@ func (a *analysis) rename(fn sqlshadow.RenameFunc) error {
 			if name == "" {
 				return fmt.Errorf("mysql: rename of %s returned an empty name", r.orig)
 			}
-			done[k] = name
+			done = append(done, named{k, name})
 		}
 		r.name = name
 	}
+	a.sites = a.sites[:0]
 	for _, r := range a.refs {
+		old := r.tn.Name.O
 		switch {
 		case r.base():
 			r.tn.Name = ast.NewCIStr(r.name)
@@ -964,24 +1097,29 @@ func (a *analysis) rename(fn sqlshadow.RenameFunc) error {
 		case r.alias && r.back == nil:
 			return parseErr("%s names no table or alias of the statement", r.orig)
 		}
+		a.sites = append(a.sites, site{old, r.tn.Name.O})
 	}
 	for _, c := range a.cols {
 		n, err := a.qualifier(c.Schema.L, c.Table.L)
 		if err != nil {
 			return err
 		}
+		old := c.Table.O
 		if n != "" {
 			c.Table = ast.NewCIStr(n)
 		}
+		a.sites = append(a.sites, site{old, c.Table.O})
 	}
 	for _, c := range a.stars {
 		n, err := a.qualifier(c.Schema.L, c.Table.L)
 		if err != nil {
 			return err
 		}
+		old := c.Table.O
 		if n != "" {
 			c.Table = ast.NewCIStr(n)
 		}
+		a.sites = append(a.sites, site{old, c.Table.O})
 	}
 	return nil
 }
@@ -997,7 +1135,7 @@ func (a *analysis) qualifier(schema, table string) (string, error) {
 		if !r.base() || r.asOf != "" || r.tn.Schema.L != schema && schema != "" {
 			continue
 		}
-		if strings.ToLower(r.orig.Name) != table {
+		if r.origL != table {
 			continue
 		}
 		if name != "" && name != r.name {

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -73,9 +74,21 @@ func (Dialect) RewriteFuncs(query string, rename sqlshadow.RenameFunc, funcs sql
 		res.Verified = &v
 		return res, nil
 	}
-	out, want, err := a.rewrite(query, rename, funcs)
+	out, want, alpha, err := a.rewrite(query, rename, funcs)
 	if err != nil {
 		return sqlshadow.Result{}, err
+	}
+	if alpha {
+		// Every edit put an identifier token in place of an identifier
+		// token (a string constant in place of a string constant), at
+		// the locations the parser reported, and no new name can be
+		// taken for another (a.rewrite): out parses to this tree with the
+		// names replaced, so its analysis is this one with the names
+		// replaced, and no second parse is needed. FuzzRewrite checks it
+		// against a fresh parse.
+		res.SQL = out
+		res.Verified = &sqlshadow.Result{SQL: out, Kind: res.Kind, Tables: a.renamedUses(), Funcs: res.Funcs, Session: res.Session}
+		return res, nil
 	}
 	verified, err := verify(out, want)
 	if err != nil {
@@ -158,6 +171,7 @@ type seqRef struct {
 	table sqlshadow.Table
 	write bool
 	bad   string // why the literal cannot be renamed ("" when it can)
+	name  string // new name
 }
 
 type analysis struct {
@@ -172,6 +186,8 @@ type analysis struct {
 	scopes  []map[string]bool
 	dml     bool // INSERT/UPDATE/DELETE/MERGE anywhere (data-modifying CTEs too)
 	locks   bool // FOR UPDATE/SHARE anywhere
+	// cteNames are the names of every CTE of the statement.
+	cteNames []string
 }
 
 func analyse(stmt *pg.Node) *analysis {
@@ -271,6 +287,11 @@ func (a *analysis) walk(m protoreflect.Message, write bool) {
 	var with *pg.WithClause
 	if w := withClauseOf(msg); w != nil {
 		with = w
+		for _, c := range w.Ctes {
+			if cte := c.GetCommonTableExpr(); cte != nil {
+				a.cteNames = append(a.cteNames, cte.Ctename)
+			}
+		}
 		scope := map[string]bool{}
 		a.scopes = append(a.scopes, scope)
 		defer func() { a.scopes = a.scopes[:len(a.scopes)-1] }()
@@ -588,6 +609,28 @@ func hasInto(s *pg.SelectStmt) bool {
 	return s.IntoClause != nil || hasInto(s.Larg) || hasInto(s.Rarg)
 }
 
+// renamedUses is uses(false) of the rewritten statement: the tables with
+// the new names given by rewrite.
+func (a *analysis) renamedUses() []sqlshadow.Use {
+	var out []sqlshadow.Use
+	seen := map[sqlshadow.Use]bool{}
+	for _, r := range a.base() {
+		u := sqlshadow.Use{Table: sqlshadow.Table{Schema: r.table.Schema, Name: r.name}, Write: r.write}
+		if !seen[u] {
+			seen[u] = true
+			out = append(out, u)
+		}
+	}
+	for _, s := range a.seqs {
+		u := sqlshadow.Use{Table: sqlshadow.Table{Schema: s.table.Schema, Name: s.name}, Write: s.write}
+		if !seen[u] {
+			seen[u] = true
+			out = append(out, u)
+		}
+	}
+	return out
+}
+
 // uses lists the real tables in order of appearance, deduplicated by
 // (table, write).
 func (a *analysis) uses(allWrite bool) []sqlshadow.Use {
@@ -623,11 +666,20 @@ type renameKey struct {
 // rewrite renames tables and column qualifiers by replacing the name tokens
 // at the byte offsets the parser reports; everything else in the text
 // (comments, placeholders, spacing, quoting) is kept as written.
-func (a *analysis) rewrite(query string, fn sqlshadow.RenameFunc, funcs sqlshadow.FuncRenameFunc) (string, map[sqlshadow.Table]int, error) {
+//
+// alpha reports that the edits are an alpha-renaming the analysis cannot
+// tell from the original: every renamed name token was an identifier (not
+// a keyword used as a name) and is replaced by an identifier, sequence
+// literals by string literals, no function is renamed, and no new name is
+// the name of a CTE of the statement (a reference would become a CTE
+// reference). The analysis of the output is then the analysis of query
+// with the new names (renamedUses).
+func (a *analysis) rewrite(query string, fn sqlshadow.RenameFunc, funcs sqlshadow.FuncRenameFunc) (out string, want map[sqlshadow.Table]int, alpha bool, err error) {
 	scan, err := pg.Scan(query)
 	if err != nil {
-		return "", nil, parseErr("scan: %v", err)
+		return "", nil, false, parseErr("scan: %v", err)
 	}
+	alpha = true
 	toks := scan.Tokens
 	quoted := map[string]string{}
 	quote := func(name string) string {
@@ -639,7 +691,7 @@ func (a *analysis) rewrite(query string, fn sqlshadow.RenameFunc, funcs sqlshado
 		return q
 	}
 	done := map[renameKey]string{}
-	want := map[sqlshadow.Table]int{}
+	want = map[sqlshadow.Table]int{}
 	var edits []edit
 	for _, r := range a.base() {
 		k := renameKey{r.table, r.write}
@@ -647,10 +699,10 @@ func (a *analysis) rewrite(query string, fn sqlshadow.RenameFunc, funcs sqlshado
 		if !ok {
 			name, err = fn(r.table, r.write)
 			if err != nil {
-				return "", nil, err
+				return "", nil, false, err
 			}
 			if name == "" {
-				return "", nil, fmt.Errorf("postgres: rename of %s returned an empty name", r.table)
+				return "", nil, false, fmt.Errorf("postgres: rename of %s returned an empty name", r.table)
 			}
 			done[k] = name
 		}
@@ -661,31 +713,35 @@ func (a *analysis) rewrite(query string, fn sqlshadow.RenameFunc, funcs sqlshado
 		}
 		t, err := nameToken(query, toks, int(r.rv.Location), r.parts, r.rv.Relname)
 		if err != nil {
-			return "", nil, err
+			return "", nil, false, err
+		}
+		if t.Token != pg.Token_IDENT || slices.Contains(a.cteNames, name) {
+			alpha = false
 		}
 		edits = append(edits, edit{int(t.Start), int(t.End), quote(name)})
 	}
-	for _, s := range a.seqs {
+	for si, s := range a.seqs {
 		k := renameKey{s.table, s.write}
 		name, ok := done[k]
 		if !ok {
 			name, err = fn(s.table, s.write)
 			if err != nil {
-				return "", nil, err
+				return "", nil, false, err
 			}
 			if name == "" {
-				return "", nil, fmt.Errorf("postgres: rename of %s returned an empty name", s.table)
+				return "", nil, false, fmt.Errorf("postgres: rename of %s returned an empty name", s.table)
 			}
 			done[k] = name
 		}
 		want[sqlshadow.Table{Schema: s.table.Schema, Name: name}]++
+		a.seqs[si].name = name
 		if name == s.table.Name {
 			continue
 		}
 		i := sort.Search(len(toks), func(i int) bool { return int(toks[i].Start) >= s.loc })
 		if i == len(toks) || int(toks[i].Start) != s.loc || toks[i].Token != pg.Token_SCONST ||
 			query[toks[i].Start] != '\'' || strings.ReplaceAll(query[toks[i].Start+1:toks[i].End-1], "''", "'") != s.sval {
-			return "", nil, parseErr("relation name literal at offset %d cannot be renamed safely", s.loc)
+			return "", nil, false, parseErr("relation name literal at offset %d cannot be renamed safely", s.loc)
 		}
 		lit := name
 		if !plain(name) {
@@ -701,17 +757,18 @@ func (a *analysis) rewrite(query string, fn sqlshadow.RenameFunc, funcs sqlshado
 			f := &a.funcs[i]
 			name, err := funcs(f.f)
 			if err != nil {
-				return "", nil, err
+				return "", nil, false, err
 			}
 			if name == f.f.Name {
 				continue
 			}
+			alpha = false
 			if f.loc < 0 || name == "" {
-				return "", nil, parseErr("function %s cannot be renamed", f.f)
+				return "", nil, false, parseErr("function %s cannot be renamed", f.f)
 			}
 			t, err := nameToken(query, toks, f.loc, f.parts, f.f.Name)
 			if err != nil {
-				return "", nil, err
+				return "", nil, false, err
 			}
 			edits = append(edits, edit{int(t.Start), int(t.End), quote(name)})
 		}
@@ -722,14 +779,17 @@ func (a *analysis) rewrite(query string, fn sqlshadow.RenameFunc, funcs sqlshado
 		}
 		name, err := a.qualifier(c.schema, c.table)
 		if err != nil {
-			return "", nil, err
+			return "", nil, false, err
 		}
 		if name == "" || name == c.table {
 			continue
 		}
 		t, err := nameToken(query, toks, int(c.cr.Location), c.index, c.table)
 		if err != nil {
-			return "", nil, err
+			return "", nil, false, err
+		}
+		if t.Token != pg.Token_IDENT {
+			alpha = false
 		}
 		edits = append(edits, edit{int(t.Start), int(t.End), quote(name)})
 	}
@@ -739,7 +799,7 @@ func (a *analysis) rewrite(query string, fn sqlshadow.RenameFunc, funcs sqlshado
 		}
 		name, err := a.qualifier(rv.Schemaname, rv.Relname)
 		if err != nil {
-			return "", nil, err
+			return "", nil, false, err
 		}
 		if name == "" || name == rv.Relname {
 			continue
@@ -750,7 +810,10 @@ func (a *analysis) rewrite(query string, fn sqlshadow.RenameFunc, funcs sqlshado
 		}
 		t, err := nameToken(query, toks, int(rv.Location), parts, rv.Relname)
 		if err != nil {
-			return "", nil, err
+			return "", nil, false, err
+		}
+		if t.Token != pg.Token_IDENT {
+			alpha = false
 		}
 		edits = append(edits, edit{int(t.Start), int(t.End), quote(name)})
 	}
@@ -760,14 +823,30 @@ func (a *analysis) rewrite(query string, fn sqlshadow.RenameFunc, funcs sqlshado
 	last := 0
 	for _, e := range edits {
 		if e.start < last {
-			return "", nil, parseErr("overlapping rename at offset %d", e.start)
+			return "", nil, false, parseErr("overlapping rename at offset %d", e.start)
 		}
 		sb.WriteString(query[last:e.start])
+		// A space keeps the new token apart from a neighbour it would
+		// run into: FROM"a" -> FROM a_shadow, "x""a" stays two names.
+		if e.start > 0 && joins(query[e.start-1]) {
+			sb.WriteByte(' ')
+		}
 		sb.WriteString(e.text)
+		if e.end < len(query) && joins(query[e.end]) {
+			sb.WriteByte(' ')
+		}
 		last = e.end
 	}
 	sb.WriteString(query[last:])
-	return sb.String(), want, nil
+	return sb.String(), want, alpha, nil
+}
+
+// joins reports whether a token written next to c could merge with the
+// token c ends or starts: c continues a name, a number or a parameter, or
+// closes or opens a quoted name or string.
+func joins(c byte) bool {
+	return c == '_' || c == '$' || c == '"' || c == '\'' || c >= 0x80 ||
+		'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
 }
 
 // qualifier returns the new name for the column qualifier [schema.]table,

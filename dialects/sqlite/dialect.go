@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"slices"
 	"strings"
 
 	"github.com/shadowlane/shadowlane/shadow/sqlshadow"
@@ -76,8 +77,9 @@ func (Dialect) RewriteFuncs(query string, rename sqlshadow.RenameFunc, funcs sql
 	if rename == nil {
 		rename = func(t sqlshadow.Table, _ bool) (string, error) { return t.Name, nil }
 	}
-	names := make(map[key]string, len(res.Tables))
-	for _, u := range res.Tables {
+	// names[i] is the new name of res.Tables[i]
+	names := make([]string, len(res.Tables))
+	for i, u := range res.Tables {
 		n, err := rename(u.Table, u.Write)
 		if err != nil {
 			return sqlshadow.Result{}, err
@@ -85,17 +87,25 @@ func (Dialect) RewriteFuncs(query string, rename sqlshadow.RenameFunc, funcs sql
 		if n == "" {
 			return sqlshadow.Result{}, parseErr("empty new name for table %s", u.Table)
 		}
-		names[key{u.Table, u.Write}] = n
+		names[i] = n
 	}
-	// new text for each renamed token, in token order
-	repl := make(map[int]string, len(p.tables)+len(quals))
+	nameOf := func(r tableRef) string {
+		for i, u := range res.Tables {
+			if u.Table == r.t && u.Write == r.write {
+				return names[i]
+			}
+		}
+		return r.t.Name
+	}
+	// repl[i] is the new text of token i ("" when it is kept)
+	repl := make([]string, len(toks))
 	for _, r := range p.tables {
-		repl[r.tok] = names[key{r.t, r.write}]
+		repl[r.tok] = nameOf(r)
 	}
 	for tok, ti := range quals {
-		r := p.tables[ti]
-		repl[tok] = names[key{r.t, r.write}]
+		repl[tok] = nameOf(p.tables[ti])
 	}
+	funcRenamed := false
 	if funcs != nil {
 		for _, ft := range p.funcs {
 			f := funcOf(toks[ft])
@@ -108,6 +118,7 @@ func (Dialect) RewriteFuncs(query string, rename sqlshadow.RenameFunc, funcs sql
 			}
 			if n != f.Name {
 				repl[ft] = n
+				funcRenamed = true
 			}
 		}
 	}
@@ -115,17 +126,84 @@ func (Dialect) RewriteFuncs(query string, rename sqlshadow.RenameFunc, funcs sql
 	b.Grow(len(query) + 16*len(repl))
 	last := 0
 	for i, t := range toks {
-		n, ok := repl[i]
-		if !ok || n == t.val {
+		n := repl[i]
+		if n == "" || n == t.val {
 			continue
 		}
 		b.WriteString(query[last:t.start])
+		// A space keeps the new name apart from a neighbour it would run
+		// into ("a"FROM -> a_shadow FROM).
+		if t.start > 0 && joins(query[t.start-1]) {
+			b.WriteByte(' ')
+		}
 		writeIdent(&b, n, t.quote)
+		if t.end < len(query) && joins(query[t.end]) {
+			b.WriteByte(' ')
+		}
 		last = t.end
 	}
 	b.WriteString(query[last:])
 	res.SQL = b.String()
+	if !funcRenamed && alphaRenaming(toks, repl) {
+		// Each renamed name token stays one identifier token that is no
+		// keyword, and every comparison of names the parser makes (CTE
+		// scope, qualifiers, table identity: exact or case-insensitive)
+		// comes out the same: res.SQL parses to the same statement with
+		// the names replaced, so its analysis is this one with the new
+		// names. FuzzRewrite checks it against a fresh parse.
+		v := sqlshadow.Result{SQL: res.SQL, Kind: kind}
+		if len(res.Tables) > 0 {
+			v.Tables = make([]sqlshadow.Use, 0, len(res.Tables))
+		}
+		for _, r := range p.tables {
+			u := sqlshadow.Use{Table: sqlshadow.Table{Schema: r.t.Schema, Name: nameOf(r)}, Write: r.write}
+			if !slices.Contains(v.Tables, u) {
+				v.Tables = append(v.Tables, u)
+			}
+		}
+		v.Funcs = res.Funcs
+		res.Verified = &v
+	}
 	return res, nil
+}
+
+// alphaRenaming reports whether replacing the identifier tokens of repl
+// by their new names keeps every relation between names the parser
+// tests: no renamed token was a bare keyword (the parser may have weighed
+// it as one), two tokens have equal names after the renaming exactly when
+// they had before (exactly and in any letter case), and no new name equals
+// another name of the statement in any letter case.
+func alphaRenaming(toks []token, repl []string) bool {
+	for i, n := range repl {
+		old := toks[i]
+		if n == "" || n == old.val {
+			continue
+		}
+		if old.quote == 0 && keywords[strings.ToUpper(old.val)] {
+			return false
+		}
+		for j, t := range toks {
+			if j == i || t.kind != tIdent {
+				continue
+			}
+			m := repl[j]
+			if m == "" {
+				m = t.val
+			}
+			if (old.val == t.val) != (n == m) || strings.EqualFold(old.val, t.val) != strings.EqualFold(n, m) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// joins reports whether a token written next to c could merge with the
+// token c ends or starts: c continues a name or a number, or closes or
+// opens a quoted name or string.
+func joins(c byte) bool {
+	return c == '_' || c == '$' || c == '"' || c == '\'' || c == '`' || c == '[' || c == ']' || c >= 0x80 ||
+		'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
 }
 
 // funcOf is the function a call's name token names.

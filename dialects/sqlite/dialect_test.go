@@ -3,6 +3,7 @@ package sqlite_test
 import (
 	"database/sql"
 	"errors"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -209,6 +210,11 @@ func FuzzRewrite(f *testing.F) {
 		again, err := d.Rewrite(res.SQL, nil)
 		if err != nil {
 			t.Fatalf("output does not parse again: %v\nin:  %q\nout: %q", err, q, res.SQL)
+		}
+		if res.Verified != nil && !reflect.DeepEqual(*res.Verified, again) {
+			// The Rewriter checks Verified instead of re-parsing: it must
+			// be exactly the analysis of the output.
+			t.Fatalf("%q -> %q: Verified %+v, re-parse %+v", q, res.SQL, *res.Verified, again)
 		}
 		if len(again.Tables) != len(res.Tables) {
 			t.Fatalf("table count changed: %v -> %v", res.Tables, again.Tables)
