@@ -19,7 +19,9 @@ import (
 
 // failing answers Check and Watch with the outcome the request's service
 // names: "internal", "notfound", "unavailable", "panic" or "" (serving).
-type failing struct{ healthpb.UnimplementedHealthServer }
+type failing struct {
+	healthpb.UnimplementedHealthServer
+}
 
 func outcome(service string) error {
 	switch service {
