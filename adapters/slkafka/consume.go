@@ -351,8 +351,10 @@ func (c *Consumer) handle(ctx context.Context, r *kgo.Record, d bus.Decision) er
 	}
 	m := d.Mark
 	mctx := propagation.With(ctx, m)
+	c.countEntry(mctx, m.Run, r.Topic) // evidence.go
 	err := c.h(mctx, r)
 	if err == nil || c.s.c.attempts <= 1 {
+		c.countErr(mctx, err)
 		return err
 	}
 	wait := c.s.c.backoff
@@ -377,6 +379,7 @@ func (c *Consumer) handle(ctx context.Context, r *kgo.Record, d bus.Decision) er
 		}
 	}
 	err = fmt.Errorf("%w (%d attempts): %w", ErrRetriesExhausted, c.s.c.attempts, err)
+	c.countErr(mctx, err)
 	if c.s.c.refused != nil {
 		return c.s.c.refused(mctx, r, err)
 	}
