@@ -303,7 +303,9 @@ func (p *Producer) SendMessage(ctx context.Context, msg *sarama.ProducerMessage)
 	if err := p.s.Prepare(ctx, msg); err != nil {
 		return -1, -1, err
 	}
-	return p.p.SendMessage(msg)
+	partition, offset, err = p.p.SendMessage(msg)
+	p.countSend(ctx, msg, err)
+	return partition, offset, err
 }
 
 // Mark returns the mark of a consumed message (the rules of package
@@ -397,8 +399,10 @@ func (g groupHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim saram
 func (g groupHandler) handle(ctx context.Context, msg *sarama.ConsumerMessage, m propagation.Mark) error {
 	c := &g.s.c
 	mctx := propagation.With(ctx, m)
+	g.countEntry(mctx, m.Run, msg.Topic) // evidence.go
 	err := g.h(mctx, msg)
 	if err == nil || c.attempts <= 1 {
+		g.countErr(mctx, err)
 		return err
 	}
 	wait := c.backoff
@@ -423,6 +427,7 @@ func (g groupHandler) handle(ctx context.Context, msg *sarama.ConsumerMessage, m
 		}
 	}
 	err = fmt.Errorf("%w (%d attempts): %w", ErrRetriesExhausted, c.attempts, err)
+	g.countErr(mctx, err)
 	if c.refused != nil {
 		return c.refused(mctx, msg, err)
 	}
