@@ -421,6 +421,9 @@ func (r *jsRun) handle(msg jetstream.Msg) {
 		_ = msg.Term()
 	case bus.Handle:
 		mctx := propagation.With(r.ctx, dec.Mark)
+		if n == 1 { // the first delivery; redeliveries are the same message
+			s.countEntry(mctx, dec.Mark.Run, subj, r.lanesKey) // evidence.go
+		}
 		err := r.h(mctx, msg)
 		if err == nil {
 			r.settle(seq)
@@ -432,6 +435,7 @@ func (r *jsRun) handle(msg jetstream.Msg) {
 			return
 		}
 		if r.maxDeliver > 0 && n >= r.maxDeliver {
+			s.countErr(mctx, dec.Mark.Run)
 			if r.settle(seq) && s.c.refused != nil {
 				s.c.refused(mctx, &natsgo.Msg{Subject: subj, Header: msg.Headers(), Data: msg.Data()}, fmt.Errorf("%w (%d deliveries): %w", ErrDeliveriesExhausted, n, err))
 			}
@@ -489,7 +493,11 @@ func (j *JetStream) PublishMsg(ctx context.Context, msg *natsgo.Msg, opts ...jet
 	if err := j.s.prepare(ctx, msg); err != nil {
 		return nil, err
 	}
-	return j.js.PublishMsg(ctx, msg, opts...)
+	ack, err := j.js.PublishMsg(ctx, msg, opts...)
+	if err != nil {
+		j.s.countPublish(ctx, err)
+	}
+	return ack, err
 }
 
 // PublishMsgAsync publishes msg asynchronously under the mark of ctx; a
