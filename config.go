@@ -10,12 +10,14 @@ import (
 	"strings"
 	"time"
 
+	"github.com/shadowlane/shadowlane/internal/cfgfile"
 	"github.com/shadowlane/shadowlane/propagation"
 )
 
 // Config is shadowlane's configuration: one YAML file (SHADOWLANE_CONFIG),
 // environment variables and options, merged in that order (later wins), then
-// validated as a whole by [Config.Validate].
+// validated as a whole by [Config.Validate]. The file may also hold a
+// "stores" section: it is `shadowlane check`'s, and the runtime skips it.
 type Config struct {
 	// Service names this service in metrics, logs and the drill.
 	Service string `yaml:"service"`
@@ -47,9 +49,6 @@ type Config struct {
 	// Evidence configures the per-run evidence kept for the admin
 	// endpoint's /shadowlane/status?run=R.
 	Evidence EvidenceConfig `yaml:"evidence"`
-	// Stores names the stores `shadowlane check` connects to (the runtime
-	// ignores it).
-	Stores StoresConfig `yaml:"stores"`
 	// InstallPropagator installs shadowlane's propagator into the global
 	// OpenTelemetry TextMapPropagator (default true).
 	InstallPropagator *bool `yaml:"installPropagator"`
@@ -143,6 +142,32 @@ type AdminConfig struct {
 	Hosts []string `yaml:"hosts"`
 }
 
+// RedisConfig configures how Redis commands of load-test traffic are
+// shadowed by adapters/slredis (hooks built with its WithRuntime option,
+// or with none: the default runtime that [Init] sets).
+//
+//	redis:
+//	  scripts: refuse
+type RedisConfig struct {
+	// Scripts is what a marked EVAL, EVALSHA or FCALL (and their _RO forms)
+	// does: "allow" (the default) renames the keys the script declares,
+	// but a script that builds key names itself reads or writes production
+	// keys; "refuse" refuses them with shadow.ErrBlocked. `shadowlane
+	// check` warns while scripts are allowed.
+	Scripts string `yaml:"scripts"`
+}
+
+// RefusesScripts reports whether marked scripts are refused.
+func (r RedisConfig) RefusesScripts() bool { return r.Scripts == "refuse" }
+
+func (r RedisConfig) validate(bad func(field, format string, a ...any)) {
+	switch r.Scripts {
+	case "", "allow", "refuse":
+	default:
+		bad("redis.scripts", "%q: want allow or refuse", r.Scripts)
+	}
+}
+
 // WarnNoTokenKeys is the warning a runtime gives (logged once, shown in
 // Stats().Warnings and /shadowlane/status) when it runs edge trust without
 // token keys: every load-test request at an edge is refused.
@@ -205,14 +230,41 @@ func LoadFile(path string) (Config, error) {
 	return decodeConfig(path, data)
 }
 
-// decodeConfig decodes the content of the config file named name.
+// decodeConfig decodes the content of the config file named name. The
+// top-level "stores" section belongs to `shadowlane check` (which reads it
+// through internal/cfgfile): the runtime skips it.
 func decodeConfig(name string, data []byte) (Config, error) {
-	var c Config
-	if err := unmarshalYAML(data, &c); err != nil {
-		return c, fmt.Errorf("%w: %s: %w", ErrConfig, name, err)
-	}
-	return c, nil
+	var f fileConfig
+	err := decodeInto(name, data, &f)
+	return f.Config, err
 }
+
+// fileConfig is what the config file holds: the Config, and the stores
+// section the runtime skips.
+type fileConfig struct {
+	Config `yaml:",inline"`
+	Stores cfgfile.Skip `yaml:"stores"`
+}
+
+// decodeInto decodes the content of the config file named name into v.
+func decodeInto(name string, data []byte, v any) error {
+	if err := unmarshalYAML(data, v); err != nil {
+		return fmt.Errorf("%w: %s: %w", ErrConfig, name, err)
+	}
+	return nil
+}
+
+// loadInto is internal/cfgfile.Load: the command's own sections, decoded
+// like the runtime's.
+func loadInto(path string, v any) error {
+	data, err := readConfigFile(path)
+	if err != nil {
+		return err
+	}
+	return decodeInto(path, data, v)
+}
+
+func init() { cfgfile.Load = loadInto }
 
 // ApplyEnv overlays the SHADOWLANE_* environment variables on c:
 // SHADOWLANE_SERVICE, SHADOWLANE_ENV, SHADOWLANE_TRUST (edge|internal),
@@ -437,7 +489,6 @@ func (c *Config) compile(getenv func(string) string) (*compiled, error) {
 	out.routing, errs = compileRouting(c.Routing, errs)
 	out.limits, errs = compileLimits(c.Limits, errs)
 	out.testData = c.TestData.compile(bad)
-	c.Stores.validate(bad)
 	c.Redis.validate(bad)
 	c.Evidence.validate(bad)
 	if len(errs) > 0 {

@@ -17,3 +17,9 @@
 // Everything works with an explicit Runtime built by [New] too; before Init
 // the default runtime refuses load-test traffic and lets production through.
 package shadowlane
+
+// The source is filed by concept: runtime.go (Runtime, options, New,
+// Default), init.go (Init), admission.go (Entry, Refusal, Admit, carriers),
+// routing.go and limits.go (each with its config section), outbound.go,
+// admin.go, reload.go, config.go (Config, the other sections, the file and
+// the environment), metrics.go, evidence.go, lostmark.go.

@@ -18,6 +18,12 @@ const MaxConfigFileSize = 1 << 20
 // and content) before Init or [Runtime.Reload] reads it as complete.
 const settleTime = 50 * time.Millisecond
 
+// reloadResult is the outcome of the last reload (Stats reports it).
+type reloadResult struct {
+	at  time.Time
+	err error
+}
+
 // readConfigFile reads at most MaxConfigFileSize bytes of path.
 func readConfigFile(path string) ([]byte, error) {
 	f, err := os.Open(path)

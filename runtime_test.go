@@ -329,23 +329,3 @@ func TestLogHandlerAndMetrics(t *testing.T) {
 		t.Fatalf("metrics: %v", got)
 	}
 }
-
-func TestStoresSectionValidated(t *testing.T) {
-	c := shadowlane.Config{Trust: shadowlane.TrustConfig{Mode: "internal"}, Stores: shadowlane.StoresConfig{
-		MySQL: "root@tcp(db:3306)/shop", Postgres: "postgres://db/shop", Tables: []string{"orders", " "},
-		Keys: []string{"stock:1"}, Kafka: []string{"k:9092"}, AMQP: "amqp://mq/", Streams: []string{"S"},
-	}}
-	err := c.Validate()
-	for _, f := range []string{"config stores: give one of mysql, postgres and sqlite", "stores.tables[1]: empty name",
-		"stores.keys: listed without stores.redis", "stores.topics: kafka brokers are given but no topics",
-		"stores.amqp: given but no exchanges or queues", "stores.streams: listed without stores.nats"} {
-		if err == nil || !strings.Contains(err.Error(), f) {
-			t.Errorf("error does not say %q:\n%v", f, err)
-		}
-	}
-	ok := shadowlane.Config{Trust: shadowlane.TrustConfig{Mode: "internal"}, Stores: shadowlane.StoresConfig{
-		SQLite: "shop.db", Tables: []string{"orders"}, NATS: "nats://n:4222", Subjects: []string{"shop.>"}}}
-	if err := ok.Validate(); err != nil {
-		t.Errorf("complete stores section: %v", err)
-	}
-}

@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/shadowlane/shadowlane"
+	"github.com/shadowlane/shadowlane/internal/edge"
 	"github.com/shadowlane/shadowlane/middleware"
 	"github.com/shadowlane/shadowlane/propagation"
 )
@@ -64,7 +65,7 @@ func newEntry(opts []Option) *entry {
 func (e *entry) admit(ctx context.Context, method string) (context.Context, error) {
 	rt := e.cfg.RT()
 	codec := rt.Codec()
-	g := e.carrier(ctx, codec, rt.EdgeTagHeader(true))
+	g := e.carrier(ctx, codec, tagHeader(rt))
 	ctx2, ref := rt.AdmitRoute(ctx, &e.cfg.Entry, g, method) // with noValues it never refuses: nothing to refuse
 	if ref != nil {
 		return ctx, status.Error(codes.Code(ref.GRPCCode), ref.Err.Error())
@@ -143,9 +144,16 @@ type noValues struct{}
 
 func (noValues) Get(string) string { return "" }
 
+// The runtime's hooks for entries on lowercase-keyed carriers (see
+// internal/edge), asserted once.
+var (
+	lowerKeys = edge.LowerKeys.(func(*shadowlane.Entry))
+	tagHeader = edge.TagHeader.(func(*shadowlane.Runtime) string)
+)
+
 func newCfg(name string, opts []Option) *middleware.Config {
 	c := middleware.NewConfig(name, newConfig(opts).entry...)
-	c.Entry.Lower = true
+	lowerKeys(&c.Entry)
 	return c
 }
 

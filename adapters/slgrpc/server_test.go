@@ -14,6 +14,7 @@ import (
 
 	"github.com/shadowlane/shadowlane"
 	slgrpc "github.com/shadowlane/shadowlane/adapters/slgrpc"
+	"github.com/shadowlane/shadowlane/internal/edge"
 	"github.com/shadowlane/shadowlane/propagation"
 )
 
@@ -229,8 +230,8 @@ func TestServerEdgeTagHeader(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { rt.Close() })
-			if got := rt.EdgeTagHeader(true); got != "x-env-tag" {
-				t.Fatalf("EdgeTagHeader(true) = %q", got)
+			if got := edge.TagHeader.(func(*shadowlane.Runtime) string)(rt); got != "x-env-tag" {
+				t.Fatalf("edge.TagHeader = %q", got)
 			}
 			h := &health{}
 			ln, err := net.Listen("tcp", "127.0.0.1:0")

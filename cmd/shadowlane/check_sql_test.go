@@ -13,7 +13,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/shadowlane/shadowlane"
+	"github.com/shadowlane/shadowlane/cmd/shadowlane/internal/storecfg"
 	"github.com/shadowlane/shadowlane/internal/testenv"
 )
 
@@ -259,7 +259,7 @@ func TestCheckCommandStoresFromConfig(t *testing.T) {
 func TestApplyStoresConfigExpandsEnv(t *testing.T) {
 	var sq sqlCheckFlags
 	var f storeCheckFlags
-	st := shadowlane.StoresConfig{MySQL: "app:${DB_PW}@tcp(db:3306)/shop", Tables: []string{"orders", "stock"},
+	st := storecfg.Stores{MySQL: "app:${DB_PW}@tcp(db:3306)/shop", Tables: []string{"orders", "stock"},
 		Redis: "redis:6379", Kafka: []string{"k1:9092", "k2:9092"}, Topics: []string{"t"}, AMQP: "amqp://app:$MQ_PW@mq:5672/", Queues: []string{"q"}}
 	env := map[string]string{"DB_PW": "s3cret", "MQ_PW": "p4ss"}
 	applyStoresConfig(st, map[string]bool{"redis": true}, &sq, &f, func(k string) string { return env[k] })

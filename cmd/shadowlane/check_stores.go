@@ -25,6 +25,7 @@ import (
 
 	"github.com/shadowlane/shadowlane"
 	slamqp "github.com/shadowlane/shadowlane/adapters/slamqp"
+	"github.com/shadowlane/shadowlane/cmd/shadowlane/internal/storecfg"
 	"github.com/shadowlane/shadowlane/propagation"
 	"github.com/shadowlane/shadowlane/shadow"
 )
@@ -111,7 +112,7 @@ func findUnreachable(subject string, err error) finding {
 // exitOK when nothing is an error (warnings allowed), exitViolation when a
 // finding is an error, exitSetup when a store cannot be reached, and
 // exitUsage for bad flags.
-func checkStores(cfg shadowlane.Config, f *storeCheckFlags, stdout, stderr io.Writer) int {
+func checkStores(cfg shadowlane.Config, stores storecfg.Stores, f *storeCheckFlags, stdout, stderr io.Writer) int {
 	if msg := f.usage(); msg != "" {
 		fmt.Fprintln(stderr, "shadowlane check:", msg)
 		return exitUsage
@@ -124,7 +125,7 @@ func checkStores(cfg shadowlane.Config, f *storeCheckFlags, stdout, stderr io.Wr
 		}
 		all = append(all, fs...)
 	}
-	section("config:", configFindings(cfg, os.Getenv))
+	section("config:", configFindings(cfg, stores, os.Getenv))
 	run := func(title string, check func(ctx context.Context) []finding) {
 		ctx, cancel := context.WithTimeout(context.Background(), f.timeout)
 		defer cancel()
@@ -133,7 +134,7 @@ func checkStores(cfg shadowlane.Config, f *storeCheckFlags, stdout, stderr io.Wr
 	if f.redis != "" {
 		run("redis "+redactURL(f.redis)+":", func(ctx context.Context) []finding {
 			fs := checkRedis(ctx, f.redis, splitList(f.keys), shadow.Naming{Prefix: f.keyPrefix}, f.scan, f.timeout)
-			if cfg.Redis.Scripts == "" && cfg.Stores.Redis == "" { // not said in the config section already
+			if cfg.Redis.Scripts == "" && stores.Redis == "" { // not said in the config section already
 				fs = append(fs, scriptsFinding(cfg))
 			}
 			return fs
@@ -146,7 +147,7 @@ func checkStores(cfg shadowlane.Config, f *storeCheckFlags, stdout, stderr io.Wr
 	}
 	if f.amqp != "" {
 		run("amqp "+redactURL(f.amqp)+":", func(ctx context.Context) []finding {
-			top := cfg.Stores.AMQPTopology
+			top := stores.AMQPTopology
 			return checkAMQP(ctx, f.amqp, amqpExchangeNames(splitList(f.exchanges), top), amqpQueueNames(splitList(f.queues), top), top, shadow.Naming{Suffix: f.amqpSuffix}, f.timeout)
 		})
 	}
@@ -233,7 +234,7 @@ func redactURL(s string) string {
 
 // configFindings looks for settings that make a pressure test unsafe or
 // fragile. cfg has passed Validate; getenv resolves secretEnv names.
-func configFindings(cfg shadowlane.Config, getenv func(string) string) []finding {
+func configFindings(cfg shadowlane.Config, stores storecfg.Stores, getenv func(string) string) []finding {
 	var out []finding
 	edge := cfg.Trust.Mode == "" || cfg.Trust.Mode == "edge"
 	switch {
@@ -310,7 +311,7 @@ func configFindings(cfg shadowlane.Config, getenv func(string) string) []finding
 	if cfg.LoadTest.Enabled != nil && !*cfg.LoadTest.Enabled {
 		out = append(out, findWarn("loadTest.enabled", "false: the kill switch is on and every load-test request will be refused"))
 	}
-	if cfg.Redis.Scripts != "" || cfg.Stores.Redis != "" {
+	if cfg.Redis.Scripts != "" || stores.Redis != "" {
 		out = append(out, scriptsFinding(cfg))
 	}
 	return out
@@ -504,7 +505,7 @@ func missingTopic(d kadm.TopicDetail) bool {
 // checkAMQP checks that the twin of every exchange and queue exists and,
 // for those described in top, that it has the described attributes (an
 // existing twin is redeclared with them: a no-op when they agree).
-func checkAMQP(ctx context.Context, uri string, exchanges, queues []string, top shadowlane.AMQPTopology, naming shadow.Naming, timeout time.Duration) []finding {
+func checkAMQP(ctx context.Context, uri string, exchanges, queues []string, top storecfg.AMQPTopology, naming shadow.Naming, timeout time.Duration) []finding {
 	_, twins, terr := shadowTopology(top, naming)
 	if terr != nil {
 		twins = slamqp.Topology{}

@@ -19,6 +19,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/shadowlane/shadowlane"
+	"github.com/shadowlane/shadowlane/cmd/shadowlane/internal/storecfg"
 	"github.com/shadowlane/shadowlane/internal/testenv"
 )
 
@@ -33,7 +34,7 @@ func runCheckStores(t *testing.T, cfg shadowlane.Config, args ...string) (code i
 		t.Fatal(err)
 	}
 	var out, errb bytes.Buffer
-	code = checkStores(cfg, f, &out, &errb)
+	code = checkStores(cfg, storecfg.Stores{}, f, &out, &errb)
 	return code, out.String(), errb.String()
 }
 
@@ -95,8 +96,6 @@ func TestConfigFindings(t *testing.T) {
 		{"edge without keys", shadowlane.Config{}, []want{{"warning", "trust.keys", "edge mode without token keys"}}},
 		{"redis scripts allowed", shadowlane.Config{Trust: shadowlane.TrustConfig{Mode: "internal"}, Redis: shadowlane.RedisConfig{Scripts: "allow"}},
 			[]want{{"warning", "redis.scripts", "touches production keys"}}},
-		{"redis scripts by default", shadowlane.Config{Trust: shadowlane.TrustConfig{Mode: "internal"}, Stores: shadowlane.StoresConfig{Redis: "r:6379"}},
-			[]want{{"warning", "redis.scripts", "allowed by default"}}},
 		{"redis scripts refused", shadowlane.Config{Trust: shadowlane.TrustConfig{Mode: "internal"}, Redis: shadowlane.RedisConfig{Scripts: "refuse"}},
 			[]want{{"ok", "redis.scripts", "refused"}}},
 		{"wide open", shadowlane.Config{Trust: shadowlane.TrustConfig{Mode: "internal"},
@@ -106,7 +105,7 @@ func TestConfigFindings(t *testing.T) {
 				{"warning", "admin.token", "inline"}, {"warning", "loadTest.enabled", "refused"}, {"ok", "trust.keys", "none"}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got := configFindings(tc.cfg, getenv)
+			got := configFindings(tc.cfg, storecfg.Stores{}, getenv)
 			for _, w := range tc.want {
 				found := false
 				for _, f := range got {
@@ -124,6 +123,15 @@ func TestConfigFindings(t *testing.T) {
 				t.Errorf("exit code %d for %+v", code, got)
 			}
 		})
+	}
+	// a stores section naming Redis without redis.scripts: the default is worth a warning
+	got := configFindings(shadowlane.Config{Trust: shadowlane.TrustConfig{Mode: "internal"}}, storecfg.Stores{Redis: "r:6379"}, getenv)
+	found := false
+	for _, f := range got {
+		found = found || (f.sev.String() == "warning" && f.subject == "redis.scripts" && strings.Contains(f.msg, "allowed by default"))
+	}
+	if !found {
+		t.Errorf("redis scripts by default: want a warning; got %+v", got)
 	}
 }
 

@@ -15,6 +15,6 @@
 // invariants.
 //
 // check also connects to the stores named in the config's stores section
-// (see shadowlane.StoresConfig); flags override it. Exit codes: 0 ready,
+// (see internal/storecfg); flags override it. Exit codes: 0 ready,
 // 1 something missing, different or unsafe, 2 usage, 3 a store unreachable.
 package main

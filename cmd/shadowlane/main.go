@@ -15,6 +15,7 @@ import (
 
 	"github.com/shadowlane/shadowlane"
 	"github.com/shadowlane/shadowlane/cmd/shadowlane/drill"
+	"github.com/shadowlane/shadowlane/cmd/shadowlane/internal/storecfg"
 )
 
 // Exit codes.
@@ -210,7 +211,7 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "shadowlane check: --config is required")
 		return exitUsage
 	}
-	cfg, err := shadowlane.LoadFile(*cfgFile)
+	cfg, stores, err := loadConfig(*cfgFile)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		if errors.Is(err, os.ErrNotExist) {
@@ -218,7 +219,7 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 		}
 		return exitViolation
 	}
-	if err := cfg.Validate(); err != nil {
+	if err := errors.Join(cfg.Validate(), stores.Validate()); err != nil {
 		fmt.Fprintf(stdout, "%s: invalid\n", *cfgFile)
 		for _, line := range strings.Split(err.Error(), "\n") {
 			fmt.Fprintln(stdout, "  -", line)
@@ -228,17 +229,29 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stdout, "%s: valid (service %q, trust %s)\n", *cfgFile, cfg.Service, orDefault(cfg.Trust.Mode, "edge"))
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	applyStoresConfig(cfg.Stores, set, sqlFlags, storeFlags, os.Getenv)
+	applyStoresConfig(stores, set, sqlFlags, storeFlags, os.Getenv)
 	// Every check runs; the exit code is the worst: 3 (a store unreachable)
 	// over 1 (something missing or different) over 0.
-	return worst(checkSQL(sqlFlags, stdout, stderr), checkStores(cfg, storeFlags, stdout, stderr))
+	return worst(checkSQL(sqlFlags, stdout, stderr), checkStores(cfg, stores, storeFlags, stdout, stderr))
+}
+
+// loadConfig reads the config file twice over: the runtime's part, as the
+// runtime reads it (shadowlane.LoadFile skips the stores section), and the
+// stores section, which is this command's.
+func loadConfig(path string) (shadowlane.Config, storecfg.Stores, error) {
+	cfg, err := shadowlane.LoadFile(path)
+	if err != nil {
+		return cfg, storecfg.Stores{}, err
+	}
+	st, err := storecfg.Load(path)
+	return cfg, st, err
 }
 
 // applyStoresConfig fills the store flags the command line left unset from
 // the config's stores section, with $NAME/${NAME} expanded in DSNs and
 // URLs. A database or store given on the command line replaces the
 // config's (with its target list, when that is given too).
-func applyStoresConfig(st shadowlane.StoresConfig, set map[string]bool, sq *sqlCheckFlags, f *storeCheckFlags, getenv func(string) string) {
+func applyStoresConfig(st storecfg.Stores, set map[string]bool, sq *sqlCheckFlags, f *storeCheckFlags, getenv func(string) string) {
 	expand := func(s string) string { return os.Expand(s, getenv) }
 	list := func(flagName string, dst *string, names []string) {
 		if !set[flagName] && len(names) > 0 {

@@ -9,8 +9,8 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
-	"github.com/shadowlane/shadowlane"
 	slamqp "github.com/shadowlane/shadowlane/adapters/slamqp"
+	"github.com/shadowlane/shadowlane/cmd/shadowlane/internal/storecfg"
 	"github.com/shadowlane/shadowlane/shadow"
 )
 
@@ -87,7 +87,7 @@ func amqpTable(m map[string]any) amqp.Table {
 }
 
 // adapterTopology converts the config's description to the adapter's.
-func adapterTopology(t shadowlane.AMQPTopology) slamqp.Topology {
+func adapterTopology(t storecfg.AMQPTopology) slamqp.Topology {
 	var out slamqp.Topology
 	for _, x := range t.Exchanges {
 		out.Exchanges = append(out.Exchanges, slamqp.Exchange{Name: x.Name, Kind: x.Kind, Durable: x.Durable, AutoDelete: x.AutoDelete, Internal: x.Internal, Args: amqpTable(x.Args)})
@@ -102,7 +102,7 @@ func adapterTopology(t shadowlane.AMQPTopology) slamqp.Topology {
 }
 
 // shadowTopology derives the twins of every described exchange and queue.
-func shadowTopology(t shadowlane.AMQPTopology, naming shadow.Naming) (slamqp.Topology, slamqp.Topology, error) {
+func shadowTopology(t storecfg.AMQPTopology, naming shadow.Naming) (slamqp.Topology, slamqp.Topology, error) {
 	prod := adapterTopology(t)
 	var xs, qs []string
 	for _, x := range prod.Exchanges {
@@ -122,7 +122,7 @@ func shadowTopology(t shadowlane.AMQPTopology, naming shadow.Naming) (slamqp.Top
 // amqpTwins plans (apply false) or declares the twins of the described
 // topology. Exchanges and queues listed (stores.exchanges/queues, flags)
 // but not described are reported: their kind cannot be read over AMQP.
-func amqpTwins(uri string, listedX, listedQ []string, top shadowlane.AMQPTopology, naming shadow.Naming, timeout time.Duration, apply bool, stdout, stderr io.Writer) int {
+func amqpTwins(uri string, listedX, listedQ []string, top storecfg.AMQPTopology, naming shadow.Naming, timeout time.Duration, apply bool, stdout, stderr io.Writer) int {
 	code := exitOK
 	described := map[string]bool{}
 	for _, x := range top.Exchanges {
@@ -324,7 +324,7 @@ func amqpPurge(uri string, queues []string, naming shadow.Naming, timeout time.D
 }
 
 // amqpQueueNames is the union of the listed and described queues, in order.
-func amqpQueueNames(listed []string, top shadowlane.AMQPTopology) []string {
+func amqpQueueNames(listed []string, top storecfg.AMQPTopology) []string {
 	seen := map[string]bool{}
 	var out []string
 	for _, q := range listed {
@@ -343,7 +343,7 @@ func amqpQueueNames(listed []string, top shadowlane.AMQPTopology) []string {
 }
 
 // amqpExchangeNames is the union of the listed and described exchanges.
-func amqpExchangeNames(listed []string, top shadowlane.AMQPTopology) []string {
+func amqpExchangeNames(listed []string, top storecfg.AMQPTopology) []string {
 	seen := map[string]bool{}
 	var out []string
 	for _, x := range listed {

@@ -13,7 +13,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/shadowlane/shadowlane"
+	"github.com/shadowlane/shadowlane/cmd/shadowlane/internal/storecfg"
 	"github.com/shadowlane/shadowlane/shadow"
 )
 
@@ -48,9 +48,9 @@ func cmdShadow(args []string, stdout, stderr io.Writer) int {
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	var amqpTop shadowlane.AMQPTopology
+	var amqpTop storecfg.AMQPTopology
 	if *cfgFile != "" {
-		cfg, err := shadowlane.LoadFile(*cfgFile)
+		cfg, stores, err := loadConfig(*cfgFile)
 		if err != nil {
 			fmt.Fprintln(stderr, err)
 			if errors.Is(err, os.ErrNotExist) {
@@ -58,12 +58,12 @@ func cmdShadow(args []string, stdout, stderr io.Writer) int {
 			}
 			return exitViolation
 		}
-		if err := cfg.Validate(); err != nil {
+		if err := errors.Join(cfg.Validate(), stores.Validate()); err != nil {
 			fmt.Fprintf(stderr, "%s: invalid\n%v\n", *cfgFile, err)
 			return exitViolation
 		}
-		applyStoresConfig(cfg.Stores, set, sq, st, os.Getenv)
-		amqpTop = cfg.Stores.AMQPTopology
+		applyStoresConfig(stores, set, sq, st, os.Getenv)
+		amqpTop = stores.AMQPTopology
 	}
 	naming := shadow.Naming{Prefix: sq.prefix, Suffix: sq.suffix}
 	keyNaming := shadow.Naming{Prefix: st.keyPrefix}

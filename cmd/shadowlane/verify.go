@@ -17,7 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/shadowlane/shadowlane"
+	"github.com/shadowlane/shadowlane/cmd/shadowlane/internal/storecfg"
 	"github.com/shadowlane/shadowlane/propagation"
 	"github.com/shadowlane/shadowlane/shadow"
 	"github.com/shadowlane/shadowlane/shadow/bus"
@@ -72,9 +72,9 @@ func cmdVerify(args []string, stdout, stderr io.Writer) int {
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	var top shadowlane.AMQPTopology
+	var top storecfg.AMQPTopology
 	if *cfgFile != "" {
-		cfg, err := shadowlane.LoadFile(*cfgFile)
+		_, stores, err := loadConfig(*cfgFile)
 		if err != nil {
 			fmt.Fprintln(stderr, err)
 			if errors.Is(err, os.ErrNotExist) {
@@ -82,8 +82,8 @@ func cmdVerify(args []string, stdout, stderr io.Writer) int {
 			}
 			return exitViolation
 		}
-		applyStoresConfig(cfg.Stores, set, sq, st, os.Getenv)
-		top = cfg.Stores.AMQPTopology
+		applyStoresConfig(stores, set, sq, st, os.Getenv)
+		top = stores.AMQPTopology
 	}
 	if msg := st.usage(); msg != "" {
 		fmt.Fprintln(stderr, "shadowlane verify:", msg)

@@ -12,11 +12,11 @@ import (
 )
 
 // admitWithTag is Runtime.Admit with the edgeTag call in place, exactly as
-// runtime.go is to call it (right after extracting the wire mark).
+// admission.go is to call it (right after extracting the wire mark).
 func admitWithTag(rt *Runtime, ctx context.Context, e *Entry, g propagation.Getter) (context.Context, *Refusal) {
 	st := rt.st.Load()
 	var w propagation.Wire
-	if e != nil && e.Lower {
+	if e != nil && e.lower {
 		w = st.codec.ExtractLower(g)
 	} else {
 		w = st.codec.Extract(g)
@@ -92,7 +92,7 @@ func TestEdgeTagHook(t *testing.T) {
 		t.Errorf("malformed_env drops = %d, want 1", n)
 	}
 	// gRPC metadata (lowercase keys): the header source only.
-	ctx, _ := admitWithTag(rt, context.Background(), &Entry{Lower: true}, lowerMD{"x-env": "proj-g"})
+	ctx, _ := admitWithTag(rt, context.Background(), &Entry{lower: true}, lowerMD{"x-env": "proj-g"})
 	if got := propagation.FromContext(ctx); got.Env != "proj-g" {
 		t.Errorf("grpc header source: %+v", got)
 	}

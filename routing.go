@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/shadowlane/shadowlane/envtag"
+	"github.com/shadowlane/shadowlane/internal/edge"
 	"github.com/shadowlane/shadowlane/propagation"
 )
 
@@ -358,44 +359,19 @@ func (rt *Runtime) RoutingPolicy() *envtag.Policy {
 
 // ---- the edge tag source ----
 
-// EdgeTagHeader returns the name of routing.tagSource's header source, or
-// "" when none is configured; lowercased when lower is set (gRPC
-// metadata). An entry that hands [Runtime.Admit] an empty carrier for
-// requests without mark keys (to skip the look-ups) must still pass the
-// real carrier when this header is present, or an edge would never read
-// the tag.
-func (rt *Runtime) EdgeTagHeader(lower bool) string {
+// edgeTagHeader is internal/edge.TagHeader: the lowercase name of
+// routing.tagSource's header source, or "" when none is configured.
+func (rt *Runtime) edgeTagHeader() string {
 	st := rt.st.Load()
 	if st.routing == nil || st.routing.tags == nil {
 		return ""
 	}
-	if lower {
-		return st.routing.tagHeaderL
-	}
-	return st.routing.tags.HeaderName()
+	return st.routing.tagHeaderL
 }
 
-// RequestCarrier returns the carrier HTTP entries pass to [Runtime.Admit]
-// for r: it reads headers like r.Header does and, in addition, lets the
-// configured routing.tagSource query parameter be read. (Passing r.Header
-// works too; only the query source is then unavailable.) It does not
-// allocate.
-func RequestCarrier(r *http.Request) propagation.Getter { return requestCarrier{r} }
-
-type requestCarrier struct{ r *http.Request }
-
-// HeaderMap lets [Runtime.Admit] read every line and letter case of the
-// mark carriers (propagation.HeaderMap).
-func (c requestCarrier) HeaderMap() map[string][]string { return c.r.Header }
-
-// Get indexes the header map directly: the codec asks with canonical keys
-// and net/http's server stores canonical keys, so the canonicalisation
-// http.Header.Get would redo on every look-up is skipped.
-func (c requestCarrier) Get(key string) string {
-	if v := c.r.Header[key]; len(v) > 0 {
-		return v[0]
-	}
-	return ""
+func init() {
+	edge.LowerKeys = func(e *Entry) { e.lower = true }
+	edge.TagHeader = (*Runtime).edgeTagHeader
 }
 
 // edgeTag applies routing.tagSource to a mark just extracted by an entry,
@@ -439,7 +415,7 @@ func (rs *routingState) readTag(trust propagation.Trust, e *Entry, g propagation
 		tag, found, err = rs.tags.TagFrom(c, "")
 	default: // gRPC metadata and other carriers: the header source only
 		name := rs.tags.HeaderName()
-		if e != nil && e.Lower {
+		if e != nil && e.lower {
 			name = rs.tagHeaderL
 		}
 		if name == "" {

@@ -301,7 +301,7 @@ func TestEdgeTagSourceThroughAdmit(t *testing.T) {
 	probe := httptest.NewRequest("GET", "/", nil)
 	probe.Header.Set("Cookie", "shadowlane-env=proj-a")
 	if m, _ := admit(t, rt, probe.Header); m.Env == "" {
-		t.Skip("Runtime.Admit does not apply routing.tagSource yet (runtime.go needs the st.edgeTag call)")
+		t.Skip("Runtime.Admit does not apply routing.tagSource yet (admission.go needs the st.edgeTag call)")
 	}
 	tok, err := rt.Keyring().Sign("run-1", "proj-a", time.Now().Add(time.Hour))
 	if err != nil {

@@ -54,3 +54,23 @@ func TestRedisScriptsConfig(t *testing.T) {
 		t.Error("message")
 	}
 }
+
+// The stores section belongs to `shadowlane check`: the runtime reads a
+// file that has one, whatever it holds, and still refuses unknown keys of
+// its own.
+func TestStoresSectionSkipped(t *testing.T) {
+	dir := t.TempDir()
+	ok := filepath.Join(dir, "ok.yaml")
+	writeFile(t, ok, "service: shop\nstores:\n  redis: r:6379\n  anything: [1, 2]\n")
+	c, err := shadowlane.LoadFile(ok)
+	if err != nil || c.Service != "shop" {
+		t.Fatalf("LoadFile = %+v, %v", c, err)
+	}
+	bad := filepath.Join(dir, "bad.yaml")
+	writeFile(t, bad, "service: shop\nstores: {redis: r}\nstorse: {}\n")
+	_, err = shadowlane.LoadFile(bad)
+	var de *shadowlane.DecodeError
+	if !errors.As(err, &de) || de.Line != 3 || de.Field != "storse" {
+		t.Fatalf("unknown top-level key: %v", err)
+	}
+}

@@ -1,11 +1,15 @@
-package shadowlane
+package storecfg
 
 import (
+	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/shadowlane/shadowlane"
+	"github.com/shadowlane/shadowlane/internal/cfgfile"
 )
 
-// StoresConfig names the stores of the service and the production targets
+// Stores names the stores of the service and the production targets
 // in them whose shadow twins must exist before a pressure test. It is read
 // by `shadowlane check --config`, which connects to each store and reports
 // what is missing or different; the runtime itself ignores it
@@ -28,7 +32,7 @@ import (
 //	  nats: nats://nats:4222
 //	  streams: [SHIPMENTS]
 //	  subjects: [shop.shipments]
-type StoresConfig struct {
+type Stores struct {
 	// SQL: one of MySQL (go-sql-driver DSN), Postgres (pgx DSN) or SQLite
 	// (file path), and the production tables to check.
 	MySQL    string   `yaml:"mysql"`
@@ -58,7 +62,7 @@ type StoresConfig struct {
 }
 
 // AMQPTopology is the production RabbitMQ topology of a service (see
-// [StoresConfig.AMQPTopology]).
+// [Stores.AMQPTopology]).
 //
 //	amqpTopology:
 //	  exchanges: [{name: shop, kind: topic, durable: true}]
@@ -144,9 +148,35 @@ func (t AMQPTopology) validate(bad func(field, format string, a ...any)) {
 	}
 }
 
-// validate reports targets listed without the store that holds them and
-// blank names.
-func (s StoresConfig) validate(bad func(field, format string, a ...any)) {
+// Load reads the stores section of the config file at path, strictly and
+// with the same errors as shadowlane.LoadFile (which skips the section). It
+// does not validate; see [Stores.Validate].
+func Load(path string) (Stores, error) {
+	var f fileStores
+	err := cfgfile.Load(path, &f)
+	return f.Stores, err
+}
+
+// fileStores is the config file as this package reads it: the stores
+// section, and the runtime's sections it skips.
+type fileStores struct {
+	Stores Stores         `yaml:"stores"`
+	Others cfgfile.Others `yaml:",inline"`
+}
+
+// Validate reports targets listed without the store that holds them, blank
+// names and an inconsistent amqpTopology, all at once, each a
+// *shadowlane.FieldError naming the field (errors.Is(err,
+// shadowlane.ErrConfig) holds).
+func (s Stores) Validate() error {
+	var errs []error
+	s.validate(func(field, format string, a ...any) {
+		errs = append(errs, &shadowlane.FieldError{Field: field, Msg: fmt.Sprintf(format, a...)})
+	})
+	return errors.Join(errs...)
+}
+
+func (s Stores) validate(bad func(field, format string, a ...any)) {
 	sqls := 0
 	for _, d := range []string{s.MySQL, s.Postgres, s.SQLite} {
 		if d != "" {
