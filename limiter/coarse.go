@@ -8,8 +8,10 @@ import (
 // coarseTick is the resolution of the coarse clock.
 const coarseTick = time.Millisecond
 
-// coarseIdleTicks is how many ticks without a reader stop the ticker.
-const coarseIdleTicks = 1000
+// coarseIdle is how long without a reader stops the ticker. It is a time,
+// not a count of ticks: a starved ticker receives far fewer ticks than
+// wall time would give it, and must still stop.
+const coarseIdle = int64(time.Second)
 
 // coarseTolerance: a rate check whose burst tolerance is below this reads
 // the precise clock, because a coarse reading that lags by a few ticks
@@ -18,7 +20,7 @@ const coarseTolerance = int64(50 * time.Millisecond)
 
 // coarseClock is a process-wide monotonic clock read with one atomic load.
 // A goroutine refreshes it every coarseTick while the hot path uses it and
-// stops after coarseIdleTicks ticks without a reader, so an idle process
+// stops after coarseIdle without a reader, so an idle process
 // wakes no one. Readings never run ahead of the real clock; they lag it by
 // at most one tick plus the ticker's scheduling delay.
 //
@@ -76,14 +78,14 @@ func (c *coarseClock) advance(n int64) int64 {
 func (c *coarseClock) run() {
 	t := time.NewTicker(coarseTick)
 	defer t.Stop()
-	idle := 0
+	lastUsed := nanotime()
 	for range t.C {
-		c.advance(nanotime())
+		n := c.advance(nanotime())
 		if c.used.Swap(false) {
-			idle = 0
+			lastUsed = n
 			continue
 		}
-		if idle++; idle < coarseIdleTicks {
+		if n-lastUsed < coarseIdle {
 			continue
 		}
 		c.running.Store(false)
@@ -92,6 +94,6 @@ func (c *coarseClock) run() {
 		if !c.used.Load() || !c.running.CompareAndSwap(false, true) {
 			return
 		}
-		idle = 0
+		lastUsed = n
 	}
 }

@@ -45,6 +45,7 @@ type storeCheckFlags struct {
 	streams                string
 	subjectPrefix          string
 	streamSuffix           string
+	rocketmq               rocketmqCheckFlags
 	timeout                time.Duration
 }
 
@@ -66,6 +67,7 @@ func registerStoreCheckFlags(fs *flag.FlagSet) *storeCheckFlags {
 	fs.StringVar(&f.streams, "streams", "", "comma-separated production JetStream streams whose shadow twins to check")
 	fs.StringVar(&f.subjectPrefix, "subject-prefix", shadow.DefaultSubject.Prefix, "prefix that names a shadow NATS subject")
 	fs.StringVar(&f.streamSuffix, "stream-suffix", "_shadow", "suffix that names a shadow JetStream stream")
+	f.rocketmq.register(fs)
 	fs.DurationVar(&f.timeout, "store-timeout", 10*time.Second, "time limit for each store's checks")
 	return f
 }
@@ -157,6 +159,12 @@ func checkStores(cfg shadowlane.Config, stores storecfg.Stores, f *storeCheckFla
 				shadow.Naming{Suffix: f.streamSuffix}, shadow.Naming{Prefix: f.subjectPrefix}, f.timeout)
 		})
 	}
+	if r := f.rocketmq; r.nameservers != "" {
+		run("rocketmq "+r.nameservers+":", func(ctx context.Context) []finding {
+			return checkRocketMQ(ctx, rocketmqList(r.nameservers), splitList(r.topics), splitList(r.groups),
+				shadow.Naming{Suffix: r.topicSuffix}, shadow.Naming{Suffix: r.groupSuffix}, f.timeout)
+		})
+	}
 	return exitCode(all)
 }
 
@@ -171,6 +179,9 @@ func (f *storeCheckFlags) usage() string {
 		if n.list != "" && n.store == "" {
 			return n.flag + " needs its store flag (--redis, --kafka, --amqp or --nats)"
 		}
+	}
+	if msg := f.rocketmq.usage(); msg != "" {
+		return msg
 	}
 	if f.kafka != "" && f.topics == "" {
 		return "--topics is required with --kafka"

@@ -11,6 +11,7 @@ require (
 	github.com/shadowlane/shadowlane v0.0.0
 	github.com/shadowlane/shadowlane/adapters/slamqp v0.0.0
 	github.com/shadowlane/shadowlane/adapters/slgrpc v0.0.0
+	github.com/shadowlane/shadowlane/adapters/slrocketmq v0.0.0
 	github.com/shadowlane/shadowlane/examples v0.0.0
 	google.golang.org/grpc v1.85.0
 	modernc.org/sqlite v1.62.0
@@ -126,6 +127,8 @@ replace (
 replace github.com/shadowlane/shadowlane/adapters/slredis => ../../adapters/slredis
 
 replace github.com/shadowlane/shadowlane/adapters/slamqp => ../../adapters/slamqp
+
+replace github.com/shadowlane/shadowlane/adapters/slrocketmq => ../../adapters/slrocketmq
 
 replace github.com/shadowlane/shadowlane/adapters/slkafka => ../../adapters/slkafka
 

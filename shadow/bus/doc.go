@@ -1,8 +1,9 @@
 // Package bus holds the client-neutral rules of shadowlane for message
 // systems (Kafka, RabbitMQ, NATS, ...), as package rediskeys does for Redis
 // and package sqlshadow for SQL. Adapters (adapters/slkafka, adapters/slsarama,
-// adapters/slamqp, adapters/slnats) keep only client glue: they convert their
-// client's header type and call these rules.
+// adapters/slamqp, adapters/slnats, adapters/slrocketmq) keep only client
+// glue: they convert their client's header (or property) type and call
+// these rules.
 //
 // What is written here once, for every bus:
 //

@@ -1,0 +1,5 @@
+//go:build !race
+
+package slrocketmq_test
+
+const raceDetector = false
