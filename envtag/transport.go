@@ -227,23 +227,38 @@ var errConnectGrace = errors.New("envtag: connect grace exceeded")
 
 // connectGuard abandons an attempt whose TCP connect outlasts the grace.
 type connectGuard struct {
-	cancel context.CancelCauseFunc
-	grace  time.Duration
-	addr   string
-	mu     sync.Mutex
-	timer  *time.Timer
-	open   int // connects in progress (several with dual-stack dialing)
+	cancel  context.CancelCauseFunc
+	grace   time.Duration
+	addr    string
+	mu      sync.Mutex
+	timer   *time.Timer
+	open    int  // connects in progress (several with dual-stack dialing)
+	stopped bool // the attempt got its response: nothing to abandon
 }
 
 func (g *connectGuard) start(network, addr string) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.open++
-	if g.timer == nil {
-		g.timer = time.AfterFunc(g.grace, func() {
-			g.cancel(&net.OpError{Op: "dial", Net: "tcp", Err: fmt.Errorf("%w: %s did not accept the connection within %v (%w)", errConnectGrace, g.addr, g.grace, ErrNoLane)})
-		})
+	if g.timer == nil && !g.stopped {
+		g.timer = time.AfterFunc(g.grace, g.expire)
 	}
+}
+
+// expire abandons the attempt if its connect is still in progress when
+// the grace is up. The timer's function runs on its own goroutine, maybe
+// after the connect completed (on a busy machine, long after): a connect
+// that completed, or an attempt that got its response, is left alone,
+// since its request may already have been sent, and calling it a
+// connection failure (nothing sent) would allow a retry of a request that
+// may have taken effect.
+func (g *connectGuard) expire() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.open <= 0 || g.stopped {
+		return
+	}
+	g.cancel(&net.OpError{Op: "dial", Net: "tcp", Err: fmt.Errorf("%w: %s did not accept the connection within %v (%w)", errConnectGrace, g.addr, g.grace, ErrNoLane)})
 }
 
 func (g *connectGuard) done(network, addr string, err error) {
@@ -257,6 +272,7 @@ func (g *connectGuard) done(network, addr string, err error) {
 func (g *connectGuard) stop() {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	g.stopped = true
 	if g.timer != nil {
 		g.timer.Stop()
 	}

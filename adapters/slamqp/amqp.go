@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	amqp091 "github.com/rabbitmq/amqp091-go"
@@ -97,16 +98,18 @@ func WithAll() Option {
 func WithNaming(n shadow.Naming) Option { return optionFunc(func(c *config) { c.bus.Naming = n }) }
 
 // WithEnv makes this instance a lane instance of env: it consumes
-// "<queue>-<env>" (declared by [Shadow.Declare]) and handles only messages
+// "<queue>-<env>" (declared by [Shadow.Declare], not bound: it holds what
+// a trunk with [WithLanes] passes on to it) and handles only messages
 // tagged env.
 func WithEnv(env string) Option { return optionFunc(func(c *config) { c.bus.Env = env }) }
 
 // WithLanes tells consumers (keyed by production queue name) which
-// environments have a live lane consumer: the trunk acks and skips their
-// messages, since the lane queue got its own copy; a lane instance whose
-// env is not listed takes nothing (it cancels its consumer, hands its
-// unacknowledged deliveries back with a requeue, and consumes again once
-// listed).
+// environments have a live lane consumer: the trunk passes their messages
+// on to the lane's queue (confirmed, then acks the original), and hands a
+// lane's queue over (consumes it) once its env leaves; a lane instance
+// whose env is not listed takes nothing (it cancels its consumer, hands
+// its unacknowledged deliveries back with a requeue, and consumes again
+// once listed). Give the trunk and every lane instance the same lanes.
 func WithLanes(l envtag.Lanes) Option { return optionFunc(func(c *config) { c.bus.Lanes = l }) }
 
 // WithRefused sets a callback for refused deliveries.
@@ -165,10 +168,21 @@ var ErrConfig = errors.New("slamqp: invalid configuration")
 // Shadow applies shadowlane's rules (package shadow/bus) to amqp091-go
 // channels. It is immutable and safe for concurrent use.
 type Shadow struct {
-	c  config
-	rq *bus.Rules // queues (publish through the default exchange, consume)
-	rx *bus.Rules // exchanges
+	c      config
+	rq     *bus.Rules // queues (publish through the default exchange, consume)
+	rx     *bus.Rules // exchanges
+	counts *bus.LaneCounters
+
+	lqMu sync.Mutex
+	lq   map[string]*laneQueues // production queue -> its lane queues (trunk)
 }
+
+// Stats returns what the consumers of s counted: messages a trunk passed
+// on to a live lane's queue, messages it handled from a left lane's queue
+// (the hand-over), and messages handled on a redelivery they did not ask
+// for (a crash or a lost acknowledgement: every at-least-once duplicate
+// is among them).
+func (s *Shadow) Stats() bus.LaneStats { return s.counts.Snapshot() }
 
 // New builds a Shadow.
 func New(opts ...Option) (*Shadow, error) {
@@ -196,7 +210,7 @@ func New(opts ...Option) (*Shadow, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 	}
-	return &Shadow{c: c, rq: rq, rx: rx}, nil
+	return &Shadow{c: c, rq: rq, rx: rx, counts: bus.NewLaneCounters(Store)}, nil
 }
 
 // Rules returns the message-system rules of queues and of exchanges.

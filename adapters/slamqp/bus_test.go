@@ -262,12 +262,39 @@ func TestLaneTopologyOnceAndConfirms(t *testing.T) {
 	}
 	topo := slamqp.Topology{Exchanges: []slamqp.Exchange{{Name: x, Kind: "direct"}}, Queues: []slamqp.Queue{{Name: q}}, Bindings: []slamqp.Binding{{Queue: q, Exchange: x, Key: "k"}}}
 	lt := lane.LaneTopology(lane.LaneTopology(topo))
-	if len(lt.Queues) != 2 || lt.Queues[1].Name != q+"-proj-a" || len(lt.Bindings) != 2 {
+	if len(lt.Queues) != 2 || lt.Queues[1].Name != q+"-proj-a" || len(lt.Bindings) != 1 || lt.Bindings[0].Queue != q {
 		t.Fatalf("lane topology twice: %+v", lt)
 	}
 	raw := channel(t, conn)
+	// An older version bound lane queues like their production queue;
+	// Declare removes that binding (the trunk passes messages on).
+	if err := lane.Declare(raw, topo); err != nil {
+		t.Fatal(err)
+	}
+	if err := raw.QueueBind(q+"-proj-a", "k", x, false, nil); err != nil {
+		t.Fatal(err)
+	}
 	if err := lane.Declare(raw, lt); err != nil {
 		t.Fatal(err)
+	}
+	if err := raw.PublishWithContext(context.Background(), x, "k", false, false, amqp091.Publishing{Body: []byte("k")}); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		pq, _ := raw.QueueDeclarePassive(q, false, false, false, false, nil)
+		lq, err := raw.QueueDeclarePassive(q+"-proj-a", false, false, false, false, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if lq.Messages != 0 {
+			t.Fatalf("the lane queue is still bound: it got %d messages", lq.Messages)
+		}
+		if pq.Messages == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the production queue got %d messages", pq.Messages)
+		}
 	}
 	if _, err := channel(t, conn).QueueDeclarePassive(q+"-proj-a-proj-a", false, false, false, false, nil); err == nil {
 		t.Fatal("double lane suffix declared")

@@ -86,6 +86,9 @@ type Channel struct {
 	ch  *amqp091.Channel
 	err error    // confirm mode could not be set
 	ret *returns // basic.return of mandatory publishes (confirm mode)
+
+	fwdOnce sync.Once // confirm mode for passing messages on to lanes
+	fwdErr  error
 }
 
 // ErrUnroutable is wrapped by the error of a mandatory publish the broker
@@ -239,14 +242,9 @@ func (c *Channel) publish(ctx context.Context, exchange, key string, mandatory, 
 // are a [*shadow.Error].
 func (s *Shadow) Mark(queue string, headers amqp091.Table) (propagation.Mark, error) {
 	d := decode(headers)
-	m, bad := d.Mark()
-	switch {
-	case bad != bus.NoField:
-		return propagation.Mark{}, shadow.Refuse(Store, queue, "malformed or conflicting "+bad.Name()+" header", propagation.Mark{}, shadow.ErrUnsupported)
-	case m.Run != "" && !s.rq.IsShadow(queue):
-		return propagation.Mark{}, shadow.Refuse(Store, queue, "run mark on a production queue (an anomaly)", m, shadow.ErrBlocked)
-	case m.Run == "" && s.rq.IsShadow(queue):
-		m.Run = s.rq.Config().FallbackRun
+	m, refuse := s.rq.Mark(queue, &d)
+	if refuse != nil {
+		return propagation.Mark{}, refuse
 	}
 	return m, nil
 }
@@ -277,8 +275,10 @@ func (s *Shadow) Queues(queue string) []string {
 // without requeue (dead-lettered when the queue has a dead-letter
 // exchange). A delivery refused for its mark (malformed, or a run mark on a
 // production queue) is never handled: counted once and nacked without
-// requeue (see [WithRequeueRefused]). A lane's or another lane's message is
-// acked and skipped. While the kill switch is off (or this lane is not
+// requeue (see [WithRequeueRefused]). With [WithLanes] the trunk passes a
+// live lane's message on to the lane's queue and consumes the queue of a
+// lane that left (see the package doc); a lane instance acks and skips a
+// message that is not its env's. While the kill switch is off (or this lane is not
 // live) a consumer hands its deliveries back (nack with requeue), cancels
 // itself on that queue and consumes again when it may. A shadow queue name
 // is refused: production consumers never read shadow queues.
@@ -294,14 +294,26 @@ func (c *Channel) Consume(ctx context.Context, queue string, h Handler) error {
 		mu   sync.Mutex
 		errs []error
 	)
+	// The consumers end together: when one fails (the channel closed),
+	// the others and the lane watcher stop too.
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
 	fail := func(err error) {
 		mu.Lock()
 		errs = append(errs, err)
 		mu.Unlock()
+		stop()
+	}
+	var lanes *laneSet
+	if c.s.rq.Env() == "" && c.s.rq.Config().Lanes != nil {
+		if err := c.forwarding(); err != nil {
+			return err
+		}
+		lanes = &laneSet{laneQueues: c.s.laneQueuesOf(queue)}
 	}
 	subs := make([]*sub, 0, 2)
 	for _, q := range c.s.Queues(queue) {
-		sb := &sub{c: c, prod: queue, queue: q, tries: map[string]int{}}
+		sb := &sub{c: c, prod: queue, queue: q, tries: map[string]int{}, lanes: lanes}
 		if err := sb.start(); err != nil {
 			for _, o := range subs {
 				o.cancel()
@@ -317,7 +329,13 @@ func (c *Channel) Consume(ctx context.Context, queue string, h Handler) error {
 			}
 		})
 	}
+	var lw sync.WaitGroup
+	if lanes != nil {
+		lw.Go(func() { c.watchLanes(ctx, queue, lanes, h, &lw, fail) })
+	}
 	wg.Wait()
+	stop()
+	lw.Wait()
 	for _, sb := range subs {
 		if err := sb.handBack(); err != nil && !errors.Is(err, amqp091.ErrClosed) {
 			fail(err)
@@ -333,6 +351,8 @@ type sub struct {
 	tag         string
 	ds          <-chan amqp091.Delivery
 	tries       map[string]int // failures per message, when the broker does not count
+	lanes       *laneSet       // trunk with lanes: where it passed messages on
+	handover    string         // the env whose lane queue this trunk consumer hands over
 }
 
 func (sb *sub) start() error {
@@ -435,8 +455,27 @@ func (s *Shadow) wait(ctx context.Context, queue string, d bus.Decision) bool {
 // deliver handles one delivery; it returns only acknowledgement errors.
 func (sb *sub) deliver(ctx context.Context, d *amqp091.Delivery, dec bus.Decision, h Handler) error {
 	s := sb.c.s
+	if _, ok := d.Headers[headerProbe]; ok {
+		return d.Ack(false) // a trunk's probe of a lane queue
+	}
+	onLaneQueue := sb.handover != "" || s.rq.Env() != ""
+	if onLaneQueue && dec.Action != bus.Refuse && !restore(d) {
+		// A copy the trunk did not pass on (a lane queue still bound
+		// by an older version): the trunk decides on its own copy.
+		return d.Ack(false)
+	}
 	switch dec.Action {
 	case bus.Skip:
+		switch {
+		case sb.handover != "" && dec.Mark.Env == sb.handover:
+			// The lane is live again: it takes its queue back.
+			if err := d.Nack(false, true); err != nil {
+				return err
+			}
+			return errHandOverEnds
+		case sb.lanes != nil && dec.Err == nil && dec.Mark.Env != "":
+			return sb.forward(ctx, d, dec, h)
+		}
 		return d.Ack(false)
 	case bus.Refuse:
 		if s.c.refused != nil {
@@ -444,11 +483,29 @@ func (sb *sub) deliver(ctx context.Context, d *amqp091.Delivery, dec bus.Decisio
 		}
 		return d.Nack(false, s.c.requeueBad)
 	}
+	if sb.lanes != nil && sb.handover == "" && dec.Mark.Env != "" {
+		if err := sb.probe(ctx, dec.Mark.Env); err != nil {
+			return err
+		}
+	}
+	return sb.handle(ctx, d, dec, h)
+}
+
+// handle hands d to h under dec's mark and settles it: nil acks; an error
+// nacks with requeue after a pause, or after the last delivery refuses it.
+func (sb *sub) handle(ctx context.Context, d *amqp091.Delivery, dec bus.Decision, h Handler) error {
+	s := sb.c.s
 	mctx := propagation.With(ctx, dec.Mark)
 	sb.countEntry(mctx, dec.Mark.Run, d) // evidence.go
 	herr := h(mctx, d)
 	key := deliveryKey(d)
 	if herr == nil {
+		if _, failedHere := sb.tries[key]; d.Redelivered && !failedHere {
+			s.counts.Redelivered()
+		}
+		if sb.handover != "" {
+			s.counts.HandedOver()
+		}
 		delete(sb.tries, key)
 		return d.Ack(false)
 	}
@@ -461,13 +518,7 @@ func (sb *sub) deliver(ctx context.Context, d *amqp091.Delivery, dec bus.Decisio
 		}
 		return d.Nack(false, false)
 	}
-	pause := time.Duration(min(1<<min(n, 6), 20)) * 25 * time.Millisecond
-	t := time.NewTimer(pause)
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	}
-	t.Stop()
+	sb.pause(ctx, n)
 	return d.Nack(false, true)
 }
 
@@ -538,7 +589,8 @@ type (
 var exchangeArgs = []string{"x-dead-letter-exchange", "alternate-exchange"}
 
 // LaneTopology returns t with, for a lane instance, every queue copied to
-// "<queue>-<env>" with the same bindings; for the trunk it returns t.
+// "<queue>-<env>" (same arguments, no bindings: the trunk passes the lane's
+// messages on to it); for the trunk it returns t.
 func (s *Shadow) LaneTopology(t Topology) Topology {
 	if s.rq.Env() == "" {
 		return t
@@ -569,10 +621,9 @@ func (s *Shadow) LaneTopology(t Topology) Topology {
 		addQ(lq)
 	}
 	for _, b := range t.Bindings {
-		addB(b)
-		lb := b
-		lb.Queue = s.laneQueue(b.Queue)
-		addB(lb)
+		if !s.rq.IsLaneName(b.Queue) {
+			addB(b)
+		}
 	}
 	return out
 }
@@ -650,11 +701,13 @@ func (s *Shadow) ShadowTopology(t Topology) (Topology, error) {
 // queues when [WithEnv] is set) and its shadow twins on ch. Nothing is
 // declared when the shadow topology cannot be derived.
 func (s *Shadow) Declare(ch *amqp091.Channel, t Topology) error {
+	orig := t
 	t = s.LaneTopology(t)
 	st, err := s.ShadowTopology(t)
 	if err != nil {
 		return err
 	}
+
 	for _, top := range []Topology{t, st} {
 		for _, e := range top.Exchanges {
 			if err := ch.ExchangeDeclare(e.Name, e.Kind, e.Durable, e.AutoDelete, e.Internal, false, e.Args); err != nil {
@@ -668,6 +721,30 @@ func (s *Shadow) Declare(ch *amqp091.Channel, t Topology) error {
 		}
 		for _, b := range top.Bindings {
 			if err := ch.QueueBind(b.Queue, b.Key, b.Exchange, false, b.Args); err != nil {
+				return err
+			}
+		}
+	}
+	return s.unbindLanes(ch, orig)
+}
+
+// unbindLanes removes the bindings an older version gave lane queues (the
+// production queue's bindings, copied): a lane queue only holds what the
+// trunk passed on. Unbinding what is not bound is a no-op for the broker.
+func (s *Shadow) unbindLanes(ch *amqp091.Channel, t Topology) error {
+	if s.rq.Env() == "" {
+		return nil
+	}
+	for _, b := range t.Bindings {
+		if s.rq.IsLaneName(b.Queue) {
+			continue
+		}
+		lq := s.laneQueue(b.Queue)
+		if err := ch.QueueUnbind(lq, b.Key, b.Exchange, b.Args); err != nil {
+			return err
+		}
+		if s.hasExchange(b.Exchange) && (s.hasQueue(b.Queue) || s.hasQueue(lq)) {
+			if err := ch.QueueUnbind(s.rq.ShadowName(lq), b.Key, s.rq.ShadowName(b.Exchange), b.Args); err != nil {
 				return err
 			}
 		}

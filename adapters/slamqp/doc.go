@@ -50,10 +50,35 @@
 // refused), so shadow messages never fall back into production.
 //
 // Environment lanes: with [WithEnv] the instance consumes its lane queue
-// "<queue>-<env>" (declared with the same bindings by [Shadow.Declare]) and
-// handles only its env's messages; the trunk acks and skips messages of
-// environments that have a live lane ([WithLanes]) and takes the rest,
-// untagged ones included. A new lane queue only gets messages published
-// after it was bound, so a lane never handles what the trunk handled
-// before it. [Shadow.LaneTopology] is idempotent (never "<queue>-<env>-<env>").
+// "<queue>-<env>" (declared by [Shadow.Declare] with the production queue's
+// arguments and no binding) and handles only its env's messages. The trunk
+// ([WithLanes]) decides every message once, when it reads it: a message of
+// an environment with a live lane is passed on to that lane's queue (a
+// mandatory publish through the default exchange, confirmed before the
+// original is acknowledged; the lane's handler gets the original exchange,
+// routing key and user id back) and the rest it handles itself, untagged
+// ones included. So a late lane gets only what the trunk passed on after it
+// saw the lane listed, and a message published before the lane existed is
+// never lost. When an environment leaves the lanes, its lane consumer hands
+// back what it holds (nack with requeue), stops and waits to be listed
+// again; the trunk consumes the lane queue (the hand-over) until then, so
+// the lane's backlog is handled once, by the trunk. The lane queues a
+// trunk passed messages on to are known to its [Shadow], so a trunk
+// consumer restarted in the same process hands them over; a new trunk
+// process finds a lane queue with an empty probe message the first time
+// it handles a message of that environment (until then, a dropped lane's
+// backlog waits in its queue). A lane queue that is missing (the publish
+// is returned) leaves the message with the trunk.
+// [Shadow.LaneTopology] is idempotent (never "<queue>-<env>-<env>"), and
+// [Shadow.Declare] unbinds lane queues an older version had bound.
+//
+// What stays at least once, counted in [Shadow.Stats] (also the OTel
+// counter shadowlane.bus.lane_deliveries) as redeliveries not asked for:
+// a consumer that dies after its handler returned and before the broker
+// got the ack (the message comes again); a trunk that dies after the
+// broker confirmed a message passed on to a lane and before its ack of
+// the original (the lane has a copy and the original comes again, to the
+// trunk's lane or, if the lane was dropped meanwhile, to the trunk). A
+// lane queue deleted while the trunk hands it over closes the channel
+// (Consume returns the error).
 package slamqp

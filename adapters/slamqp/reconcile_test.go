@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -17,126 +16,8 @@ import (
 	"github.com/shadowlane/shadowlane/envtag"
 	"github.com/shadowlane/shadowlane/propagation"
 	"github.com/shadowlane/shadowlane/shadow"
+	"github.com/shadowlane/shadowlane/shadow/bus/bustest"
 )
-
-// reconcileN is how many messages a reconciliation test sends in all: 2,000
-// by default, 10,000 with SHADOWLANE_LONG=1, 400 under -short.
-func reconcileN() int {
-	switch {
-	case os.Getenv("SHADOWLANE_LONG") == "1":
-		return 10000
-	case testing.Short():
-		return 400
-	}
-	return 2000
-}
-
-// ledger records, per message id, every successful handling (by whom,
-// under which mark), every attempt and every refusal.
-type ledger struct {
-	mu       sync.Mutex
-	handled  map[string][]handling
-	attempts map[string]int
-	refused  map[string][]error
-	total    atomic.Int64
-}
-
-type handling struct {
-	by   string
-	mark propagation.Mark
-}
-
-func newLedger() *ledger {
-	return &ledger{handled: map[string][]handling{}, attempts: map[string]int{}, refused: map[string][]error{}}
-}
-
-func (l *ledger) attempt(id string) int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.attempts[id]++
-	return l.attempts[id]
-}
-
-func (l *ledger) handle(id, by string, m propagation.Mark) {
-	l.mu.Lock()
-	l.handled[id] = append(l.handled[id], handling{by, m})
-	l.mu.Unlock()
-	l.total.Add(1)
-}
-
-func (l *ledger) refuse(id string, err error) {
-	l.mu.Lock()
-	l.refused[id] = append(l.refused[id], err)
-	l.mu.Unlock()
-}
-
-func (l *ledger) waitIDs(t *testing.T, what string, ids []string) {
-	t.Helper()
-	deadline := time.Now().Add(45 * time.Second)
-	for {
-		l.mu.Lock()
-		missing, first := 0, ""
-		for _, id := range ids {
-			if len(l.handled[id]) == 0 && len(l.refused[id]) == 0 {
-				if missing == 0 {
-					first = id
-				}
-				missing++
-			}
-		}
-		l.mu.Unlock()
-		if missing == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: %d of %d messages neither handled nor refused (first %s)", what, missing, len(ids), first)
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
-}
-
-// waitRefused waits until every id reached the refusal callback.
-func (l *ledger) waitRefused(t *testing.T, ids ...string) {
-	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		l.mu.Lock()
-		missing := ""
-		for _, id := range ids {
-			if len(l.refused[id]) == 0 {
-				missing = id
-			}
-		}
-		l.mu.Unlock()
-		if missing == "" {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s never refused", missing)
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
-}
-
-// waitQueueEmpty waits until the broker holds no ready message in queue.
-func waitQueueEmpty(t *testing.T, conn *amqp091.Connection, queue string) {
-	t.Helper()
-	ch := channel(t, conn)
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		qi, err := ch.QueueDeclarePassive(queue, false, false, false, false, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if qi.Messages == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("broker: %s still holds %d messages", queue, qi.Messages)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
 
 // consumer runs Consume on its own connection until stop or the
 // connection dies; done gets Consume's error.
@@ -184,19 +65,19 @@ func (c *consumer) stop() error {
 // empty, the dead-letter queues holding exactly the refused messages).
 func TestReconcileRabbitMQ(t *testing.T) {
 	admin := dial(t)
-	n := reconcileN()
-	p := "buses" + uniq()
+	n := bustest.Messages()
+	p := "mqbus" + uniq()
 	x, dlx := p+".orders", p+".dlx"
 	q, dead := p+".work", p+".dead"
 	audit, auditSh := p+".audit", p+".audit_sh"
 	cleanup(t, admin, []string{q, q + "_shadow", q + "-proj-a", q + "-proj-a_shadow", q + "-proj-b", q + "-proj-b_shadow", dead, dead + "_shadow", audit, auditSh}, []string{x, x + "_shadow", dlx, dlx + "_shadow"})
 
-	lg := newLedger()
+	lg := bustest.NewLedger()
 	var lanes envtag.SwapLanes
 	lanes.Store(envtag.StaticLanes{q: {"proj-b"}})
 	opts := []slamqp.Option{
 		slamqp.WithShadowExchanges(x, dlx), slamqp.WithShadowQueues(q, dead), slamqp.WithLanes(&lanes), slamqp.WithMaxDeliveries(3),
-		slamqp.WithRefused(func(ctx context.Context, d *amqp091.Delivery, err error) { lg.refuse(string(d.Body), err) }),
+		slamqp.WithRefused(func(ctx context.Context, d *amqp091.Delivery, err error) { lg.Refuse(string(d.Body), err) }),
 	}
 	trunk, err := slamqp.New(append(opts, slamqp.WithConfirms())...)
 	if err != nil {
@@ -237,18 +118,18 @@ func TestReconcileRabbitMQ(t *testing.T) {
 	handler := func(who string, crash func()) slamqp.Handler {
 		return func(ctx context.Context, d *amqp091.Delivery) error {
 			id := string(d.Body)
-			a := lg.attempt(who + "/" + id)
+			a := lg.Attempt(who + "/" + id)
 			if strings.HasPrefix(id, "X-") {
 				if poisonFirst.Load() == 0 {
-					poisonFirst.Store(lg.total.Load() + 1)
+					poisonFirst.Store(lg.Total() + 1)
 				}
-				poisonLast.Store(lg.total.Load() + 1)
+				poisonLast.Store(lg.Total() + 1)
 				return errors.New("poison")
 			}
 			if a == 1 && strings.HasSuffix(id, "7") {
 				return errors.New("transient")
 			}
-			lg.handle(id, who, propagation.FromContext(ctx))
+			lg.Handle(id, who, propagation.FromContext(ctx))
 			if crash != nil {
 				crash()
 			}
@@ -270,7 +151,7 @@ func TestReconcileRabbitMQ(t *testing.T) {
 		}
 	}
 	t1 = startConsumer(t, trunk, q, handler("trunk", crash))
-	lb := startConsumer(t, laneB, q, handler("lane-b", nil))
+	lb := startConsumer(t, laneB, q, handler("lane-b", func() { time.Sleep(2 * time.Millisecond) })) // falls behind
 
 	pub := trunk.Channel(channel(t, admin))
 	ctx := context.Background()
@@ -328,6 +209,15 @@ func TestReconcileRabbitMQ(t *testing.T) {
 	if err := <-t1.done; err == nil {
 		t.Error("the crashed consumer's Consume returned nil")
 	}
+	// Ordering 1 (issue 18): proj-b's lane is dropped while the crashed
+	// consumer's deliveries are requeued and on their way to the next
+	// trunk, and while the lane is behind: it hands back what it holds
+	// and stops; the trunk handles the requeued proj-b messages and takes
+	// the lane queue's backlog over (it finds the queue with a probe).
+	lanes.Store(envtag.StaticLanes{q: nil})
+	if err := lb.stop(); err != nil {
+		t.Error(err)
+	}
 	var (
 		handledT2 atomic.Int64
 		stopOnce  sync.Once
@@ -339,35 +229,30 @@ func TestReconcileRabbitMQ(t *testing.T) {
 			stopOnce.Do(func() { close(stopAt) })
 		}
 	}))
-	lg.waitIDs(t, "phase 1", append(append([]string{}, a1...), b1...))
-	// Nothing of proj-b may still be in flight at the trunk when its lane
-	// is dropped: the crashed consumer's requeued deliveries, which the
-	// trunk skips while the lane is live, would be taken after the
-	// hand-over (the documented limit of a lane dropped during
-	// redelivery). Let the production traffic end, the poison settle and
-	// the trunk's queue drain first.
-	bg.Wait()
-	lg.waitRefused(t, "X-P-0")
-	waitQueueEmpty(t, admin, q)
-	time.Sleep(500 * time.Millisecond) // the prefetched deliveries in hand
-
-	// Hand-over: proj-a's lane queue is declared (bound) and consumed,
-	// then listed; proj-b's lane is unlisted, then stopped.
+	// Ordering 2: proj-a's lane starts late, while proj-a and proj-b
+	// messages flow and the trunk takes proj-a: its queue is declared and
+	// consumed, then the lane is listed. The trunk passes a message on
+	// only once it sees the lane listed, so each is handled once.
+	var phase2 sync.WaitGroup
+	var ab sync.Mutex
+	phase2.Go(func() {
+		for i := half; i < quarter; i++ {
+			a, b := fmt.Sprintf("A-%05d", i), fmt.Sprintf("B-%05d", i)
+			ab.Lock()
+			a2, b2 = append(a2, a), append(b2, b)
+			ab.Unlock()
+			send(envA, a)
+			send(envB, b)
+		}
+	})
 	if err := laneA.Declare(raw, slamqp.Topology{Queues: topo.Queues[:1], Bindings: topo.Bindings[:1]}); err != nil {
 		t.Fatal(err)
 	}
 	la := startConsumer(t, laneA, q, handler("lane-a", nil))
 	defer la.stop()
+	time.Sleep(20 * time.Millisecond)
 	lanes.Store(envtag.StaticLanes{q: {"proj-a"}})
-	if err := lb.stop(); err != nil {
-		t.Error(err)
-	}
-	for i := half; i < quarter; i++ {
-		a, b := fmt.Sprintf("A-%05d", i), fmt.Sprintf("B-%05d", i)
-		a2, b2 = append(a2, a), append(b2, b)
-		send(envA, a)
-		send(envB, b)
-	}
+	phase2.Wait()
 	// A graceful stop mid-batch (its prefetched deliveries not handled
 	// yet), the channel left open, and a new consumer on the same
 	// connection: what the stopped one held must flow to the new one.
@@ -386,70 +271,45 @@ func TestReconcileRabbitMQ(t *testing.T) {
 	for _, s := range [][]string{pm.p, pm.m, a1, a2, b1, b2} {
 		all = append(all, s...)
 	}
-	lg.waitIDs(t, "all", all)
+	lg.WaitIDs(t, "all", all)
 	// Broker side: the consumers' queues drain (everything settled).
+	waitQueuesEmpty(t, admin, q, q+"_shadow", q+"-proj-a", q+"-proj-a_shadow", q+"-proj-b", q+"-proj-b_shadow")
 	ch := channel(t, admin)
-	deadline := time.Now().Add(30 * time.Second)
-	for _, name := range []string{q, q + "_shadow", q + "-proj-a", q + "-proj-a_shadow"} {
-		for {
-			qi, err := ch.QueueDeclarePassive(name, false, false, false, false, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if qi.Messages == 0 {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("broker: %s still holds %d messages", name, qi.Messages)
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-	}
 	time.Sleep(500 * time.Millisecond) // unacked redeliveries in flight
 
-	lg.mu.Lock()
-	defer lg.mu.Unlock()
 	dups := 0
-	check := func(list []string, by, run, env string) {
-		for _, id := range list {
-			hs := lg.handled[id]
-			if len(hs) == 0 {
-				t.Errorf("%s: lost (never handled)", id)
-				continue
-			}
-			if len(lg.refused[id]) != 0 {
-				t.Errorf("%s: handled and refused %v", id, lg.refused[id])
-			}
-			dups += len(hs) - 1
-			if len(hs) > 1 {
-				t.Logf("duplicate %s: %+v", id, hs)
-			}
-			for _, h := range hs {
-				if h.by != by || h.mark.Run != run || h.mark.Env != env {
-					t.Errorf("%s: handled by %s under %+v, want %s under run %q env %q", id, h.by, h.mark, by, run, env)
-				}
-			}
-		}
+	check := func(list []string, by, run, env string) map[string]int {
+		d, first := lg.Check(t, list, by, run, env)
+		dups += d
+		return first
 	}
+	dupsBefore := dups
 	check(pm.p, "trunk", "", "")
 	check(pm.m, "trunk", "r1", "")
-	check(a1, "trunk", "", "proj-a")
-	check(a2, "lane-a", "", "proj-a")
-	check(b1, "lane-b", "", "proj-b")
+	prodDups := dups - dupsBefore
+	check(a1, "trunk|lane-a", "", "proj-a")                      // the late lane's once the trunk, behind after its crash, saw it listed
+	byLaneA := check(a2, "lane-a|trunk", "", "proj-a")["lane-a"] // the trunk's until it saw the lane listed
+	byLaneB := check(b1, "lane-b|trunk", "", "proj-b")["lane-b"] // the trunk's: the dropped lane's backlog
 	check(b2, "trunk", "", "proj-b")
+	lanesDups := dups - prodDups
 	// A crash redelivers what the consumer handled but could not
 	// acknowledge: bounded by what the two queues' consumers held
-	// (prefetch each) when the connection went.
-	if dups > 2*slamqp.DefaultPrefetch {
-		t.Errorf("%d duplicates, want at most %d (the crashed consumer's handled but unacknowledged deliveries)", dups, 2*slamqp.DefaultPrefetch)
+	// (prefetch each) when the connection went. Each is counted as a
+	// redelivery the consumer did not ask for.
+	st := trunk.Stats()
+	if dups > 2*slamqp.DefaultPrefetch || int64(dups) > st.Redelivered {
+		t.Errorf("%d duplicates, %d counted redeliveries: want at most %d (the crashed consumer's handled but unacknowledged deliveries), all counted", dups, st.Redelivered, 2*slamqp.DefaultPrefetch)
+	}
+	if byLaneA == 0 {
+		t.Error("the late lane handled none of its messages")
 	}
 	for _, id := range []string{"X-P-0", "X-M-0"} {
-		if len(lg.handled[id]) != 0 || len(lg.refused[id]) != 1 || !errors.Is(lg.refused[id][0], slamqp.ErrDeliveriesExhausted) {
-			t.Errorf("poison %s: handled %d, refused %v", id, len(lg.handled[id]), lg.refused[id])
+		if len(lg.Handled(id)) != 0 || len(lg.Refused(id)) != 1 || !errors.Is(lg.Refused(id)[0], slamqp.ErrDeliveriesExhausted) {
+			t.Errorf("poison %s: handled %d, refused %v", id, len(lg.Handled(id)), lg.Refused(id))
 		}
 		// The consumer counts deliveries itself (classic queue): a crash
 		// resets the count, so at most twice the bound.
-		if a := lg.attempts["trunk/"+id]; a < 1 || a > 6 {
+		if a := lg.Attempts("trunk/" + id); a < 1 || a > 6 {
 			t.Errorf("poison %s tried %d times", id, a)
 		}
 	}
@@ -461,8 +321,8 @@ func TestReconcileRabbitMQ(t *testing.T) {
 		if id[0] == 'C' {
 			want = shadow.ErrUnsupported
 		}
-		if len(lg.handled[id]) != 0 || len(lg.refused[id]) != 1 || !errors.Is(lg.refused[id][0], want) {
-			t.Errorf("malformed %s: handled %d, refused %v", id, len(lg.handled[id]), lg.refused[id])
+		if len(lg.Handled(id)) != 0 || len(lg.Refused(id)) != 1 || !errors.Is(lg.Refused(id)[0], want) {
+			t.Errorf("malformed %s: handled %d, refused %v", id, len(lg.Handled(id)), lg.Refused(id))
 		}
 	}
 
@@ -508,6 +368,6 @@ func TestReconcileRabbitMQ(t *testing.T) {
 	if _, ok := deadS["X-M-0"]; !ok || len(deadS) != 1 {
 		t.Errorf("broker: shadow dead letters %v, want only X-M-0", deadS)
 	}
-	t.Logf("amqp reconcile: sent %d (production %d, marked %d, proj-a %d+%d, proj-b %d+%d, poison 2, malformed %d); broker: production exchange %d, shadow exchange %d, dead letters %d+%d; handled %d ids, at-least-once duplicates %d (crash); refused %d",
-		wantProd+len(sh), len(pm.p), len(pm.m), len(a1), len(a2), len(b1), len(b2), len(bad), len(prod), len(sh), len(deadP), len(deadS), len(lg.handled), dups, len(lg.refused))
+	t.Logf("amqp reconcile: sent %d (production %d, marked %d, proj-a %d+%d, proj-b %d+%d, poison 2, malformed %d); broker: production exchange %d, shadow exchange %d, dead letters %d+%d; handled %d ids, at-least-once duplicates %d (crash; %d counted redeliveries), of them on lane messages %d; dropped lane handled %d of %d (the trunk the rest); late lane took %d of %d; trunk stats %+v; refused %d",
+		wantProd+len(sh), len(pm.p), len(pm.m), len(a1), len(a2), len(b1), len(b2), len(bad), len(prod), len(sh), len(deadP), len(deadS), lg.Ids(), dups, st.Redelivered, lanesDups, byLaneB, len(b1), byLaneA, len(a2), st, lg.RefusedIds())
 }

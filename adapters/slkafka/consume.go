@@ -11,7 +11,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/shadowlane/shadowlane/propagation"
-	"github.com/shadowlane/shadowlane/shadow"
 	"github.com/shadowlane/shadowlane/shadow/bus"
 )
 
@@ -34,15 +33,9 @@ func decode(r *kgo.Record) bus.Decoder {
 // mark on a production topic (an anomaly, [shadow.ErrBlocked]) are a
 // [*shadow.Error], and the record must not be handled.
 func (s *Shadow) Mark(r *kgo.Record) (propagation.Mark, error) {
-	d := decode(r)
-	m, bad := d.Mark()
-	switch {
-	case bad != bus.NoField:
-		return propagation.Mark{}, shadow.Refuse(Store, r.Topic, "malformed or conflicting "+bad.Name()+" header", propagation.Mark{}, shadow.ErrUnsupported)
-	case m.Run != "" && !s.r.IsShadow(r.Topic):
-		return propagation.Mark{}, shadow.Refuse(Store, r.Topic, "run mark on a production topic (an anomaly)", m, shadow.ErrBlocked)
-	case m.Run == "" && s.r.IsShadow(r.Topic):
-		m.Run = s.r.Config().FallbackRun
+	m, err := s.r.Mark(r.Topic, ptr(decode(r)))
+	if err != nil {
+		return propagation.Mark{}, err
 	}
 	return m, nil
 }
@@ -65,11 +58,7 @@ func (s *Shadow) Context(parent context.Context, r *kgo.Record) (context.Context
 func (s *Shadow) Takes(group string, m propagation.Mark) bool { return s.r.Takes(group, m) }
 
 // Plan is one consumer group a [Consumer] runs.
-type Plan struct {
-	Group  string   // the consumer group joined
-	Topics []string // the topics consumed
-	Shadow bool     // shadow group on shadow topics
-}
+type Plan = bus.Plan
 
 // Consumer runs a handler in a production (or lane) consumer group and,
 // when configured, in the shadow group on the shadow topics beside it.
@@ -104,31 +93,14 @@ func (c *Consumer) Started() <-chan struct{} { return c.started }
 // Production topics that are already shadow names are refused: production
 // consumers never read shadow topics.
 func (s *Shadow) Consumer(group string, topics []string, h Handler, opts ...kgo.Opt) (*Consumer, error) {
-	if group == "" || s.c.groupNaming.IsShadow(group) || s.r.IsLaneName(group) {
-		return nil, fmt.Errorf("%w: consumer group %q is empty, a shadow name or a lane name; give the production group", ErrConfig, group)
-	}
-	if len(topics) == 0 {
-		return nil, fmt.Errorf("%w: no topics for group %q", ErrConfig, group)
-	}
 	if h == nil {
 		return nil, fmt.Errorf("%w: nil handler", ErrConfig)
 	}
-	var shadows []string
-	for _, t := range topics {
-		if t == "" || s.r.IsShadow(t) {
-			return nil, fmt.Errorf("%w: topic %q is empty or a shadow topic; production consumers never read shadow topics", ErrConfig, t)
-		}
-		if st, ok := s.ShadowTopic(t); ok {
-			shadows = append(shadows, st)
-		}
+	plans, err := s.r.Plans(s.c.groups, group, topics)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 	}
-	g := s.r.LaneName(group)
-	c := &Consumer{s: s, group: group, h: h, base: slices.Clone(opts), started: make(chan struct{})}
-	c.plans = append(c.plans, Plan{Group: g, Topics: slices.Clone(topics)})
-	if _, ok := s.c.groups[group]; ok && len(shadows) > 0 {
-		c.plans = append(c.plans, Plan{Group: s.c.groupNaming.Shadow(g), Topics: shadows, Shadow: true})
-	}
-	return c, nil
+	return &Consumer{s: s, group: group, h: h, base: slices.Clone(opts), started: make(chan struct{}), plans: plans}, nil
 }
 
 // Plans returns the consumer groups Run joins.
@@ -216,21 +188,47 @@ func (c *Consumer) runClient(ctx context.Context, p Plan, h *handovers, fail fun
 		// A lane group that committed resumes where it left off.
 		opts = append(opts, kgo.ConsumeResetOffset(kgo.NewOffset().AtEnd()))
 	}
+	var (
+		w    *window
+		as   *assigned
+		load func(bus.Partition, string)
+	)
+	switch {
+	case h != nil:
+		as, load = &assigned{}, func(p bus.Partition, meta string) { h.Load(p, meta) }
+	case c.s.r.Env() != "" && c.s.r.Config().Lanes != nil:
+		w = &window{}
+		as, load = &assigned{}, w.Load
+	}
+	if as != nil {
+		opts = append(opts, kgo.OnPartitionsAssigned(as.onAssigned))
+	}
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return false, fmt.Errorf("slkafka: group %q: %w", p.Group, err)
 	}
 	defer cl.CloseAllowingRebalance()
+	lanes := c.s.r.Config().Lanes != nil
 	for {
 		pctx, pcancel := ctx, context.CancelFunc(func() {})
-		if h != nil && h.tracking() {
-			// Notice a lane leaving without new records.
+		if h != nil && lanes {
+			// Notice a lane leaving, and load the spans of partitions
+			// assigned meanwhile, without new records.
 			pctx, pcancel = context.WithTimeout(ctx, 4*c.s.c.poll)
 		}
 		fs := cl.PollRecords(pctx, 1000)
 		pcancel()
 		if fs.IsClientClosed() || ctx.Err() != nil {
 			return false, nil
+		}
+		if as != nil {
+			if err := loadCommitted(ctx, cl, p.Group, as, load); err != nil {
+				cl.AllowRebalance()
+				if ctx.Err() != nil {
+					return false, nil
+				}
+				return false, err
+			}
 		}
 		// Fetch errors are retried by franz-go; nothing is committed for
 		// partitions that errored, so nothing is lost.
@@ -242,7 +240,7 @@ func (c *Consumer) runClient(ctx context.Context, p Plan, h *handovers, fail fun
 			})
 		}
 		var (
-			done   []*kgo.Record
+			b      batch
 			herr   error
 			wait   *bus.Decision
 			rewind map[string]map[int32]kgo.EpochOffset
@@ -252,19 +250,60 @@ func (c *Consumer) runClient(ctx context.Context, p Plan, h *handovers, fail fun
 			if wait == nil {
 				d := c.s.r.Consume(c.group, r.Topic, ptr(decode(r)))
 				if h != nil && d.Mark.Env != "" {
-					if d.Action == bus.Skip {
-						h.skip(d.Mark.Env, r) // its lane is live
+					switch d.Action {
+					case bus.Skip:
+						h.Skip(d.Mark.Env, part(r), r.Offset) // its lane is live
+					case bus.Handle:
+						h.Left(d.Mark.Env) // the trunk takes the env again
+						if lanes {
+							at, ferr := c.floor(ctx, p, h, d.Mark.Env, r)
+							if ferr != nil {
+								herr = ferr
+								break
+							}
+							if r.Offset < at {
+								// The lane handled it (a redelivery
+								// after its env left): pass it over.
+								c.s.counts.FloorSkipped(1)
+								d.Action = bus.Skip
+							}
+						}
+					}
+					if herr != nil {
+						break
+					}
+				}
+				if w != nil && d.Action == bus.Handle && w.IsOpen(part(r)) {
+					skipped, err := c.trunkSkipped(ctx, cl, p, w, d.Mark.Env, r)
+					if herr = err; herr != nil {
+						break
+					}
+					if skipped {
+						w.Close(part(r)) // the trunk skips from here on
 					} else {
-						h.left(d.Mark.Env) // the trunk takes the env again
+						c.s.counts.StartSkipped(1) // the trunk handled it
+						d.Action = bus.Skip
 					}
 				}
 				if d.Action == bus.Wait {
 					wait = &d
 				} else {
-					if herr = c.handle(ctx, r, d); herr != nil {
+					refused, err := c.handle(ctx, r, d)
+					if herr = err; herr != nil {
 						break
 					}
-					done = append(done, r)
+					if refused {
+						d.Action = bus.Refuse
+					}
+					b.add(r, d.Action)
+					if refused {
+						// A refusal is committed at once (retrying a
+						// rejected commit), so that it reaches the
+						// callback once even when a later commit fails.
+						if herr = c.commit(ctx, cl, p.Group, c.metaOf(h, w), &b, 3); herr != nil {
+							break
+						}
+					}
 					continue
 				}
 			}
@@ -281,21 +320,23 @@ func (c *Consumer) runClient(ctx context.Context, p Plan, h *handovers, fail fun
 				rewind[r.Topic][r.Partition] = kgo.EpochOffset{Epoch: r.LeaderEpoch, Offset: r.Offset}
 			}
 		}
-		if len(done) > 0 {
-			cctx, ccancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-			err := cl.CommitRecords(cctx, done...)
-			ccancel()
-			if err != nil {
-				cl.AllowRebalance()
-				return false, fmt.Errorf("slkafka: group %q: commit: %w", p.Group, err)
-			}
+		// What was handled before a handler failed is committed too.
+		if err := c.commit(ctx, cl, p.Group, c.metaOf(h, w), &b, 1); err != nil && herr == nil {
+			cl.AllowRebalance()
+			return false, err
 		}
-		if h != nil && h.tracking() {
+		if h != nil && h.Tracking() {
 			c.checkHandovers(ctx, p, h, fail)
 		}
 		if wait != nil && herr == nil && c.s.r.Env() != "" && !c.s.r.Live(c.group) {
 			// This lane left: leave the group (the deferred close), so that
 			// the trunk takes over its backlog from the committed offsets.
+			// The start window is opened again on every partition: the
+			// trunk takes the env's records while the lane is away, and
+			// the lane passes over those when it comes back.
+			if w != nil {
+				reopenWindow(ctx, cl)
+			}
 			cl.AllowRebalance()
 			return true, nil
 		}
@@ -322,6 +363,52 @@ func (c *Consumer) runClient(ctx context.Context, p Plan, h *handovers, fail fun
 	}
 }
 
+// batch is the records of a poll decided and not committed yet.
+type batch struct {
+	done             []*kgo.Record
+	handled, refused int
+}
+
+func (b *batch) add(r *kgo.Record, a bus.Action) {
+	b.done = append(b.done, r)
+	switch a {
+	case bus.Handle:
+		b.handled++
+	case bus.Refuse:
+		b.refused++
+	}
+}
+
+// commit commits b's records (with the hand-over spans in the metadata,
+// for the trunk), trying up to attempts times with a short backoff, and
+// empties b. A commit that failed on every attempt is counted: its
+// handled and refused records come again to the next consumer of the
+// group (the documented at-least-once duplicates).
+func (c *Consumer) commit(ctx context.Context, cl *kgo.Client, group string, meta func(bus.Partition) string, b *batch, attempts int) error {
+	if len(b.done) == 0 {
+		return nil
+	}
+	var err error
+	wait := 100 * time.Millisecond
+	for n := 1; n <= attempts; n++ {
+		cctx, ccancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		err = cl.CommitRecords(commitCtx(cctx, meta), b.done...)
+		ccancel()
+		if err == nil || n == attempts || ctx.Err() != nil {
+			break
+		}
+		time.Sleep(wait)
+		wait *= 2
+	}
+	if err != nil {
+		c.s.counts.Uncommitted(b.handled, b.refused)
+		*b = batch{}
+		return fmt.Errorf("slkafka: group %q: commit: %w", group, err)
+	}
+	*b = batch{}
+	return nil
+}
+
 func ptr[T any](v T) *T { return &v }
 
 // waitReady waits until the rules let a consumer that waited on d take
@@ -339,49 +426,31 @@ func (c *Consumer) waitReady(ctx context.Context, d bus.Decision) bool {
 	return true
 }
 
-func (c *Consumer) handle(ctx context.Context, r *kgo.Record, d bus.Decision) error {
+// handle carries out decision d on r: the refusal callback for Refuse,
+// the handler with the retries of [WithRetry] for Handle (a record that
+// failed on every attempt goes to the refusal callback). refused reports
+// that r reached the refusal callback and it returned nil.
+func (c *Consumer) handle(ctx context.Context, r *kgo.Record, d bus.Decision) (refused bool, err error) {
 	switch d.Action {
 	case bus.Skip:
-		return nil
+		return false, nil
 	case bus.Refuse:
 		if c.s.c.refused != nil {
-			return c.s.c.refused(propagation.With(ctx, propagation.Mark{}), r, d.Err)
+			err = c.s.c.refused(propagation.With(ctx, propagation.Mark{}), r, d.Err)
 		}
-		return nil
+		return err == nil, err
 	}
-	m := d.Mark
-	mctx := propagation.With(ctx, m)
-	c.countEntry(mctx, m.Run, r.Topic) // evidence.go
-	err := c.h(mctx, r)
-	if err == nil || c.s.c.attempts <= 1 {
-		c.countErr(mctx, err)
-		return err
+	mctx := propagation.With(ctx, d.Mark)
+	c.countEntry(mctx, d.Mark.Run, r.Topic) // evidence.go
+	exhausted, err := c.s.c.retry.Do(ctx, func() error { return c.h(mctx, r) })
+	c.countErr(ctx, mctx, exhausted, err)
+	if !exhausted {
+		return false, err
 	}
-	wait := c.s.c.backoff
-	for n := 2; n <= c.s.c.attempts; n++ {
-		if ctx.Err() != nil {
-			return context.Cause(ctx)
-		}
-		if wait > 0 {
-			t := time.NewTimer(wait)
-			select {
-			case <-ctx.Done():
-				t.Stop()
-				return context.Cause(ctx)
-			case <-t.C:
-			}
-			if wait *= 2; c.s.c.maxBackoff > 0 && wait > c.s.c.maxBackoff {
-				wait = c.s.c.maxBackoff
-			}
-		}
-		if err = c.h(mctx, r); err == nil {
-			return nil
-		}
-	}
-	err = fmt.Errorf("%w (%d attempts): %w", ErrRetriesExhausted, c.s.c.attempts, err)
-	c.countErr(mctx, err)
+	err = fmt.Errorf("%w (%d attempts): %w", ErrRetriesExhausted, c.s.c.retry.Attempts, err)
 	if c.s.c.refused != nil {
-		return c.s.c.refused(mctx, r, err)
+		err = c.s.c.refused(mctx, r, err)
+		return err == nil, err
 	}
-	return err
+	return false, err
 }

@@ -57,19 +57,57 @@
 // whose env has a live lane consumer according to [WithLanes] (an
 // [envtag.Lanes]) and takes them otherwise, untagged ones included.
 //
+// Start window: the trunk handles a new lane's records until it sees the
+// lane listed, and those records lie after the lane's pinned start. The
+// pinned start carries commit metadata that opens the lane's start
+// window on each partition: the lane checks its records against the
+// trunk group's commits and passes over (counted, [bus.Stats]
+// StartSkipped) every one the trunk handled, until the first one the
+// trunk skipped. A record the trunk has not committed yet holds the lane
+// for up to 10 s (then the lane takes it). A lane that leaves opens its
+// window again, for when it comes back. Without [WithLanes] there is no
+// window (the trunk then takes every record anyway).
+//
 // Hand-over: a lane instance whose env leaves the [WithLanes] set stops
 // taking records at once and leaves its group, handing back what it has
 // not committed; it joins again when the env is back. Its group's
-// committed offsets are the hand-over point: the trunk consumer that
-// skipped the env's records joins the lane's group, handles the env's
-// records from there up to the last one it skipped, commits them in the
-// lane's group and leaves. Every record of the env is handled once, by
-// the lane or by the trunk. Limits: the trunk remembers what it skipped
-// in memory, so a trunk restarted between the lane leaving and the
-// hand-over finishing forgets the backlog (it waits in the lane's group
-// for the lane, as before); and a lane that comes back resumes at its
-// group's offsets, so the env's records the trunk took while the lane was
-// away (after the hand-over point) are handled again by the lane.
+// committed offsets are the hand-over point. The trunk notes the spans of
+// offsets in which it skipped each env's records, and writes them into
+// the metadata of its commits (package shadow/bus, [bus.Skips]), so the
+// trunk instance that holds a partition next (a rebalance, a restart)
+// reads them back. Once the env left, the trunk joins the lane's group,
+// handles the env's records inside those spans from the lane's committed
+// offsets, commits them in the lane's group and leaves. When it takes the
+// env's records again itself it passes over those below the lane's
+// committed offset (the lane's floor), such as a lane's records in a
+// batch redelivered after a crash (counted, FloorSkipped); when it had
+// skipped the env it first waits (up to 15 s) for the lane to leave its
+// group, so the lane's last commit is in. Every record of the env is
+// handled once, by the lane or by the trunk.
+//
+// Delivery guarantees: a record is committed only after its handler (or
+// the refusal callback) returned nil, so nothing is lost. A commit that
+// fails stops [Consumer.Run], and the next consumer of the group handles
+// that poll's records again: the documented at-least-once duplicate,
+// counted where it arises ([Shadow.Stats], Uncommitted; OpenTelemetry
+// "shadowlane.bus.deliveries"). A refusal is committed at once, retrying
+// a rejected commit up to 3 times, so it reaches [WithRefused] once; only
+// a refusal whose commit failed every time reaches it again from the next
+// consumer (counted, RefusedUncommitted).
+//
+// Limits:
+//   - the spans travel in commit metadata, at most [bus.MaxMetadata]
+//     bytes per partition (Kafka's offset.metadata.max.bytes defaults to
+//     4,096); spans that do not fit stay in the trunk's memory only
+//     (counted, Unpersisted), and a trunk restart then forgets them;
+//   - a lane that leaves commits its offsets again with the start-window
+//     metadata, so that when it comes back it passes over the env's
+//     records the trunk took while it was away; if that commit fails, the
+//     returning lane handles those records again;
+//   - a lane whose env leaves while its handler runs finishes that
+//     record; a lane that crashed without leaving its group holds the
+//     trunk's floor read for up to 15 s, after which the trunk reads the
+//     floor as it is.
 //
 // Every decision is counted with [shadow.Record] under store "kafka".
 package slkafka

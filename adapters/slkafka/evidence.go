@@ -33,9 +33,11 @@ func (c *Consumer) countEntry(mctx context.Context, run, topic string) {
 	}
 }
 
-// countErr counts a handler's final failure on a marked record.
-func (c *Consumer) countErr(mctx context.Context, err error) {
-	if err != nil {
+// countErr counts a handler's final failure on a marked message: every
+// attempt failed (exhausted), or its only attempt failed while ctx is
+// still live (not the end of the consumer).
+func (c *Consumer) countErr(ctx, mctx context.Context, exhausted bool, err error) {
+	if err != nil && (exhausted || ctx.Err() == nil) {
 		c.s.runtime().RunError(mctx, reasonHandler)
 	}
 }

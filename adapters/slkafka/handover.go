@@ -1,23 +1,24 @@
 package slkafka
 
-// Hand-over of a removed lane's backlog to the trunk (issue 16 item 4).
+// Hand-over of a removed lane's backlog to the trunk (issue 16 item 4);
+// the client-neutral rules (the skip ledger, its commit metadata, the
+// lane floor) are package shadow/bus's (handover.go there). This file is
+// the franz-go glue.
 //
 // While env E has a live lane for a consumer group G, the trunk consumer
-// skips E's records (and commits past them in G); the lane instance takes
-// them in its own group "G-E". A lane that falls behind has a backlog: E's
-// records the trunk skipped and the lane has not committed. When E leaves
-// the lanes, the lane instance stops at once and leaves its group; its
-// committed offsets are the hand-over point. The trunk consumer that
-// skipped the records notices (a Handle of an E record, or its poll
-// timing out while it has skipped E records) and hands the backlog over
-// to itself: it joins the lane's group "G-E" as a member (so it and a
-// returning lane never hold one partition at once, and its commits are
-// fenced by the group's generation), reads every partition from the
-// lane's committed offset, handles E's records below the end of the range
-// it skipped, commits them in the lane's group, and leaves. Every record
-// of E is so handled once, by the lane or by the trunk: the lane handled
-// and committed what lies below its committed offset, the trunk hands
-// over from there up to what it skipped, and takes the rest itself.
+// skips E's records (and commits past them in G, with the spans it skipped
+// in the commit metadata); the lane instance takes them in its own group
+// "G-E". When E leaves the lanes, the lane instance stops at once and
+// leaves its group; its committed offsets are the hand-over point. The
+// trunk consumer notices (a Handle of an E record, or its poll timing out
+// while it holds spans) and hands the backlog over to itself: it joins the
+// lane's group "G-E" as a member (so it and a returning lane never hold
+// one partition at once, and its commits are fenced by the group's
+// generation), reads every partition from the lane's committed offset,
+// handles E's records inside the spans it skipped, commits them in the
+// lane's group, and leaves. A trunk instance that gets a partition (a
+// rebalance, a restart) reads the spans back from the partition's
+// committed metadata, so a restart does not forget a backlog.
 
 import (
 	"context"
@@ -30,135 +31,181 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/shadowlane/shadowlane/propagation"
 	"github.com/shadowlane/shadowlane/shadow/bus"
 )
 
-// skipped is a range of offsets of one partition in which the trunk
-// skipped an env's records: from the first skipped to past the last.
-type skipped struct{ from, to int64 }
-
-// partitionKey names a topic partition.
-type partitionKey struct {
-	topic     string
-	partition int32
-}
-
-// handovers is the trunk side of the hand-over for one plan: the ranges
-// skipped per env while its lane was live, the ranges whose lane left
-// (pending), and the hand-overs running.
+// handovers is the trunk side of the hand-over for one plan.
 type handovers struct {
-	mu      sync.Mutex
-	live    map[string]map[partitionKey]skipped // env -> ranges skipped while its lane was live
-	pending map[string]map[partitionKey]skipped // env -> ranges to hand over (its lane left)
-	running map[string]bool
-	wg      sync.WaitGroup
+	*bus.Skips
+	wg sync.WaitGroup
 }
 
-func newHandovers() *handovers {
-	return &handovers{live: map[string]map[partitionKey]skipped{}, pending: map[string]map[partitionKey]skipped{}, running: map[string]bool{}}
+func newHandovers() *handovers { return &handovers{Skips: bus.NewSkips()} }
+
+func part(r *kgo.Record) bus.Partition { return bus.Partition{Topic: r.Topic, Partition: r.Partition} }
+
+// assigned queues the partitions franz-go assigned (OnPartitionsAssigned)
+// until the poll loop reads their committed metadata (loadCommitted).
+type assigned struct {
+	mu sync.Mutex
+	m  map[string][]int32
 }
 
-// skip records that the trunk skipped r because env has a live lane.
-func (h *handovers) skip(env string, r *kgo.Record) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	m := h.live[env]
-	if m == nil {
-		m = map[partitionKey]skipped{}
-		h.live[env] = m
+func (a *assigned) onAssigned(_ context.Context, _ *kgo.Client, m map[string][]int32) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.m == nil {
+		a.m = map[string][]int32{}
 	}
-	k := partitionKey{r.Topic, r.Partition}
-	s, ok := m[k]
-	if !ok {
-		s.from = r.Offset
+	for t, ps := range m {
+		a.m[t] = append(a.m[t], ps...)
 	}
-	s.to = r.Offset + 1
-	m[k] = s
 }
 
-// left moves env's skipped ranges to the pending hand-overs: its lane is
-// gone (the trunk takes env's records again).
-func (h *handovers) left(env string) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.leftLocked(env)
-}
-
-func (h *handovers) leftLocked(env string) {
-	m := h.live[env]
-	if len(m) == 0 {
-		return
+// loadCommitted reads group's commits of the partitions assigned since
+// the last call and hands the metadata of each to load: the trunk's spans
+// (a partition taken over, a restart), a lane's start window.
+func loadCommitted(ctx context.Context, cl *kgo.Client, group string, a *assigned, load func(bus.Partition, string)) error {
+	a.mu.Lock()
+	as := a.m
+	a.m = nil
+	a.mu.Unlock()
+	if len(as) == 0 {
+		return nil
 	}
-	delete(h.live, env)
-	p := h.pending[env]
-	if p == nil {
-		p = map[partitionKey]skipped{}
-		h.pending[env] = p
+	fctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	offs, err := kadm.NewClient(cl).FetchOffsets(fctx, group)
+	if errors.Is(err, kerr.GroupIDNotFound) {
+		return nil
 	}
-	for k, s := range m {
-		if q, ok := p[k]; ok {
-			s.from = min(s.from, q.from)
-			s.to = max(s.to, q.to)
+	if err != nil {
+		return fmt.Errorf("slkafka: group %q: read the committed metadata: %w", group, err)
+	}
+	for t, ps := range as {
+		for _, p := range ps {
+			if o, ok := offs.Lookup(t, p); ok && o.Err == nil && o.Metadata != "" {
+				load(bus.Partition{Topic: t, Partition: p}, o.Metadata)
+			}
 		}
-		p[k] = s
 	}
+	return nil
 }
 
-// tracking reports whether the trunk skipped records whose lane may
-// leave, or holds hand-overs not yet done: the trunk then polls with a
-// timeout, so that it notices a lane leaving without new records.
-func (h *handovers) tracking() bool {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return len(h.live) > 0 || len(h.pending) > 0
+// metaOf returns the commit metadata of a partition: the trunk's spans
+// (h), a lane's start window (w), or nil (franz-go's default).
+func (c *Consumer) metaOf(h *handovers, w *window) func(bus.Partition) string {
+	switch {
+	case h != nil:
+		return func(p bus.Partition) string {
+			meta, ok := h.Metadata(p)
+			if !ok {
+				c.s.counts.Unpersisted()
+			}
+			return meta
+		}
+	case w != nil:
+		return w.Metadata
+	}
+	return nil
+}
+
+// commitCtx returns ctx carrying the hook that writes each partition's
+// metadata (meta) into the commit.
+func commitCtx(ctx context.Context, meta func(bus.Partition) string) context.Context {
+	if meta == nil {
+		return ctx
+	}
+	return kgo.PreCommitFnContext(ctx, func(req *kmsg.OffsetCommitRequest) error {
+		for i := range req.Topics {
+			t := &req.Topics[i]
+			for j := range t.Partitions {
+				m := meta(bus.Partition{Topic: t.Topic, Partition: t.Partitions[j].Partition})
+				t.Partitions[j].Metadata = &m
+			}
+		}
+		return nil
+	})
+}
+
+// floor returns the lane floor of env on r's partition (see
+// [bus.Skips.Floor]), reading the lane group's committed offsets; when the
+// trunk skipped env's records (its lane was live) it first waits until the
+// lane's group has no members (the lane left; bounded wait), so that the
+// lane's last commit is in.
+func (c *Consumer) floor(ctx context.Context, p Plan, h *handovers, env string, r *kgo.Record) (int64, error) {
+	if at, known := h.Floor(env, part(r)); known {
+		return at, nil
+	}
+	g := c.laneGroup(p, env)
+	cl, err := kgo.NewClient(c.base...)
+	if err != nil {
+		return 0, err
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	wctx, wcancel := context.WithTimeout(ctx, 15*time.Second)
+	defer wcancel()
+wait:
+	for h.Has(env) { // a lane that skipped nothing for the trunk handled nothing: no need to wait
+		ds, err := adm.DescribeGroups(wctx, g)
+		if err != nil {
+			break // read the offsets as they are
+		}
+		if d, ok := ds[g]; !ok || d.Err != nil || len(d.Members) == 0 {
+			break
+		}
+		t := time.NewTimer(c.s.c.poll)
+		select {
+		case <-wctx.Done():
+			t.Stop()
+			break wait // the lane did not leave in time: read the offsets as they are
+		case <-t.C:
+		}
+	}
+	fctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	committed, err := adm.FetchOffsets(fctx, g)
+	if errors.Is(err, kerr.GroupIDNotFound) {
+		committed, err = nil, nil
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			return 0, context.Cause(ctx)
+		}
+		return 0, fmt.Errorf("slkafka: read the floor of lane group %q: %w", g, err)
+	}
+	m := map[bus.Partition]int64{}
+	committed.Each(func(o kadm.OffsetResponse) {
+		if o.Err == nil && o.At >= 0 && bus.IsFloor(o.Metadata) {
+			m[bus.Partition{Topic: o.Topic, Partition: o.Partition}] = o.At
+		}
+	})
+	h.SetFloor(env, m)
+	at, _ := h.Floor(env, part(r))
+	return at, nil
 }
 
 // laneGroup is the group of env's lane instance for the trunk's plan p
 // (see [bus.Rules.LaneName]: "<group>-<env>", and its shadow name for the
 // shadow plan).
 func (c *Consumer) laneGroup(p Plan, env string) string {
-	g := c.group + "-" + env
-	if p.Shadow {
-		g = c.s.c.groupNaming.Shadow(g)
-	}
-	return g
+	return c.s.c.groups.LaneGroup(c.group, env, p)
 }
 
 // checkHandovers starts the hand-over of every env whose lane left (the
 // trunk takes its records again), one at a time per env. A hand-over
 // that fails calls fail; one that stops early (the lane came back, the
-// kill switch is off) leaves its ranges pending for the next check.
+// kill switch is off) leaves its spans for the next check.
 func (c *Consumer) checkHandovers(ctx context.Context, p Plan, h *handovers, fail func(error)) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	for env := range h.live {
-		if c.s.r.Takes(c.group, propagation.Mark{Env: env}) {
-			h.leftLocked(env)
-		}
-	}
-	for env, rs := range h.pending {
-		if h.running[env] || !c.s.r.Takes(c.group, propagation.Mark{Env: env}) {
-			continue
-		}
-		delete(h.pending, env)
-		h.running[env] = true
+	due := h.Due(func(env string) bool { return c.s.r.Takes(c.group, propagation.Mark{Env: env}) })
+	for env, b := range due {
 		h.wg.Go(func() {
-			rest, err := c.handOver(ctx, p, env, rs)
-			h.mu.Lock()
-			delete(h.running, env)
-			if len(rest) > 0 && ctx.Err() == nil {
-				p := h.pending[env]
-				if p == nil {
-					h.pending[env] = rest
-				} else {
-					for k, s := range rest {
-						p[k] = s
-					}
-				}
-			}
-			h.mu.Unlock()
+			err := c.handOver(ctx, p, env, b)
+			h.Done(env, b)
 			if err != nil && ctx.Err() == nil {
 				fail(err)
 			}
@@ -166,13 +213,12 @@ func (c *Consumer) checkHandovers(ctx context.Context, p Plan, h *handovers, fai
 	}
 }
 
-// handOver takes env's backlog in the ranges rs (see the file comment) and
-// returns the ranges not done when it stopped early.
-func (c *Consumer) handOver(ctx context.Context, p Plan, env string, rs map[partitionKey]skipped) (map[partitionKey]skipped, error) {
+// handOver takes env's backlog b (see the file comment); what it did not
+// finish stays in b.
+func (c *Consumer) handOver(ctx context.Context, p Plan, env string, b bus.Backlog) error {
 	g := c.laneGroup(p, env)
-	rest, err := c.notCommitted(ctx, g, rs)
-	if err != nil || len(rest) == 0 {
-		return rest, err
+	if err := c.trimCommitted(ctx, g, b); err != nil || len(b) == 0 {
+		return err
 	}
 	cl, err := kgo.NewClient(append(slices.Clone(c.base),
 		kgo.ConsumerGroup(g),
@@ -182,75 +228,81 @@ func (c *Consumer) handOver(ctx context.Context, p Plan, env string, rs map[part
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 	)...)
 	if err != nil {
-		return rest, fmt.Errorf("shadowlane/kafka: hand-over of %q: %w", g, err)
+		return fmt.Errorf("slkafka: hand-over of %q: %w", g, err)
 	}
 	defer cl.CloseAllowingRebalance()
-	for len(rest) > 0 {
+	for len(b) > 0 {
 		pctx, cancel := context.WithTimeout(ctx, 10*c.s.c.poll)
 		fs := cl.PollRecords(pctx, 1000)
 		cancel()
 		if fs.IsClientClosed() || ctx.Err() != nil {
-			return rest, nil
+			return nil
 		}
-		stop, err := c.handOverPoll(ctx, cl, g, env, fs, rest)
+		stop, err := c.handOverPoll(ctx, cl, g, env, fs, b)
 		cl.AllowRebalance()
 		if err != nil || stop {
-			return rest, err
+			return err
 		}
 	}
-	return nil, nil
+	return nil
 }
 
 // handOverPoll handles one poll of the hand-over: env's records inside
-// their range are handled, everything else below a range's end is passed
+// b's spans are handled, everything else below a partition's end is passed
 // over, and all of it is committed in the lane's group. stop: env's lane
 // is live again or the kill switch holds a record back (the rest stays
-// pending).
-func (c *Consumer) handOverPoll(ctx context.Context, cl *kgo.Client, g, env string, fs kgo.Fetches, rest map[partitionKey]skipped) (stop bool, err error) {
+// in b).
+func (c *Consumer) handOverPoll(ctx context.Context, cl *kgo.Client, g, env string, fs kgo.Fetches, b bus.Backlog) (stop bool, err error) {
 	var done []*kgo.Record
+	handled := 0
 	for it := fs.RecordIter(); !it.Done(); {
 		r := it.Next()
-		k := partitionKey{r.Topic, r.Partition}
-		s, ok := rest[k]
-		if !ok {
+		k := part(r)
+		end := b.End(k)
+		if end == 0 {
 			continue
 		}
-		if r.Offset >= s.to {
-			delete(rest, k) // the lane had committed past the range
+		if r.Offset >= end {
+			delete(b, k) // the lane had committed past the spans
 			continue
 		}
 		d := c.s.r.Consume(c.group, r.Topic, ptr(decode(r)))
-		if r.Offset >= s.from && d.Mark.Env == env {
+		if d.Mark.Env == env && b.Owns(k, r.Offset) {
 			if d.Action == bus.Skip || d.Action == bus.Wait {
 				stop = true
 				break
 			}
-			if err = c.handle(ctx, r, d); err != nil {
+			if _, err = c.handle(ctx, r, d); err != nil {
 				break
 			}
+			handled++
 		}
 		done = append(done, r)
-		if r.Offset+1 >= s.to {
-			delete(rest, k)
+		if r.Offset+1 >= end {
+			delete(b, k)
 		}
 	}
 	if len(done) > 0 {
 		cctx, ccancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		cerr := cl.CommitRecords(cctx, done...)
+		// The lane's start window stays open (see reopenWindow): when the
+		// lane comes back it passes over what the trunk takes meanwhile.
+		cerr := cl.CommitRecords(commitCtx(cctx, func(bus.Partition) string { return bus.ReopenMetadata }), done...)
 		ccancel()
 		if cerr != nil && err == nil {
-			err = fmt.Errorf("shadowlane/kafka: hand-over of %q: commit: %w", g, cerr)
+			c.s.counts.Uncommitted(handled, 0)
+			err = fmt.Errorf("slkafka: hand-over of %q: commit: %w", g, cerr)
 		}
 	}
+	c.s.counts.HandedOver(handled)
 	return stop, err
 }
 
-// notCommitted returns the ranges of rs that the lane's group g has not
-// committed past.
-func (c *Consumer) notCommitted(ctx context.Context, g string, rs map[partitionKey]skipped) (map[partitionKey]skipped, error) {
+// trimCommitted drops from b the partitions the lane's group g committed
+// past.
+func (c *Consumer) trimCommitted(ctx context.Context, g string, b bus.Backlog) error {
 	cl, err := kgo.NewClient(c.base...)
 	if err != nil {
-		return rs, err
+		return err
 	}
 	defer cl.Close()
 	fctx, cancel := context.WithTimeout(ctx, 15*time.Second)
@@ -261,16 +313,13 @@ func (c *Consumer) notCommitted(ctx context.Context, g string, rs map[partitionK
 	}
 	if err != nil {
 		if ctx.Err() != nil {
-			return rs, nil
+			return nil
 		}
-		return rs, fmt.Errorf("shadowlane/kafka: hand-over: fetch offsets of %q: %w", g, err)
+		return fmt.Errorf("slkafka: hand-over: fetch offsets of %q: %w", g, err)
 	}
-	rest := map[partitionKey]skipped{}
-	for k, s := range rs {
-		if o, ok := committed.Lookup(k.topic, k.partition); ok && o.Err == nil && o.At >= s.to {
-			continue
-		}
-		rest[k] = s
-	}
-	return rest, nil
+	b.Trim(func(p bus.Partition) (int64, bool) {
+		o, ok := committed.Lookup(p.Topic, p.Partition)
+		return o.At, ok && o.Err == nil
+	})
+	return nil
 }

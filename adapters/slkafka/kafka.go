@@ -68,18 +68,15 @@ type optionFunc func(*config)
 func (f optionFunc) apply(c *config) { f(c) }
 
 type config struct {
-	bus         bus.Config
-	groupNaming shadow.Naming
-	groups      map[string]struct{}
-	refused     RefusedFunc
-	attempts    int
-	backoff     time.Duration
-	maxBackoff  time.Duration
-	fetchErr    FetchErrorFunc
-	rt          *shadowlane.Runtime
-	poll        time.Duration
-	limiter     *limiter.Limiter // NewProduceLimiter
-	failure     func(error) bool // NewProduceLimiter
+	bus      bus.Config
+	groups   bus.Groups
+	refused  RefusedFunc
+	retry    bus.Retry
+	fetchErr FetchErrorFunc
+	rt       *shadowlane.Runtime
+	poll     time.Duration
+	limiter  *limiter.Limiter // NewProduceLimiter
+	failure  func(error) bool // NewProduceLimiter
 }
 
 // WithShadowTopics names production topics that have a shadow twin. A marked
@@ -101,21 +98,14 @@ func WithNaming(n shadow.Naming) Option {
 // WithGroupNaming sets how shadow consumer group names are derived
 // (default [shadow.DefaultGroup], suffix "_shadow").
 func WithGroupNaming(n shadow.Naming) Option {
-	return optionFunc(func(c *config) { c.groupNaming = n })
+	return optionFunc(func(c *config) { c.groups.Naming = n })
 }
 
 // WithShadowGroups names the consumer groups that get a shadow consumer
 // (shadow group on the shadow twins of their shadowed topics) beside the
 // production one. Groups not named here never consume shadow topics.
 func WithShadowGroups(groups ...string) Option {
-	return optionFunc(func(c *config) {
-		if c.groups == nil {
-			c.groups = map[string]struct{}{}
-		}
-		for _, g := range groups {
-			c.groups[g] = struct{}{}
-		}
-	})
+	return optionFunc(func(c *config) { c.groups.Shadowed.Add(groups...) })
 }
 
 // WithRuntime names the runtime the Shadow and the [ProduceLimiter] work
@@ -155,7 +145,7 @@ func WithRefused(f RefusedFunc) Option { return optionFunc(func(c *config) { c.r
 // without a callback it stops the consumer uncommitted, as without retries.
 // When the consumer stops during a wait, the record is not committed.
 func WithRetry(attempts int, backoff, maxBackoff time.Duration) Option {
-	return optionFunc(func(c *config) { c.attempts, c.backoff, c.maxBackoff = attempts, backoff, maxBackoff })
+	return optionFunc(func(c *config) { c.retry = bus.Retry{Attempts: attempts, Backoff: backoff, MaxBackoff: maxBackoff} })
 }
 
 // WithFetchErrors sets a callback for the errors franz-go reports in polls
@@ -178,39 +168,34 @@ var ErrConfig = errors.New("slkafka: invalid configuration")
 // take only their environment's records. A Shadow is immutable and safe for
 // concurrent use.
 type Shadow struct {
-	c config
-	r *bus.Rules
+	c      config
+	r      *bus.Rules
+	counts *bus.Counters
 }
 
 // New builds a Shadow. It fails when a naming is empty or a name is invalid.
 func New(opts ...Option) (*Shadow, error) {
 	c := config{
-		bus:         bus.Config{Store: Store, Kind: "topic", Naming: shadow.DefaultTopic},
-		groupNaming: shadow.DefaultGroup,
-		poll:        50 * time.Millisecond,
+		bus:    bus.Config{Store: Store, Kind: "topic", Naming: shadow.DefaultTopic},
+		groups: bus.Groups{Naming: shadow.DefaultGroup},
+		poll:   50 * time.Millisecond,
 	}
 	for _, o := range opts {
 		o.apply(&c)
 	}
 	c.bus.LoadTest = func() bool { on, _ := shadowlane.OrDefault(c.rt).LoadTestEnabled(); return on }
 	c.bus.Decisions = func() *shadow.Series { return shadowlane.OrDefault(c.rt).Decisions() }
-	r, err := bus.New(c.bus)
+	r, err := bus.NewGrouped(c.bus, c.groups, c.retry)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 	}
-	if err := c.groupNaming.Validate(); err != nil {
-		return nil, fmt.Errorf("%w: group naming: %w", ErrConfig, err)
-	}
-	if c.attempts < 0 || c.backoff < 0 || c.maxBackoff < 0 || (c.maxBackoff > 0 && c.maxBackoff < c.backoff) {
-		return nil, fmt.Errorf("%w: retry attempts %d, backoff %s, max %s: want attempts >= 0 and 0 <= backoff <= max (or max 0)", ErrConfig, c.attempts, c.backoff, c.maxBackoff)
-	}
-	for g := range c.groups {
-		if g == "" || c.groupNaming.IsShadow(g) {
-			return nil, fmt.Errorf("%w: shadow group list names %q, which is empty or already a shadow name", ErrConfig, g)
-		}
-	}
-	return &Shadow{c: c, r: r}, nil
+	return &Shadow{c: c, r: r, counts: bus.NewCounters(Store)}, nil
 }
+
+// Stats returns what this Shadow's consumers counted around commits and
+// lane hand-overs (see [bus.Stats]): among them the at-least-once
+// duplicates a failed commit causes.
+func (s *Shadow) Stats() bus.Stats { return s.counts.Snapshot() }
 
 // Rules returns the message-system rules this Shadow applies.
 func (s *Shadow) Rules() *bus.Rules { return s.r }

@@ -111,6 +111,28 @@ func TestLaneLeavesStopsAndHandsBack(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	time.Sleep(300 * time.Millisecond)
+	// The lane comes back: it passes over what the trunk took while it was
+	// away (the hand-over kept its start window open) and takes the new
+	// records.
+	lanes.Store(envtag.StaticLanes{"svc": {"proj-a"}})
+	produce("back-", 20)
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		mu.Lock()
+		n := 0
+		for v := range byLane {
+			if strings.HasPrefix(v, "back-") {
+				n++
+			}
+		}
+		mu.Unlock()
+		if n == 20 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the returning lane handled %d of 20 new records", n)
+		}
+	}
+	time.Sleep(300 * time.Millisecond)
 	if err := stopL(); err != nil {
 		t.Fatal(err)
 	}
@@ -119,6 +141,12 @@ func TestLaneLeavesStopsAndHandsBack(t *testing.T) {
 	}
 	mu.Lock()
 	defer mu.Unlock()
+	for i := range 20 {
+		if v := fmt.Sprintf("back-%03d", i); byLane[v] != 1 || byTrunk[v] != 0 {
+			t.Errorf("%s handled by the returning lane %d times, by the trunk %d times", v, byLane[v], byTrunk[v])
+		}
+		delete(byLane, fmt.Sprintf("back-%03d", i))
+	}
 	for v, n := range byLane {
 		if n != 1 || strings.HasPrefix(v, "after-") {
 			t.Errorf("lane handled %s %d times after leaving or twice", v, n)

@@ -50,27 +50,13 @@ func (s *Shadow) prepare(m propagation.Mark, r *kgo.Record) *shadow.Error {
 // then writes the headers of m. For the zero mark and a record without mark
 // headers it neither writes nor allocates.
 func setHeaders(r *kgo.Record, m propagation.Mark) {
-	hs := r.Headers
-	n := 0
-	for _, h := range hs {
-		if bus.IsMarkHeader(h.Key) {
-			continue
-		}
-		hs[n] = h
-		n++
-	}
-	if n != len(hs) {
-		clear(hs[n:])
-		hs = hs[:n]
-	}
-	run, env := bus.Values(m)
-	if run != "" {
-		hs = append(hs, kgo.RecordHeader{Key: HeaderRun, Value: []byte(run)})
-	}
-	if env != "" {
-		hs = append(hs, kgo.RecordHeader{Key: HeaderEnv, Value: []byte(env)})
-	}
-	r.Headers = hs
+	r.Headers = bus.SetMarkHeaders(r.Headers, m, isMarkHeader, header)
+}
+
+func isMarkHeader(h *kgo.RecordHeader) bool { return bus.IsMarkHeader(h.Key) }
+
+func header(key, value string) kgo.RecordHeader {
+	return kgo.RecordHeader{Key: key, Value: []byte(value)}
 }
 
 // OnProduceRecordBuffered implements [kgo.HookProduceRecordBuffered], so a

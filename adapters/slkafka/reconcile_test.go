@@ -119,12 +119,14 @@ func TestReconcileKafka(t *testing.T) {
 	}
 	t.Cleanup(cluster.Close) // after the consumers' clean-ups
 	addrs := cluster.ListenAddrs()
-	// Once armed, the next offset commit of group "svc" is rejected.
-	var armed, rejected atomic.Bool
+	// Once armed, the next offset commit of group "svc" is rejected; once
+	// armRefusal is set (by the refusal of the poison X-R-0), the next one
+	// too: the commit of that refusal.
+	var armed, rejected, armRefusal atomic.Bool
 	cluster.ControlKey(int16(kmsg.OffsetCommit), func(req kmsg.Request) (kmsg.Response, error, bool) {
 		cluster.KeepControl()
 		oc := req.(*kmsg.OffsetCommitRequest)
-		if oc.Group != "svc" || !armed.Load() || !rejected.CompareAndSwap(false, true) {
+		if oc.Group != "svc" || !armRefusal.CompareAndSwap(true, false) && (!armed.Load() || !rejected.CompareAndSwap(false, true)) {
 			return nil, nil, false
 		}
 		resp := oc.ResponseKind().(*kmsg.OffsetCommitResponse)
@@ -143,6 +145,7 @@ func TestReconcileKafka(t *testing.T) {
 	})
 
 	lg := newLedger()
+	var xrRefused atomic.Bool
 	var lanes envtag.SwapLanes
 	lanes.Store(envtag.StaticLanes{"svc": {"proj-b"}})
 	opts := []slkafka.Option{
@@ -150,6 +153,10 @@ func TestReconcileKafka(t *testing.T) {
 		slkafka.WithRetry(3, 100*time.Millisecond, 200*time.Millisecond),
 		slkafka.WithRefused(func(ctx context.Context, r *kgo.Record, err error) error {
 			lg.refuse(string(r.Value), err)
+			if string(r.Value) == "X-R-0" {
+				armRefusal.Store(true)
+				xrRefused.Store(true)
+			}
 			return nil
 		}),
 	}
@@ -229,8 +236,11 @@ func TestReconcileKafka(t *testing.T) {
 		}
 	}
 	var handledT1 atomic.Int64
+	var armOnce atomic.Bool
 	_, t1done, t1stop := start(trunk, handler("trunk", func() {
-		if handledT1.Add(1) == int64(n/8) {
+		// Armed once a quarter of the first phase was handled and the
+		// first poison refused (its commit rejected once, then retried).
+		if handledT1.Add(1) >= int64(n/8) && xrRefused.Load() && armOnce.CompareAndSwap(false, true) {
 			armed.Store(true)
 		}
 	}))
@@ -261,6 +271,10 @@ func TestReconcileKafka(t *testing.T) {
 	envA := propagation.With(ctx, propagation.Mark{Env: "proj-a"})
 	envB := propagation.With(ctx, propagation.Mark{Env: "proj-b"})
 
+	// A poison record first: its refusal's commit is rejected once.
+	send(ctx, "X-R-0")
+	inflight.Wait()
+	lg.waitIDs(t, "the first poison", []string{"X-R-0"})
 	quarter := n / 4
 	var pm struct {
 		sync.Mutex
@@ -299,23 +313,33 @@ func TestReconcileKafka(t *testing.T) {
 	case <-time.After(45 * time.Second):
 		t.Fatal("the first trunk instance's commit was never rejected")
 	}
-	start(trunk, handler("trunk", nil))
-	lg.waitIDs(t, "phase 1", append(append([]string{}, a1...), b1...))
-	// The hand-over starts once the trunk settled what the failed
-	// instance handed back: a redelivered proj-b record decided after
-	// proj-b left the lanes would be handled by the trunk too (see the
-	// note on lane changes and redeliveries).
-	atEnd(map[string]string{"svc": "orders"})
-
-	// Hand-over: proj-a's lane starts (its groups pinned at the end),
-	// then is listed; proj-b's lane is unlisted, then stopped. A third
-	// trunk instance joins (a rebalance), poison and malformed records
-	// arrive.
-	start(laneA, handler("lane-a", nil))
-	lanes.Store(envtag.StaticLanes{"svc": {"proj-a"}})
+	// proj-b's lane is dropped while the failed instance's batch waits
+	// for redelivery (issue 18: a lane dropped during a crashed
+	// consumer's redelivery): the proj-b records in it, which the first
+	// instance skipped and the lane handled, lie below the lane's floor,
+	// and the next trunk instance passes over them.
+	lg.waitIDs(t, "proj-b's lane", b1)
+	lanes.Store(envtag.StaticLanes{})
 	if err := lbStop(); err != nil {
 		t.Error(err)
 	}
+	start(trunk, handler("trunk", nil))
+	lg.waitIDs(t, "phase 1", append(append([]string{}, a1...), b1...))
+
+	// proj-a's lane starts (its groups pinned at the end); proj-a records
+	// sent before it is listed are the trunk's, and the lane passes over
+	// them in its start window (issue 18: a late lane's start window);
+	// then it is listed. A third trunk instance joins (a rebalance),
+	// poison and malformed records arrive.
+	start(laneA, handler("lane-a", nil))
+	var aw []string
+	for i := range 20 {
+		aw = append(aw, fmt.Sprintf("W-%05d", i))
+		send(envA, aw[i])
+	}
+	inflight.Wait()
+	lg.waitIDs(t, "proj-a before its lane is listed", aw)
+	lanes.Store(envtag.StaticLanes{"svc": {"proj-a"}})
 	send(ctx, "X-P-0")
 	send(run, "X-M-0")
 	var bad []string
@@ -336,8 +360,8 @@ func TestReconcileKafka(t *testing.T) {
 	}
 	bg.Wait()
 	inflight.Wait()
-	all := append([]string{"X-P-0", "X-M-0"}, bad...)
-	for _, s := range [][]string{pm.p, pm.m, a1, a2, b1, b2} {
+	all := append([]string{"X-R-0", "X-P-0", "X-M-0"}, bad...)
+	for _, s := range [][]string{pm.p, pm.m, a1, aw, a2, b1, b2} {
 		all = append(all, s...)
 	}
 	lg.waitIDs(t, "all", all)
@@ -380,15 +404,21 @@ func TestReconcileKafka(t *testing.T) {
 	check(pm.p, "trunk", "", "")
 	check(pm.m, "trunk", "r1", "")
 	check(a1, "trunk", "", "proj-a")
+	check(aw, "trunk", "", "proj-a")
 	check(a2, "lane-a", "", "proj-a")
 	check(b1, "lane-b", "", "proj-b")
 	check(b2, "trunk", "", "proj-b")
 	// The rejected commit redelivers the batch the first instance had
-	// handled: at most one poll (1,000 records).
-	if dups > 1000 {
-		t.Errorf("%d duplicates, want at most one poll's worth (the rejected commit's batch)", dups)
+	// handled: at most one poll (1,000 records), each counted where the
+	// commit failed.
+	st := trunk.Stats()
+	if dups > 1000 || int64(dups) > st.Uncommitted || st.Uncommitted > 1000 {
+		t.Errorf("%d duplicates, %d counted as uncommitted: want at most the counted, and at most one poll's worth (the rejected commit's batch)", dups, st.Uncommitted)
 	}
-	for _, id := range []string{"X-P-0", "X-M-0"} {
+	if st.RefusedUncommitted != 0 {
+		t.Errorf("%d refusals counted as uncommitted, want 0 (the refusal's rejected commit is retried)", st.RefusedUncommitted)
+	}
+	for _, id := range []string{"X-R-0", "X-P-0", "X-M-0"} {
 		if len(lg.handled[id]) != 0 || len(lg.refused[id]) != 1 || !errors.Is(lg.refused[id][0], slkafka.ErrRetriesExhausted) {
 			t.Errorf("poison %s: handled %d, refused %v", id, len(lg.handled[id]), lg.refused[id])
 		}
@@ -433,10 +463,10 @@ func TestReconcileKafka(t *testing.T) {
 			t.Errorf("broker: %s on the shadow topic with run %q", id, run)
 		}
 	}
-	wantProd := len(pm.p) + len(a1) + len(a2) + len(b1) + len(b2) + 1 + len(bad)
+	wantProd := len(pm.p) + len(a1) + len(aw) + len(a2) + len(b1) + len(b2) + 2 + len(bad)
 	if len(prod) != wantProd || len(sh) != len(pm.m)+1 {
 		t.Errorf("broker: production topic %d ids (want %d), shadow topic %d (want %d)", len(prod), wantProd, len(sh), len(pm.m)+1)
 	}
-	t.Logf("kafka reconcile: sent %d (production %d, marked %d, proj-a %d+%d, proj-b %d+%d, poison 2, malformed %d); broker: production topic %d, shadow topic %d, %d groups at the end; handled %d ids, at-least-once duplicates %d (rejected commit); refused %d",
-		wantProd+len(sh), len(pm.p), len(pm.m), len(a1), len(a2), len(b1), len(b2), len(bad), len(prod), len(sh), len(groups), len(lg.handled), dups, len(lg.refused))
+	t.Logf("kafka reconcile: sent %d (production %d, marked %d, proj-a %d+%d+%d, proj-b %d+%d, poison 3, malformed %d); broker: production topic %d, shadow topic %d, %d groups at the end; handled %d ids, at-least-once duplicates %d (rejected commit; counted %d); refused %d; passed over below the dropped lane's floor %d; passed over in the late lane's start window %d",
+		wantProd+len(sh), len(pm.p), len(pm.m), len(a1), len(aw), len(a2), len(b1), len(b2), len(bad), len(prod), len(sh), len(groups), len(lg.handled), dups, st.Uncommitted, len(lg.refused), st.FloorSkipped, laneA.Stats().StartSkipped)
 }

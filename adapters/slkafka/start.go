@@ -9,6 +9,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/shadowlane/shadowlane/shadow/bus"
 )
 
 // pinStart fixes where a lane group starts: every partition of topics that
@@ -19,7 +21,8 @@ import (
 // group that already committed keeps its offsets. The commit is an admin
 // commit, accepted only while the group has no members; when it is
 // refused (another instance of the lane is running and fixed the start)
-// the group's own reset (the end) applies.
+// the group's own reset (the end) applies. The pinned partitions carry
+// [bus.StartMetadata]: their start window is open (window.go).
 func pinStart(ctx context.Context, opts []kgo.Opt, group string, topics []string) error {
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
@@ -48,7 +51,7 @@ func pinStart(ctx context.Context, opts []kgo.Opt, group string, topics []string
 		if c, ok := committed.Lookup(l.Topic, l.Partition); ok && (c.Err != nil || c.At >= 0) {
 			return
 		}
-		pin.Add(kadm.Offset{Topic: l.Topic, Partition: l.Partition, At: l.Offset, LeaderEpoch: -1})
+		pin.Add(kadm.Offset{Topic: l.Topic, Partition: l.Partition, At: l.Offset, LeaderEpoch: -1, Metadata: bus.StartMetadata})
 	})
 	if len(pin) == 0 {
 		return nil

@@ -175,15 +175,17 @@ func TestJetStreamPoisonAnomalyAndLanes(t *testing.T) {
 			cs.mu.Unlock()
 		}
 		lanes := envtag.StaticLanes{"work": {"proj-a"}}
-		trunk, err := slnats.New(slnats.WithAll(), slnats.WithRefused(refused), slnats.WithLanes(lanes))
+		bucket := "mqbus" + uniq() + "_lanes"
+		trunk, err := slnats.New(slnats.WithAll(), slnats.WithRefused(refused), slnats.WithLanes(lanes), slnats.WithLaneBucket(bucket))
 		if err != nil {
 			t.Fatal(err)
 		}
-		lane, err := slnats.New(slnats.WithAll(), slnats.WithRefused(refused), slnats.WithEnv("proj-a"))
+		lane, err := slnats.New(slnats.WithAll(), slnats.WithRefused(refused), slnats.WithEnv("proj-a"), slnats.WithLanes(lanes), slnats.WithLaneBucket(bucket))
 		if err != nil {
 			t.Fatal(err)
 		}
 		js, stream, subj := jsSetup(t, url, trunk)
+		t.Cleanup(func() { js.DeleteKeyValue(context.Background(), bucket) })
 		raw := func(data string, h natsgo.Header) {
 			t.Helper()
 			if _, err := js.PublishMsg(context.Background(), &natsgo.Msg{Subject: subj, Data: []byte(data), Header: h}); err != nil {

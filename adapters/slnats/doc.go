@@ -58,5 +58,37 @@
 // (queue "<queue>-<env>", consumer "<durable>-<env>", created to deliver
 // new messages only) that handles only its env's messages; the trunk skips
 // envs that have a live lane according to [WithLanes] and takes everything
-// else, untagged messages included.
+// else, untagged messages included. Core NATS subscriptions decide per
+// message at arrival (a message in flight while the lanes change may be
+// handled by both or neither side: core NATS promises at most once).
+//
+// JetStream lanes are exactly once across lane changes. The trunk's
+// consumer and a lane's consumer read the same stream, so each message has
+// one stream sequence; which of them owns an env's message is decided by
+// that env's epochs (package shadow/bus, [bus.Epochs]), kept in a
+// key-value bucket ([WithLaneBucket], default [DefaultLaneBucket], created
+// when missing; every instance of a consumer must use the same one). An
+// epoch opens when the env is listed (and its lane consumer exists) and
+// closes when it leaves, each at a boundary past every sequence delivered
+// so far to either consumer, so a message's owner is fixed once it is
+// delivered, whatever the order in which consumers see the change, a
+// crash's redeliveries arrive or a late lane starts: the trunk handles
+// what it read before the lane's epoch opened, the lane the rest, and a
+// redelivery goes to its owner. When the env leaves, the lane consumer
+// stops pulling, naks what it holds and waits to be listed again; the
+// trunk closes the epoch and hands the backlog over (it pulls from the
+// lane's consumer, handles what the epoch gives the lane and acknowledges
+// the rest) until nothing below the epoch's end is unacknowledged, or the
+// lane is back. A message whose owner cannot be read (the bucket is
+// unreachable) is not handled: it is redelivered after a pause
+// ([WithLaneErrors] is told); each pause costs a delivery, so a store that
+// stays away sends it the refusal path after MaxDeliver.
+//
+// What stays at least once, counted in [Shadow.Stats] (also the OTel
+// counter shadowlane.bus.lane_deliveries) as redeliveries not asked for: a
+// consumer that dies (or whose ack is lost) after its handler returned;
+// a handler slower than the consumer's AckWait (the server redelivers to
+// another instance meanwhile). A lane consumer that is deleted loses its
+// backlog with it; a stream with interest retention keeps messages a
+// dropped lane's consumer has not acknowledged until it is deleted.
 package slnats

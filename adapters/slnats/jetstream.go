@@ -162,8 +162,13 @@ func (c *Consumption) Stop() {
 // [WithRefused] too, through the server's max-deliveries advisory (one
 // instance of the consumer gets it).
 //
-// Kill switch: while the runtime says load-test traffic is off (or this
-// lane is not live), a consumer that gets a marked message stops pulling,
+// Lanes ([WithLanes]): who takes an env's message follows the lane epochs
+// (see the package doc); a lane instance that is not live stops pulling,
+// naks what it holds and consumes again once listed; the trunk hands the
+// backlog of a lane that left over.
+//
+// Kill switch: while the runtime says load-test traffic is off, a
+// consumer that gets a marked message stops pulling,
 // holds that message (telling the server it is in progress, so it is not
 // redelivered) until it may handle it, then handles it and consumes again.
 // Messages the client had buffered are redelivered after their ack wait,
@@ -197,6 +202,12 @@ func (s *Shadow) ConsumeJetStream(ctx context.Context, js jetstream.JetStream, s
 	if lanesKey == "" {
 		lanesKey = cfg.Name
 	}
+	var kv jetstream.KeyValue
+	if s.c.bus.Lanes != nil {
+		if kv, err = openLaneBucket(ctx, js, s.c.laneBucket); err != nil {
+			return nil, err
+		}
+	}
 	out := &Consumption{}
 	start := func(stream string, cc jetstream.ConsumerConfig, shadowSide bool) error {
 		cons, err := js.CreateOrUpdateConsumer(ctx, stream, cc)
@@ -207,11 +218,22 @@ func (s *Shadow) ConsumeJetStream(ctx context.Context, js jetstream.JetStream, s
 		r := &jsRun{s: s, cons: cons, lanesKey: lanesKey, shadowSide: shadowSide, h: h, maxDeliver: cons.CachedInfo().Config.MaxDeliver}
 		r.ctx, r.cancel = context.WithCancel(context.WithoutCancel(ctx))
 		out.runs = append(out.runs, r)
+		if kv != nil {
+			r.lanes = s.runLanes(kv, js, stream, lanesKey, shadowSide)
+		}
 		if err := r.watchDrops(js, stream, name); err != nil {
 			return err
 		}
+		if r.lanes != nil && s.r.Env() != "" && s.r.Live(lanesKey) {
+			if _, err := r.lanes.sync(ctx, s.r.Env(), true); err != nil {
+				return err
+			}
+		}
 		if err := r.start(); err != nil {
 			return err
+		}
+		if r.lanes != nil && s.r.Env() == "" {
+			r.wg.Go(r.watchLanes)
 		}
 		out.Consumers = append(out.Consumers, name)
 		return nil
@@ -240,10 +262,17 @@ type jsRun struct {
 	ctx        context.Context
 	cancel     context.CancelFunc
 
+	lanes *lanes // nil without WithLanes
+	wg    sync.WaitGroup
+
 	mu      sync.Mutex
 	cc      jetstream.ConsumeContext
 	advisor *natsgo.Subscription
-	settled settledSeqs // guarded by mu
+	settled settledSeqs     // guarded by mu
+	failed  settledSeqs     // guarded by mu: sequences this run naked after a handler error
+	running map[uint64]int  // guarded by mu: sequences in a handler -> deliveries a drop advisory reported (0: none)
+	parked  bool            // a lane not live: stopped pulling, waits to be live
+	handing map[string]bool // trunk: envs whose backlog is being handed over
 }
 
 // settledSeqs remembers the stream sequences of the last messages this
@@ -337,6 +366,7 @@ func (r *jsRun) stop() {
 		r.advisor = nil
 	}
 	r.mu.Unlock()
+	r.wg.Wait()
 }
 
 // watchDrops subscribes (in a queue group per consumer, so one instance
@@ -356,20 +386,22 @@ func (r *jsRun) watchDrops(js jetstream.JetStream, stream, consumer string) erro
 			StreamSeq  uint64 `json:"stream_seq"`
 			Deliveries int    `json:"deliveries"`
 		}
-		if json.Unmarshal(m.Data, &adv) != nil || adv.StreamSeq == 0 || !r.settle(adv.StreamSeq) {
+		if json.Unmarshal(m.Data, &adv) != nil || adv.StreamSeq == 0 {
 			return
 		}
-		st, err := js.Stream(r.ctx, stream)
-		if err != nil {
+		if r.dropWhileRunning(adv.StreamSeq, adv.Deliveries) {
+			// Its handler is running: its outcome decides (handled,
+			// or refused once it fails). A handler still running a
+			// moment later is taken as stuck (a crash): refused then,
+			// so what waits behind it is not held up longer.
+			time.AfterFunc(4*r.s.c.poll, func() {
+				if r.stillRunning(adv.StreamSeq) {
+					r.refuseDropped(js, stream, adv.StreamSeq, adv.Deliveries)
+				}
+			})
 			return
 		}
-		raw, err := st.GetMsg(r.ctx, adv.StreamSeq)
-		if err != nil {
-			return
-		}
-		msg := &natsgo.Msg{Subject: raw.Subject, Header: raw.Header, Data: raw.Data}
-		mk, _ := r.s.Mark(raw.Subject, raw.Header)
-		r.s.c.refused(propagation.With(r.ctx, mk), msg, fmt.Errorf("%w (%d deliveries, dropped by the server)", ErrDeliveriesExhausted, adv.Deliveries))
+		r.refuseDropped(js, stream, adv.StreamSeq, adv.Deliveries)
 	})
 	if err != nil {
 		return err
@@ -378,6 +410,71 @@ func (r *jsRun) watchDrops(js jetstream.JetStream, stream, consumer string) erro
 	r.advisor = sub
 	r.mu.Unlock()
 	return nil
+}
+
+// refuseDropped passes a message the server dropped after its last
+// delivery to the refusal callback, unless it is settled already.
+func (r *jsRun) refuseDropped(js jetstream.JetStream, stream string, seq uint64, deliveries int) {
+	if !r.settle(seq) {
+		return
+	}
+	st, err := js.Stream(r.ctx, stream)
+	if err != nil {
+		return
+	}
+	raw, err := st.GetMsg(r.ctx, seq)
+	if err != nil {
+		return
+	}
+	msg := &natsgo.Msg{Subject: raw.Subject, Header: raw.Header, Data: raw.Data}
+	mk, _ := r.s.Mark(raw.Subject, raw.Header)
+	r.s.c.refused(propagation.With(r.ctx, mk), msg, fmt.Errorf("%w (%d deliveries, dropped by the server)", ErrDeliveriesExhausted, deliveries))
+}
+
+// dropWhileRunning records a drop advisory for seq when its handler is
+// running (true), so the handler's outcome decides.
+func (r *jsRun) dropWhileRunning(seq uint64, deliveries int) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, ok := r.running[seq]; !ok {
+		return false
+	}
+	r.running[seq] = max(deliveries, 1)
+	return true
+}
+
+func (r *jsRun) stillRunning(seq uint64) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	_, ok := r.running[seq]
+	return ok
+}
+
+// begin marks seq's handler running; false when seq is settled already.
+func (r *jsRun) begin(seq uint64) bool {
+	if seq == 0 {
+		return true
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.settled.has(seq) {
+		return false
+	}
+	if r.running == nil {
+		r.running = map[uint64]int{}
+	}
+	r.running[seq] = 0
+	return true
+}
+
+// end clears seq's running mark; dropped is the deliveries a drop
+// advisory reported meanwhile (0: none).
+func (r *jsRun) end(seq uint64) (dropped int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	dropped = r.running[seq]
+	delete(r.running, seq)
+	return dropped
 }
 
 func (r *jsRun) handle(msg jetstream.Msg) {
@@ -400,6 +497,17 @@ func (r *jsRun) handle(msg jetstream.Msg) {
 	}
 	d := decode(msg.Headers())
 	dec := s.r.Consume(r.lanesKey, subj, &d)
+	if dec.Action == bus.Wait && r.lanes != nil && s.r.Env() != "" && !s.r.Live(r.lanesKey) {
+		// This lane left the lanes: close its epoch, hand the message
+		// back at once and stop pulling until it is live again; the
+		// trunk hands the backlog over meanwhile.
+		if _, err := r.lanes.sync(r.ctx, s.r.Env(), false); err != nil {
+			s.laneError(err)
+		}
+		_ = msg.Nak()
+		r.park()
+		return
+	}
 	if dec.Action == bus.Wait {
 		r.pause()
 		for dec.Action == bus.Wait {
@@ -411,6 +519,13 @@ func (r *jsRun) handle(msg jetstream.Msg) {
 		}
 		defer func() { _ = r.start() }()
 	}
+	dec, err := r.laneDecision(seq, dec)
+	if err != nil {
+		// The owner cannot be read: not handled now.
+		s.laneError(err)
+		_ = msg.NakWithDelay(4 * s.c.poll)
+		return
+	}
 	switch dec.Action {
 	case bus.Skip:
 		_ = msg.Ack()
@@ -420,30 +535,68 @@ func (r *jsRun) handle(msg jetstream.Msg) {
 		}
 		_ = msg.Term()
 	case bus.Handle:
-		mctx := propagation.With(r.ctx, dec.Mark)
-		if n == 1 { // the first delivery; redeliveries are the same message
-			s.countEntry(mctx, dec.Mark.Run, subj, r.lanesKey) // evidence.go
-		}
-		err := r.h(mctx, msg)
-		if err == nil {
-			r.settle(seq)
-			_ = msg.Ack()
-			return
-		}
-		if r.isSettled(seq) {
-			// Dropped by the server (and refused) while the handler ran.
-			return
-		}
-		if r.maxDeliver > 0 && n >= r.maxDeliver {
-			s.countErr(mctx, dec.Mark.Run)
-			if r.settle(seq) && s.c.refused != nil {
-				s.c.refused(mctx, &natsgo.Msg{Subject: subj, Header: msg.Headers(), Data: msg.Data()}, fmt.Errorf("%w (%d deliveries): %w", ErrDeliveriesExhausted, n, err))
-			}
-			_ = msg.Term()
-			return
-		}
-		_ = msg.NakWithDelay(time.Duration(min(1<<min(n, 6), 40)) * 25 * time.Millisecond)
+		r.process(msg, seq, n, dec)
 	}
+}
+
+// process hands msg to the handler under dec's mark and settles it: nil
+// acknowledges; an error naks it for a delayed redelivery, or on its last
+// delivery refuses and terminates it.
+func (r *jsRun) process(msg jetstream.Msg, seq uint64, n int, dec bus.Decision) (handled bool) {
+	s := r.s
+	subj := msg.Subject()
+	mctx := propagation.With(r.ctx, dec.Mark)
+	if !r.begin(seq) {
+		_ = msg.Term() // settled meanwhile (dropped by the server and refused)
+		return false
+	}
+	if n == 1 { // the first delivery; redeliveries are the same message
+		s.countEntry(mctx, dec.Mark.Run, subj, r.lanesKey) // evidence.go
+	}
+	err := r.h(mctx, msg)
+	dropped := r.end(seq)
+	if err == nil {
+		r.settle(seq)
+		_ = msg.Ack()
+		if n > 1 && !r.hadFailed(seq) {
+			s.counts.Redelivered()
+		}
+		return true
+	}
+	if dropped > 0 {
+		// The server dropped it while the handler ran: this failure
+		// was its last chance.
+		s.countErr(mctx, dec.Mark.Run)
+		if r.settle(seq) && s.c.refused != nil {
+			s.c.refused(mctx, &natsgo.Msg{Subject: subj, Header: msg.Headers(), Data: msg.Data()}, fmt.Errorf("%w (%d deliveries, dropped by the server): %w", ErrDeliveriesExhausted, dropped, err))
+		}
+		return false
+	}
+	if r.isSettled(seq) {
+		// Dropped by the server (and refused) while the handler ran.
+		return false
+	}
+	r.mu.Lock()
+	r.failed.add(seq)
+	r.mu.Unlock()
+	if r.maxDeliver > 0 && n >= r.maxDeliver {
+		s.countErr(mctx, dec.Mark.Run)
+		if r.settle(seq) && s.c.refused != nil {
+			s.c.refused(mctx, &natsgo.Msg{Subject: subj, Header: msg.Headers(), Data: msg.Data()}, fmt.Errorf("%w (%d deliveries): %w", ErrDeliveriesExhausted, n, err))
+		}
+		_ = msg.Term()
+		return false
+	}
+	_ = msg.NakWithDelay(time.Duration(min(1<<min(n, 6), 40)) * 25 * time.Millisecond)
+	return false
+}
+
+// hadFailed reports whether this run naked seq after a handler error (so
+// its redelivery was asked for).
+func (r *jsRun) hadFailed(seq uint64) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.failed.has(seq)
 }
 
 // hold keeps msg in progress (no redelivery) until the rules let the
@@ -493,11 +646,7 @@ func (j *JetStream) PublishMsg(ctx context.Context, msg *natsgo.Msg, opts ...jet
 	if err := j.s.prepare(ctx, msg); err != nil {
 		return nil, err
 	}
-	ack, err := j.js.PublishMsg(ctx, msg, opts...)
-	if err != nil {
-		j.s.countPublish(ctx, err)
-	}
-	return ack, err
+	return j.js.PublishMsg(ctx, msg, opts...)
 }
 
 // PublishMsgAsync publishes msg asynchronously under the mark of ctx; a

@@ -70,6 +70,9 @@ type config struct {
 	rt       *shadowlane.Runtime
 	poll     time.Duration
 	err      error
+
+	laneBucket string
+	laneErrors func(error)
 }
 
 // WithShadowSubjects names the production subjects that have a shadow twin,
@@ -116,7 +119,11 @@ func WithEnv(env string) Option { return optionFunc(func(c *config) { c.bus.Env 
 // WithLanes tells subscriptions which environments have a live lane
 // consumer of their own (asked with the queue group, durable name or, for a
 // plain subscription, the subject): the trunk skips their messages; a lane
-// instance whose env is not listed takes nothing (JetStream messages wait).
+// instance whose env is not listed takes nothing. On JetStream, ownership
+// follows the lane epochs in [WithLaneBucket]'s bucket (see the package
+// doc): a lane that leaves stops pulling and naks what it holds, and the
+// trunk hands its backlog over. Give the trunk and every lane instance the
+// same lanes.
 func WithLanes(l envtag.Lanes) Option { return optionFunc(func(c *config) { c.bus.Lanes = l }) }
 
 // WithRefused sets a callback for refused messages (a dead-letter
@@ -144,9 +151,16 @@ var ErrConfig = errors.New("slnats: invalid configuration")
 // Shadow applies shadowlane's rules (package shadow/bus) to NATS
 // publishers and subscribers. It is immutable and safe for concurrent use.
 type Shadow struct {
-	c config
-	r *bus.Rules
+	c      config
+	r      *bus.Rules
+	counts *bus.LaneCounters
 }
+
+// Stats returns what the JetStream consumers of s counted: messages
+// handed over from a left lane's backlog, and messages handled on a
+// redelivery they did not ask for (a crash or a lost acknowledgement:
+// every at-least-once duplicate is among them).
+func (s *Shadow) Stats() bus.LaneStats { return s.counts.Snapshot() }
 
 // decisions is the series of the adapter's runtime.
 func (s *Shadow) decisions() *shadow.Series { return shadowlane.OrDefault(s.c.rt).Decisions() }
@@ -158,6 +172,8 @@ func New(opts ...Option) (*Shadow, error) {
 		names:  shadow.Naming{Suffix: "_shadow"},
 		queues: shadow.DefaultGroup,
 		poll:   50 * time.Millisecond,
+
+		laneBucket: DefaultLaneBucket,
 	}
 	for _, o := range opts {
 		o.apply(&c)
@@ -189,7 +205,7 @@ func New(opts ...Option) (*Shadow, error) {
 	})
 	c.bus.LoadTest = func() bool { on, _ := shadowlane.OrDefault(c.rt).LoadTestEnabled(); return on }
 	c.bus.Decisions = func() *shadow.Series { return shadowlane.OrDefault(c.rt).Decisions() }
-	s := &Shadow{c: c}
+	s := &Shadow{c: c, counts: bus.NewLaneCounters(Store)}
 	c.bus.Target = func(prod string) string { return firstToken(prod) }
 	r, err := bus.New(c.bus)
 	if err != nil {
@@ -296,14 +312,9 @@ func decode(h natsgo.Header) bus.Decoder {
 // a [*shadow.Error].
 func (s *Shadow) Mark(subject string, h natsgo.Header) (propagation.Mark, error) {
 	d := decode(h)
-	m, bad := d.Mark()
-	switch {
-	case bad != bus.NoField:
-		return propagation.Mark{}, shadow.Refuse(Store, subject, "malformed or conflicting "+bad.Name()+" header", propagation.Mark{}, shadow.ErrUnsupported)
-	case m.Run != "" && !s.r.IsShadow(subject):
-		return propagation.Mark{}, shadow.Refuse(Store, subject, "run mark on a production subject (an anomaly)", m, shadow.ErrBlocked)
-	case m.Run == "" && s.r.IsShadow(subject):
-		m.Run = s.r.Config().FallbackRun
+	m, refuse := s.r.Mark(subject, &d)
+	if refuse != nil {
+		return propagation.Mark{}, refuse
 	}
 	return m, nil
 }

@@ -6,16 +6,15 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/IBM/sarama"
+
+	"github.com/shadowlane/shadowlane/shadow/bus"
 )
 
 // Plan is one consumer group a [Consumer] runs.
-type Plan struct {
-	Group  string   // the consumer group joined
-	Topics []string // the topics consumed
-	Shadow bool     // shadow group on shadow topics
-}
+type Plan = bus.Plan
 
 // Consumer runs a [MessageHandler] in a production (or lane) consumer group
 // and, for groups named in [WithShadowGroups], in the shadow group on the
@@ -38,22 +37,15 @@ type Consumer struct {
 // are already shadow names are refused: production consumers never read
 // shadow topics.
 func (s *Shadow) Consumer(addrs []string, cfg *sarama.Config, group string, topics []string, h MessageHandler) (*Consumer, error) {
-	if group == "" || s.c.groups.IsShadow(group) || s.r.IsLaneName(group) {
-		return nil, fmt.Errorf("%w: consumer group %q is empty or a shadow name", ErrConfig, group)
-	}
-	if len(topics) == 0 {
-		return nil, fmt.Errorf("%w: no topics for group %q", ErrConfig, group)
-	}
 	if h == nil {
 		return nil, fmt.Errorf("%w: nil handler", ErrConfig)
 	}
 	if len(addrs) == 0 {
 		return nil, fmt.Errorf("%w: no broker addresses", ErrConfig)
 	}
-	for _, t := range topics {
-		if t == "" || s.r.IsShadow(t) {
-			return nil, fmt.Errorf("%w: topic %q is empty or a shadow topic; production consumers never read shadow topics", ErrConfig, t)
-		}
+	plans, err := s.r.Plans(s.c.groups, group, topics)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 	}
 	if cfg == nil {
 		cfg = sarama.NewConfig()
@@ -67,14 +59,7 @@ func (s *Shadow) Consumer(addrs []string, cfg *sarama.Config, group string, topi
 		lc.Consumer.Offsets.Initial = sarama.OffsetNewest
 		cfg = &lc
 	}
-	c := &Consumer{s: s, group: group, h: h, addrs: slices.Clone(addrs), cfg: cfg}
-	c.plans = append(c.plans, Plan{Group: s.Group(group), Topics: slices.Clone(topics)})
-	if _, ok := s.c.shadowGrps[group]; ok {
-		if st := s.ShadowTopics(topics...); len(st) > 0 {
-			c.plans = append(c.plans, Plan{Group: s.ShadowGroup(group), Topics: st, Shadow: true})
-		}
-	}
-	return c, nil
+	return &Consumer{s: s, group: group, h: h, addrs: slices.Clone(addrs), cfg: cfg, plans: plans}, nil
 }
 
 // Plans returns the consumer groups Run joins.
@@ -92,6 +77,11 @@ func (c *Consumer) Plans() []Plan {
 // failed is not marked, so it is delivered again to the next consumer of
 // the group. With cfg.Consumer.Return.Errors set, sarama's error channel is
 // drained (and its errors dropped: sarama retries them itself).
+//
+// A lane instance whose env leaves the lanes ([WithLanes]) stops taking
+// messages at once, commits what it marked and leaves its group (handing
+// back what it had not marked); it joins again once the env is back. The
+// trunk hands the lane's backlog over to itself (see the package doc).
 func (c *Consumer) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -104,37 +94,35 @@ func (c *Consumer) Run(ctx context.Context) error {
 		once.Do(func() { first = err })
 		cancel(err)
 	}
-	if c.s.r.Env() != "" {
-		for _, p := range c.plans {
-			if err := pinStart(c.addrs, c.cfg, p.Group, p.Topics); err != nil {
-				return fmt.Errorf("shadowlane/sarama: group %q: fix the lane's start: %w", p.Group, err)
-			}
-		}
+	cl, err := sarama.NewClient(c.addrs, c.cfg)
+	if err != nil {
+		return fmt.Errorf("slsarama: client: %w", err)
 	}
+	defer cl.Close()
+	lanes := c.s.r.Config().Lanes != nil
 	for _, p := range c.plans {
-		cg, err := sarama.NewConsumerGroup(c.addrs, p.Group, c.cfg)
-		if err != nil {
-			fail(fmt.Errorf("slsarama: group %q: %w", p.Group, err))
-			break
+		var (
+			tp  *trunkPlan
+			win *laneWindow
+		)
+		switch {
+		case c.s.r.Env() == "":
+			tp = &trunkPlan{c: c, p: p, cl: cl, skips: bus.NewSkips()}
+			if lanes {
+				wg.Go(func() { tp.watch(ctx, fail) })
+			}
+		case lanes:
+			win = &laneWindow{c: c, p: p, cl: cl}
 		}
-		if c.cfg.Consumer.Return.Errors {
-			wg.Go(func() {
-				for range cg.Errors() {
-				}
-			})
-		}
-		h := runHandler{ConsumerGroupHandler: c.s.GroupHandler(c.group, c.h), fail: fail}
+		log := &handledLog{}
+		h := runHandler{ConsumerGroupHandler: groupHandler{s: c.s, group: c.group, h: c.h, tp: tp, win: win, log: log}, fail: fail}
 		wg.Go(func() {
-			defer cg.Close()
-			for ctx.Err() == nil {
-				err := cg.Consume(ctx, p.Topics, h)
-				if ctx.Err() != nil {
+			for rejoin := false; ctx.Err() == nil; rejoin = true {
+				// A lane that left joins again once its env is back.
+				if rejoin && c.s.r.Env() != "" && !c.s.wait(ctx, c.group, bus.Decision{}) {
 					return
 				}
-				if err != nil {
-					if !errors.Is(err, sarama.ErrClosedConsumerGroup) {
-						err = fmt.Errorf("slsarama: group %q: %w", p.Group, err)
-					}
+				if err := c.join(ctx, p, h, log); err != nil {
 					fail(err)
 					return
 				}
@@ -143,6 +131,69 @@ func (c *Consumer) Run(ctx context.Context) error {
 	}
 	wg.Wait()
 	return first
+}
+
+// join consumes p's group until ctx is done, an error, or (for a lane
+// instance) its env left the lanes: then the group is left.
+func (c *Consumer) join(ctx context.Context, p Plan, h runHandler, log *handledLog) error {
+	if c.s.r.Env() != "" {
+		if err := pinStart(c.addrs, c.cfg, p.Group, p.Topics); err != nil {
+			return fmt.Errorf("slsarama: group %q: fix the lane's start: %w", p.Group, err)
+		}
+	}
+	cg, err := sarama.NewConsumerGroup(c.addrs, p.Group, c.cfg)
+	if err != nil {
+		return fmt.Errorf("slsarama: group %q: %w", p.Group, err)
+	}
+	defer cg.Close() // leaves the group
+	if c.cfg.Consumer.Return.Errors {
+		go func() {
+			for range cg.Errors() {
+			}
+		}()
+	}
+	sctx, scancel := context.WithCancel(ctx)
+	defer scancel()
+	if c.s.r.Env() != "" {
+		// Leave at once when the env leaves the lanes: the claims stop
+		// (a message waiting for the lane is not marked), the session
+		// commits what was marked, and Close leaves the group. A lane
+		// started before it is listed joins (its start is fixed) and
+		// waits in its claims until it is listed.
+		go func() {
+			t := time.NewTicker(c.s.c.poll)
+			defer t.Stop()
+			for listed := false; ; {
+				live := c.s.r.Live(c.group)
+				if !live && listed {
+					scancel()
+					return
+				}
+				listed = listed || live
+				select {
+				case <-sctx.Done():
+					return
+				case <-t.C:
+				}
+			}
+		}()
+	}
+	for sctx.Err() == nil {
+		err := cg.Consume(sctx, p.Topics, h)
+		// The session ended (and flushed its marks): count what it
+		// handled and could not commit.
+		c.settleSession(p, log)
+		if sctx.Err() != nil {
+			return nil
+		}
+		if err != nil {
+			if !errors.Is(err, sarama.ErrClosedConsumerGroup) {
+				err = fmt.Errorf("slsarama: group %q: %w", p.Group, err)
+			}
+			return err
+		}
+	}
+	return nil
 }
 
 // runHandler stops the whole Consumer on the first error of a claim (sarama
@@ -203,7 +254,7 @@ func pinStart(addrs []string, cfg *sarama.Config, group string, topics []string)
 			if err != nil {
 				return err
 			}
-			req.AddBlock(topic, part, end, 0, "")
+			req.AddBlock(topic, part, end, 0, bus.StartMetadata)
 			pinned = true
 		}
 	}

@@ -35,6 +35,44 @@
 // ([WithRuntime], default the default runtime) says load-test traffic is
 // off, a claim that meets a marked message waits without marking it, and
 // handles it once the switch is on again (or leaves it to the next session
-// when the session ends); nothing is lost or handled as production. A lane
-// instance whose env leaves the [WithLanes] set waits the same way.
+// when the session ends); nothing is lost or handled as production.
+//
+// Lanes, through [Shadow.Consumer] (the rules of package shadow/bus, the
+// same as in the franz-go adapter):
+//   - Start window: a new lane group's start is pinned at the newest
+//     offset with commit metadata that opens the lane's start window; the
+//     lane checks its first messages of each partition against the trunk
+//     group's commits and passes over (counted, [bus.Stats] StartSkipped)
+//     every one the trunk handled before it saw the lane listed, until
+//     the first one the trunk skipped. A lane that leaves opens its
+//     window again, so when it comes back it passes over what the trunk
+//     took while it was away.
+//   - Hand-over: a lane instance whose env leaves the [WithLanes] set
+//     stops taking messages at once, commits what it marked and leaves its
+//     group (handing back what it had not marked); it joins again when the
+//     env is back. The trunk marks its messages with the spans of offsets
+//     in which it skipped each env ([bus.Skips]), so they travel in its
+//     commits and survive a rebalance or a restart; once the env left, the
+//     trunk joins the lane's group, handles the env's messages inside those
+//     spans from the lane's committed offsets, and leaves. Taking the
+//     env's messages again itself, the trunk passes over those below the
+//     lane's committed offset (counted, FloorSkipped), such as the lane's
+//     messages in a batch redelivered after a crash.
+//
+// Delivery guarantees: a message is marked only after its handler (or the
+// refusal callback) returned nil, so nothing is lost; sarama commits the
+// marks in the background. When a session ends, what it handled and could
+// not commit is counted ([Shadow.Stats], Uncommitted; OpenTelemetry
+// "shadowlane.bus.deliveries"): the next consumer of the group handles it
+// again, the documented at-least-once duplicate. A refusal is committed at
+// once in the session's generation, retrying a rejected commit up to 3
+// times, so it reaches [WithRefused] once (a refusal whose commit failed
+// every time is counted, RefusedUncommitted, and reaches it again).
+//
+// Limits: the count of uncommitted messages keeps at most 4,096 spans of
+// handled offsets per partition and session (older ones were committed by
+// sarama's periodic commits); the hand-over spans must fit the commit
+// metadata ([bus.MaxMetadata], counted Unpersisted otherwise); the
+// GroupHandler used without a [Consumer] has none of the lane
+// coordination (no hand-over, floor or start window).
 package slsarama

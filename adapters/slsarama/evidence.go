@@ -29,9 +29,11 @@ func (g groupHandler) countEntry(mctx context.Context, run, topic string) {
 	}
 }
 
-// countErr counts a handler's final failure on a marked message.
-func (g groupHandler) countErr(mctx context.Context, err error) {
-	if err != nil {
+// countErr counts a handler's final failure on a marked message: every
+// attempt failed (exhausted), or its only attempt failed while ctx is
+// still live (not the end of the consumer).
+func (g groupHandler) countErr(ctx, mctx context.Context, exhausted bool, err error) {
+	if err != nil && (exhausted || ctx.Err() == nil) {
 		g.s.runtime().RunError(mctx, reasonHandler)
 	}
 }

@@ -113,13 +113,15 @@ func TestReconcileSarama(t *testing.T) {
 	}
 	t.Cleanup(cluster.Close) // after the consumers' clean-ups
 	addrs := cluster.ListenAddrs()
-	// While armed, offset commits of group "svc" are rejected.
-	var armed atomic.Bool
+	// While armed, offset commits of group "svc" are rejected; once
+	// armRefusal is set (by the refusal of the poison X-R-0), the next one
+	// is: the commit of that refusal.
+	var armed, armRefusal, xrRefused atomic.Bool
 	var rejectedCommits atomic.Int64
 	cluster.ControlKey(int16(kmsg.OffsetCommit), func(req kmsg.Request) (kmsg.Response, error, bool) {
 		cluster.KeepControl()
 		oc := req.(*kmsg.OffsetCommitRequest)
-		if oc.Group != "svc" || !armed.Load() {
+		if oc.Group != "svc" || !armRefusal.CompareAndSwap(true, false) && !armed.Load() {
 			return nil, nil, false
 		}
 		rejectedCommits.Add(1)
@@ -146,6 +148,10 @@ func TestReconcileSarama(t *testing.T) {
 		slsarama.WithRetry(3, 100*time.Millisecond, 200*time.Millisecond),
 		slsarama.WithRefused(func(ctx context.Context, msg *sarama.ConsumerMessage, err error) error {
 			lg.refuse(string(msg.Value), err)
+			if string(msg.Value) == "X-R-0" {
+				armRefusal.Store(true)
+				xrRefused.Store(true)
+			}
 			return nil
 		}),
 	}
@@ -268,7 +274,9 @@ func TestReconcileSarama(t *testing.T) {
 	}
 	var handledT1 atomic.Int64
 	t1stop := start(trunk, handler("trunk", func() {
-		if handledT1.Add(1) == int64(n/16) {
+		// Armed once the first poison was refused (its refusal's commit
+		// rejected once, then retried) and some of phase 1 handled.
+		if handledT1.Add(1) >= int64(n/16) && xrRefused.Load() {
 			armed.Store(true)
 		}
 	}))
@@ -299,6 +307,8 @@ func TestReconcileSarama(t *testing.T) {
 	envA := propagation.With(ctx, propagation.Mark{Env: "proj-a"})
 	envB := propagation.With(ctx, propagation.Mark{Env: "proj-b"})
 
+	send(ctx, "X-R-0") // a poison first: its refusal's commit is rejected once
+	lg.waitIDs(t, "the first poison", []string{"X-R-0"})
 	quarter := n / 4
 	var pm struct {
 		sync.Mutex
@@ -347,22 +357,33 @@ func TestReconcileSarama(t *testing.T) {
 		t.Logf("first trunk instance: %v", err)
 	}
 	armed.Store(false)
-	start(trunk, handler("trunk", nil))
-	lg.waitIDs(t, "phase 1", append(append([]string{}, a1...), b1...))
-	// The hand-over starts once the trunk settled what the first
-	// instance handed back (a redelivered proj-b message decided after
-	// proj-b left the lanes would be handled by the trunk too).
-	atEnd(map[string]string{"svc": "orders"})
-
-	// Hand-over: proj-a's lane joins (new group: newest offset), then is
-	// listed; proj-b's lane is unlisted, then stopped. A third trunk
-	// instance joins mid-phase (a rebalance).
-	start(laneA, handler("lane-a", nil))
-	waitJoined(laneA.Group("svc"), 1)
-	lanes.Store(envtag.StaticLanes{"svc": {"proj-a"}})
+	// proj-b's lane is dropped while what the first instance handled
+	// without committing waits for redelivery (issue 18: a lane dropped
+	// during a crashed consumer's redelivery): the proj-b messages in it,
+	// which the first instance skipped and the lane handled, lie below
+	// the lane's floor, and the next trunk instance passes over them.
+	lg.waitIDs(t, "proj-b's lane", b1)
+	lanes.Store(envtag.StaticLanes{})
 	if err := lbStop(); err != nil {
 		t.Error(err)
 	}
+	start(trunk, handler("trunk", nil))
+	lg.waitIDs(t, "phase 1", append(append([]string{}, a1...), b1...))
+
+	// proj-a's lane joins (new group: newest offset), then is listed. A
+	// third trunk instance joins mid-phase (a rebalance).
+	// proj-a messages sent before it is listed are the trunk's; the lane
+	// passes over them in its start window (issue 18: a late lane's start
+	// window).
+	start(laneA, handler("lane-a", nil))
+	waitJoined(laneA.Group("svc"), 1)
+	var aw []string
+	for i := range 20 {
+		aw = append(aw, fmt.Sprintf("W-%05d", i))
+		send(envA, aw[i])
+	}
+	lg.waitIDs(t, "proj-a before its lane is listed", aw)
+	lanes.Store(envtag.StaticLanes{"svc": {"proj-a"}})
 	send(ctx, "X-P-0")
 	send(run, "X-M-0")
 	var bad []string
@@ -388,8 +409,8 @@ func TestReconcileSarama(t *testing.T) {
 	}
 	ph.Wait()
 	bg.Wait()
-	all := append([]string{"X-P-0", "X-M-0"}, bad...)
-	for _, s := range [][]string{pm.p, pm.m, a1, a2, b1, b2} {
+	all := append([]string{"X-R-0", "X-P-0", "X-M-0"}, bad...)
+	for _, s := range [][]string{pm.p, pm.m, a1, aw, a2, b1, b2} {
 		all = append(all, s...)
 	}
 	lg.waitIDs(t, "all", all)
@@ -423,14 +444,20 @@ func TestReconcileSarama(t *testing.T) {
 	check(pm.p, "trunk", "", "")
 	check(pm.m, "trunk", "r1", "")
 	check(a1, "trunk", "", "proj-a")
+	check(aw, "trunk", "", "proj-a")
 	check(a2, "lane-a", "", "proj-a")
 	check(b1, "lane-b", "", "proj-b")
 	check(b2, "trunk", "", "proj-b")
-	// What the first instance handled while its commits were rejected.
-	if dups > int(handledT1.Load()) {
-		t.Errorf("%d duplicates, more than the %d messages the first instance handled", dups, handledT1.Load())
+	// What the first instance handled while its commits were rejected,
+	// counted where the session ended.
+	st := trunk.Stats()
+	if dups > int(handledT1.Load()) || int64(dups) > st.Uncommitted {
+		t.Errorf("%d duplicates, %d counted as uncommitted: want at most the counted, and at most the %d messages the first instance handled", dups, st.Uncommitted, handledT1.Load())
 	}
-	for _, id := range []string{"X-P-0", "X-M-0"} {
+	if st.RefusedUncommitted != 0 {
+		t.Errorf("%d refusals counted as uncommitted, want 0 (the refusal's rejected commit is retried)", st.RefusedUncommitted)
+	}
+	for _, id := range []string{"X-R-0", "X-P-0", "X-M-0"} {
 		if len(lg.handled[id]) != 0 || len(lg.refused[id]) != 1 || !errors.Is(lg.refused[id][0], slsarama.ErrRetriesExhausted) {
 			t.Errorf("poison %s: handled %d, refused %v", id, len(lg.handled[id]), lg.refused[id])
 		}
@@ -500,10 +527,10 @@ func TestReconcileSarama(t *testing.T) {
 			t.Errorf("broker: %s on the shadow topic with run %q", id, h[slsarama.HeaderRun])
 		}
 	}
-	wantProd := len(pm.p) + len(a1) + len(a2) + len(b1) + len(b2) + 1 + len(bad)
+	wantProd := len(pm.p) + len(a1) + len(aw) + len(a2) + len(b1) + len(b2) + 2 + len(bad)
 	if len(prod) != wantProd || len(sh) != len(pm.m)+1 {
 		t.Errorf("broker: production topic %d ids (want %d), shadow topic %d (want %d)", len(prod), wantProd, len(sh), len(pm.m)+1)
 	}
-	t.Logf("sarama reconcile: sent %d (production %d, marked %d, proj-a %d+%d, proj-b %d+%d, poison 2, malformed %d); broker: production topic %d, shadow topic %d, %d groups at the end; handled %d ids, at-least-once duplicates %d (rejected commits: %d); refused %d",
-		wantProd+len(sh), len(pm.p), len(pm.m), len(a1), len(a2), len(b1), len(b2), len(bad), len(prod), len(sh), len(groups), len(lg.handled), dups, rejectedCommits.Load(), len(lg.refused))
+	t.Logf("sarama reconcile: sent %d (production %d, marked %d, proj-a %d+%d+%d, proj-b %d+%d, poison 3, malformed %d); broker: production topic %d, shadow topic %d, %d groups at the end; handled %d ids, at-least-once duplicates %d (rejected commits: %d; counted %d); refused %d; passed over below the dropped lane's floor %d; passed over in the late lane's start window %d",
+		wantProd+len(sh), len(pm.p), len(pm.m), len(a1), len(aw), len(a2), len(b1), len(b2), len(bad), len(prod), len(sh), len(groups), len(lg.handled), dups, rejectedCommits.Load(), st.Uncommitted, len(lg.refused), st.FloorSkipped, laneA.Stats().StartSkipped)
 }

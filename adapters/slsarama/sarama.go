@@ -42,15 +42,12 @@ type optionFunc func(*config)
 func (f optionFunc) apply(c *config) { f(c) }
 
 type config struct {
-	bus        bus.Config
-	groups     shadow.Naming
-	shadowGrps map[string]struct{}
-	refused    RefusedFunc
-	rt         *shadowlane.Runtime
-	poll       time.Duration
-	attempts   int
-	backoff    time.Duration
-	maxBackoff time.Duration
+	bus     bus.Config
+	groups  bus.Groups
+	refused RefusedFunc
+	rt      *shadowlane.Runtime
+	poll    time.Duration
+	retry   bus.Retry
 }
 
 // WithRetry makes a claim try a message whose handler failed again, up to
@@ -62,7 +59,7 @@ type config struct {
 // claim ends unmarked, as without retries. When the session ends during a
 // wait, the message is not marked.
 func WithRetry(attempts int, backoff, maxBackoff time.Duration) Option {
-	return optionFunc(func(c *config) { c.attempts, c.backoff, c.maxBackoff = attempts, backoff, maxBackoff })
+	return optionFunc(func(c *config) { c.retry = bus.Retry{Attempts: attempts, Backoff: backoff, MaxBackoff: maxBackoff} })
 }
 
 // ErrRetriesExhausted is wrapped by the error a [RefusedFunc] gets for a
@@ -81,7 +78,9 @@ func WithAll() Option { return optionFunc(func(c *config) { c.bus.Names.SetAll()
 func WithNaming(n shadow.Naming) Option { return optionFunc(func(c *config) { c.bus.Naming = n }) }
 
 // WithGroupNaming sets the shadow group naming (default [shadow.DefaultGroup]).
-func WithGroupNaming(n shadow.Naming) Option { return optionFunc(func(c *config) { c.groups = n }) }
+func WithGroupNaming(n shadow.Naming) Option {
+	return optionFunc(func(c *config) { c.groups.Naming = n })
+}
 
 // WithEnv makes this instance a lane instance of env.
 func WithEnv(env string) Option { return optionFunc(func(c *config) { c.bus.Env = env }) }
@@ -108,14 +107,7 @@ func WithRuntime(rt *shadowlane.Runtime) Option { return optionFunc(func(c *conf
 // production one in a [Consumer]. Groups not named here never consume
 // shadow topics. May be given several times; the sets add up.
 func WithShadowGroups(groups ...string) Option {
-	return optionFunc(func(c *config) {
-		if c.shadowGrps == nil {
-			c.shadowGrps = map[string]struct{}{}
-		}
-		for _, g := range groups {
-			c.shadowGrps[g] = struct{}{}
-		}
-	})
+	return optionFunc(func(c *config) { c.groups.Shadowed.Add(groups...) })
 }
 
 // RefusedFunc is told about a consumed message that was refused: its mark
@@ -138,35 +130,29 @@ var ErrConfig = errors.New("slsarama: invalid configuration")
 // Shadow applies shadowlane's rules (package shadow/bus) to sarama
 // producers and consumers.
 type Shadow struct {
-	c config
-	r *bus.Rules
+	c      config
+	r      *bus.Rules
+	counts *bus.Counters
 }
 
 // New builds a Shadow.
 func New(opts ...Option) (*Shadow, error) {
-	c := config{bus: bus.Config{Store: Store, Kind: "topic", Naming: shadow.DefaultTopic}, groups: shadow.DefaultGroup, poll: 50 * time.Millisecond}
+	c := config{bus: bus.Config{Store: Store, Kind: "topic", Naming: shadow.DefaultTopic}, groups: bus.Groups{Naming: shadow.DefaultGroup}, poll: 50 * time.Millisecond}
 	for _, o := range opts {
 		o.apply(&c)
 	}
 	c.bus.LoadTest = func() bool { on, _ := shadowlane.OrDefault(c.rt).LoadTestEnabled(); return on }
 	c.bus.Decisions = func() *shadow.Series { return shadowlane.OrDefault(c.rt).Decisions() }
-	r, err := bus.New(c.bus)
+	r, err := bus.NewGrouped(c.bus, c.groups, c.retry)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 	}
-	if err := c.groups.Validate(); err != nil {
-		return nil, fmt.Errorf("%w: group naming: %w", ErrConfig, err)
-	}
-	if c.attempts < 0 || c.backoff < 0 || c.maxBackoff < 0 || (c.maxBackoff > 0 && c.maxBackoff < c.backoff) {
-		return nil, fmt.Errorf("%w: retry attempts %d, backoff %s, max %s: want attempts >= 0 and 0 <= backoff <= max (or max 0)", ErrConfig, c.attempts, c.backoff, c.maxBackoff)
-	}
-	for g := range c.shadowGrps {
-		if g == "" || c.groups.IsShadow(g) {
-			return nil, fmt.Errorf("%w: shadow group list names %q, which is empty or already a shadow name", ErrConfig, g)
-		}
-	}
-	return &Shadow{c: c, r: r}, nil
+	return &Shadow{c: c, r: r, counts: bus.NewCounters(Store)}, nil
 }
+
+// Stats returns what this Shadow's consumers counted around commits and
+// lane hand-overs (see [bus.Stats]).
+func (s *Shadow) Stats() bus.Stats { return s.counts.Snapshot() }
 
 // Rules returns the message-system rules this Shadow applies.
 func (s *Shadow) Rules() *bus.Rules { return s.r }
@@ -190,7 +176,7 @@ func (s *Shadow) ShadowTopics(topics ...string) []string {
 func (s *Shadow) Group(group string) string { return s.r.LaneName(group) }
 
 // ShadowGroup returns the shadow group name for the production group.
-func (s *Shadow) ShadowGroup(group string) string { return s.c.groups.Shadow(s.Group(group)) }
+func (s *Shadow) ShadowGroup(group string) string { return s.c.groups.Naming.Shadow(s.Group(group)) }
 
 // Prepare applies the produce rules to msg under the mark of ctx (sarama
 // messages carry no context): a marked message goes to the shadow twin of
@@ -215,27 +201,17 @@ func (s *Shadow) prepare(m propagation.Mark, msg *sarama.ProducerMessage) error 
 func isMarkHeader(k []byte) bool { return bus.FieldOfBytes(k) != bus.NoField }
 
 func setHeaders(msg *sarama.ProducerMessage, m propagation.Mark) {
-	hs := msg.Headers
-	n := 0
-	for _, h := range hs {
-		if isMarkHeader(h.Key) {
-			continue
-		}
-		hs[n] = h
-		n++
+	msg.Headers = bus.SetMarkHeaders(msg.Headers, m, isMarkRecordHeader, header)
+}
+
+func isMarkRecordHeader(h *sarama.RecordHeader) bool { return isMarkHeader(h.Key) }
+
+func header(key, value string) sarama.RecordHeader {
+	k := hRun
+	if key == HeaderEnv {
+		k = hEnv
 	}
-	if n != len(hs) {
-		clear(hs[n:])
-		hs = hs[:n]
-	}
-	run, env := bus.Values(m)
-	if run != "" {
-		hs = append(hs, sarama.RecordHeader{Key: hRun, Value: []byte(run)})
-	}
-	if env != "" {
-		hs = append(hs, sarama.RecordHeader{Key: hEnv, Value: []byte(env)})
-	}
-	msg.Headers = hs
+	return sarama.RecordHeader{Key: k, Value: []byte(value)}
 }
 
 // decode feeds the mark headers of a consumed or produced message to a
@@ -303,9 +279,7 @@ func (p *Producer) SendMessage(ctx context.Context, msg *sarama.ProducerMessage)
 	if err := p.s.Prepare(ctx, msg); err != nil {
 		return -1, -1, err
 	}
-	partition, offset, err = p.p.SendMessage(msg)
-	p.countSend(ctx, msg, err)
-	return partition, offset, err
+	return p.p.SendMessage(msg)
 }
 
 // Mark returns the mark of a consumed message (the rules of package
@@ -315,14 +289,9 @@ func (p *Producer) SendMessage(ctx context.Context, msg *sarama.ProducerMessage)
 // anomaly, [shadow.ErrBlocked]) are a [*shadow.Error].
 func (s *Shadow) Mark(msg *sarama.ConsumerMessage) (propagation.Mark, error) {
 	d := decode(msg.Headers)
-	m, bad := d.Mark()
-	switch {
-	case bad != bus.NoField:
-		return propagation.Mark{}, shadow.Refuse(Store, msg.Topic, "malformed or conflicting "+bad.Name()+" header", propagation.Mark{}, shadow.ErrUnsupported)
-	case m.Run != "" && !s.r.IsShadow(msg.Topic):
-		return propagation.Mark{}, shadow.Refuse(Store, msg.Topic, "run mark on a production topic (an anomaly)", m, shadow.ErrBlocked)
-	case m.Run == "" && s.r.IsShadow(msg.Topic):
-		m.Run = s.r.Config().FallbackRun
+	m, err := s.r.Mark(msg.Topic, &d)
+	if err != nil {
+		return propagation.Mark{}, err
 	}
 	return m, nil
 }
@@ -351,12 +320,52 @@ type groupHandler struct {
 	s     *Shadow
 	group string
 	h     MessageHandler
+	tp    *trunkPlan  // a Consumer's trunk plan: hand-over ledger, floors, refusal commits
+	win   *laneWindow // a Consumer's lane plan: the start window
+	log   *handledLog
 }
 
-func (groupHandler) Setup(sarama.ConsumerGroupSession) error   { return nil }
+func (g groupHandler) Setup(sess sarama.ConsumerGroupSession) error {
+	switch {
+	case g.tp != nil:
+		return g.tp.load(sess.Claims())
+	case g.win != nil:
+		return g.win.load(sess.Claims())
+	}
+	return nil
+}
+
 func (groupHandler) Cleanup(sarama.ConsumerGroupSession) error { return nil }
 
+// mark marks msg consumed, with the hand-over spans of its partition in
+// the metadata for a Consumer's trunk.
+func (g groupHandler) mark(sess sarama.ConsumerGroupSession, msg *sarama.ConsumerMessage) string {
+	meta := ""
+	switch {
+	case g.tp != nil:
+		var ok bool
+		if meta, ok = g.tp.skips.Metadata(partOf(msg)); !ok {
+			g.s.counts.Unpersisted()
+		}
+	case g.win != nil:
+		meta = g.win.Metadata(partOf(msg))
+	}
+	sess.MarkMessage(msg, meta)
+	return meta
+}
+
 func (g groupHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
+	next := claim.InitialOffset()
+	if g.win != nil {
+		// A lane that leaves opens its start window again on the
+		// partition: the trunk takes the env's messages while the lane is
+		// away, and the lane passes over those when it comes back.
+		defer func() {
+			if next >= 0 && !g.s.r.Live(g.group) {
+				sess.ResetOffset(claim.Topic(), claim.Partition(), next, bus.ReopenMetadata)
+			}
+		}()
+	}
 	for {
 		select {
 		case <-sess.Context().Done():
@@ -377,6 +386,39 @@ func (g groupHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim saram
 				d = decode(msg.Headers)
 				dec = g.s.r.Consume(g.group, msg.Topic, &d)
 			}
+			if g.tp != nil && dec.Mark.Env != "" {
+				switch dec.Action {
+				case bus.Skip:
+					g.tp.skips.Skip(dec.Mark.Env, partOf(msg), msg.Offset) // its lane is live
+				case bus.Handle:
+					g.tp.skips.Left(dec.Mark.Env) // the trunk takes the env again
+					if g.s.r.Config().Lanes != nil {
+						at, err := g.tp.floor(sess.Context(), dec.Mark.Env, partOf(msg))
+						if err != nil {
+							return err
+						}
+						if msg.Offset < at {
+							// The lane handled it (a redelivery after
+							// its env left): pass it over.
+							g.s.counts.FloorSkipped(1)
+							dec.Action = bus.Skip
+						}
+					}
+				}
+			}
+			if g.win != nil && dec.Action == bus.Handle && g.win.IsOpen(partOf(msg)) {
+				skipped, err := g.win.trunkSkipped(sess.Context(), dec.Mark.Env, msg)
+				if err != nil {
+					return err
+				}
+				if skipped {
+					g.win.Close(partOf(msg)) // the trunk skips from here on
+				} else {
+					g.s.counts.StartSkipped(1) // the trunk handled it
+					dec.Action = bus.Skip
+				}
+			}
+			refused := false
 			switch dec.Action {
 			case bus.Refuse:
 				if f := g.s.c.refused; f != nil {
@@ -384,54 +426,46 @@ func (g groupHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim saram
 						return err
 					}
 				}
+				refused = true
 			case bus.Handle:
-				if err := g.handle(sess.Context(), msg, dec.Mark); err != nil {
+				r, err := g.handle(sess.Context(), msg, dec.Mark)
+				if err != nil {
 					return err
 				}
+				if refused = r; !r && g.log != nil {
+					g.log.add(partOf(msg), msg.Offset)
+				}
 			}
-			sess.MarkMessage(msg, "")
+			meta := g.mark(sess, msg)
+			next = msg.Offset + 1
+			if refused && g.tp != nil {
+				// A refusal is committed at once (retrying a rejected
+				// commit), so that it reaches the callback once even when
+				// a later commit of the session fails.
+				g.tp.commitRefusal(sess, g.tp.p.Group, msg, meta)
+			}
 		}
 	}
 }
 
 // handle runs the handler with the retries of [WithRetry]; after the last
-// failed attempt the message goes to the refusal callback.
-func (g groupHandler) handle(ctx context.Context, msg *sarama.ConsumerMessage, m propagation.Mark) error {
+// failed attempt the message goes to the refusal callback (refused: it
+// did, and the callback returned nil).
+func (g groupHandler) handle(ctx context.Context, msg *sarama.ConsumerMessage, m propagation.Mark) (refused bool, err error) {
 	c := &g.s.c
 	mctx := propagation.With(ctx, m)
 	g.countEntry(mctx, m.Run, msg.Topic) // evidence.go
-	err := g.h(mctx, msg)
-	if err == nil || c.attempts <= 1 {
-		g.countErr(mctx, err)
-		return err
+	exhausted, err := c.retry.Do(ctx, func() error { return g.h(mctx, msg) })
+	g.countErr(ctx, mctx, exhausted, err)
+	if !exhausted {
+		return false, err
 	}
-	wait := c.backoff
-	for n := 2; n <= c.attempts; n++ {
-		if wait > 0 {
-			t := time.NewTimer(wait)
-			select {
-			case <-ctx.Done():
-				t.Stop()
-				return ctx.Err()
-			case <-t.C:
-			}
-			if wait *= 2; c.maxBackoff > 0 && wait > c.maxBackoff {
-				wait = c.maxBackoff
-			}
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		if err = g.h(mctx, msg); err == nil {
-			return nil
-		}
-	}
-	err = fmt.Errorf("%w (%d attempts): %w", ErrRetriesExhausted, c.attempts, err)
-	g.countErr(mctx, err)
+	err = fmt.Errorf("%w (%d attempts): %w", ErrRetriesExhausted, c.retry.Attempts, err)
 	if c.refused != nil {
-		return c.refused(mctx, msg, err)
+		err = c.refused(mctx, msg, err)
+		return err == nil, err
 	}
-	return err
+	return false, err
 }
 
 // wait waits until a claim that waited on d may take messages again; false

@@ -328,9 +328,11 @@ func TestDrillTimedRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	// At most 1500 timed requests: on a loaded machine the drill sends
-	// what the shop answers in time within the 5 s (never a violation).
+	// what the shop answers in time within the 5 s (never a violation);
+	// a starved one may answer only a few a second, so at least the
+	// first request of each of the 4 classes.
 	var timedN int
-	if _, err := fmt.Sscanf(rep.Meta["timed"], "%d requests", &timedN); err != nil || !rep.OK || timedN < 20 || timedN > 1500 {
+	if _, err := fmt.Sscanf(rep.Meta["timed"], "%d requests", &timedN); err != nil || !rep.OK || timedN < 4 || timedN > 1500 {
 		t.Fatalf("ok=%v timed=%q", rep.OK, rep.Meta["timed"])
 	}
 	sent := map[string]int{}

@@ -6,7 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"strings"
+	"syscall"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -59,10 +62,56 @@ var OrdersServiceDesc = grpc.ServiceDesc{
 }
 
 // PlaceOrder calls /shop.Orders/Place on conn.
-func PlaceOrder(ctx context.Context, conn grpc.ClientConnInterface, req *structpb.Struct) (*structpb.Struct, error) {
+func PlaceOrder(ctx context.Context, conn grpc.ClientConnInterface, req *structpb.Struct, opts ...grpc.CallOption) (*structpb.Struct, error) {
 	out := new(structpb.Struct)
-	err := conn.Invoke(ctx, "/shop.Orders/Place", req, out)
+	err := conn.Invoke(ctx, "/shop.Orders/Place", req, out, opts...)
 	return out, err
+}
+
+// hopError is a gRPC status error of the order service that names the hop
+// that produced it (the order service itself, or a hop behind it).
+type hopError struct {
+	hop string
+	err error // a status error
+}
+
+func (e *hopError) Error() string              { return e.err.Error() }
+func (e *hopError) Unwrap() error              { return e.err }
+func (e *hopError) GRPCStatus() *status.Status { return status.Convert(e.err) }
+
+// at names hop as the producer of err.
+func at(hop string, err error) error { return &hopError{hop: hop, err: err} }
+
+// hopInterceptor sends, with every error of the order service, the hop
+// that produced it as the trailer hopTrailer: the one a hopError names,
+// else the order service (its interceptors refused the call, say). It is
+// the outermost interceptor, so it sees every error.
+func hopInterceptor(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	resp, err := handler(ctx, req)
+	if err != nil {
+		hop := "orders"
+		var he *hopError
+		if errors.As(err, &he) {
+			hop = he.hop
+		}
+		grpc.SetTrailer(ctx, metadata.Pairs(hopTrailer, hop))
+	}
+	return resp, err
+}
+
+// failedHop is the hop that produced resp, a failed answer of the service
+// next: the one resp names, else next itself.
+func failedHop(resp *http.Response, next string) string {
+	if h := resp.Header.Get(HopHeader); h != "" {
+		return h
+	}
+	return next
+}
+
+// httpFail answers a failure produced at hop.
+func httpFail(w http.ResponseWriter, hop, msg string, code int) {
+	w.Header().Set(HopHeader, hop)
+	http.Error(w, msg, code)
 }
 
 // Orders is the order service: it asks inventory (over HTTP, through the
@@ -89,31 +138,20 @@ func (o *Orders) Place(ctx context.Context, req *structpb.Struct) (*structpb.Str
 	hr, _ := http.NewRequestWithContext(ctx, "POST", o.Inventory+"/reserve?pay="+req.GetFields()["pay"].GetStringValue(), nil)
 	hr.Header.Set(IDHeader, id)
 	resp, err := o.Client.Do(hr)
-	if err != nil && ctx.Err() != nil {
-		return nil, status.FromContextError(ctx.Err()).Err() // the caller's deadline: 504 at the gateway
-	}
 	if err != nil {
-		return nil, status.Errorf(codes.Internal, "inventory: %v", err)
+		return nil, at("orders", status.Error(callCode(ctx, err), "inventory: "+err.Error()))
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode == http.StatusServiceUnavailable {
-		return nil, status.Error(codes.Unavailable, string(body))
-	}
-	if resp.StatusCode == http.StatusGatewayTimeout {
-		// A hop behind us ran out of its time: the outcome is unknown
-		// (504 at the gateway), not a failed write.
-		return nil, status.Error(codes.DeadlineExceeded, string(body))
-	}
 	if resp.StatusCode != 200 {
-		return nil, status.Errorf(codes.Internal, "inventory: %d %s", resp.StatusCode, body)
+		// A hop behind us failed: 503 a refusal, 504 it ran out of its
+		// time, 502 a broken call (both: the outcome is unknown), 500 it
+		// failed.
+		return nil, at(failedHop(resp, "relay"), status.Error(httpCode(resp.StatusCode), "inventory: "+strings.TrimSpace(string(body))))
 	}
 	if o.Store != nil {
 		if err := o.Store.Place(ctx, id); err != nil {
-			if ctx.Err() != nil {
-				return nil, status.FromContextError(ctx.Err()).Err()
-			}
-			return nil, status.Errorf(codes.Internal, "%v", err)
+			return nil, at("orders", status.Error(callCode(ctx, err), err.Error()))
 		}
 	}
 	return structpb.NewStruct(map[string]any{"id": id, "payment": string(body)})
@@ -122,7 +160,8 @@ func (o *Orders) Place(ctx context.Context, req *structpb.Struct) (*structpb.Str
 // NewOrdersServer returns a gRPC server for o with shadowlane's
 // interceptors (internal trust: only our gateway calls it).
 func NewOrdersServer(rt *shadowlane.Runtime, o *Orders) *grpc.Server {
-	s := grpc.NewServer(append(slgrpc.ServerOptions(slgrpc.WithRuntime(rt), slgrpc.Internal()), limitServerOption(rt))...)
+	opts := append([]grpc.ServerOption{grpc.ChainUnaryInterceptor(hopInterceptor)}, slgrpc.ServerOptions(slgrpc.WithRuntime(rt), slgrpc.Internal())...)
+	s := grpc.NewServer(append(opts, limitServerOption(rt))...)
 	s.RegisterService(&OrdersServiceDesc, o)
 	return s
 }
@@ -147,19 +186,22 @@ func NewGateway(rt *shadowlane.Runtime, rec *Recorder, orders grpc.ClientConnInt
 		rec.Saw("gateway", id, propagation.FromContext(ctx))
 		req, _ := structpb.NewStruct(map[string]any{"id": id, "pay": c.Query("pay")})
 		ctx = metadata.AppendToOutgoingContext(ctx, "x-drill-id", id)
-		resp, err := PlaceOrder(ctx, orders, req)
-		if err != nil && limitedCall(c, err) {
-			return
-		}
+		var trailer metadata.MD
+		resp, err := PlaceOrder(ctx, orders, req, grpc.Trailer(&trailer))
 		if err != nil {
-			code := http.StatusBadGateway
-			switch status.Code(err) {
-			case codes.Unavailable:
-				code = http.StatusServiceUnavailable
-			case codes.DeadlineExceeded:
-				code = http.StatusGatewayTimeout
+			// The hop that produced the error: the one the order service
+			// names, else the gateway (its client: the limiter, the
+			// balancer, the connection, the deadline).
+			hop := "gateway"
+			h := trailer.Get(hopTrailer)
+			if len(h) > 0 {
+				hop = h[0]
 			}
-			c.String(code, "%s", status.Convert(err).Message())
+			c.Header(HopHeader, hop)
+			if limitedCall(c, err) {
+				return
+			}
+			c.String(gatewayStatus(err, len(h) > 0), "%s", status.Convert(err).Message())
 			return
 		}
 		c.JSON(200, resp.AsMap())
@@ -184,23 +226,110 @@ func NewRelay(rec *Recorder, target string) http.Handler {
 		req.Header.Set(IDHeader, id)
 		resp, err := client.Do(req)
 		if err != nil {
-			http.Error(w, err.Error(), failedCall(r.Context(), err))
+			httpFail(w, "relay", err.Error(), failedCall(r.Context(), err))
 			return
 		}
 		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			w.Header().Set(HopHeader, failedHop(resp, "inventory"))
+		}
 		w.WriteHeader(resp.StatusCode)
 		io.Copy(w, resp.Body)
 	})
 	return otelhttp.NewHandler(h, "relay", otelhttp.WithPropagators(props))
 }
 
-// failedCall is the status for a downstream call that failed with err:
-// 504 when the time ran out (the request's own deadline or the client's
-// timeout; the outcome is unknown), 502 otherwise.
-func failedCall(ctx context.Context, err error) int {
+// What a failed call tells of its outcome. A hop that called another (a
+// service or a store) and got an error knows one of:
+//   - refused: nothing was sent (no instance to route to: envtag.ErrNoLane);
+//   - unknown: the call may have taken effect, but no answer came (the
+//     time ran out, or the connection broke after the call was sent:
+//     reset, EOF, broken pipe);
+//   - failed: the callee answered with an error, or the connection could
+//     not be made (nothing was sent).
+//
+// The shop answers them 503, 504 (time) or 502 (broken call), and 500. The
+// drill counts 500s in a run without faults as failures; the others are
+// refusals and unknown outcomes.
+
+// timedOut reports whether err says that the time ran out: the request's
+// own deadline, or a client's timeout.
+func timedOut(ctx context.Context, err error) bool {
 	var ne interface{ Timeout() bool }
-	if ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
+	return ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) || (errors.As(err, &ne) && ne.Timeout())
+}
+
+// brokenCall reports whether err says that the connection broke while a
+// call was under way (it may have been sent and taken effect).
+func brokenCall(err error) bool {
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" {
+		return false // nothing was sent
+	}
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, syscall.EPIPE) || errors.Is(err, net.ErrClosed) || strings.Contains(err.Error(), "server closed idle connection")
+}
+
+// failedCall is the HTTP status for a downstream call that failed with err
+// (see above).
+func failedCall(ctx context.Context, err error) int {
+	switch {
+	case timedOut(ctx, err):
 		return http.StatusGatewayTimeout
+	case errors.Is(err, envtag.ErrNoLane):
+		return http.StatusServiceUnavailable
+	case brokenCall(err):
+		return http.StatusBadGateway
+	}
+	return http.StatusInternalServerError
+}
+
+// callCode is the gRPC code for a call that failed with err (see above).
+func callCode(ctx context.Context, err error) codes.Code {
+	return httpCode(failedCall(ctx, err))
+}
+
+// httpCode is the gRPC code for a failed answer's HTTP status, and
+// gatewayStatus the HTTP status for an order service's code: they map
+// 503, 504, 502 and 500 onto Unavailable, DeadlineExceeded, Unknown and
+// Internal and back.
+func httpCode(code int) codes.Code {
+	switch code {
+	case http.StatusServiceUnavailable:
+		return codes.Unavailable
+	case http.StatusGatewayTimeout:
+		return codes.DeadlineExceeded
+	case http.StatusInternalServerError:
+		return codes.Internal
+	case http.StatusTooManyRequests:
+		return codes.ResourceExhausted
+	}
+	return codes.Unknown
+}
+
+// gatewayStatus is the gateway's answer for an error of the order
+// service. fromServer says the order service produced it (it named the
+// hop): its code says what happened. An error of the gateway's own gRPC
+// client is a timeout (504), a routing refusal of the balancer (503, the
+// call was not sent), or a broken call (502: the call may have reached
+// the order service).
+func gatewayStatus(err error, fromServer bool) int {
+	st := status.Convert(err)
+	switch st.Code() {
+	case codes.DeadlineExceeded, codes.Canceled:
+		return http.StatusGatewayTimeout
+	case codes.Unavailable:
+		if fromServer || strings.HasPrefix(st.Message(), "envtag: ") {
+			return http.StatusServiceUnavailable
+		}
+	case codes.Internal:
+		if fromServer {
+			return http.StatusInternalServerError
+		}
+	case codes.ResourceExhausted:
+		if fromServer {
+			return http.StatusTooManyRequests
+		}
 	}
 	return http.StatusBadGateway
 }
@@ -227,8 +356,8 @@ func NewInventory(rt *shadowlane.Runtime, rec *Recorder, paymentURL, mockURL str
 		rec.Saw("inventory", id, m)
 		rec.Served("inventory", id, rt.Env())
 		if cfg.ledger != nil {
-			if code, msg := callLedger(r.Context(), cfg.ledger, id); code != http.StatusOK {
-				http.Error(w, msg, code)
+			if code, hop, msg := callLedger(r.Context(), cfg.ledger, id); code != http.StatusOK {
+				httpFail(w, hop, msg, code)
 				return
 			}
 		}
@@ -245,7 +374,7 @@ func NewInventory(rt *shadowlane.Runtime, rec *Recorder, paymentURL, mockURL str
 			return
 		}
 		if err != nil {
-			http.Error(w, err.Error(), failedCall(r.Context(), err))
+			httpFail(w, "inventory", "payment: "+err.Error(), failedCall(r.Context(), err))
 			return
 		}
 		defer resp.Body.Close()
@@ -282,23 +411,24 @@ func WithLedger(client *http.Client) InventoryOption {
 
 // callLedger records id in the ledger. A request that cannot be routed
 // (a strict ledger with no instance in the request's environment) fails at
-// once with 503, as does a ledger that refuses.
-func callLedger(ctx context.Context, c *http.Client, id string) (int, string) {
+// once with 503, as does a ledger that refuses. It returns the status, and
+// for a failure the hop that produced it and why.
+func callLedger(ctx context.Context, c *http.Client, id string) (int, string, string) {
 	req, _ := http.NewRequestWithContext(ctx, "POST", LedgerURL, nil)
 	req.Header.Set(IDHeader, id)
 	resp, err := c.Do(req)
 	if errors.Is(err, envtag.ErrNoLane) {
-		return http.StatusServiceUnavailable, "ledger: " + err.Error()
+		return http.StatusServiceUnavailable, "inventory", "ledger: " + err.Error()
 	}
 	if err != nil {
-		return failedCall(ctx, err), "ledger: " + err.Error()
+		return failedCall(ctx, err), "inventory", "ledger: " + err.Error()
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode != http.StatusOK {
-		return resp.StatusCode, "ledger: " + string(body)
+		return resp.StatusCode, failedHop(resp, "ledger"), "ledger: " + string(body)
 	}
-	return http.StatusOK, ""
+	return http.StatusOK, "", ""
 }
 
 // NewLedger returns the ledger service (internal HTTP): it records the

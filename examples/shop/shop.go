@@ -9,6 +9,16 @@ import (
 // IDHeader carries the drill's request id through every hop.
 const IDHeader = "X-Drill-Id"
 
+// HopHeader names, on an answer other than 200, the hop that produced it:
+// "gateway", "orders", "relay", "inventory" or "ledger". Each hop passes
+// on the name a failed downstream answer carries, or names that
+// downstream when the answer carries none (a refusal by shadowlane's
+// middleware, say); the order service sends it to the gateway as the
+// gRPC trailer hopTrailer.
+const HopHeader = "X-Shop-Hop"
+
+const hopTrailer = "x-shop-hop"
+
 // Recorder keeps the mark each hop saw for each request id.
 type Recorder struct {
 	mu     sync.Mutex

@@ -298,25 +298,13 @@ type Decision struct {
 // Refusals are decided and counted by the trunk only: a lane instance
 // skips its copy, so a message is refused once, not once per consumer.
 func (r *Rules) Consume(consumer, source string, d *Decoder) Decision {
-	m, bad := d.Mark()
-	onShadow := r.c.Naming.IsShadow(source)
-	var refuse *shadow.Error
-	switch {
-	case bad != NoField:
-		refuse = shadow.Refuse(r.c.Store, source, "malformed or conflicting "+bad.Name()+" header", propagation.Mark{}, shadow.ErrUnsupported)
-		m = propagation.Mark{}
-	case m.Run != "" && !onShadow:
-		refuse = shadow.Refuse(r.c.Store, source, "run mark on the production "+r.c.Kind+" "+strconv.Quote(source)+" (an anomaly: marked messages go to shadow targets)", m, shadow.ErrBlocked)
-	}
+	m, refuse := r.Mark(source, d)
 	if refuse != nil {
 		if r.c.Env != "" {
 			return Decision{Action: Skip, Mark: m}
 		}
 		r.decisions().Record("", r.c.Store, r.target(source), shadow.Block) // refused before any run is trusted
 		return Decision{Action: Refuse, Mark: m, Err: refuse}
-	}
-	if onShadow && m.Run == "" {
-		m.Run = r.c.FallbackRun
 	}
 	if !r.Live(consumer) {
 		return Decision{Action: Wait, Mark: m, Err: shadow.Refuse(r.c.Store, source, "lane "+r.c.Env+" is not live for "+strconv.Quote(consumer), m, shadow.ErrBlocked)}

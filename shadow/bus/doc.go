@@ -30,6 +30,26 @@
 //     the trunk refuses it once); a produce rule re-applied to a message the
 //     wrapper already prepared is not counted again ([Rules.Recheck]).
 //
+// Also written here: the mark steps of the consume rule on their own
+// ([Rules.Mark], for adapters' Mark methods); lane ownership on buses whose
+// consumers share one message sequence (JetStream): [Epochs] say which of
+// an env's messages its lane owns, [Boundary] is where an epoch opens and
+// closes, and [LaneNameFor] names an env's lane consumer or queue; and
+// [LaneCounters], what queue-style consumers do beyond handling (passed on
+// to lanes, handed over, handled on a redelivery not asked for: where
+// at-least-once duplicates arise). Package bustest holds the
+// reconciliation tests' ledger.
+//
 // Every decision is counted in the series [Config.Decisions] returns (the
 // adapter's Runtime's), under the store the adapter names ([Config.Store]).
+//
+// For partitioned logs with consumer groups (Kafka, through franz-go or
+// sarama) the lane coordination is written here once as well: the
+// trunk's ledger of skipped spans, carried in its commit metadata
+// ([Skips], [Backlog]: the hand-over of a removed lane's backlog, which
+// survives a trunk restart), the lane floor, a new or returning lane's
+// start window ([StartMetadata], [TrunkDecision], [StartWindow]), the
+// consumer-group plans ([Groups], [Rules.Plans]), the bounded in-place
+// retry ([Retry]) and the counters of what can only be at least once
+// ([Counters]: a failed commit's records, counted where they arise).
 package bus

@@ -45,12 +45,13 @@ import (
 
 // buses is the NATS and RabbitMQ part of one drill's stores.
 type buses struct {
-	nc     *nats.Conn // plain, direct: setup and read-back
-	js     jetstream.JetStream
-	pjs    jetstream.JetStream // the shop's (publish, consume): through the fault proxy with --faults, else js
-	ns     *slnats.Shadow
-	ship   []*slnats.Consumption // trunk and proj-a lane
-	shipSh string                // shadow stream name
+	nc         *nats.Conn // plain, direct: setup and read-back
+	js         jetstream.JetStream
+	pjs        jetstream.JetStream // the shop's (publish, consume): through the fault proxy with --faults, else js
+	ns         *slnats.Shadow
+	ship       []*slnats.Consumption // trunk and proj-a lane
+	shipSh     string                // shadow stream name
+	laneBucket string                // key-value bucket of the shipping lanes' epochs
 
 	aconn     *amqp091.Connection // direct: setup and read-back
 	aurl      string              // the shop's URL: through the fault proxy with --faults
@@ -124,12 +125,14 @@ func (s *stores) openNATS(ctx context.Context, b Backends, tmp, uniq string) err
 		return fmt.Errorf("drill: nats create stream %s: %w", s.names.ShipStream, err)
 	}
 	s.bus.shipSh = ns.StreamName(s.names.ShipStream)
+	s.bus.laneBucket = s.names.ShipStream + "_lanes" // the shipping lanes' epochs
 	s.closers = append(s.closers, func() {
 		//lostctx:ok clean-up after the drill: the setup context may be done, and nothing here is marked
 		dctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		js.DeleteStream(dctx, s.names.ShipStream)
 		js.DeleteStream(dctx, s.bus.shipSh)
+		js.DeleteKeyValue(dctx, s.bus.laneBucket)
 	})
 	if _, err := ns.CreateShadowStream(cctx, js, s.names.ShipStream); err != nil {
 		return fmt.Errorf("drill: nats shadow stream: %w", err)
@@ -180,11 +183,12 @@ func (s *stores) startShipping(ctx context.Context) error {
 			return err
 		}
 	}
-	trunk, err := slnats.New(slnats.WithShadowSubjects(s.names.Shipments), slnats.WithLanes(envtag.StaticLanes{shippingDurable: {projEnv}}))
+	lanes := []slnats.Option{slnats.WithLanes(envtag.StaticLanes{shippingDurable: {projEnv}}), slnats.WithLaneBucket(s.bus.laneBucket)}
+	trunk, err := slnats.New(append(lanes, slnats.WithShadowSubjects(s.names.Shipments))...)
 	if err != nil {
 		return err
 	}
-	lane, err := slnats.New(slnats.WithShadowSubjects(s.names.Shipments), slnats.WithEnv(projEnv))
+	lane, err := slnats.New(append(lanes, slnats.WithShadowSubjects(s.names.Shipments), slnats.WithEnv(projEnv))...)
 	if err != nil {
 		return err
 	}
@@ -231,7 +235,8 @@ func (s *stores) openAMQP(ctx context.Context, b Backends, uniq string) error {
 	if err != nil {
 		return err
 	}
-	lane, err := slamqp.New(slamqp.WithShadowExchanges(s.names.Exchange), slamqp.WithShadowQueues(s.names.Fulfilment), slamqp.WithEnv(projEnv))
+	lane, err := slamqp.New(slamqp.WithShadowExchanges(s.names.Exchange), slamqp.WithShadowQueues(s.names.Fulfilment), slamqp.WithEnv(projEnv),
+		slamqp.WithLanes(envtag.StaticLanes{s.names.Fulfilment: {projEnv}}))
 	if err != nil {
 		return err
 	}
@@ -267,8 +272,9 @@ func (s *stores) openAMQP(ctx context.Context, b Backends, uniq string) error {
 	if len(s.bus.laneQs) != 2 {
 		return fmt.Errorf("drill: amqp: the proj-a lane has queues %v, want one and its twin", s.bus.laneQs)
 	}
-	// The trunk's topology and twins, then the lane's queues (same
-	// bindings) and theirs, as each instance would declare at start.
+	// The trunk's topology and twins, then the lane's queues (unbound:
+	// the trunk passes proj-a's messages on to them) and theirs, as each
+	// instance would declare at start.
 	if err := as.Declare(ch, topo); err != nil {
 		return fmt.Errorf("drill: amqp declare: %w", err)
 	}

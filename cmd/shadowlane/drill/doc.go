@@ -83,9 +83,14 @@
 // request by what its client knows: answered (accepted: every effect must
 // be present, once, on its own side), refused by policy (kill switch,
 // strict route, forged mark, limiter: nothing anywhere) or unknown (no
-// answer before the deadline, a 504 at the deadline, or a 502 after a
-// failed write: its effects may be present or absent, but only on its own
-// side and at most once per store). Invariants are stated over the three
+// answer before the deadline, a 504 at the deadline, a 502 after a call
+// that broke under way, or a 500 after a hop's call failed: its effects
+// may be present or absent, but only on its own side and at most once per
+// store). Each failed answer names the hop that produced it (header
+// X-Shop-Hop) and says why in its body; the drill keeps both. A 500 is a
+// call that failed for real (a store answered an error): without faults
+// that is a violation; a timeout or a broken call is not, it is the
+// machine being slow. Invariants are stated over the three
 // separately and the report shows all three per class; counts that
 // unknown requests may or may not have moved are checked as ranges. No
 // invariant is a wall time: the gateway gives every request a deadline

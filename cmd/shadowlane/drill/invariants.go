@@ -135,14 +135,14 @@ func (d *drillRun) checkStores(ctx context.Context, lanes *laneDrill) {
 	d.t.deadlines.invariants(margin, d.add)
 }
 
-// answered returns the requests of a scenario that got an answer before
-// their deadline (a 504 is the shop giving up at the deadline: the
-// outcome is unknown, not wrong).
+// answered returns the requests of a scenario whose outcome the client
+// knows (a 504 is the shop giving up at the deadline, a 502 a call that
+// broke under way: the outcome is unknown, not wrong).
 func (d *drillRun) answered(sc expectation) (n int, ids map[string]bool) {
 	ids = map[string]bool{}
 	for i := 0; i < d.o.Requests; i++ {
 		id := sc.build(i).id
-		if c := d.codes[id]; c != 0 && c != http.StatusGatewayTimeout {
+		if c := d.codes[id]; !unknownCode(c) {
 			ids[id] = true
 		}
 	}
@@ -155,7 +155,7 @@ func (d *drillRun) markInvariants() {
 	n := d.o.Requests
 	for _, sc := range d.scenarios {
 		na, ans := d.answered(sc)
-		d.add(sc.name+": answered requests answered HTTP "+fmt.Sprint(sc.status), na, d.statuses[sc.name][sc.status], fmt.Sprintf("%v; %d of %d without an answer before the deadline", d.statuses[sc.name], n-na, n))
+		d.add(sc.name+": answered requests answered HTTP "+fmt.Sprint(sc.status), na, d.statuses[sc.name][sc.status], fmt.Sprintf("%v; %d of %d of unknown outcome (no answer, 502, 504)%s", d.statuses[sc.name], n-na, n, d.odd[sc.name]))
 		d.add(sc.name+": requests answered (at least one)", 1, oneIf(na > 0), "")
 		reaches := sc.reachesOr()
 		for _, hop := range hops {

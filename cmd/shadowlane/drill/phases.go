@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/shadowlane/shadowlane/envtag"
+	"github.com/shadowlane/shadowlane/examples/shop"
 	"github.com/shadowlane/shadowlane/propagation"
 )
 
@@ -53,6 +54,7 @@ type drillRun struct {
 	statuses  map[string]map[int]int   // scenario -> HTTP status -> requests
 	codes     map[string]int           // request id -> HTTP status (0: no answer)
 	slowest   map[string]time.Duration // scenario -> slowest round trip
+	odd       map[string]*examples     // scenario -> answers other than its status (why they failed)
 	timed     timedResult
 	plan      faultPlan
 	picks0    []envtag.Count // envtag's pick counters before the fixed scenarios
@@ -86,7 +88,7 @@ func newDrillRun(ctx context.Context, o Options, t *topology, st *stores, starte
 	d := &drillRun{o: o, t: t, st: st, run: run, tok: tok,
 		client:   &http.Client{Timeout: o.Timeout + clientGrace(o.Timeout)},
 		rep:      &Report{Run: run, Started: started, Hops: hops, Meta: map[string]string{"gateway": t.gwURL}},
-		statuses: map[string]map[int]int{}, codes: map[string]int{}, slowest: map[string]time.Duration{}}
+		statuses: map[string]map[int]int{}, codes: map[string]int{}, slowest: map[string]time.Duration{}, odd: map[string]*examples{}}
 	d.scenarios = d.fixedScenarios()
 	// The edge tag source (routing.tagSource at the gateway): a request
 	// whose cookie or query parameter names proj-a is routed like one with
@@ -162,8 +164,9 @@ func (d *drillRun) timedPhase(ctx context.Context) {
 	timed := runTimed(ctx, o, d.client, d.t.gwURL, d.run, d.tok, d.col)
 	d.timed = timed
 	fcancel()
-	d.rep.Meta["timed"] = fmt.Sprintf("%d requests in %s (%.0f/s asked %d/s); in-flight cap %d reached %.0f%% of the time (adaptive, lowest %d)", sumMap(timed.sent), timed.elapsed.Round(time.Millisecond),
-		float64(sumMap(timed.sent))/timed.elapsed.Seconds(), o.Rate, timed.inflight, 100*timed.capped.Seconds()/timed.elapsed.Seconds(), timed.lowest)
+	d.rep.Meta["timed"] = fmt.Sprintf("%d requests in %s (%.0f/s asked %d/s); in-flight cap %d reached %.0f%% of the time (adaptive: from %d, highest %d)", sumMap(timed.sent), timed.elapsed.Round(time.Millisecond),
+		float64(sumMap(timed.sent))/timed.elapsed.Seconds(), o.Rate, timed.inflight, 100*timed.capped.Seconds()/timed.elapsed.Seconds(), timed.least, timed.highest)
+	d.rep.Meta["routing health"] = routingHealth()
 	if fdone != nil {
 		d.rep.Faults = <-fdone
 		// Let the clients' pools and reconnects settle before the
@@ -187,12 +190,19 @@ func (d *drillRun) send(ctx context.Context, sc expectation) {
 			defer wg.Done()
 			defer func() { <-sem }()
 			t0 := time.Now()
-			code := post(ctx, d.client, d.t.gwURL, r)
+			rp := post(ctx, d.client, d.t.gwURL, r)
+			code := rp.code
 			dur := time.Since(t0)
 			d.col.add(classOf(sc), t0, dur, code)
 			mu.Lock()
 			st[code]++
 			d.codes[r.id] = code
+			if code != sc.status {
+				if d.odd[sc.name] == nil {
+					d.odd[sc.name] = &examples{}
+				}
+				d.odd[sc.name].add(timedReq{r.id, rp})
+			}
 			if dur > d.slowest[sc.name] {
 				d.slowest[sc.name] = dur
 			}
@@ -284,7 +294,30 @@ func probeTag(ctx context.Context, c *http.Client, u, header, value string) bool
 	return resp.StatusCode == 200 && string(b) == projEnv
 }
 
-func post(ctx context.Context, c *http.Client, base string, r request) int {
+// maxBody is how much of a failed request's body the drill keeps.
+const maxBody = 512
+
+// reply is what the drill's client got for one request.
+type reply struct {
+	code int    // HTTP status; 0: no answer
+	hop  string // the hop that produced a failure (shop.HopHeader), if any
+	body string // the first maxBody bytes of the body of an answer other than 200
+	err  error  // why there was no answer (code 0)
+}
+
+// String describes a failed reply for an invariant's detail.
+func (r reply) String() string {
+	if r.code == 0 {
+		return fmt.Sprintf("no answer: %v", r.err)
+	}
+	hop := r.hop
+	if hop == "" {
+		hop = "?"
+	}
+	return fmt.Sprintf("%d from %s: %s", r.code, hop, strings.TrimSpace(r.body))
+}
+
+func post(ctx context.Context, c *http.Client, base string, r request) reply {
 	u := base + "/orders/" + r.id
 	if r.query != "" {
 		u += "?" + r.query
@@ -295,9 +328,26 @@ func post(ctx context.Context, c *http.Client, base string, r request) int {
 	}
 	resp, err := c.Do(req)
 	if err != nil {
-		return 0
+		return reply{err: err}
+	}
+	defer resp.Body.Close()
+	rp := reply{code: resp.StatusCode, hop: resp.Header.Get(shop.HopHeader)}
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, maxBody))
+		rp.body = string(b)
 	}
 	io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	return resp.StatusCode
+	return rp
+}
+
+// routingHealth sums up the passive health of the routing clients (to
+// inventory, to the ledger) after the timed phase: connection failures,
+// ejections, readmissions and retries.
+func routingHealth() string {
+	var parts []string
+	for _, svc := range []string{"inventory", "ledger"} {
+		h := envtag.Health(svc)
+		parts = append(parts, fmt.Sprintf("%s: %d connection failures, %d ejections, %d readmissions, %d retries", svc, h.ConnFailures, h.Ejections, h.Readmissions, h.Retries))
+	}
+	return strings.Join(parts, "; ")
 }

@@ -129,6 +129,9 @@ func (r *Report) Summary(w io.Writer) {
 	if r.Meta["timed"] != "" {
 		fmt.Fprintf(w, "timed phase: %s\n", r.Meta["timed"])
 	}
+	if r.Meta["routing health"] != "" {
+		fmt.Fprintf(w, "routing health: %s\n", r.Meta["routing health"])
+	}
 	if r.Meta["faults"] != "" {
 		fmt.Fprintf(w, "faults: %s\n", r.Meta["faults"])
 		for _, f := range r.Faults {

@@ -654,8 +654,15 @@ const (
 // (0: no answer). refusal is the status a policy refusal of the request
 // answers (kill switch, strict route: 503; 0 when it must be accepted);
 // 429 is always a refusal (the limiter refuses before any work).
-// Everything else (no answer, 504 at the deadline, 502 after a failed
-// write) leaves the effects unknown.
+// Everything else (no answer, 504 at the deadline, 502 after a broken
+// call, 500 after a failed one) leaves the effects unknown.
+// unknownCode reports whether an answer leaves the client not knowing
+// what happened: no answer (0), 504 (a hop's time ran out) or 502 (a call
+// broke under way).
+func unknownCode(code int) bool {
+	return code == 0 || code == http.StatusGatewayTimeout || code == http.StatusBadGateway
+}
+
 func classify(code, refusal int) string {
 	switch {
 	case code == 200:

@@ -102,28 +102,36 @@ type timedResult struct {
 	// capped is how long the sender waited for a free in-flight slot:
 	// the shop, not the sender, set the pace then.
 	capped   time.Duration
-	inflight int // the in-flight cap
-	lowest   int // the lowest the adaptive cap went
+	inflight int // the in-flight cap's most
+	least    int // the in-flight cap's least, where it starts
+	highest  int // the highest it went
 }
 
-// aimd is the timed phase's in-flight cap: up to max requests in flight,
-// halved (not below min, at most every slow/2) when an answer took longer
-// than slow (half the deadline: the shop is falling behind), and raised by
-// one for every cap's worth of timely answers. A sender that kept every
-// slot full on a shop slower than the asked rate would queue requests
-// until every one of them waited out its deadline (and the shop's work
-// with them); the cap keeps the sender at what the shop answers in time.
+// aimd is the timed phase's in-flight cap. It starts at min and, like
+// TCP's slow start, grows by one for every timely answer (doubling per
+// round trip) up to max; once an answer took longer than slow (half the
+// deadline: the shop is falling behind) it is halved (not below min, at
+// most every slow/2) and from then on grows by one for every cap's worth
+// of timely answers.
+// A sender that kept every slot full on a shop slower than the asked rate
+// would queue requests until every one of them waited out its deadline
+// (and the shop's work with them); starting at max did exactly that on a
+// starved machine, where the first answer came back only after the
+// deadline with max requests already in flight. The cap keeps the sender
+// at what the shop answers in time.
 type aimd struct {
 	mu                   sync.Mutex
 	cond                 *sync.Cond
 	cur, limit, min, max int
-	lowest, acc          int
+	ssthresh             int // slow start below this cap
+	highest, acc         int
 	slow                 time.Duration
 	lastCut              time.Time
 }
 
 func newAIMD(maxN, minN int, slow time.Duration) *aimd {
-	a := &aimd{limit: maxN, max: maxN, min: min(minN, maxN), lowest: maxN, slow: max(slow, 50*time.Millisecond)}
+	minN = min(minN, maxN)
+	a := &aimd{limit: minN, max: maxN, min: minN, ssthresh: maxN, slow: max(slow, 50*time.Millisecond)}
 	a.cond = sync.NewCond(&a.mu)
 	return a
 }
@@ -150,24 +158,30 @@ func (a *aimd) release(took time.Duration) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.cur--
-	if took > a.slow {
+	switch {
+	case took > a.slow:
 		if time.Since(a.lastCut) > a.slow/2 {
 			a.limit = max(a.min, a.limit/2)
-			a.lowest = min(a.lowest, a.limit)
+			a.ssthresh = a.limit
 			a.lastCut = time.Now()
+			a.acc = 0
 		}
-	} else if a.limit < a.max {
+	case a.limit >= a.max:
+	case a.limit < a.ssthresh:
+		a.limit++
+	default:
 		if a.acc++; a.acc >= a.limit {
 			a.limit++
 			a.acc = 0
 		}
 	}
+	a.highest = max(a.highest, a.limit)
 	a.cond.Broadcast()
 }
 
 type timedReq struct {
-	id   string
-	code int
+	id string
+	reply
 }
 
 // runTimed sends o.Rate requests per second for o.Duration, classes
@@ -183,7 +197,10 @@ func runTimed(ctx context.Context, o Options, client *http.Client, gwURL, run, t
 	// load. Collect less often while the timed traffic runs.
 	defer debug.SetGCPercent(debug.SetGCPercent(400))
 	res := timedResult{sent: map[string]int{}, ok: map[string]int{}, refused: map[string]int{}, unknown: map[string]int{}, ids: map[string][]timedReq{}}
-	inflight := newAIMD(max(256, 4*o.Concurrency), max(4, o.Concurrency), o.Timeout/2)
+	// From 2 in flight: on a starved machine the shop's throughput is set
+	// by its CPU share, and every request in flight beyond what it serves
+	// only adds latency (at 8 in flight, 4 s a request at 2/s).
+	inflight := newAIMD(max(256, 4*o.Concurrency), 2, o.Timeout/2)
 	var (
 		wg   sync.WaitGroup
 		mu   sync.Mutex
@@ -209,7 +226,8 @@ func runTimed(ctx context.Context, o Options, client *http.Client, gwURL, run, t
 			t1 := time.Now()
 			defer func() { inflight.release(time.Since(t1)) }()
 			t0 := time.Now()
-			code := post(ctx, client, gwURL, request{id: id, headers: h})
+			rp := post(ctx, client, gwURL, request{id: id, headers: h})
+			code := rp.code
 			col.add(class, t0, time.Since(t0), code)
 			sent.Add(1)
 			mu.Lock()
@@ -222,7 +240,7 @@ func runTimed(ctx context.Context, o Options, client *http.Client, gwURL, run, t
 			default:
 				res.unknown[class]++
 			}
-			res.ids[class] = append(res.ids[class], timedReq{id, code})
+			res.ids[class] = append(res.ids[class], timedReq{id, rp})
 			mu.Unlock()
 		}()
 	}
@@ -230,7 +248,8 @@ func runTimed(ctx context.Context, o Options, client *http.Client, gwURL, run, t
 	close(stopProgress)
 	res.elapsed = time.Since(start)
 	res.inflight = inflight.max
-	res.lowest = inflight.lowest
+	res.least = inflight.min
+	res.highest = max(inflight.highest, inflight.min)
 	if o.Progress != nil {
 		o.Progress(int(sent.Load()), total, res.elapsed)
 	}
@@ -326,7 +345,8 @@ func timedInvariants(t *topology, tr timedResult, run string, faults bool, add f
 		if class == ClassForged {
 			okCode = http.StatusForbidden
 		}
-		errs, deadline, other, good := 0, 0, map[int]int{}, 0
+		errs, deadline, broken, other, good := 0, 0, 0, map[int]int{}, 0
+		var failed, odd, brk examples
 		for _, r := range reqs {
 			switch r.code {
 			case okCode:
@@ -334,15 +354,24 @@ func timedInvariants(t *topology, tr timedResult, run string, faults bool, add f
 			case 0, http.StatusGatewayTimeout:
 				deadline++
 			case http.StatusBadGateway:
+				broken++
+				brk.add(r)
+			case http.StatusInternalServerError:
 				errs++
+				failed.add(r)
 			default:
 				other[r.code]++
+				odd.add(r)
 			}
 		}
-		detail := fmt.Sprintf("%d sent: %d answered 200, %d refused, %d unknown (%d at the deadline, %d failed writes)", tr.sent[class], tr.ok[class], tr.refused[class], tr.unknown[class], deadline, errs)
-		add(fmt.Sprintf("timed %s: answered with a status other than %d, 502 or 504", class, okCode), 0, sumMap(stringKeys(other)), fmt.Sprint(other))
+		detail := fmt.Sprintf("%d sent: %d answered %d, %d refused, %d unknown (%d at the deadline, %d broken calls%s, %d failed calls)", tr.sent[class], good, okCode, tr.refused[class], tr.unknown[class], deadline, broken, brk.String(), errs)
+		add(fmt.Sprintf("timed %s: answered with a status other than %d, 500, 502 or 504", class, okCode), 0, sumMap(stringKeys(other)), fmt.Sprint(other)+odd.String())
 		if !faults {
-			add(fmt.Sprintf("timed %s: failed writes (502) without faults", class), 0, errs, detail)
+			// A failed call (500: a store answered an error) without
+			// faults is a real failure; a broken call or a timeout
+			// (502, 504: the outcome is unknown) is the machine being
+			// slow, counted as unknown.
+			add(fmt.Sprintf("timed %s: failed calls (500) without faults", class), 0, errs, detail+failed.String())
 		}
 		add(fmt.Sprintf("timed %s: requests answered %d (at least one)", class, okCode), 1, oneIf(good > 0), detail)
 		want := propagation.Mark{}
@@ -377,4 +406,31 @@ func timedRefusal(class string) int {
 		return http.StatusForbidden
 	}
 	return http.StatusServiceUnavailable
+}
+
+// examples keeps the first few failed replies of an invariant, so its
+// detail says why they failed.
+type examples struct {
+	n    int
+	list []string
+}
+
+const maxExamples = 5
+
+func (e *examples) add(r timedReq) {
+	e.n++
+	if len(e.list) < maxExamples {
+		e.list = append(e.list, r.id+": "+r.reply.String())
+	}
+}
+
+func (e *examples) String() string {
+	if e == nil || e.n == 0 {
+		return ""
+	}
+	s := "; " + strings.Join(e.list, "; ")
+	if e.n > len(e.list) {
+		s += fmt.Sprintf("; and %d more", e.n-len(e.list))
+	}
+	return s
 }

@@ -110,7 +110,7 @@ func start(ctx context.Context, o Options, store *shop.Store) (*topology, error)
 	if err != nil {
 		return fail(err)
 	}
-	lns, routing, err := t.registry()
+	lns, routing, err := t.registry(o.Timeout)
 	if err != nil {
 		return fail(err)
 	}
@@ -132,7 +132,16 @@ func start(ctx context.Context, o Options, store *shop.Store) (*topology, error)
 
 // registry binds the listeners of the services found through the
 // instance registry and writes the registry file that lists them.
-func (t *topology) registry() (listeners, shadowlane.RoutingConfig, error) {
+//
+// The routing clients' connect grace is half the request timeout (at
+// least the default): the grace abandons a TCP connect to a lane's
+// instance that outlasts it, and two in a row eject the instance. The
+// drill's services listen on loopback, where a connect completes at once;
+// on a starved machine the goroutine that sees it complete may run only
+// after a short grace's timer, and the only trunk inventory would be
+// ejected although it is up (every untagged order then fails for a
+// second or more).
+func (t *topology) registry(timeout time.Duration) (listeners, shadowlane.RoutingConfig, error) {
 	var lns listeners
 	var routing shadowlane.RoutingConfig
 	var err error
@@ -158,7 +167,7 @@ func (t *topology) registry() (listeners, shadowlane.RoutingConfig, error) {
 	if err := os.WriteFile(regFile, js, 0o600); err != nil {
 		return lns, routing, err
 	}
-	routing = shadowlane.RoutingConfig{Registry: shadowlane.RegistryConfig{File: regFile}}
+	routing = shadowlane.RoutingConfig{Registry: shadowlane.RegistryConfig{File: regFile}, ConnectGrace: max(envtag.DefaultConnectGrace, timeout/2)}
 	t.lanes = map[string][]string{"orders": {"", projEnv}, "inventory": {""}, "ledger": {"", projEnv}}
 	return lns, routing, nil
 }

@@ -1,0 +1,365 @@
+package slsarama_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/IBM/sarama"
+
+	slsarama "github.com/shadowlane/shadowlane/adapters/slsarama"
+	"github.com/shadowlane/shadowlane/envtag"
+	"github.com/shadowlane/shadowlane/propagation"
+)
+
+// startRun runs c until stop; stop returns Run's error.
+func startRun(t *testing.T, c *slsarama.Consumer) (stop func() error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	var err error
+	go func() { err = c.Run(ctx); close(done) }()
+	stop = func() error { cancel(); <-done; return err }
+	t.Cleanup(func() { stop() })
+	return stop
+}
+
+// waitStable waits until group is stable with members members.
+func waitStable(t *testing.T, adm sarama.ClusterAdmin, group string, members int) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		gs, err := adm.DescribeConsumerGroups([]string{group})
+		if err == nil && len(gs) == 1 && gs[0].State == "Stable" && len(gs[0].Members) == members {
+			time.Sleep(300 * time.Millisecond) // claims start after the join
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("group %s never became stable with %d members (%v)", group, members, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// waitFor polls cond every 20 ms for up to 30 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); !cond(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not reached within 30 s", what)
+		}
+	}
+}
+
+// A slow sarama lane consumer that fell behind, whose env leaves the
+// lanes, stops taking messages at once, commits what it handled and
+// leaves its group; the trunk takes the lane's backlog over from the lane
+// group's committed offsets, and takes what is produced after the leave
+// itself. Every proj-a message is handled exactly once overall, none is
+// lost; the lane group's committed offset (read with a plain admin) ends
+// past the backlog. On the code before the hand-over the lane kept
+// holding its claim and the backlog was stranded.
+func TestLaneLeavesStopsAndHandsBack(t *testing.T) {
+	addrs := newCluster(t)
+	var lanes envtag.SwapLanes
+	lanes.Store(envtag.StaticLanes{"svc": {"proj-a"}})
+	trunk, err := slsarama.New(slsarama.WithShadowTopics("orders"), slsarama.WithLanes(&lanes))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lane, err := slsarama.New(slsarama.WithShadowTopics("orders"), slsarama.WithEnv("proj-a"), slsarama.WithLanes(&lanes))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var (
+		mu      sync.Mutex
+		byLane  = map[string]int{}
+		byTrunk = map[string]int{}
+	)
+	ccfg := func() *sarama.Config {
+		c := config()
+		c.Consumer.MaxWaitTime = 50 * time.Millisecond
+		c.Consumer.Offsets.AutoCommit.Interval = 100 * time.Millisecond
+		return c
+	}
+	tc, err := trunk.Consumer(addrs, ccfg(), "svc", []string{"orders"}, func(ctx context.Context, msg *sarama.ConsumerMessage) error {
+		mu.Lock()
+		byTrunk[string(msg.Value)]++
+		mu.Unlock()
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lc, err := lane.Consumer(addrs, ccfg(), "svc", []string{"orders"}, func(ctx context.Context, msg *sarama.ConsumerMessage) error {
+		time.Sleep(10 * time.Millisecond) // slow: it falls behind
+		mu.Lock()
+		byLane[string(msg.Value)]++
+		mu.Unlock()
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	adm, err := sarama.NewClusterAdmin(addrs, config())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer adm.Close()
+	stopT := startRun(t, tc)
+	stopL := startRun(t, lc)
+	waitStable(t, adm, "svc", 1)
+	waitStable(t, adm, "svc-proj-a", 1)
+
+	sp, err := sarama.NewSyncProducer(addrs, config())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sp.Close()
+	p := trunk.SyncProducer(sp)
+	envA := propagation.With(context.Background(), propagation.Mark{Env: "proj-a"})
+	produce := func(prefix string, n int) {
+		msgs := make([]*sarama.ProducerMessage, n)
+		for i := range msgs {
+			msgs[i] = &sarama.ProducerMessage{Topic: "orders", Value: sarama.StringEncoder(fmt.Sprintf("%s%03d", prefix, i))}
+			if err := trunk.Prepare(envA, msgs[i]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := sp.SendMessages(msgs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_ = p
+	produce("before-", 200)
+	waitFor(t, "the lane handles 30", func() bool { mu.Lock(); defer mu.Unlock(); return len(byLane) >= 30 })
+	lanes.Store(envtag.StaticLanes{}) // proj-a leaves the lanes
+	time.Sleep(100 * time.Millisecond)
+	mu.Lock()
+	handledAtLeave := len(byLane)
+	mu.Unlock()
+	produce("after-", 50)
+	waitFor(t, "every message handled", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		n := 0
+		for v := range byTrunk {
+			if strings.HasPrefix(v, "after-") {
+				n++
+			}
+		}
+		backlog := 0
+		for i := range 200 {
+			v := fmt.Sprintf("before-%03d", i)
+			if byLane[v]+byTrunk[v] > 0 {
+				backlog++
+			}
+		}
+		return n == 50 && backlog == 200
+	})
+	time.Sleep(500 * time.Millisecond) // strays
+	// The lane comes back: it passes over what the trunk took while it was
+	// away (the hand-over kept its start window open) and takes the new
+	// messages.
+	lanes.Store(envtag.StaticLanes{"svc": {"proj-a"}})
+	produce("back-", 20)
+	waitFor(t, "the returning lane handles the new messages", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		n := 0
+		for v := range byLane {
+			if strings.HasPrefix(v, "back-") {
+				n++
+			}
+		}
+		return n == 20
+	})
+	time.Sleep(300 * time.Millisecond)
+	if err := stopL(); err != nil {
+		t.Fatal(err)
+	}
+	if err := stopT(); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for i := range 20 {
+		if v := fmt.Sprintf("back-%03d", i); byLane[v] != 1 || byTrunk[v] != 0 {
+			t.Errorf("%s handled by the returning lane %d times, by the trunk %d times", v, byLane[v], byTrunk[v])
+		}
+		delete(byLane, fmt.Sprintf("back-%03d", i))
+	}
+	for v, n := range byLane {
+		if n != 1 || strings.HasPrefix(v, "after-") {
+			t.Errorf("lane handled %s %d times (after leaving, or twice)", v, n)
+		}
+		if byTrunk[v] != 0 {
+			t.Errorf("%s handled by both the lane and the trunk", v)
+		}
+	}
+	for i := range 50 {
+		if v := fmt.Sprintf("after-%03d", i); byTrunk[v] != 1 {
+			t.Errorf("trunk handled %s %d times", v, byTrunk[v])
+		}
+	}
+	handedOver := 0
+	for i := range 200 {
+		v := fmt.Sprintf("before-%03d", i)
+		if n := byLane[v] + byTrunk[v]; n != 1 {
+			t.Errorf("%s handled %d times overall (lane %d, trunk %d), want exactly once", v, n, byLane[v], byTrunk[v])
+		}
+		handedOver += byTrunk[v]
+	}
+	if handedOver == 0 {
+		t.Errorf("the trunk took none of the lane's backlog (the lane handled %d of 200 before leaving)", len(byLane))
+	}
+	if len(byLane) > handledAtLeave+1 {
+		t.Errorf("the lane kept taking messages after it left: %d handled, %d when it left", len(byLane), handledAtLeave)
+	}
+	if st := trunk.Stats(); st.HandedOver != int64(handedOver) {
+		t.Errorf("trunk stats: handed over %d, the handler saw %d", st.HandedOver, handedOver)
+	}
+	// Broker side: the lane's group committed past the whole backlog.
+	offs, err := adm.ListConsumerGroupOffsets("svc-proj-a", map[string][]int32{"orders": {0}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b := offs.GetBlock("orders", 0); b == nil || b.Offset < 200 {
+		t.Errorf("lane group committed %+v after the hand-over, want past the 200 messages of the backlog", b)
+	}
+	t.Logf("slow sarama lane handled %d of 200 before leaving; the trunk took over the other %d", len(byLane), handedOver)
+}
+
+// The hand-over survives a trunk restart: the trunk skips a slow lane's
+// messages (the spans travel in the metadata of its commits) and is
+// stopped; the lane's env then leaves; a new trunk instance reads the
+// spans back from the trunk group's committed metadata and hands the
+// backlog over. Every message handled exactly once.
+func TestHandOverSurvivesTrunkRestart(t *testing.T) {
+	addrs := newCluster(t)
+	var lanes envtag.SwapLanes
+	lanes.Store(envtag.StaticLanes{"svc": {"proj-a"}})
+	newS := func(opts ...slsarama.Option) *slsarama.Shadow {
+		s, err := slsarama.New(append([]slsarama.Option{slsarama.WithShadowTopics("orders"), slsarama.WithLanes(&lanes)}, opts...)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	var (
+		mu  sync.Mutex
+		byL = map[string]int{}
+		byT = map[string]int{}
+	)
+	count := func(m map[string]int, slow bool) slsarama.MessageHandler {
+		return func(ctx context.Context, msg *sarama.ConsumerMessage) error {
+			if slow {
+				time.Sleep(10 * time.Millisecond)
+			}
+			mu.Lock()
+			m[string(msg.Value)]++
+			mu.Unlock()
+			return nil
+		}
+	}
+	ccfg := config()
+	ccfg.Consumer.MaxWaitTime = 50 * time.Millisecond
+	ccfg.Consumer.Offsets.AutoCommit.Interval = 100 * time.Millisecond
+	consumer := func(s *slsarama.Shadow, h slsarama.MessageHandler) *slsarama.Consumer {
+		c, err := s.Consumer(addrs, ccfg, "svc", []string{"orders"}, h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	adm, err := sarama.NewClusterAdmin(addrs, config())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer adm.Close()
+	committed := func(group string) int64 {
+		offs, err := adm.ListConsumerGroupOffsets(group, map[string][]int32{"orders": {0}})
+		if err != nil {
+			return -1
+		}
+		if b := offs.GetBlock("orders", 0); b != nil {
+			return b.Offset
+		}
+		return -1
+	}
+	trunk1, lane := newS(), newS(slsarama.WithEnv("proj-a"))
+	stopT := startRun(t, consumer(trunk1, count(byT, false)))
+	stopL := startRun(t, consumer(lane, count(byL, true)))
+	waitStable(t, adm, "svc", 1)
+	waitStable(t, adm, "svc-proj-a", 1)
+	sp, err := sarama.NewSyncProducer(addrs, config())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sp.Close()
+	const n = 200
+	msgs := make([]*sarama.ProducerMessage, n)
+	for i := range msgs {
+		msgs[i] = &sarama.ProducerMessage{Topic: "orders", Value: sarama.StringEncoder(fmt.Sprintf("a-%03d", i))}
+		if err := trunk1.Prepare(marked("", "proj-a"), msgs[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := sp.SendMessages(msgs); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the trunk commits past the lane's messages", func() bool { return committed("svc") >= n })
+	waitFor(t, "the lane handles 20", func() bool { mu.Lock(); defer mu.Unlock(); return len(byL) >= 20 })
+	if err := stopT(); err != nil {
+		t.Fatal(err)
+	}
+	lanes.Store(envtag.StaticLanes{}) // proj-a leaves while no trunk runs
+	time.Sleep(300 * time.Millisecond)
+	mu.Lock()
+	atLeave := len(byL)
+	mu.Unlock()
+	if atLeave >= n {
+		t.Fatalf("the lane handled all %d before it left: no backlog to hand over", n)
+	}
+	trunk2 := newS()
+	stopT2 := startRun(t, consumer(trunk2, count(byT, false)))
+	waitFor(t, "every message handled", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		all := 0
+		for i := range n {
+			v := fmt.Sprintf("a-%03d", i)
+			if byL[v]+byT[v] > 0 {
+				all++
+			}
+		}
+		return all == n
+	})
+	time.Sleep(500 * time.Millisecond)
+	if err := stopT2(); err != nil {
+		t.Fatal(err)
+	}
+	if err := stopL(); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	taken := 0
+	for i := range n {
+		v := fmt.Sprintf("a-%03d", i)
+		if c := byL[v] + byT[v]; c != 1 {
+			t.Errorf("%s handled %d times (lane %d, trunk %d), want exactly once", v, c, byL[v], byT[v])
+		}
+		taken += byT[v]
+	}
+	if st := trunk2.Stats(); st.HandedOver != int64(taken) || taken != n-len(byL) {
+		t.Errorf("restarted trunk handed over %d (stats %d), lane handled %d of %d", taken, st.HandedOver, len(byL), n)
+	}
+	if at := committed("svc-proj-a"); at < n {
+		t.Errorf("lane group committed %d after the hand-over, want %d", at, n)
+	}
+	t.Logf("lane handled %d of %d before leaving; the restarted trunk handed over %d", len(byL), n, taken)
+}
