@@ -342,19 +342,43 @@ func (t *TestData) inRangeU(v uint64) (string, bool) {
 
 // MatchHeader checks one header (HTTP or message): the header rules by
 // name (case-insensitive) and value, then the value against the other rules.
-func (t *TestData) MatchHeader(name, value string) (string, bool) {
+func (t *TestData) MatchHeader(name, value string) (string, bool) { return matchHeader(t, name, value) }
+
+// MatchHeaderBytes is [TestData.MatchHeader] for a message header whose
+// value is bytes (Kafka record headers): the value is not converted, so
+// nothing is allocated.
+func (t *TestData) MatchHeaderBytes(name string, value []byte) (string, bool) {
+	return matchHeader(t, name, value)
+}
+
+func matchHeader[N, V string | []byte](t *TestData, name N, value V) (string, bool) {
 	if t == nil {
 		return "", false
 	}
 	for _, h := range t.headers {
-		if !strings.EqualFold(h.name, name) {
+		// header names are tokens (validated): ASCII case folding is
+		// strings.EqualFold for them
+		if len(name) != len(h.name) || !hasFoldPrefix(name, 0, h.name) {
 			continue
 		}
-		if h.prefix && strings.HasPrefix(value, h.value) || !h.prefix && value == h.value {
+		if hasPrefix(value, h.value) && (h.prefix || len(value) == len(h.value)) {
 			return "header " + h.name, true
 		}
 	}
 	return match(t, value)
+}
+
+// hasPrefix reports whether s starts with p, exactly.
+func hasPrefix[T string | []byte](s T, p string) bool {
+	if len(s) < len(p) {
+		return false
+	}
+	for i := 0; i < len(p); i++ {
+		if s[i] != p[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // MatchHeaders checks every line of an HTTP-style header map.
@@ -526,11 +550,10 @@ func (rt *Runtime) LostMark(exit, target, rule string) error {
 	rt.logs.warn("lostmark:"+exit+"|"+target,
 		"shadowlane: a load-test datum reached production without its mark at "+st.cfg.Service+"/"+exit,
 		"service", st.cfg.Service, "exit", exit, "target", target, "rule", rule, "action", action)
+	rt.decisions.Record("", exit, target, shadow.Guard) // this runtime's series, not the default's
 	if !refuse {
-		shadow.Record(exit, target, shadow.Guard)
 		return nil
 	}
-	shadow.Record(exit, target, shadow.Guard)
 	return shadow.Refuse(exit, target, "an unmarked operation carries load-test data ("+rule+", testData) at "+st.cfg.Service+"/"+exit+": a dropped context or an unwired client", propagation.Mark{}, shadow.ErrLostMark)
 }
 

@@ -245,3 +245,37 @@ func BenchmarkLostMarkGuard(b *testing.B) {
 		}
 	})
 }
+
+// TestMatchHeaderBytes: the byte form of MatchHeader gives the same
+// answers and allocates nothing.
+func TestMatchHeaderBytes(t *testing.T) {
+	rt, err := shadowlane.New(shadowlane.Config{TestData: shadowlane.TestDataConfig{
+		Prefixes: []string{"lt-"},
+		Headers:  []shadowlane.TestDataHeader{{Name: "X-Test-User", Value: "yes"}, {Name: "X-Load", Value: "ptest*"}},
+	}}, shadowlane.WithoutConfigFile())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rt.Close()
+	td := rt.TestData()
+	for _, c := range [][2]string{
+		{"x-test-user", "yes"}, {"X-TEST-USER", "yes"}, {"x-test-user", "yes!"}, {"x-test-user", "Yes"},
+		{"x-load", "ptest-7"}, {"x-load", "ptes"}, {"x-other", "yes"}, {"trace", "user lt-9"}, {"x-test-use", "yes"},
+	} {
+		r1, ok1 := td.MatchHeader(c[0], c[1])
+		r2, ok2 := td.MatchHeaderBytes(c[0], []byte(c[1]))
+		if r1 != r2 || ok1 != ok2 {
+			t.Errorf("%q: MatchHeader = %q %v, MatchHeaderBytes = %q %v", c, r1, ok1, r2, ok2)
+		}
+	}
+	if _, ok := td.MatchHeader("X-Load", "ptest"); !ok {
+		t.Error("a prefix rule must match its prefix alone")
+	}
+	if _, ok := td.MatchHeader("x-test-user", "yes!"); ok {
+		t.Error("an exact rule matched a longer value")
+	}
+	v := []byte("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+	if n := testing.AllocsPerRun(100, func() { td.MatchHeaderBytes("traceparent", v) }); n != 0 {
+		t.Fatalf("MatchHeaderBytes allocates %v", n)
+	}
+}

@@ -28,7 +28,10 @@ import (
 //   - unmarked: exchange and key are kept; stale mark headers are removed
 //     (the env header is written for an env-only mark). Publishing to a
 //     shadow exchange, or through the default exchange to a shadow queue,
-//     is refused with [shadow.ErrShadowFromProduction].
+//     is refused with [shadow.ErrShadowFromProduction]. A publish whose
+//     routing key, message id, correlation id or headers look like
+//     load-test data is refused with [shadow.ErrLostMark] (config
+//     testData:, the lost-mark guard).
 //   - marked: the exchange becomes its shadow twin; through the default
 //     exchange ("") the routing key (a queue name) becomes the shadow
 //     queue. Without a configured twin the publish is refused with
@@ -47,6 +50,11 @@ func (s *Shadow) Prepare(ctx context.Context, exchange, key string, msg *amqp091
 			return "", "", err
 		}
 		exchange = to
+	}
+	if td := s.testData(); td != nil && m.Run == "" {
+		if err := s.lostMark(td, exchange, key, msg); err != nil { // lostmark.go (testData:)
+			return "", "", err
+		}
 	}
 	setHeaders(msg, m)
 	return exchange, key, nil

@@ -74,5 +74,15 @@
 // The strongest protection remains a shadow user without privileges on
 // production (`shadowlane check --shadow-mysql` / `--shadow-postgres`).
 //
+// # Lost marks
+//
+// With the config's testData: section (see shadowlane.TestDataConfig) the
+// plugin checks every statement it sends to production, its literals and
+// arguments, and refuses one carrying load-test data with an error
+// wrapping shadow.ErrLostMark: a handler that called gorm without
+// WithContext, say. gorm opens its own database/sql pool, so this is the
+// plugin's own check, not adapters/slsql's. [WithRuntime] names the runtime
+// whose rules and counters it uses.
+//
 // Register the plugin with db.Use right after gorm.Open.
 package slgorm

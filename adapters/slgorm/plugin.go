@@ -9,6 +9,7 @@ import (
 
 	"gorm.io/gorm"
 
+	"github.com/shadowlane/shadowlane"
 	"github.com/shadowlane/shadowlane/propagation"
 	"github.com/shadowlane/shadowlane/shadow"
 	"github.com/shadowlane/shadowlane/shadow/sqlshadow"
@@ -21,15 +22,23 @@ type Plugin struct {
 	shadow gorm.ConnPool       // database mode: the checked shadow pool
 	check  *sqlshadow.Rewriter // database mode: inspects what reaches shadow
 	store  string
+	rt     *shadowlane.Runtime // WithRuntime; nil: the default
 }
 
 // New returns a table-mode plugin: marked statements are rewritten by rw.
 // A nil rw is refused with [ErrConfig].
-func New(rw *sqlshadow.Rewriter) (*Plugin, error) {
+func New(rw *sqlshadow.Rewriter, opts ...Option) (*Plugin, error) {
 	if rw == nil {
 		return nil, fmt.Errorf("%w: New needs a Rewriter", ErrConfig)
 	}
-	return &Plugin{rw: rw, store: rw.Dialect().Name()}, nil
+	return with(&Plugin{rw: rw, store: rw.Dialect().Name()}, opts), nil
+}
+
+func with(p *Plugin, opts []Option) *Plugin {
+	for _, o := range opts {
+		o.apply(p)
+	}
+	return p
 }
 
 // NewDatabase returns a database-mode plugin: marked statements run on the
@@ -53,14 +62,14 @@ func New(rw *sqlshadow.Rewriter) (*Plugin, error) {
 // mode. db.Use fails with ErrConfig when the shadow pool is production's, as happens when both were opened with
 // the same *gorm.Config (gorm keeps the pool in it): give each gorm.Open
 // its own config.
-func NewDatabase(shadowDB *gorm.DB, rw *sqlshadow.Rewriter) (*Plugin, error) {
+func NewDatabase(shadowDB *gorm.DB, rw *sqlshadow.Rewriter, opts ...Option) (*Plugin, error) {
 	switch {
 	case shadowDB == nil || shadowDB.ConnPool == nil:
 		return nil, fmt.Errorf("%w: NewDatabase needs an open shadow *gorm.DB", ErrConfig)
 	case rw == nil || !rw.DatabaseMode():
 		return nil, fmt.Errorf("%w: NewDatabase needs a Rewriter built with sqlshadow.WithDatabase", ErrConfig)
 	}
-	return &Plugin{shadow: &checkedPool{base: shadowDB.ConnPool, rw: rw}, check: rw, store: shadowDB.Dialector.Name()}, nil
+	return with(&Plugin{shadow: &checkedPool{base: shadowDB.ConnPool, rw: rw}, check: rw, store: shadowDB.Dialector.Name()}, opts), nil
 }
 
 // Name implements gorm.Plugin.
@@ -173,7 +182,7 @@ func (p *Plugin) wrap(db *gorm.DB) {
 	if m.Run == "" && inTx {
 		m = tx.mark // a transaction begun marked stays shadow
 	}
-	sp := &stmtPool{orig: base, target: base, p: p, mark: m}
+	sp := &stmtPool{orig: base, target: base, p: p, mark: m, table: st.Table}
 	if p.shadow != nil && m.Run != "" {
 		switch {
 		case inTx && tx.mark.Run != "":
@@ -185,11 +194,11 @@ func (p *Plugin) wrap(db *gorm.DB) {
 			sp.target = tx
 		case inTx || isTx(base):
 			db.AddError(shadow.Refuse(p.store, "transaction", "marked statement inside a production transaction cannot reach the shadow database", m, shadow.ErrBlocked))
-			shadow.Default().Record(m.Run, p.store, "transaction", shadow.Block)
+			p.decisions().Record(m.Run, p.store, "transaction", shadow.Block)
 			return
 		default:
 			sp.target = p.shadow
-			shadow.Default().Add(m.Run, p.store, "database", "shadow database", shadow.Redirect, 1)
+			p.decisions().Add(m.Run, p.store, "database", "shadow database", shadow.Redirect, 1)
 		}
 	}
 	st.ConnPool = sp
@@ -244,11 +253,13 @@ func (p *Plugin) countErr(run string, err error) {
 }
 
 // stmtPool runs one statement: in table mode it rewrites (marked) or guards
-// (unmarked) the final SQL before handing it to target.
+// (unmarked) the final SQL before handing it to target; in both modes an
+// unmarked statement passes the lost-mark guard (lostmark.go).
 type stmtPool struct {
 	orig, target gorm.ConnPool
 	p            *Plugin
 	mark         propagation.Mark
+	table        string // the statement's table, for the lost-mark count
 }
 
 func (s *stmtPool) text(query string) (string, error) {
@@ -262,7 +273,7 @@ func (s *stmtPool) text(query string) (string, error) {
 }
 
 func (s *stmtPool) PrepareContext(ctx context.Context, query string) (*sql.Stmt, error) {
-	q, err := s.text(query)
+	ctx, q, err := s.statement(ctx, query, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -270,7 +281,7 @@ func (s *stmtPool) PrepareContext(ctx context.Context, query string) (*sql.Stmt,
 }
 
 func (s *stmtPool) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	q, err := s.text(query)
+	ctx, q, err := s.statement(ctx, query, args)
 	if err != nil {
 		return nil, err
 	}
@@ -278,7 +289,7 @@ func (s *stmtPool) ExecContext(ctx context.Context, query string, args ...any) (
 }
 
 func (s *stmtPool) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
-	q, err := s.text(query)
+	ctx, q, err := s.statement(ctx, query, args)
 	if err != nil {
 		return nil, err
 	}
@@ -286,11 +297,23 @@ func (s *stmtPool) QueryContext(ctx context.Context, query string, args ...any) 
 }
 
 func (s *stmtPool) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
-	q, err := s.text(query)
+	ctx, q, err := s.statement(ctx, query, args)
 	if err != nil {
 		return errRow(ctx, err)
 	}
 	return s.target.QueryRowContext(ctx, q, args...)
+}
+
+// statement is the lost-mark guard, then the text to run.
+func (s *stmtPool) statement(ctx context.Context, query string, args []any) (context.Context, string, error) {
+	if td := s.p.testData(); td != nil && s.mark.Run == "" {
+		var err error
+		if ctx, err = s.lostMark(ctx, td, query, args); err != nil { // lostmark.go (testData:)
+			return ctx, "", err
+		}
+	}
+	q, err := s.text(query)
+	return ctx, q, err
 }
 
 // errRow returns a *sql.Row whose Scan and Err return err: the statement
@@ -347,7 +370,7 @@ func (c *pool) BeginTx(ctx context.Context, opts *sql.TxOptions) (gorm.ConnPool,
 	from := c.base
 	if m.Run != "" && c.p.shadow != nil {
 		from = c.p.shadow
-		shadow.Default().Add(m.Run, c.p.store, "database", "shadow database", shadow.Redirect, 1)
+		c.p.decisions().Add(m.Run, c.p.store, "database", "shadow database", shadow.Redirect, 1)
 	} else if m.Run == "" {
 		m = propagation.Mark{}
 	}

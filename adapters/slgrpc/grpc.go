@@ -255,20 +255,22 @@ func (e *entry) streamMarked(ctx context.Context, srv any, ss grpc.ServerStream,
 // already there) after every stale carrier is removed; an unmarked call
 // carries no mark carrier at all (say, one a handler copied from incoming
 // metadata, as a gRPC proxy does), so no forged mark reaches the next hop.
-// A call without outgoing metadata costs one context look-up.
-func outgoing(ctx context.Context, rt *shadowlane.Runtime) context.Context {
+// A call without outgoing metadata costs one context look-up. For an
+// unmarked call it also returns the outgoing metadata it read (nil when
+// there is none), for the lost-mark guard.
+func outgoing(ctx context.Context, rt *shadowlane.Runtime) (context.Context, metadata.MD) {
 	m := propagation.FromContext(ctx)
 	codec := rt.Codec()
 	if m.IsZero() {
 		if outgoingKey != nil && ctx.Value(outgoingKey) == nil {
-			return ctx
+			return ctx, nil
 		}
 		md, ok := metadata.FromOutgoingContext(ctx)
 		if !ok || !codec.Present(md) {
-			return ctx
+			return ctx, md
 		}
 		codec.Strip(md)
-		return metadata.NewOutgoingContext(ctx, md)
+		return metadata.NewOutgoingContext(ctx, md), md
 	}
 	md, ok := metadata.FromOutgoingContext(ctx)
 	if !ok {
@@ -276,7 +278,7 @@ func outgoing(ctx context.Context, rt *shadowlane.Runtime) context.Context {
 	}
 	codec.Strip(md)
 	codec.InjectLower(m, propagation.TokenFromContext(ctx), MD(md))
-	return metadata.NewOutgoingContext(ctx, md)
+	return metadata.NewOutgoingContext(ctx, md), nil
 }
 
 // blockedStatus turns an outbound refusal into codes.PermissionDenied.
@@ -289,7 +291,9 @@ func blockedStatus(err error) error {
 // target whose authority is not on outbound.allow fails with
 // codes.PermissionDenied (the message names shadow.ErrBlocked's rule), or
 // is answered by the configured gRPC mock for its full method; it never
-// reaches the server. Unmarked calls lose any stale mark carriers.
+// reaches the server. Unmarked calls lose any stale mark carriers; one
+// whose outgoing metadata looks like load-test data (config testData:, the
+// lost-mark guard) is refused with a [*LostMarkError].
 func UnaryClientInterceptor(opts ...Option) grpc.UnaryClientInterceptor {
 	cfg := newCfg("grpc-client", opts)
 	return func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, o ...grpc.CallOption) error {
@@ -303,7 +307,11 @@ func UnaryClientInterceptor(opts ...Option) grpc.UnaryClientInterceptor {
 				return answerUnary(mock, reply)
 			}
 		}
-		return invoker(outgoing(ctx, rt), method, req, reply, cc, o...)
+		ctx, md := outgoing(ctx, rt)
+		if err := lostMark(rt, md, cc.Target()); err != nil { // lostmark.go (testData:)
+			return err
+		}
+		return invoker(ctx, method, req, reply, cc, o...)
 	}
 }
 
@@ -325,7 +333,11 @@ func StreamClientInterceptor(opts ...Option) grpc.StreamClientInterceptor {
 				return &mockStream{ctx: ctx, body: mock.Body}, nil
 			}
 		}
-		return streamer(outgoing(ctx, rt), desc, cc, method, o...)
+		ctx, md := outgoing(ctx, rt)
+		if err := lostMark(rt, md, cc.Target()); err != nil { // lostmark.go (testData:)
+			return nil, err
+		}
+		return streamer(ctx, desc, cc, method, o...)
 	}
 }
 

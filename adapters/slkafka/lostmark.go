@@ -28,7 +28,7 @@ func (s *Shadow) lostMark(m propagation.Mark, r *kgo.Record) bool {
 	}
 	rule, ok := td.MatchBytes(r.Key)
 	for i := 0; !ok && i < len(r.Headers); i++ {
-		rule, ok = td.MatchHeader(r.Headers[i].Key, string(r.Headers[i].Value))
+		rule, ok = td.MatchHeaderBytes(r.Headers[i].Key, r.Headers[i].Value)
 	}
 	if !ok {
 		return false

@@ -15,7 +15,9 @@ import (
 //
 //   - unmarked: msg keeps its subject and loses any mark headers it carries
 //     (the env header is written for an env-only mark); an unmarked message
-//     for a shadow subject is refused with [shadow.ErrShadowFromProduction].
+//     for a shadow subject is refused with [shadow.ErrShadowFromProduction],
+//     one whose subject or headers look like load-test data with
+//     [shadow.ErrLostMark] (config testData:, the lost-mark guard).
 //   - marked: msg's subject becomes its shadow twin and the mark headers are
 //     written; a subject with no configured shadow twin is refused with
 //     [shadow.ErrNoShadowTarget] and msg is left unchanged.
@@ -32,6 +34,11 @@ func (s *Shadow) prepare(ctx context.Context, msg *natsgo.Msg) error {
 	to, err := s.r.Produce(m, msg.Subject)
 	if err != nil {
 		return err
+	}
+	if td := s.testData(); td != nil && m.Run == "" {
+		if err := s.lostMark(td, msg.Subject, msg.Header); err != nil { // lostmark.go (testData:)
+			return err
+		}
 	}
 	msg.Subject = to
 	setHeaders(msg, m)
@@ -87,6 +94,11 @@ func (c *Conn) NATS() *natsgo.Conn { return c.nc }
 // nc.Publish: no message or header is built.
 func (c *Conn) Publish(ctx context.Context, subj string, data []byte) error {
 	if m := propagation.FromContext(ctx); m.IsZero() && !c.s.r.IsShadow(subj) {
+		if td := c.s.testData(); td != nil {
+			if err := c.s.lostMark(td, subj, nil); err != nil { // lostmark.go (testData:)
+				return err
+			}
+		}
 		return c.nc.Publish(subj, data)
 	}
 	return c.PublishMsg(ctx, &natsgo.Msg{Subject: subj, Data: data})

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -133,6 +135,11 @@ type Shadow struct {
 	c      config
 	r      *bus.Rules
 	counts *bus.Counters
+
+	// the lost-mark guard's alert bookkeeping (lostmark.go)
+	intercepting atomic.Bool  // OnSend has run
+	alerted      sync.Map     // *sarama.ProducerMessage the wrapper alerted on, while sent
+	pending      atomic.Int32 // entries in alerted
 }
 
 // New builds a Shadow.
@@ -183,15 +190,21 @@ func (s *Shadow) ShadowGroup(group string) string { return s.c.groups.Naming.Sha
 // its topic with the mark headers, or is refused with
 // [shadow.ErrNoShadowTarget]; an unmarked message keeps its topic, loses
 // stale mark headers, and is refused with [shadow.ErrShadowFromProduction]
-// when its topic is a shadow topic.
+// when its topic is a shadow topic, or with [shadow.ErrLostMark] when its
+// key or headers look like load-test data (config testData:).
 func (s *Shadow) Prepare(ctx context.Context, msg *sarama.ProducerMessage) error {
-	return s.prepare(propagation.FromContext(ctx), msg)
+	return s.prepare(propagation.FromContext(ctx), msg, fromPrepare)
 }
 
-func (s *Shadow) prepare(m propagation.Mark, msg *sarama.ProducerMessage) error {
+func (s *Shadow) prepare(m propagation.Mark, msg *sarama.ProducerMessage, from seam) error {
 	to, err := s.r.Produce(m, msg.Topic)
 	if err != nil {
 		return err
+	}
+	if td := s.testData(); td != nil && m.Run == "" {
+		if err := s.lostMark(td, msg, from); err != nil { // lostmark.go (testData:)
+			return err
+		}
 	}
 	msg.Topic = to
 	setHeaders(msg, m)
@@ -233,10 +246,14 @@ func decode(hs []*sarama.RecordHeader) bus.Decoder {
 // messages produced without the context-taking wrapper: sarama messages
 // carry no context, so the interceptor judges by the mark headers. A
 // message with a run header is moved to the shadow twin of its topic; one
-// without a twin, one with malformed mark headers, and an unmarked message
-// for a shadow topic get an empty topic, which sarama fails before sending.
-// Use [Producer] for typed errors.
+// without a twin, one with malformed mark headers, an unmarked message
+// for a shadow topic, and an unmarked message whose key or headers look like
+// load-test data (the lost-mark guard, config testData:) get an empty
+// topic, which sarama fails before sending. Use [Producer] for typed errors.
 func (s *Shadow) OnSend(msg *sarama.ProducerMessage) {
+	if !s.intercepting.Load() {
+		s.intercepting.Store(true)
+	}
 	hs := make([]*sarama.RecordHeader, 0, len(msg.Headers))
 	for i := range msg.Headers {
 		if isMarkHeader(msg.Headers[i].Key) {
@@ -252,6 +269,10 @@ func (s *Shadow) OnSend(msg *sarama.ProducerMessage) {
 	}
 	to, err := s.r.Recheck(m, msg.Topic)
 	if err != nil {
+		msg.Topic = ""
+		return
+	}
+	if td := s.testData(); td != nil && m.Run == "" && s.lostMark(td, msg, fromInterceptor) != nil { // lostmark.go (testData:)
 		msg.Topic = ""
 		return
 	}
@@ -276,9 +297,10 @@ func (s *Shadow) SyncProducer(p sarama.SyncProducer) *Producer { return &Produce
 // SendMessage is SyncProducer.SendMessage under the mark of ctx. A refused
 // message is a [*shadow.Error] and is not sent.
 func (p *Producer) SendMessage(ctx context.Context, msg *sarama.ProducerMessage) (partition int32, offset int64, err error) {
-	if err := p.s.Prepare(ctx, msg); err != nil {
+	if err := p.s.prepare(propagation.FromContext(ctx), msg, fromWrapper); err != nil {
 		return -1, -1, err
 	}
+	defer p.s.sent(msg) // lostmark.go
 	return p.p.SendMessage(msg)
 }
 

@@ -6,6 +6,7 @@ import (
 	"database/sql/driver"
 	"errors"
 
+	"github.com/shadowlane/shadowlane"
 	"github.com/shadowlane/shadowlane/limiter"
 	"github.com/shadowlane/shadowlane/propagation"
 	"github.com/shadowlane/shadowlane/shadow/sqlshadow"
@@ -25,7 +26,7 @@ func NewConnector(c driver.Connector, rw *sqlshadow.Rewriter, opts ...Option) (d
 	if c == nil || (rw == nil && !cfg.limit) {
 		return nil, ErrConfig
 	}
-	cn := &connector{base: c, rw: rw}
+	cn := &connector{base: c, rw: rw, rt: cfg.rt}
 	if cfg.limit {
 		cn.lim = newLimits(cfg)
 	}
@@ -67,6 +68,7 @@ type connector struct {
 	base driver.Connector
 	rw   *sqlshadow.Rewriter // nil: no shadowing
 	lim  *limits             // nil: no limiting
+	rt   *shadowlane.Runtime // WithRuntime; nil: the default, looked up per use
 }
 
 func (c *connector) Connect(ctx context.Context) (driver.Conn, error) {
@@ -74,7 +76,7 @@ func (c *connector) Connect(ctx context.Context) (driver.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &conn{base: cn, rw: c.rw, lim: c.lim}, nil
+	return &conn{base: cn, rw: c.rw, lim: c.lim, rt: c.rt}, nil
 }
 
 func (c *connector) Driver() driver.Driver { return c.base.Driver() }
@@ -85,6 +87,7 @@ type conn struct {
 	base   driver.Conn
 	rw     *sqlshadow.Rewriter // nil: no shadowing
 	lim    *limits             // nil: no limiting
+	rt     *shadowlane.Runtime // WithRuntime; nil: the default
 	txMark propagation.Mark    // mark of the open transaction begun marked
 	// alerted is the statement the lost-mark guard last let through
 	// (testData.action: alert), so that the prepared fallback after
@@ -130,8 +133,10 @@ func (c *conn) statement(ctx context.Context, query string, args []driver.NamedV
 		return propagation.Mark{}, query, nil
 	}
 	m := c.mark(ctx)
-	if err := c.lostMark(ctx, m, query, args); err != nil { // lostmark.go (testData:)
-		return m, "", err
+	if td := c.testData(); td != nil && m.Run == "" {
+		if err := c.lostMark(ctx, td, query, args); err != nil { // lostmark.go (testData:)
+			return m, "", err
+		}
 	}
 	q, err := c.text(m, query)
 	return m, q, err
@@ -365,8 +370,10 @@ func (s *stmt) Query(args []driver.Value) (driver.Rows, error) {
 }
 
 func (s *stmt) ExecContext(ctx context.Context, args []driver.NamedValue) (driver.Result, error) {
-	if err := s.c.lostMarkStmt(ctx, s.query, args); err != nil { // lostmark.go (testData:)
-		return nil, err
+	if td := s.c.testData(); td != nil {
+		if err := s.c.lostMarkStmt(ctx, td, s.query, args); err != nil { // lostmark.go (testData:)
+			return nil, err
+		}
 	}
 	return runStmt(s, ctx, func(st driver.Stmt) (driver.Result, error) {
 		if sc, ok := st.(driver.StmtExecContext); ok {
@@ -382,8 +389,10 @@ func (s *stmt) ExecContext(ctx context.Context, args []driver.NamedValue) (drive
 }
 
 func (s *stmt) QueryContext(ctx context.Context, args []driver.NamedValue) (driver.Rows, error) {
-	if err := s.c.lostMarkStmt(ctx, s.query, args); err != nil { // lostmark.go (testData:)
-		return nil, err
+	if td := s.c.testData(); td != nil {
+		if err := s.c.lostMarkStmt(ctx, td, s.query, args); err != nil { // lostmark.go (testData:)
+			return nil, err
+		}
 	}
 	return runStmt(s, ctx, func(st driver.Stmt) (driver.Rows, error) {
 		if sc, ok := st.(driver.StmtQueryContext); ok {

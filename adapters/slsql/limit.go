@@ -97,9 +97,14 @@ type optionFunc func(*config)
 
 func (f optionFunc) apply(c *config) { f(c) }
 
-// WithRuntime names the runtime whose limiter [WithLimits] admits
-// statements through (rules from its "limits:" config section). The
-// default is the default runtime, looked up per statement.
+// WithRuntime names the runtime the wrapper works for: the lost-mark
+// guard's testData rules and catches, the decisions slsql counts itself
+// ([Raw]'s blocks, a [Router]'s redirects), and the limiter [WithLimits]
+// admits statements through (rules from its "limits:" config section).
+// The default is the default runtime, looked up per statement. The
+// Rewriter counts its own decisions where it was told
+// ([sqlshadow.WithDecisions]; pass func() *shadow.Series { return
+// rt.Decisions() } for the same runtime).
 func WithRuntime(rt *shadowlane.Runtime) Option {
 	return optionFunc(func(c *config) { c.rt = rt })
 }

@@ -5,7 +5,7 @@ import (
 	"database/sql/driver"
 
 	"github.com/shadowlane/shadowlane"
-	"github.com/shadowlane/shadowlane/propagation"
+	"github.com/shadowlane/shadowlane/internal/lostmark"
 )
 
 // lostMark is the lost-mark guard of this exit (config testData:, see
@@ -13,26 +13,20 @@ import (
 // numeric literals or arguments look like load-test data is refused with a
 // [*shadow.Error] wrapping [shadow.ErrLostMark] (or only reported, with
 // testData.action: alert), counted under the dialect's store name
-// ("sqlite", "postgres", "mysql"). It uses the default runtime (the one
-// [shadowlane.Init] sets); without testData rules it costs one pointer
-// load.
-func (c *conn) lostMark(ctx context.Context, m propagation.Mark, query string, args []driver.NamedValue) error {
-	if m.Run != "" || c.rw == nil { // limiting alone: no dialect, no guard
-		return nil
-	}
-	rt := shadowlane.Default()
-	td := rt.TestData()
-	if td == nil {
-		return nil
-	}
+// ("sqlite", "postgres", "mysql"). It uses the runtime of [WithRuntime],
+// else the default one (the one [shadowlane.Init] sets), looked up per
+// statement. td is [conn.testData], checked by the caller on unmarked
+// statements: without testData rules the guard costs one pointer load,
+// inline.
+func (c *conn) lostMark(ctx context.Context, td *shadowlane.TestData, query string, args []driver.NamedValue) error {
 	rule, ok := td.MatchSQL(query)
 	for i := 0; !ok && i < len(args); i++ {
 		rule, ok = td.MatchValue(args[i].Value)
 	}
-	if !ok {
+	if !ok || lostmark.IsCounted(ctx) { // the gorm plugin above counted it (alert)
 		return nil
 	}
-	err := rt.LostMark(c.rw.Dialect().Name(), Kind(query), rule)
+	err := shadowlane.OrDefault(c.rt).LostMark(c.rw.Dialect().Name(), Kind(query), rule)
 	if err == nil {
 		// alert: a driver that answers driver.ErrSkip makes database/sql
 		// prepare the same statement next; count it once.
@@ -42,10 +36,17 @@ func (c *conn) lostMark(ctx context.Context, m propagation.Mark, query string, a
 }
 
 // lostMarkStmt is lostMark for a prepared statement's execution.
-func (c *conn) lostMarkStmt(ctx context.Context, query string, args []driver.NamedValue) error {
+func (c *conn) lostMarkStmt(ctx context.Context, td *shadowlane.TestData, query string, args []driver.NamedValue) error {
 	if c.alerted != "" && c.alerted == query {
 		c.alerted = ""
 		return nil
 	}
-	return c.lostMark(ctx, c.mark(ctx), query, args)
+	if c.rw == nil || c.mark(ctx).Run != "" { // limiting alone: no dialect, no guard
+		return nil
+	}
+	return c.lostMark(ctx, td, query, args)
 }
+
+// testData is the lost-mark guard's matcher of the wrapper's runtime, nil
+// when testData is not configured (inlined at the call).
+func (c *conn) testData() *shadowlane.TestData { return shadowlane.OrDefault(c.rt).TestData() }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 
+	"github.com/shadowlane/shadowlane"
 	"github.com/shadowlane/shadowlane/propagation"
 	"github.com/shadowlane/shadowlane/shadow"
 )
@@ -55,7 +56,7 @@ func unwrapDriverConn(ctx context.Context, dc any) (any, error) {
 				if w.rw != nil {
 					store = w.rw.Dialect().Name()
 				}
-				shadow.Default().Record(m.Run, store, "raw", shadow.Block)
+				shadowlane.OrDefault(w.rt).Decisions().Record(m.Run, store, "raw", shadow.Block)
 				return nil, shadow.Refuse(store, "raw", "the driver's own connection runs statements no rewriter sees; load-test work must use ordinary (shadowed) statements or the shadow database", m, shadow.ErrBlocked)
 			}
 			dc = w.base

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/shadowlane/shadowlane"
 	"github.com/shadowlane/shadowlane/propagation"
 	"github.com/shadowlane/shadowlane/shadow"
 	"github.com/shadowlane/shadowlane/shadow/sqlshadow"
@@ -20,6 +21,7 @@ import (
 type Router struct {
 	prod, shadow *sql.DB
 	store        string
+	rt           *shadowlane.Runtime // WithRuntime; nil: the default
 }
 
 // ErrNoShadowDB is returned by [NewRouter] and [NewUncheckedRouter] when a
@@ -47,14 +49,21 @@ var ErrNoShadowDB = errors.New("slsql: router needs a production pool and a shad
 // The strongest protection remains a shadow user that has no privilege on
 // production databases at all: `shadowlane check --shadow-mysql` /
 // `--shadow-postgres` reports the privileges it holds.
-func NewRouter(store string, prod *sql.DB, shadow driver.Connector, rw *sqlshadow.Rewriter) (*Router, error) {
+//
+// opts configure the shadow pool's connector as for [NewConnector];
+// [WithRuntime] also names the runtime the Router counts its redirects in.
+func NewRouter(store string, prod *sql.DB, shadow driver.Connector, rw *sqlshadow.Rewriter, opts ...Option) (*Router, error) {
 	if prod == nil || shadow == nil {
 		return nil, ErrNoShadowDB
 	}
 	if rw == nil || !rw.DatabaseMode() {
 		return nil, fmt.Errorf("%w: slsql.NewRouter needs a Rewriter built with sqlshadow.WithDatabase", sqlshadow.ErrConfig)
 	}
-	return &Router{prod: prod, shadow: OpenDB(shadow, rw), store: store}, nil
+	cn, err := NewConnector(shadow, rw, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return &Router{prod: prod, shadow: sql.OpenDB(cn), store: store, rt: newConfig(opts).rt}, nil
 }
 
 // NewUncheckedRouter returns a Router whose shadow pool is shadowDB as it
@@ -68,18 +77,19 @@ func NewRouter(store string, prod *sql.DB, shadow driver.Connector, rw *sqlshado
 // production, or a session change runs exactly as written, and changes
 // production whenever the shadow pool's user may. Use it only with a shadow
 // user that holds no privilege on production (verify with `shadowlane
-// check --shadow-mysql` / `--shadow-postgres`).
-func NewUncheckedRouter(store string, prod, shadowDB *sql.DB) (*Router, error) {
+// check --shadow-mysql` / `--shadow-postgres`). Of opts only [WithRuntime]
+// applies: the runtime the Router counts its redirects in.
+func NewUncheckedRouter(store string, prod, shadowDB *sql.DB, opts ...Option) (*Router, error) {
 	if prod == nil || shadowDB == nil || prod == shadowDB {
 		return nil, ErrNoShadowDB
 	}
-	return &Router{prod: prod, shadow: shadowDB, store: store}, nil
+	return &Router{prod: prod, shadow: shadowDB, store: store, rt: newConfig(opts).rt}, nil
 }
 
 // DB returns the pool for ctx: the shadow pool for marked contexts.
 func (r *Router) DB(ctx context.Context) *sql.DB {
 	if run := propagation.FromContext(ctx).Run; run != "" {
-		shadow.Default().Add(run, r.store, "database", "shadow database", shadow.Redirect, 1)
+		shadowlane.OrDefault(r.rt).Decisions().Add(run, r.store, "database", "shadow database", shadow.Redirect, 1)
 		return r.shadow
 	}
 	return r.prod

@@ -3,33 +3,11 @@ package bus
 import (
 	"fmt"
 	"slices"
-	"strconv"
 	"sync"
 
 	"github.com/shadowlane/shadowlane/propagation"
 	"github.com/shadowlane/shadowlane/shadow"
 )
-
-// Mark returns the mark of a message read from source whose mark headers
-// d decoded, as a consumer hands it to its caller (the adapters' Mark and
-// Context): a malformed or conflicting mark header ([shadow.ErrUnsupported])
-// and a run mark on a production source (an anomaly, [shadow.ErrBlocked])
-// are refused; a message from a shadow source without a run header gets
-// the fallback run. Unlike [Rules.Consume] it decides no lane and counts
-// nothing.
-func (r *Rules) Mark(source string, d *Decoder) (propagation.Mark, *shadow.Error) {
-	m, bad := d.Mark()
-	onShadow := r.c.Naming.IsShadow(source)
-	switch {
-	case bad != NoField:
-		return propagation.Mark{}, shadow.Refuse(r.c.Store, source, "malformed or conflicting "+bad.Name()+" header", propagation.Mark{}, shadow.ErrUnsupported)
-	case m.Run != "" && !onShadow:
-		return propagation.Mark{}, shadow.Refuse(r.c.Store, source, "run mark on the production "+r.c.Kind+" "+strconv.Quote(source)+" (an anomaly)", m, shadow.ErrBlocked)
-	case m.Run == "" && onShadow:
-		m.Run = r.c.FallbackRun
-	}
-	return m, nil
-}
 
 // SetMarkHeaders rewrites the headers hs of a message for mark m, for any
 // client's header type H: it removes every mark header (isMark, in any

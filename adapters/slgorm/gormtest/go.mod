@@ -6,6 +6,7 @@ require (
 	github.com/glebarez/sqlite v1.11.0
 	github.com/shadowlane/shadowlane v0.0.0
 	github.com/shadowlane/shadowlane/adapters/slgorm v0.0.0
+	github.com/shadowlane/shadowlane/adapters/slsql v0.0.0
 	github.com/shadowlane/shadowlane/dialects/mysql v0.0.0
 	github.com/shadowlane/shadowlane/dialects/postgres v0.0.0
 	github.com/shadowlane/shadowlane/dialects/sqlite v0.0.0
@@ -21,6 +22,8 @@ require (
 	github.com/coreos/go-semver v0.3.1 // indirect
 	github.com/dustin/go-humanize v1.1.0 // indirect
 	github.com/glebarez/go-sqlite v1.21.2 // indirect
+	github.com/go-logr/logr v1.4.4 // indirect
+	github.com/go-logr/stdr v1.2.2 // indirect
 	github.com/go-sql-driver/mysql v1.10.1 // indirect
 	github.com/google/uuid v1.6.0 // indirect
 	github.com/jackc/pgpassfile v1.0.0 // indirect
@@ -37,11 +40,15 @@ require (
 	github.com/pingcap/log v1.1.0 // indirect
 	github.com/pingcap/tidb/pkg/parser v0.0.0-20260418072757-ce92298d1124 // indirect
 	github.com/remyoudompheng/bigfft v0.0.0-20230129092748-24d4a6f8daec // indirect
+	go.opentelemetry.io/auto/sdk v1.2.1 // indirect
 	go.opentelemetry.io/otel v1.47.0 // indirect
+	go.opentelemetry.io/otel/log v1.47.0 // indirect
+	go.opentelemetry.io/otel/metric v1.47.0 // indirect
 	go.opentelemetry.io/otel/trace v1.47.0 // indirect
 	go.uber.org/atomic v1.11.0 // indirect
 	go.uber.org/multierr v1.11.0 // indirect
 	go.uber.org/zap v1.27.0 // indirect
+	go.yaml.in/yaml/v3 v3.0.6 // indirect
 	golang.org/x/sync v0.24.0 // indirect
 	golang.org/x/sys v0.49.0 // indirect
 	golang.org/x/text v0.41.0 // indirect
@@ -56,6 +63,7 @@ require (
 replace (
 	github.com/shadowlane/shadowlane => ../../..
 	github.com/shadowlane/shadowlane/adapters/slgorm => ..
+	github.com/shadowlane/shadowlane/adapters/slsql => ../../slsql
 	github.com/shadowlane/shadowlane/dialects/mysql => ../../../dialects/mysql
 	github.com/shadowlane/shadowlane/dialects/postgres => ../../../dialects/postgres
 	github.com/shadowlane/shadowlane/dialects/sqlite => ../../../dialects/sqlite

@@ -5,6 +5,11 @@
 // is wired by the aspects of github.com/shadowlane/shadowlane/wiring (see
 // ../orchestrion.tool.go).
 //
+// Routes: POST /order?user=&sku= asks pricing, stores the order and the
+// cart; POST /leak?user=&sku= stores an order with a context it dropped on
+// purpose (the lost-mark scenario: a load-test datum written without its
+// mark, which the lost-mark guard refuses when testData is configured).
+//
 // Environment: ZC_ADDR (gateway, default 127.0.0.1:8080), ZC_PRICING_ADDR
 // (default 127.0.0.1:8081), ZC_DB (SQLite file), ZC_REDIS (default
 // 127.0.0.1:6379), ZC_NS (Redis key namespace), and SHADOWLANE_* /
@@ -12,6 +17,7 @@
 package main
 
 import (
+	"context"
 	"database/sql"
 	"fmt"
 	"io"
@@ -72,6 +78,16 @@ func main() {
 			return
 		}
 		if err := rdb.Set(ctx, ns+"cart:"+user, sku, 0).Err(); err != nil {
+			c.String(http.StatusInternalServerError, err.Error())
+			return
+		}
+		c.String(http.StatusOK, "ok")
+	})
+	r.POST("/leak", func(c *gin.Context) {
+		// A handler that lost its context: the order is written as
+		// production work whatever the request was.
+		ctx := context.Background() //lostctx:ok the lost-mark scenario drops the request's context on purpose
+		if _, err := db.ExecContext(ctx, "INSERT INTO orders (user_id, sku, price) VALUES (?, ?, ?)", c.Query("user"), c.Query("sku"), "0"); err != nil {
 			c.String(http.StatusInternalServerError, err.Error())
 			return
 		}

@@ -1,0 +1,184 @@
+package zerocode_test
+
+import (
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// TestRunTimeOverhead compares the run-time cost of the shop built with
+// Orchestrion against the same shop wired by hand (./handwired, plain `go
+// build`), and against the shop built without shadowlane at all (plain `go
+// build` of ./shop) when $ZEROCODE_PLAIN_BIN names it. It is a measurement,
+// not a check: it runs only with ZEROCODE_OVERHEAD=1.
+//
+// Each binary runs as its own process on its own stores. Rounds alternate
+// the order of the binaries; in each round every binary serves the same
+// mix (half production orders, half signed load-test orders, 4 at a time).
+// Reported per binary: the median over rounds of requests per second and
+// of the process's CPU time (user + system, from /proc) per request, which
+// the other sessions' load disturbs less than wall time.
+//
+//	ZEROCODE_OVERHEAD=1 ZEROCODE_BIN=/tmp/shop-orch ZEROCODE_HANDWIRED_BIN=/tmp/shop-hand \
+//	  ZEROCODE_PLAIN_BIN=/tmp/shop-plain GOWORK=off go test -run TestRunTimeOverhead -v .
+//
+// ZEROCODE_ROUNDS (default 8) and ZEROCODE_REQUESTS (per binary and round,
+// default 400) size the run.
+func TestRunTimeOverhead(t *testing.T) {
+	if os.Getenv("ZEROCODE_OVERHEAD") == "" {
+		t.Skip("a measurement: set ZEROCODE_OVERHEAD=1 (see the doc comment)")
+	}
+	needRedis(t)
+	dir := t.TempDir()
+	bins := []struct{ name, path string }{{"orchestrion", orchestrionShop(t, dir)}, {"hand-wired", handwiredShop(t, dir)}}
+	if p := os.Getenv("ZEROCODE_PLAIN_BIN"); p != "" {
+		bins = append(bins, struct{ name, path string }{"no shadowlane", p})
+	}
+	rounds, perRound := envInt("ZEROCODE_ROUNDS", 8), envInt("ZEROCODE_REQUESTS", 400)
+	run := "zc-bench-" + randHex()
+	tok, err := signer(t, secret).Keyring().Sign(run, "", time.Now().Add(24*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	shops := make([]*shop, len(bins))
+	for i, b := range bins {
+		shops[i] = startShop(t, b.path, newStores(t, dir))
+		drive(t, shops[i], 50, run, tok, "warm") // warm-up: connections, statement cache
+	}
+	rps := make([][]float64, len(bins))
+	cpu := make([][]float64, len(bins))
+	for r := 0; r < rounds; r++ {
+		order := make([]int, len(bins))
+		for i := range order {
+			order[i] = (i + r) % len(bins)
+		}
+		for _, i := range order {
+			c0 := cpuTicks(t, shops[i].pid)
+			start := time.Now()
+			drive(t, shops[i], perRound, run, tok, fmt.Sprintf("r%d", r))
+			wall := time.Since(start)
+			c1 := cpuTicks(t, shops[i].pid)
+			rps[i] = append(rps[i], float64(perRound)/wall.Seconds())
+			cpu[i] = append(cpu[i], float64(c1-c0)*1e6/float64(clockTicks)/float64(perRound))
+		}
+	}
+	load, _ := os.ReadFile("/proc/loadavg")
+	t.Logf("%d rounds x %d requests per binary (half production, half signed load-test; 4 in flight); load average at the end: %s",
+		rounds, perRound, strings.TrimSpace(string(load)))
+	base := median(cpu[1])
+	for i, b := range bins {
+		t.Logf("%-14s median %7.0f req/s  median CPU %6.0f µs/request (%+.1f%% vs hand-wired)  CPU per round: %v",
+			b.name, median(rps[i]), median(cpu[i]), 100*(median(cpu[i])-base)/base, rounded(cpu[i]))
+	}
+}
+
+// handwiredShop builds ./handwired with plain `go build` ($ZEROCODE_HANDWIRED_BIN: built already).
+func handwiredShop(t *testing.T, dir string) string {
+	if bin := os.Getenv("ZEROCODE_HANDWIRED_BIN"); bin != "" {
+		return bin
+	}
+	bin := filepath.Join(dir, "handwired")
+	build := exec.Command("go", "build", "-o", bin, "./handwired")
+	build.Env = append(os.Environ(), "GOWORK=off")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build ./handwired: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// drive sends n orders to s, 4 at a time, alternating production and
+// signed load-test ones; every one must be answered 200.
+func drive(t *testing.T, s *shop, n int, run, tok, tag string) {
+	t.Helper()
+	var next, failed atomic.Int64
+	var firstErr atomic.Value
+	var wg sync.WaitGroup
+	for w := 0; w < 4; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := next.Add(1) - 1
+				if i >= int64(n) {
+					return
+				}
+				req, _ := http.NewRequest(http.MethodPost, fmt.Sprintf("http://%s/order?sku=sku-1&user=u-%s-%d", s.addr, tag, i), nil)
+				if i%2 == 1 {
+					req.Header.Set("X-Shadowlane-Run", run)
+					req.Header.Set("X-Shadowlane-Token", tok)
+				}
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil || resp.StatusCode != http.StatusOK {
+					if failed.Add(1) == 1 {
+						firstErr.Store(fmt.Sprint(err, " ", statusOf(resp)))
+					}
+				}
+				if err == nil {
+					resp.Body.Close()
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if f := failed.Load(); f > 0 {
+		t.Fatalf("%d of %d requests failed (first: %v)\n%s", f, n, firstErr.Load(), s.logs.String())
+	}
+}
+
+func statusOf(resp *http.Response) string {
+	if resp == nil {
+		return ""
+	}
+	return resp.Status
+}
+
+// clockTicks is USER_HZ, the unit of /proc/<pid>/stat's CPU times (100 on
+// Linux).
+const clockTicks = 100
+
+// cpuTicks is utime + stime of pid, in clock ticks.
+func cpuTicks(t *testing.T, pid int) int64 {
+	t.Helper()
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// fields after the command (which may hold spaces) in parentheses
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return ut + st
+}
+
+func envInt(k string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(k)); err == nil && v > 0 {
+		return v
+	}
+	return def
+}
+
+func median(v []float64) float64 {
+	s := slices.Clone(v)
+	slices.Sort(s)
+	if len(s) == 0 {
+		return 0
+	}
+	return s[len(s)/2]
+}
+
+func rounded(v []float64) []int {
+	out := make([]int, len(v))
+	for i, x := range v {
+		out[i] = int(x + 0.5)
+	}
+	return out
+}
