@@ -646,7 +646,11 @@ func (j *JetStream) PublishMsg(ctx context.Context, msg *natsgo.Msg, opts ...jet
 	if err := j.s.prepare(ctx, msg); err != nil {
 		return nil, err
 	}
-	return j.js.PublishMsg(ctx, msg, opts...)
+	ack, err := j.js.PublishMsg(ctx, msg, opts...)
+	if err != nil {
+		j.s.countPublish(ctx, err) // evidence.go
+	}
+	return ack, err
 }
 
 // PublishMsgAsync publishes msg asynchronously under the mark of ctx; a

@@ -301,7 +301,9 @@ func (p *Producer) SendMessage(ctx context.Context, msg *sarama.ProducerMessage)
 		return -1, -1, err
 	}
 	defer p.s.sent(msg) // lostmark.go
-	return p.p.SendMessage(msg)
+	partition, offset, err = p.p.SendMessage(msg)
+	p.countSend(ctx, msg, err) // evidence.go
+	return partition, offset, err
 }
 
 // Mark returns the mark of a consumed message (the rules of package
