@@ -18,6 +18,13 @@ type Entry struct {
 	Name string
 	// Trust overrides the runtime's configured trust for this entry.
 	Trust *propagation.Trust
+	// RouteOf, when set, names the route of a marked HTTP request that
+	// has none yet (no ServeMux pattern, no route passed to
+	// [Runtime.AdmitRoute]) for the per-run evidence: a template such as
+	// "GET /orders/{id}", never the raw path, or "" when it does not know.
+	// It is called for marked requests only (middleware.Handler sets it
+	// when it wraps an *http.ServeMux).
+	RouteOf func(*http.Request) string
 
 	// lower says the carrier's keys are lowercase (gRPC metadata); set
 	// through internal/edge.LowerKeys.
@@ -80,6 +87,15 @@ func (c requestCarrier) Get(key string) string {
 // context. Entries on other carriers strip them themselves (the gRPC
 // interceptors do).
 func (rt *Runtime) Admit(ctx context.Context, e *Entry, g propagation.Getter) (context.Context, *Refusal) {
+	return rt.AdmitRoute(ctx, e, g, "")
+}
+
+// AdmitRoute is [Runtime.Admit] for an entry whose router already matched
+// the request: route names it in the per-run evidence (a bounded
+// template: gin's c.FullPath(), a gRPC full method name; never the raw
+// path). With route "" the route is the ServeMux pattern of an HTTP
+// request (r.Pattern), else [Entry.RouteOf], else the method.
+func (rt *Runtime) AdmitRoute(ctx context.Context, e *Entry, g propagation.Getter, route string) (context.Context, *Refusal) {
 	st := rt.st.Load()
 	var w propagation.Wire
 	var h map[string][]string
@@ -109,7 +125,7 @@ func (rt *Runtime) Admit(ctx context.Context, e *Entry, g propagation.Getter) (c
 		rt.stats.production.Add(1)
 		return ctx, nil
 	}
-	ctx, ref := rt.admitSlow(ctx, e, st, w, g)
+	ctx, ref := rt.admitSlow(ctx, e, st, w, g, route)
 	if present {
 		stripCarrier(g, st.codec)
 	}
@@ -123,7 +139,7 @@ func stripCarrier(g propagation.Getter, c *propagation.Codec) {
 	}
 }
 
-func (rt *Runtime) admitSlow(ctx context.Context, e *Entry, st *compiled, w propagation.Wire, g propagation.Getter) (context.Context, *Refusal) {
+func (rt *Runtime) admitSlow(ctx context.Context, e *Entry, st *compiled, w propagation.Wire, g propagation.Getter, route string) (context.Context, *Refusal) {
 	name := "entry"
 	trust := st.trust
 	if e != nil {
@@ -154,7 +170,7 @@ func (rt *Runtime) admitSlow(ctx context.Context, e *Entry, st *compiled, w prop
 	}
 	if m.Run != "" {
 		if k := rt.kill.Load(); !k.enabled {
-			rt.runs.entry(m.Run, name, routeOf(g), true)
+			rt.runs.entry(m.Run, name, routeOf(e, g, route), true)
 			rt.stats.killRefused.Add(1)
 			msg := "load-test traffic is switched off"
 			if k.reason != "" {
@@ -166,7 +182,7 @@ func (rt *Runtime) admitSlow(ctx context.Context, e *Entry, st *compiled, w prop
 	}
 	rt.stats.request(m)
 	if m.Run != "" {
-		rt.runs.entry(m.Run, name, routeOf(g), false)
+		rt.runs.entry(m.Run, name, routeOf(e, g, route), false)
 	}
 	if m.IsZero() {
 		if propagation.HasMark(ctx) {
@@ -179,18 +195,37 @@ func (rt *Runtime) admitSlow(ctx context.Context, e *Entry, st *compiled, w prop
 }
 
 // routeOf names the route of a request for the per-run evidence: the
-// net/http ServeMux pattern when the request was already routed (it names
-// the method when the pattern does), else the method; "" when the carrier
-// does not say. Never the path: the route is a bounded label. It does not
-// allocate.
-func routeOf(g propagation.Getter) string {
+// route the entry passed; for an HTTP request the net/http ServeMux
+// pattern when it was already routed (it names the method when the
+// pattern does), else what e.RouteOf says, else the method (a standard
+// one; any other is "other"); "" when the carrier does not say. Never the
+// path: the route is a bounded label.
+func routeOf(e *Entry, g propagation.Getter, route string) string {
+	if route != "" {
+		return route
+	}
 	if rc, ok := g.(requestCarrier); ok && rc.r != nil {
 		if rc.r.Pattern != "" {
 			return rc.r.Pattern
 		}
-		return rc.r.Method
+		if e != nil && e.RouteOf != nil {
+			if p := e.RouteOf(rc.r); p != "" {
+				return p
+			}
+		}
+		return boundedMethod(rc.r.Method)
 	}
 	return ""
+}
+
+// boundedMethod is m when it is a standard HTTP method, else "other".
+func boundedMethod(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodConnect, http.MethodOptions, http.MethodTrace:
+		return m
+	}
+	return "other"
 }
 
 func annotateSpan(ctx context.Context, m propagation.Mark) {

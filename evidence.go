@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/shadowlane/shadowlane/envtag"
 	"github.com/shadowlane/shadowlane/propagation"
@@ -52,7 +53,7 @@ func evidenceRuns(n int) int {
 // initState creates the state a runtime owns (see the Runtime fields).
 func (rt *Runtime) initState(runs int) {
 	rt.runs = newRunBook(evidenceRuns(runs), rt.now)
-	rt.decisions = shadow.NewSeries(rt.runs.decision)
+	rt.decisions = shadow.NewSeries(rt.runs.decision).OnRunError(rt.runs.runError)
 	rt.rstats = envtag.NewStats()
 }
 
@@ -64,10 +65,26 @@ func (rt *Runtime) Decisions() *shadow.Series { return rt.decisions }
 
 // RunError counts an error of the load-test run ctx carries in the run's
 // evidence (errors[].reason); nothing for production work. reason is a
-// short, low-cardinality text ("payment timeout"), never a raw message.
+// short, low-cardinality text ("payment timeout"), never a raw message
+// (longer than 64 bytes, it is cut). The instrumented seams count their
+// own errors of marked work (see the README's evidence section): entries
+// their 5xx answers, panics and gRPC server-error codes; store adapters
+// the errors of the store; bus adapters publish and handler errors.
 func (rt *Runtime) RunError(ctx context.Context, reason string) {
 	if run := propagation.FromContext(ctx).Run; run != "" {
-		rt.runs.get(run).errorAdd(reason, 1)
+		rt.runs.runError(run, reason, 1)
+	}
+}
+
+// CountEntry counts one unit of marked work of the load-test run ctx
+// carries at an entry that is not an inbound request: a message consumer
+// counts each marked message it hands to its handler (entry
+// "kafka:<topic>", route the consumer group). Nothing for production
+// work. entry and route must be low-cardinality (configured names, never
+// a key or an id). Inbound requests are counted by [Runtime.Admit].
+func (rt *Runtime) CountEntry(ctx context.Context, entry, route string) {
+	if run := propagation.FromContext(ctx).Run; run != "" {
+		rt.runs.entry(run, entry, route, false)
 	}
 }
 
@@ -265,6 +282,24 @@ func (b *runBook) records() []*runRecord {
 		out = append(out, r)
 	}
 	return out
+}
+
+// maxReason bounds the length of an error reason.
+const maxReason = 64
+
+// runError is the shadow.RunErrorFunc of the runtime's decision series.
+func (b *runBook) runError(run, reason string, n int64) {
+	if len(reason) > maxReason {
+		n := maxReason
+		for n > 0 && !utf8.RuneStart(reason[n]) {
+			n--
+		}
+		reason = reason[:n]
+	}
+	if reason == "" {
+		reason = "error"
+	}
+	b.get(run).errorAdd(reason, n)
 }
 
 // decision is the shadow.RunFunc of the runtime's decision series.

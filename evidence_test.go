@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strings"
 	"testing"
 
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
@@ -325,3 +327,47 @@ func TestRunEvidenceHotPath(t *testing.T) {
 		t.Fatalf("a marked decision of a known run allocates %v", n)
 	}
 }
+
+// CountEntry and RunError count marked work only; a reason is cut to 64
+// bytes on a rune boundary, and an empty one is "error".
+func TestRunEvidenceCountAndReasons(t *testing.T) {
+	rt, err := shadowlane.New(shadowlane.Config{Trust: shadowlane.TrustConfig{Mode: "internal"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rt.Close()
+	ctx := marked("r-count")
+	rt.CountEntry(ctx, "kafka:orders", "billing")
+	rt.CountEntry(ctx, "kafka:orders", "billing")
+	rt.CountEntry(context.Background(), "kafka:orders", "billing")
+	long := strings.Repeat("é", 40) // 80 bytes
+	rt.RunError(ctx, long)
+	rt.RunError(ctx, "")
+	rt.Decisions().RunError("r-count", "sql 23505")
+	rt.Decisions().RunError("", "sql 23505") // production: nothing
+	rt.RunError(context.Background(), "x")
+	s := rt.RunStatus("r-count")
+	if !slices.Equal(s.Entries, []shadowlane.RunEntry{{Entry: "kafka:orders", Route: "billing", Marked: 2}}) {
+		t.Fatalf("entries %+v", s.Entries)
+	}
+	want := []shadowlane.RunErrorRows{{Reason: "error", N: 1}, {Reason: "sql 23505", N: 1}, {Reason: strings.Repeat("é", 32), N: 1}}
+	if !slices.Equal(s.Errors, want) {
+		t.Fatalf("errors %+v", s.Errors)
+	}
+	if len(rt.Runs()) != 1 {
+		t.Fatalf("runs %q", rt.Runs())
+	}
+	for err, want := range map[error]string{
+		context.DeadlineExceeded: "timeout", context.Canceled: "canceled", net.ErrClosed: "closed",
+		&net.OpError{Op: "read", Err: timeoutErr{}}: "timeout", errors.New("x"): "", nil: "",
+	} {
+		if got := shadow.ErrorClass(err); got != want {
+			t.Errorf("ErrorClass(%v) = %q, want %q", err, got, want)
+		}
+	}
+}
+
+type timeoutErr struct{}
+
+func (timeoutErr) Error() string { return "i/o timeout" }
+func (timeoutErr) Timeout() bool { return true }

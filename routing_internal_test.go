@@ -25,7 +25,7 @@ func admitWithTag(rt *Runtime, ctx context.Context, e *Entry, g propagation.Gett
 	if w.Source == propagation.SourceNone && w.Dropped == 0 {
 		return ctx, nil
 	}
-	return rt.admitSlow(ctx, e, st, w, g)
+	return rt.admitSlow(ctx, e, st, w, g, "")
 }
 
 type lowerMD map[string]string

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 
 	"github.com/shadowlane/shadowlane"
 	"github.com/shadowlane/shadowlane/middleware"
@@ -27,4 +28,29 @@ func ExampleTransport() {
 	_, err := client.Do(req)
 	fmt.Println(errors.Is(err, shadow.ErrBlocked))
 	// Output: true
+}
+
+// The entry counts each marked request per run under the ServeMux pattern
+// it matched, and a 5xx answer as an error of the run: what
+// GET /shadowlane/status?run=R serves and `shadowlane run --services`
+// reports.
+func ExampleHandler_runEvidence() {
+	rt, _ := shadowlane.New(shadowlane.Config{Trust: shadowlane.TrustConfig{Mode: "internal"}})
+	defer rt.Close()
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /pay/{id}", func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "payment provider down", http.StatusBadGateway)
+	})
+	h := middleware.Handler(mux, middleware.WithRuntime(rt))
+	for range 2 {
+		req := httptest.NewRequest("POST", "/pay/17", nil)
+		req.Header.Set("X-Shadowlane-Run", "run-1")
+		h.ServeHTTP(httptest.NewRecorder(), req)
+	}
+	s := rt.RunStatus("run-1")
+	fmt.Println(s.Entries[0].Entry, s.Entries[0].Route, s.Entries[0].Marked)
+	fmt.Println(s.Errors[0].Reason, s.Errors[0].N)
+	// Output:
+	// http POST /pay/{id} 2
+	// http 502 2
 }

@@ -3,6 +3,7 @@ package middleware
 import (
 	"context"
 	"net/http"
+	"strconv"
 
 	"github.com/shadowlane/shadowlane"
 	"github.com/shadowlane/shadowlane/propagation"
@@ -54,8 +55,32 @@ func (c *Config) RT() *shadowlane.Runtime { return shadowlane.OrDefault(c.Runtim
 // next with the marked context, or answers refused requests itself (503 with
 // a reason body while load-test traffic is switched off; 403 for untrusted
 // marks when the config rejects them).
+//
+// Marked requests are counted per run in the runtime's evidence
+// (GET /shadowlane/status?run=R): under the route r.Pattern when a
+// ServeMux routed the request before the middleware ran, the pattern the
+// wrapped *http.ServeMux matches when next is one, else the method. A
+// marked request whose answer is a 5xx status, or whose handler panics,
+// counts an error of the run ("http 503", "http panic").
 func Handler(next http.Handler, opts ...Option) http.Handler {
-	return &handler{next: next, c: NewConfig("http", opts...)}
+	c := NewConfig("http", opts...)
+	if mux, ok := next.(*http.ServeMux); ok && c.Entry.RouteOf == nil {
+		c.Entry.RouteOf = muxRoute(mux)
+	}
+	return &handler{next: next, c: c}
+}
+
+// muxRoute names a marked request's route by the pattern mux matches
+// ("" when none does). CONNECT requests are left to the method: for them
+// the mux may answer a redirect's raw path instead of a pattern.
+func muxRoute(mux *http.ServeMux) func(*http.Request) string {
+	return func(r *http.Request) string {
+		if r.Method == http.MethodConnect {
+			return ""
+		}
+		_, p := mux.Handler(r)
+		return p
+	}
 }
 
 type handler struct {
@@ -72,8 +97,42 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if ctx != ctx0 {
 		r = r.WithContext(ctx)
+		if propagation.FromContext(ctx).Run != "" {
+			ServeMarked(h.c.RT(), "http", h.next, w, r)
+			return
+		}
 	}
 	h.next.ServeHTTP(w, r)
+}
+
+// ServeMarked serves a marked (load-test) request r with next and counts
+// in the run's evidence an answer with a 5xx status ("<entry> 503") or a
+// panic of the handler ("<entry> panic"; the panic goes on unchanged).
+// Entries call it for marked requests only: it wraps w to see the status
+// (the wrapper keeps http.Flusher, http.Hijacker and io.ReaderFrom when w
+// has them, and Unwrap for http.ResponseController).
+func ServeMarked(rt *shadowlane.Runtime, entry string, next http.Handler, w http.ResponseWriter, r *http.Request) {
+	sw := wrapStatus(w)
+	done := false
+	defer func() {
+		if !done {
+			rt.RunError(r.Context(), entry+" panic")
+		}
+	}()
+	next.ServeHTTP(sw.rw, r)
+	done = true
+	if s := sw.status; s >= 500 {
+		rt.RunError(r.Context(), StatusReason(entry, s))
+	}
+}
+
+// StatusReason is the per-run error reason of an answer with status code
+// at entry: "http 503". Codes outside 100..999 are "<entry> status".
+func StatusReason(entry string, code int) string {
+	if code < 100 || code > 999 {
+		return entry + " status"
+	}
+	return entry + " " + strconv.Itoa(code)
 }
 
 // WriteRefusal answers a refused HTTP request: the refusal's status, a

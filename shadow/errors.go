@@ -1,7 +1,9 @@
 package shadow
 
 import (
+	"context"
 	"errors"
+	"net"
 	"strings"
 
 	"github.com/shadowlane/shadowlane/propagation"
@@ -81,4 +83,26 @@ func quoteClip(s string) string {
 // Refuse builds an *Error and records the block.
 func Refuse(store, target, rule string, m propagation.Mark, err error) *Error {
 	return &Error{Store: store, Target: target, Rule: rule, Mark: m, Err: err}
+}
+
+// ErrorClass names the class of err for the per-run error reasons the
+// adapters count ("<store> <class>", see [Series.RunError]): "timeout"
+// (a deadline exceeded, a network timeout), "canceled" (the context was
+// canceled), "closed" (a closed connection) or "" when err is none of
+// these.
+func ErrorClass(err error) string {
+	var ne interface{ Timeout() bool }
+	switch {
+	case err == nil:
+		return ""
+	case errors.Is(err, context.DeadlineExceeded):
+		return "timeout"
+	case errors.Is(err, context.Canceled):
+		return "canceled"
+	case errors.Is(err, net.ErrClosed):
+		return "closed"
+	case errors.As(err, &ne) && ne.Timeout():
+		return "timeout"
+	}
+	return ""
 }

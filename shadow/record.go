@@ -68,6 +68,31 @@ type Series struct {
 	mu    sync.RWMutex
 	m     map[seriesKey]*atomic.Int64
 	onRun RunFunc
+	onErr RunErrorFunc
+}
+
+// RunErrorFunc receives the errors of a load-test run's work that store
+// adapters count with [Series.RunError]: the run, a short low-cardinality
+// reason ("sql timeout", "redis WRONGTYPE") and how many.
+type RunErrorFunc func(run, reason string, n int64)
+
+// OnRunError sets the function that receives the errors counted with
+// [Series.RunError] and returns s. Call it before s is shared (a shadowlane
+// Runtime sets it when it creates its series).
+func (s *Series) OnRunError(f RunErrorFunc) *Series {
+	s.onErr = f
+	return s
+}
+
+// RunError counts one error of the work of a load-test run in the per-run
+// evidence (nothing for production work, run ""). reason is short and
+// low-cardinality: a store and a class ("sql timeout"), never a raw
+// message. Shadow decisions (blocks, guards) are not errors: they are
+// counted as decisions.
+func (s *Series) RunError(run, reason string) {
+	if s != nil && run != "" && s.onErr != nil {
+		s.onErr(run, reason, 1)
+	}
 }
 
 // NewSeries returns an empty series; onRun, when not nil, also receives

@@ -195,8 +195,17 @@ func (c *Channel) AMQP() *amqp091.Channel { return c.ch }
 // a mandatory publish the broker returned (unroutable) is an error wrapping
 // [ErrUnroutable] (for a marked publish also a [*shadow.Error] wrapping
 // [shadow.ErrNoShadowTarget]). Without confirms a returned message is not
-// reported by the wrapper.
+// reported by the wrapper. A marked publish that fails counts an error
+// "amqp publish" in the run's evidence (evidence.go).
 func (c *Channel) PublishWithContext(ctx context.Context, exchange, key string, mandatory, immediate bool, msg amqp091.Publishing) error {
+	err := c.publish(ctx, exchange, key, mandatory, immediate, msg)
+	if err != nil {
+		c.s.countPublish(ctx, err)
+	}
+	return err
+}
+
+func (c *Channel) publish(ctx context.Context, exchange, key string, mandatory, immediate bool, msg amqp091.Publishing) error {
 	if c.err != nil {
 		return c.err
 	}
@@ -495,6 +504,7 @@ func (sb *sub) deliver(ctx context.Context, d *amqp091.Delivery, dec bus.Decisio
 func (sb *sub) handle(ctx context.Context, d *amqp091.Delivery, dec bus.Decision, h Handler) error {
 	s := sb.c.s
 	mctx := propagation.With(ctx, dec.Mark)
+	sb.countEntry(mctx, dec.Mark.Run, d) // evidence.go
 	herr := h(mctx, d)
 	key := deliveryKey(d)
 	if herr == nil {
@@ -510,6 +520,7 @@ func (sb *sub) handle(ctx context.Context, d *amqp091.Delivery, dec bus.Decision
 	n := deliveries(d, sb.tries, key)
 	if n >= s.c.maxDeliver {
 		delete(sb.tries, key)
+		sb.countErr(mctx, dec.Mark.Run)
 		if s.c.refused != nil {
 			s.c.refused(mctx, d, fmt.Errorf("%w (%d deliveries): %w", ErrDeliveriesExhausted, n, herr))
 		}

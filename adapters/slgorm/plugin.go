@@ -224,11 +224,32 @@ func isTx(c gorm.ConnPool) bool {
 }
 
 // unwrap restores the pool the statement had, so transactions can commit
-// and later statements start clean.
+// and later statements start clean; a marked statement that failed counts
+// its error in the run's evidence.
 func (p *Plugin) unwrap(db *gorm.DB) {
 	if sp, ok := db.Statement.ConnPool.(*stmtPool); ok {
 		db.Statement.ConnPool = sp.orig
+		if sp.mark.Run != "" && db.Error != nil {
+			p.countErr(sp.mark.Run, db.Error)
+		}
 	}
+}
+
+// countErr counts the error of a marked statement in the run's evidence
+// under [sqlshadow.ErrorReason] ("sql 23505"), in the series the
+// plugin's rewriter counts its decisions in. Not counted:
+// gorm.ErrRecordNotFound (an answer, not a failure) and shadowlane's own
+// refusals (counted as decisions: block).
+func (p *Plugin) countErr(run string, err error) {
+	var se *shadow.Error
+	if errors.Is(err, gorm.ErrRecordNotFound) || errors.As(err, &se) {
+		return
+	}
+	rw := p.rw
+	if rw == nil {
+		rw = p.check
+	}
+	rw.Decisions().RunError(run, sqlshadow.ErrorReason(err))
 }
 
 // stmtPool runs one statement: in table mode it rewrites (marked) or guards

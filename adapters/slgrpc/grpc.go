@@ -62,11 +62,11 @@ func newEntry(opts []Option) *entry {
 // any line, baggage members, grpc-gateway's "grpc-metadata-" form), so the
 // handler, or a proxy that forwards incoming metadata, cannot pass an
 // unverified mark on: only the decided mark travels, in the context.
-func (e *entry) admit(ctx context.Context) (context.Context, error) {
+func (e *entry) admit(ctx context.Context, method string) (context.Context, error) {
 	rt := e.cfg.RT()
 	codec := rt.Codec()
 	g := e.carrier(ctx, codec, tagHeader(rt))
-	ctx2, ref := rt.Admit(ctx, &e.cfg.Entry, g) // with noValues it never refuses: nothing to refuse
+	ctx2, ref := rt.AdmitRoute(ctx, &e.cfg.Entry, g, method) // with noValues it never refuses: nothing to refuse
 	if ref != nil {
 		return ctx, status.Error(codes.Code(ref.GRPCCode), ref.Err.Error())
 	}
@@ -164,11 +164,55 @@ func UnaryServerInterceptor(opts ...Option) grpc.UnaryServerInterceptor {
 }
 
 func (e *entry) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-	ctx, err := e.admit(ctx)
+	ctx2, err := e.admit(ctx, info.FullMethod)
 	if err != nil {
 		return nil, err
 	}
-	return handler(ctx, req)
+	if ctx2 != ctx && propagation.FromContext(ctx2).Run != "" {
+		return e.unaryMarked(ctx2, req, handler)
+	}
+	return handler(ctx2, req)
+}
+
+// unaryMarked runs the handler of a marked call and counts a server error
+// or a panic in the run's evidence (see [ServerError]).
+func (e *entry) unaryMarked(ctx context.Context, req any, handler grpc.UnaryHandler) (resp any, err error) {
+	done := false
+	defer func() { e.countErr(ctx, done, err) }()
+	resp, err = handler(ctx, req)
+	done = true
+	return resp, err
+}
+
+// countErr counts the outcome of a marked call in the run's evidence:
+// "grpc panic" when the handler did not return, "grpc <Code>" for a
+// server error.
+func (e *entry) countErr(ctx context.Context, returned bool, err error) {
+	switch {
+	case !returned:
+		e.cfg.RT().RunError(ctx, "grpc panic")
+	case err != nil:
+		if c := status.Code(err); ServerError(c) {
+			e.cfg.RT().RunError(ctx, "grpc "+c.String())
+		}
+	}
+}
+
+// ServerError reports whether a call that ended with code c failed on the
+// server's side, the codes the OpenTelemetry semantic conventions mark as
+// errors of a gRPC server span and grpc-gateway maps to HTTP 5xx: Unknown,
+// DeadlineExceeded, Unimplemented, Internal, Unavailable and DataLoss.
+// The others (InvalidArgument, NotFound, AlreadyExists,
+// PermissionDenied, ResourceExhausted, FailedPrecondition, Aborted,
+// OutOfRange, Unauthenticated, Canceled) are the caller's or expected
+// outcomes. Marked calls that end with a server error count one error of
+// the run ("grpc Internal") in the runtime's evidence.
+func ServerError(c codes.Code) bool {
+	switch c {
+	case codes.Unknown, codes.DeadlineExceeded, codes.Unimplemented, codes.Internal, codes.Unavailable, codes.DataLoss:
+		return true
+	}
+	return false
 }
 
 type serverStream struct {
@@ -185,14 +229,25 @@ func StreamServerInterceptor(opts ...Option) grpc.StreamServerInterceptor {
 
 func (e *entry) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
 	ctx0 := ss.Context()
-	ctx, err := e.admit(ctx0)
+	ctx, err := e.admit(ctx0, info.FullMethod)
 	if err != nil {
 		return err
 	}
 	if ctx != ctx0 {
 		ss = &serverStream{ss, ctx}
+		if propagation.FromContext(ctx).Run != "" {
+			return e.streamMarked(ctx, srv, ss, handler)
+		}
 	}
 	return handler(srv, ss)
+}
+
+func (e *entry) streamMarked(ctx context.Context, srv any, ss grpc.ServerStream, handler grpc.StreamHandler) (err error) {
+	done := false
+	defer func() { e.countErr(ctx, done, err) }()
+	err = handler(srv, ss)
+	done = true
+	return err
 }
 
 // outgoing prepares the outgoing metadata of a client call: a marked call

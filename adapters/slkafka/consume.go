@@ -441,7 +441,9 @@ func (c *Consumer) handle(ctx context.Context, r *kgo.Record, d bus.Decision) (r
 		return err == nil, err
 	}
 	mctx := propagation.With(ctx, d.Mark)
+	c.countEntry(mctx, d.Mark.Run, r.Topic) // evidence.go
 	exhausted, err := c.s.c.retry.Do(ctx, func() error { return c.h(mctx, r) })
+	c.countErr(ctx, mctx, exhausted, err)
 	if !exhausted {
 		return false, err
 	}

@@ -148,6 +148,9 @@ func (p *Producer) Produce(ctx context.Context, r *kgo.Record, promise func(*kgo
 		}
 		return
 	}
+	if p.marked(r) {
+		promise = p.counting(ctx, promise)
+	}
 	p.cl.Produce(ctx, r, promise)
 }
 
@@ -158,6 +161,9 @@ func (p *Producer) TryProduce(ctx context.Context, r *kgo.Record, promise func(*
 			promise(r, err)
 		}
 		return
+	}
+	if p.marked(r) {
+		promise = p.counting(ctx, promise)
 	}
 	p.cl.TryProduce(ctx, r, promise)
 }
@@ -183,7 +189,9 @@ func (p *Producer) ProduceSync(ctx context.Context, rs ...*kgo.Record) kgo.Produ
 		}
 	}
 	if refused == nil {
-		return p.cl.ProduceSync(ctx, rs...)
+		out := p.cl.ProduceSync(ctx, rs...)
+		p.countSync(ctx, out)
+		return out
 	}
 	send := make([]*kgo.Record, 0, len(rs))
 	out := make(kgo.ProduceResults, 0, len(rs))
@@ -195,7 +203,9 @@ func (p *Producer) ProduceSync(ctx context.Context, rs ...*kgo.Record) kgo.Produ
 		}
 	}
 	if len(send) > 0 {
-		out = append(out, p.cl.ProduceSync(ctx, send...)...)
+		sent := p.cl.ProduceSync(ctx, send...)
+		p.countSync(ctx, sent)
+		out = append(out, sent...)
 	}
 	return out
 }

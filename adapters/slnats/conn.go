@@ -109,7 +109,11 @@ func (c *Conn) PublishMsg(ctx context.Context, msg *natsgo.Msg) error {
 	if err := c.s.prepare(ctx, msg); err != nil {
 		return err
 	}
-	return c.nc.PublishMsg(msg)
+	err := c.nc.PublishMsg(msg)
+	if err != nil {
+		c.s.countPublish(ctx, err)
+	}
+	return err
 }
 
 // RequestMsg sends msg as a request under the mark of ctx and waits for the
@@ -220,7 +224,9 @@ func (s *Shadow) msgHandler(lanesKey string, shadowSide bool, h Handler) natsgo.
 				s.refuse(context.Background(), msg, dec.Err)
 			}
 		case bus.Handle:
-			h(propagation.With(context.Background(), dec.Mark), msg)
+			mctx := propagation.With(context.Background(), dec.Mark)
+			s.countEntry(mctx, dec.Mark.Run, msg.Subject, lanesKey) // evidence.go
+			h(mctx, msg)
 		}
 	}
 }

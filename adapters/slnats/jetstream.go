@@ -550,6 +550,9 @@ func (r *jsRun) process(msg jetstream.Msg, seq uint64, n int, dec bus.Decision) 
 		_ = msg.Term() // settled meanwhile (dropped by the server and refused)
 		return false
 	}
+	if n == 1 { // the first delivery; redeliveries are the same message
+		s.countEntry(mctx, dec.Mark.Run, subj, r.lanesKey) // evidence.go
+	}
 	err := r.h(mctx, msg)
 	dropped := r.end(seq)
 	if err == nil {
@@ -563,6 +566,7 @@ func (r *jsRun) process(msg jetstream.Msg, seq uint64, n int, dec bus.Decision) 
 	if dropped > 0 {
 		// The server dropped it while the handler ran: this failure
 		// was its last chance.
+		s.countErr(mctx, dec.Mark.Run)
 		if r.settle(seq) && s.c.refused != nil {
 			s.c.refused(mctx, &natsgo.Msg{Subject: subj, Header: msg.Headers(), Data: msg.Data()}, fmt.Errorf("%w (%d deliveries, dropped by the server): %w", ErrDeliveriesExhausted, dropped, err))
 		}
@@ -576,6 +580,7 @@ func (r *jsRun) process(msg jetstream.Msg, seq uint64, n int, dec bus.Decision) 
 	r.failed.add(seq)
 	r.mu.Unlock()
 	if r.maxDeliver > 0 && n >= r.maxDeliver {
+		s.countErr(mctx, dec.Mark.Run)
 		if r.settle(seq) && s.c.refused != nil {
 			s.c.refused(mctx, &natsgo.Msg{Subject: subj, Header: msg.Headers(), Data: msg.Data()}, fmt.Errorf("%w (%d deliveries): %w", ErrDeliveriesExhausted, n, err))
 		}
@@ -641,7 +646,11 @@ func (j *JetStream) PublishMsg(ctx context.Context, msg *natsgo.Msg, opts ...jet
 	if err := j.s.prepare(ctx, msg); err != nil {
 		return nil, err
 	}
-	return j.js.PublishMsg(ctx, msg, opts...)
+	ack, err := j.js.PublishMsg(ctx, msg, opts...)
+	if err != nil {
+		j.s.countPublish(ctx, err) // evidence.go
+	}
+	return ack, err
 }
 
 // PublishMsgAsync publishes msg asynchronously under the mark of ctx; a

@@ -2,13 +2,17 @@ package slredis_test
 
 import (
 	"context"
+	"errors"
+	"slices"
 	"testing"
+	"time"
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/shadowlane/shadowlane"
 	"github.com/shadowlane/shadowlane/adapters/slredis"
+	"github.com/shadowlane/shadowlane/internal/testenv"
 	"github.com/shadowlane/shadowlane/propagation"
 	"github.com/shadowlane/shadowlane/shadow"
 )
@@ -81,5 +85,83 @@ func TestRunEvidence(t *testing.T) {
 	}
 	if other.RunStatus("ev-r1").Known || other.Decisions().Total(slredis.Store, shadow.Redirect) != 0 {
 		t.Fatal("another runtime saw the hook's decisions")
+	}
+}
+
+// On a real Redis, the hook counts the errors of marked commands in the
+// run's evidence by reason (the reply's code, a timeout), in pipelines per
+// failed command; redis.Nil, the hook's refusals and production errors
+// count none.
+func TestRunErrorsRedis(t *testing.T) {
+	addr := testenv.Addr("SHADOWLANE_REDIS_ADDR", "127.0.0.1:6379")
+	testenv.Need(t, "Redis", addr)
+	rt, err := shadowlane.New(shadowlane.Config{Service: "carts", Trust: shadowlane.TrustConfig{Mode: "internal"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rt.Close()
+	rdb := redis.NewClient(&redis.Options{Addr: addr})
+	defer rdb.Close()
+	if _, err := slredis.Instrument(rdb, slredis.WithRuntime(rt)); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	run := propagation.With(ctx, propagation.Mark{Run: "rediserr-r1"})
+	key := "evidence12:" + t.Name()
+	defer rdb.Del(run, key)
+	defer rdb.Del(ctx, key)
+	if err := rdb.Set(run, key, "not a list", 0).Err(); err != nil {
+		testenv.Missing(t, "Redis", addr, err)
+	}
+	for range 3 {
+		if err := rdb.LPush(run, key, "x").Err(); err == nil {
+			t.Fatal("LPUSH on a string succeeded")
+		}
+	}
+	if err := rdb.Get(run, key+":absent").Err(); !errors.Is(err, redis.Nil) {
+		t.Fatalf("GET absent: %v", err)
+	}
+	if err := rdb.FlushDB(run).Err(); err == nil { // refused: a decision, not an error
+		t.Fatal("FLUSHDB under a mark went through")
+	}
+	pipe := rdb.Pipeline()
+	pipe.Incr(run, key) // a string that is not a number: ERR
+	pipe.Get(run, key)
+	pipe.LPush(run, key, "y") // WRONGTYPE
+	if _, err := pipe.Exec(run); err == nil {
+		t.Fatal("pipeline without errors")
+	}
+	// A deadline that has passed: the command never reaches the server.
+	late, cancel := context.WithTimeout(run, -time.Second)
+	defer cancel()
+	if err := rdb.Get(late, key).Err(); err == nil {
+		t.Fatal("GET after the deadline succeeded")
+	}
+	// Production: its errors are its own.
+	rdb.Set(ctx, key, "prod", 0)
+	if err := rdb.LPush(ctx, key, "x").Err(); err == nil {
+		t.Fatal("production LPUSH on a string succeeded")
+	}
+
+	want := []shadowlane.RunErrorRows{{Reason: "redis ERR", N: 1}, {Reason: "redis WRONGTYPE", N: 4}, {Reason: "redis timeout", N: 1}}
+	if got := rt.RunStatus("rediserr-r1").Errors; !slices.Equal(got, want) {
+		t.Fatalf("errors %+v, want %+v", got, want)
+	}
+	if len(rt.Runs()) != 1 {
+		t.Fatalf("runs %q", rt.Runs())
+	}
+	for _, c := range []struct {
+		err  error
+		want string
+	}{
+		{redis.ErrPoolTimeout, "redis pool timeout"},
+		{redis.ErrClosed, "redis closed"},
+		{redis.TxFailedErr, "redis tx failed"},
+		{context.Canceled, "redis canceled"},
+		{errors.New("weird"), "redis error"},
+	} {
+		if got := slredis.ErrorReason(c.err); got != c.want {
+			t.Errorf("ErrorReason(%v) = %q, want %q", c.err, got, c.want)
+		}
 	}
 }

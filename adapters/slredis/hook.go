@@ -186,7 +186,57 @@ func (h *Hook) processMarkedEntry(ctx context.Context, cmd redis.Cmder, next red
 		// of the command that needed a new connection).
 		return next(ctx, cmd)
 	}
-	return h.processMarked(ctx, propagation.FromContext(ctx), cmd, next)
+	m := propagation.FromContext(ctx)
+	err := h.processMarked(ctx, m, cmd, next)
+	if err != nil {
+		h.countErr(m.Run, err)
+	}
+	return err
+}
+
+// countErr counts an error a marked command met in the run's evidence
+// (see [ErrorReason]). Not counted: redis.Nil (an answer: the key does
+// not exist) and the hook's own refusals (*shadow.Error: counted as
+// decisions).
+func (h *Hook) countErr(run string, err error) {
+	var se *shadow.Error
+	if err == nil || errors.Is(err, redis.Nil) || errors.As(err, &se) {
+		return
+	}
+	h.decisions().RunError(run, ErrorReason(err))
+}
+
+// ErrorReason is the reason the hook counts an error of a marked command
+// under in the run's evidence: "redis timeout", "redis canceled", "redis
+// closed" ([shadow.ErrorClass], redis.ErrClosed), "redis pool timeout",
+// "redis tx failed" (a WATCHed key changed), "redis <PREFIX>" for an
+// error reply whose first word is an upper-case code ("redis WRONGTYPE",
+// "redis ERR", "redis OOM"), else "redis error". Its cardinality is
+// bounded by the server's error codes.
+func ErrorReason(err error) string {
+	switch {
+	case errors.Is(err, redis.ErrPoolTimeout):
+		return "redis pool timeout"
+	case errors.Is(err, redis.ErrClosed):
+		return "redis closed"
+	case errors.Is(err, redis.TxFailedErr):
+		return "redis tx failed"
+	}
+	if c := shadow.ErrorClass(err); c != "" {
+		return "redis " + c
+	}
+	var re redis.Error
+	if errors.As(err, &re) {
+		msg := re.Error()
+		n := 0
+		for n < len(msg) && n <= 16 && msg[n] >= 'A' && msg[n] <= 'Z' {
+			n++
+		}
+		if n > 0 && n <= 16 && (n == len(msg) || msg[n] == ' ') {
+			return "redis " + msg[:n]
+		}
+	}
+	return "redis error"
 }
 
 func (h *Hook) check(args []any) (rediskeys.Result, error) {

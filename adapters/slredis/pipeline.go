@@ -47,7 +47,13 @@ func (h *Hook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Process
 		if ctx.Value(redirectedKey{}) != nil || allSetup(cmds) {
 			return next(ctx, cmds)
 		}
-		return h.pipelineMarked(ctx, m, cmds, next)
+		err := h.pipelineMarked(ctx, m, cmds, next)
+		for _, c := range cmds { // each failed command once, as the caller sees it
+			if e := c.Err(); e != nil {
+				h.countErr(m.Run, e)
+			}
+		}
+		return err
 	}
 }
 

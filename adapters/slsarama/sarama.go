@@ -301,7 +301,9 @@ func (p *Producer) SendMessage(ctx context.Context, msg *sarama.ProducerMessage)
 		return -1, -1, err
 	}
 	defer p.s.sent(msg) // lostmark.go
-	return p.p.SendMessage(msg)
+	partition, offset, err = p.p.SendMessage(msg)
+	p.countSend(ctx, msg, err) // evidence.go
+	return partition, offset, err
 }
 
 // Mark returns the mark of a consumed message (the rules of package
@@ -476,7 +478,9 @@ func (g groupHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim saram
 func (g groupHandler) handle(ctx context.Context, msg *sarama.ConsumerMessage, m propagation.Mark) (refused bool, err error) {
 	c := &g.s.c
 	mctx := propagation.With(ctx, m)
+	g.countEntry(mctx, m.Run, msg.Topic) // evidence.go
 	exhausted, err := c.retry.Do(ctx, func() error { return g.h(mctx, msg) })
+	g.countErr(ctx, mctx, exhausted, err)
 	if !exhausted {
 		return false, err
 	}

@@ -236,6 +236,9 @@ func (c *conn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, e
 		tx, err = c.base.Begin()
 	}
 	if err != nil {
+		if c.rw != nil {
+			c.countErr(propagation.FromContext(ctx).Run, err)
+		}
 		return nil, err
 	}
 	c.txMark = propagation.FromContext(ctx)
@@ -250,7 +253,16 @@ type txWrap struct {
 	c    *conn
 }
 
-func (t *txWrap) Commit() error   { t.c.txMark = propagation.Mark{}; return t.base.Commit() }
+// Commit ends the transaction; a marked transaction whose commit fails
+// (say, a serialization failure) counts the error in the run's evidence.
+func (t *txWrap) Commit() error {
+	run := t.c.txMark.Run
+	t.c.txMark = propagation.Mark{}
+	err := t.base.Commit()
+	t.c.countErr(run, err)
+	return err
+}
+
 func (t *txWrap) Rollback() error { t.c.txMark = propagation.Mark{}; return t.base.Rollback() }
 
 func (c *conn) ResetSession(ctx context.Context) error {

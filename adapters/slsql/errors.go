@@ -1,8 +1,8 @@
 package slsql
 
 import (
+	"database/sql/driver"
 	"errors"
-	"reflect"
 	"strings"
 
 	"github.com/shadowlane/shadowlane/propagation"
@@ -63,7 +63,7 @@ func missingTable(err error) (string, bool) {
 			// relation "x_shadow" does not exist
 			return quoted(msg, "relation \"", '"')
 		}
-		if mysqlNumber(e) == 1146 {
+		if sqlshadow.MySQLErrorNumber(e) == 1146 {
 			// Table 'db.x_shadow' doesn't exist
 			return quoted(msg, "Table '", '\'')
 		}
@@ -76,20 +76,6 @@ func missingTable(err error) (string, bool) {
 		}
 	}
 	return "", false
-}
-
-// mysqlNumber returns the Number field of a *mysql.MySQLError-shaped error
-// (a pointer to a struct with a uint16 field Number), 0 otherwise.
-func mysqlNumber(e error) uint16 {
-	v := reflect.ValueOf(e)
-	if v.Kind() != reflect.Pointer || v.IsNil() || v.Elem().Kind() != reflect.Struct {
-		return 0
-	}
-	f := v.Elem().FieldByName("Number")
-	if !f.IsValid() || f.Kind() != reflect.Uint16 {
-		return 0
-	}
-	return uint16(f.Uint())
 }
 
 func quoted(msg, prefix string, end byte) (string, bool) {
@@ -105,10 +91,25 @@ func quoted(msg, prefix string, end byte) (string, bool) {
 	return rest[:j], true
 }
 
-// mapErr maps a driver error of a marked statement (see [MapError]).
+// mapErr maps a driver error of a marked statement (see [MapError]) and
+// counts it in the run's evidence.
 func (c *conn) mapErr(m propagation.Mark, err error) error {
 	if err == nil || m.Run == "" || c.rw == nil {
 		return err
 	}
-	return MapError(c.rw, m, err)
+	err = MapError(c.rw, m, err)
+	c.countErr(m.Run, err)
+	return err
+}
+
+// countErr counts an error of a marked statement, transaction begin or
+// commit in the run's evidence, in the rewriter's series (its Runtime's):
+// reason "sql <class>" (see [sqlshadow.ErrorReason]). driver.ErrSkip and
+// driver.ErrBadConn are not counted: database/sql falls back or retries
+// on them, so the application does not see them.
+func (c *conn) countErr(run string, err error) {
+	if err == nil || run == "" || c.rw == nil || errors.Is(err, driver.ErrSkip) || errors.Is(err, driver.ErrBadConn) {
+		return
+	}
+	c.rw.Decisions().RunError(run, sqlshadow.ErrorReason(err))
 }

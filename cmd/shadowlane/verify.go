@@ -17,6 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/shadowlane/shadowlane/cmd/shadowlane/internal/storecfg"
 	"github.com/shadowlane/shadowlane/propagation"
 	"github.com/shadowlane/shadowlane/shadow"
 	"github.com/shadowlane/shadowlane/shadow/bus"
@@ -33,7 +34,10 @@ import (
 //     shadow names whose name holds R as a word, whose string value holds
 //     R as a word, or whose hash has the run column field equal to R;
 //   - NATS JetStream streams and Kafka topics: messages with the run
-//     header (X-Shadowlane-Run, any letter case) equal to R.
+//     header (X-Shadowlane-Run, any letter case) equal to R;
+//   - RabbitMQ queues (--queues, stores.amqpTopology): the messages still
+//     waiting with that run header, read without acknowledging and put
+//     back (verify_amqp.go says what that costs).
 //
 // Exit codes as for check: 0 every target clean and some evidence of the
 // run found in a twin, 1 a production target holds data of the run (or
@@ -68,12 +72,14 @@ func cmdVerify(args []string, stdout, stderr io.Writer) int {
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	var top storecfg.AMQPTopology
 	if *cfgFile != "" {
 		_, stores, code := loadConfig(*cfgFile, stderr)
 		if code != exitOK {
 			return code
 		}
 		applyStoresConfig(stores, set, sq, st, os.Getenv)
+		top = stores.AMQPTopology
 	}
 	if msg := st.usage(); msg != "" {
 		fmt.Fprintln(stderr, "shadowlane verify:", msg)
@@ -117,10 +123,17 @@ func cmdVerify(args []string, stdout, stderr io.Writer) int {
 		})
 	}
 	if st.amqp != "" {
-		fmt.Fprintln(stdout, "amqp: not verified (reading a RabbitMQ queue takes its messages away)")
+		if qs := amqpQueueNames(splitList(st.queues), top); len(qs) > 0 {
+			did = true
+			v.section("amqp "+redactURL(st.amqp)+":", st.timeout, func(ctx context.Context) []finding {
+				return v.amqp(ctx, st.amqp, qs, shadow.Naming{Suffix: st.amqpSuffix}, st.timeout)
+			})
+		} else {
+			fmt.Fprintln(stdout, "amqp: not verified (no queues: list them with --queues or under stores.amqpTopology)")
+		}
 	}
 	if !did {
-		fmt.Fprintln(stderr, "shadowlane verify: no store given (--config with a stores: section, or --mysql/--postgres/--sqlite with --tables, --redis, --nats with --streams, --kafka with --topics)")
+		fmt.Fprintln(stderr, "shadowlane verify: no store given (--config with a stores: section, or --mysql/--postgres/--sqlite with --tables, --redis, --nats with --streams, --kafka with --topics, --amqp with --queues)")
 		return exitUsage
 	}
 	code := exitCode(v.all)

@@ -340,6 +340,11 @@ func (r *Rewriter) count(e *entry, s *shadow.Series, run string) {
 	}
 }
 
+// Decisions returns the decision series in force (see [WithDecisions]):
+// the one adapters also count the errors of marked statements in
+// ([shadow.Series.RunError]).
+func (r *Rewriter) Decisions() *shadow.Series { return r.series() }
+
 // series is the decision series in force.
 func (r *Rewriter) series() *shadow.Series {
 	if r.decisions != nil {

@@ -211,7 +211,11 @@ func Lines(s Status) []string {
 	for _, e := range s.Entries {
 		marked += e.Marked
 		refused += e.Refused
-		routes = append(routes, fmt.Sprintf("%s %s", orDash(e.Route), Group(e.Marked)))
+		name := orDash(e.Route)
+		if strings.Contains(e.Entry, ":") { // a consumer: kafka:<topic> / its group
+			name = e.Entry + " (" + orDash(e.Route) + ")"
+		}
+		routes = append(routes, fmt.Sprintf("%s %s", name, Group(e.Marked)))
 	}
 	head := fmt.Sprintf("%s: %s marked requests", label, Group(marked))
 	if len(routes) > 0 {
@@ -230,13 +234,17 @@ func Lines(s Status) []string {
 		stores[d.Store] = append(stores[d.Store], d)
 	}
 	slices.Sort(order)
-	var reasons []string
+	var reasons, all []string
 	var leaked int64 // production writes the service reported (errors of kind leak)
 	for _, e := range s.Errors {
 		if isLeak(e.Reason) {
 			leaked += e.N
 		}
-		reasons = append(reasons, fmt.Sprintf("%s x%s", e.Reason, Group(e.N)))
+		r := fmt.Sprintf("%s x%s", e.Reason, Group(e.N))
+		all = append(all, r)
+		if !seamError(e.Reason) {
+			reasons = append(reasons, r)
+		}
 	}
 	for _, st := range order {
 		var total, ref int64
@@ -266,10 +274,25 @@ func Lines(s Status) []string {
 		}
 		out = append(out, line)
 	}
-	if len(order) == 0 && len(reasons) > 0 {
-		out = append(out, fmt.Sprintf("%s: errors: %s", label, strings.Join(reasons, "; ")))
+	if len(all) > 0 {
+		out = append(out, fmt.Sprintf("%s: errors of marked work: %s", label, strings.Join(all, "; ")))
 	}
 	return out
+}
+
+// seamError reports whether reason is one an instrumented seam counts
+// itself ("http 503", "sql 23505", "kafka publish"...): an error of the
+// work, not the reason of a refusal the application reported.
+func seamError(reason string) bool {
+	seam, _, ok := strings.Cut(reason, " ")
+	if !ok {
+		return false
+	}
+	switch seam {
+	case "http", "gin", "grpc", "sql", "redis", "kafka", "amqp", "nats":
+		return true
+	}
+	return false
 }
 
 func firstNonEmpty(a, b string) string {

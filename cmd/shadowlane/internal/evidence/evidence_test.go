@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -57,6 +58,16 @@ func TestFetchDiffLines(t *testing.T) {
 	}
 	if l := Leaks(d); len(l) != 0 {
 		t.Errorf("an allowed outbound pass is no leak: %q", l)
+	}
+	// Errors the seams count are listed on a line of their own, not as
+	// reasons of refusals; a consumer entry names its topic and group.
+	d2 := d
+	d2.Entries = append(slices.Clone(d.Entries), Entry{Entry: "kafka:orders", Route: "billing", Marked: 40})
+	d2.Errors = append(slices.Clone(d.Errors), Error{Reason: "sql 23505", N: 4}, Error{Reason: "http 502", N: 1})
+	l2 := Lines(d2)
+	if !contains(l2, "orders@trunk: 6,041 marked requests (POST /orders 6,001, kafka:orders (billing) 40), 2 refused at the entry") ||
+		!contains(l2, want) || !contains(l2, "orders@trunk: errors of marked work: no run column x3; sql 23505 x4; http 502 x1") {
+		t.Errorf("lines %q", l2)
 	}
 	d.Decisions = append(d.Decisions, Decision{Store: "redis", Target: "stock:1", Decision: "pass", To: "stock:1", N: 1})
 	if l := Leaks(d); len(l) != 0 {

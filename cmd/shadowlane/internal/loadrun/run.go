@@ -151,7 +151,30 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	if s.HTTP.Insecure {
 		opts = append(opts, vegeta.TLSConfig(&tls.Config{InsecureSkipVerify: true})) //nolint:gosec // the scenario asks for it
 	}
-	if o.Client != nil {
+	if s.hasGRPC() {
+		// gRPC targets: a client whose transport makes the gRPC calls
+		// (grpc.go) and hands HTTP ones to base.
+		c := &http.Client{}
+		var base http.RoundTripper
+		if o.Client != nil {
+			*c = *o.Client
+			base = c.Transport
+		}
+		if base == nil {
+			tr := http.DefaultTransport.(*http.Transport).Clone()
+			tr.MaxIdleConnsPerHost = 10000
+			if s.HTTP.Insecure {
+				tr.TLSClientConfig = &tls.Config{InsecureSkipVerify: true} //nolint:gosec // the scenario asks for it
+			}
+			base = tr
+		}
+		gt := newGRPCTransport(base)
+		defer gt.close()
+		c.Transport = gt
+		c.Timeout = s.HTTP.Timeout
+		c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+		opts = append(opts, vegeta.Client(c))
+	} else if o.Client != nil {
 		opts = append(opts, vegeta.Client(o.Client))
 	}
 	atk := vegeta.NewAttacker(opts...)
@@ -403,6 +426,10 @@ func (tg *targeter) target(vt *vegeta.Target) error {
 		u = u[:i]
 	}
 	vt.Method = t.Method
+	if t.Kind == "grpc" {
+		vt.Method = http.MethodPost
+		u = strings.TrimSuffix(u, "/") + "/" + t.Method
+	}
 	vt.URL = u + fragment + strconv.Itoa(i) + "." + strconv.FormatUint(seq, 10)
 	vt.Body = []byte(body)
 	vt.Header = h

@@ -49,7 +49,13 @@ type HTTPSpec struct {
 // Target is one HTTP entry point. URL, header values and the body are Go
 // templates executed per request with [Vars].
 type Target struct {
-	Name    string            `yaml:"name"`
+	Name string `yaml:"name"`
+	// Kind is "http" (the default) or "grpc": a unary gRPC call whose
+	// request and response types the server's reflection service gives
+	// (grpc.go). For grpc, URL is grpc://host:port, Method the full method
+	// ("shop.Orders/Place"), Body the request in JSON (protojson) and
+	// Headers go as metadata.
+	Kind    string            `yaml:"kind"`
 	Method  string            `yaml:"method"` // default GET
 	URL     string            `yaml:"url"`
 	Headers map[string]string `yaml:"headers"`
@@ -94,6 +100,16 @@ type AbortSpec struct {
 
 // LeakAborts reports whether a leak alarm stops the run.
 func (a AbortSpec) LeakAborts() bool { return a.Leak == nil || *a.Leak }
+
+// hasGRPC reports whether a target is a gRPC one.
+func (s *Scenario) hasGRPC() bool {
+	for _, t := range s.Targets {
+		if t.Kind == "grpc" {
+			return true
+		}
+	}
+	return false
+}
 
 // Duration is the sum of the stages.
 func (s *Scenario) Duration() time.Duration {
@@ -314,12 +330,25 @@ func (s *Scenario) validate() []*ScenarioError {
 		} else {
 			names[t.Name] = i
 		}
-		t.Method = strings.ToUpper(t.Method)
-		if t.Method == "" {
-			t.Method = http.MethodGet
-		}
-		if !methods[t.Method] {
-			bad(f+".method", "%q is not an HTTP method", t.Method)
+		isGRPC := false
+		switch t.Kind {
+		case "", "http":
+			t.Kind = "http"
+			t.Method = strings.ToUpper(t.Method)
+			if t.Method == "" {
+				t.Method = http.MethodGet
+			}
+			if !methods[t.Method] {
+				bad(f+".method", "%q is not an HTTP method", t.Method)
+			}
+		case "grpc":
+			isGRPC = true
+			if !grpcMethodRE.MatchString(t.Method) {
+				bad(f+".method", "%q: want a full gRPC method, package.Service/Method", t.Method)
+			}
+			t.Method = strings.TrimPrefix(t.Method, "/")
+		default:
+			bad(f+".kind", "%q: want http or grpc", t.Kind)
 		}
 		switch {
 		case t.Weight == 0:
@@ -335,7 +364,9 @@ func (s *Scenario) validate() []*ScenarioError {
 			bad(f+".url", "a URL is needed")
 		} else if t.url, err = parseTmpl(t.URL); err != nil {
 			bad(f+".url", "%v", err)
-		} else if u, err := url.Parse(strings.SplitN(t.URL, "{{", 2)[0]); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		} else if u, err := url.Parse(strings.SplitN(t.URL, "{{", 2)[0]); isGRPC && (err != nil || u.Scheme != "grpc" || u.Host == "" || strings.Trim(u.Path, "/") != "" || u.RawQuery != "") {
+			bad(f+".url", "%q: want grpc://host:port (plaintext; the method goes in method)", t.URL)
+		} else if !isGRPC && (err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "") {
 			bad(f+".url", "%q: want an absolute http:// or https:// URL", t.URL)
 		} else if strings.Contains(t.URL, "#") {
 			bad(f+".url", "%q: a URL fragment is not sent; remove it", t.URL)
