@@ -285,6 +285,12 @@ func (c *Consumer) runClient(ctx context.Context, p Plan, h *handovers, fail fun
 						d.Action = bus.Skip
 					}
 				}
+				if d.Action == bus.Handle && d.Mark.LoadTest() && !c.s.r.LoadTestOn() {
+					// The lane steps above may have waited on the broker,
+					// and the kill switch went off meanwhile: wait, as
+					// the decision would have.
+					d.Action = bus.Wait
+				}
 				if d.Action == bus.Wait {
 					wait = &d
 				} else {

@@ -442,6 +442,9 @@ func (g groupHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim saram
 					dec.Action = bus.Skip
 				}
 			}
+			if dec.Action == bus.Handle && dec.Mark.LoadTest() && !g.hold(sess.Context()) {
+				return nil // the session ended while held: delivered again
+			}
 			refused := false
 			switch dec.Action {
 			case bus.Refuse:
@@ -470,6 +473,26 @@ func (g groupHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim saram
 			}
 		}
 	}
+}
+
+// hold waits while the kill switch is off, just before a load-test message
+// is handled: the lane steps between the decision and the handler may have
+// waited on the broker, and the switch may have gone off meanwhile. It
+// reports false when ctx ends first.
+func (g groupHandler) hold(ctx context.Context) bool {
+	if g.s.r.LoadTestOn() {
+		return true
+	}
+	t := time.NewTicker(g.s.c.poll)
+	defer t.Stop()
+	for !g.s.r.LoadTestOn() {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-t.C:
+		}
+	}
+	return true
 }
 
 // handle runs the handler with the retries of [WithRetry]; after the last
