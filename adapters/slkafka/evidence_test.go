@@ -92,3 +92,75 @@ func TestRunEvidence(t *testing.T) {
 		t.Fatalf("runs %q", rt.Runs())
 	}
 }
+
+// A client that has the Shadow only as a hook (no Producer): a marked
+// record that franz-go fails to produce counts once as "kafka publish",
+// through the hook, whichever method produced it; a Producer over the
+// same client leaves the counting to the hook (still once). Refusals and
+// production failures count nothing.
+func TestRunEvidenceThroughHook(t *testing.T) {
+	addrs := newCluster(t)
+	rt, err := shadowlane.New(shadowlane.Config{Service: "billing", Trust: shadowlane.TrustConfig{Mode: "internal"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rt.Close()
+	s := newShadow(t, slkafka.WithRuntime(rt), slkafka.WithShadowTopics("orders", "ghost"))
+	cl := newClient(t, addrs, kgo.WithHooks(s), kgo.RecordDeliveryTimeout(time.Second))
+	ctx := marked("kafka-hook-1", "")
+	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "orders", Value: []byte("ok")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	// ghost_shadow does not exist on the cluster: the records time out.
+	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "ghost", Value: []byte("x")}).FirstErr(); err == nil {
+		t.Fatal("produced to a topic that does not exist")
+	}
+	failed := make(chan error, 1)
+	cl.Produce(ctx, &kgo.Record{Topic: "ghost", Value: []byte("y")}, func(_ *kgo.Record, err error) { failed <- err })
+	if err := <-failed; err == nil {
+		t.Fatal("produced to a topic that does not exist")
+	}
+	// Refused by the hook (no shadow twin): a decision, not an error.
+	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "payments", Value: []byte("z")}).FirstErr(); err == nil {
+		t.Fatal("a topic without a shadow twin was produced to")
+	}
+	// Production, failing: no evidence.
+	if err := cl.ProduceSync(context.Background(), &kgo.Record{Topic: "nowhere", Value: []byte("p")}).FirstErr(); err == nil {
+		t.Fatal("produced to a topic that does not exist")
+	}
+	if want := []shadowlane.RunErrorRows{{Reason: "kafka publish", N: 2}}; !slices.Equal(rt.RunStatus("kafka-hook-1").Errors, want) {
+		t.Fatalf("raw client with the hook: errors %+v, want %+v", rt.RunStatus("kafka-hook-1").Errors, want)
+	}
+
+	// A Producer over the hooked client: each failure still counts once.
+	p, err := s.Producer(cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx2 := marked("kafka-hook-2", "")
+	if err := p.ProduceSync(ctx2, &kgo.Record{Topic: "ghost", Value: []byte("x")}).FirstErr(); err == nil {
+		t.Fatal("produced to a topic that does not exist")
+	}
+	p.Produce(ctx2, &kgo.Record{Topic: "ghost", Value: []byte("y")}, func(_ *kgo.Record, err error) { failed <- err })
+	if err := <-failed; err == nil {
+		t.Fatal("produced to a topic that does not exist")
+	}
+	if want := []shadowlane.RunErrorRows{{Reason: "kafka publish", N: 2}}; !slices.Equal(rt.RunStatus("kafka-hook-2").Errors, want) {
+		t.Fatalf("Producer over the hooked client: errors %+v, want %+v", rt.RunStatus("kafka-hook-2").Errors, want)
+	}
+}
+
+// The unbuffered hook costs nothing for a record produced successfully or
+// a production record that failed.
+func TestUnbufferedHookAllocs(t *testing.T) {
+	s := newShadow(t, slkafka.WithShadowTopics("orders"))
+	ok := &kgo.Record{Topic: "orders_shadow", Context: marked("kafka-hook-3", "")}
+	prod := &kgo.Record{Topic: "orders", Context: context.Background()}
+	fail := errors.New("broker down")
+	if n := testing.AllocsPerRun(100, func() {
+		s.OnProduceRecordUnbuffered(ok, nil)
+		s.OnProduceRecordUnbuffered(prod, fail)
+	}); n != 0 {
+		t.Fatalf("%v allocs", n)
+	}
+}

@@ -114,6 +114,7 @@ type Producer struct {
 	s            *Shadow
 	cl           *kgo.Client
 	defaultTopic string
+	hooked       bool // cl has s as a hook: its unbuffered hook counts failed records
 }
 
 // Producer wraps cl. It refuses (with [ErrConfig]) a client configured with
@@ -125,7 +126,7 @@ func (s *Shadow) Producer(cl *kgo.Client) (*Producer, error) {
 		return nil, fmt.Errorf("%w: client uses DefaultProduceTopicAlways, which would overwrite shadow topics; install the Shadow as a kgo hook instead", ErrConfig)
 	}
 	t, _ := cl.OptValue(kgo.DefaultProduceTopic).(string)
-	return &Producer{s: s, cl: cl, defaultTopic: t}, nil
+	return &Producer{s: s, cl: cl, defaultTopic: t, hooked: hookedBy(cl, s)}, nil
 }
 
 // Client returns the wrapped client.
@@ -148,7 +149,7 @@ func (p *Producer) Produce(ctx context.Context, r *kgo.Record, promise func(*kgo
 		}
 		return
 	}
-	if p.marked(r) {
+	if !p.hooked && p.marked(r) {
 		promise = p.counting(ctx, promise)
 	}
 	p.cl.Produce(ctx, r, promise)
@@ -162,7 +163,7 @@ func (p *Producer) TryProduce(ctx context.Context, r *kgo.Record, promise func(*
 		}
 		return
 	}
-	if p.marked(r) {
+	if !p.hooked && p.marked(r) {
 		promise = p.counting(ctx, promise)
 	}
 	p.cl.TryProduce(ctx, r, promise)
