@@ -31,7 +31,10 @@
 // connections fail are ejected and re-probed, and a request that failed
 // to connect is retried on another instance of the same lane, never in
 // another environment. [Config.ConnectGrace] bounds how long a balancer
-// waits for instances still connecting before failing with [ErrNoLane].
+// waits for instances still connecting before failing with [ErrNoLane];
+// it stretches by the time the process itself was stalled meanwhile
+// ([StallClock], [ProcessStalls]: a lag ticker), so that a starved process
+// does not eject healthy instances.
 //
 // Same zone first: an instance may carry a zone label ([Endpoint].Zone,
 // "zone" in registry files, envbalancer.WithZone for gRPC resolvers). With

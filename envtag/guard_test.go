@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"time"
 )
 
 // TestConnectGuardLateTimer: the grace timer's function runs on its own
@@ -36,6 +37,7 @@ func TestConnectGuardLateTimer(t *testing.T) {
 			if g.timer != nil {
 				g.timer.Stop()
 			}
+			g.t0 = g.t0.Add(-2 * g.grace) // the grace is up
 			g.mu.Unlock()
 			g.expire()
 			cause := context.Cause(ctx)
@@ -46,5 +48,32 @@ func TestConnectGuardLateTimer(t *testing.T) {
 				t.Errorf("cause %v: want a connection failure wrapping ErrNoLane", cause)
 			}
 		})
+	}
+}
+
+// stepStalls is a StallClock that reads step more at every reading.
+type stepStalls struct{ step, total time.Duration }
+
+func (s *stepStalls) Stalled() time.Duration { s.total += s.step; return s.total }
+
+// The timer ran after the grace, but the process was stalled meanwhile:
+// the guard sets its timer again for the stall instead of abandoning the
+// connect; with no stall it abandons it.
+func TestConnectGuardStretchesByStall(t *testing.T) {
+	for _, step := range []time.Duration{time.Hour, 0} {
+		ctx, cancel := context.WithCancelCause(context.Background())
+		g := &connectGuard{cancel: cancel, grace: DefaultConnectGrace, addr: "127.0.0.1:1", stalls: &stepStalls{step: step}}
+		g.start("tcp", g.addr)
+		g.mu.Lock()
+		g.timer.Stop()
+		g.t0 = g.t0.Add(-2 * g.grace) // the grace is up
+		g.mu.Unlock()
+		g.expire()
+		abandoned := errors.Is(context.Cause(ctx), errConnectGrace)
+		if abandoned != (step == 0) {
+			t.Fatalf("stall %v per reading: abandoned=%v", step, abandoned)
+		}
+		g.stop()
+		cancel(nil)
 	}
 }

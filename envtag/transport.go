@@ -37,6 +37,7 @@ type Transport struct {
 	services map[string]bool // nil: every host
 	health   HealthConfig    // as given
 	hc       HealthConfig    // with defaults
+	stalls   StallClock      // stretches the connect grace (default ProcessStalls)
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -63,6 +64,11 @@ func (t *Transport) statsOf() *Stats {
 	}
 	return DefaultStats()
 }
+
+// WithStallClock sets how the transport measures the stalls of its own
+// process, by which the connect grace stretches (default
+// [ProcessStalls]; tests inject a fake).
+func WithStallClock(c StallClock) TransportOption { return func(t *Transport) { t.stalls = c } }
 
 // WithPolicy sets the routing policy (default: [DefaultPolicy] at each
 // request).
@@ -95,6 +101,9 @@ func NewTransport(reg Registry, opts ...TransportOption) *Transport {
 		o(t)
 	}
 	t.hc = t.health.withDefaults()
+	if t.stalls == nil {
+		t.stalls = ProcessStalls()
+	}
 	t.ctx, t.cancel = context.WithCancel(context.Background())
 	return t
 }
@@ -187,10 +196,11 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 }
 
 // send sends a copy of req with body to tg. A TCP connect to the instance
-// that takes longer than the policy's connect grace is abandoned: the
-// attempt fails with an error that [isConnFailure] recognises (nothing was
-// sent), so the instance is counted as failing and the request may be
-// retried on another instance of its lane.
+// that takes longer than the policy's connect grace, stretched by the time
+// this process itself was stalled meanwhile (see [StallClock]), is
+// abandoned: the attempt fails with an error that [isConnFailure]
+// recognises (nothing was sent), so the instance is counted as failing and
+// the request may be retried on another instance of its lane.
 func (t *Transport) send(req *http.Request, body io.ReadCloser, tg *target, grace time.Duration) (*http.Response, error) {
 	out := new(http.Request)
 	*out = *req
@@ -205,7 +215,7 @@ func (t *Transport) send(req *http.Request, body io.ReadCloser, tg *target, grac
 		return t.base.RoundTrip(out)
 	}
 	ctx, cancel := context.WithCancelCause(req.Context())
-	g := &connectGuard{cancel: cancel, grace: grace, addr: tg.ep.Addr}
+	g := &connectGuard{cancel: cancel, grace: grace, addr: tg.ep.Addr, stalls: t.stalls}
 	out = out.WithContext(httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
 		ConnectStart: g.start,
 		ConnectDone:  g.done,
@@ -225,15 +235,19 @@ func (t *Transport) send(req *http.Request, body io.ReadCloser, tg *target, grac
 
 var errConnectGrace = errors.New("envtag: connect grace exceeded")
 
-// connectGuard abandons an attempt whose TCP connect outlasts the grace.
+// connectGuard abandons an attempt whose TCP connect outlasts the grace,
+// stretched by the stall of the process meanwhile.
 type connectGuard struct {
 	cancel  context.CancelCauseFunc
 	grace   time.Duration
 	addr    string
+	stalls  StallClock
 	mu      sync.Mutex
 	timer   *time.Timer
-	open    int  // connects in progress (several with dual-stack dialing)
-	stopped bool // the attempt got its response: nothing to abandon
+	t0      time.Time     // the first connect started
+	mark    time.Duration // stalls.Stalled() then
+	open    int           // connects in progress (several with dual-stack dialing)
+	stopped bool          // the attempt got its response: nothing to abandon
 }
 
 func (g *connectGuard) start(network, addr string) {
@@ -241,6 +255,10 @@ func (g *connectGuard) start(network, addr string) {
 	defer g.mu.Unlock()
 	g.open++
 	if g.timer == nil && !g.stopped {
+		if g.stalls != nil {
+			g.mark = g.stalls.Stalled() // before t0: a stall between them counts
+		}
+		g.t0 = time.Now()
 		g.timer = time.AfterFunc(g.grace, g.expire)
 	}
 }
@@ -252,13 +270,29 @@ func (g *connectGuard) start(network, addr string) {
 // since its request may already have been sent, and calling it a
 // connection failure (nothing sent) would allow a retry of a request that
 // may have taken effect.
+//
+// A process that was stalled while it waited (see [StallClock]) did not
+// give the connect its grace: the deadline moves on by the stall, and the
+// timer is set again for the rest.
 func (g *connectGuard) expire() {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.open <= 0 || g.stopped {
 		return
 	}
-	g.cancel(&net.OpError{Op: "dial", Net: "tcp", Err: fmt.Errorf("%w: %s did not accept the connection within %v (%w)", errConnectGrace, g.addr, g.grace, ErrNoLane)})
+	var stall time.Duration
+	if g.stalls != nil {
+		stall = g.stalls.Stalled() - g.mark
+	}
+	if rest := time.Until(g.t0.Add(g.grace + stall)); rest > 0 {
+		g.timer.Reset(rest)
+		return
+	}
+	why := ""
+	if stall > 0 {
+		why = fmt.Sprintf(", plus %v this process was stalled", stall)
+	}
+	g.cancel(&net.OpError{Op: "dial", Net: "tcp", Err: fmt.Errorf("%w: %s did not accept the connection within %v%s (%w)", errConnectGrace, g.addr, g.grace, why, ErrNoLane)})
 }
 
 func (g *connectGuard) done(network, addr string, err error) {

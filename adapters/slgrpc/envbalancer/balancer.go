@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc/balancer"
@@ -72,7 +73,7 @@ func (builder) ParseConfig(js json.RawMessage) (serviceconfig.LoadBalancingConfi
 }
 
 func (builder) Build(cc balancer.ClientConn, opts balancer.BuildOptions) balancer.Balancer {
-	b := &envBalancer{cc: cc, service: opts.Target.Endpoint(), since: map[string]time.Time{}}
+	b := &envBalancer{cc: cc, service: opts.Target.Endpoint(), since: map[string]connecting{}, stalls: stallClock()}
 	b.Balancer = endpointsharding.NewBalancer(&ccWrapper{ClientConn: cc, b: b}, opts,
 		balancer.Get(pickfirst.Name).Build, endpointsharding.Options{})
 	return b
@@ -90,11 +91,29 @@ type envBalancer struct {
 	policy  *envtag.Policy // nil: envtag.DefaultPolicy at each pick
 	invalid int            // last count of endpoints with a malformed label
 	// connect grace (envtag.Config.ConnectGrace)
-	last   *balancer.State      // endpointsharding's last aggregated state
-	since  map[string]time.Time // child key -> when it started connecting
-	timer  *time.Timer          // rebuilds the picker when a grace ends
-	valid  bool                 // a resolver state was accepted
+	last   *balancer.State       // endpointsharding's last aggregated state
+	since  map[string]connecting // child key -> when it started connecting
+	stalls envtag.StallClock     // stretches the grace by the process's own stalls
+	timer  *time.Timer           // rebuilds the picker when a grace ends
+	valid  bool                  // a resolver state was accepted
 	closed bool
+}
+
+// connecting is when a child started connecting: the time and the stall
+// clock's reading then.
+type connecting struct {
+	t0   time.Time
+	mark time.Duration
+}
+
+// stallClocks holds the StallClock new balancers use (tests set a fake).
+var stallClocks atomic.Pointer[envtag.StallClock]
+
+func stallClock() envtag.StallClock {
+	if c := stallClocks.Load(); c != nil {
+		return *c
+	}
+	return envtag.ProcessStalls()
 }
 
 func (b *envBalancer) UpdateClientConnState(s balancer.ClientConnState) error {
@@ -197,8 +216,11 @@ func childKey(ep resolver.Endpoint) string {
 // that has been connecting for longer than the connect grace stops
 // counting as pending: a call whose allowed environments have nothing
 // else fails at once (Unavailable) instead of waiting out its deadline
-// for an instance that accepts connections but never answers. A timer
-// republishes when the next grace ends.
+// for an instance that accepts connections but never answers. The grace
+// stretches by the time this process itself was stalled since the child
+// started connecting (envtag.StallClock): a starved process does not
+// take its own slowness for a dead instance. A timer republishes when the
+// next grace ends.
 func (b *envBalancer) publishLocked() {
 	s := *b.last
 	pol := b.policy
@@ -206,6 +228,7 @@ func (b *envBalancer) publishLocked() {
 		pol = envtag.DefaultPolicy()
 	}
 	grace := pol.ConnectGrace()
+	stalled := b.stalls.Stalled() // before now: a stall between them counts
 	now := time.Now()
 	var next time.Time
 	seen := make(map[string]bool, len(b.since))
@@ -218,12 +241,12 @@ func (b *envBalancer) publishLocked() {
 		case connectivity.Ready:
 		case connectivity.Connecting, connectivity.Idle:
 			seen[key] = true
-			t0, ok := b.since[key]
+			c, ok := b.since[key]
 			if !ok {
-				t0 = now
-				b.since[key] = now
+				c = connecting{t0: now, mark: stalled}
+				b.since[key] = c
 			}
-			end := t0.Add(grace)
+			end := c.t0.Add(grace + stalled - c.mark)
 			if !now.Before(end) {
 				continue // connecting past its grace: not a candidate
 			}

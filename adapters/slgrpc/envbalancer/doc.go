@@ -30,6 +30,10 @@
 // that it is no candidate until it turns READY, so a strict call whose
 // lane has nothing else fails with codes.Unavailable (envtag.ErrNoLane's
 // message) instead of waiting out its deadline, wait-for-ready or not.
+// The grace stretches by the time the process itself was stalled while
+// the endpoint connected (envtag.ProcessStalls: scheduler latency, GC,
+// a stopped process), so a starved client does not drop a healthy
+// endpoint that it merely had no time to see connect.
 //
 // Conflicts: a resolver update that lists one address under two
 // environment labels is refused (balancer.ErrBadResolverState, logged

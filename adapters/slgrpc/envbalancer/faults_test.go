@@ -173,3 +173,58 @@ func TestStrictConnectingLaneFailsAfterGrace(t *testing.T) {
 		}
 	}
 }
+
+// stalledForever is an envtag.StallClock of a process that is stalled
+// without end (each reading an hour more). Its first reading after the
+// connect grace (the balancer's grace timer) is announced on late.
+type stalledForever struct {
+	grace time.Duration
+	mu    sync.Mutex
+	first time.Time
+	total time.Duration
+	late  chan struct{}
+	once  sync.Once
+}
+
+func (s *stalledForever) Stalled() time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := time.Now()
+	if s.first.IsZero() {
+		s.first = now
+	} else if now.Sub(s.first) >= s.grace {
+		s.once.Do(func() { close(s.late) })
+	}
+	s.total += time.Hour
+	return s.total
+}
+
+// While the process is stalled, a strict lane whose only instance is
+// still connecting stays pending past its connect grace (the grace
+// stretches by the stall): a call waits for it (and here runs out of its
+// deadline) instead of failing with Unavailable. The stall is simulated
+// with a fake clock; without it the same call fails fast
+// (TestStrictConnectingLaneFailsAfterGrace).
+func TestConnectGraceStretchesByStall(t *testing.T) {
+	const grace = 50 * time.Millisecond
+	stalls := &stalledForever{grace: grace, late: make(chan struct{})}
+	envbalancer.SetStallClock(stalls)
+	defer envbalancer.SetStallClock(nil)
+	hole := blackhole(t)
+	sc, err := envbalancer.ServiceConfigFor(envtag.Config{Strict: true, ConnectGrace: envtag.Duration(grace)}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := envbalancer.ManualResolver("test", envtag.Endpoint{Addr: hole, Env: "proj-a"})
+	c := dial(t, r, "test:///"+uniq("orders"), sc)
+	go call(c, "", "proj-a", 10*time.Second) // starts the connect
+	select {
+	case <-stalls.late: // the grace timer looked at the stall clock
+	case <-time.After(time.Minute):
+		t.Fatal("the balancer never re-checked the grace")
+	}
+	got, err := call(c, "", "proj-a", 300*time.Millisecond)
+	if status.Code(err) != codes.DeadlineExceeded {
+		t.Fatalf("strict proj-a call while the process is stalled: %q, %v; want it to wait for the connecting instance (DeadlineExceeded)", got, err)
+	}
+}
