@@ -153,8 +153,23 @@ func TestManySlowHandles(t *testing.T) {
 	if float64(int(r)-excused) > 0.01*float64(d) {
 		t.Fatalf("%d of %d refused at 25%% of the limit (%d more after stalls), want at most 1%%", int(r)-excused, d, excused)
 	}
-	if float64(srt) > 0.05*float64(sd) {
-		t.Fatalf("%d round trips for %d decisions after warm-up, want at most 0.05 per decision", srt, sd)
+	// A stalled tick may find its handle's lease expired, and a fallback
+	// (a call that timed out) leaves the handle without one: each costs
+	// the handle about one more round trip. They are the machine's, not
+	// the lease sizing's, so each is allowed one on top of 0.05 per
+	// decision.
+	lateSteady := 0
+	for _, s := range stalls {
+		if s > warm {
+			lateSteady++
+		}
+	}
+	excusedRT := int64(lateSteady) + fallbacks.Load()
+	if excusedRT > 0 {
+		t.Logf("round trips allowed after warm-up: 0.05 per decision plus %d (%d late ticks, %d fallbacks)", excusedRT, lateSteady, fallbacks.Load())
+	}
+	if float64(srt) > 0.05*float64(sd)+float64(excusedRT) {
+		t.Fatalf("%d round trips for %d decisions after warm-up, want at most 0.05 per decision plus one per late tick or fallback (%d)", srt, sd, excusedRT)
 	}
 }
 
