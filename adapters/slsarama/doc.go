@@ -69,7 +69,10 @@
 // times, so it reaches [WithRefused] once (a refusal whose commit failed
 // every time is counted, RefusedUncommitted, and reaches it again).
 //
-// Limits: the count of uncommitted messages keeps at most 4,096 spans of
+// Limits: the count of uncommitted messages is read back from the broker
+// after the session ended, so it is a lower bound when the member was
+// evicted (a starved process missed its heartbeats) and the next owner
+// committed in the meantime; it keeps at most 4,096 spans of
 // handled offsets per partition and session (older ones were committed by
 // sarama's periodic commits); the hand-over spans must fit the commit
 // metadata ([bus.MaxMetadata], counted Unpersisted otherwise); the
