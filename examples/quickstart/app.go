@@ -109,9 +109,10 @@ func Start(ctx context.Context, o Options) (a *App, err error) {
 		o.Log = slog.Default()
 	}
 	a = &App{}
+	started := a // the returns below set a to nil on error
 	defer func() {
 		if err != nil {
-			a.Close()
+			started.Close()
 		}
 	}()
 	both := o.Service == ""
@@ -395,6 +396,22 @@ var ordersDesc = grpc.ServiceDesc{
 
 // ---- the gateway: gin (edge) -> Redis stock, gRPC to orders ----
 
+// compensationTimeout bounds the Redis call that gives back the stock of
+// an order that was not placed.
+const compensationTimeout = 5 * time.Second
+
+// restock gives back the qty of sku that a request took and did not use.
+// It runs on a context that keeps the request's mark (a load-test request
+// restocks its shadow key, production its production key) but not its
+// cancellation: a request whose client gave up, or whose deadline ran out
+// while the order service was called, still gives its stock back. Its own
+// timeout bounds it.
+func restock(ctx context.Context, rdb *redis.Client, sku string, qty int) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), compensationTimeout)
+	defer cancel()
+	return rdb.IncrBy(ctx, StockKey+sku, int64(qty)).Err()
+}
+
 func (a *App) startGateway(o Options, ordersAddr string) error {
 	rt, err := initRuntime(o, "gateway", o.GatewayConfig, true)
 	if err != nil {
@@ -436,14 +453,14 @@ func (a *App) startGateway(o Options, ordersAddr string) error {
 			return
 		}
 		if left < 0 {
-			rdb.IncrBy(ctx, StockKey+in.SKU, int64(in.Qty))
+			restock(ctx, rdb, in.SKU, in.Qty)
 			c.JSON(409, gin.H{"error": "out of stock"})
 			return
 		}
 		req, _ := structpb.NewStruct(map[string]any{"sku": in.SKU, "qty": in.Qty})
 		out := new(structpb.Struct)
 		if err := conn.Invoke(ctx, placeMethod, req, out); err != nil {
-			rdb.IncrBy(ctx, StockKey+in.SKU, int64(in.Qty))
+			restock(ctx, rdb, in.SKU, in.Qty)
 			c.JSON(502, gin.H{"error": status.Convert(err).Message()})
 			return
 		}
