@@ -18,9 +18,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -359,4 +361,45 @@ func (s *migScenario) waitFor(ctx context.Context, max time.Duration, cond func(
 		}
 	}
 	return nil
+}
+
+// migrationScenario runs the migration scenario on the drill's NATS and
+// Kafka (embedded or real) and adds its section and invariants to the
+// report. A setup failure is an invariant that fails, not a drill error.
+func (d *drillRun) migrationScenario(ctx context.Context, tmp string) {
+	per := max(d.o.Requests/2, 5)
+	rep, invs, err := runMigration(ctx, migrationSetup{js: d.st.bus.js, seeds: d.st.seeds, prefix: "mig" + randHex(3),
+		dir: tmp, perPhase: per, run: d.run + "-mig", env: "proj-a", logger: d.o.Logger})
+	if err != nil {
+		d.rep.Migration = &Migration{Error: err.Error()}
+		d.add("migration: scenario set up", 1, 0, err.Error())
+		return
+	}
+	d.rep.Migration = rep
+	d.rep.Invariants = append(d.rep.Invariants, invs...)
+}
+
+// summaryMigration renders the "broker migration" section.
+func (r *Report) summaryMigration(w io.Writer) {
+	m := r.Migration
+	if m == nil {
+		return
+	}
+	fmt.Fprintf(w, "\nbroker migration (dual write): %s -> %s\n", m.From, m.To)
+	if m.Error != "" {
+		fmt.Fprintf(w, "  error: %s\n", m.Error)
+	}
+	for _, p := range m.Phases {
+		fmt.Fprintf(w, "  phase %-12s sent production %4d  loadtest %4d  env %4d\n", p.Phase, p.Sent[migProd], p.Sent[migLoad], p.Sent[migEnv])
+	}
+	fmt.Fprintf(w, "  handled: old side %d, new side %d; reader: skipped %d, duplicates dropped %d, released %d, evicted %d\n",
+		m.Handled["old"], m.Handled["new"], m.Reader.Skipped, m.Reader.Duplicates, m.Reader.Released, m.Reader.Evicted)
+	names := make([]string, 0, len(m.Targets))
+	for n := range m.Targets {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(w, "  read back %-50s %5d copies\n", n, m.Targets[n])
+	}
 }

@@ -73,6 +73,8 @@ type Report struct {
 	Outcomes []Outcome `json:"outcomes"`
 	// Faults is the fault schedule of a --faults run, as injected.
 	Faults []Fault `json:"faults,omitempty"`
+	// Migration is the broker migration scenario (migration.go).
+	Migration *Migration `json:"migration,omitempty"`
 }
 
 // Routing is the "routing per env" part of the report: which instance
@@ -166,6 +168,7 @@ func (r *Report) Summary(w io.Writer) {
 		fmt.Fprintln(w)
 	}
 	r.summaryStores(w)
+	r.summaryMigration(w)
 	r.summaryRouting(w)
 	keys := make([]string, 0, len(r.Gateway.TokensRejected))
 	for k := range r.Gateway.TokensRejected {

@@ -128,6 +128,12 @@ type Source interface {
 	MigrationPlan() Plan
 }
 
+// SourceFunc adapts a function to [Source].
+type SourceFunc func() Plan
+
+// MigrationPlan calls f.
+func (f SourceFunc) MigrationPlan() Plan { return f() }
+
 // Fixed is a Source that always gives the same plan (tests, tools).
 type Fixed Plan
 
