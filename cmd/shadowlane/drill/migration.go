@@ -1,8 +1,9 @@
 package drill
 
 // The migration scenario (issue 15): order events move from one bus to
-// another mid-run by dual write (package shadow/bus/migrate), from NATS
-// JetStream (the old system) to Kafka (the new one). Its own Runtime reads
+// another mid-run by dual write (package shadow/bus/migrate); the drill
+// moves them from NATS JetStream (the old system) to Kafka (the new one),
+// its tests between every pair of buses through the same code (migBus). Its own Runtime reads
 // a config file whose "migration:" section the scenario rewrites and
 // reloads to move through the phases 1 (dual write), 2 (dual read) and 3
 // (new only) while the consumers of both sides run. Production,
@@ -23,17 +24,10 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strings"
 	"sync"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kgo"
-
 	"github.com/shadowlane/shadowlane"
-	"github.com/shadowlane/shadowlane/adapters/slkafka"
-	"github.com/shadowlane/shadowlane/adapters/slnats"
 	"github.com/shadowlane/shadowlane/propagation"
 	"github.com/shadowlane/shadowlane/shadow/bus/migrate"
 )
@@ -71,8 +65,7 @@ const (
 // migrationSetup is what the scenario runs on: the plain JetStream
 // context and the Kafka brokers of the drill (or a test's).
 type migrationSetup struct {
-	js       jetstream.JetStream
-	seeds    []string
+	old, new migBus
 	prefix   string // unique, [a-z0-9]
 	dir      string // for the config file
 	perPhase int    // events per kind per phase
@@ -89,14 +82,11 @@ type migHandled struct {
 }
 
 type migScenario struct {
-	m              migrationSetup
-	subj, stream   string
-	topic, group   string
-	shStream, shTp string
-	rt             *shadowlane.Runtime
-	cfgFile        string
-	producer       *migrate.Producer
-	reader         *migrate.Reader
+	m        migrationSetup
+	rt       *shadowlane.Runtime
+	cfgFile  string
+	producer *migrate.Producer
+	reader   *migrate.Reader
 
 	mu       sync.Mutex
 	handled  map[string][]migHandled // id -> handlings
@@ -119,11 +109,7 @@ func runMigration(ctx context.Context, m migrationSetup) (*Migration, []Invarian
 			s.closers[i]()
 		}
 	}()
-	s.subj = m.prefix + ".orders.events"
-	s.stream = strings.ToUpper(m.prefix) + "_MIGORDERS"
-	s.topic = m.prefix + "_order-events-v2"
-	s.group = m.prefix + "_mig-ledger"
-	s.rep = &Migration{Topics: map[string]string{s.subj: s.topic}, Handled: map[string]int{}, Targets: map[string]int{}}
+	s.rep = &Migration{Topics: map[string]string{m.old.name(): m.new.name()}, Handled: map[string]int{}, Targets: map[string]int{}}
 	if err := s.setup(ctx); err != nil {
 		return nil, nil, err
 	}
@@ -136,7 +122,7 @@ func runMigration(ctx context.Context, m migrationSetup) (*Migration, []Invarian
 }
 
 func (s *migScenario) writePhase(p migrate.Phase) error {
-	cfg := fmt.Sprintf("service: drill-migration\ntrust: {mode: internal}\nreload: 0s\nmigration:\n  phase: %d\n  topics: {%q: %q}\n", p, s.subj, s.topic)
+	cfg := fmt.Sprintf("service: drill-migration\ntrust: {mode: internal}\nreload: 0s\nmigration:\n  phase: %d\n  topics: {%q: %q}\n", p, s.m.old.name(), s.m.new.name())
 	return os.WriteFile(s.cfgFile, []byte(cfg), 0o600)
 }
 
@@ -154,93 +140,33 @@ func (s *migScenario) setup(ctx context.Context) error {
 	s.rt = rt
 	s.closers = append(s.closers, func() { rt.Close() })
 
-	// Old system: NATS JetStream.
-	ns, err := slnats.New(slnats.WithRuntime(rt), slnats.WithShadowSubjects(s.subj))
-	if err != nil {
-		return err
+	for _, b := range []migBus{m.old, m.new} {
+		if err := b.setup(ctx, rt); err != nil {
+			return fmt.Errorf("drill: migration %s: %w", b.kind(), err)
+		}
+		s.closers = append(s.closers, b.close)
 	}
-	if _, err := m.js.CreateStream(ctx, jetstream.StreamConfig{Name: s.stream, Subjects: []string{s.subj}}); err != nil {
-		return fmt.Errorf("drill: migration stream: %w", err)
-	}
-	if _, err := ns.CreateShadowStream(ctx, m.js, s.stream); err != nil {
-		return fmt.Errorf("drill: migration shadow stream: %w", err)
-	}
-	s.shStream = ns.StreamName(s.stream)
-	s.closers = append(s.closers, func() {
-		//lostctx:ok clean-up after the scenario: the context may be done, and nothing here is marked
-		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		m.js.DeleteStream(cctx, s.stream)
-		m.js.DeleteStream(cctx, s.shStream)
-	})
-
-	// New system: Kafka.
-	ks, err := slkafka.New(slkafka.WithRuntime(rt), slkafka.WithShadowTopics(s.topic), slkafka.WithShadowGroups(s.group))
-	if err != nil {
-		return err
-	}
-	s.shTp, _ = ks.ShadowTopic(s.topic)
-	admCl, err := kgo.NewClient(kgo.SeedBrokers(m.seeds...))
-	if err != nil {
-		return err
-	}
-	adm := kadm.NewClient(admCl)
-	s.closers = append(s.closers, func() {
-		//lostctx:ok clean-up after the scenario
-		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		adm.DeleteGroups(cctx, s.group, s.group+"_shadow")
-		adm.DeleteTopics(cctx, s.topic, s.shTp)
-		admCl.Close()
-	})
-	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	if _, err := adm.CreateTopics(cctx, 2, -1, nil, s.topic, s.shTp); err != nil {
-		return fmt.Errorf("drill: migration topics: %w", err)
-	}
-	kcl, err := kgo.NewClient(kgo.SeedBrokers(m.seeds...), kgo.WithHooks(ks), kgo.ProducerLinger(0))
-	if err != nil {
-		return err
-	}
-	s.closers = append(s.closers, kcl.Close)
-	kp, err := ks.Producer(kcl)
-	if err != nil {
-		return err
-	}
-
-	prod, err := migrate.NewProducer(rt, ns.JetStream(m.js).Sender(), kp.Sender())
+	prod, err := migrate.NewProducer(rt, m.old.sender(), m.new.sender())
 	if err != nil {
 		return err
 	}
 	s.producer = prod
-	rd := migrate.NewReader(rt, 0)
-	s.reader = rd
-
-	cctx2, stop := context.WithCancel(context.WithoutCancel(ctx))
-	var wg sync.WaitGroup
-	s.consumeC = func() { stop(); wg.Wait() }
-	natsH := func(ctx context.Context, msg jetstream.Msg) error {
-		s.saw(migrate.Old, slnats.MessageID(msg.Headers()))
-		return slnats.Migrating(rd, migrate.Old, func(ctx context.Context, msg jetstream.Msg) error {
-			s.handle(ctx, migrate.Old, msg.Subject(), msg.Data())
-			return nil
-		})(ctx, msg)
+	s.reader = migrate.NewReader(rt, 0)
+	cctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	s.consumeC = stop
+	for _, side := range []migrate.Side{migrate.Old, migrate.New} {
+		b := m.old
+		if side == migrate.New {
+			b = m.new
+		}
+		err := b.consume(cctx, s.reader, side, func(id string) { s.saw(side, id) }, func(ctx context.Context, source string, body []byte) {
+			s.handle(ctx, side, source, body)
+		})
+		if err != nil {
+			stop()
+			return fmt.Errorf("drill: migration %s consumer: %w", b.kind(), err)
+		}
 	}
-	cons, err := ns.ConsumeJetStream(cctx2, m.js, s.stream, jetstream.ConsumerConfig{Durable: m.prefix + "-mig", AckPolicy: jetstream.AckExplicitPolicy}, natsH)
-	if err != nil {
-		stop()
-		return fmt.Errorf("drill: migration NATS consumer: %w", err)
-	}
-	s.closers = append(s.closers, cons.Stop)
-	kc, err := ks.Consumer(s.group, []string{s.topic}, slkafka.Migrating(rd, migrate.New, func(ctx context.Context, r *kgo.Record) error {
-		s.handle(ctx, migrate.New, r.Topic, r.Value)
-		return nil
-	}), kgo.SeedBrokers(m.seeds...))
-	if err != nil {
-		stop()
-		return err
-	}
-	wg.Go(func() { _ = kc.Run(cctx2) })
 	return nil
 }
 
@@ -279,7 +205,7 @@ func (s *migScenario) send(ctx context.Context, p migrate.Phase, ph *MigrationPh
 			msg := &migrate.Message{ID: migrate.NewID()}
 			msg.Value, _ = json.Marshal(map[string]any{"id": msg.ID, "kind": kind, "phase": int(p), "n": i})
 			msg.Key = []byte(msg.ID)
-			if err := s.producer.Send(c, s.subj, msg); err != nil {
+			if err := s.producer.Send(c, s.m.old.name(), msg); err != nil {
 				return fmt.Errorf("phase %s: %s event: %w", p, kind, err)
 			}
 			s.mu.Lock()
@@ -368,7 +294,8 @@ func (s *migScenario) waitFor(ctx context.Context, max time.Duration, cond func(
 // report. A setup failure is an invariant that fails, not a drill error.
 func (d *drillRun) migrationScenario(ctx context.Context, tmp string) {
 	per := max(d.o.Requests/2, 5)
-	rep, invs, err := runMigration(ctx, migrationSetup{js: d.st.bus.js, seeds: d.st.seeds, prefix: "mig" + randHex(3),
+	prefix := "mig" + randHex(3)
+	rep, invs, err := runMigration(ctx, migrationSetup{old: newNATSBus(d.st.bus.js, prefix), new: newKafkaBus(d.st.seeds, prefix), prefix: prefix,
 		dir: tmp, perPhase: per, run: d.run + "-mig", env: "proj-a", logger: d.o.Logger})
 	if err != nil {
 		d.rep.Migration = &Migration{Error: err.Error()}

@@ -3,19 +3,9 @@ package drill
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"sort"
-	"strings"
-	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
-	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kgo"
-
-	"github.com/shadowlane/shadowlane/shadow"
-	"github.com/shadowlane/shadowlane/shadow/bus"
 	"github.com/shadowlane/shadowlane/shadow/bus/migrate"
 )
 
@@ -26,92 +16,6 @@ type migCopy struct {
 
 func (s *migScenario) add(name string, want, got int, detail string) {
 	s.invs = append(s.invs, Invariant{Name: "migration: " + name, Expected: want, Observed: got, OK: want == got, Detail: detail})
-}
-
-// natsCopies reads every message of a stream with a plain ordered consumer.
-func (s *migScenario) natsCopies(ctx context.Context, stream string) ([]migCopy, error) {
-	st, err := s.m.js.Stream(ctx, stream)
-	if err != nil {
-		return nil, err
-	}
-	info, err := st.Info(ctx)
-	if err != nil {
-		return nil, err
-	}
-	n := info.State.Msgs
-	if n == 0 {
-		return nil, nil
-	}
-	c, err := st.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{})
-	if err != nil {
-		return nil, err
-	}
-	rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	var out []migCopy
-	for uint64(len(out)) < n && rctx.Err() == nil {
-		batch, err := c.Fetch(1000, jetstream.FetchMaxWait(time.Second))
-		if err != nil {
-			return out, err
-		}
-		for m := range batch.Messages() {
-			h := m.Headers()
-			out = append(out, migCopy{id: h.Get(migrate.HeaderID), bodyID: bodyID(m.Data()), run: h.Get(bus.HeaderRun), env: h.Get(bus.HeaderEnv)})
-		}
-		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) {
-			return out, err
-		}
-	}
-	return out, rctx.Err()
-}
-
-// kafkaCopies reads a topic from its start to its end offsets with a
-// plain client (no group, no shadowlane).
-func (s *migScenario) kafkaCopies(ctx context.Context, topic string) ([]migCopy, error) {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(s.m.seeds...))
-	if err != nil {
-		return nil, err
-	}
-	defer cl.Close()
-	ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, topic)
-	if err != nil {
-		return nil, err
-	}
-	want := int64(0)
-	offs := map[string]map[int32]kgo.Offset{topic: {}}
-	ends.Each(func(o kadm.ListedOffset) {
-		want += o.Offset
-		offs[topic][o.Partition] = kgo.NewOffset().AtStart()
-	})
-	if want == 0 {
-		return nil, nil
-	}
-	rd, err := kgo.NewClient(kgo.SeedBrokers(s.m.seeds...), kgo.ConsumePartitions(offs))
-	if err != nil {
-		return nil, err
-	}
-	defer rd.Close()
-	rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	var out []migCopy
-	for int64(len(out)) < want && rctx.Err() == nil {
-		f := rd.PollFetches(rctx)
-		f.EachRecord(func(r *kgo.Record) {
-			c := migCopy{bodyID: bodyID(r.Value)}
-			for _, h := range r.Headers {
-				switch {
-				case strings.EqualFold(h.Key, migrate.HeaderID):
-					c.id = string(h.Value)
-				case strings.EqualFold(h.Key, bus.HeaderRun):
-					c.run = string(h.Value)
-				case strings.EqualFold(h.Key, bus.HeaderEnv):
-					c.env = string(h.Value)
-				}
-			}
-			out = append(out, c)
-		})
-	}
-	return out, rctx.Err()
 }
 
 func bodyID(b []byte) string {
@@ -126,8 +30,7 @@ func bodyID(b []byte) string {
 func (s *migScenario) verify(ctx context.Context) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.rep.From = "nats jetstream (stream " + s.stream + ", subject " + s.subj + ")"
-	s.rep.To = "kafka (topic " + s.topic + ")"
+	s.rep.From, s.rep.To = s.m.old.label(), s.m.new.label()
 	s.rep.Reader = s.reader.Stats()
 
 	// Where each sent event must be: old system in phases 1-2, new in 1-3;
@@ -138,11 +41,15 @@ func (s *migScenario) verify(ctx context.Context) {
 		phases []migrate.Phase
 		read   func() ([]migCopy, error)
 	}
-	targets := []target{
-		{"nats " + s.stream, false, []migrate.Phase{migrate.DualWrite, migrate.DualRead}, func() ([]migCopy, error) { return s.natsCopies(ctx, s.stream) }},
-		{"nats " + s.shStream, true, []migrate.Phase{migrate.DualWrite, migrate.DualRead}, func() ([]migCopy, error) { return s.natsCopies(ctx, s.shStream) }},
-		{"kafka " + s.topic, false, []migrate.Phase{migrate.DualWrite, migrate.DualRead, migrate.NewOnly}, func() ([]migCopy, error) { return s.kafkaCopies(ctx, s.topic) }},
-		{"kafka " + s.shTp, true, []migrate.Phase{migrate.DualWrite, migrate.DualRead, migrate.NewOnly}, func() ([]migCopy, error) { return s.kafkaCopies(ctx, s.shTp) }},
+	var targets []target
+	for _, b := range []migBus{s.m.old, s.m.new} {
+		phases := []migrate.Phase{migrate.DualWrite, migrate.DualRead}
+		if b == s.m.new {
+			phases = append(phases, migrate.NewOnly)
+		}
+		for _, sh := range []bool{false, true} {
+			targets = append(targets, target{b.target(sh), sh, phases, func() ([]migCopy, error) { return b.readBack(ctx, sh) }})
+		}
 	}
 	copies, withID, markedOK, markedCopies, envOK, envCopies := 0, 0, 0, 0, 0, 0
 	for _, t := range targets {
@@ -216,7 +123,7 @@ func (s *migScenario) verify(ctx context.Context) {
 			s.rep.Handled[x.side.String()]++
 			if s.kindOf[id] == migLoad {
 				marked++
-				if x.run == s.m.run && (x.source == shadowSubject(s.subj) || x.source == s.shTp) {
+				if x.run == s.m.run && (s.m.old.isShadow(x.source) || s.m.new.isShadow(x.source)) {
 					markedRight++
 				}
 			}
@@ -241,5 +148,3 @@ func containsPhase(l []migrate.Phase, p migrate.Phase) bool {
 	}
 	return false
 }
-
-func shadowSubject(subj string) string { return shadow.DefaultSubject.Shadow(subj) }
