@@ -25,6 +25,7 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/shadowlane/shadowlane"
@@ -87,6 +88,11 @@ type migScenario struct {
 	cfgFile  string
 	producer *migrate.Producer
 	reader   *migrate.Reader
+	// lastPhase is the phase the producer's last Send read (one sender).
+	lastPhase atomic.Uint32
+	switches  int
+	sentIn    map[migrate.Phase]int
+	sentBy    map[migrate.Phase]map[string]int
 
 	mu       sync.Mutex
 	handled  map[string][]migHandled // id -> handlings
@@ -103,7 +109,8 @@ type migScenario struct {
 // runMigration runs the scenario and returns its report section and
 // invariants; err is for setup failures.
 func runMigration(ctx context.Context, m migrationSetup) (*Migration, []Invariant, error) {
-	s := &migScenario{m: m, handled: map[string][]migHandled{}, oldSeen: map[string]bool{}, kindOf: map[string]string{}, phaseOf: map[string]migrate.Phase{}}
+	s := &migScenario{m: m, handled: map[string][]migHandled{}, oldSeen: map[string]bool{}, kindOf: map[string]string{}, phaseOf: map[string]migrate.Phase{},
+		sentIn: map[migrate.Phase]int{}, sentBy: map[migrate.Phase]map[string]int{}}
 	defer func() {
 		for i := len(s.closers) - 1; i >= 0; i-- {
 			s.closers[i]()
@@ -146,7 +153,12 @@ func (s *migScenario) setup(ctx context.Context) error {
 		}
 		s.closers = append(s.closers, b.close)
 	}
-	prod, err := migrate.NewProducer(rt, m.old.sender(), m.new.sender())
+	src := migrate.SourceFunc(func() migrate.Plan {
+		p := rt.MigrationPlan()
+		s.lastPhase.Store(uint32(p.Phase))
+		return p
+	})
+	prod, err := migrate.NewProducer(src, m.old.sender(), m.new.sender())
 	if err != nil {
 		return err
 	}
@@ -192,69 +204,113 @@ func (s *migScenario) handle(ctx context.Context, side migrate.Side, source stri
 	s.mu.Unlock()
 }
 
-func (s *migScenario) send(ctx context.Context, p migrate.Phase, ph *MigrationPhase) error {
-	for i := range s.m.perPhase {
-		for _, kind := range []string{migProd, migLoad, migEnv} {
-			c := ctx
-			switch kind {
-			case migLoad:
-				c = propagation.With(ctx, propagation.Mark{Run: s.m.run})
-			case migEnv:
-				c = propagation.With(ctx, propagation.Mark{Env: s.m.env})
-			}
-			msg := &migrate.Message{ID: migrate.NewID()}
-			msg.Value, _ = json.Marshal(map[string]any{"id": msg.ID, "kind": kind, "phase": int(p), "n": i})
-			msg.Key = []byte(msg.ID)
-			if err := s.producer.Send(c, s.m.old.name(), msg); err != nil {
-				return fmt.Errorf("phase %s: %s event: %w", p, kind, err)
-			}
-			s.mu.Lock()
-			s.kindOf[msg.ID], s.phaseOf[msg.ID] = kind, p
-			s.idsSent = append(s.idsSent, msg.ID)
-			s.mu.Unlock()
-			ph.Sent[kind]++
+// sender sends events of the three kinds in turn, one at a time, until
+// perPhase of each kind went out in phase 3 (or stop is closed). Each
+// event's phase is the one its Producer.Send read: the producer's Source
+// records it, and only this goroutine sends.
+func (s *migScenario) sender(ctx context.Context, stop <-chan struct{}) error {
+	kinds := []string{migProd, migLoad, migEnv}
+	for n := 0; ; n++ {
+		select {
+		case <-stop:
+			return nil
+		default:
 		}
+		s.mu.Lock()
+		done := s.sentIn[migrate.NewOnly] >= 3*s.m.perPhase
+		s.mu.Unlock()
+		if done {
+			return nil
+		}
+		kind := kinds[n%3]
+		c := ctx
+		switch kind {
+		case migLoad:
+			c = propagation.With(ctx, propagation.Mark{Run: s.m.run})
+		case migEnv:
+			c = propagation.With(ctx, propagation.Mark{Env: s.m.env})
+		}
+		msg := &migrate.Message{ID: migrate.NewID()}
+		msg.Value, _ = json.Marshal(map[string]any{"id": msg.ID, "kind": kind, "n": n})
+		msg.Key = []byte(msg.ID)
+		err := s.producer.Send(c, s.m.old.name(), msg)
+		p := migrate.Phase(s.lastPhase.Load())
+		if err != nil {
+			return fmt.Errorf("phase %s: %s event: %w", p, kind, err)
+		}
+		s.mu.Lock()
+		s.kindOf[msg.ID], s.phaseOf[msg.ID] = kind, p
+		s.idsSent = append(s.idsSent, msg.ID)
+		s.sentIn[p]++
+		if s.sentBy[p] == nil {
+			s.sentBy[p] = map[string]int{}
+		}
+		s.sentBy[p][kind]++
+		s.mu.Unlock()
 	}
-	return nil
 }
 
-// traffic sends events in phase 1, reloads to phase 2 while the consumers
-// still work, sends, waits until the old system's consumer has read every
-// event written to it (the rule phase 3 needs: see migrate.Reader), reloads
-// to phase 3, sends, and waits until every event was handled.
+func (s *migScenario) sentCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.idsSent)
+}
+
+// traffic runs the sender and, while it keeps sending, reloads the config
+// to phase 2 once 3*perPhase events went out in phase 1, and to phase 3
+// once as many more went out and the old system's consumer has read every
+// event written in phase 1 (the rule phase 3 needs: see migrate.Reader);
+// then it waits until every event was handled.
 func (s *migScenario) traffic(ctx context.Context) error {
-	for _, p := range []migrate.Phase{migrate.DualWrite, migrate.DualRead, migrate.NewOnly} {
-		if p != migrate.DualWrite {
-			if p == migrate.NewOnly {
-				if err := s.waitFor(ctx, 60*time.Second, s.oldDrained); err != nil {
-					return fmt.Errorf("waiting for the old system's consumer before phase 3: %w", err)
-				}
-			}
-			if err := s.writePhase(p); err != nil {
+	stop := make(chan struct{})
+	errc := make(chan error, 1)
+	var ended atomic.Bool
+	go func() { err := s.sender(ctx, stop); ended.Store(true); errc <- err }()
+	quit := func(err error) error { close(stop); <-errc; return err }
+	per := 3 * s.m.perPhase
+	for _, p := range []migrate.Phase{migrate.DualRead, migrate.NewOnly} {
+		cond := func() bool { return s.sentCount() >= per*int(p-1) }
+		if p == migrate.NewOnly {
+			cond = func() bool { return s.sentCount() >= per*int(p-1) && s.oldDrained() }
+		}
+		if err := s.waitFor(ctx, 60*time.Second, func() bool { return ended.Load() || cond() }); err != nil {
+			return quit(fmt.Errorf("waiting to switch to phase %s: %w", p, err))
+		}
+		if ended.Load() {
+			if err := <-errc; err != nil {
 				return err
 			}
-			if err := s.rt.Reload(); err != nil {
-				return fmt.Errorf("reload to phase %s: %w", p, err)
-			}
-			if got := s.rt.MigrationPlan().Phase; got != p {
-				return fmt.Errorf("reload: phase %s in force, want %s", got, p)
-			}
+			return fmt.Errorf("the sender stopped before phase %s", p)
 		}
-		ph := MigrationPhase{Phase: fmt.Sprintf("%d %s", p, p), Sent: map[string]int{}}
-		err := s.send(ctx, p, &ph)
-		s.rep.Phases = append(s.rep.Phases, ph)
-		if err != nil {
-			return err
+		if err := s.writePhase(p); err != nil {
+			return quit(err)
 		}
+		if err := s.rt.Reload(); err != nil {
+			return quit(fmt.Errorf("reload to phase %s: %w", p, err))
+		}
+		if got := s.rt.MigrationPlan().Phase; got != p {
+			return quit(fmt.Errorf("reload: phase %s in force, want %s", got, p))
+		}
+		s.switches++
 	}
+	if err := <-errc; err != nil {
+		return err
+	}
+	s.mu.Lock()
+	for _, p := range []migrate.Phase{migrate.DualWrite, migrate.DualRead, migrate.NewOnly} {
+		s.rep.Phases = append(s.rep.Phases, MigrationPhase{Phase: fmt.Sprintf("%d %s", p, p), Sent: s.sentBy[p]})
+	}
+	s.mu.Unlock()
 	return s.waitFor(ctx, 60*time.Second, s.allHandled)
 }
 
+// oldDrained reports whether the old system's consumer has read every
+// event written in phase 1 (their new copies were skipped).
 func (s *migScenario) oldDrained() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, id := range s.idsSent {
-		if s.phaseOf[id] != migrate.NewOnly && !s.oldSeen[id] {
+		if s.phaseOf[id] == migrate.DualWrite && !s.oldSeen[id] {
 			return false
 		}
 	}
