@@ -283,21 +283,22 @@ const pageHTML = `<section id="summary"><h2>Summary</h2></section>
   }
 
   // ---- broker migration (migration.go) ----
-  var mg = R.migration;
+  var mgs = R.migrations || [];
   var mgSec = document.getElementById("migration");
-  if (!mg) {
+  if (mgs.length === 0) {
     el("p", { "class": "muted" }, mgSec, "not run");
-  } else {
-    el("p", {}, mgSec, (mg.from || "") + " \u2192 " + (mg.to || "") + (mg.error ? " \u00b7 error: " + mg.error : ""));
-    table(mgSec, "migration-phases", ["phase", "production", "loadtest", "env"], (mg.phases || []).map(function (p) {
+  }
+  mgs.forEach(function (mg, i) {
+    el("h3", {}, mgSec, (mg.from || "") + " \u2192 " + (mg.to || "") + (mg.error ? " \u00b7 error: " + mg.error : ""));
+    table(mgSec, "migration-phases-" + i, ["phase", "production", "loadtest", "env"], (mg.phases || []).map(function (p) {
       var n = p.sent || {};
       return { cells: [p.phase, n.production || 0, n.loadtest || 0, n.env || 0] };
     }), [1, 2, 3]);
     var rd = mg.reader || {};
-    table(mgSec, "migration-reader", ["handled old", "handled new", "skipped", "duplicates dropped", "released", "evicted"],
+    table(mgSec, "migration-reader-" + i, ["handled old", "handled new", "skipped", "duplicates dropped", "released", "evicted"],
       [{ cells: [(mg.handled || {}).old || 0, (mg.handled || {}).new || 0, rd.Skipped || 0, rd.Duplicates || 0, rd.Released || 0, rd.Evicted || 0] }], [0, 1, 2, 3, 4, 5]);
-    table(mgSec, "migration-targets", ["read back", "copies"], Object.keys(mg.targets || {}).sort().map(function (k) { return { cells: [k, mg.targets[k]] }; }), [1]);
-  }
+    table(mgSec, "migration-targets-" + i, ["read back", "copies"], Object.keys(mg.targets || {}).sort().map(function (k) { return { cells: [k, mg.targets[k]] }; }), [1]);
+  });
 
   el("div", { id: "render-status", "data-state": "rendered", "class": "muted" }, document.querySelector("main"), "Rendered " + inv.length + " invariants.");
 })();

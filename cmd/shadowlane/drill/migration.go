@@ -346,28 +346,37 @@ func (s *migScenario) waitFor(ctx context.Context, max time.Duration, cond func(
 }
 
 // migrationScenario runs the migration scenario on the drill's NATS and
-// Kafka (embedded or real) and adds its section and invariants to the
-// report. A setup failure is an invariant that fails, not a drill error.
+// Kafka (embedded or real) and, with a RabbitMQ, once more from Kafka to
+// RabbitMQ; it adds the report sections and invariants. A setup failure
+// is an invariant that fails, not a drill error.
 func (d *drillRun) migrationScenario(ctx context.Context, tmp string) {
 	per := max(d.o.Requests/2, 5)
 	prefix := "mig" + randHex(3)
-	rep, invs, err := runMigration(ctx, migrationSetup{old: newNATSBus(d.st.bus.js, prefix), new: newKafkaBus(d.st.seeds, prefix), prefix: prefix,
-		dir: tmp, perPhase: per, run: d.run + "-mig", env: "proj-a", logger: d.o.Logger})
-	if err != nil {
-		d.rep.Migration = &Migration{Error: err.Error()}
-		d.add("migration: scenario set up", 1, 0, err.Error())
-		return
+	pairs := [][2]migBus{{newNATSBus(d.st.bus.js, prefix+"o"), newKafkaBus(d.st.seeds, prefix+"n")}}
+	if d.o.Backends.AMQP != "" {
+		pairs = append(pairs, [2]migBus{newKafkaBus(d.st.seeds, prefix+"k"), newAMQPBus(d.o.Backends.AMQP, prefix+"a")})
 	}
-	d.rep.Migration = rep
-	d.rep.Invariants = append(d.rep.Invariants, invs...)
+	for i, p := range pairs {
+		rep, invs, err := runMigration(ctx, migrationSetup{old: p[0], new: p[1], prefix: fmt.Sprint(prefix, i),
+			dir: tmp, perPhase: per, run: d.run + "-mig", env: "proj-a", logger: d.o.Logger})
+		if err != nil {
+			d.rep.Migrations = append(d.rep.Migrations, &Migration{From: p[0].kind(), To: p[1].kind(), Error: err.Error()})
+			d.add("migration: "+p[0].kind()+" -> "+p[1].kind()+" set up", 1, 0, err.Error())
+			continue
+		}
+		d.rep.Migrations = append(d.rep.Migrations, rep)
+		d.rep.Invariants = append(d.rep.Invariants, invs...)
+	}
 }
 
 // summaryMigration renders the "broker migration" section.
 func (r *Report) summaryMigration(w io.Writer) {
-	m := r.Migration
-	if m == nil {
-		return
+	for _, m := range r.Migrations {
+		m.summary(w)
 	}
+}
+
+func (m *Migration) summary(w io.Writer) {
 	fmt.Fprintf(w, "\nbroker migration (dual write): %s -> %s\n", m.From, m.To)
 	if m.Error != "" {
 		fmt.Fprintf(w, "  error: %s\n", m.Error)

@@ -15,7 +15,7 @@ type migCopy struct {
 }
 
 func (s *migScenario) add(name string, want, got int, detail string) {
-	s.invs = append(s.invs, Invariant{Name: "migration: " + name, Expected: want, Observed: got, OK: want == got, Detail: detail})
+	s.invs = append(s.invs, Invariant{Name: "migration " + s.m.old.kind() + "->" + s.m.new.kind() + ": " + name, Expected: want, Observed: got, OK: want == got, Detail: detail})
 }
 
 func bodyID(b []byte) string {

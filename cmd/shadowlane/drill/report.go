@@ -73,8 +73,9 @@ type Report struct {
 	Outcomes []Outcome `json:"outcomes"`
 	// Faults is the fault schedule of a --faults run, as injected.
 	Faults []Fault `json:"faults,omitempty"`
-	// Migration is the broker migration scenario (migration.go).
-	Migration *Migration `json:"migration,omitempty"`
+	// Migrations are the broker migration scenarios (migration.go): NATS
+	// -> Kafka, and Kafka -> RabbitMQ when the drill has a RabbitMQ.
+	Migrations []*Migration `json:"migrations,omitempty"`
 }
 
 // Routing is the "routing per env" part of the report: which instance
