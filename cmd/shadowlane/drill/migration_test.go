@@ -2,6 +2,7 @@ package drill
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -100,6 +101,15 @@ func TestMigrationBetweenBuses(t *testing.T) {
 			}
 			if st := rep.Reader; st.Skipped == 0 || st.Duplicates == 0 {
 				t.Errorf("the phases did not exercise skip and de-duplication: %+v", st)
+			}
+			for _, b := range []migBus{old, nw} {
+				if nb, ok := b.(*natsBus); ok {
+					for _, st := range []string{nb.stream, nb.shStream} {
+						if _, err := nb.js.Stream(ctx, st); !errors.Is(err, jetstream.ErrStreamNotFound) {
+							t.Errorf("stream %s left behind: %v", st, err)
+						}
+					}
+				}
 			}
 			t.Logf("%s -> %s: handled %v reader %+v targets %v", rep.From, rep.To, rep.Handled, rep.Reader, rep.Targets)
 		})
