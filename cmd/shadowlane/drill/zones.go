@@ -151,7 +151,10 @@ func (zt *zoneTopo) close() {
 // startZones runs the zoned instances and the caller.
 func startZones(o Options) (*zoneTopo, error) {
 	zt := &zoneTopo{}
-	fail := func(err error) (*zoneTopo, error) { zt.close(); return nil, fmt.Errorf("drill: two-zone slice: %w", err) }
+	fail := func(err error) (*zoneTopo, error) {
+		zt.close()
+		return nil, fmt.Errorf("drill: two-zone slice: %w", err)
+	}
 	var httpEPs []envtag.Endpoint
 	for _, zone := range []string{zoneA, zoneB} {
 		for i := 1; i <= 2; i++ {
