@@ -76,6 +76,9 @@ type RoutingConfig struct {
 	// calls go only to instances labelled with its zone; when that zone has
 	// no healthy instance in the lane the call is refused (envtag.PinError,
 	// errors.Is envtag.ErrZonePinned), never spilled to another zone.
+	// A downstream whose instances carry no zone labels has no instance in
+	// any zone: it refuses pinned runs too (fail closed; label its
+	// instances, or pin only the runs meant for zoned services).
 	// Production traffic and unpinned runs keep the zone rule above. The
 	// run id is what the edge's signed token vouches for, so a pin adds
 	// nothing to trust on the wire. Applies on reload.

@@ -238,3 +238,32 @@ func TestTransportPin(t *testing.T) {
 		t.Fatalf("unpinned by reload: servers counted %v", d)
 	}
 }
+
+func TestPoolPinPickNoAlloc(t *testing.T) {
+	pol, _ := envtag.NewPolicy(envtag.Config{Zone: "a", Pin: map[string]string{"rb": "b"}})
+	p := envtag.NewPool("svc", pol, []envtag.Member[string]{
+		{Env: "p", Zone: "a", Item: "pa1"}, {Env: "p", Zone: "b", Item: "pb1"}, {Env: "p", Zone: "b", Item: "pb2"},
+	}, envtag.PoolStats(envtag.NewStats()))
+	for _, m := range []propagation.Mark{{Env: "p", Run: "rb"}, {Env: "p", Run: "r2"}, {Env: "p"}} {
+		if n := testing.AllocsPerRun(100, func() { p.Pick(m) }); n != 0 {
+			t.Fatalf("%+v: Pick allocates %v times", m, n)
+		}
+	}
+}
+
+func BenchmarkPoolPickPinned(b *testing.B) {
+	pol, _ := envtag.NewPolicy(envtag.Config{Zone: "a", Pin: map[string]string{"rb": "b"}})
+	p := envtag.NewPool("svc", pol, []envtag.Member[int]{
+		{Env: "p", Zone: "a", Item: 1}, {Env: "p", Zone: "a", Item: 2}, {Env: "p", Zone: "b", Item: 3}, {Env: "p", Zone: "b", Item: 4},
+	}, envtag.PoolStats(envtag.NewStats()))
+	for _, tc := range []struct {
+		name string
+		m    propagation.Mark
+	}{{"production", propagation.Mark{Env: "p"}}, {"unpinned-run", propagation.Mark{Env: "p", Run: "r2"}}, {"pinned-run", propagation.Mark{Env: "p", Run: "rb"}}} {
+		b.Run(tc.name, func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				p.Pick(tc.m)
+			}
+		})
+	}
+}

@@ -567,7 +567,12 @@ func (r *Report) summaryZones(w io.Writer) {
 	if z == nil {
 		return
 	}
-	fmt.Fprintf(w, "\nzones (caller in %s; pins %v; %s over HTTP, %s over gRPC, two instances per zone):\n", z.Caller, z.Pins, zoneHTTPService, zoneGRPCService)
+	var pins []string
+	for run, zone := range z.Pins {
+		pins = append(pins, run+" -> "+zone)
+	}
+	sort.Strings(pins)
+	fmt.Fprintf(w, "\nzones (caller in %s; pinned by reload: %s; %s over HTTP, %s over gRPC, two instances per zone):\n", z.Caller, strings.Join(pins, ", "), zoneHTTPService, zoneGRPCService)
 	fmt.Fprintf(w, "  %-26s %-28s %-8s %5s %5s %5s  %s\n", "phase", "run", "want", "ok", "refus", "fail", "served by zone (instances' own counters)")
 	for _, p := range z.Phases {
 		run := p.Run
@@ -589,7 +594,7 @@ func (r *Report) summaryZones(w io.Writer) {
 		}
 		fmt.Fprintf(w, "  %-26s %-28s %-8s %5d %5d %5d  %s\n", p.Name, run, p.Want, p.Answered, p.Refused, p.Failed, strings.Join(cells, "; "))
 	}
-	fmt.Fprintf(w, "  picks (same-zone/spilled, pinned/refused):")
+	fmt.Fprintf(w, "  routing counters over the slice, warm-up and settling included (same-zone/spilled, pinned/refused):")
 	for _, c := range z.Picks {
 		fmt.Fprintf(w, " %s[%s] %d/%d, %d/%d", c.Service, c.Class, c.SameZone, c.Spilled, c.Pinned, c.PinRefused)
 	}
@@ -599,6 +604,6 @@ func (r *Report) summaryZones(w io.Writer) {
 		if in.Stopped {
 			state = " (stopped)"
 		}
-		fmt.Fprintf(w, "  instance %-20s %-7s production %5d  load-test %5d%s\n", in.Name, in.Zone, in.Production, in.LoadTest, state)
+		fmt.Fprintf(w, "  instance %-20s %-7s production %5d  load-test %5d  (own counters, warm-up included)%s\n", in.Name, in.Zone, in.Production, in.LoadTest, state)
 	}
 }
