@@ -129,12 +129,16 @@ func startCounting(t *testing.T, name string) *hitServer {
 // real makes the pinned run fail closed while production carries on, and
 // a policy change (reload) unpins.
 func TestTransportPin(t *testing.T) {
-	names := []string{"ta1", "ta2", "tb1", "tb2"}
+	names := []string{"ta1", "ta2", "tb1", "tb2", "xa1", "xb1"}
 	srv := map[string]*hitServer{}
 	var eps []envtag.Endpoint
 	for _, n := range names {
 		srv[n] = startCounting(t, n)
-		eps = append(eps, envtag.Endpoint{Addr: addr(srv[n].Server), Zone: string(n[1])})
+		e := envtag.Endpoint{Addr: addr(srv[n].Server), Zone: string(n[1])}
+		if n[0] == 'x' {
+			e.Env = "proj-x"
+		}
+		eps = append(eps, e)
 	}
 	hits := func() map[string]int64 {
 		out := map[string]int64{}
@@ -178,6 +182,15 @@ func TestTransportPin(t *testing.T) {
 	}
 	if d := delta(h); d["tb1"]+d["tb2"] != 40 || d["tb1"] == 0 || d["tb2"] == 0 {
 		t.Fatalf("pinned run: servers counted %v, want 40 on zone b only, both instances", d)
+	}
+	// Inside the lane the env rule chose: proj-x's zone b only, never
+	// trunk's zone b nor proj-x's zone a.
+	h = hits()
+	if errs := send(propagation.Mark{Run: "rb", Env: "proj-x"}, 20); len(errs) > 0 {
+		t.Fatal(errs[0])
+	}
+	if d := delta(h); d["xb1"] != 20 || len(d) != 1 {
+		t.Fatalf("pinned run tagged proj-x: servers counted %v, want 20 on xb1", d)
 	}
 	h = hits()
 	send(prod, 40)
