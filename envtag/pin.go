@@ -178,20 +178,5 @@ func (p *Pool[T]) AnotherFor(m propagation.Mark, env string, skip func(T) bool) 
 	if !g.ok() {
 		return item, false
 	}
-	for i := range g.byZone {
-		if l := &g.byZone[i]; l.zone == zone {
-			n := len(l.ready)
-			if n == 0 {
-				break
-			}
-			start := int(l.next.Add(1) % uint32(n))
-			for j := 0; j < n; j++ {
-				if c := l.ready[(start+j)%n]; skip == nil || !skip(c) {
-					return c, true
-				}
-			}
-			break
-		}
-	}
-	return item, false
+	return g.anotherIn(zone, skip)
 }

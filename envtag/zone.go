@@ -210,8 +210,15 @@ func (p *Pool[T]) anotherLocal(g *group[T], skip func(T) bool) (item T, ok bool)
 	if z == "" {
 		return item, false
 	}
+	return g.anotherIn(z, skip)
+}
+
+// anotherIn returns a ready instance of g in zone for which skip reports
+// false, continuing that zone's round robin; ok is false when there is
+// none.
+func (g *group[T]) anotherIn(zone string, skip func(T) bool) (item T, ok bool) {
 	for i := range g.byZone {
-		if l := &g.byZone[i]; l.zone == z {
+		if l := &g.byZone[i]; l.zone == zone {
 			n := len(l.ready)
 			if n == 0 {
 				break

@@ -1,50 +1,17 @@
 package envbalancer_test
 
 import (
-	"context"
-	"net"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/health"
-	healthpb "google.golang.org/grpc/health/grpc_health_v1"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	"github.com/shadowlane/shadowlane/adapters/slgrpc/envbalancer"
 	"github.com/shadowlane/shadowlane/envtag"
 	"github.com/shadowlane/shadowlane/propagation"
 )
-
-// countingServer is a real loopback gRPC server that counts the calls it
-// served: the instance's own counter, not the balancer's.
-type countingServer struct {
-	name, addr string
-	srv        *grpc.Server
-	n          atomic.Int64
-}
-
-func startCountingServer(t *testing.T, name string) *countingServer {
-	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &countingServer{name: name, addr: lis.Addr().String()}
-	s.srv = grpc.NewServer(grpc.UnaryInterceptor(func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
-		s.n.Add(1)
-		_ = grpc.SetHeader(ctx, metadata.Pairs("served-by", name))
-		return h(ctx, req)
-	}))
-	healthpb.RegisterHealthServer(s.srv, health.NewServer())
-	go s.srv.Serve(lis)
-	t.Cleanup(s.srv.Stop)
-	return s
-}
 
 // TestZonePin: real loopback gRPC servers, two zones with two trunk
 // instances each; the caller is in zone a and load-test run rb is pinned
@@ -62,10 +29,10 @@ func TestZonePin(t *testing.T) {
 	defer envtag.SetDefaultPolicy(nil)
 
 	names := []string{"ta1", "ta2", "tb1", "tb2"}
-	srv := map[string]*countingServer{}
+	srv := map[string]*server{}
 	var eps []envtag.Endpoint
 	for _, n := range names {
-		srv[n] = startCountingServer(t, n)
+		srv[n] = startServer(t, n)
 		eps = append(eps, envtag.Endpoint{Addr: srv[n].addr, Zone: string(n[1])})
 	}
 	hits := func() map[string]int64 {
