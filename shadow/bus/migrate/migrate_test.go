@@ -3,6 +3,7 @@ package migrate_test
 import (
 	"context"
 	"errors"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -157,5 +158,65 @@ func TestPlanValidate(t *testing.T) {
 		if err := p.Validate(); !errors.Is(err, migrate.ErrConfig) {
 			t.Fatalf("%+v: %v", p, err)
 		}
+	}
+}
+
+// Many consumers racing on the copies of the same ids: each id is handled
+// exactly once.
+func TestReaderConcurrentCopies(t *testing.T) {
+	src := &plan{}
+	src.set(migrate.DualRead)
+	r := migrate.NewReader(src, 1000)
+	var handled [200]atomic.Int32
+	var wg sync.WaitGroup
+	for w := range 8 {
+		side := migrate.Old
+		if w%2 == 1 {
+			side = migrate.New
+		}
+		wg.Go(func() {
+			for i := range handled {
+				r.Handle(side, "id-"+strconv.Itoa(i), func() error { handled[i].Add(1); return nil })
+			}
+		})
+	}
+	wg.Wait()
+	for i := range handled {
+		if n := handled[i].Load(); n != 1 {
+			t.Fatalf("id %d handled %d times", i, n)
+		}
+	}
+	if st := r.Stats(); st.Handled != 200 || st.Duplicates != 7*200 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+// A send that failed on the new system is sent again with the same
+// Message: the old system gets a second copy under the same id, and the
+// reader handles the id once.
+func TestResendAfterHalfWrite(t *testing.T) {
+	src := &plan{}
+	src.set(migrate.DualWrite)
+	old, nw := &rec{}, &rec{fail: errors.New("down")}
+	p, _ := migrate.NewProducer(src, old, nw)
+	m := &migrate.Message{}
+	if err := p.Send(context.Background(), "orders", m); err == nil {
+		t.Fatal("want the new system's failure")
+	}
+	nw.fail = nil
+	if err := p.Send(context.Background(), "orders", m); err != nil {
+		t.Fatal(err)
+	}
+	if len(old.sent) != 2 || old.sent[0] != old.sent[1] || len(nw.sent) != 1 {
+		t.Fatalf("old %v new %v", old.sent, nw.sent)
+	}
+	r := migrate.NewReader(src, 0)
+	n := 0
+	for range old.sent {
+		r.Handle(migrate.Old, m.ID, func() error { n++; return nil })
+	}
+	r.Handle(migrate.New, m.ID, func() error { n++; return nil })
+	if n != 1 {
+		t.Fatalf("handled %d times", n)
 	}
 }
