@@ -3,6 +3,7 @@ package sqlite
 import (
 	"slices"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/shadowlane/shadowlane/shadow/sqlshadow"
 )
@@ -174,28 +175,95 @@ func (Dialect) RewriteFuncs(query string, rename sqlshadow.RenameFunc, funcs sql
 // they had before (exactly and in any letter case), and no new name equals
 // another name of the statement in any letter case.
 func alphaRenaming(toks []token, repl []string) bool {
-	for i, n := range repl {
-		old := toks[i]
-		if n == "" || n == old.val {
+	// For each identifier token j: its name before and after the renaming
+	// and their foldSig.
+	type ident struct {
+		old, new   string
+		osig, nsig uint64
+		renamed    bool
+	}
+	var buf [48]ident
+	ids := buf[:0]
+	for j := range toks {
+		t := &toks[j]
+		if t.kind != tIdent {
 			continue
 		}
-		if old.quote == 0 && keywords[strings.ToUpper(old.val)] {
-			return false
+		id := ident{old: t.val, new: t.val}
+		id.osig = foldSig(t.val)
+		id.nsig = id.osig
+		if m := repl[j]; m != "" && m != t.val {
+			if t.quote == 0 && isKeyword(t.val) {
+				return false
+			}
+			id.new, id.nsig, id.renamed = m, foldSig(m), true
 		}
-		for j, t := range toks {
-			if j == i || t.kind != tIdent {
+		ids = append(ids, id)
+	}
+	for i := range ids {
+		a := &ids[i]
+		if !a.renamed {
+			continue
+		}
+		for j := range ids {
+			b := &ids[j]
+			if j == i {
 				continue
 			}
-			m := repl[j]
-			if m == "" {
-				m = t.val
+			// Two ASCII names whose signatures differ are neither equal
+			// nor equal in any letter case: when that holds both before
+			// and after the renaming, the pair keeps its relations.
+			if a.osig != b.osig && a.nsig != b.nsig && a.osig != 0 && b.osig != 0 && a.nsig != 0 && b.nsig != 0 {
+				continue
 			}
-			if (old.val == t.val) != (n == m) || strings.EqualFold(old.val, t.val) != strings.EqualFold(n, m) {
+			if (a.old == b.old) != (a.new == b.new) || strings.EqualFold(a.old, b.old) != strings.EqualFold(a.new, b.new) {
 				return false
 			}
 		}
 	}
 	return true
+}
+
+// foldSig is a signature of an ASCII name that two names equal in any
+// letter case share: its length and its first and last bytes with the
+// ASCII case bit set. It is 0 for a non-ASCII name, whose case folding
+// (the Kelvin sign folds to k) only strings.EqualFold decides.
+func foldSig(s string) uint64 {
+	if s == "" {
+		return 0
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return 0
+		}
+	}
+	return 1<<63 | uint64(len(s))<<16 | uint64(s[0]|0x20)<<8 | uint64(s[len(s)-1]|0x20)
+}
+
+// isKeyword reports whether s, upper-cased as token.kw does it, is a
+// keyword; an ASCII name is upper-cased on the stack.
+func isKeyword(s string) bool {
+	const longest = len("CURRENT_TIMESTAMP")
+	if len(s) > longest {
+		for i := 0; i < len(s); i++ {
+			if s[i] >= utf8.RuneSelf {
+				return keywords[strings.ToUpper(s)]
+			}
+		}
+		return false
+	}
+	var b [longest]byte
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= utf8.RuneSelf {
+			return keywords[strings.ToUpper(s)]
+		}
+		if 'a' <= c && c <= 'z' {
+			c -= 'a' - 'A'
+		}
+		b[i] = c
+	}
+	return keywords[string(b[:len(s)])]
 }
 
 // joins reports whether a token written next to c could merge with the
@@ -241,7 +309,7 @@ func writeIdent(b *strings.Builder, name string, quote byte) {
 }
 
 func bareOK(name string) bool {
-	if name == "" || !isIdentStart(name[0]) || keywords[strings.ToUpper(name)] {
+	if name == "" || !isIdentStart(name[0]) || isKeyword(name) {
 		return false
 	}
 	for i := 0; i < len(name); i++ {
