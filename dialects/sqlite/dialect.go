@@ -216,7 +216,15 @@ func alphaRenaming(toks []token, repl []string) bool {
 			if a.osig != b.osig && a.nsig != b.nsig && a.osig != 0 && b.osig != 0 && a.nsig != 0 && b.nsig != 0 {
 				continue
 			}
-			if (a.old == b.old) != (a.new == b.new) || strings.EqualFold(a.old, b.old) != strings.EqualFold(a.new, b.new) {
+			if a.old == b.old || a.new == b.new {
+				// equal names are equal in any case too: equal before
+				// must mean equal after, and the other way round
+				if a.old != b.old || a.new != b.new {
+					return false
+				}
+				continue
+			}
+			if strings.EqualFold(a.old, b.old) != strings.EqualFold(a.new, b.new) {
 				return false
 			}
 		}
