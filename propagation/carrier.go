@@ -158,8 +158,14 @@ func (c *Codec) Present(h map[string][]string) bool {
 	if len(h) == 0 {
 		return false
 	}
+	ks := &c.keys
 	for k := range h {
-		switch c.keys.kind(k) {
+		// the length prefilter of keySet.kind, inlined: most keys of a
+		// request are dismissed here without a call
+		if l := len(k); l < 64 && ks.lens&(1<<l) == 0 || l >= 64 && !ks.long {
+			continue
+		}
+		switch ks.kind(k) {
 		case kindNone:
 		case kindBaggage:
 			for _, line := range h[k] {
