@@ -5,6 +5,8 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	pg "github.com/pganalyze/pg_query_go/v6"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -924,13 +926,36 @@ func foldLower(s string) string {
 // quoteIdent writes name bare when PostgreSQL reads it back unchanged (a
 // lower-case identifier that is no keyword), quoted otherwise.
 func quoteIdent(name string) string {
-	if plain(name) {
-		if s, err := pg.Scan(name); err == nil && len(s.Tokens) == 1 &&
-			s.Tokens[0].Token == pg.Token_IDENT && s.Tokens[0].KeywordKind == pg.KeywordKind_NO_KEYWORD {
-			return name
-		}
+	if plain(name) && bareName(name) {
+		return name
 	}
 	return `"` + strings.ReplaceAll(name, `"`, `""`) + `"`
+}
+
+// bareNames remembers, for plain names, whether PostgreSQL's scanner reads
+// them as one identifier that is no keyword: the new names of a service are
+// a small fixed set (its tables with the shadow suffix), and asking the
+// scanner is a cgo call and a protobuf decode on every cold rewrite. At
+// most bareNamesMax names are kept; past that the scanner is asked.
+var (
+	bareNames    sync.Map // string -> bool
+	bareNamesLen atomic.Int64
+)
+
+const bareNamesMax = 4096
+
+func bareName(name string) bool {
+	if v, ok := bareNames.Load(name); ok {
+		return v.(bool)
+	}
+	s, err := pg.Scan(name)
+	bare := err == nil && len(s.Tokens) == 1 && s.Tokens[0].Token == pg.Token_IDENT && s.Tokens[0].KeywordKind == pg.KeywordKind_NO_KEYWORD
+	if err == nil && bareNamesLen.Load() < bareNamesMax {
+		if _, loaded := bareNames.LoadOrStore(name, bare); !loaded {
+			bareNamesLen.Add(1)
+		}
+	}
+	return bare
 }
 
 func plain(s string) bool {
