@@ -123,6 +123,7 @@ func (Dialect) RewriteFuncs(query string, rename sqlshadow.RenameFunc, funcs sql
 			}
 		}
 	}
+	var kw kwMemo
 	var b strings.Builder
 	b.Grow(len(query) + 16*len(repl))
 	last := 0
@@ -137,7 +138,7 @@ func (Dialect) RewriteFuncs(query string, rename sqlshadow.RenameFunc, funcs sql
 		if t.start > 0 && joins(query[t.start-1]) {
 			b.WriteByte(' ')
 		}
-		writeIdent(&b, n, t.quote)
+		writeIdent(&b, n, t.quote, &kw)
 		if t.end < len(query) && joins(query[t.end]) {
 			b.WriteByte(' ')
 		}
@@ -145,7 +146,7 @@ func (Dialect) RewriteFuncs(query string, rename sqlshadow.RenameFunc, funcs sql
 	}
 	b.WriteString(query[last:])
 	res.SQL = b.String()
-	if !funcRenamed && alphaRenaming(toks, repl) {
+	if !funcRenamed && alphaRenaming(toks, repl, &kw) {
 		// Each renamed name token stays one identifier token that is no
 		// keyword, and every comparison of names the parser makes (CTE
 		// scope, qualifiers, table identity: exact or case-insensitive)
@@ -174,7 +175,7 @@ func (Dialect) RewriteFuncs(query string, rename sqlshadow.RenameFunc, funcs sql
 // it as one), two tokens have equal names after the renaming exactly when
 // they had before (exactly and in any letter case), and no new name equals
 // another name of the statement in any letter case.
-func alphaRenaming(toks []token, repl []string) bool {
+func alphaRenaming(toks []token, repl []string, kw *kwMemo) bool {
 	// For each identifier token j: its name before and after the renaming
 	// and their foldSig.
 	type ident struct {
@@ -193,7 +194,7 @@ func alphaRenaming(toks []token, repl []string) bool {
 		id.osig = foldSig(t.val)
 		id.nsig = id.osig
 		if m := repl[j]; m != "" && m != t.val {
-			if t.quote == 0 && isKeyword(t.val) {
+			if t.quote == 0 && kw.isKeyword(t.val) {
 				return false
 			}
 			id.new, id.nsig, id.renamed = m, foldSig(m), true
@@ -248,6 +249,32 @@ func foldSig(s string) uint64 {
 	return 1<<63 | uint64(len(s))<<16 | uint64(s[0]|0x20)<<8 | uint64(s[len(s)-1]|0x20)
 }
 
+// kwMemo remembers isKeyword for the few distinct names of one statement
+// (each renamed name is tested where it is written and again by
+// alphaRenaming). The zero value is ready to use.
+type kwMemo struct {
+	n    int
+	name [8]string
+	kw   [8]bool
+}
+
+func (m *kwMemo) isKeyword(s string) bool {
+	if m == nil {
+		return isKeyword(s)
+	}
+	for i := 0; i < m.n; i++ {
+		if m.name[i] == s {
+			return m.kw[i]
+		}
+	}
+	k := isKeyword(s)
+	if m.n < len(m.name) {
+		m.name[m.n], m.kw[m.n] = s, k
+		m.n++
+	}
+	return k
+}
+
 // isKeyword reports whether s, upper-cased as token.kw does it, is a
 // keyword; an ASCII name is upper-cased on the stack.
 func isKeyword(s string) bool {
@@ -291,7 +318,7 @@ func funcOf(t token) sqlshadow.Func {
 
 // writeIdent writes name as an identifier, in the quote style of the token
 // it replaces when possible.
-func writeIdent(b *strings.Builder, name string, quote byte) {
+func writeIdent(b *strings.Builder, name string, quote byte, kw *kwMemo) {
 	switch quote {
 	case '`':
 		b.WriteByte('`')
@@ -306,7 +333,7 @@ func writeIdent(b *strings.Builder, name string, quote byte) {
 			return
 		}
 	case 0:
-		if bareOK(name) {
+		if bareOK(name, kw) {
 			b.WriteString(name)
 			return
 		}
@@ -316,8 +343,8 @@ func writeIdent(b *strings.Builder, name string, quote byte) {
 	b.WriteByte('"')
 }
 
-func bareOK(name string) bool {
-	if name == "" || !isIdentStart(name[0]) || isKeyword(name) {
+func bareOK(name string, kw *kwMemo) bool {
+	if name == "" || !isIdentStart(name[0]) || kw.isKeyword(name) {
 		return false
 	}
 	for i := 0; i < len(name); i++ {
