@@ -41,6 +41,10 @@ func cli(t *testing.T) string {
 	return bin
 }
 
+// anyVerdict as step's want accepts exit 0 and 1 (a verdict; the caller
+// judges it), not a usage or setup failure.
+const anyVerdict = -1
+
 // step runs one walk-through command and checks its exit code.
 func step(t *testing.T, bin string, want int, args ...string) string {
 	t.Helper()
@@ -57,7 +61,7 @@ func step(t *testing.T, bin string, want int, args ...string) string {
 		t.Fatalf("shadowlane %s: %v", strings.Join(args, " "), err)
 	}
 	t.Logf("$ shadowlane %s  (exit %d)\n%s", strings.Join(args, " "), code, out.String())
-	if code != want {
+	if code != want && !(want == anyVerdict && (code == 0 || code == 1)) {
 		t.Fatalf("shadowlane %s: exit %d, want %d\n%s", strings.Join(args, " "), code, want, out.String())
 	}
 	return out.String()
@@ -237,7 +241,7 @@ func TestWalkThrough(t *testing.T) {
 		t.Fatal(err)
 	}
 	services := "http://" + app.Gateway.AdminAddr() + ",http://" + app.Orders.AdminAddr()
-	out := step(t, bin, 0, "run", "--config", "gateway.yaml", "--run", run, "--services", services, "--out", filepath.Join(dir, "run-report"), scenFile)
+	out := step(t, bin, anyVerdict, "run", "--config", "gateway.yaml", "--run", run, "--services", services, "--out", filepath.Join(dir, "run-report"), scenFile)
 	for _, want := range []string{"gateway@trunk:", "orders@trunk:", "0 to production"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("run report: no per-service evidence %q", want)
@@ -246,6 +250,10 @@ func TestWalkThrough(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "run-report", "index.html")); err != nil {
 		t.Errorf("run report: %v", err)
 	}
+	rep := readRunReport(t, filepath.Join(dir, "run-report", "report.json"))
+	slow := rep.judge(t) // fails on a leak alarm; reports an abort for slowness
+	orders := rep.orders()
+	t.Logf("load-test orders: %d answered (201), %d refused (4xx, 503), %d unknown (no answer, 502, 504, other)", orders.answered, orders.refused, orders.unknown)
 	// A forged token is refused at the edge and writes nothing.
 	var tok string
 	for _, f := range strings.Fields(step(t, bin, 0, "token", "--config", "gateway.yaml", "--run", run, "--ttl", "10m")) {
@@ -265,8 +273,23 @@ func TestWalkThrough(t *testing.T) {
 		t.Fatal(err)
 	}
 	twinSeq := counter(t, db, pg, OrdersTable+"_shadow")
-	if cnt == 0 || minID != twinBefore+1 || maxID != twinBefore+cnt || twinSeq != maxID {
-		t.Fatalf("shadow rows: %d ids %d..%d, twin counter %d (was %d): want ids %d..%d from the twin's own sequence", cnt, minID, maxID, twinSeq, twinBefore, twinBefore+1, twinBefore+cnt)
+	// Judged from the store: every answered order has its row, an order
+	// whose outcome is unknown (the client timed out) may or may not, and
+	// a refused one has none. With unknown outcomes a PostgreSQL insert
+	// cancelled mid-way may have used a number of the twin's sequence:
+	// the ids are then within the twin's counter, not necessarily 1..n.
+	if cnt < orders.answered || cnt > orders.answered+orders.unknown {
+		t.Fatalf("shadow rows: %d, want between the %d answered orders and those plus the %d unknown", cnt, orders.answered, orders.unknown)
+	}
+	if cnt == 0 && !slow {
+		t.Fatalf("no load-test order was stored")
+	}
+	if orders.unknown == 0 {
+		if minID != twinBefore+1 || maxID != twinBefore+cnt || twinSeq != maxID {
+			t.Fatalf("shadow rows: %d ids %d..%d, twin counter %d (was %d): want ids %d..%d from the twin's own sequence", cnt, minID, maxID, twinSeq, twinBefore, twinBefore+1, twinBefore+cnt)
+		}
+	} else if cnt > 0 && (minID <= twinBefore || maxID > twinSeq) {
+		t.Fatalf("shadow rows: %d ids %d..%d, twin counter %d (was %d): want ids after %d and within the twin's own sequence", cnt, minID, maxID, twinSeq, twinBefore, twinBefore)
 	}
 	t.Logf("%d load-test orders in qs_orders_shadow, ids %d..%d; production counter still %d", cnt, minID, maxID, prodSeq)
 	if seqNow := counter(t, db, pg, OrdersTable); seqNow != prodSeq {
@@ -276,20 +299,37 @@ func TestWalkThrough(t *testing.T) {
 		t.Fatalf("production changed during the load test:\n before %s\n after  %s", before, after)
 	}
 
-	out = step(t, bin, 0, with("verify", "--run", run, "--keys", "quickstart:order:*")...)
-	for _, want := range []string{
+	// Nothing of the run in production, in any store. The key and the
+	// event of an order with an unknown outcome may be missing even when
+	// its row is there (the order service stopped between the stores).
+	inShadow := func(n int64) string {
+		if orders.unknown == 0 {
+			return fmt.Sprintf(", %d in ", n)
+		}
+		return ", "
+	}
+	verdict := 0
+	if cnt == 0 {
+		verdict = 1 // nothing of the run anywhere (a run cut short before its first order)
+	}
+	out = step(t, bin, verdict, with("verify", "--run", run, "--keys", "quickstart:order:*")...)
+	wants := []string{
 		fmt.Sprintf("0 row(s) of run %s in production, %d in qs_orders_shadow", run, cnt),
-		fmt.Sprintf("0 key(s) of run %s in production, %d in shadow keys", run, cnt),
-		fmt.Sprintf("0 message(s) of run %s in production, %d in QS_ORDERS_shadow", run, cnt),
+		fmt.Sprintf("0 key(s) of run %s in production%s", run, inShadow(cnt)),
+		fmt.Sprintf("0 message(s) of run %s in production%s", run, inShadow(cnt)),
 		"PASS run " + run,
-	} {
+	}
+	if cnt == 0 {
+		wants = wants[:1]
+	}
+	for _, want := range wants {
 		if !strings.Contains(out, want) {
 			t.Errorf("verify: no %q", want)
 		}
 	}
 
 	out = step(t, bin, 0, with("shadow", "purge", "--run", run)...)
-	if !strings.Contains(out, fmt.Sprintf("would delete %d row(s)", cnt)) {
+	if cnt > 0 && !strings.Contains(out, fmt.Sprintf("would delete %d row(s)", cnt)) {
 		t.Errorf("purge dry run: no count of the run's rows")
 	}
 	step(t, bin, 0, with("shadow", "purge", "--run", run, "--yes")...)
@@ -312,4 +352,84 @@ func TestWalkThrough(t *testing.T) {
 		t.Fatalf("production changed by the purge:\n before %s\n after  %s", before, after)
 	}
 	step(t, bin, 1, with("verify", "--run", run, "--keys", "quickstart:order:*")...) // nothing of the run is left anywhere
+}
+
+// runReport is the part of `shadowlane run`'s report.json the walk-through
+// judges.
+type runReport struct {
+	OK     bool `json:"ok"`
+	Aborts []struct {
+		Reason string `json:"reason"`
+	} `json:"aborts"`
+	Leaks   []string `json:"leaks"`
+	Targets []struct {
+		Name     string           `json:"name"`
+		Probe    bool             `json:"probe"`
+		Sent     int64            `json:"sent"`
+		Statuses map[string]int64 `json:"statuses"`
+	} `json:"targets"`
+}
+
+func readRunReport(t *testing.T, path string) *runReport {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep := &runReport{}
+	if err := json.Unmarshal(b, rep); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return rep
+}
+
+// judge fails the test on a leak alarm, or an abort for any other reason
+// than the machine being slow (the error-rate and p99 rules, which a
+// starved machine trips with client timeouts while nothing leaked: the
+// stores are judged instead). It reports whether the run was cut short
+// for slowness.
+func (r *runReport) judge(t *testing.T) (slow bool) {
+	t.Helper()
+	if len(r.Leaks) > 0 {
+		t.Fatalf("run: leak alarm: %q", r.Leaks)
+	}
+	for _, a := range r.Aborts {
+		if strings.HasPrefix(a.Reason, "error rate ") || strings.HasPrefix(a.Reason, "p99 ") {
+			t.Logf("run cut short on a slow machine (judged from the stores instead): %s", a.Reason)
+			slow = true
+			continue
+		}
+		t.Fatalf("run aborted: %s", a.Reason)
+	}
+	if !r.OK && !slow {
+		t.Fatalf("run: not OK without a leak or an abort")
+	}
+	return slow
+}
+
+type orderOutcomes struct{ answered, refused, unknown int64 }
+
+// orders classifies the load-test orders the run sent by their answer:
+// 201 answered (the order is stored), 4xx and 503 (the gateway's stock
+// check failed before anything was written) refused, anything else
+// (no answer "0", 502, 504) unknown: its effects may or may not be there,
+// on its own side only.
+func (r *runReport) orders() orderOutcomes {
+	var o orderOutcomes
+	for _, tg := range r.Targets {
+		if tg.Probe {
+			continue
+		}
+		for code, n := range tg.Statuses {
+			switch {
+			case code == "201":
+				o.answered += n
+			case code == "503" || (len(code) == 3 && code[0] == '4'):
+				o.refused += n
+			default:
+				o.unknown += n
+			}
+		}
+	}
+	return o
 }
