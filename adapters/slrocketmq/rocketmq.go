@@ -144,8 +144,9 @@ var ErrConfig = errors.New("slrocketmq: invalid configuration")
 // handler's context, and lane consumers take only their environment's
 // messages. A Shadow is immutable and safe for concurrent use.
 type Shadow struct {
-	c config
-	r *bus.Rules
+	c    config
+	r    *bus.Rules
+	held *heldSet // evidence.go
 }
 
 // New builds a Shadow. It fails (wrapping [ErrConfig]) when a naming is
@@ -180,7 +181,7 @@ func New(opts ...Option) (*Shadow, error) {
 			return nil, fmt.Errorf("%w: shadow group list names %q, which is empty or already a shadow name", ErrConfig, g)
 		}
 	}
-	return &Shadow{c: c, r: r}, nil
+	return &Shadow{c: c, r: r, held: &heldSet{}}, nil
 }
 
 // validNames checks the namings and names against RocketMQ's name
