@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -137,6 +138,7 @@ func (s *Shadow) consume(ctx context.Context, group string, req any, msgs []*pri
 			waiting++
 		}
 	}
+	s.noteSkips(group, ds) // handover.go
 	if waiting > 0 {
 		s.hold(group, ds, stop)
 		waiting = 0
@@ -276,6 +278,12 @@ type PushConsumer struct {
 	once    sync.Once
 	mu      sync.Mutex
 	started []rocketmq.PushConsumer
+	// hand-over (handover.go), trunk consumers with lanes only
+	opts    []consumer.Option
+	subs    []subscription
+	adopted map[string]*PushConsumer // env -> the trunk's consumer of its lane group
+	closed  bool
+	wg      sync.WaitGroup
 }
 
 // NewPushConsumer builds the consumers of the production consumer group
@@ -290,7 +298,7 @@ func (s *Shadow) NewPushConsumer(group string, opts ...consumer.Option) (*PushCo
 	if group == "" || !validName(group, false) || s.c.groupNaming.IsShadow(group) || s.r.IsLaneName(group) {
 		return nil, fmt.Errorf("%w: consumer group %q: want a production group name (not a shadow or lane name)", ErrConfig, group)
 	}
-	c := &PushConsumer{s: s, group: group, stop: make(chan struct{})}
+	c := &PushConsumer{s: s, group: group, stop: make(chan struct{}), opts: slices.Clone(opts), adopted: map[string]*PushConsumer{}}
 	icp := consumer.WithInterceptor(s.consumeInterceptor(group, c.stop, maxReconsume(opts)))
 	base := opts[:len(opts):len(opts)]
 	prod, err := rocketmq.NewPushConsumer(append(base, consumer.WithGroupName(s.r.LaneName(group)), icp)...)
@@ -324,6 +332,9 @@ func (c *PushConsumer) Subscribe(topic string, selector consumer.MessageSelector
 	if err := c.prod.Subscribe(topic, selector, h); err != nil {
 		return wrapClientErr(fmt.Sprintf("group %q: subscribe %q", c.group, topic), err)
 	}
+	c.mu.Lock()
+	c.subs = append(c.subs, subscription{topic, selector, h})
+	c.mu.Unlock()
 	if st, ok := c.s.ShadowTopic(topic); ok && c.shadow != nil {
 		if err := c.shadow.Subscribe(st, selector, h); err != nil {
 			return wrapClientErr(fmt.Sprintf("group %q: subscribe %q", c.group, st), err)
@@ -354,6 +365,10 @@ func (c *PushConsumer) Start() error {
 		c.started = append(c.started, c.shadow)
 		c.mu.Unlock()
 	}
+	if c.s.adopt != nil {
+		c.wg.Add(1)
+		go c.watchLanes() // handover.go
+	}
 	return nil
 }
 
@@ -362,10 +377,21 @@ func (c *PushConsumer) Start() error {
 func (c *PushConsumer) Shutdown() error {
 	c.once.Do(func() { close(c.stop) })
 	c.mu.Lock()
+	c.closed = true
+	c.mu.Unlock()
+	c.wg.Wait() // the lane watcher (handover.go)
+	c.mu.Lock()
 	started := c.started
 	c.started = nil
+	adopted := c.adopted
+	c.adopted = map[string]*PushConsumer{}
 	c.mu.Unlock()
 	var first error
+	for _, lc := range adopted {
+		if err := lc.Shutdown(); err != nil && first == nil {
+			first = err
+		}
+	}
 	for _, pc := range started {
 		if err := pc.Shutdown(); err != nil && first == nil {
 			first = wrapClientErr(fmt.Sprintf("group %q: shutdown", c.group), err)

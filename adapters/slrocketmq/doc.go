@@ -65,11 +65,14 @@
 // The trunk (no env) skips messages whose env has a live lane according to
 // [WithLanes] and takes them otherwise, untagged ones included. In RocketMQ
 // every group reads every message, so the trunk and a lane group each see
-// all of them and each decides for itself. Limit: there is no hand-over
-// when a lane leaves (unlike adapters/slkafka): its group holds its copies
-// of the env's messages (they wait, then are handed back to the broker)
-// while the trunk takes the env's new messages; a lane that comes back
-// handles its held copies, which the trunk may have handled already.
+// all of them and each decides for itself. Hand-over: once a trunk
+// consumer has skipped an env's message, it never takes that env's
+// messages in the production group again; while the env is not live it
+// runs the lane's groups itself (the lane's backlog and later messages are
+// handled there, once), and lets them go when the lane is back
+// ([PushConsumer.Adopted], [WithHandoverEnvs]; handover.go says why this
+// differs from Kafka's hand-over and what it needs: a lane instance stops
+// when its env leaves).
 //
 // Broadcasting consumers: the client drops a broadcast message whose
 // consume call did not succeed, so a marked message still waiting when the

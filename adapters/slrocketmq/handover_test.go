@@ -1,0 +1,158 @@
+package slrocketmq_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"testing"
+
+	"github.com/apache/rocketmq-client-go/v2/consumer"
+
+	"github.com/shadowlane/shadowlane/adapters/slrocketmq"
+	"github.com/shadowlane/shadowlane/adapters/slrocketmq/rmqfake"
+	"github.com/shadowlane/shadowlane/envtag"
+	"github.com/shadowlane/shadowlane/propagation"
+)
+
+// A lane leaves with a backlog: while proj-a is listed live the trunk
+// skips its messages, but the lane instance has stopped; when proj-a
+// leaves the lanes the trunk runs the lane's groups itself and handles
+// the backlog and proj-a's later messages, each once, production and
+// load-test alike; when the lane comes back the trunk lets its groups go
+// and the lane handles what follows. Judged from the handlers and the
+// broker: every message handled exactly once, nothing dead-lettered.
+func TestLaneHandOver(t *testing.T) {
+	srv := fixture(t, "orders", "orders_shadow")
+	rt := testRuntime(t)
+	var lanes envtag.SwapLanes
+	lanes.Store(envtag.StaticLanes{"billing": {"proj-a"}})
+	opts := []slrocketmq.Option{slrocketmq.WithShadowTopics("orders"), slrocketmq.WithShadowGroups("billing"), slrocketmq.WithLanes(&lanes), slrocketmq.WithRuntime(rt)}
+	trunk := newShadow(t, opts...)
+	lane := newShadow(t, append(opts, slrocketmq.WithEnv("proj-a"))...)
+	p := newProducer(t, trunk, srv)
+
+	st := newSeen()
+	tc := startConsumer(t, srv, trunk, st)
+	startLane := func(sn *seen) *slrocketmq.PushConsumer { return startConsumer(t, srv, lane, sn) }
+	sl1 := newSeen()
+	lc := startLane(sl1)
+
+	var all []string
+	send := func(phase string, n int) {
+		t.Helper()
+		for i := range n {
+			for _, c := range []struct {
+				tag string
+				ctx context.Context
+			}{{"t", context.Background()}, {"a", marked("", "proj-a")}, {"ra", marked("r1", "proj-a")}, {"rt", marked("r1", "")}} {
+				body := fmt.Sprintf("%s-%s%02d", phase, c.tag, i)
+				if _, err := p.SendSync(c.ctx, msg("orders", body)); err != nil {
+					t.Fatal(err)
+				}
+				all = append(all, body)
+			}
+		}
+	}
+	handled := func(sns ...*seen) func() bool {
+		return func() bool {
+			for _, b := range all {
+				n := 0
+				for _, sn := range sns {
+					n += len(sn.get(b))
+				}
+				if n == 0 {
+					return false
+				}
+			}
+			return true
+		}
+	}
+
+	send("p1", 5) // the lane is live and running
+	waitFor(t, "phase 1", handled(st, sl1))
+	// The lane stops once its groups committed past phase 1: the client's
+	// Shutdown persists offsets before its running callbacks finish, so a
+	// message handled during Shutdown would be handled again by whoever
+	// takes the group next (RocketMQ's at-least-once, not the hand-over's).
+	waitFor(t, "the lane's commits", func() bool {
+		return committed(srv, "billing-proj-a", "orders") == len(srv.Messages("orders")) &&
+			committed(srv, "billing-proj-a_shadow", "orders_shadow") == len(srv.Messages("orders_shadow"))
+	})
+	if err := lc.Shutdown(); err != nil { // the lane instance stops...
+		t.Fatal(err)
+	}
+	send("p2", 5) // ...while still listed live: the trunk skips proj-a's messages
+	lanes.Store(envtag.StaticLanes{})
+	send("p3", 5) // proj-a left
+	waitFor(t, "the backlog handed over", handled(st, sl1))
+	if got := tc.Adopted(); !slices.Equal(got, []string{"proj-a"}) {
+		t.Errorf("adopted %v", got)
+	}
+
+	waitFor(t, "the trunk's commits in the lane group", func() bool {
+		return committed(srv, "billing-proj-a", "orders") == len(srv.Messages("orders")) &&
+			committed(srv, "billing-proj-a_shadow", "orders_shadow") == len(srv.Messages("orders_shadow"))
+	})
+	lanes.Store(envtag.StaticLanes{"billing": {"proj-a"}}) // the lane comes back
+	waitFor(t, "the trunk lets the lane group go", func() bool { return len(tc.Adopted()) == 0 })
+	sl2 := newSeen()
+	startLane(sl2)
+	send("p4", 5)
+	waitFor(t, "phase 4", handled(st, sl1, sl2))
+
+	for _, b := range all {
+		nt, n1, n2 := len(st.get(b)), len(sl1.get(b)), len(sl2.get(b))
+		if nt+n1+n2 != 1 {
+			t.Errorf("%s handled %d times (trunk %d, lane %d, lane again %d)", b, nt+n1+n2, nt, n1, n2)
+			continue
+		}
+		tag := b[3 : len(b)-2] // "p1-ra03" -> "ra"
+		laneMsg := tag == "a" || tag == "ra"
+		switch phase := b[:2]; {
+		case !laneMsg && nt != 1:
+			t.Errorf("%s (no env) not handled by the trunk", b)
+		case laneMsg && phase == "p1" && n1 != 1, laneMsg && phase == "p4" && n2 != 1:
+			t.Errorf("%s not handled by the live lane", b)
+		case laneMsg && (phase == "p2" || phase == "p3") && nt != 1:
+			t.Errorf("%s not handed over to the trunk", b)
+		}
+		if want := tag[0] == 'r'; want != (markOf(b, st, sl1, sl2).Run != "") {
+			t.Errorf("%s handled under the wrong mark", b)
+		}
+	}
+	for _, g := range []string{"billing", "billing_shadow", "billing-proj-a", "billing-proj-a_shadow"} {
+		if n := len(srv.Messages("%DLQ%" + g)); n != 0 {
+			t.Errorf("%d messages dead-lettered in %s", n, g)
+		}
+	}
+}
+
+func markOf(b string, sns ...*seen) propagation.Mark {
+	for _, sn := range sns {
+		if g := sn.get(b); len(g) > 0 {
+			return g[0]
+		}
+	}
+	return propagation.Mark{}
+}
+
+// startConsumer starts s's consumer of group billing on orders with sn's
+// handler and waits until its groups pulled from every queue.
+func startConsumer(t *testing.T, srv *rmqfake.Server, s *slrocketmq.Shadow, sn *seen) *slrocketmq.PushConsumer {
+	t.Helper()
+	c, err := s.NewPushConsumer("billing", consumerOpts(t, srv)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Subscribe("orders", consumer.MessageSelector{}, sn.handler(nil)); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	g, _ := s.ShadowGroup("billing")
+	settle(t, srv, s.Rules().LaneName("billing"), "orders")
+	settle(t, srv, g, "orders_shadow")
+	t.Cleanup(func() { c.Shutdown() })
+	return c
+}
