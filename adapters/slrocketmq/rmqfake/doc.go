@@ -54,6 +54,7 @@
 // request code not listed above is answered REQUEST_CODE_NOT_SUPPORTED and counted in [Server.Unknown], so a test can
 // assert that the client used nothing the fixture does not serve.
 //
-// This package is test-only: only tests import it (the adapter's, and
-// those of the shadowlane command).
+// This package is test code: tests import it (the adapter's, and those of
+// the shadowlane command), and so does the drill of the shadowlane command
+// (cmd/shadowlane/drill), as its RocketMQ broker: there is no other.
 package rmqfake
