@@ -306,6 +306,9 @@ func (s *Shadow) NewPushConsumer(group string, opts ...consumer.Option) (*PushCo
 		return nil, wrapClientErr(fmt.Sprintf("group %q: new push consumer", group), err)
 	}
 	c.prod = prod
+	if s.adopt != nil {
+		s.adopt.manage(group) // handover.go
+	}
 	if sg, ok := s.ShadowGroup(group); ok {
 		// its own client instance: the client rebalances every consumer of
 		// an instance from a goroutine each Start launches, which reads a

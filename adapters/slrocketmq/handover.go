@@ -67,7 +67,10 @@ const handoverPoll = 100 * time.Millisecond
 // the start (see the hand-over in the package doc): it never takes their
 // messages in the production group and runs their lane groups itself while
 // they are not live. Name the envs that have (or had) lane instances, so
-// that a restarted trunk does not forget a lane that left.
+// that a restarted trunk does not forget a lane that left. It applies to
+// the groups of [Shadow.NewPushConsumer] (the hand-over needs their
+// lane-group consumers); a consumer that installs
+// [Shadow.ConsumerInterceptor] itself keeps the plain lane rule.
 func WithHandoverEnvs(envs ...string) Option {
 	return optionFunc(func(c *config) { c.handoverEnvs = append(c.handoverEnvs, envs...) })
 }
@@ -75,12 +78,26 @@ func WithHandoverEnvs(envs ...string) Option {
 // adoptLanes wraps the configured lanes of a trunk Shadow: an env the
 // trunk has seen with a live lane for a group counts as having a lane for
 // that group from then on (the trunk never takes its messages again; the
-// trunk's own lane-group consumer does while the lane is away).
+// trunk's own lane-group consumer does while the lane is away). Only the
+// groups of [Shadow.NewPushConsumer] (managed) do: a consumer that runs
+// [Shadow.ConsumerInterceptor] itself has no lane-group consumer to hand
+// over to, so it keeps the plain lane rule.
 type adoptLanes struct {
-	inner envtag.Lanes
-	all   []string // WithHandoverEnvs: seen for every group
-	mu    sync.RWMutex
-	seen  map[string]map[string]bool // group -> env
+	inner   envtag.Lanes
+	all     []string // WithHandoverEnvs: seen for every managed group
+	mu      sync.RWMutex
+	managed map[string]bool            // groups with a trunk PushConsumer
+	seen    map[string]map[string]bool // group -> env
+}
+
+// manage makes group one whose lanes the trunk hands over.
+func (a *adoptLanes) manage(group string) {
+	a.mu.Lock()
+	if a.managed == nil {
+		a.managed = map[string]bool{}
+	}
+	a.managed[group] = true
+	a.mu.Unlock()
 }
 
 func (a *adoptLanes) HasLane(group, env string) bool {
@@ -88,12 +105,9 @@ func (a *adoptLanes) HasLane(group, env string) bool {
 }
 
 func (a *adoptLanes) saw(group, env string) bool {
-	if slices.Contains(a.all, env) {
-		return true
-	}
 	a.mu.RLock()
 	defer a.mu.RUnlock()
-	return a.seen[group][env]
+	return a.managed[group] && (slices.Contains(a.all, env) || a.seen[group][env])
 }
 
 // note records that the trunk skipped a message of env in group.
@@ -102,6 +116,10 @@ func (a *adoptLanes) note(group, env string) {
 		return
 	}
 	a.mu.Lock()
+	defer a.mu.Unlock()
+	if !a.managed[group] {
+		return
+	}
 	if a.seen == nil {
 		a.seen = map[string]map[string]bool{}
 	}
@@ -109,7 +127,6 @@ func (a *adoptLanes) note(group, env string) {
 		a.seen[group] = map[string]bool{}
 	}
 	a.seen[group][env] = true
-	a.mu.Unlock()
 }
 
 // envs returns the envs seen for group.

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/apache/rocketmq-client-go/v2/consumer"
+	"github.com/apache/rocketmq-client-go/v2/primitive"
 
 	"github.com/shadowlane/shadowlane/adapters/slrocketmq"
 	"github.com/shadowlane/shadowlane/adapters/slrocketmq/rmqfake"
@@ -155,4 +156,35 @@ func startConsumer(t *testing.T, srv *rmqfake.Server, s *slrocketmq.Shadow, sn *
 	settle(t, srv, g, "orders_shadow")
 	t.Cleanup(func() { c.Shutdown() })
 	return c
+}
+
+// A consumer that installs ConsumerInterceptor itself has no lane-group
+// consumer to hand over to: for it the trunk's rule stays the plain one
+// (it skips an env only while the env's lane is live), even when the same
+// Shadow names hand-over envs.
+func TestInterceptorKeepsPlainLaneRule(t *testing.T) {
+	var lanes envtag.SwapLanes
+	lanes.Store(envtag.StaticLanes{"billing": {"proj-a"}})
+	s := newShadow(t, slrocketmq.WithShadowTopics("orders"), slrocketmq.WithLanes(&lanes), slrocketmq.WithHandoverEnvs("proj-b"))
+	icp := s.ConsumerInterceptor()
+	ctx := primitive.WithConsumerCtx(context.Background(), &primitive.ConsumeMessageContext{ConsumerGroup: "billing"})
+	call := func(env string) bool {
+		m := &primitive.MessageExt{Message: *msg("orders", "x", slrocketmq.PropertyEnv, env)}
+		handled := false
+		var h consumer.ConsumeResultHolder
+		if err := icp(ctx, []*primitive.MessageExt{m}, &h, func(context.Context, any, any) error { handled = true; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		return handled
+	}
+	if call("proj-a") {
+		t.Fatal("the trunk took a message of a live lane")
+	}
+	if !call("proj-b") {
+		t.Fatal("a hand-over env skipped by a plain interceptor")
+	}
+	lanes.Store(envtag.StaticLanes{})
+	if !call("proj-a") {
+		t.Fatal("the trunk skipped a message of a lane that left")
+	}
 }
