@@ -225,3 +225,31 @@ func rmqProducer(t *testing.T, srv *rmqfake.Server, s *slrocketmq.Shadow) rocket
 	t.Cleanup(func() { p.Shutdown() })
 	return p
 }
+
+// check --config reads stores.rocketmq like the flags: the twins and the
+// shadow group's consumers are checked on the fixture.
+func TestCheckConfigRocketMQ(t *testing.T) {
+	srv, err := rmqfake.New(t.Logf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	srv.CreateTopic("rmq15_orders", 2)
+	srv.CreateTopic("rmq15_orders_shadow", 2)
+	srv.AddMember("rmq15_billing_shadow", "10.0.0.1@1")
+	cfg := rmqConfig(t, srv, "rmq15_orders", "rmq15_billing")
+	code, out, errs := runCLI(t, "check", "--config", cfg)
+	if code != exitOK || !strings.Contains(out, "rmq15_orders -> rmq15_orders_shadow: exists, 2 write queue(s)") ||
+		!strings.Contains(out, "group rmq15_billing -> rmq15_billing_shadow: 1 consumer(s) online") {
+		t.Fatalf("check --config: exit %d\n%s%s", code, out, errs)
+	}
+	// a bad section is refused with its field path
+	bad := filepath.Join(t.TempDir(), "bad.yaml")
+	if err := os.WriteFile(bad, []byte("service: shop\ntrust:\n  mode: internal\nstores:\n  rocketmq:\n    topics: [rmq15_orders]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs = runCLI(t, "shadow", "plan", "--config", bad)
+	if code != exitViolation || !strings.Contains(out+errs, "stores.rocketmq.nameServers: topics or groups are listed without name servers") {
+		t.Fatalf("bad section: exit %d\n%s%s", code, out, errs)
+	}
+}
