@@ -44,6 +44,12 @@ package slrocketmq
 //     after E left takes E's new messages in G and leaves G-E's backlog
 //     where it is, unless E is named with [WithHandoverEnvs], which makes
 //     the trunk treat E as a lane it has seen from the start.
+//   - Several trunk instances: each learns of E on its own. One that has
+//     not skipped a message of E yet (its queues of G held none) takes E's
+//     messages in G while another instance's G-E consumer takes the same
+//     messages in G-E: handled twice. Name the lane envs with
+//     [WithHandoverEnvs] on every trunk instance when the trunk runs more
+//     than one instance.
 
 import (
 	"fmt"
