@@ -138,7 +138,7 @@ func (s *Shadow) consume(ctx context.Context, group string, req any, msgs []*pri
 			waiting++
 		}
 	}
-	s.noteSkips(group, ds) // handover.go
+	s.noteSkips(group, msgs, ds) // handover.go
 	if waiting > 0 {
 		s.hold(group, ds, stop)
 		waiting = 0

@@ -43,7 +43,13 @@ package slrocketmq
 //   - The trunk learns of E from the messages it skips: a trunk restarted
 //     after E left takes E's new messages in G and leaves G-E's backlog
 //     where it is, unless E is named with [WithHandoverEnvs], which makes
-//     the trunk treat E as a lane it has seen from the start.
+//     the trunk skip E from the start; it runs G-E once it skipped a
+//     message of E (so a backlog left from before the restart waits for
+//     E's next message).
+//   - A lane group without a committed offset (its lane never committed)
+//     is read from the second before the earliest message of E the trunk
+//     skipped: messages of E the trunk handled itself in that second are
+//     handled again (at least once).
 //   - Several trunk instances: each learns of E on its own. One that has
 //     not skipped a message of E yet (its queues of G held none) takes E's
 //     messages in G while another instance's G-E consumer takes the same
@@ -54,12 +60,14 @@ package slrocketmq
 import (
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"slices"
 	"sync"
 	"time"
 
 	"github.com/apache/rocketmq-client-go/v2/consumer"
+	"github.com/apache/rocketmq-client-go/v2/primitive"
 
 	"github.com/shadowlane/shadowlane/envtag"
 	"github.com/shadowlane/shadowlane/shadow/bus"
@@ -92,8 +100,8 @@ type adoptLanes struct {
 	inner   envtag.Lanes
 	all     []string // WithHandoverEnvs: seen for every managed group
 	mu      sync.RWMutex
-	managed map[string]bool            // groups with a trunk PushConsumer
-	seen    map[string]map[string]bool // group -> env
+	managed map[string]bool             // groups with a trunk PushConsumer
+	seen    map[string]map[string]int64 // group -> env -> earliest store time (ms) of a skipped message
 }
 
 // manage makes group one whose lanes the trunk hands over.
@@ -113,50 +121,56 @@ func (a *adoptLanes) HasLane(group, env string) bool {
 func (a *adoptLanes) saw(group, env string) bool {
 	a.mu.RLock()
 	defer a.mu.RUnlock()
-	return a.managed[group] && (slices.Contains(a.all, env) || a.seen[group][env])
+	if !a.managed[group] {
+		return false
+	}
+	_, ok := a.seen[group][env]
+	return ok || slices.Contains(a.all, env)
 }
 
-// note records that the trunk skipped a message of env in group.
-func (a *adoptLanes) note(group, env string) {
-	if env == "" || a.saw(group, env) {
+// note records that the trunk skipped a message of env in group, stored
+// at ts (ms).
+func (a *adoptLanes) note(group, env string, ts int64) {
+	if env == "" {
+		return
+	}
+	a.mu.RLock()
+	old, ok := a.seen[group][env]
+	managed := a.managed[group]
+	a.mu.RUnlock()
+	if !managed || ok && old <= ts {
 		return
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if !a.managed[group] {
-		return
-	}
 	if a.seen == nil {
-		a.seen = map[string]map[string]bool{}
+		a.seen = map[string]map[string]int64{}
 	}
 	if a.seen[group] == nil {
-		a.seen[group] = map[string]bool{}
+		a.seen[group] = map[string]int64{}
 	}
-	a.seen[group][env] = true
+	if old, ok := a.seen[group][env]; !ok || ts < old {
+		a.seen[group][env] = ts
+	}
 }
 
-// envs returns the envs seen for group.
-func (a *adoptLanes) envs(group string) []string {
+// envs returns the envs the trunk skipped messages of in group, with the
+// earliest store time of those messages. An env named in
+// WithHandoverEnvs is there once the trunk skipped one of its messages.
+func (a *adoptLanes) envs(group string) map[string]int64 {
 	a.mu.RLock()
 	defer a.mu.RUnlock()
-	out := slices.Clone(a.all)
-	for e := range a.seen[group] {
-		if !slices.Contains(out, e) {
-			out = append(out, e)
-		}
-	}
-	slices.Sort(out)
-	return out
+	return maps.Clone(a.seen[group])
 }
 
 // noteSkips records the envs of the messages a trunk skipped.
-func (s *Shadow) noteSkips(group string, ds []bus.Decision) {
+func (s *Shadow) noteSkips(group string, msgs []*primitive.MessageExt, ds []bus.Decision) {
 	if s.adopt == nil {
 		return
 	}
-	for _, d := range ds {
+	for i, d := range ds {
 		if d.Action == bus.Skip && d.Mark.Env != "" {
-			s.adopt.note(group, d.Mark.Env)
+			s.adopt.note(group, d.Mark.Env, msgs[i].StoreTimestamp)
 		}
 	}
 }
@@ -201,14 +215,14 @@ func (c *PushConsumer) watchLanes() {
 
 func (c *PushConsumer) checkLanes() {
 	a := c.s.adopt
-	for _, env := range a.envs(c.group) {
+	for env, since := range a.envs(c.group) {
 		live := a.inner.HasLane(c.group, env)
 		c.mu.Lock()
 		lc := c.adopted[env]
 		c.mu.Unlock()
 		switch {
 		case !live && lc == nil:
-			lc, err := c.adopt(env)
+			lc, err := c.adopt(env, since)
 			if err != nil { // tried again at the next tick
 				slog.Warn("slrocketmq: cannot run the lane group of a lane that left", "group", c.group, "env", env, "err", err)
 				continue
@@ -230,14 +244,20 @@ func (c *PushConsumer) checkLanes() {
 	}
 }
 
-// adopt starts the trunk's consumer of env's lane group.
-func (c *PushConsumer) adopt(env string) (*PushConsumer, error) {
+// adopt starts the trunk's consumer of env's lane group. Where the lane
+// group has no committed offset (the lane never committed one), it starts
+// at the second before the earliest message of env the trunk skipped
+// (since, ms): from the end, those would be lost; from the first offset,
+// the env's whole history would be handled again.
+func (c *PushConsumer) adopt(env string, since int64) (*PushConsumer, error) {
 	ls, err := c.s.forEnv(c.group, env)
 	if err != nil {
 		return nil, err
 	}
 	inst := fmt.Sprintf("%s-adopt-%d-%d", ls.r.LaneName(c.group), os.Getpid(), instances.Add(1))
-	opts := append(slices.Clone(c.opts), consumer.WithInstance(inst))
+	from := time.UnixMilli(since).UTC().Truncate(time.Second).Add(-time.Second).Format("20060102150405") // the client parses it as UTC
+	opts := append(slices.Clone(c.opts), consumer.WithInstance(inst),
+		consumer.WithConsumeFromWhere(consumer.ConsumeFromTimestamp), consumer.WithConsumeTimestamp(from))
 	lc, err := ls.NewPushConsumer(c.group, opts...)
 	if err != nil {
 		return nil, err

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/apache/rocketmq-client-go/v2/consumer"
 	"github.com/apache/rocketmq-client-go/v2/primitive"
@@ -186,5 +187,50 @@ func TestInterceptorKeepsPlainLaneRule(t *testing.T) {
 	lanes.Store(envtag.StaticLanes{})
 	if !call("proj-a") {
 		t.Fatal("the trunk skipped a message of a lane that left")
+	}
+}
+
+// A lane listed live whose instance never ran (its group has no committed
+// offset): when it leaves, the trunk reads the lane group from the second
+// before the first message it skipped, so the skipped messages are handled
+// once and what the trunk handled itself before is not handled again
+// (although the consumer's options say consume from the first offset).
+func TestHandOverWithoutLaneOffsets(t *testing.T) {
+	srv := fixture(t, "orders", "orders_shadow")
+	var lanes envtag.SwapLanes
+	lanes.Store(envtag.StaticLanes{})
+	trunk := newShadow(t, slrocketmq.WithShadowTopics("orders"), slrocketmq.WithShadowGroups("billing"), slrocketmq.WithLanes(&lanes))
+	p := newProducer(t, trunk, srv)
+	st := newSeen()
+	tc := startConsumer(t, srv, trunk, st)
+	if _, err := p.SendSync(marked("", "proj-a"), msg("orders", "old-a")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "old-a handled by the trunk", func() bool { return len(st.get("old-a")) == 1 })
+	lanes.Store(envtag.StaticLanes{"billing": {"proj-a"}}) // listed, but no lane instance runs
+	time.Sleep(2100 * time.Millisecond)                     // the next messages are stored in a later second than old-a
+	for i := range 3 {
+		if _, err := p.SendSync(marked("", "proj-a"), msg("orders", fmt.Sprintf("new-a%d", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "the trunk past the new messages", func() bool { return committed(srv, "billing", "orders") == 4 })
+	lanes.Store(envtag.StaticLanes{})
+	waitFor(t, "the skipped messages handed over", func() bool {
+		for i := range 3 {
+			if len(st.get(fmt.Sprintf("new-a%d", i))) == 0 {
+				return false
+			}
+		}
+		return true
+	})
+	if got := tc.Adopted(); !slices.Equal(got, []string{"proj-a"}) {
+		t.Errorf("adopted %v", got)
+	}
+	time.Sleep(300 * time.Millisecond) // a second delivery would show by now
+	for _, b := range []string{"old-a", "new-a0", "new-a1", "new-a2"} {
+		if n := len(st.get(b)); n != 1 {
+			t.Errorf("%s handled %d times, want once", b, n)
+		}
 	}
 }
