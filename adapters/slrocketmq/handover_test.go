@@ -87,9 +87,8 @@ func TestLaneHandOver(t *testing.T) {
 	lanes.Store(envtag.StaticLanes{})
 	send("p3", 5) // proj-a left
 	waitFor(t, "the backlog handed over", handled(st, sl1))
-	if got := tc.Adopted(); !slices.Equal(got, []string{"proj-a"}) {
-		t.Errorf("adopted %v", got)
-	}
+	// (registered once its consumer started, which may already have handled them)
+	waitFor(t, "proj-a adopted", func() bool { return slices.Equal(tc.Adopted(), []string{"proj-a"}) })
 
 	waitFor(t, "the trunk's commits in the lane group", func() bool {
 		return committed(srv, "billing-proj-a", "orders") == len(srv.Messages("orders")) &&
@@ -224,13 +223,80 @@ func TestHandOverWithoutLaneOffsets(t *testing.T) {
 		}
 		return true
 	})
-	if got := tc.Adopted(); !slices.Equal(got, []string{"proj-a"}) {
-		t.Errorf("adopted %v", got)
-	}
+	// (registered once its consumer started, which may already have handled them)
+	waitFor(t, "proj-a adopted", func() bool { return slices.Equal(tc.Adopted(), []string{"proj-a"}) })
 	time.Sleep(300 * time.Millisecond) // a second delivery would show by now
 	for _, b := range []string{"old-a", "new-a0", "new-a1", "new-a2"} {
 		if n := len(st.get(b)); n != 1 {
 			t.Errorf("%s handled %d times, want once", b, n)
+		}
+	}
+}
+
+// Two trunk instances of one group, both naming the lane env with
+// WithHandoverEnvs: neither takes proj-a's messages in the production
+// group, both run the lane group once the lane left, and every message is
+// handled once across the trunks and the lane. The test lets the two
+// lane-group consumers settle before it sends: while queues move between
+// members, RocketMQ redelivers what was not committed yet (at least once,
+// as in any group that grows).
+func TestHandOverTwoTrunks(t *testing.T) {
+	srv := fixture(t, "orders", "orders_shadow")
+	var lanes envtag.SwapLanes
+	lanes.Store(envtag.StaticLanes{"billing": {"proj-a"}})
+	opts := []slrocketmq.Option{slrocketmq.WithShadowTopics("orders"), slrocketmq.WithShadowGroups("billing"), slrocketmq.WithLanes(&lanes)}
+	t1 := newShadow(t, append(opts, slrocketmq.WithHandoverEnvs("proj-a"))...)
+	t2 := newShadow(t, append(opts, slrocketmq.WithHandoverEnvs("proj-a"))...)
+	lane := newShadow(t, append(opts, slrocketmq.WithEnv("proj-a"))...)
+	p := newProducer(t, t1, srv)
+	s1, s2, sl := newSeen(), newSeen(), newSeen()
+	c1 := startConsumer(t, srv, t1, s1)
+	c2 := startConsumer(t, srv, t2, s2)
+	waitFor(t, "both trunks members", func() bool { return len(srv.Members("billing")) == 2 })
+	lc := startConsumer(t, srv, lane, sl)
+	var all []string
+	send := func(phase string) {
+		for i := range 8 {
+			for _, c := range []struct {
+				tag string
+				ctx context.Context
+			}{{"t", context.Background()}, {"a", marked("", "proj-a")}, {"ra", marked("r1", "proj-a")}} {
+				b := fmt.Sprintf("%s-%s%02d", phase, c.tag, i)
+				if _, err := p.SendSync(c.ctx, msg("orders", b)); err != nil {
+					t.Fatal(err)
+				}
+				all = append(all, b)
+			}
+		}
+	}
+	total := func(b string) int { return len(s1.get(b)) + len(s2.get(b)) + len(sl.get(b)) }
+	done := func() bool {
+		for _, b := range all {
+			if total(b) == 0 {
+				return false
+			}
+		}
+		return true
+	}
+	send("p1")
+	waitFor(t, "phase 1", done)
+	waitFor(t, "the lane's commits", func() bool {
+		return committed(srv, "billing-proj-a", "orders") == len(srv.Messages("orders")) &&
+			committed(srv, "billing-proj-a_shadow", "orders_shadow") == len(srv.Messages("orders_shadow"))
+	})
+	lc.Shutdown()
+	lanes.Store(envtag.StaticLanes{})
+	waitFor(t, "both trunks run the lane group", func() bool {
+		return len(c1.Adopted()) == 1 && len(c2.Adopted()) == 1 &&
+			len(srv.Members("billing-proj-a")) == 2 && len(srv.Members("billing-proj-a_shadow")) == 2
+	})
+	time.Sleep(500 * time.Millisecond) // both rebalanced to two members
+	send("p2")
+	waitFor(t, "phase 2 handed over", done)
+	time.Sleep(300 * time.Millisecond)
+	for _, b := range all {
+		if n := total(b); n != 1 {
+			t.Errorf("%s handled %d times (trunk 1 %d, trunk 2 %d, lane %d)", b, n, len(s1.get(b)), len(s2.get(b)), len(sl.get(b)))
 		}
 	}
 }
