@@ -207,7 +207,7 @@ func TestHandOverWithoutLaneOffsets(t *testing.T) {
 	}
 	waitFor(t, "old-a handled by the trunk", func() bool { return len(st.get("old-a")) == 1 })
 	lanes.Store(envtag.StaticLanes{"billing": {"proj-a"}}) // listed, but no lane instance runs
-	time.Sleep(2100 * time.Millisecond)                     // the next messages are stored in a later second than old-a
+	time.Sleep(2100 * time.Millisecond)                    // the next messages are stored in a later second than old-a
 	for i := range 3 {
 		if _, err := p.SendSync(marked("", "proj-a"), msg("orders", fmt.Sprintf("new-a%d", i))); err != nil {
 			t.Fatal(err)
