@@ -283,6 +283,9 @@ func applyStoresConfig(st storecfg.Stores, set map[string]bool, sq *sqlCheckFlag
 	}
 	list("streams", &f.streams, st.Streams)
 	list("subjects", &f.subjects, st.Subjects)
+	list("rocketmq", &f.rocketmq.nameservers, st.RocketMQ.NameServers)
+	list("rocketmq-topics", &f.rocketmq.topics, st.RocketMQ.Topics)
+	list("rocketmq-groups", &f.rocketmq.groups, st.RocketMQ.Groups)
 }
 
 func worst(codes ...int) int {

@@ -159,8 +159,21 @@ func cmdShadow(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stdout, "amqp: messages carry the run in headers only: skipped (use --all to purge the shadow queues)")
 		}
 	}
+	if r := st.rocketmq; r.nameservers != "" {
+		did = true
+		if msg := r.usage(); msg != "" {
+			fmt.Fprintln(stderr, "shadowlane shadow:", msg)
+			return exitUsage
+		}
+		if sub != "purge" {
+			code = worst(code, rocketmqTwins(ctx, rocketmqList(r.nameservers), splitList(r.topics), splitList(r.groups),
+				shadow.Naming{Suffix: r.topicSuffix}, shadow.Naming{Suffix: r.groupSuffix}, st.timeout, sub == "create", stdout, stderr))
+		} else {
+			fmt.Fprintln(stdout, "rocketmq: not purged: the remoting protocol cannot empty a topic (shadow messages expire with the broker's retention, or delete the shadow topics with mqadmin deleteTopic)")
+		}
+	}
 	if !did {
-		fmt.Fprintln(stderr, "shadowlane shadow: no store given (--config with a stores: section, or --mysql/--postgres/--sqlite with --tables, --redis, --kafka with --topics, --nats with --streams, --amqp)")
+		fmt.Fprintln(stderr, "shadowlane shadow: no store given (--config with a stores: section, or --mysql/--postgres/--sqlite with --tables, --redis, --kafka with --topics, --nats with --streams, --amqp, --rocketmq with --rocketmq-topics)")
 		return exitUsage
 	}
 	return code

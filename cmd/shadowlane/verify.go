@@ -38,6 +38,9 @@ import (
 //   - RabbitMQ queues (--queues, stores.amqpTopology): the messages still
 //     waiting with that run header, read without acknowledging and put
 //     back (verify_amqp.go says what that costs).
+//   - RocketMQ topics (--rocketmq-topics, stores.rocketmq): messages with
+//     the run property, pulled without committing an offset, so reading
+//     consumes nothing (verify_rocketmq.go).
 //
 // Exit codes as for check: 0 every target clean and some evidence of the
 // run found in a twin, 1 a production target holds data of the run (or
@@ -131,6 +134,12 @@ func cmdVerify(args []string, stdout, stderr io.Writer) int {
 		} else {
 			fmt.Fprintln(stdout, "amqp: not verified (no queues: list them with --queues or under stores.amqpTopology)")
 		}
+	}
+	if r := st.rocketmq; r.nameservers != "" {
+		did = true
+		v.section("rocketmq "+r.nameservers+":", st.timeout, func(ctx context.Context) []finding {
+			return v.rocketmq(ctx, rocketmqList(r.nameservers), splitList(r.topics), shadow.Naming{Suffix: r.topicSuffix}, st.timeout)
+		})
 	}
 	if !did {
 		fmt.Fprintln(stderr, "shadowlane verify: no store given (--config with a stores: section, or --mysql/--postgres/--sqlite with --tables, --redis, --nats with --streams, --kafka with --topics, --amqp with --queues)")
