@@ -11,46 +11,28 @@ import (
 	"go.opentelemetry.io/otel/metric"
 
 	"github.com/shadowlane/shadowlane/envtag"
+	"github.com/shadowlane/shadowlane/internal/capmap"
 	"github.com/shadowlane/shadowlane/propagation"
 	"github.com/shadowlane/shadowlane/shadow"
 )
 
 const maxLabelValues = 256 // distinct env tags / reasons / hosts counted before "other"
 
+// labelCounters count by label; past maxLabelValues distinct labels, new
+// ones count under "other".
 type labelCounters struct {
-	mu sync.RWMutex
-	m  map[string]*atomic.Int64
+	m capmap.Map[string, atomic.Int64]
 }
 
+func otherLabel(string) string { return "other" }
+
 func (l *labelCounters) add(label string, n int64) {
-	l.mu.RLock()
-	c := l.m[label]
-	l.mu.RUnlock()
-	if c == nil {
-		l.mu.Lock()
-		if l.m == nil {
-			l.m = map[string]*atomic.Int64{}
-		}
-		if c = l.m[label]; c == nil {
-			if len(l.m) >= maxLabelValues {
-				label = "other"
-				c = l.m[label]
-			}
-			if c == nil {
-				c = new(atomic.Int64)
-				l.m[label] = c
-			}
-		}
-		l.mu.Unlock()
-	}
-	c.Add(n)
+	l.m.Get(label, maxLabelValues, otherLabel).Add(n)
 }
 
 func (l *labelCounters) snapshot() map[string]int64 {
-	l.mu.RLock()
-	defer l.mu.RUnlock()
-	out := make(map[string]int64, len(l.m))
-	for k, v := range l.m {
+	out := make(map[string]int64, l.m.Len())
+	for k, v := range l.m.All() {
 		out[k] = v.Load()
 	}
 	return out

@@ -3,12 +3,12 @@ package envtag
 import (
 	"context"
 	"sort"
-	"sync"
 	"sync/atomic"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 
+	"github.com/shadowlane/shadowlane/internal/capmap"
 	"github.com/shadowlane/shadowlane/propagation"
 )
 
@@ -82,9 +82,7 @@ func (st *Stats) Health(service string) HealthCount {
 	if st == nil {
 		return HealthCount{Service: service}
 	}
-	st.mu.RLock()
-	s := st.m[service]
-	st.mu.RUnlock()
+	s := st.m.Lookup(service)
 	if s == nil {
 		return HealthCount{Service: service}
 	}
@@ -110,12 +108,11 @@ func (s *serviceStats) add(m propagation.Mark, r Result) {
 // (the default Runtime's) as it is when the pool is built. A nil *Stats
 // counts nothing. It is safe for concurrent use.
 type Stats struct {
-	mu sync.RWMutex
-	m  map[string]*serviceStats
+	m capmap.Map[string, serviceStats]
 }
 
 // NewStats returns an empty set of counters.
-func NewStats() *Stats { return &Stats{m: map[string]*serviceStats{}} }
+func NewStats() *Stats { return new(Stats) }
 
 // The default stats: the function the shadowlane package installs at init
 // (its default Runtime's counters). envtag keeps no counters of its own.
@@ -148,28 +145,7 @@ func (st *Stats) service(service string) *serviceStats {
 	if st == nil {
 		return new(serviceStats)
 	}
-	st.mu.RLock()
-	s := st.m[service]
-	st.mu.RUnlock()
-	if s != nil {
-		return s
-	}
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	if st.m == nil {
-		st.m = map[string]*serviceStats{}
-	}
-	if s = st.m[service]; s == nil {
-		if len(st.m) >= maxServices {
-			service = "other"
-			s = st.m[service]
-		}
-		if s == nil {
-			s = new(serviceStats)
-			st.m[service] = s
-		}
-	}
-	return s
+	return st.m.Get(service, maxServices, func(string) string { return "other" })
 }
 
 // Count is one row of [Snapshot]: the picks for one service and traffic
@@ -198,9 +174,8 @@ func (st *Stats) Snapshot() []Count {
 	if st == nil {
 		return []Count{}
 	}
-	st.mu.RLock()
-	out := make([]Count, 0, 2*len(st.m))
-	for svc, s := range st.m {
+	out := make([]Count, 0, 2*st.m.Len())
+	for svc, s := range st.m.All() {
 		for c, class := range [2]string{propagation.ClassProduction, propagation.ClassLoadTest} {
 			row := Count{Service: svc, Class: class,
 				Lane: s.n[c][Lane].Load(), Fallback: s.n[c][Fallback].Load(),
@@ -211,7 +186,6 @@ func (st *Stats) Snapshot() []Count {
 			}
 		}
 	}
-	st.mu.RUnlock()
 	sort.Slice(out, func(i, j int) bool {
 		if out[i].Service != out[j].Service {
 			return out[i].Service < out[j].Service
@@ -280,12 +254,10 @@ func (st *Stats) RegisterMetrics(m metric.Meter) (metric.Registration, error) {
 					attribute.String("result", Result(r).String())))
 			}
 		}
-		st.mu.RLock()
-		rows := make([]HealthCount, 0, len(st.m))
-		for svc, s := range st.m {
+		rows := make([]HealthCount, 0, st.m.Len())
+		for svc, s := range st.m.All() {
 			rows = append(rows, s.health(svc))
 		}
-		st.mu.RUnlock()
 		for _, h := range rows {
 			for ev, n := range map[string]int64{"conn_failure": h.ConnFailures, "ejection": h.Ejections, "readmission": h.Readmissions, "retry": h.Retries} {
 				if n != 0 {
