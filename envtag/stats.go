@@ -9,6 +9,7 @@ import (
 	"go.opentelemetry.io/otel/metric"
 
 	"github.com/shadowlane/shadowlane/internal/capmap"
+	"github.com/shadowlane/shadowlane/internal/installed"
 	"github.com/shadowlane/shadowlane/propagation"
 )
 
@@ -116,28 +117,17 @@ func NewStats() *Stats { return new(Stats) }
 
 // The default stats: the function the shadowlane package installs at init
 // (its default Runtime's counters). envtag keeps no counters of its own.
-var defaultStats atomic.Pointer[func() *Stats]
+var defaultStats installed.Func[Stats]
 
 // SetDefaultStats installs the function [DefaultStats] returns the
 // counters of. The shadowlane package calls it at init with its default
 // Runtime's; applications have no reason to.
-func SetDefaultStats(f func() *Stats) {
-	if f == nil {
-		defaultStats.Store(nil)
-		return
-	}
-	defaultStats.Store(&f)
-}
+func SetDefaultStats(f func() *Stats) { defaultStats.Set(f) }
 
 // DefaultStats returns the counters used where none are given: the
 // default shadowlane Runtime's (nil, counting nothing, when the shadowlane
 // package is not linked in and no function was installed).
-func DefaultStats() *Stats {
-	if f := defaultStats.Load(); f != nil {
-		return (*f)()
-	}
-	return nil
-}
+func DefaultStats() *Stats { return defaultStats.Get() }
 
 // service returns the counters of service; pools resolve it once, so a
 // pick is one atomic add. A nil st gives counters nobody reads.

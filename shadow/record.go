@@ -5,6 +5,7 @@ import (
 	"sync/atomic"
 
 	"github.com/shadowlane/shadowlane/internal/capmap"
+	"github.com/shadowlane/shadowlane/internal/installed"
 )
 
 // Decision is what an adapter did with one operation.
@@ -209,27 +210,16 @@ func (s *Series) Total(store string, d Decision) int64 {
 // at init, as a function that looks up its default Runtime, so the
 // package-level helpers below delegate to that Runtime and never hold
 // counters of their own.
-var defaultSeries atomic.Pointer[func() *Series]
+var defaultSeries installed.Func[Series]
 
 // SetDefault installs the function that returns the default series (the
 // default shadowlane Runtime's). The shadowlane package calls it at init;
 // applications have no reason to.
-func SetDefault(f func() *Series) {
-	if f == nil {
-		defaultSeries.Store(nil)
-		return
-	}
-	defaultSeries.Store(&f)
-}
+func SetDefault(f func() *Series) { defaultSeries.Set(f) }
 
 // Default returns the default Runtime's series (nil when the shadowlane
 // package is not linked in: nothing is counted then).
-func Default() *Series {
-	if f := defaultSeries.Load(); f != nil {
-		return (*f)()
-	}
-	return nil
-}
+func Default() *Series { return defaultSeries.Get() }
 
 // Record counts one production-side decision in the default Runtime's
 // series (see [Series.Record]). Adapters bound to a Runtime count in its
