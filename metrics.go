@@ -145,30 +145,26 @@ func splitLabel(s string) (string, string) {
 
 func (rt *Runtime) registerMetrics() error {
 	m := rt.meterOrGlobal().Meter("github.com/shadowlane/shadowlane")
-	reqs, err1 := m.Int64ObservableCounter("shadowlane.requests",
-		metric.WithDescription("Requests admitted by shadowlane entries, by traffic class and env tag."))
-	drops, err2 := m.Int64ObservableCounter("shadowlane.marks.dropped",
-		metric.WithDescription("Malformed mark values dropped at entries, by reason."))
-	toks, err3 := m.Int64ObservableCounter("shadowlane.tokens.rejected",
-		metric.WithDescription("Load-test marks refused at edges for want of a valid token, by reason."))
-	out, err4 := m.Int64ObservableCounter("shadowlane.outbound",
-		metric.WithDescription("Load-test calls to hosts, by decision (allow, mock, block) and host."))
-	kill, err5 := m.Int64ObservableCounter("shadowlane.killswitch.refused",
-		metric.WithDescription("Marked requests refused while load-test traffic was switched off."))
-	sh, err6 := m.Int64ObservableCounter("shadowlane.shadow.decisions",
-		metric.WithDescription("Shadow decisions of store adapters, by store, target and decision."))
-	lost, err7 := m.Int64ObservableCounter("shadowlane.lostmark",
-		metric.WithDescription("Unmarked operations carrying load-test data (testData), caught at exits, by exit."))
-	runReqs, err8 := m.Int64ObservableCounter("shadowlane.run.requests",
-		metric.WithDescription("Marked requests of the last evidence.runs load-test runs, by run, entry, route and outcome (admitted, refused)."))
-	runDecs, err9 := m.Int64ObservableCounter("shadowlane.run.decisions",
-		metric.WithDescription("Shadow decisions of the last evidence.runs load-test runs, by run, store, target and decision."))
-	runErrs, err10 := m.Int64ObservableCounter("shadowlane.run.errors",
-		metric.WithDescription("Errors of the last evidence.runs load-test runs, by run and reason."))
-	for _, err := range []error{err1, err2, err3, err4, err5, err6, err7, err8, err9, err10} {
-		if err != nil {
-			return err
+	var err error
+	counter := func(name, desc string) metric.Int64ObservableCounter {
+		c, e := m.Int64ObservableCounter(name, metric.WithDescription(desc))
+		if err == nil {
+			err = e
 		}
+		return c
+	}
+	reqs := counter("shadowlane.requests", "Requests admitted by shadowlane entries, by traffic class and env tag.")
+	drops := counter("shadowlane.marks.dropped", "Malformed mark values dropped at entries, by reason.")
+	toks := counter("shadowlane.tokens.rejected", "Load-test marks refused at edges for want of a valid token, by reason.")
+	out := counter("shadowlane.outbound", "Load-test calls to hosts, by decision (allow, mock, block) and host.")
+	kill := counter("shadowlane.killswitch.refused", "Marked requests refused while load-test traffic was switched off.")
+	sh := counter("shadowlane.shadow.decisions", "Shadow decisions of store adapters, by store, target and decision.")
+	lost := counter("shadowlane.lostmark", "Unmarked operations carrying load-test data (testData), caught at exits, by exit.")
+	runReqs := counter("shadowlane.run.requests", "Marked requests of the last evidence.runs load-test runs, by run, entry, route and outcome (admitted, refused).")
+	runDecs := counter("shadowlane.run.decisions", "Shadow decisions of the last evidence.runs load-test runs, by run, store, target and decision.")
+	runErrs := counter("shadowlane.run.errors", "Errors of the last evidence.runs load-test runs, by run and reason.")
+	if err != nil {
+		return err
 	}
 	reg, err := m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
 		s := rt.Stats()
