@@ -321,40 +321,26 @@ func multisetMissing(prod, sh []string) map[string]bool {
 
 func planPGView(ctx context.Context, db *sql.DB, p *schemaPlan, set *tableSet, naming shadow.Naming, table, view, schema, def string) error {
 	twin := naming.Shadow(view)
-	body, outside, err := viewRewrite(pgDialect, strings.TrimSuffix(strings.TrimSpace(def), ";"), set.in, naming)
-	if err != nil {
-		p.Reviews = append(p.Reviews, schemaReview{Table: table, Object: twin, Why: fmt.Sprintf("view %s could not be re-pointed (%v); write its twin by hand", view, err), SQL: []string{def}})
-		return nil
-	}
-	stmt := fmt.Sprintf("CREATE OR REPLACE VIEW %s.%s AS %s", qPG(schema), qPG(twin), body)
-	if len(outside) > 0 {
-		p.Notes = append(p.Notes, fmt.Sprintf("view %s also reads %s, which have no twin in the plan: %s reads them in place", view, strings.Join(outside, ", "), twin))
-	}
-	oid, _, kind, ok, err := pgRel(ctx, db, twin)
-	if err != nil {
-		return err
-	}
-	if !ok {
-		p.add(schemaAction{Table: table, Object: twin, Why: "shadow view missing", SQL: []string{stmt}})
-		return nil
-	}
-	if kind != "v" {
-		return fmt.Errorf("postgres: %s exists but is not a view", twin)
-	}
-	deps, err := queryStrings(ctx, db, `SELECT DISTINCT c.relname FROM pg_rewrite r
-		JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid AND d.refclassid = 'pg_class'::regclass
-		JOIN pg_class c ON c.oid = d.refobjid WHERE r.ev_class = $1 AND c.oid <> $1 ORDER BY 1`, oid)
-	if err != nil {
-		return err
-	}
-	var prodDeps []string
-	for _, d := range deps {
-		if set.in[d[0]] {
-			prodDeps = append(prodDeps, d[0])
-		}
-	}
-	if len(prodDeps) > 0 {
-		p.add(schemaAction{Table: table, Object: twin, Why: fmt.Sprintf("shadow view reads production table(s) %s", strings.Join(prodDeps, ", ")), SQL: []string{stmt}})
-	}
-	return nil
+	return p.planViewTwin(pgDialect, set, naming, viewTwin{table: table, view: view, twin: twin,
+		query: strings.TrimSuffix(strings.TrimSpace(def), ";"), def: def, hint: "; write its twin by hand",
+		create: func(body string) string {
+			return fmt.Sprintf("CREATE OR REPLACE VIEW %s.%s AS %s", qPG(schema), qPG(twin), body)
+		},
+		twinReads: func() (bool, []string, error) {
+			oid, _, kind, ok, err := pgRel(ctx, db, twin)
+			if err != nil || !ok {
+				return false, nil, err
+			}
+			if kind != "v" {
+				return false, nil, fmt.Errorf("postgres: %s exists but is not a view", twin)
+			}
+			deps, err := queryStrings(ctx, db, `SELECT DISTINCT c.relname FROM pg_rewrite r
+				JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid AND d.refclassid = 'pg_class'::regclass
+				JOIN pg_class c ON c.oid = d.refobjid WHERE r.ev_class = $1 AND c.oid <> $1 ORDER BY 1`, oid)
+			reads := make([]string, len(deps))
+			for i, d := range deps {
+				reads[i] = d[0]
+			}
+			return true, reads, err
+		}})
 }
