@@ -48,6 +48,14 @@ type schemaPlan struct {
 
 func (p *schemaPlan) add(a schemaAction) { p.Actions = append(p.Actions, a) }
 
+// addParent puts parent, a table that t's foreign keys reference, in the
+// plan (the twins' keys point at its twin), with a note when it is new.
+func (p *schemaPlan) addParent(set *tableSet, t, parent string) {
+	if set.addTable(parent) {
+		p.Notes = append(p.Notes, fmt.Sprintf("%s references %s: its twin is part of the plan", t, parent))
+	}
+}
+
 // planner inspects one database and returns the plan for the twins of
 // tables.
 type planner func(ctx context.Context, db *sql.DB, tables []string, naming shadow.Naming) (*schemaPlan, error)

@@ -124,9 +124,7 @@ func planMySQL(ctx context.Context, db *sql.DB, tables []string, naming shadow.N
 			return nil, err
 		}
 		for _, fk := range fks {
-			if set.addTable(fk[1]) {
-				p.Notes = append(p.Notes, fmt.Sprintf("%s references %s: its twin is part of the plan", t, fk[1]))
-			}
+			p.addParent(set, t, fk[1])
 		}
 		later = append(later, func() error {
 			have := map[string]bool{}

@@ -150,9 +150,7 @@ func planPostgres(ctx context.Context, db *sql.DB, tables []string, naming shado
 			return nil, err
 		}
 		for _, fk := range fks {
-			if set.addTable(fk[2]) {
-				p.Notes = append(p.Notes, fmt.Sprintf("%s references %s: its twin is part of the plan", t, fk[2]))
-			}
+			p.addParent(set, t, fk[2])
 		}
 		fkLater = append(fkLater, func() error {
 			var have map[string]bool
@@ -195,15 +193,10 @@ func planPostgres(ctx context.Context, db *sql.DB, tables []string, naming shado
 			if err != nil {
 				return nil, err
 			}
-			pi, err := inspectPostgres(ctx, db, t)
+			pi, missing, err := missingIndexes(ctx, db, inspectPostgres, t, twinName)
 			if err != nil {
 				return nil, err
 			}
-			ti, err := inspectPostgres(ctx, db, twinName)
-			if err != nil {
-				return nil, err
-			}
-			missing := multisetMissing(pi.indexes, ti.indexes)
 			for _, x := range idx {
 				sig := pgIndexSig(pi, x)
 				if !missing[sig] {
@@ -299,6 +292,20 @@ func pgIndexSig(pi tableInfo, x []string) string {
 		}
 	}
 	return ""
+}
+
+// missingIndexes inspects table and its twin with inspect and returns
+// table's information and the signatures of its indexes the twin lacks.
+func missingIndexes(ctx context.Context, db *sql.DB, inspect func(context.Context, *sql.DB, string) (tableInfo, error), table, twin string) (tableInfo, map[string]bool, error) {
+	pi, err := inspect(ctx, db, table)
+	if err != nil {
+		return pi, nil, err
+	}
+	ti, err := inspect(ctx, db, twin)
+	if err != nil {
+		return pi, nil, err
+	}
+	return pi, multisetMissing(pi.indexes, ti.indexes), nil
 }
 
 // multisetMissing returns the signatures of prod that sh lacks.

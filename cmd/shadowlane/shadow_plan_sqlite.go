@@ -198,9 +198,7 @@ func planSQLite(ctx context.Context, db *sql.DB, tables []string, naming shadow.
 			return nil, fmt.Errorf("sqlite: table %s: %w", t, err)
 		}
 		for _, r := range refs {
-			if set.addTable(r) {
-				p.Notes = append(p.Notes, fmt.Sprintf("%s references %s: its twin is part of the plan", t, r))
-			}
+			p.addParent(set, t, r)
 		}
 		_, twinOK, err := sqliteObject(ctx, db, "table", twin)
 		if err != nil {
@@ -250,15 +248,10 @@ func planSQLite(ctx context.Context, db *sql.DB, tables []string, naming shadow.
 						SQL: []string{"DROP TABLE " + qPG(twin), twinDDL}})
 				}
 			}
-			pi, err := inspectSQLite(ctx, db, t)
+			_, missing, err := missingIndexes(ctx, db, inspectSQLite, t, twin)
 			if err != nil {
 				return nil, err
 			}
-			ti, err := inspectSQLite(ctx, db, twin)
-			if err != nil {
-				return nil, err
-			}
-			missing := multisetMissing(pi.indexes, ti.indexes)
 			idx, err := queryStrings(ctx, db, `SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = ? AND sql IS NOT NULL ORDER BY name`, t)
 			if err != nil {
 				return nil, err
