@@ -325,38 +325,30 @@ func amqpPurge(uri string, queues []string, naming shadow.Naming, timeout time.D
 
 // amqpQueueNames is the union of the listed and described queues, in order.
 func amqpQueueNames(listed []string, top storecfg.AMQPTopology) []string {
-	seen := map[string]bool{}
-	var out []string
-	for _, q := range listed {
-		if !seen[q] {
-			seen[q] = true
-			out = append(out, q)
-		}
-	}
-	for _, q := range top.Queues {
-		if !seen[q.Name] {
-			seen[q.Name] = true
-			out = append(out, q.Name)
-		}
-	}
-	return out
+	return unionNames(listed, top.Queues, func(q storecfg.AMQPQueue) string { return q.Name })
 }
 
 // amqpExchangeNames is the union of the listed and described exchanges.
 func amqpExchangeNames(listed []string, top storecfg.AMQPTopology) []string {
+	return unionNames(listed, top.Exchanges, func(x storecfg.AMQPExchange) string { return x.Name })
+}
+
+// unionNames is listed, then the names of described, each name once, in
+// order.
+func unionNames[T any](listed []string, described []T, name func(T) string) []string {
 	seen := map[string]bool{}
 	var out []string
-	for _, x := range listed {
-		if !seen[x] {
-			seen[x] = true
-			out = append(out, x)
+	add := func(n string) {
+		if !seen[n] {
+			seen[n] = true
+			out = append(out, n)
 		}
 	}
-	for _, x := range top.Exchanges {
-		if !seen[x.Name] {
-			seen[x.Name] = true
-			out = append(out, x.Name)
-		}
+	for _, n := range listed {
+		add(n)
+	}
+	for _, d := range described {
+		add(name(d))
 	}
 	return out
 }
