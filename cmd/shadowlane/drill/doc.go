@@ -18,6 +18,20 @@
 // such requests at once. The report's "routing per env" section shows who
 // served what and envtag's pick counters.
 //
+// # Zones
+//
+// A two-zone slice (zones.go) runs beside the shop: a caller in room-a
+// reaching stock over HTTP (envtag transport) and pricing over gRPC
+// (envbalancer), each with two instances in room-a and two in room-b,
+// every instance counting what it served itself. Production and an
+// unpinned load-test run stay in room-a (same zone first); a config reload
+// pins one run to room-b (routing.pin), after which only room-b's
+// instances serve it; room-b's instances are then stopped for real and
+// the pinned run is refused at the caller (fail closed, nothing reaches
+// room-a) while production carries on. The report's zones section shows
+// each phase with the zone that served it, the instances' own counts and
+// the same-zone, spilled, pinned and pin-refused pick counters.
+//
 // # Stores and the message bus
 //
 // The order service records every accepted order for real: in one SQL

@@ -73,6 +73,10 @@ type Report struct {
 	Outcomes []Outcome `json:"outcomes"`
 	// Faults is the fault schedule of a --faults run, as injected.
 	Faults []Fault `json:"faults,omitempty"`
+	// Zones is the two-zone drill (zones.go): same zone first and a
+	// load-test run pinned to one zone, judged from the instances' own
+	// counters.
+	Zones *Zones `json:"zones,omitempty"`
 }
 
 // Routing is the "routing per env" part of the report: which instance
@@ -167,6 +171,7 @@ func (r *Report) Summary(w io.Writer) {
 	}
 	r.summaryStores(w)
 	r.summaryRouting(w)
+	r.summaryZones(w)
 	keys := make([]string, 0, len(r.Gateway.TokensRejected))
 	for k := range r.Gateway.TokensRejected {
 		keys = append(keys, k)
