@@ -220,27 +220,22 @@ const ScopeName = "github.com/shadowlane/shadowlane/envtag"
 // registers its own on its MeterProvider). Unregister the returned
 // registration to stop.
 func (st *Stats) RegisterMetrics(m metric.Meter) (metric.Registration, error) {
-	picks, err := m.Int64ObservableCounter("shadowlane.envtag.picks",
-		metric.WithDescription("Instance picks by environment routing, per downstream service, traffic class and result (lane, fallback, trunk, miss)."),
-		metric.WithUnit("{pick}"))
-	if err != nil {
-		return nil, err
+	var err error
+	counter := func(name, unit, desc string) metric.Int64ObservableCounter {
+		c, e := m.Int64ObservableCounter(name, metric.WithDescription(desc), metric.WithUnit(unit))
+		if err == nil {
+			err = e
+		}
+		return c
 	}
-	hc, err := m.Int64ObservableCounter("shadowlane.envtag.health",
-		metric.WithDescription("Passive health of the HTTP transport per downstream service: connection failures, ejections, readmissions and retries (attribute event)."),
-		metric.WithUnit("{event}"))
-	if err != nil {
-		return nil, err
-	}
-	zc, err := m.Int64ObservableCounter("shadowlane.envtag.zone_picks",
-		metric.WithDescription("Picks by a caller with a zone, per downstream service and traffic class, served in its zone (zone=same) or spilled to another (zone=spilled)."),
-		metric.WithUnit("{pick}"))
-	if err != nil {
-		return nil, err
-	}
-	pc, err := m.Int64ObservableCounter("shadowlane.envtag.pinned_picks",
-		metric.WithDescription("Load-test picks of runs pinned to a zone (single-room pressure test), per downstream service: served in the pinned zone (result=served) or refused because it had no ready instance in the lane (result=refused; never spilled)."),
-		metric.WithUnit("{pick}"))
+	picks := counter("shadowlane.envtag.picks", "{pick}",
+		"Instance picks by environment routing, per downstream service, traffic class and result (lane, fallback, trunk, miss).")
+	hc := counter("shadowlane.envtag.health", "{event}",
+		"Passive health of the HTTP transport per downstream service: connection failures, ejections, readmissions and retries (attribute event).")
+	zc := counter("shadowlane.envtag.zone_picks", "{pick}",
+		"Picks by a caller with a zone, per downstream service and traffic class, served in its zone (zone=same) or spilled to another (zone=spilled).")
+	pc := counter("shadowlane.envtag.pinned_picks", "{pick}",
+		"Load-test picks of runs pinned to a zone (single-room pressure test), per downstream service: served in the pinned zone (result=served) or refused because it had no ready instance in the lane (result=refused; never spilled).")
 	if err != nil {
 		return nil, err
 	}
