@@ -323,15 +323,8 @@ func lookup(getenv func(string) string, name string) (string, bool) {
 	return v, v != ""
 }
 
-func splitList(v string) []string {
-	var out []string
-	for _, s := range strings.Split(v, ",") {
-		if s = strings.TrimSpace(s); s != "" {
-			out = append(out, s)
-		}
-	}
-	return out
-}
+// splitList is [cfgfile.SplitList].
+func splitList(s string) []string { return cfgfile.SplitList(s) }
 
 // Validate checks every field and returns all problems at once, each a
 // [*FieldError] naming the field (errors.Is(err, ErrConfig) holds).

@@ -1,6 +1,10 @@
 package cfgfile
 
-import "go.yaml.in/yaml/v3"
+import (
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
 
 // Load reads the config file at path (at most shadowlane.MaxConfigFileSize
 // bytes) and decodes it into v as shadowlane.LoadFile decodes a Config:
@@ -21,3 +25,15 @@ type Skip struct{}
 
 // UnmarshalYAML implements yaml.Unmarshaler.
 func (*Skip) UnmarshalYAML(*yaml.Node) error { return nil }
+
+// SplitList splits a comma-separated list (an environment variable, a
+// command-line flag), trimming blanks and dropping empty items.
+func SplitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
