@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"strconv"
 	"strings"
 	"time"
 
@@ -197,21 +196,11 @@ type DecodeError struct {
 
 // Error reads "config line 12, column 5, trust.keys[1].secret: ...".
 func (e *DecodeError) Error() string {
-	var b strings.Builder
-	b.WriteString("config ")
-	if e.Line > 0 {
-		b.WriteString("line " + strconv.Itoa(e.Line))
-		if e.Col > 0 {
-			b.WriteString(", column " + strconv.Itoa(e.Col))
-		}
-		if e.Field != "" {
-			b.WriteString(", ")
-		}
+	where := cfgfile.Where(e.Line, e.Col)
+	if where != "" && e.Field != "" {
+		where += ", "
 	}
-	b.WriteString(e.Field)
-	b.WriteString(": ")
-	b.WriteString(e.Msg)
-	return b.String()
+	return "config " + where + e.Field + ": " + e.Msg
 }
 
 // Unwrap returns the FieldError (which wraps ErrConfig).

@@ -1,6 +1,7 @@
 package cfgfile
 
 import (
+	"strconv"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -36,4 +37,16 @@ func SplitList(s string) []string {
 		}
 	}
 	return out
+}
+
+// Where words a position in a file for an error: "line 12, column 5",
+// "line 12" without a column, "" without a line.
+func Where(line, col int) string {
+	switch {
+	case line <= 0:
+		return ""
+	case col <= 0:
+		return "line " + strconv.Itoa(line)
+	}
+	return "line " + strconv.Itoa(line) + ", column " + strconv.Itoa(col)
 }
