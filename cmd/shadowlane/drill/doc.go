@@ -123,6 +123,25 @@
 // consumption tables that every accepted order's event was consumed
 // exactly once, on its own side, by the right lane.
 //
+// # Broker migration
+//
+// After the fixed scenarios, order events move from NATS JetStream to
+// Kafka by dual write (package shadow/bus/migrate, migration.go): a
+// Runtime of its own reads a config file whose "migration:" phase the
+// drill rewrites and reloads (1 dual write, 2 dual read, 3 new only) while
+// a JetStream consumer (old side) and a Kafka consumer group (new side),
+// both through one migrate.Reader, run; production, load-test and
+// proj-a-tagged events are sent in every phase. Before phase 3 the drill
+// waits until the old side's consumer has read everything written to it
+// (the operator's rule for phase 3). Read back with plain clients, each
+// target holds exactly the events its phases wrote (marked ones only on
+// the shadow stream and topic, with their run; env-tagged ones with their
+// tag; every copy with its message id), and every event was handled
+// exactly once, marked ones under their mark from a shadow target. The
+// report's "broker migration" section shows the phases, what each side
+// handled and the reader's skips and dropped duplicates. The tests run the
+// same scenario between every pair of buses (migBus).
+//
 // # Faults
 //
 // With [Options.Faults] (shadowlane drill --faults) a loopback TCP fault

@@ -95,6 +95,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	if err := d.fixedPhases(ctx); err != nil {
 		return nil, err
 	}
+	d.migrationScenario(ctx, tmp) // migration.go: order events move NATS -> Kafka
 	// ---- invariants (invariants.go) ----
 	d.checkStores(ctx, lanes)
 	rep := d.rep

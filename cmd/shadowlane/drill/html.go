@@ -51,6 +51,7 @@ const pageHTML = `<section id="summary"><h2>Summary</h2></section>
 <section id="blocks"><h2>Blocks by reason</h2></section>
 <section id="isolation"><h2>Isolation per store</h2></section>
 <section id="routing"><h2>Routing per environment</h2></section>
+<section id="migration"><h2>Broker migration</h2></section>
 <section id="zones"><h2>Zones (same zone first, single-room pressure test)</h2></section>
 {{CHARTJS}}
 
@@ -270,6 +271,24 @@ const pageHTML = `<section id="summary"><h2>Summary</h2></section>
       return { cells: [p.service, p.class, p.lane, p.fallback, p.trunk, p.miss] };
     }), [2, 3, 4, 5]);
   }
+
+  // ---- broker migration (migration.go) ----
+  var mgs = R.migrations || [];
+  var mgSec = document.getElementById("migration");
+  if (mgs.length === 0) {
+    el("p", { "class": "muted" }, mgSec, "not run");
+  }
+  mgs.forEach(function (mg, i) {
+    el("h3", {}, mgSec, (mg.from || "") + " \u2192 " + (mg.to || "") + (mg.error ? " \u00b7 error: " + mg.error : ""));
+    table(mgSec, "migration-phases-" + i, ["phase", "production", "loadtest", "env"], (mg.phases || []).map(function (p) {
+      var n = p.sent || {};
+      return { cells: [p.phase, n.production || 0, n.loadtest || 0, n.env || 0] };
+    }), [1, 2, 3]);
+    var rd = mg.reader || {};
+    table(mgSec, "migration-reader-" + i, ["handled old", "handled new", "skipped", "duplicates dropped", "released", "evicted"],
+      [{ cells: [(mg.handled || {}).old || 0, (mg.handled || {}).new || 0, rd.Skipped || 0, rd.Duplicates || 0, rd.Released || 0, rd.Evicted || 0] }], [0, 1, 2, 3, 4, 5]);
+    table(mgSec, "migration-targets-" + i, ["read back", "copies"], Object.keys(mg.targets || {}).sort().map(function (k) { return { cells: [k, mg.targets[k]] }; }), [1]);
+  });
 
   // ---- zones (zones.go) ----
   var zo = R.zones;
