@@ -50,13 +50,8 @@ func (f *rocketmqCheckFlags) usage() string {
 		{"--rocketmq-topic-suffix", f.topics, shadow.Naming{Suffix: f.topicSuffix}},
 		{"--rocketmq-group-suffix", f.groups, shadow.Naming{Suffix: f.groupSuffix}},
 	} {
-		if err := n.naming.Validate(); err != nil {
-			return fmt.Sprintf("%s: %v", n.flag, err)
-		}
-		for _, name := range splitList(n.names) {
-			if n.naming.IsShadow(name) {
-				return fmt.Sprintf("%q is already a shadow name (%s); list production names", name, n.flag)
-			}
+		if msg := namingProblem(n.flag, n.naming, n.names); msg != "" {
+			return msg
 		}
 	}
 	return ""

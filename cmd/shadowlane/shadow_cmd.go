@@ -13,7 +13,6 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/shadowlane/shadowlane/cmd/shadowlane/internal/storecfg"
 	"github.com/shadowlane/shadowlane/shadow"
 )
 
@@ -46,21 +45,11 @@ func cmdShadow(args []string, stdout, stderr io.Writer) int {
 	if err := fs.Parse(args[1:]); err != nil {
 		return exitUsage
 	}
-	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	var amqpTop storecfg.AMQPTopology
-	if *cfgFile != "" {
-		cfg, stores, code := loadConfig(*cfgFile, stderr)
-		if code != exitOK {
-			return code
-		}
-		if err := errors.Join(cfg.Validate(), stores.Validate()); err != nil {
-			fmt.Fprintf(stderr, "%s: invalid\n%v\n", *cfgFile, err)
-			return exitViolation
-		}
-		applyStoresConfig(stores, set, sq, st, os.Getenv)
-		amqpTop = stores.AMQPTopology
+	stores, cfgCode := storesFromConfig(*cfgFile, true, fs, sq, st, stderr)
+	if cfgCode != exitOK {
+		return cfgCode
 	}
+	amqpTop := stores.AMQPTopology
 	keyNaming := shadow.Naming{Prefix: st.keyPrefix}
 	if err := keyNaming.Validate(); err != nil {
 		fmt.Fprintln(stderr, "shadowlane shadow:", err)

@@ -165,13 +165,7 @@ func (t AMQPTopology) validate(bad func(field, format string, a ...any)) {
 	xs, qs := map[string]bool{}, map[string]bool{}
 	for i, x := range t.Exchanges {
 		f := fmt.Sprintf("stores.amqpTopology.exchanges[%d]", i)
-		switch {
-		case strings.TrimSpace(x.Name) == "":
-			bad(f+".name", "empty name")
-		case xs[x.Name]:
-			bad(f+".name", "exchange %q described twice", x.Name)
-		}
-		xs[x.Name] = true
+		checkName(bad, f, "exchange", x.Name, xs)
 		switch x.Kind {
 		case "direct", "fanout", "topic", "headers":
 		default:
@@ -182,13 +176,7 @@ func (t AMQPTopology) validate(bad func(field, format string, a ...any)) {
 	}
 	for i, q := range t.Queues {
 		f := fmt.Sprintf("stores.amqpTopology.queues[%d]", i)
-		switch {
-		case strings.TrimSpace(q.Name) == "":
-			bad(f+".name", "empty name")
-		case qs[q.Name]:
-			bad(f+".name", "queue %q described twice", q.Name)
-		}
-		qs[q.Name] = true
+		checkName(bad, f, "queue", q.Name, qs)
 	}
 	for i, b := range t.Bindings {
 		f := fmt.Sprintf("stores.amqpTopology.bindings[%d]", i)
@@ -199,6 +187,18 @@ func (t AMQPTopology) validate(bad func(field, format string, a ...any)) {
 			bad(f+".queue", "%q is not described under amqpTopology.queues", b.Queue)
 		}
 	}
+}
+
+// checkName refuses an empty name or one described twice (seen: the names
+// described before) at field f of a topology, and adds name to seen.
+func checkName(bad func(field, format string, a ...any), f, kind, name string, seen map[string]bool) {
+	switch {
+	case strings.TrimSpace(name) == "":
+		bad(f+".name", "empty name")
+	case seen[name]:
+		bad(f+".name", "%s %q described twice", kind, name)
+	}
+	seen[name] = true
 }
 
 // Load reads the stores section of the config file at path, strictly and

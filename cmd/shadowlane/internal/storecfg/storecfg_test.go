@@ -104,3 +104,18 @@ func TestRocketMQSection(t *testing.T) {
 		}
 	}
 }
+
+// A topology's exchanges and queues need a name, each described once.
+func TestTopologyNames(t *testing.T) {
+	c := storecfg.Stores{SQLite: "shop.db", AMQP: "amqp://mq/", AMQPTopology: storecfg.AMQPTopology{
+		Exchanges: []storecfg.AMQPExchange{{Name: "shop", Kind: "topic"}, {Name: "shop", Kind: "topic"}, {Name: " ", Kind: "direct"}},
+		Queues:    []storecfg.AMQPQueue{{Name: "q"}, {Name: "q"}, {Name: ""}},
+	}}
+	err := c.Validate()
+	for _, f := range []string{`stores.amqpTopology.exchanges[1].name: exchange "shop" described twice`, "stores.amqpTopology.exchanges[2].name: empty name",
+		`stores.amqpTopology.queues[1].name: queue "q" described twice`, "stores.amqpTopology.queues[2].name: empty name"} {
+		if err == nil || !strings.Contains(err.Error(), f) {
+			t.Errorf("error does not say %q:\n%v", f, err)
+		}
+	}
+}
