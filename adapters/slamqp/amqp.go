@@ -171,7 +171,7 @@ type Shadow struct {
 	c      config
 	rq     *bus.Rules // queues (publish through the default exchange, consume)
 	rx     *bus.Rules // exchanges
-	counts *bus.LaneCounters
+	counts *bus.Counters
 
 	lqMu sync.Mutex
 	lq   map[string]*laneQueues // production queue -> its lane queues (trunk)
@@ -182,7 +182,7 @@ type Shadow struct {
 // (the hand-over), and messages handled on a redelivery they did not ask
 // for (a crash or a lost acknowledgement: every at-least-once duplicate
 // is among them).
-func (s *Shadow) Stats() bus.LaneStats { return s.counts.Snapshot() }
+func (s *Shadow) Stats() bus.Stats { return s.counts.Snapshot() }
 
 // New builds a Shadow.
 func New(opts ...Option) (*Shadow, error) {
@@ -210,7 +210,7 @@ func New(opts ...Option) (*Shadow, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 	}
-	return &Shadow{c: c, rq: rq, rx: rx, counts: bus.NewLaneCounters(Store)}, nil
+	return &Shadow{c: c, rq: rq, rx: rx, counts: bus.NewCounters(Store)}, nil
 }
 
 // Rules returns the message-system rules of queues and of exchanges.

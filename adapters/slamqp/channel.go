@@ -512,7 +512,7 @@ func (sb *sub) handle(ctx context.Context, d *amqp091.Delivery, dec bus.Decision
 			s.counts.Redelivered()
 		}
 		if sb.handover != "" {
-			s.counts.HandedOver()
+			s.counts.HandedOver(1)
 		}
 		delete(sb.tries, key)
 		return d.Ack(false)

@@ -73,7 +73,7 @@
 // [Shadow.Declare] unbinds lane queues an older version had bound.
 //
 // What stays at least once, counted in [Shadow.Stats] (also the OTel
-// counter shadowlane.bus.lane_deliveries) as redeliveries not asked for:
+// counter shadowlane.bus.deliveries) as redeliveries not asked for:
 // a consumer that dies after its handler returned and before the broker
 // got the ack (the message comes again); a trunk that dies after the
 // broker confirmed a message passed on to a lane and before its ack of

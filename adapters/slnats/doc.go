@@ -85,7 +85,7 @@
 // stays away sends it the refusal path after MaxDeliver.
 //
 // What stays at least once, counted in [Shadow.Stats] (also the OTel
-// counter shadowlane.bus.lane_deliveries) as redeliveries not asked for: a
+// counter shadowlane.bus.deliveries) as redeliveries not asked for: a
 // consumer that dies (or whose ack is lost) after its handler returned;
 // a handler slower than the consumer's AckWait (the server redelivers to
 // another instance meanwhile). A lane consumer that is deleted loses its

@@ -153,14 +153,14 @@ var ErrConfig = errors.New("slnats: invalid configuration")
 type Shadow struct {
 	c      config
 	r      *bus.Rules
-	counts *bus.LaneCounters
+	counts *bus.Counters
 }
 
 // Stats returns what the JetStream consumers of s counted: messages
 // handed over from a left lane's backlog, and messages handled on a
 // redelivery they did not ask for (a crash or a lost acknowledgement:
 // every at-least-once duplicate is among them).
-func (s *Shadow) Stats() bus.LaneStats { return s.counts.Snapshot() }
+func (s *Shadow) Stats() bus.Stats { return s.counts.Snapshot() }
 
 // decisions is the series of the adapter's runtime.
 func (s *Shadow) decisions() *shadow.Series { return shadowlane.OrDefault(s.c.rt).Decisions() }
@@ -205,7 +205,7 @@ func New(opts ...Option) (*Shadow, error) {
 	})
 	c.bus.LoadTest = func() bool { on, _ := shadowlane.OrDefault(c.rt).LoadTestEnabled(); return on }
 	c.bus.Decisions = func() *shadow.Series { return shadowlane.OrDefault(c.rt).Decisions() }
-	s := &Shadow{c: c, counts: bus.NewLaneCounters(Store)}
+	s := &Shadow{c: c, counts: bus.NewCounters(Store)}
 	c.bus.Target = func(prod string) string { return firstToken(prod) }
 	r, err := bus.New(c.bus)
 	if err != nil {

@@ -35,9 +35,9 @@
 // consumers share one message sequence (JetStream): [Epochs] say which of
 // an env's messages its lane owns, [Boundary] is where an epoch opens and
 // closes, and [LaneNameFor] names an env's lane consumer or queue; and
-// [LaneCounters], what queue-style consumers do beyond handling (passed on
-// to lanes, handed over, handled on a redelivery not asked for: where
-// at-least-once duplicates arise). Package bustest holds the
+// [Counters], what every bus adapter's consumers do beyond handling
+// (committed or not, passed over, passed on to lanes, handed over, handled
+// on a redelivery not asked for: where at-least-once duplicates arise). Package bustest holds the
 // reconciliation tests' ledger.
 //
 // Every decision is counted in the series [Config.Decisions] returns (the
