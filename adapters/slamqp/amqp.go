@@ -172,6 +172,7 @@ type Shadow struct {
 	rq     *bus.Rules // queues (publish through the default exchange, consume)
 	rx     *bus.Rules // exchanges
 	counts *bus.Counters
+	ev     shadowlane.BusEvidence // per-run evidence
 
 	lqMu sync.Mutex
 	lq   map[string]*laneQueues // production queue -> its lane queues (trunk)
@@ -210,7 +211,7 @@ func New(opts ...Option) (*Shadow, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 	}
-	return &Shadow{c: c, rq: rq, rx: rx, counts: bus.NewCounters(Store)}, nil
+	return &Shadow{c: c, rq: rq, rx: rx, counts: bus.NewCounters(Store), ev: shadowlane.NewBusEvidence(c.rt, Store)}, nil
 }
 
 // Rules returns the message-system rules of queues and of exchanges.

@@ -196,11 +196,11 @@ func (c *Channel) AMQP() *amqp091.Channel { return c.ch }
 // [ErrUnroutable] (for a marked publish also a [*shadow.Error] wrapping
 // [shadow.ErrNoShadowTarget]). Without confirms a returned message is not
 // reported by the wrapper. A marked publish that fails counts an error
-// "amqp publish" in the run's evidence (evidence.go).
+// "amqp publish" in the run's evidence (see the package doc).
 func (c *Channel) PublishWithContext(ctx context.Context, exchange, key string, mandatory, immediate bool, msg amqp091.Publishing) error {
 	err := c.publish(ctx, exchange, key, mandatory, immediate, msg)
 	if err != nil {
-		c.s.countPublish(ctx, err)
+		c.s.ev.PublishFailed(ctx, err)
 	}
 	return err
 }
@@ -504,7 +504,9 @@ func (sb *sub) deliver(ctx context.Context, d *amqp091.Delivery, dec bus.Decisio
 func (sb *sub) handle(ctx context.Context, d *amqp091.Delivery, dec bus.Decision, h Handler) error {
 	s := sb.c.s
 	mctx := propagation.With(ctx, dec.Mark)
-	sb.countEntry(mctx, dec.Mark.Run, d) // evidence.go
+	if !d.Redelivered { // the broker's redeliveries are the same message
+		s.ev.Entry(mctx, sb.prod, sb.queue)
+	}
 	herr := h(mctx, d)
 	key := deliveryKey(d)
 	if herr == nil {
@@ -520,7 +522,7 @@ func (sb *sub) handle(ctx context.Context, d *amqp091.Delivery, dec bus.Decision
 	n := deliveries(d, sb.tries, key)
 	if n >= s.c.maxDeliver {
 		delete(sb.tries, key)
-		sb.countErr(mctx, dec.Mark.Run)
+		s.ev.HandlerFailed(mctx)
 		if s.c.refused != nil {
 			s.c.refused(mctx, d, fmt.Errorf("%w (%d deliveries): %w", ErrDeliveriesExhausted, n, herr))
 		}

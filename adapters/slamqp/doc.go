@@ -81,4 +81,14 @@
 // trunk's lane or, if the lane was dropped meanwhile, to the trunk). A
 // lane queue deleted while the trunk hands it over closes the channel
 // (Consume returns the error).
+//
+// Per-run evidence ([shadowlane.BusEvidence]; GET /shadowlane/status?run=R
+// of the Shadow's runtime): a consumer counts each marked message it hands
+// to its handler for the first time (not the broker's redeliveries after a
+// failure) as an entry "amqp:<production queue>" whose route is the queue
+// it read ("<queue>" or its shadow or lane twin), and a message whose
+// deliveries are exhausted as an error "amqp handler"; a marked publish
+// that fails (not confirmed, channel closed) counts "amqp publish". The
+// [*shadow.Error] refusals are decisions, not errors. Production messages
+// cost nothing here.
 package slamqp

@@ -209,6 +209,13 @@ func (c *Consumer) runClient(ctx context.Context, p Plan, h *handovers, fail fun
 	}
 	defer cl.CloseAllowingRebalance()
 	lanes := c.s.r.Config().Lanes != nil
+	steps := &bus.LaneSteps{Counts: c.s.counts, Broker: &laneBroker{c: c, cl: cl, p: p, h: h, w: w}}
+	if h != nil {
+		steps.Skips = h.Skips
+	}
+	if w != nil {
+		steps.Window = &w.StartWindow
+	}
 	for {
 		pctx, pcancel := ctx, context.CancelFunc(func() {})
 		if h != nil && lanes {
@@ -248,48 +255,9 @@ func (c *Consumer) runClient(ctx context.Context, p Plan, h *handovers, fail fun
 		for it := fs.RecordIter(); !it.Done(); {
 			r := it.Next()
 			if wait == nil {
-				d := c.s.r.Consume(c.group, r.Topic, ptr(decode(r)))
-				if h != nil && d.Mark.Env != "" {
-					switch d.Action {
-					case bus.Skip:
-						h.Skip(d.Mark.Env, part(r), r.Offset) // its lane is live
-					case bus.Handle:
-						h.Left(d.Mark.Env) // the trunk takes the env again
-						if lanes {
-							at, ferr := c.floor(ctx, p, h, d.Mark.Env, r)
-							if ferr != nil {
-								herr = ferr
-								break
-							}
-							if r.Offset < at {
-								// The lane handled it (a redelivery
-								// after its env left): pass it over.
-								c.s.counts.FloorSkipped(1)
-								d.Action = bus.Skip
-							}
-						}
-					}
-					if herr != nil {
-						break
-					}
-				}
-				if w != nil && d.Action == bus.Handle && w.IsOpen(part(r)) {
-					skipped, err := c.trunkSkipped(ctx, cl, p, w, d.Mark.Env, r)
-					if herr = err; herr != nil {
-						break
-					}
-					if skipped {
-						w.Close(part(r)) // the trunk skips from here on
-					} else {
-						c.s.counts.StartSkipped(1) // the trunk handled it
-						d.Action = bus.Skip
-					}
-				}
-				if d.Action == bus.Handle && d.Mark.LoadTest() && !c.s.r.LoadTestOn() {
-					// The lane steps above may have waited on the broker,
-					// and the kill switch went off meanwhile: wait, as
-					// the decision would have.
-					d.Action = bus.Wait
+				d, err := c.s.r.ConsumeRecord(ctx, c.group, part(r), r.Offset, ptr(decode(r)), steps)
+				if herr = err; herr != nil {
+					break
 				}
 				if d.Action == bus.Wait {
 					wait = &d
@@ -447,9 +415,11 @@ func (c *Consumer) handle(ctx context.Context, r *kgo.Record, d bus.Decision) (r
 		return err == nil, err
 	}
 	mctx := propagation.With(ctx, d.Mark)
-	c.countEntry(mctx, d.Mark.Run, r.Topic) // evidence.go
+	c.s.ev.Entry(mctx, c.s.r.Production(r.Topic), c.group)
 	exhausted, err := c.s.c.retry.Do(ctx, func() error { return c.h(mctx, r) })
-	c.countErr(ctx, mctx, exhausted, err)
+	if bus.Final(ctx, exhausted, err) {
+		c.s.ev.HandlerFailed(mctx)
+	}
 	if !exhausted {
 		return false, err
 	}

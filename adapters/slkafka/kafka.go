@@ -171,6 +171,7 @@ type Shadow struct {
 	c      config
 	r      *bus.Rules
 	counts *bus.Counters
+	ev     shadowlane.BusEvidence // per-run evidence
 }
 
 // New builds a Shadow. It fails when a naming is empty or a name is invalid.
@@ -189,7 +190,7 @@ func New(opts ...Option) (*Shadow, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 	}
-	return &Shadow{c: c, r: r, counts: bus.NewCounters(Store)}, nil
+	return &Shadow{c: c, r: r, counts: bus.NewCounters(Store), ev: shadowlane.NewBusEvidence(c.rt, Store)}, nil
 }
 
 // Stats returns what this Shadow's consumers counted around commits and

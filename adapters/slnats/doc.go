@@ -91,4 +91,14 @@
 // another instance meanwhile). A lane consumer that is deleted loses its
 // backlog with it; a stream with interest retention keeps messages a
 // dropped lane's consumer has not acknowledged until it is deleted.
+//
+// Per-run evidence ([shadowlane.BusEvidence]; GET /shadowlane/status?run=R
+// of the Shadow's runtime): a subscription or JetStream consumer counts
+// each marked message it hands to its handler (JetStream: its first
+// delivery) as an entry "nats:<first token of the production subject>"
+// whose route is the queue group, subject or durable consumer name; a
+// JetStream message whose handler failed on its last delivery counts an
+// error "nats handler", and a marked publish (core or JetStream) that
+// fails "nats publish". Refusals are decisions, not errors. Production
+// messages cost nothing here.
 package slnats

@@ -154,6 +154,7 @@ type Shadow struct {
 	c      config
 	r      *bus.Rules
 	counts *bus.Counters
+	ev     shadowlane.BusEvidence // per-run evidence
 }
 
 // Stats returns what the JetStream consumers of s counted: messages
@@ -205,7 +206,7 @@ func New(opts ...Option) (*Shadow, error) {
 	})
 	c.bus.LoadTest = func() bool { on, _ := shadowlane.OrDefault(c.rt).LoadTestEnabled(); return on }
 	c.bus.Decisions = func() *shadow.Series { return shadowlane.OrDefault(c.rt).Decisions() }
-	s := &Shadow{c: c, counts: bus.NewCounters(Store)}
+	s := &Shadow{c: c, counts: bus.NewCounters(Store), ev: shadowlane.NewBusEvidence(c.rt, Store)}
 	c.bus.Target = func(prod string) string { return firstToken(prod) }
 	r, err := bus.New(c.bus)
 	if err != nil {

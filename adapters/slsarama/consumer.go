@@ -115,7 +115,14 @@ func (c *Consumer) Run(ctx context.Context) error {
 			win = &laneWindow{c: c, p: p, cl: cl}
 		}
 		log := &handledLog{}
-		h := runHandler{ConsumerGroupHandler: groupHandler{s: c.s, group: c.group, h: c.h, tp: tp, win: win, log: log}, fail: fail}
+		steps := &bus.LaneSteps{Counts: c.s.counts, Broker: laneBroker{tp: tp, win: win}}
+		if tp != nil {
+			steps.Skips = tp.skips
+		}
+		if win != nil {
+			steps.Window = &win.StartWindow
+		}
+		h := runHandler{ConsumerGroupHandler: groupHandler{s: c.s, group: c.group, h: c.h, tp: tp, win: win, log: log, steps: steps}, fail: fail}
 		wg.Go(func() {
 			for rejoin := false; ctx.Err() == nil; rejoin = true {
 				// A lane that left joins again once its env is back.

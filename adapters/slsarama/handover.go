@@ -35,6 +35,21 @@ func partOf(msg *sarama.ConsumerMessage) bus.Partition {
 	return bus.Partition{Topic: msg.Topic, Partition: msg.Partition}
 }
 
+// laneBroker answers the lane steps' questions ([bus.Broker]) for a
+// Consumer's plan: the trunk's floors, a lane's start window.
+type laneBroker struct {
+	tp  *trunkPlan
+	win *laneWindow
+}
+
+func (lb laneBroker) Floor(ctx context.Context, env string, p bus.Partition) (int64, error) {
+	return lb.tp.floor(ctx, env, p)
+}
+
+func (lb laneBroker) TrunkSkipped(ctx context.Context, env string, p bus.Partition, off int64) (bool, error) {
+	return lb.win.trunkSkipped(ctx, env, p, off)
+}
+
 // laneGroup is the group of env's lane instance for the trunk's plan.
 func (tp *trunkPlan) laneGroup(env string) string {
 	return tp.c.s.c.groups.LaneGroup(tp.c.group, env, tp.p)

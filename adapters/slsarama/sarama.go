@@ -135,6 +135,7 @@ type Shadow struct {
 	c      config
 	r      *bus.Rules
 	counts *bus.Counters
+	ev     shadowlane.BusEvidence // per-run evidence
 
 	// the lost-mark guard's alert bookkeeping (lostmark.go)
 	intercepting atomic.Bool  // OnSend has run
@@ -154,7 +155,7 @@ func New(opts ...Option) (*Shadow, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 	}
-	return &Shadow{c: c, r: r, counts: bus.NewCounters(Store)}, nil
+	return &Shadow{c: c, r: r, counts: bus.NewCounters(Store), ev: shadowlane.NewBusEvidence(c.rt, Store)}, nil
 }
 
 // Stats returns what this Shadow's consumers counted around commits and
@@ -302,7 +303,9 @@ func (p *Producer) SendMessage(ctx context.Context, msg *sarama.ProducerMessage)
 	}
 	defer p.s.sent(msg) // lostmark.go
 	partition, offset, err = p.p.SendMessage(msg)
-	p.countSend(ctx, msg, err) // evidence.go
+	if p.s.r.IsShadow(msg.Topic) { // load-test traffic's messages are on shadow topics
+		p.s.ev.PublishFailed(ctx, err)
+	}
 	return partition, offset, err
 }
 
@@ -347,6 +350,7 @@ type groupHandler struct {
 	tp    *trunkPlan  // a Consumer's trunk plan: hand-over ledger, floors, refusal commits
 	win   *laneWindow // a Consumer's lane plan: the start window
 	log   *handledLog
+	steps *bus.LaneSteps // the lane steps of a Consumer's plan
 }
 
 func (g groupHandler) Setup(sess sarama.ConsumerGroupSession) error {
@@ -398,52 +402,24 @@ func (g groupHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim saram
 			if !ok {
 				return nil
 			}
-			d := decode(msg.Headers)
-			dec := g.s.r.Consume(g.group, msg.Topic, &d)
-			for dec.Action == bus.Wait {
+			var dec bus.Decision
+			for {
+				// The lane steps may wait on the broker; the kill switch
+				// is read after them.
+				d := decode(msg.Headers)
+				var err error
+				if dec, err = g.s.r.ConsumeRecord(sess.Context(), g.group, partOf(msg), msg.Offset, &d, g.steps); err != nil {
+					return err
+				}
+				if dec.Action != bus.Wait {
+					break
+				}
 				// Kill switch off, or this lane is not live: the message
 				// is not marked; wait here until it may be taken, or the
 				// session ends (then it is delivered again).
 				if !g.s.wait(sess.Context(), g.group, dec) {
 					return nil
 				}
-				d = decode(msg.Headers)
-				dec = g.s.r.Consume(g.group, msg.Topic, &d)
-			}
-			if g.tp != nil && dec.Mark.Env != "" {
-				switch dec.Action {
-				case bus.Skip:
-					g.tp.skips.Skip(dec.Mark.Env, partOf(msg), msg.Offset) // its lane is live
-				case bus.Handle:
-					g.tp.skips.Left(dec.Mark.Env) // the trunk takes the env again
-					if g.s.r.Config().Lanes != nil {
-						at, err := g.tp.floor(sess.Context(), dec.Mark.Env, partOf(msg))
-						if err != nil {
-							return err
-						}
-						if msg.Offset < at {
-							// The lane handled it (a redelivery after
-							// its env left): pass it over.
-							g.s.counts.FloorSkipped(1)
-							dec.Action = bus.Skip
-						}
-					}
-				}
-			}
-			if g.win != nil && dec.Action == bus.Handle && g.win.IsOpen(partOf(msg)) {
-				skipped, err := g.win.trunkSkipped(sess.Context(), dec.Mark.Env, msg)
-				if err != nil {
-					return err
-				}
-				if skipped {
-					g.win.Close(partOf(msg)) // the trunk skips from here on
-				} else {
-					g.s.counts.StartSkipped(1) // the trunk handled it
-					dec.Action = bus.Skip
-				}
-			}
-			if dec.Action == bus.Handle && dec.Mark.LoadTest() && !g.hold(sess.Context()) {
-				return nil // the session ended while held: delivered again
 			}
 			refused := false
 			switch dec.Action {
@@ -475,35 +451,17 @@ func (g groupHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim saram
 	}
 }
 
-// hold waits while the kill switch is off, just before a load-test message
-// is handled: the lane steps between the decision and the handler may have
-// waited on the broker, and the switch may have gone off meanwhile. It
-// reports false when ctx ends first.
-func (g groupHandler) hold(ctx context.Context) bool {
-	if g.s.r.LoadTestOn() {
-		return true
-	}
-	t := time.NewTicker(g.s.c.poll)
-	defer t.Stop()
-	for !g.s.r.LoadTestOn() {
-		select {
-		case <-ctx.Done():
-			return false
-		case <-t.C:
-		}
-	}
-	return true
-}
-
 // handle runs the handler with the retries of [WithRetry]; after the last
 // failed attempt the message goes to the refusal callback (refused: it
 // did, and the callback returned nil).
 func (g groupHandler) handle(ctx context.Context, msg *sarama.ConsumerMessage, m propagation.Mark) (refused bool, err error) {
 	c := &g.s.c
 	mctx := propagation.With(ctx, m)
-	g.countEntry(mctx, m.Run, msg.Topic) // evidence.go
+	g.s.ev.Entry(mctx, g.s.r.Production(msg.Topic), g.group)
 	exhausted, err := c.retry.Do(ctx, func() error { return g.h(mctx, msg) })
-	g.countErr(ctx, mctx, exhausted, err)
+	if bus.Final(ctx, exhausted, err) {
+		g.s.ev.HandlerFailed(mctx)
+	}
 	if !exhausted {
 		return false, err
 	}
