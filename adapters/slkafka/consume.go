@@ -111,13 +111,8 @@ func (c *Consumer) Plans() []Plan { return slices.Clone(c.plans) }
 // first error is returned; the failed record is not committed and is
 // delivered again to the next consumer of the group).
 func (c *Consumer) Run(ctx context.Context) error {
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	var (
-		wg    sync.WaitGroup
-		once  sync.Once
-		first error
-	)
+	runs, ctx := bus.NewRuns(ctx)
+	defer runs.Wait() // on the early returns
 	if c.s.r.Env() != "" {
 		for _, p := range c.plans {
 			if err := pinStart(ctx, c.base, p.Group, p.Topics); err != nil {
@@ -130,15 +125,9 @@ func (c *Consumer) Run(ctx context.Context) error {
 	}
 	c.startedOnce.Do(func() { close(c.started) })
 	for _, p := range c.plans {
-		wg.Go(func() {
-			if err := c.run(ctx, p); err != nil {
-				once.Do(func() { first = err })
-				cancel(err)
-			}
-		})
+		runs.Go(func() error { return c.run(ctx, p) })
 	}
-	wg.Wait()
-	return first
+	return runs.Wait()
 }
 
 // run runs one plan's group. A trunk consumer hands the backlog of a lane
