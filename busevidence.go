@@ -6,6 +6,7 @@ import (
 
 	"github.com/shadowlane/shadowlane/propagation"
 	"github.com/shadowlane/shadowlane/shadow"
+	"github.com/shadowlane/shadowlane/shadow/bus"
 )
 
 // BusEvidence is a message adapter's share of a load-test run's evidence
@@ -54,4 +55,20 @@ func (e BusEvidence) PublishFailed(ctx context.Context, err error) {
 func refusal(err error) bool {
 	var se *shadow.Error
 	return errors.As(err, &se)
+}
+
+// BusObserver is everything a bus adapter's Shadow counts: what its
+// consumers did around commits, hand-overs and pass-ons ([bus.Counters],
+// the shadowlane.bus.deliveries metric, the adapter's Stats) and the
+// per-run evidence ([BusEvidence]).
+type BusObserver struct {
+	*bus.Counters
+	BusEvidence
+}
+
+// NewBusObserver returns the observer of the adapter store ("kafka",
+// "amqp", "nats"), with its evidence counted in rt (nil: the default
+// Runtime at each count).
+func NewBusObserver(rt *Runtime, store string) BusObserver {
+	return BusObserver{Counters: bus.NewCounters(store), BusEvidence: NewBusEvidence(rt, store)}
 }

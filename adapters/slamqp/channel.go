@@ -200,7 +200,7 @@ func (c *Channel) AMQP() *amqp091.Channel { return c.ch }
 func (c *Channel) PublishWithContext(ctx context.Context, exchange, key string, mandatory, immediate bool, msg amqp091.Publishing) error {
 	err := c.publish(ctx, exchange, key, mandatory, immediate, msg)
 	if err != nil {
-		c.s.ev.PublishFailed(ctx, err)
+		c.s.obs.PublishFailed(ctx, err)
 	}
 	return err
 }
@@ -505,16 +505,16 @@ func (sb *sub) handle(ctx context.Context, d *amqp091.Delivery, dec bus.Decision
 	s := sb.c.s
 	mctx := propagation.With(ctx, dec.Mark)
 	if !d.Redelivered { // the broker's redeliveries are the same message
-		s.ev.Entry(mctx, sb.prod, sb.queue)
+		s.obs.Entry(mctx, sb.prod, sb.queue)
 	}
 	herr := h(mctx, d)
 	key := deliveryKey(d)
 	if herr == nil {
 		if _, failedHere := sb.tries[key]; d.Redelivered && !failedHere {
-			s.counts.Redelivered()
+			s.obs.Redelivered()
 		}
 		if sb.handover != "" {
-			s.counts.HandedOver(1)
+			s.obs.HandedOver(1)
 		}
 		delete(sb.tries, key)
 		return d.Ack(false)
@@ -522,7 +522,7 @@ func (sb *sub) handle(ctx context.Context, d *amqp091.Delivery, dec bus.Decision
 	n := deliveries(d, sb.tries, key)
 	if n >= s.c.maxDeliver {
 		delete(sb.tries, key)
-		s.ev.HandlerFailed(mctx)
+		s.obs.HandlerFailed(mctx)
 		if s.c.refused != nil {
 			s.c.refused(mctx, d, fmt.Errorf("%w (%d deliveries): %w", ErrDeliveriesExhausted, n, herr))
 		}

@@ -140,7 +140,7 @@ func (sb *sub) forward(ctx context.Context, d *amqp091.Delivery, dec bus.Decisio
 		return sb.handle(ctx, d, dec, h)
 	}
 	sb.lanes.passed(lq, dec.Mark.Env)
-	c.s.counts.Forwarded()
+	c.s.obs.Forwarded()
 	return d.Ack(false)
 }
 

@@ -198,7 +198,7 @@ func (c *Consumer) runClient(ctx context.Context, p Plan, h *handovers, fail fun
 	}
 	defer cl.CloseAllowingRebalance()
 	lanes := c.s.r.Config().Lanes != nil
-	steps := &bus.LaneSteps{Counts: c.s.counts, Broker: &laneBroker{c: c, cl: cl, p: p, h: h, w: w}}
+	steps := &bus.LaneSteps{Counts: c.s.obs.Counters, Broker: &laneBroker{c: c, cl: cl, p: p, h: h, w: w}}
 	if h != nil {
 		steps.Skips = h.Skips
 	}
@@ -364,7 +364,7 @@ func (c *Consumer) commit(ctx context.Context, cl *kgo.Client, group string, met
 		wait *= 2
 	}
 	if err != nil {
-		c.s.counts.Uncommitted(b.handled, b.refused)
+		c.s.obs.Uncommitted(b.handled, b.refused)
 		*b = batch{}
 		return fmt.Errorf("slkafka: group %q: commit: %w", group, err)
 	}
@@ -404,10 +404,10 @@ func (c *Consumer) handle(ctx context.Context, r *kgo.Record, d bus.Decision) (r
 		return err == nil, err
 	}
 	mctx := propagation.With(ctx, d.Mark)
-	c.s.ev.Entry(mctx, c.s.r.Production(r.Topic), c.group)
+	c.s.obs.Entry(mctx, c.s.r.Production(r.Topic), c.group)
 	exhausted, err := c.s.c.retry.Do(ctx, func() error { return c.h(mctx, r) })
 	if bus.Final(ctx, exhausted, err) {
-		c.s.ev.HandlerFailed(mctx)
+		c.s.obs.HandlerFailed(mctx)
 	}
 	if !exhausted {
 		return false, err

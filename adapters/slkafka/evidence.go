@@ -7,9 +7,9 @@ import (
 )
 
 // Per-run evidence ([shadowlane.BusEvidence]; GET
-// /shadowlane/status?run=R of the Shadow's runtime): a [Consumer] counts each marked record it hands to its handler
-// as an entry "kafka:<production topic>" with the consumer group as the
-// route, and a handler that still fails after its attempts as an error
+// /shadowlane/status?run=R of the Shadow's runtime): a [Consumer] counts
+// each marked record it hands to its handler as an entry
+// "kafka:<production topic>" with the consumer group as the route, and a handler that still fails after its attempts as an error
 // "kafka handler"; a [Producer] counts a marked record franz-go fails to
 // produce as an error "kafka publish" (a client that only has the Shadow
 // as a hook counts none: the hook sees no produce outcome). Production
@@ -33,7 +33,7 @@ func (p *Producer) countPublish(ctx context.Context, r *kgo.Record, err error) {
 	if r.Context != nil {
 		ctx = r.Context
 	}
-	p.s.ev.PublishFailed(ctx, err)
+	p.s.obs.PublishFailed(ctx, err)
 }
 
 // countSync counts the failed marked records of ProduceSync results.

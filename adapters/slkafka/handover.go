@@ -103,7 +103,7 @@ func (c *Consumer) metaOf(h *handovers, w *window) func(bus.Partition) string {
 		return func(p bus.Partition) string {
 			meta, ok := h.Metadata(p)
 			if !ok {
-				c.s.counts.Unpersisted()
+				c.s.obs.Unpersisted()
 			}
 			return meta
 		}
@@ -300,11 +300,11 @@ func (c *Consumer) handOverPoll(ctx context.Context, cl *kgo.Client, g, env stri
 		cerr := cl.CommitRecords(commitCtx(cctx, func(bus.Partition) string { return bus.ReopenMetadata }), done...)
 		ccancel()
 		if cerr != nil && err == nil {
-			c.s.counts.Uncommitted(handled, 0)
+			c.s.obs.Uncommitted(handled, 0)
 			err = fmt.Errorf("slkafka: hand-over of %q: commit: %w", g, cerr)
 		}
 	}
-	c.s.counts.HandedOver(handled)
+	c.s.obs.HandedOver(handled)
 	return stop, err
 }
 

@@ -551,7 +551,7 @@ func (r *jsRun) process(msg jetstream.Msg, seq uint64, n int, dec bus.Decision) 
 		return false
 	}
 	if n == 1 { // the first delivery; redeliveries are the same message
-		s.ev.Entry(mctx, metricTarget(s, subj), r.lanesKey)
+		s.obs.Entry(mctx, metricTarget(s, subj), r.lanesKey)
 	}
 	err := r.h(mctx, msg)
 	dropped := r.end(seq)
@@ -559,14 +559,14 @@ func (r *jsRun) process(msg jetstream.Msg, seq uint64, n int, dec bus.Decision) 
 		r.settle(seq)
 		_ = msg.Ack()
 		if n > 1 && !r.hadFailed(seq) {
-			s.counts.Redelivered()
+			s.obs.Redelivered()
 		}
 		return true
 	}
 	if dropped > 0 {
 		// The server dropped it while the handler ran: this failure
 		// was its last chance.
-		s.ev.HandlerFailed(mctx)
+		s.obs.HandlerFailed(mctx)
 		if r.settle(seq) && s.c.refused != nil {
 			s.c.refused(mctx, &natsgo.Msg{Subject: subj, Header: msg.Headers(), Data: msg.Data()}, fmt.Errorf("%w (%d deliveries, dropped by the server): %w", ErrDeliveriesExhausted, dropped, err))
 		}
@@ -580,7 +580,7 @@ func (r *jsRun) process(msg jetstream.Msg, seq uint64, n int, dec bus.Decision) 
 	r.failed.add(seq)
 	r.mu.Unlock()
 	if r.maxDeliver > 0 && n >= r.maxDeliver {
-		s.ev.HandlerFailed(mctx)
+		s.obs.HandlerFailed(mctx)
 		if r.settle(seq) && s.c.refused != nil {
 			s.c.refused(mctx, &natsgo.Msg{Subject: subj, Header: msg.Headers(), Data: msg.Data()}, fmt.Errorf("%w (%d deliveries): %w", ErrDeliveriesExhausted, n, err))
 		}
@@ -648,7 +648,7 @@ func (j *JetStream) PublishMsg(ctx context.Context, msg *natsgo.Msg, opts ...jet
 	}
 	ack, err := j.js.PublishMsg(ctx, msg, opts...)
 	if err != nil {
-		j.s.ev.PublishFailed(ctx, err)
+		j.s.obs.PublishFailed(ctx, err)
 	}
 	return ack, err
 }

@@ -445,7 +445,7 @@ func (r *jsRun) handOverMsg(env string, e bus.Epochs, msg jetstream.Msg) bool {
 		return true
 	}
 	if r.process(msg, seq, int(md.NumDelivered), dec) {
-		r.s.counts.HandedOver(1)
+		r.s.obs.HandedOver(1)
 	}
 	return true
 }

@@ -106,7 +106,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 			win = &laneWindow{c: c, p: p, cl: cl}
 		}
 		log := &handledLog{}
-		steps := &bus.LaneSteps{Counts: c.s.counts, Broker: laneBroker{tp: tp, win: win}}
+		steps := &bus.LaneSteps{Counts: c.s.obs.Counters, Broker: laneBroker{tp: tp, win: win}}
 		if tp != nil {
 			steps.Skips = tp.skips
 		}

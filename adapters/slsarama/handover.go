@@ -283,7 +283,7 @@ func (hh *handOverHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim 
 					hh.done()
 					return err
 				}
-				hh.g.s.counts.HandedOver(1)
+				hh.g.s.obs.HandedOver(1)
 			}
 			// The lane's start window stays open: when the lane comes
 			// back it passes over what the trunk takes meanwhile.
@@ -312,7 +312,7 @@ func (tp *trunkPlan) commitRefusal(sess sarama.ConsumerGroupSession, group strin
 			wait *= 2
 		}
 	}
-	tp.c.s.counts.Uncommitted(0, 1)
+	tp.c.s.obs.Uncommitted(0, 1)
 }
 
 func (tp *trunkPlan) commitOnce(sess sarama.ConsumerGroupSession, group string, msg *sarama.ConsumerMessage, meta string) error {
@@ -406,5 +406,5 @@ func (c *Consumer) settleSession(p Plan, log *handledLog) {
 		}
 		return 0
 	})
-	c.s.counts.Uncommitted(n, 0)
+	c.s.obs.Uncommitted(n, 0)
 }

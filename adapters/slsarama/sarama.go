@@ -132,10 +132,9 @@ var ErrConfig = errors.New("slsarama: invalid configuration")
 // Shadow applies shadowlane's rules (package shadow/bus) to sarama
 // producers and consumers.
 type Shadow struct {
-	c      config
-	r      *bus.Rules
-	counts *bus.Counters
-	ev     shadowlane.BusEvidence // per-run evidence
+	c   config
+	r   *bus.Rules
+	obs shadowlane.BusObserver // delivery counts, per-run evidence
 
 	// the lost-mark guard's alert bookkeeping (lostmark.go)
 	intercepting atomic.Bool  // OnSend has run
@@ -155,12 +154,12 @@ func New(opts ...Option) (*Shadow, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 	}
-	return &Shadow{c: c, r: r, counts: bus.NewCounters(Store), ev: shadowlane.NewBusEvidence(c.rt, Store)}, nil
+	return &Shadow{c: c, r: r, obs: shadowlane.NewBusObserver(c.rt, Store)}, nil
 }
 
 // Stats returns what this Shadow's consumers counted around commits and
 // lane hand-overs (see [bus.Stats]).
-func (s *Shadow) Stats() bus.Stats { return s.counts.Snapshot() }
+func (s *Shadow) Stats() bus.Stats { return s.obs.Snapshot() }
 
 // Rules returns the message-system rules this Shadow applies.
 func (s *Shadow) Rules() *bus.Rules { return s.r }
@@ -304,7 +303,7 @@ func (p *Producer) SendMessage(ctx context.Context, msg *sarama.ProducerMessage)
 	defer p.s.sent(msg) // lostmark.go
 	partition, offset, err = p.p.SendMessage(msg)
 	if p.s.r.IsShadow(msg.Topic) { // load-test traffic's messages are on shadow topics
-		p.s.ev.PublishFailed(ctx, err)
+		p.s.obs.PublishFailed(ctx, err)
 	}
 	return partition, offset, err
 }
@@ -373,7 +372,7 @@ func (g groupHandler) mark(sess sarama.ConsumerGroupSession, msg *sarama.Consume
 	case g.tp != nil:
 		var ok bool
 		if meta, ok = g.tp.skips.Metadata(partOf(msg)); !ok {
-			g.s.counts.Unpersisted()
+			g.s.obs.Unpersisted()
 		}
 	case g.win != nil:
 		meta = g.win.Metadata(partOf(msg))
@@ -457,10 +456,10 @@ func (g groupHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim saram
 func (g groupHandler) handle(ctx context.Context, msg *sarama.ConsumerMessage, m propagation.Mark) (refused bool, err error) {
 	c := &g.s.c
 	mctx := propagation.With(ctx, m)
-	g.s.ev.Entry(mctx, g.s.r.Production(msg.Topic), g.group)
+	g.s.obs.Entry(mctx, g.s.r.Production(msg.Topic), g.group)
 	exhausted, err := c.retry.Do(ctx, func() error { return g.h(mctx, msg) })
 	if bus.Final(ctx, exhausted, err) {
-		g.s.ev.HandlerFailed(mctx)
+		g.s.obs.HandlerFailed(mctx)
 	}
 	if !exhausted {
 		return false, err
