@@ -313,6 +313,13 @@ func (s *settledSeqs) has(seq uint64) bool {
 // settle records seq as settled; false when it already was (the caller
 // then neither handles nor refuses it again).
 func (r *jsRun) settle(seq uint64) bool {
+	return r.unsettled(seq, func() { r.settled.add(seq) })
+}
+
+// unsettled runs f under the lock when seq is not settled (true), and
+// reports false when it is. A message without a sequence (0) is never
+// settled, and f is not run for it.
+func (r *jsRun) unsettled(seq uint64, f func()) bool {
 	if seq == 0 {
 		return true
 	}
@@ -321,7 +328,7 @@ func (r *jsRun) settle(seq uint64) bool {
 	if r.settled.has(seq) {
 		return false
 	}
-	r.settled.add(seq)
+	f()
 	return true
 }
 
@@ -452,19 +459,12 @@ func (r *jsRun) stillRunning(seq uint64) bool {
 
 // begin marks seq's handler running; false when seq is settled already.
 func (r *jsRun) begin(seq uint64) bool {
-	if seq == 0 {
-		return true
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.settled.has(seq) {
-		return false
-	}
-	if r.running == nil {
-		r.running = map[uint64]int{}
-	}
-	r.running[seq] = 0
-	return true
+	return r.unsettled(seq, func() {
+		if r.running == nil {
+			r.running = map[uint64]int{}
+		}
+		r.running[seq] = 0
+	})
 }
 
 // end clears seq's running mark; dropped is the deliveries a drop
