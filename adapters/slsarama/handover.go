@@ -253,47 +253,40 @@ func (hh *handOverHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim 
 	if end() == 0 {
 		return nil
 	}
-	for {
-		select {
-		case <-sess.Context().Done():
-			return nil
-		case msg, ok := <-claim.Messages():
-			if !ok {
-				return nil
-			}
-			e := end()
-			if msg.Offset >= e {
-				drop() // the lane had committed past the spans
-				return nil
-			}
-			d := decode(msg.Headers)
-			dec := hh.g.s.r.Consume(hh.g.group, msg.Topic, &d)
-			hh.sb.mu.Lock()
-			owns := hh.sb.b.Owns(p, msg.Offset)
-			hh.sb.mu.Unlock()
-			if dec.Mark.Env == hh.env && owns {
-				if dec.Action == bus.Skip || dec.Action == bus.Wait {
-					hh.done() // the lane is back, or the kill switch holds it
-					return nil
-				}
-				if _, err := hh.g.handle(sess.Context(), msg, dec.Mark); err != nil {
-					hh.mu.Lock()
-					hh.failed = err
-					hh.mu.Unlock()
-					hh.done()
-					return err
-				}
-				hh.g.s.obs.HandedOver(1)
-			}
-			// The lane's start window stays open: when the lane comes
-			// back it passes over what the trunk takes meanwhile.
-			sess.MarkMessage(msg, bus.ReopenMetadata)
-			if msg.Offset+1 >= e {
-				drop()
-				return nil
-			}
+	return eachMessage(sess, claim, func(msg *sarama.ConsumerMessage) (bool, error) {
+		e := end()
+		if msg.Offset >= e {
+			drop() // the lane had committed past the spans
+			return true, nil
 		}
-	}
+		d := decode(msg.Headers)
+		dec := hh.g.s.r.Consume(hh.g.group, msg.Topic, &d)
+		hh.sb.mu.Lock()
+		owns := hh.sb.b.Owns(p, msg.Offset)
+		hh.sb.mu.Unlock()
+		if dec.Mark.Env == hh.env && owns {
+			if dec.Action == bus.Skip || dec.Action == bus.Wait {
+				hh.done() // the lane is back, or the kill switch holds it
+				return true, nil
+			}
+			if _, err := hh.g.handle(sess.Context(), msg, dec.Mark); err != nil {
+				hh.mu.Lock()
+				hh.failed = err
+				hh.mu.Unlock()
+				hh.done()
+				return true, err
+			}
+			hh.g.s.obs.HandedOver(1)
+		}
+		// The lane's start window stays open: when the lane comes
+		// back it passes over what the trunk takes meanwhile.
+		sess.MarkMessage(msg, bus.ReopenMetadata)
+		if msg.Offset+1 >= e {
+			drop()
+			return true, nil
+		}
+		return false, nil
+	})
 }
 
 // commitRefusal commits a refused message at once, in the session's

@@ -393,6 +393,59 @@ func (g groupHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim saram
 			}
 		}()
 	}
+	return eachMessage(sess, claim, func(msg *sarama.ConsumerMessage) (bool, error) {
+		var dec bus.Decision
+		for {
+			// The lane steps may wait on the broker; the kill switch
+			// is read after them.
+			d := decode(msg.Headers)
+			var err error
+			if dec, err = g.s.r.ConsumeRecord(sess.Context(), g.group, partOf(msg), msg.Offset, &d, g.steps); err != nil {
+				return true, err
+			}
+			if dec.Action != bus.Wait {
+				break
+			}
+			// Kill switch off, or this lane is not live: the message
+			// is not marked; wait here until it may be taken, or the
+			// session ends (then it is delivered again).
+			if !g.s.wait(sess.Context(), g.group, dec) {
+				return true, nil
+			}
+		}
+		refused := false
+		switch dec.Action {
+		case bus.Refuse:
+			if f := g.s.c.refused; f != nil {
+				if err := f(propagation.With(sess.Context(), propagation.Mark{}), msg, dec.Err); err != nil {
+					return true, err
+				}
+			}
+			refused = true
+		case bus.Handle:
+			r, err := g.handle(sess.Context(), msg, dec.Mark)
+			if err != nil {
+				return true, err
+			}
+			if refused = r; !r && g.log != nil {
+				g.log.add(partOf(msg), msg.Offset)
+			}
+		}
+		meta := g.mark(sess, msg)
+		next = msg.Offset + 1
+		if refused && g.tp != nil {
+			// A refusal is committed at once (retrying a rejected
+			// commit), so that it reaches the callback once even when
+			// a later commit of the session fails.
+			g.tp.commitRefusal(sess, g.tp.p.Group, msg, meta)
+		}
+		return false, nil
+	})
+}
+
+// eachMessage hands f the messages of claim until the session ends or the
+// claim closes (nil), or f stops (with its error).
+func eachMessage(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim, f func(*sarama.ConsumerMessage) (stop bool, err error)) error {
 	for {
 		select {
 		case <-sess.Context().Done():
@@ -401,50 +454,8 @@ func (g groupHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim saram
 			if !ok {
 				return nil
 			}
-			var dec bus.Decision
-			for {
-				// The lane steps may wait on the broker; the kill switch
-				// is read after them.
-				d := decode(msg.Headers)
-				var err error
-				if dec, err = g.s.r.ConsumeRecord(sess.Context(), g.group, partOf(msg), msg.Offset, &d, g.steps); err != nil {
-					return err
-				}
-				if dec.Action != bus.Wait {
-					break
-				}
-				// Kill switch off, or this lane is not live: the message
-				// is not marked; wait here until it may be taken, or the
-				// session ends (then it is delivered again).
-				if !g.s.wait(sess.Context(), g.group, dec) {
-					return nil
-				}
-			}
-			refused := false
-			switch dec.Action {
-			case bus.Refuse:
-				if f := g.s.c.refused; f != nil {
-					if err := f(propagation.With(sess.Context(), propagation.Mark{}), msg, dec.Err); err != nil {
-						return err
-					}
-				}
-				refused = true
-			case bus.Handle:
-				r, err := g.handle(sess.Context(), msg, dec.Mark)
-				if err != nil {
-					return err
-				}
-				if refused = r; !r && g.log != nil {
-					g.log.add(partOf(msg), msg.Offset)
-				}
-			}
-			meta := g.mark(sess, msg)
-			next = msg.Offset + 1
-			if refused && g.tp != nil {
-				// A refusal is committed at once (retrying a rejected
-				// commit), so that it reaches the callback once even when
-				// a later commit of the session fails.
-				g.tp.commitRefusal(sess, g.tp.p.Group, msg, meta)
+			if stop, err := f(msg); stop || err != nil {
+				return err
 			}
 		}
 	}
