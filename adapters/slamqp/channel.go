@@ -448,16 +448,7 @@ func (s *Shadow) decide(prodQueue, fromQueue string, d *amqp091.Delivery) bus.De
 // wait waits until a consumer that waited on d may consume again; false
 // when ctx ended first.
 func (s *Shadow) wait(ctx context.Context, queue string, d bus.Decision) bool {
-	t := time.NewTicker(s.c.poll)
-	defer t.Stop()
-	for !s.rq.Ready(queue, d) {
-		select {
-		case <-ctx.Done():
-			return false
-		case <-t.C:
-		}
-	}
-	return true
+	return s.rq.WaitReady(ctx, queue, d, s.c.poll)
 }
 
 // deliver handles one delivery; it returns only acknowledgement errors.

@@ -377,16 +377,7 @@ func ptr[T any](v T) *T { return &v }
 // waitReady waits until the rules let a consumer that waited on d take
 // records again; false when ctx ended first.
 func (c *Consumer) waitReady(ctx context.Context, d bus.Decision) bool {
-	t := time.NewTicker(c.s.c.poll)
-	defer t.Stop()
-	for !c.s.r.Ready(c.group, d) {
-		select {
-		case <-ctx.Done():
-			return false
-		case <-t.C:
-		}
-	}
-	return true
+	return c.s.r.WaitReady(ctx, c.group, d, c.s.c.poll)
 }
 
 // handle carries out decision d on r: the refusal callback for Refuse,

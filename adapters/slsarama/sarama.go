@@ -486,14 +486,5 @@ func (g groupHandler) handle(ctx context.Context, msg *sarama.ConsumerMessage, m
 // wait waits until a claim that waited on d may take messages again; false
 // when ctx ended first.
 func (s *Shadow) wait(ctx context.Context, group string, d bus.Decision) bool {
-	t := time.NewTicker(s.c.poll)
-	defer t.Stop()
-	for !s.r.Ready(group, d) {
-		select {
-		case <-ctx.Done():
-			return false
-		case <-t.C:
-		}
-	}
-	return true
+	return s.r.WaitReady(ctx, group, d, s.c.poll)
 }

@@ -1,10 +1,12 @@
 package bus
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"slices"
 	"strconv"
+	"time"
 
 	"github.com/shadowlane/shadowlane/envtag"
 	"github.com/shadowlane/shadowlane/propagation"
@@ -337,4 +339,22 @@ func (r *Rules) consume(consumer, source string, d *Decoder) Decision {
 // back poll it.
 func (r *Rules) Ready(consumer string, d Decision) bool {
 	return r.Live(consumer) && (d.Mark.Run == "" || r.LoadTestOn())
+}
+
+// WaitReady polls [Rules.Ready] every poll until consumer may take
+// messages again after waiting on decision d (true), or ctx ends (false).
+func (r *Rules) WaitReady(ctx context.Context, consumer string, d Decision, poll time.Duration) bool {
+	if r.Ready(consumer, d) {
+		return true
+	}
+	t := time.NewTicker(poll)
+	defer t.Stop()
+	for !r.Ready(consumer, d) {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-t.C:
+		}
+	}
+	return true
 }

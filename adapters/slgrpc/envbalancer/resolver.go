@@ -27,7 +27,7 @@ func NewResolver(reg envtag.Registry, scheme string, opts ...ResolverOption) res
 	}
 	b := &registryBuilder{reg: reg, scheme: scheme}
 	for _, o := range opts {
-		o.apply(b)
+		o(b)
 	}
 	return b
 }

@@ -32,16 +32,12 @@ func runtimeOf(s resolver.State) *shadowlane.Runtime {
 }
 
 // ResolverOption configures [NewResolver].
-type ResolverOption interface{ apply(*registryBuilder) }
-
-type resolverOption func(*registryBuilder)
-
-func (f resolverOption) apply(b *registryBuilder) { f(b) }
+type ResolverOption func(*registryBuilder)
 
 // WithRuntime makes the balancer behind [NewResolver]'s resolvers work for
 // rt (see [State]). Default: the default runtime's routing and counters.
 func WithRuntime(rt *shadowlane.Runtime) ResolverOption {
-	return resolverOption(func(b *registryBuilder) { b.rt = rt })
+	return func(b *registryBuilder) { b.rt = rt }
 }
 
 // policyLocked is the routing policy in force: the balancer config's, else
