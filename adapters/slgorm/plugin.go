@@ -359,13 +359,11 @@ func (f fwd) QueryRowContext(ctx context.Context, q string, args ...any) *sql.Ro
 
 // GetDBConn keeps db.DB() working.
 func (c *pool) GetDBConn() (*sql.DB, error) {
-	switch b := c.base.(type) {
-	case *sql.DB:
-		return b, nil
-	case gorm.GetDBConnector:
-		return b.GetDBConn()
+	db, err := dbOf(c.base)
+	if err != nil {
+		return nil, fmt.Errorf("slgorm: underlying pool exposes %w", err)
 	}
-	return nil, errors.New("slgorm: underlying pool exposes no *sql.DB")
+	return db, nil
 }
 
 // BeginTx implements gorm.ConnPoolBeginner.
@@ -378,20 +376,22 @@ func (c *pool) BeginTx(ctx context.Context, opts *sql.TxOptions) (gorm.ConnPool,
 	} else if m.Run == "" {
 		m = propagation.Mark{}
 	}
-	var tx gorm.ConnPool
-	var err error
-	switch b := from.(type) {
-	case gorm.TxBeginner:
-		tx, err = b.BeginTx(ctx, opts)
-	case gorm.ConnPoolBeginner:
-		tx, err = b.BeginTx(ctx, opts)
-	default:
-		return nil, gorm.ErrInvalidTransaction
-	}
+	tx, err := beginOn(ctx, from, opts)
 	if err != nil {
 		return nil, err
 	}
 	return &txPool{fwd: fwd{tx}, mark: m}, nil
+}
+
+// beginOn begins a transaction on the pool from, however it offers one.
+func beginOn(ctx context.Context, from gorm.ConnPool, opts *sql.TxOptions) (gorm.ConnPool, error) {
+	switch b := from.(type) {
+	case gorm.TxBeginner:
+		return b.BeginTx(ctx, opts)
+	case gorm.ConnPoolBeginner:
+		return b.BeginTx(ctx, opts)
+	}
+	return nil, gorm.ErrInvalidTransaction
 }
 
 // txPool is a transaction with the mark it was begun with.
@@ -505,16 +505,7 @@ func (c *checkedPool) GetDBConn() (*sql.DB, error) { return dbOf(c.base) }
 
 // BeginTx begins on the shadow database; the transaction stays checked.
 func (c *checkedPool) BeginTx(ctx context.Context, opts *sql.TxOptions) (gorm.ConnPool, error) {
-	var tx gorm.ConnPool
-	var err error
-	switch b := c.base.(type) {
-	case gorm.TxBeginner:
-		tx, err = b.BeginTx(ctx, opts)
-	case gorm.ConnPoolBeginner:
-		tx, err = b.BeginTx(ctx, opts)
-	default:
-		return nil, gorm.ErrInvalidTransaction
-	}
+	tx, err := beginOn(ctx, c.base, opts)
 	if err != nil {
 		return nil, err
 	}
