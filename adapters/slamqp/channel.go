@@ -250,11 +250,7 @@ func (c *Channel) publish(ctx context.Context, exchange, key string, mandatory, 
 // are a [*shadow.Error].
 func (s *Shadow) Mark(queue string, headers amqp091.Table) (propagation.Mark, error) {
 	d := decode(headers)
-	m, refuse := s.rq.Mark(queue, &d)
-	if refuse != nil {
-		return propagation.Mark{}, refuse
-	}
-	return m, nil
+	return s.rq.MarkOf(queue, &d)
 }
 
 // Takes reports whether a consumer of this Shadow's environment for the

@@ -33,11 +33,7 @@ func decode(r *kgo.Record) bus.Decoder {
 // mark on a production topic (an anomaly, [shadow.ErrBlocked]) are a
 // [*shadow.Error], and the record must not be handled.
 func (s *Shadow) Mark(r *kgo.Record) (propagation.Mark, error) {
-	m, err := s.r.Mark(r.Topic, ptr(decode(r)))
-	if err != nil {
-		return propagation.Mark{}, err
-	}
-	return m, nil
+	return s.r.MarkOf(r.Topic, ptr(decode(r)))
 }
 
 // Context returns parent carrying the mark of r (see [Shadow.Mark]). It

@@ -312,11 +312,7 @@ func decode(h natsgo.Header) bus.Decoder {
 // a [*shadow.Error].
 func (s *Shadow) Mark(subject string, h natsgo.Header) (propagation.Mark, error) {
 	d := decode(h)
-	m, refuse := s.r.Mark(subject, &d)
-	if refuse != nil {
-		return propagation.Mark{}, refuse
-	}
-	return m, nil
+	return s.r.MarkOf(subject, &d)
 }
 
 // Takes reports whether a subscriber of this Shadow's environment takes a

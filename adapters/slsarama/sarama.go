@@ -315,11 +315,7 @@ func (p *Producer) SendMessage(ctx context.Context, msg *sarama.ProducerMessage)
 // anomaly, [shadow.ErrBlocked]) are a [*shadow.Error].
 func (s *Shadow) Mark(msg *sarama.ConsumerMessage) (propagation.Mark, error) {
 	d := decode(msg.Headers)
-	m, err := s.r.Mark(msg.Topic, &d)
-	if err != nil {
-		return propagation.Mark{}, err
-	}
-	return m, nil
+	return s.r.MarkOf(msg.Topic, &d)
 }
 
 // Takes reports whether this instance's consumer of the production group
