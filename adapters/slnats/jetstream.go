@@ -49,11 +49,7 @@ func (s *Shadow) ShadowStream(cfg jetstream.StreamConfig) (jetstream.StreamConfi
 // CreateShadowStream reads the production stream's configuration and
 // creates or updates its shadow twin (see [Shadow.ShadowStream]).
 func (s *Shadow) CreateShadowStream(ctx context.Context, js jetstream.JetStream, stream string) (jetstream.Stream, error) {
-	st, err := js.Stream(ctx, stream)
-	if err != nil {
-		return nil, err
-	}
-	info, err := st.Info(ctx)
+	info, err := streamInfo(ctx, js, stream)
 	if err != nil {
 		return nil, err
 	}
@@ -62,6 +58,15 @@ func (s *Shadow) CreateShadowStream(ctx context.Context, js jetstream.JetStream,
 		return nil, err
 	}
 	return js.CreateOrUpdateStream(ctx, cfg)
+}
+
+// streamInfo reads the configuration and state of stream.
+func streamInfo(ctx context.Context, js jetstream.JetStream, stream string) (*jetstream.StreamInfo, error) {
+	st, err := js.Stream(ctx, stream)
+	if err != nil {
+		return nil, err
+	}
+	return st.Info(ctx)
 }
 
 // consumerConfigs returns the production (lane-named) consumer config and
@@ -180,11 +185,7 @@ func (s *Shadow) ConsumeJetStream(ctx context.Context, js jetstream.JetStream, s
 	if s.c.names.IsShadow(stream) {
 		return nil, fmt.Errorf("%w: stream %q is a shadow stream; consume the production stream", ErrConfig, stream)
 	}
-	st, err := js.Stream(ctx, stream)
-	if err != nil {
-		return nil, err
-	}
-	info, err := st.Info(ctx)
+	info, err := streamInfo(ctx, js, stream)
 	if err != nil {
 		return nil, err
 	}
