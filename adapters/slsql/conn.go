@@ -370,40 +370,36 @@ func (s *stmt) Query(args []driver.Value) (driver.Rows, error) {
 }
 
 func (s *stmt) ExecContext(ctx context.Context, args []driver.NamedValue) (driver.Result, error) {
-	if td := s.c.testData(); td != nil {
-		if err := s.c.lostMarkStmt(ctx, td, s.query, args); err != nil { // lostmark.go (testData:)
-			return nil, err
-		}
-	}
-	return runStmt(s, ctx, func(st driver.Stmt) (driver.Result, error) {
-		if sc, ok := st.(driver.StmtExecContext); ok {
-			return sc.ExecContext(ctx, args)
-		}
-		v, err := values(args)
-		if err != nil {
-			return nil, err
-		}
-		//lint:ignore SA1019 the wrapped driver may predate the context interfaces; database/sql itself falls back the same way
-		return st.Exec(v)
-	})
+	//lint:ignore SA1019 the wrapped driver may predate the context interfaces; database/sql itself falls back the same way
+	return stmtCall(s, ctx, args, driver.StmtExecContext.ExecContext, driver.Stmt.Exec)
 }
 
 func (s *stmt) QueryContext(ctx context.Context, args []driver.NamedValue) (driver.Rows, error) {
+	//lint:ignore SA1019 the wrapped driver may predate the context interfaces; database/sql itself falls back the same way
+	return stmtCall(s, ctx, args, driver.StmtQueryContext.QueryContext, driver.Stmt.Query)
+}
+
+// stmtCall runs one execution (or query) of s with args: the lost-mark
+// guard first (testData:, lostmark.go), then on the side ctx needs,
+// through the context-aware call when the driver's statement has it (its
+// interface C), else through old with plain values.
+func stmtCall[R any, C any](s *stmt, ctx context.Context, args []driver.NamedValue,
+	call func(C, context.Context, []driver.NamedValue) (R, error), old func(driver.Stmt, []driver.Value) (R, error)) (R, error) {
+	var zero R
 	if td := s.c.testData(); td != nil {
-		if err := s.c.lostMarkStmt(ctx, td, s.query, args); err != nil { // lostmark.go (testData:)
-			return nil, err
+		if err := s.c.lostMarkStmt(ctx, td, s.query, args); err != nil {
+			return zero, err
 		}
 	}
-	return runStmt(s, ctx, func(st driver.Stmt) (driver.Rows, error) {
-		if sc, ok := st.(driver.StmtQueryContext); ok {
-			return sc.QueryContext(ctx, args)
+	return runStmt(s, ctx, func(st driver.Stmt) (R, error) {
+		if sc, ok := any(st).(C); ok {
+			return call(sc, ctx, args)
 		}
 		v, err := values(args)
 		if err != nil {
-			return nil, err
+			return zero, err
 		}
-		//lint:ignore SA1019 the wrapped driver may predate the context interfaces; database/sql itself falls back the same way
-		return st.Query(v)
+		return old(st, v)
 	})
 }
 
