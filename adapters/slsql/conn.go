@@ -143,47 +143,39 @@ func (c *conn) statement(ctx context.Context, query string, args []driver.NamedV
 }
 
 func (c *conn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
-	ex, ok := c.base.(driver.ExecerContext)
-	if !ok {
-		return nil, driver.ErrSkip // database/sql prepares instead: PrepareContext rewrites
-	}
-	m, q, err := c.statement(ctx, query, args)
-	if err != nil {
-		return nil, err
-	}
-	if c.lim == nil {
-		res, err := ex.ExecContext(ctx, q, args)
-		return res, c.mapErr(m, err)
-	}
-	tok, err := c.lim.resource(kindOf(query)).Entry(ctx)
-	if err != nil {
-		return nil, err
-	}
-	res, err := ex.ExecContext(ctx, q, args)
-	c.lim.exit(tok, err)
-	return res, c.mapErr(m, err)
+	return connCall(c, ctx, query, args, driver.ExecerContext.ExecContext)
 }
 
 func (c *conn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
-	qr, ok := c.base.(driver.QueryerContext)
+	return connCall(c, ctx, query, args, driver.QueryerContext.QueryContext)
+}
+
+// connCall runs query on the base connection when it has the
+// context-aware call (its interface C; else driver.ErrSkip: database/sql
+// prepares instead, and PrepareContext rewrites): rewritten for the mark
+// of ctx, admitted by the limiter when there is one, its error mapped.
+func connCall[R any, C any](c *conn, ctx context.Context, query string, args []driver.NamedValue,
+	call func(C, context.Context, string, []driver.NamedValue) (R, error)) (R, error) {
+	var zero R
+	base, ok := c.base.(C)
 	if !ok {
-		return nil, driver.ErrSkip
+		return zero, driver.ErrSkip
 	}
 	m, q, err := c.statement(ctx, query, args)
 	if err != nil {
-		return nil, err
+		return zero, err
 	}
 	if c.lim == nil {
-		rows, err := qr.QueryContext(ctx, q, args)
-		return rows, c.mapErr(m, err)
+		r, err := call(base, ctx, q, args)
+		return r, c.mapErr(m, err)
 	}
 	tok, err := c.lim.resource(kindOf(query)).Entry(ctx)
 	if err != nil {
-		return nil, err
+		return zero, err
 	}
-	rows, err := qr.QueryContext(ctx, q, args)
+	r, err := call(base, ctx, q, args)
 	c.lim.exit(tok, err)
-	return rows, c.mapErr(m, err)
+	return r, c.mapErr(m, err)
 }
 
 func (c *conn) Prepare(query string) (driver.Stmt, error) {
