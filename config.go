@@ -12,6 +12,7 @@ import (
 
 	"github.com/shadowlane/shadowlane/internal/cfgfile"
 	"github.com/shadowlane/shadowlane/propagation"
+	"github.com/shadowlane/shadowlane/shadow/bus/migrate"
 )
 
 // Config is shadowlane's configuration: one YAML file (SHADOWLANE_CONFIG),
@@ -49,6 +50,9 @@ type Config struct {
 	// Evidence configures the per-run evidence kept for the admin
 	// endpoint's /shadowlane/status?run=R.
 	Evidence EvidenceConfig `yaml:"evidence"`
+	// Migration configures a broker migration by dual write (see
+	// [MigrationConfig] and package shadow/bus/migrate).
+	Migration MigrationConfig `yaml:"migration"`
 	// InstallPropagator installs shadowlane's propagator into the global
 	// OpenTelemetry TextMapPropagator (default true).
 	InstallPropagator *bool `yaml:"installPropagator"`
@@ -272,7 +276,8 @@ func init() { cfgfile.Load = loadInto }
 // ("id=secret,id2=secret2"; replaces the keys), SHADOWLANE_LOADTEST
 // (on|off), SHADOWLANE_ALLOW (comma-separated hosts; replaces the list),
 // SHADOWLANE_ADMIN_ADDR, SHADOWLANE_ADMIN_TOKEN, SHADOWLANE_REDIS_SCRIPTS
-// (allow|refuse), SHADOWLANE_ZONE (routing.zone).
+// (allow|refuse), SHADOWLANE_ZONE (routing.zone), SHADOWLANE_MIGRATION_PHASE
+// (migration.phase).
 func ApplyEnv(c *Config, getenv func(string) string) error {
 	if getenv == nil {
 		getenv = os.Getenv
@@ -315,6 +320,11 @@ func ApplyEnv(c *Config, getenv func(string) string) error {
 	set("SHADOWLANE_ADMIN_TOKEN", func(v string) { c.Admin.Token = v })
 	set("SHADOWLANE_REDIS_SCRIPTS", func(v string) { c.Redis.Scripts = v })
 	set("SHADOWLANE_ZONE", func(v string) { c.Routing.Zone = v }) // envtag.ZoneEnvVar
+	set("SHADOWLANE_MIGRATION_PHASE", func(v string) {
+		if err := migrationEnv(c, v); err != nil {
+			errs = append(errs, err)
+		}
+	})
 	return errors.Join(errs...)
 }
 
@@ -365,6 +375,7 @@ type compiled struct {
 	installProp     bool
 	routing         *routingState
 	limits          *limitsState
+	migration       migrate.Plan
 	testData        *TestData // nil: no testData rules, the exits skip the lost-mark guard
 
 	// requireEnvBinding is trust.requireEnvBinding.
@@ -492,6 +503,7 @@ func (c *Config) compile(getenv func(string) string) (*compiled, error) {
 	out.testData = c.TestData.compile(bad)
 	c.Redis.validate(bad)
 	c.Evidence.validate(bad)
+	out.migration = c.Migration.compile(bad)
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}

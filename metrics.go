@@ -113,6 +113,13 @@ type Stats struct {
 	// unmarked operations the lost-mark guard found carrying load-test data
 	// (testData:), refused or alerted.
 	LostMarks map[string]int64 `json:"lostMarks,omitempty"`
+	// Routing is the runtime's routing pick counters per downstream
+	// service and traffic class (RoutingStats().Snapshot()): lane,
+	// fallback, trunk and miss picks, same-zone and spilled picks, and the
+	// pinned picks and refusals of load-test runs pinned to a zone.
+	Routing []envtag.Count `json:"routing,omitempty"`
+	// Pins are the routing.pin entries in force (run or "*" -> zone).
+	Pins map[string]string `json:"pins,omitempty"`
 }
 
 // ReloadStatus is the outcome of the last config reload.
@@ -137,6 +144,10 @@ func (rt *Runtime) Stats() Stats {
 		LoadTestEnabled: en, LoadTestReason: reason, Shadow: rt.decisions.Snapshot(), Runs: rt.runs.list(),
 		UntrustedRefused: rt.stats.untrustedRefused.Load(), Warnings: rt.st.Load().warnings,
 	}
+	if r := rt.rstats.Snapshot(); len(r) > 0 {
+		s.Routing = r
+	}
+	s.Pins = rt.RoutingPolicy().Pins()
 	if lm := rt.stats.lostMarks.snapshot(); len(lm) > 0 {
 		s.LostMarks = lm
 	}

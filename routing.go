@@ -28,6 +28,8 @@ import (
 //	  connectGrace: 1s                # wait this long for a connecting lane, then fail
 //	  zone: room-a                    # prefer instances labelled "zone": room-a within the lane
 //	  zoneSpill: 0.5                  # ... until fewer than half of the lane's healthy ones are local
+//	  pin:                            # single-room pressure test: these load-test runs stay in one zone
+//	    drill-7: room-b               # run drill-7 only ever reaches room-b instances (refused when none)
 //	  tagSource:                      # edges also read the tag from here
 //	    cookie: shadowlane-env
 //	    query: env
@@ -68,6 +70,19 @@ type RoutingConfig struct {
 	// every zone of the lane; 0 (default) spills only when the local zone
 	// has no healthy instance left (see envtag.ZoneSpills).
 	ZoneSpill float64 `yaml:"zoneSpill"`
+	// Pin pins load-test runs to a zone each (the single-room pressure
+	// test): run id (or "*" for every load-test run without an entry of
+	// its own) -> zone. Within the lane the env rule chose, a pinned run's
+	// calls go only to instances labelled with its zone; when that zone has
+	// no healthy instance in the lane the call is refused (envtag.PinError,
+	// errors.Is envtag.ErrZonePinned), never spilled to another zone.
+	// A downstream whose instances carry no zone labels has no instance in
+	// any zone: it refuses pinned runs too (fail closed; label its
+	// instances, or pin only the runs meant for zoned services).
+	// Production traffic and unpinned runs keep the zone rule above. The
+	// run id is what the edge's signed token vouches for, so a pin adds
+	// nothing to trust on the wire. Applies on reload.
+	Pin map[string]string `yaml:"pin"`
 	// TagSource names where edge entries also read the environment tag:
 	// a header, a cookie and/or a query parameter (checked in that order),
 	// for callers that cannot send the mark headers (browsers, curl). The
@@ -100,7 +115,7 @@ type RegistryConfig struct {
 // IsZero reports whether c configures nothing.
 func (c RoutingConfig) IsZero() bool {
 	return !c.Strict && len(c.StrictServices) == 0 && len(c.Fallback) == 0 && c.ConnectGrace == 0 &&
-		c.Zone == "" && c.ZoneSpill == 0 && c.TagSource == (TagSourceConfig{}) && c.Registry.File == "" && c.Registry.Reload == nil
+		c.Zone == "" && c.ZoneSpill == 0 && len(c.Pin) == 0 && c.TagSource == (TagSourceConfig{}) && c.Registry.File == "" && c.Registry.Reload == nil
 }
 
 // routingState is the compiled routing section.
@@ -170,12 +185,22 @@ func compileRouting(c RoutingConfig, errs []error) (*routingState, []error) {
 	if c.ZoneSpill < 0 || c.ZoneSpill > 1 || c.ZoneSpill != c.ZoneSpill {
 		bad("routing.zoneSpill", "%v is not a fraction in [0, 1]", c.ZoneSpill)
 	}
+	for _, run := range slices.Sorted(maps.Keys(c.Pin)) {
+		z := c.Pin[run]
+		if run != envtag.AnyRun && !propagation.ValidID(run) {
+			bad(fmt.Sprintf("routing.pin[%q]", run), "run must be %q or a run id of 1..%d bytes of [A-Za-z0-9_-]", envtag.AnyRun, propagation.MaxIDLen)
+			continue
+		}
+		if z == "" || !propagation.ValidID(z) {
+			bad(fmt.Sprintf("routing.pin[%s]", run), "zone %q must be 1..%d bytes of [A-Za-z0-9_-]", z, propagation.MaxIDLen)
+		}
+	}
 	if len(errs) == n {
 		p, err := envtag.NewPolicy(envtag.Config{Strict: c.Strict, StrictServices: c.StrictServices, Fallback: c.Fallback,
-			ConnectGrace: envtag.Duration(c.ConnectGrace), Zone: zone, ZoneSpill: c.ZoneSpill})
+			ConnectGrace: envtag.Duration(c.ConnectGrace), Zone: zone, ZoneSpill: c.ZoneSpill, Pin: c.Pin})
 		if err != nil {
 			bad("routing", "%v", err)
-		} else if c.Strict || len(c.StrictServices) > 0 || len(c.Fallback) > 0 || c.ConnectGrace != 0 || zone != "" {
+		} else if c.Strict || len(c.StrictServices) > 0 || len(c.Fallback) > 0 || c.ConnectGrace != 0 || zone != "" || len(c.Pin) > 0 {
 			rs.policy = p
 		}
 	}

@@ -181,6 +181,7 @@ func FuzzDecodeConfig(f *testing.F) {
 		"limits:\n  rules:\n    - &r {name: a, qps: 1}\n    - {<<: *r, name: b}\n", "service: a\n---\nb: 1\n",
 		"trust: {keys: [{id: k, secret: s}, {id: j}]}\n", "headers: {run: baggage, env: X}\n", "outbound: {allow: ['*']}\n",
 		"\uFEFFservice: x\r\nenv: y\r\n", "loadTest: {enabled: off, reason: \"\\u00e9\"}\n",
+		"migration: {phase: 2, topics: {orders.created: order-events, a: b}}\n", "migration: {phase: -1, topix: {}}\n",
 	} {
 		f.Add([]byte(s))
 	}

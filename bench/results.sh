@@ -106,6 +106,9 @@ redis||redis|BenchmarkHookOnly/GET/marked|0|0
 service|Whole service: gin + Redis GET (loopback) + SQL SELECT (embedded SQLite), per request|service|BenchmarkService/bare|30|130
 service||service|BenchmarkService/unmarked|30|130
 service||service|BenchmarkService/marked50|30|130
+service-pg|Whole service: gin + Redis GET (loopback) + SQL SELECT (loopback PostgreSQL, pgx), per request|service|BenchmarkServicePostgres/bare|30|130
+service-pg||service|BenchmarkServicePostgres/unmarked|30|130
+service-pg||service|BenchmarkServicePostgres/marked50|30|130
 '
 
 rows() { printf '%s\n' "$SPEC" | grep -v '^$' | { if [ -n "$ONLY" ]; then awk -F'|' -v o="$ONLY" '$1 ~ o'; else cat; fi; }; }

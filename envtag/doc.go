@@ -43,13 +43,24 @@
 // changes which environment serves a request. Retries ([Pool.Another])
 // try the other local instances of the lane first, then the rest of it.
 //
+// Single-room pressure test: [Config.Pin] (shadowlane: routing.pin) pins a
+// load-test run to one zone. Within the lane the env rule chose, its picks
+// go only to that zone's ready instances; with none there the pick fails
+// closed with a [*PinError] (errors.Is [ErrZonePinned] and [ErrNoLane]),
+// never spilling to another zone or lane, and retries ([Pool.AnotherFor])
+// stay in the zone. Production traffic and unpinned runs are untouched.
+// The pin is keyed by run id, which the edge's signed token vouches for,
+// so it needs no new wire field.
+//
 // Every pick is counted per downstream service and traffic class: lane
 // hits, fallbacks, trunk picks and misses, in a [Stats] (one per
 // shadowlane Runtime, given with [WithStats] / [PoolStats], else the
 // default Runtime's: [Snapshot]; a Runtime exports its own as the
 // OpenTelemetry observable counter shadowlane.envtag.picks); picks by a
 // caller with a zone are also counted as same-zone or spilled
-// ([Stats.Zone], [Count].SameZone/Spilled, shadowlane.envtag.zone_picks).
+// ([Stats.Zone], [Count].SameZone/Spilled, shadowlane.envtag.zone_picks),
+// and pinned picks as served or refused ([Count].Pinned/PinRefused,
+// shadowlane.envtag.pinned_picks).
 //
 // The package also holds the lane filter that message consumers use
 // ([Lanes]): a trunk consumer skips messages of environments that have a

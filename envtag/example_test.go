@@ -126,3 +126,34 @@ func ExampleWithHealth() {
 	fmt.Println(h.Ejections, h.Retries)
 	// Output: 0 0
 }
+
+// The single-room pressure test: load-test run "drill-7" is pinned to
+// room-b. Production keeps same zone first (the caller is in room-a); the
+// pinned run only ever reaches room-b, and is refused when room-b has no
+// instance left in the lane.
+func ExampleConfig_pin() {
+	policy, _ := envtag.NewPolicy(envtag.Config{
+		Zone: "room-a",
+		Pin:  map[string]string{"drill-7": "room-b"},
+	})
+	both := envtag.NewPool("stock", policy, []envtag.Member[string]{
+		{Zone: "room-a", Item: "stock-a1"},
+		{Zone: "room-b", Item: "stock-b1"},
+	}, envtag.PoolStats(envtag.NewStats()))
+	prod, _ := both.Pick(propagation.Mark{})
+	pinned, _ := both.Pick(propagation.Mark{Run: "drill-7"})
+	other, _ := both.Pick(propagation.Mark{Run: "drill-8"})
+	fmt.Println("production ->", prod)
+	fmt.Println("drill-7    ->", pinned)
+	fmt.Println("drill-8    ->", other)
+
+	roomBDown := envtag.NewPool("stock", policy, []envtag.Member[string]{{Zone: "room-a", Item: "stock-a1"}},
+		envtag.PoolStats(envtag.NewStats()))
+	_, err := roomBDown.Pick(propagation.Mark{Run: "drill-7"})
+	fmt.Println(errors.Is(err, envtag.ErrZonePinned), err)
+	// Output:
+	// production -> stock-a1
+	// drill-7    -> stock-b1
+	// drill-8    -> stock-a1
+	// true envtag: service "stock": load-test run "drill-7" is pinned to zone "room-b", which has no ready instance in environment "trunk" (refused, never spilled to another zone)
+}

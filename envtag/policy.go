@@ -43,6 +43,12 @@ type Config struct {
 	// zone of the lane (see [ZoneSpills]); 0 spills only when no local
 	// instance is left.
 	ZoneSpill float64 `json:"zoneSpill,omitempty"`
+	// Pin pins load-test runs to one zone each (run id, or [AnyRun] for
+	// every run without an entry, -> zone): within the lane the env rule
+	// chose, a pinned run's picks go only to instances of its zone, and
+	// fail with a [*PinError] when there is none (never spilled). Production
+	// traffic and unpinned runs are not affected.
+	Pin map[string]string `json:"pin,omitempty"`
 }
 
 // DefaultConnectGrace is the connect grace of a [Config] that sets none.
@@ -81,6 +87,7 @@ type Policy struct {
 	grace     time.Duration
 	zone      string
 	zoneSpill float64
+	pin       map[string]string // run (or AnyRun) -> zone; nil: no pins
 }
 
 // NewPolicy validates c and returns its Policy. Every tag and fallback
@@ -92,6 +99,9 @@ func NewPolicy(c Config) (*Policy, error) {
 		return nil, fmt.Errorf("envtag: connectGrace %v: negative", p.grace)
 	}
 	if err := p.setZone(c); err != nil {
+		return nil, err
+	}
+	if err := p.setPin(c); err != nil {
 		return nil, err
 	}
 	for _, s := range c.StrictServices {

@@ -60,6 +60,8 @@ type group[T any] struct {
 	next    atomic.Uint32
 	zones   []string     // zone of each ready member; nil when none has one
 	byZone  []zoneSet[T] // ready members per zone; nil when none has one
+	// zones of the pending members (a pinned pick waits for them)
+	pendZones []string
 }
 
 func (g *group[T]) ok() bool { return g != nil && len(g.ready) > 0 }
@@ -128,6 +130,9 @@ func NewPool[T any](service string, policy *Policy, members []Member[T], opts ..
 		}
 		if m.Pending {
 			g.pending++
+			if z, err := ParseZone(m.Zone); err == nil && z != "" {
+				g.pendZones = append(g.pendZones, z)
+			}
 		} else {
 			g.ready = append(g.ready, m.Item)
 			if z, err := ParseZone(m.Zone); err == nil {
@@ -231,6 +236,13 @@ func (p *Pool[T]) PickEnv(m propagation.Mark) (T, string, error) {
 	if p == nil {
 		var zero T
 		return zero, "", &RouteError{Tag: m.Env, Tried: []string{Trunk}}
+	}
+	if m.Run != "" {
+		if pol := p.currentPolicy(); pol != nil && pol.pin != nil {
+			if z := pol.PinZone(m.Run); z != "" {
+				return p.pickPinned(m, pol, z)
+			}
+		}
 	}
 	if m.Env == Trunk {
 		if g := p.trunk; g.ok() {

@@ -49,6 +49,8 @@ const maxServices = 1024
 type serviceStats struct {
 	n    [2][numResults]atomic.Int64 // [class][result]
 	zone [2][2]atomic.Int64          // [class][same zone, spilled]
+	// pinned load-test picks: [0] served in the pinned zone, [1] refused
+	pinned [2]atomic.Int64
 
 	// passive health of the HTTP transport (see [HealthConfig])
 	ejections, readmissions, retries, connFailures atomic.Int64
@@ -186,6 +188,12 @@ type Count struct {
 	// another; zero without zone labels.
 	SameZone int64 `json:"sameZone,omitempty"`
 	Spilled  int64 `json:"spilled,omitempty"`
+	// Pinned counts load-test picks of a run pinned to a zone (see
+	// [Policy.PinZone]) served in that zone; PinRefused those refused
+	// because the zone had no ready instance in the lane (never spilled).
+	// Load-test rows only.
+	Pinned     int64 `json:"pinned,omitempty"`
+	PinRefused int64 `json:"pinRefused,omitempty"`
 }
 
 // Snapshot returns the pick counters of every service in the default
@@ -206,7 +214,10 @@ func (st *Stats) Snapshot() []Count {
 				Lane: s.n[c][Lane].Load(), Fallback: s.n[c][Fallback].Load(),
 				Trunk: s.n[c][TrunkHit].Load(), Miss: s.n[c][Miss].Load(),
 				SameZone: s.zone[c][0].Load(), Spilled: s.zone[c][1].Load()}
-			if row.Lane|row.Fallback|row.Trunk|row.Miss != 0 {
+			if c == 1 {
+				row.Pinned, row.PinRefused = s.pinned[0].Load(), s.pinned[1].Load()
+			}
+			if row.Lane|row.Fallback|row.Trunk|row.Miss|row.PinRefused != 0 {
 				out = append(out, row)
 			}
 		}
@@ -263,8 +274,21 @@ func (st *Stats) RegisterMetrics(m metric.Meter) (metric.Registration, error) {
 	if err != nil {
 		return nil, err
 	}
+	pc, err := m.Int64ObservableCounter("shadowlane.envtag.pinned_picks",
+		metric.WithDescription("Load-test picks of runs pinned to a zone (single-room pressure test), per downstream service: served in the pinned zone (result=served) or refused because it had no ready instance in the lane (result=refused; never spilled)."),
+		metric.WithUnit("{pick}"))
+	if err != nil {
+		return nil, err
+	}
 	return m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
 		for _, c := range st.Snapshot() {
+			if c.Pinned|c.PinRefused != 0 {
+				for r, n := range [2]int64{c.Pinned, c.PinRefused} {
+					o.ObserveInt64(pc, n, metric.WithAttributes(
+						attribute.String("service", c.Service),
+						attribute.String("result", [2]string{"served", "refused"}[r])))
+				}
+			}
 			if c.SameZone|c.Spilled != 0 {
 				for z, n := range [2]int64{c.SameZone, c.Spilled} {
 					o.ObserveInt64(zc, n, metric.WithAttributes(
@@ -294,5 +318,5 @@ func (st *Stats) RegisterMetrics(m metric.Meter) (metric.Registration, error) {
 			}
 		}
 		return nil
-	}, picks, hc, zc)
+	}, picks, hc, zc, pc)
 }

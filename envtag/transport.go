@@ -128,7 +128,8 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return fail(err)
 	}
 	pool := w.pool.Load()
-	tg, env, err := pool.PickEnv(propagation.FromContext(req.Context()))
+	mark := propagation.FromContext(req.Context())
+	tg, env, err := pool.PickEnv(mark)
 	if err != nil {
 		return fail(err)
 	}
@@ -149,7 +150,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	var tried [4]*instHealth
 	seen := append(tried[:0], tg.h)
 	for i := 0; i < t.hc.Retries; i++ {
-		next, ok := w.pool.Load().Another(env, func(c *target) bool {
+		next, ok := w.pool.Load().AnotherFor(mark, env, func(c *target) bool {
 			for _, h := range seen {
 				if h == c.h {
 					return true

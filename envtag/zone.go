@@ -168,6 +168,11 @@ type ZoneCount struct {
 	// none) because the caller's zone held too few of the lane's healthy
 	// instances (see [ZoneSpills]).
 	Spilled int64 `json:"spilled"`
+	// Pinned and PinRefused count the picks of load-test runs pinned to a
+	// zone: served there, or refused for want of a ready instance there
+	// (class "loadtest" only; see [Policy.PinZone]).
+	Pinned     int64 `json:"pinned,omitempty"`
+	PinRefused int64 `json:"pinRefused,omitempty"`
 }
 
 // Zone returns the same-zone and spilled pick counts of service and class
@@ -189,6 +194,9 @@ func (st *Stats) Zone(service, class string) ZoneCount {
 		c = 1
 	}
 	out.SameZone, out.Spilled = s.zone[c][0].Load(), s.zone[c][1].Load()
+	if c == 1 {
+		out.Pinned, out.PinRefused = s.pinned[0].Load(), s.pinned[1].Load()
+	}
 	return out
 }
 
@@ -202,9 +210,19 @@ func (p *Pool[T]) anotherLocal(g *group[T], skip func(T) bool) (item T, ok bool)
 	if z == "" {
 		return item, false
 	}
+	return g.anotherIn(z, skip)
+}
+
+// anotherIn returns a ready instance of g in zone for which skip reports
+// false, continuing that zone's round robin; ok is false when there is
+// none.
+func (g *group[T]) anotherIn(zone string, skip func(T) bool) (item T, ok bool) {
 	for i := range g.byZone {
-		if l := &g.byZone[i]; l.zone == z {
+		if l := &g.byZone[i]; l.zone == zone {
 			n := len(l.ready)
+			if n == 0 {
+				break
+			}
 			start := int(l.next.Add(1) % uint32(n))
 			for j := 0; j < n; j++ {
 				if c := l.ready[(start+j)%n]; skip == nil || !skip(c) {

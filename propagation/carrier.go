@@ -43,6 +43,7 @@ const (
 // most keys are dismissed without comparing bytes.
 type keySet struct {
 	names  [8]string // run, env, token, baggage; then the same behind GRPCGatewayPrefix
+	canon  [8]string // names in net/http's canonical form, the spelling servers store
 	lo, hi [8]int    // byte lengths a key folding to names[i] can have (hi < 0: any)
 	lens   uint64
 	long   bool
@@ -56,6 +57,7 @@ func newKeySet(lower Names) keySet {
 		ks.names[i+4] = GRPCGatewayPrefix + n
 	}
 	for i, name := range ks.names {
+		ks.canon[i] = http.CanonicalHeaderKey(name)
 		lo, hi, ok := foldLenRange(name)
 		ks.lo[i], ks.hi[i] = lo, hi
 		if !ok {
@@ -93,7 +95,7 @@ func (ks *keySet) kind(k string) int {
 		if n := ks.names[i]; n != "" && k[0] < utf8.RuneSelf && k[0]|0x20 != n[0]|0x20 {
 			continue
 		}
-		if strings.EqualFold(k, ks.names[i]) {
+		if k == ks.canon[i] || strings.EqualFold(k, ks.names[i]) {
 			return i & 3
 		}
 	}
@@ -158,8 +160,14 @@ func (c *Codec) Present(h map[string][]string) bool {
 	if len(h) == 0 {
 		return false
 	}
+	ks := &c.keys
 	for k := range h {
-		switch c.keys.kind(k) {
+		// the length prefilter of keySet.kind, inlined: most keys of a
+		// request are dismissed here without a call
+		if l := len(k); l < 64 && ks.lens&(1<<l) == 0 || l >= 64 && !ks.long {
+			continue
+		}
+		switch ks.kind(k) {
 		case kindNone:
 		case kindBaggage:
 			for _, line := range h[k] {

@@ -91,4 +91,15 @@
 // that fails (not confirmed, channel closed) counts "amqp publish". The
 // [*shadow.Error] refusals are decisions, not errors. Production messages
 // cost nothing here.
+//
+// # Broker migration
+//
+// For a move between two buses by dual write (package
+// shadow/bus/migrate, config "migration:"), [Channel.Sender] is this bus's
+// migrate.Sender: it sends through this adapter's produce rule, so a
+// marked message lands on the shadow twin here too; the map names
+// exchanges (the message key is the routing key). [MessageID] reads the message id that ties a message's copies
+// together, and [Migrating] wraps a [Handler] so that a migrate.Reader decides which copy is
+// handled (pass it to the consumer, so the shadow consumer reads through
+// it too).
 package slamqp

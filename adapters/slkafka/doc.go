@@ -110,4 +110,15 @@
 //     floor as it is.
 //
 // Every decision is counted with [shadow.Record] under store "kafka".
+//
+// # Broker migration
+//
+// For a move between two buses by dual write (package
+// shadow/bus/migrate, config "migration:"), [Producer.Sender] is this bus's
+// migrate.Sender: it sends through this adapter's produce rule, so a
+// marked message lands on the shadow twin here too; the map names
+// topics. [MessageID] reads the message id that ties a message's copies
+// together, and [Migrating] wraps a [Handler] so that a migrate.Reader decides which copy is
+// handled (pass it to the consumer, so the shadow consumer reads through
+// it too).
 package slkafka

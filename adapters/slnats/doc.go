@@ -101,4 +101,15 @@
 // error "nats handler", and a marked publish (core or JetStream) that
 // fails "nats publish". Refusals are decisions, not errors. Production
 // messages cost nothing here.
+//
+// # Broker migration
+//
+// For a move between two buses by dual write (package
+// shadow/bus/migrate, config "migration:"), [JetStream.Sender] is this bus's
+// migrate.Sender: it sends through this adapter's produce rule, so a
+// marked message lands on the shadow twin here too; the map names
+// subjects. [MessageID] reads the message id that ties a message's copies
+// together, and [Migrating] wraps a [JSHandler] so that a migrate.Reader decides which copy is
+// handled (pass it to the consumer, so the shadow consumer reads through
+// it too).
 package slnats

@@ -96,4 +96,15 @@
 // fixture that speaks the client's subset of the remoting protocol (there
 // is no RocketMQ broker on the test machines); see package rmqfake for
 // what it covers and what it does not.
+//
+// # Broker migration
+//
+// For a move between two buses by dual write (package
+// shadow/bus/migrate, config "migration:"), [Sender] is this bus's
+// migrate.Sender: it sends through this adapter's produce rule, so a
+// marked message lands on the shadow twin here too; the map names
+// topics. [MessageID] reads the message id that ties a message's copies
+// together, and [Migrating] wraps a [Handler], message by message of a batch so that a migrate.Reader decides which copy is
+// handled (pass it to the consumer, so the shadow consumer reads through
+// it too).
 package slrocketmq

@@ -82,4 +82,15 @@
 // group as the route, and a handler that still fails after its attempts as
 // an error "kafka handler"; the [Producer] counts a marked message sarama
 // fails to send as "kafka publish". Production messages cost nothing here.
+//
+// # Broker migration
+//
+// For a move between two buses by dual write (package
+// shadow/bus/migrate, config "migration:"), [Producer.Sender] is this bus's
+// migrate.Sender: it sends through this adapter's produce rule, so a
+// marked message lands on the shadow twin here too; the map names
+// topics. [MessageID] reads the message id that ties a message's copies
+// together, and [Migrating] wraps a [MessageHandler] so that a migrate.Reader decides which copy is
+// handled (pass it to the consumer, so the shadow consumer reads through
+// it too).
 package slsarama

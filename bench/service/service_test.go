@@ -3,6 +3,7 @@ package service
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/glebarez/sqlite"
+	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/redis/go-redis/v9"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
@@ -20,6 +22,7 @@ import (
 	slgin "github.com/shadowlane/shadowlane/adapters/slgin"
 	"github.com/shadowlane/shadowlane/adapters/slredis"
 	slsql "github.com/shadowlane/shadowlane/adapters/slsql"
+	pgdialect "github.com/shadowlane/shadowlane/dialects/postgres"
 	sqlitedialect "github.com/shadowlane/shadowlane/dialects/sqlite"
 	"github.com/shadowlane/shadowlane/internal/testenv"
 	"github.com/shadowlane/shadowlane/shadow/sqlshadow"
@@ -57,7 +60,69 @@ func sqliteDB(b *testing.B) (*sql.DB, string) {
 	return db, path
 }
 
-func newService(b *testing.B, withShadowlane bool) *service {
+// backend is the SQL store of the service: its pool, how shadowlane wraps
+// it, and the statement the handler runs.
+type backend struct {
+	db    *sql.DB
+	wrap  func(b *testing.B) *sql.DB // the same database behind slsql and the dialect's Rewriter
+	query string
+}
+
+func sqliteBackend(b *testing.B) backend {
+	db, path := sqliteDB(b)
+	return backend{db: db, query: "SELECT total FROM orders WHERE id = ?", wrap: func(b *testing.B) *sql.DB {
+		return wrapped(b, db.Driver(), path, sqlitedialect.New())
+	}}
+}
+
+// postgresBackend uses the loopback PostgreSQL (database test) with a
+// table of its own and its shadow twin, dropped at the end; the benchmark
+// is skipped when PostgreSQL is not there.
+func postgresBackend(b *testing.B) backend {
+	addr := testenv.Addr("SHADOWLANE_POSTGRES_ADDR", "127.0.0.1:5432")
+	testenv.Need(b, "PostgreSQL", addr)
+	dsn := "postgres://postgres@" + addr + "/test?sslmode=disable"
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := db.Ping(); err != nil {
+		testenv.Missing(b, "PostgreSQL", dsn, err)
+	}
+	table := fmt.Sprintf("slbench_orders_%d", rand.Uint32())
+	b.Cleanup(func() {
+		db.Exec("DROP TABLE IF EXISTS " + table + ", " + table + "_shadow")
+		db.Close()
+	})
+	for _, t := range []string{table, table + "_shadow"} {
+		if _, err := db.Exec("CREATE TABLE " + t + " (id INTEGER PRIMARY KEY, total INTEGER)"); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := db.Exec("INSERT INTO " + t + " (id, total) VALUES (42, 7)"); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return backend{db: db, query: "SELECT total FROM " + table + " WHERE id = $1", wrap: func(b *testing.B) *sql.DB {
+		return wrapped(b, stdlib.GetDefaultDriver(), dsn, pgdialect.New())
+	}}
+}
+
+// wrapped opens dsn through slsql with d's Rewriter.
+func wrapped(b *testing.B, drv driver.Driver, dsn string, d sqlshadow.Dialect) *sql.DB {
+	rw, err := sqlshadow.New(d)
+	if err != nil {
+		b.Fatal(err)
+	}
+	c, err := slsql.DSNConnector(drv, dsn)
+	if err != nil {
+		b.Fatal(err)
+	}
+	db := slsql.OpenDB(c, rw)
+	b.Cleanup(func() { db.Close() })
+	return db
+}
+
+func newService(b *testing.B, withShadowlane bool, store func(*testing.B) backend) *service {
 	addr := testenv.Addr("SHADOWLANE_REDIS_ADDR", "127.0.0.1:6379")
 	testenv.Need(b, "Redis", addr)
 	key := fmt.Sprintf("slbench:perf:%d:user:42", rand.Uint32())
@@ -69,7 +134,8 @@ func newService(b *testing.B, withShadowlane bool) *service {
 	if err := rdb.Set(context.Background(), "shadow:"+key, "bot", 0).Err(); err != nil {
 		b.Fatal(err)
 	}
-	db, path := sqliteDB(b)
+	st := store(b)
+	db := st.db
 	r := gin.New()
 	if withShadowlane {
 		rt, err := shadowlane.New(shadowlane.Config{Service: "bench", Trust: shadowlane.TrustConfig{Mode: "internal"}})
@@ -80,16 +146,7 @@ func newService(b *testing.B, withShadowlane bool) *service {
 		if _, err := slredis.Instrument(rdb, slredis.WithRuntime(rt)); err != nil {
 			b.Fatal(err)
 		}
-		rw, err := sqlshadow.New(sqlitedialect.New())
-		if err != nil {
-			b.Fatal(err)
-		}
-		c, err := slsql.DSNConnector(db.Driver(), path)
-		if err != nil {
-			b.Fatal(err)
-		}
-		db = slsql.OpenDB(c, rw)
-		b.Cleanup(func() { db.Close() })
+		db = st.wrap(b)
 		r.Use(slgin.Middleware(slgin.WithRuntime(rt)))
 	}
 	db.SetMaxOpenConns(1)
@@ -101,7 +158,7 @@ func newService(b *testing.B, withShadowlane bool) *service {
 			return
 		}
 		var total int
-		if err := db.QueryRowContext(ctx, "SELECT total FROM orders WHERE id = ?", 42).Scan(&total); err != nil {
+		if err := db.QueryRowContext(ctx, st.query, 42).Scan(&total); err != nil {
 			c.String(500, "sql: %v", err)
 			return
 		}
@@ -122,33 +179,49 @@ func request(marked bool) *http.Request {
 // per request. bare: no shadowlane; unmarked: shadowlane installed,
 // production traffic; marked50: every other request marked (shadow key and
 // shadow table).
+//
+// The sub-benchmarks are closures of the Benchmark function itself, so
+// bench/results.sh can count instructions inside *BenchmarkService.func*.
 func BenchmarkService(b *testing.B) {
-	for _, mode := range []string{"bare", "unmarked", "marked50"} {
-		b.Run(mode, func(b *testing.B) {
-			s := newService(b, mode != "bare")
-			plain, marked := request(false), request(true)
-			want := map[bool]string{false: "alice 7", true: "bot 7"}
-			w := httptest.NewRecorder()
-			check := func(m bool) {
-				s.engine.ServeHTTP(w, reqFor(m, plain, marked))
-				if w.Code != 200 || w.Body.String() != want[m] {
-					b.Fatalf("marked=%v: %d %q", m, w.Code, w.Body.String())
-				}
-				w.Body.Reset()
-			}
-			check(false)
-			if mode == "marked50" {
-				check(true)
-			}
-			b.ReportAllocs()
-			i := 0
-			for b.Loop() {
-				m := mode == "marked50" && i&1 == 1
-				s.engine.ServeHTTP(w, reqFor(m, plain, marked))
-				w.Body.Reset()
-				i++
-			}
-		})
+	for _, mode := range modes {
+		b.Run(mode, func(b *testing.B) { serveMode(b, mode, sqliteBackend) })
+	}
+}
+
+// BenchmarkServicePostgres is BenchmarkService with the SELECT on the
+// loopback PostgreSQL (pgx, the PostgreSQL dialect) instead of embedded
+// SQLite; skipped when PostgreSQL is not running.
+func BenchmarkServicePostgres(b *testing.B) {
+	for _, mode := range modes {
+		b.Run(mode, func(b *testing.B) { serveMode(b, mode, postgresBackend) })
+	}
+}
+
+var modes = []string{"bare", "unmarked", "marked50"}
+
+func serveMode(b *testing.B, mode string, store func(*testing.B) backend) {
+	s := newService(b, mode != "bare", store)
+	plain, marked := request(false), request(true)
+	want := map[bool]string{false: "alice 7", true: "bot 7"}
+	w := httptest.NewRecorder()
+	check := func(m bool) {
+		s.engine.ServeHTTP(w, reqFor(m, plain, marked))
+		if w.Code != 200 || w.Body.String() != want[m] {
+			b.Fatalf("marked=%v: %d %q", m, w.Code, w.Body.String())
+		}
+		w.Body.Reset()
+	}
+	check(false)
+	if mode == "marked50" {
+		check(true)
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		m := mode == "marked50" && i&1 == 1
+		s.engine.ServeHTTP(w, reqFor(m, plain, marked))
+		w.Body.Reset()
+		i++
 	}
 }
 

@@ -198,6 +198,11 @@ func TestDrillPasses(t *testing.T) {
 		"strict-ledger-lane: ledger served by the proj-a instance (answered requests)",
 		"routing counters: ledger misses (strict, no lane) = strict-miss requests that reached inventory",
 		"deadlines: order-service calls without the caller's deadline",
+		// two zones: a pinned run stays in its zone and fails closed
+		"zones: pinned run: stock calls served by room-b instances (their own counters)",
+		"zones: pinned run: pricing calls served outside room-b",
+		"zones: pinned run with room-b down: refused at the caller (fail closed)",
+		"zones: production with room-b down: pricing calls served by room-a instances (their own counters)",
 		"consumers ledger_consumers: accepted production orders' events consumed exactly once",
 		"consumers ledger_consumers_shadow: events consumed more than once (must be none)",
 		"routing: a reload with an invalid routing section is refused and keeps the strict ledger",

@@ -5,6 +5,8 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	pg "github.com/pganalyze/pg_query_go/v6"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -675,14 +677,15 @@ type renameKey struct {
 // reference). The analysis of the output is then the analysis of query
 // with the new names (renamedUses).
 func (a *analysis) rewrite(query string, fn sqlshadow.RenameFunc, funcs sqlshadow.FuncRenameFunc) (out string, want map[sqlshadow.Table]int, alpha bool, err error) {
-	scan, err := pg.Scan(query)
-	if err != nil {
-		return "", nil, false, parseErr("scan: %v", err)
-	}
 	alpha = true
-	toks := scan.Tokens
+	nf := &nameFinder{query: query}
 	quoted := map[string]string{}
 	quote := func(name string) string {
+		if len(name) > 63 {
+			// PostgreSQL truncates names to NAMEDATALEN-1 bytes: the
+			// output names another table than name; the re-parse decides
+			alpha = false
+		}
 		q, ok := quoted[name]
 		if !ok {
 			q = quoteIdent(name)
@@ -711,14 +714,14 @@ func (a *analysis) rewrite(query string, fn sqlshadow.RenameFunc, funcs sqlshado
 		if name == r.rv.Relname {
 			continue
 		}
-		t, err := nameToken(query, toks, int(r.rv.Location), r.parts, r.rv.Relname)
+		start, end, ident, err := nf.name(int(r.rv.Location), r.parts, r.rv.Relname)
 		if err != nil {
 			return "", nil, false, err
 		}
-		if t.Token != pg.Token_IDENT || slices.Contains(a.cteNames, name) {
+		if !ident || slices.Contains(a.cteNames, name) {
 			alpha = false
 		}
-		edits = append(edits, edit{int(t.Start), int(t.End), quote(name)})
+		edits = append(edits, edit{start, end, quote(name)})
 	}
 	for si, s := range a.seqs {
 		k := renameKey{s.table, s.write}
@@ -738,10 +741,17 @@ func (a *analysis) rewrite(query string, fn sqlshadow.RenameFunc, funcs sqlshado
 		if name == s.table.Name {
 			continue
 		}
+		toks, err := nf.tokens()
+		if err != nil {
+			return "", nil, false, err
+		}
 		i := sort.Search(len(toks), func(i int) bool { return int(toks[i].Start) >= s.loc })
 		if i == len(toks) || int(toks[i].Start) != s.loc || toks[i].Token != pg.Token_SCONST ||
 			query[toks[i].Start] != '\'' || strings.ReplaceAll(query[toks[i].Start+1:toks[i].End-1], "''", "'") != s.sval {
 			return "", nil, false, parseErr("relation name literal at offset %d cannot be renamed safely", s.loc)
+		}
+		if len(name) > 63 {
+			alpha = false // truncated by PostgreSQL, as in quote
 		}
 		lit := name
 		if !plain(name) {
@@ -766,11 +776,11 @@ func (a *analysis) rewrite(query string, fn sqlshadow.RenameFunc, funcs sqlshado
 			if f.loc < 0 || name == "" {
 				return "", nil, false, parseErr("function %s cannot be renamed", f.f)
 			}
-			t, err := nameToken(query, toks, f.loc, f.parts, f.f.Name)
+			start, end, _, err := nf.name(f.loc, f.parts, f.f.Name)
 			if err != nil {
 				return "", nil, false, err
 			}
-			edits = append(edits, edit{int(t.Start), int(t.End), quote(name)})
+			edits = append(edits, edit{start, end, quote(name)})
 		}
 	}
 	for _, c := range a.cols {
@@ -784,14 +794,14 @@ func (a *analysis) rewrite(query string, fn sqlshadow.RenameFunc, funcs sqlshado
 		if name == "" || name == c.table {
 			continue
 		}
-		t, err := nameToken(query, toks, int(c.cr.Location), c.index, c.table)
+		start, end, ident, err := nf.name(int(c.cr.Location), c.index, c.table)
 		if err != nil {
 			return "", nil, false, err
 		}
-		if t.Token != pg.Token_IDENT {
+		if !ident {
 			alpha = false
 		}
-		edits = append(edits, edit{int(t.Start), int(t.End), quote(name)})
+		edits = append(edits, edit{start, end, quote(name)})
 	}
 	for _, rv := range a.locked {
 		if rv.Catalogname != "" || rv.Schemaname == "" && a.aliases[rv.Relname] {
@@ -808,14 +818,14 @@ func (a *analysis) rewrite(query string, fn sqlshadow.RenameFunc, funcs sqlshado
 		if rv.Schemaname != "" {
 			parts = 1
 		}
-		t, err := nameToken(query, toks, int(rv.Location), parts, rv.Relname)
+		start, end, ident, err := nf.name(int(rv.Location), parts, rv.Relname)
 		if err != nil {
 			return "", nil, false, err
 		}
-		if t.Token != pg.Token_IDENT {
+		if !ident {
 			alpha = false
 		}
-		edits = append(edits, edit{int(t.Start), int(t.End), quote(name)})
+		edits = append(edits, edit{start, end, quote(name)})
 	}
 	sort.Slice(edits, func(i, j int) bool { return edits[i].start < edits[j].start })
 	var sb strings.Builder
@@ -924,13 +934,184 @@ func foldLower(s string) string {
 // quoteIdent writes name bare when PostgreSQL reads it back unchanged (a
 // lower-case identifier that is no keyword), quoted otherwise.
 func quoteIdent(name string) string {
-	if plain(name) {
-		if s, err := pg.Scan(name); err == nil && len(s.Tokens) == 1 &&
-			s.Tokens[0].Token == pg.Token_IDENT && s.Tokens[0].KeywordKind == pg.KeywordKind_NO_KEYWORD {
-			return name
-		}
+	if plain(name) && bareName(name) {
+		return name
 	}
 	return `"` + strings.ReplaceAll(name, `"`, `""`) + `"`
+}
+
+// words remembers how PostgreSQL's scanner reads a word on its own
+// (wordOneIdent, wordOneOther or wordOther): quoteIdent asks it of every
+// new name and localName of every unquoted name it finds, and asking the
+// scanner is a cgo call and a protobuf decode. A service's names are a
+// small fixed set (its tables, their shadow twins); at most wordsMax words
+// are kept, past that the scanner is asked each time. The scanner is
+// context-free for words: a keyword is a keyword wherever it stands.
+var (
+	words    sync.Map // string -> uint8
+	wordsLen atomic.Int64
+)
+
+const (
+	wordsMax = 4096
+
+	wordOther    = 0 // not exactly one token
+	wordOneIdent = 1 // one identifier token that is no keyword
+	wordOneOther = 2 // one token of another kind (a keyword)
+)
+
+func wordKind(w string) uint8 {
+	if v, ok := words.Load(w); ok {
+		return v.(uint8)
+	}
+	s, err := pg.Scan(w)
+	if err != nil {
+		return wordOther
+	}
+	k := uint8(wordOther)
+	if len(s.Tokens) == 1 && s.Tokens[0].Start == 0 && int(s.Tokens[0].End) == len(w) {
+		k = wordOneOther
+		if s.Tokens[0].Token == pg.Token_IDENT && s.Tokens[0].KeywordKind == pg.KeywordKind_NO_KEYWORD {
+			k = wordOneIdent
+		}
+	}
+	if wordsLen.Load() < wordsMax {
+		if _, loaded := words.LoadOrStore(strings.Clone(w), k); !loaded {
+			wordsLen.Add(1)
+		}
+	}
+	return k
+}
+
+func bareName(name string) bool { return wordKind(name) == wordOneIdent }
+
+// nameFinder finds the name tokens of a rewrite in query: by lexing the
+// few bytes at the parser's location when the name is spelled plainly
+// (localName), else with libpg_query's scanner over the whole statement,
+// called at most once per rewrite.
+type nameFinder struct {
+	query   string
+	toks    []*pg.ScanToken
+	err     error
+	scanned bool
+}
+
+func (f *nameFinder) tokens() ([]*pg.ScanToken, error) {
+	if !f.scanned {
+		f.scanned = true
+		s, err := pg.Scan(f.query)
+		if err != nil {
+			f.err = parseErr("scan: %v", err)
+		} else {
+			f.toks = s.Tokens
+		}
+	}
+	return f.toks, f.err
+}
+
+// name returns the byte range of the name part skip positions after the
+// name starting at loc, and whether its token is an identifier (not a
+// keyword used as a name). It fails as nameToken does.
+func (f *nameFinder) name(loc, skip int, want string) (start, end int, ident bool, err error) {
+	if s, e, id, ok := localName(f.query, loc, skip, want); ok {
+		return s, e, id, nil
+	}
+	toks, err := f.tokens()
+	if err != nil {
+		return 0, 0, false, err
+	}
+	t, err := nameToken(f.query, toks, loc, skip, want)
+	if err != nil {
+		return 0, 0, false, err
+	}
+	return int(t.Start), int(t.End), t.Token == pg.Token_IDENT, nil
+}
+
+// localName is nameToken for a name spelled plainly: at loc, a token
+// boundary, skip+1 name parts (unquoted words or "quoted" names without
+// U&) separated by dots with at most spaces, tabs and line breaks around
+// them. ok is false for anything else (comments, U&"...", a word glued
+// to a quote), and the scanner decides.
+func localName(q string, loc, skip int, want string) (start, end int, ident, ok bool) {
+	if loc < 0 || loc >= len(q) || loc > 0 && joins(q[loc-1]) {
+		return 0, 0, false, false
+	}
+	i := loc
+	for {
+		s, e, quoted, good := lexName(q, i)
+		if !good {
+			return 0, 0, false, false
+		}
+		if skip == 0 {
+			text := q[s:e]
+			if !spells(text, want) {
+				return 0, 0, false, false
+			}
+			if quoted {
+				return s, e, true, true
+			}
+			switch wordKind(text) {
+			case wordOneIdent:
+				return s, e, true, true
+			case wordOneOther:
+				return s, e, false, true
+			}
+			return 0, 0, false, false
+		}
+		i = skipBlank(q, e)
+		if i >= len(q) || q[i] != '.' {
+			return 0, 0, false, false
+		}
+		i = skipBlank(q, i+1)
+		skip--
+	}
+}
+
+// lexName reads the name token at i: a "quoted" name or an unquoted word.
+func lexName(q string, i int) (start, end int, quoted, ok bool) {
+	if i >= len(q) {
+		return 0, 0, false, false
+	}
+	c := q[i]
+	if c == '"' {
+		for j := i + 1; j < len(q); j++ {
+			if q[j] != '"' {
+				continue
+			}
+			if j+1 < len(q) && q[j+1] == '"' {
+				j++
+				continue
+			}
+			if j == i+1 {
+				return 0, 0, false, false // "" is no name
+			}
+			return i, j + 1, true, true
+		}
+		return 0, 0, false, false
+	}
+	if !(c == '_' || c >= 0x80 || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z') {
+		return 0, 0, false, false
+	}
+	j := i + 1
+	for j < len(q) {
+		c := q[j]
+		if c == '_' || c == '$' || c >= 0x80 || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' {
+			j++
+			continue
+		}
+		break
+	}
+	if j < len(q) && (q[j] == '\'' || q[j] == '"' || q[j] == '&') {
+		return 0, 0, false, false // E'..', U&"..", a word glued to a quote
+	}
+	return i, j, false, true
+}
+
+func skipBlank(q string, i int) int {
+	for i < len(q) && (q[i] == ' ' || q[i] == '\t' || q[i] == '\n' || q[i] == '\r') {
+		i++
+	}
+	return i
 }
 
 func plain(s string) bool {

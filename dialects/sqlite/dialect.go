@@ -3,6 +3,7 @@ package sqlite
 import (
 	"slices"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/shadowlane/shadowlane/shadow/sqlshadow"
 )
@@ -122,6 +123,7 @@ func (Dialect) RewriteFuncs(query string, rename sqlshadow.RenameFunc, funcs sql
 			}
 		}
 	}
+	var kw kwMemo
 	var b strings.Builder
 	b.Grow(len(query) + 16*len(repl))
 	last := 0
@@ -136,7 +138,7 @@ func (Dialect) RewriteFuncs(query string, rename sqlshadow.RenameFunc, funcs sql
 		if t.start > 0 && joins(query[t.start-1]) {
 			b.WriteByte(' ')
 		}
-		writeIdent(&b, n, t.quote)
+		writeIdent(&b, n, t.quote, &kw)
 		if t.end < len(query) && joins(query[t.end]) {
 			b.WriteByte(' ')
 		}
@@ -144,7 +146,7 @@ func (Dialect) RewriteFuncs(query string, rename sqlshadow.RenameFunc, funcs sql
 	}
 	b.WriteString(query[last:])
 	res.SQL = b.String()
-	if !funcRenamed && alphaRenaming(toks, repl) {
+	if !funcRenamed && alphaRenaming(toks, repl, &kw) {
 		// Each renamed name token stays one identifier token that is no
 		// keyword, and every comparison of names the parser makes (CTE
 		// scope, qualifiers, table identity: exact or case-insensitive)
@@ -173,29 +175,130 @@ func (Dialect) RewriteFuncs(query string, rename sqlshadow.RenameFunc, funcs sql
 // it as one), two tokens have equal names after the renaming exactly when
 // they had before (exactly and in any letter case), and no new name equals
 // another name of the statement in any letter case.
-func alphaRenaming(toks []token, repl []string) bool {
-	for i, n := range repl {
-		old := toks[i]
-		if n == "" || n == old.val {
+func alphaRenaming(toks []token, repl []string, kw *kwMemo) bool {
+	// For each identifier token j: its name before and after the renaming
+	// and their foldSig.
+	type ident struct {
+		old, new   string
+		osig, nsig uint64
+		renamed    bool
+	}
+	var buf [48]ident
+	ids := buf[:0]
+	for j := range toks {
+		t := &toks[j]
+		if t.kind != tIdent {
 			continue
 		}
-		if old.quote == 0 && keywords[strings.ToUpper(old.val)] {
-			return false
+		id := ident{old: t.val, new: t.val}
+		id.osig = foldSig(t.val)
+		id.nsig = id.osig
+		if m := repl[j]; m != "" && m != t.val {
+			if t.quote == 0 && kw.isKeyword(t.val) {
+				return false
+			}
+			id.new, id.nsig, id.renamed = m, foldSig(m), true
 		}
-		for j, t := range toks {
-			if j == i || t.kind != tIdent {
+		ids = append(ids, id)
+	}
+	for i := range ids {
+		a := &ids[i]
+		if !a.renamed {
+			continue
+		}
+		for j := range ids {
+			b := &ids[j]
+			if j == i {
 				continue
 			}
-			m := repl[j]
-			if m == "" {
-				m = t.val
+			// Two ASCII names whose signatures differ are neither equal
+			// nor equal in any letter case: when that holds both before
+			// and after the renaming, the pair keeps its relations.
+			if a.osig != b.osig && a.nsig != b.nsig && a.osig != 0 && b.osig != 0 && a.nsig != 0 && b.nsig != 0 {
+				continue
 			}
-			if (old.val == t.val) != (n == m) || strings.EqualFold(old.val, t.val) != strings.EqualFold(n, m) {
+			if a.old == b.old || a.new == b.new {
+				// equal names are equal in any case too: equal before
+				// must mean equal after, and the other way round
+				if a.old != b.old || a.new != b.new {
+					return false
+				}
+				continue
+			}
+			if strings.EqualFold(a.old, b.old) != strings.EqualFold(a.new, b.new) {
 				return false
 			}
 		}
 	}
 	return true
+}
+
+// foldSig is a signature of an ASCII name that two names equal in any
+// letter case share: its length and its first and last bytes with the
+// ASCII case bit set. It is 0 for a non-ASCII name, whose case folding
+// (the Kelvin sign folds to k) only strings.EqualFold decides.
+func foldSig(s string) uint64 {
+	if s == "" {
+		return 0
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return 0
+		}
+	}
+	return 1<<63 | uint64(len(s))<<16 | uint64(s[0]|0x20)<<8 | uint64(s[len(s)-1]|0x20)
+}
+
+// kwMemo remembers isKeyword for the few distinct names of one statement
+// (each renamed name is tested where it is written and again by
+// alphaRenaming). The zero value is ready to use.
+type kwMemo struct {
+	n    int
+	name [8]string
+	kw   [8]bool
+}
+
+func (m *kwMemo) isKeyword(s string) bool {
+	if m == nil {
+		return isKeyword(s)
+	}
+	for i := 0; i < m.n; i++ {
+		if m.name[i] == s {
+			return m.kw[i]
+		}
+	}
+	k := isKeyword(s)
+	if m.n < len(m.name) {
+		m.name[m.n], m.kw[m.n] = s, k
+		m.n++
+	}
+	return k
+}
+
+// isKeyword reports whether s, upper-cased as token.kw does it, is a
+// keyword; an ASCII name is upper-cased on the stack.
+func isKeyword(s string) bool {
+	const longest = len("CURRENT_TIMESTAMP")
+	if len(s) > longest {
+		for i := 0; i < len(s); i++ {
+			if s[i] >= utf8.RuneSelf {
+				return keywords[strings.ToUpper(s)]
+			}
+		}
+		return false
+	}
+	var b [longest]byte
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= utf8.RuneSelf {
+			return keywords[strings.ToUpper(s)]
+		}
+		if 'a' <= c && c <= 'z' {
+			c -= 'a' - 'A'
+		}
+		b[i] = c
+	}
+	return keywords[string(b[:len(s)])]
 }
 
 // joins reports whether a token written next to c could merge with the
@@ -215,7 +318,7 @@ func funcOf(t token) sqlshadow.Func {
 
 // writeIdent writes name as an identifier, in the quote style of the token
 // it replaces when possible.
-func writeIdent(b *strings.Builder, name string, quote byte) {
+func writeIdent(b *strings.Builder, name string, quote byte, kw *kwMemo) {
 	switch quote {
 	case '`':
 		b.WriteByte('`')
@@ -230,7 +333,7 @@ func writeIdent(b *strings.Builder, name string, quote byte) {
 			return
 		}
 	case 0:
-		if bareOK(name) {
+		if bareOK(name, kw) {
 			b.WriteString(name)
 			return
 		}
@@ -240,8 +343,8 @@ func writeIdent(b *strings.Builder, name string, quote byte) {
 	b.WriteByte('"')
 }
 
-func bareOK(name string) bool {
-	if name == "" || !isIdentStart(name[0]) || keywords[strings.ToUpper(name)] {
+func bareOK(name string, kw *kwMemo) bool {
+	if name == "" || !isIdentStart(name[0]) || kw.isKeyword(name) {
 		return false
 	}
 	for i := 0; i < len(name); i++ {

@@ -15,9 +15,17 @@
 // Renamed: table names in FROM/JOIN, INSERT INTO, UPDATE, DELETE FROM,
 // "x IN table", and the table part of qualified columns (orders.id,
 // main.orders.id) when the table is referenced by its own name. Never
-// renamed: aliases, CTE names, the upsert pseudo-table "excluded",
-// json_each/json_tree. A qualifier that names nothing in scope, or a body
-// naming a CTE defined later in the same WITH, fails closed.
+// renamed: aliases, CTE names, the upsert pseudo-table "excluded", and the
+// JSON table-valued functions json_each, json_tree, jsonb_each and
+// jsonb_tree, called with arguments or named bare ("FROM orders, json_each
+// WHERE json_each.json = orders.doc"). Every other table-valued function or
+// eponymous virtual table (pragma_*, dbstat, sqlite_dbpage,
+// generate_series, ...) is a parse error, so load-test traffic is refused,
+// never renamed. SQLite lets a real table shadow an eponymous virtual
+// table: a table of your own named json_each (or jsonb_tree, ...) would be
+// read in place by a bare reference, so do not name tables that way. A
+// qualifier that names nothing in scope, or a body naming a CTE defined
+// later in the same WITH, fails closed.
 //
 // # Functions
 //

@@ -444,7 +444,7 @@ func (p *parser) tableOrSubquery(sc *scope) error {
 	}
 	name := p.toks[nameTok].val
 	if p.peek().kind == tLParen { // table-valued function
-		if schema != "" || !(strings.EqualFold(name, "json_each") || strings.EqualFold(name, "json_tree")) {
+		if schema != "" || tableFunc(name) != tfJSON {
 			return parseErr("table-valued function %q is not supported", name)
 		}
 		p.next()
@@ -453,7 +453,61 @@ func (p *parser) tableOrSubquery(sc *scope) error {
 		}
 		return p.alias(sc, -1, "", name)
 	}
+	if k := tableFunc(name); k != tfNone && (schema != "" || !p.isCTE(name)) {
+		// A table-valued function named without arguments ("FROM
+		// orders, json_each WHERE json_each.json = orders.doc"):
+		// SQLite's eponymous virtual table, never renamed. Only the
+		// JSON ones, unqualified, are accepted; the rest (pragma_*,
+		// dbstat, sqlite_dbpage, ...) fail closed.
+		if schema != "" || k != tfJSON {
+			return parseErr("table-valued function %q is not supported", name)
+		}
+		return p.alias(sc, -1, "", name)
+	}
 	return p.namedTable(sc, schema, nameTok, false)
+}
+
+// Table-valued function classes of a name read as a table.
+const (
+	tfNone    = iota // an ordinary table name
+	tfJSON           // json_each and kin: pure functions of their arguments
+	tfRefused        // other eponymous virtual tables: schema and pages
+)
+
+// tableFunc classifies a name in a table position by SQLite's eponymous
+// virtual tables (the modules of pragma_module_list in the SQLite we test
+// against, plus the extensions other builds ship: generate_series, carray,
+// sqlite_stmt, ...). A real table of the same name would shadow the
+// function in SQLite; the JSON names are read as the function (see
+// doc.go), the others refused.
+func tableFunc(name string) int {
+	if len(name) > 7 && strings.EqualFold(name[:7], "pragma_") {
+		return tfRefused
+	}
+	if len(name) < 6 || len(name) > 15 {
+		return tfNone // fast path: no name below is shorter or longer
+	}
+	for _, f := range tableFuncs {
+		if len(f.name) == len(name) && strings.EqualFold(f.name, name) {
+			return f.class
+		}
+	}
+	return tfNone
+}
+
+var tableFuncs = []struct {
+	name  string
+	class int
+}{
+	{"json_each", tfJSON}, {"json_tree", tfJSON}, {"jsonb_each", tfJSON}, {"jsonb_tree", tfJSON},
+	{"dbstat", tfRefused}, {"sqlite_dbpage", tfRefused}, {"sqlite_stmt", tfRefused}, {"generate_series", tfRefused},
+	{"carray", tfRefused}, {"completion", tfRefused}, {"fts3tokenize", tfRefused}, {"fts5vocab", tfRefused},
+}
+
+// isCTE reports whether an unqualified name is a CTE visible here or
+// defined later in the same WITH (which addTable refuses).
+func (p *parser) isCTE(name string) bool {
+	return containsFold(p.cteVis, name) || containsFold(p.ctePend, name)
 }
 
 // namedTable adds the table named at nameTok (a CTE use unless write) to
@@ -828,7 +882,7 @@ func (p *parser) term(sc *scope) error {
 				if err != nil {
 					return err
 				}
-				if p.peek().kind == tLParen {
+				if p.peek().kind == tLParen || (tableFunc(p.toks[nameTok].val) != tfNone && (schema != "" || !p.isCTE(p.toks[nameTok].val))) {
 					return parseErr("table-valued function %q after IN is not supported", p.toks[nameTok].val)
 				}
 				_, err = p.addTable(schema, nameTok, false)

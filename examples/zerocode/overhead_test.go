@@ -2,6 +2,7 @@ package zerocode_test
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -119,7 +120,12 @@ func drive(t *testing.T, s *shop, n int, run, tok, tag string) {
 				resp, err := http.DefaultClient.Do(req)
 				if err != nil || resp.StatusCode != http.StatusOK {
 					if failed.Add(1) == 1 {
-						firstErr.Store(fmt.Sprint(err, " ", statusOf(resp)))
+						body := ""
+						if err == nil {
+							b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+							body = string(b)
+						}
+						firstErr.Store(fmt.Sprint(err, " ", statusOf(resp), " ", body))
 					}
 				}
 				if err == nil {
@@ -181,4 +187,129 @@ func rounded(v []float64) []int {
 		out[i] = int(x + 0.5)
 	}
 	return out
+}
+
+// TestRunTimeInstructions is TestRunTimeOverhead counted in instructions
+// instead of CPU time: each shop runs under valgrind's callgrind; after a
+// warm-up the test zeroes the counts, sends
+// ZEROCODE_REQUESTS production orders one at a time, dumps the counts, and
+// does the same with as many signed load-test orders; it reports
+// instructions per request of each kind. The
+// count covers the whole process (handler, Go runtime, background
+// goroutines), is the same whatever else the machine runs, and is what a
+// shared, noisy machine can measure to a useful precision. Opt-in like
+// TestRunTimeOverhead (ZEROCODE_OVERHEAD=1, valgrind on PATH), with the
+// same $ZEROCODE_*BIN variables.
+func TestRunTimeInstructions(t *testing.T) {
+	if os.Getenv("ZEROCODE_OVERHEAD") == "" {
+		t.Skip("a measurement: set ZEROCODE_OVERHEAD=1 (see TestRunTimeOverhead)")
+	}
+	if _, err := exec.LookPath("callgrind_control"); err != nil {
+		t.Skip("valgrind is not installed")
+	}
+	needRedis(t)
+	dir := t.TempDir()
+	bins := []struct{ name, path string }{{"orchestrion", orchestrionShop(t, dir)}, {"hand-wired", handwiredShop(t, dir)}}
+	if p := os.Getenv("ZEROCODE_PLAIN_BIN"); p != "" {
+		bins = append(bins, struct{ name, path string }{"no shadowlane", p})
+	}
+	n := envInt("ZEROCODE_REQUESTS", 400)
+	run := "zc-instr-" + randHex()
+	tok, err := signer(t, secret).Keyring().Sign(run, "", time.Now().Add(24*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	kinds := []string{"production", "load-test"}
+	per, net, idle := make([][2]float64, len(bins)), make([][2]float64, len(bins)), make([]float64, len(bins))
+	for i, b := range bins {
+		out := filepath.Join(dir, fmt.Sprintf("cg.%d", i))
+		if d := os.Getenv("ZEROCODE_CGDIR"); d != "" { // keep the dumps for callgrind_annotate
+			out = filepath.Join(d, fmt.Sprintf("cg.%d", i))
+		}
+		s := startShop(t, b.path, newStores(t, dir), "env", "GODEBUG=asyncpreemptoff=1",
+			"valgrind", "--tool=callgrind", "--callgrind-out-file="+out)
+		drive1(t, s, 40, run, tok, "warm", -1)
+		// idle: what the process spends per second with no request (timers,
+		// pollers, the runtime); under valgrind a request takes ~50x its
+		// wall time, so this is taken off the counts below
+		ctl(t, "--zero", s.pid)
+		start := time.Now()
+		time.Sleep(3 * time.Second)
+		ctl(t, "--dump", s.pid)
+		idle[i] = float64(dumpedIr(t, out+".1")) / time.Since(start).Seconds()
+		for k := range kinds {
+			ctl(t, "--zero", s.pid)
+			start := time.Now()
+			drive1(t, s, n, run, tok, "count", k)
+			ctl(t, "--dump", s.pid)
+			ir := float64(dumpedIr(t, fmt.Sprintf("%s.%d", out, k+2)))
+			per[i][k] = ir / float64(n)
+			net[i][k] = (ir - idle[i]*time.Since(start).Seconds()) / float64(n)
+		}
+		s.stop()
+	}
+	for k, kind := range kinds {
+		for i, b := range bins {
+			t.Logf("%-10s %-14s %9.0f instructions per request (%+.1f%% vs hand-wired); less idle work: %9.0f (%+.1f%%)",
+				kind, b.name, per[i][k], 100*(per[i][k]-per[1][k])/per[1][k], net[i][k], 100*(net[i][k]-net[1][k])/net[1][k])
+		}
+	}
+	for i, b := range bins {
+		t.Logf("idle work of %-14s %9.0f instructions per second", b.name, idle[i])
+	}
+	t.Logf("%d requests of each kind one at a time per binary, whole process (handler, runtime, background work)", n)
+}
+
+// drive1 is drive with one request in flight, so that the counts do not
+// depend on how requests interleave: production orders (kind 0), signed
+// load-test orders (kind 1) or both alternating (kind -1).
+func drive1(t *testing.T, s *shop, n int, run, tok, tag string, kind int) {
+	t.Helper()
+	for i := 0; i < n; i++ {
+		req, _ := http.NewRequest(http.MethodPost, fmt.Sprintf("http://%s/order?sku=sku-1&user=u-%s-%d-%d", s.addr, tag, kind, i), nil)
+		if kind == 1 || kind == -1 && i%2 == 1 {
+			req.Header.Set("X-Shadowlane-Run", run)
+			req.Header.Set("X-Shadowlane-Token", tok)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("request %d: %v\n%s", i, err, s.logs.String())
+		}
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("request %d: %s %s\n%s", i, resp.Status, b, s.logs.String())
+		}
+	}
+}
+
+func ctl(t *testing.T, arg string, pid int) {
+	t.Helper()
+	if out, err := exec.Command("callgrind_control", arg, strconv.Itoa(pid)).CombinedOutput(); err != nil {
+		t.Fatalf("callgrind_control %s: %v\n%s", arg, err, out)
+	}
+}
+
+// dumpedIr reads the "summary:" line of the dump callgrind wrote on
+// request to out.
+func dumpedIr(t *testing.T, out string) int64 {
+	t.Helper()
+	files := []string{out}
+	var total int64
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "summary: "); ok {
+				n, _ := strconv.ParseInt(strings.Fields(v)[0], 10, 64)
+				total += n
+			}
+		}
+	}
+	if total == 0 {
+		t.Fatalf("no instruction counts in %v", files)
+	}
+	return total
 }

@@ -205,8 +205,9 @@ func (s *syncBuffer) String() string {
 }
 
 // startShop runs bin on st with the config of shopConfig and waits until
-// it answers.
-func startShop(t *testing.T, bin string, st *stores) *shop {
+// it answers. wrap, when given, is a command bin runs under (valgrind, for
+// TestRunTimeInstructions).
+func startShop(t *testing.T, bin string, st *stores, wrap ...string) *shop {
 	t.Helper()
 	s := &shop{addr: freeAddr(t), admin: freeAddr(t), logs: &syncBuffer{}}
 	cfg := filepath.Join(t.TempDir(), "shadowlane.yaml")
@@ -214,6 +215,9 @@ func startShop(t *testing.T, bin string, st *stores) *shop {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(bin)
+	if len(wrap) > 0 {
+		cmd = exec.Command(wrap[0], append(wrap[1:], bin)...)
+	}
 	cmd.Env = append(os.Environ(), "ZC_ADDR="+s.addr, "ZC_PRICING_ADDR="+freeAddr(t), "ZC_DB="+st.dsn(), "ZC_NS="+st.ns,
 		"ZC_REDIS="+redisAddr, "SHADOWLANE_CONFIG="+cfg, "GIN_MODE=release")
 	cmd.Stdout, cmd.Stderr = s.logs, s.logs
@@ -230,6 +234,9 @@ func startShop(t *testing.T, bin string, st *stores) *shop {
 	}
 	t.Cleanup(s.stop)
 	deadline := time.Now().Add(60 * time.Second)
+	if len(wrap) > 0 {
+		deadline = time.Now().Add(5 * time.Minute) // valgrind starts slowly
+	}
 	for {
 		resp, err := http.Get("http://" + s.addr + "/healthz")
 		if err == nil {

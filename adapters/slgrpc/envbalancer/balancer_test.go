@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -31,6 +32,7 @@ type server struct {
 	name string
 	addr string
 	srv  *grpc.Server
+	n    atomic.Int64 // calls served, counted by the server itself
 }
 
 func startServer(t *testing.T, name string) *server {
@@ -41,6 +43,7 @@ func startServer(t *testing.T, name string) *server {
 	}
 	s := &server{name: name, addr: lis.Addr().String()}
 	s.srv = grpc.NewServer(grpc.UnaryInterceptor(func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+		s.n.Add(1)
 		_ = grpc.SetHeader(ctx, metadata.Pairs("served-by", name))
 		return h(ctx, req)
 	}))

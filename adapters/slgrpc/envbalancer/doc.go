@@ -43,4 +43,13 @@
 // balancer's JSON config ([Config], [ServiceConfigFor]) or, when the config
 // has none, envtag.DefaultPolicy read at every pick. Picks are counted per
 // service in envtag.Snapshot.
+//
+// Zones: endpoints labelled with [WithZone] (registry "zone") are picked
+// same zone first within the chosen lane (envtag.Config.Zone, ZoneSpill).
+// A load-test run pinned to a zone (envtag.Config.Pin, "pin" in the
+// balancer config, routing.pin in shadowlane's YAML) is served only by
+// that zone's READY endpoints of the lane; with none, its calls fail at
+// once with codes.Unavailable naming the pin (envtag.PinError), never
+// spilling to another zone; while the zone's endpoints are still
+// connecting the pick waits, as for a connecting lane.
 package envbalancer

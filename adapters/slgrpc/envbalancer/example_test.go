@@ -7,11 +7,13 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/resolver/manual"
+	"google.golang.org/grpc/status"
 
 	"github.com/shadowlane/shadowlane"
 	"github.com/shadowlane/shadowlane/adapters/slgrpc/envbalancer"
@@ -89,4 +91,59 @@ func Example() {
 	// proj-a   -> proj-a
 	// proj-b   -> trunk
 	// counted in rt: true
+}
+
+// A load-test run pinned to one zone (the single-room pressure test): the
+// caller is in room-a, run "drill-7" is pinned to room-b. Production stays
+// in room-a; the pinned run reaches only room-b, and is refused
+// (Unavailable) once room-b is gone rather than spilled to room-a.
+func ExampleServiceConfigFor_pin() {
+	aAddr, stopA := serve("stock-room-a")
+	defer stopA()
+	bAddr, stopB := serve("stock-room-b")
+	defer stopB()
+
+	r := envbalancer.ManualResolver("zoned",
+		envtag.Endpoint{Addr: aAddr, Zone: "room-a"},
+		envtag.Endpoint{Addr: bAddr, Zone: "room-b"})
+	sc, err := envbalancer.ServiceConfigFor(envtag.Config{Zone: "room-a", Pin: map[string]string{"drill-7": "room-b"}}, "stock")
+	if err != nil {
+		panic(err)
+	}
+	conn, err := grpc.NewClient("zoned:///stock", grpc.WithResolvers(r),
+		grpc.WithDefaultServiceConfig(sc), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		panic(err)
+	}
+	defer conn.Close()
+	client := healthpb.NewHealthClient(conn)
+
+	whoServes := func(run, want string) string {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		ctx = propagation.With(ctx, propagation.Mark{Run: run})
+		for {
+			var md metadata.MD
+			_, err := client.Check(ctx, &healthpb.HealthCheckRequest{}, grpc.Header(&md))
+			if err == nil {
+				// Served: the instance wanted, or (want "") a spill.
+				if s := md.Get("served-by")[0]; s == want || want == "" || ctx.Err() != nil {
+					return s
+				}
+			} else if status.Code(err) == codes.Unavailable && want == "" || ctx.Err() != nil {
+				return status.Code(err).String()
+			}
+			time.Sleep(5 * time.Millisecond) // connections still coming up
+		}
+	}
+	fmt.Println("production ->", whoServes("", "stock-room-a"))
+	fmt.Println("drill-7    ->", whoServes("drill-7", "stock-room-b"))
+	stopB()
+	fmt.Println("drill-7, room-b down ->", whoServes("drill-7", ""))
+	fmt.Println("production, room-b down ->", whoServes("", "stock-room-a"))
+	// Output:
+	// production -> stock-room-a
+	// drill-7    -> stock-room-b
+	// drill-7, room-b down -> Unavailable
+	// production, room-b down -> stock-room-a
 }

@@ -18,6 +18,20 @@
 // such requests at once. The report's "routing per env" section shows who
 // served what and envtag's pick counters.
 //
+// # Zones
+//
+// A two-zone slice (zones.go) runs beside the shop: a caller in room-a
+// reaching stock over HTTP (envtag transport) and pricing over gRPC
+// (envbalancer), each with two instances in room-a and two in room-b,
+// every instance counting what it served itself. Production and an
+// unpinned load-test run stay in room-a (same zone first); a config reload
+// pins one run to room-b (routing.pin), after which only room-b's
+// instances serve it; room-b's instances are then stopped for real and
+// the pinned run is refused at the caller (fail closed, nothing reaches
+// room-a) while production carries on. The report's zones section shows
+// each phase with the zone that served it, the instances' own counts and
+// the same-zone, spilled, pinned and pin-refused pick counters.
+//
 // # Stores and the message bus
 //
 // The order service records every accepted order for real: in one SQL
@@ -108,6 +122,25 @@
 // refusal path and resume after a restart. The drill checks from the
 // consumption tables that every accepted order's event was consumed
 // exactly once, on its own side, by the right lane.
+//
+// # Broker migration
+//
+// After the fixed scenarios, order events move from NATS JetStream to
+// Kafka by dual write (package shadow/bus/migrate, migration.go): a
+// Runtime of its own reads a config file whose "migration:" phase the
+// drill rewrites and reloads (1 dual write, 2 dual read, 3 new only) while
+// a JetStream consumer (old side) and a Kafka consumer group (new side),
+// both through one migrate.Reader, run; production, load-test and
+// proj-a-tagged events are sent in every phase. Before phase 3 the drill
+// waits until the old side's consumer has read everything written to it
+// (the operator's rule for phase 3). Read back with plain clients, each
+// target holds exactly the events its phases wrote (marked ones only on
+// the shadow stream and topic, with their run; env-tagged ones with their
+// tag; every copy with its message id), and every event was handled
+// exactly once, marked ones under their mark from a shadow target. The
+// report's "broker migration" section shows the phases, what each side
+// handled and the reader's skips and dropped duplicates. The tests run the
+// same scenario between every pair of buses (migBus).
 //
 // # Faults
 //

@@ -95,6 +95,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	if err := d.fixedPhases(ctx); err != nil {
 		return nil, err
 	}
+	d.migrationScenario(ctx, tmp) // migration.go: order events move NATS -> Kafka
 	// ---- invariants (invariants.go) ----
 	d.checkStores(ctx, lanes)
 	rep := d.rep
@@ -104,6 +105,9 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	d.routingInvariants()
 	d.pickInvariants()
 	d.edgeInvariants(pay)
+	if err := d.zonesPhase(ctx); err != nil { // zones.go: the two-zone slice
+		return nil, err
+	}
 	if err := limitsPhases(ctx, t, rep, d.client, o, d.run, d.tok, d.add); err != nil { // limits.go; runs last
 		return nil, err
 	}

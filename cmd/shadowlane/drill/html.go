@@ -62,6 +62,8 @@ const pageHTML = `<section id="summary"><h2>Summary</h2></section>
 <section id="blocks"><h2>Blocks by reason</h2></section>
 <section id="isolation"><h2>Isolation per store</h2></section>
 <section id="routing"><h2>Routing per environment</h2></section>
+<section id="migration"><h2>Broker migration</h2></section>
+<section id="zones"><h2>Zones (same zone first, single-room pressure test)</h2></section>
 {{CHARTJS}}
 
   var R = JSON.parse(document.getElementById("report-data").textContent);
@@ -279,6 +281,46 @@ const pageHTML = `<section id="summary"><h2>Summary</h2></section>
     table(roSec, "picks-table", ["service", "class", "lane", "fallback", "trunk", "miss"], ro.picks.map(function (p) {
       return { cells: [p.service, p.class, p.lane, p.fallback, p.trunk, p.miss] };
     }), [2, 3, 4, 5]);
+  }
+
+  // ---- broker migration (migration.go) ----
+  var mgs = R.migrations || [];
+  var mgSec = document.getElementById("migration");
+  if (mgs.length === 0) {
+    el("p", { "class": "muted" }, mgSec, "not run");
+  }
+  mgs.forEach(function (mg, i) {
+    el("h3", {}, mgSec, (mg.from || "") + " \u2192 " + (mg.to || "") + (mg.error ? " \u00b7 error: " + mg.error : ""));
+    table(mgSec, "migration-phases-" + i, ["phase", "production", "loadtest", "env"], (mg.phases || []).map(function (p) {
+      var n = p.sent || {};
+      return { cells: [p.phase, n.production || 0, n.loadtest || 0, n.env || 0] };
+    }), [1, 2, 3]);
+    var rd = mg.reader || {};
+    table(mgSec, "migration-reader-" + i, ["handled old", "handled new", "skipped", "duplicates dropped", "released", "evicted"],
+      [{ cells: [(mg.handled || {}).old || 0, (mg.handled || {}).new || 0, rd.Skipped || 0, rd.Duplicates || 0, rd.Released || 0, rd.Evicted || 0] }], [0, 1, 2, 3, 4, 5]);
+    table(mgSec, "migration-targets-" + i, ["read back", "copies"], Object.keys(mg.targets || {}).sort().map(function (k) { return { cells: [k, mg.targets[k]] }; }), [1]);
+  });
+
+  // ---- zones (zones.go) ----
+  var zo = R.zones;
+  var zoSec = document.getElementById("zones");
+  if (!zo) {
+    el("p", { "class": "muted" }, zoSec, "No two-zone drill in this report.");
+  } else {
+    el("p", {}, zoSec, "Caller in " + zo.caller + "; pins: " + Object.keys(zo.pins || {}).map(function (k) { return k + " \u2192 " + zo.pins[k]; }).join(", ") +
+      ". Served counts are the instances' own counters.");
+    var zcell = function (m) { if (!m || !Object.keys(m).length) { return "\u2013"; } return Object.keys(m).sort().map(function (z) { return z + "=" + m[z]; }).join(", "); };
+    table(zoSec, "zones-table", ["phase", "run", "must be served by", "answered", "refused", "failed", "stock", "pricing"], (zo.phases || []).map(function (p) {
+      var s = p.served || {};
+      var bad = p.want === "refused" ? p.refused !== p.sent : p.answered !== p.sent || Object.keys(s).some(function (svc) { return Object.keys(s[svc]).some(function (z) { return z !== p.want; }); });
+      return { fail: bad, cells: [p.name, p.run || "(production)", p.want, p.answered, p.refused, p.failed, zcell(s.stock), zcell(s.pricing)] };
+    }), [3, 4, 5]);
+    table(zoSec, "zone-picks-table", ["service", "class", "same zone", "spilled", "pinned", "pinned refused"], (zo.picks || []).map(function (p) {
+      return { cells: [p.service, p.class, p.sameZone || 0, p.spilled || 0, p.pinned || 0, p.pinRefused || 0] };
+    }), [2, 3, 4, 5]);
+    table(zoSec, "zone-instances-table", ["instance", "zone", "production", "load-test", "stopped"], (zo.instances || []).map(function (i) {
+      return { cells: [i.name, i.zone, i.production, i.loadTest, i.stopped ? "yes" : ""] };
+    }), [2, 3]);
   }
 
   el("div", { id: "render-status", "data-state": "rendered", "class": "muted" }, document.querySelector("main"), "Rendered " + inv.length + " invariants.");

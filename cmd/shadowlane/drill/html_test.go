@@ -50,6 +50,8 @@ func TestHTMLReportRendersInChromium(t *testing.T) {
 		`id="invariants-table"`, `id="isolation-sql"`, `id="isolation-redis"`, `id="isolation-kafka"`, `id="isolation-nats"`, `SHIPMENTS_shadow`,
 		`id="routing-table"`, `id="consumers-table"`, `id="latency-table"`, `id="blocks-table"`, `id="summary-cards"`,
 		`orders_shadow`, `order-events_shadow`, `kill switch: gateway (edge)`,
+		`id="zones-table"`, `id="zone-picks-table"`, `id="zone-instances-table"`,
+		`id="migration-phases-0"`, `id="migration-reader-0"`, `id="migration-targets-0"`, `_order-events-v2_shadow`,
 	} {
 		if !strings.Contains(dom, want) {
 			t.Errorf("rendered DOM lacks %q", want)

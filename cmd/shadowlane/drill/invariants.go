@@ -314,7 +314,8 @@ func pickDelta(before, after []envtag.Count) []envtag.Count {
 			continue
 		}
 		p := b[key(c)]
-		d := envtag.Count{Service: c.Service, Class: c.Class, Lane: c.Lane - p.Lane, Fallback: c.Fallback - p.Fallback, Trunk: c.Trunk - p.Trunk, Miss: c.Miss - p.Miss}
+		d := envtag.Count{Service: c.Service, Class: c.Class, Lane: c.Lane - p.Lane, Fallback: c.Fallback - p.Fallback, Trunk: c.Trunk - p.Trunk, Miss: c.Miss - p.Miss,
+			SameZone: c.SameZone - p.SameZone, Spilled: c.Spilled - p.Spilled, Pinned: c.Pinned - p.Pinned, PinRefused: c.PinRefused - p.PinRefused}
 		if d.Lane|d.Fallback|d.Trunk|d.Miss != 0 {
 			out = append(out, d)
 		}

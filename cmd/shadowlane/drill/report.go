@@ -73,6 +73,13 @@ type Report struct {
 	Outcomes []Outcome `json:"outcomes"`
 	// Faults is the fault schedule of a --faults run, as injected.
 	Faults []Fault `json:"faults,omitempty"`
+	// Migrations are the broker migration scenarios (migration.go): NATS
+	// -> Kafka, and Kafka -> RabbitMQ when the drill has a RabbitMQ.
+	Migrations []*Migration `json:"migrations,omitempty"`
+	// Zones is the two-zone drill (zones.go): same zone first and a
+	// load-test run pinned to one zone, judged from the instances' own
+	// counters.
+	Zones *Zones `json:"zones,omitempty"`
 }
 
 // Routing is the "routing per env" part of the report: which instance
@@ -166,7 +173,9 @@ func (r *Report) Summary(w io.Writer) {
 		fmt.Fprintln(w)
 	}
 	r.summaryStores(w)
+	r.summaryMigration(w)
 	r.summaryRouting(w)
+	r.summaryZones(w)
 	keys := make([]string, 0, len(r.Gateway.TokensRejected))
 	for k := range r.Gateway.TokensRejected {
 		keys = append(keys, k)
