@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"strconv"
 	"strings"
 	"time"
 
@@ -201,21 +200,11 @@ type DecodeError struct {
 
 // Error reads "config line 12, column 5, trust.keys[1].secret: ...".
 func (e *DecodeError) Error() string {
-	var b strings.Builder
-	b.WriteString("config ")
-	if e.Line > 0 {
-		b.WriteString("line " + strconv.Itoa(e.Line))
-		if e.Col > 0 {
-			b.WriteString(", column " + strconv.Itoa(e.Col))
-		}
-		if e.Field != "" {
-			b.WriteString(", ")
-		}
+	where := cfgfile.Where(e.Line, e.Col)
+	if where != "" && e.Field != "" {
+		where += ", "
 	}
-	b.WriteString(e.Field)
-	b.WriteString(": ")
-	b.WriteString(e.Msg)
-	return b.String()
+	return "config " + where + e.Field + ": " + e.Msg
 }
 
 // Unwrap returns the FieldError (which wraps ErrConfig).
@@ -333,15 +322,8 @@ func lookup(getenv func(string) string, name string) (string, bool) {
 	return v, v != ""
 }
 
-func splitList(v string) []string {
-	var out []string
-	for _, s := range strings.Split(v, ",") {
-		if s = strings.TrimSpace(s); s != "" {
-			out = append(out, s)
-		}
-	}
-	return out
-}
+// splitList is [cfgfile.SplitList].
+func splitList(s string) []string { return cfgfile.SplitList(s) }
 
 // Validate checks every field and returns all problems at once, each a
 // [*FieldError] naming the field (errors.Is(err, ErrConfig) holds).

@@ -12,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/shadowlane/shadowlane/envtag"
+	"github.com/shadowlane/shadowlane/internal/capmap"
 	"github.com/shadowlane/shadowlane/propagation"
 	"github.com/shadowlane/shadowlane/shadow"
 )
@@ -329,100 +330,38 @@ type runRecord struct {
 	run         string
 	first, seen atomic.Int64 // unix nanoseconds
 
-	mu        sync.RWMutex
-	entries   map[entryKey]*entryCount
-	decisions map[decisionKey]*atomic.Int64
-	errors    map[string]*atomic.Int64
+	entries   capmap.Map[entryKey, entryCount]
+	decisions capmap.Map[decisionKey, atomic.Int64]
+	errors    capmap.Map[string, atomic.Int64]
 }
 
 func (r *runRecord) entryCounter(k entryKey) *entryCount {
-	r.mu.RLock()
-	c := r.entries[k]
-	r.mu.RUnlock()
-	if c != nil {
-		return c
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.entries == nil {
-		r.entries = map[entryKey]*entryCount{}
-	}
-	if c = r.entries[k]; c == nil {
-		if len(r.entries) >= maxRunLabels {
-			k = entryKey{"other", ""}
-			c = r.entries[k]
-		}
-		if c == nil {
-			c = new(entryCount)
-			r.entries[k] = c
-		}
-	}
-	return c
+	return r.entries.Get(k, maxRunLabels, func(entryKey) entryKey { return entryKey{"other", ""} })
 }
 
 func (r *runRecord) decisionAdd(k decisionKey, n int64) {
-	r.mu.RLock()
-	c := r.decisions[k]
-	r.mu.RUnlock()
-	if c == nil {
-		r.mu.Lock()
-		if r.decisions == nil {
-			r.decisions = map[decisionKey]*atomic.Int64{}
-		}
-		if c = r.decisions[k]; c == nil {
-			if len(r.decisions) >= maxRunLabels {
-				k = decisionKey{k.store, "other", k.decision, ""}
-				c = r.decisions[k]
-			}
-			if c == nil {
-				c = new(atomic.Int64)
-				r.decisions[k] = c
-			}
-		}
-		r.mu.Unlock()
-	}
-	c.Add(n)
+	r.decisions.Get(k, maxRunLabels, func(k decisionKey) decisionKey {
+		return decisionKey{k.store, "other", k.decision, ""}
+	}).Add(n)
 }
 
 func (r *runRecord) errorAdd(reason string, n int64) {
-	r.mu.RLock()
-	c := r.errors[reason]
-	r.mu.RUnlock()
-	if c == nil {
-		r.mu.Lock()
-		if r.errors == nil {
-			r.errors = map[string]*atomic.Int64{}
-		}
-		if c = r.errors[reason]; c == nil {
-			if len(r.errors) >= maxRunLabels {
-				reason = "other"
-				c = r.errors[reason]
-			}
-			if c == nil {
-				c = new(atomic.Int64)
-				r.errors[reason] = c
-			}
-		}
-		r.mu.Unlock()
-	}
-	c.Add(n)
+	r.errors.Get(reason, maxRunLabels, otherLabel).Add(n)
 }
 
 // fill copies r's counts into s, sorted.
 func (r *runRecord) fill(s *RunStatus) {
 	s.First = time.Unix(0, r.first.Load()).UTC().Format(time.RFC3339Nano)
 	s.Last = time.Unix(0, r.seen.Load()).UTC().Format(time.RFC3339Nano)
-	r.mu.RLock()
-	for k, c := range r.entries {
+	for k, c := range r.entries.All() {
 		s.Entries = append(s.Entries, RunEntry{Entry: k.entry, Route: k.route, Marked: c.marked.Load(), Refused: c.refused.Load()})
 	}
-	for k, c := range r.decisions {
+	for k, c := range r.decisions.All() {
 		s.Decisions = append(s.Decisions, RunDecision{Store: k.store, Target: k.target, Decision: k.decision, To: k.to, N: c.Load()})
 	}
-	for k, c := range r.errors {
+	for k, c := range r.errors.All() {
 		s.Errors = append(s.Errors, RunErrorRows{Reason: k, N: c.Load()})
 	}
-	r.mu.RUnlock()
 	slices.SortFunc(s.Entries, func(a, b RunEntry) int {
 		return strings.Compare(a.Entry+"\x00"+a.Route, b.Entry+"\x00"+b.Route)
 	})

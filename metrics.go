@@ -11,46 +11,28 @@ import (
 	"go.opentelemetry.io/otel/metric"
 
 	"github.com/shadowlane/shadowlane/envtag"
+	"github.com/shadowlane/shadowlane/internal/capmap"
 	"github.com/shadowlane/shadowlane/propagation"
 	"github.com/shadowlane/shadowlane/shadow"
 )
 
 const maxLabelValues = 256 // distinct env tags / reasons / hosts counted before "other"
 
+// labelCounters count by label; past maxLabelValues distinct labels, new
+// ones count under "other".
 type labelCounters struct {
-	mu sync.RWMutex
-	m  map[string]*atomic.Int64
+	m capmap.Map[string, atomic.Int64]
 }
 
+func otherLabel(string) string { return "other" }
+
 func (l *labelCounters) add(label string, n int64) {
-	l.mu.RLock()
-	c := l.m[label]
-	l.mu.RUnlock()
-	if c == nil {
-		l.mu.Lock()
-		if l.m == nil {
-			l.m = map[string]*atomic.Int64{}
-		}
-		if c = l.m[label]; c == nil {
-			if len(l.m) >= maxLabelValues {
-				label = "other"
-				c = l.m[label]
-			}
-			if c == nil {
-				c = new(atomic.Int64)
-				l.m[label] = c
-			}
-		}
-		l.mu.Unlock()
-	}
-	c.Add(n)
+	l.m.Get(label, maxLabelValues, otherLabel).Add(n)
 }
 
 func (l *labelCounters) snapshot() map[string]int64 {
-	l.mu.RLock()
-	defer l.mu.RUnlock()
-	out := make(map[string]int64, len(l.m))
-	for k, v := range l.m {
+	out := make(map[string]int64, l.m.Len())
+	for k, v := range l.m.All() {
 		out[k] = v.Load()
 	}
 	return out
@@ -174,30 +156,26 @@ func splitLabel(s string) (string, string) {
 
 func (rt *Runtime) registerMetrics() error {
 	m := rt.meterOrGlobal().Meter("github.com/shadowlane/shadowlane")
-	reqs, err1 := m.Int64ObservableCounter("shadowlane.requests",
-		metric.WithDescription("Requests admitted by shadowlane entries, by traffic class and env tag."))
-	drops, err2 := m.Int64ObservableCounter("shadowlane.marks.dropped",
-		metric.WithDescription("Malformed mark values dropped at entries, by reason."))
-	toks, err3 := m.Int64ObservableCounter("shadowlane.tokens.rejected",
-		metric.WithDescription("Load-test marks refused at edges for want of a valid token, by reason."))
-	out, err4 := m.Int64ObservableCounter("shadowlane.outbound",
-		metric.WithDescription("Load-test calls to hosts, by decision (allow, mock, block) and host."))
-	kill, err5 := m.Int64ObservableCounter("shadowlane.killswitch.refused",
-		metric.WithDescription("Marked requests refused while load-test traffic was switched off."))
-	sh, err6 := m.Int64ObservableCounter("shadowlane.shadow.decisions",
-		metric.WithDescription("Shadow decisions of store adapters, by store, target and decision."))
-	lost, err7 := m.Int64ObservableCounter("shadowlane.lostmark",
-		metric.WithDescription("Unmarked operations carrying load-test data (testData), caught at exits, by exit."))
-	runReqs, err8 := m.Int64ObservableCounter("shadowlane.run.requests",
-		metric.WithDescription("Marked requests of the last evidence.runs load-test runs, by run, entry, route and outcome (admitted, refused)."))
-	runDecs, err9 := m.Int64ObservableCounter("shadowlane.run.decisions",
-		metric.WithDescription("Shadow decisions of the last evidence.runs load-test runs, by run, store, target and decision."))
-	runErrs, err10 := m.Int64ObservableCounter("shadowlane.run.errors",
-		metric.WithDescription("Errors of the last evidence.runs load-test runs, by run and reason."))
-	for _, err := range []error{err1, err2, err3, err4, err5, err6, err7, err8, err9, err10} {
-		if err != nil {
-			return err
+	var err error
+	counter := func(name, desc string) metric.Int64ObservableCounter {
+		c, e := m.Int64ObservableCounter(name, metric.WithDescription(desc))
+		if err == nil {
+			err = e
 		}
+		return c
+	}
+	reqs := counter("shadowlane.requests", "Requests admitted by shadowlane entries, by traffic class and env tag.")
+	drops := counter("shadowlane.marks.dropped", "Malformed mark values dropped at entries, by reason.")
+	toks := counter("shadowlane.tokens.rejected", "Load-test marks refused at edges for want of a valid token, by reason.")
+	out := counter("shadowlane.outbound", "Load-test calls to hosts, by decision (allow, mock, block) and host.")
+	kill := counter("shadowlane.killswitch.refused", "Marked requests refused while load-test traffic was switched off.")
+	sh := counter("shadowlane.shadow.decisions", "Shadow decisions of store adapters, by store, target and decision.")
+	lost := counter("shadowlane.lostmark", "Unmarked operations carrying load-test data (testData), caught at exits, by exit.")
+	runReqs := counter("shadowlane.run.requests", "Marked requests of the last evidence.runs load-test runs, by run, entry, route and outcome (admitted, refused).")
+	runDecs := counter("shadowlane.run.decisions", "Shadow decisions of the last evidence.runs load-test runs, by run, store, target and decision.")
+	runErrs := counter("shadowlane.run.errors", "Errors of the last evidence.runs load-test runs, by run and reason.")
+	if err != nil {
+		return err
 	}
 	reg, err := m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
 		s := rt.Stats()

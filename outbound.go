@@ -176,12 +176,14 @@ func (d OutboundDecision) String() string {
 	return "block"
 }
 
-// decide classifies a load-test call. hostport is the URL's host[:port].
-func (o *outboundRules) decide(hostport, method, path string) (OutboundDecision, *mockRule) {
+// decide classifies a load-test call. hostport is the URL's host[:port]
+// (a gRPC call's authority); grpc says whether it is a gRPC call, whose
+// path is the full method and whose method is "".
+func (o *outboundRules) decide(hostport string, grpc bool, method, path string) (OutboundDecision, *mockRule) {
 	host, port := splitHostPort(hostport)
 	for i := range o.mocks {
 		m := &o.mocks[i]
-		if m.grpc || !m.host.match(host, port) || (m.method != "" && m.method != method) {
+		if m.grpc != grpc || !m.host.match(host, port) || (m.method != "" && m.method != method) {
 			continue
 		}
 		if m.path == "" || path == m.path || (m.prefix && strings.HasPrefix(path, m.path)) {
@@ -194,6 +196,20 @@ func (o *outboundRules) decide(hostport, method, path string) (OutboundDecision,
 		}
 	}
 	return OutboundBlock, nil
+}
+
+// countOutbound counts a load-test call of run to host decided d, by store ("http"
+// or "grpc"), in the outbound counters and the decision series.
+func (rt *Runtime) countOutbound(run, store, host string, d OutboundDecision) {
+	rt.stats.outbound.add(d.String()+"|"+strings.ToLower(host), 1)
+	switch d {
+	case OutboundAllow:
+		rt.decisions.AddRun(run, store, host, host, shadow.ReadThrough, 1) // evidence: "pass"
+	case OutboundMock:
+		rt.decisions.Record(run, store, host, shadow.Mock)
+	default:
+		rt.decisions.Record(run, store, host, shadow.Block)
+	}
 }
 
 func splitHostPort(hp string) (string, string) {
@@ -219,14 +235,12 @@ func (rt *Runtime) Outbound(ctx context.Context, req *http.Request) (*http.Respo
 	if host == "" {
 		host = req.Host
 	}
-	d, mock := st.outbound.decide(host, req.Method, req.URL.Path)
-	rt.stats.outbound.add(d.String()+"|"+strings.ToLower(host), 1)
+	d, mock := st.outbound.decide(host, false, req.Method, req.URL.Path)
+	rt.countOutbound(m.Run, "http", host, d)
 	switch d {
 	case OutboundAllow:
-		rt.decisions.AddRun(m.Run, "http", host, host, shadow.ReadThrough, 1) // evidence: "pass"
 		return nil, nil
 	case OutboundMock:
-		rt.decisions.Record(m.Run, "http", host, shadow.Mock)
 		h := make(http.Header, len(mock.headers)+1)
 		for k, v := range mock.headers {
 			h.Set(k, v)
@@ -238,29 +252,7 @@ func (rt *Runtime) Outbound(ctx context.Context, req *http.Request) (*http.Respo
 			Body: io.NopCloser(bytes.NewReader(mock.body)), ContentLength: int64(len(mock.body)), Request: req,
 		}, nil
 	}
-	rt.decisions.Record(m.Run, "http", host, shadow.Block)
 	return nil, shadow.Refuse("http", host, "host is not on outbound.allow and has no mock", m, shadow.ErrBlocked)
-}
-
-// decideGRPC classifies a load-test gRPC call to authority (host[:port])
-// for fullMethod.
-func (o *outboundRules) decideGRPC(authority, fullMethod string) (OutboundDecision, *mockRule) {
-	host, port := splitHostPort(authority)
-	for i := range o.mocks {
-		m := &o.mocks[i]
-		if !m.grpc || !m.host.match(host, port) {
-			continue
-		}
-		if fullMethod == m.path || (m.prefix && strings.HasPrefix(fullMethod, m.path)) {
-			return OutboundMock, m
-		}
-	}
-	for i := range o.allow {
-		if o.allow[i].match(host, port) {
-			return OutboundAllow, nil
-		}
-	}
-	return OutboundBlock, nil
 }
 
 // GRPCMock is a configured answer to a load-test gRPC call
@@ -304,16 +296,13 @@ func (rt *Runtime) OutboundGRPC(ctx context.Context, target, fullMethod string) 
 	}
 	st := rt.st.Load()
 	host := GRPCAuthority(target)
-	d, mock := st.outbound.decideGRPC(host, fullMethod)
-	rt.stats.outbound.add(d.String()+"|"+strings.ToLower(host), 1)
+	d, mock := st.outbound.decide(host, true, "", fullMethod)
+	rt.countOutbound(m.Run, "grpc", host, d)
 	switch d {
 	case OutboundAllow:
-		rt.decisions.AddRun(m.Run, "grpc", host, host, shadow.ReadThrough, 1) // evidence: "pass"
 		return nil, nil
 	case OutboundMock:
-		rt.decisions.Record(m.Run, "grpc", host, shadow.Mock)
 		return &GRPCMock{Code: uint32(mock.code), Body: mock.body}, nil
 	}
-	rt.decisions.Record(m.Run, "grpc", host, shadow.Block)
 	return nil, shadow.Refuse("grpc", host+fullMethod, "authority is not on outbound.allow and the method has no gRPC mock", m, shadow.ErrBlocked)
 }

@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/shadowlane/shadowlane/internal/installed"
 	"github.com/shadowlane/shadowlane/propagation"
 )
 
@@ -194,7 +195,7 @@ func (p *Policy) Chain(service, tag string) []string {
 // routing policy). envtag keeps no policy of its own.
 var (
 	policyOverride atomic.Pointer[Policy]
-	policyFunc     atomic.Pointer[func() *Policy]
+	policyFunc     installed.Func[Policy]
 )
 
 // DefaultPolicy returns the policy used where none is given: the one set
@@ -205,10 +206,7 @@ func DefaultPolicy() *Policy {
 	if p := policyOverride.Load(); p != nil {
 		return p
 	}
-	if f := policyFunc.Load(); f != nil {
-		return (*f)()
-	}
-	return nil
+	return policyFunc.Get()
 }
 
 // SetDefaultPolicy overrides the default policy for the whole process;
@@ -220,10 +218,4 @@ func SetDefaultPolicy(p *Policy) { policyOverride.Store(p) }
 // SetDefaultPolicyFunc installs the function [DefaultPolicy] falls back
 // to. The shadowlane package calls it at init with its default Runtime's
 // routing policy; applications have no reason to.
-func SetDefaultPolicyFunc(f func() *Policy) {
-	if f == nil {
-		policyFunc.Store(nil)
-		return
-	}
-	policyFunc.Store(&f)
-}
+func SetDefaultPolicyFunc(f func() *Policy) { policyFunc.Set(f) }

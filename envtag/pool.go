@@ -76,11 +76,19 @@ func (g *group[T]) pick() T {
 // PoolOption configures [NewPool].
 type PoolOption func(*poolConfig)
 
-type poolConfig struct{ stats *Stats }
+type poolConfig struct {
+	stats    *Stats
+	policyFn func() *Policy
+}
 
 // PoolStats makes the pool count its picks in st (a Runtime's
 // RoutingStats) instead of [DefaultStats].
 func PoolStats(st *Stats) PoolOption { return func(c *poolConfig) { c.stats = st } }
+
+// PoolPolicyFunc makes a pool without a policy read it from f at each pick
+// (a Runtime's RoutingPolicy: its routing config, reloads included)
+// instead of [DefaultPolicy].
+func PoolPolicyFunc(f func() *Policy) PoolOption { return func(c *poolConfig) { c.policyFn = f } }
 
 // NewPool groups members for service. policy nil means [DefaultPolicy], read
 // at every pick (pass &Policy{} to pin the default rule). Members whose Env
@@ -99,7 +107,7 @@ func NewPool[T any](service string, policy *Policy, members []Member[T], opts ..
 	if st == nil {
 		st = DefaultStats()
 	}
-	p := &Pool[T]{service: service, policy: policy, stats: st.service(service)}
+	p := &Pool[T]{service: service, policy: policy, policyFn: c.policyFn, stats: st.service(service)}
 	for _, m := range members {
 		if _, err := ParseEnv(m.Env); err != nil {
 			p.invalid++

@@ -3,12 +3,13 @@ package envtag
 import (
 	"context"
 	"sort"
-	"sync"
 	"sync/atomic"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 
+	"github.com/shadowlane/shadowlane/internal/capmap"
+	"github.com/shadowlane/shadowlane/internal/installed"
 	"github.com/shadowlane/shadowlane/propagation"
 )
 
@@ -84,9 +85,7 @@ func (st *Stats) Health(service string) HealthCount {
 	if st == nil {
 		return HealthCount{Service: service}
 	}
-	st.mu.RLock()
-	s := st.m[service]
-	st.mu.RUnlock()
+	s := st.m.Lookup(service)
 	if s == nil {
 		return HealthCount{Service: service}
 	}
@@ -112,37 +111,25 @@ func (s *serviceStats) add(m propagation.Mark, r Result) {
 // (the default Runtime's) as it is when the pool is built. A nil *Stats
 // counts nothing. It is safe for concurrent use.
 type Stats struct {
-	mu sync.RWMutex
-	m  map[string]*serviceStats
+	m capmap.Map[string, serviceStats]
 }
 
 // NewStats returns an empty set of counters.
-func NewStats() *Stats { return &Stats{m: map[string]*serviceStats{}} }
+func NewStats() *Stats { return new(Stats) }
 
 // The default stats: the function the shadowlane package installs at init
 // (its default Runtime's counters). envtag keeps no counters of its own.
-var defaultStats atomic.Pointer[func() *Stats]
+var defaultStats installed.Func[Stats]
 
 // SetDefaultStats installs the function [DefaultStats] returns the
 // counters of. The shadowlane package calls it at init with its default
 // Runtime's; applications have no reason to.
-func SetDefaultStats(f func() *Stats) {
-	if f == nil {
-		defaultStats.Store(nil)
-		return
-	}
-	defaultStats.Store(&f)
-}
+func SetDefaultStats(f func() *Stats) { defaultStats.Set(f) }
 
 // DefaultStats returns the counters used where none are given: the
 // default shadowlane Runtime's (nil, counting nothing, when the shadowlane
 // package is not linked in and no function was installed).
-func DefaultStats() *Stats {
-	if f := defaultStats.Load(); f != nil {
-		return (*f)()
-	}
-	return nil
-}
+func DefaultStats() *Stats { return defaultStats.Get() }
 
 // service returns the counters of service; pools resolve it once, so a
 // pick is one atomic add. A nil st gives counters nobody reads.
@@ -150,28 +137,7 @@ func (st *Stats) service(service string) *serviceStats {
 	if st == nil {
 		return new(serviceStats)
 	}
-	st.mu.RLock()
-	s := st.m[service]
-	st.mu.RUnlock()
-	if s != nil {
-		return s
-	}
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	if st.m == nil {
-		st.m = map[string]*serviceStats{}
-	}
-	if s = st.m[service]; s == nil {
-		if len(st.m) >= maxServices {
-			service = "other"
-			s = st.m[service]
-		}
-		if s == nil {
-			s = new(serviceStats)
-			st.m[service] = s
-		}
-	}
-	return s
+	return st.m.Get(service, maxServices, func(string) string { return "other" })
 }
 
 // Count is one row of [Snapshot]: the picks for one service and traffic
@@ -206,9 +172,8 @@ func (st *Stats) Snapshot() []Count {
 	if st == nil {
 		return []Count{}
 	}
-	st.mu.RLock()
-	out := make([]Count, 0, 2*len(st.m))
-	for svc, s := range st.m {
+	out := make([]Count, 0, 2*st.m.Len())
+	for svc, s := range st.m.All() {
 		for c, class := range [2]string{propagation.ClassProduction, propagation.ClassLoadTest} {
 			row := Count{Service: svc, Class: class,
 				Lane: s.n[c][Lane].Load(), Fallback: s.n[c][Fallback].Load(),
@@ -222,7 +187,6 @@ func (st *Stats) Snapshot() []Count {
 			}
 		}
 	}
-	st.mu.RUnlock()
 	sort.Slice(out, func(i, j int) bool {
 		if out[i].Service != out[j].Service {
 			return out[i].Service < out[j].Service
@@ -256,27 +220,22 @@ const ScopeName = "github.com/shadowlane/shadowlane/envtag"
 // registers its own on its MeterProvider). Unregister the returned
 // registration to stop.
 func (st *Stats) RegisterMetrics(m metric.Meter) (metric.Registration, error) {
-	picks, err := m.Int64ObservableCounter("shadowlane.envtag.picks",
-		metric.WithDescription("Instance picks by environment routing, per downstream service, traffic class and result (lane, fallback, trunk, miss)."),
-		metric.WithUnit("{pick}"))
-	if err != nil {
-		return nil, err
+	var err error
+	counter := func(name, unit, desc string) metric.Int64ObservableCounter {
+		c, e := m.Int64ObservableCounter(name, metric.WithDescription(desc), metric.WithUnit(unit))
+		if err == nil {
+			err = e
+		}
+		return c
 	}
-	hc, err := m.Int64ObservableCounter("shadowlane.envtag.health",
-		metric.WithDescription("Passive health of the HTTP transport per downstream service: connection failures, ejections, readmissions and retries (attribute event)."),
-		metric.WithUnit("{event}"))
-	if err != nil {
-		return nil, err
-	}
-	zc, err := m.Int64ObservableCounter("shadowlane.envtag.zone_picks",
-		metric.WithDescription("Picks by a caller with a zone, per downstream service and traffic class, served in its zone (zone=same) or spilled to another (zone=spilled)."),
-		metric.WithUnit("{pick}"))
-	if err != nil {
-		return nil, err
-	}
-	pc, err := m.Int64ObservableCounter("shadowlane.envtag.pinned_picks",
-		metric.WithDescription("Load-test picks of runs pinned to a zone (single-room pressure test), per downstream service: served in the pinned zone (result=served) or refused because it had no ready instance in the lane (result=refused; never spilled)."),
-		metric.WithUnit("{pick}"))
+	picks := counter("shadowlane.envtag.picks", "{pick}",
+		"Instance picks by environment routing, per downstream service, traffic class and result (lane, fallback, trunk, miss).")
+	hc := counter("shadowlane.envtag.health", "{event}",
+		"Passive health of the HTTP transport per downstream service: connection failures, ejections, readmissions and retries (attribute event).")
+	zc := counter("shadowlane.envtag.zone_picks", "{pick}",
+		"Picks by a caller with a zone, per downstream service and traffic class, served in its zone (zone=same) or spilled to another (zone=spilled).")
+	pc := counter("shadowlane.envtag.pinned_picks", "{pick}",
+		"Load-test picks of runs pinned to a zone (single-room pressure test), per downstream service: served in the pinned zone (result=served) or refused because it had no ready instance in the lane (result=refused; never spilled).")
 	if err != nil {
 		return nil, err
 	}
@@ -304,12 +263,10 @@ func (st *Stats) RegisterMetrics(m metric.Meter) (metric.Registration, error) {
 					attribute.String("result", Result(r).String())))
 			}
 		}
-		st.mu.RLock()
-		rows := make([]HealthCount, 0, len(st.m))
-		for svc, s := range st.m {
+		rows := make([]HealthCount, 0, st.m.Len())
+		for svc, s := range st.m.All() {
 			rows = append(rows, s.health(svc))
 		}
-		st.mu.RUnlock()
 		for _, h := range rows {
 			for ev, n := range map[string]int64{"conn_failure": h.ConnFailures, "ejection": h.Ejections, "readmission": h.Readmissions, "retry": h.Retries} {
 				if n != 0 {

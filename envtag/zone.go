@@ -183,9 +183,7 @@ func (st *Stats) Zone(service, class string) ZoneCount {
 	if st == nil {
 		return out
 	}
-	st.mu.RLock()
-	s := st.m[service]
-	st.mu.RUnlock()
+	s := st.m.Lookup(service)
 	if s == nil {
 		return out
 	}

@@ -80,15 +80,9 @@ func (b *BreakerRule) validate() []fieldProblem {
 	if b.Strategy == SlowRatio && b.SlowCall <= 0 {
 		bad("slowCall", "slow_ratio needs a positive slow-call duration")
 	}
-	if b.MinRequests < 0 {
-		bad("minRequests", "negative (%d)", b.MinRequests)
-	}
-	if b.Probes < 0 {
-		bad("probes", "negative (%d)", b.Probes)
-	}
-	if b.OpenFor < 0 {
-		bad("openFor", "negative (%v)", b.OpenFor)
-	}
+	nonNegative(bad, "minRequests", b.MinRequests)
+	nonNegative(bad, "probes", b.Probes)
+	nonNegative(bad, "openFor", b.OpenFor)
 	if b.Window < 0 || (b.Window > 0 && b.Window < 10*time.Millisecond) {
 		bad("window", "%v: want 0 (default) or at least 10ms", b.Window)
 	}

@@ -475,25 +475,21 @@ type state struct {
 // sustained rate) across a change of rate: the same number of requests,
 // now spaced by the new interval, so raising a limit takes effect at once
 // and lowering it does not forgive the past.
-func (s *state) rescale(interval, now int64) {
-	if s.interval != 0 && s.interval != interval {
-		if tat := s.tat.Load(); tat > now {
-			debt := float64(tat-now) / float64(s.interval)
-			s.tat.CompareAndSwap(tat, now+int64(debt*float64(interval)))
-		}
-	}
-	s.interval = interval
-}
+func (s *state) rescale(interval, now int64) { rescaleTat(&s.tat, &s.interval, interval, now) }
 
 // rescaleLT is rescale for the load-test bucket.
-func (s *state) rescaleLT(interval, now int64) {
-	if s.ltInterval != 0 && s.ltInterval != interval {
-		if tat := s.ltTat.Load(); tat > now {
-			debt := float64(tat-now) / float64(s.ltInterval)
-			s.ltTat.CompareAndSwap(tat, now+int64(debt*float64(interval)))
+func (s *state) rescaleLT(interval, now int64) { rescaleTat(&s.ltTat, &s.ltInterval, interval, now) }
+
+// rescaleTat moves tat, built with the emission interval *built, to
+// interval.
+func rescaleTat(tat *atomic.Int64, built *int64, interval, now int64) {
+	if *built != 0 && *built != interval {
+		if t := tat.Load(); t > now {
+			debt := float64(t-now) / float64(*built)
+			tat.CompareAndSwap(t, now+int64(debt*float64(interval)))
 		}
 	}
-	s.ltInterval = interval
+	*built = interval
 }
 
 type check struct {

@@ -192,15 +192,9 @@ func (r *Rule) Validate() error {
 	if r.QPS < 0 || math.IsNaN(r.QPS) || math.IsInf(r.QPS, 0) || r.QPS > 1e9 {
 		bad("qps", "%v out of range [0, 1e9]", r.QPS)
 	}
-	if r.Burst < 0 {
-		bad("burst", "negative (%d)", r.Burst)
-	}
-	if r.MaxWait < 0 {
-		bad("maxWait", "negative (%v)", r.MaxWait)
-	}
-	if r.WarmUp < 0 {
-		bad("warmUp", "negative (%v)", r.WarmUp)
-	}
+	nonNegative(bad, "burst", r.Burst)
+	nonNegative(bad, "maxWait", r.MaxWait)
+	nonNegative(bad, "warmUp", r.WarmUp)
 	if r.ColdFactor != 0 && !(r.ColdFactor > 1 && r.ColdFactor <= 100) {
 		bad("coldFactor", "%v out of range (1, 100]", r.ColdFactor)
 	}
@@ -214,9 +208,7 @@ func (r *Rule) Validate() error {
 			}
 		}
 	}
-	if r.Concurrency < 0 {
-		bad("concurrency", "negative (%d)", r.Concurrency)
-	}
+	nonNegative(bad, "concurrency", r.Concurrency)
 	if r.LoadTestShare < 0 || r.LoadTestShare > 1 || math.IsNaN(r.LoadTestShare) {
 		bad("loadTestShare", "%v out of range (0, 1]", r.LoadTestShare)
 	}
@@ -287,6 +279,14 @@ func (e *RuleError) Error() string {
 func (e *RuleError) Unwrap() error { return ErrInvalidRule }
 
 type fieldProblem struct{ field, msg string }
+
+// nonNegative reports field as negative when v < 0 (a rule's counts and
+// durations: 0 means the default or none).
+func nonNegative[T ~int | ~int64](bad func(field, format string, args ...any), field string, v T) {
+	if v < 0 {
+		bad(field, "negative (%v)", v)
+	}
+}
 
 // validPattern checks every glob segment of p.
 func validPattern(p string) error {

@@ -51,15 +51,9 @@ func (r *SystemRule) validate() error {
 	if r.CPU > 0 && r.LoadTestCPU > r.CPU {
 		bad("loadTestCpu", "%v above the production threshold %v: load-test traffic must be shed first", r.LoadTestCPU, r.CPU)
 	}
-	if r.Window < 0 {
-		bad("window", "negative (%v)", r.Window)
-	}
-	if r.CoolOff < 0 {
-		bad("coolOff", "negative (%v)", r.CoolOff)
-	}
-	if r.SampleEvery < 0 {
-		bad("sampleEvery", "negative (%v)", r.SampleEvery)
-	}
+	nonNegative(bad, "window", r.Window)
+	nonNegative(bad, "coolOff", r.CoolOff)
+	nonNegative(bad, "sampleEvery", r.SampleEvery)
 	return errors.Join(errs...)
 }
 

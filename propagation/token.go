@@ -30,31 +30,33 @@ var (
 	ErrEnvNotBound = errors.New("shadowlane: env tag not bound by the load-test token")
 )
 
+// tokenReasons are the reasons of [TokenReason], in the order they are
+// tried.
+var tokenReasons = [...]struct {
+	err    error
+	reason string
+}{
+	{ErrTokenMissing, "missing"},
+	{ErrTokenMalformed, "malformed"},
+	{ErrTokenUnknownKey, "unknown_key"},
+	{ErrTokenSignature, "bad_signature"},
+	{ErrTokenExpired, "expired"},
+	{ErrTokenMismatch, "mismatch"},
+	{ErrNoKeys, "no_keys"},
+	{ErrConflict, "conflict"},
+	{ErrMalformed, "malformed_mark"},
+	{ErrEnvNotBound, "env_not_bound"},
+}
+
 // TokenReason maps a token error to a short reason for metrics and logs.
 func TokenReason(err error) string {
-	switch {
-	case err == nil:
+	if err == nil {
 		return ""
-	case errors.Is(err, ErrTokenMissing):
-		return "missing"
-	case errors.Is(err, ErrTokenMalformed):
-		return "malformed"
-	case errors.Is(err, ErrTokenUnknownKey):
-		return "unknown_key"
-	case errors.Is(err, ErrTokenSignature):
-		return "bad_signature"
-	case errors.Is(err, ErrTokenExpired):
-		return "expired"
-	case errors.Is(err, ErrTokenMismatch):
-		return "mismatch"
-	case errors.Is(err, ErrNoKeys):
-		return "no_keys"
-	case errors.Is(err, ErrConflict):
-		return "conflict"
-	case errors.Is(err, ErrMalformed):
-		return "malformed_mark"
-	case errors.Is(err, ErrEnvNotBound):
-		return "env_not_bound"
+	}
+	for _, r := range tokenReasons {
+		if errors.Is(err, r.err) {
+			return r.reason
+		}
 	}
 	return "invalid"
 }

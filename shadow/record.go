@@ -2,8 +2,10 @@ package shadow
 
 import (
 	"sort"
-	"sync"
 	"sync/atomic"
+
+	"github.com/shadowlane/shadowlane/internal/capmap"
+	"github.com/shadowlane/shadowlane/internal/installed"
 )
 
 // Decision is what an adapter did with one operation.
@@ -65,8 +67,7 @@ type RunFunc func(run, store, target, to string, d Decision, n int64)
 // shadowlane.Runtime.Decisions). Counting is an atomic add once a series
 // exists. A nil *Series counts nothing. It is safe for concurrent use.
 type Series struct {
-	mu    sync.RWMutex
-	m     map[seriesKey]*atomic.Int64
+	m     capmap.Map[seriesKey, atomic.Int64]
 	onRun RunFunc
 	onErr RunErrorFunc
 }
@@ -98,7 +99,7 @@ func (s *Series) RunError(run, reason string) {
 // NewSeries returns an empty series; onRun, when not nil, also receives
 // every decision recorded with a run.
 func NewSeries(onRun RunFunc) *Series {
-	return &Series{m: map[seriesKey]*atomic.Int64{}, onRun: onRun}
+	return &Series{onRun: onRun}
 }
 
 // Record counts one decision for store and target. Adapters pass a low
@@ -148,28 +149,12 @@ func (c Counter) Inc() {
 }
 
 func (s *Series) series(store, target string, d Decision) *atomic.Int64 {
-	k := seriesKey{store, target, d}
-	s.mu.RLock()
-	c := s.m[k]
-	s.mu.RUnlock()
-	if c == nil {
-		s.mu.Lock()
-		if s.m == nil {
-			s.m = map[seriesKey]*atomic.Int64{}
-		}
-		if c = s.m[k]; c == nil {
-			if len(s.m) >= maxSeries {
-				k.target = "other"
-				c = s.m[k]
-			}
-			if c == nil {
-				c = new(atomic.Int64)
-				s.m[k] = c
-			}
-		}
-		s.mu.Unlock()
-	}
-	return c
+	return s.m.Get(seriesKey{store, target, d}, maxSeries, otherTarget)
+}
+
+func otherTarget(k seriesKey) seriesKey {
+	k.target = "other"
+	return k
 }
 
 // Count is one row of a [Series.Snapshot].
@@ -186,12 +171,10 @@ func (s *Series) Snapshot() []Count {
 	if s == nil {
 		return []Count{}
 	}
-	s.mu.RLock()
-	out := make([]Count, 0, len(s.m))
-	for k, c := range s.m {
+	out := make([]Count, 0, s.m.Len())
+	for k, c := range s.m.All() {
 		out = append(out, Count{k.store, k.target, k.decision.String(), c.Load()})
 	}
-	s.mu.RUnlock()
 	sort.Slice(out, func(i, j int) bool {
 		a, b := out[i], out[j]
 		if a.Store != b.Store {
@@ -212,13 +195,11 @@ func (s *Series) Total(store string, d Decision) int64 {
 		return 0
 	}
 	var n int64
-	s.mu.RLock()
-	for k, c := range s.m {
+	for k, c := range s.m.All() {
 		if (store == "" || k.store == store) && k.decision == d {
 			n += c.Load()
 		}
 	}
-	s.mu.RUnlock()
 	return n
 }
 
@@ -229,27 +210,16 @@ func (s *Series) Total(store string, d Decision) int64 {
 // at init, as a function that looks up its default Runtime, so the
 // package-level helpers below delegate to that Runtime and never hold
 // counters of their own.
-var defaultSeries atomic.Pointer[func() *Series]
+var defaultSeries installed.Func[Series]
 
 // SetDefault installs the function that returns the default series (the
 // default shadowlane Runtime's). The shadowlane package calls it at init;
 // applications have no reason to.
-func SetDefault(f func() *Series) {
-	if f == nil {
-		defaultSeries.Store(nil)
-		return
-	}
-	defaultSeries.Store(&f)
-}
+func SetDefault(f func() *Series) { defaultSeries.Set(f) }
 
 // Default returns the default Runtime's series (nil when the shadowlane
 // package is not linked in: nothing is counted then).
-func Default() *Series {
-	if f := defaultSeries.Load(); f != nil {
-		return (*f)()
-	}
-	return nil
-}
+func Default() *Series { return defaultSeries.Get() }
 
 // Record counts one production-side decision in the default Runtime's
 // series (see [Series.Record]). Adapters bound to a Runtime count in its

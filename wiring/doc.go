@@ -35,6 +35,10 @@
 //   - adapters/slgorm: gorm.Open gets the plugin, same dialect rule;
 //   - adapters/slkafka: kgo.NewClient gets the produce hook (no shadow
 //     twins until the code names them: marked records are refused);
+//   - adapters/slrocketmq: rocketmq.NewProducer and NewTransactionProducer
+//     get the produce interceptor (marked messages refused until the code
+//     names twins), rocketmq.NewPushConsumer the consume interceptor
+//     (anomalies refused; shadow groups and lanes take code);
 //   - dialects/<db>: registers the dialect at start-up.
 //
 // Not wired without code, and why: sarama (producers are built from an

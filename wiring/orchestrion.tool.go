@@ -11,6 +11,7 @@ import (
 	_ "github.com/shadowlane/shadowlane/adapters/slgrpc"
 	_ "github.com/shadowlane/shadowlane/adapters/slkafka"
 	_ "github.com/shadowlane/shadowlane/adapters/slredis"
+	_ "github.com/shadowlane/shadowlane/adapters/slrocketmq"
 	_ "github.com/shadowlane/shadowlane/adapters/slsql"
 	_ "github.com/shadowlane/shadowlane/middleware"
 )

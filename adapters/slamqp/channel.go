@@ -196,11 +196,11 @@ func (c *Channel) AMQP() *amqp091.Channel { return c.ch }
 // [ErrUnroutable] (for a marked publish also a [*shadow.Error] wrapping
 // [shadow.ErrNoShadowTarget]). Without confirms a returned message is not
 // reported by the wrapper. A marked publish that fails counts an error
-// "amqp publish" in the run's evidence (evidence.go).
+// "amqp publish" in the run's evidence (see the package doc).
 func (c *Channel) PublishWithContext(ctx context.Context, exchange, key string, mandatory, immediate bool, msg amqp091.Publishing) error {
 	err := c.publish(ctx, exchange, key, mandatory, immediate, msg)
 	if err != nil {
-		c.s.countPublish(ctx, err)
+		c.s.obs.PublishFailed(ctx, err)
 	}
 	return err
 }
@@ -250,11 +250,7 @@ func (c *Channel) publish(ctx context.Context, exchange, key string, mandatory, 
 // are a [*shadow.Error].
 func (s *Shadow) Mark(queue string, headers amqp091.Table) (propagation.Mark, error) {
 	d := decode(headers)
-	m, refuse := s.rq.Mark(queue, &d)
-	if refuse != nil {
-		return propagation.Mark{}, refuse
-	}
-	return m, nil
+	return s.rq.MarkOf(queue, &d)
 }
 
 // Takes reports whether a consumer of this Shadow's environment for the
@@ -448,16 +444,7 @@ func (s *Shadow) decide(prodQueue, fromQueue string, d *amqp091.Delivery) bus.De
 // wait waits until a consumer that waited on d may consume again; false
 // when ctx ended first.
 func (s *Shadow) wait(ctx context.Context, queue string, d bus.Decision) bool {
-	t := time.NewTicker(s.c.poll)
-	defer t.Stop()
-	for !s.rq.Ready(queue, d) {
-		select {
-		case <-ctx.Done():
-			return false
-		case <-t.C:
-		}
-	}
-	return true
+	return s.rq.WaitReady(ctx, queue, d, s.c.poll)
 }
 
 // deliver handles one delivery; it returns only acknowledgement errors.
@@ -504,15 +491,17 @@ func (sb *sub) deliver(ctx context.Context, d *amqp091.Delivery, dec bus.Decisio
 func (sb *sub) handle(ctx context.Context, d *amqp091.Delivery, dec bus.Decision, h Handler) error {
 	s := sb.c.s
 	mctx := propagation.With(ctx, dec.Mark)
-	sb.countEntry(mctx, dec.Mark.Run, d) // evidence.go
+	if !d.Redelivered { // the broker's redeliveries are the same message
+		s.obs.Entry(mctx, sb.prod, sb.queue)
+	}
 	herr := h(mctx, d)
 	key := deliveryKey(d)
 	if herr == nil {
 		if _, failedHere := sb.tries[key]; d.Redelivered && !failedHere {
-			s.counts.Redelivered()
+			s.obs.Redelivered()
 		}
 		if sb.handover != "" {
-			s.counts.HandedOver()
+			s.obs.HandedOver(1)
 		}
 		delete(sb.tries, key)
 		return d.Ack(false)
@@ -520,7 +509,7 @@ func (sb *sub) handle(ctx context.Context, d *amqp091.Delivery, dec bus.Decision
 	n := deliveries(d, sb.tries, key)
 	if n >= s.c.maxDeliver {
 		delete(sb.tries, key)
-		sb.countErr(mctx, dec.Mark.Run)
+		s.obs.HandlerFailed(mctx)
 		if s.c.refused != nil {
 			s.c.refused(mctx, d, fmt.Errorf("%w (%d deliveries): %w", ErrDeliveriesExhausted, n, herr))
 		}

@@ -73,7 +73,7 @@
 // [Shadow.Declare] unbinds lane queues an older version had bound.
 //
 // What stays at least once, counted in [Shadow.Stats] (also the OTel
-// counter shadowlane.bus.lane_deliveries) as redeliveries not asked for:
+// counter shadowlane.bus.deliveries) as redeliveries not asked for:
 // a consumer that dies after its handler returned and before the broker
 // got the ack (the message comes again); a trunk that dies after the
 // broker confirmed a message passed on to a lane and before its ack of
@@ -81,6 +81,16 @@
 // trunk's lane or, if the lane was dropped meanwhile, to the trunk). A
 // lane queue deleted while the trunk hands it over closes the channel
 // (Consume returns the error).
+//
+// Per-run evidence ([shadowlane.BusEvidence]; GET /shadowlane/status?run=R
+// of the Shadow's runtime): a consumer counts each marked message it hands
+// to its handler for the first time (not the broker's redeliveries after a
+// failure) as an entry "amqp:<production queue>" whose route is the queue
+// it read ("<queue>" or its shadow or lane twin), and a message whose
+// deliveries are exhausted as an error "amqp handler"; a marked publish
+// that fails (not confirmed, channel closed) counts "amqp publish". The
+// [*shadow.Error] refusals are decisions, not errors. Production messages
+// cost nothing here.
 //
 // # Broker migration
 //

@@ -29,6 +29,7 @@ import (
 
 	amqp091 "github.com/rabbitmq/amqp091-go"
 
+	"github.com/shadowlane/shadowlane/internal/tick"
 	"github.com/shadowlane/shadowlane/propagation"
 	"github.com/shadowlane/shadowlane/shadow/bus"
 )
@@ -139,7 +140,7 @@ func (sb *sub) forward(ctx context.Context, d *amqp091.Delivery, dec bus.Decisio
 		return sb.handle(ctx, d, dec, h)
 	}
 	sb.lanes.passed(lq, dec.Mark.Env)
-	c.s.counts.Forwarded()
+	c.s.obs.Forwarded()
 	return d.Ack(false)
 }
 
@@ -261,52 +262,50 @@ func (s *Shadow) laneQueuesOf(prod string) *laneQueues {
 // consumer on the lane queue of every env that left the lanes, and stops
 // the hand-over of every env that is listed again.
 func (c *Channel) watchLanes(ctx context.Context, prod string, l *laneSet, h Handler, wg *sync.WaitGroup, fail func(error)) {
-	t := time.NewTicker(4 * c.s.c.poll)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		l.hmu.Lock()
-		for lq, env := range l.queues() {
-			listed := !c.s.rq.Takes(prod, propagation.Mark{Env: env})
-			cancel, running := l.handing[lq]
-			switch {
-			case listed && running:
-				cancel()
-				delete(l.handing, lq)
-			case !listed && !running:
-				if l.handing == nil {
-					l.handing = map[string]context.CancelFunc{}
-				}
-				hctx, hcancel := context.WithCancel(ctx)
-				sb := &sub{c: c, prod: prod, queue: lq, tries: map[string]int{}, handover: env}
-				if err := sb.start(); err != nil {
-					hcancel()
-					l.hmu.Unlock()
-					fail(err)
-					return
-				}
-				l.handing[lq] = hcancel
-				wg.Go(func() {
-					err := sb.run(hctx, h)
-					if herr := sb.handBack(); herr != nil && !errors.Is(herr, amqp091.ErrClosed) && err == nil {
-						err = herr
-					}
-					l.hmu.Lock()
-					if l.handing[lq] != nil && hctx.Err() == nil {
-						delete(l.handing, lq)
-					}
-					l.hmu.Unlock()
-					hcancel()
-					if err != nil && !errors.Is(err, errHandOverEnds) {
-						fail(err)
-					}
-				})
+	tick.Every(ctx, 4*c.s.c.poll, func() bool { return c.checkLanes(ctx, prod, l, h, wg, fail) })
+}
+
+// checkLanes is one check of watchLanes; false when a hand-over consumer
+// could not start (fail was told).
+func (c *Channel) checkLanes(ctx context.Context, prod string, l *laneSet, h Handler, wg *sync.WaitGroup, fail func(error)) bool {
+	l.hmu.Lock()
+	for lq, env := range l.queues() {
+		listed := !c.s.rq.Takes(prod, propagation.Mark{Env: env})
+		cancel, running := l.handing[lq]
+		switch {
+		case listed && running:
+			cancel()
+			delete(l.handing, lq)
+		case !listed && !running:
+			if l.handing == nil {
+				l.handing = map[string]context.CancelFunc{}
 			}
+			hctx, hcancel := context.WithCancel(ctx)
+			sb := &sub{c: c, prod: prod, queue: lq, tries: map[string]int{}, handover: env}
+			if err := sb.start(); err != nil {
+				hcancel()
+				l.hmu.Unlock()
+				fail(err)
+				return false
+			}
+			l.handing[lq] = hcancel
+			wg.Go(func() {
+				err := sb.run(hctx, h)
+				if herr := sb.handBack(); herr != nil && !errors.Is(herr, amqp091.ErrClosed) && err == nil {
+					err = herr
+				}
+				l.hmu.Lock()
+				if l.handing[lq] != nil && hctx.Err() == nil {
+					delete(l.handing, lq)
+				}
+				l.hmu.Unlock()
+				hcancel()
+				if err != nil && !errors.Is(err, errHandOverEnds) {
+					fail(err)
+				}
+			})
 		}
-		l.hmu.Unlock()
 	}
+	l.hmu.Unlock()
+	return true
 }

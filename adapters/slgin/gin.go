@@ -27,7 +27,7 @@ import (
 //	r := gin.New()
 //	r.Use(slgin.Middleware(slgin.WithRuntime(rt), slgin.Edge()))
 func Middleware(opts ...Option) gin.HandlerFunc {
-	cfg := middleware.NewConfig("gin", newConfig(opts).entry...)
+	cfg := middleware.NewConfig("gin", newConfig(opts).Entry...)
 	return func(c *gin.Context) {
 		ctx0 := c.Request.Context()
 		ctx, ref := cfg.RT().AdmitRoute(ctx0, &cfg.Entry, shadowlane.RequestCarrier(c.Request), c.FullPath())

@@ -8,7 +8,6 @@ import (
 
 	"github.com/gin-gonic/gin"
 
-	"github.com/shadowlane/shadowlane"
 	"github.com/shadowlane/shadowlane/limiter"
 	"github.com/shadowlane/shadowlane/limiter/httplimit"
 )
@@ -33,13 +32,9 @@ const Unmatched = "_unmatched"
 // "query:<name>" keys against the request (see httplimit.RequestParams).
 func Limit(opts ...Option) gin.HandlerFunc {
 	cfg := newConfig(opts)
-	l := cfg.l
 	var cache atomic.Pointer[routeCache]
 	return func(c *gin.Context) {
-		lim := l
-		if lim == nil {
-			lim = shadowlane.OrDefault(cfg.rt).Limiter()
-		}
+		lim := cfg.Limiter()
 		rc := cache.Load()
 		if rc == nil || rc.l != lim {
 			rc = &routeCache{l: lim}

@@ -4,6 +4,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/shadowlane/shadowlane"
+	"github.com/shadowlane/shadowlane/internal/entryopt"
 	"github.com/shadowlane/shadowlane/limiter"
 	"github.com/shadowlane/shadowlane/middleware"
 	"github.com/shadowlane/shadowlane/propagation"
@@ -18,9 +19,7 @@ type optionFunc func(*config)
 func (f optionFunc) apply(c *config) { f(c) }
 
 type config struct {
-	entry   []middleware.Option // Middleware
-	rt      *shadowlane.Runtime
-	l       *limiter.Limiter                        // Limit
+	entryopt.Config
 	blocked func(*gin.Context, *limiter.BlockError) // Limit
 	failure func(*gin.Context) bool                 // Limit
 }
@@ -34,7 +33,7 @@ func newConfig(opts []Option) *config {
 }
 
 func entryOption(o middleware.Option) Option {
-	return optionFunc(func(c *config) { c.entry = append(c.entry, o) })
+	return optionFunc(func(c *config) { c.Add(o) })
 }
 
 // WithRuntime names the runtime the middleware works for: [Middleware]
@@ -42,10 +41,7 @@ func entryOption(o middleware.Option) Option {
 // them through its limiter (rules from its "limits:" config section). The
 // default is the default runtime, looked up per request.
 func WithRuntime(rt *shadowlane.Runtime) Option {
-	return optionFunc(func(c *config) {
-		c.rt = rt
-		c.entry = append(c.entry, middleware.WithRuntime(rt))
-	})
+	return optionFunc(func(c *config) { c.SetRuntime(rt) })
 }
 
 // Edge is WithTrust(propagation.Edge): a run mark is accepted only with a
@@ -65,7 +61,7 @@ func WithName(name string) Option { return entryOption(middleware.WithName(name)
 // WithLimiter makes [Limit] admit requests through l instead of the
 // runtime's limiter.
 func WithLimiter(l *limiter.Limiter) Option {
-	return optionFunc(func(c *config) { c.l = l })
+	return optionFunc(func(c *config) { c.SetLimiter(l) })
 }
 
 // WithBlockedHandler replaces the default refusal of [Limit] (429 with a

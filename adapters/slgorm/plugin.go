@@ -93,10 +93,10 @@ func (p *Plugin) Initialize(db *gorm.DB) error {
 		// wrap the pool it prepares on instead. Sessions with PrepareStmt
 		// share it (gorm caches it), so they are covered too.
 		if _, done := ps.ConnPool.(*pool); !done {
-			ps.ConnPool = &pool{base: ps.ConnPool, p: p}
+			ps.ConnPool = &pool{fwd: fwd{ps.ConnPool}, p: p}
 		}
 	} else {
-		top := &pool{base: db.ConnPool, p: p}
+		top := &pool{fwd: fwd{db.ConnPool}, p: p}
 		db.ConnPool = top
 		if db.Statement != nil {
 			db.Statement.ConnPool = top
@@ -336,32 +336,34 @@ func (d errDriver) Open(string) (driver.Conn, error) { return nil, d.err }
 // pool replaces db.ConnPool so that transactions remember the mark they
 // were begun with (and, in database mode, begin on the shadow database).
 type pool struct {
-	base gorm.ConnPool
-	p    *Plugin
+	fwd
+	p *Plugin
 }
 
-func (c *pool) PrepareContext(ctx context.Context, q string) (*sql.Stmt, error) {
-	return c.base.PrepareContext(ctx, q)
+// fwd passes statements on to base as they are (pool and txPool: the
+// callbacks already rewrote them).
+type fwd struct{ base gorm.ConnPool }
+
+func (f fwd) PrepareContext(ctx context.Context, q string) (*sql.Stmt, error) {
+	return f.base.PrepareContext(ctx, q)
 }
-func (c *pool) ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error) {
-	return c.base.ExecContext(ctx, q, args...)
+func (f fwd) ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	return f.base.ExecContext(ctx, q, args...)
 }
-func (c *pool) QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
-	return c.base.QueryContext(ctx, q, args...)
+func (f fwd) QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	return f.base.QueryContext(ctx, q, args...)
 }
-func (c *pool) QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row {
-	return c.base.QueryRowContext(ctx, q, args...)
+func (f fwd) QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row {
+	return f.base.QueryRowContext(ctx, q, args...)
 }
 
 // GetDBConn keeps db.DB() working.
 func (c *pool) GetDBConn() (*sql.DB, error) {
-	switch b := c.base.(type) {
-	case *sql.DB:
-		return b, nil
-	case gorm.GetDBConnector:
-		return b.GetDBConn()
+	db, err := dbOf(c.base)
+	if err != nil {
+		return nil, fmt.Errorf("slgorm: underlying pool exposes %w", err)
 	}
-	return nil, errors.New("slgorm: underlying pool exposes no *sql.DB")
+	return db, nil
 }
 
 // BeginTx implements gorm.ConnPoolBeginner.
@@ -374,40 +376,30 @@ func (c *pool) BeginTx(ctx context.Context, opts *sql.TxOptions) (gorm.ConnPool,
 	} else if m.Run == "" {
 		m = propagation.Mark{}
 	}
-	var tx gorm.ConnPool
-	var err error
-	switch b := from.(type) {
-	case gorm.TxBeginner:
-		tx, err = b.BeginTx(ctx, opts)
-	case gorm.ConnPoolBeginner:
-		tx, err = b.BeginTx(ctx, opts)
-	default:
-		return nil, gorm.ErrInvalidTransaction
-	}
+	tx, err := beginOn(ctx, from, opts)
 	if err != nil {
 		return nil, err
 	}
-	return &txPool{base: tx, mark: m}, nil
+	return &txPool{fwd: fwd{tx}, mark: m}, nil
+}
+
+// beginOn begins a transaction on the pool from, however it offers one.
+func beginOn(ctx context.Context, from gorm.ConnPool, opts *sql.TxOptions) (gorm.ConnPool, error) {
+	switch b := from.(type) {
+	case gorm.TxBeginner:
+		return b.BeginTx(ctx, opts)
+	case gorm.ConnPoolBeginner:
+		return b.BeginTx(ctx, opts)
+	}
+	return nil, gorm.ErrInvalidTransaction
 }
 
 // txPool is a transaction with the mark it was begun with.
 type txPool struct {
-	base gorm.ConnPool
+	fwd
 	mark propagation.Mark
 }
 
-func (t *txPool) PrepareContext(ctx context.Context, q string) (*sql.Stmt, error) {
-	return t.base.PrepareContext(ctx, q)
-}
-func (t *txPool) ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error) {
-	return t.base.ExecContext(ctx, q, args...)
-}
-func (t *txPool) QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
-	return t.base.QueryContext(ctx, q, args...)
-}
-func (t *txPool) QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row {
-	return t.base.QueryRowContext(ctx, q, args...)
-}
 func (t *txPool) Commit() error   { return endTx(t.base, true) }
 func (t *txPool) Rollback() error { return endTx(t.base, false) }
 
@@ -513,16 +505,7 @@ func (c *checkedPool) GetDBConn() (*sql.DB, error) { return dbOf(c.base) }
 
 // BeginTx begins on the shadow database; the transaction stays checked.
 func (c *checkedPool) BeginTx(ctx context.Context, opts *sql.TxOptions) (gorm.ConnPool, error) {
-	var tx gorm.ConnPool
-	var err error
-	switch b := c.base.(type) {
-	case gorm.TxBeginner:
-		tx, err = b.BeginTx(ctx, opts)
-	case gorm.ConnPoolBeginner:
-		tx, err = b.BeginTx(ctx, opts)
-	default:
-		return nil, gorm.ErrInvalidTransaction
-	}
+	tx, err := beginOn(ctx, c.base, opts)
 	if err != nil {
 		return nil, err
 	}

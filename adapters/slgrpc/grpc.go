@@ -152,7 +152,7 @@ var (
 )
 
 func newCfg(name string, opts []Option) *middleware.Config {
-	c := middleware.NewConfig(name, newConfig(opts).entry...)
+	c := middleware.NewConfig(name, newConfig(opts).Entry...)
 	lowerKeys(&c.Entry)
 	return c
 }

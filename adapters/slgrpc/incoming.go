@@ -36,16 +36,35 @@ var incomingKey = learnIncomingKey()
 var outgoingKey = learnOutgoingKey()
 
 func learnOutgoingKey() any {
+	return learnKey(func(p context.Context) bool { return metadata.ValueFromOutgoingContext(p, "shadowlane-probe") != nil }, func(key any) bool {
+		return metadata.NewOutgoingContext(context.Background(), metadata.MD{"a": {"1"}}).Value(key) != nil &&
+			metadata.AppendToOutgoingContext(context.Background(), "a", "1").Value(key) != nil
+	})
+}
+
+func learnIncomingKey() any {
+	return learnKey(func(p context.Context) bool { return metadata.ValueFromIncomingContext(p, "shadowlane-probe") != nil }, func(key any) bool {
+		md := metadata.MD{"shadowlane-probe": {"1"}}
+		got, ok := metadata.NewIncomingContext(context.Background(), md).Value(key).(metadata.MD)
+		if !ok || len(got) != 1 || len(got["shadowlane-probe"]) != 1 {
+			return false
+		}
+		md["shadowlane-probe-2"] = nil // the very map, not a copy
+		return len(got) == 2
+	})
+}
+
+// learnKey learns the context key a metadata read uses: read, handed a
+// context that records the keys it is asked for, must find nothing and ask
+// for exactly one key, which must be comparable and pass check (it finds
+// what the metadata package attached). nil when any of that does not hold.
+func learnKey(read func(context.Context) bool, check func(key any) bool) any {
 	p := &keyProbe{Context: context.Background()}
-	if metadata.ValueFromOutgoingContext(p, "shadowlane-probe") != nil || len(p.keys) != 1 {
+	if read(p) || len(p.keys) != 1 {
 		return nil
 	}
 	key := p.keys[0]
-	if key == nil || !reflect.TypeOf(key).Comparable() {
-		return nil
-	}
-	if metadata.NewOutgoingContext(context.Background(), metadata.MD{"a": {"1"}}).Value(key) == nil ||
-		metadata.AppendToOutgoingContext(context.Background(), "a", "1").Value(key) == nil {
+	if key == nil || !reflect.TypeOf(key).Comparable() || !check(key) {
 		return nil
 	}
 	return key
@@ -59,27 +78,6 @@ type keyProbe struct {
 func (p *keyProbe) Value(key any) any {
 	p.keys = append(p.keys, key)
 	return nil
-}
-
-func learnIncomingKey() any {
-	p := &keyProbe{Context: context.Background()}
-	if metadata.ValueFromIncomingContext(p, "shadowlane-probe") != nil || len(p.keys) != 1 {
-		return nil
-	}
-	key := p.keys[0]
-	if key == nil || !reflect.TypeOf(key).Comparable() {
-		return nil
-	}
-	md := metadata.MD{"shadowlane-probe": {"1"}}
-	got, ok := metadata.NewIncomingContext(context.Background(), md).Value(key).(metadata.MD)
-	if !ok || len(got) != 1 || len(got["shadowlane-probe"]) != 1 {
-		return nil
-	}
-	md["shadowlane-probe-2"] = nil // the very map, not a copy
-	if len(got) != 2 {
-		return nil
-	}
-	return key
 }
 
 // mdGetter reads incoming metadata exactly as

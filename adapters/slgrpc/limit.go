@@ -12,7 +12,6 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
-	"github.com/shadowlane/shadowlane"
 	"github.com/shadowlane/shadowlane/limiter"
 )
 
@@ -28,13 +27,6 @@ func IsServerFailure(err error) bool {
 		return true
 	}
 	return false
-}
-
-func (c *config) limiter() *limiter.Limiter {
-	if c.l != nil {
-		return c.l
-	}
-	return shadowlane.OrDefault(c.rt).Limiter()
 }
 
 func (c *config) exit(tok limiter.Token, err error) {
@@ -111,7 +103,7 @@ func clientBlocked(err error) error {
 func UnaryServerLimit(opts ...Option) grpc.UnaryServerInterceptor {
 	cfg := newConfig(opts)
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-		tok, err := admitServer(cfg.limiter(), ctx, info.FullMethod)
+		tok, err := admitServer(cfg.Limiter(), ctx, info.FullMethod)
 		if err != nil {
 			return nil, serverBlocked(err)
 		}
@@ -126,7 +118,7 @@ func UnaryServerLimit(opts ...Option) grpc.UnaryServerInterceptor {
 func StreamServerLimit(opts ...Option) grpc.StreamServerInterceptor {
 	cfg := newConfig(opts)
 	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-		tok, err := admitServer(cfg.limiter(), ss.Context(), info.FullMethod)
+		tok, err := admitServer(cfg.Limiter(), ss.Context(), info.FullMethod)
 		if err != nil {
 			return serverBlocked(err)
 		}
@@ -143,7 +135,7 @@ func StreamServerLimit(opts ...Option) grpc.StreamServerInterceptor {
 func UnaryClientLimit(opts ...Option) grpc.UnaryClientInterceptor {
 	cfg := newConfig(opts)
 	return func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, o ...grpc.CallOption) error {
-		tok, err := cfg.limiter().Admit(ctx, method)
+		tok, err := cfg.Limiter().Admit(ctx, method)
 		if err != nil {
 			return clientBlocked(err)
 		}
@@ -159,7 +151,7 @@ func UnaryClientLimit(opts ...Option) grpc.UnaryClientInterceptor {
 func StreamClientLimit(opts ...Option) grpc.StreamClientInterceptor {
 	cfg := newConfig(opts)
 	return func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, o ...grpc.CallOption) (grpc.ClientStream, error) {
-		tok, err := cfg.limiter().Admit(ctx, method)
+		tok, err := cfg.Limiter().Admit(ctx, method)
 		if err != nil {
 			return nil, clientBlocked(err)
 		}

@@ -2,6 +2,7 @@ package slgrpc
 
 import (
 	"github.com/shadowlane/shadowlane"
+	"github.com/shadowlane/shadowlane/internal/entryopt"
 	"github.com/shadowlane/shadowlane/limiter"
 	"github.com/shadowlane/shadowlane/middleware"
 	"github.com/shadowlane/shadowlane/propagation"
@@ -19,9 +20,7 @@ type optionFunc func(*config)
 func (f optionFunc) apply(c *config) { f(c) }
 
 type config struct {
-	entry   []middleware.Option // admission
-	rt      *shadowlane.Runtime
-	l       *limiter.Limiter // limiting
+	entryopt.Config
 	failure func(error) bool // limiting
 }
 
@@ -34,7 +33,7 @@ func newConfig(opts []Option) *config {
 }
 
 func entryOption(o middleware.Option) Option {
-	return optionFunc(func(c *config) { c.entry = append(c.entry, o) })
+	return optionFunc(func(c *config) { c.Add(o) })
 }
 
 // WithRuntime names the runtime the interceptors work for: the admission
@@ -43,10 +42,7 @@ func entryOption(o middleware.Option) Option {
 // "limits:" config section). The default is the default runtime, looked
 // up per call.
 func WithRuntime(rt *shadowlane.Runtime) Option {
-	return optionFunc(func(c *config) {
-		c.rt = rt
-		c.entry = append(c.entry, middleware.WithRuntime(rt))
-	})
+	return optionFunc(func(c *config) { c.SetRuntime(rt) })
 }
 
 // Edge is WithTrust(propagation.Edge): a run mark is accepted only with a
@@ -67,7 +63,7 @@ func WithName(name string) Option { return entryOption(middleware.WithName(name)
 // WithLimiter makes the limit interceptors admit calls through l instead
 // of the runtime's limiter.
 func WithLimiter(l *limiter.Limiter) Option {
-	return optionFunc(func(c *config) { c.l = l })
+	return optionFunc(func(c *config) { c.SetLimiter(l) })
 }
 
 // WithFailure decides which call errors count as failures for breakers

@@ -33,11 +33,7 @@ func decode(r *kgo.Record) bus.Decoder {
 // mark on a production topic (an anomaly, [shadow.ErrBlocked]) are a
 // [*shadow.Error], and the record must not be handled.
 func (s *Shadow) Mark(r *kgo.Record) (propagation.Mark, error) {
-	m, err := s.r.Mark(r.Topic, ptr(decode(r)))
-	if err != nil {
-		return propagation.Mark{}, err
-	}
-	return m, nil
+	return s.r.MarkOf(r.Topic, ptr(decode(r)))
 }
 
 // Context returns parent carrying the mark of r (see [Shadow.Mark]). It
@@ -111,13 +107,8 @@ func (c *Consumer) Plans() []Plan { return slices.Clone(c.plans) }
 // first error is returned; the failed record is not committed and is
 // delivered again to the next consumer of the group).
 func (c *Consumer) Run(ctx context.Context) error {
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	var (
-		wg    sync.WaitGroup
-		once  sync.Once
-		first error
-	)
+	runs, ctx := bus.NewRuns(ctx)
+	defer runs.Wait() // on the early returns
 	if c.s.r.Env() != "" {
 		for _, p := range c.plans {
 			if err := pinStart(ctx, c.base, p.Group, p.Topics); err != nil {
@@ -130,15 +121,9 @@ func (c *Consumer) Run(ctx context.Context) error {
 	}
 	c.startedOnce.Do(func() { close(c.started) })
 	for _, p := range c.plans {
-		wg.Go(func() {
-			if err := c.run(ctx, p); err != nil {
-				once.Do(func() { first = err })
-				cancel(err)
-			}
-		})
+		runs.Go(func() error { return c.run(ctx, p) })
 	}
-	wg.Wait()
-	return first
+	return runs.Wait()
 }
 
 // run runs one plan's group. A trunk consumer hands the backlog of a lane
@@ -209,6 +194,13 @@ func (c *Consumer) runClient(ctx context.Context, p Plan, h *handovers, fail fun
 	}
 	defer cl.CloseAllowingRebalance()
 	lanes := c.s.r.Config().Lanes != nil
+	steps := &bus.LaneSteps{Counts: c.s.obs.Counters, Broker: &laneBroker{c: c, cl: cl, p: p, h: h, w: w}}
+	if h != nil {
+		steps.Skips = h.Skips
+	}
+	if w != nil {
+		steps.Window = &w.StartWindow
+	}
 	for {
 		pctx, pcancel := ctx, context.CancelFunc(func() {})
 		if h != nil && lanes {
@@ -248,48 +240,9 @@ func (c *Consumer) runClient(ctx context.Context, p Plan, h *handovers, fail fun
 		for it := fs.RecordIter(); !it.Done(); {
 			r := it.Next()
 			if wait == nil {
-				d := c.s.r.Consume(c.group, r.Topic, ptr(decode(r)))
-				if h != nil && d.Mark.Env != "" {
-					switch d.Action {
-					case bus.Skip:
-						h.Skip(d.Mark.Env, part(r), r.Offset) // its lane is live
-					case bus.Handle:
-						h.Left(d.Mark.Env) // the trunk takes the env again
-						if lanes {
-							at, ferr := c.floor(ctx, p, h, d.Mark.Env, r)
-							if ferr != nil {
-								herr = ferr
-								break
-							}
-							if r.Offset < at {
-								// The lane handled it (a redelivery
-								// after its env left): pass it over.
-								c.s.counts.FloorSkipped(1)
-								d.Action = bus.Skip
-							}
-						}
-					}
-					if herr != nil {
-						break
-					}
-				}
-				if w != nil && d.Action == bus.Handle && w.IsOpen(part(r)) {
-					skipped, err := c.trunkSkipped(ctx, cl, p, w, d.Mark.Env, r)
-					if herr = err; herr != nil {
-						break
-					}
-					if skipped {
-						w.Close(part(r)) // the trunk skips from here on
-					} else {
-						c.s.counts.StartSkipped(1) // the trunk handled it
-						d.Action = bus.Skip
-					}
-				}
-				if d.Action == bus.Handle && d.Mark.LoadTest() && !c.s.r.LoadTestOn() {
-					// The lane steps above may have waited on the broker,
-					// and the kill switch went off meanwhile: wait, as
-					// the decision would have.
-					d.Action = bus.Wait
+				d, err := c.s.r.ConsumeRecord(ctx, c.group, part(r), r.Offset, ptr(decode(r)), steps)
+				if herr = err; herr != nil {
+					break
 				}
 				if d.Action == bus.Wait {
 					wait = &d
@@ -407,7 +360,7 @@ func (c *Consumer) commit(ctx context.Context, cl *kgo.Client, group string, met
 		wait *= 2
 	}
 	if err != nil {
-		c.s.counts.Uncommitted(b.handled, b.refused)
+		c.s.obs.Uncommitted(b.handled, b.refused)
 		*b = batch{}
 		return fmt.Errorf("slkafka: group %q: commit: %w", group, err)
 	}
@@ -420,16 +373,7 @@ func ptr[T any](v T) *T { return &v }
 // waitReady waits until the rules let a consumer that waited on d take
 // records again; false when ctx ended first.
 func (c *Consumer) waitReady(ctx context.Context, d bus.Decision) bool {
-	t := time.NewTicker(c.s.c.poll)
-	defer t.Stop()
-	for !c.s.r.Ready(c.group, d) {
-		select {
-		case <-ctx.Done():
-			return false
-		case <-t.C:
-		}
-	}
-	return true
+	return c.s.r.WaitReady(ctx, c.group, d, c.s.c.poll)
 }
 
 // handle carries out decision d on r: the refusal callback for Refuse,
@@ -447,9 +391,11 @@ func (c *Consumer) handle(ctx context.Context, r *kgo.Record, d bus.Decision) (r
 		return err == nil, err
 	}
 	mctx := propagation.With(ctx, d.Mark)
-	c.countEntry(mctx, d.Mark.Run, r.Topic) // evidence.go
+	c.s.obs.Entry(mctx, c.s.r.Production(r.Topic), c.group)
 	exhausted, err := c.s.c.retry.Do(ctx, func() error { return c.h(mctx, r) })
-	c.countErr(ctx, mctx, exhausted, err)
+	if bus.Final(ctx, exhausted, err) {
+		c.s.obs.HandlerFailed(mctx)
+	}
 	if !exhausted {
 		return false, err
 	}

@@ -2,49 +2,23 @@ package slkafka
 
 import (
 	"context"
-	"errors"
 	"reflect"
 
 	"github.com/twmb/franz-go/pkg/kgo"
-
-	"github.com/shadowlane/shadowlane"
-	"github.com/shadowlane/shadowlane/shadow"
 )
 
-// Per-run evidence (GET /shadowlane/status?run=R of the Shadow's
-// runtime): a [Consumer] counts each marked record it hands to its handler
-// as an entry "kafka:<production topic>" with the consumer group as the
-// route, and a handler that still fails after its attempts as an error
-// "kafka handler"; a marked record franz-go fails to produce counts once
-// as an error "kafka publish": through a [Producer]'s promise, or, on a
-// client that has the Shadow as a hook ([kgo.WithHooks]), through
+// Per-run evidence ([shadowlane.BusEvidence]; GET
+// /shadowlane/status?run=R of the Shadow's runtime): a [Consumer] counts
+// each marked record it hands to its handler as an entry
+// "kafka:<production topic>" with the consumer group as the route, and a
+// handler that still fails after its attempts as an error "kafka
+// handler"; a marked record franz-go fails to produce counts once as an
+// error "kafka publish": through a [Producer]'s promise, or, on a client
+// that has the Shadow as a hook ([kgo.WithHooks]), through
 // [Shadow.OnProduceRecordUnbuffered], whichever method produced it (a
 // Producer over such a client leaves the counting to the hook). Records
 // the rules refused are decisions, not errors. Production records cost
 // nothing here.
-
-const (
-	reasonHandler = "kafka handler"
-	reasonPublish = "kafka publish"
-)
-
-func (s *Shadow) runtime() *shadowlane.Runtime { return shadowlane.OrDefault(s.c.rt) }
-
-// countEntry counts a marked record handed to the handler of group.
-func (c *Consumer) countEntry(mctx context.Context, run, topic string) {
-	if run != "" {
-		c.s.runtime().CountEntry(mctx, "kafka:"+c.s.r.Production(topic), c.group)
-	}
-}
-
-// countErr counts a handler's final failure on a marked message: every
-// attempt failed (exhausted), or its only attempt failed while ctx is
-// still live (not the end of the consumer).
-func (c *Consumer) countErr(ctx, mctx context.Context, exhausted bool, err error) {
-	if err != nil && (exhausted || ctx.Err() == nil) {
-		c.s.runtime().RunError(mctx, reasonHandler)
-	}
-}
 
 // marked reports whether a prepared record is load-test traffic: only
 // those are on shadow topics.
@@ -61,14 +35,10 @@ func (p *Producer) counting(ctx context.Context, promise func(*kgo.Record, error
 }
 
 func (p *Producer) countPublish(ctx context.Context, r *kgo.Record, err error) {
-	var se *shadow.Error
-	if err == nil || errors.As(err, &se) {
-		return
-	}
 	if r.Context != nil {
 		ctx = r.Context
 	}
-	p.s.runtime().RunError(ctx, reasonPublish)
+	p.s.obs.PublishFailed(ctx, err)
 }
 
 // OnProduceRecordUnbuffered implements [kgo.HookProduceRecordUnbuffered]:
@@ -80,11 +50,7 @@ func (s *Shadow) OnProduceRecordUnbuffered(r *kgo.Record, err error) {
 	if err == nil || r == nil || r.Context == nil || !s.r.IsShadow(r.Topic) {
 		return
 	}
-	var se *shadow.Error
-	if errors.As(err, &se) {
-		return
-	}
-	s.runtime().RunError(r.Context, reasonPublish)
+	s.obs.PublishFailed(r.Context, err)
 }
 
 var _ kgo.HookProduceRecordUnbuffered = (*Shadow)(nil)

@@ -103,7 +103,7 @@ func (c *Consumer) metaOf(h *handovers, w *window) func(bus.Partition) string {
 		return func(p bus.Partition) string {
 			meta, ok := h.Metadata(p)
 			if !ok {
-				c.s.counts.Unpersisted()
+				c.s.obs.Unpersisted()
 			}
 			return meta
 		}
@@ -131,13 +131,24 @@ func commitCtx(ctx context.Context, meta func(bus.Partition) string) context.Con
 	})
 }
 
-// floor returns the lane floor of env on r's partition (see
-// [bus.Skips.Floor]), reading the lane group's committed offsets; when the
-// trunk skipped env's records (its lane was live) it first waits until the
-// lane's group has no members (the lane left; bounded wait), so that the
-// lane's last commit is in.
-func (c *Consumer) floor(ctx context.Context, p Plan, h *handovers, env string, r *kgo.Record) (int64, error) {
-	if at, known := h.Floor(env, part(r)); known {
+// laneBroker answers the lane steps' questions ([bus.Broker]) for one
+// client of plan p: h is the trunk's ledger, w a lane's start window.
+type laneBroker struct {
+	c  *Consumer
+	cl *kgo.Client
+	p  Plan
+	h  *handovers
+	w  *window
+}
+
+// Floor returns the lane floor of env on pt (see [bus.Skips.Floor]),
+// reading the lane group's committed offsets; when the trunk skipped env's
+// records (its lane was live) it first waits until the lane's group has no
+// members (the lane left; bounded wait), so that the lane's last commit is
+// in.
+func (lb *laneBroker) Floor(ctx context.Context, env string, pt bus.Partition) (int64, error) {
+	c, p, h := lb.c, lb.p, lb.h
+	if at, known := h.Floor(env, pt); known {
 		return at, nil
 	}
 	g := c.laneGroup(p, env)
@@ -185,7 +196,7 @@ wait:
 		}
 	})
 	h.SetFloor(env, m)
-	at, _ := h.Floor(env, part(r))
+	at, _ := h.Floor(env, pt)
 	return at, nil
 }
 
@@ -289,11 +300,11 @@ func (c *Consumer) handOverPoll(ctx context.Context, cl *kgo.Client, g, env stri
 		cerr := cl.CommitRecords(commitCtx(cctx, func(bus.Partition) string { return bus.ReopenMetadata }), done...)
 		ccancel()
 		if cerr != nil && err == nil {
-			c.s.counts.Uncommitted(handled, 0)
+			c.s.obs.Uncommitted(handled, 0)
 			err = fmt.Errorf("slkafka: hand-over of %q: commit: %w", g, cerr)
 		}
 	}
-	c.s.counts.HandedOver(handled)
+	c.s.obs.HandedOver(handled)
 	return stop, err
 }
 

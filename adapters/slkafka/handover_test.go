@@ -3,7 +3,6 @@ package slkafka_test
 import (
 	"context"
 	"fmt"
-	"sync"
 	"testing"
 	"time"
 
@@ -12,6 +11,8 @@ import (
 
 	"github.com/shadowlane/shadowlane/adapters/slkafka"
 	"github.com/shadowlane/shadowlane/envtag"
+	"github.com/shadowlane/shadowlane/propagation"
+	"github.com/shadowlane/shadowlane/shadow/bus/bustest"
 )
 
 // The hand-over on the shadow side: a slow proj-a lane consuming load-test
@@ -28,28 +29,13 @@ func TestLaneLeavesHandsOverShadowBacklog(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var (
-		mu   sync.Mutex
-		byL  = map[string]int{}
-		byT  = map[string]int{}
-		opts = []kgo.Opt{kgo.SeedBrokers(addrs...), kgo.FetchMaxWait(50 * time.Millisecond)}
-	)
-	count := func(m map[string]int, slow bool) slkafka.Handler {
-		return func(ctx context.Context, r *kgo.Record) error {
-			if slow {
-				time.Sleep(10 * time.Millisecond)
-			}
-			mu.Lock()
-			m[string(r.Value)]++
-			mu.Unlock()
-			return nil
-		}
-	}
-	tc, err := trunk.Consumer("svc", []string{"orders"}, count(byT, false), opts...)
+	lg := bustest.NewLedger()
+	opts := []kgo.Opt{kgo.SeedBrokers(addrs...), kgo.FetchMaxWait(50 * time.Millisecond)}
+	tc, err := trunk.Consumer("svc", []string{"orders"}, ledgerHandler(lg, "trunk", false), opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	lc, err := lane.Consumer("svc", []string{"orders"}, count(byL, true), opts...)
+	lc, err := lane.Consumer("svc", []string{"orders"}, ledgerHandler(lg, "lane", true), opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,56 +43,44 @@ func TestLaneLeavesHandsOverShadowBacklog(t *testing.T) {
 	stopL := runConsumer(t, lc)
 	waitStarted(t, lc, stopL)
 	const n = 150
-	rs := make([]*kgo.Record, n)
+	rs, ids := make([]*kgo.Record, n), make([]string, n)
 	for i := range rs {
-		rs[i] = &kgo.Record{Topic: "orders", Value: fmt.Appendf(nil, "lt-%03d", i)}
+		ids[i] = fmt.Sprintf("lt-%03d", i)
+		rs[i] = &kgo.Record{Topic: "orders", Value: []byte(ids[i])}
 	}
 	if err := p.ProduceSync(marked("r1", "proj-a"), rs...).FirstErr(); err != nil {
 		t.Fatal(err)
 	}
-	total := func() (lane, all int) {
-		mu.Lock()
-		defer mu.Unlock()
-		for i := range n {
-			v := fmt.Sprintf("lt-%03d", i)
-			if byL[v]+byT[v] > 0 {
-				all++
-			}
-		}
-		return len(byL), all
-	}
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
-		if l, _ := total(); l >= 20 {
-			break
-		}
-	}
+	bustest.Wait(t, 30*time.Second, func() bool { return lg.Count("lane") >= 20 }, func() string { return "the lane handled fewer than 20 records" })
 	lanes.Store(envtag.StaticLanes{}) // proj-a leaves
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if _, all := total(); all == n {
-			break
-		}
-	}
-	time.Sleep(300 * time.Millisecond)
+	lg.WaitIDs(t, "after proj-a left", ids)
+	time.Sleep(300 * time.Millisecond) // late duplicates, if any
 	if err := stopL(); err != nil {
 		t.Fatal(err)
 	}
 	if err := stopT(); err != nil {
 		t.Fatal(err)
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	taken := 0
-	for i := range n {
-		v := fmt.Sprintf("lt-%03d", i)
-		if c := byL[v] + byT[v]; c != 1 {
-			t.Errorf("%s handled %d times overall (lane %d, trunk %d), want exactly once", v, c, byL[v], byT[v])
+	dups, first := lg.Check(t, ids, "lane|trunk", "r1", "proj-a")
+	if dups != 0 {
+		t.Errorf("%d records handled twice", dups)
+	}
+	if first["trunk"] == 0 || first["lane"] == 0 {
+		t.Errorf("lane handled %d, trunk took over %d: want both some", first["lane"], first["trunk"])
+	}
+	t.Logf("shadow side: slow lane handled %d of %d before leaving; the trunk took over %d", first["lane"], n, first["trunk"])
+}
+
+// ledgerHandler records each record in lg as handled by who (slow: after
+// 10 ms, a lane that falls behind).
+func ledgerHandler(lg *bustest.Ledger, who string, slow bool) slkafka.Handler {
+	return func(ctx context.Context, r *kgo.Record) error {
+		if slow {
+			time.Sleep(10 * time.Millisecond)
 		}
-		taken += byT[v]
+		lg.Handle(string(r.Value), who, propagation.FromContext(ctx))
+		return nil
 	}
-	if taken == 0 || len(byL) == 0 {
-		t.Errorf("lane handled %d, trunk took over %d: want both some", len(byL), taken)
-	}
-	t.Logf("shadow side: slow lane handled %d of %d before leaving; the trunk took over %d", len(byL), n, taken)
 }
 
 // committedAt reads group's committed offset of orders/0 with a plain
@@ -135,22 +109,7 @@ func TestHandOverSurvivesTrunkRestart(t *testing.T) {
 	addrs := newCluster(t)
 	var lanes envtag.SwapLanes
 	lanes.Store(envtag.StaticLanes{"svc": {"proj-a"}})
-	var (
-		mu  sync.Mutex
-		byL = map[string]int{}
-		byT = map[string]int{}
-	)
-	count := func(m map[string]int, slow bool) slkafka.Handler {
-		return func(ctx context.Context, r *kgo.Record) error {
-			if slow {
-				time.Sleep(10 * time.Millisecond)
-			}
-			mu.Lock()
-			m[string(r.Value)]++
-			mu.Unlock()
-			return nil
-		}
-	}
+	lg := bustest.NewLedger()
 	opts := []kgo.Opt{kgo.SeedBrokers(addrs...), kgo.FetchMaxWait(50 * time.Millisecond)}
 	consumer := func(s *slkafka.Shadow, h slkafka.Handler) *slkafka.Consumer {
 		c, err := s.Consumer("svc", []string{"orders"}, h, opts...)
@@ -161,8 +120,8 @@ func TestHandOverSurvivesTrunkRestart(t *testing.T) {
 	}
 	trunk1 := newShadow(t, slkafka.WithShadowTopics("orders"), slkafka.WithLanes(&lanes))
 	lane := newShadow(t, slkafka.WithShadowTopics("orders"), slkafka.WithEnv("proj-a"), slkafka.WithLanes(&lanes))
-	stopT := runConsumer(t, consumer(trunk1, count(byT, false)))
-	lc := consumer(lane, count(byL, true))
+	stopT := runConsumer(t, consumer(trunk1, ledgerHandler(lg, "trunk", false)))
+	lc := consumer(lane, ledgerHandler(lg, "lane", true))
 	stopL := runConsumer(t, lc)
 	waitStarted(t, lc, stopL)
 	p, err := trunk1.Producer(newClient(t, addrs))
@@ -170,9 +129,10 @@ func TestHandOverSurvivesTrunkRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	const n = 200
-	rs := make([]*kgo.Record, n)
+	rs, ids := make([]*kgo.Record, n), make([]string, n)
 	for i := range rs {
-		rs[i] = &kgo.Record{Topic: "orders", Value: fmt.Appendf(nil, "a-%03d", i)}
+		ids[i] = fmt.Sprintf("a-%03d", i)
+		rs[i] = &kgo.Record{Topic: "orders", Value: []byte(ids[i])}
 	}
 	if err := p.ProduceSync(marked("", "proj-a"), rs...).FirstErr(); err != nil {
 		t.Fatal(err)
@@ -184,47 +144,18 @@ func TestHandOverSurvivesTrunkRestart(t *testing.T) {
 			t.Fatal("the trunk never committed past the lane's records")
 		}
 	}
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(5 * time.Millisecond) {
-		mu.Lock()
-		l := len(byL)
-		mu.Unlock()
-		if l >= 20 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the lane handled fewer than 20 records")
-		}
-	}
+	bustest.Wait(t, 30*time.Second, func() bool { return lg.Count("lane") >= 20 }, func() string { return "the lane handled fewer than 20 records" })
 	if err := stopT(); err != nil {
 		t.Fatal(err)
 	}
 	lanes.Store(envtag.StaticLanes{}) // proj-a leaves while no trunk runs
 	time.Sleep(200 * time.Millisecond)
-	mu.Lock()
-	atLeave := len(byL)
-	mu.Unlock()
-	if atLeave >= n {
+	if atLeave := lg.Count("lane"); atLeave >= n {
 		t.Fatalf("the lane handled all %d before it left: no backlog to hand over", n)
 	}
 	trunk2 := newShadow(t, slkafka.WithShadowTopics("orders"), slkafka.WithLanes(&lanes))
-	stopT2 := runConsumer(t, consumer(trunk2, count(byT, false)))
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		mu.Lock()
-		all := 0
-		for i := range n {
-			v := fmt.Sprintf("a-%03d", i)
-			if byL[v]+byT[v] > 0 {
-				all++
-			}
-		}
-		mu.Unlock()
-		if all == n {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d records handled: the restarted trunk did not hand the backlog over", all, n)
-		}
-	}
+	stopT2 := runConsumer(t, consumer(trunk2, ledgerHandler(lg, "trunk", false)))
+	lg.WaitIDs(t, "after the trunk's restart", ids) // the restarted trunk hands the backlog over
 	time.Sleep(300 * time.Millisecond)
 	if err := stopT2(); err != nil {
 		t.Fatal(err)
@@ -232,21 +163,16 @@ func TestHandOverSurvivesTrunkRestart(t *testing.T) {
 	if err := stopL(); err != nil {
 		t.Fatal(err)
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	taken := 0
-	for i := range n {
-		v := fmt.Sprintf("a-%03d", i)
-		if c := byL[v] + byT[v]; c != 1 {
-			t.Errorf("%s handled %d times (lane %d, trunk %d), want exactly once", v, c, byL[v], byT[v])
-		}
-		taken += byT[v]
+	dups, first := lg.Check(t, ids, "lane|trunk", "", "proj-a")
+	if dups != 0 {
+		t.Errorf("%d records handled twice", dups)
 	}
-	if st := trunk2.Stats(); st.HandedOver != int64(taken) || taken != n-len(byL) {
-		t.Errorf("restarted trunk handed over %d (stats %d), lane handled %d of %d", taken, st.HandedOver, len(byL), n)
+	taken := first["trunk"]
+	if st := trunk2.Stats(); st.HandedOver != int64(taken) || taken != n-first["lane"] || taken == 0 {
+		t.Errorf("restarted trunk handed over %d (stats %d), lane handled %d of %d", taken, st.HandedOver, first["lane"], n)
 	}
 	if at := committedAt(t, addrs, "svc-proj-a"); at < n {
 		t.Errorf("lane group committed %d after the hand-over, want %d", at, n)
 	}
-	t.Logf("lane handled %d of %d before leaving; the restarted trunk handed over %d", len(byL), n, taken)
+	t.Logf("lane handled %d of %d before leaving; the restarted trunk handed over %d", first["lane"], n, taken)
 }

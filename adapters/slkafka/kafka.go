@@ -168,9 +168,9 @@ var ErrConfig = errors.New("slkafka: invalid configuration")
 // take only their environment's records. A Shadow is immutable and safe for
 // concurrent use.
 type Shadow struct {
-	c      config
-	r      *bus.Rules
-	counts *bus.Counters
+	c   config
+	r   *bus.Rules
+	obs shadowlane.BusObserver // delivery counts, per-run evidence
 }
 
 // New builds a Shadow. It fails when a naming is empty or a name is invalid.
@@ -189,13 +189,13 @@ func New(opts ...Option) (*Shadow, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 	}
-	return &Shadow{c: c, r: r, counts: bus.NewCounters(Store)}, nil
+	return &Shadow{c: c, r: r, obs: shadowlane.NewBusObserver(c.rt, Store)}, nil
 }
 
 // Stats returns what this Shadow's consumers counted around commits and
 // lane hand-overs (see [bus.Stats]): among them the at-least-once
 // duplicates a failed commit causes.
-func (s *Shadow) Stats() bus.Stats { return s.counts.Snapshot() }
+func (s *Shadow) Stats() bus.Stats { return s.obs.Snapshot() }
 
 // Rules returns the message-system rules this Shadow applies.
 func (s *Shadow) Rules() *bus.Rules { return s.r }

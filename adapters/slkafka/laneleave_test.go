@@ -3,7 +3,6 @@ package slkafka_test
 import (
 	"context"
 	"fmt"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -14,6 +13,7 @@ import (
 	"github.com/shadowlane/shadowlane/adapters/slkafka"
 	"github.com/shadowlane/shadowlane/envtag"
 	"github.com/shadowlane/shadowlane/propagation"
+	"github.com/shadowlane/shadowlane/shadow/bus/bustest"
 )
 
 // A slow lane consumer whose env leaves the lanes stops taking records at
@@ -33,28 +33,13 @@ func TestLaneLeavesStopsAndHandsBack(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var (
-		mu      sync.Mutex
-		byLane  = map[string]int{}
-		byTrunk = map[string]int{}
-	)
+	lg := bustest.NewLedger()
 	opts := []kgo.Opt{kgo.SeedBrokers(addrs...), kgo.FetchMaxWait(50 * time.Millisecond)}
-	tc, err := trunk.Consumer("svc", []string{"orders"}, func(ctx context.Context, r *kgo.Record) error {
-		mu.Lock()
-		byTrunk[string(r.Value)]++
-		mu.Unlock()
-		return nil
-	}, opts...)
+	tc, err := trunk.Consumer("svc", []string{"orders"}, ledgerHandler(lg, "trunk", false), opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	lc, err := lane.Consumer("svc", []string{"orders"}, func(ctx context.Context, r *kgo.Record) error {
-		time.Sleep(10 * time.Millisecond) // slow: it falls behind
-		mu.Lock()
-		byLane[string(r.Value)]++
-		mu.Unlock()
-		return nil
-	}, opts...)
+	lc, err := lane.Consumer("svc", []string{"orders"}, ledgerHandler(lg, "lane", true), opts...) // slow: it falls behind
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,76 +47,31 @@ func TestLaneLeavesStopsAndHandsBack(t *testing.T) {
 	stopL := runConsumer(t, lc)
 	waitStarted(t, lc, stopL)
 	envA := propagation.With(context.Background(), propagation.Mark{Env: "proj-a"})
-	produce := func(prefix string, n int) {
-		rs := make([]*kgo.Record, n)
+	produce := func(prefix string, n int) []string {
+		rs, ids := make([]*kgo.Record, n), make([]string, n)
 		for i := range rs {
-			rs[i] = &kgo.Record{Topic: "orders", Value: fmt.Appendf(nil, "%s%03d", prefix, i)}
+			ids[i] = fmt.Sprintf("%s%03d", prefix, i)
+			rs[i] = &kgo.Record{Topic: "orders", Value: []byte(ids[i])}
 		}
 		if err := p.ProduceSync(envA, rs...).FirstErr(); err != nil {
 			t.Fatal(err)
 		}
+		return ids
 	}
-	produce("before-", 200)
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		mu.Lock()
-		n := len(byLane)
-		mu.Unlock()
-		if n >= 30 || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	before := produce("before-", 200)
+	bustest.Wait(t, 30*time.Second, func() bool { return lg.Count("lane") >= 30 }, func() string { return "the lane handled fewer than 30 records" })
 	lanes.Store(envtag.StaticLanes{}) // proj-a leaves the lanes
 	time.Sleep(100 * time.Millisecond)
-	mu.Lock()
-	handledAtLeave := len(byLane)
-	mu.Unlock()
-	produce("after-", 50)
-	deadline = time.Now().Add(30 * time.Second)
-	for {
-		mu.Lock()
-		n := 0
-		for v := range byTrunk {
-			if strings.HasPrefix(v, "after-") {
-				n++
-			}
-		}
-		backlog := 0
-		for i := range 200 {
-			v := fmt.Sprintf("before-%03d", i)
-			if byLane[v]+byTrunk[v] > 0 {
-				backlog++
-			}
-		}
-		mu.Unlock()
-		if (n == 50 && backlog == 200) || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	handledAtLeave := lg.Count("lane")
+	after := produce("after-", 50)
+	lg.WaitIDs(t, "the backlog and the records produced after the lane left", append(append([]string{}, before...), after...))
 	time.Sleep(300 * time.Millisecond)
 	// The lane comes back: it passes over what the trunk took while it was
 	// away (the hand-over kept its start window open) and takes the new
 	// records.
 	lanes.Store(envtag.StaticLanes{"svc": {"proj-a"}})
-	produce("back-", 20)
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		mu.Lock()
-		n := 0
-		for v := range byLane {
-			if strings.HasPrefix(v, "back-") {
-				n++
-			}
-		}
-		mu.Unlock()
-		if n == 20 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the returning lane handled %d of 20 new records", n)
-		}
-	}
+	back := produce("back-", 20)
+	lg.WaitIDs(t, "the returning lane's new records", back)
 	time.Sleep(300 * time.Millisecond)
 	if err := stopL(); err != nil {
 		t.Fatal(err)
@@ -139,40 +79,18 @@ func TestLaneLeavesStopsAndHandsBack(t *testing.T) {
 	if err := stopT(); err != nil {
 		t.Fatal(err)
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	for i := range 20 {
-		if v := fmt.Sprintf("back-%03d", i); byLane[v] != 1 || byTrunk[v] != 0 {
-			t.Errorf("%s handled by the returning lane %d times, by the trunk %d times", v, byLane[v], byTrunk[v])
-		}
-		delete(byLane, fmt.Sprintf("back-%03d", i))
+	dB, first := lg.Check(t, before, "lane|trunk", "", "proj-a") // exactly once overall
+	dA, _ := lg.Check(t, after, "trunk", "", "proj-a")           // the lane takes nothing after it left
+	dR, _ := lg.Check(t, back, "lane", "", "proj-a")             // the returning lane's
+	if d := dB + dA + dR; d != 0 {
+		t.Errorf("%d records handled twice", d)
 	}
-	for v, n := range byLane {
-		if n != 1 || strings.HasPrefix(v, "after-") {
-			t.Errorf("lane handled %s %d times after leaving or twice", v, n)
-		}
-		if byTrunk[v] != 0 {
-			t.Errorf("%s handled by both the lane and the trunk", v)
-		}
-	}
-	for i := range 50 {
-		if v := fmt.Sprintf("after-%03d", i); byTrunk[v] != 1 {
-			t.Errorf("trunk handled %s %d times", v, byTrunk[v])
-		}
-	}
-	handedOver := 0
-	for i := range 200 {
-		v := fmt.Sprintf("before-%03d", i)
-		if n := byLane[v] + byTrunk[v]; n != 1 {
-			t.Errorf("%s handled %d times overall (lane %d, trunk %d), want exactly once", v, n, byLane[v], byTrunk[v])
-		}
-		handedOver += byTrunk[v]
-	}
+	handedOver, byLane := first["trunk"], first["lane"]
 	if handedOver == 0 {
-		t.Errorf("the trunk took none of the lane's backlog (the lane handled %d of 200 before leaving)", len(byLane))
+		t.Errorf("the trunk took none of the lane's backlog (the lane handled %d of 200 before leaving)", byLane)
 	}
-	if len(byLane) >= 200 || len(byLane) > handledAtLeave+1 {
-		t.Errorf("the lane kept taking records after it left: %d handled, %d when it left", len(byLane), handledAtLeave)
+	if byLane >= 200 || byLane > handledAtLeave+1 {
+		t.Errorf("the lane kept taking records after it left: %d handled, %d when it left", byLane, handledAtLeave)
 	}
 	// broker side: the lane's group committed exactly what it handled
 	cl := newClient(t, addrs)
@@ -184,7 +102,7 @@ func TestLaneLeavesStopsAndHandsBack(t *testing.T) {
 	if o.At < 200 {
 		t.Errorf("lane group committed offset %d after the hand-over, want past the 200 records of the backlog", o.At)
 	}
-	t.Logf("slow lane handled %d of 200 before leaving; the trunk took over the other %d (lane group committed offset %d)", len(byLane), handedOver, o.At)
+	t.Logf("slow lane handled %d of 200 before leaving; the trunk took over the other %d (lane group committed offset %d)", byLane, handedOver, o.At)
 }
 
 // A record with a malformed mark, and one with a run mark on the

@@ -4,11 +4,10 @@ import (
 	"context"
 	"errors"
 	"sync"
-	"sync/atomic"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/shadowlane/shadowlane"
+	"github.com/shadowlane/shadowlane/internal/exitlimit"
 	"github.com/shadowlane/shadowlane/limiter"
 	"github.com/shadowlane/shadowlane/shadow"
 )
@@ -38,12 +37,7 @@ var (
 // (errors.Is(err, limiter.ErrBlocked)). The resource names the topic the
 // record is given with (the production topic when it goes through a
 // shadowing [Producer]; "kafka:_default" for an empty topic).
-type ProduceLimiter struct {
-	l       *limiter.Limiter
-	rt      *shadowlane.Runtime
-	failure func(error) bool
-	cache   atomic.Pointer[limiter.Names]
-}
+type ProduceLimiter struct{ e *exitlimit.Exit }
 
 // WithLimiter makes [NewProduceLimiter] admit records through l instead
 // of the runtime's limiter (see [WithRuntime]). [New] ignores it.
@@ -78,29 +72,12 @@ func NewProduceLimiter(opts ...Option) *ProduceLimiter {
 	for _, o := range opts {
 		o.apply(&c)
 	}
-	p := &ProduceLimiter{l: c.limiter, rt: c.rt, failure: c.failure}
-	if p.failure == nil {
-		p.failure = IsProduceFailure
-	}
-	return p
+	return &ProduceLimiter{exitlimit.New(c.limiter, c.rt, "kafka:", maxTopics, defaultTopic, c.failure, IsProduceFailure)}
 }
 
 // maxTopics bounds the resource handles a limiter caches; beyond it,
 // topics share "kafka:_other".
 const maxTopics = 1024
-
-func (p *ProduceLimiter) topics() *limiter.Names {
-	l := p.l
-	if l == nil {
-		l = shadowlane.OrDefault(p.rt).Limiter()
-	}
-	c := p.cache.Load()
-	if c == nil || c.Limiter() != l {
-		c = l.Names("kafka:", maxTopics, defaultTopic)
-		p.cache.Store(c)
-	}
-	return c
-}
 
 // defaultTopic names the resource of records with no topic (the client's
 // default produce topic).
@@ -116,7 +93,7 @@ func defaultTopic(topic string) string {
 // record's produce outcome is known. It does not allocate for a known
 // topic; [ProduceLimiter.Produce] wraps it around a produce call.
 func (p *ProduceLimiter) Admit(ctx context.Context, r *kgo.Record) (limiter.Token, error) {
-	return p.topics().Resource(r.Topic).Entry(ctx)
+	return p.e.Resource(r.Topic).Entry(ctx)
 }
 
 // Produce admits r and hands it to to; the admission is exited with the
@@ -131,7 +108,7 @@ func (p *ProduceLimiter) Produce(ctx context.Context, to Producing, r *kgo.Recor
 		return
 	}
 	to.Produce(ctx, r, func(r *kgo.Record, err error) {
-		p.exit(tok, err)
+		p.e.Done(tok, err)
 		if promise != nil {
 			promise(r, err)
 		}
@@ -159,12 +136,4 @@ func (p *ProduceLimiter) ProduceSync(ctx context.Context, to Producing, rs ...*k
 	}
 	wg.Wait()
 	return out
-}
-
-func (p *ProduceLimiter) exit(tok limiter.Token, err error) {
-	if p.failure(err) {
-		tok.ExitErr(err)
-	} else {
-		tok.Exit()
-	}
 }

@@ -143,20 +143,17 @@ func (p *Producer) prep(ctx context.Context, r *kgo.Record) error {
 // is never handed to the client: promise is called at once, on the calling
 // goroutine, with the [*shadow.Error].
 func (p *Producer) Produce(ctx context.Context, r *kgo.Record, promise func(*kgo.Record, error)) {
-	if err := p.prep(ctx, r); err != nil {
-		if promise != nil {
-			promise(r, err)
-		}
-		return
-	}
-	if !p.hooked && p.marked(r) {
-		promise = p.counting(ctx, promise)
-	}
-	p.cl.Produce(ctx, r, promise)
+	p.produce(ctx, r, promise, false)
 }
 
 // TryProduce is [kgo.Client.TryProduce] with the rules applied.
 func (p *Producer) TryProduce(ctx context.Context, r *kgo.Record, promise func(*kgo.Record, error)) {
+	p.produce(ctx, r, promise, true)
+}
+
+// produce prepares r and hands it to the client (TryProduce when try); a
+// marked record's failure is counted in the run's evidence.
+func (p *Producer) produce(ctx context.Context, r *kgo.Record, promise func(*kgo.Record, error), try bool) {
 	if err := p.prep(ctx, r); err != nil {
 		if promise != nil {
 			promise(r, err)
@@ -166,7 +163,11 @@ func (p *Producer) TryProduce(ctx context.Context, r *kgo.Record, promise func(*
 	if !p.hooked && p.marked(r) {
 		promise = p.counting(ctx, promise)
 	}
-	p.cl.TryProduce(ctx, r, promise)
+	if try {
+		p.cl.TryProduce(ctx, r, promise)
+	} else {
+		p.cl.Produce(ctx, r, promise)
+	}
 }
 
 // ProduceSync is [kgo.Client.ProduceSync] with the rules applied (and, like

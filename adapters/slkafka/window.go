@@ -30,19 +30,20 @@ type window struct {
 	trunk kadm.OffsetResponses // the trunk group's last read commits
 }
 
-// trunkSkipped reports whether the trunk skipped the lane's record r (the
-// lane's to handle) rather than handled it, waiting (bounded) until the
-// trunk group committed past it. A partition the trunk never committed
-// has no trunk: the lane's.
-func (c *Consumer) trunkSkipped(ctx context.Context, cl *kgo.Client, p Plan, w *window, env string, r *kgo.Record) (bool, error) {
+// TrunkSkipped reports whether the trunk skipped the lane's record at off
+// of pt (the lane's to handle) rather than handled it, waiting (bounded)
+// until the trunk group committed past it. A partition the trunk never
+// committed has no trunk: the lane's.
+func (lb *laneBroker) TrunkSkipped(ctx context.Context, env string, pt bus.Partition, off int64) (bool, error) {
+	c, cl, p, w := lb.c, lb.cl, lb.p, lb.w
 	g := c.s.c.groups.TrunkGroup(c.group, p)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		w.mu.Lock()
-		o, ok := w.trunk.Lookup(r.Topic, r.Partition)
+		o, ok := w.trunk.Lookup(pt.Topic, pt.Partition)
 		w.mu.Unlock()
 		if ok && o.Err == nil {
-			if skipped, decided := bus.TrunkDecision(o.At, true, o.Metadata, env, r.Offset); decided {
+			if skipped, decided := bus.TrunkDecision(o.At, true, o.Metadata, env, off); decided {
 				return skipped, nil
 			}
 		}
@@ -64,10 +65,10 @@ func (c *Consumer) trunkSkipped(ctx context.Context, cl *kgo.Client, p Plan, w *
 		w.mu.Lock()
 		w.trunk = offs
 		w.mu.Unlock()
-		if o, ok := offs.Lookup(r.Topic, r.Partition); !ok || o.Err != nil || o.At < 0 {
+		if o, ok := offs.Lookup(pt.Topic, pt.Partition); !ok || o.Err != nil || o.At < 0 {
 			return true, nil // no trunk on this partition
 		}
-		if o, _ := offs.Lookup(r.Topic, r.Partition); o.At <= r.Offset {
+		if o, _ := offs.Lookup(pt.Topic, pt.Partition); o.At <= off {
 			t := time.NewTimer(c.s.c.poll)
 			select {
 			case <-ctx.Done():

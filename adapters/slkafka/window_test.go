@@ -3,7 +3,6 @@ package slkafka_test
 import (
 	"context"
 	"fmt"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/shadowlane/shadowlane/adapters/slkafka"
 	"github.com/shadowlane/shadowlane/envtag"
+	"github.com/shadowlane/shadowlane/shadow/bus/bustest"
 )
 
 // A late lane's start window (issue 18): the lane starts (its group
@@ -27,25 +27,13 @@ func TestLateLaneStartWindow(t *testing.T) {
 	lanes.Store(envtag.StaticLanes{})
 	trunk := newShadow(t, slkafka.WithShadowTopics("orders"), slkafka.WithLanes(&lanes))
 	lane := newShadow(t, slkafka.WithShadowTopics("orders"), slkafka.WithEnv("proj-a"), slkafka.WithLanes(&lanes))
-	var (
-		mu  sync.Mutex
-		byL = map[string]int{}
-		byT = map[string]int{}
-	)
-	count := func(m map[string]int) slkafka.Handler {
-		return func(ctx context.Context, r *kgo.Record) error {
-			mu.Lock()
-			m[string(r.Value)]++
-			mu.Unlock()
-			return nil
-		}
-	}
+	lg := bustest.NewLedger()
 	opts := []kgo.Opt{kgo.SeedBrokers(addrs...), kgo.FetchMaxWait(50 * time.Millisecond)}
-	tc, err := trunk.Consumer("svc", []string{"orders"}, count(byT), opts...)
+	tc, err := trunk.Consumer("svc", []string{"orders"}, ledgerHandler(lg, "trunk", false), opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	lc, err := lane.Consumer("svc", []string{"orders"}, count(byL), opts...)
+	lc, err := lane.Consumer("svc", []string{"orders"}, ledgerHandler(lg, "lane", false), opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,41 +44,24 @@ func TestLateLaneStartWindow(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	produce := func(prefix string, n int) {
-		rs := make([]*kgo.Record, n)
+	produce := func(prefix string, n int) []string {
+		rs, ids := make([]*kgo.Record, n), make([]string, n)
 		for i := range rs {
-			rs[i] = &kgo.Record{Topic: "orders", Value: fmt.Appendf(nil, "%s%03d", prefix, i)}
+			ids[i] = fmt.Sprintf("%s%03d", prefix, i)
+			rs[i] = &kgo.Record{Topic: "orders", Value: []byte(ids[i])}
 		}
 		if err := p.ProduceSync(marked("", "proj-a"), rs...).FirstErr(); err != nil {
 			t.Fatal(err)
 		}
-	}
-	waitCount := func(what string, m map[string]int, prefix string, n int) {
-		t.Helper()
-		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-			mu.Lock()
-			c := 0
-			for v := range m {
-				if strings.HasPrefix(v, prefix) {
-					c++
-				}
-			}
-			mu.Unlock()
-			if c >= n {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: %d of %d", what, c, n)
-			}
-		}
+		return ids
 	}
 	const n = 100
-	produce("early-", n) // the lane is not listed yet: the trunk's
-	waitCount("the trunk handles the early records", byT, "early-", n)
+	early := produce("early-", n) // the lane is not listed yet: the trunk's
+	lg.WaitIDs(t, "the trunk handles the early records", early)
 	time.Sleep(200 * time.Millisecond) // the trunk commits
 	lanes.Store(envtag.StaticLanes{"svc": {"proj-a"}})
-	produce("late-", n)
-	waitCount("the lane handles the late records", byL, "late-", n)
+	late := produce("late-", n)
+	lg.WaitIDs(t, "the lane handles the late records", late)
 	time.Sleep(300 * time.Millisecond)
 	if err := stopL(); err != nil {
 		t.Fatal(err)
@@ -98,16 +69,10 @@ func TestLateLaneStartWindow(t *testing.T) {
 	if err := stopT(); err != nil {
 		t.Fatal(err)
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	for i := range n {
-		e, l := fmt.Sprintf("early-%03d", i), fmt.Sprintf("late-%03d", i)
-		if byT[e] != 1 || byL[e] != 0 {
-			t.Errorf("%s handled by the trunk %d times and by the lane %d times, want the trunk once", e, byT[e], byL[e])
-		}
-		if byL[l] != 1 || byT[l] != 0 {
-			t.Errorf("%s handled by the lane %d times and by the trunk %d times, want the lane once", l, byL[l], byT[l])
-		}
+	de, _ := lg.Check(t, early, "trunk", "", "proj-a") // the trunk's, once
+	dl, _ := lg.Check(t, late, "lane", "", "proj-a")   // the lane's, once
+	if de+dl != 0 {
+		t.Errorf("%d records handled twice", de+dl)
 	}
 	if st := lane.Stats(); st.StartSkipped != n {
 		t.Errorf("the lane counted %d records passed over in its start window, want %d", st.StartSkipped, n)
@@ -125,25 +90,13 @@ func TestLaneReturnsAfterLeaving(t *testing.T) {
 	lanes.Store(envtag.StaticLanes{"svc": {"proj-a"}})
 	trunk := newShadow(t, slkafka.WithShadowTopics("orders"), slkafka.WithLanes(&lanes))
 	lane := newShadow(t, slkafka.WithShadowTopics("orders"), slkafka.WithEnv("proj-a"), slkafka.WithLanes(&lanes))
-	var (
-		mu  sync.Mutex
-		byL = map[string]int{}
-		byT = map[string]int{}
-	)
-	count := func(m map[string]int) slkafka.Handler {
-		return func(ctx context.Context, r *kgo.Record) error {
-			mu.Lock()
-			m[string(r.Value)]++
-			mu.Unlock()
-			return nil
-		}
-	}
+	lg := bustest.NewLedger()
 	opts := []kgo.Opt{kgo.SeedBrokers(addrs...), kgo.FetchMaxWait(50 * time.Millisecond)}
-	tc, err := trunk.Consumer("svc", []string{"orders"}, count(byT), opts...)
+	tc, err := trunk.Consumer("svc", []string{"orders"}, ledgerHandler(lg, "trunk", false), opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	lc, err := lane.Consumer("svc", []string{"orders"}, count(byL), opts...)
+	lc, err := lane.Consumer("svc", []string{"orders"}, ledgerHandler(lg, "lane", false), opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,44 +107,27 @@ func TestLaneReturnsAfterLeaving(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	produce := func(prefix string) {
-		rs := make([]*kgo.Record, 50)
+	produce := func(prefix string) []string {
+		rs, ids := make([]*kgo.Record, 50), make([]string, 50)
 		for i := range rs {
-			rs[i] = &kgo.Record{Topic: "orders", Value: fmt.Appendf(nil, "%s%03d", prefix, i)}
+			ids[i] = fmt.Sprintf("%s%03d", prefix, i)
+			rs[i] = &kgo.Record{Topic: "orders", Value: []byte(ids[i])}
 		}
 		if err := p.ProduceSync(marked("", "proj-a"), rs...).FirstErr(); err != nil {
 			t.Fatal(err)
 		}
+		return ids
 	}
-	wait := func(what string, m map[string]int, prefix string) {
-		t.Helper()
-		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-			mu.Lock()
-			c := 0
-			for v := range m {
-				if strings.HasPrefix(v, prefix) {
-					c++
-				}
-			}
-			mu.Unlock()
-			if c >= 50 {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: %d of 50", what, c)
-			}
-		}
-	}
-	produce("first-")
-	wait("the lane handles the first records", byL, "first-")
+	first := produce("first-")
+	lg.WaitIDs(t, "the lane handles the first records", first)
 	time.Sleep(200 * time.Millisecond)
 	lanes.Store(envtag.StaticLanes{}) // the lane leaves
-	produce("away-")
-	wait("the trunk handles the records while the lane is away", byT, "away-")
+	away := produce("away-")
+	lg.WaitIDs(t, "the trunk handles the records while the lane is away", away)
 	time.Sleep(300 * time.Millisecond) // the trunk commits
 	lanes.Store(envtag.StaticLanes{"svc": {"proj-a"}})
-	produce("back-")
-	wait("the lane handles the records after it came back", byL, "back-")
+	back := produce("back-")
+	lg.WaitIDs(t, "the lane handles the records after it came back", back)
 	time.Sleep(300 * time.Millisecond)
 	if err := stopL(); err != nil {
 		t.Fatal(err)
@@ -199,18 +135,11 @@ func TestLaneReturnsAfterLeaving(t *testing.T) {
 	if err := stopT(); err != nil {
 		t.Fatal(err)
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	for i := range 50 {
-		for _, c := range []struct {
-			prefix string
-			lane   int
-		}{{"first-", 1}, {"away-", 0}, {"back-", 1}} {
-			v := fmt.Sprintf("%s%03d", c.prefix, i)
-			if byL[v] != c.lane || byT[v] != 1-c.lane {
-				t.Errorf("%s handled by the lane %d times and by the trunk %d times, want the %s once", v, byL[v], byT[v], map[int]string{0: "trunk", 1: "lane"}[c.lane])
-			}
-		}
+	d1, _ := lg.Check(t, first, "lane", "", "proj-a")
+	d2, _ := lg.Check(t, away, "trunk", "", "proj-a") // taken while the lane was away
+	d3, _ := lg.Check(t, back, "lane", "", "proj-a")
+	if d := d1 + d2 + d3; d != 0 {
+		t.Errorf("%d records handled twice", d)
 	}
 	t.Logf("the returning lane passed over %d records the trunk took while it was away", lane.Stats().StartSkipped)
 }

@@ -111,7 +111,7 @@ func (c *Conn) PublishMsg(ctx context.Context, msg *natsgo.Msg) error {
 	}
 	err := c.nc.PublishMsg(msg)
 	if err != nil {
-		c.s.countPublish(ctx, err)
+		c.s.obs.PublishFailed(ctx, err)
 	}
 	return err
 }
@@ -225,7 +225,7 @@ func (s *Shadow) msgHandler(lanesKey string, shadowSide bool, h Handler) natsgo.
 			}
 		case bus.Handle:
 			mctx := propagation.With(context.Background(), dec.Mark)
-			s.countEntry(mctx, dec.Mark.Run, msg.Subject, lanesKey) // evidence.go
+			s.obs.Entry(mctx, metricTarget(s, msg.Subject), lanesKey)
 			h(mctx, msg)
 		}
 	}

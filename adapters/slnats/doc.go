@@ -85,12 +85,22 @@
 // stays away sends it the refusal path after MaxDeliver.
 //
 // What stays at least once, counted in [Shadow.Stats] (also the OTel
-// counter shadowlane.bus.lane_deliveries) as redeliveries not asked for: a
+// counter shadowlane.bus.deliveries) as redeliveries not asked for: a
 // consumer that dies (or whose ack is lost) after its handler returned;
 // a handler slower than the consumer's AckWait (the server redelivers to
 // another instance meanwhile). A lane consumer that is deleted loses its
 // backlog with it; a stream with interest retention keeps messages a
 // dropped lane's consumer has not acknowledged until it is deleted.
+//
+// Per-run evidence ([shadowlane.BusEvidence]; GET /shadowlane/status?run=R
+// of the Shadow's runtime): a subscription or JetStream consumer counts
+// each marked message it hands to its handler (JetStream: its first
+// delivery) as an entry "nats:<first token of the production subject>"
+// whose route is the queue group, subject or durable consumer name; a
+// JetStream message whose handler failed on its last delivery counts an
+// error "nats handler", and a marked publish (core or JetStream) that
+// fails "nats publish". Refusals are decisions, not errors. Production
+// messages cost nothing here.
 //
 // # Broker migration
 //

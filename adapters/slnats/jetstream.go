@@ -49,11 +49,7 @@ func (s *Shadow) ShadowStream(cfg jetstream.StreamConfig) (jetstream.StreamConfi
 // CreateShadowStream reads the production stream's configuration and
 // creates or updates its shadow twin (see [Shadow.ShadowStream]).
 func (s *Shadow) CreateShadowStream(ctx context.Context, js jetstream.JetStream, stream string) (jetstream.Stream, error) {
-	st, err := js.Stream(ctx, stream)
-	if err != nil {
-		return nil, err
-	}
-	info, err := st.Info(ctx)
+	info, err := streamInfo(ctx, js, stream)
 	if err != nil {
 		return nil, err
 	}
@@ -62,6 +58,15 @@ func (s *Shadow) CreateShadowStream(ctx context.Context, js jetstream.JetStream,
 		return nil, err
 	}
 	return js.CreateOrUpdateStream(ctx, cfg)
+}
+
+// streamInfo reads the configuration and state of stream.
+func streamInfo(ctx context.Context, js jetstream.JetStream, stream string) (*jetstream.StreamInfo, error) {
+	st, err := js.Stream(ctx, stream)
+	if err != nil {
+		return nil, err
+	}
+	return st.Info(ctx)
 }
 
 // consumerConfigs returns the production (lane-named) consumer config and
@@ -180,11 +185,7 @@ func (s *Shadow) ConsumeJetStream(ctx context.Context, js jetstream.JetStream, s
 	if s.c.names.IsShadow(stream) {
 		return nil, fmt.Errorf("%w: stream %q is a shadow stream; consume the production stream", ErrConfig, stream)
 	}
-	st, err := js.Stream(ctx, stream)
-	if err != nil {
-		return nil, err
-	}
-	info, err := st.Info(ctx)
+	info, err := streamInfo(ctx, js, stream)
 	if err != nil {
 		return nil, err
 	}
@@ -313,6 +314,13 @@ func (s *settledSeqs) has(seq uint64) bool {
 // settle records seq as settled; false when it already was (the caller
 // then neither handles nor refuses it again).
 func (r *jsRun) settle(seq uint64) bool {
+	return r.unsettled(seq, func() { r.settled.add(seq) })
+}
+
+// unsettled runs f under the lock when seq is not settled (true), and
+// reports false when it is. A message without a sequence (0) is never
+// settled, and f is not run for it.
+func (r *jsRun) unsettled(seq uint64, f func()) bool {
 	if seq == 0 {
 		return true
 	}
@@ -321,7 +329,7 @@ func (r *jsRun) settle(seq uint64) bool {
 	if r.settled.has(seq) {
 		return false
 	}
-	r.settled.add(seq)
+	f()
 	return true
 }
 
@@ -452,19 +460,12 @@ func (r *jsRun) stillRunning(seq uint64) bool {
 
 // begin marks seq's handler running; false when seq is settled already.
 func (r *jsRun) begin(seq uint64) bool {
-	if seq == 0 {
-		return true
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.settled.has(seq) {
-		return false
-	}
-	if r.running == nil {
-		r.running = map[uint64]int{}
-	}
-	r.running[seq] = 0
-	return true
+	return r.unsettled(seq, func() {
+		if r.running == nil {
+			r.running = map[uint64]int{}
+		}
+		r.running[seq] = 0
+	})
 }
 
 // end clears seq's running mark; dropped is the deliveries a drop
@@ -551,7 +552,7 @@ func (r *jsRun) process(msg jetstream.Msg, seq uint64, n int, dec bus.Decision) 
 		return false
 	}
 	if n == 1 { // the first delivery; redeliveries are the same message
-		s.countEntry(mctx, dec.Mark.Run, subj, r.lanesKey) // evidence.go
+		s.obs.Entry(mctx, metricTarget(s, subj), r.lanesKey)
 	}
 	err := r.h(mctx, msg)
 	dropped := r.end(seq)
@@ -559,14 +560,14 @@ func (r *jsRun) process(msg jetstream.Msg, seq uint64, n int, dec bus.Decision) 
 		r.settle(seq)
 		_ = msg.Ack()
 		if n > 1 && !r.hadFailed(seq) {
-			s.counts.Redelivered()
+			s.obs.Redelivered()
 		}
 		return true
 	}
 	if dropped > 0 {
 		// The server dropped it while the handler ran: this failure
 		// was its last chance.
-		s.countErr(mctx, dec.Mark.Run)
+		s.obs.HandlerFailed(mctx)
 		if r.settle(seq) && s.c.refused != nil {
 			s.c.refused(mctx, &natsgo.Msg{Subject: subj, Header: msg.Headers(), Data: msg.Data()}, fmt.Errorf("%w (%d deliveries, dropped by the server): %w", ErrDeliveriesExhausted, dropped, err))
 		}
@@ -580,7 +581,7 @@ func (r *jsRun) process(msg jetstream.Msg, seq uint64, n int, dec bus.Decision) 
 	r.failed.add(seq)
 	r.mu.Unlock()
 	if r.maxDeliver > 0 && n >= r.maxDeliver {
-		s.countErr(mctx, dec.Mark.Run)
+		s.obs.HandlerFailed(mctx)
 		if r.settle(seq) && s.c.refused != nil {
 			s.c.refused(mctx, &natsgo.Msg{Subject: subj, Header: msg.Headers(), Data: msg.Data()}, fmt.Errorf("%w (%d deliveries): %w", ErrDeliveriesExhausted, n, err))
 		}
@@ -648,7 +649,7 @@ func (j *JetStream) PublishMsg(ctx context.Context, msg *natsgo.Msg, opts ...jet
 	}
 	ack, err := j.js.PublishMsg(ctx, msg, opts...)
 	if err != nil {
-		j.s.countPublish(ctx, err) // evidence.go
+		j.s.obs.PublishFailed(ctx, err)
 	}
 	return ack, err
 }

@@ -33,6 +33,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/shadowlane/shadowlane/internal/tick"
 	"github.com/shadowlane/shadowlane/propagation"
 	"github.com/shadowlane/shadowlane/shadow/bus"
 )
@@ -317,20 +318,14 @@ func (r *jsRun) park() {
 // gets its open epoch closed and its backlog handed over even when no
 // message of it comes to the trunk.
 func (r *jsRun) watchLanes() {
-	t := time.NewTicker(20 * r.s.c.poll) // a key listing per second; messages of a left env trigger it at once
-	defer t.Stop()
-	for {
-		select {
-		case <-r.ctx.Done():
-			return
-		case <-t.C:
-		}
+	// A key listing per second; messages of a left env trigger it at once.
+	tick.Every(r.ctx, 20*r.s.c.poll, func() bool {
 		envs, err := r.lanes.envs(r.ctx)
 		if err != nil {
 			if r.ctx.Err() == nil {
 				r.s.laneError(err)
 			}
-			continue
+			return true
 		}
 		for _, env := range envs {
 			if !r.s.r.Takes(r.lanesKey, propagation.Mark{Env: env}) {
@@ -345,7 +340,8 @@ func (r *jsRun) watchLanes() {
 				r.handOverSoon(env)
 			}
 		}
-	}
+		return true
+	})
 }
 
 // handOverSoon starts the hand-over of env's backlog unless one runs.
@@ -449,7 +445,7 @@ func (r *jsRun) handOverMsg(env string, e bus.Epochs, msg jetstream.Msg) bool {
 		return true
 	}
 	if r.process(msg, seq, int(md.NumDelivered), dec) {
-		r.s.counts.HandedOver()
+		r.s.obs.HandedOver(1)
 	}
 	return true
 }

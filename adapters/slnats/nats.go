@@ -151,16 +151,16 @@ var ErrConfig = errors.New("slnats: invalid configuration")
 // Shadow applies shadowlane's rules (package shadow/bus) to NATS
 // publishers and subscribers. It is immutable and safe for concurrent use.
 type Shadow struct {
-	c      config
-	r      *bus.Rules
-	counts *bus.LaneCounters
+	c   config
+	r   *bus.Rules
+	obs shadowlane.BusObserver // delivery counts, per-run evidence
 }
 
 // Stats returns what the JetStream consumers of s counted: messages
 // handed over from a left lane's backlog, and messages handled on a
 // redelivery they did not ask for (a crash or a lost acknowledgement:
 // every at-least-once duplicate is among them).
-func (s *Shadow) Stats() bus.LaneStats { return s.counts.Snapshot() }
+func (s *Shadow) Stats() bus.Stats { return s.obs.Snapshot() }
 
 // decisions is the series of the adapter's runtime.
 func (s *Shadow) decisions() *shadow.Series { return shadowlane.OrDefault(s.c.rt).Decisions() }
@@ -205,7 +205,7 @@ func New(opts ...Option) (*Shadow, error) {
 	})
 	c.bus.LoadTest = func() bool { on, _ := shadowlane.OrDefault(c.rt).LoadTestEnabled(); return on }
 	c.bus.Decisions = func() *shadow.Series { return shadowlane.OrDefault(c.rt).Decisions() }
-	s := &Shadow{c: c, counts: bus.NewLaneCounters(Store)}
+	s := &Shadow{c: c, obs: shadowlane.NewBusObserver(c.rt, Store)}
 	c.bus.Target = func(prod string) string { return firstToken(prod) }
 	r, err := bus.New(c.bus)
 	if err != nil {
@@ -312,11 +312,7 @@ func decode(h natsgo.Header) bus.Decoder {
 // a [*shadow.Error].
 func (s *Shadow) Mark(subject string, h natsgo.Header) (propagation.Mark, error) {
 	d := decode(h)
-	m, refuse := s.r.Mark(subject, &d)
-	if refuse != nil {
-		return propagation.Mark{}, refuse
-	}
-	return m, nil
+	return s.r.MarkOf(subject, &d)
 }
 
 // Takes reports whether a subscriber of this Shadow's environment takes a

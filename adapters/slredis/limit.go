@@ -5,11 +5,10 @@ import (
 	"errors"
 	"net"
 	"strings"
-	"sync/atomic"
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/shadowlane/shadowlane"
+	"github.com/shadowlane/shadowlane/internal/exitlimit"
 	"github.com/shadowlane/shadowlane/limiter"
 	"github.com/shadowlane/shadowlane/shadow/rediskeys"
 )
@@ -35,12 +34,7 @@ import (
 // refused, none is sent and every command fails with that refusal (the
 // commands admitted before it still count against their rate budgets: the
 // limiter has no way to take an admission back).
-type LimitHook struct {
-	l       *limiter.Limiter
-	rt      *shadowlane.Runtime
-	failure func(error) bool
-	cache   atomic.Pointer[limiter.Names]
-}
+type LimitHook struct{ e *exitlimit.Exit }
 
 // WithLimiter makes [NewLimitHook] admit commands through l instead of
 // the runtime's limiter (see [WithRuntime]). Hooks built by [NewHook] and
@@ -72,11 +66,7 @@ func NewLimitHook(opts ...Option) *LimitHook {
 	for _, o := range opts {
 		o.apply(&c)
 	}
-	h := &LimitHook{l: c.limiter, rt: c.rt, failure: c.failure}
-	if h.failure == nil {
-		h.failure = IsFailure
-	}
-	return h
+	return &LimitHook{exitlimit.New(c.limiter, c.rt, "redis:", maxCommands, strings.ToUpper, c.failure, IsFailure)}
 }
 
 var _ redis.Hook = (*LimitHook)(nil)
@@ -85,19 +75,6 @@ var _ redis.Hook = (*LimitHook)(nil)
 // come from the application (rdb.Do accepts any), so beyond this many
 // distinct names the rest share "redis:_other".
 const maxCommands = 512
-
-func (h *LimitHook) cmds() *limiter.Names {
-	l := h.l
-	if l == nil {
-		l = shadowlane.OrDefault(h.rt).Limiter()
-	}
-	c := h.cache.Load()
-	if c == nil || c.Limiter() != l {
-		c = l.Names("redis:", maxCommands, strings.ToUpper)
-		h.cache.Store(c)
-	}
-	return c
-}
 
 // DialHook implements redis.Hook (it does nothing).
 func (h *LimitHook) DialHook(next redis.DialHook) redis.DialHook {
@@ -113,22 +90,14 @@ func (h *LimitHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 		if rediskeys.ConnectionSetup(cmd.Args()) {
 			return next(ctx, cmd) // go-redis's own connection setup, not the caller's work
 		}
-		tok, err := h.cmds().Resource(cmd.Name()).Entry(ctx)
+		tok, err := h.e.Resource(cmd.Name()).Entry(ctx)
 		if err != nil {
 			cmd.SetErr(err)
 			return err
 		}
 		err = next(ctx, cmd)
-		h.exit(tok, err)
+		h.e.Done(tok, err)
 		return err
-	}
-}
-
-func (h *LimitHook) exit(tok limiter.Token, err error) {
-	if h.failure(err) {
-		tok.ExitErr(err)
-	} else {
-		tok.Exit()
 	}
 }
 
@@ -136,7 +105,7 @@ func (h *LimitHook) exit(tok limiter.Token, err error) {
 // is admitted before any is sent.
 func (h *LimitHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []redis.Cmder) error {
-		c := h.cmds()
+		c := h.e.Names()
 		var buf [8]limiter.Token
 		toks := buf[:0]
 		for _, cmd := range cmds {
@@ -163,7 +132,7 @@ func (h *LimitHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Pr
 			if e == nil && err != nil && !errors.Is(err, redis.Nil) {
 				e = err
 			}
-			h.exit(toks[i], e)
+			h.e.Done(toks[i], e)
 		}
 		return err
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -97,10 +98,10 @@ func (s *Shadow) Decide(group string, m *primitive.MessageExt) bus.Decision {
 // cannot keep a message from the application); there it passes the call
 // on unchanged: use [Shadow.Decide].
 func (s *Shadow) ConsumerInterceptor() primitive.Interceptor {
-	return s.consumeInterceptor("", nil)
+	return s.consumeInterceptor("", nil, -1)
 }
 
-func (s *Shadow) consumeInterceptor(group string, stop <-chan struct{}) primitive.Interceptor {
+func (s *Shadow) consumeInterceptor(group string, stop <-chan struct{}, maxRe int32) primitive.Interceptor {
 	return func(ctx context.Context, req, reply any, next primitive.Invoker) error {
 		if reply == nil {
 			return next(ctx, req, reply) // pull consumer: after the fact
@@ -120,12 +121,12 @@ func (s *Shadow) consumeInterceptor(group string, stop <-chan struct{}) primitiv
 				g = s.productionGroup(mc.ConsumerGroup)
 			}
 		}
-		return s.consume(ctx, g, req, msgs, holder, next, stop)
+		return s.consume(ctx, g, req, msgs, holder, next, stop, maxRe)
 	}
 }
 
 // consume applies the rules to msgs (req, as the client passed it).
-func (s *Shadow) consume(ctx context.Context, group string, req any, msgs []*primitive.MessageExt, holder *consumer.ConsumeResultHolder, next primitive.Invoker, stop <-chan struct{}) error {
+func (s *Shadow) consume(ctx context.Context, group string, req any, msgs []*primitive.MessageExt, holder *consumer.ConsumeResultHolder, next primitive.Invoker, stop <-chan struct{}, maxRe int32) error {
 	var one [1]bus.Decision
 	ds := one[:]
 	if len(msgs) != 1 {
@@ -137,6 +138,7 @@ func (s *Shadow) consume(ctx context.Context, group string, req any, msgs []*pri
 			waiting++
 		}
 	}
+	s.noteSkips(group, msgs, ds) // handover.go
 	if waiting > 0 {
 		s.hold(group, ds, stop)
 		waiting = 0
@@ -148,6 +150,7 @@ func (s *Shadow) consume(ctx context.Context, group string, req any, msgs []*pri
 			}
 		}
 		if waiting > 0 {
+			s.noteHeld(msgs, func(i int) bool { return ds[i].Mark.Run != "" }) // evidence.go
 			holder.ConsumeResult = consumer.ConsumeRetryLater
 			if _, orderly := primitive.GetOrderlyCtx(ctx); orderly {
 				holder.ConsumeResult = consumer.SuspendCurrentQueueAMoment
@@ -157,7 +160,7 @@ func (s *Shadow) consume(ctx context.Context, group string, req any, msgs []*pri
 	}
 	holder.ConsumeResult = consumer.ConsumeSuccess
 	if all(ds) { // the usual case: one mark, nothing left out
-		return unstop(s.handle(ctx, ds[0].Mark, req, holder, next))
+		return unstop(s.handle(ctx, group, ds[0].Mark, req, msgs, holder, next, maxRe))
 	}
 	var run []*primitive.MessageExt
 	var runMark propagation.Mark
@@ -167,7 +170,7 @@ func (s *Shadow) consume(ctx context.Context, group string, req any, msgs []*pri
 		}
 		batch := run
 		run = nil
-		return s.handle(ctx, runMark, batch, holder, next) // a new slice: boxed once
+		return s.handle(ctx, group, runMark, batch, batch, holder, next, maxRe) // a new slice: boxed once
 	}
 	for i, m := range msgs {
 		d := ds[i]
@@ -198,19 +201,24 @@ func all(ds []bus.Decision) bool {
 	return true
 }
 
-// handle hands msgs (a []*primitive.MessageExt), all marked m, to the
-// callback; errStopped when it did not succeed.
-func (s *Shadow) handle(ctx context.Context, m propagation.Mark, msgs any, holder *consumer.ConsumeResultHolder, next primitive.Invoker) error {
+// handle hands req (batch, as a []*primitive.MessageExt boxed once), all
+// marked m, to the callback of group; errStopped when it did not succeed.
+// It counts the evidence of marked messages (evidence.go).
+func (s *Shadow) handle(ctx context.Context, group string, m propagation.Mark, req any, batch []*primitive.MessageExt, holder *consumer.ConsumeResultHolder, next primitive.Invoker, maxRe int32) error {
 	if m != propagation.FromContext(ctx) {
 		ctx = propagation.With(ctx, m)
 	}
-	if err := next(ctx, msgs, holder); err != nil {
+	s.countEntries(ctx, group, m, batch)
+	err := next(ctx, req, holder)
+	if err == nil && (holder.ConsumeResult == consumer.ConsumeSuccess || holder.ConsumeResult == consumer.Commit) {
+		return nil
+	}
+	_, orderly := primitive.GetOrderlyCtx(ctx)
+	s.countErrs(ctx, m, batch, maxRe, orderly)
+	if err != nil {
 		return err
 	}
-	if holder.ConsumeResult != consumer.ConsumeSuccess && holder.ConsumeResult != consumer.Commit {
-		return errStopped
-	}
-	return nil
+	return errStopped
 }
 
 // ErrUnknownCall is returned by the consumer interceptor for a call whose
@@ -270,6 +278,12 @@ type PushConsumer struct {
 	once    sync.Once
 	mu      sync.Mutex
 	started []rocketmq.PushConsumer
+	// hand-over (handover.go), trunk consumers with lanes only
+	opts    []consumer.Option
+	subs    []subscription
+	adopted map[string]*PushConsumer // env -> the trunk's consumer of its lane group
+	closed  bool
+	wg      sync.WaitGroup
 }
 
 // NewPushConsumer builds the consumers of the production consumer group
@@ -284,14 +298,17 @@ func (s *Shadow) NewPushConsumer(group string, opts ...consumer.Option) (*PushCo
 	if group == "" || !validName(group, false) || s.c.groupNaming.IsShadow(group) || s.r.IsLaneName(group) {
 		return nil, fmt.Errorf("%w: consumer group %q: want a production group name (not a shadow or lane name)", ErrConfig, group)
 	}
-	c := &PushConsumer{s: s, group: group, stop: make(chan struct{})}
-	icp := consumer.WithInterceptor(s.consumeInterceptor(group, c.stop))
+	c := &PushConsumer{s: s, group: group, stop: make(chan struct{}), opts: slices.Clone(opts), adopted: map[string]*PushConsumer{}}
+	icp := consumer.WithInterceptor(s.consumeInterceptor(group, c.stop, maxReconsume(opts)))
 	base := opts[:len(opts):len(opts)]
 	prod, err := rocketmq.NewPushConsumer(append(base, consumer.WithGroupName(s.r.LaneName(group)), icp)...)
 	if err != nil {
 		return nil, wrapClientErr(fmt.Sprintf("group %q: new push consumer", group), err)
 	}
 	c.prod = prod
+	if s.adopt != nil {
+		s.adopt.manage(group) // handover.go
+	}
 	if sg, ok := s.ShadowGroup(group); ok {
 		// its own client instance: the client rebalances every consumer of
 		// an instance from a goroutine each Start launches, which reads a
@@ -318,6 +335,9 @@ func (c *PushConsumer) Subscribe(topic string, selector consumer.MessageSelector
 	if err := c.prod.Subscribe(topic, selector, h); err != nil {
 		return wrapClientErr(fmt.Sprintf("group %q: subscribe %q", c.group, topic), err)
 	}
+	c.mu.Lock()
+	c.subs = append(c.subs, subscription{topic, selector, h})
+	c.mu.Unlock()
 	if st, ok := c.s.ShadowTopic(topic); ok && c.shadow != nil {
 		if err := c.shadow.Subscribe(st, selector, h); err != nil {
 			return wrapClientErr(fmt.Sprintf("group %q: subscribe %q", c.group, st), err)
@@ -348,6 +368,10 @@ func (c *PushConsumer) Start() error {
 		c.started = append(c.started, c.shadow)
 		c.mu.Unlock()
 	}
+	if c.s.adopt != nil {
+		c.wg.Add(1)
+		go c.watchLanes() // handover.go
+	}
 	return nil
 }
 
@@ -356,10 +380,21 @@ func (c *PushConsumer) Start() error {
 func (c *PushConsumer) Shutdown() error {
 	c.once.Do(func() { close(c.stop) })
 	c.mu.Lock()
+	c.closed = true
+	c.mu.Unlock()
+	c.wg.Wait() // the lane watcher (handover.go)
+	c.mu.Lock()
 	started := c.started
 	c.started = nil
+	adopted := c.adopted
+	c.adopted = map[string]*PushConsumer{}
 	c.mu.Unlock()
 	var first error
+	for _, lc := range adopted {
+		if err := lc.Shutdown(); err != nil && first == nil {
+			first = err
+		}
+	}
 	for _, pc := range started {
 		if err := pc.Shutdown(); err != nil && first == nil {
 			first = wrapClientErr(fmt.Sprintf("group %q: shutdown", c.group), err)

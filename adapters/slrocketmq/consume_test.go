@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -335,9 +336,29 @@ func TestKillSwitchHoldsMarkedMessages(t *testing.T) {
 // An orderly push consumer runs the same interceptor: marks reach the
 // handler, and while the kill switch is off a marked message is held in its
 // queue (suspended, retried locally: never sent back) and handled once after.
+//
+// Under -race it is skipped: rocketmq-client-go (v2.1.3-0.20251226070945)
+// races inside its orderly consumer, with no adapter code on either stack.
+// processQueue.takeMessages (consumer/process_queue.go:313) polls
+// pq.msgCache.Empty() without pq.mutex, while processQueue.putMessage
+// (process_queue.go:116, under pq.mutex) puts into the same gods treemap:
+//
+//	Write: redblacktree.(*Tree).Put  <- treemap.(*Map).Put
+//	       <- consumer.(*processQueue).putMessage       process_queue.go:116
+//	       <- consumer.(*pushConsumer).pullMessage        push_consumer.go:889
+//	       <- consumer.(*pushConsumer).Start.func1.1.1    push_consumer.go:174
+//	Read:  redblacktree.(*Tree).Empty <- treemap.(*Map).Empty
+//	       <- consumer.(*processQueue).takeMessages     process_queue.go:313
+//	       <- consumer.(*pushConsumer).consumeMessageOrderly push_consumer.go:1280
+//	       <- consumer.(*pushConsumer).pullMessage.func1  push_consumer.go:652
+//
+// The unsynchronized read is the size field of the tree (a word read; the
+// loop re-checks under the lock), so the race is benign in practice but
+// the detector fails the test. SLROCKETMQ_ORDERLY_RACE=1 runs it anyway,
+// to see whether a newer client fixed it.
 func TestOrderlyConsumer(t *testing.T) {
-	if raceDetector {
-		t.Skip("rocketmq-client-go's orderly consumer has a data race of its own (processQueue's tree map: putMessage against Empty); run this test without -race")
+	if raceDetector && os.Getenv("SLROCKETMQ_ORDERLY_RACE") == "" {
+		t.Skip("rocketmq-client-go's orderly consumer races: processQueue.takeMessages reads msgCache.Empty() without pq.mutex while putMessage writes it (see the comment); set SLROCKETMQ_ORDERLY_RACE=1 to run it under -race")
 	}
 	srv := fixture(t, "orders", "orders_shadow")
 	rt := testRuntime(t)

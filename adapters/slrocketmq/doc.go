@@ -65,11 +65,14 @@
 // The trunk (no env) skips messages whose env has a live lane according to
 // [WithLanes] and takes them otherwise, untagged ones included. In RocketMQ
 // every group reads every message, so the trunk and a lane group each see
-// all of them and each decides for itself. Limit: there is no hand-over
-// when a lane leaves (unlike adapters/slkafka): its group holds its copies
-// of the env's messages (they wait, then are handed back to the broker)
-// while the trunk takes the env's new messages; a lane that comes back
-// handles its held copies, which the trunk may have handled already.
+// all of them and each decides for itself. Hand-over: once a trunk
+// consumer has skipped an env's message, it never takes that env's
+// messages in the production group again; while the env is not live it
+// runs the lane's groups itself (the lane's backlog and later messages are
+// handled there, once), and lets them go when the lane is back
+// ([PushConsumer.Adopted], [WithHandoverEnvs]; handover.go says why this
+// differs from Kafka's hand-over and what it needs: a lane instance stops
+// when its env leaves).
 //
 // Broadcasting consumers: the client drops a broadcast message whose
 // consume call did not succeed, so a marked message still waiting when the
@@ -87,10 +90,23 @@
 // down right after it started. [Shadow.NewPushConsumer] gives the shadow
 // consumer a client instance of its own, so that starting the two
 // consumers one after the other does not race in the same way. Its
-// orderly consumer also races (in its process queue); the orderly test
-// here runs without the race detector only.
+// orderly consumer also races, with no adapter code involved:
+// processQueue.takeMessages (consumer/process_queue.go:313 of the pinned
+// version) polls pq.msgCache.Empty() without pq.mutex while
+// processQueue.putMessage (process_queue.go:116, from pullMessage) puts
+// into the same tree map under it. The read is the tree's size word and
+// takeMessages re-reads the tree under the lock, so it is benign, but the
+// race detector fails on it: the orderly test is skipped under -race
+// (SLROCKETMQ_ORDERLY_RACE=1 runs it anyway).
 //
 // Every decision is counted with [shadow.Record] under store "rocketmq".
+// Per-run evidence (GET /shadowlane/status?run=R): a push consumer counts
+// each marked message once as an entry "rocketmq:<production topic>" with
+// the production group as its route, a callback failing on a marked
+// message's last reconsume attempt as an error "rocketmq handler" (the
+// maximum is read from the consumer's options), and a marked send that
+// fails as "rocketmq publish" (see evidence.go for what "once" means
+// across instances).
 //
 // The package is tested against the real client over TCP, with a loopback
 // fixture that speaks the client's subset of the remoting protocol (there

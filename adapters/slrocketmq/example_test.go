@@ -32,12 +32,12 @@ func Example() {
 		broker.CreateTopic(t, 1)
 	}
 
-	rt, err := shadowlane.New(shadowlane.Config{Service: "billing", Trust: shadowlane.TrustConfig{Mode: "internal"}})
+	rt, err := shadowlane.Init(shadowlane.WithConfig(shadowlane.Config{Service: "billing", Trust: shadowlane.TrustConfig{Mode: "internal"}}))
 	if err != nil {
 		panic(err)
 	}
 	defer rt.Close()
-	s, err := slrocketmq.New(slrocketmq.WithShadowTopics("orders"), slrocketmq.WithShadowGroups("billing"), slrocketmq.WithRuntime(rt))
+	s, err := slrocketmq.New(slrocketmq.WithRuntime(rt), slrocketmq.WithShadowTopics("orders"), slrocketmq.WithShadowGroups("billing"))
 	if err != nil {
 		panic(err)
 	}
@@ -98,12 +98,12 @@ func ExampleShadow_ProducerInterceptor() {
 	broker.CreateTopic("orders", 1)
 	broker.CreateTopic("orders_shadow", 1)
 
-	rt, err := shadowlane.New(shadowlane.Config{Service: "checkout", Trust: shadowlane.TrustConfig{Mode: "internal"}})
+	rt, err := shadowlane.Init(shadowlane.WithConfig(shadowlane.Config{Service: "checkout", Trust: shadowlane.TrustConfig{Mode: "internal"}}))
 	if err != nil {
 		panic(err)
 	}
 	defer rt.Close()
-	s, err := slrocketmq.New(slrocketmq.WithShadowTopics("orders"), slrocketmq.WithRuntime(rt))
+	s, err := slrocketmq.New(slrocketmq.WithRuntime(rt), slrocketmq.WithShadowTopics("orders"))
 	if err != nil {
 		panic(err)
 	}

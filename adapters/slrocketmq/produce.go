@@ -47,7 +47,9 @@ func (s *Shadow) produce(ctx context.Context, req, reply any, next primitive.Inv
 		msg.Topic = ""
 		return err
 	}
-	return next(ctx, req, reply)
+	err := next(ctx, req, reply)
+	s.countPublish(ctx, err) // evidence.go
+	return err
 }
 
 // prepare applies the produce rule to msg under m, in place. A message

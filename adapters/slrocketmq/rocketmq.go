@@ -54,13 +54,14 @@ type optionFunc func(*config)
 func (f optionFunc) apply(c *config) { f(c) }
 
 type config struct {
-	bus         bus.Config
-	groupNaming shadow.Naming
-	groups      map[string]struct{}
-	refused     RefusedFunc
-	rt          *shadowlane.Runtime
-	hold        time.Duration
-	poll        time.Duration
+	bus          bus.Config
+	groupNaming  shadow.Naming
+	groups       map[string]struct{}
+	refused      RefusedFunc
+	rt           *shadowlane.Runtime
+	hold         time.Duration
+	poll         time.Duration
+	handoverEnvs []string
 }
 
 // WithShadowTopics names production topics that have a shadow twin. A
@@ -144,8 +145,10 @@ var ErrConfig = errors.New("slrocketmq: invalid configuration")
 // handler's context, and lane consumers take only their environment's
 // messages. A Shadow is immutable and safe for concurrent use.
 type Shadow struct {
-	c config
-	r *bus.Rules
+	c     config
+	r     *bus.Rules
+	held  *heldSet    // evidence.go
+	adopt *adoptLanes // handover.go; nil but for a trunk with lanes
 }
 
 // New builds a Shadow. It fails (wrapping [ErrConfig]) when a naming is
@@ -165,6 +168,14 @@ func New(opts ...Option) (*Shadow, error) {
 	if err := validNames(c); err != nil {
 		return nil, err
 	}
+	var adopt *adoptLanes
+	switch {
+	case len(c.handoverEnvs) > 0 && (c.bus.Lanes == nil || c.bus.Env != ""):
+		return nil, fmt.Errorf("%w: WithHandoverEnvs is for a trunk (no WithEnv) with WithLanes", ErrConfig)
+	case c.bus.Env == "" && c.bus.Lanes != nil:
+		adopt = &adoptLanes{inner: c.bus.Lanes, all: c.handoverEnvs}
+		c.bus.Lanes = adopt
+	}
 	r, err := bus.New(c.bus)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
@@ -180,7 +191,7 @@ func New(opts ...Option) (*Shadow, error) {
 			return nil, fmt.Errorf("%w: shadow group list names %q, which is empty or already a shadow name", ErrConfig, g)
 		}
 	}
-	return &Shadow{c: c, r: r}, nil
+	return &Shadow{c: c, r: r, held: &heldSet{}, adopt: adopt}, nil
 }
 
 // validNames checks the namings and names against RocketMQ's name

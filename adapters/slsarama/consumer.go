@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -83,17 +82,9 @@ func (c *Consumer) Plans() []Plan {
 // back what it had not marked); it joins again once the env is back. The
 // trunk hands the lane's backlog over to itself (see the package doc).
 func (c *Consumer) Run(ctx context.Context) error {
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	var (
-		wg    sync.WaitGroup
-		once  sync.Once
-		first error
-	)
-	fail := func(err error) {
-		once.Do(func() { first = err })
-		cancel(err)
-	}
+	runs, ctx := bus.NewRuns(ctx)
+	defer runs.Wait() // on the early returns
+	fail := runs.Fail
 	cl, err := sarama.NewClient(c.addrs, c.cfg)
 	if err != nil {
 		return fmt.Errorf("slsarama: client: %w", err)
@@ -109,28 +100,34 @@ func (c *Consumer) Run(ctx context.Context) error {
 		case c.s.r.Env() == "":
 			tp = &trunkPlan{c: c, p: p, cl: cl, skips: bus.NewSkips()}
 			if lanes {
-				wg.Go(func() { tp.watch(ctx, fail) })
+				runs.Go(func() error { tp.watch(ctx, fail); return nil })
 			}
 		case lanes:
 			win = &laneWindow{c: c, p: p, cl: cl}
 		}
 		log := &handledLog{}
-		h := runHandler{ConsumerGroupHandler: groupHandler{s: c.s, group: c.group, h: c.h, tp: tp, win: win, log: log}, fail: fail}
-		wg.Go(func() {
+		steps := &bus.LaneSteps{Counts: c.s.obs.Counters, Broker: laneBroker{tp: tp, win: win}}
+		if tp != nil {
+			steps.Skips = tp.skips
+		}
+		if win != nil {
+			steps.Window = &win.StartWindow
+		}
+		h := runHandler{ConsumerGroupHandler: groupHandler{s: c.s, group: c.group, h: c.h, tp: tp, win: win, log: log, steps: steps}, fail: fail}
+		runs.Go(func() error {
 			for rejoin := false; ctx.Err() == nil; rejoin = true {
 				// A lane that left joins again once its env is back.
 				if rejoin && c.s.r.Env() != "" && !c.s.wait(ctx, c.group, bus.Decision{}) {
-					return
+					return nil
 				}
 				if err := c.join(ctx, p, h, log); err != nil {
-					fail(err)
-					return
+					return err
 				}
 			}
+			return nil
 		})
 	}
-	wg.Wait()
-	return first
+	return runs.Wait()
 }
 
 // join consumes p's group until ctx is done, an error, or (for a lane

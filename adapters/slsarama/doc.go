@@ -79,6 +79,13 @@
 // GroupHandler used without a [Consumer] has none of the lane
 // coordination (no hand-over, floor or start window).
 //
+// Per-run evidence ([shadowlane.BusEvidence]; GET /shadowlane/status?run=R
+// of the Shadow's runtime): the group handler counts each marked message
+// it hands to its handler as an entry "kafka:<production topic>" with the
+// group as the route, and a handler that still fails after its attempts as
+// an error "kafka handler"; the [Producer] counts a marked message sarama
+// fails to send as "kafka publish". Production messages cost nothing here.
+//
 // # Broker migration
 //
 // For a move between two buses by dual write (package

@@ -35,6 +35,21 @@ func partOf(msg *sarama.ConsumerMessage) bus.Partition {
 	return bus.Partition{Topic: msg.Topic, Partition: msg.Partition}
 }
 
+// laneBroker answers the lane steps' questions ([bus.Broker]) for a
+// Consumer's plan: the trunk's floors, a lane's start window.
+type laneBroker struct {
+	tp  *trunkPlan
+	win *laneWindow
+}
+
+func (lb laneBroker) Floor(ctx context.Context, env string, p bus.Partition) (int64, error) {
+	return lb.tp.floor(ctx, env, p)
+}
+
+func (lb laneBroker) TrunkSkipped(ctx context.Context, env string, p bus.Partition, off int64) (bool, error) {
+	return lb.win.trunkSkipped(ctx, env, p, off)
+}
+
 // laneGroup is the group of env's lane instance for the trunk's plan.
 func (tp *trunkPlan) laneGroup(env string) string {
 	return tp.c.s.c.groups.LaneGroup(tp.c.group, env, tp.p)
@@ -238,47 +253,40 @@ func (hh *handOverHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim 
 	if end() == 0 {
 		return nil
 	}
-	for {
-		select {
-		case <-sess.Context().Done():
-			return nil
-		case msg, ok := <-claim.Messages():
-			if !ok {
-				return nil
-			}
-			e := end()
-			if msg.Offset >= e {
-				drop() // the lane had committed past the spans
-				return nil
-			}
-			d := decode(msg.Headers)
-			dec := hh.g.s.r.Consume(hh.g.group, msg.Topic, &d)
-			hh.sb.mu.Lock()
-			owns := hh.sb.b.Owns(p, msg.Offset)
-			hh.sb.mu.Unlock()
-			if dec.Mark.Env == hh.env && owns {
-				if dec.Action == bus.Skip || dec.Action == bus.Wait {
-					hh.done() // the lane is back, or the kill switch holds it
-					return nil
-				}
-				if _, err := hh.g.handle(sess.Context(), msg, dec.Mark); err != nil {
-					hh.mu.Lock()
-					hh.failed = err
-					hh.mu.Unlock()
-					hh.done()
-					return err
-				}
-				hh.g.s.counts.HandedOver(1)
-			}
-			// The lane's start window stays open: when the lane comes
-			// back it passes over what the trunk takes meanwhile.
-			sess.MarkMessage(msg, bus.ReopenMetadata)
-			if msg.Offset+1 >= e {
-				drop()
-				return nil
-			}
+	return eachMessage(sess, claim, func(msg *sarama.ConsumerMessage) (bool, error) {
+		e := end()
+		if msg.Offset >= e {
+			drop() // the lane had committed past the spans
+			return true, nil
 		}
-	}
+		d := decode(msg.Headers)
+		dec := hh.g.s.r.Consume(hh.g.group, msg.Topic, &d)
+		hh.sb.mu.Lock()
+		owns := hh.sb.b.Owns(p, msg.Offset)
+		hh.sb.mu.Unlock()
+		if dec.Mark.Env == hh.env && owns {
+			if dec.Action == bus.Skip || dec.Action == bus.Wait {
+				hh.done() // the lane is back, or the kill switch holds it
+				return true, nil
+			}
+			if _, err := hh.g.handle(sess.Context(), msg, dec.Mark); err != nil {
+				hh.mu.Lock()
+				hh.failed = err
+				hh.mu.Unlock()
+				hh.done()
+				return true, err
+			}
+			hh.g.s.obs.HandedOver(1)
+		}
+		// The lane's start window stays open: when the lane comes
+		// back it passes over what the trunk takes meanwhile.
+		sess.MarkMessage(msg, bus.ReopenMetadata)
+		if msg.Offset+1 >= e {
+			drop()
+			return true, nil
+		}
+		return false, nil
+	})
 }
 
 // commitRefusal commits a refused message at once, in the session's
@@ -297,7 +305,7 @@ func (tp *trunkPlan) commitRefusal(sess sarama.ConsumerGroupSession, group strin
 			wait *= 2
 		}
 	}
-	tp.c.s.counts.Uncommitted(0, 1)
+	tp.c.s.obs.Uncommitted(0, 1)
 }
 
 func (tp *trunkPlan) commitOnce(sess sarama.ConsumerGroupSession, group string, msg *sarama.ConsumerMessage, meta string) error {
@@ -391,5 +399,5 @@ func (c *Consumer) settleSession(p Plan, log *handledLog) {
 		}
 		return 0
 	})
-	c.s.counts.Uncommitted(n, 0)
+	c.s.obs.Uncommitted(n, 0)
 }

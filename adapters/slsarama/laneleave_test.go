@@ -3,7 +3,6 @@ package slsarama_test
 import (
 	"context"
 	"fmt"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -13,6 +12,7 @@ import (
 	slsarama "github.com/shadowlane/shadowlane/adapters/slsarama"
 	"github.com/shadowlane/shadowlane/envtag"
 	"github.com/shadowlane/shadowlane/propagation"
+	"github.com/shadowlane/shadowlane/shadow/bus/bustest"
 )
 
 // startRun runs c until stop; stop returns Run's error.
@@ -74,32 +74,21 @@ func TestLaneLeavesStopsAndHandsBack(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var (
-		mu      sync.Mutex
-		byLane  = map[string]int{}
-		byTrunk = map[string]int{}
-	)
+	lg := bustest.NewLedger()
 	ccfg := func() *sarama.Config {
 		c := config()
 		c.Consumer.MaxWaitTime = 50 * time.Millisecond
 		c.Consumer.Offsets.AutoCommit.Interval = 100 * time.Millisecond
 		return c
 	}
-	tc, err := trunk.Consumer(addrs, ccfg(), "svc", []string{"orders"}, func(ctx context.Context, msg *sarama.ConsumerMessage) error {
-		mu.Lock()
-		byTrunk[string(msg.Value)]++
-		mu.Unlock()
-		return nil
-	})
+	tc, err := trunk.Consumer(addrs, ccfg(), "svc", []string{"orders"}, ledgerHandler(lg, "trunk"))
 	if err != nil {
 		t.Fatal(err)
 	}
+	lh := ledgerHandler(lg, "lane")
 	lc, err := lane.Consumer(addrs, ccfg(), "svc", []string{"orders"}, func(ctx context.Context, msg *sarama.ConsumerMessage) error {
 		time.Sleep(10 * time.Millisecond) // slow: it falls behind
-		mu.Lock()
-		byLane[string(msg.Value)]++
-		mu.Unlock()
-		return nil
+		return lh(ctx, msg)
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -119,12 +108,12 @@ func TestLaneLeavesStopsAndHandsBack(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sp.Close()
-	p := trunk.SyncProducer(sp)
 	envA := propagation.With(context.Background(), propagation.Mark{Env: "proj-a"})
-	produce := func(prefix string, n int) {
-		msgs := make([]*sarama.ProducerMessage, n)
+	produce := func(prefix string, n int) []string {
+		msgs, ids := make([]*sarama.ProducerMessage, n), make([]string, n)
 		for i := range msgs {
-			msgs[i] = &sarama.ProducerMessage{Topic: "orders", Value: sarama.StringEncoder(fmt.Sprintf("%s%03d", prefix, i))}
+			ids[i] = fmt.Sprintf("%s%03d", prefix, i)
+			msgs[i] = &sarama.ProducerMessage{Topic: "orders", Value: sarama.StringEncoder(ids[i])}
 			if err := trunk.Prepare(envA, msgs[i]); err != nil {
 				t.Fatal(err)
 			}
@@ -132,51 +121,22 @@ func TestLaneLeavesStopsAndHandsBack(t *testing.T) {
 		if err := sp.SendMessages(msgs); err != nil {
 			t.Fatal(err)
 		}
+		return ids
 	}
-	_ = p
-	produce("before-", 200)
-	waitFor(t, "the lane handles 30", func() bool { mu.Lock(); defer mu.Unlock(); return len(byLane) >= 30 })
+	before := produce("before-", 200)
+	waitFor(t, "the lane handles 30", func() bool { return lg.Count("lane") >= 30 })
 	lanes.Store(envtag.StaticLanes{}) // proj-a leaves the lanes
 	time.Sleep(100 * time.Millisecond)
-	mu.Lock()
-	handledAtLeave := len(byLane)
-	mu.Unlock()
-	produce("after-", 50)
-	waitFor(t, "every message handled", func() bool {
-		mu.Lock()
-		defer mu.Unlock()
-		n := 0
-		for v := range byTrunk {
-			if strings.HasPrefix(v, "after-") {
-				n++
-			}
-		}
-		backlog := 0
-		for i := range 200 {
-			v := fmt.Sprintf("before-%03d", i)
-			if byLane[v]+byTrunk[v] > 0 {
-				backlog++
-			}
-		}
-		return n == 50 && backlog == 200
-	})
+	handledAtLeave := lg.Count("lane")
+	after := produce("after-", 50)
+	lg.WaitIDs(t, "the backlog and the messages produced after the lane left", append(append([]string{}, before...), after...))
 	time.Sleep(500 * time.Millisecond) // strays
 	// The lane comes back: it passes over what the trunk took while it was
 	// away (the hand-over kept its start window open) and takes the new
 	// messages.
 	lanes.Store(envtag.StaticLanes{"svc": {"proj-a"}})
-	produce("back-", 20)
-	waitFor(t, "the returning lane handles the new messages", func() bool {
-		mu.Lock()
-		defer mu.Unlock()
-		n := 0
-		for v := range byLane {
-			if strings.HasPrefix(v, "back-") {
-				n++
-			}
-		}
-		return n == 20
-	})
+	back := produce("back-", 20)
+	lg.WaitIDs(t, "the returning lane handles the new messages", back)
 	time.Sleep(300 * time.Millisecond)
 	if err := stopL(); err != nil {
 		t.Fatal(err)
@@ -184,40 +144,18 @@ func TestLaneLeavesStopsAndHandsBack(t *testing.T) {
 	if err := stopT(); err != nil {
 		t.Fatal(err)
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	for i := range 20 {
-		if v := fmt.Sprintf("back-%03d", i); byLane[v] != 1 || byTrunk[v] != 0 {
-			t.Errorf("%s handled by the returning lane %d times, by the trunk %d times", v, byLane[v], byTrunk[v])
-		}
-		delete(byLane, fmt.Sprintf("back-%03d", i))
+	dB, first := lg.Check(t, before, "lane|trunk", "", "proj-a") // exactly once overall
+	dA, _ := lg.Check(t, after, "trunk", "", "proj-a")           // the lane takes nothing after it left
+	dR, _ := lg.Check(t, back, "lane", "", "proj-a")             // the returning lane's
+	if d := dB + dA + dR; d != 0 {
+		t.Errorf("%d messages handled twice", d)
 	}
-	for v, n := range byLane {
-		if n != 1 || strings.HasPrefix(v, "after-") {
-			t.Errorf("lane handled %s %d times (after leaving, or twice)", v, n)
-		}
-		if byTrunk[v] != 0 {
-			t.Errorf("%s handled by both the lane and the trunk", v)
-		}
-	}
-	for i := range 50 {
-		if v := fmt.Sprintf("after-%03d", i); byTrunk[v] != 1 {
-			t.Errorf("trunk handled %s %d times", v, byTrunk[v])
-		}
-	}
-	handedOver := 0
-	for i := range 200 {
-		v := fmt.Sprintf("before-%03d", i)
-		if n := byLane[v] + byTrunk[v]; n != 1 {
-			t.Errorf("%s handled %d times overall (lane %d, trunk %d), want exactly once", v, n, byLane[v], byTrunk[v])
-		}
-		handedOver += byTrunk[v]
-	}
+	handedOver, byLane := first["trunk"], first["lane"]
 	if handedOver == 0 {
-		t.Errorf("the trunk took none of the lane's backlog (the lane handled %d of 200 before leaving)", len(byLane))
+		t.Errorf("the trunk took none of the lane's backlog (the lane handled %d of 200 before leaving)", byLane)
 	}
-	if len(byLane) > handledAtLeave+1 {
-		t.Errorf("the lane kept taking messages after it left: %d handled, %d when it left", len(byLane), handledAtLeave)
+	if byLane > handledAtLeave+1 {
+		t.Errorf("the lane kept taking messages after it left: %d handled, %d when it left", byLane, handledAtLeave)
 	}
 	if st := trunk.Stats(); st.HandedOver != int64(handedOver) {
 		t.Errorf("trunk stats: handed over %d, the handler saw %d", st.HandedOver, handedOver)
@@ -230,7 +168,7 @@ func TestLaneLeavesStopsAndHandsBack(t *testing.T) {
 	if b := offs.GetBlock("orders", 0); b == nil || b.Offset < 200 {
 		t.Errorf("lane group committed %+v after the hand-over, want past the 200 messages of the backlog", b)
 	}
-	t.Logf("slow sarama lane handled %d of 200 before leaving; the trunk took over the other %d", len(byLane), handedOver)
+	t.Logf("slow sarama lane handled %d of 200 before leaving; the trunk took over the other %d", byLane, handedOver)
 }
 
 // The hand-over survives a trunk restart: the trunk skips a slow lane's

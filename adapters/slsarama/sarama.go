@@ -132,9 +132,9 @@ var ErrConfig = errors.New("slsarama: invalid configuration")
 // Shadow applies shadowlane's rules (package shadow/bus) to sarama
 // producers and consumers.
 type Shadow struct {
-	c      config
-	r      *bus.Rules
-	counts *bus.Counters
+	c   config
+	r   *bus.Rules
+	obs shadowlane.BusObserver // delivery counts, per-run evidence
 
 	// the lost-mark guard's alert bookkeeping (lostmark.go)
 	intercepting atomic.Bool  // OnSend has run
@@ -154,12 +154,12 @@ func New(opts ...Option) (*Shadow, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 	}
-	return &Shadow{c: c, r: r, counts: bus.NewCounters(Store)}, nil
+	return &Shadow{c: c, r: r, obs: shadowlane.NewBusObserver(c.rt, Store)}, nil
 }
 
 // Stats returns what this Shadow's consumers counted around commits and
 // lane hand-overs (see [bus.Stats]).
-func (s *Shadow) Stats() bus.Stats { return s.counts.Snapshot() }
+func (s *Shadow) Stats() bus.Stats { return s.obs.Snapshot() }
 
 // Rules returns the message-system rules this Shadow applies.
 func (s *Shadow) Rules() *bus.Rules { return s.r }
@@ -302,7 +302,9 @@ func (p *Producer) SendMessage(ctx context.Context, msg *sarama.ProducerMessage)
 	}
 	defer p.s.sent(msg) // lostmark.go
 	partition, offset, err = p.p.SendMessage(msg)
-	p.countSend(ctx, msg, err) // evidence.go
+	if p.s.r.IsShadow(msg.Topic) { // load-test traffic's messages are on shadow topics
+		p.s.obs.PublishFailed(ctx, err)
+	}
 	return partition, offset, err
 }
 
@@ -313,11 +315,7 @@ func (p *Producer) SendMessage(ctx context.Context, msg *sarama.ProducerMessage)
 // anomaly, [shadow.ErrBlocked]) are a [*shadow.Error].
 func (s *Shadow) Mark(msg *sarama.ConsumerMessage) (propagation.Mark, error) {
 	d := decode(msg.Headers)
-	m, err := s.r.Mark(msg.Topic, &d)
-	if err != nil {
-		return propagation.Mark{}, err
-	}
-	return m, nil
+	return s.r.MarkOf(msg.Topic, &d)
 }
 
 // Takes reports whether this instance's consumer of the production group
@@ -347,6 +345,7 @@ type groupHandler struct {
 	tp    *trunkPlan  // a Consumer's trunk plan: hand-over ledger, floors, refusal commits
 	win   *laneWindow // a Consumer's lane plan: the start window
 	log   *handledLog
+	steps *bus.LaneSteps // the lane steps of a Consumer's plan
 }
 
 func (g groupHandler) Setup(sess sarama.ConsumerGroupSession) error {
@@ -369,7 +368,7 @@ func (g groupHandler) mark(sess sarama.ConsumerGroupSession, msg *sarama.Consume
 	case g.tp != nil:
 		var ok bool
 		if meta, ok = g.tp.skips.Metadata(partOf(msg)); !ok {
-			g.s.counts.Unpersisted()
+			g.s.obs.Unpersisted()
 		}
 	case g.win != nil:
 		meta = g.win.Metadata(partOf(msg))
@@ -390,6 +389,59 @@ func (g groupHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim saram
 			}
 		}()
 	}
+	return eachMessage(sess, claim, func(msg *sarama.ConsumerMessage) (bool, error) {
+		var dec bus.Decision
+		for {
+			// The lane steps may wait on the broker; the kill switch
+			// is read after them.
+			d := decode(msg.Headers)
+			var err error
+			if dec, err = g.s.r.ConsumeRecord(sess.Context(), g.group, partOf(msg), msg.Offset, &d, g.steps); err != nil {
+				return true, err
+			}
+			if dec.Action != bus.Wait {
+				break
+			}
+			// Kill switch off, or this lane is not live: the message
+			// is not marked; wait here until it may be taken, or the
+			// session ends (then it is delivered again).
+			if !g.s.wait(sess.Context(), g.group, dec) {
+				return true, nil
+			}
+		}
+		refused := false
+		switch dec.Action {
+		case bus.Refuse:
+			if f := g.s.c.refused; f != nil {
+				if err := f(propagation.With(sess.Context(), propagation.Mark{}), msg, dec.Err); err != nil {
+					return true, err
+				}
+			}
+			refused = true
+		case bus.Handle:
+			r, err := g.handle(sess.Context(), msg, dec.Mark)
+			if err != nil {
+				return true, err
+			}
+			if refused = r; !r && g.log != nil {
+				g.log.add(partOf(msg), msg.Offset)
+			}
+		}
+		meta := g.mark(sess, msg)
+		next = msg.Offset + 1
+		if refused && g.tp != nil {
+			// A refusal is committed at once (retrying a rejected
+			// commit), so that it reaches the callback once even when
+			// a later commit of the session fails.
+			g.tp.commitRefusal(sess, g.tp.p.Group, msg, meta)
+		}
+		return false, nil
+	})
+}
+
+// eachMessage hands f the messages of claim until the session ends or the
+// claim closes (nil), or f stops (with its error).
+func eachMessage(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim, f func(*sarama.ConsumerMessage) (stop bool, err error)) error {
 	for {
 		select {
 		case <-sess.Context().Done():
@@ -398,101 +450,11 @@ func (g groupHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim saram
 			if !ok {
 				return nil
 			}
-			d := decode(msg.Headers)
-			dec := g.s.r.Consume(g.group, msg.Topic, &d)
-			for dec.Action == bus.Wait {
-				// Kill switch off, or this lane is not live: the message
-				// is not marked; wait here until it may be taken, or the
-				// session ends (then it is delivered again).
-				if !g.s.wait(sess.Context(), g.group, dec) {
-					return nil
-				}
-				d = decode(msg.Headers)
-				dec = g.s.r.Consume(g.group, msg.Topic, &d)
-			}
-			if g.tp != nil && dec.Mark.Env != "" {
-				switch dec.Action {
-				case bus.Skip:
-					g.tp.skips.Skip(dec.Mark.Env, partOf(msg), msg.Offset) // its lane is live
-				case bus.Handle:
-					g.tp.skips.Left(dec.Mark.Env) // the trunk takes the env again
-					if g.s.r.Config().Lanes != nil {
-						at, err := g.tp.floor(sess.Context(), dec.Mark.Env, partOf(msg))
-						if err != nil {
-							return err
-						}
-						if msg.Offset < at {
-							// The lane handled it (a redelivery after
-							// its env left): pass it over.
-							g.s.counts.FloorSkipped(1)
-							dec.Action = bus.Skip
-						}
-					}
-				}
-			}
-			if g.win != nil && dec.Action == bus.Handle && g.win.IsOpen(partOf(msg)) {
-				skipped, err := g.win.trunkSkipped(sess.Context(), dec.Mark.Env, msg)
-				if err != nil {
-					return err
-				}
-				if skipped {
-					g.win.Close(partOf(msg)) // the trunk skips from here on
-				} else {
-					g.s.counts.StartSkipped(1) // the trunk handled it
-					dec.Action = bus.Skip
-				}
-			}
-			if dec.Action == bus.Handle && dec.Mark.LoadTest() && !g.hold(sess.Context()) {
-				return nil // the session ended while held: delivered again
-			}
-			refused := false
-			switch dec.Action {
-			case bus.Refuse:
-				if f := g.s.c.refused; f != nil {
-					if err := f(propagation.With(sess.Context(), propagation.Mark{}), msg, dec.Err); err != nil {
-						return err
-					}
-				}
-				refused = true
-			case bus.Handle:
-				r, err := g.handle(sess.Context(), msg, dec.Mark)
-				if err != nil {
-					return err
-				}
-				if refused = r; !r && g.log != nil {
-					g.log.add(partOf(msg), msg.Offset)
-				}
-			}
-			meta := g.mark(sess, msg)
-			next = msg.Offset + 1
-			if refused && g.tp != nil {
-				// A refusal is committed at once (retrying a rejected
-				// commit), so that it reaches the callback once even when
-				// a later commit of the session fails.
-				g.tp.commitRefusal(sess, g.tp.p.Group, msg, meta)
+			if stop, err := f(msg); stop || err != nil {
+				return err
 			}
 		}
 	}
-}
-
-// hold waits while the kill switch is off, just before a load-test message
-// is handled: the lane steps between the decision and the handler may have
-// waited on the broker, and the switch may have gone off meanwhile. It
-// reports false when ctx ends first.
-func (g groupHandler) hold(ctx context.Context) bool {
-	if g.s.r.LoadTestOn() {
-		return true
-	}
-	t := time.NewTicker(g.s.c.poll)
-	defer t.Stop()
-	for !g.s.r.LoadTestOn() {
-		select {
-		case <-ctx.Done():
-			return false
-		case <-t.C:
-		}
-	}
-	return true
 }
 
 // handle runs the handler with the retries of [WithRetry]; after the last
@@ -501,9 +463,11 @@ func (g groupHandler) hold(ctx context.Context) bool {
 func (g groupHandler) handle(ctx context.Context, msg *sarama.ConsumerMessage, m propagation.Mark) (refused bool, err error) {
 	c := &g.s.c
 	mctx := propagation.With(ctx, m)
-	g.countEntry(mctx, m.Run, msg.Topic) // evidence.go
+	g.s.obs.Entry(mctx, g.s.r.Production(msg.Topic), g.group)
 	exhausted, err := c.retry.Do(ctx, func() error { return g.h(mctx, msg) })
-	g.countErr(ctx, mctx, exhausted, err)
+	if bus.Final(ctx, exhausted, err) {
+		g.s.obs.HandlerFailed(mctx)
+	}
 	if !exhausted {
 		return false, err
 	}
@@ -518,14 +482,5 @@ func (g groupHandler) handle(ctx context.Context, msg *sarama.ConsumerMessage, m
 // wait waits until a claim that waited on d may take messages again; false
 // when ctx ended first.
 func (s *Shadow) wait(ctx context.Context, group string, d bus.Decision) bool {
-	t := time.NewTicker(s.c.poll)
-	defer t.Stop()
-	for !s.r.Ready(group, d) {
-		select {
-		case <-ctx.Done():
-			return false
-		case <-t.C:
-		}
-	}
-	return true
+	return s.r.WaitReady(ctx, group, d, s.c.poll)
 }

@@ -49,11 +49,11 @@ func (w *laneWindow) load(claims map[string][]int32) error {
 	return nil
 }
 
-// trunkSkipped reports whether the trunk skipped the lane's message (the
-// lane's to handle) rather than handled it, waiting (bounded) until the
-// trunk group committed past it. A partition the trunk never committed
-// has no trunk: the lane's.
-func (w *laneWindow) trunkSkipped(ctx context.Context, env string, msg *sarama.ConsumerMessage) (bool, error) {
+// trunkSkipped reports whether the trunk skipped the lane's message at off
+// of pt (the lane's to handle) rather than handled it, waiting (bounded)
+// until the trunk group committed past it. A partition the trunk never
+// committed has no trunk: the lane's.
+func (w *laneWindow) trunkSkipped(ctx context.Context, env string, pt bus.Partition, off int64) (bool, error) {
 	g := w.c.s.c.groups.TrunkGroup(w.c.group, w.p)
 	tp := &trunkPlan{c: w.c, p: w.p, cl: w.cl}
 	deadline := time.Now().Add(10 * time.Second)
@@ -62,8 +62,8 @@ func (w *laneWindow) trunkSkipped(ctx context.Context, env string, msg *sarama.C
 		offs := w.trunk
 		w.mu.Unlock()
 		if offs != nil {
-			if b := offs.GetBlock(msg.Topic, msg.Partition); b != nil && b.Err == sarama.ErrNoError {
-				if skipped, decided := bus.TrunkDecision(b.Offset, b.Offset >= 0, b.Metadata, env, msg.Offset); decided {
+			if b := offs.GetBlock(pt.Topic, pt.Partition); b != nil && b.Err == sarama.ErrNoError {
+				if skipped, decided := bus.TrunkDecision(b.Offset, b.Offset >= 0, b.Metadata, env, off); decided {
 					return skipped, nil
 				}
 				if fresh && b.Offset < 0 {

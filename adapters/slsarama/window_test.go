@@ -3,8 +3,6 @@ package slsarama_test
 import (
 	"context"
 	"fmt"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -12,6 +10,8 @@ import (
 
 	slsarama "github.com/shadowlane/shadowlane/adapters/slsarama"
 	"github.com/shadowlane/shadowlane/envtag"
+	"github.com/shadowlane/shadowlane/propagation"
+	"github.com/shadowlane/shadowlane/shadow/bus/bustest"
 )
 
 // A late lane's start window (issue 18), on sarama: the lane joins (its
@@ -33,27 +33,15 @@ func TestLateLaneStartWindow(t *testing.T) {
 		return s
 	}
 	trunk, lane := newS(), newS(slsarama.WithEnv("proj-a"))
-	var (
-		mu  sync.Mutex
-		byL = map[string]int{}
-		byT = map[string]int{}
-	)
-	count := func(m map[string]int) slsarama.MessageHandler {
-		return func(ctx context.Context, msg *sarama.ConsumerMessage) error {
-			mu.Lock()
-			m[string(msg.Value)]++
-			mu.Unlock()
-			return nil
-		}
-	}
+	lg := bustest.NewLedger()
 	ccfg := config()
 	ccfg.Consumer.MaxWaitTime = 50 * time.Millisecond
 	ccfg.Consumer.Offsets.AutoCommit.Interval = 100 * time.Millisecond
-	tc, err := trunk.Consumer(addrs, ccfg, "svc", []string{"orders"}, count(byT))
+	tc, err := trunk.Consumer(addrs, ccfg, "svc", []string{"orders"}, ledgerHandler(lg, "trunk"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	lc, err := lane.Consumer(addrs, ccfg, "svc", []string{"orders"}, count(byL))
+	lc, err := lane.Consumer(addrs, ccfg, "svc", []string{"orders"}, ledgerHandler(lg, "lane"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,10 +59,11 @@ func TestLateLaneStartWindow(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sp.Close()
-	produce := func(prefix string, n int) {
-		msgs := make([]*sarama.ProducerMessage, n)
+	produce := func(prefix string, n int) []string {
+		msgs, ids := make([]*sarama.ProducerMessage, n), make([]string, n)
 		for i := range msgs {
-			msgs[i] = &sarama.ProducerMessage{Topic: "orders", Value: sarama.StringEncoder(fmt.Sprintf("%s%03d", prefix, i))}
+			ids[i] = fmt.Sprintf("%s%03d", prefix, i)
+			msgs[i] = &sarama.ProducerMessage{Topic: "orders", Value: sarama.StringEncoder(ids[i])}
 			if err := trunk.Prepare(marked("", "proj-a"), msgs[i]); err != nil {
 				t.Fatal(err)
 			}
@@ -82,27 +71,15 @@ func TestLateLaneStartWindow(t *testing.T) {
 		if err := sp.SendMessages(msgs); err != nil {
 			t.Fatal(err)
 		}
-	}
-	counted := func(m map[string]int, prefix string) func() bool {
-		return func() bool {
-			mu.Lock()
-			defer mu.Unlock()
-			c := 0
-			for v := range m {
-				if strings.HasPrefix(v, prefix) {
-					c++
-				}
-			}
-			return c >= 100
-		}
+		return ids
 	}
 	const n = 100
-	produce("early-", n) // the lane is not listed yet: the trunk's
-	waitFor(t, "the trunk handles the early messages", counted(byT, "early-"))
+	early := produce("early-", n) // the lane is not listed yet: the trunk's
+	lg.WaitIDs(t, "the trunk handles the early messages", early)
 	time.Sleep(300 * time.Millisecond) // the trunk commits
 	lanes.Store(envtag.StaticLanes{"svc": {"proj-a"}})
-	produce("late-", n)
-	waitFor(t, "the lane handles the late messages", counted(byL, "late-"))
+	late := produce("late-", n)
+	lg.WaitIDs(t, "the lane handles the late messages", late)
 	time.Sleep(300 * time.Millisecond)
 	if err := stopL(); err != nil {
 		t.Fatal(err)
@@ -110,16 +87,10 @@ func TestLateLaneStartWindow(t *testing.T) {
 	if err := stopT(); err != nil {
 		t.Fatal(err)
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	for i := range n {
-		e, l := fmt.Sprintf("early-%03d", i), fmt.Sprintf("late-%03d", i)
-		if byT[e] != 1 || byL[e] != 0 {
-			t.Errorf("%s handled by the trunk %d times and by the lane %d times, want the trunk once", e, byT[e], byL[e])
-		}
-		if byL[l] != 1 || byT[l] != 0 {
-			t.Errorf("%s handled by the lane %d times and by the trunk %d times, want the lane once", l, byL[l], byT[l])
-		}
+	de, _ := lg.Check(t, early, "trunk", "", "proj-a") // the trunk's, once
+	dl, _ := lg.Check(t, late, "lane", "", "proj-a")   // the lane's, once
+	if de+dl != 0 {
+		t.Errorf("%d messages handled twice", de+dl)
 	}
 	if st := lane.Stats(); st.StartSkipped != n {
 		t.Errorf("the lane counted %d messages passed over in its start window, want %d", st.StartSkipped, n)
@@ -142,27 +113,15 @@ func TestLaneReturnsAfterLeaving(t *testing.T) {
 		return s
 	}
 	trunk, lane := newS(), newS(slsarama.WithEnv("proj-a"))
-	var (
-		mu  sync.Mutex
-		byL = map[string]int{}
-		byT = map[string]int{}
-	)
-	count := func(m map[string]int) slsarama.MessageHandler {
-		return func(ctx context.Context, msg *sarama.ConsumerMessage) error {
-			mu.Lock()
-			m[string(msg.Value)]++
-			mu.Unlock()
-			return nil
-		}
-	}
+	lg := bustest.NewLedger()
 	ccfg := config()
 	ccfg.Consumer.MaxWaitTime = 50 * time.Millisecond
 	ccfg.Consumer.Offsets.AutoCommit.Interval = 100 * time.Millisecond
-	tc, err := trunk.Consumer(addrs, ccfg, "svc", []string{"orders"}, count(byT))
+	tc, err := trunk.Consumer(addrs, ccfg, "svc", []string{"orders"}, ledgerHandler(lg, "trunk"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	lc, err := lane.Consumer(addrs, ccfg, "svc", []string{"orders"}, count(byL))
+	lc, err := lane.Consumer(addrs, ccfg, "svc", []string{"orders"}, ledgerHandler(lg, "lane"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -180,10 +139,11 @@ func TestLaneReturnsAfterLeaving(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sp.Close()
-	produce := func(prefix string) {
-		msgs := make([]*sarama.ProducerMessage, 50)
+	produce := func(prefix string) []string {
+		msgs, ids := make([]*sarama.ProducerMessage, 50), make([]string, 50)
 		for i := range msgs {
-			msgs[i] = &sarama.ProducerMessage{Topic: "orders", Value: sarama.StringEncoder(fmt.Sprintf("%s%03d", prefix, i))}
+			ids[i] = fmt.Sprintf("%s%03d", prefix, i)
+			msgs[i] = &sarama.ProducerMessage{Topic: "orders", Value: sarama.StringEncoder(ids[i])}
 			if err := trunk.Prepare(marked("", "proj-a"), msgs[i]); err != nil {
 				t.Fatal(err)
 			}
@@ -191,30 +151,18 @@ func TestLaneReturnsAfterLeaving(t *testing.T) {
 		if err := sp.SendMessages(msgs); err != nil {
 			t.Fatal(err)
 		}
+		return ids
 	}
-	all := func(m map[string]int, prefix string) func() bool {
-		return func() bool {
-			mu.Lock()
-			defer mu.Unlock()
-			c := 0
-			for v := range m {
-				if strings.HasPrefix(v, prefix) {
-					c++
-				}
-			}
-			return c >= 50
-		}
-	}
-	produce("first-")
-	waitFor(t, "the lane handles the first messages", all(byL, "first-"))
+	first := produce("first-")
+	lg.WaitIDs(t, "the lane handles the first messages", first)
 	time.Sleep(300 * time.Millisecond)
 	lanes.Store(envtag.StaticLanes{}) // the lane leaves
-	produce("away-")
-	waitFor(t, "the trunk handles the messages while the lane is away", all(byT, "away-"))
+	away := produce("away-")
+	lg.WaitIDs(t, "the trunk handles the messages while the lane is away", away)
 	time.Sleep(300 * time.Millisecond) // the trunk commits
 	lanes.Store(envtag.StaticLanes{"svc": {"proj-a"}})
-	produce("back-")
-	waitFor(t, "the lane handles the messages after it came back", all(byL, "back-"))
+	back := produce("back-")
+	lg.WaitIDs(t, "the lane handles the messages after it came back", back)
 	time.Sleep(300 * time.Millisecond)
 	if err := stopL(); err != nil {
 		t.Fatal(err)
@@ -222,18 +170,19 @@ func TestLaneReturnsAfterLeaving(t *testing.T) {
 	if err := stopT(); err != nil {
 		t.Fatal(err)
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	for i := range 50 {
-		for _, c := range []struct {
-			prefix string
-			lane   int
-		}{{"first-", 1}, {"away-", 0}, {"back-", 1}} {
-			v := fmt.Sprintf("%s%03d", c.prefix, i)
-			if byL[v] != c.lane || byT[v] != 1-c.lane {
-				t.Errorf("%s handled by the lane %d times and by the trunk %d times, want the %s once", v, byL[v], byT[v], map[int]string{0: "trunk", 1: "lane"}[c.lane])
-			}
-		}
+	d1, _ := lg.Check(t, first, "lane", "", "proj-a")
+	d2, _ := lg.Check(t, away, "trunk", "", "proj-a") // taken while the lane was away
+	d3, _ := lg.Check(t, back, "lane", "", "proj-a")
+	if d := d1 + d2 + d3; d != 0 {
+		t.Errorf("%d messages handled twice", d)
 	}
 	t.Logf("the returning lane passed over %d messages the trunk took while it was away", lane.Stats().StartSkipped)
+}
+
+// ledgerHandler records each message in lg as handled by who.
+func ledgerHandler(lg *bustest.Ledger, who string) slsarama.MessageHandler {
+	return func(ctx context.Context, msg *sarama.ConsumerMessage) error {
+		lg.Handle(string(msg.Value), who, propagation.FromContext(ctx))
+		return nil
+	}
 }

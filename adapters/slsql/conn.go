@@ -143,47 +143,39 @@ func (c *conn) statement(ctx context.Context, query string, args []driver.NamedV
 }
 
 func (c *conn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
-	ex, ok := c.base.(driver.ExecerContext)
-	if !ok {
-		return nil, driver.ErrSkip // database/sql prepares instead: PrepareContext rewrites
-	}
-	m, q, err := c.statement(ctx, query, args)
-	if err != nil {
-		return nil, err
-	}
-	if c.lim == nil {
-		res, err := ex.ExecContext(ctx, q, args)
-		return res, c.mapErr(m, err)
-	}
-	tok, err := c.lim.resource(kindOf(query)).Entry(ctx)
-	if err != nil {
-		return nil, err
-	}
-	res, err := ex.ExecContext(ctx, q, args)
-	c.lim.exit(tok, err)
-	return res, c.mapErr(m, err)
+	return connCall(c, ctx, query, args, driver.ExecerContext.ExecContext)
 }
 
 func (c *conn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
-	qr, ok := c.base.(driver.QueryerContext)
+	return connCall(c, ctx, query, args, driver.QueryerContext.QueryContext)
+}
+
+// connCall runs query on the base connection when it has the
+// context-aware call (its interface C; else driver.ErrSkip: database/sql
+// prepares instead, and PrepareContext rewrites): rewritten for the mark
+// of ctx, admitted by the limiter when there is one, its error mapped.
+func connCall[R any, C any](c *conn, ctx context.Context, query string, args []driver.NamedValue,
+	call func(C, context.Context, string, []driver.NamedValue) (R, error)) (R, error) {
+	var zero R
+	base, ok := c.base.(C)
 	if !ok {
-		return nil, driver.ErrSkip
+		return zero, driver.ErrSkip
 	}
 	m, q, err := c.statement(ctx, query, args)
 	if err != nil {
-		return nil, err
+		return zero, err
 	}
 	if c.lim == nil {
-		rows, err := qr.QueryContext(ctx, q, args)
-		return rows, c.mapErr(m, err)
+		r, err := call(base, ctx, q, args)
+		return r, c.mapErr(m, err)
 	}
 	tok, err := c.lim.resource(kindOf(query)).Entry(ctx)
 	if err != nil {
-		return nil, err
+		return zero, err
 	}
-	rows, err := qr.QueryContext(ctx, q, args)
+	r, err := call(base, ctx, q, args)
 	c.lim.exit(tok, err)
-	return rows, c.mapErr(m, err)
+	return r, c.mapErr(m, err)
 }
 
 func (c *conn) Prepare(query string) (driver.Stmt, error) {
@@ -370,40 +362,36 @@ func (s *stmt) Query(args []driver.Value) (driver.Rows, error) {
 }
 
 func (s *stmt) ExecContext(ctx context.Context, args []driver.NamedValue) (driver.Result, error) {
-	if td := s.c.testData(); td != nil {
-		if err := s.c.lostMarkStmt(ctx, td, s.query, args); err != nil { // lostmark.go (testData:)
-			return nil, err
-		}
-	}
-	return runStmt(s, ctx, func(st driver.Stmt) (driver.Result, error) {
-		if sc, ok := st.(driver.StmtExecContext); ok {
-			return sc.ExecContext(ctx, args)
-		}
-		v, err := values(args)
-		if err != nil {
-			return nil, err
-		}
-		//lint:ignore SA1019 the wrapped driver may predate the context interfaces; database/sql itself falls back the same way
-		return st.Exec(v)
-	})
+	//lint:ignore SA1019 the wrapped driver may predate the context interfaces; database/sql itself falls back the same way
+	return stmtCall(s, ctx, args, driver.StmtExecContext.ExecContext, driver.Stmt.Exec)
 }
 
 func (s *stmt) QueryContext(ctx context.Context, args []driver.NamedValue) (driver.Rows, error) {
+	//lint:ignore SA1019 the wrapped driver may predate the context interfaces; database/sql itself falls back the same way
+	return stmtCall(s, ctx, args, driver.StmtQueryContext.QueryContext, driver.Stmt.Query)
+}
+
+// stmtCall runs one execution (or query) of s with args: the lost-mark
+// guard first (testData:, lostmark.go), then on the side ctx needs,
+// through the context-aware call when the driver's statement has it (its
+// interface C), else through old with plain values.
+func stmtCall[R any, C any](s *stmt, ctx context.Context, args []driver.NamedValue,
+	call func(C, context.Context, []driver.NamedValue) (R, error), old func(driver.Stmt, []driver.Value) (R, error)) (R, error) {
+	var zero R
 	if td := s.c.testData(); td != nil {
-		if err := s.c.lostMarkStmt(ctx, td, s.query, args); err != nil { // lostmark.go (testData:)
-			return nil, err
+		if err := s.c.lostMarkStmt(ctx, td, s.query, args); err != nil {
+			return zero, err
 		}
 	}
-	return runStmt(s, ctx, func(st driver.Stmt) (driver.Rows, error) {
-		if sc, ok := st.(driver.StmtQueryContext); ok {
-			return sc.QueryContext(ctx, args)
+	return runStmt(s, ctx, func(st driver.Stmt) (R, error) {
+		if sc, ok := any(st).(C); ok {
+			return call(sc, ctx, args)
 		}
 		v, err := values(args)
 		if err != nil {
-			return nil, err
+			return zero, err
 		}
-		//lint:ignore SA1019 the wrapped driver may predate the context interfaces; database/sql itself falls back the same way
-		return st.Query(v)
+		return old(st, v)
 	})
 }
 

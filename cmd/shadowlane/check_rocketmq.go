@@ -50,13 +50,8 @@ func (f *rocketmqCheckFlags) usage() string {
 		{"--rocketmq-topic-suffix", f.topics, shadow.Naming{Suffix: f.topicSuffix}},
 		{"--rocketmq-group-suffix", f.groups, shadow.Naming{Suffix: f.groupSuffix}},
 	} {
-		if err := n.naming.Validate(); err != nil {
-			return fmt.Sprintf("%s: %v", n.flag, err)
-		}
-		for _, name := range splitList(n.names) {
-			if n.naming.IsShadow(name) {
-				return fmt.Sprintf("%q is already a shadow name (%s); list production names", name, n.flag)
-			}
+		if msg := namingProblem(n.flag, n.naming, n.names); msg != "" {
+			return msg
 		}
 	}
 	return ""
@@ -108,14 +103,19 @@ func (c *rmqConn) Close() error { return c.nc.Close() }
 
 // call sends one request and returns its response header and body.
 func (c *rmqConn) call(code int, ext map[string]string) (*rmqCommand, []byte, error) {
+	return c.callBody(code, ext, nil)
+}
+
+// callBody is call with a request body.
+func (c *rmqConn) callBody(code int, ext map[string]string, body []byte) (*rmqCommand, []byte, error) {
 	c.opaque++
 	h, err := json.Marshal(rmqCommand{Code: code, Language: "GO", Version: rmqCheckVersion, Opaque: c.opaque, ExtFields: ext})
 	if err != nil {
 		return nil, nil, err
 	}
-	frame := binary.BigEndian.AppendUint32(nil, uint32(4+len(h)))
+	frame := binary.BigEndian.AppendUint32(nil, uint32(4+len(h)+len(body)))
 	frame = binary.BigEndian.AppendUint32(frame, uint32(len(h))) // high byte 0: JSON serialization
-	if _, err := c.nc.Write(append(frame, h...)); err != nil {
+	if _, err := c.nc.Write(append(append(frame, h...), body...)); err != nil {
 		return nil, nil, err
 	}
 	for {
@@ -152,6 +152,8 @@ type rmqRoute struct {
 		BrokerName     string `json:"brokerName"`
 		WriteQueueNums int    `json:"writeQueueNums"`
 		ReadQueueNums  int    `json:"readQueueNums"`
+		Perm           int    `json:"perm"`
+		TopicSysFlag   int    `json:"topicSynFlag"`
 	} `json:"queueDatas"`
 	BrokerDatas []struct {
 		BrokerName  string            `json:"brokerName"`

@@ -15,6 +15,7 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib" // driver "pgx"
 	_ "modernc.org/sqlite"             // driver "sqlite"
 
+	"github.com/shadowlane/shadowlane/internal/cfgfile"
 	"github.com/shadowlane/shadowlane/shadow"
 )
 
@@ -102,15 +103,8 @@ func checkSQL(f *sqlCheckFlags, stdout, stderr io.Writer) int {
 	return code
 }
 
-func splitList(s string) []string {
-	var out []string
-	for _, p := range strings.Split(s, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			out = append(out, p)
-		}
-	}
-	return out
-}
+// splitList is [cfgfile.SplitList].
+func splitList(s string) []string { return cfgfile.SplitList(s) }
 
 // tableInfo is the shape of one table as the checks compare it.
 type tableInfo struct {

@@ -203,13 +203,41 @@ func (f *storeCheckFlags) usage() string {
 		{"--stream-suffix", shadow.Naming{Suffix: f.streamSuffix}, f.streams},
 		{"--subject-prefix", shadow.Naming{Prefix: f.subjectPrefix}, f.subjects},
 	} {
-		if err := n.naming.Validate(); err != nil {
-			return fmt.Sprintf("%s: %v", n.flag, err)
+		if msg := namingProblem(n.flag, n.naming, n.names); msg != "" {
+			return msg
 		}
-		for _, name := range splitList(n.names) {
-			if n.naming.IsShadow(name) {
-				return fmt.Sprintf("%q is already a shadow name (%s); list production names", name, n.flag)
-			}
+	}
+	return ""
+}
+
+// amqpPairFinding is the finding for a production exchange or queue
+// (kind) and its twin when they do not both exist (bad), from the errors
+// of declaring each passively: missing and its arguments say how to make
+// the twin.
+func amqpPairFinding(label, kind string, perr, serr error, missing string, a ...any) (f finding, bad bool) {
+	switch {
+	case amqpNotFound(perr):
+		return findErr(label, "production %s not found", kind), true
+	case perr != nil:
+		return findErr(label, "production %s: %v", kind, perr), true
+	case amqpNotFound(serr):
+		return findErr(label, missing, a...), true
+	case serr != nil:
+		return findErr(label, "shadow %s: %v", kind, serr), true
+	}
+	return finding{}, false
+}
+
+// namingProblem says what is wrong with the naming flag's naming, or with
+// names (a comma-separated list of production names) under it: "" when
+// nothing is.
+func namingProblem(flag string, naming shadow.Naming, names string) string {
+	if err := naming.Validate(); err != nil {
+		return fmt.Sprintf("%s: %v", flag, err)
+	}
+	for _, name := range splitList(names) {
+		if naming.IsShadow(name) {
+			return fmt.Sprintf("%q is already a shadow name (%s); list production names", name, flag)
 		}
 	}
 	return ""
@@ -529,65 +557,39 @@ func checkAMQP(ctx context.Context, uri string, exchanges, queues []string, top 
 	for _, q := range twins.Queues {
 		twinQ[q.Name] = q
 	}
-	conn, err := amqp.DialConfig(uri, amqp.Config{Dial: amqp.DefaultDial(min(timeout, 5*time.Second))})
+	conn, err := amqpDial(uri, timeout)
 	if err != nil {
 		return []finding{findUnreachable("reachability", err)}
 	}
 	defer conn.Close()
 	props := conn.Properties
 	out := []finding{findOK("server", "reachable, %v %v", props["product"], props["version"])}
-	// A passive declare that fails closes its channel: one throwaway
-	// channel per declare.
-	passive := func(declare func(ch *amqp.Channel) error) error {
-		ch, err := conn.Channel()
-		if err != nil {
-			return err
-		}
-		defer ch.Close()
-		return declare(ch)
-	}
-	notFound := func(err error) bool {
-		var ae *amqp.Error
-		return errors.As(err, &ae) && ae.Code == amqp.NotFound
-	}
 	for _, x := range exchanges {
 		if ctx.Err() != nil {
 			break
 		}
 		twin := naming.Shadow(x)
 		label := "exchange " + x + " -> " + twin
-		exists := func(name string) error {
-			return passive(func(ch *amqp.Channel) error {
-				return ch.ExchangeDeclarePassive(name, amqp.ExchangeDirect, false, false, false, false, nil) // kind and flags are ignored when passive
-			})
+		perr, serr := amqpExchangeExists(conn, x), amqpExchangeExists(conn, twin)
+		if f, bad := amqpPairFinding(label, "exchange", perr, serr, "missing: declare %s like %s (same type and bindings, to shadow queues)", twin, x); bad {
+			out = append(out, f)
+			continue
 		}
-		perr, serr := exists(x), exists(twin)
+		d, ok := twinX[twin]
+		if !ok {
+			out = append(out, findOK(label, "exists (type and bindings are not visible over AMQP 0-9-1; describe it under stores.amqpTopology to check them)"))
+			continue
+		}
+		diff, err := amqpTwinDiffers(ctx, conn, func(ch *amqp.Channel) error {
+			return ch.ExchangeDeclare(d.Name, d.Kind, d.Durable, d.AutoDelete, d.Internal, false, d.Args)
+		})
 		switch {
-		case notFound(perr):
-			out = append(out, findErr(label, "production exchange not found"))
-		case perr != nil:
-			out = append(out, findErr(label, "production exchange: %v", perr))
-		case notFound(serr):
-			out = append(out, findErr(label, "missing: declare %s like %s (same type and bindings, to shadow queues)", twin, x))
-		case serr != nil:
-			out = append(out, findErr(label, "shadow exchange: %v", serr))
+		case err != nil:
+			out = append(out, findErr(label, "shadow exchange: %v", err))
+		case diff != "":
+			out = append(out, findErr(label, "differs from stores.amqpTopology: %s", diff))
 		default:
-			d, ok := twinX[twin]
-			if !ok {
-				out = append(out, findOK(label, "exists (type and bindings are not visible over AMQP 0-9-1; describe it under stores.amqpTopology to check them)"))
-				break
-			}
-			diff, err := amqpTwinDiffers(ctx, conn, func(ch *amqp.Channel) error {
-				return ch.ExchangeDeclare(d.Name, d.Kind, d.Durable, d.AutoDelete, d.Internal, false, d.Args)
-			})
-			switch {
-			case err != nil:
-				out = append(out, findErr(label, "shadow exchange: %v", err))
-			case diff != "":
-				out = append(out, findErr(label, "differs from stores.amqpTopology: %s", diff))
-			default:
-				out = append(out, findOK(label, "exists, %s as described (bindings are not visible over AMQP 0-9-1)", d.Kind))
-			}
+			out = append(out, findOK(label, "exists, %s as described (bindings are not visible over AMQP 0-9-1)", d.Kind))
 		}
 	}
 	for _, q := range queues {
@@ -596,28 +598,17 @@ func checkAMQP(ctx context.Context, uri string, exchanges, queues []string, top 
 		}
 		twin := naming.Shadow(q)
 		label := "queue " + q + " -> " + twin
-		inspect := func(name string) (st amqp.Queue, err error) {
-			err = passive(func(ch *amqp.Channel) error {
-				st, err = ch.QueueDeclarePassive(name, false, false, false, false, nil)
-				return err
-			})
-			return st, err
-		}
-		p, perr := inspect(q)
-		s, serr := inspect(twin)
+		p, perr := amqpQueueInspect(conn, q)
+		s, serr := amqpQueueInspect(conn, twin)
 		qdiff := ""
 		if d, ok := twinQ[twin]; ok && perr == nil && serr == nil {
 			qdiff = amqpQueueDiff(ctx, conn, d)
 		}
+		if f, bad := amqpPairFinding(label, "queue", perr, serr, "missing: declare %s like %s", twin, q); bad {
+			out = append(out, f)
+			continue
+		}
 		switch {
-		case notFound(perr):
-			out = append(out, findErr(label, "production queue not found"))
-		case perr != nil:
-			out = append(out, findErr(label, "production queue: %v", perr))
-		case notFound(serr):
-			out = append(out, findErr(label, "missing: declare %s like %s", twin, q))
-		case serr != nil:
-			out = append(out, findErr(label, "shadow queue: %v", serr))
 		case qdiff != "":
 			out = append(out, findErr(label, "differs from stores.amqpTopology: %s", qdiff))
 		case s.Consumers == 0 && p.Consumers > 0:

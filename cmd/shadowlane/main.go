@@ -223,9 +223,7 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 		return exitViolation
 	}
 	fmt.Fprintf(stdout, "%s: valid (service %q, trust %s)\n", *cfgFile, cfg.Service, orDefault(cfg.Trust.Mode, "edge"))
-	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	applyStoresConfig(stores, set, sqlFlags, storeFlags, os.Getenv)
+	applyStoresConfig(stores, flagsSet(fs), sqlFlags, storeFlags, os.Getenv)
 	// Every check runs; the exit code is the worst: 3 (a store unreachable)
 	// over 1 (something missing or different) over 0.
 	return worst(checkSQL(sqlFlags, stdout, stderr), checkStores(cfg, stores, storeFlags, stdout, stderr))
@@ -250,6 +248,36 @@ func loadConfig(path string, stderr io.Writer) (shadowlane.Config, storecfg.Stor
 		return cfg, st, exitViolation
 	}
 	return cfg, st, exitOK
+}
+
+// storesFromConfig reads the config file cfgFile, when given, and fills
+// the store flags fs left unset from its stores section (see
+// applyStoresConfig); with validate, an invalid config or stores section
+// is refused. It returns the stores section (zero without a file) and
+// exitOK, or the exit code after saying why on stderr.
+func storesFromConfig(cfgFile string, validate bool, fs *flag.FlagSet, sq *sqlCheckFlags, f *storeCheckFlags, stderr io.Writer) (storecfg.Stores, int) {
+	if cfgFile == "" {
+		return storecfg.Stores{}, exitOK
+	}
+	cfg, stores, code := loadConfig(cfgFile, stderr)
+	if code != exitOK {
+		return stores, code
+	}
+	if validate {
+		if err := errors.Join(cfg.Validate(), stores.Validate()); err != nil {
+			fmt.Fprintf(stderr, "%s: invalid\n%v\n", cfgFile, err)
+			return stores, exitViolation
+		}
+	}
+	applyStoresConfig(stores, flagsSet(fs), sq, f, os.Getenv)
+	return stores, exitOK
+}
+
+// flagsSet returns the names of the flags the command line set.
+func flagsSet(fs *flag.FlagSet) map[string]bool {
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	return set
 }
 
 // applyStoresConfig fills the store flags the command line left unset from
@@ -283,6 +311,9 @@ func applyStoresConfig(st storecfg.Stores, set map[string]bool, sq *sqlCheckFlag
 	}
 	list("streams", &f.streams, st.Streams)
 	list("subjects", &f.subjects, st.Subjects)
+	list("rocketmq", &f.rocketmq.nameservers, st.RocketMQ.NameServers)
+	list("rocketmq-topics", &f.rocketmq.topics, st.RocketMQ.Topics)
+	list("rocketmq-groups", &f.rocketmq.groups, st.RocketMQ.Groups)
 }
 
 func worst(codes ...int) int {

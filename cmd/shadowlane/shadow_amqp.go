@@ -198,67 +198,34 @@ func amqpTwins(uri string, listedX, listedQ []string, top storecfg.AMQPTopology,
 			missing[naming.Shadow(q.Name)], code = true, exitViolation
 		}
 	}
-	verb := map[bool]string{false: "would declare", true: "declared"}[apply]
 	for _, x := range twins.Exchanges {
 		if missing[x.Name] {
 			continue
 		}
-		err := amqpExchangeExists(conn, x.Name)
-		switch {
-		case err == nil && !apply:
-			fmt.Fprintf(stdout, "amqp exchange %s: exists\n", x.Name)
-			continue
-		case err != nil && !amqpNotFound(err):
-			fmt.Fprintf(stderr, "shadowlane shadow: amqp: exchange %s: %v\n", x.Name, err)
-			return exitSetup
-		}
-		existed := err == nil
-		if apply {
-			// Idempotent; on an existing twin it fails only when the twin
-			// differs from the description (PRECONDITION_FAILED).
-			if err := amqpOn(conn, func(ch *amqp.Channel) error {
+		c := amqpDeclareTwin(conn, "exchange", x.Name, fmt.Sprintf("%s, durable %v", x.Kind, x.Durable), apply, stdout, stderr,
+			func() error { return amqpExchangeExists(conn, x.Name) },
+			func(ch *amqp.Channel) error {
 				return ch.ExchangeDeclare(x.Name, x.Kind, x.Durable, x.AutoDelete, x.Internal, false, x.Args)
-			}); err != nil {
-				fmt.Fprintf(stderr, "shadowlane shadow: amqp: exchange %s: %v\n", x.Name, err)
-				code = exitViolation
-				continue
-			}
+			})
+		if c == exitSetup {
+			return c
 		}
-		if existed {
-			fmt.Fprintf(stdout, "amqp exchange %s: exists\n", x.Name)
-			continue
-		}
-		fmt.Fprintf(stdout, "amqp exchange %s: %s (%s, durable %v)\n", x.Name, verb, x.Kind, x.Durable)
+		code = worst(code, c)
 	}
 	for _, q := range twins.Queues {
 		if missing[q.Name] {
 			continue
 		}
-		_, err := amqpQueueInspect(conn, q.Name)
-		switch {
-		case err == nil && !apply:
-			fmt.Fprintf(stdout, "amqp queue %s: exists\n", q.Name)
-			continue
-		case err != nil && !amqpNotFound(err):
-			fmt.Fprintf(stderr, "shadowlane shadow: amqp: queue %s: %v\n", q.Name, err)
-			return exitSetup
-		}
-		existed := err == nil
-		if apply {
-			if err := amqpOn(conn, func(ch *amqp.Channel) error {
+		c := amqpDeclareTwin(conn, "queue", q.Name, fmt.Sprintf("durable %v", q.Durable), apply, stdout, stderr,
+			func() error { _, err := amqpQueueInspect(conn, q.Name); return err },
+			func(ch *amqp.Channel) error {
 				_, err := ch.QueueDeclare(q.Name, q.Durable, q.AutoDelete, false, false, q.Args)
 				return err
-			}); err != nil {
-				fmt.Fprintf(stderr, "shadowlane shadow: amqp: queue %s: %v\n", q.Name, err)
-				code = exitViolation
-				continue
-			}
+			})
+		if c == exitSetup {
+			return c
 		}
-		if existed {
-			fmt.Fprintf(stdout, "amqp queue %s: exists\n", q.Name)
-			continue
-		}
-		fmt.Fprintf(stdout, "amqp queue %s: %s (durable %v)\n", q.Name, verb, q.Durable)
+		code = worst(code, c)
 	}
 	for _, b := range twins.Bindings {
 		if missing[b.Exchange] || missing[b.Queue] {
@@ -323,40 +290,64 @@ func amqpPurge(uri string, queues []string, naming shadow.Naming, timeout time.D
 	return code
 }
 
+// amqpDeclareTwin plans (apply false) or declares the described twin
+// exchange or queue (kind) name: exists says whether it is there, declare
+// declares it (idempotent; on an existing twin it fails only when the twin
+// differs from the description: PRECONDITION_FAILED), desc words its
+// description. It returns exitSetup when the server cannot say whether
+// the twin exists, exitViolation when the declare failed, else exitOK.
+func amqpDeclareTwin(conn *amqp.Connection, kind, name, desc string, apply bool, stdout, stderr io.Writer, exists func() error, declare func(ch *amqp.Channel) error) int {
+	err := exists()
+	switch {
+	case err == nil && !apply:
+		fmt.Fprintf(stdout, "amqp %s %s: exists\n", kind, name)
+		return exitOK
+	case err != nil && !amqpNotFound(err):
+		fmt.Fprintf(stderr, "shadowlane shadow: amqp: %s %s: %v\n", kind, name, err)
+		return exitSetup
+	}
+	existed := err == nil
+	if apply {
+		if err := amqpOn(conn, declare); err != nil {
+			fmt.Fprintf(stderr, "shadowlane shadow: amqp: %s %s: %v\n", kind, name, err)
+			return exitViolation
+		}
+	}
+	if existed {
+		fmt.Fprintf(stdout, "amqp %s %s: exists\n", kind, name)
+		return exitOK
+	}
+	verb := map[bool]string{false: "would declare", true: "declared"}[apply]
+	fmt.Fprintf(stdout, "amqp %s %s: %s (%s)\n", kind, name, verb, desc)
+	return exitOK
+}
+
 // amqpQueueNames is the union of the listed and described queues, in order.
 func amqpQueueNames(listed []string, top storecfg.AMQPTopology) []string {
-	seen := map[string]bool{}
-	var out []string
-	for _, q := range listed {
-		if !seen[q] {
-			seen[q] = true
-			out = append(out, q)
-		}
-	}
-	for _, q := range top.Queues {
-		if !seen[q.Name] {
-			seen[q.Name] = true
-			out = append(out, q.Name)
-		}
-	}
-	return out
+	return unionNames(listed, top.Queues, func(q storecfg.AMQPQueue) string { return q.Name })
 }
 
 // amqpExchangeNames is the union of the listed and described exchanges.
 func amqpExchangeNames(listed []string, top storecfg.AMQPTopology) []string {
+	return unionNames(listed, top.Exchanges, func(x storecfg.AMQPExchange) string { return x.Name })
+}
+
+// unionNames is listed, then the names of described, each name once, in
+// order.
+func unionNames[T any](listed []string, described []T, name func(T) string) []string {
 	seen := map[string]bool{}
 	var out []string
-	for _, x := range listed {
-		if !seen[x] {
-			seen[x] = true
-			out = append(out, x)
+	add := func(n string) {
+		if !seen[n] {
+			seen[n] = true
+			out = append(out, n)
 		}
 	}
-	for _, x := range top.Exchanges {
-		if !seen[x.Name] {
-			seen[x.Name] = true
-			out = append(out, x.Name)
-		}
+	for _, n := range listed {
+		add(n)
+	}
+	for _, d := range described {
+		add(name(d))
 	}
 	return out
 }

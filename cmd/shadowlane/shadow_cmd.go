@@ -13,7 +13,6 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/shadowlane/shadowlane/cmd/shadowlane/internal/storecfg"
 	"github.com/shadowlane/shadowlane/shadow"
 )
 
@@ -46,21 +45,11 @@ func cmdShadow(args []string, stdout, stderr io.Writer) int {
 	if err := fs.Parse(args[1:]); err != nil {
 		return exitUsage
 	}
-	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	var amqpTop storecfg.AMQPTopology
-	if *cfgFile != "" {
-		cfg, stores, code := loadConfig(*cfgFile, stderr)
-		if code != exitOK {
-			return code
-		}
-		if err := errors.Join(cfg.Validate(), stores.Validate()); err != nil {
-			fmt.Fprintf(stderr, "%s: invalid\n%v\n", *cfgFile, err)
-			return exitViolation
-		}
-		applyStoresConfig(stores, set, sq, st, os.Getenv)
-		amqpTop = stores.AMQPTopology
+	stores, cfgCode := storesFromConfig(*cfgFile, true, fs, sq, st, stderr)
+	if cfgCode != exitOK {
+		return cfgCode
 	}
+	amqpTop := stores.AMQPTopology
 	keyNaming := shadow.Naming{Prefix: st.keyPrefix}
 	if err := keyNaming.Validate(); err != nil {
 		fmt.Fprintln(stderr, "shadowlane shadow:", err)
@@ -159,8 +148,21 @@ func cmdShadow(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stdout, "amqp: messages carry the run in headers only: skipped (use --all to purge the shadow queues)")
 		}
 	}
+	if r := st.rocketmq; r.nameservers != "" {
+		did = true
+		if msg := r.usage(); msg != "" {
+			fmt.Fprintln(stderr, "shadowlane shadow:", msg)
+			return exitUsage
+		}
+		if sub != "purge" {
+			code = worst(code, rocketmqTwins(ctx, rocketmqList(r.nameservers), splitList(r.topics), splitList(r.groups),
+				shadow.Naming{Suffix: r.topicSuffix}, shadow.Naming{Suffix: r.groupSuffix}, st.timeout, sub == "create", stdout, stderr))
+		} else {
+			fmt.Fprintln(stdout, "rocketmq: not purged: the remoting protocol cannot empty a topic (shadow messages expire with the broker's retention, or delete the shadow topics with mqadmin deleteTopic)")
+		}
+	}
 	if !did {
-		fmt.Fprintln(stderr, "shadowlane shadow: no store given (--config with a stores: section, or --mysql/--postgres/--sqlite with --tables, --redis, --kafka with --topics, --nats with --streams, --amqp)")
+		fmt.Fprintln(stderr, "shadowlane shadow: no store given (--config with a stores: section, or --mysql/--postgres/--sqlite with --tables, --redis, --kafka with --topics, --nats with --streams, --amqp, --rocketmq with --rocketmq-topics)")
 		return exitUsage
 	}
 	return code

@@ -48,6 +48,14 @@ type schemaPlan struct {
 
 func (p *schemaPlan) add(a schemaAction) { p.Actions = append(p.Actions, a) }
 
+// addParent puts parent, a table that t's foreign keys reference, in the
+// plan (the twins' keys point at its twin), with a note when it is new.
+func (p *schemaPlan) addParent(set *tableSet, t, parent string) {
+	if set.addTable(parent) {
+		p.Notes = append(p.Notes, fmt.Sprintf("%s references %s: its twin is part of the plan", t, parent))
+	}
+}
+
 // planner inspects one database and returns the plan for the twins of
 // tables.
 type planner func(ctx context.Context, db *sql.DB, tables []string, naming shadow.Naming) (*schemaPlan, error)
@@ -111,6 +119,74 @@ func seqDefaults[T any, S any](ctx context.Context, db *sql.DB, read func(contex
 	}
 	twinSeqs, err := read(ctx, db, twin)
 	return prodSeqs, twinSeqs, err
+}
+
+// viewTwin is one production view that reads tables of a plan, as a
+// planner hands it to [schemaPlan.planViewTwin].
+type viewTwin struct {
+	table, view, twin string // the first plan table the view reads, the view, its twin
+	query             string // the view's SELECT, in the planner's dialect
+	def               string // the view's definition as the catalogue has it (shown in a review)
+	hint              string // added to the review when the SELECT cannot be re-pointed
+	// create is the twin's CREATE statement for its re-pointed SELECT.
+	create func(body string) string
+	// replace is the SQL that replaces an existing twin (nil: the CREATE).
+	replace func(create string) []string
+	// twinReads says whether the twin exists and which tables it reads
+	// (nil: the planner cannot tell, and leaves the twin alone).
+	twinReads func() (exists bool, reads []string, err error)
+}
+
+// planViewTwin plans the twin of v: a review when its SELECT cannot be
+// re-pointed at the twins, a note naming the tables outside the plan the
+// twin keeps reading in place, its CREATE when it is missing, and its
+// replacement when the existing twin reads production tables of the plan.
+func (p *schemaPlan) planViewTwin(d sqlshadow.Dialect, set *tableSet, naming shadow.Naming, v viewTwin) error {
+	body, outside, err := viewRewrite(d, v.query, set.in, naming)
+	if err != nil {
+		p.Reviews = append(p.Reviews, schemaReview{Table: v.table, Object: v.twin, Why: fmt.Sprintf("view %s could not be re-pointed (%v)%s", v.view, err, v.hint), SQL: []string{v.def}})
+		return nil
+	}
+	if len(outside) > 0 {
+		p.Notes = append(p.Notes, fmt.Sprintf("view %s also reads %s, which have no twin in the plan: %s reads them in place", v.view, strings.Join(outside, ", "), v.twin))
+	}
+	stmt := v.create(body)
+	exists, reads, err := v.twinReads()
+	if err != nil {
+		return err
+	}
+	if !exists {
+		p.add(schemaAction{Table: v.table, Object: v.twin, Why: "shadow view missing", SQL: []string{stmt}})
+		return nil
+	}
+	var prodDeps []string
+	for _, t := range reads {
+		if set.in[t] {
+			prodDeps = append(prodDeps, t)
+		}
+	}
+	if len(prodDeps) > 0 {
+		sqls := []string{stmt}
+		if v.replace != nil {
+			sqls = v.replace(stmt)
+		}
+		p.add(schemaAction{Table: v.table, Object: v.twin, Why: fmt.Sprintf("shadow view reads production table(s) %s", strings.Join(prodDeps, ", ")), SQL: sqls})
+	}
+	return nil
+}
+
+// rewrittenReads returns the tables a view definition reads (nil when d
+// does not understand it).
+func rewrittenReads(d sqlshadow.Dialect, def string) []string {
+	res, err := d.Rewrite(def, nil)
+	if err != nil {
+		return nil
+	}
+	reads := make([]string, len(res.Tables))
+	for i, u := range res.Tables {
+		reads[i] = u.Table.Name
+	}
+	return reads
 }
 
 func viewRewrite(d sqlshadow.Dialect, query string, set map[string]bool, naming shadow.Naming) (string, []string, error) {

@@ -124,9 +124,7 @@ func planMySQL(ctx context.Context, db *sql.DB, tables []string, naming shadow.N
 			return nil, err
 		}
 		for _, fk := range fks {
-			if set.addTable(fk[1]) {
-				p.Notes = append(p.Notes, fmt.Sprintf("%s references %s: its twin is part of the plan", t, fk[1]))
-			}
+			p.addParent(set, t, fk[1])
 		}
 		later = append(later, func() error {
 			have := map[string]bool{}
@@ -204,32 +202,15 @@ func planMySQL(ctx context.Context, db *sql.DB, tables []string, naming shadow.N
 			continue
 		}
 		twin := naming.Shadow(v[0])
-		body, outside, err := viewRewrite(mysqlDialect, v[1], set.in, naming)
+		err := p.planViewTwin(mysqlDialect, set, naming, viewTwin{table: reads[0], view: v[0], twin: twin, query: v[1], def: v[1],
+			hint:   "; write its twin by hand",
+			create: func(body string) string { return fmt.Sprintf("CREATE OR REPLACE VIEW %s AS %s", qMy(twin), body) },
+			twinReads: func() (bool, []string, error) {
+				tdef, ok := defs[twin]
+				return ok, rewrittenReads(mysqlDialect, tdef), nil
+			}})
 		if err != nil {
-			p.Reviews = append(p.Reviews, schemaReview{Table: reads[0], Object: twin, Why: fmt.Sprintf("view %s could not be re-pointed (%v); write its twin by hand", v[0], err), SQL: []string{v[1]}})
-			continue
-		}
-		if len(outside) > 0 {
-			p.Notes = append(p.Notes, fmt.Sprintf("view %s also reads %s, which have no twin in the plan: %s reads them in place", v[0], strings.Join(outside, ", "), twin))
-		}
-		stmt := fmt.Sprintf("CREATE OR REPLACE VIEW %s AS %s", qMy(twin), body)
-		tdef, ok := defs[twin]
-		if !ok {
-			p.add(schemaAction{Table: reads[0], Object: twin, Why: "shadow view missing", SQL: []string{stmt}})
-			continue
-		}
-		tres, err := mysqlDialect.Rewrite(tdef, nil)
-		if err != nil {
-			continue
-		}
-		var prodDeps []string
-		for _, u := range tres.Tables {
-			if set.in[u.Table.Name] {
-				prodDeps = append(prodDeps, u.Table.Name)
-			}
-		}
-		if len(prodDeps) > 0 {
-			p.add(schemaAction{Table: reads[0], Object: twin, Why: fmt.Sprintf("shadow view reads production table(s) %s", strings.Join(prodDeps, ", ")), SQL: []string{stmt}})
+			return nil, err
 		}
 	}
 	return p, nil

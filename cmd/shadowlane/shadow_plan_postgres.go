@@ -150,9 +150,7 @@ func planPostgres(ctx context.Context, db *sql.DB, tables []string, naming shado
 			return nil, err
 		}
 		for _, fk := range fks {
-			if set.addTable(fk[2]) {
-				p.Notes = append(p.Notes, fmt.Sprintf("%s references %s: its twin is part of the plan", t, fk[2]))
-			}
+			p.addParent(set, t, fk[2])
 		}
 		fkLater = append(fkLater, func() error {
 			var have map[string]bool
@@ -195,15 +193,10 @@ func planPostgres(ctx context.Context, db *sql.DB, tables []string, naming shado
 			if err != nil {
 				return nil, err
 			}
-			pi, err := inspectPostgres(ctx, db, t)
+			pi, missing, err := missingIndexes(ctx, db, inspectPostgres, t, twinName)
 			if err != nil {
 				return nil, err
 			}
-			ti, err := inspectPostgres(ctx, db, twinName)
-			if err != nil {
-				return nil, err
-			}
-			missing := multisetMissing(pi.indexes, ti.indexes)
 			for _, x := range idx {
 				sig := pgIndexSig(pi, x)
 				if !missing[sig] {
@@ -301,6 +294,20 @@ func pgIndexSig(pi tableInfo, x []string) string {
 	return ""
 }
 
+// missingIndexes inspects table and its twin with inspect and returns
+// table's information and the signatures of its indexes the twin lacks.
+func missingIndexes(ctx context.Context, db *sql.DB, inspect func(context.Context, *sql.DB, string) (tableInfo, error), table, twin string) (tableInfo, map[string]bool, error) {
+	pi, err := inspect(ctx, db, table)
+	if err != nil {
+		return pi, nil, err
+	}
+	ti, err := inspect(ctx, db, twin)
+	if err != nil {
+		return pi, nil, err
+	}
+	return pi, multisetMissing(pi.indexes, ti.indexes), nil
+}
+
 // multisetMissing returns the signatures of prod that sh lacks.
 func multisetMissing(prod, sh []string) map[string]bool {
 	count := map[string]int{}
@@ -321,40 +328,26 @@ func multisetMissing(prod, sh []string) map[string]bool {
 
 func planPGView(ctx context.Context, db *sql.DB, p *schemaPlan, set *tableSet, naming shadow.Naming, table, view, schema, def string) error {
 	twin := naming.Shadow(view)
-	body, outside, err := viewRewrite(pgDialect, strings.TrimSuffix(strings.TrimSpace(def), ";"), set.in, naming)
-	if err != nil {
-		p.Reviews = append(p.Reviews, schemaReview{Table: table, Object: twin, Why: fmt.Sprintf("view %s could not be re-pointed (%v); write its twin by hand", view, err), SQL: []string{def}})
-		return nil
-	}
-	stmt := fmt.Sprintf("CREATE OR REPLACE VIEW %s.%s AS %s", qPG(schema), qPG(twin), body)
-	if len(outside) > 0 {
-		p.Notes = append(p.Notes, fmt.Sprintf("view %s also reads %s, which have no twin in the plan: %s reads them in place", view, strings.Join(outside, ", "), twin))
-	}
-	oid, _, kind, ok, err := pgRel(ctx, db, twin)
-	if err != nil {
-		return err
-	}
-	if !ok {
-		p.add(schemaAction{Table: table, Object: twin, Why: "shadow view missing", SQL: []string{stmt}})
-		return nil
-	}
-	if kind != "v" {
-		return fmt.Errorf("postgres: %s exists but is not a view", twin)
-	}
-	deps, err := queryStrings(ctx, db, `SELECT DISTINCT c.relname FROM pg_rewrite r
-		JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid AND d.refclassid = 'pg_class'::regclass
-		JOIN pg_class c ON c.oid = d.refobjid WHERE r.ev_class = $1 AND c.oid <> $1 ORDER BY 1`, oid)
-	if err != nil {
-		return err
-	}
-	var prodDeps []string
-	for _, d := range deps {
-		if set.in[d[0]] {
-			prodDeps = append(prodDeps, d[0])
-		}
-	}
-	if len(prodDeps) > 0 {
-		p.add(schemaAction{Table: table, Object: twin, Why: fmt.Sprintf("shadow view reads production table(s) %s", strings.Join(prodDeps, ", ")), SQL: []string{stmt}})
-	}
-	return nil
+	return p.planViewTwin(pgDialect, set, naming, viewTwin{table: table, view: view, twin: twin,
+		query: strings.TrimSuffix(strings.TrimSpace(def), ";"), def: def, hint: "; write its twin by hand",
+		create: func(body string) string {
+			return fmt.Sprintf("CREATE OR REPLACE VIEW %s.%s AS %s", qPG(schema), qPG(twin), body)
+		},
+		twinReads: func() (bool, []string, error) {
+			oid, _, kind, ok, err := pgRel(ctx, db, twin)
+			if err != nil || !ok {
+				return false, nil, err
+			}
+			if kind != "v" {
+				return false, nil, fmt.Errorf("postgres: %s exists but is not a view", twin)
+			}
+			deps, err := queryStrings(ctx, db, `SELECT DISTINCT c.relname FROM pg_rewrite r
+				JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid AND d.refclassid = 'pg_class'::regclass
+				JOIN pg_class c ON c.oid = d.refobjid WHERE r.ev_class = $1 AND c.oid <> $1 ORDER BY 1`, oid)
+			reads := make([]string, len(deps))
+			for i, d := range deps {
+				reads[i] = d[0]
+			}
+			return true, reads, err
+		}})
 }

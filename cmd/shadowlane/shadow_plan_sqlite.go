@@ -198,9 +198,7 @@ func planSQLite(ctx context.Context, db *sql.DB, tables []string, naming shadow.
 			return nil, fmt.Errorf("sqlite: table %s: %w", t, err)
 		}
 		for _, r := range refs {
-			if set.addTable(r) {
-				p.Notes = append(p.Notes, fmt.Sprintf("%s references %s: its twin is part of the plan", t, r))
-			}
+			p.addParent(set, t, r)
 		}
 		_, twinOK, err := sqliteObject(ctx, db, "table", twin)
 		if err != nil {
@@ -250,15 +248,10 @@ func planSQLite(ctx context.Context, db *sql.DB, tables []string, naming shadow.
 						SQL: []string{"DROP TABLE " + qPG(twin), twinDDL}})
 				}
 			}
-			pi, err := inspectSQLite(ctx, db, t)
+			_, missing, err := missingIndexes(ctx, db, inspectSQLite, t, twin)
 			if err != nil {
 				return nil, err
 			}
-			ti, err := inspectSQLite(ctx, db, twin)
-			if err != nil {
-				return nil, err
-			}
-			missing := multisetMissing(pi.indexes, ti.indexes)
 			idx, err := queryStrings(ctx, db, `SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = ? AND sql IS NOT NULL ORDER BY name`, t)
 			if err != nil {
 				return nil, err
@@ -327,34 +320,19 @@ func planSQLite(ctx context.Context, db *sql.DB, tables []string, naming shadow.
 			continue
 		}
 		twin := naming.Shadow(v[0])
-		nb, outside, err := viewRewrite(sqliteDialect, body, set.in, naming)
+		err := p.planViewTwin(sqliteDialect, set, naming, viewTwin{table: reads[0], view: v[0], twin: twin, query: body, def: v[1],
+			create:  func(body string) string { return fmt.Sprintf("CREATE VIEW IF NOT EXISTS %s AS %s", qPG(twin), body) },
+			replace: func(create string) []string { return []string{"DROP VIEW IF EXISTS " + qPG(twin), create} },
+			twinReads: func() (bool, []string, error) {
+				tdef, ok := byName[strings.ToLower(twin)]
+				if !ok {
+					return false, nil, nil
+				}
+				tb, _ := sqliteViewBody(tdef)
+				return true, rewrittenReads(sqliteDialect, tb), nil
+			}})
 		if err != nil {
-			p.Reviews = append(p.Reviews, schemaReview{Table: reads[0], Object: twin, Why: fmt.Sprintf("view %s could not be re-pointed (%v)", v[0], err), SQL: []string{v[1]}})
-			continue
-		}
-		if len(outside) > 0 {
-			p.Notes = append(p.Notes, fmt.Sprintf("view %s also reads %s, which have no twin in the plan: %s reads them in place", v[0], strings.Join(outside, ", "), twin))
-		}
-		stmt := fmt.Sprintf("CREATE VIEW IF NOT EXISTS %s AS %s", qPG(twin), nb)
-		tdef, exists := byName[strings.ToLower(twin)]
-		if !exists {
-			p.add(schemaAction{Table: reads[0], Object: twin, Why: "shadow view missing", SQL: []string{stmt}})
-			continue
-		}
-		tb, _ := sqliteViewBody(tdef)
-		tres, err := sqliteDialect.Rewrite(tb, nil)
-		if err != nil {
-			continue
-		}
-		var prodDeps []string
-		for _, u := range tres.Tables {
-			if set.in[u.Table.Name] {
-				prodDeps = append(prodDeps, u.Table.Name)
-			}
-		}
-		if len(prodDeps) > 0 {
-			p.add(schemaAction{Table: reads[0], Object: twin, Why: fmt.Sprintf("shadow view reads production table(s) %s", strings.Join(prodDeps, ", ")),
-				SQL: []string{"DROP VIEW IF EXISTS " + qPG(twin), stmt}})
+			return nil, err
 		}
 	}
 	return p, nil

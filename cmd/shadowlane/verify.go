@@ -17,7 +17,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/shadowlane/shadowlane/cmd/shadowlane/internal/storecfg"
 	"github.com/shadowlane/shadowlane/propagation"
 	"github.com/shadowlane/shadowlane/shadow"
 	"github.com/shadowlane/shadowlane/shadow/bus"
@@ -38,6 +37,9 @@ import (
 //   - RabbitMQ queues (--queues, stores.amqpTopology): the messages still
 //     waiting with that run header, read without acknowledging and put
 //     back (verify_amqp.go says what that costs).
+//   - RocketMQ topics (--rocketmq-topics, stores.rocketmq): messages with
+//     the run property, pulled without committing an offset, so reading
+//     consumes nothing (verify_rocketmq.go).
 //
 // Exit codes as for check: 0 every target clean and some evidence of the
 // run found in a twin, 1 a production target holds data of the run (or
@@ -70,17 +72,11 @@ func cmdVerify(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "shadowlane verify: --limit must be positive")
 		return exitUsage
 	}
-	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	var top storecfg.AMQPTopology
-	if *cfgFile != "" {
-		_, stores, code := loadConfig(*cfgFile, stderr)
-		if code != exitOK {
-			return code
-		}
-		applyStoresConfig(stores, set, sq, st, os.Getenv)
-		top = stores.AMQPTopology
+	stores, cfgCode := storesFromConfig(*cfgFile, false, fs, sq, st, stderr)
+	if cfgCode != exitOK {
+		return cfgCode
 	}
+	top := stores.AMQPTopology
 	if msg := st.usage(); msg != "" {
 		fmt.Fprintln(stderr, "shadowlane verify:", msg)
 		return exitUsage
@@ -132,6 +128,12 @@ func cmdVerify(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stdout, "amqp: not verified (no queues: list them with --queues or under stores.amqpTopology)")
 		}
 	}
+	if r := st.rocketmq; r.nameservers != "" {
+		did = true
+		v.section("rocketmq "+r.nameservers+":", st.timeout, func(ctx context.Context) []finding {
+			return v.rocketmq(ctx, rocketmqList(r.nameservers), splitList(r.topics), shadow.Naming{Suffix: r.topicSuffix}, st.timeout)
+		})
+	}
 	if !did {
 		fmt.Fprintln(stderr, "shadowlane verify: no store given (--config with a stores: section, or --mysql/--postgres/--sqlite with --tables, --redis, --nats with --streams, --kafka with --topics, --amqp with --queues)")
 		return exitUsage
@@ -171,6 +173,17 @@ func (v *verifier) section(title string, timeout time.Duration, f func(ctx conte
 		fmt.Fprintf(v.stdout, "  %-7s %s: %s\n", x.sev, x.subject, x.msg)
 	}
 	v.all = append(v.all, fs...)
+}
+
+// countVerdict is [verifier.verdict] for counts that may have stopped at
+// --limit (incomplete): an OK verdict then says so, naming what was
+// counted (limitUnit: "keys", "messages", "records").
+func (v *verifier) countVerdict(subject, unit, limitUnit string, prod, twin int64, twinName string, samples []string, incomplete bool) finding {
+	f := v.verdict(subject, unit, prod, twin, twinName, samples)
+	if incomplete && f.sev == sevOK {
+		f = findWarn(subject, "%s; stopped after --limit %d %s", f.msg, v.limit, limitUnit)
+	}
+	return f
 }
 
 // verdict turns the counts of one production target and its twin into a
@@ -371,11 +384,7 @@ func (v *verifier) redis(ctx context.Context, addr string, patterns []string, na
 		if err != nil {
 			return append(out, findUnreachable(subject, err))
 		}
-		f := v.verdict(subject, "key(s)", prod, sh, "shadow keys", samples)
-		if (inc1 || inc2) && f.sev == sevOK {
-			f = findWarn(subject, "%s; stopped after --limit %d keys", f.msg, v.limit)
-		}
-		out = append(out, f)
+		out = append(out, v.countVerdict(subject, "key(s)", "keys", prod, sh, "shadow keys", samples, inc1 || inc2))
 	}
 	return out
 }
@@ -467,11 +476,7 @@ func (v *verifier) nats(ctx context.Context, uri string, streams []string, names
 			out = append(out, findErr(subject, "shadow stream: %v", err))
 			continue
 		}
-		f := v.verdict(subject, "message(s)", prod, sh, twin, samples)
-		if (inc1 || inc2) && f.sev == sevOK {
-			f = findWarn(subject, "%s; stopped after --limit %d messages", f.msg, v.limit)
-		}
-		out = append(out, f)
+		out = append(out, v.countVerdict(subject, "message(s)", "messages", prod, sh, twin, samples, inc1 || inc2))
 	}
 	return out
 }
@@ -575,11 +580,7 @@ func (v *verifier) kafka(ctx context.Context, seeds, topics []string, naming sha
 			out = append(out, findWarn(subject, "no shadow topic (`shadowlane shadow create` makes it)"))
 			continue
 		}
-		f := v.verdict(subject, "record(s)", prod, sh, twin, samples)
-		if (inc1 || inc2) && f.sev == sevOK {
-			f = findWarn(subject, "%s; stopped after --limit %d records", f.msg, v.limit)
-		}
-		out = append(out, f)
+		out = append(out, v.countVerdict(subject, "record(s)", "records", prod, sh, twin, samples, inc1 || inc2))
 	}
 	return out
 }

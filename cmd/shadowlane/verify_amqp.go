@@ -65,11 +65,7 @@ func (v *verifier) amqp(ctx context.Context, uri string, queues []string, naming
 			}
 			continue
 		}
-		f := v.verdict(subject, "waiting message(s)", prod, sh, twin, samples)
-		if (inc1 || inc2) && f.sev == sevOK {
-			f = findWarn(subject, "%s; stopped after --limit %d messages", f.msg, v.limit)
-		}
-		out = append(out, f)
+		out = append(out, v.countVerdict(subject, "waiting message(s)", "messages", prod, sh, twin, samples, inc1 || inc2))
 	}
 	return out
 }

@@ -17,13 +17,12 @@
 // main.orders.id) when the table is referenced by its own name. Never
 // renamed: aliases, CTE names, the upsert pseudo-table "excluded", and the
 // JSON table-valued functions json_each, json_tree, jsonb_each and
-// jsonb_tree, called with arguments or named bare ("FROM orders, json_each
-// WHERE json_each.json = orders.doc"). Every other table-valued function or
-// eponymous virtual table (pragma_*, dbstat, sqlite_dbpage,
-// generate_series, ...) is a parse error, so load-test traffic is refused,
-// never renamed. SQLite lets a real table shadow an eponymous virtual
-// table: a table of your own named json_each (or jsonb_tree, ...) would be
-// read in place by a bare reference, so do not name tables that way. A
+// jsonb_tree called with arguments ("FROM orders, json_each(orders.doc)").
+// Every other table-valued function or eponymous virtual table (pragma_*,
+// dbstat, sqlite_dbpage, generate_series, ...) is a parse error, so
+// load-test traffic is refused, never renamed; so is a JSON one named bare
+// ("FROM orders, json_each"), because SQLite lets a real table of that name
+// win over the function and the parser cannot see the schema. A
 // qualifier that names nothing in scope, or a body naming a CTE defined
 // later in the same WITH, fails closed.
 //

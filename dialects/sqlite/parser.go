@@ -455,14 +455,14 @@ func (p *parser) tableOrSubquery(sc *scope) error {
 	}
 	if k := tableFunc(name); k != tfNone && (schema != "" || !p.isCTE(name)) {
 		// A table-valued function named without arguments ("FROM
-		// orders, json_each WHERE json_each.json = orders.doc"):
-		// SQLite's eponymous virtual table, never renamed. Only the
-		// JSON ones, unqualified, are accepted; the rest (pragma_*,
-		// dbstat, sqlite_dbpage, ...) fail closed.
-		if schema != "" || k != tfJSON {
-			return parseErr("table-valued function %q is not supported", name)
-		}
-		return p.alias(sc, -1, "", name)
+		// orders, json_each WHERE json_each.json = orders.doc"): SQLite
+		// reads its eponymous virtual table, unless the schema has a
+		// real table of that name, which then wins. The parser cannot
+		// see the schema, so every bare form fails closed (pragma_*,
+		// dbstat, sqlite_dbpage, ... and the JSON ones alike); the
+		// called form json_each(x) is always the function.
+		_ = k
+		return parseErr("table-valued function %q named without arguments is not supported (write %s(...))", name, name)
 	}
 	return p.namedTable(sc, schema, nameTok, false)
 }

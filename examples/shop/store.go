@@ -80,8 +80,11 @@ type Store struct {
 	// AMQP publishes fulfilment requests (nil: none): a *slamqp.Channel,
 	// or anything that publishes through one (e.g. one that redials after
 	// the connection broke).
-	AMQP  Publisher
-	Names Names
+	AMQP Publisher
+	// Notices sends an order notice (nil: none): the drill's RocketMQ
+	// producer through adapters/slrocketmq.
+	Notices Notifier
+	Names   Names
 	// Dollar selects PostgreSQL placeholders ($1) instead of ?.
 	Dollar bool
 	// Retried, if set, is told about every transient error a consumer
@@ -104,6 +107,12 @@ func (s *Store) q(query string) string {
 		b.WriteByte(query[i])
 	}
 	return b.String()
+}
+
+// Notifier sends the notice of an accepted order (val: the [Event] JSON)
+// under the request's context.
+type Notifier interface {
+	Notify(ctx context.Context, id string, val []byte) error
 }
 
 // Publisher publishes a RabbitMQ message; [*slamqp.Channel] is one.
@@ -167,6 +176,11 @@ func (s *Store) Place(ctx context.Context, id string) error {
 			amqp091.Publishing{MessageId: id, ContentType: "application/json", Body: val})
 		if err != nil {
 			return fmt.Errorf("orders: fulfilment: %w", err)
+		}
+	}
+	if s.Notices != nil {
+		if err := s.Notices.Notify(ctx, id, val); err != nil {
+			return fmt.Errorf("orders: notice: %w", err)
 		}
 	}
 	return nil

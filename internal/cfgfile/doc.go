@@ -4,5 +4,6 @@
 //
 // The runtime skips the top-level "stores" key (the section belongs to the
 // command); the command decodes it with [Load] into a struct that names it
-// and inlines [Others] for every other key.
+// and inlines [Others] for every other key. [SplitList] is the list syntax
+// both use for comma-separated values.
 package cfgfile

@@ -1,10 +1,12 @@
 package bus
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"slices"
 	"strconv"
+	"time"
 
 	"github.com/shadowlane/shadowlane/envtag"
 	"github.com/shadowlane/shadowlane/propagation"
@@ -298,6 +300,22 @@ type Decision struct {
 // Refusals are decided and counted by the trunk only: a lane instance
 // skips its copy, so a message is refused once, not once per consumer.
 func (r *Rules) Consume(consumer, source string, d *Decoder) Decision {
+	return r.killSwitch(source, r.consume(consumer, source, d))
+}
+
+// killSwitch is step 6 of the consume rule: a marked message decided
+// Handle waits while the kill switch is off. It is the only read of the
+// switch in a consume decision.
+func (r *Rules) killSwitch(source string, d Decision) Decision {
+	if d.Action == Handle && d.Mark.Run != "" && !r.LoadTestOn() {
+		return Decision{Action: Wait, Mark: d.Mark, Err: shadow.Refuse(r.c.Store, source, "kill switch", d.Mark, shadow.ErrKillSwitch)}
+	}
+	return d
+}
+
+// consume is the consume rule without its kill-switch step (steps 1-5
+// and 7).
+func (r *Rules) consume(consumer, source string, d *Decoder) Decision {
 	m, refuse := r.Mark(source, d)
 	if refuse != nil {
 		if r.c.Env != "" {
@@ -312,9 +330,6 @@ func (r *Rules) Consume(consumer, source string, d *Decoder) Decision {
 	if !r.Takes(consumer, m) {
 		return Decision{Action: Skip, Mark: m}
 	}
-	if m.Run != "" && !r.LoadTestOn() {
-		return Decision{Action: Wait, Mark: m, Err: shadow.Refuse(r.c.Store, source, "kill switch", m, shadow.ErrKillSwitch)}
-	}
 	return Decision{Action: Handle, Mark: m}
 }
 
@@ -324,4 +339,22 @@ func (r *Rules) Consume(consumer, source string, d *Decoder) Decision {
 // back poll it.
 func (r *Rules) Ready(consumer string, d Decision) bool {
 	return r.Live(consumer) && (d.Mark.Run == "" || r.LoadTestOn())
+}
+
+// WaitReady polls [Rules.Ready] every poll until consumer may take
+// messages again after waiting on decision d (true), or ctx ends (false).
+func (r *Rules) WaitReady(ctx context.Context, consumer string, d Decision, poll time.Duration) bool {
+	if r.Ready(consumer, d) {
+		return true
+	}
+	t := time.NewTicker(poll)
+	defer t.Stop()
+	for !r.Ready(consumer, d) {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-t.C:
+		}
+	}
+	return true
 }

@@ -35,10 +35,12 @@
 // consumers share one message sequence (JetStream): [Epochs] say which of
 // an env's messages its lane owns, [Boundary] is where an epoch opens and
 // closes, and [LaneNameFor] names an env's lane consumer or queue; and
-// [LaneCounters], what queue-style consumers do beyond handling (passed on
-// to lanes, handed over, handled on a redelivery not asked for: where
-// at-least-once duplicates arise). Package bustest holds the
-// reconciliation tests' ledger.
+// [Counters], what every bus adapter's consumers do beyond handling
+// (committed or not, passed over, passed on to lanes, handed over, handled
+// on a redelivery not asked for: where at-least-once duplicates arise);
+// [Rules.WaitReady], the wait of a consumer that got a Wait decision;
+// [Runs], a consumer's per-group goroutines (the first failure stops all).
+// Package bustest holds the reconciliation tests' ledger.
 //
 // Every decision is counted in the series [Config.Decisions] returns (the
 // adapter's Runtime's), under the store the adapter names ([Config.Store]).
@@ -49,6 +51,9 @@
 // ([Skips], [Backlog]: the hand-over of a removed lane's backlog, which
 // survives a trunk restart), the lane floor, a new or returning lane's
 // start window ([StartMetadata], [TrunkDecision], [StartWindow]), the
+// lane steps of each record run inside its consume decision, before the
+// kill-switch step, so that the switch is read once, after any step that
+// waited on the broker ([Rules.ConsumeRecord], [LaneSteps], [Broker]), the
 // consumer-group plans ([Groups], [Rules.Plans]), the bounded in-place
 // retry ([Retry]) and the counters of what can only be at least once
 // ([Counters]: a failed commit's records, counted where they arise).

@@ -106,16 +106,25 @@ func FuzzParseEpochs(f *testing.F) {
 	})
 }
 
-func TestLaneCounters(t *testing.T) {
-	c := NewLaneCounters("test")
+func TestCounters(t *testing.T) {
+	c := NewCounters("test")
 	c.Forwarded()
 	c.Forwarded()
-	c.HandedOver()
+	c.HandedOver(1)
+	c.HandedOver(2)
 	c.Redelivered()
-	if got := c.Snapshot(); got != (LaneStats{Forwarded: 2, HandedOver: 1, Redelivered: 1}) {
-		t.Errorf("snapshot %+v", got)
+	c.FloorSkipped(1)
+	c.Uncommitted(2, 1)
+	c.StartSkipped(4)
+	c.Unpersisted()
+	want := Stats{Forwarded: 2, HandedOver: 3, Redelivered: 1, FloorSkipped: 1, Uncommitted: 2, RefusedUncommitted: 1, StartSkipped: 4, Unpersisted: 1}
+	if got := c.Snapshot(); got != want {
+		t.Errorf("snapshot %+v, want %+v", got, want)
 	}
 	if n := testing.AllocsPerRun(100, c.Forwarded); n != 0 {
 		t.Errorf("Forwarded allocates %v", n)
+	}
+	if n := testing.AllocsPerRun(100, func() { c.Uncommitted(1, 0) }); n != 0 {
+		t.Errorf("Uncommitted allocates %v", n)
 	}
 }

@@ -28,3 +28,14 @@ func (r *Rules) Mark(source string, d *Decoder) (propagation.Mark, *shadow.Error
 	}
 	return m, nil
 }
+
+// MarkOf is [Rules.Mark] as the adapters' Mark methods return it: a
+// refusal is a non-nil error (a [*shadow.Error]) with the zero mark, and
+// no refusal a nil error (never a nil *shadow.Error in an error).
+func (r *Rules) MarkOf(source string, d *Decoder) (propagation.Mark, error) {
+	m, refuse := r.Mark(source, d)
+	if refuse != nil {
+		return propagation.Mark{}, refuse
+	}
+	return m, nil
+}

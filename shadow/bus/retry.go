@@ -59,3 +59,11 @@ func (r Retry) Do(ctx context.Context, h func() error) (exhausted bool, err erro
 	}
 	return true, err
 }
+
+// Final reports whether a handler's error err after [Retry.Do] is its
+// final failure on the message: every attempt failed (exhausted), or its
+// only attempt failed while ctx, the consumer's, is still live (the error
+// is not the consumer ending).
+func Final(ctx context.Context, exhausted bool, err error) bool {
+	return err != nil && (exhausted || ctx.Err() == nil)
+}

@@ -45,7 +45,15 @@
 //     or the legacy nats.JetStream) — wherever it is called, because nats.go
 //     has no publish hook: only the adapters/slnats wrappers
 //     ((*nats.Shadow).Conn, (*nats.Shadow).JetStream) route a marked message
-//     to its shadow subject. Turn the rule off with -wiring=false (for
+//     to its shadow subject; a rocketmq-client-go NewProducer,
+//     NewTransactionProducer or NewPushConsumer without a
+//     producer/consumer.WithInterceptor option holding an interceptor a
+//     shadowlane function returns ((*slrocketmq.Shadow).ProducerInterceptor,
+//     ConsumerInterceptor; options passed as opts... are trusted), while
+//     (*slrocketmq.Shadow).NewProducer and NewPushConsumer are wired (pull
+//     consumers are not reported: their interceptors run after the fact,
+//     and the adapter's per-message Decide cannot be seen statically).
+//     Turn the rule off with -wiring=false (for
 //     example when Orchestrion wires the clients).
 //
 // A deliberate exception (a probe or a drill that reads the real store on

@@ -37,7 +37,7 @@ var (
 func flags() flag.FlagSet {
 	fs := flag.NewFlagSet("lostctx", flag.ExitOnError)
 	fs.BoolVar(&everywhere, "everywhere", false, "report calls without a context also in functions that have no context in scope")
-	fs.BoolVar(&wiring, "wiring", true, "report Redis, franz-go and sarama clients constructed without shadowlane wiring")
+	fs.BoolVar(&wiring, "wiring", true, "report Redis, franz-go, sarama and rocketmq-client-go clients constructed without shadowlane wiring")
 	return *fs
 }
 
@@ -46,6 +46,9 @@ const (
 	gormPath       = "gorm.io/gorm"
 	ginPath        = "github.com/gin-gonic/gin"
 	kgoPath        = "github.com/twmb/franz-go/pkg/kgo"
+	rmqPath        = "github.com/apache/rocketmq-client-go/v2"
+	rmqProducer    = "github.com/apache/rocketmq-client-go/v2/producer"
+	rmqConsumer    = "github.com/apache/rocketmq-client-go/v2/consumer"
 	natsPath       = "github.com/nats-io/nats.go"
 	jetstreamPath  = "github.com/nats-io/nats.go/jetstream"
 )
@@ -634,6 +637,14 @@ func (c *checker) clients(body *ast.BlockStmt) {
 			if !c.kgoHooked(call) {
 				constructed = append(constructed, made{call, "kgo.NewClient", "add kgo.WithHooks(shadow) with a *kafka.Shadow from adapters/slkafka"})
 			}
+		case isFunc(fn, rmqPath, "NewProducer", "NewTransactionProducer"):
+			if !c.rmqIntercepted(call, rmqProducer) {
+				constructed = append(constructed, made{call, "rocketmq." + fn.Name(), "build it with (*slrocketmq.Shadow).NewProducer from adapters/slrocketmq, or add producer.WithInterceptor(shadow.ProducerInterceptor())"})
+			}
+		case isFunc(fn, rmqPath, "NewPushConsumer"):
+			if !c.rmqIntercepted(call, rmqConsumer) {
+				constructed = append(constructed, made{call, "rocketmq.NewPushConsumer", "build it with (*slrocketmq.Shadow).NewPushConsumer from adapters/slrocketmq (shadow groups, lanes), or add consumer.WithInterceptor(shadow.ConsumerInterceptor())"})
+			}
 		case saramaPaths[path] && isFunc(fn, path, "NewSyncProducer", "NewAsyncProducer", "NewSyncProducerFromClient", "NewAsyncProducerFromClient"):
 			constructed = append(constructed, made{call, "sarama." + fn.Name(), "wrap it with (*sarama.Shadow).SyncProducer from adapters/slsarama, or add the Shadow to Config.Producer.Interceptors"})
 		}
@@ -676,6 +687,28 @@ func (c *checker) kgoHooked(call *ast.CallExpr) bool {
 				if fromShadowlane(c.pass.TypesInfo.TypeOf(h)) {
 					return true
 				}
+			}
+		}
+	}
+	return false
+}
+
+// rmqIntercepted reports whether a rocketmq-client-go constructor call has
+// a WithInterceptor option of package optPath (producer or consumer) with
+// an interceptor that a shadowlane function or method returns, or options
+// it cannot see (opts...).
+func (c *checker) rmqIntercepted(call *ast.CallExpr, optPath string) bool {
+	if call.Ellipsis.IsValid() {
+		return true
+	}
+	for _, a := range call.Args {
+		ac, ok := ast.Unparen(a).(*ast.CallExpr)
+		if !ok || !isFunc(c.callee(ac), optPath, "WithInterceptor") {
+			continue
+		}
+		for _, i := range ac.Args {
+			if ic, ok := ast.Unparen(i).(*ast.CallExpr); ok && c.isShadowlaneCall(ic) {
+				return true
 			}
 		}
 	}

@@ -20,6 +20,10 @@ func TestClients(t *testing.T) {
 		"github.com/shadowlane/shadowlane/examples/shop")
 }
 
+func TestRocketMQClients(t *testing.T) {
+	analysistest.Run(t, analysistest.TestData(), lostctx.Analyzer, "rmqclients")
+}
+
 func TestEverywhere(t *testing.T) {
 	if err := lostctx.Analyzer.Flags.Set("everywhere", "true"); err != nil {
 		t.Fatal(err)

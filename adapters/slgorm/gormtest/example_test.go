@@ -11,6 +11,7 @@ import (
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
 
+	"github.com/shadowlane/shadowlane"
 	slgorm "github.com/shadowlane/shadowlane/adapters/slgorm"
 	sqlitedialect "github.com/shadowlane/shadowlane/dialects/sqlite"
 	"github.com/shadowlane/shadowlane/propagation"
@@ -24,11 +25,16 @@ func Example_new() {
 	db.Exec("CREATE TABLE orders (id INTEGER PRIMARY KEY, user_id INT, total INT)")
 	db.Exec("CREATE TABLE orders_shadow (id INTEGER PRIMARY KEY, user_id INT, total INT)")
 
+	rt, err := shadowlane.Init(shadowlane.WithConfig(shadowlane.Config{Service: "shop"}))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer rt.Close()
 	rw, err := sqlshadow.New(sqlitedialect.New())
 	if err != nil {
 		log.Fatal(err)
 	}
-	plugin, err := slgorm.New(rw)
+	plugin, err := slgorm.New(rw, slgorm.WithRuntime(rt))
 	if err != nil {
 		log.Fatal(err)
 	}

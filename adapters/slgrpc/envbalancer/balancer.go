@@ -20,6 +20,7 @@ import (
 	"google.golang.org/grpc/serviceconfig"
 	"google.golang.org/grpc/status"
 
+	"github.com/shadowlane/shadowlane"
 	"github.com/shadowlane/shadowlane/envtag"
 	"github.com/shadowlane/shadowlane/propagation"
 )
@@ -88,8 +89,9 @@ type envBalancer struct {
 
 	mu      sync.Mutex
 	service string
-	policy  *envtag.Policy // nil: envtag.DefaultPolicy at each pick
-	invalid int            // last count of endpoints with a malformed label
+	policy  *envtag.Policy      // nil: the runtime's at each pick
+	rt      *shadowlane.Runtime // named by the resolver state; nil: the default
+	invalid int                 // last count of endpoints with a malformed label
 	// connect grace (envtag.Config.ConnectGrace)
 	last   *balancer.State       // endpointsharding's last aggregated state
 	since  map[string]connecting // child key -> when it started connecting
@@ -124,6 +126,7 @@ func (b *envBalancer) UpdateClientConnState(s balancer.ClientConnState) error {
 		}
 		b.policy = c.policy
 	}
+	b.rt = runtimeOf(s.ResolverState)
 	service, valid := b.service, b.valid
 	b.mu.Unlock()
 	// One address under two labels: refuse the update, keep the previous
@@ -223,11 +226,7 @@ func childKey(ep resolver.Endpoint) string {
 // next grace ends.
 func (b *envBalancer) publishLocked() {
 	s := *b.last
-	pol := b.policy
-	if pol == nil {
-		pol = envtag.DefaultPolicy()
-	}
-	grace := pol.ConnectGrace()
+	grace := b.policyLocked().ConnectGrace()
 	stalled := b.stalls.Stalled() // before now: a stall between them counts
 	now := time.Now()
 	var next time.Time
@@ -279,7 +278,7 @@ func (b *envBalancer) publishLocked() {
 			}
 		})
 	}
-	pool := envtag.NewPool(b.service, b.policy, members)
+	pool := envtag.NewPool(b.service, b.policy, members, b.poolOptionsLocked()...)
 	if n := pool.Invalid(); n != b.invalid {
 		b.invalid = n
 		if n > 0 {

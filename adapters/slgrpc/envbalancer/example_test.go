@@ -12,8 +12,10 @@ import (
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/resolver/manual"
 	"google.golang.org/grpc/status"
 
+	"github.com/shadowlane/shadowlane"
 	"github.com/shadowlane/shadowlane/adapters/slgrpc/envbalancer"
 	"github.com/shadowlane/shadowlane/envtag"
 	"github.com/shadowlane/shadowlane/propagation"
@@ -43,11 +45,18 @@ func Example() {
 	projAddr, stopProj := serve("proj-a")
 	defer stopProj()
 
-	// A static set of labelled endpoints; envbalancer.NewResolver does the
-	// same from a registry.
-	r := envbalancer.ManualResolver("static",
+	rt, err := shadowlane.Init(shadowlane.WithConfig(shadowlane.Config{Service: "gateway"}))
+	if err != nil {
+		panic(err)
+	}
+	defer rt.Close()
+	// A static set of labelled endpoints for a balancer that follows rt's
+	// routing and counts its picks there; envbalancer.NewResolver(reg, "",
+	// envbalancer.WithRuntime(rt)) does the same from a registry.
+	r := manual.NewBuilderWithScheme("static")
+	r.InitialState(envbalancer.State(rt,
 		envtag.Endpoint{Addr: trunkAddr},
-		envtag.Endpoint{Addr: projAddr, Env: "proj-a"})
+		envtag.Endpoint{Addr: projAddr, Env: "proj-a"}))
 	conn, err := grpc.NewClient("static:///orders", grpc.WithResolvers(r),
 		envbalancer.DialOption(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
@@ -75,10 +84,13 @@ func Example() {
 	fmt.Println("untagged ->", whoServes(""))
 	fmt.Println("proj-a   ->", whoServes("proj-a"))
 	fmt.Println("proj-b   ->", whoServes("proj-b"))
+	picks := rt.RoutingStats().Lookup("orders", "production")
+	fmt.Println("counted in rt:", picks.Lane > 0 && picks.Trunk > 0)
 	// Output:
 	// untagged -> trunk
 	// proj-a   -> proj-a
 	// proj-b   -> trunk
+	// counted in rt: true
 }
 
 // A load-test run pinned to one zone (the single-room pressure test): the

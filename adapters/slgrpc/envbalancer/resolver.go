@@ -6,6 +6,7 @@ import (
 
 	"google.golang.org/grpc/resolver"
 
+	"github.com/shadowlane/shadowlane"
 	"github.com/shadowlane/shadowlane/envtag"
 )
 
@@ -18,17 +19,23 @@ const Scheme = "shadowlane"
 // reports each set to gRPC with environment labels, so instances coming
 // and going update routing without restarts. Pass it with
 // grpc.WithResolvers, or register it once with resolver.Register.
-// scheme "" means [Scheme].
-func NewResolver(reg envtag.Registry, scheme string) resolver.Builder {
+// scheme "" means [Scheme]. With [WithRuntime] the balancer works for that
+// runtime (see [State]).
+func NewResolver(reg envtag.Registry, scheme string, opts ...ResolverOption) resolver.Builder {
 	if scheme == "" {
 		scheme = Scheme
 	}
-	return &registryBuilder{reg: reg, scheme: scheme}
+	b := &registryBuilder{reg: reg, scheme: scheme}
+	for _, o := range opts {
+		o(b)
+	}
+	return b
 }
 
 type registryBuilder struct {
 	reg    envtag.Registry
 	scheme string
+	rt     *shadowlane.Runtime // WithRuntime
 }
 
 func (b *registryBuilder) Scheme() string { return b.scheme }
@@ -52,7 +59,7 @@ func (b *registryBuilder) Build(t resolver.Target, cc resolver.ClientConn, _ res
 			return
 		}
 		accepted = true
-		if err := cc.UpdateState(resolver.State{Endpoints: Endpoints(eps)}); err != nil && len(eps) > 0 {
+		if err := cc.UpdateState(State(b.rt, eps...)); err != nil && len(eps) > 0 {
 			logger.Infof("service %q: update of %d endpoints: %v", service, len(eps), err)
 		}
 	})

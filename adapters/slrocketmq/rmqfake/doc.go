@@ -35,6 +35,10 @@
 //     "%RETRY%<group>" (RETRY_TOPIC set, reconsume times + 1), or to
 //     "%DLQ%<group>" after the group's maximum reconsume times.
 //   - 41 LOCK_BATCH_MQ and 42 UNLOCK_BATCH_MQ: every lock is granted.
+//   - 17 UPDATE_AND_CREATE_TOPIC, 200 UPDATE_AND_CREATE_SUBSCRIPTIONGROUP
+//     and 201 GET_ALL_SUBSCRIPTIONGROUP_CONFIG, the admin requests
+//     `shadowlane shadow create` sends (see [Server.CreateGroup]): a topic
+//     gets max(read, write) queues; groups are only those created.
 //
 // Limits (what a real broker does and this fixture does not): the RocketMQ
 // binary header codec (type 1), ACL/authentication, TLS; delay levels and
@@ -44,11 +48,13 @@
 // filtering; broadcast-mode offsets; several brokers, slaves and
 // master/slave switching; queue counts other than those given to
 // CreateTopic; persistence (everything lives in memory) and retention;
-// admin requests (topic creation over the wire, cluster info, consumer
-// running info and stats). Any request code not listed above is answered
-// REQUEST_CODE_NOT_SUPPORTED and counted in [Server.Unknown], so a test can
+// other admin requests (cluster info, topic deletion, consumer running
+// info and stats); automatic subscription group creation; separate read
+// and write queue counts and topic permissions (routes say perm 6). Any
+// request code not listed above is answered REQUEST_CODE_NOT_SUPPORTED and counted in [Server.Unknown], so a test can
 // assert that the client used nothing the fixture does not serve.
 //
-// This package is test-only: only tests import it (the adapter's, and
-// those of `shadowlane check`).
+// This package is test code: tests import it (the adapter's, and those of
+// the shadowlane command), and so does the drill of the shadowlane command
+// (cmd/shadowlane/drill), as its RocketMQ broker: there is no other.
 package rmqfake

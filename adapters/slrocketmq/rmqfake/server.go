@@ -110,6 +110,7 @@ type Server struct {
 	requests map[int]int
 	unknown  map[int]int
 	conns    map[*conn]struct{}
+	groups   map[string]map[string]any // subscription group configs (admin.go)
 	closed   bool
 	opaque   int32
 	wg       sync.WaitGroup
@@ -141,6 +142,7 @@ func New(logf func(format string, args ...any)) (*Server, error) {
 		requests: map[int]int{},
 		unknown:  map[int]int{},
 		conns:    map[*conn]struct{}{},
+		groups:   map[string]map[string]any{},
 	}
 	s.wg.Add(1)
 	go s.accept()
@@ -506,6 +508,8 @@ func (s *Server) handle(c *conn, req *command) *command {
 		return success(nil, b)
 	case CodeUnlockBatchMQ:
 		return success(nil, nil)
+	case CodeUpdateAndCreateTopic, CodeUpdateAndCreateSubscriptionGroup, CodeGetAllSubscriptionGroup:
+		return s.admin(req) // admin.go
 	}
 	s.mu.Lock()
 	s.unknown[req.Code]++

@@ -10,6 +10,7 @@ import (
 
 	msqlite "modernc.org/sqlite"
 
+	"github.com/shadowlane/shadowlane"
 	slsql "github.com/shadowlane/shadowlane/adapters/slsql"
 	"github.com/shadowlane/shadowlane/dialects/sqlite"
 	"github.com/shadowlane/shadowlane/propagation"
@@ -25,15 +26,20 @@ func Example_openDB() {
 	defer raw.Close()
 	raw.Exec("CREATE TABLE orders (id INTEGER PRIMARY KEY); CREATE TABLE orders_shadow (id INTEGER PRIMARY KEY)")
 
+	rt, err := shadowlane.Init(shadowlane.WithConfig(shadowlane.Config{Service: "shop"}))
+	if err != nil {
+		panic(err)
+	}
+	defer rt.Close()
 	rw, _ := sqlshadow.New(sqlite.New()) // suffix _shadow, guard on
 	base, _ := slsql.DSNConnector(raw.Driver(), path)
-	db := slsql.OpenDB(base, rw)
+	db := slsql.OpenDB(base, rw, slsql.WithRuntime(rt))
 	defer db.Close()
 
 	loadTest := propagation.With(context.Background(), propagation.Mark{Run: "run-1"})
 	db.ExecContext(loadTest, "INSERT INTO orders DEFAULT VALUES")
 	db.ExecContext(context.Background(), "INSERT INTO orders DEFAULT VALUES")
-	_, err := db.ExecContext(loadTest, "DROP TABLE orders")
+	_, err = db.ExecContext(loadTest, "DROP TABLE orders")
 	fmt.Println(errors.Is(err, shadow.ErrUnsupported))
 	_, err = db.ExecContext(context.Background(), "DELETE FROM orders_shadow")
 	fmt.Println(errors.Is(err, shadow.ErrShadowFromProduction))

@@ -66,6 +66,15 @@
 // production and the shadow exchange: the broker keeps a copy of
 // everything routed to either side for the read-back.
 //
+// RocketMQ (rocketmq.go): every order also sends an order notice on topic
+// order-notices through rocketmq-client-go with the adapters/slrocketmq
+// interceptor (load-test notices on order-notices_shadow with the run
+// property); a notifier service (trunk and proj-a lane push consumers of
+// the adapter, with shadow groups) handles them. Its only backend is the
+// loopback fixture adapters/slrocketmq/rmqfake (there is no RocketMQ broker
+// to point at); the invariants read the fixture's broker-side view and
+// the topics appear in the isolation table as store "rocketmq".
+//
 // Embedded defaults: a temp-file SQLite database (modernc.org/sqlite),
 // miniredis, kfake and an in-process nats-server with JetStream; RabbitMQ
 // has no embedded stand-in, so without [Backends.AMQP] the fulfilment bus

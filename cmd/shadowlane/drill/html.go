@@ -2,14 +2,12 @@ package drill
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
-	"github.com/shadowlane/shadowlane/cmd/shadowlane/internal/chartjs"
-	"html"
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
+
+	"github.com/shadowlane/shadowlane/cmd/shadowlane/internal/chartjs"
 )
 
 // WriteHTML writes the report as one self-contained HTML page: inline
@@ -20,20 +18,11 @@ import (
 // and routing per environment from the report's JSON, embedded in the
 // page. Script errors are shown on the page (element #errors).
 func (r *Report) WriteHTML(w io.Writer) error {
-	data, err := json.Marshal(r) // escapes <, > and & : safe inside <script>
-	if err != nil {
-		return err
-	}
 	status := "PASS"
 	if !r.OK {
 		status = "FAIL"
 	}
-	page := strings.NewReplacer(
-		"{{TITLE}}", html.EscapeString(fmt.Sprintf("shadowlane drill %s: %s", r.Run, status)),
-		"{{DATA}}", string(data),
-	).Replace(pageWithCharts)
-	_, err = io.WriteString(w, page)
-	return err
+	return chartjs.Write(w, pageWithCharts, fmt.Sprintf("shadowlane drill %s: %s", r.Run, status), r)
 }
 
 // WriteReportDir writes dir/index.html (creating dir) and returns its path.

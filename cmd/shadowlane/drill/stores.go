@@ -58,6 +58,7 @@ func shadowTopic(t string) string { return shadow.DefaultTopic.Shadow(t) }
 // clients the shop writes through, and plain clients (no shadowlane) the
 // drill reads the stores back with.
 type stores struct {
+	rmq     *rmqBus // rocketmq.go
 	names   shop.Names
 	desc    map[string]string // store -> what it is ("sqlite (embedded)", "mariadb 127.0.0.1:3306", ...)
 	sqlKind string
@@ -165,12 +166,18 @@ func openStores(ctx context.Context, b Backends, tmp string, faults bool) (*stor
 	if err := s.openAMQP(ctx, b, uniq); err != nil {
 		return fail(err)
 	}
+	if err := s.openRocketMQ(ctx); err != nil { // rocketmq.go
+		return fail(err)
+	}
 	s.store = &shop.Store{DB: s.db, Redis: s.rdb, Names: s.names, Dollar: s.dollar, Retried: s.retried}
 	if s.bus.ns != nil && s.bus.pjs != nil {
 		s.store.Shipments = s.bus.ns.JetStream(s.bus.pjs)
 	}
 	if s.bus.as != nil {
 		s.store.AMQP = &s.bus.pub
+	}
+	if s.rmq != nil {
+		s.store.Notices = s.rmq
 	}
 	p, err := s.ks.Producer(s.kcl)
 	if err != nil {
@@ -804,6 +811,7 @@ func (s *stores) verify(ctx context.Context, o *outcome, add func(name string, w
 	v := &verifier{o: o, add: add}
 	present := s.verifyTables(ctx, v)    // "orders/side", "cache/side": this drill's own records (accepted + unknown present)
 	s.verifyBuses(ctx, o, v.target, add) // NATS and RabbitMQ (buses.go)
+	s.verifyRocketMQ(o, v.target, add)   // rocketmq.go
 	s.verifyStock(ctx, present, add)
 	// No load-test key among production keys, whatever its name: every key
 	// of this drill is either a production name or a shadow name, and the
@@ -964,6 +972,7 @@ func (s *stores) check(ctx context.Context, o *outcome, add func(string, int, in
 		add("kafka ledger consumer: stopped cleanly", 1, 0, err.Error())
 	}
 	s.stopShipping()
+	s.stopRocketMQ(ctx) // rocketmq.go
 	if err := s.stopFulfilment(); err != nil {
 		add("amqp fulfilment consumer: stopped cleanly", 1, 0, err.Error())
 	}

@@ -10,13 +10,9 @@
 package main
 
 import (
-	"context"
 	"database/sql"
-	"fmt"
-	"io"
 	"log"
 	"net/http"
-	"os"
 
 	"github.com/gin-gonic/gin"
 	"github.com/redis/go-redis/v9"
@@ -29,16 +25,12 @@ import (
 	"github.com/shadowlane/shadowlane/dialects/sqlite"
 	"github.com/shadowlane/shadowlane/middleware"
 	"github.com/shadowlane/shadowlane/shadow/sqlshadow"
+
+	"example.com/zerocode/internal/shopapp"
 )
 
-func env(k, def string) string {
-	if v := os.Getenv(k); v != "" {
-		return v
-	}
-	return def
-}
-
 func main() {
+	env := shopapp.Env
 	rt, err := shadowlane.Init()
 	if err != nil {
 		log.Fatal(err)
@@ -71,51 +63,12 @@ func main() {
 	}
 	client := middleware.Client(nil)
 
-	// pricing: a plain net/http service; it remembers who asked in Redis.
-	mux := http.NewServeMux()
-	mux.HandleFunc("/price", func(w http.ResponseWriter, r *http.Request) {
-		user := r.URL.Query().Get("user")
-		if err := rdb.Set(r.Context(), ns+"priced:"+user, "1", 0).Err(); err != nil {
-			http.Error(w, err.Error(), http.StatusInternalServerError)
-			return
-		}
-		fmt.Fprint(w, "42")
-	})
 	go func() {
-		log.Fatal(http.ListenAndServe(pricingAddr, middleware.Handler(mux, middleware.WithName("http"))))
+		log.Fatal(http.ListenAndServe(pricingAddr, middleware.Handler(shopapp.Pricing(rdb, ns), middleware.WithName("http"))))
 	}()
 
 	r := gin.New()
 	r.Use(slgin.Middleware())
-	r.POST("/order", func(c *gin.Context) {
-		ctx := c.Request.Context()
-		user, sku := c.Query("user"), c.Query("sku")
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+pricingAddr+"/price?user="+user, nil)
-		resp, err := client.Do(req)
-		if err != nil {
-			c.String(http.StatusBadGateway, err.Error())
-			return
-		}
-		price, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if _, err := db.ExecContext(ctx, "INSERT INTO orders (user_id, sku, price) VALUES (?, ?, ?)", user, sku, string(price)); err != nil {
-			c.String(http.StatusInternalServerError, err.Error())
-			return
-		}
-		if err := rdb.Set(ctx, ns+"cart:"+user, sku, 0).Err(); err != nil {
-			c.String(http.StatusInternalServerError, err.Error())
-			return
-		}
-		c.String(http.StatusOK, "ok")
-	})
-	r.POST("/leak", func(c *gin.Context) {
-		ctx := context.Background() //lostctx:ok the lost-mark scenario drops the request's context on purpose
-		if _, err := db.ExecContext(ctx, "INSERT INTO orders (user_id, sku, price) VALUES (?, ?, ?)", c.Query("user"), c.Query("sku"), "0"); err != nil {
-			c.String(http.StatusInternalServerError, err.Error())
-			return
-		}
-		c.String(http.StatusOK, "ok")
-	})
-	r.GET("/healthz", func(c *gin.Context) { c.String(http.StatusOK, "ok") })
+	shopapp.Routes(r, db, rdb, client, pricingAddr, ns)
 	log.Fatal(r.Run(addr))
 }

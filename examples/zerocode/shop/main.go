@@ -5,10 +5,10 @@
 // is wired by the aspects of github.com/shadowlane/shadowlane/wiring (see
 // ../orchestrion.tool.go).
 //
-// Routes: POST /order?user=&sku= asks pricing, stores the order and the
-// cart; POST /leak?user=&sku= stores an order with a context it dropped on
-// purpose (the lost-mark scenario: a load-test datum written without its
-// mark, which the lost-mark guard refuses when testData is configured).
+// Routes (package internal/shopapp, shared with ../handwired): POST
+// /order?user=&sku= asks pricing, stores the order and the cart; POST
+// /leak?user=&sku= stores an order with a context it dropped on purpose
+// (the lost-mark scenario).
 //
 // Environment: ZC_ADDR (gateway, default 127.0.0.1:8080), ZC_PRICING_ADDR
 // (default 127.0.0.1:8081), ZC_DB (SQLite file), ZC_REDIS (default
@@ -17,27 +17,19 @@
 package main
 
 import (
-	"context"
 	"database/sql"
-	"fmt"
-	"io"
 	"log"
 	"net/http"
-	"os"
 
 	"github.com/gin-gonic/gin"
 	"github.com/redis/go-redis/v9"
 	_ "modernc.org/sqlite"
+
+	"example.com/zerocode/internal/shopapp"
 )
 
-func env(k, def string) string {
-	if v := os.Getenv(k); v != "" {
-		return v
-	}
-	return def
-}
-
 func main() {
+	env := shopapp.Env
 	addr := env("ZC_ADDR", "127.0.0.1:8080")
 	pricingAddr := env("ZC_PRICING_ADDR", "127.0.0.1:8081")
 	ns := env("ZC_NS", "zc:")
@@ -49,50 +41,9 @@ func main() {
 	rdb := redis.NewClient(&redis.Options{Addr: env("ZC_REDIS", "127.0.0.1:6379")})
 	defer rdb.Close()
 
-	// pricing: a plain net/http service; it remembers who asked in Redis.
-	mux := http.NewServeMux()
-	mux.HandleFunc("/price", func(w http.ResponseWriter, r *http.Request) {
-		user := r.URL.Query().Get("user")
-		if err := rdb.Set(r.Context(), ns+"priced:"+user, "1", 0).Err(); err != nil {
-			http.Error(w, err.Error(), http.StatusInternalServerError)
-			return
-		}
-		fmt.Fprint(w, "42")
-	})
-	go func() { log.Fatal(http.ListenAndServe(pricingAddr, mux)) }()
+	go func() { log.Fatal(http.ListenAndServe(pricingAddr, shopapp.Pricing(rdb, ns))) }()
 
 	r := gin.New()
-	r.POST("/order", func(c *gin.Context) {
-		ctx := c.Request.Context()
-		user, sku := c.Query("user"), c.Query("sku")
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+pricingAddr+"/price?user="+user, nil)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			c.String(http.StatusBadGateway, err.Error())
-			return
-		}
-		price, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if _, err := db.ExecContext(ctx, "INSERT INTO orders (user_id, sku, price) VALUES (?, ?, ?)", user, sku, string(price)); err != nil {
-			c.String(http.StatusInternalServerError, err.Error())
-			return
-		}
-		if err := rdb.Set(ctx, ns+"cart:"+user, sku, 0).Err(); err != nil {
-			c.String(http.StatusInternalServerError, err.Error())
-			return
-		}
-		c.String(http.StatusOK, "ok")
-	})
-	r.POST("/leak", func(c *gin.Context) {
-		// A handler that lost its context: the order is written as
-		// production work whatever the request was.
-		ctx := context.Background() //lostctx:ok the lost-mark scenario drops the request's context on purpose
-		if _, err := db.ExecContext(ctx, "INSERT INTO orders (user_id, sku, price) VALUES (?, ?, ?)", c.Query("user"), c.Query("sku"), "0"); err != nil {
-			c.String(http.StatusInternalServerError, err.Error())
-			return
-		}
-		c.String(http.StatusOK, "ok")
-	})
-	r.GET("/healthz", func(c *gin.Context) { c.String(http.StatusOK, "ok") })
+	shopapp.Routes(r, db, rdb, http.DefaultClient, pricingAddr, ns)
 	log.Fatal(r.Run(addr))
 }

@@ -1,6 +1,11 @@
 package chartjs
 
-import "strings"
+import (
+	"encoding/json"
+	"html"
+	"io"
+	"strings"
+)
 
 // Page assembles a report page: the shared head, styles and header with
 // h1 as its heading (the page's {{TITLE}} and {{DATA}} stay for the
@@ -8,6 +13,20 @@ import "strings"
 // [Lib] spliced in where body says {{CHARTJS}}.
 func Page(h1, body string) string {
 	return strings.Replace(strings.Replace(head, "{{H1}}", h1, 1)+body, "{{CHARTJS}}", Lib, 1)
+}
+
+// Write writes page (made by [Page]) with title and the JSON of report
+// filled in for {{TITLE}} and {{DATA}}.
+func Write(w io.Writer, page, title string, report any) error {
+	data, err := json.Marshal(report) // escapes <, > and &: safe inside <script>
+	if err != nil {
+		return err
+	}
+	_, err = io.WriteString(w, strings.NewReplacer(
+		"{{TITLE}}", html.EscapeString(title),
+		"{{DATA}}", string(data),
+	).Replace(page))
+	return err
 }
 
 // head opens every report page, up to and with its error list.

@@ -1,12 +1,10 @@
 package loadrun
 
 import (
-	"encoding/json"
 	"fmt"
-	"github.com/shadowlane/shadowlane/cmd/shadowlane/internal/chartjs"
-	"html"
 	"io"
-	"strings"
+
+	"github.com/shadowlane/shadowlane/cmd/shadowlane/internal/chartjs"
 )
 
 // WriteHTML writes the report as one self-contained HTML page (inline CSS,
@@ -16,10 +14,6 @@ import (
 // evidence and the parts. The chart code follows the drill's report
 // (cmd/shadowlane/drill/html.go). Script errors are shown on the page.
 func (r *Report) WriteHTML(w io.Writer) error {
-	data, err := json.Marshal(r) // escapes <, > and &: safe inside <script>
-	if err != nil {
-		return err
-	}
 	status := "OK"
 	if !r.OK {
 		status = "ABORTED"
@@ -27,12 +21,7 @@ func (r *Report) WriteHTML(w io.Writer) error {
 			status = "LEAK"
 		}
 	}
-	page := strings.NewReplacer(
-		"{{TITLE}}", html.EscapeString(fmt.Sprintf("shadowlane run %s: %s", r.Run, status)),
-		"{{DATA}}", string(data),
-	).Replace(runPageWithCharts)
-	_, err = io.WriteString(w, page)
-	return err
+	return chartjs.Write(w, runPageWithCharts, fmt.Sprintf("shadowlane run %s: %s", r.Run, status), r)
 }
 
 // runPageWithCharts is runPageHTML with the shared chart script spliced in.

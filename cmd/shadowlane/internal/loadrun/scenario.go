@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/shadowlane/shadowlane/internal/cfgfile"
 )
 
 // MaxScenarioSize is the largest scenario file Decode accepts.
@@ -129,20 +131,14 @@ type ScenarioError struct {
 }
 
 func (e *ScenarioError) Error() string {
-	var b strings.Builder
-	b.WriteString("scenario ")
-	if e.Line > 0 {
-		b.WriteString("line " + strconv.Itoa(e.Line))
-		if e.Col > 0 {
-			b.WriteString(", column " + strconv.Itoa(e.Col))
-		}
-		b.WriteString(": ")
+	s := "scenario "
+	if where := cfgfile.Where(e.Line, e.Col); where != "" {
+		s += where + ": "
 	}
 	if e.Field != "" {
-		b.WriteString(e.Field + ": ")
+		s += e.Field + ": "
 	}
-	b.WriteString(e.Msg)
-	return b.String()
+	return s + e.Msg
 }
 
 // LoadScenario reads and decodes a scenario file.

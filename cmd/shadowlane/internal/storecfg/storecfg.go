@@ -32,6 +32,10 @@ import (
 //	  nats: nats://nats:4222
 //	  streams: [SHIPMENTS]
 //	  subjects: [shop.shipments]
+//	  rocketmq:
+//	    nameServers: [ns-1:9876, ns-2:9876]
+//	    topics: [order-paid]
+//	    groups: [billing]
 type Stores struct {
 	// SQL: one of MySQL (go-sql-driver DSN), Postgres (pgx DSN) or SQLite
 	// (file path), and the production tables to check.
@@ -59,6 +63,55 @@ type Stores struct {
 	NATS     string   `yaml:"nats"`
 	Streams  []string `yaml:"streams"`
 	Subjects []string `yaml:"subjects"`
+	// RocketMQ name servers, production topics and consumer groups.
+	RocketMQ RocketMQ `yaml:"rocketmq"`
+}
+
+// RocketMQ names the RocketMQ name servers and the production topics and
+// consumer groups whose shadow twins `shadowlane check`, `shadow plan|create`
+// and `verify` look at (see [Stores.RocketMQ]).
+type RocketMQ struct {
+	NameServers []string `yaml:"nameServers"`
+	Topics      []string `yaml:"topics"`
+	Groups      []string `yaml:"groups"`
+}
+
+func (r RocketMQ) validate(bad func(field, format string, a ...any)) {
+	for _, l := range []struct {
+		field string
+		names []string
+		name  bool // a topic or group name (else host:port)
+	}{{"nameServers", r.NameServers, false}, {"topics", r.Topics, true}, {"groups", r.Groups, true}} {
+		for i, n := range l.names {
+			f := fmt.Sprintf("stores.rocketmq.%s[%d]", l.field, i)
+			switch {
+			case strings.TrimSpace(n) == "":
+				bad(f, "empty name")
+			case l.name && !rocketmqName(n):
+				bad(f, "%q: RocketMQ names allow letters, digits, '_', '-' and '|'", n)
+			case !l.name && !strings.Contains(n, ":"):
+				bad(f, "%q: want host:port", n)
+			}
+		}
+	}
+	switch {
+	case len(r.NameServers) == 0 && len(r.Topics)+len(r.Groups) > 0:
+		bad("stores.rocketmq.nameServers", "topics or groups are listed without name servers")
+	case len(r.NameServers) > 0 && len(r.Topics) == 0:
+		bad("stores.rocketmq.topics", "name servers are given but no topics to check")
+	}
+}
+
+// rocketmqName reports whether s is a valid RocketMQ topic or group name.
+func rocketmqName(s string) bool {
+	for i := 0; i < len(s); i++ {
+		switch b := s[i]; {
+		case b >= 'a' && b <= 'z', b >= 'A' && b <= 'Z', b >= '0' && b <= '9', b == '_', b == '-', b == '|':
+		default:
+			return false
+		}
+	}
+	return len(s) <= 127
 }
 
 // AMQPTopology is the production RabbitMQ topology of a service (see
@@ -112,13 +165,7 @@ func (t AMQPTopology) validate(bad func(field, format string, a ...any)) {
 	xs, qs := map[string]bool{}, map[string]bool{}
 	for i, x := range t.Exchanges {
 		f := fmt.Sprintf("stores.amqpTopology.exchanges[%d]", i)
-		switch {
-		case strings.TrimSpace(x.Name) == "":
-			bad(f+".name", "empty name")
-		case xs[x.Name]:
-			bad(f+".name", "exchange %q described twice", x.Name)
-		}
-		xs[x.Name] = true
+		checkName(bad, f, "exchange", x.Name, xs)
 		switch x.Kind {
 		case "direct", "fanout", "topic", "headers":
 		default:
@@ -129,13 +176,7 @@ func (t AMQPTopology) validate(bad func(field, format string, a ...any)) {
 	}
 	for i, q := range t.Queues {
 		f := fmt.Sprintf("stores.amqpTopology.queues[%d]", i)
-		switch {
-		case strings.TrimSpace(q.Name) == "":
-			bad(f+".name", "empty name")
-		case qs[q.Name]:
-			bad(f+".name", "queue %q described twice", q.Name)
-		}
-		qs[q.Name] = true
+		checkName(bad, f, "queue", q.Name, qs)
 	}
 	for i, b := range t.Bindings {
 		f := fmt.Sprintf("stores.amqpTopology.bindings[%d]", i)
@@ -146,6 +187,18 @@ func (t AMQPTopology) validate(bad func(field, format string, a ...any)) {
 			bad(f+".queue", "%q is not described under amqpTopology.queues", b.Queue)
 		}
 	}
+}
+
+// checkName refuses an empty name or one described twice (seen: the names
+// described before) at field f of a topology, and adds name to seen.
+func checkName(bad func(field, format string, a ...any), f, kind, name string, seen map[string]bool) {
+	switch {
+	case strings.TrimSpace(name) == "":
+		bad(f+".name", "empty name")
+	case seen[name]:
+		bad(f+".name", "%s %q described twice", kind, name)
+	}
+	seen[name] = true
 }
 
 // Load reads the stores section of the config file at path, strictly and
@@ -217,4 +270,5 @@ func (s Stores) validate(bad func(field, format string, a ...any)) {
 	s.AMQPTopology.validate(bad)
 	need("streams", s.Streams, "stores.nats", s.NATS != "")
 	need("subjects", s.Subjects, "stores.nats", s.NATS != "")
+	s.RocketMQ.validate(bad)
 }
