@@ -373,8 +373,16 @@ func (sb *sub) start() error {
 // the broker had already sent it (the prefetch) that was not handled, so
 // a consumer stopped on a channel that stays open strands nothing: the
 // broker redelivers them to the queue's other (or next) consumers.
+//
+// When the cancel fails the deliveries channel does not close until the
+// AMQP channel does: handBack then returns the error at once instead of
+// waiting for it (seen under load: TestLanes hung 28 minutes in this
+// loop with the consumer's delivery buffer still open); the unacked
+// prefetch is requeued by the broker when the channel closes.
 func (sb *sub) handBack() error {
-	sb.cancel()
+	if err := sb.cancel(); err != nil {
+		return err
+	}
 	var first error
 	for d := range sb.ds {
 		if err := d.Nack(false, true); err != nil && first == nil {
@@ -384,11 +392,14 @@ func (sb *sub) handBack() error {
 	return first
 }
 
-func (sb *sub) cancel() {
-	if sb.tag != "" {
-		_ = sb.c.ch.Cancel(sb.tag, false)
-		sb.tag = ""
+// cancel cancels the consumer (once); it reports a failed basic.cancel.
+func (sb *sub) cancel() error {
+	if sb.tag == "" {
+		return nil
 	}
+	err := sb.c.ch.Cancel(sb.tag, false)
+	sb.tag = ""
+	return err
 }
 
 func (sb *sub) run(ctx context.Context, h Handler) error {
