@@ -373,22 +373,54 @@ func (sb *sub) start() error {
 // the broker had already sent it (the prefetch) that was not handled, so
 // a consumer stopped on a channel that stays open strands nothing: the
 // broker redelivers them to the queue's other (or next) consumers.
+//
+// The deliveries channel closes once the broker confirms the cancel. When
+// the cancel fails nothing closes it: handBack then takes what is already
+// there and returns the cancel's error rather than wait for ever; when a
+// confirmed cancel still leaves it open for [handBackWait], it returns an
+// error too (the broker requeues what it holds when the channel closes).
 func (sb *sub) handBack() error {
-	sb.cancel()
-	var first error
-	for d := range sb.ds {
-		if err := d.Nack(false, true); err != nil && first == nil {
-			first = err
+	first := sb.cancel()
+	if sb.ds == nil {
+		return first
+	}
+	wait := handBackWait
+	if first != nil {
+		wait = 100 * time.Millisecond
+	}
+	idle := time.NewTimer(wait)
+	defer idle.Stop()
+	for {
+		select {
+		case d, ok := <-sb.ds:
+			if !ok {
+				return first
+			}
+			if err := d.Nack(false, true); err != nil && first == nil {
+				first = err
+			}
+			idle.Reset(wait)
+		case <-idle.C:
+			if first == nil {
+				first = fmt.Errorf("slamqp: deliveries of %q still open %s after basic.cancel", sb.queue, wait)
+			}
+			return first
 		}
 	}
-	return first
 }
 
-func (sb *sub) cancel() {
-	if sb.tag != "" {
-		_ = sb.c.ch.Cancel(sb.tag, false)
-		sb.tag = ""
+// handBackWait bounds how long handBack waits for the deliveries channel
+// to close after a confirmed cancel.
+const handBackWait = 10 * time.Second
+
+// cancel cancels the consumer (once) and returns the broker's answer.
+func (sb *sub) cancel() error {
+	if sb.tag == "" {
+		return nil
 	}
+	err := sb.c.ch.Cancel(sb.tag, false)
+	sb.tag = ""
+	return err
 }
 
 func (sb *sub) run(ctx context.Context, h Handler) error {
