@@ -374,25 +374,46 @@ func (sb *sub) start() error {
 // a consumer stopped on a channel that stays open strands nothing: the
 // broker redelivers them to the queue's other (or next) consumers.
 //
-// When the cancel fails the deliveries channel does not close until the
-// AMQP channel does: handBack then returns the error at once instead of
-// waiting for it (seen under load: TestLanes hung 28 minutes in this
-// loop with the consumer's delivery buffer still open); the unacked
-// prefetch is requeued by the broker when the channel closes.
+// The deliveries channel closes once the broker confirms the cancel. When
+// the cancel fails nothing closes it: handBack then takes what is already
+// there and returns the cancel's error rather than wait for ever; when a
+// confirmed cancel still leaves it open for [handBackWait], it returns an
+// error too (the broker requeues what it holds when the channel closes).
 func (sb *sub) handBack() error {
-	if err := sb.cancel(); err != nil {
-		return err
+	first := sb.cancel()
+	if sb.ds == nil {
+		return first
 	}
-	var first error
-	for d := range sb.ds {
-		if err := d.Nack(false, true); err != nil && first == nil {
-			first = err
+	wait := handBackWait
+	if first != nil {
+		wait = 100 * time.Millisecond
+	}
+	idle := time.NewTimer(wait)
+	defer idle.Stop()
+	for {
+		select {
+		case d, ok := <-sb.ds:
+			if !ok {
+				return first
+			}
+			if err := d.Nack(false, true); err != nil && first == nil {
+				first = err
+			}
+			idle.Reset(wait)
+		case <-idle.C:
+			if first == nil {
+				first = fmt.Errorf("slamqp: deliveries of %q still open %s after basic.cancel", sb.queue, wait)
+			}
+			return first
 		}
 	}
-	return first
 }
 
-// cancel cancels the consumer (once); it reports a failed basic.cancel.
+// handBackWait bounds how long handBack waits for the deliveries channel
+// to close after a confirmed cancel.
+const handBackWait = 10 * time.Second
+
+// cancel cancels the consumer (once) and returns the broker's answer.
 func (sb *sub) cancel() error {
 	if sb.tag == "" {
 		return nil
