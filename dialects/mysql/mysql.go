@@ -626,9 +626,9 @@ func (r *ref) key() string {
 
 type analysis struct {
 	refs    []*ref
-	byNode  map[*ast.TableName]*ref
-	aliases map[string]bool // every alias and derived-table name, lower case
-	refOnly map[*ast.TableName]bool
+	byNode  smallMap[*ast.TableName, *ref]
+	aliases smallMap[string, struct{}] // every alias and derived-table name, lower case
+	refOnly smallMap[*ast.TableName, struct{}]
 	scopes  []map[string]bool // visible CTE names, innermost last
 	owners  []ast.Node        // statement owning each scope
 	cols    []*ast.ColumnName
@@ -636,7 +636,7 @@ type analysis struct {
 	tops    []ast.Node // INSERT/UPDATE/DELETE statements met
 	// pendingTop maps a table named in a DML statement's own table list to
 	// that statement, recorded before the visitor reaches the table.
-	pendingTop map[*ast.TableName]ast.Node
+	pendingTop smallMap[*ast.TableName, ast.Node]
 	locks      bool
 	into       bool // SELECT ... INTO somewhere in the statement
 	funcs      []funcRef
@@ -649,12 +649,7 @@ type analysis struct {
 }
 
 func newAnalysis() *analysis {
-	return &analysis{
-		byNode:  map[*ast.TableName]*ref{},
-		aliases: map[string]bool{},
-		refOnly: map[*ast.TableName]bool{},
-		slab:    make([]ref, 0, 16),
-	}
+	return &analysis{slab: make([]ref, 0, 16)}
 }
 
 // analyses recycles analyses: a cold rewrite allocates little besides
@@ -666,11 +661,13 @@ func getAnalysis() *analysis { return analyses.Get().(*analysis) }
 // putAnalysis resets a and returns it to the pool; nothing of a may be
 // used afterwards.
 func putAnalysis(a *analysis) {
-	clear(a.byNode)
-	clear(a.aliases)
-	clear(a.refOnly)
-	clear(a.pendingTop)
-	clear(a.seqWrite)
+	a.byNode.reset()
+	a.aliases.reset()
+	a.refOnly.reset()
+	a.pendingTop.reset()
+	if len(a.seqWrite) > 0 {
+		clear(a.seqWrite)
+	}
 	clear(a.refs)
 	clear(a.slab)
 	clear(a.cols)
@@ -724,13 +721,13 @@ func (a *analysis) Enter(n ast.Node) (ast.Node, bool) {
 		}
 	case *ast.TableSource:
 		if x.AsName.L != "" {
-			a.aliases[x.AsName.L] = true
+			a.aliases.put(x.AsName.L, struct{}{})
 		}
 		if tn, ok := x.Source.(*ast.TableName); ok {
 			a.addRef(tn, x.AsName.L)
 		}
 	case *ast.TableName:
-		if _, seen := a.byNode[x]; !seen {
+		if !a.byNode.has(x) {
 			a.addRef(x, "")
 		}
 	case *ast.SelectStmt:
@@ -751,23 +748,23 @@ func (a *analysis) Enter(n ast.Node) (ast.Node, bool) {
 				x.LockInfo.LockType = ast.SelectLockForUpdateSkipLocked
 			}
 			for _, tn := range x.LockInfo.Tables {
-				a.refOnly[tn] = true
+				a.refOnly.put(tn, struct{}{})
 			}
 		}
 	case *ast.DeleteStmt:
 		a.tops = append(a.tops, x)
 		if x.Tables != nil {
 			for _, tn := range x.Tables.Tables {
-				a.refOnly[tn] = true
+				a.refOnly.put(tn, struct{}{})
 			}
 		}
-		a.markTop(x, tableRefs(x.TableRefs))
+		a.markTop(x, x.TableRefs)
 	case *ast.UpdateStmt:
 		a.tops = append(a.tops, x)
-		a.markTop(x, tableRefs(x.TableRefs))
+		a.markTop(x, x.TableRefs)
 	case *ast.InsertStmt:
 		a.tops = append(a.tops, x)
-		a.markTop(x, tableRefs(x.Table))
+		a.markTop(x, x.Table)
 	case *ast.ColumnName:
 		if x.Table.L != "" {
 			a.cols = append(a.cols, x)
@@ -842,19 +839,29 @@ func tableRefs(c *ast.TableRefsClause) []topSource {
 	return out
 }
 
-func (a *analysis) markTop(stmt ast.Node, srcs []topSource) {
-	for _, s := range srcs {
-		a.topOf(s.tn, stmt)
+// markTop records that the tables named directly in c (what tableRefs
+// lists) sit in stmt's own table list; each ref is created (or found) when
+// the visitor reaches its table.
+func (a *analysis) markTop(stmt ast.Node, c *ast.TableRefsClause) {
+	if c != nil && c.TableRefs != nil {
+		a.markTopNode(stmt, c.TableRefs)
 	}
 }
 
-// topOf records that tn sits in stmt's own table list; the ref is created
-// (or found) when the visitor reaches it.
-func (a *analysis) topOf(tn *ast.TableName, stmt ast.Node) {
-	if a.pendingTop == nil {
-		a.pendingTop = map[*ast.TableName]ast.Node{}
+func (a *analysis) markTopNode(stmt ast.Node, n ast.ResultSetNode) {
+	switch x := n.(type) {
+	case *ast.Join:
+		if x.Left != nil {
+			a.markTopNode(stmt, x.Left)
+		}
+		if x.Right != nil {
+			a.markTopNode(stmt, x.Right)
+		}
+	case *ast.TableSource:
+		a.markTopNode(stmt, x.Source)
+	case *ast.TableName:
+		a.pendingTop.put(x, stmt)
 	}
-	a.pendingTop[tn] = stmt
 }
 
 func (a *analysis) addRef(tn *ast.TableName, alias string) {
@@ -866,15 +873,13 @@ func (a *analysis) addRef(tn *ast.TableName, alias string) {
 		r = new(ref)
 	}
 	*r = ref{tn: tn, orig: sqlshadow.Table{Schema: tn.Schema.O, Name: tn.Name.O}, origL: tn.Name.L, asOf: alias}
-	if a.refOnly[tn] {
+	if a.refOnly.has(tn) {
 		r.alias = true // resolved against the FROM list later
 	} else if tn.Schema.L == "" && a.isCTE(tn.Name.L) {
 		r.cte = true
 	}
-	if a.pendingTop != nil {
-		r.top = a.pendingTop[tn]
-	}
-	a.byNode[tn] = r
+	r.top, _ = a.pendingTop.get(tn)
+	a.byNode.put(tn, r)
 	a.refs = append(a.refs, r)
 }
 
@@ -932,7 +937,7 @@ func (a *analysis) resolveWrites(kind sqlshadow.Kind) {
 				continue
 			}
 			for _, tn := range s.Tables.Tables {
-				if r := a.byNode[tn]; r != nil && r.back != nil {
+				if r, _ := a.byNode.get(tn); r != nil && r.back != nil {
 					r.back.write = true
 				} else {
 					markAll(tops) // unresolved: assume the worst
@@ -992,6 +997,9 @@ func (a *analysis) uses() []sqlshadow.Use {
 			}
 		}
 		return out
+	}
+	if len(a.refs) > 0 {
+		out = make([]sqlshadow.Use, 0, len(a.refs))
 	}
 	for _, r := range a.refs {
 		if r.base() {
@@ -1127,7 +1135,7 @@ func (a *analysis) rename(fn sqlshadow.RenameFunc) error {
 // qualifier returns the new name for a column qualifier [schema.]table, or
 // "" when it names an alias, a CTE or nothing renamed.
 func (a *analysis) qualifier(schema, table string) (string, error) {
-	if schema == "" && a.aliases[table] {
+	if schema == "" && a.aliases.has(table) {
 		return "", nil
 	}
 	var name string
