@@ -70,6 +70,14 @@ var byteClass = func() (t [256]uint8) {
 	return t
 }()
 
+// identByte holds the bytes that continue a plain unquoted identifier.
+var identByte = func() (t [256]bool) {
+	for c := range t {
+		t[c] = byteClass[c] == cIdent || byteClass[c] == cDigit
+	}
+	return t
+}()
+
 // simpleIdents returns the identifier tokens of q, and false when q holds
 // anything outside the plain lexical rules of the in-place rewrite.
 func simpleIdents(q string, buf []ident) ([]ident, bool) {
@@ -81,7 +89,7 @@ func simpleIdents(q string, buf []ident) ([]ident, bool) {
 			i++
 		case cIdent:
 			j := i + 1
-			for j < n && (byteClass[q[j]] == cIdent || byteClass[q[j]] == cDigit) {
+			for j < n && identByte[q[j]] {
 				j++
 			}
 			if j < n && (q[j] == '$' || q[j] >= 0x80) {
@@ -187,6 +195,9 @@ func (a *analysis) inPlace(query string, toks []ident) (out string, fresh, ok bo
 		toks       int
 		renamed    bool
 		conflicted bool
+		// oldKey, newKey: length and first byte with the case bit set,
+		// which settle most token comparisons without a string compare
+		oldKey, newKey int
 	}
 	var gbuf [16]group
 	gs := gbuf[:0]
@@ -226,13 +237,16 @@ func (a *analysis) inPlace(query string, toks []ident) (out string, fresh, ok bo
 	}
 	fresh = true
 	for i := range r {
+		var or byte
 		for k := 0; k < len(r[i].new); k++ {
-			if r[i].new[k] >= 0x80 {
-				// Unicode folding may equate names of other lengths:
-				// the length test below would not hold.
-				fresh = false
-			}
+			or |= r[i].new[k]
 		}
+		if or >= 0x80 {
+			// Unicode folding may equate names of other lengths: the
+			// length test below would not hold.
+			fresh = false
+		}
+		r[i].oldKey, r[i].newKey = foldKey(r[i].old), foldKey(r[i].new)
 		for j := i + 1; j < len(r); j++ {
 			if strings.EqualFold(r[i].old, r[j].old) || strings.EqualFold(r[i].new, r[j].new) {
 				fresh = false
@@ -252,10 +266,10 @@ func (a *analysis) inPlace(query string, toks []ident) (out string, fresh, ok bo
 	}
 	grow := 0
 	for ti, t := range toks {
-		l := len(t.val)
+		tk := foldKey(t.val)
 		for i := range r {
 			g := &r[i]
-			if len(g.old) == l && g.old[0]|0x20 == t.val[0]|0x20 {
+			if g.oldKey == tk {
 				if g.old == t.val {
 					g.toks++
 					match[ti] = uint8(i + 1)
@@ -266,7 +280,7 @@ func (a *analysis) inPlace(query string, toks []ident) (out string, fresh, ok bo
 					fresh = false
 				}
 			}
-			if len(g.new) == l && g.new[0]|0x20 == t.val[0]|0x20 && strings.EqualFold(g.new, t.val) {
+			if g.newKey == tk && strings.EqualFold(g.new, t.val) {
 				fresh = false
 			}
 		}
@@ -304,4 +318,13 @@ func (a *analysis) inPlace(query string, toks []ident) (out string, fresh, ok bo
 	}
 	sb.WriteString(query[last:])
 	return sb.String(), fresh, true
+}
+
+// foldKey is the length of a name and its first byte with the ASCII case
+// bit set: names that are equal ignoring ASCII case have the same key.
+func foldKey(s string) int {
+	if s == "" {
+		return 0
+	}
+	return len(s)<<8 | int(s[0]|0x20)
 }
