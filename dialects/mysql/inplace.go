@@ -199,7 +199,7 @@ func (a *analysis) inPlace(query string, toks []ident) (out string, fresh, ok bo
 		// which settle most token comparisons without a string compare
 		oldKey, newKey int
 	}
-	var gbuf [16]group
+	var gbuf [8]group
 	gs := gbuf[:0]
 	for _, s := range a.sites {
 		k := -1

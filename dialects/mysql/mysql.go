@@ -711,10 +711,11 @@ func withOf(n ast.Node) *ast.WithClause {
 
 // Enter implements ast.Visitor.
 func (a *analysis) Enter(n ast.Node) (ast.Node, bool) {
-	if w := withOf(n); w != nil {
-		a.pushScope(n)
-	}
 	switch x := n.(type) {
+	case *ast.SetOprStmt:
+		if x.With != nil {
+			a.pushScope(n)
+		}
 	case *ast.CommonTableExpression:
 		if x.IsRecursive || a.recursiveScope() {
 			a.scopes[len(a.scopes)-1][x.Name.L] = true
@@ -731,6 +732,9 @@ func (a *analysis) Enter(n ast.Node) (ast.Node, bool) {
 			a.addRef(x, "")
 		}
 	case *ast.SelectStmt:
+		if x.With != nil {
+			a.pushScope(n)
+		}
 		if x.SelectIntoOpt != nil {
 			a.into = true
 		}
@@ -752,6 +756,9 @@ func (a *analysis) Enter(n ast.Node) (ast.Node, bool) {
 			}
 		}
 	case *ast.DeleteStmt:
+		if x.With != nil {
+			a.pushScope(n)
+		}
 		a.tops = append(a.tops, x)
 		if x.Tables != nil {
 			for _, tn := range x.Tables.Tables {
@@ -760,6 +767,9 @@ func (a *analysis) Enter(n ast.Node) (ast.Node, bool) {
 		}
 		a.markTop(x, x.TableRefs)
 	case *ast.UpdateStmt:
+		if x.With != nil {
+			a.pushScope(n)
+		}
 		a.tops = append(a.tops, x)
 		a.markTop(x, x.TableRefs)
 	case *ast.InsertStmt:
@@ -786,7 +796,10 @@ func (a *analysis) Enter(n ast.Node) (ast.Node, bool) {
 
 // Leave implements ast.Visitor.
 func (a *analysis) Leave(n ast.Node) (ast.Node, bool) {
-	if cte, ok := n.(*ast.CommonTableExpression); ok && len(a.scopes) > 0 {
+	if len(a.scopes) == 0 {
+		return n, true
+	}
+	if cte, ok := n.(*ast.CommonTableExpression); ok {
 		// A non-recursive CTE becomes visible after its own definition.
 		a.scopes[len(a.scopes)-1][cte.Name.L] = true
 	}
