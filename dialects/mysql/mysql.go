@@ -646,6 +646,8 @@ type analysis struct {
 	// in-place rewrite (inplace.go).
 	sites []site
 	slab  []ref // storage of the first refs
+	// spareUses is room for renamedUses, allocated with uses' list
+	spareUses []sqlshadow.Use
 }
 
 func newAnalysis() *analysis {
@@ -1012,7 +1014,11 @@ func (a *analysis) uses() []sqlshadow.Use {
 		return out
 	}
 	if len(a.refs) > 0 {
-		out = make([]sqlshadow.Use, 0, len(a.refs))
+		// One allocation for this list and the renamed one
+		// (renamedUses), each capped at its own half.
+		n := len(a.refs)
+		buf := make([]sqlshadow.Use, 0, 2*n)
+		out, a.spareUses = buf[:0:n], buf[n:n:2*n]
 	}
 	for _, r := range a.refs {
 		if r.base() {
@@ -1024,7 +1030,11 @@ func (a *analysis) uses() []sqlshadow.Use {
 
 // renamedUses is uses, given as us, with the new names of rename.
 func (a *analysis) renamedUses(us []sqlshadow.Use) []sqlshadow.Use {
-	out := make([]sqlshadow.Use, 0, len(us))
+	out := a.spareUses
+	a.spareUses = nil
+	if cap(out) < len(us) {
+		out = make([]sqlshadow.Use, 0, len(us))
+	}
 	if len(a.refs) > 64 {
 		seen := map[sqlshadow.Use]bool{}
 		for _, r := range a.refs {

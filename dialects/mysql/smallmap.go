@@ -6,25 +6,28 @@ package mysql
 // real map, so a statement with thousands of tables stays linear. A later
 // put of a key wins over an earlier one, as with a map.
 type smallMap[K comparable, V any] struct {
-	keys []K
-	vals []V
+	ents []smallEnt[K, V]
 	m    map[K]V
+}
+
+type smallEnt[K comparable, V any] struct {
+	k K
+	v V
 }
 
 const smallMapN = 16
 
 func (s *smallMap[K, V]) put(k K, v V) {
-	s.keys = append(s.keys, k)
-	s.vals = append(s.vals, v)
-	if len(s.keys) <= smallMapN {
+	s.ents = append(s.ents, smallEnt[K, V]{k, v})
+	if len(s.ents) <= smallMapN {
 		return
 	}
 	if s.m == nil {
 		s.m = make(map[K]V, 2*smallMapN)
 	}
 	if len(s.m) == 0 {
-		for i, k := range s.keys {
-			s.m[k] = s.vals[i]
+		for _, e := range s.ents {
+			s.m[e.k] = e.v
 		}
 		return
 	}
@@ -32,13 +35,13 @@ func (s *smallMap[K, V]) put(k K, v V) {
 }
 
 func (s *smallMap[K, V]) get(k K) (v V, ok bool) {
-	if len(s.keys) > smallMapN {
+	if len(s.ents) > smallMapN {
 		v, ok = s.m[k]
 		return v, ok
 	}
-	for i := len(s.keys) - 1; i >= 0; i-- {
-		if s.keys[i] == k {
-			return s.vals[i], true
+	for i := len(s.ents) - 1; i >= 0; i-- {
+		if s.ents[i].k == k {
+			return s.ents[i].v, true
 		}
 	}
 	return v, false
@@ -51,9 +54,10 @@ func (s *smallMap[K, V]) has(k K) bool {
 
 // reset empties s, keeping its storage.
 func (s *smallMap[K, V]) reset() {
-	clear(s.keys)
-	clear(s.vals)
-	s.keys, s.vals = s.keys[:0], s.vals[:0]
+	if len(s.ents) > 0 {
+		clear(s.ents)
+		s.ents = s.ents[:0]
+	}
 	if len(s.m) > 0 {
 		clear(s.m)
 	}
