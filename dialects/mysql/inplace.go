@@ -79,7 +79,8 @@ var identByte = func() (t [256]bool) {
 }()
 
 // simpleIdents returns the identifier tokens of q, and false when q holds
-// anything outside the plain lexical rules of the in-place rewrite.
+// anything outside the plain lexical rules of the in-place rewrite, or the
+// word RETURNING (unquoted).
 func simpleIdents(q string, buf []ident) ([]ident, bool) {
 	out := buf[:0]
 	n := len(q)
@@ -93,6 +94,10 @@ func simpleIdents(q string, buf []ident) ([]ident, bool) {
 				j++
 			}
 			if j < n && (q[j] == '$' || q[j] >= 0x80) {
+				return nil, false
+			}
+			if j-i == 9 && strings.EqualFold(q[i:j], "returning") {
+				// A RETURNING clause is set aside before the parse.
 				return nil, false
 			}
 			out = append(out, ident{i, j, q[i:j]})
@@ -265,7 +270,8 @@ func (a *analysis) inPlace(query string, toks []ident) (out string, fresh, ok bo
 		}
 	}
 	grow := 0
-	for ti, t := range toks {
+	for ti := range toks {
+		t := &toks[ti]
 		tk := foldKey(t.val)
 		for i := range r {
 			g := &r[i]
@@ -293,10 +299,11 @@ func (a *analysis) inPlace(query string, toks []ident) (out string, fresh, ok bo
 	var sb strings.Builder
 	sb.Grow(len(query) + grow + 8)
 	last := 0
-	for ti, t := range toks {
+	for ti := range toks {
 		if match[ti] == 0 {
 			continue
 		}
+		t := &toks[ti]
 		g := &r[match[ti]-1]
 		sb.WriteString(query[last:t.start])
 		if t.start > 0 && query[t.start-1] == '`' {

@@ -76,16 +76,10 @@ func (d *Dialect) Rewrite(query string, rename sqlshadow.RenameFunc) (sqlshadow.
 // function calls with funcs.
 func (d *Dialect) RewriteFuncs(query string, rename sqlshadow.RenameFunc, funcs sqlshadow.FuncRenameFunc) (sqlshadow.Result, error) {
 	// A statement in plain lexical terms (see inplace.go) holds no
-	// comment, so no executable one, and one without the keyword
-	// RETURNING has no RETURNING clause to set aside: the scans for both
-	// are skipped.
+	// comment, so no executable one, and no keyword RETURNING, so no
+	// RETURNING clause to set aside: the scans for both are skipped.
 	var buf [32]ident
 	toks, simple := simpleIdents(query, buf[:0])
-	for _, t := range toks {
-		if len(t.val) == 9 && t.start < len(query) && query[t.start] != '`' && strings.EqualFold(t.val, "returning") {
-			simple = false
-		}
-	}
 	var execs []string
 	body, returning, retExpr := query, "", ""
 	if !simple {
