@@ -85,6 +85,10 @@ func simpleIdents(q string, buf []ident) ([]ident, bool) {
 	out := buf[:0]
 	n := len(q)
 	for i := 0; i < n; {
+		if q[i] == ' ' {
+			i++
+			continue
+		}
 		switch byteClass[q[i]] {
 		case cSpace, cPunct:
 			i++

@@ -664,17 +664,20 @@ func putAnalysis(a *analysis) {
 	if len(a.seqWrite) > 0 {
 		clear(a.seqWrite)
 	}
-	clear(a.refs)
-	clear(a.slab)
-	clear(a.cols)
-	clear(a.stars)
-	clear(a.tops)
-	clear(a.funcs)
-	clear(a.owners)
 	*a = analysis{byNode: a.byNode, aliases: a.aliases, refOnly: a.refOnly, pendingTop: a.pendingTop,
-		seqWrite: a.seqWrite, refs: a.refs[:0], slab: a.slab[:0], cols: a.cols[:0], stars: a.stars[:0],
-		tops: a.tops[:0], funcs: a.funcs[:0], scopes: a.scopes[:0], owners: a.owners[:0], sites: a.sites[:0]}
+		seqWrite: a.seqWrite, refs: emptied(a.refs), slab: emptied(a.slab), cols: emptied(a.cols),
+		stars: emptied(a.stars), tops: emptied(a.tops), funcs: emptied(a.funcs), scopes: a.scopes[:0],
+		owners: emptied(a.owners), sites: emptied(a.sites)}
 	analyses.Put(a)
+}
+
+// emptied clears s (no pointers kept alive by the pool) and returns it
+// with length 0.
+func emptied[T any](s []T) []T {
+	if len(s) > 0 {
+		clear(s)
+	}
+	return s[:0]
 }
 
 func (a *analysis) pushScope(owner ast.Node) {
