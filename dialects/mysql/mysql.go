@@ -610,8 +610,9 @@ type ref struct {
 	top ast.Node
 	// back points at the base reference a DELETE list or FOR UPDATE OF
 	// entry names, so both get the same new name.
-	back *ref
-	name string // new name after rename
+	back    *ref
+	name    string    // new name after rename
+	newName ast.CIStr // the same as the parser spells it
 }
 
 func (r *ref) key() string {
@@ -1085,7 +1086,7 @@ type renameKey struct {
 func (a *analysis) rename(fn sqlshadow.RenameFunc) error {
 	type named struct {
 		k    renameKey
-		name string
+		name ast.CIStr
 	}
 	var buf [8]named
 	done := buf[:0]
@@ -1094,7 +1095,8 @@ func (a *analysis) rename(fn sqlshadow.RenameFunc) error {
 			continue
 		}
 		k := renameKey{r.orig, r.write}
-		name, ok := "", false
+		var name ast.CIStr
+		ok := false
 		for _, d := range done {
 			if d.k == k {
 				name, ok = d.name, true
@@ -1102,26 +1104,26 @@ func (a *analysis) rename(fn sqlshadow.RenameFunc) error {
 			}
 		}
 		if !ok {
-			var err error
-			name, err = fn(r.orig, r.write)
+			n, err := fn(r.orig, r.write)
 			if err != nil {
 				return err
 			}
-			if name == "" {
+			if n == "" {
 				return fmt.Errorf("mysql: rename of %s returned an empty name", r.orig)
 			}
+			name = ast.NewCIStr(n)
 			done = append(done, named{k, name})
 		}
-		r.name = name
+		r.name, r.newName = name.O, name
 	}
 	a.sites = a.sites[:0]
 	for _, r := range a.refs {
 		old := r.tn.Name.O
 		switch {
 		case r.base():
-			r.tn.Name = ast.NewCIStr(r.name)
+			r.tn.Name = r.newName
 		case r.alias && r.back != nil && r.back.asOf == "":
-			r.tn.Name = ast.NewCIStr(r.back.name)
+			r.tn.Name = r.back.newName
 		case r.alias && r.back == nil:
 			return parseErr("%s names no table or alias of the statement", r.orig)
 		}
@@ -1133,8 +1135,8 @@ func (a *analysis) rename(fn sqlshadow.RenameFunc) error {
 			return err
 		}
 		old := c.Table.O
-		if n != "" {
-			c.Table = ast.NewCIStr(n)
+		if n != nil {
+			c.Table = n.newName
 		}
 		a.sites = append(a.sites, site{old, c.Table.O})
 	}
@@ -1144,21 +1146,23 @@ func (a *analysis) rename(fn sqlshadow.RenameFunc) error {
 			return err
 		}
 		old := c.Table.O
-		if n != "" {
-			c.Table = ast.NewCIStr(n)
+		if n != nil {
+			c.Table = n.newName
 		}
 		a.sites = append(a.sites, site{old, c.Table.O})
 	}
 	return nil
 }
 
-// qualifier returns the new name for a column qualifier [schema.]table, or
-// "" when it names an alias, a CTE or nothing renamed.
-func (a *analysis) qualifier(schema, table string) (string, error) {
+// qualifier returns the reference whose new name a column qualifier
+// [schema.]table takes, or nil when it names an alias, a CTE or nothing
+// renamed.
+func (a *analysis) qualifier(schema, table string) (*ref, error) {
 	if schema == "" && a.aliases.has(table) {
-		return "", nil
+		return nil, nil
 	}
 	var name string
+	var found *ref
 	for _, r := range a.refs {
 		if !r.base() || r.asOf != "" || r.tn.Schema.L != schema && schema != "" {
 			continue
@@ -1167,11 +1171,11 @@ func (a *analysis) qualifier(schema, table string) (string, error) {
 			continue
 		}
 		if name != "" && name != r.name {
-			return "", parseErr("column qualifier %s is ambiguous after renaming (%s, %s)", table, name, r.name)
+			return nil, parseErr("column qualifier %s is ambiguous after renaming (%s, %s)", table, name, r.name)
 		}
-		name = r.name
+		name, found = r.name, r
 	}
-	return name, nil
+	return found, nil
 }
 
 // want is the multiset of tables the rewritten statement must reference.
