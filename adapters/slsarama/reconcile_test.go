@@ -117,11 +117,20 @@ func TestReconcileSarama(t *testing.T) {
 	// armRefusal is set (by the refusal of the poison X-R-0), the next one
 	// is: the commit of that refusal.
 	var armed, armRefusal, xrRefused atomic.Bool
+	// X-R-0's refusal commit (one partition, its offset + 1) is rejected
+	// once and retried 100 ms, then 200 ms later; the retry must not meet
+	// the armed window that rejects every other commit (the CI rehearsal
+	// saw all three attempts rejected when phase 1 went fast).
+	var xrPart, xrNext atomic.Int64
+	xrRetry := func(oc *kmsg.OffsetCommitRequest) bool {
+		return xrRefused.Load() && len(oc.Topics) == 1 && len(oc.Topics[0].Partitions) == 1 &&
+			int64(oc.Topics[0].Partitions[0].Partition) == xrPart.Load() && oc.Topics[0].Partitions[0].Offset == xrNext.Load()
+	}
 	var rejectedCommits atomic.Int64
 	cluster.ControlKey(int16(kmsg.OffsetCommit), func(req kmsg.Request) (kmsg.Response, error, bool) {
 		cluster.KeepControl()
 		oc := req.(*kmsg.OffsetCommitRequest)
-		if oc.Group != "svc" || !armRefusal.CompareAndSwap(true, false) && !armed.Load() {
+		if oc.Group != "svc" || !armRefusal.CompareAndSwap(true, false) && (!armed.Load() || xrRetry(oc)) {
 			return nil, nil, false
 		}
 		rejectedCommits.Add(1)
@@ -149,6 +158,8 @@ func TestReconcileSarama(t *testing.T) {
 		slsarama.WithRefused(func(ctx context.Context, msg *sarama.ConsumerMessage, err error) error {
 			lg.refuse(string(msg.Value), err)
 			if string(msg.Value) == "X-R-0" {
+				xrPart.Store(int64(msg.Partition))
+				xrNext.Store(msg.Offset + 1)
 				armRefusal.Store(true)
 				xrRefused.Store(true)
 			}
