@@ -38,7 +38,7 @@ type service struct {
 
 // sqliteDB opens an embedded database with tables orders and
 // orders_shadow, and returns it with its file.
-func sqliteDB(b *testing.B) (*sql.DB, string) {
+func sqliteDB(b testing.TB) (*sql.DB, string) {
 	path := filepath.Join(b.TempDir(), "svc.db")
 	g, err := gorm.Open(sqlite.Open(path), &gorm.Config{Logger: logger.Discard})
 	if err != nil {
@@ -64,13 +64,13 @@ func sqliteDB(b *testing.B) (*sql.DB, string) {
 // it, and the statement the handler runs.
 type backend struct {
 	db    *sql.DB
-	wrap  func(b *testing.B) *sql.DB // the same database behind slsql and the dialect's Rewriter
+	wrap  func(b testing.TB) *sql.DB // the same database behind slsql and the dialect's Rewriter
 	query string
 }
 
-func sqliteBackend(b *testing.B) backend {
+func sqliteBackend(b testing.TB) backend {
 	db, path := sqliteDB(b)
-	return backend{db: db, query: "SELECT total FROM orders WHERE id = ?", wrap: func(b *testing.B) *sql.DB {
+	return backend{db: db, query: "SELECT total FROM orders WHERE id = ?", wrap: func(b testing.TB) *sql.DB {
 		return wrapped(b, db.Driver(), path, sqlitedialect.New())
 	}}
 }
@@ -78,7 +78,7 @@ func sqliteBackend(b *testing.B) backend {
 // postgresBackend uses the loopback PostgreSQL (database test) with a
 // table of its own and its shadow twin, dropped at the end; the benchmark
 // is skipped when PostgreSQL is not there.
-func postgresBackend(b *testing.B) backend {
+func postgresBackend(b testing.TB) backend {
 	addr := testenv.Addr("SHADOWLANE_POSTGRES_ADDR", "127.0.0.1:5432")
 	testenv.Need(b, "PostgreSQL", addr)
 	dsn := "postgres://postgres@" + addr + "/test?sslmode=disable"
@@ -102,13 +102,13 @@ func postgresBackend(b *testing.B) backend {
 			b.Fatal(err)
 		}
 	}
-	return backend{db: db, query: "SELECT total FROM " + table + " WHERE id = $1", wrap: func(b *testing.B) *sql.DB {
+	return backend{db: db, query: "SELECT total FROM " + table + " WHERE id = $1", wrap: func(b testing.TB) *sql.DB {
 		return wrapped(b, stdlib.GetDefaultDriver(), dsn, pgdialect.New())
 	}}
 }
 
 // wrapped opens dsn through slsql with d's Rewriter.
-func wrapped(b *testing.B, drv driver.Driver, dsn string, d sqlshadow.Dialect) *sql.DB {
+func wrapped(b testing.TB, drv driver.Driver, dsn string, d sqlshadow.Dialect) *sql.DB {
 	rw, err := sqlshadow.New(d)
 	if err != nil {
 		b.Fatal(err)
@@ -122,7 +122,7 @@ func wrapped(b *testing.B, drv driver.Driver, dsn string, d sqlshadow.Dialect) *
 	return db
 }
 
-func newService(b *testing.B, withShadowlane bool, store func(*testing.B) backend) *service {
+func newService(b testing.TB, withShadowlane bool, store func(testing.TB) backend) *service {
 	addr := testenv.Addr("SHADOWLANE_REDIS_ADDR", "127.0.0.1:6379")
 	testenv.Need(b, "Redis", addr)
 	key := fmt.Sprintf("slbench:perf:%d:user:42", rand.Uint32())
@@ -199,7 +199,7 @@ func BenchmarkServicePostgres(b *testing.B) {
 
 var modes = []string{"bare", "unmarked", "marked50"}
 
-func serveMode(b *testing.B, mode string, store func(*testing.B) backend) {
+func serveMode(b *testing.B, mode string, store func(testing.TB) backend) {
 	s := newService(b, mode != "bare", store)
 	plain, marked := request(false), request(true)
 	want := map[bool]string{false: "alice 7", true: "bot 7"}

@@ -1,0 +1,37 @@
+#!/bin/bash
+# cgservice.sh [BACKEND...] : instructions per request of the bench/service
+# service, whole process under callgrind (TestServiceInstructions), for
+# each backend (sqlite postgres) and mode (bare unmarked marked50).
+# SLBENCH_REQUESTS (default 400) requests one at a time per mode. Prints
+# raw (dumped Ir / n) and net (less the idle rate x the wall time between
+# --zero and --dump) per request.
+set -e
+cd "$(dirname "$0")"
+work=$(mktemp -d)
+trap '[ -n "$KEEP" ] || rm -rf "$work"' EXIT
+go test -c -o "$work/service.test" .
+n=${SLBENCH_REQUESTS:-400}
+total() { awk '/^(totals|summary):/ {print $2; exit}' "$1"; }
+waitfile() { while [ ! -e "$1" ]; do kill -0 "$2" 2>/dev/null || return 1; sleep 0.05; done; }
+for backend in ${*:-sqlite postgres}; do
+	for mode in bare unmarked marked50; do
+		out="$work/cg.$backend.$mode"
+		SLBENCH_CALLGRIND_OUT=$out SLBENCH_BACKEND=$backend SLBENCH_MODE=$mode SLBENCH_REQUESTS=$n \
+			GODEBUG=asyncpreemptoff=1 valgrind --tool=callgrind --callgrind-out-file="$out" \
+			"$work/service.test" -test.run='^TestServiceInstructions$' -test.v >"$out.log" 2>"$out.err" &
+		pid=$!
+		if ! waitfile "$out.ready" $pid; then echo "$backend $mode: failed"; tail -5 "$out.log"; continue; fi
+		callgrind_control --zero $pid >/dev/null 2>&1
+		t0=$(date +%s.%N); sleep 3; callgrind_control --dump $pid >/dev/null 2>&1; t1=$(date +%s.%N)
+		idle=$(total "$out.1")
+		callgrind_control --zero $pid >/dev/null 2>&1
+		t2=$(date +%s.%N); touch "$out.go"
+		waitfile "$out.done" $pid
+		callgrind_control --dump $pid >/dev/null 2>&1; t3=$(date +%s.%N)
+		touch "$out.end"; wait $pid || { echo "$backend $mode: test failed"; tail -5 "$out.log"; continue; }
+		ir=$(total "$out.2")
+		awk -v b=$backend -v m=$mode -v n=$n -v ir=$ir -v idle=$idle -v t0=$t0 -v t1=$t1 -v t2=$t2 -v t3=$t3 'BEGIN {
+			rate = idle / (t1 - t0)
+			printf "%-8s %-8s n=%d raw %.0f net %.0f instructions/request (idle %.0f/s, %.1f s)\n", b, m, n, ir / n, (ir - rate * (t3 - t2)) / n, rate, t3 - t2 }'
+	done
+done
