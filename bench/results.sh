@@ -108,12 +108,12 @@ gin||foundation|BenchmarkGin/shadowlane/marked-header|0|0
 redis|Redis hook (no I/O)|redis|BenchmarkHookOnly/GET/bare|2000|12000
 redis||redis|BenchmarkHookOnly/GET/unmarked-guard|2000|12000
 redis||redis|BenchmarkHookOnly/GET/marked|0|0
-service|Whole service: gin + Redis GET (loopback) + SQL SELECT (embedded SQLite), per request|service|BenchmarkService/bare|30|130
-service||service|BenchmarkService/unmarked|30|130
-service||service|BenchmarkService/marked50|30|130
-service-pg|Whole service: gin + Redis GET (loopback) + SQL SELECT (loopback PostgreSQL, pgx), per request|service|BenchmarkServicePostgres/bare|30|130
-service-pg||service|BenchmarkServicePostgres/unmarked|30|130
-service-pg||service|BenchmarkServicePostgres/marked50|30|130
+service|Whole service: gin + Redis GET (loopback) + SQL SELECT (embedded SQLite), per request (Ir n/a here: the closure toggle breaks when the handler blocks on I/O; instructions per request: bench/service/cgservice.sh)|service|BenchmarkService/bare|0|0
+service||service|BenchmarkService/unmarked|0|0
+service||service|BenchmarkService/marked50|0|0
+service-pg|Whole service: gin + Redis GET (loopback) + SQL SELECT (loopback PostgreSQL, pgx), per request (Ir: bench/service/cgservice.sh postgres)|service|BenchmarkServicePostgres/bare|0|0
+service-pg||service|BenchmarkServicePostgres/unmarked|0|0
+service-pg||service|BenchmarkServicePostgres/marked50|0|0
 '
 
 rows() { printf '%s\n' "$SPEC" | grep -v '^$' | { if [ -n "$ONLY" ]; then awk -F'|' -v o="$ONLY" '$1 ~ o'; else cat; fi; }; }
