@@ -6,6 +6,10 @@ require (
 	github.com/DataDog/orchestrion v1.15.0
 	github.com/gin-gonic/gin v1.12.0
 	github.com/redis/go-redis/v9 v9.23.0
+	github.com/shadowlane/shadowlane v0.0.0
+	github.com/shadowlane/shadowlane/adapters/slgin v0.0.0
+	github.com/shadowlane/shadowlane/adapters/slredis v0.0.0
+	github.com/shadowlane/shadowlane/adapters/slsql v0.0.0
 	github.com/shadowlane/shadowlane/dialects/sqlite v0.0.0
 	github.com/shadowlane/shadowlane/wiring v0.0.0
 	modernc.org/sqlite v1.62.0
@@ -30,6 +34,7 @@ require (
 	github.com/DataDog/sketches-go v1.4.8 // indirect
 	github.com/Microsoft/go-winio v0.6.2 // indirect
 	github.com/antithesishq/antithesis-sdk-go v0.8.0 // indirect
+	github.com/apache/rocketmq-client-go/v2 v2.1.3-0.20251226070945-2173d070fd1b // indirect
 	github.com/aymanbagabas/go-osc52/v2 v2.0.1 // indirect
 	github.com/blakesmith/ar v0.0.0-20190502131153-809d4375e1fb // indirect
 	github.com/bytedance/gopkg v0.1.3 // indirect
@@ -50,6 +55,7 @@ require (
 	github.com/dave/dst v0.27.4 // indirect
 	github.com/dustin/go-humanize v1.1.0 // indirect
 	github.com/ebitengine/purego v0.11.0 // indirect
+	github.com/emirpasic/gods v1.12.0 // indirect
 	github.com/fsnotify/fsnotify v1.10.1 // indirect
 	github.com/gabriel-vasile/mimetype v1.4.12 // indirect
 	github.com/gin-contrib/sse v1.1.0 // indirect
@@ -61,6 +67,7 @@ require (
 	github.com/go-playground/validator/v10 v10.30.1 // indirect
 	github.com/goccy/go-json v0.10.5 // indirect
 	github.com/goccy/go-yaml v1.19.2 // indirect
+	github.com/golang/mock v1.7.0-rc.1 // indirect
 	github.com/google/go-tpm v0.9.8 // indirect
 	github.com/google/uuid v1.6.0 // indirect
 	github.com/hashicorp/go-version v1.9.0 // indirect
@@ -88,6 +95,7 @@ require (
 	github.com/nats-io/nuid v1.0.1 // indirect
 	github.com/ncruces/go-strftime v1.1.0 // indirect
 	github.com/outcaste-io/ristretto v0.2.3 // indirect
+	github.com/patrickmn/go-cache v2.1.0+incompatible // indirect
 	github.com/pelletier/go-toml/v2 v2.2.4 // indirect
 	github.com/petermattis/goid v0.0.0-20260820044319-269ab09b5261 // indirect
 	github.com/philhofer/fwd v1.2.0 // indirect
@@ -104,14 +112,15 @@ require (
 	github.com/rs/zerolog v1.35.1 // indirect
 	github.com/russross/blackfriday/v2 v2.1.0 // indirect
 	github.com/secure-systems-lab/go-securesystemslib v0.11.1 // indirect
-	github.com/shadowlane/shadowlane v0.0.0 // indirect
-	github.com/shadowlane/shadowlane/adapters/slgin v0.0.0 // indirect
-	github.com/shadowlane/shadowlane/adapters/slredis v0.0.0 // indirect
 	github.com/shadowlane/shadowlane/adapters/slgorm v0.0.0 // indirect
 	github.com/shadowlane/shadowlane/adapters/slgrpc v0.0.0 // indirect
 	github.com/shadowlane/shadowlane/adapters/slkafka v0.0.0 // indirect
-	github.com/shadowlane/shadowlane/adapters/slsql v0.0.0 // indirect
+	github.com/shadowlane/shadowlane/adapters/slrocketmq v0.0.0 // indirect
 	github.com/shirou/gopsutil/v4 v4.26.8 // indirect
+	github.com/sirupsen/logrus v1.9.3 // indirect
+	github.com/tidwall/gjson v1.13.0 // indirect
+	github.com/tidwall/match v1.1.1 // indirect
+	github.com/tidwall/pretty v1.2.0 // indirect
 	github.com/tinylib/msgp v1.6.4 // indirect
 	github.com/tklauser/go-sysconf v0.4.0 // indirect
 	github.com/tklauser/numcpus v0.12.0 // indirect
@@ -159,19 +168,22 @@ require (
 	google.golang.org/genproto/googleapis/rpc v0.0.0-20260831171406-18b4a7587f8a // indirect
 	google.golang.org/grpc v1.85.0 // indirect
 	google.golang.org/protobuf v1.36.12 // indirect
+	gopkg.in/natefinch/lumberjack.v2 v2.0.0 // indirect
 	gorm.io/gorm v1.31.2 // indirect
 	modernc.org/libc v1.80.1 // indirect
 	modernc.org/mathutil v1.7.1 // indirect
 	modernc.org/memory v1.12.1 // indirect
+	stathat.com/c/consistent v1.0.0 // indirect
 )
 
 replace (
 	github.com/shadowlane/shadowlane => ../..
 	github.com/shadowlane/shadowlane/adapters/slgin => ../../adapters/slgin
-	github.com/shadowlane/shadowlane/adapters/slredis => ../../adapters/slredis
 	github.com/shadowlane/shadowlane/adapters/slgorm => ../../adapters/slgorm
 	github.com/shadowlane/shadowlane/adapters/slgrpc => ../../adapters/slgrpc
 	github.com/shadowlane/shadowlane/adapters/slkafka => ../../adapters/slkafka
+	github.com/shadowlane/shadowlane/adapters/slredis => ../../adapters/slredis
+	github.com/shadowlane/shadowlane/adapters/slrocketmq => ../../adapters/slrocketmq
 	github.com/shadowlane/shadowlane/adapters/slsql => ../../adapters/slsql
 	github.com/shadowlane/shadowlane/dialects/sqlite => ../../dialects/sqlite
 	github.com/shadowlane/shadowlane/wiring => ../../wiring
