@@ -507,9 +507,7 @@ func (d *drillRun) zonesPhase(ctx context.Context) error {
 	}
 	check(phase("production-room-b-down", "", zoneA), "production with room-b down")
 
-	for _, row := range countsDelta(picks0, after) {
-		rep.Picks = append(rep.Picks, row)
-	}
+	rep.Picks = append(rep.Picks, countsDelta(picks0, after)...)
 	for _, in := range zt.insts {
 		var prod, lt int64
 		for run, n := range in.counts() {
