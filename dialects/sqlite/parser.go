@@ -453,7 +453,7 @@ func (p *parser) tableOrSubquery(sc *scope) error {
 		}
 		return p.alias(sc, -1, "", name)
 	}
-	if k := tableFunc(name); k != tfNone && (schema != "" || !p.isCTE(name)) {
+	if tableFunc(name) != tfNone && (schema != "" || !p.isCTE(name)) {
 		// A table-valued function named without arguments ("FROM
 		// orders, json_each WHERE json_each.json = orders.doc"): SQLite
 		// reads its eponymous virtual table, unless the schema has a
@@ -461,7 +461,6 @@ func (p *parser) tableOrSubquery(sc *scope) error {
 		// see the schema, so every bare form fails closed (pragma_*,
 		// dbstat, sqlite_dbpage, ... and the JSON ones alike); the
 		// called form json_each(x) is always the function.
-		_ = k
 		return parseErr("table-valued function %q named without arguments is not supported (write %s(...))", name, name)
 	}
 	return p.namedTable(sc, schema, nameTok, false)
