@@ -46,32 +46,39 @@ func (Dialect) RewriteFuncs(query string, rename sqlshadow.RenameFunc, funcs sql
 	if p.peek().kind != tEOF {
 		return sqlshadow.Result{}, p.unexpected("expected end of statement (one statement only)")
 	}
-	quals, err := p.resolve()
-	if err != nil {
+	if err := p.resolve(); err != nil {
 		return sqlshadow.Result{}, err
 	}
+	rewriting := (rename != nil || funcs != nil) && kind != sqlshadow.KindDDL
 	res := sqlshadow.Result{SQL: query, Kind: kind}
-	type key struct {
-		t     sqlshadow.Table
-		write bool
-	}
-	seen := make(map[key]bool, len(p.tables))
-	for _, r := range p.tables {
-		k := key{r.t, r.write}
-		if !seen[k] {
-			seen[k] = true
-			res.Tables = append(res.Tables, sqlshadow.Use{Table: r.t, Write: r.write})
+	// uses backs res.Tables and, when rewriting, Verified.Tables (its
+	// second half): one allocation for both.
+	var uses []sqlshadow.Use
+	if n := len(p.tables); n > 0 {
+		if rewriting {
+			n *= 2
 		}
+		uses = make([]sqlshadow.Use, n)
+		res.Tables = uses[:0:len(p.tables)]
 	}
-	fseen := map[sqlshadow.Func]bool{}
+	// use[i] is the index in res.Tables of p.tables[i]
+	var useBuf [16]int
+	use := useBuf[:0]
+	for _, r := range p.tables {
+		u := sqlshadow.Use{Table: r.t, Write: r.write}
+		i := slices.Index(res.Tables, u)
+		if i < 0 {
+			i = len(res.Tables)
+			res.Tables = append(res.Tables, u)
+		}
+		use = append(use, i)
+	}
 	for _, ft := range p.funcs {
-		f := funcOf(toks[ft])
-		if !fseen[f] {
-			fseen[f] = true
+		if f := funcOf(toks[ft]); !slices.Contains(res.Funcs, f) {
 			res.Funcs = append(res.Funcs, f)
 		}
 	}
-	if (rename == nil && funcs == nil) || (len(p.tables) == 0 && len(p.funcs) == 0) || kind == sqlshadow.KindDDL {
+	if !rewriting || (len(p.tables) == 0 && len(p.funcs) == 0) {
 		// DDL is never rewritten: the caller refuses it for marked traffic.
 		return res, nil
 	}
@@ -79,8 +86,9 @@ func (Dialect) RewriteFuncs(query string, rename sqlshadow.RenameFunc, funcs sql
 		rename = func(t sqlshadow.Table, _ bool) (string, error) { return t.Name, nil }
 	}
 	// names[i] is the new name of res.Tables[i]
-	names := make([]string, len(res.Tables))
-	for i, u := range res.Tables {
+	var namesBuf [8]string
+	names := namesBuf[:0]
+	for _, u := range res.Tables {
 		n, err := rename(u.Table, u.Write)
 		if err != nil {
 			return sqlshadow.Result{}, err
@@ -88,23 +96,19 @@ func (Dialect) RewriteFuncs(query string, rename sqlshadow.RenameFunc, funcs sql
 		if n == "" {
 			return sqlshadow.Result{}, parseErr("empty new name for table %s", u.Table)
 		}
-		names[i] = n
+		names = append(names, n)
 	}
-	nameOf := func(r tableRef) string {
-		for i, u := range res.Tables {
-			if u.Table == r.t && u.Write == r.write {
-				return names[i]
-			}
+	// edits are the name tokens that change, in token order: table names,
+	// the qualifiers that use them, renamed functions.
+	var editBuf [16]edit
+	edits := editBuf[:0]
+	for i, r := range p.tables {
+		edits = addEdit(edits, toks, r.tok, names[use[i]], use[i])
+	}
+	for _, r := range p.refs {
+		if r.table >= 0 {
+			edits = addEdit(edits, toks, r.tok, names[use[r.table]], use[r.table])
 		}
-		return r.t.Name
-	}
-	// repl[i] is the new text of token i ("" when it is kept)
-	repl := make([]string, len(toks))
-	for _, r := range p.tables {
-		repl[r.tok] = nameOf(r)
-	}
-	for tok, ti := range quals {
-		repl[tok] = nameOf(p.tables[ti])
 	}
 	funcRenamed := false
 	if funcs != nil {
@@ -118,27 +122,53 @@ func (Dialect) RewriteFuncs(query string, rename sqlshadow.RenameFunc, funcs sql
 				return sqlshadow.Result{}, parseErr("empty new name for function %s", f)
 			}
 			if n != f.Name {
-				repl[ft] = n
+				edits = addEdit(edits, toks, ft, n, -1)
 				funcRenamed = true
 			}
 		}
 	}
-	var kw kwMemo
-	var b strings.Builder
-	b.Grow(len(query) + 16*len(repl))
-	last := 0
-	for i, t := range toks {
-		n := repl[i]
-		if n == "" || n == t.val {
-			continue
+	// insertion sort: the three lists are each in token order already
+	for i := 1; i < len(edits); i++ {
+		for j := i; j > 0 && edits[j].tok < edits[j-1].tok; j-- {
+			edits[j], edits[j-1] = edits[j-1], edits[j]
 		}
+	}
+	size := len(query)
+	for _, e := range edits {
+		size += len(e.name) + 4 // quotes and spaces, when needed
+	}
+	// bare[i] caches bareOK(names[i]): 0 unknown, 1 yes, 2 no
+	var bareBuf [8]uint8
+	bare := bareBuf[:]
+	if len(names) > len(bare) {
+		bare = make([]uint8, len(names))
+	}
+	var b strings.Builder
+	b.Grow(size)
+	last := 0
+	for _, e := range edits {
+		t := &toks[e.tok]
 		b.WriteString(query[last:t.start])
 		// A space keeps the new name apart from a neighbour it would run
 		// into ("a"FROM -> a_shadow FROM).
 		if t.start > 0 && joins(query[t.start-1]) {
 			b.WriteByte(' ')
 		}
-		writeIdent(&b, n, t.quote, &kw)
+		ok := false
+		if t.quote == 0 {
+			if e.use < 0 {
+				ok = bareOK(e.name)
+			} else {
+				if bare[e.use] == 0 {
+					bare[e.use] = 2
+					if bareOK(e.name) {
+						bare[e.use] = 1
+					}
+				}
+				ok = bare[e.use] == 1
+			}
+		}
+		writeIdent(&b, e.name, t.quote, ok)
 		if t.end < len(query) && joins(query[t.end]) {
 			b.WriteByte(' ')
 		}
@@ -146,86 +176,100 @@ func (Dialect) RewriteFuncs(query string, rename sqlshadow.RenameFunc, funcs sql
 	}
 	b.WriteString(query[last:])
 	res.SQL = b.String()
-	if !funcRenamed && alphaRenaming(toks, repl, &kw) {
+	if !funcRenamed && alphaRenaming(query, toks, edits) {
 		// Each renamed name token stays one identifier token that is no
 		// keyword, and every comparison of names the parser makes (CTE
 		// scope, qualifiers, table identity: exact or case-insensitive)
 		// comes out the same: res.SQL parses to the same statement with
 		// the names replaced, so its analysis is this one with the new
 		// names. FuzzRewrite checks it against a fresh parse.
-		v := sqlshadow.Result{SQL: res.SQL, Kind: kind}
+		v := &sqlshadow.Result{SQL: res.SQL, Kind: kind, Funcs: res.Funcs}
 		if len(res.Tables) > 0 {
-			v.Tables = make([]sqlshadow.Use, 0, len(res.Tables))
-		}
-		for _, r := range p.tables {
-			u := sqlshadow.Use{Table: sqlshadow.Table{Schema: r.t.Schema, Name: nameOf(r)}, Write: r.write}
-			if !slices.Contains(v.Tables, u) {
-				v.Tables = append(v.Tables, u)
+			// Distinct uses keep distinct new names (alphaRenaming), so
+			// the renamed uses need no deduplication.
+			v.Tables = uses[len(p.tables) : len(p.tables)+len(res.Tables) : len(uses)]
+			for i, u := range res.Tables {
+				v.Tables[i] = sqlshadow.Use{Table: sqlshadow.Table{Schema: u.Table.Schema, Name: names[i]}, Write: u.Write}
 			}
 		}
-		v.Funcs = res.Funcs
-		res.Verified = &v
+		res.Verified = v
 	}
 	return res, nil
 }
 
-// alphaRenaming reports whether replacing the identifier tokens of repl
-// by their new names keeps every relation between names the parser
-// tests: no renamed token was a bare keyword (the parser may have weighed
-// it as one), two tokens have equal names after the renaming exactly when
-// they had before (exactly and in any letter case), and no new name equals
-// another name of the statement in any letter case.
-func alphaRenaming(toks []token, repl []string, kw *kwMemo) bool {
-	// For each identifier token j: its name before and after the renaming
-	// and their foldSig.
-	type ident struct {
-		old, new   string
-		osig, nsig uint64
-		renamed    bool
+// edit replaces the name token tok by name; use is the index of the table
+// in Result.Tables, -1 for a function.
+type edit struct {
+	tok  int
+	name string
+	use  int
+}
+
+// addEdit appends the edit of token tok to name unless it keeps its name.
+func addEdit(edits []edit, toks []token, tok int, name string, use int) []edit {
+	if name == toks[tok].val {
+		return edits
 	}
-	var buf [48]ident
-	ids := buf[:0]
+	return append(edits, edit{tok: tok, name: name, use: use})
+}
+
+// alphaRenaming reports whether the edits (in token order) keep every
+// relation between names the parser tests: no renamed token was a bare
+// keyword (the parser may have weighed it as one), two tokens have equal
+// names after the renaming exactly when they had before (exactly and in
+// any letter case), and no new name equals another name of the statement
+// in any letter case.
+func alphaRenaming(query string, toks []token, edits []edit) bool {
+	ascii := isASCII(query)
+	// the distinct renamings old -> new; tokens renamed alike relate
+	// alike, so each is checked once
+	type pair struct {
+		old, new string
+		bare     bool // some token renamed so is a bare word
+	}
+	var buf [8]pair
+	pairs := buf[:0]
+	for _, e := range edits {
+		t := &toks[e.tok]
+		if t.kind != tIdent {
+			return false
+		}
+		i := 0
+		for i < len(pairs) && (pairs[i].old != t.val || pairs[i].new != e.name) {
+			i++
+		}
+		if i == len(pairs) {
+			pairs = append(pairs, pair{old: t.val, new: e.name})
+			ascii = ascii && isASCII(e.name)
+		}
+		pairs[i].bare = pairs[i].bare || t.quote == 0
+	}
+	for i, a := range pairs {
+		if a.bare && isKeyword(a.old) {
+			return false
+		}
+		for _, b := range pairs[:i] {
+			if !related(a.old, a.new, b.old, b.new, ascii) {
+				return false
+			}
+		}
+	}
+	// every identifier token that keeps its name against each renaming
+	e := 0
 	for j := range toks {
 		t := &toks[j]
+		if e < len(edits) && edits[e].tok == j {
+			e++
+			continue
+		}
 		if t.kind != tIdent {
 			continue
 		}
-		id := ident{old: t.val, new: t.val}
-		id.osig = foldSig(t.val)
-		id.nsig = id.osig
-		if m := repl[j]; m != "" && m != t.val {
-			if t.quote == 0 && kw.isKeyword(t.val) {
-				return false
+		for _, a := range pairs {
+			if ascii && len(t.val) != len(a.old) && len(t.val) != len(a.new) {
+				continue // equal in no letter case to either
 			}
-			id.new, id.nsig, id.renamed = m, foldSig(m), true
-		}
-		ids = append(ids, id)
-	}
-	for i := range ids {
-		a := &ids[i]
-		if !a.renamed {
-			continue
-		}
-		for j := range ids {
-			b := &ids[j]
-			if j == i {
-				continue
-			}
-			// Two ASCII names whose signatures differ are neither equal
-			// nor equal in any letter case: when that holds both before
-			// and after the renaming, the pair keeps its relations.
-			if a.osig != b.osig && a.nsig != b.nsig && a.osig != 0 && b.osig != 0 && a.nsig != 0 && b.nsig != 0 {
-				continue
-			}
-			if a.old == b.old || a.new == b.new {
-				// equal names are equal in any case too: equal before
-				// must mean equal after, and the other way round
-				if a.old != b.old || a.new != b.new {
-					return false
-				}
-				continue
-			}
-			if strings.EqualFold(a.old, b.old) != strings.EqualFold(a.new, b.new) {
+			if !related(a.old, a.new, t.val, t.val, ascii) {
 				return false
 			}
 		}
@@ -233,46 +277,29 @@ func alphaRenaming(toks []token, repl []string, kw *kwMemo) bool {
 	return true
 }
 
-// foldSig is a signature of an ASCII name that two names equal in any
-// letter case share: its length and its first and last bytes with the
-// ASCII case bit set. It is 0 for a non-ASCII name, whose case folding
-// (the Kelvin sign folds to k) only strings.EqualFold decides.
-func foldSig(s string) uint64 {
-	if s == "" {
-		return 0
+// related reports whether names a and b relate after the renaming as
+// before: equal, and equal in any letter case.
+func related(aOld, aNew, bOld, bNew string, ascii bool) bool {
+	return (aOld == bOld) == (aNew == bNew) && foldEq(aOld, bOld, ascii) == foldEq(aNew, bNew, ascii)
+}
+
+// foldEq is strings.EqualFold; ascii says both are ASCII, whose equal
+// folding needs equal lengths.
+func foldEq(a, b string, ascii bool) bool {
+	if ascii && len(a) != len(b) {
+		return false
 	}
+	return strings.EqualFold(a, b)
+}
+
+// isASCII reports whether s has only ASCII bytes (a non-ASCII name may
+// fold equal to a name of another length: the Kelvin sign folds to k).
+func isASCII(s string) bool {
+	var or byte
 	for i := 0; i < len(s); i++ {
-		if s[i] >= utf8.RuneSelf {
-			return 0
-		}
+		or |= s[i]
 	}
-	return 1<<63 | uint64(len(s))<<16 | uint64(s[0]|0x20)<<8 | uint64(s[len(s)-1]|0x20)
-}
-
-// kwMemo remembers isKeyword for the few distinct names of one statement
-// (each renamed name is tested where it is written and again by
-// alphaRenaming). The zero value is ready to use.
-type kwMemo struct {
-	n    int
-	name [8]string
-	kw   [8]bool
-}
-
-func (m *kwMemo) isKeyword(s string) bool {
-	if m == nil {
-		return isKeyword(s)
-	}
-	for i := 0; i < m.n; i++ {
-		if m.name[i] == s {
-			return m.kw[i]
-		}
-	}
-	k := isKeyword(s)
-	if m.n < len(m.name) {
-		m.name[m.n], m.kw[m.n] = s, k
-		m.n++
-	}
-	return k
+	return or < utf8.RuneSelf
 }
 
 // isKeyword reports whether s, upper-cased as token.kw does it, is a
@@ -318,7 +345,8 @@ func funcOf(t token) sqlshadow.Func {
 
 // writeIdent writes name as an identifier, in the quote style of the token
 // it replaces when possible.
-func writeIdent(b *strings.Builder, name string, quote byte, kw *kwMemo) {
+// bare says name may be written unquoted (bareOK).
+func writeIdent(b *strings.Builder, name string, quote byte, bare bool) {
 	switch quote {
 	case '`':
 		b.WriteByte('`')
@@ -333,7 +361,7 @@ func writeIdent(b *strings.Builder, name string, quote byte, kw *kwMemo) {
 			return
 		}
 	case 0:
-		if bareOK(name, kw) {
+		if bare {
 			b.WriteString(name)
 			return
 		}
@@ -343,8 +371,10 @@ func writeIdent(b *strings.Builder, name string, quote byte, kw *kwMemo) {
 	b.WriteByte('"')
 }
 
-func bareOK(name string, kw *kwMemo) bool {
-	if name == "" || !isIdentStart(name[0]) || kw.isKeyword(name) {
+// bareOK reports whether name reads back as itself unquoted: an identifier
+// that is no keyword.
+func bareOK(name string) bool {
+	if name == "" || !isIdentStart(name[0]) || isKeyword(name) {
 		return false
 	}
 	for i := 0; i < len(name); i++ {

@@ -15,10 +15,11 @@ func TestIsKeyword(t *testing.T) {
 	}
 }
 
-// TestFoldSig: names equal in any letter case share a signature; 0 for
-// non-ASCII.
-func TestFoldSig(t *testing.T) {
-	if foldSig("Orders") != foldSig("oRDERS") || foldSig("orders") == foldSig("ordersx") || foldSig("\u212A") != 0 || foldSig("") != 0 {
-		t.Fatal("foldSig")
+// TestFoldEq: names of different lengths are equal in no letter case
+// only when both are ASCII (the Kelvin sign folds to k).
+func TestFoldEq(t *testing.T) {
+	if !foldEq("Orders", "oRDERS", true) || foldEq("orders", "ordersx", true) || !foldEq("\u212A", "k", false) ||
+		!isASCII("orders_shadow") || isASCII("\u212A") {
+		t.Fatal("foldEq")
 	}
 }

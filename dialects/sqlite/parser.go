@@ -29,6 +29,7 @@ type qref struct {
 	sc     *scope
 	tok    int // qualifier token
 	schema string
+	table  int // set by resolve: index into parser.tables, -1 for an alias or CTE
 }
 
 type parser struct {
@@ -932,11 +933,11 @@ func (p *parser) term(sc *scope) error {
 }
 
 // resolve maps every qualified column reference to the table whose name it
-// uses (renamed with it) or to an alias (left alone). An unknown qualifier
-// fails closed.
-func (p *parser) resolve() (map[int]int, error) {
-	out := make(map[int]int, len(p.refs))
-	for _, r := range p.refs {
+// uses (renamed with it) or to an alias (left alone), in qref.table. An
+// unknown qualifier fails closed.
+func (p *parser) resolve() error {
+	for i := range p.refs {
+		r := &p.refs[i]
 		q := p.toks[r.tok].val
 		found := false
 		for sc := r.sc; sc != nil && !found; sc = sc.parent {
@@ -949,22 +950,20 @@ func (p *parser) resolve() (map[int]int, error) {
 					continue
 				}
 				if match != -2 && match != s.table {
-					return nil, parseErr("ambiguous qualifier %q", q)
+					return parseErr("ambiguous qualifier %q", q)
 				}
 				match = s.table
 			}
 			if match != -2 {
 				found = true
-				if match >= 0 {
-					out[r.tok] = match
-				}
+				r.table = match
 			}
 		}
 		if !found {
-			return nil, parseErr("qualifier %q names no table, alias or CTE in scope", q)
+			return parseErr("qualifier %q names no table, alias or CTE in scope", q)
 		}
 	}
-	return out, nil
+	return nil
 }
 
 func containsFold(list []string, s string) bool {
