@@ -23,3 +23,19 @@ func TestFoldEq(t *testing.T) {
 		t.Fatal("foldEq")
 	}
 }
+
+// TestByteClass: joins and the bare-name bytes agree with their
+// definitions.
+func TestByteClass(t *testing.T) {
+	for c := 0; c < 256; c++ {
+		b := byte(c)
+		want := b == '_' || b == '$' || b == '"' || b == '\'' || b == '`' || b == '[' || b == ']' || b >= 0x80 ||
+			'a' <= b && b <= 'z' || 'A' <= b && b <= 'Z' || '0' <= b && b <= '9'
+		if joins(b) != want {
+			t.Errorf("joins(%q) = %v", b, !want)
+		}
+		if bare := byteClass[b]&cBare != 0; bare != (isIdentChar(b) && b < 0x80) {
+			t.Errorf("bare %q = %v", b, bare)
+		}
+	}
+}

@@ -209,31 +209,35 @@ var keywords, kwFirst, kwLast = func() (map[string]uint8, [longestKeyword + 1]ui
 
 // keyword returns the index in keywordList of the keyword s spells in
 // any letter case (s upper-cased as strings.ToUpper does it: ſelect
-// spells SELECT), 0 for none; an ASCII name is upper-cased on the stack.
+// spells SELECT), 0 for none.
 func keyword(s string) uint8 {
-	if len(s) > longestKeyword {
-		for i := 0; i < len(s); i++ {
-			if s[i] >= utf8.RuneSelf {
-				return keywords[strings.ToUpper(s)]
-			}
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return keywords[strings.ToUpper(s)]
 		}
+	}
+	return asciiKeyword(s)
+}
+
+// asciiKeyword is keyword for an ASCII s, upper-cased on the stack after
+// the length, first and last letter tests.
+func asciiKeyword(s string) uint8 {
+	n := len(s)
+	if n < 2 || n > longestKeyword {
+		return 0
+	}
+	first, last := s[0]&^0x20, s[n-1]&^0x20 // upper case, for letters
+	if first < 'A' || first > 'Z' || last < 'A' || last > 'Z' ||
+		kwFirst[n]&(1<<(first-'A')) == 0 || kwLast[n]&(1<<(last-'A')) == 0 {
 		return 0
 	}
 	var b [longestKeyword]byte
-	for i := 0; i < len(s); i++ {
+	for i := 0; i < n; i++ {
 		c := s[i]
-		if c >= utf8.RuneSelf {
-			return keywords[strings.ToUpper(s)]
-		}
 		if 'a' <= c && c <= 'z' {
 			c -= 'a' - 'A'
 		}
 		b[i] = c
-	}
-	n := len(s)
-	if n == 0 || b[0] < 'A' || b[0] > 'Z' || b[n-1] < 'A' || b[n-1] > 'Z' ||
-		kwFirst[n]&(1<<(b[0]-'A')) == 0 || kwLast[n]&(1<<(b[n-1]-'A')) == 0 {
-		return 0
 	}
 	return keywords[string(b[:n])]
 }

@@ -35,14 +35,21 @@ func rewrite(query string, rename sqlshadow.RenameFunc, funcs sqlshadow.FuncRena
 	rewriting := (rename != nil || funcs != nil) && kind != sqlshadow.KindDDL
 	res := sqlshadow.Result{SQL: query, Kind: kind}
 	// uses backs res.Tables and, when rewriting, Verified.Tables (its
-	// second half): one allocation for both.
+	// second half); with few tables, box holds both and Verified: one
+	// allocation for the three.
+	var box *verifiedBox
 	var uses []sqlshadow.Use
 	if n := len(p.tables); n > 0 {
-		if rewriting {
-			n *= 2
+		switch {
+		case rewriting && 2*n <= len(box.uses):
+			box = new(verifiedBox)
+			uses = box.uses[:2*n]
+		case rewriting:
+			uses = make([]sqlshadow.Use, 2*n)
+		default:
+			uses = make([]sqlshadow.Use, n)
 		}
-		uses = make([]sqlshadow.Use, n)
-		res.Tables = uses[:0:len(p.tables)]
+		res.Tables = uses[:0:n]
 	}
 	// use[i] is the index in res.Tables of p.tables[i]
 	var useBuf [16]int
@@ -166,7 +173,11 @@ func rewrite(query string, rename sqlshadow.RenameFunc, funcs sqlshadow.FuncRena
 		// comes out the same: res.SQL parses to the same statement with
 		// the names replaced, so its analysis is this one with the new
 		// names. FuzzRewrite checks it against a fresh parse.
-		v := &sqlshadow.Result{SQL: res.SQL, Kind: kind, Funcs: res.Funcs}
+		v := new(sqlshadow.Result)
+		if box != nil {
+			v = &box.v
+		}
+		*v = sqlshadow.Result{SQL: res.SQL, Kind: kind, Funcs: res.Funcs}
 		if len(res.Tables) > 0 {
 			// Distinct uses keep distinct new names (alphaRenaming), so
 			// the renamed uses need no deduplication.
@@ -178,6 +189,13 @@ func rewrite(query string, rename sqlshadow.RenameFunc, funcs sqlshadow.FuncRena
 		res.Verified = v
 	}
 	return res, nil
+}
+
+// verifiedBox holds Result.Verified and the uses of Result.Tables and of
+// Verified.Tables of a statement with up to four table references.
+type verifiedBox struct {
+	v    sqlshadow.Result
+	uses [8]sqlshadow.Use
 }
 
 // edit replaces the name token tok by name; use is the index of the table
@@ -198,15 +216,20 @@ func addEdit(edits []edit, toks []token, tok int, name string, use int) []edit {
 
 // alphaRenaming reports whether the edits (in token order) keep every
 // relation between names the parser tests: no renamed token was a bare
-// keyword (the parser may have weighed it as one), two tokens have equal
+// keyword (the parser may have weighed it as one), no new name is one of
+// a table-valued function, two tokens have equal
 // names after the renaming exactly when they had before (exactly and in
 // any letter case), and no new name equals another name of the statement
 // in any letter case.
 func alphaRenaming(query string, toks []token, edits []edit) bool {
+	if len(edits) == 0 {
+		return true
+	}
 	ascii := isASCII(query)
 	// the distinct renamings old -> new; tokens renamed alike relate
 	// alike, so each is checked once
 	type pair struct {
+		use        int // Result.Tables index: same use and old name, same new name
 		old, new   string
 		osig, nsig uint32 // their foldSig
 	}
@@ -218,11 +241,14 @@ func alphaRenaming(query string, toks []token, edits []edit) bool {
 			return false
 		}
 		i := 0
-		for i < len(pairs) && (pairs[i].old != t.val || pairs[i].new != e.name) {
+		for i < len(pairs) && (pairs[i].use != e.use || pairs[i].old != t.val) {
 			i++
 		}
 		if i == len(pairs) {
-			pairs = append(pairs, pair{old: t.val, new: e.name, osig: foldSig(t.val), nsig: foldSig(e.name)})
+			if tableFunc(e.name) != tfNone {
+				return false // read back as a table-valued function, or refused
+			}
+			pairs = append(pairs, pair{use: e.use, old: t.val, new: e.name, osig: foldSig(t.val), nsig: foldSig(e.name)})
 			ascii = ascii && isASCII(e.name)
 		}
 	}
@@ -234,19 +260,24 @@ func alphaRenaming(query string, toks []token, edits []edit) bool {
 		}
 	}
 	// every identifier token that keeps its name against each renaming
-	e := 0
+	e, next := 0, edits[0].tok
 	for j := range toks {
 		t := &toks[j]
-		if e < len(edits) && edits[e].tok == j {
-			e++
-			continue
-		}
 		if t.kind != tIdent {
 			continue
 		}
+		if j == next {
+			e++
+			next = -1
+			if e < len(edits) {
+				next = edits[e].tok
+			}
+			continue
+		}
 		sig := foldSig(t.val)
-		for _, a := range pairs {
-			if ascii && sig != a.osig && sig != a.nsig {
+		for k := range pairs {
+			a := &pairs[k]
+			if sig != a.osig && sig != a.nsig && ascii {
 				continue // equal in no letter case to either
 			}
 			if !related(a.old, a.new, t.val, t.val, ascii) {
@@ -304,10 +335,27 @@ func isASCII(s string) bool {
 // joins reports whether a token written next to c could merge with the
 // token c ends or starts: c continues a name or a number, or closes or
 // opens a quoted name or string.
-func joins(c byte) bool {
-	return c == '_' || c == '$' || c == '"' || c == '\'' || c == '`' || c == '[' || c == ']' || c >= 0x80 ||
-		'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
-}
+func joins(c byte) bool { return byteClass[c]&cJoins != 0 }
+
+// Byte classes of byteClass.
+const (
+	cBare  = 1 << iota // an ASCII byte of a bare identifier: letter, digit, _ or $
+	cJoins             // see joins
+)
+
+// byteClass has the classes of each byte.
+var byteClass = func() (t [256]uint8) {
+	for c := 0; c < 256; c++ {
+		b := byte(c)
+		if b < utf8.RuneSelf && isIdentChar(b) {
+			t[c] |= cBare
+		}
+		if isIdentChar(b) || strings.IndexByte("\"'`[]", b) >= 0 {
+			t[c] |= cJoins
+		}
+	}
+	return t
+}()
 
 // writeIdent writes name as an identifier, in the quote style of the token
 // it replaces when possible.
@@ -340,13 +388,13 @@ func writeIdent(b *strings.Builder, name string, quote byte, bare bool) {
 // bareOK reports whether name reads back as itself unquoted: an identifier
 // that is no keyword.
 func bareOK(name string) bool {
-	if name == "" || !isIdentStart(name[0]) || isKeyword(name) {
+	if name == "" || !isIdentStart(name[0]) {
 		return false
 	}
 	for i := 0; i < len(name); i++ {
-		if c := name[i]; !isIdentChar(c) || c >= 0x80 {
+		if byteClass[name[i]]&cBare == 0 {
 			return false
 		}
 	}
-	return true
+	return asciiKeyword(name) == 0
 }
