@@ -173,9 +173,11 @@ func rewrite(query string, rename sqlshadow.RenameFunc, funcs sqlshadow.FuncRena
 		// comes out the same: res.SQL parses to the same statement with
 		// the names replaced, so its analysis is this one with the new
 		// names. FuzzRewrite checks it against a fresh parse.
-		v := new(sqlshadow.Result)
+		var v *sqlshadow.Result
 		if box != nil {
 			v = &box.v
+		} else {
+			v = new(sqlshadow.Result)
 		}
 		*v = sqlshadow.Result{SQL: res.SQL, Kind: kind, Funcs: res.Funcs}
 		if len(res.Tables) > 0 {
