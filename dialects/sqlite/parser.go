@@ -481,14 +481,18 @@ const (
 // function in SQLite; the JSON names are read as the function (see
 // doc.go), the others refused.
 func tableFunc(name string) int {
-	if len(name) > 7 && strings.EqualFold(name[:7], "pragma_") {
+	// An ASCII name equals one in any letter case only when its length
+	// and first letter do (a non-ASCII one is longer: the runes that fold
+	// to ASCII letters, the Kelvin sign and the long s, take two or
+	// three bytes).
+	if len(name) > 7 && name[0]|0x20 == 'p' && strings.EqualFold(name[:7], "pragma_") {
 		return tfRefused
 	}
 	if len(name) < 6 || len(name) > 15 {
 		return tfNone // fast path: no name below is shorter or longer
 	}
 	for _, f := range tableFuncs {
-		if len(f.name) == len(name) && strings.EqualFold(f.name, name) {
+		if len(f.name) == len(name) && f.name[0] == name[0]|0x20 && strings.EqualFold(f.name, name) {
 			return f.class
 		}
 	}
