@@ -183,6 +183,9 @@ func TestRefused(t *testing.T) {
 		"SELECT j.key FROM orders JOIN JSON_TREE AS j ON j.json = orders.status",
 		"SELECT \"jsonb_tree\".atom FROM \"jsonb_tree\" WHERE json = ?",
 		"SELECT 1 WHERE 1 IN pragma_table_list",
+		"SELECT * FROM Fts5Vocab",
+		"SELECT * FROM CARRAY, orders",
+		"SELECT * FROM orders WHERE id IN Completion",
 		"SELECT json_each.value FROM orders, json_each j",
 		"SELECT * FROM 'orders'",
 		"EXPLAIN",
@@ -287,6 +290,7 @@ func TestVerifiedRenames(t *testing.T) {
 		"UPDATE orders SET total = items.price FROM items WHERE items.oid = orders.id AND orders.id = ?",
 		"INSERT INTO orders (id) VALUES (1) ON CONFLICT (id) DO UPDATE SET total = orders.total + excluded.total",
 		"WITH k AS (SELECT 1) SELECT * FROM orders, k WHERE orders.x = k.x",
+		`SELECT "".x FROM orders, ""`,
 	}
 	for _, to := range []string{"json_each", "pragma_table_info", "select", "items", "ORDERS", "k", "excluded", "Orders_shadow", "\u212Aelvin", "x y", "orders_shadow"} {
 		rename := func(tb sqlshadow.Table, _ bool) (string, error) {

@@ -34,6 +34,7 @@ type token struct {
 	val        string // identifier: the name without quotes; op: the operator text
 	quote      byte   // identifier quote: 0 (bare), '"', '`' or '['
 	word       uint8  // bare identifier: index in keywordList of the keyword it spells (0: none)
+	wide       bool   // identifier: val has a non-ASCII byte
 }
 
 // kw returns the keyword a bare identifier spells (upper case), ""
@@ -73,14 +74,15 @@ func lex(s string) ([]token, error) {
 			if c == '\'' {
 				k = tString
 			}
-			toks = append(toks, token{kind: k, start: i, end: j, val: val, quote: c})
+			toks = append(toks, token{kind: k, start: i, end: j, val: val, quote: c, wide: k == tIdent && !isASCII(val)})
 			i = j
 		case c == '[':
 			j := strings.IndexByte(s[i+1:], ']')
 			if j < 0 {
 				return nil, parseErr("unterminated [identifier]")
 			}
-			toks = append(toks, token{kind: tIdent, start: i, end: i + j + 2, val: s[i+1 : i+1+j], quote: '['})
+			val := s[i+1 : i+1+j]
+			toks = append(toks, token{kind: tIdent, start: i, end: i + j + 2, val: val, quote: '[', wide: !isASCII(val)})
 			i += j + 2
 		case (c == 'x' || c == 'X') && i+1 < len(s) && s[i+1] == '\'':
 			j, _, err := quoted(s, i+1, '\'')
@@ -94,7 +96,8 @@ func lex(s string) ([]token, error) {
 			for j < len(s) && isIdentChar(s[j]) {
 				j++
 			}
-			toks = append(toks, token{kind: tIdent, start: i, end: j, val: s[i:j], word: keyword(s[i:j])})
+			word, wide := keyword(s[i:j])
+			toks = append(toks, token{kind: tIdent, start: i, end: j, val: s[i:j], word: word, wide: wide})
 			i = j
 		case isDigit(c) || (c == '.' && i+1 < len(s) && isDigit(s[i+1])):
 			j := i
@@ -209,14 +212,14 @@ var keywords, kwFirst, kwLast = func() (map[string]uint8, [longestKeyword + 1]ui
 
 // keyword returns the index in keywordList of the keyword s spells in
 // any letter case (s upper-cased as strings.ToUpper does it: ſelect
-// spells SELECT), 0 for none.
-func keyword(s string) uint8 {
+// spells SELECT), 0 for none, and whether s has a non-ASCII byte.
+func keyword(s string) (word uint8, wide bool) {
 	for i := 0; i < len(s); i++ {
 		if s[i] >= utf8.RuneSelf {
-			return keywords[strings.ToUpper(s)]
+			return keywords[strings.ToUpper(s)], true
 		}
 	}
-	return asciiKeyword(s)
+	return asciiKeyword(s), false
 }
 
 // asciiKeyword is keyword for an ASCII s, upper-cased on the stack after
@@ -243,4 +246,7 @@ func asciiKeyword(s string) uint8 {
 }
 
 // isKeyword reports whether s spells a keyword (see keyword).
-func isKeyword(s string) bool { return keyword(s) != 0 }
+func isKeyword(s string) bool {
+	w, _ := keyword(s)
+	return w != 0
+}

@@ -488,8 +488,11 @@ func tableFunc(name string) int {
 	if len(name) > 7 && name[0]|0x20 == 'p' && strings.EqualFold(name[:7], "pragma_") {
 		return tfRefused
 	}
-	if len(name) < 6 || len(name) > 15 {
+	if len(name) < 6 || len(name) >= len(tableFuncFirst) {
 		return tfNone // fast path: no name below is shorter or longer
+	}
+	if c := name[0] | 0x20; c < 'a' || c > 'z' || tableFuncFirst[len(name)]&(1<<(c-'a')) == 0 {
+		return tfNone // nor has this length and first letter
 	}
 	for _, f := range tableFuncs {
 		if len(f.name) == len(name) && f.name[0] == name[0]|0x20 && strings.EqualFold(f.name, name) {
@@ -507,6 +510,15 @@ var tableFuncs = []struct {
 	{"dbstat", tfRefused}, {"sqlite_dbpage", tfRefused}, {"sqlite_stmt", tfRefused}, {"generate_series", tfRefused},
 	{"carray", tfRefused}, {"completion", tfRefused}, {"fts3tokenize", tfRefused}, {"fts5vocab", tfRefused},
 }
+
+// tableFuncFirst[n] has bit c-'a' set when a name of tableFuncs has n
+// bytes and starts with the letter c.
+var tableFuncFirst = func() (m [16]uint32) {
+	for _, f := range tableFuncs {
+		m[len(f.name)] |= 1 << (f.name[0] - 'a')
+	}
+	return m
+}()
 
 // isCTE reports whether an unqualified name is a CTE visible here or
 // defined later in the same WITH (which addTable refuses).

@@ -166,7 +166,7 @@ func rewrite(query string, rename sqlshadow.RenameFunc, funcs sqlshadow.FuncRena
 	}
 	b.WriteString(query[last:])
 	res.SQL = b.String()
-	if !funcRenamed && alphaRenaming(query, toks, edits) {
+	if !funcRenamed && alphaRenaming(toks, edits) {
 		// Each renamed name token stays one identifier token that is no
 		// keyword, and every comparison of names the parser makes (CTE
 		// scope, qualifiers, table identity: exact or case-insensitive)
@@ -223,11 +223,11 @@ func addEdit(edits []edit, toks []token, tok int, name string, use int) []edit {
 // names after the renaming exactly when they had before (exactly and in
 // any letter case), and no new name equals another name of the statement
 // in any letter case.
-func alphaRenaming(query string, toks []token, edits []edit) bool {
+func alphaRenaming(toks []token, edits []edit) bool {
 	if len(edits) == 0 {
 		return true
 	}
-	ascii := isASCII(query)
+	ascii := true // every name of pairs is
 	// the distinct renamings old -> new; tokens renamed alike relate
 	// alike, so each is checked once
 	type pair struct {
@@ -251,12 +251,12 @@ func alphaRenaming(query string, toks []token, edits []edit) bool {
 				return false // read back as a table-valued function, or refused
 			}
 			pairs = append(pairs, pair{use: e.use, old: t.val, new: e.name, osig: foldSig(t.val), nsig: foldSig(e.name)})
-			ascii = ascii && isASCII(e.name)
+			ascii = ascii && !t.wide && isASCII(e.name)
 		}
 	}
 	for i, a := range pairs {
 		for _, b := range pairs[:i] {
-			if !related(a.old, a.new, b.old, b.new, ascii) {
+			if !related(a.old, a.new, b.old, b.new) {
 				return false
 			}
 		}
@@ -279,10 +279,10 @@ func alphaRenaming(query string, toks []token, edits []edit) bool {
 		sig := foldSig(t.val)
 		for k := range pairs {
 			a := &pairs[k]
-			if sig != a.osig && sig != a.nsig && ascii {
+			if sig != a.osig && sig != a.nsig && ascii && !t.wide {
 				continue // equal in no letter case to either
 			}
-			if !related(a.old, a.new, t.val, t.val, ascii) {
+			if !related(a.old, a.new, t.val, t.val) {
 				return false
 			}
 		}
@@ -292,17 +292,8 @@ func alphaRenaming(query string, toks []token, edits []edit) bool {
 
 // related reports whether names a and b relate after the renaming as
 // before: equal, and equal in any letter case.
-func related(aOld, aNew, bOld, bNew string, ascii bool) bool {
-	return (aOld == bOld) == (aNew == bNew) && foldEq(aOld, bOld, ascii) == foldEq(aNew, bNew, ascii)
-}
-
-// foldEq is strings.EqualFold; ascii says both are ASCII, whose equal
-// folding needs equal lengths.
-func foldEq(a, b string, ascii bool) bool {
-	if ascii && len(a) != len(b) {
-		return false
-	}
-	return strings.EqualFold(a, b)
+func related(aOld, aNew, bOld, bNew string) bool {
+	return (aOld == bOld) == (aNew == bNew) && strings.EqualFold(aOld, bOld) == strings.EqualFold(aNew, bNew)
 }
 
 // foldSig is a signature that two ASCII names equal in any letter case
@@ -316,7 +307,6 @@ func foldSig(s string) uint32 {
 
 // isASCII reports whether s has only ASCII bytes (a non-ASCII name may
 // fold equal to a name of another length: the Kelvin sign folds to k).
-// It reads eight bytes at a time.
 func isASCII(s string) bool {
 	for len(s) >= 8 {
 		w := uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
