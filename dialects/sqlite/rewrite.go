@@ -261,7 +261,13 @@ func alphaRenaming(toks []token, edits []edit) bool {
 			}
 		}
 	}
-	// every identifier token that keeps its name against each renaming
+	// every identifier token that keeps its name against each renaming;
+	// mask has the sigBit of each name of pairs, a token whose sigBit is
+	// not in it equals none of them in any letter case (when ASCII)
+	var mask uint64
+	for k := range pairs {
+		mask |= sigBit(pairs[k].osig) | sigBit(pairs[k].nsig)
+	}
 	e, next := 0, edits[0].tok
 	for j := range toks {
 		t := &toks[j]
@@ -277,6 +283,9 @@ func alphaRenaming(toks []token, edits []edit) bool {
 			continue
 		}
 		sig := foldSig(t.val)
+		if mask&sigBit(sig) == 0 && ascii && !t.wide {
+			continue
+		}
 		for k := range pairs {
 			a := &pairs[k]
 			if sig != a.osig && sig != a.nsig && ascii && !t.wide {
@@ -304,6 +313,9 @@ func foldSig(s string) uint32 {
 	}
 	return uint32(len(s))<<8 | uint32(s[0]|0x20)
 }
+
+// sigBit folds a foldSig to one bit of 64.
+func sigBit(sig uint32) uint64 { return 1 << ((sig ^ sig>>8) & 63) }
 
 // isASCII reports whether s has only ASCII bytes (a non-ASCII name may
 // fold equal to a name of another length: the Kelvin sign folds to k).
