@@ -158,7 +158,11 @@ func rewrite(query string, rename sqlshadow.RenameFunc, funcs sqlshadow.FuncRena
 				ok = bare[e.use] == 1
 			}
 		}
-		writeIdent(&b, e.name, t.quote, ok)
+		if ok {
+			b.WriteString(e.name)
+		} else {
+			writeIdent(&b, e.name, t.quote)
+		}
 		if t.end < len(query) && joins(query[t.end]) {
 			b.WriteByte(' ')
 		}
@@ -237,7 +241,8 @@ func alphaRenaming(toks []token, edits []edit) bool {
 	}
 	var buf [8]pair
 	pairs := buf[:0]
-	for _, e := range edits {
+	for ei := range edits {
+		e := &edits[ei]
 		t := &toks[e.tok]
 		if t.kind != tIdent || t.word != 0 {
 			return false
@@ -362,9 +367,9 @@ var byteClass = func() (t [256]uint8) {
 }()
 
 // writeIdent writes name as an identifier, in the quote style of the token
-// it replaces when possible.
-// bare says name may be written unquoted (bareOK).
-func writeIdent(b *strings.Builder, name string, quote byte, bare bool) {
+// it replaces when possible (a bare token's new name, when bareOK, is
+// written as it is by the caller).
+func writeIdent(b *strings.Builder, name string, quote byte) {
 	switch quote {
 	case '`':
 		b.WriteByte('`')
@@ -376,11 +381,6 @@ func writeIdent(b *strings.Builder, name string, quote byte, bare bool) {
 			b.WriteByte('[')
 			b.WriteString(name)
 			b.WriteByte(']')
-			return
-		}
-	case 0:
-		if bare {
-			b.WriteString(name)
 			return
 		}
 	}
