@@ -79,6 +79,15 @@ func (p *parser) expect(kw string) error {
 	}
 	return nil
 }
+
+// acceptKind consumes the next token if it is of kind k.
+func (p *parser) acceptKind(k tokKind) bool {
+	if p.peek().kind == k {
+		p.pos++
+		return true
+	}
+	return false
+}
 func (p *parser) expectKind(k tokKind, what string) error {
 	if p.peek().kind != k {
 		return p.unexpected("expected " + what)
@@ -274,16 +283,12 @@ func (p *parser) selectStmt(parent *scope) error {
 		switch {
 		case p.accept("VALUES"):
 			for {
-				if err := p.expectKind(tLParen, "("); err != nil {
+				if err := p.parenthesised(core); err != nil {
 					return err
 				}
-				if err := p.paren(core); err != nil {
-					return err
-				}
-				if p.peek().kind != tComma {
+				if !p.acceptKind(tComma) {
 					break
 				}
-				p.next()
 			}
 		case p.accept("SELECT"):
 			if !p.accept("DISTINCT") {
@@ -297,23 +302,14 @@ func (p *parser) selectStmt(parent *scope) error {
 					return err
 				}
 			}
-			if p.accept("WHERE") {
-				if err := p.expr(core); err != nil {
-					return err
-				}
+			if err := p.optExpr("WHERE", core); err != nil {
+				return err
 			}
-			if p.accept("GROUP") {
-				if err := p.expect("BY"); err != nil {
-					return err
-				}
-				if err := p.exprList(core); err != nil {
-					return err
-				}
+			if err := p.byList("GROUP", core); err != nil {
+				return err
 			}
-			if p.accept("HAVING") {
-				if err := p.expr(core); err != nil {
-					return err
-				}
+			if err := p.optExpr("HAVING", core); err != nil {
+				return err
 			}
 			if p.accept("WINDOW") {
 				for {
@@ -323,16 +319,12 @@ func (p *parser) selectStmt(parent *scope) error {
 					if err := p.expect("AS"); err != nil {
 						return err
 					}
-					if err := p.expectKind(tLParen, "("); err != nil {
+					if err := p.parenthesised(core); err != nil {
 						return err
 					}
-					if err := p.paren(core); err != nil {
-						return err
-					}
-					if p.peek().kind != tComma {
+					if !p.acceptKind(tComma) {
 						break
 					}
-					p.next()
 				}
 			}
 		default:
@@ -350,14 +342,36 @@ func (p *parser) selectStmt(parent *scope) error {
 	return p.orderLimit(last)
 }
 
+// optExpr parses an optional clause: the keyword kw and an expression.
+func (p *parser) optExpr(kw string, sc *scope) error {
+	if p.accept(kw) {
+		return p.expr(sc)
+	}
+	return nil
+}
+
+// byList parses an optional kw BY list (GROUP BY, ORDER BY).
+func (p *parser) byList(kw string, sc *scope) error {
+	if !p.accept(kw) {
+		return nil
+	}
+	if err := p.expect("BY"); err != nil {
+		return err
+	}
+	return p.exprList(sc)
+}
+
+// parenthesised parses a parenthesis: "(", its inside and ")".
+func (p *parser) parenthesised(sc *scope) error {
+	if err := p.expectKind(tLParen, "("); err != nil {
+		return err
+	}
+	return p.paren(sc)
+}
+
 func (p *parser) orderLimit(sc *scope) error {
-	if p.accept("ORDER") {
-		if err := p.expect("BY"); err != nil {
-			return err
-		}
-		if err := p.exprList(sc); err != nil {
-			return err
-		}
+	if err := p.byList("ORDER", sc); err != nil {
+		return err
 	}
 	if p.accept("LIMIT") {
 		if err := p.expr(sc); err != nil {
@@ -400,14 +414,12 @@ func (p *parser) from(sc *scope) error {
 		if err := p.tableOrSubquery(sc); err != nil {
 			return err
 		}
-		if p.accept("ON") {
-			if err := p.expr(sc); err != nil {
-				return err
-			}
-		} else if p.accept("USING") {
+		if p.accept("USING") {
 			if err := p.identList(); err != nil {
 				return err
 			}
+		} else if err := p.optExpr("ON", sc); err != nil {
+			return err
 		}
 	}
 }
@@ -615,11 +627,8 @@ func (p *parser) insert() error {
 		if err := p.expect("INSERT"); err != nil {
 			return err
 		}
-		if p.accept("OR") {
-			if !p.isKw("ROLLBACK", "ABORT", "REPLACE", "FAIL", "IGNORE") {
-				return p.unexpected("expected a conflict resolution")
-			}
-			p.next()
+		if err := p.orConflict(); err != nil {
+			return err
 		}
 	}
 	if err := p.expect("INTO"); err != nil {
@@ -662,10 +671,8 @@ func (p *parser) insert() error {
 			if err := p.paren(up); err != nil {
 				return err
 			}
-			if p.accept("WHERE") {
-				if err := p.expr(up); err != nil {
-					return err
-				}
+			if err := p.optExpr("WHERE", up); err != nil {
+				return err
 			}
 		}
 		if err := p.expect("DO"); err != nil {
@@ -680,13 +687,24 @@ func (p *parser) insert() error {
 		if err := p.set(up); err != nil {
 			return err
 		}
-		if p.accept("WHERE") {
-			if err := p.expr(up); err != nil {
-				return err
-			}
+		if err := p.optExpr("WHERE", up); err != nil {
+			return err
 		}
 	}
 	return p.returning(sc)
+}
+
+// orConflict parses the optional OR conflict-resolution of INSERT and
+// UPDATE.
+func (p *parser) orConflict() error {
+	if !p.accept("OR") {
+		return nil
+	}
+	if !p.isKw("ROLLBACK", "ABORT", "REPLACE", "FAIL", "IGNORE") {
+		return p.unexpected("expected a conflict resolution")
+	}
+	p.next()
+	return nil
 }
 
 func (p *parser) returning(sc *scope) error {
@@ -727,11 +745,8 @@ func (p *parser) update() error {
 	if err := p.expect("UPDATE"); err != nil {
 		return err
 	}
-	if p.accept("OR") {
-		if !p.isKw("ROLLBACK", "ABORT", "REPLACE", "FAIL", "IGNORE") {
-			return p.unexpected("expected a conflict resolution")
-		}
-		p.next()
+	if err := p.orConflict(); err != nil {
+		return err
 	}
 	if err := p.target(sc); err != nil {
 		return err
@@ -771,10 +786,8 @@ func (p *parser) target(sc *scope) error {
 }
 
 func (p *parser) whereReturning(sc *scope) error {
-	if p.accept("WHERE") {
-		if err := p.expr(sc); err != nil {
-			return err
-		}
+	if err := p.optExpr("WHERE", sc); err != nil {
+		return err
 	}
 	if err := p.returning(sc); err != nil {
 		return err
@@ -806,37 +819,34 @@ func (p *parser) exprList(sc *scope) error {
 // analysed: parenthesised subqueries, qualified column references and
 // "IN table"; everything else is passed over.
 func (p *parser) expr(sc *scope) error {
-	n := 0
-	for {
-		t := p.peek()
-		switch t.kind {
-		case tEOF, tSemi, tComma, tRParen:
+	for n := 0; ; n++ {
+		switch t := p.peek(); {
+		case t.kind == tEOF, t.kind == tSemi, t.kind == tComma, t.kind == tRParen, stopWords[t.kw()]:
 			if n == 0 {
 				return p.unexpected("expected an expression")
 			}
 			return nil
-		case tIdent:
-			if t.quote == 0 && stopWords[t.kw()] {
-				if n == 0 {
-					return p.unexpected("expected an expression")
-				}
-				return nil
-			}
-			if err := p.term(sc); err != nil {
-				return err
-			}
-		case tLParen:
-			p.next()
-			if err := p.paren(sc); err != nil {
-				return err
-			}
-		case tDot:
-			return p.unexpected("unexpected .")
-		default:
-			p.next()
 		}
-		n++
+		if err := p.item(sc); err != nil {
+			return err
+		}
 	}
+}
+
+// item consumes one item of an expression: a term, a parenthesis, or any
+// other token but a stray dot.
+func (p *parser) item(sc *scope) error {
+	switch p.peek().kind {
+	case tIdent:
+		return p.term(sc)
+	case tLParen:
+		p.next()
+		return p.paren(sc)
+	case tDot:
+		return p.unexpected("unexpected .")
+	}
+	p.next()
+	return nil
 }
 
 // paren consumes the inside of a parenthesis (the "(" already consumed) and
@@ -856,19 +866,9 @@ func (p *parser) paren(sc *scope) error {
 		case tRParen:
 			p.next()
 			return nil
-		case tIdent:
-			if err := p.term(sc); err != nil {
-				return err
-			}
-		case tLParen:
-			p.next()
-			if err := p.paren(sc); err != nil {
-				return err
-			}
-		case tDot:
-			return p.unexpected("unexpected .")
-		default:
-			p.next()
+		}
+		if err := p.item(sc); err != nil {
+			return err
 		}
 	}
 }
