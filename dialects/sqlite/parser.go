@@ -821,7 +821,7 @@ func (p *parser) exprList(sc *scope) error {
 func (p *parser) expr(sc *scope) error {
 	for n := 0; ; n++ {
 		switch t := p.peek(); {
-		case t.kind == tEOF, t.kind == tSemi, t.kind == tComma, t.kind == tRParen, stopWords[t.kw()]:
+		case t.kind == tEOF, t.kind == tSemi, t.kind == tComma, t.kind == tRParen, t.word != 0 && stopWords[t.kw()]:
 			if n == 0 {
 				return p.unexpected("expected an expression")
 			}
