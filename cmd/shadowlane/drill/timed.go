@@ -3,10 +3,9 @@ package drill
 import (
 	"context"
 	"fmt"
-	"maps"
 	"net/http"
 	"runtime/debug"
-	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -264,7 +263,11 @@ func mixWheel(mix Mix) []string {
 	if len(mix) == 0 {
 		mix = DefaultMix
 	}
-	keys := slices.Sorted(maps.Keys(mix))
+	keys := make([]string, 0, len(mix))
+	for k := range mix {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
 	var wheel []string // one entry per part
 	for {
 		added := false
