@@ -106,6 +106,28 @@ func TestServerErrorsTripBreaker(t *testing.T) {
 	}
 }
 
+// TestEarlyHintsThenServerError: an informational status (103 Early
+// Hints) is not the answer; the 5xx that follows it counts as an error.
+func TestEarlyHintsThenServerError(t *testing.T) {
+	l := limiter.New()
+	err := l.SetRules([]limiter.Rule{{Name: "hints-cb", Resource: "*", Breaker: &limiter.BreakerRule{
+		Strategy: limiter.ErrorCount, Threshold: 2, MinRequests: 1, OpenFor: time.Minute,
+	}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := httplimit.Middleware(l)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusEarlyHints)
+		w.WriteHeader(http.StatusInternalServerError)
+	}))
+	for range 2 {
+		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/hints", nil))
+	}
+	if s, ok := l.BreakerState("GET /hints", "hints-cb"); !ok || s != limiter.Open {
+		t.Fatalf("after two 103+500 answers: breaker state %v %v", s, ok)
+	}
+}
+
 func TestLoadTestBudget(t *testing.T) {
 	l := limiter.New()
 	if err := l.SetRules([]limiter.Rule{{Resource: "*", Class: limiter.ClassLoadTest, Concurrency: 1, QPS: 0.001, Burst: 1}}); err != nil {
@@ -162,5 +184,21 @@ func TestPerCallerHeaderLimit(t *testing.T) {
 	}
 	if fmt.Sprint(codes["alice"]) != "[200 200 429]" || fmt.Sprint(codes["bob"]) != "[200 200]" || fmt.Sprint(codes[""]) != "[200 200 200]" {
 		t.Fatalf("codes by caller %v", codes)
+	}
+}
+
+// BenchmarkMiddleware is one admitted request through the middleware
+// (the status wrapper included) to a handler that writes nothing.
+func BenchmarkMiddleware(b *testing.B) {
+	l := limiter.New()
+	if err := l.SetRules([]limiter.Rule{{Resource: "*", QPS: 1e9, Burst: 1e9, Concurrency: 100}}); err != nil {
+		b.Fatal(err)
+	}
+	h := httplimit.Middleware(l, httplimit.WithRouteKey(func(*http.Request) string { return "GET /x" }))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	req := httptest.NewRequest("GET", "/x", nil)
+	w := httptest.NewRecorder()
+	b.ReportAllocs()
+	for b.Loop() {
+		h.ServeHTTP(w, req)
 	}
 }
