@@ -21,7 +21,10 @@ type http1 struct {
 	hijacked bool
 }
 
-func (w *http1) Hijack() (net.Conn, *bufio.ReadWriter, error) { w.hijacked = true; return nil, nil, nil }
+func (w *http1) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	w.hijacked = true
+	return nil, nil, nil
+}
 
 func (w *http1) ReadFrom(r io.Reader) (int64, error) { return io.Copy(w.ResponseRecorder, r) }
 
