@@ -44,7 +44,12 @@ func DefaultRouteKey(r *http.Request) string {
 
 // Middleware returns net/http middleware that admits every request through
 // l. Requests the limiter refuses with an error other than a
-// *limiter.BlockError (none today) get 503.
+// *limiter.BlockError (none today) get 503. An admitted request is exited
+// when the handler returns: as an error when it panicked or answered with
+// a 5xx status (an informational 1xx status, such as 103 Early Hints, is
+// not the answer). The handler's writer keeps http.Flusher, http.Hijacker
+// and io.ReaderFrom where the server's writer has them, and Unwrap for
+// http.ResponseController.
 func Middleware(l *limiter.Limiter, opts ...Option) func(http.Handler) http.Handler {
 	c := config{key: DefaultRouteKey, blocked: tooMany}
 	for _, o := range opts {
