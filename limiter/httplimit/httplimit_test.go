@@ -74,14 +74,21 @@ func TestTooManyRequestsHeaders(t *testing.T) {
 	}
 }
 
-func TestServerErrorsTripBreaker(t *testing.T) {
+// breakerLimiter returns a limiter whose rule name opens a breaker on
+// every resource after n errors.
+func breakerLimiter(t *testing.T, name string, n float64) *limiter.Limiter {
 	l := limiter.New()
-	err := l.SetRules([]limiter.Rule{{Name: "pay-cb", Resource: "*", Breaker: &limiter.BreakerRule{
-		Strategy: limiter.ErrorCount, Threshold: 3, MinRequests: 1, OpenFor: time.Minute,
+	err := l.SetRules([]limiter.Rule{{Name: name, Resource: "*", Breaker: &limiter.BreakerRule{
+		Strategy: limiter.ErrorCount, Threshold: n, MinRequests: 1, OpenFor: time.Minute,
 	}}})
 	if err != nil {
 		t.Fatal(err)
 	}
+	return l
+}
+
+func TestServerErrorsTripBreaker(t *testing.T) {
+	l := breakerLimiter(t, "pay-cb", 3)
 	h := httplimit.Middleware(l)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Query().Get("panic") != "" {
 			panic(http.ErrAbortHandler)
@@ -109,13 +116,7 @@ func TestServerErrorsTripBreaker(t *testing.T) {
 // TestEarlyHintsThenServerError: an informational status (103 Early
 // Hints) is not the answer; the 5xx that follows it counts as an error.
 func TestEarlyHintsThenServerError(t *testing.T) {
-	l := limiter.New()
-	err := l.SetRules([]limiter.Rule{{Name: "hints-cb", Resource: "*", Breaker: &limiter.BreakerRule{
-		Strategy: limiter.ErrorCount, Threshold: 2, MinRequests: 1, OpenFor: time.Minute,
-	}}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	l := breakerLimiter(t, "hints-cb", 2)
 	h := httplimit.Middleware(l)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusEarlyHints)
 		w.WriteHeader(http.StatusInternalServerError)
