@@ -158,13 +158,19 @@ func TestLoadTestBudget(t *testing.T) {
 	}
 }
 
-func TestMiddlewareAllocs(t *testing.T) {
+// admitAll returns the middleware, on a limiter whose rule admits every
+// request, around a handler that writes nothing, and a request for it.
+func admitAll(tb testing.TB) (http.Handler, *http.Request) {
 	l := limiter.New()
-	if err := l.SetRules([]limiter.Rule{{Resource: "*", QPS: 1e9, Burst: 1e6, Concurrency: 100}}); err != nil {
-		t.Fatal(err)
+	if err := l.SetRules([]limiter.Rule{{Resource: "*", QPS: 1e9, Burst: 1e9, Concurrency: 100}}); err != nil {
+		tb.Fatal(err)
 	}
 	h := httplimit.Middleware(l, httplimit.WithRouteKey(func(*http.Request) string { return "GET /x" }))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
-	req := httptest.NewRequest("GET", "/x", nil)
+	return h, httptest.NewRequest("GET", "/x", nil)
+}
+
+func TestMiddlewareAllocs(t *testing.T) {
+	h, req := admitAll(t)
 	w := httptest.NewRecorder()
 	if n := testing.AllocsPerRun(200, func() { h.ServeHTTP(w, req) }); n > 0 {
 		t.Fatalf("middleware allocates %v times per request", n)
@@ -191,12 +197,7 @@ func TestPerCallerHeaderLimit(t *testing.T) {
 // BenchmarkMiddleware is one admitted request through the middleware
 // (the status wrapper included) to a handler that writes nothing.
 func BenchmarkMiddleware(b *testing.B) {
-	l := limiter.New()
-	if err := l.SetRules([]limiter.Rule{{Resource: "*", QPS: 1e9, Burst: 1e9, Concurrency: 100}}); err != nil {
-		b.Fatal(err)
-	}
-	h := httplimit.Middleware(l, httplimit.WithRouteKey(func(*http.Request) string { return "GET /x" }))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
-	req := httptest.NewRequest("GET", "/x", nil)
+	h, req := admitAll(b)
 	w := httptest.NewRecorder()
 	b.ReportAllocs()
 	for b.Loop() {
