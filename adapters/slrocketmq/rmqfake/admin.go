@@ -3,7 +3,7 @@ package rmqfake
 import (
 	"encoding/json"
 	"maps"
-	"sort"
+	"slices"
 	"strconv"
 )
 
@@ -43,12 +43,7 @@ func (s *Server) Group(group string) (map[string]any, bool) {
 func (s *Server) Groups() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make([]string, 0, len(s.groups))
-	for g := range s.groups {
-		out = append(out, g)
-	}
-	sort.Strings(out)
-	return out
+	return slices.Sorted(maps.Keys(s.groups))
 }
 
 // admin serves UPDATE_AND_CREATE_TOPIC (the topic gets max(read, write)

@@ -8,7 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -178,12 +180,7 @@ func (s *Server) CreateTopic(topic string, queues int) {
 func (s *Server) Topics() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make([]string, 0, len(s.topics))
-	for t := range s.topics {
-		out = append(out, t)
-	}
-	sort.Strings(out)
-	return out
+	return slices.Sorted(maps.Keys(s.topics))
 }
 
 // Messages returns copies of the messages stored on topic, queue by queue,
@@ -254,23 +251,14 @@ func (s *Server) Members(group string) []string {
 }
 
 func (s *Server) membersLocked(group string) []string {
-	out := make([]string, 0, len(s.members[group]))
-	for id := range s.members[group] {
-		out = append(out, id)
-	}
-	sort.Strings(out)
-	return out
+	return slices.Sorted(maps.Keys(s.members[group]))
 }
 
 // Requests returns how many requests of each code the fixture received.
 func (s *Server) Requests() map[int]int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make(map[int]int, len(s.requests))
-	for k, v := range s.requests {
-		out[k] = v
-	}
-	return out
+	return maps.Clone(s.requests)
 }
 
 // Unknown returns how many requests of each code the fixture does not serve
@@ -278,11 +266,7 @@ func (s *Server) Requests() map[int]int {
 func (s *Server) Unknown() map[int]int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make(map[int]int, len(s.unknown))
-	for k, v := range s.unknown {
-		out[k] = v
-	}
-	return out
+	return maps.Clone(s.unknown)
 }
 
 // Close stops the listener, closes every connection, wakes held pulls and
@@ -951,13 +935,8 @@ func (s *Server) sendBack(f map[string]string) *command {
 }
 
 func formatProperties(p map[string]string) string {
-	keys := make([]string, 0, len(p))
-	for k := range p {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
 	var b strings.Builder
-	for _, k := range keys {
+	for _, k := range slices.Sorted(maps.Keys(p)) {
 		b.WriteString(k)
 		b.WriteByte(nameValueSeparator)
 		b.WriteString(p[k])
