@@ -5,6 +5,8 @@ import (
 	"maps"
 	"slices"
 	"strconv"
+
+	"github.com/shadowlane/shadowlane/adapters/slrocketmq/remoting"
 )
 
 // Admin request codes the fixture serves, as `shadowlane shadow create`
@@ -50,7 +52,7 @@ func (s *Server) Groups() []string {
 // queues; an existing topic keeps its queues and messages),
 // UPDATE_AND_CREATE_SUBSCRIPTIONGROUP (body: the group's config JSON) and
 // GET_ALL_SUBSCRIPTIONGROUP_CONFIG (body: {"subscriptionGroupTable": ...}).
-func (s *Server) admin(req *command) *command {
+func (s *Server) admin(req *remoting.Command) *remoting.Command {
 	f := req.ExtFields
 	switch req.Code {
 	case CodeUpdateAndCreateTopic:
@@ -64,7 +66,7 @@ func (s *Server) admin(req *command) *command {
 		return success(nil, nil)
 	case CodeUpdateAndCreateSubscriptionGroup:
 		var cfg map[string]any
-		if err := json.Unmarshal(req.body, &cfg); err != nil {
+		if err := json.Unmarshal(req.Body, &cfg); err != nil {
 			return reply(codeSystemError, "rmqfake: bad subscription group body: "+err.Error())
 		}
 		g, _ := cfg["groupName"].(string)
