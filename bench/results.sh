@@ -45,7 +45,12 @@ fi
 # GOGC=off: the sub-benchmark grows its stack before the loop, so no stack
 # copy happens while counting (one inside a toggled closure left callgrind
 # collecting the wrong way: MySQL select came out at 19.6k against a 34.8k
-# parser). "fn=PATTERN" counts inside the functions PATTERN matches.
+# parser). Each of those sub-benchmarks first runs its operation once,
+# uncounted, on a goroutine pinned to its OS thread (settle in
+# bench/sqlrewrite): the first operation's one-time protobuf and
+# libpg_query thread initialisation, partly counted at N1, had moved the
+# PostgreSQL select parser between 214k and 253k per op; now 3 runs agree
+# within 0.1%. "fn=PATTERN" counts inside the functions PATTERN matches.
 SPEC='
 sql-mysql|Cold SQL rewrite, MySQL (TiDB parser)|sqlrewrite|BenchmarkParse/mysql/select|20|1020|measured
 sql-mysql||sqlrewrite|BenchmarkRewriteCold/mysql/select|20|1020|measured
@@ -188,7 +193,7 @@ median() { sort -g | awk '{v[NR]=$1} END { if (NR == 0) print "-"; else if (NR %
 	echo "Machine: $(nproc) CPUs, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo 2>/dev/null || echo unknown), $(go version | cut -d' ' -f3-4), load average $(cut -d' ' -f1-3 /proc/loadavg) at start."
 	echo "$( $have_valgrind && valgrind --version || echo 'valgrind: not installed (no instruction counts)')."
 	echo
-	echo "**Ir/op** is instructions per operation under callgrind ((Ir(N2) - Ir(N1)) / (N2 - N1), collected inside the benchmark closures only, or over the whole program for rows marked whole in the script): exact and repeatable for 0-allocation pure-Go paths; rows that allocate heavily, call cgo (pg_query), do network I/O (the whole service) or are counted whole-program carry GC, scheduler and start-up noise of ±30% or more ("noise" marks a negative difference), so compare them only within one table; the cold-rewrite rows (marked measured in the script) are counted inside one operation with GOGC=off, the same for parser and rewrite. **ns/op** is the median of $ROUNDS timing rounds that alternate between the rows of a table (A/B/A/B), each \`-test.benchtime=$BENCHTIME\`; it moves with the machine's load. Ratios are to the first row of each table (in the SQL tables: to the bare parser row of the same statement)."
+	echo "**Ir/op** is instructions per operation under callgrind ((Ir(N2) - Ir(N1)) / (N2 - N1), collected inside the benchmark closures only, or over the whole program for rows marked whole in the script): exact and repeatable for 0-allocation pure-Go paths; rows that allocate heavily, call cgo (pg_query), do network I/O (the whole service) or are counted whole-program carry GC, scheduler and start-up noise of ±30% or more ("noise" marks a negative difference), so compare them only within one table; the cold-rewrite rows (marked measured in the script) are counted inside one operation with GOGC=off, after one uncounted warm-up operation on a thread-pinned goroutine, the same for parser and rewrite. **ns/op** is the median of $ROUNDS timing rounds that alternate between the rows of a table (A/B/A/B), each \`-test.benchtime=$BENCHTIME\`; it moves with the machine's load. Ratios are to the first row of each table (in the SQL tables: to the bare parser row of the same statement)."
 	echo
 } >"$WORK/out.md"
 
