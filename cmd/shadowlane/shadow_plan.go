@@ -272,3 +272,33 @@ func queryStrings(ctx context.Context, db *sql.DB, q string, args ...any) ([][]s
 	}
 	return out, closeRows(rows)
 }
+
+// missingTriggers returns the triggers of a production table that its
+// twin lacks under their shadow names: the rows of prodQuery on prod, the
+// trigger's name first; the twin's trigger names are those of twinQuery
+// on twin, none when the twin does not exist (twinOK false).
+func missingTriggers(ctx context.Context, db *sql.DB, naming shadow.Naming, twinOK bool, prodQuery string, prod any, twinQuery string, twin any) ([][]string, error) {
+	trg, err := queryStrings(ctx, db, prodQuery, prod)
+	if err != nil || !twinOK {
+		return trg, err
+	}
+	names, err := queryColumn(ctx, db, twinQuery, twin)
+	if err != nil {
+		return nil, err
+	}
+	return slices.DeleteFunc(trg, func(tr []string) bool { return slices.Contains(names, naming.Shadow(tr[0])) }), nil
+}
+
+// queryColumn runs q and returns the first column of its rows, as
+// queryStrings reads them.
+func queryColumn(ctx context.Context, db *sql.DB, q string, args ...any) ([]string, error) {
+	rows, err := queryStrings(ctx, db, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, len(rows))
+	for i, r := range rows {
+		out[i] = r[0]
+	}
+	return out, nil
+}

@@ -153,26 +153,15 @@ func planMySQL(ctx context.Context, db *sql.DB, tables []string, naming shadow.N
 			}
 			return nil
 		})
-		trg, err := queryStrings(ctx, db, `SELECT TRIGGER_NAME, ACTION_TIMING, EVENT_MANIPULATION, ACTION_STATEMENT FROM information_schema.TRIGGERS
-			WHERE EVENT_OBJECT_SCHEMA = DATABASE() AND EVENT_OBJECT_TABLE = ? ORDER BY TRIGGER_NAME`, t)
+		trg, err := missingTriggers(ctx, db, naming, twinOK,
+			`SELECT TRIGGER_NAME, ACTION_TIMING, EVENT_MANIPULATION, ACTION_STATEMENT FROM information_schema.TRIGGERS
+			WHERE EVENT_OBJECT_SCHEMA = DATABASE() AND EVENT_OBJECT_TABLE = ? ORDER BY TRIGGER_NAME`, t,
+			`SELECT TRIGGER_NAME FROM information_schema.TRIGGERS WHERE EVENT_OBJECT_SCHEMA = DATABASE() AND EVENT_OBJECT_TABLE = ?`, twin)
 		if err != nil {
 			return nil, err
 		}
-		twinTrg := map[string]bool{}
-		if twinOK {
-			rows, err := queryStrings(ctx, db, `SELECT TRIGGER_NAME FROM information_schema.TRIGGERS WHERE EVENT_OBJECT_SCHEMA = DATABASE() AND EVENT_OBJECT_TABLE = ?`, twin)
-			if err != nil {
-				return nil, err
-			}
-			for _, r := range rows {
-				twinTrg[r[0]] = true
-			}
-		}
 		for _, tr := range trg {
 			name := naming.Shadow(tr[0])
-			if twinTrg[name] {
-				continue
-			}
 			p.Reviews = append(p.Reviews, schemaReview{Table: t, Object: name,
 				Why: fmt.Sprintf("trigger %s of %s is missing on the twin; its body may write production tables: rename every table it writes to its twin", tr[0], t),
 				SQL: []string{fmt.Sprintf("CREATE TRIGGER %s %s %s ON %s FOR EACH ROW %s", qMy(name), tr[1], tr[2], qMy(twin), tr[3])}})

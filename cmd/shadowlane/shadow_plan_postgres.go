@@ -212,27 +212,15 @@ func planPostgres(ctx context.Context, db *sql.DB, tables []string, naming shado
 			}
 		}
 		// Triggers: reported for review, never copied.
-		trg, err := queryStrings(ctx, db, `SELECT t.tgname, pg_get_triggerdef(t.oid), p.proname, pg_get_functiondef(p.oid)
-			FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid WHERE t.tgrelid = $1 AND NOT t.tgisinternal ORDER BY t.tgname`, prod)
+		trg, err := missingTriggers(ctx, db, naming, twinOK,
+			`SELECT t.tgname, pg_get_triggerdef(t.oid), p.proname, pg_get_functiondef(p.oid)
+			FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid WHERE t.tgrelid = $1 AND NOT t.tgisinternal ORDER BY t.tgname`, prod,
+			`SELECT tgname FROM pg_trigger WHERE tgrelid = $1 AND NOT tgisinternal`, twin)
 		if err != nil {
 			return nil, err
 		}
-		var twinTrg map[string]bool
-		if twinOK {
-			rows, err := queryStrings(ctx, db, `SELECT tgname FROM pg_trigger WHERE tgrelid = $1 AND NOT tgisinternal`, twin)
-			if err != nil {
-				return nil, err
-			}
-			twinTrg = map[string]bool{}
-			for _, r := range rows {
-				twinTrg[r[0]] = true
-			}
-		}
 		for _, tr := range trg {
 			name := naming.Shadow(tr[0])
-			if twinTrg[name] {
-				continue
-			}
 			def := strings.Replace(tr[1], "TRIGGER "+tr[0]+" ", "TRIGGER "+qPG(name)+" ", 1)
 			def = pgTrigOn.ReplaceAllString(def, " ON "+qPG(schema)+"."+qPG(twinName)+" ")
 			p.Reviews = append(p.Reviews, schemaReview{Table: t, Object: name,
@@ -341,13 +329,9 @@ func planPGView(ctx context.Context, db *sql.DB, p *schemaPlan, set *tableSet, n
 			if kind != "v" {
 				return false, nil, fmt.Errorf("postgres: %s exists but is not a view", twin)
 			}
-			deps, err := queryStrings(ctx, db, `SELECT DISTINCT c.relname FROM pg_rewrite r
+			reads, err := queryColumn(ctx, db, `SELECT DISTINCT c.relname FROM pg_rewrite r
 				JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid AND d.refclassid = 'pg_class'::regclass
 				JOIN pg_class c ON c.oid = d.refobjid WHERE r.ev_class = $1 AND c.oid <> $1 ORDER BY 1`, oid)
-			reads := make([]string, len(deps))
-			for i, d := range deps {
-				reads[i] = d[0]
-			}
 			return true, reads, err
 		}})
 }
