@@ -4,10 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
-	"os"
 	"sort"
 	"strings"
 	"time"
@@ -45,11 +43,8 @@ import (
 // run found in a twin, 1 a production target holds data of the run (or
 // the run left nothing anywhere), 2 usage, 3 a store unreachable.
 func cmdVerify(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("verify", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	cfgFile := fs.String("config", os.Getenv("SHADOWLANE_CONFIG"), "config file whose stores: section names the stores and production targets")
-	sq := registerSQLCheckFlags(fs)
-	st := registerStoreCheckFlags(fs)
+	fs := newFlagSet("verify", stderr)
+	cfgFile, sq, st := registerStoreFlags(fs, storesConfigUsage)
 	runID := fs.String("run", "", "the run to look for (required)")
 	runCol := fs.String("run-column", "shadowlane_run", "column (SQL) or hash field (Redis) that holds the run id")
 	limit := fs.Int("limit", 1_000_000, "at most this many keys or messages are read per target (a target with more is reported incomplete)")
