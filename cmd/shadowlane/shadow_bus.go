@@ -104,8 +104,8 @@ func kafkaPurge(ctx context.Context, seeds, topics []string, naming shadow.Namin
 	defer adm.Close()
 	var twins []string
 	for _, t := range topics {
-		twin := naming.Shadow(t)
-		if !naming.IsShadow(twin) || twin == t || naming.IsShadow(t) {
+		twin, ok := purgeTwin(naming, t)
+		if !ok {
 			fmt.Fprintf(stderr, "shadowlane shadow purge: kafka: refusing %q: not a shadow topic\n", twin)
 			return exitViolation
 		}
@@ -236,8 +236,8 @@ func natsPurge(ctx context.Context, uri string, streams []string, names shadow.N
 	}
 	defer nc.Close()
 	for _, name := range streams {
-		twin := names.Shadow(name)
-		if !names.IsShadow(twin) || twin == name || names.IsShadow(name) {
+		twin, ok := purgeTwin(names, name)
+		if !ok {
 			fmt.Fprintf(stderr, "shadowlane shadow purge: nats: refusing %q: not a shadow stream\n", twin)
 			return exitViolation
 		}
