@@ -66,10 +66,6 @@ func fkKey(def, refName string) (string, bool) {
 func planPostgres(ctx context.Context, db *sql.DB, tables []string, naming shadow.Naming) (*schemaPlan, error) {
 	p := &schemaPlan{Dialect: "postgres"}
 	set := newTableSet(tables)
-	type twinState struct {
-		prod, twin       int64
-		schema, twinName string
-	}
 	var fkLater []func() error
 	var viewLater []func() error
 	viewSeen := map[string]bool{}
@@ -144,47 +140,23 @@ func planPostgres(ctx context.Context, db *sql.DB, tables []string, naming shado
 		}
 		// Foreign keys: LIKE copies none; the twin's point at the parents'
 		// twins. Run after every table, so parents' twins exist.
-		st := twinState{prod, twin, schema, twinName}
 		fks, err := pgForeignKeys(ctx, db, prod)
 		if err != nil {
 			return nil, err
 		}
-		for _, fk := range fks {
-			p.addParent(set, t, fk[2])
-		}
-		fkLater = append(fkLater, func() error {
-			var have map[string]bool
-			if twinOK {
-				have = map[string]bool{}
-				tfks, err := pgForeignKeys(ctx, db, st.twin)
-				if err != nil {
-					return err
+		fkLater = append(fkLater, p.twinForeignKeys(set, naming, t, twinName, twinFKs{prod: fks, ref: 2, twinExists: twinOK,
+			twin: func() ([][]string, error) { return pgForeignKeys(ctx, db, twin) },
+			key: func(fk []string, ref string) (string, error) {
+				if k, ok := fkKey(fk[1], ref); ok {
+					return k, nil
 				}
-				for _, fk := range tfks {
-					if k, ok := fkKey(fk[1], fk[2]); ok {
-						have[k] = true
-					}
-					if !naming.IsShadow(fk[2]) {
-						p.add(schemaAction{Table: t, Object: fk[0], Why: fmt.Sprintf("foreign key %s of %s references production table %s", fk[0], twinName, fk[2]),
-							SQL: []string{fmt.Sprintf("ALTER TABLE %s.%s DROP CONSTRAINT %s", qPG(st.schema), qPG(twinName), qPG(fk[0]))}})
-					}
-				}
-			}
-			for _, fk := range fks {
-				m := pgFKRef.FindStringSubmatch(fk[1])
-				if m == nil {
-					return fmt.Errorf("postgres: foreign key %s: cannot read %q", fk[0], fk[1])
-				}
-				refTwin := naming.Shadow(fk[2])
-				if have[m[1]+refTwin+m[3]] {
-					continue
-				}
-				name := naming.Shadow(fk[0])
-				p.add(schemaAction{Table: t, Object: name, Why: fmt.Sprintf("foreign key %s -> %s missing", name, refTwin),
-					SQL: []string{fmt.Sprintf("ALTER TABLE %s.%s ADD CONSTRAINT %s %s%s.%s%s", qPG(st.schema), qPG(twinName), qPG(name), m[1], qPG(fk[3]), qPG(refTwin), m[3])}})
-			}
-			return nil
-		})
+				return "", fmt.Errorf("postgres: foreign key %s: cannot read %q", fk[0], fk[1])
+			},
+			drop: func(fk []string) string { return fmt.Sprintf("ALTER TABLE %s DROP CONSTRAINT %s", qTwin, qPG(fk[0])) },
+			add: func(fk []string, name, ref string) string {
+				m := pgFKRef.FindStringSubmatch(fk[1]) // key read it
+				return fmt.Sprintf("ALTER TABLE %s ADD CONSTRAINT %s %s%s.%s%s", qTwin, qPG(name), m[1], qPG(fk[3]), qPG(ref), m[3])
+			}}))
 		// Indexes of an existing twin: LIKE copied them for a new one.
 		if twinOK {
 			idx, err := queryStrings(ctx, db, `SELECT ic.relname, pg_get_indexdef(ix.indexrelid), ix.indisunique::text, ix.indisprimary::text,
@@ -207,7 +179,7 @@ func planPostgres(ctx context.Context, db *sql.DB, tables []string, naming shado
 					p.Reviews = append(p.Reviews, schemaReview{Table: t, Object: x[0], Why: "constraint index " + sig + " missing in the twin; add the constraint to " + twinName})
 					continue
 				}
-				def := pgIndexDef.ReplaceAllString(x[1], "${1}INDEX IF NOT EXISTS "+qPG(naming.Shadow(x[0]))+" ON "+qPG(st.schema)+"."+qPG(twinName)+" USING")
+				def := pgIndexDef.ReplaceAllString(x[1], "${1}INDEX IF NOT EXISTS "+qPG(naming.Shadow(x[0]))+" ON "+qTwin+" USING")
 				p.add(schemaAction{Table: t, Object: naming.Shadow(x[0]), Why: "index " + sig + " missing", SQL: []string{def}})
 			}
 		}
