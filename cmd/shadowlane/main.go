@@ -193,7 +193,6 @@ func cmdDrill(args []string, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
-// isTerminal reports whether f is a character device (a terminal).
 // newFlagSet is the flag set of the command name: its errors and -h go to
 // stderr, and Parse returns them (the command then exits with exitUsage).
 func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
@@ -220,6 +219,7 @@ func registerStoreFlags(fs *flag.FlagSet, configUsage string) (*string, *sqlChec
 	return cfgFile, registerSQLCheckFlags(fs), registerStoreCheckFlags(fs)
 }
 
+// isTerminal reports whether f is a character device (a terminal).
 func isTerminal(f *os.File) bool {
 	fi, err := f.Stat()
 	return err == nil && fi.Mode()&os.ModeCharDevice != 0
