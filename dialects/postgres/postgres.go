@@ -11,6 +11,7 @@ import (
 	pg "github.com/pganalyze/pg_query_go/v6"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
+	"github.com/shadowlane/shadowlane/internal/ctescope"
 	"github.com/shadowlane/shadowlane/shadow/sqlshadow"
 )
 
@@ -185,7 +186,7 @@ type analysis struct {
 	cols    []colRef
 	locked  []*pg.RangeVar // FOR UPDATE OF entries
 	aliases map[string]bool
-	scopes  []map[string]bool
+	scopes  ctescope.Scopes
 	dml     bool // INSERT/UPDATE/DELETE/MERGE anywhere (data-modifying CTEs too)
 	locks   bool // FOR UPDATE/SHARE anywhere
 	// cteNames are the names of every CTE of the statement.
@@ -205,15 +206,6 @@ func analyse(stmt *pg.Node) *analysis {
 		}
 	}
 	return a
-}
-
-func (a *analysis) isCTE(name string) bool {
-	for i := len(a.scopes) - 1; i >= 0; i-- {
-		if a.scopes[i][name] {
-			return true
-		}
-	}
-	return false
 }
 
 func withClauseOf(m any) *pg.WithClause {
@@ -294,9 +286,8 @@ func (a *analysis) walk(m protoreflect.Message, write bool) {
 				a.cteNames = append(a.cteNames, cte.Ctename)
 			}
 		}
-		scope := map[string]bool{}
-		a.scopes = append(a.scopes, scope)
-		defer func() { a.scopes = a.scopes[:len(a.scopes)-1] }()
+		scope := a.scopes.Push()
+		defer a.scopes.Pop()
 		if w.Recursive {
 			for _, c := range w.Ctes {
 				if cte := c.GetCommonTableExpr(); cte != nil {
@@ -348,7 +339,7 @@ func (a *analysis) addRef(rv *pg.RangeVar, write bool) {
 		r.table.Schema = rv.Schemaname
 		r.parts = 1
 	}
-	r.cte = r.parts == 0 && a.isCTE(rv.Relname)
+	r.cte = r.parts == 0 && a.scopes.Has(rv.Relname)
 	a.refs = append(a.refs, r)
 }
 
@@ -693,21 +684,29 @@ func (a *analysis) rewrite(query string, fn sqlshadow.RenameFunc, funcs sqlshado
 		}
 		return q
 	}
+	// renamed asks fn once per table and access.
 	done := map[renameKey]string{}
+	renamed := func(t sqlshadow.Table, write bool) (string, error) {
+		k := renameKey{t, write}
+		if name, ok := done[k]; ok {
+			return name, nil
+		}
+		name, err := fn(t, write)
+		if err != nil {
+			return "", err
+		}
+		if name == "" {
+			return "", fmt.Errorf("postgres: rename of %s returned an empty name", t)
+		}
+		done[k] = name
+		return name, nil
+	}
 	want = map[sqlshadow.Table]int{}
 	var edits []edit
 	for _, r := range a.base() {
-		k := renameKey{r.table, r.write}
-		name, ok := done[k]
-		if !ok {
-			name, err = fn(r.table, r.write)
-			if err != nil {
-				return "", nil, false, err
-			}
-			if name == "" {
-				return "", nil, false, fmt.Errorf("postgres: rename of %s returned an empty name", r.table)
-			}
-			done[k] = name
+		name, err := renamed(r.table, r.write)
+		if err != nil {
+			return "", nil, false, err
 		}
 		r.name = name
 		want[sqlshadow.Table{Schema: r.table.Schema, Name: name}]++
@@ -724,17 +723,9 @@ func (a *analysis) rewrite(query string, fn sqlshadow.RenameFunc, funcs sqlshado
 		edits = append(edits, edit{start, end, quote(name)})
 	}
 	for si, s := range a.seqs {
-		k := renameKey{s.table, s.write}
-		name, ok := done[k]
-		if !ok {
-			name, err = fn(s.table, s.write)
-			if err != nil {
-				return "", nil, false, err
-			}
-			if name == "" {
-				return "", nil, false, fmt.Errorf("postgres: rename of %s returned an empty name", s.table)
-			}
-			done[k] = name
+		name, err := renamed(s.table, s.write)
+		if err != nil {
+			return "", nil, false, err
 		}
 		want[sqlshadow.Table{Schema: s.table.Schema, Name: name}]++
 		a.seqs[si].name = name
