@@ -375,21 +375,8 @@ func (r *Rewriter) rewrite(query string) *entry {
 			uses = append(uses, decision{t.String(), shadow.Redirect, t.String()})
 			return t.Name, nil
 		}
-		if r.catalog(t) {
-			if write {
-				refusal = r.refuse(t.String(), "system catalog "+t.String()+": load-test traffic may read it, never write it", shadow.ErrBlocked)
-				return "", shadow.ErrBlocked
-			}
-			uses = append(uses, decision{t.String(), shadow.ReadThrough, ""})
-			return t.Name, nil
-		}
-		if r.isReadThrough(t) {
-			if write {
-				refusal = r.refuse(t.String(), "table "+t.String()+" is read-through: load-test traffic may read it, never write it", shadow.ErrBlocked)
-				return "", shadow.ErrBlocked
-			}
-			uses = append(uses, decision{t.String(), shadow.ReadThrough, ""})
-			return t.Name, nil
+		if catalog := r.catalog(t); catalog || r.isReadThrough(t) {
+			return r.readOnly(t, write, catalog, &uses, &refusal)
 		}
 		if s, ok := r.shadowName(t); ok {
 			uses = append(uses, decision{t.String(), shadow.Redirect, s})
@@ -484,18 +471,29 @@ func (r *Rewriter) rewrite(query string) *entry {
 // databaseName decides a table reference in database mode.
 func (r *Rewriter) databaseName(t Table, write bool, uses *[]decision, refusal **entry) (string, error) {
 	if t.Schema != "" && r.catalog(t) {
-		if write {
-			*refusal = r.refuse(t.String(), "system catalog "+t.String()+": load-test traffic may read it, never write it", shadow.ErrBlocked)
-			return "", shadow.ErrBlocked
-		}
-		*uses = append(*uses, decision{t.String(), shadow.ReadThrough, ""})
-		return t.Name, nil
+		return r.readOnly(t, write, true, uses, refusal)
 	}
 	if !r.inShadowDatabase(t) {
 		*refusal = r.refuse(t.String(), "database mode: "+t.String()+" is qualified with "+t.Schema+", not the shadow database (sqlshadow.WithDatabase): load-test statements may name only tables of the shadow database", shadow.ErrBlocked)
 		return "", shadow.ErrBlocked
 	}
 	*uses = append(*uses, decision{t.String(), shadow.Redirect, t.String()})
+	return t.Name, nil
+}
+
+// readOnly decides for t, a table load-test traffic may read but never
+// write (a system catalog, or a read-through table): a read keeps its
+// name, a write is refused.
+func (r *Rewriter) readOnly(t Table, write, catalog bool, uses *[]decision, refusal **entry) (string, error) {
+	if write {
+		what := "table " + t.String() + " is read-through"
+		if catalog {
+			what = "system catalog " + t.String()
+		}
+		*refusal = r.refuse(t.String(), what+": load-test traffic may read it, never write it", shadow.ErrBlocked)
+		return "", shadow.ErrBlocked
+	}
+	*uses = append(*uses, decision{t.String(), shadow.ReadThrough, ""})
 	return t.Name, nil
 }
 
