@@ -607,7 +607,7 @@ type analysis struct {
 	aliases smallMap[string, struct{}] // every alias and derived-table name, lower case
 	refOnly smallMap[*ast.TableName, struct{}]
 	scopes  ctescope.Scopes // visible CTE names, innermost last
-	owners  []ast.Node        // statement owning each scope
+	owners  []ast.Node      // statement owning each scope
 	cols    []*ast.ColumnName
 	stars   []*ast.WildCardField
 	tops    []ast.Node // INSERT/UPDATE/DELETE statements met
