@@ -190,11 +190,7 @@ func (c *Codec) baggageHasMember(line string) bool {
 	}
 	for len(line) > 0 {
 		var m string
-		if i := strings.IndexByte(line, ','); i >= 0 {
-			m, line = line[:i], line[i+1:]
-		} else {
-			m, line = line, ""
-		}
+		m, line, _ = strings.Cut(line, ",")
 		if c.memberKind(m) != kindNone {
 			return true
 		}
@@ -248,30 +244,33 @@ func (c *Codec) removeMembers(line string) (string, bool) {
 		return line, false
 	}
 	var b strings.Builder
-	changed := false
-	for rest := line; len(rest) > 0; {
-		var mem string
-		if i := strings.IndexByte(rest, ','); i >= 0 {
-			mem, rest = rest[:i], rest[i+1:]
-		} else {
-			mem, rest = rest, ""
-		}
-		if c.memberKind(mem) != kindNone {
-			changed = true
-			continue
-		}
-		if trimOWS(mem) == "" {
-			continue
-		}
-		if b.Len() > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteString(trimOWS(mem))
-	}
-	if !changed {
+	if _, changed := c.appendOthers(&b, line); !changed {
 		return line, false
 	}
 	return b.String(), true
+}
+
+// appendOthers writes to b, comma-separated, the members of a baggage
+// line that are not the mark's, trimmed (empty ones dropped). It returns
+// how many it wrote and whether it dropped one of the mark's.
+func (c *Codec) appendOthers(b *strings.Builder, line string) (n int, dropped bool) {
+	for rest := line; len(rest) > 0; {
+		var mem string
+		mem, rest, _ = strings.Cut(rest, ",")
+		if c.memberKind(mem) != kindNone {
+			dropped = true
+			continue
+		}
+		if mem = trimOWS(mem); mem == "" {
+			continue
+		}
+		if n > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(mem)
+		n++
+	}
+	return n, dropped
 }
 
 // memberKind returns the kind of a baggage member ("key=value;props").
