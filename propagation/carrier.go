@@ -343,11 +343,7 @@ type acc struct {
 func (c *Codec) addHeader(a *acc, kind int, v string) {
 	for len(v) > 0 {
 		var e string
-		if i := strings.IndexByte(v, ','); i >= 0 {
-			e, v = v[:i], v[i+1:]
-		} else {
-			e, v = v, ""
-		}
+		e, v, _ = strings.Cut(v, ",")
 		if e = trimOWS(e); e == "" {
 			continue
 		}
@@ -362,11 +358,7 @@ func (c *Codec) addBaggage(a *acc, b string) {
 	a.baggageBytes += len(b)
 	for len(b) > 0 {
 		var m string
-		if i := strings.IndexByte(b, ','); i >= 0 {
-			m, b = b[:i], b[i+1:]
-		} else {
-			m, b = b, ""
-		}
+		m, b, _ = strings.Cut(b, ",")
 		if trimOWS(m) != "" {
 			a.baggageMembers++
 		}

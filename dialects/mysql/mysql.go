@@ -1103,27 +1103,31 @@ func (a *analysis) rename(fn sqlshadow.RenameFunc) error {
 		a.sites = append(a.sites, site{old, r.tn.Name.O})
 	}
 	for _, c := range a.cols {
-		n, err := a.qualifier(c.Schema.L, c.Table.L)
-		if err != nil {
+		if err := a.requalify(c.Schema, &c.Table); err != nil {
 			return err
 		}
-		old := c.Table.O
-		if n != nil {
-			c.Table = n.newName
-		}
-		a.sites = append(a.sites, site{old, c.Table.O})
 	}
 	for _, c := range a.stars {
-		n, err := a.qualifier(c.Schema.L, c.Table.L)
-		if err != nil {
+		if err := a.requalify(c.Schema, &c.Table); err != nil {
 			return err
 		}
-		old := c.Table.O
-		if n != nil {
-			c.Table = n.newName
-		}
-		a.sites = append(a.sites, site{old, c.Table.O})
 	}
+	return nil
+}
+
+// requalify gives the table qualifier of a column or wildcard (schema
+// and *table) the new name of the reference it names, and records the
+// site.
+func (a *analysis) requalify(schema ast.CIStr, table *ast.CIStr) error {
+	n, err := a.qualifier(schema.L, table.L)
+	if err != nil {
+		return err
+	}
+	old := table.O
+	if n != nil {
+		*table = n.newName
+	}
+	a.sites = append(a.sites, site{old, table.O})
 	return nil
 }
 

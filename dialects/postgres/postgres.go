@@ -774,49 +774,46 @@ func (a *analysis) rewrite(query string, fn sqlshadow.RenameFunc, funcs sqlshado
 			edits = append(edits, edit{start, end, quote(name)})
 		}
 	}
-	for _, c := range a.cols {
-		if c.schema == "" && a.aliases[c.table] {
-			continue
-		}
-		name, err := a.qualifier(c.schema, c.table)
+	// requalify renames the qualifier table (of a column, or of a FOR
+	// UPDATE OF entry) at loc, written with parts qualifying parts, to the
+	// new name of the table it names.
+	requalify := func(schema, table string, loc int32, parts int) error {
+		name, err := a.qualifier(schema, table)
 		if err != nil {
-			return "", nil, false, err
+			return err
 		}
-		if name == "" || name == c.table {
-			continue
+		if name == "" || name == table {
+			return nil // not renamed
 		}
-		start, end, ident, err := nf.name(int(c.cr.Location), c.index, c.table)
+		start, end, ident, err := nf.name(int(loc), parts, table)
 		if err != nil {
-			return "", nil, false, err
+			return err
 		}
 		if !ident {
 			alpha = false
 		}
 		edits = append(edits, edit{start, end, quote(name)})
+		return nil
+	}
+	for _, c := range a.cols {
+		if c.schema == "" && a.aliases[c.table] {
+			continue
+		}
+		if err := requalify(c.schema, c.table, c.cr.Location, c.index); err != nil {
+			return "", nil, false, err
+		}
 	}
 	for _, rv := range a.locked {
 		if rv.Catalogname != "" || rv.Schemaname == "" && a.aliases[rv.Relname] {
-			continue
-		}
-		name, err := a.qualifier(rv.Schemaname, rv.Relname)
-		if err != nil {
-			return "", nil, false, err
-		}
-		if name == "" || name == rv.Relname {
 			continue
 		}
 		parts := 0
 		if rv.Schemaname != "" {
 			parts = 1
 		}
-		start, end, ident, err := nf.name(int(rv.Location), parts, rv.Relname)
-		if err != nil {
+		if err := requalify(rv.Schemaname, rv.Relname, rv.Location, parts); err != nil {
 			return "", nil, false, err
 		}
-		if !ident {
-			alpha = false
-		}
-		edits = append(edits, edit{start, end, quote(name)})
 	}
 	sort.Slice(edits, func(i, j int) bool { return edits[i].start < edits[j].start })
 	var sb strings.Builder

@@ -175,22 +175,12 @@ func New(d Dialect, opts ...Option) (*Rewriter, error) {
 			r.needles = append(r.needles, strings.ToLower(c.naming.Suffix))
 		}
 	}
-	for k, v := range c.tables {
-		if k == "" || v == "" || strings.EqualFold(k, v) {
-			return nil, fmt.Errorf("%w: table map entry %q -> %q", ErrConfig, k, v)
-		}
-		r.ltables[strings.ToLower(k)] = v
-		r.shadows[strings.ToLower(v)] = true
-		r.needles = append(r.needles, strings.ToLower(v))
+	if err := r.addMap("table", c.tables, r.ltables, r.shadows); err != nil {
+		return nil, err
 	}
 	r.funcs, r.twins, r.roFuncs = map[string]string{}, map[string]bool{}, map[string]bool{}
-	for k, v := range c.funcs {
-		if k == "" || v == "" || strings.EqualFold(k, v) {
-			return nil, fmt.Errorf("%w: function map entry %q -> %q", ErrConfig, k, v)
-		}
-		r.funcs[strings.ToLower(k)] = v
-		r.twins[strings.ToLower(v)] = true
-		r.needles = append(r.needles, strings.ToLower(v))
+	if err := r.addMap("function", c.funcs, r.funcs, r.twins); err != nil {
+		return nil, err
 	}
 	for _, f := range c.readOnly {
 		if f == "" {
@@ -229,6 +219,22 @@ func New(d Dialect, opts ...Option) (*Rewriter, error) {
 	r.marked.init(c.cacheSize)
 	r.guarded.init(c.cacheSize)
 	return r, nil
+}
+
+// addMap checks the entries of a map of production names to shadow names
+// (what: "table" or "function") and indexes them by lower-cased name:
+// byName maps a production name to its shadow, shadows holds the shadow
+// names, and each shadow name becomes a needle.
+func (r *Rewriter) addMap(what string, m map[string]string, byName map[string]string, shadows map[string]bool) error {
+	for k, v := range m {
+		if k == "" || v == "" || strings.EqualFold(k, v) {
+			return fmt.Errorf("%w: %s map entry %q -> %q", ErrConfig, what, k, v)
+		}
+		byName[strings.ToLower(k)] = v
+		shadows[strings.ToLower(v)] = true
+		r.needles = append(r.needles, strings.ToLower(v))
+	}
+	return nil
 }
 
 // Dialect returns the dialect of r.
