@@ -207,7 +207,7 @@ func BenchmarkRewriterMiss(b *testing.B) {
 // the operation's: the lazy initialisation of protobuf descriptors and of
 // libpg_query's thread-local memory contexts, first page touches. Counted
 // at N1 = 20 they moved the PostgreSQL select's total by up to 7M
-// instructions between runs (30k per op over 220 - 20), so the per-op
+// instructions between runs (36k per op over 220 - 20), so the per-op
 // figure of the bare parser wandered between 214k and 253k. Pinning keeps
 // every counted cgo call on the thread the warm-up initialised. The
 // returned func unpins (call it deferred).
