@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -254,4 +255,46 @@ func (l *Migration) Check(t testing.TB, rd *migrate.Reader) (dups int, first map
 		}
 	}
 	return dups, first
+}
+
+// Phases is a [migrate.Source] whose phase a test moves on; its topic map
+// is fixed. It is safe for concurrent use.
+type Phases struct {
+	topics map[string]string
+	phase  atomic.Uint32
+}
+
+// NewPhases returns a source in phase p with the topic map topics.
+func NewPhases(p migrate.Phase, topics map[string]string) *Phases {
+	s := &Phases{topics: topics}
+	s.phase.Store(uint32(p))
+	return s
+}
+
+// Set moves the source to phase p.
+func (s *Phases) Set(p migrate.Phase) { s.phase.Store(uint32(p)) }
+
+// MigrationPlan returns the plan in force.
+func (s *Phases) MigrationPlan() migrate.Plan {
+	return migrate.Plan{Phase: migrate.Phase(s.phase.Load()), Topics: s.topics}
+}
+
+// Drive runs the producing side of a migration test through phases: for
+// each, it moves ph there, sends n messages under each of marks to topic
+// through p (recorded in l, which must read ph), and waits until rd
+// decided on every copy so far ([Migration.WaitRead]), so each copy is
+// read in the phase it was sent in. A message's value is
+// "phase/run/env/i" and its key "lanes-<i>".
+func (l *Migration) Drive(t testing.TB, ph *Phases, p *migrate.Producer, rd *migrate.Reader, topic string, n int, marks []propagation.Mark, phases ...migrate.Phase) {
+	t.Helper()
+	for _, phase := range phases {
+		ph.Set(phase)
+		for i := range n {
+			for _, m := range marks {
+				v := phase.String() + "/" + m.Run + "/" + m.Env + "/" + strconv.Itoa(i)
+				l.Send(t, propagation.With(context.Background(), m), p, topic, &migrate.Message{Key: []byte("lanes-" + strconv.Itoa(i)), Value: []byte(v)})
+			}
+		}
+		l.WaitRead(t, rd)
+	}
 }
