@@ -75,22 +75,29 @@ func Reads(p migrate.Phase, side migrate.Side) bool {
 	return side == migrate.Old || side == migrate.New
 }
 
-// Send sends m to topic through p under the mark of ctx, fails t when the
-// send fails, and records m's id (set by the producer when empty) with
-// the phase in force and the mark. It returns the id.
+// Send records m (its id, set here when empty, with the phase in force
+// and the mark of ctx) and sends it to topic through p under ctx, failing
+// t when the send fails. It records before sending, so a consumer may
+// handle a copy before Send returns. It returns the id.
 func (l *Migration) Send(t testing.TB, ctx context.Context, p *migrate.Producer, topic string, m *migrate.Message) string {
 	t.Helper()
+	if m.ID == "" {
+		m.ID = migrate.NewID()
+	}
 	phase := l.src.MigrationPlan().Phase
+	l.mu.Lock()
+	_, dup := l.sent[m.ID]
+	if !dup {
+		l.sent[m.ID] = Sent{Phase: phase, Mark: propagation.FromContext(ctx)}
+		l.order = append(l.order, m.ID)
+	}
+	l.mu.Unlock()
+	if dup {
+		t.Fatalf("message id %s sent twice", m.ID)
+	}
 	if err := p.Send(ctx, topic, m); err != nil {
 		t.Fatalf("send %q in phase %s: %v", m.Value, phase, err)
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if _, dup := l.sent[m.ID]; dup {
-		t.Fatalf("message id %s sent twice", m.ID)
-	}
-	l.sent[m.ID] = Sent{Phase: phase, Mark: propagation.FromContext(ctx)}
-	l.order = append(l.order, m.ID)
 	return m.ID
 }
 
