@@ -3,7 +3,6 @@ package slsarama_test
 import (
 	"context"
 	"fmt"
-	"sync"
 	"testing"
 	"time"
 
@@ -41,6 +40,14 @@ func waitStable(t *testing.T, adm sarama.ClusterAdmin, group string, members int
 			t.Fatalf("group %s never became stable with %d members (%v)", group, members, err)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// slow delays h by 10 ms a message: a lane that falls behind.
+func slow(h slsarama.MessageHandler) slsarama.MessageHandler {
+	return func(ctx context.Context, msg *sarama.ConsumerMessage) error {
+		time.Sleep(10 * time.Millisecond)
+		return h(ctx, msg)
 	}
 }
 
@@ -85,11 +92,7 @@ func TestLaneLeavesStopsAndHandsBack(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lh := ledgerHandler(lg, "lane")
-	lc, err := lane.Consumer(addrs, ccfg(), "svc", []string{"orders"}, func(ctx context.Context, msg *sarama.ConsumerMessage) error {
-		time.Sleep(10 * time.Millisecond) // slow: it falls behind
-		return lh(ctx, msg)
-	})
+	lc, err := lane.Consumer(addrs, ccfg(), "svc", []string{"orders"}, slow(ledgerHandler(lg, "lane")))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -187,22 +190,7 @@ func TestHandOverSurvivesTrunkRestart(t *testing.T) {
 		}
 		return s
 	}
-	var (
-		mu  sync.Mutex
-		byL = map[string]int{}
-		byT = map[string]int{}
-	)
-	count := func(m map[string]int, slow bool) slsarama.MessageHandler {
-		return func(ctx context.Context, msg *sarama.ConsumerMessage) error {
-			if slow {
-				time.Sleep(10 * time.Millisecond)
-			}
-			mu.Lock()
-			m[string(msg.Value)]++
-			mu.Unlock()
-			return nil
-		}
-	}
+	lg := bustest.NewLedger()
 	ccfg := config()
 	ccfg.Consumer.MaxWaitTime = 50 * time.Millisecond
 	ccfg.Consumer.Offsets.AutoCommit.Interval = 100 * time.Millisecond
@@ -229,8 +217,8 @@ func TestHandOverSurvivesTrunkRestart(t *testing.T) {
 		return -1
 	}
 	trunk1, lane := newS(), newS(slsarama.WithEnv("proj-a"))
-	stopT := startRun(t, consumer(trunk1, count(byT, false)))
-	stopL := startRun(t, consumer(lane, count(byL, true)))
+	stopT := startRun(t, consumer(trunk1, ledgerHandler(lg, "trunk")))
+	stopL := startRun(t, consumer(lane, slow(ledgerHandler(lg, "lane"))))
 	waitStable(t, adm, "svc", 1)
 	waitStable(t, adm, "svc-proj-a", 1)
 	sp, err := sarama.NewSyncProducer(addrs, config())
@@ -239,9 +227,10 @@ func TestHandOverSurvivesTrunkRestart(t *testing.T) {
 	}
 	defer sp.Close()
 	const n = 200
-	msgs := make([]*sarama.ProducerMessage, n)
+	msgs, ids := make([]*sarama.ProducerMessage, n), make([]string, n)
 	for i := range msgs {
-		msgs[i] = &sarama.ProducerMessage{Topic: "orders", Value: sarama.StringEncoder(fmt.Sprintf("a-%03d", i))}
+		ids[i] = fmt.Sprintf("a-%03d", i)
+		msgs[i] = &sarama.ProducerMessage{Topic: "orders", Value: sarama.StringEncoder(ids[i])}
 		if err := trunk1.Prepare(marked("", "proj-a"), msgs[i]); err != nil {
 			t.Fatal(err)
 		}
@@ -250,54 +239,35 @@ func TestHandOverSurvivesTrunkRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "the trunk commits past the lane's messages", func() bool { return committed("svc") >= n })
-	waitFor(t, "the lane handles 20", func() bool { mu.Lock(); defer mu.Unlock(); return len(byL) >= 20 })
+	waitFor(t, "the lane handles 20", func() bool { return lg.Count("lane") >= 20 })
 	if err := stopT(); err != nil {
 		t.Fatal(err)
 	}
 	lanes.Store(envtag.StaticLanes{}) // proj-a leaves while no trunk runs
 	time.Sleep(300 * time.Millisecond)
-	mu.Lock()
-	atLeave := len(byL)
-	mu.Unlock()
-	if atLeave >= n {
+	if atLeave := lg.Count("lane"); atLeave >= n {
 		t.Fatalf("the lane handled all %d before it left: no backlog to hand over", n)
 	}
 	trunk2 := newS()
-	stopT2 := startRun(t, consumer(trunk2, count(byT, false)))
-	waitFor(t, "every message handled", func() bool {
-		mu.Lock()
-		defer mu.Unlock()
-		all := 0
-		for i := range n {
-			v := fmt.Sprintf("a-%03d", i)
-			if byL[v]+byT[v] > 0 {
-				all++
-			}
-		}
-		return all == n
-	})
-	time.Sleep(500 * time.Millisecond)
+	stopT2 := startRun(t, consumer(trunk2, ledgerHandler(lg, "trunk")))
+	lg.WaitIDs(t, "after the trunk's restart", ids) // the restarted trunk hands the backlog over
+	time.Sleep(500 * time.Millisecond)              // late duplicates, if any
 	if err := stopT2(); err != nil {
 		t.Fatal(err)
 	}
 	if err := stopL(); err != nil {
 		t.Fatal(err)
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	taken := 0
-	for i := range n {
-		v := fmt.Sprintf("a-%03d", i)
-		if c := byL[v] + byT[v]; c != 1 {
-			t.Errorf("%s handled %d times (lane %d, trunk %d), want exactly once", v, c, byL[v], byT[v])
-		}
-		taken += byT[v]
+	dups, first := lg.Check(t, ids, "lane|trunk", "", "proj-a") // exactly once overall
+	if dups != 0 {
+		t.Errorf("%d messages handled twice", dups)
 	}
-	if st := trunk2.Stats(); st.HandedOver != int64(taken) || taken != n-len(byL) {
-		t.Errorf("restarted trunk handed over %d (stats %d), lane handled %d of %d", taken, st.HandedOver, len(byL), n)
+	taken := first["trunk"]
+	if st := trunk2.Stats(); st.HandedOver != int64(taken) || taken != n-first["lane"] || taken == 0 {
+		t.Errorf("restarted trunk handed over %d (stats %d), lane handled %d of %d", taken, st.HandedOver, first["lane"], n)
 	}
 	if at := committed("svc-proj-a"); at < n {
 		t.Errorf("lane group committed %d after the hand-over, want %d", at, n)
 	}
-	t.Logf("lane handled %d of %d before leaving; the restarted trunk handed over %d", len(byL), n, taken)
+	t.Logf("lane handled %d of %d before leaving; the restarted trunk handed over %d", first["lane"], n, taken)
 }
