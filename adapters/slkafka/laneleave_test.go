@@ -3,7 +3,7 @@ package slkafka_test
 import (
 	"context"
 	"fmt"
-	"sync"
+	"strings"
 	"testing"
 	"time"
 
@@ -110,31 +110,21 @@ func TestLaneLeavesStopsAndHandsBack(t *testing.T) {
 // although the trunk and a lane group both read them; neither is handled.
 func TestRefusedOnceAcrossGroups(t *testing.T) {
 	addrs := newCluster(t)
-	var (
-		mu      sync.Mutex
-		refused = map[string]int{}
-		handled = map[string]int{}
-	)
-	onRefused := slkafka.WithRefused(func(ctx context.Context, r *kgo.Record, err error) error {
-		mu.Lock()
-		refused[string(r.Value)]++
-		mu.Unlock()
-		return nil
-	})
-	h := func(ctx context.Context, r *kgo.Record) error {
-		mu.Lock()
-		handled[string(r.Value)]++
-		mu.Unlock()
-		return nil
+	lg := bustest.NewLedger()
+	refusedBy := func(who string) slkafka.Option {
+		return slkafka.WithRefused(func(ctx context.Context, r *kgo.Record, err error) error {
+			lg.Refuse(string(r.Value), fmt.Errorf("%s: %w", who, err))
+			return nil
+		})
 	}
-	trunk := newShadow(t, slkafka.WithShadowTopics("orders"), onRefused)
-	lane := newShadow(t, slkafka.WithShadowTopics("orders"), slkafka.WithEnv("proj-a"), onRefused)
+	trunk := newShadow(t, slkafka.WithShadowTopics("orders"), refusedBy("trunk"))
+	lane := newShadow(t, slkafka.WithShadowTopics("orders"), slkafka.WithEnv("proj-a"), refusedBy("lane"))
 	opts := []kgo.Opt{kgo.SeedBrokers(addrs...), kgo.FetchMaxWait(50 * time.Millisecond)}
-	tc, err := trunk.Consumer("svc", []string{"orders"}, h, opts...)
+	tc, err := trunk.Consumer("svc", []string{"orders"}, ledgerHandler(lg, "trunk", false), opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	lc, err := lane.Consumer("svc", []string{"orders"}, h, opts...)
+	lc, err := lane.Consumer("svc", []string{"orders"}, ledgerHandler(lg, "lane", false), opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,27 +142,21 @@ func TestRefusedOnceAcrossGroups(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		mu.Lock()
-		n := handled["last"]
-		mu.Unlock()
-		if n >= 2 || time.Now().After(deadline) { // trunk (no lanes configured) and lane
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	time.Sleep(200 * time.Millisecond)
+	// The control record, after the others on the one partition: the trunk
+	// (no lanes configured) and the lane both handle it.
+	bustest.Wait(t, 30*time.Second, func() bool { return len(lg.Handled("last")) >= 2 }, func() string {
+		return fmt.Sprintf("the control record was handled %d times, want 2 (trunk and lane)", len(lg.Handled("last")))
+	})
+	time.Sleep(200 * time.Millisecond) // late refusals or handlings, if any
 	stopL()
 	stopT()
-	mu.Lock()
-	defer mu.Unlock()
 	for _, v := range []string{"malformed", "conflict", "forged"} {
-		if refused[v] != 1 || handled[v] != 0 {
-			t.Errorf("%s: refused %d times, handled %d times; want refused once, never handled", v, refused[v], handled[v])
+		rs, hs := lg.Refused(v), lg.Handled(v)
+		if len(rs) != 1 || len(hs) != 0 || !strings.HasPrefix(rs[0].Error(), "trunk: ") {
+			t.Errorf("%s: refused %v, handled %+v; want refused once, by the trunk, never handled", v, rs, hs)
 		}
 	}
-	if handled["last"] != 2 {
-		t.Errorf("the control record was handled %d times, want 2 (trunk and lane)", handled["last"])
+	if dups, first := lg.Check(t, []string{"last"}, "trunk|lane", "", "proj-a"); dups != 1 || first["trunk"]+first["lane"] != 1 || lg.Count("trunk") != 1 || lg.Count("lane") != 1 {
+		t.Errorf("the control record was handled %+v, want once by the trunk and once by the lane", lg.Handled("last"))
 	}
 }

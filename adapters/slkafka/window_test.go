@@ -1,9 +1,7 @@
 package slkafka_test
 
 import (
-	"context"
 	"fmt"
-	"sync"
 	"testing"
 	"time"
 
@@ -154,51 +152,40 @@ func TestPinnedStartIsNoFloor(t *testing.T) {
 	lanes.Store(envtag.StaticLanes{})
 	trunk := newShadow(t, slkafka.WithShadowTopics("orders"), slkafka.WithLanes(&lanes))
 	lane := newShadow(t, slkafka.WithShadowTopics("orders"), slkafka.WithEnv("proj-a"), slkafka.WithLanes(&lanes))
-	var (
-		mu  sync.Mutex
-		byT = map[string]int{}
-	)
+	lg := bustest.NewLedger()
 	opts := []kgo.Opt{kgo.SeedBrokers(addrs...), kgo.FetchMaxWait(50 * time.Millisecond)}
 	p, err := trunk.Producer(newClient(t, addrs))
 	if err != nil {
 		t.Fatal(err)
 	}
-	rs := make([]*kgo.Record, 50)
+	rs, ids := make([]*kgo.Record, 50), make([]string, 50)
 	for i := range rs {
-		rs[i] = &kgo.Record{Topic: "orders", Value: fmt.Appendf(nil, "a-%03d", i)}
+		ids[i] = fmt.Sprintf("a-%03d", i)
+		rs[i] = &kgo.Record{Topic: "orders", Value: []byte(ids[i])}
 	}
 	if err := p.ProduceSync(marked("", "proj-a"), rs...).FirstErr(); err != nil {
 		t.Fatal(err)
 	}
-	lc, err := lane.Consumer("svc", []string{"orders"}, func(context.Context, *kgo.Record) error { return nil }, opts...)
+	lc, err := lane.Consumer("svc", []string{"orders"}, ledgerHandler(lg, "lane", false), opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	stopL := runConsumer(t, lc)
 	waitStarted(t, lc, stopL) // pinned at 50, not listed
-	tc, err := trunk.Consumer("svc", []string{"orders"}, func(ctx context.Context, r *kgo.Record) error {
-		mu.Lock()
-		byT[string(r.Value)]++
-		mu.Unlock()
-		return nil
-	}, opts...)
+	tc, err := trunk.Consumer("svc", []string{"orders"}, ledgerHandler(lg, "trunk", false), opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	stopT := runConsumer(t, tc)
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		mu.Lock()
-		n := len(byT)
-		mu.Unlock()
-		if n == 50 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the trunk handled %d of the 50 records below the lane's pinned start (passed over: %d)", n, trunk.Stats().FloorSkipped)
-		}
-	}
+	bustest.Wait(t, 20*time.Second, func() bool { return lg.Ids() == len(ids) }, func() string {
+		return fmt.Sprintf("the trunk handled %d of the 50 records below the lane's pinned start (passed over: %d)", lg.Ids(), trunk.Stats().FloorSkipped)
+	})
+	time.Sleep(200 * time.Millisecond) // late duplicates, if any
 	stopT()
 	stopL()
+	if dups, _ := lg.Check(t, ids, "trunk", "", "proj-a"); dups != 0 { // the trunk's, once; the lane's start is past them
+		t.Errorf("%d records handled twice", dups)
+	}
 	if st := trunk.Stats(); st.FloorSkipped != 0 {
 		t.Errorf("the trunk passed over %d records below a pinned start", st.FloorSkipped)
 	}
