@@ -145,11 +145,11 @@ func (l *Ledger) Check(t testing.TB, ids []string, by, run, env string) (dups in
 	return dups, first
 }
 
-// WaitIDs waits (45 s at most) until every id is handled or refused.
+// WaitIDs waits (60 s at most) until every id is handled or refused.
 func (l *Ledger) WaitIDs(t testing.TB, what string, ids []string) {
 	t.Helper()
 	missing, first := 0, ""
-	Wait(t, 45*time.Second, func() bool {
+	Wait(t, 60*time.Second, func() bool {
 		l.mu.Lock()
 		defer l.mu.Unlock()
 		missing, first = 0, ""
