@@ -2,7 +2,6 @@ package slsarama_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -94,16 +93,10 @@ func TestKillSwitchHoldsMarkedMessages(t *testing.T) {
 // production topic is refused (an anomaly), never handled.
 func TestRetryThenRefuse(t *testing.T) {
 	addrs := newCluster(t)
-	var (
-		mu      sync.Mutex
-		tries   = map[string]int{}
-		refused = map[string][]error{}
-	)
+	lg := bustest.NewLedger()
 	s, err := slsarama.New(slsarama.WithShadowTopics("orders"), slsarama.WithRetry(3, 5*time.Millisecond, 0),
 		slsarama.WithRefused(func(ctx context.Context, msg *sarama.ConsumerMessage, err error) error {
-			mu.Lock()
-			refused[string(msg.Value)] = append(refused[string(msg.Value)], err)
-			mu.Unlock()
+			lg.Refuse(string(msg.Value), err)
 			return nil
 		}))
 	if err != nil {
@@ -121,39 +114,31 @@ func TestRetryThenRefuse(t *testing.T) {
 	}
 	send("poison")
 	send("forged", sarama.RecordHeader{Key: []byte("x-shadowlane-run"), Value: []byte("evil")})
-	for i := range 20 {
-		send(fmt.Sprintf("ok-%02d", i))
+	ok := make([]string, 20)
+	for i := range ok {
+		ok[i] = fmt.Sprintf("ok-%02d", i)
+		send(ok[i])
 	}
 	c, err := s.Consumer(addrs, config(), "svc", []string{"orders"}, func(ctx context.Context, msg *sarama.ConsumerMessage) error {
-		mu.Lock()
-		defer mu.Unlock()
-		tries[string(msg.Value)]++
+		lg.Attempt(string(msg.Value))
 		if string(msg.Value) == "poison" {
 			return fmt.Errorf("always fails")
 		}
+		lg.Handle(string(msg.Value), "trunk", propagation.FromContext(ctx))
 		return nil
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := runUntil(t, c, func() bool {
-		mu.Lock()
-		defer mu.Unlock()
-		return tries["ok-19"] > 0
-	}); err != nil {
+	if err := runUntil(t, c, func() bool { return len(lg.Handled(ok[len(ok)-1])) > 0 }); err != nil {
 		t.Fatal(err)
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	if tries["poison"] != 3 || len(refused["poison"]) != 1 || !errors.Is(refused["poison"][0], slsarama.ErrRetriesExhausted) {
-		t.Errorf("poison: %d tries, refused %v", tries["poison"], refused["poison"])
+	lg.RefusedOnce(t, slsarama.ErrRetriesExhausted, "poison")
+	lg.RefusedOnce(t, shadow.ErrBlocked, "forged") // a run mark on production
+	if a, f := lg.Attempts("poison"), lg.Attempts("forged"); a != 3 || f != 0 {
+		t.Errorf("poison tried %d times (want 3), the forged mark %d times (want 0)", a, f)
 	}
-	if tries["forged"] != 0 || len(refused["forged"]) != 1 || !errors.Is(refused["forged"][0], shadow.ErrBlocked) {
-		t.Errorf("forged: %d tries, refused %v", tries["forged"], refused["forged"])
-	}
-	for i := range 20 {
-		if v := fmt.Sprintf("ok-%02d", i); tries[v] != 1 {
-			t.Errorf("%s handled %d times", v, tries[v])
-		}
+	if dups, _ := lg.Check(t, ok, "trunk", "", ""); dups != 0 { // after the poison, each once
+		t.Errorf("%d messages handled twice", dups)
 	}
 }

@@ -1,6 +1,7 @@
 package bustest
 
 import (
+	"errors"
 	"os"
 	"slices"
 	"strconv"
@@ -143,6 +144,21 @@ func (l *Ledger) Check(t testing.TB, ids []string, by, run, env string) (dups in
 		}
 	}
 	return dups, first
+}
+
+// RefusedOnce fails t for every id of ids that was handled, or did not
+// reach the refusal callback exactly once with an error wrapping want
+// (errors.Is; a nil want takes any error).
+func (l *Ledger) RefusedOnce(t testing.TB, want error, ids ...string) {
+	t.Helper()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, id := range ids {
+		rs, hs := l.refused[id], l.handled[id]
+		if len(rs) != 1 || len(hs) != 0 || want != nil && !errors.Is(rs[0], want) {
+			t.Errorf("%s: refused %v, handled %+v; want refused once (%v), never handled", id, rs, hs, want)
+		}
+	}
 }
 
 // WaitIDs waits (60 s at most) until every id is handled or refused.
