@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -15,46 +14,8 @@ import (
 	"github.com/shadowlane/shadowlane/adapters/slamqp"
 	"github.com/shadowlane/shadowlane/propagation"
 	"github.com/shadowlane/shadowlane/shadow"
+	"github.com/shadowlane/shadowlane/shadow/bus/bustest"
 )
-
-type counts struct {
-	mu      sync.Mutex
-	n       map[string]int
-	whileOf map[string]bool
-}
-
-func newCounts() *counts { return &counts{n: map[string]int{}, whileOf: map[string]bool{}} }
-
-func (c *counts) add(v string, off bool) {
-	c.mu.Lock()
-	c.n[v]++
-	if off {
-		c.whileOf[v] = true
-	}
-	c.mu.Unlock()
-}
-
-func (c *counts) distinct(prefix string) (d int) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for v := range c.n {
-		if strings.HasPrefix(v, prefix) {
-			d++
-		}
-	}
-	return d
-}
-
-func (c *counts) waitFor(t testing.TB, prefix string, want int) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for c.distinct(prefix) < want {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: handled %d, want %d", prefix, c.distinct(prefix), want)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
 
 // The kill switch toggled mid-stream on RabbitMQ: marked messages are not
 // handled while load tests are off (they are handed back and wait in the
@@ -79,16 +40,12 @@ func TestKillSwitchHoldsMarkedDeliveries(t *testing.T) {
 		t.Fatal(err)
 	}
 	pub := s.Channel(channel(t, conn))
-	cs := newCounts()
-	var gate sync.RWMutex
+	sw := bustest.NewSwitch(func() bool { on, _ := rt.LoadTestEnabled(); return on })
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
 		done <- s.Channel(channel(t, conn)).Consume(ctx, q, func(ctx context.Context, d *amqp091.Delivery) error {
-			gate.RLock()
-			defer gate.RUnlock()
-			on, _ := rt.LoadTestEnabled()
-			cs.add(string(d.Body), propagation.IsLoadTest(ctx) && !on)
+			sw.Handle(ctx, string(d.Body))
 			return nil
 		})
 	}()
@@ -115,15 +72,13 @@ func TestKillSwitchHoldsMarkedDeliveries(t *testing.T) {
 		}
 	})
 	publish(lt, "a-", 20)
-	cs.waitFor(t, "a-", 20)
-	gate.Lock()
-	rt.SetLoadTest(false, "test")
-	gate.Unlock()
+	sw.WaitFor(t, "a-", 20)
+	sw.Flip(func() { rt.SetLoadTest(false, "test") })
 	publish(lt, "off-", 30)
 	publish(context.Background(), "poff-", 10)
-	cs.waitFor(t, "poff-", 10)
+	sw.WaitFor(t, "poff-", 10)
 	time.Sleep(500 * time.Millisecond)
-	if d := cs.distinct("off-"); d != 0 {
+	if d, _ := sw.Count("off-"); d != 0 {
 		t.Fatalf("%d marked messages were handled while off", d)
 	}
 	// broker side: they wait in the shadow queue, none unacknowledged
@@ -136,41 +91,11 @@ func TestKillSwitchHoldsMarkedDeliveries(t *testing.T) {
 		t.Fatalf("shadow queue holds %d ready messages while off, want >= 30", st.Messages)
 	}
 	wg.Wait()
-	gate.Lock()
-	rt.SetLoadTest(true, "")
-	gate.Unlock()
-	cs.waitFor(t, "off-", 30)
-	cs.waitFor(t, "stream", 200)
+	sw.Flip(func() { rt.SetLoadTest(true, "") })
+	sw.WaitFor(t, "off-", 30)
+	sw.WaitFor(t, "stream", 200)
 	time.Sleep(200 * time.Millisecond)
-	cs.mu.Lock()
-	defer cs.mu.Unlock()
-	// A record the adapter decided while the switch was on may start its
-	// handler just after the flip (the switch stops new decisions; work
-	// already decided completes, like an HTTP request admitted before it):
-	// at most one per consumer goroutine, and only among the records that
-	// were streaming across the flip. A switch that did not hold would let
-	// most of the records streamed while it was off through.
-	var straddled []string
-	for v, n := range cs.n {
-		if n != 1 {
-			t.Errorf("%s handled %d times", v, n)
-		}
-		if cs.whileOf[v] {
-			if strings.HasPrefix(v, "stream") {
-				straddled = append(straddled, v)
-				continue
-			}
-			t.Errorf("%s handled while off", v)
-		}
-	}
-	if len(straddled) > 3 {
-		t.Errorf("%d records handled while load tests were off (at most 3 decided just before the flip may be): %v", len(straddled), straddled)
-	} else if len(straddled) > 0 {
-		t.Logf("%d records decided just before the flip were handled just after it: %v", len(straddled), straddled)
-	}
-	if len(cs.n) != 20+30+10+200 {
-		t.Errorf("handled %d distinct, want 260", len(cs.n))
-	}
+	sw.Check(t, "stream", 3, 20+30+10+200)
 }
 
 // A message whose handler always fails is delivered a bounded number of
@@ -195,29 +120,22 @@ func TestPoisonBoundedAndAnomalyRefused(t *testing.T) {
 	if _, err := raw.QueueDeclare(q, false, false, false, false, amqp091.Table{"x-dead-letter-exchange": dlx}); err != nil {
 		t.Fatal(err)
 	}
-	var mu sync.Mutex
-	refused := map[string][]error{}
+	lg := bustest.NewLedger()
 	s, err := slamqp.New(slamqp.WithMaxDeliveries(3), slamqp.WithRefused(func(ctx context.Context, d *amqp091.Delivery, err error) {
-		mu.Lock()
-		refused[string(d.Body)] = append(refused[string(d.Body)], err)
-		mu.Unlock()
+		lg.Refuse(string(d.Body), err)
 	}))
 	if err != nil {
 		t.Fatal(err)
 	}
-	tries := map[string]int{}
-	cs := newCounts()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
 		done <- s.Channel(channel(t, conn)).Consume(ctx, q, func(ctx context.Context, d *amqp091.Delivery) error {
-			mu.Lock()
-			tries[string(d.Body)]++
-			mu.Unlock()
+			lg.Attempt(string(d.Body))
 			if string(d.Body) == "poison" {
 				return errors.New("always fails")
 			}
-			cs.add(string(d.Body), false)
+			lg.Handle(string(d.Body), "consumer", propagation.FromContext(ctx))
 			return nil
 		})
 	}()
@@ -233,30 +151,23 @@ func TestPoisonBoundedAndAnomalyRefused(t *testing.T) {
 	if err := raw.PublishWithContext(context.Background(), "", q, false, false, amqp091.Publishing{Body: []byte("forged"), Headers: amqp091.Table{"x-shadowlane-RUN": "evil"}}); err != nil {
 		t.Fatal(err)
 	}
-	for i := range 29 {
-		if err := raw.PublishWithContext(context.Background(), "", q, false, false, amqp091.Publishing{Body: fmt.Appendf(nil, "ok-%02d", i)}); err != nil {
+	ok := make([]string, 29)
+	for i := range ok {
+		ok[i] = fmt.Sprintf("ok-%02d", i)
+		if err := raw.PublishWithContext(context.Background(), "", q, false, false, amqp091.Publishing{Body: []byte(ok[i])}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	cs.waitFor(t, "ok-", 29)
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		mu.Lock()
-		n := len(refused["poison"])
-		mu.Unlock()
-		if n >= 1 || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
+	lg.WaitIDs(t, "the others", ok) // not starved by the poison
+	lg.WaitRefused(t, "poison", "forged")
+	time.Sleep(300 * time.Millisecond) // late deliveries, if any
+	if dups, _ := lg.Check(t, ok, "consumer", "", ""); dups != 0 {
+		t.Errorf("%d messages handled twice", dups)
 	}
-	time.Sleep(300 * time.Millisecond)
-	mu.Lock()
-	defer mu.Unlock()
-	if tries["poison"] != 3 || len(refused["poison"]) != 1 || !errors.Is(refused["poison"][0], slamqp.ErrDeliveriesExhausted) {
-		t.Errorf("poison: %d deliveries, refused %v", tries["poison"], refused["poison"])
-	}
-	if tries["forged"] != 0 || len(refused["forged"]) != 1 || !errors.Is(refused["forged"][0], shadow.ErrBlocked) {
-		t.Errorf("forged run mark on production: handled %d times, refused %v", tries["forged"], refused["forged"])
+	lg.RefusedOnce(t, slamqp.ErrDeliveriesExhausted, "poison")
+	lg.RefusedOnce(t, shadow.ErrBlocked, "forged") // a run mark on production
+	if a, f := lg.Attempts("poison"), lg.Attempts("forged"); a != 3 || f != 0 {
+		t.Errorf("poison delivered to the handler %d times (want 3), the forged mark %d times (want 0)", a, f)
 	}
 	dead := get(t, raw, dlq)
 	if len(dead) != 2 {

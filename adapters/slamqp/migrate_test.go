@@ -2,28 +2,34 @@ package slamqp_test
 
 import (
 	"context"
-	"fmt"
-	"sync"
 	"testing"
-	"time"
 
 	amqp091 "github.com/rabbitmq/amqp091-go"
 
 	"github.com/shadowlane/shadowlane/adapters/slamqp"
 	"github.com/shadowlane/shadowlane/propagation"
+	"github.com/shadowlane/shadowlane/shadow/bus/bustest"
 	"github.com/shadowlane/shadowlane/shadow/bus/migrate"
 )
 
-// Dual read between two exchanges of the loopback RabbitMQ: every message
-// is published to both through the adapter's rule (marked ones to both
-// shadow exchanges, with the id header), the consumers of both queues
-// (and their shadow queues) run through one Reader, and each message is
-// handled once under its mark.
-func TestMigrationDualRead(t *testing.T) {
+// A migration between two exchanges of the loopback RabbitMQ through all
+// four phases, the consumers of both queues (and their shadow queues)
+// running throughout behind one Reader: each phase's messages are
+// published through the adapter's rule to the exchanges the phase writes
+// (marked ones to the shadow exchanges, with the id header), as audit
+// queues bound with a plain client see them; each message is handled
+// once, under its mark, from a side the phase reads; every other copy is
+// skipped or dropped by its id, and acknowledged: the queues end empty.
+func TestMigrationPhases(t *testing.T) {
 	conn := dial(t)
-	p := "mig15" + uniq()
+	p := "lanes20" + uniq()
 	oldX, newX, oldQ, newQ := p+".old", p+".new", p+".oldq", p+".newq"
-	cleanup(t, conn, []string{oldQ, oldQ + "_shadow", newQ, newQ + "_shadow"}, []string{oldX, oldX + "_shadow", newX, newX + "_shadow"})
+	audit := map[string]string{} // exchange -> its audit queue
+	for _, x := range []string{oldX, oldX + "_shadow", newX, newX + "_shadow"} {
+		audit[x] = x + ".audit"
+	}
+	cleanup(t, conn, []string{oldQ, oldQ + "_shadow", newQ, newQ + "_shadow", audit[oldX], audit[oldX+"_shadow"], audit[newX], audit[newX+"_shadow"]},
+		[]string{oldX, oldX + "_shadow", newX, newX + "_shadow"})
 	s, err := slamqp.New(slamqp.WithShadowExchanges(oldX, newX), slamqp.WithShadowQueues(oldQ, newQ), slamqp.WithConfirms())
 	if err != nil {
 		t.Fatal(err)
@@ -36,63 +42,50 @@ func TestMigrationDualRead(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	plain := channel(t, conn) // knows nothing of shadowlane
+	for x, q := range audit {
+		if _, err := plain.QueueDeclare(q, false, false, false, false, nil); err != nil {
+			t.Fatal(err)
+		}
+		if err := plain.QueueBind(q, "#", x, false, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
 	pub := s.Channel(channel(t, conn))
-	src := migrate.Fixed{Phase: migrate.DualRead, Topics: map[string]string{oldX: newX}}
-	prod, err := migrate.NewProducer(src, pub.Sender(), pub.Sender())
+	ph := bustest.NewPhases(migrate.Before, map[string]string{oldX: newX})
+	prod, err := migrate.NewProducer(ph, pub.Sender(), pub.Sender())
 	if err != nil {
 		t.Fatal(err)
 	}
-	const n = 10
-	kinds := map[string]string{}
-	for i := range n {
-		for _, run := range []string{"", "run-m"} {
-			m := &migrate.Message{Key: []byte("order.created"), Value: []byte(fmt.Sprint(run, i))}
-			if err := prod.Send(marked(run, ""), oldX, m); err != nil {
-				t.Fatal(err)
-			}
-			kinds[m.ID] = run
-		}
-	}
-
-	rd := migrate.NewReader(src, 0)
-	var mu sync.Mutex
-	handled := map[string]int{}
-	h := func(ctx context.Context, d *amqp091.Delivery) error {
-		id := slamqp.MessageID(d)
-		if propagation.FromContext(ctx).Run != kinds[id] {
-			t.Errorf("%s handled under %v", d.Body, propagation.FromContext(ctx))
-		}
-		mu.Lock()
-		handled[id]++
-		mu.Unlock()
-		return nil
-	}
+	rd, mg := migrate.NewReader(ph, 0), bustest.NewMigration(ph)
 	for _, c := range []struct {
 		q    string
 		side migrate.Side
 	}{{oldQ, migrate.Old}, {newQ, migrate.New}} {
-		cons := startConsumer(t, s, c.q, slamqp.Migrating(rd, c.side, h))
+		cons := startConsumer(t, s, c.q, slamqp.Migrating(rd, c.side, func(ctx context.Context, d *amqp091.Delivery) error {
+			mg.Handle(c.side, slamqp.MessageID(d), propagation.FromContext(ctx))
+			return nil
+		}))
 		t.Cleanup(func() { cons.stop() })
 	}
-	deadline := time.Now().Add(60 * time.Second)
-	for rd.Stats().Handled+rd.Stats().Duplicates < 4*n && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
-	st := rd.Stats()
-	mu.Lock()
-	defer mu.Unlock()
-	if st.Handled != 2*n || st.Duplicates != 2*n || len(handled) != 2*n {
-		t.Fatalf("reader %+v, handled %d ids", st, len(handled))
-	}
-	for id, c := range handled {
-		if c != 1 {
-			t.Errorf("%s handled %d times", id, c)
+	mg.Drive(t, ph, prod, rd, oldX, 5, []propagation.Mark{{}, {Run: "run-m"}}, migrate.Before, migrate.DualWrite, migrate.DualRead, migrate.NewOnly)
+	for _, c := range []struct {
+		x, run string
+		side   migrate.Side
+	}{{oldX, "", migrate.Old}, {oldX + "_shadow", "run-m", migrate.Old}, {newX, "", migrate.New}, {newX + "_shadow", "run-m", migrate.New}} {
+		var ids []string
+		for _, d := range get(t, plain, audit[c.x]) {
+			id, _ := d.Headers[migrate.HeaderID].(string) // the exact name
+			ids = append(ids, id)
 		}
+		mg.Placed(t, c.x, c.side, c.run, ids)
+	}
+	if dups, first := mg.Check(t, rd); dups != 0 {
+		t.Errorf("%d copies handled twice (first handled per side %v)", dups, first)
 	}
 	// The broker holds nothing more: every copy was acknowledged.
-	ch := channel(t, conn)
 	for _, q := range []string{oldQ, oldQ + "_shadow", newQ, newQ + "_shadow"} {
-		if left := get(t, ch, q); len(left) != 0 {
+		if left := get(t, plain, q); len(left) != 0 {
 			t.Errorf("%s still holds %d messages", q, len(left))
 		}
 	}

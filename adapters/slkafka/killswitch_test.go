@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -16,53 +15,8 @@ import (
 	"github.com/shadowlane/shadowlane/adapters/slkafka"
 	"github.com/shadowlane/shadowlane/propagation"
 	"github.com/shadowlane/shadowlane/shadow"
+	"github.com/shadowlane/shadowlane/shadow/bus/bustest"
 )
-
-// tally counts, per record value, how often a handler saw it and whether
-// any of those times fell while the switch was off.
-type tally struct {
-	mu      sync.Mutex
-	n       map[string]int
-	whileOf map[string]bool
-}
-
-func newTally() *tally { return &tally{n: map[string]int{}, whileOf: map[string]bool{}} }
-
-func (t *tally) add(v string, off bool) {
-	t.mu.Lock()
-	t.n[v]++
-	if off {
-		t.whileOf[v] = true
-	}
-	t.mu.Unlock()
-}
-
-func (t *tally) count(prefix string) (distinct, total int) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	for v, n := range t.n {
-		if len(v) >= len(prefix) && v[:len(prefix)] == prefix {
-			distinct++
-			total += n
-		}
-	}
-	return
-}
-
-func (t *tally) waitFor(tb testing.TB, prefix string, n int) {
-	tb.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		if d, _ := t.count(prefix); d >= n {
-			return
-		}
-		if time.Now().After(deadline) {
-			d, tot := t.count(prefix)
-			tb.Fatalf("%s: handled %d distinct (%d in all), want %d", prefix, d, tot, n)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
 
 func testRuntime(t testing.TB) *shadowlane.Runtime {
 	t.Helper()
@@ -91,13 +45,9 @@ func TestKillSwitchHoldsMarkedRecords(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tl := newTally()
-	var gate sync.RWMutex // held by the switch flip, so a handler is never mid-flight across it
+	sw := bustest.NewSwitch(func() bool { on, _ := rt.LoadTestEnabled(); return on })
 	h := func(ctx context.Context, r *kgo.Record) error {
-		gate.RLock()
-		defer gate.RUnlock()
-		on, _ := rt.LoadTestEnabled()
-		tl.add(string(r.Value), propagation.IsLoadTest(ctx) && !on)
+		sw.Handle(ctx, string(r.Value))
 		return nil
 	}
 	cons, err := s.Consumer("svc", []string{"orders"}, h, kgo.SeedBrokers(addrs...), kgo.FetchMaxWait(50*time.Millisecond))
@@ -120,56 +70,24 @@ func TestKillSwitchHoldsMarkedRecords(t *testing.T) {
 	wg.Go(func() { produce(lt, "stream-", 300) })
 	produce(lt, "a-", 30)
 	produce(context.Background(), "pa-", 10)
-	tl.waitFor(t, "a-", 30)
+	sw.WaitFor(t, "a-", 30)
 
-	gate.Lock()
-	rt.SetLoadTest(false, "test")
-	gate.Unlock()
+	sw.Flip(func() { rt.SetLoadTest(false, "test") })
 	produce(lt, "off-", 40)
 	produce(context.Background(), "poff-", 10)
-	tl.waitFor(t, "poff-", 10) // production flows while off
+	sw.WaitFor(t, "poff-", 10) // production flows while off
 	time.Sleep(500 * time.Millisecond)
-	if d, _ := tl.count("off-"); d != 0 {
+	if d, _ := sw.Count("off-"); d != 0 {
 		t.Fatalf("%d marked records produced while off were handled while off", d)
 	}
 	wg.Wait()
-	gate.Lock()
-	rt.SetLoadTest(true, "")
-	gate.Unlock()
-	tl.waitFor(t, "off-", 40)
-	tl.waitFor(t, "stream-", 300)
+	sw.Flip(func() { rt.SetLoadTest(true, "") })
+	sw.WaitFor(t, "off-", 40)
+	sw.WaitFor(t, "stream-", 300)
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
-	tl.mu.Lock()
-	defer tl.mu.Unlock()
-	// A record the adapter decided while the switch was on may start its
-	// handler just after the flip (the switch stops new decisions; work
-	// already decided completes, like an HTTP request admitted before it):
-	// at most one per consumer goroutine, and only among the records that
-	// were streaming across the flip. A switch that did not hold would let
-	// most of the records streamed while it was off through.
-	var straddled []string
-	for v, n := range tl.n {
-		if n != 1 {
-			t.Errorf("%s handled %d times", v, n)
-		}
-		if tl.whileOf[v] {
-			if strings.HasPrefix(v, "stream-") {
-				straddled = append(straddled, v)
-				continue
-			}
-			t.Errorf("%s handled while load tests were off", v)
-		}
-	}
-	if len(straddled) > 3 {
-		t.Errorf("%d records handled while load tests were off (at most 3 decided just before the flip may be): %v", len(straddled), straddled)
-	} else if len(straddled) > 0 {
-		t.Logf("%d records decided just before the flip were handled just after it: %v", len(straddled), straddled)
-	}
-	if len(tl.n) != 30+10+40+10+300 {
-		t.Errorf("handled %d distinct records, want %d", len(tl.n), 390)
-	}
+	sw.Check(t, "stream-", 3, 30+10+40+10+300)
 }
 
 // Producer wrapper and hook together count a record once; the hook alone

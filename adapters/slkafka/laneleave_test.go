@@ -3,16 +3,13 @@ package slkafka_test
 import (
 	"context"
 	"fmt"
-	"sync"
+	"strings"
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/shadowlane/shadowlane/adapters/slkafka"
-	"github.com/shadowlane/shadowlane/envtag"
-	"github.com/shadowlane/shadowlane/propagation"
 	"github.com/shadowlane/shadowlane/shadow/bus/bustest"
 )
 
@@ -24,53 +21,23 @@ import (
 // trunk, none is lost, and the lane group's committed offsets (read with
 // a plain admin client) end past the whole backlog.
 func TestLaneLeavesStopsAndHandsBack(t *testing.T) {
-	addrs := newCluster(t)
-	var lanes envtag.SwapLanes
-	lanes.Store(envtag.StaticLanes{"svc": {"proj-a"}})
-	trunk := newShadow(t, slkafka.WithShadowTopics("orders"), slkafka.WithLanes(&lanes))
-	lane := newShadow(t, slkafka.WithShadowTopics("orders"), slkafka.WithEnv("proj-a"), slkafka.WithLanes(&lanes))
-	p, err := trunk.Producer(newClient(t, addrs))
-	if err != nil {
-		t.Fatal(err)
-	}
-	lg := bustest.NewLedger()
-	opts := []kgo.Opt{kgo.SeedBrokers(addrs...), kgo.FetchMaxWait(50 * time.Millisecond)}
-	tc, err := trunk.Consumer("svc", []string{"orders"}, ledgerHandler(lg, "trunk", false), opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lc, err := lane.Consumer("svc", []string{"orders"}, ledgerHandler(lg, "lane", true), opts...) // slow: it falls behind
-	if err != nil {
-		t.Fatal(err)
-	}
-	stopT := runConsumer(t, tc)
-	stopL := runConsumer(t, lc)
-	waitStarted(t, lc, stopL)
-	envA := propagation.With(context.Background(), propagation.Mark{Env: "proj-a"})
-	produce := func(prefix string, n int) []string {
-		rs, ids := make([]*kgo.Record, n), make([]string, n)
-		for i := range rs {
-			ids[i] = fmt.Sprintf("%s%03d", prefix, i)
-			rs[i] = &kgo.Record{Topic: "orders", Value: []byte(ids[i])}
-		}
-		if err := p.ProduceSync(envA, rs...).FirstErr(); err != nil {
-			t.Fatal(err)
-		}
-		return ids
-	}
-	before := produce("before-", 200)
+	r := newLaneRig(t, true)
+	lg, addrs := r.lg, r.addrs
+	_, stopT := r.run(r.trunk, ledgerHandler(lg, "trunk", false))
+	stopL := r.runStarted(r.lane, ledgerHandler(lg, "lane", true)) // slow: it falls behind
+	before := r.produce("before-", 200)
 	bustest.Wait(t, 30*time.Second, func() bool { return lg.Count("lane") >= 30 }, func() string { return "the lane handled fewer than 30 records" })
-	lanes.Store(envtag.StaticLanes{}) // proj-a leaves the lanes
+	r.setListed(false) // proj-a leaves the lanes
 	time.Sleep(100 * time.Millisecond)
 	handledAtLeave := lg.Count("lane")
-	after := produce("after-", 50)
+	after := r.produce("after-", 50)
 	lg.WaitIDs(t, "the backlog and the records produced after the lane left", append(append([]string{}, before...), after...))
 	time.Sleep(300 * time.Millisecond)
 	// The lane comes back: it passes over what the trunk took while it was
 	// away (the hand-over kept its start window open) and takes the new
 	// records.
-	lanes.Store(envtag.StaticLanes{"svc": {"proj-a"}})
-	back := produce("back-", 20)
+	r.setListed(true)
+	back := r.produce("back-", 20)
 	lg.WaitIDs(t, "the returning lane's new records", back)
 	time.Sleep(300 * time.Millisecond)
 	if err := stopL(); err != nil {
@@ -92,17 +59,12 @@ func TestLaneLeavesStopsAndHandsBack(t *testing.T) {
 	if byLane >= 200 || byLane > handledAtLeave+1 {
 		t.Errorf("the lane kept taking records after it left: %d handled, %d when it left", byLane, handledAtLeave)
 	}
-	// broker side: the lane's group committed exactly what it handled
-	cl := newClient(t, addrs)
-	offs, err := kadm.NewClient(cl).FetchOffsets(context.Background(), "svc-proj-a")
-	if err != nil {
-		t.Fatal(err)
+	// broker side: the lane's group committed past the whole backlog
+	at := committedAt(t, addrs, "svc-proj-a")
+	if at < 200 {
+		t.Errorf("lane group committed offset %d after the hand-over, want past the 200 records of the backlog", at)
 	}
-	o, _ := offs.Lookup("orders", 0)
-	if o.At < 200 {
-		t.Errorf("lane group committed offset %d after the hand-over, want past the 200 records of the backlog", o.At)
-	}
-	t.Logf("slow lane handled %d of 200 before leaving; the trunk took over the other %d (lane group committed offset %d)", byLane, handedOver, o.At)
+	t.Logf("slow lane handled %d of 200 before leaving; the trunk took over the other %d (lane group committed offset %d)", byLane, handedOver, at)
 }
 
 // A record with a malformed mark, and one with a run mark on the
@@ -110,31 +72,21 @@ func TestLaneLeavesStopsAndHandsBack(t *testing.T) {
 // although the trunk and a lane group both read them; neither is handled.
 func TestRefusedOnceAcrossGroups(t *testing.T) {
 	addrs := newCluster(t)
-	var (
-		mu      sync.Mutex
-		refused = map[string]int{}
-		handled = map[string]int{}
-	)
-	onRefused := slkafka.WithRefused(func(ctx context.Context, r *kgo.Record, err error) error {
-		mu.Lock()
-		refused[string(r.Value)]++
-		mu.Unlock()
-		return nil
-	})
-	h := func(ctx context.Context, r *kgo.Record) error {
-		mu.Lock()
-		handled[string(r.Value)]++
-		mu.Unlock()
-		return nil
+	lg := bustest.NewLedger()
+	refusedBy := func(who string) slkafka.Option {
+		return slkafka.WithRefused(func(ctx context.Context, r *kgo.Record, err error) error {
+			lg.Refuse(string(r.Value), fmt.Errorf("%s: %w", who, err))
+			return nil
+		})
 	}
-	trunk := newShadow(t, slkafka.WithShadowTopics("orders"), onRefused)
-	lane := newShadow(t, slkafka.WithShadowTopics("orders"), slkafka.WithEnv("proj-a"), onRefused)
+	trunk := newShadow(t, slkafka.WithShadowTopics("orders"), refusedBy("trunk"))
+	lane := newShadow(t, slkafka.WithShadowTopics("orders"), slkafka.WithEnv("proj-a"), refusedBy("lane"))
 	opts := []kgo.Opt{kgo.SeedBrokers(addrs...), kgo.FetchMaxWait(50 * time.Millisecond)}
-	tc, err := trunk.Consumer("svc", []string{"orders"}, h, opts...)
+	tc, err := trunk.Consumer("svc", []string{"orders"}, ledgerHandler(lg, "trunk", false), opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	lc, err := lane.Consumer("svc", []string{"orders"}, h, opts...)
+	lc, err := lane.Consumer("svc", []string{"orders"}, ledgerHandler(lg, "lane", false), opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,27 +104,21 @@ func TestRefusedOnceAcrossGroups(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		mu.Lock()
-		n := handled["last"]
-		mu.Unlock()
-		if n >= 2 || time.Now().After(deadline) { // trunk (no lanes configured) and lane
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	time.Sleep(200 * time.Millisecond)
+	// The control record, after the others on the one partition: the trunk
+	// (no lanes configured) and the lane both handle it.
+	bustest.Wait(t, 30*time.Second, func() bool { return len(lg.Handled("last")) >= 2 }, func() string {
+		return fmt.Sprintf("the control record was handled %d times, want 2 (trunk and lane)", len(lg.Handled("last")))
+	})
+	time.Sleep(200 * time.Millisecond) // late refusals or handlings, if any
 	stopL()
 	stopT()
-	mu.Lock()
-	defer mu.Unlock()
 	for _, v := range []string{"malformed", "conflict", "forged"} {
-		if refused[v] != 1 || handled[v] != 0 {
-			t.Errorf("%s: refused %d times, handled %d times; want refused once, never handled", v, refused[v], handled[v])
+		rs, hs := lg.Refused(v), lg.Handled(v)
+		if len(rs) != 1 || len(hs) != 0 || !strings.HasPrefix(rs[0].Error(), "trunk: ") {
+			t.Errorf("%s: refused %v, handled %+v; want refused once, by the trunk, never handled", v, rs, hs)
 		}
 	}
-	if handled["last"] != 2 {
-		t.Errorf("the control record was handled %d times, want 2 (trunk and lane)", handled["last"])
+	if dups, first := lg.Check(t, []string{"last"}, "trunk|lane", "", "proj-a"); dups != 1 || first["trunk"]+first["lane"] != 1 || lg.Count("trunk") != 1 || lg.Count("lane") != 1 {
+		t.Errorf("the control record was handled %+v, want once by the trunk and once by the lane", lg.Handled("last"))
 	}
 }

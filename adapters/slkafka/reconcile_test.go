@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -20,83 +19,8 @@ import (
 	"github.com/shadowlane/shadowlane/envtag"
 	"github.com/shadowlane/shadowlane/propagation"
 	"github.com/shadowlane/shadowlane/shadow"
+	"github.com/shadowlane/shadowlane/shadow/bus/bustest"
 )
-
-// reconcileN is how many messages a reconciliation test sends in all: 2,000
-// by default, 10,000 with SHADOWLANE_LONG=1, 400 under -short.
-func reconcileN() int {
-	switch {
-	case os.Getenv("SHADOWLANE_LONG") == "1":
-		return 10000
-	case testing.Short():
-		return 400
-	}
-	return 2000
-}
-
-// ledger records, per message id, every successful handling (by whom,
-// under which mark), every attempt and every refusal.
-type ledger struct {
-	mu       sync.Mutex
-	handled  map[string][]handling
-	attempts map[string]int
-	refused  map[string][]error
-	total    atomic.Int64
-}
-
-type handling struct {
-	by   string
-	mark propagation.Mark
-}
-
-func newLedger() *ledger {
-	return &ledger{handled: map[string][]handling{}, attempts: map[string]int{}, refused: map[string][]error{}}
-}
-
-func (l *ledger) attempt(id string) int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.attempts[id]++
-	return l.attempts[id]
-}
-
-func (l *ledger) handle(id, by string, m propagation.Mark) {
-	l.mu.Lock()
-	l.handled[id] = append(l.handled[id], handling{by, m})
-	l.mu.Unlock()
-	l.total.Add(1)
-}
-
-func (l *ledger) refuse(id string, err error) {
-	l.mu.Lock()
-	l.refused[id] = append(l.refused[id], err)
-	l.mu.Unlock()
-}
-
-func (l *ledger) waitIDs(t *testing.T, what string, ids []string) {
-	t.Helper()
-	deadline := time.Now().Add(45 * time.Second)
-	for {
-		l.mu.Lock()
-		missing, first := 0, ""
-		for _, id := range ids {
-			if len(l.handled[id]) == 0 && len(l.refused[id]) == 0 {
-				if missing == 0 {
-					first = id
-				}
-				missing++
-			}
-		}
-		l.mu.Unlock()
-		if missing == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: %d of %d messages neither handled nor refused (first %s)", what, missing, len(ids), first)
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
-}
 
 // TestReconcileKafka sends production, marked and env-tagged records with
 // known ids to a 4-partition topic on kfake through the franz-go
@@ -112,7 +36,7 @@ func (l *ledger) waitIDs(t *testing.T, what string, ids []string) {
 // retried) and from the broker side (a plain client reads both topics; an
 // admin client finds every group committed to the end).
 func TestReconcileKafka(t *testing.T) {
-	n := reconcileN()
+	n := bustest.Messages()
 	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(4, "orders", "orders_shadow"))
 	if err != nil {
 		t.Fatal(err)
@@ -144,7 +68,7 @@ func TestReconcileKafka(t *testing.T) {
 		return resp, nil, true
 	})
 
-	lg := newLedger()
+	lg := bustest.NewLedger()
 	var xrRefused atomic.Bool
 	var lanes envtag.SwapLanes
 	lanes.Store(envtag.StaticLanes{"svc": {"proj-b"}})
@@ -152,7 +76,7 @@ func TestReconcileKafka(t *testing.T) {
 		slkafka.WithShadowTopics("orders"), slkafka.WithShadowGroups("svc"), slkafka.WithLanes(&lanes),
 		slkafka.WithRetry(3, 100*time.Millisecond, 200*time.Millisecond),
 		slkafka.WithRefused(func(ctx context.Context, r *kgo.Record, err error) error {
-			lg.refuse(string(r.Value), err)
+			lg.Refuse(string(r.Value), err)
 			if string(r.Value) == "X-R-0" {
 				armRefusal.Store(true)
 				xrRefused.Store(true)
@@ -168,14 +92,14 @@ func TestReconcileKafka(t *testing.T) {
 	handler := func(who string, after func()) slkafka.Handler {
 		return func(ctx context.Context, r *kgo.Record) error {
 			id := string(r.Value)
-			a := lg.attempt(who + "/" + id)
+			a := lg.Attempt(who + "/" + id)
 			if strings.HasPrefix(id, "X-") {
 				return errors.New("poison")
 			}
 			if a == 1 && strings.HasSuffix(id, "37") {
 				return errors.New("transient")
 			}
-			lg.handle(id, who, propagation.FromContext(ctx))
+			lg.Handle(id, who, propagation.FromContext(ctx))
 			if after != nil {
 				after()
 			}
@@ -274,7 +198,7 @@ func TestReconcileKafka(t *testing.T) {
 	// A poison record first: its refusal's commit is rejected once.
 	send(ctx, "X-R-0")
 	inflight.Wait()
-	lg.waitIDs(t, "the first poison", []string{"X-R-0"})
+	lg.WaitIDs(t, "the first poison", []string{"X-R-0"})
 	quarter := n / 4
 	var pm struct {
 		sync.Mutex
@@ -318,13 +242,13 @@ func TestReconcileKafka(t *testing.T) {
 	// consumer's redelivery): the proj-b records in it, which the first
 	// instance skipped and the lane handled, lie below the lane's floor,
 	// and the next trunk instance passes over them.
-	lg.waitIDs(t, "proj-b's lane", b1)
+	lg.WaitIDs(t, "proj-b's lane", b1)
 	lanes.Store(envtag.StaticLanes{})
 	if err := lbStop(); err != nil {
 		t.Error(err)
 	}
 	start(trunk, handler("trunk", nil))
-	lg.waitIDs(t, "phase 1", append(append([]string{}, a1...), b1...))
+	lg.WaitIDs(t, "phase 1", append(append([]string{}, a1...), b1...))
 
 	// proj-a's lane starts (its groups pinned at the end); proj-a records
 	// sent before it is listed are the trunk's, and the lane passes over
@@ -338,7 +262,7 @@ func TestReconcileKafka(t *testing.T) {
 		send(envA, aw[i])
 	}
 	inflight.Wait()
-	lg.waitIDs(t, "proj-a before its lane is listed", aw)
+	lg.WaitIDs(t, "proj-a before its lane is listed", aw)
 	lanes.Store(envtag.StaticLanes{"svc": {"proj-a"}})
 	send(ctx, "X-P-0")
 	send(run, "X-M-0")
@@ -364,7 +288,7 @@ func TestReconcileKafka(t *testing.T) {
 	for _, s := range [][]string{pm.p, pm.m, a1, aw, a2, b1, b2} {
 		all = append(all, s...)
 	}
-	lg.waitIDs(t, "all", all)
+	lg.WaitIDs(t, "all", all)
 
 	// Broker side: every live group committed to the end of its topic.
 	groups := map[string]string{}
@@ -380,34 +304,22 @@ func TestReconcileKafka(t *testing.T) {
 	atEnd(groups)
 	time.Sleep(300 * time.Millisecond)
 
-	lg.mu.Lock()
-	defer lg.mu.Unlock()
 	dups := 0
-	check := func(list []string, by, run, env string) {
-		for _, id := range list {
-			hs := lg.handled[id]
-			if len(hs) == 0 {
-				t.Errorf("%s: lost (never handled)", id)
-				continue
-			}
-			if len(lg.refused[id]) != 0 {
-				t.Errorf("%s: handled and refused %v", id, lg.refused[id])
-			}
-			dups += len(hs) - 1
-			for _, h := range hs {
-				if h.by != by || h.mark.Run != run || h.mark.Env != env {
-					t.Errorf("%s: handled by %s under %+v, want %s under run %q env %q", id, h.by, h.mark, by, run, env)
-				}
-			}
-		}
+	for _, c := range []struct {
+		ids          []string
+		by, run, env string
+	}{
+		{pm.p, "trunk", "", ""},
+		{pm.m, "trunk", "r1", ""},
+		{a1, "trunk", "", "proj-a"},
+		{aw, "trunk", "", "proj-a"},
+		{a2, "lane-a", "", "proj-a"},
+		{b1, "lane-b", "", "proj-b"},
+		{b2, "trunk", "", "proj-b"},
+	} {
+		d, _ := lg.Check(t, c.ids, c.by, c.run, c.env)
+		dups += d
 	}
-	check(pm.p, "trunk", "", "")
-	check(pm.m, "trunk", "r1", "")
-	check(a1, "trunk", "", "proj-a")
-	check(aw, "trunk", "", "proj-a")
-	check(a2, "lane-a", "", "proj-a")
-	check(b1, "lane-b", "", "proj-b")
-	check(b2, "trunk", "", "proj-b")
 	// The rejected commit redelivers the batch the first instance had
 	// handled: at most one poll (1,000 records), each counted where the
 	// commit failed.
@@ -418,26 +330,19 @@ func TestReconcileKafka(t *testing.T) {
 	if st.RefusedUncommitted != 0 {
 		t.Errorf("%d refusals counted as uncommitted, want 0 (the refusal's rejected commit is retried)", st.RefusedUncommitted)
 	}
-	for _, id := range []string{"X-R-0", "X-P-0", "X-M-0"} {
-		if len(lg.handled[id]) != 0 || len(lg.refused[id]) != 1 || !errors.Is(lg.refused[id][0], slkafka.ErrRetriesExhausted) {
-			t.Errorf("poison %s: handled %d, refused %v", id, len(lg.handled[id]), lg.refused[id])
-		}
-		if a := lg.attempts["trunk/"+id]; a != 3 {
+	poison := []string{"X-R-0", "X-P-0", "X-M-0"}
+	lg.RefusedOnce(t, slkafka.ErrRetriesExhausted, poison...)
+	for _, id := range poison {
+		if a := lg.Attempts("trunk/" + id); a != 3 {
 			t.Errorf("poison %s tried %d times, want 3", id, a)
 		}
 	}
 	// No starvation: a poison record holds its partition (the consumer's
 	// poll) for the bounded retry budget only; then it is refused and
 	// everything behind it is handled (checked above: nothing lost).
-	for _, id := range bad {
-		want := shadow.ErrBlocked
-		if id[0] == 'C' {
-			want = shadow.ErrUnsupported
-		}
-		if len(lg.handled[id]) != 0 || len(lg.refused[id]) != 1 || !errors.Is(lg.refused[id][0], want) {
-			t.Errorf("malformed %s: handled %d, refused %v", id, len(lg.handled[id]), lg.refused[id])
-		}
-	}
+	forged, conflict := bustest.Split(bad, func(id string) bool { return id[0] != 'C' })
+	lg.RefusedOnce(t, shadow.ErrBlocked, forged...)
+	lg.RefusedOnce(t, shadow.ErrUnsupported, conflict...)
 
 	// Broker side: a plain client reads both topics.
 	prod, sh := map[string]*kgo.Record{}, map[string]*kgo.Record{}
@@ -468,5 +373,5 @@ func TestReconcileKafka(t *testing.T) {
 		t.Errorf("broker: production topic %d ids (want %d), shadow topic %d (want %d)", len(prod), wantProd, len(sh), len(pm.m)+1)
 	}
 	t.Logf("kafka reconcile: sent %d (production %d, marked %d, proj-a %d+%d+%d, proj-b %d+%d, poison 3, malformed %d); broker: production topic %d, shadow topic %d, %d groups at the end; handled %d ids, at-least-once duplicates %d (rejected commit; counted %d); refused %d; passed over below the dropped lane's floor %d; passed over in the late lane's start window %d",
-		wantProd+len(sh), len(pm.p), len(pm.m), len(a1), len(aw), len(a2), len(b1), len(b2), len(bad), len(prod), len(sh), len(groups), len(lg.handled), dups, st.Uncommitted, len(lg.refused), st.FloorSkipped, laneA.Stats().StartSkipped)
+		wantProd+len(sh), len(pm.p), len(pm.m), len(a1), len(aw), len(a2), len(b1), len(b2), len(bad), len(prod), len(sh), len(groups), lg.Ids(), dups, st.Uncommitted, lg.RefusedIds(), st.FloorSkipped, laneA.Stats().StartSkipped)
 }

@@ -1,16 +1,10 @@
 package slkafka_test
 
 import (
-	"context"
 	"fmt"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kgo"
-
-	"github.com/shadowlane/shadowlane/adapters/slkafka"
-	"github.com/shadowlane/shadowlane/envtag"
 	"github.com/shadowlane/shadowlane/shadow/bus/bustest"
 )
 
@@ -22,45 +16,16 @@ import (
 // Each record is handled exactly once; on the code before, the lane
 // handled the early ones a second time.
 func TestLateLaneStartWindow(t *testing.T) {
-	addrs := newCluster(t)
-	var lanes envtag.SwapLanes
-	lanes.Store(envtag.StaticLanes{})
-	trunk := newShadow(t, slkafka.WithShadowTopics("orders"), slkafka.WithLanes(&lanes))
-	lane := newShadow(t, slkafka.WithShadowTopics("orders"), slkafka.WithEnv("proj-a"), slkafka.WithLanes(&lanes))
-	lg := bustest.NewLedger()
-	opts := []kgo.Opt{kgo.SeedBrokers(addrs...), kgo.FetchMaxWait(50 * time.Millisecond)}
-	tc, err := trunk.Consumer("svc", []string{"orders"}, ledgerHandler(lg, "trunk", false), opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lc, err := lane.Consumer("svc", []string{"orders"}, ledgerHandler(lg, "lane", false), opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	stopT := runConsumer(t, tc)
-	stopL := runConsumer(t, lc)
-	waitStarted(t, lc, stopL)
-	p, err := trunk.Producer(newClient(t, addrs))
-	if err != nil {
-		t.Fatal(err)
-	}
-	produce := func(prefix string, n int) []string {
-		rs, ids := make([]*kgo.Record, n), make([]string, n)
-		for i := range rs {
-			ids[i] = fmt.Sprintf("%s%03d", prefix, i)
-			rs[i] = &kgo.Record{Topic: "orders", Value: []byte(ids[i])}
-		}
-		if err := p.ProduceSync(marked("", "proj-a"), rs...).FirstErr(); err != nil {
-			t.Fatal(err)
-		}
-		return ids
-	}
+	r := newLaneRig(t, false)
+	lg, lane := r.lg, r.lane
+	_, stopT := r.run(r.trunk, ledgerHandler(lg, "trunk", false))
+	stopL := r.runStarted(lane, ledgerHandler(lg, "lane", false))
 	const n = 100
-	early := produce("early-", n) // the lane is not listed yet: the trunk's
+	early := r.produce("early-", n) // the lane is not listed yet: the trunk's
 	lg.WaitIDs(t, "the trunk handles the early records", early)
 	time.Sleep(200 * time.Millisecond) // the trunk commits
-	lanes.Store(envtag.StaticLanes{"svc": {"proj-a"}})
-	late := produce("late-", n)
+	r.setListed(true)
+	late := r.produce("late-", n)
 	lg.WaitIDs(t, "the lane handles the late records", late)
 	time.Sleep(300 * time.Millisecond)
 	if err := stopL(); err != nil {
@@ -85,48 +50,19 @@ func TestLateLaneStartWindow(t *testing.T) {
 // On the code before, it resumed at its committed offsets and handled
 // them a second time.
 func TestLaneReturnsAfterLeaving(t *testing.T) {
-	addrs := newCluster(t)
-	var lanes envtag.SwapLanes
-	lanes.Store(envtag.StaticLanes{"svc": {"proj-a"}})
-	trunk := newShadow(t, slkafka.WithShadowTopics("orders"), slkafka.WithLanes(&lanes))
-	lane := newShadow(t, slkafka.WithShadowTopics("orders"), slkafka.WithEnv("proj-a"), slkafka.WithLanes(&lanes))
-	lg := bustest.NewLedger()
-	opts := []kgo.Opt{kgo.SeedBrokers(addrs...), kgo.FetchMaxWait(50 * time.Millisecond)}
-	tc, err := trunk.Consumer("svc", []string{"orders"}, ledgerHandler(lg, "trunk", false), opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lc, err := lane.Consumer("svc", []string{"orders"}, ledgerHandler(lg, "lane", false), opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	stopT := runConsumer(t, tc)
-	stopL := runConsumer(t, lc)
-	waitStarted(t, lc, stopL)
-	p, err := trunk.Producer(newClient(t, addrs))
-	if err != nil {
-		t.Fatal(err)
-	}
-	produce := func(prefix string) []string {
-		rs, ids := make([]*kgo.Record, 50), make([]string, 50)
-		for i := range rs {
-			ids[i] = fmt.Sprintf("%s%03d", prefix, i)
-			rs[i] = &kgo.Record{Topic: "orders", Value: []byte(ids[i])}
-		}
-		if err := p.ProduceSync(marked("", "proj-a"), rs...).FirstErr(); err != nil {
-			t.Fatal(err)
-		}
-		return ids
-	}
-	first := produce("first-")
+	r := newLaneRig(t, true)
+	lg, lane := r.lg, r.lane
+	_, stopT := r.run(r.trunk, ledgerHandler(lg, "trunk", false))
+	stopL := r.runStarted(lane, ledgerHandler(lg, "lane", false))
+	first := r.produce("first-", 50)
 	lg.WaitIDs(t, "the lane handles the first records", first)
 	time.Sleep(200 * time.Millisecond)
-	lanes.Store(envtag.StaticLanes{}) // the lane leaves
-	away := produce("away-")
+	r.setListed(false) // the lane leaves
+	away := r.produce("away-", 50)
 	lg.WaitIDs(t, "the trunk handles the records while the lane is away", away)
 	time.Sleep(300 * time.Millisecond) // the trunk commits
-	lanes.Store(envtag.StaticLanes{"svc": {"proj-a"}})
-	back := produce("back-")
+	r.setListed(true)
+	back := r.produce("back-", 50)
 	lg.WaitIDs(t, "the lane handles the records after it came back", back)
 	time.Sleep(300 * time.Millisecond)
 	if err := stopL(); err != nil {
@@ -149,56 +85,20 @@ func TestLaneReturnsAfterLeaving(t *testing.T) {
 // listed; it handles them (the lane never did). On the code that read any
 // lane commit as a floor, the trunk passed over them and they were lost.
 func TestPinnedStartIsNoFloor(t *testing.T) {
-	addrs := newCluster(t)
-	var lanes envtag.SwapLanes
-	lanes.Store(envtag.StaticLanes{})
-	trunk := newShadow(t, slkafka.WithShadowTopics("orders"), slkafka.WithLanes(&lanes))
-	lane := newShadow(t, slkafka.WithShadowTopics("orders"), slkafka.WithEnv("proj-a"), slkafka.WithLanes(&lanes))
-	var (
-		mu  sync.Mutex
-		byT = map[string]int{}
-	)
-	opts := []kgo.Opt{kgo.SeedBrokers(addrs...), kgo.FetchMaxWait(50 * time.Millisecond)}
-	p, err := trunk.Producer(newClient(t, addrs))
-	if err != nil {
-		t.Fatal(err)
-	}
-	rs := make([]*kgo.Record, 50)
-	for i := range rs {
-		rs[i] = &kgo.Record{Topic: "orders", Value: fmt.Appendf(nil, "a-%03d", i)}
-	}
-	if err := p.ProduceSync(marked("", "proj-a"), rs...).FirstErr(); err != nil {
-		t.Fatal(err)
-	}
-	lc, err := lane.Consumer("svc", []string{"orders"}, func(context.Context, *kgo.Record) error { return nil }, opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	stopL := runConsumer(t, lc)
-	waitStarted(t, lc, stopL) // pinned at 50, not listed
-	tc, err := trunk.Consumer("svc", []string{"orders"}, func(ctx context.Context, r *kgo.Record) error {
-		mu.Lock()
-		byT[string(r.Value)]++
-		mu.Unlock()
-		return nil
-	}, opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	stopT := runConsumer(t, tc)
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		mu.Lock()
-		n := len(byT)
-		mu.Unlock()
-		if n == 50 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the trunk handled %d of the 50 records below the lane's pinned start (passed over: %d)", n, trunk.Stats().FloorSkipped)
-		}
-	}
+	r := newLaneRig(t, false)
+	lg, trunk := r.lg, r.trunk
+	ids := r.produce("a-", 50)
+	stopL := r.runStarted(r.lane, ledgerHandler(lg, "lane", false)) // pinned at 50, not listed
+	_, stopT := r.run(trunk, ledgerHandler(lg, "trunk", false))
+	bustest.Wait(t, 20*time.Second, func() bool { return lg.Ids() == len(ids) }, func() string {
+		return fmt.Sprintf("the trunk handled %d of the 50 records below the lane's pinned start (passed over: %d)", lg.Ids(), trunk.Stats().FloorSkipped)
+	})
+	time.Sleep(200 * time.Millisecond) // late duplicates, if any
 	stopT()
 	stopL()
+	if dups, _ := lg.Check(t, ids, "trunk", "", "proj-a"); dups != 0 { // the trunk's, once; the lane's start is past them
+		t.Errorf("%d records handled twice", dups)
+	}
 	if st := trunk.Stats(); st.FloorSkipped != 0 {
 		t.Errorf("the trunk passed over %d records below a pinned start", st.FloorSkipped)
 	}

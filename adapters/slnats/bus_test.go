@@ -17,40 +17,8 @@ import (
 	"github.com/shadowlane/shadowlane/envtag"
 	"github.com/shadowlane/shadowlane/propagation"
 	"github.com/shadowlane/shadowlane/shadow"
+	"github.com/shadowlane/shadowlane/shadow/bus/bustest"
 )
-
-type counts struct {
-	mu      sync.Mutex
-	n       map[string]int
-	whileOf map[string]bool
-	refused map[string][]error
-}
-
-func newCounts() *counts {
-	return &counts{n: map[string]int{}, whileOf: map[string]bool{}, refused: map[string][]error{}}
-}
-
-func (c *counts) distinct(prefix string) (d int) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for v := range c.n {
-		if strings.HasPrefix(v, prefix) {
-			d++
-		}
-	}
-	return d
-}
-
-func (c *counts) waitFor(t testing.TB, prefix string, want int) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for c.distinct(prefix) < want {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: handled %d, want %d", prefix, c.distinct(prefix), want)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
 
 // jsSetup creates a production stream and its shadow twin for subjects
 // <p>.orders.> and deletes both after the test.
@@ -91,18 +59,9 @@ func TestJetStreamKillSwitch(t *testing.T) {
 			t.Fatal(err)
 		}
 		js, stream, subj := jsSetup(t, url, s)
-		cs := newCounts()
-		var gate sync.RWMutex
+		sw := bustest.NewSwitch(func() bool { on, _ := rt.LoadTestEnabled(); return on })
 		cons, err := s.ConsumeJetStream(context.Background(), js, stream, jetstream.ConsumerConfig{Durable: "work", AckPolicy: jetstream.AckExplicitPolicy}, func(ctx context.Context, msg jetstream.Msg) error {
-			gate.RLock()
-			defer gate.RUnlock()
-			on, _ := rt.LoadTestEnabled()
-			cs.mu.Lock()
-			cs.n[string(msg.Data())]++
-			if propagation.IsLoadTest(ctx) && !on {
-				cs.whileOf[string(msg.Data())] = true
-			}
-			cs.mu.Unlock()
+			sw.Handle(ctx, string(msg.Data()))
 			return nil
 		})
 		if err != nil {
@@ -127,53 +86,21 @@ func TestJetStreamKillSwitch(t *testing.T) {
 			}
 		})
 		publish(lt, "a-", 20)
-		cs.waitFor(t, "a-", 20)
-		gate.Lock()
-		rt.SetLoadTest(false, "test")
-		gate.Unlock()
+		sw.WaitFor(t, "a-", 20)
+		sw.Flip(func() { rt.SetLoadTest(false, "test") })
 		publish(lt, "off-", 30)
 		publish(context.Background(), "poff-", 10)
-		cs.waitFor(t, "poff-", 10)
+		sw.WaitFor(t, "poff-", 10)
 		time.Sleep(500 * time.Millisecond)
-		if d := cs.distinct("off-"); d != 0 {
+		if d, _ := sw.Count("off-"); d != 0 {
 			t.Fatalf("%d marked messages were handled while off", d)
 		}
 		wg.Wait()
-		gate.Lock()
-		rt.SetLoadTest(true, "")
-		gate.Unlock()
-		cs.waitFor(t, "off-", 30)
-		cs.waitFor(t, "stream", 200)
+		sw.Flip(func() { rt.SetLoadTest(true, "") })
+		sw.WaitFor(t, "off-", 30)
+		sw.WaitFor(t, "stream", 200)
 		time.Sleep(300 * time.Millisecond)
-		cs.mu.Lock()
-		defer cs.mu.Unlock()
-		// A record the adapter decided while the switch was on may start its
-		// handler just after the flip (the switch stops new decisions; work
-		// already decided completes, like an HTTP request admitted before it):
-		// at most one per consumer goroutine, and only among the records that
-		// were streaming across the flip. A switch that did not hold would let
-		// most of the records streamed while it was off through.
-		var straddled []string
-		for v, n := range cs.n {
-			if n != 1 {
-				t.Errorf("%s handled %d times", v, n)
-			}
-			if cs.whileOf[v] {
-				if strings.HasPrefix(v, "stream") {
-					straddled = append(straddled, v)
-					continue
-				}
-				t.Errorf("%s handled while off", v)
-			}
-		}
-		if len(straddled) > 3 {
-			t.Errorf("%d records handled while load tests were off (at most 3 decided just before the flip may be): %v", len(straddled), straddled)
-		} else if len(straddled) > 0 {
-			t.Logf("%d records decided just before the flip were handled just after it: %v", len(straddled), straddled)
-		}
-		if len(cs.n) != 260 {
-			t.Errorf("handled %d distinct, want 260", len(cs.n))
-		}
+		sw.Check(t, "stream", 3, 260)
 	})
 }
 
@@ -184,12 +111,8 @@ func TestJetStreamKillSwitch(t *testing.T) {
 // messages only.
 func TestJetStreamPoisonAnomalyAndLanes(t *testing.T) {
 	servers(t, func(t *testing.T, url string) {
-		cs := newCounts()
-		refused := func(ctx context.Context, m *natsgo.Msg, err error) {
-			cs.mu.Lock()
-			cs.refused[string(m.Data)] = append(cs.refused[string(m.Data)], err)
-			cs.mu.Unlock()
-		}
+		lg := bustest.NewLedger()
+		refused := func(ctx context.Context, m *natsgo.Msg, err error) { lg.Refuse(string(m.Data), err) }
 		lanes := envtag.StaticLanes{"work": {"proj-a"}}
 		bucket := "mqbus" + uniq() + "_lanes"
 		trunk, err := slnats.New(slnats.WithAll(), slnats.WithRefused(refused), slnats.WithLanes(lanes), slnats.WithLaneBucket(bucket))
@@ -209,19 +132,13 @@ func TestJetStreamPoisonAnomalyAndLanes(t *testing.T) {
 			}
 		}
 		raw("before-lane", natsgo.Header{"X-SHADOWLANE-ENV": {"proj-a"}})
-		var tries sync.Map
 		h := func(who string) slnats.JSHandler {
 			return func(ctx context.Context, msg jetstream.Msg) error {
-				v, _ := tries.LoadOrStore(who+string(msg.Data()), new(int))
-				cs.mu.Lock()
-				*v.(*int)++
-				cs.mu.Unlock()
+				lg.Attempt(who + "/" + string(msg.Data()))
 				if string(msg.Data()) == "poison" {
 					return errors.New("always fails")
 				}
-				cs.mu.Lock()
-				cs.n[who+":"+string(msg.Data())]++
-				cs.mu.Unlock()
+				lg.Handle(string(msg.Data()), who, propagation.FromContext(ctx))
 				return nil
 			}
 		}
@@ -239,40 +156,30 @@ func TestJetStreamPoisonAnomalyAndLanes(t *testing.T) {
 		raw("forged", natsgo.Header{"x-shadowlane-run": {"evil"}})
 		raw("conflict", natsgo.Header{"X-Shadowlane-Env": {"proj-a"}, "x-shadowlane-env": {"proj-b"}})
 		raw("upper", natsgo.Header{"X-SHADOWLANE-ENV": {"proj-a"}})
-		for i := range 20 {
-			raw(fmt.Sprintf("ok-%02d", i), nil)
+		ok := make([]string, 20)
+		for i := range ok {
+			ok[i] = fmt.Sprintf("ok-%02d", i)
+			raw(ok[i], nil)
 		}
-		cs.waitFor(t, "trunk:ok-", 20)
-		cs.waitFor(t, "lane:upper", 1)
-		deadline := time.Now().Add(20 * time.Second)
-		for {
-			cs.mu.Lock()
-			n := len(cs.refused["poison"])
-			cs.mu.Unlock()
-			if n > 0 || time.Now().After(deadline) {
-				break
+		lg.WaitIDs(t, "the others", ok) // not starved by the poison
+		lg.WaitIDs(t, "the upper-case env header", []string{"upper"})
+		lg.WaitRefused(t, "poison", "forged", "conflict")
+		time.Sleep(500 * time.Millisecond) // late deliveries, if any
+		dOK, _ := lg.Check(t, ok, "trunk", "", "")
+		dUp, _ := lg.Check(t, []string{"upper"}, "lane", "", "proj-a") // the lane's, once; never the trunk's
+		if dOK+dUp != 0 {
+			t.Errorf("%d messages handled twice", dOK+dUp)
+		}
+		lg.RefusedOnce(t, slnats.ErrDeliveriesExhausted, "poison")
+		if a := lg.Attempts("trunk/poison"); a != 3 {
+			t.Errorf("poison: tried %d times, want 3", a)
+		}
+		lg.RefusedOnce(t, shadow.ErrBlocked, "forged")
+		lg.RefusedOnce(t, shadow.ErrUnsupported, "conflict")
+		for _, h := range lg.Handled("before-lane") {
+			if h.By == "lane" {
+				t.Error("a new lane consumer handled a message from before it existed")
 			}
-			time.Sleep(50 * time.Millisecond)
-		}
-		time.Sleep(500 * time.Millisecond)
-		cs.mu.Lock()
-		defer cs.mu.Unlock()
-		if v, _ := tries.Load("trunkpoison"); v == nil || *v.(*int) != 3 || len(cs.refused["poison"]) != 1 || !errors.Is(cs.refused["poison"][0], slnats.ErrDeliveriesExhausted) {
-			t.Errorf("poison: tries %v, refused %v", v, cs.refused["poison"])
-		}
-		for _, bad := range []string{"forged", "conflict"} {
-			if len(cs.refused[bad]) != 1 || cs.n["trunk:"+bad]+cs.n["lane:"+bad] != 0 {
-				t.Errorf("%s: refused %v, handled trunk %d lane %d", bad, cs.refused[bad], cs.n["trunk:"+bad], cs.n["lane:"+bad])
-			}
-		}
-		if !errors.Is(cs.refused["forged"][0], shadow.ErrBlocked) || !errors.Is(cs.refused["conflict"][0], shadow.ErrUnsupported) {
-			t.Errorf("refusal errors %v", cs.refused)
-		}
-		if cs.n["trunk:upper"] != 0 || cs.n["lane:upper"] != 1 {
-			t.Errorf("upper-case env header: trunk %d lane %d", cs.n["trunk:upper"], cs.n["lane:upper"])
-		}
-		if cs.n["lane:before-lane"] != 0 {
-			t.Error("a new lane consumer handled a message from before it existed")
 		}
 	})
 }

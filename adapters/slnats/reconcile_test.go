@@ -281,10 +281,9 @@ func TestReconcileJetStream(t *testing.T) {
 	if int64(dups) > st.Redelivered || dups > 8 {
 		t.Errorf("%d duplicates, %d counted redeliveries: want at most 8, all counted", dups, st.Redelivered)
 	}
-	for _, id := range []string{"X-P-0", "X-M-0"} {
-		if len(lg.Handled(id)) != 0 || len(lg.Refused(id)) != 1 || !errors.Is(lg.Refused(id)[0], slnats.ErrDeliveriesExhausted) {
-			t.Errorf("poison %s: handled %d, refused %v", id, len(lg.Handled(id)), lg.Refused(id))
-		}
+	poison := []string{"X-P-0", "X-M-0"}
+	lg.RefusedOnce(t, slnats.ErrDeliveriesExhausted, poison...)
+	for _, id := range poison {
 		if a := lg.Attempts("trunk/" + id); a < 1 || a > cfg.MaxDeliver {
 			t.Errorf("poison %s tried %d times, want 1..%d (MaxDeliver)", id, a, cfg.MaxDeliver)
 		}
@@ -293,13 +292,8 @@ func TestReconcileJetStream(t *testing.T) {
 		t.Error("no other message was handled while the poison message was retried (starved)")
 	}
 	for i := range 5 {
-		f, c := fmt.Sprintf("F-%d", i), fmt.Sprintf("C-%d", i)
-		if len(lg.Handled(f)) != 0 || len(lg.Refused(f)) != 1 || !errors.Is(lg.Refused(f)[0], shadow.ErrBlocked) {
-			t.Errorf("forged %s: handled %d, refused %v", f, len(lg.Handled(f)), lg.Refused(f))
-		}
-		if len(lg.Handled(c)) != 0 || len(lg.Refused(c)) != 1 || !errors.Is(lg.Refused(c)[0], shadow.ErrUnsupported) {
-			t.Errorf("conflict %s: handled %d, refused %v", c, len(lg.Handled(c)), lg.Refused(c))
-		}
+		lg.RefusedOnce(t, shadow.ErrBlocked, fmt.Sprintf("F-%d", i))     // forged
+		lg.RefusedOnce(t, shadow.ErrUnsupported, fmt.Sprintf("C-%d", i)) // conflict
 	}
 
 	// Broker side: a plain client reads both streams.

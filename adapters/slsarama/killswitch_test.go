@@ -2,9 +2,7 @@ package slsarama_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -16,6 +14,7 @@ import (
 	slsarama "github.com/shadowlane/shadowlane/adapters/slsarama"
 	"github.com/shadowlane/shadowlane/propagation"
 	"github.com/shadowlane/shadowlane/shadow"
+	"github.com/shadowlane/shadowlane/shadow/bus/bustest"
 )
 
 // The kill switch toggled mid-stream (sarama): marked messages that arrive
@@ -44,42 +43,9 @@ func TestKillSwitchHoldsMarkedMessages(t *testing.T) {
 	defer sp.Close()
 	p := s.SyncProducer(sp)
 
-	var (
-		mu      sync.Mutex
-		n       = map[string]int{}
-		whileOf = map[string]bool{}
-		gate    sync.RWMutex
-	)
-	count := func(prefix string) (d int) {
-		mu.Lock()
-		defer mu.Unlock()
-		for v := range n {
-			if strings.HasPrefix(v, prefix) {
-				d++
-			}
-		}
-		return d
-	}
-	waitFor := func(prefix string, want int) {
-		t.Helper()
-		deadline := time.Now().Add(60 * time.Second)
-		for count(prefix) < want {
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: handled %d, want %d", prefix, count(prefix), want)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
+	sw := bustest.NewSwitch(func() bool { on, _ := rt.LoadTestEnabled(); return on })
 	cons, err := s.Consumer(addrs, config(), "svc", []string{"orders"}, func(ctx context.Context, msg *sarama.ConsumerMessage) error {
-		gate.RLock()
-		defer gate.RUnlock()
-		on, _ := rt.LoadTestEnabled()
-		mu.Lock()
-		n[string(msg.Value)]++
-		if propagation.IsLoadTest(ctx) && !on {
-			whileOf[string(msg.Value)] = true
-		}
-		mu.Unlock()
+		sw.Handle(ctx, string(msg.Value))
 		return nil
 	})
 	if err != nil {
@@ -106,52 +72,20 @@ func TestKillSwitchHoldsMarkedMessages(t *testing.T) {
 	var wg sync.WaitGroup
 	wg.Go(func() { produce(lt, "stream-", 200) })
 	produce(lt, "a-", 20)
-	waitFor("a-", 20)
-	gate.Lock()
-	rt.SetLoadTest(false, "test")
-	gate.Unlock()
+	sw.WaitFor(t, "a-", 20)
+	sw.Flip(func() { rt.SetLoadTest(false, "test") })
 	produce(lt, "off-", 30)
 	produce(context.Background(), "poff-", 10)
-	waitFor("poff-", 10)
+	sw.WaitFor(t, "poff-", 10)
 	time.Sleep(500 * time.Millisecond)
-	if d := count("off-"); d != 0 {
+	if d, _ := sw.Count("off-"); d != 0 {
 		t.Fatalf("%d marked messages produced while off were handled while off", d)
 	}
 	wg.Wait()
-	gate.Lock()
-	rt.SetLoadTest(true, "")
-	gate.Unlock()
-	waitFor("off-", 30)
-	waitFor("stream-", 200)
-	mu.Lock()
-	defer mu.Unlock()
-	// A record the adapter decided while the switch was on may start its
-	// handler just after the flip (the switch stops new decisions; work
-	// already decided completes, like an HTTP request admitted before it):
-	// at most one per consumer goroutine, and only among the records that
-	// were streaming across the flip. A switch that did not hold would let
-	// most of the records streamed while it was off through.
-	var straddled []string
-	for v, k := range n {
-		if k != 1 {
-			t.Errorf("%s handled %d times", v, k)
-		}
-		if whileOf[v] {
-			if strings.HasPrefix(v, "stream-") {
-				straddled = append(straddled, v)
-				continue
-			}
-			t.Errorf("%s handled while off", v)
-		}
-	}
-	if len(straddled) > 3 {
-		t.Errorf("%d records handled while load tests were off (at most 3 decided just before the flip may be): %v", len(straddled), straddled)
-	} else if len(straddled) > 0 {
-		t.Logf("%d records decided just before the flip were handled just after it: %v", len(straddled), straddled)
-	}
-	if len(n) != 260 {
-		t.Errorf("handled %d distinct, want 260", len(n))
-	}
+	sw.Flip(func() { rt.SetLoadTest(true, "") })
+	sw.WaitFor(t, "off-", 30)
+	sw.WaitFor(t, "stream-", 200)
+	sw.Check(t, "stream-", 3, 260)
 }
 
 // A poison message is tried a bounded number of times, then refused once;
@@ -159,16 +93,10 @@ func TestKillSwitchHoldsMarkedMessages(t *testing.T) {
 // production topic is refused (an anomaly), never handled.
 func TestRetryThenRefuse(t *testing.T) {
 	addrs := newCluster(t)
-	var (
-		mu      sync.Mutex
-		tries   = map[string]int{}
-		refused = map[string][]error{}
-	)
+	lg := bustest.NewLedger()
 	s, err := slsarama.New(slsarama.WithShadowTopics("orders"), slsarama.WithRetry(3, 5*time.Millisecond, 0),
 		slsarama.WithRefused(func(ctx context.Context, msg *sarama.ConsumerMessage, err error) error {
-			mu.Lock()
-			refused[string(msg.Value)] = append(refused[string(msg.Value)], err)
-			mu.Unlock()
+			lg.Refuse(string(msg.Value), err)
 			return nil
 		}))
 	if err != nil {
@@ -186,39 +114,31 @@ func TestRetryThenRefuse(t *testing.T) {
 	}
 	send("poison")
 	send("forged", sarama.RecordHeader{Key: []byte("x-shadowlane-run"), Value: []byte("evil")})
-	for i := range 20 {
-		send(fmt.Sprintf("ok-%02d", i))
+	ok := make([]string, 20)
+	for i := range ok {
+		ok[i] = fmt.Sprintf("ok-%02d", i)
+		send(ok[i])
 	}
 	c, err := s.Consumer(addrs, config(), "svc", []string{"orders"}, func(ctx context.Context, msg *sarama.ConsumerMessage) error {
-		mu.Lock()
-		defer mu.Unlock()
-		tries[string(msg.Value)]++
+		lg.Attempt(string(msg.Value))
 		if string(msg.Value) == "poison" {
 			return fmt.Errorf("always fails")
 		}
+		lg.Handle(string(msg.Value), "trunk", propagation.FromContext(ctx))
 		return nil
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := runUntil(t, c, func() bool {
-		mu.Lock()
-		defer mu.Unlock()
-		return tries["ok-19"] > 0
-	}); err != nil {
+	if err := runUntil(t, c, func() bool { return len(lg.Handled(ok[len(ok)-1])) > 0 }); err != nil {
 		t.Fatal(err)
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	if tries["poison"] != 3 || len(refused["poison"]) != 1 || !errors.Is(refused["poison"][0], slsarama.ErrRetriesExhausted) {
-		t.Errorf("poison: %d tries, refused %v", tries["poison"], refused["poison"])
+	lg.RefusedOnce(t, slsarama.ErrRetriesExhausted, "poison")
+	lg.RefusedOnce(t, shadow.ErrBlocked, "forged") // a run mark on production
+	if a, f := lg.Attempts("poison"), lg.Attempts("forged"); a != 3 || f != 0 {
+		t.Errorf("poison tried %d times (want 3), the forged mark %d times (want 0)", a, f)
 	}
-	if tries["forged"] != 0 || len(refused["forged"]) != 1 || !errors.Is(refused["forged"][0], shadow.ErrBlocked) {
-		t.Errorf("forged: %d tries, refused %v", tries["forged"], refused["forged"])
-	}
-	for i := range 20 {
-		if v := fmt.Sprintf("ok-%02d", i); tries[v] != 1 {
-			t.Errorf("%s handled %d times", v, tries[v])
-		}
+	if dups, _ := lg.Check(t, ok, "trunk", "", ""); dups != 0 { // after the poison, each once
+		t.Errorf("%d messages handled twice", dups)
 	}
 }

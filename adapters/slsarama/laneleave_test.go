@@ -3,7 +3,6 @@ package slsarama_test
 import (
 	"context"
 	"fmt"
-	"sync"
 	"testing"
 	"time"
 
@@ -11,9 +10,115 @@ import (
 
 	slsarama "github.com/shadowlane/shadowlane/adapters/slsarama"
 	"github.com/shadowlane/shadowlane/envtag"
-	"github.com/shadowlane/shadowlane/propagation"
 	"github.com/shadowlane/shadowlane/shadow/bus/bustest"
 )
+
+// laneRig is what the sarama lane tests share: on a kfake cluster, a
+// trunk and a proj-a lane Shadow on "orders" reading one lane list,
+// consumers of group "svc" (the lane's group is "svc-proj-a"), one
+// ledger, a plain admin and a sync producer.
+type laneRig struct {
+	t           *testing.T
+	addrs       []string
+	lanes       envtag.SwapLanes
+	lg          *bustest.Ledger
+	adm         sarama.ClusterAdmin
+	sp          sarama.SyncProducer
+	trunk, lane *slsarama.Shadow
+}
+
+// newLaneRig returns a rig whose lane list holds proj-a (listed) or
+// nothing.
+func newLaneRig(t *testing.T, listed bool) *laneRig {
+	t.Helper()
+	r := &laneRig{t: t, addrs: newCluster(t), lg: bustest.NewLedger()}
+	r.setListed(listed)
+	r.trunk, r.lane = r.shadow(), r.shadow(slsarama.WithEnv("proj-a"))
+	adm, err := sarama.NewClusterAdmin(r.addrs, config())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { adm.Close() })
+	sp, err := sarama.NewSyncProducer(r.addrs, config())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sp.Close() })
+	r.adm, r.sp = adm, sp
+	return r
+}
+
+// setListed lists proj-a in the lanes of "svc", or lists nothing.
+func (r *laneRig) setListed(listed bool) {
+	if listed {
+		r.lanes.Store(envtag.StaticLanes{"svc": {"proj-a"}})
+	} else {
+		r.lanes.Store(envtag.StaticLanes{})
+	}
+}
+
+// shadow returns a new Shadow on "orders" reading the rig's lane list.
+func (r *laneRig) shadow(opts ...slsarama.Option) *slsarama.Shadow {
+	r.t.Helper()
+	s, err := slsarama.New(append([]slsarama.Option{slsarama.WithShadowTopics("orders"), slsarama.WithLanes(&r.lanes)}, opts...)...)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return s
+}
+
+// run starts a consumer of group "svc" on "orders" through s (fetch wait
+// 50 ms, commits every 100 ms); stop returns Run's error.
+func (r *laneRig) run(s *slsarama.Shadow, h slsarama.MessageHandler) (stop func() error) {
+	r.t.Helper()
+	cfg := config()
+	cfg.Consumer.MaxWaitTime = 50 * time.Millisecond
+	cfg.Consumer.Offsets.AutoCommit.Interval = 100 * time.Millisecond
+	c, err := s.Consumer(r.addrs, cfg, "svc", []string{"orders"}, h)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return startRun(r.t, c)
+}
+
+// stable waits until the trunk's group and the lane's each have their
+// one member.
+func (r *laneRig) stable() {
+	r.t.Helper()
+	waitStable(r.t, r.adm, "svc", 1)
+	waitStable(r.t, r.adm, "svc-proj-a", 1)
+}
+
+// produce sends n proj-a messages "<prefix>NNN" through the trunk's
+// produce rule and returns their values.
+func (r *laneRig) produce(prefix string, n int) []string {
+	r.t.Helper()
+	msgs, ids := make([]*sarama.ProducerMessage, n), make([]string, n)
+	for i := range msgs {
+		ids[i] = fmt.Sprintf("%s%03d", prefix, i)
+		msgs[i] = &sarama.ProducerMessage{Topic: "orders", Value: sarama.StringEncoder(ids[i])}
+		if err := r.trunk.Prepare(marked("", "proj-a"), msgs[i]); err != nil {
+			r.t.Fatal(err)
+		}
+	}
+	if err := r.sp.SendMessages(msgs); err != nil {
+		r.t.Fatal(err)
+	}
+	return ids
+}
+
+// committed returns group's committed offset of orders/0, read with the
+// plain admin (-1: none).
+func (r *laneRig) committed(group string) int64 {
+	offs, err := r.adm.ListConsumerGroupOffsets(group, map[string][]int32{"orders": {0}})
+	if err != nil {
+		return -1
+	}
+	if b := offs.GetBlock("orders", 0); b != nil {
+		return b.Offset
+	}
+	return -1
+}
 
 // startRun runs c until stop; stop returns Run's error.
 func startRun(t *testing.T, c *slsarama.Consumer) (stop func() error) {
@@ -44,6 +149,14 @@ func waitStable(t *testing.T, adm sarama.ClusterAdmin, group string, members int
 	}
 }
 
+// slow delays h by 10 ms a message: a lane that falls behind.
+func slow(h slsarama.MessageHandler) slsarama.MessageHandler {
+	return func(ctx context.Context, msg *sarama.ConsumerMessage) error {
+		time.Sleep(10 * time.Millisecond)
+		return h(ctx, msg)
+	}
+}
+
 // waitFor polls cond every 20 ms for up to 30 s.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
@@ -63,79 +176,24 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // past the backlog. On the code before the hand-over the lane kept
 // holding its claim and the backlog was stranded.
 func TestLaneLeavesStopsAndHandsBack(t *testing.T) {
-	addrs := newCluster(t)
-	var lanes envtag.SwapLanes
-	lanes.Store(envtag.StaticLanes{"svc": {"proj-a"}})
-	trunk, err := slsarama.New(slsarama.WithShadowTopics("orders"), slsarama.WithLanes(&lanes))
-	if err != nil {
-		t.Fatal(err)
-	}
-	lane, err := slsarama.New(slsarama.WithShadowTopics("orders"), slsarama.WithEnv("proj-a"), slsarama.WithLanes(&lanes))
-	if err != nil {
-		t.Fatal(err)
-	}
-	lg := bustest.NewLedger()
-	ccfg := func() *sarama.Config {
-		c := config()
-		c.Consumer.MaxWaitTime = 50 * time.Millisecond
-		c.Consumer.Offsets.AutoCommit.Interval = 100 * time.Millisecond
-		return c
-	}
-	tc, err := trunk.Consumer(addrs, ccfg(), "svc", []string{"orders"}, ledgerHandler(lg, "trunk"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	lh := ledgerHandler(lg, "lane")
-	lc, err := lane.Consumer(addrs, ccfg(), "svc", []string{"orders"}, func(ctx context.Context, msg *sarama.ConsumerMessage) error {
-		time.Sleep(10 * time.Millisecond) // slow: it falls behind
-		return lh(ctx, msg)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	adm, err := sarama.NewClusterAdmin(addrs, config())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer adm.Close()
-	stopT := startRun(t, tc)
-	stopL := startRun(t, lc)
-	waitStable(t, adm, "svc", 1)
-	waitStable(t, adm, "svc-proj-a", 1)
-
-	sp, err := sarama.NewSyncProducer(addrs, config())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sp.Close()
-	envA := propagation.With(context.Background(), propagation.Mark{Env: "proj-a"})
-	produce := func(prefix string, n int) []string {
-		msgs, ids := make([]*sarama.ProducerMessage, n), make([]string, n)
-		for i := range msgs {
-			ids[i] = fmt.Sprintf("%s%03d", prefix, i)
-			msgs[i] = &sarama.ProducerMessage{Topic: "orders", Value: sarama.StringEncoder(ids[i])}
-			if err := trunk.Prepare(envA, msgs[i]); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if err := sp.SendMessages(msgs); err != nil {
-			t.Fatal(err)
-		}
-		return ids
-	}
-	before := produce("before-", 200)
+	r := newLaneRig(t, true)
+	lg, trunk := r.lg, r.trunk
+	stopT := r.run(trunk, ledgerHandler(lg, "trunk"))
+	stopL := r.run(r.lane, slow(ledgerHandler(lg, "lane")))
+	r.stable()
+	before := r.produce("before-", 200)
 	waitFor(t, "the lane handles 30", func() bool { return lg.Count("lane") >= 30 })
-	lanes.Store(envtag.StaticLanes{}) // proj-a leaves the lanes
+	r.setListed(false) // proj-a leaves the lanes
 	time.Sleep(100 * time.Millisecond)
 	handledAtLeave := lg.Count("lane")
-	after := produce("after-", 50)
+	after := r.produce("after-", 50)
 	lg.WaitIDs(t, "the backlog and the messages produced after the lane left", append(append([]string{}, before...), after...))
 	time.Sleep(500 * time.Millisecond) // strays
 	// The lane comes back: it passes over what the trunk took while it was
 	// away (the hand-over kept its start window open) and takes the new
 	// messages.
-	lanes.Store(envtag.StaticLanes{"svc": {"proj-a"}})
-	back := produce("back-", 20)
+	r.setListed(true)
+	back := r.produce("back-", 20)
 	lg.WaitIDs(t, "the returning lane handles the new messages", back)
 	time.Sleep(300 * time.Millisecond)
 	if err := stopL(); err != nil {
@@ -161,12 +219,8 @@ func TestLaneLeavesStopsAndHandsBack(t *testing.T) {
 		t.Errorf("trunk stats: handed over %d, the handler saw %d", st.HandedOver, handedOver)
 	}
 	// Broker side: the lane's group committed past the whole backlog.
-	offs, err := adm.ListConsumerGroupOffsets("svc-proj-a", map[string][]int32{"orders": {0}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if b := offs.GetBlock("orders", 0); b == nil || b.Offset < 200 {
-		t.Errorf("lane group committed %+v after the hand-over, want past the 200 messages of the backlog", b)
+	if at := r.committed("svc-proj-a"); at < 200 {
+		t.Errorf("lane group committed %d after the hand-over, want past the 200 messages of the backlog", at)
 	}
 	t.Logf("slow sarama lane handled %d of 200 before leaving; the trunk took over the other %d", byLane, handedOver)
 }
@@ -177,127 +231,43 @@ func TestLaneLeavesStopsAndHandsBack(t *testing.T) {
 // spans back from the trunk group's committed metadata and hands the
 // backlog over. Every message handled exactly once.
 func TestHandOverSurvivesTrunkRestart(t *testing.T) {
-	addrs := newCluster(t)
-	var lanes envtag.SwapLanes
-	lanes.Store(envtag.StaticLanes{"svc": {"proj-a"}})
-	newS := func(opts ...slsarama.Option) *slsarama.Shadow {
-		s, err := slsarama.New(append([]slsarama.Option{slsarama.WithShadowTopics("orders"), slsarama.WithLanes(&lanes)}, opts...)...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return s
-	}
-	var (
-		mu  sync.Mutex
-		byL = map[string]int{}
-		byT = map[string]int{}
-	)
-	count := func(m map[string]int, slow bool) slsarama.MessageHandler {
-		return func(ctx context.Context, msg *sarama.ConsumerMessage) error {
-			if slow {
-				time.Sleep(10 * time.Millisecond)
-			}
-			mu.Lock()
-			m[string(msg.Value)]++
-			mu.Unlock()
-			return nil
-		}
-	}
-	ccfg := config()
-	ccfg.Consumer.MaxWaitTime = 50 * time.Millisecond
-	ccfg.Consumer.Offsets.AutoCommit.Interval = 100 * time.Millisecond
-	consumer := func(s *slsarama.Shadow, h slsarama.MessageHandler) *slsarama.Consumer {
-		c, err := s.Consumer(addrs, ccfg, "svc", []string{"orders"}, h)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return c
-	}
-	adm, err := sarama.NewClusterAdmin(addrs, config())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer adm.Close()
-	committed := func(group string) int64 {
-		offs, err := adm.ListConsumerGroupOffsets(group, map[string][]int32{"orders": {0}})
-		if err != nil {
-			return -1
-		}
-		if b := offs.GetBlock("orders", 0); b != nil {
-			return b.Offset
-		}
-		return -1
-	}
-	trunk1, lane := newS(), newS(slsarama.WithEnv("proj-a"))
-	stopT := startRun(t, consumer(trunk1, count(byT, false)))
-	stopL := startRun(t, consumer(lane, count(byL, true)))
-	waitStable(t, adm, "svc", 1)
-	waitStable(t, adm, "svc-proj-a", 1)
-	sp, err := sarama.NewSyncProducer(addrs, config())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sp.Close()
+	r := newLaneRig(t, true)
+	lg, trunk1 := r.lg, r.trunk
+	stopT := r.run(trunk1, ledgerHandler(lg, "trunk"))
+	stopL := r.run(r.lane, slow(ledgerHandler(lg, "lane")))
+	r.stable()
 	const n = 200
-	msgs := make([]*sarama.ProducerMessage, n)
-	for i := range msgs {
-		msgs[i] = &sarama.ProducerMessage{Topic: "orders", Value: sarama.StringEncoder(fmt.Sprintf("a-%03d", i))}
-		if err := trunk1.Prepare(marked("", "proj-a"), msgs[i]); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := sp.SendMessages(msgs); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, "the trunk commits past the lane's messages", func() bool { return committed("svc") >= n })
-	waitFor(t, "the lane handles 20", func() bool { mu.Lock(); defer mu.Unlock(); return len(byL) >= 20 })
+	ids := r.produce("a-", n)
+	waitFor(t, "the trunk commits past the lane's messages", func() bool { return r.committed("svc") >= n })
+	waitFor(t, "the lane handles 20", func() bool { return lg.Count("lane") >= 20 })
 	if err := stopT(); err != nil {
 		t.Fatal(err)
 	}
-	lanes.Store(envtag.StaticLanes{}) // proj-a leaves while no trunk runs
+	r.setListed(false) // proj-a leaves while no trunk runs
 	time.Sleep(300 * time.Millisecond)
-	mu.Lock()
-	atLeave := len(byL)
-	mu.Unlock()
-	if atLeave >= n {
+	if atLeave := lg.Count("lane"); atLeave >= n {
 		t.Fatalf("the lane handled all %d before it left: no backlog to hand over", n)
 	}
-	trunk2 := newS()
-	stopT2 := startRun(t, consumer(trunk2, count(byT, false)))
-	waitFor(t, "every message handled", func() bool {
-		mu.Lock()
-		defer mu.Unlock()
-		all := 0
-		for i := range n {
-			v := fmt.Sprintf("a-%03d", i)
-			if byL[v]+byT[v] > 0 {
-				all++
-			}
-		}
-		return all == n
-	})
-	time.Sleep(500 * time.Millisecond)
+	trunk2 := r.shadow()
+	stopT2 := r.run(trunk2, ledgerHandler(lg, "trunk"))
+	lg.WaitIDs(t, "after the trunk's restart", ids) // the restarted trunk hands the backlog over
+	time.Sleep(500 * time.Millisecond)              // late duplicates, if any
 	if err := stopT2(); err != nil {
 		t.Fatal(err)
 	}
 	if err := stopL(); err != nil {
 		t.Fatal(err)
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	taken := 0
-	for i := range n {
-		v := fmt.Sprintf("a-%03d", i)
-		if c := byL[v] + byT[v]; c != 1 {
-			t.Errorf("%s handled %d times (lane %d, trunk %d), want exactly once", v, c, byL[v], byT[v])
-		}
-		taken += byT[v]
+	dups, first := lg.Check(t, ids, "lane|trunk", "", "proj-a") // exactly once overall
+	if dups != 0 {
+		t.Errorf("%d messages handled twice", dups)
 	}
-	if st := trunk2.Stats(); st.HandedOver != int64(taken) || taken != n-len(byL) {
-		t.Errorf("restarted trunk handed over %d (stats %d), lane handled %d of %d", taken, st.HandedOver, len(byL), n)
+	taken := first["trunk"]
+	if st := trunk2.Stats(); st.HandedOver != int64(taken) || taken != n-first["lane"] || taken == 0 {
+		t.Errorf("restarted trunk handed over %d (stats %d), lane handled %d of %d", taken, st.HandedOver, first["lane"], n)
 	}
-	if at := committed("svc-proj-a"); at < n {
+	if at := r.committed("svc-proj-a"); at < n {
 		t.Errorf("lane group committed %d after the hand-over, want %d", at, n)
 	}
-	t.Logf("lane handled %d of %d before leaving; the restarted trunk handed over %d", len(byL), n, taken)
+	t.Logf("lane handled %d of %d before leaving; the restarted trunk handed over %d", first["lane"], n, taken)
 }

@@ -2,24 +2,39 @@ package slsarama_test
 
 import (
 	"context"
-	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/IBM/sarama"
 
 	"github.com/shadowlane/shadowlane/adapters/slsarama"
 	"github.com/shadowlane/shadowlane/propagation"
+	"github.com/shadowlane/shadowlane/shadow/bus/bustest"
 	"github.com/shadowlane/shadowlane/shadow/bus/migrate"
 )
 
-// Dual read between two topics (kfake) through sarama: every message is
-// written to both through the adapter's rule (marked ones to both shadow
-// twins, with the id header), the consumers of both sides run through one
-// Reader, and each message is handled once under its mark.
-func TestMigrationDualRead(t *testing.T) {
+// A migration between two topics (kfake) through sarama, through all four
+// phases, the consumers of both sides (production and shadow groups)
+// running throughout behind one Reader: each phase's messages are written
+// through the adapter's rule to the systems the phase writes (marked ones
+// to the shadow twins, with the id header), as a plain sarama consumer
+// reads them back; each message is handled once, under its mark, from a
+// side the phase reads; every other copy is skipped or dropped by its id.
+func TestMigrationPhases(t *testing.T) {
+	const old, nw = "lanes20-orders", "lanes20-payments"
 	addrs := newCluster(t)
-	s, err := slsarama.New(slsarama.WithShadowTopics("orders", "payments"), slsarama.WithShadowGroups("old", "new"))
+	adm, err := sarama.NewClusterAdmin(addrs, config())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer adm.Close()
+	for _, topic := range []string{old, old + "_shadow", nw, nw + "_shadow"} {
+		if err := adm.CreateTopic(topic, &sarama.TopicDetail{NumPartitions: 1, ReplicationFactor: 1}, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s, err := slsarama.New(slsarama.WithShadowTopics(old, nw), slsarama.WithShadowGroups("lanes20-old", "lanes20-new"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -29,70 +44,82 @@ func TestMigrationDualRead(t *testing.T) {
 	}
 	t.Cleanup(func() { sp.Close() })
 	p := s.SyncProducer(sp)
-	src := migrate.Fixed{Phase: migrate.DualRead, Topics: map[string]string{"orders": "payments"}}
-	prod, err := migrate.NewProducer(src, p.Sender(), p.Sender())
+	ph := bustest.NewPhases(migrate.Before, map[string]string{old: nw})
+	prod, err := migrate.NewProducer(ph, p.Sender(), p.Sender())
 	if err != nil {
 		t.Fatal(err)
 	}
-	const n = 8
-	kinds := map[string]string{}
-	for i := range n {
-		for _, run := range []string{"", "run-m"} {
-			m := &migrate.Message{Value: []byte(fmt.Sprint(run, i))}
-			if err := prod.Send(marked(run, ""), "orders", m); err != nil {
-				t.Fatal(err)
-			}
-			kinds[m.ID] = run
-		}
-	}
-	for topic, want := range map[string]string{"orders": "", "payments": "", "orders_shadow": "run-m", "payments_shadow": "run-m"} {
-		vals, hdr := readAll(t, addrs, topic)
-		if len(vals) != n {
-			t.Fatalf("%s holds %d messages, want %d", topic, len(vals), n)
-		}
-		for _, v := range vals {
-			if run, ok := kinds[hdr[v][migrate.HeaderID]]; !ok || run != want {
-				t.Fatalf("%s: %q with headers %v, want only run %q", topic, v, hdr[v], want)
-			}
-		}
-	}
-
-	rd := migrate.NewReader(src, 0)
-	var mu sync.Mutex
-	handled := map[string]int{}
-	h := func(ctx context.Context, msg *sarama.ConsumerMessage) error {
-		id := slsarama.MessageID(msg)
-		if propagation.FromContext(ctx).Run != kinds[id] {
-			t.Errorf("%s handled under %v", msg.Value, propagation.FromContext(ctx))
-		}
-		mu.Lock()
-		handled[id]++
-		mu.Unlock()
-		return nil
-	}
+	rd, mg := migrate.NewReader(ph, 0), bustest.NewMigration(ph)
 	var wg sync.WaitGroup
 	ctx, cancel := context.WithCancel(context.Background())
 	defer func() { cancel(); wg.Wait() }()
+	ccfg := config()
+	ccfg.Consumer.MaxWaitTime = 50 * time.Millisecond
 	for _, c := range []struct {
 		group, topic string
 		side         migrate.Side
-	}{{"old", "orders", migrate.Old}, {"new", "payments", migrate.New}} {
-		cons, err := s.Consumer(addrs, config(), c.group, []string{c.topic}, slsarama.Migrating(rd, c.side, h))
+	}{{"lanes20-old", old, migrate.Old}, {"lanes20-new", nw, migrate.New}} {
+		cons, err := s.Consumer(addrs, ccfg, c.group, []string{c.topic}, slsarama.Migrating(rd, c.side, func(ctx context.Context, msg *sarama.ConsumerMessage) error {
+			mg.Handle(c.side, slsarama.MessageID(msg), propagation.FromContext(ctx))
+			return nil
+		}))
 		if err != nil {
 			t.Fatal(err)
 		}
 		wg.Go(func() { _ = cons.Run(ctx) })
 	}
-	waitFor(t, "every copy read", func() bool { st := rd.Stats(); return st.Handled+st.Duplicates >= 4*n })
-	st := rd.Stats()
-	mu.Lock()
-	defer mu.Unlock()
-	if st.Handled != 2*n || st.Duplicates != 2*n || len(handled) != 2*n {
-		t.Fatalf("reader %+v, handled %d ids", st, len(handled))
+	mg.Drive(t, ph, prod, rd, old, 4, []propagation.Mark{{}, {Run: "run-m"}}, migrate.Before, migrate.DualWrite, migrate.DualRead, migrate.NewOnly)
+	for _, c := range []struct {
+		topic, run string
+		side       migrate.Side
+	}{{old, "", migrate.Old}, {old + "_shadow", "run-m", migrate.Old}, {nw, "", migrate.New}, {nw + "_shadow", "run-m", migrate.New}} {
+		mg.Placed(t, c.topic, c.side, c.run, readIDs(t, addrs, c.topic))
 	}
-	for id, c := range handled {
-		if c != 1 {
-			t.Errorf("%s handled %d times", id, c)
+	if dups, first := mg.Check(t, rd); dups != 0 {
+		t.Errorf("%d copies handled twice (first handled per side %v)", dups, first)
+	}
+}
+
+// readIDs reads partition 0 of topic with a plain sarama consumer up to
+// its newest offset (a quiet period is no proof of the end on a loaded
+// machine) and returns each message's migrate.HeaderID header, read
+// under its exact name ("" when missing).
+func readIDs(t *testing.T, addrs []string, topic string) []string {
+	t.Helper()
+	cl, err := sarama.NewClient(addrs, config())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	end, err := cl.GetOffset(topic, 0, sarama.OffsetNewest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := sarama.NewConsumerFromClient(cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	pc, err := c.ConsumePartition(topic, 0, sarama.OffsetOldest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	var ids []string
+	timeout := time.After(30 * time.Second)
+	for int64(len(ids)) < end {
+		select {
+		case m := <-pc.Messages():
+			id := ""
+			for _, h := range m.Headers {
+				if string(h.Key) == migrate.HeaderID {
+					id = string(h.Value)
+				}
+			}
+			ids = append(ids, id)
+		case <-timeout:
+			t.Fatalf("read %d of %d messages of %s", len(ids), end, topic)
 		}
 	}
+	return ids
 }

@@ -2,14 +2,12 @@ package slsarama_test
 
 import (
 	"context"
-	"fmt"
 	"testing"
 	"time"
 
 	"github.com/IBM/sarama"
 
 	slsarama "github.com/shadowlane/shadowlane/adapters/slsarama"
-	"github.com/shadowlane/shadowlane/envtag"
 	"github.com/shadowlane/shadowlane/propagation"
 	"github.com/shadowlane/shadowlane/shadow/bus/bustest"
 )
@@ -22,63 +20,17 @@ import (
 // handled exactly once; on the code before, the lane handled the early
 // ones a second time.
 func TestLateLaneStartWindow(t *testing.T) {
-	addrs := newCluster(t)
-	var lanes envtag.SwapLanes
-	lanes.Store(envtag.StaticLanes{})
-	newS := func(opts ...slsarama.Option) *slsarama.Shadow {
-		s, err := slsarama.New(append([]slsarama.Option{slsarama.WithShadowTopics("orders"), slsarama.WithLanes(&lanes)}, opts...)...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return s
-	}
-	trunk, lane := newS(), newS(slsarama.WithEnv("proj-a"))
-	lg := bustest.NewLedger()
-	ccfg := config()
-	ccfg.Consumer.MaxWaitTime = 50 * time.Millisecond
-	ccfg.Consumer.Offsets.AutoCommit.Interval = 100 * time.Millisecond
-	tc, err := trunk.Consumer(addrs, ccfg, "svc", []string{"orders"}, ledgerHandler(lg, "trunk"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	lc, err := lane.Consumer(addrs, ccfg, "svc", []string{"orders"}, ledgerHandler(lg, "lane"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	adm, err := sarama.NewClusterAdmin(addrs, config())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer adm.Close()
-	stopT := startRun(t, tc)
-	stopL := startRun(t, lc)
-	waitStable(t, adm, "svc", 1)
-	waitStable(t, adm, "svc-proj-a", 1)
-	sp, err := sarama.NewSyncProducer(addrs, config())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sp.Close()
-	produce := func(prefix string, n int) []string {
-		msgs, ids := make([]*sarama.ProducerMessage, n), make([]string, n)
-		for i := range msgs {
-			ids[i] = fmt.Sprintf("%s%03d", prefix, i)
-			msgs[i] = &sarama.ProducerMessage{Topic: "orders", Value: sarama.StringEncoder(ids[i])}
-			if err := trunk.Prepare(marked("", "proj-a"), msgs[i]); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if err := sp.SendMessages(msgs); err != nil {
-			t.Fatal(err)
-		}
-		return ids
-	}
+	r := newLaneRig(t, false)
+	lg, trunk, lane := r.lg, r.trunk, r.lane
+	stopT := r.run(trunk, ledgerHandler(lg, "trunk"))
+	stopL := r.run(lane, ledgerHandler(lg, "lane"))
+	r.stable()
 	const n = 100
-	early := produce("early-", n) // the lane is not listed yet: the trunk's
+	early := r.produce("early-", n) // the lane is not listed yet: the trunk's
 	lg.WaitIDs(t, "the trunk handles the early messages", early)
 	time.Sleep(300 * time.Millisecond) // the trunk commits
-	lanes.Store(envtag.StaticLanes{"svc": {"proj-a"}})
-	late := produce("late-", n)
+	r.setListed(true)
+	late := r.produce("late-", n)
 	lg.WaitIDs(t, "the lane handles the late messages", late)
 	time.Sleep(300 * time.Millisecond)
 	if err := stopL(); err != nil {
@@ -102,66 +54,20 @@ func TestLateLaneStartWindow(t *testing.T) {
 // trunk took while it was away (it reopens its start window when it
 // leaves); on the code before, it handled them a second time.
 func TestLaneReturnsAfterLeaving(t *testing.T) {
-	addrs := newCluster(t)
-	var lanes envtag.SwapLanes
-	lanes.Store(envtag.StaticLanes{"svc": {"proj-a"}})
-	newS := func(opts ...slsarama.Option) *slsarama.Shadow {
-		s, err := slsarama.New(append([]slsarama.Option{slsarama.WithShadowTopics("orders"), slsarama.WithLanes(&lanes)}, opts...)...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return s
-	}
-	trunk, lane := newS(), newS(slsarama.WithEnv("proj-a"))
-	lg := bustest.NewLedger()
-	ccfg := config()
-	ccfg.Consumer.MaxWaitTime = 50 * time.Millisecond
-	ccfg.Consumer.Offsets.AutoCommit.Interval = 100 * time.Millisecond
-	tc, err := trunk.Consumer(addrs, ccfg, "svc", []string{"orders"}, ledgerHandler(lg, "trunk"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	lc, err := lane.Consumer(addrs, ccfg, "svc", []string{"orders"}, ledgerHandler(lg, "lane"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	adm, err := sarama.NewClusterAdmin(addrs, config())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer adm.Close()
-	stopT := startRun(t, tc)
-	stopL := startRun(t, lc)
-	waitStable(t, adm, "svc", 1)
-	waitStable(t, adm, "svc-proj-a", 1)
-	sp, err := sarama.NewSyncProducer(addrs, config())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sp.Close()
-	produce := func(prefix string) []string {
-		msgs, ids := make([]*sarama.ProducerMessage, 50), make([]string, 50)
-		for i := range msgs {
-			ids[i] = fmt.Sprintf("%s%03d", prefix, i)
-			msgs[i] = &sarama.ProducerMessage{Topic: "orders", Value: sarama.StringEncoder(ids[i])}
-			if err := trunk.Prepare(marked("", "proj-a"), msgs[i]); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if err := sp.SendMessages(msgs); err != nil {
-			t.Fatal(err)
-		}
-		return ids
-	}
-	first := produce("first-")
+	r := newLaneRig(t, true)
+	lg, trunk, lane := r.lg, r.trunk, r.lane
+	stopT := r.run(trunk, ledgerHandler(lg, "trunk"))
+	stopL := r.run(lane, ledgerHandler(lg, "lane"))
+	r.stable()
+	first := r.produce("first-", 50)
 	lg.WaitIDs(t, "the lane handles the first messages", first)
 	time.Sleep(300 * time.Millisecond)
-	lanes.Store(envtag.StaticLanes{}) // the lane leaves
-	away := produce("away-")
+	r.setListed(false) // the lane leaves
+	away := r.produce("away-", 50)
 	lg.WaitIDs(t, "the trunk handles the messages while the lane is away", away)
 	time.Sleep(300 * time.Millisecond) // the trunk commits
-	lanes.Store(envtag.StaticLanes{"svc": {"proj-a"}})
-	back := produce("back-")
+	r.setListed(true)
+	back := r.produce("back-", 50)
 	lg.WaitIDs(t, "the lane handles the messages after it came back", back)
 	time.Sleep(300 * time.Millisecond)
 	if err := stopL(); err != nil {

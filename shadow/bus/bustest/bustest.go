@@ -1,6 +1,7 @@
 package bustest
 
 import (
+	"errors"
 	"os"
 	"slices"
 	"strconv"
@@ -145,11 +146,26 @@ func (l *Ledger) Check(t testing.TB, ids []string, by, run, env string) (dups in
 	return dups, first
 }
 
-// WaitIDs waits (45 s at most) until every id is handled or refused.
+// RefusedOnce fails t for every id of ids that was handled, or did not
+// reach the refusal callback exactly once with an error wrapping want
+// (errors.Is; a nil want takes any error).
+func (l *Ledger) RefusedOnce(t testing.TB, want error, ids ...string) {
+	t.Helper()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, id := range ids {
+		rs, hs := l.refused[id], l.handled[id]
+		if len(rs) != 1 || len(hs) != 0 || want != nil && !errors.Is(rs[0], want) {
+			t.Errorf("%s: refused %v, handled %+v; want refused once (%v), never handled", id, rs, hs, want)
+		}
+	}
+}
+
+// WaitIDs waits (60 s at most) until every id is handled or refused.
 func (l *Ledger) WaitIDs(t testing.TB, what string, ids []string) {
 	t.Helper()
 	missing, first := 0, ""
-	Wait(t, 45*time.Second, func() bool {
+	Wait(t, 60*time.Second, func() bool {
 		l.mu.Lock()
 		defer l.mu.Unlock()
 		missing, first = 0, ""

@@ -2,6 +2,8 @@ package bustest
 
 import (
 	"errors"
+	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/shadowlane/shadowlane/propagation"
@@ -26,4 +28,21 @@ func TestLedgerCheck(t *testing.T) {
 	}
 	l.WaitIDs(t, "all", []string{"a", "b", "x"})
 	l.WaitRefused(t, "x")
+	l.RefusedOnce(t, nil, "x")
+	bad := errors.New("bad")
+	l.Refuse("y", fmt.Errorf("wrapped: %w", bad))
+	l.RefusedOnce(t, bad, "y")
+	l.Handle("z", "lane", m)
+	l.Refuse("z", bad)
+	l.Refuse("x", bad)
+	sp := &spy{TB: t}
+	l.RefusedOnce(sp, bad, "a", "x", "y", "z")
+	for _, want := range []string{"a: refused [], handled [{By:lane", "x: refused [bad bad]", "z: refused [bad], handled [{By:lane"} {
+		if !sp.has(want) {
+			t.Errorf("RefusedOnce did not report %q:\n%s", want, sp)
+		}
+	}
+	if strings.Contains("\n"+sp.String(), "\ny:") {
+		t.Errorf("RefusedOnce reported y:\n%s", sp)
+	}
 }
