@@ -7,6 +7,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/shadowlane/shadowlane/adapters/slredis"
+	"github.com/shadowlane/shadowlane/bench/internal/measure"
 	"github.com/shadowlane/shadowlane/internal/testenv"
 	"github.com/shadowlane/shadowlane/propagation"
 )
@@ -33,26 +34,30 @@ func BenchmarkHookOnly(b *testing.B) {
 	}{{"GET", get}, {"SET", set}, {"GET-session", session}} {
 		b.Run(c.name+"/bare", func(b *testing.B) {
 			b.ReportAllocs()
+			measure.GrowStack(8)
 			for b.Loop() {
-				_ = noop(plain, c.cmd)
+				measure.Op(func() { _ = noop(plain, c.cmd) })
 			}
 		})
 		b.Run(c.name+"/unmarked-guard", func(b *testing.B) {
 			b.ReportAllocs()
+			measure.GrowStack(8)
 			for b.Loop() {
-				_ = guarded(plain, c.cmd)
+				measure.Op(func() { _ = guarded(plain, c.cmd) })
 			}
 		})
 		b.Run(c.name+"/unmarked-noguard", func(b *testing.B) {
 			b.ReportAllocs()
+			measure.GrowStack(8)
 			for b.Loop() {
-				_ = unguarded(plain, c.cmd)
+				measure.Op(func() { _ = unguarded(plain, c.cmd) })
 			}
 		})
 		b.Run(c.name+"/marked", func(b *testing.B) {
 			b.ReportAllocs()
+			measure.GrowStack(8)
 			for b.Loop() {
-				_ = guarded(marked, c.cmd)
+				measure.Op(func() { _ = guarded(marked, c.cmd) })
 			}
 		})
 	}

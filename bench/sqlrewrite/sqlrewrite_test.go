@@ -7,6 +7,7 @@ import (
 	pgquery "github.com/pganalyze/pg_query_go/v6"
 	"github.com/pingcap/tidb/pkg/parser"
 
+	"github.com/shadowlane/shadowlane/bench/internal/measure"
 	"github.com/shadowlane/shadowlane/dialects/mysql"
 	"github.com/shadowlane/shadowlane/dialects/postgres"
 	"github.com/shadowlane/shadowlane/dialects/sqlite"
@@ -45,9 +46,9 @@ func BenchmarkRewriteCold(b *testing.B) {
 	for _, c := range mysqlQueries {
 		b.Run("mysql/"+c.name, func(b *testing.B) {
 			b.ReportAllocs()
-			growStack(8)
+			measure.GrowStack(8)
 			for b.Loop() {
-				measured(func() {
+				measure.Op(func() {
 					if _, err := my.Rewrite(c.q, rename); err != nil {
 						b.Fatal(err)
 					}
@@ -59,9 +60,9 @@ func BenchmarkRewriteCold(b *testing.B) {
 	for _, c := range postgresQueries {
 		b.Run("postgres/"+c.name, func(b *testing.B) {
 			b.ReportAllocs()
-			growStack(8)
+			measure.GrowStack(8)
 			for b.Loop() {
-				measured(func() {
+				measure.Op(func() {
 					if _, err := pg.Rewrite(c.q, rename); err != nil {
 						b.Fatal(err)
 					}
@@ -73,9 +74,9 @@ func BenchmarkRewriteCold(b *testing.B) {
 	for _, c := range sqliteQueries {
 		b.Run("sqlite/"+c.name, func(b *testing.B) {
 			b.ReportAllocs()
-			growStack(8)
+			measure.GrowStack(8)
 			for b.Loop() {
-				measured(func() {
+				measure.Op(func() {
 					if _, err := sl.Rewrite(c.q, rename); err != nil {
 						b.Fatal(err)
 					}
@@ -91,7 +92,7 @@ func BenchmarkAnalyse(b *testing.B) {
 	my, pg := mysql.New(), postgres.New()
 	b.Run("mysql/join", func(b *testing.B) {
 		b.ReportAllocs()
-		growStack(8)
+		measure.GrowStack(8)
 		for b.Loop() {
 			if _, err := my.Rewrite(mysqlQueries[1].q, nil); err != nil {
 				b.Fatal(err)
@@ -100,7 +101,7 @@ func BenchmarkAnalyse(b *testing.B) {
 	})
 	b.Run("postgres/join", func(b *testing.B) {
 		b.ReportAllocs()
-		growStack(8)
+		measure.GrowStack(8)
 		for b.Loop() {
 			if _, err := pg.Rewrite(postgresQueries[1].q, nil); err != nil {
 				b.Fatal(err)
@@ -118,9 +119,9 @@ func BenchmarkParse(b *testing.B) {
 	for _, c := range mysqlQueries {
 		b.Run("mysql/"+c.name, func(b *testing.B) {
 			b.ReportAllocs()
-			growStack(8)
+			measure.GrowStack(8)
 			for b.Loop() {
-				measured(func() {
+				measure.Op(func() {
 					if _, _, err := p.Parse(c.q, "", ""); err != nil {
 						b.Fatal(err)
 					}
@@ -131,9 +132,9 @@ func BenchmarkParse(b *testing.B) {
 	for _, c := range postgresQueries {
 		b.Run("postgres/"+c.name, func(b *testing.B) {
 			b.ReportAllocs()
-			growStack(8)
+			measure.GrowStack(8)
 			for b.Loop() {
-				measured(func() {
+				measure.Op(func() {
 					if _, err := pgquery.Parse(c.q); err != nil {
 						b.Fatal(err)
 					}
@@ -145,9 +146,9 @@ func BenchmarkParse(b *testing.B) {
 	for _, c := range sqliteQueries {
 		b.Run("sqlite/"+c.name, func(b *testing.B) {
 			b.ReportAllocs()
-			growStack(8)
+			measure.GrowStack(8)
 			for b.Loop() {
-				measured(func() {
+				measure.Op(func() {
 					if _, err := sl.Rewrite(c.q, nil); err != nil {
 						b.Fatal(err)
 					}
@@ -192,27 +193,3 @@ func BenchmarkRewriterMiss(b *testing.B) {
 		b.Run("sqlite/"+c.name, func(b *testing.B) { run(b, sqlite.New(), c.q) })
 	}
 }
-
-// growStack grows the goroutine's stack (to 256 KiB) before a benchmark's
-// loop, so that no stack growth happens inside the measured calls: a
-// stack copy in the middle of a function --toggle-collect follows can
-// leave callgrind's collection switched the wrong way for the rest of the
-// run (seen as rewrite rows below their bare parser). With GOGC=off the
-// stack never shrinks.
-//
-//go:noinline
-func growStack(n int) byte {
-	var buf [16 << 10]byte
-	buf[n] = byte(n)
-	if n > 0 {
-		return growStack(n-1) + buf[n]
-	}
-	return buf[0]
-}
-
-// measured runs one operation of BenchmarkRewriteCold and BenchmarkParse:
-// callgrind counts it with --toggle-collect='*sqlrewrite.measured' (the
-// stack is grown before the loop, outside it, see growStack).
-//
-//go:noinline
-func measured(f func()) { f() }
