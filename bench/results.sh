@@ -253,4 +253,4 @@ for id in $ids; do cat "$WORK/sec.$id.md" >>"$WORK/out.md"; done
 	echo "\`./<pkg>.test -test.run='^\$' -test.bench=<row> -test.benchtime=$BENCHTIME -test.benchmem\` $ROUNDS times, rows alternating."
 } >>"$WORK/out.md"
 cp "$WORK/out.md" "$OUT"
-echo "wrote bench/$OUT" >&2
+echo "wrote $OUT" >&2
