@@ -32,34 +32,19 @@ func BenchmarkHookOnly(b *testing.B) {
 		name string
 		cmd  redis.Cmder
 	}{{"GET", get}, {"SET", set}, {"GET-session", session}} {
-		b.Run(c.name+"/bare", func(b *testing.B) {
-			b.ReportAllocs()
-			measure.GrowStack(8)
-			for b.Loop() {
-				measure.Op(func() { _ = noop(plain, c.cmd) })
-			}
-		})
-		b.Run(c.name+"/unmarked-guard", func(b *testing.B) {
-			b.ReportAllocs()
-			measure.GrowStack(8)
-			for b.Loop() {
-				measure.Op(func() { _ = guarded(plain, c.cmd) })
-			}
-		})
-		b.Run(c.name+"/unmarked-noguard", func(b *testing.B) {
-			b.ReportAllocs()
-			measure.GrowStack(8)
-			for b.Loop() {
-				measure.Op(func() { _ = unguarded(plain, c.cmd) })
-			}
-		})
-		b.Run(c.name+"/marked", func(b *testing.B) {
-			b.ReportAllocs()
-			measure.GrowStack(8)
-			for b.Loop() {
-				measure.Op(func() { _ = guarded(marked, c.cmd) })
-			}
-		})
+		for _, v := range []struct {
+			name string
+			ctx  context.Context
+			next redis.ProcessHook // bare: the next hook itself, called as the hook would call it
+		}{{"bare", plain, noop}, {"unmarked-guard", plain, guarded}, {"unmarked-noguard", plain, unguarded}, {"marked", marked, guarded}} {
+			b.Run(c.name+"/"+v.name, func(b *testing.B) {
+				b.ReportAllocs()
+				measure.GrowStack(8)
+				for b.Loop() {
+					measure.Op(func() { _ = v.next(v.ctx, c.cmd) })
+				}
+			})
+		}
 	}
 }
 
