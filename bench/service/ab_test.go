@@ -1,8 +1,11 @@
 package service
 
 import (
+	"context"
+	"database/sql/driver"
 	"net/http/httptest"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 )
@@ -25,7 +28,13 @@ func BenchmarkServiceAB(b *testing.B) {
 }
 
 func serveAB(b *testing.B, store func(testing.TB) backend) {
-	svcs := [3]*service{newService(b, false, store), newService(b, true, store), newService(b, true, store)}
+	// one database connection for the three: each mode's pool is handed
+	// the same driver connection (requests run one at a time), so every
+	// statement is served by the same server process (PostgreSQL: one
+	// backend), not by three whose scheduling luck would differ
+	st := store(b)
+	st.conn = &oneConn{Connector: st.conn}
+	svcs := [3]*service{newService(b, false, st), newService(b, true, st), newService(b, true, st)}
 	names := [3]string{"bare", "unmarked", "marked50"}
 	plain, marked := request(false), request(true)
 	want := map[bool]string{false: "alice 7", true: "bot 7"}
@@ -76,4 +85,27 @@ func serveAB(b *testing.B, store func(testing.TB) backend) {
 		b.ReportMetric(float64(total[0])/float64(total[k]), names[k]+"-x")
 		b.ReportMetric(med[0]/med[k], names[k]+"-p50-x")
 	}
+}
+
+// oneConn is a connector that opens one driver connection and hands that
+// same connection to every pool asking, unwrapped (the pools are used one
+// request at a time, never concurrently). Each pool closes it when it is
+// closed; the SQLite and pgx connections ignore a second Close.
+type oneConn struct {
+	driver.Connector
+	mu   sync.Mutex
+	conn driver.Conn
+}
+
+func (o *oneConn) Connect(ctx context.Context) (driver.Conn, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.conn == nil {
+		c, err := o.Connector.Connect(ctx)
+		if err != nil {
+			return nil, err
+		}
+		o.conn = c
+	}
+	return o.conn, nil
 }

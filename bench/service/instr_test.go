@@ -39,7 +39,7 @@ func TestServiceInstructions(t *testing.T) {
 	if err != nil || n <= 0 {
 		n = 400
 	}
-	s := newService(t, mode != "bare", store)
+	s := newService(t, mode != "bare", store(t))
 	want := map[bool]string{false: "alice 7", true: "bot 7"}
 	w := httptest.NewRecorder()
 	serve := func(i int) {

@@ -137,7 +137,7 @@ func postgresBackend(b testing.TB) backend {
 		dialect: func() sqlshadow.Dialect { return pgdialect.New() }}
 }
 
-func newService(b testing.TB, withShadowlane bool, store func(testing.TB) backend) *service {
+func newService(b testing.TB, withShadowlane bool, st backend) *service {
 	addr := testenv.Addr("SHADOWLANE_REDIS_ADDR", "127.0.0.1:6379")
 	testenv.Need(b, "Redis", addr)
 	key := fmt.Sprintf("slbench:perf:%d:user:42", rand.Uint32())
@@ -149,7 +149,6 @@ func newService(b testing.TB, withShadowlane bool, store func(testing.TB) backen
 	if err := rdb.Set(context.Background(), "shadow:"+key, "bot", 0).Err(); err != nil {
 		b.Fatal(err)
 	}
-	st := store(b)
 	db := st.open(b, withShadowlane)
 	r := gin.New()
 	if withShadowlane {
@@ -213,7 +212,7 @@ func BenchmarkServicePostgres(b *testing.B) {
 var modes = []string{"bare", "unmarked", "marked50"}
 
 func serveMode(b *testing.B, mode string, store func(testing.TB) backend) {
-	s := newService(b, mode != "bare", store)
+	s := newService(b, mode != "bare", store(b))
 	plain, marked := request(false), request(true)
 	want := map[bool]string{false: "alice 7", true: "bot 7"}
 	w := httptest.NewRecorder()
