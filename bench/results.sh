@@ -67,7 +67,7 @@ cold() {
 
 SPEC="
 $(cold sql-mysql 'Cold SQL rewrite, MySQL (TiDB parser)' mysql 1020 select join=whole upsert update_join)
-$(cold sql-postgres 'Cold SQL rewrite, PostgreSQL (pg_query; counted with GOGC=off, see below)' postgres 220 select join upsert update_from)
+$(cold sql-postgres 'Cold SQL rewrite, PostgreSQL (pg_query)' postgres 220 select join upsert update_from)
 $(cold sql-sqlite 'Cold SQL rewrite, SQLite (own parser; the bare parser is the analysis, Rewrite with a nil rename; counted like the other dialects)' sqlite 1020 select- join- upsert- update_from-)
 "'
 cache-zipf10k|Statement cache, Zipf 1.01 over 10k statements, 4096 entries (hit% in the last column)|cache|BenchmarkCache/zipf-10k/golang-lru|2000|12000|measured
