@@ -4,8 +4,13 @@
 # each backend (sqlite postgres) and mode (bare unmarked marked50).
 # SLBENCH_REQUESTS (default 400) requests one at a time per mode. Prints
 # raw (dumped Ir / n) and net (less the idle rate x the wall time between
-# --zero and --dump) per request.
+# --zero and --dump) per request. GOMAXPROCS defaults to 1: valgrind runs
+# one thread at a time anyway, and with a second P the scheduler's
+# spinning while the handler waits on Redis or the database (instructions
+# that grow with the wait) moved the counts by +-30% from run to run; with
+# one P, 1000 requests repeat within about 1%.
 set -e
+export GOMAXPROCS=${GOMAXPROCS:-1}
 cd "$(dirname "$0")"
 work=$(mktemp -d)
 trap '[ -n "$KEEP" ] || rm -rf "$work"' EXIT
