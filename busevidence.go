@@ -72,3 +72,12 @@ type BusObserver struct {
 func NewBusObserver(rt *Runtime, store string) BusObserver {
 	return BusObserver{Counters: bus.NewCounters(store), BusEvidence: NewBusEvidence(rt, store)}
 }
+
+// BindBus makes the rules built from c follow rt (nil: the default
+// Runtime, looked up at each call), as every bus adapter's do: load-test
+// traffic is on or off by rt's kill switch ([Runtime.LoadTestEnabled]),
+// and the rules' decisions are counted in rt's [Runtime.Decisions].
+func BindBus(rt *Runtime, c *bus.Config) {
+	c.LoadTest = func() bool { on, _ := OrDefault(rt).LoadTestEnabled(); return on }
+	c.Decisions = func() *shadow.Series { return OrDefault(rt).Decisions() }
+}

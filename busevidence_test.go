@@ -10,6 +10,7 @@ import (
 	"github.com/shadowlane/shadowlane"
 	"github.com/shadowlane/shadowlane/propagation"
 	"github.com/shadowlane/shadowlane/shadow"
+	"github.com/shadowlane/shadowlane/shadow/bus"
 )
 
 // One evidence rule for every bus adapter: entries "<store>:<target>" by
@@ -46,5 +47,33 @@ func TestBusEvidence(t *testing.T) {
 		e.PublishFailed(bg, context.Canceled)
 	}); n != 0 {
 		t.Errorf("production work allocates %v", n)
+	}
+}
+
+// BindBus: rules built from the config follow the runtime's kill switch
+// at each call and count in its decision series.
+func TestBindBus(t *testing.T) {
+	rt, err := shadowlane.New(shadowlane.Config{Trust: shadowlane.TrustConfig{Mode: "internal"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rt.Close()
+	var c bus.Config
+	shadowlane.BindBus(rt, &c)
+	if !c.LoadTest() || c.Decisions() != rt.Decisions() {
+		t.Fatal("bound config does not follow the runtime")
+	}
+	rt.SetLoadTest(false, "test")
+	if c.LoadTest() {
+		t.Fatal("kill switch off, LoadTest still true")
+	}
+	rt.SetLoadTest(true, "test")
+	if !c.LoadTest() {
+		t.Fatal("kill switch on again, LoadTest false")
+	}
+	var d bus.Config
+	shadowlane.BindBus(nil, &d)
+	if d.Decisions() != shadowlane.Default().Decisions() {
+		t.Fatal("nil runtime: not the default runtime's decisions")
 	}
 }

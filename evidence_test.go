@@ -44,11 +44,11 @@ func get(t *testing.T, h http.Handler, path string, v any) int {
 func TestTwoRuntimesDoNotInterfere(t *testing.T) {
 	cfgA := shadowlane.Config{Service: "a", Trust: shadowlane.TrustConfig{Mode: "internal"},
 		Outbound: shadowlane.OutboundConfig{Allow: []string{"pay.a"}},
-		Routing:  shadowlane.RoutingConfig{StrictServices: []string{"ledger"}},
+		Routing:  shadowlane.RoutingConfig{Config: envtag.Config{StrictServices: []string{"ledger"}}},
 		Limits:   shadowlane.LimitsConfig{Rules: []shadowlane.LimitRuleConfig{{Resource: "GET /x", QPS: 1, Burst: 1}}}}
 	cfgB := shadowlane.Config{Service: "b", Trust: shadowlane.TrustConfig{Mode: "internal"},
 		Outbound: shadowlane.OutboundConfig{Allow: []string{"pay.b"}},
-		Routing:  shadowlane.RoutingConfig{Fallback: map[string][]string{"proj-b": {"proj-a"}}},
+		Routing:  shadowlane.RoutingConfig{Config: envtag.Config{Fallback: map[string][]string{"proj-b": {"proj-a"}}}},
 		Evidence: shadowlane.EvidenceConfig{Runs: 1}}
 	a, err := shadowlane.New(cfgA)
 	if err != nil {

@@ -41,48 +41,11 @@ import (
 // environment where a downstream has one, else to trunk; an untagged
 // request only ever goes to trunk.
 type RoutingConfig struct {
-	// Strict makes every downstream fail a tagged request whose
-	// environment has no ready instance, instead of falling back.
-	Strict bool `yaml:"strict"`
-	// StrictServices makes only the listed downstream services strict.
-	StrictServices []string `yaml:"strictServices"`
-	// Fallback lists, per tag, the environments tried in order before
-	// trunk when the tag's own environment has no instance. The key "*"
-	// applies to every tag without an entry. Trunk is always the last
-	// resort of a non-strict service and is not listed.
-	Fallback map[string][]string `yaml:"fallback"`
-	// ConnectGrace is how long a call waits for instances of its allowed
-	// environments that are still connecting (a server that accepts but
-	// never answers) before failing with envtag.ErrNoLane / Unavailable
-	// instead of waiting out its deadline (default 1s; gRPC balancer and
-	// envtag HTTP transport).
-	ConnectGrace time.Duration `yaml:"connectGrace"`
-	// Zone is the zone (room, availability zone) this process runs in;
-	// the SHADOWLANE_ZONE environment variable overrides it (see
-	// ApplyEnv); empty: no zone preference. Within
-	// the environment lane the env rule chose, picks prefer instances whose
-	// registry entry carries the same "zone" label; zone never moves a
-	// request to another lane.
-	Zone string `yaml:"zone"`
-	// ZoneSpill is the fraction in [0, 1] below which the local zone's
-	// share of the lane's healthy instances (local < zoneSpill × healthy,
-	// or no local instance at all) makes picks spill round robin over
-	// every zone of the lane; 0 (default) spills only when the local zone
-	// has no healthy instance left (see envtag.ZoneSpills).
-	ZoneSpill float64 `yaml:"zoneSpill"`
-	// Pin pins load-test runs to a zone each (the single-room pressure
-	// test): run id (or "*" for every load-test run without an entry of
-	// its own) -> zone. Within the lane the env rule chose, a pinned run's
-	// calls go only to instances labelled with its zone; when that zone has
-	// no healthy instance in the lane the call is refused (envtag.PinError,
-	// errors.Is envtag.ErrZonePinned), never spilled to another zone.
-	// A downstream whose instances carry no zone labels has no instance in
-	// any zone: it refuses pinned runs too (fail closed; label its
-	// instances, or pin only the runs meant for zoned services).
-	// Production traffic and unpinned runs keep the zone rule above. The
-	// run id is what the edge's signed token vouches for, so a pin adds
-	// nothing to trust on the wire. Applies on reload.
-	Pin map[string]string `yaml:"pin"`
+	// Config is the routing rule: strict, strictServices, fallback,
+	// connectGrace, zone, zoneSpill and pin, at the top of the section
+	// (see envtag.Config for each). The SHADOWLANE_ZONE environment
+	// variable overrides zone (see ApplyEnv); pin applies on reload.
+	envtag.Config `yaml:",inline"`
 	// TagSource names where edge entries also read the environment tag:
 	// a header, a cookie and/or a query parameter (checked in that order),
 	// for callers that cannot send the mark headers (browsers, curl). The
@@ -114,8 +77,7 @@ type RegistryConfig struct {
 
 // IsZero reports whether c configures nothing.
 func (c RoutingConfig) IsZero() bool {
-	return !c.Strict && len(c.StrictServices) == 0 && len(c.Fallback) == 0 && c.ConnectGrace == 0 &&
-		c.Zone == "" && c.ZoneSpill == 0 && len(c.Pin) == 0 && c.TagSource == (TagSourceConfig{}) && c.Registry.File == "" && c.Registry.Reload == nil
+	return c.Config.IsZero() && c.TagSource == (TagSourceConfig{}) && c.Registry.File == "" && c.Registry.Reload == nil
 }
 
 // routingState is the compiled routing section.
@@ -196,8 +158,7 @@ func compileRouting(c RoutingConfig, errs []error) (*routingState, []error) {
 		}
 	}
 	if len(errs) == n {
-		p, err := envtag.NewPolicy(envtag.Config{Strict: c.Strict, StrictServices: c.StrictServices, Fallback: c.Fallback,
-			ConnectGrace: envtag.Duration(c.ConnectGrace), Zone: zone, ZoneSpill: c.ZoneSpill, Pin: c.Pin})
+		p, err := envtag.NewPolicy(c.Config)
 		if err != nil {
 			bad("routing", "%v", err)
 		} else if c.Strict || len(c.StrictServices) > 0 || len(c.Fallback) > 0 || c.ConnectGrace != 0 || zone != "" || len(c.Pin) > 0 {

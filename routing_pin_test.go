@@ -91,7 +91,7 @@ routing:
 		{map[string]string{"drill-7": "room b"}, "routing.pin[drill-7]"},
 	} {
 		c := edgeConfig()
-		c.Routing = shadowlane.RoutingConfig{Pin: tc.pin}
+		c.Routing = shadowlane.RoutingConfig{Config: envtag.Config{Pin: tc.pin}}
 		var fe *shadowlane.FieldError
 		if err := c.Validate(); !errors.As(err, &fe) || fe.Field != tc.field {
 			t.Errorf("%v: %v, want a FieldError on %s", tc.pin, err, tc.field)
@@ -105,7 +105,7 @@ func TestRoutingPinStats(t *testing.T) {
 	reader := sdkmetric.NewManualReader()
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
 	c := edgeConfig()
-	c.Routing = shadowlane.RoutingConfig{Zone: "room-a", Pin: map[string]string{"r-pin": "room-b"}}
+	c.Routing = shadowlane.RoutingConfig{Config: envtag.Config{Zone: "room-a", Pin: map[string]string{"r-pin": "room-b"}}}
 	rt, err := shadowlane.New(c, shadowlane.WithMeterProvider(mp))
 	if err != nil {
 		t.Fatal(err)

@@ -116,21 +116,21 @@ func TestRoutingValidationNamesFields(t *testing.T) {
 		r     shadowlane.RoutingConfig
 		field string
 	}{
-		{"fallback to itself", shadowlane.RoutingConfig{Fallback: map[string][]string{"proj-b": {"proj-b"}}}, "routing.fallback[proj-b][0]"},
-		{"fallback to trunk", shadowlane.RoutingConfig{Fallback: map[string][]string{"proj-b": {"trunk"}}}, "routing.fallback[proj-b][0]"},
-		{"fallback malformed env", shadowlane.RoutingConfig{Fallback: map[string][]string{"proj-b": {"proj-a", "a.b"}}}, "routing.fallback[proj-b][1]"},
-		{"fallback listed twice", shadowlane.RoutingConfig{Fallback: map[string][]string{"proj-b": {"proj-a", "proj-a"}}}, "routing.fallback[proj-b][1]"},
-		{"fallback empty list", shadowlane.RoutingConfig{Fallback: map[string][]string{"proj-b": {}}}, "routing.fallback[proj-b]"},
-		{"fallback malformed tag", shadowlane.RoutingConfig{Fallback: map[string][]string{"proj b": {"proj-a"}}}, `routing.fallback["proj b"]`},
-		{"strict service empty", shadowlane.RoutingConfig{StrictServices: []string{"orders", ""}}, "routing.strictServices[1]"},
-		{"strict service twice", shadowlane.RoutingConfig{StrictServices: []string{"orders", "orders"}}, "routing.strictServices[1]"},
+		{"fallback to itself", shadowlane.RoutingConfig{Config: envtag.Config{Fallback: map[string][]string{"proj-b": {"proj-b"}}}}, "routing.fallback[proj-b][0]"},
+		{"fallback to trunk", shadowlane.RoutingConfig{Config: envtag.Config{Fallback: map[string][]string{"proj-b": {"trunk"}}}}, "routing.fallback[proj-b][0]"},
+		{"fallback malformed env", shadowlane.RoutingConfig{Config: envtag.Config{Fallback: map[string][]string{"proj-b": {"proj-a", "a.b"}}}}, "routing.fallback[proj-b][1]"},
+		{"fallback listed twice", shadowlane.RoutingConfig{Config: envtag.Config{Fallback: map[string][]string{"proj-b": {"proj-a", "proj-a"}}}}, "routing.fallback[proj-b][1]"},
+		{"fallback empty list", shadowlane.RoutingConfig{Config: envtag.Config{Fallback: map[string][]string{"proj-b": {}}}}, "routing.fallback[proj-b]"},
+		{"fallback malformed tag", shadowlane.RoutingConfig{Config: envtag.Config{Fallback: map[string][]string{"proj b": {"proj-a"}}}}, `routing.fallback["proj b"]`},
+		{"strict service empty", shadowlane.RoutingConfig{Config: envtag.Config{StrictServices: []string{"orders", ""}}}, "routing.strictServices[1]"},
+		{"strict service twice", shadowlane.RoutingConfig{Config: envtag.Config{StrictServices: []string{"orders", "orders"}}}, "routing.strictServices[1]"},
 		{"bad header name", shadowlane.RoutingConfig{TagSource: shadowlane.TagSourceConfig{Header: "X Env"}}, "routing.tagSource.header"},
 		{"bad cookie name", shadowlane.RoutingConfig{TagSource: shadowlane.TagSourceConfig{Cookie: "env;x"}}, "routing.tagSource.cookie"},
 		{"bad query name", shadowlane.RoutingConfig{TagSource: shadowlane.TagSourceConfig{Query: "env&x"}}, "routing.tagSource.query"},
 		{"registry file missing", shadowlane.RoutingConfig{Registry: shadowlane.RegistryConfig{File: filepath.Join(dir, "missing.json")}}, "routing.registry.file"},
 		{"registry file invalid", shadowlane.RoutingConfig{Registry: shadowlane.RegistryConfig{File: badReg}}, "routing.registry.file"},
 		{"registry reload negative", shadowlane.RoutingConfig{Registry: shadowlane.RegistryConfig{File: badReg, Reload: ms(-time.Second)}}, "routing.registry.reload"},
-		{"negative connect grace", shadowlane.RoutingConfig{ConnectGrace: -time.Second}, "routing.connectGrace"},
+		{"negative connect grace", shadowlane.RoutingConfig{Config: envtag.Config{ConnectGrace: envtag.Duration(-time.Second)}}, "routing.connectGrace"},
 		{"registry reload without file", shadowlane.RoutingConfig{Registry: shadowlane.RegistryConfig{Reload: ms(time.Second)}}, "routing.registry.reload"},
 	} {
 		c := edgeConfig()

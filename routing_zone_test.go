@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/shadowlane/shadowlane"
+	"github.com/shadowlane/shadowlane/envtag"
 )
 
 // routing.zone and routing.zoneSpill reach the runtime's routing policy;
@@ -40,9 +41,9 @@ routing:
 		r     shadowlane.RoutingConfig
 		field string
 	}{
-		{shadowlane.RoutingConfig{Zone: "room a"}, "routing.zone"},
-		{shadowlane.RoutingConfig{Zone: "a", ZoneSpill: 1.5}, "routing.zoneSpill"},
-		{shadowlane.RoutingConfig{ZoneSpill: -1}, "routing.zoneSpill"},
+		{shadowlane.RoutingConfig{Config: envtag.Config{Zone: "room a"}}, "routing.zone"},
+		{shadowlane.RoutingConfig{Config: envtag.Config{Zone: "a", ZoneSpill: 1.5}}, "routing.zoneSpill"},
+		{shadowlane.RoutingConfig{Config: envtag.Config{ZoneSpill: -1}}, "routing.zoneSpill"},
 	} {
 		c := edgeConfig()
 		c.Routing = tc.r

@@ -7,60 +7,88 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.yaml.in/yaml/v3"
+
 	"github.com/shadowlane/shadowlane/internal/installed"
 	"github.com/shadowlane/shadowlane/propagation"
 )
 
-// Config is the routing configuration in the shape of the YAML/JSON config
-// file (and of the gRPC balancer's service config). The zero Config is the
-// default rule: a tagged request goes to its own environment where the
-// service has one, else to trunk.
+// Config is the routing rule: which instance of a downstream serves a
+// request tagged with an environment. It is the rule part of the
+// "routing:" section of the shadowlane config file (YAML,
+// shadowlane.RoutingConfig embeds it) and of the gRPC balancer's service
+// config (JSON); the field names are the same in both.
+//
+// The zero Config is the default rule: a tagged request goes to its own
+// environment where the service has one, else to trunk; an untagged
+// request only ever goes to trunk.
 type Config struct {
 	// Strict makes every service fail a tagged request whose environment
 	// has no ready instance, instead of falling back.
-	Strict bool `json:"strict,omitempty"`
+	Strict bool `json:"strict,omitempty" yaml:"strict"`
 	// StrictServices makes only the listed services strict.
-	StrictServices []string `json:"strictServices,omitempty"`
+	StrictServices []string `json:"strictServices,omitempty" yaml:"strictServices"`
 	// Fallback lists, per tag, the environments tried in order when the
 	// tag's own environment has no ready instance, before trunk. The key
-	// "*" applies to every tag without an entry of its own. Trunk is always
-	// the last resort of a non-strict service and needs no entry.
-	Fallback map[string][]string `json:"fallback,omitempty"`
+	// "*" ([AnyTag]) applies to every tag without an entry of its own.
+	// Trunk is always the last resort of a non-strict service and is not
+	// listed.
+	Fallback map[string][]string `json:"fallback,omitempty" yaml:"fallback"`
 	// ConnectGrace is how long a request waits for instances of its
-	// allowed environments that are still connecting before it fails with
-	// [ErrNoLane] (gRPC: codes.Unavailable) instead of waiting out its
-	// whole deadline. The gRPC balancer stops counting an endpoint that
-	// has been CONNECTING (a server that accepts but never answers) for
-	// longer; the HTTP [Transport] abandons a TCP connect that takes
+	// allowed environments that are still connecting (a server that
+	// accepts but never answers) before it fails with [ErrNoLane] (gRPC:
+	// codes.Unavailable) instead of waiting out its whole deadline. The
+	// gRPC balancer stops counting an endpoint that has been CONNECTING
+	// for longer; the HTTP [Transport] abandons a TCP connect that takes
 	// longer (a connection failure: ejected, retried on the same lane).
-	// 0 means [DefaultConnectGrace]; in JSON a duration string ("500ms").
-	ConnectGrace Duration `json:"connectGrace,omitempty"`
-	// Zone is the caller's zone: within the lane the env rule chose, picks
-	// prefer instances labelled with this zone (see [ZoneSpills]). "" means
-	// no zone preference.
-	Zone string `json:"zone,omitempty"`
+	// 0 means [DefaultConnectGrace]; in the files a duration string
+	// ("500ms").
+	ConnectGrace Duration `json:"connectGrace,omitempty" yaml:"connectGrace"`
+	// Zone is the zone (room, availability zone) the caller runs in;
+	// within the lane the env rule chose, picks prefer instances whose
+	// registry entry carries the same "zone" label (see [ZoneSpills]);
+	// zone never moves a request to another lane. "" means no zone
+	// preference. In the shadowlane config, the SHADOWLANE_ZONE
+	// environment variable overrides it ([ZoneEnvVar]).
+	Zone string `json:"zone,omitempty" yaml:"zone"`
 	// ZoneSpill is the fraction in [0, 1] below which the caller zone's
-	// share of the lane's healthy instances makes picks spill to every
-	// zone of the lane (see [ZoneSpills]); 0 spills only when no local
-	// instance is left.
-	ZoneSpill float64 `json:"zoneSpill,omitempty"`
-	// Pin pins load-test runs to one zone each (run id, or [AnyRun] for
-	// every run without an entry, -> zone): within the lane the env rule
-	// chose, a pinned run's picks go only to instances of its zone, and
-	// fail with a [*PinError] when there is none (never spilled). Production
-	// traffic and unpinned runs are not affected.
-	Pin map[string]string `json:"pin,omitempty"`
+	// share of the lane's healthy instances (local < zoneSpill × healthy,
+	// or no local instance at all) makes picks spill round robin over
+	// every zone of the lane (see [ZoneSpills]); 0 spills only when no
+	// local instance is left.
+	ZoneSpill float64 `json:"zoneSpill,omitempty" yaml:"zoneSpill"`
+	// Pin pins load-test runs to one zone each (the single-room pressure
+	// test): run id (or [AnyRun] for every run without an entry of its
+	// own) -> zone. Within the lane the env rule chose, a pinned run's
+	// picks go only to instances labelled with its zone, and fail with a
+	// [*PinError] (errors.Is [ErrZonePinned]) when there is none, never
+	// spilled to another zone. A downstream whose instances carry no zone
+	// labels has no instance in any zone: it refuses pinned runs too (fail
+	// closed; label its instances, or pin only the runs meant for zoned
+	// services). Production traffic and unpinned runs keep the zone rule
+	// above. The run id is what the edge's signed token vouches for, so a
+	// pin adds nothing to trust on the wire.
+	Pin map[string]string `json:"pin,omitempty" yaml:"pin"`
+}
+
+// IsZero reports whether c sets nothing (the default rule).
+func (c Config) IsZero() bool {
+	return !c.Strict && len(c.StrictServices) == 0 && len(c.Fallback) == 0 && c.ConnectGrace == 0 &&
+		c.Zone == "" && c.ZoneSpill == 0 && len(c.Pin) == 0
 }
 
 // DefaultConnectGrace is the connect grace of a [Config] that sets none.
 const DefaultConnectGrace = time.Second
 
-// Duration is a time.Duration written in JSON as a duration string
-// ("1.5s", see time.ParseDuration).
+// Duration is a time.Duration written in JSON and YAML as a duration
+// string ("1.5s", see time.ParseDuration).
 type Duration time.Duration
 
+// String is the duration string ("1.5s").
+func (d Duration) String() string { return time.Duration(d).String() }
+
 // MarshalJSON implements json.Marshaler.
-func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(d.String()) }
 
 // UnmarshalJSON implements json.Unmarshaler.
 func (d *Duration) UnmarshalJSON(b []byte) error {
@@ -75,6 +103,20 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 	*d = Duration(v)
 	return nil
 }
+
+// UnmarshalYAML implements yaml.Unmarshaler: the value is decoded as a
+// time.Duration is (a duration string; errors name the line).
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	var v time.Duration
+	if err := n.Decode(&v); err != nil {
+		return err
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalYAML implements yaml.Marshaler.
+func (d Duration) MarshalYAML() (any, error) { return d.String(), nil }
 
 // AnyTag is the [Config.Fallback] key that applies to every tag.
 const AnyTag = "*"

@@ -6,6 +6,7 @@ import (
 	"strconv"
 
 	"github.com/shadowlane/shadowlane"
+	"github.com/shadowlane/shadowlane/internal/httpstatus"
 	"github.com/shadowlane/shadowlane/propagation"
 )
 
@@ -112,16 +113,16 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // (the wrapper keeps http.Flusher, http.Hijacker and io.ReaderFrom when w
 // has them, and Unwrap for http.ResponseController).
 func ServeMarked(rt *shadowlane.Runtime, entry string, next http.Handler, w http.ResponseWriter, r *http.Request) {
-	sw := wrapStatus(w)
+	sw := httpstatus.New(w)
 	done := false
 	defer func() {
 		if !done {
 			rt.RunError(r.Context(), entry+" panic")
 		}
 	}()
-	next.ServeHTTP(sw.rw, r)
+	next.ServeHTTP(sw.View(), r)
 	done = true
-	if s := sw.status; s >= 500 {
+	if s := sw.Status(); s >= 500 {
 		rt.RunError(r.Context(), StatusReason(entry, s))
 	}
 }

@@ -198,8 +198,7 @@ func New(opts ...Option) (*Shadow, error) {
 	if c.prefetch < 0 || c.maxDeliver < 1 {
 		return nil, fmt.Errorf("%w: prefetch %d, max deliveries %d: want prefetch >= 0 and max deliveries >= 1", ErrConfig, c.prefetch, c.maxDeliver)
 	}
-	c.bus.LoadTest = func() bool { on, _ := shadowlane.OrDefault(c.rt).LoadTestEnabled(); return on }
-	c.bus.Decisions = func() *shadow.Series { return shadowlane.OrDefault(c.rt).Decisions() }
+	shadowlane.BindBus(c.rt, &c.bus)
 	rq, err := bus.New(c.bus)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrConfig, err)

@@ -2,11 +2,9 @@ package slamqp
 
 import (
 	"context"
-	"strings"
 
 	amqp091 "github.com/rabbitmq/amqp091-go"
 
-	"github.com/shadowlane/shadowlane/shadow/bus"
 	"github.com/shadowlane/shadowlane/shadow/bus/migrate"
 )
 
@@ -22,12 +20,9 @@ import (
 func (c *Channel) Sender() migrate.Sender {
 	return migrate.SenderFunc(func(ctx context.Context, exchange string, m migrate.Message) error {
 		h := amqp091.Table{}
-		for k, v := range m.Headers {
-			if !bus.IsMarkHeader(k) && !strings.EqualFold(k, migrate.HeaderID) {
-				h[k] = v
-			}
+		for k, v := range m.WireHeaders() {
+			h[k] = v
 		}
-		h[migrate.HeaderID] = m.ID
 		return c.PublishWithContext(ctx, exchange, string(m.Key), true, false,
 			amqp091.Publishing{Headers: h, Body: m.Value, DeliveryMode: amqp091.Persistent})
 	})
@@ -37,7 +32,7 @@ func (c *Channel) Sender() migrate.Sender {
 // none); the header name is matched ignoring ASCII case.
 func MessageID(d *amqp091.Delivery) string {
 	for k, v := range d.Headers {
-		if strings.EqualFold(k, migrate.HeaderID) {
+		if migrate.IsHeaderID(k) {
 			switch s := v.(type) {
 			case string:
 				return s
@@ -55,8 +50,5 @@ func MessageID(d *amqp091.Delivery) string {
 // Pass it to [Channel.Consume], so the shadow queue's copies go through rd
 // too.
 func Migrating(rd *migrate.Reader, side migrate.Side, h Handler) Handler {
-	return func(ctx context.Context, d *amqp091.Delivery) error {
-		_, err := rd.Handle(side, MessageID(d), func() error { return h(ctx, d) })
-		return err
-	}
+	return migrate.Wrap(rd, side, MessageID, h)
 }

@@ -3,6 +3,7 @@ package slgin
 import (
 	"errors"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -86,7 +87,7 @@ var verbs = [...]string{"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTION
 func (rc *routeCache) resource(method, route string) *limiter.Resource {
 	if route == "" {
 		route = Unmatched
-		if !isVerb(method) {
+		if !slices.Contains(verbs[:], method) {
 			method = "_OTHER" // any method string reaches here: keep names bounded
 		}
 	}
@@ -109,13 +110,4 @@ func (rc *routeCache) resource(method, route string) *limiter.Resource {
 	r := rc.l.Resource(name)
 	rc.other.Store(name, r)
 	return r
-}
-
-func isVerb(m string) bool {
-	for _, v := range verbs {
-		if v == m {
-			return true
-		}
-	}
-	return false
 }

@@ -2,11 +2,9 @@ package slkafka
 
 import (
 	"context"
-	"strings"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/shadowlane/shadowlane/shadow/bus"
 	"github.com/shadowlane/shadowlane/shadow/bus/migrate"
 )
 
@@ -18,12 +16,9 @@ import (
 func (p *Producer) Sender() migrate.Sender {
 	return migrate.SenderFunc(func(ctx context.Context, topic string, m migrate.Message) error {
 		r := &kgo.Record{Topic: topic, Key: m.Key, Value: m.Value}
-		for k, v := range m.Headers {
-			if !bus.IsMarkHeader(k) && !strings.EqualFold(k, migrate.HeaderID) {
-				r.Headers = append(r.Headers, kgo.RecordHeader{Key: k, Value: []byte(v)})
-			}
+		for k, v := range m.WireHeaders() {
+			r.Headers = append(r.Headers, kgo.RecordHeader{Key: k, Value: []byte(v)})
 		}
-		r.Headers = append(r.Headers, kgo.RecordHeader{Key: migrate.HeaderID, Value: []byte(m.ID)})
 		return p.ProduceSync(ctx, r).FirstErr()
 	})
 }
@@ -32,7 +27,7 @@ func (p *Producer) Sender() migrate.Sender {
 // none); the header name is matched ignoring ASCII case.
 func MessageID(r *kgo.Record) string {
 	for _, h := range r.Headers {
-		if strings.EqualFold(h.Key, migrate.HeaderID) {
+		if migrate.IsHeaderID(h.Key) {
 			return string(h.Value)
 		}
 	}
@@ -45,8 +40,5 @@ func MessageID(r *kgo.Record) string {
 // running h. Pass it to [Shadow.Consumer], so the shadow group's records
 // go through rd too.
 func Migrating(rd *migrate.Reader, side migrate.Side, h Handler) Handler {
-	return func(ctx context.Context, r *kgo.Record) error {
-		_, err := rd.Handle(side, MessageID(r), func() error { return h(ctx, r) })
-		return err
-	}
+	return migrate.Wrap(rd, side, MessageID, h)
 }

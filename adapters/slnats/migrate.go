@@ -2,12 +2,10 @@ package slnats
 
 import (
 	"context"
-	"strings"
 
 	natsgo "github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/shadowlane/shadowlane/shadow/bus"
 	"github.com/shadowlane/shadowlane/shadow/bus/migrate"
 )
 
@@ -19,12 +17,9 @@ import (
 func (j *JetStream) Sender() migrate.Sender {
 	return migrate.SenderFunc(func(ctx context.Context, subj string, m migrate.Message) error {
 		msg := &natsgo.Msg{Subject: subj, Data: m.Value, Header: natsgo.Header{}}
-		for k, v := range m.Headers {
-			if !bus.IsMarkHeader(k) && !strings.EqualFold(k, migrate.HeaderID) {
-				msg.Header.Set(k, v)
-			}
+		for k, v := range m.WireHeaders() {
+			msg.Header.Set(k, v)
 		}
-		msg.Header[migrate.HeaderID] = []string{m.ID}
 		_, err := j.PublishMsg(ctx, msg)
 		return err
 	})
@@ -37,7 +32,7 @@ func MessageID(h natsgo.Header) string {
 		return v[0]
 	}
 	for k, v := range h {
-		if len(v) > 0 && strings.EqualFold(k, migrate.HeaderID) {
+		if len(v) > 0 && migrate.IsHeaderID(k) {
 			return v[0]
 		}
 	}
@@ -50,8 +45,5 @@ func MessageID(h natsgo.Header) string {
 // Pass it to [Shadow.ConsumeJetStream], so the shadow consumer's copies go
 // through r too.
 func Migrating(r *migrate.Reader, side migrate.Side, h JSHandler) JSHandler {
-	return func(ctx context.Context, msg jetstream.Msg) error {
-		_, err := r.Handle(side, MessageID(msg.Headers()), func() error { return h(ctx, msg) })
-		return err
-	}
+	return migrate.Wrap(r, side, func(msg jetstream.Msg) string { return MessageID(msg.Headers()) }, h)
 }

@@ -203,8 +203,7 @@ func New(opts ...Option) (*Shadow, error) {
 		}
 		return false
 	})
-	c.bus.LoadTest = func() bool { on, _ := shadowlane.OrDefault(c.rt).LoadTestEnabled(); return on }
-	c.bus.Decisions = func() *shadow.Series { return shadowlane.OrDefault(c.rt).Decisions() }
+	shadowlane.BindBus(c.rt, &c.bus)
 	s := &Shadow{c: c, obs: shadowlane.NewBusObserver(c.rt, Store)}
 	c.bus.Target = func(prod string) string { return firstToken(prod) }
 	r, err := bus.New(c.bus)

@@ -281,10 +281,5 @@ func (c *PushConsumer) adopt(env string, since int64) (*PushConsumer, error) {
 func (c *PushConsumer) Adopted() []string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	out := make([]string, 0, len(c.adopted))
-	for e := range c.adopted {
-		out = append(out, e)
-	}
-	slices.Sort(out)
-	return out
+	return slices.Sorted(maps.Keys(c.adopted))
 }

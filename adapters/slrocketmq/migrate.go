@@ -3,13 +3,11 @@ package slrocketmq
 import (
 	"context"
 	"fmt"
-	"strings"
 
 	"github.com/apache/rocketmq-client-go/v2"
 	"github.com/apache/rocketmq-client-go/v2/consumer"
 	"github.com/apache/rocketmq-client-go/v2/primitive"
 
-	"github.com/shadowlane/shadowlane/shadow/bus"
 	"github.com/shadowlane/shadowlane/shadow/bus/migrate"
 )
 
@@ -23,12 +21,9 @@ import (
 func Sender(p rocketmq.Producer) migrate.Sender {
 	return migrate.SenderFunc(func(ctx context.Context, topic string, m migrate.Message) error {
 		msg := primitive.NewMessage(topic, m.Value)
-		for k, v := range m.Headers {
-			if !bus.IsMarkHeader(k) && !strings.EqualFold(k, migrate.HeaderID) {
-				msg.WithProperty(k, v)
-			}
+		for k, v := range m.WireHeaders() {
+			msg.WithProperty(k, v)
 		}
-		msg.WithProperty(migrate.HeaderID, m.ID)
 		if len(m.Key) > 0 {
 			msg.WithKeys([]string{string(m.Key)})
 		}
@@ -50,7 +45,7 @@ func MessageID(m *primitive.MessageExt) string {
 		return v
 	}
 	for k, v := range m.GetProperties() {
-		if strings.EqualFold(k, migrate.HeaderID) {
+		if migrate.IsHeaderID(k) {
 			return v
 		}
 	}

@@ -163,8 +163,7 @@ func New(opts ...Option) (*Shadow, error) {
 	for _, o := range opts {
 		o.apply(&c)
 	}
-	c.bus.LoadTest = func() bool { on, _ := shadowlane.OrDefault(c.rt).LoadTestEnabled(); return on }
-	c.bus.Decisions = func() *shadow.Series { return shadowlane.OrDefault(c.rt).Decisions() }
+	shadowlane.BindBus(c.rt, &c.bus)
 	if err := validNames(c); err != nil {
 		return nil, err
 	}

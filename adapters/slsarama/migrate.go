@@ -2,11 +2,9 @@ package slsarama
 
 import (
 	"context"
-	"strings"
 
 	"github.com/IBM/sarama"
 
-	"github.com/shadowlane/shadowlane/shadow/bus"
 	"github.com/shadowlane/shadowlane/shadow/bus/migrate"
 )
 
@@ -22,12 +20,9 @@ func (p *Producer) Sender() migrate.Sender {
 		if len(m.Key) > 0 {
 			msg.Key = sarama.ByteEncoder(m.Key)
 		}
-		for k, v := range m.Headers {
-			if !bus.IsMarkHeader(k) && !strings.EqualFold(k, migrate.HeaderID) {
-				msg.Headers = append(msg.Headers, sarama.RecordHeader{Key: []byte(k), Value: []byte(v)})
-			}
+		for k, v := range m.WireHeaders() {
+			msg.Headers = append(msg.Headers, sarama.RecordHeader{Key: []byte(k), Value: []byte(v)})
 		}
-		msg.Headers = append(msg.Headers, sarama.RecordHeader{Key: []byte(migrate.HeaderID), Value: []byte(m.ID)})
 		_, _, err := p.SendMessage(ctx, msg)
 		return err
 	})
@@ -37,7 +32,7 @@ func (p *Producer) Sender() migrate.Sender {
 // none); the header name is matched ignoring ASCII case.
 func MessageID(msg *sarama.ConsumerMessage) string {
 	for _, h := range msg.Headers {
-		if h != nil && strings.EqualFold(string(h.Key), migrate.HeaderID) {
+		if h != nil && migrate.IsHeaderID(string(h.Key)) {
 			return string(h.Value)
 		}
 	}
@@ -50,8 +45,5 @@ func MessageID(msg *sarama.ConsumerMessage) string {
 // running h. Pass it to [Shadow.Consumer], so the shadow group's
 // messages go through rd too.
 func Migrating(rd *migrate.Reader, side migrate.Side, h MessageHandler) MessageHandler {
-	return func(ctx context.Context, msg *sarama.ConsumerMessage) error {
-		_, err := rd.Handle(side, MessageID(msg), func() error { return h(ctx, msg) })
-		return err
-	}
+	return migrate.Wrap(rd, side, MessageID, h)
 }

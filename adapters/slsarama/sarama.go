@@ -148,8 +148,7 @@ func New(opts ...Option) (*Shadow, error) {
 	for _, o := range opts {
 		o.apply(&c)
 	}
-	c.bus.LoadTest = func() bool { on, _ := shadowlane.OrDefault(c.rt).LoadTestEnabled(); return on }
-	c.bus.Decisions = func() *shadow.Series { return shadowlane.OrDefault(c.rt).Decisions() }
+	shadowlane.BindBus(c.rt, &c.bus)
 	r, err := bus.NewGrouped(c.bus, c.groups, c.retry)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrConfig, err)

@@ -3,18 +3,17 @@ package main
 import (
 	"bufio"
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"net"
 	"regexp"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/shadowlane/shadowlane/adapters/slrocketmq/remoting"
 	"github.com/shadowlane/shadowlane/shadow"
 )
 
@@ -59,26 +58,13 @@ func (f *rocketmqCheckFlags) usage() string {
 
 // RocketMQ remoting request and response codes the check uses.
 const (
-	rmqGetRouteInfo     = 105
-	rmqGetConsumerList  = 38
-	rmqSuccess          = 0
-	rmqTopicNotExist    = 17
-	rmqResponseFlag     = 1
-	rmqMaxFrame         = 16 << 20
-	rmqCheckVersion     = 317 // a 4.x client's version
-	rmqHeaderLengthMask = 0xFFFFFF
+	rmqGetRouteInfo    = 105
+	rmqGetConsumerList = 38
+	rmqSuccess         = 0
+	rmqTopicNotExist   = 17
+	rmqMaxFrame        = 16 << 20
+	rmqCheckVersion    = 317 // a 4.x client's version
 )
-
-// rmqCommand is a remoting command header (the JSON serialization).
-type rmqCommand struct {
-	Code      int               `json:"code"`
-	Language  string            `json:"language"`
-	Version   int               `json:"version"`
-	Opaque    int32             `json:"opaque"`
-	Flag      int32             `json:"flag"`
-	Remark    string            `json:"remark,omitempty"`
-	ExtFields map[string]string `json:"extFields,omitempty"`
-}
 
 // rmqConn is one remoting connection used for synchronous calls.
 type rmqConn struct {
@@ -102,47 +88,29 @@ func rmqDial(ctx context.Context, addr string, timeout time.Duration) (*rmqConn,
 func (c *rmqConn) Close() error { return c.nc.Close() }
 
 // call sends one request and returns its response header and body.
-func (c *rmqConn) call(code int, ext map[string]string) (*rmqCommand, []byte, error) {
+func (c *rmqConn) call(code int, ext map[string]string) (*remoting.Command, []byte, error) {
 	return c.callBody(code, ext, nil)
 }
 
 // callBody is call with a request body.
-func (c *rmqConn) callBody(code int, ext map[string]string, body []byte) (*rmqCommand, []byte, error) {
+func (c *rmqConn) callBody(code int, ext map[string]string, body []byte) (*remoting.Command, []byte, error) {
 	c.opaque++
-	h, err := json.Marshal(rmqCommand{Code: code, Language: "GO", Version: rmqCheckVersion, Opaque: c.opaque, ExtFields: ext})
+	frame, err := remoting.AppendFrame(nil, &remoting.Command{Code: code, Language: "GO", Version: rmqCheckVersion, Opaque: c.opaque, ExtFields: ext, Body: body})
 	if err != nil {
 		return nil, nil, err
 	}
-	frame := binary.BigEndian.AppendUint32(nil, uint32(4+len(h)+len(body)))
-	frame = binary.BigEndian.AppendUint32(frame, uint32(len(h))) // high byte 0: JSON serialization
-	if _, err := c.nc.Write(append(append(frame, h...), body...)); err != nil {
+	if _, err := c.nc.Write(frame); err != nil {
 		return nil, nil, err
 	}
 	for {
-		var pre [8]byte
-		if _, err := io.ReadFull(c.r, pre[:]); err != nil {
+		resp, err := remoting.ReadFrame(c.r, rmqMaxFrame)
+		if err != nil {
 			return nil, nil, err
 		}
-		total, word := binary.BigEndian.Uint32(pre[:]), binary.BigEndian.Uint32(pre[4:])
-		hlen := word & rmqHeaderLengthMask
-		if total < 4 || total > rmqMaxFrame || hlen > total-4 {
-			return nil, nil, fmt.Errorf("bad remoting frame (length %d, header %d)", total, hlen)
-		}
-		if typ := word >> 24; typ != 0 {
-			return nil, nil, fmt.Errorf("remoting header serialization %d, want JSON (0)", typ)
-		}
-		buf := make([]byte, total-4)
-		if _, err := io.ReadFull(c.r, buf); err != nil {
-			return nil, nil, err
-		}
-		var resp rmqCommand
-		if err := json.Unmarshal(buf[:hlen], &resp); err != nil {
-			return nil, nil, fmt.Errorf("remoting header: %w", err)
-		}
-		if resp.Flag&rmqResponseFlag == 0 || resp.Opaque != c.opaque {
+		if resp.Flag&remoting.ResponseFlag == 0 || resp.Opaque != c.opaque {
 			continue // a request of the server's, or another call's answer
 		}
-		return &resp, buf[hlen:], nil
+		return resp, resp.Body, nil
 	}
 }
 

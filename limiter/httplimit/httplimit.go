@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/shadowlane/shadowlane/internal/httpstatus"
 	"github.com/shadowlane/shadowlane/limiter"
 )
 
@@ -43,7 +44,12 @@ func DefaultRouteKey(r *http.Request) string {
 
 // Middleware returns net/http middleware that admits every request through
 // l. Requests the limiter refuses with an error other than a
-// *limiter.BlockError (none today) get 503.
+// *limiter.BlockError (none today) get 503. An admitted request is exited
+// when the handler returns: as an error when it panicked or answered with
+// a 5xx status (an informational 1xx status, such as 103 Early Hints, is
+// not the answer). The handler's writer keeps http.Flusher, http.Hijacker
+// and io.ReaderFrom where the server's writer has them, and Unwrap for
+// http.ResponseController.
 func Middleware(l *limiter.Limiter, opts ...Option) func(http.Handler) http.Handler {
 	c := config{key: DefaultRouteKey, blocked: tooMany}
 	for _, o := range opts {
@@ -62,19 +68,19 @@ func Middleware(l *limiter.Limiter, opts ...Option) func(http.Handler) http.Hand
 				c.blocked(w, r, be)
 				return
 			}
-			sw := writers.Get().(*statusWriter)
-			sw.ResponseWriter, sw.status = w, 0
+			sw := writers.Get().(*httpstatus.Writer)
+			sw.Reset(w)
 			failed := true
 			defer func() {
-				if failed || sw.status >= 500 {
+				if failed || sw.Status() >= 500 {
 					tok.ExitErr(errServer)
 				} else {
 					tok.Exit()
 				}
-				sw.ResponseWriter = nil
+				sw.Reset(nil)
 				writers.Put(sw)
 			}()
-			next.ServeHTTP(sw, r)
+			next.ServeHTTP(sw.View(), r)
 			failed = false
 		})
 	}
@@ -82,36 +88,7 @@ func Middleware(l *limiter.Limiter, opts ...Option) func(http.Handler) http.Hand
 
 var errServer = errors.New("httplimit: server error")
 
-var writers = sync.Pool{New: func() any { return new(statusWriter) }}
-
-// statusWriter records the status code. Unwrap lets http.ResponseController
-// reach the underlying writer (Flush, Hijack, deadlines).
-type statusWriter struct {
-	http.ResponseWriter
-	status int
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	if w.status == 0 {
-		w.status = code
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *statusWriter) Write(b []byte) (int, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	return w.ResponseWriter.Write(b)
-}
-
-func (w *statusWriter) Flush() {
-	if f, ok := w.ResponseWriter.(http.Flusher); ok {
-		f.Flush()
-	}
-}
-
-func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+var writers = sync.Pool{New: func() any { return new(httpstatus.Writer) }}
 
 func tooMany(w http.ResponseWriter, _ *http.Request, be *limiter.BlockError) {
 	http.Error(w, "too many requests ("+be.Reason.String()+")", http.StatusTooManyRequests)

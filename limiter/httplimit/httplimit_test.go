@@ -74,14 +74,21 @@ func TestTooManyRequestsHeaders(t *testing.T) {
 	}
 }
 
-func TestServerErrorsTripBreaker(t *testing.T) {
+// breakerLimiter returns a limiter whose rule name opens a breaker on
+// every resource after n errors.
+func breakerLimiter(t *testing.T, name string, n float64) *limiter.Limiter {
 	l := limiter.New()
-	err := l.SetRules([]limiter.Rule{{Name: "pay-cb", Resource: "*", Breaker: &limiter.BreakerRule{
-		Strategy: limiter.ErrorCount, Threshold: 3, MinRequests: 1, OpenFor: time.Minute,
+	err := l.SetRules([]limiter.Rule{{Name: name, Resource: "*", Breaker: &limiter.BreakerRule{
+		Strategy: limiter.ErrorCount, Threshold: n, MinRequests: 1, OpenFor: time.Minute,
 	}}})
 	if err != nil {
 		t.Fatal(err)
 	}
+	return l
+}
+
+func TestServerErrorsTripBreaker(t *testing.T) {
+	l := breakerLimiter(t, "pay-cb", 3)
 	h := httplimit.Middleware(l)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Query().Get("panic") != "" {
 			panic(http.ErrAbortHandler)
@@ -103,6 +110,22 @@ func TestServerErrorsTripBreaker(t *testing.T) {
 	}
 	if s, ok := l.BreakerState("GET /pay", "pay-cb"); !ok || s != limiter.Open {
 		t.Fatalf("breaker state %v %v", s, ok)
+	}
+}
+
+// TestEarlyHintsThenServerError: an informational status (103 Early
+// Hints) is not the answer; the 5xx that follows it counts as an error.
+func TestEarlyHintsThenServerError(t *testing.T) {
+	l := breakerLimiter(t, "hints-cb", 2)
+	h := httplimit.Middleware(l)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusEarlyHints)
+		w.WriteHeader(http.StatusInternalServerError)
+	}))
+	for range 2 {
+		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/hints", nil))
+	}
+	if s, ok := l.BreakerState("GET /hints", "hints-cb"); !ok || s != limiter.Open {
+		t.Fatalf("after two 103+500 answers: breaker state %v %v", s, ok)
 	}
 }
 
@@ -135,13 +158,19 @@ func TestLoadTestBudget(t *testing.T) {
 	}
 }
 
-func TestMiddlewareAllocs(t *testing.T) {
+// admitAll returns the middleware, on a limiter whose rule admits every
+// request, around a handler that writes nothing, and a request for it.
+func admitAll(tb testing.TB) (http.Handler, *http.Request) {
 	l := limiter.New()
-	if err := l.SetRules([]limiter.Rule{{Resource: "*", QPS: 1e9, Burst: 1e6, Concurrency: 100}}); err != nil {
-		t.Fatal(err)
+	if err := l.SetRules([]limiter.Rule{{Resource: "*", QPS: 1e9, Burst: 1e9, Concurrency: 100}}); err != nil {
+		tb.Fatal(err)
 	}
 	h := httplimit.Middleware(l, httplimit.WithRouteKey(func(*http.Request) string { return "GET /x" }))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
-	req := httptest.NewRequest("GET", "/x", nil)
+	return h, httptest.NewRequest("GET", "/x", nil)
+}
+
+func TestMiddlewareAllocs(t *testing.T) {
+	h, req := admitAll(t)
 	w := httptest.NewRecorder()
 	if n := testing.AllocsPerRun(200, func() { h.ServeHTTP(w, req) }); n > 0 {
 		t.Fatalf("middleware allocates %v times per request", n)
@@ -162,5 +191,16 @@ func TestPerCallerHeaderLimit(t *testing.T) {
 	}
 	if fmt.Sprint(codes["alice"]) != "[200 200 429]" || fmt.Sprint(codes["bob"]) != "[200 200]" || fmt.Sprint(codes[""]) != "[200 200 200]" {
 		t.Fatalf("codes by caller %v", codes)
+	}
+}
+
+// BenchmarkMiddleware is one admitted request through the middleware
+// (the status wrapper included) to a handler that writes nothing.
+func BenchmarkMiddleware(b *testing.B) {
+	h, req := admitAll(b)
+	w := httptest.NewRecorder()
+	b.ReportAllocs()
+	for b.Loop() {
+		h.ServeHTTP(w, req)
 	}
 }

@@ -63,7 +63,7 @@ func (builder) ParseConfig(js json.RawMessage) (serviceconfig.LoadBalancingConfi
 			return nil, fmt.Errorf("%s: bad config: %w", Name, err)
 		}
 	}
-	if c.Strict || len(c.StrictServices) > 0 || len(c.Fallback) > 0 || c.ConnectGrace != 0 || c.Zone != "" || c.ZoneSpill != 0 || len(c.Pin) > 0 {
+	if !c.Config.IsZero() {
 		p, err := envtag.NewPolicy(c.Config)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", Name, err)

@@ -18,7 +18,7 @@ import (
 // runtime's config (here strict, while the default routing is not) and
 // counts its picks in that runtime's stats, not in the default ones.
 func TestRuntimeFromResolverState(t *testing.T) {
-	rt, err := shadowlane.New(shadowlane.Config{Service: "bus20-caller", Routing: shadowlane.RoutingConfig{Strict: true}}, shadowlane.WithoutConfigFile())
+	rt, err := shadowlane.New(shadowlane.Config{Service: "bus20-caller", Routing: shadowlane.RoutingConfig{Config: envtag.Config{Strict: true}}}, shadowlane.WithoutConfigFile())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,8 +3,10 @@ package rmqfake
 import (
 	"encoding/json"
 	"maps"
-	"sort"
+	"slices"
 	"strconv"
+
+	"github.com/shadowlane/shadowlane/adapters/slrocketmq/remoting"
 )
 
 // Admin request codes the fixture serves, as `shadowlane shadow create`
@@ -43,19 +45,14 @@ func (s *Server) Group(group string) (map[string]any, bool) {
 func (s *Server) Groups() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make([]string, 0, len(s.groups))
-	for g := range s.groups {
-		out = append(out, g)
-	}
-	sort.Strings(out)
-	return out
+	return slices.Sorted(maps.Keys(s.groups))
 }
 
 // admin serves UPDATE_AND_CREATE_TOPIC (the topic gets max(read, write)
 // queues; an existing topic keeps its queues and messages),
 // UPDATE_AND_CREATE_SUBSCRIPTIONGROUP (body: the group's config JSON) and
 // GET_ALL_SUBSCRIPTIONGROUP_CONFIG (body: {"subscriptionGroupTable": ...}).
-func (s *Server) admin(req *command) *command {
+func (s *Server) admin(req *remoting.Command) *remoting.Command {
 	f := req.ExtFields
 	switch req.Code {
 	case CodeUpdateAndCreateTopic:
@@ -69,7 +66,7 @@ func (s *Server) admin(req *command) *command {
 		return success(nil, nil)
 	case CodeUpdateAndCreateSubscriptionGroup:
 		var cfg map[string]any
-		if err := json.Unmarshal(req.body, &cfg); err != nil {
+		if err := json.Unmarshal(req.Body, &cfg); err != nil {
 			return reply(codeSystemError, "rmqfake: bad subscription group body: "+err.Error())
 		}
 		g, _ := cfg["groupName"].(string)

@@ -10,7 +10,8 @@
 // (one broker name, master id 0). The wire format is the client's default:
 // a 4-byte big-endian frame length, a 4-byte header length whose high byte
 // is the serialization type (only JSON, type 0, is accepted), a JSON header
-// (code, language, version, opaque, flag, remark, extFields) and the body.
+// (code, language, version, opaque, flag, remark, extFields) and the body
+// (package remoting reads and writes it).
 //
 // Served request codes:
 //

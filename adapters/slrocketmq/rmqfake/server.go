@@ -8,13 +8,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/shadowlane/shadowlane/adapters/slrocketmq/remoting"
 )
 
 // Request codes the fixture serves (the client's names, in RocketMQ's
@@ -54,7 +58,6 @@ const (
 	propertyRetryTopic        = "RETRY_TOPIC"
 	propertyOriginMessageID   = "ORIGIN_MESSAGE_ID"
 	propertyTags              = "TAGS"
-	responseFlag              = 1
 	serverVersion             = 399
 	defaultMaxReconsumeTimes  = 16
 	sysFlagCompressed         = 0x1
@@ -62,9 +65,6 @@ const (
 	maxPullBatch              = 256
 	retryOrDLQQueueCount      = 1
 	languageJava              = "JAVA"
-	jsonSerialization         = 0
-	headerLengthMask          = 0xFFFFFF
-	serializationTypeShift    = 24
 	storeHostPortPlaceholder  = 0
 	bornHostPlaceholderIPv4   = "\x7f\x00\x00\x01"
 	consumerIDListField       = "consumerIdList"
@@ -178,12 +178,7 @@ func (s *Server) CreateTopic(topic string, queues int) {
 func (s *Server) Topics() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make([]string, 0, len(s.topics))
-	for t := range s.topics {
-		out = append(out, t)
-	}
-	sort.Strings(out)
-	return out
+	return slices.Sorted(maps.Keys(s.topics))
 }
 
 // Messages returns copies of the messages stored on topic, queue by queue,
@@ -254,23 +249,14 @@ func (s *Server) Members(group string) []string {
 }
 
 func (s *Server) membersLocked(group string) []string {
-	out := make([]string, 0, len(s.members[group]))
-	for id := range s.members[group] {
-		out = append(out, id)
-	}
-	sort.Strings(out)
-	return out
+	return slices.Sorted(maps.Keys(s.members[group]))
 }
 
 // Requests returns how many requests of each code the fixture received.
 func (s *Server) Requests() map[int]int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make(map[int]int, len(s.requests))
-	for k, v := range s.requests {
-		out[k] = v
-	}
-	return out
+	return maps.Clone(s.requests)
 }
 
 // Unknown returns how many requests of each code the fixture does not serve
@@ -278,11 +264,7 @@ func (s *Server) Requests() map[int]int {
 func (s *Server) Unknown() map[int]int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make(map[int]int, len(s.unknown))
-	for k, v := range s.unknown {
-		out[k] = v
-	}
-	return out
+	return maps.Clone(s.unknown)
 }
 
 // Close stops the listener, closes every connection, wakes held pulls and
@@ -315,65 +297,20 @@ func (s *Server) logln(format string, args ...any) {
 	}
 }
 
-// command is one remoting command (request or response) with a JSON header.
-type command struct {
-	Code      int               `json:"code"`
-	Language  string            `json:"language"`
-	Version   int               `json:"version"`
-	Opaque    int32             `json:"opaque"`
-	Flag      int32             `json:"flag"`
-	Remark    string            `json:"remark,omitempty"`
-	ExtFields map[string]string `json:"extFields,omitempty"`
-	body      []byte
-}
-
 type conn struct {
 	nc net.Conn
 	wm sync.Mutex
 }
 
-func (c *conn) write(cmd *command) error {
-	h, err := json.Marshal(cmd)
+func (c *conn) write(cmd *remoting.Command) error {
+	frame, err := remoting.AppendFrame(nil, cmd)
 	if err != nil {
 		return err
 	}
-	frame := make([]byte, 8, 8+len(h)+len(cmd.body))
-	binary.BigEndian.PutUint32(frame[0:], uint32(4+len(h)+len(cmd.body)))
-	binary.BigEndian.PutUint32(frame[4:], uint32(len(h))&headerLengthMask) // serialization type 0: JSON
-	frame = append(frame, h...)
-	frame = append(frame, cmd.body...)
 	c.wm.Lock()
 	defer c.wm.Unlock()
 	_, err = c.nc.Write(frame)
 	return err
-}
-
-// readCommand reads one frame: length, header length with serialization
-// type, JSON header, body.
-func readCommand(r io.Reader) (*command, error) {
-	var pre [8]byte
-	if _, err := io.ReadFull(r, pre[:]); err != nil {
-		return nil, err
-	}
-	total := binary.BigEndian.Uint32(pre[0:])
-	word := binary.BigEndian.Uint32(pre[4:])
-	typ, hlen := byte(word>>serializationTypeShift), word&headerLengthMask
-	if total < 4 || total > maxFrame || hlen > total-4 {
-		return nil, fmt.Errorf("bad frame: length %d, header length %d", total, hlen)
-	}
-	if typ != jsonSerialization {
-		return nil, fmt.Errorf("serialization type %d not supported (only JSON)", typ)
-	}
-	buf := make([]byte, total-4)
-	if _, err := io.ReadFull(r, buf); err != nil {
-		return nil, err
-	}
-	cmd := &command{}
-	if err := json.Unmarshal(buf[:hlen], cmd); err != nil {
-		return nil, fmt.Errorf("header: %w", err)
-	}
-	cmd.body = buf[hlen:]
-	return cmd, nil
 }
 
 func (s *Server) accept() {
@@ -404,7 +341,7 @@ func (s *Server) serve(c *conn) {
 	var reqs sync.WaitGroup
 	defer reqs.Wait()
 	for {
-		cmd, err := readCommand(r)
+		cmd, err := remoting.ReadFrame(r, maxFrame)
 		if err != nil {
 			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && !errors.Is(err, syscall.ECONNRESET) {
 				s.mu.Lock()
@@ -417,14 +354,14 @@ func (s *Server) serve(c *conn) {
 			c.nc.Close()
 			return
 		}
-		if cmd.Flag&responseFlag != 0 {
+		if cmd.Flag&remoting.ResponseFlag != 0 {
 			continue // a client's answer to a notification: nothing to do
 		}
 		reqs.Add(1)
 		go func() {
 			defer reqs.Done()
 			resp := s.handle(c, cmd)
-			resp.Opaque, resp.Flag, resp.Language, resp.Version = cmd.Opaque, responseFlag, languageJava, serverVersion
+			resp.Opaque, resp.Flag, resp.Language, resp.Version = cmd.Opaque, remoting.ResponseFlag, languageJava, serverVersion
 			if err := c.write(resp); err != nil {
 				c.nc.Close()
 			}
@@ -451,13 +388,15 @@ func (s *Server) drop(c *conn) {
 	}
 }
 
-func reply(code int, remark string) *command { return &command{Code: code, Remark: remark} }
-
-func success(ext map[string]string, body []byte) *command {
-	return &command{Code: codeSuccess, ExtFields: ext, body: body}
+func reply(code int, remark string) *remoting.Command {
+	return &remoting.Command{Code: code, Remark: remark}
 }
 
-func (s *Server) handle(c *conn, req *command) *command {
+func success(ext map[string]string, body []byte) *remoting.Command {
+	return &remoting.Command{Code: codeSuccess, ExtFields: ext, Body: body}
+}
+
+func (s *Server) handle(c *conn, req *remoting.Command) *remoting.Command {
 	s.mu.Lock()
 	s.requests[req.Code]++
 	s.mu.Unlock()
@@ -466,9 +405,9 @@ func (s *Server) handle(c *conn, req *command) *command {
 	case CodeGetRouteInfoByTopic:
 		return s.route(f["topic"])
 	case CodeSendMessage:
-		return s.send(f["producerGroup"], f["topic"], f["queueId"], f["sysFlag"], f["flag"], f["properties"], f["bornTimestamp"], f["reconsumeTimes"], f["batch"] == "true", req.body)
+		return s.send(f["producerGroup"], f["topic"], f["queueId"], f["sysFlag"], f["flag"], f["properties"], f["bornTimestamp"], f["reconsumeTimes"], f["batch"] == "true", req.Body)
 	case CodeSendMessageV2, CodeSendBatchMessage:
-		return s.send(f["a"], f["b"], f["e"], f["f"], f["h"], f["i"], f["g"], f["j"], f["m"] == "true" || req.Code == CodeSendBatchMessage, req.body)
+		return s.send(f["a"], f["b"], f["e"], f["f"], f["h"], f["i"], f["g"], f["j"], f["m"] == "true" || req.Code == CodeSendBatchMessage, req.Body)
 	case CodePullMessage:
 		return s.pull(f)
 	case CodeQueryConsumerOffset:
@@ -488,7 +427,7 @@ func (s *Server) handle(c *conn, req *command) *command {
 	case CodeGetMaxOffset, CodeGetMinOffset, CodeSearchOffsetByTime:
 		return s.offsetOf(req.Code, f)
 	case CodeHeartBeat:
-		return s.heartbeat(c, req.body)
+		return s.heartbeat(c, req.Body)
 	case CodeGetConsumerListGroup:
 		s.mu.Lock()
 		ids := s.membersLocked(f["consumerGroup"])
@@ -501,7 +440,7 @@ func (s *Server) handle(c *conn, req *command) *command {
 		var body struct {
 			MQSet json.RawMessage `json:"mqSet"`
 		}
-		if err := json.Unmarshal(req.body, &body); err != nil {
+		if err := json.Unmarshal(req.Body, &body); err != nil {
 			return reply(codeSystemError, "bad lock body")
 		}
 		b, _ := json.Marshal(map[string]json.RawMessage{lockOKField: body.MQSet})
@@ -518,7 +457,7 @@ func (s *Server) handle(c *conn, req *command) *command {
 	return reply(codeNotSupported, fmt.Sprintf("rmqfake: request code %d not supported", req.Code))
 }
 
-func okExt(k, v string) *command { return success(map[string]string{k: v}, nil) }
+func okExt(k, v string) *remoting.Command { return success(map[string]string{k: v}, nil) }
 
 // queuesLocked returns the queues of topic, creating retry and dead-letter
 // topics on first use.
@@ -532,7 +471,7 @@ func (s *Server) queuesLocked(topic string) ([][]*Message, bool) {
 	return q, ok
 }
 
-func (s *Server) route(topic string) *command {
+func (s *Server) route(topic string) *remoting.Command {
 	s.mu.Lock()
 	q, ok := s.queuesLocked(topic)
 	s.mu.Unlock()
@@ -612,7 +551,7 @@ func parseBatch(b []byte) ([]batchItem, error) {
 	return out, nil
 }
 
-func (s *Server) send(group, topic, queue, sysFlag, flag, props, born, reconsume string, batch bool, body []byte) *command {
+func (s *Server) send(group, topic, queue, sysFlag, flag, props, born, reconsume string, batch bool, body []byte) *remoting.Command {
 	qid, err := strconv.Atoi(queue)
 	if err != nil {
 		return reply(codeSystemError, "bad queueId")
@@ -696,7 +635,7 @@ func (s *Server) commit(group, topic string, queue int, off int64) {
 	s.mu.Unlock()
 }
 
-func (s *Server) offsetOf(code int, f map[string]string) *command {
+func (s *Server) offsetOf(code int, f map[string]string) *remoting.Command {
 	qid, _ := strconv.Atoi(f["queueId"])
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -732,7 +671,7 @@ func tagFilter(expr string) func(*Message) bool {
 	return func(m *Message) bool { return set[m.Properties[propertyTags]] }
 }
 
-func (s *Server) pull(f map[string]string) *command {
+func (s *Server) pull(f map[string]string) *remoting.Command {
 	topic, group := f["topic"], f["consumerGroup"]
 	qid, _ := strconv.Atoi(f["queueId"])
 	off, _ := strconv.ParseInt(f["queueOffset"], 10, 64)
@@ -791,11 +730,11 @@ func (s *Server) pull(f map[string]string) *command {
 		case n > 0:
 			return success(ext, body)
 		case next > off:
-			return &command{Code: codePullRetryImmediately, ExtFields: ext}
+			return &remoting.Command{Code: codePullRetryImmediately, ExtFields: ext}
 		}
 		wait := time.Until(deadline)
 		if closed || wait <= 0 {
-			return &command{Code: codePullNotFound, ExtFields: ext}
+			return &remoting.Command{Code: codePullNotFound, ExtFields: ext}
 		}
 		t := time.NewTimer(wait)
 		select {
@@ -843,7 +782,7 @@ func (s *Server) encodeLocked(b []byte, m *Message) []byte {
 	return b
 }
 
-func (s *Server) heartbeat(c *conn, body []byte) *command {
+func (s *Server) heartbeat(c *conn, body []byte) *remoting.Command {
 	var hb struct {
 		ClientID  string `json:"clientID"`
 		Consumers []struct {
@@ -902,11 +841,11 @@ func (s *Server) notifyGroup(group string, skip *conn) {
 	op := s.opaque
 	s.mu.Unlock()
 	for _, c := range cs {
-		_ = c.write(&command{Code: CodeNotifyConsumerIDs, Language: languageJava, Version: serverVersion, Opaque: op, ExtFields: map[string]string{"consumerGroup": group}})
+		_ = c.write(&remoting.Command{Code: CodeNotifyConsumerIDs, Language: languageJava, Version: serverVersion, Opaque: op, ExtFields: map[string]string{"consumerGroup": group}})
 	}
 }
 
-func (s *Server) sendBack(f map[string]string) *command {
+func (s *Server) sendBack(f map[string]string) *remoting.Command {
 	group := f["group"]
 	off, err := strconv.ParseInt(f["offset"], 10, 64)
 	if err != nil || group == "" {
@@ -951,13 +890,8 @@ func (s *Server) sendBack(f map[string]string) *command {
 }
 
 func formatProperties(p map[string]string) string {
-	keys := make([]string, 0, len(p))
-	for k := range p {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
 	var b strings.Builder
-	for _, k := range keys {
+	for _, k := range slices.Sorted(maps.Keys(p)) {
 		b.WriteString(k)
 		b.WriteByte(nameValueSeparator)
 		b.WriteString(p[k])

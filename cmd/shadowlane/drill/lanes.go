@@ -48,10 +48,9 @@ type laneDrill struct {
 	table  string            // consumption table (production name)
 	plans  []slkafka.Plan    // every group of both consumers
 	trunk  *slkafka.Consumer // the trunk ledger writer
-	stop   context.CancelFunc
-	done   chan error
-	gone   map[string]bool // order ids placed after the lane went away
-	placed map[string]int  // side -> orders placed after the lane went away
+	lane   background        // the proj-a lane consumer
+	gone   map[string]bool   // order ids placed after the lane went away
+	placed map[string]int    // side -> orders placed after the lane went away
 	errs   []string
 }
 
@@ -104,27 +103,22 @@ func (s *stores) startConsumers(ctx context.Context) (*laneDrill, error) {
 	}
 
 	// The lane consumer, stopped when the lane goes away (or at close).
-	lctx, lcancel := context.WithCancel(context.WithoutCancel(ctx))
-	l.stop, l.done = lcancel, make(chan error, 1)
-	go func() { l.done <- lc.Run(lctx) }()
+	l.lane.start(ctx, lc.Run)
 	s.closers = append(s.closers, func() { l.stopLane() })
 	// A lane group starts at the end of the topic: traffic waits until the
 	// lane has fixed its start, so no proj-a order falls between the trunk's
 	// hand-over and the lane.
 	select {
 	case <-lc.Started():
-	case err := <-l.done:
-		l.done <- err
+	case err := <-l.lane.done:
+		l.lane.done <- err
 		return nil, fmt.Errorf("drill: lane consumer did not start: %v", err)
 	case <-time.After(30 * time.Second):
 		return nil, errors.New("drill: lane consumer did not start within 30s")
 	}
 
 	// The trunk consumer, run exactly like startConsumer's (check stops it).
-	cctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	s.consumerStop = cancel
-	s.consumerDone = make(chan error, 1)
-	go func() { s.consumerDone <- tc.Run(cctx) }()
+	s.consumer.start(ctx, tc.Run)
 	s.closers = append(s.closers, func() { s.stopConsumer() })
 	return l, nil
 }
@@ -136,19 +130,7 @@ func (l *laneDrill) handler(consumer string) slkafka.Handler {
 	return l.s.store.LedgerHandler(consumer, l.s.refuse)
 }
 
-func (l *laneDrill) stopLane() error {
-	if l.stop == nil {
-		return nil
-	}
-	l.stop()
-	l.stop = nil
-	select {
-	case err := <-l.done:
-		return err
-	case <-time.After(10 * time.Second):
-		return errors.New("the proj-a lane consumer did not stop within 10s")
-	}
-}
+func (l *laneDrill) stopLane() error { return l.lane.stop("the proj-a lane consumer") }
 
 // caughtUp waits (bounded) until every group of plans has committed up to the end offsets of its topics: from then on no record
 // produced so far is handed to anyone.
@@ -207,9 +189,7 @@ func (l *laneDrill) goAway(ctx context.Context, run string, n int, add func(stri
 	add("kafka lanes: proj-a lane consumer stopped cleanly", 1, oneIf(err == nil), errString(err))
 	l.lanes.Store(envtag.StaticLanes{})
 	refused0 := s.refused.Load()
-	cctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	s.consumerStop, s.consumerDone = cancel, make(chan error, 1)
-	go func() { s.consumerDone <- l.trunk.Run(cctx) }()
+	s.consumer.start(ctx, l.trunk.Run)
 
 	for _, side := range []string{"production", "shadow"} {
 		m := propagation.Mark{Env: projEnv}

@@ -2,6 +2,8 @@ package drill
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -150,20 +152,10 @@ func blocks(before, after []shadow.Count, t *topology, rec *shop.Recorder) []Blo
 		}
 	}
 	gs := t.gw.Stats()
-	keys := make([]string, 0, len(gs.TokensRejected))
-	for k := range gs.TokensRejected {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
+	for _, k := range slices.Sorted(maps.Keys(gs.TokensRejected)) {
 		addN("edge: load-test token rejected ("+k+")", int64(gs.TokensRejected[k]))
 	}
-	keys = keys[:0]
-	for k := range gs.MarksDropped {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
+	for _, k := range slices.Sorted(maps.Keys(gs.MarksDropped)) {
 		addN("edge: mark dropped ("+k+")", int64(gs.MarksDropped[k]))
 	}
 	addN("kill switch: gateway (edge)", int64(gs.KillSwitchRefused))

@@ -21,9 +21,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -386,12 +387,7 @@ func (m *Migration) summary(w io.Writer) {
 	}
 	fmt.Fprintf(w, "  handled: old side %d, new side %d; reader: skipped %d, duplicates dropped %d, released %d, evicted %d\n",
 		m.Handled["old"], m.Handled["new"], m.Reader.Skipped, m.Reader.Duplicates, m.Reader.Released, m.Reader.Evicted)
-	names := make([]string, 0, len(m.Targets))
-	for n := range m.Targets {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
+	for _, n := range slices.Sorted(maps.Keys(m.Targets)) {
 		fmt.Fprintf(w, "  read back %-50s %5d copies\n", n, m.Targets[n])
 	}
 }

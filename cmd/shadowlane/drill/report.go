@@ -6,6 +6,8 @@ package drill
 import (
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -176,13 +178,8 @@ func (r *Report) Summary(w io.Writer) {
 	r.summaryMigration(w)
 	r.summaryRouting(w)
 	r.summaryZones(w)
-	keys := make([]string, 0, len(r.Gateway.TokensRejected))
-	for k := range r.Gateway.TokensRejected {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
 	fmt.Fprintf(w, "\nedge token rejections:")
-	for _, k := range keys {
+	for _, k := range slices.Sorted(maps.Keys(r.Gateway.TokensRejected)) {
 		fmt.Fprintf(w, " %s=%d", k, r.Gateway.TokensRejected[k])
 	}
 	fmt.Fprintln(w)

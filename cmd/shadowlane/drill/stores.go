@@ -75,10 +75,9 @@ type stores struct {
 	group string
 	store *shop.Store
 
-	consumerStop context.CancelFunc
-	consumerDone chan error
-	refused      atomic.Int64 // ledger statements the SQL adapter refused
-	refusedErr   atomic.Value
+	consumer   background   // the trunk ledger writer (startConsumers)
+	refused    atomic.Int64 // ledger statements the SQL adapter refused
+	refusedErr atomic.Value
 
 	bus buses // NATS and RabbitMQ (buses.go)
 
@@ -442,19 +441,7 @@ func (s *stores) proxyKafka(ctx context.Context) error {
 	return nil
 }
 
-func (s *stores) stopConsumer() error {
-	if s.consumerStop == nil {
-		return nil
-	}
-	s.consumerStop()
-	s.consumerStop = nil
-	select {
-	case err := <-s.consumerDone:
-		return err
-	case <-time.After(10 * time.Second):
-		return errors.New("ledger consumer did not stop within 10s")
-	}
-}
+func (s *stores) stopConsumer() error { return s.consumer.stop("ledger consumer") }
 
 // waitLedger waits (bounded) until the plain SQL client sees at least the
 // wanted number of rows in the production and the shadow ledger, or the
@@ -468,8 +455,8 @@ func (s *stores) waitLedger(ctx context.Context, prod, lt int, max time.Duration
 			return
 		}
 		select {
-		case err := <-s.consumerDone:
-			s.consumerDone <- err
+		case err := <-s.consumer.done:
+			s.consumer.done <- err
 			return
 		case <-time.After(20 * time.Millisecond):
 		}

@@ -167,7 +167,8 @@ func (t *topology) registry(timeout time.Duration) (listeners, shadowlane.Routin
 	if err := os.WriteFile(regFile, js, 0o600); err != nil {
 		return lns, routing, err
 	}
-	routing = shadowlane.RoutingConfig{Registry: shadowlane.RegistryConfig{File: regFile}, ConnectGrace: max(envtag.DefaultConnectGrace, timeout/2)}
+	routing = shadowlane.RoutingConfig{Registry: shadowlane.RegistryConfig{File: regFile},
+		Config: envtag.Config{ConnectGrace: envtag.Duration(max(envtag.DefaultConnectGrace, timeout/2))}}
 	t.lanes = map[string][]string{"orders": {"", projEnv}, "inventory": {""}, "ledger": {"", projEnv}}
 	return lns, routing, nil
 }

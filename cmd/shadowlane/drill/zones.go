@@ -208,8 +208,8 @@ func startZones(o Options) (*zoneTopo, error) {
 	}
 	zt.callerCfg = shadowlane.Config{Service: "zone-caller", Trust: shadowlane.TrustConfig{Mode: "internal"},
 		Outbound: shadowlane.OutboundConfig{Allow: zoneServices},
-		Routing: shadowlane.RoutingConfig{Zone: zoneA, Registry: shadowlane.RegistryConfig{File: regFile},
-			ConnectGrace: max(envtag.DefaultConnectGrace, o.Timeout/2)}}
+		Routing: shadowlane.RoutingConfig{Registry: shadowlane.RegistryConfig{File: regFile},
+			Config: envtag.Config{Zone: zoneA, ConnectGrace: envtag.Duration(max(envtag.DefaultConnectGrace, o.Timeout/2))}}}
 	zt.caller, err = shadowlane.New(zt.callerCfg, shadowlane.WithLogger(o.Logger))
 	if err != nil {
 		return fail(err)
@@ -300,9 +300,7 @@ func (z *zoneInst) stopOnce() {
 // serviceConfig is the gRPC service config of the caller's routing in
 // force.
 func (zt *zoneTopo) serviceConfig() (string, error) {
-	r := zt.callerCfg.Routing
-	return envbalancer.ServiceConfigFor(envtag.Config{Zone: r.Zone, ZoneSpill: r.ZoneSpill, Pin: r.Pin,
-		ConnectGrace: envtag.Duration(r.ConnectGrace)}, zoneGRPCService)
+	return envbalancer.ServiceConfigFor(zt.callerCfg.Routing.Config, zoneGRPCService)
 }
 
 // applyRouting reloads the caller with routing r (the HTTP transport

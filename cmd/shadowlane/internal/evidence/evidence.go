@@ -11,45 +11,26 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/shadowlane/shadowlane"
 )
 
-// Status is one service's answer for one run (cumulative for that run
-// within the process).
-type Status struct {
-	Service   string     `json:"service"`
-	Env       string     `json:"env"`
-	Instance  string     `json:"instance"`
-	Run       string     `json:"run"`
-	Known     bool       `json:"known"`
-	First     string     `json:"first,omitempty"`
-	Last      string     `json:"last,omitempty"`
-	Entries   []Entry    `json:"entries"`
-	Decisions []Decision `json:"decisions"`
-	Errors    []Error    `json:"errors"`
-}
-
-// Entry counts the marked requests of one entry point.
-type Entry struct {
-	Entry   string `json:"entry"` // http | grpc | ...
-	Route   string `json:"route"`
-	Marked  int64  `json:"marked"`
-	Refused int64  `json:"refused"`
-}
-
-// Decision counts one shadow decision of a store for a target.
-type Decision struct {
-	Store    string `json:"store"` // sql | redis | kafka | nats | amqp | http | grpc ...
-	Target   string `json:"target"`
-	Decision string `json:"decision"` // redirect | block | guard | refuse | mock | pass
-	To       string `json:"to,omitempty"`
-	N        int64  `json:"n"`
-}
-
-// Error counts one kind of error.
-type Error struct {
-	Reason string `json:"reason"`
-	N      int64  `json:"n"`
-}
+// The answer's types are the runtime's ([shadowlane.RunStatus]): the
+// contract has one definition, the side that writes it.
+type (
+	// Status is one service's answer for one run (cumulative for that run
+	// within the process).
+	Status = shadowlane.RunStatus
+	// Entry counts the marked requests of one entry point (http | grpc |
+	// kafka:<topic> ...) and route.
+	Entry = shadowlane.RunEntry
+	// Decision counts one shadow decision (redirect | block | guard |
+	// refuse | mock | pass) of a store (sql | redis | kafka | ...) for a
+	// target.
+	Decision = shadowlane.RunDecision
+	// Error counts one kind of error.
+	Error = shadowlane.RunErrorRows
+)
 
 // MaxBody is the largest status answer Fetch reads.
 const MaxBody = 4 << 20
