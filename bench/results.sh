@@ -190,7 +190,7 @@ median() { sort -g | awk '{v[NR]=$1} END { if (NR == 0) print "-"; else if (NR %
 
 # section ID writes the table of comparison ID to $WORK/sec.ID.md
 section() {
-	local id=$1 title pkg r row p path n1 n2 count lines ns allocs extra ratio base sec
+	local id=$1 title pkg r row p path n1 n2 count lines ns allocs extra ratio base sec iters
 	sec="$WORK/sec.$id.md"
 	mapfile -t group < <(rows | awk -F'|' -v id="$id" '$1 == id')
 	title=$(printf '%s\n' "${group[0]}" | cut -d'|' -f2)
@@ -219,7 +219,14 @@ section() {
 		ns=$(printf '%s\n' "$lines" | awk '{for (i=1;i<NF;i++) if ($(i+1)=="ns/op") print $i}' | median)
 		allocs=$(printf '%s\n' "$lines" | awk '{for (i=1;i<NF;i++) if ($(i+1)=="allocs/op") print $i}' | median)
 		extra=$(metrics "$lines")
-		if [ -z "$lines" ]; then ns="skipped"; fi
+		if [ -z "$lines" ]; then
+			ns="skipped"
+		else
+			# a round that ran fewer than 10 iterations timed a stall (or
+			# the first, cold call), not the operation: say so
+			iters=$(printf '%s\n' "$lines" | awk '{print $2}' | median)
+			if awk -v n="$iters" 'BEGIN { exit !(n < 10) }'; then ns="$ns (only $iters iterations)"; fi
+		fi
 		ratio=""
 		# the SQL tables compare each rewrite with its own bare parser (no
 		# ratio when that parser has no count); counts are whole numbers
