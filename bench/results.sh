@@ -196,7 +196,9 @@ section() {
 	title=$(printf '%s\n' "${group[0]}" | cut -d'|' -f2)
 	pkg=$(printf '%s\n' "${group[0]}" | cut -d'|' -f3)
 	echo "== $id" >&2
-	# timing: ROUNDS rounds, each running every row once
+	# timing: ROUNDS rounds, each running every row once (a kept WORK
+	# keeps binaries, not the timings of an earlier run)
+	: >"$WORK/time.$id.log"
 	for ((r = 1; r <= ROUNDS; r++)); do
 		for row in "${group[@]}"; do
 			IFS='|' read -r _ _ p path _ _ _ <<<"$row"
@@ -225,7 +227,7 @@ section() {
 			# a round that ran fewer than 10 iterations timed a stall (or
 			# the first, cold call), not the operation: say so
 			iters=$(printf '%s\n' "$lines" | awk '{print $2}' | median)
-			if awk -v n="$iters" 'BEGIN { exit !(n < 10) }'; then ns="$ns (only $iters iterations)"; fi
+			if awk -v n="$iters" 'BEGIN { exit !(n < 10) }'; then ns="$ns (n=$iters per round)"; fi
 		fi
 		ratio=""
 		# the SQL tables compare each rewrite with its own bare parser (no
