@@ -146,7 +146,7 @@ func (c *conn) ExecContext(ctx context.Context, query string, args []driver.Name
 	if base, ok := c.base.(driver.ExecerContext); ok {
 		return connCall(c, ctx, query, args, base, driver.ExecerContext.ExecContext)
 	}
-	//lint:ignore SA1019 a driver with only the old Execer runs statements directly under database/sql, so it must through the wrapper too
+	//lint:ignore SA1019 a driver with only the old Execer runs statements directly under database/sql, so it runs them directly through the wrapper too
 	if base, ok := c.base.(driver.Execer); ok {
 		return connCall(c, ctx, query, args, base, execOld)
 	}
@@ -157,7 +157,7 @@ func (c *conn) QueryContext(ctx context.Context, query string, args []driver.Nam
 	if base, ok := c.base.(driver.QueryerContext); ok {
 		return connCall(c, ctx, query, args, base, driver.QueryerContext.QueryContext)
 	}
-	//lint:ignore SA1019 a driver with only the old Queryer runs queries directly under database/sql, so it must through the wrapper too
+	//lint:ignore SA1019 a driver with only the old Queryer runs queries directly under database/sql, so it runs them directly through the wrapper too
 	if base, ok := c.base.(driver.Queryer); ok {
 		return connCall(c, ctx, query, args, base, queryOld)
 	}
