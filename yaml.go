@@ -128,6 +128,18 @@ var (
 	alreadyRE   = regexp.MustCompile(`^field (.*) already set in type \S+$`)
 )
 
+// keyErrors are yaml.v3's messages about a mapping key, in the order they
+// are tried: placed at the key their first submatch names, and reworded
+// by msg.
+var keyErrors = [...]struct {
+	re  *regexp.Regexp
+	msg func(s []string) string
+}{
+	{notFoundRE, func(s []string) string { return fmt.Sprintf("unknown field %q", s[1]) }},
+	{duplicateRE, func(s []string) string { return fmt.Sprintf("duplicate key %q (first at line %s)", s[1], s[2]) }},
+	{alreadyRE, func(s []string) string { return fmt.Sprintf("field %q set twice", s[1]) }},
+}
+
 // fieldError places one of yaml.v3's "line N: ..." decoding messages.
 func (idx nodeIndex) fieldError(m string) *DecodeError {
 	fe := &DecodeError{FieldError: FieldError{Msg: m}}
@@ -148,68 +160,62 @@ func (idx nodeIndex) fieldError(m string) *DecodeError {
 		}
 	}
 	is := func(s string) func(string) bool { return func(t string) bool { return t == s } }
+	for _, k := range keyErrors {
+		if s := k.re.FindStringSubmatch(fe.Msg); s != nil {
+			pick(true, 0, is(s[1]))
+			fe.Msg = k.msg(s)
+			return fe
+		}
+	}
+	s := cannotRE.FindStringSubmatch(fe.Msg)
+	if s == nil {
+		pick(false, 0, nil)
+		return fe
+	}
+	val := s[2]
+	match := func(t string) bool {
+		if p, ok := strings.CutSuffix(val, "..."); ok && len(t) > 10 {
+			return strings.HasPrefix(t, p)
+		}
+		return t == val
+	}
+	switch s[1] {
+	case "!!seq":
+		pick(false, yaml.SequenceNode, nil)
+	case "!!map":
+		pick(false, yaml.MappingNode, nil)
+	default:
+		pick(false, yaml.ScalarNode, match)
+	}
+	got := map[string]string{"!!seq": "a sequence", "!!map": "a mapping", "!!str": "the string", "!!int": "the integer",
+		"!!float": "the number", "!!bool": "the boolean", "!!null": "null"}[s[1]]
+	if got == "" {
+		got = s[1]
+	}
+	if val != "" {
+		got += " " + strconv.Quote(val)
+	}
+	want := strings.TrimLeft(s[3], "*")
 	switch {
-	case notFoundRE.MatchString(fe.Msg):
-		name := notFoundRE.FindStringSubmatch(fe.Msg)[1]
-		pick(true, 0, is(name))
-		fe.Msg = fmt.Sprintf("unknown field %q", name)
-	case duplicateRE.MatchString(fe.Msg):
-		s := duplicateRE.FindStringSubmatch(fe.Msg)
-		pick(true, 0, is(s[1]))
-		fe.Msg = fmt.Sprintf("duplicate key %q (first at line %s)", s[1], s[2])
-	case alreadyRE.MatchString(fe.Msg):
-		name := alreadyRE.FindStringSubmatch(fe.Msg)[1]
-		pick(true, 0, is(name))
-		fe.Msg = fmt.Sprintf("field %q set twice", name)
-	case cannotRE.MatchString(fe.Msg):
-		s := cannotRE.FindStringSubmatch(fe.Msg)
-		val := s[2]
-		match := func(t string) bool {
-			if p, ok := strings.CutSuffix(val, "..."); ok && len(t) > 10 {
-				return strings.HasPrefix(t, p)
-			}
-			return t == val
-		}
-		switch s[1] {
-		case "!!seq":
-			pick(false, yaml.SequenceNode, nil)
-		case "!!map":
-			pick(false, yaml.MappingNode, nil)
-		default:
-			pick(false, yaml.ScalarNode, match)
-		}
-		got := map[string]string{"!!seq": "a sequence", "!!map": "a mapping", "!!str": "the string", "!!int": "the integer",
-			"!!float": "the number", "!!bool": "the boolean", "!!null": "null"}[s[1]]
-		if got == "" {
-			got = s[1]
-		}
-		if val != "" {
-			got += " " + strconv.Quote(val)
-		}
-		want := strings.TrimLeft(s[3], "*")
-		switch {
-		case strings.HasPrefix(want, "[]"):
-			want = "a sequence"
-		case strings.HasPrefix(want, "map["):
+	case strings.HasPrefix(want, "[]"):
+		want = "a sequence"
+	case strings.HasPrefix(want, "map["):
+		want = "a mapping"
+	}
+	switch want {
+	case "time.Duration":
+		want = `a duration like "1.5s"`
+	case "string":
+		want = "a string"
+	case "bool":
+		want = "true or false"
+	case "int", "int64", "float64", "uint", "uint64":
+		want = "a number (" + want + ")"
+	default:
+		if strings.Contains(want, ".") { // a struct of the config
 			want = "a mapping"
 		}
-		switch want {
-		case "time.Duration":
-			want = `a duration like "1.5s"`
-		case "string":
-			want = "a string"
-		case "bool":
-			want = "true or false"
-		case "int", "int64", "float64", "uint", "uint64":
-			want = "a number (" + want + ")"
-		default:
-			if strings.Contains(want, ".") { // a struct of the config
-				want = "a mapping"
-			}
-		}
-		fe.Msg = fmt.Sprintf("expected %s, got %s", want, got)
-	default:
-		pick(false, 0, nil)
 	}
+	fe.Msg = fmt.Sprintf("expected %s, got %s", want, got)
 	return fe
 }

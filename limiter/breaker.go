@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"sync/atomic"
 	"time"
+
+	"github.com/shadowlane/shadowlane/internal/enumname"
 )
 
 // Strategy is what a circuit breaker measures.
@@ -21,15 +23,7 @@ const (
 
 // String returns "error_ratio", "error_count" or "slow_ratio".
 func (s Strategy) String() string {
-	switch s {
-	case ErrorRatio:
-		return "error_ratio"
-	case ErrorCount:
-		return "error_count"
-	case SlowRatio:
-		return "slow_ratio"
-	}
-	return fmt.Sprintf("Strategy(%d)", uint8(s))
+	return enumname.String([]string{ErrorRatio: "error_ratio", ErrorCount: "error_count", SlowRatio: "slow_ratio"}, s, "Strategy")
 }
 
 // BreakerRule configures a circuit breaker on the resources a [Rule]
@@ -101,15 +95,7 @@ const (
 
 // String returns "closed", "open" or "half-open".
 func (s State) String() string {
-	switch s {
-	case Closed:
-		return "closed"
-	case Open:
-		return "open"
-	case HalfOpen:
-		return "half-open"
-	}
-	return fmt.Sprintf("State(%d)", int32(s))
+	return enumname.String([]string{Closed: "closed", Open: "open", HalfOpen: "half-open"}, s, "State")
 }
 
 // StateChange describes one breaker transition, given to listeners

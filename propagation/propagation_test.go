@@ -143,6 +143,14 @@ func TestInjectMergesBaggage(t *testing.T) {
 	if h3.Get("Baggage") != full || h3.Get("X-Shadowlane-Run") != "r1" {
 		t.Fatal("baggage limit not respected")
 	}
+	// a stale member of ours written without a value ("key;props") is
+	// replaced too, as Strip removes it
+	h4 := http.Header{}
+	h4.Set("Baggage", "userId=alice,shadowlane.run;p")
+	c.Inject(propagation.Mark{Run: "r2"}, "", h4)
+	if got := h4.Get("Baggage"); got != "userId=alice,shadowlane.run=r2" {
+		t.Fatalf("stale valueless member: %q", got)
+	}
 	// Strip removes our members and keeps the rest
 	c.Strip(h)
 	if h.Get("X-Shadowlane-Run") != "" || h.Get("Baggage") != "userId=alice" {

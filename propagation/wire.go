@@ -294,31 +294,7 @@ func (c *Codec) inject(m Mark, token string, carrier interface {
 // carry the mark).
 func (c *Codec) MergeBaggage(existing string, m Mark, token string) (string, bool) {
 	var b strings.Builder
-	members := 0
-	for rest := existing; len(rest) > 0; {
-		var mem string
-		if i := strings.IndexByte(rest, ','); i >= 0 {
-			mem, rest = rest[:i], rest[i+1:]
-		} else {
-			mem, rest = rest, ""
-		}
-		k := mem
-		if i := strings.IndexByte(k, '='); i >= 0 {
-			k = k[:i]
-		}
-		switch trimOWS(k) {
-		case c.n.RunMember, c.n.EnvMember, c.n.TokenMember:
-			continue
-		}
-		if trimOWS(mem) == "" {
-			continue
-		}
-		if members > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteString(trimOWS(mem))
-		members++
-	}
+	members, _ := c.appendOthers(&b, existing)
 	add := func(k, v string) {
 		if v == "" {
 			return

@@ -137,7 +137,7 @@ func grantsPostgres(ctx context.Context, dsn string, stdout, stderr io.Writer) i
 	if bypass {
 		problems = append(problems, "the role bypasses row-level security")
 	}
-	dbs, err := strList(ctx, db, `SELECT datname FROM pg_database WHERE datallowconn AND NOT datistemplate
+	dbs, err := queryColumn(ctx, db, `SELECT datname FROM pg_database WHERE datallowconn AND NOT datistemplate
 		AND datname <> current_database() AND has_database_privilege(datname, 'CONNECT') ORDER BY 1`)
 	if err != nil {
 		fmt.Fprintf(stderr, "shadowlane check: postgres shadow role: %v\n", err)
@@ -146,7 +146,7 @@ func grantsPostgres(ctx context.Context, dsn string, stdout, stderr io.Writer) i
 	if len(dbs) > 0 {
 		problems = append(problems, "may connect to other databases: "+strings.Join(dbs, ", ")+" (REVOKE CONNECT ON DATABASE ... FROM PUBLIC, and from the role)")
 	}
-	tabs, err := strList(ctx, db, `SELECT n.nspname || '.' || c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+	tabs, err := queryColumn(ctx, db, `SELECT n.nspname || '.' || c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 		WHERE c.relkind IN ('r', 'p') AND n.nspname <> coalesce(current_schema(), '')
 		AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\_%'
 		AND has_table_privilege(c.oid, 'INSERT, UPDATE, DELETE, TRUNCATE') ORDER BY 1 LIMIT 21`)
@@ -170,21 +170,4 @@ func grantsPostgres(ctx context.Context, dsn string, stdout, stderr io.Writer) i
 	}
 	fmt.Fprintln(stdout, "  ok: none")
 	return exitOK
-}
-
-func strList(ctx context.Context, db *sql.DB, q string) ([]string, error) {
-	rows, err := db.QueryContext(ctx, q)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var s string
-		if err := rows.Scan(&s); err != nil {
-			return nil, err
-		}
-		out = append(out, s)
-	}
-	return out, rows.Err()
 }

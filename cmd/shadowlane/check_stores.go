@@ -496,12 +496,11 @@ func infoField(info, name string) string {
 // ---- Kafka ----
 
 func checkKafka(ctx context.Context, seeds, topics []string, naming shadow.Naming, timeout time.Duration) []finding {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.DialTimeout(min(timeout, 5*time.Second)))
+	adm, err := kafkaAdmin(seeds, kgo.DialTimeout(min(timeout, 5*time.Second)))
 	if err != nil {
 		return []finding{findErr("client", "%v", err)}
 	}
-	defer cl.Close()
-	adm := kadm.NewClient(cl)
+	defer adm.Close()
 	names := slices.Clone(topics)
 	for _, t := range topics {
 		names = append(names, naming.Shadow(t))

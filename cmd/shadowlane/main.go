@@ -28,27 +28,40 @@ const (
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 
+// command is a sub-command: its name, what runs it and its lines in the
+// usage (the first beside the name).
+type command struct {
+	name string
+	run  func(args []string, stdout, stderr io.Writer) int
+	help string
+}
+
+// commands are the sub-commands, in the order the usage lists them.
+func commands() []command {
+	return []command{
+		{"drill", cmdDrill, `run the end-to-end isolation drill (embedded SQLite, miniredis, kfake by default;
+--redis/--mysql/--postgres/--kafka for real backends); exit 0 only if every invariant holds`},
+		{"token", cmdToken, `mint a signed load-test token for an edge, printed ready to use
+(--format token|header|curl|hey|vegeta|k6|env), with its expiry`},
+		{"check", cmdCheck, `validate a config file and, with --mysql/--postgres/--sqlite, the shadow twins of --tables`},
+		{"shadow", cmdShadow, `plan|create|purge the shadow twins of the config's stores (tables with their own
+sequences, foreign keys, views; Redis seed keys); purge --run R | --all [--yes]`},
+		{"verify", cmdVerify, `after a run: check from the stores that the run's rows, keys and messages are in the
+shadow twins and none in production (--run R; exit 0 ok, 1 leak, 3 unreachable)`},
+		{"vet", cmdVet, `report code that loses the mark (runs shadowlane-vet; see "shadowlane vet -h")`},
+		{"run", cmdRun, `pressure-test your own HTTP entry points from a scenario file: paced load-test requests with
+the run's token (re-minted before expiry), production probes, abort conditions, per-service
+evidence (--services), results as JSON lines and an HTML report; --part i/n on several machines`},
+		{"report", cmdReport, `merge the results files of the parts of a run into one report (report merge FILE...)`},
+	}
+}
+
 func usage(w io.Writer) {
-	fmt.Fprint(w, `usage: shadowlane <command> [flags]
-
-commands:
-  drill   run the end-to-end isolation drill (embedded SQLite, miniredis, kfake by default;
-          --redis/--mysql/--postgres/--kafka for real backends); exit 0 only if every invariant holds
-  token   mint a signed load-test token for an edge, printed ready to use
-          (--format token|header|curl|hey|vegeta|k6|env), with its expiry
-  check   validate a config file and, with --mysql/--postgres/--sqlite, the shadow twins of --tables
-  shadow  plan|create|purge the shadow twins of the config's stores (tables with their own
-          sequences, foreign keys, views; Redis seed keys); purge --run R | --all [--yes]
-  verify  after a run: check from the stores that the run's rows, keys and messages are in the
-          shadow twins and none in production (--run R; exit 0 ok, 1 leak, 3 unreachable)
-  vet     report code that loses the mark (runs shadowlane-vet; see "shadowlane vet -h")
-  run     pressure-test your own HTTP entry points from a scenario file: paced load-test requests with
-          the run's token (re-minted before expiry), production probes, abort conditions, per-service
-          evidence (--services), results as JSON lines and an HTML report; --part i/n on several machines
-  report  merge the results files of the parts of a run into one report (report merge FILE...)
-
-run "shadowlane <command> -h" for the flags of a command
-`)
+	fmt.Fprint(w, "usage: shadowlane <command> [flags]\n\ncommands:\n")
+	for _, c := range commands() {
+		fmt.Fprintf(w, "  %-7s %s\n", c.name, strings.ReplaceAll(c.help, "\n", "\n"+strings.Repeat(" ", 10)))
+	}
+	fmt.Fprint(w, "\nrun \"shadowlane <command> -h\" for the flags of a command\n")
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
@@ -57,25 +70,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	switch args[0] {
-	case "drill":
-		return cmdDrill(args[1:], stdout, stderr)
-	case "token":
-		return cmdToken(args[1:], stdout, stderr)
-	case "check":
-		return cmdCheck(args[1:], stdout, stderr)
-	case "shadow":
-		return cmdShadow(args[1:], stdout, stderr)
-	case "verify":
-		return cmdVerify(args[1:], stdout, stderr)
-	case "vet":
-		return cmdVet(args[1:], stdout, stderr)
-	case "run":
-		return cmdRun(args[1:], stdout, stderr)
-	case "report":
-		return cmdReport(args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		usage(stdout)
 		return exitOK
+	}
+	for _, c := range commands() {
+		if c.name == args[0] {
+			return c.run(args[1:], stdout, stderr)
+		}
 	}
 	fmt.Fprintf(stderr, "shadowlane: unknown command %q\n", args[0])
 	usage(stderr)
@@ -83,8 +85,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 }
 
 func cmdDrill(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("drill", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("drill", stderr)
 	n := fs.Int("requests", 20, "requests per scenario")
 	c := fs.Int("concurrency", 8, "parallel clients")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
@@ -192,6 +193,32 @@ func cmdDrill(args []string, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
+// newFlagSet is the flag set of the command name: its errors and -h go to
+// stderr, and Parse returns them (the command then exits with exitUsage).
+func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return fs
+}
+
+// configFlag registers --config, the config file, by default
+// $SHADOWLANE_CONFIG; usage says what the command reads from it.
+func configFlag(fs *flag.FlagSet, usage string) *string {
+	return fs.String("config", os.Getenv("SHADOWLANE_CONFIG"), usage)
+}
+
+// storesConfigUsage is the --config usage of the commands that act on the
+// config's stores.
+const storesConfigUsage = "config file whose stores: section names the stores and production targets"
+
+// registerStoreFlags registers --config (with usage configUsage) and the
+// database and store flags, which the config's stores section fills (see
+// storesFromConfig).
+func registerStoreFlags(fs *flag.FlagSet, configUsage string) (*string, *sqlCheckFlags, *storeCheckFlags) {
+	cfgFile := configFlag(fs, configUsage)
+	return cfgFile, registerSQLCheckFlags(fs), registerStoreCheckFlags(fs)
+}
+
 // isTerminal reports whether f is a character device (a terminal).
 func isTerminal(f *os.File) bool {
 	fi, err := f.Stat()
@@ -199,11 +226,8 @@ func isTerminal(f *os.File) bool {
 }
 
 func cmdCheck(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("check", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	cfgFile := fs.String("config", os.Getenv("SHADOWLANE_CONFIG"), "config file to check")
-	sqlFlags := registerSQLCheckFlags(fs)
-	storeFlags := registerStoreCheckFlags(fs)
+	fs := newFlagSet("check", stderr)
+	cfgFile, sqlFlags, storeFlags := registerStoreFlags(fs, "config file to check")
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
 	}

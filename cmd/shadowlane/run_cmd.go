@@ -22,14 +22,13 @@ import (
 // cmdRun is `shadowlane run [flags] SCENARIO.yaml`: a pressure test of
 // the team's own HTTP entry points.
 func cmdRun(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("run", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("run", stderr)
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: shadowlane run [flags] SCENARIO.yaml")
 		fs.PrintDefaults()
 	}
 	runID := fs.String("run", "", "run id (default: the scenario's run, else run-YYYYMMDD-HHMMSS; required with --part)")
-	cfgFile := fs.String("config", os.Getenv("SHADOWLANE_CONFIG"), "config file holding trust.keys to mint the run's token (else SHADOWLANE_KEYS)")
+	cfgFile := configFlag(fs, "config file holding trust.keys to mint the run's token (else SHADOWLANE_KEYS)")
 	services := fs.String("services", "", "comma-separated admin URLs of the services (http://host:9464,...): their per-run evidence is read before and after the run, and a leak alarm aborts it")
 	partFlag := fs.String("part", "1/1", "this machine's part i/n of a run spread over n load machines: 1/n of the rate, its own sequence and id space")
 	out := fs.String("out", "run-report", "directory for results*.jsonl, report.json and index.html")
@@ -231,8 +230,7 @@ func cmdReport(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "usage: shadowlane report merge [--out DIR] [--json] RESULTS.jsonl...")
 		return exitUsage
 	}
-	fs := flag.NewFlagSet("report merge", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("report merge", stderr)
 	out := fs.String("out", "run-report-merged", "directory for the merged report.json and index.html")
 	asJSON := fs.Bool("json", false, "print the merged report as JSON instead of the text summary")
 	files, err := parseInterleavedAll(fs, args[1:])

@@ -249,7 +249,7 @@ func amqpTwins(uri string, listedX, listedQ []string, top storecfg.AMQPTopology,
 // twins of queues. It refuses any name that is not a shadow name.
 func amqpPurge(uri string, queues []string, naming shadow.Naming, timeout time.Duration, yes bool, stdout, stderr io.Writer) int {
 	for _, q := range queues {
-		if twin := naming.Shadow(q); !naming.IsShadow(twin) || twin == q || naming.IsShadow(q) {
+		if twin, ok := purgeTwin(naming, q); !ok {
 			fmt.Fprintf(stderr, "shadowlane shadow purge: amqp: refusing %q: not a shadow queue\n", twin)
 			return exitViolation
 		}

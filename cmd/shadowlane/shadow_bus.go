@@ -27,13 +27,12 @@ import (
 
 // kafkaTwins plans (apply false) or creates the shadow topics of topics.
 func kafkaTwins(ctx context.Context, seeds, topics []string, naming shadow.Naming, apply bool, stdout, stderr io.Writer) int {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...))
+	adm, err := kafkaAdmin(seeds)
 	if err != nil {
 		fmt.Fprintln(stderr, "shadowlane shadow: kafka:", err)
 		return exitUsage
 	}
-	defer cl.Close()
-	adm := kadm.NewClient(cl)
+	defer adm.Close()
 	names := append([]string(nil), topics...)
 	for _, t := range topics {
 		if naming.IsShadow(t) {
@@ -97,17 +96,16 @@ func kafkaTwins(ctx context.Context, seeds, topics []string, naming shadow.Namin
 // kafkaPurge counts and, with yes, deletes the records of the shadow
 // topics of topics (DeleteRecords up to the end offsets; the topics stay).
 func kafkaPurge(ctx context.Context, seeds, topics []string, naming shadow.Naming, yes bool, stdout, stderr io.Writer) int {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...))
+	adm, err := kafkaAdmin(seeds)
 	if err != nil {
 		fmt.Fprintln(stderr, "shadowlane shadow purge: kafka:", err)
 		return exitUsage
 	}
-	defer cl.Close()
-	adm := kadm.NewClient(cl)
+	defer adm.Close()
 	var twins []string
 	for _, t := range topics {
-		twin := naming.Shadow(t)
-		if !naming.IsShadow(twin) || twin == t || naming.IsShadow(t) {
+		twin, ok := purgeTwin(naming, t)
+		if !ok {
 			fmt.Fprintf(stderr, "shadowlane shadow purge: kafka: refusing %q: not a shadow topic\n", twin)
 			return exitViolation
 		}
@@ -157,6 +155,16 @@ func kafkaPurge(ctx context.Context, seeds, topics []string, naming shadow.Namin
 		return exitViolation
 	}
 	return exitOK
+}
+
+// kafkaAdmin is an admin client of the brokers seeds; closing it closes
+// its client.
+func kafkaAdmin(seeds []string, opts ...kgo.Opt) (*kadm.Client, error) {
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(seeds...)}, opts...)...)
+	if err != nil {
+		return nil, err
+	}
+	return kadm.NewClient(cl), nil
 }
 
 func natsJS(uri string) (*nats.Conn, jetstream.JetStream, error) {
@@ -228,8 +236,8 @@ func natsPurge(ctx context.Context, uri string, streams []string, names shadow.N
 	}
 	defer nc.Close()
 	for _, name := range streams {
-		twin := names.Shadow(name)
-		if !names.IsShadow(twin) || twin == name || names.IsShadow(name) {
+		twin, ok := purgeTwin(names, name)
+		if !ok {
 			fmt.Fprintf(stderr, "shadowlane shadow purge: nats: refusing %q: not a shadow stream\n", twin)
 			return exitViolation
 		}

@@ -4,10 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"time"
 
@@ -32,11 +30,8 @@ func cmdShadow(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	sub := args[0]
-	fs := flag.NewFlagSet("shadow "+sub, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	cfgFile := fs.String("config", os.Getenv("SHADOWLANE_CONFIG"), "config file whose stores: section names the stores and production targets")
-	sq := registerSQLCheckFlags(fs)
-	st := registerStoreCheckFlags(fs)
+	fs := newFlagSet("shadow "+sub, stderr)
+	cfgFile, sq, st := registerStoreFlags(fs, storesConfigUsage)
 	seedTTL := fs.Duration("seed-ttl", 0, "create: TTL of the copied seed keys (0 keeps them without expiry)")
 	runID := fs.String("run", "", "purge: the run whose rows to delete")
 	all := fs.Bool("all", false, "purge: empty every shadow twin and delete every shadow key")

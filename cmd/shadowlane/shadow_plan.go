@@ -272,3 +272,93 @@ func queryStrings(ctx context.Context, db *sql.DB, q string, args ...any) ([][]s
 	}
 	return out, closeRows(rows)
 }
+
+// twinFKs says how a planner reads and writes the foreign keys of a
+// production table and its twin: rows of its foreign-key query, the
+// constraint name first.
+type twinFKs struct {
+	prod       [][]string // production's keys
+	ref        int        // the column of a row naming the referenced table
+	twinExists bool
+	twin       func() ([][]string, error) // reads the twin's keys
+	// key says what makes two keys the same, the referenced table named
+	// ref (an error for a key it cannot read).
+	key  func(fk []string, ref string) (string, error)
+	drop func(fk []string) string                   // DDL dropping the twin's key fk
+	add  func(fk []string, name, ref string) string // DDL giving the twin production's key fk as name, referencing ref
+}
+
+// twinForeignKeys puts the tables that table's keys reference in the plan
+// (see addParent) and returns the step, to run once every table's twin is
+// planned, that points the keys of table's twin at the parents' twins: it
+// drops the twin's keys that reference a production table and adds
+// production's keys the twin lacks.
+func (p *schemaPlan) twinForeignKeys(set *tableSet, naming shadow.Naming, table, twin string, f twinFKs) func() error {
+	for _, fk := range f.prod {
+		p.addParent(set, table, fk[f.ref])
+	}
+	return func() error { return p.planTwinFKs(naming, table, twin, f) }
+}
+
+// planTwinFKs is the step of twinForeignKeys.
+func (p *schemaPlan) planTwinFKs(naming shadow.Naming, table, twin string, f twinFKs) error {
+	have := map[string]bool{}
+	if f.twinExists {
+		tfks, err := f.twin()
+		if err != nil {
+			return err
+		}
+		for _, fk := range tfks {
+			if k, err := f.key(fk, fk[f.ref]); err == nil {
+				have[k] = true
+			}
+			if !naming.IsShadow(fk[f.ref]) {
+				p.add(schemaAction{Table: table, Object: fk[0], Why: fmt.Sprintf("foreign key %s of %s references production table %s", fk[0], twin, fk[f.ref]),
+					SQL: []string{f.drop(fk)}})
+			}
+		}
+	}
+	for _, fk := range f.prod {
+		ref := naming.Shadow(fk[f.ref])
+		k, err := f.key(fk, ref)
+		if err != nil {
+			return err
+		}
+		if have[k] {
+			continue
+		}
+		name := naming.Shadow(fk[0])
+		p.add(schemaAction{Table: table, Object: name, Why: fmt.Sprintf("foreign key %s -> %s missing", name, ref), SQL: []string{f.add(fk, name, ref)}})
+	}
+	return nil
+}
+
+// missingTriggers returns the triggers of a production table that its
+// twin lacks under their shadow names: the rows of prodQuery on prod, the
+// trigger's name first; the twin's trigger names are those of twinQuery
+// on twin, none when the twin does not exist (twinOK false).
+func missingTriggers(ctx context.Context, db *sql.DB, naming shadow.Naming, twinOK bool, prodQuery string, prod any, twinQuery string, twin any) ([][]string, error) {
+	trg, err := queryStrings(ctx, db, prodQuery, prod)
+	if err != nil || !twinOK {
+		return trg, err
+	}
+	names, err := queryColumn(ctx, db, twinQuery, twin)
+	if err != nil {
+		return nil, err
+	}
+	return slices.DeleteFunc(trg, func(tr []string) bool { return slices.Contains(names, naming.Shadow(tr[0])) }), nil
+}
+
+// queryColumn runs q and returns the first column of its rows, as
+// queryStrings reads them.
+func queryColumn(ctx context.Context, db *sql.DB, q string, args ...any) ([]string, error) {
+	rows, err := queryStrings(ctx, db, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, len(rows))
+	for i, r := range rows {
+		out[i] = r[0]
+	}
+	return out, nil
+}

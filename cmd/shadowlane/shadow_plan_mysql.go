@@ -123,56 +123,25 @@ func planMySQL(ctx context.Context, db *sql.DB, tables []string, naming shadow.N
 		if err != nil {
 			return nil, err
 		}
-		for _, fk := range fks {
-			p.addParent(set, t, fk[1])
-		}
-		later = append(later, func() error {
-			have := map[string]bool{}
-			if twinOK {
-				tfks, err := myForeignKeys(ctx, db, twin)
-				if err != nil {
-					return err
-				}
-				for _, fk := range tfks {
-					have[fk[1]+"|"+fk[4]+"|"+fk[5]] = true
-					if !naming.IsShadow(fk[1]) {
-						p.add(schemaAction{Table: t, Object: fk[0], Why: fmt.Sprintf("foreign key %s of %s references production table %s", fk[0], twin, fk[1]),
-							SQL: []string{fmt.Sprintf("ALTER TABLE %s DROP FOREIGN KEY %s", qMy(twin), qMy(fk[0]))}})
-					}
-				}
-			}
-			for _, fk := range fks {
-				ref := naming.Shadow(fk[1])
-				if have[ref+"|"+fk[4]+"|"+fk[5]] {
-					continue
-				}
-				name := naming.Shadow(fk[0])
-				p.add(schemaAction{Table: t, Object: name, Why: fmt.Sprintf("foreign key %s -> %s missing", name, ref),
-					SQL: []string{fmt.Sprintf("ALTER TABLE %s ADD CONSTRAINT %s FOREIGN KEY (%s) REFERENCES %s (%s) ON UPDATE %s ON DELETE %s",
-						qMy(twin), qMy(name), myCols(fk[4]), qMy(ref), myCols(fk[5]), fk[2], fk[3])}})
-			}
-			return nil
-		})
-		trg, err := queryStrings(ctx, db, `SELECT TRIGGER_NAME, ACTION_TIMING, EVENT_MANIPULATION, ACTION_STATEMENT FROM information_schema.TRIGGERS
-			WHERE EVENT_OBJECT_SCHEMA = DATABASE() AND EVENT_OBJECT_TABLE = ? ORDER BY TRIGGER_NAME`, t)
+		later = append(later, p.twinForeignKeys(set, naming, t, twin, twinFKs{prod: fks, ref: 1, twinExists: twinOK,
+			twin: func() ([][]string, error) { return myForeignKeys(ctx, db, twin) },
+			key:  func(fk []string, ref string) (string, error) { return ref + "|" + fk[4] + "|" + fk[5], nil },
+			drop: func(fk []string) string {
+				return fmt.Sprintf("ALTER TABLE %s DROP FOREIGN KEY %s", qMy(twin), qMy(fk[0]))
+			},
+			add: func(fk []string, name, ref string) string {
+				return fmt.Sprintf("ALTER TABLE %s ADD CONSTRAINT %s FOREIGN KEY (%s) REFERENCES %s (%s) ON UPDATE %s ON DELETE %s",
+					qMy(twin), qMy(name), myCols(fk[4]), qMy(ref), myCols(fk[5]), fk[2], fk[3])
+			}}))
+		trg, err := missingTriggers(ctx, db, naming, twinOK,
+			`SELECT TRIGGER_NAME, ACTION_TIMING, EVENT_MANIPULATION, ACTION_STATEMENT FROM information_schema.TRIGGERS
+			WHERE EVENT_OBJECT_SCHEMA = DATABASE() AND EVENT_OBJECT_TABLE = ? ORDER BY TRIGGER_NAME`, t,
+			`SELECT TRIGGER_NAME FROM information_schema.TRIGGERS WHERE EVENT_OBJECT_SCHEMA = DATABASE() AND EVENT_OBJECT_TABLE = ?`, twin)
 		if err != nil {
 			return nil, err
 		}
-		twinTrg := map[string]bool{}
-		if twinOK {
-			rows, err := queryStrings(ctx, db, `SELECT TRIGGER_NAME FROM information_schema.TRIGGERS WHERE EVENT_OBJECT_SCHEMA = DATABASE() AND EVENT_OBJECT_TABLE = ?`, twin)
-			if err != nil {
-				return nil, err
-			}
-			for _, r := range rows {
-				twinTrg[r[0]] = true
-			}
-		}
 		for _, tr := range trg {
 			name := naming.Shadow(tr[0])
-			if twinTrg[name] {
-				continue
-			}
 			p.Reviews = append(p.Reviews, schemaReview{Table: t, Object: name,
 				Why: fmt.Sprintf("trigger %s of %s is missing on the twin; its body may write production tables: rename every table it writes to its twin", tr[0], t),
 				SQL: []string{fmt.Sprintf("CREATE TRIGGER %s %s %s ON %s FOR EACH ROW %s", qMy(name), tr[1], tr[2], qMy(twin), tr[3])}})

@@ -66,10 +66,6 @@ func fkKey(def, refName string) (string, bool) {
 func planPostgres(ctx context.Context, db *sql.DB, tables []string, naming shadow.Naming) (*schemaPlan, error) {
 	p := &schemaPlan{Dialect: "postgres"}
 	set := newTableSet(tables)
-	type twinState struct {
-		prod, twin       int64
-		schema, twinName string
-	}
 	var fkLater []func() error
 	var viewLater []func() error
 	viewSeen := map[string]bool{}
@@ -144,47 +140,23 @@ func planPostgres(ctx context.Context, db *sql.DB, tables []string, naming shado
 		}
 		// Foreign keys: LIKE copies none; the twin's point at the parents'
 		// twins. Run after every table, so parents' twins exist.
-		st := twinState{prod, twin, schema, twinName}
 		fks, err := pgForeignKeys(ctx, db, prod)
 		if err != nil {
 			return nil, err
 		}
-		for _, fk := range fks {
-			p.addParent(set, t, fk[2])
-		}
-		fkLater = append(fkLater, func() error {
-			var have map[string]bool
-			if twinOK {
-				have = map[string]bool{}
-				tfks, err := pgForeignKeys(ctx, db, st.twin)
-				if err != nil {
-					return err
+		fkLater = append(fkLater, p.twinForeignKeys(set, naming, t, twinName, twinFKs{prod: fks, ref: 2, twinExists: twinOK,
+			twin: func() ([][]string, error) { return pgForeignKeys(ctx, db, twin) },
+			key: func(fk []string, ref string) (string, error) {
+				if k, ok := fkKey(fk[1], ref); ok {
+					return k, nil
 				}
-				for _, fk := range tfks {
-					if k, ok := fkKey(fk[1], fk[2]); ok {
-						have[k] = true
-					}
-					if !naming.IsShadow(fk[2]) {
-						p.add(schemaAction{Table: t, Object: fk[0], Why: fmt.Sprintf("foreign key %s of %s references production table %s", fk[0], twinName, fk[2]),
-							SQL: []string{fmt.Sprintf("ALTER TABLE %s.%s DROP CONSTRAINT %s", qPG(st.schema), qPG(twinName), qPG(fk[0]))}})
-					}
-				}
-			}
-			for _, fk := range fks {
-				m := pgFKRef.FindStringSubmatch(fk[1])
-				if m == nil {
-					return fmt.Errorf("postgres: foreign key %s: cannot read %q", fk[0], fk[1])
-				}
-				refTwin := naming.Shadow(fk[2])
-				if have[m[1]+refTwin+m[3]] {
-					continue
-				}
-				name := naming.Shadow(fk[0])
-				p.add(schemaAction{Table: t, Object: name, Why: fmt.Sprintf("foreign key %s -> %s missing", name, refTwin),
-					SQL: []string{fmt.Sprintf("ALTER TABLE %s.%s ADD CONSTRAINT %s %s%s.%s%s", qPG(st.schema), qPG(twinName), qPG(name), m[1], qPG(fk[3]), qPG(refTwin), m[3])}})
-			}
-			return nil
-		})
+				return "", fmt.Errorf("postgres: foreign key %s: cannot read %q", fk[0], fk[1])
+			},
+			drop: func(fk []string) string { return fmt.Sprintf("ALTER TABLE %s DROP CONSTRAINT %s", qTwin, qPG(fk[0])) },
+			add: func(fk []string, name, ref string) string {
+				m := pgFKRef.FindStringSubmatch(fk[1]) // key read it
+				return fmt.Sprintf("ALTER TABLE %s ADD CONSTRAINT %s %s%s.%s%s", qTwin, qPG(name), m[1], qPG(fk[3]), qPG(ref), m[3])
+			}}))
 		// Indexes of an existing twin: LIKE copied them for a new one.
 		if twinOK {
 			idx, err := queryStrings(ctx, db, `SELECT ic.relname, pg_get_indexdef(ix.indexrelid), ix.indisunique::text, ix.indisprimary::text,
@@ -207,32 +179,20 @@ func planPostgres(ctx context.Context, db *sql.DB, tables []string, naming shado
 					p.Reviews = append(p.Reviews, schemaReview{Table: t, Object: x[0], Why: "constraint index " + sig + " missing in the twin; add the constraint to " + twinName})
 					continue
 				}
-				def := pgIndexDef.ReplaceAllString(x[1], "${1}INDEX IF NOT EXISTS "+qPG(naming.Shadow(x[0]))+" ON "+qPG(st.schema)+"."+qPG(twinName)+" USING")
+				def := pgIndexDef.ReplaceAllString(x[1], "${1}INDEX IF NOT EXISTS "+qPG(naming.Shadow(x[0]))+" ON "+qTwin+" USING")
 				p.add(schemaAction{Table: t, Object: naming.Shadow(x[0]), Why: "index " + sig + " missing", SQL: []string{def}})
 			}
 		}
 		// Triggers: reported for review, never copied.
-		trg, err := queryStrings(ctx, db, `SELECT t.tgname, pg_get_triggerdef(t.oid), p.proname, pg_get_functiondef(p.oid)
-			FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid WHERE t.tgrelid = $1 AND NOT t.tgisinternal ORDER BY t.tgname`, prod)
+		trg, err := missingTriggers(ctx, db, naming, twinOK,
+			`SELECT t.tgname, pg_get_triggerdef(t.oid), p.proname, pg_get_functiondef(p.oid)
+			FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid WHERE t.tgrelid = $1 AND NOT t.tgisinternal ORDER BY t.tgname`, prod,
+			`SELECT tgname FROM pg_trigger WHERE tgrelid = $1 AND NOT tgisinternal`, twin)
 		if err != nil {
 			return nil, err
 		}
-		var twinTrg map[string]bool
-		if twinOK {
-			rows, err := queryStrings(ctx, db, `SELECT tgname FROM pg_trigger WHERE tgrelid = $1 AND NOT tgisinternal`, twin)
-			if err != nil {
-				return nil, err
-			}
-			twinTrg = map[string]bool{}
-			for _, r := range rows {
-				twinTrg[r[0]] = true
-			}
-		}
 		for _, tr := range trg {
 			name := naming.Shadow(tr[0])
-			if twinTrg[name] {
-				continue
-			}
 			def := strings.Replace(tr[1], "TRIGGER "+tr[0]+" ", "TRIGGER "+qPG(name)+" ", 1)
 			def = pgTrigOn.ReplaceAllString(def, " ON "+qPG(schema)+"."+qPG(twinName)+" ")
 			p.Reviews = append(p.Reviews, schemaReview{Table: t, Object: name,
@@ -341,13 +301,9 @@ func planPGView(ctx context.Context, db *sql.DB, p *schemaPlan, set *tableSet, n
 			if kind != "v" {
 				return false, nil, fmt.Errorf("postgres: %s exists but is not a view", twin)
 			}
-			deps, err := queryStrings(ctx, db, `SELECT DISTINCT c.relname FROM pg_rewrite r
+			reads, err := queryColumn(ctx, db, `SELECT DISTINCT c.relname FROM pg_rewrite r
 				JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid AND d.refclassid = 'pg_class'::regclass
 				JOIN pg_class c ON c.oid = d.refobjid WHERE r.ev_class = $1 AND c.oid <> $1 ORDER BY 1`, oid)
-			reads := make([]string, len(deps))
-			for i, d := range deps {
-				reads[i] = d[0]
-			}
 			return true, reads, err
 		}})
 }

@@ -24,8 +24,8 @@ func purgeSQL(ctx context.Context, db *sql.DB, driver string, tables []string, n
 	var jobs []job
 	var args [][]any
 	for _, t := range tables {
-		twin := naming.Shadow(t)
-		if !naming.IsShadow(twin) || twin == t {
+		twin, ok := purgeTwin(naming, t)
+		if !ok {
 			fmt.Fprintf(stderr, "shadowlane shadow purge: refusing %q: not a shadow name\n", twin)
 			return exitViolation
 		}
@@ -91,6 +91,14 @@ func purgeSQL(ctx context.Context, db *sql.DB, driver string, tables []string, n
 	}
 	fmt.Fprintf(stdout, "%s: purged %d shadow table(s)\n", label, len(jobs))
 	return exitOK
+}
+
+// purgeTwin returns the twin of the production name and whether purge may
+// empty it: not when name is itself a shadow name, nor when naming makes
+// a twin that is not a shadow name or is name itself.
+func purgeTwin(naming shadow.Naming, name string) (string, bool) {
+	twin := naming.Shadow(name)
+	return twin, naming.IsShadow(twin) && twin != name && !naming.IsShadow(name)
 }
 
 // purgeColumns reports whether name is a base table and its column names

@@ -1,11 +1,9 @@
 package main
 
 import (
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"slices"
 	"strings"
 	"time"
@@ -19,15 +17,14 @@ import (
 var tokenFormats = []string{"token", "header", "curl", "hey", "vegeta", "k6", "env"}
 
 func cmdToken(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("token", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("token", stderr)
 	runID := fs.String("run", "", "load-test run id (required)")
 	env := fs.String("env", "", "bind the token to this env tag (optional)")
 	ttl := fs.Duration("ttl", time.Hour, "validity")
 	runLength := fs.Duration("run-length", 0, "how long the load test will run: warns when --ttl is shorter (an edge refuses the load once the token expires)")
 	format := fs.String("format", "token", "output: "+strings.Join(tokenFormats, "|"))
 	target := fs.String("url", "http://localhost:8080/", "target URL for the curl, hey, vegeta and k6 forms")
-	cfgFile := fs.String("config", os.Getenv("SHADOWLANE_CONFIG"), "config file holding trust.keys (else SHADOWLANE_KEYS)")
+	cfgFile := configFlag(fs, "config file holding trust.keys (else SHADOWLANE_KEYS)")
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
 	}

@@ -4,10 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
-	"os"
 	"sort"
 	"strings"
 	"time"
@@ -45,11 +43,8 @@ import (
 // run found in a twin, 1 a production target holds data of the run (or
 // the run left nothing anywhere), 2 usage, 3 a store unreachable.
 func cmdVerify(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("verify", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	cfgFile := fs.String("config", os.Getenv("SHADOWLANE_CONFIG"), "config file whose stores: section names the stores and production targets")
-	sq := registerSQLCheckFlags(fs)
-	st := registerStoreCheckFlags(fs)
+	fs := newFlagSet("verify", stderr)
+	cfgFile, sq, st := registerStoreFlags(fs, storesConfigUsage)
 	runID := fs.String("run", "", "the run to look for (required)")
 	runCol := fs.String("run-column", "shadowlane_run", "column (SQL) or hash field (Redis) that holds the run id")
 	limit := fs.Int("limit", 1_000_000, "at most this many keys or messages are read per target (a target with more is reported incomplete)")
@@ -399,25 +394,28 @@ func (v *verifier) nats(ctx context.Context, uri string, streams []string, names
 	defer nc.Close()
 	// count reads the stream from its first message with an ordered
 	// consumer and counts the messages whose run header is the run.
-	count := func(name string) (n int64, samples []string, incomplete bool, err error) {
+	count := func(name string) (n int64, samples []string, exists, incomplete bool, err error) {
 		s, err := js.Stream(ctx, name)
+		if errors.Is(err, jetstream.ErrStreamNotFound) {
+			return 0, nil, false, false, nil
+		}
 		if err != nil {
-			return 0, nil, false, err
+			return 0, nil, false, false, err
 		}
 		info, err := s.Info(ctx)
 		if err != nil || info.State.Msgs == 0 {
-			return 0, nil, false, err
+			return 0, nil, true, false, err
 		}
 		last := info.State.LastSeq
 		cons, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy})
 		if err != nil {
-			return 0, nil, false, err
+			return 0, nil, true, false, err
 		}
 		read := 0
 		for {
 			batch, err := cons.Fetch(500, jetstream.FetchMaxWait(time.Second))
 			if err != nil {
-				return n, samples, false, err
+				return n, samples, true, false, err
 			}
 			got := 0
 			var seq uint64
@@ -438,58 +436,29 @@ func (v *verifier) nats(ctx context.Context, uri string, streams []string, names
 				}
 			}
 			if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) && !errors.Is(err, context.DeadlineExceeded) {
-				return n, samples, false, err
+				return n, samples, true, false, err
 			}
 			switch {
 			case seq >= last:
-				return n, samples, false, nil
+				return n, samples, true, false, nil
 			case read >= v.limit:
-				return n, samples, true, nil
+				return n, samples, true, true, nil
 			case got == 0 && ctx.Err() != nil:
-				return n, samples, true, ctx.Err()
+				return n, samples, true, true, ctx.Err()
 			}
 		}
 	}
-	var out []finding
-	for _, name := range streams {
-		twin := names.Shadow(name)
-		subject := name + " -> " + twin
-		prod, samples, inc1, err := count(name)
-		if err != nil {
-			if errors.Is(err, jetstream.ErrStreamNotFound) {
-				out = append(out, findErr(subject, "production stream not found"))
-			} else {
-				out = append(out, findErr(subject, "production stream: %v", err))
-			}
-			continue
-		}
-		sh, _, inc2, err := count(twin)
-		if errors.Is(err, jetstream.ErrStreamNotFound) {
-			if prod > 0 {
-				out = append(out, findErr(subject, "%d message(s) of run %s in PRODUCTION (%s); no shadow stream", prod, v.run, strings.Join(samples, ", ")))
-			} else {
-				out = append(out, findWarn(subject, "no shadow stream (`shadowlane shadow create` makes it)"))
-			}
-			continue
-		}
-		if err != nil {
-			out = append(out, findErr(subject, "shadow stream: %v", err))
-			continue
-		}
-		out = append(out, v.countVerdict(subject, "message(s)", "messages", prod, sh, twin, samples, inc1 || inc2))
-	}
-	return out
+	return v.busTwins(streams, names, busTarget{kind: "stream", unit: "message(s)", limitUnit: "messages", count: count, sayNoTwin: true})
 }
 
 // ---- Kafka ----
 
 func (v *verifier) kafka(ctx context.Context, seeds, topics []string, naming shadow.Naming) []finding {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...))
+	adm, err := kafkaAdmin(seeds)
 	if err != nil {
 		return []finding{findErr("brokers", "%v", err)}
 	}
-	defer cl.Close()
-	adm := kadm.NewClient(cl)
+	defer adm.Close()
 	if _, err := adm.BrokerMetadata(ctx); err != nil {
 		return []finding{findUnreachable("reachability", err)}
 	}
@@ -557,30 +526,53 @@ func (v *verifier) kafka(ctx context.Context, seeds, topics []string, naming sha
 		}
 		return n, samples, true, false, nil
 	}
-	var out []finding
 	sort.Strings(topics)
-	for _, t := range topics {
-		twin := naming.Shadow(t)
-		subject := t + " -> " + twin
-		prod, samples, ok, inc1, err := count(t)
+	return v.busTwins(topics, naming, busTarget{kind: "topic", unit: "record(s)", limitUnit: "records", count: count})
+}
+
+// busTarget says how verify reads one kind of message target: a Kafka or
+// RocketMQ topic, a NATS stream, a RabbitMQ queue.
+type busTarget struct {
+	kind      string // "topic", "stream", "queue": in the findings
+	unit      string // what is counted, as the verdict says it: "record(s)"
+	limitUnit string // what --limit counts: "records"
+	// count counts the items of the run in the target name; exists is
+	// false when there is no such target.
+	count func(name string) (n int64, samples []string, exists, incomplete bool, err error)
+	// sayNoTwin words items of the run in production beside a missing
+	// twin as "no shadow <kind>" instead of the verdict's "0 in <twin>".
+	sayNoTwin bool
+}
+
+// busTwins reads every production target of names and its twin as t
+// says and turns their counts into findings: an error when production
+// holds items of the run or is missing, a warning when the twin is
+// missing and production holds none.
+func (v *verifier) busTwins(names []string, naming shadow.Naming, t busTarget) []finding {
+	var out []finding
+	for _, name := range names {
+		twin := naming.Shadow(name)
+		subject := name + " -> " + twin
+		prod, samples, ok, inc1, err := t.count(name)
 		if err != nil {
-			out = append(out, findErr(subject, "production topic: %v", err))
+			out = append(out, findErr(subject, "production %s: %v", t.kind, err))
 			continue
 		}
 		if !ok {
-			out = append(out, findErr(subject, "production topic not found"))
+			out = append(out, findErr(subject, "production %s not found", t.kind))
 			continue
 		}
-		sh, _, ok, inc2, err := count(twin)
-		if err != nil {
-			out = append(out, findErr(subject, "shadow topic: %v", err))
-			continue
+		sh, _, ok, inc2, err := t.count(twin)
+		switch {
+		case err != nil:
+			out = append(out, findErr(subject, "shadow %s: %v", t.kind, err))
+		case !ok && prod == 0:
+			out = append(out, findWarn(subject, "no shadow %s (`shadowlane shadow create` makes it)", t.kind))
+		case !ok && t.sayNoTwin:
+			out = append(out, findErr(subject, "%d %s of run %s in PRODUCTION (%s); no shadow %s", prod, t.unit, v.run, strings.Join(samples, ", "), t.kind))
+		default:
+			out = append(out, v.countVerdict(subject, t.unit, t.limitUnit, prod, sh, twin, samples, inc1 || inc2))
 		}
-		if !ok && prod == 0 {
-			out = append(out, findWarn(subject, "no shadow topic (`shadowlane shadow create` makes it)"))
-			continue
-		}
-		out = append(out, v.countVerdict(subject, "record(s)", "records", prod, sh, twin, samples, inc1 || inc2))
 	}
 	return out
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -34,40 +33,13 @@ import (
 // The management plugin's "get messages" would have the same effect (it
 // requeues too) and is not enabled by default, so it is not used.
 func (v *verifier) amqp(ctx context.Context, uri string, queues []string, naming shadow.Naming, timeout time.Duration) []finding {
-	conn, err := amqp.DialConfig(uri, amqp.Config{Dial: amqp.DefaultDial(min(timeout, 5*time.Second))})
+	conn, err := amqpDial(uri, timeout)
 	if err != nil {
 		return []finding{findUnreachable("reachability", err)}
 	}
 	defer conn.Close()
-	var out []finding
-	for _, q := range queues {
-		twin := naming.Shadow(q)
-		subject := q + " -> " + twin
-		prod, samples, ok, inc1, err := v.amqpCount(ctx, conn, q)
-		if err != nil {
-			out = append(out, findErr(subject, "production queue: %v", err))
-			continue
-		}
-		if !ok {
-			out = append(out, findErr(subject, "production queue not found"))
-			continue
-		}
-		sh, _, ok, inc2, err := v.amqpCount(ctx, conn, twin)
-		if err != nil {
-			out = append(out, findErr(subject, "shadow queue: %v", err))
-			continue
-		}
-		if !ok {
-			if prod > 0 {
-				out = append(out, v.verdict(subject, "waiting message(s)", prod, 0, twin, samples))
-			} else {
-				out = append(out, findWarn(subject, "no shadow queue (`shadowlane shadow create` makes it)"))
-			}
-			continue
-		}
-		out = append(out, v.countVerdict(subject, "waiting message(s)", "messages", prod, sh, twin, samples, inc1 || inc2))
-	}
-	return out
+	return v.busTwins(queues, naming, busTarget{kind: "queue", unit: "waiting message(s)", limitUnit: "messages",
+		count: func(q string) (int64, []string, bool, bool, error) { return v.amqpCount(ctx, conn, q) }})
 }
 
 // amqpCount reads the messages waiting in queue (see verifier.amqp) and
@@ -82,8 +54,7 @@ func (v *verifier) amqpCount(ctx context.Context, conn *amqp.Connection, queue s
 	defer ch.Close()
 	st, err := ch.QueueDeclarePassive(queue, false, false, false, false, nil)
 	if err != nil {
-		var ae *amqp.Error
-		if errors.As(err, &ae) && ae.Code == amqp.NotFound {
+		if amqpNotFound(err) {
 			return 0, nil, false, false, nil
 		}
 		return 0, nil, false, false, err

@@ -48,35 +48,8 @@ func (v *verifier) rocketmq(ctx context.Context, nameservers, topics []string, n
 		return []finding{findUnreachable("name server", err)}
 	}
 	defer ns.Close()
-	var out []finding
-	for _, t := range topics {
-		twin := naming.Shadow(t)
-		subject := t + " -> " + twin
-		prod, samples, ok, inc1, err := v.rmqCount(ctx, ns, t, timeout)
-		if err != nil {
-			out = append(out, findErr(subject, "production topic: %v", err))
-			continue
-		}
-		if !ok {
-			out = append(out, findErr(subject, "production topic not found"))
-			continue
-		}
-		sh, _, ok, inc2, err := v.rmqCount(ctx, ns, twin, timeout)
-		if err != nil {
-			out = append(out, findErr(subject, "shadow topic: %v", err))
-			continue
-		}
-		if !ok && prod == 0 {
-			out = append(out, findWarn(subject, "no shadow topic (`shadowlane shadow create` makes it)"))
-			continue
-		}
-		f := v.verdict(subject, "message(s)", prod, sh, twin, samples)
-		if (inc1 || inc2) && f.sev == sevOK {
-			f = findWarn(subject, "%s; stopped after --limit %d messages", f.msg, v.limit)
-		}
-		out = append(out, f)
-	}
-	return out
+	return v.busTwins(topics, naming, busTarget{kind: "topic", unit: "message(s)", limitUnit: "messages",
+		count: func(t string) (int64, []string, bool, bool, error) { return v.rmqCount(ctx, ns, t, timeout) }})
 }
 
 // rmqCount reads topic (see verifier.rocketmq) and counts the messages

@@ -13,17 +13,12 @@ func ExecComments(query string) []string {
 	var out []string
 	n := len(query)
 	for i := 0; i < n; {
-		c := query[i]
+		if j, ok := skipStringOrLine(query, i); ok {
+			i = j
+			continue
+		}
 		switch {
-		case c == '\'' || c == '"' || c == '`':
-			i = skipQuoted(query, i)
-		case c == '#':
-			i = skipLine(query, i)
-		case c == '-' && i+2 < n && query[i+1] == '-' && (query[i+2] <= ' '):
-			i = skipLine(query, i)
-		case c == '-' && i+2 == n && query[i+1] == '-':
-			i = n
-		case c == '/' && i+1 < n && query[i+1] == '*':
+		case query[i] == '/' && i+1 < n && query[i+1] == '*':
 			j := i + 2
 			if j < n && query[j] != '!' && isLetter(query[j]) && j+1 < n && query[j+1] == '!' {
 				j++ // M!, T!
@@ -69,6 +64,19 @@ func ExecComments(query string) []string {
 }
 
 func isLetter(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' }
+
+// skipStringOrLine returns the index after the string, quoted identifier
+// or line comment ('#', or '--' followed by a space, a control character
+// or the end) that starts at i, and false when none starts there.
+func skipStringOrLine(q string, i int) (int, bool) {
+	switch c := q[i]; {
+	case c == '\'' || c == '"' || c == '`':
+		return skipQuoted(q, i), true
+	case c == '#', c == '-' && i+1 < len(q) && q[i+1] == '-' && (i+2 == len(q) || q[i+2] <= ' '):
+		return skipLine(q, i), true
+	}
+	return i, false
+}
 
 // skipQuoted returns the index after the quoted token starting at i.
 func skipQuoted(q string, i int) int {

@@ -15,6 +15,7 @@ import (
 	// dependency-free one (literals and ? placeholders restore verbatim).
 	_ "github.com/pingcap/tidb/pkg/parser/test_driver"
 
+	"github.com/shadowlane/shadowlane/internal/ctescope"
 	"github.com/shadowlane/shadowlane/shadow/sqlshadow"
 )
 
@@ -114,8 +115,8 @@ func (d *Dialect) RewriteFuncs(query string, rename sqlshadow.RenameFunc, funcs 
 		if ret, err = d.returning(stmt, retExpr); err != nil {
 			return sqlshadow.Result{}, err
 		}
-		res.Tables = mergeUses(res.Tables, ret.a.uses())
-		res.Funcs = mergeFuncs(res.Funcs, ret.a.funcList())
+		res.Tables = mergeUnique(res.Tables, ret.a.uses())
+		res.Funcs = mergeUnique(res.Funcs, ret.a.funcList())
 		if res.Session == "" {
 			res.Session = ret.a.session
 		}
@@ -274,8 +275,9 @@ func (d *Dialect) restoreReturning(r *returningPart) (string, error) {
 
 func quoteBack(s string) string { return "`" + strings.ReplaceAll(s, "`", "``") + "`" }
 
-func mergeUses(a, b []sqlshadow.Use) []sqlshadow.Use {
-	seen := map[sqlshadow.Use]bool{}
+// mergeUnique appends to a the elements of b it does not hold yet.
+func mergeUnique[T comparable](a, b []T) []T {
+	seen := map[T]bool{}
 	for _, u := range a {
 		seen[u] = true
 	}
@@ -283,20 +285,6 @@ func mergeUses(a, b []sqlshadow.Use) []sqlshadow.Use {
 		if !seen[u] {
 			seen[u] = true
 			a = append(a, u)
-		}
-	}
-	return a
-}
-
-func mergeFuncs(a, b []sqlshadow.Func) []sqlshadow.Func {
-	seen := map[sqlshadow.Func]bool{}
-	for _, f := range a {
-		seen[f] = true
-	}
-	for _, f := range b {
-		if !seen[f] {
-			seen[f] = true
-			a = append(a, f)
 		}
 	}
 	return a
@@ -310,17 +298,11 @@ func splitReturningExpr(q string) (body, list string, ok bool) {
 	depth := 0
 	n := len(q)
 	for i := 0; i < n; {
-		c := q[i]
-		switch {
-		case c == '\'' || c == '"' || c == '`':
-			i = skipQuoted(q, i)
+		if j, ok := skipStringOrLine(q, i); ok {
+			i = j
 			continue
-		case c == '#':
-			i = skipLine(q, i)
-			continue
-		case c == '-' && i+2 < n && q[i+1] == '-' && q[i+2] <= ' ':
-			i = skipLine(q, i)
-			continue
+		}
+		switch c := q[i]; {
 		case c == '/' && i+1 < n && q[i+1] == '*':
 			k := indexFrom(q, i+2, "*/")
 			if k < 0 {
@@ -624,8 +606,8 @@ type analysis struct {
 	byNode  smallMap[*ast.TableName, *ref]
 	aliases smallMap[string, struct{}] // every alias and derived-table name, lower case
 	refOnly smallMap[*ast.TableName, struct{}]
-	scopes  []map[string]bool // visible CTE names, innermost last
-	owners  []ast.Node        // statement owning each scope
+	scopes  ctescope.Scopes // visible CTE names, innermost last
+	owners  []ast.Node      // statement owning each scope
 	cols    []*ast.ColumnName
 	stars   []*ast.WildCardField
 	tops    []ast.Node // INSERT/UPDATE/DELETE statements met
@@ -682,17 +664,8 @@ func emptied[T any](s []T) []T {
 }
 
 func (a *analysis) pushScope(owner ast.Node) {
-	a.scopes = append(a.scopes, map[string]bool{})
+	a.scopes.Push()
 	a.owners = append(a.owners, owner)
-}
-
-func (a *analysis) isCTE(name string) bool {
-	for i := len(a.scopes) - 1; i >= 0; i-- {
-		if a.scopes[i][name] {
-			return true
-		}
-	}
-	return false
 }
 
 func withOf(n ast.Node) *ast.WithClause {
@@ -718,7 +691,7 @@ func (a *analysis) Enter(n ast.Node) (ast.Node, bool) {
 		}
 	case *ast.CommonTableExpression:
 		if x.IsRecursive || a.recursiveScope() {
-			a.scopes[len(a.scopes)-1][x.Name.L] = true
+			a.scopes.Add(x.Name.L)
 		}
 	case *ast.TableSource:
 		if x.AsName.L != "" {
@@ -801,10 +774,10 @@ func (a *analysis) Leave(n ast.Node) (ast.Node, bool) {
 	}
 	if cte, ok := n.(*ast.CommonTableExpression); ok {
 		// A non-recursive CTE becomes visible after its own definition.
-		a.scopes[len(a.scopes)-1][cte.Name.L] = true
+		a.scopes.Add(cte.Name.L)
 	}
 	if k := len(a.owners); k > 0 && a.owners[k-1] == n {
-		a.scopes = a.scopes[:k-1]
+		a.scopes.Pop()
 		a.owners = a.owners[:k-1]
 	}
 	return n, true
@@ -888,7 +861,7 @@ func (a *analysis) addRef(tn *ast.TableName, alias string) {
 	*r = ref{tn: tn, orig: sqlshadow.Table{Schema: tn.Schema.O, Name: tn.Name.O}, origL: tn.Name.L, asOf: alias}
 	if a.refOnly.has(tn) {
 		r.alias = true // resolved against the FROM list later
-	} else if tn.Schema.L == "" && a.isCTE(tn.Name.L) {
+	} else if tn.Schema.L == "" && a.scopes.Has(tn.Name.L) {
 		r.cte = true
 	}
 	r.top, _ = a.pendingTop.get(tn)
@@ -1130,27 +1103,31 @@ func (a *analysis) rename(fn sqlshadow.RenameFunc) error {
 		a.sites = append(a.sites, site{old, r.tn.Name.O})
 	}
 	for _, c := range a.cols {
-		n, err := a.qualifier(c.Schema.L, c.Table.L)
-		if err != nil {
+		if err := a.requalify(c.Schema, &c.Table); err != nil {
 			return err
 		}
-		old := c.Table.O
-		if n != nil {
-			c.Table = n.newName
-		}
-		a.sites = append(a.sites, site{old, c.Table.O})
 	}
 	for _, c := range a.stars {
-		n, err := a.qualifier(c.Schema.L, c.Table.L)
-		if err != nil {
+		if err := a.requalify(c.Schema, &c.Table); err != nil {
 			return err
 		}
-		old := c.Table.O
-		if n != nil {
-			c.Table = n.newName
-		}
-		a.sites = append(a.sites, site{old, c.Table.O})
 	}
+	return nil
+}
+
+// requalify gives the table qualifier of a column or wildcard (schema
+// and *table) the new name of the reference it names, and records the
+// site.
+func (a *analysis) requalify(schema ast.CIStr, table *ast.CIStr) error {
+	n, err := a.qualifier(schema.L, table.L)
+	if err != nil {
+		return err
+	}
+	old := table.O
+	if n != nil {
+		*table = n.newName
+	}
+	a.sites = append(a.sites, site{old, table.O})
 	return nil
 }
 

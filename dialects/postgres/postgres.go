@@ -11,6 +11,7 @@ import (
 	pg "github.com/pganalyze/pg_query_go/v6"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
+	"github.com/shadowlane/shadowlane/internal/ctescope"
 	"github.com/shadowlane/shadowlane/shadow/sqlshadow"
 )
 
@@ -185,7 +186,7 @@ type analysis struct {
 	cols    []colRef
 	locked  []*pg.RangeVar // FOR UPDATE OF entries
 	aliases map[string]bool
-	scopes  []map[string]bool
+	scopes  ctescope.Scopes
 	dml     bool // INSERT/UPDATE/DELETE/MERGE anywhere (data-modifying CTEs too)
 	locks   bool // FOR UPDATE/SHARE anywhere
 	// cteNames are the names of every CTE of the statement.
@@ -205,15 +206,6 @@ func analyse(stmt *pg.Node) *analysis {
 		}
 	}
 	return a
-}
-
-func (a *analysis) isCTE(name string) bool {
-	for i := len(a.scopes) - 1; i >= 0; i-- {
-		if a.scopes[i][name] {
-			return true
-		}
-	}
-	return false
 }
 
 func withClauseOf(m any) *pg.WithClause {
@@ -294,9 +286,8 @@ func (a *analysis) walk(m protoreflect.Message, write bool) {
 				a.cteNames = append(a.cteNames, cte.Ctename)
 			}
 		}
-		scope := map[string]bool{}
-		a.scopes = append(a.scopes, scope)
-		defer func() { a.scopes = a.scopes[:len(a.scopes)-1] }()
+		scope := a.scopes.Push()
+		defer a.scopes.Pop()
 		if w.Recursive {
 			for _, c := range w.Ctes {
 				if cte := c.GetCommonTableExpr(); cte != nil {
@@ -348,7 +339,7 @@ func (a *analysis) addRef(rv *pg.RangeVar, write bool) {
 		r.table.Schema = rv.Schemaname
 		r.parts = 1
 	}
-	r.cte = r.parts == 0 && a.isCTE(rv.Relname)
+	r.cte = r.parts == 0 && a.scopes.Has(rv.Relname)
 	a.refs = append(a.refs, r)
 }
 
@@ -693,21 +684,29 @@ func (a *analysis) rewrite(query string, fn sqlshadow.RenameFunc, funcs sqlshado
 		}
 		return q
 	}
+	// renamed asks fn once per table and access.
 	done := map[renameKey]string{}
+	renamed := func(t sqlshadow.Table, write bool) (string, error) {
+		k := renameKey{t, write}
+		if name, ok := done[k]; ok {
+			return name, nil
+		}
+		name, err := fn(t, write)
+		if err != nil {
+			return "", err
+		}
+		if name == "" {
+			return "", fmt.Errorf("postgres: rename of %s returned an empty name", t)
+		}
+		done[k] = name
+		return name, nil
+	}
 	want = map[sqlshadow.Table]int{}
 	var edits []edit
 	for _, r := range a.base() {
-		k := renameKey{r.table, r.write}
-		name, ok := done[k]
-		if !ok {
-			name, err = fn(r.table, r.write)
-			if err != nil {
-				return "", nil, false, err
-			}
-			if name == "" {
-				return "", nil, false, fmt.Errorf("postgres: rename of %s returned an empty name", r.table)
-			}
-			done[k] = name
+		name, err := renamed(r.table, r.write)
+		if err != nil {
+			return "", nil, false, err
 		}
 		r.name = name
 		want[sqlshadow.Table{Schema: r.table.Schema, Name: name}]++
@@ -724,17 +723,9 @@ func (a *analysis) rewrite(query string, fn sqlshadow.RenameFunc, funcs sqlshado
 		edits = append(edits, edit{start, end, quote(name)})
 	}
 	for si, s := range a.seqs {
-		k := renameKey{s.table, s.write}
-		name, ok := done[k]
-		if !ok {
-			name, err = fn(s.table, s.write)
-			if err != nil {
-				return "", nil, false, err
-			}
-			if name == "" {
-				return "", nil, false, fmt.Errorf("postgres: rename of %s returned an empty name", s.table)
-			}
-			done[k] = name
+		name, err := renamed(s.table, s.write)
+		if err != nil {
+			return "", nil, false, err
 		}
 		want[sqlshadow.Table{Schema: s.table.Schema, Name: name}]++
 		a.seqs[si].name = name
@@ -783,49 +774,46 @@ func (a *analysis) rewrite(query string, fn sqlshadow.RenameFunc, funcs sqlshado
 			edits = append(edits, edit{start, end, quote(name)})
 		}
 	}
-	for _, c := range a.cols {
-		if c.schema == "" && a.aliases[c.table] {
-			continue
-		}
-		name, err := a.qualifier(c.schema, c.table)
+	// requalify renames the qualifier table (of a column, or of a FOR
+	// UPDATE OF entry) at loc, written with parts qualifying parts, to the
+	// new name of the table it names.
+	requalify := func(schema, table string, loc int32, parts int) error {
+		name, err := a.qualifier(schema, table)
 		if err != nil {
-			return "", nil, false, err
+			return err
 		}
-		if name == "" || name == c.table {
-			continue
+		if name == "" || name == table {
+			return nil // not renamed
 		}
-		start, end, ident, err := nf.name(int(c.cr.Location), c.index, c.table)
+		start, end, ident, err := nf.name(int(loc), parts, table)
 		if err != nil {
-			return "", nil, false, err
+			return err
 		}
 		if !ident {
 			alpha = false
 		}
 		edits = append(edits, edit{start, end, quote(name)})
+		return nil
+	}
+	for _, c := range a.cols {
+		if c.schema == "" && a.aliases[c.table] {
+			continue
+		}
+		if err := requalify(c.schema, c.table, c.cr.Location, c.index); err != nil {
+			return "", nil, false, err
+		}
 	}
 	for _, rv := range a.locked {
 		if rv.Catalogname != "" || rv.Schemaname == "" && a.aliases[rv.Relname] {
-			continue
-		}
-		name, err := a.qualifier(rv.Schemaname, rv.Relname)
-		if err != nil {
-			return "", nil, false, err
-		}
-		if name == "" || name == rv.Relname {
 			continue
 		}
 		parts := 0
 		if rv.Schemaname != "" {
 			parts = 1
 		}
-		start, end, ident, err := nf.name(int(rv.Location), parts, rv.Relname)
-		if err != nil {
+		if err := requalify(rv.Schemaname, rv.Relname, rv.Location, parts); err != nil {
 			return "", nil, false, err
 		}
-		if !ident {
-			alpha = false
-		}
-		edits = append(edits, edit{start, end, quote(name)})
 	}
 	sort.Slice(edits, func(i, j int) bool { return edits[i].start < edits[j].start })
 	var sb strings.Builder

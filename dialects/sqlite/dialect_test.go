@@ -183,6 +183,9 @@ func TestRefused(t *testing.T) {
 		"SELECT j.key FROM orders JOIN JSON_TREE AS j ON j.json = orders.status",
 		"SELECT \"jsonb_tree\".atom FROM \"jsonb_tree\" WHERE json = ?",
 		"SELECT 1 WHERE 1 IN pragma_table_list",
+		"SELECT * FROM Fts5Vocab",
+		"SELECT * FROM CARRAY, orders",
+		"SELECT * FROM orders WHERE id IN Completion",
 		"SELECT json_each.value FROM orders, json_each j",
 		"SELECT * FROM 'orders'",
 		"EXPLAIN",
@@ -272,6 +275,45 @@ func TestExplain(t *testing.T) {
 		res, err := sqlite.New().Rewrite(q, suffix)
 		if err != nil || res.Kind != sqlshadow.KindDDL || res.SQL != q || len(res.Tables) == 0 {
 			t.Errorf("%s: got %+v, %v; want ddl, unchanged, with tables", q, res, err)
+		}
+	}
+}
+
+// TestVerifiedRenames: whatever the new names (keywords, table-valued
+// function names, another table's name, a change of letter case only,
+// non-ASCII), a Verified result is exactly the analysis of the output,
+// and the renamings that would change it leave Verified nil.
+func TestVerifiedRenames(t *testing.T) {
+	queries := []string{
+		"SELECT id FROM orders",
+		"SELECT o.id, items.price FROM orders o JOIN items ON items.oid = o.id WHERE o.uid = ?",
+		"UPDATE orders SET total = items.price FROM items WHERE items.oid = orders.id AND orders.id = ?",
+		"INSERT INTO orders (id) VALUES (1) ON CONFLICT (id) DO UPDATE SET total = orders.total + excluded.total",
+		"WITH k AS (SELECT 1) SELECT * FROM orders, k WHERE orders.x = k.x",
+		`SELECT "".x FROM orders, ""`,
+	}
+	for _, to := range []string{"json_each", "pragma_table_info", "select", "items", "ORDERS", "k", "excluded", "Orders_shadow", "\u212Aelvin", "x y", "orders_shadow"} {
+		rename := func(tb sqlshadow.Table, _ bool) (string, error) {
+			if tb.Name == "orders" {
+				return to, nil
+			}
+			return tb.Name + "_shadow", nil
+		}
+		for _, q := range queries {
+			res, err := sqlite.New().Rewrite(q, rename)
+			if err != nil {
+				t.Fatalf("%q -> %s: %v", q, to, err)
+			}
+			again, err := sqlite.New().Rewrite(res.SQL, nil)
+			if res.Verified != nil && (err != nil || !reflect.DeepEqual(*res.Verified, again)) {
+				t.Errorf("%q -> %q: Verified %+v, re-parse %+v, %v", q, res.SQL, *res.Verified, again, err)
+			}
+			if to == "orders_shadow" && res.Verified == nil {
+				t.Errorf("%q -> %q: no Verified for a plain renaming", q, res.SQL)
+			}
+			if to == "json_each" && res.Verified != nil {
+				t.Errorf("%q -> %q: Verified for a renaming that changes the analysis", q, res.SQL)
+			}
 		}
 	}
 }

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"fmt"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/shadowlane/shadowlane/shadow/sqlshadow"
 )
@@ -32,15 +33,13 @@ type token struct {
 	start, end int    // byte offsets in the statement
 	val        string // identifier: the name without quotes; op: the operator text
 	quote      byte   // identifier quote: 0 (bare), '"', '`' or '['
+	word       uint8  // bare identifier: index in keywordList of the keyword it spells (0: none)
+	wide       bool   // identifier: val has a non-ASCII byte
 }
 
-// upper returns the keyword spelling of a bare identifier, "" otherwise.
-func (t token) kw() string {
-	if t.kind != tIdent || t.quote != 0 {
-		return ""
-	}
-	return strings.ToUpper(t.val)
-}
+// kw returns the keyword a bare identifier spells (upper case), ""
+// otherwise; the lexer looks it up once per token.
+func (t token) kw() string { return keywordList[t.word] }
 
 func parseErr(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", sqlshadow.ErrParse, fmt.Sprintf(format, args...))
@@ -75,14 +74,15 @@ func lex(s string) ([]token, error) {
 			if c == '\'' {
 				k = tString
 			}
-			toks = append(toks, token{kind: k, start: i, end: j, val: val, quote: c})
+			toks = append(toks, token{kind: k, start: i, end: j, val: val, quote: c, wide: k == tIdent && !isASCII(val)})
 			i = j
 		case c == '[':
 			j := strings.IndexByte(s[i+1:], ']')
 			if j < 0 {
 				return nil, parseErr("unterminated [identifier]")
 			}
-			toks = append(toks, token{kind: tIdent, start: i, end: i + j + 2, val: s[i+1 : i+1+j], quote: '['})
+			val := s[i+1 : i+1+j]
+			toks = append(toks, token{kind: tIdent, start: i, end: i + j + 2, val: val, quote: '[', wide: !isASCII(val)})
 			i += j + 2
 		case (c == 'x' || c == 'X') && i+1 < len(s) && s[i+1] == '\'':
 			j, _, err := quoted(s, i+1, '\'')
@@ -96,7 +96,8 @@ func lex(s string) ([]token, error) {
 			for j < len(s) && isIdentChar(s[j]) {
 				j++
 			}
-			toks = append(toks, token{kind: tIdent, start: i, end: j, val: s[i:j]})
+			word, wide := keyword(s[i:j])
+			toks = append(toks, token{kind: tIdent, start: i, end: j, val: s[i:j], word: word, wide: wide})
 			i = j
 		case isDigit(c) || (c == '.' && i+1 < len(s) && isDigit(s[i+1])):
 			j := i
@@ -176,3 +177,76 @@ func isIdentStart(c byte) bool {
 func isIdentChar(c byte) bool { return isIdentStart(c) || isDigit(c) || c == '$' }
 
 func isDigit(c byte) bool { return '0' <= c && c <= '9' }
+
+// keywordList are SQLite's keywords (https://sqlite.org/lang_keywords.html),
+// after "" (no keyword): a new name equal to one of them is written quoted.
+var keywordList = append([]string{""}, strings.Fields(`ABORT ACTION ADD AFTER ALL ALTER ALWAYS ANALYZE AND AS ASC ATTACH
+	AUTOINCREMENT BEFORE BEGIN BETWEEN BY CASCADE CASE CAST CHECK COLLATE COLUMN COMMIT CONFLICT
+	CONSTRAINT CREATE CROSS CURRENT CURRENT_DATE CURRENT_TIME CURRENT_TIMESTAMP DATABASE DEFAULT
+	DEFERRABLE DEFERRED DELETE DESC DETACH DISTINCT DO DROP EACH ELSE END ESCAPE EXCEPT EXCLUDE
+	EXCLUSIVE EXISTS EXPLAIN FAIL FILTER FIRST FOLLOWING FOR FOREIGN FROM FULL GENERATED GLOB GROUP
+	GROUPS HAVING IF IGNORE IMMEDIATE IN INDEX INDEXED INITIALLY INNER INSERT INSTEAD INTERSECT INTO
+	IS ISNULL JOIN KEY LAST LEFT LIKE LIMIT MATCH MATERIALIZED NATURAL NO NOT NOTHING NOTNULL NULL
+	NULLS OF OFFSET ON OR ORDER OTHERS OUTER OVER PARTITION PLAN PRAGMA PRECEDING PRIMARY QUERY RAISE
+	RANGE RECURSIVE REFERENCES REGEXP REINDEX RELEASE RENAME REPLACE RESTRICT RETURNING RIGHT ROLLBACK
+	ROW ROWS SAVEPOINT SELECT SET TABLE TEMP TEMPORARY THEN TIES TO TRANSACTION TRIGGER UNBOUNDED UNION
+	UNIQUE UPDATE USING VACUUM VALUES VIEW VIRTUAL WHEN WHERE WINDOW WITH WITHOUT`)...)
+
+// longestKeyword is the length of the longest keyword.
+const longestKeyword = len("CURRENT_TIMESTAMP")
+
+// keywords maps each keyword to its index in keywordList; kwFirst[n] and
+// kwLast[n] have bit c-'A' set when a keyword of n letters starts,
+// respectively ends, with the letter c (most names fail these two tests
+// before the map look-up).
+var keywords, kwFirst, kwLast = func() (map[string]uint8, [longestKeyword + 1]uint32, [longestKeyword + 1]uint32) {
+	m := make(map[string]uint8, len(keywordList))
+	var first, last [longestKeyword + 1]uint32
+	for i, k := range keywordList[1:] {
+		m[k] = uint8(i + 1)
+		first[len(k)] |= 1 << (k[0] - 'A')
+		last[len(k)] |= 1 << (k[len(k)-1] - 'A')
+	}
+	return m, first, last
+}()
+
+// keyword returns the index in keywordList of the keyword s spells in
+// any letter case (s upper-cased as strings.ToUpper does it: ſelect
+// spells SELECT), 0 for none, and whether s has a non-ASCII byte.
+func keyword(s string) (word uint8, wide bool) {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return keywords[strings.ToUpper(s)], true
+		}
+	}
+	return asciiKeyword(s), false
+}
+
+// asciiKeyword is keyword for an ASCII s, upper-cased on the stack after
+// the length, first and last letter tests.
+func asciiKeyword(s string) uint8 {
+	n := len(s)
+	if n < 2 || n > longestKeyword {
+		return 0
+	}
+	first, last := s[0]&^0x20, s[n-1]&^0x20 // upper case, for letters
+	if first < 'A' || first > 'Z' || last < 'A' || last > 'Z' ||
+		kwFirst[n]&(1<<(first-'A')) == 0 || kwLast[n]&(1<<(last-'A')) == 0 {
+		return 0
+	}
+	var b [longestKeyword]byte
+	for i := 0; i < n; i++ {
+		c := s[i]
+		if 'a' <= c && c <= 'z' {
+			c -= 'a' - 'A'
+		}
+		b[i] = c
+	}
+	return keywords[string(b[:n])]
+}
+
+// isKeyword reports whether s spells a keyword (see keyword).
+func isKeyword(s string) bool {
+	w, _ := keyword(s)
+	return w != 0
+}

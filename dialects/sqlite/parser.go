@@ -29,6 +29,7 @@ type qref struct {
 	sc     *scope
 	tok    int // qualifier token
 	schema string
+	table  int // set by resolve: index into parser.tables, -1 for an alias or CTE
 }
 
 type parser struct {
@@ -77,6 +78,15 @@ func (p *parser) expect(kw string) error {
 		return p.unexpected("expected " + kw)
 	}
 	return nil
+}
+
+// acceptKind consumes the next token if it is of kind k.
+func (p *parser) acceptKind(k tokKind) bool {
+	if p.peek().kind == k {
+		p.pos++
+		return true
+	}
+	return false
 }
 func (p *parser) expectKind(k tokKind, what string) error {
 	if p.peek().kind != k {
@@ -273,16 +283,12 @@ func (p *parser) selectStmt(parent *scope) error {
 		switch {
 		case p.accept("VALUES"):
 			for {
-				if err := p.expectKind(tLParen, "("); err != nil {
+				if err := p.parenthesised(core); err != nil {
 					return err
 				}
-				if err := p.paren(core); err != nil {
-					return err
-				}
-				if p.peek().kind != tComma {
+				if !p.acceptKind(tComma) {
 					break
 				}
-				p.next()
 			}
 		case p.accept("SELECT"):
 			if !p.accept("DISTINCT") {
@@ -296,23 +302,14 @@ func (p *parser) selectStmt(parent *scope) error {
 					return err
 				}
 			}
-			if p.accept("WHERE") {
-				if err := p.expr(core); err != nil {
-					return err
-				}
+			if err := p.optExpr("WHERE", core); err != nil {
+				return err
 			}
-			if p.accept("GROUP") {
-				if err := p.expect("BY"); err != nil {
-					return err
-				}
-				if err := p.exprList(core); err != nil {
-					return err
-				}
+			if err := p.byList("GROUP", core); err != nil {
+				return err
 			}
-			if p.accept("HAVING") {
-				if err := p.expr(core); err != nil {
-					return err
-				}
+			if err := p.optExpr("HAVING", core); err != nil {
+				return err
 			}
 			if p.accept("WINDOW") {
 				for {
@@ -322,16 +319,12 @@ func (p *parser) selectStmt(parent *scope) error {
 					if err := p.expect("AS"); err != nil {
 						return err
 					}
-					if err := p.expectKind(tLParen, "("); err != nil {
+					if err := p.parenthesised(core); err != nil {
 						return err
 					}
-					if err := p.paren(core); err != nil {
-						return err
-					}
-					if p.peek().kind != tComma {
+					if !p.acceptKind(tComma) {
 						break
 					}
-					p.next()
 				}
 			}
 		default:
@@ -349,14 +342,36 @@ func (p *parser) selectStmt(parent *scope) error {
 	return p.orderLimit(last)
 }
 
+// optExpr parses an optional clause: the keyword kw and an expression.
+func (p *parser) optExpr(kw string, sc *scope) error {
+	if p.accept(kw) {
+		return p.expr(sc)
+	}
+	return nil
+}
+
+// byList parses an optional kw BY list (GROUP BY, ORDER BY).
+func (p *parser) byList(kw string, sc *scope) error {
+	if !p.accept(kw) {
+		return nil
+	}
+	if err := p.expect("BY"); err != nil {
+		return err
+	}
+	return p.exprList(sc)
+}
+
+// parenthesised parses a parenthesis: "(", its inside and ")".
+func (p *parser) parenthesised(sc *scope) error {
+	if err := p.expectKind(tLParen, "("); err != nil {
+		return err
+	}
+	return p.paren(sc)
+}
+
 func (p *parser) orderLimit(sc *scope) error {
-	if p.accept("ORDER") {
-		if err := p.expect("BY"); err != nil {
-			return err
-		}
-		if err := p.exprList(sc); err != nil {
-			return err
-		}
+	if err := p.byList("ORDER", sc); err != nil {
+		return err
 	}
 	if p.accept("LIMIT") {
 		if err := p.expr(sc); err != nil {
@@ -399,14 +414,12 @@ func (p *parser) from(sc *scope) error {
 		if err := p.tableOrSubquery(sc); err != nil {
 			return err
 		}
-		if p.accept("ON") {
-			if err := p.expr(sc); err != nil {
-				return err
-			}
-		} else if p.accept("USING") {
+		if p.accept("USING") {
 			if err := p.identList(); err != nil {
 				return err
 			}
+		} else if err := p.optExpr("ON", sc); err != nil {
+			return err
 		}
 	}
 }
@@ -480,14 +493,21 @@ const (
 // function in SQLite; the JSON names are read as the function (see
 // doc.go), the others refused.
 func tableFunc(name string) int {
-	if len(name) > 7 && strings.EqualFold(name[:7], "pragma_") {
+	// An ASCII name equals one in any letter case only when its length
+	// and first letter do (a non-ASCII one is longer: the runes that fold
+	// to ASCII letters, the Kelvin sign and the long s, take two or
+	// three bytes).
+	if len(name) > 7 && name[0]|0x20 == 'p' && strings.EqualFold(name[:7], "pragma_") {
 		return tfRefused
 	}
-	if len(name) < 6 || len(name) > 15 {
+	if len(name) < 6 || len(name) >= len(tableFuncFirst) {
 		return tfNone // fast path: no name below is shorter or longer
 	}
+	if c := name[0] | 0x20; c < 'a' || c > 'z' || tableFuncFirst[len(name)]&(1<<(c-'a')) == 0 {
+		return tfNone // nor has this length and first letter
+	}
 	for _, f := range tableFuncs {
-		if len(f.name) == len(name) && strings.EqualFold(f.name, name) {
+		if len(f.name) == len(name) && f.name[0] == name[0]|0x20 && strings.EqualFold(f.name, name) {
 			return f.class
 		}
 	}
@@ -502,6 +522,15 @@ var tableFuncs = []struct {
 	{"dbstat", tfRefused}, {"sqlite_dbpage", tfRefused}, {"sqlite_stmt", tfRefused}, {"generate_series", tfRefused},
 	{"carray", tfRefused}, {"completion", tfRefused}, {"fts3tokenize", tfRefused}, {"fts5vocab", tfRefused},
 }
+
+// tableFuncFirst[n] has bit c-'a' set when a name of tableFuncs has n
+// bytes and starts with the letter c.
+var tableFuncFirst = func() (m [16]uint32) {
+	for _, f := range tableFuncs {
+		m[len(f.name)] |= 1 << (f.name[0] - 'a')
+	}
+	return m
+}()
 
 // isCTE reports whether an unqualified name is a CTE visible here or
 // defined later in the same WITH (which addTable refuses).
@@ -598,11 +627,8 @@ func (p *parser) insert() error {
 		if err := p.expect("INSERT"); err != nil {
 			return err
 		}
-		if p.accept("OR") {
-			if !p.isKw("ROLLBACK", "ABORT", "REPLACE", "FAIL", "IGNORE") {
-				return p.unexpected("expected a conflict resolution")
-			}
-			p.next()
+		if err := p.orConflict(); err != nil {
+			return err
 		}
 	}
 	if err := p.expect("INTO"); err != nil {
@@ -645,10 +671,8 @@ func (p *parser) insert() error {
 			if err := p.paren(up); err != nil {
 				return err
 			}
-			if p.accept("WHERE") {
-				if err := p.expr(up); err != nil {
-					return err
-				}
+			if err := p.optExpr("WHERE", up); err != nil {
+				return err
 			}
 		}
 		if err := p.expect("DO"); err != nil {
@@ -663,13 +687,24 @@ func (p *parser) insert() error {
 		if err := p.set(up); err != nil {
 			return err
 		}
-		if p.accept("WHERE") {
-			if err := p.expr(up); err != nil {
-				return err
-			}
+		if err := p.optExpr("WHERE", up); err != nil {
+			return err
 		}
 	}
 	return p.returning(sc)
+}
+
+// orConflict parses the optional OR conflict-resolution of INSERT and
+// UPDATE.
+func (p *parser) orConflict() error {
+	if !p.accept("OR") {
+		return nil
+	}
+	if !p.isKw("ROLLBACK", "ABORT", "REPLACE", "FAIL", "IGNORE") {
+		return p.unexpected("expected a conflict resolution")
+	}
+	p.next()
+	return nil
 }
 
 func (p *parser) returning(sc *scope) error {
@@ -710,11 +745,8 @@ func (p *parser) update() error {
 	if err := p.expect("UPDATE"); err != nil {
 		return err
 	}
-	if p.accept("OR") {
-		if !p.isKw("ROLLBACK", "ABORT", "REPLACE", "FAIL", "IGNORE") {
-			return p.unexpected("expected a conflict resolution")
-		}
-		p.next()
+	if err := p.orConflict(); err != nil {
+		return err
 	}
 	if err := p.target(sc); err != nil {
 		return err
@@ -754,10 +786,8 @@ func (p *parser) target(sc *scope) error {
 }
 
 func (p *parser) whereReturning(sc *scope) error {
-	if p.accept("WHERE") {
-		if err := p.expr(sc); err != nil {
-			return err
-		}
+	if err := p.optExpr("WHERE", sc); err != nil {
+		return err
 	}
 	if err := p.returning(sc); err != nil {
 		return err
@@ -789,37 +819,34 @@ func (p *parser) exprList(sc *scope) error {
 // analysed: parenthesised subqueries, qualified column references and
 // "IN table"; everything else is passed over.
 func (p *parser) expr(sc *scope) error {
-	n := 0
-	for {
-		t := p.peek()
-		switch t.kind {
-		case tEOF, tSemi, tComma, tRParen:
+	for n := 0; ; n++ {
+		switch t := p.peek(); {
+		case t.kind == tEOF, t.kind == tSemi, t.kind == tComma, t.kind == tRParen, t.word != 0 && stopWords[t.kw()]:
 			if n == 0 {
 				return p.unexpected("expected an expression")
 			}
 			return nil
-		case tIdent:
-			if t.quote == 0 && stopWords[t.kw()] {
-				if n == 0 {
-					return p.unexpected("expected an expression")
-				}
-				return nil
-			}
-			if err := p.term(sc); err != nil {
-				return err
-			}
-		case tLParen:
-			p.next()
-			if err := p.paren(sc); err != nil {
-				return err
-			}
-		case tDot:
-			return p.unexpected("unexpected .")
-		default:
-			p.next()
 		}
-		n++
+		if err := p.item(sc); err != nil {
+			return err
+		}
 	}
+}
+
+// item consumes one item of an expression: a term, a parenthesis, or any
+// other token but a stray dot.
+func (p *parser) item(sc *scope) error {
+	switch p.peek().kind {
+	case tIdent:
+		return p.term(sc)
+	case tLParen:
+		p.next()
+		return p.paren(sc)
+	case tDot:
+		return p.unexpected("unexpected .")
+	}
+	p.next()
+	return nil
 }
 
 // paren consumes the inside of a parenthesis (the "(" already consumed) and
@@ -839,19 +866,9 @@ func (p *parser) paren(sc *scope) error {
 		case tRParen:
 			p.next()
 			return nil
-		case tIdent:
-			if err := p.term(sc); err != nil {
-				return err
-			}
-		case tLParen:
-			p.next()
-			if err := p.paren(sc); err != nil {
-				return err
-			}
-		case tDot:
-			return p.unexpected("unexpected .")
-		default:
-			p.next()
+		}
+		if err := p.item(sc); err != nil {
+			return err
 		}
 	}
 }
@@ -932,11 +949,11 @@ func (p *parser) term(sc *scope) error {
 }
 
 // resolve maps every qualified column reference to the table whose name it
-// uses (renamed with it) or to an alias (left alone). An unknown qualifier
-// fails closed.
-func (p *parser) resolve() (map[int]int, error) {
-	out := make(map[int]int, len(p.refs))
-	for _, r := range p.refs {
+// uses (renamed with it) or to an alias (left alone), in qref.table. An
+// unknown qualifier fails closed.
+func (p *parser) resolve() error {
+	for i := range p.refs {
+		r := &p.refs[i]
 		q := p.toks[r.tok].val
 		found := false
 		for sc := r.sc; sc != nil && !found; sc = sc.parent {
@@ -949,22 +966,20 @@ func (p *parser) resolve() (map[int]int, error) {
 					continue
 				}
 				if match != -2 && match != s.table {
-					return nil, parseErr("ambiguous qualifier %q", q)
+					return parseErr("ambiguous qualifier %q", q)
 				}
 				match = s.table
 			}
 			if match != -2 {
 				found = true
-				if match >= 0 {
-					out[r.tok] = match
-				}
+				r.table = match
 			}
 		}
 		if !found {
-			return nil, parseErr("qualifier %q names no table, alias or CTE in scope", q)
+			return parseErr("qualifier %q names no table, alias or CTE in scope", q)
 		}
 	}
-	return out, nil
+	return nil
 }
 
 func containsFold(list []string, s string) bool {

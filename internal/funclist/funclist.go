@@ -60,6 +60,31 @@ func (g Generator) Generate(ctx context.Context, db *sql.DB) ([]byte, error) {
 	return g.Source(l)
 }
 
+// Queryer is what [Each] queries: a *sql.DB, *sql.Conn or *sql.Tx.
+type Queryer interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+// Each runs query on q and calls scan on every row (a nil scan reads the
+// rows and drops them), then closes the rows. It returns the first error
+// of the query, of scan or of the rows.
+func Each(ctx context.Context, q Queryer, query string, scan func(*sql.Rows) error) error {
+	rows, err := q.QueryContext(ctx, query)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		if scan == nil {
+			continue
+		}
+		if err := scan(rows); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
 // Main is a generator command's main: flags -o (output file, default
 // funcs_gen.go) and, with DSNEnv set, -dsn; it opens the database, reads
 // the list and writes the file. It exits the process on any error.

@@ -3,6 +3,7 @@ package rediskeys
 import (
 	"encoding"
 	"net"
+	"reflect"
 	"strconv"
 	"time"
 )
@@ -10,7 +11,8 @@ import (
 // AppendArg appends to dst the bytes go-redis sends for the command
 // argument a, and reports whether go-redis can send a at all. It follows
 // go-redis v9's argument writer (internal/proto, Writer.WriteArg) case by
-// case, in its order:
+// case, in its order (its numeric cases, value and pointer, taken as two
+// groups):
 //
 //   - nil: the empty string; string, *string (nil: empty), []byte and
 //     net.IP: their bytes;
@@ -41,64 +43,13 @@ func AppendArg(dst []byte, a any) ([]byte, bool) {
 		return append(dst, *v...), true
 	case []byte:
 		return append(dst, v...), true
-	case int:
-		return strconv.AppendInt(dst, int64(v), 10), true
-	case *int:
-		return appendIntPtr(dst, v), true
-	case int8:
-		return strconv.AppendInt(dst, int64(v), 10), true
-	case *int8:
-		return appendIntPtr(dst, v), true
-	case int16:
-		return strconv.AppendInt(dst, int64(v), 10), true
-	case *int16:
-		return appendIntPtr(dst, v), true
-	case int32:
-		return strconv.AppendInt(dst, int64(v), 10), true
-	case *int32:
-		return appendIntPtr(dst, v), true
-	case int64:
-		return strconv.AppendInt(dst, v, 10), true
-	case *int64:
-		return appendIntPtr(dst, v), true
-	case uint:
-		return strconv.AppendUint(dst, uint64(v), 10), true
-	case *uint:
-		return appendUintPtr(dst, v), true
-	case uint8:
-		return strconv.AppendUint(dst, uint64(v), 10), true
-	case *uint8:
-		return appendUintPtr(dst, v), true
-	case uint16:
-		return strconv.AppendUint(dst, uint64(v), 10), true
-	case *uint16:
-		return appendUintPtr(dst, v), true
-	case uint32:
-		return strconv.AppendUint(dst, uint64(v), 10), true
-	case *uint32:
-		return appendUintPtr(dst, v), true
-	case uint64:
-		return strconv.AppendUint(dst, v, 10), true
-	case *uint64:
-		return appendUintPtr(dst, v), true
-	case uintptr:
-		return strconv.AppendUint(dst, uint64(v), 10), true
-	case *uintptr:
-		return appendUintPtr(dst, v), true
-	case float32:
-		return strconv.AppendFloat(dst, float64(v), 'f', -1, 64), true
-	case *float32:
-		if v == nil {
-			return append(dst, '0'), true
+	case int, int8, int16, int32, int64, uint, uint8, uint16, uint32, uint64, uintptr, float32, float64, time.Duration:
+		return appendNumber(dst, reflect.ValueOf(v)), true
+	case *int, *int8, *int16, *int32, *int64, *uint, *uint8, *uint16, *uint32, *uint64, *uintptr, *float32, *float64, *time.Duration:
+		if p := reflect.ValueOf(v); !p.IsNil() {
+			return appendNumber(dst, p.Elem()), true
 		}
-		return strconv.AppendFloat(dst, float64(*v), 'f', -1, 64), true
-	case float64:
-		return strconv.AppendFloat(dst, v, 'f', -1, 64), true
-	case *float64:
-		if v == nil {
-			return append(dst, '0'), true
-		}
-		return strconv.AppendFloat(dst, *v, 'f', -1, 64), true
+		return append(dst, '0'), true
 	case bool:
 		return appendBool(dst, v), true
 	case *bool:
@@ -110,13 +61,6 @@ func AppendArg(dst []byte, a any) ([]byte, bool) {
 			return time.Time{}.AppendFormat(dst, time.RFC3339Nano), true
 		}
 		return v.AppendFormat(dst, time.RFC3339Nano), true
-	case time.Duration:
-		return strconv.AppendInt(dst, v.Nanoseconds(), 10), true
-	case *time.Duration:
-		if v == nil {
-			return append(dst, '0'), true
-		}
-		return strconv.AppendInt(dst, v.Nanoseconds(), 10), true
 	case encoding.BinaryMarshaler:
 		b, ok := marshalBinary(v)
 		return append(dst, b...), ok
@@ -126,25 +70,18 @@ func AppendArg(dst []byte, a any) ([]byte, bool) {
 	return dst, false
 }
 
-type signed interface {
-	~int | ~int8 | ~int16 | ~int32 | ~int64
-}
-type unsigned interface {
-	~uint | ~uint8 | ~uint16 | ~uint32 | ~uint64 | ~uintptr
-}
-
-func appendIntPtr[T signed](dst []byte, p *T) []byte {
-	if p == nil {
-		return append(dst, '0')
+// appendNumber appends the text of v, a number of one of the exact types
+// AppendArg lists: an integer in decimal (unsigned types as unsigned,
+// time.Duration as nanoseconds), a float in strconv's 'f' format with the
+// shortest precision of the value as a float64.
+func appendNumber(dst []byte, v reflect.Value) []byte {
+	switch {
+	case v.CanInt():
+		return strconv.AppendInt(dst, v.Int(), 10)
+	case v.CanUint():
+		return strconv.AppendUint(dst, v.Uint(), 10)
 	}
-	return strconv.AppendInt(dst, int64(*p), 10)
-}
-
-func appendUintPtr[T unsigned](dst []byte, p *T) []byte {
-	if p == nil {
-		return append(dst, '0')
-	}
-	return strconv.AppendUint(dst, uint64(*p), 10)
+	return strconv.AppendFloat(dst, v.Float(), 'f', -1, 64)
 }
 
 func appendBool(dst []byte, v bool) []byte {

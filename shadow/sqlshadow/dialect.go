@@ -9,11 +9,14 @@ type Table struct {
 	Name   string
 }
 
-func (t Table) String() string {
-	if t.Schema == "" {
-		return t.Name
+func (t Table) String() string { return qualified(t.Schema, t.Name) }
+
+// qualified returns name, qualified with schema unless schema is empty.
+func qualified(schema, name string) string {
+	if schema == "" {
+		return name
 	}
-	return t.Schema + "." + t.Name
+	return schema + "." + name
 }
 
 // Kind classifies a statement.
@@ -60,12 +63,7 @@ type Func struct {
 	Safe bool
 }
 
-func (f Func) String() string {
-	if f.Schema == "" {
-		return f.Name
-	}
-	return f.Schema + "." + f.Name
-}
+func (f Func) String() string { return qualified(f.Schema, f.Name) }
 
 // FuncRenameFunc returns the name to call in place of f (f.Name keeps the
 // call as written). Returning an error aborts the rewrite with that error.

@@ -175,22 +175,12 @@ func New(d Dialect, opts ...Option) (*Rewriter, error) {
 			r.needles = append(r.needles, strings.ToLower(c.naming.Suffix))
 		}
 	}
-	for k, v := range c.tables {
-		if k == "" || v == "" || strings.EqualFold(k, v) {
-			return nil, fmt.Errorf("%w: table map entry %q -> %q", ErrConfig, k, v)
-		}
-		r.ltables[strings.ToLower(k)] = v
-		r.shadows[strings.ToLower(v)] = true
-		r.needles = append(r.needles, strings.ToLower(v))
+	if err := r.addMap("table", c.tables, r.ltables, r.shadows); err != nil {
+		return nil, err
 	}
 	r.funcs, r.twins, r.roFuncs = map[string]string{}, map[string]bool{}, map[string]bool{}
-	for k, v := range c.funcs {
-		if k == "" || v == "" || strings.EqualFold(k, v) {
-			return nil, fmt.Errorf("%w: function map entry %q -> %q", ErrConfig, k, v)
-		}
-		r.funcs[strings.ToLower(k)] = v
-		r.twins[strings.ToLower(v)] = true
-		r.needles = append(r.needles, strings.ToLower(v))
+	if err := r.addMap("function", c.funcs, r.funcs, r.twins); err != nil {
+		return nil, err
 	}
 	for _, f := range c.readOnly {
 		if f == "" {
@@ -229,6 +219,22 @@ func New(d Dialect, opts ...Option) (*Rewriter, error) {
 	r.marked.init(c.cacheSize)
 	r.guarded.init(c.cacheSize)
 	return r, nil
+}
+
+// addMap checks the entries of a map of production names to shadow names
+// (what: "table" or "function") and indexes them by lower-cased name:
+// byName maps a production name to its shadow, shadows holds the shadow
+// names, and each shadow name becomes a needle.
+func (r *Rewriter) addMap(what string, m map[string]string, byName map[string]string, shadows map[string]bool) error {
+	for k, v := range m {
+		if k == "" || v == "" || strings.EqualFold(k, v) {
+			return fmt.Errorf("%w: %s map entry %q -> %q", ErrConfig, what, k, v)
+		}
+		byName[strings.ToLower(k)] = v
+		shadows[strings.ToLower(v)] = true
+		r.needles = append(r.needles, strings.ToLower(v))
+	}
+	return nil
 }
 
 // Dialect returns the dialect of r.
@@ -375,21 +381,8 @@ func (r *Rewriter) rewrite(query string) *entry {
 			uses = append(uses, decision{t.String(), shadow.Redirect, t.String()})
 			return t.Name, nil
 		}
-		if r.catalog(t) {
-			if write {
-				refusal = r.refuse(t.String(), "system catalog "+t.String()+": load-test traffic may read it, never write it", shadow.ErrBlocked)
-				return "", shadow.ErrBlocked
-			}
-			uses = append(uses, decision{t.String(), shadow.ReadThrough, ""})
-			return t.Name, nil
-		}
-		if r.isReadThrough(t) {
-			if write {
-				refusal = r.refuse(t.String(), "table "+t.String()+" is read-through: load-test traffic may read it, never write it", shadow.ErrBlocked)
-				return "", shadow.ErrBlocked
-			}
-			uses = append(uses, decision{t.String(), shadow.ReadThrough, ""})
-			return t.Name, nil
+		if catalog := r.catalog(t); catalog || r.isReadThrough(t) {
+			return r.readOnly(t, write, catalog, &uses, &refusal)
 		}
 		if s, ok := r.shadowName(t); ok {
 			uses = append(uses, decision{t.String(), shadow.Redirect, s})
@@ -484,18 +477,29 @@ func (r *Rewriter) rewrite(query string) *entry {
 // databaseName decides a table reference in database mode.
 func (r *Rewriter) databaseName(t Table, write bool, uses *[]decision, refusal **entry) (string, error) {
 	if t.Schema != "" && r.catalog(t) {
-		if write {
-			*refusal = r.refuse(t.String(), "system catalog "+t.String()+": load-test traffic may read it, never write it", shadow.ErrBlocked)
-			return "", shadow.ErrBlocked
-		}
-		*uses = append(*uses, decision{t.String(), shadow.ReadThrough, ""})
-		return t.Name, nil
+		return r.readOnly(t, write, true, uses, refusal)
 	}
 	if !r.inShadowDatabase(t) {
 		*refusal = r.refuse(t.String(), "database mode: "+t.String()+" is qualified with "+t.Schema+", not the shadow database (sqlshadow.WithDatabase): load-test statements may name only tables of the shadow database", shadow.ErrBlocked)
 		return "", shadow.ErrBlocked
 	}
 	*uses = append(*uses, decision{t.String(), shadow.Redirect, t.String()})
+	return t.Name, nil
+}
+
+// readOnly decides for t, a table load-test traffic may read but never
+// write (a system catalog, or a read-through table): a read keeps its
+// name, a write is refused.
+func (r *Rewriter) readOnly(t Table, write, catalog bool, uses *[]decision, refusal **entry) (string, error) {
+	if write {
+		what := "table " + t.String() + " is read-through"
+		if catalog {
+			what = "system catalog " + t.String()
+		}
+		*refusal = r.refuse(t.String(), what+": load-test traffic may read it, never write it", shadow.ErrBlocked)
+		return "", shadow.ErrBlocked
+	}
+	*uses = append(*uses, decision{t.String(), shadow.ReadThrough, ""})
 	return t.Name, nil
 }
 

@@ -6,7 +6,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"strconv"
+
+	"github.com/shadowlane/shadowlane/internal/enumname"
 )
 
 // HeaderID is the header (or message property) the message id travels
@@ -46,17 +47,7 @@ const (
 
 // String returns "before", "dual-write", "dual-read" or "new-only".
 func (p Phase) String() string {
-	switch p {
-	case Before:
-		return "before"
-	case DualWrite:
-		return "dual-write"
-	case DualRead:
-		return "dual-read"
-	case NewOnly:
-		return "new-only"
-	}
-	return "phase(" + strconv.Itoa(int(p)) + ")"
+	return enumname.String([]string{Before: "before", DualWrite: "dual-write", DualRead: "dual-read", NewOnly: "new-only"}, p, "phase")
 }
 
 // Valid reports whether p is one of the four phases.
@@ -74,13 +65,7 @@ const (
 
 // String returns "old" or "new".
 func (s Side) String() string {
-	switch s {
-	case Old:
-		return "old"
-	case New:
-		return "new"
-	}
-	return "side(" + strconv.Itoa(int(s)) + ")"
+	return enumname.String([]string{Old: "old", New: "new"}, s, "side")
 }
 
 // Plan is the migration in force: its phase and its topic map. A Plan is

@@ -4,6 +4,8 @@ import (
 	"crypto/sha256"
 	"sync"
 	"sync/atomic"
+
+	"github.com/shadowlane/shadowlane/internal/enumname"
 )
 
 // DefaultWindow is the number of handled message ids a [Reader]
@@ -26,15 +28,7 @@ const (
 
 // String returns "handle", "skip" or "duplicate".
 func (o Outcome) String() string {
-	switch o {
-	case Handle:
-		return "handle"
-	case Skip:
-		return "skip"
-	case Duplicate:
-		return "duplicate"
-	}
-	return "outcome(?)"
+	return enumname.String([]string{Handle: "handle", Skip: "skip", Duplicate: "duplicate"}, o, "outcome")
 }
 
 // ReaderStats counts a Reader's decisions.

@@ -54,25 +54,20 @@ func read(ctx context.Context, db *sql.DB) (funclist.List, error) {
 	if parts := strings.SplitN(major, ".", 3); len(parts) >= 2 {
 		major = parts[0] + "." + parts[1]
 	}
-	rows, err := db.QueryContext(ctx, "SELECT name FROM mysql.help_topic")
-	if err != nil {
-		return funclist.List{}, err
-	}
 	cands := map[string]bool{}
-	for rows.Next() {
+	err := funclist.Each(ctx, db, "SELECT name FROM mysql.help_topic", func(rows *sql.Rows) error {
 		var n string
 		if err := rows.Scan(&n); err != nil {
-			rows.Close()
-			return funclist.List{}, err
+			return err
 		}
 		n = strings.ToLower(strings.ReplaceAll(n, `\_`, "_"))
 		n = strings.TrimSuffix(n, " function")
 		if ident.MatchString(n) && !denied(n) {
 			cands[n] = true
 		}
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
+		return nil
+	})
+	if err != nil {
 		return funclist.List{}, err
 	}
 	conn, err := db.Conn(ctx)
@@ -119,15 +114,7 @@ func try(ctx context.Context, conn *sql.Conn, q string) error {
 		return err
 	}
 	defer tx.Rollback()
-	rows, err := tx.QueryContext(ctx, q)
-	if err != nil {
-		return err
-	}
-	for rows.Next() {
-	}
-	err = rows.Err()
-	rows.Close()
-	return err
+	return funclist.Each(ctx, tx, q, nil)
 }
 
 func denied(name string) bool {

@@ -53,26 +53,21 @@ func read(ctx context.Context, db *sql.DB) (funclist.List, error) {
 	if err := db.QueryRowContext(ctx, "SELECT current_setting('server_version_num')::int / 10000").Scan(&major); err != nil {
 		return funclist.List{}, err
 	}
-	rows, err := db.QueryContext(ctx, `SELECT p.proname, bool_and(p.provolatile <> 'v')
-		FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
-		WHERE n.nspname = 'pg_catalog' GROUP BY p.proname`)
-	if err != nil {
-		return funclist.List{}, err
-	}
-	defer rows.Close()
 	var names []string
-	for rows.Next() {
+	err := funclist.Each(ctx, db, `SELECT p.proname, bool_and(p.provolatile <> 'v')
+		FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+		WHERE n.nspname = 'pg_catalog' GROUP BY p.proname`, func(rows *sql.Rows) error {
 		var name string
 		var stable bool
 		if err := rows.Scan(&name, &stable); err != nil {
-			return funclist.List{}, err
+			return err
 		}
-		if denied(name) || !(stable || contains(Volatile, name)) {
-			continue
+		if !denied(name) && (stable || contains(Volatile, name)) {
+			names = append(names, name)
 		}
-		names = append(names, name)
-	}
-	if err := rows.Err(); err != nil {
+		return nil
+	})
+	if err != nil {
 		return funclist.List{}, err
 	}
 	return funclist.List{From: fmt.Sprintf("PostgreSQL %d's pg_catalog.pg_proc", major), Server: major, Names: names}, nil

@@ -35,17 +35,12 @@ func read(ctx context.Context, db *sql.DB) (funclist.List, error) {
 	if err := db.QueryRowContext(ctx, "SELECT sqlite_version()").Scan(&version); err != nil {
 		return funclist.List{}, err
 	}
-	rows, err := db.QueryContext(ctx, "SELECT name, flags FROM pragma_function_list")
-	if err != nil {
-		return funclist.List{}, err
-	}
-	defer rows.Close()
 	ok := map[string]bool{}
-	for rows.Next() {
+	err := funclist.Each(ctx, db, "SELECT name, flags FROM pragma_function_list", func(rows *sql.Rows) error {
 		var name string
 		var flags int64
 		if err := rows.Scan(&name, &flags); err != nil {
-			return funclist.List{}, err
+			return err
 		}
 		name = strings.ToLower(name)
 		good := flags&innocuous != 0 && flags&directOnly == 0
@@ -57,8 +52,9 @@ func read(ctx context.Context, db *sql.DB) (funclist.List, error) {
 		} else {
 			ok[name] = good
 		}
-	}
-	if err := rows.Err(); err != nil {
+		return nil
+	})
+	if err != nil {
 		return funclist.List{}, err
 	}
 	var names []string
