@@ -43,7 +43,12 @@ fi
 # rewrites below their parser); "whole", the whole program with the
 # default GOGC, start-up cancelled by the N1/N2 difference (for
 # BenchmarkRewriterMiss, whose Rewriter runs work outside the measured
-# closure). Rows with N1 = 0 are timed only.
+# closure). Rows with N1 = 0 are timed only. The cold SQL sub-benchmarks
+# (bench/sqlrewrite) first run their operation once, uncounted, on a
+# goroutine pinned to its OS thread (settle): the first operation's
+# one-time protobuf and libpg_query thread initialisation, partly counted
+# at N1, had moved the PostgreSQL select parser between 214k and 253k per
+# op; pinned and warmed, 3 runs agree within 0.1%.
 
 # cold ID TITLE DIALECT N2 STATEMENT...: the rows of a cold-rewrite table,
 # per statement the bare parser, the cold rewrite (both measured) and,
