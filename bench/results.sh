@@ -14,11 +14,12 @@
 #
 # Instructions per op: the benchmark runs twice under
 # valgrind --tool=callgrind, with N1 and N2 iterations, collecting only
-# inside the benchmark's closures (--toggle-collect); (Ir(N2) - Ir(N1)) /
-# (N2 - N1) cancels setup and start-up. GODEBUG=asyncpreemptoff=1 keeps
-# callgrind clear of Go's preemption signals. Without valgrind the column
-# says "n/a". Benchmarks that need a service (Redis) skip when it is down,
-# and their rows say so.
+# inside bench/internal/measure.Op, which wraps one operation of each loop
+# iteration (--toggle-collect='*measure.Op'; the stack is grown before the
+# loop, GOGC=off); (Ir(N2) - Ir(N1)) / (N2 - N1) cancels setup and
+# start-up. GODEBUG=asyncpreemptoff=1 keeps callgrind clear of Go's
+# preemption signals. Without valgrind the column says "n/a". Benchmarks
+# that need a service (Redis) skip when it is down, and their rows say so.
 set -euo pipefail
 cd "$(dirname "$0")"
 ROUNDS=${ROUNDS:-5}
@@ -32,60 +33,50 @@ else
 	trap 'rm -rf "$WORK"' EXIT
 fi
 
-# id|title|package|benchmark path|N1|N2[|whole]   (rows of one id form one
+# id|title|package|benchmark path|N1|N2|how   (rows of one id form one
 # table; the first row with a count is the baseline of the ratio column).
-# "whole" counts the whole program instead of the benchmark closures: the
-# toggle flips twice when a benchmark's closure calls another closure of
-# the same function (BenchmarkRewriterMiss), so those rows are measured
-# whole, with the start-up cancelled by the N1/N2 difference. "nogc" counts
-# the closures with GOGC=off: the pg_query rows allocate much and their
-# counts otherwise move by ±10% with the collector's timing (the C code
-# pg_query runs is counted: the toggle follows the cgo calls). "measured"
-# counts inside bench/sqlrewrite's measured function (one operation) with
-# GOGC=off: the sub-benchmark grows its stack before the loop, so no stack
-# copy happens while counting (one inside a toggled closure left callgrind
-# collecting the wrong way: MySQL select came out at 19.6k against a 34.8k
-# parser). Each of those sub-benchmarks first runs its operation once,
-# uncounted, on a goroutine pinned to its OS thread (settle in
-# bench/sqlrewrite): the first operation's one-time protobuf and
-# libpg_query thread initialisation, partly counted at N1, had moved the
-# PostgreSQL select parser between 214k and 253k per op; now 3 runs agree
-# within 0.1%. "fn=PATTERN" counts inside the functions PATTERN matches.
-SPEC='
-sql-mysql|Cold SQL rewrite, MySQL (TiDB parser)|sqlrewrite|BenchmarkParse/mysql/select|20|1020|measured
-sql-mysql||sqlrewrite|BenchmarkRewriteCold/mysql/select|20|1020|measured
-sql-mysql||sqlrewrite|BenchmarkRewriterMiss/mysql/select|0|0
-sql-mysql||sqlrewrite|BenchmarkParse/mysql/join|20|1020|measured
-sql-mysql||sqlrewrite|BenchmarkRewriteCold/mysql/join|20|1020|measured
-sql-mysql||sqlrewrite|BenchmarkRewriterMiss/mysql/join|20|320|whole
-sql-mysql||sqlrewrite|BenchmarkParse/mysql/upsert|20|1020|measured
-sql-mysql||sqlrewrite|BenchmarkRewriteCold/mysql/upsert|20|1020|measured
-sql-mysql||sqlrewrite|BenchmarkRewriterMiss/mysql/upsert|0|0
-sql-mysql||sqlrewrite|BenchmarkParse/mysql/update_join|20|1020|measured
-sql-mysql||sqlrewrite|BenchmarkRewriteCold/mysql/update_join|20|1020|measured
-sql-mysql||sqlrewrite|BenchmarkRewriterMiss/mysql/update_join|0|0
-sql-postgres|Cold SQL rewrite, PostgreSQL (pg_query; counted with GOGC=off, see below)|sqlrewrite|BenchmarkParse/postgres/select|20|220|measured
-sql-postgres||sqlrewrite|BenchmarkRewriteCold/postgres/select|20|220|measured
-sql-postgres||sqlrewrite|BenchmarkRewriterMiss/postgres/select|0|0
-sql-postgres||sqlrewrite|BenchmarkParse/postgres/join|20|220|measured
-sql-postgres||sqlrewrite|BenchmarkRewriteCold/postgres/join|20|220|measured
-sql-postgres||sqlrewrite|BenchmarkRewriterMiss/postgres/join|0|0
-sql-postgres||sqlrewrite|BenchmarkParse/postgres/upsert|20|220|measured
-sql-postgres||sqlrewrite|BenchmarkRewriteCold/postgres/upsert|20|220|measured
-sql-postgres||sqlrewrite|BenchmarkRewriterMiss/postgres/upsert|0|0
-sql-postgres||sqlrewrite|BenchmarkParse/postgres/update_from|20|220|measured
-sql-postgres||sqlrewrite|BenchmarkRewriteCold/postgres/update_from|20|220|measured
-sql-postgres||sqlrewrite|BenchmarkRewriterMiss/postgres/update_from|0|0
-sql-sqlite|Cold SQL rewrite, SQLite (own parser; the bare parser is the analysis, Rewrite with a nil rename; counted like the other dialects)|sqlrewrite|BenchmarkParse/sqlite/select|20|1020|measured
-sql-sqlite||sqlrewrite|BenchmarkRewriteCold/sqlite/select|20|1020|measured
-sql-sqlite||sqlrewrite|BenchmarkParse/sqlite/join|20|1020|measured
-sql-sqlite||sqlrewrite|BenchmarkRewriteCold/sqlite/join|20|1020|measured
-sql-sqlite||sqlrewrite|BenchmarkParse/sqlite/upsert|20|1020|measured
-sql-sqlite||sqlrewrite|BenchmarkRewriteCold/sqlite/upsert|20|1020|measured
-sql-sqlite||sqlrewrite|BenchmarkParse/sqlite/update_from|20|1020|measured
-sql-sqlite||sqlrewrite|BenchmarkRewriteCold/sqlite/update_from|20|1020|measured
-cache-zipf10k|Statement cache, Zipf 1.01 over 10k statements, 4096 entries (hit% in the last column)|cache|BenchmarkCache/zipf-10k/golang-lru|2000|12000
-cache-zipf10k||cache|BenchmarkCache/zipf-10k/shadowlane|2000|12000
+# how says what callgrind counts: "measured", the instructions inside
+# measure.Op (one operation; the benchmark's own closures are not a
+# reliable toggle: the toggle flips twice when a closure calls another
+# closure of the same function, and a stack copy inside a toggled function
+# left collection switched the wrong way: rows of 0 and 7 instructions,
+# rewrites below their parser); "whole", the whole program with the
+# default GOGC, start-up cancelled by the N1/N2 difference (for
+# BenchmarkRewriterMiss, whose Rewriter runs work outside the measured
+# closure). Rows with N1 = 0 are timed only. The cold SQL sub-benchmarks
+# (bench/sqlrewrite) first run their operation once, uncounted, on a
+# goroutine pinned to its OS thread (settle): the first operation's
+# one-time protobuf and libpg_query thread initialisation, partly counted
+# at N1, had moved the PostgreSQL select parser between 214k and 253k per
+# op; pinned and warmed, 3 runs agree within 0.1%.
+
+# cold ID TITLE DIALECT N2 STATEMENT...: the rows of a cold-rewrite table,
+# per statement the bare parser, the cold rewrite (both measured) and,
+# unless the statement is followed by "-", the Rewriter's full miss (timed
+# only; "=whole" after the statement: counted whole).
+cold() {
+	local id=$1 title=$2 d=$3 n2=$4 st s
+	shift 4
+	for st in "$@"; do
+		s=${st%[=-]*}
+		echo "$id|$title|sqlrewrite|BenchmarkParse/$d/$s|20|$n2|measured"
+		title=""
+		echo "$id||sqlrewrite|BenchmarkRewriteCold/$d/$s|20|$n2|measured"
+		case $st in
+		*-) ;;
+		*=whole) echo "$id||sqlrewrite|BenchmarkRewriterMiss/$d/$s|20|320|whole" ;;
+		*) echo "$id||sqlrewrite|BenchmarkRewriterMiss/$d/$s|0|0|" ;;
+		esac
+	done
+}
+
+SPEC="
+$(cold sql-mysql 'Cold SQL rewrite, MySQL (TiDB parser)' mysql 1020 select join=whole upsert update_join)
+$(cold sql-postgres 'Cold SQL rewrite, PostgreSQL (pg_query)' postgres 220 select join upsert update_from)
+$(cold sql-sqlite 'Cold SQL rewrite, SQLite (own parser; the bare parser is the analysis, Rewrite with a nil rename; counted like the other dialects)' sqlite 1020 select- join- upsert- update_from-)
+"'
+cache-zipf10k|Statement cache, Zipf 1.01 over 10k statements, 4096 entries (hit% in the last column)|cache|BenchmarkCache/zipf-10k/golang-lru|2000|12000|measured
+cache-zipf10k||cache|BenchmarkCache/zipf-10k/shadowlane|2000|12000|measured
 cache-zipf10k||cache|BenchmarkCache/zipf-10k/otter|0|0
 cache-zipf10k||cache|BenchmarkCache/zipf-10k/ristretto|0|0
 cache-zipf100k|Statement cache, Zipf 1.01 over 100k statements, 4096 entries|cache|BenchmarkCache/zipf-100k/golang-lru|0|0
@@ -100,25 +91,27 @@ cache-parallel|Statement cache, parallel hits on 1000 resident statements (timin
 cache-parallel||cache|BenchmarkCacheHitParallel/shadowlane|0|0
 cache-parallel||cache|BenchmarkCacheHitParallel/otter|0|0
 cache-parallel||cache|BenchmarkCacheHitParallel/ristretto|0|0
-sql-hit|SQL cache hit and unmarked guard (SQLite dialect)|sql|BenchmarkRewriteHit|2000|12000
-sql-hit||sql|BenchmarkGuardUnmarked|2000|12000
-grpc|gRPC unary server interceptor, unmarked|foundation|BenchmarkGRPCUnaryServer/bare|2000|12000
+sql-hit|SQL cache hit and unmarked guard (SQLite dialect)|sql|BenchmarkRewriteHit|2000|12000|measured
+sql-hit||sql|BenchmarkGuardUnmarked|2000|12000|measured
+grpc|gRPC unary server interceptor, unmarked|foundation|BenchmarkGRPCUnaryServer/bare|2000|12000|measured
 grpc||foundation|BenchmarkGRPCUnaryServer/shadowlane/unmarked|0|0
-grpc||foundation|BenchmarkGRPCUnaryServer/shadowlane/unmarked-server-ctx|2000|12000
-grpc||foundation|BenchmarkGRPCUnaryServer/shadowlane/unmarked-transport-ctx|2000|12000
+grpc||foundation|BenchmarkGRPCUnaryServer/shadowlane/unmarked-server-ctx|2000|12000|measured
+grpc||foundation|BenchmarkGRPCUnaryServer/shadowlane/unmarked-transport-ctx|2000|12000|measured
 grpc||foundation|BenchmarkGRPCUnaryServer/shadowlane/marked|0|0
-gin|gin entry|foundation|BenchmarkGin/bare|2000|12000
-gin||foundation|BenchmarkGin/shadowlane/unmarked|2000|12000
+gin|gin entry|foundation|BenchmarkGin/bare|2000|12000|measured
+gin||foundation|BenchmarkGin/shadowlane/unmarked|2000|12000|measured
 gin||foundation|BenchmarkGin/shadowlane/marked-header|0|0
-redis|Redis hook (no I/O)|redis|BenchmarkHookOnly/GET/bare|2000|12000
-redis||redis|BenchmarkHookOnly/GET/unmarked-guard|2000|12000
+redis|Redis hook (no I/O)|redis|BenchmarkHookOnly/GET/bare|2000|12000|measured
+redis||redis|BenchmarkHookOnly/GET/unmarked-guard|2000|12000|measured
 redis||redis|BenchmarkHookOnly/GET/marked|0|0
-service|Whole service: gin + Redis GET (loopback) + SQL SELECT (embedded SQLite), per request (Ir n/a here: the closure toggle breaks when the handler blocks on I/O; instructions per request: bench/service/cgservice.sh)|service|BenchmarkService/bare|0|0
+service|Whole service: gin + Redis GET (loopback) + SQL SELECT (embedded SQLite), one process per row (timed only; instructions per request: bench/service/cgservice.sh; cpu-ns/op is user+system CPU time of the whole process, against ns/op of wall time)|service|BenchmarkService/bare|0|0
 service||service|BenchmarkService/unmarked|0|0
 service||service|BenchmarkService/marked50|0|0
-service-pg|Whole service: gin + Redis GET (loopback) + SQL SELECT (loopback PostgreSQL, pgx), per request (Ir: bench/service/cgservice.sh postgres)|service|BenchmarkServicePostgres/bare|0|0
+service-pg|Whole service, SQL on loopback PostgreSQL (pgx), one process per row (instructions: bench/service/cgservice.sh postgres)|service|BenchmarkServicePostgres/bare|0|0
 service-pg||service|BenchmarkServicePostgres/unmarked|0|0
 service-pg||service|BenchmarkServicePostgres/marked50|0|0
+service-ab|Whole service, the three modes in one process, request by request in rotating order (the same load for each; ns/req means and p50 medians per mode, *-x throughput ratios to bare)|service|BenchmarkServiceAB/sqlite|0|0
+service-ab||service|BenchmarkServiceAB/postgres|0|0
 '
 
 rows() { printf '%s\n' "$SPEC" | grep -v '^$' | { if [ -n "$ONLY" ]; then awk -F'|' -v o="$ONLY" '$1 ~ o'; else cat; fi; }; }
@@ -141,31 +134,19 @@ done
 have_valgrind=false
 command -v valgrind >/dev/null && have_valgrind=true
 
-# ir BIN PATH N1 N2 prints instructions per op, or n/a / skipped.
+# ir BIN PATH N1 N2 HOW prints instructions per op, or: n/a (not
+# counted), skipped (service down), failed (the run failed), none (nothing
+# collected: the benchmark does not run its operation in measure.Op),
+# noise (Ir(N2) - Ir(N1) below one instruction per op).
 ir() {
-	local bin=$1 path=$2 n1=$3 n2=$4 whole=${5:-} top=${2%%/*} a b n toggle cg
+	local bin=$1 path=$2 n1=$3 n2=$4 how=${5:-} a b n toggle gogc cg
 	cg="$WORK/cg.$(printf '%s' "$path" | tr -c 'A-Za-z0-9' _)"
 	if ! $have_valgrind || [ "$n1" = 0 ]; then echo "n/a"; return; fi
-	# sub-benchmarks loop in closures of the top function; a plain
-	# benchmark loops in the function itself
-	toggle="--toggle-collect=*${top}.func*"
-	[ "$path" = "$top" ] && toggle="--toggle-collect=*.${top}"
-	[ "$whole" = whole ] && toggle="--collect-atstart=yes"
-	# nogc: GOGC=off, for cgo rows whose garbage collection cost, which
-	# varies from run to run, would drown the difference
-	local gogc=${GOGC:-100}
-	[ "$whole" = nogc ] && gogc=off
-	# fn=PATTERN: count inside the functions PATTERN matches (the SQLite
-	# closures do not toggle cleanly)
-	[ "${whole#fn=}" != "$whole" ] && toggle="--toggle-collect=${whole#fn=}"
-	# measured: count inside bench/sqlrewrite's measured (one operation;
-	# the stack is grown before the loop, so no stack copy happens while
-	# counting: a copy inside a toggled closure left collection switched
-	# the wrong way, rewrite rows came out below their parser), GOGC=off
-	if [ "$whole" = measured ]; then
-		toggle="--toggle-collect=*sqlrewrite.measured"
-		gogc=off
-	fi
+	case $how in
+	measured) toggle="--toggle-collect=*measure.Op" gogc=off ;;
+	whole) toggle="--collect-atstart=yes" gogc=${GOGC:-100} ;;
+	*) echo "results.sh: $path: count how? '$how' (measured or whole)" >&2; echo "n/a"; return ;;
+	esac
 	# both runs at once: valgrind's start-up dominates on a loaded machine
 	for n in "$n1" "$n2"; do
 		(cd "$WORK" && GOGC=$gogc GODEBUG=asyncpreemptoff=1 nice valgrind --tool=callgrind \
@@ -180,7 +161,22 @@ ir() {
 	done
 	a=$(awk '/^totals:/ {print $2}' "$cg.$n1")
 	b=$(awk '/^totals:/ {print $2}' "$cg.$n2")
-	awk -v a="$a" -v b="$b" -v n1="$n1" -v n2="$n2" 'BEGIN { v = (b - a) / (n2 - n1); if (v <= 0) print "noise"; else printf "%d", v }'
+	awk -v a="$a" -v b="$b" -v n1="$n1" -v n2="$n2" 'BEGIN {
+		if (a !~ /^[0-9]+$/ || b !~ /^[0-9]+$/ || b + 0 == 0) { print "none"; exit }
+		v = (b - a) / (n2 - n1)
+		if (v < 1) print "noise"; else printf "%d\n", v }'
+}
+
+# metrics LINES prints the median of each metric a benchmark reports
+# beyond ns/op, B/op and allocs/op, as "unit value, ..." (hit% as "hit N%").
+metrics() {
+	local unit out="" v
+	for unit in $(printf '%s\n' "$1" | awk '{for (i=4;i<=NF;i+=2) if ($i !~ /^(ns|B|allocs)\/op$/) print $i}' | awk '!seen[$0]++'); do
+		v=$(printf '%s\n' "$1" | awk -v u="$unit" '{for (i=3;i<NF;i++) if ($(i+1)==u) print $i}' | median)
+		if [ "$unit" = "hit%" ]; then v="hit ${v}%"; else v="$unit $v"; fi
+		out="${out:+$out, }$v"
+	done
+	printf '%s' "$out"
 }
 
 median() { sort -g | awk '{v[NR]=$1} END { if (NR == 0) print "-"; else if (NR % 2) print v[(NR+1)/2]; else printf "%.4g\n", (v[NR/2] + v[NR/2+1]) / 2 }'; }
@@ -193,19 +189,21 @@ median() { sort -g | awk '{v[NR]=$1} END { if (NR == 0) print "-"; else if (NR %
 	echo "Machine: $(nproc) CPUs, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo 2>/dev/null || echo unknown), $(go version | cut -d' ' -f3-4), load average $(cut -d' ' -f1-3 /proc/loadavg) at start."
 	echo "$( $have_valgrind && valgrind --version || echo 'valgrind: not installed (no instruction counts)')."
 	echo
-	echo "**Ir/op** is instructions per operation under callgrind ((Ir(N2) - Ir(N1)) / (N2 - N1), collected inside the benchmark closures only, or over the whole program for rows marked whole in the script): exact and repeatable for 0-allocation pure-Go paths; rows that allocate heavily, call cgo (pg_query), do network I/O (the whole service) or are counted whole-program carry GC, scheduler and start-up noise of ±30% or more ("noise" marks a negative difference), so compare them only within one table; the cold-rewrite rows (marked measured in the script) are counted inside one operation with GOGC=off, after one uncounted warm-up operation on a thread-pinned goroutine, the same for parser and rewrite. **ns/op** is the median of $ROUNDS timing rounds that alternate between the rows of a table (A/B/A/B), each \`-test.benchtime=$BENCHTIME\`; it moves with the machine's load. Ratios are to the first row of each table (in the SQL tables: to the bare parser row of the same statement)."
+	echo "**Ir/op** is instructions per operation under callgrind ((Ir(N2) - Ir(N1)) / (N2 - N1), collected inside bench/internal/measure.Op, which runs one operation, with GOGC=off and the stack grown beforehand, or over the whole program for rows marked whole in the script): exact and repeatable for 0-allocation pure-Go paths; rows counted whole-program carry GC, scheduler and start-up noise of ±30% or more; "noise" marks a difference below one instruction per op, "none" a run that collected nothing; compare counts only within one table (each includes the few instructions of the measure.Op call). **ns/op** is the median of $ROUNDS timing rounds that alternate between the rows of a table (A/B/A/B), each \`-test.benchtime=$BENCHTIME\`; it moves with the machine's load. Ratios are to the first row of each table (in the SQL tables: to the bare parser row of the same statement)."
 	echo
 } >"$WORK/out.md"
 
 # section ID writes the table of comparison ID to $WORK/sec.ID.md
 section() {
-	local id=$1 title pkg r row p path n1 n2 count lines ns allocs extra ratio base sec
+	local id=$1 title pkg r row p path n1 n2 count lines ns allocs extra ratio base sec iters
 	sec="$WORK/sec.$id.md"
 	mapfile -t group < <(rows | awk -F'|' -v id="$id" '$1 == id')
 	title=$(printf '%s\n' "${group[0]}" | cut -d'|' -f2)
 	pkg=$(printf '%s\n' "${group[0]}" | cut -d'|' -f3)
 	echo "== $id" >&2
-	# timing: ROUNDS rounds, each running every row once
+	# timing: ROUNDS rounds, each running every row once (a kept WORK
+	# keeps binaries, not the timings of an earlier run)
+	: >"$WORK/time.$id.log"
 	for ((r = 1; r <= ROUNDS; r++)); do
 		for row in "${group[@]}"; do
 			IFS='|' read -r _ _ p path _ _ _ <<<"$row"
@@ -227,14 +225,25 @@ section() {
 		lines=$(grep -E "^${path//\//\\/}(-[0-9]+)?[[:space:]]" "$WORK/time.$id.log" || true)
 		ns=$(printf '%s\n' "$lines" | awk '{for (i=1;i<NF;i++) if ($(i+1)=="ns/op") print $i}' | median)
 		allocs=$(printf '%s\n' "$lines" | awk '{for (i=1;i<NF;i++) if ($(i+1)=="allocs/op") print $i}' | median)
-		extra=$(printf '%s\n' "$lines" | awk '{for (i=1;i<NF;i++) if ($(i+1)=="hit%") print $i}' | median)
-		[ "$extra" = "-" ] && extra="" || extra="hit ${extra}%"
-		if [ -z "$lines" ]; then ns="skipped"; fi
+		extra=$(metrics "$lines")
+		if [ -z "$lines" ]; then
+			ns="skipped"
+		else
+			# a round that ran fewer than 10 iterations timed a stall (or
+			# the first, cold call), not the operation: say so
+			iters=$(printf '%s\n' "$lines" | awk '{print $2}' | median)
+			if awk -v n="$iters" 'BEGIN { exit !(n < 10) }'; then ns="$ns (n=$iters per round)"; fi
+		fi
 		ratio=""
-		if [[ "$count" =~ ^[0-9]+$ ]]; then
-			# the SQL tables compare each rewrite with its own bare parser
-			if [ -z "$base" ] || [[ "$path" == BenchmarkParse/* ]]; then base=$count; fi
-			ratio=$(awk -v a="$count" -v b="$base" 'BEGIN { printf "%.2f×", a / b }')
+		# the SQL tables compare each rewrite with its own bare parser (no
+		# ratio when that parser has no count); counts are whole numbers
+		# >= 1 (ir prints a word otherwise), so no ratio divides by 0
+		if [[ "$path" == BenchmarkParse/* ]]; then base=$count; fi
+		if [[ "$count" =~ ^[1-9][0-9]*$ ]]; then
+			[ -z "$base" ] && base=$count
+			if [[ "$base" =~ ^[1-9][0-9]*$ ]]; then
+				ratio=$(awk -v a="$count" -v b="$base" 'BEGIN { printf "%.2f×", a / b }')
+			fi
 		fi
 		echo "| \`$path\` | $count | $ratio | $ns | $allocs | $extra |" >>"$sec"
 	done
@@ -253,10 +262,9 @@ for id in $ids; do cat "$WORK/sec.$id.md" >>"$WORK/out.md"; done
 
 {
 	echo "Commands: \`go test -c\` per package, then for each row"
-	echo "\`GODEBUG=asyncpreemptoff=1 valgrind --tool=callgrind --toggle-collect='*<Benchmark>.func*' ./<pkg>.test -test.run='^\$' -test.bench=<row> -test.benchtime=<N>x\`"
-	echo "(toggle \`'*.<Benchmark>'\` for a benchmark without sub-benchmarks)"
-	echo "at N1 and N2 (see the SPEC table in bench/results.sh; rows marked whole count the whole program, rows marked nogc or measured run with GOGC=off), and"
+	echo "\`GOGC=off GODEBUG=asyncpreemptoff=1 valgrind --tool=callgrind --toggle-collect='*measure.Op' ./<pkg>.test -test.run='^\$' -test.bench=<row> -test.benchtime=<N>x\`"
+	echo "at N1 and N2 (see the SPEC table in bench/results.sh; rows marked whole count the whole program with the default GOGC, --collect-atstart=yes), and"
 	echo "\`./<pkg>.test -test.run='^\$' -test.bench=<row> -test.benchtime=$BENCHTIME -test.benchmem\` $ROUNDS times, rows alternating."
 } >>"$WORK/out.md"
 cp "$WORK/out.md" "$OUT"
-echo "wrote bench/$OUT" >&2
+echo "wrote $OUT" >&2

@@ -143,24 +143,67 @@ func (c *conn) statement(ctx context.Context, query string, args []driver.NamedV
 }
 
 func (c *conn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
-	return connCall(c, ctx, query, args, driver.ExecerContext.ExecContext)
+	if base, ok := c.base.(driver.ExecerContext); ok {
+		return connCall(c, ctx, query, args, base, driver.ExecerContext.ExecContext)
+	}
+	//lint:ignore SA1019 a driver with only the old Execer runs statements directly under database/sql, so it runs them directly through the wrapper too
+	if base, ok := c.base.(driver.Execer); ok {
+		return connCall(c, ctx, query, args, base, execOld)
+	}
+	return nil, driver.ErrSkip
 }
 
 func (c *conn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
-	return connCall(c, ctx, query, args, driver.QueryerContext.QueryContext)
+	if base, ok := c.base.(driver.QueryerContext); ok {
+		return connCall(c, ctx, query, args, base, driver.QueryerContext.QueryContext)
+	}
+	//lint:ignore SA1019 a driver with only the old Queryer runs queries directly under database/sql, so it runs them directly through the wrapper too
+	if base, ok := c.base.(driver.Queryer); ok {
+		return connCall(c, ctx, query, args, base, queryOld)
+	}
+	return nil, driver.ErrSkip
 }
 
-// connCall runs query on the base connection when it has the
-// context-aware call (its interface C; else driver.ErrSkip: database/sql
-// prepares instead, and PrepareContext rewrites): rewritten for the mark
-// of ctx, admitted by the limiter when there is one, its error mapped.
-func connCall[R any, C any](c *conn, ctx context.Context, query string, args []driver.NamedValue,
-	call func(C, context.Context, string, []driver.NamedValue) (R, error)) (R, error) {
-	var zero R
-	base, ok := c.base.(C)
-	if !ok {
-		return zero, driver.ErrSkip
+// execOld and queryOld call a driver's pre-context Exec and Query the way
+// database/sql does (ctxDriverExec, ctxDriverQuery): named parameters
+// refused, a context already done not sent. Answering driver.ErrSkip for
+// such a driver instead would make database/sql prepare, run and close a
+// statement: two more round trips per statement than the bare driver.
+//
+//lint:ignore SA1019 see ExecContext
+func execOld(e driver.Execer, ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
+	v, err := oldArgs(ctx, args)
+	if err != nil {
+		return nil, err
 	}
+	return e.Exec(query, v)
+}
+
+//lint:ignore SA1019 see QueryContext
+func queryOld(q driver.Queryer, ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
+	v, err := oldArgs(ctx, args)
+	if err != nil {
+		return nil, err
+	}
+	return q.Query(query, v)
+}
+
+func oldArgs(ctx context.Context, args []driver.NamedValue) ([]driver.Value, error) {
+	v, err := values(args)
+	if err != nil {
+		return nil, err
+	}
+	return v, ctx.Err()
+}
+
+// connCall runs query on the base connection with call (base's
+// ExecContext or QueryContext, or its pre-context Exec or Query; a base
+// with neither answered driver.ErrSkip before: database/sql prepares
+// instead, and PrepareContext rewrites): rewritten for the mark of ctx,
+// admitted by the limiter when there is one, its error mapped.
+func connCall[R any, C any](c *conn, ctx context.Context, query string, args []driver.NamedValue,
+	base C, call func(C, context.Context, string, []driver.NamedValue) (R, error)) (R, error) {
+	var zero R
 	m, q, err := c.statement(ctx, query, args)
 	if err != nil {
 		return zero, err

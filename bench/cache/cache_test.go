@@ -10,6 +10,7 @@ import (
 	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/maypok86/otter/v2"
 
+	"github.com/shadowlane/shadowlane/bench/internal/measure"
 	"github.com/shadowlane/shadowlane/propagation"
 	"github.com/shadowlane/shadowlane/shadow/sqlshadow"
 )
@@ -130,10 +131,13 @@ func BenchmarkCache(b *testing.B) {
 				}
 				hits, n := 0, 0
 				b.ReportAllocs()
+				measure.GrowStack(8)
 				for b.Loop() {
-					if access(w.keys[n&(len(w.keys)-1)]) {
-						hits++
-					}
+					measure.Op(func() {
+						if access(w.keys[n&(len(w.keys)-1)]) {
+							hits++
+						}
+					})
 					n++
 				}
 				b.ReportMetric(100*float64(hits)/float64(n), "hit%")

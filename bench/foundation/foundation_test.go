@@ -21,6 +21,7 @@ import (
 	"github.com/shadowlane/shadowlane"
 	slgin "github.com/shadowlane/shadowlane/adapters/slgin"
 	slgrpc "github.com/shadowlane/shadowlane/adapters/slgrpc"
+	"github.com/shadowlane/shadowlane/bench/internal/measure"
 	"github.com/shadowlane/shadowlane/propagation"
 )
 
@@ -39,9 +40,9 @@ func runtimeFor(b *testing.B, mode string) *shadowlane.Runtime {
 func serve(b *testing.B, r *gin.Engine, req *http.Request) {
 	w := httptest.NewRecorder()
 	b.ReportAllocs()
-	b.ResetTimer()
+	measure.GrowStack(8)
 	for b.Loop() {
-		r.ServeHTTP(w, req)
+		measure.Op(func() { r.ServeHTTP(w, req) })
 	}
 }
 
@@ -149,8 +150,9 @@ func BenchmarkGRPCUnaryServer(b *testing.B) {
 	server := metadata.MD{"content-type": {"application/grpc"}, ":authority": {"orders"}, "user-agent": {"grpc-go/1.85.0"}, "grpc-accept-encoding": {"gzip"}}
 	b.Run("bare", func(b *testing.B) {
 		b.ReportAllocs()
+		measure.GrowStack(8)
 		for b.Loop() {
-			handler(plain, nil)
+			measure.Op(func() { handler(plain, nil) })
 		}
 	})
 	for _, tc := range []struct {
@@ -167,8 +169,9 @@ func BenchmarkGRPCUnaryServer(b *testing.B) {
 		b.Run(tc.name, func(b *testing.B) {
 			in := slgrpc.UnaryServerInterceptor(slgrpc.WithRuntime(runtimeFor(b, "internal")))
 			b.ReportAllocs()
+			measure.GrowStack(8)
 			for b.Loop() {
-				in(tc.ctx, nil, info, handler)
+				measure.Op(func() { in(tc.ctx, nil, info, handler) })
 			}
 		})
 	}

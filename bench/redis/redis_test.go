@@ -7,6 +7,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/shadowlane/shadowlane/adapters/slredis"
+	"github.com/shadowlane/shadowlane/bench/internal/measure"
 	"github.com/shadowlane/shadowlane/internal/testenv"
 	"github.com/shadowlane/shadowlane/propagation"
 )
@@ -31,30 +32,19 @@ func BenchmarkHookOnly(b *testing.B) {
 		name string
 		cmd  redis.Cmder
 	}{{"GET", get}, {"SET", set}, {"GET-session", session}} {
-		b.Run(c.name+"/bare", func(b *testing.B) {
-			b.ReportAllocs()
-			for b.Loop() {
-				_ = noop(plain, c.cmd)
-			}
-		})
-		b.Run(c.name+"/unmarked-guard", func(b *testing.B) {
-			b.ReportAllocs()
-			for b.Loop() {
-				_ = guarded(plain, c.cmd)
-			}
-		})
-		b.Run(c.name+"/unmarked-noguard", func(b *testing.B) {
-			b.ReportAllocs()
-			for b.Loop() {
-				_ = unguarded(plain, c.cmd)
-			}
-		})
-		b.Run(c.name+"/marked", func(b *testing.B) {
-			b.ReportAllocs()
-			for b.Loop() {
-				_ = guarded(marked, c.cmd)
-			}
-		})
+		for _, v := range []struct {
+			name string
+			ctx  context.Context
+			next redis.ProcessHook // bare: the next hook itself, called as the hook would call it
+		}{{"bare", plain, noop}, {"unmarked-guard", plain, guarded}, {"unmarked-noguard", plain, unguarded}, {"marked", marked, guarded}} {
+			b.Run(c.name+"/"+v.name, func(b *testing.B) {
+				b.ReportAllocs()
+				measure.GrowStack(8)
+				for b.Loop() {
+					measure.Op(func() { _ = v.next(v.ctx, c.cmd) })
+				}
+			})
+		}
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"syscall"
 	"testing"
 
 	"github.com/gin-gonic/gin"
@@ -36,9 +37,10 @@ type service struct {
 	key    string
 }
 
-// sqliteDB opens an embedded database with tables orders and
-// orders_shadow, and returns it with its file.
-func sqliteDB(b testing.TB) (*sql.DB, string) {
+// sqliteDB creates an embedded database with tables orders and
+// orders_shadow (through gorm's pool, which is closed again) and returns
+// the driver and the file.
+func sqliteDB(b testing.TB) (driver.Driver, string) {
 	path := filepath.Join(b.TempDir(), "svc.db")
 	g, err := gorm.Open(sqlite.Open(path), &gorm.Config{Logger: logger.Discard})
 	if err != nil {
@@ -48,6 +50,7 @@ func sqliteDB(b testing.TB) (*sql.DB, string) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	defer db.Close()
 	for _, t := range []string{"orders", "orders_shadow"} {
 		if _, err := db.Exec("CREATE TABLE " + t + " (id INTEGER PRIMARY KEY, total INTEGER)"); err != nil {
 			b.Fatal(err)
@@ -56,23 +59,47 @@ func sqliteDB(b testing.TB) (*sql.DB, string) {
 			b.Fatal(err)
 		}
 	}
-	b.Cleanup(func() { db.Close() })
-	return db, path
+	return db.Driver(), path
 }
 
-// backend is the SQL store of the service: its pool, how shadowlane wraps
-// it, and the statement the handler runs.
+// backend is the SQL store of the service: the driver connector its pool
+// opens connections with, the dialect shadowlane rewrites for, and the
+// statement the handler runs. The bare pool (sql.OpenDB) and the
+// shadowlane pool (slsql.OpenDB) are opened on the same connector, so
+// they differ only by the wrapper: same driver, same DSN and connection
+// options, neither pool used before the benchmark's own warm-up.
 type backend struct {
-	db    *sql.DB
-	wrap  func(b testing.TB) *sql.DB // the same database behind slsql and the dialect's Rewriter
-	query string
+	conn    driver.Connector
+	dialect func() sqlshadow.Dialect
+	query   string
+}
+
+// open returns the pool the service queries: bare, or through slsql with
+// the dialect's Rewriter.
+func (st backend) open(b testing.TB, withShadowlane bool) *sql.DB {
+	var db *sql.DB
+	if withShadowlane {
+		rw, err := sqlshadow.New(st.dialect())
+		if err != nil {
+			b.Fatal(err)
+		}
+		db = slsql.OpenDB(st.conn, rw)
+	} else {
+		db = sql.OpenDB(st.conn)
+	}
+	b.Cleanup(func() { db.Close() })
+	db.SetMaxOpenConns(1)
+	return db
 }
 
 func sqliteBackend(b testing.TB) backend {
-	db, path := sqliteDB(b)
-	return backend{db: db, query: "SELECT total FROM orders WHERE id = ?", wrap: func(b testing.TB) *sql.DB {
-		return wrapped(b, db.Driver(), path, sqlitedialect.New())
-	}}
+	drv, path := sqliteDB(b)
+	c, err := slsql.DSNConnector(drv, path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return backend{conn: c, query: "SELECT total FROM orders WHERE id = ?",
+		dialect: func() sqlshadow.Dialect { return sqlitedialect.New() }}
 }
 
 // postgresBackend uses the loopback PostgreSQL (database test) with a
@@ -82,60 +109,57 @@ func postgresBackend(b testing.TB) backend {
 	addr := testenv.Addr("SHADOWLANE_POSTGRES_ADDR", "127.0.0.1:5432")
 	testenv.Need(b, "PostgreSQL", addr)
 	dsn := "postgres://postgres@" + addr + "/test?sslmode=disable"
-	db, err := sql.Open("pgx", dsn)
+	c, err := slsql.DSNConnector(stdlib.GetDefaultDriver(), dsn)
 	if err != nil {
 		b.Fatal(err)
 	}
-	if err := db.Ping(); err != nil {
+	setup := sql.OpenDB(c)
+	if err := setup.Ping(); err != nil {
+		setup.Close()
 		testenv.Missing(b, "PostgreSQL", dsn, err)
 	}
 	table := fmt.Sprintf("slbench_orders_%d", rand.Uint32())
 	b.Cleanup(func() {
-		db.Exec("DROP TABLE IF EXISTS " + table + ", " + table + "_shadow")
-		db.Close()
+		setup.Exec("DROP TABLE IF EXISTS " + table + ", " + table + "_shadow")
+		setup.Close()
 	})
 	for _, t := range []string{table, table + "_shadow"} {
-		if _, err := db.Exec("CREATE TABLE " + t + " (id INTEGER PRIMARY KEY, total INTEGER)"); err != nil {
+		if _, err := setup.Exec("CREATE TABLE " + t + " (id INTEGER PRIMARY KEY, total INTEGER)"); err != nil {
 			b.Fatal(err)
 		}
-		if _, err := db.Exec("INSERT INTO " + t + " (id, total) VALUES (42, 7)"); err != nil {
+		if _, err := setup.Exec("INSERT INTO " + t + " (id, total) VALUES (42, 7)"); err != nil {
 			b.Fatal(err)
 		}
 	}
-	return backend{db: db, query: "SELECT total FROM " + table + " WHERE id = $1", wrap: func(b testing.TB) *sql.DB {
-		return wrapped(b, stdlib.GetDefaultDriver(), dsn, pgdialect.New())
-	}}
+	// the setup pool keeps one idle connection, in every mode alike
+	setup.SetMaxIdleConns(1)
+	return backend{conn: c, query: "SELECT total FROM " + table + " WHERE id = $1",
+		dialect: func() sqlshadow.Dialect { return pgdialect.New() }}
 }
 
-// wrapped opens dsn through slsql with d's Rewriter.
-func wrapped(b testing.TB, drv driver.Driver, dsn string, d sqlshadow.Dialect) *sql.DB {
-	rw, err := sqlshadow.New(d)
-	if err != nil {
-		b.Fatal(err)
-	}
-	c, err := slsql.DSNConnector(drv, dsn)
-	if err != nil {
-		b.Fatal(err)
-	}
-	db := slsql.OpenDB(c, rw)
-	b.Cleanup(func() { db.Close() })
-	return db
-}
-
-func newService(b testing.TB, withShadowlane bool, store func(testing.TB) backend) *service {
+func newService(b testing.TB, withShadowlane bool, st backend) *service {
 	addr := testenv.Addr("SHADOWLANE_REDIS_ADDR", "127.0.0.1:6379")
 	testenv.Need(b, "Redis", addr)
 	key := fmt.Sprintf("slbench:perf:%d:user:42", rand.Uint32())
+	// setup and clean-up on a client of their own: the service's client
+	// is instrumented below, and its guard refuses an unmarked DEL of the
+	// shadow key (the keys were left behind)
+	setup := redis.NewClient(&redis.Options{Addr: addr, PoolSize: 1})
+	b.Cleanup(func() {
+		if err := setup.Del(context.Background(), key, "shadow:"+key).Err(); err != nil {
+			b.Errorf("clean-up: %v", err)
+		}
+		setup.Close()
+	})
+	if err := setup.Set(context.Background(), key, "alice", 0).Err(); err != nil {
+		b.Fatal(err)
+	}
+	if err := setup.Set(context.Background(), "shadow:"+key, "bot", 0).Err(); err != nil {
+		b.Fatal(err)
+	}
 	rdb := redis.NewClient(&redis.Options{Addr: addr, PoolSize: 4})
-	b.Cleanup(func() { rdb.Del(context.Background(), key, "shadow:"+key); rdb.Close() })
-	if err := rdb.Set(context.Background(), key, "alice", 0).Err(); err != nil {
-		b.Fatal(err)
-	}
-	if err := rdb.Set(context.Background(), "shadow:"+key, "bot", 0).Err(); err != nil {
-		b.Fatal(err)
-	}
-	st := store(b)
-	db := st.db
+	b.Cleanup(func() { rdb.Close() })
+	db := st.open(b, withShadowlane)
 	r := gin.New()
 	if withShadowlane {
 		rt, err := shadowlane.New(shadowlane.Config{Service: "bench", Trust: shadowlane.TrustConfig{Mode: "internal"}})
@@ -146,10 +170,8 @@ func newService(b testing.TB, withShadowlane bool, store func(testing.TB) backen
 		if _, err := slredis.Instrument(rdb, slredis.WithRuntime(rt)); err != nil {
 			b.Fatal(err)
 		}
-		db = st.wrap(b)
 		r.Use(slgin.Middleware(slgin.WithRuntime(rt)))
 	}
-	db.SetMaxOpenConns(1)
 	r.GET("/orders/:id", func(c *gin.Context) {
 		ctx := c.Request.Context()
 		user, err := rdb.Get(ctx, key).Result()
@@ -200,7 +222,7 @@ func BenchmarkServicePostgres(b *testing.B) {
 var modes = []string{"bare", "unmarked", "marked50"}
 
 func serveMode(b *testing.B, mode string, store func(testing.TB) backend) {
-	s := newService(b, mode != "bare", store)
+	s := newService(b, mode != "bare", store(b))
 	plain, marked := request(false), request(true)
 	want := map[bool]string{false: "alice 7", true: "bot 7"}
 	w := httptest.NewRecorder()
@@ -216,6 +238,7 @@ func serveMode(b *testing.B, mode string, store func(testing.TB) backend) {
 		check(true)
 	}
 	b.ReportAllocs()
+	u0 := usage(b)
 	i := 0
 	for b.Loop() {
 		m := mode == "marked50" && i&1 == 1
@@ -223,6 +246,30 @@ func serveMode(b *testing.B, mode string, store func(testing.TB) backend) {
 		w.Body.Reset()
 		i++
 	}
+	u1 := usage(b)
+	n := float64(i)
+	b.ReportMetric(float64(u1.cpu-u0.cpu)/n, "cpu-ns/op")
+	b.ReportMetric(float64(u1.sys-u0.sys)/n, "sys-ns/op")
+	b.ReportMetric(float64(u1.faults-u0.faults)/n, "faults/op")
+	b.ReportMetric(float64(u1.csw-u0.csw)/n, "ctxsw/op")
+}
+
+// rusage is what getrusage says the whole process has used so far.
+type rusage struct {
+	cpu, sys    int64 // user+system and system CPU time, ns
+	faults, csw int64 // page faults (minor+major), context switches (voluntary+involuntary)
+}
+
+// usage reads the process's resource usage: with the wall time of the
+// loop it tells computing (CPU time, in user space and in the kernel)
+// from waiting.
+func usage(b testing.TB) rusage {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	sys := ru.Stime.Nano()
+	return rusage{cpu: ru.Utime.Nano() + sys, sys: sys, faults: ru.Minflt + ru.Majflt, csw: ru.Nvcsw + ru.Nivcsw}
 }
 
 // reqFor returns the plain request, or a fresh copy of the marked one: the

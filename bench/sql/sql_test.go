@@ -11,6 +11,7 @@ import (
 	"gorm.io/gorm/logger"
 
 	slgorm "github.com/shadowlane/shadowlane/adapters/slgorm"
+	"github.com/shadowlane/shadowlane/bench/internal/measure"
 	sqlitedialect "github.com/shadowlane/shadowlane/dialects/sqlite"
 	"github.com/shadowlane/shadowlane/propagation"
 	"github.com/shadowlane/shadowlane/shadow/sqlshadow"
@@ -26,8 +27,9 @@ func BenchmarkRewriteHit(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.ReportAllocs()
+	measure.GrowStack(8)
 	for b.Loop() {
-		r.Rewrite(mark, q)
+		measure.Op(func() { r.Rewrite(mark, q) })
 	}
 }
 
@@ -51,8 +53,9 @@ func BenchmarkGuardUnmarked(b *testing.B) {
 	r, _ := sqlshadow.New(sqlitedialect.New())
 	ctx := context.Background()
 	b.ReportAllocs()
+	measure.GrowStack(8)
 	for b.Loop() {
-		r.Statement(ctx, q)
+		measure.Op(func() { r.Statement(ctx, q) })
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	pgquery "github.com/pganalyze/pg_query_go/v6"
 	"github.com/pingcap/tidb/pkg/parser"
 
+	"github.com/shadowlane/shadowlane/bench/internal/measure"
 	"github.com/shadowlane/shadowlane/dialects/mysql"
 	"github.com/shadowlane/shadowlane/dialects/postgres"
 	"github.com/shadowlane/shadowlane/dialects/sqlite"
@@ -53,7 +54,7 @@ func BenchmarkRewriteCold(b *testing.B) {
 			}
 			defer settle(op)()
 			for b.Loop() {
-				measured(op)
+				measure.Op(op)
 			}
 		})
 	}
@@ -68,7 +69,7 @@ func BenchmarkRewriteCold(b *testing.B) {
 			}
 			defer settle(op)()
 			for b.Loop() {
-				measured(op)
+				measure.Op(op)
 			}
 		})
 	}
@@ -83,7 +84,7 @@ func BenchmarkRewriteCold(b *testing.B) {
 			}
 			defer settle(op)()
 			for b.Loop() {
-				measured(op)
+				measure.Op(op)
 			}
 		})
 	}
@@ -95,7 +96,7 @@ func BenchmarkAnalyse(b *testing.B) {
 	my, pg := mysql.New(), postgres.New()
 	b.Run("mysql/join", func(b *testing.B) {
 		b.ReportAllocs()
-		growStack(8)
+		measure.GrowStack(8)
 		for b.Loop() {
 			if _, err := my.Rewrite(mysqlQueries[1].q, nil); err != nil {
 				b.Fatal(err)
@@ -104,7 +105,7 @@ func BenchmarkAnalyse(b *testing.B) {
 	})
 	b.Run("postgres/join", func(b *testing.B) {
 		b.ReportAllocs()
-		growStack(8)
+		measure.GrowStack(8)
 		for b.Loop() {
 			if _, err := pg.Rewrite(postgresQueries[1].q, nil); err != nil {
 				b.Fatal(err)
@@ -129,7 +130,7 @@ func BenchmarkParse(b *testing.B) {
 			}
 			defer settle(op)()
 			for b.Loop() {
-				measured(op)
+				measure.Op(op)
 			}
 		})
 	}
@@ -143,7 +144,7 @@ func BenchmarkParse(b *testing.B) {
 			}
 			defer settle(op)()
 			for b.Loop() {
-				measured(op)
+				measure.Op(op)
 			}
 		})
 	}
@@ -158,7 +159,7 @@ func BenchmarkParse(b *testing.B) {
 			}
 			defer settle(op)()
 			for b.Loop() {
-				measured(op)
+				measure.Op(op)
 			}
 		})
 	}
@@ -202,8 +203,8 @@ func BenchmarkRewriterMiss(b *testing.B) {
 
 // settle prepares a BenchmarkRewriteCold or BenchmarkParse sub-benchmark
 // for counting, the same way for parser and rewrite rows: it pins the
-// goroutine to its OS thread, grows the stack (growStack) and runs op once
-// outside measured. The first operation pays one-time costs that are not
+// goroutine to its OS thread, grows the stack (measure.GrowStack) and runs
+// op once outside measure.Op. The first operation pays one-time costs that are not
 // the operation's: the lazy initialisation of protobuf descriptors and of
 // libpg_query's thread-local memory contexts, first page touches. Counted
 // at N1 = 20 they moved the PostgreSQL select's total by up to 7M
@@ -213,31 +214,7 @@ func BenchmarkRewriterMiss(b *testing.B) {
 // returned func unpins (call it deferred).
 func settle(op func()) func() {
 	runtime.LockOSThread()
-	growStack(8)
+	measure.GrowStack(8)
 	op()
 	return runtime.UnlockOSThread
 }
-
-// growStack grows the goroutine's stack (to 256 KiB) before a benchmark's
-// loop, so that no stack growth happens inside the measured calls: a
-// stack copy in the middle of a function --toggle-collect follows can
-// leave callgrind's collection switched the wrong way for the rest of the
-// run (seen as rewrite rows below their bare parser). With GOGC=off the
-// stack never shrinks.
-//
-//go:noinline
-func growStack(n int) byte {
-	var buf [16 << 10]byte
-	buf[n] = byte(n)
-	if n > 0 {
-		return growStack(n-1) + buf[n]
-	}
-	return buf[0]
-}
-
-// measured runs one operation of BenchmarkRewriteCold and BenchmarkParse:
-// callgrind counts it with --toggle-collect='*sqlrewrite.measured' (the
-// stack is grown before the loop, outside it, see growStack).
-//
-//go:noinline
-func measured(f func()) { f() }
