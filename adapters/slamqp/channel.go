@@ -97,6 +97,23 @@ type Channel struct {
 
 	fwdOnce sync.Once // confirm mode for passing messages on to lanes
 	fwdErr  error
+
+	// rpc serializes the synchronous methods (basic.qos, basic.consume,
+	// basic.cancel, confirm.select) this wrapper sends on ch. amqp091-go
+	// hands a reply to whichever caller waits first: two at once on one
+	// channel may each get the other's reply and fail (ErrCommandInvalid)
+	// although the broker did both. A basic.cancel failed that way leaves
+	// the deliveries channel open for ever; a basic.consume failed that
+	// way leaves a consumer at the broker whose deliveries the client
+	// drops, unacknowledged, until the channel closes.
+	rpc sync.Mutex
+}
+
+// sync runs one synchronous method on c.ch, never two at once.
+func (c *Channel) sync(f func() error) error {
+	c.rpc.Lock()
+	defer c.rpc.Unlock()
+	return f()
 }
 
 // ErrUnroutable is wrapped by the error of a mandatory publish the broker
@@ -290,7 +307,7 @@ func (c *Channel) Consume(ctx context.Context, queue string, h Handler) error {
 	if h == nil || queue == "" || c.s.rq.IsShadow(queue) || c.s.rq.IsLaneName(queue) {
 		return fmt.Errorf("%w: consume needs a handler and a production queue (got %q)", ErrConfig, queue)
 	}
-	if err := c.ch.Qos(c.s.c.prefetch, 0, false); err != nil {
+	if err := c.sync(func() error { return c.ch.Qos(c.s.c.prefetch, 0, false) }); err != nil {
 		return err
 	}
 	var (
@@ -320,7 +337,7 @@ func (c *Channel) Consume(ctx context.Context, queue string, h Handler) error {
 		sb := &sub{c: c, prod: queue, queue: q, tries: map[string]int{}, lanes: lanes}
 		if err := sb.start(); err != nil {
 			for _, o := range subs {
-				o.cancel()
+				o.handBack() // what it was sent already goes back too
 			}
 			return err
 		}
@@ -361,12 +378,14 @@ type sub struct {
 
 func (sb *sub) start() error {
 	sb.tag = consumerTag()
-	ds, err := sb.c.ch.Consume(sb.queue, sb.tag, false, false, false, false, nil)
-	if err != nil {
-		return err
-	}
-	sb.ds = ds
-	return nil
+	return sb.c.sync(func() error {
+		ds, err := sb.c.ch.Consume(sb.queue, sb.tag, false, false, false, false, nil)
+		if err != nil {
+			return err
+		}
+		sb.ds = ds
+		return nil
+	})
 }
 
 // handBack cancels the consumer and nacks with requeue every delivery
@@ -418,9 +437,9 @@ func (sb *sub) cancel() error {
 	if sb.tag == "" {
 		return nil
 	}
-	err := sb.c.ch.Cancel(sb.tag, false)
+	tag := sb.tag
 	sb.tag = ""
-	return err
+	return sb.c.sync(func() error { return sb.c.ch.Cancel(tag, false) })
 }
 
 func (sb *sub) run(ctx context.Context, h Handler) error {
@@ -436,6 +455,11 @@ func (sb *sub) run(ctx context.Context, h Handler) error {
 				}
 				return nil
 			}
+			if ctx.Err() != nil {
+				// Stopping, and this one came with the stop: hand it
+				// back (handBack hands back the rest).
+				return d.Nack(false, true)
+			}
 			dec := s.decide(sb.prod, sb.queue, &d)
 			if dec.Action != bus.Wait {
 				if err := sb.deliver(ctx, &d, dec, h); err != nil {
@@ -448,9 +472,7 @@ func (sb *sub) run(ctx context.Context, h Handler) error {
 			if err := d.Nack(false, true); err != nil {
 				return err
 			}
-			tag := sb.tag
-			sb.tag = ""
-			if err := sb.c.ch.Cancel(tag, false); err != nil {
+			if err := sb.cancel(); err != nil {
 				return err
 			}
 			for d := range sb.ds {
@@ -479,7 +501,8 @@ func (s *Shadow) wait(ctx context.Context, queue string, d bus.Decision) bool {
 	return s.rq.WaitReady(ctx, queue, d, s.c.poll)
 }
 
-// deliver handles one delivery; it returns only acknowledgement errors.
+// deliver handles one delivery and settles it (ack, nack, or hand it back)
+// whatever it returns; it returns only errors of the channel.
 func (sb *sub) deliver(ctx context.Context, d *amqp091.Delivery, dec bus.Decision, h Handler) error {
 	s := sb.c.s
 	if _, ok := d.Headers[headerProbe]; ok {
@@ -512,7 +535,7 @@ func (sb *sub) deliver(ctx context.Context, d *amqp091.Delivery, dec bus.Decisio
 	}
 	if sb.lanes != nil && sb.handover == "" && dec.Mark.Env != "" {
 		if err := sb.probe(ctx, dec.Mark.Env); err != nil {
-			return err
+			return errors.Join(err, d.Nack(false, true)) // d goes back, whatever probe left behind
 		}
 	}
 	return sb.handle(ctx, d, dec, h)
