@@ -203,7 +203,11 @@ func (r *returns) claim(exchange, key string, msg *amqp091.Publishing) (amqp091.
 	return amqp091.Return{}, false
 }
 
-// AMQP returns the wrapped channel.
+// AMQP returns the wrapped channel. Publishing on it is safe at any time;
+// a synchronous method (declare, bind, qos, consume, cancel, get, ...)
+// called on it while a [Channel.Consume] runs may take a reply meant for
+// the consumer (amqp091-go gives a reply to whichever caller waits first)
+// and make both fail: use another channel for those.
 func (c *Channel) AMQP() *amqp091.Channel { return c.ch }
 
 // PublishWithContext is amqp091's PublishWithContext with the rules of
@@ -398,6 +402,10 @@ func (sb *sub) start() error {
 // there and returns the cancel's error rather than wait for ever; when a
 // confirmed cancel still leaves it open for [handBackWait], it returns an
 // error too (the broker requeues what it holds when the channel closes).
+// A cancel failed while the channel stayed open when two synchronous
+// methods ran at once on it and took each other's replies; [Channel.sync]
+// rules that out, so a cancel now fails only with the channel (which
+// closes the deliveries channel too).
 func (sb *sub) handBack() error {
 	first := sb.cancel()
 	if sb.ds == nil {
