@@ -1,11 +1,9 @@
 package drill
 
 import (
-	"bytes"
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 
 	"github.com/shadowlane/shadowlane/cmd/shadowlane/internal/chartjs"
 )
@@ -30,15 +28,7 @@ func (r *Report) WriteReportDir(dir string) (string, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", err
 	}
-	var b bytes.Buffer
-	if err := r.WriteHTML(&b); err != nil {
-		return "", err
-	}
-	path := filepath.Join(dir, "index.html")
-	if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
-		return "", err
-	}
-	return path, nil
+	return chartjs.WriteIndex(dir, r.WriteHTML)
 }
 
 // pageWithCharts is pageHTML with the shared chart script spliced in.

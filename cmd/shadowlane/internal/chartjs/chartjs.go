@@ -1,9 +1,12 @@
 package chartjs
 
 import (
+	"bytes"
 	"encoding/json"
 	"html"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 )
 
@@ -27,6 +30,21 @@ func Write(w io.Writer, page, title string, report any) error {
 		"{{DATA}}", string(data),
 	).Replace(page))
 	return err
+}
+
+// WriteIndex writes dir/index.html, which must exist, with what write
+// writes (a report's WriteHTML) and returns its path. The page is
+// rendered first: when write fails, no file is written.
+func WriteIndex(dir string, write func(io.Writer) error) (string, error) {
+	var b bytes.Buffer
+	if err := write(&b); err != nil {
+		return "", err
+	}
+	path := filepath.Join(dir, "index.html")
+	if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
+		return "", err
+	}
+	return path, nil
 }
 
 // head opens every report page, up to and with its error list.
