@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -273,6 +274,8 @@ type jsRun struct {
 	failed  settledSeqs     // guarded by mu: sequences this run naked after a handler error
 	running map[uint64]int  // guarded by mu: sequences in a handler -> deliveries a drop advisory reported (0: none)
 	parked  bool            // a lane not live: stopped pulling, waits to be live
+	holding bool            // guarded by mu: a kill-switch hold runs; the callback queues to backlog
+	backlog []jetstream.Msg // guarded by mu: messages received behind the held one, in order
 	handing map[string]bool // trunk: envs whose backlog is being handed over
 }
 
@@ -478,7 +481,22 @@ func (r *jsRun) end(seq uint64) (dropped int) {
 	return dropped
 }
 
+// handle is the consume callback: a message received while a kill-switch
+// hold runs waits behind the held one (see [jsRun.queue]); any other is
+// taken at once.
 func (r *jsRun) handle(msg jetstream.Msg) {
+	if r.queue(msg) {
+		return
+	}
+	r.take(msg, false)
+}
+
+// take decides msg and settles it. A kill-switch Wait starts a hold: called
+// from the consume callback (inline false) the hold moves to its own
+// goroutine ([jsRun.beginHold]) so the buffered messages can be drained
+// into the backlog; called from that goroutine (inline true) it holds msg
+// in place until the rules let the consumer take it.
+func (r *jsRun) take(msg jetstream.Msg, inline bool) {
 	s := r.s
 	subj := msg.Subject()
 	var seq uint64
@@ -509,16 +527,19 @@ func (r *jsRun) handle(msg jetstream.Msg) {
 		r.park()
 		return
 	}
-	if dec.Action == bus.Wait {
-		r.pause()
-		for dec.Action == bus.Wait {
-			if !r.hold(msg, dec) {
-				return // stopped: not acknowledged, redelivered later
-			}
-			d = decode(msg.Headers())
-			dec = s.r.Consume(r.lanesKey, subj, &d)
+	if dec.Action == bus.Wait && !inline {
+		r.beginHold(msg)
+		return
+	}
+	for dec.Action == bus.Wait {
+		if !r.hold(msg, dec) {
+			// Stopped: handed back at once, so another instance
+			// takes it without waiting for its ack wait.
+			_ = msg.Nak()
+			return
 		}
-		defer func() { _ = r.start() }()
+		d = decode(msg.Headers())
+		dec = s.r.Consume(r.lanesKey, subj, &d)
 	}
 	dec, err := r.laneDecision(seq, dec)
 	if err != nil {
@@ -600,9 +621,13 @@ func (r *jsRun) hadFailed(seq uint64) bool {
 	return r.failed.has(seq)
 }
 
-// hold keeps msg in progress (no redelivery) until the rules let the
-// consumer take it; false when the consumption was stopped first.
+// hold keeps msg, and the backlog queued behind it, in progress (no
+// redelivery, no delivery spent) until the rules let the consumer take
+// msg; false when the consumption was stopped first.
 func (r *jsRun) hold(msg jetstream.Msg, dec bus.Decision) bool {
+	if r.s.r.Ready(r.lanesKey, dec) {
+		return true
+	}
 	tick := time.NewTicker(r.s.c.poll)
 	defer tick.Stop()
 	last := time.Now()
@@ -615,10 +640,98 @@ func (r *jsRun) hold(msg jetstream.Msg, dec bus.Decision) bool {
 		}
 		if time.Since(last) > time.Second {
 			_ = msg.InProgress()
+			r.mu.Lock()
+			queued := slices.Clone(r.backlog)
+			r.mu.Unlock()
+			for _, m := range queued {
+				_ = m.InProgress()
+			}
 			last = time.Now()
 		}
 	}
 	return true
+}
+
+// queue appends msg to the backlog when a kill-switch hold runs (true):
+// it is one the client had received behind the held message. It is kept
+// in progress with the held one and taken, in order, after it, so it is
+// neither redelivered after its ack wait nor handled while the switch is
+// off, and costs no delivery.
+func (r *jsRun) queue(msg jetstream.Msg) bool {
+	r.mu.Lock()
+	if !r.holding {
+		r.mu.Unlock()
+		return false
+	}
+	r.backlog = append(r.backlog, msg)
+	r.mu.Unlock()
+	_ = msg.InProgress()
+	return true
+}
+
+// beginHold starts a kill-switch hold of msg: the consumer stops pulling
+// and drains what the client had received into the backlog, and a
+// goroutine holds msg until the consumer may take it, takes it and the
+// backlog, and consumes again ([jsRun.resume]).
+func (r *jsRun) beginHold(msg jetstream.Msg) {
+	r.mu.Lock()
+	if r.ctx.Err() != nil {
+		r.mu.Unlock()
+		_ = msg.Nak() // stopped: handed back at once
+		return
+	}
+	r.holding = true
+	cc := r.cc
+	r.cc = nil
+	r.wg.Add(1) // under mu: stop waits for it (stop cancels, then takes mu)
+	r.mu.Unlock()
+	if cc != nil {
+		cc.Drain()
+	}
+	go r.resume(msg, cc)
+}
+
+// drainWait bounds the wait for a drained consumption to deliver the
+// messages the client had received (the callback only queues them).
+const drainWait = 5 * time.Second
+
+// resume holds and takes msg, then takes the backlog in order once the
+// drained consumption old has delivered all it had, and consumes again.
+// When the consumption stops first, msg and the backlog are handed back
+// at once (nak), so another instance takes them without waiting for their
+// ack wait.
+func (r *jsRun) resume(msg jetstream.Msg, old jetstream.ConsumeContext) {
+	defer r.wg.Done()
+	r.take(msg, true)
+	if old != nil {
+		t := time.NewTimer(drainWait)
+		select {
+		case <-old.Closed():
+		case <-r.ctx.Done():
+		case <-t.C:
+		}
+		t.Stop()
+	}
+	for {
+		r.mu.Lock()
+		if len(r.backlog) == 0 || r.ctx.Err() != nil {
+			rest := r.backlog
+			r.backlog, r.holding = nil, false
+			r.mu.Unlock()
+			for _, m := range rest {
+				_ = m.Nak()
+			}
+			break
+		}
+		next := r.backlog[0]
+		r.backlog[0] = nil
+		r.backlog = r.backlog[1:]
+		r.mu.Unlock()
+		r.take(next, true)
+	}
+	if err := r.start(); err != nil && r.ctx.Err() == nil {
+		r.s.laneError(err)
+	}
 }
 
 // JetStream wraps a JetStream context so that publishing follows
