@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"slices"
 	"sync"
 	"time"
 
@@ -174,11 +173,15 @@ func (c *Consumption) Stop() {
 // backlog of a lane that left over.
 //
 // Kill switch: while the runtime says load-test traffic is off, a
-// consumer that gets a marked message stops pulling,
-// holds that message (telling the server it is in progress, so it is not
-// redelivered) until it may handle it, then handles it and consumes again.
-// Messages the client had buffered are redelivered after their ack wait,
-// which costs each of them one delivery.
+// consumer that gets a marked message stops pulling and holds that
+// message, and the rest of the pull request it came with, in progress
+// (the server neither redelivers them nor counts a delivery) until it may
+// handle it; then it takes them in order and pulls again. A held message
+// is never handled while the switch is off, never lost, and is taken as
+// soon as the switch is on again. Each pull request is ended by the
+// server (batch complete or expired) before the next, so no message is
+// left in flight to wait for its ack wait. A consumption stopped during a
+// hold hands what it holds back at once (nak), for another instance.
 func (s *Shadow) ConsumeJetStream(ctx context.Context, js jetstream.JetStream, stream string, cfg jetstream.ConsumerConfig, h JSHandler) (*Consumption, error) {
 	if h == nil {
 		return nil, fmt.Errorf("%w: nil handler", ErrConfig)
@@ -268,14 +271,13 @@ type jsRun struct {
 	wg    sync.WaitGroup
 
 	mu      sync.Mutex
-	cc      jetstream.ConsumeContext
+	loop    *pullLoop // guarded by mu: the running fetch loop; nil while not pulling
 	advisor *natsgo.Subscription
 	settled settledSeqs     // guarded by mu
 	failed  settledSeqs     // guarded by mu: sequences this run naked after a handler error
 	running map[uint64]int  // guarded by mu: sequences in a handler -> deliveries a drop advisory reported (0: none)
 	parked  bool            // a lane not live: stopped pulling, waits to be live
-	holding bool            // guarded by mu: a kill-switch hold runs; the callback queues to backlog
-	backlog []jetstream.Msg // guarded by mu: messages received behind the held one, in order
+	backlog []jetstream.Msg // fetch loop only: messages of the current fetch received behind a held one, in order
 	handing map[string]bool // trunk: envs whose backlog is being handed over
 }
 
@@ -345,27 +347,100 @@ func (r *jsRun) isSettled(seq uint64) bool {
 	return r.settled.has(seq)
 }
 
+// pullLoop is one run of the fetch loop ([jsRun.pull]).
+type pullLoop struct {
+	halt chan struct{} // closed: stop after the current fetch
+	done chan struct{} // closed when the loop has returned
+}
+
+// Fetch sizes of the consume loop: each pull request asks for fetchBatch
+// messages and lasts fetchWaitPolls polls at most.
+const (
+	fetchBatch     = 128
+	fetchWaitPolls = 20
+)
+
+// start starts the fetch loop unless it runs or the run is stopped.
 func (r *jsRun) start() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.ctx.Err() != nil {
+	if r.ctx.Err() != nil || r.loop != nil {
 		return nil
 	}
-	cc, err := r.cons.Consume(r.handle)
-	if err != nil {
-		return err
-	}
-	r.cc = cc
+	l := &pullLoop{halt: make(chan struct{}), done: make(chan struct{})}
+	r.loop = l
+	r.wg.Add(1) // under mu: stop cancels, then takes mu, then waits
+	go r.pull(l)
 	return nil
 }
 
+// pause stops pulling after the current fetch.
 func (r *jsRun) pause() {
 	r.mu.Lock()
-	if r.cc != nil {
-		r.cc.Stop()
-		r.cc = nil
+	defer r.mu.Unlock()
+	if r.loop != nil {
+		close(r.loop.halt)
+		r.loop = nil
 	}
-	r.mu.Unlock()
+}
+
+// pull is the consume loop: it fetches up to fetchBatch messages with a
+// pull request that the server ends (batch complete or expired), takes
+// each in order, and fetches again until halted or stopped. A pull
+// request is never abandoned while the server may still send on it, so
+// no message is lost in flight to wait for its ack wait: everything the
+// server delivered is taken, held, or handed back (nak) at once.
+func (r *jsRun) pull(l *pullLoop) {
+	defer r.wg.Done()
+	defer close(l.done)
+	wait := fetchWaitPolls * r.s.c.poll
+	for {
+		select {
+		case <-l.halt:
+			return
+		case <-r.ctx.Done():
+			return
+		default:
+		}
+		b, err := r.cons.Fetch(fetchBatch, jetstream.FetchMaxWait(wait))
+		if err != nil {
+			t := time.NewTimer(r.s.c.poll)
+			select {
+			case <-l.halt:
+			case <-r.ctx.Done():
+			case <-t.C:
+			}
+			t.Stop()
+			continue
+		}
+		r.takeAll(b.Messages())
+	}
+}
+
+// takeAll takes the messages of one fetch in order (those a hold queued
+// to the backlog first). Once the run is stopped the rest are handed
+// back at once.
+func (r *jsRun) takeAll(ch <-chan jetstream.Msg) {
+	for {
+		var msg jetstream.Msg
+		if len(r.backlog) > 0 {
+			msg = r.backlog[0]
+			r.backlog[0] = nil
+			r.backlog = r.backlog[1:]
+		} else {
+			m, ok := <-ch
+			if !ok {
+				r.backlog = nil
+				return
+			}
+			msg = m
+		}
+		if r.ctx.Err() != nil {
+			_ = msg.Nak()
+			continue
+		}
+		r.take(msg, ch)
+	}
 }
 
 func (r *jsRun) stop() {
@@ -481,22 +556,9 @@ func (r *jsRun) end(seq uint64) (dropped int) {
 	return dropped
 }
 
-// handle is the consume callback: a message received while a kill-switch
-// hold runs waits behind the held one (see [jsRun.queue]); any other is
-// taken at once.
-func (r *jsRun) handle(msg jetstream.Msg) {
-	if r.queue(msg) {
-		return
-	}
-	r.take(msg, false)
-}
-
-// take decides msg and settles it. A kill-switch Wait starts a hold: called
-// from the consume callback (inline false) the hold moves to its own
-// goroutine ([jsRun.beginHold]) so the buffered messages can be drained
-// into the backlog; called from that goroutine (inline true) it holds msg
-// in place until the rules let the consumer take it.
-func (r *jsRun) take(msg jetstream.Msg, inline bool) {
+// take decides msg (received from the fetch whose remaining messages
+// come on rest) and settles it.
+func (r *jsRun) take(msg jetstream.Msg, rest <-chan jetstream.Msg) {
 	s := r.s
 	subj := msg.Subject()
 	var seq uint64
@@ -527,12 +589,8 @@ func (r *jsRun) take(msg jetstream.Msg, inline bool) {
 		r.park()
 		return
 	}
-	if dec.Action == bus.Wait && !inline {
-		r.beginHold(msg)
-		return
-	}
 	for dec.Action == bus.Wait {
-		if !r.hold(msg, dec) {
+		if !r.hold(msg, dec, rest) {
 			// Stopped: handed back at once, so another instance
 			// takes it without waiting for its ack wait.
 			_ = msg.Nak()
@@ -621,10 +679,13 @@ func (r *jsRun) hadFailed(seq uint64) bool {
 	return r.failed.has(seq)
 }
 
-// hold keeps msg, and the backlog queued behind it, in progress (no
-// redelivery, no delivery spent) until the rules let the consumer take
-// msg; false when the consumption was stopped first.
-func (r *jsRun) hold(msg jetstream.Msg, dec bus.Decision) bool {
+// hold keeps msg in progress (no redelivery, no delivery spent) until
+// the rules let the consumer take it; false when the consumption was
+// stopped first. Meanwhile the rest of msg's fetch (rest) is received
+// into the backlog and kept in progress too, to be taken after msg in
+// order; no new fetch is made, so the consumer holds what the server
+// delivered and nothing more.
+func (r *jsRun) hold(msg jetstream.Msg, dec bus.Decision, rest <-chan jetstream.Msg) bool {
 	if r.s.r.Ready(r.lanesKey, dec) {
 		return true
 	}
@@ -636,102 +697,25 @@ func (r *jsRun) hold(msg jetstream.Msg, dec bus.Decision) bool {
 		select {
 		case <-r.ctx.Done():
 			return false
+		case m, ok := <-rest:
+			if !ok {
+				rest = nil
+				continue
+			}
+			_ = m.InProgress()
+			r.backlog = append(r.backlog, m)
+			continue
 		case <-tick.C:
 		}
 		if time.Since(last) > time.Second {
 			_ = msg.InProgress()
-			r.mu.Lock()
-			queued := slices.Clone(r.backlog)
-			r.mu.Unlock()
-			for _, m := range queued {
+			for _, m := range r.backlog {
 				_ = m.InProgress()
 			}
 			last = time.Now()
 		}
 	}
 	return true
-}
-
-// queue appends msg to the backlog when a kill-switch hold runs (true):
-// it is one the client had received behind the held message. It is kept
-// in progress with the held one and taken, in order, after it, so it is
-// neither redelivered after its ack wait nor handled while the switch is
-// off, and costs no delivery.
-func (r *jsRun) queue(msg jetstream.Msg) bool {
-	r.mu.Lock()
-	if !r.holding {
-		r.mu.Unlock()
-		return false
-	}
-	r.backlog = append(r.backlog, msg)
-	r.mu.Unlock()
-	_ = msg.InProgress()
-	return true
-}
-
-// beginHold starts a kill-switch hold of msg: the consumer stops pulling
-// and drains what the client had received into the backlog, and a
-// goroutine holds msg until the consumer may take it, takes it and the
-// backlog, and consumes again ([jsRun.resume]).
-func (r *jsRun) beginHold(msg jetstream.Msg) {
-	r.mu.Lock()
-	if r.ctx.Err() != nil {
-		r.mu.Unlock()
-		_ = msg.Nak() // stopped: handed back at once
-		return
-	}
-	r.holding = true
-	cc := r.cc
-	r.cc = nil
-	r.wg.Add(1) // under mu: stop waits for it (stop cancels, then takes mu)
-	r.mu.Unlock()
-	if cc != nil {
-		cc.Drain()
-	}
-	go r.resume(msg, cc)
-}
-
-// drainWait bounds the wait for a drained consumption to deliver the
-// messages the client had received (the callback only queues them).
-const drainWait = 5 * time.Second
-
-// resume holds and takes msg, then takes the backlog in order once the
-// drained consumption old has delivered all it had, and consumes again.
-// When the consumption stops first, msg and the backlog are handed back
-// at once (nak), so another instance takes them without waiting for their
-// ack wait.
-func (r *jsRun) resume(msg jetstream.Msg, old jetstream.ConsumeContext) {
-	defer r.wg.Done()
-	r.take(msg, true)
-	if old != nil {
-		t := time.NewTimer(drainWait)
-		select {
-		case <-old.Closed():
-		case <-r.ctx.Done():
-		case <-t.C:
-		}
-		t.Stop()
-	}
-	for {
-		r.mu.Lock()
-		if len(r.backlog) == 0 || r.ctx.Err() != nil {
-			rest := r.backlog
-			r.backlog, r.holding = nil, false
-			r.mu.Unlock()
-			for _, m := range rest {
-				_ = m.Nak()
-			}
-			break
-		}
-		next := r.backlog[0]
-		r.backlog[0] = nil
-		r.backlog = r.backlog[1:]
-		r.mu.Unlock()
-		r.take(next, true)
-	}
-	if err := r.start(); err != nil && r.ctx.Err() == nil {
-		r.s.laneError(err)
-	}
 }
 
 // JetStream wraps a JetStream context so that publishing follows

@@ -275,22 +275,22 @@ func (r *jsRun) laneDecision(seq uint64, d bus.Decision) (bus.Decision, error) {
 }
 
 // park hands a lane's messages back while it is not live: it stops
-// pulling, lets the buffered messages come through handle (which naks
-// them at once), and consumes again once the lane is live.
+// pulling after the current fetch, whose rest comes through take (which
+// naks them at once), and consumes again once the lane is live.
 func (r *jsRun) park() {
 	r.mu.Lock()
-	if r.parked || r.cc == nil {
+	if r.parked || r.loop == nil {
 		r.mu.Unlock()
 		return
 	}
 	r.parked = true
-	cc := r.cc
-	r.cc = nil
+	l := r.loop
+	close(l.halt)
+	r.loop = nil
 	r.mu.Unlock()
-	cc.Drain()
 	go func() {
 		select {
-		case <-cc.Closed():
+		case <-l.done:
 		case <-r.ctx.Done():
 		}
 		t := time.NewTicker(r.s.c.poll)
