@@ -354,10 +354,13 @@ type pullLoop struct {
 }
 
 // Fetch sizes of the consume loop: each pull request asks for fetchBatch
-// messages and lasts fetchWaitPolls polls at most.
+// messages and lasts fetchWait at most (with server heartbeats). A long
+// request stays open while a handler is slow or stuck, so the server can
+// redeliver to it and, after MaxDeliver, drop the message and say so
+// (the max-deliveries advisory), as with a standing subscription.
 const (
-	fetchBatch     = 128
-	fetchWaitPolls = 20
+	fetchBatch = 128
+	fetchWait  = 30 * time.Second
 )
 
 // start starts the fetch loop unless it runs or the run is stopped.
@@ -393,7 +396,6 @@ func (r *jsRun) pause() {
 func (r *jsRun) pull(l *pullLoop) {
 	defer r.wg.Done()
 	defer close(l.done)
-	wait := fetchWaitPolls * r.s.c.poll
 	for {
 		select {
 		case <-l.halt:
@@ -402,8 +404,13 @@ func (r *jsRun) pull(l *pullLoop) {
 			return
 		default:
 		}
-		b, err := r.cons.Fetch(fetchBatch, jetstream.FetchMaxWait(wait))
+		// Stopping the run ends the request at once; what the server
+		// sends after that waits for its ack wait, as with any
+		// consumer that goes away.
+		fctx, cancel := context.WithTimeout(r.ctx, fetchWait)
+		b, err := r.cons.Fetch(fetchBatch, jetstream.FetchContext(fctx))
 		if err != nil {
+			cancel()
 			t := time.NewTimer(r.s.c.poll)
 			select {
 			case <-l.halt:
@@ -414,6 +421,7 @@ func (r *jsRun) pull(l *pullLoop) {
 			continue
 		}
 		r.takeAll(b.Messages())
+		cancel()
 	}
 }
 
