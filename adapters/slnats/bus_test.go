@@ -162,6 +162,66 @@ func TestJetStreamKillSwitch(t *testing.T) {
 	})
 }
 
+// Core NATS has no redelivery, so it cannot hold a message back: a marked
+// message that arrives while the kill switch is off is refused (wrapping
+// shadow.ErrKillSwitch, with its mark) and never handled, and is not
+// delivered again after the switch is back on. Production messages are
+// handled throughout.
+func TestCoreKillSwitchRefuses(t *testing.T) {
+	servers(t, func(t *testing.T, url string) {
+		rt, err := shadowlane.New(shadowlane.Config{Service: "bus-test", Trust: shadowlane.TrustConfig{Mode: "internal"}}, shadowlane.WithoutDefault())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rt.Close()
+		lg := bustest.NewLedger()
+		s, err := slnats.New(slnats.WithAll(), slnats.WithRuntime(rt), slnats.WithRefused(func(ctx context.Context, m *natsgo.Msg, err error) {
+			if propagation.IsLoadTest(ctx) {
+				t.Errorf("refusal ctx carries mark %v", propagation.FromContext(ctx))
+			}
+			lg.Refuse(string(m.Data), err)
+		}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := s.Conn(connect(t, url))
+		subj := "nats7" + uniq() + ".orders.created"
+		sub, err := c.QueueSubscribe(subj, "nats7svc", func(ctx context.Context, m *natsgo.Msg) {
+			lg.Handle(string(m.Data), "svc", propagation.FromContext(ctx))
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer sub.Unsubscribe()
+		if err := c.NATS().Flush(); err != nil {
+			t.Fatal(err)
+		}
+		lt := propagation.With(context.Background(), propagation.Mark{Run: "r1"})
+		send := func(ctx context.Context, ids ...string) {
+			for _, id := range ids {
+				if err := c.Publish(ctx, subj, []byte(id)); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		rt.SetLoadTest(false, "test")
+		send(lt, "off-1", "off-2")
+		send(context.Background(), "prod-1")
+		lg.WaitIDs(t, "production while off", []string{"prod-1"})
+		lg.WaitRefused(t, "off-1", "off-2")
+		rt.SetLoadTest(true, "")
+		send(lt, "on-1")
+		lg.WaitIDs(t, "marked after on", []string{"on-1"})
+		time.Sleep(300 * time.Millisecond) // a late copy, if any
+		lg.RefusedOnce(t, shadow.ErrKillSwitch, "off-1", "off-2")
+		dp, _ := lg.Check(t, []string{"prod-1"}, "svc", "", "")
+		dm, _ := lg.Check(t, []string{"on-1"}, "svc", "r1", "")
+		if dp+dm != 0 {
+			t.Errorf("%d duplicate handlings", dp+dm)
+		}
+	})
+}
+
 // A poison message is delivered MaxDeliver times, then refused once; it
 // does not starve the others. A run mark on the production subject is
 // refused once (by the trunk; the lane skips its copy), an upper-case env
