@@ -338,6 +338,12 @@ func (r *jsRun) unsettled(seq uint64, f func()) bool {
 	return true
 }
 
+func (r *jsRun) isParked() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.parked
+}
+
 func (r *jsRun) isSettled(seq uint64) bool {
 	if seq == 0 {
 		return false
@@ -577,6 +583,13 @@ func (r *jsRun) take(msg jetstream.Msg, rest <-chan jetstream.Msg) {
 	if r.isSettled(seq) {
 		// Already handled, refused or dropped here: a stale copy.
 		_ = msg.Term()
+		return
+	}
+	if r.isParked() {
+		// The rest of the fetch of a lane that left: handed back at
+		// once, even if the lane is live again before its fetch ends
+		// (it takes messages again only after its epoch is reopened).
+		_ = msg.Nak()
 		return
 	}
 	if !r.shadowSide && s.r.IsShadow(subj) {

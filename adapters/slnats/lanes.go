@@ -276,7 +276,9 @@ func (r *jsRun) laneDecision(seq uint64, d bus.Decision) (bus.Decision, error) {
 
 // park hands a lane's messages back while it is not live: it stops
 // pulling after the current fetch, whose rest comes through take (which
-// naks them at once), and consumes again once the lane is live.
+// naks them at once: the server ends the request, so none is left in
+// flight), and consumes again once the fetch has ended and the lane is
+// live.
 func (r *jsRun) park() {
 	r.mu.Lock()
 	if r.parked || r.loop == nil {
