@@ -220,7 +220,7 @@ func (s *Shadow) ConsumeJetStream(ctx context.Context, js jetstream.JetStream, s
 			return err
 		}
 		name := cons.CachedInfo().Name
-		r := &jsRun{s: s, cons: cons, lanesKey: lanesKey, shadowSide: shadowSide, h: h, maxDeliver: cons.CachedInfo().Config.MaxDeliver}
+		r := &jsRun{s: s, nc: js.Conn(), cons: cons, lanesKey: lanesKey, shadowSide: shadowSide, h: h, maxDeliver: cons.CachedInfo().Config.MaxDeliver}
 		r.ctx, r.cancel = context.WithCancel(context.WithoutCancel(ctx))
 		out.runs = append(out.runs, r)
 		if kv != nil {
@@ -259,6 +259,7 @@ func (s *Shadow) ConsumeJetStream(ctx context.Context, js jetstream.JetStream, s
 // jsRun consumes one durable consumer.
 type jsRun struct {
 	s          *Shadow
+	nc         *natsgo.Conn // nil when the JetStream context has none
 	cons       jetstream.Consumer
 	lanesKey   string
 	shadowSide bool
@@ -355,8 +356,9 @@ func (r *jsRun) isSettled(seq uint64) bool {
 
 // pullLoop is one run of the fetch loop ([jsRun.pull]).
 type pullLoop struct {
-	halt chan struct{} // closed: stop after the current fetch
-	done chan struct{} // closed when the loop has returned
+	halt  chan struct{}      // closed: stop after the current fetch
+	done  chan struct{}      // closed when the loop has returned
+	fetch context.CancelFunc // guarded by jsRun.mu: ends the current fetch
 }
 
 // Fetch sizes of the consume loop: each pull request asks for fetchBatch
@@ -395,10 +397,12 @@ func (r *jsRun) pause() {
 
 // pull is the consume loop: it fetches up to fetchBatch messages with a
 // pull request that the server ends (batch complete or expired), takes
-// each in order, and fetches again until halted or stopped. A pull
-// request is never abandoned while the server may still send on it, so
-// no message is lost in flight to wait for its ack wait: everything the
-// server delivered is taken, held, or handed back (nak) at once.
+// each in order, and fetches again until halted or stopped. A
+// kill-switch hold does not abandon the pull request while the server may
+// still send on it, so no message is lost in flight to wait for its ack
+// wait: everything the server delivered is taken or held. Only stopping
+// the run, a lost connection, or a lane leaving ([jsRun.park]) end a
+// request early.
 func (r *jsRun) pull(l *pullLoop) {
 	defer r.wg.Done()
 	defer close(l.done)
@@ -414,6 +418,9 @@ func (r *jsRun) pull(l *pullLoop) {
 		// sends after that waits for its ack wait, as with any
 		// consumer that goes away.
 		fctx, cancel := context.WithTimeout(r.ctx, fetchWait)
+		r.mu.Lock()
+		l.fetch = cancel
+		r.mu.Unlock()
 		b, err := r.cons.Fetch(fetchBatch, jetstream.FetchContext(fctx))
 		if err != nil {
 			cancel()
@@ -448,6 +455,12 @@ func (r *jsRun) takeAll(ch <-chan jetstream.Msg) {
 				return
 			}
 			msg = m
+		}
+		if r.nc != nil && r.nc.IsClosed() {
+			// The connection is gone (a crash): nothing received can
+			// be settled, so nothing more is handled; the server
+			// redelivers it all after its ack wait.
+			continue
 		}
 		if r.ctx.Err() != nil {
 			_ = msg.Nak()

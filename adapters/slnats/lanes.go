@@ -274,11 +274,10 @@ func (r *jsRun) laneDecision(seq uint64, d bus.Decision) (bus.Decision, error) {
 	return d, nil
 }
 
-// park hands a lane's messages back while it is not live: it stops
-// pulling after the current fetch, whose rest comes through take (which
-// naks them at once: the server ends the request, so none is left in
-// flight), and consumes again once the fetch has ended and the lane is
-// live.
+// park hands a lane's messages back while it is not live: it ends the
+// current fetch, whose received rest comes through take (which naks them
+// at once; what was still in flight waits for its ack wait), and consumes
+// again once the lane is live.
 func (r *jsRun) park() {
 	r.mu.Lock()
 	if r.parked || r.loop == nil {
@@ -289,6 +288,13 @@ func (r *jsRun) park() {
 	l := r.loop
 	close(l.halt)
 	r.loop = nil
+	if l.fetch != nil {
+		// End the fetch now: messages naked while it stayed open
+		// would come straight back to it (a hot loop spending their
+		// deliveries). What the server sends after this waits for
+		// its ack wait.
+		l.fetch()
+	}
 	r.mu.Unlock()
 	go func() {
 		select {
