@@ -50,9 +50,13 @@
 // server drops after MaxDeliver (its advisory), reach [WithRefused], once
 // per consumer instance: a later copy of a message the instance already
 // handled, refused or saw dropped (a redelivery it had buffered behind a
-// slow handler) is terminated, not handled again. While
-// the kill switch ([WithRuntime]) is off, a consumer that gets a marked
-// message pauses and holds it (in progress) until the switch is on again.
+// slow handler) is terminated, not handled again. The consumer pulls
+// with requests the server ends (batch complete or expired), one at a
+// time. While the kill switch ([WithRuntime]) is off, a consumer that
+// gets a marked message stops pulling and holds it, with the rest of its
+// pull request, in progress (no redelivery, no delivery spent) until the
+// switch is on again; then it takes them in order at once and pulls again.
+// Nothing is left in flight to wait for its ack wait.
 //
 // Environment lanes: with [WithEnv] a subscription is a lane subscription
 // (queue "<queue>-<env>", consumer "<durable>-<env>", created to deliver

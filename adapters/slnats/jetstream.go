@@ -173,11 +173,15 @@ func (c *Consumption) Stop() {
 // backlog of a lane that left over.
 //
 // Kill switch: while the runtime says load-test traffic is off, a
-// consumer that gets a marked message stops pulling,
-// holds that message (telling the server it is in progress, so it is not
-// redelivered) until it may handle it, then handles it and consumes again.
-// Messages the client had buffered are redelivered after their ack wait,
-// which costs each of them one delivery.
+// consumer that gets a marked message stops pulling and holds that
+// message, and the rest of the pull request it came with, in progress
+// (the server neither redelivers them nor counts a delivery) until it may
+// handle it; then it takes them in order and pulls again. A held message
+// is never handled while the switch is off, never lost, and is taken as
+// soon as the switch is on again. Each pull request is ended by the
+// server (batch complete or expired) before the next, so no message is
+// left in flight to wait for its ack wait. A consumption stopped during a
+// hold hands what it holds back at once (nak), for another instance.
 func (s *Shadow) ConsumeJetStream(ctx context.Context, js jetstream.JetStream, stream string, cfg jetstream.ConsumerConfig, h JSHandler) (*Consumption, error) {
 	if h == nil {
 		return nil, fmt.Errorf("%w: nil handler", ErrConfig)
@@ -216,7 +220,7 @@ func (s *Shadow) ConsumeJetStream(ctx context.Context, js jetstream.JetStream, s
 			return err
 		}
 		name := cons.CachedInfo().Name
-		r := &jsRun{s: s, cons: cons, lanesKey: lanesKey, shadowSide: shadowSide, h: h, maxDeliver: cons.CachedInfo().Config.MaxDeliver}
+		r := &jsRun{s: s, nc: js.Conn(), cons: cons, lanesKey: lanesKey, shadowSide: shadowSide, h: h, maxDeliver: cons.CachedInfo().Config.MaxDeliver}
 		r.ctx, r.cancel = context.WithCancel(context.WithoutCancel(ctx))
 		out.runs = append(out.runs, r)
 		if kv != nil {
@@ -255,6 +259,7 @@ func (s *Shadow) ConsumeJetStream(ctx context.Context, js jetstream.JetStream, s
 // jsRun consumes one durable consumer.
 type jsRun struct {
 	s          *Shadow
+	nc         *natsgo.Conn // nil when the JetStream context has none
 	cons       jetstream.Consumer
 	lanesKey   string
 	shadowSide bool
@@ -267,12 +272,13 @@ type jsRun struct {
 	wg    sync.WaitGroup
 
 	mu      sync.Mutex
-	cc      jetstream.ConsumeContext
+	loop    *pullLoop // guarded by mu: the running fetch loop; nil while not pulling
 	advisor *natsgo.Subscription
 	settled settledSeqs     // guarded by mu
 	failed  settledSeqs     // guarded by mu: sequences this run naked after a handler error
 	running map[uint64]int  // guarded by mu: sequences in a handler -> deliveries a drop advisory reported (0: none)
 	parked  bool            // a lane not live: stopped pulling, waits to be live
+	backlog []jetstream.Msg // fetch loop only: messages of the current fetch received behind a held one, in order
 	handing map[string]bool // trunk: envs whose backlog is being handed over
 }
 
@@ -333,6 +339,12 @@ func (r *jsRun) unsettled(seq uint64, f func()) bool {
 	return true
 }
 
+func (r *jsRun) isParked() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.parked
+}
+
 func (r *jsRun) isSettled(seq uint64) bool {
 	if seq == 0 {
 		return false
@@ -342,27 +354,120 @@ func (r *jsRun) isSettled(seq uint64) bool {
 	return r.settled.has(seq)
 }
 
+// pullLoop is one run of the fetch loop ([jsRun.pull]).
+type pullLoop struct {
+	halt  chan struct{}      // closed: stop after the current fetch
+	done  chan struct{}      // closed when the loop has returned
+	fetch context.CancelFunc // guarded by jsRun.mu: ends the current fetch
+}
+
+// Fetch sizes of the consume loop: each pull request asks for fetchBatch
+// messages and lasts fetchWait at most (with server heartbeats). A long
+// request stays open while a handler is slow or stuck, so the server can
+// redeliver to it and, after MaxDeliver, drop the message and say so
+// (the max-deliveries advisory), as with a standing subscription.
+const (
+	fetchBatch = 128
+	fetchWait  = 30 * time.Second
+)
+
+// start starts the fetch loop unless it runs or the run is stopped.
 func (r *jsRun) start() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.ctx.Err() != nil {
+	if r.ctx.Err() != nil || r.loop != nil {
 		return nil
 	}
-	cc, err := r.cons.Consume(r.handle)
-	if err != nil {
-		return err
-	}
-	r.cc = cc
+	l := &pullLoop{halt: make(chan struct{}), done: make(chan struct{})}
+	r.loop = l
+	r.wg.Add(1) // under mu: stop cancels, then takes mu, then waits
+	go r.pull(l)
 	return nil
 }
 
+// pause stops pulling after the current fetch.
 func (r *jsRun) pause() {
 	r.mu.Lock()
-	if r.cc != nil {
-		r.cc.Stop()
-		r.cc = nil
+	defer r.mu.Unlock()
+	if r.loop != nil {
+		close(r.loop.halt)
+		r.loop = nil
 	}
-	r.mu.Unlock()
+}
+
+// pull is the consume loop: it fetches up to fetchBatch messages with a
+// pull request that the server ends (batch complete or expired), takes
+// each in order, and fetches again until halted or stopped. A
+// kill-switch hold does not abandon the pull request while the server may
+// still send on it, so no message is lost in flight to wait for its ack
+// wait: everything the server delivered is taken or held. Only stopping
+// the run, a lost connection, or a lane leaving ([jsRun.park]) end a
+// request early.
+func (r *jsRun) pull(l *pullLoop) {
+	defer r.wg.Done()
+	defer close(l.done)
+	for {
+		select {
+		case <-l.halt:
+			return
+		case <-r.ctx.Done():
+			return
+		default:
+		}
+		// Stopping the run ends the request at once; what the server
+		// sends after that waits for its ack wait, as with any
+		// consumer that goes away.
+		fctx, cancel := context.WithTimeout(r.ctx, fetchWait)
+		r.mu.Lock()
+		l.fetch = cancel
+		r.mu.Unlock()
+		b, err := r.cons.Fetch(fetchBatch, jetstream.FetchContext(fctx))
+		if err != nil {
+			cancel()
+			t := time.NewTimer(r.s.c.poll)
+			select {
+			case <-l.halt:
+			case <-r.ctx.Done():
+			case <-t.C:
+			}
+			t.Stop()
+			continue
+		}
+		r.takeAll(b.Messages())
+		cancel()
+	}
+}
+
+// takeAll takes the messages of one fetch in order (those a hold queued
+// to the backlog first). Once the run is stopped the rest are handed
+// back at once.
+func (r *jsRun) takeAll(ch <-chan jetstream.Msg) {
+	for {
+		var msg jetstream.Msg
+		if len(r.backlog) > 0 {
+			msg = r.backlog[0]
+			r.backlog[0] = nil
+			r.backlog = r.backlog[1:]
+		} else {
+			m, ok := <-ch
+			if !ok {
+				r.backlog = nil
+				return
+			}
+			msg = m
+		}
+		if r.nc != nil && r.nc.IsClosed() {
+			// The connection is gone (a crash): nothing received can
+			// be settled, so nothing more is handled; the server
+			// redelivers it all after its ack wait.
+			continue
+		}
+		if r.ctx.Err() != nil {
+			_ = msg.Nak()
+			continue
+		}
+		r.take(msg, ch)
+	}
 }
 
 func (r *jsRun) stop() {
@@ -478,7 +583,9 @@ func (r *jsRun) end(seq uint64) (dropped int) {
 	return dropped
 }
 
-func (r *jsRun) handle(msg jetstream.Msg) {
+// take decides msg (received from the fetch whose remaining messages
+// come on rest) and settles it.
+func (r *jsRun) take(msg jetstream.Msg, rest <-chan jetstream.Msg) {
 	s := r.s
 	subj := msg.Subject()
 	var seq uint64
@@ -489,6 +596,13 @@ func (r *jsRun) handle(msg jetstream.Msg) {
 	if r.isSettled(seq) {
 		// Already handled, refused or dropped here: a stale copy.
 		_ = msg.Term()
+		return
+	}
+	if r.isParked() {
+		// The rest of the fetch of a lane that left: handed back at
+		// once, even if the lane is live again before its fetch ends
+		// (it takes messages again only after its epoch is reopened).
+		_ = msg.Nak()
 		return
 	}
 	if !r.shadowSide && s.r.IsShadow(subj) {
@@ -509,16 +623,15 @@ func (r *jsRun) handle(msg jetstream.Msg) {
 		r.park()
 		return
 	}
-	if dec.Action == bus.Wait {
-		r.pause()
-		for dec.Action == bus.Wait {
-			if !r.hold(msg, dec) {
-				return // stopped: not acknowledged, redelivered later
-			}
-			d = decode(msg.Headers())
-			dec = s.r.Consume(r.lanesKey, subj, &d)
+	for dec.Action == bus.Wait {
+		if !r.hold(msg, dec, rest) {
+			// Stopped: handed back at once, so another instance
+			// takes it without waiting for its ack wait.
+			_ = msg.Nak()
+			return
 		}
-		defer func() { _ = r.start() }()
+		d = decode(msg.Headers())
+		dec = s.r.Consume(r.lanesKey, subj, &d)
 	}
 	dec, err := r.laneDecision(seq, dec)
 	if err != nil {
@@ -600,9 +713,16 @@ func (r *jsRun) hadFailed(seq uint64) bool {
 	return r.failed.has(seq)
 }
 
-// hold keeps msg in progress (no redelivery) until the rules let the
-// consumer take it; false when the consumption was stopped first.
-func (r *jsRun) hold(msg jetstream.Msg, dec bus.Decision) bool {
+// hold keeps msg in progress (no redelivery, no delivery spent) until
+// the rules let the consumer take it; false when the consumption was
+// stopped first. Meanwhile the rest of msg's fetch (rest) is received
+// into the backlog and kept in progress too, to be taken after msg in
+// order; no new fetch is made, so the consumer holds what the server
+// delivered and nothing more.
+func (r *jsRun) hold(msg jetstream.Msg, dec bus.Decision, rest <-chan jetstream.Msg) bool {
+	if r.s.r.Ready(r.lanesKey, dec) {
+		return true
+	}
 	tick := time.NewTicker(r.s.c.poll)
 	defer tick.Stop()
 	last := time.Now()
@@ -611,10 +731,21 @@ func (r *jsRun) hold(msg jetstream.Msg, dec bus.Decision) bool {
 		select {
 		case <-r.ctx.Done():
 			return false
+		case m, ok := <-rest:
+			if !ok {
+				rest = nil
+				continue
+			}
+			_ = m.InProgress()
+			r.backlog = append(r.backlog, m)
+			continue
 		case <-tick.C:
 		}
 		if time.Since(last) > time.Second {
 			_ = msg.InProgress()
+			for _, m := range r.backlog {
+				_ = m.InProgress()
+			}
 			last = time.Now()
 		}
 	}

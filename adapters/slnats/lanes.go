@@ -274,23 +274,31 @@ func (r *jsRun) laneDecision(seq uint64, d bus.Decision) (bus.Decision, error) {
 	return d, nil
 }
 
-// park hands a lane's messages back while it is not live: it stops
-// pulling, lets the buffered messages come through handle (which naks
-// them at once), and consumes again once the lane is live.
+// park hands a lane's messages back while it is not live: it ends the
+// current fetch, whose received rest comes through take (which naks them
+// at once; what was still in flight waits for its ack wait), and consumes
+// again once the lane is live.
 func (r *jsRun) park() {
 	r.mu.Lock()
-	if r.parked || r.cc == nil {
+	if r.parked || r.loop == nil {
 		r.mu.Unlock()
 		return
 	}
 	r.parked = true
-	cc := r.cc
-	r.cc = nil
+	l := r.loop
+	close(l.halt)
+	r.loop = nil
+	if l.fetch != nil {
+		// End the fetch now: messages naked while it stayed open
+		// would come straight back to it (a hot loop spending their
+		// deliveries). What the server sends after this waits for
+		// its ack wait.
+		l.fetch()
+	}
 	r.mu.Unlock()
-	cc.Drain()
 	go func() {
 		select {
-		case <-cc.Closed():
+		case <-l.done:
 		case <-r.ctx.Done():
 		}
 		t := time.NewTicker(r.s.c.poll)
