@@ -362,12 +362,16 @@ type pullLoop struct {
 }
 
 // Fetch sizes of the consume loop: each pull request asks for fetchBatch
-// messages and lasts fetchWait at most (with server heartbeats). A long
+// messages and lasts fetchWait at most (with server heartbeats). 500 is
+// nats.go's Consume default (as many in flight as before, and half of
+// the default MaxAckPending, so two instances of a durable share it);
+// 128 cost about 30% of the consume throughput (95k against 137k
+// messages/s on loopback), 500 about 5%, 1000 none. A long
 // request stays open while a handler is slow or stuck, so the server can
 // redeliver to it and, after MaxDeliver, drop the message and say so
 // (the max-deliveries advisory), as with a standing subscription.
 const (
-	fetchBatch = 128
+	fetchBatch = 500
 	fetchWait  = 30 * time.Second
 )
 
