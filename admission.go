@@ -102,17 +102,16 @@ func (rt *Runtime) AdmitRoute(ctx context.Context, e *Entry, g propagation.Gette
 	isMap := false
 	if rc, ok := g.(requestCarrier); ok { // the HTTP entries' carrier: no interface assertion
 		h, isMap = rc.r.Header, true
-	} else {
-		h, isMap = propagation.AsHeaderMap(g)
+	} else if _, none := g.(propagation.Absent); !none { // Absent: nothing to read (w stays empty)
+		if h, isMap = propagation.AsHeaderMap(g); !isMap {
+			w = st.codec.ExtractGetter(g, e != nil && e.lower)
+		}
 	}
 	present := false
-	switch {
-	case isMap:
+	if isMap {
 		if present = st.codec.Present(h); present {
 			w = st.codec.ExtractHeader(h)
 		}
-	default:
-		w = st.codec.ExtractGetter(g, e != nil && e.lower)
 	}
 	st.edgeTag(e, g, &w) // routing.tagSource: env tag from a header, cookie or query parameter at edges
 	if w.Source == propagation.SourceNone && w.Dropped == 0 && !w.LoadTest {
