@@ -97,21 +97,25 @@ func (rt *Runtime) Admit(ctx context.Context, e *Entry, g propagation.Getter) (c
 // request (r.Pattern), else [Entry.RouteOf], else the method.
 func (rt *Runtime) AdmitRoute(ctx context.Context, e *Entry, g propagation.Getter, route string) (context.Context, *Refusal) {
 	st := rt.st.Load()
+	if _, ok := g.(propagation.Absent); ok {
+		return rt.admitAbsent(ctx, e, st, g, route)
+	}
 	var w propagation.Wire
 	var h map[string][]string
 	isMap := false
 	if rc, ok := g.(requestCarrier); ok { // the HTTP entries' carrier: no interface assertion
 		h, isMap = rc.r.Header, true
-	} else if _, none := g.(propagation.Absent); !none { // Absent: nothing to read (w stays empty)
-		if h, isMap = propagation.AsHeaderMap(g); !isMap {
-			w = st.codec.ExtractGetter(g, e != nil && e.lower)
-		}
+	} else {
+		h, isMap = propagation.AsHeaderMap(g)
 	}
 	present := false
-	if isMap {
+	switch {
+	case isMap:
 		if present = st.codec.Present(h); present {
 			w = st.codec.ExtractHeader(h)
 		}
+	default:
+		w = st.codec.ExtractGetter(g, e != nil && e.lower)
 	}
 	st.edgeTag(e, g, &w) // routing.tagSource: env tag from a header, cookie or query parameter at edges
 	if w.Source == propagation.SourceNone && w.Dropped == 0 && !w.LoadTest {
@@ -129,6 +133,19 @@ func (rt *Runtime) AdmitRoute(ctx context.Context, e *Entry, g propagation.Gette
 		stripCarrier(g, st.codec)
 	}
 	return ctx, ref
+}
+
+// admitAbsent is AdmitRoute for [propagation.Absent]: no mark to read
+// (only the routing tag, which an entry passing Absent has found absent
+// too, is still looked for), so production unless edgeTag finds one.
+func (rt *Runtime) admitAbsent(ctx context.Context, e *Entry, st *compiled, g propagation.Getter, route string) (context.Context, *Refusal) {
+	var w propagation.Wire
+	st.edgeTag(e, g, &w)
+	if w.Source == propagation.SourceNone && w.Dropped == 0 && !w.LoadTest {
+		rt.stats.production.Add(1)
+		return ctx, nil
+	}
+	return rt.admitSlow(ctx, e, st, w, g, route)
 }
 
 // stripCarrier removes the mark carriers from an HTTP request's headers.
