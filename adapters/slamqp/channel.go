@@ -97,6 +97,23 @@ type Channel struct {
 
 	fwdOnce sync.Once // confirm mode for passing messages on to lanes
 	fwdErr  error
+
+	// rpc serializes the synchronous methods (basic.qos, basic.consume,
+	// basic.cancel, confirm.select) this wrapper sends on ch. amqp091-go
+	// hands a reply to whichever caller waits first: two at once on one
+	// channel may each get the other's reply and fail (ErrCommandInvalid)
+	// although the broker did both. A basic.cancel failed that way leaves
+	// the deliveries channel open for ever; a basic.consume failed that
+	// way leaves a consumer at the broker whose deliveries the client
+	// drops, unacknowledged, until the channel closes.
+	rpc sync.Mutex
+}
+
+// sync runs one synchronous method on c.ch, never two at once.
+func (c *Channel) sync(f func() error) error {
+	c.rpc.Lock()
+	defer c.rpc.Unlock()
+	return f()
 }
 
 // ErrUnroutable is wrapped by the error of a mandatory publish the broker
@@ -186,7 +203,11 @@ func (r *returns) claim(exchange, key string, msg *amqp091.Publishing) (amqp091.
 	return amqp091.Return{}, false
 }
 
-// AMQP returns the wrapped channel.
+// AMQP returns the wrapped channel. Publishing on it is safe at any time;
+// a synchronous method (declare, bind, qos, consume, cancel, get, ...)
+// called on it while a [Channel.Consume] runs may take a reply meant for
+// the consumer (amqp091-go gives a reply to whichever caller waits first)
+// and make both fail: use another channel for those.
 func (c *Channel) AMQP() *amqp091.Channel { return c.ch }
 
 // PublishWithContext is amqp091's PublishWithContext with the rules of
@@ -290,7 +311,7 @@ func (c *Channel) Consume(ctx context.Context, queue string, h Handler) error {
 	if h == nil || queue == "" || c.s.rq.IsShadow(queue) || c.s.rq.IsLaneName(queue) {
 		return fmt.Errorf("%w: consume needs a handler and a production queue (got %q)", ErrConfig, queue)
 	}
-	if err := c.ch.Qos(c.s.c.prefetch, 0, false); err != nil {
+	if err := c.sync(func() error { return c.ch.Qos(c.s.c.prefetch, 0, false) }); err != nil {
 		return err
 	}
 	var (
@@ -320,7 +341,7 @@ func (c *Channel) Consume(ctx context.Context, queue string, h Handler) error {
 		sb := &sub{c: c, prod: queue, queue: q, tries: map[string]int{}, lanes: lanes}
 		if err := sb.start(); err != nil {
 			for _, o := range subs {
-				o.cancel()
+				o.handBack() // what it was sent already goes back too
 			}
 			return err
 		}
@@ -361,12 +382,14 @@ type sub struct {
 
 func (sb *sub) start() error {
 	sb.tag = consumerTag()
-	ds, err := sb.c.ch.Consume(sb.queue, sb.tag, false, false, false, false, nil)
-	if err != nil {
-		return err
-	}
-	sb.ds = ds
-	return nil
+	return sb.c.sync(func() error {
+		ds, err := sb.c.ch.Consume(sb.queue, sb.tag, false, false, false, false, nil)
+		if err != nil {
+			return err
+		}
+		sb.ds = ds
+		return nil
+	})
 }
 
 // handBack cancels the consumer and nacks with requeue every delivery
@@ -379,6 +402,10 @@ func (sb *sub) start() error {
 // there and returns the cancel's error rather than wait for ever; when a
 // confirmed cancel still leaves it open for [handBackWait], it returns an
 // error too (the broker requeues what it holds when the channel closes).
+// A cancel failed while the channel stayed open when two synchronous
+// methods ran at once on it and took each other's replies; [Channel.sync]
+// rules that out, so a cancel now fails only with the channel (which
+// closes the deliveries channel too).
 func (sb *sub) handBack() error {
 	first := sb.cancel()
 	if sb.ds == nil {
@@ -418,9 +445,9 @@ func (sb *sub) cancel() error {
 	if sb.tag == "" {
 		return nil
 	}
-	err := sb.c.ch.Cancel(sb.tag, false)
+	tag := sb.tag
 	sb.tag = ""
-	return err
+	return sb.c.sync(func() error { return sb.c.ch.Cancel(tag, false) })
 }
 
 func (sb *sub) run(ctx context.Context, h Handler) error {
@@ -436,6 +463,11 @@ func (sb *sub) run(ctx context.Context, h Handler) error {
 				}
 				return nil
 			}
+			if ctx.Err() != nil {
+				// Stopping, and this one came with the stop: hand it
+				// back (handBack hands back the rest).
+				return d.Nack(false, true)
+			}
 			dec := s.decide(sb.prod, sb.queue, &d)
 			if dec.Action != bus.Wait {
 				if err := sb.deliver(ctx, &d, dec, h); err != nil {
@@ -448,9 +480,7 @@ func (sb *sub) run(ctx context.Context, h Handler) error {
 			if err := d.Nack(false, true); err != nil {
 				return err
 			}
-			tag := sb.tag
-			sb.tag = ""
-			if err := sb.c.ch.Cancel(tag, false); err != nil {
+			if err := sb.cancel(); err != nil {
 				return err
 			}
 			for d := range sb.ds {
@@ -479,7 +509,8 @@ func (s *Shadow) wait(ctx context.Context, queue string, d bus.Decision) bool {
 	return s.rq.WaitReady(ctx, queue, d, s.c.poll)
 }
 
-// deliver handles one delivery; it returns only acknowledgement errors.
+// deliver handles one delivery and settles it (ack, nack, or hand it back)
+// whatever it returns; it returns only errors of the channel.
 func (sb *sub) deliver(ctx context.Context, d *amqp091.Delivery, dec bus.Decision, h Handler) error {
 	s := sb.c.s
 	if _, ok := d.Headers[headerProbe]; ok {
@@ -512,7 +543,7 @@ func (sb *sub) deliver(ctx context.Context, d *amqp091.Delivery, dec bus.Decisio
 	}
 	if sb.lanes != nil && sb.handover == "" && dec.Mark.Env != "" {
 		if err := sb.probe(ctx, dec.Mark.Env); err != nil {
-			return err
+			return errors.Join(err, d.Nack(false, true)) // d goes back, whatever probe left behind
 		}
 	}
 	return sb.handle(ctx, d, dec, h)

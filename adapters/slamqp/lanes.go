@@ -68,7 +68,7 @@ func (c *Channel) forwarding() error {
 		if c.ret != nil {
 			return // WithConfirms did it
 		}
-		if err := c.ch.Confirm(false); err != nil {
+		if err := c.sync(func() error { return c.ch.Confirm(false) }); err != nil {
 			c.fwdErr = fmt.Errorf("%w: confirm mode for passing messages to lanes: %w", ErrNotConfirmed, err)
 			return
 		}
@@ -116,20 +116,22 @@ func restore(d *amqp091.Delivery) bool {
 
 // forward passes d on to its env's lane queue and acknowledges it; when
 // the lane queue is missing (the publish is returned) the trunk handles d
-// itself; when the broker does not confirm, d is handed back.
+// itself; when the broker does not confirm, d is handed back. A stop (ctx)
+// does not cut a pass-on short: d is settled either way, never left
+// unacknowledged on a channel that stays open (lost to every other
+// consumer), and never both passed on and handed back (handled twice).
 func (sb *sub) forward(ctx context.Context, d *amqp091.Delivery, dec bus.Decision, h Handler) error {
 	c := sb.c
 	lq := c.s.laneQueueOf(sb.queue, sb.prod, dec.Mark.Env)
 	pub := forwardCopy(d, dec.Mark.Env)
-	dc, err := c.ch.PublishWithDeferredConfirmWithContext(ctx, "", lq, true, false, pub)
+	dc, err := c.ch.PublishWithDeferredConfirm("", lq, true, false, pub)
+	if err == nil && dc == nil {
+		err = fmt.Errorf("%w: channel not in confirm mode", ErrNotConfirmed)
+	}
 	if err != nil {
-		return err
+		return errors.Join(err, d.Nack(false, true)) // not passed on: taken again
 	}
-	if dc == nil {
-		return fmt.Errorf("%w: channel not in confirm mode", ErrNotConfirmed)
-	}
-	ok, err := dc.WaitContext(ctx)
-	if err != nil || !ok {
+	if !confirmed(ctx, dc) {
 		if ctx.Err() == nil {
 			sb.pause(ctx, 1)
 		}
@@ -142,6 +144,29 @@ func (sb *sub) forward(ctx context.Context, d *amqp091.Delivery, dec bus.Decisio
 	sb.lanes.passed(lq, dec.Mark.Env)
 	c.s.obs.Forwarded()
 	return d.Ack(false)
+}
+
+// confirmGrace bounds how long a stopping trunk still waits for the
+// broker's confirmation of a message it passed on before the stop.
+const confirmGrace = 5 * time.Second
+
+// confirmed waits for the broker's answer to a publish: true when it
+// confirmed it. Once ctx ends it waits at most [confirmGrace] more: on an
+// open channel the answer is on its way, and a delivery handed back
+// after its copy arrived would be handled twice.
+func confirmed(ctx context.Context, dc *amqp091.DeferredConfirmation) bool {
+	ok, err := dc.WaitContext(ctx)
+	if err == nil {
+		return ok
+	}
+	t := time.NewTimer(confirmGrace)
+	defer t.Stop()
+	select {
+	case <-dc.Done():
+		return dc.Acked()
+	case <-t.C:
+		return false
+	}
 }
 
 // pause waits a short, growing time (n failures so far) or until ctx ends.
@@ -213,14 +238,14 @@ func (sb *sub) probe(ctx context.Context, env string) error {
 			continue
 		}
 		pub := amqp091.Publishing{Headers: amqp091.Table{headerProbe: env}, MessageId: "shadowlane-probe-" + consumerTag()}
-		dc, err := sb.c.ch.PublishWithDeferredConfirmWithContext(ctx, "", lq, true, false, pub)
+		dc, err := sb.c.ch.PublishWithDeferredConfirm("", lq, true, false, pub)
 		if err != nil {
 			return err
 		}
 		if dc == nil {
 			return fmt.Errorf("%w: channel not in confirm mode", ErrNotConfirmed)
 		}
-		if ok, err := dc.WaitContext(ctx); err != nil || !ok {
+		if !confirmed(ctx, dc) {
 			continue // tried again with the next message of env
 		}
 		if _, returned := sb.c.ret.claim("", lq, &pub); returned {

@@ -4,10 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"slices"
 	"sync"
+	"syscall"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/shadowlane/shadowlane/propagation"
@@ -103,8 +107,8 @@ func (s *Shadow) Consumer(group string, topics []string, h Handler, opts ...kgo.
 func (c *Consumer) Plans() []Plan { return slices.Clone(c.plans) }
 
 // Run consumes until ctx is done (then it returns nil) or a handler, a
-// refusal callback or a commit fails (then every group is left and the
-// first error is returned; the failed record is not committed and is
+// refusal callback or a commit fails on every try (then every group is
+// left and the first error is returned; the failed record is not committed and is
 // delivered again to the next consumer of the group).
 func (c *Consumer) Run(ctx context.Context) error {
 	runs, ctx := bus.NewRuns(ctx)
@@ -338,27 +342,49 @@ func (b *batch) add(r *kgo.Record, a bus.Action) {
 	}
 }
 
+// brokerAttempts bounds the tries of a broker call (a commit, a read of
+// the committed offsets) that fails for a transient reason (a retriable
+// Kafka error, a broken or refused connection, a timeout): with retry's
+// doubling backoff from 100ms they span over 3s, longer than a group
+// coordinator is usually unreachable (a broker restart, a proxy dropping
+// its connections). franz-go itself does not retry a refused dial.
+const brokerAttempts = 6
+
+// retry runs op until it succeeds, fails for good (any failure after
+// anyErr tries, a transient one after brokerAttempts) or ctx is done
+// (then it returns op's last error), with a doubling backoff from 100ms
+// that ctx cuts short for one last try.
+func retry(ctx context.Context, anyErr int, op func() error) error {
+	wait := 100 * time.Millisecond
+	for n := 1; ; n++ {
+		err := op()
+		if err == nil || n >= brokerAttempts || n >= anyErr && !transient(err) || ctx.Err() != nil {
+			return err
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+		case <-t.C:
+		}
+		t.Stop()
+		wait *= 2
+	}
+}
+
 // commit commits b's records (with the hand-over spans in the metadata,
-// for the trunk), trying up to attempts times with a short backoff, and
-// empties b. A commit that failed on every attempt is counted: its
-// handled and refused records come again to the next consumer of the
-// group (the documented at-least-once duplicates).
-func (c *Consumer) commit(ctx context.Context, cl *kgo.Client, group string, meta func(bus.Partition) string, b *batch, attempts int) error {
+// for the trunk) and empties b, trying again as retry does (a rejected
+// commit up to anyErr times). A commit that failed on every attempt is
+// counted: its handled and refused records come again to the next
+// consumer of the group (the documented at-least-once duplicates).
+func (c *Consumer) commit(ctx context.Context, cl *kgo.Client, group string, meta func(bus.Partition) string, b *batch, anyErr int) error {
 	if len(b.done) == 0 {
 		return nil
 	}
-	var err error
-	wait := 100 * time.Millisecond
-	for n := 1; n <= attempts; n++ {
-		cctx, ccancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		err = cl.CommitRecords(commitCtx(cctx, meta), b.done...)
-		ccancel()
-		if err == nil || n == attempts || ctx.Err() != nil {
-			break
-		}
-		time.Sleep(wait)
-		wait *= 2
-	}
+	err := retry(ctx, anyErr, func() error {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		return cl.CommitRecords(commitCtx(cctx, meta), b.done...)
+	})
 	if err != nil {
 		c.s.obs.Uncommitted(b.handled, b.refused)
 		*b = batch{}
@@ -366,6 +392,15 @@ func (c *Consumer) commit(ctx context.Context, cl *kgo.Client, group string, met
 	}
 	*b = batch{}
 	return nil
+}
+
+// transient reports whether a failed commit may succeed when tried again
+// soon: a Kafka error the protocol marks retriable, a network failure
+// (refused, reset or closed connection, a dial that failed) or a timeout.
+func transient(err error) bool {
+	var ne net.Error
+	return kerr.IsRetriable(err) || errors.As(err, &ne) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, context.DeadlineExceeded)
 }
 
 func ptr[T any](v T) *T { return &v }

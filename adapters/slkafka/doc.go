@@ -86,12 +86,17 @@
 // handled once, by the lane or by the trunk.
 //
 // Delivery guarantees: a record is committed only after its handler (or
-// the refusal callback) returned nil, so nothing is lost. A commit that
-// fails stops [Consumer.Run], and the next consumer of the group handles
+// the refusal callback) returned nil, so nothing is lost. A commit (or a
+// read of the committed offsets) that fails for a transient reason (a
+// retriable Kafka error, a lost or refused connection, a timeout) is
+// tried up to 6 times over about 3s, so a coordinator that restarts or
+// drops its connections does not stop the consumer; a commit that still
+// fails, or is rejected for good, stops
+// [Consumer.Run], and the next consumer of the group handles
 // that poll's records again: the documented at-least-once duplicate,
 // counted where it arises ([Shadow.Stats], Uncommitted; OpenTelemetry
 // "shadowlane.bus.deliveries"). A refusal is committed at once, retrying
-// a rejected commit up to 3 times, so it reaches [WithRefused] once; only
+// even a rejected commit up to 3 times, so it reaches [WithRefused] once; only
 // a refusal whose commit failed every time reaches it again from the next
 // consumer (counted, RefusedUncommitted).
 //

@@ -76,9 +76,14 @@ func loadCommitted(ctx context.Context, cl *kgo.Client, group string, a *assigne
 	if len(as) == 0 {
 		return nil
 	}
-	fctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-	defer cancel()
-	offs, err := kadm.NewClient(cl).FetchOffsets(fctx, group)
+	var offs kadm.OffsetResponses
+	err := retry(ctx, 1, func() error {
+		fctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+		defer cancel()
+		var err error
+		offs, err = kadm.NewClient(cl).FetchOffsets(fctx, group)
+		return err
+	})
 	if errors.Is(err, kerr.GroupIDNotFound) {
 		return nil
 	}

@@ -1,11 +1,9 @@
 package drill
 
 import (
-	"bytes"
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 
 	"github.com/shadowlane/shadowlane/cmd/shadowlane/internal/chartjs"
 )
@@ -30,15 +28,7 @@ func (r *Report) WriteReportDir(dir string) (string, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", err
 	}
-	var b bytes.Buffer
-	if err := r.WriteHTML(&b); err != nil {
-		return "", err
-	}
-	path := filepath.Join(dir, "index.html")
-	if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
-		return "", err
-	}
-	return path, nil
+	return chartjs.WriteIndex(dir, r.WriteHTML)
 }
 
 // pageWithCharts is pageHTML with the shared chart script spliced in.
@@ -106,35 +96,14 @@ const pageHTML = `<section id="summary"><h2>Summary</h2></section>
   if (series.length === 0) {
     el("p", { "class": "muted" }, trSec, "no traffic recorded");
   } else {
-    var W = 900, H = 260, L = 48, B = 30, T = 10, Rm = 10;
     var n = series[0].sent.length, ymax = 1;
     series.forEach(function (s) { s.sent.forEach(function (v) { ymax = Math.max(ymax, v); }); });
-    ymax = niceMax(ymax);
-    var svg = sv("svg", { id: "traffic-chart", viewBox: "0 0 " + W + " " + H, width: "100%", role: "img", "aria-label": "requests per class over time" }, trSec);
-    var x = function (i) { return L + (n <= 1 ? 0 : i * (W - L - Rm) / (n - 1)); };
-    var y = function (v) { return H - B - v * (H - B - T) / ymax; };
-    for (var g = 0; g <= 4; g++) {
-      var gv = ymax * g / 4;
-      sv("line", { "class": "grid", x1: L, x2: W - Rm, y1: y(gv), y2: y(gv) }, svg);
-      sv("text", { x: L - 6, y: y(gv) + 4, "text-anchor": "end" }, svg, String(Math.round(gv)));
-    }
-    sv("line", { "class": "axis", x1: L, x2: W - Rm, y1: H - B, y2: H - B }, svg);
-    sv("line", { "class": "axis", x1: L, x2: L, y1: T, y2: H - B }, svg);
-    // Time ticks: a round step giving at most 8 labels, each distinct.
-    var spanMs = Math.max(1, (n - 1) * tr.bucketMs);
-    var tk = timeTicks(spanMs, 8);
-    tk.values.forEach(function (ms) {
-      var xi = x(ms / tr.bucketMs);
-      sv("line", { "class": "grid", x1: xi, x2: xi, y1: T, y2: H - B }, svg);
-      sv("line", { "class": "axis", x1: xi, x2: xi, y1: H - B, y2: H - B + 4 }, svg);
-      sv("text", { "class": "xtick", x: xi, y: H - B + 16, "text-anchor": "middle" }, svg, tk.label(ms));
-    });
+    var c = timeChart(trSec, { id: "traffic-chart", label: "requests per class over time", height: 260, left: 48, n: n, ymax: niceMax(ymax), bucketMs: tr.bucketMs,
+      yLabel: function (v) { return String(Math.round(v)); }, tickMarks: true });
     series.forEach(function (s) {
-      var pts = s.sent.map(function (v, i) { return x(i).toFixed(1) + "," + y(v).toFixed(1); }).join(" ");
-      sv("polyline", { "class": "series", "data-class": s.class, points: pts, fill: "none", stroke: COLORS[s.class] || "#333", "stroke-width": 2 }, svg);
-      var refusedPts = s.refused.map(function (v, i) { return x(i).toFixed(1) + "," + y(v).toFixed(1); }).join(" ");
+      sv("polyline", { "class": "series", "data-class": s.class, points: c.points(s.sent), fill: "none", stroke: COLORS[s.class] || "#333", "stroke-width": 2 }, c.svg);
       if (s.refused.some(function (v) { return v > 0; })) {
-        sv("polyline", { "class": "series-refused", points: refusedPts, fill: "none", stroke: COLORS[s.class] || "#333", "stroke-width": 1, "stroke-dasharray": "4 3" }, svg);
+        sv("polyline", { "class": "series-refused", points: c.points(s.refused), fill: "none", stroke: COLORS[s.class] || "#333", "stroke-width": 1, "stroke-dasharray": "4 3" }, c.svg);
       }
     });
     legend(trSec, series.map(function (s) { return s.class; }), COLORS);
@@ -147,15 +116,15 @@ const pageHTML = `<section id="summary"><h2>Summary</h2></section>
       faults.forEach(function (f) { if (targets.indexOf(f.target) < 0) { targets.push(f.target); } });
       var rowH = 22, FH = targets.length * rowH + 28;
       el("h3", {}, trSec, "Fault timeline");
-      var fsvg = sv("svg", { id: "fault-timeline", viewBox: "0 0 " + W + " " + FH, width: "100%", role: "img", "aria-label": "faults injected over time" }, trSec);
-      var fx = function (ms) { return x(Math.min(ms, spanMs) / tr.bucketMs); };
-      tk.values.forEach(function (ms) {
+      var fsvg = sv("svg", { id: "fault-timeline", viewBox: "0 0 " + c.width + " " + FH, width: "100%", role: "img", "aria-label": "faults injected over time" }, trSec);
+      var fx = function (ms) { return c.x(Math.min(ms, c.spanMs) / tr.bucketMs); };
+      c.ticks.values.forEach(function (ms) {
         sv("line", { "class": "grid", x1: fx(ms), x2: fx(ms), y1: 0, y2: FH - 24 }, fsvg);
-        sv("text", { x: fx(ms), y: FH - 8, "text-anchor": "middle" }, fsvg, tk.label(ms));
+        sv("text", { x: fx(ms), y: FH - 8, "text-anchor": "middle" }, fsvg, c.ticks.label(ms));
       });
       targets.forEach(function (tg, ri) {
-        sv("text", { x: L - 6, y: ri * rowH + 15, "text-anchor": "end" }, fsvg, tg);
-        sv("line", { "class": "axis", x1: L, x2: W - Rm, y1: ri * rowH + rowH - 2, y2: ri * rowH + rowH - 2 }, fsvg);
+        sv("text", { x: c.left - 6, y: ri * rowH + 15, "text-anchor": "end" }, fsvg, tg);
+        sv("line", { "class": "axis", x1: c.left, x2: c.right, y1: ri * rowH + rowH - 2, y2: ri * rowH + rowH - 2 }, fsvg);
       });
       faults.forEach(function (f) {
         var ri = targets.indexOf(f.target);

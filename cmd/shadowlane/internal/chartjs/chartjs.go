@@ -1,9 +1,12 @@
 package chartjs
 
 import (
+	"bytes"
 	"encoding/json"
 	"html"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 )
 
@@ -27,6 +30,21 @@ func Write(w io.Writer, page, title string, report any) error {
 		"{{DATA}}", string(data),
 	).Replace(page))
 	return err
+}
+
+// WriteIndex writes dir/index.html, which must exist, with what write
+// writes (a report's WriteHTML) and returns its path. The page is
+// rendered first: when write fails, no file is written.
+func WriteIndex(dir string, write func(io.Writer) error) (string, error) {
+	var b bytes.Buffer
+	if err := write(&b); err != nil {
+		return "", err
+	}
+	path := filepath.Join(dir, "index.html")
+	if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
+		return "", err
+	}
+	return path, nil
 }
 
 // head opens every report page, up to and with its error list.
@@ -82,7 +100,8 @@ label { font-size: 13px; user-select: none; }
 // Lib is the page tail both reports share, spliced in where a page says
 // {{CHARTJS}}: the end of <main>, the report data (the page's {{DATA}}),
 // and the opening of its script with the error capture, the SVG line
-// chart and the tick and scale helpers. The page's own script follows it.
+// chart, tick and scale helpers and the frame of a line chart over time
+// (timeChart). The page's own script follows it.
 const Lib = `</main>
 <script type="application/json" id="report-data">{{DATA}}</script>
 <script>
@@ -153,4 +172,36 @@ const Lib = `</main>
     };
     return { step: step, values: values, label: label };
   }
-  function niceMax(v) { if (v <= 0) { return 1; } var p = Math.pow(10, Math.floor(Math.log10(v))); var m = v / p; return (m <= 1 ? 1 : m <= 2 ? 2 : m <= 5 ? 5 : 10) * p; }`
+  function niceMax(v) { if (v <= 0) { return 1; } var p = Math.pow(10, Math.floor(Math.log10(v))); var m = v / p; return (m <= 1 ? 1 : m <= 2 ? 2 : m <= 5 ? 5 : 10) * p; }
+  // timeChart draws the frame of a line chart over time into parent: an
+  // SVG 900 wide and o.height high (o.id, o.label), the plot o.left from
+  // its left edge, four grid lines up to o.ymax with their y labels
+  // (o.yLabel(value)), the axes, and the time ticks over o.n buckets of
+  // o.bucketMs (with a mark below the axis when o.tickMarks). It returns
+  // the svg, its scales x (bucket index) and y (value), the plot's edges,
+  // the ticks, the span in ms and points(values), a polyline's points
+  // for one value per bucket; the page draws its series and marks on it.
+  function timeChart(parent, o) {
+    var W = 900, H = o.height, L = o.left, B = 30, T = 10, Rm = 10, n = o.n;
+    var svg = sv("svg", { id: o.id, viewBox: "0 0 " + W + " " + H, width: "100%", role: "img", "aria-label": o.label }, parent);
+    var x = function (i) { return L + (n <= 1 ? 0 : i * (W - L - Rm) / (n - 1)); };
+    var y = function (v) { return H - B - v * (H - B - T) / o.ymax; };
+    for (var g = 0; g <= 4; g++) {
+      var gv = o.ymax * g / 4;
+      sv("line", { "class": "grid", x1: L, x2: W - Rm, y1: y(gv), y2: y(gv) }, svg);
+      sv("text", { x: L - 6, y: y(gv) + 4, "text-anchor": "end" }, svg, o.yLabel(gv));
+    }
+    sv("line", { "class": "axis", x1: L, x2: W - Rm, y1: H - B, y2: H - B }, svg);
+    sv("line", { "class": "axis", x1: L, x2: L, y1: T, y2: H - B }, svg);
+    // Time ticks: a round step giving at most 8 labels, each distinct.
+    var spanMs = Math.max(1, (n - 1) * o.bucketMs);
+    var tk = timeTicks(spanMs, 8);
+    tk.values.forEach(function (ms) {
+      var xi = x(ms / o.bucketMs);
+      sv("line", { "class": "grid", x1: xi, x2: xi, y1: T, y2: H - B }, svg);
+      if (o.tickMarks) { sv("line", { "class": "axis", x1: xi, x2: xi, y1: H - B, y2: H - B + 4 }, svg); }
+      sv("text", { "class": "xtick", x: xi, y: H - B + 16, "text-anchor": "middle" }, svg, tk.label(ms));
+    });
+    var points = function (values) { return values.map(function (v, i) { return x(i).toFixed(1) + "," + y(v).toFixed(1); }).join(" "); };
+    return { svg: svg, x: x, y: y, width: W, left: L, right: W - Rm, top: T, bottom: H - B, ticks: tk, spanMs: spanMs, points: points };
+  }`

@@ -11,8 +11,8 @@ import (
 // JavaScript and SVG, no external asset; it opens offline): summary,
 // aborts, asked vs sent rate and per-target throughput over time, latency
 // percentiles per target over time, status codes, errors, per-service
-// evidence and the parts. The chart code follows the drill's report
-// (cmd/shadowlane/drill/html.go). Script errors are shown on the page.
+// evidence and the parts. The line charts are chartjs's timeChart, as the
+// drill's traffic chart. Script errors are shown on the page.
 func (r *Report) WriteHTML(w io.Writer) error {
 	status := "OK"
 	if !r.OK {
@@ -46,39 +46,21 @@ const runPageHTML = `<section id="summary"><h2>Summary</h2></section>
 
   // lineChart draws series [{key, values, color, dash}] over buckets.
   function lineChart(parent, id, label, series, unit) {
-    var W = 900, H = 240, L = 56, B = 30, T = 10, Rm = 10;
     var n = 0, ymax = 0;
     series.forEach(function (s) { n = Math.max(n, s.values.length); s.values.forEach(function (v) { ymax = Math.max(ymax, v); }); });
-    ymax = niceMax(ymax);
-    var svg = sv("svg", { id: id, viewBox: "0 0 " + W + " " + H, width: "100%", role: "img", "aria-label": label }, parent);
-    var x = function (i) { return L + (n <= 1 ? 0 : i * (W - L - Rm) / (n - 1)); };
-    var y = function (v) { return H - B - v * (H - B - T) / ymax; };
-    for (var g = 0; g <= 4; g++) {
-      var gv = ymax * g / 4;
-      sv("line", { "class": "grid", x1: L, x2: W - Rm, y1: y(gv), y2: y(gv) }, svg);
-      sv("text", { x: L - 6, y: y(gv) + 4, "text-anchor": "end" }, svg, (gv < 10 && gv > 0 ? gv.toFixed(1) : String(Math.round(gv))) + unit);
-    }
-    sv("line", { "class": "axis", x1: L, x2: W - Rm, y1: H - B, y2: H - B }, svg);
-    sv("line", { "class": "axis", x1: L, x2: L, y1: T, y2: H - B }, svg);
-    var spanMs = Math.max(1, (n - 1) * R.bucketMs);
-    var tk = timeTicks(spanMs, 8);
-    tk.values.forEach(function (ms) {
-      var xi = x(ms / R.bucketMs);
-      sv("line", { "class": "grid", x1: xi, x2: xi, y1: T, y2: H - B }, svg);
-      sv("text", { "class": "xtick", x: xi, y: H - B + 16, "text-anchor": "middle" }, svg, tk.label(ms));
-    });
+    var c = timeChart(parent, { id: id, label: label, height: 240, left: 56, n: n, ymax: niceMax(ymax), bucketMs: R.bucketMs,
+      yLabel: function (v) { return (v < 10 && v > 0 ? v.toFixed(1) : String(Math.round(v))) + unit; } });
     (R.aborts || []).forEach(function (a) {
-      var xa = x(a.atMs / R.bucketMs);
-      var l = sv("line", { "class": "abort-mark", x1: xa, x2: xa, y1: T, y2: H - B, stroke: "#cf222e", "stroke-width": 2, "stroke-dasharray": "6 3" }, svg);
+      var xa = c.x(a.atMs / R.bucketMs);
+      var l = sv("line", { "class": "abort-mark", x1: xa, x2: xa, y1: c.top, y2: c.bottom, stroke: "#cf222e", "stroke-width": 2, "stroke-dasharray": "6 3" }, c.svg);
       sv("title", {}, l, "abort: " + a.reason);
     });
     series.forEach(function (s) {
-      var pts = s.values.map(function (v, i) { return x(i).toFixed(1) + "," + y(v).toFixed(1); }).join(" ");
-      var attrs = { "class": "series", "data-key": s.key, points: pts, fill: "none", stroke: s.color, "stroke-width": s.width || 2 };
+      var attrs = { "class": "series", "data-key": s.key, points: c.points(s.values), fill: "none", stroke: s.color, "stroke-width": s.width || 2 };
       if (s.dash) { attrs["stroke-dasharray"] = s.dash; }
-      sv("polyline", attrs, svg);
+      sv("polyline", attrs, c.svg);
     });
-    return svg;
+    return c.svg;
   }
 
   // ---- summary ----

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	vegeta "github.com/tsenart/vegeta/v12/lib"
+
+	"github.com/shadowlane/shadowlane/cmd/shadowlane/internal/chartjs"
 )
 
 // Report is the outcome of a run, or of several parts merged.
@@ -361,13 +363,5 @@ func (r *Report) WriteDir(dir string) (string, error) {
 	if err := os.WriteFile(filepath.Join(dir, "report.json"), append(js, '\n'), 0o644); err != nil {
 		return "", err
 	}
-	f, err := os.Create(filepath.Join(dir, "index.html"))
-	if err != nil {
-		return "", err
-	}
-	if err := r.WriteHTML(f); err != nil {
-		f.Close()
-		return "", err
-	}
-	return f.Name(), f.Close()
+	return chartjs.WriteIndex(dir, r.WriteHTML)
 }
