@@ -97,6 +97,9 @@ func (rt *Runtime) Admit(ctx context.Context, e *Entry, g propagation.Getter) (c
 // request (r.Pattern), else [Entry.RouteOf], else the method.
 func (rt *Runtime) AdmitRoute(ctx context.Context, e *Entry, g propagation.Getter, route string) (context.Context, *Refusal) {
 	st := rt.st.Load()
+	if _, ok := g.(propagation.Absent); ok {
+		return rt.admitAbsent(ctx, e, st, g, route)
+	}
 	var w propagation.Wire
 	var h map[string][]string
 	isMap := false
@@ -130,6 +133,19 @@ func (rt *Runtime) AdmitRoute(ctx context.Context, e *Entry, g propagation.Gette
 		stripCarrier(g, st.codec)
 	}
 	return ctx, ref
+}
+
+// admitAbsent is AdmitRoute for [propagation.Absent]: no mark to read
+// (only the routing tag, which an entry passing Absent has found absent
+// too, is still looked for), so production unless edgeTag finds one.
+func (rt *Runtime) admitAbsent(ctx context.Context, e *Entry, st *compiled, g propagation.Getter, route string) (context.Context, *Refusal) {
+	var w propagation.Wire
+	st.edgeTag(e, g, &w)
+	if w.Source == propagation.SourceNone && w.Dropped == 0 && !w.LoadTest {
+		rt.stats.production.Add(1)
+		return ctx, nil
+	}
+	return rt.admitSlow(ctx, e, st, w, g, route)
 }
 
 // stripCarrier removes the mark carriers from an HTTP request's headers.

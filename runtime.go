@@ -312,9 +312,13 @@ func init() {
 // rejected, so load-test traffic is refused rather than treated as
 // production, and production traffic flows.
 func Default() *Runtime {
-	if rt := defaultRT.Load(); rt != nil {
+	if rt := defaultRT.Load(); rt != nil { // inlined: the exits' hot path
 		return rt
 	}
+	return defaultSlow()
+}
+
+func defaultSlow() *Runtime {
 	defaultMu.Lock()
 	defer defaultMu.Unlock()
 	if rt := defaultRT.Load(); rt != nil {

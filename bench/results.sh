@@ -98,6 +98,13 @@ grpc||foundation|BenchmarkGRPCUnaryServer/shadowlane/unmarked|0|0
 grpc||foundation|BenchmarkGRPCUnaryServer/shadowlane/unmarked-server-ctx|2000|12000|measured
 grpc||foundation|BenchmarkGRPCUnaryServer/shadowlane/unmarked-transport-ctx|2000|12000|measured
 grpc||foundation|BenchmarkGRPCUnaryServer/shadowlane/marked|0|0
+http|net/http middleware entry, unmarked (2 ordinary headers; 8 browser headers: the entry reads every header key)|foundation|BenchmarkHTTPEntry/few-headers/bare|2000|12000|measured
+http||foundation|BenchmarkHTTPEntry/few-headers/shadowlane-internal/unmarked|2000|12000|measured
+http||foundation|BenchmarkHTTPEntry/browser-headers/shadowlane-internal/unmarked|2000|12000|measured
+limiter|Limiter Entry+Exit on one rule (plain QPS; QPS+concurrency) against x/time/rate Allow and sentinel-golang Entry+Exit, serial|limiter|BenchmarkXRate/serial|2000|12000|measured
+limiter||limiter|BenchmarkShadowlaneQPS/serial|2000|12000|measured
+limiter||limiter|BenchmarkShadowlane/serial|2000|12000|measured
+limiter||limiter|BenchmarkSentinel/serial|2000|12000|measured
 gin|gin entry|foundation|BenchmarkGin/bare|2000|12000|measured
 gin||foundation|BenchmarkGin/shadowlane/unmarked|2000|12000|measured
 gin||foundation|BenchmarkGin/shadowlane/marked-header|0|0

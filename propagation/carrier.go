@@ -1,6 +1,7 @@
 package propagation
 
 import (
+	"math/bits"
 	"net/http"
 	"strings"
 	"unicode"
@@ -47,6 +48,11 @@ type keySet struct {
 	lo, hi [8]int    // byte lengths a key folding to names[i] can have (hi < 0: any)
 	lens   uint64
 	long   bool
+	// cand[l]: bit i set when a key of l bytes can fold-equal names[i]
+	// (candLong: of 64 bytes or more), so kind compares a key with the
+	// names its length allows only
+	cand     [64]uint8
+	candLong uint8
 }
 
 func newKeySet(lower Names) keySet {
@@ -63,13 +69,19 @@ func newKeySet(lower Names) keySet {
 		if !ok {
 			ks.lo[i], ks.hi[i] = 0, -1
 			ks.lens, ks.long = ^uint64(0), true
+			for l := range ks.cand {
+				ks.cand[l] |= 1 << i
+			}
+			ks.candLong |= 1 << i
 			continue
 		}
 		for l := lo; l <= hi; l++ {
 			if l < 64 {
 				ks.lens |= 1 << l
+				ks.cand[l] |= 1 << i
 			} else {
 				ks.long = true
+				ks.candLong |= 1 << i
 			}
 		}
 	}
@@ -86,7 +98,12 @@ func (ks *keySet) kind(k string) int {
 		return kindNone
 	}
 	l := len(k)
-	for i := range ks.names {
+	cand := ks.candLong
+	if l < 64 {
+		cand = ks.cand[l]
+	}
+	for ; cand != 0; cand &= cand - 1 {
+		i := bits.TrailingZeros8(cand)
 		if ks.hi[i] >= 0 && (l < ks.lo[i] || l > ks.hi[i]) {
 			continue
 		}

@@ -21,6 +21,15 @@ type Getter interface {
 	Get(key string) string
 }
 
+// Absent is the carrier an entry passes when it has found that a request
+// holds no mark carrier (and no routing tag header): every Get returns "".
+// Runtime.AdmitRoute admits it as production without reading it, which
+// keeps an unmarked entry's cost to the entry's own scan of its headers.
+type Absent struct{}
+
+// Get returns "".
+func (Absent) Get(string) string { return "" }
+
 // Setter writes one value into a carrier.
 type Setter interface {
 	Set(key, value string)

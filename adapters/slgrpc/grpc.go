@@ -66,9 +66,12 @@ func (e *entry) admit(ctx context.Context, method string) (context.Context, erro
 	rt := e.cfg.RT()
 	codec := rt.Codec()
 	g := e.carrier(ctx, codec, tagHeader(rt))
-	ctx2, ref := rt.AdmitRoute(ctx, &e.cfg.Entry, g, method) // with noValues it never refuses: nothing to refuse
+	ctx2, ref := rt.AdmitRoute(ctx, &e.cfg.Entry, g, method) // with propagation.Absent it never refuses: nothing to refuse
 	if ref != nil {
 		return ctx, status.Error(codes.Code(ref.GRPCCode), ref.Err.Error())
+	}
+	if _, none := g.(propagation.Absent); none { // the unmarked call: nothing to strip
+		return ctx2, nil
 	}
 	if h, ok := propagation.AsHeaderMap(g); ok && codec.Present(h) {
 		md := metadata.MD(h).Copy()
@@ -91,7 +94,7 @@ func (e *entry) carrier(ctx context.Context, c *propagation.Codec, tag string) p
 	if e.key != nil {
 		md, _ := ctx.Value(e.key).(metadata.MD) // uncopied: read only
 		if len(md) == 0 || (!c.Present(md) && !tagPresent(ctx, md, tag)) {
-			return noValues{}
+			return propagation.Absent{}
 		}
 		if plainKeys(md) {
 			return plainMD(md)
@@ -102,7 +105,7 @@ func (e *entry) carrier(ctx context.Context, c *propagation.Codec, tag string) p
 		md, _ := metadata.FromIncomingContext(ctx)
 		return mdGetter(md)
 	}
-	return noValues{}
+	return propagation.Absent{}
 }
 
 // tagPresent reports whether the call carries the routing.tagSource
@@ -139,10 +142,6 @@ func presentByLookup(ctx context.Context, c *propagation.Codec) bool {
 	}
 	return false
 }
-
-type noValues struct{}
-
-func (noValues) Get(string) string { return "" }
 
 // The runtime's hooks for entries on lowercase-keyed carriers (see
 // internal/edge), asserted once.

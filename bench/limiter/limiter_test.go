@@ -15,13 +15,15 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/shadowlane/shadowlane/limiter"
+	"github.com/shadowlane/shadowlane/bench/internal/measure"
 )
 
 func run(b *testing.B, parallel bool, f func()) {
 	b.ReportAllocs()
 	if !parallel {
+		measure.GrowStack(8)
 		for b.Loop() {
-			f()
+			measure.Op(f)
 		}
 		return
 	}
