@@ -177,13 +177,17 @@ func evidenceDecision(d shadow.Decision) string {
 
 // runBook keeps the evidence of the last max runs; the run seen least
 // recently is evicted first. A marked request costs one read-locked map
-// look-up by run, then atomic adds.
+// look-up by run, then atomic adds; a request of the run counted last
+// costs a string comparison instead of the look-up.
 type runBook struct {
 	now func() time.Time
 	max atomic.Int64
 
 	mu   sync.RWMutex
 	runs map[string]*runRecord
+	// last is the record get returned last, or nil: always one of runs
+	// (stored under mu, cleared by evictLocked under mu).
+	last atomic.Pointer[runRecord]
 }
 
 func newRunBook(max int, now func() time.Time) *runBook {
@@ -219,8 +223,15 @@ func (b *runBook) lookup(run string) *runRecord {
 // least recently when the book is full), and marks it seen now.
 func (b *runBook) get(run string) *runRecord {
 	now := b.now().UnixNano()
+	if r := b.last.Load(); r != nil && r.run == run {
+		r.seen.Store(now)
+		return r
+	}
 	b.mu.RLock()
 	r := b.runs[run]
+	if r != nil {
+		b.last.Store(r) // under mu: r cannot have been evicted yet
+	}
 	b.mu.RUnlock()
 	if r == nil {
 		b.mu.Lock()
@@ -232,6 +243,7 @@ func (b *runBook) get(run string) *runRecord {
 			r.first.Store(now)
 			b.runs[run] = r
 		}
+		b.last.Store(r)
 		b.mu.Unlock()
 	}
 	r.seen.Store(now)
@@ -248,6 +260,7 @@ func (b *runBook) evictLocked() {
 	}
 	if oldest != nil {
 		delete(b.runs, oldest.run)
+		b.last.CompareAndSwap(oldest, nil)
 	}
 }
 
@@ -333,6 +346,17 @@ type runRecord struct {
 	entries   capmap.Map[entryKey, entryCount]
 	decisions capmap.Map[decisionKey, atomic.Int64]
 	errors    capmap.Map[string, atomic.Int64]
+
+	// recent remembers the counters of the first decision keys counted,
+	// so that the few keys a hot path repeats (a cached SQL statement's
+	// tables) skip the hashed map look-up. Filled in order, never
+	// replaced; the counters are the map's own (never removed from it).
+	recent [4]atomic.Pointer[decisionSlot]
+}
+
+type decisionSlot struct {
+	k decisionKey
+	c *atomic.Int64
 }
 
 func (r *runRecord) entryCounter(k entryKey) *entryCount {
@@ -340,9 +364,32 @@ func (r *runRecord) entryCounter(k entryKey) *entryCount {
 }
 
 func (r *runRecord) decisionAdd(k decisionKey, n int64) {
-	r.decisions.Get(k, maxRunLabels, func(k decisionKey) decisionKey {
+	free := -1
+	for i := range r.recent {
+		s := r.recent[i].Load()
+		if s == nil {
+			free = i
+			break
+		}
+		if s.k == k {
+			s.c.Add(n)
+			return
+		}
+	}
+	c := r.decisions.Get(k, maxRunLabels, func(k decisionKey) decisionKey {
 		return decisionKey{k.store, "other", k.decision, ""}
-	}).Add(n)
+	})
+	if free >= 0 {
+		// What Get returned is what it returns for k from now on (keys
+		// are never removed; a key over the cap stays "other").
+		s := &decisionSlot{k, c}
+		for i := free; i < len(r.recent); i++ {
+			if r.recent[i].CompareAndSwap(nil, s) {
+				break
+			}
+		}
+	}
+	c.Add(n)
 }
 
 func (r *runRecord) errorAdd(reason string, n int64) {
