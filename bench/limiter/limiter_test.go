@@ -14,8 +14,8 @@ import (
 	"github.com/go-kratos/aegis/ratelimit/bbr"
 	"golang.org/x/time/rate"
 
-	"github.com/shadowlane/shadowlane/limiter"
 	"github.com/shadowlane/shadowlane/bench/internal/measure"
+	"github.com/shadowlane/shadowlane/limiter"
 )
 
 func run(b *testing.B, parallel bool, f func()) {
