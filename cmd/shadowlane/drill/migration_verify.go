@@ -15,7 +15,7 @@ type migCopy struct {
 }
 
 func (s *migScenario) add(name string, want, got int, detail string) {
-	s.invs = append(s.invs, Invariant{Name: "migration " + s.m.old.kind() + "->" + s.m.new.kind() + ": " + name, Expected: want, Observed: got, OK: want == got, Detail: detail})
+	s.invs = append(s.invs, Invariant{Name: "migration " + s.m.old.names().kind + "->" + s.m.new.names().kind + ": " + name, Expected: want, Observed: got, OK: want == got, Detail: detail})
 }
 
 func bodyID(b []byte) string {
@@ -30,7 +30,8 @@ func bodyID(b []byte) string {
 func (s *migScenario) verify(ctx context.Context) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.rep.From, s.rep.To = s.m.old.label(), s.m.new.label()
+	old, nw := s.m.old.names(), s.m.new.names()
+	s.rep.From, s.rep.To = old.label, nw.label
 	s.rep.Reader = s.reader.Stats()
 
 	// Where each sent event must be: old system in phases 1-2, new in 1-3;
@@ -48,7 +49,7 @@ func (s *migScenario) verify(ctx context.Context) {
 			phases = append(phases, migrate.NewOnly)
 		}
 		for _, sh := range []bool{false, true} {
-			targets = append(targets, target{b.target(sh), sh, phases, func() ([]migCopy, error) { return b.readBack(ctx, sh) }})
+			targets = append(targets, target{b.names().target(sh), sh, phases, func() ([]migCopy, error) { return b.readBack(ctx, sh) }})
 		}
 	}
 	copies, withID, markedOK, markedCopies, envOK, envCopies := 0, 0, 0, 0, 0, 0
@@ -123,7 +124,7 @@ func (s *migScenario) verify(ctx context.Context) {
 			s.rep.Handled[x.side.String()]++
 			if s.kindOf[id] == migLoad {
 				marked++
-				if x.run == s.m.run && (s.m.old.isShadow(x.source) || s.m.new.isShadow(x.source)) {
+				if x.run == s.m.run && (old.isShadow(x.source) || nw.isShadow(x.source)) {
 					markedRight++
 				}
 			}
