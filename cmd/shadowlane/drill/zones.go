@@ -416,28 +416,19 @@ func (d *drillRun) zonesPhase(ctx context.Context) error {
 		before := zt.served(run)
 		p := ZonePhase{Name: name, Run: run, Want: want, Sent: o.Requests, Pinned: zt.caller.RoutingPolicy().PinZone(run)}
 		var mu sync.Mutex
-		var wg sync.WaitGroup
-		sem := make(chan struct{}, o.Concurrency)
-		for i := 0; i < o.Requests; i++ {
-			wg.Add(1)
-			sem <- struct{}{}
-			go func() {
-				defer wg.Done()
-				defer func() { <-sem }()
-				code := zoneCall(ctx, c, zt.callerURL, run)
-				mu.Lock()
-				defer mu.Unlock()
-				switch code {
-				case http.StatusOK:
-					p.Answered++
-				case http.StatusServiceUnavailable:
-					p.Refused++
-				default:
-					p.Failed++
-				}
-			}()
-		}
-		wg.Wait()
+		concurrently(o.Requests, o.Concurrency, func(int) {
+			code := zoneCall(ctx, c, zt.callerURL, run)
+			mu.Lock()
+			defer mu.Unlock()
+			switch code {
+			case http.StatusOK:
+				p.Answered++
+			case http.StatusServiceUnavailable:
+				p.Refused++
+			default:
+				p.Failed++
+			}
+		})
 		p.Served = minus(zt.served(run), before)
 		rep.Phases = append(rep.Phases, p)
 		return p
