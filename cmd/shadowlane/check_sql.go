@@ -264,7 +264,9 @@ func colNames(cs []column) string {
 	return strings.Join(names, ", ")
 }
 
-func multisetDiff(what string, prod, sh []string) []string {
+// multisetCount maps each string of prod or sh to how many more times
+// prod holds it than sh (negative: fewer).
+func multisetCount(prod, sh []string) map[string]int {
 	count := map[string]int{}
 	for _, s := range prod {
 		count[s]++
@@ -272,6 +274,11 @@ func multisetDiff(what string, prod, sh []string) []string {
 	for _, s := range sh {
 		count[s]--
 	}
+	return count
+}
+
+func multisetDiff(what string, prod, sh []string) []string {
+	count := multisetCount(prod, sh)
 	keys := make([]string, 0, len(count))
 	for k := range count {
 		keys = append(keys, k)
