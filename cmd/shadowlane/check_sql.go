@@ -130,17 +130,25 @@ var inspectors = map[string]struct {
 	"sqlite": {"sqlite", inspectSQLite, ""},
 }
 
+// openDB opens dsn with driver and pings it; on an error it closes what it
+// opened and returns a nil db.
+func openDB(ctx context.Context, driver, dsn string) (*sql.DB, error) {
+	db, err := sql.Open(driver, dsn)
+	if err != nil {
+		return nil, err
+	}
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
 func checkDatabase(ctx context.Context, driver, dsn string, tables []string, naming shadow.Naming, stdout, stderr io.Writer) int {
 	in := inspectors[driver]
-	db, err := sql.Open(driver, dsn)
-	if err == nil {
-		err = db.PingContext(ctx)
-	}
+	db, err := openDB(ctx, driver, dsn)
 	if err != nil {
 		fmt.Fprintf(stderr, "shadowlane check: %s: cannot connect: %v\n", in.label, err)
-		if db != nil {
-			db.Close()
-		}
 		return exitSetup
 	}
 	defer db.Close()

@@ -73,10 +73,7 @@ func cmdShadow(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stderr, "shadowlane shadow: --tables is required with a database")
 			return exitUsage
 		}
-		db, err := sql.Open(t.driver, t.dsn)
-		if err == nil {
-			err = db.PingContext(ctx)
-		}
+		db, err := openDB(ctx, t.driver, t.dsn)
 		if err != nil {
 			fmt.Fprintf(stderr, "shadowlane shadow: %s: cannot connect: %v\n", t.driver, err)
 			code = worst(code, exitSetup)
