@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -287,13 +288,8 @@ func multisetCount(prod, sh []string) map[string]int {
 
 func multisetDiff(what string, prod, sh []string) []string {
 	count := multisetCount(prod, sh)
-	keys := make([]string, 0, len(count))
-	for k := range count {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
 	var out []string
-	for _, k := range keys {
+	for _, k := range slices.Sorted(maps.Keys(count)) {
 		switch n := count[k]; {
 		case n > 0:
 			out = append(out, fmt.Sprintf("%s %s: missing in shadow", what, k))
