@@ -23,6 +23,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -151,60 +152,116 @@ func (zt *zoneTopo) close() {
 // startZones runs the zoned instances and the caller.
 func startZones(o Options) (*zoneTopo, error) {
 	zt := &zoneTopo{}
-	fail := func(err error) (*zoneTopo, error) {
+	if err := zt.start(o); err != nil {
 		zt.close()
 		return nil, fmt.Errorf("drill: two-zone slice: %w", err)
 	}
+	return zt, nil
+}
+
+// start runs the slice's parts in order: the zoned instances, the
+// caller's runtime, its clients of the zoned services and its server.
+// Each part appends its cleanup to zt.closers as it starts; on error the
+// caller closes what started.
+func (zt *zoneTopo) start(o Options) error {
+	httpEPs, err := zt.startInstances(o)
+	if err != nil {
+		return err
+	}
+	if err := zt.startCaller(o, httpEPs); err != nil {
+		return err
+	}
+	stock, pricing, err := zt.callerClients()
+	if err != nil {
+		return err
+	}
+	return zt.serveCaller(zoneCallerHandler(zt.caller, stock, pricing))
+}
+
+// startInstances runs two instances of each zoned service in each zone;
+// it returns the HTTP instances' endpoints (the gRPC ones go to
+// zt.grpcEPs).
+func (zt *zoneTopo) startInstances(o Options) ([]envtag.Endpoint, error) {
 	var httpEPs []envtag.Endpoint
 	for _, zone := range []string{zoneA, zoneB} {
 		for i := 1; i <= 2; i++ {
 			for _, svc := range zoneServices {
-				inst := &zoneInst{service: svc, zone: zone, name: fmt.Sprintf("%s-%s-%d", svc, zone, i), runs: map[string]int64{}}
-				rt, err := shadowlane.New(shadowlane.Config{Service: svc, Trust: shadowlane.TrustConfig{Mode: "internal"}}, shadowlane.WithLogger(o.Logger))
+				inst, err := zt.startInstance(o, svc, zone, i)
 				if err != nil {
-					return fail(err)
+					return nil, err
 				}
-				inst.rt = rt
-				zt.closers = append(zt.closers, func() { rt.Close() })
-				ln, err := listen()
-				if err != nil {
-					return fail(err)
-				}
-				inst.addr = ln.Addr().String()
 				if svc == zoneHTTPService {
-					h := middleware.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-						inst.count(propagation.FromContext(r.Context()))
-						io.WriteString(w, inst.name)
-					}), middleware.WithRuntime(rt), middleware.Internal())
-					srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
-					go srv.Serve(ln)
-					inst.stop = func() { srv.Close() }
 					httpEPs = append(httpEPs, envtag.Endpoint{Addr: inst.addr, Zone: zone})
-				} else {
-					count := grpc.ChainUnaryInterceptor(func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
-						inst.count(propagation.FromContext(ctx))
-						return h(ctx, req)
-					})
-					gs := grpc.NewServer(append(slgrpc.ServerOptions(slgrpc.WithRuntime(rt), slgrpc.Internal()), count)...)
-					healthpb.RegisterHealthServer(gs, health.NewServer())
-					go gs.Serve(ln)
-					inst.stop = gs.Stop
-					zt.grpcEPs = append(zt.grpcEPs, envtag.Endpoint{Addr: inst.addr, Zone: zone})
 				}
-				zt.closers = append(zt.closers, func() { inst.stopOnce() })
-				zt.insts = append(zt.insts, inst)
 			}
 		}
 	}
+	return httpEPs, nil
+}
+
+// startInstance runs instance i of svc in zone: a shadowlane entry (its
+// own runtime) that counts the calls it serves.
+func (zt *zoneTopo) startInstance(o Options, svc, zone string, i int) (*zoneInst, error) {
+	inst := &zoneInst{service: svc, zone: zone, name: fmt.Sprintf("%s-%s-%d", svc, zone, i), runs: map[string]int64{}}
+	rt, err := shadowlane.New(shadowlane.Config{Service: svc, Trust: shadowlane.TrustConfig{Mode: "internal"}}, shadowlane.WithLogger(o.Logger))
+	if err != nil {
+		return nil, err
+	}
+	inst.rt = rt
+	zt.closers = append(zt.closers, func() { rt.Close() })
+	ln, err := listen()
+	if err != nil {
+		return nil, err
+	}
+	inst.addr = ln.Addr().String()
+	if svc == zoneHTTPService {
+		inst.serveHTTP(ln)
+	} else {
+		inst.serveGRPC(ln)
+		zt.grpcEPs = append(zt.grpcEPs, envtag.Endpoint{Addr: inst.addr, Zone: zone})
+	}
+	zt.closers = append(zt.closers, func() { inst.stopOnce() })
+	zt.insts = append(zt.insts, inst)
+	return inst, nil
+}
+
+// serveHTTP serves the HTTP zoned service on ln: it counts each call and
+// answers with the instance's name.
+func (z *zoneInst) serveHTTP(ln net.Listener) {
+	h := middleware.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		z.count(propagation.FromContext(r.Context()))
+		io.WriteString(w, z.name)
+	}), middleware.WithRuntime(z.rt), middleware.Internal())
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	go srv.Serve(ln)
+	z.stop = func() { srv.Close() }
+}
+
+// serveGRPC serves the gRPC zoned service (the health service) on ln,
+// counting each call.
+func (z *zoneInst) serveGRPC(ln net.Listener) {
+	count := grpc.ChainUnaryInterceptor(func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+		z.count(propagation.FromContext(ctx))
+		return h(ctx, req)
+	})
+	gs := grpc.NewServer(append(slgrpc.ServerOptions(slgrpc.WithRuntime(z.rt), slgrpc.Internal()), count)...)
+	healthpb.RegisterHealthServer(gs, health.NewServer())
+	go gs.Serve(ln)
+	z.stop = gs.Stop
+}
+
+// startCaller writes the HTTP instances to a registry file and starts the
+// caller's runtime in zoneA, routing from that registry.
+func (zt *zoneTopo) startCaller(o Options, httpEPs []envtag.Endpoint) error {
 	dir, err := os.MkdirTemp("", "shadowlane-drill-zones-")
 	if err != nil {
-		return fail(err)
+		return err
 	}
 	zt.closers = append(zt.closers, func() { os.RemoveAll(dir) })
 	regFile := filepath.Join(dir, "instances.json")
 	js, _ := json.Marshal(map[string]any{"services": map[string][]envtag.Endpoint{zoneHTTPService: httpEPs}})
 	if err := os.WriteFile(regFile, js, 0o600); err != nil {
-		return fail(err)
+		return err
 	}
 	zt.callerCfg = shadowlane.Config{Service: "zone-caller", Trust: shadowlane.TrustConfig{Mode: "internal"},
 		Outbound: shadowlane.OutboundConfig{Allow: zoneServices},
@@ -212,10 +269,16 @@ func startZones(o Options) (*zoneTopo, error) {
 			Config: envtag.Config{Zone: zoneA, ConnectGrace: envtag.Duration(max(envtag.DefaultConnectGrace, o.Timeout/2))}}}
 	zt.caller, err = shadowlane.New(zt.callerCfg, shadowlane.WithLogger(o.Logger))
 	if err != nil {
-		return fail(err)
+		return err
 	}
 	zt.closers = append(zt.closers, func() { zt.caller.Close() })
+	return nil
+}
 
+// callerClients returns the caller's clients of the zoned services: the
+// HTTP one through the envtag transport, the gRPC one through the
+// envbalancer.
+func (zt *zoneTopo) callerClients() (*http.Client, healthpb.HealthClient, error) {
 	tr := envtag.NewTransport(zt.caller.Registry(), envtag.WithServices(zoneHTTPService),
 		envtag.WithPolicyFunc(zt.caller.RoutingPolicy), envtag.WithStats(zt.caller.RoutingStats()))
 	zt.closers = append(zt.closers, func() { tr.Close() })
@@ -227,67 +290,86 @@ func startZones(o Options) (*zoneTopo, error) {
 	zt.res = envbalancer.ManualResolver("drillzones", zt.grpcEPs...)
 	sc, err := zt.serviceConfig()
 	if err != nil {
-		return fail(err)
+		return nil, nil, err
 	}
 	conn, err := grpc.NewClient("drillzones:///"+zoneGRPCService, append(slgrpc.DialOptions(slgrpc.WithRuntime(zt.caller)),
 		grpc.WithResolvers(zt.res), grpc.WithDefaultServiceConfig(sc), grpc.WithTransportCredentials(insecure.NewCredentials()))...)
 	if err != nil {
-		return fail(err)
+		return nil, nil, err
 	}
 	zt.closers = append(zt.closers, func() { conn.Close() })
-	pricing := healthpb.NewHealthClient(conn)
+	return stock, healthpb.NewHealthClient(conn), nil
+}
 
-	h := middleware.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+// zoneCallerHandler is the caller's entry: each call calls both zoned
+// services and answers 502 if either failed, else 503 if either was
+// refused (its pinned zone had no instance), else 200; the body says how
+// each call went.
+func zoneCallerHandler(caller *shadowlane.Runtime, stock *http.Client, pricing healthpb.HealthClient) http.Handler {
+	return middleware.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx := r.Context()
-		var parts []string
-		refused, failed := false, false
-		req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+zoneHTTPService+"/", nil)
-		resp, err := stock.Do(req)
-		if err == nil {
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusOK {
-				err = fmt.Errorf("status %s", resp.Status)
-			}
-		}
+		s := callStock(ctx, stock)
+		p := callPricing(ctx, pricing)
 		switch {
-		case err == nil:
-			parts = append(parts, zoneHTTPService+"=ok")
-		case errors.Is(err, envtag.ErrZonePinned):
-			refused = true
-			parts = append(parts, zoneHTTPService+"=refused: "+err.Error())
-		default:
-			failed = true
-			parts = append(parts, zoneHTTPService+"=failed: "+err.Error())
-		}
-		_, err = pricing.Check(ctx, &healthpb.HealthCheckRequest{})
-		switch {
-		case err == nil:
-			parts = append(parts, zoneGRPCService+"=ok")
-		case strings.Contains(status.Convert(err).Message(), "pinned to zone"): // envtag.PinError through the balancer (Unavailable)
-			refused = true
-			parts = append(parts, zoneGRPCService+"=refused: "+err.Error())
-		default:
-			failed = true
-			parts = append(parts, zoneGRPCService+"=failed: "+err.Error())
-		}
-		switch {
-		case failed:
+		case s.failed || p.failed:
 			w.WriteHeader(http.StatusBadGateway)
-		case refused:
+		case s.refused || p.refused:
 			w.WriteHeader(http.StatusServiceUnavailable)
 		}
-		io.WriteString(w, strings.Join(parts, "; "))
-	}), middleware.WithRuntime(zt.caller), middleware.Internal())
+		io.WriteString(w, strings.Join([]string{s.part, p.part}, "; "))
+	}), middleware.WithRuntime(caller), middleware.Internal())
+}
+
+// zoneCallResult is how one of the caller's calls of a zoned service
+// went.
+type zoneCallResult struct {
+	part            string // "<service>=ok", "=refused: <error>" or "=failed: <error>"
+	refused, failed bool
+}
+
+func zoneResult(svc string, err error, pinRefused bool) zoneCallResult {
+	switch {
+	case err == nil:
+		return zoneCallResult{part: svc + "=ok"}
+	case pinRefused:
+		return zoneCallResult{part: svc + "=refused: " + err.Error(), refused: true}
+	default:
+		return zoneCallResult{part: svc + "=failed: " + err.Error(), failed: true}
+	}
+}
+
+// callStock calls the HTTP zoned service; a non-200 answer is a failure.
+func callStock(ctx context.Context, stock *http.Client) zoneCallResult {
+	req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+zoneHTTPService+"/", nil)
+	resp, err := stock.Do(req)
+	if err == nil {
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			err = fmt.Errorf("status %s", resp.Status)
+		}
+	}
+	return zoneResult(zoneHTTPService, err, err != nil && errors.Is(err, envtag.ErrZonePinned))
+}
+
+// callPricing calls the gRPC zoned service.
+func callPricing(ctx context.Context, pricing healthpb.HealthClient) zoneCallResult {
+	_, err := pricing.Check(ctx, &healthpb.HealthCheckRequest{})
+	// envtag.PinError comes through the balancer as Unavailable.
+	return zoneResult(zoneGRPCService, err, err != nil && strings.Contains(status.Convert(err).Message(), "pinned to zone"))
+}
+
+// serveCaller serves the caller's entry h and sets zt.callerURL.
+func (zt *zoneTopo) serveCaller(h http.Handler) error {
 	ln, err := listen()
 	if err != nil {
-		return fail(err)
+		return err
 	}
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
 	go srv.Serve(ln)
 	zt.closers = append(zt.closers, func() { srv.Close() })
 	zt.callerURL = "http://" + ln.Addr().String()
-	return zt, nil
+	return nil
 }
 
 func (z *zoneInst) stopOnce() {
