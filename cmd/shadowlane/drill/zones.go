@@ -471,6 +471,18 @@ func (zt *zoneTopo) warm(ctx context.Context, c *http.Client, run string, timeou
 	}
 }
 
+// zoneDrill is one run of the two-zone drill: the slice, the client that
+// calls its caller, the report section it fills and the routing counters
+// it reads (st: the caller's, for HTTP; gst: the default runtime's, where
+// the gRPC balancer counts).
+type zoneDrill struct {
+	d       *drillRun
+	zt      *zoneTopo
+	rep     *Zones
+	c       *http.Client
+	st, gst *envtag.Stats
+}
+
 // zonesPhase runs the two-zone drill and records its invariants and the
 // report's zones section.
 func (d *drillRun) zonesPhase(ctx context.Context) error {
@@ -481,96 +493,123 @@ func (d *drillRun) zonesPhase(ctx context.Context) error {
 	}
 	defer zt.close()
 	pinned, free := d.run+"-zb", d.run+"-free"
-	rep := &Zones{Caller: zoneA}
-	d.rep.Zones = rep
-	c := &http.Client{Timeout: o.Timeout + clientGrace(o.Timeout)}
+	zd := &zoneDrill{d: d, zt: zt, rep: &Zones{Caller: zoneA}}
+	d.rep.Zones = zd.rep
+	zd.c = &http.Client{Timeout: o.Timeout + clientGrace(o.Timeout)}
 
 	// Warm up every connection of the caller's zone: production stays
 	// there (same zone first), so its calls reach each room-a instance.
-	if err := zt.warm(ctx, c, "", 2*o.Timeout, zoneA); err != nil {
+	if err := zt.warm(ctx, zd.c, "", 2*o.Timeout, zoneA); err != nil {
 		return err
 	}
-	st := zt.caller.RoutingStats()
-	gst := envtag.DefaultStats() // the gRPC balancer counts in the default runtime's
-	picks0 := zonePicks(st, gst)
+	zd.st = zt.caller.RoutingStats()
+	zd.gst = envtag.DefaultStats() // the gRPC balancer counts in the default runtime's
+	picks0 := zd.picks()
 
-	phase := func(name, run, want string) ZonePhase {
-		before := zt.served(run)
-		p := ZonePhase{Name: name, Run: run, Want: want, Sent: o.Requests, Pinned: zt.caller.RoutingPolicy().PinZone(run)}
-		var mu sync.Mutex
-		var wg sync.WaitGroup
-		sem := make(chan struct{}, o.Concurrency)
-		for i := 0; i < o.Requests; i++ {
-			wg.Add(1)
-			sem <- struct{}{}
-			go func() {
-				defer wg.Done()
-				defer func() { <-sem }()
-				code := zoneCall(ctx, c, zt.callerURL, run)
-				mu.Lock()
-				defer mu.Unlock()
-				switch code {
-				case http.StatusOK:
-					p.Answered++
-				case http.StatusServiceUnavailable:
-					p.Refused++
-				default:
-					p.Failed++
-				}
-			}()
-		}
-		wg.Wait()
-		p.Served = minus(zt.served(run), before)
-		rep.Phases = append(rep.Phases, p)
-		return p
+	zd.check(zd.phase(ctx, "production", "", zoneA), "production (same zone first)")
+	zd.check(zd.phase(ctx, "run-before-pin", pinned, zoneA), "load-test run before the pin (same zone first)")
+	pin, err := zd.pinnedPhases(ctx, pinned, free)
+	if err != nil {
+		return err
 	}
-	// check records that every call of p was served by want's instances
-	// of each service, and none by another zone's.
-	check := func(p ZonePhase, what string) {
-		for _, svc := range zoneServices {
-			var other int64
-			for z, n := range p.Served[svc] {
-				if z != p.Want {
-					other += n
-				}
+	after := zd.roomBDown(ctx, pinned, pin)
+	zd.check(zd.phase(ctx, "production-room-b-down", "", zoneA), "production with room-b down")
+	zd.record(picks0, after)
+	return nil
+}
+
+// picks returns the zoned services' routing counters now.
+func (zd *zoneDrill) picks() map[string]envtag.Count {
+	return zonePicks(zd.st, zd.gst)
+}
+
+// phase sends the drill's requests for run ("" production) to the caller,
+// counts how they were answered and what the instances served of them,
+// and appends the phase to the report. want is the zone that must serve
+// them, or "refused".
+func (zd *zoneDrill) phase(ctx context.Context, name, run, want string) ZonePhase {
+	o, zt := zd.d.o, zd.zt
+	before := zt.served(run)
+	p := ZonePhase{Name: name, Run: run, Want: want, Sent: o.Requests, Pinned: zt.caller.RoutingPolicy().PinZone(run)}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, o.Concurrency)
+	for i := 0; i < o.Requests; i++ {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			code := zoneCall(ctx, zd.c, zt.callerURL, run)
+			mu.Lock()
+			defer mu.Unlock()
+			switch code {
+			case http.StatusOK:
+				p.Answered++
+			case http.StatusServiceUnavailable:
+				p.Refused++
+			default:
+				p.Failed++
 			}
-			d.add(fmt.Sprintf("zones: %s: %s calls served by %s instances (their own counters)", what, svc, p.Want), p.Sent, int(p.Served[svc][p.Want]), fmt.Sprintf("answered %d, failed %d", p.Answered, p.Failed))
-			d.add(fmt.Sprintf("zones: %s: %s calls served outside %s", what, svc, p.Want), 0, int(other), "")
-		}
+		}()
 	}
+	wg.Wait()
+	p.Served = minus(zt.served(run), before)
+	zd.rep.Phases = append(zd.rep.Phases, p)
+	return p
+}
 
-	check(phase("production", "", zoneA), "production (same zone first)")
-	check(phase("run-before-pin", pinned, zoneA), "load-test run before the pin (same zone first)")
+// check records that every call of p was served by want's instances of
+// each service, and none by another zone's.
+func (zd *zoneDrill) check(p ZonePhase, what string) {
+	for _, svc := range zoneServices {
+		var other int64
+		for z, n := range p.Served[svc] {
+			if z != p.Want {
+				other += n
+			}
+		}
+		zd.d.add(fmt.Sprintf("zones: %s: %s calls served by %s instances (their own counters)", what, svc, p.Want), p.Sent, int(p.Served[svc][p.Want]), fmt.Sprintf("answered %d, failed %d", p.Answered, p.Failed))
+		zd.d.add(fmt.Sprintf("zones: %s: %s calls served outside %s", what, svc, p.Want), 0, int(other), "")
+	}
+}
 
-	// Reload: pin the zone run to room-b.
+// zonePin is the pinned run's phase and the routing counters around it.
+type zonePin struct {
+	p          ZonePhase
+	pin0, pin1 map[string]envtag.Count
+}
+
+// pinnedPhases pins run pinned to room-b by a config reload and runs the
+// phases under the pin: the pinned run, an unpinned run (free) and
+// production.
+func (zd *zoneDrill) pinnedPhases(ctx context.Context, pinned, free string) (zonePin, error) {
+	zt := zd.zt
 	r := zt.callerCfg.Routing
 	r.Pin = map[string]string{pinned: zoneB}
 	if err := zt.applyRouting(r); err != nil {
-		return fmt.Errorf("drill: pinning the zone run: %w", err)
+		return zonePin{}, fmt.Errorf("drill: pinning the zone run: %w", err)
 	}
-	rep.Pins = zt.caller.RoutingPolicy().Pins()
-	pin0 := zonePicks(st, gst)
-	p := phase("pinned-run", pinned, zoneB)
-	pin1 := zonePicks(st, gst)
-	check(p, "pinned run")
-	check(phase("unpinned-run", free, zoneA), "unpinned load-test run")
-	check(phase("production-while-pinned", "", zoneA), "production while a run is pinned")
+	zd.rep.Pins = zt.caller.RoutingPolicy().Pins()
+	var pin zonePin
+	pin.pin0 = zd.picks()
+	pin.p = zd.phase(ctx, "pinned-run", pinned, zoneB)
+	pin.pin1 = zd.picks()
+	zd.check(pin.p, "pinned run")
+	zd.check(zd.phase(ctx, "unpinned-run", free, zoneA), "unpinned load-test run")
+	zd.check(zd.phase(ctx, "production-while-pinned", "", zoneA), "production while a run is pinned")
+	return pin, nil
+}
 
-	// Room-b stopped for real: the pinned run is refused, never spilled;
-	// production carries on in room-a.
-	for _, in := range zt.insts {
-		if in.zone == zoneB {
-			in.stopOnce()
-		}
-	}
-	// Let the clients see room-b go: until they do, a call may fail on a
-	// connection (HTTP: ejection after failures; gRPC: TRANSIENT_FAILURE).
-	settle := time.Now().Add(2 * o.Timeout)
-	for zoneCall(ctx, c, zt.callerURL, pinned) != http.StatusServiceUnavailable && time.Now().Before(settle) {
-		time.Sleep(5 * time.Millisecond)
-	}
-	refused0 := zonePicks(st, gst)
-	down := phase("pinned-run-room-b-down", pinned, "refused")
+// roomBDown stops room-b for real and checks that the pinned run is then
+// refused at the caller, never spilled to room-a, and that the routing
+// counters counted the refusals (and, from pin, the pinned picks). It
+// returns the routing counters after its phase.
+func (zd *zoneDrill) roomBDown(ctx context.Context, pinned string, pin zonePin) map[string]envtag.Count {
+	d := zd.d
+	zd.stopRoomB(ctx, pinned)
+	refused0 := zd.picks()
+	down := zd.phase(ctx, "pinned-run-room-b-down", pinned, "refused")
 	d.add("zones: pinned run with room-b down: refused at the caller (fail closed)", down.Sent, down.Refused, fmt.Sprintf("answered %d, failed %d", down.Answered, down.Failed))
 	var reached int64
 	for _, m := range down.Served {
@@ -579,16 +618,37 @@ func (d *drillRun) zonesPhase(ctx context.Context) error {
 		}
 	}
 	d.add("zones: pinned run with room-b down: calls that reached any instance (never spilled to room-a)", 0, int(reached), "")
-	after := zonePicks(st, gst)
+	after := zd.picks()
 	for _, svc := range zoneServices {
 		k := svc + "/" + propagation.ClassLoadTest
 		d.add(fmt.Sprintf("zones: pinned refusals counted for %s (routing counters)", svc), down.Sent, int(after[k].PinRefused-refused0[k].PinRefused), "")
-		d.add(fmt.Sprintf("zones: pinned picks counted for %s in the pinned phase (routing counters)", svc), p.Sent, int(pin1[k].Pinned-pin0[k].Pinned), "")
+		d.add(fmt.Sprintf("zones: pinned picks counted for %s in the pinned phase (routing counters)", svc), pin.p.Sent, int(pin.pin1[k].Pinned-pin.pin0[k].Pinned), "")
 	}
-	check(phase("production-room-b-down", "", zoneA), "production with room-b down")
+	return after
+}
 
+// stopRoomB stops room-b's instances and waits (up to twice the timeout)
+// for the caller to refuse the pinned run.
+func (zd *zoneDrill) stopRoomB(ctx context.Context, pinned string) {
+	for _, in := range zd.zt.insts {
+		if in.zone == zoneB {
+			in.stopOnce()
+		}
+	}
+	// Let the clients see room-b go: until they do, a call may fail on a
+	// connection (HTTP: ejection after failures; gRPC: TRANSIENT_FAILURE).
+	settle := time.Now().Add(2 * zd.d.o.Timeout)
+	for zoneCall(ctx, zd.c, zd.zt.callerURL, pinned) != http.StatusServiceUnavailable && time.Now().Before(settle) {
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// record fills the report's routing counters over the slice (after minus
+// picks0) and its instances with what each counted itself.
+func (zd *zoneDrill) record(picks0, after map[string]envtag.Count) {
+	rep := zd.rep
 	rep.Picks = append(rep.Picks, countsDelta(picks0, after)...)
-	for _, in := range zt.insts {
+	for _, in := range zd.zt.insts {
 		var prod, lt int64
 		for run, n := range in.counts() {
 			if run == "" {
@@ -600,7 +660,6 @@ func (d *drillRun) zonesPhase(ctx context.Context) error {
 		rep.Instances = append(rep.Instances, ZoneInstance{Service: in.service, Zone: in.zone, Name: in.name, Production: prod, LoadTest: lt, Stopped: in.stopped})
 	}
 	sort.Slice(rep.Instances, func(i, j int) bool { return rep.Instances[i].Name < rep.Instances[j].Name })
-	return nil
 }
 
 // zonePicks returns the routing counters of the zoned services by
