@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/shadowlane/shadowlane"
@@ -33,12 +32,7 @@ func testRuntime(t testing.TB) *shadowlane.Runtime {
 // again; then each is handled exactly once. Production records flow all the
 // time.
 func TestKillSwitchHoldsMarkedRecords(t *testing.T) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, "orders", "orders_shadow"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	addrs := c.ListenAddrs()
+	addrs := fakeCluster(t, 3, "orders", "orders_shadow").ListenAddrs()
 	rt := testRuntime(t)
 	s := newShadow(t, slkafka.WithShadowTopics("orders"), slkafka.WithShadowGroups("svc"), slkafka.WithRuntime(rt))
 	p, err := s.Producer(newClient(t, addrs))

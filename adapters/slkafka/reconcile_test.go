@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -37,36 +36,15 @@ import (
 // admin client finds every group committed to the end).
 func TestReconcileKafka(t *testing.T) {
 	n := bustest.Messages()
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(4, "orders", "orders_shadow"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cluster.Close) // after the consumers' clean-ups
+	cluster := fakeCluster(t, 4, "orders", "orders_shadow") // closed after the consumers' clean-ups
 	addrs := cluster.ListenAddrs()
 	// Once armed, the next offset commit of group "svc" is rejected; once
 	// armRefusal is set (by the refusal of the poison X-R-0), the next one
 	// too: the commit of that refusal.
 	var armed, rejected, armRefusal atomic.Bool
-	cluster.ControlKey(int16(kmsg.OffsetCommit), func(req kmsg.Request) (kmsg.Response, error, bool) {
-		cluster.KeepControl()
-		oc := req.(*kmsg.OffsetCommitRequest)
-		if oc.Group != "svc" || !armRefusal.CompareAndSwap(true, false) && (!armed.Load() || !rejected.CompareAndSwap(false, true)) {
-			return nil, nil, false
-		}
-		resp := oc.ResponseKind().(*kmsg.OffsetCommitResponse)
-		for _, rt := range oc.Topics {
-			st := kmsg.NewOffsetCommitResponseTopic()
-			st.Topic = rt.Topic
-			for _, rp := range rt.Partitions {
-				sp := kmsg.NewOffsetCommitResponseTopicPartition()
-				sp.Partition = rp.Partition
-				sp.ErrorCode = 30 // GROUP_AUTHORIZATION_FAILED
-				st.Partitions = append(st.Partitions, sp)
-			}
-			resp.Topics = append(resp.Topics, st)
-		}
-		return resp, nil, true
-	})
+	controlCommits(cluster, "svc", func(*kmsg.OffsetCommitRequest) bool {
+		return armRefusal.CompareAndSwap(true, false) || armed.Load() && rejected.CompareAndSwap(false, true)
+	}, rejectCommit)
 
 	lg := bustest.NewLedger()
 	var xrRefused atomic.Bool
