@@ -35,15 +35,8 @@ func testDataRuntime(t testing.TB, action string) *shadowlane.Runtime {
 func TestLostMarkGuard(t *testing.T) {
 	addrs := newCluster(t)
 	rt := testDataRuntime(t, "")
-	s, err := slsarama.New(slsarama.WithShadowTopics("orders"), slsarama.WithRuntime(rt))
-	if err != nil {
-		t.Fatal(err)
-	}
-	sp, err := sarama.NewSyncProducer(addrs, config(s))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sp.Close()
+	s := newShadow(t, slsarama.WithShadowTopics("orders"), slsarama.WithRuntime(rt))
+	sp := syncProducer(t, addrs, config(s))
 	p := s.SyncProducer(sp)
 	bg := context.Background()
 	lost := []*sarama.ProducerMessage{
@@ -89,15 +82,8 @@ func TestLostMarkGuard(t *testing.T) {
 func TestLostMarkAlert(t *testing.T) {
 	addrs := newCluster(t)
 	rt := testDataRuntime(t, "alert")
-	s, err := slsarama.New(slsarama.WithShadowTopics("orders"), slsarama.WithRuntime(rt))
-	if err != nil {
-		t.Fatal(err)
-	}
-	sp, err := sarama.NewSyncProducer(addrs, config(s))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sp.Close()
+	s := newShadow(t, slsarama.WithShadowTopics("orders"), slsarama.WithRuntime(rt))
+	sp := syncProducer(t, addrs, config(s))
 	p := s.SyncProducer(sp)
 	for _, v := range []string{"a1", "a2", "a3"} {
 		if _, _, err := p.SendMessage(context.Background(), &sarama.ProducerMessage{Topic: "orders", Key: sarama.StringEncoder("lt-" + v), Value: sarama.StringEncoder(v)}); err != nil {
