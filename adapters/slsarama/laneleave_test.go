@@ -55,11 +55,7 @@ func (r *laneRig) setListed(listed bool) {
 // shadow returns a new Shadow on "orders" reading the rig's lane list.
 func (r *laneRig) shadow(opts ...slsarama.Option) *slsarama.Shadow {
 	r.t.Helper()
-	s, err := slsarama.New(append([]slsarama.Option{slsarama.WithShadowTopics("orders"), slsarama.WithLanes(&r.lanes)}, opts...)...)
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	return s
+	return newShadow(r.t, append([]slsarama.Option{slsarama.WithShadowTopics("orders"), slsarama.WithLanes(&r.lanes)}, opts...)...)
 }
 
 // run starts a consumer of group "svc" on "orders" through s (fetch wait
