@@ -11,22 +11,8 @@ import (
 	"github.com/shadowlane/shadowlane"
 	"github.com/shadowlane/shadowlane/adapters/slamqp"
 	"github.com/shadowlane/shadowlane/shadow"
+	"github.com/shadowlane/shadowlane/shadow/bus/bustest"
 )
-
-func testDataRuntime(t testing.TB, action string) *shadowlane.Runtime {
-	t.Helper()
-	rt, err := shadowlane.New(shadowlane.Config{TestData: shadowlane.TestDataConfig{
-		Action:   action,
-		Prefixes: []string{"lt-"},
-		IDRanges: []shadowlane.IDRange{{Min: 9000000000, Max: 9099999999}},
-		Headers:  []shadowlane.TestDataHeader{{Name: "X-Test", Value: "*"}},
-	}}, shadowlane.WithoutConfigFile())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { rt.Close() })
-	return rt
-}
 
 func bodies(ds []amqp091.Delivery) []string {
 	var out []string
@@ -60,7 +46,7 @@ func TestLostMarkGuard(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	rt := testDataRuntime(t, "")
+	rt := bustest.TestDataRuntime(t, "")
 	s, err := slamqp.New(slamqp.WithShadowExchanges(ex), slamqp.WithShadowQueues(q), slamqp.WithRuntime(rt), slamqp.WithConfirms())
 	if err != nil {
 		t.Fatal(err)
@@ -107,7 +93,7 @@ func TestLostMarkGuard(t *testing.T) {
 	}
 
 	// action alert: the publish goes through and is counted
-	alert := testDataRuntime(t, "alert")
+	alert := bustest.TestDataRuntime(t, "alert")
 	sa, err := slamqp.New(slamqp.WithShadowExchanges(ex), slamqp.WithShadowQueues(q), slamqp.WithRuntime(alert), slamqp.WithConfirms())
 	if err != nil {
 		t.Fatal(err)
@@ -133,7 +119,7 @@ func BenchmarkPrepareUnmarked(b *testing.B) {
 	for _, c := range []struct {
 		name string
 		rt   *shadowlane.Runtime
-	}{{"off", off}, {"on", testDataRuntime(b, "")}} {
+	}{{"off", off}, {"on", bustest.TestDataRuntime(b, "")}} {
 		s, err := slamqp.New(slamqp.WithShadowExchanges("orders"), slamqp.WithRuntime(c.rt))
 		if err != nil {
 			b.Fatal(err)

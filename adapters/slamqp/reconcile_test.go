@@ -2,7 +2,6 @@ package slamqp_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -115,24 +114,20 @@ func TestReconcileRabbitMQ(t *testing.T) {
 	}
 
 	var poisonFirst, poisonLast atomic.Int64
+	flaky := func(id string) bool { return strings.HasSuffix(id, "7") } // fails its first attempt
 	handler := func(who string, crash func()) slamqp.Handler {
 		return func(ctx context.Context, d *amqp091.Delivery) error {
 			id := string(d.Body)
-			a := lg.Attempt(who + "/" + id)
-			if strings.HasPrefix(id, "X-") {
+			if strings.HasPrefix(id, "X-") { // poison: Try fails it
 				if poisonFirst.Load() == 0 {
 					poisonFirst.Store(lg.Total() + 1)
 				}
 				poisonLast.Store(lg.Total() + 1)
-				return errors.New("poison")
 			}
-			if a == 1 && strings.HasSuffix(id, "7") {
-				return errors.New("transient")
+			if err := lg.Try(ctx, who, id, flaky); err != nil || crash == nil {
+				return err
 			}
-			lg.Handle(id, who, propagation.FromContext(ctx))
-			if crash != nil {
-				crash()
-			}
+			crash()
 			return nil
 		}
 	}

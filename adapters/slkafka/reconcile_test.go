@@ -2,7 +2,6 @@ package slkafka_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -67,20 +66,13 @@ func TestReconcileKafka(t *testing.T) {
 	laneB := newShadow(t, append(opts, slkafka.WithEnv("proj-b"))...)
 	copts := []kgo.Opt{kgo.SeedBrokers(addrs...), kgo.FetchMaxWait(50 * time.Millisecond)}
 
+	flaky := func(id string) bool { return strings.HasSuffix(id, "37") } // fails its first attempt
 	handler := func(who string, after func()) slkafka.Handler {
 		return func(ctx context.Context, r *kgo.Record) error {
-			id := string(r.Value)
-			a := lg.Attempt(who + "/" + id)
-			if strings.HasPrefix(id, "X-") {
-				return errors.New("poison")
+			if err := lg.Try(ctx, who, string(r.Value), flaky); err != nil || after == nil {
+				return err
 			}
-			if a == 1 && strings.HasSuffix(id, "37") {
-				return errors.New("transient")
-			}
-			lg.Handle(id, who, propagation.FromContext(ctx))
-			if after != nil {
-				after()
-			}
+			after()
 			return nil
 		}
 	}

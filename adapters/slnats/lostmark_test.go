@@ -14,22 +14,8 @@ import (
 	"github.com/shadowlane/shadowlane"
 	"github.com/shadowlane/shadowlane/adapters/slnats"
 	"github.com/shadowlane/shadowlane/shadow"
+	"github.com/shadowlane/shadowlane/shadow/bus/bustest"
 )
-
-func testDataRuntime(t testing.TB, action string) *shadowlane.Runtime {
-	t.Helper()
-	rt, err := shadowlane.New(shadowlane.Config{TestData: shadowlane.TestDataConfig{
-		Action:   action,
-		Prefixes: []string{"lt-"},
-		IDRanges: []shadowlane.IDRange{{Min: 9000000000, Max: 9099999999}},
-		Headers:  []shadowlane.TestDataHeader{{Name: "X-Test", Value: "*"}},
-	}}, shadowlane.WithoutConfigFile())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { rt.Close() })
-	return rt
-}
 
 // TestLostMarkGuard: unmarked publishes whose subject or headers are
 // load-test data (testData:) are refused before they reach the server, on
@@ -38,7 +24,7 @@ func testDataRuntime(t testing.TB, action string) *shadowlane.Runtime {
 func TestLostMarkGuard(t *testing.T) {
 	servers(t, func(t *testing.T, url string) {
 		p := uniq()
-		rt := testDataRuntime(t, "")
+		rt := bustest.TestDataRuntime(t, "")
 		s, err := slnats.New(slnats.WithShadowSubjects(p+".orders.>"), slnats.WithRuntime(rt))
 		if err != nil {
 			t.Fatal(err)
@@ -131,7 +117,7 @@ func TestLostMarkGuard(t *testing.T) {
 		}
 
 		// action alert: the publish goes through and is counted
-		alert := testDataRuntime(t, "alert")
+		alert := bustest.TestDataRuntime(t, "alert")
 		sa, err := slnats.New(slnats.WithShadowSubjects(p+".orders.>"), slnats.WithRuntime(alert))
 		if err != nil {
 			t.Fatal(err)
@@ -157,7 +143,7 @@ func BenchmarkPublishUnmarked(b *testing.B) {
 	for _, c := range []struct {
 		name string
 		rt   *shadowlane.Runtime
-	}{{"off", off}, {"on", testDataRuntime(b, "")}} {
+	}{{"off", off}, {"on", bustest.TestDataRuntime(b, "")}} {
 		s, err := slnats.New(slnats.WithShadowSubjects("orders.>"), slnats.WithRuntime(c.rt))
 		if err != nil {
 			b.Fatal(err)

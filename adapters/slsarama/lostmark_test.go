@@ -11,22 +11,8 @@ import (
 	"github.com/shadowlane/shadowlane"
 	slsarama "github.com/shadowlane/shadowlane/adapters/slsarama"
 	"github.com/shadowlane/shadowlane/shadow"
+	"github.com/shadowlane/shadowlane/shadow/bus/bustest"
 )
-
-func testDataRuntime(t testing.TB, action string) *shadowlane.Runtime {
-	t.Helper()
-	rt, err := shadowlane.New(shadowlane.Config{TestData: shadowlane.TestDataConfig{
-		Action:   action,
-		Prefixes: []string{"lt-"},
-		IDRanges: []shadowlane.IDRange{{Min: 9000000000, Max: 9099999999}},
-		Headers:  []shadowlane.TestDataHeader{{Name: "X-Test", Value: "*"}},
-	}}, shadowlane.WithoutConfigFile())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { rt.Close() })
-	return rt
-}
 
 // TestLostMarkGuard: unmarked messages whose key or headers are load-test
 // data (testData:) are refused by the wrapper (typed error) and by the
@@ -34,7 +20,7 @@ func testDataRuntime(t testing.TB, action string) *shadowlane.Runtime {
 // with a plain consumer from kfake. Marked ones go to the shadow twin.
 func TestLostMarkGuard(t *testing.T) {
 	addrs := newCluster(t)
-	rt := testDataRuntime(t, "")
+	rt := bustest.TestDataRuntime(t, "")
 	s := newShadow(t, slsarama.WithShadowTopics("orders"), slsarama.WithRuntime(rt))
 	sp := syncProducer(t, addrs, config(s))
 	p := s.SyncProducer(sp)
@@ -81,7 +67,7 @@ func TestLostMarkGuard(t *testing.T) {
 // counted once, though it passes both the wrapper and the interceptor.
 func TestLostMarkAlert(t *testing.T) {
 	addrs := newCluster(t)
-	rt := testDataRuntime(t, "alert")
+	rt := bustest.TestDataRuntime(t, "alert")
 	s := newShadow(t, slsarama.WithShadowTopics("orders"), slsarama.WithRuntime(rt))
 	sp := syncProducer(t, addrs, config(s))
 	p := s.SyncProducer(sp)
@@ -113,7 +99,7 @@ func BenchmarkPrepareUnmarked(b *testing.B) {
 		rt, _ := shadowlane.New(shadowlane.Config{}, shadowlane.WithoutConfigFile())
 		b.Cleanup(func() { rt.Close() })
 		return rt
-	}()}, {"on", testDataRuntime(b, "")}} {
+	}()}, {"on", bustest.TestDataRuntime(b, "")}} {
 		s, err := slsarama.New(slsarama.WithShadowTopics("orders"), slsarama.WithRuntime(c.rt))
 		if err != nil {
 			b.Fatal(err)

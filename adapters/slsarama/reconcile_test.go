@@ -2,7 +2,6 @@ package slsarama_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -82,20 +81,13 @@ func TestReconcileSarama(t *testing.T) {
 		return c
 	}
 
+	flaky := func(id string) bool { return strings.HasSuffix(id, "37") } // fails its first attempt
 	handler := func(who string, after func()) slsarama.MessageHandler {
 		return func(ctx context.Context, msg *sarama.ConsumerMessage) error {
-			id := string(msg.Value)
-			a := lg.Attempt(who + "/" + id)
-			if strings.HasPrefix(id, "X-") {
-				return errors.New("poison")
+			if err := lg.Try(ctx, who, string(msg.Value), flaky); err != nil || after == nil {
+				return err
 			}
-			if a == 1 && strings.HasSuffix(id, "37") {
-				return errors.New("transient")
-			}
-			lg.Handle(id, who, propagation.FromContext(ctx))
-			if after != nil {
-				after()
-			}
+			after()
 			return nil
 		}
 	}
