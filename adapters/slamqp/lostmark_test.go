@@ -47,10 +47,7 @@ func TestLostMarkGuard(t *testing.T) {
 		}
 	}
 	rt := bustest.TestDataRuntime(t, "")
-	s, err := slamqp.New(slamqp.WithShadowExchanges(ex), slamqp.WithShadowQueues(q), slamqp.WithRuntime(rt), slamqp.WithConfirms())
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := newShadow(t, slamqp.WithShadowExchanges(ex), slamqp.WithShadowQueues(q), slamqp.WithRuntime(rt), slamqp.WithConfirms())
 	ch := s.Channel(channel(t, conn))
 	bg := context.Background()
 	lost := []struct {
@@ -94,10 +91,7 @@ func TestLostMarkGuard(t *testing.T) {
 
 	// action alert: the publish goes through and is counted
 	alert := bustest.TestDataRuntime(t, "alert")
-	sa, err := slamqp.New(slamqp.WithShadowExchanges(ex), slamqp.WithShadowQueues(q), slamqp.WithRuntime(alert), slamqp.WithConfirms())
-	if err != nil {
-		t.Fatal(err)
-	}
+	sa := newShadow(t, slamqp.WithShadowExchanges(ex), slamqp.WithShadowQueues(q), slamqp.WithRuntime(alert), slamqp.WithConfirms())
 	cha := sa.Channel(channel(t, conn))
 	if err := cha.PublishWithContext(bg, ex, "order.lt-2", false, false, amqp091.Publishing{Body: []byte("alerted")}); err != nil {
 		t.Fatal(err)

@@ -78,18 +78,9 @@ func TestReconcileRabbitMQ(t *testing.T) {
 		slamqp.WithShadowExchanges(x, dlx), slamqp.WithShadowQueues(q, dead), slamqp.WithLanes(&lanes), slamqp.WithMaxDeliveries(3),
 		slamqp.WithRefused(func(ctx context.Context, d *amqp091.Delivery, err error) { lg.Refuse(string(d.Body), err) }),
 	}
-	trunk, err := slamqp.New(append(opts, slamqp.WithConfirms())...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	laneA, err := slamqp.New(append(opts, slamqp.WithEnv("proj-a"))...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	laneB, err := slamqp.New(append(opts, slamqp.WithEnv("proj-b"))...)
-	if err != nil {
-		t.Fatal(err)
-	}
+	trunk := newShadow(t, append(opts, slamqp.WithConfirms())...)
+	laneA := newShadow(t, append(opts, slamqp.WithEnv("proj-a"))...)
+	laneB := newShadow(t, append(opts, slamqp.WithEnv("proj-b"))...)
 	topo := slamqp.Topology{
 		Exchanges: []slamqp.Exchange{{Name: x, Kind: "topic"}, {Name: dlx, Kind: "fanout"}},
 		Queues:    []slamqp.Queue{{Name: q, Args: amqp091.Table{"x-dead-letter-exchange": dlx}}, {Name: dead}},

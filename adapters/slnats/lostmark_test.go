@@ -9,7 +9,6 @@ import (
 	"time"
 
 	natsgo "github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/shadowlane/shadowlane"
 	"github.com/shadowlane/shadowlane/adapters/slnats"
@@ -25,10 +24,7 @@ func TestLostMarkGuard(t *testing.T) {
 	servers(t, func(t *testing.T, url string) {
 		p := uniq()
 		rt := bustest.TestDataRuntime(t, "")
-		s, err := slnats.New(slnats.WithShadowSubjects(p+".orders.>"), slnats.WithRuntime(rt))
-		if err != nil {
-			t.Fatal(err)
-		}
+		s := newShadow(t, slnats.WithShadowSubjects(p+".orders.>"), slnats.WithRuntime(rt))
 		nc := connect(t, url)
 		var (
 			mu  sync.Mutex
@@ -48,10 +44,7 @@ func TestLostMarkGuard(t *testing.T) {
 			t.Fatal(err)
 		}
 		c := s.Conn(nc)
-		js, err := jetstream.New(nc)
-		if err != nil {
-			t.Fatal(err)
-		}
+		js := jetStream(t, nc)
 		bg := context.Background()
 		attempts := []struct {
 			name string
@@ -118,10 +111,7 @@ func TestLostMarkGuard(t *testing.T) {
 
 		// action alert: the publish goes through and is counted
 		alert := bustest.TestDataRuntime(t, "alert")
-		sa, err := slnats.New(slnats.WithShadowSubjects(p+".orders.>"), slnats.WithRuntime(alert))
-		if err != nil {
-			t.Fatal(err)
-		}
+		sa := newShadow(t, slnats.WithShadowSubjects(p+".orders.>"), slnats.WithRuntime(alert))
 		if err := sa.Conn(nc).Publish(bg, p+".orders.lt-4", []byte("alerted")); err != nil {
 			t.Fatal(err)
 		}
