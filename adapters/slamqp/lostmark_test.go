@@ -114,10 +114,7 @@ func BenchmarkPrepareUnmarked(b *testing.B) {
 		name string
 		rt   *shadowlane.Runtime
 	}{{"off", off}, {"on", bustest.TestDataRuntime(b, "")}} {
-		s, err := slamqp.New(slamqp.WithShadowExchanges("orders"), slamqp.WithRuntime(c.rt))
-		if err != nil {
-			b.Fatal(err)
-		}
+		s := newShadow(b, slamqp.WithShadowExchanges("orders"), slamqp.WithRuntime(c.rt))
 		msg := amqp091.Publishing{MessageId: "m-12345", Headers: amqp091.Table{"trace": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "user_id": int64(12345)}, Body: []byte("v")}
 		b.Run(c.name, func(b *testing.B) {
 			b.ReportAllocs()

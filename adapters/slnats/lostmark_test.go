@@ -134,10 +134,7 @@ func BenchmarkPublishUnmarked(b *testing.B) {
 		name string
 		rt   *shadowlane.Runtime
 	}{{"off", off}, {"on", bustest.TestDataRuntime(b, "")}} {
-		s, err := slnats.New(slnats.WithShadowSubjects("orders.>"), slnats.WithRuntime(c.rt))
-		if err != nil {
-			b.Fatal(err)
-		}
+		s := newShadow(b, slnats.WithShadowSubjects("orders.>"), slnats.WithRuntime(c.rt))
 		conn := s.Conn(nc)
 		b.Run(c.name+"/Publish", func(b *testing.B) {
 			b.ReportAllocs()

@@ -100,10 +100,7 @@ func BenchmarkPrepareUnmarked(b *testing.B) {
 		b.Cleanup(func() { rt.Close() })
 		return rt
 	}()}, {"on", bustest.TestDataRuntime(b, "")}} {
-		s, err := slsarama.New(slsarama.WithShadowTopics("orders"), slsarama.WithRuntime(c.rt))
-		if err != nil {
-			b.Fatal(err)
-		}
+		s := newShadow(b, slsarama.WithShadowTopics("orders"), slsarama.WithRuntime(c.rt))
 		hs := []sarama.RecordHeader{{Key: []byte("trace"), Value: []byte("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")}}
 		msg := &sarama.ProducerMessage{Topic: "orders", Key: sarama.StringEncoder("cart:12345"), Value: sarama.StringEncoder("v"), Headers: hs}
 		b.Run(c.name, func(b *testing.B) {
