@@ -10,7 +10,6 @@ import (
 
 	amqp091 "github.com/rabbitmq/amqp091-go"
 
-	"github.com/shadowlane/shadowlane"
 	"github.com/shadowlane/shadowlane/adapters/slamqp"
 	"github.com/shadowlane/shadowlane/propagation"
 	"github.com/shadowlane/shadowlane/shadow"
@@ -26,11 +25,7 @@ func TestKillSwitchHoldsMarkedDeliveries(t *testing.T) {
 	p := uniq()
 	q := p + ".work"
 	cleanup(t, conn, []string{q, q + "_shadow"}, nil)
-	rt, err := shadowlane.New(shadowlane.Config{Service: "bus-test", Trust: shadowlane.TrustConfig{Mode: "internal"}}, shadowlane.WithoutDefault())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rt.Close()
+	rt := bustest.SwitchRuntime(t)
 	s := newShadow(t, slamqp.WithShadowQueues(q), slamqp.WithRuntime(rt), slamqp.WithPrefetch(8))
 	raw := channel(t, conn)
 	if err := s.Declare(raw, slamqp.Topology{Queues: []slamqp.Queue{{Name: q}}}); err != nil {

@@ -12,7 +12,6 @@ import (
 	natsgo "github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/shadowlane/shadowlane"
 	"github.com/shadowlane/shadowlane/adapters/slnats"
 	"github.com/shadowlane/shadowlane/envtag"
 	"github.com/shadowlane/shadowlane/propagation"
@@ -61,11 +60,7 @@ func TestJetStreamKillSwitch(t *testing.T) {
 		prompt  = 15 * time.Second // bound for the held messages after the switch is back on
 	)
 	servers(t, func(t *testing.T, url string) {
-		rt, err := shadowlane.New(shadowlane.Config{Service: "bus-test", Trust: shadowlane.TrustConfig{Mode: "internal"}}, shadowlane.WithoutDefault())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer rt.Close()
+		rt := bustest.SwitchRuntime(t)
 		s := newShadow(t, slnats.WithAll(), slnats.WithRuntime(rt))
 		js, stream, subj := jsSetupNamed(t, url, s, "nats7"+uniq())
 		sw := bustest.NewSwitch(func() bool { on, _ := rt.LoadTestEnabled(); return on })
@@ -163,11 +158,7 @@ func TestJetStreamKillSwitch(t *testing.T) {
 // handled throughout.
 func TestCoreKillSwitchRefuses(t *testing.T) {
 	servers(t, func(t *testing.T, url string) {
-		rt, err := shadowlane.New(shadowlane.Config{Service: "bus-test", Trust: shadowlane.TrustConfig{Mode: "internal"}}, shadowlane.WithoutDefault())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer rt.Close()
+		rt := bustest.SwitchRuntime(t)
 		lg := bustest.NewLedger()
 		s := newShadow(t, slnats.WithAll(), slnats.WithRuntime(rt), slnats.WithRefused(func(ctx context.Context, m *natsgo.Msg, err error) {
 			if propagation.IsLoadTest(ctx) {

@@ -9,7 +9,6 @@ import (
 
 	"github.com/IBM/sarama"
 
-	"github.com/shadowlane/shadowlane"
 	slsarama "github.com/shadowlane/shadowlane/adapters/slsarama"
 	"github.com/shadowlane/shadowlane/propagation"
 	"github.com/shadowlane/shadowlane/shadow"
@@ -21,11 +20,7 @@ import (
 // on again; then each is handled exactly once. Production flows all along.
 func TestKillSwitchHoldsMarkedMessages(t *testing.T) {
 	addrs := fakeCluster(t, 3, "orders", "orders_shadow").ListenAddrs()
-	rt, err := shadowlane.New(shadowlane.Config{Service: "bus-test", Trust: shadowlane.TrustConfig{Mode: "internal"}}, shadowlane.WithoutDefault())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rt.Close()
+	rt := bustest.SwitchRuntime(t)
 	s := newShadow(t, slsarama.WithShadowTopics("orders"), slsarama.WithShadowGroups("svc"), slsarama.WithRuntime(rt))
 	sp := syncProducer(t, addrs, config())
 	p := s.SyncProducer(sp)

@@ -276,3 +276,17 @@ func TestDataRuntime(t testing.TB, action string) *shadowlane.Runtime {
 	t.Cleanup(func() { rt.Close() })
 	return rt
 }
+
+// SwitchRuntime returns a runtime for a kill-switch test (service
+// "bus-test", trust internal, not made the default one), closed when t
+// ends; the test flips its load tests off and on with SetLoadTest and
+// judges the handlings with a [Switch].
+func SwitchRuntime(t testing.TB) *shadowlane.Runtime {
+	t.Helper()
+	rt, err := shadowlane.New(shadowlane.Config{Service: "bus-test", Trust: shadowlane.TrustConfig{Mode: "internal"}}, shadowlane.WithoutDefault())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rt.Close() })
+	return rt
+}

@@ -11,7 +11,8 @@
 //     [Migration.Check] that every message was handled once, from a side
 //     its phase writes and the phase in force reads, under its mark;
 //   - [Switch]: the ledger of a kill-switch test (each value handled once,
-//     none while load tests were off but a bounded straddle of the flip);
+//     none while load tests were off but a bounded straddle of the flip),
+//     and [SwitchRuntime], the runtime such a test flips;
 //   - [Ledger.Try], the body of a reconciliation handler (poison, a
 //     transient first failure, else a handling);
 //   - [TestDataRuntime], the runtime of the lost-mark tests;
