@@ -98,11 +98,8 @@ func topology(p string) slamqp.Topology {
 }
 
 func TestShadowTopologyRefusesProductionDeadLetter(t *testing.T) {
-	s, err := slamqp.New(slamqp.WithShadowExchanges("orders"), slamqp.WithShadowQueues("billing"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = s.ShadowTopology(slamqp.Topology{Queues: []slamqp.Queue{{Name: "billing", Args: amqp091.Table{"x-dead-letter-exchange": "dlx"}}}})
+	s := newShadow(t, slamqp.WithShadowExchanges("orders"), slamqp.WithShadowQueues("billing"))
+	_, err := s.ShadowTopology(slamqp.Topology{Queues: []slamqp.Queue{{Name: "billing", Args: amqp091.Table{"x-dead-letter-exchange": "dlx"}}}})
 	if !errors.Is(err, shadow.ErrNoShadowTarget) {
 		t.Fatalf("err = %v, want ErrNoShadowTarget", err)
 	}
@@ -127,7 +124,7 @@ func TestPublishConsume(t *testing.T) {
 		mu      sync.Mutex
 		refused []string
 	)
-	s, err := slamqp.New(slamqp.WithShadowExchanges(p+".orders", p+".dlx"), slamqp.WithShadowQueues(p+".billing", p+".dead"),
+	s := newShadow(t, slamqp.WithShadowExchanges(p+".orders", p+".dlx"), slamqp.WithShadowQueues(p+".billing", p+".dead"),
 		slamqp.WithRefused(func(ctx context.Context, d *amqp091.Delivery, err error) {
 			if !errors.Is(err, shadow.ErrUnsupported) || propagation.IsLoadTest(ctx) {
 				t.Errorf("refusal err=%v mark=%v", err, propagation.FromContext(ctx))
@@ -136,9 +133,6 @@ func TestPublishConsume(t *testing.T) {
 			refused = append(refused, string(d.Body))
 			mu.Unlock()
 		}))
-	if err != nil {
-		t.Fatal(err)
-	}
 	cleanup(t, conn, []string{p + ".billing", p + ".dead", p + ".billing_shadow", p + ".dead_shadow"},
 		[]string{p + ".orders", p + ".dlx", p + ".orders_shadow", p + ".dlx_shadow"})
 	raw := channel(t, conn)
@@ -269,14 +263,8 @@ func TestLanes(t *testing.T) {
 	var lanes envtag.SwapLanes
 	lanes.Store(envtag.StaticLanes{p + ".q": {"proj-a"}})
 	opts := []slamqp.Option{slamqp.WithShadowExchanges(p + ".ex"), slamqp.WithShadowQueues(p + ".q")}
-	trunk, err := slamqp.New(append(opts, slamqp.WithLanes(&lanes))...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lane, err := slamqp.New(append(opts, slamqp.WithEnv("proj-a"))...)
-	if err != nil {
-		t.Fatal(err)
-	}
+	trunk := newShadow(t, append(opts, slamqp.WithLanes(&lanes))...)
+	lane := newShadow(t, append(opts, slamqp.WithEnv("proj-a"))...)
 	if q := lane.Queues(p + ".q"); len(q) != 2 || q[0] != p+".q-proj-a" || q[1] != p+".q-proj-a_shadow" {
 		t.Fatalf("lane queues %v", q)
 	}

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/shadowlane/shadowlane/adapters/slkafka"
@@ -24,12 +23,7 @@ var allTopics = []string{"orders", "orders_shadow", "payments", "payments_shadow
 
 func newCluster(t testing.TB) []string {
 	t.Helper()
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, allTopics...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	return c.ListenAddrs()
+	return fakeCluster(t, 1, allTopics...).ListenAddrs()
 }
 
 func newClient(t testing.TB, addrs []string, opts ...kgo.Opt) *kgo.Client {

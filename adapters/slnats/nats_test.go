@@ -135,10 +135,7 @@ func TestNewRejectsBadConfig(t *testing.T) {
 }
 
 func TestShadowSubjectCoverage(t *testing.T) {
-	s, err := slnats.New(slnats.WithShadowSubjects("orders.>", "pay.*.done"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := newShadow(t, slnats.WithShadowSubjects("orders.>", "pay.*.done"))
 	for subj, want := range map[string]bool{
 		"orders.created": true, "orders.a.b": true, "orders.*": true, "orders.>": true,
 		"orders": false, ">": false, "pay.x.done": true, "pay.*.done": true, "pay.>": false,
@@ -154,15 +151,12 @@ func TestPublishSubscribe(t *testing.T) {
 	servers(t, func(t *testing.T, url string) {
 		p := uniq()
 		var refused sink
-		s, err := slnats.New(slnats.WithShadowSubjects(p+".orders.>"), slnats.WithRefused(func(ctx context.Context, m *natsgo.Msg, err error) {
+		s := newShadow(t, slnats.WithShadowSubjects(p+".orders.>"), slnats.WithRefused(func(ctx context.Context, m *natsgo.Msg, err error) {
 			if !errors.Is(err, shadow.ErrUnsupported) || propagation.IsLoadTest(ctx) {
 				t.Errorf("refusal err = %v, mark %v", err, propagation.FromContext(ctx))
 			}
 			refused.handler(ctx, m)
 		}))
-		if err != nil {
-			t.Fatal(err)
-		}
 		nc := connect(t, url)
 		c := s.Conn(nc)
 
@@ -271,14 +265,8 @@ func TestLanes(t *testing.T) {
 		p := uniq()
 		var lanes envtag.SwapLanes
 		lanes.Store(envtag.StaticLanes{"svc": {"proj-a"}})
-		trunk, err := slnats.New(slnats.WithShadowSubjects(p+".>"), slnats.WithLanes(&lanes))
-		if err != nil {
-			t.Fatal(err)
-		}
-		lane, err := slnats.New(slnats.WithShadowSubjects(p+".>"), slnats.WithEnv("proj-a"))
-		if err != nil {
-			t.Fatal(err)
-		}
+		trunk := newShadow(t, slnats.WithShadowSubjects(p+".>"), slnats.WithLanes(&lanes))
+		lane := newShadow(t, slnats.WithShadowSubjects(p+".>"), slnats.WithEnv("proj-a"))
 		nc := connect(t, url)
 		var ts, ls sink
 		tsub, err := trunk.Conn(nc).QueueSubscribe(p+".orders", "svc", ts.handler)
@@ -325,15 +313,9 @@ func TestJetStream(t *testing.T) {
 	servers(t, func(t *testing.T, url string) {
 		p := uniq()
 		var refused sink
-		s, err := slnats.New(slnats.WithShadowSubjects(p+".orders.>"), slnats.WithRefused(func(ctx context.Context, m *natsgo.Msg, err error) { refused.handler(ctx, m) }))
-		if err != nil {
-			t.Fatal(err)
-		}
+		s := newShadow(t, slnats.WithShadowSubjects(p+".orders.>"), slnats.WithRefused(func(ctx context.Context, m *natsgo.Msg, err error) { refused.handler(ctx, m) }))
 		nc := connect(t, url)
-		js, err := jetstream.New(nc)
-		if err != nil {
-			t.Fatal(err)
-		}
+		js := jetStream(t, nc)
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
 		stream := "ORD_" + p

@@ -51,24 +51,12 @@ func TestReconcileJetStream(t *testing.T) {
 	var lanes mutableLanes
 	lanes.set("proj-b")
 	opts := []slnats.Option{slnats.WithShadowSubjects(p + ".orders.>"), slnats.WithRefused(refused), slnats.WithLanes(&lanes), slnats.WithLaneBucket(p + "_lanes")}
-	trunk, err := slnats.New(opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	laneA, err := slnats.New(append(opts, slnats.WithEnv("proj-a"))...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	laneB, err := slnats.New(append(opts, slnats.WithEnv("proj-b"))...)
-	if err != nil {
-		t.Fatal(err)
-	}
+	trunk := newShadow(t, opts...)
+	laneA := newShadow(t, append(opts, slnats.WithEnv("proj-a"))...)
+	laneB := newShadow(t, append(opts, slnats.WithEnv("proj-b"))...)
 
 	admin := connect(t, url)
-	ajs, err := jetstream.New(admin)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ajs := jetStream(t, admin)
 	ctx := context.Background()
 	if _, err := ajs.CreateStream(ctx, jetstream.StreamConfig{Name: stream, Subjects: []string{p + ".orders.>"}}); err != nil {
 		t.Fatal(err)
@@ -116,10 +104,7 @@ func TestReconcileJetStream(t *testing.T) {
 		handledT1 atomic.Int64
 	)
 	nc1 := connect(t, url)
-	js1, err := jetstream.New(nc1)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js1 := jetStream(t, nc1)
 	crash := func(string) {
 		if handledT1.Add(1) == int64(n/8) {
 			crashOnce.Do(func() {

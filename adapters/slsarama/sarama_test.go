@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
-	"github.com/twmb/franz-go/pkg/kfake"
 
 	slsarama "github.com/shadowlane/shadowlane/adapters/slsarama"
 	"github.com/shadowlane/shadowlane/envtag"
@@ -20,12 +19,7 @@ import (
 
 func newCluster(t testing.TB) []string {
 	t.Helper()
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "orders", "orders_shadow", "payments", "payments_shadow"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	return c.ListenAddrs()
+	return fakeCluster(t, 1, "orders", "orders_shadow", "payments", "payments_shadow").ListenAddrs()
 }
 
 func config(interceptors ...sarama.ProducerInterceptor) *sarama.Config {
@@ -75,15 +69,8 @@ func readAll(t testing.TB, addrs []string, topic string) (vals []string, hdr map
 
 func TestProducerAndInterceptor(t *testing.T) {
 	addrs := newCluster(t)
-	s, err := slsarama.New(slsarama.WithShadowTopics("orders"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	sp, err := sarama.NewSyncProducer(addrs, config(s))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sp.Close()
+	s := newShadow(t, slsarama.WithShadowTopics("orders"))
+	sp := syncProducer(t, addrs, config(s))
 	p := s.SyncProducer(sp)
 	send := func(ctx context.Context, topic, v string, hs ...sarama.RecordHeader) error {
 		_, _, err := p.SendMessage(ctx, &sarama.ProducerMessage{Topic: topic, Value: sarama.StringEncoder(v), Headers: hs})
@@ -152,15 +139,8 @@ func TestGroupHandler(t *testing.T) {
 	addrs := newCluster(t)
 	var lanes envtag.SwapLanes
 	lanes.Store(envtag.StaticLanes{"svc": {"proj-a"}})
-	s, err := slsarama.New(slsarama.WithShadowTopics("orders"), slsarama.WithLanes(&lanes))
-	if err != nil {
-		t.Fatal(err)
-	}
-	sp, err := sarama.NewSyncProducer(addrs, config())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sp.Close()
+	s := newShadow(t, slsarama.WithShadowTopics("orders"), slsarama.WithLanes(&lanes))
+	sp := syncProducer(t, addrs, config())
 	p := s.SyncProducer(sp)
 	for _, m := range []struct{ run, env, v string }{
 		{"", "", "prod"}, {"", "proj-a", "lane-a"}, {"", "proj-b", "b"}, {"r1", "", "load"},
@@ -186,22 +166,7 @@ func TestGroupHandler(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	var wg sync.WaitGroup
-	for group, topics := range map[string][]string{s.Group("svc"): {"orders"}, s.ShadowGroup("svc"): s.ShadowTopics("orders")} {
-		cg, err := sarama.NewConsumerGroup(addrs, group, config())
-		if err != nil {
-			t.Fatal(err)
-		}
-		wg.Go(func() {
-			defer cg.Close()
-			for ctx.Err() == nil {
-				if err := cg.Consume(ctx, topics, s.GroupHandler("svc", h)); err != nil && ctx.Err() == nil {
-					t.Errorf("consume: %v", err)
-					return
-				}
-			}
-		})
-	}
+	wait := consumeGroups(t, ctx, addrs, s, h)
 	for {
 		mu.Lock()
 		n := len(seen)
@@ -213,7 +178,7 @@ func TestGroupHandler(t *testing.T) {
 	}
 	time.Sleep(300 * time.Millisecond)
 	cancel()
-	wg.Wait()
+	wait()
 	mu.Lock()
 	defer mu.Unlock()
 	want := map[string]propagation.Mark{"prod": {}, "b": {Env: "proj-b"}, "load": {Run: "r1"}}
