@@ -16,6 +16,7 @@ import (
 	"github.com/shadowlane/shadowlane/internal/testenv"
 	"github.com/shadowlane/shadowlane/propagation"
 	"github.com/shadowlane/shadowlane/shadow"
+	"github.com/shadowlane/shadowlane/shadow/bus"
 )
 
 func dial(t testing.TB) *amqp091.Connection {
@@ -177,8 +178,8 @@ func TestPublishConsume(t *testing.T) {
 		ex, body string
 		h        amqp091.Table
 	}{
-		{p + ".orders", "bad-run", amqp091.Table{slamqp.HeaderRun: "r 1"}},
-		{p + ".orders", "bad-type", amqp091.Table{slamqp.HeaderRun: int32(7)}},
+		{p + ".orders", "bad-run", amqp091.Table{bus.HeaderRun: "r 1"}},
+		{p + ".orders", "bad-type", amqp091.Table{bus.HeaderRun: int32(7)}},
 		{p + ".orders_shadow", "bare", nil},
 	} {
 		if err := raw.PublishWithContext(ctx, m.ex, "order.created", false, false, amqp091.Publishing{Body: []byte(m.body), Headers: m.h}); err != nil {
@@ -230,7 +231,7 @@ func TestPublishConsume(t *testing.T) {
 	gmu.Lock()
 	for b, want := range map[string]propagation.Mark{
 		"prod": {}, "env-only": {Env: "proj-a"}, "stale": {}, "load": {Run: "r1"},
-		"load-env": {Run: "r1", Env: "proj-a"}, "load-direct": {Run: "r1"}, "bare": {Run: slamqp.DefaultFallbackRun},
+		"load-env": {Run: "r1", Env: "proj-a"}, "load-direct": {Run: "r1"}, "bare": {Run: bus.DefaultFallbackRun},
 	} {
 		if g, ok := seen[b]; !ok || g.mark != want {
 			t.Errorf("%s handled as %+v (%v), want mark %v", b, g, ok, want)

@@ -15,6 +15,7 @@ import (
 	"github.com/shadowlane/shadowlane/envtag"
 	"github.com/shadowlane/shadowlane/propagation"
 	"github.com/shadowlane/shadowlane/shadow"
+	"github.com/shadowlane/shadowlane/shadow/bus"
 	"github.com/shadowlane/shadowlane/shadow/bus/bustest"
 )
 
@@ -321,7 +322,7 @@ func TestReconcileRabbitMQ(t *testing.T) {
 		if strings.HasPrefix(id, "M-") || id == "X-M-0" {
 			t.Errorf("broker: marked %s reached the production exchange", id)
 		}
-		if _, marked := h[slamqp.HeaderRun]; marked {
+		if _, marked := h[bus.HeaderRun]; marked {
 			t.Errorf("broker: %s carries a run header on the production exchange", id)
 		}
 	}
@@ -329,8 +330,8 @@ func TestReconcileRabbitMQ(t *testing.T) {
 		if !strings.HasPrefix(id, "M-") && id != "X-M-0" {
 			t.Errorf("broker: %s reached the shadow exchange", id)
 		}
-		if h[slamqp.HeaderRun] != "r1" {
-			t.Errorf("broker: %s on the shadow exchange has run %v", id, h[slamqp.HeaderRun])
+		if h[bus.HeaderRun] != "r1" {
+			t.Errorf("broker: %s on the shadow exchange has run %v", id, h[bus.HeaderRun])
 		}
 	}
 	wantProd := len(pm.p) + len(a1) + len(a2) + len(b1) + len(b2) + 1 + len(bad)

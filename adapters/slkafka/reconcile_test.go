@@ -17,6 +17,7 @@ import (
 	"github.com/shadowlane/shadowlane/envtag"
 	"github.com/shadowlane/shadowlane/propagation"
 	"github.com/shadowlane/shadowlane/shadow"
+	"github.com/shadowlane/shadowlane/shadow/bus"
 	"github.com/shadowlane/shadowlane/shadow/bus/bustest"
 )
 
@@ -328,13 +329,13 @@ func TestReconcileKafka(t *testing.T) {
 		}
 	}
 	for id, r := range prod {
-		_, marked := header(r, slkafka.HeaderRun)
+		_, marked := header(r, bus.HeaderRun)
 		if strings.HasPrefix(id, "M-") || id == "X-M-0" || marked {
 			t.Errorf("broker: %s on the production topic (run header %v)", id, marked)
 		}
 	}
 	for id, r := range sh {
-		if run, _ := header(r, slkafka.HeaderRun); run != "r1" || (!strings.HasPrefix(id, "M-") && id != "X-M-0") {
+		if run, _ := header(r, bus.HeaderRun); run != "r1" || (!strings.HasPrefix(id, "M-") && id != "X-M-0") {
 			t.Errorf("broker: %s on the shadow topic with run %q", id, run)
 		}
 	}

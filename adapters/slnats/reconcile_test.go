@@ -18,6 +18,7 @@ import (
 	"github.com/shadowlane/shadowlane/internal/testenv"
 	"github.com/shadowlane/shadowlane/propagation"
 	"github.com/shadowlane/shadowlane/shadow"
+	"github.com/shadowlane/shadowlane/shadow/bus"
 	"github.com/shadowlane/shadowlane/shadow/bus/bustest"
 )
 
@@ -297,8 +298,8 @@ func TestReconcileJetStream(t *testing.T) {
 		if !strings.HasPrefix(id, "M-") && id != "X-M-0" {
 			t.Errorf("%s is on the shadow stream", id)
 		}
-		if hdr.Get(slnats.HeaderRun) != "r1" {
-			t.Errorf("%s on the shadow stream has run %q", id, hdr.Get(slnats.HeaderRun))
+		if hdr.Get(bus.HeaderRun) != "r1" {
+			t.Errorf("%s on the shadow stream has run %q", id, hdr.Get(bus.HeaderRun))
 		}
 	}
 	wantProd := len(ids.p) + len(ids.a1) + len(ids.a2) + len(ids.b1) + len(ids.b2) + 1 + 10

@@ -122,7 +122,7 @@ func TestPushConsumerHandlesByMark(t *testing.T) {
 	settle(t, srv, "billing_shadow", "orders_shadow")
 	want := map[string]propagation.Mark{
 		"prod-1": {}, "prod-2": {}, "env-1": {Env: "proj-a"},
-		"run-1": {Run: "r1"}, "runenv-1": {Run: "r2", Env: "proj-a"}, "shadow-no-run": {Run: slrocketmq.DefaultFallbackRun},
+		"run-1": {Run: "r1"}, "runenv-1": {Run: "r2", Env: "proj-a"}, "shadow-no-run": {Run: bus.DefaultFallbackRun},
 	}
 	waitFor(t, "every message handled or refused", func() bool { return len(sn.bodies()) >= len(want) && ref.n() >= len(bad) })
 	// both groups commit (with their pulls) past every message
@@ -444,7 +444,7 @@ func TestPullConsumerDecide(t *testing.T) {
 	}{
 		"prod":      {bus.Handle, propagation.Mark{}, nil},
 		"run":       {bus.Handle, propagation.Mark{Run: "r1", Env: "proj-a"}, nil},
-		"fallback":  {bus.Handle, propagation.Mark{Run: slrocketmq.DefaultFallbackRun}, nil},
+		"fallback":  {bus.Handle, propagation.Mark{Run: bus.DefaultFallbackRun}, nil},
 		"anomaly":   {bus.Refuse, propagation.Mark{Run: "r1"}, shadow.ErrBlocked},
 		"malformed": {bus.Refuse, propagation.Mark{}, shadow.ErrUnsupported},
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/shadowlane/shadowlane"
 	"github.com/shadowlane/shadowlane/adapters/slrocketmq"
 	"github.com/shadowlane/shadowlane/shadow"
+	"github.com/shadowlane/shadowlane/shadow/bus"
 )
 
 // Through the fixture: the push consumer counts each marked message it
@@ -62,7 +63,7 @@ func TestRunEvidence(t *testing.T) {
 		}
 	}
 	// a run mark on a production topic: refused, a decision only
-	if _, err := raw.SendSync(context.Background(), msg("orders", "anomaly", slrocketmq.PropertyRun, "rmq-r1")); err != nil {
+	if _, err := raw.SendSync(context.Background(), msg("orders", "anomaly", bus.HeaderRun, "rmq-r1")); err != nil {
 		t.Fatal(err)
 	}
 	// the broker has no shadow twin of "nosuch": the send fails

@@ -13,6 +13,7 @@ import (
 	"github.com/shadowlane/shadowlane/adapters/slrocketmq"
 	"github.com/shadowlane/shadowlane/envtag"
 	"github.com/shadowlane/shadowlane/propagation"
+	"github.com/shadowlane/shadowlane/shadow/bus"
 )
 
 // A lane leaves with a backlog: while proj-a is listed live the trunk
@@ -147,7 +148,7 @@ func TestInterceptorKeepsPlainLaneRule(t *testing.T) {
 	icp := s.ConsumerInterceptor()
 	ctx := primitive.WithConsumerCtx(context.Background(), &primitive.ConsumeMessageContext{ConsumerGroup: "billing"})
 	call := func(env string) bool {
-		m := &primitive.MessageExt{Message: *msg("orders", "x", slrocketmq.PropertyEnv, env)}
+		m := &primitive.MessageExt{Message: *msg("orders", "x", bus.HeaderEnv, env)}
 		handled := false
 		var h consumer.ConsumeResultHolder
 		if err := icp(ctx, []*primitive.MessageExt{m}, &h, func(context.Context, any, any) error { handled = true; return nil }); err != nil {

@@ -11,6 +11,7 @@ import (
 	"github.com/shadowlane/shadowlane/adapters/slrocketmq"
 	"github.com/shadowlane/shadowlane/envtag"
 	"github.com/shadowlane/shadowlane/propagation"
+	"github.com/shadowlane/shadowlane/shadow/bus"
 )
 
 // TestReconcile: 600 messages of six kinds (production, run, each with no
@@ -106,7 +107,7 @@ func TestReconcile(t *testing.T) {
 			}
 			onTopic[body] = topic
 			want := markOf[body]
-			got := propagation.Mark{Run: m.Properties[slrocketmq.PropertyRun], Env: m.Properties[slrocketmq.PropertyEnv]}
+			got := propagation.Mark{Run: m.Properties[bus.HeaderRun], Env: m.Properties[bus.HeaderEnv]}
 			if got != want {
 				t.Errorf("%s stored on %s with %v, want %v", body, topic, got, want)
 			}

@@ -16,6 +16,7 @@ import (
 	slsarama "github.com/shadowlane/shadowlane/adapters/slsarama"
 	"github.com/shadowlane/shadowlane/propagation"
 	"github.com/shadowlane/shadowlane/shadow"
+	"github.com/shadowlane/shadowlane/shadow/bus"
 )
 
 // handled collects what a handler saw, by message value.
@@ -225,7 +226,7 @@ func TestConsumerErrorsAndRefused(t *testing.T) {
 	send(t, p, bg, "orders", "a")
 	send(t, p, bg, "orders", "poison-once")
 	if _, _, err := sp.SendMessage(&sarama.ProducerMessage{Topic: "orders", Value: sarama.StringEncoder("bad-mark"),
-		Headers: []sarama.RecordHeader{{Key: []byte(slsarama.HeaderEnv), Value: []byte("no spaces")}}}); err != nil {
+		Headers: []sarama.RecordHeader{{Key: []byte(bus.HeaderEnv), Value: []byte("no spaces")}}}); err != nil {
 		t.Fatal(err)
 	}
 	send(t, p, marked("", "proj-b"), "orders", "b")

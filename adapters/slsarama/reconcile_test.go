@@ -16,6 +16,7 @@ import (
 	"github.com/shadowlane/shadowlane/envtag"
 	"github.com/shadowlane/shadowlane/propagation"
 	"github.com/shadowlane/shadowlane/shadow"
+	"github.com/shadowlane/shadowlane/shadow/bus"
 	"github.com/shadowlane/shadowlane/shadow/bus/bustest"
 )
 
@@ -385,14 +386,14 @@ func TestReconcileSarama(t *testing.T) {
 	}
 	prod, sh := read("orders"), read("orders_shadow")
 	for id, h := range prod {
-		_, marked := h[slsarama.HeaderRun]
+		_, marked := h[bus.HeaderRun]
 		if strings.HasPrefix(id, "M-") || id == "X-M-0" || marked {
 			t.Errorf("broker: %s on the production topic (run header %v)", id, marked)
 		}
 	}
 	for id, h := range sh {
-		if h[slsarama.HeaderRun] != "r1" || (!strings.HasPrefix(id, "M-") && id != "X-M-0") {
-			t.Errorf("broker: %s on the shadow topic with run %q", id, h[slsarama.HeaderRun])
+		if h[bus.HeaderRun] != "r1" || (!strings.HasPrefix(id, "M-") && id != "X-M-0") {
+			t.Errorf("broker: %s on the shadow topic with run %q", id, h[bus.HeaderRun])
 		}
 	}
 	wantProd := len(pm.p) + len(a1) + len(aw) + len(a2) + len(b1) + len(b2) + 2 + len(bad)

@@ -15,6 +15,7 @@ import (
 	"github.com/shadowlane/shadowlane/envtag"
 	"github.com/shadowlane/shadowlane/propagation"
 	"github.com/shadowlane/shadowlane/shadow"
+	"github.com/shadowlane/shadowlane/shadow/bus"
 )
 
 func newCluster(t testing.TB) []string {
@@ -103,13 +104,13 @@ func TestProducerAndInterceptor(t *testing.T) {
 		_, _, err := sp.SendMessage(&sarama.ProducerMessage{Topic: topic, Value: sarama.StringEncoder(v), Headers: hs})
 		return err
 	}
-	if err := raw("orders", "raw-load", sarama.RecordHeader{Key: []byte(slsarama.HeaderRun), Value: []byte("r2")}); err != nil {
+	if err := raw("orders", "raw-load", sarama.RecordHeader{Key: []byte(bus.HeaderRun), Value: []byte("r2")}); err != nil {
 		t.Fatal(err)
 	}
-	if err := raw("payments", "raw-leak?", sarama.RecordHeader{Key: []byte(slsarama.HeaderRun), Value: []byte("r2")}); err == nil {
+	if err := raw("payments", "raw-leak?", sarama.RecordHeader{Key: []byte(bus.HeaderRun), Value: []byte("r2")}); err == nil {
 		t.Fatal("interceptor let a marked message reach payments")
 	}
-	if err := raw("orders", "raw-bad", sarama.RecordHeader{Key: []byte(slsarama.HeaderRun), Value: []byte("r 2")}); err == nil {
+	if err := raw("orders", "raw-bad", sarama.RecordHeader{Key: []byte(bus.HeaderRun), Value: []byte("r 2")}); err == nil {
 		t.Fatal("interceptor let a malformed mark through")
 	}
 	if err := raw("orders_shadow", "raw-guard"); err == nil {
@@ -120,14 +121,14 @@ func TestProducerAndInterceptor(t *testing.T) {
 	if want := []string{"env-only", "prod", "stale"}; !slices.Equal(vals, want) {
 		t.Errorf("orders holds %v, want %v", vals, want)
 	}
-	if hdr["env-only"][slsarama.HeaderEnv] != "proj-a" || len(hdr["stale"]) != 0 || len(hdr["prod"]) != 0 {
+	if hdr["env-only"][bus.HeaderEnv] != "proj-a" || len(hdr["stale"]) != 0 || len(hdr["prod"]) != 0 {
 		t.Errorf("production headers %v", hdr)
 	}
 	vals, hdr = readAll(t, addrs, "orders_shadow")
 	if want := []string{"load", "raw-load"}; !slices.Equal(vals, want) {
 		t.Errorf("orders_shadow holds %v, want %v", vals, want)
 	}
-	if h := hdr["load"]; h[slsarama.HeaderRun] != "r1" || h[slsarama.HeaderEnv] != "proj-a" {
+	if h := hdr["load"]; h[bus.HeaderRun] != "r1" || h[bus.HeaderEnv] != "proj-a" {
 		t.Errorf("shadow headers %v", h)
 	}
 	if vals, _ := readAll(t, addrs, "payments"); len(vals) != 0 {
@@ -150,7 +151,7 @@ func TestGroupHandler(t *testing.T) {
 		}
 	}
 	if _, _, err := sp.SendMessage(&sarama.ProducerMessage{Topic: "orders", Value: sarama.StringEncoder("bad"),
-		Headers: []sarama.RecordHeader{{Key: []byte(slsarama.HeaderRun), Value: []byte("")}}}); err != nil {
+		Headers: []sarama.RecordHeader{{Key: []byte(bus.HeaderRun), Value: []byte("")}}}); err != nil {
 		t.Fatal(err)
 	}
 
