@@ -26,16 +26,9 @@ func checkShadowGrants(ctx context.Context, mysqlDSN, pgDSN string, stdout, stde
 }
 
 func openChecked(ctx context.Context, driver, dsn, label string, stderr io.Writer) *sql.DB {
-	db, err := sql.Open(driver, dsn)
-	if err == nil {
-		err = db.PingContext(ctx)
-	}
+	db, err := openDB(ctx, driver, dsn)
 	if err != nil {
 		fmt.Fprintf(stderr, "shadowlane check: %s shadow user: cannot connect: %v\n", label, err)
-		if db != nil {
-			db.Close()
-		}
-		return nil
 	}
 	return db
 }

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -130,17 +131,25 @@ var inspectors = map[string]struct {
 	"sqlite": {"sqlite", inspectSQLite, ""},
 }
 
+// openDB opens dsn with driver and pings it; on an error it closes what it
+// opened and returns a nil db.
+func openDB(ctx context.Context, driver, dsn string) (*sql.DB, error) {
+	db, err := sql.Open(driver, dsn)
+	if err != nil {
+		return nil, err
+	}
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
 func checkDatabase(ctx context.Context, driver, dsn string, tables []string, naming shadow.Naming, stdout, stderr io.Writer) int {
 	in := inspectors[driver]
-	db, err := sql.Open(driver, dsn)
-	if err == nil {
-		err = db.PingContext(ctx)
-	}
+	db, err := openDB(ctx, driver, dsn)
 	if err != nil {
 		fmt.Fprintf(stderr, "shadowlane check: %s: cannot connect: %v\n", in.label, err)
-		if db != nil {
-			db.Close()
-		}
 		return exitSetup
 	}
 	defer db.Close()
@@ -264,7 +273,9 @@ func colNames(cs []column) string {
 	return strings.Join(names, ", ")
 }
 
-func multisetDiff(what string, prod, sh []string) []string {
+// multisetCount maps each string of prod or sh to how many more times
+// prod holds it than sh (negative: fewer).
+func multisetCount(prod, sh []string) map[string]int {
 	count := map[string]int{}
 	for _, s := range prod {
 		count[s]++
@@ -272,13 +283,13 @@ func multisetDiff(what string, prod, sh []string) []string {
 	for _, s := range sh {
 		count[s]--
 	}
-	keys := make([]string, 0, len(count))
-	for k := range count {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
+	return count
+}
+
+func multisetDiff(what string, prod, sh []string) []string {
+	count := multisetCount(prod, sh)
 	var out []string
-	for _, k := range keys {
+	for _, k := range slices.Sorted(maps.Keys(count)) {
 		switch n := count[k]; {
 		case n > 0:
 			out = append(out, fmt.Sprintf("%s %s: missing in shadow", what, k))

@@ -372,12 +372,9 @@ func scriptsFinding(cfg shadowlane.Config) finding {
 // ---- Redis ----
 
 func checkRedis(ctx context.Context, addr string, keys []string, naming shadow.Naming, scan int, timeout time.Duration) []finding {
-	opts := &redis.Options{Addr: addr}
-	if strings.Contains(addr, "://") {
-		var err error
-		if opts, err = redis.ParseURL(addr); err != nil {
-			return []finding{findErr("address", "%v", err)}
-		}
+	opts, err := redisOptions(addr)
+	if err != nil {
+		return []finding{findErr("address", "%v", err)}
 	}
 	opts.DialTimeout, opts.MaxRetries, opts.PoolSize = min(timeout, 5*time.Second), -1, 1
 	//lostctx:ok check probes the real server with a plain client on purpose

@@ -73,10 +73,7 @@ func cmdShadow(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stderr, "shadowlane shadow: --tables is required with a database")
 			return exitUsage
 		}
-		db, err := sql.Open(t.driver, t.dsn)
-		if err == nil {
-			err = db.PingContext(ctx)
-		}
+		db, err := openDB(ctx, t.driver, t.dsn)
 		if err != nil {
 			fmt.Fprintf(stderr, "shadowlane shadow: %s: cannot connect: %v\n", t.driver, err)
 			code = worst(code, exitSetup)
@@ -319,13 +316,19 @@ func assertShadowDDL(stmt string, naming shadow.Naming) error {
 
 // ---- Redis seeds ----
 
-func redisClient(addr string) (*redis.Client, error) {
-	opts := &redis.Options{Addr: addr}
+// redisOptions reads a Redis address: host:port or a redis:// (rediss://)
+// URL.
+func redisOptions(addr string) (*redis.Options, error) {
 	if strings.Contains(addr, "://") {
-		var err error
-		if opts, err = redis.ParseURL(addr); err != nil {
-			return nil, err
-		}
+		return redis.ParseURL(addr)
+	}
+	return &redis.Options{Addr: addr}, nil
+}
+
+func redisClient(addr string) (*redis.Client, error) {
+	opts, err := redisOptions(addr)
+	if err != nil {
+		return nil, err
 	}
 	opts.MaxRetries, opts.PoolSize = -1, 2
 	//lostctx:ok the shadow tooling names production and shadow keys itself and must not be rewritten by a hook

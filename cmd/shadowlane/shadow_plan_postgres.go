@@ -270,15 +270,8 @@ func missingIndexes(ctx context.Context, db *sql.DB, inspect func(context.Contex
 
 // multisetMissing returns the signatures of prod that sh lacks.
 func multisetMissing(prod, sh []string) map[string]bool {
-	count := map[string]int{}
-	for _, s := range prod {
-		count[s]++
-	}
-	for _, s := range sh {
-		count[s]--
-	}
 	out := map[string]bool{}
-	for k, n := range count {
+	for k, n := range multisetCount(prod, sh) {
 		if n > 0 {
 			out[k] = true
 		}

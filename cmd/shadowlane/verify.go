@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"io"
@@ -206,10 +205,7 @@ func (v *verifier) verdict(subject, unit string, prod, twin int64, twinName stri
 // production holds rows of the run.
 func (v *verifier) sql(ctx context.Context, driver, dsn string, tables []string, naming shadow.Naming) []finding {
 	run, runCol := v.run, v.runCol
-	db, err := sql.Open(driver, dsn)
-	if err == nil {
-		err = db.PingContext(ctx)
-	}
+	db, err := openDB(ctx, driver, dsn)
 	if err != nil {
 		return []finding{findUnreachable("reachability", err)}
 	}

@@ -148,14 +148,13 @@ func (s *stores) natsThroughProxy(uri string) (jetstream.JetStream, error) {
 	if err != nil {
 		return nil, fmt.Errorf("drill: nats URL: %w", err)
 	}
-	addr, err := s.proxy("nats", u.Host)
+	purl, err := s.proxyURL("nats", u, "4222")
 	if err != nil {
 		return nil, err
 	}
-	u.Host = addr
 	// Reconnect for ever, and notice a blackholed connection within
 	// a few seconds.
-	pnc, err := nats.Connect(u.String(), nats.Name("shadowlane drill shop"), nats.Timeout(2*time.Second),
+	pnc, err := nats.Connect(purl, nats.Name("shadowlane drill shop"), nats.Timeout(2*time.Second),
 		nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond), nats.PingInterval(time.Second), nats.MaxPingsOutstanding(3),
 		nats.ErrorHandler(func(*nats.Conn, *nats.Subscription, error) {})) // broken connections are the point here
 	if err != nil {
@@ -299,16 +298,7 @@ func (s *stores) amqpURL(raw string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("drill: amqp URL: %w", err)
 	}
-	host := u.Host
-	if u.Port() == "" {
-		host += ":5672"
-	}
-	addr, err := s.proxy("amqp", host)
-	if err != nil {
-		return "", err
-	}
-	u.Host = addr
-	return u.String(), nil
+	return s.proxyURL("amqp", u, "5672")
 }
 
 // auditTaps declares the audit taps: plain queues bound to both

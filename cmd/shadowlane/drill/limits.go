@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -176,19 +175,8 @@ func budgetPhase(ctx context.Context, t *topology, rep *Report, c *http.Client, 
 		}
 	}
 	answers := make([]answer, len(reqs))
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, o.Concurrency)
 	t0 := time.Now()
-	for i, r := range reqs {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			answers[i] = postAnswer(ctx, c, t.gwURL, r)
-		}()
-	}
-	wg.Wait()
+	concurrently(len(reqs), o.Concurrency, func(i int) { answers[i] = postAnswer(ctx, c, t.gwURL, reqs[i]) })
 	elapsed := time.Since(t0)
 
 	// A request without an answer in time (0, 504) or whose call broke

@@ -117,7 +117,7 @@ func runMigration(ctx context.Context, m migrationSetup) (*Migration, []Invarian
 			s.closers[i]()
 		}
 	}()
-	s.rep = &Migration{Topics: map[string]string{m.old.name(): m.new.name()}, Handled: map[string]int{}, Targets: map[string]int{}}
+	s.rep = &Migration{Topics: map[string]string{m.old.names().name: m.new.names().name}, Handled: map[string]int{}, Targets: map[string]int{}}
 	if err := s.setup(ctx); err != nil {
 		return nil, nil, err
 	}
@@ -130,7 +130,7 @@ func runMigration(ctx context.Context, m migrationSetup) (*Migration, []Invarian
 }
 
 func (s *migScenario) writePhase(p migrate.Phase) error {
-	cfg := fmt.Sprintf("service: drill-migration\ntrust: {mode: internal}\nreload: 0s\nmigration:\n  phase: %d\n  topics: {%q: %q}\n", p, s.m.old.name(), s.m.new.name())
+	cfg := fmt.Sprintf("service: drill-migration\ntrust: {mode: internal}\nreload: 0s\nmigration:\n  phase: %d\n  topics: {%q: %q}\n", p, s.m.old.names().name, s.m.new.names().name)
 	return os.WriteFile(s.cfgFile, []byte(cfg), 0o600)
 }
 
@@ -150,7 +150,7 @@ func (s *migScenario) setup(ctx context.Context) error {
 
 	for _, b := range []migBus{m.old, m.new} {
 		if err := b.setup(ctx, rt); err != nil {
-			return fmt.Errorf("drill: migration %s: %w", b.kind(), err)
+			return fmt.Errorf("drill: migration %s: %w", b.names().kind, err)
 		}
 		s.closers = append(s.closers, b.close)
 	}
@@ -177,7 +177,7 @@ func (s *migScenario) setup(ctx context.Context) error {
 		})
 		if err != nil {
 			stop()
-			return fmt.Errorf("drill: migration %s consumer: %w", b.kind(), err)
+			return fmt.Errorf("drill: migration %s consumer: %w", b.names().kind, err)
 		}
 	}
 	return nil
@@ -211,6 +211,7 @@ func (s *migScenario) handle(ctx context.Context, side migrate.Side, source stri
 // records it, and only this goroutine sends.
 func (s *migScenario) sender(ctx context.Context, stop <-chan struct{}) error {
 	kinds := []string{migProd, migLoad, migEnv}
+	topic := s.m.old.names().name
 	for n := 0; ; n++ {
 		select {
 		case <-stop:
@@ -234,7 +235,7 @@ func (s *migScenario) sender(ctx context.Context, stop <-chan struct{}) error {
 		msg := &migrate.Message{ID: migrate.NewID()}
 		msg.Value, _ = json.Marshal(map[string]any{"id": msg.ID, "kind": kind, "n": n})
 		msg.Key = []byte(msg.ID)
-		err := s.producer.Send(c, s.m.old.name(), msg)
+		err := s.producer.Send(c, topic, msg)
 		p := migrate.Phase(s.lastPhase.Load())
 		if err != nil {
 			return fmt.Errorf("phase %s: %s event: %w", p, kind, err)
@@ -361,8 +362,9 @@ func (d *drillRun) migrationScenario(ctx context.Context, tmp string) {
 		rep, invs, err := runMigration(ctx, migrationSetup{old: p[0], new: p[1], prefix: fmt.Sprint(prefix, i),
 			dir: tmp, perPhase: per, run: d.run + "-mig", env: "proj-a", logger: d.o.Logger})
 		if err != nil {
-			d.rep.Migrations = append(d.rep.Migrations, &Migration{From: p[0].kind(), To: p[1].kind(), Error: err.Error()})
-			d.add("migration: "+p[0].kind()+" -> "+p[1].kind()+" set up", 1, 0, err.Error())
+			from, to := p[0].names().kind, p[1].names().kind
+			d.rep.Migrations = append(d.rep.Migrations, &Migration{From: from, To: to, Error: err.Error()})
+			d.add("migration: "+from+" -> "+to+" set up", 1, 0, err.Error())
 			continue
 		}
 		d.rep.Migrations = append(d.rep.Migrations, rep)

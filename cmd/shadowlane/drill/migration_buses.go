@@ -3,7 +3,6 @@ package drill
 import (
 	"context"
 	"errors"
-	"fmt"
 	"strings"
 	"time"
 
@@ -26,19 +25,39 @@ import (
 // production name, its shadow twin, the adapter's Sender and a consumer
 // through migrate.Reader, and a plain read-back of what the broker holds.
 type migBus interface {
-	kind() string
-	name() string              // the production name the topic map names
-	label() string             // for the report
-	target(shadow bool) string // the production or shadow target, for the report
+	names() migNames
 	setup(ctx context.Context, rt *shadowlane.Runtime) error
 	sender() migrate.Sender
 	// consume starts the consumers (production and shadow) of side; saw
 	// is told every delivered copy's id, h gets the copies rd lets through.
 	consume(ctx context.Context, rd *migrate.Reader, side migrate.Side, saw func(id string), h func(ctx context.Context, source string, body []byte)) error
 	readBack(ctx context.Context, shadow bool) ([]migCopy, error)
-	isShadow(source string) bool
 	close()
 }
+
+// migNames is what the scenario and its report call a bus. The shadow
+// names are known once setup has run.
+type migNames struct {
+	kind         string // "nats", "kafka", ...
+	name         string // the production name the topic map names
+	label        string // for the report
+	prod, shadow string // where production and shadow copies land (stream, topic or exchange)
+	shadowSource string // the source a shadow copy is handed to consume's h with
+}
+
+// dest is prod or, with sh, shadow.
+func (n migNames) dest(sh bool) string {
+	if sh {
+		return n.shadow
+	}
+	return n.prod
+}
+
+// target is the production or shadow target, for the report.
+func (n migNames) target(sh bool) string { return n.kind + " " + n.dest(sh) }
+
+// isShadow tells whether consume's h got a copy from the shadow side.
+func (n migNames) isShadow(source string) bool { return source == n.shadowSource }
 
 // natsBus: a JetStream stream with one subject, through adapters/slnats.
 type natsBus struct {
@@ -53,18 +72,10 @@ func newNATSBus(js jetstream.JetStream, prefix string) *natsBus {
 	return &natsBus{js: js, prefix: prefix, subj: prefix + ".orders.events", stream: strings.ToUpper(prefix) + "_MIGORDERS"}
 }
 
-func (b *natsBus) kind() string { return "nats" }
-func (b *natsBus) name() string { return b.subj }
-func (b *natsBus) label() string {
-	return "nats jetstream (stream " + b.stream + ", subject " + b.subj + ")"
+func (b *natsBus) names() migNames {
+	return migNames{kind: "nats", name: b.subj, label: "nats jetstream (stream " + b.stream + ", subject " + b.subj + ")",
+		prod: b.stream, shadow: b.shStream, shadowSource: shadow.DefaultSubject.Shadow(b.subj)}
 }
-func (b *natsBus) target(sh bool) string {
-	if sh {
-		return "nats " + b.shStream
-	}
-	return "nats " + b.stream
-}
-func (b *natsBus) isShadow(src string) bool { return src == shadow.DefaultSubject.Shadow(b.subj) }
 
 func (b *natsBus) setup(ctx context.Context, rt *shadowlane.Runtime) (err error) {
 	if b.ns, err = slnats.New(slnats.WithRuntime(rt), slnats.WithShadowSubjects(b.subj)); err != nil {
@@ -96,11 +107,7 @@ func (b *natsBus) consume(ctx context.Context, rd *migrate.Reader, side migrate.
 }
 
 func (b *natsBus) readBack(ctx context.Context, sh bool) ([]migCopy, error) {
-	stream := b.stream
-	if sh {
-		stream = b.shStream
-	}
-	st, err := b.js.Stream(ctx, stream)
+	st, err := b.js.Stream(ctx, b.names().dest(sh))
 	if err != nil {
 		return nil, err
 	}
@@ -158,16 +165,9 @@ func newKafkaBus(seeds []string, prefix string) *kafkaBus {
 	return &kafkaBus{seeds: seeds, topic: prefix + "_order-events-v2", group: prefix + "_mig-ledger"}
 }
 
-func (b *kafkaBus) kind() string  { return "kafka" }
-func (b *kafkaBus) name() string  { return b.topic }
-func (b *kafkaBus) label() string { return "kafka (topic " + b.topic + ")" }
-func (b *kafkaBus) target(sh bool) string {
-	if sh {
-		return "kafka " + b.shTp
-	}
-	return "kafka " + b.topic
+func (b *kafkaBus) names() migNames {
+	return migNames{kind: "kafka", name: b.topic, label: "kafka (topic " + b.topic + ")", prod: b.topic, shadow: b.shTp, shadowSource: b.shTp}
 }
-func (b *kafkaBus) isShadow(src string) bool { return src == b.shTp }
 
 func (b *kafkaBus) setup(ctx context.Context, rt *shadowlane.Runtime) (err error) {
 	if b.ks, err = slkafka.New(slkafka.WithRuntime(rt), slkafka.WithShadowTopics(b.topic), slkafka.WithShadowGroups(b.group)); err != nil {
@@ -213,10 +213,7 @@ func (b *kafkaBus) consume(ctx context.Context, rd *migrate.Reader, side migrate
 }
 
 func (b *kafkaBus) readBack(ctx context.Context, sh bool) ([]migCopy, error) {
-	topic := b.topic
-	if sh {
-		topic = b.shTp
-	}
+	topic := b.names().dest(sh)
 	ends, err := b.adm.ListEndOffsets(ctx, topic)
 	if err != nil {
 		return nil, err
@@ -281,6 +278,7 @@ func (b *kafkaBus) close() {
 type amqpBus struct {
 	url                      string
 	exchange, queue, shadowX string
+	shQueue                  string // the queue's shadow twin
 	audit                    [2]string
 	conn                     *amqp091.Connection
 	as                       *slamqp.Shadow
@@ -293,18 +291,10 @@ func newAMQPBus(url, prefix string) *amqpBus {
 		audit: [2]string{prefix + ".audit", prefix + ".audit_sh"}}
 }
 
-func (b *amqpBus) kind() string { return "amqp" }
-func (b *amqpBus) name() string { return b.exchange }
-func (b *amqpBus) label() string {
-	return "rabbitmq (exchange " + b.exchange + ", queue " + b.queue + ")"
+func (b *amqpBus) names() migNames {
+	return migNames{kind: "amqp", name: b.exchange, label: "rabbitmq (exchange " + b.exchange + ", queue " + b.queue + ")",
+		prod: b.exchange, shadow: b.shadowX, shadowSource: b.shQueue}
 }
-func (b *amqpBus) target(sh bool) string {
-	if sh {
-		return "amqp " + b.shadowX
-	}
-	return "amqp " + b.exchange
-}
-func (b *amqpBus) isShadow(src string) bool { return src == b.as.ShadowName(b.queue) }
 
 func (b *amqpBus) setup(ctx context.Context, rt *shadowlane.Runtime) (err error) {
 	if b.conn, err = amqp091.Dial(b.url); err != nil {
@@ -313,7 +303,7 @@ func (b *amqpBus) setup(ctx context.Context, rt *shadowlane.Runtime) (err error)
 	if b.as, err = slamqp.New(slamqp.WithRuntime(rt), slamqp.WithShadowExchanges(b.exchange), slamqp.WithShadowQueues(b.queue), slamqp.WithConfirms()); err != nil {
 		return err
 	}
-	b.shadowX = b.as.ShadowName(b.exchange)
+	b.shadowX, b.shQueue = b.as.ShadowName(b.exchange), b.as.ShadowName(b.queue)
 	ch, err := b.conn.Channel()
 	if err != nil {
 		return err
@@ -359,7 +349,7 @@ func (b *amqpBus) consume(ctx context.Context, rd *migrate.Reader, side migrate.
 	inner := slamqp.Migrating(rd, side, func(ctx context.Context, d *amqp091.Delivery) error {
 		src := b.queue
 		if d.Exchange == b.shadowX {
-			src = b.as.ShadowName(b.queue)
+			src = b.shQueue
 		}
 		h(ctx, src, d.Body)
 		return nil
@@ -413,7 +403,7 @@ func (b *amqpBus) close() {
 		return
 	}
 	if ch, err := b.conn.Channel(); err == nil {
-		for _, q := range []string{b.queue, b.as.ShadowName(b.queue), b.audit[0], b.audit[1]} {
+		for _, q := range []string{b.queue, b.shQueue, b.audit[0], b.audit[1]} {
 			ch.QueueDelete(q, false, false, false)
 		}
 		for _, x := range []string{b.exchange, b.shadowX} {
@@ -423,5 +413,3 @@ func (b *amqpBus) close() {
 	}
 	b.conn.Close()
 }
-
-var _ = fmt.Sprint

@@ -133,16 +133,9 @@ func (b *rocketBus) instance() string {
 	return fmt.Sprintf("%s-%d", b.group, rocketInstance.Add(1))
 }
 
-func (b *rocketBus) kind() string  { return "rocketmq" }
-func (b *rocketBus) name() string  { return b.topic }
-func (b *rocketBus) label() string { return "rocketmq (rmqfake, topic " + b.topic + ")" }
-func (b *rocketBus) target(sh bool) string {
-	if sh {
-		return "rocketmq " + b.shTp
-	}
-	return "rocketmq " + b.topic
+func (b *rocketBus) names() migNames {
+	return migNames{kind: "rocketmq", name: b.topic, label: "rocketmq (rmqfake, topic " + b.topic + ")", prod: b.topic, shadow: b.shTp, shadowSource: b.shTp}
 }
-func (b *rocketBus) isShadow(src string) bool { return src == b.shTp }
 
 func (b *rocketBus) setup(_ context.Context, rt *shadowlane.Runtime) (err error) {
 	b.shTp = shadow.DefaultTopic.Shadow(b.topic)
@@ -186,12 +179,8 @@ func (b *rocketBus) consume(_ context.Context, rd *migrate.Reader, side migrate.
 }
 
 func (b *rocketBus) readBack(_ context.Context, sh bool) ([]migCopy, error) {
-	topic := b.topic
-	if sh {
-		topic = b.shTp
-	}
 	var out []migCopy
-	for _, m := range b.srv.Messages(topic) {
+	for _, m := range b.srv.Messages(b.names().dest(sh)) {
 		c := migCopy{bodyID: bodyID(m.Body)}
 		for k, v := range m.Properties {
 			switch {

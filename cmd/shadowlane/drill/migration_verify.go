@@ -15,7 +15,7 @@ type migCopy struct {
 }
 
 func (s *migScenario) add(name string, want, got int, detail string) {
-	s.invs = append(s.invs, Invariant{Name: "migration " + s.m.old.kind() + "->" + s.m.new.kind() + ": " + name, Expected: want, Observed: got, OK: want == got, Detail: detail})
+	s.invs = append(s.invs, Invariant{Name: "migration " + s.m.old.names().kind + "->" + s.m.new.names().kind + ": " + name, Expected: want, Observed: got, OK: want == got, Detail: detail})
 }
 
 func bodyID(b []byte) string {
@@ -30,7 +30,7 @@ func bodyID(b []byte) string {
 func (s *migScenario) verify(ctx context.Context) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.rep.From, s.rep.To = s.m.old.label(), s.m.new.label()
+	s.rep.From, s.rep.To = s.m.old.names().label, s.m.new.names().label
 	s.rep.Reader = s.reader.Stats()
 	s.verifyTargets(ctx)
 	s.verifyHandled()
@@ -56,7 +56,7 @@ func (s *migScenario) migTargets() []migTarget {
 			phases = append(phases, migrate.NewOnly)
 		}
 		for _, sh := range []bool{false, true} {
-			targets = append(targets, migTarget{b.target(sh), b, sh, phases})
+			targets = append(targets, migTarget{b.names().target(sh), b, sh, phases})
 		}
 	}
 	return targets
@@ -146,6 +146,7 @@ func (s *migScenario) tally(c migCopy, n *migTally) {
 // phases switched and each sent events. It counts the handlings per side
 // into the report. s.mu is held.
 func (s *migScenario) verifyHandled() {
+	old, nw := s.m.old.names(), s.m.new.names()
 	once, twice, lost, markedRight, marked := 0, 0, 0, 0, 0
 	var twiceIDs []string
 	for _, id := range s.idsSent {
@@ -163,7 +164,7 @@ func (s *migScenario) verifyHandled() {
 			s.rep.Handled[x.side.String()]++
 			if s.kindOf[id] == migLoad {
 				marked++
-				if x.run == s.m.run && (s.m.old.isShadow(x.source) || s.m.new.isShadow(x.source)) {
+				if x.run == s.m.run && (old.isShadow(x.source) || nw.isShadow(x.source)) {
 					markedRight++
 				}
 			}

@@ -180,38 +180,46 @@ func (d *drillRun) timedPhase(ctx context.Context) {
 func (d *drillRun) send(ctx context.Context, sc expectation) {
 	st := map[int]int{}
 	var mu sync.Mutex
-	sem := make(chan struct{}, d.o.Concurrency)
-	var wg sync.WaitGroup
-	for i := 0; i < d.o.Requests; i++ {
+	concurrently(d.o.Requests, d.o.Concurrency, func(i int) {
 		r := sc.build(i)
+		t0 := time.Now()
+		rp := post(ctx, d.client, d.t.gwURL, r)
+		code := rp.code
+		dur := time.Since(t0)
+		d.col.add(classOf(sc), t0, dur, code)
+		mu.Lock()
+		st[code]++
+		d.codes[r.id] = code
+		if code != sc.status {
+			if d.odd[sc.name] == nil {
+				d.odd[sc.name] = &examples{}
+			}
+			d.odd[sc.name].add(timedReq{r.id, rp})
+		}
+		if dur > d.slowest[sc.name] {
+			d.slowest[sc.name] = dur
+		}
+		mu.Unlock()
+	})
+	d.statuses[sc.name] = st
+	d.rep.Scenarios = append(d.rep.Scenarios, Scenario{Name: sc.name, Sent: d.o.Requests, Statuses: stringKeys(st)})
+}
+
+// concurrently calls f(0), ..., f(n-1), at most limit at a time, and
+// returns when every call has.
+func concurrently(n, limit int, f func(i int)) {
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, limit)
+	for i := range n {
 		wg.Add(1)
 		sem <- struct{}{}
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			t0 := time.Now()
-			rp := post(ctx, d.client, d.t.gwURL, r)
-			code := rp.code
-			dur := time.Since(t0)
-			d.col.add(classOf(sc), t0, dur, code)
-			mu.Lock()
-			st[code]++
-			d.codes[r.id] = code
-			if code != sc.status {
-				if d.odd[sc.name] == nil {
-					d.odd[sc.name] = &examples{}
-				}
-				d.odd[sc.name].add(timedReq{r.id, rp})
-			}
-			if dur > d.slowest[sc.name] {
-				d.slowest[sc.name] = dur
-			}
-			mu.Unlock()
+			f(i)
 		}()
 	}
 	wg.Wait()
-	d.statuses[sc.name] = st
-	d.rep.Scenarios = append(d.rep.Scenarios, Scenario{Name: sc.name, Sent: d.o.Requests, Statuses: stringKeys(st)})
 }
 
 // fixedPhases sends the fixed scenarios, then the kill switch and strict

@@ -8,7 +8,6 @@ import (
 	"io"
 	"maps"
 	"slices"
-	"sort"
 	"strings"
 	"time"
 
@@ -245,13 +244,8 @@ func (r *Report) routingRow(w io.Writer, name, tag string, hopsServed map[string
 	fmt.Fprintf(w, "  %-32s %-8s", name, tag)
 	for _, hop := range routedHops {
 		m := hopsServed[hop]
-		envs := make([]string, 0, len(m))
-		for e := range m {
-			envs = append(envs, e)
-		}
-		sort.Strings(envs)
 		cell := []string{}
-		for _, e := range envs {
+		for _, e := range slices.Sorted(maps.Keys(m)) {
 			cell = append(cell, fmt.Sprintf("%s=%d", e, m[e]))
 		}
 		if len(cell) == 0 {

@@ -105,6 +105,21 @@ func (s *stores) proxy(name, hostport string) (string, error) {
 	return p.Addr(), nil
 }
 
+// proxyURL returns u as the shop's clients dial it: its host:port (port
+// defaultPort when u names none) replaced by proxy's.
+func (s *stores) proxyURL(name string, u *url.URL, defaultPort string) (string, error) {
+	host := u.Host
+	if u.Port() == "" {
+		host += ":" + defaultPort
+	}
+	addr, err := s.proxy(name, host)
+	if err != nil {
+		return "", err
+	}
+	u.Host = addr
+	return u.String(), nil
+}
+
 // retried counts a transient error a consumer retried.
 func (s *stores) retried(what string, _ error) {
 	v, _ := s.retries.LoadOrStore(what, new(atomic.Int64))
@@ -291,13 +306,7 @@ func (s *stores) proxyDSN(dsn string) (string, error) {
 	if err != nil || u.Host == "" {
 		return "", fmt.Errorf("drill: DSN %q: no host to put a fault proxy in front of", redactDSN(dsn))
 	}
-	host := u.Host
-	if u.Port() == "" {
-		host += ":5432"
-	}
-	addr, err := s.proxy("sql", host)
-	u.Host = addr
-	return u.String(), err
+	return s.proxyURL("sql", u, "5432")
 }
 
 func (s *stores) tables() []string {

@@ -3,9 +3,10 @@ package drill
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/http"
 	"runtime/debug"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -263,11 +264,7 @@ func mixWheel(mix Mix) []string {
 	if len(mix) == 0 {
 		mix = DefaultMix
 	}
-	keys := make([]string, 0, len(mix))
-	for k := range mix {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
+	keys := slices.Sorted(maps.Keys(mix))
 	var wheel []string // one entry per part
 	for {
 		added := false

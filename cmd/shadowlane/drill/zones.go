@@ -532,28 +532,19 @@ func (zd *zoneDrill) phase(ctx context.Context, name, run, want string) ZonePhas
 	before := zt.served(run)
 	p := ZonePhase{Name: name, Run: run, Want: want, Sent: o.Requests, Pinned: zt.caller.RoutingPolicy().PinZone(run)}
 	var mu sync.Mutex
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, o.Concurrency)
-	for i := 0; i < o.Requests; i++ {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			code := zoneCall(ctx, zd.c, zt.callerURL, run)
-			mu.Lock()
-			defer mu.Unlock()
-			switch code {
-			case http.StatusOK:
-				p.Answered++
-			case http.StatusServiceUnavailable:
-				p.Refused++
-			default:
-				p.Failed++
-			}
-		}()
-	}
-	wg.Wait()
+	concurrently(o.Requests, o.Concurrency, func(int) {
+		code := zoneCall(ctx, zd.c, zt.callerURL, run)
+		mu.Lock()
+		defer mu.Unlock()
+		switch code {
+		case http.StatusOK:
+			p.Answered++
+		case http.StatusServiceUnavailable:
+			p.Refused++
+		default:
+			p.Failed++
+		}
+	})
 	p.Served = minus(zt.served(run), before)
 	zd.rep.Phases = append(zd.rep.Phases, p)
 	return p
