@@ -274,10 +274,10 @@ func (r *jsRun) laneDecision(seq uint64, d bus.Decision) (bus.Decision, error) {
 	return d, nil
 }
 
-// park hands a lane's messages back while it is not live: it ends the
-// current fetch, whose received rest comes through take (which naks them
-// at once; what was still in flight waits for its ack wait), and consumes
-// again once the lane is live.
+// park stops a lane that is not live from taking messages: it ends the
+// current fetch (the caller hands back what it received, see
+// [jsRun.handBack]; what was still in flight waits for its ack wait) and
+// consumes again once the lane is live.
 func (r *jsRun) park() {
 	r.mu.Lock()
 	if r.parked || r.loop == nil {
@@ -291,8 +291,9 @@ func (r *jsRun) park() {
 	if l.fetch != nil {
 		// End the fetch now: messages naked while it stayed open
 		// would come straight back to it (a hot loop spending their
-		// deliveries). What the server sends after this waits for
-		// its ack wait.
+		// deliveries). What it received is handed back
+		// ([jsRun.handBack]); what the server had sent but the
+		// client had not received yet waits for its ack wait.
 		l.fetch()
 	}
 	r.mu.Unlock()
