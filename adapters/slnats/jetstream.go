@@ -689,19 +689,18 @@ func (r *jsRun) take(msg jetstream.Msg, rest <-chan jetstream.Msg) {
 	}
 	d := decode(msg.Headers())
 	dec := s.r.Consume(r.lanesKey, subj, &d)
-	if dec.Action == bus.Wait && r.lanes != nil && s.r.Env() != "" && !s.r.Live(r.lanesKey) {
-		// This lane left the lanes: close its epoch, hand the message
-		// back at once and stop pulling until it is live again; the
-		// trunk hands the backlog over meanwhile.
-		if _, err := r.lanes.sync(r.ctx, s.r.Env(), false); err != nil {
-			s.laneError(err)
-		}
-		r.park()
-		r.handBack(msg, rest)
+	if dec.Action == bus.Wait && r.left() {
+		r.leave(msg, rest)
 		return
 	}
 	for dec.Action == bus.Wait {
 		if !r.hold(msg, dec, rest) {
+			if r.ctx.Err() == nil {
+				// The lane left while it held them and the switch
+				// is on: the trunk takes them over.
+				r.leave(msg, rest)
+				return
+			}
 			// Stopped: handed back at once, with the rest of the
 			// fetch, so another instance takes them without waiting
 			// for their ack wait.
@@ -729,6 +728,22 @@ func (r *jsRun) take(msg jetstream.Msg, rest <-chan jetstream.Msg) {
 	case bus.Handle:
 		r.process(msg, seq, n, dec)
 	}
+}
+
+// left reports whether this run is a lane that is not live.
+func (r *jsRun) left() bool {
+	return r.lanes != nil && r.s.r.Env() != "" && !r.s.r.Live(r.lanesKey)
+}
+
+// leave is what a lane that left the lanes does with msg (and the rest
+// of its fetch): close its epoch, hand them back at once and stop pulling
+// until it is live again; the trunk hands the backlog over meanwhile.
+func (r *jsRun) leave(msg jetstream.Msg, rest <-chan jetstream.Msg) {
+	if _, err := r.lanes.sync(r.ctx, r.s.r.Env(), false); err != nil {
+		r.s.laneError(err)
+	}
+	r.park()
+	r.handBack(msg, rest)
 }
 
 // process hands msg to the handler under dec's mark and settles it: nil
@@ -793,7 +808,10 @@ func (r *jsRun) hadFailed(seq uint64) bool {
 
 // hold keeps msg in progress (no redelivery, no delivery spent) until
 // the rules let the consumer take it; false when the consumption was
-// stopped first. Meanwhile the rest of msg's fetch (rest) is received
+// stopped first, or when this lane left the lanes and the kill switch is
+// on (while it is off the trunk could not take marked messages either,
+// so the lane keeps them in progress rather than spend their deliveries
+// on hand-over attempts). Meanwhile the rest of msg's fetch (rest) is received
 // into the backlog and kept in progress too, to be taken after msg in
 // order; no new fetch is made, so the consumer holds what the server
 // delivered and nothing more.
@@ -807,6 +825,9 @@ func (r *jsRun) hold(msg jetstream.Msg, dec bus.Decision, rest <-chan jetstream.
 	var held []jetstream.Msg
 	_ = msg.InProgress()
 	for !r.s.r.Ready(r.lanesKey, dec) {
+		if r.left() && r.s.r.LoadTestOn() {
+			return false
+		}
 		select {
 		case <-r.ctx.Done():
 			return false

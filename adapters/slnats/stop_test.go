@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/shadowlane/shadowlane/adapters/slnats"
+	"github.com/shadowlane/shadowlane/envtag"
 	"github.com/shadowlane/shadowlane/propagation"
 	"github.com/shadowlane/shadowlane/shadow/bus/bustest"
 )
@@ -235,5 +236,64 @@ func TestJetStreamStopHandsBackHeld(t *testing.T) {
 		defer second.Stop()
 		c.waitAll(t, n, "after the holding consumption stopped")
 		brokerSettled(t, js, s.StreamName(stream), first.Consumers[1], n)
+	})
+}
+
+// A lane that holds marked messages back under the kill switch when its
+// env leaves the lanes keeps them in progress while the switch is off
+// (the trunk could not take them either), and hands them back once it is
+// on: the trunk takes them over well before their ack wait, each exactly
+// once, and the lane handles none.
+func TestJetStreamLaneLeftWhileHolding(t *testing.T) {
+	const n = 10
+	servers(t, func(t *testing.T, url string) {
+		js := jetStream(t, connect(t, url))
+		rt := bustest.SwitchRuntime(t)
+		var lanes envtag.SwapLanes
+		lanes.Store(envtag.StaticLanes{"natsstop_lane": {"proj-a"}})
+		bucket := "natsstop_" + uniq() + "_lanes"
+		t.Cleanup(func() { js.DeleteKeyValue(context.Background(), bucket) })
+		opts := []slnats.Option{slnats.WithAll(), slnats.WithRuntime(rt), slnats.WithLanes(&lanes), slnats.WithLaneBucket(bucket)}
+		trunk := newShadow(t, opts...)
+		lane := newShadow(t, append(opts, slnats.WithEnv("proj-a"))...)
+		stream, subj := natsstopStream(t, js, trunk, true)
+		cfg := jetstream.ConsumerConfig{Durable: "natsstop_lane", AckPolicy: jetstream.AckExplicitPolicy, AckWait: stopAckWait}
+		var byTrunk, byLane tally
+		tc, err := trunk.ConsumeJetStream(context.Background(), jetStream(t, connect(t, url)), stream, cfg, func(ctx context.Context, msg jetstream.Msg) error {
+			byTrunk.add(string(msg.Data()))
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tc.Stop()
+		lc, err := lane.ConsumeJetStream(context.Background(), jetStream(t, connect(t, url)), stream, cfg, func(ctx context.Context, msg jetstream.Msg) error {
+			byLane.add(string(msg.Data()))
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer lc.Stop()
+
+		rt.SetLoadTest(false, "test")
+		pub := trunk.JetStream(js)
+		marked := propagation.With(context.Background(), propagation.Mark{Run: "natsstop", Env: "proj-a"})
+		for i := range n {
+			if _, err := pub.Publish(marked, subj, fmt.Appendf(nil, "m%02d", i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		pendingWith(t, js, trunk.StreamName(stream), lc.Consumers[1], n)
+		lanes.Store(envtag.StaticLanes{})
+		time.Sleep(500 * time.Millisecond) // the switch stays off a while after the lane left
+		if d := byTrunk.distinct() + byLane.distinct(); d != 0 {
+			t.Fatalf("%d marked messages handled while the switch was off", d)
+		}
+		rt.SetLoadTest(true, "")
+		byTrunk.waitAll(t, n, "by the trunk after the lane left and the switch went on")
+		if d := byLane.distinct(); d != 0 {
+			t.Errorf("the lane handled %d messages after it left", d)
+		}
 	})
 }
