@@ -411,25 +411,65 @@ func (r *jsRun) handOver(env string) error {
 		if err != nil {
 			return fmt.Errorf("%w: hand-over from %s: %w", ErrLanes, name, err)
 		}
-		stop := false
+		// A message the kill switch holds back is kept in progress
+		// with the rest of the fetch, in order, until the switch is on:
+		// naked, it would come straight back (the fetch is open) or at
+		// the next attempt, each time spending a delivery, until the
+		// server dropped it after MaxDeliver.
+		var held []jetstream.Msg
 		for msg := range batch.Messages() {
-			if stop {
-				_ = msg.Nak()
-				continue
+			if len(held) > 0 || !r.handOverMsg(env, e, msg) {
+				held = append(held, msg)
 			}
-			stop = !r.handOverMsg(env, e, msg)
 		}
-		if stop {
-			return nil
+		for len(held) > 0 {
+			if !r.holdHandOver(env, held) {
+				// Stopped, or the lane is back: handed back at once
+				// (the fetch has ended).
+				for _, m := range held {
+					_ = m.NakWithDelay(handBackDelay)
+				}
+				return nil
+			}
+			for len(held) > 0 && r.handOverMsg(env, e, held[0]) {
+				held[0] = nil
+				held = held[1:]
+			}
 		}
 	}
 	return nil
 }
 
+// holdHandOver keeps held (messages of a hand-over from env's lane
+// consumer, the first held back by the kill switch) in progress until the
+// switch is on (true), the run stops or env is listed again (false).
+func (r *jsRun) holdHandOver(env string, held []jetstream.Msg) bool {
+	t := time.NewTicker(r.s.c.poll)
+	defer t.Stop()
+	var last time.Time
+	for !r.s.r.LoadTestOn() {
+		if !r.s.r.Takes(r.lanesKey, propagation.Mark{Env: env}) {
+			return false
+		}
+		if time.Since(last) > time.Second {
+			for _, m := range held {
+				_ = m.InProgress()
+			}
+			last = time.Now()
+		}
+		select {
+		case <-r.ctx.Done():
+			return false
+		case <-t.C:
+		}
+	}
+	return r.ctx.Err() == nil
+}
+
 // handOverMsg handles one message pulled from env's lane consumer during
 // a hand-over: env's messages the epochs give the lane are handled as the
 // trunk handles its own, the rest are acknowledged. false: the kill switch
-// holds a message back (the hand-over stops and is tried again later).
+// holds msg back (not settled: the caller holds it).
 func (r *jsRun) handOverMsg(env string, e bus.Epochs, msg jetstream.Msg) bool {
 	md, err := msg.Metadata()
 	if err != nil {
@@ -446,7 +486,6 @@ func (r *jsRun) handOverMsg(env string, e bus.Epochs, msg jetstream.Msg) bool {
 		return true
 	}
 	if dec.Action == bus.Wait {
-		_ = msg.Nak()
 		return false
 	}
 	if r.isSettled(seq) {

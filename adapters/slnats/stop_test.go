@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	natsgo "github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/shadowlane/shadowlane/adapters/slnats"
@@ -294,6 +295,82 @@ func TestJetStreamLaneLeftWhileHolding(t *testing.T) {
 		byTrunk.waitAll(t, n, "by the trunk after the lane left and the switch went on")
 		if d := byLane.distinct(); d != 0 {
 			t.Errorf("the lane handled %d messages after it left", d)
+		}
+	})
+}
+
+// The trunk hands over the backlog of a lane that left while the kill
+// switch is off: the lane's marked messages wait (no delivery spent on
+// them, none dropped after MaxDeliver) and are handled by the trunk,
+// each exactly once, once the switch is on.
+func TestJetStreamHandOverWhileSwitchOff(t *testing.T) {
+	const n = 10
+	servers(t, func(t *testing.T, url string) {
+		js := jetStream(t, connect(t, url))
+		rt := bustest.SwitchRuntime(t)
+		var lanes envtag.SwapLanes
+		lanes.Store(envtag.StaticLanes{"natsstop_ho": {"proj-a"}})
+		bucket := "natsstop_" + uniq() + "_lanes"
+		t.Cleanup(func() { js.DeleteKeyValue(context.Background(), bucket) })
+		var refused tally
+		opts := []slnats.Option{slnats.WithAll(), slnats.WithRuntime(rt), slnats.WithLanes(&lanes), slnats.WithLaneBucket(bucket)}
+		trunk := newShadow(t, append(opts, slnats.WithRefused(func(ctx context.Context, m *natsgo.Msg, err error) {
+			refused.add(string(m.Data))
+			t.Logf("refused %s: %v", m.Data, err)
+		}))...)
+		lane := newShadow(t, append(opts, slnats.WithEnv("proj-a"))...)
+		stream, subj := natsstopStream(t, js, trunk, true)
+		cfg := jetstream.ConsumerConfig{Durable: "natsstop_ho", AckPolicy: jetstream.AckExplicitPolicy, AckWait: stopAckWait}
+		var byTrunk tally
+		tc, err := trunk.ConsumeJetStream(context.Background(), jetStream(t, connect(t, url)), stream, cfg, func(ctx context.Context, msg jetstream.Msg) error {
+			byTrunk.add(string(msg.Data()))
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tc.Stop()
+		// The lane's consumer exists and its epoch is open, but no lane
+		// instance runs: what is sent now is the lane's backlog.
+		lc, err := lane.ConsumeJetStream(context.Background(), jetStream(t, connect(t, url)), stream, cfg, func(ctx context.Context, msg jetstream.Msg) error {
+			t.Errorf("the lane handled %s after it stopped", msg.Data())
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		lc.Stop()
+		pub := trunk.JetStream(js)
+		marked := propagation.With(context.Background(), propagation.Mark{Run: "natsstop", Env: "proj-a"})
+		for i := range n {
+			if _, err := pub.Publish(marked, subj, fmt.Appendf(nil, "m%02d", i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		rt.SetLoadTest(false, "test")
+		lanes.Store(envtag.StaticLanes{})
+		time.Sleep(3 * time.Second) // several hand-over attempts while the switch is off
+		if d := byTrunk.distinct(); d != 0 {
+			t.Fatalf("%d marked messages handled while the switch was off", d)
+		}
+		rt.SetLoadTest(true, "")
+		byTrunk.waitAll(t, n, "by the trunk's hand-over after the switch went on")
+		// Broker side: the lane's consumer delivered each message once
+		// (none redelivered, so no delivery was spent while the switch
+		// was off) and all are acknowledged.
+		c, err := js.Consumer(context.Background(), trunk.StreamName(stream), lc.Consumers[1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		ci, err := c.Info(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ci.Delivered.Consumer != n || ci.Delivered.Stream != n || ci.AckFloor.Stream != n || ci.NumAckPending != 0 {
+			t.Errorf("lane consumer %s: %d deliveries of %d messages, ack floor %d, ack pending %d; want %d, %d, %d, 0", lc.Consumers[1], ci.Delivered.Consumer, ci.Delivered.Stream, ci.AckFloor.Stream, ci.NumAckPending, n, n, n)
+		}
+		if d := refused.distinct(); d != 0 {
+			t.Errorf("%d messages refused (dropped after MaxDeliver) during the hand-over", d)
 		}
 	})
 }
