@@ -99,8 +99,9 @@
 // stops pulling, naks what it holds and waits to be listed again; the
 // trunk closes the epoch and hands the backlog over (it pulls from the
 // lane's consumer, handles what the epoch gives the lane and acknowledges
-// the rest) until nothing below the epoch's end is unacknowledged, or the
-// lane is back. A message whose owner cannot be read (the bucket is
+// the rest; a message the kill switch holds back is kept in progress, as
+// a consumer's own are, spending no delivery) until nothing below the
+// epoch's end is unacknowledged, or the lane is back. A message whose owner cannot be read (the bucket is
 // unreachable) is not handled: it is redelivered after a pause
 // ([WithLaneErrors] is told); each pause costs a delivery, so a store that
 // stays away sends it the refusal path after MaxDeliver.

@@ -19,8 +19,10 @@ package slnats
 // When E leaves, its lane consumer stops pulling and naks what it holds
 // (no redelivery wait); the trunk closes the epoch (or finds it closed)
 // and hands the backlog over: it pulls from D-E, handles the E messages
-// its epochs give the lane, acknowledges the rest, and records the
-// hand-over once D-E holds nothing unacknowledged below the epoch's end.
+// its epochs give the lane, acknowledges the rest (holding a message the
+// kill switch holds back in progress, with the rest of its fetch, until
+// the switch is on), and records the hand-over once D-E holds nothing
+// unacknowledged below the epoch's end.
 // If E comes back first, the lane takes its backlog itself.
 
 import (
