@@ -191,3 +191,104 @@ func holdSpendsNoDeliveries(t *testing.T, failFirst bool) {
 		t.Errorf("%d messages handled as redeliveries not asked for, want 0 (a hold is not a crash)", n)
 	}
 }
+
+// TestKillSwitchMaxHold: load tests stay off longer than WithMaxHold (a
+// stand-in for RabbitMQ's consumer_timeout, which closes a channel whose
+// deliveries stay unacknowledged too long, production consumers
+// included). The consumer hands back what it held and holds nothing
+// more: a plain client finds every marked message ready in the shadow
+// queue, none handled, while production flows; once the switch is on,
+// each is handled exactly once. With a prefetch, and without one (the
+// hold then cancels the consumer at once).
+func TestKillSwitchMaxHold(t *testing.T) {
+	for _, prefetch := range []int{4, 0} {
+		t.Run(fmt.Sprintf("prefetch-%d", prefetch), func(t *testing.T) { maxHold(t, prefetch) })
+	}
+}
+
+func maxHold(t *testing.T, prefetch int) {
+	const nMarked, prodN = 10, 6
+	conn := dial(t)
+	q := "amqphold_" + uniq() + ".work"
+	cleanup(t, conn, []string{q, q + "_shadow"}, nil)
+	rt := bustest.SwitchRuntime(t)
+	s := newShadow(t, slamqp.WithShadowQueues(q), slamqp.WithRuntime(rt), slamqp.WithPrefetch(prefetch),
+		slamqp.WithMaxHold(400*time.Millisecond))
+	raw := channel(t, conn)
+	if err := s.Declare(raw, slamqp.Topology{Queues: []slamqp.Queue{{Name: q}}}); err != nil {
+		t.Fatal(err)
+	}
+	pub := s.Channel(channel(t, conn))
+	publish := func(ctx context.Context, prefix string, n int) {
+		t.Helper()
+		for i := range n {
+			id := fmt.Sprintf("%s%02d", prefix, i)
+			if err := pub.PublishWithContext(ctx, "", q, false, false, amqp091.Publishing{MessageId: id, Body: []byte(id)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	sw := bustest.NewSwitch(func() bool { on, _ := rt.LoadTestEnabled(); return on })
+	sw.Flip(func() { rt.SetLoadTest(false, "amqphold test") })
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- s.Channel(channel(t, conn)).Consume(ctx, q, func(ctx context.Context, d *amqp091.Delivery) error {
+			sw.Handle(ctx, string(d.Body))
+			return nil
+		})
+	}()
+	stopped := false
+	stop := func() {
+		if !stopped {
+			stopped = true
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("Consume: %v", err)
+			}
+		}
+	}
+	defer stop()
+
+	publish(propagation.With(context.Background(), propagation.Mark{Run: "amqphold-r2"}), "lt-", nMarked)
+	publish(context.Background(), "prod-a", prodN/2)
+	sw.WaitFor(t, "prod-a", prodN/2)
+	// Held, then handed back after WithMaxHold: all ready again.
+	insp := channel(t, conn)
+	ready := func() int {
+		st, err := insp.QueueDeclarePassive(q+"_shadow", false, false, false, false, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.Messages
+	}
+	bustest.Wait(t, 30*time.Second, func() bool { return ready() == nMarked }, func() string {
+		return fmt.Sprintf("shadow queue holds %d ready messages while off, want %d (handed back after WithMaxHold)", ready(), nMarked)
+	})
+	publish(context.Background(), "prod-b", prodN/2)
+	sw.WaitFor(t, "prod-b", prodN/2)
+	time.Sleep(300 * time.Millisecond) // nothing is taken again while off
+	if n := ready(); n != nMarked {
+		t.Errorf("shadow queue holds %d ready messages while off after the hand-back, want %d", n, nMarked)
+	}
+	if n, _ := sw.Count("lt-"); n != 0 {
+		t.Fatalf("%d marked messages handled while off", n)
+	}
+	sw.Flip(func() { rt.SetLoadTest(true, "") })
+	sw.WaitFor(t, "lt-", nMarked)
+	time.Sleep(300 * time.Millisecond) // late deliveries, if any
+	stop()
+	sw.Check(t, "none", 0, nMarked+prodN)
+	for _, qn := range []string{q, q + "_shadow"} {
+		for _, d := range get(t, raw, qn) {
+			t.Errorf("%s left in %s", d.Body, qn)
+		}
+	}
+}
+
+func TestMaxHoldConfig(t *testing.T) {
+	if _, err := slamqp.New(slamqp.WithMaxHold(-time.Second)); !errors.Is(err, slamqp.ErrConfig) {
+		t.Errorf("WithMaxHold(-1s): %v, want ErrConfig", err)
+	}
+	newShadow(t, slamqp.WithMaxHold(0)) // hand back at once
+}
