@@ -140,7 +140,9 @@ func WithRuntime(rt *shadowlane.Runtime) Option { return optionFunc(func(c *conf
 // production consumers on it included: after d the consumer hands what
 // it holds back (nack with requeue: one delivery spent per such long
 // hold), cancels itself on that queue and consumes again once the switch
-// is on. Keep d well below the broker's consumer_timeout. 0 hands marked
+// is on. Keep d well below the broker's consumer_timeout. Other
+// consumers of the queue do not get what this one holds (if their kill
+// switch is on, they wait for it up to d). 0 hands marked
 // deliveries back at once, spending a delivery on every hold. A consumer
 // that stops hands back what it holds. Without a prefetch
 // ([WithPrefetch] 0) a hold cancels the consumer, so that the broker does

@@ -292,3 +292,75 @@ func TestMaxHoldConfig(t *testing.T) {
 	}
 	newShadow(t, slamqp.WithMaxHold(0)) // hand back at once
 }
+
+// TestKillSwitchStopWhileHolding: a plain client sees the hold (the
+// prefetch's worth of marked messages unacknowledged, the rest ready, none
+// handled), then the consumer stops while its channel stays open: every
+// held message is back in the shadow queue, none lost, none handled, and
+// production was handled all along.
+func TestKillSwitchStopWhileHolding(t *testing.T) {
+	const nMarked, prodN, prefetch = 10, 4, 4
+	conn := dial(t)
+	q := "amqphold_" + uniq() + ".work"
+	cleanup(t, conn, []string{q, q + "_shadow"}, nil)
+	rt := bustest.SwitchRuntime(t)
+	s := newShadow(t, slamqp.WithShadowQueues(q), slamqp.WithRuntime(rt), slamqp.WithPrefetch(prefetch))
+	raw := channel(t, conn)
+	if err := s.Declare(raw, slamqp.Topology{Queues: []slamqp.Queue{{Name: q}}}); err != nil {
+		t.Fatal(err)
+	}
+	pub := s.Channel(channel(t, conn))
+	sw := bustest.NewSwitch(func() bool { on, _ := rt.LoadTestEnabled(); return on })
+	sw.Flip(func() { rt.SetLoadTest(false, "amqphold test") })
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	consumerCh := channel(t, conn) // stays open after the stop
+	go func() {
+		done <- s.Channel(consumerCh).Consume(ctx, q, func(ctx context.Context, d *amqp091.Delivery) error {
+			sw.Handle(ctx, string(d.Body))
+			return nil
+		})
+	}()
+	lt := propagation.With(context.Background(), propagation.Mark{Run: "amqphold-r3"})
+	for i := range nMarked {
+		id := fmt.Sprintf("lt-%02d", i)
+		if err := pub.PublishWithContext(lt, "", q, false, false, amqp091.Publishing{MessageId: id, Body: []byte(id)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range prodN {
+		id := fmt.Sprintf("prod-%02d", i)
+		if err := pub.PublishWithContext(context.Background(), "", q, false, false, amqp091.Publishing{MessageId: id, Body: []byte(id)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	insp := channel(t, conn)
+	ready := func() int {
+		st, err := insp.QueueDeclarePassive(q+"_shadow", false, false, false, false, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.Messages
+	}
+	sw.WaitFor(t, "prod-", prodN)
+	bustest.Wait(t, 30*time.Second, func() bool { return ready() == nMarked-prefetch }, func() string {
+		return fmt.Sprintf("shadow queue holds %d ready messages, want %d (%d held unacknowledged)", ready(), nMarked-prefetch, prefetch)
+	})
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Consume returned %v on a stop, want nil", err)
+	}
+	bustest.Wait(t, 10*time.Second, func() bool { return ready() == nMarked }, func() string {
+		return fmt.Sprintf("after the stop the shadow queue holds %d ready messages, want %d", ready(), nMarked)
+	})
+	sw.Check(t, "none", 0, prodN) // no marked message handled
+	got := map[string]int{}
+	for _, d := range get(t, raw, q+"_shadow") {
+		got[string(d.Body)]++
+	}
+	for i := range nMarked {
+		if id := fmt.Sprintf("lt-%02d", i); got[id] != 1 {
+			t.Errorf("%s found %d times in the shadow queue, want 1", id, got[id])
+		}
+	}
+}
