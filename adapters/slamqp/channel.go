@@ -558,17 +558,25 @@ func (sb *sub) handle(ctx context.Context, d *amqp091.Delivery, dec bus.Decision
 		s.obs.Entry(mctx, sb.prod, sb.queue)
 	}
 	herr := h(mctx, d)
-	key := deliveryKey(d)
 	if herr == nil {
-		if _, failedHere := sb.tries[key]; d.Redelivered && !failedHere {
+		// The key (which allocates, and hashes body and headers of a
+		// message without an id) is needed only when something failed
+		// here before.
+		failedHere := false
+		if len(sb.tries) > 0 {
+			key := deliveryKey(d)
+			_, failedHere = sb.tries[key]
+			delete(sb.tries, key)
+		}
+		if d.Redelivered && !failedHere {
 			s.obs.Redelivered()
 		}
 		if sb.handover != "" {
 			s.obs.HandedOver(1)
 		}
-		delete(sb.tries, key)
 		return d.Ack(false)
 	}
+	key := deliveryKey(d)
 	n := deliveries(d, sb.tries, key)
 	if n >= s.c.maxDeliver {
 		delete(sb.tries, key)
