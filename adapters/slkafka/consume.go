@@ -249,7 +249,8 @@ func (c *Consumer) runClient(ctx context.Context, p Plan, h *handovers, fail fun
 					break
 				}
 				if d.Action == bus.Wait {
-					wait = &d
+					w := d // a copy: taking d's address would move every record's decision to the heap
+					wait = &w
 				} else {
 					refused, err := c.handle(ctx, r, d)
 					if herr = err; herr != nil {
@@ -426,8 +427,13 @@ func (c *Consumer) handle(ctx context.Context, r *kgo.Record, d bus.Decision) (r
 		return err == nil, err
 	}
 	mctx := propagation.With(ctx, d.Mark)
-	c.s.obs.Entry(mctx, c.s.r.Production(r.Topic), c.group)
-	exhausted, err := c.s.c.retry.Do(ctx, func() error { return c.h(mctx, r) })
+	if d.Mark.Run != "" { // evidence counts marked work only: skip the target for production
+		c.s.obs.Entry(mctx, c.s.r.Production(r.Topic), c.group)
+	}
+	var exhausted bool
+	if err = c.h(mctx, r); err != nil { // the retries (no closure on the path of a handled record)
+		exhausted, err = c.s.c.retry.After(ctx, err, func() error { return c.h(mctx, r) })
+	}
 	if bus.Final(ctx, exhausted, err) {
 		c.s.obs.HandlerFailed(mctx)
 	}
