@@ -554,7 +554,7 @@ func (sb *sub) deliver(ctx context.Context, d *amqp091.Delivery, dec bus.Decisio
 func (sb *sub) handle(ctx context.Context, d *amqp091.Delivery, dec bus.Decision, h Handler) error {
 	s := sb.c.s
 	mctx := propagation.With(ctx, dec.Mark)
-	if !d.Redelivered { // the broker's redeliveries are the same message
+	if !d.Redelivered && dec.Mark.Run != "" { // marked work; the broker's redeliveries are the same message
 		s.obs.Entry(mctx, sb.prod, sb.queue)
 	}
 	herr := h(mctx, d)

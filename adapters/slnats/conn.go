@@ -225,7 +225,9 @@ func (s *Shadow) msgHandler(lanesKey string, shadowSide bool, h Handler) natsgo.
 			}
 		case bus.Handle:
 			mctx := propagation.With(context.Background(), dec.Mark)
-			s.obs.Entry(mctx, metricTarget(s, msg.Subject), lanesKey)
+			if dec.Mark.Run != "" { // evidence counts marked work only: skip the target for production
+				s.obs.Entry(mctx, metricTarget(s, msg.Subject), lanesKey)
+			}
 			h(mctx, msg)
 		}
 	}

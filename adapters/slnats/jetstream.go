@@ -668,7 +668,7 @@ func (r *jsRun) process(msg jetstream.Msg, seq uint64, n int, dec bus.Decision) 
 		_ = msg.Term() // settled meanwhile (dropped by the server and refused)
 		return false
 	}
-	if n == 1 { // the first delivery; redeliveries are the same message
+	if n == 1 && dec.Mark.Run != "" { // the first delivery (redeliveries are the same message) of marked work
 		s.obs.Entry(mctx, metricTarget(s, subj), r.lanesKey)
 	}
 	err := r.h(mctx, msg)
