@@ -31,15 +31,17 @@ import (
 //     line for line), the consume decision (bus.Rules.ConsumeRecord with
 //     the trunk's lane steps for slkafka, bus.Rules.Consume for slamqp and
 //     core NATS), the handler's context (propagation.With), the run
-//     evidence of a handled message (shadowlane.BusEvidence.Entry) and,
-//     for slkafka, the in-place retry wrapper (bus.Retry.Do). The
-//     adapters run these steps in unexported functions (slkafka
-//     Consumer.runClient and handle, slamqp sub.run, deliver and handle,
-//     slnats msgHandler); their public wrappers (Consumer.Run,
-//     Channel.Consume, Conn.Subscribe) need a broker. Not included: the
-//     broker's acks and commits, slkafka's commit batch, slamqp's probe
-//     look-up and per-delivery retry key, JetStream's settled-sequence
-//     bookkeeping (its decision is the same decode + Consume as core NATS).
+//     evidence of a handled marked message (shadowlane.BusEvidence.Entry)
+//     and, for slkafka, the in-place retry (bus.Retry.After, called only
+//     when the handler failed). Keep these in step with the adapters: they
+//     run these steps in unexported functions (slkafka Consumer.runClient
+//     and handle, slamqp sub.run, deliver and handle, slnats msgHandler);
+//     their public wrappers (Consumer.Run, Channel.Consume,
+//     Conn.Subscribe) need a broker. Not included: the broker's acks and
+//     commits, slkafka's commit batch, slamqp's probe look-up (its whole
+//     per-delivery path is adapters/slamqp's BenchmarkDeliver),
+//     JetStream's settled-sequence bookkeeping (its decision is the same
+//     decode + Consume as core NATS).
 func BenchmarkConsume(b *testing.B) {
 	ctx := context.Background()
 	b.Run("kafka", func(b *testing.B) {
@@ -140,8 +142,13 @@ func (c *kafkaLoop) consume(ctx context.Context, r *kgo.Record) error {
 		return nil
 	}
 	mctx := propagation.With(ctx, dec.Mark)
-	c.ev.Entry(mctx, c.rules.Production(r.Topic), c.group)
-	exhausted, err := c.retry.Do(ctx, func() error { return c.h(mctx, r) })
+	if dec.Mark.Run != "" {
+		c.ev.Entry(mctx, c.rules.Production(r.Topic), c.group)
+	}
+	var exhausted bool
+	if err = c.h(mctx, r); err != nil {
+		exhausted, err = c.retry.After(ctx, err, func() error { return c.h(mctx, r) })
+	}
 	if bus.Final(ctx, exhausted, err) {
 		c.ev.HandlerFailed(mctx)
 	}
@@ -192,7 +199,7 @@ func (c *amqpLoop) consume(ctx context.Context, prod, from string, d *amqp091.De
 		return nil
 	}
 	mctx := propagation.With(ctx, dec.Mark)
-	if !d.Redelivered {
+	if !d.Redelivered && dec.Mark.Run != "" {
 		c.ev.Entry(mctx, prod, from)
 	}
 	return c.h(mctx, d)
@@ -255,7 +262,9 @@ func (c *natsLoop) consume(msg *natsgo.Msg, shadowSide bool) {
 	c.last = dec
 	if dec.Action == bus.Handle {
 		mctx := propagation.With(context.Background(), dec.Mark)
-		c.ev.Entry(mctx, natsTarget(c.rules, msg.Subject), c.lanesKey)
+		if dec.Mark.Run != "" {
+			c.ev.Entry(mctx, natsTarget(c.rules, msg.Subject), c.lanesKey)
+		}
 		c.h(mctx, msg)
 	}
 }
