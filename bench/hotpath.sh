@@ -47,13 +47,10 @@ limiter ^BenchmarkXRate$/^serial$
 limiter ^BenchmarkSentinel$/^serial$
 messaging ^BenchmarkConsume$/^kafka$/^bare$
 messaging ^BenchmarkConsume$/^kafka$/^unmarked$
-messaging ^BenchmarkConsume$/^kafka$/^marked$
 messaging ^BenchmarkConsume$/^amqp$/^bare$
 messaging ^BenchmarkConsume$/^amqp$/^unmarked$
-messaging ^BenchmarkConsume$/^amqp$/^marked$
 messaging ^BenchmarkConsume$/^nats$/^bare$
-messaging ^BenchmarkConsume$/^nats$/^unmarked$
-messaging ^BenchmarkConsume$/^nats$/^marked$'
+messaging ^BenchmarkConsume$/^nats$/^unmarked$'
 ROWS=$(printf '%s\n' "$ROWS" | grep -E -- "${ONLY:-.}")
 
 echo "building..." >&2 # the packages of the rows selected
