@@ -375,9 +375,10 @@ type sub struct {
 	prod, queue string
 	tag         string
 	ds          <-chan amqp091.Delivery
-	tries       map[string]int // failures per message, when the broker does not count
-	lanes       *laneSet       // trunk with lanes: where it passed messages on
-	handover    string         // the env whose lane queue this trunk consumer hands over
+	tries       map[string]int  // failures per message, when the broker does not count
+	lanes       *laneSet        // trunk with lanes: where it passed messages on
+	handover    string          // the env whose lane queue this trunk consumer hands over
+	prodCtx     context.Context // run's context carrying the zero mark: every production delivery's handler context
 }
 
 func (sb *sub) start() error {
@@ -452,6 +453,7 @@ func (sb *sub) cancel() error {
 
 func (sb *sub) run(ctx context.Context, h Handler) error {
 	s := sb.c.s
+	sb.prodCtx = propagation.With(ctx, propagation.Mark{}) // built once, not per delivery
 	for {
 		select {
 		case <-ctx.Done():
@@ -553,7 +555,10 @@ func (sb *sub) deliver(ctx context.Context, d *amqp091.Delivery, dec bus.Decisio
 // nacks with requeue after a pause, or after the last delivery refuses it.
 func (sb *sub) handle(ctx context.Context, d *amqp091.Delivery, dec bus.Decision, h Handler) error {
 	s := sb.c.s
-	mctx := propagation.With(ctx, dec.Mark)
+	mctx := sb.prodCtx // ctx is run's
+	if !dec.Mark.IsZero() || mctx == nil {
+		mctx = propagation.With(ctx, dec.Mark)
+	}
 	if !d.Redelivered && dec.Mark.Run != "" { // marked work; the broker's redeliveries are the same message
 		s.obs.Entry(mctx, sb.prod, sb.queue)
 	}

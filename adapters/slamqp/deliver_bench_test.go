@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	amqp091 "github.com/rabbitmq/amqp091-go"
+
+	"github.com/shadowlane/shadowlane/propagation"
 )
 
 // nopAck settles deliveries without a broker.
@@ -17,17 +19,18 @@ func (nopAck) Reject(uint64, bool) error     { return nil }
 // BenchmarkDeliver is a trunk consumer's per-delivery path without a
 // broker (decide, then deliver: the decision, the handler's context, the
 // handler, the ack), for an unmarked delivery with and without a message
-// id. The handled unmarked delivery allocates only its handler's context
-// (propagation.With); bench/messaging's BenchmarkConsume/amqp compares
-// the decision with the bare handler call.
+// id. A handled unmarked delivery does not allocate;
+// bench/messaging's BenchmarkConsume/amqp compares the decision with the
+// bare handler call.
 func BenchmarkDeliver(b *testing.B) {
 	s, err := New(WithShadowQueues("orders"))
 	if err != nil {
 		b.Fatal(err)
 	}
-	sb := &sub{c: &Channel{s: s}, prod: "orders", queue: "orders", tries: map[string]int{}}
-	h := Handler(func(context.Context, *amqp091.Delivery) error { return nil })
 	ctx := context.Background()
+	sb := &sub{c: &Channel{s: s}, prod: "orders", queue: "orders", tries: map[string]int{},
+		prodCtx: propagation.With(ctx, propagation.Mark{})} // as run sets it
+	h := Handler(func(context.Context, *amqp091.Delivery) error { return nil })
 	for _, c := range []struct{ name, id string }{{"unmarked", ""}, {"unmarked-with-id", "m-1"}} {
 		d := &amqp091.Delivery{Acknowledger: nopAck{}, MessageId: c.id, Body: make([]byte, 128),
 			Headers: amqp091.Table{"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", "content-type": "application/json"}}

@@ -30,7 +30,8 @@ import (
 //     adapter's header decoding (its unexported decode, repeated here
 //     line for line), the consume decision (bus.Rules.ConsumeRecord with
 //     the trunk's lane steps for slkafka, bus.Rules.Consume for slamqp and
-//     core NATS), the handler's context (propagation.With), the run
+//     core NATS), the handler's context (propagation.With for marked
+//     work; production work gets a context the loop built once), the run
 //     evidence of a handled marked message (shadowlane.BusEvidence.Entry)
 //     and, for slkafka, the in-place retry (bus.Retry.After, called only
 //     when the handler failed). Keep these in step with the adapters: they
@@ -52,7 +53,8 @@ func BenchmarkConsume(b *testing.B) {
 		var n int
 		h := slkafka.Handler(func(_ context.Context, r *kgo.Record) error { n += len(r.Value); return nil })
 		c := &kafkaLoop{rules: s.Rules(), ev: shadowlane.NewBusEvidence(nil, slkafka.Store), group: "billing", h: h,
-			steps: &bus.LaneSteps{Skips: bus.NewSkips(), Counts: bus.NewCounters(slkafka.Store)}}
+			steps: &bus.LaneSteps{Skips: bus.NewSkips(), Counts: bus.NewCounters(slkafka.Store)},
+			prod:  propagation.With(ctx, propagation.Mark{})}
 		hs := []kgo.RecordHeader{{Key: "traceparent", Value: []byte("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")}, {Key: "content-type", Value: []byte("application/json")}}
 		plain := &kgo.Record{Topic: "orders", Value: value, Headers: hs}
 		marked := &kgo.Record{Topic: "orders_shadow", Value: value, Headers: append(hs[:2:2], kgo.RecordHeader{Key: bus.HeaderRun, Value: []byte("run-1")})}
@@ -70,7 +72,7 @@ func BenchmarkConsume(b *testing.B) {
 		var n int
 		h := slamqp.Handler(func(_ context.Context, d *amqp091.Delivery) error { n += len(d.Body); return nil })
 		rq, _ := s.Rules()
-		c := &amqpLoop{rules: rq, ev: shadowlane.NewBusEvidence(nil, slamqp.Store), h: h}
+		c := &amqpLoop{rules: rq, ev: shadowlane.NewBusEvidence(nil, slamqp.Store), h: h, prod: propagation.With(ctx, propagation.Mark{})}
 		plain := &amqp091.Delivery{Body: value, Headers: amqp091.Table{"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", "content-type": "application/json"}}
 		marked := &amqp091.Delivery{Body: value, Headers: amqp091.Table{"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", "content-type": "application/json", bus.HeaderRun: "run-1"}}
 		c.check(b, ctx, "orders", "orders", plain, "")
@@ -86,7 +88,8 @@ func BenchmarkConsume(b *testing.B) {
 		}
 		var n int
 		h := slnats.Handler(func(_ context.Context, m *natsgo.Msg) { n += len(m.Data) })
-		c := &natsLoop{rules: s.Rules(), ev: shadowlane.NewBusEvidence(nil, slnats.Store), lanesKey: "billing", h: h}
+		c := &natsLoop{rules: s.Rules(), ev: shadowlane.NewBusEvidence(nil, slnats.Store), lanesKey: "billing", h: h,
+			prod: propagation.With(context.Background(), propagation.Mark{})}
 		plain := &natsgo.Msg{Subject: "orders.created", Data: value, Header: natsgo.Header{"Traceparent": {"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}, "Content-Type": {"application/json"}}}
 		st, _ := s.ShadowSubject("orders.created")
 		marked := &natsgo.Msg{Subject: st, Data: value, Header: natsgo.Header{"Traceparent": {"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}, "Content-Type": {"application/json"}, bus.HeaderRun: {"run-1"}}}
@@ -117,6 +120,7 @@ type kafkaLoop struct {
 	steps *bus.LaneSteps
 	retry bus.Retry
 	h     slkafka.Handler
+	prod  context.Context // the loop's context carrying the zero mark, built once
 	last  bus.Decision
 }
 
@@ -141,7 +145,10 @@ func (c *kafkaLoop) consume(ctx context.Context, r *kgo.Record) error {
 	if dec.Action != bus.Handle {
 		return nil
 	}
-	mctx := propagation.With(ctx, dec.Mark)
+	mctx := c.prod
+	if !dec.Mark.IsZero() {
+		mctx = propagation.With(ctx, dec.Mark)
+	}
 	if dec.Mark.Run != "" {
 		c.ev.Entry(mctx, c.rules.Production(r.Topic), c.group)
 	}
@@ -168,6 +175,7 @@ type amqpLoop struct {
 	rules *bus.Rules
 	ev    shadowlane.BusEvidence
 	h     slamqp.Handler
+	prod  context.Context // the loop's context carrying the zero mark, built once
 	last  bus.Decision
 }
 
@@ -198,7 +206,10 @@ func (c *amqpLoop) consume(ctx context.Context, prod, from string, d *amqp091.De
 	if dec.Action != bus.Handle {
 		return nil
 	}
-	mctx := propagation.With(ctx, dec.Mark)
+	mctx := c.prod
+	if !dec.Mark.IsZero() {
+		mctx = propagation.With(ctx, dec.Mark)
+	}
 	if !d.Redelivered && dec.Mark.Run != "" {
 		c.ev.Entry(mctx, prod, from)
 	}
@@ -219,6 +230,7 @@ type natsLoop struct {
 	ev       shadowlane.BusEvidence
 	lanesKey string
 	h        slnats.Handler
+	prod     context.Context // the handler's context for production work, built once
 	last     bus.Decision
 }
 
@@ -261,7 +273,10 @@ func (c *natsLoop) consume(msg *natsgo.Msg, shadowSide bool) {
 	dec := c.rules.Consume(c.lanesKey, msg.Subject, &d)
 	c.last = dec
 	if dec.Action == bus.Handle {
-		mctx := propagation.With(context.Background(), dec.Mark)
+		mctx := c.prod
+		if !dec.Mark.IsZero() {
+			mctx = propagation.With(context.Background(), dec.Mark)
+		}
 		if dec.Mark.Run != "" {
 			c.ev.Entry(mctx, natsTarget(c.rules, msg.Subject), c.lanesKey)
 		}
