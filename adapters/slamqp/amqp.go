@@ -15,19 +15,8 @@ import (
 	"github.com/shadowlane/shadowlane/shadow/bus"
 )
 
-// Header names (AMQP table keys) the mark travels under: the names of
-// every bus. Written exactly like this; read ignoring ASCII case.
-const (
-	HeaderRun = bus.HeaderRun
-	HeaderEnv = bus.HeaderEnv
-)
-
 // Store is the store name on every [*shadow.Error] and decision counter.
 const Store = "amqp"
-
-// DefaultFallbackRun is the run id of a delivery from a shadow queue that
-// carries no run header: the queue alone makes it load-test traffic.
-const DefaultFallbackRun = bus.DefaultFallbackRun
 
 // DefaultPrefetch is the prefetch count [Channel.Consume] sets when
 // [WithPrefetch] is not given.
@@ -121,7 +110,7 @@ func WithRefused(f RefusedFunc) Option { return optionFunc(func(c *config) { c.r
 func WithRequeueRefused() Option { return optionFunc(func(c *config) { c.requeueBad = true }) }
 
 // WithFallbackRun sets the run id of deliveries from a shadow queue without
-// a run header (default [DefaultFallbackRun]).
+// a run header (default [bus.DefaultFallbackRun]).
 func WithFallbackRun(run string) Option {
 	return optionFunc(func(c *config) { c.bus.FallbackRun = run })
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/shadowlane/shadowlane/internal/testenv"
 	"github.com/shadowlane/shadowlane/propagation"
 	"github.com/shadowlane/shadowlane/shadow"
+	"github.com/shadowlane/shadowlane/shadow/bus"
 )
 
 func dial(t testing.TB) *amqp091.Connection {
@@ -98,11 +99,8 @@ func topology(p string) slamqp.Topology {
 }
 
 func TestShadowTopologyRefusesProductionDeadLetter(t *testing.T) {
-	s, err := slamqp.New(slamqp.WithShadowExchanges("orders"), slamqp.WithShadowQueues("billing"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = s.ShadowTopology(slamqp.Topology{Queues: []slamqp.Queue{{Name: "billing", Args: amqp091.Table{"x-dead-letter-exchange": "dlx"}}}})
+	s := newShadow(t, slamqp.WithShadowExchanges("orders"), slamqp.WithShadowQueues("billing"))
+	_, err := s.ShadowTopology(slamqp.Topology{Queues: []slamqp.Queue{{Name: "billing", Args: amqp091.Table{"x-dead-letter-exchange": "dlx"}}}})
 	if !errors.Is(err, shadow.ErrNoShadowTarget) {
 		t.Fatalf("err = %v, want ErrNoShadowTarget", err)
 	}
@@ -127,7 +125,7 @@ func TestPublishConsume(t *testing.T) {
 		mu      sync.Mutex
 		refused []string
 	)
-	s, err := slamqp.New(slamqp.WithShadowExchanges(p+".orders", p+".dlx"), slamqp.WithShadowQueues(p+".billing", p+".dead"),
+	s := newShadow(t, slamqp.WithShadowExchanges(p+".orders", p+".dlx"), slamqp.WithShadowQueues(p+".billing", p+".dead"),
 		slamqp.WithRefused(func(ctx context.Context, d *amqp091.Delivery, err error) {
 			if !errors.Is(err, shadow.ErrUnsupported) || propagation.IsLoadTest(ctx) {
 				t.Errorf("refusal err=%v mark=%v", err, propagation.FromContext(ctx))
@@ -136,9 +134,6 @@ func TestPublishConsume(t *testing.T) {
 			refused = append(refused, string(d.Body))
 			mu.Unlock()
 		}))
-	if err != nil {
-		t.Fatal(err)
-	}
 	cleanup(t, conn, []string{p + ".billing", p + ".dead", p + ".billing_shadow", p + ".dead_shadow"},
 		[]string{p + ".orders", p + ".dlx", p + ".orders_shadow", p + ".dlx_shadow"})
 	raw := channel(t, conn)
@@ -183,8 +178,8 @@ func TestPublishConsume(t *testing.T) {
 		ex, body string
 		h        amqp091.Table
 	}{
-		{p + ".orders", "bad-run", amqp091.Table{slamqp.HeaderRun: "r 1"}},
-		{p + ".orders", "bad-type", amqp091.Table{slamqp.HeaderRun: int32(7)}},
+		{p + ".orders", "bad-run", amqp091.Table{bus.HeaderRun: "r 1"}},
+		{p + ".orders", "bad-type", amqp091.Table{bus.HeaderRun: int32(7)}},
 		{p + ".orders_shadow", "bare", nil},
 	} {
 		if err := raw.PublishWithContext(ctx, m.ex, "order.created", false, false, amqp091.Publishing{Body: []byte(m.body), Headers: m.h}); err != nil {
@@ -236,7 +231,7 @@ func TestPublishConsume(t *testing.T) {
 	gmu.Lock()
 	for b, want := range map[string]propagation.Mark{
 		"prod": {}, "env-only": {Env: "proj-a"}, "stale": {}, "load": {Run: "r1"},
-		"load-env": {Run: "r1", Env: "proj-a"}, "load-direct": {Run: "r1"}, "bare": {Run: slamqp.DefaultFallbackRun},
+		"load-env": {Run: "r1", Env: "proj-a"}, "load-direct": {Run: "r1"}, "bare": {Run: bus.DefaultFallbackRun},
 	} {
 		if g, ok := seen[b]; !ok || g.mark != want {
 			t.Errorf("%s handled as %+v (%v), want mark %v", b, g, ok, want)
@@ -269,14 +264,8 @@ func TestLanes(t *testing.T) {
 	var lanes envtag.SwapLanes
 	lanes.Store(envtag.StaticLanes{p + ".q": {"proj-a"}})
 	opts := []slamqp.Option{slamqp.WithShadowExchanges(p + ".ex"), slamqp.WithShadowQueues(p + ".q")}
-	trunk, err := slamqp.New(append(opts, slamqp.WithLanes(&lanes))...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lane, err := slamqp.New(append(opts, slamqp.WithEnv("proj-a"))...)
-	if err != nil {
-		t.Fatal(err)
-	}
+	trunk := newShadow(t, append(opts, slamqp.WithLanes(&lanes))...)
+	lane := newShadow(t, append(opts, slamqp.WithEnv("proj-a"))...)
 	if q := lane.Queues(p + ".q"); len(q) != 2 || q[0] != p+".q-proj-a" || q[1] != p+".q-proj-a_shadow" {
 		t.Fatalf("lane queues %v", q)
 	}

@@ -10,7 +10,6 @@ import (
 
 	amqp091 "github.com/rabbitmq/amqp091-go"
 
-	"github.com/shadowlane/shadowlane"
 	"github.com/shadowlane/shadowlane/adapters/slamqp"
 	"github.com/shadowlane/shadowlane/propagation"
 	"github.com/shadowlane/shadowlane/shadow"
@@ -26,15 +25,8 @@ func TestKillSwitchHoldsMarkedDeliveries(t *testing.T) {
 	p := uniq()
 	q := p + ".work"
 	cleanup(t, conn, []string{q, q + "_shadow"}, nil)
-	rt, err := shadowlane.New(shadowlane.Config{Service: "bus-test", Trust: shadowlane.TrustConfig{Mode: "internal"}}, shadowlane.WithoutDefault())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rt.Close()
-	s, err := slamqp.New(slamqp.WithShadowQueues(q), slamqp.WithRuntime(rt), slamqp.WithPrefetch(8))
-	if err != nil {
-		t.Fatal(err)
-	}
+	rt := bustest.SwitchRuntime(t)
+	s := newShadow(t, slamqp.WithShadowQueues(q), slamqp.WithRuntime(rt), slamqp.WithPrefetch(8))
 	raw := channel(t, conn)
 	if err := s.Declare(raw, slamqp.Topology{Queues: []slamqp.Queue{{Name: q}}}); err != nil {
 		t.Fatal(err)
@@ -121,12 +113,9 @@ func TestPoisonBoundedAndAnomalyRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	lg := bustest.NewLedger()
-	s, err := slamqp.New(slamqp.WithMaxDeliveries(3), slamqp.WithRefused(func(ctx context.Context, d *amqp091.Delivery, err error) {
+	s := newShadow(t, slamqp.WithMaxDeliveries(3), slamqp.WithRefused(func(ctx context.Context, d *amqp091.Delivery, err error) {
 		lg.Refuse(string(d.Body), err)
 	}))
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
@@ -183,10 +172,7 @@ func TestLaneTopologyOnceAndConfirms(t *testing.T) {
 	p := uniq()
 	x, q := p+".x", p+".q"
 	cleanup(t, conn, []string{q, q + "-proj-a", q + "_shadow", q + "-proj-a_shadow", q + "-proj-a-proj-a"}, []string{x, x + "_shadow"})
-	lane, err := slamqp.New(slamqp.WithShadowExchanges(x), slamqp.WithShadowQueues(q), slamqp.WithEnv("proj-a"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	lane := newShadow(t, slamqp.WithShadowExchanges(x), slamqp.WithShadowQueues(q), slamqp.WithEnv("proj-a"))
 	topo := slamqp.Topology{Exchanges: []slamqp.Exchange{{Name: x, Kind: "direct"}}, Queues: []slamqp.Queue{{Name: q}}, Bindings: []slamqp.Binding{{Queue: q, Exchange: x, Key: "k"}}}
 	lt := lane.LaneTopology(lane.LaneTopology(topo))
 	if len(lt.Queues) != 2 || lt.Queues[1].Name != q+"-proj-a" || len(lt.Bindings) != 1 || lt.Bindings[0].Queue != q {
@@ -228,10 +214,7 @@ func TestLaneTopologyOnceAndConfirms(t *testing.T) {
 	}
 	// confirms: an exchange with a configured twin that was never declared
 	y := p + ".y"
-	s, err := slamqp.New(slamqp.WithShadowExchanges(y), slamqp.WithConfirms())
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := newShadow(t, slamqp.WithShadowExchanges(y), slamqp.WithConfirms())
 	if err := raw.ExchangeDeclare(y, "direct", false, true, false, false, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -239,7 +222,7 @@ func TestLaneTopologyOnceAndConfirms(t *testing.T) {
 	pub := s.Channel(channel(t, conn))
 	ctx, cancel := context.WithTimeout(propagation.With(context.Background(), propagation.Mark{Run: "r1"}), 10*time.Second)
 	defer cancel()
-	err = pub.PublishWithContext(ctx, y, "k", false, false, amqp091.Publishing{Body: []byte("x")})
+	err := pub.PublishWithContext(ctx, y, "k", false, false, amqp091.Publishing{Body: []byte("x")})
 	if !errors.Is(err, slamqp.ErrNotConfirmed) {
 		t.Fatalf("publish to an undeclared shadow exchange: %v, want ErrNotConfirmed", err)
 	}

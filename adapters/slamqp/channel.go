@@ -79,10 +79,10 @@ func setHeaders(msg *amqp091.Publishing, m propagation.Mark) {
 		}
 	}
 	if run != "" {
-		t[HeaderRun] = run
+		t[bus.HeaderRun] = run
 	}
 	if env != "" {
-		t[HeaderEnv] = env
+		t[bus.HeaderEnv] = env
 	}
 	msg.Headers = t
 }

@@ -5,12 +5,12 @@
 // load-test mark (see [propagation.With]) to the shadow twin of its exchange
 // (by default the name plus "_shadow"), or, through the default exchange, to
 // the shadow twin of the queue its routing key names, with the mark in the
-// X-Shadowlane-Run and X-Shadowlane-Env headers. Twins exist only for the
-// configured exchanges and queues ([WithShadowExchanges],
-// [WithShadowQueues], [WithAll]); a marked publish anywhere else is refused
-// with a [*shadow.Error] wrapping [shadow.ErrNoShadowTarget]. An unmarked
-// publish to a shadow exchange or queue is refused with
-// [shadow.ErrShadowFromProduction].
+// X-Shadowlane-Run and X-Shadowlane-Env headers ([bus.HeaderRun],
+// [bus.HeaderEnv]). Twins exist only for the configured exchanges and queues
+// ([WithShadowExchanges], [WithShadowQueues], [WithAll]); a marked publish
+// anywhere else is refused with a [*shadow.Error] wrapping
+// [shadow.ErrNoShadowTarget]. An unmarked publish to a shadow exchange or
+// queue is refused with [shadow.ErrShadowFromProduction].
 //
 // Consume: [Channel.Consume] reads the production queue and, when it has a
 // twin, the shadow queue, with the same handler; the handler's context

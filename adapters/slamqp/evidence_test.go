@@ -38,11 +38,8 @@ func TestRunEvidence(t *testing.T) {
 	}
 	defer rt.Close()
 	var refused atomic.Int64
-	s, err := slamqp.New(slamqp.WithRuntime(rt), slamqp.WithShadowQueues(q), slamqp.WithShadowExchanges(ghost), slamqp.WithConfirms(),
+	s := newShadow(t, slamqp.WithRuntime(rt), slamqp.WithShadowQueues(q), slamqp.WithShadowExchanges(ghost), slamqp.WithConfirms(),
 		slamqp.WithMaxDeliveries(2), slamqp.WithRefused(func(context.Context, *amqp091.Delivery, error) { refused.Add(1) }))
-	if err != nil {
-		t.Fatal(err)
-	}
 	pub := s.Channel(channel(t, conn))
 	for _, b := range []string{"l1", "l2", "lfail"} {
 		if err := pub.PublishWithContext(marked("amqp-r1", ""), "", q, false, false, amqp091.Publishing{Body: []byte(b)}); err != nil {

@@ -55,14 +55,8 @@ func TestLaneHandOverRabbitMQ(t *testing.T) {
 	var lanes envtag.SwapLanes
 	lanes.Store(envtag.StaticLanes{q: {"proj-a"}})
 	opts := []slamqp.Option{slamqp.WithShadowExchanges(x), slamqp.WithShadowQueues(q), slamqp.WithLanes(&lanes)}
-	trunk, err := slamqp.New(opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lane, err := slamqp.New(append(opts, slamqp.WithEnv("proj-a"))...)
-	if err != nil {
-		t.Fatal(err)
-	}
+	trunk := newShadow(t, opts...)
+	lane := newShadow(t, append(opts, slamqp.WithEnv("proj-a"))...)
 	topo := slamqp.Topology{
 		Exchanges: []slamqp.Exchange{{Name: x, Kind: "topic"}},
 		Queues:    []slamqp.Queue{{Name: q}},
@@ -124,13 +118,7 @@ func TestLaneHandOverRabbitMQ(t *testing.T) {
 		before, prod = append(before, a, m), append(prod, pr)
 	}
 	lg.WaitIDs(t, "production", prod)
-	deadline := time.Now().Add(30 * time.Second)
-	for lg.Count("lane") < 20 {
-		if time.Now().After(deadline) {
-			t.Fatal("the lane handled nothing")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	bustest.Wait(t, 30*time.Second, func() bool { return lg.Count("lane") >= 20 }, func() string { return "the lane handled nothing" })
 	// The trunk restarts at the drop, as a new process (a new Shadow): it
 	// knows nothing of the lane queue until it handles a proj-a message
 	// and probes it.
@@ -139,10 +127,7 @@ func TestLaneHandOverRabbitMQ(t *testing.T) {
 	}
 	lanes.Store(envtag.StaticLanes{})
 	dropped.Store(true)
-	trunk2, err := slamqp.New(opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
+	trunk2 := newShadow(t, opts...)
 	tc2 := startConsumer(t, trunk2, q, handler("trunk", 0))
 	defer tc2.stop()
 	byLaneAtDrop := lg.Count("lane")

@@ -11,22 +11,8 @@ import (
 	"github.com/shadowlane/shadowlane"
 	"github.com/shadowlane/shadowlane/adapters/slamqp"
 	"github.com/shadowlane/shadowlane/shadow"
+	"github.com/shadowlane/shadowlane/shadow/bus/bustest"
 )
-
-func testDataRuntime(t testing.TB, action string) *shadowlane.Runtime {
-	t.Helper()
-	rt, err := shadowlane.New(shadowlane.Config{TestData: shadowlane.TestDataConfig{
-		Action:   action,
-		Prefixes: []string{"lt-"},
-		IDRanges: []shadowlane.IDRange{{Min: 9000000000, Max: 9099999999}},
-		Headers:  []shadowlane.TestDataHeader{{Name: "X-Test", Value: "*"}},
-	}}, shadowlane.WithoutConfigFile())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { rt.Close() })
-	return rt
-}
 
 func bodies(ds []amqp091.Delivery) []string {
 	var out []string
@@ -60,11 +46,8 @@ func TestLostMarkGuard(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	rt := testDataRuntime(t, "")
-	s, err := slamqp.New(slamqp.WithShadowExchanges(ex), slamqp.WithShadowQueues(q), slamqp.WithRuntime(rt), slamqp.WithConfirms())
-	if err != nil {
-		t.Fatal(err)
-	}
+	rt := bustest.TestDataRuntime(t, "")
+	s := newShadow(t, slamqp.WithShadowExchanges(ex), slamqp.WithShadowQueues(q), slamqp.WithRuntime(rt), slamqp.WithConfirms())
 	ch := s.Channel(channel(t, conn))
 	bg := context.Background()
 	lost := []struct {
@@ -107,11 +90,8 @@ func TestLostMarkGuard(t *testing.T) {
 	}
 
 	// action alert: the publish goes through and is counted
-	alert := testDataRuntime(t, "alert")
-	sa, err := slamqp.New(slamqp.WithShadowExchanges(ex), slamqp.WithShadowQueues(q), slamqp.WithRuntime(alert), slamqp.WithConfirms())
-	if err != nil {
-		t.Fatal(err)
-	}
+	alert := bustest.TestDataRuntime(t, "alert")
+	sa := newShadow(t, slamqp.WithShadowExchanges(ex), slamqp.WithShadowQueues(q), slamqp.WithRuntime(alert), slamqp.WithConfirms())
 	cha := sa.Channel(channel(t, conn))
 	if err := cha.PublishWithContext(bg, ex, "order.lt-2", false, false, amqp091.Publishing{Body: []byte("alerted")}); err != nil {
 		t.Fatal(err)
@@ -133,11 +113,8 @@ func BenchmarkPrepareUnmarked(b *testing.B) {
 	for _, c := range []struct {
 		name string
 		rt   *shadowlane.Runtime
-	}{{"off", off}, {"on", testDataRuntime(b, "")}} {
-		s, err := slamqp.New(slamqp.WithShadowExchanges("orders"), slamqp.WithRuntime(c.rt))
-		if err != nil {
-			b.Fatal(err)
-		}
+	}{{"off", off}, {"on", bustest.TestDataRuntime(b, "")}} {
+		s := newShadow(b, slamqp.WithShadowExchanges("orders"), slamqp.WithRuntime(c.rt))
 		msg := amqp091.Publishing{MessageId: "m-12345", Headers: amqp091.Table{"trace": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "user_id": int64(12345)}, Body: []byte("v")}
 		b.Run(c.name, func(b *testing.B) {
 			b.ReportAllocs()

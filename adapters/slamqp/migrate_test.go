@@ -30,11 +30,8 @@ func TestMigrationPhases(t *testing.T) {
 	}
 	cleanup(t, conn, []string{oldQ, oldQ + "_shadow", newQ, newQ + "_shadow", audit[oldX], audit[oldX+"_shadow"], audit[newX], audit[newX+"_shadow"]},
 		[]string{oldX, oldX + "_shadow", newX, newX + "_shadow"})
-	s, err := slamqp.New(slamqp.WithShadowExchanges(oldX, newX), slamqp.WithShadowQueues(oldQ, newQ), slamqp.WithConfirms())
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = s.Declare(channel(t, conn), slamqp.Topology{
+	s := newShadow(t, slamqp.WithShadowExchanges(oldX, newX), slamqp.WithShadowQueues(oldQ, newQ), slamqp.WithConfirms())
+	err := s.Declare(channel(t, conn), slamqp.Topology{
 		Exchanges: []slamqp.Exchange{{Name: oldX, Kind: "topic"}, {Name: newX, Kind: "topic"}},
 		Queues:    []slamqp.Queue{{Name: oldQ}, {Name: newQ}},
 		Bindings:  []slamqp.Binding{{Queue: oldQ, Exchange: oldX, Key: "#"}, {Queue: newQ, Exchange: newX, Key: "#"}},

@@ -2,7 +2,6 @@ package slamqp_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -16,6 +15,7 @@ import (
 	"github.com/shadowlane/shadowlane/envtag"
 	"github.com/shadowlane/shadowlane/propagation"
 	"github.com/shadowlane/shadowlane/shadow"
+	"github.com/shadowlane/shadowlane/shadow/bus"
 	"github.com/shadowlane/shadowlane/shadow/bus/bustest"
 )
 
@@ -79,18 +79,9 @@ func TestReconcileRabbitMQ(t *testing.T) {
 		slamqp.WithShadowExchanges(x, dlx), slamqp.WithShadowQueues(q, dead), slamqp.WithLanes(&lanes), slamqp.WithMaxDeliveries(3),
 		slamqp.WithRefused(func(ctx context.Context, d *amqp091.Delivery, err error) { lg.Refuse(string(d.Body), err) }),
 	}
-	trunk, err := slamqp.New(append(opts, slamqp.WithConfirms())...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	laneA, err := slamqp.New(append(opts, slamqp.WithEnv("proj-a"))...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	laneB, err := slamqp.New(append(opts, slamqp.WithEnv("proj-b"))...)
-	if err != nil {
-		t.Fatal(err)
-	}
+	trunk := newShadow(t, append(opts, slamqp.WithConfirms())...)
+	laneA := newShadow(t, append(opts, slamqp.WithEnv("proj-a"))...)
+	laneB := newShadow(t, append(opts, slamqp.WithEnv("proj-b"))...)
 	topo := slamqp.Topology{
 		Exchanges: []slamqp.Exchange{{Name: x, Kind: "topic"}, {Name: dlx, Kind: "fanout"}},
 		Queues:    []slamqp.Queue{{Name: q, Args: amqp091.Table{"x-dead-letter-exchange": dlx}}, {Name: dead}},
@@ -115,24 +106,20 @@ func TestReconcileRabbitMQ(t *testing.T) {
 	}
 
 	var poisonFirst, poisonLast atomic.Int64
+	flaky := func(id string) bool { return strings.HasSuffix(id, "7") } // fails its first attempt
 	handler := func(who string, crash func()) slamqp.Handler {
 		return func(ctx context.Context, d *amqp091.Delivery) error {
 			id := string(d.Body)
-			a := lg.Attempt(who + "/" + id)
-			if strings.HasPrefix(id, "X-") {
+			if strings.HasPrefix(id, "X-") { // poison: Try fails it
 				if poisonFirst.Load() == 0 {
 					poisonFirst.Store(lg.Total() + 1)
 				}
 				poisonLast.Store(lg.Total() + 1)
-				return errors.New("poison")
 			}
-			if a == 1 && strings.HasSuffix(id, "7") {
-				return errors.New("transient")
+			if err := lg.Try(ctx, who, id, flaky); err != nil || crash == nil {
+				return err
 			}
-			lg.Handle(id, who, propagation.FromContext(ctx))
-			if crash != nil {
-				crash()
-			}
+			crash()
 			return nil
 		}
 	}
@@ -335,7 +322,7 @@ func TestReconcileRabbitMQ(t *testing.T) {
 		if strings.HasPrefix(id, "M-") || id == "X-M-0" {
 			t.Errorf("broker: marked %s reached the production exchange", id)
 		}
-		if _, marked := h[slamqp.HeaderRun]; marked {
+		if _, marked := h[bus.HeaderRun]; marked {
 			t.Errorf("broker: %s carries a run header on the production exchange", id)
 		}
 	}
@@ -343,8 +330,8 @@ func TestReconcileRabbitMQ(t *testing.T) {
 		if !strings.HasPrefix(id, "M-") && id != "X-M-0" {
 			t.Errorf("broker: %s reached the shadow exchange", id)
 		}
-		if h[slamqp.HeaderRun] != "r1" {
-			t.Errorf("broker: %s on the shadow exchange has run %v", id, h[slamqp.HeaderRun])
+		if h[bus.HeaderRun] != "r1" {
+			t.Errorf("broker: %s on the shadow exchange has run %v", id, h[bus.HeaderRun])
 		}
 	}
 	wantProd := len(pm.p) + len(a1) + len(a2) + len(b1) + len(b2) + 1 + len(bad)

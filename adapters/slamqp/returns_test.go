@@ -26,10 +26,7 @@ func TestMandatoryReturnIsTypedError(t *testing.T) {
 	p := uniq()
 	x, q := p+".x", p+".q"
 	cleanup(t, conn, []string{q, q + "_shadow"}, []string{x, x + "_shadow"})
-	s, err := slamqp.New(slamqp.WithShadowExchanges(x), slamqp.WithShadowQueues(q), slamqp.WithConfirms())
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := newShadow(t, slamqp.WithShadowExchanges(x), slamqp.WithShadowQueues(q), slamqp.WithConfirms())
 	raw := channel(t, conn)
 	// Production queue bound for "ok" and the shadow twin declared, but
 	// only the production binding for "prod-only": a marked publish to

@@ -48,22 +48,13 @@ func stopMidBatch(t *testing.T, forward bool) {
 	if forward {
 		opts = append(opts, slamqp.WithLanes(envtag.StaticLanes{q: {env}}))
 	}
-	trunk, err := slamqp.New(opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lane, err := slamqp.New(slamqp.WithShadowQueues(q), slamqp.WithEnv(env))
-	if err != nil {
-		t.Fatal(err)
-	}
+	trunk := newShadow(t, opts...)
+	lane := newShadow(t, slamqp.WithShadowQueues(q), slamqp.WithEnv(env))
 	raw := channel(t, admin)
 	if err := lane.Declare(raw, slamqp.Topology{Queues: []slamqp.Queue{{Name: q}}}); err != nil {
 		t.Fatal(err) // q, its lane queue and both shadow twins
 	}
-	pubShadow, err := slamqp.New(slamqp.WithShadowQueues(q), slamqp.WithConfirms())
-	if err != nil {
-		t.Fatal(err)
-	}
+	pubShadow := newShadow(t, slamqp.WithShadowQueues(q), slamqp.WithConfirms())
 	pub := pubShadow.Channel(channel(t, admin))
 
 	type handling struct {
@@ -189,10 +180,7 @@ func TestConsumersShareOneChannel(t *testing.T) {
 	admin := dial(t)
 	q := "amqp7" + uniq() + ".share"
 	cleanup(t, admin, []string{q, q + "_shadow"}, nil)
-	s, err := slamqp.New(slamqp.WithShadowQueues(q), slamqp.WithConfirms())
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := newShadow(t, slamqp.WithShadowQueues(q), slamqp.WithConfirms())
 	raw := channel(t, admin)
 	if err := s.Declare(raw, slamqp.Topology{Queues: []slamqp.Queue{{Name: q}}}); err != nil {
 		t.Fatal(err)

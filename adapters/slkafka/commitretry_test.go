@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -27,11 +26,7 @@ import (
 // has the group committed to the end of the topic. Judged from the broker
 // by an admin client.
 func TestCommitRetriesTransientFailures(t *testing.T) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "orders", "orders_shadow"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
+	c := fakeCluster(t, 1, "orders", "orders_shadow")
 	addrs := c.ListenAddrs()
 
 	// The first commit of group "svc" takes the coordinator away: the
@@ -54,11 +49,7 @@ func TestCommitRetriesTransientFailures(t *testing.T) {
 		}
 		return conn, err
 	}
-	c.ControlKey(int16(kmsg.OffsetCommit), func(req kmsg.Request) (kmsg.Response, error, bool) {
-		c.KeepControl()
-		if req.(*kmsg.OffsetCommitRequest).Group != "svc" || !failed.CompareAndSwap(0, 1) {
-			return nil, nil, false
-		}
+	controlCommits(c, "svc", func(*kmsg.OffsetCommitRequest) bool { return failed.CompareAndSwap(0, 1) }, func(*kmsg.OffsetCommitRequest) (kmsg.Response, error) {
 		downTo.Store(time.Now().Add(1500 * time.Millisecond).UnixNano())
 		connMu.Lock()
 		for _, conn := range conns {
@@ -66,7 +57,7 @@ func TestCommitRetriesTransientFailures(t *testing.T) {
 		}
 		conns = nil
 		connMu.Unlock()
-		return nil, errors.New("coordinator gone"), true
+		return nil, errors.New("coordinator gone")
 	})
 
 	s := newShadow(t, slkafka.WithShadowTopics("orders"), slkafka.WithShadowGroups("svc"))

@@ -1,15 +1,16 @@
 // Package slkafka applies shadowlane's rules to Kafka clients built on
 // franz-go (github.com/twmb/franz-go/pkg/kgo).
 //
-// Produce: a record produced under a load-test mark (see
-// [propagation.With]) goes to the shadow twin of its topic (by default the
-// topic name plus "_shadow", [shadow.DefaultTopic]) and carries the mark in
-// the X-Shadowlane-Run and X-Shadowlane-Env record headers. Shadow twins are
-// configured per topic ([WithShadowTopics], or [WithAll]); a marked
-// record for any other topic is refused with a [*shadow.Error] wrapping
-// [shadow.ErrNoShadowTarget] and never sent. An unmarked record for a shadow
-// topic is refused with [shadow.ErrShadowFromProduction]. Unmarked records
-// keep their topic and lose any stale mark headers, at no allocation.
+// Produce: a record produced under a load-test mark (see [propagation.With])
+// goes to the shadow twin of its topic (by default the topic name plus
+// "_shadow", [shadow.DefaultTopic]) and carries the mark in the
+// X-Shadowlane-Run and X-Shadowlane-Env record headers ([bus.HeaderRun],
+// [bus.HeaderEnv]). Shadow twins are configured per topic
+// ([WithShadowTopics], or [WithAll]); a marked record for any other topic is
+// refused with a [*shadow.Error] wrapping [shadow.ErrNoShadowTarget] and
+// never sent. An unmarked record for a shadow topic is refused with
+// [shadow.ErrShadowFromProduction]. Unmarked records keep their topic and
+// lose any stale mark headers, at no allocation.
 //
 // There are two ways to apply the produce rules, best used together:
 // [Producer] wraps a client and reports refusals as typed errors; the

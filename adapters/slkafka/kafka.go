@@ -15,22 +15,9 @@ import (
 	"github.com/shadowlane/shadowlane/shadow/bus"
 )
 
-// Header names the mark travels under in Kafka record headers (the names
-// of every bus, [bus.HeaderRun] and [bus.HeaderEnv]). They are written
-// exactly like this; on read the comparison ignores ASCII case.
-const (
-	HeaderRun = bus.HeaderRun
-	HeaderEnv = bus.HeaderEnv
-)
-
 // Store is the store name on every [*shadow.Error] and decision counter of
 // this package.
 const Store = "kafka"
-
-// DefaultFallbackRun is the run id given to a record consumed from a shadow
-// topic that carries no run header: the topic alone proves it is load-test
-// traffic, so it is never handled as production.
-const DefaultFallbackRun = bus.DefaultFallbackRun
 
 // Handler handles one consumed record. ctx carries the record's mark
 // (see [propagation.FromContext]). Returning an error stops the consumer
@@ -154,7 +141,7 @@ func WithRetry(attempts int, backoff, maxBackoff time.Duration) Option {
 func WithFetchErrors(f FetchErrorFunc) Option { return optionFunc(func(c *config) { c.fetchErr = f }) }
 
 // WithFallbackRun sets the run id of records consumed from a shadow topic
-// without a run header (default [DefaultFallbackRun]).
+// without a run header (default [bus.DefaultFallbackRun]).
 func WithFallbackRun(run string) Option {
 	return optionFunc(func(c *config) { c.bus.FallbackRun = run })
 }

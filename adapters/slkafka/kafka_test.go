@@ -11,25 +11,20 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/shadowlane/shadowlane/adapters/slkafka"
 	"github.com/shadowlane/shadowlane/envtag"
 	"github.com/shadowlane/shadowlane/propagation"
 	"github.com/shadowlane/shadowlane/shadow"
+	"github.com/shadowlane/shadowlane/shadow/bus"
 )
 
 var allTopics = []string{"orders", "orders_shadow", "payments", "payments_shadow"}
 
 func newCluster(t testing.TB) []string {
 	t.Helper()
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, allTopics...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	return c.ListenAddrs()
+	return fakeCluster(t, 1, allTopics...).ListenAddrs()
 }
 
 func newClient(t testing.TB, addrs []string, opts ...kgo.Opt) *kgo.Client {
@@ -163,10 +158,10 @@ func TestProducerRoutesAndRefuses(t *testing.T) {
 		t.Fatalf("orders holds %v, want %v", got, want)
 	}
 	for _, r := range prod {
-		if _, ok := header(r, slkafka.HeaderRun); ok {
+		if _, ok := header(r, bus.HeaderRun); ok {
 			t.Errorf("production record %q carries a run header", r.Value)
 		}
-		env, ok := header(r, slkafka.HeaderEnv)
+		env, ok := header(r, bus.HeaderEnv)
 		if string(r.Value) == "env-only" && env != "proj-a" {
 			t.Errorf("env-only record: env header = %q, %v", env, ok)
 		}
@@ -180,10 +175,10 @@ func TestProducerRoutesAndRefuses(t *testing.T) {
 	if len(sh) != 1 || string(sh[0].Value) != "load" {
 		t.Fatalf("orders_shadow holds %v, want [load]", values(sh))
 	}
-	if run, _ := header(sh[0], slkafka.HeaderRun); run != "r1" {
+	if run, _ := header(sh[0], bus.HeaderRun); run != "r1" {
 		t.Errorf("shadow record run header = %q", run)
 	}
-	if env, _ := header(sh[0], slkafka.HeaderEnv); env != "proj-a" {
+	if env, _ := header(sh[0], bus.HeaderEnv); env != "proj-a" {
 		t.Errorf("shadow record env header = %q", env)
 	}
 	if n := len(readAll(t, addrs, "payments")) + len(readAll(t, addrs, "payments_shadow")); n != 0 {
@@ -346,9 +341,9 @@ func TestConsumerRebuildsMark(t *testing.T) {
 		// a load-test record that bypassed shadowlane: shadow topic, no headers
 		{Topic: "orders_shadow", Value: []byte("bare")},
 		// malformed mark headers: never handled
-		{Topic: "orders", Value: []byte("bad-run"), Headers: []kgo.RecordHeader{{Key: slkafka.HeaderRun, Value: []byte("r 1")}}},
-		{Topic: "orders", Value: []byte("two-runs"), Headers: []kgo.RecordHeader{{Key: slkafka.HeaderRun, Value: []byte("a")}, {Key: "x-shadowlane-run", Value: []byte("b")}}},
-		{Topic: "orders_shadow", Value: []byte("bad-env"), Headers: []kgo.RecordHeader{{Key: slkafka.HeaderEnv, Value: []byte("")}}},
+		{Topic: "orders", Value: []byte("bad-run"), Headers: []kgo.RecordHeader{{Key: bus.HeaderRun, Value: []byte("r 1")}}},
+		{Topic: "orders", Value: []byte("two-runs"), Headers: []kgo.RecordHeader{{Key: bus.HeaderRun, Value: []byte("a")}, {Key: "x-shadowlane-run", Value: []byte("b")}}},
+		{Topic: "orders_shadow", Value: []byte("bad-env"), Headers: []kgo.RecordHeader{{Key: bus.HeaderEnv, Value: []byte("")}}},
 	} {
 		if err := raw.ProduceSync(context.Background(), r).FirstErr(); err != nil {
 			t.Fatal(err)
@@ -382,7 +377,7 @@ func TestConsumerRebuildsMark(t *testing.T) {
 				t.Errorf("load-test record %+v", g)
 			}
 		case g.value == "bare":
-			if g.mark.Run != slkafka.DefaultFallbackRun {
+			if g.mark.Run != bus.DefaultFallbackRun {
 				t.Errorf("bare shadow record handled with mark %v", g.mark)
 			}
 		default:

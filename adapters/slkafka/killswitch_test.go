@@ -8,38 +8,21 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/shadowlane/shadowlane"
 	"github.com/shadowlane/shadowlane/adapters/slkafka"
 	"github.com/shadowlane/shadowlane/propagation"
 	"github.com/shadowlane/shadowlane/shadow"
 	"github.com/shadowlane/shadowlane/shadow/bus/bustest"
 )
 
-func testRuntime(t testing.TB) *shadowlane.Runtime {
-	t.Helper()
-	rt, err := shadowlane.New(shadowlane.Config{Service: "bus-test", Trust: shadowlane.TrustConfig{Mode: "internal"}}, shadowlane.WithoutDefault())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { rt.Close() })
-	return rt
-}
-
 // The kill switch toggled mid-stream: marked records produced while load
 // tests are off are not handled (not committed) until the switch is on
 // again; then each is handled exactly once. Production records flow all the
 // time.
 func TestKillSwitchHoldsMarkedRecords(t *testing.T) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, "orders", "orders_shadow"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	addrs := c.ListenAddrs()
-	rt := testRuntime(t)
+	addrs := fakeCluster(t, 3, "orders", "orders_shadow").ListenAddrs()
+	rt := bustest.SwitchRuntime(t)
 	s := newShadow(t, slkafka.WithShadowTopics("orders"), slkafka.WithShadowGroups("svc"), slkafka.WithRuntime(rt))
 	p, err := s.Producer(newClient(t, addrs))
 	if err != nil {

@@ -29,10 +29,7 @@ func TestLostMarkGuard(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer rt.Close()
-	s, err := slkafka.New(slkafka.WithShadowTopics("orders"), slkafka.WithRuntime(rt))
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := newShadow(t, slkafka.WithShadowTopics("orders"), slkafka.WithRuntime(rt))
 	cl, err := kgo.NewClient(kgo.SeedBrokers(cluster.ListenAddrs()...), kgo.WithHooks(s))
 	if err != nil {
 		t.Fatal(err)

@@ -2,7 +2,6 @@ package slkafka_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -11,7 +10,6 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -19,6 +17,7 @@ import (
 	"github.com/shadowlane/shadowlane/envtag"
 	"github.com/shadowlane/shadowlane/propagation"
 	"github.com/shadowlane/shadowlane/shadow"
+	"github.com/shadowlane/shadowlane/shadow/bus"
 	"github.com/shadowlane/shadowlane/shadow/bus/bustest"
 )
 
@@ -37,36 +36,15 @@ import (
 // admin client finds every group committed to the end).
 func TestReconcileKafka(t *testing.T) {
 	n := bustest.Messages()
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(4, "orders", "orders_shadow"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cluster.Close) // after the consumers' clean-ups
+	cluster := fakeCluster(t, 4, "orders", "orders_shadow") // closed after the consumers' clean-ups
 	addrs := cluster.ListenAddrs()
 	// Once armed, the next offset commit of group "svc" is rejected; once
 	// armRefusal is set (by the refusal of the poison X-R-0), the next one
 	// too: the commit of that refusal.
 	var armed, rejected, armRefusal atomic.Bool
-	cluster.ControlKey(int16(kmsg.OffsetCommit), func(req kmsg.Request) (kmsg.Response, error, bool) {
-		cluster.KeepControl()
-		oc := req.(*kmsg.OffsetCommitRequest)
-		if oc.Group != "svc" || !armRefusal.CompareAndSwap(true, false) && (!armed.Load() || !rejected.CompareAndSwap(false, true)) {
-			return nil, nil, false
-		}
-		resp := oc.ResponseKind().(*kmsg.OffsetCommitResponse)
-		for _, rt := range oc.Topics {
-			st := kmsg.NewOffsetCommitResponseTopic()
-			st.Topic = rt.Topic
-			for _, rp := range rt.Partitions {
-				sp := kmsg.NewOffsetCommitResponseTopicPartition()
-				sp.Partition = rp.Partition
-				sp.ErrorCode = 30 // GROUP_AUTHORIZATION_FAILED
-				st.Partitions = append(st.Partitions, sp)
-			}
-			resp.Topics = append(resp.Topics, st)
-		}
-		return resp, nil, true
-	})
+	controlCommits(cluster, "svc", func(*kmsg.OffsetCommitRequest) bool {
+		return armRefusal.CompareAndSwap(true, false) || armed.Load() && rejected.CompareAndSwap(false, true)
+	}, rejectCommit)
 
 	lg := bustest.NewLedger()
 	var xrRefused atomic.Bool
@@ -89,20 +67,13 @@ func TestReconcileKafka(t *testing.T) {
 	laneB := newShadow(t, append(opts, slkafka.WithEnv("proj-b"))...)
 	copts := []kgo.Opt{kgo.SeedBrokers(addrs...), kgo.FetchMaxWait(50 * time.Millisecond)}
 
+	flaky := func(id string) bool { return strings.HasSuffix(id, "37") } // fails its first attempt
 	handler := func(who string, after func()) slkafka.Handler {
 		return func(ctx context.Context, r *kgo.Record) error {
-			id := string(r.Value)
-			a := lg.Attempt(who + "/" + id)
-			if strings.HasPrefix(id, "X-") {
-				return errors.New("poison")
+			if err := lg.Try(ctx, who, string(r.Value), flaky); err != nil || after == nil {
+				return err
 			}
-			if a == 1 && strings.HasSuffix(id, "37") {
-				return errors.New("transient")
-			}
-			lg.Handle(id, who, propagation.FromContext(ctx))
-			if after != nil {
-				after()
-			}
+			after()
 			return nil
 		}
 	}
@@ -358,13 +329,13 @@ func TestReconcileKafka(t *testing.T) {
 		}
 	}
 	for id, r := range prod {
-		_, marked := header(r, slkafka.HeaderRun)
+		_, marked := header(r, bus.HeaderRun)
 		if strings.HasPrefix(id, "M-") || id == "X-M-0" || marked {
 			t.Errorf("broker: %s on the production topic (run header %v)", id, marked)
 		}
 	}
 	for id, r := range sh {
-		if run, _ := header(r, slkafka.HeaderRun); run != "r1" || (!strings.HasPrefix(id, "M-") && id != "X-M-0") {
+		if run, _ := header(r, bus.HeaderRun); run != "r1" || (!strings.HasPrefix(id, "M-") && id != "X-M-0") {
 			t.Errorf("broker: %s on the shadow topic with run %q", id, run)
 		}
 	}

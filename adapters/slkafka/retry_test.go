@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -217,11 +216,7 @@ func TestConsumerRetryWithoutRefusedStops(t *testing.T) {
 // Fetch errors reach the callback with the group, topic and partition;
 // the consumer keeps going and loses nothing.
 func TestConsumerReportsFetchErrors(t *testing.T) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, allTopics...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := fakeCluster(t, 1, allTopics...)
 	addrs := c.ListenAddrs()
 	// The first fetch of orders fails with an authorization error (franz-go
 	// hands those to the poll), then the broker answers normally.

@@ -40,7 +40,7 @@ func TestMaxDeliveriesAdvisoryReachesRefused(t *testing.T) {
 		handled = map[string]int{}
 		once    = map[string]*sync.Once{"stuck-P": {}, "stuck-M": {}}
 	)
-	s, err := slnats.New(slnats.WithShadowSubjects(p+".orders.>"), slnats.WithRefused(func(ctx context.Context, m *natsgo.Msg, err error) {
+	s := newShadow(t, slnats.WithShadowSubjects(p+".orders.>"), slnats.WithRefused(func(ctx context.Context, m *natsgo.Msg, err error) {
 		mu.Lock()
 		refused[string(m.Data)] = append(refused[string(m.Data)], err)
 		marks[string(m.Data)] = propagation.FromContext(ctx)
@@ -49,14 +49,8 @@ func TestMaxDeliveriesAdvisoryReachesRefused(t *testing.T) {
 			o.Do(func() { close(released[string(m.Data)]) })
 		}
 	}))
-	if err != nil {
-		t.Fatal(err)
-	}
 	nc := connect(t, url)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := jetStream(t, nc)
 	ctx := context.Background()
 	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: stream, Subjects: []string{p + ".orders.>"}}); err != nil {
 		t.Fatal(err)

@@ -12,7 +12,6 @@ import (
 	natsgo "github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/shadowlane/shadowlane"
 	"github.com/shadowlane/shadowlane/adapters/slnats"
 	"github.com/shadowlane/shadowlane/envtag"
 	"github.com/shadowlane/shadowlane/propagation"
@@ -32,10 +31,7 @@ func jsSetup(t *testing.T, url string, s *slnats.Shadow) (jetstream.JetStream, s
 func jsSetupNamed(t *testing.T, url string, s *slnats.Shadow, p string) (jetstream.JetStream, string, string) {
 	t.Helper()
 	nc := connect(t, url)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := jetStream(t, nc)
 	stream := strings.ToUpper(p)
 	ctx := context.Background()
 	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: stream, Subjects: []string{p + ".orders.>"}}); err != nil {
@@ -64,15 +60,8 @@ func TestJetStreamKillSwitch(t *testing.T) {
 		prompt  = 15 * time.Second // bound for the held messages after the switch is back on
 	)
 	servers(t, func(t *testing.T, url string) {
-		rt, err := shadowlane.New(shadowlane.Config{Service: "bus-test", Trust: shadowlane.TrustConfig{Mode: "internal"}}, shadowlane.WithoutDefault())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer rt.Close()
-		s, err := slnats.New(slnats.WithAll(), slnats.WithRuntime(rt))
-		if err != nil {
-			t.Fatal(err)
-		}
+		rt := bustest.SwitchRuntime(t)
+		s := newShadow(t, slnats.WithAll(), slnats.WithRuntime(rt))
 		js, stream, subj := jsSetupNamed(t, url, s, "nats7"+uniq())
 		sw := bustest.NewSwitch(func() bool { on, _ := rt.LoadTestEnabled(); return on })
 		cons, err := s.ConsumeJetStream(context.Background(), js, stream, jetstream.ConsumerConfig{Durable: "nats7work", AckPolicy: jetstream.AckExplicitPolicy, AckWait: ackWait}, func(ctx context.Context, msg jetstream.Msg) error {
@@ -169,21 +158,14 @@ func TestJetStreamKillSwitch(t *testing.T) {
 // handled throughout.
 func TestCoreKillSwitchRefuses(t *testing.T) {
 	servers(t, func(t *testing.T, url string) {
-		rt, err := shadowlane.New(shadowlane.Config{Service: "bus-test", Trust: shadowlane.TrustConfig{Mode: "internal"}}, shadowlane.WithoutDefault())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer rt.Close()
+		rt := bustest.SwitchRuntime(t)
 		lg := bustest.NewLedger()
-		s, err := slnats.New(slnats.WithAll(), slnats.WithRuntime(rt), slnats.WithRefused(func(ctx context.Context, m *natsgo.Msg, err error) {
+		s := newShadow(t, slnats.WithAll(), slnats.WithRuntime(rt), slnats.WithRefused(func(ctx context.Context, m *natsgo.Msg, err error) {
 			if propagation.IsLoadTest(ctx) {
 				t.Errorf("refusal ctx carries mark %v", propagation.FromContext(ctx))
 			}
 			lg.Refuse(string(m.Data), err)
 		}))
-		if err != nil {
-			t.Fatal(err)
-		}
 		c := s.Conn(connect(t, url))
 		subj := "nats7" + uniq() + ".orders.created"
 		sub, err := c.QueueSubscribe(subj, "nats7svc", func(ctx context.Context, m *natsgo.Msg) {
@@ -233,14 +215,8 @@ func TestJetStreamPoisonAnomalyAndLanes(t *testing.T) {
 		refused := func(ctx context.Context, m *natsgo.Msg, err error) { lg.Refuse(string(m.Data), err) }
 		lanes := envtag.StaticLanes{"work": {"proj-a"}}
 		bucket := "mqbus" + uniq() + "_lanes"
-		trunk, err := slnats.New(slnats.WithAll(), slnats.WithRefused(refused), slnats.WithLanes(lanes), slnats.WithLaneBucket(bucket))
-		if err != nil {
-			t.Fatal(err)
-		}
-		lane, err := slnats.New(slnats.WithAll(), slnats.WithRefused(refused), slnats.WithEnv("proj-a"), slnats.WithLanes(lanes), slnats.WithLaneBucket(bucket))
-		if err != nil {
-			t.Fatal(err)
-		}
+		trunk := newShadow(t, slnats.WithAll(), slnats.WithRefused(refused), slnats.WithLanes(lanes), slnats.WithLaneBucket(bucket))
+		lane := newShadow(t, slnats.WithAll(), slnats.WithRefused(refused), slnats.WithEnv("proj-a"), slnats.WithLanes(lanes), slnats.WithLaneBucket(bucket))
 		js, stream, subj := jsSetup(t, url, trunk)
 		t.Cleanup(func() { js.DeleteKeyValue(context.Background(), bucket) })
 		raw := func(data string, h natsgo.Header) {

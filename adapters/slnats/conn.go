@@ -69,10 +69,10 @@ func setHeaders(msg *natsgo.Msg, m propagation.Mark) {
 		msg.Header = natsgo.Header{}
 	}
 	if run != "" {
-		msg.Header[HeaderRun] = []string{run}
+		msg.Header[bus.HeaderRun] = []string{run}
 	}
 	if env != "" {
-		msg.Header[HeaderEnv] = []string{env}
+		msg.Header[bus.HeaderEnv] = []string{env}
 	}
 }
 

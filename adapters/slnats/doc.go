@@ -6,14 +6,14 @@
 // context with [Shadow.JetStream]) send a message published under a
 // load-test mark (see [propagation.With]) to the shadow twin of its subject
 // (by default "shadow." + subject, [shadow.DefaultSubject]) with the mark in
-// the X-Shadowlane-Run and X-Shadowlane-Env headers. The wrapped publish is
-// the whole step: there is no separate "prepare" call to forget. Shadow
-// twins exist only for subjects inside the configured patterns
-// ([WithShadowSubjects], [WithAll]); a marked message for any other subject
-// is refused with a [*shadow.Error] wrapping [shadow.ErrNoShadowTarget]. An
-// unmarked message for a shadow subject is refused with
-// [shadow.ErrShadowFromProduction]. An unmarked publish to a production
-// subject is a plain nc.Publish.
+// the X-Shadowlane-Run and X-Shadowlane-Env headers ([bus.HeaderRun],
+// [bus.HeaderEnv]). The wrapped publish is the whole step: there is no
+// separate "prepare" call to forget. Shadow twins exist only for subjects
+// inside the configured patterns ([WithShadowSubjects], [WithAll]); a marked
+// message for any other subject is refused with a [*shadow.Error] wrapping
+// [shadow.ErrNoShadowTarget]. An unmarked message for a shadow subject is
+// refused with [shadow.ErrShadowFromProduction]. An unmarked publish to a
+// production subject is a plain nc.Publish.
 //
 // What the wrapper cannot see: nats.go has no publish hook (unlike
 // go-redis or franz-go), so a message published on the raw *slnats.Conn or

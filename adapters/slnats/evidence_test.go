@@ -31,10 +31,7 @@ func TestRunEvidence(t *testing.T) {
 		}
 		defer rt.Close()
 		var refused atomic.Int64
-		s, err := slnats.New(slnats.WithAll(), slnats.WithRuntime(rt), slnats.WithRefused(func(context.Context, *natsgo.Msg, error) { refused.Add(1) }))
-		if err != nil {
-			t.Fatal(err)
-		}
+		s := newShadow(t, slnats.WithAll(), slnats.WithRuntime(rt), slnats.WithRefused(func(context.Context, *natsgo.Msg, error) { refused.Add(1) }))
 		js, stream, subj := jsSetup(t, url, s)
 		p := strings.SplitN(subj, ".", 2)[0]
 		j := s.JetStream(js)

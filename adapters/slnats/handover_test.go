@@ -28,10 +28,7 @@ func mqbusJetStream(t *testing.T) (url, p, stream, bucket string, js jetstream.J
 	url = "nats://" + addr
 	p = "mqbus" + uniq()
 	stream, bucket = strings.ToUpper(p), p+"_lanes"
-	js, err := jetstream.New(connect(t, url))
-	if err != nil {
-		t.Fatal(err)
-	}
+	js = jetStream(t, connect(t, url))
 	ctx := context.Background()
 	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: stream, Subjects: []string{p + ".orders.>"}}); err != nil {
 		t.Fatal(err)
@@ -60,14 +57,8 @@ func TestLaneHandOverJetStream(t *testing.T) {
 	var laneErrs atomic.Int64
 	opts := []slnats.Option{slnats.WithShadowSubjects(p + ".orders.>"), slnats.WithLanes(&lanes), slnats.WithLaneBucket(bucket),
 		slnats.WithLaneErrors(func(err error) { laneErrs.Add(1); t.Logf("lane store: %v", err) })}
-	trunk, err := slnats.New(opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lane, err := slnats.New(append(opts, slnats.WithEnv("proj-a"))...)
-	if err != nil {
-		t.Fatal(err)
-	}
+	trunk := newShadow(t, opts...)
+	lane := newShadow(t, append(opts, slnats.WithEnv("proj-a"))...)
 	if _, err := trunk.CreateShadowStream(ctx, ajs, stream); err != nil {
 		t.Fatal(err)
 	}
@@ -120,13 +111,7 @@ func TestLaneHandOverJetStream(t *testing.T) {
 	// The trunk is through (production handled, proj-a skipped); the slow
 	// lane is far behind.
 	lg.WaitIDs(t, "production", prod)
-	deadline := time.Now().Add(30 * time.Second)
-	for lg.Count("lane") < 20 {
-		if time.Now().After(deadline) {
-			t.Fatal("the lane handled nothing")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	bustest.Wait(t, 30*time.Second, func() bool { return lg.Count("lane") >= 20 }, func() string { return "the lane handled nothing" })
 	lanes.Store(envtag.StaticLanes{})
 	dropped.Store(true)
 	byLaneAtDrop := lg.Count("lane")

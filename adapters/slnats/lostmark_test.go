@@ -9,27 +9,12 @@ import (
 	"time"
 
 	natsgo "github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/shadowlane/shadowlane"
 	"github.com/shadowlane/shadowlane/adapters/slnats"
 	"github.com/shadowlane/shadowlane/shadow"
+	"github.com/shadowlane/shadowlane/shadow/bus/bustest"
 )
-
-func testDataRuntime(t testing.TB, action string) *shadowlane.Runtime {
-	t.Helper()
-	rt, err := shadowlane.New(shadowlane.Config{TestData: shadowlane.TestDataConfig{
-		Action:   action,
-		Prefixes: []string{"lt-"},
-		IDRanges: []shadowlane.IDRange{{Min: 9000000000, Max: 9099999999}},
-		Headers:  []shadowlane.TestDataHeader{{Name: "X-Test", Value: "*"}},
-	}}, shadowlane.WithoutConfigFile())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { rt.Close() })
-	return rt
-}
 
 // TestLostMarkGuard: unmarked publishes whose subject or headers are
 // load-test data (testData:) are refused before they reach the server, on
@@ -38,11 +23,8 @@ func testDataRuntime(t testing.TB, action string) *shadowlane.Runtime {
 func TestLostMarkGuard(t *testing.T) {
 	servers(t, func(t *testing.T, url string) {
 		p := uniq()
-		rt := testDataRuntime(t, "")
-		s, err := slnats.New(slnats.WithShadowSubjects(p+".orders.>"), slnats.WithRuntime(rt))
-		if err != nil {
-			t.Fatal(err)
-		}
+		rt := bustest.TestDataRuntime(t, "")
+		s := newShadow(t, slnats.WithShadowSubjects(p+".orders.>"), slnats.WithRuntime(rt))
 		nc := connect(t, url)
 		var (
 			mu  sync.Mutex
@@ -62,10 +44,7 @@ func TestLostMarkGuard(t *testing.T) {
 			t.Fatal(err)
 		}
 		c := s.Conn(nc)
-		js, err := jetstream.New(nc)
-		if err != nil {
-			t.Fatal(err)
-		}
+		js := jetStream(t, nc)
 		bg := context.Background()
 		attempts := []struct {
 			name string
@@ -131,11 +110,8 @@ func TestLostMarkGuard(t *testing.T) {
 		}
 
 		// action alert: the publish goes through and is counted
-		alert := testDataRuntime(t, "alert")
-		sa, err := slnats.New(slnats.WithShadowSubjects(p+".orders.>"), slnats.WithRuntime(alert))
-		if err != nil {
-			t.Fatal(err)
-		}
+		alert := bustest.TestDataRuntime(t, "alert")
+		sa := newShadow(t, slnats.WithShadowSubjects(p+".orders.>"), slnats.WithRuntime(alert))
 		if err := sa.Conn(nc).Publish(bg, p+".orders.lt-4", []byte("alerted")); err != nil {
 			t.Fatal(err)
 		}
@@ -157,11 +133,8 @@ func BenchmarkPublishUnmarked(b *testing.B) {
 	for _, c := range []struct {
 		name string
 		rt   *shadowlane.Runtime
-	}{{"off", off}, {"on", testDataRuntime(b, "")}} {
-		s, err := slnats.New(slnats.WithShadowSubjects("orders.>"), slnats.WithRuntime(c.rt))
-		if err != nil {
-			b.Fatal(err)
-		}
+	}{{"off", off}, {"on", bustest.TestDataRuntime(b, "")}} {
+		s := newShadow(b, slnats.WithShadowSubjects("orders.>"), slnats.WithRuntime(c.rt))
 		conn := s.Conn(nc)
 		b.Run(c.name+"/Publish", func(b *testing.B) {
 			b.ReportAllocs()

@@ -26,14 +26,8 @@ func TestMigrationPhases(t *testing.T) {
 	servers(t, func(t *testing.T, url string) {
 		p := "lanes20" + uniq()
 		oldSubj, newSubj := p+".orders.created", p+".orders2.created"
-		s, err := slnats.New(slnats.WithShadowSubjects(p+".orders.>", p+".orders2.>"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		js, err := jetstream.New(connect(t, url))
-		if err != nil {
-			t.Fatal(err)
-		}
+		s := newShadow(t, slnats.WithShadowSubjects(p+".orders.>", p+".orders2.>"))
+		js := jetStream(t, connect(t, url))
 		ctx := context.Background()
 		streams := map[migrate.Side]string{migrate.Old: strings.ToUpper(p) + "-OLD", migrate.New: strings.ToUpper(p) + "-NEW"}
 		for side, subj := range map[migrate.Side]string{migrate.Old: p + ".orders.>", migrate.New: p + ".orders2.>"} {

@@ -16,22 +16,9 @@ import (
 	"github.com/shadowlane/shadowlane/shadow/bus"
 )
 
-// Header names the mark travels under: the names of every bus. They are
-// written exactly like this and read in any letter case (two spellings with
-// different values are a conflict, refused).
-const (
-	HeaderRun = bus.HeaderRun
-	HeaderEnv = bus.HeaderEnv
-)
-
 // Store is the store name on every [*shadow.Error] and decision counter of
 // this package.
 const Store = "nats"
-
-// DefaultFallbackRun is the run id given to a message received on a shadow
-// subject without a run header: the subject alone makes it load-test
-// traffic, so it is never handled as production.
-const DefaultFallbackRun = bus.DefaultFallbackRun
 
 // DefaultMaxDeliver is the MaxDeliver [Shadow.ConsumeJetStream] gives a
 // consumer configured without one.
@@ -132,7 +119,7 @@ func WithLanes(l envtag.Lanes) Option { return optionFunc(func(c *config) { c.bu
 func WithRefused(f RefusedFunc) Option { return optionFunc(func(c *config) { c.refused = f }) }
 
 // WithFallbackRun sets the run id of messages received on a shadow subject
-// without a run header (default [DefaultFallbackRun]).
+// without a run header (default [bus.DefaultFallbackRun]).
 func WithFallbackRun(run string) Option {
 	return optionFunc(func(c *config) { c.bus.FallbackRun = run })
 }

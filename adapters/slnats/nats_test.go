@@ -20,6 +20,7 @@ import (
 	"github.com/shadowlane/shadowlane/internal/testenv"
 	"github.com/shadowlane/shadowlane/propagation"
 	"github.com/shadowlane/shadowlane/shadow"
+	"github.com/shadowlane/shadowlane/shadow/bus"
 )
 
 // embedded starts an in-process nats-server with JetStream on a random
@@ -135,10 +136,7 @@ func TestNewRejectsBadConfig(t *testing.T) {
 }
 
 func TestShadowSubjectCoverage(t *testing.T) {
-	s, err := slnats.New(slnats.WithShadowSubjects("orders.>", "pay.*.done"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := newShadow(t, slnats.WithShadowSubjects("orders.>", "pay.*.done"))
 	for subj, want := range map[string]bool{
 		"orders.created": true, "orders.a.b": true, "orders.*": true, "orders.>": true,
 		"orders": false, ">": false, "pay.x.done": true, "pay.*.done": true, "pay.>": false,
@@ -154,15 +152,12 @@ func TestPublishSubscribe(t *testing.T) {
 	servers(t, func(t *testing.T, url string) {
 		p := uniq()
 		var refused sink
-		s, err := slnats.New(slnats.WithShadowSubjects(p+".orders.>"), slnats.WithRefused(func(ctx context.Context, m *natsgo.Msg, err error) {
+		s := newShadow(t, slnats.WithShadowSubjects(p+".orders.>"), slnats.WithRefused(func(ctx context.Context, m *natsgo.Msg, err error) {
 			if !errors.Is(err, shadow.ErrUnsupported) || propagation.IsLoadTest(ctx) {
 				t.Errorf("refusal err = %v, mark %v", err, propagation.FromContext(ctx))
 			}
 			refused.handler(ctx, m)
 		}))
-		if err != nil {
-			t.Fatal(err)
-		}
 		nc := connect(t, url)
 		c := s.Conn(nc)
 
@@ -200,7 +195,7 @@ func TestPublishSubscribe(t *testing.T) {
 		if err := c.Publish(marked("", "proj-a"), subj, []byte("env-only")); err != nil {
 			t.Fatal(err)
 		}
-		stale := &natsgo.Msg{Subject: subj, Data: []byte("stale"), Header: natsgo.Header{slnats.HeaderRun: {"r0"}, "Keep": {"1"}}}
+		stale := &natsgo.Msg{Subject: subj, Data: []byte("stale"), Header: natsgo.Header{bus.HeaderRun: {"r0"}, "Keep": {"1"}}}
 		if err := c.PublishMsg(bg, stale); err != nil {
 			t.Fatal(err)
 		}
@@ -215,8 +210,8 @@ func TestPublishSubscribe(t *testing.T) {
 		}
 		// messages from publishers that bypassed shadowlane
 		for _, m := range []*natsgo.Msg{
-			{Subject: subj, Data: []byte("bad-run"), Header: natsgo.Header{slnats.HeaderRun: {"r 1"}}},
-			{Subject: subj, Data: []byte("conflict"), Header: natsgo.Header{slnats.HeaderRun: {"a"}, "x-shadowlane-run": {"b"}}},
+			{Subject: subj, Data: []byte("bad-run"), Header: natsgo.Header{bus.HeaderRun: {"r 1"}}},
+			{Subject: subj, Data: []byte("conflict"), Header: natsgo.Header{bus.HeaderRun: {"a"}, "x-shadowlane-run": {"b"}}},
 			{Subject: "shadow." + subj, Data: []byte("lower"), Header: natsgo.Header{"x-shadowlane-run": {"r2"}}},
 			{Subject: "shadow." + subj, Data: []byte("bare")},
 		} {
@@ -235,7 +230,7 @@ func TestPublishSubscribe(t *testing.T) {
 			"stale":    {subj, "stale", propagation.Mark{}},
 			"load":     {"shadow." + subj, "load", propagation.Mark{Run: "r1", Env: "proj-a"}},
 			"lower":    {"shadow." + subj, "lower", propagation.Mark{Run: "r2"}},
-			"bare":     {"shadow." + subj, "bare", propagation.Mark{Run: slnats.DefaultFallbackRun}},
+			"bare":     {"shadow." + subj, "bare", propagation.Mark{Run: bus.DefaultFallbackRun}},
 		} {
 			if gs[data] != want {
 				t.Errorf("%s: handled as %+v, want %+v", data, gs[data], want)
@@ -260,7 +255,7 @@ func TestPublishSubscribe(t *testing.T) {
 		if want := []string{"bad-run", "conflict", "env-only", "prod", "stale"}; !slices.Equal(pv, want) {
 			t.Errorf("production subject carried %v, want %v", pv, want)
 		}
-		if stale.Header.Get(slnats.HeaderRun) != "" || stale.Header.Get("Keep") != "1" {
+		if stale.Header.Get(bus.HeaderRun) != "" || stale.Header.Get("Keep") != "1" {
 			t.Errorf("stale mark header not stripped: %v", stale.Header)
 		}
 	})
@@ -271,14 +266,8 @@ func TestLanes(t *testing.T) {
 		p := uniq()
 		var lanes envtag.SwapLanes
 		lanes.Store(envtag.StaticLanes{"svc": {"proj-a"}})
-		trunk, err := slnats.New(slnats.WithShadowSubjects(p+".>"), slnats.WithLanes(&lanes))
-		if err != nil {
-			t.Fatal(err)
-		}
-		lane, err := slnats.New(slnats.WithShadowSubjects(p+".>"), slnats.WithEnv("proj-a"))
-		if err != nil {
-			t.Fatal(err)
-		}
+		trunk := newShadow(t, slnats.WithShadowSubjects(p+".>"), slnats.WithLanes(&lanes))
+		lane := newShadow(t, slnats.WithShadowSubjects(p+".>"), slnats.WithEnv("proj-a"))
 		nc := connect(t, url)
 		var ts, ls sink
 		tsub, err := trunk.Conn(nc).QueueSubscribe(p+".orders", "svc", ts.handler)
@@ -325,15 +314,9 @@ func TestJetStream(t *testing.T) {
 	servers(t, func(t *testing.T, url string) {
 		p := uniq()
 		var refused sink
-		s, err := slnats.New(slnats.WithShadowSubjects(p+".orders.>"), slnats.WithRefused(func(ctx context.Context, m *natsgo.Msg, err error) { refused.handler(ctx, m) }))
-		if err != nil {
-			t.Fatal(err)
-		}
+		s := newShadow(t, slnats.WithShadowSubjects(p+".orders.>"), slnats.WithRefused(func(ctx context.Context, m *natsgo.Msg, err error) { refused.handler(ctx, m) }))
 		nc := connect(t, url)
-		js, err := jetstream.New(nc)
-		if err != nil {
-			t.Fatal(err)
-		}
+		js := jetStream(t, nc)
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
 		stream := "ORD_" + p
@@ -369,7 +352,7 @@ func TestJetStream(t *testing.T) {
 		for _, d := range []string{"l0", "l1"} {
 			publish(mctx, d)
 		}
-		if _, err := js.PublishMsg(ctx, &natsgo.Msg{Subject: subj, Data: []byte("bad"), Header: natsgo.Header{slnats.HeaderRun: {"no good"}}}); err != nil {
+		if _, err := js.PublishMsg(ctx, &natsgo.Msg{Subject: subj, Data: []byte("bad"), Header: natsgo.Header{bus.HeaderRun: {"no good"}}}); err != nil {
 			t.Fatal(err)
 		}
 

@@ -18,6 +18,7 @@ import (
 	"github.com/shadowlane/shadowlane/internal/testenv"
 	"github.com/shadowlane/shadowlane/propagation"
 	"github.com/shadowlane/shadowlane/shadow"
+	"github.com/shadowlane/shadowlane/shadow/bus"
 	"github.com/shadowlane/shadowlane/shadow/bus/bustest"
 )
 
@@ -51,24 +52,12 @@ func TestReconcileJetStream(t *testing.T) {
 	var lanes mutableLanes
 	lanes.set("proj-b")
 	opts := []slnats.Option{slnats.WithShadowSubjects(p + ".orders.>"), slnats.WithRefused(refused), slnats.WithLanes(&lanes), slnats.WithLaneBucket(p + "_lanes")}
-	trunk, err := slnats.New(opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	laneA, err := slnats.New(append(opts, slnats.WithEnv("proj-a"))...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	laneB, err := slnats.New(append(opts, slnats.WithEnv("proj-b"))...)
-	if err != nil {
-		t.Fatal(err)
-	}
+	trunk := newShadow(t, opts...)
+	laneA := newShadow(t, append(opts, slnats.WithEnv("proj-a"))...)
+	laneB := newShadow(t, append(opts, slnats.WithEnv("proj-b"))...)
 
 	admin := connect(t, url)
-	ajs, err := jetstream.New(admin)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ajs := jetStream(t, admin)
 	ctx := context.Background()
 	if _, err := ajs.CreateStream(ctx, jetstream.StreamConfig{Name: stream, Subjects: []string{p + ".orders.>"}}); err != nil {
 		t.Fatal(err)
@@ -116,10 +105,7 @@ func TestReconcileJetStream(t *testing.T) {
 		handledT1 atomic.Int64
 	)
 	nc1 := connect(t, url)
-	js1, err := jetstream.New(nc1)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js1 := jetStream(t, nc1)
 	crash := func(string) {
 		if handledT1.Add(1) == int64(n/8) {
 			crashOnce.Do(func() {
@@ -312,8 +298,8 @@ func TestReconcileJetStream(t *testing.T) {
 		if !strings.HasPrefix(id, "M-") && id != "X-M-0" {
 			t.Errorf("%s is on the shadow stream", id)
 		}
-		if hdr.Get(slnats.HeaderRun) != "r1" {
-			t.Errorf("%s on the shadow stream has run %q", id, hdr.Get(slnats.HeaderRun))
+		if hdr.Get(bus.HeaderRun) != "r1" {
+			t.Errorf("%s on the shadow stream has run %q", id, hdr.Get(bus.HeaderRun))
 		}
 	}
 	wantProd := len(ids.p) + len(ids.a1) + len(ids.a2) + len(ids.b1) + len(ids.b2) + 1 + 10

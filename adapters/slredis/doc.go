@@ -73,7 +73,7 @@
 //
 // Each production channel or pattern is subscribed together with its
 // shadow twin. Production messages reach the handler with an unmarked ctx,
-// load-test messages with a marked one (run [DefaultFallbackRun], or
+// load-test messages with a marked one (run [bus.DefaultFallbackRun], or
 // [WithFallbackRun]: pub/sub carries no headers, so the run and env of the
 // publisher are unknown), msg.Channel and msg.Pattern being the
 // application's names either way (msg.WireChannel is the channel Redis

@@ -12,13 +12,8 @@ import (
 
 	"github.com/shadowlane/shadowlane/propagation"
 	"github.com/shadowlane/shadowlane/shadow"
+	"github.com/shadowlane/shadowlane/shadow/bus"
 )
-
-// DefaultFallbackRun is the run id of a message received on a shadow
-// channel: Redis pub/sub carries no headers, so the run that published it
-// is unknown, but the channel alone makes it load-test traffic, never
-// production.
-const DefaultFallbackRun = "unattributed"
 
 // Message is a pub/sub message handed to a [Handler]. Channel and Pattern
 // of the embedded *redis.Message are the application's names (the
@@ -56,7 +51,7 @@ type subConfig struct {
 }
 
 // WithFallbackRun sets the run id of messages received on shadow channels
-// (default [DefaultFallbackRun]); it must be a valid id
+// (default [bus.DefaultFallbackRun]); it must be a valid id
 // ([propagation.ValidID]).
 func WithFallbackRun(run string) SubscribeOption {
 	return subOptionFunc(func(c *subConfig) { c.fallbackRun = run })
@@ -159,7 +154,7 @@ type leg struct {
 // closed. It returns once Redis confirmed every subscription.
 //
 // Messages on shadow channels reach handler with ctx marked (run
-// [DefaultFallbackRun] or [WithFallbackRun], no env: pub/sub carries no
+// [bus.DefaultFallbackRun] or [WithFallbackRun], no env: pub/sub carries no
 // mark) and msg.Channel set to the production channel; production messages
 // reach it unmarked. A production channel that is a shadow name is refused
 // with [shadow.ErrShadowFromProduction] (the two-way guard), and a
@@ -200,7 +195,7 @@ func (h *Hook) SSubscribe(ctx context.Context, rdb redis.UniversalClient, channe
 }
 
 func (h *Hook) subscribe(ctx context.Context, rdb redis.UniversalClient, kind subKind, names []string, handler Handler, opts []SubscribeOption) (*Subscription, error) {
-	c := subConfig{fallbackRun: DefaultFallbackRun}
+	c := subConfig{fallbackRun: bus.DefaultFallbackRun}
 	for _, o := range opts {
 		o.applySubscribe(&c)
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/shadowlane/shadowlane/internal/testenv"
 	"github.com/shadowlane/shadowlane/propagation"
 	"github.com/shadowlane/shadowlane/shadow"
+	"github.com/shadowlane/shadowlane/shadow/bus"
 )
 
 // wait bounds every wait of these tests.
@@ -133,7 +134,7 @@ func TestSubscribeRealRedis(t *testing.T) {
 	if g := gs["prod-1"]; g.mark != (propagation.Mark{}) || g.channel != orders || g.wire != orders {
 		t.Errorf("production message: %v", g)
 	}
-	want := got{propagation.Mark{Run: slredis.DefaultFallbackRun}, orders, "shadow:" + orders, "", "", "test-1"}
+	want := got{propagation.Mark{Run: bus.DefaultFallbackRun}, orders, "shadow:" + orders, "", "", "test-1"}
 	if g := gs["test-1"]; g != want {
 		t.Errorf("load-test message: %v, want %v", g, want)
 	}
@@ -148,7 +149,7 @@ func TestSubscribeRealRedis(t *testing.T) {
 	if g := next(t, ch2, ""); g.payload != "test-2" || g.mark != m || g.channel != orders {
 		t.Errorf("marked subscription got %v first", g)
 	}
-	if g := next(t, ch, "test-2"); g.mark.Run != slredis.DefaultFallbackRun {
+	if g := next(t, ch, "test-2"); g.mark.Run != bus.DefaultFallbackRun {
 		t.Errorf("first subscription: %v", g)
 	}
 
@@ -199,7 +200,7 @@ func TestPSubscribeGuardRealRedis(t *testing.T) {
 	}
 	// Production and shadow: the load-test message once, marked, with the
 	// application's names; the production one unmarked.
-	want := got{propagation.Mark{Run: slredis.DefaultFallbackRun}, orders, "shadow:" + orders, pattern, "shadow:" + pattern, "test-1"}
+	want := got{propagation.Mark{Run: bus.DefaultFallbackRun}, orders, "shadow:" + orders, pattern, "shadow:" + pattern, "test-1"}
 	gs := expect(t, allCh, "test-1", "prod-1")
 	if g := gs["test-1"]; g != want {
 		t.Errorf("load-test message: %v, want %v", g, want)
@@ -363,7 +364,7 @@ func TestSSubscribeRealRedis(t *testing.T) {
 	}
 	rdb.SPublish(ctx, orders, "prod")
 	gs := expect(t, ch, "test", "prod")
-	if g := gs["test"]; g.mark.Run != slredis.DefaultFallbackRun || g.channel != orders || g.wire != "shadow:"+orders {
+	if g := gs["test"]; g.mark.Run != bus.DefaultFallbackRun || g.channel != orders || g.wire != "shadow:"+orders {
 		t.Errorf("sharded load-test message: %v", g)
 	}
 	if g := gs["prod"]; !g.mark.IsZero() || g.channel != orders {
@@ -382,7 +383,7 @@ func TestSubscribeInstanceMode(t *testing.T) {
 	handler, ch := collect()
 	subscribed(t)(h.Subscribe(ctx, rdb, []string{"orders"}, handler))
 	rdb.Publish(marked, "orders", "test")
-	if g := next(t, ch, "test"); g.mark.Run != slredis.DefaultFallbackRun || g.channel != "orders" || g.wire != "orders" {
+	if g := next(t, ch, "test"); g.mark.Run != bus.DefaultFallbackRun || g.channel != "orders" || g.wire != "orders" {
 		t.Errorf("instance-mode load-test message: %v", g)
 	}
 	rdb.Publish(ctx, "orders", "prod")
@@ -413,7 +414,7 @@ func TestSubscribeInstanceModeNamedRealRedis(t *testing.T) {
 	rdb.Publish(marked, ns+"orders", "test")
 	rdb.Publish(ctx, ns+"orders", "prod")
 	gs := expect(t, ch, "test", "prod")
-	if g := gs["test"]; g.mark.Run != slredis.DefaultFallbackRun || g.channel != ns+"orders" || g.wire != "shadow:"+ns+"orders" {
+	if g := gs["test"]; g.mark.Run != bus.DefaultFallbackRun || g.channel != ns+"orders" || g.wire != "shadow:"+ns+"orders" {
 		t.Errorf("load-test message: %v", g)
 	}
 	if g := gs["prod"]; !g.mark.IsZero() {
@@ -547,7 +548,7 @@ func TestSubscriptionReconnectsRealRedis(t *testing.T) {
 	for _, tc := range []struct {
 		ctx context.Context
 		run string
-	}{{ctx, ""}, {marked, slredis.DefaultFallbackRun}} {
+	}{{ctx, ""}, {marked, bus.DefaultFallbackRun}} {
 		deadline := time.Now().Add(wait)
 		for done := false; !done; {
 			if time.Now().After(deadline) {

@@ -122,7 +122,7 @@ func TestPushConsumerHandlesByMark(t *testing.T) {
 	settle(t, srv, "billing_shadow", "orders_shadow")
 	want := map[string]propagation.Mark{
 		"prod-1": {}, "prod-2": {}, "env-1": {Env: "proj-a"},
-		"run-1": {Run: "r1"}, "runenv-1": {Run: "r2", Env: "proj-a"}, "shadow-no-run": {Run: slrocketmq.DefaultFallbackRun},
+		"run-1": {Run: "r1"}, "runenv-1": {Run: "r2", Env: "proj-a"}, "shadow-no-run": {Run: bus.DefaultFallbackRun},
 	}
 	waitFor(t, "every message handled or refused", func() bool { return len(sn.bodies()) >= len(want) && ref.n() >= len(bad) })
 	// both groups commit (with their pulls) past every message
@@ -180,20 +180,7 @@ func TestLanesSplitByEnv(t *testing.T) {
 		s  *slrocketmq.Shadow
 		sn *seen
 	}{{trunk, st}, {lane, sl}} {
-		c, err := x.s.NewPushConsumer("billing", consumerOpts(t, srv)...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := c.Subscribe("orders", consumer.MessageSelector{}, x.sn.handler(nil)); err != nil {
-			t.Fatal(err)
-		}
-		if err := c.Start(); err != nil {
-			t.Fatal(err)
-		}
-		g, _ := x.s.ShadowGroup("billing")
-		settle(t, srv, x.s.Rules().LaneName("billing"), "orders")
-		settle(t, srv, g, "orders_shadow")
-		t.Cleanup(func() { c.Shutdown() })
+		startConsumer(t, srv, x.s, x.sn.handler(nil))
 	}
 	// every group committed past every message: each one was decided
 	groups := map[string]string{"billing": "orders", "billing_shadow": "orders_shadow", "billing-proj-a": "orders", "billing-proj-a_shadow": "orders_shadow"}
@@ -255,28 +242,7 @@ func TestKillSwitchHoldsMarkedMessages(t *testing.T) {
 	var gate sync.RWMutex // held across a flip, so no handler is mid-flight across it
 	var whileOff atomic.Int64
 	sn := newSeen()
-	h := sn.handler(func(ctx context.Context, m *primitive.MessageExt) {
-		if on, _ := rt.LoadTestEnabled(); propagation.IsLoadTest(ctx) && !on {
-			whileOff.Add(1)
-		}
-	})
-	c, err := s.NewPushConsumer("billing", consumerOpts(t, srv)...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Subscribe("orders", consumer.MessageSelector{}, func(ctx context.Context, msgs ...*primitive.MessageExt) (consumer.ConsumeResult, error) {
-		gate.RLock()
-		defer gate.RUnlock()
-		return h(ctx, msgs...)
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Start(); err != nil {
-		t.Fatal(err)
-	}
-	settle(t, srv, "billing", "orders")
-	settle(t, srv, "billing_shadow", "orders_shadow")
-	t.Cleanup(func() { c.Shutdown() })
+	startConsumer(t, srv, s, gated(&gate, sn.handler(countWhileOff(rt, &whileOff))))
 
 	send := func(ctx context.Context, prefix string, n int) {
 		t.Helper()
@@ -368,28 +334,7 @@ func TestOrderlyConsumer(t *testing.T) {
 	var whileOff atomic.Int64
 	var gate sync.RWMutex
 	sn := newSeen()
-	h := sn.handler(func(ctx context.Context, m *primitive.MessageExt) {
-		if on, _ := rt.LoadTestEnabled(); propagation.IsLoadTest(ctx) && !on {
-			whileOff.Add(1)
-		}
-	})
-	c, err := s.NewPushConsumer("billing", append(consumerOpts(t, srv), consumer.WithConsumerOrder(true))...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Subscribe("orders", consumer.MessageSelector{}, func(ctx context.Context, msgs ...*primitive.MessageExt) (consumer.ConsumeResult, error) {
-		gate.RLock()
-		defer gate.RUnlock()
-		return h(ctx, msgs...)
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Start(); err != nil {
-		t.Fatal(err)
-	}
-	settle(t, srv, "billing", "orders")
-	settle(t, srv, "billing_shadow", "orders_shadow")
-	t.Cleanup(func() { c.Shutdown() })
+	startConsumer(t, srv, s, gated(&gate, sn.handler(countWhileOff(rt, &whileOff))), consumer.WithConsumerOrder(true))
 
 	gate.Lock()
 	rt.SetLoadTest(false, "test")
@@ -499,7 +444,7 @@ func TestPullConsumerDecide(t *testing.T) {
 	}{
 		"prod":      {bus.Handle, propagation.Mark{}, nil},
 		"run":       {bus.Handle, propagation.Mark{Run: "r1", Env: "proj-a"}, nil},
-		"fallback":  {bus.Handle, propagation.Mark{Run: slrocketmq.DefaultFallbackRun}, nil},
+		"fallback":  {bus.Handle, propagation.Mark{Run: bus.DefaultFallbackRun}, nil},
 		"anomaly":   {bus.Refuse, propagation.Mark{Run: "r1"}, shadow.ErrBlocked},
 		"malformed": {bus.Refuse, propagation.Mark{}, shadow.ErrUnsupported},
 	}

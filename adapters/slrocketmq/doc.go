@@ -7,18 +7,18 @@
 // or with producer.WithInterceptor) runs for every message the producer
 // sends, whichever send method sent it. A message sent under a load-test
 // mark (see [propagation.With]) goes to the shadow twin of its topic (by
-// default the topic name plus "_shadow", [shadow.DefaultTopic]) and
-// carries the mark in the X-Shadowlane-Run and X-Shadowlane-Env user
-// properties. Shadow twins are configured per topic ([WithShadowTopics],
-// or [WithAll]); a marked message for any other topic is refused with a
-// [*shadow.Error] wrapping [shadow.ErrNoShadowTarget] and never sent. An
-// unmarked message for a shadow topic is refused with
+// default the topic name plus "_shadow", [shadow.DefaultTopic]) and carries
+// the mark in the X-Shadowlane-Run and X-Shadowlane-Env user properties
+// ([bus.HeaderRun], [bus.HeaderEnv]). Shadow twins are configured per topic
+// ([WithShadowTopics], or [WithAll]); a marked message for any other topic
+// is refused with a [*shadow.Error] wrapping [shadow.ErrNoShadowTarget] and
+// never sent. An unmarked message for a shadow topic is refused with
 // [shadow.ErrShadowFromProduction]. Unmarked messages keep their topic and
-// lose any stale mark property. A batch is rewritten message by message.
-// A message one of whose properties contains the client's property
-// separators (\x01, \x02) so that it would put a mark property on the wire
-// is refused ([shadow.ErrUnsupported]). A client namespace ("ns%topic")
-// is kept: the rules see the topic without it.
+// lose any stale mark property. A batch is rewritten message by message. A
+// message one of whose properties contains the client's property separators
+// (\x01, \x02) so that it would put a mark property on the wire is refused
+// ([shadow.ErrUnsupported]). A client namespace ("ns%topic") is kept: the
+// rules see the topic without it.
 //
 // Transactions: a transaction producer sends through the same interceptor,
 // but the client calls its listener (ExecuteLocalTransaction,

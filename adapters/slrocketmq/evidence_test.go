@@ -15,6 +15,7 @@ import (
 	"github.com/shadowlane/shadowlane"
 	"github.com/shadowlane/shadowlane/adapters/slrocketmq"
 	"github.com/shadowlane/shadowlane/shadow"
+	"github.com/shadowlane/shadowlane/shadow/bus"
 )
 
 // Through the fixture: the push consumer counts each marked message it
@@ -36,11 +37,7 @@ func TestRunEvidence(t *testing.T) {
 
 	var mu sync.Mutex
 	calls := map[string]int{}
-	c, err := s.NewPushConsumer("billing", append(consumerOpts(t, srv), consumer.WithMaxReconsumeTimes(1))...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Subscribe("orders", consumer.MessageSelector{}, func(ctx context.Context, msgs ...*primitive.MessageExt) (consumer.ConsumeResult, error) {
+	startConsumer(t, srv, s, func(ctx context.Context, msgs ...*primitive.MessageExt) (consumer.ConsumeResult, error) {
 		mu.Lock()
 		defer mu.Unlock()
 		res := consumer.ConsumeSuccess
@@ -52,15 +49,7 @@ func TestRunEvidence(t *testing.T) {
 			}
 		}
 		return res, nil
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Start(); err != nil {
-		t.Fatal(err)
-	}
-	settle(t, srv, "billing", "orders")
-	settle(t, srv, "billing_shadow", "orders_shadow")
-	t.Cleanup(func() { c.Shutdown() })
+	}, consumer.WithMaxReconsumeTimes(1))
 
 	lt := marked("rmq-r1", "")
 	for _, b := range []string{"l1", "l2", "lfail", "flaky"} {
@@ -74,7 +63,7 @@ func TestRunEvidence(t *testing.T) {
 		}
 	}
 	// a run mark on a production topic: refused, a decision only
-	if _, err := raw.SendSync(context.Background(), msg("orders", "anomaly", slrocketmq.PropertyRun, "rmq-r1")); err != nil {
+	if _, err := raw.SendSync(context.Background(), msg("orders", "anomaly", bus.HeaderRun, "rmq-r1")); err != nil {
 		t.Fatal(err)
 	}
 	// the broker has no shadow twin of "nosuch": the send fails

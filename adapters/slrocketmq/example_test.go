@@ -17,6 +17,7 @@ import (
 	"github.com/shadowlane/shadowlane/adapters/slrocketmq/rmqfake"
 	"github.com/shadowlane/shadowlane/propagation"
 	"github.com/shadowlane/shadowlane/shadow"
+	"github.com/shadowlane/shadowlane/shadow/bus"
 )
 
 // A message sent under a load-test mark lands on the shadow twin of its
@@ -118,7 +119,7 @@ func ExampleShadow_ProducerInterceptor() {
 	m := primitive.NewMessage("orders", []byte("order 3"))
 	ctx := propagation.With(context.Background(), propagation.Mark{Run: "run-7", Env: "proj-a"})
 	err = p.SendOneWay(ctx, m)
-	fmt.Println(m.Topic, m.GetProperty(slrocketmq.PropertyRun), m.GetProperty(slrocketmq.PropertyEnv), err)
+	fmt.Println(m.Topic, m.GetProperty(bus.HeaderRun), m.GetProperty(bus.HeaderEnv), err)
 
 	_, err = p.SendSync(context.Background(), primitive.NewMessage("orders_shadow", nil))
 	fmt.Println(errors.Is(err, shadow.ErrShadowFromProduction))

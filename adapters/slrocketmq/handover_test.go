@@ -11,9 +11,9 @@ import (
 	"github.com/apache/rocketmq-client-go/v2/primitive"
 
 	"github.com/shadowlane/shadowlane/adapters/slrocketmq"
-	"github.com/shadowlane/shadowlane/adapters/slrocketmq/rmqfake"
 	"github.com/shadowlane/shadowlane/envtag"
 	"github.com/shadowlane/shadowlane/propagation"
+	"github.com/shadowlane/shadowlane/shadow/bus"
 )
 
 // A lane leaves with a backlog: while proj-a is listed live the trunk
@@ -34,8 +34,8 @@ func TestLaneHandOver(t *testing.T) {
 	p := newProducer(t, trunk, srv)
 
 	st := newSeen()
-	tc := startConsumer(t, srv, trunk, st)
-	startLane := func(sn *seen) *slrocketmq.PushConsumer { return startConsumer(t, srv, lane, sn) }
+	tc := startConsumer(t, srv, trunk, st.handler(nil))
+	startLane := func(sn *seen) *slrocketmq.PushConsumer { return startConsumer(t, srv, lane, sn.handler(nil)) }
 	sl1 := newSeen()
 	lc := startLane(sl1)
 
@@ -137,27 +137,6 @@ func markOf(b string, sns ...*seen) propagation.Mark {
 	return propagation.Mark{}
 }
 
-// startConsumer starts s's consumer of group billing on orders with sn's
-// handler and waits until its groups pulled from every queue.
-func startConsumer(t *testing.T, srv *rmqfake.Server, s *slrocketmq.Shadow, sn *seen) *slrocketmq.PushConsumer {
-	t.Helper()
-	c, err := s.NewPushConsumer("billing", consumerOpts(t, srv)...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Subscribe("orders", consumer.MessageSelector{}, sn.handler(nil)); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Start(); err != nil {
-		t.Fatal(err)
-	}
-	g, _ := s.ShadowGroup("billing")
-	settle(t, srv, s.Rules().LaneName("billing"), "orders")
-	settle(t, srv, g, "orders_shadow")
-	t.Cleanup(func() { c.Shutdown() })
-	return c
-}
-
 // A consumer that installs ConsumerInterceptor itself has no lane-group
 // consumer to hand over to: for it the trunk's rule stays the plain one
 // (it skips an env only while the env's lane is live), even when the same
@@ -169,7 +148,7 @@ func TestInterceptorKeepsPlainLaneRule(t *testing.T) {
 	icp := s.ConsumerInterceptor()
 	ctx := primitive.WithConsumerCtx(context.Background(), &primitive.ConsumeMessageContext{ConsumerGroup: "billing"})
 	call := func(env string) bool {
-		m := &primitive.MessageExt{Message: *msg("orders", "x", slrocketmq.PropertyEnv, env)}
+		m := &primitive.MessageExt{Message: *msg("orders", "x", bus.HeaderEnv, env)}
 		handled := false
 		var h consumer.ConsumeResultHolder
 		if err := icp(ctx, []*primitive.MessageExt{m}, &h, func(context.Context, any, any) error { handled = true; return nil }); err != nil {
@@ -201,7 +180,7 @@ func TestHandOverWithoutLaneOffsets(t *testing.T) {
 	trunk := newShadow(t, slrocketmq.WithShadowTopics("orders"), slrocketmq.WithShadowGroups("billing"), slrocketmq.WithLanes(&lanes))
 	p := newProducer(t, trunk, srv)
 	st := newSeen()
-	tc := startConsumer(t, srv, trunk, st)
+	tc := startConsumer(t, srv, trunk, st.handler(nil))
 	if _, err := p.SendSync(marked("", "proj-a"), msg("orders", "old-a")); err != nil {
 		t.Fatal(err)
 	}
@@ -250,10 +229,10 @@ func TestHandOverTwoTrunks(t *testing.T) {
 	lane := newShadow(t, append(opts, slrocketmq.WithEnv("proj-a"))...)
 	p := newProducer(t, t1, srv)
 	s1, s2, sl := newSeen(), newSeen(), newSeen()
-	c1 := startConsumer(t, srv, t1, s1)
-	c2 := startConsumer(t, srv, t2, s2)
+	c1 := startConsumer(t, srv, t1, s1.handler(nil))
+	c2 := startConsumer(t, srv, t2, s2.handler(nil))
 	waitFor(t, "both trunks members", func() bool { return len(srv.Members("billing")) == 2 })
-	lc := startConsumer(t, srv, lane, sl)
+	lc := startConsumer(t, srv, lane, sl.handler(nil))
 	var all []string
 	send := func(phase string) {
 		for i := range 8 {

@@ -183,3 +183,46 @@ func settle(t testing.TB, srv *rmqfake.Server, group string, topics ...string) {
 	waitFor(t, group+" rebalanced", func() bool { return srv.Pulled(group, topics...) })
 	time.Sleep(20 * time.Millisecond) // the rest of the rebalance is local work
 }
+
+// startConsumer starts s's push consumer of group "billing" on "orders"
+// with h (opts after consumerOpts), waits until its group and its shadow
+// group pulled from every queue, and shuts it down when the test ends.
+func startConsumer(t testing.TB, srv *rmqfake.Server, s *slrocketmq.Shadow, h slrocketmq.Handler, opts ...consumer.Option) *slrocketmq.PushConsumer {
+	t.Helper()
+	c, err := s.NewPushConsumer("billing", append(consumerOpts(t, srv), opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Subscribe("orders", consumer.MessageSelector{}, h); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	g, _ := s.ShadowGroup("billing")
+	settle(t, srv, s.Rules().LaneName("billing"), "orders")
+	settle(t, srv, g, "orders_shadow")
+	t.Cleanup(func() { c.Shutdown() })
+	return c
+}
+
+// gated runs h under a read lock of gate: a test that holds the write
+// lock across a flip of the kill switch has no handler mid-flight across
+// it.
+func gated(gate *sync.RWMutex, h slrocketmq.Handler) slrocketmq.Handler {
+	return func(ctx context.Context, msgs ...*primitive.MessageExt) (consumer.ConsumeResult, error) {
+		gate.RLock()
+		defer gate.RUnlock()
+		return h(ctx, msgs...)
+	}
+}
+
+// countWhileOff counts into n each load-test message handled while rt's
+// load tests are off (an extra for seen.handler).
+func countWhileOff(rt *shadowlane.Runtime, n *atomic.Int64) func(context.Context, *primitive.MessageExt) {
+	return func(ctx context.Context, m *primitive.MessageExt) {
+		if on, _ := rt.LoadTestEnabled(); propagation.IsLoadTest(ctx) && !on {
+			n.Add(1)
+		}
+	}
+}

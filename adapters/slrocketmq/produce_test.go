@@ -15,6 +15,7 @@ import (
 	"github.com/shadowlane/shadowlane/adapters/slrocketmq/rmqfake"
 	"github.com/shadowlane/shadowlane/propagation"
 	"github.com/shadowlane/shadowlane/shadow"
+	"github.com/shadowlane/shadowlane/shadow/bus"
 )
 
 // stored returns the bodies stored on topic, with their properties.
@@ -124,11 +125,11 @@ func TestProduceRoutesByMark(t *testing.T) {
 			continue
 		}
 		for k := range props {
-			if strings.EqualFold(k, slrocketmq.PropertyRun) || (strings.EqualFold(k, slrocketmq.PropertyEnv) && k != slrocketmq.PropertyEnv) {
+			if strings.EqualFold(k, bus.HeaderRun) || (strings.EqualFold(k, bus.HeaderEnv) && k != bus.HeaderEnv) {
 				t.Errorf("%s on production carries %s", body, k)
 			}
 		}
-		if props[slrocketmq.PropertyRun] != "" || props[slrocketmq.PropertyEnv] != env {
+		if props[bus.HeaderRun] != "" || props[bus.HeaderEnv] != env {
 			t.Errorf("%s on production: properties %v, want env %q and no run", body, props, env)
 		}
 	}
@@ -138,7 +139,7 @@ func TestProduceRoutesByMark(t *testing.T) {
 			t.Errorf("%s not on the shadow topic", body)
 			continue
 		}
-		if props[slrocketmq.PropertyRun] != "r1" || props[slrocketmq.PropertyEnv] != env {
+		if props[bus.HeaderRun] != "r1" || props[bus.HeaderEnv] != env {
 			t.Errorf("%s on shadow: properties %v, want run r1 env %q", body, props, env)
 		}
 	}
@@ -161,7 +162,7 @@ func TestProduceKeepsNamespace(t *testing.T) {
 	if _, err := p.SendSync(marked("r1", ""), msg("ns1%orders", "ns-run")); err != nil {
 		t.Fatal(err)
 	}
-	if got := stored(srv, "ns1%orders_shadow"); got["ns-run"][slrocketmq.PropertyRun] != "r1" {
+	if got := stored(srv, "ns1%orders_shadow"); got["ns-run"][bus.HeaderRun] != "r1" {
 		t.Fatalf("shadow topic holds %v", got)
 	}
 	if n := len(srv.Messages("ns1%orders")); n != 0 {
@@ -244,7 +245,7 @@ func TestContextOfPreparedMessage(t *testing.T) {
 			t.Errorf("sent under %v: context carries %v (%v)", mk, propagation.FromContext(ctx), err)
 		}
 	}
-	m := msg("orders", "anomaly", slrocketmq.PropertyRun, "r1")
+	m := msg("orders", "anomaly", bus.HeaderRun, "r1")
 	if _, err := s.Context(context.Background(), m); !errors.Is(err, shadow.ErrBlocked) {
 		t.Errorf("run property on a production topic: %v", err)
 	}

@@ -87,8 +87,8 @@ func writeProperties(msg *primitive.Message, props map[string]string, m propagat
 		}
 	}
 	run, env := bus.Values(m)
-	msg.WithProperty(PropertyRun, run) // WithProperty ignores empty values
-	msg.WithProperty(PropertyEnv, env)
+	msg.WithProperty(bus.HeaderRun, run) // WithProperty ignores empty values
+	msg.WithProperty(bus.HeaderEnv, env)
 }
 
 // batchItem layout, as the client's Message.Marshal writes each message of
@@ -108,10 +108,10 @@ func rewriteBatch(body []byte, m propagation.Mark) ([]byte, error) {
 	run, env := bus.Values(m)
 	var mark string
 	if run != "" {
-		mark += PropertyRun + string(nameValueSeparator) + run + string(propertySeparator)
+		mark += bus.HeaderRun + string(nameValueSeparator) + run + string(propertySeparator)
 	}
 	if env != "" {
-		mark += PropertyEnv + string(nameValueSeparator) + env + string(propertySeparator)
+		mark += bus.HeaderEnv + string(nameValueSeparator) + env + string(propertySeparator)
 	}
 	var out []byte // nil until an item changes
 	for rest, done := body, 0; len(rest) > 0; {

@@ -8,12 +8,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/apache/rocketmq-client-go/v2/consumer"
-	"github.com/apache/rocketmq-client-go/v2/primitive"
-
 	"github.com/shadowlane/shadowlane/adapters/slrocketmq"
 	"github.com/shadowlane/shadowlane/envtag"
 	"github.com/shadowlane/shadowlane/propagation"
+	"github.com/shadowlane/shadowlane/shadow/bus"
 )
 
 // TestReconcile: 600 messages of six kinds (production, run, each with no
@@ -54,30 +52,7 @@ func TestReconcile(t *testing.T) {
 	var whileOff atomic.Int64
 	handlers := map[string]*seen{"trunk": newSeen(), "lane": newSeen()}
 	start := func(name string, s *slrocketmq.Shadow) {
-		sn := handlers[name]
-		h := sn.handler(func(ctx context.Context, m *primitive.MessageExt) {
-			if on, _ := rt.LoadTestEnabled(); propagation.IsLoadTest(ctx) && !on {
-				whileOff.Add(1)
-			}
-		})
-		c, err := s.NewPushConsumer("billing", consumerOpts(t, srv)...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := c.Subscribe("orders", consumer.MessageSelector{}, func(ctx context.Context, msgs ...*primitive.MessageExt) (consumer.ConsumeResult, error) {
-			gate.RLock()
-			defer gate.RUnlock()
-			return h(ctx, msgs...)
-		}); err != nil {
-			t.Fatal(err)
-		}
-		if err := c.Start(); err != nil {
-			t.Fatal(err)
-		}
-		g, _ := s.ShadowGroup("billing")
-		settle(t, srv, s.Rules().LaneName("billing"), "orders")
-		settle(t, srv, g, "orders_shadow")
-		t.Cleanup(func() { c.Shutdown() })
+		startConsumer(t, srv, s, gated(&gate, handlers[name].handler(countWhileOff(rt, &whileOff))))
 	}
 	start("trunk", trunk)
 	start("lane", lane)
@@ -132,7 +107,7 @@ func TestReconcile(t *testing.T) {
 			}
 			onTopic[body] = topic
 			want := markOf[body]
-			got := propagation.Mark{Run: m.Properties[slrocketmq.PropertyRun], Env: m.Properties[slrocketmq.PropertyEnv]}
+			got := propagation.Mark{Run: m.Properties[bus.HeaderRun], Env: m.Properties[bus.HeaderEnv]}
 			if got != want {
 				t.Errorf("%s stored on %s with %v, want %v", body, topic, got, want)
 			}

@@ -15,22 +15,9 @@ import (
 	"github.com/shadowlane/shadowlane/shadow/bus"
 )
 
-// Property names the mark travels under in message user properties (the
-// names of every bus, [bus.HeaderRun] and [bus.HeaderEnv]). They are
-// written exactly like this; on read the comparison ignores ASCII case.
-const (
-	PropertyRun = bus.HeaderRun
-	PropertyEnv = bus.HeaderEnv
-)
-
 // Store is the store name on every [*shadow.Error] and decision counter of
 // this package.
 const Store = "rocketmq"
-
-// DefaultFallbackRun is the run id given to a message consumed from a
-// shadow topic without a run property: the topic alone proves it is
-// load-test traffic, so it is never handled as production.
-const DefaultFallbackRun = bus.DefaultFallbackRun
 
 // DefaultHold is how long a consumer holds a marked message back while the
 // kill switch is off (or a lane instance while its lane is not live) before
@@ -118,7 +105,7 @@ func WithLanes(l envtag.Lanes) Option { return optionFunc(func(c *config) { c.bu
 func WithRefused(f RefusedFunc) Option { return optionFunc(func(c *config) { c.refused = f }) }
 
 // WithFallbackRun sets the run id of messages consumed from a shadow topic
-// without a run property (default [DefaultFallbackRun]).
+// without a run property (default [bus.DefaultFallbackRun]).
 func WithFallbackRun(run string) Option {
 	return optionFunc(func(c *config) { c.bus.FallbackRun = run })
 }

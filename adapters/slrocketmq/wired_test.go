@@ -12,6 +12,7 @@ import (
 
 	"github.com/shadowlane/shadowlane/adapters/slrocketmq"
 	"github.com/shadowlane/shadowlane/shadow"
+	"github.com/shadowlane/shadowlane/shadow/bus"
 )
 
 // What the zero-code wiring appends (orchestrion.yml), on plain client
@@ -36,7 +37,7 @@ func TestWiredInterceptors(t *testing.T) {
 		t.Fatal(err)
 	}
 	raw := newProducer(t, nil, srv)
-	if _, err := raw.SendSync(context.Background(), msg("orders", "anomaly", slrocketmq.PropertyRun, "r1")); err != nil {
+	if _, err := raw.SendSync(context.Background(), msg("orders", "anomaly", bus.HeaderRun, "r1")); err != nil {
 		t.Fatal(err)
 	}
 	if got := srv.Messages("orders"); len(got) != 2 {

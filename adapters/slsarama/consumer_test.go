@@ -16,6 +16,7 @@ import (
 	slsarama "github.com/shadowlane/shadowlane/adapters/slsarama"
 	"github.com/shadowlane/shadowlane/propagation"
 	"github.com/shadowlane/shadowlane/shadow"
+	"github.com/shadowlane/shadowlane/shadow/bus"
 )
 
 // handled collects what a handler saw, by message value.
@@ -79,21 +80,14 @@ func send(t *testing.T, p *slsarama.Producer, ctx context.Context, topic, v stri
 // its mark), another group on the same topic never reads the shadow topic.
 func TestConsumerShadowGroupOnlyForConfiguredPairs(t *testing.T) {
 	addrs := newCluster(t)
-	s, err := slsarama.New(slsarama.WithShadowTopics("orders"), slsarama.WithShadowGroups("billing"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := newShadow(t, slsarama.WithShadowTopics("orders"), slsarama.WithShadowGroups("billing"))
 	if _, err := s.Consumer(addrs, config(), "billing", []string{"orders_shadow"}, func(context.Context, *sarama.ConsumerMessage) error { return nil }); !errors.Is(err, slsarama.ErrConfig) {
 		t.Fatalf("production consumer of a shadow topic: %v", err)
 	}
 	if _, err := slsarama.New(slsarama.WithShadowGroups("billing_shadow")); !errors.Is(err, slsarama.ErrConfig) {
 		t.Fatalf("shadow group list naming a shadow group: %v", err)
 	}
-	sp, err := sarama.NewSyncProducer(addrs, config())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sp.Close()
+	sp := syncProducer(t, addrs, config())
 	p := s.SyncProducer(sp)
 	bg := context.Background()
 	send(t, p, bg, "orders", "prod-1")
@@ -152,10 +146,7 @@ func TestConsumerShadowGroupOnlyForConfiguredPairs(t *testing.T) {
 
 	// A lane instance joins "<group>-<env>" and its shadow twin, and takes
 	// only its env.
-	lane, err := slsarama.New(slsarama.WithShadowTopics("orders"), slsarama.WithShadowGroups("billing"), slsarama.WithEnv("proj-a"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	lane := newShadow(t, slsarama.WithShadowTopics("orders"), slsarama.WithShadowGroups("billing"), slsarama.WithEnv("proj-a"))
 	lh := newHandled()
 	c, err = lane.Consumer(addrs, config(), "billing", []string{"orders"}, func(ctx context.Context, msg *sarama.ConsumerMessage) error {
 		lh.add(ctx, msg)
@@ -215,7 +206,7 @@ func TestConsumerErrorsAndRefused(t *testing.T) {
 		refused []string
 		failRef = true
 	)
-	s, err := slsarama.New(slsarama.WithShadowTopics("orders"), slsarama.WithRefused(func(ctx context.Context, msg *sarama.ConsumerMessage, err error) error {
+	s := newShadow(t, slsarama.WithShadowTopics("orders"), slsarama.WithRefused(func(ctx context.Context, msg *sarama.ConsumerMessage, err error) error {
 		mu.Lock()
 		defer mu.Unlock()
 		var se *shadow.Error
@@ -229,20 +220,13 @@ func TestConsumerErrorsAndRefused(t *testing.T) {
 		}
 		return nil
 	}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	sp, err := sarama.NewSyncProducer(addrs, config())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sp.Close()
+	sp := syncProducer(t, addrs, config())
 	p := s.SyncProducer(sp)
 	bg := context.Background()
 	send(t, p, bg, "orders", "a")
 	send(t, p, bg, "orders", "poison-once")
 	if _, _, err := sp.SendMessage(&sarama.ProducerMessage{Topic: "orders", Value: sarama.StringEncoder("bad-mark"),
-		Headers: []sarama.RecordHeader{{Key: []byte(slsarama.HeaderEnv), Value: []byte("no spaces")}}}); err != nil {
+		Headers: []sarama.RecordHeader{{Key: []byte(bus.HeaderEnv), Value: []byte("no spaces")}}}); err != nil {
 		t.Fatal(err)
 	}
 	send(t, p, marked("", "proj-b"), "orders", "b")

@@ -5,10 +5,10 @@
 // context-taking wrapper: [Producer.SendMessage] (or [Shadow.Prepare] before
 // any other send) moves a message produced under a load-test mark to the
 // shadow twin of its topic (topic + "_shadow") with the X-Shadowlane-Run and
-// X-Shadowlane-Env headers, and refuses, with a [*shadow.Error], a marked
-// message for a topic without a configured twin
-// ([shadow.ErrNoShadowTarget]) and an unmarked message for a shadow topic
-// ([shadow.ErrShadowFromProduction]).
+// X-Shadowlane-Env headers ([bus.HeaderRun], [bus.HeaderEnv]), and refuses,
+// with a [*shadow.Error], a marked message for a topic without a configured
+// twin ([shadow.ErrNoShadowTarget]) and an unmarked message for a shadow
+// topic ([shadow.ErrShadowFromProduction]).
 //
 // The [Shadow] is also a sarama.ProducerInterceptor (add it to
 // Config.Producer.Interceptors) that enforces the same rules by the mark

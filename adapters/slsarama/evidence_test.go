@@ -5,7 +5,6 @@ import (
 	"errors"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -29,19 +28,12 @@ func TestRunEvidence(t *testing.T) {
 	}
 	defer rt.Close()
 	var refused atomic.Int64
-	s, err := slsarama.New(slsarama.WithRuntime(rt), slsarama.WithShadowTopics("orders", "ghost"), slsarama.WithRetry(2, 0, 0),
+	s := newShadow(t, slsarama.WithRuntime(rt), slsarama.WithShadowTopics("orders", "ghost"), slsarama.WithRetry(2, 0, 0),
 		slsarama.WithRefused(func(context.Context, *sarama.ConsumerMessage, error) error { refused.Add(1); return nil }))
-	if err != nil {
-		t.Fatal(err)
-	}
 	cfg := config()
 	cfg.Metadata.Retry.Max = 1
 	cfg.Metadata.Retry.Backoff = 50 * time.Millisecond
-	sp, err := sarama.NewSyncProducer(addrs, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sp.Close()
+	sp := syncProducer(t, addrs, cfg)
 	p := s.SyncProducer(sp)
 	for _, v := range []string{"l1", "l2", "lfail1", "lfail2"} {
 		if _, _, err := p.SendMessage(marked("sarama-r1", ""), &sarama.ProducerMessage{Topic: "orders", Value: sarama.StringEncoder(v)}); err != nil {
@@ -71,27 +63,12 @@ func TestRunEvidence(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	var wg sync.WaitGroup
-	for group, topics := range map[string][]string{s.Group("svc"): {"orders"}, s.ShadowGroup("svc"): s.ShadowTopics("orders")} {
-		cg, err := sarama.NewConsumerGroup(addrs, group, config())
-		if err != nil {
-			t.Fatal(err)
-		}
-		wg.Go(func() {
-			defer cg.Close()
-			for ctx.Err() == nil {
-				if err := cg.Consume(ctx, topics, s.GroupHandler("svc", h)); err != nil && ctx.Err() == nil {
-					t.Errorf("consume: %v", err)
-					return
-				}
-			}
-		})
-	}
+	wait := consumeGroups(t, ctx, addrs, s, h)
 	for (refused.Load() < 3 || calls.Load() < 9) && ctx.Err() == nil { // 3 that succeed, 3 that fail twice
 		time.Sleep(20 * time.Millisecond)
 	}
 	cancel()
-	wg.Wait()
+	wait()
 	if refused.Load() != 3 || calls.Load() != 9 {
 		t.Fatalf("refused %d, handler calls %d", refused.Load(), calls.Load())
 	}

@@ -8,9 +8,7 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
-	"github.com/twmb/franz-go/pkg/kfake"
 
-	"github.com/shadowlane/shadowlane"
 	slsarama "github.com/shadowlane/shadowlane/adapters/slsarama"
 	"github.com/shadowlane/shadowlane/propagation"
 	"github.com/shadowlane/shadowlane/shadow"
@@ -21,26 +19,10 @@ import (
 // while load tests are off are not handled (not marked) until the switch is
 // on again; then each is handled exactly once. Production flows all along.
 func TestKillSwitchHoldsMarkedMessages(t *testing.T) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, "orders", "orders_shadow"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	addrs := c.ListenAddrs()
-	rt, err := shadowlane.New(shadowlane.Config{Service: "bus-test", Trust: shadowlane.TrustConfig{Mode: "internal"}}, shadowlane.WithoutDefault())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rt.Close()
-	s, err := slsarama.New(slsarama.WithShadowTopics("orders"), slsarama.WithShadowGroups("svc"), slsarama.WithRuntime(rt))
-	if err != nil {
-		t.Fatal(err)
-	}
-	sp, err := sarama.NewSyncProducer(addrs, config())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sp.Close()
+	addrs := fakeCluster(t, 3, "orders", "orders_shadow").ListenAddrs()
+	rt := bustest.SwitchRuntime(t)
+	s := newShadow(t, slsarama.WithShadowTopics("orders"), slsarama.WithShadowGroups("svc"), slsarama.WithRuntime(rt))
+	sp := syncProducer(t, addrs, config())
 	p := s.SyncProducer(sp)
 
 	sw := bustest.NewSwitch(func() bool { on, _ := rt.LoadTestEnabled(); return on })
@@ -94,19 +76,12 @@ func TestKillSwitchHoldsMarkedMessages(t *testing.T) {
 func TestRetryThenRefuse(t *testing.T) {
 	addrs := newCluster(t)
 	lg := bustest.NewLedger()
-	s, err := slsarama.New(slsarama.WithShadowTopics("orders"), slsarama.WithRetry(3, 5*time.Millisecond, 0),
+	s := newShadow(t, slsarama.WithShadowTopics("orders"), slsarama.WithRetry(3, 5*time.Millisecond, 0),
 		slsarama.WithRefused(func(ctx context.Context, msg *sarama.ConsumerMessage, err error) error {
 			lg.Refuse(string(msg.Value), err)
 			return nil
 		}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	sp, err := sarama.NewSyncProducer(addrs, config())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sp.Close()
+	sp := syncProducer(t, addrs, config())
 	send := func(v string, hs ...sarama.RecordHeader) {
 		if _, _, err := sp.SendMessage(&sarama.ProducerMessage{Topic: "orders", Value: sarama.StringEncoder(v), Headers: hs}); err != nil {
 			t.Fatal(err)

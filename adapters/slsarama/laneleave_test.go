@@ -39,12 +39,7 @@ func newLaneRig(t *testing.T, listed bool) *laneRig {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { adm.Close() })
-	sp, err := sarama.NewSyncProducer(r.addrs, config())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { sp.Close() })
-	r.adm, r.sp = adm, sp
+	r.adm, r.sp = adm, syncProducer(t, r.addrs, config())
 	return r
 }
 
@@ -60,11 +55,7 @@ func (r *laneRig) setListed(listed bool) {
 // shadow returns a new Shadow on "orders" reading the rig's lane list.
 func (r *laneRig) shadow(opts ...slsarama.Option) *slsarama.Shadow {
 	r.t.Helper()
-	s, err := slsarama.New(append([]slsarama.Option{slsarama.WithShadowTopics("orders"), slsarama.WithLanes(&r.lanes)}, opts...)...)
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	return s
+	return newShadow(r.t, append([]slsarama.Option{slsarama.WithShadowTopics("orders"), slsarama.WithLanes(&r.lanes)}, opts...)...)
 }
 
 // run starts a consumer of group "svc" on "orders" through s (fetch wait
@@ -130,23 +121,6 @@ func startRun(t *testing.T, c *slsarama.Consumer) (stop func() error) {
 	stop = func() error { cancel(); <-done; return err }
 	t.Cleanup(func() { stop() })
 	return stop
-}
-
-// waitStable waits until group is stable with members members.
-func waitStable(t *testing.T, adm sarama.ClusterAdmin, group string, members int) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		gs, err := adm.DescribeConsumerGroups([]string{group})
-		if err == nil && len(gs) == 1 && gs[0].State == "Stable" && len(gs[0].Members) == members {
-			time.Sleep(300 * time.Millisecond) // claims start after the join
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("group %s never became stable with %d members (%v)", group, members, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 // slow delays h by 10 ms a message: a lane that falls behind.

@@ -20,17 +20,10 @@ import (
 // not (the trunk's).
 func TestLaneRestartKeepsItsStart(t *testing.T) {
 	addrs := newCluster(t)
-	sp, err := sarama.NewSyncProducer(addrs, config())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sp.Close()
+	sp := syncProducer(t, addrs, config())
 	var lanes envtag.SwapLanes
 	lanes.Store(envtag.StaticLanes{"svc": {"proj-a"}})
-	lane, err := slsarama.New(slsarama.WithShadowTopics("orders"), slsarama.WithEnv("proj-a"), slsarama.WithLanes(&lanes))
-	if err != nil {
-		t.Fatal(err)
-	}
+	lane := newShadow(t, slsarama.WithShadowTopics("orders"), slsarama.WithEnv("proj-a"), slsarama.WithLanes(&lanes))
 	p := lane.SyncProducer(sp)
 	envA := marked("", "proj-a")
 	send := func(v string) {

@@ -11,22 +11,8 @@ import (
 	"github.com/shadowlane/shadowlane"
 	slsarama "github.com/shadowlane/shadowlane/adapters/slsarama"
 	"github.com/shadowlane/shadowlane/shadow"
+	"github.com/shadowlane/shadowlane/shadow/bus/bustest"
 )
-
-func testDataRuntime(t testing.TB, action string) *shadowlane.Runtime {
-	t.Helper()
-	rt, err := shadowlane.New(shadowlane.Config{TestData: shadowlane.TestDataConfig{
-		Action:   action,
-		Prefixes: []string{"lt-"},
-		IDRanges: []shadowlane.IDRange{{Min: 9000000000, Max: 9099999999}},
-		Headers:  []shadowlane.TestDataHeader{{Name: "X-Test", Value: "*"}},
-	}}, shadowlane.WithoutConfigFile())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { rt.Close() })
-	return rt
-}
 
 // TestLostMarkGuard: unmarked messages whose key or headers are load-test
 // data (testData:) are refused by the wrapper (typed error) and by the
@@ -34,16 +20,9 @@ func testDataRuntime(t testing.TB, action string) *shadowlane.Runtime {
 // with a plain consumer from kfake. Marked ones go to the shadow twin.
 func TestLostMarkGuard(t *testing.T) {
 	addrs := newCluster(t)
-	rt := testDataRuntime(t, "")
-	s, err := slsarama.New(slsarama.WithShadowTopics("orders"), slsarama.WithRuntime(rt))
-	if err != nil {
-		t.Fatal(err)
-	}
-	sp, err := sarama.NewSyncProducer(addrs, config(s))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sp.Close()
+	rt := bustest.TestDataRuntime(t, "")
+	s := newShadow(t, slsarama.WithShadowTopics("orders"), slsarama.WithRuntime(rt))
+	sp := syncProducer(t, addrs, config(s))
 	p := s.SyncProducer(sp)
 	bg := context.Background()
 	lost := []*sarama.ProducerMessage{
@@ -88,16 +67,9 @@ func TestLostMarkGuard(t *testing.T) {
 // counted once, though it passes both the wrapper and the interceptor.
 func TestLostMarkAlert(t *testing.T) {
 	addrs := newCluster(t)
-	rt := testDataRuntime(t, "alert")
-	s, err := slsarama.New(slsarama.WithShadowTopics("orders"), slsarama.WithRuntime(rt))
-	if err != nil {
-		t.Fatal(err)
-	}
-	sp, err := sarama.NewSyncProducer(addrs, config(s))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sp.Close()
+	rt := bustest.TestDataRuntime(t, "alert")
+	s := newShadow(t, slsarama.WithShadowTopics("orders"), slsarama.WithRuntime(rt))
+	sp := syncProducer(t, addrs, config(s))
 	p := s.SyncProducer(sp)
 	for _, v := range []string{"a1", "a2", "a3"} {
 		if _, _, err := p.SendMessage(context.Background(), &sarama.ProducerMessage{Topic: "orders", Key: sarama.StringEncoder("lt-" + v), Value: sarama.StringEncoder(v)}); err != nil {
@@ -127,11 +99,8 @@ func BenchmarkPrepareUnmarked(b *testing.B) {
 		rt, _ := shadowlane.New(shadowlane.Config{}, shadowlane.WithoutConfigFile())
 		b.Cleanup(func() { rt.Close() })
 		return rt
-	}()}, {"on", testDataRuntime(b, "")}} {
-		s, err := slsarama.New(slsarama.WithShadowTopics("orders"), slsarama.WithRuntime(c.rt))
-		if err != nil {
-			b.Fatal(err)
-		}
+	}()}, {"on", bustest.TestDataRuntime(b, "")}} {
+		s := newShadow(b, slsarama.WithShadowTopics("orders"), slsarama.WithRuntime(c.rt))
 		hs := []sarama.RecordHeader{{Key: []byte("trace"), Value: []byte("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")}}
 		msg := &sarama.ProducerMessage{Topic: "orders", Key: sarama.StringEncoder("cart:12345"), Value: sarama.StringEncoder("v"), Headers: hs}
 		b.Run(c.name, func(b *testing.B) {

@@ -34,10 +34,7 @@ func TestMigrationPhases(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	s, err := slsarama.New(slsarama.WithShadowTopics(old, nw), slsarama.WithShadowGroups("lanes20-old", "lanes20-new"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := newShadow(t, slsarama.WithShadowTopics(old, nw), slsarama.WithShadowGroups("lanes20-old", "lanes20-new"))
 	sp, err := sarama.NewSyncProducer(addrs, config())
 	if err != nil {
 		t.Fatal(err)

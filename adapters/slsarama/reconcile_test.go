@@ -2,7 +2,6 @@ package slsarama_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -11,13 +10,13 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
-	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	slsarama "github.com/shadowlane/shadowlane/adapters/slsarama"
 	"github.com/shadowlane/shadowlane/envtag"
 	"github.com/shadowlane/shadowlane/propagation"
 	"github.com/shadowlane/shadowlane/shadow"
+	"github.com/shadowlane/shadowlane/shadow/bus"
 	"github.com/shadowlane/shadowlane/shadow/bus/bustest"
 )
 
@@ -31,11 +30,7 @@ import (
 // (plain sarama consumer on both topics, committed offsets at the end).
 func TestReconcileSarama(t *testing.T) {
 	n := bustest.Messages()
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(4, "orders", "orders_shadow"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cluster.Close) // after the consumers' clean-ups
+	cluster := fakeCluster(t, 4, "orders", "orders_shadow") // closed after the consumers' clean-ups
 	addrs := cluster.ListenAddrs()
 	// While armed, offset commits of group "svc" are rejected; once
 	// armRefusal is set (by the refusal of the poison X-R-0), the next one
@@ -51,26 +46,11 @@ func TestReconcileSarama(t *testing.T) {
 			int64(oc.Topics[0].Partitions[0].Partition) == xrPart.Load() && oc.Topics[0].Partitions[0].Offset == xrNext.Load()
 	}
 	var rejectedCommits atomic.Int64
-	cluster.ControlKey(int16(kmsg.OffsetCommit), func(req kmsg.Request) (kmsg.Response, error, bool) {
-		cluster.KeepControl()
-		oc := req.(*kmsg.OffsetCommitRequest)
-		if oc.Group != "svc" || !armRefusal.CompareAndSwap(true, false) && (!armed.Load() || xrRetry(oc)) {
-			return nil, nil, false
-		}
+	controlCommits(cluster, "svc", func(oc *kmsg.OffsetCommitRequest) bool {
+		return armRefusal.CompareAndSwap(true, false) || armed.Load() && !xrRetry(oc)
+	}, func(oc *kmsg.OffsetCommitRequest) (kmsg.Response, error) {
 		rejectedCommits.Add(1)
-		resp := oc.ResponseKind().(*kmsg.OffsetCommitResponse)
-		for _, rt := range oc.Topics {
-			st := kmsg.NewOffsetCommitResponseTopic()
-			st.Topic = rt.Topic
-			for _, rp := range rt.Partitions {
-				sp := kmsg.NewOffsetCommitResponseTopicPartition()
-				sp.Partition = rp.Partition
-				sp.ErrorCode = 30 // GROUP_AUTHORIZATION_FAILED
-				st.Partitions = append(st.Partitions, sp)
-			}
-			resp.Topics = append(resp.Topics, st)
-		}
-		return resp, nil, true
+		return rejectCommit(oc)
 	})
 
 	lg := bustest.NewLedger()
@@ -91,11 +71,7 @@ func TestReconcileSarama(t *testing.T) {
 		}),
 	}
 	newS := func(extra ...slsarama.Option) *slsarama.Shadow {
-		s, err := slsarama.New(append(append([]slsarama.Option{}, opts...), extra...)...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return s
+		return newShadow(t, append(append([]slsarama.Option{}, opts...), extra...)...)
 	}
 	trunk, laneA, laneB := newS(), newS(slsarama.WithEnv("proj-a")), newS(slsarama.WithEnv("proj-b"))
 	ccfg := func() *sarama.Config {
@@ -106,20 +82,13 @@ func TestReconcileSarama(t *testing.T) {
 		return c
 	}
 
+	flaky := func(id string) bool { return strings.HasSuffix(id, "37") } // fails its first attempt
 	handler := func(who string, after func()) slsarama.MessageHandler {
 		return func(ctx context.Context, msg *sarama.ConsumerMessage) error {
-			id := string(msg.Value)
-			a := lg.Attempt(who + "/" + id)
-			if strings.HasPrefix(id, "X-") {
-				return errors.New("poison")
+			if err := lg.Try(ctx, who, string(msg.Value), flaky); err != nil || after == nil {
+				return err
 			}
-			if a == 1 && strings.HasSuffix(id, "37") {
-				return errors.New("transient")
-			}
-			lg.Handle(id, who, propagation.FromContext(ctx))
-			if after != nil {
-				after()
-			}
+			after()
 			return nil
 		}
 	}
@@ -128,27 +97,6 @@ func TestReconcileSarama(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer adm.Close()
-	// waitJoined waits until group is stable with members (its claims,
-	// and a new lane group's start at the newest offset, are then fixed).
-	waitJoined := func(group string, members int) {
-		t.Helper()
-		deadline := time.Now().Add(30 * time.Second)
-		for {
-			gs, err := adm.DescribeConsumerGroups([]string{group})
-			if err == nil && len(gs) == 1 && gs[0].State == "Stable" && len(gs[0].Members) == members {
-				time.Sleep(300 * time.Millisecond) // claims start after the join
-				return
-			}
-			if time.Now().After(deadline) {
-				state := fmt.Sprint(err)
-				if err == nil && len(gs) == 1 {
-					state = fmt.Sprintf("%s with %d members", gs[0].State, len(gs[0].Members))
-				}
-				t.Fatalf("group %s never became stable with %d members (%s)", group, members, state)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-	}
 	// start runs a consumer; stop cancels it and returns Run's error.
 	start := func(s *slsarama.Shadow, h slsarama.MessageHandler) (stop func() error) {
 		c, err := s.Consumer(addrs, ccfg(), "svc", []string{"orders"}, h)
@@ -216,16 +164,12 @@ func TestReconcileSarama(t *testing.T) {
 		}
 	}))
 	lbStop := start(laneB, handler("lane-b", nil))
-	waitJoined("svc", 1)
-	waitJoined(laneB.Group("svc"), 1)
+	waitStable(t, adm, "svc", 1)
+	waitStable(t, adm, laneB.Group("svc"), 1)
 
 	pcfg := config()
 	pcfg.Producer.Partitioner = sarama.NewHashPartitioner
-	sp, err := sarama.NewSyncProducer(addrs, pcfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sp.Close()
+	sp := syncProducer(t, addrs, pcfg)
 	p := trunk.SyncProducer(sp)
 	ctx := context.Background()
 	send := func(ctx context.Context, id string) {
@@ -311,7 +255,7 @@ func TestReconcileSarama(t *testing.T) {
 	// passes over them in its start window (issue 18: a late lane's start
 	// window).
 	start(laneA, handler("lane-a", nil))
-	waitJoined(laneA.Group("svc"), 1)
+	waitStable(t, adm, laneA.Group("svc"), 1)
 	var aw []string
 	for i := range 20 {
 		aw = append(aw, fmt.Sprintf("W-%05d", i))
@@ -442,14 +386,14 @@ func TestReconcileSarama(t *testing.T) {
 	}
 	prod, sh := read("orders"), read("orders_shadow")
 	for id, h := range prod {
-		_, marked := h[slsarama.HeaderRun]
+		_, marked := h[bus.HeaderRun]
 		if strings.HasPrefix(id, "M-") || id == "X-M-0" || marked {
 			t.Errorf("broker: %s on the production topic (run header %v)", id, marked)
 		}
 	}
 	for id, h := range sh {
-		if h[slsarama.HeaderRun] != "r1" || (!strings.HasPrefix(id, "M-") && id != "X-M-0") {
-			t.Errorf("broker: %s on the shadow topic with run %q", id, h[slsarama.HeaderRun])
+		if h[bus.HeaderRun] != "r1" || (!strings.HasPrefix(id, "M-") && id != "X-M-0") {
+			t.Errorf("broker: %s on the shadow topic with run %q", id, h[bus.HeaderRun])
 		}
 	}
 	wantProd := len(pm.p) + len(a1) + len(aw) + len(a2) + len(b1) + len(b2) + 2 + len(bad)

@@ -17,23 +17,12 @@ import (
 	"github.com/shadowlane/shadowlane/shadow/bus"
 )
 
-// Header names the mark travels under in Kafka record headers (the names
-// of every bus); written exactly so, read ignoring ASCII case.
-const (
-	HeaderRun = bus.HeaderRun
-	HeaderEnv = bus.HeaderEnv
-)
-
 // Store is the store name on every [*shadow.Error] and decision counter.
 const Store = "kafka"
 
-// DefaultFallbackRun is the run id of a message consumed from a shadow
-// topic without a run header.
-const DefaultFallbackRun = bus.DefaultFallbackRun
-
 var (
-	hRun = []byte(HeaderRun)
-	hEnv = []byte(HeaderEnv)
+	hRun = []byte(bus.HeaderRun)
+	hEnv = []byte(bus.HeaderEnv)
 )
 
 // Option configures a [Shadow].
@@ -93,7 +82,7 @@ func WithEnv(env string) Option { return optionFunc(func(c *config) { c.bus.Env 
 func WithLanes(l envtag.Lanes) Option { return optionFunc(func(c *config) { c.bus.Lanes = l }) }
 
 // WithFallbackRun sets the run id of messages consumed from a shadow topic
-// without a run header (default [DefaultFallbackRun]).
+// without a run header (default [bus.DefaultFallbackRun]).
 func WithFallbackRun(run string) Option {
 	return optionFunc(func(c *config) { c.bus.FallbackRun = run })
 }
@@ -220,7 +209,7 @@ func isMarkRecordHeader(h *sarama.RecordHeader) bool { return isMarkHeader(h.Key
 
 func header(key, value string) sarama.RecordHeader {
 	k := hRun
-	if key == HeaderEnv {
+	if key == bus.HeaderEnv {
 		k = hEnv
 	}
 	return sarama.RecordHeader{Key: k, Value: []byte(value)}

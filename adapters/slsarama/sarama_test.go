@@ -10,22 +10,17 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
-	"github.com/twmb/franz-go/pkg/kfake"
 
 	slsarama "github.com/shadowlane/shadowlane/adapters/slsarama"
 	"github.com/shadowlane/shadowlane/envtag"
 	"github.com/shadowlane/shadowlane/propagation"
 	"github.com/shadowlane/shadowlane/shadow"
+	"github.com/shadowlane/shadowlane/shadow/bus"
 )
 
 func newCluster(t testing.TB) []string {
 	t.Helper()
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "orders", "orders_shadow", "payments", "payments_shadow"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	return c.ListenAddrs()
+	return fakeCluster(t, 1, "orders", "orders_shadow", "payments", "payments_shadow").ListenAddrs()
 }
 
 func config(interceptors ...sarama.ProducerInterceptor) *sarama.Config {
@@ -75,15 +70,8 @@ func readAll(t testing.TB, addrs []string, topic string) (vals []string, hdr map
 
 func TestProducerAndInterceptor(t *testing.T) {
 	addrs := newCluster(t)
-	s, err := slsarama.New(slsarama.WithShadowTopics("orders"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	sp, err := sarama.NewSyncProducer(addrs, config(s))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sp.Close()
+	s := newShadow(t, slsarama.WithShadowTopics("orders"))
+	sp := syncProducer(t, addrs, config(s))
 	p := s.SyncProducer(sp)
 	send := func(ctx context.Context, topic, v string, hs ...sarama.RecordHeader) error {
 		_, _, err := p.SendMessage(ctx, &sarama.ProducerMessage{Topic: topic, Value: sarama.StringEncoder(v), Headers: hs})
@@ -116,13 +104,13 @@ func TestProducerAndInterceptor(t *testing.T) {
 		_, _, err := sp.SendMessage(&sarama.ProducerMessage{Topic: topic, Value: sarama.StringEncoder(v), Headers: hs})
 		return err
 	}
-	if err := raw("orders", "raw-load", sarama.RecordHeader{Key: []byte(slsarama.HeaderRun), Value: []byte("r2")}); err != nil {
+	if err := raw("orders", "raw-load", sarama.RecordHeader{Key: []byte(bus.HeaderRun), Value: []byte("r2")}); err != nil {
 		t.Fatal(err)
 	}
-	if err := raw("payments", "raw-leak?", sarama.RecordHeader{Key: []byte(slsarama.HeaderRun), Value: []byte("r2")}); err == nil {
+	if err := raw("payments", "raw-leak?", sarama.RecordHeader{Key: []byte(bus.HeaderRun), Value: []byte("r2")}); err == nil {
 		t.Fatal("interceptor let a marked message reach payments")
 	}
-	if err := raw("orders", "raw-bad", sarama.RecordHeader{Key: []byte(slsarama.HeaderRun), Value: []byte("r 2")}); err == nil {
+	if err := raw("orders", "raw-bad", sarama.RecordHeader{Key: []byte(bus.HeaderRun), Value: []byte("r 2")}); err == nil {
 		t.Fatal("interceptor let a malformed mark through")
 	}
 	if err := raw("orders_shadow", "raw-guard"); err == nil {
@@ -133,14 +121,14 @@ func TestProducerAndInterceptor(t *testing.T) {
 	if want := []string{"env-only", "prod", "stale"}; !slices.Equal(vals, want) {
 		t.Errorf("orders holds %v, want %v", vals, want)
 	}
-	if hdr["env-only"][slsarama.HeaderEnv] != "proj-a" || len(hdr["stale"]) != 0 || len(hdr["prod"]) != 0 {
+	if hdr["env-only"][bus.HeaderEnv] != "proj-a" || len(hdr["stale"]) != 0 || len(hdr["prod"]) != 0 {
 		t.Errorf("production headers %v", hdr)
 	}
 	vals, hdr = readAll(t, addrs, "orders_shadow")
 	if want := []string{"load", "raw-load"}; !slices.Equal(vals, want) {
 		t.Errorf("orders_shadow holds %v, want %v", vals, want)
 	}
-	if h := hdr["load"]; h[slsarama.HeaderRun] != "r1" || h[slsarama.HeaderEnv] != "proj-a" {
+	if h := hdr["load"]; h[bus.HeaderRun] != "r1" || h[bus.HeaderEnv] != "proj-a" {
 		t.Errorf("shadow headers %v", h)
 	}
 	if vals, _ := readAll(t, addrs, "payments"); len(vals) != 0 {
@@ -152,15 +140,8 @@ func TestGroupHandler(t *testing.T) {
 	addrs := newCluster(t)
 	var lanes envtag.SwapLanes
 	lanes.Store(envtag.StaticLanes{"svc": {"proj-a"}})
-	s, err := slsarama.New(slsarama.WithShadowTopics("orders"), slsarama.WithLanes(&lanes))
-	if err != nil {
-		t.Fatal(err)
-	}
-	sp, err := sarama.NewSyncProducer(addrs, config())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sp.Close()
+	s := newShadow(t, slsarama.WithShadowTopics("orders"), slsarama.WithLanes(&lanes))
+	sp := syncProducer(t, addrs, config())
 	p := s.SyncProducer(sp)
 	for _, m := range []struct{ run, env, v string }{
 		{"", "", "prod"}, {"", "proj-a", "lane-a"}, {"", "proj-b", "b"}, {"r1", "", "load"},
@@ -170,7 +151,7 @@ func TestGroupHandler(t *testing.T) {
 		}
 	}
 	if _, _, err := sp.SendMessage(&sarama.ProducerMessage{Topic: "orders", Value: sarama.StringEncoder("bad"),
-		Headers: []sarama.RecordHeader{{Key: []byte(slsarama.HeaderRun), Value: []byte("")}}}); err != nil {
+		Headers: []sarama.RecordHeader{{Key: []byte(bus.HeaderRun), Value: []byte("")}}}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -186,22 +167,7 @@ func TestGroupHandler(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	var wg sync.WaitGroup
-	for group, topics := range map[string][]string{s.Group("svc"): {"orders"}, s.ShadowGroup("svc"): s.ShadowTopics("orders")} {
-		cg, err := sarama.NewConsumerGroup(addrs, group, config())
-		if err != nil {
-			t.Fatal(err)
-		}
-		wg.Go(func() {
-			defer cg.Close()
-			for ctx.Err() == nil {
-				if err := cg.Consume(ctx, topics, s.GroupHandler("svc", h)); err != nil && ctx.Err() == nil {
-					t.Errorf("consume: %v", err)
-					return
-				}
-			}
-		})
-	}
+	wait := consumeGroups(t, ctx, addrs, s, h)
 	for {
 		mu.Lock()
 		n := len(seen)
@@ -213,7 +179,7 @@ func TestGroupHandler(t *testing.T) {
 	}
 	time.Sleep(300 * time.Millisecond)
 	cancel()
-	wg.Wait()
+	wait()
 	mu.Lock()
 	defer mu.Unlock()
 	want := map[string]propagation.Mark{"prod": {}, "b": {Env: "proj-b"}, "load": {Run: "r1"}}

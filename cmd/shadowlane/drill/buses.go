@@ -41,6 +41,7 @@ import (
 	slnats "github.com/shadowlane/shadowlane/adapters/slnats"
 	"github.com/shadowlane/shadowlane/envtag"
 	"github.com/shadowlane/shadowlane/examples/shop"
+	"github.com/shadowlane/shadowlane/shadow/bus"
 )
 
 // buses is the NATS and RabbitMQ part of one drill's stores.
@@ -489,7 +490,7 @@ func (s *stores) streamRecords(ctx context.Context, stream string) (rows []row, 
 				ID string `json:"id"`
 			}
 			json.Unmarshal(m.Data(), &ev)
-			rows = append(rows, row{id: ev.ID, run: m.Headers().Get(slnats.HeaderRun)})
+			rows = append(rows, row{id: ev.ID, run: m.Headers().Get(bus.HeaderRun)})
 		}
 		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) {
 			return rows, msgs, err
@@ -529,7 +530,7 @@ func (s *stores) auditRecords(ctx context.Context, queue string) ([]row, error) 
 			if !ok {
 				return rows, errors.New("audit channel closed")
 			}
-			run, _ := d.Headers[slamqp.HeaderRun].(string)
+			run, _ := d.Headers[bus.HeaderRun].(string)
 			rows = append(rows, row{id: d.MessageId, run: run})
 		case <-timeout:
 			return rows, fmt.Errorf("read %d of %d messages within 30s", len(rows), q.Messages)

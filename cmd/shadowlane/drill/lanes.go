@@ -36,6 +36,7 @@ import (
 	"github.com/shadowlane/shadowlane/adapters/slkafka"
 	"github.com/shadowlane/shadowlane/envtag"
 	"github.com/shadowlane/shadowlane/propagation"
+	"github.com/shadowlane/shadowlane/shadow/bus"
 )
 
 // trunkConsumer is the consumer column value of the trunk ledger writer.
@@ -407,7 +408,7 @@ func (l *laneDrill) topicEnvs(ctx context.Context, topic string) (map[string]str
 			n++
 			env := ""
 			for _, h := range r.Headers {
-				if strings.EqualFold(h.Key, slkafka.HeaderEnv) {
+				if strings.EqualFold(h.Key, bus.HeaderEnv) {
 					env = string(h.Value)
 				}
 			}

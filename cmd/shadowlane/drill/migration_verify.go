@@ -32,80 +32,120 @@ func (s *migScenario) verify(ctx context.Context) {
 	defer s.mu.Unlock()
 	s.rep.From, s.rep.To = s.m.old.label(), s.m.new.label()
 	s.rep.Reader = s.reader.Stats()
+	s.verifyTargets(ctx)
+	s.verifyHandled()
+}
 
-	// Where each sent event must be: old system in phases 1-2, new in 1-3;
-	// the shadow target for marked events, production for the others.
-	type target struct {
-		name   string
-		shadow bool
-		phases []migrate.Phase
-		read   func() ([]migCopy, error)
-	}
-	var targets []target
+// migTarget is one place a sent event may be copied to: a system's
+// production or shadow target, written in phases.
+type migTarget struct {
+	name   string
+	bus    migBus
+	shadow bool
+	phases []migrate.Phase
+}
+
+// migTargets lists where each sent event must be: old system in phases
+// 1-2, new in 1-3; the shadow target for marked events, production for
+// the others.
+func (s *migScenario) migTargets() []migTarget {
+	var targets []migTarget
 	for _, b := range []migBus{s.m.old, s.m.new} {
 		phases := []migrate.Phase{migrate.DualWrite, migrate.DualRead}
 		if b == s.m.new {
 			phases = append(phases, migrate.NewOnly)
 		}
 		for _, sh := range []bool{false, true} {
-			targets = append(targets, target{b.target(sh), sh, phases, func() ([]migCopy, error) { return b.readBack(ctx, sh) }})
+			targets = append(targets, migTarget{b.target(sh), b, sh, phases})
 		}
 	}
-	copies, withID, markedOK, markedCopies, envOK, envCopies := 0, 0, 0, 0, 0, 0
-	for _, t := range targets {
-		want := map[string]bool{}
-		for _, id := range s.idsSent {
-			if (s.kindOf[id] == migLoad) == t.shadow && containsPhase(t.phases, s.phaseOf[id]) {
-				want[id] = true
-			}
-		}
-		got, err := t.read()
-		detail := ""
-		if err != nil {
-			detail = "read back: " + err.Error()
-		}
-		s.rep.Targets[t.name] = len(got)
-		seen := map[string]int{}
-		extra := 0
-		for _, c := range got {
-			copies++
-			if c.id != "" && c.id == c.bodyID {
-				withID++
-			}
-			seen[c.bodyID]++
-			if !want[c.bodyID] {
-				extra++
-			}
-			switch s.kindOf[c.bodyID] {
-			case migLoad:
-				markedCopies++
-				if c.run == s.m.run {
-					markedOK++
-				}
-			case migEnv:
-				envCopies++
-				if c.env == s.m.env && c.run == "" {
-					envOK++
-				}
-			}
-		}
-		present := 0
-		for id := range want {
-			if seen[id] == 1 {
-				present++
-			}
-		}
-		side := "production"
-		if t.shadow {
-			side = "shadow"
-		}
-		s.add(fmt.Sprintf("%s (%s) holds each event its phases wrote, once", t.name, side), len(want), present, detail)
-		s.add(fmt.Sprintf("%s (%s) holds nothing else", t.name, side), 0, extra, "")
-	}
-	s.add("every copy carries the message id across systems", copies, withID, "")
-	s.add("marked copies carry their run on both systems' shadow targets", markedCopies, markedOK, "")
-	s.add("env-tagged copies carry their env tag, unmarked, across the map", envCopies, envOK, "")
+	return targets
+}
 
+// migTally counts the copies read back over all targets: all of them,
+// those carrying the message id, and the marked and env-tagged ones with
+// those carrying their run or env tag right.
+type migTally struct {
+	copies, withID, markedOK, markedCopies, envOK, envCopies int
+}
+
+// verifyTargets reads every target back and checks that each holds the
+// events its phases wrote, once, and nothing else, and that the copies
+// carry their id, run and env tag. s.mu is held.
+func (s *migScenario) verifyTargets(ctx context.Context) {
+	var n migTally
+	for _, t := range s.migTargets() {
+		s.verifyTarget(ctx, t, &n)
+	}
+	s.add("every copy carries the message id across systems", n.copies, n.withID, "")
+	s.add("marked copies carry their run on both systems' shadow targets", n.markedCopies, n.markedOK, "")
+	s.add("env-tagged copies carry their env tag, unmarked, across the map", n.envCopies, n.envOK, "")
+}
+
+// verifyTarget reads t back, records its count in the report, checks its
+// contents against the events its phases wrote and tallies its copies
+// into n. s.mu is held.
+func (s *migScenario) verifyTarget(ctx context.Context, t migTarget, n *migTally) {
+	want := map[string]bool{}
+	for _, id := range s.idsSent {
+		if (s.kindOf[id] == migLoad) == t.shadow && containsPhase(t.phases, s.phaseOf[id]) {
+			want[id] = true
+		}
+	}
+	got, err := t.bus.readBack(ctx, t.shadow)
+	detail := ""
+	if err != nil {
+		detail = "read back: " + err.Error()
+	}
+	s.rep.Targets[t.name] = len(got)
+	seen := map[string]int{}
+	extra := 0
+	for _, c := range got {
+		s.tally(c, n)
+		seen[c.bodyID]++
+		if !want[c.bodyID] {
+			extra++
+		}
+	}
+	present := 0
+	for id := range want {
+		if seen[id] == 1 {
+			present++
+		}
+	}
+	side := "production"
+	if t.shadow {
+		side = "shadow"
+	}
+	s.add(fmt.Sprintf("%s (%s) holds each event its phases wrote, once", t.name, side), len(want), present, detail)
+	s.add(fmt.Sprintf("%s (%s) holds nothing else", t.name, side), 0, extra, "")
+}
+
+// tally counts copy c into n. s.mu is held.
+func (s *migScenario) tally(c migCopy, n *migTally) {
+	n.copies++
+	if c.id != "" && c.id == c.bodyID {
+		n.withID++
+	}
+	switch s.kindOf[c.bodyID] {
+	case migLoad:
+		n.markedCopies++
+		if c.run == s.m.run {
+			n.markedOK++
+		}
+	case migEnv:
+		n.envCopies++
+		if c.env == s.m.env && c.run == "" {
+			n.envOK++
+		}
+	}
+}
+
+// verifyHandled checks the consumers' side: every event handled exactly
+// once, marked events under their mark from shadow targets, and that the
+// phases switched and each sent events. It counts the handlings per side
+// into the report. s.mu is held.
+func (s *migScenario) verifyHandled() {
 	once, twice, lost, markedRight, marked := 0, 0, 0, 0, 0
 	var twiceIDs []string
 	for _, id := range s.idsSent {

@@ -37,6 +37,7 @@ import (
 	"github.com/shadowlane/shadowlane/envtag"
 	"github.com/shadowlane/shadowlane/examples/shop"
 	"github.com/shadowlane/shadowlane/propagation"
+	"github.com/shadowlane/shadowlane/shadow/bus"
 )
 
 const (
@@ -191,7 +192,7 @@ func (s *stores) verifyRocketMQ(o *outcome, target targetFunc, add func(string, 
 				continue
 			}
 			envOf[side.name][ev.ID] = ev.Env
-			rows = append(rows, row{id: ev.ID, run: m.Properties[slrocketmq.PropertyRun]})
+			rows = append(rows, row{id: ev.ID, run: m.Properties[bus.HeaderRun]})
 		}
 		target("rocketmq", "topic "+side.topic+" (broker side)", side.name, rows, nil, true)
 		add(fmt.Sprintf("rocketmq topic %s: messages that are not order notices (must be none)", side.topic), 0, bad, "")

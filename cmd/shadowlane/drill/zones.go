@@ -23,6 +23,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -151,60 +152,116 @@ func (zt *zoneTopo) close() {
 // startZones runs the zoned instances and the caller.
 func startZones(o Options) (*zoneTopo, error) {
 	zt := &zoneTopo{}
-	fail := func(err error) (*zoneTopo, error) {
+	if err := zt.start(o); err != nil {
 		zt.close()
 		return nil, fmt.Errorf("drill: two-zone slice: %w", err)
 	}
+	return zt, nil
+}
+
+// start runs the slice's parts in order: the zoned instances, the
+// caller's runtime, its clients of the zoned services and its server.
+// Each part appends its cleanup to zt.closers as it starts; on error the
+// caller closes what started.
+func (zt *zoneTopo) start(o Options) error {
+	httpEPs, err := zt.startInstances(o)
+	if err != nil {
+		return err
+	}
+	if err := zt.startCaller(o, httpEPs); err != nil {
+		return err
+	}
+	stock, pricing, err := zt.callerClients()
+	if err != nil {
+		return err
+	}
+	return zt.serveCaller(zoneCallerHandler(zt.caller, stock, pricing))
+}
+
+// startInstances runs two instances of each zoned service in each zone;
+// it returns the HTTP instances' endpoints (the gRPC ones go to
+// zt.grpcEPs).
+func (zt *zoneTopo) startInstances(o Options) ([]envtag.Endpoint, error) {
 	var httpEPs []envtag.Endpoint
 	for _, zone := range []string{zoneA, zoneB} {
 		for i := 1; i <= 2; i++ {
 			for _, svc := range zoneServices {
-				inst := &zoneInst{service: svc, zone: zone, name: fmt.Sprintf("%s-%s-%d", svc, zone, i), runs: map[string]int64{}}
-				rt, err := shadowlane.New(shadowlane.Config{Service: svc, Trust: shadowlane.TrustConfig{Mode: "internal"}}, shadowlane.WithLogger(o.Logger))
+				inst, err := zt.startInstance(o, svc, zone, i)
 				if err != nil {
-					return fail(err)
+					return nil, err
 				}
-				inst.rt = rt
-				zt.closers = append(zt.closers, func() { rt.Close() })
-				ln, err := listen()
-				if err != nil {
-					return fail(err)
-				}
-				inst.addr = ln.Addr().String()
 				if svc == zoneHTTPService {
-					h := middleware.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-						inst.count(propagation.FromContext(r.Context()))
-						io.WriteString(w, inst.name)
-					}), middleware.WithRuntime(rt), middleware.Internal())
-					srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
-					go srv.Serve(ln)
-					inst.stop = func() { srv.Close() }
 					httpEPs = append(httpEPs, envtag.Endpoint{Addr: inst.addr, Zone: zone})
-				} else {
-					count := grpc.ChainUnaryInterceptor(func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
-						inst.count(propagation.FromContext(ctx))
-						return h(ctx, req)
-					})
-					gs := grpc.NewServer(append(slgrpc.ServerOptions(slgrpc.WithRuntime(rt), slgrpc.Internal()), count)...)
-					healthpb.RegisterHealthServer(gs, health.NewServer())
-					go gs.Serve(ln)
-					inst.stop = gs.Stop
-					zt.grpcEPs = append(zt.grpcEPs, envtag.Endpoint{Addr: inst.addr, Zone: zone})
 				}
-				zt.closers = append(zt.closers, func() { inst.stopOnce() })
-				zt.insts = append(zt.insts, inst)
 			}
 		}
 	}
+	return httpEPs, nil
+}
+
+// startInstance runs instance i of svc in zone: a shadowlane entry (its
+// own runtime) that counts the calls it serves.
+func (zt *zoneTopo) startInstance(o Options, svc, zone string, i int) (*zoneInst, error) {
+	inst := &zoneInst{service: svc, zone: zone, name: fmt.Sprintf("%s-%s-%d", svc, zone, i), runs: map[string]int64{}}
+	rt, err := shadowlane.New(shadowlane.Config{Service: svc, Trust: shadowlane.TrustConfig{Mode: "internal"}}, shadowlane.WithLogger(o.Logger))
+	if err != nil {
+		return nil, err
+	}
+	inst.rt = rt
+	zt.closers = append(zt.closers, func() { rt.Close() })
+	ln, err := listen()
+	if err != nil {
+		return nil, err
+	}
+	inst.addr = ln.Addr().String()
+	if svc == zoneHTTPService {
+		inst.serveHTTP(ln)
+	} else {
+		inst.serveGRPC(ln)
+		zt.grpcEPs = append(zt.grpcEPs, envtag.Endpoint{Addr: inst.addr, Zone: zone})
+	}
+	zt.closers = append(zt.closers, func() { inst.stopOnce() })
+	zt.insts = append(zt.insts, inst)
+	return inst, nil
+}
+
+// serveHTTP serves the HTTP zoned service on ln: it counts each call and
+// answers with the instance's name.
+func (z *zoneInst) serveHTTP(ln net.Listener) {
+	h := middleware.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		z.count(propagation.FromContext(r.Context()))
+		io.WriteString(w, z.name)
+	}), middleware.WithRuntime(z.rt), middleware.Internal())
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	go srv.Serve(ln)
+	z.stop = func() { srv.Close() }
+}
+
+// serveGRPC serves the gRPC zoned service (the health service) on ln,
+// counting each call.
+func (z *zoneInst) serveGRPC(ln net.Listener) {
+	count := grpc.ChainUnaryInterceptor(func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+		z.count(propagation.FromContext(ctx))
+		return h(ctx, req)
+	})
+	gs := grpc.NewServer(append(slgrpc.ServerOptions(slgrpc.WithRuntime(z.rt), slgrpc.Internal()), count)...)
+	healthpb.RegisterHealthServer(gs, health.NewServer())
+	go gs.Serve(ln)
+	z.stop = gs.Stop
+}
+
+// startCaller writes the HTTP instances to a registry file and starts the
+// caller's runtime in zoneA, routing from that registry.
+func (zt *zoneTopo) startCaller(o Options, httpEPs []envtag.Endpoint) error {
 	dir, err := os.MkdirTemp("", "shadowlane-drill-zones-")
 	if err != nil {
-		return fail(err)
+		return err
 	}
 	zt.closers = append(zt.closers, func() { os.RemoveAll(dir) })
 	regFile := filepath.Join(dir, "instances.json")
 	js, _ := json.Marshal(map[string]any{"services": map[string][]envtag.Endpoint{zoneHTTPService: httpEPs}})
 	if err := os.WriteFile(regFile, js, 0o600); err != nil {
-		return fail(err)
+		return err
 	}
 	zt.callerCfg = shadowlane.Config{Service: "zone-caller", Trust: shadowlane.TrustConfig{Mode: "internal"},
 		Outbound: shadowlane.OutboundConfig{Allow: zoneServices},
@@ -212,10 +269,16 @@ func startZones(o Options) (*zoneTopo, error) {
 			Config: envtag.Config{Zone: zoneA, ConnectGrace: envtag.Duration(max(envtag.DefaultConnectGrace, o.Timeout/2))}}}
 	zt.caller, err = shadowlane.New(zt.callerCfg, shadowlane.WithLogger(o.Logger))
 	if err != nil {
-		return fail(err)
+		return err
 	}
 	zt.closers = append(zt.closers, func() { zt.caller.Close() })
+	return nil
+}
 
+// callerClients returns the caller's clients of the zoned services: the
+// HTTP one through the envtag transport, the gRPC one through the
+// envbalancer.
+func (zt *zoneTopo) callerClients() (*http.Client, healthpb.HealthClient, error) {
 	tr := envtag.NewTransport(zt.caller.Registry(), envtag.WithServices(zoneHTTPService),
 		envtag.WithPolicyFunc(zt.caller.RoutingPolicy), envtag.WithStats(zt.caller.RoutingStats()))
 	zt.closers = append(zt.closers, func() { tr.Close() })
@@ -227,67 +290,86 @@ func startZones(o Options) (*zoneTopo, error) {
 	zt.res = envbalancer.ManualResolver("drillzones", zt.grpcEPs...)
 	sc, err := zt.serviceConfig()
 	if err != nil {
-		return fail(err)
+		return nil, nil, err
 	}
 	conn, err := grpc.NewClient("drillzones:///"+zoneGRPCService, append(slgrpc.DialOptions(slgrpc.WithRuntime(zt.caller)),
 		grpc.WithResolvers(zt.res), grpc.WithDefaultServiceConfig(sc), grpc.WithTransportCredentials(insecure.NewCredentials()))...)
 	if err != nil {
-		return fail(err)
+		return nil, nil, err
 	}
 	zt.closers = append(zt.closers, func() { conn.Close() })
-	pricing := healthpb.NewHealthClient(conn)
+	return stock, healthpb.NewHealthClient(conn), nil
+}
 
-	h := middleware.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+// zoneCallerHandler is the caller's entry: each call calls both zoned
+// services and answers 502 if either failed, else 503 if either was
+// refused (its pinned zone had no instance), else 200; the body says how
+// each call went.
+func zoneCallerHandler(caller *shadowlane.Runtime, stock *http.Client, pricing healthpb.HealthClient) http.Handler {
+	return middleware.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx := r.Context()
-		var parts []string
-		refused, failed := false, false
-		req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+zoneHTTPService+"/", nil)
-		resp, err := stock.Do(req)
-		if err == nil {
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusOK {
-				err = fmt.Errorf("status %s", resp.Status)
-			}
-		}
+		s := callStock(ctx, stock)
+		p := callPricing(ctx, pricing)
 		switch {
-		case err == nil:
-			parts = append(parts, zoneHTTPService+"=ok")
-		case errors.Is(err, envtag.ErrZonePinned):
-			refused = true
-			parts = append(parts, zoneHTTPService+"=refused: "+err.Error())
-		default:
-			failed = true
-			parts = append(parts, zoneHTTPService+"=failed: "+err.Error())
-		}
-		_, err = pricing.Check(ctx, &healthpb.HealthCheckRequest{})
-		switch {
-		case err == nil:
-			parts = append(parts, zoneGRPCService+"=ok")
-		case strings.Contains(status.Convert(err).Message(), "pinned to zone"): // envtag.PinError through the balancer (Unavailable)
-			refused = true
-			parts = append(parts, zoneGRPCService+"=refused: "+err.Error())
-		default:
-			failed = true
-			parts = append(parts, zoneGRPCService+"=failed: "+err.Error())
-		}
-		switch {
-		case failed:
+		case s.failed || p.failed:
 			w.WriteHeader(http.StatusBadGateway)
-		case refused:
+		case s.refused || p.refused:
 			w.WriteHeader(http.StatusServiceUnavailable)
 		}
-		io.WriteString(w, strings.Join(parts, "; "))
-	}), middleware.WithRuntime(zt.caller), middleware.Internal())
+		io.WriteString(w, strings.Join([]string{s.part, p.part}, "; "))
+	}), middleware.WithRuntime(caller), middleware.Internal())
+}
+
+// zoneCallResult is how one of the caller's calls of a zoned service
+// went.
+type zoneCallResult struct {
+	part            string // "<service>=ok", "=refused: <error>" or "=failed: <error>"
+	refused, failed bool
+}
+
+func zoneResult(svc string, err error, pinRefused bool) zoneCallResult {
+	switch {
+	case err == nil:
+		return zoneCallResult{part: svc + "=ok"}
+	case pinRefused:
+		return zoneCallResult{part: svc + "=refused: " + err.Error(), refused: true}
+	default:
+		return zoneCallResult{part: svc + "=failed: " + err.Error(), failed: true}
+	}
+}
+
+// callStock calls the HTTP zoned service; a non-200 answer is a failure.
+func callStock(ctx context.Context, stock *http.Client) zoneCallResult {
+	req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+zoneHTTPService+"/", nil)
+	resp, err := stock.Do(req)
+	if err == nil {
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			err = fmt.Errorf("status %s", resp.Status)
+		}
+	}
+	return zoneResult(zoneHTTPService, err, err != nil && errors.Is(err, envtag.ErrZonePinned))
+}
+
+// callPricing calls the gRPC zoned service.
+func callPricing(ctx context.Context, pricing healthpb.HealthClient) zoneCallResult {
+	_, err := pricing.Check(ctx, &healthpb.HealthCheckRequest{})
+	// envtag.PinError comes through the balancer as Unavailable.
+	return zoneResult(zoneGRPCService, err, err != nil && strings.Contains(status.Convert(err).Message(), "pinned to zone"))
+}
+
+// serveCaller serves the caller's entry h and sets zt.callerURL.
+func (zt *zoneTopo) serveCaller(h http.Handler) error {
 	ln, err := listen()
 	if err != nil {
-		return fail(err)
+		return err
 	}
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
 	go srv.Serve(ln)
 	zt.closers = append(zt.closers, func() { srv.Close() })
 	zt.callerURL = "http://" + ln.Addr().String()
-	return zt, nil
+	return nil
 }
 
 func (z *zoneInst) stopOnce() {
@@ -389,6 +471,18 @@ func (zt *zoneTopo) warm(ctx context.Context, c *http.Client, run string, timeou
 	}
 }
 
+// zoneDrill is one run of the two-zone drill: the slice, the client that
+// calls its caller, the report section it fills and the routing counters
+// it reads (st: the caller's, for HTTP; gst: the default runtime's, where
+// the gRPC balancer counts).
+type zoneDrill struct {
+	d       *drillRun
+	zt      *zoneTopo
+	rep     *Zones
+	c       *http.Client
+	st, gst *envtag.Stats
+}
+
 // zonesPhase runs the two-zone drill and records its invariants and the
 // report's zones section.
 func (d *drillRun) zonesPhase(ctx context.Context) error {
@@ -399,96 +493,123 @@ func (d *drillRun) zonesPhase(ctx context.Context) error {
 	}
 	defer zt.close()
 	pinned, free := d.run+"-zb", d.run+"-free"
-	rep := &Zones{Caller: zoneA}
-	d.rep.Zones = rep
-	c := &http.Client{Timeout: o.Timeout + clientGrace(o.Timeout)}
+	zd := &zoneDrill{d: d, zt: zt, rep: &Zones{Caller: zoneA}}
+	d.rep.Zones = zd.rep
+	zd.c = &http.Client{Timeout: o.Timeout + clientGrace(o.Timeout)}
 
 	// Warm up every connection of the caller's zone: production stays
 	// there (same zone first), so its calls reach each room-a instance.
-	if err := zt.warm(ctx, c, "", 2*o.Timeout, zoneA); err != nil {
+	if err := zt.warm(ctx, zd.c, "", 2*o.Timeout, zoneA); err != nil {
 		return err
 	}
-	st := zt.caller.RoutingStats()
-	gst := envtag.DefaultStats() // the gRPC balancer counts in the default runtime's
-	picks0 := zonePicks(st, gst)
+	zd.st = zt.caller.RoutingStats()
+	zd.gst = envtag.DefaultStats() // the gRPC balancer counts in the default runtime's
+	picks0 := zd.picks()
 
-	phase := func(name, run, want string) ZonePhase {
-		before := zt.served(run)
-		p := ZonePhase{Name: name, Run: run, Want: want, Sent: o.Requests, Pinned: zt.caller.RoutingPolicy().PinZone(run)}
-		var mu sync.Mutex
-		var wg sync.WaitGroup
-		sem := make(chan struct{}, o.Concurrency)
-		for i := 0; i < o.Requests; i++ {
-			wg.Add(1)
-			sem <- struct{}{}
-			go func() {
-				defer wg.Done()
-				defer func() { <-sem }()
-				code := zoneCall(ctx, c, zt.callerURL, run)
-				mu.Lock()
-				defer mu.Unlock()
-				switch code {
-				case http.StatusOK:
-					p.Answered++
-				case http.StatusServiceUnavailable:
-					p.Refused++
-				default:
-					p.Failed++
-				}
-			}()
-		}
-		wg.Wait()
-		p.Served = minus(zt.served(run), before)
-		rep.Phases = append(rep.Phases, p)
-		return p
+	zd.check(zd.phase(ctx, "production", "", zoneA), "production (same zone first)")
+	zd.check(zd.phase(ctx, "run-before-pin", pinned, zoneA), "load-test run before the pin (same zone first)")
+	pin, err := zd.pinnedPhases(ctx, pinned, free)
+	if err != nil {
+		return err
 	}
-	// check records that every call of p was served by want's instances
-	// of each service, and none by another zone's.
-	check := func(p ZonePhase, what string) {
-		for _, svc := range zoneServices {
-			var other int64
-			for z, n := range p.Served[svc] {
-				if z != p.Want {
-					other += n
-				}
+	after := zd.roomBDown(ctx, pinned, pin)
+	zd.check(zd.phase(ctx, "production-room-b-down", "", zoneA), "production with room-b down")
+	zd.record(picks0, after)
+	return nil
+}
+
+// picks returns the zoned services' routing counters now.
+func (zd *zoneDrill) picks() map[string]envtag.Count {
+	return zonePicks(zd.st, zd.gst)
+}
+
+// phase sends the drill's requests for run ("" production) to the caller,
+// counts how they were answered and what the instances served of them,
+// and appends the phase to the report. want is the zone that must serve
+// them, or "refused".
+func (zd *zoneDrill) phase(ctx context.Context, name, run, want string) ZonePhase {
+	o, zt := zd.d.o, zd.zt
+	before := zt.served(run)
+	p := ZonePhase{Name: name, Run: run, Want: want, Sent: o.Requests, Pinned: zt.caller.RoutingPolicy().PinZone(run)}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, o.Concurrency)
+	for i := 0; i < o.Requests; i++ {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			code := zoneCall(ctx, zd.c, zt.callerURL, run)
+			mu.Lock()
+			defer mu.Unlock()
+			switch code {
+			case http.StatusOK:
+				p.Answered++
+			case http.StatusServiceUnavailable:
+				p.Refused++
+			default:
+				p.Failed++
 			}
-			d.add(fmt.Sprintf("zones: %s: %s calls served by %s instances (their own counters)", what, svc, p.Want), p.Sent, int(p.Served[svc][p.Want]), fmt.Sprintf("answered %d, failed %d", p.Answered, p.Failed))
-			d.add(fmt.Sprintf("zones: %s: %s calls served outside %s", what, svc, p.Want), 0, int(other), "")
-		}
+		}()
 	}
+	wg.Wait()
+	p.Served = minus(zt.served(run), before)
+	zd.rep.Phases = append(zd.rep.Phases, p)
+	return p
+}
 
-	check(phase("production", "", zoneA), "production (same zone first)")
-	check(phase("run-before-pin", pinned, zoneA), "load-test run before the pin (same zone first)")
+// check records that every call of p was served by want's instances of
+// each service, and none by another zone's.
+func (zd *zoneDrill) check(p ZonePhase, what string) {
+	for _, svc := range zoneServices {
+		var other int64
+		for z, n := range p.Served[svc] {
+			if z != p.Want {
+				other += n
+			}
+		}
+		zd.d.add(fmt.Sprintf("zones: %s: %s calls served by %s instances (their own counters)", what, svc, p.Want), p.Sent, int(p.Served[svc][p.Want]), fmt.Sprintf("answered %d, failed %d", p.Answered, p.Failed))
+		zd.d.add(fmt.Sprintf("zones: %s: %s calls served outside %s", what, svc, p.Want), 0, int(other), "")
+	}
+}
 
-	// Reload: pin the zone run to room-b.
+// zonePin is the pinned run's phase and the routing counters around it.
+type zonePin struct {
+	p          ZonePhase
+	pin0, pin1 map[string]envtag.Count
+}
+
+// pinnedPhases pins run pinned to room-b by a config reload and runs the
+// phases under the pin: the pinned run, an unpinned run (free) and
+// production.
+func (zd *zoneDrill) pinnedPhases(ctx context.Context, pinned, free string) (zonePin, error) {
+	zt := zd.zt
 	r := zt.callerCfg.Routing
 	r.Pin = map[string]string{pinned: zoneB}
 	if err := zt.applyRouting(r); err != nil {
-		return fmt.Errorf("drill: pinning the zone run: %w", err)
+		return zonePin{}, fmt.Errorf("drill: pinning the zone run: %w", err)
 	}
-	rep.Pins = zt.caller.RoutingPolicy().Pins()
-	pin0 := zonePicks(st, gst)
-	p := phase("pinned-run", pinned, zoneB)
-	pin1 := zonePicks(st, gst)
-	check(p, "pinned run")
-	check(phase("unpinned-run", free, zoneA), "unpinned load-test run")
-	check(phase("production-while-pinned", "", zoneA), "production while a run is pinned")
+	zd.rep.Pins = zt.caller.RoutingPolicy().Pins()
+	var pin zonePin
+	pin.pin0 = zd.picks()
+	pin.p = zd.phase(ctx, "pinned-run", pinned, zoneB)
+	pin.pin1 = zd.picks()
+	zd.check(pin.p, "pinned run")
+	zd.check(zd.phase(ctx, "unpinned-run", free, zoneA), "unpinned load-test run")
+	zd.check(zd.phase(ctx, "production-while-pinned", "", zoneA), "production while a run is pinned")
+	return pin, nil
+}
 
-	// Room-b stopped for real: the pinned run is refused, never spilled;
-	// production carries on in room-a.
-	for _, in := range zt.insts {
-		if in.zone == zoneB {
-			in.stopOnce()
-		}
-	}
-	// Let the clients see room-b go: until they do, a call may fail on a
-	// connection (HTTP: ejection after failures; gRPC: TRANSIENT_FAILURE).
-	settle := time.Now().Add(2 * o.Timeout)
-	for zoneCall(ctx, c, zt.callerURL, pinned) != http.StatusServiceUnavailable && time.Now().Before(settle) {
-		time.Sleep(5 * time.Millisecond)
-	}
-	refused0 := zonePicks(st, gst)
-	down := phase("pinned-run-room-b-down", pinned, "refused")
+// roomBDown stops room-b for real and checks that the pinned run is then
+// refused at the caller, never spilled to room-a, and that the routing
+// counters counted the refusals (and, from pin, the pinned picks). It
+// returns the routing counters after its phase.
+func (zd *zoneDrill) roomBDown(ctx context.Context, pinned string, pin zonePin) map[string]envtag.Count {
+	d := zd.d
+	zd.stopRoomB(ctx, pinned)
+	refused0 := zd.picks()
+	down := zd.phase(ctx, "pinned-run-room-b-down", pinned, "refused")
 	d.add("zones: pinned run with room-b down: refused at the caller (fail closed)", down.Sent, down.Refused, fmt.Sprintf("answered %d, failed %d", down.Answered, down.Failed))
 	var reached int64
 	for _, m := range down.Served {
@@ -497,16 +618,37 @@ func (d *drillRun) zonesPhase(ctx context.Context) error {
 		}
 	}
 	d.add("zones: pinned run with room-b down: calls that reached any instance (never spilled to room-a)", 0, int(reached), "")
-	after := zonePicks(st, gst)
+	after := zd.picks()
 	for _, svc := range zoneServices {
 		k := svc + "/" + propagation.ClassLoadTest
 		d.add(fmt.Sprintf("zones: pinned refusals counted for %s (routing counters)", svc), down.Sent, int(after[k].PinRefused-refused0[k].PinRefused), "")
-		d.add(fmt.Sprintf("zones: pinned picks counted for %s in the pinned phase (routing counters)", svc), p.Sent, int(pin1[k].Pinned-pin0[k].Pinned), "")
+		d.add(fmt.Sprintf("zones: pinned picks counted for %s in the pinned phase (routing counters)", svc), pin.p.Sent, int(pin.pin1[k].Pinned-pin.pin0[k].Pinned), "")
 	}
-	check(phase("production-room-b-down", "", zoneA), "production with room-b down")
+	return after
+}
 
+// stopRoomB stops room-b's instances and waits (up to twice the timeout)
+// for the caller to refuse the pinned run.
+func (zd *zoneDrill) stopRoomB(ctx context.Context, pinned string) {
+	for _, in := range zd.zt.insts {
+		if in.zone == zoneB {
+			in.stopOnce()
+		}
+	}
+	// Let the clients see room-b go: until they do, a call may fail on a
+	// connection (HTTP: ejection after failures; gRPC: TRANSIENT_FAILURE).
+	settle := time.Now().Add(2 * zd.d.o.Timeout)
+	for zoneCall(ctx, zd.c, zd.zt.callerURL, pinned) != http.StatusServiceUnavailable && time.Now().Before(settle) {
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// record fills the report's routing counters over the slice (after minus
+// picks0) and its instances with what each counted itself.
+func (zd *zoneDrill) record(picks0, after map[string]envtag.Count) {
+	rep := zd.rep
 	rep.Picks = append(rep.Picks, countsDelta(picks0, after)...)
-	for _, in := range zt.insts {
+	for _, in := range zd.zt.insts {
 		var prod, lt int64
 		for run, n := range in.counts() {
 			if run == "" {
@@ -518,7 +660,6 @@ func (d *drillRun) zonesPhase(ctx context.Context) error {
 		rep.Instances = append(rep.Instances, ZoneInstance{Service: in.service, Zone: in.zone, Name: in.name, Production: prod, LoadTest: lt, Stopped: in.stopped})
 	}
 	sort.Slice(rep.Instances, func(i, j int) bool { return rep.Instances[i].Name < rep.Instances[j].Name })
-	return nil
 }
 
 // zonePicks returns the routing counters of the zoned services by

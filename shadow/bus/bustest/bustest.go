@@ -1,6 +1,7 @@
 package bustest
 
 import (
+	"context"
 	"errors"
 	"os"
 	"slices"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shadowlane/shadowlane"
 	"github.com/shadowlane/shadowlane/propagation"
 )
 
@@ -58,6 +60,23 @@ func (l *Ledger) Handle(id, by string, m propagation.Mark) {
 	l.handled[id] = append(l.handled[id], Handling{by, m})
 	l.mu.Unlock()
 	l.total.Add(1)
+}
+
+// Try is the body of a reconciliation test's handler: who's attempt at
+// message id, under the mark in ctx. It counts the attempt (key
+// who+"/"+id); a poison id (prefix "X-") fails every time, one that flaky
+// reports true for fails its first attempt, and any other is recorded as
+// handled by who: Try returns nil.
+func (l *Ledger) Try(ctx context.Context, who, id string, flaky func(id string) bool) error {
+	a := l.Attempt(who + "/" + id)
+	if strings.HasPrefix(id, "X-") {
+		return errors.New("poison")
+	}
+	if a == 1 && flaky(id) {
+		return errors.New("transient")
+	}
+	l.Handle(id, who, propagation.FromContext(ctx))
+	return nil
 }
 
 // Refuse records that id reached the refusal callback with err.
@@ -236,4 +255,38 @@ func Split(list []string, keep func(id string) bool) (kept, other []string) {
 		}
 	}
 	return kept, other
+}
+
+// TestDataRuntime returns a runtime, closed when t ends, that knows
+// load-test data (testData:) by the prefix "lt-", the id range
+// 9000000000-9099999999 and a header X-Test of any value, with
+// testData.action action ("": the default, refuse); for the lost-mark
+// tests.
+func TestDataRuntime(t testing.TB, action string) *shadowlane.Runtime {
+	t.Helper()
+	rt, err := shadowlane.New(shadowlane.Config{TestData: shadowlane.TestDataConfig{
+		Action:   action,
+		Prefixes: []string{"lt-"},
+		IDRanges: []shadowlane.IDRange{{Min: 9000000000, Max: 9099999999}},
+		Headers:  []shadowlane.TestDataHeader{{Name: "X-Test", Value: "*"}},
+	}}, shadowlane.WithoutConfigFile())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rt.Close() })
+	return rt
+}
+
+// SwitchRuntime returns a runtime for a kill-switch test (service
+// "bus-test", trust internal, not made the default one), closed when t
+// ends; the test flips its load tests off and on with SetLoadTest and
+// judges the handlings with a [Switch].
+func SwitchRuntime(t testing.TB) *shadowlane.Runtime {
+	t.Helper()
+	rt, err := shadowlane.New(shadowlane.Config{Service: "bus-test", Trust: shadowlane.TrustConfig{Mode: "internal"}}, shadowlane.WithoutDefault())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rt.Close() })
+	return rt
 }

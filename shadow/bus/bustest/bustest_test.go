@@ -1,6 +1,7 @@
 package bustest
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -44,5 +45,30 @@ func TestLedgerCheck(t *testing.T) {
 	}
 	if strings.Contains("\n"+sp.String(), "\ny:") {
 		t.Errorf("RefusedOnce reported y:\n%s", sp)
+	}
+}
+
+func TestLedgerTry(t *testing.T) {
+	l := NewLedger()
+	ctx := propagation.With(context.Background(), propagation.Mark{Run: "r1"})
+	flaky := func(id string) bool { return strings.HasSuffix(id, "7") }
+	for i := range 3 {
+		if err := l.Try(ctx, "trunk", "X-P-0", flaky); err == nil {
+			t.Fatalf("poison handled on attempt %d", i+1)
+		}
+	}
+	if err := l.Try(ctx, "trunk", "P-7", flaky); err == nil {
+		t.Fatal("flaky id handled on its first attempt")
+	}
+	for _, id := range []string{"P-7", "P-1"} {
+		if err := l.Try(ctx, "trunk", id, flaky); err != nil {
+			t.Fatalf("%s: %v", id, err)
+		}
+	}
+	if l.Attempts("trunk/X-P-0") != 3 || l.Attempts("trunk/P-7") != 2 || l.Attempts("trunk/P-1") != 1 || len(l.Handled("X-P-0")) != 0 {
+		t.Errorf("attempts %d %d %d, poison handled %v", l.Attempts("trunk/X-P-0"), l.Attempts("trunk/P-7"), l.Attempts("trunk/P-1"), l.Handled("X-P-0"))
+	}
+	if dups, _ := l.Check(t, []string{"P-7", "P-1"}, "trunk", "r1", ""); dups != 0 {
+		t.Errorf("%d duplicates", dups)
 	}
 }

@@ -11,9 +11,14 @@
 //     [Migration.Check] that every message was handled once, from a side
 //     its phase writes and the phase in force reads, under its mark;
 //   - [Switch]: the ledger of a kill-switch test (each value handled once,
-//     none while load tests were off but a bounded straddle of the flip);
+//     none while load tests were off but a bounded straddle of the flip),
+//     and [SwitchRuntime], the runtime such a test flips;
+//   - [Ledger.Try], the body of a reconciliation handler (poison, a
+//     transient first failure, else a handling);
+//   - [TestDataRuntime], the runtime of the lost-mark tests;
 //   - waits bounded in time ([Wait]) and the test sizes ([Messages]).
 //
 // It is for tests only (like net/http/httptest); it imports the standard
-// library and packages propagation and shadow/bus/migrate only.
+// library and packages shadowlane, propagation and shadow/bus/migrate
+// only.
 package bustest

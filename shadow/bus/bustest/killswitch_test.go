@@ -33,3 +33,16 @@ func TestSwitch(t *testing.T) {
 		}
 	}
 }
+
+func TestSwitchRuntime(t *testing.T) {
+	rt := SwitchRuntime(t)
+	sw := NewSwitch(func() bool { on, _ := rt.LoadTestEnabled(); return on })
+	lt := propagation.With(context.Background(), propagation.Mark{Run: "r1"})
+	sw.Handle(lt, "a-1")
+	sw.Flip(func() { rt.SetLoadTest(false, "test") })
+	if on, _ := rt.LoadTestEnabled(); on {
+		t.Fatal("load tests still on after SetLoadTest(false)")
+	}
+	sw.Handle(context.Background(), "p-1")
+	sw.Check(t, "stream-", 0, 2)
+}
