@@ -451,8 +451,13 @@ func eachMessage(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupCla
 func (g groupHandler) handle(ctx context.Context, msg *sarama.ConsumerMessage, m propagation.Mark) (refused bool, err error) {
 	c := &g.s.c
 	mctx := propagation.With(ctx, m)
-	g.s.obs.Entry(mctx, g.s.r.Production(msg.Topic), g.group)
-	exhausted, err := c.retry.Do(ctx, func() error { return g.h(mctx, msg) })
+	if m.Run != "" { // evidence counts marked work only: skip the target for production
+		g.s.obs.Entry(mctx, g.s.r.Production(msg.Topic), g.group)
+	}
+	var exhausted bool
+	if err = g.h(mctx, msg); err != nil { // the retries (no closure on the path of a handled message)
+		exhausted, err = c.retry.After(ctx, err, func() error { return g.h(mctx, msg) })
+	}
 	if bus.Final(ctx, exhausted, err) {
 		g.s.obs.HandlerFailed(mctx)
 	}
