@@ -378,9 +378,10 @@ type sub struct {
 	prod, queue string
 	tag         string
 	ds          <-chan amqp091.Delivery
-	tries       map[string]int // failures per message, when the broker does not count
-	lanes       *laneSet       // trunk with lanes: where it passed messages on
-	handover    string         // the env whose lane queue this trunk consumer hands over
+	tries       map[string]int  // failures per message, when the broker does not count
+	lanes       *laneSet        // trunk with lanes: where it passed messages on
+	handover    string          // the env whose lane queue this trunk consumer hands over
+	prodCtx     context.Context // run's context carrying the zero mark: every production delivery's handler context
 }
 
 func (sb *sub) start() error {
@@ -455,6 +456,7 @@ func (sb *sub) cancel() error {
 
 func (sb *sub) run(ctx context.Context, h Handler) error {
 	s := sb.c.s
+	sb.prodCtx = propagation.With(ctx, propagation.Mark{}) // built once, not per delivery
 	for {
 		select {
 		case <-ctx.Done():
@@ -711,22 +713,33 @@ func (sb *sub) deliver(ctx context.Context, d *amqp091.Delivery, dec bus.Decisio
 // nacks with requeue after a pause, or after the last delivery refuses it.
 func (sb *sub) handle(ctx context.Context, d *amqp091.Delivery, dec bus.Decision, h Handler) error {
 	s := sb.c.s
-	mctx := propagation.With(ctx, dec.Mark)
-	if !d.Redelivered { // the broker's redeliveries are the same message
+	mctx := sb.prodCtx // ctx is run's
+	if !dec.Mark.IsZero() || mctx == nil {
+		mctx = propagation.With(ctx, dec.Mark)
+	}
+	if !d.Redelivered && dec.Mark.Run != "" { // marked work; the broker's redeliveries are the same message
 		s.obs.Entry(mctx, sb.prod, sb.queue)
 	}
 	herr := h(mctx, d)
-	key := deliveryKey(d)
 	if herr == nil {
-		if _, failedHere := sb.tries[key]; d.Redelivered && !failedHere {
+		// The key (which allocates, and hashes body and headers of a
+		// message without an id) is needed only when something failed
+		// here before.
+		failedHere := false
+		if len(sb.tries) > 0 {
+			key := deliveryKey(d)
+			_, failedHere = sb.tries[key]
+			delete(sb.tries, key)
+		}
+		if d.Redelivered && !failedHere {
 			s.obs.Redelivered()
 		}
 		if sb.handover != "" {
 			s.obs.HandedOver(1)
 		}
-		delete(sb.tries, key)
 		return d.Ack(false)
 	}
+	key := deliveryKey(d)
 	n := deliveries(d, sb.tries, key)
 	if n >= s.c.maxDeliver {
 		delete(sb.tries, key)
