@@ -252,9 +252,12 @@ const (
 	// Refuse: never handled, neither as load test nor as production: the
 	// refusal path (callback, dead letter), counted once.
 	Refuse
-	// Wait: neither handle nor acknowledge it now; hand it back (no commit,
-	// nack with requeue, no ack) and take it again once [Rules.Ready]
-	// reports true. The kill switch is off, or this lane left the lanes.
+	// Wait: neither handle nor acknowledge it now; take it again once
+	// [Rules.Ready] reports true. How a client holds it is its own: no
+	// commit (Kafka), kept unacknowledged or InProgress (RabbitMQ, NATS
+	// JetStream, so no delivery is spent), retried later (RocketMQ); a
+	// lane that left hands it back. The kill switch is off, or this lane
+	// left the lanes.
 	Wait
 )
 
