@@ -10,7 +10,11 @@ require (
 	github.com/go-kratos/aegis v0.2.0
 	github.com/redis/go-redis/v9 v9.23.0
 	github.com/shadowlane/shadowlane v0.0.0
+	github.com/nats-io/nats.go v1.55.0
+	github.com/rabbitmq/amqp091-go v1.16.0
+	github.com/shadowlane/shadowlane/adapters/slamqp v0.0.0
 	github.com/shadowlane/shadowlane/adapters/slkafka v0.0.0
+	github.com/shadowlane/shadowlane/adapters/slnats v0.0.0
 	github.com/shadowlane/shadowlane/dialects/mysql v0.0.0
 	github.com/shadowlane/shadowlane/dialects/postgres v0.0.0
 	github.com/twmb/franz-go v1.22.2
@@ -130,3 +134,7 @@ replace github.com/shadowlane/shadowlane/adapters/slgorm => ../adapters/slgorm
 replace github.com/shadowlane/shadowlane/dialects/sqlite => ../dialects/sqlite
 
 replace github.com/shadowlane/shadowlane/adapters/slkafka => ../adapters/slkafka
+
+replace github.com/shadowlane/shadowlane/adapters/slamqp => ../adapters/slamqp
+
+replace github.com/shadowlane/shadowlane/adapters/slnats => ../adapters/slnats

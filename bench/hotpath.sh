@@ -11,7 +11,8 @@
 # -benchmem. Prints a markdown table.
 #
 #   bash bench/hotpath.sh            # REPS=3 N1=2000 N2=12000 JOBS=2
-#   ONLY='XRate|Sentinel' REPS=1 bash bench/hotpath.sh   (rows matching an ERE)
+#   ONLY='XRate|Sentinel' REPS=1 bash bench/hotpath.sh   (rows matching an ERE;
+#                                   only their packages are built)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -20,14 +21,6 @@ W=$(mktemp -d)
 git worktree add -q --detach "$W/old" "$OLD"
 trap 'git worktree remove --force "$W/old"; rm -rf "$W"' EXIT
 (cd "$W/old" && git apply "$root/bench/hotpath-8fc18ad.patch")
-echo "building..." >&2
-for t in old new; do
-	d=$root
-	[ $t = old ] && d=$W/old
-	mkdir -p "$W/$t"
-	(cd "$d/bench" && for p in foundation redis sql limiter; do nice go test -c -o "$W/$t/$p.test" "./$p"; done)
-done
-
 ROWS='foundation ^BenchmarkGin$/^bare$
 foundation ^BenchmarkGin$/^shadowlane$/^unmarked$
 foundation ^BenchmarkGin$/^shadowlane$/^unmarked-with-app-baggage$
@@ -51,8 +44,23 @@ sql ^BenchmarkRewriteHit$
 limiter ^BenchmarkShadowlaneQPS$/^serial$
 limiter ^BenchmarkShadowlane$/^serial$
 limiter ^BenchmarkXRate$/^serial$
-limiter ^BenchmarkSentinel$/^serial$'
+limiter ^BenchmarkSentinel$/^serial$
+messaging ^BenchmarkConsume$/^kafka$/^bare$
+messaging ^BenchmarkConsume$/^kafka$/^unmarked$
+messaging ^BenchmarkConsume$/^amqp$/^bare$
+messaging ^BenchmarkConsume$/^amqp$/^unmarked$
+messaging ^BenchmarkConsume$/^nats$/^bare$
+messaging ^BenchmarkConsume$/^nats$/^unmarked$'
 ROWS=$(printf '%s\n' "$ROWS" | grep -E -- "${ONLY:-.}")
+
+echo "building..." >&2 # the packages of the rows selected
+pkgs=$(printf '%s\n' "$ROWS" | cut -d' ' -f1 | sort -u)
+for t in old new; do
+	d=$root
+	[ $t = old ] && d=$W/old
+	mkdir -p "$W/$t"
+	(cd "$d/bench" && for p in $pkgs; do nice go test -c -o "$W/$t/$p.test" "./$p"; done)
+done
 
 # count TREE PKG ROW writes "TREE|ROW|median Ir/op|runs|allocs/op" to $W/out.
 count() {

@@ -111,6 +111,15 @@ gin||foundation|BenchmarkGin/shadowlane/marked-header|0|0
 redis|Redis hook (no I/O)|redis|BenchmarkHookOnly/GET/bare|2000|12000|measured
 redis||redis|BenchmarkHookOnly/GET/unmarked-guard|2000|12000|measured
 redis||redis|BenchmarkHookOnly/GET/marked|0|0
+consume-kafka|Kafka consume decision per record (franz-go; no broker: the consume loop steps before and around the handler against the bare handler call, see bench/messaging)|messaging|BenchmarkConsume/kafka/bare|2000|12000|measured
+consume-kafka||messaging|BenchmarkConsume/kafka/unmarked|2000|12000|measured
+consume-kafka||messaging|BenchmarkConsume/kafka/marked|0|0
+consume-amqp|RabbitMQ consume decision per delivery (amqp091-go; no broker)|messaging|BenchmarkConsume/amqp/bare|2000|12000|measured
+consume-amqp||messaging|BenchmarkConsume/amqp/unmarked|2000|12000|measured
+consume-amqp||messaging|BenchmarkConsume/amqp/marked|0|0
+consume-nats|NATS consume decision per message (core nats.go subscription handler; no broker)|messaging|BenchmarkConsume/nats/bare|2000|12000|measured
+consume-nats||messaging|BenchmarkConsume/nats/unmarked|2000|12000|measured
+consume-nats||messaging|BenchmarkConsume/nats/marked|0|0
 service|Whole service: gin + Redis GET (loopback) + SQL SELECT (embedded SQLite), one process per row (timed only; instructions per request: bench/service/cgservice.sh; cpu-ns/op is user+system CPU time of the whole process, against ns/op of wall time)|service|BenchmarkService/bare|0|0
 service||service|BenchmarkService/unmarked|0|0
 service||service|BenchmarkService/marked50|0|0

@@ -26,6 +26,11 @@ const DefaultPrefetch = 32
 // tried in all when [WithMaxDeliveries] is not given.
 const DefaultMaxDeliveries = 5
 
+// DefaultMaxHold is how long a consumer holds marked deliveries back
+// while the kill switch is off when [WithMaxHold] is not given: half of
+// RabbitMQ's default consumer_timeout (30 minutes).
+const DefaultMaxHold = 15 * time.Minute
+
 // Handler handles one delivery; ctx carries its mark. nil acks the
 // delivery; an error nacks it with requeue (it is delivered again) until
 // it failed [WithMaxDeliveries] times, then it goes the refusal path.
@@ -60,6 +65,7 @@ type config struct {
 	prefetch   int
 	maxDeliver int
 	confirms   bool
+	maxHold    time.Duration
 	poll       time.Duration
 }
 
@@ -116,11 +122,33 @@ func WithFallbackRun(run string) Option {
 }
 
 // WithRuntime takes the kill switch from rt: while rt says load-test
-// traffic is off, a consumer that gets a marked delivery hands it back
-// (nack with requeue), cancels its consumer on that queue so nothing spins,
-// and consumes again once the switch is on. Default: the default runtime
-// ([shadowlane.Default]), looked up per delivery.
+// traffic is off, a consumer that gets a marked delivery holds it, and
+// what the broker sends it meanwhile on that (shadow) queue (at most the
+// prefetch), unacknowledged, and handles them once the switch is on (see
+// [WithMaxHold]). Default: the default runtime ([shadowlane.Default]),
+// looked up per delivery.
 func WithRuntime(rt *shadowlane.Runtime) Option { return optionFunc(func(c *config) { c.rt = rt }) }
+
+// WithMaxHold bounds how long a consumer holds marked deliveries back,
+// unacknowledged, while the kill switch is off (default
+// [DefaultMaxHold]). A held delivery spends nothing; handed back with a
+// nack and requeue it would count toward a quorum queue's
+// x-delivery-limit (RabbitMQ 4 sets 20 by default; past it the broker
+// drops or dead-letters the message) and [WithMaxDeliveries], once per
+// flip of the switch. But RabbitMQ closes a channel that leaves a
+// delivery unacknowledged for its consumer_timeout (default 30 minutes),
+// production consumers on it included: after d the consumer hands what
+// it holds back (nack with requeue: one delivery spent per such long
+// hold), cancels itself on that queue and consumes again once the switch
+// is on. Keep d well below the broker's consumer_timeout. Other
+// consumers of the queue do not get what this one holds (if their kill
+// switch is on, they wait for it up to d). 0 hands marked
+// deliveries back at once, spending a delivery on every hold. A consumer
+// that stops hands back what it holds. Without a prefetch
+// ([WithPrefetch] 0) a hold cancels the consumer, so that the broker does
+// not send it the whole queue; a delivery under way then goes back to
+// the queue and spends a delivery.
+func WithMaxHold(d time.Duration) Option { return optionFunc(func(c *config) { c.maxHold = d }) }
 
 // WithPrefetch sets the prefetch count (basic.qos) [Channel.Consume] sets
 // on its channel (default [DefaultPrefetch]): at most n unacknowledged
@@ -134,7 +162,9 @@ func WithPrefetch(n int) Option { return optionFunc(func(c *config) { c.prefetch
 // where the queue keeps one (quorum queues), else the consumer's own count
 // by message id (or body), which a restart of the consumer resets. A
 // failed delivery is requeued after a short, growing pause, so a poison
-// message cannot spin.
+// message cannot spin. The kill switch's hold does not count (see
+// [WithMaxHold]); a delivery handed back by a stopping consumer does
+// where the broker counts it.
 func WithMaxDeliveries(n int) Option { return optionFunc(func(c *config) { c.maxDeliver = n }) }
 
 // WithConfirms puts channels wrapped by [Shadow.Channel] in publisher
@@ -179,13 +209,14 @@ func New(opts ...Option) (*Shadow, error) {
 		bus:        bus.Config{Store: Store, Kind: "queue", Naming: shadow.DefaultTopic},
 		prefetch:   DefaultPrefetch,
 		maxDeliver: DefaultMaxDeliveries,
+		maxHold:    DefaultMaxHold,
 		poll:       50 * time.Millisecond,
 	}
 	for _, o := range opts {
 		o.apply(&c)
 	}
-	if c.prefetch < 0 || c.maxDeliver < 1 {
-		return nil, fmt.Errorf("%w: prefetch %d, max deliveries %d: want prefetch >= 0 and max deliveries >= 1", ErrConfig, c.prefetch, c.maxDeliver)
+	if c.prefetch < 0 || c.maxDeliver < 1 || c.maxHold < 0 {
+		return nil, fmt.Errorf("%w: prefetch %d, max deliveries %d, max hold %s: want prefetch >= 0, max deliveries >= 1 and max hold >= 0", ErrConfig, c.prefetch, c.maxDeliver, c.maxHold)
 	}
 	shadowlane.BindBus(c.rt, &c.bus)
 	rq, err := bus.New(c.bus)

@@ -17,8 +17,9 @@ import (
 )
 
 // The kill switch toggled mid-stream on RabbitMQ: marked messages are not
-// handled while load tests are off (they are handed back and wait in the
-// shadow queue, judged there by a plain client), and each is handled once
+// handled while load tests are off (they wait in the shadow queue, judged
+// there by a plain client, but for at most the prefetch the consumer holds
+// unacknowledged), and each is handled once
 // after the switch is on again; production flows all along.
 func TestKillSwitchHoldsMarkedDeliveries(t *testing.T) {
 	conn := dial(t)
@@ -73,7 +74,7 @@ func TestKillSwitchHoldsMarkedDeliveries(t *testing.T) {
 	if d, _ := sw.Count("off-"); d != 0 {
 		t.Fatalf("%d marked messages were handled while off", d)
 	}
-	// broker side: they wait in the shadow queue, none unacknowledged
+	// broker side: they wait in the shadow queue (at most the prefetch, 8, held)
 	insp := channel(t, conn)
 	st, err := insp.QueueDeclarePassive(q+"_shadow", false, false, false, false, nil)
 	if err != nil {

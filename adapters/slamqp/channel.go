@@ -303,10 +303,13 @@ func (s *Shadow) Queues(queue string) []string {
 // requeue (see [WithRequeueRefused]). With [WithLanes] the trunk passes a
 // live lane's message on to the lane's queue and consumes the queue of a
 // lane that left (see the package doc); a lane instance acks and skips a
-// message that is not its env's. While the kill switch is off (or this lane is not
-// live) a consumer hands its deliveries back (nack with requeue), cancels
-// itself on that queue and consumes again when it may. A shadow queue name
-// is refused: production consumers never read shadow queues.
+// message that is not its env's. While the kill switch is off a consumer
+// that gets a marked delivery holds it and what the broker sends it
+// meanwhile on that queue (the prefetch bounds it) unacknowledged until
+// the switch is on (see [WithMaxHold]); a lane instance whose lane is not
+// live hands its deliveries back (nack with requeue), cancels itself on
+// that queue and consumes again once listed. A shadow queue name is
+// refused: production consumers never read shadow queues.
 func (c *Channel) Consume(ctx context.Context, queue string, h Handler) error {
 	if h == nil || queue == "" || c.s.rq.IsShadow(queue) || c.s.rq.IsLaneName(queue) {
 		return fmt.Errorf("%w: consume needs a handler and a production queue (got %q)", ErrConfig, queue)
@@ -375,9 +378,10 @@ type sub struct {
 	prod, queue string
 	tag         string
 	ds          <-chan amqp091.Delivery
-	tries       map[string]int // failures per message, when the broker does not count
-	lanes       *laneSet       // trunk with lanes: where it passed messages on
-	handover    string         // the env whose lane queue this trunk consumer hands over
+	tries       map[string]int  // failures per message, when the broker does not count
+	lanes       *laneSet        // trunk with lanes: where it passed messages on
+	handover    string          // the env whose lane queue this trunk consumer hands over
+	prodCtx     context.Context // run's context carrying the zero mark: every production delivery's handler context
 }
 
 func (sb *sub) start() error {
@@ -452,6 +456,7 @@ func (sb *sub) cancel() error {
 
 func (sb *sub) run(ctx context.Context, h Handler) error {
 	s := sb.c.s
+	sb.prodCtx = propagation.With(ctx, propagation.Mark{}) // built once, not per delivery
 	for {
 		select {
 		case <-ctx.Done():
@@ -475,27 +480,182 @@ func (sb *sub) run(ctx context.Context, h Handler) error {
 				}
 				continue
 			}
-			// Hand back this delivery and every one already sent to us,
-			// stop consuming (so nothing spins), wait, consume again.
-			if err := d.Nack(false, true); err != nil {
-				return err
+			// Hold it back (the kill switch), or hand it back with
+			// every delivery already sent to us and stop consuming (a
+			// lane that left): nothing spins. Then go on, or stop.
+			var cont bool
+			var err error
+			if sb.holds(dec) {
+				cont, err = sb.hold(ctx, d, dec, h)
+			} else {
+				cont, err = sb.handOff(ctx, []amqp091.Delivery{d}, dec)
 			}
-			if err := sb.cancel(); err != nil {
-				return err
-			}
-			for d := range sb.ds {
-				if err := d.Nack(false, true); err != nil {
-					return err
-				}
-			}
-			if !s.wait(ctx, sb.prod, dec) {
-				return nil
-			}
-			if err := sb.start(); err != nil {
+			if err != nil || !cont {
 				return err
 			}
 		}
 	}
+}
+
+// handOff hands held back (nack with requeue), cancels the consumer,
+// hands back every delivery already sent too, waits until the consumer
+// may consume again and consumes again (true), or returns false when ctx
+// ended first. A lane that left the lanes leaves its queue to the trunk's
+// hand-over this way.
+func (sb *sub) handOff(ctx context.Context, held []amqp091.Delivery, dec bus.Decision) (bool, error) {
+	if err := requeue(held); err != nil {
+		return false, err
+	}
+	if err := sb.cancel(); err != nil {
+		return false, err
+	}
+	for d := range sb.ds {
+		if err := d.Nack(false, true); err != nil {
+			return false, err
+		}
+	}
+	if !sb.c.s.wait(ctx, sb.prod, dec) {
+		return false, nil
+	}
+	return true, sb.start()
+}
+
+// holds reports whether a consumer that got a Wait decision holds the
+// delivery back rather than hands it off: the kill switch (not a lane
+// that left the lanes), unless [WithMaxHold] is 0.
+func (sb *sub) holds(dec bus.Decision) bool {
+	return sb.c.s.c.maxHold > 0 && dec.Err != nil && errors.Is(dec.Err, shadow.ErrKillSwitch)
+}
+
+// hold is the kill switch's wait: it keeps d, and every delivery the
+// broker sends meanwhile, unacknowledged until load tests are on again,
+// then delivers them in order (each decided again: when the switch goes
+// off again the rest is held again) and returns true: the consumer goes
+// on. The prefetch bounds what the broker sends meanwhile; without one
+// ([WithPrefetch] 0) the consumer is cancelled (a delivery under way as
+// the broker cancels it is returned to the queue and spends a delivery)
+// and consumes again afterwards. A nack with requeue would spend a
+// delivery on every flip of the switch: a quorum queue counts it toward
+// its x-delivery-limit (dropped or dead-lettered past it) and
+// [WithMaxDeliveries] reads the same count; the message would also come
+// back flagged redelivered.
+//
+// The held deliveries go back (nack with requeue) only when ctx ends
+// (false: the consumer stops, and Consume hands back the rest), when
+// this lane leaves the lanes, or when load tests stay off for
+// [WithMaxHold] (before RabbitMQ's consumer_timeout would close the
+// channel, production consumers included): then it hands off (see
+// handOff) and waits without holding anything.
+func (sb *sub) hold(ctx context.Context, d amqp091.Delivery, dec bus.Decision, h Handler) (bool, error) {
+	s := sb.c.s
+	held := []amqp091.Delivery{d}
+	cancelled := s.c.prefetch == 0
+	if cancelled { // nothing bounds what the broker sends: stop it
+		if err := sb.cancel(); err != nil {
+			return false, errors.Join(err, requeue(held))
+		}
+		for d := range sb.ds {
+			held = append(held, d)
+		}
+	}
+	deadline := time.Now().Add(s.c.maxHold)
+	for len(held) > 0 {
+		end, err := sb.waitHeld(ctx, deadline, &held, cancelled)
+		switch {
+		case err != nil:
+			return false, err // the channel closed: the broker requeues what it held
+		case end == holdStop:
+			return false, requeue(held)
+		case end == holdHandBack:
+			if cancelled {
+				return sb.handOffCancelled(ctx, held, dec)
+			}
+			return sb.handOff(ctx, held, dec)
+		}
+		for len(held) > 0 && ctx.Err() == nil {
+			dec := s.decide(sb.prod, sb.queue, &held[0])
+			if dec.Action == bus.Wait {
+				break // off again (or the lane left): wait again
+			}
+			d := held[0]
+			held = held[1:]
+			if err := sb.deliver(ctx, &d, dec, h); err != nil {
+				return false, errors.Join(err, requeue(held))
+			}
+		}
+	}
+	if cancelled {
+		return true, sb.start()
+	}
+	return true, nil
+}
+
+// handOffCancelled is handOff for a consumer cancelled already.
+func (sb *sub) handOffCancelled(ctx context.Context, held []amqp091.Delivery, dec bus.Decision) (bool, error) {
+	if err := requeue(held); err != nil {
+		return false, err
+	}
+	if !sb.c.s.wait(ctx, sb.prod, dec) {
+		return false, nil
+	}
+	return true, sb.start()
+}
+
+type holdEnd uint8
+
+const (
+	holdReady    holdEnd = iota // deliver what is held
+	holdStop                    // the consumer stops: hand it back
+	holdHandBack                // the lane left, or held for WithMaxHold: hand it back, wait
+)
+
+// waitHeld polls until held deliveries may be delivered or must go back;
+// meanwhile it adds what the broker sends to held (unless the consumer is
+// cancelled). The error is a closed channel.
+func (sb *sub) waitHeld(ctx context.Context, deadline time.Time, held *[]amqp091.Delivery, cancelled bool) (holdEnd, error) {
+	r := sb.c.s.rq
+	ds := sb.ds
+	if cancelled {
+		ds = nil
+	}
+	t := time.NewTicker(sb.c.s.c.poll)
+	defer t.Stop()
+	for {
+		switch {
+		case ctx.Err() != nil:
+			return holdStop, nil
+		case !r.Live(sb.prod):
+			return holdHandBack, nil
+		case r.LoadTestOn():
+			return holdReady, nil
+		case !time.Now().Before(deadline):
+			return holdHandBack, nil
+		}
+		select {
+		case <-ctx.Done():
+		case <-t.C:
+		case d, ok := <-ds:
+			if !ok {
+				if ctx.Err() != nil {
+					return holdStop, nil
+				}
+				return holdStop, fmt.Errorf("slamqp: deliveries of %q closed: %w", sb.queue, amqp091.ErrClosed)
+			}
+			*held = append(*held, d)
+		}
+	}
+}
+
+// requeue hands held deliveries back (nack with requeue, one by one: a
+// multiple nack would take the channel's other consumers' deliveries too).
+func requeue(held []amqp091.Delivery) error {
+	var first error
+	for _, d := range held {
+		if err := d.Nack(false, true); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
 }
 
 func (s *Shadow) decide(prodQueue, fromQueue string, d *amqp091.Delivery) bus.Decision {
@@ -553,22 +713,33 @@ func (sb *sub) deliver(ctx context.Context, d *amqp091.Delivery, dec bus.Decisio
 // nacks with requeue after a pause, or after the last delivery refuses it.
 func (sb *sub) handle(ctx context.Context, d *amqp091.Delivery, dec bus.Decision, h Handler) error {
 	s := sb.c.s
-	mctx := propagation.With(ctx, dec.Mark)
-	if !d.Redelivered { // the broker's redeliveries are the same message
+	mctx := sb.prodCtx // ctx is run's
+	if !dec.Mark.IsZero() || mctx == nil {
+		mctx = propagation.With(ctx, dec.Mark)
+	}
+	if !d.Redelivered && dec.Mark.Run != "" { // marked work; the broker's redeliveries are the same message
 		s.obs.Entry(mctx, sb.prod, sb.queue)
 	}
 	herr := h(mctx, d)
-	key := deliveryKey(d)
 	if herr == nil {
-		if _, failedHere := sb.tries[key]; d.Redelivered && !failedHere {
+		// The key (which allocates, and hashes body and headers of a
+		// message without an id) is needed only when something failed
+		// here before.
+		failedHere := false
+		if len(sb.tries) > 0 {
+			key := deliveryKey(d)
+			_, failedHere = sb.tries[key]
+			delete(sb.tries, key)
+		}
+		if d.Redelivered && !failedHere {
 			s.obs.Redelivered()
 		}
 		if sb.handover != "" {
 			s.obs.HandedOver(1)
 		}
-		delete(sb.tries, key)
 		return d.Ack(false)
 	}
+	key := deliveryKey(d)
 	n := deliveries(d, sb.tries, key)
 	if n >= s.c.maxDeliver {
 		delete(sb.tries, key)

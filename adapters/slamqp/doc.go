@@ -30,9 +30,19 @@
 //
 // Kill switch: while the runtime ([WithRuntime], default the default
 // runtime) says load-test traffic is off, a consumer that gets a marked
-// delivery nacks it with requeue, cancels its consumer on that (shadow)
-// queue, hands back what it holds, and consumes again when the switch is on:
-// the messages wait in the queue, none is lost or handled as production.
+// delivery holds it, and what the broker sends it meanwhile (at most the
+// prefetch), unacknowledged; when the switch is on it handles them in
+// order and goes on: the messages wait (in the queue, or held), none is
+// lost or handled as production, and production deliveries are not held
+// (the production queue has its own consumer and prefetch). A hold spends
+// no delivery: a nack with requeue would, on every flip of the switch,
+// count toward a quorum queue's x-delivery-limit (past it the broker
+// drops or dead-letters the message) and [WithMaxDeliveries], and flag
+// the message redelivered. Held deliveries go back (nack with requeue)
+// when the consumer stops, and after [WithMaxHold] (default 15 minutes)
+// of the switch staying off, before RabbitMQ's consumer_timeout (default
+// 30 minutes) would close the channel; the consumer then cancels itself
+// on that queue and consumes again when the switch is on.
 //
 // Publish guarantees: without [WithConfirms] a publish returns when the
 // message is written; a publish to an undeclared (shadow) exchange is only

@@ -198,6 +198,7 @@ func (c *Consumer) runClient(ctx context.Context, p Plan, h *handovers, fail fun
 	}
 	defer cl.CloseAllowingRebalance()
 	lanes := c.s.r.Config().Lanes != nil
+	prod := propagation.With(ctx, propagation.Mark{}) // every production record's handler context, built once
 	steps := &bus.LaneSteps{Counts: c.s.obs.Counters, Broker: &laneBroker{c: c, cl: cl, p: p, h: h, w: w}}
 	if h != nil {
 		steps.Skips = h.Skips
@@ -249,9 +250,10 @@ func (c *Consumer) runClient(ctx context.Context, p Plan, h *handovers, fail fun
 					break
 				}
 				if d.Action == bus.Wait {
-					wait = &d
+					w := d // a copy: taking d's address would move every record's decision to the heap
+					wait = &w
 				} else {
-					refused, err := c.handle(ctx, r, d)
+					refused, err := c.handle(ctx, prod, r, d)
 					if herr = err; herr != nil {
 						break
 					}
@@ -415,7 +417,11 @@ func (c *Consumer) waitReady(ctx context.Context, d bus.Decision) bool {
 // the handler with the retries of [WithRetry] for Handle (a record that
 // failed on every attempt goes to the refusal callback). refused reports
 // that r reached the refusal callback and it returned nil.
-func (c *Consumer) handle(ctx context.Context, r *kgo.Record, d bus.Decision) (refused bool, err error) {
+//
+// prod is ctx carrying the zero mark (nil: built here), the handler's
+// context for production work: a loop builds it once rather than
+// allocating a context per record.
+func (c *Consumer) handle(ctx, prod context.Context, r *kgo.Record, d bus.Decision) (refused bool, err error) {
 	switch d.Action {
 	case bus.Skip:
 		return false, nil
@@ -425,9 +431,17 @@ func (c *Consumer) handle(ctx context.Context, r *kgo.Record, d bus.Decision) (r
 		}
 		return err == nil, err
 	}
-	mctx := propagation.With(ctx, d.Mark)
-	c.s.obs.Entry(mctx, c.s.r.Production(r.Topic), c.group)
-	exhausted, err := c.s.c.retry.Do(ctx, func() error { return c.h(mctx, r) })
+	mctx := prod
+	if !d.Mark.IsZero() || mctx == nil {
+		mctx = propagation.With(ctx, d.Mark)
+	}
+	if d.Mark.Run != "" { // evidence counts marked work only: skip the target for production
+		c.s.obs.Entry(mctx, c.s.r.Production(r.Topic), c.group)
+	}
+	var exhausted bool
+	if err = c.h(mctx, r); err != nil { // the retries (no closure on the path of a handled record)
+		exhausted, err = c.s.c.retry.After(ctx, err, func() error { return c.h(mctx, r) })
+	}
 	if bus.Final(ctx, exhausted, err) {
 		c.s.obs.HandlerFailed(mctx)
 	}

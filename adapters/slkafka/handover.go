@@ -288,7 +288,7 @@ func (c *Consumer) handOverPoll(ctx context.Context, cl *kgo.Client, g, env stri
 				stop = true
 				break
 			}
-			if _, err = c.handle(ctx, r, d); err != nil {
+			if _, err = c.handle(ctx, nil, r, d); err != nil { // marked work (its env's backlog)
 				break
 			}
 			handled++

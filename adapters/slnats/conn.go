@@ -205,6 +205,7 @@ func (c *Conn) subscribe(subj, queue string, h Handler) (*Subscription, error) {
 }
 
 func (s *Shadow) msgHandler(lanesKey string, shadowSide bool, h Handler) natsgo.MsgHandler {
+	prod := propagation.With(context.Background(), propagation.Mark{}) // every production message's handler context, built once
 	return func(msg *natsgo.Msg) {
 		if !shadowSide && s.r.IsShadow(msg.Subject) {
 			s.decisions().Record("", Store, metricTarget(s, msg.Subject), shadow.Guard)
@@ -224,8 +225,13 @@ func (s *Shadow) msgHandler(lanesKey string, shadowSide bool, h Handler) natsgo.
 				s.refuse(context.Background(), msg, dec.Err)
 			}
 		case bus.Handle:
-			mctx := propagation.With(context.Background(), dec.Mark)
-			s.obs.Entry(mctx, metricTarget(s, msg.Subject), lanesKey)
+			mctx := prod
+			if !dec.Mark.IsZero() {
+				mctx = propagation.With(context.Background(), dec.Mark)
+			}
+			if dec.Mark.Run != "" { // evidence counts marked work only: skip the target for production
+				s.obs.Entry(mctx, metricTarget(s, msg.Subject), lanesKey)
+			}
 			h(mctx, msg)
 		}
 	}

@@ -230,6 +230,7 @@ func (s *Shadow) ConsumeJetStream(ctx context.Context, js jetstream.JetStream, s
 		name := cons.CachedInfo().Name
 		r := &jsRun{s: s, nc: js.Conn(), cons: cons, lanesKey: lanesKey, shadowSide: shadowSide, h: h, maxDeliver: cons.CachedInfo().Config.MaxDeliver}
 		r.ctx, r.cancel = context.WithCancel(context.WithoutCancel(ctx))
+		r.prod = propagation.With(r.ctx, propagation.Mark{})
 		out.runs = append(out.runs, r)
 		if kv != nil {
 			r.lanes = s.runLanes(kv, js, stream, lanesKey, shadowSide)
@@ -275,6 +276,7 @@ type jsRun struct {
 	maxDeliver int
 	ctx        context.Context
 	cancel     context.CancelFunc
+	prod       context.Context // ctx carrying the zero mark: every production message's handler context
 
 	lanes *lanes // nil without WithLanes
 	wg    sync.WaitGroup
@@ -760,12 +762,15 @@ func (r *jsRun) leave(msg jetstream.Msg, rest <-chan jetstream.Msg) {
 func (r *jsRun) process(msg jetstream.Msg, seq uint64, n int, dec bus.Decision) (handled bool) {
 	s := r.s
 	subj := msg.Subject()
-	mctx := propagation.With(r.ctx, dec.Mark)
+	mctx := r.prod
+	if !dec.Mark.IsZero() || mctx == nil {
+		mctx = propagation.With(r.ctx, dec.Mark)
+	}
 	if !r.begin(seq) {
 		_ = msg.Term() // settled meanwhile (dropped by the server and refused)
 		return false
 	}
-	if n == 1 { // the first delivery; redeliveries are the same message
+	if n == 1 && dec.Mark.Run != "" { // the first delivery (redeliveries are the same message) of marked work
 		s.obs.Entry(mctx, metricTarget(s, subj), r.lanesKey)
 	}
 	err := r.h(mctx, msg)

@@ -269,7 +269,7 @@ func (hh *handOverHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim 
 				hh.done() // the lane is back, or the kill switch holds it
 				return true, nil
 			}
-			if _, err := hh.g.handle(sess.Context(), msg, dec.Mark); err != nil {
+			if _, err := hh.g.handle(sess.Context(), nil, msg, dec.Mark); err != nil {
 				hh.mu.Lock()
 				hh.failed = err
 				hh.mu.Unlock()

@@ -377,6 +377,7 @@ func (g groupHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim saram
 			}
 		}()
 	}
+	prod := propagation.With(sess.Context(), propagation.Mark{}) // every production message's handler context, built once
 	return eachMessage(sess, claim, func(msg *sarama.ConsumerMessage) (bool, error) {
 		var dec bus.Decision
 		for {
@@ -401,13 +402,13 @@ func (g groupHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim saram
 		switch dec.Action {
 		case bus.Refuse:
 			if f := g.s.c.refused; f != nil {
-				if err := f(propagation.With(sess.Context(), propagation.Mark{}), msg, dec.Err); err != nil {
+				if err := f(prod, msg, dec.Err); err != nil {
 					return true, err
 				}
 			}
 			refused = true
 		case bus.Handle:
-			r, err := g.handle(sess.Context(), msg, dec.Mark)
+			r, err := g.handle(sess.Context(), prod, msg, dec.Mark)
 			if err != nil {
 				return true, err
 			}
@@ -447,12 +448,22 @@ func eachMessage(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupCla
 
 // handle runs the handler with the retries of [WithRetry]; after the last
 // failed attempt the message goes to the refusal callback (refused: it
-// did, and the callback returned nil).
-func (g groupHandler) handle(ctx context.Context, msg *sarama.ConsumerMessage, m propagation.Mark) (refused bool, err error) {
+// did, and the callback returned nil). prod is ctx carrying the zero mark
+// (nil: built here), the handler's context for production work: a claim
+// builds it once rather than allocating a context per message.
+func (g groupHandler) handle(ctx, prod context.Context, msg *sarama.ConsumerMessage, m propagation.Mark) (refused bool, err error) {
 	c := &g.s.c
-	mctx := propagation.With(ctx, m)
-	g.s.obs.Entry(mctx, g.s.r.Production(msg.Topic), g.group)
-	exhausted, err := c.retry.Do(ctx, func() error { return g.h(mctx, msg) })
+	mctx := prod
+	if !m.IsZero() || mctx == nil {
+		mctx = propagation.With(ctx, m)
+	}
+	if m.Run != "" { // evidence counts marked work only: skip the target for production
+		g.s.obs.Entry(mctx, g.s.r.Production(msg.Topic), g.group)
+	}
+	var exhausted bool
+	if err = g.h(mctx, msg); err != nil { // the retries (no closure on the path of a handled message)
+		exhausted, err = c.retry.After(ctx, err, func() error { return g.h(mctx, msg) })
+	}
 	if bus.Final(ctx, exhausted, err) {
 		g.s.obs.HandlerFailed(mctx)
 	}

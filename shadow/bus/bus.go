@@ -252,9 +252,12 @@ const (
 	// Refuse: never handled, neither as load test nor as production: the
 	// refusal path (callback, dead letter), counted once.
 	Refuse
-	// Wait: neither handle nor acknowledge it now; hand it back (no commit,
-	// nack with requeue, no ack) and take it again once [Rules.Ready]
-	// reports true. The kill switch is off, or this lane left the lanes.
+	// Wait: neither handle nor acknowledge it now; take it again once
+	// [Rules.Ready] reports true. How a client holds it is its own: no
+	// commit (Kafka), kept unacknowledged or InProgress (RabbitMQ, NATS
+	// JetStream, so no delivery is spent), retried later (RocketMQ); a
+	// lane that left hands it back. The kill switch is off, or this lane
+	// left the lanes.
 	Wait
 )
 
@@ -300,17 +303,21 @@ type Decision struct {
 // Refusals are decided and counted by the trunk only: a lane instance
 // skips its copy, so a message is refused once, not once per consumer.
 func (r *Rules) Consume(consumer, source string, d *Decoder) Decision {
-	return r.killSwitch(source, r.consume(consumer, source, d))
+	dec := r.consume(consumer, source, d)
+	if dec.Action == Handle && dec.Mark.Run != "" { // production work never reads the switch
+		r.killSwitch(source, &dec)
+	}
+	return dec
 }
 
 // killSwitch is step 6 of the consume rule: a marked message decided
 // Handle waits while the kill switch is off. It is the only read of the
-// switch in a consume decision.
-func (r *Rules) killSwitch(source string, d Decision) Decision {
+// switch in a consume decision. It changes d in place (no copy of the
+// decision in and out on the production path).
+func (r *Rules) killSwitch(source string, d *Decision) {
 	if d.Action == Handle && d.Mark.Run != "" && !r.LoadTestOn() {
-		return Decision{Action: Wait, Mark: d.Mark, Err: shadow.Refuse(r.c.Store, source, "kill switch", d.Mark, shadow.ErrKillSwitch)}
+		*d = Decision{Action: Wait, Mark: d.Mark, Err: shadow.Refuse(r.c.Store, source, "kill switch", d.Mark, shadow.ErrKillSwitch)}
 	}
-	return d
 }
 
 // consume is the consume rule without its kill-switch step (steps 1-5

@@ -29,7 +29,14 @@ func (r Retry) Validate() error {
 // ctx ended before the next attempt (exhausted false: the message is not
 // settled).
 func (r Retry) Do(ctx context.Context, h func() error) (exhausted bool, err error) {
-	err = h()
+	return r.After(ctx, h(), h)
+}
+
+// After is [Retry.Do] after its first attempt, which returned err (nil:
+// it returns at once): a consume loop calls its handler directly and
+// After only when that failed, so that a message handled at the first
+// attempt costs no call and no closure.
+func (r Retry) After(ctx context.Context, err error, h func() error) (exhausted bool, _ error) {
 	if err == nil || r.Attempts <= 1 {
 		return false, err
 	}
