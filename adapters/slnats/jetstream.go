@@ -557,15 +557,17 @@ func (r *jsRun) stop() {
 	}
 	r.mu.Unlock()
 	r.pause()
-	// Hand back at once what waits in the fetch behind a handler that
-	// is still running (the run's cancelled context ended the fetch).
-	r.handBack(nil, msgs)
 	r.mu.Lock()
 	if r.advisor != nil {
 		_ = r.advisor.Unsubscribe()
 		r.advisor = nil
 	}
 	r.mu.Unlock()
+	// Hand back at once what waits in the fetch behind a handler that
+	// is still running (the run's cancelled context ended the fetch).
+	// The advisory of a message this drops after MaxDeliver goes to
+	// another instance: this one no longer listens.
+	r.handBack(nil, msgs)
 	r.wg.Wait()
 }
 
