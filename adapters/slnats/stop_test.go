@@ -340,6 +340,17 @@ func TestJetStreamHandOverWhileSwitchOff(t *testing.T) {
 			t.Fatal(err)
 		}
 		lc.Stop()
+		// The stopped lane's pull request must be gone on the server
+		// before anything is sent, or the server may send a message to
+		// it that nobody receives (it waits for its ack wait).
+		bustest.Wait(t, stopPrompt, func() bool {
+			c, err := js.Consumer(context.Background(), trunk.StreamName(stream), lc.Consumers[1])
+			if err != nil {
+				return false
+			}
+			ci, err := c.Info(context.Background())
+			return err == nil && ci.NumWaiting == 0
+		}, func() string { return "the stopped lane's pull request is still waiting" })
 		pub := trunk.JetStream(js)
 		marked := propagation.With(context.Background(), propagation.Mark{Run: "natsstop", Env: "proj-a"})
 		for i := range n {
