@@ -58,6 +58,23 @@
 // switch is on again; then it takes them in order at once and pulls again.
 // Nothing is left in flight to wait for its ack wait.
 //
+// Stopping a consumption ([Consumption.Stop]) lets a handler that is
+// running finish (its outcome acknowledges or naks as usual) and hands
+// back at once everything its fetch received but did not hand to the
+// handler, held messages included: each is naked once, with a short
+// delay (one second, so that the server, which has not yet seen the
+// ended fetch go, cannot send it straight back there), and another
+// instance takes it without waiting for its ack wait. A lane that leaves
+// the lanes does the same for the trunk (while the kill switch is off it
+// keeps held messages in progress, which the trunk could not take
+// either, and hands them back once the switch is on). A hand-back costs
+// what waiting for the ack wait cost, one delivery per message, only
+// sooner: the server counted the delivery when it sent the message, so
+// a message handed back on its MaxDeliver-th delivery is dropped (its
+// advisory reaches [WithRefused]) as it would have been at its ack wait.
+// Only what the server had sent but the client had not yet received when
+// the fetch ended (a moment's worth) still waits for its ack wait.
+//
 // Environment lanes: with [WithEnv] a subscription is a lane subscription
 // (queue "<queue>-<env>", consumer "<durable>-<env>", created to deliver
 // new messages only) that handles only its env's messages; the trunk skips
@@ -82,8 +99,9 @@
 // stops pulling, naks what it holds and waits to be listed again; the
 // trunk closes the epoch and hands the backlog over (it pulls from the
 // lane's consumer, handles what the epoch gives the lane and acknowledges
-// the rest) until nothing below the epoch's end is unacknowledged, or the
-// lane is back. A message whose owner cannot be read (the bucket is
+// the rest; a message the kill switch holds back is kept in progress, as
+// a consumer's own are, spending no delivery) until nothing below the
+// epoch's end is unacknowledged, or the lane is back. A message whose owner cannot be read (the bucket is
 // unreachable) is not handled: it is redelivered after a pause
 // ([WithLaneErrors] is told); each pause costs a delivery, so a store that
 // stays away sends it the refusal path after MaxDeliver.

@@ -137,7 +137,11 @@ type Consumption struct {
 	Consumers []string
 }
 
-// Stop stops consuming.
+// Stop stops consuming: it waits for a handler that is running (its
+// outcome settles its message) and hands back at once, by a delayed nak,
+// the messages received but not handed to the handler (held ones
+// included), so another instance takes them without waiting for their
+// ack wait; see the package doc.
 func (c *Consumption) Stop() {
 	for _, r := range c.runs {
 		r.stop()
@@ -181,7 +185,11 @@ func (c *Consumption) Stop() {
 // soon as the switch is on again. Each pull request is ended by the
 // server (batch complete or expired) before the next, so no message is
 // left in flight to wait for its ack wait. A consumption stopped during a
-// hold hands what it holds back at once (nak), for another instance.
+// hold hands what it holds back at once (nak), for another instance; so
+// does a lane that left while holding, once the switch is on. Stopping
+// costs no more deliveries than before, one per message received and not
+// handled, but spends it at once instead of at the ack wait (see the
+// package doc).
 func (s *Shadow) ConsumeJetStream(ctx context.Context, js jetstream.JetStream, stream string, cfg jetstream.ConsumerConfig, h JSHandler) (*Consumption, error) {
 	if h == nil {
 		return nil, fmt.Errorf("%w: nil handler", ErrConfig)
@@ -280,7 +288,7 @@ type jsRun struct {
 	failed  settledSeqs     // guarded by mu: sequences this run naked after a handler error
 	running map[uint64]int  // guarded by mu: sequences in a handler -> deliveries a drop advisory reported (0: none)
 	parked  bool            // a lane not live: stopped pulling, waits to be live
-	backlog []jetstream.Msg // fetch loop only: messages of the current fetch received behind a held one, in order
+	backlog []jetstream.Msg // guarded by mu: messages of the current fetch received behind a held one, in order
 	handing map[string]bool // trunk: envs whose backlog is being handed over
 }
 
@@ -358,10 +366,22 @@ func (r *jsRun) isSettled(seq uint64) bool {
 
 // pullLoop is one run of the fetch loop ([jsRun.pull]).
 type pullLoop struct {
-	halt  chan struct{}      // closed: stop after the current fetch
-	done  chan struct{}      // closed when the loop has returned
-	fetch context.CancelFunc // guarded by jsRun.mu: ends the current fetch
+	halt  chan struct{}        // closed: stop after the current fetch
+	done  chan struct{}        // closed when the loop has returned
+	fetch context.CancelFunc   // guarded by jsRun.mu: ends the current fetch
+	msgs  <-chan jetstream.Msg // guarded by jsRun.mu: the current fetch's messages
 }
+
+// handBackDelay is the redelivery delay of the messages a stopped run or
+// a lane that left hands back. They are naked once their fetch has
+// ended, but nats.go unsubscribes the fetch's inbox just after it ends,
+// and a message naked before the server has seen that would be
+// redelivered at once into the ended fetch and lost there until its ack
+// wait (and spend a delivery): the delay keeps it from the server's
+// waiting pull requests until the unsubscription has long arrived. It
+// costs no delivery (the server counted one when it sent the message,
+// as it would at the ack wait).
+const handBackDelay = time.Second
 
 // Fetch sizes of the consume loop: each pull request asks for fetchBatch
 // messages and lasts fetchWait at most (with server heartbeats). 500 is
@@ -420,9 +440,10 @@ func (r *jsRun) pull(l *pullLoop) {
 			return
 		default:
 		}
-		// Stopping the run ends the request at once; what the server
-		// sends after that waits for its ack wait, as with any
-		// consumer that goes away.
+		// Stopping the run ends the request at once and hands back
+		// what it received ([jsRun.handBack]); what the server sent
+		// but the client had not received yet waits for its ack
+		// wait, as with any consumer that goes away.
 		fctx, cancel := context.WithTimeout(r.ctx, fetchWait)
 		r.mu.Lock()
 		l.fetch = cancel
@@ -439,7 +460,14 @@ func (r *jsRun) pull(l *pullLoop) {
 			t.Stop()
 			continue
 		}
-		r.takeAll(b.Messages())
+		ch := b.Messages()
+		r.mu.Lock()
+		l.msgs = ch
+		r.mu.Unlock()
+		r.takeAll(ch)
+		r.mu.Lock()
+		l.msgs = nil
+		r.mu.Unlock()
 		cancel()
 	}
 }
@@ -449,15 +477,10 @@ func (r *jsRun) pull(l *pullLoop) {
 // back at once.
 func (r *jsRun) takeAll(ch <-chan jetstream.Msg) {
 	for {
-		var msg jetstream.Msg
-		if len(r.backlog) > 0 {
-			msg = r.backlog[0]
-			r.backlog[0] = nil
-			r.backlog = r.backlog[1:]
-		} else {
+		msg := r.popBacklog()
+		if msg == nil {
 			m, ok := <-ch
 			if !ok {
-				r.backlog = nil
 				return
 			}
 			msg = m
@@ -469,15 +492,70 @@ func (r *jsRun) takeAll(ch <-chan jetstream.Msg) {
 			continue
 		}
 		if r.ctx.Err() != nil {
-			_ = msg.Nak()
-			continue
+			r.handBack(msg, ch)
+			return
 		}
 		r.take(msg, ch)
 	}
 }
 
+// popBacklog removes and returns the first message of the backlog (nil
+// when it is empty).
+func (r *jsRun) popBacklog() jetstream.Msg {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.backlog) == 0 {
+		return nil
+	}
+	msg := r.backlog[0]
+	r.backlog[0] = nil
+	r.backlog = r.backlog[1:]
+	if len(r.backlog) == 0 {
+		r.backlog = nil
+	}
+	return msg
+}
+
+// handBack hands back, for another instance, msg (nil: none), the
+// backlog and the rest of the fetch (ch, nil: none), which its caller
+// has ended (stopped the run, or parked a lane): it waits for the fetch
+// to end and naks them all (after [handBackDelay]), none of them
+// handled. Each message is handed back once: whoever receives it from
+// the fetch or pops it from the backlog owns it, and a message whose
+// handler runs is not among them (its outcome settles it). Stopping a
+// run calls it beside the fetch loop, so what waits behind a busy
+// handler goes at once; the fetch loop calls it for what it holds.
+func (r *jsRun) handBack(msg jetstream.Msg, ch <-chan jetstream.Msg) {
+	var out []jetstream.Msg
+	if msg != nil {
+		out = append(out, msg)
+	}
+	if ch != nil {
+		for m := range ch {
+			out = append(out, m)
+		}
+	}
+	r.mu.Lock()
+	out = append(out, r.backlog...)
+	clear(r.backlog)
+	r.backlog = nil
+	r.mu.Unlock()
+	if r.nc != nil && r.nc.IsClosed() {
+		return // nothing can be settled: they wait for their ack wait
+	}
+	for _, m := range out {
+		_ = m.NakWithDelay(handBackDelay)
+	}
+}
+
 func (r *jsRun) stop() {
 	r.cancel()
+	r.mu.Lock()
+	var msgs <-chan jetstream.Msg
+	if r.loop != nil {
+		msgs = r.loop.msgs
+	}
+	r.mu.Unlock()
 	r.pause()
 	r.mu.Lock()
 	if r.advisor != nil {
@@ -485,6 +563,11 @@ func (r *jsRun) stop() {
 		r.advisor = nil
 	}
 	r.mu.Unlock()
+	// Hand back at once what waits in the fetch behind a handler that
+	// is still running (the run's cancelled context ended the fetch).
+	// The advisory of a message this drops after MaxDeliver goes to
+	// another instance: this one no longer listens.
+	r.handBack(nil, msgs)
 	r.wg.Wait()
 }
 
@@ -608,7 +691,7 @@ func (r *jsRun) take(msg jetstream.Msg, rest <-chan jetstream.Msg) {
 		// The rest of the fetch of a lane that left: handed back at
 		// once, even if the lane is live again before its fetch ends
 		// (it takes messages again only after its epoch is reopened).
-		_ = msg.Nak()
+		r.handBack(msg, rest)
 		return
 	}
 	if !r.shadowSide && s.r.IsShadow(subj) {
@@ -618,22 +701,22 @@ func (r *jsRun) take(msg jetstream.Msg, rest <-chan jetstream.Msg) {
 	}
 	d := decode(msg.Headers())
 	dec := s.r.Consume(r.lanesKey, subj, &d)
-	if dec.Action == bus.Wait && r.lanes != nil && s.r.Env() != "" && !s.r.Live(r.lanesKey) {
-		// This lane left the lanes: close its epoch, hand the message
-		// back at once and stop pulling until it is live again; the
-		// trunk hands the backlog over meanwhile.
-		if _, err := r.lanes.sync(r.ctx, s.r.Env(), false); err != nil {
-			s.laneError(err)
-		}
-		_ = msg.Nak()
-		r.park()
+	if dec.Action == bus.Wait && r.left() {
+		r.leave(msg, rest)
 		return
 	}
 	for dec.Action == bus.Wait {
 		if !r.hold(msg, dec, rest) {
-			// Stopped: handed back at once, so another instance
-			// takes it without waiting for its ack wait.
-			_ = msg.Nak()
+			if r.ctx.Err() == nil {
+				// The lane left while it held them and the switch
+				// is on: the trunk takes them over.
+				r.leave(msg, rest)
+				return
+			}
+			// Stopped: handed back at once, with the rest of the
+			// fetch, so another instance takes them without waiting
+			// for their ack wait.
+			r.handBack(msg, rest)
 			return
 		}
 		d = decode(msg.Headers())
@@ -657,6 +740,22 @@ func (r *jsRun) take(msg jetstream.Msg, rest <-chan jetstream.Msg) {
 	case bus.Handle:
 		r.process(msg, seq, n, dec)
 	}
+}
+
+// left reports whether this run is a lane that is not live.
+func (r *jsRun) left() bool {
+	return r.lanes != nil && r.s.r.Env() != "" && !r.s.r.Live(r.lanesKey)
+}
+
+// leave is what a lane that left the lanes does with msg (and the rest
+// of its fetch): close its epoch, hand them back at once and stop pulling
+// until it is live again; the trunk hands the backlog over meanwhile.
+func (r *jsRun) leave(msg jetstream.Msg, rest <-chan jetstream.Msg) {
+	if _, err := r.lanes.sync(r.ctx, r.s.r.Env(), false); err != nil {
+		r.s.laneError(err)
+	}
+	r.park()
+	r.handBack(msg, rest)
 }
 
 // process hands msg to the handler under dec's mark and settles it: nil
@@ -724,7 +823,10 @@ func (r *jsRun) hadFailed(seq uint64) bool {
 
 // hold keeps msg in progress (no redelivery, no delivery spent) until
 // the rules let the consumer take it; false when the consumption was
-// stopped first. Meanwhile the rest of msg's fetch (rest) is received
+// stopped first, or when this lane left the lanes and the kill switch is
+// on (while it is off the trunk could not take marked messages either,
+// so the lane keeps them in progress rather than spend their deliveries
+// on hand-over attempts). Meanwhile the rest of msg's fetch (rest) is received
 // into the backlog and kept in progress too, to be taken after msg in
 // order; no new fetch is made, so the consumer holds what the server
 // delivered and nothing more.
@@ -735,8 +837,12 @@ func (r *jsRun) hold(msg jetstream.Msg, dec bus.Decision, rest <-chan jetstream.
 	tick := time.NewTicker(r.s.c.poll)
 	defer tick.Stop()
 	last := time.Now()
+	var held []jetstream.Msg
 	_ = msg.InProgress()
 	for !r.s.r.Ready(r.lanesKey, dec) {
+		if r.left() && r.s.r.LoadTestOn() {
+			return false
+		}
 		select {
 		case <-r.ctx.Done():
 			return false
@@ -746,15 +852,21 @@ func (r *jsRun) hold(msg jetstream.Msg, dec bus.Decision, rest <-chan jetstream.
 				continue
 			}
 			_ = m.InProgress()
+			r.mu.Lock()
 			r.backlog = append(r.backlog, m)
+			r.mu.Unlock()
 			continue
 		case <-tick.C:
 		}
 		if time.Since(last) > time.Second {
 			_ = msg.InProgress()
-			for _, m := range r.backlog {
+			r.mu.Lock()
+			held = append(held[:0], r.backlog...)
+			r.mu.Unlock()
+			for _, m := range held {
 				_ = m.InProgress()
 			}
+			clear(held)
 			last = time.Now()
 		}
 	}

@@ -19,8 +19,10 @@ package slnats
 // When E leaves, its lane consumer stops pulling and naks what it holds
 // (no redelivery wait); the trunk closes the epoch (or finds it closed)
 // and hands the backlog over: it pulls from D-E, handles the E messages
-// its epochs give the lane, acknowledges the rest, and records the
-// hand-over once D-E holds nothing unacknowledged below the epoch's end.
+// its epochs give the lane, acknowledges the rest (holding a message the
+// kill switch holds back in progress, with the rest of its fetch, until
+// the switch is on), and records the hand-over once D-E holds nothing
+// unacknowledged below the epoch's end.
 // If E comes back first, the lane takes its backlog itself.
 
 import (
@@ -274,10 +276,10 @@ func (r *jsRun) laneDecision(seq uint64, d bus.Decision) (bus.Decision, error) {
 	return d, nil
 }
 
-// park hands a lane's messages back while it is not live: it ends the
-// current fetch, whose received rest comes through take (which naks them
-// at once; what was still in flight waits for its ack wait), and consumes
-// again once the lane is live.
+// park stops a lane that is not live from taking messages: it ends the
+// current fetch (the caller hands back what it received, see
+// [jsRun.handBack]; what was still in flight waits for its ack wait) and
+// consumes again once the lane is live.
 func (r *jsRun) park() {
 	r.mu.Lock()
 	if r.parked || r.loop == nil {
@@ -291,8 +293,9 @@ func (r *jsRun) park() {
 	if l.fetch != nil {
 		// End the fetch now: messages naked while it stayed open
 		// would come straight back to it (a hot loop spending their
-		// deliveries). What the server sends after this waits for
-		// its ack wait.
+		// deliveries). What it received is handed back
+		// ([jsRun.handBack]); what the server had sent but the
+		// client had not received yet waits for its ack wait.
 		l.fetch()
 	}
 	r.mu.Unlock()
@@ -410,25 +413,65 @@ func (r *jsRun) handOver(env string) error {
 		if err != nil {
 			return fmt.Errorf("%w: hand-over from %s: %w", ErrLanes, name, err)
 		}
-		stop := false
+		// A message the kill switch holds back is kept in progress
+		// with the rest of the fetch, in order, until the switch is on:
+		// naked, it would come straight back (the fetch is open) or at
+		// the next attempt, each time spending a delivery, until the
+		// server dropped it after MaxDeliver.
+		var held []jetstream.Msg
 		for msg := range batch.Messages() {
-			if stop {
-				_ = msg.Nak()
-				continue
+			if len(held) > 0 || !r.handOverMsg(env, e, msg) {
+				held = append(held, msg)
 			}
-			stop = !r.handOverMsg(env, e, msg)
 		}
-		if stop {
-			return nil
+		for len(held) > 0 {
+			if !r.holdHandOver(env, held) {
+				// Stopped, or the lane is back: handed back at once
+				// (the fetch has ended).
+				for _, m := range held {
+					_ = m.NakWithDelay(handBackDelay)
+				}
+				return nil
+			}
+			for len(held) > 0 && r.handOverMsg(env, e, held[0]) {
+				held[0] = nil
+				held = held[1:]
+			}
 		}
 	}
 	return nil
 }
 
+// holdHandOver keeps held (messages of a hand-over from env's lane
+// consumer, the first held back by the kill switch) in progress until the
+// switch is on (true), the run stops or env is listed again (false).
+func (r *jsRun) holdHandOver(env string, held []jetstream.Msg) bool {
+	t := time.NewTicker(r.s.c.poll)
+	defer t.Stop()
+	var last time.Time
+	for !r.s.r.LoadTestOn() {
+		if !r.s.r.Takes(r.lanesKey, propagation.Mark{Env: env}) {
+			return false
+		}
+		if time.Since(last) > time.Second {
+			for _, m := range held {
+				_ = m.InProgress()
+			}
+			last = time.Now()
+		}
+		select {
+		case <-r.ctx.Done():
+			return false
+		case <-t.C:
+		}
+	}
+	return r.ctx.Err() == nil
+}
+
 // handOverMsg handles one message pulled from env's lane consumer during
 // a hand-over: env's messages the epochs give the lane are handled as the
 // trunk handles its own, the rest are acknowledged. false: the kill switch
-// holds a message back (the hand-over stops and is tried again later).
+// holds msg back (not settled: the caller holds it).
 func (r *jsRun) handOverMsg(env string, e bus.Epochs, msg jetstream.Msg) bool {
 	md, err := msg.Metadata()
 	if err != nil {
@@ -445,7 +488,6 @@ func (r *jsRun) handOverMsg(env string, e bus.Epochs, msg jetstream.Msg) bool {
 		return true
 	}
 	if dec.Action == bus.Wait {
-		_ = msg.Nak()
 		return false
 	}
 	if r.isSettled(seq) {
