@@ -72,18 +72,8 @@ func holdSpendsNoDeliveries(t *testing.T, failFirst bool) {
 
 	pub := s.Channel(channel(t, conn))
 	lt := propagation.With(context.Background(), propagation.Mark{Run: "amqphold-r1"})
-	for i := range nMarked {
-		id := fmt.Sprintf("lt-%02d", i)
-		if err := pub.PublishWithContext(lt, "", q, false, false, amqp091.Publishing{MessageId: id, Body: []byte(id)}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for i := range prodN {
-		id := fmt.Sprintf("prod-%02d", i)
-		if err := pub.PublishWithContext(context.Background(), "", q, false, false, amqp091.Publishing{MessageId: id, Body: []byte(id)}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	publishIDs(t, lt, pub, q, "lt-", nMarked)
+	publishIDs(t, context.Background(), pub, q, "prod-", prodN)
 
 	// The flapping: after each marked message it handles, the handler
 	// turns load tests off (so the consumer's next marked delivery, already
@@ -322,18 +312,8 @@ func TestKillSwitchStopWhileHolding(t *testing.T) {
 		})
 	}()
 	lt := propagation.With(context.Background(), propagation.Mark{Run: "amqphold-r3"})
-	for i := range nMarked {
-		id := fmt.Sprintf("lt-%02d", i)
-		if err := pub.PublishWithContext(lt, "", q, false, false, amqp091.Publishing{MessageId: id, Body: []byte(id)}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for i := range prodN {
-		id := fmt.Sprintf("prod-%02d", i)
-		if err := pub.PublishWithContext(context.Background(), "", q, false, false, amqp091.Publishing{MessageId: id, Body: []byte(id)}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	publishIDs(t, lt, pub, q, "lt-", nMarked)
+	publishIDs(t, context.Background(), pub, q, "prod-", prodN)
 	insp := channel(t, conn)
 	ready := func() int {
 		st, err := insp.QueueDeclarePassive(q+"_shadow", false, false, false, false, nil)
@@ -361,6 +341,18 @@ func TestKillSwitchStopWhileHolding(t *testing.T) {
 	for i := range nMarked {
 		if id := fmt.Sprintf("lt-%02d", i); got[id] != 1 {
 			t.Errorf("%s found %d times in the shadow queue, want 1", id, got[id])
+		}
+	}
+}
+
+// publishIDs publishes n messages to queue q through pub under ctx, each
+// with the message id and body prefix+"00", prefix+"01"...
+func publishIDs(t *testing.T, ctx context.Context, pub *slamqp.Channel, q, prefix string, n int) {
+	t.Helper()
+	for i := range n {
+		id := fmt.Sprintf("%s%02d", prefix, i)
+		if err := pub.PublishWithContext(ctx, "", q, false, false, amqp091.Publishing{MessageId: id, Body: []byte(id)}); err != nil {
+			t.Fatal(err)
 		}
 	}
 }

@@ -22,7 +22,7 @@ import (
 // its ack wait fails the test.
 const (
 	stopAckWait = 60 * time.Second
-	stopPrompt  = 10 * time.Second
+	stopPrompt  = 20 * time.Second
 )
 
 // natsstopStream creates a stream natsstop_<uniq> on subjects
@@ -70,6 +70,37 @@ func (c *tally) distinct() int {
 	return len(c.n)
 }
 
+// handle is a JetStream handler that counts the message.
+func (c *tally) handle(ctx context.Context, msg jetstream.Msg) error {
+	c.add(string(msg.Data()))
+	return nil
+}
+
+// publishN publishes n messages "m00", "m01"... on subj through publish
+// (a plain or a shadowlane JetStream publisher) under ctx.
+func publishN(t *testing.T, ctx context.Context, publish func(context.Context, string, []byte, ...jetstream.PublishOpt) (*jetstream.PubAck, error), subj string, n int) {
+	t.Helper()
+	for i := range n {
+		if _, err := publish(ctx, subj, fmt.Appendf(nil, "m%02d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// consumerInfo reads a consumer's state with a plain client.
+func consumerInfo(t *testing.T, js jetstream.JetStream, stream, name string) *jetstream.ConsumerInfo {
+	t.Helper()
+	c, err := js.Consumer(context.Background(), stream, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ci, err := c.Info(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ci
+}
+
 // waitAll waits up to stopPrompt until want messages were handled, then
 // checks that each was handled exactly once.
 func (c *tally) waitAll(t *testing.T, want int, why string) {
@@ -97,14 +128,7 @@ func pendingWith(t *testing.T, js jetstream.JetStream, stream, name string, n in
 	t.Helper()
 	deadline := time.Now().Add(stopPrompt)
 	for {
-		c, err := js.Consumer(context.Background(), stream, name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ci, err := c.Info(context.Background())
-		if err != nil {
-			t.Fatal(err)
-		}
+		ci := consumerInfo(t, js, stream, name)
 		if ci.NumAckPending == n {
 			break
 		}
@@ -122,14 +146,7 @@ func pendingWith(t *testing.T, js jetstream.JetStream, stream, name string, n in
 // pending: every message was acknowledged.
 func brokerSettled(t *testing.T, js jetstream.JetStream, stream, name string, n int) {
 	t.Helper()
-	c, err := js.Consumer(context.Background(), stream, name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ci, err := c.Info(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
+	ci := consumerInfo(t, js, stream, name)
 	if ci.NumAckPending != 0 || ci.NumPending != 0 || ci.AckFloor.Stream != uint64(n) {
 		t.Errorf("consumer %s: ack pending %d, pending %d, ack floor %d; want 0, 0, %d", name, ci.NumAckPending, ci.NumPending, ci.AckFloor.Stream, n)
 	}
@@ -146,11 +163,7 @@ func TestJetStreamStopHandsBackFetched(t *testing.T) {
 		js := jetStream(t, connect(t, url))
 		s := newShadow(t)
 		stream, subj := natsstopStream(t, js, s, false)
-		for i := range n {
-			if _, err := js.Publish(context.Background(), subj, fmt.Appendf(nil, "m%02d", i)); err != nil {
-				t.Fatal(err)
-			}
-		}
+		publishN(t, context.Background(), js.Publish, subj, n)
 		cfg := jetstream.ConsumerConfig{Durable: "natsstop_work", AckPolicy: jetstream.AckExplicitPolicy, AckWait: stopAckWait}
 		var c tally
 		busy, release := make(chan string, 1), make(chan struct{})
@@ -174,10 +187,7 @@ func TestJetStreamStopHandsBackFetched(t *testing.T) {
 		stopped := make(chan struct{})
 		go func() { first.Stop(); close(stopped) }()
 
-		second, err := s.ConsumeJetStream(context.Background(), js, stream, cfg, func(ctx context.Context, msg jetstream.Msg) error {
-			c.add(string(msg.Data()))
-			return nil
-		})
+		second, err := s.ConsumeJetStream(context.Background(), js, stream, cfg, c.handle)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -207,19 +217,11 @@ func TestJetStreamStopHandsBackHeld(t *testing.T) {
 		s := newShadow(t, slnats.WithAll(), slnats.WithRuntime(rt))
 		stream, subj := natsstopStream(t, js, s, true)
 		rt.SetLoadTest(false, "test")
-		pub := s.JetStream(js)
 		lt := propagation.With(context.Background(), propagation.Mark{Run: "natsstop"})
-		for i := range n {
-			if _, err := pub.Publish(lt, subj, fmt.Appendf(nil, "m%02d", i)); err != nil {
-				t.Fatal(err)
-			}
-		}
+		publishN(t, lt, s.JetStream(js).Publish, subj, n)
 		cfg := jetstream.ConsumerConfig{Durable: "natsstop_held", AckPolicy: jetstream.AckExplicitPolicy, AckWait: stopAckWait}
 		var c tally
-		h := func(ctx context.Context, msg jetstream.Msg) error {
-			c.add(string(msg.Data()))
-			return nil
-		}
+		h := c.handle
 		first, err := s.ConsumeJetStream(context.Background(), js, stream, cfg, h)
 		if err != nil {
 			t.Fatal(err)
@@ -260,31 +262,20 @@ func TestJetStreamLaneLeftWhileHolding(t *testing.T) {
 		stream, subj := natsstopStream(t, js, trunk, true)
 		cfg := jetstream.ConsumerConfig{Durable: "natsstop_lane", AckPolicy: jetstream.AckExplicitPolicy, AckWait: stopAckWait}
 		var byTrunk, byLane tally
-		tc, err := trunk.ConsumeJetStream(context.Background(), jetStream(t, connect(t, url)), stream, cfg, func(ctx context.Context, msg jetstream.Msg) error {
-			byTrunk.add(string(msg.Data()))
-			return nil
-		})
+		tc, err := trunk.ConsumeJetStream(context.Background(), jetStream(t, connect(t, url)), stream, cfg, byTrunk.handle)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer tc.Stop()
-		lc, err := lane.ConsumeJetStream(context.Background(), jetStream(t, connect(t, url)), stream, cfg, func(ctx context.Context, msg jetstream.Msg) error {
-			byLane.add(string(msg.Data()))
-			return nil
-		})
+		lc, err := lane.ConsumeJetStream(context.Background(), jetStream(t, connect(t, url)), stream, cfg, byLane.handle)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer lc.Stop()
 
 		rt.SetLoadTest(false, "test")
-		pub := trunk.JetStream(js)
 		marked := propagation.With(context.Background(), propagation.Mark{Run: "natsstop", Env: "proj-a"})
-		for i := range n {
-			if _, err := pub.Publish(marked, subj, fmt.Appendf(nil, "m%02d", i)); err != nil {
-				t.Fatal(err)
-			}
-		}
+		publishN(t, marked, trunk.JetStream(js).Publish, subj, n)
 		pendingWith(t, js, trunk.StreamName(stream), lc.Consumers[1], n)
 		lanes.Store(envtag.StaticLanes{})
 		time.Sleep(500 * time.Millisecond) // the switch stays off a while after the lane left
@@ -322,10 +313,7 @@ func TestJetStreamHandOverWhileSwitchOff(t *testing.T) {
 		stream, subj := natsstopStream(t, js, trunk, true)
 		cfg := jetstream.ConsumerConfig{Durable: "natsstop_ho", AckPolicy: jetstream.AckExplicitPolicy, AckWait: stopAckWait}
 		var byTrunk tally
-		tc, err := trunk.ConsumeJetStream(context.Background(), jetStream(t, connect(t, url)), stream, cfg, func(ctx context.Context, msg jetstream.Msg) error {
-			byTrunk.add(string(msg.Data()))
-			return nil
-		})
+		tc, err := trunk.ConsumeJetStream(context.Background(), jetStream(t, connect(t, url)), stream, cfg, byTrunk.handle)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -351,13 +339,8 @@ func TestJetStreamHandOverWhileSwitchOff(t *testing.T) {
 			ci, err := c.Info(context.Background())
 			return err == nil && ci.NumWaiting == 0
 		}, func() string { return "the stopped lane's pull request is still waiting" })
-		pub := trunk.JetStream(js)
 		marked := propagation.With(context.Background(), propagation.Mark{Run: "natsstop", Env: "proj-a"})
-		for i := range n {
-			if _, err := pub.Publish(marked, subj, fmt.Appendf(nil, "m%02d", i)); err != nil {
-				t.Fatal(err)
-			}
-		}
+		publishN(t, marked, trunk.JetStream(js).Publish, subj, n)
 		rt.SetLoadTest(false, "test")
 		lanes.Store(envtag.StaticLanes{})
 		time.Sleep(3 * time.Second) // several hand-over attempts while the switch is off
@@ -369,14 +352,7 @@ func TestJetStreamHandOverWhileSwitchOff(t *testing.T) {
 		// Broker side: the lane's consumer delivered each message once
 		// (none redelivered, so no delivery was spent while the switch
 		// was off) and all are acknowledged.
-		c, err := js.Consumer(context.Background(), trunk.StreamName(stream), lc.Consumers[1])
-		if err != nil {
-			t.Fatal(err)
-		}
-		ci, err := c.Info(context.Background())
-		if err != nil {
-			t.Fatal(err)
-		}
+		ci := consumerInfo(t, js, trunk.StreamName(stream), lc.Consumers[1])
 		if ci.Delivered.Consumer != n || ci.Delivered.Stream != n || ci.AckFloor.Stream != n || ci.NumAckPending != 0 {
 			t.Errorf("lane consumer %s: %d deliveries of %d messages, ack floor %d, ack pending %d; want %d, %d, %d, 0", lc.Consumers[1], ci.Delivered.Consumer, ci.Delivered.Stream, ci.AckFloor.Stream, ci.NumAckPending, n, n, n)
 		}
