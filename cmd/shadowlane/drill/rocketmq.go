@@ -23,6 +23,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -65,12 +66,33 @@ type rmqHandled struct {
 
 // Notify implements shop.Notifier: the notice goes through the adapter's
 // producer interceptor under the request's context.
+//
+// The producer sends without retries (WithRetry(0): a send retried after
+// a timeout may be stored twice). A send that failed to find the topic's
+// route sent nothing, so it alone is tried again: rocketmq-client-go
+// looks a route up on a topic's first send and reports a name-server
+// call that timed out (a loaded machine) as "route info not found". Each
+// attempt sends a new message: the interceptor moves a marked message's
+// topic to the shadow twin in place.
 func (r *rmqBus) Notify(ctx context.Context, id string, val []byte) error {
-	m := primitive.NewMessage(rmqNotices, val)
-	m.WithKeys([]string{id})
-	_, err := r.p.SendSync(ctx, m)
-	return err
+	for attempt := 1; ; attempt++ {
+		m := primitive.NewMessage(rmqNotices, val)
+		m.WithKeys([]string{id})
+		_, err := r.p.SendSync(ctx, m)
+		if err == nil || attempt == rmqRouteAttempts || !strings.Contains(err.Error(), "route info not found") {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(time.Duration(attempt) * 100 * time.Millisecond):
+		}
+	}
 }
+
+// rmqRouteAttempts bounds Notify's sends of one notice whose topic route
+// was not found.
+const rmqRouteAttempts = 5
 
 var _ shop.Notifier = (*rmqBus)(nil)
 
