@@ -114,20 +114,7 @@ func holdSpendsNoDeliveries(t *testing.T, failFirst bool) {
 		}
 		return nil
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Channel(channel(t, conn)).Consume(ctx, q, h) }()
-	stopped := false
-	stop := func() {
-		if !stopped {
-			stopped = true
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("Consume: %v", err)
-			}
-		}
-	}
-	defer stop()
+	ctx, stop := consumeInBackground(t, s.Channel(channel(t, conn)), q, h)
 	driver := make(chan struct{})
 	go func() {
 		defer close(driver)
@@ -220,25 +207,10 @@ func maxHold(t *testing.T, prefetch int) {
 	}
 	sw := bustest.NewSwitch(func() bool { on, _ := rt.LoadTestEnabled(); return on })
 	sw.Flip(func() { rt.SetLoadTest(false, "amqphold test") })
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- s.Channel(channel(t, conn)).Consume(ctx, q, func(ctx context.Context, d *amqp091.Delivery) error {
-			sw.Handle(ctx, string(d.Body))
-			return nil
-		})
-	}()
-	stopped := false
-	stop := func() {
-		if !stopped {
-			stopped = true
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("Consume: %v", err)
-			}
-		}
-	}
-	defer stop()
+	_, stop := consumeInBackground(t, s.Channel(channel(t, conn)), q, func(ctx context.Context, d *amqp091.Delivery) error {
+		sw.Handle(ctx, string(d.Body))
+		return nil
+	})
 
 	publish(propagation.With(context.Background(), propagation.Mark{Run: "amqphold-r2"}), "lt-", nMarked)
 	publish(context.Background(), "prod-a", prodN/2)
@@ -355,4 +327,24 @@ func publishIDs(t *testing.T, ctx context.Context, pub *slamqp.Channel, q, prefi
 			t.Fatal(err)
 		}
 	}
+}
+
+// consumeInBackground runs ch.Consume(ctx, q, h) until stop is called:
+// stop cancels ctx and checks what Consume returned; it runs once (a
+// second call does nothing), at the latest when the test ends.
+func consumeInBackground(t *testing.T, ch *slamqp.Channel, q string, h slamqp.Handler) (ctx context.Context, stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- ch.Consume(ctx, q, h) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("Consume: %v", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return ctx, stop
 }
